@@ -1,0 +1,351 @@
+/**
+ * The configuration contract of Gatehouse.
+ *
+ * `SnapshotSchema` is what a gateway serves: API collections, client roles, API clients, legacy clients,
+ * token-exchange settings and default rate limits. A standalone gateway reads it from a declarative file
+ * (`GatewayFileSchema` = snapshot + local `server` settings); the control plane compiles exactly the same shape.
+ * Types are inferred from these schemas — there are no hand-kept duplicates.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.ts';
+
+/** A name usable in URLs, logs and metric labels. */
+export const NameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 characters: letters, digits, ".", "_" or "-", starting with a letter or digit');
+
+/** Environments are upper-case names such as DEV, TEST, PROD. */
+export const EnvironmentSchema = z
+  .string()
+  .regex(/^[A-Z][A-Z0-9_]{0,31}$/, 'must be an upper-case environment name such as DEV, TEST or PROD');
+
+export const HttpMethodSchema = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+export type HttpMethod = z.infer<typeof HttpMethodSchema>;
+
+/** A duration: a number of seconds, or a string such as "250ms", "30s", "5m", "2h", "7d". Output: milliseconds. */
+export const DurationSchema = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(value)}: use seconds or "250ms", "30s", "5m", "2h", "7d"` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const SEGMENT = /^(?:[A-Za-z0-9\-._~!$&'()*+,=:@]|%[0-9A-Fa-f]{2})+$/;
+const PARAM = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+
+/**
+ * A path template such as `/orgs/{orgId}/invoices`: literal segments and `{param}` segments, which match exactly
+ * one non-empty segment. No dot segments, empty segments, `;` or encoded slashes: templates are matched against
+ * canonical paths, which never contain those.
+ */
+export const PathTemplateSchema = z.string().superRefine((value, ctx) => {
+  if (value === '/') return;
+  if (!value.startsWith('/') || value.endsWith('/')) {
+    ctx.addIssue({ code: 'custom', message: 'must start with "/" and not end with "/"' });
+    return;
+  }
+  const names = new Set<string>();
+  for (const segment of value.slice(1).split('/')) {
+    const param = PARAM.exec(segment);
+    if (param) {
+      if (names.has(param[1]!)) ctx.addIssue({ code: 'custom', message: `parameter {${param[1]}} appears twice` });
+      names.add(param[1]!);
+    } else if (segment === '' || segment === '.' || segment === '..' || !SEGMENT.test(segment) || /%2f|%5c|%00/i.test(segment)) {
+      ctx.addIssue({ code: 'custom', message: `invalid segment ${JSON.stringify(segment)}: use literal characters or {param}` });
+    }
+  }
+});
+
+/** A base path: `/` or `/seg/seg` with literal segments only. */
+export const BasePathSchema = z.string().superRefine((value, ctx) => {
+  if (value === '/') return;
+  if (!value.startsWith('/') || value.endsWith('/') || value.slice(1).split('/').some((s) => s === '.' || s === '..' || !SEGMENT.test(s) || s.includes('%'))) {
+    ctx.addIssue({ code: 'custom', message: 'must be "/" or literal segments such as "/billing/v1", without a trailing "/"' });
+  }
+});
+
+export const HostSchema = z
+  .string()
+  .regex(/^(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/, 'must be a lower-case host name (optionally "*.example.com"), without port');
+
+export const HttpUrlSchema = z.string().superRefine((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `invalid URL ${JSON.stringify(value)}` });
+    return;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL' });
+  if (url.search || url.hash) ctx.addIssue({ code: 'custom', message: 'must not carry a query or fragment' });
+  if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not carry credentials' });
+});
+
+export const CidrSchema = z.union([z.cidrv4(), z.cidrv6()], { error: 'must be a CIDR range such as 10.0.0.0/8 or 2001:db8::/32' });
+
+export const RateLimitSchema = z.strictObject({
+  /** Requests allowed per window. */
+  limit: z.int().positive(),
+  /** Window length (sliding window). */
+  window: DurationSchema,
+});
+export type RateLimit = z.output<typeof RateLimitSchema>;
+
+/** Limits by who is counted: one API key, all keys of one client, all clients of one org (customer). */
+export const RateLimitPoliciesSchema = z.strictObject({
+  key: RateLimitSchema.optional(),
+  client: RateLimitSchema.optional(),
+  org: RateLimitSchema.optional(),
+});
+export type RateLimitPolicies = z.output<typeof RateLimitPoliciesSchema>;
+
+export const EndpointSchema = z.strictObject({
+  method: HttpMethodSchema,
+  path: PathTemplateSchema,
+  /** The permission a client's role must grant to call this endpoint, e.g. `invoices:read`. */
+  permission: z.string().regex(/^[A-Za-z0-9._:*-]{1,128}$/, 'must be 1-128 characters: letters, digits, ".", "_", ":", "-"'),
+});
+export type Endpoint = z.output<typeof EndpointSchema>;
+
+export const UpstreamSchema = z.strictObject({
+  url: HttpUrlSchema,
+  /** Time to establish a connection. */
+  connectTimeout: DurationSchema.default(5_000),
+  /** Time until the response headers arrive. */
+  headersTimeout: DurationSchema.default(30_000),
+  /** Longest pause between two body chunks of the response. */
+  bodyTimeout: DurationSchema.default(30_000),
+  /** Keep-alive connections per upstream origin and gateway process. */
+  connections: z.int().positive().max(10_000).default(128),
+});
+
+export const CollectionSchema = z.strictObject({
+  name: NameSchema,
+  /** Requests whose canonical path starts with this base path (and whose Host matches `host`, if set) belong here. */
+  basePath: BasePathSchema,
+  host: HostSchema.optional(),
+  upstream: z.union([HttpUrlSchema.transform((url) => ({ url })), UpstreamSchema]).pipe(UpstreamSchema),
+  project: NameSchema,
+  environment: EnvironmentSchema,
+  /** Remove the base path before forwarding (the upstream URL's own path is prepended). */
+  stripBasePath: z.boolean().default(true),
+  /** Let WebSocket upgrades through to the upstream. */
+  websocket: z.boolean().default(false),
+  /** When false, endpoints are public: no key, no role check, no token exchange. */
+  authRequired: z.boolean().default(true),
+  rateLimits: RateLimitPoliciesSchema.optional(),
+  endpoints: z.array(EndpointSchema).min(1),
+});
+export type Collection = z.output<typeof CollectionSchema>;
+
+export const EndpointRefSchema = z.strictObject({
+  collection: NameSchema,
+  method: HttpMethodSchema,
+  path: PathTemplateSchema,
+});
+export type EndpointRef = z.output<typeof EndpointRefSchema>;
+
+export const RoleSchema = z.strictObject({
+  name: NameSchema,
+  description: z.string().max(1024).optional(),
+  /** Permission names granted; `*` grants every endpoint. */
+  permissions: z.array(z.string().regex(/^[A-Za-z0-9._:*-]{1,128}$/)).default([]),
+  /** Individual endpoints granted. */
+  endpoints: z.array(EndpointRefSchema).default([]),
+});
+export type Role = z.output<typeof RoleSchema>;
+
+export const KeyHashSchema = z
+  .string()
+  .transform((value) => value.toLowerCase().replace(/^sha256:/, ''))
+  .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 hash: 64 hex digits, optionally prefixed "sha256:"'));
+
+export const ClientKeySchema = z.strictObject({
+  /** SHA-256 of the key, as printed by `gatehouse key generate`. */
+  hash: KeyHashSchema,
+  /** A label for logs and audit, never the key itself (e.g. its first characters). */
+  id: z.string().max(64).optional(),
+  /** When this key stops working (used for a regeneration grace period). */
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+});
+
+const MetadataSchema = z.record(z.string().max(128), z.union([z.string().max(1024), z.number(), z.boolean()]));
+
+const ClientBase = {
+  id: NameSchema,
+  name: z.string().max(256).optional(),
+  role: NameSchema,
+  environments: z.array(EnvironmentSchema).min(1),
+  projects: z.array(NameSchema).min(1),
+  allowedIps: z.array(CidrSchema).optional(),
+  userId: z.string().max(256).optional(),
+  orgId: z.string().max(256).optional(),
+  metadata: MetadataSchema.optional(),
+  rateLimits: RateLimitPoliciesSchema.omit({ org: true }).optional(),
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+  status: z.enum(['active', 'disabled']).default('active'),
+};
+
+export const ClientSchema = z.strictObject({
+  ...ClientBase,
+  keys: z.array(ClientKeySchema).min(1),
+});
+export type Client = z.output<typeof ClientSchema>;
+
+/** A migrated client that authenticates with an API key plus an email header. */
+export const LegacyClientSchema = z.strictObject({
+  ...ClientBase,
+  email: z.email(),
+  keyHash: KeyHashSchema,
+});
+export type LegacyClient = z.output<typeof LegacyClientSchema>;
+
+export const ClaimNameSchema = z.enum(['client_id', 'user_id', 'org_id', 'permissions', 'environment', 'project', 'metadata']);
+
+export const TokenExchangeSchema = z.strictObject({
+  issuer: z.string().min(1),
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  /** Lifetime of minted tokens. */
+  ttl: DurationSchema.default(300_000),
+  algorithm: z.enum(['EdDSA', 'ES256']).default('EdDSA'),
+  /** Claims added to each token besides iss, aud, sub, iat, exp, jti. */
+  claims: z.array(ClaimNameSchema).default(['client_id', 'user_id', 'org_id', 'permissions', 'environment']),
+});
+export type TokenExchange = z.output<typeof TokenExchangeSchema>;
+
+export const LegacyAuthSchema = z.strictObject({
+  keyHeader: z.string().regex(/^[a-z0-9-]+$/, 'must be a lower-case header name').default('x-api-key'),
+  emailHeader: z.string().regex(/^[a-z0-9-]+$/, 'must be a lower-case header name').default('x-api-email'),
+});
+
+const SnapshotShape = z.strictObject({
+    /** Opaque version of this snapshot (the control plane sets a monotonically increasing number). */
+    version: z.union([z.int().nonnegative(), z.string().max(128)]).optional(),
+    collections: z.array(CollectionSchema).default([]),
+    roles: z.array(RoleSchema).default([]),
+    clients: z.array(ClientSchema).default([]),
+    legacyClients: z.array(LegacyClientSchema).default([]),
+    legacyAuth: LegacyAuthSchema.default({ keyHeader: 'x-api-key', emailHeader: 'x-api-email' }),
+    tokenExchange: TokenExchangeSchema,
+    /** Defaults for every collection; a collection's own `rateLimits` and a client's override these. */
+    rateLimits: RateLimitPoliciesSchema.default({}),
+});
+
+/** What a gateway serves. The control plane compiles this same shape. */
+export const SnapshotSchema = SnapshotShape.superRefine(checkReferences);
+export type Snapshot = z.output<typeof SnapshotSchema>;
+export type SnapshotInput = z.input<typeof SnapshotSchema>;
+
+const ListenSchema = z.strictObject({
+  host: z.string().default('0.0.0.0'),
+  port: z.int().min(0).max(65535),
+});
+
+/** Settings local to one gateway process; not part of the snapshot. */
+export const ServerSchema = z.strictObject({
+  listen: ListenSchema.default({ host: '0.0.0.0', port: 8080 }),
+  /** Operations listener: /healthz, /readyz, /metrics. */
+  ops: ListenSchema.default({ host: '127.0.0.1', port: 9090 }),
+  /** Serve API traffic over TLS (PEM files). */
+  tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
+  /** Peers allowed to set X-Forwarded-For (e.g. your load balancer); otherwise the socket address is the client. */
+  trustedProxies: z.array(CidrSchema).default([]),
+  /** JSON file holding the token-signing keys (created with mode 0600 when missing). Unset: keys live in memory only. */
+  signingKeysFile: z.string().optional(),
+  /** Rotate the signing key this often; the old public key stays in the JWKS until its tokens have expired. */
+  signingKeyRotation: DurationSchema.optional(),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  /** Watch the config file and reload on change (SIGHUP always reloads). */
+  watch: z.boolean().default(true),
+});
+export type ServerSettings = z.output<typeof ServerSchema>;
+
+/** The declarative gateway config file: the snapshot's fields plus local `server` settings. */
+export const GatewayFileSchema = SnapshotShape.extend({
+  server: ServerSchema.default(() => ServerSchema.parse({})),
+}).superRefine(checkReferences);
+export type GatewayFile = z.output<typeof GatewayFileSchema>;
+
+function endpointKey(collection: string, method: string, path: string): string {
+  return `${collection} ${method} ${templateShape(path)}`;
+}
+
+/** Two templates that differ only in parameter names match the same requests. */
+function templateShape(path: string): string {
+  return path.replace(/\{[^}]+\}/g, '{}');
+}
+
+type Ctx = z.core.$RefinementCtx<{
+  collections: Collection[];
+  roles: Role[];
+  clients: Client[];
+  legacyClients: LegacyClient[];
+}>;
+
+function checkReferences(value: { collections: Collection[]; roles: Role[]; clients: Client[]; legacyClients: LegacyClient[] }, ctx: Ctx): void {
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+
+  const collections = new Map<string, Collection>();
+  const routes = new Map<string, string>();
+  const endpoints = new Set<string>();
+  value.collections.forEach((c, i) => {
+    if (collections.has(c.name)) issue(['collections', i, 'name'], `duplicate collection name "${c.name}"`);
+    collections.set(c.name, c);
+    const route = `${c.host ?? '*'} ${c.basePath}`;
+    const other = routes.get(route);
+    if (other) issue(['collections', i, 'basePath'], `base path "${c.basePath}"${c.host ? ` on host ${c.host}` : ''} is already used by collection "${other}"`);
+    routes.set(route, c.name);
+    const seen = new Set<string>();
+    c.endpoints.forEach((e, j) => {
+      const key = endpointKey(c.name, e.method, e.path);
+      if (seen.has(key)) issue(['collections', i, 'endpoints', j], `duplicate endpoint ${e.method} ${e.path}`);
+      seen.add(key);
+      endpoints.add(key);
+    });
+  });
+
+  const roles = new Set<string>();
+  value.roles.forEach((r, i) => {
+    if (roles.has(r.name)) issue(['roles', i, 'name'], `duplicate role name "${r.name}"`);
+    roles.add(r.name);
+    r.endpoints.forEach((e, j) => {
+      if (!collections.has(e.collection)) issue(['roles', i, 'endpoints', j, 'collection'], `unknown collection "${e.collection}"`);
+      else if (!endpoints.has(endpointKey(e.collection, e.method, e.path))) issue(['roles', i, 'endpoints', j], `collection "${e.collection}" has no endpoint ${e.method} ${e.path}`);
+    });
+  });
+
+  const ids = new Set<string>();
+  const hashes = new Set<string>();
+  const checkClient = (kind: 'clients' | 'legacyClients', c: Client | LegacyClient, i: number) => {
+    if (ids.has(c.id)) issue([kind, i, 'id'], `duplicate client id "${c.id}"`);
+    ids.add(c.id);
+    if (!roles.has(c.role)) issue([kind, i, 'role'], `unknown role "${c.role}"`);
+  };
+  value.clients.forEach((c, i) => {
+    checkClient('clients', c, i);
+    c.keys.forEach((k, j) => {
+      if (hashes.has(k.hash)) issue(['clients', i, 'keys', j, 'hash'], 'this key hash is already used by another key');
+      hashes.add(k.hash);
+    });
+  });
+  value.legacyClients.forEach((c, i) => {
+    checkClient('legacyClients', c, i);
+    if (hashes.has(c.keyHash)) issue(['legacyClients', i, 'keyHash'], 'this key hash is already used by another key');
+    hashes.add(c.keyHash);
+  });
+}
+
+/** Formats zod issues as `where: what` lines, e.g. `snapshot.clients[3].role: unknown role "x"`. */
+export function formatIssues(error: z.ZodError, max = 20): string {
+  const lines = error.issues.slice(0, max).map((i) => `${formatPath(i.path) || '(root)'}: ${i.message}`);
+  if (error.issues.length > max) lines.push(`… and ${error.issues.length - max} more`);
+  return lines.join('\n');
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out;
+}

@@ -1,0 +1,111 @@
+/**
+ * The one table of error codes. Every refusal leaves as RFC 9457 `application/problem+json` with one of these
+ * codes; `docs/errors.md` is generated from this table (`gatehouse docs errors`) and a test fails if they drift.
+ */
+import type { ServerResponse } from 'node:http';
+
+export interface ErrorDef {
+  readonly status: number;
+  readonly title: string;
+  /** What it means and what the caller can do; rendered into docs/errors.md. */
+  readonly doc: string;
+}
+
+export const ERRORS = {
+  GH_ERR_REQUEST_MALFORMED_TARGET: { status: 400, title: 'Malformed request target', doc: 'The request target is not a valid origin-form path (or absolute-form URL), has invalid percent-encoding, invalid UTF-8, or a fragment.' },
+  GH_ERR_REQUEST_ENCODED_SLASH: { status: 400, title: 'Encoded slash or backslash in path', doc: 'The path contains `%2F`, `%5C` or a raw `\\`. Upstreams disagree on what these mean, so the gateway refuses them.' },
+  GH_ERR_REQUEST_DOUBLE_ENCODING: { status: 400, title: 'Double percent-encoding in path', doc: 'The path contains `%25` followed by two hex digits, which decodes to another escape. Send the path encoded once.' },
+  GH_ERR_REQUEST_CONTROL_CHARACTER: { status: 400, title: 'Control character in path', doc: 'The path contains NUL or another control character, raw or percent-encoded.' },
+  GH_ERR_REQUEST_PATH_PARAMETER: { status: 400, title: 'Path parameter in path', doc: 'The path contains `;` (raw or `%3B`). Matrix/path parameters are interpreted differently by upstreams and are refused.' },
+  GH_ERR_REQUEST_PATH_TRAVERSAL: { status: 400, title: 'Path climbs above its base', doc: 'A `..` segment would climb above the root or above the base path of the API collection the path resolves to.' },
+  GH_ERR_REQUEST_HOST_MISMATCH: { status: 400, title: 'Absolute-form target disagrees with Host', doc: 'The request line carries an absolute URL whose authority differs from the Host header.' },
+  GH_ERR_REQUEST_METHOD_OVERRIDE: { status: 400, title: 'Method-override header refused', doc: 'Headers such as `X-HTTP-Method-Override` would let the upstream see a different method than the gateway authorized.' },
+  GH_ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No route matches', doc: 'No API collection on this gateway serves this host and path, or the collection has no endpoint with this path.' },
+  GH_ERR_ROUTE_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed', doc: 'The endpoint exists but not for this method; the `Allow` header lists the methods it has.' },
+  GH_ERR_AUTH_IP_NOT_ALLOWED: { status: 403, title: 'Client IP address not allowed', doc: "The request comes from an address outside the API client's allowed IP ranges." },
+  GH_ERR_AUTH_MISSING_KEY: { status: 401, title: 'API key required', doc: 'Send the API key as `Authorization: Bearer <key>` or `X-API-Key: <key>` (legacy clients: key and email headers).' },
+  GH_ERR_AUTH_MALFORMED_KEY: { status: 401, title: 'Malformed API key', doc: 'The key does not have the Gatehouse key format or its checksum does not match. It was refused without a lookup.' },
+  GH_ERR_AUTH_INVALID_KEY: { status: 401, title: 'Invalid API key', doc: 'No active API client has this key: it was never issued, was regenerated, or its client was deleted.' },
+  GH_ERR_AUTH_EXPIRED_KEY: { status: 401, title: 'API key expired', doc: 'The key, or the API client it belongs to, has passed its expiry.' },
+  GH_ERR_AUTH_CLIENT_DISABLED: { status: 403, title: 'API client disabled', doc: 'The API client exists but is disabled.' },
+  GH_ERR_AUTH_FORBIDDEN_ENDPOINT: { status: 403, title: 'Endpoint not granted', doc: "The API client's role does not grant this endpoint." },
+  GH_ERR_AUTH_FORBIDDEN_SCOPE: { status: 403, title: 'Environment or project not granted', doc: "The collection's environment or project is not among the API client's." },
+  GH_ERR_RATE_LIMITED: { status: 429, title: 'Rate limit exceeded', doc: 'A rate limit for this key, client or organisation is exhausted. Retry after the number of seconds in `Retry-After`.' },
+  GH_ERR_UPSTREAM_UNAVAILABLE: { status: 502, title: 'Upstream unavailable', doc: 'The gateway could not connect to the upstream, or the connection failed before a complete response.' },
+  GH_ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream timed out', doc: 'The upstream did not answer (connect or response headers) within the configured timeout.' },
+  GH_ERR_UPSTREAM_WEBSOCKET_REFUSED: { status: 502, title: 'Upstream refused the WebSocket upgrade', doc: 'The upstream did not answer the upgrade with 101 Switching Protocols.' },
+  GH_ERR_WEBSOCKET_NOT_ALLOWED: { status: 400, title: 'WebSocket not enabled', doc: 'The API collection does not allow WebSocket upgrades.' },
+  GH_ERR_TOKEN_EXCHANGE_FAILED: { status: 500, title: 'Token exchange failed', doc: 'The gateway could not mint the upstream token. This is a gateway fault; it is logged with the request id.' },
+  GH_ERR_INTERNAL: { status: 500, title: 'Internal error', doc: 'An unexpected gateway fault. Details are in the gateway log under the request id, never in the response.' },
+} as const satisfies Record<string, ErrorDef>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An expected refusal, carried as a value through the policy chain. */
+export interface Refusal {
+  readonly code: ErrorCode;
+  /** Safe, caller-facing detail (never internal state or secrets). */
+  readonly detail?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export function refusal(code: ErrorCode, detail?: string, headers?: Record<string, string>): Refusal {
+  return { code, detail, headers };
+}
+
+export const DOCS_BASE = 'https://gatehouse.dev/docs/errors';
+
+/** Writes a problem+json body for `r`. `instance` is the request id. */
+export function sendProblem(res: ServerResponse, r: Refusal, requestId: string): void {
+  const def = ERRORS[r.code];
+  const body = JSON.stringify({
+    type: `${DOCS_BASE}#${r.code.toLowerCase()}`,
+    title: def.title,
+    status: def.status,
+    code: r.code,
+    ...(r.detail ? { detail: r.detail } : {}),
+    instance: `urn:gatehouse:request:${requestId}`,
+  });
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/problem+json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-request-id': requestId,
+    ...r.headers,
+  };
+  if (def.status === 401) headers['www-authenticate'] = 'Bearer realm="gatehouse"';
+  res.writeHead(def.status, headers);
+  res.end(body);
+}
+
+/** docs/errors.md, generated from the table. */
+export function renderErrorDocs(): string {
+  const lines = [
+    '# Error codes',
+    '',
+    '<!-- Generated from src/gateway/http/errors.ts by `gatehouse docs errors`; do not edit by hand. -->',
+    '',
+    'Every refusal is an RFC 9457 `application/problem+json` body:',
+    '',
+    '```json',
+    '{ "type": "https://gatehouse.dev/docs/errors#gh_err_auth_invalid_key", "title": "Invalid API key", "status": 401,',
+    '  "code": "GH_ERR_AUTH_INVALID_KEY", "instance": "urn:gatehouse:request:<request id>" }',
+    '```',
+    '',
+    'The `code` is stable; match on it rather than on `title` or `detail`. The request id is also in the',
+    '`X-Request-Id` response header and in the gateway access log.',
+    '',
+    '| Code | Status | Title |',
+    '| --- | --- | --- |',
+  ];
+  for (const [code, def] of Object.entries(ERRORS)) lines.push(`| [\`${code}\`](#${code.toLowerCase()}) | ${def.status} | ${def.title} |`);
+  lines.push('');
+  for (const [code, def] of Object.entries(ERRORS)) {
+    lines.push(`## ${code.toLowerCase()}`, '', `**${code}** — ${def.status} ${def.title}`, '', def.doc, '');
+  }
+  return lines.join('\n');
+}
