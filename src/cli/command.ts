@@ -1,0 +1,29 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export interface Command {
+  summary: string;
+  usage: string;
+  /** Resolves with the exit code; long-running commands resolve when they stop. */
+  run(args: string[]): Promise<number>;
+}
+
+/** A mistake in how the command was called: printed without a stack trace, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** node:util parseArgs, with its errors turned into UsageErrors that name the command. */
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(command: string, args: string[], options: T, allowPositionals = false) {
+  try {
+    return parseArgs({ args, options, allowPositionals, strict: true });
+  } catch (error) {
+    throw new UsageError(`${command}: ${(error as Error).message}`);
+  }
+}
+
+export function portOption(command: string, name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`${command}: --${name} must be a port number from 0 to 65535, got "${value}"`);
+  return port;
+}

@@ -1,0 +1,14 @@
+import { writeFile } from 'node:fs/promises';
+import { renderErrorDocs } from '../gateway/http/errors.ts';
+import { type Command, parse } from './command.ts';
+
+export const docsErrors: Command = {
+  summary: 'write docs/errors.md from the error code table',
+  usage: '[--out FILE]',
+  async run(args) {
+    const { values } = parse('docs errors', args, { out: { type: 'string', default: 'docs/errors.md' } });
+    await writeFile(values.out, renderErrorDocs());
+    console.log(`wrote ${values.out}`);
+    return 0;
+  },
+};

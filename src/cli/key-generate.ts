@@ -1,0 +1,14 @@
+import { generateKey } from '../gateway/keys/api-key.ts';
+import { type Command, parse } from './command.ts';
+
+export const keyGenerate: Command = {
+  summary: 'print a new API key and the SHA-256 hash to put in the config',
+  usage: '[--json]',
+  async run(args) {
+    const { values } = parse('key generate', args, { json: { type: 'boolean' } });
+    const { key, hash } = generateKey();
+    if (values.json) console.log(JSON.stringify({ key, hash: `sha256:${hash}` }));
+    else console.log(`key:  ${key}\nhash: sha256:${hash}\n\nThe key is shown once: give it to the client. Put only the hash in the config (clients[].keys[].hash).`);
+    return 0;
+  },
+};

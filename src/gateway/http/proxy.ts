@@ -1,0 +1,146 @@
+/**
+ * Forwarding to the upstream through an undici pool with the dispatcher handler API: bodies stream in both
+ * directions with backpressure (never buffered whole), hop-by-hop headers are dropped, identity headers the
+ * gateway sets are stripped from the client's request and set by the gateway, and upstream failures become
+ * 502/504 problems.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { channels } from '../observability/channels.ts';
+import type { RequestContext } from '../policies/policy.ts';
+import { type ErrorCode, refusal, sendProblem } from './errors.ts';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and headers the gateway owns. */
+const REQUEST_STRIP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'host', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix',
+  'x-real-ip', 'x-request-id', 'x-gatehouse-client-id', 'x-gatehouse-request-id',
+]);
+const RESPONSE_STRIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+export interface ForwardInfo {
+  /** Address the gateway saw the request from (the socket peer). */
+  peerIp: string;
+  /** Incoming X-Forwarded-For to extend, only when the peer is a trusted proxy. */
+  trustedForwardedFor: string | undefined;
+  proto: 'http' | 'https';
+}
+
+/** Builds the upstream request headers. */
+export function upstreamHeaders(ctx: RequestContext, info: ForwardInfo): Record<string, string | string[]> {
+  const incoming: IncomingHttpHeaders = ctx.req.headers;
+  const out: Record<string, string | string[]> = {};
+  const connection = incoming.connection;
+  const listed = connection && connection.toLowerCase() !== 'keep-alive' && connection.toLowerCase() !== 'close' ? connectionTokens(connection) : undefined;
+  const credentials = ctx.credentialHeaders;
+  for (const name in incoming) {
+    if (REQUEST_STRIP.has(name) || listed?.has(name) || name.startsWith('x-gatehouse-')) continue;
+    if (credentials !== undefined && credentials.includes(name)) continue;
+    const value = incoming[name];
+    if (value !== undefined) out[name] = value;
+  }
+  const host = incoming.host;
+  out['x-forwarded-for'] = info.trustedForwardedFor ? `${info.trustedForwardedFor}, ${info.peerIp}` : info.peerIp;
+  out['x-forwarded-proto'] = info.proto;
+  if (host) out['x-forwarded-host'] = host;
+  if (ctx.collection.stripBasePath && ctx.collection.basePath !== '/') out['x-forwarded-prefix'] = ctx.collection.basePath;
+  out.forwarded = `for=${forwardedNode(ctx.clientIp)};proto=${info.proto}${host ? `;host="${host.replace(/["\\]/g, '')}"` : ''}`;
+  out['x-request-id'] = ctx.requestId;
+  if (ctx.upstreamToken !== undefined) out.authorization = `Bearer ${ctx.upstreamToken}`;
+  return out;
+}
+
+function connectionTokens(value: string): Set<string> {
+  return new Set(value.toLowerCase().split(',').map((t) => t.trim()).filter(Boolean));
+}
+
+function forwardedNode(ip: string): string {
+  return ip.includes(':') ? `"[${ip}]"` : ip;
+}
+
+/** The path sent upstream: the upstream URL's path + the canonical path (without the base path when stripped). */
+export function upstreamPath(ctx: RequestContext, fullPath: string, query: string): string {
+  const c = ctx.collection;
+  const path = c.stripBasePath ? ctx.forwardPath : fullPath;
+  const joined = c.upstream.pathPrefix === '' ? path : path === '/' ? c.upstream.pathPrefix : c.upstream.pathPrefix + path;
+  return query === '' ? joined : `${joined}?${query}`;
+}
+
+export function hasBody(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** Proxies the request; resolves when the exchange has ended either way. `onDone` receives the final status. */
+export function proxy(ctx: RequestContext, path: string, headers: Record<string, string | string[]>, onDone: (status: number, upstreamError?: ErrorCode) => void): void {
+  const { req, collection } = ctx;
+  const res = ctx.res!;
+  const upstream = collection.upstream;
+  let controller: Dispatcher.DispatchController | undefined;
+  let finished = false;
+  const extraHeaders = ctx.responseHeaders;
+
+  const onClose = () => {
+    if (!finished && controller && !controller.aborted) controller.abort(new Error('client closed the connection'));
+  };
+  res.once('close', onClose);
+  const resume = () => controller?.resume();
+
+  const handler: Dispatcher.DispatchHandler = {
+    onRequestStart(c) {
+      controller = c;
+      if (res.destroyed) c.abort(new Error('client closed the connection'));
+    },
+    onResponseStart(_c, statusCode, responseHeaders) {
+      const out: OutgoingHttpHeaders = {};
+      for (const name in responseHeaders) {
+        if (!RESPONSE_STRIP.has(name)) out[name] = responseHeaders[name];
+      }
+      if (extraHeaders !== undefined) Object.assign(out, extraHeaders);
+      out['x-request-id'] = ctx.requestId;
+      res.writeHead(statusCode, out);
+    },
+    onResponseData(c, chunk) {
+      if (!res.write(chunk)) {
+        c.pause();
+        res.once('drain', resume);
+      }
+    },
+    onResponseEnd() {
+      finished = true;
+      res.end();
+      onDone(res.statusCode);
+    },
+    onResponseError(_c, error) {
+      finished = true;
+      const code = classify(error);
+      if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: collection.name, code, error, requestId: ctx.requestId });
+      if (res.headersSent) res.destroy();
+      else if (!res.destroyed) sendProblem(res, refusal(code), ctx.requestId);
+      onDone(res.headersSent && res.statusCode < 500 ? res.statusCode : (code === 'GH_ERR_UPSTREAM_TIMEOUT' ? 504 : 502), code);
+    },
+  };
+
+  upstream.pool.dispatch(
+    {
+      path,
+      method: req.method as Dispatcher.HttpMethod,
+      headers,
+      body: hasBody(req.headers) ? req : null,
+      headersTimeout: upstream.headersTimeout,
+      bodyTimeout: upstream.bodyTimeout,
+    },
+    handler,
+  );
+}
+
+function classify(error: Error & { code?: string }): ErrorCode {
+  switch (error.code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'ETIMEDOUT':
+      return 'GH_ERR_UPSTREAM_TIMEOUT';
+    default:
+      return 'GH_ERR_UPSTREAM_UNAVAILABLE';
+  }
+}

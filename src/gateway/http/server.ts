@@ -1,0 +1,319 @@
+/**
+ * The data-plane listener: canonical path → route match → the collection's frozen policy chain → proxy.
+ * The route table is one reference; applying a snapshot swaps it, requests in flight keep the table they
+ * started with.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { BlockList, isIPv4, type AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { channels } from '../observability/channels.ts';
+import type { GatewayMetrics } from '../observability/metrics.ts';
+import type { Policy, PolicyResult, RequestContext } from '../policies/policy.ts';
+import type { CompiledCollection, CompiledEndpoint, RouteTable } from '../snapshot/compiled.ts';
+import { canonicalize } from './canonical-path.ts';
+import { ERRORS, type ErrorCode, type Refusal, refusal, sendProblem } from './errors.ts';
+import { type ForwardInfo, proxy, upstreamHeaders, upstreamPath } from './proxy.ts';
+import { relativePath } from './router.ts';
+
+export interface GatewayServerOptions {
+  logger: Logger;
+  metrics: GatewayMetrics;
+  /** JWKS body for /.well-known/jwks.json. */
+  jwks: () => string;
+  /** CIDR ranges of proxies allowed to set X-Forwarded-For. */
+  trustedProxies?: readonly string[];
+  tls?: { cert: Buffer | string; key: Buffer | string };
+}
+
+const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+const NOT_FOUND = refusal('GH_ERR_ROUTE_NOT_FOUND');
+const TRAVERSAL = refusal('GH_ERR_REQUEST_PATH_TRAVERSAL', 'A ".." segment climbs above the base path of the API collection.');
+const METHOD_OVERRIDE = refusal('GH_ERR_REQUEST_METHOD_OVERRIDE', 'Method-override headers are not accepted; send the real method.');
+const WEBSOCKET_NOT_ALLOWED = refusal('GH_ERR_WEBSOCKET_NOT_ALLOWED');
+const JWKS_PATH = '/.well-known/jwks.json';
+
+interface Routed {
+  collection: CompiledCollection;
+  endpoint: CompiledEndpoint;
+  path: string;
+  query: string;
+  forwardPath: string;
+}
+
+export class GatewayServer {
+  readonly server: Server;
+  #table: RouteTable | undefined;
+  #logger: Logger;
+  #metrics: GatewayMetrics;
+  #jwks: () => string;
+  #trusted: BlockList | undefined;
+  #proto: 'http' | 'https';
+
+  constructor(options: GatewayServerOptions) {
+    this.#logger = options.logger;
+    this.#metrics = options.metrics;
+    this.#jwks = options.jwks;
+    this.#proto = options.tls ? 'https' : 'http';
+    if (options.trustedProxies?.length) {
+      this.#trusted = new BlockList();
+      for (const cidr of options.trustedProxies) {
+        const [address, bits] = cidr.split('/') as [string, string];
+        this.#trusted.addSubnet(address, Number(bits), isIPv4(address) ? 'ipv4' : 'ipv6');
+      }
+    }
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res);
+    this.server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createHttpServer(handler);
+    this.server.keepAliveTimeout = 65_000;
+    this.server.headersTimeout = 30_000;
+    this.server.requestTimeout = 0; // streaming uploads may take long; per-chunk inactivity is bounded by the socket timeout
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+      if (!socket.writable) return socket.destroy();
+      const code = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${code}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    });
+  }
+
+  get table(): RouteTable | undefined {
+    return this.#table;
+  }
+
+  /** Swaps the route table: one reference assignment. */
+  setTable(table: RouteTable): void {
+    this.#table = table;
+  }
+
+  async listen(port: number, host: string): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+
+  #clientIp(req: IncomingMessage): { clientIp: string; peerIp: string; trustedForwardedFor: string | undefined } {
+    const peerIp = unmapIp(req.socket.remoteAddress ?? '');
+    const trusted = this.#trusted;
+    const xff = req.headers['x-forwarded-for'];
+    if (trusted === undefined || typeof xff !== 'string' || !isTrusted(trusted, peerIp)) return { clientIp: peerIp, peerIp, trustedForwardedFor: undefined };
+    // Walk right to left past trusted proxies: the first untrusted hop is the client.
+    const hops = xff.split(',').map((h) => unmapIp(h.trim()));
+    let clientIp = peerIp;
+    for (let i = hops.length - 1; i >= 0; i--) {
+      clientIp = hops[i]!;
+      if (!isTrusted(trusted, clientIp)) break;
+    }
+    return { clientIp, peerIp, trustedForwardedFor: xff };
+  }
+
+  /** Shared by HTTP requests and upgrades: canonical path and route match. */
+  #route(req: IncomingMessage, table: RouteTable): Routed | Refusal {
+    const headers = req.headers;
+    for (const name of METHOD_OVERRIDE_HEADERS) if (headers[name] !== undefined) return METHOD_OVERRIDE;
+    const canonical = canonicalize(req.url ?? '', headers.host);
+    if (!canonical.ok) return refusal(canonical.code, canonical.detail);
+    const { path, query, minDepthAfterDotDot } = canonical.value;
+    const collection = table.router.match(hostname(headers.host), path);
+    if (collection === undefined) return NOT_FOUND;
+    if (minDepthAfterDotDot < collection.baseDepth) return TRAVERSAL;
+    const forwardPath = relativePath(collection.basePath, path);
+    const match = collection.endpoints.match(req.method ?? 'GET', forwardPath);
+    if (match === undefined) return NOT_FOUND;
+    if ('allow' in match) return refusal('GH_ERR_ROUTE_METHOD_NOT_ALLOWED', undefined, { allow: match.allow.join(', ') });
+    return { collection, endpoint: match.endpoint, path, query, forwardPath };
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    const start = performance.now();
+    const requestId = randomUUID();
+    const table = this.#table;
+    const method = req.method ?? 'GET';
+
+    if (table === undefined) return this.#refuse(req, res, requestId, refusal('GH_ERR_INTERNAL', 'The gateway has no configuration yet.'), start);
+    const routed = this.#route(req, table);
+    if ('code' in routed) {
+      if (routed === NOT_FOUND && (method === 'GET' || method === 'HEAD') && req.url === JWKS_PATH) return this.#serveJwks(res, requestId);
+      return this.#refuse(req, res, requestId, routed, start);
+    }
+
+    const ip = this.#clientIp(req);
+    const ctx: RequestContext = {
+      req,
+      res,
+      requestId,
+      clientIp: ip.clientIp,
+      collection: routed.collection,
+      endpoint: routed.endpoint,
+      forwardPath: routed.forwardPath,
+      principal: undefined,
+      key: undefined,
+      credentialHeaders: undefined,
+      responseHeaders: undefined,
+      upstreamToken: undefined,
+    };
+    const forward = () => {
+      const info: ForwardInfo = { peerIp: ip.peerIp, trustedForwardedFor: ip.trustedForwardedFor, proto: this.#proto };
+      proxy(ctx, upstreamPath(ctx, routed.path, routed.query), upstreamHeaders(ctx, info), (status, upstreamError) => {
+        this.#finish(ctx, method, status, start, upstreamError);
+      });
+    };
+    runChain(ctx, routed.collection.chain, 0, forward, (r) => this.#refuseCtx(ctx, r, start));
+  }
+
+  #serveJwks(res: ServerResponse, requestId: string): void {
+    const body = this.#jwks();
+    res.writeHead(200, {
+      'content-type': 'application/jwk-set+json',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'public, max-age=60',
+      'x-request-id': requestId,
+    });
+    res.end(body);
+  }
+
+  #refuse(req: IncomingMessage, res: ServerResponse, requestId: string, r: Refusal, start: number): void {
+    sendProblem(res, r, requestId);
+    const status = ERRORS[r.code].status;
+    this.#metrics.observe('', '', req.method ?? 'GET', status, (performance.now() - start) / 1000);
+    this.#logger.info({ reqId: requestId, method: req.method, status, code: r.code, ms: round(performance.now() - start) }, 'refused');
+  }
+
+  #refuseCtx(ctx: RequestContext, r: Refusal, start: number): void {
+    publishAuthFailure(ctx, r.code);
+    if (ctx.res) sendProblem(ctx.res, r, ctx.requestId);
+    this.#finish(ctx, ctx.req.method ?? 'GET', ERRORS[r.code].status, start, r.code);
+  }
+
+  #finish(ctx: RequestContext, method: string, status: number, start: number, code: ErrorCode | undefined): void {
+    const ms = performance.now() - start;
+    this.#metrics.observe(ctx.collection.name, ctx.endpoint.template, method, status, ms / 1000);
+    if (this.#logger.isLevelEnabled('info')) {
+      this.#logger.info({
+        reqId: ctx.requestId,
+        method,
+        collection: ctx.collection.name,
+        route: ctx.endpoint.template,
+        status,
+        ms: round(ms),
+        clientId: ctx.principal?.id,
+        key: ctx.key?.label,
+        ip: ctx.clientIp,
+        ...(code ? { code } : {}),
+      }, 'request');
+    }
+  }
+
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const start = performance.now();
+    const requestId = randomUUID();
+    const table = this.#table;
+    const reject = (r: Refusal) => {
+      writeRawProblem(socket, r, requestId);
+      this.#logger.info({ reqId: requestId, method: req.method, status: ERRORS[r.code].status, code: r.code, ms: round(performance.now() - start) }, 'upgrade refused');
+    };
+    if (table === undefined) return reject(refusal('GH_ERR_INTERNAL'));
+    const routed = this.#route(req, table);
+    if ('code' in routed) return reject(routed);
+    if (!routed.collection.websocket) return reject(WEBSOCKET_NOT_ALLOWED);
+    const ip = this.#clientIp(req);
+    const ctx: RequestContext = {
+      req, res: null, requestId, clientIp: ip.clientIp, collection: routed.collection, endpoint: routed.endpoint, forwardPath: routed.forwardPath,
+      principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamToken: undefined,
+    };
+    runChain(ctx, routed.collection.chain, 0, () => {
+      const info: ForwardInfo = { peerIp: ip.peerIp, trustedForwardedFor: ip.trustedForwardedFor, proto: this.#proto };
+      const headers = upstreamHeaders(ctx, info);
+      routed.collection.upstream.pool
+        .upgrade({ path: upstreamPath(ctx, routed.path, routed.query), method: req.method ?? 'GET', headers, protocol: req.headers.upgrade ?? 'websocket' })
+        .then(({ headers: upstreamResponseHeaders, socket: upstream }) => {
+          let head101 = 'HTTP/1.1 101 Switching Protocols\r\n';
+          for (const [name, value] of Object.entries(upstreamResponseHeaders)) {
+            for (const v of Array.isArray(value) ? value : [value]) if (v !== undefined) head101 += `${name}: ${v}\r\n`;
+          }
+          socket.write(`${head101}x-request-id: ${requestId}\r\n\r\n`);
+          if (head.length > 0) upstream.write(head);
+          upstream.pipe(socket).pipe(upstream);
+          const end = () => {
+            upstream.destroy();
+            socket.destroy();
+          };
+          upstream.on('error', end).on('close', end);
+          socket.on('error', end).on('close', end);
+          this.#finish(ctx, 'GET', 101, start, undefined);
+        })
+        .catch((error: Error) => {
+          if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: routed.collection.name, code: 'GH_ERR_UPSTREAM_WEBSOCKET_REFUSED', error, requestId });
+          reject(refusal('GH_ERR_UPSTREAM_WEBSOCKET_REFUSED'));
+        });
+    }, (r) => {
+      publishAuthFailure(ctx, r.code);
+      reject(r);
+    });
+  }
+}
+
+/** Runs policies in order, synchronously while they answer synchronously. */
+function runChain(ctx: RequestContext, chain: readonly Policy[], from: number, done: () => void, refused: (r: Refusal) => void): void {
+  for (let i = from; i < chain.length; i++) {
+    const result = chain[i]!(ctx);
+    if (result === undefined) continue;
+    if (isPromise(result)) {
+      result.then(
+        (r) => (r === undefined ? runChain(ctx, chain, i + 1, done, refused) : refused(r)),
+        () => refused(refusal('GH_ERR_INTERNAL')),
+      );
+      return;
+    }
+    return refused(result);
+  }
+  done();
+}
+
+function isPromise(value: PolicyResult | Promise<PolicyResult>): value is Promise<PolicyResult> {
+  return typeof (value as Promise<PolicyResult>).then === 'function';
+}
+
+function publishAuthFailure(ctx: RequestContext, code: ErrorCode): void {
+  if (code.startsWith('GH_ERR_AUTH_') && channels.authFailure.hasSubscribers) {
+    channels.authFailure.publish({ reason: code, collection: ctx.collection.name, clientIp: ctx.clientIp, clientId: ctx.principal?.id, requestId: ctx.requestId });
+  }
+}
+
+function writeRawProblem(socket: Duplex, r: Refusal, requestId: string): void {
+  const def = ERRORS[r.code];
+  const body = JSON.stringify({ title: def.title, status: def.status, code: r.code, ...(r.detail ? { detail: r.detail } : {}), instance: `urn:gatehouse:request:${requestId}` });
+  let extra = '';
+  for (const [name, value] of Object.entries(r.headers ?? {})) extra += `${name}: ${value}\r\n`;
+  socket.end(`HTTP/1.1 ${def.status} ${def.title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n${extra}\r\n${body}`);
+}
+
+function unmapIp(ip: string): string {
+  return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
+}
+
+function isTrusted(list: BlockList, ip: string): boolean {
+  return list.check(ip, isIPv4(ip) ? 'ipv4' : 'ipv6');
+}
+
+function hostname(host: string | undefined): string | undefined {
+  if (host === undefined) return undefined;
+  const end = host.startsWith('[') ? host.indexOf(']') + 1 : host.indexOf(':');
+  return (end > 0 ? host.slice(0, end) : host).toLowerCase();
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

@@ -1,0 +1,89 @@
+/**
+ * Gatehouse API keys: `ghk_` + 32 base62 random characters (≈190 bits) + 6 base62 characters of the CRC32 of
+ * everything before them. The prefix lets secret scanners find leaked keys; the checksum lets the gateway refuse
+ * typos and garbage without a lookup. Keys are stored only as SHA-256: with this much randomness a slow hash buys
+ * nothing, and one SHA-256 keeps verification in-process and cheap.
+ */
+import { hash, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+
+export const KEY_PREFIX = 'ghk_';
+
+export interface GeneratedKey {
+  /** The key itself: show it once, never store or log it. */
+  key: string;
+  /** SHA-256 of the key as 64 lower-case hex digits: what the configuration stores. */
+  hash: string;
+  /** Display id: the first 12 characters of the key + '…'. Safe to log. */
+  id: string;
+}
+
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const RANDOM_LENGTH = 32;
+const CHECKSUM_LENGTH = 6; // 62^6 > 2^32 > 62^5
+const BODY_LENGTH = KEY_PREFIX.length + RANDOM_LENGTH;
+const KEY_LENGTH = BODY_LENGTH + CHECKSUM_LENGTH;
+/** Bytes at or above this would make `byte % 62` favour the low digits, so they are drawn again. */
+const UNBIASED_LIMIT = 256 - (256 % ALPHABET.length); // 248
+
+/** Base62 digit value by char code, -1 outside the alphabet. */
+const DIGIT = new Int8Array(128).fill(-1);
+for (let i = 0; i < ALPHABET.length; i++) DIGIT[ALPHABET.charCodeAt(i)] = i;
+
+export function generateKey(): GeneratedKey {
+  let random = '';
+  while (random.length < RANDOM_LENGTH) {
+    // 40 bytes usually suffice (each is kept with probability 248/256); loop on the rare shortfall.
+    for (const byte of randomBytes(40)) {
+      if (byte >= UNBIASED_LIMIT) continue;
+      random += ALPHABET[byte % ALPHABET.length];
+      if (random.length === RANDOM_LENGTH) break;
+    }
+  }
+  const body = KEY_PREFIX + random;
+  const key = body + encodeChecksum(crc32(body));
+  return { key, hash: hashKey(key), id: `${key.slice(0, 12)}…` };
+}
+
+/** Cheap structural + checksum check, no lookup: length, prefix, charset, CRC32. */
+export function isWellFormedKey(candidate: string): boolean {
+  if (typeof candidate !== 'string' || candidate.length !== KEY_LENGTH || !candidate.startsWith(KEY_PREFIX)) return false;
+  let checksum = 0;
+  for (let i = KEY_PREFIX.length; i < KEY_LENGTH; i++) {
+    const code = candidate.charCodeAt(i);
+    const digit = code < 128 ? DIGIT[code]! : -1;
+    if (digit < 0) return false;
+    if (i >= BODY_LENGTH) checksum = checksum * ALPHABET.length + digit;
+  }
+  // All characters are ASCII here, so crc32's UTF-8 encoding of the string is the bytes that were summed.
+  return checksum === crc32(candidate.slice(0, BODY_LENGTH));
+}
+
+/** SHA-256 of the key (UTF-8) as 64 lower-case hex digits. */
+export function hashKey(key: string): string {
+  return hash('sha256', key, 'hex');
+}
+
+/**
+ * A display form for logs: the prefix and the first 4 random characters of a Gatehouse key, then '…'. Anything
+ * else (a foreign or truncated credential) shows at most a third of its characters, and never more than 8.
+ * Characters outside printable ASCII are shown as '?'.
+ */
+export function redactKey(key: string): string {
+  const shown = Math.min(KEY_PREFIX.length + 4, Math.floor(key.length / 3));
+  let out = '';
+  for (let i = 0; i < shown; i++) {
+    const code = key.charCodeAt(i);
+    out += code >= 0x21 && code <= 0x7e ? key[i] : '?';
+  }
+  return `${out}…`;
+}
+
+function encodeChecksum(value: number): string {
+  let out = '';
+  for (let i = 0; i < CHECKSUM_LENGTH; i++) {
+    out = ALPHABET[value % ALPHABET.length] + out;
+    value = Math.floor(value / ALPHABET.length);
+  }
+  return out;
+}

@@ -1,0 +1,83 @@
+/**
+ * Authenticate: find the API key (`Authorization: Bearer`, `X-API-Key`, or the legacy key + email pair) and
+ * resolve it in-process to its client. Gatehouse keys carry a checksum, so malformed keys are refused before
+ * any lookup; the lookup itself is one SHA-256 and one Map.get.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { refusal } from '../http/errors.ts';
+import { hashKey, isWellFormedKey, KEY_PREFIX } from '../keys/api-key.ts';
+import type { KeyEntry } from '../snapshot/compiled.ts';
+import type { Policy, RequestContext } from './policy.ts';
+
+export interface AuthenticateOptions {
+  keys: ReadonlyMap<string, KeyEntry>;
+  legacyKeys: ReadonlyMap<string, KeyEntry>;
+  /** Lower-case header names of the legacy pair. */
+  legacyKeyHeader: string;
+  legacyEmailHeader: string;
+  now?: () => number;
+}
+
+const MISSING = refusal('GH_ERR_AUTH_MISSING_KEY');
+const MALFORMED = refusal('GH_ERR_AUTH_MALFORMED_KEY');
+const INVALID = refusal('GH_ERR_AUTH_INVALID_KEY');
+const EXPIRED = refusal('GH_ERR_AUTH_EXPIRED_KEY');
+const DISABLED = refusal('GH_ERR_AUTH_CLIENT_DISABLED');
+const AUTHORIZATION = ['authorization'];
+const X_API_KEY = ['x-api-key'];
+
+export function authenticate(options: AuthenticateOptions): Policy {
+  const { keys, legacyKeys, legacyKeyHeader, legacyEmailHeader } = options;
+  const now = options.now ?? Date.now;
+  const legacyHeaders = [legacyKeyHeader, legacyEmailHeader];
+
+  return function authenticatePolicy(ctx: RequestContext) {
+    const headers = ctx.req.headers;
+    let key: string | undefined;
+    let from = AUTHORIZATION;
+    const authorization = headers.authorization;
+    if (authorization !== undefined) {
+      if (authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ') key = authorization.slice(7).trim();
+    }
+    if (key === undefined) {
+      const header = headers['x-api-key'];
+      if (typeof header === 'string') {
+        key = header.trim();
+        from = X_API_KEY;
+      }
+    }
+
+    let entry: KeyEntry | undefined;
+    if (key !== undefined && key.startsWith(KEY_PREFIX)) {
+      if (!isWellFormedKey(key)) return MALFORMED;
+      entry = keys.get(hashKey(key));
+      if (!entry) return INVALID;
+      ctx.credentialHeaders = from;
+    } else {
+      // Legacy pair: a key of any format plus the email it was issued to.
+      const legacyKey = headers[legacyKeyHeader];
+      const email = headers[legacyEmailHeader];
+      if (typeof legacyKey !== 'string' || typeof email !== 'string') return key === undefined ? MISSING : MALFORMED;
+      if (legacyKey.length === 0 || legacyKey.length > 512) return MALFORMED;
+      entry = legacyKeys.get(hashKey(legacyKey));
+      if (!entry || !sameEmail(entry.principal.email!, email)) return INVALID;
+      ctx.credentialHeaders = legacyHeaders;
+    }
+
+    const principal = entry.principal;
+    ctx.principal = principal;
+    ctx.key = entry;
+    if (principal.disabled) return DISABLED;
+    if (entry.expiresAt !== Infinity || principal.expiresAt !== Infinity) {
+      const t = now();
+      if (t >= entry.expiresAt || t >= principal.expiresAt) return EXPIRED;
+    }
+    return undefined;
+  };
+}
+
+function sameEmail(expected: string, given: string): boolean {
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given.trim().toLowerCase());
+  return a.length === b.length && timingSafeEqual(a, b);
+}

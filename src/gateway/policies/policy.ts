@@ -1,0 +1,33 @@
+/**
+ * The one shape of every policy: a factory validates its options once, when a snapshot is compiled, and returns
+ * a named function that either lets the request continue (returns undefined) or ends it with a Refusal.
+ * A policy may return a promise only when it truly has to wait (e.g. minting a token on a cache miss).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Refusal } from '../http/errors.ts';
+import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal } from '../snapshot/compiled.ts';
+
+export interface RequestContext {
+  readonly req: IncomingMessage;
+  /** Null for WebSocket upgrades (the answer is written to the raw socket). */
+  readonly res: ServerResponse | null;
+  readonly requestId: string;
+  /** Client address after trusted-proxy resolution (IPv4-mapped IPv6 unwrapped). */
+  readonly clientIp: string;
+  readonly collection: CompiledCollection;
+  readonly endpoint: CompiledEndpoint;
+  /** Canonical path relative to the collection's base path (what is forwarded after the upstream's own path). */
+  readonly forwardPath: string;
+  /** Set by `authenticate`. */
+  principal: Principal | undefined;
+  key: KeyEntry | undefined;
+  /** Header names (lower-case) carrying the credential, removed before forwarding. */
+  credentialHeaders: string[] | undefined;
+  /** Response headers a policy wants on the final answer (rate-limit headers). */
+  responseHeaders: Record<string, string> | undefined;
+  /** Upstream token minted by token exchange. */
+  upstreamToken: string | undefined;
+}
+
+export type PolicyResult = Refusal | undefined;
+export type Policy = (ctx: RequestContext) => PolicyResult | Promise<PolicyResult>;

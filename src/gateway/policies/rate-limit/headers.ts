@@ -1,0 +1,50 @@
+/**
+ * Rate-limit response headers in the structured-field form of draft-ietf-httpapi-ratelimit-headers (-08 and
+ * later): `RateLimit-Policy` lists each quota policy with its quota `q` and window `w` (seconds); `RateLimit`
+ * reports the live `r` (remaining) and `t` (seconds until the quota resets) of a policy named the same way.
+ *
+ *     ratelimit-policy: "key";q=100;w=60, "client";q=1000;w=3600
+ *     ratelimit: "key";r=42;t=17
+ */
+import type { RateLimitDecision } from './memory-store.ts';
+
+export interface AppliedLimit {
+  /** Who is counted: one API key, all keys of one client, all clients of one org. Also the policy's name. */
+  name: 'key' | 'client' | 'org';
+  limit: number;
+  windowMs: number;
+  decision: RateLimitDecision;
+}
+
+/**
+ * Headers for a response given every limit that applied: `ratelimit-policy` lists them all; `ratelimit` names the
+ * most restrictive (lowest remaining; ties go to the longest reset). On a refusal also `retry-after` (whole seconds,
+ * rounded up, at least 1). Header names are lower-case; no limits, no headers.
+ * @param refused the limit that refused the request, if one did (normally also in `applied`).
+ */
+export function rateLimitHeaders(applied: readonly AppliedLimit[], refused: AppliedLimit | undefined): Record<string, string> {
+  const limits = refused === undefined || applied.includes(refused) ? applied : [...applied, refused];
+  if (limits.length === 0) return {};
+
+  let policy = '';
+  let tightest = limits[0]!;
+  for (const a of limits) {
+    // Structured-field integers: a window that is not a whole number of seconds is shown rounded up.
+    policy += `${policy === '' ? '' : ', '}"${a.name}";q=${a.limit};w=${seconds(a.windowMs)}`;
+    const d = a.decision;
+    const t = tightest.decision;
+    if (d.remaining < t.remaining || (d.remaining === t.remaining && d.resetMs > t.resetMs)) tightest = a;
+  }
+
+  const headers: Record<string, string> = {
+    'ratelimit-policy': policy,
+    ratelimit: `"${tightest.name}";r=${tightest.decision.remaining};t=${Math.ceil(tightest.decision.resetMs / 1000)}`,
+  };
+  if (refused !== undefined) headers['retry-after'] = String(seconds(refused.decision.retryAfterMs));
+  return headers;
+}
+
+/** Whole seconds, rounded up, at least 1. */
+function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}

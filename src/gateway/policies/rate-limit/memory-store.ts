@@ -1,0 +1,192 @@
+/**
+ * The in-process rate-limit store: a sliding window counter, the approximation Cloudflare describes. Each key
+ * keeps the count of the current fixed window and of the one before it; a hit is allowed while
+ *
+ *     previous × (time left in the current window ÷ window) + current + 1 ≤ limit
+ *
+ * i.e. the previous window's hits are assumed evenly spread and weigh by how much of it still overlaps the
+ * sliding window that ends now. Two numbers per key, O(1) per hit, and no burst of 2× the limit at a window edge
+ * as with plain fixed windows.
+ *
+ * `RateLimitStore` is the contract a shared (Redis) store implements too; `store-contract.ts` tests both.
+ */
+
+/** The outcome of one hit. A refusal is a value, not an exception. */
+export interface RateLimitDecision {
+  allowed: boolean;
+  limit: number;
+  /** Hits that would still be allowed right now (after this one, when it was allowed). */
+  remaining: number;
+  /** ms until enough capacity frees for one more request (0 when allowed). */
+  retryAfterMs: number;
+  /**
+   * ms until the full limit is available again, i.e. until every counted hit has stopped weighing (the RateLimit
+   * header's `t`). In a sliding window a hit weighs until the end of the window *after* the one it fell in, so this
+   * lies between one and two windows while a key is active; 0 for a key with nothing counted.
+   */
+  resetMs: number;
+}
+
+export interface RateLimitStore {
+  /**
+   * Counts one hit for `key` against `limit` per `windowMs` and decides. A refused hit is not counted. Synchronous
+   * for the in-memory store. `limit` and `windowMs` come from validated configuration; invalid values (< 1, NaN)
+   * are a bug and throw a RangeError. Windows are aligned to multiples of `windowMs` since the epoch; a key hit with
+   * a different `windowMs` than before starts afresh.
+   * @param now ms since the epoch (default `Date.now()`); injectable for tests.
+   */
+  hit(key: string, limit: number, windowMs: number, now?: number): RateLimitDecision;
+  /** Drops all state (tests; a reload with changed limits works without it). */
+  clear(): void;
+  /** Releases timers and connections. Idempotent. */
+  close(): void;
+}
+
+export interface MemoryStoreOptions {
+  /**
+   * Most keys tracked at once. When a new key would exceed it, the keys whose window rolled over longest ago
+   * (roughly: idle longest) are dropped, in batches of ~1.5%. A dropped key that was still active starts afresh,
+   * so size this well above the number of keys active within two windows. About 150–200 bytes per key.
+   * @default 1_000_000
+   */
+  maxKeys?: number;
+  /** How often keys whose hits no longer weigh are dropped (an unref'd timer). @default 30_000 */
+  sweepIntervalMs?: number;
+}
+
+export interface MemoryRateLimitStore extends RateLimitStore {
+  /** Keys currently tracked. */
+  readonly size: number;
+  /** Drops every key whose hits no longer weigh at `now` and returns how many. Also runs on the sweep timer. */
+  sweep(now?: number): number;
+}
+
+/** One key's state: small, mutable, one shape for all keys. */
+interface Counter {
+  /** Start of the current fixed window: a multiple of `windowMs`. */
+  start: number;
+  windowMs: number;
+  /** Allowed hits in the current window. */
+  current: number;
+  /** Allowed hits in the window before it. */
+  previous: number;
+}
+
+export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryRateLimitStore {
+  const maxKeys = options.maxKeys ?? 1_000_000;
+  const sweepIntervalMs = options.sweepIntervalMs ?? 30_000;
+  if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
+  if (!(sweepIntervalMs >= 1)) throw new RangeError(`sweepIntervalMs must be at least 1, got ${sweepIntervalMs}`);
+  const evictBatch = Math.ceil(maxKeys / 64);
+
+  // Map order is kept as "order of last window roll" (a key is re-inserted when its window rolls), so the first
+  // entries are the ones idle longest: eviction under pressure takes them without scanning.
+  const counters = new Map<string, Counter>();
+
+  let timer: ReturnType<typeof setInterval> | undefined = setInterval(function sweepRateLimits() {
+    sweep(Date.now());
+  }, sweepIntervalMs);
+  timer.unref();
+
+  function hit(key: string, limit: number, windowMs: number, now: number = Date.now()): RateLimitDecision {
+    if (!(limit >= 1) || !(windowMs >= 1)) throw new RangeError(`rate limit needs limit >= 1 and windowMs >= 1, got ${limit} per ${windowMs}ms`);
+    const start = now - (now % windowMs);
+    let c = counters.get(key);
+    if (c === undefined) {
+      if (counters.size >= maxKeys) evictOldest();
+      c = { start, windowMs, current: 0, previous: 0 };
+      counters.set(key, c);
+    } else if (c.windowMs !== windowMs) {
+      c.start = start;
+      c.windowMs = windowMs;
+      c.current = 0;
+      c.previous = 0;
+    } else if (start > c.start) {
+      c.previous = start - c.start === windowMs ? c.current : 0;
+      c.current = 0;
+      c.start = start;
+      counters.delete(key);
+      counters.set(key, c);
+    }
+    // A clock stepped back keeps the window it had; treat "now" as its start rather than count negative time.
+    const elapsed = now > c.start ? now - c.start : 0;
+    const left = windowMs - elapsed;
+    // Everything scaled by windowMs so the test is exact in integers: previous × left/W + current + 1 ≤ limit.
+    const capacity = limit * windowMs;
+    const used = c.previous * left + c.current * windowMs;
+
+    if (used + windowMs <= capacity) {
+      c.current++;
+      return {
+        allowed: true,
+        limit,
+        remaining: Math.floor((capacity - used - windowMs) / windowMs),
+        retryAfterMs: 0,
+        resetMs: left + windowMs,
+      };
+    }
+    return {
+      allowed: false,
+      limit,
+      remaining: 0,
+      retryAfterMs: retryAfter(c, limit, left),
+      resetMs: c.current > 0 ? left + windowMs : left,
+    };
+  }
+
+  /** Drops keys idle longest (front of the Map). Only runs when a new key arrives at `maxKeys`. */
+  function evictOldest(): void {
+    let n = evictBatch;
+    for (const key of counters.keys()) {
+      counters.delete(key);
+      if (--n === 0) break;
+    }
+  }
+
+  function sweep(now: number = Date.now()): number {
+    let dropped = 0;
+    for (const [key, c] of counters) {
+      // The current window's hits weigh until the end of the next window; with none, the previous window's
+      // hits stop weighing when the current window ends. Past that the key is as good as new.
+      if (now >= c.start + (c.current > 0 ? 2 * c.windowMs : c.windowMs)) {
+        counters.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  return {
+    hit,
+    sweep,
+    get size() {
+      return counters.size;
+    },
+    clear() {
+      counters.clear();
+    },
+    close() {
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+      counters.clear();
+    },
+  };
+}
+
+/**
+ * The smallest whole number of ms after which one more hit would be allowed, given that it is refused now. While
+ * the current window has room, that is when the previous window's weight has shrunk enough; otherwise it is in the
+ * next window, once this window's hits (then the previous ones) weigh little enough.
+ */
+function retryAfter(c: Counter, limit: number, left: number): number {
+  const w = c.windowMs;
+  const slack = limit - 1 - c.current;
+  if (slack >= 0 && c.previous > 0) {
+    // previous × left' ≤ slack × W  ⇒  left' = ⌊slack × W / previous⌋ (< left, as the hit is refused now).
+    const leftNeeded = Math.floor((slack * w) / c.previous);
+    if (leftNeeded > 0) return left - leftNeeded;
+  }
+  // In the next window: current × (W − e) ≤ (limit − 1) × W  ⇒  e = W − ⌊(limit − 1) × W / current⌋.
+  const into = c.current > 0 ? Math.max(0, w - Math.floor(((limit - 1) * w) / c.current)) : 0;
+  return left + into;
+}

@@ -1,0 +1,62 @@
+/**
+ * Token exchange: the API key never reaches the upstream; a short-lived JWT (client, user, org, permissions,
+ * environment) signed by the gateway does. Tokens are cached per key, environment and project, and re-minted
+ * before they expire, so the common case is one Map lookup.
+ */
+import { refusal } from '../http/errors.ts';
+import type { Minter, TokenSubject } from '../tokens/minter.ts';
+import type { Policy, RequestContext } from './policy.ts';
+
+const FAILED = refusal('GH_ERR_TOKEN_EXCHANGE_FAILED');
+
+export interface TokenExchangeOptions {
+  minter: Minter;
+  environment: string;
+  project: string;
+  /** Called when minting fails (logged with the request id; the caller sees only a problem code). */
+  onError: (error: unknown, ctx: RequestContext) => void;
+}
+
+export function tokenExchange(options: TokenExchangeOptions): Policy {
+  const { minter, environment, project, onError } = options;
+  const suffix = `\u0000${environment}\u0000${project}`;
+
+  return function tokenExchangePolicy(ctx: RequestContext) {
+    const cacheKey = ctx.key!.hash + suffix;
+    const cached = minter.cached(cacheKey);
+    if (cached !== undefined) {
+      ctx.upstreamToken = cached;
+      return undefined;
+    }
+    const p = ctx.principal!;
+    const subject: TokenSubject = {
+      clientId: p.id,
+      userId: p.userId,
+      orgId: p.orgId,
+      permissions: p.role.permissions,
+      environment,
+      project,
+      metadata: p.metadata,
+    };
+    try {
+      const minted = minter.token(cacheKey, subject);
+      if (typeof minted === 'string') {
+        ctx.upstreamToken = minted;
+        return undefined;
+      }
+      return minted.then(
+        (token) => {
+          ctx.upstreamToken = token;
+          return undefined;
+        },
+        (error: unknown) => {
+          onError(error, ctx);
+          return FAILED;
+        },
+      );
+    } catch (error) {
+      onError(error, ctx);
+      return FAILED;
+    }
+  };
+}

@@ -1,0 +1,211 @@
+/**
+ * A standalone gateway process: declarative config file → compiled route table → listener, plus the operations
+ * listener (/healthz, /readyz, /metrics). Reload (SIGHUP or file change) compiles the new file completely before
+ * swapping one reference; a bad file is rejected with a clear message and the old config stays in force.
+ */
+import { createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, dirname, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { ConfigError, parseGatewayFile } from '../config/load.ts';
+import type { GatewayFile, Snapshot, TokenExchange } from '../config/schema.ts';
+import { GatewayServer } from './http/server.ts';
+import { UpstreamPools } from './http/upstream-pools.ts';
+import { GatewayMetrics } from './observability/metrics.ts';
+import { createMemoryStore } from './policies/rate-limit/memory-store.ts';
+import type { RateLimitStore } from './policies/rate-limit/memory-store.ts';
+import { compileSnapshot } from './snapshot/compile.ts';
+import { openSigningKeyStore, type SigningKeyStore } from './tokens/keystore.ts';
+import { createMinter, type Minter } from './tokens/minter.ts';
+
+export interface StartGatewayOptions {
+  configFile: string;
+  /** A logger, or a factory given the file's `server.log.level`. */
+  logger: Logger | ((level: string) => Logger);
+  /** Override the listen/ops ports from the file (tests use 0 for ephemeral ports). */
+  port?: number;
+  opsPort?: number;
+  host?: string;
+}
+
+export interface GatewayRuntime {
+  readonly api: AddressInfo;
+  readonly ops: AddressInfo;
+  readonly metrics: GatewayMetrics;
+  readonly keys: SigningKeyStore;
+  /** Re-reads the config file; resolves with the error when it was rejected (the old config stays). */
+  reload(): Promise<{ applied: boolean; version?: string; error?: string }>;
+  close(): Promise<void>;
+}
+
+export async function startGateway(options: StartGatewayOptions): Promise<GatewayRuntime> {
+  const file = resolve(options.configFile);
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new ConfigError(`${file}: cannot read the config file (${error.code ?? 'error'})`);
+  });
+  const config = parseGatewayFile(text, file);
+  const settings = config.server;
+  const logger = typeof options.logger === 'function' ? options.logger(settings.log.level) : options.logger;
+  const metrics = new GatewayMetrics();
+  const pools = new UpstreamPools();
+  const rateLimitStore: RateLimitStore = createMemoryStore();
+  const keys = await openSigningKeyStore({
+    algorithm: config.tokenExchange.algorithm,
+    file: settings.signingKeysFile ? resolve(dirname(file), settings.signingKeysFile) : undefined,
+    rotateEveryMs: settings.signingKeyRotation,
+    tokenTtlMs: config.tokenExchange.ttl,
+  });
+  if (!settings.signingKeysFile) logger.warn('server.signingKeysFile is not set: token-signing keys live in memory and change at every restart');
+
+  let tokenSettings = config.tokenExchange;
+  let minter = newMinter(tokenSettings, keys);
+  const onTokenError = (error: unknown, ctx: { requestId: string }) => logger.error({ reqId: ctx.requestId, err: error }, 'token exchange failed');
+  const compile = (snapshot: Snapshot) => compileSnapshot(snapshot, { pools, rateLimitStore, minter, onTokenError });
+
+  const server = new GatewayServer({
+    logger,
+    metrics,
+    jwks: () => keys.jwks(),
+    trustedProxies: settings.trustedProxies,
+    tls: settings.tls ? { cert: await readFile(resolve(dirname(file), settings.tls.cert)), key: await readFile(resolve(dirname(file), settings.tls.key)) } : undefined,
+  });
+  const first = compile(toSnapshot(config));
+  server.setTable(first);
+  metrics.configReloads.labels('applied').inc();
+  metrics.setConfig(first.version, first.keys.size + first.legacyKeys.size);
+  let lastHash = hash(text);
+
+  const api = await server.listen(options.port ?? settings.listen.port, options.host ?? settings.listen.host);
+  let ready = true;
+  const ops = createOpsServer(metrics, () => ready && server.table !== undefined);
+  const opsAddress = await listen(ops, options.opsPort ?? settings.ops.port, options.host ?? settings.ops.host);
+  logger.info({ api: `${api.address}:${api.port}`, ops: `${opsAddress.address}:${opsAddress.port}`, version: first.version, collections: first.collections.length, keys: first.keys.size }, 'gateway listening');
+
+  let reloading: Promise<{ applied: boolean; version?: string; error?: string }> | undefined;
+  const reload = async () => {
+    let next: string;
+    try {
+      next = await readFile(file, 'utf8');
+    } catch (error) {
+      const message = `${file}: cannot read the config file (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
+      metrics.configReloads.labels('rejected').inc();
+      logger.error({ file }, `config rejected, the previous config stays in force: ${message}`);
+      return { applied: false, error: message };
+    }
+    const h = hash(next);
+    if (h === lastHash) return { applied: false, version: server.table?.version };
+    try {
+      const parsed = parseGatewayFile(next, file);
+      if (JSON.stringify(parsed.tokenExchange) !== JSON.stringify(tokenSettings)) {
+        await keys.reconfigure({ algorithm: parsed.tokenExchange.algorithm, tokenTtlMs: parsed.tokenExchange.ttl, rotateEveryMs: settings.signingKeyRotation });
+        tokenSettings = parsed.tokenExchange;
+        minter = newMinter(tokenSettings, keys);
+      } else {
+        minter.clear(); // roles or clients may have changed: no token may outlive the permissions it carries
+      }
+      const table = compile(toSnapshot(parsed));
+      server.setTable(table);
+      pools.retainOnly(new Set(table.collections.map((c) => c.upstream.pool)));
+      lastHash = h;
+      metrics.configReloads.labels('applied').inc();
+      metrics.setConfig(table.version, table.keys.size + table.legacyKeys.size);
+      logger.info({ version: table.version, collections: table.collections.length, keys: table.keys.size }, 'config applied');
+      return { applied: true, version: table.version };
+    } catch (error) {
+      const message = error instanceof ConfigError ? error.message : `${file}: ${(error as Error).message}`;
+      metrics.configReloads.labels('rejected').inc();
+      logger.error({ file }, `config rejected, the previous config stays in force: ${message}`);
+      return { applied: false, error: message };
+    }
+  };
+  const serialReload = () => {
+    const run = (reloading ?? Promise.resolve()).then(reload, reload);
+    reloading = run;
+    return run;
+  };
+
+  const onHup = () => void serialReload();
+  process.on('SIGHUP', onHup);
+  let watcher: FSWatcher | undefined;
+  if (settings.watch) {
+    let timer: NodeJS.Timeout | undefined;
+    watcher = watch(dirname(file), (_event, name) => {
+      if (name !== null && name !== basename(file)) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => void serialReload(), 150);
+    });
+    watcher.unref();
+  }
+
+  return {
+    api,
+    ops: opsAddress,
+    metrics,
+    keys,
+    reload: serialReload,
+    async close() {
+      ready = false;
+      process.off('SIGHUP', onHup);
+      watcher?.close();
+      await server.close();
+      await new Promise<void>((r) => ops.close(() => r()));
+      ops.closeAllConnections();
+      await pools.close();
+      rateLimitStore.close();
+      keys.close();
+      metrics.close();
+    },
+  };
+}
+
+function newMinter(settings: TokenExchange, keys: SigningKeyStore): Minter {
+  return createMinter({ issuer: settings.issuer, audience: settings.audience, ttlMs: settings.ttl, claims: settings.claims, keys });
+}
+
+export function toSnapshot(file: GatewayFile): Snapshot {
+  const { server: _server, ...snapshot } = file;
+  return snapshot;
+}
+
+function hash(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function createOpsServer(metrics: GatewayMetrics, isReady: () => boolean): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (path === '/readyz') return isReady() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'not ready' });
+    if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(body);
+        },
+        () => json(res, 500, { status: 'error' }),
+      );
+      return;
+    }
+    json(res, 404, { status: 'not found' });
+  });
+}
+
+function json(res: import('node:http').ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server.address() as AddressInfo;
+}

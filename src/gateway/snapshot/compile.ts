@@ -1,0 +1,191 @@
+/**
+ * Compiles a validated snapshot into the immutable route table the request path reads: routers, key index,
+ * roles expanded to endpoint-id sets, per-collection frozen policy chains. Runs once per snapshot; applying a
+ * new snapshot is then one reference swap.
+ */
+import { BlockList, isIPv4 } from 'node:net';
+import type { Client, LegacyClient, RateLimitPolicies, Snapshot } from '../../config/schema.ts';
+import { segmentDepth } from '../http/canonical-path.ts';
+import { CollectionRouter, EndpointMatcher } from '../http/router.ts';
+import type { UpstreamPools } from '../http/upstream-pools.ts';
+import { authenticate } from '../policies/authenticate.ts';
+import { authorize } from '../policies/authorize.ts';
+import { ipAllow } from '../policies/ip-allow.ts';
+import type { Policy, RequestContext } from '../policies/policy.ts';
+import type { RateLimitStore } from '../policies/rate-limit/memory-store.ts';
+import { rateLimit } from '../policies/rate-limit/policy.ts';
+import { tokenExchange } from '../policies/token-exchange.ts';
+import type { Minter } from '../tokens/minter.ts';
+import type { CompiledCollection, CompiledEndpoint, CompiledRole, KeyEntry, Principal, RouteTable } from './compiled.ts';
+
+export interface CompileDeps {
+  pools: UpstreamPools;
+  rateLimitStore: RateLimitStore;
+  minter: Minter;
+  onTokenError: (error: unknown, ctx: RequestContext) => void;
+  now?: () => number;
+}
+
+export function endpointId(collection: string, method: string, template: string): string {
+  return `${collection} ${method} ${template}`;
+}
+
+export function compileSnapshot(snapshot: Snapshot, deps: CompileDeps): RouteTable {
+  const roles = compileRoles(snapshot);
+  const keys = new Map<string, KeyEntry>();
+  const legacyKeys = new Map<string, KeyEntry>();
+
+  for (const client of snapshot.clients) {
+    const principal = compilePrincipal('client', client, roles);
+    if (!principal) continue;
+    for (const key of client.keys) {
+      keys.set(key.hash, { principal, hash: key.hash, label: key.id ?? `${client.id}#${key.hash.slice(0, 8)}`, expiresAt: epoch(key.expiresAt) });
+    }
+  }
+  for (const client of snapshot.legacyClients) {
+    const principal = compilePrincipal('legacy', client, roles);
+    if (!principal) continue;
+    legacyKeys.set(client.keyHash, { principal, hash: client.keyHash, label: `${client.id}#legacy`, expiresAt: Infinity });
+  }
+
+  const auth = authenticate({
+    keys,
+    legacyKeys,
+    legacyKeyHeader: snapshot.legacyAuth.keyHeader,
+    legacyEmailHeader: snapshot.legacyAuth.emailHeader,
+    now: deps.now,
+  });
+  const ip = ipAllow();
+  const authz = authorize();
+
+  const clientLimits = hasClientLimits(snapshot);
+  const router = new CollectionRouter<CompiledCollection>();
+  const collections: CompiledCollection[] = [];
+  for (const c of snapshot.collections) {
+    const url = new URL(c.upstream.url);
+    const limits = mergeLimits(snapshot.rateLimits, c.rateLimits);
+    const chain: Policy[] = [];
+    if (c.authRequired) {
+      chain.push(auth, ip, authz);
+      if (limits.key || limits.client || limits.org || clientLimits) {
+        chain.push(rateLimit({ store: deps.rateLimitStore, limits, collection: c.name }));
+      }
+      chain.push(tokenExchange({ minter: deps.minter, environment: c.environment, project: c.project, onError: deps.onTokenError }));
+    }
+    const endpoints = new EndpointMatcher<CompiledCollection>();
+    const collection: CompiledCollection = Object.freeze({
+      name: c.name,
+      basePath: c.basePath,
+      baseDepth: segmentDepth(c.basePath),
+      host: c.host,
+      project: c.project,
+      environment: c.environment,
+      stripBasePath: c.stripBasePath,
+      websocket: c.websocket,
+      authRequired: c.authRequired,
+      upstream: {
+        origin: url.origin,
+        pathPrefix: url.pathname.replace(/\/+$/, ''),
+        pool: deps.pools.get({ origin: url.origin, connections: c.upstream.connections, connectTimeout: c.upstream.connectTimeout }),
+        headersTimeout: c.upstream.headersTimeout,
+        bodyTimeout: c.upstream.bodyTimeout,
+      },
+      limits,
+      endpoints,
+      chain: Object.freeze(chain),
+    });
+    for (const e of c.endpoints) {
+      const endpoint: CompiledEndpoint = Object.freeze({
+        id: endpointId(c.name, e.method, e.path),
+        method: e.method,
+        template: e.path,
+        permission: e.permission,
+        collection,
+        paramNames: [...e.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!),
+      });
+      endpoints.add(endpoint);
+    }
+    router.add(collection);
+    collections.push(collection);
+  }
+
+  return Object.freeze({
+    version: snapshot.version === undefined ? new Date().toISOString() : String(snapshot.version),
+    router,
+    collections,
+    keys,
+    legacyKeys,
+    legacyKeyHeader: snapshot.legacyAuth.keyHeader,
+    legacyEmailHeader: snapshot.legacyAuth.emailHeader,
+  });
+}
+
+function compileRoles(snapshot: Snapshot): Map<string, CompiledRole> {
+  // Permission name → endpoint ids, across all collections.
+  const byPermission = new Map<string, string[]>();
+  const all: string[] = [];
+  for (const c of snapshot.collections) {
+    for (const e of c.endpoints) {
+      const id = endpointId(c.name, e.method, e.path);
+      all.push(id);
+      let list = byPermission.get(e.permission);
+      if (!list) byPermission.set(e.permission, (list = []));
+      list.push(id);
+    }
+  }
+  const roles = new Map<string, CompiledRole>();
+  for (const r of snapshot.roles) {
+    const ids = new Set<string>();
+    for (const p of r.permissions) for (const id of p === '*' ? all : (byPermission.get(p) ?? [])) ids.add(id);
+    for (const e of r.endpoints) {
+      // Match by template shape, so a grant survives a renamed path parameter.
+      const shape = e.path.replace(/\{[^}]+\}/g, '{}');
+      const collection = snapshot.collections.find((c) => c.name === e.collection);
+      const target = collection?.endpoints.find((x) => x.method === e.method && x.path.replace(/\{[^}]+\}/g, '{}') === shape);
+      if (target) ids.add(endpointId(e.collection, target.method, target.path));
+    }
+    roles.set(r.name, Object.freeze({ name: r.name, permissions: Object.freeze([...r.permissions]), endpointIds: ids }));
+  }
+  return roles;
+}
+
+function compilePrincipal(kind: 'client' | 'legacy', c: Client | LegacyClient, roles: Map<string, CompiledRole>): Principal | undefined {
+  const role = roles.get(c.role);
+  if (!role) return undefined; // the schema refuses unknown roles; a role deleted under a client fails closed
+  return Object.freeze({
+    kind,
+    id: c.id,
+    role,
+    environments: new Set(c.environments),
+    projects: new Set(c.projects),
+    allowedIps: c.allowedIps?.length ? blockList(c.allowedIps) : undefined,
+    userId: c.userId,
+    orgId: c.orgId,
+    metadata: c.metadata,
+    limits: { key: c.rateLimits?.key, client: c.rateLimits?.client },
+    expiresAt: epoch(c.expiresAt),
+    disabled: c.status === 'disabled',
+    email: 'email' in c ? c.email.toLowerCase() : undefined,
+  });
+}
+
+function blockList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [address, bits] = cidr.split('/') as [string, string];
+    list.addSubnet(address, Number(bits), isIPv4(address) ? 'ipv4' : 'ipv6');
+  }
+  return list;
+}
+
+function mergeLimits(defaults: RateLimitPolicies, own: RateLimitPolicies | undefined): RateLimitPolicies {
+  return { key: own?.key ?? defaults.key, client: own?.client ?? defaults.client, org: own?.org ?? defaults.org };
+}
+
+function hasClientLimits(snapshot: Snapshot): boolean {
+  return snapshot.clients.some((c) => c.rateLimits?.key || c.rateLimits?.client) || snapshot.legacyClients.some((c) => c.rateLimits?.key || c.rateLimits?.client);
+}
+
+function epoch(iso: string | undefined): number {
+  return iso === undefined ? Infinity : Date.parse(iso);
+}

@@ -1,0 +1,83 @@
+/** The compiled, immutable form of a snapshot that the request path reads. */
+import type { BlockList } from 'node:net';
+import type { Pool } from 'undici';
+import type { RateLimit } from '../../config/schema.ts';
+import type { Policy } from '../policies/policy.ts';
+import type { CollectionRouter, EndpointMatcher, RouteEndpoint } from '../http/router.ts';
+
+export interface CompiledUpstream {
+  readonly origin: string;
+  /** The upstream URL's own path without trailing '/', prepended to the forwarded path ('' for none). */
+  readonly pathPrefix: string;
+  readonly pool: Pool;
+  readonly headersTimeout: number;
+  readonly bodyTimeout: number;
+}
+
+export interface CompiledCollection {
+  readonly name: string;
+  readonly basePath: string;
+  readonly baseDepth: number;
+  readonly host: string | undefined;
+  readonly project: string;
+  readonly environment: string;
+  readonly stripBasePath: boolean;
+  readonly websocket: boolean;
+  readonly authRequired: boolean;
+  readonly upstream: CompiledUpstream;
+  readonly limits: { readonly key?: RateLimit; readonly client?: RateLimit; readonly org?: RateLimit };
+  readonly endpoints: EndpointMatcher<CompiledCollection>;
+  /** The frozen policy chain every request to this collection runs. */
+  readonly chain: readonly Policy[];
+}
+
+export type CompiledEndpoint = RouteEndpoint<CompiledCollection>;
+
+export interface CompiledRole {
+  readonly name: string;
+  /** Permission names carried in minted tokens. */
+  readonly permissions: readonly string[];
+  /** Ids of the endpoints this role grants (expanded from permissions and endpoint grants). */
+  readonly endpointIds: ReadonlySet<string>;
+}
+
+/** An API client or legacy client, as the request path sees it. */
+export interface Principal {
+  readonly kind: 'client' | 'legacy';
+  readonly id: string;
+  readonly role: CompiledRole;
+  readonly environments: ReadonlySet<string>;
+  readonly projects: ReadonlySet<string>;
+  readonly allowedIps: BlockList | undefined;
+  readonly userId: string | undefined;
+  readonly orgId: string | undefined;
+  readonly metadata: Record<string, string | number | boolean> | undefined;
+  readonly limits: { readonly key?: RateLimit; readonly client?: RateLimit };
+  /** Epoch ms, or Infinity. */
+  readonly expiresAt: number;
+  readonly disabled: boolean;
+  /** Legacy clients: lower-cased email that must accompany the key. */
+  readonly email: string | undefined;
+}
+
+export interface KeyEntry {
+  readonly principal: Principal;
+  /** SHA-256 hex of the key: the identity of the key in counters and caches, never the key itself. */
+  readonly hash: string;
+  /** Safe label for logs. */
+  readonly label: string;
+  /** Epoch ms, or Infinity. */
+  readonly expiresAt: number;
+}
+
+export interface RouteTable {
+  readonly version: string;
+  readonly router: CollectionRouter<CompiledCollection>;
+  readonly collections: readonly CompiledCollection[];
+  /** SHA-256 hex → key, for Gatehouse-format keys. */
+  readonly keys: ReadonlyMap<string, KeyEntry>;
+  /** SHA-256 hex → key, for legacy clients (key + email). */
+  readonly legacyKeys: ReadonlyMap<string, KeyEntry>;
+  readonly legacyKeyHeader: string;
+  readonly legacyEmailHeader: string;
+}
