@@ -57,7 +57,9 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     file: settings.signingKeysFile ? resolve(dirname(file), settings.signingKeysFile) : undefined,
     rotateEveryMs: settings.signingKeyRotation,
     tokenTtlMs: config.tokenExchange.ttl,
+    onError: (err) => logger.error({ err }, 'signing key maintenance failed (retrying in 30s)'),
   });
+  for (const warning of keys.warnings) logger.warn(warning);
   if (!settings.signingKeysFile) logger.warn('server.signingKeysFile is not set: token-signing keys live in memory and change at every restart');
 
   let tokenSettings = config.tokenExchange;

@@ -15,9 +15,9 @@ import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises
 import { dirname } from 'node:path';
 import { calculateJwkThumbprint, CompactSign, compactVerify, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type KeyObject } from 'jose';
 import { z } from 'zod';
-import { formatIssues } from '../../config/schema.ts';
+import { formatIssues, type TokenExchange } from '../../config/schema.ts';
 
-export type SigningAlgorithm = 'EdDSA' | 'ES256';
+export type SigningAlgorithm = TokenExchange['algorithm'];
 
 export interface SigningKeyStoreOptions {
   /** `EdDSA` signs with Ed25519, `ES256` with ECDSA on P-256. */

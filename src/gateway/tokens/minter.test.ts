@@ -210,13 +210,18 @@ describe('token minter', () => {
     keys.close();
   });
 
-  it('does not cache a failed mint', async () => {
-    const { keys, minter } = await setup();
-    keys.close();
-    const broken = createMinter({ issuer: 'i', audience: 'a', ttlMs: TTL, claims: [], keys: { ...keys, current: () => { throw new Error('no key'); } } });
-    await assert.rejects(async () => broken.token('k', subject), /no key/);
-    assert.equal(broken.size, 0);
+  it('does not cache a failed mint, and the next call tries again', async () => {
+    const { keys } = await setup();
+    // An EdDSA key announced as ES256: jose refuses to sign with it. The minter only calls current().
+    const broken = { current: () => ({ ...keys.current(), alg: 'ES256' }) } as unknown as SigningKeyStore;
+    const minter = createMinter({ issuer: 'i', audience: 'a', ttlMs: TTL, claims: [], keys: broken });
+    const first = minter.token('k', subject);
+    await assert.rejects(Promise.resolve(first));
+    const second = minter.token('k', subject);
+    assert.notEqual(second, first);
+    await assert.rejects(Promise.resolve(second));
     assert.equal(minter.size, 0);
+    keys.close();
   });
 
   it('refuses invalid options', async () => {

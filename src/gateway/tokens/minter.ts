@@ -5,9 +5,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { SignJWT, type JWTPayload } from 'jose';
+import type { TokenExchange } from '../../config/schema.ts';
 import type { SigningKeyStore } from './keystore.ts';
 
-export type ClaimName = 'client_id' | 'user_id' | 'org_id' | 'permissions' | 'environment' | 'project' | 'metadata';
+export type ClaimName = TokenExchange['claims'][number];
 
 /** Who a token speaks for: built by the caller from the API client, its role and the collection being called. */
 export interface TokenSubject {

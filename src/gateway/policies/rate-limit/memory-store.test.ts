@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, it, mock } from 'node:test';
+import { setTimeout } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { createMemoryStore } from './memory-store.ts';
 import { rateLimitStoreContract } from './store-contract.ts';
@@ -42,6 +43,20 @@ describe('memory rate-limit store', () => {
     } finally {
       store.close();
       mock.timers.reset();
+    }
+  });
+
+  it('sweeps more keys than it examines per turn of the event loop', async () => {
+    const store = createMemoryStore({ sweepIntervalMs: 5 });
+    try {
+      for (let i = 0; i < 12_000; i++) store.hit(`key-${i}`, 5, 1_000, T);
+      store.hit('active', 5, 1_000);
+      const deadline = Date.now() + 5_000;
+      while (store.size > 1 && Date.now() < deadline) await setTimeout(5);
+      assert.equal(store.size, 1);
+      assert.equal(store.hit('active', 5, 1_000).allowed, true);
+    } finally {
+      store.close();
     }
   });
 

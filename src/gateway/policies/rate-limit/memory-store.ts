@@ -46,7 +46,8 @@ export interface MemoryStoreOptions {
   /**
    * Most keys tracked at once. When a new key would exceed it, the keys whose window rolled over longest ago
    * (roughly: idle longest) are dropped, in batches of ~1.5%. A dropped key that was still active starts afresh,
-   * so size this well above the number of keys active within two windows. About 150–200 bytes per key.
+   * so size this well above the number of keys active within two windows. Roughly 300 bytes per key
+   * with a 64-character key name.
    * @default 1_000_000
    */
   maxKeys?: number;
@@ -60,6 +61,9 @@ export interface MemoryRateLimitStore extends RateLimitStore {
   /** Drops every key whose hits no longer weigh at `now` and returns how many. Also runs on the sweep timer. */
   sweep(now?: number): number;
 }
+
+/** Keys examined per turn of the event loop by the timer's sweep (a few ms at most). */
+const SWEEP_CHUNK = 5_000;
 
 /** One key's state: small, mutable, one shape for all keys. */
 interface Counter {
@@ -83,10 +87,30 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryRateL
   // entries are the ones idle longest: eviction under pressure takes them without scanning.
   const counters = new Map<string, Counter>();
 
+  // The timer's sweep runs in chunks, yielding to the event loop between them: a pass over a million keys takes
+  // hundreds of ms, which must not stall requests. Map iterators stay valid across deletions and insertions.
+  let pass: MapIterator<[string, Counter]> | undefined;
+  let resume: ReturnType<typeof setImmediate> | undefined;
   let timer: ReturnType<typeof setInterval> | undefined = setInterval(function sweepRateLimits() {
-    sweep(Date.now());
+    if (pass === undefined) sweepChunk();
   }, sweepIntervalMs);
   timer.unref();
+
+  function sweepChunk(): void {
+    resume = undefined;
+    pass ??= counters.entries();
+    const now = Date.now();
+    for (let i = 0; i < SWEEP_CHUNK; i++) {
+      const step = pass.next();
+      if (step.done === true) {
+        pass = undefined;
+        return;
+      }
+      if (isSpent(step.value[1], now)) counters.delete(step.value[0]);
+    }
+    resume = setImmediate(sweepChunk);
+    resume.unref();
+  }
 
   function hit(key: string, limit: number, windowMs: number, now: number = Date.now()): RateLimitDecision {
     if (!(limit >= 1) || !(windowMs >= 1)) throw new RangeError(`rate limit needs limit >= 1 and windowMs >= 1, got ${limit} per ${windowMs}ms`);
@@ -146,9 +170,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryRateL
   function sweep(now: number = Date.now()): number {
     let dropped = 0;
     for (const [key, c] of counters) {
-      // The current window's hits weigh until the end of the next window; with none, the previous window's
-      // hits stop weighing when the current window ends. Past that the key is as good as new.
-      if (now >= c.start + (c.current > 0 ? 2 * c.windowMs : c.windowMs)) {
+      if (isSpent(c, now)) {
         counters.delete(key);
         dropped++;
       }
@@ -167,10 +189,21 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryRateL
     },
     close() {
       if (timer !== undefined) clearInterval(timer);
+      if (resume !== undefined) clearImmediate(resume);
       timer = undefined;
+      resume = undefined;
+      pass = undefined;
       counters.clear();
     },
   };
+}
+
+/**
+ * Whether a key's hits no longer weigh at `now`, so that dropping it changes nothing: the current window's hits
+ * weigh until the end of the next window; with none, the previous window's stop weighing when the current one ends.
+ */
+function isSpent(c: Counter, now: number): boolean {
+  return now >= c.start + (c.current > 0 ? 2 * c.windowMs : c.windowMs);
 }
 
 /**

@@ -1,0 +1,182 @@
+/**
+ * End-to-end helpers: a real upstream on an ephemeral loopback port, and a real `gatehouse gateway run` child
+ * process on ephemeral ports. Everything stops by itself (test `after` hooks, and a hard timeout per process).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { generateKey } from '../src/gateway/keys/api-key.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MAIN = join(ROOT, 'src/cli/main.ts');
+
+export interface SeenRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+}
+
+export interface Upstream {
+  url: string;
+  port: number;
+  server: Server;
+  requests: SeenRequest[];
+  close(): Promise<void>;
+}
+
+/** An upstream that records each request and answers JSON `{method, url, headers}` unless `handler` answers. */
+export async function startUpstream(handler?: (req: IncomingMessage, res: ServerResponse) => boolean | void): Promise<Upstream> {
+  const requests: SeenRequest[] = [];
+  const server = createServer((req, res) => {
+    requests.push({ method: req.method!, url: req.url!, headers: req.headers });
+    if (handler?.(req, res)) return;
+    req.resume();
+    const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers });
+    res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'yes', connection: 'keep-alive' });
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    server,
+    requests,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export interface GatewayProcess {
+  url: string;
+  opsUrl: string;
+  port: number;
+  configFile: string;
+  dir: string;
+  child: ChildProcess;
+  /** Every stdout/stderr line so far. */
+  output: string[];
+  /** Resolves with the first output line matching `pattern` (waits up to `timeoutMs`). */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Rewrites the config file (YAML). */
+  writeConfig(config: unknown): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts `gatehouse gateway run` on a YAML config written to a fresh temp dir. */
+export async function startGateway(config: Record<string, unknown>, options: { extraArgs?: string[]; format?: 'yaml' | 'json' } = {}): Promise<GatewayProcess> {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-e2e-'));
+  const configFile = join(dir, options.format === 'json' ? 'gateway.json' : 'gateway.yaml');
+  const write = (c: unknown) => writeFile(configFile, options.format === 'json' ? JSON.stringify(c) : stringify(c));
+  await write(withServer(config));
+  const child = spawn(process.execPath, [MAIN, 'gateway', 'run', '--config', configFile, '--port', '0', '--ops-port', '0', '--host', '127.0.0.1', ...(options.extraArgs ?? [])], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const kill = setTimeout(() => child.kill('SIGKILL'), 10 * 60_000);
+  kill.unref();
+  const output: string[] = [];
+  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  const onLine = (line: string) => {
+    output.push(line);
+    for (const w of [...waiters]) {
+      if (w.pattern.test(line)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+  };
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let buffer = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      buffer += chunk;
+      let nl;
+      while ((nl = buffer.indexOf('\n')) !== -1) {
+        onLine(buffer.slice(0, nl));
+        buffer = buffer.slice(nl + 1);
+      }
+    });
+  }
+  const waitFor = (pattern: RegExp, timeoutMs = 10_000) => {
+    const seen = output.find((l) => pattern.test(l));
+    if (seen) return Promise.resolve(seen);
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} in gateway output:\n${output.join('\n')}`)), timeoutMs);
+      waiters.push({ pattern, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+      child.once('exit', (code) => reject(new Error(`gateway exited with ${code} before ${pattern}:\n${output.join('\n')}`)));
+    });
+  };
+  const listening = JSON.parse(await waitFor(/"gateway listening"/)) as { api: string; ops: string };
+  const port = Number(listening.api.split(':').pop());
+  return {
+    url: `http://127.0.0.1:${port}`,
+    opsUrl: `http://127.0.0.1:${listening.ops.split(':').pop()}`,
+    port,
+    configFile,
+    dir,
+    child,
+    output,
+    waitFor,
+    writeConfig: (c) => write(withServer(c as Record<string, unknown>)),
+    async stop() {
+      clearTimeout(kill);
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function withServer(config: Record<string, unknown>): Record<string, unknown> {
+  const server = (config.server ?? {}) as Record<string, unknown>;
+  return { ...config, server: { log: { level: 'info' }, ...server } };
+}
+
+/** A fresh key and the config entry for it. */
+export function newKey(): { key: string; hash: string } {
+  const { key, hash } = generateKey();
+  return { key, hash: `sha256:${hash}` };
+}
+
+/** Sends `raw` on a fresh TCP connection and resolves with the whole response text (connection: close). */
+export function rawRequest(port: number, raw: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let data = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (data += d));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+    socket.setTimeout(10_000, () => socket.destroy(new Error('raw request timed out')));
+    socket.write(raw);
+  });
+}
+
+/** Status code and parsed problem body of a raw HTTP response. */
+export function parseRaw(response: string): { status: number; headers: string; body: string; json: Record<string, unknown> | undefined } {
+  const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1]);
+  const split = response.indexOf('\r\n\r\n');
+  const headers = response.slice(0, split);
+  const body = response.slice(split + 4);
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(body) as Record<string, unknown>;
+  } catch {
+    json = undefined;
+  }
+  return { status, headers, body, json };
+}
+
+export const TOKEN_EXCHANGE = { issuer: 'https://gatehouse.test', audience: 'e2e-api', ttl: '5m', algorithm: 'EdDSA' };
