@@ -87,7 +87,7 @@ export async function startGateway(config: Record<string, unknown>, options: { e
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
   const onLine = (line: string) => {
     output.push(line);
-    for (const w of [...waiters]) {
+    for (const w of waiters.slice()) {
       if (w.pattern.test(line)) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve(line);

@@ -36,7 +36,7 @@ export const ERRORS = {
   GH_ERR_UPSTREAM_WEBSOCKET_REFUSED: { status: 502, title: 'Upstream refused the WebSocket upgrade', doc: 'The upstream did not answer the upgrade with 101 Switching Protocols.' },
   GH_ERR_WEBSOCKET_NOT_ALLOWED: { status: 400, title: 'WebSocket not enabled', doc: 'The API collection does not allow WebSocket upgrades.' },
   GH_ERR_TOKEN_EXCHANGE_FAILED: { status: 500, title: 'Token exchange failed', doc: 'The gateway could not mint the upstream token. This is a gateway fault; it is logged with the request id.' },
-  GH_ERR_INTERNAL: { status: 500, title: 'Internal error', doc: 'An unexpected gateway fault. Details are in the gateway log under the request id, never in the response.' },
+  GH_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal error', doc: 'An unexpected gateway fault. Details are in the gateway log under the request id, never in the response.' },
 } as const satisfies Record<string, ErrorDef>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -142,7 +142,7 @@ export class GatewayServer {
     const table = this.#table;
     const method = req.method ?? 'GET';
 
-    if (table === undefined) return this.#refuse(req, res, requestId, refusal('GH_ERR_INTERNAL', 'The gateway has no configuration yet.'), start);
+    if (table === undefined) return this.#refuse(req, res, requestId, refusal('GH_ERR_GATEWAY_INTERNAL', 'The gateway has no configuration yet.'), start);
     const routed = this.#route(req, table);
     if ('code' in routed) {
       if (routed === NOT_FOUND && (method === 'GET' || method === 'HEAD') && req.url === JWKS_PATH) return this.#serveJwks(res, requestId);
@@ -224,7 +224,7 @@ export class GatewayServer {
       writeRawProblem(socket, r, requestId);
       this.#logger.info({ reqId: requestId, method: req.method, status: ERRORS[r.code].status, code: r.code, ms: round(performance.now() - start) }, 'upgrade refused');
     };
-    if (table === undefined) return reject(refusal('GH_ERR_INTERNAL'));
+    if (table === undefined) return reject(refusal('GH_ERR_GATEWAY_INTERNAL'));
     const routed = this.#route(req, table);
     if ('code' in routed) return reject(routed);
     if (!routed.collection.websocket) return reject(WEBSOCKET_NOT_ALLOWED);
@@ -273,7 +273,7 @@ function runChain(ctx: RequestContext, chain: readonly Policy[], from: number, d
     if (isPromise(result)) {
       result.then(
         (r) => (r === undefined ? runChain(ctx, chain, i + 1, done, refused) : refused(r)),
-        () => refused(refusal('GH_ERR_INTERNAL')),
+        () => refused(refusal('GH_ERR_GATEWAY_INTERNAL')),
       );
       return;
     }
