@@ -3,7 +3,7 @@
  * process on ephemeral ports. Everything stops by itself (test `after` hooks, and a hard timeout per process).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -180,3 +180,57 @@ export function parseRaw(response: string): { status: number; headers: string; b
 }
 
 export const TOKEN_EXCHANGE = { issuer: 'https://gatehouse.test', audience: 'e2e-api', ttl: '5m', algorithm: 'EdDSA' };
+
+/** Resident set size of a live process in bytes, from /proc/<pid>/status (Linux). */
+export async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+  if (kb === undefined) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(kb) * 1024;
+}
+
+/** The value of one sample (e.g. `gatehouse_config_reloads_total{result="rejected"}`) on the ops /metrics page; 0 when absent. */
+export async function metricValue(opsUrl: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${opsUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+}
+
+/** Resolves with the first output line matching `pattern` at index `from` or later (default: lines yet to come). */
+export async function waitForLine(gw: GatewayProcess, pattern: RegExp, from = gw.output.length, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = gw.output.slice(from).find((l) => pattern.test(l));
+    if (line !== undefined) return line;
+    if (gw.child.exitCode !== null) throw new Error(`gateway exited with ${gw.child.exitCode} before ${pattern}:\n${gw.output.join('\n')}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern} in gateway output:\n${gw.output.slice(from).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `gatehouse ARGS…` (src/cli/main.ts) to completion, as a user would; killed after `timeoutMs`. */
+export function runCli(args: string[], options: { timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 15_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** The repository root (for paths such as examples/gateway.yaml). */
+export const REPO_ROOT = ROOT;
