@@ -22,7 +22,9 @@ function strip(headers: IncomingHttpHeaders | Record<string, string | string[] |
 const server = createServer((req, res) => {
   const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
   let controller: Dispatcher.DispatchController | undefined;
-  res.once('close', () => controller?.aborted === false && !res.writableFinished && controller.abort(new Error('client gone')));
+  res.once('close', () => {
+    if (controller && !controller.aborted && !res.writableFinished) controller.abort(new Error('client closed the connection'));
+  });
   pool.dispatch({ path: req.url!, method: req.method as Dispatcher.HttpMethod, headers: strip(req.headers) as Record<string, string>, body: hasBody ? req : null }, {
     onRequestStart(c) {
       controller = c;

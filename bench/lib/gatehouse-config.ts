@@ -1,0 +1,68 @@
+/**
+ * The Gatehouse config used by the proxy benchmark: the full chain on one collection. One client whose key the
+ * load generator sends as `Authorization: Bearer`, a role granting the endpoint, rate limits per key, client and
+ * org set far above what any run can reach (so they are evaluated on every request and never refuse), EdDSA token
+ * exchange, access logs at level "info".
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateKey } from '../../src/gateway/keys/api-key.ts';
+
+/** The path every proxy is loaded on. Gatehouse matches it to `GET /v1/items/{id}` under base path `/api`. */
+export const LOAD_PATH = '/api/v1/items/42';
+
+export interface GatehouseBenchConfig {
+  file: string;
+  key: string;
+}
+
+export function writeGatehouseConfig(dir: string, upstreamUrl: string): GatehouseBenchConfig {
+  const { key, hash, id } = generateKey();
+  const never = { limit: 1_000_000_000, window: '1m' };
+  const config = {
+    server: {
+      listen: { host: '127.0.0.1', port: 8080 },
+      ops: { host: '127.0.0.1', port: 9090 },
+      signingKeysFile: join(dir, 'signing-keys.json'),
+      log: { level: 'info' },
+      watch: false,
+    },
+    tokenExchange: {
+      issuer: 'https://gatehouse.bench.local',
+      audience: 'bench-api',
+      ttl: '5m',
+      algorithm: 'EdDSA',
+      claims: ['client_id', 'user_id', 'org_id', 'permissions', 'environment', 'project'],
+    },
+    rateLimits: { key: never, client: never, org: never },
+    collections: [
+      {
+        name: 'bench',
+        basePath: '/api',
+        upstream: upstreamUrl,
+        project: 'bench',
+        environment: 'PROD',
+        endpoints: [
+          { method: 'GET', path: '/v1/items/{id}', permission: 'items:read' },
+          { method: 'POST', path: '/v1/items', permission: 'items:write' },
+        ],
+      },
+    ],
+    roles: [{ name: 'bench-reader', permissions: ['items:read'] }],
+    clients: [
+      {
+        id: 'bench-client',
+        role: 'bench-reader',
+        environments: ['PROD'],
+        projects: ['bench'],
+        userId: 'u-1',
+        orgId: 'bench-org',
+        rateLimits: { key: never, client: never },
+        keys: [{ hash, id }],
+      },
+    ],
+  };
+  const file = join(dir, 'gatehouse-bench.json');
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return { file, key };
+}
