@@ -34,6 +34,8 @@ export const DurationSchema = z.union([z.number().positive(), z.string()]).trans
 
 const SEGMENT = /^(?:[A-Za-z0-9\-._~!$&'()*+,=:@]|%[0-9A-Fa-f]{2})+$/;
 const PARAM = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+/** Escapes a canonical path never contains: encoded '/', '\\', ';', '%', '.', and control characters. */
+const AMBIGUOUS_ESCAPE = /%(?:2f|5c|3b|25|2e|[01][0-9a-f]|7f)/i;
 
 /**
  * A path template such as `/orgs/{orgId}/invoices`: literal segments and `{param}` segments, which match exactly
@@ -52,7 +54,7 @@ export const PathTemplateSchema = z.string().superRefine((value, ctx) => {
     if (param) {
       if (names.has(param[1]!)) ctx.addIssue({ code: 'custom', message: `parameter {${param[1]}} appears twice` });
       names.add(param[1]!);
-    } else if (segment === '' || segment === '.' || segment === '..' || !SEGMENT.test(segment) || /%2f|%5c|%00/i.test(segment)) {
+    } else if (segment === '' || segment === '.' || segment === '..' || !SEGMENT.test(segment) || AMBIGUOUS_ESCAPE.test(segment)) {
       ctx.addIssue({ code: 'custom', message: `invalid segment ${JSON.stringify(segment)}: use literal characters or {param}` });
     }
   }
@@ -105,7 +107,7 @@ export const EndpointSchema = z.strictObject({
   method: HttpMethodSchema,
   path: PathTemplateSchema,
   /** The permission a client's role must grant to call this endpoint, e.g. `invoices:read`. */
-  permission: z.string().regex(/^[A-Za-z0-9._:*-]{1,128}$/, 'must be 1-128 characters: letters, digits, ".", "_", ":", "-"'),
+  permission: z.string().regex(/^[A-Za-z0-9._:*-]{1,128}$/, 'must be 1-128 characters: letters, digits, ".", "_", ":", "-", "*"'),
 });
 export type Endpoint = z.output<typeof EndpointSchema>;
 
@@ -207,10 +209,10 @@ export const ClaimNameSchema = z.enum(['client_id', 'user_id', 'org_id', 'permis
 export const TokenExchangeSchema = z.strictObject({
   issuer: z.string().min(1),
   audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
-  /** Lifetime of minted tokens. */
-  ttl: DurationSchema.default(300_000),
+  /** Lifetime of minted tokens (at least 1s: tokens carry whole seconds). */
+  ttl: DurationSchema.pipe(z.number().min(1_000, 'must be at least 1s')).default(300_000),
   algorithm: z.enum(['EdDSA', 'ES256']).default('EdDSA'),
-  /** Claims added to each token besides iss, aud, sub, iat, exp, jti. */
+  /** Claims added to each token besides iss, aud, sub, iat, nbf, exp, jti. */
   claims: z.array(ClaimNameSchema).default(['client_id', 'user_id', 'org_id', 'permissions', 'environment']),
 });
 export type TokenExchange = z.output<typeof TokenExchangeSchema>;
@@ -242,12 +244,17 @@ const ListenSchema = z.strictObject({
   host: z.string().default('0.0.0.0'),
   port: z.int().min(0).max(65535),
 });
+/** The ops listener is unauthenticated: it binds to loopback unless told otherwise. */
+const OpsListenSchema = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: z.int().min(0).max(65535),
+});
 
 /** Settings local to one gateway process; not part of the snapshot. */
 export const ServerSchema = z.strictObject({
   listen: ListenSchema.default({ host: '0.0.0.0', port: 8080 }),
   /** Operations listener: /healthz, /readyz, /metrics. */
-  ops: ListenSchema.default({ host: '127.0.0.1', port: 9090 }),
+  ops: OpsListenSchema.default({ host: '127.0.0.1', port: 9090 }),
   /** Serve API traffic over TLS (PEM files). */
   tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
   /** Peers allowed to set X-Forwarded-For (e.g. your load balancer); otherwise the socket address is the client. */

@@ -65,7 +65,13 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   let tokenSettings = config.tokenExchange;
   let minter = newMinter(tokenSettings, keys);
   const onTokenError = (error: unknown, ctx: { requestId: string }) => logger.error({ reqId: ctx.requestId, err: error }, 'token exchange failed');
-  const compile = (snapshot: Snapshot) => compileSnapshot(snapshot, { pools, rateLimitStore, minter, onTokenError });
+  const compileOrThrow = (snapshot: Snapshot, withMinter: Minter) => {
+    try {
+      return compileSnapshot(snapshot, { pools, rateLimitStore, minter: withMinter, onTokenError });
+    } catch (error) {
+      throw new ConfigError(`${file}: the configuration cannot be compiled: ${(error as Error).message}`);
+    }
+  };
 
   const server = new GatewayServer({
     logger,
@@ -74,7 +80,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     trustedProxies: settings.trustedProxies,
     tls: settings.tls ? { cert: await readFile(resolve(dirname(file), settings.tls.cert)), key: await readFile(resolve(dirname(file), settings.tls.key)) } : undefined,
   });
-  const first = compile(toSnapshot(config));
+  const first = compileOrThrow(toSnapshot(config), minter);
   server.setTable(first);
   metrics.configReloads.labels('applied').inc();
   metrics.setConfig(first.version, first.keys.size + first.legacyKeys.size);
@@ -84,7 +90,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   let ready = true;
   const ops = createOpsServer(metrics, () => ready && server.table !== undefined);
   const opsAddress = await listen(ops, options.opsPort ?? settings.ops.port, options.host ?? settings.ops.host);
-  logger.info({ api: `${api.address}:${api.port}`, ops: `${opsAddress.address}:${opsAddress.port}`, version: first.version, collections: first.collections.length, keys: first.keys.size }, 'gateway listening');
+  logger.info({ api: `${api.address}:${api.port}`, ops: `${opsAddress.address}:${opsAddress.port}`, version: first.version, collections: first.collections.length, keys: first.keys.size + first.legacyKeys.size }, 'gateway listening');
 
   let reloading: Promise<{ applied: boolean; version?: string; error?: string }> | undefined;
   const reload = async () => {
@@ -101,20 +107,26 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     if (h === lastHash) return { applied: false, version: server.table?.version };
     try {
       const parsed = parseGatewayFile(next, file);
-      if (JSON.stringify(parsed.tokenExchange) !== JSON.stringify(tokenSettings)) {
+      const tokenChange = JSON.stringify(parsed.tokenExchange) !== JSON.stringify(tokenSettings);
+      // Compile completely before touching anything in force: a rejected file changes nothing, keys included.
+      const nextMinter = tokenChange ? newMinter(parsed.tokenExchange, keys) : minter;
+      const table = compileOrThrow(toSnapshot(parsed), nextMinter);
+      if (tokenChange) {
         await keys.reconfigure({ algorithm: parsed.tokenExchange.algorithm, tokenTtlMs: parsed.tokenExchange.ttl, rotateEveryMs: settings.signingKeyRotation });
         tokenSettings = parsed.tokenExchange;
-        minter = newMinter(tokenSettings, keys);
+        minter = nextMinter;
       } else {
         minter.clear(); // roles or clients may have changed: no token may outlive the permissions it carries
       }
-      const table = compile(toSnapshot(parsed));
+      if (JSON.stringify(parsed.server) !== JSON.stringify(settings)) {
+        logger.warn({ file }, 'the server section changed: listeners, TLS, logging and signing-key settings apply at the next restart');
+      }
       server.setTable(table);
       pools.retainOnly(new Set(table.collections.map((c) => c.upstream.pool)));
       lastHash = h;
       metrics.configReloads.labels('applied').inc();
       metrics.setConfig(table.version, table.keys.size + table.legacyKeys.size);
-      logger.info({ version: table.version, collections: table.collections.length, keys: table.keys.size }, 'config applied');
+      logger.info({ version: table.version, collections: table.collections.length, keys: table.keys.size + table.legacyKeys.size }, 'config applied');
       return { applied: true, version: table.version };
     } catch (error) {
       const message = error instanceof ConfigError ? error.message : `${file}: ${(error as Error).message}`;

@@ -23,18 +23,16 @@ const MALFORMED = refusal('GH_ERR_AUTH_MALFORMED_KEY');
 const INVALID = refusal('GH_ERR_AUTH_INVALID_KEY');
 const EXPIRED = refusal('GH_ERR_AUTH_EXPIRED_KEY');
 const DISABLED = refusal('GH_ERR_AUTH_CLIENT_DISABLED');
-const AUTHORIZATION = ['authorization'];
-const X_API_KEY = ['x-api-key'];
 
 export function authenticate(options: AuthenticateOptions): Policy {
   const { keys, legacyKeys, legacyKeyHeader, legacyEmailHeader } = options;
   const now = options.now ?? Date.now;
-  const legacyHeaders = [legacyKeyHeader, legacyEmailHeader];
+  // Every header that may carry a credential is removed before forwarding, not only the one that was used.
+  const credentialHeaders = [...new Set(['authorization', 'x-api-key', legacyKeyHeader, legacyEmailHeader])];
 
   return function authenticatePolicy(ctx: RequestContext) {
     const headers = ctx.req.headers;
     let key: string | undefined;
-    let from = AUTHORIZATION;
     const authorization = headers.authorization;
     if (authorization !== undefined) {
       if (authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ') key = authorization.slice(7).trim();
@@ -43,7 +41,6 @@ export function authenticate(options: AuthenticateOptions): Policy {
       const header = headers['x-api-key'];
       if (typeof header === 'string') {
         key = header.trim();
-        from = X_API_KEY;
       }
     }
 
@@ -52,7 +49,6 @@ export function authenticate(options: AuthenticateOptions): Policy {
       if (!isWellFormedKey(key)) return MALFORMED;
       entry = keys.get(hashKey(key));
       if (!entry) return INVALID;
-      ctx.credentialHeaders = from;
     } else {
       // Legacy pair: a key of any format plus the email it was issued to.
       const legacyKey = headers[legacyKeyHeader];
@@ -61,8 +57,8 @@ export function authenticate(options: AuthenticateOptions): Policy {
       if (legacyKey.length === 0 || legacyKey.length > 512) return MALFORMED;
       entry = legacyKeys.get(hashKey(legacyKey));
       if (!entry || !sameEmail(entry.principal.email!, email)) return INVALID;
-      ctx.credentialHeaders = legacyHeaders;
     }
+    ctx.credentialHeaders = credentialHeaders;
 
     const principal = entry.principal;
     ctx.principal = principal;
