@@ -128,7 +128,8 @@ export const CollectionSchema = z.strictObject({
   /** Requests whose canonical path starts with this base path (and whose Host matches `host`, if set) belong here. */
   basePath: BasePathSchema,
   host: HostSchema.optional(),
-  upstream: z.union([HttpUrlSchema.transform((url) => ({ url })), UpstreamSchema]).pipe(UpstreamSchema),
+  /** The upstream URL, or an object with the URL and connection settings. */
+  upstream: z.preprocess((value) => (typeof value === 'string' ? { url: value } : value), UpstreamSchema),
   project: NameSchema,
   environment: EnvironmentSchema,
   /** Remove the base path before forwarding (the upstream URL's own path is prepended). */

@@ -56,16 +56,21 @@ export class EndpointMatcher<C> {
   match(method: string, relativePath: string): EndpointMatch<C> | { allow: string[] } | undefined {
     const segments = relativePath === '/' ? [] : relativePath.slice(1).split('/');
     const params: string[] = [];
-    const found = walk(this.#root, segments, 0, params);
-    if (!found?.methods) return undefined;
-    const endpoint = found.methods.get(method) ?? (method === 'HEAD' ? found.methods.get('GET') : undefined);
-    if (!endpoint) {
-      const allow = [...found.methods.keys()];
-      if (found.methods.has('GET') && !found.methods.has('HEAD')) allow.push('HEAD');
-      return { allow };
-    }
-    return { endpoint, params };
+    const search: Search<C> = { method, pathOnly: undefined };
+    const endpoint = walk(this.#root, segments, 0, params, search);
+    if (endpoint) return { endpoint, params };
+    const methods = search.pathOnly?.methods;
+    if (!methods) return undefined;
+    const allow = [...methods.keys()];
+    if (methods.has('GET') && !methods.has('HEAD')) allow.push('HEAD');
+    return { allow };
   }
+}
+
+interface Search<C> {
+  method: string;
+  /** The first node whose path matched but which lacks the method (for 405 + Allow). */
+  pathOnly: TrieNode<C> | undefined;
 }
 
 export interface EndpointMatch<C> {
@@ -74,18 +79,24 @@ export interface EndpointMatch<C> {
   params: string[];
 }
 
-function walk<C>(n: TrieNode<C>, segments: string[], i: number, params: string[]): TrieNode<C> | undefined {
-  if (i === segments.length) return n.methods ? n : undefined;
+/** Depth-first: literal before parameter; a branch whose leaf lacks the method is backtracked out of. */
+function walk<C>(n: TrieNode<C>, segments: string[], i: number, params: string[], search: Search<C>): RouteEndpoint<C> | undefined {
+  if (i === segments.length) {
+    if (!n.methods) return undefined;
+    const endpoint = n.methods.get(search.method) ?? (search.method === 'HEAD' ? n.methods.get('GET') : undefined);
+    if (!endpoint) search.pathOnly ??= n;
+    return endpoint;
+  }
   const segment = segments[i]!;
   if (segment === '') return undefined; // trailing slash: templates never end with one
   const literal = n.literal?.get(segment);
   if (literal) {
-    const found = walk(literal, segments, i + 1, params);
+    const found = walk(literal, segments, i + 1, params, search);
     if (found) return found;
   }
   if (n.param) {
     params.push(segment);
-    const found = walk(n.param, segments, i + 1, params);
+    const found = walk(n.param, segments, i + 1, params, search);
     if (found) return found;
     params.pop();
   }

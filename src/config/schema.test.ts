@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, parseGatewayFile } from './load.ts';
+
+const base = {
+  tokenExchange: { issuer: 'https://gw', audience: 'api' },
+  collections: [{ name: 'billing', basePath: '/billing', upstream: 'http://127.0.0.1:9000', project: 'p', environment: 'PROD', endpoints: [{ method: 'GET', path: '/orgs/{id}', permission: 'orgs:read' }] }],
+  roles: [{ name: 'reader', permissions: ['orgs:read'] }],
+  clients: [{ id: 'c1', role: 'reader', environments: ['PROD'], projects: ['p'], keys: [{ hash: `sha256:${'a'.repeat(64)}` }] }],
+};
+
+function errorOf(config: unknown, file = 'gw.json'): string {
+  try {
+    parseGatewayFile(JSON.stringify(config), file);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    return error.message;
+  }
+  assert.fail('the config was accepted');
+}
+
+describe('the gateway config file', () => {
+  it('accepts a minimal file and fills in defaults', () => {
+    const config = parseGatewayFile(JSON.stringify(base), 'gw.json');
+    assert.equal(config.server.listen.port, 8080);
+    assert.equal(config.server.ops.host, '127.0.0.1');
+    assert.equal(config.tokenExchange.ttl, 300_000);
+    assert.equal(config.tokenExchange.algorithm, 'EdDSA');
+    assert.equal(config.collections[0]!.upstream.headersTimeout, 30_000);
+    assert.equal(config.clients[0]!.keys[0]!.hash, 'a'.repeat(64));
+    assert.equal(config.clients[0]!.status, 'active');
+  });
+
+  it('binds the ops listener to loopback even when only its port is given', () => {
+    const config = parseGatewayFile(JSON.stringify({ ...base, server: { ops: { port: 9999 } } }), 'gw.json');
+    assert.equal(config.server.ops.host, '127.0.0.1');
+  });
+
+  it('names the file and the field path of an unknown role', () => {
+    const message = errorOf({ ...base, clients: [{ ...base.clients[0], role: 'ghost' }] });
+    assert.match(message, /^gw\.json: invalid configuration/);
+    assert.match(message, /clients\[0\]\.role: unknown role "ghost"/);
+  });
+
+  it('refuses conflicting base paths, duplicate names and duplicate key hashes', () => {
+    const c = base.collections[0]!;
+    assert.match(errorOf({ ...base, collections: [c, { ...c, name: 'other' }] }), /collections\[1\]\.basePath: base path "\/billing" is already used by collection "billing"/);
+    assert.match(errorOf({ ...base, roles: [base.roles[0], base.roles[0]] }), /roles\[1\]\.name: duplicate role name/);
+    assert.match(errorOf({ ...base, clients: [base.clients[0], { ...base.clients[0], id: 'c2' }] }), /clients\[1\]\.keys\[0\]\.hash: this key hash is already used/);
+  });
+
+  it('refuses role grants of endpoints that do not exist', () => {
+    const roles = [{ name: 'reader', endpoints: [{ collection: 'billing', method: 'POST', path: '/orgs/{id}' }] }];
+    assert.match(errorOf({ ...base, roles }), /roles\[0\]\.endpoints\[0\]: collection "billing" has no endpoint POST \/orgs\/\{id\}/);
+  });
+
+  it('refuses bad values with a message saying what is expected', () => {
+    const c = base.collections[0]!;
+    assert.match(errorOf({ ...base, collections: [{ ...c, upstream: 'ftp://x' }] }), /collections\[0\]\.upstream\.url: must be an http:\/\/ or https:\/\/ URL/);
+    assert.match(errorOf({ ...base, collections: [{ ...c, basePath: '/billing/' }] }), /collections\[0\]\.basePath/);
+    assert.match(errorOf({ ...base, collections: [{ ...c, endpoints: [{ method: 'GET', path: '/a/../b', permission: 'x' }] }] }), /collections\[0\]\.endpoints\[0\]\.path: invalid segment/);
+    assert.match(errorOf({ ...base, collections: [{ ...c, endpoints: [{ method: 'GET', path: '/a%3Bb', permission: 'x' }] }] }), /invalid segment/);
+    assert.match(errorOf({ ...base, clients: [{ ...base.clients[0], allowedIps: ['10.0.0.0/33'] }] }), /clients\[0\]\.allowedIps\[0\]: must be a CIDR range/);
+    assert.match(errorOf({ ...base, clients: [{ ...base.clients[0], keys: [{ hash: 'abc' }] }] }), /clients\[0\]\.keys\[0\]\.hash: must be a SHA-256 hash/);
+    assert.match(errorOf({ ...base, tokenExchange: { ...base.tokenExchange, ttl: '500ms' } }), /tokenExchange\.ttl: must be at least 1s/);
+    assert.match(errorOf({ ...base, rateLimits: { key: { limit: 10, window: '10 minutes' } } }), /rateLimits\.key\.window: invalid duration/);
+    assert.match(errorOf({ ...base, surprise: true }), /Unrecognized key/);
+  });
+
+  it('reports a YAML syntax error with its line and column', () => {
+    assert.throws(() => parseGatewayFile('collections:\n  - name: [unclosed\n', 'gw.yaml'), (error: Error) => error instanceof ConfigError && /gw\.yaml: invalid YAML at line \d+, column \d+/.test(error.message));
+  });
+});
