@@ -1,0 +1,80 @@
+/** The compiled policy chain, called directly (the e2e tests in test/ cover the same over real sockets). */
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { after, describe, it } from 'node:test';
+import { SnapshotSchema } from '../../config/schema.ts';
+import { UpstreamPools } from '../http/upstream-pools.ts';
+import { generateKey } from '../keys/api-key.ts';
+import { compileSnapshot } from '../snapshot/compile.ts';
+import { openSigningKeyStore } from '../tokens/keystore.ts';
+import { createMinter } from '../tokens/minter.ts';
+import type { RequestContext } from './policy.ts';
+import { createMemoryStore } from './rate-limit/memory-store.ts';
+
+const v6 = generateKey();
+const v4 = generateKey();
+
+describe('the compiled policy chain', async () => {
+  const pools = new UpstreamPools();
+  const store = createMemoryStore();
+  const keys = await openSigningKeyStore({ algorithm: 'ES256', tokenTtlMs: 60_000 });
+  const minter = createMinter({ issuer: 'i', audience: 'a', ttlMs: 60_000, claims: ['client_id'], keys });
+  after(async () => {
+    await pools.close();
+    store.close();
+    keys.close();
+  });
+
+  const snapshot = SnapshotSchema.parse({
+    tokenExchange: { issuer: 'i', audience: 'a' },
+    collections: [{ name: 'c', basePath: '/c', upstream: 'http://127.0.0.1:1', project: 'p', environment: 'PROD', endpoints: [{ method: 'GET', path: '/x', permission: 'x:read' }] }],
+    roles: [{ name: 'r', permissions: ['x:read'] }],
+    rateLimits: { key: { limit: 2, window: '1m' } },
+    clients: [
+      { id: 'v6-client', role: 'r', environments: ['PROD'], projects: ['p'], allowedIps: ['2001:db8::/32', '::1/128'], keys: [{ hash: v6.hash }] },
+      { id: 'v4-client', role: 'r', environments: ['PROD'], projects: ['p'], allowedIps: ['192.168.0.0/16'], keys: [{ hash: v4.hash }] },
+    ],
+  });
+  const table = compileSnapshot(snapshot, { pools, rateLimitStore: store, minter, onTokenError: () => {} });
+  const collection = table.collections[0]!;
+  const match = collection.endpoints.match('GET', '/x');
+  assert.ok(match && 'endpoint' in match);
+
+  async function run(key: string, clientIp: string) {
+    const ctx: RequestContext = {
+      req: { headers: { authorization: `Bearer ${key}` } } as unknown as IncomingMessage,
+      res: null, requestId: 'r', clientIp, collection, endpoint: match!.endpoint, forwardPath: '/x',
+      principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamToken: undefined,
+    };
+    for (const policy of collection.chain) {
+      const result = await policy(ctx);
+      if (result) return { code: result.code, ctx };
+    }
+    return { code: undefined, ctx };
+  }
+
+  it('checks IPv6 ranges', async () => {
+    assert.equal((await run(v6.key, '2001:db8::5')).code, undefined);
+    assert.equal((await run(v6.key, '2001:db9::5')).code, 'GH_ERR_AUTH_IP_NOT_ALLOWED');
+  });
+
+  it('checks IPv4 ranges and does not let an IPv6 address match them', async () => {
+    assert.equal((await run(v4.key, '192.168.4.4')).code, undefined);
+    assert.equal((await run(v4.key, '10.0.0.1')).code, 'GH_ERR_AUTH_IP_NOT_ALLOWED');
+    assert.equal((await run(v4.key, '::1')).code, 'GH_ERR_AUTH_IP_NOT_ALLOWED');
+  });
+
+  it('does not count a request refused by the IP allow-list against the rate limit', async () => {
+    // v4-client made one allowed call and two refused ones above; only the allowed one counted.
+    assert.equal((await run(v4.key, '192.168.4.4')).code, undefined);
+    assert.equal((await run(v4.key, '192.168.4.4')).code, 'GH_ERR_RATE_LIMITED');
+  });
+
+  it('mints a token and names the headers to strip', async () => {
+    const { code, ctx } = await run(v6.key, '::1');
+    assert.equal(code, undefined);
+    assert.match(ctx.upstreamToken ?? '', /^ey/);
+    assert.ok(ctx.credentialHeaders?.includes('x-api-key'));
+    assert.match(ctx.responseHeaders?.ratelimit ?? '', /"key";r=\d+;t=\d+/);
+  });
+});
