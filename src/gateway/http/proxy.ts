@@ -93,8 +93,10 @@ export function proxy(ctx: RequestContext, path: string, headers: Record<string,
     },
     onResponseStart(_c, statusCode, responseHeaders) {
       const out: OutgoingHttpHeaders = {};
+      const connection = responseHeaders.connection;
+      const listed = connection === undefined ? undefined : connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
       for (const name in responseHeaders) {
-        if (!RESPONSE_STRIP.has(name)) out[name] = responseHeaders[name];
+        if (!RESPONSE_STRIP.has(name) && !listed?.has(name)) out[name] = responseHeaders[name];
       }
       if (extraHeaders !== undefined) Object.assign(out, extraHeaders);
       out['x-request-id'] = ctx.requestId;

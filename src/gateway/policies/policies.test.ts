@@ -39,11 +39,12 @@ describe('the compiled policy chain', async () => {
   const collection = table.collections[0]!;
   const match = collection.endpoints.match('GET', '/x');
   assert.ok(match && 'endpoint' in match);
+  const endpoint = match.endpoint;
 
   async function run(key: string, clientIp: string) {
     const ctx: RequestContext = {
       req: { headers: { authorization: `Bearer ${key}` } } as unknown as IncomingMessage,
-      res: null, requestId: 'r', clientIp, collection, endpoint: match!.endpoint, forwardPath: '/x',
+      res: null, requestId: 'r', clientIp, collection, endpoint, forwardPath: '/x',
       principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamToken: undefined,
     };
     for (const policy of collection.chain) {
