@@ -14,7 +14,7 @@ import type { ErrorCode } from './errors.ts';
 export interface CanonicalTarget {
   /** Canonical path: starts with '/', no dot segments, no empty segments (consecutive slashes merged), percent-escapes of unreserved chars decoded, all other escapes upper-case hex; characters outside the RFC 3986 pchar set percent-encoded (UTF-8). This is the one string that is both matched and forwarded. */
   path: string;
-  /** Raw query string without the leading '?', or '' when absent. Forwarded as is (but refused if it contains control chars / raw spaces / '#'). */
+  /** Raw query string without the leading '?', or '' when absent. Forwarded as is (refused if it holds raw control characters, %00, raw spaces or '#'). */
   query: string;
   /** Smallest number of path segments left on the stack right after any '..' was applied; Infinity when the path had no '..'. The router refuses the request when this is below the segment depth of the matched collection's base path (GH_ERR_REQUEST_PATH_TRAVERSAL). */
   minDepthAfterDotDot: number;
@@ -248,7 +248,9 @@ function scanQuery(t: string, start: number): Failure | typeof NEEDS_ENCODING | 
         // A stray '%' is tolerated in the query (it is forwarded, never decoded or matched by the gateway).
         if (h1 >= 0 && h2 >= 0) {
           const v = h1 * 16 + h2;
-          if (v < 0x20 || v === 0x7f) return fail('GH_ERR_REQUEST_CONTROL_CHARACTER', `The query contains a percent-encoded control character (${t.slice(i, i + 3)}).`);
+          // Encoded control characters are data inside a query value (a text search may hold %0A) and reach the
+          // upstream still encoded; only NUL is refused, since it truncates strings in many backends.
+          if (v === 0) return fail('GH_ERR_REQUEST_CONTROL_CHARACTER', 'The query contains a percent-encoded NUL (%00).');
           i += 2;
         }
       } else if (c === HASH) {
