@@ -115,7 +115,15 @@ export async function startGateway(config: Record<string, unknown>, options: { e
       child.once('exit', (code) => reject(new Error(`gateway exited with ${code} before ${pattern}:\n${output.join('\n')}`)));
     });
   };
-  const listening = JSON.parse(await waitFor(/"gateway listening"/)) as { api: string; ops: string };
+  let listening: { api: string; ops: string };
+  try {
+    listening = JSON.parse(await waitFor(/"gateway listening"/)) as { api: string; ops: string };
+  } catch (error) {
+    clearTimeout(kill);
+    child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
   const port = Number(listening.api.split(':').pop());
   return {
     url: `http://127.0.0.1:${port}`,

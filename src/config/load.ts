@@ -42,7 +42,8 @@ function parseText(text: string, file: string): unknown {
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
     const where = first.linePos?.[0] ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}` : 'unknown position';
-    throw new ConfigError(`${file}: invalid YAML at ${where}: ${first.message.split('\n')[0]}`);
+    const message = first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(`${file}: invalid YAML at ${where}: ${message}`);
   }
   return doc.toJS({ maxAliasCount: 1000 });
 }

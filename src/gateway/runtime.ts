@@ -86,10 +86,24 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   metrics.setConfig(first.version, first.keys.size + first.legacyKeys.size);
   let lastHash = hash(text);
 
-  const api = await server.listen(options.port ?? settings.listen.port, options.host ?? settings.listen.host);
   let ready = true;
   const ops = createOpsServer(metrics, () => ready && server.table !== undefined);
-  const opsAddress = await listen(ops, options.opsPort ?? settings.ops.port, options.host ?? settings.ops.host);
+  const releaseAll = async () => {
+    await pools.close();
+    rateLimitStore.close();
+    keys.close();
+    metrics.close();
+  };
+  let api: AddressInfo;
+  let opsAddress: AddressInfo;
+  try {
+    api = await listenOrExplain('API', (port, host) => server.listen(port, host), options.port ?? settings.listen.port, options.host ?? settings.listen.host);
+    opsAddress = await listenOrExplain('ops', (port, host) => listen(ops, port, host), options.opsPort ?? settings.ops.port, options.host ?? settings.ops.host);
+  } catch (error) {
+    if (server.server.listening) await server.close(0);
+    await releaseAll();
+    throw error;
+  }
   logger.info({ api: `${api.address}:${api.port}`, ops: `${opsAddress.address}:${opsAddress.port}`, version: first.version, collections: first.collections.length, keys: first.keys.size + first.legacyKeys.size }, 'gateway listening');
 
   let reloading: Promise<{ applied: boolean; version?: string; error?: string }> | undefined;
@@ -147,7 +161,9 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   if (settings.watch) {
     let timer: NodeJS.Timeout | undefined;
     watcher = watch(dirname(file), (_event, name) => {
-      if (name !== null && name !== basename(file)) return;
+      // Kubernetes swaps a mounted ConfigMap through a `..data` link, so those names count too; reload() skips
+      // files whose content did not change.
+      if (name !== null && name !== basename(file) && !name.startsWith('..')) return;
       clearTimeout(timer);
       timer = setTimeout(() => void serialReload(), 150);
     });
@@ -167,10 +183,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       await server.close();
       await new Promise<void>((r) => ops.close(() => r()));
       ops.closeAllConnections();
-      await pools.close();
-      rateLimitStore.close();
-      keys.close();
-      metrics.close();
+      await releaseAll();
     },
   };
 }
@@ -211,6 +224,18 @@ function json(res: import('node:http').ServerResponse, status: number, body: unk
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** A listen failure the operator can fix (port taken, no permission, no such address) is a ConfigError. */
+async function listenOrExplain(what: string, fn: (port: number, host: string) => Promise<AddressInfo>, port: number, host: string): Promise<AddressInfo> {
+  try {
+    return await fn(port, host);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'EADDRINUSE' ? 'address already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : undefined;
+    if (reason) throw new ConfigError(`cannot listen for ${what} traffic on ${host}:${port}: ${reason}`);
+    throw error;
+  }
 }
 
 async function listen(server: Server, port: number, host: string): Promise<AddressInfo> {

@@ -51,6 +51,8 @@ export class GatewayServer {
   #jwks: () => string;
   #trusted: BlockList | undefined;
   #proto: 'http' | 'https';
+  /** Open WebSocket tunnels (client sockets): closed on shutdown, since the server no longer tracks them. */
+  #tunnels = new Set<Duplex>();
 
   constructor(options: GatewayServerOptions) {
     this.#logger = options.logger;
@@ -97,9 +99,17 @@ export class GatewayServer {
     return this.server.address() as AddressInfo;
   }
 
-  async close(): Promise<void> {
+  /** Stops accepting, lets requests in flight finish for up to `drainMs`, then cuts what is left. */
+  async close(drainMs = 10_000): Promise<void> {
+    for (const socket of this.#tunnels) socket.destroy();
+    this.#tunnels.clear();
     await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
+      const deadline = setTimeout(() => this.server.closeAllConnections(), drainMs);
+      deadline.unref();
+      this.server.close(() => {
+        clearTimeout(deadline);
+        resolve();
+      });
       this.server.closeIdleConnections();
     });
   }
@@ -243,6 +253,9 @@ export class GatewayServer {
           for (const [name, value] of Object.entries(upstreamResponseHeaders)) {
             for (const v of Array.isArray(value) ? value : [value]) if (v !== undefined) head101 += `${name}: ${v}\r\n`;
           }
+          if (socket.destroyed) return upstream.destroy();
+          this.#tunnels.add(socket);
+          socket.once('close', () => this.#tunnels.delete(socket));
           socket.write(`${head101}x-request-id: ${requestId}\r\n\r\n`);
           if (head.length > 0) upstream.write(head);
           upstream.pipe(socket).pipe(upstream);

@@ -1,0 +1,207 @@
+/**
+ * The `gatehouse` command as a user runs it: real child processes, exit codes, and what is printed. User mistakes
+ * exit 2 with a message that says what and where, never a stack trace.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { isWellFormedKey } from '../src/gateway/keys/api-key.ts';
+import { REPO_ROOT, runCli } from './helpers.ts';
+
+/** A line that looks like a stack frame ("    at fn (file:1:2)"). */
+const STACK_FRAME = /^\s+at .+/m;
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+describe('the gatehouse command', { concurrency: 4 }, () => {
+  let dir: string;
+  let occupied: Server;
+  let occupiedPort: number;
+  /** A valid config in the temp dir (the example's signing-key file would land in the repository's data/). */
+  let valid: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-'));
+    valid = join(dir, 'valid.yaml');
+    await writeFile(valid, 'tokenExchange:\n  issuer: https://gatehouse.test\n  audience: e2e-api\n');
+    occupied = createServer();
+    await new Promise<void>((r) => occupied.listen(0, '127.0.0.1', r));
+    occupiedPort = (occupied.address() as AddressInfo).port;
+  });
+
+  after(async () => {
+    await new Promise<void>((r) => occupied.close(() => r()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('key generate prints a ghk_ key and the sha256 hash of that key', async () => {
+    const { code, stdout, stderr } = await runCli(['key', 'generate']);
+    assert.equal(code, 0, stderr);
+    const key = /^key:\s+(ghk_\S+)$/m.exec(stdout)?.[1];
+    const hash = /^hash:\s+sha256:([0-9a-f]{64})$/m.exec(stdout)?.[1];
+    assert.ok(key, stdout);
+    assert.ok(hash, stdout);
+    assert.ok(isWellFormedKey(key), `${key} does not pass its own checksum`);
+    assert.equal(hash, sha256(key));
+    assert.match(stdout, /shown once/);
+  });
+
+  it('key generate prints a new key each time', async () => {
+    const [a, b] = await Promise.all([runCli(['key', 'generate', '--json']), runCli(['key', 'generate', '--json'])]);
+    assert.notEqual((JSON.parse(a.stdout) as { key: string }).key, (JSON.parse(b.stdout) as { key: string }).key);
+  });
+
+  it('key generate --json prints one JSON object with the key and its hash', async () => {
+    const { code, stdout, stderr } = await runCli(['key', 'generate', '--json']);
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout.trim().split('\n').length, 1);
+    const out = JSON.parse(stdout) as { key: string; hash: string };
+    assert.deepEqual(Object.keys(out).sort(), ['hash', 'key']);
+    assert.match(out.key, /^ghk_[A-Za-z0-9]+$/);
+    assert.ok(out.key.length >= 4 + 22, 'too short to carry 128 random bits');
+    assert.ok(isWellFormedKey(out.key));
+    assert.equal(out.hash, `sha256:${sha256(out.key)}`);
+  });
+
+  it('config check accepts the bundled example and exits 0', async () => {
+    const { code, stdout, stderr } = await runCli(['config', 'check', '--config', join(REPO_ROOT, 'examples/gateway.yaml')]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /examples\/gateway\.yaml: valid \(1 collections, 2 roles, 3 clients, 3 keys\)/);
+  });
+
+  it('config check on an invalid file exits 2 and names the file and each field path, without a stack trace', async () => {
+    const file = join(dir, 'invalid.yaml');
+    await writeFile(
+      file,
+      [
+        'tokenExchange:',
+        '  issuer: https://gatehouse.test',
+        '  audience: e2e-api',
+        'roles:',
+        '  - name: reader',
+        '    permissions: [orders:read]',
+        'clients:',
+        '  - id: ok-client',
+        '    role: reader',
+        '    environments: [PROD]',
+        '    projects: [shop]',
+        '    keys: [{ hash: "sha256:0000000000000000000000000000000000000000000000000000000000000000" }]',
+        '  - id: broken-client',
+        '    role: nobody',
+        '    environments: [prod]',
+        '    projects: [shop]',
+        '    keys: [{ hash: "sha256:not-a-hash" }]',
+        '',
+      ].join('\n'),
+    );
+    const { code, stdout, stderr } = await runCli(['config', 'check', '--config', file]);
+    assert.equal(code, 2, stdout + stderr);
+    assert.ok(stderr.includes(file), stderr);
+    assert.match(stderr, /clients\[1\]\.role: unknown role "nobody"/);
+    assert.match(stderr, /clients\[1\]\.environments\[0\]: /);
+    assert.match(stderr, /clients\[1\]\.keys\[0\]\.hash: /);
+    assert.doesNotMatch(stderr, /clients\[0\]/);
+    assert.doesNotMatch(stderr, STACK_FRAME);
+    assert.equal(stdout, '');
+  });
+
+  it('config check on a YAML syntax error exits 2 with the file, line and column', async () => {
+    const file = join(dir, 'syntax.yaml');
+    await writeFile(file, 'tokenExchange:\n  issuer: x\n  audience: [a, b\nroles: []\n');
+    const { code, stderr } = await runCli(['config', 'check', '--config', file]);
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid YAML at line \\d+, column \\d+`));
+    assert.doesNotMatch(stderr, STACK_FRAME);
+  });
+
+  it('config check on invalid JSON exits 2 and names the file', async () => {
+    const file = join(dir, 'broken.json');
+    await writeFile(file, '{"tokenExchange": {"issuer": "x",}}');
+    const { code, stderr } = await runCli(['config', 'check', '--config', file]);
+    assert.equal(code, 2, stderr);
+    assert.ok(stderr.includes(`${file}: invalid JSON`), stderr);
+    assert.doesNotMatch(stderr, STACK_FRAME);
+  });
+
+  it('gateway run with a missing config file exits 2 with a clear message', async () => {
+    const file = join(dir, 'does-not-exist.yaml');
+    const { code, stdout, stderr } = await runCli(['gateway', 'run', '--config', file, '--port', '0', '--ops-port', '0']);
+    assert.equal(code, 2, stdout + stderr);
+    assert.equal(stderr.trim(), `gatehouse: ${file}: cannot read the config file (ENOENT)`);
+    assert.doesNotMatch(stderr, STACK_FRAME);
+  });
+
+  it('gateway run with an invalid config file exits 2 before listening', async () => {
+    const file = join(dir, 'run-invalid.yaml');
+    await writeFile(file, 'tokenExchange:\n  issuer: x\n  audience: y\nclients:\n  - id: c\n    role: ghost\n    environments: [PROD]\n    projects: [p]\n    keys: [{ hash: "0000000000000000000000000000000000000000000000000000000000000000" }]\n');
+    const { code, stdout, stderr } = await runCli(['gateway', 'run', '--config', file, '--port', '0', '--ops-port', '0']);
+    assert.equal(code, 2, stdout + stderr);
+    assert.match(stderr, /clients\[0\]\.role: unknown role "ghost"/);
+    assert.doesNotMatch(stdout, /gateway listening/);
+    assert.doesNotMatch(stderr, STACK_FRAME);
+  });
+
+  it('gateway run without --config exits 2 and says the option is required', async () => {
+    const { code, stderr } = await runCli(['gateway', 'run']);
+    assert.equal(code, 2);
+    assert.match(stderr, /--config FILE is required/);
+  });
+
+  it('gateway run with a port that is not a number exits 2', async () => {
+    const { code, stderr } = await runCli(['gateway', 'run', '--config', valid, '--port', 'eighty']);
+    assert.equal(code, 2);
+    assert.match(stderr, /--port must be a port number from 0 to 65535, got "eighty"/);
+  });
+
+  it('gateway run on an API port already in use exits with a message naming the address, without a stack trace', async () => {
+    const { code, signal, stdout, stderr } = await runCli(['gateway', 'run', '--config', valid, '--host', '127.0.0.1', '--port', String(occupiedPort), '--ops-port', '0'], { timeoutMs: 8_000 });
+    assert.equal(signal, null, `still running after 8 s:\n${stdout}${stderr}`);
+    assert.notEqual(code, 0);
+    assert.ok(stderr.includes(`127.0.0.1:${occupiedPort}`), stderr);
+    assert.match(stderr, /already in use/i);
+    assert.doesNotMatch(stderr, STACK_FRAME);
+  });
+
+  it('gateway run on an ops port already in use exits (instead of serving traffic without health checks) with a clear message', async () => {
+    const { code, signal, stdout, stderr } = await runCli(['gateway', 'run', '--config', valid, '--host', '127.0.0.1', '--port', '0', '--ops-port', String(occupiedPort)], { timeoutMs: 8_000 });
+    assert.equal(signal, null, `still running 8 s after failing to listen on the ops port:\n${stdout}${stderr}`);
+    assert.notEqual(code, 0);
+    assert.ok(stderr.includes(`127.0.0.1:${occupiedPort}`), stderr);
+    assert.match(stderr, /already in use/i);
+    assert.doesNotMatch(stderr, STACK_FRAME);
+  });
+
+  it('an unknown command exits 2 and shows the usage', async () => {
+    const { code, stdout, stderr } = await runCli(['frobnicate']);
+    assert.equal(code, 2, stdout + stderr);
+    assert.match(stderr, /unknown command "frobnicate"/);
+    assert.match(stderr, /Usage: gatehouse <command>/);
+    assert.doesNotMatch(stderr, STACK_FRAME);
+  });
+
+  it('an unknown option exits 2 and names the option and the command', async () => {
+    const { code, stderr } = await runCli(['key', 'generate', '--bogus']);
+    assert.equal(code, 2);
+    assert.match(stderr, /key generate: Unknown option '--bogus'/);
+    assert.doesNotMatch(stderr, STACK_FRAME);
+  });
+
+  it('--help exits 0 and lists the commands; a command\'s --help shows its options', async () => {
+    const top = await runCli(['--help']);
+    assert.equal(top.code, 0);
+    for (const command of ['gateway run', 'key generate', 'config check']) assert.ok(top.stdout.includes(command), `--help does not list ${command}`);
+    const run = await runCli(['gateway', 'run', '--help']);
+    assert.equal(run.code, 0);
+    assert.match(run.stdout, /^Usage: gatehouse gateway run --config FILE/);
+    assert.match(run.stdout, /--ops-port/);
+  });
+
+  it('--version prints the package version', async () => {
+    const { code, stdout } = await runCli(['--version']);
+    assert.equal(code, 0);
+    assert.match(stdout.trim(), /^\d+\.\d+\.\d+/);
+  });
+});
