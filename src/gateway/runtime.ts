@@ -14,6 +14,7 @@ import { ConfigError, parseGatewayFile } from '../config/load.ts';
 import type { GatewayFile, Snapshot, TokenExchange } from '../config/schema.ts';
 import { GatewayServer } from './http/server.ts';
 import { UpstreamPools } from './http/upstream-pools.ts';
+import { createAccessLog } from './observability/access-log.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { createMemoryStore } from './policies/rate-limit/memory-store.ts';
 import type { RateLimitStore } from './policies/rate-limit/memory-store.ts';
@@ -74,7 +75,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   };
 
   const server = new GatewayServer({
-    logger,
+    accessLog: createAccessLog(logger),
     metrics,
     jwks: () => keys.jwks(),
     trustedProxies: settings.trustedProxies,

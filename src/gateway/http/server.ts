@@ -8,7 +8,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { BlockList, isIPv4, type AddressInfo } from 'node:net';
-import type { Logger } from 'pino';
+import type { AccessLog } from '../observability/access-log.ts';
 import { channels } from '../observability/channels.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { Policy, PolicyResult, RequestContext } from '../policies/policy.ts';
@@ -19,7 +19,8 @@ import { type ForwardInfo, proxy, upstreamHeaders, upstreamPath } from './proxy.
 import { relativePath } from './router.ts';
 
 export interface GatewayServerOptions {
-  logger: Logger;
+  /** One line per request; undefined when the log level is above info. */
+  accessLog: AccessLog | undefined;
   metrics: GatewayMetrics;
   /** JWKS body for /.well-known/jwks.json. */
   jwks: () => string;
@@ -46,7 +47,7 @@ interface Routed {
 export class GatewayServer {
   readonly server: Server;
   #table: RouteTable | undefined;
-  #logger: Logger;
+  #accessLog: AccessLog | undefined;
   #metrics: GatewayMetrics;
   #jwks: () => string;
   #trusted: BlockList | undefined;
@@ -55,7 +56,7 @@ export class GatewayServer {
   #tunnels = new Set<Duplex>();
 
   constructor(options: GatewayServerOptions) {
-    this.#logger = options.logger;
+    this.#accessLog = options.accessLog;
     this.#metrics = options.metrics;
     this.#jwks = options.jwks;
     this.#proto = options.tls ? 'https' : 'http';
@@ -198,7 +199,7 @@ export class GatewayServer {
     sendProblem(res, r, requestId);
     const status = ERRORS[r.code].status;
     this.#metrics.observe('', '', req.method ?? 'GET', status, (performance.now() - start) / 1000);
-    this.#logger.info({ reqId: requestId, method: req.method, status, code: r.code, ms: round(performance.now() - start) }, 'refused');
+    this.#accessLog?.({ reqId: requestId, method: req.method ?? 'GET', status, code: r.code, ms: round(performance.now() - start) }, 'refused');
   }
 
   #refuseCtx(ctx: RequestContext, r: Refusal, start: number): void {
@@ -210,20 +211,18 @@ export class GatewayServer {
   #finish(ctx: RequestContext, method: string, status: number, start: number, code: ErrorCode | undefined): void {
     const ms = performance.now() - start;
     this.#metrics.observe(ctx.collection.name, ctx.endpoint.template, method, status, ms / 1000);
-    if (this.#logger.isLevelEnabled('info')) {
-      this.#logger.info({
-        reqId: ctx.requestId,
-        method,
-        collection: ctx.collection.name,
-        route: ctx.endpoint.template,
-        status,
-        ms: round(ms),
-        clientId: ctx.principal?.id,
-        key: ctx.key?.label,
-        ip: ctx.clientIp,
-        ...(code ? { code } : {}),
-      }, 'request');
-    }
+    this.#accessLog?.({
+      reqId: ctx.requestId,
+      method,
+      collection: ctx.collection.name,
+      route: ctx.endpoint.template,
+      status,
+      ms: round(ms),
+      clientId: ctx.principal?.id,
+      key: ctx.key?.label,
+      ip: ctx.clientIp,
+      code,
+    }, 'request');
   }
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -232,7 +231,7 @@ export class GatewayServer {
     const table = this.#table;
     const reject = (r: Refusal) => {
       writeRawProblem(socket, r, requestId);
-      this.#logger.info({ reqId: requestId, method: req.method, status: ERRORS[r.code].status, code: r.code, ms: round(performance.now() - start) }, 'upgrade refused');
+      this.#accessLog?.({ reqId: requestId, method: req.method ?? 'GET', status: ERRORS[r.code].status, code: r.code, ms: round(performance.now() - start) }, 'upgrade refused');
     };
     if (table === undefined) return reject(refusal('GH_ERR_GATEWAY_INTERNAL'));
     const routed = this.#route(req, table);
