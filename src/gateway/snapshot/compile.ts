@@ -16,7 +16,7 @@ import type { RateLimitStore } from '../policies/rate-limit/memory-store.ts';
 import { rateLimit } from '../policies/rate-limit/policy.ts';
 import { tokenExchange } from '../policies/token-exchange.ts';
 import type { Minter } from '../tokens/minter.ts';
-import type { CompiledCollection, CompiledEndpoint, CompiledRole, KeyEntry, Principal, RouteTable } from './compiled.ts';
+import { type CompiledCollection, type CompiledEndpoint, type CompiledRole, KeyEntry, type Principal, type RouteTable } from './compiled.ts';
 
 export interface CompileDeps {
   pools: UpstreamPools;
@@ -32,20 +32,21 @@ export function endpointId(collection: string, method: string, template: string)
 
 export function compileSnapshot(snapshot: Snapshot, deps: CompileDeps): RouteTable {
   const roles = compileRoles(snapshot);
+  const interned = new Interner();
   const keys = new Map<string, KeyEntry>();
   const legacyKeys = new Map<string, KeyEntry>();
 
   for (const client of snapshot.clients) {
-    const principal = compilePrincipal('client', client, roles);
+    const principal = compilePrincipal('client', client, roles, interned);
     if (!principal) continue;
     for (const key of client.keys) {
-      keys.set(key.hash, { principal, hash: key.hash, label: key.id ?? `${client.id}#${key.hash.slice(0, 8)}`, expiresAt: epoch(key.expiresAt) });
+      keys.set(key.hash, new KeyEntry(principal, key.hash, epoch(key.expiresAt), key.id));
     }
   }
   for (const client of snapshot.legacyClients) {
-    const principal = compilePrincipal('legacy', client, roles);
+    const principal = compilePrincipal('legacy', client, roles, interned);
     if (!principal) continue;
-    legacyKeys.set(client.keyHash, { principal, hash: client.keyHash, label: `${client.id}#legacy`, expiresAt: Infinity });
+    legacyKeys.set(client.keyHash, new KeyEntry(principal, client.keyHash, Infinity, undefined));
   }
 
   const auth = authenticate({
@@ -149,25 +150,42 @@ function compileRoles(snapshot: Snapshot): Map<string, CompiledRole> {
   return roles;
 }
 
-function compilePrincipal(kind: 'client' | 'legacy', c: Client | LegacyClient, roles: Map<string, CompiledRole>): Principal | undefined {
+/**
+ * Clients mostly share a handful of environment and project combinations: one Set per distinct combination
+ * instead of two per client keeps a million-client snapshot within its memory budget.
+ */
+class Interner {
+  #sets = new Map<string, ReadonlySet<string>>();
+
+  set(values: readonly string[]): ReadonlySet<string> {
+    const id = values.join('\u0000');
+    let set = this.#sets.get(id);
+    if (!set) this.#sets.set(id, (set = new Set(values)));
+    return set;
+  }
+}
+
+function compilePrincipal(kind: 'client' | 'legacy', c: Client | LegacyClient, roles: Map<string, CompiledRole>, interned: Interner): Principal | undefined {
   const role = roles.get(c.role);
   if (!role) return undefined; // the schema refuses unknown roles; a role deleted under a client fails closed
   return Object.freeze({
     kind,
     id: c.id,
     role,
-    environments: new Set(c.environments),
-    projects: new Set(c.projects),
+    environments: interned.set(c.environments),
+    projects: interned.set(c.projects),
     allowedIps: c.allowedIps?.length ? blockList(c.allowedIps) : undefined,
     userId: c.userId,
     orgId: c.orgId,
     metadata: c.metadata,
-    limits: { key: c.rateLimits?.key, client: c.rateLimits?.client },
+    limits: c.rateLimits ? { key: c.rateLimits.key, client: c.rateLimits.client } : NO_LIMITS,
     expiresAt: epoch(c.expiresAt),
     disabled: c.status === 'disabled',
     email: 'email' in c ? c.email.toLowerCase() : undefined,
   });
 }
+
+const NO_LIMITS = Object.freeze({});
 
 function blockList(cidrs: readonly string[]): BlockList {
   const list = new BlockList();

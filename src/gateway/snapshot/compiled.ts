@@ -60,14 +60,26 @@ export interface Principal {
   readonly email: string | undefined;
 }
 
-export interface KeyEntry {
+/** One API key. A class, so a million of them share one shape and the log label is built only when logged. */
+export class KeyEntry {
   readonly principal: Principal;
   /** SHA-256 hex of the key: the identity of the key in counters and caches, never the key itself. */
   readonly hash: string;
-  /** Safe label for logs. */
-  readonly label: string;
   /** Epoch ms, or Infinity. */
   readonly expiresAt: number;
+  readonly #id: string | undefined;
+
+  constructor(principal: Principal, hash: string, expiresAt: number, id: string | undefined) {
+    this.principal = principal;
+    this.hash = hash;
+    this.expiresAt = expiresAt;
+    this.#id = id;
+  }
+
+  /** Safe label for logs: the configured key id, else `<client>#<first 8 hex of the hash>`. */
+  get label(): string {
+    return this.#id ?? `${this.principal.id}#${this.principal.kind === 'legacy' ? 'legacy' : this.hash.slice(0, 8)}`;
+  }
 }
 
 export interface RouteTable {
