@@ -1,15 +1,20 @@
+import { clientsFilePath, readClientsFile } from '../config/clients-file.ts';
 import { loadGatewayFile } from '../config/load.ts';
 import { type Command, parse, UsageError } from './command.ts';
 
 export const configCheck: Command = {
-  summary: 'validate a gateway config file and exit (2 when invalid)',
+  summary: 'validate a gateway config file (and its clients file) and exit (2 when invalid)',
   usage: '--config FILE',
   async run(args) {
     const { values } = parse('config check', args, { config: { type: 'string', short: 'c' } });
     if (!values.config) throw new UsageError('config check: --config FILE is required');
     const config = await loadGatewayFile(values.config);
-    const keys = config.clients.reduce((n, c) => n + c.keys.length, 0) + config.legacyClients.length;
-    console.log(`${values.config}: valid (${config.collections.length} collections, ${config.roles.length} roles, ${config.clients.length + config.legacyClients.length} clients, ${keys} keys)`);
+    const clientsFile = clientsFilePath(values.config, config);
+    const fromFile = clientsFile ? await readClientsFile(clientsFile, config) : { clients: 0, keys: 0 };
+    const clients = config.clients.length + config.legacyClients.length + fromFile.clients;
+    const keys = config.clients.reduce((n, c) => n + c.keys.length, 0) + config.legacyClients.length + fromFile.keys;
+    const source = clientsFile ? ` (${fromFile.clients} from ${clientsFile})` : '';
+    console.log(`${values.config}: valid (${config.collections.length} collections, ${config.roles.length} roles, ${clients} clients${source}, ${keys} keys)`);
     return 0;
   },
 };

@@ -9,15 +9,19 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
 
+/** The patterns of names and environments, shared with the fast client validator (`clients-file.ts`). */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const ENVIRONMENT_PATTERN = /^[A-Z][A-Z0-9_]{0,31}$/;
+
 /** A name usable in URLs, logs and metric labels. */
 export const NameSchema = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 characters: letters, digits, ".", "_" or "-", starting with a letter or digit');
+  .regex(NAME_PATTERN, 'must be 1-128 characters: letters, digits, ".", "_" or "-", starting with a letter or digit');
 
 /** Environments are upper-case names such as DEV, TEST, PROD. */
 export const EnvironmentSchema = z
   .string()
-  .regex(/^[A-Z][A-Z0-9_]{0,31}$/, 'must be an upper-case environment name such as DEV, TEST or PROD');
+  .regex(ENVIRONMENT_PATTERN, 'must be an upper-case environment name such as DEV, TEST or PROD');
 
 export const HttpMethodSchema = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 export type HttpMethod = z.infer<typeof HttpMethodSchema>;
@@ -270,9 +274,15 @@ export const ServerSchema = z.strictObject({
 });
 export type ServerSettings = z.output<typeof ServerSchema>;
 
-/** The declarative gateway config file: the snapshot's fields plus local `server` settings. */
+/** The declarative gateway config file: the snapshot's fields plus local `server` settings and `clientsFile`. */
 export const GatewayFileSchema = SnapshotShape.extend({
   server: ServerSchema.default(() => ServerSchema.parse({})),
+  /**
+   * An NDJSON file of more API clients, one `clients[]` entry per line, for client sets too large for the config
+   * file (see `clients-file.ts`). Relative to the config file's directory. Not part of the snapshot: the gateway
+   * merges its clients into the snapshot it compiles.
+   */
+  clientsFile: z.string().min(1).optional(),
 }).superRefine(checkReferences);
 export type GatewayFile = z.output<typeof GatewayFileSchema>;
 

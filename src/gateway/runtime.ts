@@ -1,15 +1,17 @@
 /**
- * A standalone gateway process: declarative config file → compiled route table → listener, plus the operations
- * listener (/healthz, /readyz, /metrics). Reload (SIGHUP or file change) compiles the new file completely before
- * swapping one reference; a bad file is rejected with a clear message and the old config stays in force.
+ * A standalone gateway process: declarative config file (plus its clients file, if any) → compiled route table →
+ * listener, plus the operations listener (/healthz, /readyz, /metrics). Reload (SIGHUP or a change of either file)
+ * compiles the new files completely before swapping one reference; a bad file is rejected with a clear message and
+ * the old config stays in force.
  */
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { clientsFilePath, fileSignature, readClientsFile } from '../config/clients-file.ts';
 import { ConfigError, parseGatewayFile } from '../config/load.ts';
 import type { GatewayFile, Snapshot, TokenExchange } from '../config/schema.ts';
 import { GatewayServer } from './http/server.ts';
@@ -18,7 +20,8 @@ import { createAccessLog } from './observability/access-log.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { createMemoryStore } from './policies/rate-limit/memory-store.ts';
 import type { RateLimitStore } from './policies/rate-limit/memory-store.ts';
-import { compileSnapshot } from './snapshot/compile.ts';
+import type { RouteTable } from './snapshot/compiled.ts';
+import { startCompile } from './snapshot/compile.ts';
 import { openSigningKeyStore, type SigningKeyStore } from './tokens/keystore.ts';
 import { createMinter, type Minter } from './tokens/minter.ts';
 
@@ -37,7 +40,7 @@ export interface GatewayRuntime {
   readonly ops: AddressInfo;
   readonly metrics: GatewayMetrics;
   readonly keys: SigningKeyStore;
-  /** Re-reads the config file; resolves with the error when it was rejected (the old config stays). */
+  /** Re-reads the config file and its clients file; resolves with the error when rejected (the old config stays). */
   reload(): Promise<{ applied: boolean; version?: string; error?: string }>;
   close(): Promise<void>;
 }
@@ -66,14 +69,26 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   let tokenSettings = config.tokenExchange;
   let minter = newMinter(tokenSettings, keys);
   const onTokenError = (error: unknown, ctx: { requestId: string }) => logger.error({ reqId: ctx.requestId, err: error }, 'token exchange failed');
-  const compileOrThrow = (snapshot: Snapshot, withMinter: Minter) => {
+  /** Compiles the config file's snapshot plus the clients of its clients file, which stream into the key index. */
+  const compileOrThrow = async (parsed: GatewayFile, withMinter: Minter): Promise<{ table: RouteTable; clients?: ClientsFileState }> => {
     try {
-      return compileSnapshot(snapshot, { pools, rateLimitStore, minter: withMinter, onTokenError });
+      const compilation = startCompile(toSnapshot(parsed));
+      const clientsFile = clientsFilePath(file, parsed);
+      const summary = clientsFile ? await readClientsFile(clientsFile, parsed, compilation.addClient) : undefined;
+      const table = compilation.finish({ pools, rateLimitStore, minter: withMinter, onTokenError });
+      return { table, clients: clientsFile && summary ? { file: clientsFile, signature: summary.signature } : undefined };
     } catch (error) {
+      if (error instanceof ConfigError) throw error;
       throw new ConfigError(`${file}: the configuration cannot be compiled: ${(error as Error).message}`);
     }
   };
 
+  const releaseAll = async () => {
+    await pools.close();
+    rateLimitStore.close();
+    keys.close();
+    metrics.close();
+  };
   const server = new GatewayServer({
     accessLog: createAccessLog(logger),
     metrics,
@@ -81,20 +96,23 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     trustedProxies: settings.trustedProxies,
     tls: settings.tls ? { cert: await readFile(resolve(dirname(file), settings.tls.cert)), key: await readFile(resolve(dirname(file), settings.tls.key)) } : undefined,
   });
-  const first = compileOrThrow(toSnapshot(config), minter);
+  let first: RouteTable;
+  let clientsState: ClientsFileState | undefined;
+  try {
+    ({ table: first, clients: clientsState } = await compileOrThrow(config, minter));
+  } catch (error) {
+    await releaseAll();
+    throw error;
+  }
   server.setTable(first);
   metrics.configReloads.labels('applied').inc();
   metrics.setConfig(first.version, first.keys.size + first.legacyKeys.size);
   let lastHash = hash(text);
+  const watchedFiles = () => (clientsState ? [file, clientsState.file] : [file]);
+  let watcher: FileWatcher | undefined;
 
   let ready = true;
   const ops = createOpsServer(metrics, () => ready && server.table !== undefined);
-  const releaseAll = async () => {
-    await pools.close();
-    rateLimitStore.close();
-    keys.close();
-    metrics.close();
-  };
   let api: AddressInfo;
   let opsAddress: AddressInfo;
   try {
@@ -119,13 +137,13 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       return { applied: false, error: message };
     }
     const h = hash(next);
-    if (h === lastHash) return { applied: false, version: server.table?.version };
+    if (h === lastHash && !(clientsState && (await hasChanged(clientsState)))) return { applied: false, version: server.table?.version };
     try {
       const parsed = parseGatewayFile(next, file);
       const tokenChange = JSON.stringify(parsed.tokenExchange) !== JSON.stringify(tokenSettings);
       // Compile completely before touching anything in force: a rejected file changes nothing, keys included.
       const nextMinter = tokenChange ? newMinter(parsed.tokenExchange, keys) : minter;
-      const table = compileOrThrow(toSnapshot(parsed), nextMinter);
+      const { table, clients } = await compileOrThrow(parsed, nextMinter);
       if (tokenChange) {
         await keys.reconfigure({ algorithm: parsed.tokenExchange.algorithm, tokenTtlMs: parsed.tokenExchange.ttl, rotateEveryMs: settings.signingKeyRotation });
         tokenSettings = parsed.tokenExchange;
@@ -139,6 +157,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       server.setTable(table);
       pools.retainOnly(new Set(table.collections.map((c) => c.upstream.pool)));
       lastHash = h;
+      clientsState = clients;
+      watcher?.watch(watchedFiles());
       metrics.configReloads.labels('applied').inc();
       metrics.setConfig(table.version, table.keys.size + table.legacyKeys.size);
       logger.info({ version: table.version, collections: table.collections.length, keys: table.keys.size + table.legacyKeys.size }, 'config applied');
@@ -158,17 +178,9 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
 
   const onHup = () => void serialReload();
   process.on('SIGHUP', onHup);
-  let watcher: FSWatcher | undefined;
   if (settings.watch) {
-    let timer: NodeJS.Timeout | undefined;
-    watcher = watch(dirname(file), (_event, name) => {
-      // Kubernetes swaps a mounted ConfigMap through a `..data` link, so those names count too; reload() skips
-      // files whose content did not change.
-      if (name !== null && name !== basename(file) && !name.startsWith('..')) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => void serialReload(), 150);
-    });
-    watcher.unref();
+    watcher = new FileWatcher(() => void serialReload(), (dir, error) => logger.warn({ dir, err: error }, 'cannot watch this directory for config changes (SIGHUP still reloads)'));
+    watcher.watch(watchedFiles());
   }
 
   return {
@@ -193,9 +205,82 @@ function newMinter(settings: TokenExchange, keys: SigningKeyStore): Minter {
   return createMinter({ issuer: settings.issuer, audience: settings.audience, ttlMs: settings.ttl, claims: settings.claims, keys });
 }
 
+/** The snapshot part of a config file: without `server` and `clientsFile` (whose clients are compiled in). */
 export function toSnapshot(file: GatewayFile): Snapshot {
-  const { server: _server, ...snapshot } = file;
+  const { server: _server, clientsFile: _clientsFile, ...snapshot } = file;
   return snapshot;
+}
+
+/** The clients file in force and what it was when read. */
+interface ClientsFileState {
+  file: string;
+  signature: string;
+}
+
+async function hasChanged(clients: ClientsFileState): Promise<boolean> {
+  try {
+    return fileSignature(await stat(clients.file)) !== clients.signature;
+  } catch {
+    return true; // gone or unreadable: let the reload say so
+  }
+}
+
+/**
+ * Watches the directories of some files and calls `onChange` (debounced) when one of them changes. Directories,
+ * not files: editors and `kubectl` replace files by renaming, which a watch on the old file would miss.
+ */
+class FileWatcher {
+  readonly #onChange: () => void;
+  readonly #onError: (dir: string, error: unknown) => void;
+  readonly #dirs = new Map<string, { watcher: FSWatcher; names: Set<string> }>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(onChange: () => void, onError: (dir: string, error: unknown) => void) {
+    this.#onChange = onChange;
+    this.#onError = onError;
+  }
+
+  /** Watches exactly these files from now on. */
+  watch(files: readonly string[]): void {
+    const wanted = new Map<string, Set<string>>();
+    for (const f of files) {
+      const dir = dirname(f);
+      const names = wanted.get(dir) ?? new Set<string>();
+      names.add(basename(f));
+      wanted.set(dir, names);
+    }
+    for (const [dir, entry] of this.#dirs) {
+      if (wanted.has(dir)) continue;
+      entry.watcher.close();
+      this.#dirs.delete(dir);
+    }
+    for (const [dir, names] of wanted) {
+      const entry = this.#dirs.get(dir);
+      if (entry) {
+        entry.names = names;
+        continue;
+      }
+      try {
+        const watcher = watch(dir, (_event, name) => {
+          // Kubernetes swaps a mounted ConfigMap through a `..data` link, so those names count too; reload() skips
+          // files that did not change.
+          if (name !== null && !this.#dirs.get(dir)?.names.has(name) && !name.startsWith('..')) return;
+          clearTimeout(this.#timer);
+          this.#timer = setTimeout(this.#onChange, 150);
+        });
+        watcher.unref();
+        this.#dirs.set(dir, { watcher, names });
+      } catch (error) {
+        this.#onError(dir, error);
+      }
+    }
+  }
+
+  close(): void {
+    clearTimeout(this.#timer);
+    for (const { watcher } of this.#dirs.values()) watcher.close();
+    this.#dirs.clear();
+  }
 }
 
 function hash(text: string): string {

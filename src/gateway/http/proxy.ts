@@ -94,7 +94,7 @@ export function proxy(ctx: RequestContext, path: string, headers: Record<string,
     onResponseStart(_c, statusCode, responseHeaders) {
       const out: OutgoingHttpHeaders = {};
       const connection = responseHeaders.connection;
-      const listed = connection === undefined ? undefined : connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
+      const listed = connection === undefined || connection === 'keep-alive' || connection === 'close' ? undefined : connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
       for (const name in responseHeaders) {
         if (!RESPONSE_STRIP.has(name) && !listed?.has(name)) out[name] = responseHeaders[name];
       }

@@ -55,9 +55,9 @@ describe('API keys', () => {
     assert.match(generated.hash, /^[0-9a-f]{64}$/);
   });
 
-  it('returns a display id of the first 12 characters followed by an ellipsis', () => {
+  it('returns a display id of the first 12 characters followed by three dots', () => {
     const { key, id } = generateKey();
-    assert.equal(id, `${key.slice(0, 12)}…`);
+    assert.equal(id, `${key.slice(0, 12)}...`);
   });
 
   it('refuses a key in which any one character was changed', () => {

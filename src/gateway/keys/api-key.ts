@@ -14,7 +14,7 @@ export interface GeneratedKey {
   key: string;
   /** SHA-256 of the key as 64 lower-case hex digits: what the configuration stores. */
   hash: string;
-  /** Display id: the first 12 characters of the key + '…'. Safe to log. */
+  /** Display id: the first 12 characters of the key + '...' (ASCII, so log lines stay one-byte strings). Safe to log. */
   id: string;
 }
 
@@ -42,7 +42,7 @@ export function generateKey(): GeneratedKey {
   }
   const body = KEY_PREFIX + random;
   const key = body + encodeChecksum(crc32(body));
-  return { key, hash: hashKey(key), id: `${key.slice(0, 12)}…` };
+  return { key, hash: hashKey(key), id: `${key.slice(0, 12)}...` };
 }
 
 /** Cheap structural + checksum check, no lookup: length, prefix, charset, CRC32. */

@@ -29,10 +29,12 @@ export function createAccessLog(logger: Logger): AccessLog | undefined {
   const head = `{"level":30,"time":`;
   const pid = `,"pid":${process.pid}`;
   return function accessLog(e, msg) {
+    // Collection names, route templates and client ids are schema-validated and need no escaping; the key
+    // label is free text and does.
     let line = `${head}${Date.now()}${pid},"reqId":"${e.reqId}","method":"${e.method}"`;
-    if (e.collection !== undefined) line += `,"collection":${JSON.stringify(e.collection)},"route":${JSON.stringify(e.route)}`;
+    if (e.collection !== undefined) line += `,"collection":"${e.collection}","route":"${e.route}"`;
     line += `,"status":${e.status},"ms":${e.ms}`;
-    if (e.clientId !== undefined) line += `,"clientId":${JSON.stringify(e.clientId)}`;
+    if (e.clientId !== undefined) line += `,"clientId":"${e.clientId}"`;
     if (e.key !== undefined) line += `,"key":${JSON.stringify(e.key)}`;
     if (e.ip !== undefined) line += `,"ip":"${e.ip}"`;
     if (e.code !== undefined) line += `,"code":"${e.code}"`;

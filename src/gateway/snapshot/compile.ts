@@ -30,25 +30,53 @@ export function endpointId(collection: string, method: string, template: string)
   return `${collection} ${method} ${template}`;
 }
 
+/** Compiles a snapshot in one go. */
 export function compileSnapshot(snapshot: Snapshot, deps: CompileDeps): RouteTable {
+  return startCompile(snapshot).finish(deps);
+}
+
+/**
+ * A snapshot being compiled: more clients can be added before `finish`, so that a large client set (a clients
+ * file) streams into the key index one client at a time and no array of a million client objects is ever held.
+ * Nothing outside the compilation is touched before `finish`: an abandoned compilation is just garbage.
+ */
+export interface SnapshotCompilation {
+  /** Adds one client of the same snapshot (already validated and cross-checked: its role and key hashes). */
+  addClient(client: Client): void;
+  /** Builds the route table; call once. */
+  finish(deps: CompileDeps): RouteTable;
+}
+
+export function startCompile(snapshot: Snapshot): SnapshotCompilation {
   const roles = compileRoles(snapshot);
   const interned = new Interner();
   const keys = new Map<string, KeyEntry>();
   const legacyKeys = new Map<string, KeyEntry>();
+  let clientLimits = false;
 
-  for (const client of snapshot.clients) {
+  const addClient = (client: Client) => {
+    if (client.rateLimits && (client.rateLimits.key || client.rateLimits.client)) clientLimits = true;
     const principal = compilePrincipal('client', client, roles, interned);
-    if (!principal) continue;
+    if (!principal) return;
     for (const key of client.keys) {
       keys.set(key.hash, new KeyEntry(principal, key.hash, epoch(key.expiresAt), key.id));
     }
-  }
+  };
+  for (const client of snapshot.clients) addClient(client);
   for (const client of snapshot.legacyClients) {
+    if (client.rateLimits && (client.rateLimits.key || client.rateLimits.client)) clientLimits = true;
     const principal = compilePrincipal('legacy', client, roles, interned);
     if (!principal) continue;
     legacyKeys.set(client.keyHash, new KeyEntry(principal, client.keyHash, Infinity, undefined));
   }
 
+  return {
+    addClient,
+    finish: (deps) => finishCompile(snapshot, deps, keys, legacyKeys, clientLimits),
+  };
+}
+
+function finishCompile(snapshot: Snapshot, deps: CompileDeps, keys: Map<string, KeyEntry>, legacyKeys: Map<string, KeyEntry>, clientLimits: boolean): RouteTable {
   const auth = authenticate({
     keys,
     legacyKeys,
@@ -59,7 +87,6 @@ export function compileSnapshot(snapshot: Snapshot, deps: CompileDeps): RouteTab
   const ip = ipAllow();
   const authz = authorize();
 
-  const clientLimits = hasClientLimits(snapshot);
   const router = new CollectionRouter<CompiledCollection>();
   const collections: CompiledCollection[] = [];
   for (const c of snapshot.collections) {
@@ -158,7 +185,7 @@ class Interner {
   #sets = new Map<string, ReadonlySet<string>>();
 
   set(values: readonly string[]): ReadonlySet<string> {
-    const id = values.join('\u0000');
+    const id = values.length === 1 ? values[0]! : values.join('\u0000');
     let set = this.#sets.get(id);
     if (!set) this.#sets.set(id, (set = new Set(values)));
     return set;
@@ -198,10 +225,6 @@ function blockList(cidrs: readonly string[]): BlockList {
 
 function mergeLimits(defaults: RateLimitPolicies, own: RateLimitPolicies | undefined): RateLimitPolicies {
   return { key: own?.key ?? defaults.key, client: own?.client ?? defaults.client, org: own?.org ?? defaults.org };
-}
-
-function hasClientLimits(snapshot: Snapshot): boolean {
-  return snapshot.clients.some((c) => c.rateLimits?.key || c.rateLimits?.client) || snapshot.legacyClients.some((c) => c.rateLimits?.key || c.rateLimits?.client);
 }
 
 function epoch(iso: string | undefined): number {

@@ -19,7 +19,9 @@ export interface RateLimitOptions {
 
 export function rateLimit(options: RateLimitOptions): Policy {
   const { store, limits, collection } = options;
-  const prefix = `${collection}\u0000`;
+  const keyPrefix = `${collection}\u0000key\u0000`;
+  const clientPrefix = `${collection}\u0000client\u0000`;
+  const orgPrefix = `${collection}\u0000org\u0000`;
 
   return function rateLimitPolicy(ctx: RequestContext) {
     const principal = ctx.principal!;
@@ -30,16 +32,10 @@ export function rateLimit(options: RateLimitOptions): Policy {
 
     const applied: AppliedLimit[] = [];
     let refused: AppliedLimit | undefined;
-    const check = (name: AppliedLimit['name'], limit: RateLimit, id: string) => {
-      const decision = store.hit(`${prefix}${name}\u0000${id}`, limit.limit, limit.window);
-      const entry: AppliedLimit = { name, limit: limit.limit, windowMs: limit.window, decision };
-      applied.push(entry);
-      if (!decision.allowed && !refused) refused = entry;
-    };
     // Narrowest first: a refused hit is not counted, so a key over its limit does not drain its org's budget.
-    if (keyLimit) check('key', keyLimit, ctx.key!.hash);
-    if (clientLimit && !refused) check('client', clientLimit, principal.id);
-    if (orgLimit && !refused) check('org', orgLimit, principal.orgId!);
+    if (keyLimit) refused = check(store, applied, 'key', keyLimit, keyPrefix + ctx.key!.hash);
+    if (clientLimit && !refused) refused = check(store, applied, 'client', clientLimit, clientPrefix + principal.id);
+    if (orgLimit && !refused) refused = check(store, applied, 'org', orgLimit, orgPrefix + principal.orgId!);
 
     const headers = rateLimitHeaders(applied, refused);
     if (refused) {
@@ -51,4 +47,12 @@ export function rateLimit(options: RateLimitOptions): Policy {
     ctx.responseHeaders = headers;
     return undefined;
   };
+}
+
+/** Counts one hit; returns the applied limit when it refused. */
+function check(store: RateLimitStore, applied: AppliedLimit[], name: AppliedLimit['name'], limit: RateLimit, counter: string): AppliedLimit | undefined {
+  const decision = store.hit(counter, limit.limit, limit.window);
+  const entry: AppliedLimit = { name, limit: limit.limit, windowMs: limit.window, decision };
+  applied.push(entry);
+  return decision.allowed ? undefined : entry;
 }
