@@ -16,7 +16,7 @@ export interface GatehouseBenchConfig {
   key: string;
 }
 
-export function writeGatehouseConfig(dir: string, upstreamUrl: string): GatehouseBenchConfig {
+export function writeGatehouseConfig(dir: string, upstreamUrl: string, logLevel = 'info'): GatehouseBenchConfig {
   const { key, hash, id } = generateKey();
   const never = { limit: 1_000_000_000, window: '1m' };
   const config = {
@@ -24,7 +24,7 @@ export function writeGatehouseConfig(dir: string, upstreamUrl: string): Gatehous
       listen: { host: '127.0.0.1', port: 8080 },
       ops: { host: '127.0.0.1', port: 9090 },
       signingKeysFile: join(dir, 'signing-keys.json'),
-      log: { level: 'info' },
+      log: { level: logLevel },
       watch: false,
     },
     tokenExchange: {

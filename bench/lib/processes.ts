@@ -96,6 +96,11 @@ function childPid(pid: number | undefined): number | undefined {
   }
 }
 
+/** Children still running (e.g. to sample a load generator's CPU while it runs). */
+export function liveChildren(): readonly Bounded[] {
+  return [...live];
+}
+
 /** Stops every live child (used on errors and signals). */
 export async function stopAll(): Promise<void> {
   await Promise.all([...live].map((c) => c.stop(3000)));
