@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
-import { newKey, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream } from './helpers.ts';
+import { newKey, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream, expectProblem } from './helpers.ts';
 
 const reader = newKey();
 const admin = newKey();
@@ -94,16 +94,8 @@ describe('policies on a running gateway', () => {
   const call = (path: string, init: RequestInit = {}) => fetch(`${gw.url}${path}`, init);
   const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
-  async function problem(res: Response, status: number, code: string): Promise<void> {
-    const text = await res.text();
-    assert.equal(res.status, status, text);
-    assert.equal(res.headers.get('content-type'), 'application/problem+json');
-    const body = JSON.parse(text) as Record<string, unknown>;
-    assert.equal(body.code, code);
-    assert.equal(body.status, status);
-    assert.match(String(body.instance), /^urn:gatehouse:request:[0-9a-f-]{36}$/);
-    assert.equal(res.headers.get('x-request-id'), String(body.instance).split(':').pop());
-  }
+  const problem = expectProblem;
+
 
   it('forwards an authorized request with a JWT that a backend verifies with jose against the served JWKS', async () => {
     const res = await call('/billing/orgs/acme/invoices?page=2', { headers: bearer(reader.key) });

@@ -2,6 +2,7 @@
  * End-to-end helpers: a real upstream on an ephemeral loopback port, and a real `gatehouse gateway run` child
  * process on ephemeral ports. Everything stops by itself (test `after` hooks, and a hard timeout per process).
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -242,3 +243,21 @@ export function runCli(args: string[], options: { timeoutMs?: number } = {}): Pr
 
 /** The repository root (for paths such as examples/gateway.yaml). */
 export const REPO_ROOT = ROOT;
+
+/**
+ * Asserts a problem+json refusal: status, content type, stable code, request id in body and header, the RFC 9457
+ * members and nothing internal (addresses, error codes of the runtime, stack traces).
+ */
+export async function expectProblem(res: Response, status: number, code: string): Promise<Record<string, unknown>> {
+  const text = await res.text();
+  assert.equal(res.status, status, text);
+  assert.equal(res.headers.get('content-type'), 'application/problem+json');
+  const body = JSON.parse(text) as Record<string, unknown>;
+  assert.equal(body.code, code);
+  assert.equal(body.status, status);
+  assert.match(String(body.instance), /^urn:gatehouse:request:[0-9a-f-]{36}$/);
+  assert.equal(res.headers.get('x-request-id'), String(body.instance).split(':').pop());
+  assert.deepEqual(Object.keys(body).filter((k) => k !== 'detail'), ['type', 'title', 'status', 'code', 'instance']);
+  assert.doesNotMatch(text, /127\.0\.0\.1|ECONNREFUSED|UND_ERR|Error|at /, 'internal details leaked');
+  return body;
+}

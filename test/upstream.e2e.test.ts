@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseRaw, rawRequest, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream } from './helpers.ts';
+import { parseRaw, rawRequest, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream, expectProblem } from './helpers.ts';
 
 /** A loopback port nothing listens on: bound once, then closed. */
 async function deadPort(): Promise<number> {
@@ -154,17 +154,8 @@ describe('proxying to upstreams on a running gateway', () => {
     await upstream?.close();
   });
 
-  async function problem(res: Response, status: number, code: string): Promise<void> {
-    const text = await res.text();
-    assert.equal(res.status, status, text);
-    assert.equal(res.headers.get('content-type'), 'application/problem+json');
-    const body = JSON.parse(text) as Record<string, unknown>;
-    assert.equal(body.code, code);
-    assert.equal(body.status, status);
-    assert.equal(res.headers.get('x-request-id'), String(body.instance).split(':').pop());
-    assert.deepEqual(Object.keys(body).filter((k) => k !== 'detail'), ['type', 'title', 'status', 'code', 'instance']);
-    assert.doesNotMatch(text, /127\.0\.0\.1|ECONNREFUSED|UND_ERR|Error/, 'internal details leaked');
-  }
+  const problem = expectProblem;
+
 
   /** Asserts that /metrics has `line` (a regular expression source matched against whole lines). */
   async function metric(line: string): Promise<void> {
