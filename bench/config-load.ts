@@ -139,7 +139,7 @@ async function main(): Promise<void> {
     for (const s of phases.steps) console.log(`  ${s.step.padEnd(46)} ${(s.ms / 1000).toFixed(2).padStart(6)} s (GC ${(s.gcMs / 1000).toFixed(2).padStart(5)} s)   peak RSS ${s.peakRssMb.toFixed(0).padStart(5)} MB   heap ${s.heapUsedMb.toFixed(0).padStart(5)} MB`);
 
     if (phases.breakdown) {
-      console.log(`\nthe clients file's real path (pass 3), attributed by the passes' differences:`);
+      console.log(`\nthe clients file's real path, split by the passes' difference (a CPU profile tells more: --cpu-prof on the child):`);
       for (const b of phases.breakdown) console.log(`  ${b.step.padEnd(36)} ${(b.ms / 1000).toFixed(2).padStart(6)} s`);
     }
 

@@ -12,12 +12,20 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { ConfigError } from './load.ts';
 import { type Client, ClientKeySchema, ClientSchema, ENVIRONMENT_PATTERN, formatPath, type GatewayFile, type LegacyClient, NAME_PATTERN, type Role } from './schema.ts';
+import { StringSet } from './string-set.ts';
 
 /** What the file's clients are checked against: the config file's roles and its inline clients. */
 export interface ClientsFileReferences {
   roles: readonly Role[];
   clients: readonly Client[];
   legacyClients: readonly LegacyClient[];
+}
+
+/** Where the valid clients go: the gateway's compilation, whose key index then doubles as the duplicate check. */
+export interface ClientsFileTarget {
+  add(client: Client): void;
+  /** Whether a client of the config file or one added before has a key with this hash. */
+  hasKey(hash: string): boolean;
 }
 
 export interface ClientsFileSummary {
@@ -34,24 +42,26 @@ export function clientsFilePath(configFile: string, config: Pick<GatewayFile, 'c
   return isAbsolute(path) ? path : join(dirname(configFile), path);
 }
 
-/** Bytes read at a time. A chunk's lines are parsed without yielding, so this also bounds event-loop pauses. */
-const CHUNK_BYTES = 1 << 20;
+/** Bytes read at a time. A chunk's lines are parsed without yielding: this keeps a reload's event-loop pauses to a few ms. */
+const CHUNK_BYTES = 1 << 18;
+/** Bytes decoded into one string: well below V8's large-object size, so the string is cheap young garbage. */
+const PIECE_BYTES = 1 << 16;
 const MAX_ERRORS = 20;
 
 /**
- * Reads and validates a clients file, calling `onClient` with each valid client as it goes. Rejects with one
+ * Reads and validates a clients file, adding each valid client to `target` as it goes. Rejects with one
  * `ConfigError` listing the first 20 problems (as `FILE:LINE: field: message`) when any line is invalid or breaks a
  * cross-reference rule: the role must exist, client ids and key hashes must be unique across the config file and
- * the clients file. After the first problem `onClient` is not called again, so callers discard what they built.
+ * the clients file. After the first problem nothing more is added, so callers discard what they built.
  */
-export async function readClientsFile(file: string, refs: ClientsFileReferences, onClient?: (client: Client) => void): Promise<ClientsFileSummary> {
+export async function readClientsFile(file: string, refs: ClientsFileReferences, target?: ClientsFileTarget): Promise<ClientsFileSummary> {
   let handle: FileHandle;
   try {
     handle = await open(file, 'r');
   } catch (error) {
     throw new ConfigError(`${file}: cannot read the clients file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  const checker = new ClientsChecker(file, refs, onClient);
+  const checker = new ClientsChecker(file, refs, target);
   try {
     const stat = await handle.stat();
     let buffer = Buffer.allocUnsafe(CHUNK_BYTES);
@@ -67,16 +77,22 @@ export async function readClientsFile(file: string, refs: ClientsFileReferences,
       const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null);
       const data = buffer.subarray(0, filled + bytesRead);
       if (start < 0) start = data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf ? 3 : 0;
-      // Each line is decoded on its own: JSON.parse is much slower on slices of one large string, and a chunk-sized
-      // string outlives its lines. ('\n' never occurs inside a multi-byte UTF-8 sequence.)
-      for (let nl = data.indexOf(0x0a, start); nl >= 0; nl = data.indexOf(0x0a, start)) {
-        checker.line(data, start, nl);
-        start = nl + 1;
+      const eof = bytesRead === 0;
+      const end = eof ? data.length : data.lastIndexOf(0x0a) + 1; // whole lines only, but for the last one
+      while (start < end) {
+        // Decoded in pieces of whole lines: JSON.parse is fastest on slices of a small string (much slower on a
+        // chunk-sized one, which is also an external string that outlives its lines), and one decode per line
+        // costs a native call each. '\n' never occurs inside a multi-byte UTF-8 sequence.
+        let stop = Math.min(start + PIECE_BYTES, end);
+        if (stop < end) {
+          let nl = data.lastIndexOf(0x0a, stop - 1);
+          if (nl < start) nl = data.indexOf(0x0a, stop); // one line longer than a piece
+          stop = nl < 0 || nl >= end ? end : nl + 1;
+        }
+        checker.lines(data.toString('utf8', start, stop));
+        start = stop;
       }
-      if (bytesRead === 0) {
-        if (start < data.length) checker.line(data, start, data.length);
-        break;
-      }
+      if (eof) break;
       filled = data.copy(buffer, 0, start);
       start = 0;
     }
@@ -94,55 +110,65 @@ export function fileSignature(stat: { dev: number; ino: number; size: number; mt
 
 class ClientsChecker {
   readonly #file: string;
-  readonly #onClient: ((client: Client) => void) | undefined;
+  readonly #target: ClientsFileTarget | undefined;
   readonly #roles: Set<string>;
   readonly #inlineIds: Set<string>;
-  readonly #ids = new Set<string>();
-  readonly #hashes = new Set<string>();
+  /** Client ids of the config file and of the lines so far. */
+  readonly #ids: StringSet;
+  /** Key hashes seen and not in the target's index (all of them without a target). */
+  readonly #hashes = new StringSet();
   readonly #errors: string[] = [];
   #errorCount = 0;
   #line = 0;
   clientCount = 0;
   keyCount = 0;
 
-  constructor(file: string, refs: ClientsFileReferences, onClient: ((client: Client) => void) | undefined) {
+  constructor(file: string, refs: ClientsFileReferences, target: ClientsFileTarget | undefined) {
     this.#file = file;
-    this.#onClient = onClient;
+    this.#target = target;
     this.#roles = new Set(refs.roles.map((r) => r.name));
     this.#inlineIds = new Set([...refs.clients, ...refs.legacyClients].map((c) => c.id));
-    for (const c of refs.clients) for (const k of c.keys) this.#hashes.add(k.hash);
-    for (const c of refs.legacyClients) this.#hashes.add(c.keyHash);
+    this.#ids = new StringSet(this.#inlineIds);
+    if (!target) {
+      for (const c of refs.clients) for (const k of c.keys) this.#hashes.add(k.hash);
+      for (const c of refs.legacyClients) this.#hashes.add(c.keyHash);
+    }
   }
 
-  /** Checks the next line, `bytes[start, end)` without its '\n'. */
-  line(bytes: Buffer, start: number, end: number): void {
-    const line = ++this.#line;
-    if (isBlankOrComment(bytes, start, end)) return;
-    const client = this.#client(bytes.toString('utf8', start, end), line);
-    if (client && this.#errorCount === 0) this.#onClient?.(client);
+  /** Checks the next lines: `text` holds whole lines, each ending with '\n' but for the last line of the file. */
+  lines(text: string): void {
+    for (let start = 0; start < text.length; ) {
+      let end = text.indexOf('\n', start);
+      if (end < 0) end = text.length;
+      const line = ++this.#line;
+      if (!isBlankOrComment(text, start, end)) this.#client(text.slice(start, end), line);
+      start = end + 1;
+    }
   }
 
-  #client(source: string, line: number): Client | undefined {
+  #client(source: string, line: number): void {
     const parsed = parseClientLine(source);
     if (!parsed.ok) {
       for (const problem of parsed.problems) this.#error(line, problem);
-      return undefined;
+      return;
     }
     const client = parsed.client;
     let ok = true;
     if (!this.#roles.has(client.role)) ok = this.#error(line, `role: unknown role "${client.role}"`);
-    if (this.#inlineIds.has(client.id)) ok = this.#error(line, `id: duplicate client id "${client.id}" (also in the config file)`);
-    else if (this.#ids.has(client.id)) ok = this.#error(line, `id: duplicate client id "${client.id}"`);
-    this.#ids.add(client.id);
+    if (!this.#ids.add(client.id)) {
+      ok = this.#error(line, `id: duplicate client id "${client.id}"${this.#inlineIds.has(client.id) ? ' (also in the config file)' : ''}`);
+    }
     const keys = client.keys;
     for (let j = 0; j < keys.length; j++) {
       const hash = keys[j]!.hash;
-      if (this.#hashes.has(hash)) ok = this.#error(line, `keys[${j}].hash: this key hash is already used by another key`);
-      this.#hashes.add(hash);
+      if (this.#target?.hasKey(hash) || (this.#hashes.size > 0 && this.#hashes.has(hash)) || (j > 0 && keys.some((k, i) => i < j && k.hash === hash))) {
+        ok = this.#error(line, `keys[${j}].hash: this key hash is already used by another key`);
+      }
     }
     this.clientCount++;
     this.keyCount += keys.length;
-    return ok ? client : undefined;
+    if (ok && this.#errorCount === 0 && this.#target) this.#target.add(client);
+    else for (const k of keys) this.#hashes.add(k.hash);
   }
 
   /** Records `problem` (`field: what`) at `line`; false, for `ok = this.#error(…)`. */
@@ -161,9 +187,9 @@ class ClientsChecker {
 }
 
 /** Blank lines and lines whose first non-blank character is '#' are skipped. */
-function isBlankOrComment(bytes: Buffer, start: number, end: number): boolean {
+function isBlankOrComment(text: string, start: number, end: number): boolean {
   for (let i = start; i < end; i++) {
-    const c = bytes[i];
+    const c = text.charCodeAt(i);
     if (c === 0x20 || c === 0x09 || c === 0x0d) continue;
     return c === 0x23; // '#'
   }
@@ -190,7 +216,8 @@ export function parseClientLine(source: string): ClientLine {
 /*
  * The fast path. Each check below accepts a subset of what the field's schema accepts and outputs the same value;
  * `clients-file.test.ts` compares it with `ClientSchema` on many generated lines. Fields that are rare in large
- * client sets (allowedIps, metadata, rateLimits, expiresAt) are checked by their own zod schema.
+ * client sets (allowedIps, metadata, rateLimits, expiresAt) are checked by their own zod schema; an unknown field,
+ * or any value a check refuses, sends the whole line to `ClientSchema`.
  */
 
 const { allowedIps: AllowedIps, metadata: Metadata, rateLimits: ClientRateLimits, expiresAt: ExpiresAt } = ClientSchema.shape;
@@ -204,8 +231,9 @@ export function fastClient(value: unknown): Client | undefined {
   const { id, name, role, environments, projects, allowedIps, userId, orgId, metadata, rateLimits, expiresAt, status, keys } = input;
   for (const field in input) if (!CLIENT_FIELDS.has(field)) return undefined;
 
-  if (!isName(id) || !isName(role) || !isOptionalString(name, 256) || !isOptionalString(userId, 256) || !isOptionalString(orgId, 256)) return undefined;
-  if (!isNonEmptyArrayOf(environments, ENVIRONMENT_PATTERN) || !isNonEmptyArrayOf(projects, NAME_PATTERN)) return undefined;
+  if (!isString(id) || !NAME_PATTERN.test(id) || !isString(role) || !NAMES.test(role)) return undefined;
+  if (!isOptionalString(name, 256) || !isOptionalString(userId, 256) || !isOptionalString(orgId, 256)) return undefined;
+  if (!isNonEmptyArrayOf(environments, ENVIRONMENTS) || !isNonEmptyArrayOf(projects, NAMES)) return undefined;
   if (status !== undefined && status !== 'active' && status !== 'disabled') return undefined;
   if (!Array.isArray(keys) || keys.length === 0) return undefined;
   const outKeys: Client['keys'] = [];
@@ -280,28 +308,57 @@ function keyHash(hash: string): string | undefined {
   } else if (hash.length !== 64) {
     return undefined;
   }
-  let upper = i > 0; // with a prefix, always copy (see above)
+  let all = HEX_LOWER; // stays set while every character is a hex digit
+  let any = 0; // gets HEX_UPPER when one is an upper-case A-F
   for (; i < hash.length; i++) {
     const c = hash.charCodeAt(i);
-    if ((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66)) continue; // 0-9 a-f
-    if (c >= 0x41 && c <= 0x46) upper = true; // A-F
-    else return undefined;
+    const kind = c < 0x80 ? HEX_KIND[c]! : 0;
+    all &= kind;
+    any |= kind;
   }
-  if (!upper) return hash;
-  return (hash.length === 64 ? hash : hash.slice(7)).toLowerCase();
+  if (all === 0) return undefined;
+  if (hash.length === 64 && any !== HEX_UPPER) return hash;
+  return (hash.length === 64 ? hash : hash.slice(7)).toLowerCase(); // with a prefix, always a copy (see above)
 }
 
+/** ASCII code → HEX_LOWER for 0-9 and a-f, HEX_UPPER (which includes HEX_LOWER) for A-F, 0 for anything else. */
+const HEX_LOWER = 1;
+const HEX_UPPER = 3;
+const HEX_KIND = new Uint8Array(0x80);
+for (const c of '0123456789abcdef') HEX_KIND[c.charCodeAt(0)] = HEX_LOWER;
+for (const c of 'ABCDEF') HEX_KIND[c.charCodeAt(0)] = HEX_UPPER;
 const SHA256_PREFIX = 'sha256:';
 
-function isName(value: unknown): value is string {
-  return typeof value === 'string' && NAME_PATTERN.test(value);
+/** A pattern test that remembers values it accepted: roles, environments and projects repeat on most lines. */
+class RecentMatches {
+  readonly #pattern: RegExp;
+  readonly #accepted = new Set<string>();
+
+  constructor(pattern: RegExp) {
+    this.#pattern = pattern;
+  }
+
+  test(value: string): boolean {
+    if (this.#accepted.has(value)) return true;
+    if (!this.#pattern.test(value)) return false;
+    if (this.#accepted.size >= 64) this.#accepted.clear();
+    this.#accepted.add(value);
+    return true;
+  }
+}
+
+const NAMES = new RecentMatches(NAME_PATTERN);
+const ENVIRONMENTS = new RecentMatches(ENVIRONMENT_PATTERN);
+
+function isString(value: unknown): value is string {
+  return typeof value === 'string';
 }
 
 function isOptionalString(value: unknown, max: number): boolean {
   return value === undefined || (typeof value === 'string' && value.length <= max);
 }
 
-function isNonEmptyArrayOf(value: unknown, pattern: RegExp): boolean {
+function isNonEmptyArrayOf(value: unknown, pattern: RecentMatches): boolean {
   if (!Array.isArray(value) || value.length === 0) return false;
   for (const item of value as unknown[]) if (typeof item !== 'string' || !pattern.test(item)) return false;
   return true;

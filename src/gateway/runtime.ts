@@ -74,7 +74,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     try {
       const compilation = startCompile(toSnapshot(parsed));
       const clientsFile = clientsFilePath(file, parsed);
-      const summary = clientsFile ? await readClientsFile(clientsFile, parsed, compilation.addClient) : undefined;
+      const summary = clientsFile ? await readClientsFile(clientsFile, parsed, compilation) : undefined;
       const table = compilation.finish({ pools, rateLimitStore, minter: withMinter, onTokenError });
       return { table, clients: clientsFile && summary ? { file: clientsFile, signature: summary.signature } : undefined };
     } catch (error) {

@@ -42,7 +42,9 @@ export function compileSnapshot(snapshot: Snapshot, deps: CompileDeps): RouteTab
  */
 export interface SnapshotCompilation {
   /** Adds one client of the same snapshot (already validated and cross-checked: its role and key hashes). */
-  addClient(client: Client): void;
+  add(client: Client): void;
+  /** Whether a client or legacy client compiled so far has a key with this hash. */
+  hasKey(hash: string): boolean;
   /** Builds the route table; call once. */
   finish(deps: CompileDeps): RouteTable;
 }
@@ -71,7 +73,8 @@ export function startCompile(snapshot: Snapshot): SnapshotCompilation {
   }
 
   return {
-    addClient,
+    add: addClient,
+    hasKey: (hash) => keys.has(hash) || legacyKeys.has(hash),
     finish: (deps) => finishCompile(snapshot, deps, keys, legacyKeys, clientLimits),
   };
 }
