@@ -91,6 +91,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   };
   const server = new GatewayServer({
     accessLog: createAccessLog(logger),
+    onError: (err, reqId) => logger.error({ err, reqId }, 'request failed inside the gateway'),
     metrics,
     jwks: () => keys.jwks(),
     trustedProxies: settings.trustedProxies,

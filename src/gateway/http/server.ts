@@ -21,6 +21,8 @@ import { relativePath } from './router.ts';
 export interface GatewayServerOptions {
   /** One line per request; undefined when the log level is above info. */
   accessLog: AccessLog | undefined;
+  /** A bug on the request path (the client gets a 500 with the request id; the details go here, not to it). */
+  onError: (error: unknown, requestId: string) => void;
   metrics: GatewayMetrics;
   /** JWKS body for /.well-known/jwks.json. */
   jwks: () => string;
@@ -35,6 +37,7 @@ const TRAVERSAL = refusal('GH_ERR_REQUEST_PATH_TRAVERSAL', 'A ".." segment climb
 const METHOD_OVERRIDE = refusal('GH_ERR_REQUEST_METHOD_OVERRIDE', 'Method-override headers are not accepted; send the real method.');
 const WEBSOCKET_NOT_ALLOWED = refusal('GH_ERR_WEBSOCKET_NOT_ALLOWED');
 const JWKS_PATH = '/.well-known/jwks.json';
+const INTERNAL = refusal('GH_ERR_GATEWAY_INTERNAL');
 
 interface Routed {
   collection: CompiledCollection;
@@ -48,6 +51,7 @@ export class GatewayServer {
   readonly server: Server;
   #table: RouteTable | undefined;
   #accessLog: AccessLog | undefined;
+  #onError: (error: unknown, requestId: string) => void;
   #metrics: GatewayMetrics;
   #jwks: () => string;
   #trusted: BlockList | undefined;
@@ -57,6 +61,7 @@ export class GatewayServer {
 
   constructor(options: GatewayServerOptions) {
     this.#accessLog = options.accessLog;
+    this.#onError = options.onError;
     this.#metrics = options.metrics;
     this.#jwks = options.jwks;
     this.#proto = options.tls ? 'https' : 'http';
@@ -67,7 +72,14 @@ export class GatewayServer {
         this.#trusted.addSubnet(address, Number(bits), isIPv4(address) ? 'ipv4' : 'ipv6');
       }
     }
-    const handler = (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res);
+    // A throw in a request handler would take the whole process down: contain it to the one request.
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      try {
+        this.#handle(req, res);
+      } catch (error) {
+        this.#internalError(res, error);
+      }
+    };
     this.server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createHttpServer(handler);
     this.server.keepAliveTimeout = 65_000;
     this.server.headersTimeout = 30_000;
@@ -181,7 +193,17 @@ export class GatewayServer {
         this.#finish(ctx, method, status, start, upstreamError);
       });
     };
-    runChain(ctx, routed.collection.chain, 0, forward, (r) => this.#refuseCtx(ctx, r, start));
+    runChain(ctx, routed.collection.chain, 0, forward, (r) => this.#refuseCtx(ctx, r, start), (error) => {
+      this.#onError(error, requestId);
+      this.#refuseCtx(ctx, INTERNAL, start);
+    });
+  }
+
+  #internalError(res: ServerResponse, error: unknown): void {
+    const requestId = (res.getHeader('x-request-id') as string | undefined) ?? randomUUID();
+    this.#onError(error, requestId);
+    if (!res.headersSent) sendProblem(res, refusal('GH_ERR_GATEWAY_INTERNAL'), requestId);
+    else res.destroy();
   }
 
   #serveJwks(res: ServerResponse, requestId: string): void {
@@ -273,19 +295,27 @@ export class GatewayServer {
     }, (r) => {
       publishAuthFailure(ctx, r.code);
       reject(r);
+    }, (error) => {
+      this.#onError(error, requestId);
+      reject(INTERNAL);
     });
   }
 }
 
-/** Runs policies in order, synchronously while they answer synchronously. */
-function runChain(ctx: RequestContext, chain: readonly Policy[], from: number, done: () => void, refused: (r: Refusal) => void): void {
+/** Runs policies in order, synchronously while they answer synchronously. A policy that throws is a bug: `failed`. */
+function runChain(ctx: RequestContext, chain: readonly Policy[], from: number, done: () => void, refused: (r: Refusal) => void, failed: (error: unknown) => void): void {
   for (let i = from; i < chain.length; i++) {
-    const result = chain[i]!(ctx);
+    let result: PolicyResult | Promise<PolicyResult>;
+    try {
+      result = chain[i]!(ctx);
+    } catch (error) {
+      return failed(error);
+    }
     if (result === undefined) continue;
     if (isPromise(result)) {
       result.then(
-        (r) => (r === undefined ? runChain(ctx, chain, i + 1, done, refused) : refused(r)),
-        () => refused(refusal('GH_ERR_GATEWAY_INTERNAL')),
+        (r) => (r === undefined ? runChain(ctx, chain, i + 1, done, refused, failed) : refused(r)),
+        failed,
       );
       return;
     }
