@@ -316,7 +316,7 @@ function runChain(ctx: RequestContext, chain: readonly Policy[], from: number, d
       result.then(
         (r) => (r === undefined ? runChain(ctx, chain, i + 1, done, refused, failed) : refused(r)),
         failed,
-      );
+      ).catch(failed); // a throw further down the chain or in the proxy call, after the wait
       return;
     }
     return refused(result);
