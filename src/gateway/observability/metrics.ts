@@ -88,39 +88,35 @@ export class GatewayMetrics {
   }
 
   #requestsMetric(): CustomMetric {
-    const routes = this.#routes;
-    const meta = { name: 'gatehouse_requests_total', help: 'Requests handled, by collection, route template, method and status.', type: 'counter', aggregator: 'sum' } as const;
-    return {
-      ...meta,
-      get() {
-        const values: MetricValue[] = [];
-        for (const r of routes.values()) {
-          for (const [status, value] of r.byStatus) values.push({ labels: { collection: r.collection, route: r.route, method: r.method, status }, value });
-        }
-        return { ...meta, values };
-      },
-      reset: () => routes.clear(),
-    };
+    return this.#customMetric('gatehouse_requests_total', 'Requests handled, by collection, route template, method and status.', 'counter', (r, values) => {
+      for (const [status, value] of r.byStatus) values.push({ labels: { collection: r.collection, route: r.route, method: r.method, status }, value });
+    });
   }
 
   #durationMetric(): CustomMetric {
+    const name = 'gatehouse_request_duration_seconds';
+    return this.#customMetric(name, 'Time from request to the end of the response, by collection, route template and method.', 'histogram', (r, values) => {
+      const labels = { collection: r.collection, route: r.route, method: r.method };
+      let cumulative = 0;
+      LATENCY_BUCKETS.forEach((le, i) => {
+        cumulative += r.buckets[i]!;
+        values.push({ labels: { ...labels, le }, value: cumulative, metricName: `${name}_bucket` });
+      });
+      values.push({ labels: { ...labels, le: '+Inf' }, value: r.count, metricName: `${name}_bucket` });
+      values.push({ labels, value: r.sum, metricName: `${name}_sum` });
+      values.push({ labels, value: r.count, metricName: `${name}_count` });
+    });
+  }
+
+  /** A metric prom-client reads at scrape time from the per-route records. */
+  #customMetric(name: string, help: string, type: CustomMetric['type'], collect: (r: RouteStats, values: MetricValue[]) => void): CustomMetric {
     const routes = this.#routes;
-    const meta = { name: 'gatehouse_request_duration_seconds', help: 'Time from request to the end of the response, by collection, route template and method.', type: 'histogram', aggregator: 'sum' } as const;
+    const meta = { name, help, type, aggregator: 'sum' } as const;
     return {
       ...meta,
       get() {
         const values: MetricValue[] = [];
-        for (const r of routes.values()) {
-          const labels = { collection: r.collection, route: r.route, method: r.method };
-          let cumulative = 0;
-          LATENCY_BUCKETS.forEach((le, i) => {
-            cumulative += r.buckets[i]!;
-            values.push({ labels: { ...labels, le }, value: cumulative, metricName: `${meta.name}_bucket` });
-          });
-          values.push({ labels: { ...labels, le: '+Inf' }, value: r.count, metricName: `${meta.name}_bucket` });
-          values.push({ labels, value: r.sum, metricName: `${meta.name}_sum` });
-          values.push({ labels, value: r.count, metricName: `${meta.name}_count` });
-        }
+        for (const r of routes.values()) collect(r, values);
         return { ...meta, values };
       },
       reset: () => routes.clear(),
