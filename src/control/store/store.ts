@@ -1,0 +1,233 @@
+/**
+ * The one store interface of the control plane. Two implementations share it and one set of migrations: SQLite
+ * through Node's built-in `node:sqlite` (the embedded default) and PostgreSQL (`DATABASE_URL=postgres://…`), both
+ * through kysely. A contract test suite (`store-contract.ts`) runs against both.
+ *
+ * The store only persists: validation, scoping, token generation and snapshot compilation live in the services
+ * above it. Records are plain objects; JSON-shaped fields (arrays, specs, metadata) are stored as JSON text.
+ */
+import type { CollectionSpec, DeploymentTarget, Privilege } from '../../config/resources.ts';
+import type { EndpointRef, RateLimitPolicies } from '../../config/schema.ts';
+
+export interface WorkspaceRecord {
+  id: string;
+  name: string;
+  environments: string[];
+  devEnvironment: string;
+  createdAt: string;
+}
+
+export interface ProjectRecord {
+  workspaceId: string;
+  name: string;
+  description?: string;
+  createdAt: string;
+}
+
+export interface CollectionRecord {
+  id: string;
+  workspaceId: string;
+  environment: string;
+  /** Copied out of `spec` for uniqueness and lookups. */
+  name: string;
+  project: string;
+  target: DeploymentTarget;
+  /** The draft, as edited. */
+  spec: CollectionSpec;
+  /** Increments on every draft edit (optimistic concurrency). */
+  revision: number;
+  /** The version gateways serve; undefined until first published. */
+  publishedVersion?: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface CollectionVersionRecord {
+  collectionId: string;
+  version: number;
+  spec: CollectionSpec;
+  publishedAt: string;
+  publishedBy?: string;
+  restoredFrom?: number;
+}
+
+export interface RoleRecord {
+  id: string;
+  workspaceId: string;
+  name: string;
+  description?: string;
+  permissions: string[];
+  endpoints: EndpointRef[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ClientRecord {
+  id: string;
+  workspaceId: string;
+  kind: 'standard' | 'legacy';
+  name: string;
+  /** The role's id; a client whose role was deleted keeps a dangling id and is refused everywhere. */
+  roleId: string;
+  environments: string[];
+  projects: string[];
+  allowedIps?: string[];
+  userId?: string;
+  orgId?: string;
+  metadata?: Record<string, string | number | boolean>;
+  rateLimits?: Omit<RateLimitPolicies, 'org'>;
+  expiresAt?: string;
+  status: 'active' | 'disabled';
+  operator: boolean;
+  /** Legacy clients only. */
+  email?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface KeyRecord {
+  /** A printable label (key prefix and first characters), never the key. Unique per client. */
+  id: string;
+  clientId: string;
+  /** SHA-256 hex of the key; unique across the installation. */
+  hash: string;
+  createdAt: string;
+  /** A regenerated key's predecessor stops working at this time (grace period). */
+  expiresAt?: string;
+}
+
+export interface UserRoleRecord {
+  workspaceId: string;
+  name: string;
+  privileges: Privilege[];
+  builtIn: boolean;
+}
+
+export interface UserRecord {
+  id: string;
+  workspaceId: string;
+  email: string;
+  name?: string;
+  role: string;
+  /** scrypt, as `scrypt$N$r$p$salt$hash` (base64url). */
+  passwordHash: string;
+  createdAt: string;
+}
+
+export interface SessionRecord {
+  /** SHA-256 hex of the session cookie's value. */
+  hash: string;
+  userId: string;
+  workspaceId: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** A compiled snapshot of one (workspace, environment, target) scope, kept for deltas and edge sync. */
+export interface SnapshotRecord {
+  /** e.g. `wsp_…/PROD/cloud` or `wsp_…/PROD/edge:eu-1`. */
+  scope: string;
+  version: number;
+  /** SHA-256 hex of the canonical JSON body. */
+  hash: string;
+  /** The snapshot as canonical JSON text. */
+  body: string;
+  createdAt: string;
+}
+
+/** A unique constraint was violated (e.g. a name already taken). Services turn it into a 409. */
+export class StoreConflictError extends Error {
+  override readonly name = 'StoreConflictError';
+  /** Which uniqueness rule: 'workspace.name', 'project.name', 'collection.name', 'role.name', 'key.hash', 'user.email', … */
+  readonly constraint: string;
+  constructor(constraint: string, message?: string) {
+    super(message ?? `conflict on ${constraint}`);
+    this.constraint = constraint;
+  }
+}
+
+/** Reads and writes; the same methods inside and outside a transaction. */
+export interface StoreOps {
+  // installation settings (small key/value pairs, e.g. the installation id)
+  getSetting(key: string): Promise<string | undefined>;
+  setSetting(key: string, value: string): Promise<void>;
+
+  insertWorkspace(w: WorkspaceRecord): Promise<void>;
+  updateWorkspace(w: WorkspaceRecord): Promise<void>;
+  getWorkspace(by: { id: string } | { name: string }): Promise<WorkspaceRecord | undefined>;
+  listWorkspaces(): Promise<WorkspaceRecord[]>;
+
+  insertProject(p: ProjectRecord): Promise<void>;
+  listProjects(workspaceId: string): Promise<ProjectRecord[]>;
+  deleteProject(workspaceId: string, name: string): Promise<boolean>;
+
+  insertCollection(c: CollectionRecord): Promise<void>;
+  /** Writes the whole record; when `expectedRevision` is given, only if the stored revision equals it. Returns whether a row changed. */
+  updateCollection(c: CollectionRecord, expectedRevision?: number): Promise<boolean>;
+  getCollection(by: { id: string } | { workspaceId: string; environment: string; name: string }): Promise<CollectionRecord | undefined>;
+  /** Sorted by environment, then name. */
+  listCollections(workspaceId: string, filter?: { environment?: string }): Promise<CollectionRecord[]>;
+  /** Deletes the collection and its versions. */
+  deleteCollection(id: string): Promise<boolean>;
+
+  insertCollectionVersion(v: CollectionVersionRecord): Promise<void>;
+  /** Newest first. */
+  listCollectionVersions(collectionId: string): Promise<CollectionVersionRecord[]>;
+  getCollectionVersion(collectionId: string, version: number): Promise<CollectionVersionRecord | undefined>;
+
+  insertRole(r: RoleRecord): Promise<void>;
+  updateRole(r: RoleRecord): Promise<boolean>;
+  getRole(by: { id: string } | { workspaceId: string; name: string }): Promise<RoleRecord | undefined>;
+  listRoles(workspaceId: string): Promise<RoleRecord[]>;
+  deleteRole(id: string): Promise<boolean>;
+
+  insertClient(c: ClientRecord): Promise<void>;
+  updateClient(c: ClientRecord): Promise<boolean>;
+  getClient(id: string): Promise<ClientRecord | undefined>;
+  /** Sorted by creation time, then id. */
+  listClients(workspaceId: string): Promise<ClientRecord[]>;
+  /** Deletes the client and all its keys. */
+  deleteClient(id: string): Promise<boolean>;
+
+  insertKey(k: KeyRecord): Promise<void>;
+  listKeys(clientId: string): Promise<KeyRecord[]>;
+  /** Every key of every client of a workspace (for snapshot compilation). */
+  listWorkspaceKeys(workspaceId: string): Promise<KeyRecord[]>;
+  updateKeyExpiry(clientId: string, keyId: string, expiresAt: string | undefined): Promise<boolean>;
+  deleteKey(clientId: string, keyId: string): Promise<boolean>;
+  /** The key with this hash and its client (admin API authentication). */
+  findKey(hash: string): Promise<{ key: KeyRecord; client: ClientRecord } | undefined>;
+
+  insertUserRole(r: UserRoleRecord): Promise<void>;
+  listUserRoles(workspaceId: string): Promise<UserRoleRecord[]>;
+  deleteUserRole(workspaceId: string, name: string): Promise<boolean>;
+
+  insertUser(u: UserRecord): Promise<void>;
+  updateUser(u: UserRecord): Promise<boolean>;
+  getUser(by: { id: string } | { workspaceId: string; email: string }): Promise<UserRecord | undefined>;
+  listUsers(workspaceId: string): Promise<UserRecord[]>;
+  /** Deletes the user and its sessions. */
+  deleteUser(id: string): Promise<boolean>;
+
+  insertSession(s: SessionRecord): Promise<void>;
+  getSession(hash: string): Promise<SessionRecord | undefined>;
+  deleteSession(hash: string): Promise<boolean>;
+  deleteExpiredSessions(now: string): Promise<number>;
+
+  /** The newest snapshot of a scope. */
+  getLatestSnapshot(scope: string): Promise<SnapshotRecord | undefined>;
+  getSnapshot(scope: string, version: number): Promise<SnapshotRecord | undefined>;
+  insertSnapshot(s: SnapshotRecord): Promise<void>;
+  /** Keeps the newest `keep` snapshots of a scope. */
+  pruneSnapshots(scope: string, keep: number): Promise<number>;
+}
+
+export interface Store extends StoreOps {
+  readonly kind: 'sqlite' | 'postgres';
+  /**
+   * Runs `fn` in one transaction: all of its writes or none. Transactions are serialized on SQLite; on PostgreSQL
+   * they run at SERIALIZABLE or with row locks as the implementation documents.
+   */
+  transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
