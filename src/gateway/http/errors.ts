@@ -36,6 +36,15 @@ export const ERRORS = {
   GH_ERR_UPSTREAM_WEBSOCKET_REFUSED: { status: 502, title: 'Upstream refused the WebSocket upgrade', doc: 'The upstream did not answer the upgrade with 101 Switching Protocols.' },
   GH_ERR_WEBSOCKET_NOT_ALLOWED: { status: 400, title: 'WebSocket not enabled', doc: 'The API collection does not allow WebSocket upgrades.' },
   GH_ERR_TOKEN_EXCHANGE_FAILED: { status: 500, title: 'Token exchange failed', doc: 'The gateway could not mint the upstream token. This is a gateway fault; it is logged with the request id.' },
+  GH_ERR_ADMIN_UNAUTHENTICATED: { status: 401, title: 'Admin API credentials required', doc: 'Send an API client token as `Authorization: Bearer <token>` (or `X-API-Key`), or log in to get a session cookie. The token may be unknown, regenerated, expired, or its client or role deleted.' },
+  GH_ERR_ADMIN_FORBIDDEN: { status: 403, title: 'Admin operation not granted', doc: "The caller's role does not grant this admin API operation, its IP address is not allowed, or the change would give another client more than the caller holds." },
+  GH_ERR_ADMIN_OUT_OF_SCOPE: { status: 403, title: 'Outside the caller\'s environments or projects', doc: "The resource belongs to an environment or project that is not among the caller's." },
+  GH_ERR_ADMIN_NOT_FOUND: { status: 404, title: 'Resource not found', doc: 'No such resource in this workspace (resources of other workspaces are never visible).' },
+  GH_ERR_ADMIN_INVALID_BODY: { status: 400, title: 'Invalid request', doc: 'The body, query or path does not match the schema, or refers to something that does not exist. `errors[]` lists every problem as `{ path, message }`; nothing was written.' },
+  GH_ERR_ADMIN_CONFLICT: { status: 409, title: 'Conflict', doc: 'The name is taken, the base path is already served by another collection of the same gateway, or the resource changed meanwhile. Nothing was written.' },
+  GH_ERR_ADMIN_DEV_ONLY: { status: 409, title: 'Only in the development environment', doc: 'Project deployment and collaborator management exist only in the workspace\'s development environment (DEV by default).' },
+  GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'JSON required', doc: 'Send the body as `application/json`.' },
+  GH_ERR_ADMIN_BODY_TOO_LARGE: { status: 413, title: 'Request body too large', doc: 'Admin API bodies are limited to 1 MiB.' },
   GH_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal error', doc: 'An unexpected gateway fault. Details are in the gateway log under the request id, never in the response.' },
 } as const satisfies Record<string, ErrorDef>;
 
