@@ -41,6 +41,8 @@ export function compileSnapshot(snapshot: Snapshot, deps: CompileDeps): RouteTab
  * Nothing outside the compilation is touched before `finish`: an abandoned compilation is just garbage.
  */
 export interface SnapshotCompilation {
+  /** The snapshot being compiled (its clients are not all of the clients when more are added). */
+  readonly snapshot: Snapshot;
   /** Adds one client of the same snapshot (already validated and cross-checked: its role and key hashes). */
   add(client: Client): void;
   /** Whether a client or legacy client compiled so far has a key with this hash. */
@@ -73,6 +75,7 @@ export function startCompile(snapshot: Snapshot): SnapshotCompilation {
   }
 
   return {
+    snapshot,
     add: addClient,
     hasKey: (hash) => keys.has(hash) || legacyKeys.has(hash),
     finish: (deps) => finishCompile(snapshot, deps, keys, legacyKeys, clientLimits),

@@ -1,0 +1,324 @@
+/**
+ * One gateway — API listener, route table, signing keys and token minter, upstream pools, rate-limit counters,
+ * operations listener — fed snapshots by whoever owns it: the file runtime (`runtime.ts`), the control plane's
+ * cloud gateway, an edge gateway's sync client. It reads no configuration of its own.
+ *
+ * `apply` compiles a snapshot completely before touching anything in force, then swaps one reference: a rejected
+ * snapshot changes nothing, signing keys included. Applications run one at a time, and every applied snapshot
+ * empties the token cache, so that no token outlives the permissions it carries.
+ */
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { ConfigError } from '../config/load.ts';
+import type { ServerSettings, Snapshot, TokenExchange } from '../config/schema.ts';
+import { GatewayServer } from './http/server.ts';
+import { UpstreamPools } from './http/upstream-pools.ts';
+import { createAccessLog } from './observability/access-log.ts';
+import { GatewayMetrics } from './observability/metrics.ts';
+import { createMemoryStore, type RateLimitStore } from './policies/rate-limit/memory-store.ts';
+import type { RouteTable } from './snapshot/compiled.ts';
+import { type SnapshotCompilation, startCompile } from './snapshot/compile.ts';
+import { openSigningKeyStore, type SigningKeyStore } from './tokens/keystore.ts';
+import { createMinter, type Minter } from './tokens/minter.ts';
+
+export interface GatewayInstanceOptions {
+  /** Gets the access log (at info), apply outcomes, request-path bugs and signing-key problems. */
+  logger: Logger;
+  /**
+   * Settings local to this gateway (`ServerSchema`'s output): listeners, TLS, trusted proxies, signing keys.
+   * Fixed for the life of the instance; `log` and `watch` are the caller's business.
+   */
+  server: ServerSettings;
+  /**
+   * The signing algorithm and token lifetime the signing-key store opens with. Every snapshot carries its own
+   * `tokenExchange`; one whose algorithm or ttl differs reconfigures the store when it is applied (a changed
+   * algorithm rotates the key), so pass what the first snapshot will carry when it is known.
+   * Default: `EdDSA`, 5 minutes.
+   */
+  tokenExchange?: Pick<TokenExchange, 'algorithm' | 'ttl'>;
+  /** Directory that relative paths in `server` (`tls.cert`, `tls.key`, `signingKeysFile`) resolve against. Default: the working directory. */
+  baseDir?: string;
+  /** Metrics to record into, e.g. a registry the caller serves itself; the caller then closes them. Default: the instance's own. */
+  metrics?: GatewayMetrics;
+}
+
+/**
+ * What `apply` compiles: a validated snapshot, or a function that starts the compilation itself (`startCompile`)
+ * so that it can stream more clients into it — the file runtime's clients file — and resolves `undefined` when
+ * there is nothing new to apply. A function that throws rejects the snapshot with its message.
+ */
+export type SnapshotSource = Snapshot | (() => Promise<SnapshotCompilation | undefined>);
+
+export interface ApplyOptions {
+  /**
+   * Where the snapshot comes from (e.g. the config file), for messages: an unexpected compile error reads
+   * `<source>: the configuration cannot be compiled: …`. A `ConfigError`'s message is used as it is.
+   */
+  source?: string;
+  /**
+   * Fields added to the log line of the outcome (`config applied` / `config rejected…`), e.g. `{ file }`; or
+   * false for no log line, when the caller reports the outcome itself. Metrics count it either way.
+   */
+  log?: Record<string, unknown> | false;
+}
+
+export interface ApplyResult {
+  applied: boolean;
+  /** The version in force afterwards: the new one when applied; undefined while none is. */
+  version?: string;
+  /** Why the snapshot was rejected; absent when it was applied or there was nothing new to apply. */
+  error?: string;
+}
+
+export interface ListenOptions {
+  /** API port; default `server.listen.port`. 0 picks a free one. */
+  port?: number;
+  /** API address; default `server.listen.host`. */
+  host?: string;
+  /** Serve `/healthz`, `/readyz` and `/metrics` on their own listener. Default true. */
+  ops?: boolean;
+  /** Default `server.ops.port`. */
+  opsPort?: number;
+  /** Default `server.ops.host`. */
+  opsHost?: string;
+}
+
+export interface GatewayInstance {
+  readonly metrics: GatewayMetrics;
+  readonly keys: SigningKeyStore;
+  readonly server: GatewayServer;
+  /** The version of the snapshot in force; undefined until one is applied. */
+  readonly version: string | undefined;
+  /**
+   * Compiles `source` completely, then swaps it in with one reference assignment; requests in flight finish on
+   * the table they started with. Never rejects: a snapshot that cannot be compiled (or whose token settings
+   * cannot be put in force) resolves `{ applied: false, error }` and changes nothing. Calls run one at a time.
+   */
+  apply(source: SnapshotSource, options?: ApplyOptions): Promise<ApplyResult>;
+  /** Starts the API listener (and the ops listener unless `ops: false`); call once. Logs `gateway listening`. */
+  listen(options?: ListenOptions): Promise<{ api: AddressInfo; ops: AddressInfo | undefined }>;
+  /** Whether `/readyz` answers 200: a snapshot is in force and the instance is not closing. */
+  ready(): boolean;
+  /**
+   * Stops accepting, lets requests in flight finish for up to `drainMs` (default 10 s), waits for an apply in
+   * progress, then releases pools, counters and keys (and the metrics, unless they were passed in). Calling it
+   * again returns the same promise.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
+}
+
+/** Opens the signing keys and reads the TLS files; no snapshot is in force until the first `apply`. */
+export async function createGatewayInstance(options: GatewayInstanceOptions): Promise<GatewayInstance> {
+  const { logger, server: settings } = options;
+  const path = (p: string) => resolve(options.baseDir ?? '.', p);
+  const metrics = options.metrics ?? new GatewayMetrics();
+  const pools = new UpstreamPools();
+  const rateLimitStore: RateLimitStore = createMemoryStore();
+  let keys: SigningKeyStore | undefined;
+  const release = async () => {
+    await pools.close();
+    rateLimitStore.close();
+    keys?.close();
+    if (options.metrics === undefined) metrics.close();
+  };
+
+  let server: GatewayServer;
+  /** What the signing-key store is configured for. */
+  let signing: Pick<TokenExchange, 'algorithm' | 'ttl'> = { algorithm: options.tokenExchange?.algorithm ?? 'EdDSA', ttl: options.tokenExchange?.ttl ?? 300_000 };
+  try {
+    const store = await openSigningKeyStore({
+      algorithm: signing.algorithm,
+      file: settings.signingKeysFile === undefined ? undefined : path(settings.signingKeysFile),
+      rotateEveryMs: settings.signingKeyRotation,
+      tokenTtlMs: signing.ttl,
+      onError: (err) => logger.error({ err }, 'signing key maintenance failed (retrying in 30s)'),
+    });
+    keys = store;
+    for (const warning of store.warnings) logger.warn(warning);
+    if (!settings.signingKeysFile) logger.warn('server.signingKeysFile is not set: token-signing keys live in memory and change at every restart');
+    server = new GatewayServer({
+      accessLog: createAccessLog(logger),
+      onError: (err, reqId) => logger.error({ err, reqId }, 'request failed inside the gateway'),
+      metrics,
+      jwks: () => store.jwks(),
+      trustedProxies: settings.trustedProxies,
+      tls: settings.tls ? { cert: await readFile(path(settings.tls.cert)), key: await readFile(path(settings.tls.key)) } : undefined,
+    });
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  const store = keys;
+
+  const onTokenError = (error: unknown, ctx: { requestId: string }) => logger.error({ reqId: ctx.requestId, err: error }, 'token exchange failed');
+  /** The minter of the snapshot in force and the token settings it was made for; undefined before the first. */
+  let minting: { minter: Minter; settings: TokenExchange } | undefined;
+  let closing = false;
+  let closed: Promise<void> | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
+  let ops: Server | undefined;
+  let listening = false;
+
+  const poolsOf = (table: RouteTable | undefined) => new Set(table?.collections.map((c) => c.upstream.pool));
+
+  async function applyNow(source: SnapshotSource, options: ApplyOptions): Promise<ApplyResult> {
+    const log = options.log === false ? undefined : (options.log ?? {});
+    const prefix = options.source === undefined ? '' : `${options.source}: `;
+    const reject = (message: string): ApplyResult => {
+      metrics.configReloads.labels('rejected').inc();
+      const inForce = server.table;
+      // A failed compile may have opened pools for new upstreams.
+      pools.retainOnly(poolsOf(inForce));
+      if (log) logger.error(log, `config rejected, ${inForce ? 'the previous config stays in force' : 'no config is in force yet'}: ${message}`);
+      return { applied: false, version: inForce?.version, error: message };
+    };
+    if (closing) return { applied: false, version: server.table?.version, error: 'the gateway is shutting down' };
+
+    let table: RouteTable;
+    let next: { minter: Minter; settings: TokenExchange } | undefined;
+    try {
+      const compilation = typeof source === 'function' ? await source() : startCompile(source);
+      if (compilation === undefined) return { applied: false, version: server.table?.version };
+      const wanted = compilation.snapshot.tokenExchange;
+      // Compile with the minter the table will use; a new one only when the token settings changed.
+      next = minting !== undefined && JSON.stringify(wanted) === JSON.stringify(minting.settings) ? undefined : { minter: newMinter(wanted, store), settings: wanted };
+      table = compilation.finish({ pools, rateLimitStore, minter: (next ?? minting)!.minter, onTokenError });
+    } catch (error) {
+      return reject(error instanceof ConfigError ? error.message : `${prefix}the configuration cannot be compiled: ${(error as Error).message}`);
+    }
+    if (closing) return { applied: false, version: server.table?.version, error: 'the gateway is shutting down' }; // close() releases the pools
+
+    // Only now, with the table complete, does anything in force change.
+    if (next !== undefined) {
+      const { algorithm, ttl } = next.settings;
+      if (algorithm !== signing.algorithm || ttl !== signing.ttl) {
+        try {
+          await store.reconfigure({ algorithm, tokenTtlMs: ttl, rotateEveryMs: settings.signingKeyRotation });
+        } catch (error) {
+          return reject(`${prefix}${(error as Error).message}`);
+        }
+        signing = { algorithm, ttl };
+      }
+      minting = next; // a new minter: an empty cache
+    } else {
+      minting!.minter.clear(); // roles or clients may have changed: no token may outlive the permissions it carries
+    }
+    server.setTable(table);
+    pools.retainOnly(poolsOf(table));
+    const keyCount = table.keys.size + table.legacyKeys.size;
+    metrics.configReloads.labels('applied').inc();
+    metrics.setConfig(table.version, keyCount);
+    if (log) logger.info({ ...log, version: table.version, collections: table.collections.length, keys: keyCount }, 'config applied');
+    return { applied: true, version: table.version };
+  }
+
+  const instance: GatewayInstance = {
+    metrics,
+    keys: store,
+    server,
+    get version() {
+      return server.table?.version;
+    },
+    apply(source, options = {}) {
+      const run = queue.then(() => applyNow(source, options));
+      queue = run.catch(() => {});
+      return run;
+    },
+    async listen(options = {}) {
+      if (listening) throw new Error('the gateway instance is already listening');
+      listening = true;
+      const api = await listenOrExplain('API', (port, host) => server.listen(port, host), options.port ?? settings.listen.port, options.host ?? settings.listen.host);
+      let opsAddress: AddressInfo | undefined;
+      if (options.ops !== false) {
+        const opsServer = createOpsServer(metrics, () => instance.ready());
+        try {
+          opsAddress = await listenOrExplain('ops', (port, host) => listenOn(opsServer, port, host), options.opsPort ?? settings.ops.port, options.opsHost ?? settings.ops.host);
+        } catch (error) {
+          await server.close(0);
+          throw error;
+        }
+        ops = opsServer;
+      }
+      const table = server.table;
+      logger.info({
+        api: `${api.address}:${api.port}`,
+        ...(opsAddress ? { ops: `${opsAddress.address}:${opsAddress.port}` } : {}),
+        version: table?.version,
+        collections: table?.collections.length ?? 0,
+        keys: table ? table.keys.size + table.legacyKeys.size : 0,
+      }, 'gateway listening');
+      return { api, ops: opsAddress };
+    },
+    ready: () => !closing && server.table !== undefined,
+    close(options = {}) {
+      closed ??= (async () => {
+        closing = true;
+        if (server.server.listening) await server.close(options.drainMs ?? 10_000);
+        if (ops !== undefined) {
+          const o = ops;
+          await new Promise<void>((r) => o.close(() => r()));
+          o.closeAllConnections();
+        }
+        await queue;
+        await release();
+      })();
+      return closed;
+    },
+  };
+  return instance;
+}
+
+function newMinter(settings: TokenExchange, keys: SigningKeyStore): Minter {
+  return createMinter({ issuer: settings.issuer, audience: settings.audience, ttlMs: settings.ttl, claims: settings.claims, keys });
+}
+
+function createOpsServer(metrics: GatewayMetrics, isReady: () => boolean): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (path === '/readyz') return isReady() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'not ready' });
+    if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(body);
+        },
+        () => json(res, 500, { status: 'error' }),
+      );
+      return;
+    }
+    json(res, 404, { status: 'not found' });
+  });
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** A listen failure the operator can fix (port taken, no permission, no such address) is a ConfigError. */
+async function listenOrExplain(what: string, fn: (port: number, host: string) => Promise<AddressInfo>, port: number, host: string): Promise<AddressInfo> {
+  try {
+    return await fn(port, host);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'EADDRINUSE' ? 'address already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : undefined;
+    if (reason) throw new ConfigError(`cannot listen for ${what} traffic on ${host}:${port}: ${reason}`);
+    throw error;
+  }
+}
+
+async function listenOn(server: Server, port: number, host: string): Promise<AddressInfo> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server.address() as AddressInfo;
+}
