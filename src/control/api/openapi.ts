@@ -1,0 +1,67 @@
+/**
+ * The admin API's OpenAPI 3.1 document, generated from the operation objects and their zod schemas (zod 4's
+ * `toJSONSchema` emits JSON Schema 2020-12, which OpenAPI 3.1 uses as is). Served at `/api/openapi.json`.
+ */
+import { z } from 'zod';
+import { ERRORS } from '../../gateway/http/errors.ts';
+import type { Operation } from './operation.ts';
+
+const PROBLEM = {
+  type: 'object',
+  required: ['type', 'title', 'status', 'code'],
+  properties: {
+    type: { type: 'string', format: 'uri' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    code: { type: 'string', enum: Object.keys(ERRORS).filter((c) => c.startsWith('GH_ERR_ADMIN_') || c === 'GH_ERR_GATEWAY_INTERNAL') },
+    detail: { type: 'string' },
+    errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
+    instance: { type: 'string' },
+  },
+};
+
+function schema(s: z.ZodType, io: 'input' | 'output'): unknown {
+  return z.toJSONSchema(s, { io, unrepresentable: 'any', target: 'draft-2020-12' });
+}
+
+export function buildOpenApi(operations: readonly Operation[], version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const op of operations) {
+    const params = [...op.path.matchAll(/\{([A-Za-z]+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const status = String(op.status ?? 200);
+    const responses: Record<string, unknown> = {
+      [status]: status === '204' ? { description: 'Done' } : { description: 'Success', content: { 'application/json': { schema: op.response ? schema(op.response, 'output') : {} } } },
+      default: { description: 'An error (RFC 9457 problem details)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
+    };
+    (paths[op.path] ??= {})[op.method.toLowerCase()] = {
+      operationId: op.id,
+      summary: op.summary,
+      tags: [op.tag],
+      ...(params.length ? { parameters: params } : {}),
+      ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: schema(op.body, 'input') } } } } : {}),
+      responses,
+      ...(op.permission === 'public' ? { security: [] } : {}),
+      ...(typeof op.permission === 'string' && op.permission !== 'public' ? { 'x-gatehouse-permission': op.permission } : {}),
+      ...(op.devOnly ? { 'x-gatehouse-dev-only': true } : {}),
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Gatehouse admin API',
+      version,
+      description:
+        'Manage workspaces, API collections, client roles and API clients. Authenticate with an API client token (`Authorization: Bearer <token>`); the client\'s role must grant each operation\'s `x-gatehouse-permission` (patterns: exact, `prefix:*`, `*`).',
+    },
+    servers: [{ url: '/' }],
+    security: [{ apiClientToken: [] }, { session: [] }],
+    components: {
+      securitySchemes: {
+        apiClientToken: { type: 'http', scheme: 'bearer', description: 'An API client token (ghk_…)' },
+        session: { type: 'apiKey', in: 'cookie', name: 'gh_session' },
+      },
+      schemas: { Problem: PROBLEM },
+    },
+    paths,
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * One admin API operation = one object: method, path template, the permission a caller's role must grant, the
+ * body and response schemas, and the handler. The server routes and authorizes from these; the OpenAPI document is
+ * generated from the same objects, so the two cannot drift.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { Store, WorkspaceRecord } from '../store/store.ts';
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** Who is calling: an API client (token) or a console user (session cookie). */
+export interface Caller {
+  readonly kind: 'client' | 'user';
+  readonly id: string;
+  readonly workspaceId: string;
+  /** Acts on every workspace of the installation. */
+  readonly operator: boolean;
+  /** Permission patterns held (see permissions.ts). */
+  readonly permissions: readonly string[];
+  /** Environments and projects the caller may see and touch; `*` means all. */
+  readonly environments: readonly string[];
+  readonly projects: readonly string[];
+}
+
+/** What handlers reach: the store and the change notifier. */
+export interface ControlContext {
+  readonly store: Store;
+  readonly logger: Logger;
+  /** Recompiles the workspace's snapshots and resolves once the cloud gateway serves them. */
+  changed(workspaceId: string): Promise<void>;
+  now(): number;
+  /** Base URL of the cloud gateway, for links in responses (e.g. `http://127.0.0.1:8080`). */
+  readonly cloudUrl: string;
+}
+
+export interface RequestInfo<B> {
+  readonly caller: Caller;
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: URLSearchParams;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: B;
+  /** The workspace named by `{workspace}` in the path, already checked against the caller. */
+  readonly workspace: WorkspaceRecord;
+  /** The environment named by `{environment}` in the path, checked against the workspace and the caller. */
+  readonly environment: string;
+  readonly plane: ControlContext;
+  readonly requestId: string;
+}
+
+/** A handler's answer: a body for the operation's success status, or an explicit status and headers. */
+export class Reply {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(status: number, body: unknown, headers: Record<string, string> = {}) {
+    this.status = status;
+    this.body = body;
+    this.headers = headers;
+  }
+}
+
+export interface Operation<B extends z.ZodType = z.ZodType> {
+  readonly id: string;
+  readonly method: Method;
+  /** e.g. `/api/v1/workspaces/{workspace}/clients/{client}` */
+  readonly path: string;
+  readonly summary: string;
+  readonly tag: string;
+  /** The permission a client's role must grant; `null`: any authenticated caller; `'public'`: no authentication. */
+  readonly permission: string | null | 'public';
+  /** Exists only in the workspace's development environment (`{environment}` must be it). */
+  readonly devOnly?: boolean;
+  readonly body?: B;
+  readonly response?: z.ZodType;
+  /** Success status (default 200; 204 sends no body). */
+  readonly status?: number;
+  handler(req: RequestInfo<z.output<B>>): Promise<unknown>;
+}
+
+/** Keeps the body type of each operation while collecting them in one array. */
+export function operation<B extends z.ZodType>(op: Operation<B>): Operation {
+  return op as unknown as Operation;
+}

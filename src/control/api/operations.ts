@@ -1,0 +1,17 @@
+/** Every admin API operation, in the order the OpenAPI document lists them. */
+import { clientOperations } from './client-routes.ts';
+import { collectionOperations } from './collection-routes.ts';
+import type { Operation } from './operation.ts';
+import { roleOperations } from './role-routes.ts';
+import { snapshotOperations } from './snapshot-routes.ts';
+import { userOperations } from './user-routes.ts';
+import { workspaceOperations } from './workspace-routes.ts';
+
+export const OPERATIONS: readonly Operation[] = [
+  ...workspaceOperations,
+  ...collectionOperations,
+  ...roleOperations,
+  ...clientOperations,
+  ...userOperations,
+  ...snapshotOperations,
+];

@@ -1,0 +1,205 @@
+/**
+ * The admin API's HTTP server (node:http). Each request: route → authenticate → role grants the operation's
+ * permission → workspace visible to the caller → environment in the workspace and the caller's scope (and the
+ * development environment for DEV-only operations) → JSON body validated by the operation's schema → handler.
+ * Every refusal is problem+json from the one error table; a fault costs a 500 whose details stay in the log.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { z } from 'zod';
+import { DOCS_BASE, ERRORS } from '../../gateway/http/errors.ts';
+import { StoreConflictError, type WorkspaceRecord } from '../store/store.ts';
+import { authenticate } from './auth.ts';
+import { AdminError, fromStore, fromZod, notFound } from './errors.ts';
+import { Reply, type Caller, type ControlContext, type Operation } from './operation.ts';
+import { anyGrants } from './permissions.ts';
+import { hasEnvironment } from './scope.ts';
+
+const MAX_BODY = 1024 * 1024;
+
+interface Route {
+  op: Operation;
+  pattern: RegExp;
+  params: string[];
+}
+
+export interface AdminServerOptions {
+  plane: ControlContext;
+  operations: readonly Operation[];
+  /** Extra unauthenticated GET documents, e.g. `/api/openapi.json`. */
+  documents?: Record<string, () => unknown>;
+}
+
+export function createAdminServer(options: AdminServerOptions): Server {
+  const { plane } = options;
+  const routes = options.operations.map(compileRoute);
+  const documents = options.documents ?? {};
+
+  return createServer((req, res) => {
+    const started = performance.now();
+    const requestId = randomUUID();
+    let caller: Caller | undefined;
+    handle(req, res, requestId, (c) => (caller = c)).then(
+      (status) => {
+        plane.logger.info({ reqId: requestId, method: req.method, path: pathOf(req), status, caller: caller?.id, ms: Math.round(performance.now() - started) }, 'admin request');
+      },
+      (error: unknown) => {
+        plane.logger.error({ reqId: requestId, err: error }, 'admin request failed');
+        if (!res.headersSent) problem(res, requestId, new AdminError('GH_ERR_GATEWAY_INTERNAL', 'an internal error occurred; it is logged under this request id'));
+        else res.destroy();
+      },
+    );
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string, setCaller: (c: Caller) => void): Promise<number> {
+    try {
+      const path = pathOf(req);
+      const document = documents[path];
+      if (document && (req.method === 'GET' || req.method === 'HEAD')) return send(res, requestId, 200, document());
+      const match = route(routes, req.method ?? 'GET', path);
+      if (match === 'method') throw new AdminError('GH_ERR_ROUTE_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
+      if (!match) throw notFound(`admin API route ${path}`);
+      const { op, params } = match;
+
+      const now = plane.now();
+      let caller: Caller | undefined;
+      if (op.permission !== 'public') {
+        caller = await authenticate(req, plane.store, now);
+        setCaller(caller);
+        if (op.permission !== null && !anyGrants(caller.permissions, op.permission)) {
+          throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', `this caller's role does not grant ${op.permission} (${op.method} ${op.path})`);
+        }
+      }
+      const workspace = params.workspace !== undefined ? await resolveWorkspace(params.workspace, caller) : undefined;
+      let environment = '';
+      if (params.environment !== undefined) {
+        environment = params.environment;
+        if (!workspace!.environments.includes(environment)) throw notFound(`environment "${environment}"`);
+        if (caller && !hasEnvironment(caller, environment)) throw new AdminError('GH_ERR_ADMIN_OUT_OF_SCOPE', `environment "${environment}" is not among this caller's environments`);
+        if (op.devOnly && environment !== workspace!.devEnvironment) {
+          throw new AdminError('GH_ERR_ADMIN_DEV_ONLY', `${op.summary.toLowerCase()} exists only in the development environment ${workspace!.devEnvironment}, not in ${environment}`);
+        }
+      }
+      const body = op.body ? await readBody(req, op.body) : undefined;
+      if (!op.body) req.resume();
+
+      const result = await op.handler({
+        caller: caller as Caller,
+        params,
+        query: new URL(req.url ?? '/', 'http://admin').searchParams,
+        headers: req.headers,
+        body,
+        workspace: workspace as WorkspaceRecord,
+        environment,
+        plane,
+        requestId,
+      });
+      if (result instanceof Reply) return send(res, requestId, result.status, result.body, result.headers);
+      return send(res, requestId, op.status ?? 200, result);
+    } catch (error) {
+      const mapped = fromStore(error);
+      if (mapped instanceof AdminError) return problem(res, requestId, mapped);
+      if (error instanceof StoreConflictError) return problem(res, requestId, new AdminError('GH_ERR_ADMIN_CONFLICT', error.message));
+      throw error;
+    }
+  }
+
+  async function resolveWorkspace(ref: string, caller: Caller | undefined): Promise<WorkspaceRecord> {
+    const ws = (await plane.store.getWorkspace({ id: ref })) ?? (await plane.store.getWorkspace({ name: ref }));
+    // Another workspace's existence is not revealed: it is "not found" like one that does not exist.
+    if (!ws || (caller && ws.id !== caller.workspaceId && !caller.operator)) throw notFound(`workspace "${ref}"`);
+    return ws;
+  }
+}
+
+function compileRoute(op: Operation): Route {
+  const params: string[] = [];
+  const source = op.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{([A-Za-z]+)\\?\}/g, (_m, name: string) => {
+    params.push(name);
+    return '([^/]+)';
+  });
+  return { op, pattern: new RegExp(`^${source}$`), params };
+}
+
+function route(routes: readonly Route[], method: string, path: string): { op: Operation; params: Record<string, string> } | 'method' | undefined {
+  let pathMatched = false;
+  for (const r of routes) {
+    const m = r.pattern.exec(path);
+    if (!m) continue;
+    pathMatched = true;
+    if (r.op.method !== method) continue;
+    const params: Record<string, string> = {};
+    r.params.forEach((name, i) => {
+      try {
+        params[name] = decodeURIComponent(m[i + 1]!);
+      } catch {
+        throw new AdminError('GH_ERR_ADMIN_INVALID_BODY', `path: invalid percent-encoding in {${name}}`);
+      }
+    });
+    return { op: r.op, params };
+  }
+  return pathMatched ? 'method' : undefined;
+}
+
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+async function readBody(req: IncomingMessage, schema: z.ZodType): Promise<unknown> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const length = Number(req.headers['content-length'] ?? '0');
+  if (length > MAX_BODY) throw new AdminError('GH_ERR_ADMIN_BODY_TOO_LARGE', `the body has ${length} bytes; at most ${MAX_BODY} are accepted`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new AdminError('GH_ERR_ADMIN_BODY_TOO_LARGE', `the body exceeds ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  let value: unknown = {};
+  if (text.trim() !== '') {
+    if (type !== 'application/json' && !type.endsWith('+json')) throw new AdminError('GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', `send the body as application/json, not ${type || 'an untyped body'}`);
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      throw new AdminError('GH_ERR_ADMIN_INVALID_BODY', `body: not valid JSON (${(error as Error).message})`, [{ path: 'body', message: 'not valid JSON' }]);
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw fromZod('body', parsed.error);
+  return parsed.data;
+}
+
+function send(res: ServerResponse, requestId: string, status: number, body: unknown, headers: Record<string, string> = {}): number {
+  const base = { 'cache-control': 'no-store', 'x-request-id': requestId, ...headers };
+  if (status === 204 || body === undefined) {
+    res.writeHead(status === 200 ? 204 : status, base);
+    res.end();
+    return status;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...base, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+  return status;
+}
+
+function problem(res: ServerResponse, requestId: string, error: AdminError): number {
+  const def = ERRORS[error.code];
+  const body = JSON.stringify({
+    type: `${DOCS_BASE}#${error.code.toLowerCase()}`,
+    title: def.title,
+    status: def.status,
+    code: error.code,
+    detail: error.message,
+    ...(error.errors ? { errors: error.errors } : {}),
+    instance: `urn:gatehouse:request:${requestId}`,
+  });
+  const headers: Record<string, string | number> = { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-request-id': requestId };
+  if (def.status === 401) headers['www-authenticate'] = 'Bearer realm="gatehouse-admin"';
+  res.writeHead(def.status, headers);
+  res.end(body);
+  return def.status;
+}

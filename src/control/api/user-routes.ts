@@ -1,0 +1,152 @@
+/**
+ * Admin API: console users (collaborators), their roles, and password login. Collaborator management exists only
+ * in the workspace's development environment. Sessions are random cookie values stored as SHA-256, sent as
+ * HttpOnly SameSite=Strict cookies.
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { LoginInputSchema, UserInputSchema, UserRoleInputSchema, UserRoleSchemaOut, UserSchemaOut } from '../../config/resources.ts';
+import { hashKey } from '../../gateway/keys/api-key.ts';
+import { newId, nowIso } from '../ids.ts';
+import { DUMMY_HASH, hashPassword, verifyPassword } from '../passwords.ts';
+import type { UserRecord } from '../store/store.ts';
+import { cookie, SESSION_COOKIE } from './auth.ts';
+import { AdminError, conflict, invalid, notFound } from './errors.ts';
+import { operation, Reply, type Operation } from './operation.ts';
+
+const W = '/api/v1/workspaces/{workspace}';
+const COLLAB = `${W}/environments/{environment}/collaborators`;
+const SESSION_TTL_MS = 12 * 3600_000;
+
+function toUser(u: UserRecord) {
+  const { workspaceId, passwordHash: _p, ...rest } = u;
+  return { ...rest, workspace: workspaceId };
+}
+
+export const userOperations: Operation[] = [
+  operation({
+    id: 'login',
+    method: 'POST',
+    path: '/api/v1/auth/login',
+    summary: 'Log in with email and password; sets an HttpOnly session cookie',
+    tag: 'Users',
+    permission: 'public',
+    body: LoginInputSchema,
+    response: z.object({ user: UserSchemaOut, expiresAt: z.string() }),
+    async handler({ body, plane }) {
+      const ws = await plane.store.getWorkspace({ name: body.workspace });
+      const user = ws ? await plane.store.getUser({ workspaceId: ws.id, email: body.email.toLowerCase() }) : undefined;
+      // Verify against a dummy hash when there is no such user, so timing does not tell which emails exist.
+      const ok = await verifyPassword(body.password, user?.passwordHash ?? DUMMY_HASH);
+      if (!user || !ok) throw new AdminError('GH_ERR_ADMIN_UNAUTHENTICATED', 'wrong workspace, email or password');
+      const value = randomBytes(32).toString('base64url');
+      const now = plane.now();
+      const expiresAt = nowIso(now + SESSION_TTL_MS);
+      await plane.store.insertSession({ hash: hashKey(value), userId: user.id, workspaceId: user.workspaceId, createdAt: nowIso(now), expiresAt });
+      await plane.store.deleteExpiredSessions(nowIso(now));
+      return new Reply(200, { user: toUser(user), expiresAt }, {
+        'set-cookie': `${SESSION_COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=/api; Max-Age=${SESSION_TTL_MS / 1000}`,
+      });
+    },
+  }),
+  operation({
+    id: 'logout',
+    method: 'POST',
+    path: '/api/v1/auth/logout',
+    summary: 'End the current session',
+    tag: 'Users',
+    permission: 'public',
+    status: 204,
+    async handler({ headers, plane }) {
+      const value = cookie({ headers }, SESSION_COOKIE);
+      if (value) await plane.store.deleteSession(hashKey(value));
+      return new Reply(204, undefined, { 'set-cookie': `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/api; Max-Age=0` });
+    },
+  }),
+  operation({
+    id: 'listUserRoles',
+    method: 'GET',
+    path: `${W}/user-roles`,
+    summary: 'List console user roles',
+    tag: 'Users',
+    permission: 'admin:collaborators:read',
+    response: z.object({ items: z.array(UserRoleSchemaOut) }),
+    async handler({ workspace, plane }) {
+      return { items: (await plane.store.listUserRoles(workspace.id)).map(({ workspaceId: _w, ...r }) => r) };
+    },
+  }),
+  operation({
+    id: 'createUserRole',
+    method: 'POST',
+    path: `${W}/user-roles`,
+    summary: 'Create a custom console user role (with or without the "clients" privilege, …)',
+    tag: 'Users',
+    permission: 'admin:collaborators:write',
+    body: UserRoleInputSchema,
+    response: UserRoleSchemaOut,
+    status: 201,
+    async handler({ workspace, body, plane }) {
+      if ((await plane.store.listUserRoles(workspace.id)).some((r) => r.name === body.name)) throw conflict(`body.name: user role "${body.name}" already exists`);
+      const role = { workspaceId: workspace.id, ...body, builtIn: false };
+      await plane.store.insertUserRole(role);
+      return { name: role.name, privileges: role.privileges, builtIn: false };
+    },
+  }),
+  operation({
+    id: 'listCollaborators',
+    method: 'GET',
+    path: COLLAB,
+    summary: "List the workspace's console users",
+    tag: 'Users',
+    permission: 'admin:collaborators:read',
+    devOnly: true,
+    response: z.object({ items: z.array(UserSchemaOut) }),
+    async handler({ workspace, plane }) {
+      return { items: (await plane.store.listUsers(workspace.id)).map(toUser) };
+    },
+  }),
+  operation({
+    id: 'addCollaborator',
+    method: 'POST',
+    path: COLLAB,
+    summary: 'Add a console user with a role',
+    tag: 'Users',
+    permission: 'admin:collaborators:write',
+    devOnly: true,
+    body: UserInputSchema,
+    response: UserSchemaOut,
+    status: 201,
+    async handler({ workspace, body, plane }) {
+      if (!(await plane.store.listUserRoles(workspace.id)).some((r) => r.name === body.role)) throw invalid('body.role', `unknown user role "${body.role}"`);
+      const user: UserRecord = {
+        id: newId('usr'),
+        workspaceId: workspace.id,
+        email: body.email.toLowerCase(),
+        ...(body.name ? { name: body.name } : {}),
+        role: body.role,
+        passwordHash: await hashPassword(body.password),
+        createdAt: nowIso(plane.now()),
+      };
+      await plane.store.insertUser(user).catch((e: unknown) => {
+        throw (e as Error).name === 'StoreConflictError' ? conflict(`body.email: a user with email ${user.email} already exists`) : e;
+      });
+      return toUser(user);
+    },
+  }),
+  operation({
+    id: 'removeCollaborator',
+    method: 'DELETE',
+    path: `${COLLAB}/{user}`,
+    summary: 'Remove a console user and end its sessions',
+    tag: 'Users',
+    permission: 'admin:collaborators:write',
+    devOnly: true,
+    status: 204,
+    async handler({ workspace, params, plane }) {
+      const user = await plane.store.getUser({ id: params.user! });
+      if (!user || user.workspaceId !== workspace.id) throw notFound(`user "${params.user}"`);
+      await plane.store.deleteUser(user.id);
+      return undefined;
+    },
+  }),
+];
