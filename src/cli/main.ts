@@ -6,12 +6,14 @@
 import { ConfigError } from '../config/load.ts';
 import { UsageError, type Command } from './command.ts';
 import { configCheck } from './config-check.ts';
+import { controlStart } from './control-start.ts';
 import { demo } from './demo.ts';
 import { docsErrors } from './docs-errors.ts';
 import { gatewayRun } from './gateway-run.ts';
 import { keyGenerate } from './key-generate.ts';
 
 const COMMANDS: Record<string, Command> = {
+  'control start': controlStart,
   'gateway run': gatewayRun,
   'key generate': keyGenerate,
   'config check': configCheck,

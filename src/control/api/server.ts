@@ -77,7 +77,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
         if (!workspace!.environments.includes(environment)) throw notFound(`environment "${environment}"`);
         if (caller && !hasEnvironment(caller, environment)) throw new AdminError('GH_ERR_ADMIN_OUT_OF_SCOPE', `environment "${environment}" is not among this caller's environments`);
         if (op.devOnly && environment !== workspace!.devEnvironment) {
-          throw new AdminError('GH_ERR_ADMIN_DEV_ONLY', `${op.summary.toLowerCase()} exists only in the development environment ${workspace!.devEnvironment}, not in ${environment}`);
+          throw new AdminError('GH_ERR_ADMIN_DEV_ONLY', `${op.id} (${op.method} ${op.path}) exists only in the development environment ${workspace!.devEnvironment}, not in ${environment}`);
         }
       }
       const body = op.body ? await readBody(req, op.body) : undefined;

@@ -1,0 +1,65 @@
+import type { Logger } from 'pino';
+import { startControlPlane } from '../control/plane.ts';
+import { StoreOpenError } from '../control/store/open.ts';
+import { ConfigError } from '../config/load.ts';
+import { type Command, parse, portOption } from './command.ts';
+import { waitForSignal } from './gateway-run.ts';
+import { createLogger } from './logger.ts';
+
+export const controlStart: Command = {
+  summary: 'start the control plane: admin API, state store and the embedded cloud gateway',
+  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).',
+  async run(args) {
+    const { values } = parse('control start', args, {
+      'data-dir': { type: 'string', default: 'data' },
+      'database-url': { type: 'string' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'admin-port': { type: 'string' },
+      'gateway-port': { type: 'string' },
+      'ops-port': { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+    });
+    const logger: Logger = createLogger(values['log-level']);
+    let plane;
+    try {
+      plane = await startControlPlane({
+        logger,
+        dataDir: values['data-dir'],
+        databaseUrl: values['database-url'] ?? process.env.DATABASE_URL,
+        host: values.host,
+        adminPort: portOption('control start', 'admin-port', values['admin-port']) ?? 8081,
+        gatewayPort: portOption('control start', 'gateway-port', values['gateway-port']) ?? 8080,
+        opsPort: portOption('control start', 'ops-port', values['ops-port']) ?? 9090,
+      });
+    } catch (error) {
+      if (error instanceof StoreOpenError) throw new ConfigError(error.message);
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE') throw new ConfigError(`cannot listen: ${(error as Error).message}`);
+      throw error;
+    }
+    const admin = `http://${plane.admin.address}:${plane.admin.port}`;
+    const gateway = `http://${plane.gateway.address}:${plane.gateway.port}`;
+    const lines = [
+      '',
+      `Gatehouse control plane (${plane.store.kind})`,
+      `  admin API      ${admin}/api/v1   (OpenAPI: ${admin}/api/openapi.json)`,
+      `  cloud gateway  ${gateway}/<workspace>/<environment>/<base path>`,
+    ];
+    if (plane.bootstrapToken) {
+      lines.push(
+        '',
+        'First start: created workspace "default" and an installation admin API client. Its token is shown this once:',
+        '',
+        `  ${plane.bootstrapToken}`,
+        '',
+        `  export GATEHOUSE_URL=${admin} GATEHOUSE_TOKEN=${plane.bootstrapToken}`,
+      );
+    }
+    process.stderr.write(`${lines.join('\n')}\n\n`);
+    await waitForSignal();
+    logger.info('shutting down');
+    await plane.close();
+    logger.flush();
+    return 0;
+  },
+};

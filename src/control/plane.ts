@@ -1,0 +1,126 @@
+/**
+ * The control plane process: the store (SQLite by default, PostgreSQL with a URL), the admin API, the publisher
+ * that compiles changes into snapshots, and the embedded cloud gateway. On first start it creates the `default`
+ * workspace and an installation admin client, whose token is returned once for the caller to print.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { ServerSchema, TokenExchangeSchema, type TokenExchange } from '../config/schema.ts';
+import { createAdminServer } from './api/server.ts';
+import { buildOpenApi } from './api/openapi.ts';
+import type { ControlContext } from './api/operation.ts';
+import { OPERATIONS } from './api/operations.ts';
+import { CloudGateway } from './cloud-gateway.ts';
+import { Publisher } from './publisher.ts';
+import { openStore } from './store/open.ts';
+import type { Store } from './store/store.ts';
+import { bootstrapInstallation } from './workspaces.ts';
+
+export interface ControlPlaneOptions {
+  logger: Logger;
+  /** SQLite data directory (also holds the cloud gateway's signing keys). Default `data`. */
+  dataDir?: string;
+  /** `postgres://…` to store state in PostgreSQL instead of SQLite. */
+  databaseUrl?: string;
+  /** Bind address of every listener. Default 127.0.0.1. */
+  host?: string;
+  /** Admin API port. Default 8081. */
+  adminPort?: number;
+  /** Cloud gateway API port. Default 8080. */
+  gatewayPort?: number;
+  /** Operations port (/healthz, /readyz, /metrics). Default 9090. */
+  opsPort?: number;
+  /** Token exchange of the cloud gateway; issuer defaults to the cloud gateway's URL. */
+  tokenExchange?: Partial<Pick<TokenExchange, 'issuer' | 'audience' | 'ttl' | 'algorithm'>>;
+  now?: () => number;
+}
+
+export interface ControlPlane {
+  readonly admin: AddressInfo;
+  readonly gateway: AddressInfo;
+  readonly ops: AddressInfo | undefined;
+  readonly store: Store;
+  readonly publisher: Publisher;
+  readonly cloud: CloudGateway;
+  /** The installation admin token, on the very first start only. */
+  readonly bootstrapToken: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  const { logger } = options;
+  const host = options.host ?? '127.0.0.1';
+  const dataDir = resolve(options.dataDir ?? 'data');
+  const now = options.now ?? Date.now;
+  const store = await openStore({ databaseUrl: options.databaseUrl, dataDir });
+  let cloud: CloudGateway | undefined;
+  let admin: Server | undefined;
+  try {
+    const gatewayPort = options.gatewayPort ?? 8080;
+    const tokenExchange = TokenExchangeSchema.parse({
+      issuer: options.tokenExchange?.issuer ?? `http://${host}:${gatewayPort === 0 ? 'cloud' : gatewayPort}`,
+      audience: options.tokenExchange?.audience ?? 'gatehouse-upstreams',
+      ...(options.tokenExchange?.ttl ? { ttl: options.tokenExchange.ttl / 1000 } : {}),
+      ...(options.tokenExchange?.algorithm ? { algorithm: options.tokenExchange.algorithm } : {}),
+    });
+    const server = ServerSchema.parse({ signingKeysFile: join(dataDir, 'signing-keys.json'), listen: { host, port: gatewayPort }, ops: { host, port: options.opsPort ?? 9090 } });
+    cloud = await CloudGateway.create({ logger, server, tokenExchange });
+    const publisher = new Publisher({ store, cloud, logger, tokenExchange, now });
+
+    const bootstrap = await bootstrapInstallation(store, now());
+    await publisher.publishAll();
+    if (!cloud.instance.ready()) await cloud.update(new Map()); // no workspace at all: serve an empty table, be ready
+
+    const listening = await cloud.instance.listen({ port: gatewayPort, host, ops: options.opsPort !== -1, opsPort: options.opsPort ?? 9090, opsHost: host });
+    const cloudUrl = `http://${formatHost(listening.api)}`;
+    const plane: ControlContext = {
+      store,
+      logger,
+      now,
+      cloudUrl,
+      async changed(workspaceId) {
+        // The write is committed; a failed compile must not turn the answer into an error. It is logged, and the
+        // cloud gateway keeps serving the previous snapshot.
+        await publisher.changed(workspaceId).catch((err: unknown) => logger.error({ err, workspace: workspaceId }, 'compiling the workspace failed'));
+      },
+    };
+    const pkg = (await import('../../package.json', { with: { type: 'json' } })).default;
+    const openapi = buildOpenApi(OPERATIONS, pkg.version);
+    admin = createAdminServer({ plane, operations: OPERATIONS, documents: { '/api/openapi.json': () => openapi } });
+    const adminAddress = await new Promise<AddressInfo>((ok, fail) => {
+      admin!.once('error', fail);
+      admin!.listen(options.adminPort ?? 8081, host, () => ok(admin!.address() as AddressInfo));
+    });
+    logger.info({ admin: formatHost(adminAddress), gateway: formatHost(listening.api), store: store.kind }, 'control plane listening');
+    const adminServer = admin;
+    const cloudGateway = cloud;
+    return {
+      admin: adminAddress,
+      gateway: listening.api,
+      ops: listening.ops,
+      store,
+      publisher,
+      cloud: cloudGateway,
+      bootstrapToken: bootstrap?.token,
+      async close() {
+        await new Promise<void>((r) => {
+          adminServer.close(() => r());
+          adminServer.closeIdleConnections();
+        });
+        await cloudGateway.instance.close({ drainMs: 2000 });
+        await store.close();
+      },
+    };
+  } catch (error) {
+    admin?.close();
+    await cloud?.instance.close({ drainMs: 0 }).catch(() => {});
+    await store.close();
+    throw error;
+  }
+}
+
+function formatHost(a: AddressInfo): string {
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
