@@ -1,0 +1,174 @@
+/**
+ * The difference between two versions of one scope's snapshot: what edge sync sends instead of a full snapshot
+ * when a gateway is only a little behind. Entries are replaced whole (an upsert carries the complete collection,
+ * role or client) and removed by name or id; the settings travel only when they changed.
+ *
+ * On the wire a delta is `encodeDelta(delta)` (durations as strings, see `snapshot-encoding.ts`), read back with
+ * `SnapshotDeltaSchema.parse`.
+ */
+import { z } from 'zod';
+import {
+  ClientSchema,
+  CollectionSchema,
+  formatIssues,
+  LegacyAuthSchema,
+  LegacyClientSchema,
+  NameSchema,
+  RateLimitPoliciesSchema,
+  RoleSchema,
+  type Snapshot,
+  SnapshotSchema,
+  TokenExchangeSchema,
+} from './schema.ts';
+import { canonicalJson, encodeClient, encodeCollection, encodeRateLimits, encodeSnapshot, encodeTokenExchange, inCanonicalOrder } from './snapshot-encoding.ts';
+
+/** A snapshot version, as in `Snapshot.version`. */
+export const SnapshotVersionSchema = z.union([z.int().nonnegative(), z.string().max(128)]);
+export type SnapshotVersion = z.output<typeof SnapshotVersionSchema>;
+
+/** Entries to add or replace, and the names or ids of entries to remove; no name appears twice. */
+function changes<T extends z.ZodType>(entry: T, key: (value: z.output<T>) => string) {
+  return z
+    .strictObject({ upsert: z.array(entry).default([]), remove: z.array(NameSchema).default([]) })
+    .superRefine((value, ctx) => {
+      const seen = new Set<string>();
+      const check = (name: string, path: (string | number)[]) => {
+        if (seen.has(name)) ctx.addIssue({ code: 'custom', path, message: `"${name}" appears twice in this delta` });
+        seen.add(name);
+      };
+      value.upsert.forEach((e, i) => check(key(e), ['upsert', i]));
+      value.remove.forEach((name, i) => check(name, ['remove', i]));
+    })
+    .default(() => ({ upsert: [], remove: [] }));
+}
+
+export const SnapshotDeltaSchema = z.strictObject({
+  /** The version the delta applies to: a gateway at any other version needs a full snapshot. */
+  fromVersion: SnapshotVersionSchema,
+  /** The version of the result. */
+  toVersion: SnapshotVersionSchema,
+  /** Upserted and removed by name. */
+  collections: changes(CollectionSchema, (c) => c.name),
+  /** Upserted and removed by name. */
+  roles: changes(RoleSchema, (r) => r.name),
+  /** Upserted and removed by id. */
+  clients: changes(ClientSchema, (c) => c.id),
+  /** Upserted and removed by id. */
+  legacyClients: changes(LegacyClientSchema, (c) => c.id),
+  /** Present only when changed; replaces the whole setting. */
+  tokenExchange: TokenExchangeSchema.optional(),
+  legacyAuth: LegacyAuthSchema.optional(),
+  rateLimits: RateLimitPoliciesSchema.optional(),
+});
+export type SnapshotDelta = z.output<typeof SnapshotDeltaSchema>;
+export type SnapshotDeltaInput = z.input<typeof SnapshotDeltaSchema>;
+
+/** Why a delta could not be applied. On `version-mismatch` a gateway should ask for a full snapshot. */
+export class SnapshotDeltaError extends Error {
+  override readonly name = 'SnapshotDeltaError';
+  readonly reason: 'version-mismatch' | 'invalid-result';
+  constructor(reason: 'version-mismatch' | 'invalid-result', message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/**
+ * What turns `prev` into `next`: only the entries whose content differs (compared as canonical JSON), the names
+ * of those that are gone, and the settings that changed. Both snapshots must carry a version.
+ */
+export function diffSnapshots(prev: Snapshot, next: Snapshot): SnapshotDelta {
+  if (prev.version === undefined || next.version === undefined) {
+    throw new TypeError('diffSnapshots needs two versioned snapshots: a delta names the version it applies to');
+  }
+  const delta: SnapshotDelta = {
+    fromVersion: prev.version,
+    toVersion: next.version,
+    collections: diffEntries(prev.collections, next.collections, (c) => c.name),
+    roles: diffEntries(prev.roles, next.roles, (r) => r.name),
+    clients: diffEntries(prev.clients, next.clients, (c) => c.id),
+    legacyClients: diffEntries(prev.legacyClients, next.legacyClients, (c) => c.id),
+  };
+  if (canonicalJson(prev.tokenExchange) !== canonicalJson(next.tokenExchange)) delta.tokenExchange = structuredClone(next.tokenExchange);
+  if (canonicalJson(prev.legacyAuth) !== canonicalJson(next.legacyAuth)) delta.legacyAuth = structuredClone(next.legacyAuth);
+  if (canonicalJson(prev.rateLimits) !== canonicalJson(next.rateLimits)) delta.rateLimits = structuredClone(next.rateLimits);
+  return delta;
+}
+
+/** Whether the delta changes nothing but the version. */
+export function isEmptyDelta(delta: SnapshotDelta): boolean {
+  const sections = [delta.collections, delta.roles, delta.clients, delta.legacyClients];
+  return (
+    sections.every((s) => s.upsert.length === 0 && s.remove.length === 0) &&
+    delta.tokenExchange === undefined &&
+    delta.legacyAuth === undefined &&
+    delta.rateLimits === undefined
+  );
+}
+
+/**
+ * The snapshot `delta` turns `prev` into, in canonical order (see `inCanonicalOrder`) and validated as a whole.
+ * Throws a `SnapshotDeltaError` when `prev` is not the delta's `fromVersion`, or when the result is not a valid
+ * snapshot (e.g. a client left pointing at a removed role).
+ */
+export function applyDelta(prev: Snapshot, delta: SnapshotDelta): Snapshot {
+  if (prev.version !== delta.fromVersion) {
+    throw new SnapshotDeltaError(
+      'version-mismatch',
+      `cannot apply the delta from version ${JSON.stringify(delta.fromVersion)} to ${JSON.stringify(delta.toVersion)}: the snapshot is at version ${JSON.stringify(prev.version ?? null)}`,
+    );
+  }
+  const next: Snapshot = inCanonicalOrder({
+    version: delta.toVersion,
+    collections: applyEntries(prev.collections, delta.collections, (c) => c.name),
+    roles: applyEntries(prev.roles, delta.roles, (r) => r.name),
+    clients: applyEntries(prev.clients, delta.clients, (c) => c.id),
+    legacyClients: applyEntries(prev.legacyClients, delta.legacyClients, (c) => c.id),
+    tokenExchange: delta.tokenExchange ?? prev.tokenExchange,
+    legacyAuth: delta.legacyAuth ?? prev.legacyAuth,
+    rateLimits: delta.rateLimits ?? prev.rateLimits,
+  });
+  // Parsing builds fresh objects, so the result shares nothing with `prev` or `delta`.
+  const result = SnapshotSchema.safeParse(encodeSnapshot(next));
+  if (!result.success) {
+    throw new SnapshotDeltaError(
+      'invalid-result',
+      `the delta from version ${JSON.stringify(delta.fromVersion)} to ${JSON.stringify(delta.toVersion)} gives an invalid snapshot:\n${formatIssues(result.error)}`,
+    );
+  }
+  return result.data;
+}
+
+/** The delta in input form, durations as strings: `SnapshotDeltaSchema.parse(encodeDelta(d))` deep-equals `d`. */
+export function encodeDelta(delta: SnapshotDelta): SnapshotDeltaInput {
+  const encoded: SnapshotDeltaInput = {
+    ...delta,
+    collections: { ...delta.collections, upsert: delta.collections.upsert.map(encodeCollection) },
+    clients: { ...delta.clients, upsert: delta.clients.upsert.map((c) => encodeClient(c)) },
+    legacyClients: { ...delta.legacyClients, upsert: delta.legacyClients.upsert.map((c) => encodeClient(c)) },
+  };
+  if (delta.tokenExchange) encoded.tokenExchange = encodeTokenExchange(delta.tokenExchange);
+  if (delta.rateLimits) encoded.rateLimits = encodeRateLimits(delta.rateLimits);
+  return encoded;
+}
+
+function diffEntries<T>(prev: T[], next: T[], key: (entry: T) => string): { upsert: T[]; remove: string[] } {
+  const before = new Map<string, string>();
+  for (const entry of prev) before.set(key(entry), canonicalJson(entry));
+  const upsert: T[] = [];
+  const kept = new Set<string>();
+  for (const entry of next) {
+    const name = key(entry);
+    kept.add(name);
+    if (before.get(name) !== canonicalJson(entry)) upsert.push(structuredClone(entry));
+  }
+  return { upsert, remove: [...before.keys()].filter((name) => !kept.has(name)) };
+}
+
+function applyEntries<T>(prev: T[], changes: { upsert: T[]; remove: string[] }, key: (entry: T) => string): T[] {
+  const entries = new Map<string, T>();
+  for (const entry of prev) entries.set(key(entry), entry);
+  for (const name of changes.remove) entries.delete(name);
+  for (const entry of changes.upsert) entries.set(key(entry), entry);
+  return [...entries.values()];
+}
