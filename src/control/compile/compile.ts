@@ -1,0 +1,213 @@
+/**
+ * Compiles a workspace's control-plane records into the snapshots its gateways serve: one per environment and
+ * deployment target (the cloud gateway, or one edge gateway). Pure: the caller loads the records, assigns
+ * versions and stores the results; `snapshotHash` (config/snapshot-encoding.ts) says whether anything changed.
+ *
+ * The same state always gives byte-identical snapshots (entries in canonical order), whatever order the store
+ * listed the records in.
+ */
+import type { CollectionSpec, DeploymentTarget } from '../../config/resources.ts';
+import {
+  type Client,
+  type Collection,
+  formatIssues,
+  type LegacyClient,
+  type RateLimitPolicies,
+  type Role,
+  type Snapshot,
+  SnapshotSchema,
+  type TokenExchange,
+} from '../../config/schema.ts';
+import { compareStrings, encodeSnapshot, inCanonicalOrder } from '../../config/snapshot-encoding.ts';
+import type { ClientRecord, CollectionRecord, CollectionVersionRecord, KeyRecord, RoleRecord, WorkspaceRecord } from '../store/store.ts';
+
+/** Everything of one workspace that its snapshots are made of. */
+export interface WorkspaceState {
+  workspace: WorkspaceRecord;
+  /** The drafts: only their published versions are compiled. */
+  collections: CollectionRecord[];
+  /** Collection id → its published version record; a collection without an entry is not served. */
+  published: Map<string, CollectionVersionRecord>;
+  roles: RoleRecord[];
+  clients: ClientRecord[];
+  /** The keys of the workspace's clients. */
+  keys: KeyRecord[];
+}
+
+export interface CompileOptions {
+  /** Token-exchange settings of every scope, as parsed by `TokenExchangeSchema` (ttl in milliseconds). */
+  tokenExchange: TokenExchange;
+  /** Legacy-client headers, as parsed by `LegacyAuthSchema`. Default: `x-api-key` and `x-api-email`. */
+  legacyAuth?: Snapshot['legacyAuth'];
+  /** Default rate limits of every collection, as parsed by `RateLimitPoliciesSchema`. Default: none. */
+  rateLimits?: RateLimitPolicies;
+  /** Keys whose grace period ended at or before this time (ms since the epoch) are left out. Default: now. */
+  now?: number;
+  /**
+   * The edge gateways registered per environment (`{ PROD: ['eu-1'] }`). Each gets a scope even before any
+   * collection targets it, so that a new gateway receives its clients and roles and can report ready.
+   */
+  edgeGateways?: Readonly<Record<string, readonly string[]>>;
+}
+
+/** The scope of a snapshot: `wsp_…/PROD/cloud` or `wsp_…/PROD/edge:eu-1`. */
+export function snapshotScope(workspaceId: string, environment: string, target: DeploymentTarget): string {
+  return `${workspaceId}/${environment}/${target.type === 'cloud' ? 'cloud' : `edge:${target.gateway}`}`;
+}
+
+/**
+ * Where a collection is served on the cloud gateway. That gateway is multi-tenant (one process serves the cloud
+ * collections of every workspace), so each workspace environment lives under `/<workspace>/<environment>`.
+ */
+export function cloudBasePath(workspaceName: string, environment: string, basePath: string): string {
+  const prefix = `/${workspaceName}/${environment.toLowerCase()}`;
+  return basePath === '/' ? prefix : `${prefix}${basePath}`;
+}
+
+/**
+ * One validated snapshot per scope (`snapshotScope`), without a version. Every environment of the workspace has
+ * a cloud scope, possibly without collections; an environment has an edge scope for every gateway that one of its
+ * published collections targets or that `options.edgeGateways` names.
+ *
+ * Throws when a snapshot is not valid: that is a bug here or inconsistent records, never a user mistake, because
+ * the admin API validates what it stores.
+ */
+export function compileWorkspace(state: WorkspaceState, options: CompileOptions): Map<string, Snapshot> {
+  const { workspace } = state;
+  const now = options.now ?? Date.now();
+  const legacyAuth = options.legacyAuth ?? { keyHeader: 'x-api-key', emailHeader: 'x-api-email' };
+  const rateLimits = options.rateLimits ?? {};
+
+  const roleNames = new Map(state.roles.map((r) => [r.id, r.name]));
+  const keysByClient = new Map<string, KeyRecord[]>();
+  for (const key of state.keys) {
+    if (key.expiresAt !== undefined && Date.parse(key.expiresAt) <= now) continue;
+    const keys = keysByClient.get(key.clientId);
+    if (keys) keys.push(key);
+    else keysByClient.set(key.clientId, [key]);
+  }
+
+  const snapshots = new Map<string, Snapshot>();
+  for (const environment of [...workspace.environments].sort(compareStrings)) {
+    const served = publishedSpecs(state, environment);
+    const targets = new Map<string, DeploymentTarget>([[targetName({ type: 'cloud' }), { type: 'cloud' }]]);
+    for (const spec of served) targets.set(targetName(spec.target), spec.target);
+    for (const gateway of options.edgeGateways?.[environment] ?? []) targets.set(gateway, { type: 'edge', gateway });
+
+    const { clients, legacyClients } = compileClients(state.clients, environment, roleNames, keysByClient);
+    for (const [name, target] of [...targets].sort(([a], [b]) => compareStrings(a, b))) {
+      const scope = snapshotScope(workspace.id, environment, target);
+      const collections = served
+        .filter((spec) => targetName(spec.target) === name)
+        .map((spec) => toCollection(spec, environment, target.type === 'cloud' ? workspace.name : undefined));
+      const draft: Snapshot = inCanonicalOrder({
+        collections,
+        roles: compileRoles(state.roles, collections),
+        clients,
+        legacyClients,
+        legacyAuth,
+        tokenExchange: options.tokenExchange,
+        rateLimits,
+      });
+      // Encoded first: parsed durations are milliseconds, and a number given to the schema means seconds.
+      const result = SnapshotSchema.safeParse(encodeSnapshot(draft));
+      if (!result.success) throw new Error(`the compiled snapshot of ${scope} is invalid:\n${formatIssues(result.error)}`);
+      snapshots.set(scope, result.data);
+    }
+  }
+  return snapshots;
+}
+
+function targetName(target: DeploymentTarget): string {
+  // '/' cannot occur in a gateway name, so the cloud sorts before every edge gateway and never collides with one.
+  return target.type === 'cloud' ? '/cloud' : target.gateway;
+}
+
+/** The published specs of an environment's collections (drafts are never served). */
+function publishedSpecs(state: WorkspaceState, environment: string): CollectionSpec[] {
+  const specs: CollectionSpec[] = [];
+  for (const record of state.collections) {
+    if (record.environment !== environment) continue;
+    const version = state.published.get(record.id);
+    if (version) specs.push(version.spec);
+  }
+  return specs;
+}
+
+function toCollection(spec: CollectionSpec, environment: string, cloudWorkspace: string | undefined): Collection {
+  const { description: _description, target: _target, ...collection } = spec;
+  return {
+    ...collection,
+    environment,
+    basePath: cloudWorkspace === undefined ? spec.basePath : cloudBasePath(cloudWorkspace, environment, spec.basePath),
+  };
+}
+
+/**
+ * Every role of the workspace, keeping only the endpoint grants this scope can serve: a grant of an endpoint of
+ * another scope's collection, or of one that the published version no longer has, would fail the snapshot's
+ * reference check and hold back the whole environment.
+ */
+function compileRoles(records: RoleRecord[], collections: Collection[]): Role[] {
+  const endpoints = new Set<string>();
+  for (const c of collections) for (const e of c.endpoints) endpoints.add(endpointKey(c.name, e.method, e.path));
+  return records.map((r) =>
+    defined({
+      name: r.name,
+      description: r.description,
+      permissions: r.permissions,
+      endpoints: r.endpoints.filter((e) => endpoints.has(endpointKey(e.collection, e.method, e.path))),
+    }),
+  );
+}
+
+/** As the snapshot's reference check compares endpoints: templates differing only in parameter names are one. */
+function endpointKey(collection: string, method: string, path: string): string {
+  return `${collection} ${method} ${path.replace(/\{[^}]+\}/g, '{}')}`;
+}
+
+/**
+ * The clients of an environment (`*` included) whose role exists and that have a key that still works. A client
+ * whose role was deleted is left out, so its keys stop working everywhere.
+ */
+function compileClients(
+  records: ClientRecord[],
+  environment: string,
+  roleNames: Map<string, string>,
+  keysByClient: Map<string, KeyRecord[]>,
+): { clients: Client[]; legacyClients: LegacyClient[] } {
+  const clients: Client[] = [];
+  const legacyClients: LegacyClient[] = [];
+  for (const record of records) {
+    if (!record.environments.includes(environment) && !record.environments.includes('*')) continue;
+    const role = roleNames.get(record.roleId);
+    const keys = [...(keysByClient.get(record.id) ?? [])].sort((a, b) => compareStrings(a.createdAt, b.createdAt) || compareStrings(a.id, b.id));
+    if (role === undefined || keys.length === 0) continue;
+    const common = defined({
+      id: record.id,
+      name: record.name,
+      role,
+      environments: record.environments,
+      projects: record.projects,
+      allowedIps: record.allowedIps,
+      userId: record.userId,
+      orgId: record.orgId,
+      metadata: record.metadata,
+      rateLimits: record.rateLimits,
+      expiresAt: record.expiresAt,
+      status: record.status,
+    });
+    if (record.kind === 'legacy') {
+      // A legacy client has exactly one key, never regenerated; the oldest wins should the records say otherwise.
+      legacyClients.push({ ...common, email: record.email!, keyHash: keys[0]!.hash });
+    } else {
+      clients.push({ ...common, keys: keys.map((k) => defined({ hash: k.hash, id: k.id, expiresAt: k.expiresAt })) });
+    }
+  }
+  return { clients, legacyClients };
+}
+
+/** The object without its undefined members, so that equal content compares and serializes equal. */
+function defined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
