@@ -18,6 +18,8 @@ const officeOnly = newKey();
 const loopbackOnly = newKey();
 const endpointGrant = newKey();
 const expiredClient = newKey();
+const invoicing = newKey();
+const installationAdmin = newKey();
 
 describe('policies on a running gateway', () => {
   let upstream: Upstream;
@@ -57,11 +59,20 @@ describe('policies on a running gateway', () => {
           authRequired: false,
           endpoints: [{ method: 'GET', path: '/', permission: 'status:read' }],
         },
+        {
+          name: 'crm',
+          basePath: '/crm',
+          upstream: upstream.url,
+          project: 'crm',
+          environment: 'DEV',
+          endpoints: [{ method: 'GET', path: '/contacts', permission: 'contacts:read' }],
+        },
       ],
       roles: [
         { name: 'reader', permissions: ['invoices:read'] },
         { name: 'admin', permissions: ['*'] },
         { name: 'deleter', endpoints: [{ collection: 'billing', method: 'DELETE', path: '/orgs/{orgId}/invoices/{id}' }] },
+        { name: 'invoicing', permissions: ['invoices:*'] },
       ],
       clients: [
         client('reader-client', reader, { userId: 'u-1', orgId: 'acme', metadata: { plan: 'gold' } }),
@@ -79,6 +90,8 @@ describe('policies on a running gateway', () => {
         client('loopback-client', loopbackOnly, { allowedIps: ['127.0.0.0/8', '::1/128'] }),
         client('grant-client', endpointGrant, { role: 'deleter' }),
         client('expired-client', expiredClient, { expiresAt: '2021-06-01T00:00:00Z' }),
+        client('invoicing-client', invoicing, { role: 'invoicing' }),
+        client('installation-admin', installationAdmin, { role: 'admin', environments: ['*'], projects: ['*'] }),
       ],
       legacyClients: [
         { id: 'legacy-client', role: 'reader', environments: ['PROD'], projects: ['payments'], email: 'Ops@Example.com', keyHash: 'sha256:d1b9c625f90890d90f477e74f440df38862a171e84e1c927065ff53fed7f2bc9' },
@@ -192,6 +205,18 @@ describe('policies on a running gateway', () => {
   it('grants individual endpoints listed in a role', async () => {
     assert.equal((await call('/billing/orgs/acme/invoices/9', { method: 'DELETE', headers: bearer(endpointGrant.key) })).status, 200);
     await problem(await call('/billing/orgs/acme/invoices', { headers: bearer(endpointGrant.key) }), 403, 'GH_ERR_AUTH_FORBIDDEN_ENDPOINT');
+  });
+
+  it('grants every endpoint whose permission starts with "invoices:" to a role with "invoices:*"', async () => {
+    assert.equal((await call('/billing/orgs/acme/invoices', { headers: bearer(invoicing.key) })).status, 200);
+    assert.equal((await call('/billing/orgs/acme/invoices', { method: 'POST', headers: bearer(invoicing.key), body: '{}' })).status, 200);
+    assert.equal((await call('/billing/orgs/acme/invoices/9', { method: 'DELETE', headers: bearer(invoicing.key) })).status, 200);
+  });
+
+  it('lets a client with "*" environments and projects call collections of every environment and project', async () => {
+    assert.equal((await call('/billing/orgs/acme/invoices', { headers: bearer(installationAdmin.key) })).status, 200);
+    assert.equal((await call('/crm/contacts', { headers: bearer(installationAdmin.key) })).status, 200);
+    await problem(await call('/crm/contacts', { headers: bearer(admin.key) }), 403, 'GH_ERR_AUTH_FORBIDDEN_SCOPE');
   });
 
   it('refuses a client outside the collection\'s environment', async () => {

@@ -23,8 +23,8 @@ const HEX = 'a3f1c2d4e5b60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90';
 const VALUES = {
   name: ['c1', 'Client.one_2-x', '9lives', 'x'.repeat(128), '', '-x', '.x', 'a b', 'x'.repeat(129), 'é', 'a/b', 5, null, true, ['c1'], {}],
   label: ['ACME Corp', '', 'x'.repeat(256), 'x'.repeat(257), 'é'.repeat(256), 7, null, ['x']],
-  environments: [['PROD'], ['PROD', 'DEV'], ['TEST_2'], ['A'.repeat(32)], [], ['prod'], ['Prod'], ['A'.repeat(33)], ['1PROD'], ['PROD', 7], 'PROD', null, [['PROD']], [null]],
-  projects: [['p'], ['billing', 'shop.v2'], [], ['-p'], ['p q'], 'p', [1], ['x'.repeat(129)], [null]],
+  environments: [['PROD'], ['PROD', 'DEV'], ['TEST_2'], ['A'.repeat(32)], ['*'], ['*', 'PROD'], [], ['prod'], ['Prod'], ['A'.repeat(33)], ['1PROD'], ['PROD', 7], ['**'], [' *'], ['*', 'prod'], '*', 'PROD', null, [['PROD']], [null]],
+  projects: [['p'], ['billing', 'shop.v2'], ['*'], ['p', '*'], [], ['-p'], ['p q'], ['p*'], ['**'], ['*', '-p'], 'p', '*', [1], ['x'.repeat(129)], [null]],
   allowedIps: [['10.0.0.0/8'], ['2001:db8::/32', '192.168.1.0/24'], [], ['10.0.0.0/33'], ['1.2.3.4'], ['::1/129'], 'x', [7], ['256.0.0.0/8']],
   metadata: [{ plan: 'pro', seats: 5, beta: true }, {}, { n: 1.5 }, { x: null }, { x: [] }, { ['k'.repeat(128)]: 'v' }, { ['k'.repeat(129)]: 'v' }, { v: 'x'.repeat(1024) }, { v: 'x'.repeat(1025) }, [], 'x', 3, { x: {} }],
   rateLimits: [{ key: { limit: 10, window: '1m' } }, { client: { limit: 5, window: 30 } }, {}, { org: { limit: 1, window: '1m' } }, { key: { limit: 0, window: '1m' } }, { key: { limit: 1.5, window: '1m' } }, { key: { limit: 1, window: '10 minutes' } }, { key: { limit: 1 } }, 'x'],
@@ -157,6 +157,12 @@ describe('a line of a clients file', () => {
     assert.ok(parsed.ok);
     assert.equal(parsed.client.keys[0]!.hash, HEX);
     assert.equal(parsed.client.status, 'active');
+  });
+
+  it('takes an admin client with "*" environments and projects on the fast path', () => {
+    const value = { id: 'admin', role: 'r', environments: ['*'], projects: ['*', 'p'], keys: [{ hash: HEX }] };
+    assert.deepEqual(fastClient(value), ClientSchema.parse(value));
+    assert.equal(fastClient({ ...value, environments: ['*', 'prod'] }), undefined);
   });
 
   it('reports a JSON syntax error as such', () => {

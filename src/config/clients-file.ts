@@ -11,7 +11,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { ConfigError } from './load.ts';
-import { type Client, ClientKeySchema, ClientSchema, ENVIRONMENT_PATTERN, formatPath, type GatewayFile, type LegacyClient, NAME_PATTERN, type Role } from './schema.ts';
+import { type Client, ClientKeySchema, ClientSchema, ENVIRONMENT_PATTERN, formatPath, type GatewayFile, type LegacyClient, NAME_PATTERN, type Role, WILDCARD } from './schema.ts';
 import { StringSet } from './string-set.ts';
 
 /** What the file's clients are checked against: the config file's roles and its inline clients. */
@@ -233,7 +233,7 @@ export function fastClient(value: unknown): Client | undefined {
 
   if (!isString(id) || !NAME_PATTERN.test(id) || !isString(role) || !NAMES.test(role)) return undefined;
   if (!isOptionalString(name, 256) || !isOptionalString(userId, 256) || !isOptionalString(orgId, 256)) return undefined;
-  if (!isNonEmptyArrayOf(environments, ENVIRONMENTS) || !isNonEmptyArrayOf(projects, NAMES)) return undefined;
+  if (!isScopeList(environments, ENVIRONMENTS) || !isScopeList(projects, NAMES)) return undefined;
   if (status !== undefined && status !== 'active' && status !== 'disabled') return undefined;
   if (!Array.isArray(keys) || keys.length === 0) return undefined;
   const outKeys: Client['keys'] = [];
@@ -358,8 +358,9 @@ function isOptionalString(value: unknown, max: number): boolean {
   return value === undefined || (typeof value === 'string' && value.length <= max);
 }
 
-function isNonEmptyArrayOf(value: unknown, pattern: RecentMatches): boolean {
+/** A client's `environments` or `projects`: a non-empty array of names matching `pattern`, or `*`. */
+function isScopeList(value: unknown, pattern: RecentMatches): boolean {
   if (!Array.isArray(value) || value.length === 0) return false;
-  for (const item of value as unknown[]) if (typeof item !== 'string' || !pattern.test(item)) return false;
+  for (const item of value as unknown[]) if (typeof item !== 'string' || (item !== WILDCARD && !pattern.test(item))) return false;
   return true;
 }

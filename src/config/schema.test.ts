@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, parseGatewayFile } from './load.ts';
+import { grantsPermission } from './schema.ts';
 
 const base = {
   tokenExchange: { issuer: 'https://gw', audience: 'api' },
@@ -67,7 +68,41 @@ describe('the gateway config file', () => {
     assert.match(errorOf({ ...base, surprise: true }), /Unrecognized key/);
   });
 
+  it('accepts "*" for all environments or all projects of a client, and still checks the names beside it', () => {
+    const config = parseGatewayFile(JSON.stringify({ ...base, clients: [{ ...base.clients[0], environments: ['*'], projects: ['*'] }] }), 'gw.json');
+    assert.deepEqual(config.clients[0]!.environments, ['*']);
+    assert.deepEqual(config.clients[0]!.projects, ['*']);
+    assert.match(errorOf({ ...base, clients: [{ ...base.clients[0], environments: ['prod'] }] }), /clients\[0\]\.environments\[0\]: must be an upper-case environment name/);
+    assert.match(errorOf({ ...base, clients: [{ ...base.clients[0], environments: ['*', 'prod'] }] }), /clients\[0\]\.environments\[1\]: must be an upper-case environment name/);
+    assert.match(errorOf({ ...base, clients: [{ ...base.clients[0], projects: ['p*'] }] }), /clients\[0\]\.projects\[0\]/);
+    assert.match(errorOf({ ...base, legacyClients: [{ ...base.clients[0], id: 'l1', keys: undefined, email: 'a@b.example', keyHash: 'b'.repeat(64), environments: ['**'] }] }), /legacyClients\[0\]\.environments\[0\]/);
+  });
+
   it('reports a YAML syntax error with its line and column', () => {
     assert.throws(() => parseGatewayFile('collections:\n  - name: [unclosed\n', 'gw.yaml'), (error: Error) => error instanceof ConfigError && /gw\.yaml: invalid YAML at line \d+, column \d+/.test(error.message));
+  });
+});
+
+describe('a role permission', () => {
+  it('grants its own name, and "*" grants everything', () => {
+    assert.equal(grantsPermission('invoices:read', 'invoices:read'), true);
+    assert.equal(grantsPermission('invoices:read', 'invoices:write'), false);
+    assert.equal(grantsPermission('*', 'admin:clients:write'), true);
+  });
+
+  it('ending in ":*" grants every permission that starts with what comes before the "*"', () => {
+    assert.equal(grantsPermission('invoices:*', 'invoices:read'), true);
+    assert.equal(grantsPermission('invoices:*', 'invoices:items:write'), true);
+    assert.equal(grantsPermission('admin:*', 'admin:clients:write'), true);
+    assert.equal(grantsPermission('invoices:*', 'invoices'), false);
+    assert.equal(grantsPermission('invoices:*', 'invoicesx:read'), false);
+    assert.equal(grantsPermission('invoices:*', 'billing:invoices:read'), false);
+  });
+
+  it('with a "*" anywhere else is an ordinary name', () => {
+    assert.equal(grantsPermission('invoices*', 'invoices:read'), false);
+    assert.equal(grantsPermission('*:read', 'invoices:read'), false);
+    assert.equal(grantsPermission('invoices:*:read', 'invoices:x:read'), false);
+    assert.equal(grantsPermission('invoices:*:read', 'invoices:*:read'), true);
   });
 });

@@ -23,6 +23,18 @@ export const EnvironmentSchema = z
   .string()
   .regex(ENVIRONMENT_PATTERN, 'must be an upper-case environment name such as DEV, TEST or PROD');
 
+/**
+ * `*` as a role permission grants every endpoint; `<prefix>:*` every endpoint whose permission starts with
+ * `<prefix>:`. In a client's `environments` or `projects`, `*` means all of them (an installation admin client).
+ */
+export const WILDCARD = '*';
+
+/** Whether the role permission `granted` grants an endpoint that requires `permission` (see `WILDCARD`). */
+export function grantsPermission(granted: string, permission: string): boolean {
+  if (granted === permission || granted === WILDCARD) return true;
+  return granted.endsWith(':*') && permission.startsWith(granted.slice(0, -1));
+}
+
 export const HttpMethodSchema = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 export type HttpMethod = z.infer<typeof HttpMethodSchema>;
 
@@ -157,7 +169,7 @@ export type EndpointRef = z.output<typeof EndpointRefSchema>;
 export const RoleSchema = z.strictObject({
   name: NameSchema,
   description: z.string().max(1024).optional(),
-  /** Permission names granted; `*` grants every endpoint. */
+  /** Permission names granted; `*` grants every endpoint, `invoices:*` every endpoint whose permission starts with `invoices:`. */
   permissions: z.array(z.string().regex(/^[A-Za-z0-9._:*-]{1,128}$/)).default([]),
   /** Individual endpoints granted. */
   endpoints: z.array(EndpointRefSchema).default([]),
@@ -184,8 +196,10 @@ const ClientBase = {
   id: NameSchema,
   name: z.string().max(256).optional(),
   role: NameSchema,
-  environments: z.array(EnvironmentSchema).min(1),
-  projects: z.array(NameSchema).min(1),
+  /** Environments whose collections the client may call; `*` (as in `["*"]`): all of them. */
+  environments: z.array(z.union([EnvironmentSchema, z.literal(WILDCARD)])).min(1),
+  /** Projects whose collections the client may call; `*` (as in `["*"]`): all of them. */
+  projects: z.array(z.union([NameSchema, z.literal(WILDCARD)])).min(1),
   allowedIps: z.array(CidrSchema).optional(),
   userId: z.string().max(256).optional(),
   orgId: z.string().max(256).optional(),

@@ -1,7 +1,9 @@
 /**
- * Authorize: the collection's environment and project must be among the client's, and the client's role must
- * grant the endpoint. Both are Set lookups prepared when the snapshot was compiled.
+ * Authorize: the collection's environment and project must be among the client's (or the client has `*`: all of
+ * them), and the client's role must grant the endpoint. All are Set lookups prepared when the snapshot was
+ * compiled; role wildcards (`*`, `invoices:*`) were expanded to endpoint ids then.
  */
+import { WILDCARD } from '../../config/schema.ts';
 import { refusal } from '../http/errors.ts';
 import type { Policy, RequestContext } from './policy.ts';
 
@@ -12,7 +14,8 @@ export function authorize(): Policy {
   return function authorizePolicy(ctx: RequestContext) {
     const principal = ctx.principal!;
     const collection = ctx.collection;
-    if (!principal.environments.has(collection.environment) || !principal.projects.has(collection.project)) return SCOPE;
+    const { environments, projects } = principal;
+    if (!(environments.has(collection.environment) || environments.has(WILDCARD)) || !(projects.has(collection.project) || projects.has(WILDCARD))) return SCOPE;
     return principal.role.endpointIds.has(ctx.endpoint.id) ? undefined : ENDPOINT;
   };
 }

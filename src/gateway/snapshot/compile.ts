@@ -1,10 +1,10 @@
 /**
  * Compiles a validated snapshot into the immutable route table the request path reads: routers, key index,
- * roles expanded to endpoint-id sets, per-collection frozen policy chains. Runs once per snapshot; applying a
+ * roles expanded to endpoint-id sets (wildcard permissions included, so authorization stays one Set lookup), per-collection frozen policy chains. Runs once per snapshot; applying a
  * new snapshot is then one reference swap.
  */
 import { BlockList, isIPv4 } from 'node:net';
-import type { Client, LegacyClient, RateLimitPolicies, Snapshot } from '../../config/schema.ts';
+import { type Client, grantsPermission, type LegacyClient, type RateLimitPolicies, type Snapshot, WILDCARD } from '../../config/schema.ts';
 import { segmentDepth } from '../http/canonical-path.ts';
 import { CollectionRouter, EndpointMatcher } from '../http/router.ts';
 import type { UpstreamPools } from '../http/upstream-pools.ts';
@@ -170,7 +170,15 @@ function compileRoles(snapshot: Snapshot): Map<string, CompiledRole> {
   const roles = new Map<string, CompiledRole>();
   for (const r of snapshot.roles) {
     const ids = new Set<string>();
-    for (const p of r.permissions) for (const id of p === '*' ? all : (byPermission.get(p) ?? [])) ids.add(id);
+    for (const p of r.permissions) {
+      if (p === WILDCARD) {
+        for (const id of all) ids.add(id);
+      } else if (p.endsWith(':*')) {
+        for (const [permission, list] of byPermission) if (grantsPermission(p, permission)) for (const id of list) ids.add(id);
+      } else {
+        for (const id of byPermission.get(p) ?? []) ids.add(id);
+      }
+    }
     for (const e of r.endpoints) {
       // Match by template shape, so a grant survives a renamed path parameter.
       const shape = e.path.replace(/\{[^}]+\}/g, '{}');

@@ -37,7 +37,7 @@ export interface CompiledRole {
   readonly name: string;
   /** Permission names carried in minted tokens. */
   readonly permissions: readonly string[];
-  /** Ids of the endpoints this role grants (expanded from permissions and endpoint grants). */
+  /** Ids of the endpoints this role grants (expanded from permissions, wildcards included, and endpoint grants). */
   readonly endpointIds: ReadonlySet<string>;
 }
 
@@ -46,7 +46,9 @@ export interface Principal {
   readonly kind: 'client' | 'legacy';
   readonly id: string;
   readonly role: CompiledRole;
+  /** Holds `*` when the client may call collections of every environment. */
   readonly environments: ReadonlySet<string>;
+  /** Holds `*` when the client may call collections of every project. */
   readonly projects: ReadonlySet<string>;
   readonly allowedIps: BlockList | undefined;
   readonly userId: string | undefined;
