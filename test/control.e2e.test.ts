@@ -1,0 +1,371 @@
+/**
+ * The control plane end to end: a real `gatehouse control start` process (SQLite in a temp data directory), its
+ * admin API, and its embedded cloud gateway in front of a real upstream. Every change made through the admin API
+ * must be enforced by the cloud gateway within a second.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { adminApi, eventually, startControlPlane, type AdminApi, type ControlProcess } from './control-helpers.ts';
+import { startUpstream, type Upstream } from './helpers.ts';
+
+const DEV = '/workspaces/default/environments/DEV';
+
+function billing(upstream: string, overrides: Record<string, unknown> = {}) {
+  return {
+    name: 'billing',
+    basePath: '/billing',
+    upstream,
+    project: 'default',
+    endpoints: [
+      { method: 'GET', path: '/invoices', permission: 'invoices:read' },
+      { method: 'POST', path: '/invoices', permission: 'invoices:write' },
+      { method: 'GET', path: '/invoices/{id}', permission: 'invoices:read' },
+    ],
+    ...overrides,
+  };
+}
+
+describe('control plane: clients, roles and the cloud gateway', () => {
+  let cp: ControlProcess;
+  let upstream: Upstream;
+  let admin: AdminApi;
+  const gw = (path: string, token?: string, init: RequestInit = {}) =>
+    fetch(`${cp.gatewayUrl}/default/dev/billing${path}`, { ...init, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.headers as Record<string, string>) } });
+  const statusOf = async (path: string, token: string) => {
+    const res = await gw(path, token);
+    await res.arrayBuffer();
+    return res.status;
+  };
+
+  before(async () => {
+    upstream = await startUpstream();
+    cp = await startControlPlane();
+    admin = cp.api();
+    assert.match(cp.token, /^ghk_/);
+    const created = await admin.post(`${DEV}/collections`, billing(upstream.url));
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const published = await admin.post(`${DEV}/collections/billing/publish`);
+    assert.equal(published.status, 201, JSON.stringify(published.body));
+    assert.equal(published.body.version, 1);
+  });
+  after(async () => {
+    await cp?.stop();
+    await upstream?.close();
+  });
+
+  it('prints the installation admin token once and never stores it in clear', async () => {
+    const me = await admin.get('/me');
+    assert.equal(me.status, 200);
+    assert.equal(me.body.operator, true);
+    assert.deepEqual(me.body.permissions, ['*']);
+    const { readFile } = await import('node:fs/promises');
+    const db = await readFile(`${cp.dataDir}/gatehouse.db`);
+    assert.equal(db.includes(Buffer.from(cp.token)), false, 'the token is in the database file');
+  });
+
+  it('creates a role and a client, shows the token once, and the token calls the cloud gateway', async () => {
+    const role = await admin.post('/workspaces/default/roles', { name: 'invoice-reader', permissions: ['invoices:read'] });
+    assert.equal(role.status, 201, JSON.stringify(role.body));
+    const created = await admin.post('/workspaces/default/clients', { name: 'billing app', role: 'invoice-reader', environments: ['DEV'], projects: ['default'], userId: 'u-42', orgId: 'acme' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const { token, client } = created.body as { token: string; client: { id: string } };
+    assert.match(token, /^ghk_[A-Za-z0-9]{38}$/);
+
+    // Never again: not in the client, not in the list.
+    const read = await admin.get(`/workspaces/default/clients/${client.id}`);
+    const list = await admin.get('/workspaces/default/clients');
+    assert.equal(JSON.stringify(read.body).includes(token), false);
+    assert.equal(JSON.stringify(list.body).includes(token), false);
+    assert.ok(!('token' in read.body));
+
+    const res = await gw('/invoices/7', token);
+    assert.equal(res.status, 200);
+    const seen = (await res.json()) as { url: string; headers: Record<string, string> };
+    assert.equal(seen.url, '/invoices/7');
+    const jwt = seen.headers.authorization!.replace(/^Bearer /, '');
+    const { payload } = await jwtVerify(jwt, createRemoteJWKSet(new URL(`${cp.gatewayUrl}/.well-known/jwks.json`)), { audience: 'gatehouse-upstreams' });
+    assert.equal(payload.client_id, client.id);
+    assert.equal(payload.user_id, 'u-42');
+    assert.equal(payload.org_id, 'acme');
+    assert.deepEqual(payload.permissions, ['invoices:read']);
+    assert.equal(await statusOf('/invoices', 'ghk_' + 'x'.repeat(38)), 401);
+    const post = await gw('/invoices', token, { method: 'POST' });
+    assert.equal(post.status, 403);
+    assert.equal(((await post.json()) as { code: string }).code, 'GH_ERR_AUTH_FORBIDDEN_ENDPOINT');
+  });
+
+  it('regenerate: the old token is refused within a second and the new one works; deleting the role refuses it', async () => {
+    await admin.post('/workspaces/default/roles', { name: 'rotating', permissions: ['invoices:*'] });
+    const created = await admin.post('/workspaces/default/clients', { name: 'rotating app', role: 'rotating', environments: ['DEV'], projects: ['default'] });
+    const oldToken = created.body.token as string;
+    const id = created.body.client.id as string;
+    assert.equal(await statusOf('/invoices', oldToken), 200);
+
+    const started = Date.now();
+    const regenerated = await admin.post(`/workspaces/default/clients/${id}/regenerate`);
+    assert.equal(regenerated.status, 200, JSON.stringify(regenerated.body));
+    const newToken = regenerated.body.token as string;
+    assert.notEqual(newToken, oldToken);
+    await eventually(async () => (await statusOf('/invoices', oldToken)) === 401, 1000, 'old token refused');
+    assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+    assert.equal(await statusOf('/invoices', newToken), 200);
+    assert.equal((await gw('/invoices', newToken, { method: 'POST' })).status, 200, 'invoices:* grants invoices:write');
+
+    const t0 = Date.now();
+    assert.equal((await admin.delete('/workspaces/default/roles/rotating')).status, 204);
+    await eventually(async () => [401, 403].includes(await statusOf('/invoices', newToken)), 1000, 'deleted role refused');
+    assert.ok(Date.now() - t0 < 1000);
+    const client = await admin.get(`/workspaces/default/clients/${id}`);
+    assert.match(client.body.role, /deleted role/);
+  });
+
+  it('regenerate with a grace period keeps the old token working until it ends', async () => {
+    const created = await admin.post('/workspaces/default/clients', { name: 'graceful', role: 'invoice-reader', environments: ['DEV'], projects: ['default'] });
+    const oldToken = created.body.token as string;
+    const regenerated = await admin.post(`/workspaces/default/clients/${created.body.client.id}/regenerate`, { gracePeriod: '1h' });
+    assert.equal(regenerated.status, 200);
+    assert.equal(regenerated.body.client.keys.length, 2);
+    assert.ok(regenerated.body.client.keys.some((k: { expiresAt?: string }) => k.expiresAt && Date.parse(k.expiresAt) > Date.now() + 3500_000));
+    assert.equal(await statusOf('/invoices', oldToken), 200);
+    assert.equal(await statusOf('/invoices', regenerated.body.token), 200);
+    const bad = await admin.post(`/workspaces/default/clients/${created.body.client.id}/regenerate`, { gracePeriod: '90d' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.errors[0].path, 'body.gracePeriod');
+  });
+
+  it('deleting a client refuses its token at once; changing its role is enforced at once', async () => {
+    await admin.post('/workspaces/default/roles', { name: 'changing', permissions: ['invoices:read'] });
+    const created = await admin.post('/workspaces/default/clients', { name: 'short-lived', role: 'changing', environments: ['DEV'], projects: ['default'] });
+    const token = created.body.token as string;
+    assert.equal((await gw('/invoices', token, { method: 'POST' })).status, 403);
+    assert.equal((await admin.patch('/workspaces/default/roles/changing', { permissions: ['invoices:read', 'invoices:write'] })).status, 200);
+    await eventually(async () => (await gw('/invoices', token, { method: 'POST' })).status === 200, 1000, 'role change enforced');
+
+    const disabled = await admin.patch(`/workspaces/default/clients/${created.body.client.id}`, { status: 'disabled' });
+    assert.equal(disabled.status, 200);
+    await eventually(async () => (await statusOf('/invoices', token)) === 403, 1000, 'disabled');
+
+    assert.equal((await admin.delete(`/workspaces/default/clients/${created.body.client.id}`)).status, 204);
+    await eventually(async () => (await statusOf('/invoices', token)) === 401, 1000, 'deleted client refused');
+    assert.equal((await admin.get(`/workspaces/default/clients/${created.body.client.id}`)).status, 404);
+  });
+
+  it('edits reach the gateway only when published, and an earlier version can be republished', async () => {
+    const created = await admin.post('/workspaces/default/clients', { name: 'versions', role: 'invoice-reader', environments: ['DEV'], projects: ['default'] });
+    const token = created.body.token as string;
+    const draft = billing(upstream.url, { endpoints: [...billing(upstream.url).endpoints, { method: 'GET', path: '/receipts', permission: 'invoices:read' }] });
+    const put = await admin.put(`${DEV}/collections/billing`, draft);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.equal(put.body.unpublishedChanges, true);
+    assert.equal(await statusOf('/receipts', token), 404, 'a draft is not served');
+
+    const v2 = await admin.post(`${DEV}/collections/billing/publish`);
+    assert.equal(v2.body.version, 2);
+    assert.equal(await statusOf('/receipts', token), 200);
+    const again = await admin.post(`${DEV}/collections/billing/publish`);
+    assert.equal(again.status, 200, 'nothing new to publish');
+    assert.equal(again.body.version, 2);
+
+    const rollback = await admin.post(`${DEV}/collections/billing/publish`, { version: 1 });
+    assert.equal(rollback.status, 201);
+    assert.equal(rollback.body.version, 3);
+    assert.equal(rollback.body.restoredFrom, 1);
+    assert.equal(await statusOf('/receipts', token), 404);
+    const versions = await admin.get(`${DEV}/collections/billing/versions`);
+    assert.deepEqual(versions.body.items.map((v: { version: number }) => v.version), [3, 2, 1]);
+    const current = await admin.get(`${DEV}/collections/billing`);
+    assert.equal(current.body.publishedVersion, 3);
+    assert.equal(current.body.unpublishedChanges, false, 'the draft was reset to the restored version');
+  });
+
+  it('refuses bad input with the field named, and writes nothing', async () => {
+    const before = (await admin.get(`${DEV}/collections`)).body.items.length;
+    const cases: [unknown, number, string][] = [
+      [billing(upstream.url, { name: 'bad-path', basePath: '/bad', endpoints: [{ method: 'GET', path: 'no-slash', permission: 'x' }] }), 400, 'body.endpoints[0].path'],
+      [billing('ftp://example.com', { name: 'ftp', basePath: '/ftp' }), 400, 'body.upstream.url'],
+      [billing(upstream.url, { name: 'unknown-project', basePath: '/p', project: 'nope' }), 400, 'body.project'],
+      [billing(upstream.url, { name: 'billing-copy' }), 409, 'basePath'],
+      [billing(upstream.url, { name: 'extra', basePath: '/extra', colour: 'red' }), 400, 'body'],
+    ];
+    for (const [body, status, field] of cases) {
+      const res = await admin.post(`${DEV}/collections`, body);
+      assert.equal(res.status, status, JSON.stringify(res.body));
+      assert.equal(res.headers.get('content-type'), 'application/problem+json');
+      assert.match(res.body.detail, new RegExp(field.replace(/[[\].]/g, '\\$&')), JSON.stringify(res.body));
+    }
+    const unknownRole = await admin.post('/workspaces/default/clients', { name: 'x', role: 'no-such-role', environments: ['DEV'], projects: ['default'] });
+    assert.equal(unknownRole.status, 400);
+    assert.equal(unknownRole.body.errors[0].path, 'body.role');
+    const badJson = await fetch(`${cp.adminUrl}/api/v1/workspaces/default/roles`, { method: 'POST', headers: { authorization: `Bearer ${cp.token}`, 'content-type': 'application/json' }, body: '{"name":' });
+    assert.equal(badJson.status, 400);
+    assert.equal((await admin.get(`${DEV}/collections`)).body.items.length, before, 'nothing partial was written');
+  });
+
+  it('imports a legacy client (key + email) that works until deleted and is never regenerable', async () => {
+    const key = 'legacy-secret-key-0001';
+    const created = await admin.post('/workspaces/default/legacy-clients', { name: 'old partner', role: 'invoice-reader', environments: ['DEV'], projects: ['default'], email: 'ops@partner.example', key });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(JSON.stringify(created.body).includes(key), false);
+    const call = () => fetch(`${cp.gatewayUrl}/default/dev/billing/invoices`, { headers: { 'x-api-key': key, 'x-api-email': 'ops@partner.example' } });
+    assert.equal((await call()).status, 200);
+    assert.equal((await admin.post(`/workspaces/default/clients/${created.body.id}/regenerate`)).status, 409);
+    assert.equal((await admin.delete(`/workspaces/default/clients/${created.body.id}`)).status, 204);
+    await eventually(async () => (await call()).status === 401, 1000, 'legacy client deleted');
+  });
+
+  it('serves its OpenAPI 3.1 document with every operation and its permission', async () => {
+    const res = await fetch(`${cp.adminUrl}/api/openapi.json`);
+    assert.equal(res.status, 200);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { operationId: string; 'x-gatehouse-permission'?: string }>> };
+    assert.equal(doc.openapi, '3.1.0');
+    const ops = Object.values(doc.paths).flatMap((p) => Object.values(p));
+    assert.ok(ops.length >= 30, `${ops.length} operations`);
+    const create = doc.paths['/api/v1/workspaces/{workspace}/clients']!.post!;
+    assert.equal(create.operationId, 'createClient');
+    assert.equal(create['x-gatehouse-permission'], 'admin:clients:write');
+  });
+
+  it('refuses the admin API without a valid token', async () => {
+    assert.equal((await adminApi(cp.adminUrl, undefined).get('/me')).status, 401);
+    assert.equal((await adminApi(cp.adminUrl, 'not-a-token').get('/me')).status, 401);
+    assert.equal((await adminApi(cp.adminUrl, 'ghk_' + 'A'.repeat(38)).get('/me')).status, 401);
+  });
+});
+
+describe('control plane: project, environment and IP scoping', () => {
+  let cp: ControlProcess;
+  let upstream: Upstream;
+  let admin: AdminApi;
+  const call = async (env: string, collection: string, token: string) => {
+    const res = await fetch(`${cp.gatewayUrl}/default/${env}/${collection}/items`, { headers: { authorization: `Bearer ${token}` } });
+    const body = (await res.json()) as { code?: string };
+    return res.status === 200 ? 200 : `${res.status} ${body.code}`;
+  };
+  const collection = (name: string, project: string) => ({ name, basePath: `/${name}`, upstream: upstream.url, project, endpoints: [{ method: 'GET', path: '/items', permission: 'items:read' }] });
+
+  before(async () => {
+    upstream = await startUpstream();
+    cp = await startControlPlane();
+    admin = cp.api();
+    for (const p of ['alpha', 'beta']) assert.equal((await admin.post('/workspaces/default/projects', { name: p })).status, 201);
+    for (const [name, project] of [['a-api', 'alpha'], ['b-api', 'beta']] as const) {
+      assert.equal((await admin.post(`${DEV}/collections`, collection(name, project))).status, 201);
+      assert.equal((await admin.post(`${DEV}/collections/${name}/publish`)).status, 201);
+    }
+    const deployed = await admin.post(`${DEV}/projects/alpha/deploy`, { to: 'PROD' });
+    assert.equal(deployed.status, 200, JSON.stringify(deployed.body));
+    assert.deepEqual(deployed.body.deployed, [{ name: 'a-api', version: 1 }]);
+    await admin.post('/workspaces/default/roles', { name: 'items', permissions: ['items:read'] });
+    await admin.post('/workspaces/default/roles', { name: 'alpha-admin', permissions: ['items:read', 'admin:collections:*', 'admin:clients:*', 'admin:roles:read', 'admin:projects:read'] });
+  });
+  after(async () => {
+    await cp?.stop();
+    await upstream?.close();
+  });
+
+  it('lets a client reach only collections of its projects and environments', async () => {
+    const { body } = await admin.post('/workspaces/default/clients', { name: 'alpha dev', role: 'items', environments: ['DEV'], projects: ['alpha'] });
+    assert.equal(await call('dev', 'a-api', body.token), 200);
+    assert.equal(await call('dev', 'b-api', body.token), '403 GH_ERR_AUTH_FORBIDDEN_SCOPE');
+    assert.equal(await call('prod', 'a-api', body.token), '401 GH_ERR_AUTH_INVALID_KEY', 'a DEV-only client does not exist in PROD');
+    const both = await admin.post('/workspaces/default/clients', { name: 'alpha everywhere', role: 'items', environments: ['DEV', 'PROD'], projects: ['alpha'] });
+    assert.equal(await call('prod', 'a-api', both.body.token), 200);
+    assert.equal(await call('prod', 'b-api', both.body.token), '404 GH_ERR_ROUTE_NOT_FOUND', 'project beta was not deployed');
+  });
+
+  it('confines an admin API client to its projects and environments', async () => {
+    const created = await admin.post('/workspaces/default/clients', { name: 'alpha admin', role: 'alpha-admin', environments: ['DEV'], projects: ['alpha'] });
+    assert.equal(created.status, 201);
+    const scoped = cp.api(created.body.token);
+
+    const list = await scoped.get(`${DEV}/collections`);
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.body.items.map((c: { name: string }) => c.name), ['a-api']);
+    assert.equal((await scoped.get(`${DEV}/collections/b-api`)).status, 404);
+    assert.equal((await scoped.put(`${DEV}/collections/b-api`, collection('b-api', 'beta'))).status, 404);
+    assert.equal((await scoped.delete(`${DEV}/collections/b-api`)).status, 404);
+    const intoBeta = await scoped.post(`${DEV}/collections`, collection('b-two', 'beta'));
+    assert.equal(intoBeta.status, 403);
+    assert.equal(intoBeta.body.code, 'GH_ERR_ADMIN_OUT_OF_SCOPE');
+    assert.equal((await scoped.get('/workspaces/default/environments/PROD/collections')).status, 403);
+    assert.equal((await scoped.post(`${DEV}/collections`, collection('a-two', 'alpha'))).status, 201);
+
+    const projects = await scoped.get('/workspaces/default/projects');
+    assert.deepEqual(projects.body.items.map((p: { name: string }) => p.name), ['alpha']);
+
+    // Clients: only those within its scope, and none broader than itself.
+    await admin.post('/workspaces/default/clients', { name: 'beta app', role: 'items', environments: ['DEV'], projects: ['beta'] });
+    const clients = await scoped.get('/workspaces/default/clients');
+    assert.ok(clients.body.items.length > 0);
+    for (const c of clients.body.items) assert.deepEqual([c.environments, c.projects], [['DEV'], ['alpha']]);
+    const broader = await scoped.post('/workspaces/default/clients', { name: 'x', role: 'items', environments: ['DEV'], projects: ['beta'] });
+    assert.equal(broader.status, 403);
+    const escalate = await scoped.post('/workspaces/default/clients', { name: 'x', role: 'admin', environments: ['DEV'], projects: ['alpha'] });
+    assert.equal(escalate.status, 403, 'cannot hand out the admin role');
+    assert.equal((await scoped.post('/workspaces/default/roles', { name: 'r', permissions: ['items:read'] })).status, 403, 'admin:roles:write not granted');
+    const mine = await scoped.post('/workspaces/default/clients', { name: 'alpha app', role: 'items', environments: ['DEV'], projects: ['alpha'] });
+    assert.equal(mine.status, 201);
+  });
+
+  it('offers project deployment and collaborator management only in DEV', async () => {
+    const deploy = await admin.post('/workspaces/default/environments/PROD/projects/alpha/deploy', { to: 'TEST' });
+    assert.equal(deploy.status, 409);
+    assert.equal(deploy.body.code, 'GH_ERR_ADMIN_DEV_ONLY');
+    const users = await admin.get('/workspaces/default/environments/TEST/collaborators');
+    assert.equal(users.status, 409);
+    assert.equal((await admin.get(`${DEV}/collaborators`)).status, 200);
+  });
+
+  it('enforces allowed IP ranges on proxied traffic and on the admin API', async () => {
+    const created = await admin.post('/workspaces/default/clients', { name: 'office only', role: 'alpha-admin', environments: ['DEV'], projects: ['alpha'], allowedIps: ['10.0.0.0/8', '2001:db8::/32'] });
+    const token = created.body.token as string;
+    assert.equal(await call('dev', 'a-api', token), '403 GH_ERR_AUTH_IP_NOT_ALLOWED');
+    const adminRes = await cp.api(token).get(`${DEV}/collections`);
+    assert.equal(adminRes.status, 403);
+    assert.equal(adminRes.body.code, 'GH_ERR_ADMIN_FORBIDDEN');
+
+    assert.equal((await admin.patch(`/workspaces/default/clients/${created.body.client.id}`, { allowedIps: ['127.0.0.0/8'] })).status, 200);
+    await eventually(async () => (await call('dev', 'a-api', token)) === 200, 1000, 'new IP range enforced');
+    assert.equal((await cp.api(token).get(`${DEV}/collections`)).status, 200);
+  });
+
+  it('keeps workspaces apart; only operator clients act on every workspace', async () => {
+    const ws = await admin.post('/workspaces', { name: 'customer-1' });
+    assert.equal(ws.status, 201, JSON.stringify(ws.body));
+    // The operator (installation admin) acts on the new workspace.
+    assert.equal((await admin.post('/workspaces/customer-1/roles', { name: 'items', permissions: ['items:read'] })).status, 201);
+    const theirs = await admin.post('/workspaces/customer-1/clients', { name: 'customer admin', role: 'admin', environments: ['*'], projects: ['*'] });
+    assert.equal(theirs.status, 201);
+    const customer = cp.api(theirs.body.token);
+    assert.equal((await customer.get('/workspaces/customer-1/clients')).status, 200);
+    assert.equal((await customer.get('/workspaces/default/clients')).status, 404, 'another workspace is not even visible');
+    assert.equal((await customer.get(`${DEV}/collections`)).status, 404);
+    const list = await customer.get('/workspaces');
+    assert.deepEqual(list.body.items.map((w: { name: string }) => w.name), ['customer-1']);
+    assert.equal((await customer.post('/workspaces', { name: 'customer-2' })).status, 403);
+    const operatorFlag = await customer.post('/workspaces/customer-1/clients', { name: 'x', role: 'admin', environments: ['*'], projects: ['*'], operator: true });
+    assert.equal(operatorFlag.status, 403);
+    // Their token does not open the default workspace's gateway routes either.
+    assert.equal(await call('dev', 'a-api', theirs.body.token), '401 GH_ERR_AUTH_INVALID_KEY');
+  });
+
+  it('lets console users log in; a user role without the clients privilege cannot manage clients', async () => {
+    assert.equal((await admin.post('/workspaces/default/user-roles', { name: 'developer', privileges: ['collections'] })).status, 201);
+    const user = await admin.post(`${DEV}/collaborators`, { email: 'dev@example.com', role: 'developer', password: 'a long enough password' });
+    assert.equal(user.status, 201, JSON.stringify(user.body));
+    assert.equal(JSON.stringify(user.body).includes('password'), false);
+    const wrong = await adminApi(cp.adminUrl, undefined).post('/auth/login', { workspace: 'default', email: 'dev@example.com', password: 'wrong password!!' });
+    assert.equal(wrong.status, 401);
+    const login = await adminApi(cp.adminUrl, undefined).post('/auth/login', { workspace: 'default', email: 'dev@example.com', password: 'a long enough password' });
+    assert.equal(login.status, 200);
+    const setCookie = login.headers.get('set-cookie')!;
+    assert.match(setCookie, /gh_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict/);
+    const session = adminApi(cp.adminUrl, undefined, { cookie: setCookie.split(';')[0]! });
+    assert.equal((await session.get('/me')).body.kind, 'user');
+    assert.equal((await session.get(`${DEV}/collections`)).status, 200);
+    assert.equal((await session.get('/workspaces/default/clients')).status, 403);
+    assert.equal((await session.post('/auth/logout')).status, 204);
+    assert.equal((await session.get('/me')).status, 401);
+  });
+});
