@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { loadGatewayFile } from '../config/load.ts';
 import { startDemoUpstream } from '../demo/upstream.ts';
 import { startGateway } from '../gateway/runtime.ts';
-import { type Command, parse } from './command.ts';
+import { type Command, parse, portOption, UsageError } from './command.ts';
 import { waitForSignal } from './gateway-run.ts';
 import { createLogger } from './logger.ts';
 
@@ -41,6 +41,31 @@ Ctrl-C stops.
     await runtime.close();
     await new Promise<void>((r) => server.close(() => r()));
     logger?.flush();
+    return 0;
+  },
+};
+
+/** The demo upstream alone, trusting the control plane's cloud gateway: for the control-plane quickstart. */
+export const demoUpstream: Command = {
+  summary: "run the demo upstream on :9000, trusting JWTs of the cloud gateway on :8080 (the quickstart's backend)",
+  usage: '[--port 9000] [--gateway http://127.0.0.1:8080] [--audience gatehouse-upstreams]',
+  async run(args) {
+    const { values } = parse('demo upstream', args, {
+      port: { type: 'string', default: '9000' },
+      gateway: { type: 'string', default: 'http://127.0.0.1:8080' },
+      audience: { type: 'string', default: 'gatehouse-upstreams' },
+    });
+    const port = portOption('demo upstream', 'port', values.port)!;
+    let gateway: URL;
+    try {
+      gateway = new URL(values.gateway);
+    } catch {
+      throw new UsageError(`demo upstream: --gateway must be a URL such as http://127.0.0.1:8080, got "${values.gateway}"`);
+    }
+    const { server } = await startDemoUpstream({ host: '127.0.0.1', port, jwksUrl: new URL('/.well-known/jwks.json', gateway).href, issuer: gateway.origin, audience: values.audience });
+    console.error(`Demo upstream on http://127.0.0.1:${port}: it answers only requests carrying a JWT minted by ${gateway.origin} (JWKS ${gateway.origin}/.well-known/jwks.json). Ctrl-C stops.`);
+    await waitForSignal();
+    await new Promise<void>((r) => server.close(() => r()));
     return 0;
   },
 };

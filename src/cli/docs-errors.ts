@@ -12,3 +12,16 @@ export const docsErrors: Command = {
     return 0;
   },
 };
+
+export const docsAdminApi: Command = {
+  summary: 'write docs/admin-api.md from the admin API operations',
+  usage: '[--out FILE]',
+  async run(args) {
+    const { values } = parse('docs admin-api', args, { out: { type: 'string', default: 'docs/admin-api.md' } });
+    const { OPERATIONS } = await import('../control/api/operations.ts');
+    const { renderAdminApiReference } = await import('../control/api/reference.ts');
+    await writeFile(values.out, renderAdminApiReference(OPERATIONS));
+    console.log(`wrote ${values.out}`);
+    return 0;
+  },
+};

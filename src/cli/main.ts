@@ -7,8 +7,8 @@ import { ConfigError } from '../config/load.ts';
 import { UsageError, type Command } from './command.ts';
 import { configCheck } from './config-check.ts';
 import { controlStart } from './control-start.ts';
-import { demo } from './demo.ts';
-import { docsErrors } from './docs-errors.ts';
+import { demo, demoUpstream } from './demo.ts';
+import { docsAdminApi, docsErrors } from './docs-errors.ts';
 import { gatewayRun } from './gateway-run.ts';
 import { keyGenerate } from './key-generate.ts';
 
@@ -18,6 +18,8 @@ const COMMANDS: Record<string, Command> = {
   'key generate': keyGenerate,
   'config check': configCheck,
   'docs errors': docsErrors,
+  'docs admin-api': docsAdminApi,
+  'demo upstream': demoUpstream,
   demo,
 };
 
