@@ -5,6 +5,8 @@
  *
  * The store only persists: validation, scoping, token generation and snapshot compilation live in the services
  * above it. Records are plain objects; JSON-shaped fields (arrays, specs, metadata) are stored as JSON text.
+ * Timestamps are ISO 8601 UTC text as `Date.prototype.toISOString()` writes it: sorting and `deleteExpiredSessions`
+ * compare them as text. A record read back deep-equals the one written (optional fields absent, never `null`).
  */
 import type { CollectionSpec, DeploymentTarget, Privilege } from '../../config/resources.ts';
 import type { EndpointRef, RateLimitPolicies } from '../../config/schema.ts';
@@ -155,9 +157,11 @@ export interface StoreOps {
   insertWorkspace(w: WorkspaceRecord): Promise<void>;
   updateWorkspace(w: WorkspaceRecord): Promise<void>;
   getWorkspace(by: { id: string } | { name: string }): Promise<WorkspaceRecord | undefined>;
+  /** Sorted by name. */
   listWorkspaces(): Promise<WorkspaceRecord[]>;
 
   insertProject(p: ProjectRecord): Promise<void>;
+  /** Sorted by name. */
   listProjects(workspaceId: string): Promise<ProjectRecord[]>;
   deleteProject(workspaceId: string, name: string): Promise<boolean>;
 
@@ -178,6 +182,7 @@ export interface StoreOps {
   insertRole(r: RoleRecord): Promise<void>;
   updateRole(r: RoleRecord): Promise<boolean>;
   getRole(by: { id: string } | { workspaceId: string; name: string }): Promise<RoleRecord | undefined>;
+  /** Sorted by name. */
   listRoles(workspaceId: string): Promise<RoleRecord[]>;
   deleteRole(id: string): Promise<boolean>;
 
@@ -190,8 +195,9 @@ export interface StoreOps {
   deleteClient(id: string): Promise<boolean>;
 
   insertKey(k: KeyRecord): Promise<void>;
+  /** Sorted by creation time, then id. */
   listKeys(clientId: string): Promise<KeyRecord[]>;
-  /** Every key of every client of a workspace (for snapshot compilation). */
+  /** Every key of every client of a workspace (for snapshot compilation), sorted by client id, creation time, id. */
   listWorkspaceKeys(workspaceId: string): Promise<KeyRecord[]>;
   updateKeyExpiry(clientId: string, keyId: string, expiresAt: string | undefined): Promise<boolean>;
   deleteKey(clientId: string, keyId: string): Promise<boolean>;
@@ -199,12 +205,14 @@ export interface StoreOps {
   findKey(hash: string): Promise<{ key: KeyRecord; client: ClientRecord } | undefined>;
 
   insertUserRole(r: UserRoleRecord): Promise<void>;
+  /** Sorted by name. */
   listUserRoles(workspaceId: string): Promise<UserRoleRecord[]>;
   deleteUserRole(workspaceId: string, name: string): Promise<boolean>;
 
   insertUser(u: UserRecord): Promise<void>;
   updateUser(u: UserRecord): Promise<boolean>;
   getUser(by: { id: string } | { workspaceId: string; email: string }): Promise<UserRecord | undefined>;
+  /** Sorted by email. */
   listUsers(workspaceId: string): Promise<UserRecord[]>;
   /** Deletes the user and its sessions. */
   deleteUser(id: string): Promise<boolean>;
@@ -212,6 +220,7 @@ export interface StoreOps {
   insertSession(s: SessionRecord): Promise<void>;
   getSession(hash: string): Promise<SessionRecord | undefined>;
   deleteSession(hash: string): Promise<boolean>;
+  /** Deletes the sessions whose `expiresAt` is at or before `now`; returns how many. */
   deleteExpiredSessions(now: string): Promise<number>;
 
   /** The newest snapshot of a scope. */
@@ -225,8 +234,14 @@ export interface StoreOps {
 export interface Store extends StoreOps {
   readonly kind: 'sqlite' | 'postgres';
   /**
-   * Runs `fn` in one transaction: all of its writes or none. Transactions are serialized on SQLite; on PostgreSQL
-   * they run at SERIALIZABLE or with row locks as the implementation documents.
+   * Runs `fn` in one transaction: all of its writes or none. Transactions are serialized on both databases (on
+   * PostgreSQL through an advisory lock, so across control-plane replicas too), so a read-modify-write inside one
+   * cannot lose an update; keep them short and free of network calls, as they hold everyone else up.
+   *
+   * Inside `fn` use only `tx`: the store itself refuses to run while `fn` runs in the same async flow (on SQLite it
+   * would wait for this very transaction), and so does a nested `transaction()`. A statement that fails (e.g. a
+   * `StoreConflictError`) fails the whole transaction: nothing more runs in it and it rolls back, even if `fn`
+   * caught the error. `tx` is unusable once the transaction has ended.
    */
   transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
   close(): Promise<void>;

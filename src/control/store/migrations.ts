@@ -1,0 +1,219 @@
+/**
+ * The schema, as one ordered list of migrations that runs unchanged on SQLite and PostgreSQL (kysely's schema
+ * builder and `Migrator`, with the migrations in code so that nothing is read from disk at start).
+ *
+ * Rules: a migration that has shipped is never edited; a change is a new entry with the next number. Names sort in
+ * the order they run. Column types are the few both databases share: text (also for JSON and ISO timestamps),
+ * integer, boolean.
+ */
+import { sql, type Kysely } from 'kysely';
+import { Migrator, type Migration } from 'kysely/migration';
+
+/** Where kysely records which migrations ran (own names, so another kysely app in the same schema is no clash). */
+const MIGRATION_TABLE = 'gatehouse_migration';
+const MIGRATION_LOCK_TABLE = 'gatehouse_migration_lock';
+
+/** A migration failed; the database is as it was before the batch (both databases have transactional DDL). */
+export class MigrationError extends Error {
+  override readonly name = 'MigrationError';
+  readonly migration: string | undefined;
+  constructor(migration: string | undefined, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(migration === undefined ? `migrating the database failed: ${reason}` : `migration ${migration} failed: ${reason}`, { cause });
+    this.migration = migration;
+  }
+}
+
+/** Runs every migration not yet applied, in one transaction. Concurrent starts wait for each other. */
+export async function migrateToLatest(db: Kysely<unknown>, kind: 'sqlite' | 'postgres'): Promise<string[]> {
+  const all = migrations(kind);
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => all },
+    migrationTableName: MIGRATION_TABLE,
+    migrationLockTableName: MIGRATION_LOCK_TABLE,
+    // Kysely looks for its tables in every schema unless told which one: with two installations in two schemas
+    // of one database, the second would believe the first one's tables were its own.
+    migrationTableSchema: kind === 'postgres' ? await currentSchema(db) : undefined,
+  });
+  const { error, results = [] } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const unknown = error instanceof Error ? /previously executed migration (\S+) is missing/.exec(error.message)?.[1] : undefined;
+    if (unknown !== undefined) {
+      throw new MigrationError(undefined, new Error(`the database was migrated by a newer Gatehouse (migration ${unknown} is unknown to this version); upgrade, or restore a backup taken before the upgrade`));
+    }
+    throw new MigrationError(results.find((r) => r.status === 'Error')?.migrationName, error);
+  }
+  return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+async function currentSchema(db: Kysely<unknown>): Promise<string> {
+  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
+  const schema = rows[0]?.schema;
+  if (!schema) throw new MigrationError(undefined, new Error('no schema of the search_path exists (create it, or fix the search_path)'));
+  return schema;
+}
+
+/** The names of all migrations this build knows, oldest first. */
+export function migrationNames(): string[] {
+  return Object.keys(migrations('sqlite')).sort();
+}
+
+function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
+  /**
+   * Text compares bytewise on both: SQLite's default (BINARY) does, PostgreSQL's database collation usually does
+   * not (en_US sorts "a" before "B"), and lists must come back in the same order from either store.
+   */
+  const text = kind === 'postgres' ? sql`text collate "C"` : sql`text`;
+
+  return {
+    '0001-initial': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('settings')
+          .addColumn('key', text, (c) => c.primaryKey())
+          .addColumn('value', text, (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('workspaces')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('environments', text, (c) => c.notNull())
+          .addColumn('dev_environment', text, (c) => c.notNull())
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addUniqueConstraint('workspaces_name_key', ['name'])
+          .execute();
+
+        await db.schema
+          .createTable('projects')
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('description', text)
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addPrimaryKeyConstraint('projects_pkey', ['workspace_id', 'name'])
+          .execute();
+
+        await db.schema
+          .createTable('collections')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('environment', text, (c) => c.notNull())
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('project', text, (c) => c.notNull())
+          .addColumn('target', text, (c) => c.notNull())
+          .addColumn('spec', text, (c) => c.notNull())
+          .addColumn('revision', 'integer', (c) => c.notNull())
+          .addColumn('published_version', 'integer')
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addColumn('updated_at', text, (c) => c.notNull())
+          // Also the index of listCollections (workspace, then environment and name order).
+          .addUniqueConstraint('collections_workspace_id_environment_name_key', ['workspace_id', 'environment', 'name'])
+          .execute();
+
+        await db.schema
+          .createTable('collection_versions')
+          .addColumn('collection_id', text, (c) => c.notNull().references('collections.id').onDelete('cascade'))
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('spec', text, (c) => c.notNull())
+          .addColumn('published_at', text, (c) => c.notNull())
+          .addColumn('published_by', text)
+          .addColumn('restored_from', 'integer')
+          .addPrimaryKeyConstraint('collection_versions_pkey', ['collection_id', 'version'])
+          .execute();
+
+        await db.schema
+          .createTable('roles')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('description', text)
+          .addColumn('permissions', text, (c) => c.notNull())
+          .addColumn('endpoints', text, (c) => c.notNull())
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addColumn('updated_at', text, (c) => c.notNull())
+          .addUniqueConstraint('roles_workspace_id_name_key', ['workspace_id', 'name'])
+          .execute();
+
+        // role_id has no foreign key on purpose: a client whose role was deleted keeps the dangling id (store.ts).
+        await db.schema
+          .createTable('clients')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('kind', text, (c) => c.notNull())
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('role_id', text, (c) => c.notNull())
+          .addColumn('environments', text, (c) => c.notNull())
+          .addColumn('projects', text, (c) => c.notNull())
+          .addColumn('allowed_ips', text)
+          .addColumn('user_id', text)
+          .addColumn('org_id', text)
+          .addColumn('metadata', text)
+          .addColumn('rate_limits', text)
+          .addColumn('expires_at', text)
+          .addColumn('status', text, (c) => c.notNull())
+          .addColumn('operator', 'boolean', (c) => c.notNull())
+          .addColumn('email', text)
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addColumn('updated_at', text, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('clients_workspace_id_created_at_idx').on('clients').columns(['workspace_id', 'created_at', 'id']).execute();
+        await db.schema.createIndex('clients_role_id_idx').on('clients').column('role_id').execute();
+
+        await db.schema
+          .createTable('client_keys')
+          .addColumn('client_id', text, (c) => c.notNull().references('clients.id').onDelete('cascade'))
+          .addColumn('id', text, (c) => c.notNull())
+          .addColumn('hash', text, (c) => c.notNull())
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addColumn('expires_at', text)
+          .addPrimaryKeyConstraint('client_keys_pkey', ['client_id', 'id'])
+          .addUniqueConstraint('client_keys_hash_key', ['hash'])
+          .execute();
+
+        await db.schema
+          .createTable('user_roles')
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('privileges', text, (c) => c.notNull())
+          .addColumn('built_in', 'boolean', (c) => c.notNull())
+          .addPrimaryKeyConstraint('user_roles_pkey', ['workspace_id', 'name'])
+          .execute();
+
+        await db.schema
+          .createTable('users')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('email', text, (c) => c.notNull())
+          .addColumn('name', text)
+          .addColumn('role', text, (c) => c.notNull())
+          .addColumn('password_hash', text, (c) => c.notNull())
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addUniqueConstraint('users_workspace_id_email_key', ['workspace_id', 'email'])
+          .execute();
+
+        await db.schema
+          .createTable('sessions')
+          .addColumn('hash', text, (c) => c.primaryKey())
+          .addColumn('user_id', text, (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addColumn('expires_at', text, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('sessions_user_id_idx').on('sessions').column('user_id').execute();
+        await db.schema.createIndex('sessions_workspace_id_idx').on('sessions').column('workspace_id').execute();
+        await db.schema.createIndex('sessions_expires_at_idx').on('sessions').column('expires_at').execute();
+
+        await db.schema
+          .createTable('snapshots')
+          .addColumn('scope', text, (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('hash', text, (c) => c.notNull())
+          .addColumn('body', text, (c) => c.notNull())
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addPrimaryKeyConstraint('snapshots_pkey', ['scope', 'version'])
+          .execute();
+      },
+    },
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * The tables as kysely sees them (rows as read and written). `migrations.ts` creates them; `sql-store.ts` maps
+ * rows to the records of `store.ts`. Columns are snake_case; JSON-shaped fields are JSON text; timestamps are
+ * ISO 8601 text; optional fields are NULL when absent.
+ */
+import type { ColumnType } from 'kysely';
+
+/** SQLite reads a boolean column back as 0/1, PostgreSQL as true/false; both take a boolean. */
+type Bool = ColumnType<boolean | number, boolean, boolean>;
+
+export interface Database {
+  settings: { key: string; value: string };
+  workspaces: WorkspacesTable;
+  projects: ProjectsTable;
+  collections: CollectionsTable;
+  collection_versions: CollectionVersionsTable;
+  roles: RolesTable;
+  clients: ClientsTable;
+  client_keys: ClientKeysTable;
+  user_roles: UserRolesTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  snapshots: SnapshotsTable;
+}
+
+export interface WorkspacesTable {
+  id: string;
+  name: string;
+  /** JSON array of environment names. */
+  environments: string;
+  dev_environment: string;
+  created_at: string;
+}
+
+export interface ProjectsTable {
+  workspace_id: string;
+  name: string;
+  description: string | null;
+  created_at: string;
+}
+
+export interface CollectionsTable {
+  id: string;
+  workspace_id: string;
+  environment: string;
+  name: string;
+  project: string;
+  /** JSON DeploymentTarget. */
+  target: string;
+  /** JSON CollectionSpec. */
+  spec: string;
+  revision: number;
+  published_version: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CollectionVersionsTable {
+  collection_id: string;
+  version: number;
+  spec: string;
+  published_at: string;
+  published_by: string | null;
+  restored_from: number | null;
+}
+
+export interface RolesTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  description: string | null;
+  permissions: string;
+  endpoints: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ClientsTable {
+  id: string;
+  workspace_id: string;
+  kind: string;
+  name: string;
+  role_id: string;
+  environments: string;
+  projects: string;
+  allowed_ips: string | null;
+  user_id: string | null;
+  org_id: string | null;
+  metadata: string | null;
+  rate_limits: string | null;
+  expires_at: string | null;
+  status: string;
+  operator: Bool;
+  email: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ClientKeysTable {
+  client_id: string;
+  id: string;
+  hash: string;
+  created_at: string;
+  expires_at: string | null;
+}
+
+export interface UserRolesTable {
+  workspace_id: string;
+  name: string;
+  privileges: string;
+  built_in: Bool;
+}
+
+export interface UsersTable {
+  id: string;
+  workspace_id: string;
+  email: string;
+  name: string | null;
+  role: string;
+  password_hash: string;
+  created_at: string;
+}
+
+export interface SessionsTable {
+  hash: string;
+  user_id: string;
+  workspace_id: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface SnapshotsTable {
+  scope: string;
+  version: number;
+  hash: string;
+  body: string;
+  created_at: string;
+}
