@@ -8,11 +8,13 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ServerSchema, TokenExchangeSchema, type TokenExchange } from '../config/schema.ts';
+import type { ControlPlaneEndpoints } from '../config/edge.ts';
 import { createAdminServer } from './api/server.ts';
 import { buildOpenApi } from './api/openapi.ts';
 import type { ControlContext } from './api/operation.ts';
 import { OPERATIONS } from './api/operations.ts';
 import { CloudGateway } from './cloud-gateway.ts';
+import { openCertificateAuthority, type CertificateAuthority } from './pki/ca.ts';
 import { Publisher } from './publisher.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
@@ -32,6 +34,12 @@ export interface ControlPlaneOptions {
   gatewayPort?: number;
   /** Operations port (/healthz, /readyz, /metrics). Default 9090. */
   opsPort?: number;
+  /** Bootstrap endpoint (HTTPS) port for edge gateways. Default 8443. */
+  bootstrapPort?: number;
+  /** Config sync and telemetry endpoint (gRPC, mutual TLS) port. Default 8444. */
+  syncPort?: number;
+  /** The host name or address edge gateways dial (written into install commands). Default: `host`. */
+  advertiseHost?: string;
   /** Token exchange of the cloud gateway; issuer defaults to the cloud gateway's URL. */
   tokenExchange?: Partial<Pick<TokenExchange, 'issuer' | 'audience' | 'ttl' | 'algorithm'>>;
   now?: () => number;
@@ -44,6 +52,9 @@ export interface ControlPlane {
   readonly store: Store;
   readonly publisher: Publisher;
   readonly cloud: CloudGateway;
+  readonly ca: CertificateAuthority;
+  /** What edge gateways dial. */
+  readonly endpoints: ControlPlaneEndpoints;
   /** The installation admin token, on the very first start only. */
   readonly bootstrapToken: string | undefined;
   close(): Promise<void>;
@@ -73,9 +84,29 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await publisher.publishAll();
     if (!cloud.instance.ready()) await cloud.update(new Map()); // no workspace at all: serve an empty table, be ready
 
+    const pkg = (await import('../../package.json', { with: { type: 'json' } })).default;
+    // The edge-gateway channel: the control plane's own CA (in the data directory, key mode 0600).
+    const ca = await openCertificateAuthority(join(dataDir, 'pki'));
+    const advertise = options.advertiseHost ?? host;
+    const endpoints: ControlPlaneEndpoints = {
+      bootstrap: `https://${hostPort(advertise, options.bootstrapPort ?? 8443)}`,
+      sync: hostPort(advertise, options.syncPort ?? 8444),
+      telemetry: hostPort(advertise, options.syncPort ?? 8444),
+      serverName: 'gatehouse-control-plane',
+    };
+    const streams = new Set<(gatewayId: string) => void>();
+
     const listening = await cloud.instance.listen({ port: gatewayPort, host, ops: options.opsPort !== -1, opsPort: options.opsPort ?? 9090, opsHost: host });
     const cloudUrl = `http://${formatHost(listening.api)}`;
     const plane: ControlContext = {
+      edge: {
+        caPin: ca.pin,
+        endpoints,
+        softwareVersion: pkg.version,
+        disconnectGateway: (gatewayId) => {
+          for (const end of streams) end(gatewayId);
+        },
+      },
       store,
       logger,
       now,
@@ -86,7 +117,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         await publisher.changed(workspaceId).catch((err: unknown) => logger.error({ err, workspace: workspaceId }, 'compiling the workspace failed'));
       },
     };
-    const pkg = (await import('../../package.json', { with: { type: 'json' } })).default;
     const openapi = buildOpenApi(OPERATIONS, pkg.version);
     admin = createAdminServer({ plane, operations: OPERATIONS, documents: { '/api/openapi.json': () => openapi } });
     const adminAddress = await new Promise<AddressInfo>((ok, fail) => {
@@ -103,6 +133,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       store,
       publisher,
       cloud: cloudGateway,
+      ca,
+      endpoints,
       bootstrapToken: bootstrap?.token,
       async close() {
         await new Promise<void>((r) => {
@@ -119,6 +151,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await store.close();
     throw error;
   }
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function formatHost(a: AddressInfo): string {

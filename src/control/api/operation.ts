@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
+import type { ControlPlaneEndpoints } from '../../config/edge.ts';
 import type { Store, WorkspaceRecord } from '../store/store.ts';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -24,8 +25,21 @@ export interface Caller {
   readonly projects: readonly string[];
 }
 
+/** What the admin API needs of the edge-gateway machinery (CA, endpoints, live streams). */
+export interface EdgeContext {
+  /** `sha256:<hex>` of the control plane CA's public key, carried in install commands. */
+  readonly caPin: string;
+  /** The endpoints gateways dial, as advertised (they may differ from the listen addresses behind a proxy). */
+  readonly endpoints: ControlPlaneEndpoints;
+  /** This control plane's version: the newest gateway version it knows of. */
+  readonly softwareVersion: string;
+  /** Ends the live sync streams of a gateway at once (it was deleted). */
+  disconnectGateway(gatewayId: string): void;
+}
+
 /** What handlers reach: the store and the change notifier. */
 export interface ControlContext {
+  readonly edge: EdgeContext;
   readonly store: Store;
   readonly logger: Logger;
   /** Recompiles the workspace's snapshots and resolves once the cloud gateway serves them. */

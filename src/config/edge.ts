@@ -1,0 +1,76 @@
+/**
+ * The contract between the control plane and edge gateways outside gRPC: the bootstrap exchange (HTTPS, JSON)
+ * and the gateway's config directory, which `gatehouse gateway bootstrap` writes and `gatehouse gateway run
+ * --config DIR` reads.
+ *
+ * ```
+ * DIR/
+ *   gateway.json        EdgeIdentitySchema: who this gateway is and where its control plane is
+ *   tls/ca.pem          the control plane's CA certificate (trust anchor of the channel)
+ *   tls/gateway.crt     this gateway's certificate (short-lived; renewed over the live channel)
+ *   tls/gateway.key     its private key, mode 0600
+ *   cache/snapshot.json the last applied snapshot with an integrity MAC (fallback mode)
+ *   values.yaml         helm mode only: values for deploy/helm/gatehouse
+ * ```
+ */
+import { z } from 'zod';
+import { EnvironmentSchema, NameSchema } from './schema.ts';
+
+/** `sha256:<64 hex>` of the CA certificate's SubjectPublicKeyInfo (DER), as kubeadm pins its CA. */
+export const CaPinSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" followed by 64 lower-case hex digits');
+
+/** `host:port` of a gRPC endpoint. */
+export const GrpcEndpointSchema = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port');
+
+export const ControlPlaneEndpointsSchema = z.strictObject({
+  /** HTTPS base URL of the bootstrap endpoint (only needed while bootstrapping). */
+  bootstrap: z.url({ protocol: /^https$/ }),
+  /** gRPC endpoint of config sync. */
+  sync: GrpcEndpointSchema,
+  /** gRPC endpoint of telemetry (may equal `sync`). */
+  telemetry: GrpcEndpointSchema,
+  /** The name the control plane's server certificate carries (TLS server name). */
+  serverName: z.string().min(1).default('gatehouse-control-plane'),
+});
+export type ControlPlaneEndpoints = z.output<typeof ControlPlaneEndpointsSchema>;
+
+/** DIR/gateway.json */
+export const EdgeIdentitySchema = z.strictObject({
+  gatewayId: z.string().min(1),
+  gatewayName: NameSchema,
+  workspaceId: z.string().min(1),
+  workspaceName: NameSchema,
+  environment: EnvironmentSchema,
+  installMethod: z.enum(['docker', 'helm']),
+  caPin: CaPinSchema,
+  controlPlane: ControlPlaneEndpointsSchema,
+  bootstrappedAt: z.iso.datetime({ offset: true }),
+});
+export type EdgeIdentity = z.output<typeof EdgeIdentitySchema>;
+
+/** POST {bootstrap}/v1/register */
+export const RegisterRequestSchema = z.strictObject({
+  token: z.string().min(1).max(256),
+  /** PEM PKCS#10 certificate signing request for the gateway's new key. */
+  csr: z.string().min(1).max(16_384),
+  hostname: z.string().max(256).optional(),
+});
+
+export const RegisterResponseSchema = z.strictObject({
+  certificate: z.string(),
+  ca: z.string(),
+  gateway: z.strictObject({
+    id: z.string(),
+    name: NameSchema,
+    workspaceId: z.string(),
+    workspaceName: NameSchema,
+    environment: EnvironmentSchema,
+    installMethod: z.enum(['docker', 'helm']),
+  }),
+  controlPlane: ControlPlaneEndpointsSchema,
+});
+export type RegisterResponse = z.output<typeof RegisterResponseSchema>;
+
+/** Registration tokens: `ghr_` + 32 base62 characters; one use, valid 5 minutes. */
+export const REGISTRATION_TOKEN_PATTERN = /^ghr_[A-Za-z0-9]{32}$/;
+export const REGISTRATION_TOKEN_TTL_MS = 5 * 60_000;
