@@ -224,10 +224,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `gatehouse ARGS…` (src/cli/main.ts) to completion, as a user would; killed after `timeoutMs`. */
-export function runCli(args: string[], options: { timeoutMs?: number } = {}): Promise<CliResult> {
+/** Runs `gatehouse ARGS…` (src/cli/main.ts) to completion, as a user would; killed after `timeoutMs`. `env` adds to (or, with undefined, removes from) the environment. */
+export function runCli(args: string[], options: { timeoutMs?: number; env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = options.env ? { ...process.env, ...options.env } : process.env;
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

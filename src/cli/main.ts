@@ -4,6 +4,13 @@
  * what and where and exit 2; bugs print a stack trace and exit 1.
  */
 import { ConfigError } from '../config/load.ts';
+import { clientCreate } from './client-create.ts';
+import { clientDelete } from './client-delete.ts';
+import { clientList } from './client-list.ts';
+import { clientRegenerate } from './client-regenerate.ts';
+import { collectionApply } from './collection-apply.ts';
+import { collectionCreate } from './collection-create.ts';
+import { collectionList } from './collection-list.ts';
 import { UsageError, type Command } from './command.ts';
 import { configCheck } from './config-check.ts';
 import { controlStart } from './control-start.ts';
@@ -11,11 +18,22 @@ import { demo, demoUpstream } from './demo.ts';
 import { docsAdminApi, docsErrors } from './docs-errors.ts';
 import { gatewayRun } from './gateway-run.ts';
 import { keyGenerate } from './key-generate.ts';
+import { roleCreate } from './role-create.ts';
+import { roleList } from './role-list.ts';
 
 const COMMANDS: Record<string, Command> = {
   'control start': controlStart,
   'gateway run': gatewayRun,
   'key generate': keyGenerate,
+  'client create': clientCreate,
+  'client list': clientList,
+  'client regenerate': clientRegenerate,
+  'client delete': clientDelete,
+  'role create': roleCreate,
+  'role list': roleList,
+  'collection create': collectionCreate,
+  'collection list': collectionList,
+  'collection apply': collectionApply,
   'config check': configCheck,
   'docs errors': docsErrors,
   'docs admin-api': docsAdminApi,

@@ -1,0 +1,162 @@
+/**
+ * The admin API as the `gatehouse <noun> <verb>` commands see it: where the control plane is (`--url`,
+ * `GATEHOUSE_URL`), who calls (`--token`, `GATEHOUSE_TOKEN`), which workspace (`--workspace`,
+ * `GATEHOUSE_WORKSPACE`, else the caller's own from `GET /api/v1/me`), and one `request()` that turns
+ * problem+json answers into errors a user can act on: a 4xx is the user's mistake (`AdminRequestError`, a
+ * `UsageError`: exit 2), a 5xx the control plane's (`ControlPlaneError`: exit 1, with the request id to find it in
+ * the control plane's log).
+ */
+import { type Command, UsageError } from './command.ts';
+
+export const DEFAULT_URL = 'http://127.0.0.1:8081';
+const TIMEOUT_MS = 30_000;
+
+/** The options every admin command accepts (spread into its `parse()` options). */
+export const CONNECTION_OPTIONS = {
+  url: { type: 'string' },
+  token: { type: 'string' },
+  workspace: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+export const CONNECTION_USAGE = '[--url URL] [--token TOKEN] [--workspace NAME] [--json]';
+
+export const CONNECTION_HELP = `Connection: --url (default $GATEHOUSE_URL, else ${DEFAULT_URL}), --token (default $GATEHOUSE_TOKEN;
+prefer the variable: a --token shows up in shell history and ps), --workspace (default $GATEHOUSE_WORKSPACE, else
+the token's own workspace). --json prints the admin API's answer for scripts.`;
+
+/** One entry of a problem+json answer's `errors[]`. */
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
+
+/** The admin API refused the request (4xx): printed as its detail and field problems, exit code 2. */
+export class AdminRequestError extends UsageError {
+  readonly status: number;
+  readonly code: string;
+  readonly errors: readonly FieldProblem[];
+  constructor(status: number, code: string, detail: string, errors: readonly FieldProblem[] = []) {
+    const single = errors.length === 1 && detail === `${errors[0]!.path}: ${errors[0]!.message}`;
+    super([detail, ...(single ? [] : errors.map((e) => `  ${e.path}: ${e.message}`))].join('\n'));
+    this.status = status;
+    this.code = code;
+    this.errors = errors;
+  }
+}
+
+/** The control plane failed (5xx, or no answer in time): not the user's mistake; exit code 1. */
+export class ControlPlaneError extends Error {
+  override readonly name = 'ControlPlaneError';
+}
+
+interface Problem {
+  code?: string;
+  detail?: string;
+  errors?: FieldProblem[];
+}
+
+function isProblem(value: unknown): value is Problem {
+  return typeof value === 'object' && value !== null && typeof (value as Problem).detail === 'string';
+}
+
+/** Reads a value from the environment; an empty variable counts as unset. */
+function fromEnv(name: string): string | undefined {
+  const value = process.env[name];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+export interface ConnectionValues {
+  url?: string | undefined;
+  token?: string | undefined;
+  workspace?: string | undefined;
+}
+
+export class AdminClient {
+  /** The control plane's admin API base, without a trailing slash. */
+  readonly url: string;
+  readonly #token: string;
+  #workspace: string | undefined;
+
+  constructor(url: string, token: string, workspace?: string) {
+    this.url = url.replace(/\/+$/, '');
+    this.#token = token;
+    this.#workspace = workspace;
+  }
+
+  /** Sends one request; resolves with the parsed JSON answer (undefined for 204). */
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(TIMEOUT_MS) });
+    } catch (error) {
+      if ((error as Error).name === 'TimeoutError') throw new ControlPlaneError(`the control plane at ${this.url} did not answer ${method} ${path} within ${TIMEOUT_MS / 1000} s`);
+      // ECONNREFUSED, ENOTFOUND, …; or the Fetch standard's reason, e.g. "bad port" for ports fetch never uses.
+      const cause = (error as Error).cause as NodeJS.ErrnoException | undefined;
+      const reason = cause?.code ?? cause?.message;
+      throw new UsageError(`cannot reach the control plane at ${this.url}: is \`gatehouse control start\` running?${reason ? ` (${reason})` : ''}`);
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (res.ok) return json as T;
+    const requestId = res.headers.get('x-request-id') ?? 'unknown';
+    if (res.status >= 500) {
+      const detail = isProblem(json) ? json.detail : `${res.status} ${res.statusText}`;
+      throw new ControlPlaneError(`the control plane failed on ${method} ${path}: ${detail} (request id ${requestId})`);
+    }
+    if (!isProblem(json)) throw new UsageError(`${this.url} answered ${res.status} ${res.statusText} to ${method} ${path}: is --url the admin API of a Gatehouse control plane?`);
+    throw new AdminRequestError(res.status, json.code ?? String(res.status), json.detail!, json.errors ?? []);
+  }
+
+  /** The workspace to act on: as given, else the caller's own (from `GET /api/v1/me`). */
+  async workspace(): Promise<string> {
+    if (this.#workspace === undefined) {
+      const me = await this.request<{ workspace: { name: string } }>('GET', '/api/v1/me');
+      this.#workspace = me.workspace.name;
+    }
+    return this.#workspace;
+  }
+
+  /** `/api/v1/workspaces/<workspace>` plus `rest`, each segment of `rest` given separately and encoded. */
+  async workspacePath(...rest: string[]): Promise<string> {
+    return ['/api/v1/workspaces', ...[await this.workspace(), ...rest].map(encodeURIComponent)].join('/');
+  }
+}
+
+/** The admin client for a command's connection options and environment variables. */
+export function connect(command: string, values: ConnectionValues): AdminClient {
+  const url = values.url ?? fromEnv('GATEHOUSE_URL') ?? DEFAULT_URL;
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('not http');
+  } catch {
+    throw new UsageError(`${command}: --url must be an http:// or https:// URL such as ${DEFAULT_URL}, got "${url}"`);
+  }
+  const token = values.token ?? fromEnv('GATEHOUSE_TOKEN');
+  if (token === undefined) throw new UsageError(`${command}: no API client token: set GATEHOUSE_TOKEN (or pass --token)`);
+  return new AdminClient(url, token, values.workspace ?? fromEnv('GATEHOUSE_WORKSPACE'));
+}
+
+/** Wraps an admin command so that a control plane failure prints one line and exits 1, without a stack trace. */
+export function adminCommand(command: Command): Command {
+  return {
+    summary: command.summary,
+    usage: command.usage,
+    async run(args) {
+      try {
+        return await command.run(args);
+      } catch (error) {
+        if (!(error instanceof ControlPlaneError)) throw error;
+        console.error(`gatehouse: ${error.message}`);
+        return 1;
+      }
+    },
+  };
+}
