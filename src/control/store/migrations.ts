@@ -4,7 +4,7 @@
  *
  * Rules: a migration that has shipped is never edited; a change is a new entry with the next number. Names sort in
  * the order they run. Column types are the few both databases share: text (also for JSON and ISO timestamps),
- * integer, boolean.
+ * integer, boolean, and double precision for measured durations (fractional milliseconds).
  */
 import { sql, type Kysely } from 'kysely';
 import { Migrator, type Migration } from 'kysely/migration';
@@ -212,6 +212,120 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .addColumn('body', text, (c) => c.notNull())
           .addColumn('created_at', text, (c) => c.notNull())
           .addPrimaryKeyConstraint('snapshots_pkey', ['scope', 'version'])
+          .execute();
+      },
+    },
+
+    '0002-edge-gateways': {
+      async up(db: Kysely<unknown>) {
+        // Both unique keys: a name is unique per workspace, and an environment has at most one gateway.
+        await db.schema
+          .createTable('gateways')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('environment', text, (c) => c.notNull())
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('install_method', text, (c) => c.notNull())
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addColumn('updated_at', text, (c) => c.notNull())
+          .addUniqueConstraint('gateways_workspace_id_name_key', ['workspace_id', 'name'])
+          .addUniqueConstraint('gateways_workspace_id_environment_key', ['workspace_id', 'environment'])
+          .execute();
+
+        await db.schema
+          .createTable('registration_tokens')
+          .addColumn('hash', text, (c) => c.primaryKey())
+          .addColumn('gateway_id', text, (c) => c.notNull().references('gateways.id').onDelete('cascade'))
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addColumn('expires_at', text, (c) => c.notNull())
+          .addColumn('used_at', text)
+          .execute();
+        await db.schema.createIndex('registration_tokens_gateway_id_idx').on('registration_tokens').column('gateway_id').execute();
+
+        // No foreign key on purpose: a deleted gateway's certificates stay, marked revoked, so that a gateway
+        // presenting one is told it was revoked rather than that it is unknown.
+        await db.schema
+          .createTable('gateway_certificates')
+          .addColumn('serial', text, (c) => c.primaryKey())
+          .addColumn('gateway_id', text, (c) => c.notNull())
+          .addColumn('not_before', text, (c) => c.notNull())
+          .addColumn('not_after', text, (c) => c.notNull())
+          .addColumn('revoked_at', text)
+          .execute();
+        await db.schema.createIndex('gateway_certificates_gateway_id_idx').on('gateway_certificates').column('gateway_id').execute();
+
+        await db.schema
+          .createTable('gateway_instances')
+          .addColumn('gateway_id', text, (c) => c.notNull().references('gateways.id').onDelete('cascade'))
+          .addColumn('instance_id', text, (c) => c.notNull())
+          .addColumn('hostname', text)
+          .addColumn('software_version', text, (c) => c.notNull())
+          .addColumn('applied_version', 'integer', (c) => c.notNull())
+          .addColumn('applied_hash', text)
+          .addColumn('nacked_version', 'integer')
+          .addColumn('last_error', text)
+          .addColumn('connected', 'boolean', (c) => c.notNull())
+          .addColumn('first_seen_at', text, (c) => c.notNull())
+          .addColumn('last_seen_at', text, (c) => c.notNull())
+          .addColumn('last_synced_at', text)
+          .addPrimaryKeyConstraint('gateway_instances_pkey', ['gateway_id', 'instance_id'])
+          .execute();
+
+        // gateway_id has no foreign key: it may be `cloud`, and counts outlive a deleted gateway until pruned.
+        await db.schema
+          .createTable('telemetry')
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('gateway_id', text, (c) => c.notNull())
+          .addColumn('minute', text, (c) => c.notNull())
+          .addColumn('collection', text, (c) => c.notNull())
+          .addColumn('endpoint', text, (c) => c.notNull())
+          .addColumn('client_id', text, (c) => c.notNull())
+          .addColumn('status', 'integer', (c) => c.notNull())
+          .addColumn('count', 'integer', (c) => c.notNull())
+          .addColumn('duration_ms_sum', 'double precision', (c) => c.notNull())
+          .addColumn('duration_ms_max', 'double precision', (c) => c.notNull())
+          .addPrimaryKeyConstraint('telemetry_pkey', ['workspace_id', 'gateway_id', 'minute', 'collection', 'endpoint', 'client_id', 'status'])
+          .execute();
+        await db.schema.createIndex('telemetry_workspace_id_minute_idx').on('telemetry').columns(['workspace_id', 'minute']).execute();
+        await db.schema.createIndex('telemetry_minute_idx').on('telemetry').column('minute').execute();
+
+        await db.schema
+          .createTable('security_events')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('gateway_id', text, (c) => c.notNull())
+          .addColumn('at', text, (c) => c.notNull())
+          .addColumn('kind', text, (c) => c.notNull())
+          .addColumn('reason', text, (c) => c.notNull())
+          .addColumn('collection', text)
+          .addColumn('client_id', text)
+          .addColumn('key_label', text)
+          .addColumn('ip', text)
+          .execute();
+        await db.schema.createIndex('security_events_workspace_id_at_idx').on('security_events').columns(['workspace_id', 'at']).execute();
+
+        await db.schema
+          .createTable('alerts')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('gateway_id', text)
+          .addColumn('kind', text, (c) => c.notNull())
+          .addColumn('key', text, (c) => c.notNull())
+          .addColumn('message', text, (c) => c.notNull())
+          .addColumn('details', text)
+          .addColumn('raised_at', text, (c) => c.notNull())
+          .addColumn('resolved_at', text)
+          .addColumn('delivered_at', text)
+          .addColumn('delivery_attempts', 'integer', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('alerts_workspace_id_raised_at_idx').on('alerts').columns(['workspace_id', 'raised_at']).execute();
+        // One open alert per key, kept by the database too: two raisers racing cannot both open one.
+        await db.schema
+          .createIndex('alerts_workspace_id_key_open_key')
+          .on('alerts')
+          .columns(['workspace_id', 'key'])
+          .unique()
+          .where(sql.ref('resolved_at'), 'is', null)
           .execute();
       },
     },

@@ -27,27 +27,39 @@ import {
 } from 'kysely';
 import {
   StoreConflictError,
+  type AlertRecord,
   type ClientRecord,
   type CollectionRecord,
   type CollectionVersionRecord,
+  type GatewayCertificateRecord,
+  type GatewayInstanceRecord,
+  type GatewayRecord,
   type KeyRecord,
   type ProjectRecord,
+  type RegistrationTokenRecord,
   type RoleRecord,
+  type SecurityEventRecord,
   type SessionRecord,
   type SnapshotRecord,
   type Store,
   type StoreOps,
+  type TelemetryRecord,
   type UserRecord,
   type UserRoleRecord,
   type WorkspaceRecord,
 } from './store.ts';
 import type {
+  AlertsTable,
   ClientKeysTable,
   ClientsTable,
   CollectionsTable,
   CollectionVersionsTable,
   Database,
+  GatewayInstancesTable,
+  GatewaysTable,
   RolesTable,
+  SecurityEventsTable,
+  TelemetryTable,
   UsersTable,
   WorkspacesTable,
 } from './tables.ts';
@@ -439,6 +451,240 @@ class SqlOps implements StoreOps {
     return Number(result.numDeletedRows);
   }
 
+  // ── edge gateways ─────────────────────────────────────────────────────────────────────────────────────────────
+
+  async insertGateway(g: GatewayRecord): Promise<void> {
+    await this.#run((db) => db.insertInto('gateways').values(gatewayRow(g)).execute());
+  }
+
+  async updateGateway(g: GatewayRecord): Promise<boolean> {
+    const { id: _id, ...row } = gatewayRow(g);
+    const result = await this.#run((db) => db.updateTable('gateways').set(row).where('id', '=', g.id).executeTakeFirst());
+    return result.numUpdatedRows > 0n;
+  }
+
+  async getGateway(
+    by: { id: string } | { workspaceId: string; name: string } | { workspaceId: string; environment: string },
+  ): Promise<GatewayRecord | undefined> {
+    const row = await this.#run((db) => {
+      const q = db.selectFrom('gateways').selectAll();
+      if ('id' in by) return q.where('id', '=', by.id).executeTakeFirst();
+      const inWorkspace = q.where('workspace_id', '=', by.workspaceId);
+      return ('name' in by ? inWorkspace.where('name', '=', by.name) : inWorkspace.where('environment', '=', by.environment)).executeTakeFirst();
+    });
+    return row && toGateway(row);
+  }
+
+  async listGateways(workspaceId: string): Promise<GatewayRecord[]> {
+    const rows = await this.#run((db) =>
+      db.selectFrom('gateways').selectAll().where('workspace_id', '=', workspaceId).orderBy('environment').orderBy('name').execute(),
+    );
+    return rows.map(toGateway);
+  }
+
+  async deleteGateway(id: string, revokedAt: string): Promise<boolean> {
+    // Revoke first: should the delete not happen, a certificate revoked too early is safer than one left valid.
+    await this.#run((db) =>
+      db.updateTable('gateway_certificates').set({ revoked_at: revokedAt }).where('gateway_id', '=', id).where('revoked_at', 'is', null).execute(),
+    );
+    // Its registration tokens and instances go with it (ON DELETE CASCADE).
+    const result = await this.#run((db) => db.deleteFrom('gateways').where('id', '=', id).executeTakeFirst());
+    return result.numDeletedRows > 0n;
+  }
+
+  async insertRegistrationToken(t: RegistrationTokenRecord): Promise<void> {
+    await this.#run((db) =>
+      db
+        .insertInto('registration_tokens')
+        .values({ hash: t.hash, gateway_id: t.gatewayId, created_at: t.createdAt, expires_at: t.expiresAt, used_at: t.usedAt ?? null })
+        .execute(),
+    );
+  }
+
+  async getRegistrationToken(hash: string): Promise<RegistrationTokenRecord | undefined> {
+    const r = await this.#run((db) => db.selectFrom('registration_tokens').selectAll().where('hash', '=', hash).executeTakeFirst());
+    return r && withOptional({ hash: r.hash, gatewayId: r.gateway_id, createdAt: r.created_at, expiresAt: r.expires_at }, { usedAt: r.used_at });
+  }
+
+  async consumeRegistrationToken(hash: string, now: string): Promise<boolean> {
+    // One conditional UPDATE: of two concurrent callers, the database lets exactly one change the row.
+    const result = await this.#run((db) =>
+      db
+        .updateTable('registration_tokens')
+        .set({ used_at: now })
+        .where('hash', '=', hash)
+        .where('used_at', 'is', null)
+        .where('expires_at', '>', now)
+        .executeTakeFirst(),
+    );
+    return result.numUpdatedRows > 0n;
+  }
+
+  async deleteRegistrationTokens(gatewayId: string): Promise<number> {
+    const result = await this.#run((db) =>
+      db.deleteFrom('registration_tokens').where('gateway_id', '=', gatewayId).where('used_at', 'is', null).executeTakeFirst(),
+    );
+    return Number(result.numDeletedRows);
+  }
+
+  async insertGatewayCertificate(c: GatewayCertificateRecord): Promise<void> {
+    await this.#run((db) =>
+      db
+        .insertInto('gateway_certificates')
+        .values({ serial: c.serial, gateway_id: c.gatewayId, not_before: c.notBefore, not_after: c.notAfter, revoked_at: c.revokedAt ?? null })
+        .execute(),
+    );
+  }
+
+  async getGatewayCertificate(serial: string): Promise<GatewayCertificateRecord | undefined> {
+    const r = await this.#run((db) => db.selectFrom('gateway_certificates').selectAll().where('serial', '=', serial).executeTakeFirst());
+    return r && withOptional({ serial: r.serial, gatewayId: r.gateway_id, notBefore: r.not_before, notAfter: r.not_after }, { revokedAt: r.revoked_at });
+  }
+
+  async upsertGatewayInstance(i: GatewayInstanceRecord): Promise<void> {
+    const row = gatewayInstanceRow(i);
+    const { gateway_id: _gatewayId, instance_id: _instanceId, ...rest } = row;
+    await this.#run((db) =>
+      db
+        .insertInto('gateway_instances')
+        .values(row)
+        .onConflict((oc) => oc.columns(['gateway_id', 'instance_id']).doUpdateSet(rest))
+        .execute(),
+    );
+  }
+
+  async listGatewayInstances(gatewayId: string): Promise<GatewayInstanceRecord[]> {
+    const rows = await this.#run((db) =>
+      db.selectFrom('gateway_instances').selectAll().where('gateway_id', '=', gatewayId).orderBy('instance_id').execute(),
+    );
+    return rows.map(toGatewayInstance);
+  }
+
+  async pruneGatewayInstances(before: string): Promise<number> {
+    const result = await this.#run((db) =>
+      db.deleteFrom('gateway_instances').where('last_seen_at', '<', before).where('connected', '=', false).executeTakeFirst(),
+    );
+    return Number(result.numDeletedRows);
+  }
+
+  // ── telemetry, security events and alerts ─────────────────────────────────────────────────────────────────────
+
+  async addTelemetry(rows: readonly TelemetryRecord[]): Promise<void> {
+    // PostgreSQL refuses an INSERT … ON CONFLICT that touches one row twice, so equal keys are added up here first.
+    const merged = mergeTelemetry(rows);
+    for (let i = 0; i < merged.length; i += TELEMETRY_BATCH) {
+      const batch = merged.slice(i, i + TELEMETRY_BATCH);
+      await this.#run((db) =>
+        db
+          .insertInto('telemetry')
+          .values(batch)
+          .onConflict((oc) =>
+            oc.columns(['workspace_id', 'gateway_id', 'minute', 'collection', 'endpoint', 'client_id', 'status']).doUpdateSet((eb) => ({
+              count: eb(eb.ref('telemetry.count'), '+', eb.ref('excluded.count')),
+              duration_ms_sum: eb(eb.ref('telemetry.duration_ms_sum'), '+', eb.ref('excluded.duration_ms_sum')),
+              // CASE rather than greatest() (PostgreSQL) or max() (SQLite): the same SQL on both.
+              duration_ms_max: eb
+                .case()
+                .when(eb.ref('excluded.duration_ms_max'), '>', eb.ref('telemetry.duration_ms_max'))
+                .then(eb.ref('excluded.duration_ms_max'))
+                .else(eb.ref('telemetry.duration_ms_max'))
+                .end(),
+            })),
+          )
+          .execute(),
+      );
+    }
+  }
+
+  async listTelemetry(workspaceId: string, filter: { since: string; gatewayId?: string }): Promise<TelemetryRecord[]> {
+    const rows = await this.#run((db) => {
+      let q = db.selectFrom('telemetry').selectAll().where('workspace_id', '=', workspaceId).where('minute', '>=', filter.since);
+      if (filter.gatewayId !== undefined) q = q.where('gateway_id', '=', filter.gatewayId);
+      return q.orderBy('minute').orderBy('gateway_id').orderBy('collection').orderBy('endpoint').orderBy('client_id').orderBy('status').execute();
+    });
+    return rows.map(toTelemetry);
+  }
+
+  async pruneTelemetry(before: string): Promise<number> {
+    const result = await this.#run((db) => db.deleteFrom('telemetry').where('minute', '<', before).executeTakeFirst());
+    return Number(result.numDeletedRows);
+  }
+
+  async insertSecurityEvents(events: readonly SecurityEventRecord[]): Promise<void> {
+    for (let i = 0; i < events.length; i += SECURITY_EVENT_BATCH) {
+      const batch = events.slice(i, i + SECURITY_EVENT_BATCH).map(securityEventRow);
+      await this.#run((db) => db.insertInto('security_events').values(batch).execute());
+    }
+  }
+
+  async listSecurityEvents(workspaceId: string, filter: { since: string; gatewayId?: string; limit?: number }): Promise<SecurityEventRecord[]> {
+    const rows = await this.#run((db) => {
+      let q = db.selectFrom('security_events').selectAll().where('workspace_id', '=', workspaceId).where('at', '>=', filter.since);
+      if (filter.gatewayId !== undefined) q = q.where('gateway_id', '=', filter.gatewayId);
+      q = q.orderBy('at', 'desc').orderBy('id', 'desc');
+      if (filter.limit !== undefined) q = q.limit(Math.max(0, Math.trunc(filter.limit)));
+      return q.execute();
+    });
+    return rows.map(toSecurityEvent);
+  }
+
+  async countSecurityEvents(workspaceId: string, filter: { since: string; gatewayId?: string; kind?: string }): Promise<number> {
+    const row = await this.#run((db) => {
+      let q = db
+        .selectFrom('security_events')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .where('workspace_id', '=', workspaceId)
+        .where('at', '>=', filter.since);
+      if (filter.gatewayId !== undefined) q = q.where('gateway_id', '=', filter.gatewayId);
+      if (filter.kind !== undefined) q = q.where('kind', '=', filter.kind);
+      return q.executeTakeFirstOrThrow();
+    });
+    // PostgreSQL returns count(*) as a bigint string.
+    return Number(row.n);
+  }
+
+  async insertAlert(a: AlertRecord): Promise<void> {
+    await this.#run((db) => db.insertInto('alerts').values(alertRow(a)).execute());
+  }
+
+  async updateAlert(a: AlertRecord): Promise<boolean> {
+    const { id: _id, ...row } = alertRow(a);
+    const result = await this.#run((db) => db.updateTable('alerts').set(row).where('id', '=', a.id).executeTakeFirst());
+    return result.numUpdatedRows > 0n;
+  }
+
+  async getOpenAlert(workspaceId: string, key: string): Promise<AlertRecord | undefined> {
+    const row = await this.#run((db) =>
+      db.selectFrom('alerts').selectAll().where('workspace_id', '=', workspaceId).where('key', '=', key).where('resolved_at', 'is', null).executeTakeFirst(),
+    );
+    return row && toAlert(row);
+  }
+
+  async listAlerts(workspaceId: string, filter?: { open?: boolean; limit?: number }): Promise<AlertRecord[]> {
+    const rows = await this.#run((db) => {
+      let q = db.selectFrom('alerts').selectAll().where('workspace_id', '=', workspaceId);
+      if (filter?.open !== undefined) q = q.where('resolved_at', filter.open ? 'is' : 'is not', null);
+      q = q.orderBy('raised_at', 'desc').orderBy('id', 'desc');
+      if (filter?.limit !== undefined) q = q.limit(Math.max(0, Math.trunc(filter.limit)));
+      return q.execute();
+    });
+    return rows.map(toAlert);
+  }
+
+  async listUndeliveredAlerts(limit: number): Promise<AlertRecord[]> {
+    const rows = await this.#run((db) =>
+      db
+        .selectFrom('alerts')
+        .selectAll()
+        .where('delivered_at', 'is', null)
+        .orderBy('raised_at')
+        .orderBy('id')
+        .limit(Math.max(0, Math.trunc(limit)))
+        .execute(),
+    );
+    return rows.map(toAlert);
+  }
+
   // ── snapshots ─────────────────────────────────────────────────────────────────────────────────────────────────
 
   async getLatestSnapshot(scope: string): Promise<SnapshotRecord | undefined> {
@@ -546,6 +792,15 @@ const CONSTRAINTS: ReadonlyArray<readonly [string, string, string, string]> = [
   ['users', 'workspace_id,email', 'users_workspace_id_email_key', 'user.email'],
   ['sessions', 'hash', 'sessions_pkey', 'session.hash'],
   ['snapshots', 'scope,version', 'snapshots_pkey', 'snapshot.version'],
+  ['gateways', 'id', 'gateways_pkey', 'gateway.id'],
+  ['gateways', 'workspace_id,name', 'gateways_workspace_id_name_key', 'gateway.name'],
+  ['gateways', 'workspace_id,environment', 'gateways_workspace_id_environment_key', 'gateway.environment'],
+  ['registration_tokens', 'hash', 'registration_tokens_pkey', 'registrationToken.hash'],
+  ['gateway_certificates', 'serial', 'gateway_certificates_pkey', 'certificate.serial'],
+  ['gateway_instances', 'gateway_id,instance_id', 'gateway_instances_pkey', 'gatewayInstance.id'],
+  ['security_events', 'id', 'security_events_pkey', 'securityEvent.id'],
+  ['alerts', 'id', 'alerts_pkey', 'alert.id'],
+  ['alerts', 'workspace_id,key', 'alerts_workspace_id_key_open_key', 'alert.key'],
 ];
 const BY_SQLITE_COLUMNS = new Map(CONSTRAINTS.map(([table, columns, , name]) => [`${table}(${columns})`, name]));
 const BY_PG_CONSTRAINT = new Map(CONSTRAINTS.map(([, , pg, name]) => [pg, name]));
@@ -745,4 +1000,165 @@ function toUser(r: Selectable<UsersTable>): UserRecord {
 
 function toSnapshot(r: Selectable<Database['snapshots']>): SnapshotRecord {
   return { scope: r.scope, version: r.version, hash: r.hash, body: r.body, createdAt: r.created_at };
+}
+
+function gatewayRow(g: GatewayRecord): GatewaysTable {
+  return {
+    id: g.id,
+    workspace_id: g.workspaceId,
+    environment: g.environment,
+    name: g.name,
+    install_method: g.installMethod,
+    created_at: g.createdAt,
+    updated_at: g.updatedAt,
+  };
+}
+
+function toGateway(r: Selectable<GatewaysTable>): GatewayRecord {
+  return {
+    id: r.id,
+    workspaceId: r.workspace_id,
+    environment: r.environment,
+    name: r.name,
+    installMethod: r.install_method as GatewayRecord['installMethod'],
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+function gatewayInstanceRow(i: GatewayInstanceRecord): Insertable<GatewayInstancesTable> {
+  return {
+    gateway_id: i.gatewayId,
+    instance_id: i.instanceId,
+    hostname: i.hostname ?? null,
+    software_version: i.softwareVersion,
+    applied_version: i.appliedVersion,
+    applied_hash: i.appliedHash ?? null,
+    nacked_version: i.nackedVersion ?? null,
+    last_error: i.lastError ?? null,
+    connected: i.connected,
+    first_seen_at: i.firstSeenAt,
+    last_seen_at: i.lastSeenAt,
+    last_synced_at: i.lastSyncedAt ?? null,
+  };
+}
+
+function toGatewayInstance(r: Selectable<GatewayInstancesTable>): GatewayInstanceRecord {
+  return withOptional(
+    {
+      gatewayId: r.gateway_id,
+      instanceId: r.instance_id,
+      softwareVersion: r.software_version,
+      appliedVersion: r.applied_version,
+      connected: Boolean(r.connected),
+      firstSeenAt: r.first_seen_at,
+      lastSeenAt: r.last_seen_at,
+    },
+    { hostname: r.hostname, appliedHash: r.applied_hash, nackedVersion: r.nacked_version, lastError: r.last_error, lastSyncedAt: r.last_synced_at },
+  );
+}
+
+/** Rows per INSERT: well below SQLite's and PostgreSQL's limits on bound parameters. */
+const TELEMETRY_BATCH = 500;
+const SECURITY_EVENT_BATCH = 500;
+
+/** The rows as table rows, those with equal keys added up (counts and sums added, the maximum kept). */
+function mergeTelemetry(rows: readonly TelemetryRecord[]): TelemetryTable[] {
+  const byKey = new Map<string, TelemetryTable>();
+  for (const t of rows) {
+    const key = JSON.stringify([t.workspaceId, t.gatewayId, t.minute, t.collection, t.endpoint, t.clientId, t.status]);
+    const seen = byKey.get(key);
+    if (seen === undefined) {
+      byKey.set(key, {
+        workspace_id: t.workspaceId,
+        gateway_id: t.gatewayId,
+        minute: t.minute,
+        collection: t.collection,
+        endpoint: t.endpoint,
+        client_id: t.clientId,
+        status: t.status,
+        count: t.count,
+        duration_ms_sum: t.durationMsSum,
+        duration_ms_max: t.durationMsMax,
+      });
+    } else {
+      seen.count += t.count;
+      seen.duration_ms_sum += t.durationMsSum;
+      seen.duration_ms_max = Math.max(seen.duration_ms_max, t.durationMsMax);
+    }
+  }
+  return [...byKey.values()];
+}
+
+function toTelemetry(r: Selectable<TelemetryTable>): TelemetryRecord {
+  return {
+    workspaceId: r.workspace_id,
+    gatewayId: r.gateway_id,
+    minute: r.minute,
+    collection: r.collection,
+    endpoint: r.endpoint,
+    clientId: r.client_id,
+    status: r.status,
+    count: r.count,
+    durationMsSum: r.duration_ms_sum,
+    durationMsMax: r.duration_ms_max,
+  };
+}
+
+function securityEventRow(e: SecurityEventRecord): SecurityEventsTable {
+  return {
+    id: e.id,
+    workspace_id: e.workspaceId,
+    gateway_id: e.gatewayId,
+    at: e.at,
+    kind: e.kind,
+    reason: e.reason,
+    collection: e.collection ?? null,
+    client_id: e.clientId ?? null,
+    key_label: e.keyLabel ?? null,
+    ip: e.ip ?? null,
+  };
+}
+
+function toSecurityEvent(r: Selectable<SecurityEventsTable>): SecurityEventRecord {
+  return withOptional(
+    { id: r.id, workspaceId: r.workspace_id, gatewayId: r.gateway_id, at: r.at, kind: r.kind, reason: r.reason },
+    { collection: r.collection, clientId: r.client_id, keyLabel: r.key_label, ip: r.ip },
+  );
+}
+
+function alertRow(a: AlertRecord): AlertsTable {
+  return {
+    id: a.id,
+    workspace_id: a.workspaceId,
+    gateway_id: a.gatewayId ?? null,
+    kind: a.kind,
+    key: a.key,
+    message: a.message,
+    details: json(a.details),
+    raised_at: a.raisedAt,
+    resolved_at: a.resolvedAt ?? null,
+    delivered_at: a.deliveredAt ?? null,
+    delivery_attempts: a.deliveryAttempts,
+  };
+}
+
+function toAlert(r: Selectable<AlertsTable>): AlertRecord {
+  return withOptional(
+    {
+      id: r.id,
+      workspaceId: r.workspace_id,
+      kind: r.kind,
+      key: r.key,
+      message: r.message,
+      raisedAt: r.raised_at,
+      deliveryAttempts: r.delivery_attempts,
+    },
+    {
+      gatewayId: r.gateway_id,
+      details: parsed<Record<string, unknown>>(r.details),
+      resolvedAt: r.resolved_at,
+      deliveredAt: r.delivered_at,
+    },
+  );
 }

@@ -7,14 +7,21 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   StoreConflictError,
+  type AlertRecord,
   type ClientRecord,
   type CollectionRecord,
   type CollectionVersionRecord,
+  type GatewayCertificateRecord,
+  type GatewayInstanceRecord,
+  type GatewayRecord,
   type KeyRecord,
+  type RegistrationTokenRecord,
   type RoleRecord,
+  type SecurityEventRecord,
   type SessionRecord,
   type SnapshotRecord,
   type Store,
+  type TelemetryRecord,
   type UserRecord,
   type WorkspaceRecord,
 } from './store.ts';
@@ -135,6 +142,66 @@ function session(over: Partial<SessionRecord> = {}): SessionRecord {
 function snapshot(version: number, scope = `${WS}/PROD/cloud`): SnapshotRecord {
   const body = JSON.stringify({ version, collections: [] });
   return { scope, version, hash: version.toString(16).padStart(64, '0'), body, createdAt: T0 };
+}
+
+const GW = 'gtw_aaaaaaaaaaaaaaaaaaaa';
+
+function gateway(over: Partial<GatewayRecord> = {}): GatewayRecord {
+  return { id: GW, workspaceId: WS, environment: 'PROD', name: 'eu-1', installMethod: 'docker', createdAt: T0, updatedAt: T0, ...over };
+}
+
+function registrationToken(over: Partial<RegistrationTokenRecord> = {}): RegistrationTokenRecord {
+  return { hash: 'd'.repeat(64), gatewayId: GW, createdAt: T0, expiresAt: T1, ...over };
+}
+
+function certificate(over: Partial<GatewayCertificateRecord> = {}): GatewayCertificateRecord {
+  return { serial: '01ab', gatewayId: GW, notBefore: T0, notAfter: T2, ...over };
+}
+
+function instance(over: Partial<GatewayInstanceRecord> = {}): GatewayInstanceRecord {
+  return {
+    gatewayId: GW,
+    instanceId: 'ins-1',
+    softwareVersion: '0.1.0',
+    appliedVersion: 0,
+    connected: true,
+    firstSeenAt: T0,
+    lastSeenAt: T0,
+    ...over,
+  };
+}
+
+function telemetry(over: Partial<TelemetryRecord> = {}): TelemetryRecord {
+  return {
+    workspaceId: WS,
+    gatewayId: GW,
+    minute: '2025-01-01T00:00:00.000Z',
+    collection: 'billing',
+    endpoint: 'GET /invoices/{id}',
+    clientId: 'cli_aaaaaaaaaaaaaaaaaaaa',
+    status: 200,
+    count: 3,
+    durationMsSum: 30.5,
+    durationMsMax: 20.25,
+    ...over,
+  };
+}
+
+function securityEvent(over: Partial<SecurityEventRecord> = {}): SecurityEventRecord {
+  return { id: 'sev_aaaaaaaaaaaaaaaaaaaa', workspaceId: WS, gatewayId: GW, at: T0, kind: 'auth_failure', reason: 'GH_ERR_AUTH_INVALID_KEY', ...over };
+}
+
+function alert(over: Partial<AlertRecord> = {}): AlertRecord {
+  return {
+    id: 'alr_aaaaaaaaaaaaaaaaaaaa',
+    workspaceId: WS,
+    kind: 'auth_failure_spike',
+    key: 'auth_failure_spike',
+    message: '120 authentication failures in 5 minutes',
+    raisedAt: T0,
+    deliveryAttempts: 0,
+    ...over,
+  };
 }
 
 async function rejectsWithConflict(promise: Promise<unknown>, constraint: string): Promise<void> {
@@ -620,6 +687,354 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         const s = { ...snapshot(1), body };
         await store.insertSnapshot(s);
         assert.equal((await store.getLatestSnapshot(s.scope))!.body, body);
+      });
+    });
+
+    describe('edge gateways', () => {
+      it('round-trips a gateway and finds it by id, by name and by environment', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        assert.deepEqual(await store.getGateway({ id: GW }), gateway());
+        assert.deepEqual(await store.getGateway({ workspaceId: WS, name: 'eu-1' }), gateway());
+        assert.deepEqual(await store.getGateway({ workspaceId: WS, environment: 'PROD' }), gateway());
+        assert.equal(await store.getGateway({ workspaceId: WS2, name: 'eu-1' }), undefined);
+        assert.equal(await store.getGateway({ workspaceId: WS, environment: 'DEV' }), undefined);
+        assert.equal(await store.getGateway({ id: 'gtw_missingmissingmiss' }), undefined);
+      });
+
+      it('refuses a second gateway with the same name in one workspace but not in another', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        await rejectsWithConflict(store.insertGateway(gateway({ id: 'gtw_bbbbbbbbbbbbbbbbbbbb', environment: 'TEST' })), 'gateway.name');
+        await store.insertGateway(gateway({ id: 'gtw_cccccccccccccccccccc', workspaceId: WS2 }));
+      });
+
+      it('refuses a second gateway in the same environment', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        await rejectsWithConflict(store.insertGateway(gateway({ id: 'gtw_bbbbbbbbbbbbbbbbbbbb', name: 'eu-2' })), 'gateway.environment');
+        await rejectsWithConflict(store.insertGateway(gateway({ name: 'eu-3', environment: 'TEST' })), 'gateway.id');
+      });
+
+      it('updates a gateway and lists gateways by environment, then name', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        await store.insertGateway(gateway({ id: 'gtw_bbbbbbbbbbbbbbbbbbbb', environment: 'DEV', name: 'zz-dev' }));
+        await store.insertGateway(gateway({ id: 'gtw_cccccccccccccccccccc', environment: 'TEST', name: 'aa-test' }));
+        await store.insertGateway(gateway({ id: 'gtw_dddddddddddddddddddd', workspaceId: WS2 }));
+        const renamed = gateway({ name: 'eu-central', installMethod: 'helm', updatedAt: T1 });
+        assert.equal(await store.updateGateway(renamed), true);
+        assert.equal(await store.updateGateway(gateway({ id: 'gtw_missingmissingmiss' })), false);
+        const list = await store.listGateways(WS);
+        assert.deepEqual(list.map((g) => `${g.environment}/${g.name}`), ['DEV/zz-dev', 'PROD/eu-central', 'TEST/aa-test']);
+        assert.deepEqual(list[1], renamed);
+        await rejectsWithConflict(store.updateGateway({ ...renamed, name: 'zz-dev' }), 'gateway.name');
+      });
+
+      it('round-trips registration tokens with and without usedAt, and refuses a duplicate hash', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        const unused = registrationToken();
+        const used = registrationToken({ hash: 'e'.repeat(64), usedAt: T0 });
+        await store.insertRegistrationToken(unused);
+        await store.insertRegistrationToken(used);
+        const got = await store.getRegistrationToken(unused.hash);
+        assert.deepEqual(got, unused);
+        assert.equal(Object.hasOwn(got!, 'usedAt'), false);
+        assert.deepEqual(await store.getRegistrationToken(used.hash), used);
+        assert.equal(await store.getRegistrationToken('f'.repeat(64)), undefined);
+        await rejectsWithConflict(store.insertRegistrationToken(unused), 'registrationToken.hash');
+      });
+
+      it('consumes a registration token once', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        await store.insertRegistrationToken(registrationToken());
+        assert.equal(await store.consumeRegistrationToken(registrationToken().hash, T0), true);
+        assert.deepEqual(await store.getRegistrationToken(registrationToken().hash), registrationToken({ usedAt: T0 }));
+        assert.equal(await store.consumeRegistrationToken(registrationToken().hash, T0), false, 'a used token is refused');
+        assert.equal(await store.consumeRegistrationToken('f'.repeat(64), T0), false, 'an unknown token is refused');
+      });
+
+      it('refuses an expired registration token', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        await store.insertRegistrationToken(registrationToken({ expiresAt: T1 }));
+        assert.equal(await store.consumeRegistrationToken(registrationToken().hash, T1), false, 'expired at its expiry time');
+        assert.equal(await store.consumeRegistrationToken(registrationToken().hash, T2), false);
+        assert.equal(Object.hasOwn((await store.getRegistrationToken(registrationToken().hash))!, 'usedAt'), false);
+      });
+
+      it('lets exactly one of two concurrent callers consume a registration token', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        for (const n of [1, 2, 3, 4, 5]) {
+          const hash = String(n).repeat(64);
+          await store.insertRegistrationToken(registrationToken({ hash }));
+          const results = await Promise.all([store.consumeRegistrationToken(hash, T0), store.consumeRegistrationToken(hash, T0)]);
+          assert.deepEqual(results.toSorted(), [false, true], `token ${n}: ${results.join(', ')}`);
+        }
+      });
+
+      it("deletes a gateway's unused registration tokens and keeps the used ones", async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        await store.insertGateway(gateway({ id: 'gtw_bbbbbbbbbbbbbbbbbbbb', environment: 'TEST', name: 'eu-2' }));
+        await store.insertRegistrationToken(registrationToken({ hash: '1'.repeat(64) }));
+        await store.insertRegistrationToken(registrationToken({ hash: '2'.repeat(64) }));
+        await store.insertRegistrationToken(registrationToken({ hash: '3'.repeat(64), usedAt: T0 }));
+        await store.insertRegistrationToken(registrationToken({ hash: '4'.repeat(64), gatewayId: 'gtw_bbbbbbbbbbbbbbbbbbbb' }));
+        assert.equal(await store.deleteRegistrationTokens(GW), 2);
+        assert.equal(await store.getRegistrationToken('1'.repeat(64)), undefined);
+        assert.ok(await store.getRegistrationToken('3'.repeat(64)));
+        assert.ok(await store.getRegistrationToken('4'.repeat(64)), "another gateway's token is left alone");
+        assert.equal(await store.deleteRegistrationTokens(GW), 0);
+      });
+
+      it('round-trips certificates with and without revokedAt, and refuses a duplicate serial', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        const valid = certificate();
+        const revoked = certificate({ serial: '02cd', revokedAt: T1 });
+        await store.insertGatewayCertificate(valid);
+        await store.insertGatewayCertificate(revoked);
+        const got = await store.getGatewayCertificate(valid.serial);
+        assert.deepEqual(got, valid);
+        assert.equal(Object.hasOwn(got!, 'revokedAt'), false);
+        assert.deepEqual(await store.getGatewayCertificate(revoked.serial), revoked);
+        assert.equal(await store.getGatewayCertificate('ffff'), undefined);
+        await rejectsWithConflict(store.insertGatewayCertificate(valid), 'certificate.serial');
+      });
+
+      it("marks a deleted gateway's certificates revoked", async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        await store.insertGateway(gateway({ id: 'gtw_bbbbbbbbbbbbbbbbbbbb', environment: 'TEST', name: 'eu-2' }));
+        await store.insertGatewayCertificate(certificate());
+        await store.insertGatewayCertificate(certificate({ serial: '02cd', revokedAt: T0 }));
+        await store.insertGatewayCertificate(certificate({ serial: '03ef', gatewayId: 'gtw_bbbbbbbbbbbbbbbbbbbb' }));
+        assert.equal(await store.deleteGateway(GW, T2), true);
+        assert.deepEqual(await store.getGatewayCertificate('01ab'), certificate({ revokedAt: T2 }));
+        assert.deepEqual(await store.getGatewayCertificate('02cd'), certificate({ serial: '02cd', revokedAt: T0 }), 'an earlier revocation stands');
+        assert.deepEqual(
+          await store.getGatewayCertificate('03ef'),
+          certificate({ serial: '03ef', gatewayId: 'gtw_bbbbbbbbbbbbbbbbbbbb' }),
+          "another gateway's certificate stays valid",
+        );
+        assert.equal(await store.deleteGateway(GW, T2), false);
+      });
+
+      it('deletes a gateway with its registration tokens and instances, freeing its name and environment', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        await store.insertRegistrationToken(registrationToken());
+        await store.upsertGatewayInstance(instance());
+        assert.equal(await store.deleteGateway(GW, T1), true);
+        assert.equal(await store.getGateway({ id: GW }), undefined);
+        assert.equal(await store.getRegistrationToken(registrationToken().hash), undefined);
+        assert.deepEqual(await store.listGatewayInstances(GW), []);
+        await store.insertGateway(gateway({ id: 'gtw_bbbbbbbbbbbbbbbbbbbb' }));
+        await store.insertRegistrationToken(registrationToken({ gatewayId: 'gtw_bbbbbbbbbbbbbbbbbbbb' }));
+      });
+
+      it('round-trips an instance with every optional field and with none, listed by instance id', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        const bare = instance({ instanceId: 'ins-b', connected: false });
+        const full = instance({
+          instanceId: 'ins-a',
+          hostname: 'gw-0.example.internal',
+          appliedVersion: 7,
+          appliedHash: 'a'.repeat(64),
+          nackedVersion: 8,
+          lastError: 'upstream url not allowed',
+          lastSeenAt: T1,
+          lastSyncedAt: T1,
+        });
+        await store.upsertGatewayInstance(bare);
+        await store.upsertGatewayInstance(full);
+        const list = await store.listGatewayInstances(GW);
+        assert.deepEqual(list, [full, bare]);
+        for (const field of ['hostname', 'appliedHash', 'nackedVersion', 'lastError', 'lastSyncedAt']) {
+          assert.equal(Object.hasOwn(list[1]!, field), false, field);
+        }
+      });
+
+      it('replaces an instance on upsert, clearing fields no longer set', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        await store.upsertGatewayInstance(instance({ hostname: 'gw-0', appliedVersion: 3, nackedVersion: 4, lastError: 'bad snapshot' }));
+        const replaced = instance({ softwareVersion: '0.2.0', appliedVersion: 4, appliedHash: 'b'.repeat(64), connected: false, lastSeenAt: T1, lastSyncedAt: T1 });
+        await store.upsertGatewayInstance(replaced);
+        assert.deepEqual(await store.listGatewayInstances(GW), [replaced]);
+      });
+
+      it('prunes the instances that are disconnected and not seen since a given time, and only those', async () => {
+        await withWorkspaces();
+        await store.insertGateway(gateway());
+        await store.upsertGatewayInstance(instance({ instanceId: 'old-gone', connected: false, lastSeenAt: T0 }));
+        await store.upsertGatewayInstance(instance({ instanceId: 'old-connected', connected: true, lastSeenAt: T0 }));
+        await store.upsertGatewayInstance(instance({ instanceId: 'recent-gone', connected: false, lastSeenAt: T1 }));
+        assert.equal(await store.pruneGatewayInstances(T1), 1);
+        assert.deepEqual((await store.listGatewayInstances(GW)).map((i) => i.instanceId), ['old-connected', 'recent-gone']);
+        assert.equal(await store.pruneGatewayInstances(T1), 0);
+      });
+    });
+
+    describe('telemetry, security events and alerts', () => {
+      const M0 = '2025-01-01T00:00:00.000Z';
+      const M1 = '2025-01-01T00:01:00.000Z';
+      const M2 = '2025-01-01T00:02:00.000Z';
+
+      it('round-trips telemetry rows, fractional durations included', async () => {
+        await withWorkspaces();
+        await store.addTelemetry([telemetry()]);
+        assert.deepEqual(await store.listTelemetry(WS, { since: M0 }), [telemetry()]);
+        await store.addTelemetry([]);
+      });
+
+      it('adds telemetry counts for the same minute and key', async () => {
+        await withWorkspaces();
+        await store.addTelemetry([telemetry({ count: 3, durationMsSum: 30, durationMsMax: 20 })]);
+        await store.addTelemetry([
+          telemetry({ count: 2, durationMsSum: 12.5, durationMsMax: 8 }),
+          telemetry({ count: 1, durationMsSum: 40, durationMsMax: 40 }),
+          telemetry({ status: 401, clientId: '-', count: 1, durationMsSum: 1, durationMsMax: 1 }),
+        ]);
+        await store.addTelemetry([telemetry({ count: 1, durationMsSum: 5, durationMsMax: 5 })]);
+        assert.deepEqual(await store.listTelemetry(WS, { since: M0 }), [
+          telemetry({ status: 401, clientId: '-', count: 1, durationMsSum: 1, durationMsMax: 1 }),
+          telemetry({ count: 7, durationMsSum: 87.5, durationMsMax: 40 }),
+        ]);
+      });
+
+      it('adds a large batch of telemetry in one call', async () => {
+        await withWorkspaces();
+        const rows = Array.from({ length: 1200 }, (_, i) => telemetry({ endpoint: `GET /e${String(i % 600).padStart(3, '0')}`, count: 1, durationMsSum: 2, durationMsMax: i }));
+        await store.addTelemetry(rows);
+        const listed = await store.listTelemetry(WS, { since: M0 });
+        assert.equal(listed.length, 600);
+        assert.deepEqual(listed[0], telemetry({ endpoint: 'GET /e000', count: 2, durationMsSum: 4, durationMsMax: 600 }));
+      });
+
+      it('lists telemetry from a minute on, by minute then key, optionally of one gateway, and prunes the oldest', async () => {
+        await withWorkspaces();
+        const a = telemetry({ minute: M1, gatewayId: 'cloud' });
+        const b = telemetry({ minute: M1, collection: 'aaa' });
+        const c = telemetry({ minute: M2 });
+        const old = telemetry({ minute: M0 });
+        const other = telemetry({ minute: M1, workspaceId: WS2 });
+        await store.addTelemetry([c, old, b, a, other]);
+        assert.deepEqual(await store.listTelemetry(WS, { since: M1 }), [a, b, c]);
+        assert.deepEqual(await store.listTelemetry(WS, { since: M1, gatewayId: GW }), [b, c]);
+        assert.deepEqual(await store.listTelemetry(WS2, { since: M0 }), [other]);
+        assert.equal(await store.pruneTelemetry(M1), 1);
+        assert.deepEqual(await store.listTelemetry(WS, { since: M0 }), [a, b, c]);
+      });
+
+      it('round-trips security events with and without optional fields, newest first, filtered and limited', async () => {
+        await withWorkspaces();
+        const bare = securityEvent();
+        const full = securityEvent({ id: 'sev_bbbbbbbbbbbbbbbbbbbb', at: T1, collection: 'billing', clientId: 'cli_aaaaaaaaaaaaaaaaaaaa', keyLabel: 'gh_live_abcd', ip: '203.0.113.9' });
+        const cloud = securityEvent({ id: 'sev_cccccccccccccccccccc', gatewayId: 'cloud', at: T2, kind: 'forbidden', reason: 'GH_ERR_AUTH_FORBIDDEN' });
+        const other = securityEvent({ id: 'sev_dddddddddddddddddddd', workspaceId: WS2 });
+        await store.insertSecurityEvents([bare, full, cloud, other]);
+        await store.insertSecurityEvents([]);
+        assert.deepEqual(await store.listSecurityEvents(WS, { since: T0 }), [cloud, full, bare]);
+        assert.equal(Object.hasOwn((await store.listSecurityEvents(WS, { since: T0 }))[2]!, 'keyLabel'), false);
+        assert.deepEqual(await store.listSecurityEvents(WS, { since: T1 }), [cloud, full]);
+        assert.deepEqual(await store.listSecurityEvents(WS, { since: T0, gatewayId: GW }), [full, bare]);
+        assert.deepEqual(await store.listSecurityEvents(WS, { since: T0, limit: 1 }), [cloud]);
+        await rejectsWithConflict(store.insertSecurityEvents([bare]), 'securityEvent.id');
+      });
+
+      it('counts security events from a time on, by gateway and kind', async () => {
+        await withWorkspaces();
+        await store.insertSecurityEvents([
+          securityEvent({ id: 'sev_1', at: T0 }),
+          securityEvent({ id: 'sev_2', at: T1 }),
+          securityEvent({ id: 'sev_3', at: T1, gatewayId: 'cloud' }),
+          securityEvent({ id: 'sev_4', at: T2, kind: 'forbidden' }),
+          securityEvent({ id: 'sev_5', at: T2, workspaceId: WS2 }),
+        ]);
+        assert.equal(await store.countSecurityEvents(WS, { since: T0 }), 4);
+        assert.equal(await store.countSecurityEvents(WS, { since: T1 }), 3);
+        assert.equal(await store.countSecurityEvents(WS, { since: T1, gatewayId: GW }), 2);
+        assert.equal(await store.countSecurityEvents(WS, { since: T0, gatewayId: GW, kind: 'auth_failure' }), 2);
+        assert.equal(await store.countSecurityEvents(WS2, { since: T2, kind: 'forbidden' }), 0);
+      });
+
+      it('round-trips an alert with and without optional fields, and refuses a duplicate id', async () => {
+        await withWorkspaces();
+        const bare = alert();
+        const full = alert({
+          id: 'alr_bbbbbbbbbbbbbbbbbbbb',
+          gatewayId: GW,
+          kind: 'version_mismatch',
+          key: `version_mismatch:${GW}`,
+          details: { instances: [{ id: 'ins-1', version: 3 }], expected: 4, note: 'ünïcødé' },
+          resolvedAt: T1,
+          deliveredAt: T1,
+          deliveryAttempts: 2,
+        });
+        await store.insertAlert(bare);
+        await store.insertAlert(full);
+        const listed = await store.listAlerts(WS);
+        assert.deepEqual(listed, [full, bare], 'raised at the same time: by id, descending');
+        for (const field of ['gatewayId', 'details', 'resolvedAt', 'deliveredAt']) assert.equal(Object.hasOwn(listed.find((a) => a.id === bare.id)!, field), false, field);
+        await rejectsWithConflict(store.insertAlert(alert({ key: 'other' })), 'alert.id');
+      });
+
+      it('keeps one open alert per key', async () => {
+        await withWorkspaces();
+        const first = alert();
+        await store.insertAlert(first);
+        assert.deepEqual(await store.getOpenAlert(WS, first.key), first);
+        assert.equal(await store.getOpenAlert(WS2, first.key), undefined);
+        await rejectsWithConflict(store.insertAlert(alert({ id: 'alr_bbbbbbbbbbbbbbbbbbbb', raisedAt: T1 })), 'alert.key');
+
+        const resolved = { ...first, resolvedAt: T1 };
+        assert.equal(await store.updateAlert(resolved), true);
+        assert.equal(await store.getOpenAlert(WS, first.key), undefined);
+        const second = alert({ id: 'alr_bbbbbbbbbbbbbbbbbbbb', raisedAt: T2 });
+        await store.insertAlert(second);
+        assert.deepEqual(await store.getOpenAlert(WS, first.key), second, 'a resolved alert does not block a new one');
+        await store.insertAlert(alert({ id: 'alr_cccccccccccccccccccc', workspaceId: WS2 }));
+        assert.equal(await store.updateAlert(alert({ id: 'alr_missingmissingmiss' })), false);
+      });
+
+      it('lists alerts newest first, open or resolved, limited', async () => {
+        await withWorkspaces();
+        const a = alert({ id: 'alr_1', key: 'a', raisedAt: T0, resolvedAt: T1 });
+        const b = alert({ id: 'alr_2', key: 'b', raisedAt: T1 });
+        const c = alert({ id: 'alr_3', key: 'c', raisedAt: T2 });
+        await store.insertAlert(b);
+        await store.insertAlert(a);
+        await store.insertAlert(c);
+        await store.insertAlert(alert({ id: 'alr_4', workspaceId: WS2 }));
+        assert.deepEqual(await store.listAlerts(WS), [c, b, a]);
+        assert.deepEqual(await store.listAlerts(WS, { open: true }), [c, b]);
+        assert.deepEqual(await store.listAlerts(WS, { open: false }), [a]);
+        assert.deepEqual(await store.listAlerts(WS, { limit: 2 }), [c, b]);
+      });
+
+      it('lists undelivered alerts oldest first', async () => {
+        await withWorkspaces();
+        const newest = alert({ id: 'alr_1', key: 'a', raisedAt: T2 });
+        const delivered = alert({ id: 'alr_2', key: 'b', raisedAt: T0, deliveredAt: T0, deliveryAttempts: 1 });
+        const oldest = alert({ id: 'alr_3', key: 'c', raisedAt: T0, deliveryAttempts: 3 });
+        const otherWorkspace = alert({ id: 'alr_4', workspaceId: WS2, raisedAt: T1 });
+        for (const a of [newest, delivered, oldest, otherWorkspace]) await store.insertAlert(a);
+        assert.deepEqual(await store.listUndeliveredAlerts(10), [oldest, otherWorkspace, newest]);
+        assert.deepEqual(await store.listUndeliveredAlerts(2), [oldest, otherWorkspace]);
+        assert.equal(await store.updateAlert({ ...oldest, deliveredAt: T2, deliveryAttempts: 4 }), true);
+        assert.deepEqual(await store.listUndeliveredAlerts(10), [otherWorkspace, newest]);
+      });
+
+      it('refuses telemetry, security events and alerts of a workspace that does not exist', async () => {
+        await assert.rejects(store.addTelemetry([telemetry()]), (error) => !(error instanceof StoreConflictError));
+        await assert.rejects(store.insertSecurityEvents([securityEvent()]), (error) => !(error instanceof StoreConflictError));
+        await assert.rejects(store.insertAlert(alert()), (error) => !(error instanceof StoreConflictError));
       });
     });
 

@@ -137,6 +137,113 @@ export interface SnapshotRecord {
   createdAt: string;
 }
 
+// ── Edge gateways (hybrid deployment) ───────────────────────────────────────────────────────────────────────────
+
+/** An edge gateway: one per workspace environment; any number of instances (processes) share its identity. */
+export interface GatewayRecord {
+  id: string;
+  workspaceId: string;
+  environment: string;
+  /** Unique per workspace. */
+  name: string;
+  installMethod: 'docker' | 'helm';
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A one-time registration token (stored as SHA-256), valid 5 minutes, for `gatehouse gateway bootstrap`. */
+export interface RegistrationTokenRecord {
+  hash: string;
+  gatewayId: string;
+  createdAt: string;
+  expiresAt: string;
+  /** Set when the token was used; a used token is refused. */
+  usedAt?: string;
+}
+
+/** A certificate the control plane's CA issued to a gateway. */
+export interface GatewayCertificateRecord {
+  /** Hex serial number; unique. */
+  serial: string;
+  gatewayId: string;
+  notBefore: string;
+  notAfter: string;
+  /** Set when the gateway was deleted (or the certificate otherwise revoked). */
+  revokedAt?: string;
+}
+
+/** One running gateway process as last reported over the sync channel. */
+export interface GatewayInstanceRecord {
+  gatewayId: string;
+  instanceId: string;
+  hostname?: string;
+  softwareVersion: string;
+  /** Snapshot version the instance serves (0: none yet). */
+  appliedVersion: number;
+  appliedHash?: string;
+  /** The last NACK's version and error, if the newest version was refused. */
+  nackedVersion?: number;
+  lastError?: string;
+  connected: boolean;
+  firstSeenAt: string;
+  lastSeenAt: string;
+  /** When the instance last applied a snapshot. */
+  lastSyncedAt?: string;
+}
+
+/** Request counts of one minute for one (gateway, collection, endpoint, client, status). */
+export interface TelemetryRecord {
+  workspaceId: string;
+  /** Gateway id, or `cloud`. */
+  gatewayId: string;
+  /** ISO minute, e.g. `2026-11-22T08:35:00.000Z`. */
+  minute: string;
+  collection: string;
+  /** `METHOD /template`, or `-` when no endpoint matched. */
+  endpoint: string;
+  /** Client id, or `-` for unauthenticated requests. */
+  clientId: string;
+  status: number;
+  count: number;
+  /** Sum and maximum of the request durations in milliseconds. */
+  durationMsSum: number;
+  durationMsMax: number;
+}
+
+/** A security event reported by a gateway: an authentication failure and its reason, never the secret. */
+export interface SecurityEventRecord {
+  id: string;
+  workspaceId: string;
+  gatewayId: string;
+  at: string;
+  /** e.g. `auth_failure`. */
+  kind: string;
+  /** The error code, e.g. `GH_ERR_AUTH_INVALID_KEY`. */
+  reason: string;
+  collection?: string;
+  clientId?: string;
+  /** A key label (prefix), never the key. */
+  keyLabel?: string;
+  ip?: string;
+}
+
+export interface AlertRecord {
+  id: string;
+  workspaceId: string;
+  gatewayId?: string;
+  /** `auth_failure_spike`, `version_mismatch`, `connectivity_lost`. */
+  kind: string;
+  /** Deduplication key: one open alert per key. */
+  key: string;
+  message: string;
+  details?: Record<string, unknown>;
+  raisedAt: string;
+  resolvedAt?: string;
+  /** When the webhook accepted it; undefined while undelivered (or no webhook is configured). */
+  deliveredAt?: string;
+  deliveryAttempts: number;
+}
+
 /** A unique constraint was violated (e.g. a name already taken). Services turn it into a 409. */
 export class StoreConflictError extends Error {
   override readonly name = 'StoreConflictError';
@@ -222,6 +329,51 @@ export interface StoreOps {
   deleteSession(hash: string): Promise<boolean>;
   /** Deletes the sessions whose `expiresAt` is at or before `now`; returns how many. */
   deleteExpiredSessions(now: string): Promise<number>;
+
+  insertGateway(g: GatewayRecord): Promise<void>;
+  updateGateway(g: GatewayRecord): Promise<boolean>;
+  getGateway(by: { id: string } | { workspaceId: string; name: string } | { workspaceId: string; environment: string }): Promise<GatewayRecord | undefined>;
+  /** Sorted by environment, then name. */
+  listGateways(workspaceId: string): Promise<GatewayRecord[]>;
+  /** Deletes the gateway, its registration tokens and instances; its certificates are marked revoked (not deleted). */
+  deleteGateway(id: string, revokedAt: string): Promise<boolean>;
+
+  insertRegistrationToken(t: RegistrationTokenRecord): Promise<void>;
+  getRegistrationToken(hash: string): Promise<RegistrationTokenRecord | undefined>;
+  /** Marks the token used if it is unused and unexpired at `now`; returns whether it did (exactly one caller wins). */
+  consumeRegistrationToken(hash: string, now: string): Promise<boolean>;
+  /** Deletes the gateway's unused tokens (regenerate the install command). */
+  deleteRegistrationTokens(gatewayId: string): Promise<number>;
+
+  insertGatewayCertificate(c: GatewayCertificateRecord): Promise<void>;
+  getGatewayCertificate(serial: string): Promise<GatewayCertificateRecord | undefined>;
+
+  /** Inserts or replaces the instance (gateway id + instance id). */
+  upsertGatewayInstance(i: GatewayInstanceRecord): Promise<void>;
+  /** Sorted by instance id. */
+  listGatewayInstances(gatewayId: string): Promise<GatewayInstanceRecord[]>;
+  /** Removes instances not seen since `before` and not connected. */
+  pruneGatewayInstances(before: string): Promise<number>;
+
+  /** Adds the counts to existing rows with the same key (workspace, gateway, minute, collection, endpoint, client, status). */
+  addTelemetry(rows: readonly TelemetryRecord[]): Promise<void>;
+  /** Rows of a workspace from `since` (inclusive), optionally of one gateway; sorted by minute, then the other keys. */
+  listTelemetry(workspaceId: string, filter: { since: string; gatewayId?: string }): Promise<TelemetryRecord[]>;
+  pruneTelemetry(before: string): Promise<number>;
+
+  insertSecurityEvents(events: readonly SecurityEventRecord[]): Promise<void>;
+  /** From `since` (inclusive), newest first. */
+  listSecurityEvents(workspaceId: string, filter: { since: string; gatewayId?: string; limit?: number }): Promise<SecurityEventRecord[]>;
+  countSecurityEvents(workspaceId: string, filter: { since: string; gatewayId?: string; kind?: string }): Promise<number>;
+
+  insertAlert(a: AlertRecord): Promise<void>;
+  updateAlert(a: AlertRecord): Promise<boolean>;
+  /** The open (unresolved) alert with this key, if any. */
+  getOpenAlert(workspaceId: string, key: string): Promise<AlertRecord | undefined>;
+  /** Newest first; `open: true` only unresolved alerts, `open: false` only resolved ones. */
+  listAlerts(workspaceId: string, filter?: { open?: boolean; limit?: number }): Promise<AlertRecord[]>;
+  /** Alerts of every workspace not yet delivered, oldest first (webhook delivery). */
+  listUndeliveredAlerts(limit: number): Promise<AlertRecord[]>;
 
   /** The newest snapshot of a scope. */
   getLatestSnapshot(scope: string): Promise<SnapshotRecord | undefined>;

@@ -21,6 +21,13 @@ export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
   snapshots: SnapshotsTable;
+  gateways: GatewaysTable;
+  registration_tokens: RegistrationTokensTable;
+  gateway_certificates: GatewayCertificatesTable;
+  gateway_instances: GatewayInstancesTable;
+  telemetry: TelemetryTable;
+  security_events: SecurityEventsTable;
+  alerts: AlertsTable;
 }
 
 export interface WorkspacesTable {
@@ -135,4 +142,86 @@ export interface SnapshotsTable {
   hash: string;
   body: string;
   created_at: string;
+}
+
+export interface GatewaysTable {
+  id: string;
+  workspace_id: string;
+  environment: string;
+  name: string;
+  install_method: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RegistrationTokensTable {
+  hash: string;
+  gateway_id: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+export interface GatewayCertificatesTable {
+  serial: string;
+  gateway_id: string;
+  not_before: string;
+  not_after: string;
+  revoked_at: string | null;
+}
+
+export interface GatewayInstancesTable {
+  gateway_id: string;
+  instance_id: string;
+  hostname: string | null;
+  software_version: string;
+  applied_version: number;
+  applied_hash: string | null;
+  nacked_version: number | null;
+  last_error: string | null;
+  connected: Bool;
+  first_seen_at: string;
+  last_seen_at: string;
+  last_synced_at: string | null;
+}
+
+export interface TelemetryTable {
+  workspace_id: string;
+  gateway_id: string;
+  minute: string;
+  collection: string;
+  endpoint: string;
+  client_id: string;
+  status: number;
+  count: number;
+  duration_ms_sum: number;
+  duration_ms_max: number;
+}
+
+export interface SecurityEventsTable {
+  id: string;
+  workspace_id: string;
+  gateway_id: string;
+  at: string;
+  kind: string;
+  reason: string;
+  collection: string | null;
+  client_id: string | null;
+  key_label: string | null;
+  ip: string | null;
+}
+
+export interface AlertsTable {
+  id: string;
+  workspace_id: string;
+  gateway_id: string | null;
+  kind: string;
+  key: string;
+  message: string;
+  /** JSON object. */
+  details: string | null;
+  raised_at: string;
+  resolved_at: string | null;
+  delivered_at: string | null;
+  delivery_attempts: number;
 }
