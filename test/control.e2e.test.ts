@@ -179,6 +179,19 @@ describe('control plane: clients, roles and the cloud gateway', () => {
     assert.equal(current.body.unpublishedChanges, false, 'the draft was reset to the restored version');
   });
 
+  it('answers collections in their input form, so what GET returns can be PUT back unchanged', async () => {
+    const created = await admin.post(`${DEV}/collections`, billing(upstream.url, { name: 'roundtrip', basePath: '/roundtrip', upstream: { url: upstream.url, connectTimeout: '2s' }, rateLimits: { key: { limit: 5, window: '1m' } } }));
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.upstream.connectTimeout, '2s');
+    const { id: _id, environment: _e, revision, publishedVersion: _p, unpublishedChanges: _u, createdAt: _c, updatedAt: _up, ...input } = created.body;
+    const put = await admin.put(`${DEV}/collections/roundtrip`, input);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.equal(put.body.revision, revision, 'an unchanged PUT is not an edit');
+    assert.equal(put.body.upstream.connectTimeout, '2s');
+    assert.equal(put.body.rateLimits.key.window, '1m');
+    assert.equal((await admin.delete(`${DEV}/collections/roundtrip`)).status, 204);
+  });
+
   it('refuses bad input with the field named, and writes nothing', async () => {
     const before = (await admin.get(`${DEV}/collections`)).body.items.length;
     const cases: [unknown, number, string][] = [

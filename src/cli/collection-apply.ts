@@ -23,9 +23,13 @@ function inputOf(value: object): Record<string, unknown> {
   return Object.fromEntries(INPUT_KEYS.filter((k) => v[k] !== undefined).map((k) => [k, v[k]]));
 }
 
-/** Key order does not matter: a store may hand JSON back in another order than it was written. */
-function sameInput(a: object, b: object): boolean {
-  return isDeepStrictEqual(inputOf(a), inputOf(b));
+/**
+ * Whether a collection as the admin API returns it (input form: durations as strings) equals one parsed from the
+ * file (parsed form: durations in ms). The server's is parsed the same way first; key order does not matter.
+ */
+function sameInput(server: object, parsed: object): boolean {
+  const normalized = CollectionInputSchema.safeParse(inputOf(server));
+  return normalized.success && isDeepStrictEqual(inputOf(normalized.data), inputOf(parsed));
 }
 
 export interface ApplyResult {

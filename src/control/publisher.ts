@@ -85,7 +85,9 @@ export class Publisher {
     const published: PublishedScope[] = [];
 
     if (state) {
-      const scopes = compileWorkspace(state, { tokenExchange: this.#options.tokenExchange, now });
+      const edgeGateways: Record<string, string[]> = {};
+      for (const g of await store.listGateways(workspaceId)) (edgeGateways[g.environment] ??= []).push(g.name);
+      const scopes = compileWorkspace(state, { tokenExchange: this.#options.tokenExchange, now, edgeGateways });
       for (const [scope, snapshot] of scopes) {
         const record = await recordSnapshot(store, scope, snapshot, now);
         const versioned = { ...snapshot, version: record.version };

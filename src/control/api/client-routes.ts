@@ -15,6 +15,7 @@ import {
   type ClientInput,
 } from '../../config/resources.ts';
 import { generateKey, hashKey } from '../../gateway/keys/api-key.ts';
+import { encodeRateLimits } from '../../config/snapshot-encoding.ts';
 import { newId, nowIso } from '../ids.ts';
 import type { ClientRecord, KeyRecord, RoleRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
 import { AdminError, conflict, invalid, notFound } from './errors.ts';
@@ -29,6 +30,7 @@ async function toClient(tx: StoreOps, c: ClientRecord, roles?: Map<string, RoleR
   const { workspaceId, roleId: _r, ...rest } = c;
   return {
     ...rest,
+    ...(rest.rateLimits ? { rateLimits: encodeRateLimits(rest.rateLimits) } : {}),
     workspace: workspaceId,
     role: role?.name ?? `(deleted role ${c.roleId})`,
     keys: (keys ?? (await tx.listKeys(c.id))).map((k) => ({ id: k.id, createdAt: k.createdAt, ...(k.expiresAt ? { expiresAt: k.expiresAt } : {}) })),

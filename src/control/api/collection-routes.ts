@@ -14,6 +14,7 @@ import {
   type CollectionSpec,
   type DeploymentTarget,
 } from '../../config/resources.ts';
+import { encodeCollection } from '../../config/snapshot-encoding.ts';
 import { newId, nowIso } from '../ids.ts';
 import type { CollectionRecord, CollectionVersionRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
 import { AdminError, conflict, invalid, notFound } from './errors.ts';
@@ -27,10 +28,19 @@ function sameSpec(a: CollectionSpec, b: CollectionSpec): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+/**
+ * A spec in its input form (durations as strings such as "30s"): what GET answers can be PUT back unchanged. The
+ * parsed form holds milliseconds, which the schema would read back as seconds.
+ */
+function encodeSpec(spec: CollectionSpec) {
+  const { environment: _e, ...encoded } = encodeCollection({ ...spec, environment: 'DEV' });
+  return { ...encoded, target: spec.target, ...(spec.description !== undefined ? { description: spec.description } : {}) };
+}
+
 async function toResource(tx: StoreOps, c: CollectionRecord) {
   const published = c.publishedVersion ? await tx.getCollectionVersion(c.id, c.publishedVersion) : undefined;
   return {
-    ...c.spec,
+    ...encodeSpec(c.spec),
     id: c.id,
     environment: c.environment,
     revision: c.revision,
@@ -42,8 +52,8 @@ async function toResource(tx: StoreOps, c: CollectionRecord) {
 }
 
 function toVersion(v: CollectionVersionRecord) {
-  const { collectionId: _c, ...out } = v;
-  return out;
+  const { collectionId: _c, spec, ...out } = v;
+  return { ...out, spec: encodeSpec(spec) };
 }
 
 function sameTarget(a: DeploymentTarget, b: DeploymentTarget): boolean {
@@ -55,7 +65,10 @@ async function checkSpec(tx: StoreOps, caller: Caller, workspace: WorkspaceRecor
   requireProject(caller, spec.project);
   const projects = await tx.listProjects(workspace.id);
   if (!projects.some((p) => p.name === spec.project)) throw invalid('body.project', `unknown project "${spec.project}" (projects: ${projects.map((p) => p.name).join(', ')})`);
-  if (spec.target.type === 'edge') throw invalid('body.target.gateway', `no edge gateway "${spec.target.gateway}" exists in ${environment}`);
+  if (spec.target.type === 'edge') {
+    const gateway = await tx.getGateway({ workspaceId: workspace.id, name: spec.target.gateway });
+    if (!gateway || gateway.environment !== environment) throw invalid('body.target.gateway', `no edge gateway "${spec.target.gateway}" in ${environment}: the edge gateway must exist in this environment (create it first)`);
+  }
   for (const other of await tx.listCollections(workspace.id, { environment })) {
     if (other.id === selfId) continue;
     const published = other.publishedVersion ? await tx.getCollectionVersion(other.id, other.publishedVersion) : undefined;

@@ -67,7 +67,7 @@ export async function openCertificateAuthority(dir: string): Promise<Certificate
     const keyPem = await readFile(keyFile, 'utf8');
     privateKey = await importPrivateKey(keyPem);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot load the control plane CA from ${dir}: ${(error as Error).message}`);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot load the control plane CA from ${dir}: ${(error as Error).message}`, { cause: error });
     const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
     const now = Date.now();
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
