@@ -222,6 +222,7 @@ export class GatewayServer {
     const status = ERRORS[r.code].status;
     this.#metrics.observe('', '', req.method ?? 'GET', status, (performance.now() - start) / 1000);
     this.#accessLog?.({ reqId: requestId, method: req.method ?? 'GET', status, code: r.code, ms: round(performance.now() - start) }, 'refused');
+    if (channels.requestEnd.hasSubscribers) this.#publishEnd(req, requestId, undefined, status, start, r.code);
   }
 
   #refuseCtx(ctx: RequestContext, r: Refusal, start: number): void {
@@ -245,15 +246,34 @@ export class GatewayServer {
       ip: ctx.clientIp,
       code,
     }, 'request');
+    if (channels.requestEnd.hasSubscribers) this.#publishEnd(ctx.req, ctx.requestId, ctx, status, start, code, method);
+  }
+
+  /** Telemetry's view of an answered request (see `RequestEndEvent`); called only when someone subscribes. */
+  #publishEnd(req: IncomingMessage, requestId: string, ctx: RequestContext | undefined, status: number, start: number, code: ErrorCode | undefined, method = req.method ?? 'GET'): void {
+    channels.requestEnd.publish({
+      server: this,
+      requestId,
+      method,
+      collection: ctx?.collection,
+      endpoint: ctx?.endpoint,
+      status,
+      ms: performance.now() - start,
+      principal: ctx?.principal,
+      key: ctx?.key,
+      clientIp: ctx?.clientIp ?? this.#clientIp(req).clientIp,
+      code,
+    });
   }
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const start = performance.now();
     const requestId = randomUUID();
     const table = this.#table;
-    const reject = (r: Refusal) => {
+    const reject = (r: Refusal, routedCtx?: RequestContext) => {
       writeRawProblem(socket, r, requestId);
       this.#accessLog?.({ reqId: requestId, method: req.method ?? 'GET', status: ERRORS[r.code].status, code: r.code, ms: round(performance.now() - start) }, 'upgrade refused');
+      if (channels.requestEnd.hasSubscribers) this.#publishEnd(req, requestId, routedCtx, ERRORS[r.code].status, start, r.code);
     };
     if (table === undefined) return reject(refusal('GH_ERR_GATEWAY_INTERNAL'));
     const routed = this.#route(req, table);
@@ -290,14 +310,14 @@ export class GatewayServer {
         })
         .catch((error: Error) => {
           if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: routed.collection.name, code: 'GH_ERR_UPSTREAM_WEBSOCKET_REFUSED', error, requestId });
-          reject(refusal('GH_ERR_UPSTREAM_WEBSOCKET_REFUSED'));
+          reject(refusal('GH_ERR_UPSTREAM_WEBSOCKET_REFUSED'), ctx);
         });
     }, (r) => {
       publishAuthFailure(ctx, r.code);
-      reject(r);
+      reject(r, ctx);
     }, (error) => {
       this.#onError(error, requestId);
-      reject(INTERNAL);
+      reject(INTERNAL, ctx);
     });
   }
 }

@@ -4,6 +4,7 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { ErrorCode } from '../http/errors.ts';
+import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal } from '../snapshot/compiled.ts';
 
 export interface AuthFailureEvent {
   readonly reason: ErrorCode;
@@ -28,8 +29,41 @@ export interface UpstreamErrorEvent {
   readonly requestId: string;
 }
 
+/**
+ * One request answered — proxied, refused, or a WebSocket upgrade — once its status is known. Only references
+ * are passed: a subscriber derives what it needs (labels are built only when read).
+ */
+export interface RequestEndEvent {
+  /** The GatewayServer that answered: several gateways may share a process, subscribers filter on it. */
+  readonly server: object;
+  readonly requestId: string;
+  readonly method: string;
+  /** Undefined when no collection or endpoint matched (the request was refused before routing completed). */
+  readonly collection: CompiledCollection | undefined;
+  readonly endpoint: CompiledEndpoint | undefined;
+  readonly status: number;
+  readonly ms: number;
+  /** The client whose key was found (also when it was then refused). */
+  readonly principal: Principal | undefined;
+  readonly key: KeyEntry | undefined;
+  readonly clientIp: string;
+  /** The refusal's or upstream failure's error code. */
+  readonly code: ErrorCode | undefined;
+}
+
+/**
+ * A Gatehouse-format key refused without a match (malformed or unknown), by its display prefix (`redactKey`):
+ * published just before the refusal's `requestEnd`, so that telemetry can say which key was tried.
+ */
+export interface KeyRefusedEvent {
+  readonly requestId: string;
+  readonly keyPrefix: string;
+}
+
 export const channels = {
   authFailure: diagnostics.channel('gatehouse:policy:auth-failure'),
   rateLimited: diagnostics.channel('gatehouse:policy:rate-limited'),
   upstreamError: diagnostics.channel('gatehouse:upstream:error'),
+  keyRefused: diagnostics.channel('gatehouse:policy:key-refused'),
+  requestEnd: diagnostics.channel('gatehouse:request:end'),
 } as const;

@@ -4,8 +4,9 @@
  * any lookup; the lookup itself is one SHA-256 and one Map.get.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { refusal } from '../http/errors.ts';
-import { hashKey, isWellFormedKey, KEY_PREFIX } from '../keys/api-key.ts';
+import { refusal, type Refusal } from '../http/errors.ts';
+import { hashKey, isWellFormedKey, KEY_PREFIX, redactKey } from '../keys/api-key.ts';
+import { channels } from '../observability/channels.ts';
 import type { KeyEntry } from '../snapshot/compiled.ts';
 import type { Policy, RequestContext } from './policy.ts';
 
@@ -46,9 +47,9 @@ export function authenticate(options: AuthenticateOptions): Policy {
 
     let entry: KeyEntry | undefined;
     if (key !== undefined && key.startsWith(KEY_PREFIX)) {
-      if (!isWellFormedKey(key)) return MALFORMED;
+      if (!isWellFormedKey(key)) return keyRefused(ctx, key, MALFORMED);
       entry = keys.get(hashKey(key));
-      if (!entry) return INVALID;
+      if (!entry) return keyRefused(ctx, key, INVALID);
     } else {
       // Legacy pair: a key of any format plus the email it was issued to.
       const legacyKey = headers[legacyKeyHeader];
@@ -70,6 +71,12 @@ export function authenticate(options: AuthenticateOptions): Policy {
     }
     return undefined;
   };
+}
+
+/** Telemetry learns which key was tried, by its display prefix only; nothing is built without a subscriber. */
+function keyRefused(ctx: RequestContext, key: string, r: Refusal): Refusal {
+  if (channels.keyRefused.hasSubscribers) channels.keyRefused.publish({ requestId: ctx.requestId, keyPrefix: redactKey(key) });
+  return r;
 }
 
 function sameEmail(expected: string, given: string): boolean {

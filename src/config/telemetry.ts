@@ -1,0 +1,118 @@
+/**
+ * Telemetry from gateways to the control plane: the `TelemetryBatch` message of proto/gatehouse/v1/sync.proto as
+ * a zod schema and its TypeScript type. The gateway's collector produces `TelemetryBatch` objects; the control
+ * plane validates what arrives with `TelemetryBatchSchema` before storing anything.
+ *
+ * The shape is the message as `@grpc/proto-loader` decodes it with the channel's options (`PROTO_LOADER_OPTIONS`
+ * in sync-proto.ts: `{ keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true }`): camelCase
+ * fields, 64-bit integers as JS numbers, every field present with its proto3 default. Encoding a `TelemetryBatch`
+ * and decoding it again gives an equal object: absent optional strings are `''`, never `undefined`. The schema
+ * also accepts 64-bit integers as decimal strings (`longs: String`) and absent arrays (`defaults: false`).
+ *
+ * Never a key or token: a security event names the key only by its label or its display prefix (`ghk_AbCd…`).
+ * The schema refuses a batch in which any field holds something shaped like a whole Gatehouse key.
+ */
+import { z } from 'zod';
+import { NAME_PATTERN } from './schema.ts';
+
+/** What stands for "none" in the aggregate keys: no collection or endpoint matched, or no client was identified. */
+export const NONE = '-';
+
+/** Security event kinds. */
+export const SecurityEventKind = {
+  /** The key was missing, malformed, unknown or expired, or its client is disabled (`GH_ERR_AUTH_*`). */
+  authFailure: 'auth_failure',
+  /** A known client called from outside its allowed IP ranges (`GH_ERR_AUTH_IP_NOT_ALLOWED`). */
+  ipNotAllowed: 'ip_not_allowed',
+  /** A known client called an endpoint, environment or project it is not granted (`GH_ERR_AUTH_FORBIDDEN_*`). */
+  forbidden: 'forbidden',
+} as const;
+export type SecurityEventKind = (typeof SecurityEventKind)[keyof typeof SecurityEventKind];
+
+/** The security event kind of a refusal's error code; undefined for refusals that are not security events. */
+export function securityEventKind(code: string): SecurityEventKind | undefined {
+  if (!code.startsWith('GH_ERR_AUTH_')) return undefined;
+  if (code === 'GH_ERR_AUTH_IP_NOT_ALLOWED') return SecurityEventKind.ipNotAllowed;
+  if (code.startsWith('GH_ERR_AUTH_FORBIDDEN')) return SecurityEventKind.forbidden;
+  return SecurityEventKind.authFailure;
+}
+
+/** A whole Gatehouse API key (`ghk_` + 38 base62 characters) anywhere in a string. */
+const WHOLE_KEY = /ghk_[0-9A-Za-z]{38}/;
+const MAX_EVENTS = 50_000;
+
+const text = (max: number) => z.string().max(max).refine((s) => !WHOLE_KEY.test(s), 'must not contain an API key');
+/** uint64: a number with `longs: Number`, a decimal string with `longs: String`. */
+const uint64 = z.union([z.int().min(0).max(Number.MAX_SAFE_INTEGER), z.string().regex(/^\d{1,15}$/).transform(Number)]);
+const uint32 = z.int().min(0).max(0xffff_ffff);
+const ms = z.number().min(0).max(1e12);
+/** An ISO minute as `Date.prototype.toISOString()` writes it: the store adds up rows with equal minutes. */
+const minute = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:00\.000Z$/, 'must be an ISO minute such as 2026-01-31T08:35:00.000Z');
+const at = z.iso.datetime();
+/** A collection name, or `-`; `''` (the proto3 default) reads as `-`. */
+const collectionOrNone = z.union([z.string().regex(NAME_PATTERN), z.literal(NONE), z.literal('')]).transform((s) => s || NONE);
+/** `METHOD /template`, or `-`. */
+const endpoint = z.union([z.string().regex(/^[A-Z]{1,16} \/\S{0,2047}$/), z.literal(NONE), z.literal('')]).transform((s) => s || NONE);
+const clientIdOrNone = text(256).transform((s) => s || NONE);
+const optionalCollection = z.union([z.string().regex(NAME_PATTERN), z.literal('')]);
+const ip = z.union([z.ipv4(), z.ipv6(), z.literal('')]);
+
+/** Requests of one minute with the same collection, endpoint, client and status. */
+export const RequestCountSchema = z.object({
+  minute,
+  collection: collectionOrNone,
+  endpoint,
+  clientId: clientIdOrNone,
+  status: uint32.max(999),
+  count: uint64.pipe(z.number().min(1)),
+  durationMsSum: ms,
+  durationMsMax: ms,
+});
+export type RequestCount = z.output<typeof RequestCountSchema>;
+
+/** A refusal worth an operator's attention (see `SecurityEventKind`); optional fields are `''` when unknown. */
+export const SecurityEventSchema = z.object({
+  at,
+  kind: z.string().regex(/^[a-z][a-z_]{0,63}$/),
+  /** The error code, e.g. `GH_ERR_AUTH_INVALID_KEY`. */
+  reason: z.string().regex(/^GH_ERR_[A-Z0-9_]{1,64}$/),
+  collection: optionalCollection,
+  clientId: text(256),
+  /** The key's label (its configured id, or `<client>#<hash prefix>`) or its display prefix; never the key. */
+  keyLabel: text(256),
+  ip,
+});
+export type SecurityEvent = z.output<typeof SecurityEventSchema>;
+
+/**
+ * One request, from a sample: `path` is the endpoint template that matched (or `-`), not the concrete path,
+ * which may carry identifiers or credentials.
+ */
+export const AccessEventSchema = z.object({
+  at,
+  requestId: text(128),
+  method: z.string().regex(/^[A-Z]{1,16}$/),
+  path: text(2048),
+  status: uint32.max(999),
+  durationMs: ms,
+  clientId: text(256),
+  collection: optionalCollection,
+});
+export type AccessEvent = z.output<typeof AccessEventSchema>;
+
+export const TelemetryBatchSchema = z.object({
+  instanceId: z.string().min(1).max(128),
+  /** Increases by one per batch of an instance, from 1; a resent batch keeps its sequence. */
+  sequence: uint64.pipe(z.number().min(1)),
+  requests: z.array(RequestCountSchema).max(MAX_EVENTS).default([]),
+  securityEvents: z.array(SecurityEventSchema).max(MAX_EVENTS).default([]),
+  accessEvents: z.array(AccessEventSchema).max(MAX_EVENTS).default([]),
+  /** Events dropped since the previous batch because the gateway's bounded buffer was full. */
+  dropped: uint64.default(0),
+});
+export type TelemetryBatch = z.output<typeof TelemetryBatchSchema>;
+
+/** The number of events a batch carries (request rows, security events, access events). */
+export function batchSize(batch: Pick<TelemetryBatch, 'requests' | 'securityEvents' | 'accessEvents'>): number {
+  return batch.requests.length + batch.securityEvents.length + batch.accessEvents.length;
+}
