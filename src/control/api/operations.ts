@@ -1,6 +1,7 @@
 /** Every admin API operation, in the order the OpenAPI document lists them. */
 import { clientOperations } from './client-routes.ts';
 import { collectionOperations } from './collection-routes.ts';
+import { gatewayOperations } from './gateway-routes.ts';
 import type { Operation } from './operation.ts';
 import { roleOperations } from './role-routes.ts';
 import { snapshotOperations } from './snapshot-routes.ts';
@@ -14,4 +15,5 @@ export const OPERATIONS: readonly Operation[] = [
   ...clientOperations,
   ...userOperations,
   ...snapshotOperations,
+  ...gatewayOperations,
 ];

@@ -1,0 +1,214 @@
+/**
+ * Admin API: edge gateways. One gateway per workspace environment (any number of instances share its identity),
+ * installed with Docker or Helm. Creating a gateway — and regenerating its install command — answers with a
+ * one-time registration token inside the install command, shown this once and stored only as its SHA-256.
+ * Deleting a gateway revokes its certificates, ends its live streams and removes its edge scope. A caller sees and
+ * manages only the gateways of its environments; `{gateway}` is the gateway's name or id.
+ */
+import { z } from 'zod';
+import { CaPinSchema } from '../../config/edge.ts';
+import { EnvironmentSchema, NameSchema } from '../../config/schema.ts';
+import { describeGateway, issueInstallCommand, renameGateway } from '../gateways.ts';
+import { newId, nowIso } from '../ids.ts';
+import type { GatewayRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
+import { conflict, fromStore, invalid, notFound } from './errors.ts';
+import { operation, type Caller, type ControlContext, type Operation } from './operation.ts';
+import { hasEnvironment, requireEnvironment } from './scope.ts';
+
+const W = '/api/v1/workspaces/{workspace}';
+const G = `${W}/gateways/{gateway}`;
+
+/** How the gateway runs: a Docker container, or the Helm chart on Kubernetes. */
+export const InstallMethodSchema = z.enum(['docker', 'helm']);
+
+export const GatewayInputSchema = z.strictObject({
+  name: NameSchema,
+  environment: EnvironmentSchema,
+  installMethod: InstallMethodSchema.default('docker'),
+});
+
+export const GatewayPatchSchema = z.strictObject({ name: NameSchema });
+
+export const GatewayInstanceSchemaOut = z.strictObject({
+  instanceId: z.string(),
+  hostname: z.string().optional(),
+  /** Connected, and heard from within the last 30 seconds. */
+  online: z.boolean(),
+  softwareVersion: z.string(),
+  /** The snapshot version it serves (0: none yet). */
+  appliedVersion: z.number().int(),
+  nackedVersion: z.number().int().optional(),
+  lastError: z.string().optional(),
+  firstSeenAt: z.string(),
+  lastSeenAt: z.string(),
+  lastSyncedAt: z.string().optional(),
+});
+
+export const GatewaySchemaOut = z.strictObject({
+  id: z.string(),
+  name: NameSchema,
+  environment: EnvironmentSchema,
+  installMethod: InstallMethodSchema,
+  instancesOnline: z.number().int(),
+  /** Software versions of the online instances. */
+  versions: z.array(z.string()),
+  /** When an instance last applied a snapshot. */
+  lastSyncedAt: z.string().optional(),
+  /** Present when an online instance runs a version older than the control plane's. */
+  updateAvailable: z
+    .strictObject({
+      version: z.string(),
+      /** The command for the gateway's install method. */
+      command: z.string(),
+      releaseNotes: z.string(),
+    })
+    .optional(),
+  instances: z.array(GatewayInstanceSchemaOut),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const InstallCommandSchemaOut = z.strictObject({
+  /** The one-time registration token (`ghr_…`), also inside the commands. Shown this once. */
+  token: z.string(),
+  /** The token stops working at this time (5 minutes) or when used, whichever comes first. */
+  expiresAt: z.string(),
+  caPin: CaPinSchema,
+  bootstrapUrl: z.string(),
+  /** For the gateway's install method, to copy and paste. */
+  command: z.string(),
+  /** `gatehouse gateway bootstrap …` alone, for a machine with the gatehouse command. */
+  localCommand: z.string(),
+});
+
+export const GatewayWithInstallSchema = z.strictObject({ gateway: GatewaySchemaOut, install: InstallCommandSchemaOut });
+
+const STORE_CONFLICTS = {
+  'gateway.name': 'body.name: an edge gateway with this name already exists in this workspace',
+  'gateway.environment': 'body.environment: this environment already has an edge gateway (one per environment; it may run any number of instances)',
+};
+
+/** The gateway named (or identified) in the path, if the caller may see it; others are "not found". */
+async function visibleGateway(tx: StoreOps, caller: Caller, workspace: WorkspaceRecord, ref: string): Promise<GatewayRecord> {
+  const g = (await tx.getGateway({ workspaceId: workspace.id, name: ref })) ?? (await tx.getGateway({ id: ref }));
+  if (!g || g.workspaceId !== workspace.id || !hasEnvironment(caller, g.environment)) throw notFound(`edge gateway "${ref}"`);
+  return g;
+}
+
+async function toResource(plane: ControlContext, g: GatewayRecord) {
+  return describeGateway(g, await plane.store.listGatewayInstances(g.id), plane.edge, plane.now());
+}
+
+export const gatewayOperations: Operation[] = [
+  operation({
+    id: 'listGateways',
+    method: 'GET',
+    path: `${W}/gateways`,
+    summary: "List the edge gateways of the caller's environments: instances online, versions, update availability, last synced",
+    tag: 'Gateways',
+    permission: 'admin:gateways:read',
+    response: z.object({ items: z.array(GatewaySchemaOut) }),
+    async handler({ caller, workspace, plane }) {
+      const items = [];
+      for (const g of await plane.store.listGateways(workspace.id)) if (hasEnvironment(caller, g.environment)) items.push(await toResource(plane, g));
+      return { items };
+    },
+  }),
+  operation({
+    id: 'createGateway',
+    method: 'POST',
+    path: `${W}/gateways`,
+    summary: 'Create the edge gateway of an environment; the answer holds its install command with a one-time registration token (5 minutes)',
+    tag: 'Gateways',
+    permission: 'admin:gateways:write',
+    body: GatewayInputSchema,
+    response: GatewayWithInstallSchema,
+    status: 201,
+    async handler({ caller, workspace, body, plane }) {
+      if (!workspace.environments.includes(body.environment)) {
+        throw invalid('body.environment', `unknown environment "${body.environment}" (environments: ${workspace.environments.join(', ')})`);
+      }
+      requireEnvironment(caller, body.environment);
+      const now = plane.now();
+      const { gateway, install } = await plane.store
+        .transaction(async (tx) => {
+          const existing = await tx.getGateway({ workspaceId: workspace.id, environment: body.environment });
+          if (existing) throw conflict(`body.environment: ${body.environment} already has an edge gateway, "${existing.name}" (one per environment; it may run any number of instances)`);
+          const at = nowIso(now);
+          const g: GatewayRecord = { id: newId('gw'), workspaceId: workspace.id, environment: body.environment, name: body.name, installMethod: body.installMethod, createdAt: at, updatedAt: at };
+          await tx.insertGateway(g);
+          return { gateway: g, install: await issueInstallCommand(tx, g, plane.edge, now) };
+        })
+        .catch((error: unknown) => {
+          throw fromStore(error, STORE_CONFLICTS);
+        });
+      // The gateway's edge scope (its environment's clients, no collections yet) exists before it first connects.
+      await plane.changed(workspace.id);
+      return { gateway: await toResource(plane, gateway), install };
+    },
+  }),
+  operation({
+    id: 'getGateway',
+    method: 'GET',
+    path: G,
+    summary: 'Get an edge gateway with its instances',
+    tag: 'Gateways',
+    permission: 'admin:gateways:read',
+    response: GatewaySchemaOut,
+    async handler({ caller, workspace, params, plane }) {
+      return toResource(plane, await visibleGateway(plane.store, caller, workspace, params.gateway!));
+    },
+  }),
+  operation({
+    id: 'renameGateway',
+    method: 'PATCH',
+    path: G,
+    summary: "Rename an edge gateway; collections deployed to it follow (drafts edited, published versions republished with the new target)",
+    tag: 'Gateways',
+    permission: 'admin:gateways:write',
+    body: GatewayPatchSchema,
+    response: GatewaySchemaOut,
+    async handler({ caller, workspace, params, body, plane }) {
+      const { gateway, retargeted } = await plane.store
+        .transaction(async (tx) => renameGateway(tx, await visibleGateway(tx, caller, workspace, params.gateway!), body.name, caller.id, plane.now()))
+        .catch((error: unknown) => {
+          throw fromStore(error, STORE_CONFLICTS);
+        });
+      if (retargeted.length > 0) await plane.changed(workspace.id);
+      return toResource(plane, gateway);
+    },
+  }),
+  operation({
+    id: 'deleteGateway',
+    method: 'DELETE',
+    path: G,
+    summary: 'Delete an edge gateway: its certificates are revoked and its instances disconnected at once; collections deployed to it are served nowhere',
+    tag: 'Gateways',
+    permission: 'admin:gateways:write',
+    status: 204,
+    async handler({ caller, workspace, params, plane }) {
+      const g = await visibleGateway(plane.store, caller, workspace, params.gateway!);
+      await plane.store.deleteGateway(g.id, nowIso(plane.now()));
+      plane.edge.disconnectGateway(g.id);
+      await plane.changed(workspace.id);
+      return undefined;
+    },
+  }),
+  operation({
+    id: 'regenerateGatewayInstallCommand',
+    method: 'POST',
+    path: `${G}/install-command`,
+    summary: "Issue a new install command (a fresh one-time registration token); the gateway's unused tokens stop working",
+    tag: 'Gateways',
+    permission: 'admin:gateways:write',
+    response: GatewayWithInstallSchema,
+    async handler({ caller, workspace, params, plane }) {
+      const now = plane.now();
+      const { gateway, install } = await plane.store.transaction(async (tx) => {
+        const g = await visibleGateway(tx, caller, workspace, params.gateway!);
+        return { gateway: g, install: await issueInstallCommand(tx, g, plane.edge, now) };
+      });
+      return { gateway: await toResource(plane, gateway), install };
+    },
+  }),
+];

@@ -1,0 +1,204 @@
+/**
+ * Edge gateways as the control plane manages them: one-time registration tokens inside install commands, the
+ * gateway as the admin API shows it (instances online, their versions, "update available"), and renaming, which
+ * follows the collections deployed to the gateway (their deployment target names it).
+ *
+ * A registration token is `ghr_` + 32 base62 characters (≈190 random bits), stored only as its SHA-256, valid for
+ * `REGISTRATION_TOKEN_TTL_MS` and usable once. Issuing one deletes the gateway's other unused tokens, so the newest
+ * install command is the only one that works.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { REGISTRATION_TOKEN_TTL_MS } from '../config/edge.ts';
+import type { EdgeContext } from './api/operation.ts';
+import { nowIso } from './ids.ts';
+import type { CollectionRecord, GatewayInstanceRecord, GatewayRecord, StoreOps } from './store/store.ts';
+
+/** The image the install commands run (deploy/Dockerfile builds it). */
+export const DOCKER_IMAGE = 'gatehouse/gatehouse';
+/** Where the config directory lives inside the container (a named volume). */
+export const CONTAINER_CONFIG_DIR = '/etc/gatehouse';
+/** The Helm chart, relative to a checkout of Gatehouse. */
+export const HELM_CHART = 'deploy/helm/gatehouse';
+/** An instance is online when its stream is connected and it was heard from this recently. */
+export const ONLINE_WINDOW_MS = 30_000;
+
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const TOKEN_RANDOM_LENGTH = 32;
+
+/** What install commands need of the edge context. */
+export type InstallContext = Pick<EdgeContext, 'caPin' | 'endpoints' | 'softwareVersion'>;
+
+/** A new registration token and its SHA-256 (hex): show the token once, store only the hash. */
+export function generateRegistrationToken(): { token: string; hash: string } {
+  let random = '';
+  while (random.length < TOKEN_RANDOM_LENGTH) {
+    for (const byte of randomBytes(40)) {
+      if (byte >= 248) continue; // 248 = 4 × 62: keeps the digits unbiased
+      random += ALPHABET[byte % 62];
+      if (random.length === TOKEN_RANDOM_LENGTH) break;
+    }
+  }
+  const token = `ghr_${random}`;
+  return { token, hash: hashRegistrationToken(token) };
+}
+
+export function hashRegistrationToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export interface InstallCommand {
+  /** The one-time registration token (also inside the commands). Shown this once. */
+  token: string;
+  expiresAt: string;
+  caPin: string;
+  bootstrapUrl: string;
+  /** For the gateway's install method: Docker (bootstrap into a named volume, then run) or Helm (bootstrap, then install the chart). */
+  command: string;
+  /** The bootstrap alone, with the `gatehouse` command on the machine that will run the gateway. */
+  localCommand: string;
+}
+
+/** Issues a fresh registration token for the gateway (deleting its unused ones) and the commands that carry it. */
+export async function issueInstallCommand(store: StoreOps, gateway: GatewayRecord, edge: InstallContext, now: number): Promise<InstallCommand> {
+  const { token, hash } = generateRegistrationToken();
+  const expiresAt = nowIso(now + REGISTRATION_TOKEN_TTL_MS);
+  await store.deleteRegistrationTokens(gateway.id);
+  await store.insertRegistrationToken({ hash, gatewayId: gateway.id, createdAt: nowIso(now), expiresAt });
+  const bootstrapUrl = edge.endpoints.bootstrap;
+  const bootstrap = (dir: string, mode: 'standalone' | 'helm') => ['gateway', 'bootstrap', '-t', token, '--ca-pin', edge.caPin, '--url', bootstrapUrl, '-o', dir, mode];
+  const localDir = `./gatehouse-${gateway.name}`;
+  const command =
+    gateway.installMethod === 'docker'
+      ? [
+          shell(['docker', 'run', '--rm', ...volume(gateway), image(edge.softwareVersion), ...bootstrap(CONTAINER_CONFIG_DIR, 'standalone')]),
+          dockerRun(gateway, edge.softwareVersion),
+        ].join(' && ')
+      : [shell(['gatehouse', ...bootstrap(localDir, 'helm')]), shell(['helm', 'install', helmRelease(gateway.name), HELM_CHART, '-f', `${localDir}/values.yaml`])].join(' && ');
+  return { token, expiresAt, caPin: edge.caPin, bootstrapUrl, command, localCommand: shell(['gatehouse', ...bootstrap(localDir, 'standalone')]) };
+}
+
+/** The command that moves a gateway's instances to `version`, for its install method. */
+export function updateCommand(gateway: GatewayRecord, version: string): string {
+  if (gateway.installMethod === 'helm') return shell(['helm', 'upgrade', helmRelease(gateway.name), HELM_CHART, '--reuse-values', '--set', `image.tag=${version}`]);
+  const container = `gatehouse-${gateway.name}`;
+  return [shell(['docker', 'pull', image(version)]), shell(['docker', 'rm', '-f', container]), dockerRun(gateway, version)].join(' && ');
+}
+
+/** The long-running container: the config directory in a named volume, restarted with the machine. */
+function dockerRun(gateway: GatewayRecord, version: string): string {
+  const run = ['gateway', 'run', '--config', CONTAINER_CONFIG_DIR, '--host', '0.0.0.0'];
+  return shell(['docker', 'run', '-d', '--name', `gatehouse-${gateway.name}`, '--restart', 'unless-stopped', ...volume(gateway), '-p', '8080:8080', image(version), ...run]);
+}
+
+function volume(gateway: GatewayRecord): string[] {
+  return ['-v', `gatehouse-${gateway.name}:${CONTAINER_CONFIG_DIR}`];
+}
+
+function image(version: string): string {
+  return `${DOCKER_IMAGE}:${version}`;
+}
+
+/** A Helm release name (DNS-1123 label, at most 53 characters) for the gateway: `gatehouse-<name>` in lower case. */
+export function helmRelease(name: string): string {
+  const label = `gatehouse-${name}`.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 53).replace(/-+$/, '');
+  return label;
+}
+
+/** Joins words into a POSIX shell command line, quoting only what needs it (e.g. `[::1]` in a URL). */
+export function shell(words: readonly string[]): string {
+  return words.map((w) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`)).join(' ');
+}
+
+/** Orders dotted versions numerically (`0.10.0` > `0.9.1`); a pre-release (`1.0.0-rc.1`) sorts before its release. */
+export function compareVersions(a: string, b: string): number {
+  const split = (v: string) => {
+    const [core = '', pre] = v.replace(/^v/, '').split('-', 2);
+    return { core: core.split('.').map((n) => Number.parseInt(n, 10) || 0), pre };
+  };
+  const x = split(a);
+  const y = split(b);
+  for (let i = 0; i < Math.max(x.core.length, y.core.length); i++) {
+    const d = (x.core[i] ?? 0) - (y.core[i] ?? 0);
+    if (d !== 0) return Math.sign(d);
+  }
+  if (x.pre === y.pre) return 0;
+  if (x.pre === undefined) return 1;
+  if (y.pre === undefined) return -1;
+  return x.pre < y.pre ? -1 : 1;
+}
+
+export function isOnline(instance: GatewayInstanceRecord, now: number): boolean {
+  return instance.connected && now - Date.parse(instance.lastSeenAt) <= ONLINE_WINDOW_MS;
+}
+
+/** A gateway as the admin API shows it. */
+export function describeGateway(gateway: GatewayRecord, instances: readonly GatewayInstanceRecord[], edge: Pick<EdgeContext, 'softwareVersion'>, now: number) {
+  const rows = instances.map((i) => ({
+    instanceId: i.instanceId,
+    ...(i.hostname !== undefined ? { hostname: i.hostname } : {}),
+    online: isOnline(i, now),
+    softwareVersion: i.softwareVersion,
+    appliedVersion: i.appliedVersion,
+    ...(i.nackedVersion !== undefined ? { nackedVersion: i.nackedVersion } : {}),
+    ...(i.lastError !== undefined ? { lastError: i.lastError } : {}),
+    firstSeenAt: i.firstSeenAt,
+    lastSeenAt: i.lastSeenAt,
+    ...(i.lastSyncedAt !== undefined ? { lastSyncedAt: i.lastSyncedAt } : {}),
+  }));
+  const online = rows.filter((r) => r.online);
+  const versions = [...new Set(online.map((r) => r.softwareVersion))].sort(compareVersions);
+  const behind = versions.filter((v) => compareVersions(v, edge.softwareVersion) < 0);
+  const lastSyncedAt = instances.map((i) => i.lastSyncedAt).filter((t) => t !== undefined).sort().at(-1);
+  return {
+    id: gateway.id,
+    name: gateway.name,
+    environment: gateway.environment,
+    installMethod: gateway.installMethod,
+    instancesOnline: online.length,
+    versions,
+    ...(lastSyncedAt !== undefined ? { lastSyncedAt } : {}),
+    ...(behind.length > 0
+      ? {
+          updateAvailable: {
+            version: edge.softwareVersion,
+            command: updateCommand(gateway, edge.softwareVersion),
+            releaseNotes: `Gatehouse ${edge.softwareVersion} is available (the control plane runs it); ${online.filter((r) => behind.includes(r.softwareVersion)).length} online instance(s) run ${behind.join(', ')}. The config directory is kept across the update: instances reconnect with their identity and cached configuration, no new bootstrap is needed.`,
+          },
+        }
+      : {}),
+    instances: rows,
+    createdAt: gateway.createdAt,
+    updatedAt: gateway.updatedAt,
+  };
+}
+
+/**
+ * Renames a gateway inside a transaction, and makes the collections deployed to it follow: a draft that targets the
+ * old name is edited to target the new one, and a published version that does gets a new version with only the
+ * target changed (published versions are history and are never rewritten; a rollback to an older version targets a
+ * name that no longer exists and is refused). Returns the names of the collections that were retargeted.
+ */
+export async function renameGateway(tx: StoreOps, gateway: GatewayRecord, name: string, by: string, now: number): Promise<{ gateway: GatewayRecord; retargeted: string[] }> {
+  if (name === gateway.name) return { gateway, retargeted: [] };
+  const at = nowIso(now);
+  const renamed: GatewayRecord = { ...gateway, name, updatedAt: at };
+  await tx.updateGateway(renamed);
+  const targets = (c: { target: CollectionRecord['target'] }) => c.target.type === 'edge' && c.target.gateway === gateway.name;
+  const retarget = <T extends { target: CollectionRecord['target'] }>(spec: T): T => ({ ...spec, target: { type: 'edge' as const, gateway: name } });
+  const retargeted: string[] = [];
+  for (const c of await tx.listCollections(gateway.workspaceId, { environment: gateway.environment })) {
+    const versions = c.publishedVersion !== undefined ? await tx.listCollectionVersions(c.id) : [];
+    const published = versions.find((v) => v.version === c.publishedVersion);
+    if (!targets(c.spec) && !(published && targets(published.spec))) continue;
+    let next: CollectionRecord = { ...c, revision: c.revision + 1, updatedAt: at };
+    if (targets(c.spec)) next = { ...next, spec: retarget(c.spec) };
+    if (published && targets(published.spec)) {
+      const version = (versions[0]?.version ?? 0) + 1;
+      await tx.insertCollectionVersion({ collectionId: c.id, version, spec: retarget(published.spec), publishedAt: at, publishedBy: by });
+      next = { ...next, publishedVersion: version };
+    }
+    await tx.updateCollection(next, c.revision);
+    retargeted.push(c.name);
+  }
+  return { gateway: renamed, retargeted };
+}
