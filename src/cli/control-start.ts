@@ -8,7 +8,7 @@ import { createLogger } from './logger.ts';
 
 export const controlStart: Command = {
   summary: 'start the control plane: admin API, state store and the embedded cloud gateway',
-  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).',
+  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).',
   async run(args) {
     const { values } = parse('control start', args, {
       'data-dir': { type: 'string', default: 'data' },
@@ -17,6 +17,8 @@ export const controlStart: Command = {
       'admin-port': { type: 'string' },
       'gateway-port': { type: 'string' },
       'ops-port': { type: 'string' },
+      'bootstrap-port': { type: 'string' },
+      'sync-port': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
     });
     const logger: Logger = createLogger(values['log-level']);
@@ -30,6 +32,8 @@ export const controlStart: Command = {
         adminPort: portOption('control start', 'admin-port', values['admin-port']) ?? 8081,
         gatewayPort: portOption('control start', 'gateway-port', values['gateway-port']) ?? 8080,
         opsPort: portOption('control start', 'ops-port', values['ops-port']) ?? 9090,
+        bootstrapPort: portOption('control start', 'bootstrap-port', values['bootstrap-port']) ?? 8443,
+        syncPort: portOption('control start', 'sync-port', values['sync-port']) ?? 8444,
       });
     } catch (error) {
       if (error instanceof StoreOpenError) throw new ConfigError(error.message);
@@ -44,6 +48,7 @@ export const controlStart: Command = {
       `Gatehouse control plane (${plane.store.kind})`,
       `  admin API      ${admin}/api/v1   (OpenAPI: ${admin}/api/openapi.json)`,
       `  cloud gateway  ${gateway}/<workspace>/<environment>/<base path>`,
+      `  bootstrap      ${plane.endpoints.bootstrap}   (edge gateways: gatehouse gateway bootstrap; CA pin ${plane.ca.pin})`,
     ];
     if (plane.bootstrapToken) {
       lines.push(

@@ -4,6 +4,7 @@
  * workspace and an installation admin client, whose token is returned once for the caller to print.
  */
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -16,6 +17,7 @@ import { OPERATIONS } from './api/operations.ts';
 import { CloudGateway } from './cloud-gateway.ts';
 import { openCertificateAuthority, type CertificateAuthority } from './pki/ca.ts';
 import { Publisher } from './publisher.ts';
+import { createBootstrapServer } from './sync/bootstrap-server.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
 import { bootstrapInstallation } from './workspaces.ts';
@@ -40,6 +42,8 @@ export interface ControlPlaneOptions {
   syncPort?: number;
   /** The host name or address edge gateways dial (written into install commands). Default: `host`. */
   advertiseHost?: string;
+  /** Validity of the certificates issued to edge gateways at bootstrap. Default 24 hours. */
+  gatewayCertificateValidityMs?: number;
   /** Token exchange of the cloud gateway; issuer defaults to the cloud gateway's URL. */
   tokenExchange?: Partial<Pick<TokenExchange, 'issuer' | 'audience' | 'ttl' | 'algorithm'>>;
   now?: () => number;
@@ -68,6 +72,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const store = await openStore({ databaseUrl: options.databaseUrl, dataDir });
   let cloud: CloudGateway | undefined;
   let admin: Server | undefined;
+  let bootstrapServer: HttpsServer | undefined;
   try {
     const gatewayPort = options.gatewayPort ?? 8080;
     const tokenExchange = TokenExchangeSchema.parse({
@@ -95,6 +100,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       serverName: 'gatehouse-control-plane',
     };
     const streams = new Set<(gatewayId: string) => void>();
+    // The control plane's TLS certificate for the edge endpoints, valid for the advertised host and loopback.
+    const serverTls = await ca.issueServerCertificate([...new Set(['gatehouse-control-plane', 'localhost', '127.0.0.1', '::1', advertise])]);
+    // The bootstrap endpoint listens before the admin API hands out install commands naming it; with port 0 the
+    // advertised port is the bound one.
+    bootstrapServer = createBootstrapServer({ store, ca, tls: serverTls, endpoints, logger, now, certificateValidityMs: options.gatewayCertificateValidityMs });
+    const bootstrapAddress = await new Promise<AddressInfo>((ok, fail) => {
+      bootstrapServer!.once('error', fail);
+      bootstrapServer!.listen(options.bootstrapPort ?? 8443, host, () => ok(bootstrapServer!.address() as AddressInfo));
+    });
+    endpoints.bootstrap = `https://${hostPort(advertise, bootstrapAddress.port)}`;
 
     const listening = await cloud.instance.listen({ port: gatewayPort, host, ops: options.opsPort !== -1, opsPort: options.opsPort ?? 9090, opsHost: host });
     const cloudUrl = `http://${formatHost(listening.api)}`;
@@ -123,8 +138,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       admin!.once('error', fail);
       admin!.listen(options.adminPort ?? 8081, host, () => ok(admin!.address() as AddressInfo));
     });
-    logger.info({ admin: formatHost(adminAddress), gateway: formatHost(listening.api), store: store.kind }, 'control plane listening');
+    logger.info({ admin: formatHost(adminAddress), gateway: formatHost(listening.api), bootstrap: endpoints.bootstrap, store: store.kind }, 'control plane listening');
     const adminServer = admin;
+    const bootstrapHttps = bootstrapServer;
     const cloudGateway = cloud;
     return {
       admin: adminAddress,
@@ -141,12 +157,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           adminServer.close(() => r());
           adminServer.closeIdleConnections();
         });
+        await new Promise<void>((r) => {
+          bootstrapHttps.close(() => r());
+          bootstrapHttps.closeIdleConnections();
+        });
         await cloudGateway.instance.close({ drainMs: 2000 });
         await store.close();
       },
     };
   } catch (error) {
     admin?.close();
+    bootstrapServer?.close();
     await cloud?.instance.close({ drainMs: 0 }).catch(() => {});
     await store.close();
     throw error;
