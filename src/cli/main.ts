@@ -16,6 +16,8 @@ import { configCheck } from './config-check.ts';
 import { controlStart } from './control-start.ts';
 import { demo, demoUpstream } from './demo.ts';
 import { docsAdminApi, docsErrors } from './docs-errors.ts';
+import { gatewayBootstrap } from './gateway-bootstrap.ts';
+import { gatewayCreate, gatewayDelete, gatewayInstallCommand, gatewayList, gatewayRename } from './gateway-manage.ts';
 import { gatewayRun } from './gateway-run.ts';
 import { keyGenerate } from './key-generate.ts';
 import { roleCreate } from './role-create.ts';
@@ -24,6 +26,12 @@ import { roleList } from './role-list.ts';
 const COMMANDS: Record<string, Command> = {
   'control start': controlStart,
   'gateway run': gatewayRun,
+  'gateway bootstrap': gatewayBootstrap,
+  'gateway create': gatewayCreate,
+  'gateway list': gatewayList,
+  'gateway rename': gatewayRename,
+  'gateway delete': gatewayDelete,
+  'gateway install-command': gatewayInstallCommand,
   'key generate': keyGenerate,
   'client create': clientCreate,
   'client list': clientList,

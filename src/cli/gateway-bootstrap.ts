@@ -1,0 +1,79 @@
+import { relative } from 'node:path';
+import { CaPinSchema, REGISTRATION_TOKEN_PATTERN } from '../config/edge.ts';
+import { BootstrapError, bootstrapGateway, HELM_VALUES_FILE } from '../gateway/sync/bootstrap.ts';
+import { type Command, parse, UsageError } from './command.ts';
+
+const NAME = 'gateway bootstrap';
+const MODES = ['standalone', 'helm'] as const;
+
+export const gatewayBootstrap: Command = {
+  summary: 'register an edge gateway with a one-time token and write its config directory',
+  usage: `-t TOKEN --ca-pin sha256:HEX --url https://HOST:PORT -o DIR standalone|helm [--json]
+
+The install command of \`gatehouse gateway create\` (or \`gateway install-command\`) holds every value. The token
+works once, for 5 minutes. The control plane's CA must match --ca-pin, or nothing is sent and nothing written.
+DIR receives gateway.json, tls/ca.pem, tls/gateway.crt and tls/gateway.key (mode 0600); "helm" also writes
+values.yaml for deploy/helm/gatehouse. An already bootstrapped DIR is refused: delete it to bootstrap again.`,
+  async run(args) {
+    const { values, positionals } = parse(
+      NAME,
+      args,
+      {
+        token: { type: 'string', short: 't' },
+        'ca-pin': { type: 'string' },
+        url: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        json: { type: 'boolean' },
+      },
+      true,
+    );
+    for (const [flag, value] of [['-t/--token', values.token], ['--ca-pin', values['ca-pin']], ['--url', values.url], ['-o/--output', values.output]] as const) {
+      if (value === undefined || value === '') throw new UsageError(`${NAME}: ${flag} is required (the install command holds it)`);
+    }
+    // Never echo the token, not even a malformed one: it may be a real one mistyped.
+    if (!REGISTRATION_TOKEN_PATTERN.test(values.token!)) throw new UsageError(`${NAME}: -t/--token: not a registration token (expected "ghr_" and 32 letters and digits, as in the install command)`);
+    const pin = CaPinSchema.safeParse(values['ca-pin']);
+    if (!pin.success) throw new UsageError(`${NAME}: --ca-pin: ${pin.error.issues[0]!.message} (got "${values['ca-pin']}")`);
+    let url: URL;
+    try {
+      url = new URL(values.url!);
+    } catch {
+      throw new UsageError(`${NAME}: --url: not a URL (got "${values.url}"); it is the control plane's bootstrap endpoint, e.g. https://cp.example.com:8443`);
+    }
+    if (url.protocol !== 'https:') throw new UsageError(`${NAME}: --url: must be an https:// URL (got "${values.url}")`);
+    if (positionals.length !== 1 || !(MODES as readonly string[]).includes(positionals[0]!)) {
+      throw new UsageError(`${NAME}: give the mode, standalone or helm, as the one argument (got ${positionals.length === 0 ? 'none' : positionals.map((p) => `"${p}"`).join(' ')})`);
+    }
+    const mode = positionals[0] as (typeof MODES)[number];
+
+    let result;
+    try {
+      result = await bootstrapGateway({ token: values.token!, caPin: pin.data, url: url.href, dir: values.output!, mode });
+    } catch (error) {
+      if (!(error instanceof BootstrapError)) throw error;
+      if (error.userMistake) throw new UsageError(`${NAME}: ${error.message}`);
+      console.error(`gatehouse: ${NAME}: ${error.message}`);
+      return 1;
+    }
+    if (values.json) {
+      console.log(JSON.stringify({ dir: result.dir, identity: result.identity, files: result.files, certificate: { serial: result.certificate.serial, notAfter: result.certificate.notAfter.toISOString() } }, null, 2));
+      return 0;
+    }
+    const { identity } = result;
+    const shown = relative(process.cwd(), result.dir) || '.';
+    const dir = shown.startsWith('..') ? result.dir : shown.startsWith('.') || shown.startsWith('/') ? shown : `./${shown}`;
+    const lines = [
+      `Bootstrapped edge gateway "${identity.gatewayName}" (${identity.gatewayId}) of workspace ${identity.workspaceName}, environment ${identity.environment}, into ${dir}`,
+      `  certificate    serial ${result.certificate.serial}, valid until ${result.certificate.notAfter.toISOString()} (renewed over the live channel)`,
+      `  control plane  sync ${identity.controlPlane.sync}, telemetry ${identity.controlPlane.telemetry}`,
+      `  files          ${result.files.join(', ')} (the key${mode === 'helm' ? ` and ${HELM_VALUES_FILE}` : ''} with mode 0600)`,
+      '',
+      mode === 'helm'
+        ? `Next: helm install gatehouse-${identity.gatewayName.toLowerCase().replace(/[^a-z0-9-]+/g, '-')} deploy/helm/gatehouse -f ${dir}/${HELM_VALUES_FILE}`
+        : `Next: gatehouse gateway run --config ${dir}`,
+      `Bootstrapping again needs a new token and an empty directory: delete ${dir} first.`,
+    ];
+    console.log(lines.join('\n'));
+    return 0;
+  },
+};

@@ -1,0 +1,264 @@
+/**
+ * `gatehouse gateway bootstrap`: turns a one-time registration token into a gateway's config directory.
+ *
+ * 1. Refuse a directory that is already bootstrapped (it holds gateway.json), before anything else.
+ * 2. Make the gateway's key pair and a CSR.
+ * 3. Fetch the control plane's CA *without* trusting the connection, and compare its pin with the expected one
+ *    (from the install command), as kubeadm does with its CA hash. A mismatch stops here: nothing is written.
+ * 4. Register over a connection whose only trust anchor is that pinned CA (server name `gatehouse-control-plane`).
+ * 5. Write the directory: the TLS files first, `gateway.json` last, so that gateway.json marks a complete
+ *    directory. The key (and in helm mode values.yaml, which holds it) is created with mode 0600, directories 0700.
+ *
+ * The token is sent to the control plane and nowhere else: it is never printed, logged or written.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, chmod, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { hostname as osHostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { EdgeIdentitySchema, RegisterResponseSchema, type EdgeIdentity, type RegisterResponse } from '../../config/edge.ts';
+import { caPin, createKeyAndCsr, describeCertificate, x509 } from './certificates.ts';
+
+/** The TLS server name the control plane's certificate carries for the edge endpoints. */
+export const CONTROL_PLANE_SERVER_NAME = 'gatehouse-control-plane';
+
+export interface BootstrapOptions {
+  /** The one-time registration token (`ghr_…`). */
+  token: string;
+  /** `sha256:<hex>` of the control plane CA's public key, from the install command. */
+  caPin: string;
+  /** The bootstrap endpoint, e.g. `https://cp.example.com:8443`. */
+  url: string;
+  /** The config directory to write. */
+  dir: string;
+  /** `helm` also writes `values.yaml` for deploy/helm/gatehouse. */
+  mode: 'standalone' | 'helm';
+  /** Sent to the control plane for its records. Default: this machine's host name. */
+  hostname?: string;
+  /** Per request. Default 30 s. */
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+export interface BootstrapResult {
+  dir: string;
+  identity: EdgeIdentity;
+  /** The files written, relative to `dir`. */
+  files: string[];
+  certificate: { serial: string; notAfter: Date };
+}
+
+/**
+ * Bootstrapping failed. `userMistake`: something the caller fixes (a used or expired token, a bootstrapped
+ * directory, an unreachable URL); otherwise the control plane misbehaved or could not be trusted.
+ */
+export class BootstrapError extends Error {
+  override readonly name = 'BootstrapError';
+  readonly userMistake: boolean;
+  constructor(message: string, userMistake: boolean) {
+    super(message);
+    this.userMistake = userMistake;
+  }
+}
+
+export const IDENTITY_FILE = 'gateway.json';
+export const TLS_FILES = { ca: 'tls/ca.pem', certificate: 'tls/gateway.crt', key: 'tls/gateway.key' } as const;
+export const HELM_VALUES_FILE = 'values.yaml';
+
+export async function bootstrapGateway(options: BootstrapOptions): Promise<BootstrapResult> {
+  const dir = resolve(options.dir);
+  const now = options.now ?? Date.now;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const base = new URL(options.url);
+  const where = base.origin;
+  await checkDirectory(dir);
+
+  const { keyPem, csrPem } = await createKeyAndCsr('gatehouse edge gateway');
+
+  // Step 1: the CA, over a connection not trusted yet. Only its pin decides whether we go on.
+  const caAnswer = await send(new URL('/v1/ca', base), { method: 'GET', insecure: true, timeoutMs }, where);
+  if (caAnswer.status !== 200) throw new BootstrapError(`${where} answered ${caAnswer.status} to GET /v1/ca: is --url the bootstrap endpoint of a Gatehouse control plane?`, true);
+  let presented: string;
+  try {
+    presented = caPin(caAnswer.text);
+  } catch {
+    throw new BootstrapError(`${where} did not answer a CA certificate on GET /v1/ca: is --url the bootstrap endpoint of a Gatehouse control plane?`, true);
+  }
+  if (presented !== options.caPin) {
+    throw new BootstrapError(`the control plane at ${where} presented a CA whose pin is ${presented}, not the expected ${options.caPin}: refusing to continue`, false);
+  }
+  const caPem = caAnswer.text;
+
+  // Step 2: register, trusting only the pinned CA.
+  const body = JSON.stringify({ token: options.token, csr: csrPem, hostname: options.hostname ?? osHostname() });
+  const answer = await send(new URL('/v1/register', base), { method: 'POST', body, ca: caPem, timeoutMs }, where);
+  if (answer.status >= 400 && answer.status < 500) throw new BootstrapError(`the control plane refused the registration: ${problemDetail(answer.text) ?? `${answer.status}`}`, true);
+  if (answer.status !== 200) throw new BootstrapError(`the control plane failed to register the gateway: ${problemDetail(answer.text) ?? `${answer.status}`}`, false);
+  let registered: RegisterResponse;
+  try {
+    registered = RegisterResponseSchema.parse(JSON.parse(answer.text));
+  } catch (error) {
+    throw new BootstrapError(`the control plane's registration answer is not what this version expects (${(error as Error).message.split('\n', 1)[0]}): is it the same Gatehouse version?`, false);
+  }
+  checkCertificate(registered, csrPem, options.caPin);
+
+  const g = registered.gateway;
+  const identity = EdgeIdentitySchema.parse({
+    gatewayId: g.id,
+    gatewayName: g.name,
+    workspaceId: g.workspaceId,
+    workspaceName: g.workspaceName,
+    environment: g.environment,
+    installMethod: g.installMethod,
+    caPin: options.caPin,
+    controlPlane: registered.controlPlane,
+    bootstrappedAt: new Date(now()).toISOString(),
+  } satisfies EdgeIdentity);
+
+  // Step 3: the directory. gateway.json last: it marks a complete directory.
+  const files: string[] = [];
+  const write = async (name: string, content: string, mode: number) => {
+    await writeAtomic(join(dir, name), content, mode);
+    files.push(name);
+  };
+  await makeDirectory(dir);
+  await makeDirectory(join(dir, 'tls'));
+  await write(TLS_FILES.key, keyPem, 0o600);
+  await write(TLS_FILES.certificate, registered.certificate, 0o644);
+  await write(TLS_FILES.ca, registered.ca, 0o644);
+  if (options.mode === 'helm') await write(HELM_VALUES_FILE, helmValues(identity, registered, keyPem), 0o600);
+  await write(IDENTITY_FILE, `${JSON.stringify(identity, null, 2)}\n`, 0o644);
+  const described = describeCertificate(registered.certificate);
+  return { dir, identity, files, certificate: { serial: described.serial, notAfter: described.notAfter } };
+}
+
+/** Refuses a directory that is bootstrapped already, is no directory, or cannot be written — before the token is spent. */
+async function checkDirectory(dir: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new BootstrapError(`${dir} exists and is not a directory`, true);
+    if (code !== 'ENOENT') throw new BootstrapError(`cannot read ${dir}: ${(error as Error).message}`, true);
+    // It will be created: its nearest existing ancestor must be a writable directory.
+    let ancestor = dirname(dir);
+    for (;;) {
+      const found = await stat(ancestor).catch(() => undefined);
+      if (found) {
+        if (!found.isDirectory()) throw new BootstrapError(`cannot create ${dir}: ${ancestor} is not a directory`, true);
+        break;
+      }
+      if (dirname(ancestor) === ancestor) break;
+      ancestor = dirname(ancestor);
+    }
+    await access(ancestor, constants.W_OK).catch(() => {
+      throw new BootstrapError(`cannot create ${dir}: ${ancestor} is not writable`, true);
+    });
+    return;
+  }
+  if (entries.includes(IDENTITY_FILE)) throw new BootstrapError(`${dir} is already bootstrapped (it holds ${IDENTITY_FILE}); delete ${dir} to bootstrap again with a new token`, true);
+  await access(dir, constants.W_OK).catch(() => {
+    throw new BootstrapError(`cannot write to ${dir}`, true);
+  });
+}
+
+/** The certificate must be for our key, name a gateway, and come with the pinned CA. */
+function checkCertificate(registered: RegisterResponse, csrPem: string, pin: string): void {
+  try {
+    const certificate = new x509.X509Certificate(registered.certificate);
+    const csr = new x509.Pkcs10CertificateRequest(csrPem);
+    if (Buffer.compare(Buffer.from(certificate.publicKey.rawData), Buffer.from(csr.publicKey.rawData)) !== 0) throw new Error('it is not for the key this gateway generated');
+    if (!describeCertificate(registered.certificate).uris.some((u) => u.startsWith('spiffe://gatehouse/'))) throw new Error('it names no gateway');
+    if (caPin(registered.ca) !== pin) throw new Error('it came with a CA other than the pinned one');
+  } catch (error) {
+    throw new BootstrapError(`the control plane answered a certificate this gateway cannot use: ${(error as Error).message}`, false);
+  }
+}
+
+/** values.yaml for deploy/helm/gatehouse: the identity and the TLS files, which the chart turns into a Secret. */
+function helmValues(identity: EdgeIdentity, registered: RegisterResponse, keyPem: string): string {
+  const header = [
+    `# Values for the Gatehouse Helm chart (deploy/helm/gatehouse), written by \`gatehouse gateway bootstrap\` for the`,
+    `# edge gateway "${identity.gatewayName}" (workspace ${identity.workspaceName}, environment ${identity.environment}).`,
+    '# It holds the gateway\'s private key: keep it as secret as the key itself.',
+    '#   helm install RELEASE deploy/helm/gatehouse -f values.yaml',
+    '',
+  ].join('\n');
+  return header + stringify({ gateway: { identity, tls: { ca: registered.ca, certificate: registered.certificate, key: keyPem } } }, { lineWidth: 0 });
+}
+
+async function makeDirectory(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // An existing directory (e.g. a container volume) is tightened too, where we may.
+  await chmod(dir, 0o700).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+  });
+}
+
+/** Writes through a temporary file created with `mode` (never readable by others, even for a moment), then renames. */
+async function writeAtomic(file: string, content: string, mode: number): Promise<void> {
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, content, { mode, flag: 'wx' });
+    await chmod(tmp, mode);
+    await rename(tmp, file);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+}
+
+interface Answer {
+  status: number;
+  text: string;
+}
+
+/** One HTTPS request. `insecure` accepts any server certificate (the CA fetch only); otherwise `ca` is the only trust anchor. */
+function send(url: URL, init: { method: string; body?: string; ca?: string; insecure?: boolean; timeoutMs: number }, where: string): Promise<Answer> {
+  return new Promise((resolvePromise, reject) => {
+    const req = request(
+      url,
+      {
+        method: init.method,
+        agent: false,
+        timeout: init.timeoutMs,
+        headers: { accept: 'application/json, application/x-pem-file', ...(init.body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(init.body) } : {}) },
+        ...(init.insecure ? { rejectUnauthorized: false } : { ca: init.ca, servername: CONTROL_PLANE_SERVER_NAME, rejectUnauthorized: true }),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > 1024 * 1024) req.destroy(new Error('the answer exceeds 1 MiB'));
+          else chunks.push(chunk);
+        });
+        res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${init.timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })));
+    req.on('error', (error: NodeJS.ErrnoException) => reject(connectionError(error, where, init.insecure === true)));
+    req.end(init.body);
+  });
+}
+
+function connectionError(error: NodeJS.ErrnoException, where: string, insecure: boolean): BootstrapError {
+  const code = error.code ?? '';
+  if (!insecure && (code.startsWith('ERR_TLS_') || code.includes('CERT') || code.includes('SIGNATURE') || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')) {
+    return new BootstrapError(`the control plane at ${where} did not prove it holds a certificate of the pinned CA (${code}: ${error.message}): refusing to continue`, false);
+  }
+  return new BootstrapError(`cannot reach the control plane's bootstrap endpoint at ${where}: ${code || error.message}${code && error.message && !error.message.includes(code) ? ` (${error.message})` : ''}`, true);
+}
+
+function problemDetail(text: string): string | undefined {
+  try {
+    const detail = (JSON.parse(text) as { detail?: unknown }).detail;
+    return typeof detail === 'string' ? detail : undefined;
+  } catch {
+    return undefined;
+  }
+}
