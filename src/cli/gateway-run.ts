@@ -1,21 +1,43 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { ConfigError } from '../config/load.ts';
 import { startGateway } from '../gateway/runtime.ts';
+import { startEdgeGateway } from '../gateway/sync/edge-runtime.ts';
 import { type Command, parse, portOption, UsageError } from './command.ts';
 import { createLogger } from './logger.ts';
 
 export const gatewayRun: Command = {
-  summary: 'run a gateway from a declarative config file (YAML or JSON)',
-  usage: '--config FILE [--port N] [--ops-port N] [--host ADDR]',
+  summary: 'run a gateway: an edge gateway from a bootstrapped directory, or a standalone one from a config file',
+  usage:
+    '--config DIR|FILE [--port N] [--ops-port N] [--host ADDR] [--log-level LEVEL]\n\n' +
+    'DIR: a directory written by `gatehouse gateway bootstrap` (it holds gateway.json): an edge gateway that syncs\n' +
+    'its configuration from the control plane and serves its cached snapshot while the control plane is out of reach.\n' +
+    'FILE: a declarative config file (YAML or JSON) for a standalone gateway. --log-level applies to edge gateways\n' +
+    '(a config file sets server.log.level).',
   async run(args) {
     const { values } = parse('gateway run', args, {
       config: { type: 'string', short: 'c' },
       port: { type: 'string' },
       'ops-port': { type: 'string' },
       host: { type: 'string' },
+      'log-level': { type: 'string' },
     });
-    if (!values.config) throw new UsageError('gateway run: --config FILE is required');
+    if (!values.config) throw new UsageError('gateway run: --config DIR|FILE is required');
     const port = portOption('gateway run', 'port', values.port);
     const opsPort = portOption('gateway run', 'ops-port', values['ops-port']);
+    if (await isDirectory(values.config)) {
+      if (!(await isFile(join(values.config, 'gateway.json')))) {
+        throw new ConfigError(`${values.config}: a directory without gateway.json; write one with \`gatehouse gateway bootstrap -t TOKEN -o ${values.config} standalone\`, or pass a config file`);
+      }
+      const logger = createLogger(values['log-level'] ?? 'info');
+      const edge = await startEdgeGateway({ dir: values.config, logger, port, opsPort, host: values.host, opsHost: values.host });
+      await waitForSignal();
+      logger.info('shutting down');
+      await edge.close();
+      logger.flush();
+      return 0;
+    }
     let logger: Logger | undefined;
     const runtime = await startGateway({ configFile: values.config, logger: (level) => (logger = createLogger(level)), port, opsPort, host: values.host });
     await waitForSignal();
@@ -25,6 +47,14 @@ export const gatewayRun: Command = {
     return 0;
   },
 };
+
+async function isDirectory(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isDirectory() ?? false;
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isFile() ?? false;
+}
 
 export function waitForSignal(): Promise<void> {
   return new Promise((resolve) => {

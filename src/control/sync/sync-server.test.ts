@@ -1,0 +1,361 @@
+/**
+ * The sync channel in one process, on real loopback sockets: the control plane's sync server over a real store
+ * (SQLite in memory) and CA, and a real edge gateway runtime dialling it. The publisher is a stand-in that
+ * records snapshots the way the real one does, so that each test decides exactly which versions exist.
+ */
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { credentials as grpcCredentials, type ServiceError, status } from '@grpc/grpc-js';
+import pino from 'pino';
+import { type Snapshot, SnapshotSchema } from '../../config/schema.ts';
+import { canonicalJson, encodeSnapshot, snapshotHash } from '../../config/snapshot-encoding.ts';
+import { loadSyncProto, type ReceivedSyncResponse } from '../../config/sync-proto.ts';
+import { createKeyAndCsr } from '../../gateway/sync/certificates.ts';
+import { startEdgeGateway } from '../../gateway/sync/edge-runtime.ts';
+import { type CertificateAuthority, openCertificateAuthority } from '../pki/ca.ts';
+import type { PublishedScope } from '../publisher.ts';
+import { openStore } from '../store/open.ts';
+import type { GatewayRecord, Store } from '../store/store.ts';
+import { startSyncServer, type SyncServer } from './sync-server.ts';
+
+const WS = 'wsp_edge0000000000000001';
+const T0 = '2026-01-01T00:00:00.000Z';
+const ENVIRONMENTS = ['PROD', 'E2', 'E3', 'E4', 'E5', 'E6', 'E7', 'E8', 'E9', 'E10'];
+const SERVER_NAMES = ['gatehouse-control-plane', 'localhost', '127.0.0.1', '::1'];
+
+function snapshot(version: number, basePaths: string[]): Snapshot {
+  return SnapshotSchema.parse({
+    version,
+    collections: basePaths.map((p) => ({
+      name: p.slice(1),
+      basePath: p,
+      upstream: 'http://127.0.0.1:9',
+      project: 'shop',
+      environment: 'PROD',
+      endpoints: [{ method: 'GET', path: '/items', permission: 'items:read' }],
+    })),
+    tokenExchange: { issuer: 'https://gatehouse.test', audience: 'api' },
+  });
+}
+
+/** Records snapshots in the store as the publisher does, and tells the listeners. */
+class FakePublisher {
+  readonly listeners = new Set<(scopes: readonly PublishedScope[]) => void>();
+  compiles = 0;
+  readonly store: Store;
+  constructor(store: Store) {
+    this.store = store;
+  }
+  onPublish(listener: (scopes: readonly PublishedScope[]) => void) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  async changed() {
+    this.compiles++;
+  }
+  /** Stores `s` as its version; `hash` overrides the content hash (a corrupt record). */
+  async publish(scope: string, s: Snapshot, hash = snapshotHash(s)) {
+    const version = s.version as number;
+    await this.store.insertSnapshot({ scope, version, hash, body: canonicalJson(encodeSnapshot(s)), createdAt: new Date().toISOString() });
+    for (const l of this.listeners) l([{ scope, version, hash, snapshot: s }]);
+  }
+}
+
+/** A config directory as `gatehouse gateway bootstrap` writes it, with a certificate recorded in the store. */
+async function gatewayDir(store: Store, ca: CertificateAuthority, gateway: GatewayRecord, sync: string, validityMs = 3600_000, signer = ca): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-edge-'));
+  const { keyPem, csrPem } = await createKeyAndCsr(`gateway ${gateway.id}`);
+  const issued = await signer.signGatewayCsr(csrPem, { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment }, validityMs);
+  if (signer === ca) await store.insertGatewayCertificate({ serial: issued.serial, gatewayId: gateway.id, notBefore: issued.notBefore.toISOString(), notAfter: issued.notAfter.toISOString() });
+  await mkdir(join(dir, 'tls'), { recursive: true });
+  await writeFile(join(dir, 'tls', 'ca.pem'), ca.certPem);
+  await writeFile(join(dir, 'tls', 'gateway.crt'), issued.certPem);
+  await writeFile(join(dir, 'tls', 'gateway.key'), keyPem, { mode: 0o600 });
+  await writeFile(
+    join(dir, 'gateway.json'),
+    JSON.stringify({
+      gatewayId: gateway.id,
+      gatewayName: gateway.name,
+      workspaceId: gateway.workspaceId,
+      workspaceName: 'acme',
+      environment: gateway.environment,
+      installMethod: 'docker',
+      caPin: ca.pin,
+      controlPlane: { bootstrap: 'https://127.0.0.1:1', sync, telemetry: sync, serverName: 'gatehouse-control-plane' },
+      bootstrappedAt: T0,
+    }),
+  );
+  return dir;
+}
+
+/** A logger whose lines the test can read. */
+function memoryLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { logger, lines };
+}
+
+async function eventually(probe: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not hold within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('gateway sync: control-plane server and edge runtime', () => {
+  let store: Store;
+  let ca: CertificateAuthority;
+  let publisher: FakePublisher;
+  let server: SyncServer;
+  let sync: string;
+  let pkiDir: string;
+  const serverLog = memoryLogger();
+  const cleanup: (() => Promise<unknown>)[] = [];
+  let n = 0;
+
+  /** A new gateway (its own scope) with a first snapshot. */
+  async function newGateway(): Promise<{ gateway: GatewayRecord; scope: string }> {
+    // One gateway per environment: every test gets its own.
+    const name = `gw-${++n}`;
+    const environment = ENVIRONMENTS[n - 1]!;
+    const gateway: GatewayRecord = { id: `gw_test${n}`, workspaceId: WS, environment, name, installMethod: 'docker', createdAt: T0, updatedAt: T0 };
+    await store.insertGateway(gateway);
+    const scope = `${WS}/${environment}/edge:${name}`;
+    await publisher.publish(scope, snapshot(1, ['/a']));
+    return { gateway, scope };
+  }
+
+  async function edge(dir: string, extra: Partial<Parameters<typeof startEdgeGateway>[0]> = {}) {
+    const log = memoryLogger();
+    const gw = await startEdgeGateway({ dir, logger: log.logger, port: 0, host: '127.0.0.1', opsPort: 0, reconnect: { initialMs: 20, maxMs: 200 }, heartbeatMs: 200, telemetry: false, ...extra });
+    cleanup.push(() => gw.close());
+    return { gw, log };
+  }
+
+  const instances = (gatewayId: string) => store.listGatewayInstances(gatewayId);
+
+  before(async () => {
+    store = await openStore({ databaseUrl: ':memory:' });
+    pkiDir = await mkdtemp(join(tmpdir(), 'gatehouse-pki-'));
+    ca = await openCertificateAuthority(pkiDir);
+    await store.insertWorkspace({ id: WS, name: 'acme', environments: ENVIRONMENTS, devEnvironment: 'PROD', createdAt: T0 });
+    publisher = new FakePublisher(store);
+    server = await startSyncServer({ store, publisher, ca, tls: await ca.issueServerCertificate(SERVER_NAMES), logger: serverLog.logger, host: '127.0.0.1', port: 0, softwareVersion: '0.1.0' });
+    sync = `127.0.0.1:${server.port}`;
+  });
+  after(async () => {
+    for (const c of cleanup.reverse()) await c().catch(() => {});
+    await server?.close();
+    await store?.close();
+    await rm(pkiDir, { recursive: true, force: true });
+  });
+
+  it('sends the full snapshot on connect, a delta after a publish, and records the ACKed versions', async () => {
+    const { gateway, scope } = await newGateway();
+    const dir = await gatewayDir(store, ca, gateway, sync);
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const { gw } = await edge(dir);
+    await eventually(() => gw.state().appliedVersion === 1, 5000, 'v1 applied');
+    assert.equal(gw.instance.version, '1');
+    await eventually(async () => (await instances(gateway.id))[0]?.appliedVersion === 1, 2000, 'v1 ACK recorded');
+    const [record] = await instances(gateway.id);
+    assert.equal(record!.connected, true);
+    assert.equal(record!.instanceId, gw.state().instanceId);
+    assert.equal(record!.softwareVersion, '0.1.0');
+    assert.ok(record!.lastSyncedAt);
+
+    await publisher.publish(scope, snapshot(2, ['/a', '/b']));
+    await eventually(() => gw.state().appliedVersion === 2, 2000, 'v2 applied');
+    assert.ok(
+      serverLog.lines.some((l) => l.msg === 'sent a snapshot version' && l.gateway === gateway.id && l.version === 2 && l.kind === 'delta'),
+      'v2 travelled as a delta',
+    );
+    await eventually(() => server.registry.appliedVersions(gateway.id).get(gw.state().instanceId) === 2, 2000, 'the registry knows v2');
+    const cached = JSON.parse(await readFile(join(dir, 'cache', 'snapshot.json'), 'utf8')) as { version: number };
+    assert.equal(cached.version, 2, 'the applied snapshot is cached');
+  });
+
+  it('a NACKed version is not recorded as applied; the instance keeps the last good one and gets the next as a delta from it', async () => {
+    const { gateway, scope } = await newGateway();
+    const dir = await gatewayDir(store, ca, gateway, sync);
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const { gw, log } = await edge(dir);
+    await eventually(() => gw.state().appliedVersion === 1, 5000, 'v1 applied');
+
+    // A record whose content does not hash to what it claims: the edge must refuse it.
+    await publisher.publish(scope, snapshot(2, ['/a', '/evil']), 'f'.repeat(64));
+    await eventually(async () => (await instances(gateway.id))[0]?.nackedVersion === 2, 2000, 'NACK recorded');
+    const [record] = await instances(gateway.id);
+    assert.equal(record!.appliedVersion, 1);
+    assert.match(record!.lastError!, /content hash mismatch/);
+    assert.equal(gw.instance.version, '1', 'the previous snapshot stays in force');
+    assert.ok(log.lines.some((l) => /refusing snapshot v2/.test(String(l.msg))));
+    assert.ok(serverLog.lines.some((l) => /NACK/.test(String(l.msg)) && l.gateway === gateway.id));
+
+    await publisher.publish(scope, snapshot(3, ['/a', '/c']));
+    await eventually(() => gw.state().appliedVersion === 3, 2000, 'v3 applied');
+    assert.ok(serverLog.lines.some((l) => l.msg === 'sent a snapshot version' && l.gateway === gateway.id && l.version === 3 && l.kind === 'delta'), 'v3 came as a delta from v1');
+    await eventually(async () => (await instances(gateway.id))[0]?.appliedVersion === 3, 2000, 'v3 ACK recorded');
+    const [later] = await instances(gateway.id);
+    assert.equal(later!.nackedVersion, undefined, 'an ACK of a newer version clears the error');
+  });
+
+  it('a restarted instance sends its cached version in the Hello and gets a delta; with the control plane gone it serves the cache', async () => {
+    const { gateway, scope } = await newGateway();
+    const dir = await gatewayDir(store, ca, gateway, sync);
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const first = await edge(dir);
+    await eventually(() => first.gw.state().appliedVersion === 1, 5000, 'v1 applied');
+    await first.gw.close();
+    await publisher.publish(scope, snapshot(2, ['/a', '/b']));
+
+    const second = await edge(dir);
+    assert.equal(second.gw.state().appliedVersion, 1, 'serves the cache at once');
+    assert.equal(second.gw.state().source, 'cache');
+    assert.ok(second.log.lines.some((l) => l.msg === 'serving from the cached snapshot v1 (control plane not reached yet)'));
+    await eventually(() => second.gw.state().appliedVersion === 2, 5000, 'v2 applied');
+    assert.ok(serverLog.lines.some((l) => l.msg === 'sent a snapshot version' && l.gateway === gateway.id && l.version === 2 && l.kind === 'delta'));
+  });
+
+  it('refuses a tampered cache with a log line naming the file, even when the attacker recomputes the content hash', async () => {
+    const { gateway } = await newGateway();
+    const dir = await gatewayDir(store, ca, gateway, sync.replace(/:\d+$/, ':1')); // a control plane that is not there
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'cache', 'snapshot.json');
+    // A valid cache first: written by a gateway that did reach the control plane.
+    const good = await gatewayDir(store, ca, gateway, sync);
+    cleanup.push(() => rm(good, { recursive: true, force: true }));
+    const { gw } = await edge(good);
+    await eventually(() => gw.state().appliedVersion === 1, 5000, 'v1 applied');
+    await gw.close();
+    await mkdir(join(dir, 'cache'));
+    const original = JSON.parse(await readFile(join(good, 'cache', 'snapshot.json'), 'utf8')) as { body: string; hash: string };
+
+    // Cached under another gateway key: its MAC does not verify here.
+    await writeFile(file, JSON.stringify(original));
+    let started = await edge(dir);
+    assert.equal(started.gw.state().appliedVersion, 0);
+    assert.equal(started.gw.instance.ready(), false);
+    assert.ok(started.log.lines.some((l) => l.level === 50 && String(l.msg).includes(`refusing the cached snapshot ${file}`) && /integrity check/.test(String(l.msg))));
+    await started.gw.close();
+
+    // The attacker's edit with a recomputed content hash: the MAC still fails.
+    const tampered = SnapshotSchema.parse(JSON.parse(original.body));
+    tampered.collections[0]!.upstream.url = 'http://attacker.example';
+    await writeFile(file, JSON.stringify({ ...original, body: canonicalJson(encodeSnapshot(tampered)), hash: snapshotHash(tampered) }));
+    started = await edge(dir);
+    assert.equal(started.gw.state().appliedVersion, 0);
+    assert.ok(started.log.lines.some((l) => String(l.msg).includes(`refusing the cached snapshot ${file}`)));
+    await started.gw.close();
+
+    await writeFile(file, '{"format":"gatehouse-snapshot-cache/1", "trunc');
+    started = await edge(dir);
+    assert.ok(started.log.lines.some((l) => String(l.msg).includes(`refusing the cached snapshot ${file}: it is not valid JSON`)));
+  });
+
+  it('refuses a client certificate issued by another CA, and accepts one this CA issued and recorded', async () => {
+    const { gateway } = await newGateway();
+    const otherDir = await mkdtemp(join(tmpdir(), 'gatehouse-pki-other-'));
+    const other = await openCertificateAuthority(otherDir);
+    const foreign = await gatewayDir(store, ca, gateway, sync, 3600_000, other);
+    const good = await gatewayDir(store, ca, gateway, sync);
+    cleanup.push(...[otherDir, foreign, good].map((d) => () => rm(d, { recursive: true, force: true })));
+
+    const refused = await callSync(foreign);
+    assert.notEqual(refused.code, status.OK);
+    assert.equal(refused.accepted, false);
+    assert.deepEqual(refused.received, []);
+
+    const accepted = await callSync(good, undefined, true);
+    assert.equal(accepted.accepted, true);
+    assert.equal(accepted.received[0]?.message, 'snapshot');
+  });
+
+  it('ends the streams of a deleted gateway at once and refuses its reconnects', async () => {
+    const { gateway } = await newGateway();
+    const dir = await gatewayDir(store, ca, gateway, sync);
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const { gw } = await edge(dir);
+    await eventually(() => gw.state().appliedVersion === 1 && gw.state().connected, 5000, 'connected');
+
+    assert.equal(await store.deleteGateway(gateway.id, new Date().toISOString()), true);
+    const t0 = Date.now();
+    assert.equal(server.disconnectGateway(gateway.id), 1);
+    await eventually(() => !gw.state().connected, 1000, 'stream cut');
+    assert.ok(Date.now() - t0 < 1000);
+    await eventually(() => /revoked|deleted/.test(gw.state().lastError ?? '') && gw.state().attempts >= 2, 3000, 'reconnects refused');
+    assert.equal(gw.state().connected, false);
+    assert.equal(gw.instance.version, '1', 'it keeps serving what it had');
+  });
+
+  it('renews the certificate over the live channel before it expires and reconnects with it, without a restart', async () => {
+    const { gateway, scope } = await newGateway();
+    const dir = await gatewayDir(store, ca, gateway, sync, 3000);
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const before = await readFile(join(dir, 'tls', 'gateway.crt'), 'utf8');
+    const { gw, log } = await edge(dir);
+    await eventually(() => gw.state().appliedVersion === 1, 5000, 'v1 applied');
+    const serial = gw.state().certificate.serial;
+    // Certificates are back-dated 5 minutes, so a 3 s validity is past 2/3 of its lifetime at once.
+    await eventually(() => gw.state().certificate.serial !== serial, 5000, 'renewed');
+    assert.ok(log.lines.some((l) => /renewed the gateway certificate/.test(String(l.msg))));
+    const after = await readFile(join(dir, 'tls', 'gateway.crt'), 'utf8');
+    assert.notEqual(after, before);
+    assert.ok(await store.getGatewayCertificate(gw.state().certificate.serial), 'the renewed certificate is recorded');
+    await eventually(() => gw.state().connected && gw.state().connections >= 2, 5000, 'reconnected with the new certificate');
+    await publisher.publish(scope, snapshot(2, ['/a', '/renewed']));
+    await eventually(() => gw.state().appliedVersion === 2, 3000, 'v2 over the new channel');
+
+    // The cache was re-keyed with the new private key: a restart reads it.
+    await gw.close();
+    const again = await edge(dir, { reconnect: { initialMs: 10_000, maxMs: 10_000 } });
+    assert.equal(again.gw.state().source, 'cache');
+    assert.equal(again.gw.state().appliedVersion, 2);
+  });
+
+  /** Opens a Sync stream with the directory's credentials (or `certPem`), sends a Hello, and reports how it went. */
+  async function callSync(dir: string, certPem?: string, hangUpWhenAccepted = false): Promise<{ code: status; details: string; accepted: boolean; received: ReceivedSyncResponse[] }> {
+    const proto = loadSyncProto();
+    const read = (f: string) => readFile(join(dir, 'tls', f));
+    const creds = grpcCredentials.createSsl(await read('ca.pem'), await read('gateway.key'), certPem ? Buffer.from(certPem) : await read('gateway.crt'));
+    const client = new proto.ConfigSync(sync, creds, { 'grpc.ssl_target_name_override': 'gatehouse-control-plane' }) as unknown as {
+      Sync(): import('@grpc/grpc-js').ClientDuplexStream<unknown, ReceivedSyncResponse>;
+      close(): void;
+    };
+    try {
+      return await new Promise((resolve) => {
+        const call = client.Sync();
+        const received: ReceivedSyncResponse[] = [];
+        let accepted = false;
+        call.on('metadata', () => (accepted = true));
+        call.on('data', (m: ReceivedSyncResponse) => {
+          received.push(m);
+          if (hangUpWhenAccepted) call.end();
+        });
+        call.on('error', (e: ServiceError) => resolve({ code: e.code, details: e.details, accepted, received }));
+        call.on('status', (s: { code: status; details: string }) => s.code === status.OK && resolve({ code: s.code, details: s.details, accepted, received }));
+        call.write({ hello: { instanceId: 'probe', softwareVersion: '0.1.0' } });
+      });
+    } finally {
+      client.close();
+    }
+  }
+
+  it('refuses a stream whose certificate serial the store does not know, with a clear status', async () => {
+    const { gateway } = await newGateway();
+    const dir = await gatewayDir(store, ca, gateway, sync);
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    // Same CA, same gateway, but a certificate the control plane never recorded.
+    const { keyPem, csrPem } = await createKeyAndCsr('gateway forged');
+    const issued = await ca.signGatewayCsr(csrPem, { gatewayId: gateway.id, workspaceId: WS, environment: gateway.environment }, 3600_000);
+    await writeFile(join(dir, 'tls', 'gateway.key'), keyPem);
+    const result = await callSync(dir, issued.certPem);
+    assert.equal(result.code, status.UNAUTHENTICATED);
+    assert.match(result.details, /not issued by this control plane/);
+    assert.equal(result.accepted, false);
+  });
+});

@@ -1,0 +1,295 @@
+/**
+ * An edge gateway process: the config directory that `gatehouse gateway bootstrap` wrote (see
+ * src/config/edge.ts), a gateway instance (`instance.ts`) fed by the control plane over the sync channel
+ * (`sync-client.ts`), and the fallback cache (`cache.ts`).
+ *
+ * Start-up never waits for the control plane: a valid cached snapshot is applied and served at once; without one
+ * the gateway listens and answers /readyz 503 until the first snapshot arrives. Every snapshot the control plane
+ * sends is checked (schema, content hash), applied, cached, and ACKed; one that fails any step is NACKed with the
+ * reason and the last good one stays in force. The gateway certificate is renewed over the live channel when two
+ * thirds of its lifetime have passed, and the channel is rebuilt with it — no restart.
+ */
+import { createPrivateKey, randomUUID, X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { type EdgeIdentity, EdgeIdentitySchema } from '../../config/edge.ts';
+import { ConfigError } from '../../config/load.ts';
+import { formatIssues, ServerSchema, type Snapshot, SnapshotSchema } from '../../config/schema.ts';
+import { applyDelta, SnapshotDeltaError, SnapshotDeltaSchema } from '../../config/snapshot-delta.ts';
+import { snapshotHash } from '../../config/snapshot-encoding.ts';
+import { createGatewayInstance, type GatewayInstance } from '../instance.ts';
+import { createTelemetryCollector, type TelemetryCollector } from '../observability/telemetry.ts';
+import { openSnapshotCache, writeFileAtomic } from './cache.ts';
+import { createKeyAndCsr, describeCertificate } from './certificates.ts';
+import { type HandleResult, startSyncClient, type SyncClientState, type SyncUpdate, type TelemetrySource } from './sync-client.ts';
+
+export interface EdgeGatewayOptions {
+  /** The config directory (holds gateway.json, tls/, cache/). */
+  dir: string;
+  logger: Logger;
+  /** API listener; default 0.0.0.0:8080. 0 picks a free port. */
+  port?: number;
+  host?: string;
+  /** Operations listener (/healthz, /readyz, /metrics); default 127.0.0.1:9090. */
+  opsPort?: number;
+  opsHost?: string;
+  /** Reconnect backoff (full jitter). Default 250 ms doubling up to 30 s. */
+  reconnect?: { initialMs: number; maxMs: number };
+  /** Default 5 s. */
+  heartbeatMs?: number;
+  /** Renew the certificate when this fraction of its lifetime has passed. Default 2/3. */
+  renewAfter?: number;
+  /**
+   * Telemetry batches to stream while connected. Default: a collector of this gateway's requests and security
+   * events (`createTelemetryCollector`), bounded while disconnected; false for none.
+   */
+  telemetry?: TelemetrySource | false;
+}
+
+export interface EdgeGatewayState extends SyncClientState {
+  instanceId: string;
+  /** The version in force; 0 while none is. */
+  appliedVersion: number;
+  appliedHash?: string;
+  /** Where the version in force came from. */
+  source?: 'cache' | 'control-plane';
+  certificate: { serial: string; notAfter: string };
+}
+
+export interface EdgeGateway {
+  readonly identity: EdgeIdentity;
+  readonly api: AddressInfo;
+  readonly ops: AddressInfo | undefined;
+  readonly instance: GatewayInstance;
+  state(): EdgeGatewayState;
+  close(): Promise<void>;
+}
+
+/** The files of a config directory. */
+export function edgeFiles(dir: string) {
+  return {
+    identity: join(dir, 'gateway.json'),
+    ca: join(dir, 'tls', 'ca.pem'),
+    cert: join(dir, 'tls', 'gateway.crt'),
+    key: join(dir, 'tls', 'gateway.key'),
+    signingKeys: join(dir, 'signing-keys.json'),
+  };
+}
+
+/** Reads and validates DIR/gateway.json; a ConfigError names the file and the field. */
+export async function readEdgeIdentity(dir: string): Promise<EdgeIdentity> {
+  const file = edgeFiles(dir).identity;
+  const text = await readText(file, 'the gateway identity');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${file}: not valid JSON (${(error as Error).message})`);
+  }
+  const result = EdgeIdentitySchema.safeParse(json);
+  if (!result.success) throw new ConfigError(`${file}: invalid gateway identity:\n${formatIssues(result.error)}`);
+  return result.data;
+}
+
+export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<EdgeGateway> {
+  const { dir, logger } = options;
+  const files = edgeFiles(dir);
+  const identity = await readEdgeIdentity(dir);
+  let creds = {
+    caPem: await readText(files.ca, "the control plane's CA certificate"),
+    certPem: await readText(files.cert, "the gateway's certificate"),
+    keyPem: await readText(files.key, "the gateway's private key"),
+  };
+  let certificate = checkCertificate(creds, identity, files.cert);
+  if (certificate.notAfter.getTime() <= Date.now()) {
+    logger.error({ file: files.cert, notAfter: certificate.notAfter.toISOString() }, 'the gateway certificate has expired: the control plane will refuse it; bootstrap the gateway again with a new token');
+  }
+  const pkg = (await import('../../../package.json', { with: { type: 'json' } })).default;
+  const instanceId = randomUUID();
+
+  const server = ServerSchema.parse({ signingKeysFile: files.signingKeys, listen: { host: options.host ?? '0.0.0.0', port: options.port ?? 8080 }, ops: { host: options.opsHost ?? '127.0.0.1', port: options.opsPort ?? 9090 } });
+  const instance = await createGatewayInstance({ logger, server, baseDir: dir });
+
+  /** The snapshot in force, for deltas and the Hello. */
+  let inForce: { snapshot: Snapshot; version: number; hash: string; source: 'cache' | 'control-plane' } | undefined;
+  const cache = openSnapshotCache(dir, creds.keyPem);
+  /** Cache writes and re-keying, one at a time. */
+  let cacheQueue: Promise<unknown> = Promise.resolve();
+  const saveCache = (s: Snapshot, hash: string) => {
+    const run = cacheQueue.then(() => cache.write(s, hash)).catch((err: unknown) => logger.error({ err, file: cache.file }, 'cannot write the fallback cache; the gateway keeps serving, but a restart without the control plane would find an older snapshot'));
+    cacheQueue = run;
+    return run;
+  };
+
+  let addresses: Awaited<ReturnType<GatewayInstance['listen']>>;
+  try {
+    const read = await cache.read();
+    if (read.status === 'refused') {
+      logger.error({ file: cache.file, reason: read.reason }, `refusing the cached snapshot ${cache.file}: it ${read.reason}; it is not applied — the gateway waits for the control plane (not ready until then)`);
+    } else if (read.status === 'ok') {
+      const { cached } = read;
+      const applied = await instance.apply(cached.snapshot, { source: cache.file, log: false });
+      if (applied.applied) {
+        inForce = { snapshot: cached.snapshot, version: cached.version, hash: cached.hash, source: 'cache' };
+        logger.info({ file: cache.file, version: cached.version, savedAt: cached.savedAt }, `serving from the cached snapshot v${cached.version} (control plane not reached yet)`);
+      } else {
+        logger.error({ file: cache.file, error: applied.error }, `the cached snapshot ${cache.file} cannot be applied; the gateway waits for the control plane`);
+      }
+    }
+    addresses = await instance.listen({ port: server.listen.port, host: server.listen.host, opsPort: server.ops.port, opsHost: server.ops.host });
+  } catch (error) {
+    await instance.close({ drainMs: 0 });
+    throw error;
+  }
+
+  async function handle(update: SyncUpdate): Promise<HandleResult> {
+    const version = update.kind === 'snapshot' ? update.version : update.toVersion;
+    const nack = (error: string, resync = false): HandleResult => {
+      logger.error({ version, kind: update.kind, error }, `refusing snapshot v${version} from the control plane (NACK); the previous one stays in force`);
+      return { ok: false, version, error, resync };
+    };
+    let snapshot: Snapshot;
+    try {
+      const json = JSON.parse(update.body.toString('utf8')) as unknown;
+      if (update.kind === 'snapshot') {
+        const parsed = SnapshotSchema.safeParse(json);
+        if (!parsed.success) return nack(`the snapshot is invalid:\n${formatIssues(parsed.error)}`);
+        snapshot = parsed.data;
+      } else {
+        const parsed = SnapshotDeltaSchema.safeParse(json);
+        if (!parsed.success) return nack(`the delta is invalid:\n${formatIssues(parsed.error)}`);
+        if (parsed.data.fromVersion !== update.fromVersion || parsed.data.toVersion !== update.toVersion) return nack('the delta body names other versions than its message');
+        if (!inForce) return nack('received a delta, but no snapshot is in force', true);
+        snapshot = applyDelta(inForce.snapshot, parsed.data);
+      }
+    } catch (error) {
+      if (error instanceof SnapshotDeltaError) return nack(error.message, error.reason === 'version-mismatch');
+      return nack(`the ${update.kind} is not valid JSON: ${(error as Error).message}`);
+    }
+    if (snapshot.version !== version) return nack(`the snapshot says version ${String(snapshot.version)}, the message ${version}`);
+    const hash = snapshotHash(snapshot);
+    if (hash !== update.hash) return nack(`content hash mismatch: the control plane sent ${update.hash}, the snapshot received hashes to ${hash}`);
+    if (inForce?.version === version && inForce.hash === hash) {
+      inForce.source = 'control-plane';
+      return { ok: true, version, hash };
+    }
+    const result = await instance.apply(snapshot, { source: `snapshot v${version}`, log: false });
+    if (!result.applied) return nack(result.error ?? 'the gateway could not apply the snapshot');
+    inForce = { snapshot, version, hash, source: 'control-plane' };
+    logger.info({ version, kind: update.kind, collections: snapshot.collections.length, clients: snapshot.clients.length + snapshot.legacyClients.length }, 'config applied from the control plane');
+    await saveCache(snapshot, hash);
+    return { ok: true, version, hash };
+  }
+
+  const collector: TelemetryCollector | undefined = options.telemetry === undefined ? createTelemetryCollector({ instanceId, server: instance.server, metrics: instance.metrics }) : undefined;
+  const client = startSyncClient({
+    endpoint: identity.controlPlane.sync,
+    telemetryEndpoint: identity.controlPlane.telemetry,
+    serverName: identity.controlPlane.serverName,
+    credentials: () => creds,
+    logger,
+    instanceId,
+    softwareVersion: pkg.version,
+    hostname: hostname(),
+    applied: () => inForce && { version: inForce.version, hash: inForce.hash },
+    handle,
+    heartbeatMs: options.heartbeatMs,
+    reconnect: options.reconnect,
+    telemetry: options.telemetry === false ? undefined : (options.telemetry ?? collector),
+  });
+
+  // ── certificate renewal ──
+  const renewAfter = options.renewAfter ?? 2 / 3;
+  let renewTimer: NodeJS.Timeout | undefined;
+  let closing = false;
+  const scheduleRenewal = (delayMs?: number) => {
+    if (closing) return;
+    const lifetime = certificate.notAfter.getTime() - certificate.notBefore.getTime();
+    const due = certificate.notBefore.getTime() + lifetime * renewAfter - Date.now();
+    clearTimeout(renewTimer);
+    renewTimer = setTimeout(() => void renew(), Math.min(Math.max(0, delayMs ?? due), 2 ** 31 - 1));
+    renewTimer.unref();
+  };
+  async function renew(): Promise<void> {
+    try {
+      const { keyPem, csrPem } = await createKeyAndCsr(`gateway ${identity.gatewayId}`);
+      const response = await client.renewCertificate(csrPem);
+      const next = { caPem: response.caPem || creds.caPem, certPem: response.certificatePem, keyPem };
+      const described = checkCertificate(next, identity, 'the renewed certificate');
+      // The key first: a certificate without its key would be useless, a key without its certificate is unused.
+      await writeFileAtomic(files.key, keyPem, 0o600);
+      await writeFileAtomic(files.cert, next.certPem, 0o600);
+      if (next.caPem !== creds.caPem) await writeFileAtomic(files.ca, next.caPem, 0o644);
+      creds = next;
+      // The cache MAC is keyed by the private key: write it again under the new one.
+      cacheQueue = cacheQueue.then(() => cache.rekey(keyPem));
+      if (inForce) await saveCache(inForce.snapshot, inForce.hash);
+      certificate = described;
+      logger.info({ serial: described.serial, notAfter: described.notAfter.toISOString() }, 'renewed the gateway certificate; reconnecting with it');
+      client.reconnect();
+      scheduleRenewal();
+    } catch (error) {
+      const left = certificate.notAfter.getTime() - Date.now();
+      const retry = Math.min(60_000, Math.max(1000, left / 10));
+      const level = left <= 0 ? 'error' : 'warn';
+      logger[level]({ err: error, notAfter: certificate.notAfter.toISOString(), retryInMs: retry }, left <= 0 ? 'the gateway certificate has expired and could not be renewed: bootstrap the gateway again' : 'certificate renewal failed; retrying');
+      scheduleRenewal(retry);
+    }
+  }
+  scheduleRenewal();
+
+  let closed: Promise<void> | undefined;
+  return {
+    identity,
+    api: addresses.api,
+    ops: addresses.ops,
+    instance,
+    state: () => ({
+      ...client.state(),
+      instanceId,
+      appliedVersion: inForce?.version ?? 0,
+      appliedHash: inForce?.hash,
+      source: inForce?.source,
+      certificate: { serial: certificate.serial, notAfter: certificate.notAfter.toISOString() },
+    }),
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        clearTimeout(renewTimer);
+        await client.close();
+        collector?.close();
+        await instance.close();
+        await cacheQueue;
+      })();
+      return closed;
+    },
+  };
+}
+
+/** Checks that the certificate names this gateway, is signed by the CA, and belongs to the key. */
+function checkCertificate(creds: { caPem: string; certPem: string; keyPem: string }, identity: EdgeIdentity, what: string) {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(creds.certPem);
+  } catch {
+    throw new ConfigError(`${what}: not a PEM certificate`);
+  }
+  if (!cert.verify(new X509Certificate(creds.caPem).publicKey)) throw new ConfigError(`${what}: not issued by the control plane's CA (tls/ca.pem)`);
+  if (!cert.checkPrivateKey(createPrivateKey(creds.keyPem))) throw new ConfigError(`${what}: does not belong to the private key (tls/gateway.key)`);
+  const described = describeCertificate(creds.certPem);
+  const uri = `spiffe://gatehouse/workspace/${identity.workspaceId}/environment/${identity.environment}/gateway/${identity.gatewayId}`;
+  if (!described.uris.includes(uri)) throw new ConfigError(`${what}: issued to ${described.uris.join(', ') || 'no gateway'}, not to gateway ${identity.gatewayId} (gateway.json)`);
+  return described;
+}
+
+async function readText(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(`${file}: cannot read ${what} (${code ?? 'error'})${code === 'ENOENT' ? ': is this a directory written by `gatehouse gateway bootstrap`?' : ''}`);
+  }
+}

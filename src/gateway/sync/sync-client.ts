@@ -1,0 +1,369 @@
+/**
+ * An edge gateway's end of the channel: dials the control plane (outbound only, gRPC over mutual TLS), keeps one
+ * `ConfigSync.Sync` stream open, hands every snapshot or delta to `handle` and ACKs or NACKs it, sends heartbeats,
+ * streams telemetry batches, and renews the certificate over the live channel.
+ *
+ * When the stream ends or cannot be opened, the gateway keeps serving what it has; the client dials again with
+ * jittered exponential backoff ("full jitter": a random delay up to min(max, initial·2^attempt)), so that many
+ * gateways cut off together do not all return at the same instant. Each attempt builds a fresh channel: the delay
+ * is this client's, not gRPC's own reconnect backoff, and renewed credentials take effect at the next attempt.
+ */
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { Channel, type ChannelOptions, type ClientDuplexStream, credentials as grpcCredentials, type ServiceError, status } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import {
+  loadSyncProto,
+  type NoticeMessage,
+  type ReceivedSyncResponse,
+  type RenewCertificateResponseMessage,
+  type SyncRequestMessage,
+  type TelemetryAckMessage,
+  type TelemetryBatchMessage,
+} from '../../config/sync-proto.ts';
+
+/** What the gateway received: a full snapshot or a delta, with the body as sent (JSON). */
+export type SyncUpdate =
+  | { kind: 'snapshot'; version: number; hash: string; body: Buffer }
+  | { kind: 'delta'; fromVersion: number; toVersion: number; hash: string; body: Buffer };
+
+/** The outcome of one update: ACK it, or NACK it with the error; `resync` also reopens the stream for a full snapshot. */
+export type HandleResult = { ok: true; version: number; hash: string } | { ok: false; version: number; error: string; resync?: boolean };
+
+/**
+ * Where telemetry batches come from (the gateway's telemetry buffer). One batch is in flight at a time: the next
+ * is taken once the control plane acknowledged the previous one.
+ */
+export interface TelemetrySource {
+  /** The next batch to send (a TelemetryBatch message; `instanceId` is filled in), or undefined when none is due. */
+  takeBatch(): Partial<TelemetryBatchMessage> | undefined;
+  /** The control plane stored the batch with this sequence number. */
+  ack(sequence: number): void;
+  /** The stream broke: batches taken but not acknowledged go back to the buffer. */
+  requeue(): void;
+}
+
+export interface SyncCredentials {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+export interface SyncClientOptions {
+  /** `host:port` of config sync. */
+  endpoint: string;
+  /** `host:port` of telemetry; default `endpoint`. */
+  telemetryEndpoint?: string;
+  /** The name the control plane's server certificate carries. */
+  serverName: string;
+  /** The current credentials, read at every connection attempt. */
+  credentials(): SyncCredentials;
+  logger: Logger;
+  instanceId: string;
+  softwareVersion: string;
+  hostname: string;
+  /** What the gateway serves now (Hello and heartbeats report it); undefined when nothing. */
+  applied(): { version: number; hash: string } | undefined;
+  /** Applies one update. Updates are handed over one at a time, in the order they arrived. */
+  handle(update: SyncUpdate): Promise<HandleResult>;
+  /** Default 5 s. */
+  heartbeatMs?: number;
+  /** Reconnect backoff. Default 250 ms doubling up to 30 s. */
+  reconnect?: { initialMs: number; maxMs: number };
+  telemetry?: TelemetrySource;
+  /** How often a telemetry batch is taken while connected. Default 1 s. */
+  telemetryIntervalMs?: number;
+  onNotice?(notice: NoticeMessage): void;
+}
+
+export interface SyncClientState {
+  connected: boolean;
+  /** When the current stream was accepted. */
+  connectedSince?: string;
+  /** Why the last stream ended or the last attempt failed. */
+  lastError?: string;
+  /** Failed attempts since the last accepted stream. */
+  attempts: number;
+  /** Accepted streams since start. */
+  connections: number;
+}
+
+export interface SyncClient {
+  state(): SyncClientState;
+  /** Sends a CSR over the live channel; rejects when not connected or refused. */
+  renewCertificate(csrPem: string): Promise<RenewCertificateResponseMessage>;
+  /** Ends the current stream and dials again at once with the current credentials (after a renewal). */
+  reconnect(): void;
+  close(): Promise<void>;
+}
+
+type Duplex<Req, Res> = ClientDuplexStream<Req, Res>;
+interface ConfigSyncClient {
+  Sync(): Duplex<SyncRequestMessage, ReceivedSyncResponse>;
+  RenewCertificate(request: { csrPem: string }, options: { deadline: number }, callback: (error: ServiceError | null, response?: RenewCertificateResponseMessage) => void): void;
+  close(): void;
+}
+interface TelemetryClient {
+  Report(): Duplex<Partial<TelemetryBatchMessage>, TelemetryAckMessage>;
+  close(): void;
+}
+
+const CHANNEL_OPTIONS: ChannelOptions = {
+  'grpc.max_receive_message_length': 256 * 1024 * 1024,
+  'grpc.max_send_message_length': 256 * 1024 * 1024,
+  'grpc.keepalive_time_ms': 20_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  // One attempt per channel: this client's backoff decides when to dial again.
+  'grpc.initial_reconnect_backoff_ms': 1000,
+  'grpc.max_reconnect_backoff_ms': 5000,
+};
+
+export function startSyncClient(options: SyncClientOptions): SyncClient {
+  const { logger } = options;
+  const heartbeatMs = options.heartbeatMs ?? 5000;
+  const backoff = options.reconnect ?? { initialMs: 250, maxMs: 30_000 };
+  const proto = loadSyncProto();
+
+  let closed = false;
+  let connected = false;
+  let connectedSince: string | undefined;
+  let lastError: string | undefined;
+  /** Set when the control plane refused this gateway (not merely unreachable). */
+  let refused = false;
+  let attempts = 0;
+  let connections = 0;
+  let sync: ConfigSyncClient | undefined;
+  let telemetry: TelemetryClient | undefined;
+  let channels: Channel[] = [];
+  let call: Duplex<SyncRequestMessage, ReceivedSyncResponse> | undefined;
+  let wake: (() => void) | undefined;
+  let immediate = false;
+
+  function openChannels(): void {
+    const creds = options.credentials();
+    const channelCredentials = grpcCredentials.createSsl(Buffer.from(creds.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem), {
+      // The control plane's certificate must carry the configured server name, whatever address was dialled.
+      checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(options.serverName, cert),
+    });
+    const channelOptions = { ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName };
+    const syncChannel = new Channel(options.endpoint, channelCredentials, channelOptions);
+    const telemetryEndpoint = options.telemetryEndpoint ?? options.endpoint;
+    const telemetryChannel = telemetryEndpoint === options.endpoint ? syncChannel : new Channel(telemetryEndpoint, channelCredentials, channelOptions);
+    channels = telemetryChannel === syncChannel ? [syncChannel] : [syncChannel, telemetryChannel];
+    sync = new proto.ConfigSync(options.endpoint, channelCredentials, { channelOverride: syncChannel }) as unknown as ConfigSyncClient;
+    telemetry = new proto.Telemetry(telemetryEndpoint, channelCredentials, { channelOverride: telemetryChannel }) as unknown as TelemetryClient;
+  }
+
+  function closeChannels(): void {
+    for (const c of channels) c.close();
+    channels = [];
+    sync = undefined;
+    telemetry = undefined;
+  }
+
+  /** Runs one stream to its end; resolves whether it was accepted. */
+  function runStream(): Promise<boolean> {
+    return new Promise((resolve) => {
+      let accepted = false;
+      let done = false;
+      let heartbeat: NodeJS.Timeout | undefined;
+      let pump: TelemetryPump | undefined;
+      let queue: Promise<unknown> = Promise.resolve();
+      const stream = sync!.Sync();
+      call = stream;
+
+      const finish = (reason: string | undefined) => {
+        if (done) return;
+        done = true;
+        clearInterval(heartbeat);
+        pump?.stop();
+        if (call === stream) call = undefined;
+        if (connected) logger.warn({ reason }, 'disconnected from the control plane; serving the last good snapshot until it is back');
+        connected = false;
+        connectedSince = undefined;
+        if (reason) lastError = reason;
+        resolve(accepted);
+      };
+      const send = (message: SyncRequestMessage) => {
+        if (!done) stream.write(message);
+      };
+
+      stream.on('metadata', () => {
+        if (done || accepted) return;
+        accepted = true;
+        connected = true;
+        connections++;
+        attempts = 0;
+        connectedSince = new Date().toISOString();
+        lastError = undefined;
+        logger.info({ endpoint: options.endpoint, applied: options.applied()?.version ?? 0 }, 'connected to the control plane');
+        heartbeat = setInterval(() => send({ heartbeat: { appliedVersion: options.applied()?.version ?? 0 } }), heartbeatMs);
+        heartbeat.unref();
+        if (options.telemetry && telemetry) pump = new TelemetryPump(telemetry, options.telemetry, options.instanceId, options.telemetryIntervalMs ?? 1000, logger);
+      });
+      stream.on('data', (message: ReceivedSyncResponse) => {
+        queue = queue.then(async () => {
+          if (done) return;
+          const update = toUpdate(message);
+          if (!update) {
+            if (message.message === 'notice' && message.notice) {
+              logger.info({ kind: message.notice.kind }, `control plane notice: ${message.notice.message}`);
+              options.onNotice?.(message.notice);
+            }
+            return;
+          }
+          let result: HandleResult;
+          try {
+            result = await options.handle(update);
+          } catch (error) {
+            result = { ok: false, version: update.kind === 'snapshot' ? update.version : update.toVersion, error: `internal error: ${(error as Error).message}` };
+          }
+          if (result.ok) return send({ ack: { version: result.version, hash: result.hash } });
+          send({ nack: { version: result.version, error: result.error } });
+          if (result.resync && !done) {
+            logger.warn('asking the control plane for a full snapshot (reconnecting)');
+            immediate = true;
+            stream.end(); // after the NACK: the control plane ends the stream, and the next Hello gets a full snapshot
+          }
+        });
+      });
+      stream.on('error', (error: ServiceError) => {
+        refused = error.code === status.PERMISSION_DENIED || error.code === status.UNAUTHENTICATED;
+        finish(describeError(error));
+      });
+      stream.on('status', (s: { code: status; details: string }) => finish(s.code === status.OK ? undefined : `${status[s.code] ?? s.code}: ${s.details}`));
+      stream.on('close', () => finish(undefined));
+
+      const applied = options.applied();
+      send({ hello: { instanceId: options.instanceId, softwareVersion: options.softwareVersion, appliedVersion: applied?.version ?? 0, appliedHash: applied?.hash ?? '', hostname: options.hostname } });
+    });
+  }
+
+  const loop = (async () => {
+    while (!closed) {
+      immediate = false;
+      openChannels();
+      const accepted = await runStream();
+      closeChannels();
+      if (closed) break;
+      if (immediate) {
+        immediate = false;
+        continue;
+      }
+      if (!accepted) attempts++;
+      const ceiling = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempts, 30));
+      let delay = Math.round(Math.random() * ceiling);
+      if (refused && !accepted) {
+        // Refused, not unreachable: retrying soon cannot help, but the operator may fix it (e.g. a clock), so keep
+        // trying at the slowest pace.
+        delay = Math.round(backoff.maxMs * (0.5 + Math.random() / 2));
+        logger.error({ attempt: attempts, retryInMs: delay, reason: lastError }, 'the control plane refuses this gateway (deleted, or its certificate revoked or expired?); bootstrap it again with a new token if it was deleted');
+      } else {
+        const log = attempts > 1 ? logger.debug.bind(logger) : logger.warn.bind(logger);
+        log({ attempt: attempts, retryInMs: delay, reason: lastError }, accepted ? 'the sync stream ended; reconnecting' : 'cannot reach the control plane; retrying');
+      }
+      refused = false;
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, delay);
+        wake = () => {
+          clearTimeout(timer);
+          r();
+        };
+      });
+      wake = undefined;
+    }
+  })();
+
+  return {
+    state: () => ({ connected, connectedSince, lastError, attempts, connections }),
+    renewCertificate(csrPem) {
+      return new Promise((resolve, reject) => {
+        if (!connected || !sync) return reject(new Error('not connected to the control plane'));
+        sync.RenewCertificate({ csrPem }, { deadline: Date.now() + 15_000 }, (error, response) => (error ? reject(new Error(describeError(error))) : resolve(response!)));
+      });
+    },
+    reconnect() {
+      immediate = true;
+      if (call) call.cancel();
+      else wake?.();
+    },
+    async close() {
+      closed = true;
+      call?.cancel();
+      wake?.();
+      await loop;
+    },
+  };
+}
+
+function toUpdate(message: ReceivedSyncResponse): SyncUpdate | undefined {
+  if (message.message === 'snapshot' && message.snapshot) return { kind: 'snapshot', ...message.snapshot };
+  if (message.message === 'delta' && message.delta) return { kind: 'delta', ...message.delta };
+  return undefined;
+}
+
+function describeError(error: ServiceError): string {
+  return `${status[error.code] ?? error.code}: ${error.details || error.message}`;
+}
+
+/** Sends telemetry batches over one Report stream while the sync stream is up; one batch in flight at a time. */
+class TelemetryPump {
+  readonly #client: TelemetryClient;
+  readonly #source: TelemetrySource;
+  readonly #instanceId: string;
+  readonly #logger: Logger;
+  readonly #timer: NodeJS.Timeout;
+  #stream: Duplex<Partial<TelemetryBatchMessage>, TelemetryAckMessage> | undefined;
+  #inFlight: number | undefined;
+  #stopped = false;
+
+  constructor(client: TelemetryClient, source: TelemetrySource, instanceId: string, intervalMs: number, logger: Logger) {
+    this.#client = client;
+    this.#source = source;
+    this.#instanceId = instanceId;
+    this.#logger = logger;
+    this.#timer = setInterval(() => this.#tick(), intervalMs);
+    this.#timer.unref();
+  }
+
+  #tick(): void {
+    if (this.#stopped || this.#inFlight !== undefined) return;
+    const batch = this.#source.takeBatch();
+    if (!batch) return;
+    const stream = this.#stream ?? this.#open();
+    this.#inFlight = batch.sequence ?? 0;
+    stream.write({ ...batch, instanceId: this.#instanceId });
+  }
+
+  #open(): Duplex<Partial<TelemetryBatchMessage>, TelemetryAckMessage> {
+    const stream = this.#client.Report();
+    this.#stream = stream;
+    stream.on('data', (ack: TelemetryAckMessage) => {
+      this.#source.ack(ack.sequence);
+      if (ack.sequence === this.#inFlight) this.#inFlight = undefined;
+    });
+    const broken = (reason: string) => {
+      if (this.#stream !== stream) return;
+      this.#stream = undefined;
+      if (this.#inFlight !== undefined) {
+        this.#inFlight = undefined;
+        this.#source.requeue();
+      }
+      if (!this.#stopped) this.#logger.warn({ reason }, 'the telemetry stream ended; batches stay buffered');
+    };
+    stream.on('error', (error: ServiceError) => broken(describeError(error)));
+    stream.on('status', () => broken('ended by the control plane'));
+    return stream;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    const stream = this.#stream;
+    this.#stream = undefined;
+    if (this.#inFlight !== undefined) {
+      this.#inFlight = undefined;
+      this.#source.requeue();
+    }
+    stream?.cancel();
+  }
+}
