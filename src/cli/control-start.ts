@@ -2,13 +2,14 @@ import type { Logger } from 'pino';
 import { startControlPlane } from '../control/plane.ts';
 import { StoreOpenError } from '../control/store/open.ts';
 import { ConfigError } from '../config/load.ts';
-import { type Command, parse, portOption } from './command.ts';
+import { parseDuration } from '../config/duration.ts';
+import { type Command, parse, portOption, UsageError } from './command.ts';
 import { waitForSignal } from './gateway-run.ts';
 import { createLogger } from './logger.ts';
 
 export const controlStart: Command = {
   summary: 'start the control plane: admin API, state store and the embedded cloud gateway',
-  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).',
+  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--gateway-cert-validity DURATION] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.',
   async run(args) {
     const { values } = parse('control start', args, {
       'data-dir': { type: 'string', default: 'data' },
@@ -19,8 +20,14 @@ export const controlStart: Command = {
       'ops-port': { type: 'string' },
       'bootstrap-port': { type: 'string' },
       'sync-port': { type: 'string' },
+      'gateway-cert-validity': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
     });
+    const certValidity = values['gateway-cert-validity'];
+    const gatewayCertificateValidityMs = certValidity === undefined ? undefined : parseDuration(certValidity);
+    if (certValidity !== undefined && !((gatewayCertificateValidityMs ?? 0) >= 1000)) {
+      throw new UsageError(`control start: --gateway-cert-validity must be a duration of at least 1s such as 24h or 30m, got "${certValidity}"`);
+    }
     const logger: Logger = createLogger(values['log-level']);
     let plane;
     try {
@@ -34,6 +41,7 @@ export const controlStart: Command = {
         opsPort: portOption('control start', 'ops-port', values['ops-port']) ?? 9090,
         bootstrapPort: portOption('control start', 'bootstrap-port', values['bootstrap-port']) ?? 8443,
         syncPort: portOption('control start', 'sync-port', values['sync-port']) ?? 8444,
+        gatewayCertificateValidityMs,
       });
     } catch (error) {
       if (error instanceof StoreOpenError) throw new ConfigError(error.message);
@@ -49,6 +57,7 @@ export const controlStart: Command = {
       `  admin API      ${admin}/api/v1   (OpenAPI: ${admin}/api/openapi.json)`,
       `  cloud gateway  ${gateway}/<workspace>/<environment>/<base path>`,
       `  bootstrap      ${plane.endpoints.bootstrap}   (edge gateways: gatehouse gateway bootstrap; CA pin ${plane.ca.pin})`,
+      `  config sync    ${plane.endpoints.sync}   (edge gateways, gRPC with mutual TLS; telemetry too)`,
     ];
     if (plane.bootstrapToken) {
       lines.push(

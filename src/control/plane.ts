@@ -18,6 +18,7 @@ import { CloudGateway } from './cloud-gateway.ts';
 import { openCertificateAuthority, type CertificateAuthority } from './pki/ca.ts';
 import { Publisher } from './publisher.ts';
 import { createBootstrapServer } from './sync/bootstrap-server.ts';
+import { startSyncServer, type SyncServer } from './sync/sync-server.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
 import { bootstrapInstallation } from './workspaces.ts';
@@ -59,6 +60,8 @@ export interface ControlPlane {
   readonly ca: CertificateAuthority;
   /** What edge gateways dial. */
   readonly endpoints: ControlPlaneEndpoints;
+  /** The config sync / telemetry server: its live streams say which version every connected instance applied. */
+  readonly sync: SyncServer;
   /** The installation admin token, on the very first start only. */
   readonly bootstrapToken: string | undefined;
   close(): Promise<void>;
@@ -73,6 +76,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let cloud: CloudGateway | undefined;
   let admin: Server | undefined;
   let bootstrapServer: HttpsServer | undefined;
+  let syncServer: SyncServer | undefined;
   try {
     const gatewayPort = options.gatewayPort ?? 8080;
     const tokenExchange = TokenExchangeSchema.parse({
@@ -110,6 +114,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       bootstrapServer!.listen(options.bootstrapPort ?? 8443, host, () => ok(bootstrapServer!.address() as AddressInfo));
     });
     endpoints.bootstrap = `https://${hostPort(advertise, bootstrapAddress.port)}`;
+    // Config sync and telemetry (gRPC, mutual TLS) share one port; likewise advertised with the bound port.
+    syncServer = await startSyncServer({ store, publisher, ca, tls: serverTls, logger, host, port: options.syncPort ?? 8444, softwareVersion: pkg.version, now, certificateValidityMs: options.gatewayCertificateValidityMs });
+    endpoints.sync = endpoints.telemetry = hostPort(advertise, syncServer.port);
+    const sync = syncServer;
+    streams.add((gatewayId) => void sync.disconnectGateway(gatewayId));
 
     const listening = await cloud.instance.listen({ port: gatewayPort, host, ops: options.opsPort !== -1, opsPort: options.opsPort ?? 9090, opsHost: host });
     const cloudUrl = `http://${formatHost(listening.api)}`;
@@ -138,7 +147,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       admin!.once('error', fail);
       admin!.listen(options.adminPort ?? 8081, host, () => ok(admin!.address() as AddressInfo));
     });
-    logger.info({ admin: formatHost(adminAddress), gateway: formatHost(listening.api), bootstrap: endpoints.bootstrap, store: store.kind }, 'control plane listening');
+    logger.info({ admin: formatHost(adminAddress), gateway: formatHost(listening.api), bootstrap: endpoints.bootstrap, sync: endpoints.sync, store: store.kind }, 'control plane listening');
     const adminServer = admin;
     const bootstrapHttps = bootstrapServer;
     const cloudGateway = cloud;
@@ -151,6 +160,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       cloud: cloudGateway,
       ca,
       endpoints,
+      sync,
       bootstrapToken: bootstrap?.token,
       async close() {
         await new Promise<void>((r) => {
@@ -161,6 +171,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           bootstrapHttps.close(() => r());
           bootstrapHttps.closeIdleConnections();
         });
+        await sync.close();
         await cloudGateway.instance.close({ drainMs: 2000 });
         await store.close();
       },
@@ -168,6 +179,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   } catch (error) {
     admin?.close();
     bootstrapServer?.close();
+    await syncServer?.close().catch(() => {});
     await cloud?.instance.close({ drainMs: 0 }).catch(() => {});
     await store.close();
     throw error;
