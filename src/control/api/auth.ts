@@ -17,10 +17,10 @@ export const SESSION_COOKIE = 'gh_session';
 export const PRIVILEGE_PERMISSIONS: Record<Privilege, string[]> = {
   clients: ['admin:clients:*'],
   roles: ['admin:roles:*'],
-  collections: ['admin:collections:*', 'admin:projects:*', 'admin:snapshots:read'],
+  collections: ['admin:collections:*', 'admin:projects:*', 'admin:snapshots:read', 'admin:telemetry:read'],
   deploy: ['admin:deploy'],
   collaborators: ['admin:collaborators:*'],
-  gateways: ['admin:gateways:*'],
+  gateways: ['admin:gateways:*', 'admin:telemetry:read'],
 };
 const USER_BASE = ['admin:workspaces:read', 'admin:roles:read', 'admin:projects:read'];
 

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { ControlPlaneEndpoints } from '../../config/edge.ts';
 import type { Store, WorkspaceRecord } from '../store/store.ts';
+import type { TelemetryIngest } from '../telemetry/ingest.ts';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -47,6 +48,8 @@ export interface ControlContext {
   now(): number;
   /** Base URL of the cloud gateway, for links in responses (e.g. `http://127.0.0.1:8080`). */
   readonly cloudUrl: string;
+  /** What this process heard from gateways (telemetry stats, recent access events); absent: nothing is collected. */
+  readonly telemetry?: Pick<TelemetryIngest, 'stats' | 'accessEvents'>;
 }
 
 export interface RequestInfo<B> {

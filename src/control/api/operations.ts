@@ -5,6 +5,7 @@ import { gatewayOperations } from './gateway-routes.ts';
 import type { Operation } from './operation.ts';
 import { roleOperations } from './role-routes.ts';
 import { snapshotOperations } from './snapshot-routes.ts';
+import { telemetryOperations } from './telemetry-routes.ts';
 import { userOperations } from './user-routes.ts';
 import { workspaceOperations } from './workspace-routes.ts';
 
@@ -16,4 +17,5 @@ export const OPERATIONS: readonly Operation[] = [
   ...userOperations,
   ...snapshotOperations,
   ...gatewayOperations,
+  ...telemetryOperations,
 ];

@@ -1,0 +1,246 @@
+/**
+ * Admin API: what gateways report — request aggregates per minute, collection, endpoint, client and status;
+ * security events; a sample of recent access events — and the alerts raised from it.
+ *
+ * A caller sees the telemetry of the collections within its environments and projects. A row names a collection
+ * only by name, so it is shown when every collection of that name it may stem from (on an edge gateway: the one of
+ * the gateway's environment; on the cloud gateway: the cloud collections of that name in any environment) is
+ * within the caller's scope. Rows of no (or no longer any) collection — unrouted requests, deleted collections —
+ * are shown only to callers holding every project. Alerts are about gateways: a caller sees those of the gateways
+ * of its environments, and the cloud gateway's.
+ */
+import { z } from 'zod';
+import { parseDuration } from '../../config/duration.ts';
+import { NONE } from '../../config/telemetry.ts';
+import type { CollectionRecord, GatewayRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
+import { CLOUD_GATEWAY_ID } from '../telemetry/ingest.ts';
+import { invalid, notFound } from './errors.ts';
+import { operation, type Caller, type Operation } from './operation.ts';
+import { hasEnvironment, hasProject } from './scope.ts';
+
+const W = '/api/v1/workspaces/{workspace}';
+const PERMISSION = 'admin:telemetry:read';
+const MAX_LIMIT = 1000;
+/** Rows read to fill one page of at most MAX_LIMIT visible ones. */
+const SCAN_LIMIT = 5 * MAX_LIMIT;
+
+const GatewayRef = { gateway: z.string().describe('Gateway id, or `cloud`'), gatewayName: z.string() };
+
+export const TelemetryRowSchema = z.object({
+  ...GatewayRef,
+  minute: z.string(),
+  collection: z.string().describe('Collection name, or `-` when none matched'),
+  endpoint: z.string().describe('`METHOD /template`, or `-` when none matched'),
+  clientId: z.string().describe('Client id, or `-` when no key was recognised'),
+  status: z.int(),
+  count: z.int(),
+  durationMsSum: z.number(),
+  durationMsMax: z.number(),
+});
+
+export const GatewayTelemetryStatsSchema = z.object({
+  ...GatewayRef,
+  batches: z.int().describe('Batches this control-plane process received since it started'),
+  lastBatchAt: z.string(),
+  dropped: z.int().describe("Events the gateway's instances dropped because their buffer was full while disconnected"),
+});
+
+export const SecurityEventSchemaOut = z.object({
+  id: z.string(),
+  ...GatewayRef,
+  at: z.string(),
+  kind: z.string().describe('`auth_failure`, `ip_not_allowed`, `forbidden`'),
+  reason: z.string().describe('The error code, e.g. `GH_ERR_AUTH_INVALID_KEY`'),
+  collection: z.string().optional(),
+  clientId: z.string().optional(),
+  keyLabel: z.string().optional().describe("The key's label or display prefix; never the key"),
+  ip: z.string().optional(),
+});
+
+export const AccessEventSchemaOut = z.object({
+  ...GatewayRef,
+  instanceId: z.string(),
+  at: z.string(),
+  requestId: z.string(),
+  method: z.string(),
+  path: z.string().describe('The endpoint template, or `-`'),
+  status: z.int(),
+  durationMs: z.number(),
+  clientId: z.string(),
+  collection: z.string(),
+});
+
+export const AlertSchemaOut = z.object({
+  id: z.string(),
+  kind: z.string().describe('`auth_failure_spike`, `version_mismatch`, `connectivity_lost`'),
+  message: z.string(),
+  gateway: z.string().optional(),
+  gatewayName: z.string().optional(),
+  details: z.record(z.string(), z.unknown()).optional(),
+  raisedAt: z.string(),
+  resolvedAt: z.string().optional(),
+  deliveredAt: z.string().optional().describe('When the webhook accepted the latest state'),
+  deliveryAttempts: z.int(),
+});
+
+/** What a caller may see of one workspace's telemetry. */
+interface Visibility {
+  gatewayName(gatewayId: string): string;
+  gatewayVisible(gatewayId: string | undefined): boolean;
+  rowVisible(gatewayId: string, collection: string | undefined): boolean;
+}
+
+async function visibility(store: StoreOps, caller: Caller, workspace: WorkspaceRecord): Promise<Visibility> {
+  const gateways = new Map((await store.listGateways(workspace.id)).map((g) => [g.id, g]));
+  const byName = Map.groupBy(await store.listCollections(workspace.id), (c) => c.name);
+  const allProjects = caller.projects.includes('*');
+  const allEnvironments = caller.environments.includes('*');
+  const inScope = (c: CollectionRecord) => hasEnvironment(caller, c.environment) && hasProject(caller, c.project);
+  const gatewayVisible = (gatewayId: string | undefined) => {
+    if (gatewayId === undefined || gatewayId === CLOUD_GATEWAY_ID) return true;
+    const g = gateways.get(gatewayId);
+    return g === undefined ? allEnvironments : hasEnvironment(caller, g.environment);
+  };
+  return {
+    gatewayName: (id) => gateways.get(id)?.name ?? (id === CLOUD_GATEWAY_ID ? CLOUD_GATEWAY_ID : `(deleted gateway ${id})`),
+    gatewayVisible,
+    rowVisible(gatewayId, collection) {
+      if (!gatewayVisible(gatewayId)) return false;
+      const edge: GatewayRecord | undefined = gateways.get(gatewayId);
+      const candidates = collection === undefined || collection === NONE
+        ? []
+        : (byName.get(collection) ?? []).filter((c) => (edge ? c.environment === edge.environment : c.target.type === 'cloud'));
+      if (candidates.length === 0) return allProjects && (edge !== undefined || allEnvironments);
+      return candidates.every(inScope);
+    },
+  };
+}
+
+/** `?gateway=` as a gateway id (a name or id of the workspace's, or `cloud`); undefined when absent. */
+async function gatewayFilter(store: StoreOps, caller: Caller, workspace: WorkspaceRecord, query: URLSearchParams): Promise<string | undefined> {
+  const ref = query.get('gateway');
+  if (ref === null || ref === '') return undefined;
+  if (ref === CLOUD_GATEWAY_ID) return CLOUD_GATEWAY_ID;
+  const g = (await store.getGateway({ workspaceId: workspace.id, name: ref })) ?? (await store.getGateway({ id: ref }));
+  if (!g || g.workspaceId !== workspace.id || !hasEnvironment(caller, g.environment)) throw notFound(`edge gateway "${ref}"`);
+  return g.id;
+}
+
+/** `?since=` as an ISO timestamp or a duration back from now (`15m`, `2h`, `7d`); default `fallbackMs` back. */
+function since(query: URLSearchParams, now: number, fallbackMs: number): string {
+  const value = query.get('since');
+  if (value === null || value === '') return new Date(now - fallbackMs).toISOString();
+  const ago = parseDuration(value);
+  if (ago !== undefined) return new Date(now - ago).toISOString();
+  const at = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(at)) throw invalid('query.since', 'must be an ISO 8601 timestamp or a duration such as "15m", "2h" or "7d"');
+  return new Date(at).toISOString();
+}
+
+function limit(query: URLSearchParams, fallback: number): number {
+  const value = query.get('limit');
+  if (value === null || value === '') return fallback;
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > MAX_LIMIT) throw invalid('query.limit', `must be an integer from 1 to ${MAX_LIMIT}`);
+  return Number(value);
+}
+
+export const telemetryOperations: Operation[] = [
+  operation({
+    id: 'getTelemetry',
+    method: 'GET',
+    path: `${W}/telemetry`,
+    summary: 'Request counts per minute, gateway, collection, endpoint, client and status (`?since=` ISO time or duration, default 1h; `?gateway=` name, id or `cloud`)',
+    tag: 'Telemetry',
+    permission: PERMISSION,
+    response: z.object({ since: z.string(), items: z.array(TelemetryRowSchema), gateways: z.array(GatewayTelemetryStatsSchema) }),
+    async handler({ caller, workspace, query, plane }) {
+      const from = since(query, plane.now(), 3600_000);
+      const gatewayId = await gatewayFilter(plane.store, caller, workspace, query);
+      const view = await visibility(plane.store, caller, workspace);
+      const items = [];
+      for (const r of await plane.store.listTelemetry(workspace.id, { since: from, ...(gatewayId ? { gatewayId } : {}) })) {
+        if (!view.rowVisible(r.gatewayId, r.collection)) continue;
+        const { workspaceId: _w, gatewayId: gateway, ...rest } = r;
+        items.push({ gateway, gatewayName: view.gatewayName(gateway), ...rest });
+      }
+      const gateways = [];
+      const ids = gatewayId ? [gatewayId] : [CLOUD_GATEWAY_ID, ...(await plane.store.listGateways(workspace.id)).map((g) => g.id)];
+      for (const id of ids) {
+        const stats = view.gatewayVisible(id) ? plane.telemetry?.stats(id) : undefined;
+        if (stats) gateways.push({ gateway: id, gatewayName: view.gatewayName(id), batches: stats.batches, lastBatchAt: stats.lastBatchAt, dropped: stats.dropped });
+      }
+      return { since: from, items, gateways };
+    },
+  }),
+  operation({
+    id: 'listSecurityEvents',
+    method: 'GET',
+    path: `${W}/security-events`,
+    summary: 'Authentication failures and other refusals reported by gateways, newest first (`?since=` default 24h, `?gateway=`, `?limit=` default 100)',
+    tag: 'Telemetry',
+    permission: PERMISSION,
+    response: z.object({ items: z.array(SecurityEventSchemaOut) }),
+    async handler({ caller, workspace, query, plane }) {
+      const from = since(query, plane.now(), 24 * 3600_000);
+      const max = limit(query, 100);
+      const gatewayId = await gatewayFilter(plane.store, caller, workspace, query);
+      const view = await visibility(plane.store, caller, workspace);
+      const items = [];
+      // More than the limit is read, so that events the caller may not see do not leave its page short.
+      const events = await plane.store.listSecurityEvents(workspace.id, { since: from, ...(gatewayId ? { gatewayId } : {}), limit: SCAN_LIMIT });
+      for (const e of events) {
+        if (items.length === max) break;
+        if (!view.rowVisible(e.gatewayId, e.collection)) continue;
+        const { workspaceId: _w, gatewayId: gateway, ...rest } = e;
+        items.push({ ...rest, gateway, gatewayName: view.gatewayName(gateway) });
+      }
+      return { items };
+    },
+  }),
+  operation({
+    id: 'listAccessEvents',
+    method: 'GET',
+    path: `${W}/access-events`,
+    summary: 'A sample of recent requests reported by gateways, newest first; held in memory by the control-plane process that received them (`?gateway=`, `?limit=` default 100)',
+    tag: 'Telemetry',
+    permission: PERMISSION,
+    response: z.object({ items: z.array(AccessEventSchemaOut) }),
+    async handler({ caller, workspace, query, plane }) {
+      const max = limit(query, 100);
+      const gatewayId = await gatewayFilter(plane.store, caller, workspace, query);
+      const view = await visibility(plane.store, caller, workspace);
+      const items = [];
+      for (const e of plane.telemetry?.accessEvents(workspace.id, gatewayId ? { gatewayId } : {}) ?? []) {
+        if (items.length === max) break;
+        if (!view.rowVisible(e.gatewayId, e.collection || NONE)) continue;
+        const { gatewayId: gateway, ...rest } = e;
+        items.push({ gateway, gatewayName: view.gatewayName(gateway), ...rest });
+      }
+      return { items };
+    },
+  }),
+  operation({
+    id: 'listAlerts',
+    method: 'GET',
+    path: `${W}/alerts`,
+    summary: 'Alerts (authentication-failure spikes, version mismatch, connectivity loss), newest first (`?open=true` or `false`, `?limit=` default 100)',
+    tag: 'Telemetry',
+    permission: PERMISSION,
+    response: z.object({ items: z.array(AlertSchemaOut) }),
+    async handler({ caller, workspace, query, plane }) {
+      const open = query.get('open');
+      if (open !== null && open !== 'true' && open !== 'false') throw invalid('query.open', 'must be "true" or "false"');
+      const max = limit(query, 100);
+      const view = await visibility(plane.store, caller, workspace);
+      const alerts = await plane.store.listAlerts(workspace.id, { ...(open !== null ? { open: open === 'true' } : {}), limit: SCAN_LIMIT });
+      const items = [];
+      for (const a of alerts) {
+        if (items.length === max) break;
+        if (!view.gatewayVisible(a.gatewayId)) continue;
+        const { workspaceId: _w, key: _k, gatewayId, ...rest } = a;
+        items.push({ ...rest, ...(gatewayId !== undefined ? { gateway: gatewayId, gatewayName: view.gatewayName(gatewayId) } : {}) });
+      }
+      return { items };
+    },
+  }),
+];

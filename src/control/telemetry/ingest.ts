@@ -1,0 +1,252 @@
+/**
+ * The control plane's side of telemetry: batches from edge gateway instances (through the sync server's
+ * `Telemetry.Report` stream) and from the embedded cloud gateway (cloud.ts) are validated, stored and handed to
+ * alerting.
+ *
+ * - Request counts are added to the store's per-minute aggregates (`addTelemetry`) under the gateway's workspace;
+ *   security events are stored (`insertSecurityEvents`) — both in one transaction, so a batch counts entirely or
+ *   not at all.
+ * - Access events are not stored: the newest `accessEventsKept` per workspace are kept in this process's memory
+ *   for the admin API (`GET …/access-events`), and each is logged at debug level. They are a sample (see the
+ *   collector); the aggregates are the record.
+ * - `dropped` (events a gateway instance could not buffer while disconnected) is logged as a warning and added to
+ *   the gateway's in-memory `stats`.
+ * - Delivery is at least once: a gateway resends batches it saw no acknowledgement for. Batches already stored are
+ *   recognised by (gateway, instance, sequence) and skipped — within this process; a resend that reaches another
+ *   control-plane replica is counted twice.
+ * - Aggregates older than `retentionMs` are deleted (at most hourly, in the background).
+ * - A batch with security events then lets alerting evaluate the workspace (nothing else in a batch changes an
+ *   alert's condition; alerting's own timer notices silence).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { formatIssues } from '../../config/schema.ts';
+import { NONE, TelemetryBatchSchema, type AccessEvent, type SecurityEvent, type TelemetryBatch } from '../../config/telemetry.ts';
+import type { GatewayRecord, SecurityEventRecord, Store, TelemetryRecord } from '../store/store.ts';
+
+/** The batch does not match the contract: the sync server answers INVALID_ARGUMENT (resending it cannot help). */
+export class TelemetryBatchError extends Error {
+  override readonly name = 'TelemetryBatchError';
+}
+
+/** The workspace a cloud-gateway collection belongs to, and the collection's own name. */
+export interface CollectionOwner {
+  workspaceId: string;
+  collection: string;
+}
+
+export interface TelemetryIngestOptions {
+  store: Store;
+  logger: Logger;
+  now?: () => number;
+  /** Evaluated after a batch that carried security events. */
+  alerts?: { evaluate(workspaceId: string): Promise<void> };
+  /** Access events kept in memory per workspace. Default 1000. */
+  accessEventsKept?: number;
+  /** Request aggregates older than this are deleted (checked at most hourly, as batches arrive). Default 7 days. */
+  retentionMs?: number;
+}
+
+/** What this process heard from a gateway (`cloud` for the cloud gateway) since it started. */
+export interface GatewayTelemetryStats {
+  gatewayId: string;
+  batches: number;
+  lastBatchAt: string;
+  /** Events the gateway's instances reported dropped (buffer full while disconnected). */
+  dropped: number;
+}
+
+export interface ReceivedAccessEvent extends AccessEvent {
+  gatewayId: string;
+  instanceId: string;
+}
+
+export interface TelemetryIngest {
+  /**
+   * One batch of an edge gateway instance, as received (validated here). Throws `TelemetryBatchError` for a batch
+   * that does not match the contract; a store failure rejects with that error (the batch should be resent).
+   */
+  ingest(gateway: GatewayRecord, instanceId: string, batch: unknown): Promise<void>;
+  /**
+   * One batch of the cloud gateway's own collector, whose collections are labelled `<workspace name>/<collection>`
+   * (`cloudCollectionLabel`): `owner` resolves a label. Stored under gateway id `cloud`; rows no workspace owns
+   * (unrouted requests, deleted workspaces) are left out.
+   */
+  ingestCloud(batch: TelemetryBatch, owner: (label: string) => Promise<CollectionOwner | undefined>): Promise<void>;
+  stats(gatewayId: string): GatewayTelemetryStats | undefined;
+  /** The newest access events of a workspace, newest first. */
+  accessEvents(workspaceId: string, filter?: { gatewayId?: string; limit?: number }): ReceivedAccessEvent[];
+}
+
+/** The gateway id under which the cloud gateway's telemetry and alerts are kept. */
+export const CLOUD_GATEWAY_ID = 'cloud';
+const CLOUD = CLOUD_GATEWAY_ID;
+
+/** Sequences remembered per instance for recognising resent batches. */
+const SEQUENCES_KEPT = 256;
+/** Instances not heard from this long are forgotten. */
+const INSTANCE_MEMORY_MS = 3600_000;
+
+export function createTelemetryIngest(options: TelemetryIngestOptions): TelemetryIngest {
+  const { store, logger, alerts } = options;
+  const now = options.now ?? Date.now;
+  const kept = options.accessEventsKept ?? 1000;
+  const retentionMs = options.retentionMs ?? 7 * 24 * 3600_000;
+  let prunedTelemetryAt = 0;
+  const sequences = new Map<string, { seen: Set<number>; at: number }>();
+  const gatewayStats = new Map<string, GatewayTelemetryStats>();
+  const recent = new Map<string, ReceivedAccessEvent[]>();
+  let prunedAt = now();
+
+  /** Claims a batch: false when it was stored (or is being stored) already. */
+  function claim(gatewayId: string, instanceId: string, sequence: number): boolean {
+    const t = now();
+    if (t - prunedAt > INSTANCE_MEMORY_MS / 4) {
+      for (const [k, v] of sequences) if (t - v.at > INSTANCE_MEMORY_MS) sequences.delete(k);
+      prunedAt = t;
+    }
+    const key = `${gatewayId}/${instanceId}`;
+    let entry = sequences.get(key);
+    if (!entry) sequences.set(key, (entry = { seen: new Set(), at: t }));
+    entry.at = t;
+    if (entry.seen.has(sequence)) return false;
+    entry.seen.add(sequence);
+    if (entry.seen.size > SEQUENCES_KEPT) entry.seen.delete(Math.min(...entry.seen));
+    return true;
+  }
+
+  function release(gatewayId: string, instanceId: string, sequence: number): void {
+    sequences.get(`${gatewayId}/${instanceId}`)?.seen.delete(sequence);
+  }
+
+  function record(gatewayId: string, instanceId: string, batch: TelemetryBatch, workspaces: Iterable<string>, accessOf: (e: AccessEvent) => { workspaceId: string; event: AccessEvent } | undefined): void {
+    const at = new Date(now()).toISOString();
+    const stats = gatewayStats.get(gatewayId) ?? { gatewayId, batches: 0, lastBatchAt: at, dropped: 0 };
+    stats.batches++;
+    stats.lastBatchAt = at;
+    stats.dropped += batch.dropped;
+    gatewayStats.set(gatewayId, stats);
+    if (batch.dropped > 0) {
+      logger.warn({ gateway: gatewayId, instance: instanceId, dropped: batch.dropped, workspaces: [...workspaces] }, 'a gateway instance dropped telemetry events: its buffer was full while the control plane was unreachable');
+    }
+    const debug = logger.isLevelEnabled('debug');
+    for (const e of batch.accessEvents) {
+      const owned = accessOf(e);
+      if (owned === undefined) continue;
+      const event: ReceivedAccessEvent = { ...owned.event, gatewayId, instanceId };
+      let list = recent.get(owned.workspaceId);
+      if (!list) recent.set(owned.workspaceId, (list = []));
+      list.push(event);
+      if (list.length > kept) list.splice(0, list.length - kept);
+      if (debug) logger.debug({ ...event, workspace: owned.workspaceId }, 'access event');
+    }
+  }
+
+  /** Deletes old aggregates in the background, at most once an hour. */
+  function prune(): void {
+    const t = now();
+    if (t - prunedTelemetryAt < 3600_000) return;
+    prunedTelemetryAt = t;
+    store.pruneTelemetry(new Date(t - retentionMs).toISOString()).then(
+      (n) => n > 0 && logger.info({ rows: n }, 'deleted telemetry aggregates past their retention'),
+      (err: unknown) => logger.warn({ err }, 'deleting old telemetry aggregates failed'),
+    );
+  }
+
+  async function evaluate(workspaceIds: Iterable<string>): Promise<void> {
+    if (!alerts) return;
+    for (const ws of workspaceIds) await alerts.evaluate(ws);
+  }
+
+  return {
+    async ingest(gateway, instanceId, input) {
+      const parsed = TelemetryBatchSchema.safeParse(input);
+      if (!parsed.success) throw new TelemetryBatchError(`invalid telemetry batch from gateway ${gateway.id}: ${formatIssues(parsed.error, 5).replaceAll('\n', '; ')}`);
+      const batch = parsed.data;
+      if (instanceId !== '' && batch.instanceId !== instanceId) throw new TelemetryBatchError(`telemetry batch of instance ${batch.instanceId} on the stream of instance ${instanceId}`);
+      if (!claim(gateway.id, batch.instanceId, batch.sequence)) {
+        logger.debug({ gateway: gateway.id, instance: batch.instanceId, sequence: batch.sequence }, 'telemetry batch already stored (resent)');
+        return;
+      }
+      const workspaceId = gateway.workspaceId;
+      const rows = batch.requests.map((r): TelemetryRecord => ({ workspaceId, gatewayId: gateway.id, ...r }));
+      const events = batch.securityEvents.map((e) => securityRecord(workspaceId, gateway.id, e, e.collection));
+      try {
+        await store.transaction(async (tx) => {
+          if (rows.length > 0) await tx.addTelemetry(rows);
+          if (events.length > 0) await tx.insertSecurityEvents(events);
+        });
+      } catch (error) {
+        release(gateway.id, batch.instanceId, batch.sequence);
+        throw error;
+      }
+      record(gateway.id, batch.instanceId, batch, [workspaceId], (event) => ({ workspaceId, event }));
+      prune();
+      if (events.length > 0) await evaluate([workspaceId]);
+    },
+
+    async ingestCloud(batch, owner) {
+      const owners = new Map<string, CollectionOwner | undefined>();
+      const resolve = async (label: string) => {
+        if (label === '' || label === NONE) return undefined;
+        if (!owners.has(label)) owners.set(label, await owner(label));
+        return owners.get(label);
+      };
+      const rows: TelemetryRecord[] = [];
+      for (const r of batch.requests) {
+        const o = await resolve(r.collection);
+        if (o) rows.push({ ...r, workspaceId: o.workspaceId, gatewayId: CLOUD, collection: o.collection });
+      }
+      const events: SecurityEventRecord[] = [];
+      for (const e of batch.securityEvents) {
+        const o = await resolve(e.collection);
+        if (o) events.push(securityRecord(o.workspaceId, CLOUD, e, o.collection));
+      }
+      for (const e of batch.accessEvents) await resolve(e.collection);
+      if (rows.length > 0 || events.length > 0) {
+        await store.transaction(async (tx) => {
+          if (rows.length > 0) await tx.addTelemetry(rows);
+          if (events.length > 0) await tx.insertSecurityEvents(events);
+        });
+      }
+      prune();
+      const workspaces = new Set([...owners.values()].filter((o) => o !== undefined).map((o) => o.workspaceId));
+      record(CLOUD, batch.instanceId, batch, workspaces, (event) => {
+        const o = owners.get(event.collection);
+        return o && { workspaceId: o.workspaceId, event: { ...event, collection: o.collection } };
+      });
+      await evaluate(new Set(events.map((e) => e.workspaceId)));
+    },
+
+    stats: (gatewayId) => {
+      const s = gatewayStats.get(gatewayId);
+      return s && { ...s };
+    },
+
+    accessEvents(workspaceId, filter = {}) {
+      const out: ReceivedAccessEvent[] = [];
+      const list = recent.get(workspaceId) ?? [];
+      const limit = filter.limit ?? kept;
+      for (let i = list.length - 1; i >= 0 && out.length < limit; i--) {
+        const e = list[i]!;
+        if (filter.gatewayId === undefined || e.gatewayId === filter.gatewayId) out.push(e);
+      }
+      return out;
+    },
+  };
+}
+
+function securityRecord(workspaceId: string, gatewayId: string, e: SecurityEvent, collection: string): SecurityEventRecord {
+  return {
+    id: randomUUID(),
+    workspaceId,
+    gatewayId,
+    at: e.at,
+    kind: e.kind,
+    reason: e.reason,
+    ...(collection !== '' ? { collection } : {}),
+    ...(e.clientId !== '' ? { clientId: e.clientId } : {}),
+    ...(e.keyLabel !== '' ? { keyLabel: e.keyLabel } : {}),
+    ...(e.ip !== '' ? { ip: e.ip } : {}),
+  };
+}
