@@ -14,6 +14,7 @@ import { createAdminServer } from './api/server.ts';
 import { buildOpenApi } from './api/openapi.ts';
 import type { ControlContext } from './api/operation.ts';
 import { OPERATIONS } from './api/operations.ts';
+import { startAlerting, type Alerting, type AlertingOptions } from './alerts/alerting.ts';
 import { CloudGateway } from './cloud-gateway.ts';
 import { openCertificateAuthority, type CertificateAuthority } from './pki/ca.ts';
 import { Publisher } from './publisher.ts';
@@ -21,6 +22,8 @@ import { createBootstrapServer } from './sync/bootstrap-server.ts';
 import { startSyncServer, type SyncServer } from './sync/sync-server.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
+import { startCloudTelemetry, type CloudTelemetry } from './telemetry/cloud.ts';
+import { createTelemetryIngest } from './telemetry/ingest.ts';
 import { bootstrapInstallation } from './workspaces.ts';
 
 export interface ControlPlaneOptions {
@@ -47,6 +50,10 @@ export interface ControlPlaneOptions {
   gatewayCertificateValidityMs?: number;
   /** Token exchange of the cloud gateway; issuer defaults to the cloud gateway's URL. */
   tokenExchange?: Partial<Pick<TokenExchange, 'issuer' | 'audience' | 'ttl' | 'algorithm'>>;
+  /** Alerts: the webhook they are POSTed to, thresholds, evaluation interval (see `startAlerting`). */
+  alerts?: Pick<AlertingOptions, 'webhookUrl' | 'authFailureThreshold' | 'offlineAfterMs' | 'intervalMs'>;
+  /** How often the cloud gateway's own telemetry is stored. Default 10 s. */
+  cloudTelemetryIntervalMs?: number;
   now?: () => number;
 }
 
@@ -77,6 +84,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let admin: Server | undefined;
   let bootstrapServer: HttpsServer | undefined;
   let syncServer: SyncServer | undefined;
+  let alerting: Alerting | undefined;
+  let cloudTelemetry: CloudTelemetry | undefined;
   try {
     const gatewayPort = options.gatewayPort ?? 8080;
     const tokenExchange = TokenExchangeSchema.parse({
@@ -115,7 +124,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     endpoints.bootstrap = `https://${hostPort(advertise, bootstrapAddress.port)}`;
     // Config sync and telemetry (gRPC, mutual TLS) share one port; likewise advertised with the bound port.
-    syncServer = await startSyncServer({ store, publisher, ca, tls: serverTls, logger, host, port: options.syncPort ?? 8444, softwareVersion: pkg.version, now, certificateValidityMs: options.gatewayCertificateValidityMs });
+    // Telemetry of edge gateways (through the sync server) and of the cloud gateway, and the alerts raised from it.
+    alerting = startAlerting({ store, logger, now, softwareVersion: pkg.version, ...options.alerts });
+    const telemetry = createTelemetryIngest({ store, logger, now, alerts: alerting });
+    cloudTelemetry = startCloudTelemetry({ gateway: cloud.instance, ingest: telemetry, store, logger, now, intervalMs: options.cloudTelemetryIntervalMs });
+    syncServer = await startSyncServer({ store, publisher, ca, tls: serverTls, logger, host, port: options.syncPort ?? 8444, softwareVersion: pkg.version, now, certificateValidityMs: options.gatewayCertificateValidityMs, telemetry });
     endpoints.sync = endpoints.telemetry = hostPort(advertise, syncServer.port);
     const sync = syncServer;
     streams.add((gatewayId) => void sync.disconnectGateway(gatewayId));
@@ -135,6 +148,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       logger,
       now,
       cloudUrl,
+      telemetry,
       async changed(workspaceId) {
         // The write is committed; a failed compile must not turn the answer into an error. It is logged, and the
         // cloud gateway keeps serving the previous snapshot.
@@ -151,6 +165,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const adminServer = admin;
     const bootstrapHttps = bootstrapServer;
     const cloudGateway = cloud;
+    const alerts = alerting;
+    const cloudTraffic = cloudTelemetry;
     return {
       admin: adminAddress,
       gateway: listening.api,
@@ -173,6 +189,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         });
         await sync.close();
         await cloudGateway.instance.close({ drainMs: 2000 });
+        await cloudTraffic.close(); // stores what the last requests left
+        await alerts.close();
         await store.close();
       },
     };
@@ -181,6 +199,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     bootstrapServer?.close();
     await syncServer?.close().catch(() => {});
     await cloud?.instance.close({ drainMs: 0 }).catch(() => {});
+    await cloudTelemetry?.close().catch(() => {});
+    await alerting?.close().catch(() => {});
     await store.close();
     throw error;
   }
