@@ -17,6 +17,13 @@ export const SYNC_PROTO_FILE = fileURLToPath(new URL('../../proto/gatehouse/v1/s
 /** How messages are turned into objects: camelCase names, uint64 as numbers, bytes as Buffers, oneof names. */
 export const PROTO_LOADER_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, bytes: Buffer } as const;
 
+/**
+ * Trailer of a refused or ended call, `deleted` when the gateway no longer exists in the control plane: its edge
+ * instances then stop serving its endpoints and drop their cache, instead of serving a frozen configuration that
+ * revocations no longer reach.
+ */
+export const GATEWAY_STATUS_TRAILER = 'gatehouse-gateway-status';
+
 export interface SyncProto {
   /** `gatehouse.v1.ConfigSync`: a client constructor; `.service` is the definition a server adds. */
   ConfigSync: ServiceClientConstructor;

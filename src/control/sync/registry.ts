@@ -11,8 +11,8 @@ export interface LiveStream {
   readonly instanceId: string;
   /** The version the instance last ACKed (0 before its first ACK, or the version its Hello reported). */
   appliedVersion: number;
-  /** Ends the stream with this gRPC status. */
-  end(code: number, message: string): void;
+  /** Ends the stream with this gRPC status; `deleted` tells the gateway that it was deleted (the `GATEWAY_STATUS_TRAILER` of config/sync-proto.ts). */
+  end(code: number, message: string, deleted?: boolean): void;
 }
 
 export class SyncRegistry {
@@ -41,9 +41,9 @@ export class SyncRegistry {
   }
 
   /** Ends every live stream of the gateway with `code`; returns how many. */
-  disconnect(gatewayId: string, code: number, message: string): number {
+  disconnect(gatewayId: string, code: number, message: string, deleted = false): number {
     const streams = this.streams(gatewayId);
-    for (const s of streams) s.end(code, message);
+    for (const s of streams) s.end(code, message, deleted);
     return streams.length;
   }
 

@@ -275,7 +275,7 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     assert.equal(accepted.received[0]?.message, 'snapshot');
   });
 
-  it('ends the streams of a deleted gateway at once and refuses its reconnects', async () => {
+  it('ends the streams of a deleted gateway at once, refuses its reconnects, and the gateway deactivates its endpoints', async () => {
     const { gateway } = await newGateway();
     const dir = await gatewayDir(store, ca, gateway, sync);
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
@@ -289,7 +289,9 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     assert.ok(Date.now() - t0 < 1000);
     await eventually(() => /revoked|deleted/.test(gw.state().lastError ?? '') && gw.state().attempts >= 2, 3000, 'reconnects refused');
     assert.equal(gw.state().connected, false);
-    assert.equal(gw.instance.version, '1', 'it keeps serving what it had');
+    await eventually(() => gw.instance.version === 'deleted', 1000, 'endpoints deactivated');
+    assert.equal(gw.instance.server.table?.collections.length, 0);
+    await assert.rejects(readFile(join(dir, 'cache', 'snapshot.json')), { code: 'ENOENT' }, 'the cache is gone: a restart serves nothing');
   });
 
   it('renews the certificate over the live channel before it expires and reconnects with it, without a restart', async () => {
@@ -300,7 +302,7 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     const { gw, log } = await edge(dir);
     await eventually(() => gw.state().appliedVersion === 1, 5000, 'v1 applied');
     const serial = gw.state().certificate.serial;
-    // Certificates are back-dated 5 minutes, so a 3 s validity is past 2/3 of its lifetime at once.
+    // Renewed 2 s after issuance (2/3 of 3 s); the control plane's certificates last 24 h.
     await eventually(() => gw.state().certificate.serial !== serial, 5000, 'renewed');
     assert.ok(log.lines.some((l) => /renewed the gateway certificate/.test(String(l.msg))));
     const after = await readFile(join(dir, 'tls', 'gateway.crt'), 'utf8');

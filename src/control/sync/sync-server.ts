@@ -25,6 +25,7 @@ import { SnapshotSchema, type Snapshot } from '../../config/schema.ts';
 import { diffSnapshots, encodeDelta } from '../../config/snapshot-delta.ts';
 import { canonicalJson, encodeSnapshot } from '../../config/snapshot-encoding.ts';
 import {
+  GATEWAY_STATUS_TRAILER,
   type ReceivedSyncRequest,
   type RenewCertificateRequestMessage,
   type RenewCertificateResponseMessage,
@@ -82,7 +83,8 @@ export interface SyncServer {
   close(): Promise<void>;
 }
 
-type Refusal = { code: status; message: string };
+/** Why a call is refused; `deleted` when the gateway no longer exists (its edge instances then stop serving). */
+type Refusal = { code: status; message: string; deleted?: boolean };
 type Authenticated = { gateway: GatewayRecord; serial: string };
 
 export async function startSyncServer(options: SyncServerOptions): Promise<SyncServer> {
@@ -115,12 +117,12 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
     if (!record || record.gatewayId !== subject.gatewayId) {
       return { code: status.UNAUTHENTICATED, message: `certificate ${described.serial} was not issued by this control plane to gateway ${subject.gatewayId}` };
     }
-    if (record.revokedAt) return { code: status.PERMISSION_DENIED, message: `the certificate of gateway ${subject.gatewayId} was revoked at ${record.revokedAt} (gateway deleted)` };
+    if (record.revokedAt) return { code: status.PERMISSION_DENIED, message: `the certificate of gateway ${subject.gatewayId} was revoked at ${record.revokedAt} (gateway deleted)`, deleted: true };
     if (Date.parse(record.notAfter) <= now()) {
       return { code: status.UNAUTHENTICATED, message: `the certificate of gateway ${subject.gatewayId} expired at ${record.notAfter}: bootstrap the gateway again` };
     }
     const gateway = await store.getGateway({ id: subject.gatewayId });
-    if (!gateway) return { code: status.PERMISSION_DENIED, message: `gateway ${subject.gatewayId} was deleted` };
+    if (!gateway) return { code: status.PERMISSION_DENIED, message: `gateway ${subject.gatewayId} was deleted`, deleted: true };
     if (gateway.workspaceId !== subject.workspaceId || gateway.environment !== subject.environment) {
       return { code: status.PERMISSION_DENIED, message: `the certificate names workspace ${subject.workspaceId} environment ${subject.environment}, but gateway ${gateway.id} belongs to workspace ${gateway.workspaceId} environment ${gateway.environment}` };
     }
@@ -137,7 +139,7 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
       const auth = await authenticate(call);
       if ('code' in auth) {
         logger.warn({ peer: call.getPeer(), reason: auth.message }, 'refused a certificate renewal');
-        return callback({ code: auth.code, details: auth.message });
+        return callback({ code: auth.code, details: auth.message, metadata: trailers(auth.deleted) });
       }
       const { gateway } = auth;
       const issued = await ca.signGatewayCsr(call.request.csrPem, { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment }, validityMs);
@@ -207,7 +209,7 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
     port,
     registry,
     disconnectGateway(gatewayId) {
-      const n = registry.disconnect(gatewayId, status.PERMISSION_DENIED, 'gateway deleted');
+      const n = registry.disconnect(gatewayId, status.PERMISSION_DENIED, 'gateway deleted', true);
       if (n) logger.info({ gateway: gatewayId, streams: n }, 'ended the sync streams of a deleted gateway');
       return n;
     },
@@ -275,7 +277,7 @@ class SyncSession {
       const result = await auth;
       if ('code' in result) {
         this.#d.logger.warn({ peer: call.getPeer(), reason: result.message }, 'refused a gateway sync stream');
-        return this.#fail(result.code, result.message);
+        return this.#fail(result.code, result.message, result.deleted);
       }
       this.#gateway = result.gateway;
       this.#scope = snapshotScope(result.gateway.workspaceId, result.gateway.environment, { type: 'edge', gateway: result.gateway.name });
@@ -365,9 +367,9 @@ class SyncSession {
       gatewayId: gateway.id,
       instanceId: hello.instanceId,
       appliedVersion: hello.appliedVersion,
-      end: (code, message) => {
-        if (code === status.PERMISSION_DENIED) this.#deleted = true;
-        this.#fail(code, message);
+      end: (code, message, deleted) => {
+        if (deleted) this.#deleted = true;
+        this.#fail(code, message, deleted);
       },
     };
     this.#live = live;
@@ -442,10 +444,10 @@ class SyncSession {
     await this.#d.store.upsertGatewayInstance(record);
   }
 
-  #fail(code: status, message: string): void {
+  #fail(code: status, message: string, deleted = false): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#d.call.emit('error', { code, details: message });
+    this.#d.call.emit('error', { code, details: message, metadata: trailers(deleted) });
     this.#cleanup();
   }
 
@@ -516,6 +518,12 @@ class SnapshotCache {
     remember(this.#deltas, key, body, 64);
     return body;
   }
+}
+
+function trailers(deleted = false): Metadata {
+  const metadata = new Metadata();
+  if (deleted) metadata.set(GATEWAY_STATUS_TRAILER, 'deleted');
+  return metadata;
 }
 
 function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {

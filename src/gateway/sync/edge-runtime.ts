@@ -10,7 +10,7 @@
  * thirds of its lifetime have passed, and the channel is rebuilt with it — no restart.
  */
 import { createPrivateKey, randomUUID, X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -104,6 +104,12 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     keyPem: await readText(files.key, "the gateway's private key"),
   };
   let certificate = checkCertificate(creds, identity, files.cert);
+  /**
+   * When the certificate's lifetime began for renewal purposes: issuance, not `notBefore`, which the CA back-dates
+   * for clock skew (a short-lived certificate would otherwise look two-thirds used the moment it arrives). The
+   * file's modification time stands for issuance; a renewed certificate starts now.
+   */
+  let issuedAt = Math.max(certificate.notBefore.getTime(), (await stat(files.cert)).mtimeMs);
   if (certificate.notAfter.getTime() <= Date.now()) {
     logger.error({ file: files.cert, notAfter: certificate.notAfter.toISOString() }, 'the gateway certificate has expired: the control plane will refuse it; bootstrap the gateway again with a new token');
   }
@@ -145,8 +151,12 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     throw error;
   }
 
+  /** Set when the control plane said this gateway was deleted: nothing is served or cached any more. */
+  let deactivated = false;
+
   async function handle(update: SyncUpdate): Promise<HandleResult> {
     const version = update.kind === 'snapshot' ? update.version : update.toVersion;
+    if (deactivated) return { ok: false, version, error: 'this gateway was deleted' };
     const nack = (error: string, resync = false): HandleResult => {
       logger.error({ version, kind: update.kind, error }, `refusing snapshot v${version} from the control plane (NACK); the previous one stays in force`);
       return { ok: false, version, error, resync };
@@ -178,6 +188,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     }
     const result = await instance.apply(snapshot, { source: `snapshot v${version}`, log: false });
     if (!result.applied) return nack(result.error ?? 'the gateway could not apply the snapshot');
+    if (deactivated) return { ok: false, version, error: 'this gateway was deleted' };
     inForce = { snapshot, version, hash, source: 'control-plane' };
     logger.info({ version, kind: update.kind, collections: snapshot.collections.length, clients: snapshot.clients.length + snapshot.legacyClients.length }, 'config applied from the control plane');
     await saveCache(snapshot, hash);
@@ -199,7 +210,26 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     heartbeatMs: options.heartbeatMs,
     reconnect: options.reconnect,
     telemetry: options.telemetry === false ? undefined : (options.telemetry ?? collector),
+    onDeleted: (reason) => void deactivate(reason),
   });
+
+  /**
+   * The gateway was deleted in the control plane: revocations no longer reach it, so it must not go on serving a
+   * frozen configuration. Its endpoints are deactivated (an empty route table: every request is refused) and the
+   * cache removed, so that a restart does not bring them back.
+   */
+  async function deactivate(reason: string): Promise<void> {
+    deactivated = true;
+    clearTimeout(renewTimer);
+    logger.error({ reason }, 'this gateway was deleted in the control plane: its endpoints are deactivated and its cached snapshot removed; bootstrap a new gateway to serve again');
+    await cacheQueue;
+    await rm(cache.file, { force: true }).catch((err: unknown) => logger.error({ err, file: cache.file }, 'cannot remove the cached snapshot'));
+    if (inForce) {
+      const { snapshot } = inForce;
+      inForce = undefined;
+      await instance.apply({ ...snapshot, version: 'deleted', collections: [], roles: [], clients: [], legacyClients: [] }, { source: 'deactivation', log: false });
+    }
+  }
 
   // ── certificate renewal ──
   const renewAfter = options.renewAfter ?? 2 / 3;
@@ -207,13 +237,14 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
   let closing = false;
   const scheduleRenewal = (delayMs?: number) => {
     if (closing) return;
-    const lifetime = certificate.notAfter.getTime() - certificate.notBefore.getTime();
-    const due = certificate.notBefore.getTime() + lifetime * renewAfter - Date.now();
+    const lifetime = certificate.notAfter.getTime() - issuedAt;
+    const due = issuedAt + lifetime * renewAfter - Date.now();
     clearTimeout(renewTimer);
     renewTimer = setTimeout(() => void renew(), Math.min(Math.max(0, delayMs ?? due), 2 ** 31 - 1));
     renewTimer.unref();
   };
   async function renew(): Promise<void> {
+    if (deactivated) return;
     try {
       const { keyPem, csrPem } = await createKeyAndCsr(`gateway ${identity.gatewayId}`);
       const response = await client.renewCertificate(csrPem);
@@ -228,6 +259,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
       cacheQueue = cacheQueue.then(() => cache.rekey(keyPem));
       if (inForce) await saveCache(inForce.snapshot, inForce.hash);
       certificate = described;
+      issuedAt = Math.min(Date.now(), described.notAfter.getTime());
       logger.info({ serial: described.serial, notAfter: described.notAfter.toISOString() }, 'renewed the gateway certificate; reconnecting with it');
       client.reconnect();
       scheduleRenewal();

@@ -12,6 +12,7 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { Channel, type ChannelOptions, type ClientDuplexStream, credentials as grpcCredentials, type ServiceError, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import {
+  GATEWAY_STATUS_TRAILER,
   loadSyncProto,
   type NoticeMessage,
   type ReceivedSyncResponse,
@@ -73,6 +74,8 @@ export interface SyncClientOptions {
   /** How often a telemetry batch is taken while connected. Default 1 s. */
   telemetryIntervalMs?: number;
   onNotice?(notice: NoticeMessage): void;
+  /** The control plane says this gateway was deleted (`GATEWAY_STATUS_TRAILER`); called once. */
+  onDeleted?(reason: string): void;
 }
 
 export interface SyncClientState {
@@ -137,6 +140,12 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
   let call: Duplex<SyncRequestMessage, ReceivedSyncResponse> | undefined;
   let wake: (() => void) | undefined;
   let immediate = false;
+  let toldDeleted = false;
+  const deleted = (reason: string) => {
+    if (toldDeleted) return;
+    toldDeleted = true;
+    options.onDeleted?.(reason);
+  };
 
   function openChannels(): void {
     const creds = options.credentials();
@@ -228,6 +237,7 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
       });
       stream.on('error', (error: ServiceError) => {
         refused = error.code === status.PERMISSION_DENIED || error.code === status.UNAUTHENTICATED;
+        if (isDeleted(error)) deleted(describeError(error));
         finish(describeError(error));
       });
       stream.on('status', (s: { code: status; details: string }) => finish(s.code === status.OK ? undefined : `${status[s.code] ?? s.code}: ${s.details}`));
@@ -278,7 +288,11 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
     renewCertificate(csrPem) {
       return new Promise((resolve, reject) => {
         if (!connected || !sync) return reject(new Error('not connected to the control plane'));
-        sync.RenewCertificate({ csrPem }, { deadline: Date.now() + 15_000 }, (error, response) => (error ? reject(new Error(describeError(error))) : resolve(response!)));
+        sync.RenewCertificate({ csrPem }, { deadline: Date.now() + 15_000 }, (error, response) => {
+          if (!error) return resolve(response!);
+          if (isDeleted(error)) deleted(describeError(error));
+          reject(new Error(describeError(error)));
+        });
       });
     },
     reconnect() {
@@ -299,6 +313,10 @@ function toUpdate(message: ReceivedSyncResponse): SyncUpdate | undefined {
   if (message.message === 'snapshot' && message.snapshot) return { kind: 'snapshot', ...message.snapshot };
   if (message.message === 'delta' && message.delta) return { kind: 'delta', ...message.delta };
   return undefined;
+}
+
+function isDeleted(error: ServiceError): boolean {
+  return error.metadata?.get(GATEWAY_STATUS_TRAILER)[0] === 'deleted';
 }
 
 function describeError(error: ServiceError): string {
