@@ -116,6 +116,10 @@ describe('edge gateways: management and bootstrap', () => {
     assert.equal(install.localCommand, `gatehouse gateway bootstrap -t ${install.token} --ca-pin ${install.caPin} --url ${install.bootstrapUrl} -o ./gatehouse-eu-1 standalone`);
     assert.deepEqual(argsOf(install.localCommand), { token: install.token, pin: install.caPin, url: install.bootstrapUrl });
 
+    // Its edge scope exists before it first connects.
+    const snapshot = await admin.get(`${WS}/environments/PROD/snapshot?target=edge:eu-1`);
+    assert.equal(snapshot.status, 200, JSON.stringify(snapshot.body));
+
     // Shown once: never in a read, never in the database in clear.
     const read = await admin.get(`${WS}/gateways/eu-1`);
     assert.equal(read.status, 200);
@@ -376,6 +380,9 @@ describe('edge gateways: management and bootstrap', () => {
     assert.match(rollback.body.detail, /no edge gateway "eu-1" in PROD/);
 
     assert.equal((await admin.get(`${WS}/gateways/eu-1`)).status, 404);
+    const edge = await admin.get(`${WS}/environments/PROD/snapshot?target=edge:eu-west`);
+    assert.equal(edge.status, 200, JSON.stringify(edge.body));
+    assert.deepEqual(edge.body.snapshot.collections.map((c: { name: string }) => c.name), ['orders']);
     const taken = await admin.patch(`${WS}/gateways/eu-west`, { name: 'k8s' });
     assert.equal(taken.status, 409);
   });

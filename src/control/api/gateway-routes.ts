@@ -169,12 +169,13 @@ export const gatewayOperations: Operation[] = [
     body: GatewayPatchSchema,
     response: GatewaySchemaOut,
     async handler({ caller, workspace, params, body, plane }) {
-      const { gateway, retargeted } = await plane.store
+      const { gateway } = await plane.store
         .transaction(async (tx) => renameGateway(tx, await visibleGateway(tx, caller, workspace, params.gateway!), body.name, caller.id, plane.now()))
         .catch((error: unknown) => {
           throw fromStore(error, STORE_CONFLICTS);
         });
-      if (retargeted.length > 0) await plane.changed(workspace.id);
+      // Edge scopes are named after their gateway: recompile even when no collection was retargeted.
+      await plane.changed(workspace.id);
       return toResource(plane, gateway);
     },
   }),
