@@ -9,6 +9,7 @@ import { ServerSchema, SnapshotSchema, TokenExchangeSchema } from '../../config/
 import type { TelemetryBatch } from '../../config/telemetry.ts';
 import type { GatewayInstance } from '../../gateway/instance.ts';
 import { generateKey } from '../../gateway/keys/api-key.ts';
+import { channels, type RequestEndEvent } from '../../gateway/observability/channels.ts';
 import { startAlerting, type Alerting } from '../alerts/alerting.ts';
 import { CloudGateway } from '../cloud-gateway.ts';
 import { nowIso } from '../ids.ts';
@@ -163,10 +164,21 @@ describe('the cloud gateway telemetry', () => {
   });
 
   it("records the cloud gateway's traffic under gateway `cloud` in the workspace of each collection", async () => {
-    const ingest = createTelemetryIngest({ store, logger: pino({ level: 'silent' }) });
+    const ingest = createTelemetryIngest({ store, logger: pino({ level: 'silent' }), now: () => T0 });
     const telemetry = startCloudTelemetry({ gateway, ingest, store, logger: pino({ level: 'silent' }), intervalMs: 0, now: () => T0 });
     try {
-      const call = async (path: string, key?: string) => (await fetch(`${api}${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {} })).status;
+      const ended = new Set<string>();
+      const onEnd = (m: unknown) => void ended.add((m as RequestEndEvent).requestId);
+      channels.requestEnd.subscribe(onEnd);
+      after(() => channels.requestEnd.unsubscribe(onEnd));
+      const call = async (path: string, key?: string) => {
+        const res = await fetch(`${api}${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+        await res.arrayBuffer();
+        // The response reaches the client a moment before the gateway records the request.
+        const id = res.headers.get('x-request-id')!;
+        while (!ended.has(id)) await new Promise((r) => setTimeout(r, 1));
+        return res.status;
+      };
       assert.equal(await call('/acme/prod/billing/invoices', alice.key), 200);
       assert.equal(await call('/acme/dev/billing/invoices', alice.key), 200);
       assert.equal(await call('/acme/prod/billing/invoices', generateKey().key), 401);

@@ -8,6 +8,7 @@ import { ServerSchema, SnapshotSchema } from '../../config/schema.ts';
 import { TelemetryBatchSchema } from '../../config/telemetry.ts';
 import { createGatewayInstance, type GatewayInstance } from '../instance.ts';
 import { generateKey, redactKey } from '../keys/api-key.ts';
+import { channels, type RequestEndEvent } from './channels.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { createTelemetryCollector, type TelemetryCollector } from './telemetry.ts';
 
@@ -31,13 +32,19 @@ describe('the telemetry collector of a gateway instance', () => {
     collectors.push(c);
     return c;
   };
+  /** Request ids whose end was published: a response reaches the client a moment before the gateway records it. */
+  const ended = new Set<string>();
+  const onEnd = (m: unknown) => void ended.add((m as RequestEndEvent).requestId);
   const call = async (path: string, key?: string, method = 'GET', base = api) => {
     const res = await fetch(`${base}${path}`, { method, headers: key === undefined ? {} : { 'x-api-key': key } });
     await res.arrayBuffer();
+    const id = res.headers.get('x-request-id')!;
+    while (!ended.has(id)) await new Promise((r) => setTimeout(r, 1));
     return res.status;
   };
 
   before(async () => {
+    channels.requestEnd.subscribe(onEnd);
     upstream = createServer((req, res) => {
       req.resume();
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -70,6 +77,7 @@ describe('the telemetry collector of a gateway instance', () => {
   });
 
   after(async () => {
+    channels.requestEnd.unsubscribe(onEnd);
     for (const c of collectors) c.close();
     await gateway?.close({ drainMs: 0 });
     await other?.close({ drainMs: 0 });

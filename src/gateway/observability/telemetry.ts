@@ -21,7 +21,7 @@
  * pending batch go out again, in sequence order. A batch holds at most `maxBufferedEvents` events.
  */
 import client from 'prom-client';
-import { batchSize, NONE, securityEventKind, type AccessEvent, type RequestCount, type SecurityEvent, type TelemetryBatch } from '../../config/telemetry.ts';
+import { batchSize, containsKey, NONE, securityEventKind, type AccessEvent, type RequestCount, type SecurityEvent, type TelemetryBatch } from '../../config/telemetry.ts';
 import type { CompiledCollection } from '../snapshot/compiled.ts';
 import { channels, type KeyRefusedEvent, type RequestEndEvent } from './channels.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -133,8 +133,10 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
         if (refusedKey.requestId === e.requestId && keyLabel === '') keyLabel = refusedKey.keyPrefix;
         refusedKey = undefined;
       }
+      if (containsKey(keyLabel)) keyLabel = ''; // a configured key id that is a key: never sent
+
       if (buffered() >= maxBuffered) drop('security');
-      else security.push({ at: new Date(t).toISOString(), kind, reason: e.code!, collection: e.collection === undefined ? '' : collection, clientId: e.principal?.id ?? '', keyLabel, ip: e.clientIp });
+      else security.push({ at: new Date(t).toISOString(), kind, reason: e.code!, collection: e.collection === undefined ? '' : collection, clientId: e.principal?.id ?? '', keyLabel, ip: e.clientIp.slice(0, 64) });
     }
 
     if (sampleSize > 0) {
