@@ -186,7 +186,10 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
         clearInterval(heartbeat);
         pump?.stop();
         if (call === stream) call = undefined;
-        if (connected) logger.warn({ reason }, 'disconnected from the control plane; serving the last good snapshot until it is back');
+        if (connected && !closed && !toldDeleted) {
+          if (immediate) logger.info({ reason }, 'sync stream ended to reconnect at once');
+          else logger.warn({ reason }, 'disconnected from the control plane; serving the last good snapshot until it is back');
+        }
         connected = false;
         connectedSince = undefined;
         if (reason) lastError = reason;

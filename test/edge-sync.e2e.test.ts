@@ -1,0 +1,375 @@
+/**
+ * Edge gateways end to end, on the sync channel: a real `gatehouse control start`, a gateway created through its
+ * admin API and bootstrapped with `gatehouse gateway bootstrap`, and real `gatehouse gateway run --config DIR`
+ * processes in front of a real upstream — traffic, revocation at the edge, fallback on the cache when the control
+ * plane dies, a refused cache, refused certificates, NACKs, deletion, and certificate renewal.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { credentials as grpcCredentials, type ClientDuplexStream, type ServiceError, status } from '@grpc/grpc-js';
+import { EdgeIdentitySchema } from '../src/config/edge.ts';
+import { SnapshotSchema } from '../src/config/schema.ts';
+import { canonicalJson, encodeSnapshot } from '../src/config/snapshot-encoding.ts';
+import { loadSyncProto, type ReceivedSyncResponse } from '../src/config/sync-proto.ts';
+import { openCertificateAuthority } from '../src/control/pki/ca.ts';
+import { openStore } from '../src/control/store/open.ts';
+import { createKeyAndCsr, describeCertificate } from '../src/gateway/sync/certificates.ts';
+import { adminApi, type AdminApi, type ControlProcess, eventually, startControlPlane } from './control-helpers.ts';
+import { REPO_ROOT, runCli, startUpstream, type Upstream } from './helpers.ts';
+
+const MAIN = join(REPO_ROOT, 'src/cli/main.ts');
+const WS = '/workspaces/default';
+const PROD = `${WS}/environments/PROD`;
+const CP_ARGS = ['--bootstrap-port', '0', '--sync-port', '0'];
+
+interface EdgeProcess {
+  url: string;
+  opsUrl: string;
+  child: ChildProcess;
+  output: string[];
+  /** The first output line from `from` on that matches. */
+  waitFor(pattern: RegExp, timeoutMs?: number, from?: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** `gatehouse gateway run --config DIR` on ephemeral loopback ports. */
+async function startEdge(dir: string): Promise<EdgeProcess> {
+  const child = spawn(process.execPath, [MAIN, 'gateway', 'run', '--config', dir, '--port', '0', '--ops-port', '0', '--host', '127.0.0.1'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const kill = setTimeout(() => child.kill('SIGKILL'), 5 * 60_000);
+  kill.unref();
+  const output: string[] = [];
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let buffer = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      buffer += chunk;
+      let nl;
+      while ((nl = buffer.indexOf('\n')) !== -1) {
+        output.push(buffer.slice(0, nl));
+        buffer = buffer.slice(nl + 1);
+      }
+    });
+  }
+  const waitFor = async (pattern: RegExp, timeoutMs = 10_000, from = 0): Promise<string> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = output.slice(from).find((l) => pattern.test(l));
+      if (line) return line;
+      if (child.exitCode !== null) throw new Error(`the edge gateway exited with ${child.exitCode} before ${pattern}:\n${output.join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${output.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  const listening = JSON.parse(await waitFor(/"gateway listening"/)) as { api: string; ops: string };
+  return {
+    url: `http://${listening.api}`,
+    opsUrl: `http://${listening.ops}`,
+    child,
+    output,
+    waitFor,
+    async stop() {
+      clearTimeout(kill);
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
+}
+
+/** Creates gateway `name` in PROD and bootstraps `dir` for it with the real command. */
+async function createAndBootstrap(admin: AdminApi, name: string, dir: string): Promise<string> {
+  const created = await admin.post(`${WS}/gateways`, { name, environment: 'PROD', installMethod: 'docker' });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const { install, gateway } = created.body as { install: { token: string; caPin: string; bootstrapUrl: string }; gateway: { id: string } };
+  const r = await runCli(['gateway', 'bootstrap', '-t', install.token, '--ca-pin', install.caPin, '--url', install.bootstrapUrl, '-o', dir, 'standalone']);
+  assert.equal(r.code, 0, r.stderr);
+  return gateway.id;
+}
+
+/** Opens a Sync stream with these credentials and sends a Hello: was it accepted, and how did it end? */
+async function probeSync(endpoint: string, caPem: Buffer, key?: Buffer, cert?: Buffer): Promise<{ accepted: boolean; code: status; details: string; received: number }> {
+  const { ConfigSync } = loadSyncProto();
+  const client = new ConfigSync(endpoint, grpcCredentials.createSsl(caPem, key ?? null, cert ?? null), { 'grpc.ssl_target_name_override': 'gatehouse-control-plane' }) as unknown as {
+    Sync(): ClientDuplexStream<unknown, ReceivedSyncResponse>;
+    close(): void;
+  };
+  try {
+    return await new Promise((resolve) => {
+      const call = client.Sync();
+      let accepted = false;
+      let received = 0;
+      call.on('metadata', () => (accepted = true));
+      call.on('data', () => {
+        received++;
+        call.end();
+      });
+      call.on('error', (e: ServiceError) => resolve({ accepted, code: e.code, details: e.details, received }));
+      call.on('status', (s: { code: status; details: string }) => s.code === status.OK && resolve({ accepted, code: s.code, details: s.details, received }));
+      call.write({ hello: { instanceId: 'e2e-probe', softwareVersion: '0.1.0' } });
+    });
+  } finally {
+    client.close();
+  }
+}
+
+describe('edge gateways: sync, fallback and certificates', () => {
+  let upstream: Upstream;
+  let dataDir: string;
+  let work: string;
+  let cp: ControlProcess;
+  let admin: AdminApi;
+  let adminToken: string;
+  let edge: EdgeProcess;
+  let edgeDir: string;
+  let gatewayId: string;
+  let token: string;
+  let clientId: string;
+  const stopLater: (() => Promise<unknown>)[] = [];
+
+  const call = async (gw: { url: string }, path: string, key = token) => {
+    const res = await fetch(`${gw.url}${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+    const body = await res.text();
+    return { status: res.status, body };
+  };
+  const statusAt = async (gw: { url: string }, key = token) => (await call(gw, '/orders/items', key)).status;
+  const gatewayView = async () => (await admin.get(`${WS}/gateways/eu-1`)).body as { instancesOnline: number; instances: { instanceId: string; online: boolean; appliedVersion: number; nackedVersion?: number; lastError?: string }[] };
+
+  before(async () => {
+    upstream = await startUpstream();
+    dataDir = await mkdtemp(join(tmpdir(), 'gatehouse-cp-edge-'));
+    work = await mkdtemp(join(tmpdir(), 'gatehouse-edge-sync-'));
+    cp = await startControlPlane({ dataDir, extraArgs: CP_ARGS });
+    adminToken = cp.token;
+    admin = cp.api();
+    edgeDir = join(work, 'eu-1');
+    gatewayId = await createAndBootstrap(admin, 'eu-1', edgeDir);
+
+    const collection = await admin.post(`${PROD}/collections`, {
+      name: 'orders',
+      basePath: '/orders',
+      upstream: upstream.url,
+      project: 'default',
+      target: { type: 'edge', gateway: 'eu-1' },
+      endpoints: [{ method: 'GET', path: '/items', permission: 'orders:read' }],
+    });
+    assert.equal(collection.status, 201, JSON.stringify(collection.body));
+    assert.equal((await admin.post(`${PROD}/collections/orders/publish`)).status, 201);
+    assert.equal((await admin.post(`${WS}/roles`, { name: 'order-reader', permissions: ['orders:read'] })).status, 201);
+    const client = await admin.post(`${WS}/clients`, { name: 'shop', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
+    assert.equal(client.status, 201, JSON.stringify(client.body));
+    token = client.body.token;
+    clientId = client.body.client.id;
+
+    edge = await startEdge(edgeDir);
+    await edge.waitFor(/"config applied from the control plane"/);
+  });
+  after(async () => {
+    await edge?.stop();
+    for (const stop of stopLater.reverse()) await stop().catch(() => {});
+    await cp?.stop();
+    await upstream?.close();
+    await rm(work, { recursive: true, force: true });
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('serves the collection deployed to it, which the cloud gateway does not serve; the admin API shows the instance', async () => {
+    const res = await call(edge, '/orders/items');
+    assert.equal(res.status, 200, res.body);
+    assert.equal((JSON.parse(res.body) as { url: string }).url, '/items');
+    assert.equal(await statusAt(edge, ''), 401, 'no key, no entry');
+    const cloud = await fetch(`${cp.gatewayUrl}/default/prod/orders/items`, { headers: { authorization: `Bearer ${token}` } });
+    await cloud.arrayBuffer();
+    assert.equal(cloud.status, 404, 'the cloud gateway does not serve an edge collection');
+
+    await eventually(async () => (await gatewayView()).instancesOnline === 1, 2000, 'instance online');
+    const view = await gatewayView();
+    assert.ok(view.instances[0]!.appliedVersion >= 1);
+    assert.equal((await fetch(`${edge.opsUrl}/readyz`)).status, 200);
+  });
+
+  it('refuses a deleted client and a replaced key at the edge within a second', async () => {
+    const created = await admin.post(`${WS}/clients`, { name: 'short-lived', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
+    const key = created.body.token as string;
+    await eventually(async () => (await statusAt(edge, key)) === 200, 1000, 'new client accepted at the edge');
+
+    const regenerated = await admin.post(`${WS}/clients/${created.body.client.id}/regenerate`);
+    assert.equal(regenerated.status, 200);
+    const t0 = Date.now();
+    await eventually(async () => (await statusAt(edge, key)) === 401, 1000, 'old key refused at the edge');
+    assert.equal(await statusAt(edge, regenerated.body.token), 200);
+
+    assert.equal((await admin.delete(`${WS}/clients/${created.body.client.id}`)).status, 204);
+    await eventually(async () => (await statusAt(edge, regenerated.body.token)) === 401, 1000, 'deleted client refused at the edge');
+    assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms for both`);
+  });
+
+  it('refuses a client certificate that the control plane did not issue, and a client without one', async () => {
+    const identity = EdgeIdentitySchema.parse(JSON.parse(await readFile(join(edgeDir, 'gateway.json'), 'utf8')));
+    const caPem = await readFile(join(edgeDir, 'tls', 'ca.pem'));
+    // Another CA, and a certificate from it naming the very same gateway.
+    const otherCaDir = await mkdtemp(join(tmpdir(), 'gatehouse-other-ca-'));
+    stopLater.push(() => rm(otherCaDir, { recursive: true, force: true }));
+    const other = await openCertificateAuthority(otherCaDir);
+    const { keyPem, csrPem } = await createKeyAndCsr(`gateway ${gatewayId}`);
+    const forged = await other.signGatewayCsr(csrPem, { gatewayId, workspaceId: identity.workspaceId, environment: 'PROD' }, 3600_000);
+
+    const foreign = await probeSync(identity.controlPlane.sync, caPem, Buffer.from(keyPem), Buffer.from(forged.certPem));
+    assert.equal(foreign.accepted, false);
+    assert.equal(foreign.received, 0);
+    assert.equal(foreign.code, status.UNAVAILABLE, foreign.details); // the TLS handshake fails
+
+    const anonymous = await probeSync(identity.controlPlane.sync, caPem);
+    assert.equal(anonymous.accepted, false);
+    assert.equal(anonymous.received, 0);
+
+    const genuine = await probeSync(identity.controlPlane.sync, caPem, await readFile(join(edgeDir, 'tls', 'gateway.key')), await readFile(join(edgeDir, 'tls', 'gateway.crt')));
+    assert.equal(genuine.accepted, true, genuine.details);
+    assert.equal(genuine.received, 1, 'the genuine certificate gets a snapshot');
+  });
+
+  it('NACKs a snapshot it cannot apply, keeps the last good one, the admin API shows the error, and the next version arrives', async () => {
+    // A corrupt snapshot record (its body does not hash to the hash it claims), written into the control plane's own
+    // store: what a storage fault or a control-plane bug would produce. The gateway must not apply it.
+    const workspaceId = (await admin.get(WS)).body.id as string;
+    const scope = `${workspaceId}/PROD/edge:eu-1`;
+    const store = await openStore({ dataDir });
+    let bad: number;
+    try {
+      const latest = (await store.getLatestSnapshot(scope))!;
+      const good = SnapshotSchema.parse(JSON.parse(latest.body));
+      bad = latest.version + 1;
+      const emptied = { ...good, version: bad, clients: [] };
+      await store.insertSnapshot({ scope, version: bad, hash: 'f'.repeat(64), body: canonicalJson(encodeSnapshot(emptied)), createdAt: new Date().toISOString() });
+    } finally {
+      await store.close();
+    }
+    // A restarted instance says which version it serves in its Hello and is brought up to the newest stored one.
+    await edge.stop();
+    edge = await startEdge(edgeDir);
+    await edge.waitFor(new RegExp(`refusing snapshot v${bad} from the control plane \\(NACK\\)`));
+    await eventually(async () => (await gatewayView()).instances.some((i) => i.online && i.nackedVersion === bad), 2000, 'NACK shown by the admin API');
+    const instance = (await gatewayView()).instances.find((i) => i.online && i.nackedVersion === bad)!;
+    assert.match(instance.lastError!, /content hash mismatch/);
+    assert.equal(instance.appliedVersion, bad - 1);
+    assert.equal(await statusAt(edge), 200, 'the last good snapshot (with the client) stays in force');
+
+    // The next published change reaches the instance as usual.
+    const created = await admin.post(`${WS}/clients`, { name: 'after-nack', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
+    await eventually(async () => (await statusAt(edge, created.body.token)) === 200, 1000, 'the next version is applied');
+    await eventually(async () => (await gatewayView()).instances.some((i) => i.online && i.appliedVersion > bad && i.nackedVersion === undefined), 2000, 'ACK recorded');
+  });
+
+  it('keeps serving when the control plane dies, starts from its cache, refuses a tampered cache, and gets a change made meanwhile', async () => {
+    const identity = EdgeIdentitySchema.parse(JSON.parse(await readFile(join(edgeDir, 'gateway.json'), 'utf8')));
+    const syncPort = identity.controlPlane.sync.split(':').pop()!;
+    const cacheFile = join(edgeDir, 'cache', 'snapshot.json');
+    await edge.waitFor(/"config applied from the control plane"/);
+
+    const from = edge.output.length;
+    const exited = new Promise((r) => cp.child.once('exit', r));
+    cp.child.kill('SIGKILL');
+    await exited;
+    await edge.waitFor(/disconnected from the control plane/, 5000, from);
+    for (let i = 0; i < 5; i++) assert.equal(await statusAt(edge), 200, 'traffic keeps flowing');
+
+    // A restart while the control plane is down: first with a tampered cache, which is refused…
+    await edge.stop();
+    const saved = join(work, 'snapshot.json.good');
+    await copyFile(cacheFile, saved);
+    const cached = JSON.parse(await readFile(cacheFile, 'utf8')) as { body: string };
+    await writeFile(cacheFile, JSON.stringify({ ...cached, body: cached.body.replace(upstream.url, 'http://attacker.example') }));
+    edge = await startEdge(edgeDir);
+    const refusal = JSON.parse(await edge.waitFor(/refusing the cached snapshot/)) as { level: number; msg: string; file: string };
+    assert.equal(refusal.level, 50);
+    assert.equal(refusal.file, cacheFile);
+    assert.match(refusal.msg, /failed its integrity check/);
+    assert.equal((await fetch(`${edge.opsUrl}/readyz`)).status, 503, 'nothing is served');
+    assert.notEqual(await statusAt(edge), 200);
+    assert.equal(upstream.requests.some((r) => r.headers.host === 'attacker.example'), false);
+    await edge.stop();
+
+    // …then with the good one, which is served at once.
+    await copyFile(saved, cacheFile);
+    edge = await startEdge(edgeDir);
+    await edge.waitFor(/serving from the cached snapshot v\d+ \(control plane not reached yet\)/);
+    assert.equal((await fetch(`${edge.opsUrl}/readyz`)).status, 200);
+    assert.equal(await statusAt(edge), 200, 'served from the cache');
+
+    // The control plane comes back on the same data directory and sync port; a change is made at once.
+    cp = await startControlPlane({ dataDir, extraArgs: ['--bootstrap-port', '0', '--sync-port', syncPort] });
+    admin = adminApi(cp.adminUrl, adminToken);
+    assert.equal((await admin.delete(`${WS}/clients/${clientId}`)).status, 204);
+    // The gateway redials with jittered backoff (it has been failing for a few seconds): allow for its ceiling.
+    await eventually(async () => (await statusAt(edge)) === 401, 40_000, 'the change made meanwhile reached the edge');
+    await edge.waitFor(/"connected to the control plane"/);
+    assert.equal(edge.output.filter((l) => /"gateway listening"/.test(l)).length, 1, 'no restart');
+  });
+
+  it('cuts a deleted gateway off at once, refuses its reconnects, and it deactivates its endpoints', async () => {
+    const created = await admin.post(`${WS}/clients`, { name: 'before-delete', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
+    const key = created.body.token as string;
+    await eventually(async () => (await statusAt(edge, key)) === 200, 40_000, 'connected and current');
+
+    const from = edge.output.length;
+    const cpFrom = cp.output.length;
+    const t0 = Date.now();
+    assert.equal((await admin.delete(`${WS}/gateways/eu-1`)).status, 204);
+    const deactivated = JSON.parse(await edge.waitFor(/this gateway was deleted in the control plane/, 1000, from)) as { reason: string };
+    assert.match(deactivated.reason, /gateway deleted/);
+    assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+    await eventually(async () => (await statusAt(edge, key)) === 404, 1000, 'endpoints deactivated');
+    await assert.rejects(stat(join(edgeDir, 'cache', 'snapshot.json')), { code: 'ENOENT' });
+
+    // Its reconnect is refused: the certificate was revoked with the gateway.
+    await eventually(async () => cp.output.slice(cpFrom).some((l) => /refused a gateway sync stream/.test(l) && /revoked/.test(l)), 5000, 'reconnect refused');
+    await edge.waitFor(/the control plane refuses this gateway/, 5000, from);
+  });
+});
+
+describe('edge gateways: certificate renewal', () => {
+  let cp: ControlProcess;
+  let work: string;
+  let edge: EdgeProcess | undefined;
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'gatehouse-edge-renew-'));
+    // Gateway certificates valid 6 s: renewed every 4 s over the live channel.
+    cp = await startControlPlane({ extraArgs: [...CP_ARGS, '--gateway-cert-validity', '6s'] });
+  });
+  after(async () => {
+    await edge?.stop();
+    await cp?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('renews the certificate before it expires and reconnects with it, without a restart; after a restart the renewed one is used', async () => {
+    const admin = cp.api();
+    const dir = join(work, 'renewing');
+    await createAndBootstrap(admin, 'renewing', dir);
+    const first = describeCertificate(await readFile(join(dir, 'tls', 'gateway.crt'), 'utf8'));
+    assert.ok(first.notAfter.getTime() - Date.now() < 7000, 'a short-lived certificate');
+    edge = await startEdge(dir);
+    await edge.waitFor(/"config applied from the control plane"/);
+
+    const renewed = JSON.parse(await edge.waitFor(/renewed the gateway certificate/, 10_000)) as { serial: string };
+    assert.notEqual(renewed.serial, first.serial);
+    await edge.waitFor(/"connected to the control plane"/, 5000, edge.output.findIndex((l) => l.includes(renewed.serial)));
+    const onDisk = describeCertificate(await readFile(join(dir, 'tls', 'gateway.crt'), 'utf8'));
+    assert.notEqual(onDisk.serial, first.serial);
+    assert.equal((await stat(join(dir, 'tls', 'gateway.key'))).mode & 0o777, 0o600);
+    assert.equal(edge.output.filter((l) => /"gateway listening"/.test(l)).length, 1, 'no restart');
+
+    // Once the first certificate has expired, a restarted gateway connects with the renewed one from its directory.
+    await new Promise((r) => setTimeout(r, Math.max(0, first.notAfter.getTime() - Date.now() + 200)));
+    await edge.stop();
+    edge = await startEdge(dir);
+    await edge.waitFor(/"connected to the control plane"/, 5000);
+    await eventually(async () => (await admin.get(`${WS}/gateways/renewing`)).body.instancesOnline >= 1, 3000, 'online');
+  });
+});
