@@ -8,11 +8,12 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { credentials as grpcCredentials, type ServiceError, status } from '@grpc/grpc-js';
+import { credentials as grpcCredentials, Metadata, Server, ServerCredentials, type ServerDuplexStream, type ServiceError, status } from '@grpc/grpc-js';
 import pino from 'pino';
 import { type Snapshot, SnapshotSchema } from '../../config/schema.ts';
+import { diffSnapshots, encodeDelta } from '../../config/snapshot-delta.ts';
 import { canonicalJson, encodeSnapshot, snapshotHash } from '../../config/snapshot-encoding.ts';
-import { loadSyncProto, type ReceivedSyncResponse } from '../../config/sync-proto.ts';
+import { loadSyncProto, type ReceivedSyncResponse, syncServices } from '../../config/sync-proto.ts';
 import { createKeyAndCsr } from '../../gateway/sync/certificates.ts';
 import { startEdgeGateway } from '../../gateway/sync/edge-runtime.ts';
 import { type CertificateAuthority, openCertificateAuthority } from '../pki/ca.ts';
@@ -361,3 +362,75 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     assert.equal(result.accepted, false);
   });
 });
+
+describe('edge runtime against a scripted control plane', () => {
+  it('NACKs a delta from another version and reconnects for a full resync; NACKs a body that is not a snapshot', async () => {
+    const pki = await mkdtemp(join(tmpdir(), 'gatehouse-pki-script-'));
+    const ca = await openCertificateAuthority(pki);
+    const store = await openStore({ databaseUrl: ':memory:' }); // only to record the gateway's certificate
+    const gateway: GatewayRecord = { id: 'gw_script', workspaceId: WS, environment: 'PROD', name: 'scripted', installMethod: 'docker', createdAt: T0, updatedAt: T0 };
+    const received: ReceivedSyncRequestLike[] = [];
+    const hellos: number[] = [];
+    const v1 = snapshot(1, ['/a']);
+    const v2 = snapshot(2, ['/a', '/b']);
+    const full = (s: Snapshot) => ({ snapshot: { version: s.version as number, hash: snapshotHash(s), body: Buffer.from(canonicalJson(encodeSnapshot(s))) } });
+    const delta = (from: Snapshot, to: Snapshot, fromVersion = from.version as number) => ({
+      delta: { fromVersion, toVersion: to.version as number, hash: snapshotHash(to), body: Buffer.from(canonicalJson(encodeDelta({ ...diffSnapshots(from, to), fromVersion }))) },
+    });
+
+    const server = new Server();
+    server.addService(syncServices().configSync, {
+      Sync(call: ServerDuplexStream<ReceivedSyncRequestLike, unknown>) {
+        call.sendMetadata(new Metadata());
+        call.on('data', (m: ReceivedSyncRequestLike) => {
+          received.push(m);
+          if (m.message === 'hello') {
+            hellos.push(m.hello!.appliedVersion);
+            // First stream: v1, then a delta that claims to start from v5. Second stream: the proper delta.
+            if (hellos.length === 1) call.write(full(v1));
+            else call.write(delta(v1, v2));
+          } else if (m.message === 'ack' && m.ack!.version === 1 && hellos.length === 1) {
+            call.write(delta(v1, v2, 5));
+          } else if (m.message === 'ack' && m.ack!.version === 2) {
+            call.write({ snapshot: { version: 3, hash: 'x', body: Buffer.from('{"collections": "nope"}') } });
+          }
+        });
+        call.on('end', () => call.end());
+      },
+      RenewCertificate(_call: unknown, callback: (e: { code: status; details: string }) => void) {
+        callback({ code: status.UNIMPLEMENTED, details: 'not here' });
+      },
+    });
+    const tls = await ca.issueServerCertificate(SERVER_NAMES);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ cert_chain: Buffer.from(tls.certPem), private_key: Buffer.from(tls.keyPem) }], true), (e, p) => (e ? reject(e) : resolve(p))),
+    );
+    const dir = await gatewayDir(store, ca, gateway, `127.0.0.1:${port}`);
+    const log = memoryLogger();
+    const gw = await startEdgeGateway({ dir, logger: log.logger, port: 0, host: '127.0.0.1', opsPort: 0, reconnect: { initialMs: 20, maxMs: 200 }, heartbeatMs: 60_000, telemetry: false });
+    try {
+      await eventually(() => received.some((m) => m.message === 'nack' && m.nack!.version === 3), 5000, 'the third NACK');
+      const answers = received.filter((m) => m.message !== 'heartbeat').map((m) => (m.message === 'hello' ? `hello@${m.hello!.appliedVersion}` : m.message === 'ack' ? `ack ${m.ack!.version}` : `nack ${m.nack!.version}`));
+      assert.deepEqual(answers, ['hello@0', 'ack 1', 'nack 2', 'hello@1', 'ack 2', 'nack 3']);
+      const mismatch = received.find((m) => m.message === 'nack' && m.nack!.version === 2)!;
+      assert.match(mismatch.nack!.error, /cannot apply the delta from version 5/);
+      const invalid = received.find((m) => m.message === 'nack' && m.nack!.version === 3)!;
+      assert.match(invalid.nack!.error, /the snapshot is invalid/);
+      assert.equal(gw.instance.version, '2', 'the last good snapshot stays in force');
+      assert.equal(gw.state().connected, true, 'an invalid snapshot does not end the stream');
+    } finally {
+      await gw.close();
+      server.forceShutdown();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+      await rm(pki, { recursive: true, force: true });
+    }
+  });
+});
+
+type ReceivedSyncRequestLike = {
+  message: 'hello' | 'ack' | 'nack' | 'heartbeat';
+  hello?: { appliedVersion: number };
+  ack?: { version: number };
+  nack?: { version: number; error: string };
+};
