@@ -10,7 +10,7 @@ import { createLogger } from './logger.ts';
 export const gatewayRun: Command = {
   summary: 'run a gateway: an edge gateway from a bootstrapped directory, or a standalone one from a config file',
   usage:
-    '--config DIR|FILE [--port N] [--ops-port N] [--host ADDR] [--log-level LEVEL]\n\n' +
+    '--config FILE|DIR [--port N] [--ops-port N] [--host ADDR] [--log-level LEVEL]\n\n' +
     'DIR: a directory written by `gatehouse gateway bootstrap` (it holds gateway.json): an edge gateway that syncs\n' +
     'its configuration from the control plane and serves its cached snapshot while the control plane is out of reach.\n' +
     'FILE: a declarative config file (YAML or JSON) for a standalone gateway. --log-level applies to edge gateways\n' +
@@ -23,7 +23,7 @@ export const gatewayRun: Command = {
       host: { type: 'string' },
       'log-level': { type: 'string' },
     });
-    if (!values.config) throw new UsageError('gateway run: --config DIR|FILE is required');
+    if (!values.config) throw new UsageError('gateway run: --config FILE is required (a config file, or a directory written by `gatehouse gateway bootstrap`)');
     const port = portOption('gateway run', 'port', values.port);
     const opsPort = portOption('gateway run', 'ops-port', values['ops-port']);
     if (await isDirectory(values.config)) {
