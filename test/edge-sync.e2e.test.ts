@@ -311,6 +311,13 @@ describe('edge gateways: sync, fallback and certificates', () => {
     assert.equal(edge.output.filter((l) => /"gateway listening"/.test(l)).length, 1, 'no restart');
   });
 
+  it('a renamed gateway keeps its instances, which follow the snapshots of its new name', async () => {
+    assert.equal((await admin.patch(`${WS}/gateways/eu-1`, { name: 'eu-2' })).status, 200);
+    const created = await admin.post(`${WS}/clients`, { name: 'after-rename', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
+    await eventually(async () => (await statusAt(edge, created.body.token)) === 200, 1000, 'a change after the rename reaches the edge');
+    assert.equal((await call(edge, '/orders/items')).status, 401, 'the client deleted while the control plane was down stays refused');
+  });
+
   it('cuts a deleted gateway off at once, refuses its reconnects, and it deactivates its endpoints', async () => {
     const created = await admin.post(`${WS}/clients`, { name: 'before-delete', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
     const key = created.body.token as string;
@@ -319,7 +326,7 @@ describe('edge gateways: sync, fallback and certificates', () => {
     const from = edge.output.length;
     const cpFrom = cp.output.length;
     const t0 = Date.now();
-    assert.equal((await admin.delete(`${WS}/gateways/eu-1`)).status, 204);
+    assert.equal((await admin.delete(`${WS}/gateways/${gatewayId}`)).status, 204);
     const deactivated = JSON.parse(await edge.waitFor(/this gateway was deleted in the control plane/, 1000, from)) as { reason: string };
     assert.match(deactivated.reason, /gateway deleted/);
     assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
