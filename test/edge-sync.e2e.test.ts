@@ -5,7 +5,6 @@
  * plane dies, a refused cache, refused certificates, NACKs, deletion, and certificate renewal.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,78 +18,12 @@ import { openCertificateAuthority } from '../src/control/pki/ca.ts';
 import { openStore } from '../src/control/store/open.ts';
 import { createKeyAndCsr, describeCertificate } from '../src/gateway/sync/certificates.ts';
 import { adminApi, type AdminApi, type ControlProcess, eventually, startControlPlane } from './control-helpers.ts';
-import { REPO_ROOT, runCli, startUpstream, type Upstream } from './helpers.ts';
+import { createAndBootstrap, startEdge, type EdgeProcess } from './edge-helpers.ts';
+import { startUpstream, type Upstream } from './helpers.ts';
 
-const MAIN = join(REPO_ROOT, 'src/cli/main.ts');
 const WS = '/workspaces/default';
 const PROD = `${WS}/environments/PROD`;
 const CP_ARGS = ['--bootstrap-port', '0', '--sync-port', '0'];
-
-interface EdgeProcess {
-  url: string;
-  opsUrl: string;
-  child: ChildProcess;
-  output: string[];
-  /** The first output line from `from` on that matches. */
-  waitFor(pattern: RegExp, timeoutMs?: number, from?: number): Promise<string>;
-  stop(): Promise<void>;
-}
-
-/** `gatehouse gateway run --config DIR` on ephemeral loopback ports. */
-async function startEdge(dir: string): Promise<EdgeProcess> {
-  const child = spawn(process.execPath, [MAIN, 'gateway', 'run', '--config', dir, '--port', '0', '--ops-port', '0', '--host', '127.0.0.1'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const kill = setTimeout(() => child.kill('SIGKILL'), 5 * 60_000);
-  kill.unref();
-  const output: string[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let buffer = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buffer += chunk;
-      let nl;
-      while ((nl = buffer.indexOf('\n')) !== -1) {
-        output.push(buffer.slice(0, nl));
-        buffer = buffer.slice(nl + 1);
-      }
-    });
-  }
-  const waitFor = async (pattern: RegExp, timeoutMs = 10_000, from = 0): Promise<string> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const line = output.slice(from).find((l) => pattern.test(l));
-      if (line) return line;
-      if (child.exitCode !== null) throw new Error(`the edge gateway exited with ${child.exitCode} before ${pattern}:\n${output.join('\n')}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${output.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-  const listening = JSON.parse(await waitFor(/"gateway listening"/)) as { api: string; ops: string };
-  return {
-    url: `http://${listening.api}`,
-    opsUrl: `http://${listening.ops}`,
-    child,
-    output,
-    waitFor,
-    async stop() {
-      clearTimeout(kill);
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
-    },
-  };
-}
-
-/** Creates gateway `name` in PROD and bootstraps `dir` for it with the real command. */
-async function createAndBootstrap(admin: AdminApi, name: string, dir: string): Promise<string> {
-  const created = await admin.post(`${WS}/gateways`, { name, environment: 'PROD', installMethod: 'docker' });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  const { install, gateway } = created.body as { install: { token: string; caPin: string; bootstrapUrl: string }; gateway: { id: string } };
-  const r = await runCli(['gateway', 'bootstrap', '-t', install.token, '--ca-pin', install.caPin, '--url', install.bootstrapUrl, '-o', dir, 'standalone']);
-  assert.equal(r.code, 0, r.stderr);
-  return gateway.id;
-}
 
 /** Opens a Sync stream with these credentials and sends a Hello: was it accepted, and how did it end? */
 async function probeSync(endpoint: string, caPem: Buffer, key?: Buffer, cert?: Buffer): Promise<{ accepted: boolean; code: status; details: string; received: number }> {

@@ -9,7 +9,7 @@ import { createLogger } from './logger.ts';
 
 export const controlStart: Command = {
   summary: 'start the control plane: admin API, state store and the embedded cloud gateway',
-  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--gateway-cert-validity DURATION] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.',
+  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).',
   async run(args) {
     const { values } = parse('control start', args, {
       'data-dir': { type: 'string', default: 'data' },
@@ -21,6 +21,9 @@ export const controlStart: Command = {
       'bootstrap-port': { type: 'string' },
       'sync-port': { type: 'string' },
       'gateway-cert-validity': { type: 'string' },
+      'advertise-host': { type: 'string' },
+      'alert-webhook': { type: 'string' },
+      'alert-auth-failures': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
     });
     const certValidity = values['gateway-cert-validity'];
@@ -28,6 +31,15 @@ export const controlStart: Command = {
     if (certValidity !== undefined && !((gatewayCertificateValidityMs ?? 0) >= 1000)) {
       throw new UsageError(`control start: --gateway-cert-validity must be a duration of at least 1s such as 24h or 30m, got "${certValidity}"`);
     }
+    const webhookUrl = values['alert-webhook'];
+    if (webhookUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(webhookUrl)) throw new UsageError(`control start: --alert-webhook must be an http:// or https:// URL, got "${webhookUrl}"`);
+    const failures = values['alert-auth-failures'];
+    const authFailureThreshold = failures === undefined ? undefined : Number(failures);
+    if (authFailureThreshold !== undefined && !(Number.isInteger(authFailureThreshold) && authFailureThreshold > 0)) {
+      throw new UsageError(`control start: --alert-auth-failures must be a positive whole number, got "${failures}"`);
+    }
+    const advertiseHost = values['advertise-host'];
+    if (advertiseHost !== undefined && !/^[A-Za-z0-9.:-]+$/.test(advertiseHost)) throw new UsageError(`control start: --advertise-host must be a host name or IP address, got "${advertiseHost}"`);
     const logger: Logger = createLogger(values['log-level']);
     let plane;
     try {
@@ -42,6 +54,8 @@ export const controlStart: Command = {
         bootstrapPort: portOption('control start', 'bootstrap-port', values['bootstrap-port']) ?? 8443,
         syncPort: portOption('control start', 'sync-port', values['sync-port']) ?? 8444,
         gatewayCertificateValidityMs,
+        advertiseHost,
+        alerts: { webhookUrl, authFailureThreshold },
       });
     } catch (error) {
       if (error instanceof StoreOpenError) throw new ConfigError(error.message);

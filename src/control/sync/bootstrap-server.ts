@@ -16,7 +16,7 @@ import { createServer, type Server } from 'node:https';
 import type { Logger } from 'pino';
 import { REGISTRATION_TOKEN_PATTERN, RegisterRequestSchema, type ControlPlaneEndpoints, type RegisterResponse } from '../../config/edge.ts';
 import { formatPath } from '../../config/schema.ts';
-import { DOCS_BASE } from '../../gateway/http/errors.ts';
+import { DOCS_BASE, ERRORS } from '../../gateway/http/errors.ts';
 import { hashRegistrationToken } from '../gateways.ts';
 import { nowIso } from '../ids.ts';
 import { CsrError, type CertificateAuthority } from '../pki/ca.ts';
@@ -42,15 +42,8 @@ export interface BootstrapServerOptions {
   certificateValidityMs?: number;
 }
 
-/** The bootstrap endpoint's refusals. */
-const PROBLEMS = {
-  GH_ERR_BOOTSTRAP_INVALID_REQUEST: { status: 400, title: 'Invalid bootstrap request' },
-  GH_ERR_BOOTSTRAP_TOKEN_REFUSED: { status: 401, title: 'Registration token refused' },
-  GH_ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No route matches' },
-  GH_ERR_ROUTE_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
-  GH_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal error' },
-} as const;
-type ProblemCode = keyof typeof PROBLEMS;
+/** The bootstrap endpoint's refusals (codes of the one error table). */
+type ProblemCode = 'GH_ERR_BOOTSTRAP_INVALID_REQUEST' | 'GH_ERR_BOOTSTRAP_TOKEN_REFUSED' | 'GH_ERR_ROUTE_NOT_FOUND' | 'GH_ERR_ROUTE_METHOD_NOT_ALLOWED' | 'GH_ERR_GATEWAY_INTERNAL';
 
 class Refusal extends Error {
   readonly code: ProblemCode;
@@ -181,7 +174,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 function problem(res: ServerResponse, requestId: string, code: ProblemCode, detail: string): number {
-  const { status, title } = PROBLEMS[code];
+  const { status, title } = ERRORS[code];
   const body = JSON.stringify({ type: `${DOCS_BASE}#${code.toLowerCase()}`, title, status, code, detail, instance: `urn:gatehouse:request:${requestId}` });
   res.writeHead(status, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-request-id': requestId });
   res.end(body);

@@ -41,6 +41,7 @@ import { type CertificateAuthority, CsrError, parseGatewayUri } from '../pki/ca.
 import type { PublishedScope, Publisher } from '../publisher.ts';
 import type { GatewayInstanceRecord, GatewayRecord, Store } from '../store/store.ts';
 import { type LiveStream, SyncRegistry } from './registry.ts';
+import { TelemetryBatchError } from '../telemetry/ingest.ts';
 
 /** How long a gateway certificate is valid (renewed at 2/3 of its lifetime over the live channel). */
 export const GATEWAY_CERTIFICATE_VALIDITY_MS = 24 * 3600_000;
@@ -178,8 +179,14 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
           try {
             await options.telemetry?.ingest(gateway, batch.instanceId, batch);
           } catch (error) {
-            logger.error({ err: error, gateway: gateway.id }, 'storing a telemetry batch failed');
-            return fail(status.UNAVAILABLE, 'the control plane could not store the telemetry batch; send it again later');
+            if (error instanceof TelemetryBatchError) {
+              // A batch that breaks the contract would fail again on every retry: refuse it for good (acknowledged,
+              // so the gateway drops it) and say so, instead of wedging the stream.
+              logger.warn({ gateway: gateway.id, instance: batch.instanceId, sequence: batch.sequence, reason: error.message }, 'refused a telemetry batch that breaks the contract; it is dropped');
+            } else {
+              logger.error({ err: error, gateway: gateway.id }, 'storing a telemetry batch failed');
+              return fail(status.UNAVAILABLE, 'the control plane could not store the telemetry batch; send it again later');
+            }
           }
           if (!ended) call.write({ sequence: batch.sequence });
         }),

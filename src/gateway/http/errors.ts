@@ -45,6 +45,8 @@ export const ERRORS = {
   GH_ERR_ADMIN_DEV_ONLY: { status: 409, title: 'Only in the development environment', doc: 'Project deployment and collaborator management exist only in the workspace\'s development environment (DEV by default).' },
   GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'JSON required', doc: 'Send the body as `application/json`.' },
   GH_ERR_ADMIN_BODY_TOO_LARGE: { status: 413, title: 'Request body too large', doc: 'Admin API bodies are limited to 1 MiB.' },
+  GH_ERR_BOOTSTRAP_INVALID_REQUEST: { status: 400, title: 'Invalid bootstrap request', doc: 'The bootstrap endpoint got a malformed body, registration token or certificate signing request. Run the install command as the control plane printed it.' },
+  GH_ERR_BOOTSTRAP_TOKEN_REFUSED: { status: 401, title: 'Registration token refused', doc: 'The registration token is unknown, was already used, expired (tokens live 5 minutes), or its gateway was deleted. Regenerate the install command (`gatehouse gateway install-command`).' },
   GH_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal error', doc: 'An unexpected gateway fault. Details are in the gateway log under the request id, never in the response.' },
 } as const satisfies Record<string, ErrorDef>;
 
