@@ -14,7 +14,7 @@ import { cp as copyDir, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { eventually, startControlPlane, type AdminApi } from '../test/control-helpers.ts';
+import { eventually, startControlPlane } from '../test/control-helpers.ts';
 import { createAndBootstrap, startEdge, type EdgeProcess } from '../test/edge-helpers.ts';
 import { startUpstream } from '../test/helpers.ts';
 
