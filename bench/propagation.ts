@@ -54,7 +54,7 @@ try {
 
   const samples: Sample[] = [];
   for (let n = 0; n < CHANGES; n++) {
-    const kind: Kind = (['client deleted', 'token regenerated', 'role changed'] as const)[n % 3];
+    const kind: Kind = (['client deleted', 'token regenerated', 'role changed'] as const)[n % 3]!;
     const role = `role-${n}`;
     await must(admin.post(`${WS}/roles`, { name: role, permissions: ['items:read'] }), 201);
     const created = await must(admin.post(`${WS}/clients`, { name: `client-${n}`, role, environments: ['DEV'], projects: ['default'] }), 201);

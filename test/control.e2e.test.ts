@@ -244,6 +244,13 @@ describe('control plane: clients, roles and the cloud gateway', () => {
     assert.equal((await adminApi(cp.adminUrl, 'not-a-token').get('/me')).status, 401);
     assert.equal((await adminApi(cp.adminUrl, 'ghk_' + 'A'.repeat(38)).get('/me')).status, 401);
   });
+
+  it('answers an unknown route 404 and a wrong method 405 with Allow', async () => {
+    assert.equal((await admin.get('/no-such-thing')).status, 404);
+    const wrong = await admin.delete('/me');
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get('allow'), 'GET');
+  });
 });
 
 describe('control plane: project, environment and IP scoping', () => {
@@ -380,5 +387,104 @@ describe('control plane: project, environment and IP scoping', () => {
     assert.equal((await session.get('/workspaces/default/clients')).status, 403);
     assert.equal((await session.post('/auth/logout')).status, 204);
     assert.equal((await session.get('/me')).status, 401);
+  });
+});
+
+describe('control plane: no escalation, no cross-project writes', () => {
+  let cp: ControlProcess;
+  let upstream: Upstream;
+  let admin: AdminApi;
+
+  before(async () => {
+    upstream = await startUpstream();
+    cp = await startControlPlane();
+    admin = cp.api();
+    for (const p of ['alpha', 'beta']) await admin.post('/workspaces/default/projects', { name: p });
+    await admin.post('/workspaces/default/roles', { name: 'client-manager', permissions: ['admin:clients:*', 'admin:roles:read'] });
+    await admin.post('/workspaces/default/roles', { name: 'collaborators', permissions: ['admin:collaborators:*', 'admin:workspaces:read', 'admin:roles:read', 'admin:projects:read'] });
+    await admin.post('/workspaces/default/roles', { name: 'deployer', permissions: ['admin:collections:*', 'admin:deploy', 'admin:snapshots:read'] });
+  });
+  after(async () => {
+    await cp?.stop();
+    await upstream?.close();
+  });
+
+  it('does not let a client manager regenerate, change or delete a stronger client', async () => {
+    const manager = await admin.post('/workspaces/default/clients', { name: 'manager', role: 'client-manager', environments: ['*'], projects: ['*'] });
+    const api = cp.api(manager.body.token);
+    const me = await admin.get('/me');
+    const installationAdmin = me.body.id as string;
+    for (const res of [
+      await api.post(`/workspaces/default/clients/${installationAdmin}/regenerate`),
+      await api.patch(`/workspaces/default/clients/${installationAdmin}`, { name: 'mine now' }),
+      await api.delete(`/workspaces/default/clients/${installationAdmin}`),
+    ]) {
+      assert.equal(res.status, 403, JSON.stringify(res.body));
+      assert.equal(res.body.code, 'GH_ERR_ADMIN_FORBIDDEN');
+    }
+    assert.equal((await admin.get('/me')).status, 200, 'the installation admin token still works');
+  });
+
+  it('does not let a collaborator manager create a console admin or users beyond its own scope', async () => {
+    const scoped = await admin.post('/workspaces/default/clients', { name: 'team lead', role: 'collaborators', environments: ['DEV'], projects: ['alpha'] });
+    const wide = await admin.post('/workspaces/default/clients', { name: 'people ops', role: 'collaborators', environments: ['*'], projects: ['*'] });
+    const user = { email: 'mallory@example.com', role: 'admin', password: 'a long enough password' };
+    assert.equal((await cp.api(scoped.body.token).post(`${DEV}/collaborators`, user)).status, 403);
+    assert.equal((await cp.api(wide.body.token).post(`${DEV}/collaborators`, user)).status, 403, 'the admin user role holds "*"');
+    assert.equal((await cp.api(wide.body.token).post('/workspaces/default/user-roles', { name: 'sneaky', privileges: ['clients'] })).status, 403);
+    assert.equal((await admin.post('/workspaces/default/user-roles', { name: 'people', privileges: ['collaborators'] })).status, 201);
+    assert.equal((await cp.api(wide.body.token).post(`${DEV}/collaborators`, { ...user, role: 'people' })).status, 201);
+  });
+
+  it('keeps a PATCH to the fields it names: a disabled client stays disabled', async () => {
+    const created = await admin.post('/workspaces/default/clients', { name: 'paused', role: 'client-manager', environments: ['DEV'], projects: ['alpha'] });
+    assert.equal((await admin.patch(`/workspaces/default/clients/${created.body.client.id}`, { status: 'disabled' })).body.status, 'disabled');
+    const renamed = await admin.patch(`/workspaces/default/clients/${created.body.client.id}`, { name: 'paused app' });
+    assert.equal(renamed.body.status, 'disabled');
+    assert.equal(renamed.body.name, 'paused app');
+  });
+
+  it('never deploys over another project\'s collection', async () => {
+    const spec = (project: string, url: string) => ({ name: 'billing', basePath: '/billing', upstream: url, project, endpoints: [{ method: 'GET', path: '/x', permission: 'x' }] });
+    const prod = '/workspaces/default/environments/PROD';
+    assert.equal((await admin.post(`${prod}/collections`, spec('beta', upstream.url))).status, 201);
+    const deployer = await admin.post('/workspaces/default/clients', { name: 'alpha deployer', role: 'deployer', environments: ['DEV', 'PROD'], projects: ['alpha'] });
+    const api = cp.api(deployer.body.token);
+    assert.equal((await api.post(`${DEV}/collections`, spec('alpha', 'https://evil.example'))).status, 201);
+    assert.equal((await api.post(`${DEV}/collections/billing/publish`)).status, 201);
+    const deploy = await api.post(`${DEV}/projects/alpha/deploy`, { to: 'PROD' });
+    assert.equal(deploy.status, 409, JSON.stringify(deploy.body));
+    const untouched = await admin.get(`${prod}/collections/billing`);
+    assert.equal(untouched.body.project, 'beta');
+    assert.equal(untouched.body.upstream.url, upstream.url);
+  });
+
+  it('shows snapshots only to callers scoped to everything, and never the key hashes', async () => {
+    const deployer = await admin.post('/workspaces/default/clients', { name: 'alpha reader', role: 'deployer', environments: ['DEV'], projects: ['alpha'] });
+    assert.equal((await cp.api(deployer.body.token).get(`${DEV}/snapshot`)).status, 403);
+    const full = await admin.get(`${DEV}/snapshot`);
+    assert.equal(full.status, 200);
+    assert.ok(full.body.snapshot.clients.length > 0);
+    assert.doesNotMatch(JSON.stringify(full.body.snapshot), /[0-9a-f]{64}/, 'a key hash in the answer');
+  });
+
+  it('throttles failed logins and refuses cookie requests that are not JSON', async () => {
+    assert.equal((await admin.post('/workspaces/default/user-roles', { name: 'viewer', privileges: [] })).status, 201);
+    assert.equal((await admin.post(`${DEV}/collaborators`, { email: 'viewer@example.com', role: 'viewer', password: 'the right password' })).status, 201);
+    const anonymous = adminApi(cp.adminUrl, undefined);
+    let last;
+    for (let i = 0; i < 11; i++) last = await anonymous.post('/auth/login', { workspace: 'default', email: 'viewer@example.com', password: `wrong password ${i}` });
+    assert.equal(last!.status, 429);
+    assert.equal(last!.body.code, 'GH_ERR_ADMIN_TOO_MANY_ATTEMPTS');
+    assert.match(last!.headers.get('retry-after')!, /^\d+$/);
+    assert.equal((await anonymous.post('/auth/login', { workspace: 'default', email: 'viewer@example.com', password: 'the right password' })).status, 429, 'even the right password waits');
+
+    // Another account logs in; a form-style POST with its cookie is refused.
+    assert.equal((await admin.post(`${DEV}/collaborators`, { email: 'other@example.com', role: 'viewer', password: 'another password!' })).status, 201);
+    const login = await anonymous.post('/auth/login', { workspace: 'default', email: 'other@example.com', password: 'another password!' });
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const form = await fetch(`${cp.adminUrl}/api/v1/auth/logout`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1' });
+    assert.equal(form.status, 415);
+    assert.equal((await adminApi(cp.adminUrl, undefined, { cookie }).get('/me')).status, 200, 'still logged in');
   });
 });

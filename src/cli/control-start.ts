@@ -9,7 +9,7 @@ import { createLogger } from './logger.ts';
 
 export const controlStart: Command = {
   summary: 'start the control plane: admin API, state store and the embedded cloud gateway',
-  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).',
+  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--gateway-reenroll-window DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--gateway-reenroll-window: how long after its expiry a gateway certificate may still be traded for a new one\n(an instance that was down, a pod started from its Helm Secret; default 30d).\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).',
   async run(args) {
     const { values } = parse('control start', args, {
       'data-dir': { type: 'string', default: 'data' },
@@ -21,6 +21,7 @@ export const controlStart: Command = {
       'bootstrap-port': { type: 'string' },
       'sync-port': { type: 'string' },
       'gateway-cert-validity': { type: 'string' },
+      'gateway-reenroll-window': { type: 'string' },
       'advertise-host': { type: 'string' },
       'alert-webhook': { type: 'string' },
       'alert-auth-failures': { type: 'string' },
@@ -30,6 +31,11 @@ export const controlStart: Command = {
     const gatewayCertificateValidityMs = certValidity === undefined ? undefined : parseDuration(certValidity);
     if (certValidity !== undefined && !((gatewayCertificateValidityMs ?? 0) >= 1000)) {
       throw new UsageError(`control start: --gateway-cert-validity must be a duration of at least 1s such as 24h or 30m, got "${certValidity}"`);
+    }
+    const reenrollWindow = values['gateway-reenroll-window'];
+    const gatewayReenrollWindowMs = reenrollWindow === undefined ? undefined : reenrollWindow.trim() === '0' ? 0 : parseDuration(reenrollWindow);
+    if (reenrollWindow !== undefined && gatewayReenrollWindowMs === undefined) {
+      throw new UsageError(`control start: --gateway-reenroll-window must be a duration such as 30d or 12h (0: only certificates not expired yet), got "${reenrollWindow}"`);
     }
     const webhookUrl = values['alert-webhook'];
     if (webhookUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(webhookUrl)) throw new UsageError(`control start: --alert-webhook must be an http:// or https:// URL, got "${webhookUrl}"`);
@@ -54,6 +60,7 @@ export const controlStart: Command = {
         bootstrapPort: portOption('control start', 'bootstrap-port', values['bootstrap-port']) ?? 8443,
         syncPort: portOption('control start', 'sync-port', values['sync-port']) ?? 8444,
         gatewayCertificateValidityMs,
+        gatewayReenrollWindowMs,
         advertiseHost,
         alerts: { webhookUrl, authFailureThreshold },
       });

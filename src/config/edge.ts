@@ -1,7 +1,7 @@
 /**
- * The contract between the control plane and edge gateways outside gRPC: the bootstrap exchange (HTTPS, JSON)
- * and the gateway's config directory, which `gatehouse gateway bootstrap` writes and `gatehouse gateway run
- * --config DIR` reads.
+ * The contract between the control plane and edge gateways outside gRPC: the bootstrap exchange (HTTPS, JSON:
+ * register, and re-enroll with an expired certificate) and the gateway's config directory, which `gatehouse
+ * gateway bootstrap` writes and `gatehouse gateway run --config DIR` reads.
  *
  * ```
  * DIR/
@@ -70,6 +70,21 @@ export const RegisterResponseSchema = z.strictObject({
   controlPlane: ControlPlaneEndpointsSchema,
 });
 export type RegisterResponse = z.output<typeof RegisterResponseSchema>;
+
+/**
+ * POST {bootstrap}/v1/renew: re-enrollment of a gateway whose certificate expired (an instance that was down, a
+ * Kubernetes pod started from the certificate written at bootstrap). The CSR must be for the certificate's own key
+ * and signed with it: proof of possession of that key, which stands in for the registration token.
+ */
+export const RenewRequestSchema = z.strictObject({
+  /** PEM: the gateway's certificate (typically expired), issued by the control plane's CA. */
+  certificate: z.string().min(1).max(16_384),
+  /** PEM PKCS#10 certificate signing request for the same key as `certificate`. */
+  csr: z.string().min(1).max(16_384),
+});
+
+export const RenewResponseSchema = RegisterResponseSchema.pick({ certificate: true, ca: true });
+export type RenewResponse = z.output<typeof RenewResponseSchema>;
 
 /** Registration tokens: `ghr_` + 32 base62 characters; one use, valid 5 minutes. */
 export const REGISTRATION_TOKEN_PATTERN = /^ghr_[A-Za-z0-9]{32}$/;

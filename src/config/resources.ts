@@ -154,7 +154,10 @@ const ClientFields = {
 
 export const ClientInputSchema = z.strictObject(ClientFields);
 export type ClientInput = z.output<typeof ClientInputSchema>;
-export const ClientPatchSchema = z.strictObject(ClientFields).partial();
+/** Every field optional and without defaults: a PATCH changes only what it names (no silent re-enable). */
+export const ClientPatchSchema = z
+  .strictObject({ ...ClientFields, status: z.enum(['active', 'disabled']), operator: z.boolean() })
+  .partial();
 
 /** A migrated client authenticating with an existing API key plus an email header. Never regenerable. */
 export const LegacyClientInputSchema = z.strictObject({

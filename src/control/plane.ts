@@ -46,8 +46,13 @@ export interface ControlPlaneOptions {
   syncPort?: number;
   /** The host name or address edge gateways dial (written into install commands). Default: `host`. */
   advertiseHost?: string;
-  /** Validity of the certificates issued to edge gateways at bootstrap. Default 24 hours. */
+  /** Validity of the certificates issued to edge gateways (bootstrap, renewal, re-enrollment). Default 24 hours. */
   gatewayCertificateValidityMs?: number;
+  /**
+   * How long after its expiry an edge gateway's certificate may still be traded for a new one (re-enrollment at
+   * the bootstrap endpoint, by proof of possession of its key). Default 30 days.
+   */
+  gatewayReenrollWindowMs?: number;
   /** Token exchange of the cloud gateway; issuer defaults to the cloud gateway's URL. */
   tokenExchange?: Partial<Pick<TokenExchange, 'issuer' | 'audience' | 'ttl' | 'algorithm'>>;
   /** Alerts: the webhook they are POSTed to, thresholds, evaluation interval (see `startAlerting`). */
@@ -117,7 +122,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const serverTls = await ca.issueServerCertificate([...new Set(['gatehouse-control-plane', 'localhost', '127.0.0.1', '::1', advertise])]);
     // The bootstrap endpoint listens before the admin API hands out install commands naming it; with port 0 the
     // advertised port is the bound one.
-    bootstrapServer = createBootstrapServer({ store, ca, tls: serverTls, endpoints, logger, now, certificateValidityMs: options.gatewayCertificateValidityMs });
+    bootstrapServer = createBootstrapServer({ store, ca, tls: serverTls, endpoints, logger, now, certificateValidityMs: options.gatewayCertificateValidityMs, reenrollWindowMs: options.gatewayReenrollWindowMs });
     const bootstrapAddress = await new Promise<AddressInfo>((ok, fail) => {
       bootstrapServer!.once('error', fail);
       bootstrapServer!.listen(options.bootstrapPort ?? 8443, host, () => ok(bootstrapServer!.address() as AddressInfo));

@@ -56,6 +56,17 @@ async function checkClient(tx: StoreOps, caller: Caller, workspace: WorkspaceRec
   return role;
 }
 
+/**
+ * Whether the caller may change, regenerate or delete this existing client: an operator client only by an
+ * operator, and a client whose role holds admin permissions only by a caller holding them too. Otherwise a caller
+ * allowed to manage clients could take over a stronger client's token (regenerate) or remove it.
+ */
+async function checkManageable(tx: StoreOps, caller: Caller, client: ClientRecord): Promise<void> {
+  if (client.operator && !caller.operator) throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', 'only an operator client manages operator clients');
+  const role = await tx.getRole({ id: client.roleId });
+  if (role) checkGrantable(caller, role.permissions, `the client's role "${role.name}" permissions`);
+}
+
 async function visibleClient(tx: StoreOps, caller: Caller, workspace: WorkspaceRecord, id: string): Promise<ClientRecord> {
   const c = await tx.getClient(id);
   if (!c || c.workspaceId !== workspace.id || !clientInScope(caller, c)) throw notFound(`API client "${id}"`);
@@ -162,6 +173,7 @@ export const clientOperations: Operation[] = [
     async handler({ caller, workspace, params, body, plane }) {
       const client = await plane.store.transaction(async (tx) => {
         const current = await visibleClient(tx, caller, workspace, params.client!);
+        await checkManageable(tx, caller, current);
         const currentRole = await tx.getRole({ id: current.roleId });
         const merged = { role: body.role ?? currentRole?.name ?? '', environments: body.environments ?? current.environments, projects: body.projects ?? current.projects, operator: body.operator ?? current.operator };
         const role = await checkClient(tx, caller, workspace, merged);
@@ -185,6 +197,7 @@ export const clientOperations: Operation[] = [
     async handler({ caller, workspace, params, plane }) {
       const c = await visibleClient(plane.store, caller, workspace, params.client!);
       if (c.id === caller.id) throw conflict('a client cannot delete itself');
+      await checkManageable(plane.store, caller, c);
       await plane.store.deleteClient(c.id);
       await plane.changed(workspace.id);
       return undefined;
@@ -203,6 +216,7 @@ export const clientOperations: Operation[] = [
       const key = generateKey();
       const client = await plane.store.transaction(async (tx) => {
         const c = await visibleClient(tx, caller, workspace, params.client!);
+        await checkManageable(tx, caller, c);
         if (c.kind === 'legacy') throw conflict('legacy clients cannot be regenerated: delete the client and create a standard one');
         const now = plane.now();
         for (const old of await tx.listKeys(c.id)) {

@@ -279,6 +279,9 @@ export const collectionOperations: Operation[] = [
           if (wanted && !wanted.has(source.name)) continue;
           const spec = (await tx.getCollectionVersion(source.id, source.publishedVersion!))!.spec;
           let target = await tx.getCollection({ workspaceId: workspace.id, environment: body.to, name: source.name });
+          // Deployment never moves a collection between projects: another project's collection of the same name
+          // in the target environment is not overwritten.
+          if (target && target.project !== project) throw conflict(`collection "${source.name}" already exists in ${body.to} in another project; rename one of them`);
           await checkSpec(tx, caller, workspace, body.to, spec, target?.id);
           const at = nowIso(plane.now());
           if (!target) {

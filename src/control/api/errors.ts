@@ -17,10 +17,13 @@ export class AdminError extends Error {
   override readonly name = 'AdminError';
   readonly code: ErrorCode;
   readonly errors: FieldProblem[] | undefined;
-  constructor(code: ErrorCode, detail: string, errors?: FieldProblem[]) {
+  /** Extra response headers, e.g. `retry-after`. */
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(code: ErrorCode, detail: string, errors?: FieldProblem[], headers: Record<string, string> = {}) {
     super(detail);
     this.code = code;
     this.errors = errors;
+    this.headers = headers;
   }
 }
 

@@ -57,6 +57,8 @@ export interface RequestInfo<B> {
   readonly params: Readonly<Record<string, string>>;
   readonly query: URLSearchParams;
   readonly headers: IncomingHttpHeaders;
+  /** The peer's address (the socket's; the admin API trusts no forwarding header). */
+  readonly ip: string;
   readonly body: B;
   /** The workspace named by `{workspace}` in the path, already checked against the caller. */
   readonly workspace: WorkspaceRecord;

@@ -57,7 +57,9 @@ export function createAdminServer(options: AdminServerOptions): Server {
       const document = documents[path];
       if (document && (req.method === 'GET' || req.method === 'HEAD')) return send(res, requestId, 200, document());
       const match = route(routes, req.method ?? 'GET', path);
-      if (match === 'method') throw new AdminError('GH_ERR_ROUTE_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
+      if (Array.isArray(match)) {
+        return problem(res, requestId, new AdminError('GH_ERR_ROUTE_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; allowed: ${match.join(', ')}`), { allow: match.join(', ') });
+      }
       if (!match) throw notFound(`admin API route ${path}`);
       const { op, params } = match;
 
@@ -69,6 +71,11 @@ export function createAdminServer(options: AdminServerOptions): Server {
         if (op.permission !== null && !anyGrants(caller.permissions, op.permission)) {
           throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', `this caller's role does not grant ${op.permission} (${op.method} ${op.path})`);
         }
+      }
+      // A browser session (cookie) must send state-changing requests as JSON: a cross-site form cannot, and a
+      // cross-site fetch with that content type needs a CORS preflight this API never grants.
+      if (req.method !== 'GET' && req.method !== 'HEAD' && req.headers.cookie !== undefined && req.headers.authorization === undefined && req.headers['x-api-key'] === undefined && !isJson(req)) {
+        throw new AdminError('GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', 'requests made with a session cookie must send Content-Type: application/json (cross-site request protection)');
       }
       const workspace = params.workspace !== undefined ? await resolveWorkspace(params.workspace, caller) : undefined;
       let environment = '';
@@ -88,6 +95,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
         params,
         query: new URL(req.url ?? '/', 'http://admin').searchParams,
         headers: req.headers,
+        ip: req.socket.remoteAddress ?? '',
         body,
         workspace: workspace as WorkspaceRecord,
         environment,
@@ -121,13 +129,16 @@ function compileRoute(op: Operation): Route {
   return { op, pattern: new RegExp(`^${source}$`), params };
 }
 
-function route(routes: readonly Route[], method: string, path: string): { op: Operation; params: Record<string, string> } | 'method' | undefined {
-  let pathMatched = false;
+/** The operation and its path parameters; the allowed methods when only the method is wrong; undefined when no path matches. */
+function route(routes: readonly Route[], method: string, path: string): { op: Operation; params: Record<string, string> } | string[] | undefined {
+  const allowed: string[] = [];
   for (const r of routes) {
     const m = r.pattern.exec(path);
     if (!m) continue;
-    pathMatched = true;
-    if (r.op.method !== method) continue;
+    if (r.op.method !== method) {
+      allowed.push(r.op.method);
+      continue;
+    }
     const params: Record<string, string> = {};
     r.params.forEach((name, i) => {
       try {
@@ -138,13 +149,18 @@ function route(routes: readonly Route[], method: string, path: string): { op: Op
     });
     return { op: r.op, params };
   }
-  return pathMatched ? 'method' : undefined;
+  return allowed.length ? allowed : undefined;
 }
 
 function pathOf(req: IncomingMessage): string {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   return q === -1 ? url : url.slice(0, q);
+}
+
+function isJson(req: IncomingMessage): boolean {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  return type === 'application/json' || type.endsWith('+json');
 }
 
 async function readBody(req: IncomingMessage, schema: z.ZodType): Promise<unknown> {
@@ -186,7 +202,7 @@ function send(res: ServerResponse, requestId: string, status: number, body: unkn
   return status;
 }
 
-function problem(res: ServerResponse, requestId: string, error: AdminError): number {
+function problem(res: ServerResponse, requestId: string, error: AdminError, extraHeaders: Record<string, string> = {}): number {
   const def = ERRORS[error.code];
   const body = JSON.stringify({
     type: `${DOCS_BASE}#${error.code.toLowerCase()}`,
@@ -197,7 +213,7 @@ function problem(res: ServerResponse, requestId: string, error: AdminError): num
     ...(error.errors ? { errors: error.errors } : {}),
     instance: `urn:gatehouse:request:${requestId}`,
   });
-  const headers: Record<string, string | number> = { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-request-id': requestId };
+  const headers: Record<string, string | number> = { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-request-id': requestId, ...error.headers, ...extraHeaders };
   if (def.status === 401) headers['www-authenticate'] = 'Bearer realm="gatehouse-admin"';
   res.writeHead(def.status, headers);
   res.end(body);

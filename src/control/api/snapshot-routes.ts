@@ -1,6 +1,6 @@
 /** Admin API: the compiled snapshots gateways serve, for inspection. */
 import { z } from 'zod';
-import { notFound } from './errors.ts';
+import { AdminError, notFound } from './errors.ts';
 import { operation, type Operation } from './operation.ts';
 
 export const SnapshotInfoSchema = z.object({
@@ -20,12 +20,23 @@ export const snapshotOperations: Operation[] = [
     tag: 'Snapshots',
     permission: 'admin:snapshots:read',
     response: SnapshotInfoSchema,
-    async handler({ workspace, environment, query, plane }) {
+    async handler({ caller, workspace, environment, query, plane }) {
+      // A snapshot holds every project's collections and every client: only callers scoped to all see it.
+      if (!caller.environments.includes('*') || !caller.projects.includes('*')) {
+        throw new AdminError('GH_ERR_ADMIN_OUT_OF_SCOPE', 'a snapshot spans every project of the environment: only callers scoped to all environments and projects ("*") read it');
+      }
       const target = query.get('target') ?? 'cloud';
       const scope = `${workspace.id}/${environment}/${target}`;
       const record = await plane.store.getLatestSnapshot(scope);
       if (!record) throw notFound(`snapshot ${scope}`);
-      return { scope, version: record.version, hash: record.hash, createdAt: record.createdAt, snapshot: JSON.parse(record.body) as unknown };
+      return { scope, version: record.version, hash: record.hash, createdAt: record.createdAt, snapshot: redactKeys(JSON.parse(record.body) as Record<string, unknown>) };
     },
   }),
 ];
+
+/** Key hashes stay in the store: a legacy key is user-chosen, so its SHA-256 could be guessed offline. */
+function redactKeys(snapshot: Record<string, unknown>): Record<string, unknown> {
+  const clients = (snapshot.clients as { keys?: { hash: string }[] }[] | undefined)?.map((c) => ({ ...c, keys: c.keys?.map((k) => ({ ...k, hash: 'redacted' })) }));
+  const legacyClients = (snapshot.legacyClients as { keyHash?: string }[] | undefined)?.map((c) => ({ ...c, keyHash: 'redacted' }));
+  return { ...snapshot, ...(clients ? { clients } : {}), ...(legacyClients ? { legacyClients } : {}) };
+}

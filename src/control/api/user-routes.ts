@@ -10,13 +10,28 @@ import { hashKey } from '../../gateway/keys/api-key.ts';
 import { newId, nowIso } from '../ids.ts';
 import { DUMMY_HASH, hashPassword, verifyPassword } from '../passwords.ts';
 import type { UserRecord } from '../store/store.ts';
-import { cookie, SESSION_COOKIE } from './auth.ts';
+import { cookie, PRIVILEGE_PERMISSIONS, SESSION_COOKIE, userPermissions } from './auth.ts';
 import { AdminError, conflict, invalid, notFound } from './errors.ts';
-import { operation, Reply, type Operation } from './operation.ts';
+import { operation, Reply, type Caller, type Operation } from './operation.ts';
+import { checkGrantable } from './role-routes.ts';
+import { LoginThrottle } from './login-throttle.ts';
 
 const W = '/api/v1/workspaces/{workspace}';
 const COLLAB = `${W}/environments/{environment}/collaborators`;
 const SESSION_TTL_MS = 12 * 3600_000;
+
+const throttle = new LoginThrottle();
+
+/**
+ * Console users act on every environment and project of their workspace, with their role's permissions: only a
+ * caller holding all of that itself may create such a user, give it a role, or remove it.
+ */
+async function checkUserGrantable(caller: Caller, permissions: readonly string[], what: string): Promise<void> {
+  if (!caller.environments.includes('*') || !caller.projects.includes('*')) {
+    throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', `${what}: console users reach every environment and project, so only a caller scoped to all ("*") manages them`);
+  }
+  checkGrantable(caller, permissions, what);
+}
 
 function toUser(u: UserRecord) {
   const { workspaceId, passwordHash: _p, ...rest } = u;
@@ -33,12 +48,21 @@ export const userOperations: Operation[] = [
     permission: 'public',
     body: LoginInputSchema,
     response: z.object({ user: UserSchemaOut, expiresAt: z.string() }),
-    async handler({ body, plane }) {
+    async handler({ body, plane, ip }) {
+      const account = `${body.workspace}\0${body.email.toLowerCase()}`;
+      const wait = throttle.blocked(account, ip, plane.now());
+      if (wait !== undefined) {
+        throw new AdminError('GH_ERR_ADMIN_TOO_MANY_ATTEMPTS', `too many failed logins for this account or address; retry in ${Math.ceil(wait / 1000)} s`, undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
+      }
       const ws = await plane.store.getWorkspace({ name: body.workspace });
       const user = ws ? await plane.store.getUser({ workspaceId: ws.id, email: body.email.toLowerCase() }) : undefined;
       // Verify against a dummy hash when there is no such user, so timing does not tell which emails exist.
-      const ok = await verifyPassword(body.password, user?.passwordHash ?? DUMMY_HASH);
-      if (!user || !ok) throw new AdminError('GH_ERR_ADMIN_UNAUTHENTICATED', 'wrong workspace, email or password');
+      const ok = await throttle.verify(() => verifyPassword(body.password, user?.passwordHash ?? DUMMY_HASH));
+      if (!user || !ok) {
+        throttle.failed(account, ip, plane.now());
+        throw new AdminError('GH_ERR_ADMIN_UNAUTHENTICATED', 'wrong workspace, email or password');
+      }
+      throttle.succeeded(account);
       const value = randomBytes(32).toString('base64url');
       const now = plane.now();
       const expiresAt = nowIso(now + SESSION_TTL_MS);
@@ -85,7 +109,8 @@ export const userOperations: Operation[] = [
     body: UserRoleInputSchema,
     response: UserRoleSchemaOut,
     status: 201,
-    async handler({ workspace, body, plane }) {
+    async handler({ caller, workspace, body, plane }) {
+      await checkUserGrantable(caller, body.privileges.flatMap((p) => PRIVILEGE_PERMISSIONS[p]), 'body.privileges');
       if ((await plane.store.listUserRoles(workspace.id)).some((r) => r.name === body.name)) throw conflict(`body.name: user role "${body.name}" already exists`);
       const role = { workspaceId: workspace.id, ...body, builtIn: false };
       await plane.store.insertUserRole(role);
@@ -116,8 +141,9 @@ export const userOperations: Operation[] = [
     body: UserInputSchema,
     response: UserSchemaOut,
     status: 201,
-    async handler({ workspace, body, plane }) {
+    async handler({ caller, workspace, body, plane }) {
       if (!(await plane.store.listUserRoles(workspace.id)).some((r) => r.name === body.role)) throw invalid('body.role', `unknown user role "${body.role}"`);
+      await checkUserGrantable(caller, await userPermissions(plane.store, workspace.id, body.role), `body.role "${body.role}"`);
       const user: UserRecord = {
         id: newId('usr'),
         workspaceId: workspace.id,
@@ -142,9 +168,10 @@ export const userOperations: Operation[] = [
     permission: 'admin:collaborators:write',
     devOnly: true,
     status: 204,
-    async handler({ workspace, params, plane }) {
+    async handler({ caller, workspace, params, plane }) {
       const user = await plane.store.getUser({ id: params.user! });
       if (!user || user.workspaceId !== workspace.id) throw notFound(`user "${params.user}"`);
+      await checkUserGrantable(caller, await userPermissions(plane.store, workspace.id, user.role), `user "${user.email}" with role "${user.role}"`);
       await plane.store.deleteUser(user.id);
       return undefined;
     },

@@ -120,7 +120,7 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
     }
     if (record.revokedAt) return { code: status.PERMISSION_DENIED, message: `the certificate of gateway ${subject.gatewayId} was revoked at ${record.revokedAt} (gateway deleted)`, deleted: true };
     if (Date.parse(record.notAfter) <= now()) {
-      return { code: status.UNAUTHENTICATED, message: `the certificate of gateway ${subject.gatewayId} expired at ${record.notAfter}: bootstrap the gateway again` };
+      return { code: status.UNAUTHENTICATED, message: `the certificate of gateway ${subject.gatewayId} expired at ${record.notAfter}: it re-enrolls at the bootstrap endpoint (POST /v1/renew), within the re-enrollment window` };
     }
     const gateway = await store.getGateway({ id: subject.gatewayId });
     if (!gateway) return { code: status.PERMISSION_DENIED, message: `gateway ${subject.gatewayId} was deleted`, deleted: true };

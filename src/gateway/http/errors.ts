@@ -43,10 +43,12 @@ export const ERRORS = {
   GH_ERR_ADMIN_INVALID_BODY: { status: 400, title: 'Invalid request', doc: 'The body, query or path does not match the schema, or refers to something that does not exist. `errors[]` lists every problem as `{ path, message }`; nothing was written.' },
   GH_ERR_ADMIN_CONFLICT: { status: 409, title: 'Conflict', doc: 'The name is taken, the base path is already served by another collection of the same gateway, or the resource changed meanwhile. Nothing was written.' },
   GH_ERR_ADMIN_DEV_ONLY: { status: 409, title: 'Only in the development environment', doc: 'Project deployment and collaborator management exist only in the workspace\'s development environment (DEV by default).' },
+  GH_ERR_ADMIN_TOO_MANY_ATTEMPTS: { status: 429, title: 'Too many failed logins', doc: 'Too many failed password logins for this account or from this address in the last 15 minutes. Retry after the number of seconds in `Retry-After`.' },
   GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'JSON required', doc: 'Send the body as `application/json`.' },
   GH_ERR_ADMIN_BODY_TOO_LARGE: { status: 413, title: 'Request body too large', doc: 'Admin API bodies are limited to 1 MiB.' },
   GH_ERR_BOOTSTRAP_INVALID_REQUEST: { status: 400, title: 'Invalid bootstrap request', doc: 'The bootstrap endpoint got a malformed body, registration token or certificate signing request. Run the install command as the control plane printed it.' },
   GH_ERR_BOOTSTRAP_TOKEN_REFUSED: { status: 401, title: 'Registration token refused', doc: 'The registration token is unknown, was already used, expired (tokens live 5 minutes), or its gateway was deleted. Regenerate the install command (`gatehouse gateway install-command`).' },
+  GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED: { status: 401, title: 'Gateway certificate refused', doc: "An edge gateway asked to re-enroll with its certificate, and the control plane refused: the certificate is not from its CA, unknown, revoked (the gateway was deleted), expired longer ago than the re-enrollment window (default 30 days), or the CSR is not for the certificate's key. Bootstrap the gateway again with a new install command." },
   GH_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal error', doc: 'An unexpected gateway fault. Details are in the gateway log under the request id, never in the response.' },
 } as const satisfies Record<string, ErrorDef>;
 

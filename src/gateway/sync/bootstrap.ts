@@ -10,6 +10,9 @@
  *    directory. The key (and in helm mode values.yaml, which holds it) is created with mode 0600, directories 0700.
  *
  * The token is sent to the control plane and nowhere else: it is never printed, logged or written.
+ *
+ * `reenrollGateway` is the way back for a gateway whose certificate expired (see edge-runtime.ts): the same
+ * endpoint and trust, with proof of possession of the certificate's key instead of a token.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
@@ -18,8 +21,8 @@ import { request } from 'node:https';
 import { hostname as osHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { EdgeIdentitySchema, RegisterResponseSchema, type EdgeIdentity, type RegisterResponse } from '../../config/edge.ts';
-import { caPin, createKeyAndCsr, describeCertificate, x509 } from './certificates.ts';
+import { EdgeIdentitySchema, RegisterResponseSchema, RenewResponseSchema, type EdgeIdentity, type RegisterResponse } from '../../config/edge.ts';
+import { caPin, createCsrForKey, createKeyAndCsr, describeCertificate, x509 } from './certificates.ts';
 
 /** The TLS server name the control plane's certificate carries for the edge endpoints. */
 export const CONTROL_PLANE_SERVER_NAME = 'gatehouse-control-plane';
@@ -132,6 +135,56 @@ export async function bootstrapGateway(options: BootstrapOptions): Promise<Boots
   await write(IDENTITY_FILE, `${JSON.stringify(identity, null, 2)}\n`, 0o644);
   const described = describeCertificate(registered.certificate);
   return { dir, identity, files, certificate: { serial: described.serial, notAfter: described.notAfter } };
+}
+
+export interface ReenrollOptions {
+  /** The bootstrap endpoint (`controlPlane.bootstrap` of gateway.json). */
+  url: string;
+  /** The pinned CA (DIR/tls/ca.pem): the only trust anchor of the connection. */
+  caPem: string;
+  /** The gateway's certificate (expired, or about to) and its key. */
+  certificatePem: string;
+  keyPem: string;
+  commonName: string;
+  /** Default 30 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * What re-enrolling came to. `unreachable`: no answer from a control plane of the pinned CA (try again later);
+ * `refused`: the control plane said no (`deleted` when the gateway was deleted); `failed`: it answered something
+ * else (a fault, or another version).
+ */
+export type ReenrollResult =
+  | { ok: true; certificatePem: string; caPem: string }
+  | { ok: false; kind: 'unreachable' | 'refused' | 'failed'; message: string; deleted: boolean };
+
+/**
+ * Trades a certificate that expired (or is about to) for a new one for the same key at `POST /v1/renew`, proving
+ * possession of the key with a CSR signed by it. The connection trusts only the pinned CA. Never throws for what
+ * the network or the control plane does: the caller decides when to try again.
+ */
+export async function reenrollGateway(options: ReenrollOptions): Promise<ReenrollResult> {
+  const where = new URL(options.url).origin;
+  const csr = await createCsrForKey(options.keyPem, options.commonName);
+  const body = JSON.stringify({ certificate: options.certificatePem, csr });
+  let answer: Answer;
+  try {
+    answer = await send(new URL('/v1/renew', options.url), { method: 'POST', body, ca: options.caPem, timeoutMs: options.timeoutMs ?? 30_000 }, where);
+  } catch (error) {
+    return { ok: false, kind: 'unreachable', message: (error as Error).message, deleted: false };
+  }
+  if (answer.status >= 400 && answer.status < 500) {
+    const problem = parseProblem(answer.text);
+    return { ok: false, kind: 'refused', message: problem?.detail ?? `${where} answered ${answer.status}`, deleted: problem?.gatewayStatus === 'deleted' };
+  }
+  if (answer.status !== 200) return { ok: false, kind: 'failed', message: `the control plane failed to re-enroll the gateway: ${parseProblem(answer.text)?.detail ?? `${answer.status}`}`, deleted: false };
+  try {
+    const renewed = RenewResponseSchema.parse(JSON.parse(answer.text));
+    return { ok: true, certificatePem: renewed.certificate, caPem: renewed.ca };
+  } catch (error) {
+    return { ok: false, kind: 'failed', message: `the control plane's re-enrollment answer is not what this version expects (${(error as Error).message.split('\n', 1)[0]})`, deleted: false };
+  }
 }
 
 /** Refuses a directory that is bootstrapped already, is no directory, or cannot be written — before the token is spent. */
@@ -255,9 +308,13 @@ function connectionError(error: NodeJS.ErrnoException, where: string, insecure: 
 }
 
 function problemDetail(text: string): string | undefined {
+  return parseProblem(text)?.detail;
+}
+
+function parseProblem(text: string): { detail?: string; gatewayStatus?: string } | undefined {
   try {
-    const detail = (JSON.parse(text) as { detail?: unknown }).detail;
-    return typeof detail === 'string' ? detail : undefined;
+    const { detail, gatewayStatus } = JSON.parse(text) as { detail?: unknown; gatewayStatus?: unknown };
+    return { ...(typeof detail === 'string' ? { detail } : {}), ...(typeof gatewayStatus === 'string' ? { gatewayStatus } : {}) };
   } catch {
     return undefined;
   }

@@ -4,7 +4,7 @@
  */
 // @peculiar/x509 uses tsyringe, which needs the Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as webcrypto.Crypto);
@@ -24,6 +24,18 @@ export async function createKeyAndCsr(commonName: string): Promise<{ keyPem: str
   const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${commonName}`, keys, signingAlgorithm: ALGORITHM });
   return { keyPem: await exportPrivateKey(keys.privateKey), csrPem: csr.toString('pem') };
+}
+
+/**
+ * A CSR for an existing key (PKCS#8 PEM), signed with it: what a gateway sends to re-enroll, proving that it holds
+ * the key of its certificate.
+ */
+export async function createCsrForKey(keyPem: string, commonName: string): Promise<string> {
+  const key = createPrivateKey(keyPem);
+  const privateKey = await webcrypto.subtle.importKey('pkcs8', key.export({ type: 'pkcs8', format: 'der' }), ALGORITHM, false, ['sign']);
+  const publicKey = await webcrypto.subtle.importKey('spki', createPublicKey(key).export({ type: 'spki', format: 'der' }), ALGORITHM, true, ['verify']);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${commonName}`, keys: { privateKey, publicKey }, signingAlgorithm: ALGORITHM });
+  return csr.toString('pem');
 }
 
 /** The URI SAN, serial and validity of a PEM certificate. */

@@ -8,6 +8,12 @@
  * sends is checked (schema, content hash), applied, cached, and ACKed; one that fails any step is NACKed with the
  * reason and the last good one stays in force. The gateway certificate is renewed over the live channel when two
  * thirds of its lifetime have passed, and the channel is rebuilt with it — no restart.
+ *
+ * A certificate that has expired, or expires within a minute, is not dialled with: the TLS handshake would fail.
+ * The gateway first re-enrolls at the bootstrap endpoint (`reenrollGateway`: a CSR signed with the certificate's
+ * key proves it holds it), serving from its cache meanwhile and retrying with the channel's jittered backoff while
+ * the control plane is unreachable. That is how an instance that was down longer than the certificate's validity,
+ * or a Kubernetes pod started from the certificate in its Secret, comes back by itself.
  */
 import { createPrivateKey, randomUUID, X509Certificate } from 'node:crypto';
 import { readFile, rm, stat } from 'node:fs/promises';
@@ -22,9 +28,10 @@ import { applyDelta, SnapshotDeltaError, SnapshotDeltaSchema } from '../../confi
 import { snapshotHash } from '../../config/snapshot-encoding.ts';
 import { createGatewayInstance, type GatewayInstance } from '../instance.ts';
 import { createTelemetryCollector, type TelemetryCollector } from '../observability/telemetry.ts';
+import { reenrollGateway } from './bootstrap.ts';
 import { openSnapshotCache, writeFileAtomic } from './cache.ts';
 import { createKeyAndCsr, describeCertificate } from './certificates.ts';
-import { type HandleResult, startSyncClient, type SyncClientState, type SyncUpdate, type TelemetrySource } from './sync-client.ts';
+import { type HandleResult, type SyncClient, startSyncClient, type SyncClientState, type SyncUpdate, type TelemetrySource } from './sync-client.ts';
 
 export interface EdgeGatewayOptions {
   /** The config directory (holds gateway.json, tls/, cache/). */
@@ -36,7 +43,7 @@ export interface EdgeGatewayOptions {
   /** Operations listener (/healthz, /readyz, /metrics); default 127.0.0.1:9090. */
   opsPort?: number;
   opsHost?: string;
-  /** Reconnect backoff (full jitter). Default 250 ms doubling up to 30 s. */
+  /** Reconnect backoff (full jitter), also between re-enrollment attempts. Default 250 ms doubling up to 30 s. */
   reconnect?: { initialMs: number; maxMs: number };
   /** Default 5 s. */
   heartbeatMs?: number;
@@ -67,6 +74,12 @@ export interface EdgeGateway {
   state(): EdgeGatewayState;
   close(): Promise<void>;
 }
+
+/**
+ * A certificate closer to its expiry than this (or than a tenth of its lifetime, when that is shorter) is not
+ * dialled with: the gateway re-enrolls first.
+ */
+export const REENROLL_MARGIN_MS = 60_000;
 
 /** The files of a config directory. */
 export function edgeFiles(dir: string) {
@@ -110,8 +123,20 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
    * file's modification time stands for issuance; a renewed certificate starts now.
    */
   let issuedAt = Math.max(certificate.notBefore.getTime(), (await stat(files.cert)).mtimeMs);
-  if (certificate.notAfter.getTime() <= Date.now()) {
-    logger.error({ file: files.cert, notAfter: certificate.notAfter.toISOString() }, 'the gateway certificate has expired: the control plane will refuse it; bootstrap the gateway again with a new token');
+  const nearExpiry = () => {
+    const notAfter = certificate.notAfter.getTime();
+    return notAfter - Date.now() <= Math.max(0, Math.min(REENROLL_MARGIN_MS, (notAfter - issuedAt) / 10));
+  };
+  /** Re-enroll before dialling: a handshake with an expired certificate fails. */
+  const reenrollFirst = nearExpiry();
+  if (reenrollFirst) {
+    const notAfter = certificate.notAfter.toISOString();
+    logger.warn(
+      { file: files.cert, notAfter },
+      certificate.notAfter.getTime() <= Date.now()
+        ? `the gateway certificate expired at ${notAfter}; re-enrolling with the control plane`
+        : `the gateway certificate expires at ${notAfter}; re-enrolling with the control plane before connecting`,
+    );
   }
   const pkg = (await import('../../../package.json', { with: { type: 'json' } })).default;
   const instanceId = randomUUID();
@@ -196,22 +221,28 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
   }
 
   const collector: TelemetryCollector | undefined = options.telemetry === undefined ? createTelemetryCollector({ instanceId, server: instance.server, metrics: instance.metrics }) : undefined;
-  const client = startSyncClient({
-    endpoint: identity.controlPlane.sync,
-    telemetryEndpoint: identity.controlPlane.telemetry,
-    serverName: identity.controlPlane.serverName,
-    credentials: () => creds,
-    logger,
-    instanceId,
-    softwareVersion: pkg.version,
-    hostname: hostname(),
-    applied: () => inForce && { version: inForce.version, hash: inForce.hash },
-    handle,
-    heartbeatMs: options.heartbeatMs,
-    reconnect: options.reconnect,
-    telemetry: options.telemetry === false ? undefined : (options.telemetry ?? collector),
-    onDeleted: (reason) => void deactivate(reason),
-  });
+  const backoff = options.reconnect ?? { initialMs: 250, maxMs: 30_000 };
+  /** Started once the certificate is one the control plane accepts (at once, unless it must re-enroll first). */
+  let client: SyncClient | undefined;
+  const connect = () => {
+    client = startSyncClient({
+      endpoint: identity.controlPlane.sync,
+      telemetryEndpoint: identity.controlPlane.telemetry,
+      serverName: identity.controlPlane.serverName,
+      credentials: () => creds,
+      logger,
+      instanceId,
+      softwareVersion: pkg.version,
+      hostname: hostname(),
+      applied: () => inForce && { version: inForce.version, hash: inForce.hash },
+      handle,
+      heartbeatMs: options.heartbeatMs,
+      reconnect: options.reconnect,
+      telemetry: options.telemetry === false ? undefined : (options.telemetry ?? collector),
+      onDeleted: (reason) => void deactivate(reason),
+    });
+  };
+  if (!reenrollFirst) connect();
 
   /**
    * The gateway was deleted in the control plane: revocations no longer reach it, so it must not go on serving a
@@ -231,10 +262,13 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     }
   }
 
-  // ── certificate renewal ──
+  // ── certificate renewal and re-enrollment ──
   const renewAfter = options.renewAfter ?? 2 / 3;
   let renewTimer: NodeJS.Timeout | undefined;
   let closing = false;
+  /** Failed re-enrollment attempts in a row, and why the last one failed. */
+  let reenrollAttempts = 0;
+  let reenrollError: string | undefined;
   const scheduleRenewal = (delayMs?: number) => {
     if (closing) return;
     const lifetime = certificate.notAfter.getTime() - issuedAt;
@@ -243,35 +277,104 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     renewTimer = setTimeout(() => void renew(), Math.min(Math.max(0, delayMs ?? due), 2 ** 31 - 1));
     renewTimer.unref();
   };
+
+  /**
+   * Over the live channel with a new key while there is time; at the bootstrap endpoint with the same key once the
+   * certificate is about to expire and the channel is down (or refused the renewal).
+   */
   async function renew(): Promise<void> {
-    if (deactivated) return;
-    try {
-      const { keyPem, csrPem } = await createKeyAndCsr(`gateway ${identity.gatewayId}`);
-      const response = await client.renewCertificate(csrPem);
-      const next = { caPem: response.caPem || creds.caPem, certPem: response.certificatePem, keyPem };
-      const described = checkCertificate(next, identity, 'the renewed certificate');
-      // The key first: a certificate without its key would be useless, a key without its certificate is unused.
-      await writeFileAtomic(files.key, keyPem, 0o600);
-      await writeFileAtomic(files.cert, next.certPem, 0o600);
-      if (next.caPem !== creds.caPem) await writeFileAtomic(files.ca, next.caPem, 0o644);
-      creds = next;
-      // The cache MAC is keyed by the private key: write it again under the new one.
-      cacheQueue = cacheQueue.then(() => cache.rekey(keyPem));
-      if (inForce) await saveCache(inForce.snapshot, inForce.hash);
-      certificate = described;
-      issuedAt = Math.min(Date.now(), described.notAfter.getTime());
-      logger.info({ serial: described.serial, notAfter: described.notAfter.toISOString() }, 'renewed the gateway certificate; reconnecting with it');
-      client.reconnect();
-      scheduleRenewal();
-    } catch (error) {
-      const left = certificate.notAfter.getTime() - Date.now();
-      const retry = Math.min(60_000, Math.max(1000, left / 10));
-      const level = left <= 0 ? 'error' : 'warn';
-      logger[level]({ err: error, notAfter: certificate.notAfter.toISOString(), retryInMs: retry }, left <= 0 ? 'the gateway certificate has expired and could not be renewed: bootstrap the gateway again' : 'certificate renewal failed; retrying');
-      scheduleRenewal(retry);
+    if (deactivated || closing) return;
+    if (!nearExpiry() || client?.state().connected) {
+      try {
+        await renewOverChannel();
+        return;
+      } catch (error) {
+        if (!nearExpiry()) {
+          const left = certificate.notAfter.getTime() - Date.now();
+          const retry = Math.min(60_000, Math.max(1000, left / 10));
+          logger.warn({ err: error, notAfter: certificate.notAfter.toISOString(), retryInMs: retry }, 'certificate renewal failed; retrying');
+          scheduleRenewal(retry);
+          return;
+        }
+        logger.warn({ err: error, notAfter: certificate.notAfter.toISOString() }, 'certificate renewal over the live channel failed and the certificate is about to expire; re-enrolling with the control plane');
+      }
     }
+    await reenroll();
   }
-  scheduleRenewal();
+
+  async function renewOverChannel(): Promise<void> {
+    if (!client) throw new Error('not connected to the control plane');
+    const { keyPem, csrPem } = await createKeyAndCsr(`gateway ${identity.gatewayId}`);
+    const response = await client.renewCertificate(csrPem);
+    const next = { caPem: response.caPem || creds.caPem, certPem: response.certificatePem, keyPem };
+    const described = checkCertificate(next, identity, 'the renewed certificate');
+    // The key first: a certificate without its key would be useless, a key without its certificate is unused.
+    await writeFileAtomic(files.key, keyPem, 0o600);
+    await writeFileAtomic(files.cert, next.certPem, 0o600);
+    if (next.caPem !== creds.caPem) await writeFileAtomic(files.ca, next.caPem, 0o644);
+    creds = next;
+    // The cache MAC is keyed by the private key: write it again under the new one.
+    cacheQueue = cacheQueue.then(() => cache.rekey(keyPem));
+    if (inForce) await saveCache(inForce.snapshot, inForce.hash);
+    certificate = described;
+    issuedAt = Math.min(Date.now(), described.notAfter.getTime());
+    logger.info({ serial: described.serial, notAfter: described.notAfter.toISOString() }, 'renewed the gateway certificate; reconnecting with it');
+    client.reconnect();
+    scheduleRenewal();
+  }
+
+  /**
+   * Trades the certificate for a new one for the same key at the bootstrap endpoint, trusting only the pinned CA.
+   * Unreachable: retried with the channel's jittered backoff. Refused: retried every 15–30 s (an operator may fix
+   * the cause, e.g. a clock). Deleted: the endpoints are deactivated, as when the channel says so.
+   */
+  async function reenroll(): Promise<void> {
+    const result = await reenrollGateway({ url: identity.controlPlane.bootstrap, caPem: creds.caPem, certificatePem: creds.certPem, keyPem: creds.keyPem, commonName: `gateway ${identity.gatewayId}` }).catch(
+      (error: unknown) => ({ ok: false, kind: 'failed', message: `cannot re-enroll: ${(error as Error).message}`, deleted: false }) as const,
+    );
+    if (deactivated || closing) return;
+    let failure: { kind: 'unreachable' | 'refused' | 'failed'; message: string };
+    if (result.ok) {
+      try {
+        const next = { ...creds, certPem: result.certificatePem };
+        const described = checkCertificate(next, identity, 'the re-enrolled certificate');
+        if (described.notAfter.getTime() <= Date.now()) throw new Error(`the re-enrolled certificate expired already (at ${described.notAfter.toISOString()}): is this machine's clock right?`);
+        await writeFileAtomic(files.cert, next.certPem, 0o600);
+        creds = next;
+        certificate = described;
+        issuedAt = Math.min(Date.now(), described.notAfter.getTime());
+        reenrollAttempts = 0;
+        reenrollError = undefined;
+        logger.info({ serial: described.serial, notAfter: described.notAfter.toISOString() }, 're-enrolled with the control plane; connecting with the new certificate');
+        if (client) client.reconnect();
+        else connect();
+        scheduleRenewal();
+        return;
+      } catch (error) {
+        failure = { kind: 'failed', message: (error as Error).message };
+      }
+    } else if (result.deleted) {
+      reenrollError = result.message;
+      void deactivate(result.message);
+      return;
+    } else {
+      failure = result;
+    }
+    reenrollAttempts++;
+    reenrollError = failure.message;
+    const fields = { attempt: reenrollAttempts, bootstrap: identity.controlPlane.bootstrap, notAfter: certificate.notAfter.toISOString(), reason: failure.message };
+    if (failure.kind === 'refused') {
+      const delay = Math.round(backoff.maxMs * (0.5 + Math.random() / 2));
+      logger.error({ ...fields, retryInMs: delay }, 'the control plane refuses to re-enroll this gateway; bootstrap it again with a new token (serving the last good snapshot meanwhile)');
+      scheduleRenewal(delay);
+      return;
+    }
+    const delay = Math.round(Math.random() * Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(reenrollAttempts, 30)));
+    const log = reenrollAttempts > 1 ? logger.debug.bind(logger) : logger.warn.bind(logger);
+    log({ ...fields, retryInMs: delay }, 'cannot re-enroll with the control plane yet; serving the last good snapshot and retrying');
+    scheduleRenewal(delay);
+  }
+  scheduleRenewal(reenrollFirst ? 0 : undefined);
 
   let closed: Promise<void> | undefined;
   return {
@@ -280,7 +383,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     ops: addresses.ops,
     instance,
     state: () => ({
-      ...client.state(),
+      ...(client?.state() ?? { connected: false, attempts: reenrollAttempts, connections: 0, ...(reenrollError !== undefined ? { lastError: reenrollError } : {}) }),
       instanceId,
       appliedVersion: inForce?.version ?? 0,
       appliedHash: inForce?.hash,
@@ -291,7 +394,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
       closed ??= (async () => {
         closing = true;
         clearTimeout(renewTimer);
-        await client.close();
+        await client?.close();
         collector?.close();
         await instance.close();
         await cacheQueue;
