@@ -329,5 +329,12 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .execute();
       },
     },
+    '0003-security-events-at': {
+      // Security events are deleted past their retention across workspaces (`pruneSecurityEvents`), as telemetry
+      // is through telemetry_minute_idx.
+      async up(db) {
+        await db.schema.createIndex('security_events_at_idx').on('security_events').column('at').execute();
+      },
+    },
   };
 }

@@ -643,6 +643,11 @@ class SqlOps implements StoreOps {
     return Number(row.n);
   }
 
+  async pruneSecurityEvents(before: string): Promise<number> {
+    const result = await this.#run((db) => db.deleteFrom('security_events').where('at', '<', before).executeTakeFirst());
+    return Number(result.numDeletedRows);
+  }
+
   async insertAlert(a: AlertRecord): Promise<void> {
     await this.#run((db) => db.insertInto('alerts').values(alertRow(a)).execute());
   }

@@ -964,6 +964,19 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal(await store.countSecurityEvents(WS2, { since: T2, kind: 'forbidden' }), 0);
       });
 
+      it('prunes the security events of every workspace that happened before a time, and only those', async () => {
+        await withWorkspaces();
+        const old = securityEvent({ id: 'sev_1', at: T0 });
+        const oldElsewhere = securityEvent({ id: 'sev_2', at: T0, workspaceId: WS2, gatewayId: 'cloud' });
+        const atCutoff = securityEvent({ id: 'sev_3', at: T1 });
+        const recent = securityEvent({ id: 'sev_4', at: T2 });
+        await store.insertSecurityEvents([old, oldElsewhere, atCutoff, recent]);
+        assert.equal(await store.pruneSecurityEvents(T1), 2);
+        assert.deepEqual(await store.listSecurityEvents(WS, { since: T0 }), [recent, atCutoff]);
+        assert.deepEqual(await store.listSecurityEvents(WS2, { since: T0 }), []);
+        assert.equal(await store.pruneSecurityEvents(T1), 0);
+      });
+
       it('round-trips an alert with and without optional fields, and refuses a duplicate id', async () => {
         await withWorkspaces();
         const bare = alert();

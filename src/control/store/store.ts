@@ -365,6 +365,8 @@ export interface StoreOps {
   /** From `since` (inclusive), newest first. */
   listSecurityEvents(workspaceId: string, filter: { since: string; gatewayId?: string; limit?: number }): Promise<SecurityEventRecord[]>;
   countSecurityEvents(workspaceId: string, filter: { since: string; gatewayId?: string; kind?: string }): Promise<number>;
+  /** Deletes the security events (of every workspace) that happened before `before`; returns how many. */
+  pruneSecurityEvents(before: string): Promise<number>;
 
   insertAlert(a: AlertRecord): Promise<void>;
   updateAlert(a: AlertRecord): Promise<boolean>;

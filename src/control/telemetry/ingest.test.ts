@@ -105,6 +105,31 @@ describe('telemetry ingest', () => {
     assert.equal(alert?.kind, 'auth_failure_spike');
   });
 
+  it('deletes request aggregates and security events past the retention, at most once an hour', async () => {
+    const DAY = 86_400_000;
+    let t = T0;
+    const pruning = createTelemetryIngest({ store, logger, now: () => t, retentionMs: 7 * DAY });
+    await store.addTelemetry([{ ...batch(0).requests[0]!, minute: nowIso(T0 - 8 * DAY), workspaceId: workspace.id, gatewayId: gateway.id }]);
+    const event = (id: string, at: number) => ({ id, workspaceId: workspace.id, gatewayId: gateway.id, at: nowIso(at), kind: 'auth_failure', reason: 'GH_ERR_AUTH_INVALID_KEY' });
+    await store.insertSecurityEvents([event('sev_old', T0 - 8 * DAY), event('sev_aging', T0 - 7 * DAY + 600_000), event('sev_kept', T0 - 6 * DAY)]);
+    const events = async () => (await store.listSecurityEvents(workspace.id, { since: nowIso(T0 - 30 * DAY) })).map((e) => e.id);
+    await pruning.ingest(gateway, 'i-1', batch(1));
+    await waitFor(async () => (await events()).length === 2);
+    assert.deepEqual(await events(), ['sev_kept', 'sev_aging']);
+    assert.deepEqual((await store.listTelemetry(workspace.id, { since: nowIso(T0 - 30 * DAY) })).map((r) => r.minute), [MINUTE]);
+    await waitFor(async () => logs.some((l) => l.msg === 'deleted security events past their retention' && l.events === 1));
+
+    // Within the hour nothing is deleted again, although sev_aging is past the retention by then; after it, it is.
+    t = T0 + 30 * 60_000;
+    await pruning.ingest(gateway, 'i-1', batch(2));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(await events(), ['sev_kept', 'sev_aging']);
+    t = T0 + 61 * 60_000;
+    await pruning.ingest(gateway, 'i-1', batch(3));
+    await waitFor(async () => (await events()).length === 1);
+    assert.deepEqual(await events(), ['sev_kept']);
+  });
+
   it('counts what instances dropped, warns, and keeps the newest access events in memory', async () => {
     const access = (i: number) => ({ at: nowIso(T0), requestId: `r-${i}`, method: 'GET', path: '/invoices/{id}', status: 200, durationMs: 1, clientId: 'cli_alice', collection: 'billing' });
     await ingest.ingest(gateway, 'i-1', batch(1, { dropped: 40, accessEvents: [access(1), access(2)] }));
@@ -199,3 +224,11 @@ describe('the cloud gateway telemetry', () => {
     }
   });
 });
+
+async function waitFor(probe: () => Promise<boolean>, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error('condition did not hold in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -14,7 +14,7 @@
  * - Delivery is at least once: a gateway resends batches it saw no acknowledgement for. Batches already stored are
  *   recognised by (gateway, instance, sequence) and skipped — within this process; a resend that reaches another
  *   control-plane replica is counted twice.
- * - Aggregates older than `retentionMs` are deleted (at most hourly, in the background).
+ * - Aggregates and security events older than `retentionMs` are deleted (at most hourly, in the background).
  * - A batch with security events then lets alerting evaluate the workspace (nothing else in a batch changes an
  *   alert's condition; alerting's own timer notices silence).
  */
@@ -43,7 +43,10 @@ export interface TelemetryIngestOptions {
   alerts?: { evaluate(workspaceId: string): Promise<void> };
   /** Access events kept in memory per workspace. Default 1000. */
   accessEventsKept?: number;
-  /** Request aggregates older than this are deleted (checked at most hourly, as batches arrive). Default 7 days. */
+  /**
+   * Request aggregates and security events older than this are deleted (checked at most hourly, as batches
+   * arrive). Default 7 days.
+   */
   retentionMs?: number;
 }
 
@@ -142,14 +145,19 @@ export function createTelemetryIngest(options: TelemetryIngestOptions): Telemetr
     }
   }
 
-  /** Deletes old aggregates in the background, at most once an hour. */
+  /** Deletes old aggregates and security events in the background, at most once an hour. */
   function prune(): void {
     const t = now();
     if (t - prunedTelemetryAt < 3600_000) return;
     prunedTelemetryAt = t;
-    store.pruneTelemetry(new Date(t - retentionMs).toISOString()).then(
+    const before = new Date(t - retentionMs).toISOString();
+    store.pruneTelemetry(before).then(
       (n) => n > 0 && logger.info({ rows: n }, 'deleted telemetry aggregates past their retention'),
       (err: unknown) => logger.warn({ err }, 'deleting old telemetry aggregates failed'),
+    );
+    store.pruneSecurityEvents(before).then(
+      (n) => n > 0 && logger.info({ events: n }, 'deleted security events past their retention'),
+      (err: unknown) => logger.warn({ err }, 'deleting old security events failed'),
     );
   }
 
