@@ -341,7 +341,7 @@ describe('edge gateways: management and bootstrap', () => {
     assert.deepEqual(eu.instances.map((i: { instanceId: string; online: boolean }) => [i.instanceId, i.online]), [['i-gone', false], ['i-new', true], ['i-old', true]]);
     assert.equal(eu.updateAvailable.version, '0.1.0');
     assert.match(eu.updateAvailable.command, /^docker pull gatehouse\/gatehouse:0\.1\.0 && docker rm -f gatehouse-eu-1 && docker run -d --name gatehouse-eu-1 /);
-    assert.match(eu.updateAvailable.releaseNotes, /Gatehouse 0\.1\.0 is available.*1 online instance\(s\) run 0\.0\.9/);
+    assert.equal(eu.updateAvailable.releaseNotes, 'https://gatehouse.dev/changelog#v0.1.0');
     const k8s = list.body.items[1];
     assert.equal(k8s.updateAvailable, undefined);
     assert.equal(k8s.instancesOnline, 0);

@@ -124,7 +124,7 @@ export const gatewayList = adminCommand({
     );
     if (instances.length > 0) lines.push('', table(['gateway', 'instance', 'host', 'version', 'config', 'status', 'last seen', 'error'], instances));
     for (const g of items) {
-      if (g.updateAvailable) lines.push('', `Update available for "${g.name}": ${g.updateAvailable.releaseNotes}`, `  ${g.updateAvailable.command}`);
+      if (g.updateAvailable) lines.push('', `Update available for "${g.name}": Gatehouse ${g.updateAvailable.version} (release notes: ${g.updateAvailable.releaseNotes}). Instances keep their config directory across the update:`, `  ${g.updateAvailable.command}`);
     }
     console.log(lines.join('\n'));
     return 0;

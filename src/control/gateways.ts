@@ -131,6 +131,17 @@ export function isOnline(instance: GatewayInstanceRecord, now: number): boolean 
   return instance.connected && now - Date.parse(instance.lastSeenAt) <= ONLINE_WINDOW_MS;
 }
 
+/**
+ * Where the release notes are: CHANGELOG.md as published with the docs (as docs/errors.md is at
+ * `https://gatehouse.dev/docs/errors`). Each release's heading carries the anchor `v<version>`.
+ */
+export const CHANGELOG_URL = 'https://gatehouse.dev/changelog';
+
+/** The changelog section of a version (`updateAvailable.releaseNotes`). */
+export function releaseNotesUrl(version: string): string {
+  return `${CHANGELOG_URL}#v${version}`;
+}
+
 /** A gateway as the admin API shows it. */
 export function describeGateway(gateway: GatewayRecord, instances: readonly GatewayInstanceRecord[], edge: Pick<EdgeContext, 'softwareVersion'>, now: number) {
   const rows = instances.map((i) => ({
@@ -162,7 +173,7 @@ export function describeGateway(gateway: GatewayRecord, instances: readonly Gate
           updateAvailable: {
             version: edge.softwareVersion,
             command: updateCommand(gateway, edge.softwareVersion),
-            releaseNotes: `Gatehouse ${edge.softwareVersion} is available (the control plane runs it); ${online.filter((r) => behind.includes(r.softwareVersion)).length} online instance(s) run ${behind.join(', ')}. The config directory is kept across the update: instances reconnect with their identity and cached configuration, no new bootstrap is needed.`,
+            releaseNotes: releaseNotesUrl(edge.softwareVersion),
           },
         }
       : {}),
