@@ -94,7 +94,12 @@ async function openPostgres(url: string): Promise<Store> {
     throw new StoreOpenError(`cannot reach PostgreSQL at ${where}: ${scrub(error, url)}`, { cause: error });
   }
   await migrate(db, 'postgres', where);
-  return new SqlStore(db, 'postgres');
+  const listen = async () => {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+    await client.connect();
+    return client;
+  };
+  return new SqlStore(db, 'postgres', listen);
 }
 
 async function migrate(db: Kysely<Database>, kind: Store['kind'], where: string): Promise<void> {

@@ -13,6 +13,7 @@
  * - Optional fields are NULL in the table and absent from records.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   sql,
   type Kysely,
@@ -725,12 +726,77 @@ class SqlOps implements StoreOps {
 export class SqlStore extends SqlOps implements Store {
   readonly kind: Kind;
   readonly #db: Kysely<Database>;
+  /** PostgreSQL: how to open the dedicated LISTEN connection. */
+  readonly #listenConnection: (() => Promise<ListenConnection>) | undefined;
+  /** Tags this process's notifications, so it ignores its own. */
+  readonly #replica = randomUUID();
+  readonly #listeners = new Set<() => Promise<void>>();
 
-  /** `db` is owned by the store from now on: `close()` destroys it. Its schema must be migrated (`migrateToLatest`). */
-  constructor(db: Kysely<Database>, kind: Kind) {
+  /**
+   * `db` is owned by the store from now on: `close()` destroys it. Its schema must be migrated (`migrateToLatest`).
+   * `listenConnection` (PostgreSQL) opens a dedicated connection for LISTEN.
+   */
+  constructor(db: Kysely<Database>, kind: Kind, listenConnection?: () => Promise<ListenConnection>) {
     super(db.withPlugin(new OutsideTransactionGuard()), kind, false);
     this.#db = db;
     this.kind = kind;
+    this.#listenConnection = listenConnection;
+  }
+
+  async notifyChange(workspaceId: string): Promise<void> {
+    if (this.kind !== 'postgres') return;
+    const channel = await this.#channel();
+    await sql`select pg_notify(${channel}, ${`${this.#replica} ${workspaceId}`})`.execute(this.#db);
+  }
+
+  async onRemoteChange(listener: (workspaceId: string) => void): Promise<() => Promise<void>> {
+    const open = this.#listenConnection;
+    if (this.kind !== 'postgres' || !open) return async () => {};
+    const channel = await this.#channel();
+    let stopped = false;
+    let connection: ListenConnection | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    let attempt = 0;
+    const connect = async (reconnect: boolean): Promise<void> => {
+      const c = await open();
+      c.on('notification', (n) => {
+        if (n.channel !== channel || !n.payload) return;
+        const space = n.payload.indexOf(' ');
+        if (n.payload.slice(0, space) !== this.#replica) listener(n.payload.slice(space + 1));
+      });
+      c.on('error', () => {
+        if (stopped || connection !== c) return;
+        connection = undefined;
+        c.end().catch(() => {});
+        schedule();
+      });
+      await c.query(`LISTEN "${channel}"`);
+      connection = c;
+      attempt = 0;
+      // Notifications sent while no connection listened are lost: have everything recompiled.
+      if (reconnect) listener('*');
+    };
+    const schedule = () => {
+      // Jittered exponential backoff, 250 ms up to 30 s.
+      const delay = Math.random() * Math.min(30_000, 250 * 2 ** attempt++);
+      retry = setTimeout(() => void connect(true).catch(() => !stopped && schedule()), delay);
+      retry.unref();
+    };
+    await connect(false);
+    const stop = async () => {
+      stopped = true;
+      clearTimeout(retry);
+      this.#listeners.delete(stop);
+      await connection?.end().catch(() => {});
+    };
+    this.#listeners.add(stop);
+    return stop;
+  }
+
+  /** One channel per schema, so two installations in two schemas of one database do not hear each other. */
+  async #channel(): Promise<string> {
+    const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(this.#db);
+    return `gatehouse_${createHash('sha256').update(rows[0]?.schema ?? 'public').digest('hex').slice(0, 16)}`;
   }
 
   async transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
@@ -754,8 +820,17 @@ export class SqlStore extends SqlOps implements Store {
   }
 
   async close(): Promise<void> {
+    for (const stop of [...this.#listeners]) await stop();
     await this.#db.destroy();
   }
+}
+
+/** The part of a `pg.Client` that LISTEN needs. */
+export interface ListenConnection {
+  query(text: string): Promise<unknown>;
+  on(event: 'notification', listener: (n: { channel: string; payload?: string }) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  end(): Promise<void>;
 }
 
 /**

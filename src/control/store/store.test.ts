@@ -157,6 +157,31 @@ if (unreachable === undefined) {
         await Promise.all([a.close(), b.close()]);
       }
     });
+
+    it("tells a replica about another replica's changes, not about its own, and not another schema's", async () => {
+      const url = await freshSchema();
+      const other = await openStore({ databaseUrl: await freshSchema() });
+      const [a, b] = await Promise.all([openStore({ databaseUrl: url }), openStore({ databaseUrl: url })]);
+      const heardByA: string[] = [];
+      const heardByB: string[] = [];
+      try {
+        const stopA = await a.onRemoteChange((ws) => heardByA.push(ws));
+        await b.onRemoteChange((ws) => heardByB.push(ws));
+        await b.notifyChange('wsp_from_b');
+        await a.notifyChange('wsp_from_a');
+        await other.notifyChange('wsp_other_schema');
+        for (let i = 0; i < 200 && (heardByA.length < 1 || heardByB.length < 1); i++) await new Promise((r) => setTimeout(r, 10));
+        await new Promise((r) => setTimeout(r, 50));
+        assert.deepEqual(heardByA, ['wsp_from_b']);
+        assert.deepEqual(heardByB, ['wsp_from_a']);
+        await stopA();
+        await b.notifyChange('after_stop');
+        await new Promise((r) => setTimeout(r, 100));
+        assert.deepEqual(heardByA, ['wsp_from_b']);
+      } finally {
+        await Promise.all([a.close(), b.close(), other.close()]);
+      }
+    });
   });
 } else if (process.env.CI) {
   it('runs the store contract on PostgreSQL', () => {

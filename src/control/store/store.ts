@@ -398,5 +398,17 @@ export interface Store extends StoreOps {
    * caught the error. `tx` is unusable once the transaction has ended.
    */
   transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
+  /**
+   * Tells the other control-plane replicas sharing this database that a workspace changed, so that they
+   * recompile it for their own cloud gateway and edge streams (PostgreSQL LISTEN/NOTIFY; on SQLite, a single
+   * process, it does nothing).
+   */
+  notifyChange(workspaceId: string): Promise<void>;
+  /**
+   * Calls `listener` with the workspace ids other replicas changed, or `*` after the listening connection was
+   * re-established (notifications may have been missed: recompile everything). Resolves once listening; the
+   * returned function stops it. On SQLite it never calls the listener.
+   */
+  onRemoteChange(listener: (workspaceId: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
