@@ -4,8 +4,12 @@
  * 1. Refuse a directory that is already bootstrapped (it holds gateway.json), before anything else.
  * 2. Make the gateway's key pair and a CSR.
  * 3. Fetch the control plane's CA *without* trusting the connection, and compare its pin with the expected one
- *    (from the install command), as kubeadm does with its CA hash. A mismatch stops here: nothing is written.
- * 4. Register over a connection whose only trust anchor is that pinned CA (server name `gatehouse-control-plane`).
+ *    (from the install command), as kubeadm does with its CA hash. The answer must be exactly one certificate: the
+ *    pin covers one, and a second one would become a trust anchor unchecked. A mismatch stops here: nothing is
+ *    written and the token is not sent.
+ * 4. Register over a connection whose only trust anchor is that pinned CA, re-encoded (server name
+ *    `gatehouse-control-plane`). The answer's certificate must be for our key and signed by the pinned CA, and the
+ *    CA it comes with must be the pinned one.
  * 5. Write the directory: the TLS files first, `gateway.json` last, so that gateway.json marks a complete
  *    directory. The key (and in helm mode values.yaml, which holds it) is created with mode 0600, directories 0700.
  *
@@ -14,15 +18,15 @@
  * `reenrollGateway` is the way back for a gateway whose certificate expired (see edge-runtime.ts): the same
  * endpoint and trust, with proof of possession of the certificate's key instead of a token.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type X509Certificate } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, chmod, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { hostname as osHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { EdgeIdentitySchema, RegisterResponseSchema, RenewResponseSchema, type EdgeIdentity, type RegisterResponse } from '../../config/edge.ts';
-import { caPin, createCsrForKey, createKeyAndCsr, describeCertificate, x509 } from './certificates.ts';
+import { EdgeIdentitySchema, RegisterResponseSchema, RenewResponseSchema, type EdgeIdentity, type RegisterResponse, type RenewResponse } from '../../config/edge.ts';
+import { createCsrForKey, createKeyAndCsr, describeCertificate, singleCertificate, x509 } from './certificates.ts';
 
 /** The TLS server name the control plane's certificate carries for the edge endpoints. */
 export const CONTROL_PLANE_SERVER_NAME = 'gatehouse-control-plane';
@@ -80,19 +84,19 @@ export async function bootstrapGateway(options: BootstrapOptions): Promise<Boots
 
   const { keyPem, csrPem } = await createKeyAndCsr('gatehouse edge gateway');
 
-  // Step 1: the CA, over a connection not trusted yet. Only its pin decides whether we go on.
+  // Step 1: the CA, over a connection not trusted yet. Only its pin decides whether we go on, and the pin covers
+  // one certificate: a text with more is refused, and only the one certificate, re-encoded, is trusted from here on.
   const caAnswer = await send(new URL('/v1/ca', base), { method: 'GET', insecure: true, timeoutMs }, where);
   if (caAnswer.status !== 200) throw new BootstrapError(`${where} answered ${caAnswer.status} to GET /v1/ca: is --url the bootstrap endpoint of a Gatehouse control plane?`, true);
-  let presented: string;
-  try {
-    presented = caPin(caAnswer.text);
-  } catch {
-    throw new BootstrapError(`${where} did not answer a CA certificate on GET /v1/ca: is --url the bootstrap endpoint of a Gatehouse control plane?`, true);
+  const ca = singleCertificate(caAnswer.text);
+  if (!ca.ok && ca.count > 1) {
+    throw new BootstrapError(`the control plane at ${where} answered GET /v1/ca with a text that ${ca.reason}: a CA is exactly one certificate; refusing to continue`, false);
   }
-  if (presented !== options.caPin) {
-    throw new BootstrapError(`the control plane at ${where} presented a CA whose pin is ${presented}, not the expected ${options.caPin}: refusing to continue`, false);
+  if (!ca.ok) throw new BootstrapError(`${where} did not answer a CA certificate on GET /v1/ca: is --url the bootstrap endpoint of a Gatehouse control plane?`, true);
+  if (ca.pin !== options.caPin) {
+    throw new BootstrapError(`the control plane at ${where} presented a CA whose pin is ${ca.pin}, not the expected ${options.caPin}: refusing to continue`, false);
   }
-  const caPem = caAnswer.text;
+  const caPem = ca.pem;
 
   // Step 2: register, trusting only the pinned CA.
   const body = JSON.stringify({ token: options.token, csr: csrPem, hostname: options.hostname ?? osHostname() });
@@ -105,7 +109,7 @@ export async function bootstrapGateway(options: BootstrapOptions): Promise<Boots
   } catch (error) {
     throw new BootstrapError(`the control plane's registration answer is not what this version expects (${(error as Error).message.split('\n', 1)[0]}): is it the same Gatehouse version?`, false);
   }
-  checkCertificate(registered, csrPem, options.caPin);
+  const certificatePem = checkCertificate(registered, csrPem, ca);
 
   const g = registered.gateway;
   const identity = EdgeIdentitySchema.parse({
@@ -129,18 +133,18 @@ export async function bootstrapGateway(options: BootstrapOptions): Promise<Boots
   await makeDirectory(dir);
   await makeDirectory(join(dir, 'tls'));
   await write(TLS_FILES.key, keyPem, 0o600);
-  await write(TLS_FILES.certificate, registered.certificate, 0o644);
-  await write(TLS_FILES.ca, registered.ca, 0o644);
-  if (options.mode === 'helm') await write(HELM_VALUES_FILE, helmValues(identity, registered, keyPem), 0o600);
+  await write(TLS_FILES.certificate, certificatePem, 0o644);
+  await write(TLS_FILES.ca, caPem, 0o644);
+  if (options.mode === 'helm') await write(HELM_VALUES_FILE, helmValues(identity, { ca: caPem, certificate: certificatePem, key: keyPem }), 0o600);
   await write(IDENTITY_FILE, `${JSON.stringify(identity, null, 2)}\n`, 0o644);
-  const described = describeCertificate(registered.certificate);
+  const described = describeCertificate(certificatePem);
   return { dir, identity, files, certificate: { serial: described.serial, notAfter: described.notAfter } };
 }
 
 export interface ReenrollOptions {
   /** The bootstrap endpoint (`controlPlane.bootstrap` of gateway.json). */
   url: string;
-  /** The pinned CA (DIR/tls/ca.pem): the only trust anchor of the connection. */
+  /** The pinned CA (DIR/tls/ca.pem), exactly one certificate: the only trust anchor of the connection. */
   caPem: string;
   /** The gateway's certificate (expired, or about to) and its key. */
   certificatePem: string;
@@ -161,16 +165,21 @@ export type ReenrollResult =
 
 /**
  * Trades a certificate that expired (or is about to) for a new one for the same key at `POST /v1/renew`, proving
- * possession of the key with a CSR signed by it. The connection trusts only the pinned CA. Never throws for what
- * the network or the control plane does: the caller decides when to try again.
+ * possession of the key with a CSR signed by it. The connection trusts only the pinned CA, and the answer must come
+ * with that same CA. Never throws for what the network or the control plane does: the caller decides when to try
+ * again. (The caller checks the certificate itself: that it names the gateway, chains to the CA, matches the key.)
  */
 export async function reenrollGateway(options: ReenrollOptions): Promise<ReenrollResult> {
   const where = new URL(options.url).origin;
+  const pinned = singleCertificate(options.caPem);
+  if (!pinned.ok) {
+    return { ok: false, kind: 'failed', message: `the control plane's CA certificate (tls/ca.pem) must be exactly one certificate, and it ${pinned.count > 1 ? `holds ${pinned.count}` : pinned.reason}`, deleted: false };
+  }
   const csr = await createCsrForKey(options.keyPem, options.commonName);
   const body = JSON.stringify({ certificate: options.certificatePem, csr });
   let answer: Answer;
   try {
-    answer = await send(new URL('/v1/renew', options.url), { method: 'POST', body, ca: options.caPem, timeoutMs: options.timeoutMs ?? 30_000 }, where);
+    answer = await send(new URL('/v1/renew', options.url), { method: 'POST', body, ca: pinned.pem, timeoutMs: options.timeoutMs ?? 30_000 }, where);
   } catch (error) {
     return { ok: false, kind: 'unreachable', message: (error as Error).message, deleted: false };
   }
@@ -179,12 +188,18 @@ export async function reenrollGateway(options: ReenrollOptions): Promise<Reenrol
     return { ok: false, kind: 'refused', message: problem?.detail ?? `${where} answered ${answer.status}`, deleted: problem?.gatewayStatus === 'deleted' };
   }
   if (answer.status !== 200) return { ok: false, kind: 'failed', message: `the control plane failed to re-enroll the gateway: ${parseProblem(answer.text)?.detail ?? `${answer.status}`}`, deleted: false };
+  let renewed: RenewResponse;
   try {
-    const renewed = RenewResponseSchema.parse(JSON.parse(answer.text));
-    return { ok: true, certificatePem: renewed.certificate, caPem: renewed.ca };
+    renewed = RenewResponseSchema.parse(JSON.parse(answer.text));
   } catch (error) {
     return { ok: false, kind: 'failed', message: `the control plane's re-enrollment answer is not what this version expects (${(error as Error).message.split('\n', 1)[0]})`, deleted: false };
   }
+  const unusable = (problem: string): ReenrollResult => ({ ok: false, kind: 'failed', message: `the control plane answered a certificate this gateway cannot use: ${problem}`, deleted: false });
+  const certificate = singleCertificate(renewed.certificate);
+  if (!certificate.ok) return unusable(`the certificate ${certificate.reason}`);
+  const problem = sameCa(renewed.ca, pinned.pem);
+  if (problem !== undefined) return unusable(problem);
+  return { ok: true, certificatePem: certificate.pem, caPem: pinned.pem };
 }
 
 /** Refuses a directory that is bootstrapped already, is no directory, or cannot be written — before the token is spent. */
@@ -218,21 +233,37 @@ async function checkDirectory(dir: string): Promise<void> {
   });
 }
 
-/** The certificate must be for our key, name a gateway, and come with the pinned CA. */
-function checkCertificate(registered: RegisterResponse, csrPem: string, pin: string): void {
+/**
+ * The certificate must be one certificate, for our key, signed by the pinned CA, name a gateway, and come with the
+ * pinned CA (exactly it, nothing more). Returns the certificate re-encoded: what is written.
+ */
+function checkCertificate(registered: RegisterResponse, csrPem: string, ca: { pem: string; certificate: X509Certificate }): string {
   try {
-    const certificate = new x509.X509Certificate(registered.certificate);
+    const single = singleCertificate(registered.certificate);
+    if (!single.ok) throw new Error(`the certificate ${single.reason}`);
+    const certificate = new x509.X509Certificate(single.pem);
     const csr = new x509.Pkcs10CertificateRequest(csrPem);
     if (Buffer.compare(Buffer.from(certificate.publicKey.rawData), Buffer.from(csr.publicKey.rawData)) !== 0) throw new Error('it is not for the key this gateway generated');
-    if (!describeCertificate(registered.certificate).uris.some((u) => u.startsWith('spiffe://gatehouse/'))) throw new Error('it names no gateway');
-    if (caPin(registered.ca) !== pin) throw new Error('it came with a CA other than the pinned one');
+    if (!single.certificate.checkIssued(ca.certificate) || !single.certificate.verify(ca.certificate.publicKey)) throw new Error('it is not signed by the pinned CA');
+    if (!describeCertificate(single.pem).uris.some((u) => u.startsWith('spiffe://gatehouse/'))) throw new Error('it names no gateway');
+    const problem = sameCa(registered.ca, ca.pem);
+    if (problem !== undefined) throw new Error(problem);
+    return single.pem;
   } catch (error) {
     throw new BootstrapError(`the control plane answered a certificate this gateway cannot use: ${(error as Error).message}`, false);
   }
 }
 
+/** Why the CA an answer came with is not exactly the pinned one; undefined when it is. */
+function sameCa(answered: string, pinnedPem: string): string | undefined {
+  const ca = singleCertificate(answered);
+  if (!ca.ok) return `the CA it came with ${ca.reason}`;
+  if (ca.pem !== pinnedPem) return 'it came with a CA other than the pinned one';
+  return undefined;
+}
+
 /** values.yaml for deploy/helm/gatehouse: the identity and the TLS files, which the chart turns into a Secret. */
-function helmValues(identity: EdgeIdentity, registered: RegisterResponse, keyPem: string): string {
+function helmValues(identity: EdgeIdentity, tls: { ca: string; certificate: string; key: string }): string {
   const header = [
     `# Values for the Gatehouse Helm chart (deploy/helm/gatehouse), written by \`gatehouse gateway bootstrap\` for the`,
     `# edge gateway "${identity.gatewayName}" (workspace ${identity.workspaceName}, environment ${identity.environment}).`,
@@ -240,7 +271,7 @@ function helmValues(identity: EdgeIdentity, registered: RegisterResponse, keyPem
     '#   helm install RELEASE deploy/helm/gatehouse -f values.yaml',
     '',
   ].join('\n');
-  return header + stringify({ gateway: { identity, tls: { ca: registered.ca, certificate: registered.certificate, key: keyPem } } }, { lineWidth: 0 });
+  return header + stringify({ gateway: { identity, tls } }, { lineWidth: 0 });
 }
 
 async function makeDirectory(dir: string): Promise<void> {

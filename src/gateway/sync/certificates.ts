@@ -4,7 +4,7 @@
  */
 // @peculiar/x509 uses tsyringe, which needs the Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
-import { createHash, createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, webcrypto, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as webcrypto.Crypto);
@@ -13,10 +13,46 @@ export { x509 };
 
 export const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
-/** `sha256:<hex>` of a certificate's SubjectPublicKeyInfo (PEM or DER). */
+/**
+ * `sha256:<hex>` of the SubjectPublicKeyInfo of the one certificate in `certPem`. Throws when the text is not exactly
+ * one PEM certificate (see `singleCertificate`): the pin of a text is only meaningful if it covers all of it.
+ */
 export function caPin(certPem: string): string {
-  const cert = new x509.X509Certificate(certPem);
-  return `sha256:${createHash('sha256').update(Buffer.from(cert.publicKey.rawData)).digest('hex')}`;
+  const single = singleCertificate(certPem);
+  if (!single.ok) throw new Error(`not a single PEM certificate: it ${single.reason}`);
+  return single.pin;
+}
+
+/** Over the SubjectPublicKeyInfo bytes as the certificate carries them (what `openssl x509 -pubkey` prints). */
+function pinOf(der: Buffer): string {
+  return `sha256:${createHash('sha256').update(Buffer.from(new x509.X509Certificate(der).publicKey.rawData)).digest('hex')}`;
+}
+
+/**
+ * The one certificate of a PEM text, re-encoded, or why the text is not exactly one certificate (`count`: the PEM
+ * blocks it holds). A CA travels (`GET /v1/ca`, the register, renew and re-enroll answers) and is stored
+ * (`tls/ca.pem`) as exactly one certificate: a pin covers one certificate, while a TLS trust store built from the
+ * text would trust every certificate in it — an attacker's CA appended to the real one would pass the pin check and
+ * become a trust anchor. The re-encoded PEM holds the certificate's DER and nothing else, so it is what callers trust.
+ */
+export function singleCertificate(text: string): { ok: true; pem: string; pin: string; certificate: X509Certificate } | { ok: false; count: number; reason: string } {
+  // Every BEGIN line counts, whatever its label or shape: OpenSSL, which builds the trust store, is more lenient
+  // than a strict PEM parser, so a block only OpenSSL reads must not go unseen.
+  const labels = [...text.matchAll(/-----BEGIN ([^-\r\n]*)/g)].map((m) => m[1]!.trim());
+  const count = labels.length;
+  if (count === 0) return { ok: false, count, reason: 'holds no PEM certificate' };
+  if (count > 1) return { ok: false, count, reason: `holds ${count} ${labels.every((l) => l === 'CERTIFICATE') ? 'certificates' : 'PEM blocks'}, not one` };
+  const blocks = x509.PemConverter.decodeWithHeaders(text);
+  if (blocks.length !== 1 || blocks[0]!.type !== 'CERTIFICATE') return { ok: false, count, reason: 'holds no readable PEM certificate' };
+  const der = Buffer.from(blocks[0]!.rawData);
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(der);
+  } catch {
+    return { ok: false, count, reason: 'holds no valid X.509 certificate' };
+  }
+  if (certificate.raw.length !== der.length) return { ok: false, count, reason: 'holds data after the certificate' };
+  return { ok: true, pem: x509.PemConverter.encode(der, 'CERTIFICATE'), pin: pinOf(der), certificate };
 }
 
 /** A new ECDSA P-256 key pair and a CSR for it: what a gateway sends when bootstrapping or renewing. */

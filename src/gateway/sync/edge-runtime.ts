@@ -30,7 +30,7 @@ import { createGatewayInstance, type GatewayInstance } from '../instance.ts';
 import { createTelemetryCollector, type TelemetryCollector } from '../observability/telemetry.ts';
 import { reenrollGateway } from './bootstrap.ts';
 import { openSnapshotCache, writeFileAtomic } from './cache.ts';
-import { createKeyAndCsr, describeCertificate } from './certificates.ts';
+import { createKeyAndCsr, describeCertificate, singleCertificate } from './certificates.ts';
 import { type HandleResult, type SyncClient, startSyncClient, type SyncClientState, type SyncUpdate, type TelemetrySource } from './sync-client.ts';
 
 export interface EdgeGatewayOptions {
@@ -112,7 +112,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
   const files = edgeFiles(dir);
   const identity = await readEdgeIdentity(dir);
   let creds = {
-    caPem: await readText(files.ca, "the control plane's CA certificate"),
+    caPem: await readPinnedCa(files.ca, identity),
     certPem: await readText(files.cert, "the gateway's certificate"),
     keyPem: await readText(files.key, "the gateway's private key"),
   };
@@ -306,12 +306,19 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     if (!client) throw new Error('not connected to the control plane');
     const { keyPem, csrPem } = await createKeyAndCsr(`gateway ${identity.gatewayId}`);
     const response = await client.renewCertificate(csrPem);
-    const next = { caPem: response.caPem || creds.caPem, certPem: response.certificatePem, keyPem };
+    // The CA is pinned for good: an answer naming another one (or more than one) is refused, not adopted.
+    if (response.caPem) {
+      const ca = singleCertificate(response.caPem);
+      if (!ca.ok) throw new Error(`the CA of the control plane's renewal answer ${ca.reason}; the certificate is not renewed`);
+      if (ca.pem !== creds.caPem) throw new Error('the control plane answered the renewal with another CA than the pinned one (tls/ca.pem); the certificate is not renewed');
+    }
+    const renewed = singleCertificate(response.certificatePem);
+    if (!renewed.ok) throw new Error(`the renewed certificate ${renewed.reason}`);
+    const next = { caPem: creds.caPem, certPem: renewed.pem, keyPem };
     const described = checkCertificate(next, identity, 'the renewed certificate');
     // The key first: a certificate without its key would be useless, a key without its certificate is unused.
     await writeFileAtomic(files.key, keyPem, 0o600);
     await writeFileAtomic(files.cert, next.certPem, 0o600);
-    if (next.caPem !== creds.caPem) await writeFileAtomic(files.ca, next.caPem, 0o644);
     creds = next;
     // The cache MAC is keyed by the private key: write it again under the new one.
     cacheQueue = cacheQueue.then(() => cache.rekey(keyPem));
@@ -418,6 +425,18 @@ function checkCertificate(creds: { caPem: string; certPem: string; keyPem: strin
   const uri = `spiffe://gatehouse/workspace/${identity.workspaceId}/environment/${identity.environment}/gateway/${identity.gatewayId}`;
   if (!described.uris.includes(uri)) throw new ConfigError(`${what}: issued to ${described.uris.join(', ') || 'no gateway'}, not to gateway ${identity.gatewayId} (gateway.json)`);
   return described;
+}
+
+/**
+ * DIR/tls/ca.pem, the only trust anchor of the channel and of re-enrollment: exactly one certificate, whose pin is
+ * the one gateway.json recorded at bootstrap. Returns it re-encoded (that certificate and nothing else).
+ */
+async function readPinnedCa(file: string, identity: EdgeIdentity): Promise<string> {
+  const ca = singleCertificate(await readText(file, "the control plane's CA certificate"));
+  const restore = 'restore it from the bootstrap (or bootstrap again)';
+  if (!ca.ok) throw new ConfigError(`${file}: the control plane's CA certificate must be exactly one certificate, and this file ${ca.count > 1 ? `holds ${ca.count}` : ca.reason}; ${restore}`);
+  if (ca.pin !== identity.caPin) throw new ConfigError(`${file}: the control plane's CA certificate has the pin ${ca.pin}, not ${identity.caPin} (gateway.json); ${restore}`);
+  return ca.pem;
 }
 
 async function readText(file: string, what: string): Promise<string> {
