@@ -1,34 +1,40 @@
 /**
- * The live Sync streams of this control-plane process, per gateway: what `disconnectGateway` ends when a gateway
- * is deleted, and what the benchmark and the tests ask "does every connected instance serve version N yet?".
- * Durable instance state (last seen, applied version, last error) lives in the store; this is only what is
- * connected here and now.
+ * The live streams of this control-plane process, per gateway: what `disconnectGateway` ends when a gateway is
+ * deleted — its `ConfigSync.Sync` streams and its `Telemetry.Report` streams alike, so that a deleted gateway keeps
+ * no channel open — and what the benchmark and the tests ask "does every connected instance serve version N yet?"
+ * (Sync streams only). Durable instance state (last seen, applied version, last error) lives in the store; this is
+ * only what is connected here and now.
  */
 
-/** One connected instance's stream. */
-export interface LiveStream {
+/** A stream the registry can end: `deleted` tells the gateway that it was deleted (the `GATEWAY_STATUS_TRAILER` of config/sync-proto.ts). */
+export interface EndableStream {
   readonly gatewayId: string;
+  /** Ends the stream with this gRPC status. */
+  end(code: number, message: string, deleted?: boolean): void;
+}
+
+/** One connected instance's Sync stream. */
+export interface LiveStream extends EndableStream {
   readonly instanceId: string;
   /** The version the instance last ACKed (0 before its first ACK, or the version its Hello reported). */
   appliedVersion: number;
-  /** Ends the stream with this gRPC status; `deleted` tells the gateway that it was deleted (the `GATEWAY_STATUS_TRAILER` of config/sync-proto.ts). */
-  end(code: number, message: string, deleted?: boolean): void;
 }
 
 export class SyncRegistry {
   readonly #streams = new Map<string, Set<LiveStream>>();
+  readonly #telemetry = new Map<string, Set<EndableStream>>();
 
+  /** Registers a Sync stream; the returned function unregisters it. */
   add(stream: LiveStream): () => void {
-    let set = this.#streams.get(stream.gatewayId);
-    if (!set) this.#streams.set(stream.gatewayId, (set = new Set()));
-    set.add(stream);
-    return () => {
-      set.delete(stream);
-      if (set.size === 0 && this.#streams.get(stream.gatewayId) === set) this.#streams.delete(stream.gatewayId);
-    };
+    return register(this.#streams, stream);
   }
 
-  /** The live streams of a gateway (one per connected instance, or more while an instance reconnects). */
+  /** Registers a Telemetry.Report stream (ended with the gateway's Sync streams); the returned function unregisters it. */
+  addTelemetry(stream: EndableStream): () => void {
+    return register(this.#telemetry, stream);
+  }
+
+  /** The live Sync streams of a gateway (one per connected instance, or more while an instance reconnects). */
   streams(gatewayId: string): LiveStream[] {
     return [...(this.#streams.get(gatewayId) ?? [])];
   }
@@ -40,21 +46,32 @@ export class SyncRegistry {
     return out;
   }
 
-  /** Ends every live stream of the gateway with `code`; returns how many. */
+  /** Ends every live stream of the gateway, Sync and Telemetry, with `code`; returns how many. */
   disconnect(gatewayId: string, code: number, message: string, deleted = false): number {
-    const streams = this.streams(gatewayId);
+    const streams = [...this.streams(gatewayId), ...(this.#telemetry.get(gatewayId) ?? [])];
     for (const s of streams) s.end(code, message, deleted);
     return streams.length;
   }
 
   /** Ends every live stream (shutdown). */
   disconnectAll(code: number, message: string): void {
-    for (const gatewayId of [...this.#streams.keys()]) this.disconnect(gatewayId, code, message);
+    for (const gatewayId of new Set([...this.#streams.keys(), ...this.#telemetry.keys()])) this.disconnect(gatewayId, code, message);
   }
 
+  /** Live Sync streams. */
   get size(): number {
     let n = 0;
     for (const set of this.#streams.values()) n += set.size;
     return n;
   }
+}
+
+function register<T extends EndableStream>(map: Map<string, Set<T>>, stream: T): () => void {
+  let set = map.get(stream.gatewayId);
+  if (!set) map.set(stream.gatewayId, (set = new Set()));
+  set.add(stream);
+  return () => {
+    set.delete(stream);
+    if (set.size === 0 && map.get(stream.gatewayId) === set) map.delete(stream.gatewayId);
+  };
 }

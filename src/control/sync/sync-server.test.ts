@@ -8,23 +8,26 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { credentials as grpcCredentials, Metadata, Server, ServerCredentials, type ServerDuplexStream, type ServiceError, status } from '@grpc/grpc-js';
+import { type ClientDuplexStream, credentials as grpcCredentials, Metadata, Server, ServerCredentials, type ServerDuplexStream, type ServiceError, status } from '@grpc/grpc-js';
 import pino from 'pino';
 import { type Snapshot, SnapshotSchema } from '../../config/schema.ts';
 import { diffSnapshots, encodeDelta } from '../../config/snapshot-delta.ts';
 import { canonicalJson, encodeSnapshot, snapshotHash } from '../../config/snapshot-encoding.ts';
-import { loadSyncProto, type ReceivedSyncResponse, syncServices } from '../../config/sync-proto.ts';
+import { GATEWAY_STATUS_TRAILER, loadSyncProto, type ReceivedSyncResponse, syncServices, type TelemetryAckMessage, type TelemetryBatchMessage } from '../../config/sync-proto.ts';
 import { createKeyAndCsr } from '../../gateway/sync/certificates.ts';
 import { startEdgeGateway } from '../../gateway/sync/edge-runtime.ts';
 import { type CertificateAuthority, openCertificateAuthority } from '../pki/ca.ts';
 import type { PublishedScope } from '../publisher.ts';
 import { openStore } from '../store/open.ts';
 import type { GatewayRecord, Store } from '../store/store.ts';
+import { createTelemetryIngest } from '../telemetry/ingest.ts';
 import { startSyncServer, type SyncServer } from './sync-server.ts';
 
 const WS = 'wsp_edge0000000000000001';
 const T0 = '2026-01-01T00:00:00.000Z';
-const ENVIRONMENTS = ['PROD', 'E2', 'E3', 'E4', 'E5', 'E6', 'E7', 'E8', 'E9', 'E10'];
+const ENVIRONMENTS = ['PROD', 'E2', 'E3', 'E4', 'E5', 'E6', 'E7', 'E8', 'E9', 'E10', 'E11', 'E12', 'E13', 'E14', 'E15', 'E16'];
+/** The minute telemetry batches count requests in: a current one (the ingest prunes counts older than 7 days). */
+const MINUTE = new Date(Math.floor(Date.now() / 60_000) * 60_000).toISOString();
 const SERVER_NAMES = ['gatehouse-control-plane', 'localhost', '127.0.0.1', '::1'];
 
 function snapshot(version: number, basePaths: string[]): Snapshot {
@@ -145,7 +148,8 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     ca = await openCertificateAuthority(pkiDir);
     await store.insertWorkspace({ id: WS, name: 'acme', environments: ENVIRONMENTS, devEnvironment: 'PROD', createdAt: T0 });
     publisher = new FakePublisher(store);
-    server = await startSyncServer({ store, publisher, ca, tls: await ca.issueServerCertificate(SERVER_NAMES), logger: serverLog.logger, host: '127.0.0.1', port: 0, softwareVersion: '0.1.0' });
+    const telemetry = createTelemetryIngest({ store, logger: serverLog.logger });
+    server = await startSyncServer({ store, publisher, ca, tls: await ca.issueServerCertificate(SERVER_NAMES), logger: serverLog.logger, host: '127.0.0.1', port: 0, softwareVersion: '0.1.0', telemetry });
     sync = `127.0.0.1:${server.port}`;
   });
   after(async () => {
@@ -321,11 +325,11 @@ describe('gateway sync: control-plane server and edge runtime', () => {
   });
 
   /** Opens a Sync stream with the directory's credentials (or `certPem`), sends a Hello, and reports how it went. */
-  async function callSync(dir: string, certPem?: string, hangUpWhenAccepted = false): Promise<{ code: status; details: string; accepted: boolean; received: ReceivedSyncResponse[] }> {
+  async function callSync(dir: string, certPem?: string, hangUpWhenAccepted = false, endpoint = sync): Promise<{ code: status; details: string; accepted: boolean; received: ReceivedSyncResponse[] }> {
     const proto = loadSyncProto();
     const read = (f: string) => readFile(join(dir, 'tls', f));
     const creds = grpcCredentials.createSsl(await read('ca.pem'), await read('gateway.key'), certPem ? Buffer.from(certPem) : await read('gateway.crt'));
-    const client = new proto.ConfigSync(sync, creds, { 'grpc.ssl_target_name_override': 'gatehouse-control-plane' }) as unknown as {
+    const client = new proto.ConfigSync(endpoint, creds, { 'grpc.ssl_target_name_override': 'gatehouse-control-plane' }) as unknown as {
       Sync(): import('@grpc/grpc-js').ClientDuplexStream<unknown, ReceivedSyncResponse>;
       close(): void;
     };
@@ -348,6 +352,128 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     }
   }
 
+  /** Request counts stored for the gateway (what its telemetry batches added up to). */
+  const storedCount = async (gatewayId: string) => (await store.listTelemetry(WS, { since: MINUTE, gatewayId })).reduce((n, r) => n + r.count, 0);
+
+  it('ends the Telemetry.Report stream of a deleted gateway at once with PERMISSION_DENIED, and stores no further batch', async () => {
+    const { gateway } = await newGateway();
+    const dir = await gatewayDir(store, ca, gateway, sync);
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const report = await openReport(dir, sync);
+    cleanup.push(async () => report.close());
+    report.send(1);
+    await eventually(() => report.acks.includes(1), 2000, 'batch 1 acknowledged');
+    assert.equal(await storedCount(gateway.id), 1);
+
+    assert.equal(await store.deleteGateway(gateway.id, new Date().toISOString()), true);
+    assert.equal(server.disconnectGateway(gateway.id), 1, 'the telemetry stream is one of the streams ended');
+    const ended = await report.ended;
+    assert.equal(ended.code, status.PERMISSION_DENIED);
+    assert.equal(ended.details, 'gateway deleted');
+    assert.equal(ended.deleted, true, 'the trailer says deleted');
+
+    // Whatever the instance still sends goes nowhere: the stream is over, and a new one is refused.
+    report.send(2);
+    const again = await openReport(dir, sync);
+    cleanup.push(async () => again.close());
+    again.send(3);
+    assert.equal((await again.ended).code, status.PERMISSION_DENIED);
+    assert.deepEqual(again.acks, []);
+    assert.deepEqual(report.acks, [1]);
+    assert.equal(await storedCount(gateway.id), 1, 'a batch was stored after the deletion');
+  });
+
+  it('refuses a telemetry batch once the gateway is deleted, even on a stream nothing ended (another replica deleted it)', async () => {
+    const { gateway } = await newGateway();
+    const dir = await gatewayDir(store, ca, gateway, sync);
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const report = await openReport(dir, sync);
+    cleanup.push(async () => report.close());
+    report.send(1);
+    await eventually(() => report.acks.includes(1), 2000, 'batch 1 acknowledged');
+
+    // Deleted in the store only: no disconnectGateway on this control plane.
+    assert.equal(await store.deleteGateway(gateway.id, new Date().toISOString()), true);
+    report.send(2);
+    const ended = await report.ended;
+    assert.equal(ended.code, status.PERMISSION_DENIED);
+    assert.match(ended.details, new RegExp(`^the certificate of gateway ${gateway.id} was revoked at .* \\(gateway deleted\\)$`));
+    assert.equal(ended.deleted, true);
+    assert.deepEqual(report.acks, [1]);
+    assert.equal(await storedCount(gateway.id), 1, 'the batch after the deletion was stored');
+  });
+
+  it('an instance whose telemetry batch is refused as deleted deactivates its endpoints, as when the sync stream says so', async () => {
+    const { gateway } = await newGateway();
+    const dir = await gatewayDir(store, ca, gateway, sync);
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    let sequence = 0;
+    const acked: number[] = [];
+    const source = {
+      takeBatch: () => ({ sequence: ++sequence, requests: [{ minute: MINUTE, collection: 'a', endpoint: 'GET /items', clientId: 'cli_1', status: 200, count: 1, durationMsSum: 1, durationMsMax: 1 }], securityEvents: [], accessEvents: [], dropped: 0 }),
+      ack: (n: number) => void acked.push(n),
+      requeue: () => {},
+    };
+    // No heartbeat within the test: its store write would fail for a deleted gateway and end the sync stream.
+    const { gw, log } = await edge(dir, { telemetry: source, heartbeatMs: 60_000 });
+    await eventually(() => gw.state().appliedVersion === 1 && acked.length > 0, 5000, 'connected, a batch acknowledged');
+
+    // Deleted in the store only: nothing ends the sync stream here, the next telemetry batch is refused.
+    assert.equal(await store.deleteGateway(gateway.id, new Date().toISOString()), true);
+    await eventually(() => gw.instance.version === 'deleted', 3000, 'endpoints deactivated');
+    const line = log.lines.find((l) => /this gateway was deleted in the control plane/.test(String(l.msg)));
+    assert.match(String(line?.reason), /^PERMISSION_DENIED: the certificate of gateway .* was revoked at .* \(gateway deleted\)$/);
+    await assert.rejects(readFile(join(dir, 'cache', 'snapshot.json')), { code: 'ENOENT' });
+  });
+
+  it('ends a Sync or Telemetry stream whose gateway was deleted between its authentication and its registration', async () => {
+    // The deletion lands right after authentication looked the gateway up: disconnectGateway then finds nothing to
+    // end (the stream is not registered yet). A store that deletes the gateway at that very moment stages it.
+    let armed: string | undefined;
+    const racing = new Proxy(store, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (prop !== 'getGateway' || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
+        return async (by: { id: string }) => {
+          const found = await target.getGateway(by);
+          if (found && by.id === armed) {
+            armed = undefined;
+            await target.deleteGateway(found.id, new Date().toISOString());
+            assert.equal(late.disconnectGateway(found.id), 0, 'the stream is not registered yet');
+          }
+          return found;
+        };
+      },
+    });
+    const late = await startSyncServer({ store: racing, publisher, ca, tls: await ca.issueServerCertificate(SERVER_NAMES), logger: serverLog.logger, host: '127.0.0.1', port: 0, softwareVersion: '0.1.0', telemetry: createTelemetryIngest({ store, logger: serverLog.logger }) });
+    cleanup.push(() => late.close());
+    const endpoint = `127.0.0.1:${late.port}`;
+
+    const first = await newGateway();
+    const syncDir = await gatewayDir(store, ca, first.gateway, endpoint);
+    cleanup.push(() => rm(syncDir, { recursive: true, force: true }));
+    armed = first.gateway.id;
+    const result = await callSync(syncDir, undefined, false, endpoint);
+    assert.equal(result.code, status.PERMISSION_DENIED, result.details);
+    assert.match(result.details, /was revoked at .* \(gateway deleted\)/);
+    assert.equal(result.accepted, false);
+    assert.deepEqual(result.received, []);
+    assert.equal(late.registry.size, 0);
+
+    const second = await newGateway();
+    const reportDir = await gatewayDir(store, ca, second.gateway, endpoint);
+    cleanup.push(() => rm(reportDir, { recursive: true, force: true }));
+    armed = second.gateway.id;
+    const report = await openReport(reportDir, endpoint);
+    cleanup.push(async () => report.close());
+    report.send(1);
+    const ended = await report.ended;
+    assert.equal(ended.code, status.PERMISSION_DENIED, ended.details);
+    assert.equal(ended.deleted, true);
+    assert.deepEqual(report.acks, []);
+    assert.equal(await storedCount(second.gateway.id), 0);
+  });
+
   it('refuses a stream whose certificate serial the store does not know, with a clear status', async () => {
     const { gateway } = await newGateway();
     const dir = await gatewayDir(store, ca, gateway, sync);
@@ -362,6 +488,44 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     assert.equal(result.accepted, false);
   });
 });
+
+/**
+ * A Telemetry.Report stream with the directory's credentials: `send(n)` writes batch n (one request counted),
+ * `acks` are the acknowledged sequences, `ended` how the stream ended (`deleted`: the gateway-status trailer).
+ */
+async function openReport(dir: string, endpoint: string) {
+  const read = (f: string) => readFile(join(dir, 'tls', f));
+  const creds = grpcCredentials.createSsl(await read('ca.pem'), await read('gateway.key'), await read('gateway.crt'));
+  const client = new (loadSyncProto().Telemetry)(endpoint, creds, { 'grpc.ssl_target_name_override': 'gatehouse-control-plane' }) as unknown as {
+    Report(): ClientDuplexStream<Partial<TelemetryBatchMessage>, TelemetryAckMessage>;
+    close(): void;
+  };
+  const call = client.Report();
+  const acks: number[] = [];
+  call.on('data', (ack: TelemetryAckMessage) => acks.push(ack.sequence));
+  const ended = new Promise<{ code: status; details: string; deleted: boolean }>((resolve) => {
+    call.on('error', (e: ServiceError) => resolve({ code: e.code, details: e.details, deleted: e.metadata?.get(GATEWAY_STATUS_TRAILER)[0] === 'deleted' }));
+    call.on('status', (s: { code: status; details: string }) => s.code === status.OK && resolve({ code: s.code, details: s.details, deleted: false }));
+  });
+  return {
+    acks,
+    ended,
+    send(sequence: number) {
+      call.write({
+        instanceId: 'i-1',
+        sequence,
+        requests: [{ minute: MINUTE, collection: 'a', endpoint: 'GET /items', clientId: 'cli_1', status: 200, count: 1, durationMsSum: 1, durationMsMax: 1 }],
+        securityEvents: [],
+        accessEvents: [],
+        dropped: 0,
+      });
+    },
+    close() {
+      call.cancel();
+      client.close();
+    },
+  };
+}
 
 describe('edge runtime against a scripted control plane', () => {
   it('NACKs a delta from another version and reconnects for a full resync; NACKs a body that is not a snapshot', async () => {
@@ -418,6 +582,56 @@ describe('edge runtime against a scripted control plane', () => {
       assert.match(invalid.nack!.error, /the snapshot is invalid/);
       assert.equal(gw.instance.version, '2', 'the last good snapshot stays in force');
       assert.equal(gw.state().connected, true, 'an invalid snapshot does not end the stream');
+    } finally {
+      await gw.close();
+      server.forceShutdown();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+      await rm(pki, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('edge runtime: certificate renewal against a scripted control plane', () => {
+  it('refuses a renewal answered with another CA or an extra one: tls/ca.pem, the key and the certificate stay as they are', async () => {
+    const pki = await mkdtemp(join(tmpdir(), 'gatehouse-pki-renew-'));
+    const ca = await openCertificateAuthority(join(pki, 'real'));
+    const attacker = await openCertificateAuthority(join(pki, 'attacker'));
+    const store = await openStore({ databaseUrl: ':memory:' }); // only to record the gateway's certificate
+    const gateway: GatewayRecord = { id: 'gw_renew', workspaceId: WS, environment: 'PROD', name: 'renewing', installMethod: 'docker', createdAt: T0, updatedAt: T0 };
+    // Signed by the real CA, for the CSR sent: only the CA that comes with it is wrong.
+    const answers = [`${ca.certPem}\n${attacker.certPem}\n`, attacker.certPem];
+    const renewals: number[] = [];
+    const server = new Server();
+    server.addService(syncServices().configSync, {
+      Sync(call: ServerDuplexStream<unknown, unknown>) {
+        call.sendMetadata(new Metadata());
+        call.on('end', () => call.end());
+      },
+      RenewCertificate(call: { request: { csrPem: string } }, callback: (e: null, r: { certificatePem: string; caPem: string }) => void) {
+        void ca.signGatewayCsr(call.request.csrPem, { gatewayId: gateway.id, workspaceId: WS, environment: 'PROD' }, 3600_000).then((issued) => {
+          callback(null, { certificatePem: issued.certPem, caPem: answers[Math.min(renewals.length, answers.length - 1)]! });
+          renewals.push(Date.now());
+        });
+      },
+    });
+    const tls = await ca.issueServerCertificate(SERVER_NAMES);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ cert_chain: Buffer.from(tls.certPem), private_key: Buffer.from(tls.keyPem) }], true), (e, p) => (e ? reject(e) : resolve(p))),
+    );
+    // Valid 10 s, renewed after a tenth of it (1 s), retried a second after a failure.
+    const dir = await gatewayDir(store, ca, gateway, `127.0.0.1:${port}`, 10_000);
+    const read = (f: string) => readFile(join(dir, 'tls', f), 'utf8');
+    const before = await Promise.all(['ca.pem', 'gateway.crt', 'gateway.key'].map(read));
+    const log = memoryLogger();
+    const gw = await startEdgeGateway({ dir, logger: log.logger, port: 0, host: '127.0.0.1', opsPort: 0, reconnect: { initialMs: 20, maxMs: 200 }, heartbeatMs: 60_000, renewAfter: 0.1, telemetry: false });
+    try {
+      await eventually(() => log.lines.filter((l) => l.msg === 'certificate renewal failed; retrying').length >= 2, 5000, 'two refused renewals');
+      const reasons = log.lines.filter((l) => l.msg === 'certificate renewal failed; retrying').map((l) => (l.err as { message: string }).message);
+      assert.equal(reasons[0], "the CA of the control plane's renewal answer holds 2 certificates, not one; the certificate is not renewed");
+      assert.equal(reasons[1], 'the control plane answered the renewal with another CA than the pinned one (tls/ca.pem); the certificate is not renewed');
+      assert.deepEqual(await Promise.all(['ca.pem', 'gateway.crt', 'gateway.key'].map(read)), before, 'a file changed');
+      assert.equal(log.lines.some((l) => /renewed the gateway certificate/.test(String(l.msg))), false);
     } finally {
       await gw.close();
       server.forceShutdown();

@@ -6,6 +6,11 @@
  * on top of that the certificate's serial must be one the store recorded for the gateway its URI SAN names, not
  * revoked and not expired, and that gateway must still exist in the same workspace and environment.
  *
+ * Deleting a gateway ends its streams through the registry (`disconnectGateway`), Sync and Telemetry alike. A
+ * deletion that lands after a stream was authenticated but before it was registered finds nothing to end, so each
+ * stream checks again, once registered, that its gateway exists and its certificate is not revoked; and every
+ * telemetry batch is checked so before it is stored.
+ *
  * `ConfigSync.Sync` is xDS-like: after the instance's Hello it gets the full snapshot of its scope (or a delta
  * when it already serves an older stored version), then a delta for every version the publisher records, and it
  * ACKs or NACKs each one. The instance record in the store says what every instance runs; a NACK records the
@@ -78,7 +83,7 @@ export interface SyncServerOptions {
 export interface SyncServer {
   readonly port: number;
   readonly registry: SyncRegistry;
-  /** Ends every live stream of the gateway at once (PERMISSION_DENIED "gateway deleted"); returns how many. */
+  /** Ends every live stream of the gateway at once, Sync and Telemetry (PERMISSION_DENIED "gateway deleted"); returns how many. */
   disconnectGateway(gatewayId: string): number;
   /** Ends every stream, waits for their last store writes, stops listening. */
   close(): Promise<void>;
@@ -130,8 +135,20 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
     return { gateway, serial: described.serial };
   }
 
+  /**
+   * Why an authenticated stream must end now (its certificate was revoked or its gateway deleted since), or
+   * undefined when it may go on. Two primary-key lookups: cheap enough for every telemetry batch.
+   */
+  async function revalidate(auth: Authenticated): Promise<Refusal | undefined> {
+    const id = auth.gateway.id;
+    const record = await store.getGatewayCertificate(auth.serial);
+    if (!record || record.revokedAt) return { code: status.PERMISSION_DENIED, message: `the certificate of gateway ${id} was revoked${record?.revokedAt ? ` at ${record.revokedAt}` : ''} (gateway deleted)`, deleted: true };
+    if (!(await store.getGateway({ id }))) return { code: status.PERMISSION_DENIED, message: `gateway ${id} was deleted`, deleted: true };
+    return undefined;
+  }
+
   function sync(call: ServerDuplexStream<ReceivedSyncRequest, SyncResponseMessage>): void {
-    const session = new SyncSession({ call, store, publisher, logger, now, registry, snapshots, softwareVersion: options.softwareVersion, idleTimeoutMs, track });
+    const session = new SyncSession({ call, store, publisher, logger, now, registry, snapshots, softwareVersion: options.softwareVersion, idleTimeoutMs, track, revalidate });
     session.start(authenticate(call));
   }
 
@@ -154,29 +171,52 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
     });
   }
 
+  /**
+   * One Telemetry.Report stream: registered like a Sync stream (a deleted gateway's is ended with them), checked
+   * again once registered, and every batch is stored only while the gateway exists and the certificate is not
+   * revoked.
+   */
   function report(call: ServerDuplexStream<TelemetryBatchMessage, TelemetryAckMessage>): void {
-    let chain: Promise<unknown> = authenticate(call);
-    let gateway: GatewayRecord | undefined;
+    let auth: Authenticated | undefined;
     let ended = false;
-    const fail = (code: status, message: string) => {
-      if (ended) return;
+    let unregister: (() => void) | undefined;
+    const stop = () => {
       ended = true;
-      call.emit('error', { code, details: message });
+      unregister?.();
+      unregister = undefined;
     };
-    chain = track(
-      (chain as Promise<Authenticated | Refusal>).then((auth) => {
-        if ('code' in auth) {
-          logger.warn({ peer: call.getPeer(), reason: auth.message }, 'refused a telemetry stream');
-          return fail(auth.code, auth.message);
-        }
-        gateway = auth.gateway;
+    const fail = (code: status, message: string, deleted = false) => {
+      if (ended) return;
+      stop();
+      call.emit('error', { code, details: message, metadata: trailers(deleted) });
+    };
+    const refuse = (refusal: Refusal, fields: Record<string, unknown> = {}) => {
+      logger.warn({ peer: call.getPeer(), ...fields, reason: refusal.message }, 'refused a telemetry stream');
+      fail(refusal.code, refusal.message, refusal.deleted);
+    };
+    let chain: Promise<unknown> = track(
+      authenticate(call).then(async (result) => {
+        if ('code' in result) return refuse(result);
+        if (ended) return;
+        unregister = registry.addTelemetry({ gatewayId: result.gateway.id, end: (code, message, deleted) => fail(code, message, deleted) });
+        // A deletion between authentication and registration found nothing to end: look again.
+        const refusal = await revalidate(result);
+        if (refusal) return refuse(refusal, { gateway: result.gateway.id });
+        auth = result;
       }),
-    ).catch(() => fail(status.INTERNAL, 'internal error'));
+    ).catch((error: unknown) => {
+      logger.error({ err: error }, 'telemetry stream failed');
+      fail(status.INTERNAL, 'internal error');
+    });
     call.on('data', (batch: TelemetryBatchMessage) => {
       chain = track(
         chain.then(async () => {
-          if (ended || !gateway) return;
+          if (ended || !auth) return;
+          const { gateway } = auth;
           try {
+            const refusal = await revalidate(auth);
+            if (refusal) return refuse(refusal, { gateway: gateway.id, instance: batch.instanceId, sequence: batch.sequence });
+            if (ended) return;
             await options.telemetry?.ingest(gateway, batch.instanceId, batch);
           } catch (error) {
             if (error instanceof TelemetryBatchError) {
@@ -192,8 +232,16 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
         }),
       );
     });
-    call.on('end', () => void chain.then(() => !ended && ((ended = true), call.end())));
-    call.on('error', () => (ended = true));
+    call.on('end', () =>
+      void chain.then(() => {
+        if (ended) return;
+        stop();
+        call.end();
+      }),
+    );
+    call.on('error', stop);
+    call.on('cancelled', stop);
+    call.on('close', stop);
   }
 
   const server = new Server({
@@ -217,7 +265,7 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
     registry,
     disconnectGateway(gatewayId) {
       const n = registry.disconnect(gatewayId, status.PERMISSION_DENIED, 'gateway deleted', true);
-      if (n) logger.info({ gateway: gatewayId, streams: n }, 'ended the sync streams of a deleted gateway');
+      if (n) logger.info({ gateway: gatewayId, streams: n }, 'ended the sync and telemetry streams of a deleted gateway');
       return n;
     },
     close() {
@@ -248,6 +296,7 @@ interface SessionDeps {
   softwareVersion: string;
   idleTimeoutMs: number;
   track: <T>(p: Promise<T>) => Promise<T>;
+  revalidate(auth: Authenticated): Promise<Refusal | undefined>;
 }
 
 /** A version of the scope, and the snapshot when at hand (loaded from the store otherwise). */
@@ -263,6 +312,7 @@ class SyncSession {
   #chain: Promise<unknown> = Promise.resolve();
   #ended = false;
   #gateway: GatewayRecord | undefined;
+  #auth: Authenticated | undefined;
   #scope = '';
   #record: GatewayInstanceRecord | undefined;
   #live: LiveStream | undefined;
@@ -286,6 +336,7 @@ class SyncSession {
         this.#d.logger.warn({ peer: call.getPeer(), reason: result.message }, 'refused a gateway sync stream');
         return this.#fail(result.code, result.message, result.deleted);
       }
+      this.#auth = result;
       this.#gateway = result.gateway;
       this.#scope = snapshotScope(result.gateway.workspaceId, result.gateway.environment, { type: 'edge', gateway: result.gateway.name });
     });
@@ -352,6 +403,27 @@ class SyncSession {
     const gateway = this.#gateway!;
     const at = nowIso(this.#d.now());
     const existing = (await store.listGatewayInstances(gateway.id)).find((i) => i.instanceId === hello.instanceId);
+
+    // Registered first, checked again after: a deletion that landed since authentication found nothing to end.
+    const live: LiveStream = {
+      gatewayId: gateway.id,
+      instanceId: hello.instanceId,
+      appliedVersion: hello.appliedVersion,
+      end: (code, message, deleted) => {
+        if (deleted) this.#deleted = true;
+        this.#fail(code, message, deleted);
+      },
+    };
+    this.#live = live;
+    this.#cleanups.push(this.#d.registry.add(live));
+    const refusal = await this.#d.revalidate(this.#auth!);
+    if (this.#ended) return;
+    if (refusal) {
+      logger.warn({ gateway: gateway.id, instance: hello.instanceId, peer: call.getPeer(), reason: refusal.message }, 'refused a gateway sync stream');
+      if (refusal.deleted) this.#deleted = true;
+      return this.#fail(refusal.code, refusal.message, refusal.deleted);
+    }
+
     this.#record = withoutUndefined({
       gatewayId: gateway.id,
       instanceId: hello.instanceId,
@@ -370,17 +442,6 @@ class SyncSession {
     if (this.#ended) return;
     if (hello.appliedVersion > 0 && hello.appliedHash) this.#acked = this.#expected = { version: hello.appliedVersion, hash: hello.appliedHash };
 
-    const live: LiveStream = {
-      gatewayId: gateway.id,
-      instanceId: hello.instanceId,
-      appliedVersion: hello.appliedVersion,
-      end: (code, message, deleted) => {
-        if (deleted) this.#deleted = true;
-        this.#fail(code, message, deleted);
-      },
-    };
-    this.#live = live;
-    this.#cleanups.push(this.#d.registry.add(live));
     this.#cleanups.push(this.#d.publisher.onPublish((scopes) => this.#published(scopes)));
     call.sendMetadata(new Metadata()); // accepted: the instance counts itself connected from here
     logger.info({ gateway: gateway.id, instance: hello.instanceId, version: hello.softwareVersion, applied: hello.appliedVersion, peer: call.getPeer() }, 'gateway instance connected');

@@ -210,7 +210,7 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
         logger.info({ endpoint: options.endpoint, applied: options.applied()?.version ?? 0 }, 'connected to the control plane');
         heartbeat = setInterval(() => send({ heartbeat: { appliedVersion: options.applied()?.version ?? 0 } }), heartbeatMs);
         heartbeat.unref();
-        if (options.telemetry && telemetry) pump = new TelemetryPump(telemetry, options.telemetry, options.instanceId, options.telemetryIntervalMs ?? 1000, logger);
+        if (options.telemetry && telemetry) pump = new TelemetryPump(telemetry, options.telemetry, options.instanceId, options.telemetryIntervalMs ?? 1000, logger, deleted);
       });
       stream.on('data', (message: ReceivedSyncResponse) => {
         queue = queue.then(async () => {
@@ -333,12 +333,14 @@ class TelemetryPump {
   readonly #instanceId: string;
   readonly #logger: Logger;
   readonly #timer: NodeJS.Timeout;
+  readonly #onDeleted: (reason: string) => void;
   #stream: Duplex<Partial<TelemetryBatchMessage>, TelemetryAckMessage> | undefined;
   #inFlight: number | undefined;
   #stopped = false;
 
-  constructor(client: TelemetryClient, source: TelemetrySource, instanceId: string, intervalMs: number, logger: Logger) {
+  constructor(client: TelemetryClient, source: TelemetrySource, instanceId: string, intervalMs: number, logger: Logger, onDeleted: (reason: string) => void) {
     this.#client = client;
+    this.#onDeleted = onDeleted;
     this.#source = source;
     this.#instanceId = instanceId;
     this.#logger = logger;
@@ -371,7 +373,11 @@ class TelemetryPump {
       }
       if (!this.#stopped) this.#logger.warn({ reason }, 'the telemetry stream ended; batches stay buffered');
     };
-    stream.on('error', (error: ServiceError) => broken(describeError(error)));
+    stream.on('error', (error: ServiceError) => {
+      // The control plane ends a deleted gateway's telemetry too, and may notice the deletion there first.
+      if (isDeleted(error)) this.#onDeleted(describeError(error));
+      broken(describeError(error));
+    });
     stream.on('status', () => broken('ended by the control plane'));
     return stream;
   }
