@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseRaw, rawRequest, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream, expectProblem } from './helpers.ts';
+import { parseRaw, rawRequest, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream, expectProblem, waitForLine } from './helpers.ts';
 
 /** A loopback port nothing listens on: bound once, then closed. */
 async function deadPort(): Promise<number> {
@@ -338,5 +338,39 @@ describe('proxying to upstreams on a running gateway', () => {
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { url: string }).url, '/pre/kept/v1/echo?x=y');
     assert.equal(upstream.requests.at(-1)!.headers['x-forwarded-prefix'], undefined);
+  });
+});
+
+describe('a standalone gateway with server.egress: public', () => {
+  let upstream: Upstream;
+  let gw: GatewayProcess;
+  let connections = 0;
+
+  before(async () => {
+    upstream = await startUpstream();
+    upstream.server.on('connection', () => connections++);
+    const collection = (name: string, url: string, extra: Record<string, unknown> = {}) => ({
+      name, basePath: `/${name}`, upstream: url, project: 'payments', environment: 'PROD', authRequired: false,
+      endpoints: [{ method: 'GET', path: '/x', permission: `${name}:call` }], ...extra,
+    });
+    gw = await startGateway({
+      server: { egress: 'public' },
+      tokenExchange: TOKEN_EXCHANGE,
+      collections: [collection('literal', upstream.url), collection('named', `http://localhost:${upstream.port}`, { websocket: true })],
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await upstream?.close();
+  });
+
+  it('refuses loopback upstreams, by address or by a name resolving to loopback, HTTP and WebSocket alike', async () => {
+    await expectProblem(await fetch(`${gw.url}/literal/x`), 502, 'GH_ERR_UPSTREAM_EGRESS_DENIED');
+    await expectProblem(await fetch(`${gw.url}/named/x`), 502, 'GH_ERR_UPSTREAM_EGRESS_DENIED');
+    const upgrade = parseRaw(await rawRequest(gw.port, `GET /named/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`));
+    assert.equal(upgrade.status, 502);
+    assert.equal(upgrade.json?.code, 'GH_ERR_UPSTREAM_EGRESS_DENIED');
+    assert.equal(connections, 0, 'the upstream saw a connection');
+    await waitForLine(gw, /"collection":"named".*"msg":"upstream connection refused by the egress policy"/, 0);
   });
 });

@@ -47,12 +47,13 @@ Ctrl-C stops.
 
 /** The demo upstream alone, trusting the control plane's cloud gateway: for the control-plane quickstart. */
 export const demoUpstream: Command = {
-  summary: "run the demo upstream on :9000, trusting JWTs of the cloud gateway on :8080 (the quickstart's backend)",
-  usage: '[--port 9000] [--gateway http://127.0.0.1:8080] [--audience gatehouse-upstreams]',
+  summary: "run the demo upstream on :9000, trusting JWTs the cloud gateway on :8080 minted for default/DEV (the quickstart's backend)",
+  usage: '[--port 9000] [--gateway http://127.0.0.1:8080] [--issuer http://127.0.0.1:8080/default/dev] [--audience gatehouse-upstreams]\n\n--issuer: the `iss` tokens must carry: the workspace environment whose collections may call this backend\n(default: the gateway URL + /default/dev).',
   async run(args) {
     const { values } = parse('demo upstream', args, {
       port: { type: 'string', default: '9000' },
       gateway: { type: 'string', default: 'http://127.0.0.1:8080' },
+      issuer: { type: 'string' },
       audience: { type: 'string', default: 'gatehouse-upstreams' },
     });
     const port = portOption('demo upstream', 'port', values.port)!;
@@ -62,8 +63,10 @@ export const demoUpstream: Command = {
     } catch {
       throw new UsageError(`demo upstream: --gateway must be a URL such as http://127.0.0.1:8080, got "${values.gateway}"`);
     }
-    const { server } = await startDemoUpstream({ host: '127.0.0.1', port, jwksUrl: new URL('/.well-known/jwks.json', gateway).href, issuer: gateway.origin, audience: values.audience });
-    console.error(`Demo upstream on http://127.0.0.1:${port}: it answers only requests carrying a JWT minted by ${gateway.origin} (JWKS ${gateway.origin}/.well-known/jwks.json). Ctrl-C stops.`);
+    // Every workspace environment is its own issuer: checking it is what keeps another tenant's tokens out.
+    const issuer = values.issuer ?? `${gateway.origin}/default/dev`;
+    const { server } = await startDemoUpstream({ host: '127.0.0.1', port, jwksUrl: new URL('/.well-known/jwks.json', gateway).href, issuer, audience: values.audience });
+    console.error(`Demo upstream on http://127.0.0.1:${port}: it answers only requests carrying a JWT with issuer ${issuer}, signed by a key of ${gateway.origin}/.well-known/jwks.json. Ctrl-C stops.`);
     await waitForSignal();
     await new Promise<void>((r) => server.close(() => r()));
     return 0;

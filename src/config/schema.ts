@@ -282,6 +282,11 @@ export const ServerSchema = z.strictObject({
   signingKeysFile: z.string().optional(),
   /** Rotate the signing key this often; the old public key stays in the JWKS until its tokens have expired. */
   signingKeyRotation: DurationSchema.optional(),
+  /**
+   * Which addresses upstream connections may reach: `any` (default), or `public` to refuse loopback, private,
+   * link-local and other non-public addresses, checked at connect time (every address a host name resolves to).
+   */
+  egress: z.enum(['any', 'public']).default('any'),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   /** Watch the config file and reload on change (SIGHUP always reloads). */
   watch: z.boolean().default(true),

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ServerSchema, TokenExchangeSchema, type TokenExchange } from '../config/schema.ts';
 import type { ControlPlaneEndpoints } from '../config/edge.ts';
+import { EgressPolicy, type EgressMode } from '../gateway/http/egress.ts';
 import { createAdminServer } from './api/server.ts';
 import { buildOpenApi } from './api/openapi.ts';
 import type { ControlContext } from './api/operation.ts';
@@ -53,8 +54,17 @@ export interface ControlPlaneOptions {
    * the bootstrap endpoint, by proof of possession of its key). Default 30 days.
    */
   gatewayReenrollWindowMs?: number;
-  /** Token exchange of the cloud gateway; issuer defaults to the cloud gateway's URL. */
+  /**
+   * Token exchange of every workspace environment. `issuer` is the base of each environment's own issuer,
+   * `<issuer>/<workspace>/<environment in lower case>` (`tenantIssuer`); default: the cloud gateway's bound URL.
+   */
   tokenExchange?: Partial<Pick<TokenExchange, 'issuer' | 'audience' | 'ttl' | 'algorithm'>>;
+  /**
+   * Which addresses the cloud gateway's upstream connections may reach. Link-local addresses (cloud metadata) and
+   * the control plane's own ports on this machine are refused always; `public` also refuses loopback and private
+   * addresses — use it when tenants you do not fully trust write collections. Default `any`.
+   */
+  cloudEgress?: EgressMode;
   /** Alerts: the webhook they are POSTed to, thresholds, evaluation interval (see `startAlerting`). */
   alerts?: Pick<AlertingOptions, 'webhookUrl' | 'authFailureThreshold' | 'offlineAfterMs' | 'intervalMs'>;
   /** How often the cloud gateway's own telemetry is stored. Default 10 s. */
@@ -93,15 +103,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let cloudTelemetry: CloudTelemetry | undefined;
   try {
     const gatewayPort = options.gatewayPort ?? 8080;
-    const tokenExchange = TokenExchangeSchema.parse({
-      issuer: options.tokenExchange?.issuer ?? `http://${host}:${gatewayPort === 0 ? 'cloud' : gatewayPort}`,
+    // Every scope's issuer is its workspace environment's own (the publisher sets it).
+    const tokenExchange = TokenExchangeSchema.omit({ issuer: true }).parse({
       audience: options.tokenExchange?.audience ?? 'gatehouse-upstreams',
       ...(options.tokenExchange?.ttl ? { ttl: options.tokenExchange.ttl / 1000 } : {}),
       ...(options.tokenExchange?.algorithm ? { algorithm: options.tokenExchange.algorithm } : {}),
     });
     const server = ServerSchema.parse({ signingKeysFile: join(dataDir, 'signing-keys.json'), listen: { host, port: gatewayPort }, ops: { host, port: options.opsPort ?? 9090 } });
-    cloud = await CloudGateway.create({ logger, server, tokenExchange });
-    const publisher = new Publisher({ store, cloud, logger, tokenExchange, now });
+    // No tenant's upstream may reach the control plane's own listeners; ports bound as 0 are added once known.
+    const controlPorts = new Set([options.adminPort ?? 8081, gatewayPort, options.opsPort ?? 9090, options.bootstrapPort ?? 8443, options.syncPort ?? 8444].filter((p) => p > 0));
+    const egress = new EgressPolicy({ mode: options.cloudEgress ?? 'any', denyLinkLocal: true, localPorts: controlPorts });
+    cloud = await CloudGateway.create({ logger, server, signing: tokenExchange, egress });
+    // The cloud gateway listens before the first compile: every tenant's issuer names its bound address.
+    const listening = await cloud.instance.listen({ port: gatewayPort, host, ops: options.opsPort !== -1, opsPort: options.opsPort ?? 9090, opsHost: host });
+    const cloudUrl = `http://${formatHost(listening.api)}`;
+    const publisher = new Publisher({ store, cloud, logger, tokenExchange, issuerBase: options.tokenExchange?.issuer ?? cloudUrl, now });
 
     const bootstrap = await bootstrapInstallation(store, now());
     await publisher.publishAll();
@@ -138,8 +154,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const sync = syncServer;
     streams.add((gatewayId) => void sync.disconnectGateway(gatewayId));
 
-    const listening = await cloud.instance.listen({ port: gatewayPort, host, ops: options.opsPort !== -1, opsPort: options.opsPort ?? 9090, opsHost: host });
-    const cloudUrl = `http://${formatHost(listening.api)}`;
     const plane: ControlContext = {
       edge: {
         caPin: ca.pin,
@@ -166,6 +180,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       admin!.once('error', fail);
       admin!.listen(options.adminPort ?? 8081, host, () => ok(admin!.address() as AddressInfo));
     });
+    for (const port of [listening.api.port, listening.ops?.port, bootstrapAddress.port, sync.port, adminAddress.port]) if (port) controlPorts.add(port);
     logger.info({ admin: formatHost(adminAddress), gateway: formatHost(listening.api), bootstrap: endpoints.bootstrap, sync: endpoints.sync, store: store.kind }, 'control plane listening');
     const adminServer = admin;
     const bootstrapHttps = bootstrapServer;

@@ -21,7 +21,10 @@ export interface PublisherOptions {
   store: Store;
   cloud: CloudGateway;
   logger: Logger;
-  tokenExchange: TokenExchange;
+  /** Token-exchange settings of every scope but the issuer, which is each workspace environment's own. */
+  tokenExchange: Omit<TokenExchange, 'issuer'>;
+  /** The cloud gateway's base URL, which every environment's issuer starts with (see `tenantIssuer`). */
+  issuerBase: string;
   now?: () => number;
 }
 
@@ -87,7 +90,7 @@ export class Publisher {
     if (state) {
       const edgeGateways: Record<string, string[]> = {};
       for (const g of await store.listGateways(workspaceId)) (edgeGateways[g.environment] ??= []).push(g.name);
-      const scopes = compileWorkspace(state, { tokenExchange: this.#options.tokenExchange, now, edgeGateways });
+      const scopes = compileWorkspace(state, { tokenExchange: this.#options.tokenExchange, issuerBase: this.#options.issuerBase, now, edgeGateways });
       for (const [scope, snapshot] of scopes) {
         const record = await recordSnapshot(store, scope, snapshot, now);
         const versioned = { ...snapshot, version: record.version };

@@ -14,6 +14,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.ts';
 import type { ServerSettings, Snapshot, TokenExchange } from '../config/schema.ts';
+import { EgressPolicy } from './http/egress.ts';
 import { GatewayServer } from './http/server.ts';
 import { UpstreamPools } from './http/upstream-pools.ts';
 import { createAccessLog } from './observability/access-log.ts';
@@ -43,6 +44,11 @@ export interface GatewayInstanceOptions {
   baseDir?: string;
   /** Metrics to record into, e.g. a registry the caller serves itself; the caller then closes them. Default: the instance's own. */
   metrics?: GatewayMetrics;
+  /**
+   * Where upstream connections may go, overriding `server.egress` (the control plane's cloud gateway passes a
+   * policy that also refuses link-local addresses and its own ports). Default: made from `server.egress`.
+   */
+  egress?: EgressPolicy;
 }
 
 /**
@@ -115,7 +121,8 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
   const { logger, server: settings } = options;
   const path = (p: string) => resolve(options.baseDir ?? '.', p);
   const metrics = options.metrics ?? new GatewayMetrics();
-  const pools = new UpstreamPools();
+  const egress = options.egress ?? new EgressPolicy({ mode: settings.egress });
+  const pools = new UpstreamPools(egress);
   const rateLimitStore: RateLimitStore = createMemoryStore();
   let keys: SigningKeyStore | undefined;
   const release = async () => {
@@ -142,6 +149,8 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
     server = new GatewayServer({
       accessLog: createAccessLog(logger),
       onError: (err, reqId) => logger.error({ err, reqId }, 'request failed inside the gateway'),
+      onEgressDenied: (err, collection, reqId) =>
+        logger.warn({ reqId, collection: collection.name, basePath: collection.basePath, upstream: collection.upstream.origin, reason: err.message }, 'upstream connection refused by the egress policy'),
       metrics,
       jwks: () => store.jwks(),
       trustedProxies: settings.trustedProxies,

@@ -5,12 +5,12 @@ import { type CollectionSpec, CollectionInputSchema, type DeploymentTarget } fro
 import { type Snapshot, TokenExchangeSchema } from '../../config/schema.ts';
 import { canonicalJson, snapshotHash } from '../../config/snapshot-encoding.ts';
 import type { ClientRecord, CollectionRecord, CollectionVersionRecord, KeyRecord, RoleRecord } from '../store/store.ts';
-import { cloudBasePath, type CompileOptions, compileWorkspace, snapshotScope, type WorkspaceState } from './compile.ts';
+import { cloudBasePath, type CompileOptions, compileWorkspace, snapshotScope, tenantIssuer, type WorkspaceState } from './compile.ts';
 
 const WS = 'wsp_acme0000000000000001';
 const T0 = '2026-01-01T00:00:00.000Z';
 const NOW = Date.parse('2026-06-01T00:00:00.000Z');
-const options: CompileOptions = { tokenExchange: TokenExchangeSchema.parse({ issuer: 'https://gatehouse', audience: 'api' }), now: NOW };
+const options: CompileOptions = { tokenExchange: TokenExchangeSchema.omit({ issuer: true }).parse({ audience: 'api' }), issuerBase: 'https://gatehouse', now: NOW };
 const cloud: DeploymentTarget = { type: 'cloud' };
 
 function spec(name: string, more: Record<string, unknown> = {}): CollectionSpec {
@@ -137,6 +137,16 @@ describe('compiling a workspace into snapshots', () => {
     const snapshots = compileWorkspace(state, options);
     assert.deepEqual(only(snapshots, 'PROD').collections.map((c) => c.name), ['local']);
     assert.equal(snapshots.has(snapshotScope(WS, 'PROD', { type: 'edge', gateway: 'eu-1' })), false);
+  });
+
+  it('gives each workspace environment its own token issuer, the same on its cloud and edge scopes', () => {
+    const state = workspace();
+    addCollection(state, 'col_local00000000000001', 'PROD', spec('local'), spec('local', { target: { type: 'edge', gateway: 'eu-1' } }));
+    const snapshots = compileWorkspace(state, { ...options, issuerBase: 'https://gatehouse/' });
+    assert.equal(only(snapshots, 'PROD').tokenExchange.issuer, 'https://gatehouse/acme/prod');
+    assert.equal(only(snapshots, 'PROD', { type: 'edge', gateway: 'eu-1' }).tokenExchange.issuer, 'https://gatehouse/acme/prod');
+    assert.equal(only(snapshots, 'DEV').tokenExchange.issuer, 'https://gatehouse/acme/dev');
+    assert.equal(tenantIssuer('http://127.0.0.1:8080', 'default', 'DEV'), 'http://127.0.0.1:8080/default/dev');
   });
 
   it('gives a registered edge gateway a scope before any collection targets it, with the clients of its environment', () => {

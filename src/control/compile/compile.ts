@@ -35,8 +35,13 @@ export interface WorkspaceState {
 }
 
 export interface CompileOptions {
-  /** Token-exchange settings of every scope, as parsed by `TokenExchangeSchema` (ttl in milliseconds). */
-  tokenExchange: TokenExchange;
+  /**
+   * Token-exchange settings of every scope, as parsed by `TokenExchangeSchema` (ttl in milliseconds), but the
+   * issuer: each workspace environment has its own (`tenantIssuer`).
+   */
+  tokenExchange: Omit<TokenExchange, 'issuer'>;
+  /** The cloud gateway's base URL (`http://127.0.0.1:8080`), which every environment's issuer starts with. */
+  issuerBase: string;
   /** Legacy-client headers, as parsed by `LegacyAuthSchema`. Default: `x-api-key` and `x-api-email`. */
   legacyAuth?: Snapshot['legacyAuth'];
   /** Default rate limits of every collection, as parsed by `RateLimitPoliciesSchema`. Default: none. */
@@ -62,6 +67,17 @@ export function snapshotScope(workspaceId: string, environment: string, target: 
 export function cloudBasePath(workspaceName: string, environment: string, basePath: string): string {
   const prefix = `/${workspaceName}/${environment.toLowerCase()}`;
   return basePath === '/' ? prefix : `${prefix}${basePath}`;
+}
+
+/**
+ * The issuer (`iss`) of the tokens minted for a workspace environment: the cloud gateway's base URL and the
+ * environment's cloud prefix, `http://127.0.0.1:8080/default/dev`. Tokens of one tenant of the multi-tenant cloud
+ * gateway are thus never valid for a backend of another tenant that checks `iss`, although they share the
+ * signing keys. The environment's edge gateways mint with the same issuer (under their own keys), so a backend
+ * checks the same `iss` wherever its collection is deployed.
+ */
+export function tenantIssuer(issuerBase: string, workspaceName: string, environment: string): string {
+  return `${issuerBase.replace(/\/+$/, '')}${cloudBasePath(workspaceName, environment, '/')}`;
 }
 
 /**
@@ -95,6 +111,7 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
     for (const gateway of options.edgeGateways?.[environment] ?? []) targets.set(gateway, { type: 'edge', gateway });
 
     const { clients, legacyClients } = compileClients(state.clients, environment, roleNames, keysByClient);
+    const tokenExchange: TokenExchange = { ...options.tokenExchange, issuer: tenantIssuer(options.issuerBase, workspace.name, environment) };
     for (const [name, target] of [...targets].sort(([a], [b]) => compareStrings(a, b))) {
       const scope = snapshotScope(workspace.id, environment, target);
       const collections = served
@@ -106,7 +123,7 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
         clients,
         legacyClients,
         legacyAuth,
-        tokenExchange: options.tokenExchange,
+        tokenExchange,
         rateLimits,
       });
       // Encoded first: parsed durations are milliseconds, and a number given to the schema means seconds.

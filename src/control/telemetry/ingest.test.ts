@@ -164,7 +164,7 @@ describe('the cloud gateway telemetry', () => {
     store = await openStore({ databaseUrl: ':memory:' });
     acme = await store.transaction((tx) => createWorkspace(tx, { name: 'acme', environments: ['DEV', 'PROD'], devEnvironment: 'DEV', projects: ['default'] }, T0));
     const tokenExchange = TokenExchangeSchema.parse({ issuer: 'https://gatehouse.test', audience: 'cloud-test' });
-    cloud = await CloudGateway.create({ logger: pino({ level: 'silent' }), server: ServerSchema.parse({}), tokenExchange });
+    cloud = await CloudGateway.create({ logger: pino({ level: 'silent' }), server: ServerSchema.parse({}) });
     gateway = cloud.instance;
     // Tenants as the cloud gateway serves them: each compiled on its own, under /<workspace>/<environment>, with
     // the collections' own names (equal across tenants).

@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { channels } from '../observability/channels.ts';
 import type { RequestContext } from '../policies/policy.ts';
-import { type ErrorCode, refusal, sendProblem } from './errors.ts';
+import { ERRORS, type ErrorCode, refusal, sendProblem } from './errors.ts';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and headers the gateway owns. */
 const REQUEST_STRIP = new Set([
@@ -16,6 +16,7 @@ const REQUEST_STRIP = new Set([
   'host', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix',
   'x-real-ip', 'x-request-id', 'x-gatehouse-client-id', 'x-gatehouse-request-id',
 ]);
+const EGRESS_DENIED = refusal('GH_ERR_UPSTREAM_EGRESS_DENIED');
 const RESPONSE_STRIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
 export interface ForwardInfo {
@@ -71,11 +72,20 @@ export function hasBody(headers: IncomingHttpHeaders): boolean {
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-/** Proxies the request; resolves when the exchange has ended either way. `onDone` receives the final status. */
-export function proxy(ctx: RequestContext, path: string, headers: Record<string, string | string[]>, onDone: (status: number, upstreamError?: ErrorCode) => void): void {
+/**
+ * Proxies the request; resolves when the exchange has ended either way. `onDone` receives the final status, and
+ * on an upstream failure its code and error.
+ */
+export function proxy(ctx: RequestContext, path: string, headers: Record<string, string | string[]>, onDone: (status: number, upstreamError?: ErrorCode, error?: Error) => void): void {
   const { req, collection } = ctx;
   const res = ctx.res!;
   const upstream = collection.upstream;
+  if (upstream.egressDenied !== undefined) {
+    // An IP literal the egress policy refuses: no connection is attempted.
+    if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: collection.name, code: EGRESS_DENIED.code, error: upstream.egressDenied, requestId: ctx.requestId });
+    sendProblem(res, EGRESS_DENIED, ctx.requestId);
+    return onDone(ERRORS[EGRESS_DENIED.code].status, EGRESS_DENIED.code, upstream.egressDenied);
+  }
   let controller: Dispatcher.DispatchController | undefined;
   let finished = false;
   const extraHeaders = ctx.responseHeaders;
@@ -119,7 +129,7 @@ export function proxy(ctx: RequestContext, path: string, headers: Record<string,
       if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: collection.name, code, error, requestId: ctx.requestId });
       if (res.headersSent) res.destroy();
       else if (!res.destroyed) sendProblem(res, refusal(code), ctx.requestId);
-      onDone(res.headersSent && res.statusCode < 500 ? res.statusCode : (code === 'GH_ERR_UPSTREAM_TIMEOUT' ? 504 : 502), code);
+      onDone(res.headersSent && res.statusCode < 500 ? res.statusCode : (code === 'GH_ERR_UPSTREAM_TIMEOUT' ? 504 : 502), code, error);
     },
   };
 
@@ -136,8 +146,11 @@ export function proxy(ctx: RequestContext, path: string, headers: Record<string,
   );
 }
 
-function classify(error: Error & { code?: string }): ErrorCode {
+/** The error code of an upstream failure (exported for WebSocket upgrades). */
+export function classify(error: Error & { code?: string }): ErrorCode {
   switch (error.code) {
+    case 'GH_ERR_UPSTREAM_EGRESS_DENIED':
+      return 'GH_ERR_UPSTREAM_EGRESS_DENIED';
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'ETIMEDOUT':

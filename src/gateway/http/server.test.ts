@@ -19,7 +19,7 @@ describe('the gateway listener', () => {
     const collection = {
       name: 'c', basePath: '/c', baseDepth: 1, host: undefined, project: 'p', environment: 'PROD', stripBasePath: true, websocket: false,
       authRequired: true, limits: {}, endpoints,
-      upstream: { origin: 'http://127.0.0.1:1', pathPrefix: '', pool: pools.get({ origin: 'http://127.0.0.1:1', connections: 1, connectTimeout: 1000 }), headersTimeout: 1000, bodyTimeout: 1000 },
+      upstream: { origin: 'http://127.0.0.1:1', pathPrefix: '', pool: pools.get({ origin: 'http://127.0.0.1:1', connections: 1, connectTimeout: 1000 }), headersTimeout: 1000, bodyTimeout: 1000, egressDenied: undefined },
       chain: [
         function brokenPolicy(): undefined {
           throw new Error('a bug in a policy');

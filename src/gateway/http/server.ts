@@ -15,7 +15,7 @@ import type { Policy, PolicyResult, RequestContext } from '../policies/policy.ts
 import type { CompiledCollection, CompiledEndpoint, RouteTable } from '../snapshot/compiled.ts';
 import { canonicalize } from './canonical-path.ts';
 import { ERRORS, type ErrorCode, type Refusal, refusal, sendProblem } from './errors.ts';
-import { type ForwardInfo, proxy, upstreamHeaders, upstreamPath } from './proxy.ts';
+import { classify, type ForwardInfo, proxy, upstreamHeaders, upstreamPath } from './proxy.ts';
 import { relativePath } from './router.ts';
 
 export interface GatewayServerOptions {
@@ -29,6 +29,8 @@ export interface GatewayServerOptions {
   /** CIDR ranges of proxies allowed to set X-Forwarded-For. */
   trustedProxies?: readonly string[];
   tls?: { cert: Buffer | string; key: Buffer | string };
+  /** An upstream connection the egress policy refused (`EgressDeniedError`), for the log: with its collection. */
+  onEgressDenied?: (error: Error, collection: CompiledCollection, requestId: string) => void;
 }
 
 const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
@@ -52,6 +54,7 @@ export class GatewayServer {
   #table: RouteTable | undefined;
   #accessLog: AccessLog | undefined;
   #onError: (error: unknown, requestId: string) => void;
+  #onEgressDenied: GatewayServerOptions['onEgressDenied'];
   #metrics: GatewayMetrics;
   #jwks: () => string;
   #trusted: BlockList | undefined;
@@ -62,6 +65,7 @@ export class GatewayServer {
   constructor(options: GatewayServerOptions) {
     this.#accessLog = options.accessLog;
     this.#onError = options.onError;
+    this.#onEgressDenied = options.onEgressDenied;
     this.#metrics = options.metrics;
     this.#jwks = options.jwks;
     this.#proto = options.tls ? 'https' : 'http';
@@ -189,7 +193,8 @@ export class GatewayServer {
     };
     const forward = () => {
       const info: ForwardInfo = { peerIp: ip.peerIp, trustedForwardedFor: ip.trustedForwardedFor, proto: this.#proto };
-      proxy(ctx, upstreamPath(ctx, routed.path, routed.query), upstreamHeaders(ctx, info), (status, upstreamError) => {
+      proxy(ctx, upstreamPath(ctx, routed.path, routed.query), upstreamHeaders(ctx, info), (status, upstreamError, error) => {
+        if (upstreamError === 'GH_ERR_UPSTREAM_EGRESS_DENIED') this.#onEgressDenied?.(error!, ctx.collection, requestId);
         this.#finish(ctx, method, status, start, upstreamError);
       });
     };
@@ -309,8 +314,10 @@ export class GatewayServer {
           this.#finish(ctx, 'GET', 101, start, undefined);
         })
         .catch((error: Error) => {
-          if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: routed.collection.name, code: 'GH_ERR_UPSTREAM_WEBSOCKET_REFUSED', error, requestId });
-          reject(refusal('GH_ERR_UPSTREAM_WEBSOCKET_REFUSED'), ctx);
+          const code = classify(error) === 'GH_ERR_UPSTREAM_EGRESS_DENIED' ? 'GH_ERR_UPSTREAM_EGRESS_DENIED' : 'GH_ERR_UPSTREAM_WEBSOCKET_REFUSED';
+          if (code === 'GH_ERR_UPSTREAM_EGRESS_DENIED') this.#onEgressDenied?.(error, routed.collection, requestId);
+          if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: routed.collection.name, code, error, requestId });
+          reject(refusal(code), ctx);
         });
     }, (r) => {
       publishAuthFailure(ctx, r.code);

@@ -102,7 +102,7 @@ function finishCompile(snapshot: Snapshot, deps: CompileDeps, keys: Map<string, 
     if (c.authRequired) {
       chain.push(auth, ip, authz);
       if (limits.key || limits.client || limits.org || clientLimits) {
-        chain.push(rateLimit({ store: deps.rateLimitStore, limits, collection: c.name }));
+        chain.push(rateLimit({ store: deps.rateLimitStore, limits, collection: c.name, route: `${c.host ?? '*'} ${c.basePath}` }));
       }
       chain.push(tokenExchange({ minter: deps.minter, environment: c.environment, project: c.project, onError: deps.onTokenError }));
     }
@@ -123,6 +123,7 @@ function finishCompile(snapshot: Snapshot, deps: CompileDeps, keys: Map<string, 
         pool: deps.pools.get({ origin: url.origin, connections: c.upstream.connections, connectTimeout: c.upstream.connectTimeout }),
         headersTimeout: c.upstream.headersTimeout,
         bodyTimeout: c.upstream.bodyTimeout,
+        egressDenied: deps.pools.literalRefusal(url),
       },
       limits,
       endpoints,

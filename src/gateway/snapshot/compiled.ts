@@ -2,6 +2,7 @@
 import type { BlockList } from 'node:net';
 import type { Pool } from 'undici';
 import type { RateLimit } from '../../config/schema.ts';
+import type { EgressDeniedError } from '../http/egress.ts';
 import type { Policy } from '../policies/policy.ts';
 import type { CollectionRouter, EndpointMatcher, RouteEndpoint } from '../http/router.ts';
 
@@ -12,6 +13,8 @@ export interface CompiledUpstream {
   readonly pool: Pool;
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
+  /** Set when the host is an IP literal the egress policy refuses: requests are refused without a connection attempt. */
+  readonly egressDenied: EgressDeniedError | undefined;
 }
 
 export interface CompiledCollection {

@@ -1,6 +1,7 @@
 /**
  * Rate limit per API key, per client and per org (customer), before traffic reaches the upstream. Limits come
- * from the client's overrides, else the collection's, else the snapshot defaults; counters are per collection.
+ * from the client's overrides, else the collection's, else the snapshot defaults; counters are per collection
+ * (its route: host and base path).
  * Every answer carries IETF RateLimit-Policy / RateLimit headers; a refusal is 429 with Retry-After.
  */
 import type { RateLimit } from '../../../config/schema.ts';
@@ -14,14 +15,21 @@ export interface RateLimitOptions {
   store: RateLimitStore;
   /** Collection-level limits (already merged with the snapshot defaults). */
   limits: { key?: RateLimit; client?: RateLimit; org?: RateLimit };
+  /** The collection's name (in events and metrics). */
   collection: string;
+  /**
+   * The collection's entry in the route table (host and base path), unique among every collection the gateway
+   * serves. Every counter is keyed by it: on the multi-tenant cloud gateway names and org ids are chosen by
+   * each tenant, and only the base path (under the tenant's prefix) tells two tenants' collections apart.
+   */
+  route: string;
 }
 
 export function rateLimit(options: RateLimitOptions): Policy {
-  const { store, limits, collection } = options;
-  const keyPrefix = `${collection}\u0000key\u0000`;
-  const clientPrefix = `${collection}\u0000client\u0000`;
-  const orgPrefix = `${collection}\u0000org\u0000`;
+  const { store, limits, collection, route } = options;
+  const keyPrefix = `${route}\u0000key\u0000`;
+  const clientPrefix = `${route}\u0000client\u0000`;
+  const orgPrefix = `${route}\u0000org\u0000`;
 
   return function rateLimitPolicy(ctx: RequestContext) {
     const principal = ctx.principal!;
