@@ -32,6 +32,7 @@ if (!available && process.env.CI) throw new Error(`PostgreSQL is not reachable a
 describe('control plane on PostgreSQL', { skip: available ? false : `PostgreSQL not reachable at ${BASE_URL} — skipped` }, () => {
   let cp: ControlProcess;
   let upstream: Upstream;
+  let firstToken = '';
   const url = `${BASE_URL}?options=${encodeURIComponent(`-c search_path=${SCHEMA}`)}`;
 
   before(async () => {
@@ -66,6 +67,7 @@ describe('control plane on PostgreSQL', { skip: available ? false : `PostgreSQL 
 
     // Restart on the same database: the state (and the tokens' hashes) survive; no second bootstrap token.
     const token = cp.token;
+    firstToken = token;
     await cp.stop();
     cp = await startControlPlane({ databaseUrl: url });
     assert.equal(cp.token, '', 'the admin token is printed only on the very first start');
@@ -73,5 +75,23 @@ describe('control plane on PostgreSQL', { skip: available ? false : `PostgreSQL 
     assert.equal(await call(regenerated.body.token), 200);
     assert.equal((await cp.api(token).delete('/workspaces/default/roles/orders')).status, 204);
     await eventually(async () => (await call(regenerated.body.token)) === 401, 1000, 'deleted role refused');
+  });
+
+  it("enforces a change made through one replica on another replica's cloud gateway within a second", async () => {
+    const replica = await startControlPlane({ databaseUrl: url });
+    try {
+      const admin = cp.api(firstToken);
+      const dev = '/workspaces/default/environments/DEV';
+      assert.equal((await admin.post(`${dev}/collections`, { name: 'replicated', basePath: '/replicated', upstream: upstream.url, project: 'default', endpoints: [{ method: 'GET', path: '/x', permission: 'r:read' }] })).status, 201);
+      assert.equal((await admin.post(`${dev}/collections/replicated/publish`)).status, 201);
+      await admin.post('/workspaces/default/roles', { name: 'replicated', permissions: ['r:read'] });
+      const created = await admin.post('/workspaces/default/clients', { name: 'r', role: 'replicated', environments: ['DEV'], projects: ['default'] });
+      const call = async () => (await fetch(`${replica.gatewayUrl}/default/dev/replicated/x`, { headers: { authorization: `Bearer ${created.body.token}` } })).status;
+      await eventually(async () => (await call()) === 200, 1000, 'the other replica serves the new client');
+      assert.equal((await admin.delete(`/workspaces/default/clients/${created.body.client.id}`)).status, 204);
+      await eventually(async () => (await call()) === 401, 1000, 'the other replica refuses the deleted client');
+    } finally {
+      await replica.stop();
+    }
   });
 });

@@ -100,6 +100,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let bootstrapServer: HttpsServer | undefined;
   let syncServer: SyncServer | undefined;
   let alerting: Alerting | undefined;
+  let stopRemoteChanges: (() => Promise<void>) | undefined;
   let cloudTelemetry: CloudTelemetry | undefined;
   try {
     const gatewayPort = options.gatewayPort ?? 8080;
@@ -120,6 +121,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const publisher = new Publisher({ store, cloud, logger, tokenExchange, issuerBase: options.tokenExchange?.issuer ?? cloudUrl, now });
 
     const bootstrap = await bootstrapInstallation(store, now());
+    // Replicas sharing PostgreSQL: a change made through another replica is compiled here too, for this
+    // replica's cloud gateway and the edge instances connected to it. (SQLite: one process, nothing to hear.)
+    const recompile = (workspaceId: string) =>
+      void (workspaceId === '*' ? publisher.publishAll() : publisher.changed(workspaceId)).catch((err: unknown) => logger.error({ err, workspace: workspaceId }, 'compiling a workspace changed by another replica failed'));
+    stopRemoteChanges = await store.onRemoteChange(recompile);
     await publisher.publishAll();
     if (!cloud.instance.ready()) await cloud.update(new Map()); // no workspace at all: serve an empty table, be ready
 
@@ -172,6 +178,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         // The write is committed; a failed compile must not turn the answer into an error. It is logged, and the
         // cloud gateway keeps serving the previous snapshot.
         await publisher.changed(workspaceId).catch((err: unknown) => logger.error({ err, workspace: workspaceId }, 'compiling the workspace failed'));
+        await store.notifyChange(workspaceId).catch((err: unknown) => logger.error({ err, workspace: workspaceId }, 'telling the other control-plane replicas failed'));
       },
     };
     const openapi = buildOpenApi(OPERATIONS, pkg.version);
@@ -186,6 +193,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const bootstrapHttps = bootstrapServer;
     const cloudGateway = cloud;
     const alerts = alerting;
+    const stopRemote = stopRemoteChanges;
     const cloudTraffic = cloudTelemetry;
     return {
       admin: adminAddress,
@@ -207,6 +215,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           bootstrapHttps.close(() => r());
           bootstrapHttps.closeIdleConnections();
         });
+        await stopRemote();
         await sync.close();
         await cloudGateway.instance.close({ drainMs: 2000 });
         await cloudTraffic.close(); // stores what the last requests left
