@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, parseGatewayFile } from './load.ts';
-import { grantsPermission } from './schema.ts';
+import { formatPath, grantsPermission, SnapshotSchema } from './schema.ts';
 
 const base = {
   tokenExchange: { issuer: 'https://gw', audience: 'api' },
@@ -104,5 +104,39 @@ describe('a role permission', () => {
     assert.equal(grantsPermission('*:read', 'invoices:read'), false);
     assert.equal(grantsPermission('invoices:*:read', 'invoices:x:read'), false);
     assert.equal(grantsPermission('invoices:*:read', 'invoices:*:read'), true);
+  });
+});
+
+describe("a snapshot's signing keys", () => {
+  const snapshot = { tokenExchange: { issuer: 'https://gw', audience: 'api' } };
+  const ed = { kty: 'OKP', crv: 'Ed25519', x: 'eA', d: 'ZA' } as const;
+  const ec = { kty: 'EC', crv: 'P-256', x: 'eA', y: 'eQ', d: 'ZA' } as const;
+  const issues = (signingKeys: unknown, algorithm = 'EdDSA') => {
+    const result = SnapshotSchema.safeParse({ ...snapshot, tokenExchange: { ...snapshot.tokenExchange, algorithm }, signingKeys });
+    return result.success ? [] : result.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
+  };
+
+  it('are optional, and accepted when the active key is listed with the token algorithm', () => {
+    assert.deepEqual(issues(undefined), []);
+    assert.deepEqual(issues({ active: 'k1', keys: [{ kid: 'k1', alg: 'EdDSA', privateJwk: ed }] }), []);
+    assert.deepEqual(issues({ active: 'k2', keys: [{ kid: 'k1', alg: 'EdDSA', privateJwk: ed }, { kid: 'k2', alg: 'ES256', privateJwk: ec }] }, 'ES256'), []);
+  });
+
+  it('must list the active key, with the algorithm of tokenExchange', () => {
+    assert.deepEqual(issues({ active: 'k9', keys: [{ kid: 'k1', alg: 'EdDSA', privateJwk: ed }] }), ['signingKeys.active: names no key of signingKeys.keys ("k9")']);
+    assert.deepEqual(issues({ active: 'k1', keys: [{ kid: 'k1', alg: 'EdDSA', privateJwk: ed }] }, 'ES256'), ['signingKeys.keys[0].alg: the active key is EdDSA, but tokenExchange.algorithm is ES256']);
+  });
+
+  it('refuses duplicate kids, keys that do not fit their algorithm, missing private parts and unknown members', () => {
+    assert.deepEqual(issues({ active: 'k1', keys: [{ kid: 'k1', alg: 'EdDSA', privateJwk: ed }, { kid: 'k1', alg: 'EdDSA', privateJwk: ed }] }), ['signingKeys.keys[1].kid: duplicate kid "k1"']);
+    assert.deepEqual(issues({ active: 'k1', keys: [{ kid: 'k1', alg: 'EdDSA', privateJwk: ec }] }), ['signingKeys.keys[0].privateJwk: is not an EdDSA key (expected kty OKP, crv Ed25519)']);
+    const { d: _d, ...publicOnly } = ed;
+    assert.equal(issues({ active: 'k1', keys: [{ kid: 'k1', alg: 'EdDSA', privateJwk: publicOnly }] })[0]?.startsWith('signingKeys.keys[0].privateJwk.d:'), true);
+    assert.match(issues({ active: 'k1', keys: [{ kid: 'k1', alg: 'EdDSA', privateJwk: { ...ed, p: 'x' } }] }).join('\n'), /^signingKeys\.keys\[0\]\.privateJwk: .*"p"/);
+    assert.match(issues({ active: 'k1', keys: [] }).join('\n'), /^signingKeys\.keys: /);
+  });
+
+  it('are not accepted in a gateway config file, which keeps its local key store', () => {
+    assert.match(errorOf({ ...base, signingKeys: { active: 'k1', keys: [{ kid: 'k1', alg: 'EdDSA', privateJwk: ed }] } }), /signingKeys/);
   });
 });

@@ -241,6 +241,30 @@ export const LegacyAuthSchema = z.strictObject({
   emailHeader: z.string().regex(/^[a-z0-9-]+$/, 'must be a lower-case header name').default('x-api-email'),
 });
 
+/** A token-signing key's private JWK (Ed25519 or P-256): its `d` is the private part. */
+export const PrivateSigningJwkSchema = z.strictObject({
+  kty: z.enum(['OKP', 'EC']),
+  crv: z.enum(['Ed25519', 'P-256']),
+  x: z.string().min(1),
+  y: z.string().min(1).optional(),
+  d: z.string().min(1),
+});
+
+/**
+ * Token-signing keys distributed by the control plane, the same to every gateway of a workspace environment (the
+ * cloud gateway and each replica of its edge gateways): `active` signs, every listed key is published in the JWKS.
+ * A list, so that a rotation can keep an old key published until its tokens have expired. Each `kid` is the
+ * RFC 7638 thumbprint of the public key (checked by the gateway when it imports the keys).
+ */
+export const SigningKeysSchema = z.strictObject({
+  active: z.string().min(1),
+  keys: z
+    .array(z.strictObject({ kid: z.string().min(1).max(128), alg: z.enum(['EdDSA', 'ES256']), privateJwk: PrivateSigningJwkSchema }))
+    .min(1)
+    .max(16),
+});
+export type SigningKeys = z.output<typeof SigningKeysSchema>;
+
 const SnapshotShape = z.strictObject({
     /** Opaque version of this snapshot (the control plane sets a monotonically increasing number). */
     version: z.union([z.int().nonnegative(), z.string().max(128)]).optional(),
@@ -252,10 +276,15 @@ const SnapshotShape = z.strictObject({
     tokenExchange: TokenExchangeSchema,
     /** Defaults for every collection; a collection's own `rateLimits` and a client's override these. */
     rateLimits: RateLimitPoliciesSchema.default({}),
+    /**
+     * Token-signing keys set by the control plane. Absent (standalone config files): the gateway signs with its
+     * own local key store (`server.signingKeysFile`).
+     */
+    signingKeys: SigningKeysSchema.optional(),
 });
 
 /** What a gateway serves. The control plane compiles this same shape. */
-export const SnapshotSchema = SnapshotShape.superRefine(checkReferences);
+export const SnapshotSchema = SnapshotShape.superRefine(checkReferences).superRefine(checkSigningKeys);
 export type Snapshot = z.output<typeof SnapshotSchema>;
 export type SnapshotInput = z.input<typeof SnapshotSchema>;
 
@@ -294,7 +323,7 @@ export const ServerSchema = z.strictObject({
 export type ServerSettings = z.output<typeof ServerSchema>;
 
 /** The declarative gateway config file: the snapshot's fields plus local `server` settings and `clientsFile`. */
-export const GatewayFileSchema = SnapshotShape.extend({
+export const GatewayFileSchema = SnapshotShape.omit({ signingKeys: true }).extend({
   server: ServerSchema.default(() => ServerSchema.parse({})),
   /**
    * An NDJSON file of more API clients, one `clients[]` entry per line, for client sets too large for the config
@@ -372,6 +401,26 @@ function checkReferences(value: { collections: Collection[]; roles: Role[]; clie
     if (hashes.has(c.keyHash)) issue(['legacyClients', i, 'keyHash'], 'this key hash is already used by another key');
     hashes.add(c.keyHash);
   });
+}
+
+/**
+ * The distributed signing keys must be usable as they are: the active key is listed and has the token exchange's
+ * algorithm, kids are unique, and each key's type fits its algorithm. Messages never quote key material.
+ */
+function checkSigningKeys(value: { tokenExchange: TokenExchange; signingKeys?: SigningKeys | undefined }, ctx: z.core.$RefinementCtx<{ tokenExchange: TokenExchange; signingKeys?: SigningKeys | undefined }>): void {
+  const keys = value.signingKeys;
+  if (keys === undefined) return;
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path: ['signingKeys', ...path], message });
+  const kids = new Set<string>();
+  keys.keys.forEach((k, i) => {
+    if (kids.has(k.kid)) issue(['keys', i, 'kid'], `duplicate kid "${k.kid}"`);
+    kids.add(k.kid);
+    const [kty, crv] = k.alg === 'EdDSA' ? ['OKP', 'Ed25519'] : ['EC', 'P-256'];
+    if (k.privateJwk.kty !== kty || k.privateJwk.crv !== crv || (kty === 'EC') !== (k.privateJwk.y !== undefined)) issue(['keys', i, 'privateJwk'], `is not an ${k.alg} key (expected kty ${kty}, crv ${crv})`);
+  });
+  const active = keys.keys.find((k) => k.kid === keys.active);
+  if (active === undefined) issue(['active'], `names no key of signingKeys.keys ("${keys.active}")`);
+  else if (active.alg !== value.tokenExchange.algorithm) issue(['keys', keys.keys.indexOf(active), 'alg'], `the active key is ${active.alg}, but tokenExchange.algorithm is ${value.tokenExchange.algorithm}`);
 }
 
 /** Formats zod issues as `where: what` lines, e.g. `snapshot.clients[3].role: unknown role "x"`. */

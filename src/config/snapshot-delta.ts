@@ -17,6 +17,7 @@ import {
   RateLimitPoliciesSchema,
   RoleSchema,
   type Snapshot,
+  SigningKeysSchema,
   SnapshotSchema,
   TokenExchangeSchema,
 } from './schema.ts';
@@ -59,6 +60,8 @@ export const SnapshotDeltaSchema = z.strictObject({
   tokenExchange: TokenExchangeSchema.optional(),
   legacyAuth: LegacyAuthSchema.optional(),
   rateLimits: RateLimitPoliciesSchema.optional(),
+  /** Present only when changed. Keys are never removed by a delta: the control plane always sends them. */
+  signingKeys: SigningKeysSchema.optional(),
 });
 export type SnapshotDelta = z.output<typeof SnapshotDeltaSchema>;
 export type SnapshotDeltaInput = z.input<typeof SnapshotDeltaSchema>;
@@ -92,6 +95,10 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot): SnapshotDelta {
   if (canonicalJson(prev.tokenExchange) !== canonicalJson(next.tokenExchange)) delta.tokenExchange = structuredClone(next.tokenExchange);
   if (canonicalJson(prev.legacyAuth) !== canonicalJson(next.legacyAuth)) delta.legacyAuth = structuredClone(next.legacyAuth);
   if (canonicalJson(prev.rateLimits) !== canonicalJson(next.rateLimits)) delta.rateLimits = structuredClone(next.rateLimits);
+  if (canonicalJson(prev.signingKeys) !== canonicalJson(next.signingKeys)) {
+    if (next.signingKeys === undefined) throw new TypeError('diffSnapshots cannot express removed signing keys: send a full snapshot');
+    delta.signingKeys = structuredClone(next.signingKeys);
+  }
   return delta;
 }
 
@@ -102,7 +109,8 @@ export function isEmptyDelta(delta: SnapshotDelta): boolean {
     sections.every((s) => s.upsert.length === 0 && s.remove.length === 0) &&
     delta.tokenExchange === undefined &&
     delta.legacyAuth === undefined &&
-    delta.rateLimits === undefined
+    delta.rateLimits === undefined &&
+    delta.signingKeys === undefined
   );
 }
 
@@ -127,6 +135,7 @@ export function applyDelta(prev: Snapshot, delta: SnapshotDelta): Snapshot {
     tokenExchange: delta.tokenExchange ?? prev.tokenExchange,
     legacyAuth: delta.legacyAuth ?? prev.legacyAuth,
     rateLimits: delta.rateLimits ?? prev.rateLimits,
+    ...((delta.signingKeys ?? prev.signingKeys) && { signingKeys: delta.signingKeys ?? prev.signingKeys }),
   });
   // Parsing builds fresh objects, so the result shares nothing with `prev` or `delta`.
   const result = SnapshotSchema.safeParse(encodeSnapshot(next));

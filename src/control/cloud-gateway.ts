@@ -4,8 +4,11 @@
  * snapshot, compiled on its own — its own key index, roles, policy chains and token minter — and only the routers
  * are merged, under each tenant's `/<workspace>/<environment>` prefix. So a key of one workspace can never
  * authenticate on another workspace's collection, whatever the roles say: the collection's chain only knows its
- * tenant's keys. Tokens are signed with one key store, so each tenant's minter stamps its tenant's own issuer
- * (`iss`): a token minted for one tenant does not pass the issuer check of another tenant's backend.
+ * tenant's keys. Each tenant's minter stamps its tenant's own issuer (`iss`) and signs with its tenant's keys
+ * (`signingKeys` of its snapshot, owned by the control plane and shared with the environment's edge gateways):
+ * a token minted for one tenant does not pass the issuer or signature check of another tenant's backend.
+ * `/.well-known/jwks.json` serves every tenant's public keys (and the local store's, which signs for a tenant
+ * snapshot without keys); `<prefix>/.well-known/jwks.json` — that is `${iss}/.well-known/jwks.json` — one tenant's.
  */
 import type { Logger } from 'pino';
 import { type ServerSettings, type Snapshot, type TokenExchange, TokenExchangeSchema } from '../config/schema.ts';
@@ -14,7 +17,8 @@ import { CollectionRouter } from '../gateway/http/router.ts';
 import { createGatewayInstance, type GatewayInstance } from '../gateway/instance.ts';
 import type { CompiledCollection, KeyEntry, RouteTable } from '../gateway/snapshot/compiled.ts';
 import { startCompile, type SnapshotCompilation } from '../gateway/snapshot/compile.ts';
-import type { SigningKeyStore } from '../gateway/tokens/keystore.ts';
+import { canonicalJson } from '../config/snapshot-encoding.ts';
+import { openDistributedKeyStore, type SigningKeyStore } from '../gateway/tokens/keystore.ts';
 import { createMinter } from '../gateway/tokens/minter.ts';
 
 export interface CloudGatewayOptions {
@@ -35,17 +39,24 @@ export class CloudGateway {
   /** The merged table's token settings: they configure the key store; the instance's own minter mints nothing. */
   readonly #tokenExchange: TokenExchange;
   readonly #tenants = new Map<string, Snapshot>();
+  readonly #jwks: TenantJwks;
+  /** Distributed key stores by the canonical JSON of their keys, reused while a tenant's keys do not change. */
+  #stores = new Map<string, SigningKeyStore>();
   #generation = 0;
+  #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(instance: GatewayInstance, tokenExchange: TokenExchange) {
+  private constructor(instance: GatewayInstance, tokenExchange: TokenExchange, jwks: TenantJwks) {
     this.instance = instance;
     this.#tokenExchange = tokenExchange;
+    this.#jwks = jwks;
   }
 
   static async create(options: CloudGatewayOptions): Promise<CloudGateway> {
     const tokenExchange: TokenExchange = { ...TokenExchangeSchema.parse({ issuer: 'urn:gatehouse:cloud-gateway', audience: 'urn:gatehouse:cloud-gateway' }), ...options.signing };
-    const instance = await createGatewayInstance({ logger: options.logger, server: options.server, tokenExchange, egress: options.egress, baseDir: options.baseDir });
-    return new CloudGateway(instance, tokenExchange);
+    const jwks = new TenantJwks();
+    const instance = await createGatewayInstance({ logger: options.logger, server: options.server, tokenExchange, egress: options.egress, baseDir: options.baseDir, jwks: (prefix) => jwks.body(prefix) });
+    jwks.local = instance.keys;
+    return new CloudGateway(instance, tokenExchange, jwks);
   }
 
   /** Sets (or with `undefined`, removes) tenants' snapshots and applies the result; resolves once it serves them. */
@@ -54,20 +65,88 @@ export class CloudGateway {
       if (snapshot) this.#tenants.set(scope, snapshot);
       else this.#tenants.delete(scope);
     }
+    // One at a time: the JWKS published around an application must be that application's.
+    const run = this.#queue.then(() => this.#apply());
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #apply(): Promise<{ applied: boolean; error?: string }> {
     const tenants = [...this.#tenants.values()];
     const version = `cloud-${++this.#generation}`;
-    const keys = this.instance.keys;
-    const result = await this.instance.apply(async () => mergedCompilation(version, tenants, this.#tokenExchange, keys), { source: 'cloud gateway', log: false });
+    // The cloud snapshot carries no keys of its own: the instance's keys are the local store.
+    const local = this.instance.keys;
+    const before = this.#jwks.tenants;
+    let after: Map<string, SigningKeyStore> | undefined;
+    const result = await this.instance.apply(
+      async () => {
+        const stores = new Map<string, SigningKeyStore>();
+        const tenantKeys: SigningKeyStore[] = [];
+        after = new Map();
+        for (const t of tenants) {
+          let store = local;
+          if (t.signingKeys !== undefined) {
+            const source = canonicalJson(t.signingKeys);
+            store = stores.get(source) ?? this.#stores.get(source) ?? (await openDistributedKeyStore(t.signingKeys));
+            stores.set(source, store);
+          }
+          tenantKeys.push(store);
+          const prefix = issuerPrefix(t.tokenExchange.issuer);
+          if (prefix !== undefined) after.set(prefix, store);
+        }
+        this.#stores = stores;
+        // New keys are published before the table that signs with them is in force (old ones stay until after).
+        this.#jwks.set(new Map([...before, ...after]));
+        return mergedCompilation(version, tenants, tenantKeys, this.#tokenExchange);
+      },
+      { source: 'cloud gateway', log: false },
+    );
+    this.#jwks.set(result.applied && after !== undefined ? after : before);
     return { applied: result.applied, error: result.error };
   }
 }
 
 /**
+ * The JWKS bodies the cloud gateway serves: per tenant prefix (`/<workspace>/<environment>`), and the union of
+ * every tenant's and the local store's keys at `/.well-known/jwks.json`, computed once per change.
+ */
+class TenantJwks {
+  local: SigningKeyStore | undefined;
+  tenants = new Map<string, SigningKeyStore>();
+  #union: { local: string; body: string } | undefined;
+
+  set(tenants: Map<string, SigningKeyStore>): void {
+    this.tenants = tenants;
+    this.#union = undefined;
+  }
+
+  body(prefix: string): string | undefined {
+    if (prefix !== '') return this.tenants.get(prefix)?.jwks();
+    const local = this.local?.jwks() ?? '{"keys":[]}';
+    if (this.#union?.local !== local) {
+      const keys = new Map<string, unknown>();
+      for (const text of [local, ...new Set([...this.tenants.values()].map((s) => s.jwks()))]) {
+        for (const k of (JSON.parse(text) as { keys: { kid: string }[] }).keys) keys.set(k.kid, k);
+      }
+      this.#union = { local, body: JSON.stringify({ keys: [...keys.values()] }) };
+    }
+    return this.#union.body;
+  }
+}
+
+/** `/<workspace>/<environment>` of a tenant issuer (`tenantIssuer`): its last two path segments. */
+function issuerPrefix(issuer: string): string | undefined {
+  if (!URL.canParse(issuer)) return undefined;
+  const segments = new URL(issuer).pathname.split('/').filter(Boolean);
+  return segments.length < 2 ? undefined : `/${segments.slice(-2).join('/')}`;
+}
+
+/**
  * A compilation whose table is the union of every tenant's separately compiled table. Each tenant's chains get a
- * minter of their own, made with the tenant's token settings (its issuer above all) over the shared key store,
+ * minter of their own, made with the tenant's token settings (its issuer above all) over the tenant's keys,
  * and made anew at every compilation: no cached token outlives an applied change.
  */
-function mergedCompilation(version: string, tenants: readonly Snapshot[], tokenExchange: TokenExchange, signingKeys: SigningKeyStore): SnapshotCompilation {
+function mergedCompilation(version: string, tenants: readonly Snapshot[], tenantKeys: readonly SigningKeyStore[], tokenExchange: TokenExchange): SnapshotCompilation {
   const parts = tenants.map((s) => startCompile(s));
   const snapshot: Snapshot = { version, collections: [], roles: [], clients: [], legacyClients: [], legacyAuth: tenants[0]?.legacyAuth ?? { keyHeader: 'x-api-key', emailHeader: 'x-api-email' }, tokenExchange, rateLimits: {} };
   return {
@@ -77,9 +156,9 @@ function mergedCompilation(version: string, tenants: readonly Snapshot[], tokenE
     },
     hasKey: (hash) => parts.some((p) => p.hasKey(hash)),
     finish(deps): RouteTable {
-      const tables = parts.map((p) => {
+      const tables = parts.map((p, i) => {
         const t = p.snapshot.tokenExchange;
-        const minter = createMinter({ issuer: t.issuer, audience: t.audience, ttlMs: t.ttl, claims: t.claims, keys: signingKeys });
+        const minter = createMinter({ issuer: t.issuer, audience: t.audience, ttlMs: t.ttl, claims: t.claims, keys: tenantKeys[i]! });
         return p.finish({ ...deps, minter });
       });
       const router = new CollectionRouter<CompiledCollection>();

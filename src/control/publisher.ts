@@ -6,7 +6,8 @@
  * arrives while a compile runs triggers exactly one more compile.
  */
 import type { Logger } from 'pino';
-import type { Snapshot, TokenExchange } from '../config/schema.ts';
+import { type SigningKeys, SigningKeysSchema, type Snapshot, type TokenExchange } from '../config/schema.ts';
+import { generateSigningKeys } from '../gateway/tokens/keystore.ts';
 import { canonicalJson, encodeSnapshot, snapshotHash } from '../config/snapshot-encoding.ts';
 import type { CloudGateway } from './cloud-gateway.ts';
 import { compileWorkspace, type WorkspaceState } from './compile/compile.ts';
@@ -90,7 +91,9 @@ export class Publisher {
     if (state) {
       const edgeGateways: Record<string, string[]> = {};
       for (const g of await store.listGateways(workspaceId)) (edgeGateways[g.environment] ??= []).push(g.name);
-      const scopes = compileWorkspace(state, { tokenExchange: this.#options.tokenExchange, issuerBase: this.#options.issuerBase, now, edgeGateways });
+      const signingKeys: Record<string, SigningKeys> = {};
+      for (const environment of state.workspace.environments) signingKeys[environment] = await tenantSigningKeys(store, workspaceId, environment, this.#options.tokenExchange.algorithm);
+      const scopes = compileWorkspace(state, { tokenExchange: this.#options.tokenExchange, issuerBase: this.#options.issuerBase, now, edgeGateways, signingKeys });
       for (const [scope, snapshot] of scopes) {
         const record = await recordSnapshot(store, scope, snapshot, now);
         const versioned = { ...snapshot, version: record.version };
@@ -112,6 +115,37 @@ export class Publisher {
     }
     for (const listener of this.#listeners) listener(published);
   }
+}
+
+/**
+ * The token-signing keys of a workspace environment (a tenant): generated once and kept in the store's settings
+ * (`signing-keys:<workspace id>/<environment>`), so that every control-plane replica, the cloud gateway and each
+ * edge gateway of the environment sign with the same keys. Created in a transaction, so that concurrent replicas
+ * agree on one set. A set of another algorithm than the configured one is replaced (tokens it signed stop
+ * verifying). Rotation is not done yet: the set is a list so that an old key can stay published after it.
+ */
+export async function tenantSigningKeys(store: Store, workspaceId: string, environment: string, algorithm: TokenExchange['algorithm']): Promise<SigningKeys> {
+  const name = `signing-keys:${workspaceId}/${environment}`;
+  const usable = (text: string | undefined): SigningKeys | undefined => {
+    if (text === undefined) return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+    const parsed = SigningKeysSchema.safeParse(json);
+    return parsed.success && parsed.data.keys.find((k) => k.kid === parsed.data.active)?.alg === algorithm ? parsed.data : undefined;
+  };
+  const stored = usable(await store.getSetting(name));
+  if (stored) return stored;
+  const fresh = await generateSigningKeys(algorithm);
+  return store.transaction(async (tx) => {
+    const again = usable(await tx.getSetting(name));
+    if (again) return again;
+    await tx.setSetting(name, JSON.stringify(fresh));
+    return fresh;
+  });
 }
 
 /** Reads everything one workspace's snapshots are made of; undefined when the workspace is gone. */

@@ -22,7 +22,8 @@ import { GatewayMetrics } from './observability/metrics.ts';
 import { createMemoryStore, type RateLimitStore } from './policies/rate-limit/memory-store.ts';
 import type { RouteTable } from './snapshot/compiled.ts';
 import { type SnapshotCompilation, startCompile } from './snapshot/compile.ts';
-import { openSigningKeyStore, type SigningKeyStore } from './tokens/keystore.ts';
+import { canonicalJson } from '../config/snapshot-encoding.ts';
+import { openDistributedKeyStore, openSigningKeyStore, type SigningKeyStore } from './tokens/keystore.ts';
 import { createMinter, type Minter } from './tokens/minter.ts';
 
 export interface GatewayInstanceOptions {
@@ -49,6 +50,13 @@ export interface GatewayInstanceOptions {
    * policy that also refuses link-local addresses and its own ports). Default: made from `server.egress`.
    */
   egress?: EgressPolicy;
+  /**
+   * Serves the JWKS in the instance's stead (the cloud gateway: every tenant's keys, and each tenant's under its
+   * prefix). A GET of `<prefix>/.well-known/jwks.json` that no route serves is answered with `jwks(prefix)`;
+   * `prefix` is '' for `/.well-known/jwks.json`. Undefined: the instance's own keys for '', not found otherwise.
+   * Called only for such paths, on the request path: keep it cheap.
+   */
+  jwks?: (prefix: string) => string | undefined;
 }
 
 /**
@@ -94,6 +102,10 @@ export interface ListenOptions {
 
 export interface GatewayInstance {
   readonly metrics: GatewayMetrics;
+  /**
+   * The keys tokens are signed with now: those of the snapshot in force when it carries `signingKeys` (the control
+   * plane's), otherwise the local store (`server.signingKeysFile`). `/.well-known/jwks.json` serves this store's.
+   */
   readonly keys: SigningKeyStore;
   readonly server: GatewayServer;
   /** The version of the snapshot in force; undefined until one is applied. */
@@ -152,7 +164,8 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       onEgressDenied: (err, collection, reqId) =>
         logger.warn({ reqId, collection: collection.name, basePath: collection.basePath, upstream: collection.upstream.origin, reason: err.message }, 'upstream connection refused by the egress policy'),
       metrics,
-      jwks: () => store.jwks(),
+      jwks: () => options.jwks?.('') ?? signer.store.jwks(),
+      tenantJwks: options.jwks,
       trustedProxies: settings.trustedProxies,
       tls: settings.tls ? { cert: await readFile(path(settings.tls.cert)), key: await readFile(path(settings.tls.key)) } : undefined,
     });
@@ -161,6 +174,11 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
     throw error;
   }
   const store = keys;
+  /**
+   * The keys in force: the local store, or those the snapshot in force distributes (`source` is their canonical
+   * JSON, to reuse the store while they do not change). Replaced together with the table.
+   */
+  let signer: { store: SigningKeyStore; source: string | undefined } = { store, source: undefined };
 
   const onTokenError = (error: unknown, ctx: { requestId: string }) => logger.error({ reqId: ctx.requestId, err: error }, 'token exchange failed');
   /** The minter of the snapshot in force and the token settings it was made for; undefined before the first. */
@@ -188,12 +206,22 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
 
     let table: RouteTable;
     let next: { minter: Minter; settings: TokenExchange } | undefined;
+    let nextSigner = signer;
     try {
       const compilation = typeof source === 'function' ? await source() : startCompile(source);
       if (compilation === undefined) return { applied: false, version: server.table?.version };
+      const distributed = compilation.snapshot.signingKeys;
+      const keySource = distributed === undefined ? undefined : canonicalJson(distributed);
+      if (keySource !== signer.source) {
+        try {
+          nextSigner = { store: keySource === undefined ? store : await openDistributedKeyStore(distributed!), source: keySource };
+        } catch (error) {
+          return reject(`${prefix}${(error as Error).message}`);
+        }
+      }
       const wanted = compilation.snapshot.tokenExchange;
-      // Compile with the minter the table will use; a new one only when the token settings changed.
-      next = minting !== undefined && JSON.stringify(wanted) === JSON.stringify(minting.settings) ? undefined : { minter: newMinter(wanted, store), settings: wanted };
+      // Compile with the minter the table will use; a new one only when the token settings or the keys changed.
+      next = minting !== undefined && nextSigner === signer && JSON.stringify(wanted) === JSON.stringify(minting.settings) ? undefined : { minter: newMinter(wanted, nextSigner.store), settings: wanted };
       table = compilation.finish({ pools, rateLimitStore, minter: (next ?? minting)!.minter, onTokenError });
     } catch (error) {
       return reject(error instanceof ConfigError ? error.message : `${prefix}the configuration cannot be compiled: ${(error as Error).message}`);
@@ -203,7 +231,8 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
     // Only now, with the table complete, does anything in force change.
     if (next !== undefined) {
       const { algorithm, ttl } = next.settings;
-      if (algorithm !== signing.algorithm || ttl !== signing.ttl) {
+      // Distributed keys are not the local store's business: it is reconfigured only when it signs.
+      if (nextSigner.source === undefined && (algorithm !== signing.algorithm || ttl !== signing.ttl)) {
         try {
           await store.reconfigure({ algorithm, tokenTtlMs: ttl, rotateEveryMs: settings.signingKeyRotation });
         } catch (error) {
@@ -215,6 +244,9 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
     } else {
       minting!.minter.clear(); // roles or clients may have changed: no token may outlive the permissions it carries
     }
+    // The keys and the table change together, with no await between: a token is never signed with keys the
+    // served JWKS does not hold.
+    signer = nextSigner;
     server.setTable(table);
     pools.retainOnly(poolsOf(table));
     const keyCount = table.keys.size + table.legacyKeys.size;
@@ -226,7 +258,9 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
 
   const instance: GatewayInstance = {
     metrics,
-    keys: store,
+    get keys() {
+      return signer.store;
+    },
     server,
     get version() {
       return server.table?.version;

@@ -34,9 +34,17 @@ export const snapshotOperations: Operation[] = [
   }),
 ];
 
-/** Key hashes stay in the store: a legacy key is user-chosen, so its SHA-256 could be guessed offline. */
+/**
+ * Key hashes stay in the store: a legacy key is user-chosen, so its SHA-256 could be guessed offline. Private
+ * signing keys never leave it: each `privateJwk` is shown as its public part (`kty`, `crv`, `x`, `y`).
+ */
 function redactKeys(snapshot: Record<string, unknown>): Record<string, unknown> {
   const clients = (snapshot.clients as { keys?: { hash: string }[] }[] | undefined)?.map((c) => ({ ...c, keys: c.keys?.map((k) => ({ ...k, hash: 'redacted' })) }));
   const legacyClients = (snapshot.legacyClients as { keyHash?: string }[] | undefined)?.map((c) => ({ ...c, keyHash: 'redacted' }));
-  return { ...snapshot, ...(clients ? { clients } : {}), ...(legacyClients ? { legacyClients } : {}) };
+  const distributed = snapshot.signingKeys as { active: string; keys: { privateJwk: Record<string, unknown> }[] } | undefined;
+  const signingKeys = distributed && {
+    ...distributed,
+    keys: distributed.keys.map(({ privateJwk, ...k }) => ({ ...k, publicJwk: { kty: privateJwk.kty, crv: privateJwk.crv, x: privateJwk.x, y: privateJwk.y } })),
+  };
+  return { ...snapshot, ...(clients ? { clients } : {}), ...(legacyClients ? { legacyClients } : {}), ...(signingKeys ? { signingKeys } : {}) };
 }

@@ -14,6 +14,7 @@ import {
   type LegacyClient,
   type RateLimitPolicies,
   type Role,
+  type SigningKeys,
   type Snapshot,
   SnapshotSchema,
   type TokenExchange,
@@ -53,6 +54,12 @@ export interface CompileOptions {
    * collection targets it, so that a new gateway receives its clients and roles and can report ready.
    */
   edgeGateways?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * The token-signing keys of each environment (`{ PROD: {...} }`), put into every scope of that environment:
+   * its cloud gateway tenant and all of its edge gateways sign with the same keys. An environment without an
+   * entry gets none (its gateways sign with their local keys).
+   */
+  signingKeys?: Readonly<Record<string, SigningKeys>>;
 }
 
 /** The scope of a snapshot: `wsp_…/PROD/cloud` or `wsp_…/PROD/edge:eu-1`. */
@@ -125,6 +132,7 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
         legacyAuth,
         tokenExchange,
         rateLimits,
+        ...(options.signingKeys?.[environment] && { signingKeys: options.signingKeys[environment] }),
       });
       // Encoded first: parsed durations are milliseconds, and a number given to the schema means seconds.
       const result = SnapshotSchema.safeParse(encodeSnapshot(draft));

@@ -581,7 +581,8 @@ class SnapshotCache {
     const cached = this.#deltas.get(key);
     if (cached !== undefined) return cached;
     const prev = await this.get(scope, from);
-    if (!prev) return undefined;
+    // A delta cannot take signing keys away (none can be removed by it): send the full snapshot then.
+    if (!prev || (prev.snapshot.signingKeys !== undefined && to.snapshot.signingKeys === undefined)) return undefined;
     const body = canonicalJson(encodeDelta(diffSnapshots(prev.snapshot, to.snapshot)));
     remember(this.#deltas, key, body, 64);
     return body;

@@ -26,6 +26,8 @@ export interface GatewayServerOptions {
   metrics: GatewayMetrics;
   /** JWKS body for /.well-known/jwks.json. */
   jwks: () => string;
+  /** JWKS body for `<prefix>/.well-known/jwks.json` (a tenant's keys on the cloud gateway); undefined: not found. */
+  tenantJwks?: (prefix: string) => string | undefined;
   /** CIDR ranges of proxies allowed to set X-Forwarded-For. */
   trustedProxies?: readonly string[];
   tls?: { cert: Buffer | string; key: Buffer | string };
@@ -57,6 +59,7 @@ export class GatewayServer {
   #onEgressDenied: GatewayServerOptions['onEgressDenied'];
   #metrics: GatewayMetrics;
   #jwks: () => string;
+  #tenantJwks: ((prefix: string) => string | undefined) | undefined;
   #trusted: BlockList | undefined;
   #proto: 'http' | 'https';
   /** Open WebSocket tunnels (client sockets): closed on shutdown, since the server no longer tracks them. */
@@ -68,6 +71,7 @@ export class GatewayServer {
     this.#onEgressDenied = options.onEgressDenied;
     this.#metrics = options.metrics;
     this.#jwks = options.jwks;
+    this.#tenantJwks = options.tenantJwks;
     this.#proto = options.tls ? 'https' : 'http';
     if (options.trustedProxies?.length) {
       this.#trusted = new BlockList();
@@ -172,7 +176,10 @@ export class GatewayServer {
     if (table === undefined) return this.#refuse(req, res, requestId, refusal('GH_ERR_GATEWAY_INTERNAL', 'The gateway has no configuration yet.'), start);
     const routed = this.#route(req, table);
     if ('code' in routed) {
-      if (routed === NOT_FOUND && (method === 'GET' || method === 'HEAD') && req.url === JWKS_PATH) return this.#serveJwks(res, requestId);
+      if (routed === NOT_FOUND && (method === 'GET' || method === 'HEAD') && req.url?.endsWith(JWKS_PATH)) {
+        const body = req.url === JWKS_PATH ? this.#jwks() : this.#tenantJwks?.(req.url.slice(0, -JWKS_PATH.length));
+        if (body !== undefined) return this.#serveJwks(res, requestId, body);
+      }
       return this.#refuse(req, res, requestId, routed, start);
     }
 
@@ -211,8 +218,7 @@ export class GatewayServer {
     else res.destroy();
   }
 
-  #serveJwks(res: ServerResponse, requestId: string): void {
-    const body = this.#jwks();
+  #serveJwks(res: ServerResponse, requestId: string, body: string): void {
     res.writeHead(200, {
       'content-type': 'application/jwk-set+json',
       'content-length': Buffer.byteLength(body),

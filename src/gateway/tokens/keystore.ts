@@ -15,7 +15,7 @@ import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises
 import { dirname } from 'node:path';
 import { calculateJwkThumbprint, CompactSign, compactVerify, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type KeyObject } from 'jose';
 import { z } from 'zod';
-import { formatIssues, type TokenExchange } from '../../config/schema.ts';
+import { formatIssues, type SigningKeys, type TokenExchange } from '../../config/schema.ts';
 
 export type SigningAlgorithm = TokenExchange['algorithm'];
 
@@ -346,6 +346,50 @@ class KeyStore implements SigningKeyStore {
     }
     await writeFileAtomic(this.#file, `${JSON.stringify({ version: FILE_VERSION, keys: entries }, null, 2)}\n`);
   }
+}
+
+// ── Keys distributed by the control plane ─────────────────────────────────────────────────────────────────
+
+/**
+ * A store over keys the control plane distributes in the snapshot (`signingKeys`): no file, no rotation of its
+ * own (a new set arrives with a snapshot). `current()` is the active key; the JWKS publishes every listed key.
+ * Throws when a kid is not its key's thumbprint or a private part does not pair with its public part; messages
+ * name the kid, never key material.
+ */
+export async function openDistributedKeyStore(keys: SigningKeys): Promise<SigningKeyStore> {
+  let active: SigningKey | undefined;
+  const published: Record<string, unknown>[] = [];
+  for (const entry of keys.keys) {
+    const jwk = toJwk(entry.privateJwk);
+    const publicJwk = publicPart(jwk);
+    if ((await calculateJwkThumbprint(publicJwk)) !== entry.kid) throw new Error(`signing key ${entry.kid}: the kid is not the key's thumbprint`);
+    const privateKey = await importPrivate(jwk, publicJwk, entry.alg);
+    if (privateKey === undefined) throw new Error(`signing key ${entry.kid}: the private part does not match the public part`);
+    if (entry.kid === keys.active) active = Object.freeze({ kid: entry.kid, alg: entry.alg, privateKey });
+    published.push({ ...publicJwk, kid: entry.kid, alg: entry.alg, use: 'sig' });
+  }
+  if (active === undefined) throw new Error(`signing keys: the active kid ${keys.active} is not among the keys`);
+  const signing = active;
+  const jwks = JSON.stringify({ keys: published });
+  return {
+    current: () => signing,
+    jwks: () => jwks,
+    rotate: () => Promise.reject(new Error('these signing keys are distributed by the control plane: it rotates them')),
+    reconfigure: async (options) => {
+      checkOptions(options);
+      if (options.algorithm !== signing.alg) throw new Error(`the distributed signing key is ${signing.alg}, not ${options.algorithm}`);
+    },
+    warnings: [],
+    close() {},
+  };
+}
+
+/** A new key set of one key, as the control plane distributes it: kid = the public key's JWK thumbprint. */
+export async function generateSigningKeys(alg: SigningAlgorithm): Promise<SigningKeys> {
+  const key = await generate(alg, Date.now());
+  const { kty, crv, x, y, d } = key.jwk;
+  if (d === undefined) throw new Error('generated a key without its private part');
+  return { active: key.signing.kid, keys: [{ kid: key.signing.kid, alg, privateJwk: y === undefined ? { kty, crv, x, d } : { kty, crv, x, y, d } }] };
 }
 
 async function generate(alg: SigningAlgorithm, now: number): Promise<PrivateKey> {

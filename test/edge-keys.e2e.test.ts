@@ -1,0 +1,122 @@
+/**
+ * Token-signing keys are the control plane's, per workspace environment: a real `gatehouse control start`, one edge
+ * gateway bootstrapped once and run as two `gatehouse gateway run` processes (each with its own copy of the
+ * directory, as replicas behind one Service). Both replicas sign with the same key and serve the same JWKS, which
+ * the cloud gateway also serves at `${iss}/.well-known/jwks.json`; the admin API never shows a private key.
+ */
+import assert from 'node:assert/strict';
+import { cp as copyDir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { startDemoUpstream } from '../src/demo/upstream.ts';
+import { type AdminApi, type ControlProcess, startControlPlane } from './control-helpers.ts';
+import { createAndBootstrap, type EdgeProcess, startEdge } from './edge-helpers.ts';
+import { startUpstream, type Upstream } from './helpers.ts';
+
+const WS = '/workspaces/default';
+const PROD = `${WS}/environments/PROD`;
+const AUDIENCE = 'gatehouse-upstreams';
+
+describe('edge gateways: signing keys shared by every replica and the cloud gateway', () => {
+  let upstream: Upstream;
+  let dataDir: string;
+  let work: string;
+  let cp: ControlProcess;
+  let admin: AdminApi;
+  let token: string;
+  const edges: EdgeProcess[] = [];
+
+  /** The JWT the upstream received for a request through `gw`. */
+  const jwtThrough = async (gw: EdgeProcess): Promise<string> => {
+    const res = await fetch(`${gw.url}/orders/items`, { headers: { authorization: `Bearer ${token}` } });
+    const body = await res.text();
+    assert.equal(res.status, 200, body);
+    return (JSON.parse(body) as { headers: { authorization: string } }).headers.authorization.replace(/^Bearer /, '');
+  };
+
+  before(async () => {
+    upstream = await startUpstream();
+    dataDir = await mkdtemp(join(tmpdir(), 'gatehouse-cp-keys-'));
+    work = await mkdtemp(join(tmpdir(), 'gatehouse-edge-keys-'));
+    cp = await startControlPlane({ dataDir, extraArgs: ['--bootstrap-port', '0', '--sync-port', '0'] });
+    admin = cp.api();
+    await createAndBootstrap(admin, 'eu-1', join(work, 'gw'));
+    const collection = await admin.post(`${PROD}/collections`, {
+      name: 'orders',
+      basePath: '/orders',
+      upstream: upstream.url,
+      project: 'default',
+      target: { type: 'edge', gateway: 'eu-1' },
+      endpoints: [{ method: 'GET', path: '/items', permission: 'orders:read' }],
+    });
+    assert.equal(collection.status, 201, JSON.stringify(collection.body));
+    assert.equal((await admin.post(`${PROD}/collections/orders/publish`)).status, 201);
+    assert.equal((await admin.post(`${WS}/roles`, { name: 'order-reader', permissions: ['orders:read'] })).status, 201);
+    const client = await admin.post(`${WS}/clients`, { name: 'shop', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
+    assert.equal(client.status, 201, JSON.stringify(client.body));
+    token = client.body.token;
+
+    // Bootstrapped once, run twice: each replica gets its own copy of the directory.
+    for (const i of [1, 2]) await copyDir(join(work, 'gw'), join(work, `gw-${i}`), { recursive: true });
+    for (const i of [1, 2]) edges.push(await startEdge(join(work, `gw-${i}`)));
+    for (const edge of edges) await edge.waitFor(/"config applied from the control plane"/);
+  });
+  after(async () => {
+    for (const edge of edges) await edge.stop();
+    await cp?.stop();
+    await upstream?.close();
+    await rm(work, { recursive: true, force: true });
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('both replicas serve the same JWKS, also served by the cloud gateway at ${iss}/.well-known/jwks.json', async () => {
+    const [one, two] = await Promise.all(edges.map(async (e) => (await fetch(`${e.url}/.well-known/jwks.json`)).text()));
+    assert.equal(one, two);
+    const keys = (JSON.parse(one!) as { keys: { kid: string; d?: string }[] }).keys;
+    assert.equal(keys.length, 1);
+    assert.equal(keys[0]!.d, undefined, 'no private part in a JWKS');
+    const issuer = `${cp.gatewayUrl}/default/prod`;
+    const tenant = (await (await fetch(`${issuer}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
+    assert.deepEqual(tenant.keys.map((k) => k.kid), [keys[0]!.kid]);
+    const all = (await (await fetch(`${cp.gatewayUrl}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
+    assert.ok(all.keys.some((k) => k.kid === keys[0]!.kid), 'the cloud gateway JWKS holds every tenant key');
+    assert.equal((await fetch(`${cp.gatewayUrl}/nobody/prod/.well-known/jwks.json`)).status, 404);
+  });
+
+  it("a token minted by one replica verifies against the other's JWKS and the cloud gateway's, and vice versa", async () => {
+    const issuer = `${cp.gatewayUrl}/default/prod`;
+    const jwksOf = (url: string) => createRemoteJWKSet(new URL(`${url}/.well-known/jwks.json`));
+    const [jwt1, jwt2] = [await jwtThrough(edges[0]!), await jwtThrough(edges[1]!)];
+    assert.equal(decodeProtectedHeader(jwt1).kid, decodeProtectedHeader(jwt2).kid);
+    for (const [jwt, other] of [[jwt1, edges[1]!], [jwt2, edges[0]!]] as const) {
+      for (const jwks of [jwksOf(other.url), jwksOf(issuer), jwksOf(cp.gatewayUrl)]) {
+        const { payload } = await jwtVerify(jwt, jwks, { issuer, audience: AUDIENCE });
+        assert.equal(payload.iss, issuer);
+      }
+    }
+    // The demo upstream verifying against the cloud gateway's JWKS accepts a token minted at the edge.
+    const backend = await startDemoUpstream({ host: '127.0.0.1', port: 0, jwksUrl: `${cp.gatewayUrl}/.well-known/jwks.json`, issuer, audience: AUDIENCE });
+    try {
+      const res = await fetch(`http://127.0.0.1:${backend.address.port}/orders/items`, { headers: { authorization: `Bearer ${jwt1}` } });
+      await res.arrayBuffer();
+      assert.equal(res.status, 200);
+    } finally {
+      await new Promise<void>((r) => backend.server.close(() => r()));
+    }
+  });
+
+  it('the admin snapshot endpoint shows the public keys only', async () => {
+    for (const target of ['cloud', 'edge:eu-1']) {
+      const res = await admin.get(`${PROD}/snapshot?target=${target}`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const text = JSON.stringify(res.body);
+      assert.doesNotMatch(text, /"d":/, `no private JWK member in the ${target} snapshot`);
+      assert.doesNotMatch(text, /privateJwk/);
+      const keys = res.body.snapshot.signingKeys as { active: string; keys: { kid: string; publicJwk: { x: string } }[] };
+      assert.equal(keys.keys[0]!.kid, keys.active);
+      assert.ok(keys.keys[0]!.publicJwk.x);
+    }
+  });
+});
