@@ -4,10 +4,8 @@
  * that names the file and the field path: `apply.yaml: collections[1].basePath: must be "/" or …`.
  */
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
-import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError } from '../config/load.ts';
+import { ConfigError, parseConfigText } from '../config/load.ts';
 import { formatIssues } from '../config/schema.ts';
 
 export interface LoadedFile<T> {
@@ -24,28 +22,12 @@ export async function loadFile<S extends z.ZodType>(file: string, schema: S): Pr
   } catch (error) {
     throw new ConfigError(`${file}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
-  const raw = parseText(text, file);
+  const raw = parseConfigText(text, file);
   const result = schema.safeParse(raw);
   if (!result.success) throw new ConfigError(formatIssues(result.error).split('\n').map((line) => `${file}: ${line}`).join('\n'));
   return { raw, value: result.data };
 }
 
-function parseText(text: string, file: string): unknown {
-  if (extname(file).toLowerCase() === '.json') {
-    try {
-      return JSON.parse(text);
-    } catch (error) {
-      throw new ConfigError(`${file}: invalid JSON: ${(error as Error).message}`);
-    }
-  }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const first = doc.errors[0]!;
-    const where = first.linePos?.[0] ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}` : 'unknown position';
-    throw new ConfigError(`${file}: invalid YAML at ${where}: ${first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`);
-  }
-  return doc.toJS({ maxAliasCount: 1000 });
-}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

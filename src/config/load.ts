@@ -23,13 +23,14 @@ export async function loadGatewayFile(file: string): Promise<GatewayFile> {
 }
 
 export function parseGatewayFile(text: string, file: string): GatewayFile {
-  const data = parseText(text, file);
+  const data = parseConfigText(text, file);
   const result = GatewayFileSchema.safeParse(data);
   if (!result.success) throw new ConfigError(`${file}: invalid configuration\n${indent(formatIssues(result.error))}`);
   return result.data;
 }
 
-function parseText(text: string, file: string): unknown {
+/** Parses a config file's text: JSON for `.json`, YAML otherwise; a ConfigError says where it is wrong. */
+export function parseConfigText(text: string, file: string): unknown {
   const ext = extname(file).toLowerCase();
   if (ext === '.json') {
     try {

@@ -3,9 +3,9 @@
  * or `X-API-Key`) or a console session cookie. Tokens are looked up by their SHA-256 in the store on every
  * request, so a regenerated, deleted or disabled client — or a deleted role — is refused at once.
  */
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import type { Privilege } from '../../config/resources.ts';
+import { blockList, inBlockList } from '../../gateway/http/block-list.ts';
 import { hashKey, isWellFormedKey } from '../../gateway/keys/api-key.ts';
 import type { Store } from '../store/store.ts';
 import { AdminError } from './errors.ts';
@@ -96,12 +96,5 @@ export function cookie(req: Pick<IncomingMessage, 'headers'>, name: string): str
 }
 
 function ipAllowed(ranges: readonly string[], address: string | undefined): boolean {
-  if (!address) return false;
-  const ip = address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
-  const list = new BlockList();
-  for (const range of ranges) {
-    const [net, bits] = range.split('/');
-    list.addSubnet(net!, Number(bits), isIPv6(net!) ? 'ipv6' : 'ipv4');
-  }
-  return list.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
+  return address !== undefined && inBlockList(blockList(ranges), address);
 }

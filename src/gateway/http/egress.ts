@@ -5,6 +5,7 @@
  * get around it. IP-literal hosts skip `lookup` in `net.connect`, so the connector checks them itself, and
  * compilation checks them too (`literalRefusal`) so that their requests are refused without touching a pool.
  */
+import { blockList } from './block-list.ts';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, isIPv4, type LookupFunction } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -129,14 +130,6 @@ function portOf(url: URL): number {
   return url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
 }
 
-function blockList(cidrs: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const cidr of cidrs) {
-    const [address, bits] = cidr.split('/') as [string, string];
-    list.addSubnet(address, Number(bits), isIPv4(address) ? 'ipv4' : 'ipv6');
-  }
-  return list;
-}
 
 const NAT64 = blockList(['64:ff9b::/96']);
 

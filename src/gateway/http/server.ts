@@ -3,6 +3,7 @@
  * The route table is one reference; applying a snapshot swaps it, requests in flight keep the table they
  * started with.
  */
+import { blockList } from './block-list.ts';
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -74,11 +75,7 @@ export class GatewayServer {
     this.#tenantJwks = options.tenantJwks;
     this.#proto = options.tls ? 'https' : 'http';
     if (options.trustedProxies?.length) {
-      this.#trusted = new BlockList();
-      for (const cidr of options.trustedProxies) {
-        const [address, bits] = cidr.split('/') as [string, string];
-        this.#trusted.addSubnet(address, Number(bits), isIPv4(address) ? 'ipv4' : 'ipv6');
-      }
+      this.#trusted = blockList(options.trustedProxies);
     }
     // A throw in a request handler would take the whole process down: contain it to the one request.
     const handler = (req: IncomingMessage, res: ServerResponse) => {

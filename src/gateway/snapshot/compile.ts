@@ -3,7 +3,7 @@
  * roles expanded to endpoint-id sets (wildcard permissions included, so authorization stays one Set lookup), per-collection frozen policy chains. Runs once per snapshot; applying a
  * new snapshot is then one reference swap.
  */
-import { BlockList, isIPv4 } from 'node:net';
+import { blockList } from '../http/block-list.ts';
 import { type Client, grantsPermission, type LegacyClient, type RateLimitPolicies, type Snapshot, WILDCARD } from '../../config/schema.ts';
 import { segmentDepth } from '../http/canonical-path.ts';
 import { CollectionRouter, EndpointMatcher } from '../http/router.ts';
@@ -229,14 +229,6 @@ function compilePrincipal(kind: 'client' | 'legacy', c: Client | LegacyClient, r
 
 const NO_LIMITS = Object.freeze({});
 
-function blockList(cidrs: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const cidr of cidrs) {
-    const [address, bits] = cidr.split('/') as [string, string];
-    list.addSubnet(address, Number(bits), isIPv4(address) ? 'ipv4' : 'ipv6');
-  }
-  return list;
-}
 
 function mergeLimits(defaults: RateLimitPolicies, own: RateLimitPolicies | undefined): RateLimitPolicies {
   return { key: own?.key ?? defaults.key, client: own?.client ?? defaults.client, org: own?.org ?? defaults.org };
