@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from './helpers.ts';
+import { onLines, REPO_ROOT } from './helpers.ts';
 
 const MAIN = join(REPO_ROOT, 'src/cli/main.ts');
 
@@ -76,18 +76,7 @@ export async function startControlPlane(options: { databaseUrl?: string; dataDir
     output.push(line);
     if (line.includes('"control plane listening"')) resolveReady(JSON.parse(line) as { admin: string; gateway: string });
   };
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let buffer = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buffer += chunk;
-      let nl;
-      while ((nl = buffer.indexOf('\n')) !== -1) {
-        onLine(buffer.slice(0, nl));
-        buffer = buffer.slice(nl + 1);
-      }
-    });
-  }
+  onLines(child, onLine);
   child.once('exit', (code) => rejectReady(new Error(`control plane exited with ${code} before listening:\n${output.join('\n')}`)));
   const timer = setTimeout(() => rejectReady(new Error(`control plane did not start in 20 s:\n${output.join('\n')}`)), 20_000);
   let addresses: { admin: string; gateway: string };

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { AdminApi } from './control-helpers.ts';
-import { REPO_ROOT, runCli } from './helpers.ts';
+import { onLines, REPO_ROOT, runCli } from './helpers.ts';
 
 const MAIN = join(REPO_ROOT, 'src/cli/main.ts');
 const WS = '/workspaces/default';
@@ -28,18 +28,7 @@ export async function startEdge(dir: string): Promise<EdgeProcess> {
   const kill = setTimeout(() => child.kill('SIGKILL'), 5 * 60_000);
   kill.unref();
   const output: string[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let buffer = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buffer += chunk;
-      let nl;
-      while ((nl = buffer.indexOf('\n')) !== -1) {
-        output.push(buffer.slice(0, nl));
-        buffer = buffer.slice(nl + 1);
-      }
-    });
-  }
+  onLines(child, (line) => output.push(line));
   const waitFor = async (pattern: RegExp, timeoutMs = 10_000, from = 0): Promise<string> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {

@@ -95,18 +95,7 @@ export async function startGateway(config: Record<string, unknown>, options: { e
       }
     }
   };
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let buffer = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buffer += chunk;
-      let nl;
-      while ((nl = buffer.indexOf('\n')) !== -1) {
-        onLine(buffer.slice(0, nl));
-        buffer = buffer.slice(nl + 1);
-      }
-    });
-  }
+  onLines(child, onLine);
   const waitFor = (pattern: RegExp, timeoutMs = 10_000) => {
     const seen = output.find((l) => pattern.test(l));
     if (seen) return Promise.resolve(seen);
@@ -154,6 +143,22 @@ function withServer(config: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** A fresh key and the config entry for it. */
+/** Calls `onLine` with every line the child writes to stdout or stderr. */
+export function onLines(child: ChildProcess, onLine: (line: string) => void): void {
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let buffer = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      buffer += chunk;
+      let nl;
+      while ((nl = buffer.indexOf('\n')) !== -1) {
+        onLine(buffer.slice(0, nl));
+        buffer = buffer.slice(nl + 1);
+      }
+    });
+  }
+}
+
 export function newKey(): { key: string; hash: string } {
   const { key, hash } = generateKey();
   return { key, hash: `sha256:${hash}` };
