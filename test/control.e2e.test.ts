@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { adminApi, eventually, startControlPlane, type AdminApi, type ControlProcess } from './control-helpers.ts';
-import { startUpstream, type Upstream } from './helpers.ts';
+import { runCli, startUpstream, type Upstream } from './helpers.ts';
 
 const DEV = '/workspaces/default/environments/DEV';
 
@@ -486,5 +486,24 @@ describe('control plane: no escalation, no cross-project writes', () => {
     const form = await fetch(`${cp.adminUrl}/api/v1/auth/logout`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1' });
     assert.equal(form.status, 415);
     assert.equal((await adminApi(cp.adminUrl, undefined, { cookie }).get('/me')).status, 200, 'still logged in');
+  });
+});
+
+describe('control plane: public URL', () => {
+  it('names each workspace environment’s token issuer after --public-url', async () => {
+    const cp = await startControlPlane({ extraArgs: ['--public-url', 'https://api.example.com'] });
+    try {
+      const snapshot = await cp.api().get(`${DEV}/snapshot`);
+      assert.equal(snapshot.status, 200, JSON.stringify(snapshot.body));
+      assert.equal(snapshot.body.snapshot.tokenExchange.issuer, 'https://api.example.com/default/dev');
+    } finally {
+      await cp.stop();
+    }
+  });
+
+  it('refuses a --public-url that is not an http(s) URL, exit 2', async () => {
+    const r = await runCli(['control', 'start', '--public-url', 'api.example.com', '--data-dir', '/nonexistent-never-created']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--public-url must be an http/);
   });
 });

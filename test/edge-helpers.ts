@@ -23,8 +23,8 @@ export interface EdgeProcess {
 }
 
 /** `gatehouse gateway run --config DIR` on ephemeral loopback ports. */
-export async function startEdge(dir: string): Promise<EdgeProcess> {
-  const child = spawn(process.execPath, [MAIN, 'gateway', 'run', '--config', dir, '--port', '0', '--ops-port', '0', '--host', '127.0.0.1'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startEdge(dir: string, extraArgs: readonly string[] = []): Promise<EdgeProcess> {
+  const child = spawn(process.execPath, [MAIN, 'gateway', 'run', '--config', dir, '--port', '0', '--ops-port', '0', '--host', '127.0.0.1', ...extraArgs], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const kill = setTimeout(() => child.kill('SIGKILL'), 5 * 60_000);
   kill.unref();
   const output: string[] = [];

@@ -5,7 +5,7 @@
  * plane dies, a refused cache, refused certificates, NACKs, deletion, and certificate renewal.
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, cp as copyDir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -124,6 +124,22 @@ describe('edge gateways: sync, fallback and certificates', () => {
     const view = await gatewayView();
     assert.ok(view.instances[0]!.appliedVersion >= 1);
     assert.equal((await fetch(`${edge.opsUrl}/readyz`)).status, 200);
+  });
+
+  it('refuses loopback upstreams with --egress public, before any connection', async () => {
+    const copy = join(work, 'eu-1-public');
+    await copyDir(edgeDir, copy, { recursive: true });
+    const strict = await startEdge(copy, ['--egress', 'public']);
+    try {
+      await eventually(async () => (await fetch(`${strict.opsUrl}/readyz`)).status === 200, 5000, 'the second instance synced');
+      const before = upstream.requests.length;
+      const res = await fetch(`${strict.url}/orders/items`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 502);
+      assert.equal(((await res.json()) as { code: string }).code, 'GH_ERR_UPSTREAM_EGRESS_DENIED');
+      assert.equal(upstream.requests.length, before, 'the upstream saw nothing');
+    } finally {
+      await strict.stop();
+    }
   });
 
   it('refuses a deleted client and a replaced key at the edge within a second', async () => {

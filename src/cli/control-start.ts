@@ -9,7 +9,7 @@ import { createLogger } from './logger.ts';
 
 export const controlStart: Command = {
   summary: 'start the control plane: admin API, state store and the embedded cloud gateway',
-  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--gateway-reenroll-window DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--cloud-egress any|public] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--gateway-reenroll-window: how long after its expiry a gateway certificate may still be traded for a new one\n(an instance that was down, a pod started from its Helm Secret; default 30d).\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).\n--cloud-egress: which addresses the cloud gateway\'s upstreams may reach. Link-local addresses and the control\nplane\'s own ports are always refused; `public` refuses loopback and private addresses too (recommended when\nworkspaces belong to different customers). Default `any`.',
+  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--gateway-reenroll-window DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--cloud-egress any|public] [--public-url URL] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--gateway-reenroll-window: how long after its expiry a gateway certificate may still be traded for a new one\n(an instance that was down, a pod started from its Helm Secret; default 30d).\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).\n--cloud-egress: which addresses the cloud gateway\'s upstreams may reach. Link-local addresses and the control\nplane\'s own ports are always refused; `public` refuses loopback and private addresses too (recommended when\nworkspaces belong to different customers). Default `any`.\n--public-url: the cloud gateway\'s URL as clients and backends see it (e.g. https://api.example.com); each\nworkspace environment\'s token issuer is <public URL>/<workspace>/<environment>. Default: the bound address.',
   async run(args) {
     const { values } = parse('control start', args, {
       'data-dir': { type: 'string', default: 'data' },
@@ -26,6 +26,7 @@ export const controlStart: Command = {
       'alert-webhook': { type: 'string' },
       'alert-auth-failures': { type: 'string' },
       'cloud-egress': { type: 'string', default: 'any' },
+      'public-url': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
     });
     const certValidity = values['gateway-cert-validity'];
@@ -47,6 +48,10 @@ export const controlStart: Command = {
     }
     const advertiseHost = values['advertise-host'];
     if (advertiseHost !== undefined && !/^[A-Za-z0-9.:-]+$/.test(advertiseHost)) throw new UsageError(`control start: --advertise-host must be a host name or IP address, got "${advertiseHost}"`);
+    const publicUrl = values['public-url'];
+    if (publicUrl !== undefined && !/^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*[^\s?#/])?$/.test(publicUrl)) {
+      throw new UsageError(`control start: --public-url must be an http:// or https:// URL without a query or trailing "/", got "${publicUrl}"`);
+    }
     const cloudEgress = values['cloud-egress'];
     if (cloudEgress !== 'any' && cloudEgress !== 'public') throw new UsageError(`control start: --cloud-egress must be any or public, got "${cloudEgress}"`);
     const logger: Logger = createLogger(values['log-level']);
@@ -65,6 +70,7 @@ export const controlStart: Command = {
         gatewayCertificateValidityMs,
         gatewayReenrollWindowMs,
         advertiseHost,
+        ...(publicUrl ? { tokenExchange: { issuer: publicUrl } } : {}),
         alerts: { webhookUrl, authFailureThreshold },
         cloudEgress,
       });

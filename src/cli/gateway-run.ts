@@ -10,11 +10,12 @@ import { createLogger } from './logger.ts';
 export const gatewayRun: Command = {
   summary: 'run a gateway: an edge gateway from a bootstrapped directory, or a standalone one from a config file',
   usage:
-    '--config FILE|DIR [--port N] [--ops-port N] [--host ADDR] [--log-level LEVEL]\n\n' +
+    '--config FILE|DIR [--port N] [--ops-port N] [--host ADDR] [--log-level LEVEL] [--egress any|public]\n\n' +
     'DIR: a directory written by `gatehouse gateway bootstrap` (it holds gateway.json): an edge gateway that syncs\n' +
     'its configuration from the control plane and serves its cached snapshot while the control plane is out of reach.\n' +
     'FILE: a declarative config file (YAML or JSON) for a standalone gateway. --log-level applies to edge gateways\n' +
-    '(a config file sets server.log.level).',
+    '(a config file sets server.log.level), and so does --egress: `public` refuses upstreams on loopback, private\n' +
+    'and link-local addresses (a config file sets server.egress).',
   async run(args) {
     const { values } = parse('gateway run', args, {
       config: { type: 'string', short: 'c' },
@@ -22,7 +23,10 @@ export const gatewayRun: Command = {
       'ops-port': { type: 'string' },
       host: { type: 'string' },
       'log-level': { type: 'string' },
+      egress: { type: 'string' },
     });
+    const egress = values.egress;
+    if (egress !== undefined && egress !== 'any' && egress !== 'public') throw new UsageError(`gateway run: --egress must be any or public, got "${egress}"`);
     if (!values.config) throw new UsageError('gateway run: --config FILE is required (a config file, or a directory written by `gatehouse gateway bootstrap`)');
     const port = portOption('gateway run', 'port', values.port);
     const opsPort = portOption('gateway run', 'ops-port', values['ops-port']);
@@ -31,13 +35,14 @@ export const gatewayRun: Command = {
         throw new ConfigError(`${values.config}: a directory without gateway.json; write one with \`gatehouse gateway bootstrap -t TOKEN -o ${values.config} standalone\`, or pass a config file`);
       }
       const logger = createLogger(values['log-level'] ?? 'info');
-      const edge = await startEdgeGateway({ dir: values.config, logger, port, opsPort, host: values.host, opsHost: values.host });
+      const edge = await startEdgeGateway({ dir: values.config, logger, port, opsPort, host: values.host, opsHost: values.host, egress });
       await waitForSignal();
       logger.info('shutting down');
       await edge.close();
       logger.flush();
       return 0;
     }
+    if (egress !== undefined) throw new UsageError('gateway run: --egress applies to edge gateways; a config file sets server.egress');
     let logger: Logger | undefined;
     const runtime = await startGateway({ configFile: values.config, logger: (level) => (logger = createLogger(level)), port, opsPort, host: values.host });
     await waitForSignal();

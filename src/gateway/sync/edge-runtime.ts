@@ -43,6 +43,8 @@ export interface EdgeGatewayOptions {
   /** Operations listener (/healthz, /readyz, /metrics); default 127.0.0.1:9090. */
   opsPort?: number;
   opsHost?: string;
+  /** Which addresses upstream connections may reach: `public` refuses loopback, private and link-local ones. Default `any`. */
+  egress?: 'any' | 'public';
   /** Reconnect backoff (full jitter), also between re-enrollment attempts. Default 250 ms doubling up to 30 s. */
   reconnect?: { initialMs: number; maxMs: number };
   /** Default 5 s. */
@@ -141,7 +143,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
   const pkg = (await import('../../../package.json', { with: { type: 'json' } })).default;
   const instanceId = randomUUID();
 
-  const server = ServerSchema.parse({ signingKeysFile: files.signingKeys, listen: { host: options.host ?? '0.0.0.0', port: options.port ?? 8080 }, ops: { host: options.opsHost ?? '127.0.0.1', port: options.opsPort ?? 9090 } });
+  const server = ServerSchema.parse({ signingKeysFile: files.signingKeys, listen: { host: options.host ?? '0.0.0.0', port: options.port ?? 8080 }, ops: { host: options.opsHost ?? '127.0.0.1', port: options.opsPort ?? 9090 }, egress: options.egress ?? 'any' });
   const instance = await createGatewayInstance({ logger, server, baseDir: dir });
 
   /** The snapshot in force, for deltas and the Hello. */
