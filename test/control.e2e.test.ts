@@ -120,6 +120,29 @@ describe('control plane: clients, roles and the cloud gateway', () => {
     assert.match(client.body.role, /deleted role/);
   });
 
+  it('rotates the environment\'s signing key: new tokens use the new key, old tokens still verify until they expire', async () => {
+    const created = await admin.post('/workspaces/default/clients', { name: 'rotation', role: 'invoice-reader', environments: ['DEV'], projects: ['default'] });
+    const jwtOf = async () => ((await (await gw('/invoices', created.body.token)).json()) as { headers: Record<string, string> }).headers.authorization!.slice(7);
+    const kidOf = (jwt: string) => (JSON.parse(Buffer.from(jwt.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid;
+    const before = await admin.get(`${DEV}/signing-keys`);
+    assert.equal(before.status, 200, JSON.stringify(before.body));
+    assert.equal(JSON.stringify(before.body).includes('"d"'), false, 'a private key in the answer');
+    const oldJwt = await jwtOf();
+    assert.equal(kidOf(oldJwt), before.body.active);
+
+    const rotated = await admin.post(`${DEV}/signing-keys/rotate`);
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    assert.notEqual(rotated.body.active, before.body.active);
+    const retired = rotated.body.keys.find((k: { kid: string }) => k.kid === before.body.active);
+    assert.ok(retired?.retiresAt && Date.parse(retired.retiresAt) > Date.now() + 5 * 60_000 - 5000, 'published until its tokens expired');
+    const newJwt = await jwtOf();
+    assert.equal(kidOf(newJwt), rotated.body.active, 'tokens are minted with the new key at once');
+
+    const issuer = `${cp.gatewayUrl}/default/dev`;
+    const jwks = createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`));
+    for (const jwt of [oldJwt, newJwt]) await jwtVerify(jwt, jwks, { issuer, audience: 'gatehouse-upstreams' });
+  });
+
   it('regenerate with a grace period keeps the old token working until it ends', async () => {
     const created = await admin.post('/workspaces/default/clients', { name: 'graceful', role: 'invoice-reader', environments: ['DEV'], projects: ['default'] });
     const oldToken = created.body.token as string;

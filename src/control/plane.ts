@@ -174,6 +174,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       now,
       cloudUrl,
       telemetry,
+      tokenSettings: { algorithm: tokenExchange.algorithm, ttl: tokenExchange.ttl },
       async changed(workspaceId) {
         // The write is committed; a failed compile must not turn the answer into an error. It is logged, and the
         // cloud gateway keeps serving the previous snapshot.

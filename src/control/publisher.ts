@@ -6,12 +6,13 @@
  * arrives while a compile runs triggers exactly one more compile.
  */
 import type { Logger } from 'pino';
-import { type SigningKeys, SigningKeysSchema, type Snapshot, type TokenExchange } from '../config/schema.ts';
+import { type SigningKeys, type Snapshot, type TokenExchange } from '../config/schema.ts';
 import { generateSigningKeys } from '../gateway/tokens/keystore.ts';
 import { canonicalJson, encodeSnapshot, snapshotHash } from '../config/snapshot-encoding.ts';
 import type { CloudGateway } from './cloud-gateway.ts';
 import { compileWorkspace, type WorkspaceState } from './compile/compile.ts';
 import { nowIso } from './ids.ts';
+import { currentSigningKeys, signingKeysSetting } from './signing-keys.ts';
 import type { CollectionVersionRecord, Store, StoreOps } from './store/store.ts';
 import { StoreConflictError } from './store/store.ts';
 
@@ -92,7 +93,7 @@ export class Publisher {
       const edgeGateways: Record<string, string[]> = {};
       for (const g of await store.listGateways(workspaceId)) (edgeGateways[g.environment] ??= []).push(g.name);
       const signingKeys: Record<string, SigningKeys> = {};
-      for (const environment of state.workspace.environments) signingKeys[environment] = await tenantSigningKeys(store, workspaceId, environment, this.#options.tokenExchange.algorithm);
+      for (const environment of state.workspace.environments) signingKeys[environment] = await tenantSigningKeys(store, workspaceId, environment, this.#options.tokenExchange.algorithm, now);
       const scopes = compileWorkspace(state, { tokenExchange: this.#options.tokenExchange, issuerBase: this.#options.issuerBase, now, edgeGateways, signingKeys });
       for (const [scope, snapshot] of scopes) {
         const record = await recordSnapshot(store, scope, snapshot, now);
@@ -124,25 +125,14 @@ export class Publisher {
  * agree on one set. A set of another algorithm than the configured one is replaced (tokens it signed stop
  * verifying). Rotation is not done yet: the set is a list so that an old key can stay published after it.
  */
-export async function tenantSigningKeys(store: Store, workspaceId: string, environment: string, algorithm: TokenExchange['algorithm']): Promise<SigningKeys> {
-  const name = `signing-keys:${workspaceId}/${environment}`;
-  const usable = (text: string | undefined): SigningKeys | undefined => {
-    if (text === undefined) return undefined;
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      return undefined;
-    }
-    const parsed = SigningKeysSchema.safeParse(json);
-    return parsed.success && parsed.data.keys.find((k) => k.kid === parsed.data.active)?.alg === algorithm ? parsed.data : undefined;
-  };
-  const stored = usable(await store.getSetting(name));
-  if (stored) return stored;
-  const fresh = await generateSigningKeys(algorithm);
+export async function tenantSigningKeys(store: Store, workspaceId: string, environment: string, algorithm: TokenExchange['algorithm'], now = Date.now()): Promise<SigningKeys> {
+  const name = signingKeysSetting(workspaceId, environment);
+  const usable = (keys: SigningKeys | undefined) => (keys && keys.keys.find((k) => k.kid === keys.active)?.alg === algorithm ? keys : undefined);
   return store.transaction(async (tx) => {
-    const again = usable(await tx.getSetting(name));
-    if (again) return again;
+    // Keys retired by a rotation are dropped once their tokens have expired.
+    const stored = usable((await currentSigningKeys(tx, workspaceId, environment, now)).keys);
+    if (stored) return stored;
+    const fresh = await generateSigningKeys(algorithm);
     await tx.setSetting(name, JSON.stringify(fresh));
     return fresh;
   });

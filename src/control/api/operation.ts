@@ -50,6 +50,8 @@ export interface ControlContext {
   readonly cloudUrl: string;
   /** What this process heard from gateways (telemetry stats, recent access events); absent: nothing is collected. */
   readonly telemetry?: Pick<TelemetryIngest, 'stats' | 'accessEvents'>;
+  /** The installation's token settings: the algorithm of new signing keys and how long tokens live. */
+  readonly tokenSettings?: { readonly algorithm: 'EdDSA' | 'ES256'; readonly ttl: number };
 }
 
 export interface RequestInfo<B> {

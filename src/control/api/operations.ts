@@ -4,6 +4,7 @@ import { collectionOperations } from './collection-routes.ts';
 import { gatewayOperations } from './gateway-routes.ts';
 import type { Operation } from './operation.ts';
 import { roleOperations } from './role-routes.ts';
+import { signingKeyOperations } from './signing-key-routes.ts';
 import { snapshotOperations } from './snapshot-routes.ts';
 import { telemetryOperations } from './telemetry-routes.ts';
 import { userOperations } from './user-routes.ts';
@@ -16,6 +17,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...clientOperations,
   ...userOperations,
   ...snapshotOperations,
+  ...signingKeyOperations,
   ...gatewayOperations,
   ...telemetryOperations,
 ];
