@@ -67,3 +67,25 @@ export async function createAndBootstrap(admin: AdminApi, name: string, dir: str
   return gateway.id;
 }
 
+
+/**
+ * Publishes the collection `orders` (`GET /orders/items`, permission `orders:read`) in PROD, deployed to edge
+ * gateway `gateway`, plus the role `order-reader` and a client holding it; returns the client's token and id.
+ */
+export async function deployOrders(admin: AdminApi, upstreamUrl: string, gateway: string): Promise<{ token: string; clientId: string }> {
+  const prod = `${WS}/environments/PROD`;
+  const collection = await admin.post(`${prod}/collections`, {
+    name: 'orders',
+    basePath: '/orders',
+    upstream: upstreamUrl,
+    project: 'default',
+    target: { type: 'edge', gateway },
+    endpoints: [{ method: 'GET', path: '/items', permission: 'orders:read' }],
+  });
+  assert.equal(collection.status, 201, JSON.stringify(collection.body));
+  assert.equal((await admin.post(`${prod}/collections/orders/publish`)).status, 201);
+  assert.equal((await admin.post(`${WS}/roles`, { name: 'order-reader', permissions: ['orders:read'] })).status, 201);
+  const client = await admin.post(`${WS}/clients`, { name: 'shop', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
+  assert.equal(client.status, 201, JSON.stringify(client.body));
+  return { token: client.body.token as string, clientId: client.body.client.id as string };
+}

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startDemoUpstream } from '../src/demo/upstream.ts';
 import { type AdminApi, type ControlProcess, startControlPlane } from './control-helpers.ts';
-import { createAndBootstrap, type EdgeProcess, startEdge } from './edge-helpers.ts';
+import { createAndBootstrap, deployOrders, type EdgeProcess, startEdge } from './edge-helpers.ts';
 import { startUpstream, type Upstream } from './helpers.ts';
 
 const WS = '/workspaces/default';
@@ -43,20 +43,7 @@ describe('edge gateways: signing keys shared by every replica and the cloud gate
     cp = await startControlPlane({ dataDir, extraArgs: ['--bootstrap-port', '0', '--sync-port', '0'] });
     admin = cp.api();
     await createAndBootstrap(admin, 'eu-1', join(work, 'gw'));
-    const collection = await admin.post(`${PROD}/collections`, {
-      name: 'orders',
-      basePath: '/orders',
-      upstream: upstream.url,
-      project: 'default',
-      target: { type: 'edge', gateway: 'eu-1' },
-      endpoints: [{ method: 'GET', path: '/items', permission: 'orders:read' }],
-    });
-    assert.equal(collection.status, 201, JSON.stringify(collection.body));
-    assert.equal((await admin.post(`${PROD}/collections/orders/publish`)).status, 201);
-    assert.equal((await admin.post(`${WS}/roles`, { name: 'order-reader', permissions: ['orders:read'] })).status, 201);
-    const client = await admin.post(`${WS}/clients`, { name: 'shop', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
-    assert.equal(client.status, 201, JSON.stringify(client.body));
-    token = client.body.token;
+    ({ token } = await deployOrders(admin, upstream.url, 'eu-1'));
 
     // Bootstrapped once, run twice: each replica gets its own copy of the directory.
     for (const i of [1, 2]) await copyDir(join(work, 'gw'), join(work, `gw-${i}`), { recursive: true });

@@ -18,11 +18,10 @@ import { openCertificateAuthority } from '../src/control/pki/ca.ts';
 import { openStore } from '../src/control/store/open.ts';
 import { createKeyAndCsr, describeCertificate } from '../src/gateway/sync/certificates.ts';
 import { adminApi, type AdminApi, type ControlProcess, eventually, startControlPlane } from './control-helpers.ts';
-import { createAndBootstrap, startEdge, type EdgeProcess } from './edge-helpers.ts';
+import { createAndBootstrap, deployOrders, startEdge, type EdgeProcess } from './edge-helpers.ts';
 import { startUpstream, type Upstream } from './helpers.ts';
 
 const WS = '/workspaces/default';
-const PROD = `${WS}/environments/PROD`;
 const CP_ARGS = ['--bootstrap-port', '0', '--sync-port', '0'];
 
 /** Opens a Sync stream with these credentials and sends a Hello: was it accepted, and how did it end? */
@@ -83,21 +82,7 @@ describe('edge gateways: sync, fallback and certificates', () => {
     edgeDir = join(work, 'eu-1');
     gatewayId = await createAndBootstrap(admin, 'eu-1', edgeDir);
 
-    const collection = await admin.post(`${PROD}/collections`, {
-      name: 'orders',
-      basePath: '/orders',
-      upstream: upstream.url,
-      project: 'default',
-      target: { type: 'edge', gateway: 'eu-1' },
-      endpoints: [{ method: 'GET', path: '/items', permission: 'orders:read' }],
-    });
-    assert.equal(collection.status, 201, JSON.stringify(collection.body));
-    assert.equal((await admin.post(`${PROD}/collections/orders/publish`)).status, 201);
-    assert.equal((await admin.post(`${WS}/roles`, { name: 'order-reader', permissions: ['orders:read'] })).status, 201);
-    const client = await admin.post(`${WS}/clients`, { name: 'shop', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
-    assert.equal(client.status, 201, JSON.stringify(client.body));
-    token = client.body.token;
-    clientId = client.body.client.id;
+    ({ token, clientId } = await deployOrders(admin, upstream.url, 'eu-1'));
 
     edge = await startEdge(edgeDir);
     await edge.waitFor(/"config applied from the control plane"/);

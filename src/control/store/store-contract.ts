@@ -332,9 +332,9 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       it('refuses a second collection with the same name in one environment but not in another', async () => {
         await withWorkspaces();
         await store.insertCollection(collection());
-        await rejectsWithConflict(store.insertCollection(collection({ id: 'col_otherxxxxxxxxxxxxxxx' })), 'collection.name');
-        await store.insertCollection(collection({ id: 'col_prodxxxxxxxxxxxxxxxx', environment: 'PROD' }));
-        await store.insertCollection(collection({ id: 'col_ws2xxxxxxxxxxxxxxxxx', workspaceId: WS2 }));
+        await rejectsWithConflict(store.insertCollection(collection({ id: 'col_other' })), 'collection.name');
+        await store.insertCollection(collection({ id: 'col_prod', environment: 'PROD' }));
+        await store.insertCollection(collection({ id: 'col_ws2', workspaceId: WS2 }));
       });
 
       it('updates a collection only while its revision is the expected one', async () => {
@@ -351,7 +351,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         const unpublished = collection({ revision: 3, updatedAt: T2 });
         assert.equal(await store.updateCollection(unpublished), true, 'without an expected revision it always writes');
         assert.deepEqual(await store.getCollection({ id: second.id }), unpublished, 'publishedVersion removed again');
-        assert.equal(await store.updateCollection(collection({ id: 'col_missingxxxxxxxxxxxx' })), false);
+        assert.equal(await store.updateCollection(collection({ id: 'col_missing' })), false);
       });
 
       it('refuses renaming a collection onto a name taken in its environment', async () => {
@@ -364,8 +364,8 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       it('lists collections by environment, then name, optionally of one environment', async () => {
         await withWorkspaces();
         await store.insertCollection(collection({ name: 'orders', environment: 'PROD' }));
-        await store.insertCollection(collection({ id: 'col_ordersdevxxxxxxxxxx', name: 'orders' }));
-        await store.insertCollection(collection({ name: 'billing', environment: 'PROD', id: 'col_billingprodxxxxxxxx' }));
+        await store.insertCollection(collection({ id: 'col_ordersdev', name: 'orders' }));
+        await store.insertCollection(collection({ name: 'billing', environment: 'PROD', id: 'col_billingprod' }));
         await store.insertCollection(collection({ name: 'audit' }));
         await store.insertCollection(collection({ name: 'elsewhere', workspaceId: WS2 }));
         const all = await store.listCollections(WS);
