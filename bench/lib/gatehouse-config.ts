@@ -62,6 +62,13 @@ export function writeGatehouseConfig(dir: string, upstreamUrl: string, logLevel 
       },
     ],
   };
+  // Diagnosis only (BENCH_GH_VARIANT): what parts of the chain cost. Not the configuration the targets are defined for.
+  const variant = process.env.BENCH_GH_VARIANT ?? 'full';
+  if (variant === 'no-ratelimit' || variant === 'public') {
+    delete (config as Partial<typeof config>).rateLimits;
+    delete (config.clients[0] as Partial<(typeof config.clients)[0]>).rateLimits;
+  }
+  if (variant === 'public') (config.collections[0] as Record<string, unknown>).authRequired = false;
   const file = join(dir, 'gatehouse-bench.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
   return { file, key };

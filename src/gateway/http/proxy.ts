@@ -4,7 +4,7 @@
  * gateway sets are stripped from the client's request and set by the gateway, and upstream failures become
  * 502/504 problems.
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { channels } from '../observability/channels.ts';
 import type { RequestContext } from '../policies/policy.ts';
@@ -27,10 +27,13 @@ export interface ForwardInfo {
   proto: 'http' | 'https';
 }
 
-/** Builds the upstream request headers. */
-export function upstreamHeaders(ctx: RequestContext, info: ForwardInfo): Record<string, string | string[]> {
+/**
+ * Builds the upstream request headers as flat name/value pairs (undici takes them as they are; an object would be
+ * copied into one first).
+ */
+export function upstreamHeaders(ctx: RequestContext, info: ForwardInfo): string[] {
   const incoming: IncomingHttpHeaders = ctx.req.headers;
-  const out: Record<string, string | string[]> = {};
+  const out: string[] = [];
   const connection = incoming.connection;
   const listed = connection && connection.toLowerCase() !== 'keep-alive' && connection.toLowerCase() !== 'close' ? connectionTokens(connection) : undefined;
   const credentials = ctx.credentialHeaders;
@@ -38,17 +41,33 @@ export function upstreamHeaders(ctx: RequestContext, info: ForwardInfo): Record<
     if (REQUEST_STRIP.has(name) || listed?.has(name) || name.startsWith('x-gatehouse-')) continue;
     if (credentials !== undefined && credentials.includes(name)) continue;
     const value = incoming[name];
-    if (value !== undefined) out[name] = value;
+    if (value === undefined) continue;
+    if (typeof value === 'string') out.push(name, value);
+    else for (const v of value) out.push(name, v);
   }
   const host = incoming.host;
-  out['x-forwarded-for'] = info.trustedForwardedFor ? `${info.trustedForwardedFor}, ${info.peerIp}` : info.peerIp;
-  out['x-forwarded-proto'] = info.proto;
-  if (host) out['x-forwarded-host'] = host;
-  if (ctx.collection.stripBasePath && ctx.collection.basePath !== '/') out['x-forwarded-prefix'] = ctx.collection.basePath;
-  out.forwarded = `for=${forwardedNode(ctx.clientIp)};proto=${info.proto}${host ? `;host="${host.replace(/["\\]/g, '')}"` : ''}`;
-  out['x-request-id'] = ctx.requestId;
-  if (ctx.upstreamToken !== undefined) out.authorization = `Bearer ${ctx.upstreamToken}`;
+  out.push('x-forwarded-for', info.trustedForwardedFor ? `${info.trustedForwardedFor}, ${info.peerIp}` : info.peerIp, 'x-forwarded-proto', info.proto);
+  if (host) out.push('x-forwarded-host', host);
+  if (ctx.collection.stripBasePath && ctx.collection.basePath !== '/') out.push('x-forwarded-prefix', ctx.collection.basePath);
+  out.push('forwarded', `for=${forwardedNode(ctx.clientIp)};proto=${info.proto}${host ? `;host="${forwardedHost(host)}"` : ''}`, 'x-request-id', ctx.requestId);
+  if (ctx.upstreamAuthorization !== undefined) out.push('authorization', ctx.upstreamAuthorization);
   return out;
+}
+
+/** The Host value inside a quoted-string: quotes and backslashes dropped (they are not valid in a host anyway). */
+function forwardedHost(host: string): string {
+  return host.includes('"') || host.includes('\\') ? host.replace(/["\\]/g, '') : host;
+}
+
+/** Removes every pair named `name` from flat name/value pairs. */
+function removeHeader(pairs: string[], name: string): void {
+  let w = 0;
+  for (let r = 0; r < pairs.length; r += 2) {
+    if (pairs[r] === name) continue;
+    pairs[w++] = pairs[r]!;
+    pairs[w++] = pairs[r + 1]!;
+  }
+  pairs.length = w;
 }
 
 function connectionTokens(value: string): Set<string> {
@@ -76,7 +95,7 @@ export function hasBody(headers: IncomingHttpHeaders): boolean {
  * Proxies the request; resolves when the exchange has ended either way. `onDone` receives the final status, and
  * on an upstream failure its code and error.
  */
-export function proxy(ctx: RequestContext, path: string, headers: Record<string, string | string[]>, onDone: (status: number, upstreamError?: ErrorCode, error?: Error) => void): void {
+export function proxy(ctx: RequestContext, path: string, headers: string[], onDone: (status: number, upstreamError?: ErrorCode, error?: Error) => void): void {
   const { req, collection } = ctx;
   const res = ctx.res!;
   const upstream = collection.upstream;
@@ -102,14 +121,25 @@ export function proxy(ctx: RequestContext, path: string, headers: Record<string,
       if (res.destroyed) c.abort(new Error('client closed the connection'));
     },
     onResponseStart(_c, statusCode, responseHeaders) {
-      const out: OutgoingHttpHeaders = {};
+      const out: string[] = [];
       const connection = responseHeaders.connection;
       const listed = connection === undefined || connection === 'keep-alive' || connection === 'close' ? undefined : connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
       for (const name in responseHeaders) {
-        if (!RESPONSE_STRIP.has(name) && !listed?.has(name)) out[name] = responseHeaders[name];
+        if (RESPONSE_STRIP.has(name) || listed?.has(name)) continue;
+        const value = responseHeaders[name];
+        if (value === undefined) continue;
+        if (typeof value === 'string') out.push(name, value);
+        else for (const v of value) out.push(name, v);
       }
-      if (extraHeaders !== undefined) Object.assign(out, extraHeaders);
-      out['x-request-id'] = ctx.requestId;
+      if (extraHeaders !== undefined) {
+        // A policy's header replaces the upstream's header of the same name.
+        for (let i = 0; i < extraHeaders.length; i += 2) {
+          if (responseHeaders[extraHeaders[i]!] !== undefined) removeHeader(out, extraHeaders[i]!);
+          out.push(extraHeaders[i]!, extraHeaders[i + 1]!);
+        }
+      }
+      if (responseHeaders['x-request-id'] !== undefined) removeHeader(out, 'x-request-id');
+      out.push('x-request-id', ctx.requestId);
       res.writeHead(statusCode, out);
     },
     onResponseData(c, chunk) {

@@ -193,7 +193,7 @@ export class GatewayServer {
       key: undefined,
       credentialHeaders: undefined,
       responseHeaders: undefined,
-      upstreamToken: undefined,
+      upstreamAuthorization: undefined,
     };
     const forward = () => {
       const info: ForwardInfo = { peerIp: ip.peerIp, trustedForwardedFor: ip.trustedForwardedFor, proto: this.#proto };
@@ -229,7 +229,7 @@ export class GatewayServer {
     sendProblem(res, r, requestId);
     const status = ERRORS[r.code].status;
     this.#metrics.observe('', '', req.method ?? 'GET', status, (performance.now() - start) / 1000);
-    this.#accessLog?.({ reqId: requestId, method: req.method ?? 'GET', status, code: r.code, ms: round(performance.now() - start) }, 'refused');
+    this.#accessLog?.({ reqId: requestId, method: req.method ?? 'GET', status, code: r.code, ms: performance.now() - start }, 'refused');
     if (channels.requestEnd.hasSubscribers) this.#publishEnd(req, requestId, undefined, status, start, r.code);
   }
 
@@ -241,14 +241,14 @@ export class GatewayServer {
 
   #finish(ctx: RequestContext, method: string, status: number, start: number, code: ErrorCode | undefined): void {
     const ms = performance.now() - start;
-    this.#metrics.observe(ctx.collection.name, ctx.endpoint.template, method, status, ms / 1000);
+    this.#metrics.observeEndpoint(ctx.endpoint, ctx.collection.name, ctx.endpoint.template, method, status, ms / 1000);
     this.#accessLog?.({
       reqId: ctx.requestId,
       method,
       collection: ctx.collection.name,
       route: ctx.endpoint.template,
       status,
-      ms: round(ms),
+      ms,
       clientId: ctx.principal?.id,
       key: ctx.key?.label,
       ip: ctx.clientIp,
@@ -280,7 +280,7 @@ export class GatewayServer {
     const table = this.#table;
     const reject = (r: Refusal, routedCtx?: RequestContext) => {
       writeRawProblem(socket, r, requestId);
-      this.#accessLog?.({ reqId: requestId, method: req.method ?? 'GET', status: ERRORS[r.code].status, code: r.code, ms: round(performance.now() - start) }, 'upgrade refused');
+      this.#accessLog?.({ reqId: requestId, method: req.method ?? 'GET', status: ERRORS[r.code].status, code: r.code, ms: performance.now() - start }, 'upgrade refused');
       if (channels.requestEnd.hasSubscribers) this.#publishEnd(req, requestId, routedCtx, ERRORS[r.code].status, start, r.code);
     };
     if (table === undefined) return reject(refusal('GH_ERR_GATEWAY_INTERNAL'));
@@ -290,7 +290,7 @@ export class GatewayServer {
     const ip = this.#clientIp(req);
     const ctx: RequestContext = {
       req, res: null, requestId, clientIp: ip.clientIp, collection: routed.collection, endpoint: routed.endpoint, forwardPath: routed.forwardPath,
-      principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamToken: undefined,
+      principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamAuthorization: undefined,
     };
     runChain(ctx, routed.collection.chain, 0, () => {
       const info: ForwardInfo = { peerIp: ip.peerIp, trustedForwardedFor: ip.trustedForwardedFor, proto: this.#proto };
@@ -384,8 +384,4 @@ function hostname(host: string | undefined): string | undefined {
   if (host === undefined) return undefined;
   const end = host.startsWith('[') ? host.indexOf(']') + 1 : host.indexOf(':');
   return (end > 0 ? host.slice(0, end) : host).toLowerCase();
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
 }

@@ -36,7 +36,8 @@ export function authenticate(options: AuthenticateOptions): Policy {
     let key: string | undefined;
     const authorization = headers.authorization;
     if (authorization !== undefined) {
-      if (authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ') key = authorization.slice(7).trim();
+      // The scheme is case-insensitive (RFC 9110 §11.1); the common spelling is checked without allocating.
+      if (authorization.length > 7 && (authorization.startsWith('Bearer ') || authorization.slice(0, 7).toLowerCase() === 'bearer ')) key = authorization.slice(7).trim();
     }
     if (key === undefined) {
       const header = headers['x-api-key'];

@@ -45,7 +45,7 @@ describe('the compiled policy chain', async () => {
     const ctx: RequestContext = {
       req: { headers: { authorization: `Bearer ${key}` } } as unknown as IncomingMessage,
       res: null, requestId: 'r', clientIp, collection, endpoint, forwardPath: '/x',
-      principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamToken: undefined,
+      principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamAuthorization: undefined,
     };
     for (const policy of collection.chain) {
       const result = await policy(ctx);
@@ -74,8 +74,8 @@ describe('the compiled policy chain', async () => {
   it('mints a token and names the headers to strip', async () => {
     const { code, ctx } = await run(v6.key, '::1');
     assert.equal(code, undefined);
-    assert.match(ctx.upstreamToken ?? '', /^ey/);
+    assert.match(ctx.upstreamAuthorization ?? '', /^Bearer ey/);
     assert.ok(ctx.credentialHeaders?.includes('x-api-key'));
-    assert.match(ctx.responseHeaders?.ratelimit ?? '', /"key";r=\d+;t=\d+/);
+    assert.match(ctx.responseHeaders?.[ctx.responseHeaders.indexOf('ratelimit') + 1] ?? '', /"key";r=\d+;t=\d+/);
   });
 });

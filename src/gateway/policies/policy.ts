@@ -23,10 +23,10 @@ export interface RequestContext {
   key: KeyEntry | undefined;
   /** Header names (lower-case) carrying the credential, removed before forwarding. */
   credentialHeaders: string[] | undefined;
-  /** Response headers a policy wants on the final answer (rate-limit headers). */
-  responseHeaders: Record<string, string> | undefined;
-  /** Upstream token minted by token exchange. */
-  upstreamToken: string | undefined;
+  /** Response headers a policy wants on the final answer (rate-limit headers), as flat name/value pairs. */
+  responseHeaders: string[] | undefined;
+  /** The Authorization value the upstream receives (`Bearer <minted JWT>`), set by token exchange. */
+  upstreamAuthorization: string | undefined;
 }
 
 export type PolicyResult = Refusal | undefined;

@@ -4,6 +4,7 @@
  * before they expire, so the common case is one Map lookup.
  */
 import { refusal } from '../http/errors.ts';
+import type { KeyEntry } from '../snapshot/compiled.ts';
 import type { Minter, TokenSubject } from '../tokens/minter.ts';
 import type { Policy, RequestContext } from './policy.ts';
 
@@ -20,12 +21,19 @@ export interface TokenExchangeOptions {
 export function tokenExchange(options: TokenExchangeOptions): Policy {
   const { minter, environment, project, onError } = options;
   const suffix = `\u0000${environment}\u0000${project}`;
+  // The cache key of each key entry, built once (the entry belongs to the snapshot this policy was compiled with).
+  const cacheKeys = new WeakMap<KeyEntry, string>();
 
   return function tokenExchangePolicy(ctx: RequestContext) {
-    const cacheKey = ctx.key!.hash + suffix;
-    const cached = minter.cached(cacheKey);
+    const entry = ctx.key!;
+    let cacheKey = cacheKeys.get(entry);
+    if (cacheKey === undefined) {
+      cacheKey = entry.hash + suffix;
+      cacheKeys.set(entry, cacheKey);
+    }
+    const cached = minter.cachedAuthorization(cacheKey);
     if (cached !== undefined) {
-      ctx.upstreamToken = cached;
+      ctx.upstreamAuthorization = cached;
       return undefined;
     }
     const p = ctx.principal!;
@@ -41,12 +49,12 @@ export function tokenExchange(options: TokenExchangeOptions): Policy {
     try {
       const minted = minter.token(cacheKey, subject);
       if (typeof minted === 'string') {
-        ctx.upstreamToken = minted;
+        ctx.upstreamAuthorization = `Bearer ${minted}`;
         return undefined;
       }
       return minted.then(
         (token) => {
-          ctx.upstreamToken = token;
+          ctx.upstreamAuthorization = `Bearer ${token}`;
           return undefined;
         },
         (error: unknown) => {

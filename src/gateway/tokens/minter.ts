@@ -45,6 +45,11 @@ export interface Minter {
   token(cacheKey: string, subject: TokenSubject): string | Promise<string>;
   /** Synchronous cache probe for the hot path: the cached token, or undefined when token() would mint. */
   cached(cacheKey: string): string | undefined;
+  /**
+   * The same probe, answering `Bearer <token>`: the header value is built once per token, so the request path
+   * neither concatenates nor re-flattens a long string on every request.
+   */
+  cachedAuthorization(cacheKey: string): string | undefined;
   /** Drops cached tokens and forgets mints in flight (config reload: a changed role must not keep old permissions). */
   clear(): void;
   readonly size: number;
@@ -52,6 +57,7 @@ export interface Minter {
 
 interface CacheEntry {
   readonly token: string;
+  readonly authorization: string;
   readonly kid: string;
   /** Served until this time (ms); afterwards re-minted. */
   readonly refreshAt: number;
@@ -83,10 +89,13 @@ export function createMinter(options: MinterOptions): Minter {
   // clear() bumps this so that mints started before it do not fill the cache with stale subjects.
   let generation = 0;
 
-  function cached(cacheKey: string): string | undefined {
+  function fresh(cacheKey: string): CacheEntry | undefined {
     const entry = cache.get(cacheKey);
-    if (entry !== undefined && entry.refreshAt > now() && entry.kid === keys.current().kid) return entry.token;
-    return undefined;
+    return entry !== undefined && entry.refreshAt > now() && entry.kid === keys.current().kid ? entry : undefined;
+  }
+
+  function cached(cacheKey: string): string | undefined {
+    return fresh(cacheKey)?.token;
   }
 
   function token(cacheKey: string, subject: TokenSubject): string | Promise<string> {
@@ -98,7 +107,7 @@ export function createMinter(options: MinterOptions): Minter {
     const minting = mint(subject).then(
       ({ token, kid, expMs }) => {
         if (inFlight.get(cacheKey) === minting) inFlight.delete(cacheKey);
-        if (started === generation) remember(cacheKey, { token, kid, refreshAt: expMs - refreshBefore });
+        if (started === generation) remember(cacheKey, { token, authorization: `Bearer ${token}`, kid, refreshAt: expMs - refreshBefore });
         return token;
       },
       (error: unknown) => {
@@ -140,6 +149,9 @@ export function createMinter(options: MinterOptions): Minter {
   return {
     token,
     cached,
+    cachedAuthorization(cacheKey) {
+      return fresh(cacheKey)?.authorization;
+    },
     clear() {
       generation++;
       cache.clear();

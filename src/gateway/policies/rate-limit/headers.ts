@@ -26,22 +26,35 @@ export function rateLimitHeaders(applied: readonly AppliedLimit[], refused: Appl
   const limits = refused === undefined || applied.includes(refused) ? applied : [...applied, refused];
   if (limits.length === 0) return {};
 
-  let policy = '';
   let tightest = limits[0]!;
   for (const a of limits) {
-    // Structured-field integers: a window that is not a whole number of seconds is shown rounded up.
-    policy += `${policy === '' ? '' : ', '}"${a.name}";q=${a.limit};w=${seconds(a.windowMs)}`;
     const d = a.decision;
     const t = tightest.decision;
     if (d.remaining < t.remaining || (d.remaining === t.remaining && d.resetMs > t.resetMs)) tightest = a;
   }
 
   const headers: Record<string, string> = {
-    'ratelimit-policy': policy,
-    ratelimit: `"${tightest.name}";r=${tightest.decision.remaining};t=${Math.ceil(tightest.decision.resetMs / 1000)}`,
+    'ratelimit-policy': rateLimitPolicyHeader(limits),
+    ratelimit: rateLimitHeader(tightest.name, tightest.decision),
   };
   if (refused !== undefined) headers['retry-after'] = String(seconds(refused.decision.retryAfterMs));
   return headers;
+}
+
+/**
+ * The `RateLimit-Policy` value for these limits, in order. It depends only on the configuration, so the rate-limit
+ * policy computes it once per key and collection.
+ */
+export function rateLimitPolicyHeader(limits: readonly { name: AppliedLimit['name']; limit: number; windowMs: number }[]): string {
+  let policy = '';
+  // Structured-field integers: a window that is not a whole number of seconds is shown rounded up.
+  for (const a of limits) policy += `${policy === '' ? '' : ', '}"${a.name}";q=${a.limit};w=${seconds(a.windowMs)}`;
+  return policy;
+}
+
+/** The `RateLimit` value: the live state of one named limit. */
+export function rateLimitHeader(name: AppliedLimit['name'], decision: RateLimitDecision): string {
+  return `"${name}";r=${decision.remaining};t=${Math.ceil(decision.resetMs / 1000)}`;
 }
 
 /** Whole seconds, rounded up, at least 1. */

@@ -8,8 +8,9 @@ import type { RateLimit } from '../../../config/schema.ts';
 import { refusal } from '../../http/errors.ts';
 import { channels } from '../../observability/channels.ts';
 import type { Policy, RequestContext } from '../policy.ts';
-import { rateLimitHeaders, type AppliedLimit } from './headers.ts';
-import type { RateLimitStore } from './memory-store.ts';
+import type { KeyEntry } from '../../snapshot/compiled.ts';
+import { rateLimitHeader, rateLimitHeaders, rateLimitPolicyHeader, type AppliedLimit } from './headers.ts';
+import type { RateLimitDecision, RateLimitStore } from './memory-store.ts';
 
 export interface RateLimitOptions {
   store: RateLimitStore;
@@ -25,42 +26,104 @@ export interface RateLimitOptions {
   route: string;
 }
 
+/** What one key's requests to one collection are counted against; resolved on its first request. */
+interface KeyLimits {
+  key: RateLimit | undefined;
+  client: RateLimit | undefined;
+  org: RateLimit | undefined;
+  /** Counter names, built once: a string's hash is computed once, so the store's lookups stay cheap. */
+  keyCounter: string;
+  clientCounter: string;
+  orgCounter: string;
+  /** The RateLimit-Policy value: it depends on configuration only. */
+  policyHeader: string;
+}
+
 export function rateLimit(options: RateLimitOptions): Policy {
   const { store, limits, collection, route } = options;
   const keyPrefix = `${route}\u0000key\u0000`;
   const clientPrefix = `${route}\u0000client\u0000`;
   const orgPrefix = `${route}\u0000org\u0000`;
+  // Per key entry of the snapshot this policy was compiled with: both are replaced together, so entries of an
+  // older snapshot are collected with it. null: no limit applies to this key.
+  const resolved = new WeakMap<KeyEntry, KeyLimits | null>();
+
+  function resolve(entry: KeyEntry): KeyLimits | null {
+    const principal = entry.principal;
+    const key = principal.limits.key ?? limits.key;
+    const client = principal.limits.client ?? limits.client;
+    const org = principal.orgId !== undefined ? limits.org : undefined;
+    if (key === undefined && client === undefined && org === undefined) return null;
+    const policy: { name: AppliedLimit['name']; limit: number; windowMs: number }[] = [];
+    if (key) policy.push({ name: 'key', limit: key.limit, windowMs: key.window });
+    if (client) policy.push({ name: 'client', limit: client.limit, windowMs: client.window });
+    if (org) policy.push({ name: 'org', limit: org.limit, windowMs: org.window });
+    return {
+      key,
+      client,
+      org,
+      keyCounter: keyPrefix + entry.hash,
+      clientCounter: clientPrefix + principal.id,
+      orgCounter: org ? orgPrefix + principal.orgId! : '',
+      policyHeader: rateLimitPolicyHeader(policy),
+    };
+  }
 
   return function rateLimitPolicy(ctx: RequestContext) {
-    const principal = ctx.principal!;
-    const keyLimit = principal.limits.key ?? limits.key;
-    const clientLimit = principal.limits.client ?? limits.client;
-    const orgLimit = principal.orgId !== undefined ? limits.org : undefined;
-    if (keyLimit === undefined && clientLimit === undefined && orgLimit === undefined) return undefined;
-
-    const applied: AppliedLimit[] = [];
-    let refused: AppliedLimit | undefined;
-    // Narrowest first: a refused hit is not counted, so a key over its limit does not drain its org's budget.
-    if (keyLimit) refused = check(store, applied, 'key', keyLimit, keyPrefix + ctx.key!.hash);
-    if (clientLimit && !refused) refused = check(store, applied, 'client', clientLimit, clientPrefix + principal.id);
-    if (orgLimit && !refused) refused = check(store, applied, 'org', orgLimit, orgPrefix + principal.orgId!);
-
-    const headers = rateLimitHeaders(applied, refused);
-    if (refused) {
-      if (channels.rateLimited.hasSubscribers) {
-        channels.rateLimited.publish({ scope: refused.name, collection, clientId: principal.id, requestId: ctx.requestId });
-      }
-      return refusal('GH_ERR_RATE_LIMITED', `The ${refused.name} rate limit of ${refused.limit} requests per ${refused.windowMs / 1000}s is exhausted.`, headers);
+    const entry = ctx.key!;
+    let s = resolved.get(entry);
+    if (s === undefined) {
+      s = resolve(entry);
+      resolved.set(entry, s);
     }
-    ctx.responseHeaders = headers;
+    if (s === null) return undefined;
+
+    // Narrowest first: a refused hit is not counted, so a key over its limit does not drain its org's budget.
+    const now = Date.now();
+    let tightest: RateLimitDecision | undefined;
+    let tightestName: AppliedLimit['name'] = 'key';
+    let keyDecision: RateLimitDecision | undefined;
+    let clientDecision: RateLimitDecision | undefined;
+    if (s.key) {
+      keyDecision = store.hit(s.keyCounter, s.key.limit, s.key.window, now);
+      if (!keyDecision.allowed) return refuse(ctx, s, keyDecision, undefined, undefined);
+      tightest = keyDecision;
+    }
+    if (s.client) {
+      clientDecision = store.hit(s.clientCounter, s.client.limit, s.client.window, now);
+      if (!clientDecision.allowed) return refuse(ctx, s, keyDecision, clientDecision, undefined);
+      if (tightest === undefined || tighter(clientDecision, tightest)) {
+        tightest = clientDecision;
+        tightestName = 'client';
+      }
+    }
+    if (s.org) {
+      const orgDecision = store.hit(s.orgCounter, s.org.limit, s.org.window, now);
+      if (!orgDecision.allowed) return refuse(ctx, s, keyDecision, clientDecision, orgDecision);
+      if (tightest === undefined || tighter(orgDecision, tightest)) {
+        tightest = orgDecision;
+        tightestName = 'org';
+      }
+    }
+    ctx.responseHeaders = ['ratelimit-policy', s.policyHeader, 'ratelimit', rateLimitHeader(tightestName, tightest!)];
     return undefined;
   };
+
+  /** The refusal by the last decision given, with headers for every limit checked up to it. */
+  function refuse(ctx: RequestContext, s: KeyLimits, key: RateLimitDecision | undefined, client: RateLimitDecision | undefined, org: RateLimitDecision | undefined) {
+    const applied: AppliedLimit[] = [];
+    if (key) applied.push({ name: 'key', limit: s.key!.limit, windowMs: s.key!.window, decision: key });
+    if (client) applied.push({ name: 'client', limit: s.client!.limit, windowMs: s.client!.window, decision: client });
+    if (org) applied.push({ name: 'org', limit: s.org!.limit, windowMs: s.org!.window, decision: org });
+    const refused = applied[applied.length - 1]!;
+    if (channels.rateLimited.hasSubscribers) {
+      channels.rateLimited.publish({ scope: refused.name, collection, clientId: ctx.principal!.id, requestId: ctx.requestId });
+    }
+    return refusal('GH_ERR_RATE_LIMITED', `The ${refused.name} rate limit of ${refused.limit} requests per ${refused.windowMs / 1000}s is exhausted.`, rateLimitHeaders(applied, refused));
+  }
 }
 
-/** Counts one hit; returns the applied limit when it refused. */
-function check(store: RateLimitStore, applied: AppliedLimit[], name: AppliedLimit['name'], limit: RateLimit, counter: string): AppliedLimit | undefined {
-  const decision = store.hit(counter, limit.limit, limit.window);
-  const entry: AppliedLimit = { name, limit: limit.limit, windowMs: limit.window, decision };
-  applied.push(entry);
-  return decision.allowed ? undefined : entry;
+/** Whether `a` is more restrictive than `b`: less remaining; on a tie, the later reset. */
+function tighter(a: RateLimitDecision, b: RateLimitDecision): boolean {
+  return a.remaining < b.remaining || (a.remaining === b.remaining && a.resetMs > b.resetMs);
 }
