@@ -4,7 +4,7 @@
  * gateway sets are stripped from the client's request and set by the gateway, and upstream failures become
  * 502/504 problems.
  */
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { channels } from '../observability/channels.ts';
 import type { RequestContext } from '../policies/policy.ts';
@@ -70,8 +70,8 @@ function removeHeader(pairs: string[], name: string): void {
   pairs.length = w;
 }
 
-function connectionTokens(value: string): Set<string> {
-  return new Set(value.toLowerCase().split(',').map((t) => t.trim()).filter(Boolean));
+function connectionTokens(value: string | string[]): Set<string> {
+  return new Set((Array.isArray(value) ? value.join(',') : value).toLowerCase().split(',').map((t) => t.trim()).filter(Boolean));
 }
 
 function forwardedNode(ip: string): string {
@@ -91,11 +91,20 @@ export function hasBody(headers: IncomingHttpHeaders): boolean {
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/** Told when a proxied exchange has ended either way: the final status, and on an upstream failure its code and error. */
+export interface ProxyDone<C extends RequestContext> {
+  proxyDone(ctx: C, status: number, upstreamError?: ErrorCode, error?: Error): void;
+}
+
+const kExchange = Symbol('gatehouse.exchange');
+type WithExchange = ServerResponse & { [kExchange]?: UpstreamExchange<RequestContext> };
+
 /**
- * Proxies the request; resolves when the exchange has ended either way. `onDone` receives the final status, and
- * on an upstream failure its code and error.
+ * Forwards the request; `done.proxyDone` is called once the exchange has ended either way. One object per request
+ * is the undici handler, and the client-close and drain listeners are shared functions that find it on the
+ * response: nothing else is allocated for the exchange.
  */
-export function proxy(ctx: RequestContext, path: string, headers: string[], onDone: (status: number, upstreamError?: ErrorCode, error?: Error) => void): void {
+export function proxy<C extends RequestContext>(ctx: C, path: string, headers: string[], done: ProxyDone<C>): void {
   const { req, collection } = ctx;
   const res = ctx.res!;
   const upstream = collection.upstream;
@@ -103,66 +112,11 @@ export function proxy(ctx: RequestContext, path: string, headers: string[], onDo
     // An IP literal the egress policy refuses: no connection is attempted.
     if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: collection.name, code: EGRESS_DENIED.code, error: upstream.egressDenied, requestId: ctx.requestId });
     sendProblem(res, EGRESS_DENIED, ctx.requestId);
-    return onDone(ERRORS[EGRESS_DENIED.code].status, EGRESS_DENIED.code, upstream.egressDenied);
+    return done.proxyDone(ctx, ERRORS[EGRESS_DENIED.code].status, EGRESS_DENIED.code, upstream.egressDenied);
   }
-  let controller: Dispatcher.DispatchController | undefined;
-  let finished = false;
-  const extraHeaders = ctx.responseHeaders;
-
-  const onClose = () => {
-    if (!finished && controller && !controller.aborted) controller.abort(new Error('client closed the connection'));
-  };
-  res.once('close', onClose);
-  const resume = () => controller?.resume();
-
-  const handler: Dispatcher.DispatchHandler = {
-    onRequestStart(c) {
-      controller = c;
-      if (res.destroyed) c.abort(new Error('client closed the connection'));
-    },
-    onResponseStart(_c, statusCode, responseHeaders) {
-      const out: string[] = [];
-      const connection = responseHeaders.connection;
-      const listed = connection === undefined || connection === 'keep-alive' || connection === 'close' ? undefined : connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
-      for (const name in responseHeaders) {
-        if (RESPONSE_STRIP.has(name) || listed?.has(name)) continue;
-        const value = responseHeaders[name];
-        if (value === undefined) continue;
-        if (typeof value === 'string') out.push(name, value);
-        else for (const v of value) out.push(name, v);
-      }
-      if (extraHeaders !== undefined) {
-        // A policy's header replaces the upstream's header of the same name.
-        for (let i = 0; i < extraHeaders.length; i += 2) {
-          if (responseHeaders[extraHeaders[i]!] !== undefined) removeHeader(out, extraHeaders[i]!);
-          out.push(extraHeaders[i]!, extraHeaders[i + 1]!);
-        }
-      }
-      if (responseHeaders['x-request-id'] !== undefined) removeHeader(out, 'x-request-id');
-      out.push('x-request-id', ctx.requestId);
-      res.writeHead(statusCode, out);
-    },
-    onResponseData(c, chunk) {
-      if (!res.write(chunk)) {
-        c.pause();
-        res.once('drain', resume);
-      }
-    },
-    onResponseEnd() {
-      finished = true;
-      res.end();
-      onDone(res.statusCode);
-    },
-    onResponseError(_c, error) {
-      finished = true;
-      const code = classify(error);
-      if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: collection.name, code, error, requestId: ctx.requestId });
-      if (res.headersSent) res.destroy();
-      else if (!res.destroyed) sendProblem(res, refusal(code), ctx.requestId);
-      onDone(res.headersSent && res.statusCode < 500 ? res.statusCode : (code === 'GH_ERR_UPSTREAM_TIMEOUT' ? 504 : 502), code, error);
-    },
-  };
-
+  const exchange = new UpstreamExchange(ctx, res, done);
+  (res as WithExchange)[kExchange] = exchange as unknown as UpstreamExchange<RequestContext>;
+  res.on('close', onClientClose);
   upstream.pool.dispatch(
     {
       path,
@@ -172,8 +126,85 @@ export function proxy(ctx: RequestContext, path: string, headers: string[], onDo
       headersTimeout: upstream.headersTimeout,
       bodyTimeout: upstream.bodyTimeout,
     },
-    handler,
+    exchange,
   );
+}
+
+/** The client went away: abort the upstream request unless the exchange already ended. */
+function onClientClose(this: WithExchange): void {
+  const exchange = this[kExchange];
+  const controller = exchange?.controller;
+  if (exchange !== undefined && !exchange.finished && controller !== undefined && !controller.aborted) controller.abort(new Error('client closed the connection'));
+}
+
+function onClientDrain(this: WithExchange): void {
+  this[kExchange]?.controller?.resume();
+}
+
+class UpstreamExchange<C extends RequestContext> implements Dispatcher.DispatchHandler {
+  readonly ctx: C;
+  readonly res: ServerResponse;
+  readonly done: ProxyDone<C>;
+  controller: Dispatcher.DispatchController | undefined = undefined;
+  finished = false;
+
+  constructor(ctx: C, res: ServerResponse, done: ProxyDone<C>) {
+    this.ctx = ctx;
+    this.res = res;
+    this.done = done;
+  }
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.controller = c;
+    if (this.res.destroyed) c.abort(new Error('client closed the connection'));
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, responseHeaders: IncomingHttpHeaders): void {
+    const out: string[] = [];
+    const connection = responseHeaders.connection;
+    const listed = connection === undefined || connection === 'keep-alive' || connection === 'close' ? undefined : connectionTokens(connection);
+    for (const name in responseHeaders) {
+      if (RESPONSE_STRIP.has(name) || listed?.has(name)) continue;
+      const value = responseHeaders[name];
+      if (value === undefined) continue;
+      if (typeof value === 'string') out.push(name, value);
+      else for (const v of value) out.push(name, v);
+    }
+    const extraHeaders = this.ctx.responseHeaders;
+    if (extraHeaders !== undefined) {
+      // A policy's header replaces the upstream's header of the same name.
+      for (let i = 0; i < extraHeaders.length; i += 2) {
+        if (responseHeaders[extraHeaders[i]!] !== undefined) removeHeader(out, extraHeaders[i]!);
+        out.push(extraHeaders[i]!, extraHeaders[i + 1]!);
+      }
+    }
+    if (responseHeaders['x-request-id'] !== undefined) removeHeader(out, 'x-request-id');
+    out.push('x-request-id', this.ctx.requestId);
+    this.res.writeHead(statusCode, out);
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.res.write(chunk)) {
+      c.pause();
+      this.res.once('drain', onClientDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.finished = true;
+    this.res.end();
+    this.done.proxyDone(this.ctx, this.res.statusCode);
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
+    this.finished = true;
+    const { ctx, res } = this;
+    const code = classify(error);
+    if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: ctx.collection.name, code, error, requestId: ctx.requestId });
+    if (res.headersSent) res.destroy();
+    else if (!res.destroyed) sendProblem(res, refusal(code), ctx.requestId);
+    this.done.proxyDone(ctx, res.headersSent && res.statusCode < 500 ? res.statusCode : (code === 'GH_ERR_UPSTREAM_TIMEOUT' ? 504 : 502), code, error);
+  }
 }
 
 /** The error code of an upstream failure (exported for WebSocket upgrades). */

@@ -13,10 +13,10 @@ import type { AccessLog } from '../observability/access-log.ts';
 import { channels } from '../observability/channels.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { Policy, PolicyResult, RequestContext } from '../policies/policy.ts';
-import type { CompiledCollection, CompiledEndpoint, RouteTable } from '../snapshot/compiled.ts';
+import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal, RouteTable } from '../snapshot/compiled.ts';
 import { canonicalize } from './canonical-path.ts';
 import { ERRORS, type ErrorCode, type Refusal, refusal, sendProblem } from './errors.ts';
-import { classify, type ForwardInfo, proxy, upstreamHeaders, upstreamPath } from './proxy.ts';
+import { classify, type ForwardInfo, proxy, type ProxyDone, upstreamHeaders, upstreamPath } from './proxy.ts';
 import { relativePath } from './router.ts';
 
 export interface GatewayServerOptions {
@@ -50,6 +50,63 @@ interface Routed {
   path: string;
   query: string;
   forwardPath: string;
+}
+
+/**
+ * One request on its way through the gateway: the policies' context plus what forwarding and the access log need.
+ * One object per request (the policy chain, the proxy and the log all work on it).
+ */
+class Exchange implements RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse | null;
+  readonly requestId: string;
+  readonly clientIp: string;
+  readonly collection: CompiledCollection;
+  readonly endpoint: CompiledEndpoint;
+  readonly forwardPath: string;
+  principal: Principal | undefined = undefined;
+  key: KeyEntry | undefined = undefined;
+  credentialHeaders: string[] | undefined = undefined;
+  responseHeaders: string[] | undefined = undefined;
+  upstreamAuthorization: string | undefined = undefined;
+  /** performance.now() when the request arrived. */
+  readonly start: number;
+  readonly method: string;
+  /** Canonical path and raw query. */
+  readonly path: string;
+  readonly query: string;
+  /** The socket peer, and the X-Forwarded-For to extend when that peer is a trusted proxy. */
+  readonly peerIp: string;
+  readonly trustedForwardedFor: string | undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse | null, requestId: string, start: number, routed: Routed, ip: ClientAddress) {
+    this.req = req;
+    this.res = res;
+    this.requestId = requestId;
+    this.clientIp = ip.clientIp;
+    this.collection = routed.collection;
+    this.endpoint = routed.endpoint;
+    this.forwardPath = routed.forwardPath;
+    this.start = start;
+    this.method = req.method ?? 'GET';
+    this.path = routed.path;
+    this.query = routed.query;
+    this.peerIp = ip.peerIp;
+    this.trustedForwardedFor = ip.trustedForwardedFor;
+  }
+}
+
+interface ClientAddress {
+  clientIp: string;
+  peerIp: string;
+  trustedForwardedFor: string | undefined;
+}
+
+/** Where a policy chain ends: every policy let the request through, one refused it, or one threw (a bug). */
+interface ChainEnd<C extends RequestContext> {
+  passed(ctx: C): void;
+  refused(ctx: C, r: Refusal): void;
+  failed(ctx: C, error: unknown): void;
 }
 
 export class GatewayServer {
@@ -132,7 +189,7 @@ export class GatewayServer {
     });
   }
 
-  #clientIp(req: IncomingMessage): { clientIp: string; peerIp: string; trustedForwardedFor: string | undefined } {
+  #clientIp(req: IncomingMessage): ClientAddress {
     const peerIp = unmapIp(req.socket.remoteAddress ?? '');
     const trusted = this.#trusted;
     const xff = req.headers['x-forwarded-for'];
@@ -180,33 +237,26 @@ export class GatewayServer {
       return this.#refuse(req, res, requestId, routed, start);
     }
 
-    const ip = this.#clientIp(req);
-    const ctx: RequestContext = {
-      req,
-      res,
-      requestId,
-      clientIp: ip.clientIp,
-      collection: routed.collection,
-      endpoint: routed.endpoint,
-      forwardPath: routed.forwardPath,
-      principal: undefined,
-      key: undefined,
-      credentialHeaders: undefined,
-      responseHeaders: undefined,
-      upstreamAuthorization: undefined,
-    };
-    const forward = () => {
-      const info: ForwardInfo = { peerIp: ip.peerIp, trustedForwardedFor: ip.trustedForwardedFor, proto: this.#proto };
-      proxy(ctx, upstreamPath(ctx, routed.path, routed.query), upstreamHeaders(ctx, info), (status, upstreamError, error) => {
-        if (upstreamError === 'GH_ERR_UPSTREAM_EGRESS_DENIED') this.#onEgressDenied?.(error!, ctx.collection, requestId);
-        this.#finish(ctx, method, status, start, upstreamError);
-      });
-    };
-    runChain(ctx, routed.collection.chain, 0, forward, (r) => this.#refuseCtx(ctx, r, start), (error) => {
-      this.#onError(error, requestId);
-      this.#refuseCtx(ctx, INTERNAL, start);
-    });
+    const ctx = new Exchange(req, res, requestId, start, routed, this.#clientIp(req));
+    runChain(ctx, routed.collection.chain, 0, this.#http);
   }
+
+  /** The end of an HTTP request's chain and of its upstream exchange; one object for all requests. */
+  readonly #http: ChainEnd<Exchange> & ProxyDone<Exchange> = {
+    passed: (ctx) => {
+      const info: ForwardInfo = { peerIp: ctx.peerIp, trustedForwardedFor: ctx.trustedForwardedFor, proto: this.#proto };
+      proxy(ctx, upstreamPath(ctx, ctx.path, ctx.query), upstreamHeaders(ctx, info), this.#http);
+    },
+    refused: (ctx, r) => this.#refuseCtx(ctx, r, ctx.start),
+    failed: (ctx, error) => {
+      this.#onError(error, ctx.requestId);
+      this.#refuseCtx(ctx, INTERNAL, ctx.start);
+    },
+    proxyDone: (ctx, status, upstreamError, error) => {
+      if (upstreamError === 'GH_ERR_UPSTREAM_EGRESS_DENIED') this.#onEgressDenied?.(error!, ctx.collection, ctx.requestId);
+      this.#finish(ctx, ctx.method, status, ctx.start, upstreamError);
+    },
+  };
 
   #internalError(res: ServerResponse, error: unknown): void {
     const requestId = (res.getHeader('x-request-id') as string | undefined) ?? randomUUID();
@@ -287,13 +337,9 @@ export class GatewayServer {
     const routed = this.#route(req, table);
     if ('code' in routed) return reject(routed);
     if (!routed.collection.websocket) return reject(WEBSOCKET_NOT_ALLOWED);
-    const ip = this.#clientIp(req);
-    const ctx: RequestContext = {
-      req, res: null, requestId, clientIp: ip.clientIp, collection: routed.collection, endpoint: routed.endpoint, forwardPath: routed.forwardPath,
-      principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamAuthorization: undefined,
-    };
-    runChain(ctx, routed.collection.chain, 0, () => {
-      const info: ForwardInfo = { peerIp: ip.peerIp, trustedForwardedFor: ip.trustedForwardedFor, proto: this.#proto };
+    const ctx = new Exchange(req, null, requestId, start, routed, this.#clientIp(req));
+    const tunnel = () => {
+      const info: ForwardInfo = { peerIp: ctx.peerIp, trustedForwardedFor: ctx.trustedForwardedFor, proto: this.#proto };
       const headers = upstreamHeaders(ctx, info);
       routed.collection.upstream.pool
         .upgrade({ path: upstreamPath(ctx, routed.path, routed.query), method: req.method ?? 'GET', headers, protocol: req.headers.upgrade ?? 'websocket' })
@@ -322,36 +368,41 @@ export class GatewayServer {
           if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: routed.collection.name, code, error, requestId });
           reject(refusal(code), ctx);
         });
-    }, (r) => {
-      publishAuthFailure(ctx, r.code);
-      reject(r, ctx);
-    }, (error) => {
-      this.#onError(error, requestId);
-      reject(INTERNAL, ctx);
+    };
+    runChain(ctx, routed.collection.chain, 0, {
+      passed: tunnel,
+      refused: (_ctx, r) => {
+        publishAuthFailure(ctx, r.code);
+        reject(r, ctx);
+      },
+      failed: (_ctx, error) => {
+        this.#onError(error, requestId);
+        reject(INTERNAL, ctx);
+      },
     });
   }
 }
 
 /** Runs policies in order, synchronously while they answer synchronously. A policy that throws is a bug: `failed`. */
-function runChain(ctx: RequestContext, chain: readonly Policy[], from: number, done: () => void, refused: (r: Refusal) => void, failed: (error: unknown) => void): void {
+function runChain<C extends RequestContext>(ctx: C, chain: readonly Policy[], from: number, end: ChainEnd<C>): void {
   for (let i = from; i < chain.length; i++) {
     let result: PolicyResult | Promise<PolicyResult>;
     try {
       result = chain[i]!(ctx);
     } catch (error) {
-      return failed(error);
+      return end.failed(ctx, error);
     }
     if (result === undefined) continue;
     if (isPromise(result)) {
       result.then(
-        (r) => (r === undefined ? runChain(ctx, chain, i + 1, done, refused, failed) : refused(r)),
-        failed,
-      ).catch(failed); // a throw further down the chain or in the proxy call, after the wait
+        (r) => (r === undefined ? runChain(ctx, chain, i + 1, end) : end.refused(ctx, r)),
+        (error: unknown) => end.failed(ctx, error),
+      ).catch((error: unknown) => end.failed(ctx, error)); // a throw further down the chain or in the proxy call, after the wait
       return;
     }
-    return refused(result);
+    return end.refused(ctx, result);
   }
-  done();
+  end.passed(ctx);
 }
 
 function isPromise(value: PolicyResult | Promise<PolicyResult>): value is Promise<PolicyResult> {
