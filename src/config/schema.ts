@@ -231,7 +231,7 @@ export const TokenExchangeSchema = z.strictObject({
   /** Lifetime of minted tokens (at least 1s: tokens carry whole seconds). */
   ttl: DurationSchema.pipe(z.number().min(1_000, 'must be at least 1s')).default(300_000),
   algorithm: z.enum(['EdDSA', 'ES256']).default('EdDSA'),
-  /** Claims added to each token besides iss, aud, sub, iat, nbf, exp, jti. */
+  /** Claims added to each token besides iss, aud, sub, iat, exp, jti. */
   claims: z.array(ClaimNameSchema).default(['client_id', 'user_id', 'org_id', 'permissions', 'environment']),
 });
 export type TokenExchange = z.output<typeof TokenExchangeSchema>;

@@ -279,7 +279,7 @@ export class GatewayServer {
     sendProblem(res, r, requestId);
     const status = ERRORS[r.code].status;
     this.#metrics.observe('', '', req.method ?? 'GET', status, (performance.now() - start) / 1000);
-    this.#accessLog?.({ reqId: requestId, method: req.method ?? 'GET', status, code: r.code, ms: performance.now() - start }, 'refused');
+    this.#accessLog?.event({ reqId: requestId, method: req.method ?? 'GET', status, code: r.code, ms: performance.now() - start }, 'refused');
     if (channels.requestEnd.hasSubscribers) this.#publishEnd(req, requestId, undefined, status, start, r.code);
   }
 
@@ -292,18 +292,7 @@ export class GatewayServer {
   #finish(ctx: RequestContext, method: string, status: number, start: number, code: ErrorCode | undefined): void {
     const ms = performance.now() - start;
     this.#metrics.observeEndpoint(ctx.endpoint, ctx.collection.name, ctx.endpoint.template, method, status, ms / 1000);
-    this.#accessLog?.({
-      reqId: ctx.requestId,
-      method,
-      collection: ctx.collection.name,
-      route: ctx.endpoint.template,
-      status,
-      ms,
-      clientId: ctx.principal?.id,
-      key: ctx.key?.label,
-      ip: ctx.clientIp,
-      code,
-    }, 'request');
+    this.#accessLog?.request(ctx, method, status, ms, code);
     if (channels.requestEnd.hasSubscribers) this.#publishEnd(ctx.req, ctx.requestId, ctx, status, start, code, method);
   }
 
@@ -330,7 +319,7 @@ export class GatewayServer {
     const table = this.#table;
     const reject = (r: Refusal, routedCtx?: RequestContext) => {
       writeRawProblem(socket, r, requestId);
-      this.#accessLog?.({ reqId: requestId, method: req.method ?? 'GET', status: ERRORS[r.code].status, code: r.code, ms: performance.now() - start }, 'upgrade refused');
+      this.#accessLog?.event({ reqId: requestId, method: req.method ?? 'GET', status: ERRORS[r.code].status, code: r.code, ms: performance.now() - start }, 'upgrade refused');
       if (channels.requestEnd.hasSubscribers) this.#publishEnd(req, requestId, routedCtx, ERRORS[r.code].status, start, r.code);
     };
     if (table === undefined) return reject(refusal('GH_ERR_GATEWAY_INTERNAL'));

@@ -1,9 +1,15 @@
 /**
  * The access log: one JSON line per request, in the same shape as the process's pino lines (level, time, pid,
  * msg), built directly as a string — this runs on every request. Keys appear only by their label, never the key.
+ *
+ * The parts of a line that repeat from request to request (the time within one millisecond; method, collection
+ * and route of an endpoint; client id and key label of a key; the status) are made once and reused, so a line is
+ * a handful of concatenations.
  */
 import type { Logger } from 'pino';
 import pino from 'pino';
+import type { RequestContext } from '../policies/policy.ts';
+import type { CompiledEndpoint, KeyEntry } from '../snapshot/compiled.ts';
 import { LogSink } from './log-sink.ts';
 
 export interface AccessEvent {
@@ -20,47 +26,108 @@ export interface AccessEvent {
   code?: string;
 }
 
-export type AccessLog = (event: AccessEvent, msg: 'request' | 'refused' | 'upgrade refused') => void;
+export interface AccessLog {
+  /** A request that matched a route, answered by the upstream or refused by a policy. */
+  request(ctx: RequestContext, method: string, status: number, ms: number, code: string | undefined): void;
+  /** A request refused before it matched a route, or a refused WebSocket upgrade. */
+  event(event: AccessEvent, msg: 'refused' | 'upgrade refused'): void;
+}
 
 /** An access log writing to the logger's own output: directly when that is a LogSink, else through pino. */
 export function createAccessLog(logger: Logger): AccessLog | undefined {
   if (!logger.isLevelEnabled('info')) return undefined;
   const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
-  if (!(stream instanceof LogSink)) return (event, msg) => logger.info({ ...event, ms: Math.round(event.ms * 100) / 100 }, msg);
-  const head = `{"level":30,"time":`;
+  if (!(stream instanceof LogSink)) {
+    const info = (event: AccessEvent, msg: string) => logger.info({ ...event, ms: Math.round(event.ms * 100) / 100 }, msg);
+    return {
+      request: (ctx, method, status, ms, code) => info(requestEvent(ctx, method, status, ms, code), 'request'),
+      event: info,
+    };
+  }
+
   const pid = `,"pid":${process.pid}`;
-  // Many lines share a millisecond at load: the time's digits are made once per millisecond.
   let lastMs = 0;
   let lastHead = '';
-  return function accessLog(e, msg) {
+  /** The line's start up to the opening quote of the request id; the time's digits are made once per millisecond. */
+  const head = (): string => {
     const now = Date.now();
     if (now !== lastMs) {
       lastMs = now;
-      lastHead = `${head}${now}${pid},"reqId":"`;
+      lastHead = `{"level":30,"time":${now}${pid},"reqId":"`;
     }
-    // Collection names, route templates and client ids are schema-validated and need no escaping; the key
-    // label is free text and does.
-    let line = `${lastHead}${e.reqId}","method":"${e.method}"`;
-    if (e.collection !== undefined) line += `,"collection":"${e.collection}","route":"${e.route}"`;
-    line += `,"status":${e.status},"ms":${formatMs(e.ms)}`;
-    if (e.clientId !== undefined) line += `,"clientId":"${e.clientId}"`;
-    if (e.key !== undefined) line += `,"key":${JSON.stringify(e.key)}`;
-    if (e.ip !== undefined) line += `,"ip":"${e.ip}"`;
-    if (e.code !== undefined) line += `,"code":"${e.code}"`;
-    stream.write(`${line},"msg":"${msg}"}\n`);
+    return lastHead;
+  };
+  // Collection names, route templates and client ids are schema-validated and need no escaping; the key label is
+  // free text and does.
+  const endpointParts = new WeakMap<CompiledEndpoint, Map<string, string>>();
+  const keyParts = new WeakMap<KeyEntry, string>();
+  const statusParts: string[] = [];
+
+  return {
+    request(ctx, method, status, ms, code) {
+      let byMethod = endpointParts.get(ctx.endpoint);
+      if (byMethod === undefined) {
+        byMethod = new Map();
+        endpointParts.set(ctx.endpoint, byMethod);
+      }
+      let endpointPart = byMethod.get(method);
+      if (endpointPart === undefined) {
+        endpointPart = `","method":"${method}","collection":"${ctx.collection.name}","route":"${ctx.endpoint.template}"`;
+        byMethod.set(method, endpointPart);
+      }
+      const statusPart = statusParts[status] ??= `,"status":${status},"ms":`;
+      let line = head() + ctx.requestId + endpointPart + statusPart + formatMs(ms);
+      const entry = ctx.key;
+      if (entry !== undefined) {
+        let keyPart = keyParts.get(entry);
+        if (keyPart === undefined) {
+          keyPart = `,"clientId":"${entry.principal.id}","key":${JSON.stringify(entry.label)}`;
+          keyParts.set(entry, keyPart);
+        }
+        line += keyPart;
+      }
+      line += code === undefined ? `,"ip":"${ctx.clientIp}","msg":"request"}\n` : `,"ip":"${ctx.clientIp}","code":"${code}","msg":"request"}\n`;
+      stream.write(line);
+    },
+    event(e, msg) {
+      let line = `${head()}${e.reqId}","method":"${e.method}"`;
+      if (e.collection !== undefined) line += `,"collection":"${e.collection}","route":"${e.route}"`;
+      line += `,"status":${e.status},"ms":${formatMs(e.ms)}`;
+      if (e.clientId !== undefined) line += `,"clientId":"${e.clientId}"`;
+      if (e.key !== undefined) line += `,"key":${JSON.stringify(e.key)}`;
+      if (e.ip !== undefined) line += `,"ip":"${e.ip}"`;
+      if (e.code !== undefined) line += `,"code":"${e.code}"`;
+      stream.write(`${line},"msg":"${msg}"}\n`);
+    },
+  };
+}
+
+function requestEvent(ctx: RequestContext, method: string, status: number, ms: number, code: string | undefined): AccessEvent {
+  return {
+    reqId: ctx.requestId,
+    method,
+    collection: ctx.collection.name,
+    route: ctx.endpoint.template,
+    status,
+    ms,
+    clientId: ctx.principal?.id,
+    key: ctx.key?.label,
+    ip: ctx.clientIp,
+    code,
   };
 }
 
 /**
- * Milliseconds rounded to two decimals, as JSON (`0.25`, `12`, `3.5`): made from integers, which is several times
- * cheaper than printing a double.
+ * Milliseconds rounded to two decimals, as JSON (`0.25`, `12`, `3.5`): made from small integers, which is several
+ * times cheaper than printing a double.
  */
 export function formatMs(ms: number): string {
-  const hundredths = Math.round(ms * 100);
-  if (!(hundredths >= 0 && hundredths < 2 ** 31)) return Number.isFinite(ms) ? String(hundredths / 100) : 'null';
+  const rounded = Math.round(ms * 100);
+  if (!(rounded >= 0 && rounded < 2 ** 31)) return Number.isFinite(ms) ? String(rounded / 100) : 'null';
+  const hundredths = rounded | 0;
   const whole = (hundredths / 100) | 0;
-  const frac = hundredths - whole * 100;
+  const frac = (hundredths - whole * 100) | 0;
   if (frac === 0) return `${whole}`;
-  if (frac % 10 === 0) return `${whole}.${frac / 10}`;
+  if (frac % 10 === 0) return `${whole}.${(frac / 10) | 0}`;
   return frac < 10 ? `${whole}.0${frac}` : `${whole}.${frac}`;
 }

@@ -3,7 +3,7 @@
  * a request reuses its key's token until the token nears expiry or the signing key rotates, so signing stays off
  * the hot path.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { SignJWT, type JWTPayload } from 'jose';
 import type { TokenExchange } from '../../config/schema.ts';
 import type { SigningKeyStore } from './keystore.ts';
@@ -28,7 +28,7 @@ export interface MinterOptions {
   audience: string | string[];
   /** Token lifetime (ms); `exp` is rounded down to whole seconds. */
   ttlMs: number;
-  /** Claims added besides iss, aud, sub, iat, nbf, exp and jti. Absent optional values are left out. */
+  /** Claims added besides iss, aud, sub, iat, exp and jti. Absent optional values are left out. */
   claims: readonly ClaimName[];
   keys: SigningKeyStore;
   now?: () => number;
@@ -134,7 +134,9 @@ export function createMinter(options: MinterOptions): Minter {
     const key = keys.current();
     const iat = Math.floor(now() / 1000);
     const exp = iat + Math.floor(ttlMs / 1000);
-    const payload: JWTPayload = { iss: issuer, aud, sub: subject.clientId, iat, nbf: iat, exp, jti: randomUUID() };
+    // No nbf: it would equal iat. jti: 128 random bits, base64url (22 characters): the token travels with every request
+    // to the backend, so its size matters.
+    const payload: JWTPayload = { iss: issuer, aud, sub: subject.clientId, iat, exp, jti: randomBytes(16).toString('base64url') };
     if (claims.has('client_id')) payload.client_id = subject.clientId;
     if (claims.has('user_id') && subject.userId !== undefined) payload.user_id = subject.userId;
     if (claims.has('org_id') && subject.orgId !== undefined) payload.org_id = subject.orgId;
