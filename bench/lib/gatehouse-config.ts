@@ -2,7 +2,8 @@
  * The Gatehouse config used by the proxy benchmark: the full chain on one collection. One client whose key the
  * load generator sends as `Authorization: Bearer`, a role granting the endpoint, rate limits per key, client and
  * org set far above what any run can reach (so they are evaluated on every request and never refuse), EdDSA token
- * exchange, access logs at level "info".
+ * exchange with the default claims (client, user, org, permissions, environment: the issue's list), access logs at
+ * level "info".
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,7 +33,6 @@ export function writeGatehouseConfig(dir: string, upstreamUrl: string, logLevel 
       audience: 'bench-api',
       ttl: '5m',
       algorithm: 'EdDSA',
-      claims: ['client_id', 'user_id', 'org_id', 'permissions', 'environment', 'project'],
     },
     rateLimits: { key: never, client: never, org: never },
     collections: [
