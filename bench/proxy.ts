@@ -8,6 +8,8 @@
  *   - saturation: wrk (closed loop, -t1) or autocannon when wrk is not installed → req/s, p50, p99;
  *   - fixed rate: one fifth of the bare proxy's median saturation req/s, open loop (bench/lib/paced-load.ts,
  *     or autocannon's overallRate with --rate-tool autocannon|both) → p50, p99;
+ *   - rounds alternate the order of the proxies (bare, fastify, gatehouse; then the reverse) so drift within a
+ *     round cancels out over pairs of rounds;
  *   - reports medians per proxy, the median of per-round ratios gatehouse/bare and fastify/bare, and the median
  *     of per-round fixed-rate p99 deltas (gatehouse − bare); writes JSON to bench/out/.
  *
@@ -258,11 +260,12 @@ async function main(): Promise<void> {
     await sleep(500);
   };
 
-  // Phase 1: saturation, interleaved.
+  // Phase 1: saturation, interleaved; odd rounds run the proxies in order, even rounds in reverse (ABBA), so a
+  // machine that drifts slower or faster within a round does not always favour the proxy that runs first.
   if (!values['skip-saturation']) {
     for (let round = 1; round <= rounds; round++) {
       console.log(`saturation, round ${round}/${rounds}`);
-      for (const name of proxies) {
+      for (const name of roundOrder(proxies, round)) {
         const { child, target, logFile } = await startProxy(name, `sat-${round}`);
         await saturate(loadgen, target, warmup, tmp);
         await measure(name, round, 'saturation', child, logFile, () => saturate(loadgen, target, duration, tmp));
@@ -282,7 +285,7 @@ async function main(): Promise<void> {
         // The floor: the same generator straight to the upstream (which shares the load core with it).
         const direct: LoadTarget = { url: `${upstreamUrl}${LOAD_PATH}`, headers, connections, core: LOAD_CORE };
         await measure('direct', round, 'fixed-rate', undefined, undefined, () => fixedRate(tool, direct, rate, rateDuration));
-        for (const name of proxies) {
+        for (const name of roundOrder(proxies, round)) {
           const { child, target, logFile } = await startProxy(name, `rate-${round}`);
           await saturate(loadgen, target, warmup, tmp);
           await sleep(1000);
@@ -557,3 +560,8 @@ main().then(
     process.exit(1);
   },
 );
+
+/** The proxies in order on odd rounds and in reverse on even ones. */
+function roundOrder<T>(proxies: readonly T[], round: number): readonly T[] {
+  return round % 2 === 1 ? proxies : [...proxies].reverse();
+}

@@ -67,6 +67,7 @@ describe('proxying to upstreams on a running gateway', () => {
       if (url === '/api/v2/cookies') {
         req.resume();
         res.writeHead(200, [
+          ['X-Request-Id', 'chosen-by-the-upstream'],
           ['Set-Cookie', 'a=1; Path=/; HttpOnly'],
           ['Set-Cookie', 'b=2; Path=/svc; Secure; SameSite=Strict'],
           ['Set-Cookie', 'c=3; Expires=Wed, 21 Oct 2037 07:28:00 GMT'],
@@ -242,6 +243,37 @@ describe('proxying to upstreams on a running gateway', () => {
     assert.equal(res.status, 200);
     assert.deepEqual(res.headers.getSetCookie(), ['a=1; Path=/; HttpOnly', 'b=2; Path=/svc; Secure; SameSite=Strict', 'c=3; Expires=Wed, 21 Oct 2037 07:28:00 GMT']);
     await res.arrayBuffer();
+  });
+
+  it("answers with the gateway's request id, once, even when the upstream sends its own", async () => {
+    const res = await fetch(`${gw.url}/svc/cookies`);
+    await res.arrayBuffer();
+    const id = res.headers.get('x-request-id');
+    assert.match(String(id), /^[0-9a-f-]{36}$/, 'one value, not the upstream\'s joined to it');
+    assert.equal(upstream.requests.at(-1)!.headers['x-request-id'], id);
+  });
+
+  it('sends Forwarded for each request of a keep-alive connection, also when its Host changes', async () => {
+    const socket = connect(Number(new URL(gw.url).port), '127.0.0.1');
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    const seen: (string | string[] | undefined)[] = [];
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    for (const host of ['one.example', 'one.example', 'two.example:8443', 'one.example']) {
+      const before = upstream.requests.length;
+      socket.write(`GET /svc/echo HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      for (let i = 0; i < 200 && upstream.requests.length === before; i++) await sleep(5);
+      seen.push(upstream.requests.at(-1)!.headers.forwarded);
+    }
+    for (let i = 0; i < 200 && (received.match(/HTTP\/1\.1 200/g)?.length ?? 0) < 4; i++) await sleep(5);
+    socket.destroy();
+    assert.deepEqual(seen, [
+      'for=127.0.0.1;proto=http;host="one.example"',
+      'for=127.0.0.1;proto=http;host="one.example"',
+      'for=127.0.0.1;proto=http;host="two.example:8443"',
+      'for=127.0.0.1;proto=http;host="one.example"',
+    ]);
+    assert.equal(received.match(/HTTP\/1\.1 200/g)?.length, 4);
   });
 
   it('passes a 201 with its body and headers through', async () => {

@@ -49,9 +49,27 @@ export function upstreamHeaders(ctx: RequestContext, info: ForwardInfo): string[
   out.push('x-forwarded-for', info.trustedForwardedFor ? `${info.trustedForwardedFor}, ${info.peerIp}` : info.peerIp, 'x-forwarded-proto', info.proto);
   if (host) out.push('x-forwarded-host', host);
   if (ctx.collection.stripBasePath && ctx.collection.basePath !== '/') out.push('x-forwarded-prefix', ctx.collection.basePath);
-  out.push('forwarded', `for=${forwardedNode(ctx.clientIp)};proto=${info.proto}${host ? `;host="${forwardedHost(host)}"` : ''}`, 'x-request-id', ctx.requestId);
+  out.push('forwarded', forwardedValue(ctx, info.proto, host), 'x-request-id', ctx.requestId);
   if (ctx.upstreamAuthorization !== undefined) out.push('authorization', ctx.upstreamAuthorization);
   return out;
+}
+
+/** The last Forwarded value made for a client connection: on keep-alive, the next request's is usually the same. */
+interface ForwardedMemo {
+  clientIp: string;
+  proto: string;
+  host: string | undefined;
+  value: string;
+}
+const forwardedMemo = new WeakMap<object, ForwardedMemo>();
+
+function forwardedValue(ctx: RequestContext, proto: string, host: string | undefined): string {
+  const socket = ctx.req.socket;
+  const memo = forwardedMemo.get(socket);
+  if (memo !== undefined && memo.host === host && memo.clientIp === ctx.clientIp && memo.proto === proto) return memo.value;
+  const value = `for=${forwardedNode(ctx.clientIp)};proto=${proto}${host ? `;host="${forwardedHost(host)}"` : ''}`;
+  forwardedMemo.set(socket, { clientIp: ctx.clientIp, proto, host, value });
+  return value;
 }
 
 /** The Host value inside a quoted-string: quotes and backslashes dropped (they are not valid in a host anyway). */
@@ -59,15 +77,10 @@ function forwardedHost(host: string): string {
   return host.includes('"') || host.includes('\\') ? host.replace(/["\\]/g, '') : host;
 }
 
-/** Removes every pair named `name` from flat name/value pairs. */
-function removeHeader(pairs: string[], name: string): void {
-  let w = 0;
-  for (let r = 0; r < pairs.length; r += 2) {
-    if (pairs[r] === name) continue;
-    pairs[w++] = pairs[r]!;
-    pairs[w++] = pairs[r + 1]!;
-  }
-  pairs.length = w;
+/** Whether flat name/value pairs hold a pair named `name`. */
+function hasName(pairs: readonly string[], name: string): boolean {
+  for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === name) return true;
+  return false;
 }
 
 function connectionTokens(value: string | string[]): Set<string> {
@@ -163,22 +176,16 @@ class UpstreamExchange<C extends RequestContext> implements Dispatcher.DispatchH
     const out: string[] = [];
     const connection = responseHeaders.connection;
     const listed = connection === undefined || connection === 'keep-alive' || connection === 'close' ? undefined : connectionTokens(connection);
+    // The gateway's own headers (the request id, a policy's headers) replace the upstream's of the same name.
+    const extraHeaders = this.ctx.responseHeaders;
     for (const name in responseHeaders) {
-      if (RESPONSE_STRIP.has(name) || listed?.has(name)) continue;
+      if (RESPONSE_STRIP.has(name) || name === 'x-request-id' || listed?.has(name) || (extraHeaders !== undefined && hasName(extraHeaders, name))) continue;
       const value = responseHeaders[name];
       if (value === undefined) continue;
       if (typeof value === 'string') out.push(name, value);
       else for (const v of value) out.push(name, v);
     }
-    const extraHeaders = this.ctx.responseHeaders;
-    if (extraHeaders !== undefined) {
-      // A policy's header replaces the upstream's header of the same name.
-      for (let i = 0; i < extraHeaders.length; i += 2) {
-        if (responseHeaders[extraHeaders[i]!] !== undefined) removeHeader(out, extraHeaders[i]!);
-        out.push(extraHeaders[i]!, extraHeaders[i + 1]!);
-      }
-    }
-    if (responseHeaders['x-request-id'] !== undefined) removeHeader(out, 'x-request-id');
+    if (extraHeaders !== undefined) for (let i = 0; i < extraHeaders.length; i++) out.push(extraHeaders[i]!);
     out.push('x-request-id', this.ctx.requestId);
     this.res.writeHead(statusCode, out);
   }
