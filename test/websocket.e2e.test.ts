@@ -85,7 +85,7 @@ describe('WebSocket upgrades through a running gateway', () => {
         return;
       }
       const key = String(req.headers['sec-websocket-key']);
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${acceptFor(key)}\r\nx-upstream: yes\r\n\r\n`);
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${acceptFor(key)}\r\nx-upstream: yes\r\nx-request-id: chosen-by-the-upstream\r\n\r\n`);
       if (req.url === '/live/frames') return echoFrames(socket, head);
       // Raw echo: whatever bytes arrive go straight back.
       if (head.length > 0) socket.write(head);
@@ -170,7 +170,7 @@ describe('WebSocket upgrades through a running gateway', () => {
     assert.equal(res.headers['sec-websocket-accept'], acceptFor(key));
     assert.equal(res.headers.upgrade, 'websocket');
     assert.equal(res.headers['x-upstream'], 'yes');
-    assert.match(String(res.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+    assert.match(String(res.headers['x-request-id']), /^[0-9a-f-]{36}$/, "the gateway's request id only, not the upstream's");
 
     const upstreamClosed = new Promise<void>((resolve) => {
       const check = () => (upstreamSockets.size === 0 ? resolve() : setTimeout(check, 10));

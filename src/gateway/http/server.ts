@@ -335,6 +335,7 @@ export class GatewayServer {
         .then(({ headers: upstreamResponseHeaders, socket: upstream }) => {
           let head101 = 'HTTP/1.1 101 Switching Protocols\r\n';
           for (const [name, value] of Object.entries(upstreamResponseHeaders)) {
+            if (name === 'x-request-id') continue; // the gateway's own follows, as on HTTP answers
             for (const v of Array.isArray(value) ? value : [value]) if (v !== undefined) head101 += `${name}: ${v}\r\n`;
           }
           if (socket.destroyed) return upstream.destroy();

@@ -39,9 +39,13 @@ export class LogSink {
   /** Filled chunks waiting for the write in flight (each a view of exactly its bytes). */
   #queue: Buffer[] = [];
   #spare: Buffer[] = [];
+  /** The sink's own chunk buffers (by their ArrayBuffer): only these are reused after their write. */
+  #own = new WeakSet<ArrayBufferLike>();
   /** Bytes accepted and not yet written (an upper bound while in #text: UTF-16 units, not bytes). */
   #pending = 0;
   #writing = false;
+  /** A chunk whose write met EAGAIN and waits to be tried again. */
+  #retry: { chunk: Buffer; offset: number; timer: NodeJS.Timeout } | undefined;
   #timer: NodeJS.Timeout;
   /** Lines dropped because the output could not keep up. */
   dropped = 0;
@@ -66,9 +70,14 @@ export class LogSink {
     return true;
   }
 
-  /** Starts writing what is queued, unless a write is in flight (it continues when that one ends). */
+  /**
+   * Starts writing what is queued, unless a write is in flight: then the current chunk keeps filling and is written
+   * when that write ends (sealing it now would put a mostly empty chunk buffer in the queue on every tick while
+   * the output is stuck, and the buffers, not the bytes in them, would grow).
+   */
   flush(): void {
     this.#spill();
+    if (this.#writing) return;
     this.#seal();
     this.#next();
   }
@@ -84,12 +93,13 @@ export class LogSink {
       // Larger than a chunk: its own buffer, after what is already filled.
       this.#seal();
       this.#enqueue(Buffer.from(text), text.length);
+      this.#next();
       return;
     }
     if (this.#chunk === undefined || this.#chunkSize - this.#used < worst) {
       this.#seal();
       // allocUnsafeSlow: a buffer of its own, never a slice of Node's shared pool, so it can be reused after its write.
-      this.#chunk = this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.#chunkSize);
+      this.#chunk = this.#spare.pop() ?? this.#allocate();
       this.#used = 0;
     }
     const bytes = this.#chunk.write(text, this.#used);
@@ -99,6 +109,12 @@ export class LogSink {
       this.#seal();
       this.#next();
     }
+  }
+
+  #allocate(): Buffer {
+    const chunk = Buffer.allocUnsafeSlow(this.#chunkSize);
+    this.#own.add(chunk.buffer);
+    return chunk;
   }
 
   /** Moves the current chunk, if it holds anything, to the write queue. */
@@ -126,7 +142,14 @@ export class LogSink {
     write(this.#fd, chunk, offset, chunk.length - offset, null, (error, written) => {
       if (error) {
         // EAGAIN on a non-blocking pipe: try again shortly; anything else: the output is gone, drop the chunk.
-        if (error.code === 'EAGAIN') return void setTimeout(() => this.#writeChunk(chunk, offset), 5).unref();
+        if (error.code === 'EAGAIN') {
+          this.#retry = { chunk, offset, timer: setTimeout(() => {
+            this.#retry = undefined;
+            this.#writeChunk(chunk, offset);
+          }, 5) };
+          this.#retry.timer.unref();
+          return;
+        }
         this.#done(chunk);
         return;
       }
@@ -137,8 +160,9 @@ export class LogSink {
 
   #done(chunk: Buffer): void {
     this.#pending -= chunk.length;
-    // A chunk buffer (its own ArrayBuffer, see #spill) is kept for reuse; a buffer made for one large line is not.
-    if (chunk.byteOffset === 0 && chunk.buffer.byteLength === this.#chunkSize && this.#spare.length < SPARE_CHUNKS) this.#spare.push(Buffer.from(chunk.buffer, 0, this.#chunkSize));
+    // A chunk buffer of the sink's own is kept for reuse; a buffer made for one large line (which may be a slice
+    // of Node's shared pool) is not.
+    if (this.#own.has(chunk.buffer) && this.#spare.length < SPARE_CHUNKS) this.#spare.push(Buffer.from(chunk.buffer, 0, this.#chunkSize));
     this.#writing = false;
     this.#next();
   }
@@ -148,10 +172,17 @@ export class LogSink {
     clearInterval(this.#timer);
     this.#spill();
     this.#seal();
-    // At exit there is no later turn of the event loop: what is queued is written now. (A write in flight, if any,
-    // is in the thread pool and may land before or after these lines.)
-    for (const chunk of this.#queue.splice(0)) {
-      let offset = 0;
+    // At exit there is no later turn of the event loop. A chunk waiting to retry after EAGAIN goes first, then the
+    // queue. (A write already handed to the system, if any, may land before or after these lines.)
+    const pending: [Buffer, number][] = [];
+    if (this.#retry !== undefined) {
+      clearTimeout(this.#retry.timer);
+      pending.push([this.#retry.chunk, this.#retry.offset]);
+      this.#retry = undefined;
+    }
+    for (const chunk of this.#queue.splice(0)) pending.push([chunk, 0]);
+    for (const [chunk, start] of pending) {
+      let offset = start;
       while (offset < chunk.length) {
         try {
           offset += writeSync(this.#fd, chunk, offset);
