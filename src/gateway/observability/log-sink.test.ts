@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -52,6 +53,26 @@ describe('the log sink', () => {
     const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
     rmSync(file);
     assert.deepEqual(lines, Array.from({ length: 100 }, (_, i) => `{"n":${i}}`));
+  });
+
+  it('holds a bounded number of chunk buffers while its output is stuck (a pipe nobody reads)', async () => {
+    const fifo = join(tmpdir(), `gatehouse-sink-fifo-${process.pid}`);
+    execFileSync('mkfifo', [fifo]);
+    // Read-write and non-blocking: the open does not wait for a reader, and once the pipe's buffer is full every
+    // write fails with EAGAIN, like a stdout whose log collector stopped reading.
+    const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    const sink = new LogSink({ fd, flushMs: 5, maxPending: 1 << 30 });
+    const before = process.memoryUsage().arrayBuffers;
+    for (let tick = 0; tick < 60; tick++) {
+      for (let i = 0; i < 40; i++) sink.write(`{"tick":${tick},"i":${i},"pad":"${'x'.repeat(100)}"}\n`);
+      await sleep(5);
+    }
+    const grown = process.memoryUsage().arrayBuffers - before;
+    sink.flushSync = () => {}; // nothing can be written at the end either
+    closeSync(fd);
+    rmSync(fifo, { force: true });
+    // 60 ticks of ~5 KB each: with a new 256 KiB chunk per tick this grew by ~15 MB.
+    assert.ok(grown < 3 * 1024 * 1024, `array buffers grew by ${grown} bytes`);
   });
 
   it('drops and counts lines past its pending limit instead of growing without bound', () => {
