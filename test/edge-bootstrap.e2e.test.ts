@@ -18,17 +18,9 @@ import type { Store } from '../src/control/store/store.ts';
 import { caPin, createKeyAndCsr, describeCertificate, x509 } from '../src/gateway/sync/certificates.ts';
 import { startControlPlane, type AdminApi, type ControlProcess } from './control-helpers.ts';
 import { runCli, startUpstream, type Upstream } from './helpers.ts';
+import type { InstallCommand } from '../src/control/gateways.ts';
 
 const WS = '/workspaces/default';
-
-interface Install {
-  token: string;
-  expiresAt: string;
-  caPin: string;
-  bootstrapUrl: string;
-  command: string;
-  localCommand: string;
-}
 
 /** `-t`, `--ca-pin` and `--url` as the install command carries them. */
 function argsOf(command: string): { token: string; pin: string; url: string } {
@@ -37,7 +29,7 @@ function argsOf(command: string): { token: string; pin: string; url: string } {
   return { token: m[1]!, pin: m[2]!, url: m[3]! };
 }
 
-function bootstrapArgs(install: Pick<Install, 'token' | 'caPin' | 'bootstrapUrl'>, dir: string, mode = 'standalone', overrides: { token?: string; pin?: string } = {}): string[] {
+function bootstrapArgs(install: Pick<InstallCommand, 'token' | 'caPin' | 'bootstrapUrl'>, dir: string, mode = 'standalone', overrides: { token?: string; pin?: string } = {}): string[] {
   return ['gateway', 'bootstrap', '-t', overrides.token ?? install.token, '--ca-pin', overrides.pin ?? install.caPin, '--url', install.bootstrapUrl, '-o', dir, mode];
 }
 
@@ -59,7 +51,7 @@ describe('edge gateways: management and bootstrap', () => {
   let store: Store;
   let upstream: Upstream;
   let gatewayId: string;
-  let install: Install;
+  let install: InstallCommand;
   let caPem: string;
   let firstSerial: string;
   const dir = (name: string) => join(work, name);
@@ -255,7 +247,7 @@ describe('edge gateways: management and bootstrap', () => {
   });
 
   it('refuses an already bootstrapped directory before spending the token', async () => {
-    const next = (await admin.post(`${WS}/gateways/eu-1/install-command`)).body.install as Install;
+    const next = (await admin.post(`${WS}/gateways/eu-1/install-command`)).body.install as InstallCommand;
     const out = dir('gatehouse-eu-1');
     const r = await runCli(bootstrapArgs(next, out));
     assert.equal(r.code, 2);
@@ -293,7 +285,7 @@ describe('edge gateways: management and bootstrap', () => {
     assert.equal(malformed.type, 'application/problem+json');
     assert.equal(JSON.parse(malformed.body).code, 'GH_ERR_BOOTSTRAP_INVALID_REQUEST');
 
-    const next = (await admin.post(`${WS}/gateways/eu-1/install-command`)).body.install as Install;
+    const next = (await admin.post(`${WS}/gateways/eu-1/install-command`)).body.install as InstallCommand;
     const bad = await https(install.bootstrapUrl, '/v1/register', { token: next.token, csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----' });
     assert.equal(bad.status, 400, bad.body);
     assert.match(JSON.parse(bad.body).detail, /^body\.csr: /);
@@ -307,7 +299,7 @@ describe('edge gateways: management and bootstrap', () => {
   it('writes values.yaml for the Helm chart in helm mode (mode 0600)', async () => {
     const created = await admin.post(`${WS}/gateways`, { name: 'k8s', environment: 'TEST', installMethod: 'helm' });
     assert.equal(created.status, 201, JSON.stringify(created.body));
-    const helm = created.body.install as Install;
+    const helm = created.body.install as InstallCommand;
     assert.equal(
       helm.command,
       `gatehouse gateway bootstrap -t ${helm.token} --ca-pin ${helm.caPin} --url ${helm.bootstrapUrl} -o ./gatehouse-k8s helm && helm install gatehouse-k8s deploy/helm/gatehouse -f ./gatehouse-k8s/values.yaml`,
@@ -409,7 +401,7 @@ describe('edge gateways: management and bootstrap', () => {
   });
 
   it('deletes a gateway: its certificates are revoked and its pending tokens stop working', async () => {
-    const pending = (await admin.post(`${WS}/gateways/eu-west/install-command`)).body.install as Install;
+    const pending = (await admin.post(`${WS}/gateways/eu-west/install-command`)).body.install as InstallCommand;
     const deleted = await admin.delete(`${WS}/gateways/eu-west`);
     assert.equal(deleted.status, 204);
     assert.equal((await admin.get(`${WS}/gateways/eu-west`)).status, 404);

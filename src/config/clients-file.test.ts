@@ -6,16 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { clientsFilePath, type ClientsFileReferences, type ClientsFileTarget, fastClient, parseClientLine, readClientsFile } from './clients-file.ts';
 import { ConfigError, parseGatewayFile } from './load.ts';
 import { type Client, ClientSchema, formatPath } from './schema.ts';
-
-/** A small deterministic PRNG (mulberry32): the generated cases are the same on every run. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../testing/prng.ts';
 
 const HEX = 'a3f1c2d4e5b60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90';
 

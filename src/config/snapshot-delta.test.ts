@@ -17,16 +17,7 @@ import {
 } from './schema.ts';
 import { applyDelta, diffSnapshots, encodeDelta, isEmptyDelta, type SnapshotDelta, SnapshotDeltaError, SnapshotDeltaSchema } from './snapshot-delta.ts';
 import { encodeSnapshot, inCanonicalOrder } from './snapshot-encoding.ts';
-
-/** A small deterministic PRNG (mulberry32): the generated cases are the same on every run. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../testing/prng.ts';
 
 /**
  * The content of a snapshot as a model that random edits keep valid: every role grant names an endpoint that

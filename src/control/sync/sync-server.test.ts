@@ -352,10 +352,8 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     }
   }
 
-  /** Request counts stored for the gateway (what its telemetry batches added up to). */
-  const storedCount = async (gatewayId: string) => (await store.listTelemetry(WS, { since: MINUTE, gatewayId })).reduce((n, r) => n + r.count, 0);
-
-  it('ends the Telemetry.Report stream of a deleted gateway at once with PERMISSION_DENIED, and stores no further batch', async () => {
+  /** A new gateway with a Telemetry.Report stream open whose first batch was acknowledged. */
+  async function reportingGateway() {
     const { gateway } = await newGateway();
     const dir = await gatewayDir(store, ca, gateway, sync);
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
@@ -363,6 +361,14 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     cleanup.push(async () => report.close());
     report.send(1);
     await eventually(() => report.acks.includes(1), 2000, 'batch 1 acknowledged');
+    return { gateway, dir, report };
+  }
+
+  /** Request counts stored for the gateway (what its telemetry batches added up to). */
+  const storedCount = async (gatewayId: string) => (await store.listTelemetry(WS, { since: MINUTE, gatewayId })).reduce((n, r) => n + r.count, 0);
+
+  it('ends the Telemetry.Report stream of a deleted gateway at once with PERMISSION_DENIED, and stores no further batch', async () => {
+    const { gateway, dir, report } = await reportingGateway();
     assert.equal(await storedCount(gateway.id), 1);
 
     assert.equal(await store.deleteGateway(gateway.id, new Date().toISOString()), true);
@@ -384,13 +390,7 @@ describe('gateway sync: control-plane server and edge runtime', () => {
   });
 
   it('refuses a telemetry batch once the gateway is deleted, even on a stream nothing ended (another replica deleted it)', async () => {
-    const { gateway } = await newGateway();
-    const dir = await gatewayDir(store, ca, gateway, sync);
-    cleanup.push(() => rm(dir, { recursive: true, force: true }));
-    const report = await openReport(dir, sync);
-    cleanup.push(async () => report.close());
-    report.send(1);
-    await eventually(() => report.acks.includes(1), 2000, 'batch 1 acknowledged');
+    const { gateway, report } = await reportingGateway();
 
     // Deleted in the store only: no disconnectGateway on this control plane.
     assert.equal(await store.deleteGateway(gateway.id, new Date().toISOString()), true);

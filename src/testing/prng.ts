@@ -1,0 +1,12 @@
+/**
+ * Test support: a small deterministic PRNG (mulberry32), so generated test cases are the same on every run.
+ * Returns numbers in [0, 1).
+ */
+export function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
