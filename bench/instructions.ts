@@ -204,4 +204,4 @@ writeFileSync(file, JSON.stringify({
 }, null, 2));
 console.log(`\nwrote ${file}`);
 await upstream.stop();
-rmSync(tmp, { recursive: true, force: true });
+if (process.env.BENCH_KEEP) console.log(`kept ${tmp}`); else rmSync(tmp, { recursive: true, force: true });

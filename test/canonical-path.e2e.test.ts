@@ -74,7 +74,7 @@ describe('canonical path on a running gateway', () => {
     assert.equal(header(res.headers, 'content-type'), 'application/problem+json', target);
     assert.equal(res.json?.code, code, target);
     assert.equal(res.json?.status, 400, target);
-    assert.match(String(res.json?.instance), /^urn:gatehouse:request:[0-9a-f-]{36}$/);
+    assert.match(String(res.json?.instance), /^urn:gatehouse:request:[0-9a-f]{12}[0-9a-z]{8}$/);
     assert.equal(upstream.requests.length, before, `${target} reached the upstream`);
   }
 

@@ -170,7 +170,7 @@ describe('WebSocket upgrades through a running gateway', () => {
     assert.equal(res.headers['sec-websocket-accept'], acceptFor(key));
     assert.equal(res.headers.upgrade, 'websocket');
     assert.equal(res.headers['x-upstream'], 'yes');
-    assert.match(String(res.headers['x-request-id']), /^[0-9a-f-]{36}$/, "the gateway's request id only, not the upstream's");
+    assert.match(String(res.headers['x-request-id']), /^[0-9a-f]{12}[0-9a-z]{8}$/, "the gateway's request id only, not the upstream's");
 
     const upstreamClosed = new Promise<void>((resolve) => {
       const check = () => (upstreamSockets.size === 0 ? resolve() : setTimeout(check, 10));

@@ -13,6 +13,7 @@ describe('the gateway listener', () => {
   const pools = new UpstreamPools();
   const server = new GatewayServer({ accessLog: undefined, metrics, jwks: () => '{"keys":[]}', onError: (e) => errors.push(e) });
   let url = '';
+  let table: RouteTable;
 
   before(async () => {
     const endpoints = new EndpointMatcher<CompiledCollection>();
@@ -29,7 +30,7 @@ describe('the gateway listener', () => {
     endpoints.add({ id: 'c GET /x', method: 'GET', template: '/x', permission: 'x', collection, paramNames: [] });
     const router = new CollectionRouter<CompiledCollection>();
     router.add(collection);
-    const table: RouteTable = { version: '1', router, collections: [collection], keys: new Map(), legacyKeys: new Map(), legacyKeyHeader: 'x-api-key', legacyEmailHeader: 'x-api-email' };
+    table = { version: '1', router, collections: [collection], keys: new Map(), legacyKeys: new Map(), legacyKeyHeader: 'x-api-key', legacyEmailHeader: 'x-api-email' };
     server.setTable(table);
     const address = await server.listen(0, '127.0.0.1');
     url = `http://127.0.0.1:${address.port}`;
@@ -55,5 +56,17 @@ describe('the gateway listener', () => {
     const res = await fetch(`${url}/.well-known/jwks.json`);
     assert.equal(res.headers.get('content-type'), 'application/jwk-set+json');
     assert.deepEqual(await res.json(), { keys: [] });
+  });
+
+  it('matches a target it cached with the table of that time only: a new table starts without the old routes', async () => {
+    assert.equal((await fetch(`${url}/c/x`)).status, 500, 'routed to the collection (whose policy throws)');
+    server.setTable({ ...table, router: new CollectionRouter<CompiledCollection>(), collections: [] });
+    try {
+      const res = await fetch(`${url}/c/x`);
+      assert.equal(res.status, 404);
+      assert.equal(((await res.json()) as { code: string }).code, 'GH_ERR_ROUTE_NOT_FOUND');
+    } finally {
+      server.setTable(table);
+    }
   });
 });

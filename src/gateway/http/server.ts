@@ -4,7 +4,7 @@
  * started with.
  */
 import { blockList } from './block-list.ts';
-import { randomUUID } from 'node:crypto';
+import { nextRequestId } from './request-id.ts';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
@@ -17,6 +17,7 @@ import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal, RouteTa
 import { canonicalize } from './canonical-path.ts';
 import { ERRORS, type ErrorCode, type Refusal, refusal, sendProblem } from './errors.ts';
 import { classify, type ForwardInfo, proxy, type ProxyDone, upstreamHeaders, upstreamPath } from './proxy.ts';
+import { RouteCache, routeKey } from './route-cache.ts';
 import { relativePath } from './router.ts';
 
 export interface GatewayServerOptions {
@@ -112,6 +113,8 @@ interface ChainEnd<C extends RequestContext> {
 export class GatewayServer {
   readonly server: Server;
   #table: RouteTable | undefined;
+  /** Route matches of `#table` (a new table gets a new cache). */
+  #routes = new RouteCache<Routed>();
   #accessLog: AccessLog | undefined;
   #onError: (error: unknown, requestId: string) => void;
   #onEgressDenied: GatewayServerOptions['onEgressDenied'];
@@ -161,6 +164,7 @@ export class GatewayServer {
   /** Swaps the route table: one reference assignment. */
   setTable(table: RouteTable): void {
     this.#table = table;
+    this.#routes = new RouteCache();
   }
 
   async listen(port: number, host: string): Promise<AddressInfo> {
@@ -208,22 +212,19 @@ export class GatewayServer {
   #route(req: IncomingMessage, table: RouteTable): Routed | Refusal {
     const headers = req.headers;
     for (const name of METHOD_OVERRIDE_HEADERS) if (headers[name] !== undefined) return METHOD_OVERRIDE;
-    const canonical = canonicalize(req.url ?? '', headers.host);
-    if (!canonical.ok) return refusal(canonical.code, canonical.detail);
-    const { path, query, minDepthAfterDotDot } = canonical.value;
-    const collection = table.router.match(hostname(headers.host), path);
-    if (collection === undefined) return NOT_FOUND;
-    if (minDepthAfterDotDot < collection.baseDepth) return TRAVERSAL;
-    const forwardPath = relativePath(collection.basePath, path);
-    const match = collection.endpoints.match(req.method ?? 'GET', forwardPath);
-    if (match === undefined) return NOT_FOUND;
-    if ('allow' in match) return refusal('GH_ERR_ROUTE_METHOD_NOT_ALLOWED', undefined, { allow: match.allow.join(', ') });
-    return { collection, endpoint: match.endpoint, path, query, forwardPath };
+    // Only matches are cached: refused targets (scans, attacks) would only push the real routes out.
+    const routes = this.#routes;
+    const key = routeKey(req.method ?? 'GET', req.url ?? '', headers.host);
+    const cached = routes.get(key);
+    if (cached !== undefined) return cached;
+    const routed = matchRoute(req, table);
+    if (!('code' in routed)) routes.set(key, Object.freeze(routed));
+    return routed;
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const start = performance.now();
-    const requestId = randomUUID();
+    const requestId = nextRequestId();
     const table = this.#table;
     const method = req.method ?? 'GET';
 
@@ -259,7 +260,7 @@ export class GatewayServer {
   };
 
   #internalError(res: ServerResponse, error: unknown): void {
-    const requestId = (res.getHeader('x-request-id') as string | undefined) ?? randomUUID();
+    const requestId = (res.getHeader('x-request-id') as string | undefined) ?? nextRequestId();
     this.#onError(error, requestId);
     if (!res.headersSent) sendProblem(res, refusal('GH_ERR_GATEWAY_INTERNAL'), requestId);
     else res.destroy();
@@ -315,7 +316,7 @@ export class GatewayServer {
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const start = performance.now();
-    const requestId = randomUUID();
+    const requestId = nextRequestId();
     const table = this.#table;
     const reject = (r: Refusal, routedCtx?: RequestContext) => {
       writeRawProblem(socket, r, requestId);
@@ -371,6 +372,23 @@ export class GatewayServer {
       },
     });
   }
+}
+
+
+/** Canonical path and route match (uncached). */
+function matchRoute(req: IncomingMessage, table: RouteTable): Routed | Refusal {
+  const headers = req.headers;
+  const canonical = canonicalize(req.url ?? '', headers.host);
+  if (!canonical.ok) return refusal(canonical.code, canonical.detail);
+  const { path, query, minDepthAfterDotDot } = canonical.value;
+  const collection = table.router.match(hostname(headers.host), path);
+  if (collection === undefined) return NOT_FOUND;
+  if (minDepthAfterDotDot < collection.baseDepth) return TRAVERSAL;
+  const forwardPath = relativePath(collection.basePath, path);
+  const match = collection.endpoints.match(req.method ?? 'GET', forwardPath);
+  if (match === undefined) return NOT_FOUND;
+  if ('allow' in match) return refusal('GH_ERR_ROUTE_METHOD_NOT_ALLOWED', undefined, { allow: match.allow.join(', ') });
+  return { collection, endpoint: match.endpoint, path, query, forwardPath };
 }
 
 /** Runs policies in order, synchronously while they answer synchronously. A policy that throws is a bug: `failed`. */

@@ -24,17 +24,47 @@ const MALFORMED = refusal('GH_ERR_AUTH_MALFORMED_KEY');
 const INVALID = refusal('GH_ERR_AUTH_INVALID_KEY');
 const EXPIRED = refusal('GH_ERR_AUTH_EXPIRED_KEY');
 const DISABLED = refusal('GH_ERR_AUTH_CLIENT_DISABLED');
+const SHARED = Symbol('shared connection');
+
+/**
+ * The Gatehouse key a client connection presented and the entry it resolved to. A keep-alive connection usually
+ * sends the same key on every request: when the header value is the same string again, the checksum, the SHA-256
+ * and the lookup are skipped. Kept per connection (collected with the socket) and per compiled snapshot (this
+ * policy is rebuilt with every snapshot, so a revoked or replaced key is never served from here).
+ *
+ * A connection that presents a second, different key is marked `SHARED` and is never remembered again: behind a
+ * proxy that reuses one connection for many clients, a remembered key may be another client's, and comparing the
+ * next request's value with it over and over would be a timing oracle on that key. So each remembered key is
+ * compared with a different value at most once, and the plain string comparison suffices.
+ */
+interface ConnectionKey {
+  /** 'authorization' or 'x-api-key': the header the key came from. */
+  header: string;
+  /** That header's whole value. */
+  value: string;
+  entry: KeyEntry;
+}
 
 export function authenticate(options: AuthenticateOptions): Policy {
   const { keys, legacyKeys, legacyKeyHeader, legacyEmailHeader } = options;
   const now = options.now ?? Date.now;
   // Every header that may carry a credential is removed before forwarding, not only the one that was used.
   const credentialHeaders = [...new Set(['authorization', 'x-api-key', legacyKeyHeader, legacyEmailHeader])];
+  const connectionKeys = new WeakMap<object, ConnectionKey | typeof SHARED>();
 
   return function authenticatePolicy(ctx: RequestContext) {
-    const headers = ctx.req.headers;
-    let key: string | undefined;
+    const req = ctx.req;
+    const headers = req.headers;
     const authorization = headers.authorization;
+    const socket = req.socket;
+    const known = connectionKeys.get(socket);
+    if (known !== undefined && known !== SHARED) {
+      const value = known.header === 'authorization' ? authorization : authorization === undefined ? headers['x-api-key'] : undefined;
+      if (value === known.value) return accept(ctx, known.entry);
+      connectionKeys.set(socket, SHARED);
+    }
+    let key: string | undefined;
+    let from = 'authorization';
     if (authorization !== undefined) {
       // The scheme is case-insensitive (RFC 9110 §11.1); the common spelling is checked without allocating.
       if (authorization.length > 7 && (authorization.startsWith('Bearer ') || authorization.slice(0, 7).toLowerCase() === 'bearer ')) key = authorization.slice(7).trim();
@@ -43,6 +73,7 @@ export function authenticate(options: AuthenticateOptions): Policy {
       const header = headers['x-api-key'];
       if (typeof header === 'string') {
         key = header.trim();
+        from = 'x-api-key';
       }
     }
 
@@ -51,6 +82,7 @@ export function authenticate(options: AuthenticateOptions): Policy {
       if (!isWellFormedKey(key)) return keyRefused(ctx, key, MALFORMED);
       entry = keys.get(hashKey(key));
       if (!entry) return keyRefused(ctx, key, INVALID);
+      if (known === undefined) connectionKeys.set(socket, { header: from, value: from === 'authorization' ? authorization! : (headers['x-api-key'] as string), entry });
     } else {
       // Legacy pair: a key of any format plus the email it was issued to.
       const legacyKey = headers[legacyKeyHeader];
@@ -60,8 +92,12 @@ export function authenticate(options: AuthenticateOptions): Policy {
       entry = legacyKeys.get(hashKey(legacyKey));
       if (!entry || !sameEmail(entry.principal.email!, email)) return INVALID;
     }
-    ctx.credentialHeaders = credentialHeaders;
+    return accept(ctx, entry);
+  };
 
+  /** The key resolved to `entry`: the client's own state (disabled, expired) decides on every request. */
+  function accept(ctx: RequestContext, entry: KeyEntry) {
+    ctx.credentialHeaders = credentialHeaders;
     const principal = entry.principal;
     ctx.principal = principal;
     ctx.key = entry;
@@ -71,7 +107,7 @@ export function authenticate(options: AuthenticateOptions): Policy {
       if (t >= entry.expiresAt || t >= principal.expiresAt) return EXPIRED;
     }
     return undefined;
-  };
+  }
 }
 
 /** Telemetry learns which key was tried, by its display prefix only; nothing is built without a subscriber. */
