@@ -261,7 +261,7 @@ export async function expectProblem(res: Response, status: number, code: string)
   const body = JSON.parse(text) as Record<string, unknown>;
   assert.equal(body.code, code);
   assert.equal(body.status, status);
-  assert.match(String(body.instance), /^urn:gatehouse:request:[0-9a-f-]{36}$/);
+  assert.match(String(body.instance), /^urn:gatehouse:request:[0-9a-f]{12}[0-9a-z]{8}$/);
   assert.equal(res.headers.get('x-request-id'), String(body.instance).split(':').pop());
   assert.deepEqual(Object.keys(body).filter((k) => k !== 'detail'), ['type', 'title', 'status', 'code', 'instance']);
   assert.doesNotMatch(text, /127\.0\.0\.1|ECONNREFUSED|UND_ERR|Error|at /, 'internal details leaked');

@@ -145,7 +145,7 @@ export class GatewayServer {
         this.#internalError(res, error);
       }
     };
-    this.server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createHttpServer(handler);
+    this.server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, optimizeEmptyRequests: true }, handler) : createHttpServer({ optimizeEmptyRequests: true }, handler);
     this.server.keepAliveTimeout = 65_000;
     this.server.headersTimeout = 30_000;
     this.server.requestTimeout = 0; // streaming uploads may take long; per-chunk inactivity is bounded by the socket timeout

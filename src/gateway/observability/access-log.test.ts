@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import pino from 'pino';
 import type { RequestContext } from '../policies/policy.ts';
 import { KeyEntry, type Principal } from '../snapshot/compiled.ts';
-import { createAccessLog, formatMs } from './access-log.ts';
+import { createAccessLog, epochMsDigits, formatMs } from './access-log.ts';
 import { LogSink } from './log-sink.ts';
 
 /** The lines an access log writes through a real LogSink into a file. */
@@ -67,5 +67,17 @@ describe('the access log', () => {
       assert.equal(JSON.parse(formatMs(ms)), Math.round(ms * 100) / 100, String(ms));
     }
     assert.equal(formatMs(Number.NaN), 'null');
+  });
+
+  it('prints epoch times as String() does, zeros inside included', () => {
+    for (const ms of [1_796_240_368_123, 1_796_240_000_001, 1_796_240_000_000, 1_000_000, 999_999, 0, 1.5, Number.MAX_SAFE_INTEGER]) {
+      assert.equal(epochMsDigits(ms), String(ms));
+    }
+  });
+
+  it('writes the time of the line', () => {
+    const before = Date.now();
+    const [line] = capture((log) => log.event({ reqId: 'r', method: 'GET', status: 404, ms: 1 }, 'refused'));
+    assert.ok((line!.time as number) >= before && (line!.time as number) <= Date.now(), String(line!.time));
   });
 });

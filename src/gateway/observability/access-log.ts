@@ -53,7 +53,7 @@ export function createAccessLog(logger: Logger): AccessLog | undefined {
     const now = Date.now();
     if (now !== lastMs) {
       lastMs = now;
-      lastHead = `{"level":30,"time":${now}${pid},"reqId":"`;
+      lastHead = `{"level":30,"time":${epochMsDigits(now)}${pid},"reqId":"`;
     }
     return lastHead;
   };
@@ -115,6 +115,17 @@ function requestEvent(ctx: RequestContext, method: string, status: number, ms: n
     ip: ctx.clientIp,
     code,
   };
+}
+
+/**
+ * The decimal digits of an epoch time in ms, from two small integers: V8 prints a number above 2³¹ through its
+ * double-to-string conversion, several times dearer.
+ */
+export function epochMsDigits(ms: number): string {
+  if (!(Number.isSafeInteger(ms) && ms >= 1e6)) return String(ms);
+  const high = Math.floor(ms / 1e6);
+  const low = `${ms - high * 1e6}`;
+  return `${high}${'000000'.slice(low.length)}${low}`;
 }
 
 /**
