@@ -102,7 +102,7 @@ export async function startGateway(config: Record<string, unknown>, options: { e
     return new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} in gateway output:\n${output.join('\n')}`)), timeoutMs);
       waiters.push({ pattern, resolve: (l) => (clearTimeout(timer), resolve(l)) });
-      child.once('exit', (code) => reject(new Error(`gateway exited with ${code} before ${pattern}:\n${output.join('\n')}`)));
+      child.once('exit', (code) => (clearTimeout(timer), reject(new Error(`gateway exited with ${code} before ${pattern}:\n${output.join('\n')}`))));
     });
   };
   let listening: { api: string; ops: string };
