@@ -1,8 +1,8 @@
 /**
  * The API listener over TLS (`server.tls`): a real `gatehouse gateway run` serves HTTPS with a certificate made
  * here for 127.0.0.1, the upstream learns that the client used https (X-Forwarded-Proto and Forwarded), plain HTTP
- * on the TLS port gets no answer, and a certificate file that cannot be read stops the start with a message that
- * names it.
+ * on the TLS port gets no answer, and a certificate file that cannot be read or a key that does not match stops
+ * the start with exit code 2 and a one-line message that names the setting and the file.
  */
 import assert from 'node:assert/strict';
 import { webcrypto } from 'node:crypto';
@@ -105,13 +105,28 @@ describe('the API listener over TLS', () => {
     assert.doesNotMatch(answer, /^HTTP\/1\.1 200/);
   });
 
-  it('stops at start with a message naming a certificate file that cannot be read', async () => {
+  it('stops at start with exit code 2 and one line naming a certificate file that cannot be read', async () => {
     const missing = '/nonexistent/gatehouse/server.crt';
     await assert.rejects(
       startGateway({ server: { tls: { cert: missing, key: missing } }, tokenExchange: TOKEN_EXCHANGE }),
       (error: Error) => {
-        assert.match(error.message, /gateway exited/);
-        assert.ok(error.message.includes(missing), error.message);
+        assert.match(error.message, /gateway exited with 2 /);
+        assert.ok(error.message.includes(`gatehouse: server.tls.cert: cannot read ${missing} (no such file)`), error.message);
+        assert.doesNotMatch(error.message, /ENOENT|at async/, 'a configuration mistake is one line, not a stack trace');
+        return true;
+      },
+    );
+  });
+
+  it('stops at start when the key does not belong to the certificate, without printing the key', async () => {
+    const other = await selfSigned();
+    await writeFile(`${dir}/other.key`, other.keyPem, { mode: 0o600 });
+    await assert.rejects(
+      startGateway({ server: { tls: { cert: `${dir}/server.crt`, key: `${dir}/other.key` } }, tokenExchange: TOKEN_EXCHANGE }),
+      (error: Error) => {
+        assert.match(error.message, /gateway exited with 2 /);
+        assert.ok(error.message.includes(`gatehouse: server.tls: cannot serve with the certificate ${dir}/server.crt and the key ${dir}/other.key (`), error.message);
+        assert.ok(!error.message.includes('PRIVATE KEY'), 'the key never appears in the message');
         return true;
       },
     );

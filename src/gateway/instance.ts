@@ -10,6 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.ts';
@@ -167,7 +168,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       jwks: () => options.jwks?.('') ?? signer.store.jwks(),
       tenantJwks: options.jwks,
       trustedProxies: settings.trustedProxies,
-      tls: settings.tls ? { cert: await readFile(path(settings.tls.cert)), key: await readFile(path(settings.tls.key)) } : undefined,
+      tls: settings.tls ? await loadTls(path(settings.tls.cert), path(settings.tls.key)) : undefined,
     });
   } catch (error) {
     await release();
@@ -341,6 +342,32 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/**
+ * Reads `server.tls`'s certificate chain and private key and checks that they are PEM that belong together, so
+ * that a wrong path, an unreadable file, a swapped pair or a key that does not match stops the start with a
+ * ConfigError naming the setting and the file. OpenSSL's reason is kept; the key's bytes never reach a message.
+ */
+async function loadTls(certFile: string, keyFile: string): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = async (setting: string, file: string) => {
+    try {
+      return await readFile(file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory, not a file' : (code ?? 'error');
+      throw new ConfigError(`server.tls.${setting}: cannot read ${file} (${reason})`);
+    }
+  };
+  const cert = await read('cert', certFile);
+  const key = await read('key', keyFile);
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    const reason = (error as Error).message.replace(/^error:[0-9A-F]+:/, '');
+    throw new ConfigError(`server.tls: cannot serve with the certificate ${certFile} and the key ${keyFile} (${reason})`);
+  }
+  return { cert, key };
 }
 
 /** A listen failure the operator can fix (port taken, no permission, no such address) is a ConfigError. */
