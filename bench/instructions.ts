@@ -11,8 +11,10 @@
  * sent (16 at a time, keep-alive), instrumentation is switched off and the counts dumped. Only the main thread is
  * counted (V8's compiler threads still optimise code now and then). The upstream runs natively.
  *
- * Usage: scripts/node bench/instructions.ts [--requests 4000] [--warmup 30000] [--top 30]
- *   --top N   also print the N functions with the largest difference (JIT code named through --perf-basic-prof)
+ * Usage: scripts/node bench/instructions.ts [--requests 4000] [--warmup 30000] [--top 30] [--same-headers]
+ *   --top N          also print the N functions with the largest difference (JIT code named through --perf-basic-prof)
+ *   --same-headers   also measure the bare proxy sending Gatehouse's header bytes (`bare-proxy.ts --same-headers`,
+ *                    diagnosis: how much of the gap is the headers themselves and how much the policies)
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '4000' },
     warmup: { type: 'string', default: '30000' },
     top: { type: 'string', default: '0' },
+    'same-headers': { type: 'boolean', default: false },
   },
 });
 const REQUESTS = Number(values.requests);
@@ -59,12 +62,12 @@ interface Measured {
   dir: string;
 }
 
-async function measure(name: 'bare' | 'gatehouse'): Promise<Measured> {
+async function measure(name: 'bare' | 'bare-same-headers' | 'gatehouse'): Promise<Measured> {
   const port = await freePort();
   const dir = join(tmp, name);
   mkdirSync(dir);
-  const proxyArgs = name === 'bare'
-    ? ['bench/bare-proxy.ts', '--port', String(port), '--upstream', upstreamUrl]
+  const proxyArgs = name !== 'gatehouse'
+    ? ['bench/bare-proxy.ts', '--port', String(port), '--upstream', upstreamUrl, ...(name === 'bare-same-headers' ? ['--same-headers'] : [])]
     : ['src/cli/main.ts', 'gateway', 'run', '--config', gh.file, '--port', String(port), '--ops-port', String(await freePort()), '--host', '127.0.0.1'];
   const child = spawnBounded(name, 'valgrind', [
     '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', '--smc-check=all-non-file', '-q',
@@ -166,9 +169,11 @@ function perFunction(dir: string): Map<string, number> {
 
 let bare: Measured;
 let gatehouse: Measured;
+let sameHeaders: Measured | undefined;
 try {
   bare = await measure('bare');
   gatehouse = await measure('gatehouse');
+  if (values['same-headers']) sameHeaders = await measure('bare-same-headers');
 } finally {
   await stopAll();
 }
@@ -178,6 +183,11 @@ console.log('\nUser-space instructions per proxied request (main thread, callgri
 console.log(`  bare proxy   ${fmt(bare.instructionsPerRequest).padStart(9)}`);
 console.log(`  gatehouse    ${fmt(gatehouse.instructionsPerRequest).padStart(9)}  (+${fmt(gatehouse.instructionsPerRequest - bare.instructionsPerRequest)})`);
 console.log(`  bare ÷ gatehouse = ${ratio.toFixed(3)} (the req/s ratio a CPU-bound proxy would reach if instructions were all it spent)`);
+if (sameHeaders) {
+  const s = sameHeaders.instructionsPerRequest;
+  console.log(`  bare sending Gatehouse's headers ${fmt(s)}: the headers cost ${fmt(s - bare.instructionsPerRequest)}, the policies ${fmt(gatehouse.instructionsPerRequest - s)}`);
+  console.log(`  bare ÷ that = ${(bare.instructionsPerRequest / s).toFixed(3)} (the ceiling for any gateway sending those headers); that ÷ gatehouse = ${(s / gatehouse.instructionsPerRequest).toFixed(3)}`);
+}
 
 let top: { name: string; bare: number; gatehouse: number }[] = [];
 if (TOP > 0) {
@@ -198,7 +208,7 @@ writeFileSync(file, JSON.stringify({
   warmup: WARMUP,
   node: spawnSync(NODE, ['-v'], { encoding: 'utf8' }).stdout.trim(),
   commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim(),
-  instructionsPerRequest: { bare: bare.instructionsPerRequest, gatehouse: gatehouse.instructionsPerRequest },
+  instructionsPerRequest: { bare: bare.instructionsPerRequest, gatehouse: gatehouse.instructionsPerRequest, bareSameHeaders: sameHeaders?.instructionsPerRequest },
   ratio,
   top,
 }, null, 2));

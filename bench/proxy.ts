@@ -23,7 +23,8 @@
  *   --rate N                fixed rate in req/s instead of bare/5
  *   --rate-tool T           paced (default) | autocannon | both
  *   --loadgen T             wrk | autocannon (default: wrk when installed)
- *   --only a,b              subset of bare,fastify,gatehouse
+ *   --only a,b              subset of bare,fastify,gatehouse; bare-headers (diagnosis) is the bare proxy sending
+ *                           Gatehouse's header bytes (`bare-proxy.ts --same-headers`), only when named here
  *   --skip-saturation / --skip-fixed-rate
  *   --profile               afterwards, run the bare proxy and Gatehouse once each under saturation with
  *                           --cpu-prof into bench/out/, summarise Gatehouse's profile and the per-request difference
@@ -60,8 +61,10 @@ import {
   waitForHttp,
 } from './lib/processes.ts';
 
-type ProxyName = 'bare' | 'fastify' | 'gatehouse';
+type ProxyName = 'bare' | 'fastify' | 'gatehouse' | 'bare-headers';
 const ALL: ProxyName[] = ['bare', 'fastify', 'gatehouse'];
+/** `bare-headers` (diagnosis, only with --only): the bare proxy sending Gatehouse's header bytes (`bare-proxy.ts --same-headers`). */
+const KNOWN: ProxyName[] = [...ALL, 'bare-headers'];
 
 const { values } = parseArgs({
   options: {
@@ -101,7 +104,7 @@ const wrk = wrkVersion();
 const loadgen: SaturationTool = (values.loadgen as SaturationTool | undefined) ?? (wrk ? 'wrk' : 'autocannon');
 if (loadgen === 'wrk' && !wrk) throw new Error('--loadgen wrk: wrk is not installed (apt-get install -y wrk)');
 const proxies = values.only ? (values.only.split(',') as ProxyName[]) : ALL;
-if (!proxies.every((p) => ALL.includes(p))) throw new Error(`--only takes a subset of ${ALL.join(',')}`);
+if (!proxies.every((p) => KNOWN.includes(p))) throw new Error(`--only takes a subset of ${KNOWN.join(',')}`);
 
 const pin = HAS_TASKSET && availableParallelism() >= 2;
 const PROXY_CORE = pin ? 0 : undefined;
@@ -193,7 +196,8 @@ async function main(): Promise<void> {
       );
       closeSync(fd);
     } else {
-      child = spawnBounded(name, NODE, [...extraNodeArgs, `bench/${name}-proxy.ts`, '--port', String(port), '--upstream', upstreamUrl], { core: PROXY_CORE, maxSeconds });
+      const script = name === 'bare-headers' ? ['bench/bare-proxy.ts', '--same-headers'] : [`bench/${name}-proxy.ts`];
+      child = spawnBounded(name, NODE, [...extraNodeArgs, ...script, '--port', String(port), '--upstream', upstreamUrl], { core: PROXY_CORE, maxSeconds });
     }
     const url = `http://127.0.0.1:${port}${LOAD_PATH}`;
     const answer = await waitForHttp(child, url, headers);
@@ -455,6 +459,11 @@ function summarise(all: Run[], rate: number | undefined) {
     const rs = perRound('saturation', p, 'bare', undefined, (x, y) => (x.rpsPerProxyCpu ?? NaN) / (y.rpsPerProxyCpu ?? NaN)).filter(Number.isFinite);
     return rs.length ? { median: median(rs), perRound: rs } : undefined;
   };
+  /** Diagnosis: Gatehouse against a proxy that sends the same header bytes with no policies behind them. */
+  const gatehouseOverBareHeaders = () => {
+    const rs = perRound('saturation', 'gatehouse', 'bare-headers', undefined, (x, y) => x.result.rps / y.result.rps);
+    return rs.length ? { median: median(rs), perRound: rs } : undefined;
+  };
   const deltas: Record<string, { medianMs: number; perRoundMs: number[]; intendedMedianMs: number | undefined }> = {};
   for (const tool of new Set(runs.filter((r) => r.kind === 'fixed-rate').map((r) => r.result.tool))) {
     const d = perRound('fixed-rate', 'gatehouse', 'bare', tool, (x, y) => x.result.latencyMs.p99 - y.result.latencyMs.p99);
@@ -466,9 +475,9 @@ function summarise(all: Run[], rate: number | undefined) {
   return {
     fixedRate: rate,
     perProxy,
-    ratios: { gatehouseOverBare: gatehouseRatio, fastifyOverBare: ratio('fastify') },
+    ratios: { gatehouseOverBare: gatehouseRatio, fastifyOverBare: ratio('fastify'), bareHeadersOverBare: ratio('bare-headers'), gatehouseOverBareHeaders: gatehouseOverBareHeaders() },
     /** The same ratios on requests per second of proxy CPU time: what each proxy costs per request. */
-    cpuNormalisedRatios: { gatehouseOverBare: cpuRatio('gatehouse'), fastifyOverBare: cpuRatio('fastify') },
+    cpuNormalisedRatios: { gatehouseOverBare: cpuRatio('gatehouse'), fastifyOverBare: cpuRatio('fastify'), bareHeadersOverBare: cpuRatio('bare-headers') },
     fixedRateP99DeltaGatehouseMinusBare: deltas,
     targets: {
       saturation: { target: '≥ 0.85× bare req/s', value: gatehouseRatio?.median, met: gatehouseRatio ? gatehouseRatio.median >= 0.85 : undefined },
@@ -496,9 +505,10 @@ function formatTable(s: ReturnType<typeof summarise>): string {
   for (const p of proxies) {
     const sat = s.perProxy[p]?.saturation;
     if (!sat) continue;
-    const ratio = p === 'bare' ? 1 : p === 'gatehouse' ? s.ratios.gatehouseOverBare?.median : s.ratios.fastifyOverBare?.median;
+    const ratio = p === 'bare' ? 1 : p === 'gatehouse' ? s.ratios.gatehouseOverBare?.median : p === 'fastify' ? s.ratios.fastifyOverBare?.median : s.ratios.bareHeadersOverBare?.median;
+    const cpu = p === 'bare' ? 1 : p === 'gatehouse' ? s.cpuNormalisedRatios.gatehouseOverBare?.median : p === 'fastify' ? s.cpuNormalisedRatios.fastifyOverBare?.median : s.cpuNormalisedRatios.bareHeadersOverBare?.median;
     lines.push(
-      `  ${p.padEnd(10)} ${sat.rps.toFixed(0).padStart(8)} ${`${sat.rpsMin.toFixed(0)}–${sat.rpsMax.toFixed(0)}`.padStart(15)} ${f1(sat.p50).padStart(8)} ${f1(sat.p99).padStart(8)} ${f1(ratio).padStart(7)}  ${(sat.proxyCpu === undefined ? '—' : `${(sat.proxyCpu * 100).toFixed(0)}%`).padStart(9)}  ${f1(sat.rpsPerProxyCpu, 0).padStart(9)}  ${f1(p === 'bare' ? 1 : p === 'gatehouse' ? s.cpuNormalisedRatios.gatehouseOverBare?.median : s.cpuNormalisedRatios.fastifyOverBare?.median).padStart(5)}`,
+      `  ${p.padEnd(10)} ${sat.rps.toFixed(0).padStart(8)} ${`${sat.rpsMin.toFixed(0)}–${sat.rpsMax.toFixed(0)}`.padStart(15)} ${f1(sat.p50).padStart(8)} ${f1(sat.p99).padStart(8)} ${f1(ratio).padStart(7)}  ${(sat.proxyCpu === undefined ? '—' : `${(sat.proxyCpu * 100).toFixed(0)}%`).padStart(9)}  ${f1(sat.rpsPerProxyCpu, 0).padStart(9)}  ${f1(cpu).padStart(5)}`,
     );
   }
   const rows = ['direct' as const, ...proxies];
@@ -519,6 +529,10 @@ function formatTable(s: ReturnType<typeof summarise>): string {
   const mark = (met: boolean | undefined) => (met === undefined ? 'n/a' : met ? 'MET' : 'MISSED');
   if (s.ratios.gatehouseOverBare) lines.push(`gatehouse/bare req/s: ${f1(t.saturation.value)} (per round ${s.ratios.gatehouseOverBare.perRound.map((x) => x.toFixed(2)).join(', ')}) — target ≥ 0.85: ${mark(t.saturation.met)}`);
   if (s.ratios.fastifyOverBare) lines.push(`fastify/bare req/s:   ${f1(s.ratios.fastifyOverBare.median)} (per round ${s.ratios.fastifyOverBare.perRound.map((x) => x.toFixed(2)).join(', ')})`);
+  const bh = s.ratios.bareHeadersOverBare;
+  const gbh = s.ratios.gatehouseOverBareHeaders;
+  if (bh) lines.push(`bare-headers/bare req/s: ${f1(bh.median)} (per round ${bh.perRound.map((x) => x.toFixed(2)).join(', ')}): the ceiling for any proxy sending Gatehouse's headers (diagnosis)`);
+  if (gbh) lines.push(`gatehouse/bare-headers req/s: ${f1(gbh.median)} (per round ${gbh.perRound.map((x) => x.toFixed(2)).join(', ')}): the policies' own cost (diagnosis)`);
   const cr = s.cpuNormalisedRatios.gatehouseOverBare;
   if (cr) lines.push(`gatehouse/bare requests per CPU-second: ${f1(cr.median)} (per round ${cr.perRound.map((x) => x.toFixed(2)).join(', ')})`);
   if (t.fixedRateP99.valueMs !== undefined) lines.push(`fixed-rate p99 delta: ${f1(t.fixedRateP99.valueMs, 3)} ms — target ≤ 0.5 ms: ${mark(t.fixedRateP99.met)}`);
