@@ -9,7 +9,7 @@ import { request, type IncomingHttpHeaders, type IncomingMessage } from 'node:ht
 import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { newKey, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream } from './helpers.ts';
+import { metricValue, newKey, startGateway, startUpstream, TOKEN_EXCHANGE, waitForLine, type GatewayProcess, type Upstream } from './helpers.ts';
 
 const caller = newKey();
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -257,6 +257,34 @@ describe('WebSocket upgrades through a running gateway', () => {
     assert.ok('refused' in result);
     await problem(result.refused, 502, 'GH_ERR_UPSTREAM_WEBSOCKET_REFUSED');
     assert.equal(upgrades.at(-1)!.url, '/live/refuse');
+  });
+
+  it('counts refused upgrades in the request metrics and logs them with the route, client and address', async () => {
+    const from = gw.output.length;
+    const sample = (collection: string, status: number) => `gatehouse_requests_total{collection="${collection}",route="/raw",method="GET",status="${status}"}`;
+    const notAllowed = await metricValue(gw.opsUrl, sample('plain', 400));
+    const missingKey = await metricValue(gw.opsUrl, sample('live', 401));
+    const unrouted = await metricValue(gw.opsUrl, 'gatehouse_requests_total{collection="",route="",method="GET",status="404"}');
+    for (const [path, headers] of [['/plain/raw', undefined], ['/live/raw', {}], ['/nowhere/raw', undefined]] as const) {
+      const result = await upgrade(path, headers);
+      assert.ok('refused' in result);
+      result.refused.resume();
+    }
+    assert.equal(await metricValue(gw.opsUrl, sample('plain', 400)), notAllowed + 1);
+    assert.equal(await metricValue(gw.opsUrl, sample('live', 401)), missingKey + 1);
+    assert.equal(await metricValue(gw.opsUrl, 'gatehouse_requests_total{collection="",route="",method="GET",status="404"}'), unrouted + 1);
+
+    const line = JSON.parse(await waitForLine(gw, /"code":"GH_ERR_AUTH_MISSING_KEY".*"msg":"upgrade refused"/, from)) as Record<string, unknown>;
+    assert.equal(line.collection, 'live');
+    assert.equal(line.route, '/raw');
+    assert.equal(line.status, 401);
+    assert.equal(line.ip, '127.0.0.1');
+    const unauthorized = await upgrade('/live/raw', { authorization: `Bearer ${newKey().key}` });
+    assert.ok('refused' in unauthorized);
+    unauthorized.refused.resume();
+    const invalid = JSON.parse(await waitForLine(gw, /"code":"GH_ERR_AUTH_INVALID_KEY".*"msg":"upgrade refused"/, from)) as Record<string, unknown>;
+    assert.equal(invalid.collection, 'live');
+    assert.ok(!JSON.stringify(gw.output.slice(from)).includes('ghk_'), 'no key in the log');
   });
 
   it('closes open WebSocket tunnels when the gateway shuts down instead of waiting for them forever', { timeout: 20_000 }, async () => {

@@ -280,7 +280,7 @@ export class GatewayServer {
     sendProblem(res, r, requestId);
     const status = ERRORS[r.code].status;
     this.#metrics.observe('', '', req.method ?? 'GET', status, (performance.now() - start) / 1000);
-    this.#accessLog?.event({ reqId: requestId, method: req.method ?? 'GET', status, code: r.code, ms: performance.now() - start }, 'refused');
+    this.#accessLog?.event({ reqId: requestId, method: req.method ?? 'GET', status, code: r.code, ms: performance.now() - start, ip: this.#clientIp(req).clientIp }, 'refused');
     if (channels.requestEnd.hasSubscribers) this.#publishEnd(req, requestId, undefined, status, start, r.code);
   }
 
@@ -318,15 +318,40 @@ export class GatewayServer {
     const start = performance.now();
     const requestId = nextRequestId();
     const table = this.#table;
-    const reject = (r: Refusal, routedCtx?: RequestContext) => {
+    /**
+     * A refused upgrade counts like a refused request: in the request metrics (by route once one matched) and in
+     * the access log with what is known of it (route, client, key label, client IP).
+     */
+    const reject = (r: Refusal, routedCtx?: RequestContext, matched?: Routed) => {
       writeRawProblem(socket, r, requestId);
-      this.#accessLog?.event({ reqId: requestId, method: req.method ?? 'GET', status: ERRORS[r.code].status, code: r.code, ms: performance.now() - start }, 'upgrade refused');
-      if (channels.requestEnd.hasSubscribers) this.#publishEnd(req, requestId, routedCtx, ERRORS[r.code].status, start, r.code);
+      const status = ERRORS[r.code].status;
+      const method = req.method ?? 'GET';
+      const ms = performance.now() - start;
+      const collection = routedCtx?.collection ?? matched?.collection;
+      const endpoint = routedCtx?.endpoint ?? matched?.endpoint;
+      if (collection !== undefined && endpoint !== undefined) this.#metrics.observeEndpoint(endpoint, collection.name, endpoint.template, method, status, ms / 1000);
+      else this.#metrics.observe('', '', method, status, ms / 1000);
+      this.#accessLog?.event(
+        {
+          reqId: requestId,
+          method,
+          status,
+          code: r.code,
+          ms,
+          collection: collection?.name,
+          route: endpoint?.template,
+          clientId: routedCtx?.principal?.id,
+          key: routedCtx?.key?.label,
+          ip: routedCtx?.clientIp ?? this.#clientIp(req).clientIp,
+        },
+        'upgrade refused',
+      );
+      if (channels.requestEnd.hasSubscribers) this.#publishEnd(req, requestId, routedCtx, status, start, r.code);
     };
     if (table === undefined) return reject(refusal('GH_ERR_GATEWAY_INTERNAL'));
     const routed = this.#route(req, table);
     if ('code' in routed) return reject(routed);
-    if (!routed.collection.websocket) return reject(WEBSOCKET_NOT_ALLOWED);
+    if (!routed.collection.websocket) return reject(WEBSOCKET_NOT_ALLOWED, undefined, routed);
     const ctx = new Exchange(req, null, requestId, start, routed, this.#clientIp(req));
     const tunnel = () => {
       const info: ForwardInfo = { peerIp: ctx.peerIp, trustedForwardedFor: ctx.trustedForwardedFor, proto: this.#proto };
