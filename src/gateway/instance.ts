@@ -140,7 +140,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
   let keys: SigningKeyStore | undefined;
   const release = async () => {
     await pools.close();
-    rateLimitStore.close();
+    await rateLimitStore.close();
     keys?.close();
     if (options.metrics === undefined) metrics.close();
   };

@@ -8,8 +8,10 @@
  * sliding window that ends now. Two numbers per key, O(1) per hit, and no burst of 2× the limit at a window edge
  * as with plain fixed windows.
  *
- * `RateLimitStore` is the contract a shared (Redis) store implements too; `store-contract.ts` tests both.
+ * `RateLimitStore` is the contract the shared store (`shared-store.ts`, Redis) implements too; the window math
+ * both use is in `sliding-window.ts`, and `store-contract.ts` tests both stores.
  */
+import { advance, checkLimit, type Counter, decide, isSpent, newCounter } from './sliding-window.ts';
 
 /** The outcome of one hit. A refusal is a value, not an exception. */
 export interface RateLimitDecision {
@@ -38,8 +40,8 @@ export interface RateLimitStore {
   hit(key: string, limit: number, windowMs: number, now?: number): RateLimitDecision;
   /** Drops all state (tests; a reload with changed limits works without it). */
   clear(): void;
-  /** Releases timers and connections. Idempotent. */
-  close(): void;
+  /** Releases timers and connections (a shared store first sends what is pending). Idempotent. */
+  close(): void | Promise<void>;
 }
 
 export interface MemoryStoreOptions {
@@ -64,17 +66,6 @@ export interface MemoryRateLimitStore extends RateLimitStore {
 
 /** Keys examined per turn of the event loop by the timer's sweep (a few ms at most). */
 const SWEEP_CHUNK = 5_000;
-
-/** One key's state: small, mutable, one shape for all keys. */
-interface Counter {
-  /** Start of the current fixed window: a multiple of `windowMs`. */
-  start: number;
-  windowMs: number;
-  /** Allowed hits in the current window. */
-  current: number;
-  /** Allowed hits in the window before it. */
-  previous: number;
-}
 
 export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryRateLimitStore {
   const maxKeys = options.maxKeys ?? 1_000_000;
@@ -113,49 +104,17 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryRateL
   }
 
   function hit(key: string, limit: number, windowMs: number, now: number = Date.now()): RateLimitDecision {
-    if (!(limit >= 1) || !(windowMs >= 1)) throw new RangeError(`rate limit needs limit >= 1 and windowMs >= 1, got ${limit} per ${windowMs}ms`);
-    const start = now - (now % windowMs);
+    checkLimit(limit, windowMs);
     let c = counters.get(key);
     if (c === undefined) {
       if (counters.size >= maxKeys) evictOldest();
-      c = { start, windowMs, current: 0, previous: 0 };
+      c = newCounter(windowMs, now);
       counters.set(key, c);
-    } else if (c.windowMs !== windowMs) {
-      c.start = start;
-      c.windowMs = windowMs;
-      c.current = 0;
-      c.previous = 0;
-    } else if (start > c.start) {
-      c.previous = start - c.start === windowMs ? c.current : 0;
-      c.current = 0;
-      c.start = start;
+    } else if (advance(c, windowMs, now)) {
       counters.delete(key);
       counters.set(key, c);
     }
-    // A clock stepped back keeps the window it had; treat "now" as its start rather than count negative time.
-    const elapsed = now > c.start ? now - c.start : 0;
-    const left = windowMs - elapsed;
-    // Everything scaled by windowMs so the test is exact in integers: previous × left/W + current + 1 ≤ limit.
-    const capacity = limit * windowMs;
-    const used = c.previous * left + c.current * windowMs;
-
-    if (used + windowMs <= capacity) {
-      c.current++;
-      return {
-        allowed: true,
-        limit,
-        remaining: Math.floor((capacity - used - windowMs) / windowMs),
-        retryAfterMs: 0,
-        resetMs: left + windowMs,
-      };
-    }
-    return {
-      allowed: false,
-      limit,
-      remaining: 0,
-      retryAfterMs: retryAfter(c, limit, left),
-      resetMs: c.current > 0 ? left + windowMs : left,
-    };
+    return decide(c, limit, now);
   }
 
   /** Drops keys idle longest (front of the Map). Only runs when a new key arrives at `maxKeys`. */
@@ -196,30 +155,4 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryRateL
       counters.clear();
     },
   };
-}
-
-/**
- * Whether a key's hits no longer weigh at `now`, so that dropping it changes nothing: the current window's hits
- * weigh until the end of the next window; with none, the previous window's stop weighing when the current one ends.
- */
-function isSpent(c: Counter, now: number): boolean {
-  return now >= c.start + (c.current > 0 ? 2 * c.windowMs : c.windowMs);
-}
-
-/**
- * The smallest whole number of ms after which one more hit would be allowed, given that it is refused now. While
- * the current window has room, that is when the previous window's weight has shrunk enough; otherwise it is in the
- * next window, once this window's hits (then the previous ones) weigh little enough.
- */
-function retryAfter(c: Counter, limit: number, left: number): number {
-  const w = c.windowMs;
-  const slack = limit - 1 - c.current;
-  if (slack >= 0 && c.previous > 0) {
-    // previous × left' ≤ slack × W  ⇒  left' = ⌊slack × W / previous⌋ (< left, as the hit is refused now).
-    const leftNeeded = Math.floor((slack * w) / c.previous);
-    if (leftNeeded > 0) return left - leftNeeded;
-  }
-  // In the next window: current × (W − e) ≤ (limit − 1) × W  ⇒  e = W − ⌊(limit − 1) × W / current⌋.
-  const into = c.current > 0 ? Math.max(0, w - Math.floor(((limit - 1) * w) / c.current)) : 0;
-  return left + into;
 }

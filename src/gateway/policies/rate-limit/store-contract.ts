@@ -1,6 +1,6 @@
 /**
- * The behaviour every RateLimitStore must show, as one suite run against each store (memory now, Redis later):
- * `rateLimitStoreContract('memory', () => createMemoryStore())` from the store's own test file.
+ * The behaviour every RateLimitStore must show, as one suite run against each store (memory, and the shared store
+ * on a real Redis): `rateLimitStoreContract('memory', () => createMemoryStore())` from the store's own test file.
  *
  * Every hit passes an explicit `now`, so the suite never sleeps; a shared store must therefore take time from the
  * caller rather than from its server. Hits are awaited so a store whose `hit` returns a promise runs the same suite.
@@ -22,8 +22,8 @@ export function rateLimitStoreContract(name: string, makeStore: () => RateLimitS
       store = makeStore();
       store.clear();
     });
-    afterEach(() => {
-      store.close();
+    afterEach(async () => {
+      await store.close();
     });
 
     /** `n` hits at the same instant. */
@@ -194,9 +194,9 @@ export function rateLimitStoreContract(name: string, makeStore: () => RateLimitS
       }
     });
 
-    it('can be closed twice', () => {
-      store.close();
-      store.close();
+    it('can be closed twice', async () => {
+      await store.close();
+      await store.close();
     });
   });
 }
