@@ -299,6 +299,32 @@ const OpsListenSchema = z.strictObject({
 });
 
 /** Settings local to one gateway process; not part of the snapshot. */
+/** A redis:// or rediss:// URL; its password, if any, is never repeated in an error. */
+const RedisUrlSchema = z.string().superRefine((value, ctx) => {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+    ctx.addIssue({ code: 'custom', message: 'must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379' });
+  }
+});
+
+export const RateLimitStoreSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('memory') }),
+  z.strictObject({
+    type: z.literal('redis'),
+    url: RedisUrlSchema,
+    /** Prefix of the counters' Redis keys: gateways that share limits use the same one. */
+    prefix: z.string().min(1).max(200).default('gatehouse:rl:'),
+    /** How often each instance sends its hits and reads the totals: the bound on how stale its view can be. */
+    syncInterval: DurationSchema.default(100).refine((ms) => ms >= 10 && ms <= 10_000, 'must be between 10ms and 10s'),
+  }),
+]);
+export type RateLimitStoreSettings = z.output<typeof RateLimitStoreSchema>;
+
 export const ServerSchema = z.strictObject({
   listen: ListenSchema.default({ host: '0.0.0.0', port: 8080 }),
   /** Operations listener: /healthz, /readyz, /metrics. */
@@ -319,6 +345,11 @@ export const ServerSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   /** Watch the config file and reload on change (SIGHUP always reloads). */
   watch: z.boolean().default(true),
+  /**
+   * Where rate-limit counters live: `memory` (default, per instance), or `redis` to share them between every
+   * gateway instance that names the same Redis and prefix (decided locally, synced every `syncInterval`).
+   */
+  rateLimitStore: RateLimitStoreSchema.default({ type: 'memory' }),
 });
 export type ServerSettings = z.output<typeof ServerSchema>;
 

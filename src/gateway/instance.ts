@@ -14,13 +14,15 @@ import { createSecureContext } from 'node:tls';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.ts';
-import type { ServerSettings, Snapshot, TokenExchange } from '../config/schema.ts';
+import type { RateLimitStoreSettings, ServerSettings, Snapshot, TokenExchange } from '../config/schema.ts';
+import { redactUrl } from '../config/redact-url.ts';
 import { EgressPolicy } from './http/egress.ts';
 import { GatewayServer } from './http/server.ts';
 import { UpstreamPools } from './http/upstream-pools.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { createMemoryStore, type RateLimitStore } from './policies/rate-limit/memory-store.ts';
+import { createSharedStore } from './policies/rate-limit/shared-store.ts';
 import type { RouteTable } from './snapshot/compiled.ts';
 import { type SnapshotCompilation, startCompile } from './snapshot/compile.ts';
 import { canonicalJson } from '../config/snapshot-encoding.ts';
@@ -136,7 +138,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
   const metrics = options.metrics ?? new GatewayMetrics();
   const egress = options.egress ?? new EgressPolicy({ mode: settings.egress });
   const pools = new UpstreamPools(egress);
-  const rateLimitStore: RateLimitStore = createMemoryStore();
+  const rateLimitStore: RateLimitStore = openRateLimitStore(settings.rateLimitStore, logger, metrics);
   let keys: SigningKeyStore | undefined;
   const release = async () => {
     await pools.close();
@@ -342,6 +344,40 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/**
+ * The rate-limit store `server.rateLimitStore` names. A shared store's failures are counted and logged at most
+ * every 30 s (with the URL's password masked); it goes on counting locally meanwhile.
+ */
+function openRateLimitStore(settings: RateLimitStoreSettings, logger: Logger, metrics: GatewayMetrics): RateLimitStore {
+  if (settings.type === 'memory') return createMemoryStore();
+  const where = redactUrl(settings.url);
+  let lastLogged = 0;
+  let suppressed = 0;
+  let down = false;
+  const store = createSharedStore({
+    url: settings.url,
+    prefix: settings.prefix,
+    syncIntervalMs: settings.syncInterval,
+    onConnect: () => {
+      logger.info({ store: where, prefix: settings.prefix, syncIntervalMs: settings.syncInterval }, down ? 'rate-limit store reconnected' : 'rate-limit store connected');
+      down = false;
+    },
+    onError: (error) => {
+      metrics.rateLimitStoreErrors.inc();
+      down = true;
+      const now = Date.now();
+      if (now - lastLogged < 30_000) {
+        suppressed++;
+        return;
+      }
+      lastLogged = now;
+      logger.warn({ store: where, error: error.message, suppressed }, 'rate-limit store unreachable: counting locally until it answers (limits hold per instance meanwhile)');
+      suppressed = 0;
+    },
+  });
+  return store;
 }
 
 /**

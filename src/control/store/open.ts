@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
+import { redactUrl } from '../../config/redact-url.ts';
 import { migrateToLatest } from './migrations.ts';
 import { NodeSqliteDialect } from './sqlite-dialect.ts';
 import { SqlStore } from './sql-store.ts';
@@ -46,18 +47,6 @@ export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//i.test(url);
 }
 
-/** The URL with its password (in the authority or a `password` parameter) replaced by `***`, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
-    return parsed.toString();
-  } catch {
-    // Not a URL the WHATWG parser takes (e.g. a socket path with spaces): blank anything between ':' and '@'.
-    return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@').replace(/([?&]password=)[^&]*/i, '$1***');
-  }
-}
 
 async function openSqlite(dir: string): Promise<Store> {
   let filename = ':memory:';
@@ -122,3 +111,5 @@ function scrub(error: unknown, url: string): string {
   }
   return password === '' ? message : message.split(password).join('***');
 }
+
+export { redactUrl };

@@ -10,33 +10,20 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { redactUrl } from '../../../control/store/open.ts';
+import { redactUrl } from '../../../config/redact-url.ts';
 import { createSharedStore, type SharedRateLimitStore } from './shared-store.ts';
+import { probeRedis, TEST_REDIS_URL } from '../../../testing/redis.ts';
 import { rateLimitStoreContract } from './store-contract.ts';
 
-const redisUrl = process.env.GATEHOUSE_TEST_REDIS_URL || 'redis://127.0.0.1:6379';
+const redisUrl = TEST_REDIS_URL;
 const runPrefix = `gatehouse-test:${process.pid}:${randomBytes(4).toString('hex')}:`;
 let stores = 0;
 /** A prefix no other store of this run uses. */
 const freshPrefix = () => `${runPrefix}${stores++}:`;
 
-async function probe(url: string): Promise<string | undefined> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    await client.ping();
-    return undefined;
-  } catch (error) {
-    return (error as Error).message;
-  } finally {
-    client.disconnect();
-  }
-}
-
 const T = 3_600_000 * 470_000;
 const MINUTE = 60_000;
-const unreachable = await probe(redisUrl);
+const unreachable = await probeRedis(redisUrl);
 
 if (unreachable === undefined) {
   const admin = new Redis(redisUrl);

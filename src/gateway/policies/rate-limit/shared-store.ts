@@ -34,6 +34,8 @@ export interface SharedStoreOptions {
   maxKeys?: number;
   /** A sync failed or the connection dropped; the store goes on counting locally. */
   onError?: (error: Error) => void;
+  /** The connection to Redis is up (the first time and after every reconnection). */
+  onConnect?: () => void;
 }
 
 export interface SharedRateLimitStore extends RateLimitStore {
@@ -102,6 +104,7 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
   // inside the client. ioredis reconnects by itself (backoff up to 2 s).
   const redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 5_000, lazyConnect: false });
   redis.on('error', (error: Error) => onError(error));
+  if (options.onConnect) redis.on('ready', options.onConnect);
   redis.defineCommand('gatehouseRateSync', { numberOfKeys: 2, lua: SYNC_SCRIPT });
 
   // Map order is "order of last window roll", as in the memory store: the front is idle longest.
