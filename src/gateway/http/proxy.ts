@@ -17,6 +17,7 @@ const REQUEST_STRIP = new Set([
   'x-real-ip', 'x-request-id', 'x-gatehouse-client-id', 'x-gatehouse-request-id',
 ]);
 const EGRESS_DENIED = refusal('GH_ERR_UPSTREAM_EGRESS_DENIED');
+const CLIENT_BODY_FAILED = refusal('GH_ERR_REQUEST_MALFORMED', 'The request body ended before its framing said it would, or did not match it.');
 const RESPONSE_STRIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
 export interface ForwardInfo {
@@ -206,6 +207,14 @@ class UpstreamExchange<C extends RequestContext> implements Dispatcher.DispatchH
   onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
     this.finished = true;
     const { ctx, res } = this;
+    const req = ctx.req;
+    if (req.destroyed && !req.complete) {
+      // The client's side failed, not the upstream: its body broke its framing (Node answers the parse error) or
+      // it went away mid-upload. Counted as the client's 400, never as an upstream error.
+      if (!res.headersSent && !res.destroyed) sendProblem(res, CLIENT_BODY_FAILED, ctx.requestId);
+      this.done.proxyDone(ctx, res.headersSent && res.statusCode < 500 ? res.statusCode : 400, CLIENT_BODY_FAILED.code, error);
+      return;
+    }
     const code = classify(error);
     if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: ctx.collection.name, code, error, requestId: ctx.requestId });
     if (res.headersSent) res.destroy();

@@ -15,7 +15,7 @@ import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { Policy, PolicyResult, RequestContext } from '../policies/policy.ts';
 import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal, RouteTable } from '../snapshot/compiled.ts';
 import { canonicalize } from './canonical-path.ts';
-import { ERRORS, type ErrorCode, type Refusal, refusal, sendProblem } from './errors.ts';
+import { DOCS_BASE, ERRORS, type ErrorCode, type Refusal, refusal, sendProblem } from './errors.ts';
 import { classify, type ForwardInfo, proxy, type ProxyDone, upstreamHeaders, upstreamPath } from './proxy.ts';
 import { RouteCache, routeKey } from './route-cache.ts';
 import { relativePath } from './router.ts';
@@ -39,6 +39,7 @@ export interface GatewayServerOptions {
 
 const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 const NOT_FOUND = refusal('GH_ERR_ROUTE_NOT_FOUND');
+const UNSUPPORTED_TE = refusal('GH_ERR_REQUEST_UNSUPPORTED_TRANSFER_CODING');
 const TRAVERSAL = refusal('GH_ERR_REQUEST_PATH_TRAVERSAL', 'A ".." segment climbs above the base path of the API collection.');
 const METHOD_OVERRIDE = refusal('GH_ERR_REQUEST_METHOD_OVERRIDE', 'Method-override headers are not accepted; send the real method.');
 const WEBSOCKET_NOT_ALLOWED = refusal('GH_ERR_WEBSOCKET_NOT_ALLOWED');
@@ -145,15 +146,26 @@ export class GatewayServer {
         this.#internalError(res, error);
       }
     };
-    this.server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, optimizeEmptyRequests: true }, handler) : createHttpServer({ optimizeEmptyRequests: true }, handler);
+    // joinDuplicateHeaders: a header sent twice arrives as one value joined with ", " instead of the first copy
+    // winning silently, so a doubled Host fails the Host check and a doubled credential is a malformed key.
+    const listenerOptions = { optimizeEmptyRequests: true, joinDuplicateHeaders: true };
+    this.server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, ...listenerOptions }, handler) : createHttpServer(listenerOptions, handler);
     this.server.keepAliveTimeout = 65_000;
     this.server.headersTimeout = 30_000;
     this.server.requestTimeout = 0; // streaming uploads may take long; per-chunk inactivity is bounded by the socket timeout
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-      if (!socket.writable) return socket.destroy();
-      const code = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${code}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      // A parse error after an answer was started (e.g. a body that breaks its framing while the response to its
+      // request is out) must not add a second response to the connection: close it. Node's own handler checks
+      // the same internal field.
+      const answering = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (!socket.writable || error.code === 'ECONNRESET' || (answering != null && answering.headersSent)) return socket.destroy();
+      const requestId = nextRequestId();
+      const r = refusal(error.code === 'HPE_HEADER_OVERFLOW' ? 'GH_ERR_REQUEST_HEADERS_TOO_LARGE' : 'GH_ERR_REQUEST_MALFORMED');
+      writeRawProblem(socket, r, requestId);
+      const status = ERRORS[r.code].status;
+      this.#metrics.observe('', '', '', status, 0);
+      this.#accessLog?.event({ reqId: requestId, method: '', status, code: r.code, ms: 0, ip: unmapIp((socket as Duplex & { remoteAddress?: string }).remoteAddress ?? '') }, 'refused');
     });
   }
 
@@ -229,6 +241,13 @@ export class GatewayServer {
     const method = req.method ?? 'GET';
 
     if (table === undefined) return this.#refuse(req, res, requestId, refusal('GH_ERR_GATEWAY_INTERNAL', 'The gateway has no configuration yet.'), start);
+    const te = req.headers['transfer-encoding'];
+    if (te !== undefined && te !== 'chunked' && te.trim().toLowerCase() !== 'chunked') {
+      // Only `chunked` is decoded; forwarding the body without the other codings would change it. The body is
+      // not read, so the connection cannot be reused.
+      res.shouldKeepAlive = false;
+      return this.#refuse(req, res, requestId, UNSUPPORTED_TE, start);
+    }
     const routed = this.#route(req, table);
     if ('code' in routed) {
       if (routed === NOT_FOUND && (method === 'GET' || method === 'HEAD') && req.url?.endsWith(JWKS_PATH)) {
@@ -403,6 +422,8 @@ export class GatewayServer {
 /** Canonical path and route match (uncached). */
 function matchRoute(req: IncomingMessage, table: RouteTable): Routed | Refusal {
   const headers = req.headers;
+  // Checked here, on a route-cache miss only: a cached route was matched with this exact Host before.
+  if (headers.host !== undefined && !HOST.test(headers.host)) return INVALID_HOST;
   const canonical = canonicalize(req.url ?? '', headers.host);
   if (!canonical.ok) return refusal(canonical.code, canonical.detail);
   const { path, query, minDepthAfterDotDot } = canonical.value;
@@ -450,10 +471,11 @@ function publishAuthFailure(ctx: RequestContext, code: ErrorCode): void {
 
 function writeRawProblem(socket: Duplex, r: Refusal, requestId: string): void {
   const def = ERRORS[r.code];
-  const body = JSON.stringify({ title: def.title, status: def.status, code: r.code, ...(r.detail ? { detail: r.detail } : {}), instance: `urn:gatehouse:request:${requestId}` });
+  const body = JSON.stringify({ type: `${DOCS_BASE}#${r.code.toLowerCase()}`, title: def.title, status: def.status, code: r.code, ...(r.detail ? { detail: r.detail } : {}), instance: `urn:gatehouse:request:${requestId}` });
   let extra = '';
   for (const [name, value] of Object.entries(r.headers ?? {})) extra += `${name}: ${value}\r\n`;
-  socket.end(`HTTP/1.1 ${def.status} ${def.title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n${extra}\r\n${body}`);
+  if (def.status === 401) extra += 'www-authenticate: Bearer realm="gatehouse"\r\n';
+  socket.end(`HTTP/1.1 ${def.status} ${def.title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n${extra}\r\n${body}`);
 }
 
 function unmapIp(ip: string): string {
@@ -463,6 +485,10 @@ function unmapIp(ip: string): string {
 function isTrusted(list: BlockList, ip: string): boolean {
   return list.check(ip, isIPv4(ip) ? 'ipv4' : 'ipv6');
 }
+
+/** A Host value: a host name (letters, digits, '.', '-', '_'), an IPv4 address or a bracketed IPv6 one, and an optional port. */
+const HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+const INVALID_HOST = refusal('GH_ERR_REQUEST_INVALID_HOST');
 
 function hostname(host: string | undefined): string | undefined {
   if (host === undefined) return undefined;
