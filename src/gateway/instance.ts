@@ -412,7 +412,12 @@ async function listenOrExplain(what: string, fn: (port: number, host: string) =>
     return await fn(port, host);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'EADDRINUSE' ? 'address already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : undefined;
+    const reason =
+      code === 'EADDRINUSE' ? 'address already in use'
+      : code === 'EACCES' ? 'permission denied'
+      : code === 'EADDRNOTAVAIL' ? 'address not available on this machine'
+      : code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL' ? 'no such host name or address'
+      : undefined;
     if (reason) throw new ConfigError(`cannot listen for ${what} traffic on ${host}:${port}: ${reason}`);
     throw error;
   }

@@ -79,17 +79,25 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
 
   const watchedFiles = () => (clientsState ? [file, clientsState.file] : [file]);
   let watcher: FileWatcher | undefined;
+  /** The last reload was rejected: the next one that finds the file back at the configuration in force says so. */
+  let rejected = false;
   const reload = async (): Promise<ApplyResult> => {
     let read: { hash: string; clients: ClientsFileState | undefined; server: ServerSettings } | undefined;
     const result = await instance.apply(async () => {
       const next = await readConfigFile(file);
       const h = hash(next);
-      if (h === lastHash && !(clientsState && (await hasChanged(clientsState)))) return undefined;
+      if (h === lastHash && !(clientsState && (await hasChanged(clientsState)))) {
+        if (rejected) logger.info({ file, version: instance.server.table?.version }, 'the config file is back to the configuration in force');
+        rejected = false;
+        return undefined;
+      }
       const parsed = parseGatewayFile(next, file);
       const { compilation, clients } = await compileFile(parsed);
       read = { hash: h, clients, server: parsed.server };
       return compilation;
     }, { source: file, log: { file } });
+    if (result.error !== undefined) rejected = true;
+    else if (result.applied) rejected = false;
     if (result.applied && read) {
       if (JSON.stringify(read.server) !== JSON.stringify(settings)) {
         logger.warn({ file }, 'the server section changed: listeners, TLS, logging and signing-key settings apply at the next restart');

@@ -15,6 +15,7 @@ import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises
 import { dirname } from 'node:path';
 import { calculateJwkThumbprint, CompactSign, compactVerify, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type KeyObject } from 'jose';
 import { z } from 'zod';
+import { ConfigError } from '../../config/load.ts';
 import { formatIssues, type SigningKeys, type TokenExchange } from '../../config/schema.ts';
 
 export type SigningAlgorithm = TokenExchange['algorithm'];
@@ -436,13 +437,13 @@ async function readKeysFile(file: string, warnings: string[]): Promise<string | 
     return await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`cannot read signing keys file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`, { cause: error });
+    throw new ConfigError(`cannot read signing keys file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`, { cause: error });
   }
 }
 
 /** Validates and imports the file's keys. Error messages name the file and the entry, never key material. */
 async function parseKeysFile(file: string, text: string): Promise<LoadedKeys> {
-  const corrupt = (what: string) => new Error(`signing keys file ${file} is corrupt: ${what}. Restore it from a backup, or delete it to start with new keys (tokens signed with the old keys will stop verifying).`);
+  const corrupt = (what: string) => new ConfigError(`signing keys file ${file} is corrupt: ${what}. Restore it from a backup, or delete it to start with new keys (tokens signed with the old keys will stop verifying).`);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -514,6 +515,6 @@ async function writeFileAtomic(file: string, data: string): Promise<void> {
     await rename(temp, file);
   } catch (error) {
     await rm(temp, { force: true }).catch(() => {});
-    throw new Error(`cannot write signing keys file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`, { cause: error });
+    throw new ConfigError(`cannot write signing keys file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`, { cause: error });
   }
 }
