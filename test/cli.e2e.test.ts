@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,20 @@ import { REPO_ROOT, runCli } from './helpers.ts';
 /** A line that looks like a stack frame ("    at fn (file:1:2)"). */
 const STACK_FRAME = /^\s+at .+/m;
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+/** The admin commands' environment: a token, and no control plane or workspace from the caller's shell. */
+const ADMIN_ENV = { GATEHOUSE_TOKEN: 'ghc_not-a-real-token', GATEHOUSE_URL: undefined, GATEHOUSE_WORKSPACE: undefined };
+
+/** A node:http server on an ephemeral loopback port that answers every request 200 with `body`. */
+async function answering(body: string, contentType: string): Promise<HttpServer> {
+  const server = createHttpServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': contentType });
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return server;
+}
+const urlOf = (server: Server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
 describe('the gatehouse command', { concurrency: 4 }, () => {
   let dir: string;
@@ -22,6 +37,9 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
   let occupiedPort: number;
   /** A valid config in the temp dir (the example's signing-key file would land in the repository's data/). */
   let valid: string;
+  /** Not control planes: one answers 200 "hello", one 200 "{}". */
+  let hello: HttpServer;
+  let emptyJson: HttpServer;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-'));
@@ -30,10 +48,13 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
     occupied = createServer();
     await new Promise<void>((r) => occupied.listen(0, '127.0.0.1', r));
     occupiedPort = (occupied.address() as AddressInfo).port;
+    hello = await answering('hello', 'text/plain');
+    emptyJson = await answering('{}', 'application/json');
   });
 
   after(async () => {
-    await new Promise<void>((r) => occupied.close(() => r()));
+    for (const server of [hello, emptyJson]) server.closeAllConnections();
+    await Promise.all([occupied, hello, emptyJson].map((s) => new Promise<void>((r) => s.close(() => r()))));
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -153,7 +174,101 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
   it('gateway run with a port that is not a number exits 2', async () => {
     const { code, stderr } = await runCli(['gateway', 'run', '--config', valid, '--port', 'eighty']);
     assert.equal(code, 2);
-    assert.match(stderr, /--port must be a port number from 0 to 65535, got "eighty"/);
+    assert.match(stderr, /--port must be a whole number from 0 to 65535, got "eighty"/);
+  });
+
+  it('gateway run takes only decimal ports: an empty, hex, exponent, padded or too large one exits 2 before listening (more in src/cli/command.test.ts)', async () => {
+    const cases: [string, string][] = [
+      ['--port', ''],
+      ['--port', '0x50'],
+      ['--port', ' 80'],
+      ['--port', '1e3'],
+      ['--ops-port', '65536'],
+    ];
+    for (const [flag, value] of cases) {
+      const other = flag === '--port' ? '--ops-port' : '--port';
+      const { code, stdout, stderr } = await runCli(['gateway', 'run', '--config', valid, '--host', '127.0.0.1', other, '0', `${flag}=${value}`]);
+      assert.equal(code, 2, `${flag} "${value}":\n${stdout}${stderr}`);
+      assert.equal(stderr, `gatehouse: gateway run: ${flag} must be a whole number from 0 to 65535, got "${value}"\n`);
+      assert.doesNotMatch(stdout, /gateway listening/);
+    }
+  });
+
+  it('gateway run with a config file refuses --log-level (the file sets server.log.level) and exits 2', async () => {
+    const { code, stdout, stderr } = await runCli(['gateway', 'run', '--config', valid, '--host', '127.0.0.1', '--port', '0', '--ops-port', '0', '--log-level', 'debug']);
+    assert.equal(code, 2, stdout + stderr);
+    assert.equal(stderr, 'gatehouse: gateway run: --log-level applies to edge gateways; a config file sets server.log.level\n');
+    assert.doesNotMatch(stdout, /gateway listening/);
+  });
+
+  it('gateway run and control start refuse an unknown --log-level with the valid ones, exit 2 and no stack trace', async () => {
+    const edge = join(dir, 'edge-log-level');
+    await mkdir(edge, { recursive: true });
+    await writeFile(join(edge, 'gateway.json'), '{}');
+    const levels = 'fatal, error, warn, info, debug, trace, silent';
+    for (const [command, args] of [
+      ['gateway run', ['gateway', 'run', '--config', edge, '--log-level', 'loud']],
+      ['gateway run', ['gateway', 'run', '--config', valid, '--log-level', 'loud']],
+      ['control start', ['control', 'start', '--data-dir', join(dir, 'never-created'), '--log-level', 'loud']],
+    ] as const) {
+      const { code, stdout, stderr } = await runCli([...args]);
+      assert.equal(code, 2, `${args.join(' ')}:\n${stdout}${stderr}`);
+      assert.equal(stderr, `gatehouse: ${command}: --log-level must be one of ${levels}, got "loud"\n`);
+      assert.doesNotMatch(stderr, STACK_FRAME);
+    }
+  });
+
+  it('gateway run for an edge directory refuses a GATEHOUSE_RATE_LIMIT_REDIS_URL that is not a redis URL, exit 2, without repeating it', async () => {
+    const edge = join(dir, 'edge-redis');
+    await mkdir(edge, { recursive: true });
+    await writeFile(join(edge, 'gateway.json'), '{}');
+    const { code, stdout, stderr } = await runCli(['gateway', 'run', '--config', edge], { env: { GATEHOUSE_RATE_LIMIT_REDIS_URL: 'http://user:s3cret@cache:6379' } });
+    assert.equal(code, 2, `${stdout}${stderr}`);
+    assert.equal(stderr, 'gatehouse: gateway run: GATEHOUSE_RATE_LIMIT_REDIS_URL must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379\n');
+  });
+
+  it('an admin command pointed at a server that answers 200 "hello" exits 2: not a Gatehouse control plane', async () => {
+    const url = urlOf(hello);
+    for (const args of [['client', 'list'], ['client', 'create', '--name', 'ci', '--role', 'reader', '--env', 'PROD', '--project', 'shop'], ['client', 'delete', 'cl_1', '--workspace', 'default']]) {
+      const { code, stdout, stderr } = await runCli([...args, '--url', url], { env: ADMIN_ENV });
+      assert.equal(code, 2, `${args.join(' ')}:\n${stdout}${stderr}`);
+      const path = args[1] === 'delete' ? 'DELETE /api/v1/workspaces/default/clients/cl_1' : 'GET /api/v1/me';
+      assert.equal(stderr, `gatehouse: ${url}: the answer to ${path} is not a Gatehouse control plane's (not JSON): is --url the admin API of a Gatehouse control plane?\n`);
+      assert.equal(stdout, '');
+    }
+  });
+
+  it('an admin command pointed at a server that answers 200 "{}" exits 2 and names what the answer lacks', async () => {
+    const url = urlOf(emptyJson);
+    const cases = [
+      [['client', 'create', '--name', 'ci', '--role', 'reader', '--env', 'PROD', '--project', 'shop'], 'GET /api/v1/me', 'no string workspace.name'],
+      [['client', 'list', '--workspace', 'default'], 'GET /api/v1/workspaces/default/clients', 'no list items'],
+      [['client', 'create', '--name', 'ci', '--role', 'reader', '--env', 'PROD', '--project', 'shop', '--workspace', 'default'], 'POST /api/v1/workspaces/default/clients', 'no string client.id'],
+      [['role', 'create', '--name', 'reader', '--workspace', 'default'], 'POST /api/v1/workspaces/default/roles', 'no string id'],
+      [['gateway', 'list', '--workspace', 'default'], 'GET /api/v1/workspaces/default/gateways', 'no list items'],
+    ] as const;
+    for (const [args, request, lack] of cases) {
+      const { code, stdout, stderr } = await runCli([...args, '--url', url], { env: ADMIN_ENV });
+      assert.equal(code, 2, `${args.join(' ')}:\n${stdout}${stderr}`);
+      assert.equal(stderr, `gatehouse: ${url}: the answer to ${request} is not a Gatehouse control plane's (${lack}): is --url the admin API of a Gatehouse control plane?\n`);
+      assert.doesNotMatch(stderr, STACK_FRAME);
+    }
+  });
+
+  it('never prints the password of a control plane URL', async () => {
+    const cases = [
+      // fetch() refuses a URL with credentials: said as such, not as "cannot reach the control plane".
+      [['client', 'create', '--name', 'ci', '--role', 'reader', '--env', 'PROD', '--project', 'shop', '--url', 'http://user:s3cret-pw@127.0.0.1:18999'], 'client create: --url must not hold a user name or password (the token authenticates), got "http://user:***@127.0.0.1:18999"'],
+      [['client', 'list', '--url', 'ftp://user:s3cret-pw@127.0.0.1'], 'client list: --url must be an http:// or https:// URL such as http://127.0.0.1:8081, got "ftp://user:***@127.0.0.1"'],
+      [['client', 'list', '--url', `${urlOf(hello)}/?password=s3cret-pw`], `${urlOf(hello)}/?password=***: the answer to GET /api/v1/me is not a Gatehouse control plane's (not JSON): is --url the admin API of a Gatehouse control plane?`],
+      [['gateway', 'bootstrap', '-t', `ghr_${'a'.repeat(32)}`, '--ca-pin', `sha256:${'0'.repeat(64)}`, '--url', 'http://user:s3cret-pw@cp.example.com:8443', '-o', join(dir, 'never-written'), 'standalone'], 'gateway bootstrap: --url: must be an https:// URL (got "http://user:***@cp.example.com:8443")'],
+    ] as const;
+    for (const [args, message] of cases) {
+      const { code, stdout, stderr } = await runCli([...args], { env: ADMIN_ENV });
+      assert.equal(code, 2, `${args.join(' ')}:\n${stdout}${stderr}`);
+      assert.equal(stderr, `gatehouse: ${message}\n`);
+      assert.ok(!(stdout + stderr).includes('s3cret-pw'), stdout + stderr);
+    }
   });
 
   it('gateway run on an API port already in use exits with a message naming the address, without a stack trace', async () => {

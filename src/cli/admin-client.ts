@@ -4,9 +4,10 @@
  * `GATEHOUSE_WORKSPACE`, else the caller's own from `GET /api/v1/me`), and one `request()` that turns
  * problem+json answers into errors a user can act on: a 4xx is the user's mistake (`AdminRequestError`, a
  * `UsageError`: exit 2), a 5xx the control plane's (`ControlPlaneError`: exit 1, with the request id to find it in
- * the control plane's log).
+ * the control plane's log). A success answer without the expected shape means --url is not a Gatehouse control
+ * plane (a `UsageError`, like no answer at all). Messages show the URL with its password masked.
  */
-import { type Command, UsageError } from './command.ts';
+import { type Command, shownUrl, UsageError } from './command.ts';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8081';
 const TIMEOUT_MS = 30_000;
@@ -56,6 +57,26 @@ interface Problem {
   errors?: FieldProblem[];
 }
 
+/**
+ * What a success answer must hold, as dotted paths and their kind: enough to tell a Gatehouse control plane's
+ * answer from another server's before a command reads it.
+ */
+export type Expected = Readonly<Record<string, 'string' | 'number' | 'boolean' | 'object' | 'array'>>;
+
+/** The answer of a list operation: `{ items: [...] }`. */
+export const LIST: Expected = { items: 'array' };
+
+/** Why `value` lacks the `expected` shape (`no string workspace.name`), or undefined when it has it. */
+function shapeProblem(value: unknown, expected: Expected = {}): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
+  for (const [path, kind] of Object.entries(expected)) {
+    const found = path.split('.').reduce<unknown>((v, key) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[key] : undefined), value);
+    const ok = kind === 'array' ? Array.isArray(found) : kind === 'object' ? typeof found === 'object' && found !== null && !Array.isArray(found) : typeof found === kind;
+    if (!ok) return `no ${kind === 'array' ? 'list' : kind} ${path}`;
+  }
+  return undefined;
+}
+
 function isProblem(value: unknown): value is Problem {
   return typeof value === 'object' && value !== null && typeof (value as Problem).detail === 'string';
 }
@@ -75,28 +96,34 @@ export interface ConnectionValues {
 export class AdminClient {
   /** The control plane's admin API base, without a trailing slash. */
   readonly url: string;
+  /** `url` as messages show it: its password masked. */
+  readonly shownUrl: string;
   readonly #token: string;
   #workspace: string | undefined;
 
   constructor(url: string, token: string, workspace?: string) {
     this.url = url.replace(/\/+$/, '');
+    this.shownUrl = shownUrl(this.url);
     this.#token = token;
     this.#workspace = workspace;
   }
 
-  /** Sends one request; resolves with the parsed JSON answer (undefined for 204). */
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /**
+   * Sends one request; resolves with the parsed JSON answer (undefined for 204 or an empty answer when nothing is
+   * `expected`). A success answer that is not a JSON object with the `expected` fields is refused.
+   */
+  async request<T>(method: string, path: string, body?: unknown, expected?: Expected): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
       res = await fetch(`${this.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(TIMEOUT_MS) });
     } catch (error) {
-      if ((error as Error).name === 'TimeoutError') throw new ControlPlaneError(`the control plane at ${this.url} did not answer ${method} ${path} within ${TIMEOUT_MS / 1000} s`);
+      if ((error as Error).name === 'TimeoutError') throw new ControlPlaneError(`the control plane at ${this.shownUrl} did not answer ${method} ${path} within ${TIMEOUT_MS / 1000} s`);
       // ECONNREFUSED, ENOTFOUND, …; or the Fetch standard's reason, e.g. "bad port" for ports fetch never uses.
       const cause = (error as Error).cause as NodeJS.ErrnoException | undefined;
       const reason = cause?.code ?? cause?.message;
-      throw new UsageError(`cannot reach the control plane at ${this.url}: is \`gatehouse control start\` running?${reason ? ` (${reason})` : ''}`);
+      throw new UsageError(`cannot reach the control plane at ${this.shownUrl}: is \`gatehouse control start\` running?${reason ? ` (${reason})` : ''}`);
     }
     const text = await res.text();
     let json: unknown;
@@ -105,20 +132,25 @@ export class AdminClient {
     } catch {
       json = undefined;
     }
-    if (res.ok) return json as T;
+    if (res.ok) {
+      if (text === '' && expected === undefined) return undefined as T;
+      const problem = text === '' ? 'an empty answer' : json === undefined ? 'not JSON' : shapeProblem(json, expected);
+      if (problem) throw new UsageError(`${this.shownUrl}: the answer to ${method} ${path} is not a Gatehouse control plane's (${problem}): is --url the admin API of a Gatehouse control plane?`);
+      return json as T;
+    }
     const requestId = res.headers.get('x-request-id') ?? 'unknown';
     if (res.status >= 500) {
       const detail = isProblem(json) ? json.detail : `${res.status} ${res.statusText}`;
       throw new ControlPlaneError(`the control plane failed on ${method} ${path}: ${detail} (request id ${requestId})`);
     }
-    if (!isProblem(json)) throw new UsageError(`${this.url} answered ${res.status} ${res.statusText} to ${method} ${path}: is --url the admin API of a Gatehouse control plane?`);
+    if (!isProblem(json)) throw new UsageError(`${this.shownUrl} answered ${res.status} ${res.statusText} to ${method} ${path}: is --url the admin API of a Gatehouse control plane?`);
     throw new AdminRequestError(res.status, json.code ?? String(res.status), json.detail!, json.errors ?? []);
   }
 
   /** The workspace to act on: as given, else the caller's own (from `GET /api/v1/me`). */
   async workspace(): Promise<string> {
     if (this.#workspace === undefined) {
-      const me = await this.request<{ workspace: { name: string } }>('GET', '/api/v1/me');
+      const me = await this.request<{ workspace: { name: string } }>('GET', '/api/v1/me', undefined, { 'workspace.name': 'string' });
       this.#workspace = me.workspace.name;
     }
     return this.#workspace;
@@ -133,11 +165,16 @@ export class AdminClient {
 /** The admin client for a command's connection options and environment variables. */
 export function connect(command: string, values: ConnectionValues): AdminClient {
   const url = values.url ?? fromEnv('GATEHOUSE_URL') ?? DEFAULT_URL;
+  let parsed: URL;
   try {
-    const parsed = new URL(url);
+    parsed = new URL(url);
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('not http');
   } catch {
-    throw new UsageError(`${command}: --url must be an http:// or https:// URL such as ${DEFAULT_URL}, got "${url}"`);
+    throw new UsageError(`${command}: --url must be an http:// or https:// URL such as ${DEFAULT_URL}, got "${shownUrl(url)}"`);
+  }
+  // fetch() refuses such a URL outright, which would read as "cannot reach the control plane".
+  if (parsed.username !== '' || parsed.password !== '') {
+    throw new UsageError(`${command}: --url must not hold a user name or password (the token authenticates), got "${shownUrl(url)}"`);
   }
   const token = values.token ?? fromEnv('GATEHOUSE_TOKEN');
   if (token === undefined) throw new UsageError(`${command}: no API client token: set GATEHOUSE_TOKEN (or pass --token)`);

@@ -1,5 +1,5 @@
 import { ClientInputSchema, type ClientResource } from '../config/resources.ts';
-import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect } from './admin-client.ts';
+import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect, type Expected } from './admin-client.ts';
 import { checkBody, listValues, printJson, requireFlags, tokenLines } from './admin-output.ts';
 import { parse } from './command.ts';
 
@@ -21,6 +21,9 @@ export interface ClientWithToken {
   client: ClientResource;
   token: string;
 }
+
+/** What a `ClientWithToken` answer must hold (create and regenerate). */
+export const CLIENT_WITH_TOKEN: Expected = { 'client.id': 'string', 'client.name': 'string', 'client.environments': 'array', 'client.projects': 'array', 'client.keys': 'array', token: 'string' };
 
 /** The human lines describing a client: name, id, role and scope. */
 function describeClient(c: ClientResource): string[] {
@@ -69,7 +72,7 @@ export const clientCreate = adminCommand({
       CLIENT_FLAGS,
     );
     const api = connect(NAME, values);
-    const answer = await api.request<ClientWithToken>('POST', await api.workspacePath('clients'), body);
+    const answer = await api.request<ClientWithToken>('POST', await api.workspacePath('clients'), body, CLIENT_WITH_TOKEN);
     if (values.json) {
       printJson(answer);
       return 0;

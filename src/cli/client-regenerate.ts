@@ -1,7 +1,7 @@
 import { RegenerateInputSchema } from '../config/resources.ts';
 import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect } from './admin-client.ts';
 import { checkBody, printJson, tokenLines } from './admin-output.ts';
-import type { ClientWithToken } from './client-create.ts';
+import { CLIENT_WITH_TOKEN, type ClientWithToken } from './client-create.ts';
 import { parse, UsageError } from './command.ts';
 
 const NAME = 'client regenerate';
@@ -15,7 +15,7 @@ export const clientRegenerate = adminCommand({
     const id = positionals[0]!;
     const body = checkBody(NAME, RegenerateInputSchema, values['grace-period'] === undefined ? {} : { gracePeriod: values['grace-period'] }, { gracePeriod: 'grace-period' });
     const api = connect(NAME, values);
-    const answer = await api.request<ClientWithToken>('POST', await api.workspacePath('clients', id, 'regenerate'), body);
+    const answer = await api.request<ClientWithToken>('POST', await api.workspacePath('clients', id, 'regenerate'), body, CLIENT_WITH_TOKEN);
     if (values.json) {
       printJson(answer);
       return 0;

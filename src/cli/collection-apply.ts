@@ -8,9 +8,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import { ConfigError } from '../config/load.ts';
 import { ApplyFileSchema, CollectionInputSchema, type ApplyFile, type CollectionResource, type CollectionVersion } from '../config/resources.ts';
-import { adminCommand, type AdminClient, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, ControlPlaneError, connect } from './admin-client.ts';
+import { adminCommand, type AdminClient, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, ControlPlaneError, connect, LIST } from './admin-client.ts';
 import { printJson } from './admin-output.ts';
 import { loadFile } from './collection-file.ts';
+import { COLLECTION } from './collection-list.ts';
 import { parse, UsageError } from './command.ts';
 
 const NAME = 'collection apply';
@@ -108,7 +109,7 @@ export const collectionApply = adminCommand({
 
 async function apply(api: AdminClient, spec: ApplyFile, bodies: unknown[], result: ApplyResult, lines: Line[]): Promise<void> {
   const base = await api.workspacePath('environments', spec.environment, 'collections');
-  const { items } = await api.request<{ items: CollectionResource[] }>('GET', base);
+  const { items } = await api.request<{ items: CollectionResource[] }>('GET', base, undefined, LIST);
   const current = new Map(items.map((c) => [c.name, c]));
 
   for (const [i, desired] of spec.collections.entries()) {
@@ -119,11 +120,11 @@ async function apply(api: AdminClient, spec: ApplyFile, bodies: unknown[], resul
     let changed = true;
     let after: CollectionResource | undefined;
     if (!existing) {
-      if (!result.dryRun) after = await step('creating', () => api.request<CollectionResource>('POST', base, bodies[i]));
+      if (!result.dryRun) after = await step('creating', () => api.request<CollectionResource>('POST', base, bodies[i], COLLECTION));
       result.created.push(name);
       lines.push({ verb: 'created', text: name });
     } else if (!sameInput(existing, desired)) {
-      after = result.dryRun ? undefined : await step('updating', () => api.request<CollectionResource>('PUT', path, bodies[i]));
+      after = result.dryRun ? undefined : await step('updating', () => api.request<CollectionResource>('PUT', path, bodies[i], COLLECTION));
       // The server keeps the revision when the draft did not really change (e.g. a default it fills in differently).
       if (after && after.revision === existing.revision) changed = false;
       else {
@@ -166,7 +167,7 @@ async function apply(api: AdminClient, spec: ApplyFile, bodies: unknown[], resul
 /** Publishes the draft if it differs from the published version; the new version's number, or undefined. */
 async function publishDraft(api: AdminClient, path: string, collection: CollectionResource, step: <T>(what: string, request: () => Promise<T>) => Promise<T>): Promise<number | undefined> {
   if (!collection.unpublishedChanges) return undefined;
-  const version = await step('publishing', () => api.request<CollectionVersion>('POST', `${path}/publish`, {}));
+  const version = await step('publishing', () => api.request<CollectionVersion>('POST', `${path}/publish`, {}, { version: 'number' }));
   return version.version === collection.publishedVersion ? undefined : version.version;
 }
 
@@ -174,7 +175,7 @@ async function publishDraft(api: AdminClient, path: string, collection: Collecti
 async function plannedVersion(api: AdminClient, path: string, existing: CollectionResource | undefined, desired: object, draftChanges: boolean): Promise<number | undefined> {
   if (!existing) return 1;
   if (!draftChanges && !existing.unpublishedChanges) return undefined;
-  const { items } = await withContext(`reading the versions of collection "${existing.name}"`, () => api.request<{ items: CollectionVersion[] }>('GET', `${path}/versions`));
+  const { items } = await withContext(`reading the versions of collection "${existing.name}"`, () => api.request<{ items: CollectionVersion[] }>('GET', `${path}/versions`, undefined, LIST));
   const published = items.find((v) => v.version === existing.publishedVersion);
   if (published && sameInput(published.spec, desired)) return undefined;
   return Math.max(0, ...items.map((v) => v.version)) + 1;

@@ -2,6 +2,7 @@ import { CollectionInputSchema, type CollectionResource } from '../config/resour
 import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect } from './admin-client.ts';
 import { printJson, requireFlags } from './admin-output.ts';
 import { loadFile } from './collection-file.ts';
+import { COLLECTION } from './collection-list.ts';
 import { parse, UsageError } from './command.ts';
 
 const NAME = 'collection create';
@@ -16,7 +17,7 @@ To create, update and publish many at once, use \`gatehouse collection apply\`.\
     if (!values.file) throw new UsageError(`${NAME}: -f FILE is required`);
     const { raw } = await loadFile(values.file, CollectionInputSchema);
     const api = connect(NAME, values);
-    const collection = await api.request<CollectionResource>('POST', await api.workspacePath('environments', values.env!, 'collections'), raw);
+    const collection = await api.request<CollectionResource>('POST', await api.workspacePath('environments', values.env!, 'collections'), raw, COLLECTION);
     if (values.json) printJson(collection);
     else console.log(`Created collection "${collection.name}" (${collection.id}) in ${collection.environment} of workspace ${await api.workspace()}: a draft until published.`);
     return 0;

@@ -3,9 +3,8 @@
  * `.json`; `-` reads standard input (as YAML, which JSON is a subset of). Every problem is a `ConfigError` (exit 2)
  * that names the file and the field path: `apply.yaml: collections[1].basePath: must be "/" or …`.
  */
-import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
-import { ConfigError, parseConfigText } from '../config/load.ts';
+import { ConfigError, MAX_CONFIG_BYTES, parseConfigText, readConfigFile } from '../config/load.ts';
 import { formatIssues } from '../config/schema.ts';
 
 export interface LoadedFile<T> {
@@ -17,10 +16,16 @@ export interface LoadedFile<T> {
 
 export async function loadFile<S extends z.ZodType>(file: string, schema: S): Promise<LoadedFile<z.output<S>>> {
   let text: string;
-  try {
-    text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`${file}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  if (file === '-') {
+    try {
+      text = await readStdin();
+    } catch (error) {
+      if (error instanceof ConfigError) throw error;
+      throw new ConfigError(`${file}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+  } else {
+    // Regular files only, within the config size limit (a device or a huge file is refused before it is read).
+    text = await readConfigFile(file);
   }
   const raw = parseConfigText(text, file);
   const result = schema.safeParse(raw);
@@ -29,8 +34,14 @@ export async function loadFile<S extends z.ZodType>(file: string, schema: S): Pr
 }
 
 
+/** Standard input, up to the config size limit (beyond it the read stops with a ConfigError). */
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_CONFIG_BYTES) throw new ConfigError(`-: standard input is over the ${MAX_CONFIG_BYTES / 1024 / 1024} MB limit for a config file`);
+    chunks.push(chunk);
+  }
   return Buffer.concat(chunks).toString('utf8');
 }

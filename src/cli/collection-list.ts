@@ -1,9 +1,12 @@
 import type { CollectionResource } from '../config/resources.ts';
-import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect } from './admin-client.ts';
+import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect, type Expected, LIST } from './admin-client.ts';
 import { printJson, requireFlags, table } from './admin-output.ts';
 import { parse } from './command.ts';
 
 const NAME = 'collection list';
+
+/** What a collection answer must hold. */
+export const COLLECTION: Expected = { id: 'string', name: 'string', environment: 'string', revision: 'number', unpublishedChanges: 'boolean' };
 
 /** `draft` (never published), `v3`, or `v3 + draft changes`. */
 export function publication(c: CollectionResource): string {
@@ -19,7 +22,7 @@ export const collectionList = adminCommand({
     requireFlags(NAME, values, ['env']);
     const api = connect(NAME, values);
     const query = values.project ? `?project=${encodeURIComponent(values.project)}` : '';
-    const { items } = await api.request<{ items: CollectionResource[] }>('GET', `${await api.workspacePath('environments', values.env!, 'collections')}${query}`);
+    const { items } = await api.request<{ items: CollectionResource[] }>('GET', `${await api.workspacePath('environments', values.env!, 'collections')}${query}`, undefined, LIST);
     if (values.json) {
       printJson(items);
       return 0;

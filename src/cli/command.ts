@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { redactUrl } from '../config/redact-url.ts';
 
 export interface Command {
   summary: string;
@@ -21,9 +22,16 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(command
   }
 }
 
+/** A URL as messages show it: its password masked (and no "/" added where the user wrote none). */
+export function shownUrl(url: string): string {
+  const redacted = redactUrl(url);
+  return url.endsWith('/') ? redacted : redacted.replace(/\/$/, '');
+}
+
+/** A `--<name>` port: decimal digits only (Number() would take "", " 80", "0x50" and "1e3"); 0 picks a free port. */
 export function portOption(command: string, name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`${command}: --${name} must be a port number from 0 to 65535, got "${value}"`);
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(port >= 0 && port <= 65535)) throw new UsageError(`${command}: --${name} must be a whole number from 0 to 65535, got "${value}"`);
   return port;
 }

@@ -5,7 +5,7 @@ import { ConfigError } from '../config/load.ts';
 import { parseDuration } from '../config/duration.ts';
 import { type Command, parse, portOption, UsageError } from './command.ts';
 import { waitForSignal } from './gateway-run.ts';
-import { createLogger } from './logger.ts';
+import { createLogger, logLevelOption } from './logger.ts';
 
 export const controlStart: Command = {
   summary: 'start the control plane: admin API, state store and the embedded cloud gateway',
@@ -54,7 +54,7 @@ export const controlStart: Command = {
     }
     const cloudEgress = values['cloud-egress'];
     if (cloudEgress !== 'any' && cloudEgress !== 'public') throw new UsageError(`control start: --cloud-egress must be any or public, got "${cloudEgress}"`);
-    const logger: Logger = createLogger(values['log-level']);
+    const logger: Logger = createLogger(logLevelOption('control start', values['log-level']));
     let plane;
     try {
       plane = await startControlPlane({

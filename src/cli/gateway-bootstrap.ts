@@ -1,7 +1,7 @@
 import { relative } from 'node:path';
 import { CaPinSchema, REGISTRATION_TOKEN_PATTERN } from '../config/edge.ts';
 import { BootstrapError, bootstrapGateway, HELM_VALUES_FILE } from '../gateway/sync/bootstrap.ts';
-import { type Command, parse, UsageError } from './command.ts';
+import { type Command, parse, shownUrl, UsageError } from './command.ts';
 
 const NAME = 'gateway bootstrap';
 const MODES = ['standalone', 'helm'] as const;
@@ -38,9 +38,9 @@ values.yaml for deploy/helm/gatehouse. An already bootstrapped DIR is refused: d
     try {
       url = new URL(values.url!);
     } catch {
-      throw new UsageError(`${NAME}: --url: not a URL (got "${values.url}"); it is the control plane's bootstrap endpoint, e.g. https://cp.example.com:8443`);
+      throw new UsageError(`${NAME}: --url: not a URL (got "${shownUrl(values.url!)}"); it is the control plane's bootstrap endpoint, e.g. https://cp.example.com:8443`);
     }
-    if (url.protocol !== 'https:') throw new UsageError(`${NAME}: --url: must be an https:// URL (got "${values.url}")`);
+    if (url.protocol !== 'https:') throw new UsageError(`${NAME}: --url: must be an https:// URL (got "${shownUrl(values.url!)}")`);
     if (positionals.length !== 1 || !(MODES as readonly string[]).includes(positionals[0]!)) {
       throw new UsageError(`${NAME}: give the mode, standalone or helm, as the one argument (got ${positionals.length === 0 ? 'none' : positionals.map((p) => `"${p}"`).join(' ')})`);
     }

@@ -1,7 +1,7 @@
 /** `gatehouse gateway list|create|rename|delete|install-command`: edge gateways through the admin API. */
 import { z } from 'zod';
 import { EnvironmentSchema, NameSchema } from '../config/schema.ts';
-import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect } from './admin-client.ts';
+import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect, type Expected, LIST } from './admin-client.ts';
 import { checkBody, printJson, requireFlags, table } from './admin-output.ts';
 import { parse, UsageError } from './command.ts';
 
@@ -28,6 +28,10 @@ interface GatewayWithInstall {
   gateway: GatewayResource;
   install: InstallCommand;
 }
+
+/** What a gateway answer, and one with an install command, must hold. */
+const GATEWAY: Expected = { id: 'string', name: 'string', environment: 'string' };
+const GATEWAY_WITH_INSTALL: Expected = { 'gateway.id': 'string', 'gateway.name': 'string', 'gateway.environment': 'string', 'install.command': 'string', 'install.localCommand': 'string', 'install.expiresAt': 'string' };
 
 /** Local check of the create body (the admin API checks again), so that mistakes name the flag. */
 const CreateBodySchema = z.strictObject({ name: NameSchema, environment: EnvironmentSchema, installMethod: z.enum(['docker', 'helm']) });
@@ -64,7 +68,7 @@ export const gatewayCreate = adminCommand({
     requireFlags(NAME, values, ['name', 'env']);
     const body = checkBody(NAME, CreateBodySchema, { name: values.name, environment: values.env, installMethod: values['install-method'] }, { name: 'name', environment: 'env', installMethod: 'install-method' });
     const api = connect(NAME, values);
-    const answer = await api.request<GatewayWithInstall>('POST', await api.workspacePath('gateways'), body);
+    const answer = await api.request<GatewayWithInstall>('POST', await api.workspacePath('gateways'), body, GATEWAY_WITH_INSTALL);
     if (values.json) {
       printJson(answer);
       return 0;
@@ -83,7 +87,7 @@ export const gatewayInstallCommand = adminCommand({
     const { values, positionals } = parse(NAME, args, CONNECTION_OPTIONS, true);
     const [name] = gatewayArgument(NAME, positionals);
     const api = connect(NAME, values);
-    const answer = await api.request<GatewayWithInstall>('POST', await api.workspacePath('gateways', name!, 'install-command'), {});
+    const answer = await api.request<GatewayWithInstall>('POST', await api.workspacePath('gateways', name!, 'install-command'), {}, GATEWAY_WITH_INSTALL);
     if (values.json) {
       printJson(answer);
       return 0;
@@ -100,7 +104,7 @@ export const gatewayList = adminCommand({
     const NAME = 'gateway list';
     const { values } = parse(NAME, args, CONNECTION_OPTIONS);
     const api = connect(NAME, values);
-    const { items } = await api.request<{ items: GatewayResource[] }>('GET', await api.workspacePath('gateways'));
+    const { items } = await api.request<{ items: GatewayResource[] }>('GET', await api.workspacePath('gateways'), undefined, LIST);
     if (values.json) {
       printJson(items);
       return 0;
@@ -140,7 +144,7 @@ export const gatewayRename = adminCommand({
     const [from, to] = gatewayArgument(NAME, positionals, 2, 'the gateway name and its new name');
     const body = checkBody(NAME, z.strictObject({ name: NameSchema }), { name: to }, { name: 'NEW-NAME' });
     const api = connect(NAME, values);
-    const gateway = await api.request<GatewayResource>('PATCH', await api.workspacePath('gateways', from!), body);
+    const gateway = await api.request<GatewayResource>('PATCH', await api.workspacePath('gateways', from!), body, GATEWAY);
     if (values.json) printJson(gateway);
     else console.log(`Renamed edge gateway "${from}" (${gateway.id}) to "${gateway.name}". Running instances keep their identity; no new bootstrap is needed.`);
     return 0;

@@ -19,7 +19,7 @@ export const roleCreate = adminCommand({
     requireFlags(NAME, values, ['name']);
     const body = checkBody(NAME, RoleInputSchema, { name: values.name, description: values.description, permissions: listValues(values.permission) ?? [] }, { permissions: 'permission' });
     const api = connect(NAME, values);
-    const role = await api.request<RoleResource>('POST', await api.workspacePath('roles'), body);
+    const role = await api.request<RoleResource>('POST', await api.workspacePath('roles'), body, { id: 'string', name: 'string', permissions: 'array' });
     if (values.json) {
       printJson(role);
       return 0;

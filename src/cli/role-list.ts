@@ -1,5 +1,5 @@
 import type { RoleResource } from '../config/resources.ts';
-import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect } from './admin-client.ts';
+import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect, LIST } from './admin-client.ts';
 import { printJson, table } from './admin-output.ts';
 import { parse } from './command.ts';
 
@@ -11,7 +11,7 @@ export const roleList = adminCommand({
   async run(args) {
     const { values } = parse(NAME, args, CONNECTION_OPTIONS);
     const api = connect(NAME, values);
-    const { items } = await api.request<{ items: RoleResource[] }>('GET', await api.workspacePath('roles'));
+    const { items } = await api.request<{ items: RoleResource[] }>('GET', await api.workspacePath('roles'), undefined, LIST);
     if (values.json) {
       printJson(items);
       return 0;
