@@ -362,7 +362,7 @@ describe('gatehouse CLI against a control plane', () => {
 
       const missing = await gh(['collection', 'apply', '-f', join(dir, 'nope.yaml')]);
       assert.equal(missing.code, 2);
-      assert.match(missing.stderr, /nope\.yaml: cannot read the file \(ENOENT\)/);
+      assert.match(missing.stderr, /nope\.yaml: cannot read the config file \(ENOENT\)/);
     });
 
     it('an apply the admin API refuses names the collection and the step', async () => {

@@ -147,6 +147,29 @@ describe('reloading the config of a running gateway', () => {
     assert.equal(await metricValue(gw.opsUrl, REJECTED), rejected + 1);
   });
 
+  it('rejects on SIGHUP a file above 32 MB, an alias to no anchor and an alias bomb, and keeps serving the old config', async () => {
+    const rejected = await metricValue(gw.opsUrl, REJECTED);
+    const good = stringify(config({ upstream: upstream.url, clients: [{ id: 'third', hash: third.hash }], watch: false }));
+    let bomb = 'x-a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n';
+    for (const [name, previous] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd'], ['f', 'e'], ['g', 'f'], ['h', 'g'], ['i', 'h']]) bomb += `x-${name}: &${name} [${Array(9).fill(`*${previous}`).join(', ')}]\n`;
+    const cases: [string, string][] = [
+      [`${good}version: "${'x'.repeat(40 * 2 ** 20)}"\n`, `${gw.configFile}: the config file is 40 MB, above the 32 MB limit; put large client sets in clientsFile (NDJSON)`],
+      [good.replace('issuer: https://gatehouse.test', 'issuer: *nope'), `${gw.configFile}: invalid YAML at line `],
+      [bomb + good, `${gw.configFile}: invalid YAML: its aliases (*name) expand to more than 1000 copies`],
+    ];
+    for (const [text, expected] of cases) {
+      await writeFile(gw.configFile, text);
+      const line = await hup(gw);
+      const msg = String(line.msg);
+      assert.equal(line.level, 50, JSON.stringify(line).slice(0, 500));
+      assert.ok(msg.includes(expected), msg.slice(0, 500));
+      assert.ok(!/\n\s+at /.test(msg), `a stack trace in the message: ${msg.slice(0, 500)}`);
+      assert.equal(await status(gw, second.key), 200, 'the old config is no longer in force');
+      assert.equal(await status(gw, third.key), 401);
+    }
+    assert.equal(await metricValue(gw.opsUrl, REJECTED), rejected + cases.length);
+  });
+
   it('applies a fixed file after a rejected one', async () => {
     await gw.writeConfig(config({ upstream: upstream.url, clients: [{ id: 'second', hash: second.hash }, { id: 'third', hash: third.hash }], watch: false }));
     const line = await hup(gw);

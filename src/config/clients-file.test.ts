@@ -16,7 +16,7 @@ const VALUES = {
   label: ['ACME Corp', '', 'x'.repeat(256), 'x'.repeat(257), 'é'.repeat(256), 7, null, ['x']],
   environments: [['PROD'], ['PROD', 'DEV'], ['TEST_2'], ['A'.repeat(32)], ['*'], ['*', 'PROD'], [], ['prod'], ['Prod'], ['A'.repeat(33)], ['1PROD'], ['PROD', 7], ['**'], [' *'], ['*', 'prod'], '*', 'PROD', null, [['PROD']], [null]],
   projects: [['p'], ['billing', 'shop.v2'], ['*'], ['p', '*'], [], ['-p'], ['p q'], ['p*'], ['**'], ['*', '-p'], 'p', '*', [1], ['x'.repeat(129)], [null]],
-  allowedIps: [['10.0.0.0/8'], ['2001:db8::/32', '192.168.1.0/24'], [], ['10.0.0.0/33'], ['1.2.3.4'], ['::1/129'], 'x', [7], ['256.0.0.0/8']],
+  allowedIps: [['10.0.0.0/8'], ['2001:db8::/32', '192.168.1.0/24'], [], ['10.0.0.0/33'], ['1.2.3.4'], ['::1/129'], 'x', [7], ['256.0.0.0/8'], ['10.1.2.3/8'], ['2001:db8::1/32']],
   metadata: [{ plan: 'pro', seats: 5, beta: true }, {}, { n: 1.5 }, { x: null }, { x: [] }, { ['k'.repeat(128)]: 'v' }, { ['k'.repeat(129)]: 'v' }, { v: 'x'.repeat(1024) }, { v: 'x'.repeat(1025) }, [], 'x', 3, { x: {} }],
   rateLimits: [{ key: { limit: 10, window: '1m' } }, { client: { limit: 5, window: 30 } }, {}, { org: { limit: 1, window: '1m' } }, { key: { limit: 0, window: '1m' } }, { key: { limit: 1.5, window: '1m' } }, { key: { limit: 1, window: '10 minutes' } }, { key: { limit: 1 } }, 'x'],
   datetime: ['2027-06-30T00:00:00Z', '2027-06-30T00:00:00.123Z', '2027-06-30T00:00:00+02:00', '2027-06-30', '2027-06-30T00:00:00', '2027-02-30T00:00:00Z', 'soon', 5, null],
@@ -44,7 +44,7 @@ const VALUES = {
     64,
     null,
   ],
-  keyId: ['abc123', '', 'x'.repeat(64), 'x'.repeat(65), 1, null],
+  keyId: ['abc123', '', 'x'.repeat(64), 'x'.repeat(65), 1, null, 'ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB', 'key ghk_OYD2bW6pY21H'],
 };
 
 function pick<T>(random: () => number, values: readonly T[]): T {
@@ -159,7 +159,26 @@ describe('a line of a clients file', () => {
   it('reports a JSON syntax error as such', () => {
     const parsed = parseClientLine('{"id": "c1",');
     assert.ok(!parsed.ok);
-    assert.match(parsed.problems[0]!, /^invalid JSON: /);
+    assert.equal(parsed.problems[0], 'invalid JSON at column 13: unexpected end of the file');
+  });
+
+  it('reports a JSON syntax error by its column, never quoting the line: it may hold a key', () => {
+    const key = 'ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB';
+    for (const [line, expected] of [
+      [`not json ${key}`, 'invalid JSON at column 2: expected null'],
+      [`{"id": "c1", "keys": [{"hash": ${key}}]}`, 'invalid JSON at column 32: expected a value (an object, array, string, number, true, false or null)'],
+      [`{"id": "${key}`, 'invalid JSON at column 51: unexpected end of the file: a string is not closed'],
+    ]) {
+      assert.deepEqual(parseClientLine(line!), { ok: false, problems: [expected] }, line);
+    }
+  });
+
+  it('refuses a key label that is the key itself, on the fast path too, without repeating it', () => {
+    const key = 'ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB';
+    const parsed = parseClientLine(JSON.stringify({ id: 'c1', role: 'r', environments: ['PROD'], projects: ['p'], keys: [{ hash: HEX, id: key }] }));
+    assert.ok(!parsed.ok);
+    assert.match(parsed.problems.join('\n'), /^keys\[0\]\.id: must not be the key itself/);
+    assert.ok(!parsed.problems.join('\n').includes(key.slice(0, 13)));
   });
 });
 
@@ -274,7 +293,7 @@ describe('a clients file', () => {
 
   it('reports JSON syntax errors and unknown fields with their line', async () => {
     const { file, message } = await errorOf('syntax.ndjson', lines(client(1), '{"id": "c2",', client(3, { extra: true })));
-    assert.ok(message.includes(`${file}:2: invalid JSON: `), message);
+    assert.ok(message.includes(`${file}:2: invalid JSON at column 13: unexpected end of the file`), message);
     assert.ok(message.includes(`${file}:3: (root): Unrecognized key: "extra"`), message);
   });
 
@@ -283,6 +302,25 @@ describe('a clients file', () => {
     const { message } = await errorOf('many.ndjson', lines(...bad));
     assert.equal(message.split('\n').filter((l) => l.includes('unknown role')).length, 20);
     assert.match(message, /… and 5 more$/);
+  });
+
+  it('refuses a line longer than 16 MiB, skipping it without holding it, and goes on counting lines', async () => {
+    const long = JSON.stringify(client(2, { name: 'x'.repeat(16 * 2 ** 20) }));
+    const { file, message } = await errorOf('long-line.ndjson', lines(client(1), long, client(3, { role: 'nobody' }), `{"id":"c4","name":"${'y'.repeat(17 * 2 ** 20)}`));
+    assert.ok(message.includes(`${file}:2: the line is longer than the 16 MiB limit`), message);
+    assert.ok(message.includes(`${file}:3: role: unknown role "nobody"`), message);
+    assert.ok(message.includes(`${file}:4: the line is longer than the 16 MiB limit`), message);
+    // A line just below the limit is read.
+    const metadata = Object.fromEntries(Array.from({ length: 16_000 }, (_, i) => [`k${i}`, 'v'.repeat(1000)]));
+    const near = JSON.stringify(client(5, { metadata }));
+    assert.ok(near.length > 16_000_000 && near.length < 16 * 2 ** 20);
+    const { clients } = await read('near-limit.ndjson', `${near}\n${JSON.stringify(client(6))}\n`);
+    assert.deepEqual(clients.map((c) => c.id), ['c5', 'c6']);
+  });
+
+  it('refuses what is not a regular file, clearly', async () => {
+    await assert.rejects(readClientsFile('/dev/zero', refs), (error: Error) => error instanceof ConfigError && error.message === '/dev/zero: the clients file is a character device, not a regular file');
+    await assert.rejects(readClientsFile(dir, refs), (error: Error) => error instanceof ConfigError && error.message === `${dir}: the clients file is a directory, not a regular file`);
   });
 
   it('says so when the file cannot be read', async () => {

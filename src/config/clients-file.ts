@@ -8,10 +8,11 @@
  * outputs; a line it does not accept goes through `ClientSchema.safeParse`, so zod stays the source of truth and
  * says what is wrong. Errors name the file and line: `clients.ndjson:12: keys[0].hash: must be a SHA-256 hash…`.
  */
+import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { ConfigError } from './load.ts';
-import { type Client, ClientKeySchema, ClientSchema, ENVIRONMENT_PATTERN, formatPath, type GatewayFile, type LegacyClient, NAME_PATTERN, type Role, WILDCARD } from './schema.ts';
+import { checkRegularFile, ConfigError, scanJson } from './load.ts';
+import { type Client, ClientKeySchema, ClientSchema, ENVIRONMENT_PATTERN, formatPath, type GatewayFile, KEY_IN_LABEL, type LegacyClient, NAME_PATTERN, type Role, WILDCARD } from './schema.ts';
 import { StringSet } from './string-set.ts';
 
 /** What the file's clients are checked against: the config file's roles and its inline clients. */
@@ -47,6 +48,12 @@ const CHUNK_BYTES = 1 << 18;
 /** Bytes decoded into one string: well below V8's large-object size, so the string is cheap young garbage. */
 const PIECE_BYTES = 1 << 16;
 const MAX_ERRORS = 20;
+/**
+ * The longest line, in bytes (without its '\n'): far above any real client (tens of thousands of keys fit), and it
+ * bounds what parsing one line can cost; without it, one line of many millions of properties exhausts the heap. A
+ * longer line is an error, and its bytes are skipped without being held in memory.
+ */
+export const MAX_LINE_BYTES = 16 * 2 ** 20;
 
 /**
  * Reads and validates a clients file, adding each valid client to `target` as it goes. Rejects with one
@@ -57,27 +64,47 @@ const MAX_ERRORS = 20;
 export async function readClientsFile(file: string, refs: ClientsFileReferences, target?: ClientsFileTarget): Promise<ClientsFileSummary> {
   let handle: FileHandle;
   try {
-    handle = await open(file, 'r');
+    // Non-blocking: a named pipe is refused below instead of waiting for a writer.
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     throw new ConfigError(`${file}: cannot read the clients file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   const checker = new ClientsChecker(file, refs, target);
   try {
     const stat = await handle.stat();
+    checkRegularFile(stat, file, 'clients file');
     let buffer = Buffer.allocUnsafe(CHUNK_BYTES);
     let filled = 0;
     let start = -1; // the first chunk: skip a UTF-8 byte order mark
+    let skipping = false; // in a line longer than MAX_LINE_BYTES, already reported: drop bytes up to its '\n'
     for (;;) {
       if (filled === buffer.length) {
-        // One line longer than the buffer: grow it.
-        const bigger = Buffer.allocUnsafe(buffer.length * 2);
-        buffer.copy(bigger, 0, 0, filled);
-        buffer = bigger;
+        if (buffer.length > MAX_LINE_BYTES) {
+          // The buffer holds one partial line only, and it is already too long.
+          checker.tooLong();
+          skipping = true;
+          filled = 0;
+        } else {
+          // One line longer than the buffer: grow it.
+          const bigger = Buffer.allocUnsafe(Math.min(buffer.length * 2, MAX_LINE_BYTES + 1));
+          buffer.copy(bigger, 0, 0, filled);
+          buffer = bigger;
+        }
       }
       const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null);
       const data = buffer.subarray(0, filled + bytesRead);
       if (start < 0) start = data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf ? 3 : 0;
       const eof = bytesRead === 0;
+      if (skipping) {
+        const nl = data.indexOf(0x0a);
+        if (nl < 0) {
+          if (eof) break;
+          filled = 0;
+          continue;
+        }
+        skipping = false;
+        start = nl + 1;
+      }
       const end = eof ? data.length : data.lastIndexOf(0x0a) + 1; // whole lines only, but for the last one
       while (start < end) {
         // Decoded in pieces of whole lines: JSON.parse is fastest on slices of a small string (much slower on a
@@ -171,6 +198,11 @@ class ClientsChecker {
     else for (const k of keys) this.#hashes.add(k.hash);
   }
 
+  /** Counts the next line as one that is too long (its bytes are skipped). */
+  tooLong(): void {
+    this.#error(++this.#line, `the line is longer than the ${MAX_LINE_BYTES / 2 ** 20} MiB limit`);
+  }
+
   /** Records `problem` (`field: what`) at `line`; false, for `ok = this.#error(…)`. */
   #error(line: number, problem: string): false {
     this.#errorCount++;
@@ -203,8 +235,10 @@ export function parseClientLine(source: string): ClientLine {
   let value: unknown;
   try {
     value = JSON.parse(source);
-  } catch (error) {
-    return { ok: false, problems: [`invalid JSON: ${(error as Error).message}`] };
+  } catch {
+    // Not JSON.parse's message: it quotes the text around the error, which may be a key.
+    const problem = scanJson(source, false);
+    return { ok: false, problems: [problem ? `invalid JSON at column ${problem.offset + 1}: ${problem.message}` : 'invalid JSON'] };
   }
   const client = fastClient(value);
   if (client) return { ok: true, client };
@@ -281,7 +315,7 @@ function fastKey(value: unknown): Client['keys'][number] | undefined {
   for (const field in input) if (field !== 'hash' && field !== 'id' && field !== 'expiresAt') return undefined;
   const { hash, id, expiresAt } = input;
   const normalized = typeof hash === 'string' ? keyHash(hash) : undefined;
-  if (normalized === undefined || !isOptionalString(id, 64)) return undefined;
+  if (normalized === undefined || !isOptionalString(id, 64) || (id !== undefined && KEY_IN_LABEL.test(id as string))) return undefined;
   const out: Client['keys'][number] = { hash: normalized };
   if (id !== undefined) out.id = id as string;
   if (expiresAt !== undefined) {

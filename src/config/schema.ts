@@ -7,6 +7,7 @@
  * Types are inferred from these schemas — there are no hand-kept duplicates.
  */
 import { z } from 'zod';
+import { KEY_PREFIX } from '../gateway/keys/api-key.ts';
 import { parseDuration } from './duration.ts';
 
 /** The patterns of names and environments, shared with the fast client validator (`clients-file.ts`). */
@@ -38,15 +39,28 @@ export function grantsPermission(granted: string, permission: string): boolean {
 export const HttpMethodSchema = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 export type HttpMethod = z.infer<typeof HttpMethodSchema>;
 
-/** A duration: a number of seconds, or a string such as "250ms", "30s", "5m", "2h", "7d". Output: milliseconds. */
+/**
+ * A duration: a number of seconds, or a string such as "250ms", "30s", "5m", "2h", "7d". Output: milliseconds, a
+ * safe integer (fields that need less say how much at most, e.g. `RateLimitSchema.window`).
+ */
 export const DurationSchema = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
   const ms = parseDuration(value);
   if (ms === undefined) {
     ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(value)}: use seconds or "250ms", "30s", "5m", "2h", "7d"` });
     return z.NEVER;
   }
+  if (!Number.isSafeInteger(ms)) {
+    ctx.addIssue({ code: 'custom', message: `duration ${JSON.stringify(value)} is too long` });
+    return z.NEVER;
+  }
   return ms;
 });
+
+const DAY_MS = 86_400_000;
+/** The longest rate-limit window: a monthly quota fits; header values (`w=` seconds) stay small integers. */
+export const MAX_RATE_LIMIT_WINDOW_MS = 31 * DAY_MS;
+/** The longest token lifetime: a token outlives a revoked key or a rotated signing key by at most this much. */
+export const MAX_TOKEN_TTL_MS = DAY_MS;
 
 const SEGMENT = /^(?:[A-Za-z0-9\-._~!$&'()*+,=:@]|%[0-9A-Fa-f]{2})+$/;
 const PARAM = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
@@ -88,12 +102,13 @@ export const HostSchema = z
   .string()
   .regex(/^(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/, 'must be a lower-case host name (optionally "*.example.com"), without port');
 
+/** An upstream URL. Messages never repeat it: a URL that does not parse may still hold a password. */
 export const HttpUrlSchema = z.string().superRefine((value, ctx) => {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    ctx.addIssue({ code: 'custom', message: `invalid URL ${JSON.stringify(value)}` });
+    ctx.addIssue({ code: 'custom', message: 'invalid URL (not repeated here, as it may hold credentials): check the scheme, host and port' });
     return;
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL' });
@@ -101,13 +116,79 @@ export const HttpUrlSchema = z.string().superRefine((value, ctx) => {
   if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not carry credentials' });
 });
 
-export const CidrSchema = z.union([z.cidrv4(), z.cidrv6()], { error: 'must be a CIDR range such as 10.0.0.0/8 or 2001:db8::/32' });
+/** A CIDR range, written as its network address: `10.1.2.3/8` is refused (did you mean 10.0.0.0/8?). */
+export const CidrSchema = z.union([z.cidrv4(), z.cidrv6()], { error: 'must be a CIDR range such as 10.0.0.0/8 or 2001:db8::/32' }).superRefine((value, ctx) => {
+  const network = networkOf(value);
+  if (network !== value) ctx.addIssue({ code: 'custom', message: `has host bits set: did you mean ${network}?` });
+});
+
+/** The CIDR range written with its network address (host bits cleared); `value` itself when it already is. */
+export function networkOf(value: string): string {
+  const slash = value.lastIndexOf('/');
+  const address = value.slice(0, slash);
+  const bits = Number(value.slice(slash + 1));
+  if (!address.includes(':')) {
+    const octets = address.split('.').map(Number);
+    const n = ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
+    const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+    const network = (n & mask) >>> 0;
+    return network === n ? value : `${[network >>> 24, (network >>> 16) & 255, (network >>> 8) & 255, network & 255].join('.')}/${bits}`;
+  }
+  const groups = ipv6Groups(address);
+  let changed = false;
+  for (let i = 0; i < 8; i++) {
+    const keep = Math.max(0, Math.min(16, bits - i * 16)); // leading bits of this group that belong to the network
+    const masked = keep === 0 ? 0 : groups[i]! & ((0xffff << (16 - keep)) & 0xffff);
+    if (masked !== groups[i]) changed = true;
+    groups[i] = masked;
+  }
+  return changed ? `${formatIpv6(groups)}/${bits}` : value;
+}
+
+/** The 8 16-bit groups of an IPv6 address that `z.cidrv6` accepted (`::` and a trailing IPv4 part included). */
+function ipv6Groups(address: string): number[] {
+  const parse = (part: string) => {
+    const out: number[] = [];
+    for (const g of part === '' ? [] : part.split(':')) {
+      if (g.includes('.')) {
+        const [a, b, c, d] = g.split('.').map(Number);
+        out.push((a! << 8) | b!, (c! << 8) | d!);
+      } else {
+        out.push(parseInt(g, 16));
+      }
+    }
+    return out;
+  };
+  const [head, tail] = address.split('::');
+  const left = parse(head!);
+  const right = tail === undefined ? [] : parse(tail);
+  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
+/** RFC 5952 text: lower-case hex, the longest run of two or more zero groups (the first of equals) as `::`. */
+function formatIpv6(groups: number[]): string {
+  let best = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) [best, bestLength] = [i, j - i];
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLength).join(':')}`;
+}
 
 export const RateLimitSchema = z.strictObject({
   /** Requests allowed per window. */
   limit: z.int().positive(),
-  /** Window length (sliding window). */
-  window: DurationSchema,
+  /** Window length (sliding window), at most 31 days. */
+  window: DurationSchema.pipe(z.number().max(MAX_RATE_LIMIT_WINDOW_MS, 'must be at most 31d')),
 });
 export type RateLimit = z.output<typeof RateLimitSchema>;
 
@@ -181,11 +262,21 @@ export const KeyHashSchema = z
   .transform((value) => value.toLowerCase().replace(/^sha256:/, ''))
   .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 hash: 64 hex digits, optionally prefixed "sha256:"'));
 
+/**
+ * A Gatehouse key, or a piece of one longer than the 8 random characters of the display id that `gatehouse key
+ * generate` prints (`ghk_OYD2bW6p...`). Exported for the clients file's fast check.
+ */
+export const KEY_IN_LABEL = new RegExp(`${KEY_PREFIX}[0-9A-Za-z]{9}`);
+
 export const ClientKeySchema = z.strictObject({
   /** SHA-256 of the key, as printed by `gatehouse key generate`. */
   hash: KeyHashSchema,
   /** A label for logs and audit, never the key itself (e.g. its first characters). */
-  id: z.string().max(64).optional(),
+  id: z
+    .string()
+    .max(64)
+    .refine((id) => !KEY_IN_LABEL.test(id), `must not be the key itself (it is written to every access-log line): use its first 12 characters, e.g. "${KEY_PREFIX}Ab12Cd34...", as \`gatehouse key generate\` prints them`)
+    .optional(),
   /** When this key stops working (used for a regeneration grace period). */
   expiresAt: z.iso.datetime({ offset: true }).optional(),
 });
@@ -229,17 +320,38 @@ export const TokenExchangeSchema = z.strictObject({
   issuer: z.string().min(1),
   audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
   /** Lifetime of minted tokens (at least 1s: tokens carry whole seconds). */
-  ttl: DurationSchema.pipe(z.number().min(1_000, 'must be at least 1s')).default(300_000),
+  ttl: DurationSchema.pipe(z.number().min(1_000, 'must be at least 1s').max(MAX_TOKEN_TTL_MS, 'must be at most 24h')).default(300_000),
   algorithm: z.enum(['EdDSA', 'ES256']).default('EdDSA'),
   /** Claims added to each token besides iss, aud, sub, iat, exp, jti. */
   claims: z.array(ClaimNameSchema).default(['client_id', 'user_id', 'org_id', 'permissions', 'environment']),
 });
 export type TokenExchange = z.output<typeof TokenExchangeSchema>;
 
-export const LegacyAuthSchema = z.strictObject({
-  keyHeader: z.string().regex(/^[a-z0-9-]+$/, 'must be a lower-case header name').default('x-api-key'),
-  emailHeader: z.string().regex(/^[a-z0-9-]+$/, 'must be a lower-case header name').default('x-api-email'),
-});
+/**
+ * Request headers a legacy key or email cannot be read from: `Authorization` (Gatehouse keys, and the token sent
+ * upstream), hop-by-hop and framing headers, the headers the gateway sets or removes before forwarding (see
+ * `proxy.ts`), and `Cookie` and `Content-Type`: the legacy headers are removed from every request forwarded on an
+ * authenticated collection, whichever client sent it.
+ */
+const GATEWAY_HEADERS = new Set([
+  'authorization', 'proxy-authorization', 'cookie', 'host', 'content-length', 'content-type', 'connection', 'keep-alive', 'proxy-connection', 'te',
+  'trailer', 'transfer-encoding', 'upgrade', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port',
+  'x-forwarded-prefix', 'x-real-ip', 'x-request-id',
+]);
+const LegacyHeaderSchema = z
+  .string()
+  .regex(/^[a-z0-9-]+$/, 'must be a lower-case header name')
+  .refine((name) => !GATEWAY_HEADERS.has(name) && !name.startsWith('x-gatehouse-'), 'is a header HTTP or the gateway itself uses: choose one of its own (the legacy headers are removed from every forwarded request)');
+
+export const LegacyAuthSchema = z
+  .strictObject({
+    keyHeader: LegacyHeaderSchema.default('x-api-key'),
+    /** Not `x-api-key`, which carries keys (Gatehouse keys, or the legacy one with the default `keyHeader`). */
+    emailHeader: LegacyHeaderSchema.refine((name) => name !== 'x-api-key', 'must not be x-api-key, which carries keys').default('x-api-email'),
+  })
+  .superRefine((value, ctx) => {
+    if (value.keyHeader === value.emailHeader) ctx.addIssue({ code: 'custom', path: ['emailHeader'], message: 'must differ from keyHeader' });
+  });
 
 /** A token-signing key's private JWK (Ed25519 or P-256): its `d` is the private part. */
 export const PrivateSigningJwkSchema = z.strictObject({

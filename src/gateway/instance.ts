@@ -22,7 +22,6 @@ import { UpstreamPools } from './http/upstream-pools.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { createMemoryStore, type RateLimitStore } from './policies/rate-limit/memory-store.ts';
-import { createSharedStore } from './policies/rate-limit/shared-store.ts';
 import type { RouteTable } from './snapshot/compiled.ts';
 import { type SnapshotCompilation, startCompile } from './snapshot/compile.ts';
 import { canonicalJson } from '../config/snapshot-encoding.ts';
@@ -138,7 +137,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
   const metrics = options.metrics ?? new GatewayMetrics();
   const egress = options.egress ?? new EgressPolicy({ mode: settings.egress });
   const pools = new UpstreamPools(egress);
-  const rateLimitStore: RateLimitStore = openRateLimitStore(settings.rateLimitStore, logger, metrics);
+  const rateLimitStore: RateLimitStore = await openRateLimitStore(settings.rateLimitStore, logger, metrics);
   let keys: SigningKeyStore | undefined;
   const release = async () => {
     await pools.close();
@@ -350,8 +349,10 @@ function json(res: ServerResponse, status: number, body: unknown): void {
  * The rate-limit store `server.rateLimitStore` names. A shared store's failures are counted and logged at most
  * every 30 s (with the URL's password masked); it goes on counting locally meanwhile.
  */
-function openRateLimitStore(settings: RateLimitStoreSettings, logger: Logger, metrics: GatewayMetrics): RateLimitStore {
+async function openRateLimitStore(settings: RateLimitStoreSettings, logger: Logger, metrics: GatewayMetrics): Promise<RateLimitStore> {
   if (settings.type === 'memory') return createMemoryStore();
+  // Loaded only when configured: a gateway without Redis never loads the client.
+  const { createSharedStore } = await import('./policies/rate-limit/shared-store.ts');
   const where = redactUrl(settings.url);
   let lastLogged = 0;
   let suppressed = 0;

@@ -6,12 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { basename, dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { clientsFilePath, fileSignature, readClientsFile } from '../config/clients-file.ts';
-import { ConfigError, parseGatewayFile } from '../config/load.ts';
+import { ConfigError, parseGatewayFile, readConfigFile } from '../config/load.ts';
 import type { GatewayFile, ServerSettings, Snapshot } from '../config/schema.ts';
 import { type ApplyResult, createGatewayInstance } from './instance.ts';
 import type { GatewayMetrics } from './observability/metrics.ts';
@@ -135,14 +135,6 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       await instance.close();
     },
   };
-}
-
-async function readConfigFile(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`${file}: cannot read the config file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
 }
 
 /** The snapshot part of a config file: without `server` and `clientsFile` (whose clients are compiled in). */

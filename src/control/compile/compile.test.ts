@@ -198,6 +198,14 @@ describe('compiling a workspace into snapshots', () => {
     });
   });
 
+  it('writes allowed IP ranges stored with host bits set as their network addresses, so the snapshot stays valid', () => {
+    const state = workspace();
+    addRole(state, 'rol_reader00000000000001', 'reader');
+    addClient(state, 'cli_old0000000000000001', 'rol_reader00000000000001', { allowedIps: ['10.1.2.3/8', '2001:db8::1/32', '192.168.0.0/16'] });
+    const [client] = only(compileWorkspace(state, options), 'PROD').clients;
+    assert.deepEqual(client!.allowedIps, ['10.0.0.0/8', '2001:db8::/32', '192.168.0.0/16']);
+  });
+
   it('puts a client only in the snapshots of its environments', () => {
     const state = workspace();
     addRole(state, 'rol_reader00000000000001', 'reader');

@@ -12,6 +12,7 @@ import {
   type Collection,
   formatIssues,
   type LegacyClient,
+  networkOf,
   type RateLimitPolicies,
   type Role,
   type SigningKeys,
@@ -214,7 +215,8 @@ function compileClients(
       role,
       environments: record.environments,
       projects: record.projects,
-      allowedIps: record.allowedIps,
+      // Written as network addresses: ranges stored before host bits were refused (`10.1.2.3/8`) meant the same.
+      allowedIps: record.allowedIps?.map(networkOf),
       userId: record.userId,
       orgId: record.orgId,
       metadata: record.metadata,

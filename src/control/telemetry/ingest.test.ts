@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
-import { ServerSchema, SnapshotSchema, TokenExchangeSchema } from '../../config/schema.ts';
+import { ServerSchema, SnapshotSchema } from '../../config/schema.ts';
 import type { TelemetryBatch } from '../../config/telemetry.ts';
 import type { GatewayInstance } from '../../gateway/instance.ts';
 import { generateKey } from '../../gateway/keys/api-key.ts';
@@ -163,7 +163,8 @@ describe('the cloud gateway telemetry', () => {
     const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
     store = await openStore({ databaseUrl: ':memory:' });
     acme = await store.transaction((tx) => createWorkspace(tx, { name: 'acme', environments: ['DEV', 'PROD'], devEnvironment: 'DEV', projects: ['default'] }, T0));
-    const tokenExchange = TokenExchangeSchema.parse({ issuer: 'https://gatehouse.test', audience: 'cloud-test' });
+    // Snapshot input, not TokenExchangeSchema's output: its ttl is in ms, the snapshot's input ttl in seconds.
+    const tokenExchange = { issuer: 'https://gatehouse.test', audience: 'cloud-test' };
     cloud = await CloudGateway.create({ logger: pino({ level: 'silent' }), server: ServerSchema.parse({}) });
     gateway = cloud.instance;
     // Tenants as the cloud gateway serves them: each compiled on its own, under /<workspace>/<environment>, with

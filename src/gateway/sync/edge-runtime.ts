@@ -23,6 +23,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type EdgeIdentity, EdgeIdentitySchema } from '../../config/edge.ts';
 import { ConfigError } from '../../config/load.ts';
+import type { RateLimitStoreSchema } from '../../config/schema.ts';
+import type { z } from 'zod';
 import { formatIssues, ServerSchema, type Snapshot, SnapshotSchema } from '../../config/schema.ts';
 import { applyDelta, SnapshotDeltaError, SnapshotDeltaSchema } from '../../config/snapshot-delta.ts';
 import { snapshotHash } from '../../config/snapshot-encoding.ts';
@@ -45,6 +47,11 @@ export interface EdgeGatewayOptions {
   opsHost?: string;
   /** Which addresses upstream connections may reach: `public` refuses loopback, private and link-local ones. Default `any`. */
   egress?: 'any' | 'public';
+  /**
+   * Share rate-limit counters with the environment's other edge gateway instances through Redis (the value of
+   * `server.rateLimitStore` in a config file, e.g. `{ type: 'redis', url }`); default: per instance, in memory.
+   */
+  rateLimitStore?: z.input<typeof RateLimitStoreSchema>;
   /** Reconnect backoff (full jitter), also between re-enrollment attempts. Default 250 ms doubling up to 30 s. */
   reconnect?: { initialMs: number; maxMs: number };
   /** Default 5 s. */
@@ -143,7 +150,15 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
   const pkg = (await import('../../../package.json', { with: { type: 'json' } })).default;
   const instanceId = randomUUID();
 
-  const server = ServerSchema.parse({ signingKeysFile: files.signingKeys, listen: { host: options.host ?? '0.0.0.0', port: options.port ?? 8080 }, ops: { host: options.opsHost ?? '127.0.0.1', port: options.opsPort ?? 9090 }, egress: options.egress ?? 'any' });
+  const parsedServer = ServerSchema.safeParse({
+    signingKeysFile: files.signingKeys,
+    listen: { host: options.host ?? '0.0.0.0', port: options.port ?? 8080 },
+    ops: { host: options.opsHost ?? '127.0.0.1', port: options.opsPort ?? 9090 },
+    egress: options.egress ?? 'any',
+    ...(options.rateLimitStore === undefined ? {} : { rateLimitStore: options.rateLimitStore }),
+  });
+  if (!parsedServer.success) throw new ConfigError(`invalid gateway settings\n${formatIssues(parsedServer.error).replace(/^/gm, '  ')}`);
+  const server = parsedServer.data;
   const instance = await createGatewayInstance({ logger, server, baseDir: dir });
 
   /** The snapshot in force, for deltas and the Hello. */
