@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../src/config/redact-url.ts';
 import { probeRedis, TEST_REDIS_URL } from '../src/testing/redis.ts';
+import { startControlPlane } from './control-helpers.ts';
 import { metricValue, newKey, startGateway, startUpstream, TOKEN_EXCHANGE, waitForLine, type GatewayProcess, type Upstream } from './helpers.ts';
 
 const unreachable = await probeRedis();
@@ -70,6 +71,18 @@ if (unreachable === undefined) {
       assert.ok(keys.some((k) => k.includes(caller.hash.replace(/^sha256:/, ''))), "counted by the key's hash");
       assert.ok(keys.every((k) => !k.includes(caller.key)));
     });
+  });
+
+  it('the control plane\'s cloud gateway uses the Redis named by GATEHOUSE_RATE_LIMIT_REDIS_URL', async () => {
+    const plane = await startControlPlane({ env: { GATEHOUSE_RATE_LIMIT_REDIS_URL: TEST_REDIS_URL } });
+    try {
+      for (let i = 0; i < 200 && !plane.output.some((l) => l.includes('rate-limit store connected')); i++) await sleep(25);
+      const line = plane.output.find((l) => l.includes('rate-limit store connected'));
+      assert.ok(line, plane.output.join('\n'));
+      assert.equal((JSON.parse(line) as Record<string, unknown>).store, redactUrl(TEST_REDIS_URL));
+    } finally {
+      await plane.stop();
+    }
   });
 
   describe('a gateway whose Redis cannot be reached', () => {

@@ -3,13 +3,14 @@ import { startControlPlane } from '../control/plane.ts';
 import { StoreOpenError } from '../control/store/open.ts';
 import { ConfigError } from '../config/load.ts';
 import { parseDuration } from '../config/duration.ts';
+import { RateLimitStoreSchema } from '../config/schema.ts';
 import { type Command, parse, portOption, UsageError } from './command.ts';
 import { waitForSignal } from './gateway-run.ts';
 import { createLogger, logLevelOption } from './logger.ts';
 
 export const controlStart: Command = {
   summary: 'start the control plane: admin API, state store and the embedded cloud gateway',
-  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--gateway-reenroll-window DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--cloud-egress any|public] [--public-url URL] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--gateway-reenroll-window: how long after its expiry a gateway certificate may still be traded for a new one\n(an instance that was down, a pod started from its Helm Secret; default 30d).\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).\n--cloud-egress: which addresses the cloud gateway\'s upstreams may reach. Link-local addresses and the control\nplane\'s own ports are always refused; `public` refuses loopback and private addresses too (recommended when\nworkspaces belong to different customers). Default `any`.\n--public-url: the cloud gateway\'s URL as clients and backends see it (e.g. https://api.example.com); each\nworkspace environment\'s token issuer is <public URL>/<workspace>/<environment>. Default: the bound address.',
+  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--gateway-reenroll-window DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--cloud-egress any|public] [--public-url URL] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--gateway-reenroll-window: how long after its expiry a gateway certificate may still be traded for a new one\n(an instance that was down, a pod started from its Helm Secret; default 30d).\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).\n--cloud-egress: which addresses the cloud gateway\'s upstreams may reach. Link-local addresses and the control\nplane\'s own ports are always refused; `public` refuses loopback and private addresses too (recommended when\nworkspaces belong to different customers). Default `any`.\n--public-url: the cloud gateway\'s URL as clients and backends see it (e.g. https://api.example.com); each\nworkspace environment\'s token issuer is <public URL>/<workspace>/<environment>. Default: the bound address.\nGATEHOUSE_RATE_LIMIT_REDIS_URL=redis://… shares the cloud gateway\'s rate-limit counters between control-plane\nreplicas (in the environment, so that its password does not show in the process list).',
   async run(args) {
     const { values } = parse('control start', args, {
       'data-dir': { type: 'string', default: 'data' },
@@ -54,6 +55,11 @@ export const controlStart: Command = {
     }
     const cloudEgress = values['cloud-egress'];
     if (cloudEgress !== 'any' && cloudEgress !== 'public') throw new UsageError(`control start: --cloud-egress must be any or public, got "${cloudEgress}"`);
+    const redisUrl = process.env.GATEHOUSE_RATE_LIMIT_REDIS_URL;
+    const cloudRateLimitStore = redisUrl ? { type: 'redis' as const, url: redisUrl } : undefined;
+    if (cloudRateLimitStore && !RateLimitStoreSchema.safeParse(cloudRateLimitStore).success) {
+      throw new UsageError('control start: GATEHOUSE_RATE_LIMIT_REDIS_URL must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379');
+    }
     const logger: Logger = createLogger(logLevelOption('control start', values['log-level']));
     let plane;
     try {
@@ -73,6 +79,7 @@ export const controlStart: Command = {
         ...(publicUrl ? { tokenExchange: { issuer: publicUrl } } : {}),
         alerts: { webhookUrl, authFailureThreshold },
         cloudEgress,
+        cloudRateLimitStore,
       });
     } catch (error) {
       if (error instanceof StoreOpenError) throw new ConfigError(error.message);

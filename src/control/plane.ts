@@ -8,7 +8,8 @@ import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { ServerSchema, TokenExchangeSchema, type TokenExchange } from '../config/schema.ts';
+import type { z } from 'zod';
+import { type RateLimitStoreSchema, ServerSchema, TokenExchangeSchema, type TokenExchange } from '../config/schema.ts';
 import type { ControlPlaneEndpoints } from '../config/edge.ts';
 import { EgressPolicy, type EgressMode } from '../gateway/http/egress.ts';
 import { createAdminServer } from './api/server.ts';
@@ -65,6 +66,11 @@ export interface ControlPlaneOptions {
    * addresses — use it when tenants you do not fully trust write collections. Default `any`.
    */
   cloudEgress?: EgressMode;
+  /**
+   * Where the cloud gateway's rate-limit counters live: per process (default), or a Redis shared by every
+   * control-plane replica (`{ type: 'redis', url }`, as `server.rateLimitStore` in a gateway config file).
+   */
+  cloudRateLimitStore?: z.input<typeof RateLimitStoreSchema>;
   /** Alerts: the webhook they are POSTed to, thresholds, evaluation interval (see `startAlerting`). */
   alerts?: Pick<AlertingOptions, 'webhookUrl' | 'authFailureThreshold' | 'offlineAfterMs' | 'intervalMs'>;
   /** How often the cloud gateway's own telemetry is stored. Default 10 s. */
@@ -110,7 +116,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ...(options.tokenExchange?.ttl ? { ttl: options.tokenExchange.ttl / 1000 } : {}),
       ...(options.tokenExchange?.algorithm ? { algorithm: options.tokenExchange.algorithm } : {}),
     });
-    const server = ServerSchema.parse({ signingKeysFile: join(dataDir, 'signing-keys.json'), listen: { host, port: gatewayPort }, ops: { host, port: options.opsPort ?? 9090 } });
+    const server = ServerSchema.parse({
+      signingKeysFile: join(dataDir, 'signing-keys.json'),
+      listen: { host, port: gatewayPort },
+      ops: { host, port: options.opsPort ?? 9090 },
+      ...(options.cloudRateLimitStore ? { rateLimitStore: options.cloudRateLimitStore } : {}),
+    });
     // No tenant's upstream may reach the control plane's own listeners; ports bound as 0 are added once known.
     const controlPorts = new Set([options.adminPort ?? 8081, gatewayPort, options.opsPort ?? 9090, options.bootstrapPort ?? 8443, options.syncPort ?? 8444].filter((p) => p > 0));
     const egress = new EgressPolicy({ mode: options.cloudEgress ?? 'any', denyLinkLocal: true, localPorts: controlPorts });
