@@ -4,7 +4,7 @@ import { StoreOpenError } from '../control/store/open.ts';
 import { ConfigError } from '../config/load.ts';
 import { parseDuration } from '../config/duration.ts';
 import { RateLimitStoreSchema } from '../config/schema.ts';
-import { type Command, parse, portOption, UsageError } from './command.ts';
+import { type Command, parse, portOption, shownUrl, UsageError } from './command.ts';
 import { waitForSignal } from './gateway-run.ts';
 import { createLogger, logLevelOption } from './logger.ts';
 
@@ -41,7 +41,7 @@ export const controlStart: Command = {
       throw new UsageError(`control start: --gateway-reenroll-window must be a duration such as 30d or 12h (0: only certificates not expired yet), got "${reenrollWindow}"`);
     }
     const webhookUrl = values['alert-webhook'];
-    if (webhookUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(webhookUrl)) throw new UsageError(`control start: --alert-webhook must be an http:// or https:// URL, got "${webhookUrl}"`);
+    if (webhookUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(webhookUrl)) throw new UsageError(`control start: --alert-webhook must be an http:// or https:// URL, got "${shownUrl(webhookUrl)}"`);
     const failures = values['alert-auth-failures'];
     const authFailureThreshold = failures === undefined ? undefined : Number(failures);
     if (authFailureThreshold !== undefined && !(Number.isInteger(authFailureThreshold) && authFailureThreshold > 0)) {
@@ -51,7 +51,7 @@ export const controlStart: Command = {
     if (advertiseHost !== undefined && !/^[A-Za-z0-9.:-]+$/.test(advertiseHost)) throw new UsageError(`control start: --advertise-host must be a host name or IP address, got "${advertiseHost}"`);
     const publicUrl = values['public-url'];
     if (publicUrl !== undefined && !/^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*[^\s?#/])?$/.test(publicUrl)) {
-      throw new UsageError(`control start: --public-url must be an http:// or https:// URL without a query or trailing "/", got "${publicUrl}"`);
+      throw new UsageError(`control start: --public-url must be an http:// or https:// URL without a query or trailing "/", got "${shownUrl(publicUrl)}"`);
     }
     const cloudEgress = values['cloud-egress'];
     if (cloudEgress !== 'any' && cloudEgress !== 'public') throw new UsageError(`control start: --cloud-egress must be any or public, got "${cloudEgress}"`);
