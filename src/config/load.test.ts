@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { ConfigError, loadGatewayFile, parseConfigText, parseGatewayFile } from './load.ts';
+import { printParseErrorCode } from 'jsonc-parser';
+import { ConfigError, JSONC_ERRORS, loadGatewayFile, MAX_JSON_DEPTH, parseConfigText, parseGatewayFile, scanJson, syntaxErrorAt } from './load.ts';
 import { prng } from '../testing/prng.ts';
 
 const KEY = 'ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB';
@@ -122,9 +123,19 @@ describe('a JSON config file', () => {
       [json.replace('"https://gw",', `"${KEY}"`), /^gw\.json: invalid JSON at line 4, column 5: expected "," or "}"$/],
       [`${json}\n{}`, /^gw\.json: invalid JSON at line 48, column 1: unexpected content after the end of the JSON value$/],
       ['', /^gw\.json: invalid JSON at line 1, column 1: unexpected end of the file$/],
-      [`{"a": "${KEY}\u0001"}`, /^gw\.json: invalid JSON at line 1, column 50: a control character/],
-      [`{"a": "\\x${KEY}"}`, /^gw\.json: invalid JSON at line 1, column 9: invalid escape in a string$/],
+      // An error inside a string is given at the string's opening quote; a line break that ends it, where it is.
+      [`{"a": "${KEY}\u0001"}`, /^gw\.json: invalid JSON at line 1, column 7: a control character \(such as a tab\) inside the string that starts here: write it escaped$/],
+      [`{"a": "\\x${KEY}"}`, /^gw\.json: invalid JSON at line 1, column 7: an invalid escape inside the string that starts here: /],
+      [`{"a": "\\u12${KEY}"}`, /^gw\.json: invalid JSON at line 1, column 7: an invalid \\u escape inside the string that starts here: it needs 4 hex digits$/],
+      [`{"a": "${KEY}\n}`, /^gw\.json: invalid JSON at line 1, column 50: a line break inside a string: close the string before it, or write it as \\n$/],
       [`{"a": 01}`, /^gw\.json: invalid JSON at line 1, column 8: expected "," or "}"$/],
+      [`{"a": -${KEY}}`, /^gw\.json: invalid JSON at line 1, column 8: invalid number: a digit must follow the minus sign$/],
+      [`{"a": 1.e5}`, /^gw\.json: invalid JSON at line 1, column 9: invalid number: digits must follow the decimal point$/],
+      [`{"a": nul${KEY}}`, /^gw\.json: invalid JSON at line 1, column 10: expected null$/],
+      [`{"a": true${KEY}}`, /^gw\.json: invalid JSON at line 1, column 11: expected "," or "}"$/],
+      [`{"a": 1, // ${KEY}\n}`, /^gw\.json: invalid JSON at line 1, column 10: a comment, which JSON does not allow$/],
+      [`{"a": 1,}`, /^gw\.json: invalid JSON at line 1, column 9: expected a property name in double quotes$/],
+      [`[1, "a" "${KEY}`, /^gw\.json: invalid JSON at line 1, column 9: expected "," or "]"$/],
     ];
     for (const [text, expected] of cases) {
       const message = errorOf(text, 'gw.json');
@@ -133,10 +144,28 @@ describe('a JSON config file', () => {
     }
   });
 
-  it('finds the syntax error of each of 5,000 damaged documents where V8 does (and where it does not say), and accepts the valid ones', () => {
+  /** Every message `scanJson` gives for a syntax error: its own words, never the file's. */
+  const SYNTAX_MESSAGES = new Set([
+    'unexpected end of the file', 'unexpected end of the file: a string is not closed',
+    'expected a value (an object, array, string, number, true, false or null)', 'expected a property name in double quotes',
+    'expected ":" after a property name', 'expected "," or "}"', 'expected "," or "]"', 'unexpected content after the end of the JSON value',
+    'expected true', 'expected false', 'expected null', 'a comment, which JSON does not allow',
+    'invalid number', 'invalid number: a digit must follow the minus sign', 'invalid number: digits must follow the decimal point', 'invalid number: digits must follow the exponent',
+    'a control character (such as a tab) inside the string that starts here: write it escaped',
+    'an invalid escape inside the string that starts here: a backslash must be followed by one of " \\ / b f n r t u',
+    'an invalid \\u escape inside the string that starts here: it needs 4 hex digits',
+    'a line break inside a string: close the string before it, or write it as \\n',
+    `objects and arrays nested more than ${MAX_JSON_DEPTH} levels deep`, 'syntax error',
+  ]);
+  /** Errors inside a string: jsonc-parser gives the string's start (or the line break or end of file that ends it), V8 the character. */
+  const IN_STRING = /inside the string that starts here|a line break inside a string|a string is not closed/;
+
+  it('finds a syntax error in each of 5,000 damaged documents JSON.parse refuses, where V8 does unless it is inside a string, and accepts the valid ones', () => {
     const random = prng(20261203);
-    const pieces = ['{', '}', '[', ']', ',', ':', '"', '\\', ' ', '\n', '0', '-', '.', 'e', 't', 'n', 'x', '\u0001', '"k":', '1e5', 'true', 'null'];
+    const pieces = ['{', '}', '[', ']', ',', ':', '"', '\\', ' ', '\n', '0', '-', '.', 'e', 't', 'n', 'x', '\u0001', '"k":', '1e5', 'true', 'null', '/', '\\u'];
     let refused = 0;
+    let asV8 = 0;
+    let inString = 0;
     for (let i = 0; i < 5_000; i++) {
       let text = JSON.stringify({ a: [1, -2.5e3, 0.125, 'x\\y"z\u0001é', true, false, null, {}], b: { c: 'd', e: [] } }, null, random() < 0.5 ? 2 : 0);
       for (let k = 1 + Math.floor(random() * 3); k > 0; k--) {
@@ -162,13 +191,58 @@ describe('a JSON config file', () => {
       }
       if (valid) {
         assert.ok(message === undefined || / appears twice$/.test(message), `${JSON.stringify(text)}: ${message}`);
+        continue;
+      }
+      refused++;
+      const at = /^gw\.json: invalid JSON at (line (\d+), column (\d+)): (.*)$/s.exec(message ?? '');
+      assert.ok(at, `${JSON.stringify(text)}: ${message}`);
+      const lines = text.split('\n');
+      const [line, column] = [Number(at[2]), Number(at[3])];
+      assert.ok(line <= lines.length && column <= lines[line - 1]!.length + 1, `outside the file: ${JSON.stringify(text)}: ${message}`);
+      assert.ok(SYNTAX_MESSAGES.has(at[4]!), `not one of scanJson's messages: ${message}`);
+      if (position === undefined) continue;
+      if (at[1] === position) {
+        asV8++;
       } else {
-        refused++;
-        assert.match(message ?? '', /^gw\.json: invalid JSON at line \d+, column \d+: /, JSON.stringify(text));
-        if (position) assert.ok(message!.startsWith(`gw.json: invalid JSON at ${position}: `), `${JSON.stringify(text)}: ${message}, V8: ${position}`);
+        assert.match(at[4]!, IN_STRING, `${JSON.stringify(text)}: ${message}, V8: ${position}`);
+        inString++;
       }
     }
     assert.ok(refused > 2_500, `only ${refused} damaged documents were invalid`);
+    assert.ok(asV8 > 4 * inString, `${asV8} errors where V8 puts them, ${inString} elsewhere in a string`);
+  });
+
+  it('reports the first duplicate key or syntax error, whichever comes first', () => {
+    assert.deepEqual(scanJson('{"a": 1, "a": 2, "b": x}'), { offset: 9, message: 'the key a appears twice' });
+    assert.deepEqual(scanJson('{"a": x, "a": 2}'), { offset: 6, message: 'expected a value (an object, array, string, number, true, false or null)' });
+    assert.equal(scanJson('{"a": 1, "a": 2}', false), undefined);
+    assert.deepEqual(scanJson('[{"k": [0, {"a": {}, "a": []}]}]'), { offset: 21, message: 'the key [0].k[1].a appears twice' });
+  });
+
+  it(`refuses objects and arrays nested more than ${MAX_JSON_DEPTH} levels deep, rather than overflowing the stack`, () => {
+    assert.equal(scanJson('['.repeat(MAX_JSON_DEPTH) + ']'.repeat(MAX_JSON_DEPTH)), undefined);
+    for (const text of ['['.repeat(100_000) + ']'.repeat(100_000), '{"a":'.repeat(100_000)]) {
+      assert.throws(() => parseConfigText(text, 'gw.json'), (error: Error) => error instanceof ConfigError
+        && error.message === `gw.json: invalid JSON at line 1, column ${text.startsWith('[') ? MAX_JSON_DEPTH + 1 : MAX_JSON_DEPTH * 5 + 1}: objects and arrays nested more than ${MAX_JSON_DEPTH} levels deep`);
+    }
+  });
+
+  it('takes the position of a JSON.parse error it finds no cause of from V8, as a number alone', () => {
+    const errorOfParse = (text: string) => {
+      try {
+        JSON.parse(text);
+      } catch (error) {
+        return error;
+      }
+      assert.fail(text);
+    };
+    assert.deepEqual(syntaxErrorAt(errorOfParse(`[1 "${KEY}"]`)), { offset: 3, message: 'syntax error' });
+    assert.deepEqual(syntaxErrorAt(errorOfParse(KEY)), { offset: -1, message: 'syntax error' }); // V8 gives no position here
+    assert.deepEqual(syntaxErrorAt('not an error'), { offset: -1, message: 'syntax error' });
+  });
+
+  it("names jsonc-parser's error codes as jsonc-parser does", () => {
+    for (const [name, code] of Object.entries(JSONC_ERRORS)) assert.equal(printParseErrorCode(code), name);
   });
 
   it('reads a file with a byte order mark', () => {

@@ -6,6 +6,7 @@
 import { constants, type Stats } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { extname } from 'node:path';
+import { visit as visitJson } from 'jsonc-parser';
 import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { formatIssues, formatPath, GatewayFileSchema, type GatewayFile } from './schema.ts';
 
@@ -158,13 +159,22 @@ function parseJson(text: string, file: string): unknown {
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch {
-    const problem = scanJson(text, false) ?? { offset: -1, message: 'syntax error' };
+  } catch (error) {
+    const problem = scanJson(text, false) ?? syntaxErrorAt(error);
     throw new ConfigError(`${file}: invalid JSON${problem.offset >= 0 ? ` at ${lineAndColumn(text, problem.offset)}` : ''}: ${problem.message}`);
   }
   const problem = scanJson(text);
   if (problem) throw new ConfigError(`${file}: invalid JSON at ${lineAndColumn(text, problem.offset)}: ${problem.message}`);
   return value;
+}
+
+/**
+ * For a JSON.parse error that `scanJson` finds no cause of (jsonc-parser and V8 may differ on rare inputs): where V8
+ * says it is, when it says so, taken from its message as a number alone (the message also quotes the text).
+ */
+export function syntaxErrorAt(error: unknown): JsonProblem {
+  const at = /\bat position (\d+)/.exec(error instanceof Error ? error.message : '');
+  return { offset: at ? Number(at[1]) : -1, message: 'syntax error' };
 }
 
 /** `line L, column C` (both 1-based) of a position in `text`. */
@@ -184,165 +194,125 @@ export interface JsonProblem {
   message: string;
 }
 
-const Ch = {
-  Tab: 0x09, Newline: 0x0a, Return: 0x0d, Space: 0x20, Quote: 0x22, Plus: 0x2b, Comma: 0x2c, Minus: 0x2d, Dot: 0x2e,
-  Zero: 0x30, Nine: 0x39, Colon: 0x3a, OpenBracket: 0x5b, Backslash: 0x5c, CloseBracket: 0x5d, OpenBrace: 0x7b, CloseBrace: 0x7d,
-} as const;
+/**
+ * The deepest nesting of objects and arrays `scanJson` follows: jsonc-parser recurses, and runs out of stack near
+ * 4,000 levels. A gateway file nests fewer than 10.
+ */
+export const MAX_JSON_DEPTH = 1000;
 
 /**
- * Checks JSON text (RFC 8259, as JSON.parse reads it) without building values: the first syntax error (where V8
- * puts it) or, unless `duplicates` is false, duplicate object key; undefined when there is none. Iterative, so
- * deep nesting cannot overflow the stack.
+ * The values of jsonc-parser's `ParseErrorCode` that have messages of their own here (a const enum, which TypeScript
+ * with verbatimModuleSyntax cannot read); the others say a token is not what was expected there.
+ */
+export const JSONC_ERRORS = {
+  InvalidSymbol: 1, InvalidNumberFormat: 2, InvalidCommentToken: 10, UnexpectedEndOfString: 12, UnexpectedEndOfNumber: 13,
+  InvalidUnicode: 14, InvalidEscapeCharacter: 15, InvalidCharacter: 16,
+} as const;
+
+/** Thrown from a visitor callback to stop jsonc-parser's `visit` at the first problem. */
+const STOP = Symbol('stop');
+
+/**
+ * Checks JSON text with jsonc-parser (in strict JSON mode), without building values: the first syntax error or,
+ * unless `duplicates` is false, duplicate object key; undefined when there is none. The position is where V8 puts
+ * it, except for an error inside a string: given at the string's opening quote, or, for a string that a line break
+ * ends, at that line break (jsonc-parser tells one error of a string: its last).
  */
 export function scanJson(text: string, duplicates = true): JsonProblem | undefined {
-  /** One entry per open array (a counter of its items) or object (the keys seen so far). */
-  const stack: ({ keys: Set<string>; key: string } | { index: number })[] = [];
   const n = text.length;
-  let i = 0;
-  const skipSpace = () => {
-    for (; i < n; i++) {
-      const c = text.charCodeAt(i);
-      if (c !== Ch.Space && c !== Ch.Newline && c !== Ch.Return && c !== Ch.Tab) break;
-    }
+  /** One entry per open container: an object's keys (none when not checking them), or null for an array. */
+  const open: (Set<string> | null)[] = [];
+  /** What is expected next, followed through the callbacks below, to say so when something else comes. */
+  let expecting: 'value' | 'key' | 'colon' | 'next' = 'value';
+  let found: JsonProblem | undefined;
+  const stop = (offset: number, message: string): never => {
+    found = { offset, message };
+    throw STOP;
   };
-  /** A problem at `i`; at the end of the text, whatever was expected, the file ends too early. */
-  const problem = (message: string): JsonProblem => ({ offset: Math.min(i, n), message: i >= n ? 'unexpected end of the file' : message });
-  /** Scans a string starting at its opening quote; returns its end (after the closing quote) or a problem. */
-  const scanString = (): number | JsonProblem => {
-    for (let j = i + 1; j < n; j++) {
-      const c = text.charCodeAt(j);
-      if (c === Ch.Quote) return j + 1;
-      if (c < 0x20) return { offset: j, message: 'a control character (such as a line break) inside a string: write it escaped' };
-      if (c === Ch.Backslash) {
-        const e = text.charCodeAt(j + 1);
-        if (e === 0x75 /* u */) {
-          for (let k = j + 2; k < j + 6; k++) {
-            if (k >= n) return { offset: n, message: 'unexpected end of the file' };
-            if (!isHexDigit(text.charCodeAt(k))) return { offset: k, message: 'invalid \\u escape in a string: it needs 4 hex digits' };
-          }
-          j += 5;
-        } else if (e === Ch.Quote || e === Ch.Backslash || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
-          j++;
-        } else {
-          return j + 1 >= n ? { offset: n, message: 'unexpected end of the file' } : { offset: j + 1, message: 'invalid escape in a string' };
+  /** A problem where a token does not fit (or the file ends), in words of what was expected there. */
+  const unexpected = (offset: number): never => {
+    if (offset >= n) return stop(n, 'unexpected end of the file');
+    const top = open.at(-1);
+    return stop(offset, expecting === 'value' ? 'expected a value (an object, array, string, number, true, false or null)'
+      : expecting === 'key' ? 'expected a property name in double quotes'
+      : expecting === 'colon' ? 'expected ":" after a property name'
+      : top === undefined ? 'unexpected content after the end of the JSON value'
+      : top ? 'expected "," or "}"' : 'expected "," or "]"');
+  };
+  const begin = (offset: number, keys: Set<string> | null) => {
+    if (open.length === MAX_JSON_DEPTH) stop(offset, `objects and arrays nested more than ${MAX_JSON_DEPTH} levels deep`);
+    open.push(keys);
+    expecting = keys ? 'key' : 'value';
+  };
+  const end = () => {
+    open.pop();
+    expecting = 'next';
+  };
+  const NO_KEYS = new Set<string>();
+  try {
+    visitJson(text, {
+      onObjectBegin: (offset) => begin(offset, duplicates ? new Set() : NO_KEYS),
+      onArrayBegin: (offset) => begin(offset, null),
+      onObjectEnd: end,
+      onArrayEnd: end,
+      onObjectProperty(key, offset, _length, _line, _column, path) {
+        if (duplicates) {
+          const keys = open.at(-1)!;
+          if (keys.has(key)) stop(offset, `the key ${formatPath([...path(), key])} appears twice`);
+          keys.add(key);
         }
-      }
-    }
-    return { offset: n, message: 'unexpected end of the file: a string is not closed' };
-  };
-  const scanNumber = (): number | JsonProblem => {
-    let j = i;
-    const digits = () => {
-      const from = j;
-      while (j < n && text.charCodeAt(j) >= Ch.Zero && text.charCodeAt(j) <= Ch.Nine) j++;
-      return j > from;
-    };
-    if (text.charCodeAt(j) === Ch.Minus) j++;
-    if (text.charCodeAt(j) === Ch.Zero) j++;
-    else if (!digits()) return { offset: j, message: 'invalid number' };
-    if (text.charCodeAt(j) === Ch.Dot) {
-      j++;
-      if (!digits()) return { offset: j, message: 'invalid number: digits must follow the decimal point' };
-    }
-    if ((text.charCodeAt(j) | 0x20) === 0x65 /* e */) {
-      j++;
-      if (text.charCodeAt(j) === Ch.Plus || text.charCodeAt(j) === Ch.Minus) j++;
-      if (!digits()) return { offset: j, message: 'invalid number: digits must follow the exponent' };
-    }
-    return j;
-  };
-
-  for (;;) {
-    // Expecting a value.
-    skipSpace();
-    if (i >= n) return problem('expected a value');
-    const c = text.charCodeAt(i);
-    if (c === Ch.OpenBrace || c === Ch.OpenBracket) {
-      const close = c === Ch.OpenBrace ? Ch.CloseBrace : Ch.CloseBracket;
-      i++;
-      skipSpace();
-      if (text.charCodeAt(i) === close) {
-        i++;
-      } else if (c === Ch.OpenBracket) {
-        stack.push({ index: 0 });
-        continue;
-      } else {
-        const frame = { keys: new Set<string>(), key: '' };
-        stack.push(frame);
-        const key = objectKey(frame, stack);
-        if (typeof key !== 'string') return key;
-        continue;
-      }
-    } else if (c === Ch.Quote) {
-      const end = scanString();
-      if (typeof end !== 'number') return end;
-      i = end;
-    } else if (c === Ch.Minus || (c >= Ch.Zero && c <= Ch.Nine)) {
-      const end = scanNumber();
-      if (typeof end !== 'number') return end;
-      i = end;
-    } else if (c === 0x74 /* t */ || c === 0x66 /* f */ || c === 0x6e /* n */) {
-      const literal = c === 0x74 ? 'true' : c === 0x66 ? 'false' : 'null';
-      for (let k = 1; k < literal.length; k++) {
-        if (text.charCodeAt(i + k) !== literal.charCodeAt(k)) {
-          i += k;
-          return problem(`expected ${literal}`);
+        expecting = 'colon';
+      },
+      onSeparator(separator) {
+        expecting = separator === ':' || !open.at(-1) ? 'value' : 'key';
+      },
+      onLiteralValue() {
+        expecting = 'next';
+      },
+      onError(code: number, offset, length) {
+        // Codes 12 to 16 are errors inside a string or number, found as it is scanned: before the parser sees
+        // whether that string or number may stand there at all (a value where a value is expected, a string as a key).
+        if (code >= JSONC_ERRORS.UnexpectedEndOfString && expecting !== 'value' && !(expecting === 'key' && code !== JSONC_ERRORS.UnexpectedEndOfNumber)) {
+          return unexpected(offset);
         }
-      }
-      i += literal.length;
-    } else {
-      return problem('expected a value (an object, array, string, number, true, false or null)');
-    }
-
-    // After a value: close the containers it ends, or go on to the next item.
-    for (;;) {
-      skipSpace();
-      const frame = stack.at(-1);
-      if (frame === undefined) return i < n ? problem('unexpected content after the end of the JSON value') : undefined;
-      const close = 'keys' in frame ? Ch.CloseBrace : Ch.CloseBracket;
-      const next = text.charCodeAt(i);
-      if (next === close) {
-        i++;
-        stack.pop();
-        continue;
-      }
-      if (next !== Ch.Comma) return problem(`expected "," or "${'keys' in frame ? '}' : ']'}"`);
-      i++;
-      if ('keys' in frame) {
-        skipSpace();
-        const key = objectKey(frame, stack);
-        if (typeof key !== 'string') return key;
-      } else {
-        frame.index++;
-      }
-      break;
-    }
+        switch (code) {
+          case JSONC_ERRORS.UnexpectedEndOfString: // ended by the end of the file, or a line break
+            return offset + length >= n ? stop(n, 'unexpected end of the file: a string is not closed')
+              : stop(offset + length, 'a line break inside a string: close the string before it, or write it as \\n');
+          case JSONC_ERRORS.InvalidCharacter:
+            return stop(offset, 'a control character (such as a tab) inside the string that starts here: write it escaped');
+          case JSONC_ERRORS.InvalidEscapeCharacter:
+            return stop(offset, 'an invalid escape inside the string that starts here: a backslash must be followed by one of " \\ / b f n r t u');
+          case JSONC_ERRORS.InvalidUnicode:
+            return stop(offset, 'an invalid \\u escape inside the string that starts here: it needs 4 hex digits');
+          case JSONC_ERRORS.UnexpectedEndOfNumber: // the number token ends where a digit is missing
+            return stop(offset + length, `invalid number: digits must follow the ${text.charCodeAt(offset + length - 1) === 0x2e ? 'decimal point' : 'exponent'}`);
+          case JSONC_ERRORS.InvalidNumberFormat:
+            return stop(offset, 'invalid number');
+          case JSONC_ERRORS.InvalidCommentToken:
+            return stop(offset, 'a comment, which JSON does not allow');
+          case JSONC_ERRORS.InvalidSymbol: // a word that is not true, false or null, or a character that starts no token
+            if (expecting === 'value') {
+              if (text.charCodeAt(offset) === 0x2d) return stop(offset + 1, 'invalid number: a digit must follow the minus sign');
+              const literal = ['true', 'false', 'null'].find((word) => word.charCodeAt(0) === text.charCodeAt(offset));
+              if (literal) {
+                let k = 1;
+                while (k < literal.length && text.charCodeAt(offset + k) === literal.charCodeAt(k)) k++;
+                if (k < literal.length) return offset + k >= n ? unexpected(n) : stop(offset + k, `expected ${literal}`);
+                expecting = 'next'; // the literal, then more letters
+                return unexpected(offset + k);
+              }
+            }
+            return unexpected(offset);
+          default: // a token where another was expected (or the end of the file)
+            return unexpected(offset);
+        }
+      },
+    }, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  } catch (error) {
+    if (error !== STOP) throw error;
   }
-
-  /** Reads `"key" :` at `i` into `frame`, refusing a key the object already has. */
-  function objectKey(frame: { keys: Set<string>; key: string }, path: typeof stack): string | JsonProblem {
-    if (text.charCodeAt(i) !== Ch.Quote) return problem('expected a property name in double quotes');
-    const start = i;
-    const end = scanString();
-    if (typeof end !== 'number') return end;
-    const raw = text.slice(start + 1, end - 1);
-    const key = raw.includes('\\') ? (JSON.parse(text.slice(start, end)) as string) : raw;
-    if (duplicates && frame.keys.has(key)) {
-      const where = formatPath([...path.slice(0, -1).map((f) => ('keys' in f ? f.key : f.index)), key]);
-      return { offset: start, message: `the key ${where} appears twice` };
-    }
-    frame.keys.add(key);
-    frame.key = key;
-    i = end;
-    skipSpace();
-    if (text.charCodeAt(i) !== Ch.Colon) return problem('expected ":" after a property name');
-    i++;
-    return key;
-  }
-}
-
-function isHexDigit(c: number): boolean {
-  return (c >= Ch.Zero && c <= Ch.Nine) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
+  return found;
 }
 
 function indent(text: string): string {
