@@ -13,6 +13,7 @@
  *
  * Usage: scripts/node bench/instructions.ts [--requests 4000] [--warmup 30000] [--top 30] [--same-headers]
  *   --top N          also print the N functions with the largest difference (JIT code named through --perf-basic-prof)
+ *   env BENCH_GH_RATE_LIMIT_STORE=redis: Gatehouse with its rate limits in the shared store (a local Redis)
  *   --same-headers   also measure the bare proxy sending Gatehouse's header bytes (`bare-proxy.ts --same-headers`,
  *                    diagnosis: how much of the gap is the headers themselves and how much the policies)
  */

@@ -32,6 +32,8 @@
  *                           default 60, quick 5); a run during which other processes took > 10% of the proxy's
  *                           core is discarded and repeated once
  *   --gatehouse-log-level L diagnosis only: e.g. "warn" to see what the access log costs (default info)
+ *   env BENCH_GH_RATE_LIMIT_STORE=redis  diagnosis: the same limits in the shared store on BENCH_REDIS_URL
+ *                           (default redis://127.0.0.1:6379)
  *   env BENCH_GH_VARIANT    diagnosis only: "no-ratelimit" (no rate limits) or "public" (authRequired: false, so no
  *                           key, role, rate limit or token): what the chain's parts cost
  */
