@@ -70,9 +70,10 @@ export function writeGatehouseConfig(dir: string, upstreamUrl: string, logLevel 
   }
   if (variant === 'public') (config.collections[0] as Record<string, unknown>).authRequired = false;
   // Diagnosis (BENCH_GH_RATE_LIMIT_STORE=redis): the same limits in the shared store on a local Redis, to see what
-  // the shared store costs a request. Counters go under a prefix of their own, expiring after two windows.
+  // the shared store costs a request (BENCH_GH_REDIS_SYNC sets its syncInterval; the sync's cost is per interval,
+  // not per request). Counters go under a prefix of their own, expiring after two windows.
   if (process.env.BENCH_GH_RATE_LIMIT_STORE === 'redis') {
-    (config.server as Record<string, unknown>).rateLimitStore = { type: 'redis', url: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: `gatehouse-bench:${process.pid}:` };
+    (config.server as Record<string, unknown>).rateLimitStore = { type: 'redis', url: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: `gatehouse-bench:${process.pid}:`, syncInterval: process.env.BENCH_GH_REDIS_SYNC ?? '100ms' };
   }
   const file = join(dir, 'gatehouse-bench.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
