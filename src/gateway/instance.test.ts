@@ -81,7 +81,16 @@ describe('a gateway instance fed snapshots', () => {
     assert.equal(gateway.ready(), false);
     assert.equal(await readyz(), 503);
     assert.equal((await fetch(`${ops}/healthz`)).status, 200);
-    assert.equal((await call(alice.key)).code, 'GH_ERR_GATEWAY_INTERNAL');
+    const early = await fetch(`${api}/billing/invoices`, { headers: { authorization: `Bearer ${alice.key}` } });
+    assert.equal(early.status, 503);
+    assert.equal(early.headers.get('retry-after'), '2');
+    assert.equal(((await early.json()) as { code: string }).code, 'GH_ERR_GATEWAY_NOT_READY');
+    gateway.setCheck('config', { status: 'failing', detail: 'waiting for the control plane' });
+    const body = (await (await fetch(`${ops}/readyz`)).json()) as { status: string; checks: Record<string, { status: string; detail?: string }> };
+    assert.deepEqual(body, { status: 'not ready', checks: { config: { status: 'failing', detail: 'waiting for the control plane' } } });
+    const explained = (await (await fetch(`${api}/billing/invoices`)).json()) as { detail: string };
+    assert.match(explained.detail, /\(waiting for the control plane\)/);
+    gateway.setCheck('config', undefined);
 
     const broken = snapshot(0, [['alice', alice]]);
     const result = await gateway.apply({ ...broken, collections: [{ ...broken.collections[0]!, upstream: { ...broken.collections[0]!.upstream, url: 'not a URL' } }] });

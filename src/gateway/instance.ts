@@ -102,6 +102,18 @@ export interface ListenOptions {
   opsHost?: string;
 }
 
+/** One dependency's state in `/readyz`. `failing` makes the instance not ready; `degraded` does not. */
+export interface ReadinessCheck {
+  status: 'ok' | 'degraded' | 'failing';
+  /** For the operator: what is wrong and what the gateway does meanwhile (never a secret). */
+  detail?: string;
+}
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, ReadinessCheck>;
+}
+
 export interface GatewayInstance {
   readonly metrics: GatewayMetrics;
   /**
@@ -120,8 +132,18 @@ export interface GatewayInstance {
   apply(source: SnapshotSource, options?: ApplyOptions): Promise<ApplyResult>;
   /** Starts the API listener (and the ops listener unless `ops: false`); call once. Logs `gateway listening`. */
   listen(options?: ListenOptions): Promise<{ api: AddressInfo; ops: AddressInfo | undefined }>;
-  /** Whether `/readyz` answers 200: a snapshot is in force and the instance is not closing. */
+  /** Whether `/readyz` answers 200: a snapshot is in force, the instance is not closing, and no check is failing. */
   ready(): boolean;
+  /**
+   * What `/readyz` reports: `ready` as `ready()`, and each named check (`config` always; others set by whoever
+   * owns the dependency, e.g. `rateLimitStore`). A `degraded` check is shown but keeps the instance ready.
+   */
+  readiness(): Readiness;
+  /**
+   * Sets (or, with undefined, removes) a named check. The check `config` describes why no configuration is in
+   * force yet (its status is always derived: `ok` once a snapshot is applied).
+   */
+  setCheck(name: string, check: ReadinessCheck | undefined): void;
   /**
    * Stops accepting, lets requests in flight finish for up to `drainMs` (default 10 s), waits for an apply in
    * progress, then releases pools, counters and keys (and the metrics, unless they were passed in). Calling it
@@ -190,6 +212,8 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
   let queue: Promise<unknown> = Promise.resolve();
   let ops: Server | undefined;
   let listening = false;
+  /** Named readiness checks set by the owners of dependencies (see `setCheck`). */
+  const checks = new Map<string, ReadinessCheck>();
 
   const poolsOf = (table: RouteTable | undefined) => new Set(table?.collections.map((c) => c.upstream.pool));
 
@@ -278,7 +302,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       const api = await listenOrExplain('API', (port, host) => server.listen(port, host), options.port ?? settings.listen.port, options.host ?? settings.listen.host);
       let opsAddress: AddressInfo | undefined;
       if (options.ops !== false) {
-        const opsServer = createOpsServer(metrics, () => instance.ready());
+        const opsServer = createOpsServer(metrics, () => instance.readiness());
         try {
           opsAddress = await listenOrExplain('ops', (port, host) => listenOn(opsServer, port, host), options.opsPort ?? settings.ops.port, options.opsHost ?? settings.ops.host);
         } catch (error) {
@@ -297,7 +321,27 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       }, 'gateway listening');
       return { api, ops: opsAddress };
     },
-    ready: () => !closing && server.table !== undefined,
+    ready: () => instance.readiness().ready,
+    readiness() {
+      const table = server.table;
+      const waiting = checks.get('config');
+      const out: Record<string, ReadinessCheck> = {
+        config: table !== undefined ? { status: 'ok', detail: `version ${table.version} in force` } : { status: 'failing', detail: waiting?.detail ?? 'no configuration applied yet' },
+      };
+      let ready = !closing && table !== undefined;
+      for (const [name, check] of checks) {
+        if (name === 'config') continue;
+        out[name] = check;
+        if (check.status === 'failing') ready = false;
+      }
+      if (closing) out.shutdown = { status: 'failing', detail: 'the gateway is shutting down' };
+      return { ready, checks: out };
+    },
+    setCheck(name, check) {
+      if (check === undefined) checks.delete(name);
+      else checks.set(name, check);
+      if (name === 'config') server.notReadyDetail = check?.detail;
+    },
     close(options = {}) {
       closed ??= (async () => {
         closing = true;
@@ -320,11 +364,14 @@ function newMinter(settings: TokenExchange, keys: SigningKeyStore): Minter {
   return createMinter({ issuer: settings.issuer, audience: settings.audience, ttlMs: settings.ttl, claims: settings.claims, keys });
 }
 
-function createOpsServer(metrics: GatewayMetrics, isReady: () => boolean): Server {
+function createOpsServer(metrics: GatewayMetrics, readiness: () => Readiness): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
-    if (path === '/readyz') return isReady() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'not ready' });
+    if (path === '/readyz') {
+      const r = readiness();
+      return json(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', checks: r.checks });
+    }
     if (path === '/metrics') {
       metrics.registry.metrics().then(
         (body) => {

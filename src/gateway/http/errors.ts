@@ -54,6 +54,7 @@ export const ERRORS = {
   GH_ERR_BOOTSTRAP_INVALID_REQUEST: { status: 400, title: 'Invalid bootstrap request', doc: 'The bootstrap endpoint got a malformed body, registration token or certificate signing request. Run the install command as the control plane printed it.' },
   GH_ERR_BOOTSTRAP_TOKEN_REFUSED: { status: 401, title: 'Registration token refused', doc: 'The registration token is unknown, was already used, expired (tokens live 5 minutes), or its gateway was deleted. Regenerate the install command (`gatehouse gateway install-command`).' },
   GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED: { status: 401, title: 'Gateway certificate refused', doc: "An edge gateway asked to re-enroll with its certificate, and the control plane refused: the certificate is not from its CA, unknown, revoked (the gateway was deleted), expired longer ago than the re-enrollment window (default 30 days), or the CSR is not for the certificate's key. Bootstrap the gateway again with a new install command." },
+  GH_ERR_GATEWAY_NOT_READY: { status: 503, title: 'Gateway not ready', doc: 'The gateway has no configuration in force yet: it is starting, or waiting for its control plane (its cached configuration is missing or was refused). Retry after the number of seconds in `Retry-After`; the gateway\'s `/readyz` says what it waits for.' },
   GH_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal error', doc: 'An unexpected gateway fault. Details are in the gateway log under the request id, never in the response.' },
 } as const satisfies Record<string, ErrorDef>;
 

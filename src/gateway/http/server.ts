@@ -45,6 +45,8 @@ const METHOD_OVERRIDE = refusal('GH_ERR_REQUEST_METHOD_OVERRIDE', 'Method-overri
 const WEBSOCKET_NOT_ALLOWED = refusal('GH_ERR_WEBSOCKET_NOT_ALLOWED');
 const JWKS_PATH = '/.well-known/jwks.json';
 const INTERNAL = refusal('GH_ERR_GATEWAY_INTERNAL');
+/** Seconds a client is told to wait while the gateway has no configuration yet. */
+const NOT_READY_RETRY_AFTER_S = 2;
 
 interface Routed {
   collection: CompiledCollection;
@@ -169,6 +171,17 @@ export class GatewayServer {
     });
   }
 
+  /**
+   * Why no configuration is in force yet, for the 503 a request gets meanwhile (set by the instance's `config`
+   * readiness check; never secret: it names what the gateway waits for).
+   */
+  notReadyDetail: string | undefined = undefined;
+
+  #notReady(): Refusal {
+    const why = this.notReadyDetail === undefined ? '' : ` (${this.notReadyDetail})`;
+    return refusal('GH_ERR_GATEWAY_NOT_READY', `The gateway has no configuration yet${why}. Retry shortly.`, { 'retry-after': String(NOT_READY_RETRY_AFTER_S) });
+  }
+
   get table(): RouteTable | undefined {
     return this.#table;
   }
@@ -240,7 +253,7 @@ export class GatewayServer {
     const table = this.#table;
     const method = req.method ?? 'GET';
 
-    if (table === undefined) return this.#refuse(req, res, requestId, refusal('GH_ERR_GATEWAY_INTERNAL', 'The gateway has no configuration yet.'), start);
+    if (table === undefined) return this.#refuse(req, res, requestId, this.#notReady(), start);
     const te = req.headers['transfer-encoding'];
     if (te !== undefined && te !== 'chunked' && te.trim().toLowerCase() !== 'chunked') {
       // Only `chunked` is decoded; forwarding the body without the other codings would change it. The body is
@@ -367,7 +380,7 @@ export class GatewayServer {
       );
       if (channels.requestEnd.hasSubscribers) this.#publishEnd(req, requestId, routedCtx, status, start, r.code);
     };
-    if (table === undefined) return reject(refusal('GH_ERR_GATEWAY_INTERNAL'));
+    if (table === undefined) return reject(this.#notReady());
     const routed = this.#route(req, table);
     if ('code' in routed) return reject(routed);
     if (!routed.collection.websocket) return reject(WEBSOCKET_NOT_ALLOWED, undefined, routed);
