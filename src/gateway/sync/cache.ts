@@ -8,13 +8,15 @@
  * readable only by the gateway's user (mode 0600). After parsing, the snapshot's content hash must equal the one
  * recorded, which is the one the control plane sent. A file that fails any check is refused as a whole.
  *
- * Writes are atomic (temporary file, fsync, rename) and mode 0600: a crash leaves the old file or the new one.
+ * Writes are atomic and durable (src/shared/atomic-file.ts: temporary file, fsync, rename, fsync of the directory)
+ * and mode 0600: a crash or a power loss leaves the old file or the new one.
  */
-import { createHmac, createPrivateKey, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { createHmac, createPrivateKey, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatIssues, type Snapshot, SnapshotSchema } from '../../config/schema.ts';
 import { canonicalJson, encodeSnapshot, snapshotHash } from '../../config/snapshot-encoding.ts';
+import { writeFileAtomic as writeFileAtomicShared } from '../../shared/atomic-file.ts';
 
 const FORMAT = 'gatehouse-snapshot-cache/1';
 
@@ -112,19 +114,10 @@ function deriveCacheKey(keyPem: string): Buffer {
   return Buffer.from(hkdfSync('sha256', der, 'gatehouse', 'gatehouse snapshot cache v1', 32));
 }
 
-/** Writes `content` to a temporary file with `mode`, flushes it to disk, then renames it over `file`. */
+/**
+ * Replaces `file` with `content`, created with `mode`, atomically and durably: {@link writeFileAtomicShared} of
+ * src/shared/atomic-file.ts, under the name and signature edge-runtime.ts uses.
+ */
 export async function writeFileAtomic(file: string, content: string, mode: number): Promise<void> {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const handle = await open(tmp, 'wx', mode);
-  try {
-    await handle.writeFile(content);
-    await handle.chmod(mode); // the umask may have narrowed it; never wider than asked
-    await handle.datasync();
-  } catch (error) {
-    await handle.close();
-    await rm(tmp, { force: true });
-    throw error;
-  }
-  await handle.close();
-  await rename(tmp, file);
+  await writeFileAtomicShared(file, content, { mode });
 }
