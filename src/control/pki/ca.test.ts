@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { caPin, createKeyAndCsr, describeCertificate } from '../../gateway/sync/certificates.ts';
+import { recordDurableWrites } from '../../testing/durable-writes.ts';
 import { CsrError, gatewayUri, openCertificateAuthority, parseGatewayUri } from './ca.ts';
 
 describe('control plane certificate authority', async () => {
@@ -20,6 +21,22 @@ describe('control plane certificate authority', async () => {
     assert.equal(again.pin, ca.pin);
     assert.match(ca.pin, /^sha256:[0-9a-f]{64}$/);
     assert.equal(caPin(ca.certPem), ca.pin);
+  });
+
+  it('writes a new CA key (0600) and certificate (0644) through the atomic-write helper, fsyncing files and directory', async () => {
+    const fresh = join(dir, 'fresh');
+    const recorder = recordDurableWrites();
+    try {
+      await openCertificateAuthority(fresh);
+    } finally {
+      recorder.stop();
+    }
+    assert.deepEqual(recorder.writes, [
+      { path: join(fresh, 'ca.key'), mode: 0o600, exclusive: true, fileSynced: true, directorySynced: true },
+      { path: join(fresh, 'ca.crt'), mode: 0o644, exclusive: true, fileSynced: true, directorySynced: true },
+    ]);
+    assert.equal((await stat(join(fresh, 'ca.key'))).mode & 0o777, 0o600);
+    assert.equal((await stat(join(fresh, 'ca.crt'))).mode & 0o777, 0o644);
   });
 
   it('signs a gateway CSR into a short-lived client certificate that chains to the CA', async () => {

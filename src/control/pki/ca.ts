@@ -5,10 +5,11 @@
  * gateways as `sha256:<hex>` of its SubjectPublicKeyInfo, as kubeadm pins its cluster CA.
  */
 import { randomBytes, webcrypto } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { ALGORITHM, caPin, exportPrivateKey, x509 } from '../../gateway/sync/certificates.ts';
+import { writeFileAtomic } from '../../shared/atomic-file.ts';
 
 export { caPin };
 const CA_VALIDITY_MS = 10 * 365 * 86_400_000;
@@ -85,8 +86,9 @@ export async function openCertificateAuthority(dir: string): Promise<Certificate
     });
     certPem = cert.toString('pem');
     privateKey = keys.privateKey;
-    await writeSecret(keyFile, await exportPrivateKey(keys.privateKey));
-    await writeAtomic(certFile, certPem, 0o644);
+    // Atomic and durable (fsync of the file and the directory); the key is 0600 from the moment its file exists.
+    await writeFileAtomic(keyFile, await exportPrivateKey(keys.privateKey), { mode: 0o600 });
+    await writeFileAtomic(certFile, certPem, { mode: 0o644 });
   }
   const caCert = new x509.X509Certificate(certPem);
   const pin = caPin(certPem);
@@ -160,16 +162,4 @@ function serial(): string {
   const bytes = randomBytes(16);
   bytes[0]! &= 0x7f; // positive INTEGER
   return bytes.toString('hex');
-}
-
-/** Writes a secret file with mode 0600 (created so, never world-readable even for a moment). */
-export async function writeSecret(file: string, content: string): Promise<void> {
-  await writeAtomic(file, content, 0o600);
-}
-
-async function writeAtomic(file: string, content: string, mode: number): Promise<void> {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(tmp, content, { mode, flag: 'wx' });
-  await chmod(tmp, mode);
-  await rename(tmp, file);
 }
