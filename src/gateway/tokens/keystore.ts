@@ -7,16 +7,17 @@
  * before the first token signed with it arrives, and it lets `current()` rotate synchronously: rotation is a
  * reference swap, the new next key is generated and persisted in the background.
  *
- * With `file` set, the keys live in a JSON file (mode 0600, written atomically). The file holds private parts
- * only for the current and next key; retired keys keep their public part only.
+ * With `file` set, the keys live in a JSON file (mode 0600, written atomically and durably by
+ * src/shared/atomic-file.ts). The file holds private parts only for the current and next key; retired keys keep
+ * their public part only.
  */
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { calculateJwkThumbprint, CompactSign, compactVerify, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type KeyObject } from 'jose';
 import { z } from 'zod';
 import { ConfigError } from '../../config/load.ts';
 import { formatIssues, type SigningKeys, type TokenExchange } from '../../config/schema.ts';
+import { writeFileAtomic } from '../../shared/atomic-file.ts';
 
 export type SigningAlgorithm = TokenExchange['algorithm'];
 
@@ -345,7 +346,7 @@ class KeyStore implements SigningKeyStore {
     for (const k of this.#retired) {
       entries.push({ state: 'retired', kid: k.kid, alg: k.alg, createdAt: iso(k.createdAt), retiredAt: iso(k.retiredAt), publishUntil: iso(k.publishUntil), jwk: k.publicJwk });
     }
-    await writeFileAtomic(this.#file, `${JSON.stringify({ version: FILE_VERSION, keys: entries }, null, 2)}\n`);
+    await writeKeysFile(this.#file, `${JSON.stringify({ version: FILE_VERSION, keys: entries }, null, 2)}\n`);
   }
 }
 
@@ -500,21 +501,12 @@ async function importPrivate(jwk: Jwk, publicJwk: Jwk, alg: SigningAlgorithm): P
   }
 }
 
-/** Writes `data` to a temporary file with mode 0600 beside `file`, flushes it, and renames it over `file`. */
-async function writeFileAtomic(file: string, data: string): Promise<void> {
-  const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+/** Replaces the keys file (mode 0600, atomically and durably), creating its directory (0700) when missing. */
+async function writeKeysFile(file: string, data: string): Promise<void> {
   try {
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
+    await writeFileAtomic(file, data, { mode: 0o600 });
   } catch (error) {
-    await rm(temp, { force: true }).catch(() => {});
     throw new ConfigError(`cannot write signing keys file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`, { cause: error });
   }
 }
