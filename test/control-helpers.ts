@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { eventually, waitForValue } from '../src/testing/eventually.ts';
 import { onLines, REPO_ROOT } from './helpers.ts';
 
 const MAIN = join(REPO_ROOT, 'src/cli/main.ts');
@@ -78,7 +79,7 @@ export async function startControlPlane(options: { databaseUrl?: string; dataDir
   };
   onLines(child, onLine);
   child.once('exit', (code) => rejectReady(new Error(`control plane exited with ${code} before listening:\n${output.join('\n')}`)));
-  const timer = setTimeout(() => rejectReady(new Error(`control plane did not start in 20 s:\n${output.join('\n')}`)), 20_000);
+  const timer = setTimeout(() => rejectReady(new Error(`control plane did not start in 60 s:\n${output.join('\n')}`)), 60_000);
   let addresses: { admin: string; gateway: string };
   try {
     addresses = await ready;
@@ -89,8 +90,12 @@ export async function startControlPlane(options: { databaseUrl?: string; dataDir
   } finally {
     clearTimeout(timer);
   }
-  // The banner (stderr) follows the log line; give it a moment to arrive.
-  const token = await waitFor(() => output.map((l) => /^\s+(ghk_[A-Za-z0-9]+)\s*$/.exec(l)?.[1]).find(Boolean), 2000);
+  // The banner (stderr) follows the log line: wait for it. It is one small write (atomic on a pipe, read as one
+  // chunk), so once its "config sync" line is here, so is the admin token it shows on the very first start only.
+  const token = await waitForValue(() => {
+    if (!output.some((l) => /^\s+config sync\s/.test(l))) return undefined;
+    return output.map((l) => /^\s+(ghk_[A-Za-z0-9]+)\s*$/.exec(l)?.[1]).find(Boolean) ?? '';
+  }, 10_000).catch(() => undefined);
   const adminUrl = `http://${addresses.admin}`;
   return {
     adminUrl,
@@ -114,21 +119,5 @@ export async function startControlPlane(options: { databaseUrl?: string; dataDir
   };
 }
 
-async function waitFor<T>(probe: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** Polls `probe` until it returns true; resolves with the milliseconds it took, rejects after `timeoutMs`. */
-export async function eventually(probe: () => Promise<boolean>, timeoutMs = 1000, what = 'condition'): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await probe()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`${what} did not hold within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** Polls `probe` until it returns true; resolves with the milliseconds it took, rejects after `timeoutMs` (10 s by default). */
+export { eventually };

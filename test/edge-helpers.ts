@@ -29,7 +29,7 @@ export async function startEdge(dir: string, extraArgs: readonly string[] = []):
   kill.unref();
   const output: string[] = [];
   onLines(child, (line) => output.push(line));
-  const waitFor = async (pattern: RegExp, timeoutMs = 10_000, from = 0): Promise<string> => {
+  const waitFor = async (pattern: RegExp, timeoutMs = 30_000, from = 0): Promise<string> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const line = output.slice(from).find((l) => pattern.test(l));

@@ -65,7 +65,7 @@ export interface GatewayProcess {
   child: ChildProcess;
   /** Every stdout/stderr line so far. */
   output: string[];
-  /** Resolves with the first output line matching `pattern` (waits up to `timeoutMs`). */
+  /** Resolves with the first output line matching `pattern` (waits up to `timeoutMs`, 30 s by default). */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
   /** Rewrites the config file (YAML). */
   writeConfig(config: unknown): Promise<void>;
@@ -96,7 +96,7 @@ export async function startGateway(config: Record<string, unknown>, options: { e
     }
   };
   onLines(child, onLine);
-  const waitFor = (pattern: RegExp, timeoutMs = 10_000) => {
+  const waitFor = (pattern: RegExp, timeoutMs = 30_000) => {
     const seen = output.find((l) => pattern.test(l));
     if (seen) return Promise.resolve(seen);
     return new Promise<string>((resolve, reject) => {
@@ -211,7 +211,7 @@ export async function metricValue(opsUrl: string, sample: string): Promise<numbe
 }
 
 /** Resolves with the first output line matching `pattern` at index `from` or later (default: lines yet to come). */
-export async function waitForLine(gw: GatewayProcess, pattern: RegExp, from = gw.output.length, timeoutMs = 10_000): Promise<string> {
+export async function waitForLine(gw: GatewayProcess, pattern: RegExp, from = gw.output.length, timeoutMs = 30_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const line = gw.output.slice(from).find((l) => pattern.test(l));
@@ -238,7 +238,7 @@ export function runCli(args: string[], options: { timeoutMs?: number; env?: Reco
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 15_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);

@@ -177,6 +177,7 @@ describe('a gateway instance fed snapshots', () => {
     // The first one takes longer to prepare; the second still waits for it.
     const results = await Promise.all([
       gateway.apply(async () => {
+        // The scenario, not a wait: however long this takes on a busy machine, the second snapshot must wait for it.
         await new Promise((r) => setTimeout(r, 50));
         return startCompile(snapshot(6, [['alice', alice]]));
       }),

@@ -1128,6 +1128,8 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
             store.transaction(async (tx) => {
               log.push(`begin ${i}`);
               const n = Number(await tx.getSetting('counter'));
+              // Widens the window between read and write (the scenario, not a wait): correct serialization passes
+              // whatever the timing.
               await sleep(5);
               await tx.setSetting('counter', String(n + 1));
               log.push(`end ${i}`);

@@ -14,6 +14,8 @@ import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { migrationNames } from './migrations.ts';
 import { openStore, redactUrl, SQLITE_FILE_NAME, StoreOpenError } from './open.ts';
+import { eventually } from '../../testing/eventually.ts';
+import { POSTGRES_HOW_TO, probePostgres, TEST_DATABASE_URL } from '../../testing/postgres.ts';
 import { storeContract } from './store-contract.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'gatehouse-store-'));
@@ -100,8 +102,9 @@ describe('openStore', () => {
 
 // ── PostgreSQL ──────────────────────────────────────────────────────────────────────────────────────────────────
 
-const pgUrl = process.env.GATEHOUSE_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
-const unreachable = await probe(pgUrl);
+const pgUrl = TEST_DATABASE_URL;
+// Retries with back-off (up to 30 s) before declaring PostgreSQL absent: a busy machine is slow to accept.
+const unreachable = await probePostgres(pgUrl);
 
 if (unreachable === undefined) {
   const prefix = `gh_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -148,6 +151,8 @@ if (unreachable === undefined) {
         const bump = (store: typeof a) =>
           store.transaction(async (tx) => {
             const n = Number(await tx.getSetting('counter'));
+            // Widens the window between read and write (the scenario, not a wait): correct serialization passes
+            // whatever the timing.
             await new Promise((resolve) => setTimeout(resolve, 5));
             await tx.setSetting('counter', String(n + 1));
           });
@@ -170,14 +175,20 @@ if (unreachable === undefined) {
         await b.notifyChange('wsp_from_b');
         await a.notifyChange('wsp_from_a');
         await other.notifyChange('wsp_other_schema');
-        for (let i = 0; i < 200 && (heardByA.length < 1 || heardByB.length < 1); i++) await new Promise((r) => setTimeout(r, 10));
-        await new Promise((r) => setTimeout(r, 50));
-        assert.deepEqual(heardByA, ['wsp_from_b']);
-        assert.deepEqual(heardByB, ['wsp_from_a']);
+        // PostgreSQL delivers notifications in commit order: once each replica heard the other's marker, sent last,
+        // anything it should not have heard (its own, the other schema's) would have arrived before it.
+        await b.notifyChange('marker_b');
+        await a.notifyChange('marker_a');
+        await eventually(() => heardByA.includes('marker_b') && heardByB.includes('marker_a'), 10_000, 'the markers heard');
+        assert.deepEqual(heardByA, ['wsp_from_b', 'marker_b']);
+        assert.deepEqual(heardByB, ['wsp_from_a', 'marker_a']);
         await stopA();
+        // A new listener of A hears what comes next; the stopped one must not.
+        const heardLater: string[] = [];
+        await a.onRemoteChange((ws) => heardLater.push(ws));
         await b.notifyChange('after_stop');
-        await new Promise((r) => setTimeout(r, 100));
-        assert.deepEqual(heardByA, ['wsp_from_b']);
+        await eventually(() => heardLater.includes('after_stop'), 10_000, 'the new listener heard after_stop');
+        assert.deepEqual(heardByA, ['wsp_from_b', 'marker_b']);
       } finally {
         await Promise.all([a.close(), b.close(), other.close()]);
       }
@@ -185,25 +196,10 @@ if (unreachable === undefined) {
   });
 } else if (process.env.CI) {
   it('runs the store contract on PostgreSQL', () => {
-    assert.fail(`PostgreSQL not reachable at ${redactUrl(pgUrl)} (${unreachable}); under CI the PostgreSQL store suite must run`);
+    assert.fail(`PostgreSQL not reachable at ${redactUrl(pgUrl)} (${unreachable}); under CI the PostgreSQL store suite must run: ${POSTGRES_HOW_TO}`);
   });
 } else {
   it('runs the store contract on PostgreSQL', (t) => {
-    t.skip(`PostgreSQL not reachable at ${redactUrl(pgUrl)} (${unreachable}) — skipped; set GATEHOUSE_TEST_DATABASE_URL`);
+    t.skip(`PostgreSQL not reachable at ${redactUrl(pgUrl)} (${unreachable}) — skipped; ${POSTGRES_HOW_TO}`);
   });
-}
-
-/** Undefined when PostgreSQL answers at `url`, else why not. */
-async function probe(url: string): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
-  try {
-    await client.connect();
-    await client.query('select 1');
-    return undefined;
-  } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    return e.message || e.code || String(error);
-  } finally {
-    await client.end().catch(() => {});
-  }
 }

@@ -21,6 +21,7 @@ import type { PublishedScope } from '../publisher.ts';
 import { openStore } from '../store/open.ts';
 import type { GatewayRecord, Store } from '../store/store.ts';
 import { createTelemetryIngest } from '../telemetry/ingest.ts';
+import { eventually } from '../../testing/eventually.ts';
 import { startSyncServer, type SyncServer } from './sync-server.ts';
 
 const WS = 'wsp_edge0000000000000001';
@@ -102,14 +103,6 @@ function memoryLogger() {
   return { logger, lines };
 }
 
-async function eventually(probe: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`${what} did not hold within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('gateway sync: control-plane server and edge runtime', () => {
   let store: Store;
   let ca: CertificateAuthority;
@@ -164,9 +157,9 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     const dir = await gatewayDir(store, ca, gateway, sync);
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const { gw } = await edge(dir);
-    await eventually(() => gw.state().appliedVersion === 1, 5000, 'v1 applied');
+    await eventually(() => gw.state().appliedVersion === 1, 10_000, 'v1 applied');
     assert.equal(gw.instance.version, '1');
-    await eventually(async () => (await instances(gateway.id))[0]?.appliedVersion === 1, 2000, 'v1 ACK recorded');
+    await eventually(async () => (await instances(gateway.id))[0]?.appliedVersion === 1, 10_000, 'v1 ACK recorded');
     const [record] = await instances(gateway.id);
     assert.equal(record!.connected, true);
     assert.equal(record!.instanceId, gw.state().instanceId);
@@ -174,12 +167,12 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     assert.ok(record!.lastSyncedAt);
 
     await publisher.publish(scope, snapshot(2, ['/a', '/b']));
-    await eventually(() => gw.state().appliedVersion === 2, 2000, 'v2 applied');
+    await eventually(() => gw.state().appliedVersion === 2, 10_000, 'v2 applied');
     assert.ok(
       serverLog.lines.some((l) => l.msg === 'sent a snapshot version' && l.gateway === gateway.id && l.version === 2 && l.kind === 'delta'),
       'v2 travelled as a delta',
     );
-    await eventually(() => server.registry.appliedVersions(gateway.id).get(gw.state().instanceId) === 2, 2000, 'the registry knows v2');
+    await eventually(() => server.registry.appliedVersions(gateway.id).get(gw.state().instanceId) === 2, 10_000, 'the registry knows v2');
     const cached = JSON.parse(await readFile(join(dir, 'cache', 'snapshot.json'), 'utf8')) as { version: number };
     assert.equal(cached.version, 2, 'the applied snapshot is cached');
   });
@@ -189,11 +182,11 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     const dir = await gatewayDir(store, ca, gateway, sync);
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const { gw, log } = await edge(dir);
-    await eventually(() => gw.state().appliedVersion === 1, 5000, 'v1 applied');
+    await eventually(() => gw.state().appliedVersion === 1, 10_000, 'v1 applied');
 
     // A record whose content does not hash to what it claims: the edge must refuse it.
     await publisher.publish(scope, snapshot(2, ['/a', '/evil']), 'f'.repeat(64));
-    await eventually(async () => (await instances(gateway.id))[0]?.nackedVersion === 2, 2000, 'NACK recorded');
+    await eventually(async () => (await instances(gateway.id))[0]?.nackedVersion === 2, 10_000, 'NACK recorded');
     const [record] = await instances(gateway.id);
     assert.equal(record!.appliedVersion, 1);
     assert.match(record!.lastError!, /content hash mismatch/);
@@ -202,9 +195,9 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     assert.ok(serverLog.lines.some((l) => /NACK/.test(String(l.msg)) && l.gateway === gateway.id));
 
     await publisher.publish(scope, snapshot(3, ['/a', '/c']));
-    await eventually(() => gw.state().appliedVersion === 3, 2000, 'v3 applied');
+    await eventually(() => gw.state().appliedVersion === 3, 10_000, 'v3 applied');
     assert.ok(serverLog.lines.some((l) => l.msg === 'sent a snapshot version' && l.gateway === gateway.id && l.version === 3 && l.kind === 'delta'), 'v3 came as a delta from v1');
-    await eventually(async () => (await instances(gateway.id))[0]?.appliedVersion === 3, 2000, 'v3 ACK recorded');
+    await eventually(async () => (await instances(gateway.id))[0]?.appliedVersion === 3, 10_000, 'v3 ACK recorded');
     const [later] = await instances(gateway.id);
     assert.equal(later!.nackedVersion, undefined, 'an ACK of a newer version clears the error');
   });
@@ -214,7 +207,7 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     const dir = await gatewayDir(store, ca, gateway, sync);
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const first = await edge(dir);
-    await eventually(() => first.gw.state().appliedVersion === 1, 5000, 'v1 applied');
+    await eventually(() => first.gw.state().appliedVersion === 1, 10_000, 'v1 applied');
     await first.gw.close();
     await publisher.publish(scope, snapshot(2, ['/a', '/b']));
 
@@ -222,7 +215,7 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     assert.equal(second.gw.state().appliedVersion, 1, 'serves the cache at once');
     assert.equal(second.gw.state().source, 'cache');
     assert.ok(second.log.lines.some((l) => l.msg === 'serving from the cached snapshot v1 (control plane not reached yet)'));
-    await eventually(() => second.gw.state().appliedVersion === 2, 5000, 'v2 applied');
+    await eventually(() => second.gw.state().appliedVersion === 2, 10_000, 'v2 applied');
     assert.ok(serverLog.lines.some((l) => l.msg === 'sent a snapshot version' && l.gateway === gateway.id && l.version === 2 && l.kind === 'delta'));
   });
 
@@ -235,7 +228,7 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     const good = await gatewayDir(store, ca, gateway, sync);
     cleanup.push(() => rm(good, { recursive: true, force: true }));
     const { gw } = await edge(good);
-    await eventually(() => gw.state().appliedVersion === 1, 5000, 'v1 applied');
+    await eventually(() => gw.state().appliedVersion === 1, 10_000, 'v1 applied');
     await gw.close();
     await mkdir(join(dir, 'cache'));
     const original = JSON.parse(await readFile(join(good, 'cache', 'snapshot.json'), 'utf8')) as { body: string; hash: string };
@@ -285,16 +278,16 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     const dir = await gatewayDir(store, ca, gateway, sync);
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const { gw } = await edge(dir);
-    await eventually(() => gw.state().appliedVersion === 1 && gw.state().connected, 5000, 'connected');
+    await eventually(() => gw.state().appliedVersion === 1 && gw.state().connected, 10_000, 'connected');
 
     assert.equal(await store.deleteGateway(gateway.id, new Date().toISOString()), true);
     const t0 = Date.now();
     assert.equal(server.disconnectGateway(gateway.id), 1);
-    await eventually(() => !gw.state().connected, 1000, 'stream cut');
+    await eventually(() => !gw.state().connected, 10_000, 'stream cut');
     assert.ok(Date.now() - t0 < 1000);
-    await eventually(() => /revoked|deleted/.test(gw.state().lastError ?? '') && gw.state().attempts >= 2, 3000, 'reconnects refused');
+    await eventually(() => /revoked|deleted/.test(gw.state().lastError ?? '') && gw.state().attempts >= 2, 10_000, 'reconnects refused');
     assert.equal(gw.state().connected, false);
-    await eventually(() => gw.instance.version === 'deleted', 1000, 'endpoints deactivated');
+    await eventually(() => gw.instance.version === 'deleted', 10_000, 'endpoints deactivated');
     assert.equal(gw.instance.server.table?.collections.length, 0);
     await assert.rejects(readFile(join(dir, 'cache', 'snapshot.json')), { code: 'ENOENT' }, 'the cache is gone: a restart serves nothing');
   });
@@ -305,17 +298,17 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const before = await readFile(join(dir, 'tls', 'gateway.crt'), 'utf8');
     const { gw, log } = await edge(dir);
-    await eventually(() => gw.state().appliedVersion === 1, 5000, 'v1 applied');
+    await eventually(() => gw.state().appliedVersion === 1, 10_000, 'v1 applied');
     const serial = gw.state().certificate.serial;
     // Renewed 2 s after issuance (2/3 of 3 s); the control plane's certificates last 24 h.
-    await eventually(() => gw.state().certificate.serial !== serial, 5000, 'renewed');
+    await eventually(() => gw.state().certificate.serial !== serial, 10_000, 'renewed');
     assert.ok(log.lines.some((l) => /renewed the gateway certificate/.test(String(l.msg))));
     const after = await readFile(join(dir, 'tls', 'gateway.crt'), 'utf8');
     assert.notEqual(after, before);
     assert.ok(await store.getGatewayCertificate(gw.state().certificate.serial), 'the renewed certificate is recorded');
-    await eventually(() => gw.state().connected && gw.state().connections >= 2, 5000, 'reconnected with the new certificate');
+    await eventually(() => gw.state().connected && gw.state().connections >= 2, 10_000, 'reconnected with the new certificate');
     await publisher.publish(scope, snapshot(2, ['/a', '/renewed']));
-    await eventually(() => gw.state().appliedVersion === 2, 3000, 'v2 over the new channel');
+    await eventually(() => gw.state().appliedVersion === 2, 10_000, 'v2 over the new channel');
 
     // The cache was re-keyed with the new private key: a restart reads it.
     await gw.close();
@@ -360,7 +353,7 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     const report = await openReport(dir, sync);
     cleanup.push(async () => report.close());
     report.send(1);
-    await eventually(() => report.acks.includes(1), 2000, 'batch 1 acknowledged');
+    await eventually(() => report.acks.includes(1), 10_000, 'batch 1 acknowledged');
     return { gateway, dir, report };
   }
 
@@ -416,11 +409,11 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     };
     // No heartbeat within the test: its store write would fail for a deleted gateway and end the sync stream.
     const { gw, log } = await edge(dir, { telemetry: source, heartbeatMs: 60_000 });
-    await eventually(() => gw.state().appliedVersion === 1 && acked.length > 0, 5000, 'connected, a batch acknowledged');
+    await eventually(() => gw.state().appliedVersion === 1 && acked.length > 0, 10_000, 'connected, a batch acknowledged');
 
     // Deleted in the store only: nothing ends the sync stream here, the next telemetry batch is refused.
     assert.equal(await store.deleteGateway(gateway.id, new Date().toISOString()), true);
-    await eventually(() => gw.instance.version === 'deleted', 3000, 'endpoints deactivated');
+    await eventually(() => gw.instance.version === 'deleted', 10_000, 'endpoints deactivated');
     const line = log.lines.find((l) => /this gateway was deleted in the control plane/.test(String(l.msg)));
     assert.match(String(line?.reason), /^PERMISSION_DENIED: the certificate of gateway .* was revoked at .* \(gateway deleted\)$/);
     await assert.rejects(readFile(join(dir, 'cache', 'snapshot.json')), { code: 'ENOENT' });
@@ -573,7 +566,7 @@ describe('edge runtime against a scripted control plane', () => {
     const log = memoryLogger();
     const gw = await startEdgeGateway({ dir, logger: log.logger, port: 0, host: '127.0.0.1', opsPort: 0, reconnect: { initialMs: 20, maxMs: 200 }, heartbeatMs: 60_000, telemetry: false });
     try {
-      await eventually(() => received.some((m) => m.message === 'nack' && m.nack!.version === 3), 5000, 'the third NACK');
+      await eventually(() => received.some((m) => m.message === 'nack' && m.nack!.version === 3), 10_000, 'the third NACK');
       const answers = received.filter((m) => m.message !== 'heartbeat').map((m) => (m.message === 'hello' ? `hello@${m.hello!.appliedVersion}` : m.message === 'ack' ? `ack ${m.ack!.version}` : `nack ${m.nack!.version}`));
       assert.deepEqual(answers, ['hello@0', 'ack 1', 'nack 2', 'hello@1', 'ack 2', 'nack 3']);
       const mismatch = received.find((m) => m.message === 'nack' && m.nack!.version === 2)!;
@@ -626,7 +619,7 @@ describe('edge runtime: certificate renewal against a scripted control plane', (
     const log = memoryLogger();
     const gw = await startEdgeGateway({ dir, logger: log.logger, port: 0, host: '127.0.0.1', opsPort: 0, reconnect: { initialMs: 20, maxMs: 200 }, heartbeatMs: 60_000, renewAfter: 0.1, telemetry: false });
     try {
-      await eventually(() => log.lines.filter((l) => l.msg === 'certificate renewal failed; retrying').length >= 2, 5000, 'two refused renewals');
+      await eventually(() => log.lines.filter((l) => l.msg === 'certificate renewal failed; retrying').length >= 2, 10_000, 'two refused renewals');
       const reasons = log.lines.filter((l) => l.msg === 'certificate renewal failed; retrying').map((l) => (l.err as { message: string }).message);
       assert.equal(reasons[0], "the CA of the control plane's renewal answer holds 2 certificates, not one; the certificate is not renewed");
       assert.equal(reasons[1], 'the control plane answered the renewal with another CA than the pinned one (tls/ca.pem); the certificate is not renewed');

@@ -11,6 +11,7 @@ import { generateKey, redactKey } from '../keys/api-key.ts';
 import { channels, type RequestEndEvent } from './channels.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { createTelemetryCollector, type TelemetryCollector } from './telemetry.ts';
+import { eventually } from '../../testing/eventually.ts';
 
 const alice = generateKey();
 const walled = generateKey();
@@ -39,7 +40,7 @@ describe('the telemetry collector of a gateway instance', () => {
     const res = await fetch(`${base}${path}`, { method, headers: key === undefined ? {} : { 'x-api-key': key } });
     await res.arrayBuffer();
     const id = res.headers.get('x-request-id')!;
-    while (!ended.has(id)) await new Promise((r) => setTimeout(r, 1));
+    await eventually(() => ended.has(id), 10_000, `the end of request ${id} published`, 1);
     return res.status;
   };
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify, SignJWT, type JSONWebKeySet } from 'jose';
+import { eventually } from '../../testing/eventually.ts';
 import { openSigningKeyStore, VERIFY_SKEW_MS, type SigningKeyStore } from './keystore.ts';
 
 const MINUTE = 60_000;
@@ -25,11 +26,7 @@ async function sign(store: SigningKeyStore, now: number): Promise<string> {
 }
 
 async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 2_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met within 2s');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await eventually(condition, 10_000, 'condition', 5);
 }
 
 async function verifies(store: SigningKeyStore, token: string, now: number): Promise<boolean> {
