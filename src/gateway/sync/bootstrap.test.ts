@@ -4,16 +4,17 @@
  * control plane answering something unexpected — can and cannot make a gateway trust.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import fs, { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, mock } from 'node:test';
 import pino from 'pino';
 import { ConfigError } from '../../config/load.ts';
 import { type CertificateAuthority, openCertificateAuthority } from '../../control/pki/ca.ts';
+import { recordDurableWrites } from '../../testing/durable-writes.ts';
 import { BootstrapError, bootstrapGateway, type BootstrapOptions, reenrollGateway } from './bootstrap.ts';
 import { caPin, singleCertificate } from './certificates.ts';
 import { startEdgeGateway } from './edge-runtime.ts';
@@ -160,6 +161,52 @@ describe('bootstrap trusts exactly the pinned CA', () => {
     assert.ok(single.ok);
     assert.equal(single.pem, caPem);
     assert.deepEqual(e.seen.map((s) => `${s.method} ${s.path}`), ['GET /v1/ca', 'POST /v1/register']);
+  });
+
+  it('writes every file of the config directory through the atomic-write helper, the key and values.yaml with mode 0600', async () => {
+    let url = '';
+    const e = await endpoint({ tls: realTls, ca: `${real.certPem}\n`, register: (body) => registerAnswer(real, real.certPem, url)(body) });
+    url = e.url;
+    const recorder = recordDurableWrites();
+    try {
+      await bootstrapGateway({ ...options(e.url, 'durable'), mode: 'helm' });
+    } finally {
+      recorder.stop();
+    }
+    const dir = join(work, 'durable');
+    const modes = { 'tls/gateway.key': 0o600, 'tls/gateway.crt': 0o644, 'tls/ca.pem': 0o644, 'values.yaml': 0o600, 'gateway.json': 0o644 };
+    assert.deepEqual(
+      recorder.writes,
+      Object.entries(modes).map(([name, mode]) => ({ path: join(dir, name), mode, exclusive: true, fileSynced: true, directorySynced: true })),
+    );
+    for (const [name, mode] of Object.entries(modes)) assert.equal((await stat(join(dir, name))).mode & 0o777, mode, name);
+    assert.deepEqual((await readdir(dir)).sort(), ['gateway.json', 'tls', 'values.yaml']);
+    assert.deepEqual((await readdir(join(dir, 'tls'))).sort(), ['ca.pem', 'gateway.crt', 'gateway.key']);
+  });
+
+  it('a config directory whose writing fails holds no gateway.json, and the error says what failed and what to do', async () => {
+    let url = '';
+    const e = await endpoint({ tls: realTls, ca: `${real.certPem}\n`, register: (body) => registerAnswer(real, real.certPem, url)(body) });
+    url = e.url;
+    const rename = fs.rename;
+    mock.method(fs, 'rename', async (from: string, to: string) => {
+      if (to.endsWith('gateway.json')) throw Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' });
+      return rename(from, to);
+    });
+    const dir = join(work, 'full-disk');
+    try {
+      await assert.rejects(bootstrapGateway(options(e.url, 'full-disk')), (error: Error) => {
+        assert.ok(error instanceof BootstrapError && !error.userMistake);
+        assert.equal(
+          error.message,
+          `the gateway is registered, but writing its config directory failed: cannot write ${join(dir, 'gateway.json')}: renaming the temporary file over it failed (ENOSPC). Fix that and bootstrap again into ${dir} with a new token (this one is used up)`,
+        );
+        return true;
+      });
+    } finally {
+      mock.restoreAll();
+    }
+    assert.deepEqual(await readdir(dir), ['tls']);
   });
 
   it('an edge gateway whose tls/ca.pem holds two certificates, or another CA than gateway.json pins, refuses to start', async () => {

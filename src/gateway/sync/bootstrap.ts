@@ -12,20 +12,23 @@
  *    CA it comes with must be the pinned one.
  * 5. Write the directory: the TLS files first, `gateway.json` last, so that gateway.json marks a complete
  *    directory. The key (and in helm mode values.yaml, which holds it) is created with mode 0600, directories 0700.
+ *    Each file is written atomically and durably (src/shared/atomic-file.ts), so a power loss cannot leave a
+ *    gateway.json beside a torn or missing key.
  *
  * The token is sent to the control plane and nowhere else: it is never printed, logged or written.
  *
  * `reenrollGateway` is the way back for a gateway whose certificate expired (see edge-runtime.ts): the same
  * endpoint and trust, with proof of possession of the certificate's key instead of a token.
  */
-import { randomBytes, type X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, chmod, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, readdir, stat } from 'node:fs/promises';
 import { request } from 'node:https';
 import { hostname as osHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { EdgeIdentitySchema, RegisterResponseSchema, RenewResponseSchema, type EdgeIdentity, type RegisterResponse, type RenewResponse } from '../../config/edge.ts';
+import { writeFileAtomic } from '../../shared/atomic-file.ts';
 import { createCsrForKey, createKeyAndCsr, describeCertificate, singleCertificate, x509 } from './certificates.ts';
 
 /** The TLS server name the control plane's certificate carries for the edge endpoints. */
@@ -127,16 +130,21 @@ export async function bootstrapGateway(options: BootstrapOptions): Promise<Boots
   // Step 3: the directory. gateway.json last: it marks a complete directory.
   const files: string[] = [];
   const write = async (name: string, content: string, mode: number) => {
-    await writeAtomic(join(dir, name), content, mode);
+    await writeFileAtomic(join(dir, name), content, { mode });
     files.push(name);
   };
-  await makeDirectory(dir);
-  await makeDirectory(join(dir, 'tls'));
-  await write(TLS_FILES.key, keyPem, 0o600);
-  await write(TLS_FILES.certificate, certificatePem, 0o644);
-  await write(TLS_FILES.ca, caPem, 0o644);
-  if (options.mode === 'helm') await write(HELM_VALUES_FILE, helmValues(identity, { ca: caPem, certificate: certificatePem, key: keyPem }), 0o600);
-  await write(IDENTITY_FILE, `${JSON.stringify(identity, null, 2)}\n`, 0o644);
+  try {
+    await makeDirectory(dir);
+    await makeDirectory(join(dir, 'tls'));
+    await write(TLS_FILES.key, keyPem, 0o600);
+    await write(TLS_FILES.certificate, certificatePem, 0o644);
+    await write(TLS_FILES.ca, caPem, 0o644);
+    if (options.mode === 'helm') await write(HELM_VALUES_FILE, helmValues(identity, { ca: caPem, certificate: certificatePem, key: keyPem }), 0o600);
+    await write(IDENTITY_FILE, `${JSON.stringify(identity, null, 2)}\n`, 0o644);
+  } catch (error) {
+    // A full disk or an I/O error, not a bug: say what failed and the way out (the token is spent).
+    throw new BootstrapError(`the gateway is registered, but writing its config directory failed: ${(error as Error).message}. Fix that and bootstrap again into ${dir} with a new token (this one is used up)`, false);
+  }
   const described = describeCertificate(certificatePem);
   return { dir, identity, files, certificate: { serial: described.serial, notAfter: described.notAfter } };
 }
@@ -280,19 +288,6 @@ async function makeDirectory(dir: string): Promise<void> {
   await chmod(dir, 0o700).catch((error: unknown) => {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
   });
-}
-
-/** Writes through a temporary file created with `mode` (never readable by others, even for a moment), then renames. */
-async function writeAtomic(file: string, content: string, mode: number): Promise<void> {
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, content, { mode, flag: 'wx' });
-    await chmod(tmp, mode);
-    await rename(tmp, file);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
 }
 
 interface Answer {
