@@ -437,6 +437,12 @@ export const RateLimitStoreSchema = z.discriminatedUnion('type', [
 ]);
 export type RateLimitStoreSettings = z.output<typeof RateLimitStoreSchema>;
 
+/** A `server.publicHosts` entry: a host name or IP literal, optionally with a port, or `*.` + a domain. */
+const PublicHostSchema = z
+  .string()
+  .max(260)
+  .regex(/^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/, 'must be a host name or IP address with an optional port (e.g. api.example.com, api.example.com:8443, *.example.com)');
+
 export const ServerSchema = z.strictObject({
   listen: ListenSchema.default({ host: '0.0.0.0', port: 8080 }),
   /** Operations listener: /healthz, /readyz, /metrics. */
@@ -445,6 +451,12 @@ export const ServerSchema = z.strictObject({
   tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
   /** Peers allowed to set X-Forwarded-For (e.g. your load balancer); otherwise the socket address is the client. */
   trustedProxies: z.array(CidrSchema).default([]),
+  /**
+   * Host names the gateway answers for (`api.example.com`, `api.example.com:8443`, `*.example.com`). When set, a
+   * request for another Host is refused (421) unless its collection names that host, and only these hosts are
+   * forwarded in `X-Forwarded-Host`/`Forwarded`. Unset: every Host is served and no client Host is forwarded.
+   */
+  publicHosts: z.array(PublicHostSchema).max(1000).default([]),
   /** JSON file holding the token-signing keys (created with mode 0600 when missing). Unset: keys live in memory only. */
   signingKeysFile: z.string().optional(),
   /** Rotate the signing key this often; the old public key stays in the JWKS until its tokens have expired. */

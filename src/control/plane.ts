@@ -121,6 +121,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       listen: { host, port: gatewayPort },
       ops: { host, port: options.opsPort ?? 9090 },
       ...(options.cloudRateLimitStore ? { rateLimitStore: options.cloudRateLimitStore } : {}),
+      // With a public URL (`--public-url`), the cloud gateway answers for its host only and forwards it upstream.
+      ...(options.tokenExchange?.issuer && URL.canParse(options.tokenExchange.issuer) ? { publicHosts: [new URL(options.tokenExchange.issuer).host] } : {}),
     });
     // No tenant's upstream may reach the control plane's own listeners; ports bound as 0 are added once known.
     const controlPorts = new Set([options.adminPort ?? 8081, gatewayPort, options.opsPort ?? 9090, options.bootstrapPort ?? 8443, options.syncPort ?? 8444].filter((p) => p > 0));

@@ -191,6 +191,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       jwks: () => options.jwks?.('') ?? signer.store.jwks(),
       tenantJwks: options.jwks,
       trustedProxies: settings.trustedProxies,
+      publicHosts: settings.publicHosts,
       tls: settings.tls ? await loadTls(path(settings.tls.cert), path(settings.tls.key)) : undefined,
     });
   } catch (error) {

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalize, decodeSegment, segmentDepth, type CanonicalTarget } from './canonical-path.ts';
+import { canonicalize, comparableParam, decodeSegment, segmentDepth, type CanonicalTarget } from './canonical-path.ts';
 import type { ErrorCode } from './errors.ts';
 
 function accepted(rawTarget: string, host?: string): CanonicalTarget {
@@ -41,7 +41,7 @@ describe('canonicalize accepts', () => {
   });
 
   test('sub-delimiters, colon, at-sign and dots inside segments stay raw', () => {
-    assert.equal(accepted("/a:b/@me/x!$&'()*+,=/v1.2/file.json/.well-known/...").path, "/a:b/@me/x!$&'()*+,=/v1.2/file.json/.well-known/...");
+    assert.equal(accepted("/a:b/@me/x!$&'()*+,=/v1.2/file.json/.well-known/..x").path, "/a:b/@me/x!$&'()*+,=/v1.2/file.json/.well-known/..x");
   });
 
   test('percent-escapes of unreserved characters are decoded', () => {
@@ -49,7 +49,7 @@ describe('canonicalize accepts', () => {
   });
 
   test('percent-escapes of reserved characters are kept and upper-cased', () => {
-    assert.equal(accepted('/a%3ab/%40me/%3f%2c%20').path, '/a%3Ab/%40me/%3F%2C%20');
+    assert.equal(accepted('/a%3ab/%40me/%2c%20%5b').path, '/a%3Ab/%40me/%2C%20%5B');
   });
 
   test('a lone %25 not followed by two hex digits is kept', () => {
@@ -309,6 +309,51 @@ describe('canonicalize refuses', () => {
     assert.ok(detail.length < 250, detail);
     const malformed = refused('x'.repeat(5000), 'GH_ERR_REQUEST_MALFORMED_TARGET');
     assert.ok(malformed.length < 250, malformed);
+  });
+});
+
+describe('canonicalize refuses what a backend may read differently', () => {
+  test('an encoded "#" or "?" in any case, which a decoding backend reads as the end of the path', () => {
+    for (const target of ['/a/%23', '/a/%3F', '/a/%3f/b', '/a/x%23y', '/%23?q=1']) refused(target, 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT');
+  });
+
+  test('segments made only of three or more dots, raw or encoded', () => {
+    for (const target of ['/a/...', '/a/..../b', '/a/%2e%2e%2e', '/a/.%2E.', '/.../x']) refused(target, 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT');
+  });
+
+  test('characters that NFKC turns into "/" or "\\", encoded or raw', () => {
+    refused('/a/%EF%BC%8F/b', 'GH_ERR_REQUEST_ENCODED_SLASH'); // U+FF0F FULLWIDTH SOLIDUS
+    refused('/a/\uFF0F', 'GH_ERR_REQUEST_ENCODED_SLASH');
+    refused('/a/%EF%BC%BC', 'GH_ERR_REQUEST_ENCODED_SLASH'); // U+FF3C FULLWIDTH REVERSE SOLIDUS
+    refused('/a/%EF%B9%A8', 'GH_ERR_REQUEST_ENCODED_SLASH'); // U+FE68 SMALL REVERSE SOLIDUS
+  });
+
+  test('characters that NFKC turns into "?", "#", ".", ";" or "%"', () => {
+    refused('/a/%EF%BC%9F', 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT'); // U+FF1F FULLWIDTH QUESTION MARK
+    refused('/a/%EF%BC%83', 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT'); // U+FF03 FULLWIDTH NUMBER SIGN
+    refused('/a/%EF%BC%8E%EF%BC%8E', 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT'); // U+FF0E twice: '..' after NFKC
+    refused('/a/%E2%80%A5', 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT'); // U+2025 TWO DOT LEADER: '..'
+    refused('/a/\u2026', 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT'); // U+2026 HORIZONTAL ELLIPSIS: '...'
+    refused('/a/%EF%BC%9B', 'GH_ERR_REQUEST_PATH_PARAMETER'); // U+FF1B FULLWIDTH SEMICOLON
+    refused('/a/%EF%BC%85', 'GH_ERR_REQUEST_DOUBLE_ENCODING'); // U+FF05 FULLWIDTH PERCENT SIGN
+  });
+
+  test('names the code point and what it becomes, and still accepts ordinary non-ASCII text', () => {
+    assert.match(refused('/a/%EF%BC%8F', 'GH_ERR_REQUEST_ENCODED_SLASH'), /U\+FF0F.*"\/"/);
+    assert.equal(accepted('/caf%C3%A9/%E6%97%A5%E6%9C%AC/%F0%9F%98%80').path, '/caf%C3%A9/%E6%97%A5%E6%9C%AC/%F0%9F%98%80');
+    assert.equal(accepted('/a/..b/b..').path, '/a/..b/b..');
+  });
+});
+
+describe('comparableParam', () => {
+  test('is the decoded value when NFKC leaves it alone', () => {
+    assert.equal(comparableParam('acme'), 'acme');
+    assert.equal(comparableParam('caf%C3%A9'), 'café');
+  });
+
+  test('is undefined for a value that NFKC changes, so it never equals a claim', () => {
+    assert.equal(comparableParam('%EF%BD%81cme'), undefined); // U+FF41 FULLWIDTH a + 'cme' → 'acme' after NFKC
+    assert.equal(comparableParam('%EF%AC%81le'), undefined); // U+FB01 LATIN SMALL LIGATURE FI
   });
 });
 

@@ -146,13 +146,13 @@ function fromPath(t: string, start: number): CanonicalResult {
   return withQuery(t, i + 1, path, Infinity);
 }
 
-/** A '.' at a segment start at index i: is the segment '.' or '..'? */
+/**
+ * A '.' at a segment start at index i: does the segment need the full parser? '.' and '..' are resolved there, and
+ * '...' (or more dots) refused; any segment starting with '..' goes there, which is rare.
+ */
 function isDotSegmentAt(t: string, i: number, n: number): boolean {
-  let c = i + 1 < n ? t.charCodeAt(i + 1) : SLASH;
-  if (c === SLASH || c === QUESTION) return true;
-  if (c !== DOT) return false;
-  c = i + 2 < n ? t.charCodeAt(i + 2) : SLASH;
-  return c === SLASH || c === QUESTION;
+  const c = i + 1 < n ? t.charCodeAt(i + 1) : SLASH;
+  return c === SLASH || c === QUESTION || c === DOT;
 }
 
 function absoluteForm(t: string, host: string | undefined): CanonicalResult {
@@ -325,6 +325,8 @@ function slowPath(t: string, start: number): CanonicalResult {
     let need = 0;
     let lo = 0x80;
     let hi = 0xbf;
+    /** The code point being assembled from escaped UTF-8 bytes. */
+    let cp = 0;
     for (; i < end; i++) {
       const c = t.charCodeAt(i);
       if (c === SLASH) break;
@@ -344,13 +346,22 @@ function slowPath(t: string, start: number): CanonicalResult {
             need--;
             lo = 0x80;
             hi = 0xbf;
-          } else if (v >= 0xc2 && v <= 0xdf) need = 1;
-          else if (v >= 0xe0 && v <= 0xef) {
+            cp = (cp << 6) | (v & 0x3f);
+            if (need === 0) {
+              const ambiguous = compatibilityDelimiter(cp);
+              if (ambiguous !== undefined) return ambiguous;
+            }
+          } else if (v >= 0xc2 && v <= 0xdf) {
+            need = 1;
+            cp = v & 0x1f;
+          } else if (v >= 0xe0 && v <= 0xef) {
             need = 2;
+            cp = v & 0x0f;
             if (v === 0xe0) lo = 0xa0;
             else if (v === 0xed) hi = 0x9f; // no UTF-16 surrogates
           } else if (v >= 0xf0 && v <= 0xf4) {
             need = 3;
+            cp = v & 0x07;
             if (v === 0xf0) lo = 0x90;
             else if (v === 0xf4) hi = 0x8f; // nothing above U+10FFFF
           } else return badUtf8();
@@ -360,6 +371,7 @@ function slowPath(t: string, start: number): CanonicalResult {
           if (v < 0x20 || v === 0x7f) return fail('GH_ERR_REQUEST_CONTROL_CHARACTER', `The path contains a percent-encoded control character (${t.slice(i, i + 3)}).`);
           if (v === 0x2f || v === 0x5c) return fail('GH_ERR_REQUEST_ENCODED_SLASH', `The path contains an encoded ${v === 0x2f ? 'slash' : 'backslash'} (${t.slice(i, i + 3)}).`);
           if (v === 0x3b) return fail('GH_ERR_REQUEST_PATH_PARAMETER', `The path contains an encoded semicolon (${t.slice(i, i + 3)}).`);
+          if (v === QUESTION || v === HASH) return fail('GH_ERR_REQUEST_AMBIGUOUS_SEGMENT', `The path contains an encoded ${v === HASH ? "'#'" : "'?'"} (${t.slice(i, i + 3)}): a backend that decodes the path would end it there.`);
           if (v === PERCENT) hasPct25 = true;
           seg += UNRESERVED[v] === 1 ? String.fromCharCode(v) : PCT[v];
         }
@@ -373,11 +385,13 @@ function slowPath(t: string, start: number): CanonicalResult {
         if (c < 0x80) {
           seg += PCT[c]; // outside pchar: space, '"', '<', '>', '`', '{', '}', '|', '^', '[', ']'
         } else {
-          const cp = t.codePointAt(i) as number;
-          const enc = utf8Escapes(cp);
+          const raw = t.codePointAt(i) as number;
+          const enc = utf8Escapes(raw);
           if (enc === null) return fail('GH_ERR_REQUEST_MALFORMED_TARGET', 'The path contains a character that is not valid Unicode.');
+          const ambiguous = compatibilityDelimiter(raw);
+          if (ambiguous !== undefined) return ambiguous;
           seg += enc;
-          if (cp > 0xffff) i++;
+          if (raw > 0xffff) i++;
         }
       }
       run = i + 1;
@@ -392,6 +406,9 @@ function slowPath(t: string, start: number): CanonicalResult {
       stack.pop();
       if (stack.length < minDepth) minDepth = stack.length;
       trailingSlash = true;
+    } else if (onlyDots(seg)) {
+      // '...' and longer: Windows and some file servers trim trailing dots ('...' → '..' or ''), others do not.
+      return fail('GH_ERR_REQUEST_AMBIGUOUS_SEGMENT', `The path contains a segment made only of dots (${show(seg)}), which backends read differently.`);
     } else {
       // '%25' then two hex digits — raw or decoded from escapes ('%25%34%31') — would be read as an escape by an
       // upstream that decodes twice.
@@ -407,4 +424,56 @@ function slowPath(t: string, start: number): CanonicalResult {
 
 function badUtf8(): Failure {
   return fail('GH_ERR_REQUEST_MALFORMED_TARGET', 'The percent-escapes in the path do not decode to valid UTF-8.');
+}
+
+/** Whether a (non-empty) segment is made only of '.' characters. */
+function onlyDots(seg: string): boolean {
+  for (let i = 0; i < seg.length; i++) if (seg.charCodeAt(i) !== DOT) return false;
+  return true;
+}
+
+/**
+ * ASCII characters a backend may read as a delimiter, a dot segment, an escape or a path parameter once it applies
+ * Unicode compatibility normalisation (NFKC, as Python's and Java's URL and file-name handling often do) to a
+ * decoded path: a character whose NFKC form holds one of them is refused. The code each maps to.
+ */
+const NFKC_DELIMITERS: ReadonlyMap<string, ErrorCode> = new Map<string, ErrorCode>([
+  ['/', 'GH_ERR_REQUEST_ENCODED_SLASH'],
+  ['\\', 'GH_ERR_REQUEST_ENCODED_SLASH'],
+  ['?', 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT'],
+  ['#', 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT'],
+  ['.', 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT'],
+  [';', 'GH_ERR_REQUEST_PATH_PARAMETER'],
+  ['%', 'GH_ERR_REQUEST_DOUBLE_ENCODING'],
+]);
+/** Verdicts by code point (only non-ASCII ones reach here, and only on the full parser): null when harmless. */
+const compatibilityVerdicts = new Map<number, Failure | null>();
+
+/** The refusal for a non-ASCII code point whose NFKC form holds a delimiter (U+FF0F '／' → '/'), or undefined. */
+function compatibilityDelimiter(cp: number): Failure | undefined {
+  let verdict = compatibilityVerdicts.get(cp);
+  if (verdict === undefined) {
+    verdict = null;
+    const normalized = String.fromCodePoint(cp).normalize('NFKC');
+    for (const [ch, code] of NFKC_DELIMITERS) {
+      if (normalized.includes(ch)) {
+        const hex = cp.toString(16).toUpperCase().padStart(4, '0');
+        verdict = fail(code, `The path contains U+${hex}, which Unicode compatibility normalisation (NFKC) turns into ${JSON.stringify(normalized)}: a backend may read it as ${JSON.stringify(ch)}.`);
+        break;
+      }
+    }
+    if (compatibilityVerdicts.size < 4096) compatibilityVerdicts.set(cp, verdict);
+  }
+  return verdict ?? undefined;
+}
+
+/**
+ * A path parameter's value as a backend would read it, for comparing with a claim or a resource id: the decoded
+ * segment, or undefined when Unicode compatibility normalisation (NFKC) would change it (full-width letters,
+ * ligatures, …). Such a value could name one resource to the gateway and another to a backend that normalises,
+ * so it never equals anything. Canonical segments only (see `decodeSegment`).
+ */
+export function comparableParam(segment: string): string | undefined {
+  const value = decodeSegment(segment);
+  return segment.indexOf('%') === -1 || value === value.normalize('NFKC') ? value : undefined;
 }

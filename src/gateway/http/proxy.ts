@@ -1,7 +1,7 @@
 /**
  * Forwarding to the upstream through an undici pool with the dispatcher handler API: bodies stream in both
- * directions with backpressure (never buffered whole), hop-by-hop headers are dropped, identity headers the
- * gateway sets are stripped from the client's request and set by the gateway, and upstream failures become
+ * directions with backpressure (never buffered whole), hop-by-hop, rewrite, address and identity headers are
+ * dropped (header-rules.ts), the headers the gateway sets are set by it alone, and upstream failures become
  * 502/504 problems.
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
@@ -9,13 +9,8 @@ import type { Dispatcher } from 'undici';
 import { channels } from '../observability/channels.ts';
 import type { RequestContext } from '../policies/policy.ts';
 import { ERRORS, type ErrorCode, refusal, sendProblem } from './errors.ts';
+import { isStripped } from './header-rules.ts';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and headers the gateway owns. */
-const REQUEST_STRIP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'host', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix',
-  'x-real-ip', 'x-request-id', 'x-gatehouse-client-id', 'x-gatehouse-request-id',
-]);
 const EGRESS_DENIED = refusal('GH_ERR_UPSTREAM_EGRESS_DENIED');
 const CLIENT_BODY_FAILED = refusal('GH_ERR_REQUEST_MALFORMED', 'The request body ended before its framing said it would, or did not match it.');
 const RESPONSE_STRIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -39,14 +34,16 @@ export function upstreamHeaders(ctx: RequestContext, info: ForwardInfo): string[
   const listed = connection && connection.toLowerCase() !== 'keep-alive' && connection.toLowerCase() !== 'close' ? connectionTokens(connection) : undefined;
   const credentials = ctx.credentialHeaders;
   for (const name in incoming) {
-    if (REQUEST_STRIP.has(name) || listed?.has(name) || name.startsWith('x-gatehouse-')) continue;
+    // Hop-by-hop, rewrite, address and identity headers (header-rules.ts), and what the client lists in Connection.
+    if (isStripped(name) || listed?.has(name)) continue;
     if (credentials !== undefined && credentials.includes(name)) continue;
     const value = incoming[name];
     if (value === undefined) continue;
     if (typeof value === 'string') out.push(name, value);
     else for (const v of value) out.push(name, v);
   }
-  const host = incoming.host;
+  // The client's Host only when the gateway vouches for it (the collection's host, or server.publicHosts).
+  const host = ctx.forwardedHost;
   out.push('x-forwarded-for', info.trustedForwardedFor ? `${info.trustedForwardedFor}, ${info.peerIp}` : info.peerIp, 'x-forwarded-proto', info.proto);
   if (host) out.push('x-forwarded-host', host);
   if (ctx.collection.stripBasePath && ctx.collection.basePath !== '/') out.push('x-forwarded-prefix', ctx.collection.basePath);

@@ -16,6 +16,9 @@ import type { Policy, PolicyResult, RequestContext } from '../policies/policy.ts
 import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal, RouteTable } from '../snapshot/compiled.ts';
 import { canonicalize } from './canonical-path.ts';
 import { DOCS_BASE, ERRORS, type ErrorCode, type Refusal, refusal, sendProblem } from './errors.ts';
+import { REFUSED_METHOD_OVERRIDES } from './header-rules.ts';
+import { HostList } from './host-list.ts';
+import { carriesKey } from '../keys/api-key.ts';
 import { classify, type ForwardInfo, proxy, type ProxyDone, upstreamHeaders, upstreamPath } from './proxy.ts';
 import { RouteCache, routeKey } from './route-cache.ts';
 import { relativePath } from './router.ts';
@@ -32,12 +35,17 @@ export interface GatewayServerOptions {
   tenantJwks?: (prefix: string) => string | undefined;
   /** CIDR ranges of proxies allowed to set X-Forwarded-For. */
   trustedProxies?: readonly string[];
+  /**
+   * Hosts the gateway answers for (`api.example.com`, `api.example.com:8443`, `*.example.com`): a request whose Host
+   * is none of them is refused (421) unless its collection names its own host, and only such a Host is forwarded in
+   * `X-Forwarded-Host`/`Forwarded`. Empty or absent: every Host is served and none is forwarded.
+   */
+  publicHosts?: readonly string[];
   tls?: { cert: Buffer | string; key: Buffer | string };
   /** An upstream connection the egress policy refused (`EgressDeniedError`), for the log: with its collection. */
   onEgressDenied?: (error: Error, collection: CompiledCollection, requestId: string) => void;
 }
 
-const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 const NOT_FOUND = refusal('GH_ERR_ROUTE_NOT_FOUND');
 const UNSUPPORTED_TE = refusal('GH_ERR_REQUEST_UNSUPPORTED_TRANSFER_CODING');
 const TRAVERSAL = refusal('GH_ERR_REQUEST_PATH_TRAVERSAL', 'A ".." segment climbs above the base path of the API collection.');
@@ -54,6 +62,8 @@ interface Routed {
   path: string;
   query: string;
   forwardPath: string;
+  /** The Host to forward, when the gateway vouches for it. */
+  forwardedHost: string | undefined;
 }
 
 /**
@@ -68,6 +78,7 @@ class Exchange implements RequestContext {
   readonly collection: CompiledCollection;
   readonly endpoint: CompiledEndpoint;
   readonly forwardPath: string;
+  readonly forwardedHost: string | undefined;
   principal: Principal | undefined = undefined;
   key: KeyEntry | undefined = undefined;
   credentialHeaders: string[] | undefined = undefined;
@@ -91,6 +102,7 @@ class Exchange implements RequestContext {
     this.collection = routed.collection;
     this.endpoint = routed.endpoint;
     this.forwardPath = routed.forwardPath;
+    this.forwardedHost = routed.forwardedHost;
     this.start = start;
     this.method = req.method ?? 'GET';
     this.path = routed.path;
@@ -125,6 +137,7 @@ export class GatewayServer {
   #jwks: () => string;
   #tenantJwks: ((prefix: string) => string | undefined) | undefined;
   #trusted: BlockList | undefined;
+  #publicHosts: HostList | undefined;
   #proto: 'http' | 'https';
   /** Open WebSocket tunnels (client sockets): closed on shutdown, since the server no longer tracks them. */
   #tunnels = new Set<Duplex>();
@@ -137,6 +150,7 @@ export class GatewayServer {
     this.#jwks = options.jwks;
     this.#tenantJwks = options.tenantJwks;
     this.#proto = options.tls ? 'https' : 'http';
+    if (options.publicHosts?.length) this.#publicHosts = new HostList(options.publicHosts);
     if (options.trustedProxies?.length) {
       this.#trusted = blockList(options.trustedProxies);
     }
@@ -156,6 +170,9 @@ export class GatewayServer {
     this.server.headersTimeout = 30_000;
     this.server.requestTimeout = 0; // streaming uploads may take long; per-chunk inactivity is bounded by the socket timeout
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+    // CONNECT asks for a tunnel: the gateway is no forward proxy. Without a listener Node would close the
+    // connection without an answer.
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex) => this.#refuseRaw(req, socket, METHOD_NOT_SUPPORTED));
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
       // A parse error after an answer was started (e.g. a body that breaks its framing while the response to its
       // request is out) must not add a second response to the connection: close it. Node's own handler checks
@@ -236,13 +253,13 @@ export class GatewayServer {
   /** Shared by HTTP requests and upgrades: canonical path and route match. */
   #route(req: IncomingMessage, table: RouteTable): Routed | Refusal {
     const headers = req.headers;
-    for (const name of METHOD_OVERRIDE_HEADERS) if (headers[name] !== undefined) return METHOD_OVERRIDE;
+    for (const name of REFUSED_METHOD_OVERRIDES) if (headers[name] !== undefined) return METHOD_OVERRIDE;
     // Only matches are cached: refused targets (scans, attacks) would only push the real routes out.
     const routes = this.#routes;
     const key = routeKey(req.method ?? 'GET', req.url ?? '', headers.host);
     const cached = routes.get(key);
     if (cached !== undefined) return cached;
-    const routed = matchRoute(req, table);
+    const routed = matchRoute(req, table, this.#publicHosts);
     if (!('code' in routed)) routes.set(key, Object.freeze(routed));
     return routed;
   }
@@ -253,6 +270,11 @@ export class GatewayServer {
     const table = this.#table;
     const method = req.method ?? 'GET';
 
+    const before = refuseBeforeRouting(req);
+    if (before !== undefined) {
+      res.shouldKeepAlive = false;
+      return this.#refuse(req, res, requestId, before, start);
+    }
     if (table === undefined) return this.#refuse(req, res, requestId, this.#notReady(), start);
     const te = req.headers['transfer-encoding'];
     if (te !== undefined && te !== 'chunked' && te.trim().toLowerCase() !== 'chunked') {
@@ -306,6 +328,15 @@ export class GatewayServer {
       'x-request-id': requestId,
     });
     res.end(body);
+  }
+
+  /** Refuses a request answered on its raw socket (CONNECT): counted and logged like any refusal. */
+  #refuseRaw(req: IncomingMessage, socket: Duplex, r: Refusal): void {
+    const requestId = nextRequestId();
+    writeRawProblem(socket, r, requestId);
+    const status = ERRORS[r.code].status;
+    this.#metrics.observe('', '', req.method ?? '', status, 0);
+    this.#accessLog?.event({ reqId: requestId, method: req.method ?? '', status, code: r.code, ms: 0, ip: this.#clientIp(req).clientIp }, 'refused');
   }
 
   #refuse(req: IncomingMessage, res: ServerResponse, requestId: string, r: Refusal, start: number): void {
@@ -380,6 +411,8 @@ export class GatewayServer {
       );
       if (channels.requestEnd.hasSubscribers) this.#publishEnd(req, requestId, routedCtx, status, start, r.code);
     };
+    const before = refuseBeforeRouting(req);
+    if (before !== undefined) return reject(before);
     if (table === undefined) return reject(this.#notReady());
     const routed = this.#route(req, table);
     if ('code' in routed) return reject(routed);
@@ -432,22 +465,43 @@ export class GatewayServer {
 }
 
 
+/**
+ * What is refused whatever the route, before routing: a request line of another HTTP version than 1.0/1.1 (Node's
+ * parser reads `HTTP/0.9` and `HTTP/2.0` lines but serves them as 1.1), and methods the gateway never forwards.
+ */
+function refuseBeforeRouting(req: IncomingMessage): Refusal | undefined {
+  if (req.httpVersionMajor !== 1) return HTTP_VERSION;
+  const method = req.method;
+  if (method === 'TRACE' || method === 'CONNECT') return METHOD_NOT_SUPPORTED;
+  return undefined;
+}
+
 /** Canonical path and route match (uncached). */
-function matchRoute(req: IncomingMessage, table: RouteTable): Routed | Refusal {
+function matchRoute(req: IncomingMessage, table: RouteTable, publicHosts: HostList | undefined): Routed | Refusal {
   const headers = req.headers;
   // Checked here, on a route-cache miss only: a cached route was matched with this exact Host before.
-  if (headers.host !== undefined && !HOST.test(headers.host)) return INVALID_HOST;
-  const canonical = canonicalize(req.url ?? '', headers.host);
+  const host = headers.host;
+  if (host !== undefined && !HOST.test(host)) return INVALID_HOST;
+  const canonical = canonicalize(req.url ?? '', host);
   if (!canonical.ok) return refusal(canonical.code, canonical.detail);
   const { path, query, minDepthAfterDotDot } = canonical.value;
-  const collection = table.router.match(hostname(headers.host), path);
+  // A key in the URL would reach the upstream, its logs and every cache on the way: refused wherever it sits.
+  if (carriesKey(path) || (query !== '' && carriesKey(query))) return KEY_IN_URL;
+  const collection = table.router.match(hostname(host), path);
   if (collection === undefined) return NOT_FOUND;
   if (minDepthAfterDotDot < collection.baseDepth) return TRAVERSAL;
+  // A collection that names its host was matched by it; otherwise the Host must be a public one, when any is set.
+  let forwardedHost: string | undefined;
+  if (collection.host !== undefined) forwardedHost = host;
+  else if (publicHosts !== undefined) {
+    if (host === undefined || !publicHosts.has(host)) return UNKNOWN_HOST;
+    forwardedHost = host;
+  }
   const forwardPath = relativePath(collection.basePath, path);
   const match = collection.endpoints.match(req.method ?? 'GET', forwardPath);
   if (match === undefined) return NOT_FOUND;
   if ('allow' in match) return refusal('GH_ERR_ROUTE_METHOD_NOT_ALLOWED', undefined, { allow: match.allow.join(', ') });
-  return { collection, endpoint: match.endpoint, path, query, forwardPath };
+  return { collection, endpoint: match.endpoint, path, query, forwardPath, forwardedHost };
 }
 
 /** Runs policies in order, synchronously while they answer synchronously. A policy that throws is a bug: `failed`. */
@@ -502,6 +556,10 @@ function isTrusted(list: BlockList, ip: string): boolean {
 /** A Host value: a host name (letters, digits, '.', '-', '_'), an IPv4 address or a bracketed IPv6 one, and an optional port. */
 const HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
 const INVALID_HOST = refusal('GH_ERR_REQUEST_INVALID_HOST');
+const UNKNOWN_HOST = refusal('GH_ERR_REQUEST_UNKNOWN_HOST');
+const KEY_IN_URL = refusal('GH_ERR_AUTH_KEY_IN_URL');
+const HTTP_VERSION = refusal('GH_ERR_REQUEST_HTTP_VERSION');
+const METHOD_NOT_SUPPORTED = refusal('GH_ERR_REQUEST_METHOD_NOT_SUPPORTED', 'The gateway does not serve CONNECT or TRACE.');
 
 function hostname(host: string | undefined): string | undefined {
   if (host === undefined) return undefined;

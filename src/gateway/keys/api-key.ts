@@ -74,6 +74,27 @@ export function isWellFormedKey(candidate: string): boolean {
   return checksum === (crc ^ -1) >>> 0;
 }
 
+/** A Gatehouse key (or what is left of one with a broken checksum) inside a longer string. */
+const KEY_INSIDE = /ghk_[0-9A-Za-z]{32}/;
+
+/**
+ * Whether a request target part (a canonical path, or a raw query) carries something shaped like a Gatehouse key,
+ * as written or once percent-decoded (`%67hk_…`, `+` as a space): such a URL is refused rather than forwarded, so
+ * that a key never reaches a backend, its access log or a cache. Cheap when there is no `ghk_` and no `%`.
+ */
+export function carriesKey(part: string): boolean {
+  if (part.indexOf(KEY_PREFIX) !== -1 && KEY_INSIDE.test(part)) return true;
+  if (part.indexOf('%') === -1) return false;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(part);
+  } catch {
+    // A stray '%' (allowed in a query): decode the well-formed escapes only.
+    decoded = part.replace(/%[0-9A-Fa-f]{2}/g, (escape) => String.fromCharCode(parseInt(escape.slice(1), 16)));
+  }
+  return KEY_INSIDE.test(decoded);
+}
+
 /** SHA-256 of the key (UTF-8) as 64 lower-case hex digits. */
 export function hashKey(key: string): string {
   return hash('sha256', key, 'hex');

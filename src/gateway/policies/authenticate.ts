@@ -110,6 +110,27 @@ export function authenticate(options: AuthenticateOptions): Policy {
   }
 }
 
+/**
+ * On a collection that needs no key, a credential a client sends anyway still never reaches the upstream: a
+ * Gatehouse key in `Authorization` or `X-API-Key`, and a legacy key + email pair that names a known legacy
+ * client. Other `Authorization` values (the backend's own scheme) pass. The policy never refuses.
+ */
+export function stripCredentials(options: Pick<AuthenticateOptions, 'legacyKeys' | 'legacyKeyHeader' | 'legacyEmailHeader'>): Policy {
+  const { legacyKeys, legacyKeyHeader, legacyEmailHeader } = options;
+  return function stripCredentialsPolicy(ctx: RequestContext) {
+    const headers = ctx.req.headers;
+    let strip: string[] | undefined;
+    const authorization = headers.authorization;
+    if (authorization !== undefined && authorization.includes(KEY_PREFIX)) (strip ??= []).push('authorization');
+    const apiKey = headers['x-api-key'];
+    if (typeof apiKey === 'string' && apiKey.includes(KEY_PREFIX)) (strip ??= []).push('x-api-key');
+    const legacyKey = headers[legacyKeyHeader];
+    if (typeof legacyKey === 'string' && legacyKey.length > 0 && legacyKey.length <= 512 && legacyKeys.has(hashKey(legacyKey))) (strip ??= []).push(legacyKeyHeader, legacyEmailHeader);
+    if (strip !== undefined) ctx.credentialHeaders = strip;
+    return undefined;
+  };
+}
+
 /** Telemetry learns which key was tried, by its display prefix only; nothing is built without a subscriber. */
 function keyRefused(ctx: RequestContext, key: string, r: Refusal): Refusal {
   if (channels.keyRefused.hasSubscribers) channels.keyRefused.publish({ requestId: ctx.requestId, keyPrefix: redactKey(key) });

@@ -48,7 +48,7 @@ describe('the compiled policy chain', async () => {
     const ctx: RequestContext = {
       req: { headers, socket } as unknown as IncomingMessage,
       res: null, requestId: 'r', clientIp, collection, endpoint, forwardPath: '/x',
-      principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamAuthorization: undefined,
+      principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamAuthorization: undefined, forwardedHost: undefined,
     };
     for (const policy of collection.chain) {
       const result = await policy(ctx);
@@ -120,7 +120,7 @@ describe('the compiled policy chain', async () => {
       const ctx: RequestContext = {
         req: { headers: { authorization: `Bearer ${v4.key}` }, socket: connection } as unknown as IncomingMessage,
         res: null, requestId: 'r', clientIp: '192.168.1.1', collection: revoked.collections[0]!, endpoint, forwardPath: '/x',
-        principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamAuthorization: undefined,
+        principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamAuthorization: undefined, forwardedHost: undefined,
       };
       assert.equal((await revoked.collections[0]!.chain[0]!(ctx))?.code, 'GH_ERR_AUTH_INVALID_KEY');
     });

@@ -18,10 +18,15 @@ export interface RequestContext {
   readonly endpoint: CompiledEndpoint;
   /** Canonical path relative to the collection's base path (what is forwarded after the upstream's own path). */
   readonly forwardPath: string;
+  /**
+   * The client's Host, forwarded in `X-Forwarded-Host` and `Forwarded`, when the gateway vouches for it: the
+   * collection names its host, or the Host is one of `server.publicHosts`. Undefined: no host is forwarded.
+   */
+  readonly forwardedHost: string | undefined;
   /** Set by `authenticate`. */
   principal: Principal | undefined;
   key: KeyEntry | undefined;
-  /** Header names (lower-case) carrying the credential, removed before forwarding. */
+  /** Header names (lower-case) that carry or may carry a credential, removed before forwarding. */
   credentialHeaders: string[] | undefined;
   /** Response headers a policy wants on the final answer (rate-limit headers), as flat name/value pairs. */
   responseHeaders: string[] | undefined;

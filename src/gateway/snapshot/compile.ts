@@ -8,7 +8,7 @@ import { type Client, grantsPermission, type LegacyClient, type RateLimitPolicie
 import { segmentDepth } from '../http/canonical-path.ts';
 import { CollectionRouter, EndpointMatcher } from '../http/router.ts';
 import type { UpstreamPools } from '../http/upstream-pools.ts';
-import { authenticate } from '../policies/authenticate.ts';
+import { authenticate, stripCredentials } from '../policies/authenticate.ts';
 import { authorize } from '../policies/authorize.ts';
 import { ipAllow } from '../policies/ip-allow.ts';
 import type { Policy, RequestContext } from '../policies/policy.ts';
@@ -90,6 +90,7 @@ function finishCompile(snapshot: Snapshot, deps: CompileDeps, keys: Map<string, 
     legacyEmailHeader: snapshot.legacyAuth.emailHeader,
     now: deps.now,
   });
+  const strip = stripCredentials({ legacyKeys, legacyKeyHeader: snapshot.legacyAuth.keyHeader, legacyEmailHeader: snapshot.legacyAuth.emailHeader });
   const ip = ipAllow();
   const authz = authorize();
 
@@ -105,6 +106,8 @@ function finishCompile(snapshot: Snapshot, deps: CompileDeps, keys: Map<string, 
         chain.push(rateLimit({ store: deps.rateLimitStore, limits, collection: c.name, route: `${c.host ?? '*'} ${c.basePath}` }));
       }
       chain.push(tokenExchange({ minter: deps.minter, environment: c.environment, project: c.project, onError: deps.onTokenError }));
+    } else {
+      chain.push(strip);
     }
     const endpoints = new EndpointMatcher<CompiledCollection>();
     const collection: CompiledCollection = Object.freeze({
