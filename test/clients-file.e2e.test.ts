@@ -89,6 +89,8 @@ describe('a gateway with a clients file', () => {
   it('does nothing on SIGHUP when neither file changed', async () => {
     const from = gw.output.length;
     gw.child.kill('SIGHUP');
+    // A pause, not a wait: nothing is to happen, so there is no event to wait for. It cannot fail a correct gateway
+    // however slow the machine; it only gives a wrong one (a reload of unchanged files) time to show.
     await new Promise((r) => setTimeout(r, 400));
     assert.ok(!gw.output.slice(from).some((l) => /"config (applied|rejected)/.test(l)), gw.output.slice(from).join('\n'));
   });

@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from '../src/testing/eventually.ts';
 import { parseRaw, rawRequest, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream, expectProblem, waitForLine } from './helpers.ts';
 
 /** A loopback port nothing listens on: bound once, then closed. */
@@ -262,10 +263,10 @@ describe('proxying to upstreams on a running gateway', () => {
     for (const host of ['one.example', 'one.example', 'two.example:8443', 'one.example']) {
       const before = upstream.requests.length;
       socket.write(`GET /svc/echo HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
-      for (let i = 0; i < 200 && upstream.requests.length === before; i++) await sleep(5);
+      await eventually(() => upstream.requests.length > before, 10_000, `the request with Host ${host} upstream`, 5);
       seen.push(upstream.requests.at(-1)!.headers.forwarded);
     }
-    for (let i = 0; i < 200 && (received.match(/HTTP\/1\.1 200/g)?.length ?? 0) < 4; i++) await sleep(5);
+    await eventually(() => (received.match(/HTTP\/1\.1 200/g)?.length ?? 0) >= 4, 10_000, 'four responses', 5);
     socket.destroy();
     assert.deepEqual(seen, [
       'for=127.0.0.1;proto=http;host="one.example"',
@@ -336,7 +337,8 @@ describe('proxying to upstreams on a running gateway', () => {
         } catch (error) {
           reject(error as Error);
         }
-        // Read nothing more for a while (the gateway must apply backpressure), then vanish.
+        // Read nothing more for a while (the gateway must apply backpressure), then vanish. The pause is the
+        // scenario, not a wait: however long it lasts, the upstream response must be aborted after it.
         socket.pause();
         setTimeout(() => {
           socket.destroy();
@@ -345,7 +347,7 @@ describe('proxying to upstreams on a running gateway', () => {
       });
     });
     assert.equal(streams.length, before + 1);
-    const aborted = await Promise.race([streams.at(-1)!.closed, sleep(3_000, 'still streaming', { ref: false })]);
+    const aborted = await Promise.race([streams.at(-1)!.closed, sleep(10_000, 'still streaming', { ref: false })]);
     assert.equal(aborted, true, 'the gateway kept the upstream response running after the client left');
     assert.equal(gw.child.exitCode, null);
     const next = await fetch(`${gw.url}/svc/echo`);
