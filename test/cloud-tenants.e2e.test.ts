@@ -130,8 +130,8 @@ describe('cloud gateway: tenants with the same collection name and org id', () =
     assert.equal(await problem(await call('tenant-b', '/probe-name/invoices')), '502 GH_ERR_UPSTREAM_EGRESS_DENIED');
     // The log is written in batches: wait for the lines.
     const logged = () => cp.output.filter((l) => l.includes('"msg":"upstream connection refused by the egress policy"')).map((l) => JSON.parse(l) as Record<string, string>);
-    await eventually(async () => logged().some((l) => l.collection === 'probe' && l.basePath === '/tenant-b/dev/probe'), 2000, 'the refusal of "probe" logged');
-    await eventually(async () => logged().some((l) => l.collection === 'probe-name' && /localhost \(127\.0\.0\.1\)/.test(l.reason!)), 2000, 'the refusal of "probe-name" logged');
+    await eventually(async () => logged().some((l) => l.collection === 'probe' && l.basePath === '/tenant-b/dev/probe'), 10_000, 'the refusal of "probe" logged');
+    await eventually(async () => logged().some((l) => l.collection === 'probe-name' && /localhost \(127\.0\.0\.1\)/.test(l.reason!)), 10_000, 'the refusal of "probe-name" logged');
   });
 
   it('refuses a link-local upstream (cloud metadata) at once, without trying to connect', async () => {

@@ -107,14 +107,14 @@ describe('control plane: clients, roles and the cloud gateway', () => {
     assert.equal(regenerated.status, 200, JSON.stringify(regenerated.body));
     const newToken = regenerated.body.token as string;
     assert.notEqual(newToken, oldToken);
-    await eventually(async () => (await statusOf('/invoices', oldToken)) === 401, 1000, 'old token refused');
+    await eventually(async () => (await statusOf('/invoices', oldToken)) === 401, 10_000, 'old token refused');
     assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
     assert.equal(await statusOf('/invoices', newToken), 200);
     assert.equal((await gw('/invoices', newToken, { method: 'POST' })).status, 200, 'invoices:* grants invoices:write');
 
     const t0 = Date.now();
     assert.equal((await admin.delete('/workspaces/default/roles/rotating')).status, 204);
-    await eventually(async () => [401, 403].includes(await statusOf('/invoices', newToken)), 1000, 'deleted role refused');
+    await eventually(async () => [401, 403].includes(await statusOf('/invoices', newToken)), 10_000, 'deleted role refused');
     assert.ok(Date.now() - t0 < 1000);
     const client = await admin.get(`/workspaces/default/clients/${id}`);
     assert.match(client.body.role, /deleted role/);
@@ -163,14 +163,14 @@ describe('control plane: clients, roles and the cloud gateway', () => {
     const token = created.body.token as string;
     assert.equal((await gw('/invoices', token, { method: 'POST' })).status, 403);
     assert.equal((await admin.patch('/workspaces/default/roles/changing', { permissions: ['invoices:read', 'invoices:write'] })).status, 200);
-    await eventually(async () => (await gw('/invoices', token, { method: 'POST' })).status === 200, 1000, 'role change enforced');
+    await eventually(async () => (await gw('/invoices', token, { method: 'POST' })).status === 200, 10_000, 'role change enforced');
 
     const disabled = await admin.patch(`/workspaces/default/clients/${created.body.client.id}`, { status: 'disabled' });
     assert.equal(disabled.status, 200);
-    await eventually(async () => (await statusOf('/invoices', token)) === 403, 1000, 'disabled');
+    await eventually(async () => (await statusOf('/invoices', token)) === 403, 10_000, 'disabled');
 
     assert.equal((await admin.delete(`/workspaces/default/clients/${created.body.client.id}`)).status, 204);
-    await eventually(async () => (await statusOf('/invoices', token)) === 401, 1000, 'deleted client refused');
+    await eventually(async () => (await statusOf('/invoices', token)) === 401, 10_000, 'deleted client refused');
     assert.equal((await admin.get(`/workspaces/default/clients/${created.body.client.id}`)).status, 404);
   });
 
@@ -247,7 +247,7 @@ describe('control plane: clients, roles and the cloud gateway', () => {
     assert.equal((await call()).status, 200);
     assert.equal((await admin.post(`/workspaces/default/clients/${created.body.id}/regenerate`)).status, 409);
     assert.equal((await admin.delete(`/workspaces/default/clients/${created.body.id}`)).status, 204);
-    await eventually(async () => (await call()).status === 401, 1000, 'legacy client deleted');
+    await eventually(async () => (await call()).status === 401, 10_000, 'legacy client deleted');
   });
 
   it('serves its OpenAPI 3.1 document with every operation and its permission', async () => {
@@ -369,7 +369,7 @@ describe('control plane: project, environment and IP scoping', () => {
     assert.equal(adminRes.body.code, 'GH_ERR_ADMIN_FORBIDDEN');
 
     assert.equal((await admin.patch(`/workspaces/default/clients/${created.body.client.id}`, { allowedIps: ['127.0.0.0/8'] })).status, 200);
-    await eventually(async () => (await call('dev', 'a-api', token)) === 200, 1000, 'new IP range enforced');
+    await eventually(async () => (await call('dev', 'a-api', token)) === 200, 10_000, 'new IP range enforced');
     assert.equal((await cp.api(token).get(`${DEV}/collections`)).status, 200);
   });
 
