@@ -1,7 +1,9 @@
 /**
  * Rate limits shared by gateway instances (`server.rateLimitStore: redis`) on a real Redis: two gateway processes
  * on one config admit a key's limit once in total, whichever of them the requests reach; and a gateway whose
- * Redis cannot be reached serves anyway, counting alone, says so in its log and its metrics, and stays ready.
+ * Redis cannot be reached — refused, or accepting connections and never answering — serves anyway without waiting
+ * for it, counting alone, and says so in its log, its metrics and its /readyz (degraded, still ready); limits set
+ * to `onStoreFailure: closed` refuse with 503 meanwhile.
  * When no Redis answers, the run fails with a message saying how to provide one.
  */
 import assert from 'node:assert/strict';
@@ -12,8 +14,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../src/config/redact-url.ts';
 import { probeRedis, TEST_REDIS_URL } from '../src/testing/redis.ts';
+import { startBlackHole, type FaultServer } from '../src/testing/redis-faults.ts';
 import { startControlPlane } from './control-helpers.ts';
-import { metricValue, newKey, startGateway, startUpstream, TOKEN_EXCHANGE, waitForLine, type GatewayProcess, type Upstream } from './helpers.ts';
+import { expectProblem, metricValue, newKey, startGateway, startUpstream, TOKEN_EXCHANGE, waitForLine, type GatewayProcess, type Upstream } from './helpers.ts';
 
 const unreachable = await probeRedis();
 const caller = newKey();
@@ -22,13 +25,25 @@ function config(upstream: Upstream, rateLimitStore: Record<string, unknown>) {
   return {
     server: { rateLimitStore },
     tokenExchange: TOKEN_EXCHANGE,
-    collections: [{ name: 'shared', basePath: '/shared', upstream: upstream.url, project: 'p', environment: 'PROD', rateLimits: { key: { limit: 5, window: '1m' } }, endpoints: [{ method: 'GET', path: '/things', permission: 'things:read' }] }],
+    collections: [
+      { name: 'shared', basePath: '/shared', upstream: upstream.url, project: 'p', environment: 'PROD', rateLimits: { key: { limit: 5, window: '1m' } }, endpoints: [{ method: 'GET', path: '/things', permission: 'things:read' }] },
+      { name: 'strict', basePath: '/strict', upstream: upstream.url, project: 'p', environment: 'PROD', rateLimits: { key: { limit: 5, window: '1m', onStoreFailure: 'closed' } }, endpoints: [{ method: 'GET', path: '/things', permission: 'things:read' }] },
+    ],
     roles: [{ name: 'reader', permissions: ['things:read'] }],
     clients: [{ id: 'sharer', role: 'reader', environments: ['PROD'], projects: ['p'], keys: [{ hash: caller.hash }] }],
   };
 }
 
-const get = (gw: GatewayProcess) => fetch(`${gw.url}/shared/things`, { headers: { authorization: `Bearer ${caller.key}` } });
+const get = (gw: GatewayProcess, collection = 'shared') => fetch(`${gw.url}/${collection}/things`, { headers: { authorization: `Bearer ${caller.key}` } });
+
+interface Readyz {
+  status: string;
+  checks: Record<string, { status: string; detail?: string }>;
+}
+const readyz = async (gw: GatewayProcess) => {
+  const res = await fetch(`${gw.opsUrl}/readyz`);
+  return { status: res.status, body: (await res.json()) as Readyz };
+};
 
 if (unreachable === undefined) {
   describe('rate limits shared by two gateways through Redis', () => {
@@ -112,11 +127,72 @@ if (unreachable === undefined) {
         statuses.push(res.status);
       }
       assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429]);
-      const line = JSON.parse(await waitForLine(gw, /rate-limit store unreachable/, 0)) as Record<string, unknown>;
+      const line = JSON.parse(await waitForLine(gw, /rate-limit store degraded/, 0)) as Record<string, unknown>;
       assert.equal(line.store, redactUrl(url));
+      assert.equal(line.kind, 'connection');
       assert.ok(!gw.output.join('\n').includes('s3cret-password'), 'the password never reaches the log');
-      assert.ok((await metricValue(gw.opsUrl, 'gatehouse_rate_limit_store_errors_total')) > 0);
-      assert.equal((await fetch(`${gw.opsUrl}/readyz`)).status, 200);
+      assert.ok((await metricValue(gw.opsUrl, 'gatehouse_rate_limit_store_errors_total{kind="connection"}')) > 0);
+      assert.equal(await metricValue(gw.opsUrl, 'gatehouse_rate_limit_store_degraded'), 1);
+      const ready = await readyz(gw);
+      assert.equal(ready.status, 200);
+      assert.equal(ready.body.checks.rateLimitStore?.status, 'degraded');
+      assert.ok(!JSON.stringify(ready.body).includes('s3cret-password'));
+    });
+  });
+
+  describe('a gateway whose Redis accepts connections and never answers', () => {
+    let upstream: Upstream;
+    let hole: FaultServer;
+    let gw: GatewayProcess;
+
+    before(async () => {
+      upstream = await startUpstream();
+      hole = await startBlackHole();
+      // A long command timeout: requests must not wait for it.
+      gw = await startGateway(config(upstream, { type: 'redis', url: hole.url, syncInterval: '20ms', commandTimeout: '1500ms', connectTimeout: '1s' }));
+    });
+    after(async () => {
+      await gw?.stop();
+      await upstream?.close();
+      await hole?.close();
+    });
+
+    it('answers at once, counting alone, while the store is not answering', async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const started = performance.now();
+        const res = await get(gw);
+        await res.text();
+        statuses.push(res.status);
+        assert.ok(performance.now() - started < 500, `request ${i} took ${Math.round(performance.now() - started)}ms`);
+      }
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
+    });
+
+    it('logs the degradation, counts the timeout, and reports it in /readyz while staying ready', async () => {
+      const line = JSON.parse(await waitForLine(gw, /rate-limit store degraded/, 0, 10_000)) as Record<string, unknown>;
+      assert.equal(line.kind, 'timeout');
+      assert.match(String(line.reason), /no answer within 1500ms/);
+      assert.ok((await metricValue(gw.opsUrl, 'gatehouse_rate_limit_store_errors_total{kind="timeout"}')) > 0);
+      assert.equal(await metricValue(gw.opsUrl, 'gatehouse_rate_limit_store_degraded'), 1);
+      const ready = await readyz(gw);
+      assert.equal(ready.status, 200, JSON.stringify(ready.body));
+      assert.equal(ready.body.status, 'ready');
+      assert.equal(ready.body.checks.rateLimitStore?.status, 'degraded');
+      assert.match(ready.body.checks.rateLimitStore!.detail!, /no answer within 1500ms.*counting locally.*onStoreFailure: closed refuse with 503/);
+    });
+
+    it('refuses requests under a limit that fails closed with 503 and a clear code, and serves the others', async () => {
+      await waitForLine(gw, /rate-limit store degraded/, 0, 10_000);
+      const forwarded = upstream.requests.length;
+      const strict = await get(gw, 'strict');
+      const body = await expectProblem(strict, 503, 'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE');
+      assert.match(String(body.detail), /key rate limit cannot be checked/);
+      assert.equal(strict.headers.get('retry-after'), '1');
+      assert.equal(upstream.requests.length, forwarded, 'nothing reached the upstream');
+      const open = await get(gw);
+      await open.text();
+      assert.notEqual(open.status, 503, 'a limit that fails open still answers');
     });
   });
 } else {

@@ -189,6 +189,12 @@ export const RateLimitSchema = z.strictObject({
   limit: z.int().positive(),
   /** Window length (sliding window), at most 31 days. */
   window: DurationSchema.pipe(z.number().max(MAX_RATE_LIMIT_WINDOW_MS, 'must be at most 31d')),
+  /**
+   * While the shared rate-limit store (`server.rateLimitStore: redis`) is degraded: `open` (the default) goes on
+   * counting on each instance alone, so the limit holds per instance; `closed` refuses the requests it governs
+   * with 503 `GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE` until the store answers again. No effect with the memory store.
+   */
+  onStoreFailure: z.enum(['open', 'closed']).optional(),
 });
 export type RateLimit = z.output<typeof RateLimitSchema>;
 
@@ -433,6 +439,14 @@ export const RateLimitStoreSchema = z.discriminatedUnion('type', [
     prefix: z.string().min(1).max(200).default('gatehouse:rl:'),
     /** How often each instance sends its hits and reads the totals: the bound on how stale its view can be. */
     syncInterval: DurationSchema.default(100).refine((ms) => ms >= 10 && ms <= 10_000, 'must be between 10ms and 10s'),
+    /**
+     * How long a command to Redis (a sync, a health PING, the connection handshake) may take before the store
+     * counts as degraded and the connection is dialled again. Requests never wait for Redis, so this bounds how
+     * long a hung Redis goes unnoticed, not request latency.
+     */
+    commandTimeout: DurationSchema.default(500).refine((ms) => ms >= 10 && ms <= 60_000, 'must be between 10ms and 60s'),
+    /** How long connecting to Redis (TCP, and TLS for rediss://) may take. */
+    connectTimeout: DurationSchema.default(2_000).refine((ms) => ms >= 10 && ms <= 60_000, 'must be between 10ms and 60s'),
   }),
 ]);
 export type RateLimitStoreSettings = z.output<typeof RateLimitStoreSchema>;

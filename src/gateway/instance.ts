@@ -20,6 +20,7 @@ import { EgressPolicy } from './http/egress.ts';
 import { GatewayServer } from './http/server.ts';
 import { UpstreamPools } from './http/upstream-pools.ts';
 import { createAccessLog } from './observability/access-log.ts';
+import { channels, type RateLimitStoreStateEvent } from './observability/channels.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { createMemoryStore, type RateLimitStore } from './policies/rate-limit/memory-store.ts';
 import type { RouteTable } from './snapshot/compiled.ts';
@@ -159,8 +160,16 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
   const metrics = options.metrics ?? new GatewayMetrics();
   const egress = options.egress ?? new EgressPolicy({ mode: settings.egress });
   const pools = new UpstreamPools(egress);
-  const rateLimitStore: RateLimitStore = await openRateLimitStore(settings.rateLimitStore, logger, metrics);
+  /** Named readiness checks set by the owners of dependencies (see `setCheck`). */
+  const checks = new Map<string, ReadinessCheck>();
+  /** The API server, once made: rate-limit store events name it, so that telemetry can tell instances apart. */
+  let owner: GatewayServer | undefined;
+  const rateLimitStore: RateLimitStore = await openRateLimitStore(settings.rateLimitStore, logger, metrics, {
+    setCheck: (check) => checks.set('rateLimitStore', check),
+    server: () => owner,
+  });
   let keys: SigningKeyStore | undefined;
+  let server: GatewayServer;
   const release = async () => {
     await pools.close();
     await rateLimitStore.close();
@@ -168,7 +177,6 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
     if (options.metrics === undefined) metrics.close();
   };
 
-  let server: GatewayServer;
   /** What the signing-key store is configured for. */
   let signing: Pick<TokenExchange, 'algorithm' | 'ttl'> = { algorithm: options.tokenExchange?.algorithm ?? 'EdDSA', ttl: options.tokenExchange?.ttl ?? 300_000 };
   try {
@@ -194,6 +202,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       publicHosts: settings.publicHosts,
       tls: settings.tls ? await loadTls(path(settings.tls.cert), path(settings.tls.key)) : undefined,
     });
+    owner = server;
   } catch (error) {
     await release();
     throw error;
@@ -213,8 +222,6 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
   let queue: Promise<unknown> = Promise.resolve();
   let ops: Server | undefined;
   let listening = false;
-  /** Named readiness checks set by the owners of dependencies (see `setCheck`). */
-  const checks = new Map<string, ReadinessCheck>();
 
   const poolsOf = (table: RouteTable | undefined) => new Set(table?.collections.map((c) => c.upstream.pool));
 
@@ -393,37 +400,84 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** What the instance gives the rate-limit store's owner: its readiness check, and its API server for events. */
+interface RateLimitStoreHooks {
+  setCheck(check: ReadinessCheck): void;
+  server(): object | undefined;
+}
+
+/** While degraded, the state is logged again at most this often (with the errors since), and re-announced to telemetry. */
+const DEGRADED_LOG_EVERY_MS = 30_000;
+const DEGRADED_EVENT_EVERY_MS = 15_000;
+
 /**
- * The rate-limit store `server.rateLimitStore` names. A shared store's failures are counted and logged at most
- * every 30 s (with the URL's password masked); it goes on counting locally meanwhile.
+ * The rate-limit store `server.rateLimitStore` names. A shared store's state is made visible four ways: the
+ * readiness check `rateLimitStore` (`degraded` while it counts locally: never `failing`, since taking every
+ * instance out of the load balancer because Redis is down would turn a weaker limit into an outage), the gauge
+ * `gatehouse_rate_limit_store_degraded` and the counter `gatehouse_rate_limit_store_errors_total{kind}`, a log
+ * line at every change (and every 30 s while it lasts, with the URL's password masked), and a diagnostics-channel
+ * event that telemetry carries to the control plane's alerting.
  */
-async function openRateLimitStore(settings: RateLimitStoreSettings, logger: Logger, metrics: GatewayMetrics): Promise<RateLimitStore> {
+async function openRateLimitStore(settings: RateLimitStoreSettings, logger: Logger, metrics: GatewayMetrics, hooks: RateLimitStoreHooks): Promise<RateLimitStore> {
   if (settings.type === 'memory') return createMemoryStore();
   // Loaded only when configured: a gateway without Redis never loads the client.
-  const { createSharedStore } = await import('./policies/rate-limit/shared-store.ts');
+  const { createSharedStore, storeErrorKind } = await import('./policies/rate-limit/shared-store.ts');
   const where = redactUrl(settings.url);
+  const fields = { store: where, prefix: settings.prefix, syncIntervalMs: settings.syncInterval, commandTimeoutMs: settings.commandTimeout };
+  const whileDegraded = 'counting locally until it answers: limits hold per instance, and limits with onStoreFailure: closed refuse with 503';
   let lastLogged = 0;
-  let suppressed = 0;
-  let down = false;
+  let lastEvent = 0;
+  let errorsSinceLog = 0;
+  let connectedOnce = false;
+  const publish = (status: 'ok' | 'degraded', reason: string | undefined, since: number) => {
+    if (channels.rateLimitStore.hasSubscribers) channels.rateLimitStore.publish({ server: hooks.server(), status, reason, since } satisfies RateLimitStoreStateEvent);
+  };
+  hooks.setCheck({ status: 'degraded', detail: `connecting to ${where}; limits are counted on this instance alone until it answers` });
   const store = createSharedStore({
     url: settings.url,
     prefix: settings.prefix,
     syncIntervalMs: settings.syncInterval,
+    commandTimeoutMs: settings.commandTimeout,
+    connectTimeoutMs: settings.connectTimeout,
     onConnect: () => {
-      logger.info({ store: where, prefix: settings.prefix, syncIntervalMs: settings.syncInterval }, down ? 'rate-limit store reconnected' : 'rate-limit store connected');
-      down = false;
+      logger.info(fields, connectedOnce ? 'rate-limit store reconnected' : 'rate-limit store connected');
+      connectedOnce = true;
+    },
+    onStateChange: (state) => {
+      const now = Date.now();
+      if (state.status === 'degraded') {
+        metrics.rateLimitStoreDegraded.set(1);
+        hooks.setCheck({ status: 'degraded', detail: `${where}: ${state.reason} (since ${new Date(state.since).toISOString()}); ${whileDegraded}` });
+        logger.warn({ ...fields, reason: state.reason, kind: state.kind }, `rate-limit store degraded: ${whileDegraded}`);
+        lastLogged = now;
+        lastEvent = now;
+        errorsSinceLog = 0;
+        publish('degraded', state.reason, state.since);
+      } else if (state.status === 'ok') {
+        metrics.rateLimitStoreDegraded.set(0);
+        hooks.setCheck({ status: 'ok', detail: `${where}: synced every ${settings.syncInterval}ms` });
+        if (lastLogged > 0) {
+          logger.info({ ...fields, degradedMs: now - lastLogged }, 'rate-limit store recovered: limits are shared again');
+          publish('ok', undefined, state.since);
+        }
+        lastLogged = 0;
+      }
     },
     onError: (error) => {
-      metrics.rateLimitStoreErrors.inc();
-      down = true;
+      metrics.rateLimitStoreErrors.labels(storeErrorKind(error)).inc();
+      errorsSinceLog++;
+      const state = store.state();
+      if (state.status !== 'degraded') return;
       const now = Date.now();
-      if (now - lastLogged < 30_000) {
-        suppressed++;
-        return;
+      if (now - lastEvent >= DEGRADED_EVENT_EVERY_MS) {
+        lastEvent = now;
+        publish('degraded', state.reason, state.since);
       }
-      lastLogged = now;
-      logger.warn({ store: where, error: error.message, suppressed }, 'rate-limit store unreachable: counting locally until it answers (limits hold per instance meanwhile)');
-      suppressed = 0;
+      if (now - lastLogged >= DEGRADED_LOG_EVERY_MS) {
+        logger.warn({ ...fields, reason: state.reason, error: error.message, errors: errorsSinceLog, degradedMs: now - state.since }, `rate-limit store still degraded: ${whileDegraded}`);
+        lastLogged = now;
+        errorsSinceLog = 0;
+      }
     },
   });
   return store;

@@ -60,10 +60,25 @@ export interface KeyRefusedEvent {
   readonly keyPrefix: string;
 }
 
+/**
+ * The shared rate-limit store became degraded (it counts locally), is still degraded (repeated every 15 s while
+ * failures go on), or recovered. Telemetry turns `degraded` into a security event for the control plane's alerting.
+ */
+export interface RateLimitStoreStateEvent {
+  /** The GatewayServer of the instance whose store it is (undefined while the instance is being created). */
+  readonly server: object | undefined;
+  readonly status: 'degraded' | 'ok';
+  /** Why it is degraded, for the operator (never a secret). */
+  readonly reason: string | undefined;
+  /** When the current status began (ms since the epoch). */
+  readonly since: number;
+}
+
 export const channels = {
   authFailure: diagnostics.channel('gatehouse:policy:auth-failure'),
   rateLimited: diagnostics.channel('gatehouse:policy:rate-limited'),
   upstreamError: diagnostics.channel('gatehouse:upstream:error'),
   keyRefused: diagnostics.channel('gatehouse:policy:key-refused'),
   requestEnd: diagnostics.channel('gatehouse:request:end'),
+  rateLimitStore: diagnostics.channel('gatehouse:rate-limit-store:state'),
 } as const;

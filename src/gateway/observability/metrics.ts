@@ -43,8 +43,10 @@ export class GatewayMetrics {
   readonly authFailures: client.Counter<'reason' | 'collection'>;
   readonly rateLimited: client.Counter<'scope' | 'collection'>;
   readonly upstreamErrors: client.Counter<'collection' | 'code'>;
-  /** Failed syncs and dropped connections of the shared rate-limit store (server.rateLimitStore: redis). */
-  readonly rateLimitStoreErrors: client.Counter;
+  /** Failures of the shared rate-limit store (server.rateLimitStore: redis), by kind: timeout, connection, reply. */
+  readonly rateLimitStoreErrors: client.Counter<'kind'>;
+  /** 1 while the shared rate-limit store is degraded (counting locally), else 0. */
+  readonly rateLimitStoreDegraded: client.Gauge;
   readonly configReloads: client.Counter<'result'>;
   readonly configInfo: client.Gauge<'version'>;
   readonly keys: client.Gauge;
@@ -61,7 +63,8 @@ export class GatewayMetrics {
     this.authFailures = new client.Counter({ name: 'gatehouse_auth_failures_total', help: 'Requests refused by authentication or authorization, by reason (error code).', labelNames: ['reason', 'collection'], registers });
     this.rateLimited = new client.Counter({ name: 'gatehouse_rate_limited_total', help: 'Requests refused by a rate limit, by scope (key, client, org).', labelNames: ['scope', 'collection'], registers });
     this.upstreamErrors = new client.Counter({ name: 'gatehouse_upstream_errors_total', help: 'Upstream connection failures and timeouts, by error code.', labelNames: ['collection', 'code'], registers });
-    this.rateLimitStoreErrors = new client.Counter({ name: 'gatehouse_rate_limit_store_errors_total', help: 'Failed syncs and lost connections of the shared rate-limit store; it counts locally meanwhile.', registers });
+    this.rateLimitStoreErrors = new client.Counter({ name: 'gatehouse_rate_limit_store_errors_total', help: 'Failures of the shared rate-limit store, by kind (timeout, connection, reply: an error answer such as READONLY or OOM); it counts locally meanwhile.', labelNames: ['kind'], registers });
+    this.rateLimitStoreDegraded = new client.Gauge({ name: 'gatehouse_rate_limit_store_degraded', help: '1 while the shared rate-limit store is degraded: limits are counted on this instance alone (or refused, for limits with onStoreFailure: closed).', registers });
     this.configReloads = new client.Counter({ name: 'gatehouse_config_reloads_total', help: 'Configuration applications, by result (applied, rejected).', labelNames: ['result'], registers });
     this.configInfo = new client.Gauge({ name: 'gatehouse_config_info', help: 'The configuration version in force (value is always 1).', labelNames: ['version'], registers });
     this.keys = new client.Gauge({ name: 'gatehouse_api_keys', help: 'API keys in the configuration in force.', registers });

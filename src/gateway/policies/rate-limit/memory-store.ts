@@ -40,6 +40,11 @@ export interface RateLimitStore {
   hit(key: string, limit: number, windowMs: number, now?: number): RateLimitDecision;
   /** Drops all state (tests; a reload with changed limits works without it). */
   clear(): void;
+  /**
+   * True while a shared store cannot reach its backend and counts locally; absent (never degraded) for the memory
+   * store. Limits with `onStoreFailure: closed` refuse meanwhile. Read on every request: a field, not a call.
+   */
+  readonly degraded?: boolean;
   /** Releases timers and connections (a shared store first sends what is pending). Idempotent. */
   close(): void | Promise<void>;
 }

@@ -3,6 +3,10 @@
  * from the client's overrides, else the collection's, else the snapshot defaults; counters are per collection
  * (its route: host and base path).
  * Every answer carries IETF RateLimit-Policy / RateLimit headers; a refusal is 429 with Retry-After.
+ *
+ * While a shared store is degraded (Redis unreachable, it counts locally), a limit with `onStoreFailure: closed`
+ * refuses the requests it governs with 503 GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE and `Retry-After: 1`, before any
+ * hit is counted; `open` limits (the default) go on, held per instance. The check reads one field of the store.
  */
 import type { RateLimit } from '../../../config/schema.ts';
 import { refusal } from '../../http/errors.ts';
@@ -37,6 +41,8 @@ interface KeyLimits {
   orgCounter: string;
   /** The RateLimit-Policy value: it depends on configuration only. */
   policyHeader: string;
+  /** The applicable limits that refuse while the store is degraded (`onStoreFailure: closed`), by name. */
+  closed: AppliedLimit['name'][];
 }
 
 export function rateLimit(options: RateLimitOptions): Policy {
@@ -58,10 +64,12 @@ export function rateLimit(options: RateLimitOptions): Policy {
     if (key) policy.push({ name: 'key', limit: key.limit, windowMs: key.window });
     if (client) policy.push({ name: 'client', limit: client.limit, windowMs: client.window });
     if (org) policy.push({ name: 'org', limit: org.limit, windowMs: org.window });
+    const closed = (['key', 'client', 'org'] as const).filter((name) => ({ key, client, org })[name]?.onStoreFailure === 'closed');
     return {
       key,
       client,
       org,
+      closed,
       keyCounter: keyPrefix + entry.hash,
       clientCounter: clientPrefix + principal.id,
       orgCounter: org ? orgPrefix + principal.orgId! : '',
@@ -77,6 +85,9 @@ export function rateLimit(options: RateLimitOptions): Policy {
       resolved.set(entry, s);
     }
     if (s === null) return undefined;
+    if (s.closed.length > 0 && store.degraded === true) {
+      return refusal('GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE', `The ${s.closed.join(' and ')} rate limit${s.closed.length > 1 ? 's' : ''} cannot be checked: the shared rate-limit store is unavailable and ${s.closed.length > 1 ? 'they are' : 'it is'} configured to fail closed (onStoreFailure: closed).`, { 'retry-after': '1' });
+    }
 
     // Narrowest first: a refused hit is not counted, so a key over its limit does not drain its org's budget.
     const now = Date.now();

@@ -11,8 +11,9 @@ import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../../../config/redact-url.ts';
-import { createSharedStore, type SharedRateLimitStore } from './shared-store.ts';
+import { createSharedStore, storeErrorKind, type SharedRateLimitStore, type SharedStoreOptions, type SharedStoreState } from './shared-store.ts';
 import { probeRedis, TEST_REDIS_URL } from '../../../testing/redis.ts';
+import { resp, startBlackHole, startRedisProxy, startScriptedRedis } from '../../../testing/redis-faults.ts';
 import { rateLimitStoreContract } from './store-contract.ts';
 
 const redisUrl = TEST_REDIS_URL;
@@ -164,6 +165,222 @@ if (unreachable === undefined) {
         assert.ok(Date.now() - started < 1_500, 'close does not wait for an unreachable Redis');
       }
     });
+  });
+
+  /** Polls `check` every 10 ms until it holds, failing with `what` after `ms`. */
+  async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > deadline) assert.fail(`timed out after ${ms}ms waiting until ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** A store that records its errors and state changes; closed at the end of the test. */
+  async function watched(options: Partial<SharedStoreOptions> & { url: string }, fn: (store: SharedRateLimitStore, seen: { errors: Error[]; states: SharedStoreState[] }) => Promise<void>): Promise<void> {
+    const seen = { errors: [] as Error[], states: [] as SharedStoreState[] };
+    const store = createSharedStore({ prefix: freshPrefix(), syncIntervalMs: 20, commandTimeoutMs: 200, connectTimeoutMs: 300, ...options, onError: (e) => seen.errors.push(e), onStateChange: (s) => seen.states.push(s) });
+    try {
+      await fn(store, seen);
+    } finally {
+      const started = Date.now();
+      await store.close();
+      assert.ok(Date.now() - started < 1_500, `close took ${Date.now() - started}ms`);
+    }
+  }
+
+  /** `n` hits of `key` at once, each decided synchronously (no promise: nothing waits for Redis). */
+  function hitNow(store: SharedRateLimitStore, key: string, n: number, now = T + 1_000): boolean[] {
+    const out: boolean[] = [];
+    for (let i = 0; i < n; i++) {
+      const d = store.hit(key, 100, MINUTE, now);
+      assert.ok(!(d instanceof Promise), 'a hit is decided without waiting');
+      out.push(d.allowed);
+    }
+    return out;
+  }
+
+  describe('shared rate-limit store when Redis misbehaves', () => {
+    it('notices a Redis that accepts connections and never answers: degraded by a timeout, decisions stay local and immediate', async () => {
+      const hole = await startBlackHole();
+      try {
+        await watched({ url: hole.url }, async (store, seen) => {
+          assert.equal(store.state().status, 'connecting');
+          const started = performance.now();
+          assert.deepEqual(hitNow(store, 'k', 3), [true, true, true]);
+          assert.ok(performance.now() - started < 50, 'hits do not wait for the connection');
+          await until('the store is degraded', () => store.degraded, 3_000);
+          assert.ok(hole.accepted >= 1, 'it did connect');
+          const state = store.state();
+          assert.equal(state.kind, 'timeout', JSON.stringify(state));
+          assert.match(state.reason!, /no answer within 200ms|within \d+ms/);
+          assert.ok(seen.errors.some((e) => storeErrorKind(e) === 'timeout'), seen.errors.map((e) => e.message).join('; '));
+          assert.deepEqual(seen.states.map((s) => s.status), ['degraded'], 'reported once, not once per error');
+          // It keeps trying: the hole sees new connections.
+          const before = hole.accepted;
+          await until('it dials again', () => hole.accepted > before, 5_000);
+          assert.deepEqual(hitNow(store, 'k', 1), [true]);
+        });
+      } finally {
+        await hole.close();
+      }
+    });
+
+    it('gives up a connection whose TLS handshake never completes after connectTimeout', async () => {
+      const hole = await startBlackHole();
+      try {
+        await watched({ url: `rediss://127.0.0.1:${hole.port}`, connectTimeoutMs: 300, commandTimeoutMs: 5_000 }, async (store, seen) => {
+          await until('the store is degraded', () => store.degraded, 2_000);
+          assert.equal(store.state().kind, 'timeout');
+          assert.ok(seen.errors.some((e) => /ETIMEDOUT/.test(e.message)), seen.errors.map((e) => e.message).join('; '));
+        });
+      } finally {
+        await hole.close();
+      }
+    });
+
+    it('notices a Redis that stops answering mid-run, keeps the hits, and sends them exactly once when it answers again', async () => {
+      const proxy = await startRedisProxy(redisUrl);
+      const prefix = freshPrefix();
+      const counter = `${prefix}k\u0000${MINUTE}\u0000${T}`;
+      try {
+        await watched({ url: proxy.url, prefix, syncIntervalMs: 60_000 }, async (store, seen) => {
+          await store.connected();
+          hitNow(store, 'k', 2);
+          await store.sync();
+          assert.equal(store.state().status, 'ok');
+          assert.equal(await admin.get(counter), '2');
+
+          proxy.mode = 'hang';
+          hitNow(store, 'k', 3);
+          const started = Date.now();
+          await store.sync(); // without a command timeout this never settles
+          assert.ok(Date.now() - started < 1_000, `the sync gave up after ${Date.now() - started}ms`);
+          assert.equal(store.state().status, 'degraded');
+          assert.equal(store.state().kind, 'timeout');
+          assert.equal(await admin.get(counter), '2', 'nothing got through');
+
+          proxy.mode = 'pass';
+          // The hung connection is dropped (no data while an answer was due) and dialled again.
+          await until('the store has reconnected and synced', async () => {
+            await store.sync();
+            return store.state().status === 'ok';
+          });
+          assert.equal(await admin.get(counter), '5', 'the three hits went out once, neither lost nor resent twice');
+          assert.deepEqual(seen.states.map((s) => s.status), ['ok', 'degraded', 'ok']);
+        });
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it('notices a hung Redis with no traffic at all, through its health PING', async () => {
+      const proxy = await startRedisProxy(redisUrl);
+      try {
+        await watched({ url: proxy.url }, async (store) => {
+          await until('the store is ok', () => store.state().status === 'ok');
+          proxy.mode = 'hang';
+          await until('the store is degraded', () => store.degraded, 3_000);
+          proxy.mode = 'pass';
+          await until('the store is ok again', () => store.state().status === 'ok', 5_000);
+        });
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it('stays healthy while Redis answers within the command timeout, and degrades once it answers later than that', async () => {
+      const proxy = await startRedisProxy(redisUrl);
+      try {
+        await watched({ url: proxy.url, syncIntervalMs: 60_000, commandTimeoutMs: 300 }, async (store, seen) => {
+          await store.connected();
+          proxy.mode = 'slow';
+          proxy.delayMs = 60;
+          for (let i = 0; i < 3; i++) {
+            hitNow(store, 'k', 1);
+            await store.sync();
+          }
+          assert.equal(store.state().status, 'ok', seen.errors.map((e) => e.message).join('; '));
+          proxy.delayMs = 600;
+          hitNow(store, 'k', 1);
+          await store.sync();
+          assert.equal(store.state().status, 'degraded');
+          assert.equal(store.state().kind, 'timeout');
+          proxy.mode = 'pass';
+          await until('the store recovers', async () => {
+            await store.sync();
+            return store.state().status === 'ok';
+          });
+        });
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it('counts alone while Redis is gone, and gives the shared total every hit once when it is back', async () => {
+      const proxy = await startRedisProxy(redisUrl);
+      const prefix = freshPrefix();
+      const counter = `${prefix}k\u0000${MINUTE}\u0000${T}`;
+      try {
+        await watched({ url: proxy.url, prefix, syncIntervalMs: 20 }, async (store) => {
+          await store.connected();
+          hitNow(store, 'k', 1);
+          await until('the first hit is in Redis', async () => (await admin.get(counter)) === '1');
+          proxy.mode = 'down';
+          await until('the store is degraded', () => store.degraded, 3_000);
+          assert.equal(store.state().kind, 'connection');
+          hitNow(store, 'k', 4);
+          proxy.mode = 'pass';
+          await until('the store is ok again', () => store.state().status === 'ok', 5_000);
+          await until('every hit is in Redis', async () => (await admin.get(counter)) === '5', 2_000);
+          await store.sync();
+          assert.equal(await admin.get(counter), '5');
+        });
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    for (const [answer, extra] of [
+      ['NOSCRIPT No matching script. Please use EVAL.', ''],
+      ['READONLY You can\'t write against a read only replica.', ' and dials again (a failover left it on a replica)'],
+      ["OOM command not allowed when used memory > 'maxmemory'.", ''],
+    ] as const) {
+      const code = answer.split(' ')[0]!;
+      it(`reports a Redis that answers ${code} as degraded, keeps the hits${extra}, and sends them once it answers`, async () => {
+        let failing = true;
+        const sent: number[] = [];
+        const fake = await startScriptedRedis((command) => {
+          if (command[0] !== 'EVALSHA' && command[0] !== 'EVAL') return resp.error(`ERR unexpected ${command[0]}`);
+          if (failing) return resp.error(answer);
+          const hits = Number(command[5]);
+          sent.push(hits);
+          return resp.array([resp.integer(sent.reduce((a, b) => a + b, 0)), resp.integer(0)]);
+        });
+        try {
+          await watched({ url: fake.url, syncIntervalMs: 60_000 }, async (store, seen) => {
+            await store.connected();
+            hitNow(store, 'k', 3);
+            await store.sync();
+            assert.equal(store.state().status, 'degraded');
+            assert.equal(store.state().kind, 'reply');
+            assert.equal(store.state().reason, `Redis answered ${code}`);
+            assert.ok(seen.errors.some((e) => storeErrorKind(e) === 'reply'));
+            if (code === 'READONLY') await until('it dials again', () => fake.accepted >= 2, 3_000);
+            failing = false;
+            await until('the store recovers', async () => {
+              await store.connected();
+              await store.sync();
+              return store.state().status === 'ok';
+            });
+            // Later syncs re-read the key with 0 new hits.
+            assert.deepEqual(sent.filter((n) => n > 0), [3], 'the three hits went out once, after the failures');
+          });
+        } finally {
+          await fake.close();
+        }
+      });
+    }
   });
 } else {
   // A real Redis is required: an unreachable one fails the run rather than passing it by skipping.

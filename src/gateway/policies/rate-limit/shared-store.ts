@@ -13,7 +13,18 @@
  *
  * When Redis cannot be reached, each instance goes on counting alone: limits hold per instance (a limit of L is
  * at most N × L in total) and the hits are sent once Redis is back, so nothing is lost from the shared total.
- * Errors are reported through `onError` (the gateway logs them, at most every 30 s, and counts them).
+ * Nothing Redis does can hold up a request: `hit` never touches the connection.
+ *
+ * Every command has a deadline (`commandTimeoutMs`), the connection too (`connectTimeoutMs`, up to the end of the
+ * handshake), so a Redis that accepts and never answers, answers too slowly, or hangs mid-run is noticed instead of
+ * leaving a sync pending for ever. The store is then **degraded** — it counts locally — from the first failure (a
+ * connection error or timeout, an error reply such as NOSCRIPT, READONLY or OOM, no connection for
+ * `connectTimeoutMs + commandTimeoutMs`) until a sync or a health PING succeeds again; `state()` says so and
+ * `onStateChange` is told of every change. A timed-out connection is dropped and dialled again (a peer that
+ * vanished without closing would otherwise hold it for minutes), and a READONLY answer (a failover left us on a
+ * replica) reconnects too. Commands are never queued while disconnected, and never resent after a reconnection:
+ * the hits of a failed sync go out with the next one, so a resend would count them twice.
+ * Every error is reported through `onError` (the gateway counts them by kind and logs state changes).
  *
  * Counter names are the policy's (route, scope, the key's SHA-256 or the client or org id): no secret reaches
  * Redis. Time comes from the caller (`now`), as the contract requires; window starts are multiples of the window
@@ -32,19 +43,68 @@ export interface SharedStoreOptions {
   syncIntervalMs?: number;
   /** Most keys tracked in process (idle ones are dropped first). @default 1_000_000 */
   maxKeys?: number;
-  /** A sync failed or the connection dropped; the store goes on counting locally. */
+  /**
+   * How long any command (a sync, a PING, the connection handshake) may take before it counts as failed; the
+   * connection is then dropped and dialled again. Requests never wait for it: it bounds how long a hung Redis
+   * goes unnoticed, not request latency. @default 500
+   */
+  commandTimeoutMs?: number;
+  /** How long connecting (TCP and TLS) may take. @default 2000 */
+  connectTimeoutMs?: number;
+  /** A sync failed, a command timed out or the connection dropped; the store goes on counting locally. */
   onError?: (error: Error) => void;
   /** The connection to Redis is up (the first time and after every reconnection). */
   onConnect?: () => void;
+  /** The store became degraded or recovered (see `state()`). */
+  onStateChange?: (state: SharedStoreState) => void;
+}
+
+/**
+ * `connecting`: no exchange with Redis has succeeded yet and nothing has failed (the first `connectTimeoutMs +
+ * commandTimeoutMs`); `ok`: the last sync or PING succeeded; `degraded`: something failed since, the store counts
+ * locally. Hits are decided locally in every state.
+ */
+export interface SharedStoreState {
+  status: 'connecting' | 'ok' | 'degraded';
+  /** When this status began (ms since the epoch). */
+  since: number;
+  /** Why it is degraded, for the operator (never a secret): e.g. `command timed out after 500ms`, `Redis answered READONLY`. */
+  reason?: string;
+  /** The kind of the failure that degraded it. */
+  kind?: StoreErrorKind;
+}
+
+/** `timeout`: no answer in time; `connection`: refused, reset, closed; `reply`: Redis answered an error (NOSCRIPT, READONLY, OOM…). */
+export type StoreErrorKind = 'timeout' | 'connection' | 'reply';
+
+/** The kind of a store error (the gateway labels its error counter with it). */
+export function storeErrorKind(error: Error): StoreErrorKind {
+  if (error.name === 'ReplyError') return 'reply';
+  const code = (error as { code?: unknown }).code;
+  if (code === 'ETIMEDOUT' || /timed? ?out/i.test(error.message)) return 'timeout';
+  return 'connection';
+}
+
+/** What an error says to an operator: the reply's error code, or the message (connection errors hold no secret). */
+function describeError(error: Error, commandTimeoutMs: number): string {
+  if (error.name === 'ReplyError') return `Redis answered ${/^[A-Z][A-Z_-]*/.exec(error.message)?.[0] ?? 'an error'}`;
+  if (error.message === 'Command timed out' || error.message.startsWith('Socket timeout')) return `no answer within ${commandTimeoutMs}ms`;
+  return error.message.slice(0, 200);
 }
 
 export interface SharedRateLimitStore extends RateLimitStore {
   /** Keys tracked in process. */
   readonly size: number;
-  /** Sends pending hits and reads totals now (tests; the timer does it every `syncIntervalMs`). */
+  /**
+   * Sends pending hits and reads totals now, after the sync in progress if there is one (tests; the timer does it
+   * every `syncIntervalMs`).
+   */
   sync(): Promise<void>;
   /** Resolves once the connection to Redis is up (at once when it is). Hits are decided before then too. */
   connected(): Promise<void>;
+  /** Whether the store counts locally because Redis failed (`state().status === 'degraded'`). */
+  readonly degraded: boolean;
+  state(): SharedStoreState;
   /** Sends what is pending, then closes the connection (waits at most 1 s for Redis). */
   close(): Promise<void>;
 }
@@ -91,20 +151,65 @@ const MAX_LEFTOVERS = 100_000;
 /** Keys examined for staleness per sync, and how often a pass over all of them starts. */
 const SWEEP_PER_SYNC = 2_000;
 const SWEEP_EVERY_MS = 30_000;
+/** With nothing to sync, a PING this often notices a Redis that stopped answering (and one that came back). */
+const PING_EVERY_MS = 1_000;
 
 export function createSharedStore(options: SharedStoreOptions): SharedRateLimitStore {
   const prefix = options.prefix ?? 'gatehouse:rl:';
   const syncIntervalMs = options.syncIntervalMs ?? 100;
   const maxKeys = options.maxKeys ?? 1_000_000;
+  const commandTimeoutMs = options.commandTimeoutMs ?? 500;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
   if (!(syncIntervalMs >= 1)) throw new RangeError(`syncIntervalMs must be at least 1, got ${syncIntervalMs}`);
   if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
-  const onError = options.onError ?? (() => {});
+  if (!(commandTimeoutMs >= 1)) throw new RangeError(`commandTimeoutMs must be at least 1, got ${commandTimeoutMs}`);
+  if (!(connectTimeoutMs >= 1)) throw new RangeError(`connectTimeoutMs must be at least 1, got ${connectTimeoutMs}`);
+  const onErrorOption = options.onError ?? (() => {});
 
-  // No offline queue: while disconnected a sync fails at once and its hits stay pending, rather than piling up
-  // inside the client. ioredis reconnects by itself (backoff up to 2 s).
-  const redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 5_000, lazyConnect: false });
+  let state: SharedStoreState = { status: 'connecting', since: Date.now() };
+  function setState(next: SharedStoreState): void {
+    state = next;
+    options.onStateChange?.(next);
+  }
+  function onError(error: Error): void {
+    if (closed) return;
+    if (state.status !== 'degraded') {
+      const kind = storeErrorKind(error);
+      setState({ status: 'degraded', since: Date.now(), reason: describeError(error, commandTimeoutMs), kind });
+    }
+    onErrorOption(error);
+  }
+  function onSuccess(): void {
+    lastContact = Date.now();
+    if (state.status !== 'ok' && !closed) setState({ status: 'ok', since: lastContact });
+  }
+
+  const redis = new Redis(options.url, {
+    // No offline queue: while disconnected a sync fails at once and its hits stay pending, rather than piling up
+    // inside the client.
+    enableOfflineQueue: false,
+    // Commands in flight when the connection drops fail at once (their hits go out with the next sync), and are
+    // never resent by the client: that would count them twice.
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    connectTimeout: connectTimeoutMs,
+    // Every command, the handshake's HELLO and INFO included: a Redis that accepts and never answers fails them.
+    commandTimeout: commandTimeoutMs,
+    // No data while an answer is due: the connection is dropped and dialled again. A peer gone without closing
+    // would otherwise hold it until TCP keep-alive gives up, minutes later.
+    socketTimeout: commandTimeoutMs,
+    // A failover left this connection on a replica: dial again (DNS or the proxy now name the new primary).
+    reconnectOnError: (error: Error) => error.message.startsWith('READONLY'),
+    retryStrategy: (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 10), 2_000) + Math.floor(Math.random() * 100),
+    lazyConnect: false,
+  });
   redis.on('error', (error: Error) => onError(error));
-  if (options.onConnect) redis.on('ready', options.onConnect);
+  redis.on('ready', () => {
+    notReadySince = undefined;
+    options.onConnect?.();
+    // Recovery is declared by an exchange that works, not by the connection alone.
+    if (syncing === undefined) void sync();
+  });
   redis.defineCommand('gatehouseRateSync', { numberOfKeys: 2, lua: SYNC_SCRIPT });
 
   // Map order is "order of last window roll", as in the memory store: the front is idle longest.
@@ -120,9 +225,27 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
   let sweepPass: MapIterator<[string, SharedCounter]> | undefined;
   let lastSweep = Date.now();
   let closed = false;
+  /** When a sync or PING last succeeded. */
+  let lastContact = 0;
+  /** Since when the connection has not been ready (undefined while it is). */
+  let notReadySince: number | undefined = Date.now();
+  let syncStarted = 0;
 
   const timer = setInterval(() => {
+    const now = Date.now();
+    if (redis.status !== 'ready') {
+      notReadySince ??= now;
+      // ioredis reports failed attempts itself; this is the backstop for a connection that neither fails nor completes.
+      if (state.status !== 'degraded' && now - notReadySince > connectTimeoutMs + commandTimeoutMs) {
+        onError(Object.assign(new Error(`no connection to Redis within ${connectTimeoutMs + commandTimeoutMs}ms`), { code: 'ETIMEDOUT' }));
+      }
+    }
     if (syncing === undefined) void sync();
+    else if (now - syncStarted > 2 * commandTimeoutMs + syncIntervalMs) {
+      // Every command has a deadline, so this should not happen; if a sync still hangs, the connection goes.
+      onError(Object.assign(new Error(`a sync has not completed in ${now - syncStarted}ms`), { code: 'ETIMEDOUT' }));
+      redis.disconnect(true);
+    }
   }, syncIntervalMs);
   timer.unref();
 
@@ -192,13 +315,25 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
 
   function sync(): Promise<void> {
     if (syncing !== undefined) return syncing;
+    syncStarted = Date.now();
     syncing = runSync().finally(() => (syncing = undefined));
     return syncing;
   }
 
   async function runSync(): Promise<void> {
     if (counters.size > 0) sweepSome(Date.now());
-    if ((active.size === 0 && leftovers.length === 0) || redis.status !== 'ready') return;
+    if (redis.status !== 'ready') return;
+    if (active.size === 0 && leftovers.length === 0) {
+      // Nothing to send: a PING now and then tells a healthy Redis from one that stopped answering.
+      if (state.status === 'ok' && Date.now() - lastContact < PING_EVERY_MS) return;
+      try {
+        await redis.ping();
+        onSuccess();
+      } catch (error) {
+        onError(error as Error);
+      }
+      return;
+    }
     generation++;
     const keys: string[] = [];
     for (const [key, hitAt] of active) {
@@ -267,17 +402,25 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
       }
     }
     if (failed !== undefined && results !== null) onError(failed);
+    else if (failed === undefined && results !== null) onSuccess();
   }
 
   return {
     hit,
-    sync,
+    async sync() {
+      if (syncing !== undefined) await syncing;
+      await sync();
+    },
     connected() {
       return redis.status === 'ready' ? Promise.resolve() : new Promise((resolve) => redis.once('ready', () => resolve()));
     },
     get size() {
       return counters.size;
     },
+    get degraded() {
+      return state.status === 'degraded';
+    },
+    state: () => ({ ...state }),
     /** Forgets the local view (tests). Redis keeps its counters until they expire: use a fresh prefix to start clean. */
     clear() {
       counters.clear();
