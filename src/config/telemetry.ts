@@ -26,6 +26,12 @@ export const SecurityEventKind = {
   ipNotAllowed: 'ip_not_allowed',
   /** A known client called an endpoint, environment or project it is not granted (`GH_ERR_AUTH_FORBIDDEN_*`). */
   forbidden: 'forbidden',
+  /**
+   * Not a refusal: the instance's shared rate-limit store is degraded, so its limits hold per instance (or refuse,
+   * where `onStoreFailure: closed`). Sent when it happens and every 15 s while it lasts; reason
+   * `GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE`, no client, key or IP. Alerting raises `rate_limit_store_degraded` on it.
+   */
+  rateLimitStoreDegraded: 'rate_limit_store_degraded',
 } as const;
 export type SecurityEventKind = (typeof SecurityEventKind)[keyof typeof SecurityEventKind];
 

@@ -239,6 +239,31 @@ describe('alerting', () => {
     alerting = undefined;
   });
 
+  it('raises a rate-limit store alert while a gateway reports its store degraded, and resolves it once the reports stop', async () => {
+    const alerts = start();
+    const report = async () => {
+      await store.insertSecurityEvents([{ id: `sev-${++events}`, workspaceId: workspace.id, gatewayId: gateway.id, at: nowIso(clock - 1000), kind: 'rate_limit_store_degraded', reason: 'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE' }]);
+    };
+    await alerts.evaluate(workspace.id);
+    assert.deepEqual(await open(), []);
+    await report();
+    await alerts.evaluate(workspace.id);
+    assert.deepEqual(await open(), ['rate_limit_store_degraded']);
+    const [alert] = await store.listAlerts(workspace.id, { open: true });
+    assert.equal(alert!.key, `rate_limit_store_degraded:${gateway.id}`);
+    assert.match(alert!.message, new RegExp(`rate-limit store degraded on gateway "${gateway.name}"`));
+    // Instances repeat the report every 15 s while it lasts: the alert stays open, once.
+    clock += 30_000;
+    await report();
+    await alerts.evaluate(workspace.id);
+    assert.equal((await store.listAlerts(workspace.id)).length, 1);
+    // Recovered: no report for the window (60 s).
+    clock += 61_000;
+    await alerts.evaluate(workspace.id);
+    assert.deepEqual(await open(), []);
+    assert.ok((await store.listAlerts(workspace.id))[0]!.resolvedAt);
+  });
+
   it('supports gateway versions of the same major, at most one minor behind, never ahead', () => {
     assert.equal(isSupportedVersion('1.4.0', '1.4.2'), true);
     assert.equal(isSupportedVersion('1.4.9', '1.4.2'), true, 'patch versions do not matter');

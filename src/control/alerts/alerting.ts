@@ -8,6 +8,10 @@
  * - `version_mismatch` — an online instance of an edge gateway runs a version outside the supported skew
  *   (`isSupportedVersion`: same major, at most `supportedMinorsBehind` minors behind the control plane, never
  *   ahead). One alert per gateway; resolved when every online instance is supported again.
+ * - `rate_limit_store_degraded` — an instance of an edge gateway reported, within the last `storeDegradedWindowMs`,
+ *   that its shared rate-limit store (Redis) is degraded: its limits hold per instance only, or refuse where they
+ *   fail closed. Instances report it when it happens and every 15 s while it lasts (security events of kind
+ *   `rate_limit_store_degraded`), so the alert resolves once no instance has reported it for the window.
  * - `connectivity_lost` — an edge gateway that had instances has not heard from any for `offlineAfterMs` (the store
  *   keeps `lastSeenAt` fresh with heartbeats, so this must exceed the heartbeat interval). Resolved when an
  *   instance is connected and heard from again. Open alerts of a deleted gateway are resolved.
@@ -30,6 +34,7 @@ export const AlertKind = {
   authFailureSpike: 'auth_failure_spike',
   versionMismatch: 'version_mismatch',
   connectivityLost: 'connectivity_lost',
+  rateLimitStoreDegraded: 'rate_limit_store_degraded',
 } as const;
 export type AlertKind = (typeof AlertKind)[keyof typeof AlertKind];
 
@@ -53,6 +58,11 @@ export interface AlertingOptions {
   authFailureThreshold?: number;
   /** Silence after which a gateway's connectivity is lost. Default 60 s. */
   offlineAfterMs?: number;
+  /**
+   * How far back a rate-limit-store-degraded report keeps its alert open. Instances repeat the report every 15 s
+   * while it lasts, so this is how long after recovery the alert resolves. Default 60 s.
+   */
+  storeDegradedWindowMs?: number;
   /** Every workspace is evaluated (and due webhooks retried) this often; 0: no timer. Default 15 s. */
   intervalMs?: number;
 }
@@ -81,6 +91,7 @@ export function startAlerting(options: AlertingOptions): Alerting {
   const now = options.now ?? Date.now;
   const threshold = options.authFailureThreshold ?? 20;
   const offlineAfterMs = options.offlineAfterMs ?? 60_000;
+  const storeDegradedWindowMs = options.storeDegradedWindowMs ?? 60_000;
   const minorsBehind = options.supportedMinorsBehind ?? 1;
   const intervalMs = options.intervalMs ?? 15_000;
   const webhook: WebhookDelivery | undefined = options.webhookUrl
@@ -106,7 +117,16 @@ export function startAlerting(options: AlertingOptions): Alerting {
         message: `${failures} authentication failures in the last minute on gateway "${name}" (threshold ${threshold} per minute)`,
         details: { failures, threshold, gatewayName: name },
       });
-      if (gateway !== undefined) out.push(...instanceConditions(gateway, await store.listGatewayInstances(gateway.id), t));
+      if (gateway === undefined) continue;
+      out.push(...instanceConditions(gateway, await store.listGatewayInstances(gateway.id), t));
+      const reports = await store.countSecurityEvents(workspaceId, { since: nowIso(t - storeDegradedWindowMs), gatewayId, kind: SecurityEventKind.rateLimitStoreDegraded });
+      out.push({
+        kind: AlertKind.rateLimitStoreDegraded,
+        gatewayId,
+        active: reports > 0,
+        message: `rate-limit store degraded on gateway "${name}": its instances count rate limits locally (limits hold per instance; those with onStoreFailure: closed refuse with 503). See the instances' /readyz and logs.`,
+        details: { gatewayName: name, reports, windowMs: storeDegradedWindowMs },
+      });
     }
     return out;
   }

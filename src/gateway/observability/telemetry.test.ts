@@ -12,6 +12,7 @@ import { channels, type RequestEndEvent } from './channels.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { createTelemetryCollector, type TelemetryCollector } from './telemetry.ts';
 import { eventually } from '../../testing/eventually.ts';
+import { startBlackHole } from '../../testing/redis-faults.ts';
 
 const alice = generateKey();
 const walled = generateKey();
@@ -245,3 +246,34 @@ describe('the telemetry collector of a gateway instance', () => {
   });
 });
 
+
+describe('telemetry of a gateway instance whose shared rate-limit store is degraded', () => {
+  it('sends a rate_limit_store_degraded event for its own instance only, which the control plane accepts', async () => {
+    const hole = await startBlackHole();
+    const server = ServerSchema.parse({ rateLimitStore: { type: 'redis', url: hole.url, syncInterval: '20ms', commandTimeout: '100ms', connectTimeout: '200ms' } });
+    const degraded = await createGatewayInstance({ logger: pino({ level: 'silent' }), server, tokenExchange: SnapshotSchema.shape.tokenExchange.parse(TOKEN_EXCHANGE) });
+    const healthy = await createGatewayInstance({ logger: pino({ level: 'silent' }), server: ServerSchema.parse({}), tokenExchange: SnapshotSchema.shape.tokenExchange.parse(TOKEN_EXCHANGE) });
+    const mine = createTelemetryCollector({ instanceId: 'i-degraded', server: degraded.server });
+    const theirs = createTelemetryCollector({ instanceId: 'i-healthy', server: healthy.server });
+    try {
+      await eventually(() => degraded.readiness().checks.rateLimitStore?.status === 'degraded' && /no answer within 100ms/.test(degraded.readiness().checks.rateLimitStore?.detail ?? ''), 5_000, 'the readiness check says degraded, and why');
+      let batch = mine.takeBatch();
+      // The first report may precede the collector (it repeats every 15 s): wait for either.
+      if (batch === undefined) {
+        await eventually(() => (batch = mine.takeBatch()) !== undefined, 20_000, 'a rate-limit store event');
+      }
+      const event = batch!.securityEvents[0]!;
+      assert.equal(event.kind, 'rate_limit_store_degraded');
+      assert.equal(event.reason, 'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE');
+      assert.equal(TelemetryBatchSchema.safeParse(batch).success, true, 'the control plane accepts it');
+      assert.equal(theirs.takeBatch(), undefined, "another instance's collector does not report it");
+      assert.equal(healthy.readiness().checks.rateLimitStore, undefined, 'no check for the memory store');
+    } finally {
+      mine.close();
+      theirs.close();
+      await degraded.close({ drainMs: 0 });
+      await healthy.close({ drainMs: 0 });
+      await hole.close();
+    }
+  });
+});

@@ -7,6 +7,9 @@
  * - **Security events**, one per refusal worth an operator's attention (`securityEventKind`): the reason (the
  *   `GH_ERR_*` code), collection, client id when the key was found, client IP, and the key's label — or, for an
  *   unknown or malformed Gatehouse key, its display prefix (`ghk_AbCd…`). Never the key.
+ * - **Rate-limit store state**: while this instance's shared rate-limit store is degraded, a security event of kind
+ *   `rate_limit_store_degraded` when it happens and every 15 s while it lasts (the control plane's alerting raises
+ *   an alert on it, and resolves it once the events stop).
  * - **Access events**, a uniform random sample (reservoir sampling) of at most `accessEventsPerBatch` requests
  *   per batch. The counts above cover every request; the sample is for looking at individual requests.
  *
@@ -21,9 +24,9 @@
  * pending batch go out again, in sequence order. A batch holds at most `maxBufferedEvents` events.
  */
 import client from 'prom-client';
-import { batchSize, containsKey, NONE, securityEventKind, type AccessEvent, type RequestCount, type SecurityEvent, type TelemetryBatch } from '../../config/telemetry.ts';
+import { batchSize, containsKey, NONE, SecurityEventKind, securityEventKind, type AccessEvent, type RequestCount, type SecurityEvent, type TelemetryBatch } from '../../config/telemetry.ts';
 import type { CompiledCollection } from '../snapshot/compiled.ts';
-import { channels, type KeyRefusedEvent, type RequestEndEvent } from './channels.ts';
+import { channels, type KeyRefusedEvent, type RateLimitStoreStateEvent, type RequestEndEvent } from './channels.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export interface TelemetryCollectorOptions {
@@ -162,8 +165,16 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
     }
   }
 
+  function onRateLimitStore(message: unknown): void {
+    const e = message as RateLimitStoreStateEvent;
+    if (e.status !== 'degraded' || (server !== undefined && e.server !== server)) return;
+    if (buffered() >= maxBuffered) return drop('security');
+    security.push({ at: new Date(now()).toISOString(), kind: SecurityEventKind.rateLimitStoreDegraded, reason: 'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE', collection: '', clientId: '', keyLabel: '', ip: '' });
+  }
+
   channels.keyRefused.subscribe(onKeyRefused);
   channels.requestEnd.subscribe(onRequestEnd);
+  channels.rateLimitStore.subscribe(onRateLimitStore);
 
   return {
     takeBatch() {
@@ -203,6 +214,7 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
     close() {
       channels.keyRefused.unsubscribe(onKeyRefused);
       channels.requestEnd.unsubscribe(onRequestEnd);
+      channels.rateLimitStore.unsubscribe(onRateLimitStore);
     },
   };
 }
