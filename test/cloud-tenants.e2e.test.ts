@@ -11,7 +11,7 @@ import { startDemoUpstream } from '../src/demo/upstream.ts';
 import { eventually, startControlPlane, type AdminApi, type ControlProcess } from './control-helpers.ts';
 import { startUpstream, type Upstream } from './helpers.ts';
 
-const AUDIENCE = 'gatehouse-upstreams';
+const AUDIENCE = 'urn:gatehouse:default:dev';
 
 function collection(name: string, basePath: string, upstream: string, more: Record<string, unknown> = {}) {
   return { name, basePath, upstream, project: 'default', endpoints: [{ method: 'GET', path: '/invoices', permission: 'invoices:read' }], ...more };
@@ -83,13 +83,21 @@ describe('cloud gateway: tenants with the same collection name and org id', () =
     // Both are signed by the one JWKS and claim the same org and user: only the issuer tells them apart.
     const jwks = createRemoteJWKSet(new URL(`${cp.gatewayUrl}/.well-known/jwks.json`));
     const a = await jwtVerify(jwtA, jwks, { issuer: issuerA, audience: AUDIENCE });
-    const b = await jwtVerify(jwtB, jwks, { issuer: issuerB, audience: AUDIENCE });
+    const b = await jwtVerify(jwtB, jwks, { issuer: issuerB, audience: 'urn:gatehouse:tenant-b:dev' });
     assert.equal(a.payload.iss, issuerA);
     assert.equal(b.payload.iss, issuerB);
     assert.deepEqual([a.payload.org_id, a.payload.user_id], [b.payload.org_id, b.payload.user_id]);
-    await assert.rejects(jwtVerify(jwtB, jwks, { issuer: issuerA, audience: AUDIENCE }), (error: Error & { code?: string; claim?: string }) => {
+    await assert.rejects(jwtVerify(jwtB, jwks, { issuer: issuerA }), (error: Error & { code?: string; claim?: string }) => {
       assert.equal(error.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED');
       assert.equal(error.claim, 'iss');
+      return true;
+    });
+    // Each workspace environment has its own audience too: a backend that checks only `aud` against the union
+    // JWKS still refuses the other tenant's token.
+    assert.equal(a.payload.aud, AUDIENCE);
+    await assert.rejects(jwtVerify(jwtB, jwks, { audience: AUDIENCE }), (error: Error & { code?: string; claim?: string }) => {
+      assert.equal(error.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED');
+      assert.equal(error.claim, 'aud');
       return true;
     });
   });

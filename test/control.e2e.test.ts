@@ -84,7 +84,7 @@ describe('control plane: clients, roles and the cloud gateway', () => {
     const seen = (await res.json()) as { url: string; headers: Record<string, string> };
     assert.equal(seen.url, '/invoices/7');
     const jwt = seen.headers.authorization!.replace(/^Bearer /, '');
-    const { payload } = await jwtVerify(jwt, createRemoteJWKSet(new URL(`${cp.gatewayUrl}/.well-known/jwks.json`)), { audience: 'gatehouse-upstreams' });
+    const { payload } = await jwtVerify(jwt, createRemoteJWKSet(new URL(`${cp.gatewayUrl}/.well-known/jwks.json`)), { audience: 'urn:gatehouse:default:dev' });
     assert.equal(payload.client_id, client.id);
     assert.equal(payload.user_id, 'u-42');
     assert.equal(payload.org_id, 'acme');
@@ -140,7 +140,7 @@ describe('control plane: clients, roles and the cloud gateway', () => {
 
     const issuer = `${cp.gatewayUrl}/default/dev`;
     const jwks = createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`));
-    for (const jwt of [oldJwt, newJwt]) await jwtVerify(jwt, jwks, { issuer, audience: 'gatehouse-upstreams' });
+    for (const jwt of [oldJwt, newJwt]) await jwtVerify(jwt, jwks, { issuer, audience: 'urn:gatehouse:default:dev' });
   });
 
   it('regenerate with a grace period keeps the old token working until it ends', async () => {

@@ -17,7 +17,7 @@ import { startUpstream, type Upstream } from './helpers.ts';
 
 const WS = '/workspaces/default';
 const PROD = `${WS}/environments/PROD`;
-const AUDIENCE = 'gatehouse-upstreams';
+const AUDIENCE = 'urn:gatehouse:default:prod';
 
 describe('edge gateways: signing keys shared by every replica and the cloud gateway', () => {
   let upstream: Upstream;

@@ -46,8 +46,9 @@ describe('request hygiene on a running gateway', () => {
       collection('billing', '/billing'),
       collection('status', '/status', { authRequired: false }),
       collection('partner', '/partner', { host: 'partner.example.test' }),
+      collection('reports', '/reports', { audience: 'urn:example:reports-api' }),
     ],
-    roles: [{ name: 'reader', permissions: ['billing:read', 'partner:read'] }],
+    roles: [{ name: 'reader', permissions: ['billing:read', 'partner:read', 'reports:read'] }],
     clients: [{ id: 'reader-client', role: 'reader', environments: ['PROD'], projects: ['payments'], keys: [{ hash: key.hash }] }],
     legacyClients: [
       { id: 'legacy-client', role: 'reader', environments: ['PROD'], projects: ['payments'], email: LEGACY_EMAIL, keyHash: `sha256:${createHash('sha256').update(LEGACY_KEY).digest('hex')}` },
@@ -196,6 +197,20 @@ describe('request hygiene on a running gateway', () => {
       const own = await send('/status/orgs/acme/invoices', { key: null, headers: [['Authorization', 'Basic dXNlcjpwYXNz'], ['X-API-Key', 'backend-own-key']] });
       assert.equal(own.seen?.headers.authorization, 'Basic dXNlcjpwYXNz');
       assert.equal(own.seen?.headers['x-api-key'], 'backend-own-key');
+    });
+  });
+
+  describe('the audience of the forwarded token', () => {
+    const claims = (authorization: string | undefined) => JSON.parse(Buffer.from(authorization!.split('.')[1]!, 'base64url').toString()) as { aud: unknown; iss: string };
+
+    it("is tokenExchange.audience by default, and a collection's own audience where it names one", async () => {
+      const billing = await send('/billing/orgs/acme/invoices');
+      const reports = await send('/reports/orgs/acme/invoices');
+      assert.equal(claims(billing.seen?.headers.authorization).aud, TOKEN_EXCHANGE.audience);
+      assert.equal(claims(reports.seen?.headers.authorization).aud, 'urn:example:reports-api');
+      // The same key on the same connection gets one token per audience, never the other collection's cached one.
+      assert.notEqual(billing.seen?.headers.authorization, reports.seen?.headers.authorization);
+      assert.equal(claims((await send('/billing/orgs/acme/invoices')).seen?.headers.authorization).aud, TOKEN_EXCHANGE.audience);
     });
   });
 

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { loadGatewayFile } from '../config/load.ts';
+import { tenantAudience } from '../config/schema.ts';
 import { startDemoUpstream } from '../demo/upstream.ts';
 import { startGateway } from '../gateway/runtime.ts';
 import { type Command, parse, portOption, UsageError } from './command.ts';
@@ -48,13 +49,13 @@ Ctrl-C stops.
 /** The demo upstream alone, trusting the control plane's cloud gateway: for the control-plane quickstart. */
 export const demoUpstream: Command = {
   summary: "run the demo upstream on :9000, trusting JWTs the cloud gateway on :8080 minted for default/DEV (the quickstart's backend)",
-  usage: '[--port 9000] [--gateway http://127.0.0.1:8080] [--issuer http://127.0.0.1:8080/default/dev] [--audience gatehouse-upstreams]\n\n--issuer: the `iss` tokens must carry: the workspace environment whose collections may call this backend\n(default: the gateway URL + /default/dev).',
+  usage: '[--port 9000] [--gateway http://127.0.0.1:8080] [--issuer http://127.0.0.1:8080/default/dev] [--audience urn:gatehouse:default:dev]\n\n--issuer: the `iss` tokens must carry: the workspace environment whose collections may call this backend\n(default: the gateway URL + /default/dev).\n--audience: the `aud` tokens must carry (default: that workspace environment\'s, urn:gatehouse:<workspace>:<environment>).',
   async run(args) {
     const { values } = parse('demo upstream', args, {
       port: { type: 'string', default: '9000' },
       gateway: { type: 'string', default: 'http://127.0.0.1:8080' },
       issuer: { type: 'string' },
-      audience: { type: 'string', default: 'gatehouse-upstreams' },
+      audience: { type: 'string' },
     });
     const port = portOption('demo upstream', 'port', values.port)!;
     let gateway: URL;
@@ -65,8 +66,11 @@ export const demoUpstream: Command = {
     }
     // Every workspace environment is its own issuer: checking it is what keeps another tenant's tokens out.
     const issuer = values.issuer ?? `${gateway.origin}/default/dev`;
-    const { server } = await startDemoUpstream({ host: '127.0.0.1', port, jwksUrl: new URL('/.well-known/jwks.json', gateway).href, issuer, audience: values.audience });
-    console.error(`Demo upstream on http://127.0.0.1:${port}: it answers only requests carrying a JWT with issuer ${issuer}, signed by a key of ${gateway.origin}/.well-known/jwks.json. Ctrl-C stops.`);
+    // …and so is its audience: the last two segments of the issuer's path name the workspace and the environment.
+    const [workspace = 'default', environment = 'dev'] = URL.canParse(issuer) ? new URL(issuer).pathname.split('/').filter(Boolean).slice(-2) : [];
+    const audience = values.audience ?? tenantAudience(workspace, environment);
+    const { server } = await startDemoUpstream({ host: '127.0.0.1', port, jwksUrl: new URL('/.well-known/jwks.json', gateway).href, issuer, audience });
+    console.error(`Demo upstream on http://127.0.0.1:${port}: it answers only requests carrying a JWT with issuer ${issuer} and audience ${audience}, signed by a key of ${gateway.origin}/.well-known/jwks.json. Ctrl-C stops.`);
     await waitForSignal();
     await new Promise<void>((r) => server.close(() => r()));
     return 0;

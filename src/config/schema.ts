@@ -226,6 +226,9 @@ export const UpstreamSchema = z.strictObject({
   connections: z.int().positive().max(10_000).default(128),
 });
 
+/** `aud` of one or more upstreams: a string or a non-empty list. */
+export const AudienceSchema = z.union([z.string().min(1).max(512), z.array(z.string().min(1).max(512)).min(1).max(32)]);
+
 export const CollectionSchema = z.strictObject({
   name: NameSchema,
   /** Requests whose canonical path starts with this base path (and whose Host matches `host`, if set) belong here. */
@@ -241,6 +244,11 @@ export const CollectionSchema = z.strictObject({
   websocket: z.boolean().default(false),
   /** When false, endpoints are public: no key, no role check, no token exchange. */
   authRequired: z.boolean().default(true),
+  /**
+   * `aud` of the tokens sent to this collection's upstream, instead of `tokenExchange.audience`: give each backend
+   * its own, and a token one backend received cannot be replayed at another.
+   */
+  audience: AudienceSchema.optional(),
   rateLimits: RateLimitPoliciesSchema.optional(),
   endpoints: z.array(EndpointSchema).min(1),
 });
@@ -332,6 +340,15 @@ export const TokenExchangeSchema = z.strictObject({
   claims: z.array(ClaimNameSchema).default(['client_id', 'user_id', 'org_id', 'permissions', 'environment']),
 });
 export type TokenExchange = z.output<typeof TokenExchangeSchema>;
+
+/**
+ * The default `aud` of the tokens minted for a workspace environment of the control plane,
+ * `urn:gatehouse:<workspace>:<environment>` (lower case): each tenant has its own, so that a backend that checks
+ * `aud` (and not `iss`) against the control plane's JWKS still refuses another workspace's tokens.
+ */
+export function tenantAudience(workspaceName: string, environment: string): string {
+  return `urn:gatehouse:${workspaceName}:${environment.toLowerCase()}`;
+}
 
 /**
  * Request headers a legacy key or email cannot be read from: `Authorization` (Gatehouse keys, and the token sent

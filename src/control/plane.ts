@@ -110,9 +110,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let cloudTelemetry: CloudTelemetry | undefined;
   try {
     const gatewayPort = options.gatewayPort ?? 8080;
-    // Every scope's issuer is its workspace environment's own (the publisher sets it).
-    const tokenExchange = TokenExchangeSchema.omit({ issuer: true }).parse({
-      audience: options.tokenExchange?.audience ?? 'gatehouse-upstreams',
+    // Every scope's issuer, and audience unless one is given for all, is its workspace environment's own.
+    const tokenExchange = TokenExchangeSchema.omit({ issuer: true, audience: true }).parse({
       ...(options.tokenExchange?.ttl ? { ttl: options.tokenExchange.ttl / 1000 } : {}),
       ...(options.tokenExchange?.algorithm ? { algorithm: options.tokenExchange.algorithm } : {}),
     });
@@ -131,7 +130,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // The cloud gateway listens before the first compile: every tenant's issuer names its bound address.
     const listening = await cloud.instance.listen({ port: gatewayPort, host, ops: options.opsPort !== -1, opsPort: options.opsPort ?? 9090, opsHost: host });
     const cloudUrl = `http://${formatHost(listening.api)}`;
-    const publisher = new Publisher({ store, cloud, logger, tokenExchange, issuerBase: options.tokenExchange?.issuer ?? cloudUrl, now });
+    const audience = options.tokenExchange?.audience;
+    const publisher = new Publisher({ store, cloud, logger, tokenExchange: audience === undefined ? tokenExchange : { ...tokenExchange, audience }, issuerBase: options.tokenExchange?.issuer ?? cloudUrl, now });
 
     const bootstrap = await bootstrapInstallation(store, now());
     // Replicas sharing PostgreSQL: a change made through another replica is compiled here too, for this

@@ -10,7 +10,7 @@ import { type SigningKeys, type Snapshot, type TokenExchange } from '../config/s
 import { generateSigningKeys } from '../gateway/tokens/keystore.ts';
 import { canonicalJson, encodeSnapshot, snapshotHash } from '../config/snapshot-encoding.ts';
 import type { CloudGateway } from './cloud-gateway.ts';
-import { compileWorkspace, type WorkspaceState } from './compile/compile.ts';
+import { compileWorkspace, type TenantTokenSettings, type WorkspaceState } from './compile/compile.ts';
 import { nowIso } from './ids.ts';
 import { currentSigningKeys, signingKeysSetting } from './signing-keys.ts';
 import type { CollectionVersionRecord, Store, StoreOps } from './store/store.ts';
@@ -24,7 +24,7 @@ export interface PublisherOptions {
   cloud: CloudGateway;
   logger: Logger;
   /** Token-exchange settings of every scope but the issuer, which is each workspace environment's own. */
-  tokenExchange: Omit<TokenExchange, 'issuer'>;
+  tokenExchange: TenantTokenSettings;
   /** The cloud gateway's base URL, which every environment's issuer starts with (see `tenantIssuer`). */
   issuerBase: string;
   now?: () => number;

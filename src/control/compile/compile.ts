@@ -18,6 +18,7 @@ import {
   type SigningKeys,
   type Snapshot,
   SnapshotSchema,
+  tenantAudience,
   type TokenExchange,
 } from '../../config/schema.ts';
 import { compareStrings, encodeSnapshot, inCanonicalOrder } from '../../config/snapshot-encoding.ts';
@@ -41,7 +42,7 @@ export interface CompileOptions {
    * Token-exchange settings of every scope, as parsed by `TokenExchangeSchema` (ttl in milliseconds), but the
    * issuer: each workspace environment has its own (`tenantIssuer`).
    */
-  tokenExchange: Omit<TokenExchange, 'issuer'>;
+  tokenExchange: TenantTokenSettings;
   /** The cloud gateway's base URL (`http://127.0.0.1:8080`), which every environment's issuer starts with. */
   issuerBase: string;
   /** Legacy-client headers, as parsed by `LegacyAuthSchema`. Default: `x-api-key` and `x-api-email`. */
@@ -76,6 +77,12 @@ export function cloudBasePath(workspaceName: string, environment: string, basePa
   const prefix = `/${workspaceName}/${environment.toLowerCase()}`;
   return basePath === '/' ? prefix : `${prefix}${basePath}`;
 }
+
+/**
+ * Token settings shared by every workspace environment: the issuer is always each environment's own, and the
+ * audience too unless the operator sets one for all (`tenantAudience`).
+ */
+export type TenantTokenSettings = Omit<TokenExchange, 'issuer' | 'audience'> & { audience?: TokenExchange['audience'] };
 
 /**
  * The issuer (`iss`) of the tokens minted for a workspace environment: the cloud gateway's base URL and the
@@ -119,7 +126,11 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
     for (const gateway of options.edgeGateways?.[environment] ?? []) targets.set(gateway, { type: 'edge', gateway });
 
     const { clients, legacyClients } = compileClients(state.clients, environment, roleNames, keysByClient);
-    const tokenExchange: TokenExchange = { ...options.tokenExchange, issuer: tenantIssuer(options.issuerBase, workspace.name, environment) };
+    const tokenExchange: TokenExchange = {
+      ...options.tokenExchange,
+      issuer: tenantIssuer(options.issuerBase, workspace.name, environment),
+      audience: options.tokenExchange.audience ?? tenantAudience(workspace.name, environment),
+    };
     for (const [name, target] of [...targets].sort(([a], [b]) => compareStrings(a, b))) {
       const scope = snapshotScope(workspace.id, environment, target);
       const collections = served

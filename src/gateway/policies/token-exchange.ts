@@ -14,13 +14,16 @@ export interface TokenExchangeOptions {
   minter: Minter;
   environment: string;
   project: string;
+  /** The collection's own `aud`, when it has one; otherwise the minter's (`tokenExchange.audience`). */
+  audience?: string | readonly string[];
   /** Called when minting fails (logged with the request id; the caller sees only a problem code). */
   onError: (error: unknown, ctx: RequestContext) => void;
 }
 
 export function tokenExchange(options: TokenExchangeOptions): Policy {
-  const { minter, environment, project, onError } = options;
-  const suffix = `\u0000${environment}\u0000${project}`;
+  const { minter, environment, project, audience, onError } = options;
+  // Tokens differ by audience too: a collection with its own never gets another's cached token.
+  const suffix = `\u0000${environment}\u0000${project}${audience === undefined ? '' : `\u0000${JSON.stringify(audience)}`}`;
   // The cache key of each key entry, built once (the entry belongs to the snapshot this policy was compiled with).
   const cacheKeys = new WeakMap<KeyEntry, string>();
 
@@ -45,6 +48,7 @@ export function tokenExchange(options: TokenExchangeOptions): Policy {
       environment,
       project,
       metadata: p.metadata,
+      ...(audience !== undefined && { audience }),
     };
     try {
       const minted = minter.token(cacheKey, subject);

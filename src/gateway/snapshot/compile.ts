@@ -105,7 +105,7 @@ function finishCompile(snapshot: Snapshot, deps: CompileDeps, keys: Map<string, 
       if (limits.key || limits.client || limits.org || clientLimits) {
         chain.push(rateLimit({ store: deps.rateLimitStore, limits, collection: c.name, route: `${c.host ?? '*'} ${c.basePath}` }));
       }
-      chain.push(tokenExchange({ minter: deps.minter, environment: c.environment, project: c.project, onError: deps.onTokenError }));
+      chain.push(tokenExchange({ minter: deps.minter, environment: c.environment, project: c.project, audience: c.audience, onError: deps.onTokenError }));
     } else {
       chain.push(strip);
     }

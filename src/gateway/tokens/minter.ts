@@ -19,6 +19,8 @@ export interface TokenSubject {
   environment: string;
   project: string;
   metadata?: Record<string, string | number | boolean>;
+  /** `aud` for this token instead of the minter's (a collection's own audience). */
+  audience?: string | readonly string[];
 }
 
 export interface MinterOptions {
@@ -39,7 +41,8 @@ export interface MinterOptions {
 export interface Minter {
   /**
    * A cached token while it has more than 20% of its lifetime (and at least 5s) left and was signed with the
-   * store's current key; otherwise mints one (async). `cacheKey` identifies API key + environment + project.
+   * store's current key; otherwise mints one (async). `cacheKey` identifies API key + environment + project
+   * (+ audience, when the subject carries its own).
    * Calls for the same `cacheKey` while a mint is in flight share it.
    */
   token(cacheKey: string, subject: TokenSubject): string | Promise<string>;
@@ -136,7 +139,8 @@ export function createMinter(options: MinterOptions): Minter {
     const exp = iat + Math.floor(ttlMs / 1000);
     // No nbf: it would equal iat. jti: 128 random bits, base64url (22 characters): the token travels with every request
     // to the backend, so its size matters.
-    const payload: JWTPayload = { iss: issuer, aud, sub: subject.clientId, iat, exp, jti: randomBytes(16).toString('base64url') };
+    const audience = subject.audience === undefined ? aud : typeof subject.audience === 'string' ? subject.audience : [...subject.audience];
+    const payload: JWTPayload = { iss: issuer, aud: audience, sub: subject.clientId, iat, exp, jti: randomBytes(16).toString('base64url') };
     if (claims.has('client_id')) payload.client_id = subject.clientId;
     if (claims.has('user_id') && subject.userId !== undefined) payload.user_id = subject.userId;
     if (claims.has('org_id') && subject.orgId !== undefined) payload.org_id = subject.orgId;
