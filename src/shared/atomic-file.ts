@@ -18,7 +18,7 @@
  * temporary file with 'w' rather than O_EXCL at a name derived from pid and a counter (a file or symlink already
  * there is truncated or followed); both ignore some chmod/chown failures (write-file-atomic EPERM/EINVAL when not
  * root, atomically every one), where a key file must fail loudly instead; and they bring graceful-fs/signal-exit or
- * stubborn-fs/when-exit along. What Gatehouse needs is the sixty lines below over node:fs/promises.
+ * stubborn-fs/when-exit along. What Gatehouse needs fits in this file, over node:fs/promises alone.
  *
  * The calls go through the `node:fs/promises` default export (a plain object) rather than named imports, so that
  * tests can observe them with `mock.method` (a power loss cannot be simulated in a test; the fsync calls can be
@@ -80,8 +80,8 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   try {
     handle = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
     created = true;
-    step = 'write';
     await handle.chmod(mode); // the umask may have narrowed it; now exactly `mode`, which it never exceeded
+    step = 'write';
     await handle.writeFile(data);
     step = 'fsync';
     await handle.sync();
