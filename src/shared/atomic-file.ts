@@ -17,7 +17,8 @@
  * the rename (step 4, the point of this helper — without it a power loss can undo the rename); both open the
  * temporary file with 'w' rather than O_EXCL (a file or symlink already at that name is truncated or followed);
  * both ignore some chmod/chown failures (write-file-atomic EPERM/EINVAL when not root, atomically every one), where
- * a key file must fail loudly instead; and they bring graceful-fs/signal-exit or stubborn-fs/when-exit along. What Gatehouse needs fits in this file, over node:fs/promises alone.
+ * a key file must fail loudly instead; and they bring graceful-fs/signal-exit or stubborn-fs/when-exit along.
+ * What Gatehouse needs fits in this file, over node:fs/promises alone.
  *
  * The calls go through the `node:fs/promises` default export (a plain object) rather than named imports, so that
  * tests can observe them with `mock.method` (a power loss cannot be simulated in a test; the fsync calls can be
