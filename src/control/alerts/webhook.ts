@@ -14,7 +14,7 @@ import { nowIso } from '../ids.ts';
 /** The JSON body a webhook receives. */
 export interface AlertPayload {
   id: string;
-  /** `auth_failure_spike`, `version_mismatch`, `connectivity_lost`. */
+  /** `auth_failure_spike`, `version_mismatch`, `connectivity_lost`, `rate_limit_store_degraded`. */
   kind: string;
   message: string;
   /** Workspace id. */

@@ -72,7 +72,7 @@ export const AccessEventSchemaOut = z.object({
 
 export const AlertSchemaOut = z.object({
   id: z.string(),
-  kind: z.string().describe('`auth_failure_spike`, `version_mismatch`, `connectivity_lost`'),
+  kind: z.string().describe('`auth_failure_spike`, `version_mismatch`, `connectivity_lost`, `rate_limit_store_degraded`'),
   message: z.string(),
   gateway: z.string().optional(),
   gatewayName: z.string().optional(),
@@ -223,7 +223,7 @@ export const telemetryOperations: Operation[] = [
     id: 'listAlerts',
     method: 'GET',
     path: `${W}/alerts`,
-    summary: 'Alerts (authentication-failure spikes, version mismatch, connectivity loss), newest first (`?open=true` or `false`, `?limit=` default 100)',
+    summary: 'Alerts (authentication-failure spikes, version mismatch, connectivity loss, a degraded rate-limit store), newest first (`?open=true` or `false`, `?limit=` default 100)',
     tag: 'Telemetry',
     permission: PERMISSION,
     response: z.object({ items: z.array(AlertSchemaOut) }),

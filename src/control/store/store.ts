@@ -231,7 +231,7 @@ export interface AlertRecord {
   id: string;
   workspaceId: string;
   gatewayId?: string;
-  /** `auth_failure_spike`, `version_mismatch`, `connectivity_lost`. */
+  /** `auth_failure_spike`, `version_mismatch`, `connectivity_lost`, `rate_limit_store_degraded`. */
   kind: string;
   /** Deduplication key: one open alert per key. */
   key: string;
