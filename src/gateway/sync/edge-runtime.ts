@@ -4,7 +4,9 @@
  * (`sync-client.ts`), and the fallback cache (`cache.ts`).
  *
  * Start-up never waits for the control plane: a valid cached snapshot is applied and served at once; without one
- * the gateway listens and answers /readyz 503 until the first snapshot arrives. Every snapshot the control plane
+ * the gateway listens and answers 503 GH_ERR_GATEWAY_NOT_READY (and /readyz 503) until the first snapshot arrives,
+ * with the reason in the readiness check `config`: no cache yet, or why the cache was refused, and how connecting
+ * to the control plane goes. Every snapshot the control plane
  * sends is checked (schema, content hash), applied, cached, and ACKed; one that fails any step is NACKed with the
  * reason and the last good one stays in force. The gateway certificate is renewed over the live channel when two
  * thirds of its lifetime have passed, and the channel is rebuilt with it — no restart.
@@ -33,7 +35,8 @@ import { createTelemetryCollector, type TelemetryCollector } from '../observabil
 import { reenrollGateway } from './bootstrap.ts';
 import { openSnapshotCache, writeFileAtomic } from './cache.ts';
 import { createKeyAndCsr, describeCertificate, singleCertificate } from './certificates.ts';
-import { type HandleResult, type SyncClient, startSyncClient, type SyncClientState, type SyncUpdate, type TelemetrySource } from './sync-client.ts';
+import { DEFAULT_RECONNECT, type ReconnectBackoff, reconnectCeiling } from './backoff.ts';
+import type { HandleResult, SyncClient, SyncClientState, SyncUpdate, TelemetrySource } from './sync-client.ts';
 
 export interface EdgeGatewayOptions {
   /** The config directory (holds gateway.json, tls/, cache/). */
@@ -52,8 +55,11 @@ export interface EdgeGatewayOptions {
    * `server.rateLimitStore` in a config file, e.g. `{ type: 'redis', url }`); default: per instance, in memory.
    */
   rateLimitStore?: z.input<typeof RateLimitStoreSchema>;
-  /** Reconnect backoff (full jitter), also between re-enrollment attempts. Default 250 ms doubling up to 30 s. */
-  reconnect?: { initialMs: number; maxMs: number };
+  /**
+   * Reconnect backoff (full jitter), also between re-enrollment attempts. Default 250 ms doubling, capped at 1 s
+   * for the first minute without a connection, then at a tenth of the time without one, up to 30 s.
+   */
+  reconnect?: ReconnectBackoff;
   /** Default 5 s. */
   heartbeatMs?: number;
   /** Renew the certificate when this fraction of its lifetime has passed. Default 2/3. */
@@ -161,6 +167,14 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
   const server = parsedServer.data;
   const instance = await createGatewayInstance({ logger, server, baseDir: dir });
 
+  /** Set when the control plane said this gateway was deleted: nothing is served or cached any more. */
+  let deactivated = false;
+  let closing = false;
+  /** Started once the certificate is one the control plane accepts (at once, unless it must re-enroll first). */
+  let client: SyncClient | undefined;
+  /** Failed re-enrollment attempts in a row, and why the last one failed. */
+  let reenrollAttempts = 0;
+  let reenrollError: string | undefined;
   /** The snapshot in force, for deltas and the Hello. */
   let inForce: { snapshot: Snapshot; version: number; hash: string; source: 'cache' | 'control-plane' } | undefined;
   const cache = openSnapshotCache(dir, creds.keyPem);
@@ -172,10 +186,36 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     return run;
   };
 
+  /**
+   * Why no configuration is in force, for the readiness check `config` (and the 503 answers meanwhile): what became
+   * of the cache, then how connecting to the control plane goes. Never a secret: paths, endpoints, gRPC statuses.
+   */
+  let cacheProblem = `no cached configuration yet (${cache.file} does not exist)`;
+  let lastNack: string | undefined;
+  const describeWait = (sync: SyncClientState | undefined): string => {
+    const where = `the control plane at ${identity.controlPlane.sync}`;
+    let channel: string;
+    if (reenrollError !== undefined || (reenrollFirst && !client)) {
+      channel = `re-enrolling with the control plane at ${identity.controlPlane.bootstrap}${reenrollError === undefined ? '' : ` (attempt ${reenrollAttempts}, last error: ${reenrollError})`}`;
+    } else if (sync?.connected) {
+      channel = `connected to ${where}, waiting for a snapshot it can apply${lastNack === undefined ? '' : ` (the last one was refused: ${lastNack})`}`;
+    } else if (sync && sync.attempts > 0) {
+      channel = `connecting to ${where} (attempt ${sync.attempts + 1}, last error: ${sync.lastError ?? 'none'})`;
+    } else {
+      channel = `connecting to ${where}`;
+    }
+    return `${cacheProblem}; ${channel}`;
+  };
+  const updateConfigCheck = (sync = client?.state()) => {
+    if (inForce || deactivated) instance.setCheck('config', undefined);
+    else instance.setCheck('config', { status: 'failing', detail: describeWait(sync) });
+  };
+
   let addresses: Awaited<ReturnType<GatewayInstance['listen']>>;
   try {
     const read = await cache.read();
     if (read.status === 'refused') {
+      cacheProblem = `the cached configuration ${cache.file} was refused: it ${read.reason}`;
       logger.error({ file: cache.file, reason: read.reason }, `refusing the cached snapshot ${cache.file}: it ${read.reason}; it is not applied — the gateway waits for the control plane (not ready until then)`);
     } else if (read.status === 'ok') {
       const { cached } = read;
@@ -184,23 +224,24 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
         inForce = { snapshot: cached.snapshot, version: cached.version, hash: cached.hash, source: 'cache' };
         logger.info({ file: cache.file, version: cached.version, savedAt: cached.savedAt }, `serving from the cached snapshot v${cached.version} (control plane not reached yet)`);
       } else {
+        cacheProblem = `the cached configuration ${cache.file} cannot be applied: ${applied.error ?? 'unknown error'}`;
         logger.error({ file: cache.file, error: applied.error }, `the cached snapshot ${cache.file} cannot be applied; the gateway waits for the control plane`);
       }
     }
+    updateConfigCheck();
     addresses = await instance.listen({ port: server.listen.port, host: server.listen.host, opsPort: server.ops.port, opsHost: server.ops.host });
   } catch (error) {
     await instance.close({ drainMs: 0 });
     throw error;
   }
 
-  /** Set when the control plane said this gateway was deleted: nothing is served or cached any more. */
-  let deactivated = false;
-
   async function handle(update: SyncUpdate): Promise<HandleResult> {
     const version = update.kind === 'snapshot' ? update.version : update.toVersion;
     if (deactivated) return { ok: false, version, error: 'this gateway was deleted' };
     const nack = (error: string, resync = false): HandleResult => {
       logger.error({ version, kind: update.kind, error }, `refusing snapshot v${version} from the control plane (NACK); the previous one stays in force`);
+      lastNack = `v${version}: ${error.split('\n')[0]}`;
+      updateConfigCheck();
       return { ok: false, version, error, resync };
     };
     let snapshot: Snapshot;
@@ -232,32 +273,41 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     if (!result.applied) return nack(result.error ?? 'the gateway could not apply the snapshot');
     if (deactivated) return { ok: false, version, error: 'this gateway was deleted' };
     inForce = { snapshot, version, hash, source: 'control-plane' };
+    lastNack = undefined;
+    updateConfigCheck();
     logger.info({ version, kind: update.kind, collections: snapshot.collections.length, clients: snapshot.clients.length + snapshot.legacyClients.length }, 'config applied from the control plane');
     await saveCache(snapshot, hash);
     return { ok: true, version, hash };
   }
 
   const collector: TelemetryCollector | undefined = options.telemetry === undefined ? createTelemetryCollector({ instanceId, server: instance.server, metrics: instance.metrics }) : undefined;
-  const backoff = options.reconnect ?? { initialMs: 250, maxMs: 30_000 };
-  /** Started once the certificate is one the control plane accepts (at once, unless it must re-enroll first). */
-  let client: SyncClient | undefined;
+  const backoff = options.reconnect ?? DEFAULT_RECONNECT;
+  const startedAt = Date.now();
+  /** Loaded here, after the listeners are up: gRPC and the proto take a while to load, and serving does not wait. */
+  const syncModule = import('./sync-client.ts');
+  syncModule.catch(() => {}); // reported by connect()
+  let connecting: Promise<void> | undefined;
   const connect = () => {
-    client = startSyncClient({
-      endpoint: identity.controlPlane.sync,
-      telemetryEndpoint: identity.controlPlane.telemetry,
-      serverName: identity.controlPlane.serverName,
-      credentials: () => creds,
-      logger,
-      instanceId,
-      softwareVersion: pkg.version,
-      hostname: hostname(),
-      applied: () => inForce && { version: inForce.version, hash: inForce.hash },
-      handle,
-      heartbeatMs: options.heartbeatMs,
-      reconnect: options.reconnect,
-      telemetry: options.telemetry === false ? undefined : (options.telemetry ?? collector),
-      onDeleted: (reason) => void deactivate(reason),
-    });
+    connecting ??= syncModule.then(({ startSyncClient }) => {
+      if (closing || deactivated) return;
+      client = startSyncClient({
+        endpoint: identity.controlPlane.sync,
+        telemetryEndpoint: identity.controlPlane.telemetry,
+        serverName: identity.controlPlane.serverName,
+        credentials: () => creds,
+        logger,
+        instanceId,
+        softwareVersion: pkg.version,
+        hostname: hostname(),
+        applied: () => inForce && { version: inForce.version, hash: inForce.hash },
+        handle,
+        heartbeatMs: options.heartbeatMs,
+        reconnect: options.reconnect,
+        telemetry: options.telemetry === false ? undefined : (options.telemetry ?? collector),
+        onDeleted: (reason) => void deactivate(reason),
+        onState: (state) => updateConfigCheck(state),
+      });
+    }).catch((err: unknown) => logger.error({ err }, 'cannot start the sync client; the gateway serves what it has but does not sync'));
   };
   if (!reenrollFirst) connect();
 
@@ -282,10 +332,6 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
   // ── certificate renewal and re-enrollment ──
   const renewAfter = options.renewAfter ?? 2 / 3;
   let renewTimer: NodeJS.Timeout | undefined;
-  let closing = false;
-  /** Failed re-enrollment attempts in a row, and why the last one failed. */
-  let reenrollAttempts = 0;
-  let reenrollError: string | undefined;
   const scheduleRenewal = (delayMs?: number) => {
     if (closing) return;
     const lifetime = certificate.notAfter.getTime() - issuedAt;
@@ -369,6 +415,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
         issuedAt = Math.min(Date.now(), described.notAfter.getTime());
         reenrollAttempts = 0;
         reenrollError = undefined;
+        updateConfigCheck();
         logger.info({ serial: described.serial, notAfter: described.notAfter.toISOString() }, 're-enrolled with the control plane; connecting with the new certificate');
         if (client) client.reconnect();
         else connect();
@@ -386,6 +433,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     }
     reenrollAttempts++;
     reenrollError = failure.message;
+    updateConfigCheck();
     const fields = { attempt: reenrollAttempts, bootstrap: identity.controlPlane.bootstrap, notAfter: certificate.notAfter.toISOString(), reason: failure.message };
     if (failure.kind === 'refused') {
       const delay = Math.round(backoff.maxMs * (0.5 + Math.random() / 2));
@@ -393,7 +441,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
       scheduleRenewal(delay);
       return;
     }
-    const delay = Math.round(Math.random() * Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(reenrollAttempts, 30)));
+    const delay = Math.round(Math.random() * reconnectCeiling(backoff, reenrollAttempts, Date.now() - startedAt));
     const log = reenrollAttempts > 1 ? logger.debug.bind(logger) : logger.warn.bind(logger);
     log({ ...fields, retryInMs: delay }, 'cannot re-enroll with the control plane yet; serving the last good snapshot and retrying');
     scheduleRenewal(delay);
@@ -418,6 +466,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
       closed ??= (async () => {
         closing = true;
         clearTimeout(renewTimer);
+        await connecting;
         await client?.close();
         collector?.close();
         await instance.close();

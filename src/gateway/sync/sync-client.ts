@@ -4,9 +4,13 @@
  * streams telemetry batches, and renews the certificate over the live channel.
  *
  * When the stream ends or cannot be opened, the gateway keeps serving what it has; the client dials again with
- * jittered exponential backoff ("full jitter": a random delay up to min(max, initial·2^attempt)), so that many
- * gateways cut off together do not all return at the same instant. Each attempt builds a fresh channel: the delay
- * is this client's, not gRPC's own reconnect backoff, and renewed credentials take effect at the next attempt.
+ * jittered exponential backoff ("full jitter": a random delay up to min(initial·2^attempt, cap)), so that many
+ * gateways cut off together do not all return at the same instant. The cap is short while the outage is young
+ * (1 s for the first minute without a connection: a control plane that restarts, or rolls to a new version, is
+ * back in sync within about a second of answering again) and grows with the outage (a tenth of it, up to `maxMs`),
+ * so that gateways cut off for long do not keep dialling a control plane that is gone. Each attempt builds a fresh
+ * channel: the delay is this client's, not gRPC's own reconnect backoff, and renewed credentials take effect at the
+ * next attempt.
  */
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { Channel, type ChannelOptions, type ClientDuplexStream, credentials as grpcCredentials, type ServiceError, status } from '@grpc/grpc-js';
@@ -21,6 +25,7 @@ import {
   type TelemetryAckMessage,
   type TelemetryBatchMessage,
 } from '../../config/sync-proto.ts';
+import { DEFAULT_RECONNECT, type ReconnectBackoff, reconnectCeiling } from './backoff.ts';
 
 /** What the gateway received: a full snapshot or a delta, with the body as sent (JSON). */
 export type SyncUpdate =
@@ -68,8 +73,10 @@ export interface SyncClientOptions {
   handle(update: SyncUpdate): Promise<HandleResult>;
   /** Default 5 s. */
   heartbeatMs?: number;
-  /** Reconnect backoff. Default 250 ms doubling up to 30 s. */
-  reconnect?: { initialMs: number; maxMs: number };
+  /** Reconnect backoff (see `ReconnectBackoff`). Default 250 ms doubling, capped at 1 s for the first minute of an outage, then up to 30 s. */
+  reconnect?: ReconnectBackoff;
+  /** Called whenever `state()` changes: a stream accepted or ended, an attempt failed. */
+  onState?(state: SyncClientState): void;
   telemetry?: TelemetrySource;
   /** How often a telemetry batch is taken while connected. Default 1 s. */
   telemetryIntervalMs?: number;
@@ -123,8 +130,11 @@ const CHANNEL_OPTIONS: ChannelOptions = {
 export function startSyncClient(options: SyncClientOptions): SyncClient {
   const { logger } = options;
   const heartbeatMs = options.heartbeatMs ?? 5000;
-  const backoff = options.reconnect ?? { initialMs: 250, maxMs: 30_000 };
+  const backoff = options.reconnect ?? DEFAULT_RECONNECT;
   const proto = loadSyncProto();
+  /** Since when the gateway has had no accepted stream (start-up counts as the start of an outage). */
+  let outageSince = Date.now();
+  const changed = () => options.onState?.({ connected, connectedSince, lastError, attempts, connections });
 
   let closed = false;
   let connected = false;
@@ -190,6 +200,7 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
           if (immediate) logger.info({ reason }, 'sync stream ended to reconnect at once');
           else logger.warn({ reason }, 'disconnected from the control plane; serving the last good snapshot until it is back');
         }
+        if (connected) outageSince = Date.now();
         connected = false;
         connectedSince = undefined;
         if (reason) lastError = reason;
@@ -208,6 +219,7 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
         connectedSince = new Date().toISOString();
         lastError = undefined;
         logger.info({ endpoint: options.endpoint, applied: options.applied()?.version ?? 0 }, 'connected to the control plane');
+        changed();
         heartbeat = setInterval(() => send({ heartbeat: { appliedVersion: options.applied()?.version ?? 0 } }), heartbeatMs);
         heartbeat.unref();
         if (options.telemetry && telemetry) pump = new TelemetryPump(telemetry, options.telemetry, options.instanceId, options.telemetryIntervalMs ?? 1000, logger, deleted);
@@ -263,8 +275,8 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
         continue;
       }
       if (!accepted) attempts++;
-      const ceiling = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempts, 30));
-      let delay = Math.round(Math.random() * ceiling);
+      changed();
+      let delay = Math.round(Math.random() * reconnectCeiling(backoff, attempts, Date.now() - outageSince));
       if (refused && !accepted) {
         // Refused, not unreachable: retrying soon cannot help, but the operator may fix it (e.g. a clock), so keep
         // trying at the slowest pace.
