@@ -184,7 +184,6 @@ export function connect(command: string, values: ConnectionValues): AdminClient 
 /** Wraps an admin command so that a control plane failure prints one line and exits 1, without a stack trace. */
 export function adminCommand(command: Command): Command {
   return {
-    summary: command.summary,
     usage: command.usage,
     async run(args) {
       try {

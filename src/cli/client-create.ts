@@ -39,7 +39,6 @@ function describeClient(c: ClientResource): string[] {
 }
 
 export const clientCreate = adminCommand({
-  summary: 'create an API client of the admin API and gateways; prints its token once',
   usage: `--name NAME --role ROLE --env ENV[,ENV] --project P[,P] [--allow-ip CIDR[,CIDR]] [--user-id ID] [--org-id ID] [--expires-at ISO-8601] ${CONNECTION_USAGE}\n\n--env, --project and --allow-ip take comma lists and may be repeated; "*" means all environments or projects.\n\n${CONNECTION_HELP}`,
   async run(args) {
     const { values } = parse(NAME, args, {

@@ -5,7 +5,6 @@ import { parse, UsageError } from './command.ts';
 const NAME = 'client delete';
 
 export const clientDelete = adminCommand({
-  summary: 'delete an API client; its tokens stop working at once',
   usage: `ID ${CONNECTION_USAGE}\n\n${CONNECTION_HELP}`,
   async run(args) {
     const { values, positionals } = parse(NAME, args, CONNECTION_OPTIONS, true);

@@ -12,7 +12,6 @@ function status(c: ClientResource, now: number): string {
 }
 
 export const clientList = adminCommand({
-  summary: "list the workspace's API clients (never their tokens)",
   usage: `${CONNECTION_USAGE}\n\n${CONNECTION_HELP}`,
   async run(args) {
     const { values } = parse(NAME, args, CONNECTION_OPTIONS);

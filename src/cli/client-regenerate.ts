@@ -7,7 +7,6 @@ import { parse, UsageError } from './command.ts';
 const NAME = 'client regenerate';
 
 export const clientRegenerate = adminCommand({
-  summary: "issue a new token for an API client; the old one stops working at once or after --grace-period",
   usage: `ID [--grace-period DURATION] ${CONNECTION_USAGE}\n\n--grace-period (e.g. 30m, 1h, 7d; at most 30 days) keeps the old token working that long.\n\n${CONNECTION_HELP}`,
   async run(args) {
     const { values, positionals } = parse(NAME, args, { ...CONNECTION_OPTIONS, 'grace-period': { type: 'string' } }, true);

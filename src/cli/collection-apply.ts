@@ -70,7 +70,6 @@ function checkUniqueNames(file: string, spec: ApplyFile): void {
 }
 
 export const collectionApply = adminCommand({
-  summary: "make an environment's collections match a file: create, update, publish (and prune)",
   usage: `-f FILE [--dry-run] ${CONNECTION_USAGE}\n\nFILE (YAML or JSON; "-" reads stdin): environment, collections, publish (default true), prune (default false).
 --dry-run prints the plan without changing anything.\n\n${CONNECTION_HELP}`,
   async run(args) {

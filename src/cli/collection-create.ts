@@ -8,7 +8,6 @@ import { parse, UsageError } from './command.ts';
 const NAME = 'collection create';
 
 export const collectionCreate = adminCommand({
-  summary: 'create an API collection (a draft) in an environment from a YAML or JSON file',
   usage: `--env ENV -f FILE ${CONNECTION_USAGE}\n\nFILE holds one collection: name, basePath, upstream, project, endpoints, … (docs/cli.md); "-" reads stdin.
 To create, update and publish many at once, use \`gatehouse collection apply\`.\n\n${CONNECTION_HELP}`,
   async run(args) {

@@ -15,7 +15,6 @@ export function publication(c: CollectionResource): string {
 }
 
 export const collectionList = adminCommand({
-  summary: "list an environment's API collections",
   usage: `--env ENV [--project NAME] ${CONNECTION_USAGE}\n\n${CONNECTION_HELP}`,
   async run(args) {
     const { values } = parse(NAME, args, { ...CONNECTION_OPTIONS, env: { type: 'string' }, project: { type: 'string' } });

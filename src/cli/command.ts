@@ -1,8 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { redactUrl } from '../config/redact-url.ts';
 
+/** A command's module exports one of these; its one-line summary is in main.ts's table, read without loading it. */
 export interface Command {
-  summary: string;
   usage: string;
   /** Resolves with the exit code; long-running commands resolve when they stop. */
   run(args: string[]): Promise<number>;

@@ -3,7 +3,6 @@ import { loadGatewayFile } from '../config/load.ts';
 import { type Command, parse, UsageError } from './command.ts';
 
 export const configCheck: Command = {
-  summary: 'validate a gateway config file (and its clients file) and exit (2 when invalid)',
   usage: '--config FILE',
   async run(args) {
     const { values } = parse('config check', args, { config: { type: 'string', short: 'c' } });

@@ -11,7 +11,6 @@ import { createLogger } from './logger.ts';
 const EXAMPLE = fileURLToPath(new URL('../../examples/gateway.yaml', import.meta.url));
 
 export const demo: Command = {
-  summary: 'run the bundled example: a demo upstream on :9000 and a gateway on :8080 (examples/gateway.yaml)',
   usage: '[--config FILE]',
   async run(args) {
     const { values } = parse('demo', args, { config: { type: 'string', default: EXAMPLE } });
@@ -48,7 +47,6 @@ Ctrl-C stops.
 
 /** The demo upstream alone, trusting the control plane's cloud gateway: for the control-plane quickstart. */
 export const demoUpstream: Command = {
-  summary: "run the demo upstream on :9000, trusting JWTs the cloud gateway on :8080 minted for default/DEV (the quickstart's backend)",
   usage: '[--port 9000] [--gateway http://127.0.0.1:8080] [--issuer http://127.0.0.1:8080/default/dev] [--audience urn:gatehouse:default:dev]\n\n--issuer: the `iss` tokens must carry: the workspace environment whose collections may call this backend\n(default: the gateway URL + /default/dev).\n--audience: the `aud` tokens must carry (default: that workspace environment\'s, urn:gatehouse:<workspace>:<environment>).',
   async run(args) {
     const { values } = parse('demo upstream', args, {

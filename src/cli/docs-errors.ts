@@ -3,7 +3,6 @@ import { renderErrorDocs } from '../gateway/http/errors.ts';
 import { type Command, parse } from './command.ts';
 
 export const docsErrors: Command = {
-  summary: 'write docs/errors.md from the error code table',
   usage: '[--out FILE]',
   async run(args) {
     const { values } = parse('docs errors', args, { out: { type: 'string', default: 'docs/errors.md' } });
@@ -14,7 +13,6 @@ export const docsErrors: Command = {
 };
 
 export const docsAdminApi: Command = {
-  summary: 'write docs/admin-api.md from the admin API operations',
   usage: '[--out FILE]',
   async run(args) {
     const { values } = parse('docs admin-api', args, { out: { type: 'string', default: 'docs/admin-api.md' } });

@@ -7,7 +7,6 @@ const NAME = 'gateway bootstrap';
 const MODES = ['standalone', 'helm'] as const;
 
 export const gatewayBootstrap: Command = {
-  summary: 'register an edge gateway with a one-time token and write its config directory',
   usage: `-t TOKEN --ca-pin sha256:HEX --url https://HOST:PORT -o DIR standalone|helm [--json]
 
 The install command of \`gatehouse gateway create\` (or \`gateway install-command\`) holds every value. The token

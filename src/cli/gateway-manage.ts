@@ -60,7 +60,6 @@ function gatewayArgument(command: string, positionals: string[], count = 1, what
 }
 
 export const gatewayCreate = adminCommand({
-  summary: 'create the edge gateway of an environment; prints its install command (one-time token) once',
   usage: `--name NAME --env ENV [--install-method docker|helm] ${CONNECTION_USAGE}\n\nOne gateway per environment; it may run any number of instances. --install-method defaults to docker.\n\n${CONNECTION_HELP}`,
   async run(args) {
     const NAME = 'gateway create';
@@ -80,7 +79,6 @@ export const gatewayCreate = adminCommand({
 });
 
 export const gatewayInstallCommand = adminCommand({
-  summary: "issue a new install command for an edge gateway (a fresh one-time token); its unused tokens stop working",
   usage: `NAME ${CONNECTION_USAGE}\n\n${CONNECTION_HELP}`,
   async run(args) {
     const NAME = 'gateway install-command';
@@ -98,7 +96,6 @@ export const gatewayInstallCommand = adminCommand({
 });
 
 export const gatewayList = adminCommand({
-  summary: 'list edge gateways: instances online, versions, update availability, last synced',
   usage: `${CONNECTION_USAGE}\n\n${CONNECTION_HELP}`,
   async run(args) {
     const NAME = 'gateway list';
@@ -136,7 +133,6 @@ export const gatewayList = adminCommand({
 });
 
 export const gatewayRename = adminCommand({
-  summary: 'rename an edge gateway; collections deployed to it follow',
   usage: `NAME NEW-NAME ${CONNECTION_USAGE}\n\n${CONNECTION_HELP}`,
   async run(args) {
     const NAME = 'gateway rename';
@@ -152,7 +148,6 @@ export const gatewayRename = adminCommand({
 });
 
 export const gatewayDelete = adminCommand({
-  summary: 'delete an edge gateway: its certificates are revoked and its instances disconnected at once',
   usage: `NAME ${CONNECTION_USAGE}\n\n${CONNECTION_HELP}`,
   async run(args) {
     const NAME = 'gateway delete';

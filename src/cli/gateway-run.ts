@@ -9,7 +9,6 @@ import { type Command, parse, portOption, UsageError } from './command.ts';
 import { createLogger, logLevelOption } from './logger.ts';
 
 export const gatewayRun: Command = {
-  summary: 'run a gateway: an edge gateway from a bootstrapped directory, or a standalone one from a config file',
   usage:
     '--config FILE|DIR [--port N] [--ops-port N] [--host ADDR] [--log-level LEVEL] [--egress any|public]\n\n' +
     'DIR: a directory written by `gatehouse gateway bootstrap` (it holds gateway.json): an edge gateway that syncs\n' +

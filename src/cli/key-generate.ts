@@ -2,7 +2,6 @@ import { generateKey } from '../gateway/keys/api-key.ts';
 import { type Command, parse } from './command.ts';
 
 export const keyGenerate: Command = {
-  summary: 'print a new API key and the SHA-256 hash to put in the config',
   usage: '[--json]',
   async run(args) {
     const { values } = parse('key generate', args, { json: { type: 'boolean' } });

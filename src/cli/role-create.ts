@@ -6,7 +6,6 @@ import { parse } from './command.ts';
 const NAME = 'role create';
 
 export const roleCreate = adminCommand({
-  summary: 'create a client role: admin API and endpoint permissions',
   usage: `--name NAME [--permission P[,P] ...] [--description TEXT] ${CONNECTION_USAGE}\n\nPermissions: admin API operations (admin:clients:write, admin:collections:*), endpoint permissions
 (invoices:read), "prefix:*" and "*". You can hand out only admin permissions your own role holds.\n\n${CONNECTION_HELP}`,
   async run(args) {

@@ -6,7 +6,6 @@ import { parse } from './command.ts';
 const NAME = 'role list';
 
 export const roleList = adminCommand({
-  summary: "list the workspace's client roles",
   usage: `${CONNECTION_USAGE}\n\n${CONNECTION_HELP}`,
   async run(args) {
     const { values } = parse(NAME, args, CONNECTION_OPTIONS);
