@@ -27,9 +27,10 @@ import { type EdgeIdentity, EdgeIdentitySchema } from '../../config/edge.ts';
 import { ConfigError } from '../../config/load.ts';
 import type { RateLimitStoreSchema } from '../../config/schema.ts';
 import type { z } from 'zod';
-import { formatIssues, ServerSchema, type Snapshot, SnapshotSchema } from '../../config/schema.ts';
+import { formatIssues, ServerSchema, type Snapshot } from '../../config/schema.ts';
 import { applyDelta, SnapshotDeltaError, SnapshotDeltaSchema } from '../../config/snapshot-delta.ts';
 import { snapshotHash } from '../../config/snapshot-encoding.ts';
+import { parseSnapshot } from '../../config/snapshot-parse.ts';
 import { createGatewayInstance, type GatewayInstance } from '../instance.ts';
 import { createTelemetryCollector, type TelemetryCollector } from '../observability/telemetry.ts';
 import { reenrollGateway } from './bootstrap.ts';
@@ -248,7 +249,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     try {
       const json = JSON.parse(update.body.toString('utf8')) as unknown;
       if (update.kind === 'snapshot') {
-        const parsed = SnapshotSchema.safeParse(json);
+        const parsed = parseSnapshot(json);
         if (!parsed.success) return nack(`the snapshot is invalid:\n${formatIssues(parsed.error)}`);
         snapshot = parsed.data;
       } else {
