@@ -160,7 +160,9 @@ describe('policies on a running gateway', () => {
     assert.equal(seen.headers['x-gatehouse-client-id'], undefined);
     assert.equal(seen.headers['x-real-ip'], undefined);
     assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
-    assert.equal(seen.headers.forwarded, `for=127.0.0.1;proto=http;host="127.0.0.1:${gw.port}"`);
+    // No server.publicHosts and no collection host: the gateway vouches for no client Host, so none is forwarded.
+    assert.equal(seen.headers.forwarded, 'for=127.0.0.1;proto=http');
+    assert.equal(seen.headers['x-forwarded-host'], undefined);
     assert.equal(seen.headers['x-forwarded-proto'], 'http');
     assert.equal(seen.headers['x-forwarded-prefix'], '/billing');
     assert.equal(seen.headers['x-request-id'], res.headers.get('x-request-id'));

@@ -130,6 +130,8 @@ describe('proxying to upstreams on a running gateway', () => {
     });
     gw = await startGateway({
       tokenExchange: TOKEN_EXCHANGE,
+      // The hosts the keep-alive test below switches between, and the address the others call.
+      server: { publicHosts: ['127.0.0.1', 'one.example', 'two.example:8443'] },
       collections: [
         collection('svc', '/svc', `${upstream.url}/api/v2/`, [
           ['GET', '/'],
