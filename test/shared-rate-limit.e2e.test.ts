@@ -10,10 +10,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../src/config/redact-url.ts';
-import { probeRedis, TEST_REDIS_URL } from '../src/testing/redis.ts';
+import { eventually, waitForValue } from '../src/testing/eventually.ts';
+import { probeRedis, recordSyncs, REDIS_HOW_TO, TEST_REDIS_URL } from '../src/testing/redis.ts';
 import { startBlackHole, type FaultServer } from '../src/testing/redis-faults.ts';
 import { startControlPlane } from './control-helpers.ts';
 import { expectProblem, metricValue, newKey, startGateway, startUpstream, TOKEN_EXCHANGE, waitForLine, type GatewayProcess, type Upstream } from './helpers.ts';
@@ -55,7 +55,9 @@ if (unreachable === undefined) {
 
     before(async () => {
       upstream = await startUpstream();
-      const settings = { type: 'redis', url: TEST_REDIS_URL, prefix, syncInterval: '20ms' };
+      // The default interval: a gateway keeps reading a key's total for ten syncs after its last hit of it, so the
+      // interval must stay long next to a request's latency on a busy machine (at 20 ms it lapsed between hits).
+      const settings = { type: 'redis', url: TEST_REDIS_URL, prefix, syncInterval: '100ms' };
       [one, two] = await Promise.all([startGateway(config(upstream, settings)), startGateway(config(upstream, settings))]);
       await Promise.all([waitForLine(one, /rate-limit store connected/, 0), waitForLine(two, /rate-limit store connected/, 0)]);
     });
@@ -68,13 +70,33 @@ if (unreachable === undefined) {
     });
 
     it('admits the key limit once in total across both, then refuses on both with 429', async () => {
+      const recorder = await recordSyncs(prefix);
       const statuses: number[] = [];
-      for (let i = 0; i < 8; i++) {
-        const res = await get(i % 2 === 0 ? one : two);
-        await res.text();
-        statuses.push(res.status);
-        if (res.status === 429) assert.ok(Number(res.headers.get('retry-after')) >= 1);
-        await sleep(80); // a few sync intervals: each gateway has heard of the other's hits
+      /** Each gateway's Redis connection, learnt from the sync that carried its first hit. */
+      const sources = new Map<GatewayProcess, string>();
+      try {
+        for (let i = 0; i < 8; i++) {
+          const [gw, other] = i % 2 === 0 ? [one, two] : [two, one];
+          const from = recorder.syncs.length;
+          const res = await get(gw);
+          await res.text();
+          statuses.push(res.status);
+          if (res.status === 429) assert.ok(Number(res.headers.get('retry-after')) >= 1);
+          if (res.status !== 200) continue;
+          // Wait on the gateways, not for a while: the sync that carries this hit to Redis, then two syncs of that
+          // counter by the other gateway (the first reads the new total; a store runs one sync at a time, so the
+          // second shows the first's answer applied). A gateway that never saw the key does not sync it.
+          const sent = await waitForValue(() => {
+            const at = recorder.syncs.findIndex((s, j) => j >= from && s.hits > 0);
+            return at === -1 ? undefined : at;
+          }, 10_000, `the sync carrying hit ${i}`);
+          const { source, key } = recorder.syncs[sent]!;
+          sources.set(gw, source);
+          const heard = sources.get(other);
+          if (heard !== undefined) await eventually(() => recorder.syncs.slice(sent + 1).filter((s) => s.source === heard && s.key === key).length >= 2, 10_000, `the other gateway's view of hit ${i}`);
+        }
+      } finally {
+        recorder.close();
       }
       assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
       assert.equal(upstream.requests.length, 5);
@@ -91,7 +113,7 @@ if (unreachable === undefined) {
   it('the control plane\'s cloud gateway uses the Redis named by GATEHOUSE_RATE_LIMIT_REDIS_URL', async () => {
     const plane = await startControlPlane({ env: { GATEHOUSE_RATE_LIMIT_REDIS_URL: TEST_REDIS_URL } });
     try {
-      for (let i = 0; i < 200 && !plane.output.some((l) => l.includes('rate-limit store connected')); i++) await sleep(25);
+      await eventually(() => plane.output.some((l) => l.includes('rate-limit store connected')), 10_000, 'the store connected').catch(() => {});
       const line = plane.output.find((l) => l.includes('rate-limit store connected'));
       assert.ok(line, plane.output.join('\n'));
       assert.equal((JSON.parse(line) as Record<string, unknown>).store, redactUrl(TEST_REDIS_URL));
@@ -198,6 +220,6 @@ if (unreachable === undefined) {
 } else {
   // A real Redis is required: an unreachable one fails the run rather than passing it by skipping.
   it('runs the shared rate-limit end-to-end tests on Redis', () => {
-    assert.fail(`Redis not reachable at ${redactUrl(TEST_REDIS_URL)} (${unreachable}): start one (redis-server) or set GATEHOUSE_TEST_REDIS_URL; .ci/run starts a local one when it can`);
+    assert.fail(`Redis not reachable at ${redactUrl(TEST_REDIS_URL)} (${unreachable}): ${REDIS_HOW_TO}`);
   });
 }

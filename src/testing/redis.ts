@@ -27,3 +27,35 @@ export function probeRedis(url: string = TEST_REDIS_URL, options?: ProbeOptions)
     options,
   );
 }
+
+/** One run of the shared rate-limit store's sync script, as Redis's MONITOR saw it. */
+export interface RedisSync {
+  /** The connection that ran it (`host:port` of the client): one per store, so one per gateway. */
+  source: string;
+  /** The current window's counter it synced (as MONITOR prints it: bytes outside ASCII escaped). */
+  key: string;
+  /** The hits it added (0: it only read the totals). */
+  hits: number;
+}
+
+/**
+ * Records, in the order Redis ran them, the shared store's syncs of counters under `prefix` (MONITOR, on a
+ * connection of its own). Tests wait on these instead of sleeping: a sync run after another's increment has read
+ * it, and since a store runs one sync at a time, its next sync starts only once that answer is applied.
+ */
+export async function recordSyncs(prefix: string, url: string = TEST_REDIS_URL): Promise<{ readonly syncs: RedisSync[]; close(): void }> {
+  const base = new Redis(url, { lazyConnect: true });
+  base.on('error', () => {});
+  const monitor = await base.monitor();
+  base.disconnect();
+  monitor.on('error', () => {});
+  const syncs: RedisSync[] = [];
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    // EVALSHA/EVAL script numkeys current previous hits ttl
+    const command = args[0]?.toLowerCase();
+    if ((command === 'evalsha' || command === 'eval') && args[2] === '2' && args[3]?.startsWith(prefix)) {
+      syncs.push({ source, key: args[3], hits: Number(args[5]) });
+    }
+  });
+  return { syncs, close: () => monitor.disconnect() };
+}
