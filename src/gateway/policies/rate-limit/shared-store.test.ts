@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../../../config/redact-url.ts';
 import { createSharedStore, storeErrorKind, type SharedRateLimitStore, type SharedStoreOptions, type SharedStoreState } from './shared-store.ts';
-import { probeRedis, TEST_REDIS_URL } from '../../../testing/redis.ts';
+import { probeRedis, recordSyncs, REDIS_HOW_TO, TEST_REDIS_URL } from '../../../testing/redis.ts';
 import { resp, startBlackHole, startRedisProxy, startScriptedRedis } from '../../../testing/redis-faults.ts';
 import { rateLimitStoreContract } from './store-contract.ts';
 
@@ -130,18 +130,22 @@ if (unreachable === undefined) {
     it('syncs by itself every syncInterval', async () => {
       const prefix = freshPrefix();
       const [a, b] = [createSharedStore({ url: redisUrl, prefix, syncIntervalMs: 20 }), createSharedStore({ url: redisUrl, prefix, syncIntervalMs: 20 })];
+      const recorder = await recordSyncs(prefix, redisUrl);
       try {
         await ready([a, b]);
         for (let i = 0; i < 4; i++) a.hit('auto', 5, MINUTE, T + 1_000);
         const counter = `${prefix}auto\u0000${MINUTE}\u0000${T}`;
-        for (let i = 0; i < 200 && (await admin.get(counter)) !== '4'; i++) await new Promise((r) => setTimeout(r, 10));
-        assert.equal(await admin.get(counter), '4', "a's timer sent its hits");
+        await until("a's timer sent its hits", async () => (await admin.get(counter)) === '4');
         // One hit of b's own: alone it would have 4 left. Its timer's sync brings a's four.
         assert.equal(b.hit('auto', 5, MINUTE, T + 1_000).remaining, 4);
-        for (let i = 0; i < 200 && (await admin.get(counter)) !== '5'; i++) await new Promise((r) => setTimeout(r, 10));
-        await new Promise((r) => setTimeout(r, 100));
+        await until("b's timer sent its hit", async () => (await admin.get(counter)) === '5');
+        // The sync that sent it read the total (5) back; b's next sync (one at a time) shows that answer applied.
+        await until('MONITOR saw both syncs with hits', () => recorder.syncs.filter((s) => s.hits > 0).reduce((n, s) => n + s.hits, 0) === 5);
+        const sent = recorder.syncs.findLastIndex((s) => s.hits > 0);
+        await until("b's next sync", () => recorder.syncs.slice(sent + 1).some((s) => s.source === recorder.syncs[sent]!.source));
         assert.equal(b.hit('auto', 5, MINUTE, T + 1_000).allowed, false, "b's timer brought a's hits");
       } finally {
+        recorder.close();
         await Promise.all([a.close(), b.close()]);
       }
     });
@@ -156,8 +160,7 @@ if (unreachable === undefined) {
         const decisions = Array.from({ length: 4 }, () => store.hit('k', 3, MINUTE, T));
         assert.deepEqual(decisions.map((d) => d.allowed), [true, true, true, false]);
         await store.sync();
-        for (let i = 0; i < 100 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-        assert.ok(errors.length > 0, 'the connection failure was reported');
+        await until('the connection failure was reported', () => errors.length > 0);
         assert.ok(errors.every((e) => !e.message.includes('password')));
       } finally {
         const started = Date.now();
@@ -167,8 +170,8 @@ if (unreachable === undefined) {
     });
   });
 
-  /** Polls `check` every 10 ms until it holds, failing with `what` after `ms`. */
-  async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5_000): Promise<void> {
+  /** Polls `check` every 10 ms until it holds, failing with `what` after `ms` (generous: it only costs time when failing). */
+  async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
     const deadline = Date.now() + ms;
     while (!(await check())) {
       if (Date.now() > deadline) assert.fail(`timed out after ${ms}ms waiting until ${what}`);
@@ -209,7 +212,7 @@ if (unreachable === undefined) {
           const started = performance.now();
           assert.deepEqual(hitNow(store, 'k', 3), [true, true, true]);
           assert.ok(performance.now() - started < 50, 'hits do not wait for the connection');
-          await until('the store is degraded', () => store.degraded, 3_000);
+          await until('the store is degraded', () => store.degraded);
           assert.ok(hole.accepted >= 1, 'it did connect');
           const state = store.state();
           assert.equal(state.kind, 'timeout', JSON.stringify(state));
@@ -218,7 +221,7 @@ if (unreachable === undefined) {
           assert.deepEqual(seen.states.map((s) => s.status), ['degraded'], 'reported once, not once per error');
           // It keeps trying: the hole sees new connections.
           const before = hole.accepted;
-          await until('it dials again', () => hole.accepted > before, 5_000);
+          await until('it dials again', () => hole.accepted > before);
           assert.deepEqual(hitNow(store, 'k', 1), [true]);
         });
       } finally {
@@ -230,7 +233,7 @@ if (unreachable === undefined) {
       const hole = await startBlackHole();
       try {
         await watched({ url: `rediss://127.0.0.1:${hole.port}`, connectTimeoutMs: 300, commandTimeoutMs: 5_000 }, async (store, seen) => {
-          await until('the store is degraded', () => store.degraded, 2_000);
+          await until('the store is degraded', () => store.degraded);
           assert.equal(store.state().kind, 'timeout');
           assert.ok(seen.errors.some((e) => /ETIMEDOUT/.test(e.message)), seen.errors.map((e) => e.message).join('; '));
         });
@@ -280,9 +283,9 @@ if (unreachable === undefined) {
         await watched({ url: proxy.url }, async (store) => {
           await until('the store is ok', () => store.state().status === 'ok');
           proxy.mode = 'hang';
-          await until('the store is degraded', () => store.degraded, 3_000);
+          await until('the store is degraded', () => store.degraded);
           proxy.mode = 'pass';
-          await until('the store is ok again', () => store.state().status === 'ok', 5_000);
+          await until('the store is ok again', () => store.state().status === 'ok');
         });
       } finally {
         await proxy.close();
@@ -327,12 +330,12 @@ if (unreachable === undefined) {
           hitNow(store, 'k', 1);
           await until('the first hit is in Redis', async () => (await admin.get(counter)) === '1');
           proxy.mode = 'down';
-          await until('the store is degraded', () => store.degraded, 3_000);
+          await until('the store is degraded', () => store.degraded);
           assert.equal(store.state().kind, 'connection');
           hitNow(store, 'k', 4);
           proxy.mode = 'pass';
-          await until('the store is ok again', () => store.state().status === 'ok', 5_000);
-          await until('every hit is in Redis', async () => (await admin.get(counter)) === '5', 2_000);
+          await until('the store is ok again', () => store.state().status === 'ok');
+          await until('every hit is in Redis', async () => (await admin.get(counter)) === '5');
           await store.sync();
           assert.equal(await admin.get(counter), '5');
         });
@@ -366,7 +369,7 @@ if (unreachable === undefined) {
             assert.equal(store.state().kind, 'reply');
             assert.equal(store.state().reason, `Redis answered ${code}`);
             assert.ok(seen.errors.some((e) => storeErrorKind(e) === 'reply'));
-            if (code === 'READONLY') await until('it dials again', () => fake.accepted >= 2, 3_000);
+            if (code === 'READONLY') await until('it dials again', () => fake.accepted >= 2);
             failing = false;
             await until('the store recovers', async () => {
               await store.connected();
@@ -385,7 +388,7 @@ if (unreachable === undefined) {
 } else {
   // A real Redis is required: an unreachable one fails the run rather than passing it by skipping.
   it('runs the shared rate-limit store suite on Redis', () => {
-    assert.fail(`Redis not reachable at ${redactUrl(redisUrl)} (${unreachable}): start one (redis-server) or set GATEHOUSE_TEST_REDIS_URL; .ci/run starts a local one when it can`);
+    assert.fail(`Redis not reachable at ${redactUrl(redisUrl)} (${unreachable}): ${REDIS_HOW_TO}`);
   });
 }
 
