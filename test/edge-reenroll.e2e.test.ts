@@ -145,7 +145,7 @@ describe('edge gateways: re-enrollment with an expired certificate', () => {
     const reenrolled = JSON.parse(await edge.waitFor(/"re-enrolled with the control plane/)) as { serial: string };
     await edge.waitFor(/"connected to the control plane"/);
     // The change made meanwhile arrives: the temporary client created while it was down is accepted.
-    await eventually(async () => (await statusAt(edge, temporary.body.token)) === 200, 5000, 'the client created meanwhile reaches the edge');
+    await eventually(async () => (await statusAt(edge, temporary.body.token)) === 200, 10_000, 'the client created meanwhile reaches the edge');
     assert.equal(await statusAt(edge), 200);
 
     // On disk: a certificate valid now (the re-enrolled one, or a renewal of it over the live channel, every 2 s
@@ -157,7 +157,7 @@ describe('edge gateways: re-enrollment with an expired certificate', () => {
     assert.equal((await stat(join(dir, 'tls', 'gateway.crt'))).mode & 0o777, 0o600);
     assert.ok(cp.output.slice(cpFrom).some((l) => /"re-enrolled a gateway"/.test(l) && l.includes(reenrolled.serial)), 'the control plane logged the re-enrollment');
 
-    await eventually(async () => ((await admin.get(`${WS}/gateways/eu-1`)).body as { instancesOnline: number }).instancesOnline === 1, 3000, 'the instance is online');
+    await eventually(async () => ((await admin.get(`${WS}/gateways/eu-1`)).body as { instancesOnline: number }).instancesOnline === 1, 10_000, 'the instance is online');
     const view = (await admin.get(`${WS}/gateways/eu-1`)).body as { instances: { online: boolean; appliedVersion: number }[] };
     assert.ok(view.instances.some((i) => i.online && i.appliedVersion >= 1));
     assert.equal(edge.output.filter((l) => /"gateway listening"/.test(l)).length, 1, 'no restart');
@@ -187,7 +187,7 @@ describe('edge gateways: re-enrollment with an expired certificate', () => {
     // Jittered backoff after a few failures: allow for its ceiling.
     await edge.waitFor(/"re-enrolled with the control plane/, 40_000);
     await edge.waitFor(/"connected to the control plane"/, 10_000);
-    await eventually(async () => ((await admin.get(`${WS}/gateways/eu-1`)).body as { instancesOnline: number }).instancesOnline === 1, 3000, 'the instance is online');
+    await eventually(async () => ((await admin.get(`${WS}/gateways/eu-1`)).body as { instancesOnline: number }).instancesOnline === 1, 10_000, 'the instance is online');
     assert.equal(await statusAt(edge), 200);
     await edge.stop();
   });
@@ -224,7 +224,7 @@ describe('edge gateways: re-enrollment with an expired certificate', () => {
     await edge.waitFor(/serving from the cached snapshot/);
     const deactivated = JSON.parse(await edge.waitFor(/this gateway was deleted in the control plane/)) as { reason: string };
     assert.match(deactivated.reason, /revoked/);
-    await eventually(async () => (await statusAt(edge, client.body.token)) === 404, 2000, 'endpoints deactivated');
+    await eventually(async () => (await statusAt(edge, client.body.token)) === 404, 10_000, 'endpoints deactivated');
     await assert.rejects(stat(join(dir, 'cache', 'snapshot.json')), { code: 'ENOENT' });
     assert.ok(!edge.output.some((l) => /"re-enrolled with the control plane/.test(l)));
     await edge.stop();

@@ -106,9 +106,11 @@ describe('edge gateways: sync, fallback and certificates', () => {
     await cloud.arrayBuffer();
     assert.equal(cloud.status, 404, 'the cloud gateway does not serve an edge collection');
 
-    await eventually(async () => (await gatewayView()).instancesOnline === 1, 2000, 'instance online');
-    const view = await gatewayView();
-    assert.ok(view.instances[0]!.appliedVersion >= 1);
+    // The heartbeat that makes the instance online can come before the ACK of the version it applied: wait for both.
+    await eventually(async () => {
+      const view = await gatewayView();
+      return view.instancesOnline === 1 && view.instances[0]!.appliedVersion >= 1;
+    }, 10_000, 'instance online, its applied version recorded');
     assert.equal((await fetch(`${edge.opsUrl}/readyz`)).status, 200);
   });
 
@@ -117,7 +119,7 @@ describe('edge gateways: sync, fallback and certificates', () => {
     await copyDir(edgeDir, copy, { recursive: true });
     const strict = await startEdge(copy, ['--egress', 'public']);
     try {
-      await eventually(async () => (await fetch(`${strict.opsUrl}/readyz`)).status === 200, 5000, 'the second instance synced');
+      await eventually(async () => (await fetch(`${strict.opsUrl}/readyz`)).status === 200, 10_000, 'the second instance synced');
       const before = upstream.requests.length;
       const res = await fetch(`${strict.url}/orders/items`, { headers: { authorization: `Bearer ${token}` } });
       assert.equal(res.status, 502);
@@ -188,7 +190,7 @@ describe('edge gateways: sync, fallback and certificates', () => {
     await edge.stop();
     edge = await startEdge(edgeDir);
     await edge.waitFor(new RegExp(`refusing snapshot v${bad} from the control plane \\(NACK\\)`));
-    await eventually(async () => (await gatewayView()).instances.some((i) => i.online && i.nackedVersion === bad), 2000, 'NACK shown by the admin API');
+    await eventually(async () => (await gatewayView()).instances.some((i) => i.online && i.nackedVersion === bad), 10_000, 'NACK shown by the admin API');
     const instance = (await gatewayView()).instances.find((i) => i.online && i.nackedVersion === bad)!;
     assert.match(instance.lastError!, /content hash mismatch/);
     assert.equal(instance.appliedVersion, bad - 1);
@@ -196,8 +198,8 @@ describe('edge gateways: sync, fallback and certificates', () => {
 
     // The next published change reaches the instance as usual.
     const created = await admin.post(`${WS}/clients`, { name: 'after-nack', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
-    await eventually(async () => (await statusAt(edge, created.body.token)) === 200, 1000, 'the next version is applied');
-    await eventually(async () => (await gatewayView()).instances.some((i) => i.online && i.appliedVersion > bad && i.nackedVersion === undefined), 2000, 'ACK recorded');
+    await eventually(async () => (await statusAt(edge, created.body.token)) === 200, 10_000, 'the next version is applied');
+    await eventually(async () => (await gatewayView()).instances.some((i) => i.online && i.appliedVersion > bad && i.nackedVersion === undefined), 10_000, 'ACK recorded');
   });
 
   it('keeps serving when the control plane dies, starts from its cache, refuses a tampered cache, and gets a change made meanwhile', async () => {
@@ -210,7 +212,7 @@ describe('edge gateways: sync, fallback and certificates', () => {
     const exited = new Promise((r) => cp.child.once('exit', r));
     cp.child.kill('SIGKILL');
     await exited;
-    await edge.waitFor(/disconnected from the control plane/, 5000, from);
+    await edge.waitFor(/disconnected from the control plane/, 10_000, from);
     for (let i = 0; i < 5; i++) assert.equal(await statusAt(edge), 200, 'traffic keeps flowing');
 
     // A restart while the control plane is down: first without a cache, then with a tampered one, which is refused.
@@ -256,7 +258,7 @@ describe('edge gateways: sync, fallback and certificates', () => {
     admin = adminApi(cp.adminUrl, adminToken);
     assert.equal((await admin.delete(`${WS}/clients/${clientId}`)).status, 204);
     // The gateway redials within a second (plus the time to sync): well within 5 s even on a busy machine.
-    await eventually(async () => (await statusAt(edge)) === 401, 5000, 'the change made meanwhile reached the edge');
+    await eventually(async () => (await statusAt(edge)) === 401, 10_000, 'the change made meanwhile reached the edge');
     await edge.waitFor(/"connected to the control plane"/);
     assert.equal(edge.output.filter((l) => /"gateway listening"/.test(l)).length, 1, 'no restart');
   });
@@ -285,7 +287,7 @@ describe('edge gateways: sync, fallback and certificates', () => {
   it('a renamed gateway keeps its instances, which follow the snapshots of its new name', async () => {
     assert.equal((await admin.patch(`${WS}/gateways/eu-1`, { name: 'eu-2' })).status, 200);
     const created = await admin.post(`${WS}/clients`, { name: 'after-rename', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
-    await eventually(async () => (await statusAt(edge, created.body.token)) === 200, 1000, 'a change after the rename reaches the edge');
+    await eventually(async () => (await statusAt(edge, created.body.token)) === 200, 10_000, 'a change after the rename reaches the edge');
     assert.equal((await call(edge, '/orders/items')).status, 401, 'the client deleted while the control plane was down stays refused');
   });
 
@@ -298,15 +300,15 @@ describe('edge gateways: sync, fallback and certificates', () => {
     const cpFrom = cp.output.length;
     const t0 = Date.now();
     assert.equal((await admin.delete(`${WS}/gateways/${gatewayId}`)).status, 204);
-    const deactivated = JSON.parse(await edge.waitFor(/this gateway was deleted in the control plane/, 1000, from)) as { reason: string };
+    const deactivated = JSON.parse(await edge.waitFor(/this gateway was deleted in the control plane/, 10_000, from)) as { reason: string };
     assert.match(deactivated.reason, /gateway deleted/);
     assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
-    await eventually(async () => (await statusAt(edge, key)) === 404, 1000, 'endpoints deactivated');
+    await eventually(async () => (await statusAt(edge, key)) === 404, 10_000, 'endpoints deactivated');
     await assert.rejects(stat(join(edgeDir, 'cache', 'snapshot.json')), { code: 'ENOENT' });
 
     // Its reconnect is refused: the certificate was revoked with the gateway.
-    await eventually(async () => cp.output.slice(cpFrom).some((l) => /refused a gateway sync stream/.test(l) && /revoked/.test(l)), 5000, 'reconnect refused');
-    await edge.waitFor(/the control plane refuses this gateway/, 5000, from);
+    await eventually(async () => cp.output.slice(cpFrom).some((l) => /refused a gateway sync stream/.test(l) && /revoked/.test(l)), 10_000, 'reconnect refused');
+    await edge.waitFor(/the control plane refuses this gateway/, 10_000, from);
   });
 });
 
@@ -337,7 +339,7 @@ describe('edge gateways: certificate renewal', () => {
 
     const renewed = JSON.parse(await edge.waitFor(/renewed the gateway certificate/, 10_000)) as { serial: string };
     assert.notEqual(renewed.serial, first.serial);
-    await edge.waitFor(/"connected to the control plane"/, 5000, edge.output.findIndex((l) => l.includes(renewed.serial)));
+    await edge.waitFor(/"connected to the control plane"/, 10_000, edge.output.findIndex((l) => l.includes(renewed.serial)));
     const onDisk = describeCertificate(await readFile(join(dir, 'tls', 'gateway.crt'), 'utf8'));
     assert.notEqual(onDisk.serial, first.serial);
     assert.equal((await stat(join(dir, 'tls', 'gateway.key'))).mode & 0o777, 0o600);
@@ -347,7 +349,7 @@ describe('edge gateways: certificate renewal', () => {
     await new Promise((r) => setTimeout(r, Math.max(0, first.notAfter.getTime() - Date.now() + 200)));
     await edge.stop();
     edge = await startEdge(dir);
-    await edge.waitFor(/"connected to the control plane"/, 5000);
-    await eventually(async () => (await admin.get(`${WS}/gateways/renewing`)).body.instancesOnline >= 1, 3000, 'online');
+    await edge.waitFor(/"connected to the control plane"/, 10_000);
+    await eventually(async () => (await admin.get(`${WS}/gateways/renewing`)).body.instancesOnline >= 1, 10_000, 'online');
   });
 });

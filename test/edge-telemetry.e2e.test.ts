@@ -63,7 +63,7 @@ describe('edge telemetry and alerts', () => {
     const { body } = await admin.post(`${WS}/clients`, { name: 'shop', role: 'orders', environments: ['DEV'], projects: ['default'] });
     const token = body.token as string;
     const clientId = body.client.id as string;
-    await eventually(async () => (await fetch(`${edge.url}/orders/list`, { headers: { authorization: `Bearer ${token}` } })).status === 200, 5000, 'the edge serves the client');
+    await eventually(async () => (await fetch(`${edge.url}/orders/list`, { headers: { authorization: `Bearer ${token}` } })).status === 200, 10_000, 'the edge serves the client');
     for (let i = 0; i < 4; i++) assert.equal((await fetch(`${edge.url}/orders/list`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
     for (let i = 0; i < 15; i++) assert.equal((await fetch(`${edge.url}/orders/list`, { headers: { authorization: `Bearer ${BAD_KEY}` } })).status, 401);
 
