@@ -91,6 +91,10 @@ describe('the CLI loads only the code of the command that runs', () => {
       assert.ok(loaded.includes('src/gateway/sync/sync-client.ts'), 'the trace covers the whole run');
       assert.deepEqual(loaded.filter((p) => p.startsWith('src/control/')), []);
       assert.deepEqual(loaded.filter((p) => p.startsWith('src/cli/')).sort(), ['src/cli/command.ts', 'src/cli/gateway-run.ts', 'src/cli/logger.ts', 'src/cli/main.ts']);
+      // Reading its certificates needs no X.509 library (~0.1 s to load): only making a CSR (renewal) loads it.
+      assert.deepEqual(loaded.filter((p) => p === 'src/gateway/sync/x509.ts' || p === 'src/gateway/sync/bootstrap.ts'), []);
+      const all = (await readFile(trace, 'utf8')).split('\n');
+      assert.deepEqual(all.filter((u) => u.includes('/@peculiar/') || u.includes('/reflect-metadata/') || u.includes('/tsyringe/')), []);
     });
   });
 });

@@ -26,7 +26,8 @@ import { formatPath } from '../../config/schema.ts';
 import { DOCS_BASE, ERRORS } from '../../gateway/http/errors.ts';
 import { hashRegistrationToken } from '../gateways.ts';
 import { nowIso } from '../ids.ts';
-import { describeCertificate, x509 } from '../../gateway/sync/certificates.ts';
+import { describeCertificate } from '../../gateway/sync/certificates.ts';
+import { x509 } from '../../gateway/sync/x509.ts';
 import { CsrError, parseGatewayUri, type CertificateAuthority } from '../pki/ca.ts';
 import type { Store } from '../store/store.ts';
 

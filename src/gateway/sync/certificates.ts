@@ -1,15 +1,14 @@
 /**
- * Certificate helpers both sides of the gateway channel use, with @peculiar/x509 over WebCrypto (ECDSA P-256,
- * SHA-256): a gateway makes its key and CSR here; the control plane's CA (src/control/pki/ca.ts) signs them.
+ * Certificate helpers both sides of the gateway channel use (ECDSA P-256, SHA-256): a gateway makes its key and CSR
+ * here; the control plane's CA (src/control/pki/ca.ts) signs them. Reading certificates (one PEM certificate, its
+ * pin, serial, URIs and validity) uses `node:crypto` and the few DER fields it does not expose, so that an edge
+ * gateway starting from its cache never loads @peculiar/x509 (`x509.ts`, ~0.1 s); making a CSR loads it.
  */
-// @peculiar/x509 uses tsyringe, which needs the Reflect metadata polyfill loaded first.
-import 'reflect-metadata';
 import { createHash, createPrivateKey, createPublicKey, webcrypto, X509Certificate } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
 
-x509.cryptoProvider.set(webcrypto as unknown as webcrypto.Crypto);
-
-export { x509 };
+async function peculiar(): Promise<typeof import('@peculiar/x509')> {
+  return (await import('./x509.ts')).x509;
+}
 
 export const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
@@ -25,7 +24,53 @@ export function caPin(certPem: string): string {
 
 /** Over the SubjectPublicKeyInfo bytes as the certificate carries them (what `openssl x509 -pubkey` prints). */
 function pinOf(der: Buffer): string {
-  return `sha256:${createHash('sha256').update(Buffer.from(new x509.X509Certificate(der).publicKey.rawData)).digest('hex')}`;
+  return `sha256:${createHash('sha256').update(tbsFields(der).spki).digest('hex')}`;
+}
+
+/**
+ * The serial number's content bytes and the SubjectPublicKeyInfo element of a DER certificate, read by walking the
+ * TBSCertificate's first fields (RFC 5280 §4.1). Hand-written on purpose: `node:crypto` re-encodes the key
+ * (`publicKey.export`) and prints the serial without its leading zero byte, while the pin and the serial must be
+ * the certificate's own bytes, and loading @peculiar/x509 for two fields would cost the edge its start-up time.
+ * The input was parsed by OpenSSL first (`new X509Certificate`), so it is well-formed DER.
+ */
+function tbsFields(der: Buffer): { serial: Buffer; spki: Buffer } {
+  const certificate = derElement(der, 0);
+  const tbs = derElement(der, certificate.content);
+  let at = tbs.content;
+  const first = derElement(der, at);
+  if (der[at] === 0xa0) at = first.end; // [0] version
+  const serial = derElement(der, at);
+  at = serial.end;
+  for (let i = 0; i < 4; i++) at = derElement(der, at).end; // signature, issuer, validity, subject
+  const spki = derElement(der, at);
+  let serialStart = serial.content;
+  // The sign byte of a positive serial whose first byte has its high bit set is not part of the number.
+  if (serial.end - serialStart > 1 && der[serialStart] === 0x00 && der[serialStart + 1]! > 0x7f) serialStart++;
+  return { serial: der.subarray(serialStart, serial.end), spki: der.subarray(at, spki.end) };
+}
+
+/** One DER element at `offset`: where its content starts and where the element ends. */
+function derElement(der: Buffer, offset: number): { content: number; end: number } {
+  let length = der[offset + 1]!;
+  let content = offset + 2;
+  if (length >= 0x80) {
+    const bytes = length & 0x7f;
+    if (bytes === 0 || bytes > 4) throw new Error('unsupported DER length');
+    length = 0;
+    for (let i = 0; i < bytes; i++) length = length * 256 + der[content + i]!;
+    content += bytes;
+  }
+  if (content + length > der.length) throw new Error('truncated DER');
+  return { content, end: content + length };
+}
+
+const PEM_BLOCK = /^-----BEGIN CERTIFICATE-----\r?\n([A-Za-z0-9+/=\r\n]+?)\r?\n?-----END CERTIFICATE-----\s*$/;
+
+/** PEM text of DER bytes: 64 base64 characters a line, no final newline (as @peculiar/x509 wrote it before). */
+function pemOf(der: Uint8Array | ArrayBuffer, label: string): string {
+  const base64 = Buffer.from(der instanceof ArrayBuffer ? new Uint8Array(der) : der).toString('base64');
+  return `-----BEGIN ${label}-----\n${base64.replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END ${label}-----`;
 }
 
 /**
@@ -42,9 +87,12 @@ export function singleCertificate(text: string): { ok: true; pem: string; pin: s
   const count = labels.length;
   if (count === 0) return { ok: false, count, reason: 'holds no PEM certificate' };
   if (count > 1) return { ok: false, count, reason: `holds ${count} ${labels.every((l) => l === 'CERTIFICATE') ? 'certificates' : 'PEM blocks'}, not one` };
-  const blocks = x509.PemConverter.decodeWithHeaders(text);
-  if (blocks.length !== 1 || blocks[0]!.type !== 'CERTIFICATE') return { ok: false, count, reason: 'holds no readable PEM certificate' };
-  const der = Buffer.from(blocks[0]!.rawData);
+  const block = PEM_BLOCK.exec(text.trimStart());
+  if (block === null) return { ok: false, count, reason: 'holds no readable PEM certificate' };
+  const base64 = block[1]!.replace(/\s+/g, '');
+  // Strict base64: Node's decoder would stop at '=' padding and ignore what follows.
+  if (base64.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(base64)) return { ok: false, count, reason: 'holds no readable PEM certificate' };
+  const der = Buffer.from(base64, 'base64');
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(der);
@@ -52,11 +100,12 @@ export function singleCertificate(text: string): { ok: true; pem: string; pin: s
     return { ok: false, count, reason: 'holds no valid X.509 certificate' };
   }
   if (certificate.raw.length !== der.length) return { ok: false, count, reason: 'holds data after the certificate' };
-  return { ok: true, pem: x509.PemConverter.encode(der, 'CERTIFICATE'), pin: pinOf(der), certificate };
+  return { ok: true, pem: pemOf(der, 'CERTIFICATE'), pin: pinOf(der), certificate };
 }
 
 /** A new ECDSA P-256 key pair and a CSR for it: what a gateway sends when bootstrapping or renewing. */
 export async function createKeyAndCsr(commonName: string): Promise<{ keyPem: string; csrPem: string }> {
+  const x509 = await peculiar();
   const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${commonName}`, keys, signingAlgorithm: ALGORITHM });
   return { keyPem: await exportPrivateKey(keys.privateKey), csrPem: csr.toString('pem') };
@@ -67,6 +116,7 @@ export async function createKeyAndCsr(commonName: string): Promise<{ keyPem: str
  * the key of its certificate.
  */
 export async function createCsrForKey(keyPem: string, commonName: string): Promise<string> {
+  const x509 = await peculiar();
   const key = createPrivateKey(keyPem);
   const privateKey = await webcrypto.subtle.importKey('pkcs8', key.export({ type: 'pkcs8', format: 'der' }), ALGORITHM, false, ['sign']);
   const publicKey = await webcrypto.subtle.importKey('spki', createPublicKey(key).export({ type: 'spki', format: 'der' }), ALGORITHM, true, ['verify']);
@@ -76,13 +126,19 @@ export async function createCsrForKey(keyPem: string, commonName: string): Promi
 
 /** The URI SAN, serial and validity of a PEM certificate. */
 export function describeCertificate(certPem: string): { serial: string; uris: string[]; notBefore: Date; notAfter: Date } {
-  const cert = new x509.X509Certificate(certPem);
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  const uris = san ? san.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [];
-  return { serial: cert.serialNumber.toLowerCase(), uris, notBefore: cert.notBefore, notAfter: cert.notAfter };
+  const cert = new X509Certificate(certPem);
+  const uris: string[] = [];
+  // Node prints the SAN as `URI:…, DNS:…`; a value holding ", " or a quote comes JSON-quoted.
+  for (const entry of (cert.subjectAltName ?? '').match(/(?:[A-Za-z ]+):(?:"(?:[^"\\]|\\.)*"|[^,]*)/g) ?? []) {
+    const colon = entry.indexOf(':');
+    if (entry.slice(0, colon).trim() !== 'URI') continue;
+    const value = entry.slice(colon + 1);
+    uris.push(value.startsWith('"') ? (JSON.parse(value) as string) : value);
+  }
+  return { serial: tbsFields(cert.raw).serial.toString('hex'), uris, notBefore: cert.validFromDate, notAfter: cert.validToDate };
 }
 
 export async function exportPrivateKey(key: webcrypto.CryptoKey): Promise<string> {
   const der = await webcrypto.subtle.exportKey('pkcs8', key);
-  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+  return pemOf(der, 'PRIVATE KEY');
 }

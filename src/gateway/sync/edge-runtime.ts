@@ -33,7 +33,6 @@ import { snapshotHash } from '../../config/snapshot-encoding.ts';
 import { parseSnapshot } from '../../config/snapshot-parse.ts';
 import { createGatewayInstance, type GatewayInstance } from '../instance.ts';
 import { createTelemetryCollector, type TelemetryCollector } from '../observability/telemetry.ts';
-import { reenrollGateway } from './bootstrap.ts';
 import { openSnapshotCache, writeFileAtomic } from './cache.ts';
 import { createKeyAndCsr, describeCertificate, singleCertificate } from './certificates.ts';
 import { DEFAULT_RECONNECT, type ReconnectBackoff, reconnectCeiling } from './backoff.ts';
@@ -400,6 +399,8 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
    * the cause, e.g. a clock). Deleted: the endpoints are deactivated, as when the channel says so.
    */
   async function reenroll(): Promise<void> {
+    // Loaded only when needed: bootstrap.ts brings @peculiar/x509, which a start from the cache never needs.
+    const { reenrollGateway } = await import('./bootstrap.ts');
     const result = await reenrollGateway({ url: identity.controlPlane.bootstrap, caPem: creds.caPem, certificatePem: creds.certPem, keyPem: creds.keyPem, commonName: `gateway ${identity.gatewayId}` }).catch(
       (error: unknown) => ({ ok: false, kind: 'failed', message: `cannot re-enroll: ${(error as Error).message}`, deleted: false }) as const,
     );
