@@ -129,8 +129,8 @@ if (unreachable === undefined) {
 
     it('syncs by itself every syncInterval', async () => {
       const prefix = freshPrefix();
-      const [a, b] = [createSharedStore({ url: redisUrl, prefix, syncIntervalMs: 20 }), createSharedStore({ url: redisUrl, prefix, syncIntervalMs: 20 })];
       const recorder = await recordSyncs(prefix, redisUrl);
+      const [a, b] = [createSharedStore({ url: redisUrl, prefix, syncIntervalMs: 20 }), createSharedStore({ url: redisUrl, prefix, syncIntervalMs: 20 })];
       try {
         await ready([a, b]);
         for (let i = 0; i < 4; i++) a.hit('auto', 5, MINUTE, T + 1_000);
