@@ -2,6 +2,29 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The layers, from the ground floor up: shared ← config ← gateway ← control ← cli. A module may import its own
+ * layer and those below it, never one above (docs/architecture.md): `config/` is the contract and imports only
+ * `shared/`; an edge gateway runs without control-plane code; only `cli/` wires the layers together. Tests and
+ * `src/testing/` may reach across layers to set up what they test.
+ */
+const LAYERS = ['shared', 'config', 'gateway', 'control', 'cli'];
+const layerMessage = (layer, above) =>
+  `src/${layer}/ must not import src/${above}/: the layers are shared ← config ← gateway ← control ← cli, and a module imports only its own layer and those below it (docs/architecture.md). Move what both need down a layer, or pass it in from above.`;
+const layerRules = LAYERS.map((layer, i) => {
+  // `demo/` (the demo upstream) is wired in by the CLI only; `testing/` is for tests.
+  const above = [...LAYERS.slice(i + 1), ...(layer === 'cli' ? [] : ['demo']), 'testing'];
+  return {
+    files: [`src/${layer}/**/*.ts`],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: above.map((a) => ({ group: [`**/${a}/**`, `**/${a}`], message: layerMessage(layer, a) })) }],
+      // The same for `await import(…)`, which no-restricted-imports does not see.
+      'no-restricted-syntax': ['error', ...above.map((a) => ({ selector: `ImportExpression > Literal[value=/(^|\\/)${a}\\//]`, message: layerMessage(layer, a) }))],
+    },
+  };
+});
+
 export default tseslint.config(
   { ignores: ['node_modules/', '.tools/', 'bench/out/', 'data/'] },
   js.configs.recommended,
@@ -14,4 +37,5 @@ export default tseslint.config(
       'no-control-regex': 'off',
     },
   },
+  ...layerRules,
 );

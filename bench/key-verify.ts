@@ -10,7 +10,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { cpus } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { generateKey, hashKey, isWellFormedKey } from '../src/gateway/keys/api-key.ts';
+import { generateKey, hashKey, isWellFormedKey } from '../src/shared/api-key.ts';
 import { authenticate } from '../src/gateway/policies/authenticate.ts';
 import type { RequestContext } from '../src/gateway/policies/policy.ts';
 import type { KeyEntry } from '../src/gateway/snapshot/compiled.ts';

@@ -10,7 +10,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { isWellFormedKey } from '../src/gateway/keys/api-key.ts';
+import { isWellFormedKey } from '../src/shared/api-key.ts';
 import { REPO_ROOT, runCli } from './helpers.ts';
 
 /** A line that looks like a stack frame ("    at fn (file:1:2)"). */

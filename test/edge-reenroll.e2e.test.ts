@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EdgeIdentitySchema, type EdgeIdentity } from '../src/config/edge.ts';
 import { openCertificateAuthority } from '../src/control/pki/ca.ts';
-import { createCsrForKey, createKeyAndCsr, describeCertificate } from '../src/gateway/sync/certificates.ts';
+import { createCsrForKey, createKeyAndCsr, describeCertificate } from '../src/shared/certificates.ts';
 import { adminApi, type AdminApi, type ControlProcess, eventually, startControlPlane } from './control-helpers.ts';
 import { createAndBootstrap, startEdge, type EdgeProcess } from './edge-helpers.ts';
 import { runCli, startUpstream, type Upstream } from './helpers.ts';

@@ -16,7 +16,7 @@ import { canonicalJson, encodeSnapshot } from '../src/config/snapshot-encoding.t
 import { loadSyncProto, type ReceivedSyncResponse } from '../src/config/sync-proto.ts';
 import { openCertificateAuthority } from '../src/control/pki/ca.ts';
 import { openStore } from '../src/control/store/open.ts';
-import { createKeyAndCsr, describeCertificate } from '../src/gateway/sync/certificates.ts';
+import { createKeyAndCsr, describeCertificate } from '../src/shared/certificates.ts';
 import { adminApi, type AdminApi, type ControlProcess, eventually, startControlPlane } from './control-helpers.ts';
 import { createAndBootstrap, deployOrders, startEdge, type EdgeProcess } from './edge-helpers.ts';
 import { startUpstream, type Upstream } from './helpers.ts';

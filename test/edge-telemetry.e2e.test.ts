@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type AdminApi, type ControlProcess, eventually, startControlPlane } from './control-helpers.ts';
 import { createAndBootstrap, startEdge, type EdgeProcess } from './edge-helpers.ts';
-import { generateKey } from '../src/gateway/keys/api-key.ts';
+import { generateKey } from '../src/shared/api-key.ts';
 import { startUpstream, type Upstream } from './helpers.ts';
 
 const WS = '/workspaces/default';

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { request } from 'node:https';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { ALGORITHM, exportPrivateKey } from '../src/gateway/sync/certificates.ts';
-import { x509 } from '../src/gateway/sync/x509.ts';
+import { ALGORITHM, exportPrivateKey } from '../src/shared/certificates.ts';
+import { x509 } from '../src/shared/x509.ts';
 import { newKey, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream } from './helpers.ts';
 
 /** A self-signed server certificate for 127.0.0.1 and its private key, both PEM. */

@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { newId } from '../../src/control/ids.ts';
 import { openStore } from '../../src/control/store/open.ts';
-import { generateKey } from '../../src/gateway/keys/api-key.ts';
+import { generateKey } from '../../src/shared/api-key.ts';
 import { adminApi, type AdminApi, type ControlProcess, startControlPlane } from '../../test/control-helpers.ts';
 import { createAndBootstrap, deployOrders, startEdge } from '../../test/edge-helpers.ts';
 

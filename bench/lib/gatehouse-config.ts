@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateKey } from '../../src/gateway/keys/api-key.ts';
+import { generateKey } from '../../src/shared/api-key.ts';
 
 /** The path every proxy is loaded on. Gatehouse matches it to `GET /v1/items/{id}` under base path `/api`. */
 export const LOAD_PATH = '/api/v1/items/42';

@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises';
-import { renderErrorDocs } from '../gateway/http/errors.ts';
+import { renderErrorDocs } from '../shared/errors.ts';
 import { type Command, parse } from './command.ts';
 
 export const docsErrors: Command = {

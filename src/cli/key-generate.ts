@@ -1,4 +1,4 @@
-import { generateKey } from '../gateway/keys/api-key.ts';
+import { generateKey } from '../shared/api-key.ts';
 import { type Command, parse } from './command.ts';
 
 export const keyGenerate: Command = {

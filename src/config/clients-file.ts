@@ -12,7 +12,8 @@ import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { checkRegularFile, ConfigError, scanJson } from './load.ts';
-import { type Client, ClientKeySchema, ClientSchema, ENVIRONMENT_PATTERN, formatPath, type GatewayFile, KEY_IN_LABEL, type LegacyClient, NAME_PATTERN, type Role, WILDCARD } from './schema.ts';
+import { type Client, ClientKeySchema, ClientSchema, ENVIRONMENT_PATTERN, formatPath, type GatewayFile, KEY_IN_LABEL, type LegacyClient, NAME_PATTERN, type Role } from './schema.ts';
+import { WILDCARD } from '../shared/permissions.ts';
 import { StringSet } from './string-set.ts';
 
 /** What the file's clients are checked against: the config file's roles and its inline clients. */

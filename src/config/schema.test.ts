@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, parseGatewayFile } from './load.ts';
-import { formatPath, grantsPermission, SnapshotSchema } from './schema.ts';
+import { grantsPermission } from '../shared/permissions.ts';
+import { formatPath, SnapshotSchema } from './schema.ts';
 
 const base = {
   tokenExchange: { issuer: 'https://gw', audience: 'api' },

@@ -7,7 +7,8 @@
  * Types are inferred from these schemas — there are no hand-kept duplicates.
  */
 import { z } from 'zod';
-import { KEY_PREFIX } from '../gateway/keys/api-key.ts';
+import { KEY_PREFIX } from '../shared/api-key.ts';
+import { WILDCARD } from '../shared/permissions.ts';
 import { parseDuration } from './duration.ts';
 
 /** The patterns of names and environments, shared with the fast client validator (`clients-file.ts`). */
@@ -23,18 +24,6 @@ export const NameSchema = z
 export const EnvironmentSchema = z
   .string()
   .regex(ENVIRONMENT_PATTERN, 'must be an upper-case environment name such as DEV, TEST or PROD');
-
-/**
- * `*` as a role permission grants every endpoint; `<prefix>:*` every endpoint whose permission starts with
- * `<prefix>:`. In a client's `environments` or `projects`, `*` means all of them (an installation admin client).
- */
-export const WILDCARD = '*';
-
-/** Whether the role permission `granted` grants an endpoint that requires `permission` (see `WILDCARD`). */
-export function grantsPermission(granted: string, permission: string): boolean {
-  if (granted === permission || granted === WILDCARD) return true;
-  return granted.endsWith(':*') && permission.startsWith(granted.slice(0, -1));
-}
 
 export const HttpMethodSchema = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 export type HttpMethod = z.infer<typeof HttpMethodSchema>;

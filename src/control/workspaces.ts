@@ -1,6 +1,6 @@
 /** Creating a workspace with its environments, projects and built-in roles, and the first-start bootstrap. */
 import type { WorkspaceInput } from '../config/resources.ts';
-import { generateKey } from '../gateway/keys/api-key.ts';
+import { generateKey } from '../shared/api-key.ts';
 import { newId, nowIso } from './ids.ts';
 import type { StoreOps, WorkspaceRecord } from './store/store.ts';
 

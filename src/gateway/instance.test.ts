@@ -9,7 +9,7 @@ import pino from 'pino';
 import { ConfigError } from '../config/load.ts';
 import { ServerSchema, type Snapshot, SnapshotSchema, type SnapshotInput } from '../config/schema.ts';
 import { type GatewayInstance, createGatewayInstance } from './instance.ts';
-import { generateKey } from './keys/api-key.ts';
+import { generateKey } from '../shared/api-key.ts';
 import { startCompile } from './snapshot/compile.ts';
 
 const alice = generateKey();

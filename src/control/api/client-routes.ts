@@ -14,7 +14,7 @@ import {
   RegenerateInputSchema,
   type ClientInput,
 } from '../../config/resources.ts';
-import { generateKey, hashKey } from '../../gateway/keys/api-key.ts';
+import { generateKey, hashKey } from '../../shared/api-key.ts';
 import { encodeRateLimits } from '../../config/snapshot-encoding.ts';
 import { newId, nowIso } from '../ids.ts';
 import type { ClientRecord, KeyRecord, RoleRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';

@@ -1,12 +1,12 @@
 /**
- * Admin API errors: the `GH_ERR_ADMIN_*` codes of the one error table (src/gateway/http/errors.ts), thrown by
+ * Admin API errors: the `GH_ERR_ADMIN_*` codes of the one error table (src/shared/errors.ts), thrown by
  * handlers as `AdminError` and written as problem+json by the server. Validation failures carry every problem as
  * `{ path, message }` with the path rooted at `body`, `query` or `path`.
  */
 import type { z } from 'zod';
 import { formatPath } from '../../config/schema.ts';
 import { StoreConflictError } from '../store/store.ts';
-import type { ErrorCode } from '../../gateway/http/errors.ts';
+import type { ErrorCode } from '../../shared/errors.ts';
 
 export interface FieldProblem {
   path: string;

@@ -3,7 +3,7 @@
  * `toJSONSchema` emits JSON Schema 2020-12, which OpenAPI 3.1 uses as is). Served at `/api/openapi.json`.
  */
 import { z } from 'zod';
-import { ERRORS } from '../../gateway/http/errors.ts';
+import { ERRORS } from '../../shared/errors.ts';
 import type { Operation } from './operation.ts';
 
 const PROBLEM = {

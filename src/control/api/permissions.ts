@@ -1,20 +1,15 @@
 /**
- * Permission patterns as client roles hold them: `*` (everything), `prefix:*` (every permission under the
- * prefix), or an exact name. The data plane expands these at snapshot compile time; the admin API checks them here.
+ * The admin API's view of the permission grammar (src/shared/permissions.ts): which patterns reach the admin API,
+ * and whether a caller holds what it hands out.
  */
 
-/** Whether `pattern` grants `permission` (an exact permission name). */
-export function grants(pattern: string, permission: string): boolean {
-  if (pattern === '*' || pattern === permission) return true;
-  return pattern.endsWith(':*') && permission.startsWith(pattern.slice(0, -1));
-}
+import { coversPattern, grantsPermission, WILDCARD } from '../../shared/permissions.ts';
+
+/** Whether `pattern` grants `permission` (an exact permission name): the one grammar (src/shared/permissions.ts). */
+export const grants = grantsPermission;
 
 /** Whether holding `held` includes everything `wanted` (itself possibly a pattern) grants. */
-export function covers(held: string, wanted: string): boolean {
-  if (held === '*' || held === wanted) return true;
-  if (!held.endsWith(':*')) return false;
-  return wanted.startsWith(held.slice(0, -1));
-}
+export const covers = coversPattern;
 
 export function anyGrants(patterns: readonly string[], permission: string): boolean {
   return patterns.some((p) => grants(p, permission));
@@ -22,5 +17,5 @@ export function anyGrants(patterns: readonly string[], permission: string): bool
 
 /** Permissions that reach the admin API: a caller may hand these out only if it holds them itself. */
 export function isAdminPattern(pattern: string): boolean {
-  return pattern === '*' || pattern.startsWith('admin:') || pattern === 'admin';
+  return pattern === WILDCARD || pattern.startsWith('admin:') || pattern === 'admin';
 }

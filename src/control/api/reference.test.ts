@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { ERRORS } from '../../gateway/http/errors.ts';
+import { ERRORS } from '../../shared/errors.ts';
 import { buildOpenApi } from './openapi.ts';
 import { OPERATIONS } from './operations.ts';
 import { renderAdminApiReference } from './reference.ts';

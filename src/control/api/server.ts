@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { z } from 'zod';
-import { DOCS_BASE, ERRORS } from '../../gateway/http/errors.ts';
+import { DOCS_BASE, ERRORS } from '../../shared/errors.ts';
 import { StoreConflictError, type WorkspaceRecord } from '../store/store.ts';
 import { authenticate } from './auth.ts';
 import { AdminError, fromStore, fromZod, notFound } from './errors.ts';

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { CollectionInputSchema } from '../../config/resources.ts';
-import { generateKey } from '../../gateway/keys/api-key.ts';
+import { generateKey } from '../../shared/api-key.ts';
 import { newId, nowIso } from '../ids.ts';
 import { openStore } from '../store/open.ts';
 import type { GatewayRecord, Store, WorkspaceRecord } from '../store/store.ts';

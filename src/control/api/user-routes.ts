@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { LoginInputSchema, UserInputSchema, UserRoleInputSchema, UserRoleSchemaOut, UserSchemaOut } from '../../config/resources.ts';
-import { hashKey } from '../../gateway/keys/api-key.ts';
+import { hashKey } from '../../shared/api-key.ts';
 import { newId, nowIso } from '../ids.ts';
 import { DUMMY_HASH, hashPassword, verifyPassword } from '../passwords.ts';
 import type { UserRecord } from '../store/store.ts';

@@ -4,7 +4,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { caPin, createKeyAndCsr, describeCertificate } from '../../gateway/sync/certificates.ts';
+import { caPin, createKeyAndCsr, describeCertificate } from '../../shared/certificates.ts';
 import { recordDurableWrites } from '../../testing/durable-writes.ts';
 import { CsrError, gatewayUri, openCertificateAuthority, parseGatewayUri } from './ca.ts';
 

@@ -8,8 +8,8 @@ import { randomBytes, webcrypto } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { ALGORITHM, caPin, exportPrivateKey } from '../../gateway/sync/certificates.ts';
-import { x509 } from '../../gateway/sync/x509.ts';
+import { ALGORITHM, caPin, exportPrivateKey } from '../../shared/certificates.ts';
+import { x509 } from '../../shared/x509.ts';
 import { writeFileAtomic } from '../../shared/atomic-file.ts';
 
 export { caPin };

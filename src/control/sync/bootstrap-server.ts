@@ -23,11 +23,11 @@ import type { Logger } from 'pino';
 import { REGISTRATION_TOKEN_PATTERN, RegisterRequestSchema, RenewRequestSchema, type ControlPlaneEndpoints, type RegisterResponse, type RenewResponse } from '../../config/edge.ts';
 import { formatDuration } from '../../config/duration.ts';
 import { formatPath } from '../../config/schema.ts';
-import { DOCS_BASE, ERRORS } from '../../gateway/http/errors.ts';
+import { DOCS_BASE, ERRORS } from '../../shared/errors.ts';
 import { hashRegistrationToken } from '../gateways.ts';
 import { nowIso } from '../ids.ts';
-import { describeCertificate } from '../../gateway/sync/certificates.ts';
-import { x509 } from '../../gateway/sync/x509.ts';
+import { describeCertificate } from '../../shared/certificates.ts';
+import { x509 } from '../../shared/x509.ts';
 import { CsrError, parseGatewayUri, type CertificateAuthority } from '../pki/ca.ts';
 import type { Store } from '../store/store.ts';
 

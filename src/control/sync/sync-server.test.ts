@@ -14,7 +14,7 @@ import { type Snapshot, SnapshotSchema } from '../../config/schema.ts';
 import { diffSnapshots, encodeDelta } from '../../config/snapshot-delta.ts';
 import { canonicalJson, encodeSnapshot, snapshotHash } from '../../config/snapshot-encoding.ts';
 import { GATEWAY_STATUS_TRAILER, loadSyncProto, type ReceivedSyncResponse, syncServices, type TelemetryAckMessage, type TelemetryBatchMessage } from '../../config/sync-proto.ts';
-import { createKeyAndCsr } from '../../gateway/sync/certificates.ts';
+import { createKeyAndCsr } from '../../shared/certificates.ts';
 import { startEdgeGateway } from '../../gateway/sync/edge-runtime.ts';
 import { type CertificateAuthority, openCertificateAuthority } from '../pki/ca.ts';
 import type { PublishedScope } from '../publisher.ts';

@@ -39,8 +39,8 @@ import {
   type TelemetryAckMessage,
   type TelemetryBatchMessage,
 } from '../../config/sync-proto.ts';
-import { describeCertificate } from '../../gateway/sync/certificates.ts';
-import { x509 } from '../../gateway/sync/x509.ts';
+import { describeCertificate } from '../../shared/certificates.ts';
+import { x509 } from '../../shared/x509.ts';
 import { snapshotScope } from '../compile/compile.ts';
 import { nowIso } from '../ids.ts';
 import { type CertificateAuthority, CsrError, parseGatewayUri } from '../pki/ca.ts';

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { ServerSchema, SnapshotSchema } from '../../config/schema.ts';
 import type { TelemetryBatch } from '../../config/telemetry.ts';
 import type { GatewayInstance } from '../../gateway/instance.ts';
-import { generateKey } from '../../gateway/keys/api-key.ts';
+import { generateKey } from '../../shared/api-key.ts';
 import { channels, type RequestEndEvent } from '../../gateway/observability/channels.ts';
 import { startAlerting, type Alerting } from '../alerts/alerting.ts';
 import { CloudGateway } from '../cloud-gateway.ts';

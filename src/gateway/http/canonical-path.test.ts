@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { canonicalize, comparableParam, decodeSegment, segmentDepth, type CanonicalTarget } from './canonical-path.ts';
-import type { ErrorCode } from './errors.ts';
+import type { ErrorCode } from '../../shared/errors.ts';
 
 function accepted(rawTarget: string, host?: string): CanonicalTarget {
   const r = canonicalize(rawTarget, host);

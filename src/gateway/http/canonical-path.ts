@@ -9,7 +9,7 @@
  * Hot path: a plain ASCII target (no `%`, no dot segment, no `//`, no character outside the safe pchar set) is
  * checked by one charCode loop and returned as a slice of the input; everything else takes the full parser.
  */
-import type { ErrorCode } from './errors.ts';
+import type { ErrorCode } from '../../shared/errors.ts';
 
 export interface CanonicalTarget {
   /** Canonical path: starts with '/', no dot segments, no empty segments (consecutive slashes merged), percent-escapes of unreserved chars decoded, all other escapes upper-case hex; characters outside the RFC 3986 pchar set percent-encoded (UTF-8). This is the one string that is both matched and forwarded. */

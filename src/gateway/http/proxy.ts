@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { channels } from '../observability/channels.ts';
 import type { RequestContext } from '../policies/policy.ts';
-import { ERRORS, type ErrorCode, refusal, sendProblem } from './errors.ts';
+import { ERRORS, type ErrorCode, refusal, sendProblem } from '../../shared/errors.ts';
 import { isStripped } from './header-rules.ts';
 
 const EGRESS_DENIED = refusal('GH_ERR_UPSTREAM_EGRESS_DENIED');

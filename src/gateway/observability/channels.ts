@@ -3,7 +3,7 @@
  * Publishing to a channel nobody subscribes to costs one boolean check.
  */
 import diagnostics from 'node:diagnostics_channel';
-import type { ErrorCode } from '../http/errors.ts';
+import type { ErrorCode } from '../../shared/errors.ts';
 import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal } from '../snapshot/compiled.ts';
 
 export interface AuthFailureEvent {

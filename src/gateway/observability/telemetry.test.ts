@@ -7,7 +7,7 @@ import pino from 'pino';
 import { ServerSchema, SnapshotSchema } from '../../config/schema.ts';
 import { TelemetryBatchSchema } from '../../config/telemetry.ts';
 import { createGatewayInstance, type GatewayInstance } from '../instance.ts';
-import { generateKey, redactKey } from '../keys/api-key.ts';
+import { generateKey, redactKey } from '../../shared/api-key.ts';
 import { channels, type RequestEndEvent } from './channels.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { createTelemetryCollector, type TelemetryCollector } from './telemetry.ts';

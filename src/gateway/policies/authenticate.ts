@@ -4,8 +4,8 @@
  * any lookup; the lookup itself is one SHA-256 and one Map.get.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { refusal, type Refusal } from '../http/errors.ts';
-import { hashKey, isWellFormedKey, KEY_PREFIX, redactKey } from '../keys/api-key.ts';
+import { refusal, type Refusal } from '../../shared/errors.ts';
+import { hashKey, isWellFormedKey, KEY_PREFIX, redactKey } from '../../shared/api-key.ts';
 import { channels } from '../observability/channels.ts';
 import type { KeyEntry } from '../snapshot/compiled.ts';
 import type { Policy, RequestContext } from './policy.ts';

@@ -3,8 +3,8 @@
  * them), and the client's role must grant the endpoint. All are Set lookups prepared when the snapshot was
  * compiled; role wildcards (`*`, `invoices:*`) were expanded to endpoint ids then.
  */
-import { WILDCARD } from '../../config/schema.ts';
-import { refusal } from '../http/errors.ts';
+import { WILDCARD } from '../../shared/permissions.ts';
+import { refusal } from '../../shared/errors.ts';
 import type { Policy, RequestContext } from './policy.ts';
 
 const SCOPE = refusal('GH_ERR_AUTH_FORBIDDEN_SCOPE');

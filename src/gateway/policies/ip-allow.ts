@@ -1,6 +1,6 @@
 /** IP allow-list: a client with allowed IP ranges may call only from inside them (IPv4 and IPv6 CIDR). */
 import { isIPv4 } from 'node:net';
-import { refusal } from '../http/errors.ts';
+import { refusal } from '../../shared/errors.ts';
 import type { Policy, RequestContext } from './policy.ts';
 
 const NOT_ALLOWED = refusal('GH_ERR_AUTH_IP_NOT_ALLOWED');

@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { SnapshotSchema } from '../../config/schema.ts';
 import { UpstreamPools } from '../http/upstream-pools.ts';
-import { generateKey } from '../keys/api-key.ts';
+import { generateKey } from '../../shared/api-key.ts';
 import { compileSnapshot } from '../snapshot/compile.ts';
 import { openSigningKeyStore } from '../tokens/keystore.ts';
 import { createMinter } from '../tokens/minter.ts';

@@ -4,7 +4,7 @@
  * A policy may return a promise only when it truly has to wait (e.g. minting a token on a cache miss).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Refusal } from '../http/errors.ts';
+import type { Refusal } from '../../shared/errors.ts';
 import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal } from '../snapshot/compiled.ts';
 
 export interface RequestContext {

@@ -3,7 +3,7 @@
  * environment) signed by the gateway does. Tokens are cached per key, environment and project, and re-minted
  * before they expire, so the common case is one Map lookup.
  */
-import { refusal } from '../http/errors.ts';
+import { refusal } from '../../shared/errors.ts';
 import type { KeyEntry } from '../snapshot/compiled.ts';
 import type { Minter, TokenSubject } from '../tokens/minter.ts';
 import type { Policy, RequestContext } from './policy.ts';

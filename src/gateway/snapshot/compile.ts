@@ -4,7 +4,8 @@
  * new snapshot is then one reference swap.
  */
 import { blockList } from '../http/block-list.ts';
-import { type Client, grantsPermission, type LegacyClient, type RateLimitPolicies, type Snapshot, WILDCARD } from '../../config/schema.ts';
+import type { Client, LegacyClient, RateLimitPolicies, Snapshot } from '../../config/schema.ts';
+import { grantsPermission, WILDCARD } from '../../shared/permissions.ts';
 import { segmentDepth } from '../http/canonical-path.ts';
 import { CollectionRouter, EndpointMatcher } from '../http/router.ts';
 import type { UpstreamPools } from '../http/upstream-pools.ts';
@@ -12,7 +13,7 @@ import { authenticate, stripCredentials } from '../policies/authenticate.ts';
 import { authorize } from '../policies/authorize.ts';
 import { ipAllow } from '../policies/ip-allow.ts';
 import type { Policy, RequestContext } from '../policies/policy.ts';
-import type { RateLimitStore } from '../policies/rate-limit/memory-store.ts';
+import type { RateLimitStore } from '../../shared/rate-limit-store.ts';
 import { rateLimit } from '../policies/rate-limit/policy.ts';
 import { tokenExchange } from '../policies/token-exchange.ts';
 import type { Minter } from '../tokens/minter.ts';

@@ -16,7 +16,7 @@ import { ConfigError } from '../../config/load.ts';
 import { type CertificateAuthority, openCertificateAuthority } from '../../control/pki/ca.ts';
 import { recordDurableWrites } from '../../testing/durable-writes.ts';
 import { BootstrapError, bootstrapGateway, type BootstrapOptions, reenrollGateway } from './bootstrap.ts';
-import { caPin, singleCertificate } from './certificates.ts';
+import { caPin, singleCertificate } from '../../shared/certificates.ts';
 import { startEdgeGateway } from './edge-runtime.ts';
 
 const SERVER_NAMES = ['gatehouse-control-plane', 'localhost', '127.0.0.1'];

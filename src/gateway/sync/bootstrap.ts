@@ -29,8 +29,8 @@ import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { EdgeIdentitySchema, RegisterResponseSchema, RenewResponseSchema, type EdgeIdentity, type RegisterResponse, type RenewResponse } from '../../config/edge.ts';
 import { writeFileAtomic } from '../../shared/atomic-file.ts';
-import { createCsrForKey, createKeyAndCsr, describeCertificate, singleCertificate } from './certificates.ts';
-import { x509 } from './x509.ts';
+import { createCsrForKey, createKeyAndCsr, describeCertificate, singleCertificate } from '../../shared/certificates.ts';
+import { x509 } from '../../shared/x509.ts';
 
 /** The TLS server name the control plane's certificate carries for the edge endpoints. */
 export const CONTROL_PLANE_SERVER_NAME = 'gatehouse-control-plane';

@@ -34,7 +34,7 @@ import { parseSnapshot } from '../../config/snapshot-parse.ts';
 import { createGatewayInstance, type GatewayInstance } from '../instance.ts';
 import { createTelemetryCollector, type TelemetryCollector } from '../observability/telemetry.ts';
 import { openSnapshotCache, writeFileAtomic } from './cache.ts';
-import { createKeyAndCsr, describeCertificate, singleCertificate } from './certificates.ts';
+import { createKeyAndCsr, describeCertificate, singleCertificate } from '../../shared/certificates.ts';
 import { DEFAULT_RECONNECT, type ReconnectBackoff, reconnectCeiling } from './backoff.ts';
 import type { HandleResult, SyncClient, SyncClientState, SyncUpdate, TelemetrySource } from './sync-client.ts';
 

@@ -6,7 +6,7 @@
  *     ratelimit-policy: "key";q=100;w=60, "client";q=1000;w=3600
  *     ratelimit: "key";r=42;t=17
  */
-import type { RateLimitDecision } from './memory-store.ts';
+import type { RateLimitDecision } from '../../../shared/rate-limit-store.ts';
 
 export interface AppliedLimit {
   /** Who is counted: one API key, all keys of one client, all clients of one org. Also the policy's name. */

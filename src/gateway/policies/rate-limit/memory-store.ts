@@ -8,46 +8,13 @@
  * sliding window that ends now. Two numbers per key, O(1) per hit, and no burst of 2× the limit at a window edge
  * as with plain fixed windows.
  *
- * `RateLimitStore` is the contract the shared store (`shared-store.ts`, Redis) implements too; the window math
- * both use is in `sliding-window.ts`, and `store-contract.ts` tests both stores.
+ * `RateLimitStore` (src/shared/rate-limit-store.ts) is the contract the shared store (`shared-store.ts`, Redis)
+ * implements too; the window math both use is in `sliding-window.ts`, and `store-contract.ts` tests both stores.
  */
+import type { RateLimitDecision, RateLimitStore } from '../../../shared/rate-limit-store.ts';
 import { advance, checkLimit, type Counter, decide, isSpent, newCounter } from './sliding-window.ts';
 
-/** The outcome of one hit. A refusal is a value, not an exception. */
-export interface RateLimitDecision {
-  allowed: boolean;
-  limit: number;
-  /** Hits that would still be allowed right now (after this one, when it was allowed). */
-  remaining: number;
-  /** ms until enough capacity frees for one more request (0 when allowed). */
-  retryAfterMs: number;
-  /**
-   * ms until the full limit is available again, i.e. until every counted hit has stopped weighing (the RateLimit
-   * header's `t`). In a sliding window a hit weighs until the end of the window *after* the one it fell in, so this
-   * lies between one and two windows while a key is active; 0 for a key with nothing counted.
-   */
-  resetMs: number;
-}
-
-export interface RateLimitStore {
-  /**
-   * Counts one hit for `key` against `limit` per `windowMs` and decides. A refused hit is not counted. Synchronous
-   * for the in-memory store. `limit` and `windowMs` come from validated configuration; invalid values (< 1, NaN)
-   * are a bug and throw a RangeError. Windows are aligned to multiples of `windowMs` since the epoch; a key hit with
-   * a different `windowMs` than before starts afresh.
-   * @param now ms since the epoch (default `Date.now()`); injectable for tests.
-   */
-  hit(key: string, limit: number, windowMs: number, now?: number): RateLimitDecision;
-  /** Drops all state (tests; a reload with changed limits works without it). */
-  clear(): void;
-  /**
-   * True while a shared store cannot reach its backend and counts locally; absent (never degraded) for the memory
-   * store. Limits with `onStoreFailure: closed` refuse meanwhile. Read on every request: a field, not a call.
-   */
-  readonly degraded?: boolean;
-  /** Releases timers and connections (a shared store first sends what is pending). Idempotent. */
-  close(): void | Promise<void>;
-}
+export type { RateLimitDecision, RateLimitStore };
 
 export interface MemoryStoreOptions {
   /**

@@ -9,12 +9,12 @@
  * hit is counted; `open` limits (the default) go on, held per instance. The check reads one field of the store.
  */
 import type { RateLimit } from '../../../config/schema.ts';
-import { refusal } from '../../http/errors.ts';
+import { refusal } from '../../../shared/errors.ts';
 import { channels } from '../../observability/channels.ts';
 import type { Policy, RequestContext } from '../policy.ts';
 import type { KeyEntry } from '../../snapshot/compiled.ts';
 import { rateLimitHeader, rateLimitHeaders, rateLimitPolicyHeader, type AppliedLimit } from './headers.ts';
-import type { RateLimitDecision, RateLimitStore } from './memory-store.ts';
+import type { RateLimitDecision, RateLimitStore } from '../../../shared/rate-limit-store.ts';
 
 export interface RateLimitOptions {
   store: RateLimitStore;

@@ -31,7 +31,7 @@
  * since the epoch, so instances agree on them as far as their clocks agree.
  */
 import { Redis } from 'ioredis';
-import type { RateLimitDecision, RateLimitStore } from './memory-store.ts';
+import type { RateLimitDecision, RateLimitStore } from '../../../shared/rate-limit-store.ts';
 import { advance, checkLimit, type Counter, decide, isSpent, newCounter } from './sliding-window.ts';
 
 export interface SharedStoreOptions {

@@ -3,7 +3,7 @@
  * two fixed-window counts, moved to the window of `now`, and the decision on one more hit. The numbers are kept
  * scaled by the window length so that every comparison is exact in integers.
  */
-import type { RateLimitDecision } from './memory-store.ts';
+import type { RateLimitDecision } from '../../../shared/rate-limit-store.ts';
 
 /** One key's state: small, mutable, one shape for all keys. */
 export interface Counter {

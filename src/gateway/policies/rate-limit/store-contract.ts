@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { RateLimitDecision, RateLimitStore } from './memory-store.ts';
+import type { RateLimitDecision, RateLimitStore } from '../../../shared/rate-limit-store.ts';
 
 /** A time aligned to windows of 1s, 1min and 1h, so tests can reason in offsets from a window start. */
 const T = 3_600_000 * 470_000;

@@ -5,7 +5,7 @@ import { ERRORS, renderErrorDocs } from './errors.ts';
 
 describe('the error code table', () => {
   it('matches docs/errors.md (regenerate with `gatehouse docs errors`)', () => {
-    const docs = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
+    const docs = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
     assert.equal(docs, renderErrorDocs());
   });
 

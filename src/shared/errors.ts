@@ -112,7 +112,7 @@ export function renderErrorDocs(): string {
   const lines = [
     '# Error codes',
     '',
-    '<!-- Generated from src/gateway/http/errors.ts by `gatehouse docs errors`; do not edit by hand. -->',
+    '<!-- Generated from src/shared/errors.ts by `gatehouse docs errors`; do not edit by hand. -->',
     '',
     'Every refusal is an RFC 9457 `application/problem+json` body:',
     '',
