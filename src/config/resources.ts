@@ -8,23 +8,21 @@
  */
 import { z } from 'zod';
 import {
-  CidrSchema,
+  ClientBaseSchema,
+  ClientStatusSchema,
   CollectionSchema,
   DurationSchema,
-  EndpointRefSchema,
   EnvironmentSchema,
+  LegacyClientSchema,
   NameSchema,
-  RateLimitPoliciesSchema,
+  RoleSchema,
 } from './schema.ts';
+
+export { EnvironmentScopeSchema, ProjectScopeSchema } from './schema.ts';
 
 /** Server-generated ids: a type prefix and 20 base62 characters, e.g. `cli_4fQ…`. */
 export const IdSchema = z.string().regex(/^[a-z]{2,4}_[A-Za-z0-9]{8,40}$/, 'must be a Gatehouse id such as "cli_…"');
 const Timestamp = z.iso.datetime({ offset: true });
-
-/** An environment name, or `*` for all of a workspace's environments (installation admins). */
-export const EnvironmentScopeSchema = z.union([EnvironmentSchema, z.literal('*')]);
-/** A project name, or `*` for all of a workspace's projects. */
-export const ProjectScopeSchema = z.union([NameSchema, z.literal('*')]);
 
 // ── Workspaces, environments, projects ──────────────────────────────────────────────────────────────────────────
 
@@ -119,12 +117,7 @@ export const DeployInputSchema = z.strictObject({
  * collection endpoint's permission such as `invoices:read`; `prefix:*` and `*` are wildcards) and individual
  * collection endpoints.
  */
-export const RoleInputSchema = z.strictObject({
-  name: NameSchema,
-  description: z.string().max(1024).optional(),
-  permissions: z.array(z.string().regex(/^[A-Za-z0-9._:*-]{1,128}$/, 'must be 1-128 characters: letters, digits, ".", "_", ":", "-", "*"')).default([]),
-  endpoints: z.array(EndpointRefSchema).default([]),
-});
+export const RoleInputSchema = RoleSchema;
 export type RoleInput = z.output<typeof RoleInputSchema>;
 export const RolePatchSchema = RoleInputSchema.partial();
 
@@ -133,36 +126,24 @@ export type RoleResource = z.output<typeof RoleSchemaOut>;
 
 // ── API clients ─────────────────────────────────────────────────────────────────────────────────────────────────
 
-const MetadataSchema = z.record(z.string().max(128), z.union([z.string().max(1024), z.number(), z.boolean()]));
-
-const ClientFields = {
-  name: z.string().min(1).max(256),
-  /** The role's name. */
-  role: NameSchema,
-  environments: z.array(EnvironmentScopeSchema).min(1),
-  projects: z.array(ProjectScopeSchema).min(1),
-  allowedIps: z.array(CidrSchema).optional(),
-  userId: z.string().max(256).optional(),
-  orgId: z.string().max(256).optional(),
-  metadata: MetadataSchema.optional(),
-  rateLimits: RateLimitPoliciesSchema.omit({ org: true }).optional(),
-  expiresAt: Timestamp.optional(),
-  status: z.enum(['active', 'disabled']).default('active'),
+/**
+ * The snapshot's client fields (`ClientBaseSchema`) without the id (the server makes it), with a required name,
+ * and with `operator`.
+ */
+const ClientFieldsSchema = ClientBaseSchema.omit({ id: true }).extend({
+  name: ClientBaseSchema.shape.name.unwrap().min(1),
   /** Acts on every workspace of the installation (an embedding partner's client). Only an operator may set it. */
   operator: z.boolean().default(false),
-};
+});
 
-export const ClientInputSchema = z.strictObject(ClientFields);
+export const ClientInputSchema = ClientFieldsSchema;
 export type ClientInput = z.output<typeof ClientInputSchema>;
 /** Every field optional and without defaults: a PATCH changes only what it names (no silent re-enable). */
-export const ClientPatchSchema = z
-  .strictObject({ ...ClientFields, status: z.enum(['active', 'disabled']), operator: z.boolean() })
-  .partial();
+export const ClientPatchSchema = ClientFieldsSchema.extend({ status: ClientStatusSchema, operator: z.boolean() }).partial();
 
 /** A migrated client authenticating with an existing API key plus an email header. Never regenerable. */
-export const LegacyClientInputSchema = z.strictObject({
-  ...ClientFields,
-  email: z.email(),
+export const LegacyClientInputSchema = ClientFieldsSchema.extend({
+  email: LegacyClientSchema.shape.email,
   /** The existing key, hashed on arrival and never stored or shown again. */
   key: z.string().min(16).max(512),
 });
@@ -180,8 +161,8 @@ export const ClientSchemaOut = z.strictObject({
   id: IdSchema,
   workspace: IdSchema,
   kind: z.enum(['standard', 'legacy']),
-  ...ClientFields,
-  email: z.email().optional(),
+  ...ClientFieldsSchema.shape,
+  email: LegacyClientSchema.shape.email.optional(),
   keys: z.array(ClientKeyInfoSchema),
   createdAt: Timestamp,
   updatedAt: Timestamp,

@@ -195,11 +195,14 @@ export const RateLimitPoliciesSchema = z.strictObject({
 });
 export type RateLimitPolicies = z.output<typeof RateLimitPoliciesSchema>;
 
+/** A permission name such as `invoices:read`; in a role's grants `prefix:*` and `*` are wildcards. */
+export const PermissionNameSchema = z.string().regex(/^[A-Za-z0-9._:*-]{1,128}$/, 'must be 1-128 characters: letters, digits, ".", "_", ":", "-", "*"');
+
 export const EndpointSchema = z.strictObject({
   method: HttpMethodSchema,
   path: PathTemplateSchema,
   /** The permission a client's role must grant to call this endpoint, e.g. `invoices:read`. */
-  permission: z.string().regex(/^[A-Za-z0-9._:*-]{1,128}$/, 'must be 1-128 characters: letters, digits, ".", "_", ":", "-", "*"'),
+  permission: PermissionNameSchema,
 });
 export type Endpoint = z.output<typeof EndpointSchema>;
 
@@ -254,7 +257,7 @@ export const RoleSchema = z.strictObject({
   name: NameSchema,
   description: z.string().max(1024).optional(),
   /** Permission names granted; `*` grants every endpoint, `invoices:*` every endpoint whose permission starts with `invoices:`. */
-  permissions: z.array(z.string().regex(/^[A-Za-z0-9._:*-]{1,128}$/)).default([]),
+  permissions: z.array(PermissionNameSchema).default([]),
   /** Individual endpoints granted. */
   endpoints: z.array(EndpointRefSchema).default([]),
 });
@@ -284,34 +287,43 @@ export const ClientKeySchema = z.strictObject({
   expiresAt: z.iso.datetime({ offset: true }).optional(),
 });
 
-const MetadataSchema = z.record(z.string().max(128), z.union([z.string().max(1024), z.number(), z.boolean()]));
+/** Extra claims of a client's tokens (`metadata` claim). */
+export const MetadataSchema = z.record(z.string().max(128), z.union([z.string().max(1024), z.number(), z.boolean()]));
 
-const ClientBase = {
+/** An environment name, or `*` for all of a workspace's environments. */
+export const EnvironmentScopeSchema = z.union([EnvironmentSchema, z.literal(WILDCARD)]);
+/** A project name, or `*` for all of a workspace's projects. */
+export const ProjectScopeSchema = z.union([NameSchema, z.literal(WILDCARD)]);
+export const ClientStatusSchema = z.enum(['active', 'disabled']);
+
+/**
+ * The fields every API client has, in the snapshot and in the admin API (`resources.ts` derives its client
+ * schemas from this one): a field added here appears in both.
+ */
+export const ClientBaseSchema = z.strictObject({
   id: NameSchema,
   name: z.string().max(256).optional(),
   role: NameSchema,
   /** Environments whose collections the client may call; `*` (as in `["*"]`): all of them. */
-  environments: z.array(z.union([EnvironmentSchema, z.literal(WILDCARD)])).min(1),
+  environments: z.array(EnvironmentScopeSchema).min(1),
   /** Projects whose collections the client may call; `*` (as in `["*"]`): all of them. */
-  projects: z.array(z.union([NameSchema, z.literal(WILDCARD)])).min(1),
+  projects: z.array(ProjectScopeSchema).min(1),
   allowedIps: z.array(CidrSchema).optional(),
   userId: z.string().max(256).optional(),
   orgId: z.string().max(256).optional(),
   metadata: MetadataSchema.optional(),
   rateLimits: RateLimitPoliciesSchema.omit({ org: true }).optional(),
   expiresAt: z.iso.datetime({ offset: true }).optional(),
-  status: z.enum(['active', 'disabled']).default('active'),
-};
+  status: ClientStatusSchema.default('active'),
+});
 
-export const ClientSchema = z.strictObject({
-  ...ClientBase,
+export const ClientSchema = ClientBaseSchema.extend({
   keys: z.array(ClientKeySchema).min(1),
 });
 export type Client = z.output<typeof ClientSchema>;
 
 /** A migrated client that authenticates with an API key plus an email header. */
-export const LegacyClientSchema = z.strictObject({
-  ...ClientBase,
+export const LegacyClientSchema = ClientBaseSchema.extend({
   email: z.email(),
   keyHash: KeyHashSchema,
 });
