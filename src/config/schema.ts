@@ -377,14 +377,23 @@ export const LegacyAuthSchema = z
     if (value.keyHeader === value.emailHeader) ctx.addIssue({ code: 'custom', path: ['emailHeader'], message: 'must differ from keyHeader' });
   });
 
-/** A token-signing key's private JWK (Ed25519 or P-256): its `d` is the private part. */
-export const PrivateSigningJwkSchema = z.strictObject({
+/**
+ * A token-signing key as a JWK (Ed25519 or P-256): `x` (and `y` for P-256) the public part, `d` the private part.
+ * The one JWK schema: the distributed signing keys, the gateway's key file (`keystore.ts`) and the admin API's
+ * public keys all use it.
+ */
+export const SigningJwkSchema = z.strictObject({
   kty: z.enum(['OKP', 'EC']),
   crv: z.enum(['Ed25519', 'P-256']),
   x: z.string().min(1),
   y: z.string().min(1).optional(),
-  d: z.string().min(1),
+  d: z.string().min(1).optional(),
 });
+export type SigningJwk = z.output<typeof SigningJwkSchema>;
+/** A signing key's private JWK: `d` is present. */
+export const PrivateSigningJwkSchema = SigningJwkSchema.required({ d: true });
+/** A signing key's public JWK: no `d`. */
+export const PublicSigningJwkSchema = SigningJwkSchema.omit({ d: true });
 
 /**
  * Token-signing keys distributed by the control plane, the same to every gateway of a workspace environment (the

@@ -1,6 +1,7 @@
 /** Admin API: a workspace environment's token-signing keys (public parts only) and their rotation. */
 import { z } from 'zod';
 import { exportJWK, importJWK } from 'jose';
+import { PublicSigningJwkSchema } from '../../config/schema.ts';
 import { currentSigningKeys, describe, rotateSigningKeys } from '../signing-keys.ts';
 import { notFound } from './errors.ts';
 import { operation, type Operation } from './operation.ts';
@@ -9,7 +10,7 @@ const E = '/api/v1/workspaces/{workspace}/environments/{environment}/signing-key
 
 const SigningKeysOut = z.object({
   active: z.string(),
-  keys: z.array(z.object({ kid: z.string(), alg: z.string(), retiresAt: z.string().optional(), publicJwk: z.record(z.string(), z.unknown()).optional() })),
+  keys: z.array(z.object({ kid: z.string(), alg: z.string(), retiresAt: z.string().optional(), publicJwk: PublicSigningJwkSchema.optional() })),
 });
 
 export const signingKeyOperations: Operation[] = [
@@ -31,7 +32,7 @@ export const signingKeyOperations: Operation[] = [
           return exportJWK(await importJWK({ ...pub, alg: k.alg } as Parameters<typeof importJWK>[0], k.alg, { extractable: true }));
         }),
       );
-      return { ...described, keys: described.keys.map((k, i) => ({ ...k, publicJwk: publics[i] as Record<string, unknown> })) };
+      return { ...described, keys: described.keys.map((k, i) => ({ ...k, publicJwk: publics[i] })) };
     },
   }),
   operation({

@@ -16,7 +16,7 @@ import { dirname } from 'node:path';
 import { calculateJwkThumbprint, CompactSign, compactVerify, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type KeyObject } from 'jose';
 import { z } from 'zod';
 import { ConfigError } from '../../config/load.ts';
-import { formatIssues, type SigningKeys, type TokenExchange } from '../../config/schema.ts';
+import { formatIssues, SigningJwkSchema, type SigningKeys, type TokenExchange } from '../../config/schema.ts';
 import { writeFileAtomic } from '../../shared/atomic-file.ts';
 
 export type SigningAlgorithm = TokenExchange['algorithm'];
@@ -66,13 +66,8 @@ const RETRY_MS = 30_000;
 const FILE_VERSION = 1;
 
 const AlgorithmSchema = z.enum(['EdDSA', 'ES256']);
-const JwkSchema = z.object({
-  kty: z.enum(['OKP', 'EC']),
-  crv: z.enum(['Ed25519', 'P-256']),
-  x: z.string().min(1),
-  y: z.string().min(1).optional(),
-  d: z.string().min(1).optional(),
-});
+/** The config's signing JWK; in the key file, members other than its own are dropped, not refused. */
+const JwkSchema = z.object(SigningJwkSchema.shape);
 const Timestamp = z.iso.datetime({ offset: true });
 const EntrySchema = z.discriminatedUnion('state', [
   z.object({ state: z.literal('current'), kid: z.string().min(1), alg: AlgorithmSchema, createdAt: Timestamp, activatedAt: Timestamp, maxTokenTtlMs: z.number().positive(), jwk: JwkSchema }),
