@@ -3,6 +3,7 @@
  * codes; `docs/errors.md` is generated from this table (`gatehouse docs errors`) and a test fails if they drift.
  */
 import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 export interface ErrorDef {
   readonly status: number;
@@ -61,17 +62,25 @@ export const ERRORS = {
   GH_ERR_BOOTSTRAP_TOKEN_REFUSED: { status: 401, title: 'Registration token refused', doc: 'The registration token is unknown, was already used, expired (tokens live 5 minutes), or its gateway was deleted. Regenerate the install command (`gatehouse gateway install-command`).' },
   GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED: { status: 401, title: 'Gateway certificate refused', doc: "An edge gateway asked to re-enroll with its certificate, and the control plane refused: the certificate is not from its CA, unknown, revoked (the gateway was deleted), expired longer ago than the re-enrollment window (default 30 days), or the CSR is not for the certificate's key. Bootstrap the gateway again with a new install command." },
   GH_ERR_GATEWAY_NOT_READY: { status: 503, title: 'Gateway not ready', doc: 'The gateway has no configuration in force yet: it is starting, or waiting for its control plane (its cached configuration is missing or was refused). Retry after the number of seconds in `Retry-After`; the gateway\'s `/readyz` says what it waits for.' },
+  GH_ERR_ADMIN_INTERNAL: { status: 500, title: 'Internal error', doc: 'An unexpected control-plane fault while answering an admin API request. Nothing is known to have been written unless the operation says so; details are in the control plane\'s log under the request id, never in the response.' },
+  GH_ERR_BOOTSTRAP_INTERNAL: { status: 500, title: 'Internal error', doc: 'An unexpected control-plane fault while registering or re-enrolling a gateway. Details are in the control plane\'s log under the request id. Retry; if it persists, regenerate the install command.' },
   GH_ERR_GATEWAY_INTERNAL: { status: 500, title: 'Internal error', doc: 'An unexpected gateway fault. Details are in the gateway log under the request id, never in the response.' },
 } as const satisfies Record<string, ErrorDef>;
 
 export type ErrorCode = keyof typeof ERRORS;
 
-/** An expected refusal, carried as a value through the policy chain. */
+/**
+ * A problem to answer with: an expected refusal carried as a value through the policy chain, or an error of the
+ * admin API or the bootstrap endpoint. Every server writes it with `sendProblem` (or `writeRawProblem` on a raw
+ * socket): one shape of body and headers for all.
+ */
 export interface Refusal {
   readonly code: ErrorCode;
   /** Safe, caller-facing detail (never internal state or secrets). */
   readonly detail?: string;
   readonly headers?: Readonly<Record<string, string>>;
+  /** Extension members of the body (RFC 9457 §3.2), e.g. the admin API's `errors[]`. */
+  readonly extensions?: Readonly<Record<string, unknown>>;
 }
 
 export function refusal(code: ErrorCode, detail?: string, headers?: Record<string, string>): Refusal {
@@ -80,21 +89,34 @@ export function refusal(code: ErrorCode, detail?: string, headers?: Record<strin
 
 export const DOCS_BASE = 'https://gatehouse.dev/docs/errors';
 
-/** Writes a problem+json body for `r`. `instance` is the request id. */
-export function sendProblem(res: ServerResponse, r: Refusal, requestId: string): void {
+/** The problem+json body of `r`; `instance` names the request id. */
+export function problemBody(r: Refusal, requestId: string): string {
   const def = ERRORS[r.code];
-  const body = JSON.stringify({
+  return JSON.stringify({
     type: `${DOCS_BASE}#${r.code.toLowerCase()}`,
     title: def.title,
     status: def.status,
     code: r.code,
     ...(r.detail ? { detail: r.detail } : {}),
+    ...r.extensions,
     instance: `urn:gatehouse:request:${requestId}`,
   });
+}
+
+/** The realm of `WWW-Authenticate` on a 401: the data plane's keys, or the admin API's credentials. */
+export type Realm = 'gatehouse' | 'gatehouse-admin';
+
+/**
+ * Writes `r` as problem+json and returns its status. When an answer was already started (a failure mid-response)
+ * the connection is cut instead: a second answer would corrupt the stream.
+ */
+export function sendProblem(res: ServerResponse, r: Refusal, requestId: string, realm: Realm = 'gatehouse'): number {
+  const def = ERRORS[r.code];
   if (res.headersSent) {
     res.destroy();
-    return;
+    return def.status;
   }
+  const body = problemBody(r, requestId);
   const headers: Record<string, string | number> = {
     'content-type': 'application/problem+json',
     'content-length': Buffer.byteLength(body),
@@ -102,9 +124,20 @@ export function sendProblem(res: ServerResponse, r: Refusal, requestId: string):
     'x-request-id': requestId,
     ...r.headers,
   };
-  if (def.status === 401) headers['www-authenticate'] = 'Bearer realm="gatehouse"';
+  if (def.status === 401) headers['www-authenticate'] = `Bearer realm="${realm}"`;
   res.writeHead(def.status, headers);
   res.end(body);
+  return def.status;
+}
+
+/** Writes `r` on a raw socket (a refused WebSocket upgrade, CONNECT, a parse error) and closes it. */
+export function writeRawProblem(socket: Duplex, r: Refusal, requestId: string): void {
+  const def = ERRORS[r.code];
+  const body = problemBody(r, requestId);
+  let extra = '';
+  for (const [name, value] of Object.entries(r.headers ?? {})) extra += `${name}: ${value}\r\n`;
+  if (def.status === 401) extra += 'www-authenticate: Bearer realm="gatehouse"\r\n';
+  socket.end(`HTTP/1.1 ${def.status} ${def.title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n${extra}\r\n${body}`);
 }
 
 /** docs/errors.md, generated from the table. */

@@ -13,7 +13,7 @@ const PROBLEM = {
     type: { type: 'string', format: 'uri' },
     title: { type: 'string' },
     status: { type: 'integer' },
-    code: { type: 'string', enum: Object.keys(ERRORS).filter((c) => c.startsWith('GH_ERR_ADMIN_') || c === 'GH_ERR_GATEWAY_INTERNAL') },
+    code: { type: 'string', enum: Object.keys(ERRORS).filter((c) => c.startsWith('GH_ERR_ADMIN_')) },
     detail: { type: 'string' },
     errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
     instance: { type: 'string' },

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { z } from 'zod';
-import { DOCS_BASE, ERRORS } from '../../shared/errors.ts';
+import { sendProblem } from '../../shared/errors.ts';
 import { StoreConflictError, type WorkspaceRecord } from '../store/store.ts';
 import { authenticate } from './auth.ts';
 import { AdminError, fromStore, fromZod, notFound } from './errors.ts';
@@ -45,7 +45,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
       },
       (error: unknown) => {
         plane.logger.error({ reqId: requestId, err: error }, 'admin request failed');
-        if (!res.headersSent) problem(res, requestId, new AdminError('GH_ERR_GATEWAY_INTERNAL', 'an internal error occurred; it is logged under this request id'));
+        if (!res.headersSent) problem(res, requestId, new AdminError('GH_ERR_ADMIN_INTERNAL', 'an internal error occurred; it is logged under this request id'));
         else res.destroy();
       },
     );
@@ -203,19 +203,5 @@ function send(res: ServerResponse, requestId: string, status: number, body: unkn
 }
 
 function problem(res: ServerResponse, requestId: string, error: AdminError, extraHeaders: Record<string, string> = {}): number {
-  const def = ERRORS[error.code];
-  const body = JSON.stringify({
-    type: `${DOCS_BASE}#${error.code.toLowerCase()}`,
-    title: def.title,
-    status: def.status,
-    code: error.code,
-    detail: error.message,
-    ...(error.errors ? { errors: error.errors } : {}),
-    instance: `urn:gatehouse:request:${requestId}`,
-  });
-  const headers: Record<string, string | number> = { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-request-id': requestId, ...error.headers, ...extraHeaders };
-  if (def.status === 401) headers['www-authenticate'] = 'Bearer realm="gatehouse-admin"';
-  res.writeHead(def.status, headers);
-  res.end(body);
-  return def.status;
+  return sendProblem(res, { code: error.code, detail: error.message, headers: { ...error.headers, ...extraHeaders }, ...(error.errors ? { extensions: { errors: error.errors } } : {}) }, requestId, 'gatehouse-admin');
 }

@@ -15,7 +15,7 @@ import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { Policy, PolicyResult, RequestContext } from '../policies/policy.ts';
 import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal, RouteTable } from '../snapshot/compiled.ts';
 import { canonicalize } from './canonical-path.ts';
-import { DOCS_BASE, ERRORS, type ErrorCode, type Refusal, refusal, sendProblem } from '../../shared/errors.ts';
+import { ERRORS, type ErrorCode, type Refusal, refusal, sendProblem, writeRawProblem } from '../../shared/errors.ts';
 import { REFUSED_METHOD_OVERRIDES } from './header-rules.ts';
 import { HostList } from './host-list.ts';
 import { carriesKey } from '../../shared/api-key.ts';
@@ -534,15 +534,6 @@ function publishAuthFailure(ctx: RequestContext, code: ErrorCode): void {
   if (code.startsWith('GH_ERR_AUTH_') && channels.authFailure.hasSubscribers) {
     channels.authFailure.publish({ reason: code, collection: ctx.collection.name, clientIp: ctx.clientIp, clientId: ctx.principal?.id, requestId: ctx.requestId });
   }
-}
-
-function writeRawProblem(socket: Duplex, r: Refusal, requestId: string): void {
-  const def = ERRORS[r.code];
-  const body = JSON.stringify({ type: `${DOCS_BASE}#${r.code.toLowerCase()}`, title: def.title, status: def.status, code: r.code, ...(r.detail ? { detail: r.detail } : {}), instance: `urn:gatehouse:request:${requestId}` });
-  let extra = '';
-  for (const [name, value] of Object.entries(r.headers ?? {})) extra += `${name}: ${value}\r\n`;
-  if (def.status === 401) extra += 'www-authenticate: Bearer realm="gatehouse"\r\n';
-  socket.end(`HTTP/1.1 ${def.status} ${def.title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n${extra}\r\n${body}`);
 }
 
 function unmapIp(ip: string): string {
