@@ -12,16 +12,15 @@ import { BlockList, isIPv4, type AddressInfo } from 'node:net';
 import type { AccessLog } from '../observability/access-log.ts';
 import { channels } from '../observability/channels.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
-import type { Policy, PolicyResult, RequestContext } from '../policies/policy.ts';
-import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal, RouteTable } from '../snapshot/compiled.ts';
-import { canonicalize } from './canonical-path.ts';
+import type { RequestContext } from '../policies/policy.ts';
+import type { CompiledCollection, RouteTable } from '../snapshot/compiled.ts';
+import { type ChainEnd, type ClientAddress, Exchange, publishAuthFailure, runChain } from './exchange.ts';
 import { ERRORS, type ErrorCode, type Refusal, refusal, sendProblem, writeRawProblem } from '../../shared/errors.ts';
 import { REFUSED_METHOD_OVERRIDES } from './header-rules.ts';
 import { HostList } from './host-list.ts';
-import { carriesKey } from '../../shared/api-key.ts';
 import { classify, type ForwardInfo, proxy, type ProxyDone, upstreamHeaders, upstreamPath } from './proxy.ts';
 import { RouteCache, routeKey } from './route-cache.ts';
-import { relativePath } from './router.ts';
+import { matchRoute, METHOD_NOT_SUPPORTED, NOT_FOUND, refuseBeforeRouting, type Routed } from './route.ts';
 
 export interface GatewayServerOptions {
   /** One line per request; undefined when the log level is above info. */
@@ -46,84 +45,13 @@ export interface GatewayServerOptions {
   onEgressDenied?: (error: Error, collection: CompiledCollection, requestId: string) => void;
 }
 
-const NOT_FOUND = refusal('GH_ERR_ROUTE_NOT_FOUND');
 const UNSUPPORTED_TE = refusal('GH_ERR_REQUEST_UNSUPPORTED_TRANSFER_CODING');
-const TRAVERSAL = refusal('GH_ERR_REQUEST_PATH_TRAVERSAL', 'A ".." segment climbs above the base path of the API collection.');
 const METHOD_OVERRIDE = refusal('GH_ERR_REQUEST_METHOD_OVERRIDE', 'Method-override headers are not accepted; send the real method.');
 const WEBSOCKET_NOT_ALLOWED = refusal('GH_ERR_WEBSOCKET_NOT_ALLOWED');
 const JWKS_PATH = '/.well-known/jwks.json';
 const INTERNAL = refusal('GH_ERR_GATEWAY_INTERNAL');
 /** Seconds a client is told to wait while the gateway has no configuration yet. */
 const NOT_READY_RETRY_AFTER_S = 2;
-
-interface Routed {
-  collection: CompiledCollection;
-  endpoint: CompiledEndpoint;
-  path: string;
-  query: string;
-  forwardPath: string;
-  /** The Host to forward, when the gateway vouches for it. */
-  forwardedHost: string | undefined;
-}
-
-/**
- * One request on its way through the gateway: the policies' context plus what forwarding and the access log need.
- * One object per request (the policy chain, the proxy and the log all work on it).
- */
-class Exchange implements RequestContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse | null;
-  readonly requestId: string;
-  readonly clientIp: string;
-  readonly collection: CompiledCollection;
-  readonly endpoint: CompiledEndpoint;
-  readonly forwardPath: string;
-  readonly forwardedHost: string | undefined;
-  principal: Principal | undefined = undefined;
-  key: KeyEntry | undefined = undefined;
-  credentialHeaders: string[] | undefined = undefined;
-  responseHeaders: string[] | undefined = undefined;
-  upstreamAuthorization: string | undefined = undefined;
-  /** performance.now() when the request arrived. */
-  readonly start: number;
-  readonly method: string;
-  /** Canonical path and raw query. */
-  readonly path: string;
-  readonly query: string;
-  /** The socket peer, and the X-Forwarded-For to extend when that peer is a trusted proxy. */
-  readonly peerIp: string;
-  readonly trustedForwardedFor: string | undefined;
-
-  constructor(req: IncomingMessage, res: ServerResponse | null, requestId: string, start: number, routed: Routed, ip: ClientAddress) {
-    this.req = req;
-    this.res = res;
-    this.requestId = requestId;
-    this.clientIp = ip.clientIp;
-    this.collection = routed.collection;
-    this.endpoint = routed.endpoint;
-    this.forwardPath = routed.forwardPath;
-    this.forwardedHost = routed.forwardedHost;
-    this.start = start;
-    this.method = req.method ?? 'GET';
-    this.path = routed.path;
-    this.query = routed.query;
-    this.peerIp = ip.peerIp;
-    this.trustedForwardedFor = ip.trustedForwardedFor;
-  }
-}
-
-interface ClientAddress {
-  clientIp: string;
-  peerIp: string;
-  trustedForwardedFor: string | undefined;
-}
-
-/** Where a policy chain ends: every policy let the request through, one refused it, or one threw (a bug). */
-interface ChainEnd<C extends RequestContext> {
-  passed(ctx: C): void;
-  refused(ctx: C, r: Refusal): void;
-  failed(ctx: C, error: unknown): void;
-}
 
 export class GatewayServer {
   readonly server: Server;
@@ -464,96 +392,10 @@ export class GatewayServer {
   }
 }
 
-
-/**
- * What is refused whatever the route, before routing: a request line of another HTTP version than 1.0/1.1 (Node's
- * parser reads `HTTP/0.9` and `HTTP/2.0` lines but serves them as 1.1), and methods the gateway never forwards.
- */
-function refuseBeforeRouting(req: IncomingMessage): Refusal | undefined {
-  if (req.httpVersionMajor !== 1) return HTTP_VERSION;
-  const method = req.method;
-  if (method === 'TRACE' || method === 'CONNECT') return METHOD_NOT_SUPPORTED;
-  return undefined;
-}
-
-/** Canonical path and route match (uncached). */
-function matchRoute(req: IncomingMessage, table: RouteTable, publicHosts: HostList | undefined): Routed | Refusal {
-  const headers = req.headers;
-  // Checked here, on a route-cache miss only: a cached route was matched with this exact Host before.
-  const host = headers.host;
-  if (host !== undefined && !HOST.test(host)) return INVALID_HOST;
-  const canonical = canonicalize(req.url ?? '', host);
-  if (!canonical.ok) return refusal(canonical.code, canonical.detail);
-  const { path, query, minDepthAfterDotDot } = canonical.value;
-  // A key in the URL would reach the upstream, its logs and every cache on the way: refused wherever it sits.
-  if (carriesKey(path) || (query !== '' && carriesKey(query))) return KEY_IN_URL;
-  const collection = table.router.match(hostname(host), path);
-  if (collection === undefined) return NOT_FOUND;
-  if (minDepthAfterDotDot < collection.baseDepth) return TRAVERSAL;
-  // A collection that names its host was matched by it; otherwise the Host must be a public one, when any is set.
-  let forwardedHost: string | undefined;
-  if (collection.host !== undefined) forwardedHost = host;
-  else if (publicHosts !== undefined) {
-    if (host === undefined || !publicHosts.has(host)) return UNKNOWN_HOST;
-    forwardedHost = host;
-  }
-  const forwardPath = relativePath(collection.basePath, path);
-  const match = collection.endpoints.match(req.method ?? 'GET', forwardPath);
-  if (match === undefined) return NOT_FOUND;
-  if ('allow' in match) return refusal('GH_ERR_ROUTE_METHOD_NOT_ALLOWED', undefined, { allow: match.allow.join(', ') });
-  return { collection, endpoint: match.endpoint, path, query, forwardPath, forwardedHost };
-}
-
-/** Runs policies in order, synchronously while they answer synchronously. A policy that throws is a bug: `failed`. */
-function runChain<C extends RequestContext>(ctx: C, chain: readonly Policy[], from: number, end: ChainEnd<C>): void {
-  for (let i = from; i < chain.length; i++) {
-    let result: PolicyResult | Promise<PolicyResult>;
-    try {
-      result = chain[i]!(ctx);
-    } catch (error) {
-      return end.failed(ctx, error);
-    }
-    if (result === undefined) continue;
-    if (isPromise(result)) {
-      result.then(
-        (r) => (r === undefined ? runChain(ctx, chain, i + 1, end) : end.refused(ctx, r)),
-        (error: unknown) => end.failed(ctx, error),
-      ).catch((error: unknown) => end.failed(ctx, error)); // a throw further down the chain or in the proxy call, after the wait
-      return;
-    }
-    return end.refused(ctx, result);
-  }
-  end.passed(ctx);
-}
-
-function isPromise(value: PolicyResult | Promise<PolicyResult>): value is Promise<PolicyResult> {
-  return typeof (value as Promise<PolicyResult>).then === 'function';
-}
-
-function publishAuthFailure(ctx: RequestContext, code: ErrorCode): void {
-  if (code.startsWith('GH_ERR_AUTH_') && channels.authFailure.hasSubscribers) {
-    channels.authFailure.publish({ reason: code, collection: ctx.collection.name, clientIp: ctx.clientIp, clientId: ctx.principal?.id, requestId: ctx.requestId });
-  }
-}
-
 function unmapIp(ip: string): string {
   return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
 }
 
 function isTrusted(list: BlockList, ip: string): boolean {
   return list.check(ip, isIPv4(ip) ? 'ipv4' : 'ipv6');
-}
-
-/** A Host value: a host name (letters, digits, '.', '-', '_'), an IPv4 address or a bracketed IPv6 one, and an optional port. */
-const HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
-const INVALID_HOST = refusal('GH_ERR_REQUEST_INVALID_HOST');
-const UNKNOWN_HOST = refusal('GH_ERR_REQUEST_UNKNOWN_HOST');
-const KEY_IN_URL = refusal('GH_ERR_AUTH_KEY_IN_URL');
-const HTTP_VERSION = refusal('GH_ERR_REQUEST_HTTP_VERSION');
-const METHOD_NOT_SUPPORTED = refusal('GH_ERR_REQUEST_METHOD_NOT_SUPPORTED', 'The gateway does not serve CONNECT or TRACE.');
-
-function hostname(host: string | undefined): string | undefined {
-  if (host === undefined) return undefined;
-  const end = host.startsWith('[') ? host.indexOf(']') + 1 : host.indexOf(':');
-  return (end > 0 ? host.slice(0, end) : host).toLowerCase();
 }

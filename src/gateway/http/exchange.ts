@@ -1,0 +1,101 @@
+/**
+ * One request on its way through the gateway (`Exchange`) and the loop that runs a collection's frozen policy
+ * chain over it, synchronously while the policies answer synchronously.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ErrorCode, Refusal } from '../../shared/errors.ts';
+import { channels } from '../observability/channels.ts';
+import type { Policy, PolicyResult, RequestContext } from '../policies/policy.ts';
+import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal } from '../snapshot/compiled.ts';
+import type { Routed } from './route.ts';
+
+/**
+ * One request on its way through the gateway: the policies' context plus what forwarding and the access log need.
+ * One object per request (the policy chain, the proxy and the log all work on it).
+ */
+export class Exchange implements RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse | null;
+  readonly requestId: string;
+  readonly clientIp: string;
+  readonly collection: CompiledCollection;
+  readonly endpoint: CompiledEndpoint;
+  readonly forwardPath: string;
+  readonly forwardedHost: string | undefined;
+  principal: Principal | undefined = undefined;
+  key: KeyEntry | undefined = undefined;
+  credentialHeaders: string[] | undefined = undefined;
+  responseHeaders: string[] | undefined = undefined;
+  upstreamAuthorization: string | undefined = undefined;
+  /** performance.now() when the request arrived. */
+  readonly start: number;
+  readonly method: string;
+  /** Canonical path and raw query. */
+  readonly path: string;
+  readonly query: string;
+  /** The socket peer, and the X-Forwarded-For to extend when that peer is a trusted proxy. */
+  readonly peerIp: string;
+  readonly trustedForwardedFor: string | undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse | null, requestId: string, start: number, routed: Routed, ip: ClientAddress) {
+    this.req = req;
+    this.res = res;
+    this.requestId = requestId;
+    this.clientIp = ip.clientIp;
+    this.collection = routed.collection;
+    this.endpoint = routed.endpoint;
+    this.forwardPath = routed.forwardPath;
+    this.forwardedHost = routed.forwardedHost;
+    this.start = start;
+    this.method = req.method ?? 'GET';
+    this.path = routed.path;
+    this.query = routed.query;
+    this.peerIp = ip.peerIp;
+    this.trustedForwardedFor = ip.trustedForwardedFor;
+  }
+}
+
+export interface ClientAddress {
+  clientIp: string;
+  peerIp: string;
+  trustedForwardedFor: string | undefined;
+}
+
+/** Where a policy chain ends: every policy let the request through, one refused it, or one threw (a bug). */
+export interface ChainEnd<C extends RequestContext> {
+  passed(ctx: C): void;
+  refused(ctx: C, r: Refusal): void;
+  failed(ctx: C, error: unknown): void;
+}
+
+/** Runs policies in order, synchronously while they answer synchronously. A policy that throws is a bug: `failed`. */
+export function runChain<C extends RequestContext>(ctx: C, chain: readonly Policy[], from: number, end: ChainEnd<C>): void {
+  for (let i = from; i < chain.length; i++) {
+    let result: PolicyResult | Promise<PolicyResult>;
+    try {
+      result = chain[i]!(ctx);
+    } catch (error) {
+      return end.failed(ctx, error);
+    }
+    if (result === undefined) continue;
+    if (isPromise(result)) {
+      result.then(
+        (r) => (r === undefined ? runChain(ctx, chain, i + 1, end) : end.refused(ctx, r)),
+        (error: unknown) => end.failed(ctx, error),
+      ).catch((error: unknown) => end.failed(ctx, error)); // a throw further down the chain or in the proxy call, after the wait
+      return;
+    }
+    return end.refused(ctx, result);
+  }
+  end.passed(ctx);
+}
+
+function isPromise(value: PolicyResult | Promise<PolicyResult>): value is Promise<PolicyResult> {
+  return typeof (value as Promise<PolicyResult>).then === 'function';
+}
+
+export function publishAuthFailure(ctx: RequestContext, code: ErrorCode): void {
+  if (code.startsWith('GH_ERR_AUTH_') && channels.authFailure.hasSubscribers) {
+    channels.authFailure.publish({ reason: code, collection: ctx.collection.name, clientIp: ctx.clientIp, clientId: ctx.principal?.id, requestId: ctx.requestId });
+  }
+}
