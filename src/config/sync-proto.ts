@@ -10,6 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition, type ServiceClientConstructor, type ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
+import type { AccessEvent, RequestCount, SecurityEvent, TelemetryBatch } from './telemetry.ts';
 
 /** The proto file, relative to this module (the repository layout, also in the container image). */
 export const SYNC_PROTO_FILE = fileURLToPath(new URL('../../proto/gatehouse/v1/sync.proto', import.meta.url));
@@ -113,44 +114,12 @@ export interface RenewCertificateResponseMessage {
   caPem: string;
 }
 
-export interface RequestCountMessage {
-  minute: string;
-  collection: string;
-  endpoint: string;
-  clientId: string;
-  status: number;
-  count: number;
-  durationMsSum: number;
-  durationMsMax: number;
-}
-export interface SecurityEventMessage {
-  at: string;
-  kind: string;
-  reason: string;
-  collection: string;
-  clientId: string;
-  keyLabel: string;
-  ip: string;
-}
-export interface AccessEventMessage {
-  at: string;
-  requestId: string;
-  method: string;
-  path: string;
-  status: number;
-  durationMs: number;
-  clientId: string;
-  collection: string;
-}
+/** The telemetry messages are the shapes `telemetry.ts` checks them with (one schema per message). */
+export type RequestCountMessage = RequestCount;
+export type SecurityEventMessage = SecurityEvent;
+export type AccessEventMessage = AccessEvent;
 /** One telemetry batch. Sent with any subset of fields (the rest default); received with every field set. */
-export interface TelemetryBatchMessage {
-  instanceId: string;
-  sequence: number;
-  requests: RequestCountMessage[];
-  securityEvents: SecurityEventMessage[];
-  accessEvents: AccessEventMessage[];
-  dropped: number;
-}
+export type TelemetryBatchMessage = TelemetryBatch;
 export interface TelemetryAckMessage {
   sequence: number;
 }

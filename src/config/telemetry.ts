@@ -69,18 +69,31 @@ const optionalCollection = z.union([z.string().regex(NAME_PATTERN), z.literal(''
 /** The client address as the gateway resolved it; behind a trusted proxy it comes from X-Forwarded-For. */
 const ip = text(64);
 
-/** Requests of one minute with the same collection, endpoint, client and status. */
+/**
+ * Requests of one minute with the same collection, endpoint, client and status: the telemetry row. The one schema
+ * of it: the gateway's collector makes these, the control plane checks what arrives with it, the store keeps
+ * `TelemetryRowSchema` (this plus workspace and gateway; its SQL table is checked against it at compile time, see
+ * `src/control/telemetry/ingest.ts`) and the admin API returns it (plus the gateway's name).
+ */
 export const RequestCountSchema = z.object({
-  minute,
-  collection: collectionOrNone,
-  endpoint,
-  clientId: clientIdOrNone,
+  minute: minute.describe('ISO minute, e.g. `2026-11-22T08:35:00.000Z`'),
+  collection: collectionOrNone.pipe(z.string()).describe('Collection name, or `-` when none matched'),
+  endpoint: endpoint.pipe(z.string()).describe('`METHOD /template`, or `-` when none matched'),
+  clientId: clientIdOrNone.pipe(z.string()).describe('Client id, or `-` when no key was recognised'),
   status: uint32.max(999),
-  count: uint64.pipe(z.number().min(1)),
+  count: uint64.pipe(z.int().min(1)),
+  /** Sum and maximum of the request durations in milliseconds. */
   durationMsSum: ms,
   durationMsMax: ms,
 });
 export type RequestCount = z.output<typeof RequestCountSchema>;
+
+/** A telemetry row as the control plane stores it: a `RequestCount` of one workspace and one gateway. */
+export const TelemetryRowSchema = RequestCountSchema.extend({
+  workspaceId: z.string(),
+  gatewayId: z.string().describe('Gateway id, or `cloud`'),
+});
+export type TelemetryRow = z.output<typeof TelemetryRowSchema>;
 
 /** A refusal worth an operator's attention (see `SecurityEventKind`); optional fields are `''` when unknown. */
 export const SecurityEventSchema = z.object({

@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../../config/duration.ts';
-import { NONE } from '../../config/telemetry.ts';
+import { NONE, TelemetryRowSchema } from '../../config/telemetry.ts';
 import type { CollectionRecord, GatewayRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
 import { CLOUD_GATEWAY_ID } from '../telemetry/ingest.ts';
 import { invalid, notFound } from './errors.ts';
@@ -26,17 +26,8 @@ const SCAN_LIMIT = 5 * MAX_LIMIT;
 
 const GatewayRef = { gateway: z.string().describe('Gateway id, or `cloud`'), gatewayName: z.string() };
 
-export const TelemetryRowSchema = z.object({
-  ...GatewayRef,
-  minute: z.string(),
-  collection: z.string().describe('Collection name, or `-` when none matched'),
-  endpoint: z.string().describe('`METHOD /template`, or `-` when none matched'),
-  clientId: z.string().describe('Client id, or `-` when no key was recognised'),
-  status: z.int(),
-  count: z.int(),
-  durationMsSum: z.number(),
-  durationMsMax: z.number(),
-});
+/** A telemetry row as the store keeps it (`TelemetryRowSchema`), named by gateway rather than by workspace. */
+export const TelemetryRowSchemaOut = z.object({ ...GatewayRef, ...TelemetryRowSchema.omit({ workspaceId: true, gatewayId: true }).shape });
 
 export const GatewayTelemetryStatsSchema = z.object({
   ...GatewayRef,
@@ -152,7 +143,7 @@ export const telemetryOperations: Operation[] = [
     summary: 'Request counts per minute, gateway, collection, endpoint, client and status (`?since=` ISO time or duration, default 1h; `?gateway=` name, id or `cloud`)',
     tag: 'Telemetry',
     permission: PERMISSION,
-    response: z.object({ since: z.string(), items: z.array(TelemetryRowSchema), gateways: z.array(GatewayTelemetryStatsSchema) }),
+    response: z.object({ since: z.string(), items: z.array(TelemetryRowSchemaOut), gateways: z.array(GatewayTelemetryStatsSchema) }),
     async handler({ caller, workspace, query, plane }) {
       const from = since(query, plane.now(), 3600_000);
       const gatewayId = await gatewayFilter(plane.store, caller, workspace, query);

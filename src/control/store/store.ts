@@ -10,6 +10,7 @@
  */
 import type { CollectionSpec, DeploymentTarget, Privilege } from '../../config/resources.ts';
 import type { EndpointRef, RateLimitPolicies } from '../../config/schema.ts';
+import type { TelemetryRow } from '../../config/telemetry.ts';
 
 export interface WorkspaceRecord {
   id: string;
@@ -191,24 +192,8 @@ export interface GatewayInstanceRecord {
   lastSyncedAt?: string;
 }
 
-/** Request counts of one minute for one (gateway, collection, endpoint, client, status). */
-export interface TelemetryRecord {
-  workspaceId: string;
-  /** Gateway id, or `cloud`. */
-  gatewayId: string;
-  /** ISO minute, e.g. `2026-11-22T08:35:00.000Z`. */
-  minute: string;
-  collection: string;
-  /** `METHOD /template`, or `-` when no endpoint matched. */
-  endpoint: string;
-  /** Client id, or `-` for unauthenticated requests. */
-  clientId: string;
-  status: number;
-  count: number;
-  /** Sum and maximum of the request durations in milliseconds. */
-  durationMsSum: number;
-  durationMsMax: number;
-}
+/** Request counts of one minute for one (gateway, collection, endpoint, client, status): the config's telemetry row. */
+export type TelemetryRecord = TelemetryRow;
 
 /** A security event reported by a gateway: an authentication failure and its reason, never the secret. */
 export interface SecurityEventRecord {

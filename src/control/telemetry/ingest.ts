@@ -21,8 +21,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { formatIssues } from '../../config/schema.ts';
-import { NONE, TelemetryBatchSchema, type AccessEvent, type SecurityEvent, type TelemetryBatch } from '../../config/telemetry.ts';
+import { NONE, TelemetryBatchSchema, type AccessEvent, type SecurityEvent, type TelemetryBatch, type TelemetryRow } from '../../config/telemetry.ts';
 import type { GatewayRecord, SecurityEventRecord, Store, TelemetryRecord } from '../store/store.ts';
+import type { TelemetryTable } from '../store/tables.ts';
+
+/** `durationMsSum` → `duration_ms_sum`. */
+type SnakeCase<S extends string> = S extends `${infer H}${infer T}` ? `${H extends Lowercase<H> ? H : `_${Lowercase<H>}`}${SnakeCase<T>}` : S;
+type Columns<T> = { [K in keyof T as SnakeCase<K & string>]: T[K] };
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/**
+ * The SQL table of telemetry rows has a column for each field of the config's `TelemetryRowSchema`, of the same
+ * type, and no other: adding a field to one and not the other fails the typecheck here.
+ */
+const TELEMETRY_TABLE_MATCHES_ROW: Same<TelemetryTable, Columns<TelemetryRow>> = true;
+void TELEMETRY_TABLE_MATCHES_ROW;
 
 /** The batch does not match the contract: the sync server answers INVALID_ARGUMENT (resending it cannot help). */
 export class TelemetryBatchError extends Error {
