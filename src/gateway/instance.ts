@@ -7,23 +7,21 @@
  * snapshot changes nothing, signing keys included. Applications run one at a time, and every applied snapshot
  * empties the token cache, so that no token outlives the permissions it carries.
  */
-import { readFile } from 'node:fs/promises';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createSecureContext } from 'node:tls';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.ts';
-import type { RateLimitStoreSettings, ServerSettings, Snapshot, TokenExchange } from '../config/schema.ts';
-import { redactUrl } from '../config/redact-url.ts';
+import type { ServerSettings, Snapshot, TokenExchange } from '../config/schema.ts';
 import { EgressPolicy } from './http/egress.ts';
 import { GatewayServer } from './http/server.ts';
 import { UpstreamPools } from './http/upstream-pools.ts';
 import { createAccessLog } from './observability/access-log.ts';
-import { channels, type RateLimitStoreStateEvent } from './observability/channels.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import type { RateLimitStore } from '../shared/rate-limit-store.ts';
-import { createMemoryStore } from './policies/rate-limit/memory-store.ts';
+import { openRateLimitStore } from './policies/rate-limit/open-store.ts';
+import { createOpsServer, type Readiness, type ReadinessCheck } from './readiness.ts';
+import { listenOn, listenOrExplain, loadTls } from './listeners.ts';
 import type { RouteTable } from './snapshot/compiled.ts';
 import { type SnapshotCompilation, startCompile } from './snapshot/compile.ts';
 import { canonicalJson } from '../config/snapshot-encoding.ts';
@@ -104,17 +102,7 @@ export interface ListenOptions {
   opsHost?: string;
 }
 
-/** One dependency's state in `/readyz`. `failing` makes the instance not ready; `degraded` does not. */
-export interface ReadinessCheck {
-  status: 'ok' | 'degraded' | 'failing';
-  /** For the operator: what is wrong and what the gateway does meanwhile (never a secret). */
-  detail?: string;
-}
-
-export interface Readiness {
-  ready: boolean;
-  checks: Record<string, ReadinessCheck>;
-}
+export type { Readiness, ReadinessCheck };
 
 export interface GatewayInstance {
   readonly metrics: GatewayMetrics;
@@ -371,169 +359,4 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
 
 function newMinter(settings: TokenExchange, keys: SigningKeyStore): Minter {
   return createMinter({ issuer: settings.issuer, audience: settings.audience, ttlMs: settings.ttl, claims: settings.claims, keys });
-}
-
-function createOpsServer(metrics: GatewayMetrics, readiness: () => Readiness): Server {
-  return createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz') return json(res, 200, { status: 'ok' });
-    if (path === '/readyz') {
-      const r = readiness();
-      return json(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', checks: r.checks });
-    }
-    if (path === '/metrics') {
-      metrics.registry.metrics().then(
-        (body) => {
-          res.writeHead(200, { 'content-type': metrics.registry.contentType });
-          res.end(body);
-        },
-        () => json(res, 500, { status: 'error' }),
-      );
-      return;
-    }
-    json(res, 404, { status: 'not found' });
-  });
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/** What the instance gives the rate-limit store's owner: its readiness check, and its API server for events. */
-interface RateLimitStoreHooks {
-  setCheck(check: ReadinessCheck): void;
-  server(): object | undefined;
-}
-
-/** While degraded, the state is logged again at most this often (with the errors since), and re-announced to telemetry. */
-const DEGRADED_LOG_EVERY_MS = 30_000;
-const DEGRADED_EVENT_EVERY_MS = 15_000;
-
-/**
- * The rate-limit store `server.rateLimitStore` names. A shared store's state is made visible four ways: the
- * readiness check `rateLimitStore` (`degraded` while it counts locally: never `failing`, since taking every
- * instance out of the load balancer because Redis is down would turn a weaker limit into an outage), the gauge
- * `gatehouse_rate_limit_store_degraded` and the counter `gatehouse_rate_limit_store_errors_total{kind}`, a log
- * line at every change (and every 30 s while it lasts, with the URL's password masked), and a diagnostics-channel
- * event that telemetry carries to the control plane's alerting.
- */
-async function openRateLimitStore(settings: RateLimitStoreSettings, logger: Logger, metrics: GatewayMetrics, hooks: RateLimitStoreHooks): Promise<RateLimitStore> {
-  if (settings.type === 'memory') return createMemoryStore();
-  // Loaded only when configured: a gateway without Redis never loads the client.
-  const { createSharedStore, storeErrorKind } = await import('./policies/rate-limit/shared-store.ts');
-  const where = redactUrl(settings.url);
-  const fields = { store: where, prefix: settings.prefix, syncIntervalMs: settings.syncInterval, commandTimeoutMs: settings.commandTimeout };
-  const whileDegraded = 'counting locally until it answers: limits hold per instance, and limits with onStoreFailure: closed refuse with 503';
-  let lastLogged = 0;
-  let lastEvent = 0;
-  let errorsSinceLog = 0;
-  let connectedOnce = false;
-  const publish = (status: 'ok' | 'degraded', reason: string | undefined, since: number) => {
-    if (channels.rateLimitStore.hasSubscribers) channels.rateLimitStore.publish({ server: hooks.server(), status, reason, since } satisfies RateLimitStoreStateEvent);
-  };
-  hooks.setCheck({ status: 'degraded', detail: `connecting to ${where}; limits are counted on this instance alone until it answers` });
-  const store = createSharedStore({
-    url: settings.url,
-    prefix: settings.prefix,
-    syncIntervalMs: settings.syncInterval,
-    commandTimeoutMs: settings.commandTimeout,
-    connectTimeoutMs: settings.connectTimeout,
-    onConnect: () => {
-      logger.info(fields, connectedOnce ? 'rate-limit store reconnected' : 'rate-limit store connected');
-      connectedOnce = true;
-    },
-    onStateChange: (state) => {
-      const now = Date.now();
-      if (state.status === 'degraded') {
-        metrics.rateLimitStoreDegraded.set(1);
-        hooks.setCheck({ status: 'degraded', detail: `${where}: ${state.reason} (since ${new Date(state.since).toISOString()}); ${whileDegraded}` });
-        logger.warn({ ...fields, reason: state.reason, kind: state.kind }, `rate-limit store degraded: ${whileDegraded}`);
-        lastLogged = now;
-        lastEvent = now;
-        errorsSinceLog = 0;
-        publish('degraded', state.reason, state.since);
-      } else if (state.status === 'ok') {
-        metrics.rateLimitStoreDegraded.set(0);
-        hooks.setCheck({ status: 'ok', detail: `${where}: synced every ${settings.syncInterval}ms` });
-        if (lastLogged > 0) {
-          logger.info({ ...fields, degradedMs: now - lastLogged }, 'rate-limit store recovered: limits are shared again');
-          publish('ok', undefined, state.since);
-        }
-        lastLogged = 0;
-      }
-    },
-    onError: (error) => {
-      metrics.rateLimitStoreErrors.labels(storeErrorKind(error)).inc();
-      errorsSinceLog++;
-      const state = store.state();
-      if (state.status !== 'degraded') return;
-      const now = Date.now();
-      if (now - lastEvent >= DEGRADED_EVENT_EVERY_MS) {
-        lastEvent = now;
-        publish('degraded', state.reason, state.since);
-      }
-      if (now - lastLogged >= DEGRADED_LOG_EVERY_MS) {
-        logger.warn({ ...fields, reason: state.reason, error: error.message, errors: errorsSinceLog, degradedMs: now - state.since }, `rate-limit store still degraded: ${whileDegraded}`);
-        lastLogged = now;
-        errorsSinceLog = 0;
-      }
-    },
-  });
-  return store;
-}
-
-/**
- * Reads `server.tls`'s certificate chain and private key and checks that they are PEM that belong together, so
- * that a wrong path, an unreadable file, a swapped pair or a key that does not match stops the start with a
- * ConfigError naming the setting and the file. OpenSSL's reason is kept; the key's bytes never reach a message.
- */
-async function loadTls(certFile: string, keyFile: string): Promise<{ cert: Buffer; key: Buffer }> {
-  const read = async (setting: string, file: string) => {
-    try {
-      return await readFile(file);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory, not a file' : (code ?? 'error');
-      throw new ConfigError(`server.tls.${setting}: cannot read ${file} (${reason})`);
-    }
-  };
-  const cert = await read('cert', certFile);
-  const key = await read('key', keyFile);
-  try {
-    createSecureContext({ cert, key });
-  } catch (error) {
-    const reason = (error as Error).message.replace(/^error:[0-9A-F]+:/, '');
-    throw new ConfigError(`server.tls: cannot serve with the certificate ${certFile} and the key ${keyFile} (${reason})`);
-  }
-  return { cert, key };
-}
-
-/** A listen failure the operator can fix (port taken, no permission, no such address) is a ConfigError. */
-async function listenOrExplain(what: string, fn: (port: number, host: string) => Promise<AddressInfo>, port: number, host: string): Promise<AddressInfo> {
-  try {
-    return await fn(port, host);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason =
-      code === 'EADDRINUSE' ? 'address already in use'
-      : code === 'EACCES' ? 'permission denied'
-      : code === 'EADDRNOTAVAIL' ? 'address not available on this machine'
-      : code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL' ? 'no such host name or address'
-      : undefined;
-    if (reason) throw new ConfigError(`cannot listen for ${what} traffic on ${host}:${port}: ${reason}`);
-    throw error;
-  }
-}
-
-async function listenOn(server: Server, port: number, host: string): Promise<AddressInfo> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return server.address() as AddressInfo;
 }
