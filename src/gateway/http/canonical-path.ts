@@ -1,4 +1,7 @@
 /**
+ * Length (about 480 lines): one hand-written parser whose rules are read side by side with docs/canonical-path.md;
+ * splitting the fast path from the full parser would separate code that must agree character for character.
+ *
  * Canonical path first: turns the raw request target into the one path string that the router matches *and* the
  * proxy forwards, refusing every form that upstreams could read differently. The rules are documented, with the
  * reason for each, in docs/canonical-path.md.

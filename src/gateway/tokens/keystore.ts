@@ -1,4 +1,7 @@
 /**
+ * Length (about 500 lines): one state machine (current, next and retired keys, rotation, persistence and its
+ * retries) that reads best in one place; the file format and the distributed (read-only) store are at the end.
+ *
  * Token-signing keys with rotation.
  *
  * The store holds one *current* key (signs tokens), optionally one *next* key (already published in the JWKS,
