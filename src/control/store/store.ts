@@ -7,6 +7,9 @@
  * above it. Records are plain objects; JSON-shaped fields (arrays, specs, metadata) are stored as JSON text.
  * Timestamps are ISO 8601 UTC text as `Date.prototype.toISOString()` writes it: sorting and `deleteExpiredSessions`
  * compare them as text. A record read back deep-equals the one written (optional fields absent, never `null`).
+ *
+ * Over 400 lines on purpose: this is the whole contract, the records and one interface per resource (`StoreOps`
+ * joins them), read as one by the services and by the implementation in `sql/`; it holds declarations only.
  */
 import type { CollectionSpec, DeploymentTarget, Privilege } from '../../config/resources.ts';
 import type { EndpointRef, RateLimitPolicies } from '../../config/schema.ts';
@@ -240,12 +243,14 @@ export class StoreConflictError extends Error {
   }
 }
 
-/** Reads and writes; the same methods inside and outside a transaction. */
-export interface StoreOps {
-  // installation settings (small key/value pairs, e.g. the installation id)
+/** Installation settings: small key/value pairs, e.g. the installation id. */
+export interface SettingOps {
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
+}
 
+/** Workspaces and their projects. */
+export interface WorkspaceOps {
   insertWorkspace(w: WorkspaceRecord): Promise<void>;
   updateWorkspace(w: WorkspaceRecord): Promise<void>;
   getWorkspace(by: { id: string } | { name: string }): Promise<WorkspaceRecord | undefined>;
@@ -256,7 +261,10 @@ export interface StoreOps {
   /** Sorted by name. */
   listProjects(workspaceId: string): Promise<ProjectRecord[]>;
   deleteProject(workspaceId: string, name: string): Promise<boolean>;
+}
 
+/** API collections (drafts) and their published versions. */
+export interface CollectionOps {
   insertCollection(c: CollectionRecord): Promise<void>;
   /** Writes the whole record; when `expectedRevision` is given, only if the stored revision equals it. Returns whether a row changed. */
   updateCollection(c: CollectionRecord, expectedRevision?: number): Promise<boolean>;
@@ -270,14 +278,20 @@ export interface StoreOps {
   /** Newest first. */
   listCollectionVersions(collectionId: string): Promise<CollectionVersionRecord[]>;
   getCollectionVersion(collectionId: string, version: number): Promise<CollectionVersionRecord | undefined>;
+}
 
+/** Client roles. */
+export interface RoleOps {
   insertRole(r: RoleRecord): Promise<void>;
   updateRole(r: RoleRecord): Promise<boolean>;
   getRole(by: { id: string } | { workspaceId: string; name: string }): Promise<RoleRecord | undefined>;
   /** Sorted by name. */
   listRoles(workspaceId: string): Promise<RoleRecord[]>;
   deleteRole(id: string): Promise<boolean>;
+}
 
+/** API clients and their keys. */
+export interface ClientOps {
   insertClient(c: ClientRecord): Promise<void>;
   updateClient(c: ClientRecord): Promise<boolean>;
   getClient(id: string): Promise<ClientRecord | undefined>;
@@ -295,7 +309,10 @@ export interface StoreOps {
   deleteKey(clientId: string, keyId: string): Promise<boolean>;
   /** The key with this hash and its client (admin API authentication). */
   findKey(hash: string): Promise<{ key: KeyRecord; client: ClientRecord } | undefined>;
+}
 
+/** Console users: their roles, accounts and sessions. */
+export interface UserOps {
   insertUserRole(r: UserRoleRecord): Promise<void>;
   /** Sorted by name. */
   listUserRoles(workspaceId: string): Promise<UserRoleRecord[]>;
@@ -314,7 +331,10 @@ export interface StoreOps {
   deleteSession(hash: string): Promise<boolean>;
   /** Deletes the sessions whose `expiresAt` is at or before `now`; returns how many. */
   deleteExpiredSessions(now: string): Promise<number>;
+}
 
+/** Edge gateways: registration tokens, certificates and running instances. */
+export interface GatewayOps {
   insertGateway(g: GatewayRecord): Promise<void>;
   updateGateway(g: GatewayRecord): Promise<boolean>;
   getGateway(by: { id: string } | { workspaceId: string; name: string } | { workspaceId: string; environment: string }): Promise<GatewayRecord | undefined>;
@@ -339,7 +359,10 @@ export interface StoreOps {
   listGatewayInstances(gatewayId: string): Promise<GatewayInstanceRecord[]>;
   /** Removes instances not seen since `before` and not connected. */
   pruneGatewayInstances(before: string): Promise<number>;
+}
 
+/** What gateways report: request counts per minute and security events. */
+export interface TelemetryOps {
   /** Adds the counts to existing rows with the same key (workspace, gateway, minute, collection, endpoint, client, status). */
   addTelemetry(rows: readonly TelemetryRecord[]): Promise<void>;
   /** Rows of a workspace from `since` (inclusive), optionally of one gateway; sorted by minute, then the other keys. */
@@ -352,7 +375,10 @@ export interface StoreOps {
   countSecurityEvents(workspaceId: string, filter: { since: string; gatewayId?: string; kind?: string }): Promise<number>;
   /** Deletes the security events (of every workspace) that happened before `before`; returns how many. */
   pruneSecurityEvents(before: string): Promise<number>;
+}
 
+/** Alerts raised by the alert rules, and their webhook delivery. */
+export interface AlertOps {
   insertAlert(a: AlertRecord): Promise<void>;
   updateAlert(a: AlertRecord): Promise<boolean>;
   /** The open (unresolved) alert with this key, if any. */
@@ -361,7 +387,10 @@ export interface StoreOps {
   listAlerts(workspaceId: string, filter?: { open?: boolean; limit?: number }): Promise<AlertRecord[]>;
   /** Alerts of every workspace not yet delivered, oldest first (webhook delivery). */
   listUndeliveredAlerts(limit: number): Promise<AlertRecord[]>;
+}
 
+/** Compiled configuration snapshots, per scope. */
+export interface SnapshotOps {
   /** The newest snapshot of a scope. */
   getLatestSnapshot(scope: string): Promise<SnapshotRecord | undefined>;
   getSnapshot(scope: string, version: number): Promise<SnapshotRecord | undefined>;
@@ -369,6 +398,19 @@ export interface StoreOps {
   /** Keeps the newest `keep` snapshots of a scope. */
   pruneSnapshots(scope: string, keep: number): Promise<number>;
 }
+
+/** Reads and writes; the same methods inside and outside a transaction. */
+export interface StoreOps
+  extends SettingOps,
+    WorkspaceOps,
+    CollectionOps,
+    RoleOps,
+    ClientOps,
+    UserOps,
+    GatewayOps,
+    TelemetryOps,
+    AlertOps,
+    SnapshotOps {}
 
 export interface Store extends StoreOps {
   readonly kind: 'sqlite' | 'postgres';

@@ -1,6 +1,6 @@
 /**
- * The tables as kysely sees them (rows as read and written). `migrations.ts` creates them; `sql-store.ts` maps
- * rows to the records of `store.ts`. Columns are snake_case; JSON-shaped fields are JSON text; timestamps are
+ * The tables as kysely sees them (rows as read and written). `migrations.ts` creates them; the modules of `sql/`
+ * map rows to the records of `store.ts`. Columns are snake_case; JSON-shaped fields are JSON text; timestamps are
  * ISO 8601 text; optional fields are NULL when absent.
  */
 import type { ColumnType } from 'kysely';
