@@ -1,6 +1,6 @@
 /**
  * The edge gateway's reconnect backoff, shared by the sync channel (`sync-client.ts`) and re-enrollment
- * (`edge-runtime.ts`); a module of its own so that start-up does not load gRPC to read two numbers.
+ * (`certificate-renewal.ts`); a module of its own so that start-up does not load gRPC to read two numbers.
  */
 /**
  * When to dial again: attempt n (failures in a row) waits a random time up to min(initialMs·2^n, cap), where the

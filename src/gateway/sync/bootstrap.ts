@@ -17,7 +17,7 @@
  *
  * The token is sent to the control plane and nowhere else: it is never printed, logged or written.
  *
- * `reenrollGateway` is the way back for a gateway whose certificate expired (see edge-runtime.ts): the same
+ * `reenrollGateway` is the way back for a gateway whose certificate expired (see certificate-renewal.ts): the same
  * endpoint and trust, with proof of possession of the certificate's key instead of a token.
  */
 import type { X509Certificate } from 'node:crypto';

@@ -119,7 +119,7 @@ function deriveCacheKey(keyPem: string): Buffer {
 
 /**
  * Replaces `file` with `content`, created with `mode`, atomically and durably: {@link writeFileAtomicShared} of
- * src/shared/atomic-file.ts, under the name and signature edge-runtime.ts uses.
+ * src/shared/atomic-file.ts, under the name and signature certificate-renewal.ts uses.
  */
 export async function writeFileAtomic(file: string, content: string, mode: number): Promise<void> {
   await writeFileAtomicShared(file, content, { mode });
