@@ -63,7 +63,8 @@ export function adminApi(baseUrl: string, token: string | undefined, extraHeader
 export async function startControlPlane(options: { databaseUrl?: string; dataDir?: string; extraArgs?: string[]; env?: Record<string, string> } = {}): Promise<ControlProcess> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'gatehouse-cp-')));
   const args = [MAIN, 'control', 'start', '--data-dir', dataDir, '--admin-port', '0', '--gateway-port', '0', '--ops-port', '0', '--bootstrap-port', '0', '--sync-port', '0', '--host', '127.0.0.1', ...(options.extraArgs ?? [])];
-  const env = { ...process.env, ...options.env };
+  // Every admin API response is checked against its operation's schema: a body the schema does not describe is a 500.
+  const env: NodeJS.ProcessEnv = { ...process.env, GATEHOUSE_CHECK_RESPONSES: '1', ...options.env };
   delete env.DATABASE_URL;
   if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl;
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });

@@ -157,11 +157,14 @@ export const ClientKeyInfoSchema = z.strictObject({
   expiresAt: Timestamp.optional(),
 });
 
+/** A client as the admin API answers it: in its input form (rate-limit windows as written, e.g. "1m"). */
 export const ClientSchemaOut = z.strictObject({
   id: IdSchema,
   workspace: IdSchema,
   kind: z.enum(['standard', 'legacy']),
   ...ClientFieldsSchema.shape,
+  /** The role's name; `(deleted role <id>)` once the role is deleted (the client's tokens are refused then). */
+  role: z.union([NameSchema, z.string().regex(/^\(deleted role [^)]+\)$/)]),
   email: LegacyClientSchema.shape.email.optional(),
   keys: z.array(ClientKeyInfoSchema),
   createdAt: Timestamp,

@@ -93,6 +93,7 @@ export const clientOperations: Operation[] = [
     tag: 'Clients',
     permission: 'admin:clients:read',
     response: z.object({ items: z.array(ClientSchemaOut) }),
+    responseForm: 'input',
     async handler({ caller, workspace, plane }) {
       const roles = new Map((await plane.store.listRoles(workspace.id)).map((r) => [r.id, r]));
       const keys = Map.groupBy(await plane.store.listWorkspaceKeys(workspace.id), (k) => k.clientId);
@@ -110,6 +111,7 @@ export const clientOperations: Operation[] = [
     permission: 'admin:clients:write',
     body: ClientInputSchema,
     response: ClientWithTokenSchema,
+    responseForm: 'input',
     status: 201,
     async handler({ caller, workspace, body, plane }) {
       const key = generateKey();
@@ -133,6 +135,7 @@ export const clientOperations: Operation[] = [
     permission: 'admin:clients:write',
     body: LegacyClientInputSchema,
     response: ClientSchemaOut,
+    responseForm: 'input',
     status: 201,
     async handler({ caller, workspace, body, plane }) {
       const { email, key, ...input } = body;
@@ -157,6 +160,7 @@ export const clientOperations: Operation[] = [
     tag: 'Clients',
     permission: 'admin:clients:read',
     response: ClientSchemaOut,
+    responseForm: 'input',
     async handler({ caller, workspace, params, plane }) {
       return toClient(plane.store, await visibleClient(plane.store, caller, workspace, params.client!));
     },
@@ -170,6 +174,7 @@ export const clientOperations: Operation[] = [
     permission: 'admin:clients:write',
     body: ClientPatchSchema,
     response: ClientSchemaOut,
+    responseForm: 'input',
     async handler({ caller, workspace, params, body, plane }) {
       const client = await plane.store.transaction(async (tx) => {
         const current = await visibleClient(tx, caller, workspace, params.client!);
@@ -212,6 +217,7 @@ export const clientOperations: Operation[] = [
     permission: 'admin:clients:write',
     body: RegenerateInputSchema,
     response: ClientWithTokenSchema,
+    responseForm: 'input',
     async handler({ caller, workspace, params, body, plane }) {
       const key = generateKey();
       const client = await plane.store.transaction(async (tx) => {

@@ -123,6 +123,7 @@ export const collectionOperations: Operation[] = [
     tag: 'Collections',
     permission: 'admin:collections:read',
     response: z.object({ items: z.array(CollectionSchemaOut) }),
+    responseForm: 'input',
     async handler({ caller, workspace, environment, query, plane }) {
       const project = query.get('project');
       const all = await plane.store.listCollections(workspace.id, { environment });
@@ -140,6 +141,7 @@ export const collectionOperations: Operation[] = [
     permission: 'admin:collections:write',
     body: CollectionInputSchema,
     response: CollectionSchemaOut,
+    responseForm: 'input',
     status: 201,
     async handler({ caller, workspace, environment, body, plane }) {
       return plane.store.transaction(async (tx) => {
@@ -160,6 +162,7 @@ export const collectionOperations: Operation[] = [
     tag: 'Collections',
     permission: 'admin:collections:read',
     response: CollectionSchemaOut,
+    responseForm: 'input',
     async handler({ caller, workspace, environment, params, plane }) {
       return toResource(plane.store, await visibleCollection(plane.store, caller, workspace, environment, params.collection!));
     },
@@ -173,6 +176,7 @@ export const collectionOperations: Operation[] = [
     permission: 'admin:collections:write',
     body: CollectionInputSchema,
     response: CollectionSchemaOut,
+    responseForm: 'input',
     async handler({ caller, workspace, environment, params, body, plane }) {
       if (body.name !== params.collection) throw invalid('body.name', `must equal the collection name in the path ("${params.collection}"); collections are not renamed`);
       return plane.store.transaction(async (tx) => {
@@ -209,6 +213,7 @@ export const collectionOperations: Operation[] = [
     permission: 'admin:collections:publish',
     body: PublishInputSchema,
     response: CollectionVersionSchema,
+    responseForm: 'input',
     async handler({ caller, workspace, environment, params, body, plane }) {
       const { version, created } = await plane.store.transaction(async (tx) => {
         const c = await visibleCollection(tx, caller, workspace, environment, params.collection!);
@@ -231,6 +236,7 @@ export const collectionOperations: Operation[] = [
     tag: 'Collections',
     permission: 'admin:collections:read',
     response: z.object({ items: z.array(CollectionVersionSchema) }),
+    responseForm: 'input',
     async handler({ caller, workspace, environment, params, plane }) {
       const c = await visibleCollection(plane.store, caller, workspace, environment, params.collection!);
       return { items: (await plane.store.listCollectionVersions(c.id)).map(toVersion) };
@@ -244,6 +250,7 @@ export const collectionOperations: Operation[] = [
     tag: 'Collections',
     permission: 'admin:collections:read',
     response: CollectionVersionSchema,
+    responseForm: 'input',
     async handler({ caller, workspace, environment, params, plane }) {
       const c = await visibleCollection(plane.store, caller, workspace, environment, params.collection!);
       const n = Number(params.version);

@@ -30,7 +30,7 @@ export function buildOpenApi(operations: readonly Operation[], version: string):
     const params = [...op.path.matchAll(/\{([A-Za-z]+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
     const status = String(op.status ?? 200);
     const responses: Record<string, unknown> = {
-      [status]: status === '204' ? { description: 'Done' } : { description: 'Success', content: { 'application/json': { schema: op.response ? schema(op.response, 'output') : {} } } },
+      [status]: status === '204' ? { description: 'Done' } : { description: 'Success', content: { 'application/json': { schema: op.response ? schema(op.response, op.responseForm ?? 'output') : {} } } },
       default: { description: 'An error (RFC 9457 problem details)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
     };
     (paths[op.path] ??= {})[op.method.toLowerCase()] = {

@@ -95,6 +95,12 @@ export interface Operation<B extends z.ZodType = z.ZodType> {
   readonly devOnly?: boolean;
   readonly body?: B;
   readonly response?: z.ZodType;
+  /**
+   * Which side of `response` the body is: `output` (default), or `input` for a resource answered in the form it
+   * is written in, so that what GET returns can be sent back (collections: durations as "30s", not milliseconds).
+   * The OpenAPI document and the response check (response-check.ts) read the schema on this side.
+   */
+  readonly responseForm?: 'input' | 'output';
   /** Success status (default 200; 204 sends no body). */
   readonly status?: number;
   handler(req: RequestInfo<z.output<B>>): Promise<unknown>;

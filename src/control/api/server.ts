@@ -13,6 +13,7 @@ import { authenticate } from './auth.ts';
 import { AdminError, fromStore, fromZod, notFound } from './errors.ts';
 import { Reply, type Caller, type ControlContext, type Operation } from './operation.ts';
 import { anyGrants } from './permissions.ts';
+import { assertResponse, responseCheckEnabled } from './response-check.ts';
 import { hasEnvironment } from './scope.ts';
 
 const MAX_BODY = 1024 * 1024;
@@ -28,12 +29,18 @@ export interface AdminServerOptions {
   operations: readonly Operation[];
   /** Extra unauthenticated GET documents, e.g. `/api/openapi.json`. */
   documents?: Record<string, () => unknown>;
+  /**
+   * Check every success body against the operation's response schema; a mismatch is a 500 and a logged error
+   * (see response-check.ts). Default: on when `NODE_ENV=test` or `GATEHOUSE_CHECK_RESPONSES=1`.
+   */
+  checkResponses?: boolean;
 }
 
 export function createAdminServer(options: AdminServerOptions): Server {
   const { plane } = options;
   const routes = options.operations.map(compileRoute);
   const documents = options.documents ?? {};
+  const checkResponses = options.checkResponses ?? responseCheckEnabled();
 
   return createServer((req, res) => {
     const started = performance.now();
@@ -102,8 +109,9 @@ export function createAdminServer(options: AdminServerOptions): Server {
         plane,
         requestId,
       });
-      if (result instanceof Reply) return send(res, requestId, result.status, result.body, result.headers);
-      return send(res, requestId, op.status ?? 200, result);
+      const reply = result instanceof Reply ? result : new Reply(op.status ?? 200, result);
+      if (checkResponses && op.response && reply.status !== 204 && reply.status >= 200 && reply.status < 300) assertResponse(op.id, op.response, reply.body, op.responseForm);
+      return send(res, requestId, reply.status, reply.body, reply.headers);
     } catch (error) {
       const mapped = fromStore(error);
       if (mapped instanceof AdminError) return problem(res, requestId, mapped);

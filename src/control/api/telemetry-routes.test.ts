@@ -95,7 +95,7 @@ describe('the telemetry admin API', () => {
       store, logger: pino({ level: 'silent' }), now: () => T0, cloudUrl: 'http://127.0.0.1:1', changed: async () => {}, telemetry: ingest,
       edge: { caPin: `sha256:${'0'.repeat(64)}`, endpoints: { bootstrap: 'https://127.0.0.1:1', sync: '127.0.0.1:2', telemetry: '127.0.0.1:2', serverName: 'gatehouse-control-plane' }, softwareVersion: '1.0.0', disconnectGateway: () => {} },
     } satisfies ControlContext;
-    server = createAdminServer({ plane, operations: OPERATIONS });
+    server = createAdminServer({ plane, operations: OPERATIONS, checkResponses: true });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
