@@ -2,9 +2,9 @@ import type { Logger } from 'pino';
 import { startControlPlane } from '../control/plane.ts';
 import { StoreOpenError } from '../control/store/open.ts';
 import { ConfigError } from '../config/load.ts';
-import { parseDuration } from '../config/duration.ts';
-import { RateLimitStoreSchema } from '../config/schema.ts';
-import { type Command, parse, portOption, shownUrl, UsageError } from './command.ts';
+import { ControlPlaneSettingsSchema, type ControlPlaneSettingsInput } from '../config/control-plane.ts';
+import type { z } from 'zod';
+import { type Command, parse, shownUrl, UsageError } from './command.ts';
 import { waitForSignal } from './gateway-run.ts';
 import { createLogger, logLevelOption } from './logger.ts';
 
@@ -29,56 +29,50 @@ export const controlStart: Command = {
       'public-url': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
     });
-    const certValidity = values['gateway-cert-validity'];
-    const gatewayCertificateValidityMs = certValidity === undefined ? undefined : parseDuration(certValidity);
-    if (certValidity !== undefined && !((gatewayCertificateValidityMs ?? 0) >= 1000)) {
-      throw new UsageError(`control start: --gateway-cert-validity must be a duration of at least 1s such as 24h or 30m, got "${certValidity}"`);
-    }
-    const reenrollWindow = values['gateway-reenroll-window'];
-    const gatewayReenrollWindowMs = reenrollWindow === undefined ? undefined : reenrollWindow.trim() === '0' ? 0 : parseDuration(reenrollWindow);
-    if (reenrollWindow !== undefined && gatewayReenrollWindowMs === undefined) {
-      throw new UsageError(`control start: --gateway-reenroll-window must be a duration such as 30d or 12h (0: only certificates not expired yet), got "${reenrollWindow}"`);
-    }
-    const webhookUrl = values['alert-webhook'];
-    if (webhookUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(webhookUrl)) throw new UsageError(`control start: --alert-webhook must be an http:// or https:// URL, got "${shownUrl(webhookUrl)}"`);
-    const failures = values['alert-auth-failures'];
-    const authFailureThreshold = failures === undefined ? undefined : Number(failures);
-    if (authFailureThreshold !== undefined && !(Number.isInteger(authFailureThreshold) && authFailureThreshold > 0)) {
-      throw new UsageError(`control start: --alert-auth-failures must be a positive whole number, got "${failures}"`);
-    }
-    const advertiseHost = values['advertise-host'];
-    if (advertiseHost !== undefined && !/^[A-Za-z0-9.:-]+$/.test(advertiseHost)) throw new UsageError(`control start: --advertise-host must be a host name or IP address, got "${advertiseHost}"`);
-    const publicUrl = values['public-url'];
-    if (publicUrl !== undefined && !/^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*[^\s?#/])?$/.test(publicUrl)) {
-      throw new UsageError(`control start: --public-url must be an http:// or https:// URL without a query or trailing "/", got "${shownUrl(publicUrl)}"`);
-    }
-    const cloudEgress = values['cloud-egress'];
-    if (cloudEgress !== 'any' && cloudEgress !== 'public') throw new UsageError(`control start: --cloud-egress must be any or public, got "${cloudEgress}"`);
-    const redisUrl = process.env.GATEHOUSE_RATE_LIMIT_REDIS_URL;
-    const cloudRateLimitStore = redisUrl ? { type: 'redis' as const, url: redisUrl } : undefined;
-    if (cloudRateLimitStore && !RateLimitStoreSchema.safeParse(cloudRateLimitStore).success) {
-      throw new UsageError('control start: GATEHOUSE_RATE_LIMIT_REDIS_URL must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379');
-    }
+    const raw: Flags = {
+      dataDir: values['data-dir'],
+      databaseUrl: values['database-url'] ?? process.env.DATABASE_URL,
+      host: values.host,
+      gatewayCertificateValidity: values['gateway-cert-validity'],
+      gatewayReenrollWindow: values['gateway-reenroll-window'],
+      alertWebhook: values['alert-webhook'],
+      alertAuthFailures: values['alert-auth-failures'],
+      advertiseHost: values['advertise-host'],
+      publicUrl: values['public-url'],
+      cloudEgress: values['cloud-egress'],
+      cloudRateLimitRedisUrl: process.env.GATEHOUSE_RATE_LIMIT_REDIS_URL || undefined,
+      adminPort: values['admin-port'],
+      gatewayPort: values['gateway-port'],
+      opsPort: values['ops-port'],
+      bootstrapPort: values['bootstrap-port'],
+      syncPort: values['sync-port'],
+    };
+    const parsed = ControlPlaneSettingsSchema.safeParse(raw);
+    const issue = parsed.success ? undefined : parsed.error.issues[0];
+    // The ports are read after the log level, as they always were: a bad --log-level is named first.
+    if (issue && !String(issue.path[0]).endsWith('Port')) throw settingError(raw, issue);
     const logger: Logger = createLogger(logLevelOption('control start', values['log-level']));
+    if (issue || !parsed.success) throw settingError(raw, issue ?? parsed.error!.issues[0]!);
+    const settings = parsed.data;
     let plane;
     try {
       plane = await startControlPlane({
         logger,
-        dataDir: values['data-dir'],
-        databaseUrl: values['database-url'] ?? process.env.DATABASE_URL,
-        host: values.host,
-        adminPort: portOption('control start', 'admin-port', values['admin-port']) ?? 8081,
-        gatewayPort: portOption('control start', 'gateway-port', values['gateway-port']) ?? 8080,
-        opsPort: portOption('control start', 'ops-port', values['ops-port']) ?? 9090,
-        bootstrapPort: portOption('control start', 'bootstrap-port', values['bootstrap-port']) ?? 8443,
-        syncPort: portOption('control start', 'sync-port', values['sync-port']) ?? 8444,
-        gatewayCertificateValidityMs,
-        gatewayReenrollWindowMs,
-        advertiseHost,
-        ...(publicUrl ? { tokenExchange: { issuer: publicUrl } } : {}),
-        alerts: { webhookUrl, authFailureThreshold },
-        cloudEgress,
-        cloudRateLimitStore,
+        dataDir: settings.dataDir,
+        databaseUrl: settings.databaseUrl,
+        host: settings.host,
+        adminPort: settings.adminPort ?? 8081,
+        gatewayPort: settings.gatewayPort ?? 8080,
+        opsPort: settings.opsPort ?? 9090,
+        bootstrapPort: settings.bootstrapPort ?? 8443,
+        syncPort: settings.syncPort ?? 8444,
+        gatewayCertificateValidityMs: settings.gatewayCertificateValidity,
+        gatewayReenrollWindowMs: settings.gatewayReenrollWindow,
+        advertiseHost: settings.advertiseHost,
+        ...(settings.publicUrl ? { tokenExchange: { issuer: settings.publicUrl } } : {}),
+        alerts: { webhookUrl: settings.alertWebhook, authFailureThreshold: settings.alertAuthFailures },
+        cloudEgress: settings.cloudEgress,
+        cloudRateLimitStore: settings.cloudRateLimitRedisUrl ? { type: 'redis', url: settings.cloudRateLimitRedisUrl } : undefined,
       });
     } catch (error) {
       if (error instanceof StoreOpenError) throw new ConfigError(error.message);
@@ -114,3 +108,35 @@ export const controlStart: Command = {
     return 0;
   },
 };
+
+/** Each setting as the command line (or environment) gives it: a string, or absent. */
+type Flags = Record<keyof ControlPlaneSettingsInput, string | undefined>;
+
+/** The flag (or environment variable) of each setting; URLs are shown without credentials, the Redis URL not at all. */
+const SOURCES: Record<keyof ControlPlaneSettingsInput, { flag?: string; env?: string; url?: boolean }> = {
+  dataDir: { flag: 'data-dir' },
+  databaseUrl: { flag: 'database-url', url: true },
+  host: { flag: 'host' },
+  gatewayCertificateValidity: { flag: 'gateway-cert-validity' },
+  gatewayReenrollWindow: { flag: 'gateway-reenroll-window' },
+  alertWebhook: { flag: 'alert-webhook', url: true },
+  alertAuthFailures: { flag: 'alert-auth-failures' },
+  advertiseHost: { flag: 'advertise-host' },
+  publicUrl: { flag: 'public-url', url: true },
+  cloudEgress: { flag: 'cloud-egress' },
+  cloudRateLimitRedisUrl: { env: 'GATEHOUSE_RATE_LIMIT_REDIS_URL' },
+  adminPort: { flag: 'admin-port' },
+  gatewayPort: { flag: 'gateway-port' },
+  opsPort: { flag: 'ops-port' },
+  bootstrapPort: { flag: 'bootstrap-port' },
+  syncPort: { flag: 'sync-port' },
+};
+
+/** `control start: --<flag> <what is wrong>, got "<value>"` (an environment variable's value is never repeated). */
+function settingError(raw: Flags, issue: z.core.$ZodIssue): UsageError {
+  const key = issue.path[0] as keyof ControlPlaneSettingsInput;
+  const source = SOURCES[key];
+  if (source.env) return new UsageError(`control start: ${source.env} ${issue.message}`);
+  const value = raw[key] ?? '';
+  return new UsageError(`control start: --${source.flag} ${issue.message}, got "${source.url ? shownUrl(value) : value}"`);
+}
