@@ -18,9 +18,18 @@ const layerRules = LAYERS.map((layer, i) => {
     files: [`src/${layer}/**/*.ts`],
     ignores: ['**/*.test.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: above.map((a) => ({ group: [`**/${a}/**`, `**/${a}`], message: layerMessage(layer, a) })) }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: above.map((a) => ({ group: [`**/${a}/**`, `**/${a}`], message: layerMessage(layer, a) })) },
+      ],
       // The same for `await import(…)`, which no-restricted-imports does not see.
-      'no-restricted-syntax': ['error', ...above.map((a) => ({ selector: `ImportExpression > Literal[value=/(^|\\/)${a}\\//]`, message: layerMessage(layer, a) }))],
+      'no-restricted-syntax': [
+        'error',
+        ...above.map((a) => ({
+          selector: `ImportExpression > Literal[value=/(^|\\/)${a}\\//]`,
+          message: layerMessage(layer, a),
+        })),
+      ],
     },
   };
 });
@@ -30,9 +39,34 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { ecmaVersion: 2024, sourceType: 'module', globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', performance: 'readonly', fetch: 'readonly', AbortController: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', structuredClone: 'readonly', setImmediate: 'readonly', queueMicrotask: 'readonly', WebSocket: 'readonly' } },
+    languageOptions: {
+      ecmaVersion: 2024,
+      sourceType: 'module',
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        performance: 'readonly',
+        fetch: 'readonly',
+        AbortController: 'readonly',
+        TextEncoder: 'readonly',
+        TextDecoder: 'readonly',
+        structuredClone: 'readonly',
+        setImmediate: 'readonly',
+        queueMicrotask: 'readonly',
+        WebSocket: 'readonly',
+      },
+    },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       '@typescript-eslint/no-non-null-assertion': 'off',
       'no-control-regex': 'off',
     },

@@ -18,10 +18,24 @@ import { parseArgs } from 'node:util';
 import { Pool, type Dispatcher } from 'undici';
 
 const { values } = parseArgs({
-  options: { port: { type: 'string' }, upstream: { type: 'string' }, host: { type: 'string', default: '127.0.0.1' }, 'same-headers': { type: 'boolean', default: false } },
+  options: {
+    port: { type: 'string' },
+    upstream: { type: 'string' },
+    host: { type: 'string', default: '127.0.0.1' },
+    'same-headers': { type: 'boolean', default: false },
+  },
 });
 const pool = new Pool(values.upstream!, { connections: 128, pipelining: 1, keepAliveTimeout: 30_000 });
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
+const HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
 
 function strip(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
@@ -32,7 +46,9 @@ function strip(headers: IncomingHttpHeaders | Record<string, string | string[] |
 /** The length of the JWT Gatehouse sends in the benchmark (`bench/lib/gatehouse-config.ts`'s claims, EdDSA). */
 const JWT_LENGTH = 534;
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-const fakeJwt = Array.from({ length: JWT_LENGTH }, (_, i) => (i === 107 || i === 446 ? '.' : B64URL[(i * 37) % 64])).join('');
+const fakeJwt = Array.from({ length: JWT_LENGTH }, (_, i) =>
+  i === 107 || i === 446 ? '.' : B64URL[(i * 37) % 64],
+).join('');
 const AUTHORIZATION = `Bearer ${fakeJwt}`;
 const POLICY = '"key";q=1000000000;w=60, "client";q=1000000000;w=60, "org";q=1000000000;w=60';
 const idPrefix = '5649a3c5d61f';
@@ -46,7 +62,14 @@ function withGatehouseHeaders(headers: OutgoingHttpHeaders, req: IncomingMessage
   const ip = req.socket.remoteAddress!;
   const host = req.headers.host!;
   out.push('x-forwarded-for', ip, 'x-forwarded-proto', 'http', 'x-forwarded-host', host, 'x-forwarded-prefix', '/api');
-  out.push('forwarded', `for=${ip};proto=http;host="${host}"`, 'x-request-id', requestId, 'authorization', AUTHORIZATION);
+  out.push(
+    'forwarded',
+    `for=${ip};proto=http;host="${host}"`,
+    'x-request-id',
+    requestId,
+    'authorization',
+    AUTHORIZATION,
+  );
   return out;
 }
 
@@ -56,35 +79,46 @@ const server = createServer({ optimizeEmptyRequests: true }, (req, res) => {
   const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
   let controller: Dispatcher.DispatchController | undefined;
   res.once('close', () => {
-    if (controller && !controller.aborted && !res.writableFinished) controller.abort(new Error('client closed the connection'));
+    if (controller && !controller.aborted && !res.writableFinished)
+      controller.abort(new Error('client closed the connection'));
   });
-  pool.dispatch({ path: req.url!, method: req.method as Dispatcher.HttpMethod, headers: sameHeaders ? withGatehouseHeaders(strip(req.headers), req, requestId) : (strip(req.headers) as Record<string, string>), body: hasBody ? req : null }, {
-    onRequestStart(c) {
-      controller = c;
+  pool.dispatch(
+    {
+      path: req.url!,
+      method: req.method as Dispatcher.HttpMethod,
+      headers: sameHeaders
+        ? withGatehouseHeaders(strip(req.headers), req, requestId)
+        : (strip(req.headers) as Record<string, string>),
+      body: hasBody ? req : null,
     },
-    onResponseStart(_c, status, headers) {
-      if (!sameHeaders) res.writeHead(status, strip(headers));
-      else {
-        const out: string[] = [];
-        for (const name in headers) if (!HOP.has(name)) out.push(name, headers[name] as string);
-        out.push('ratelimit-policy', POLICY, 'ratelimit', `"key";r=${remaining--};t=60`, 'x-request-id', requestId);
-        res.writeHead(status, out);
-      }
+    {
+      onRequestStart(c) {
+        controller = c;
+      },
+      onResponseStart(_c, status, headers) {
+        if (!sameHeaders) res.writeHead(status, strip(headers));
+        else {
+          const out: string[] = [];
+          for (const name in headers) if (!HOP.has(name)) out.push(name, headers[name] as string);
+          out.push('ratelimit-policy', POLICY, 'ratelimit', `"key";r=${remaining--};t=60`, 'x-request-id', requestId);
+          res.writeHead(status, out);
+        }
+      },
+      onResponseData(c, chunk) {
+        if (!res.write(chunk)) {
+          c.pause();
+          res.once('drain', () => c.resume());
+        }
+      },
+      onResponseEnd() {
+        res.end();
+      },
+      onResponseError(_c, error) {
+        if (res.headersSent) res.destroy(error);
+        else res.writeHead(502, { 'content-type': 'text/plain' }).end('bad gateway');
+      },
     },
-    onResponseData(c, chunk) {
-      if (!res.write(chunk)) {
-        c.pause();
-        res.once('drain', () => c.resume());
-      }
-    },
-    onResponseEnd() {
-      res.end();
-    },
-    onResponseError(_c, error) {
-      if (res.headersSent) res.destroy(error);
-      else res.writeHead(502, { 'content-type': 'text/plain' }).end('bad gateway');
-    },
-  });
+  );
 });
 server.keepAliveTimeout = 65_000;
 server.listen(Number(values.port ?? 0), values.host);

@@ -39,7 +39,12 @@ const TARGET_MB = 600;
 /** Writes the config; returns the files written. */
 async function generate(dir: string): Promise<string[]> {
   const head = {
-    server: { listen: { host: '127.0.0.1', port: 8080 }, ops: { host: '127.0.0.1', port: 9090 }, log: { level: 'info' }, watch: false },
+    server: {
+      listen: { host: '127.0.0.1', port: 8080 },
+      ops: { host: '127.0.0.1', port: 9090 },
+      log: { level: 'info' },
+      watch: false,
+    },
     tokenExchange: { issuer: 'https://gatehouse.bench.local', audience: 'bench-api', ttl: '5m', algorithm: 'EdDSA' },
     rateLimits: { key: { limit: 1000, window: '1m' } },
     collections: [
@@ -74,7 +79,13 @@ async function writeClients(file: string, prefix: string, separator: string, suf
   await write(prefix);
   let chunk = '';
   for (let i = 0; i < CLIENTS; i++) {
-    const client = { id: `client-${i}`, role: 'bench-reader', environments: ['PROD'], projects: ['bench'], keys: [{ hash: `sha256:${randomBytes(32).toString('hex')}` }] };
+    const client = {
+      id: `client-${i}`,
+      role: 'bench-reader',
+      environments: ['PROD'],
+      projects: ['bench'],
+      keys: [{ hash: `sha256:${randomBytes(32).toString('hex')}` }],
+    };
     chunk += `${i === 0 ? '' : separator}${JSON.stringify(client)}`;
     if (chunk.length > 1 << 20) {
       await write(chunk);
@@ -104,7 +115,12 @@ interface PhasesRun {
 
 async function child<T>(mode: 'gateway' | 'phases', file: string): Promise<T & { wallMs: number }> {
   const t0 = performance.now();
-  const out = await runToCompletion(`config-load ${mode}`, NODE, ['--expose-gc', 'bench/lib/config-load-child.ts', mode, file], { maxSeconds: 300 });
+  const out = await runToCompletion(
+    `config-load ${mode}`,
+    NODE,
+    ['--expose-gc', 'bench/lib/config-load-child.ts', mode, file],
+    { maxSeconds: 300 },
+  );
   return { ...(JSON.parse(out.trim().split('\n').pop()!) as T), wallMs: performance.now() - t0 };
 }
 
@@ -123,7 +139,9 @@ async function main(): Promise<void> {
     const file = files[0]!;
     const genMs = performance.now() - t;
     const sizeMb = files.reduce((a, f) => a + statSync(f).size, 0) / 1024 / 1024;
-    console.log(`generated ${CLIENTS.toLocaleString('en')} clients → ${sizeMb.toFixed(0)} MB ${FORMAT === 'ndjson' ? 'NDJSON clients file' : 'JSON'} in ${(genMs / 1000).toFixed(1)} s (${files.join(', ')})`);
+    console.log(
+      `generated ${CLIENTS.toLocaleString('en')} clients → ${sizeMb.toFixed(0)} MB ${FORMAT === 'ndjson' ? 'NDJSON clients file' : 'JSON'} in ${(genMs / 1000).toFixed(1)} s (${files.join(', ')})`,
+    );
 
     const gateways: (GatewayRun & { wallMs: number })[] = [];
     for (let i = 0; i < RUNS; i++) {
@@ -136,10 +154,15 @@ async function main(): Promise<void> {
     t = performance.now();
     const phases = await child<PhasesRun>('phases', file);
     console.log(`\nstep by step (one fresh process; peak RSS is cumulative):`);
-    for (const s of phases.steps) console.log(`  ${s.step.padEnd(46)} ${(s.ms / 1000).toFixed(2).padStart(6)} s (GC ${(s.gcMs / 1000).toFixed(2).padStart(5)} s)   peak RSS ${s.peakRssMb.toFixed(0).padStart(5)} MB   heap ${s.heapUsedMb.toFixed(0).padStart(5)} MB`);
+    for (const s of phases.steps)
+      console.log(
+        `  ${s.step.padEnd(46)} ${(s.ms / 1000).toFixed(2).padStart(6)} s (GC ${(s.gcMs / 1000).toFixed(2).padStart(5)} s)   peak RSS ${s.peakRssMb.toFixed(0).padStart(5)} MB   heap ${s.heapUsedMb.toFixed(0).padStart(5)} MB`,
+      );
 
     if (phases.breakdown) {
-      console.log(`\nthe clients file's real path, split by the passes' difference (a CPU profile tells more: --cpu-prof on the child):`);
+      console.log(
+        `\nthe clients file's real path, split by the passes' difference (a CPU profile tells more: --cpu-prof on the child):`,
+      );
       for (const b of phases.breakdown) console.log(`  ${b.step.padEnd(36)} ${(b.ms / 1000).toFixed(2).padStart(6)} s`);
     }
 
@@ -148,9 +171,15 @@ async function main(): Promise<void> {
     const load = phases.breakdown ?? phases.steps.filter((s) => !s.step.startsWith('node start'));
     const dominant = [...load].sort((a, b) => b.ms - a.ms)[0]!;
     const verdict = (ok: boolean, over: string) => (ok ? 'MET' : `MISSED by ${over}`);
-    console.log(`\nmedian of ${RUNS}: ${seconds.toFixed(2)} s to listening — target ≤ ${TARGET_S} s: ${verdict(seconds <= TARGET_S, `${(seconds - TARGET_S).toFixed(2)} s (${((seconds / TARGET_S - 1) * 100).toFixed(0)}%)`)}`);
-    console.log(`median of ${RUNS}: ${peak.toFixed(0)} MB peak RSS — target ≤ ${TARGET_MB} MB: ${verdict(peak <= TARGET_MB, `${(peak - TARGET_MB).toFixed(0)} MB (${((peak / TARGET_MB - 1) * 100).toFixed(0)}%)`)}`);
-    console.log(`slowest step: ${dominant.step} (${(dominant.ms / 1000).toFixed(2)} s of ${(load.reduce((a, s) => a + s.ms, 0) / 1000).toFixed(2)} s)`);
+    console.log(
+      `\nmedian of ${RUNS}: ${seconds.toFixed(2)} s to listening — target ≤ ${TARGET_S} s: ${verdict(seconds <= TARGET_S, `${(seconds - TARGET_S).toFixed(2)} s (${((seconds / TARGET_S - 1) * 100).toFixed(0)}%)`)}`,
+    );
+    console.log(
+      `median of ${RUNS}: ${peak.toFixed(0)} MB peak RSS — target ≤ ${TARGET_MB} MB: ${verdict(peak <= TARGET_MB, `${(peak - TARGET_MB).toFixed(0)} MB (${((peak / TARGET_MB - 1) * 100).toFixed(0)}%)`)}`,
+    );
+    console.log(
+      `slowest step: ${dominant.step} (${(dominant.ms / 1000).toFixed(2)} s of ${(load.reduce((a, s) => a + s.ms, 0) / 1000).toFixed(2)} s)`,
+    );
 
     const report = {
       date: new Date().toISOString(),
@@ -164,7 +193,13 @@ async function main(): Promise<void> {
       fileMb: sizeMb,
       generateMs: genMs,
       targets: { seconds: TARGET_S, peakRssMb: TARGET_MB },
-      result: { secondsToListening: seconds, peakRssMb: peak, metTime: seconds <= TARGET_S, metRss: peak <= TARGET_MB, slowestStep: dominant.step },
+      result: {
+        secondsToListening: seconds,
+        peakRssMb: peak,
+        metTime: seconds <= TARGET_S,
+        metRss: peak <= TARGET_MB,
+        slowestStep: dominant.step,
+      },
       gatewayRuns: gateways,
       phases,
     };

@@ -97,7 +97,8 @@ export function summarize(profile: CpuProfile, top = 25, skipMs = 0): ProfileSum
   const via = (node: ProfileNode): string => {
     for (let p = parent.get(node.id); p; p = parent.get(p.id)) {
       const url = p.callFrame.url;
-      if (url && !url.startsWith('node:')) return ` ← ${p.callFrame.functionName || '(anonymous)'} ${location(p.callFrame)}`;
+      if (url && !url.startsWith('node:'))
+        return ` ← ${p.callFrame.functionName || '(anonymous)'} ${location(p.callFrame)}`;
     }
     return '';
   };
@@ -111,7 +112,8 @@ export function summarize(profile: CpuProfile, top = 25, skipMs = 0): ProfileSum
     selfByFn.set(k, (selfByFn.get(k) ?? 0) + ms);
     selfByArea.set(area(f), (selfByArea.get(area(f)) ?? 0) + ms);
     const areas = new Set<string>();
-    for (let n: ProfileNode | undefined = node; n; n = parent.get(n.id)) if (n.callFrame.url) areas.add(area(n.callFrame));
+    for (let n: ProfileNode | undefined = node; n; n = parent.get(n.id))
+      if (n.callFrame.url) areas.add(area(n.callFrame));
     for (const a of areas) onStack.set(a, (onStack.get(a) ?? 0) + ms);
   }
 
@@ -158,7 +160,15 @@ export function summarize(profile: CpuProfile, top = 25, skipMs = 0): ProfileSum
  * Where `b` spends more than `a` per request: self time per request (µs) by function and by area, sorted by the
  * difference. Functions shared by both (node internals, undici) line up by name and location.
  */
-export function formatComparison(aName: string, a: ProfileSummary, aRequests: number, bName: string, b: ProfileSummary, bRequests: number, top = 20): string {
+export function formatComparison(
+  aName: string,
+  a: ProfileSummary,
+  aRequests: number,
+  bName: string,
+  b: ProfileSummary,
+  bRequests: number,
+  top = 20,
+): string {
   // Native frames carry their caller (" ← …"), which differs between two programs: compare them by name only.
   const strip = (m: Map<string, number>) => {
     const out = new Map<string, number>();
@@ -182,16 +192,26 @@ export function formatComparison(aName: string, a: ProfileSummary, aRequests: nu
   return [
     `Busy CPU per request: ${aName} ${usA.toFixed(1)} µs, ${bName} ${usB.toFixed(1)} µs (+${(usB - usA).toFixed(1)} µs, ×${(usB / usA).toFixed(2)}) — main thread only, profiler overhead included`,
     `\nSelf time per request by area, largest extra cost of ${bName} first:\n${header}`,
-    ...diff(a.selfByArea, b.selfByArea).slice(0, top).map((x) => line(x.k, x)),
+    ...diff(a.selfByArea, b.selfByArea)
+      .slice(0, top)
+      .map((x) => line(x.k, x)),
     `\nSelf time per request by function, largest extra cost of ${bName} first:\n${header}`,
-    ...diff(a.selfByFunction, b.selfByFunction).slice(0, top).map((x) => line(x.k.replace('\u0000', '  '), x)),
+    ...diff(a.selfByFunction, b.selfByFunction)
+      .slice(0, top)
+      .map((x) => line(x.k.replace('\u0000', '  '), x)),
   ].join('\n');
 }
 
 export function formatSummary(s: ProfileSummary): string {
   const busy = s.totalMs - s.idleMs;
   const table = (title: string, rows: Row[]) =>
-    [`${title}`, ...rows.map((r) => `  ${(r.share * 100).toFixed(1).padStart(5)}%  ${r.ms.toFixed(0).padStart(7)} ms  ${r.name.padEnd(38)} ${r.where}`)].join('\n');
+    [
+      `${title}`,
+      ...rows.map(
+        (r) =>
+          `  ${(r.share * 100).toFixed(1).padStart(5)}%  ${r.ms.toFixed(0).padStart(7)} ms  ${r.name.padEnd(38)} ${r.where}`,
+      ),
+    ].join('\n');
   return [
     `sampled ${(s.totalMs / 1000).toFixed(1)} s (after any skipped start), idle ${((s.idleMs / s.totalMs) * 100).toFixed(1)}% — shares below are of the busy (non-idle) time, ${(busy / 1000).toFixed(1)} s`,
     table('Top self time by function:', s.topSelf),
@@ -202,7 +222,10 @@ export function formatSummary(s: ProfileSummary): string {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' }, skip: { type: 'string', default: '0' } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { top: { type: 'string', default: '25' }, skip: { type: 'string', default: '0' } },
+  });
   if (positionals.length !== 1) {
     console.error('usage: scripts/node bench/cpuprofile-summary.ts FILE.cpuprofile [--top N] [--skip SECONDS]');
     process.exit(2);

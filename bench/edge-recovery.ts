@@ -65,8 +65,10 @@ function start(argv: string[], cwd: string): Proc {
       for (;;) {
         const line = output.slice(from).find((l) => pattern.test(l));
         if (line) return JSON.parse(line) as { time: number };
-        if (child.exitCode !== null) throw new Error(`${argv[1]} exited before ${pattern}:\n${output.slice(-20).join('\n')}`);
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${output.slice(-20).join('\n')}`);
+        if (child.exitCode !== null)
+          throw new Error(`${argv[1]} exited before ${pattern}:\n${output.slice(-20).join('\n')}`);
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting for ${pattern}:\n${output.slice(-20).join('\n')}`);
         await new Promise((r) => setTimeout(r, 2));
       }
     },
@@ -90,19 +92,57 @@ try {
   if (values.baseline !== 'none') baseline = checkoutWorktree(values.baseline);
 
   const startControl = async () => {
-    const cp = start([join(ROOT, 'src/cli/main.ts'), 'control', 'start', '--data-dir', dataDir, '--admin-port', '0', '--gateway-port', '0', '--ops-port', '0', '--host', '127.0.0.1', ...controlArgs(fixture.syncPort)], ROOT);
+    const cp = start(
+      [
+        join(ROOT, 'src/cli/main.ts'),
+        'control',
+        'start',
+        '--data-dir',
+        dataDir,
+        '--admin-port',
+        '0',
+        '--gateway-port',
+        '0',
+        '--ops-port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        ...controlArgs(fixture.syncPort),
+      ],
+      ROOT,
+    );
     running.push(cp);
     const listening = (await cp.waitFor(/"control plane listening"/)) as { time: number; admin: string };
     return { cp, listening: listening.time, admin: adminApi(`http://${listening.admin}`, fixture.adminToken) };
   };
   const startGateway = async (root: string) => {
-    const edge = start([join(root, 'src/cli/main.ts'), 'gateway', 'run', '--config', fixture.dir, '--port', '0', '--ops-port', '0', '--host', '127.0.0.1'], root);
+    const edge = start(
+      [
+        join(root, 'src/cli/main.ts'),
+        'gateway',
+        'run',
+        '--config',
+        fixture.dir,
+        '--port',
+        '0',
+        '--ops-port',
+        '0',
+        '--host',
+        '127.0.0.1',
+      ],
+      root,
+    );
     running.push(edge);
     const listening = (await edge.waitFor(/"gateway listening"/)) as { time: number; api: string };
     return { edge, url: `http://${listening.api}` };
   };
   const createClient = async (admin: AdminApi, name: string) => {
-    const r = await admin.post(`${WS}/clients`, { name, role: 'order-reader', environments: ['PROD'], projects: ['default'] });
+    const r = await admin.post(`${WS}/clients`, {
+      name,
+      role: 'order-reader',
+      environments: ['PROD'],
+      projects: ['default'],
+    });
     if (r.status !== 201) throw new Error(`creating client ${name}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
     return r.body.token as string;
   };
@@ -110,9 +150,12 @@ try {
   const servedAt = async (url: string, token: string) => {
     const deadline = Date.now() + 120_000;
     for (;;) {
-      const answer = await get(`${url}/orders/items`, { authorization: `Bearer ${token}` }, 1000).catch(() => undefined);
+      const answer = await get(`${url}/orders/items`, { authorization: `Bearer ${token}` }, 1000).catch(
+        () => undefined,
+      );
       if (answer?.status === 200) return Date.now();
-      if (Date.now() > deadline) throw new Error(`the edge did not admit the new client within 120 s (last: ${answer?.status ?? 'no answer'})`);
+      if (Date.now() > deadline)
+        throw new Error(`the edge did not admit the new client within 120 s (last: ${answer?.status ?? 'no answer'})`);
       await new Promise((r) => setTimeout(r, 2));
     }
   };
@@ -123,7 +166,11 @@ try {
   let cpNow = await startControl();
   let n = 0;
   for (const mode of modes) {
-    const r = (results[mode.name] = { connectedMs: [] as number[], servedMs: [] as number[], propagationMs: [] as number[] });
+    const r = (results[mode.name] = {
+      connectedMs: [] as number[],
+      servedMs: [] as number[],
+      propagationMs: [] as number[],
+    });
     const { edge, url } = await startGateway(mode.root);
     await edge.waitFor(/"connected to the control plane"/);
     for (let round = 0; round < ROUNDS; round++) {
@@ -143,7 +190,9 @@ try {
       const connected = await edge.waitFor(/"connected to the control plane"/, 60_000, reconnectFrom);
       r.connectedMs.push(connected.time - cpNow.listening);
       r.servedMs.push(served - cpNow.listening);
-      log(`  ${mode.name} round ${round + 1}/${ROUNDS}: reconnected ${r.connectedMs.at(-1)} ms, change served ${r.servedMs.at(-1)} ms after the control plane listened (connected: ${r.propagationMs.at(-1)} ms)`);
+      log(
+        `  ${mode.name} round ${round + 1}/${ROUNDS}: reconnected ${r.connectedMs.at(-1)} ms, change served ${r.servedMs.at(-1)} ms after the control plane listened (connected: ${r.propagationMs.at(-1)} ms)`,
+      );
     }
     await edge.stop();
   }
@@ -154,18 +203,32 @@ try {
     outageMs: OUTAGE_MS,
     rounds: ROUNDS,
     commit: currentCommit(),
-    modes: Object.fromEntries(Object.entries(results).map(([name, r]) => [name, { reconnected: stats(r.connectedMs), changeServed: stats(r.servedMs), whileConnected: stats(r.propagationMs) }])),
+    modes: Object.fromEntries(
+      Object.entries(results).map(([name, r]) => [
+        name,
+        { reconnected: stats(r.connectedMs), changeServed: stats(r.servedMs), whileConnected: stats(r.propagationMs) },
+      ]),
+    ),
   };
   await mkdir(join(ROOT, 'bench/out'), { recursive: true });
   const file = join('bench/out', `edge-recovery-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   await writeFile(join(ROOT, file), JSON.stringify({ ...report, samples: results }, null, 2));
   if (values.json) console.log(JSON.stringify(report));
   else {
-    console.log(`\nRecovery after a control-plane restart (${report.clients} clients, outage ${OUTAGE_MS} ms + restart), ${ROUNDS} rounds, code ${report.commit}`);
-    console.log('ms after the restarted control plane listens\n\n| edge gateway | reconnected: median (max) | change served: median (max) | same change while connected: median |\n| --- | ---: | ---: | ---: |');
-    for (const [name, m] of Object.entries(report.modes)) console.log(`| ${name} | ${m.reconnected.median} (${m.reconnected.max}) | ${m.changeServed.median} (${m.changeServed.max}) | ${m.whileConnected.median} |`);
+    console.log(
+      `\nRecovery after a control-plane restart (${report.clients} clients, outage ${OUTAGE_MS} ms + restart), ${ROUNDS} rounds, code ${report.commit}`,
+    );
+    console.log(
+      'ms after the restarted control plane listens\n\n| edge gateway | reconnected: median (max) | change served: median (max) | same change while connected: median |\n| --- | ---: | ---: | ---: |',
+    );
+    for (const [name, m] of Object.entries(report.modes))
+      console.log(
+        `| ${name} | ${m.reconnected.median} (${m.reconnected.max}) | ${m.changeServed.median} (${m.changeServed.max}) | ${m.whileConnected.median} |`,
+      );
     const ours = report.modes.gatehouse!.changeServed.max;
-    console.log(`\ntarget ≤ ${TARGET_MS} ms (change served, every round): ${ours <= TARGET_MS ? 'met' : 'MISSED'}\nraw: ${file}`);
+    console.log(
+      `\ntarget ≤ ${TARGET_MS} ms (change served, every round): ${ours <= TARGET_MS ? 'met' : 'MISSED'}\nraw: ${file}`,
+    );
   }
 } finally {
   for (const p of running) await p.stop('SIGKILL').catch(() => {});

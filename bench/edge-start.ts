@@ -24,7 +24,12 @@ import { freePort, get, installCleanup, ROOT } from './lib/processes.ts';
 import { checkoutWorktree, currentCommit, type Worktree } from './lib/worktree.ts';
 
 const { values } = parseArgs({
-  options: { clients: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '7' }, baseline: { type: 'string', default: '3cc472d' }, json: { type: 'boolean', default: false } },
+  options: {
+    clients: { type: 'string', default: '10000' },
+    rounds: { type: 'string', default: '7' },
+    baseline: { type: 'string', default: '3cc472d' },
+    json: { type: 'boolean', default: false },
+  },
 });
 const CLIENTS = Number(values.clients);
 const ROUNDS = Number(values.rounds);
@@ -39,29 +44,59 @@ const upstream = await startUpstream();
 let baseline: Worktree | undefined;
 try {
   log(`preparing an edge gateway whose cache holds ${CLIENTS} clients…`);
-  const fixture = await prepareEdgeFixture({ work, dataDir: join(work, 'cp'), upstreamUrl: upstream.url, clients: CLIENTS, log });
+  const fixture = await prepareEdgeFixture({
+    work,
+    dataDir: join(work, 'cp'),
+    upstreamUrl: upstream.url,
+    clients: CLIENTS,
+    log,
+  });
   await fixture.cp.stop({ keepData: true }); // unreachable from now on
   if (values.baseline !== 'none') baseline = checkoutWorktree(values.baseline);
   const warmCache = join(work, 'compile-cache');
   const headers = { authorization: `Bearer ${fixture.token}` };
 
-  const gatewayArgs = (root: string, port: number) => [join(root, 'src/cli/main.ts'), 'gateway', 'run', '--config', fixture.dir, '--port', String(port), '--ops-port', '0', '--host', '127.0.0.1'];
+  const gatewayArgs = (root: string, port: number) => [
+    join(root, 'src/cli/main.ts'),
+    'gateway',
+    'run',
+    '--config',
+    fixture.dir,
+    '--port',
+    String(port),
+    '--ops-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+  ];
   const modes: { name: string; args(port: number): Promise<{ argv: string[]; env: NodeJS.ProcessEnv }> }[] = [
     {
       name: 'bare node',
-      args: async (port) => ({ argv: ['-e', `require('node:http').createServer((q, s) => s.end('ok')).listen(${port}, '127.0.0.1')`], env: process.env }),
+      args: async (port) => ({
+        argv: ['-e', `require('node:http').createServer((q, s) => s.end('ok')).listen(${port}, '127.0.0.1')`],
+        env: process.env,
+      }),
     },
-    { name: 'gatehouse (warm compile cache)', args: async (port) => ({ argv: gatewayArgs(ROOT, port), env: { ...process.env, NODE_COMPILE_CACHE: warmCache } }) },
+    {
+      name: 'gatehouse (warm compile cache)',
+      args: async (port) => ({ argv: gatewayArgs(ROOT, port), env: { ...process.env, NODE_COMPILE_CACHE: warmCache } }),
+    },
     {
       name: 'gatehouse (empty compile cache)',
-      args: async (port) => ({ argv: gatewayArgs(ROOT, port), env: { ...process.env, NODE_COMPILE_CACHE: await mkdtemp(join(work, 'empty-cache-')) } }),
+      args: async (port) => ({
+        argv: gatewayArgs(ROOT, port),
+        env: { ...process.env, NODE_COMPILE_CACHE: await mkdtemp(join(work, 'empty-cache-')) },
+      }),
     },
   ];
   if (baseline) {
     const root = baseline.root;
     const env = { ...process.env };
     delete env.NODE_COMPILE_CACHE;
-    modes.push({ name: `previous (${baseline.commit})`, args: async (port) => ({ argv: gatewayArgs(root, port), env }) });
+    modes.push({
+      name: `previous (${baseline.commit})`,
+      args: async (port) => ({ argv: gatewayArgs(root, port), env }),
+    });
   }
 
   log('filling the compile cache (one untimed start)…');
@@ -72,7 +107,9 @@ try {
       const port = await freePort();
       samples.get(mode.name)!.push(await firstOk(await mode.args(port), headers, port));
     }
-    log(`  round ${round + 1}/${ROUNDS}: ${modes.map((m) => `${m.name} ${Math.round(samples.get(m.name)!.at(-1)!)} ms`).join(', ')}`);
+    log(
+      `  round ${round + 1}/${ROUNDS}: ${modes.map((m) => `${m.name} ${Math.round(samples.get(m.name)!.at(-1)!)} ms`).join(', ')}`,
+    );
   }
 
   const report = {
@@ -87,9 +124,12 @@ try {
   await writeFile(join(ROOT, file), JSON.stringify({ ...report, samples: Object.fromEntries(samples) }, null, 2));
   if (values.json) console.log(JSON.stringify(report));
   else {
-    console.log(`\nEdge cold start from cache (${report.clients} clients, cache ${(report.cacheBytes / 1e6).toFixed(1)} MB, control plane unreachable), ${ROUNDS} rounds, code ${report.commit}`);
+    console.log(
+      `\nEdge cold start from cache (${report.clients} clients, cache ${(report.cacheBytes / 1e6).toFixed(1)} MB, control plane unreachable), ${ROUNDS} rounds, code ${report.commit}`,
+    );
     console.log('process start → first 200 (ms)\n\n| | median | min | max |\n| --- | ---: | ---: | ---: |');
-    for (const [name, s] of Object.entries(report.modes)) console.log(`| ${name} | ${s.median} | ${s.min} | ${s.max} |`);
+    for (const [name, s] of Object.entries(report.modes))
+      console.log(`| ${name} | ${s.median} | ${s.min} | ${s.max} |`);
     const warm = report.modes['gatehouse (warm compile cache)']!.median;
     console.log(`\ntarget ≤ ${TARGET_MS} ms (warm): ${warm <= TARGET_MS ? 'met' : 'MISSED'}\nraw: ${file}`);
   }
@@ -100,9 +140,17 @@ try {
 }
 
 /** Spawns the process and polls `GET /orders/items` until it answers 200; resolves with the ms since the spawn. */
-async function firstOk(command: { argv: string[]; env: NodeJS.ProcessEnv }, headers: Record<string, string>, port: number): Promise<number> {
+async function firstOk(
+  command: { argv: string[]; env: NodeJS.ProcessEnv },
+  headers: Record<string, string>,
+  port: number,
+): Promise<number> {
   const started = performance.now();
-  const child = spawn(process.execPath, command.argv, { cwd: ROOT, env: command.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, command.argv, {
+    cwd: ROOT,
+    env: command.env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -113,7 +161,8 @@ async function firstOk(command: { argv: string[]; env: NodeJS.ProcessEnv }, head
       if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode} before answering:\n${stderr}`);
       const answer = await get(`http://127.0.0.1:${port}/orders/items`, headers, 1000).catch(() => undefined);
       if (answer?.status === 200) return performance.now() - started;
-      if (performance.now() - started > 30_000) throw new Error(`no 200 within 30 s (last: ${answer?.status ?? 'no answer'}):\n${stderr}`);
+      if (performance.now() - started > 30_000)
+        throw new Error(`no 200 within 30 s (last: ${answer?.status ?? 'no answer'}):\n${stderr}`);
       await new Promise((r) => setTimeout(r, 2));
     }
   } finally {

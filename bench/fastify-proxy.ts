@@ -8,7 +8,9 @@ import { parseArgs } from 'node:util';
 import proxy from '@fastify/http-proxy';
 import Fastify from 'fastify';
 
-const { values } = parseArgs({ options: { port: { type: 'string' }, upstream: { type: 'string' }, host: { type: 'string', default: '127.0.0.1' } } });
+const { values } = parseArgs({
+  options: { port: { type: 'string' }, upstream: { type: 'string' }, host: { type: 'string', default: '127.0.0.1' } },
+});
 const app = Fastify({ logger: false, keepAliveTimeout: 65_000 });
 await app.register(proxy, { upstream: values.upstream! });
 await app.listen({ port: Number(values.port ?? 0), host: values.host });

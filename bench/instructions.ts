@@ -24,7 +24,16 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { LOAD_PATH, writeGatehouseConfig } from './lib/gatehouse-config.ts';
-import { freePort, hasCommand, installCleanup, NODE, ROOT, spawnBounded, stopAll, waitForHttp } from './lib/processes.ts';
+import {
+  freePort,
+  hasCommand,
+  installCleanup,
+  NODE,
+  ROOT,
+  spawnBounded,
+  stopAll,
+  waitForHttp,
+} from './lib/processes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -37,11 +46,19 @@ const { values } = parseArgs({
 const REQUESTS = Number(values.requests);
 const WARMUP = Number(values.warmup);
 const TOP = Number(values.top);
-for (const [name, value] of [['--requests', REQUESTS], ['--warmup', WARMUP], ['--top', TOP]] as const) {
-  if (!Number.isInteger(value) || value < 0 || (name === '--requests' && value === 0)) throw new Error(`${name} must be a whole number${name === '--requests' ? ' above 0' : ''}, got ${JSON.stringify(values[name.slice(2) as 'requests'])}`);
+for (const [name, value] of [
+  ['--requests', REQUESTS],
+  ['--warmup', WARMUP],
+  ['--top', TOP],
+] as const) {
+  if (!Number.isInteger(value) || value < 0 || (name === '--requests' && value === 0))
+    throw new Error(
+      `${name} must be a whole number${name === '--requests' ? ' above 0' : ''}, got ${JSON.stringify(values[name.slice(2) as 'requests'])}`,
+    );
 }
 for (const tool of ['valgrind', 'callgrind_control', 'callgrind_annotate']) {
-  if (!hasCommand(tool)) throw new Error(`${tool} not found: install Debian's valgrind package (apt-get install valgrind)`);
+  if (!hasCommand(tool))
+    throw new Error(`${tool} not found: install Debian's valgrind package (apt-get install valgrind)`);
 }
 
 installCleanup();
@@ -52,7 +69,9 @@ mkdirSync(outDir, { recursive: true });
 
 const upstreamPort = await freePort();
 const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
-const upstream = spawnBounded('upstream', NODE, ['bench/upstream.ts', '--port', String(upstreamPort)], { maxSeconds: 3600 });
+const upstream = spawnBounded('upstream', NODE, ['bench/upstream.ts', '--port', String(upstreamPort)], {
+  maxSeconds: 3600,
+});
 await waitForHttp(upstream, `${upstreamUrl}/__bench/last`, {});
 const gh = writeGatehouseConfig(tmp, upstreamUrl);
 const headers = { authorization: `Bearer ${gh.key}` };
@@ -67,14 +86,45 @@ async function measure(name: 'bare' | 'bare-same-headers' | 'gatehouse'): Promis
   const port = await freePort();
   const dir = join(tmp, name);
   mkdirSync(dir);
-  const proxyArgs = name !== 'gatehouse'
-    ? ['bench/bare-proxy.ts', '--port', String(port), '--upstream', upstreamUrl, ...(name === 'bare-same-headers' ? ['--same-headers'] : [])]
-    : ['src/cli/main.ts', 'gateway', 'run', '--config', gh.file, '--port', String(port), '--ops-port', String(await freePort()), '--host', '127.0.0.1'];
-  const child = spawnBounded(name, 'valgrind', [
-    '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', '--smc-check=all-non-file', '-q',
-    `--callgrind-out-file=${join(dir, 'callgrind.out')}`,
-    nodeBinary, '--perf-basic-prof', ...proxyArgs,
-  ], { maxSeconds: 1800, stdout: 'ignore' });
+  const proxyArgs =
+    name !== 'gatehouse'
+      ? [
+          'bench/bare-proxy.ts',
+          '--port',
+          String(port),
+          '--upstream',
+          upstreamUrl,
+          ...(name === 'bare-same-headers' ? ['--same-headers'] : []),
+        ]
+      : [
+          'src/cli/main.ts',
+          'gateway',
+          'run',
+          '--config',
+          gh.file,
+          '--port',
+          String(port),
+          '--ops-port',
+          String(await freePort()),
+          '--host',
+          '127.0.0.1',
+        ];
+  const child = spawnBounded(
+    name,
+    'valgrind',
+    [
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      '--separate-threads=yes',
+      '--smc-check=all-non-file',
+      '-q',
+      `--callgrind-out-file=${join(dir, 'callgrind.out')}`,
+      nodeBinary,
+      '--perf-basic-prof',
+      ...proxyArgs,
+    ],
+    { maxSeconds: 1800, stdout: 'ignore' },
+  );
   const url = `http://127.0.0.1:${port}${LOAD_PATH}`;
   await waitForHttp(child, url, headers, 200, 300_000);
   const pid = child.programPid();
@@ -126,7 +176,9 @@ function copyPerfMap(pid: number, dir: string): void {
 
 /** The dump made by `callgrind_control -d` for thread 1 (the main thread): `callgrind.out.1-01`. */
 function dumpFile(dir: string): string {
-  const files = readdirSync(dir).filter((f) => /^callgrind\.out\.\d+-01$/.test(f)).sort();
+  const files = readdirSync(dir)
+    .filter((f) => /^callgrind\.out\.\d+-01$/.test(f))
+    .sort();
   if (files.length === 0) throw new Error(`no main-thread dump in ${dir}`);
   return join(dir, files[files.length - 1]!);
 }
@@ -144,12 +196,23 @@ function perFunction(dir: string): Map<string, number> {
   const ranges: { start: number; end: number; name: string; order: number }[] = [];
   const map = join(dir, 'perf.map');
   if (existsSync(map)) {
-    readFileSync(map, 'utf8').split('\n').forEach((line, order) => {
-      const [start, size, ...name] = line.split(' ');
-      if (start && size) ranges.push({ start: parseInt(start, 16), end: parseInt(start, 16) + parseInt(size, 16), name: name.join(' '), order });
-    });
+    readFileSync(map, 'utf8')
+      .split('\n')
+      .forEach((line, order) => {
+        const [start, size, ...name] = line.split(' ');
+        if (start && size)
+          ranges.push({
+            start: parseInt(start, 16),
+            end: parseInt(start, 16) + parseInt(size, 16),
+            name: name.join(' '),
+            order,
+          });
+      });
   }
-  const out = spawnSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', dumpFile(dir)], { encoding: 'utf8', maxBuffer: 256 << 20 }).stdout;
+  const out = spawnSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', dumpFile(dir)], {
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+  }).stdout;
   const totals = new Map<string, number>();
   for (const line of out.split('\n')) {
     const m = /^\s*([\d,]+) \([ \d.]+%\)\s+(.*)$/.exec(line);
@@ -182,12 +245,20 @@ const ratio = bare.instructionsPerRequest / gatehouse.instructionsPerRequest;
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 console.log('\nUser-space instructions per proxied request (main thread, callgrind):');
 console.log(`  bare proxy   ${fmt(bare.instructionsPerRequest).padStart(9)}`);
-console.log(`  gatehouse    ${fmt(gatehouse.instructionsPerRequest).padStart(9)}  (+${fmt(gatehouse.instructionsPerRequest - bare.instructionsPerRequest)})`);
-console.log(`  bare ÷ gatehouse = ${ratio.toFixed(3)} (the req/s ratio a CPU-bound proxy would reach if instructions were all it spent)`);
+console.log(
+  `  gatehouse    ${fmt(gatehouse.instructionsPerRequest).padStart(9)}  (+${fmt(gatehouse.instructionsPerRequest - bare.instructionsPerRequest)})`,
+);
+console.log(
+  `  bare ÷ gatehouse = ${ratio.toFixed(3)} (the req/s ratio a CPU-bound proxy would reach if instructions were all it spent)`,
+);
 if (sameHeaders) {
   const s = sameHeaders.instructionsPerRequest;
-  console.log(`  bare sending Gatehouse's headers ${fmt(s)}: the headers cost ${fmt(s - bare.instructionsPerRequest)}, the policies ${fmt(gatehouse.instructionsPerRequest - s)}`);
-  console.log(`  bare ÷ that = ${(bare.instructionsPerRequest / s).toFixed(3)} (the ceiling for any gateway sending those headers); that ÷ gatehouse = ${(s / gatehouse.instructionsPerRequest).toFixed(3)}`);
+  console.log(
+    `  bare sending Gatehouse's headers ${fmt(s)}: the headers cost ${fmt(s - bare.instructionsPerRequest)}, the policies ${fmt(gatehouse.instructionsPerRequest - s)}`,
+  );
+  console.log(
+    `  bare ÷ that = ${(bare.instructionsPerRequest / s).toFixed(3)} (the ceiling for any gateway sending those headers); that ÷ gatehouse = ${(s / gatehouse.instructionsPerRequest).toFixed(3)}`,
+  );
 }
 
 let top: { name: string; bare: number; gatehouse: number }[] = [];
@@ -199,20 +270,36 @@ if (TOP > 0) {
     .sort((x, y) => Math.abs(y.gatehouse - y.bare) - Math.abs(x.gatehouse - x.bare))
     .slice(0, TOP);
   console.log(`\nLargest differences per request (self instructions; + = Gatehouse spends more):`);
-  for (const t of top) console.log(`  ${(t.gatehouse - t.bare >= 0 ? '+' : '') + fmt(t.gatehouse - t.bare)}`.padEnd(12) + `${fmt(t.bare).padStart(8)} ${fmt(t.gatehouse).padStart(8)}  ${t.name.slice(0, 110)}`);
+  for (const t of top)
+    console.log(
+      `  ${(t.gatehouse - t.bare >= 0 ? '+' : '') + fmt(t.gatehouse - t.bare)}`.padEnd(12) +
+        `${fmt(t.bare).padStart(8)} ${fmt(t.gatehouse).padStart(8)}  ${t.name.slice(0, 110)}`,
+    );
 }
 
 const file = join(outDir, `instructions-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({
-  date: new Date().toISOString(),
-  requests: REQUESTS,
-  warmup: WARMUP,
-  node: spawnSync(NODE, ['-v'], { encoding: 'utf8' }).stdout.trim(),
-  commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim(),
-  instructionsPerRequest: { bare: bare.instructionsPerRequest, gatehouse: gatehouse.instructionsPerRequest, bareSameHeaders: sameHeaders?.instructionsPerRequest },
-  ratio,
-  top,
-}, null, 2));
+writeFileSync(
+  file,
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      requests: REQUESTS,
+      warmup: WARMUP,
+      node: spawnSync(NODE, ['-v'], { encoding: 'utf8' }).stdout.trim(),
+      commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim(),
+      instructionsPerRequest: {
+        bare: bare.instructionsPerRequest,
+        gatehouse: gatehouse.instructionsPerRequest,
+        bareSameHeaders: sameHeaders?.instructionsPerRequest,
+      },
+      ratio,
+      top,
+    },
+    null,
+    2,
+  ),
+);
 console.log(`\nwrote ${file}`);
 await upstream.stop();
-if (process.env.BENCH_KEEP) console.log(`kept ${tmp}`); else rmSync(tmp, { recursive: true, force: true });
+if (process.env.BENCH_KEEP) console.log(`kept ${tmp}`);
+else rmSync(tmp, { recursive: true, force: true });

@@ -28,7 +28,8 @@ for (let i = 0; keys.size < MAP_SIZE - PROBES; i++) {
   const hash = randomBytes(32).toString('hex');
   keys.set(hash, { principal, hash, label: `c${i}`, expiresAt: Infinity } as unknown as KeyEntry);
 }
-for (const p of probes) keys.set(p.hash, { principal, hash: p.hash, label: p.id, expiresAt: Infinity } as unknown as KeyEntry);
+for (const p of probes)
+  keys.set(p.hash, { principal, hash: p.hash, label: p.id, expiresAt: Infinity } as unknown as KeyEntry);
 const buildMs = performance.now() - t0;
 if (typeof globalThis.gc === 'function') globalThis.gc();
 const mapMb = (process.memoryUsage().heapUsed - heap0) / 1e6;
@@ -38,8 +39,16 @@ const probeHashes = probes.map((p) => p.hash);
 const unknownKeys = Array.from({ length: PROBES }, () => generateKey().key);
 // Same length and alphabet, wrong checksum: refused before hashing.
 const malformed = probeKeys.map((k) => k.slice(0, -1) + (k.endsWith('A') ? 'B' : 'A'));
-const policy = authenticate({ keys, legacyKeys: new Map(), legacyKeyHeader: 'x-api-key', legacyEmailHeader: 'x-api-email' });
-const contexts = probeKeys.map((k) => ({ req: { headers: { authorization: `Bearer ${k}` } } as unknown as IncomingMessage }) as unknown as RequestContext);
+const policy = authenticate({
+  keys,
+  legacyKeys: new Map(),
+  legacyKeyHeader: 'x-api-key',
+  legacyEmailHeader: 'x-api-email',
+});
+const contexts = probeKeys.map(
+  (k) =>
+    ({ req: { headers: { authorization: `Bearer ${k}` } } as unknown as IncomingMessage }) as unknown as RequestContext,
+);
 
 let sink = 0;
 function empty(s: string): number {
@@ -67,7 +76,10 @@ const CASES: ReadonlyArray<readonly [string, (i: number) => void]> = [
     },
   ],
   ['verify: bad checksum (refused early)', (i) => (sink += isWellFormedKey(malformed[i & (PROBES - 1)]!) ? 1 : 0)],
-  ['authenticate policy (Bearer header, hit)', (i) => (sink += policy(contexts[i & (PROBES - 1)]!) === undefined ? 1 : 0)],
+  [
+    'authenticate policy (Bearer header, hit)',
+    (i) => (sink += policy(contexts[i & (PROBES - 1)]!) === undefined ? 1 : 0),
+  ],
 ];
 
 function run(fn: (i: number) => void, n: number): number {
@@ -86,9 +98,19 @@ if (sink === -1) console.log(sink);
 
 const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
 if (process.argv.includes('--json')) {
-  console.log(JSON.stringify({ node: process.version, cpu, nproc: cpus().length, mapSize: keys.size, buildMs, mapMb, results }, null, 2));
+  console.log(
+    JSON.stringify(
+      { node: process.version, cpu, nproc: cpus().length, mapSize: keys.size, buildMs, mapMb, results },
+      null,
+      2,
+    ),
+  );
 } else {
-  console.log(`Node ${process.version} · ${cpu} · Map of ${keys.size.toLocaleString('en')} key hashes built in ${buildMs.toFixed(0)} ms, ≈${mapMb.toFixed(0)} MB heap`);
-  console.log(`best of ${REPS} × 1,000,000 iterations (repetitions interleaved across cases), cycling through 1,024 distinct keys\n`);
+  console.log(
+    `Node ${process.version} · ${cpu} · Map of ${keys.size.toLocaleString('en')} key hashes built in ${buildMs.toFixed(0)} ms, ≈${mapMb.toFixed(0)} MB heap`,
+  );
+  console.log(
+    `best of ${REPS} × 1,000,000 iterations (repetitions interleaved across cases), cycling through 1,024 distinct keys\n`,
+  );
   for (const r of results) console.log(`  ${r.name.padEnd(42)} ${r.nsPerOp.toFixed(0).padStart(6)} ns/op`);
 }

@@ -18,7 +18,13 @@ import { eventually, startControlPlane } from '../test/control-helpers.ts';
 import { createAndBootstrap, startEdge, type EdgeProcess } from '../test/edge-helpers.ts';
 import { startUpstream } from '../test/helpers.ts';
 
-const { values } = parseArgs({ options: { instances: { type: 'string', default: '3' }, changes: { type: 'string', default: '90' }, json: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: {
+    instances: { type: 'string', default: '3' },
+    changes: { type: 'string', default: '90' },
+    json: { type: 'boolean', default: false },
+  },
+});
 const INSTANCES = Number(values.instances);
 const CHANGES = Number(values.changes);
 const WS = '/workspaces/default';
@@ -44,8 +50,27 @@ try {
   await createAndBootstrap(admin, 'bench', join(work, 'gw'), 'DEV');
   for (let i = 0; i < INSTANCES; i++) await copyDir(join(work, 'gw'), join(work, `gw-${i}`), { recursive: true });
   const endpoint = { method: 'GET', path: '/list', permission: 'items:read' };
-  await must(admin.post(`${DEV}/collections`, { name: 'edge-items', basePath: '/items', upstream: upstream.url, project: 'default', target: { type: 'edge', gateway: 'bench' }, endpoints: [endpoint] }), 201);
-  await must(admin.post(`${DEV}/collections`, { name: 'cloud-items', basePath: '/items', upstream: upstream.url, project: 'default', endpoints: [endpoint] }), 201);
+  await must(
+    admin.post(`${DEV}/collections`, {
+      name: 'edge-items',
+      basePath: '/items',
+      upstream: upstream.url,
+      project: 'default',
+      target: { type: 'edge', gateway: 'bench' },
+      endpoints: [endpoint],
+    }),
+    201,
+  );
+  await must(
+    admin.post(`${DEV}/collections`, {
+      name: 'cloud-items',
+      basePath: '/items',
+      upstream: upstream.url,
+      project: 'default',
+      endpoints: [endpoint],
+    }),
+    201,
+  );
   await must(admin.post(`${DEV}/collections/edge-items/publish`), 201);
   await must(admin.post(`${DEV}/collections/cloud-items/publish`), 201);
   for (let i = 0; i < INSTANCES; i++) edges.push(await startEdge(join(work, `gw-${i}`)));
@@ -57,11 +82,18 @@ try {
     const kind: Kind = (['client deleted', 'token regenerated', 'role changed'] as const)[n % 3]!;
     const role = `role-${n}`;
     await must(admin.post(`${WS}/roles`, { name: role, permissions: ['items:read'] }), 201);
-    const created = await must(admin.post(`${WS}/clients`, { name: `client-${n}`, role, environments: ['DEV'], projects: ['default'] }), 201);
+    const created = await must(
+      admin.post(`${WS}/clients`, { name: `client-${n}`, role, environments: ['DEV'], projects: ['default'] }),
+      201,
+    );
     const token = created.body.token as string;
     const id = created.body.client.id as string;
     // Not timed: wait until every instance serves the new client.
-    await eventually(async () => (await Promise.all(targets.map((t) => status(t, token)))).every((s) => s === 200), 10_000, `client ${n} served everywhere`);
+    await eventually(
+      async () => (await Promise.all(targets.map((t) => status(t, token)))).every((s) => s === 200),
+      10_000,
+      `client ${n} served everywhere`,
+    );
 
     let change: () => Promise<unknown>;
     let enforced: (s: number) => boolean;
@@ -98,7 +130,8 @@ try {
   await rm(work, { recursive: true, force: true });
 }
 
-async function must(res: Promise<{ status: number; body: any }> | { status: number; body: any }, expected: number) { // eslint-disable-line @typescript-eslint/no-explicit-any -- admin API JSON
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- admin API JSON
+async function must(res: Promise<{ status: number; body: any }> | { status: number; body: any }, expected: number) {
   const r = await res;
   if (r.status !== expected) throw new Error(`expected ${expected}, got ${r.status}: ${JSON.stringify(r.body)}`);
   return r;
@@ -115,7 +148,8 @@ async function until(url: string, token: string, enforced: (s: number) => boolea
   for (;;) {
     const s = await status(url, token);
     if (enforced(s)) return performance.now() - started;
-    if (performance.now() - started > 30_000) throw new Error(`${url} did not enforce the change within 30 s (last status ${s})`);
+    if (performance.now() - started > 30_000)
+      throw new Error(`${url} did not enforce the change within 30 s (last status ${s})`);
     await new Promise((r) => setTimeout(r, 1));
   }
 }
@@ -141,18 +175,33 @@ function summarize(samples: Sample[]) {
     edge,
     cloud,
     edgeOverCloudP50: round(edge.p50 / cloud.p50),
-    byKind: Object.fromEntries(kinds.map((k) => [k, { edge: stats(samples.filter((s) => s.kind === k).map((s) => s.edgeMs)), cloud: stats(samples.filter((s) => s.kind === k).map((s) => s.cloudMs)) }])),
+    byKind: Object.fromEntries(
+      kinds.map((k) => [
+        k,
+        {
+          edge: stats(samples.filter((s) => s.kind === k).map((s) => s.edgeMs)),
+          cloud: stats(samples.filter((s) => s.kind === k).map((s) => s.cloudMs)),
+        },
+      ]),
+    ),
     targetMet: edge.p99 < 1000,
   };
 }
 
 function print(report: ReturnType<typeof summarize>, file: string): void {
-  const row = (name: string, e: { n: number; p50: number; p99: number; max: number }, c: { p50: number; p99: number; max: number }) =>
-    `| ${name} | ${e.n} | ${e.p50} | ${e.p99} | ${e.max} | ${c.p50} | ${c.p99} |`;
-  console.log(`Propagation with ${INSTANCES} edge instances, ${CHANGES} changes (ms from the admin API call until every instance enforces it)\n`);
+  const row = (
+    name: string,
+    e: { n: number; p50: number; p99: number; max: number },
+    c: { p50: number; p99: number; max: number },
+  ) => `| ${name} | ${e.n} | ${e.p50} | ${e.p99} | ${e.max} | ${c.p50} | ${c.p99} |`;
+  console.log(
+    `Propagation with ${INSTANCES} edge instances, ${CHANGES} changes (ms from the admin API call until every instance enforces it)\n`,
+  );
   console.log('| change | n | edge p50 | edge p99 | edge max | cloud p50 | cloud p99 |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const [kind, r] of Object.entries(report.byKind)) console.log(row(kind, r.edge, r.cloud));
   console.log(row('all', report.edge, report.cloud));
-  console.log(`\nedge ÷ cloud (p50): ${report.edgeOverCloudP50}; target p99 < 1000 ms: ${report.targetMet ? 'met' : 'MISSED'}\nraw: ${file}`);
+  console.log(
+    `\nedge ÷ cloud (p50): ${report.edgeOverCloudP50}; target p99 < 1000 ms: ${report.targetMet ? 'met' : 'MISSED'}\nraw: ${file}`,
+  );
 }

@@ -37,14 +37,32 @@
  *   env BENCH_GH_VARIANT    diagnosis only: "no-ratelimit" (no rate limits) or "public" (authRequired: false, so no
  *                           key, role, rate limit or token): what the chain's parts cost
  */
-import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatComparison, formatSummary, type ProfileSummary, summarize } from './cpuprofile-summary.ts';
 import { LOAD_PATH, writeGatehouseConfig } from './lib/gatehouse-config.ts';
-import { fixedRate, saturate, wrkVersion, type LoadResult, type LoadTarget, type RateTool, type SaturationTool } from './lib/load.ts';
+import {
+  fixedRate,
+  saturate,
+  wrkVersion,
+  type LoadResult,
+  type LoadTarget,
+  type RateTool,
+  type SaturationTool,
+} from './lib/load.ts';
 import {
   type Bounded,
   coreBusy,
@@ -100,8 +118,10 @@ const warmup = num(values.warmup, process.env.BENCH_WARMUP, 1, 3);
 const rateDuration = num(values['rate-duration'], process.env.BENCH_RATE_DURATION, duration, duration);
 const connections = num(values.connections, process.env.BENCH_CONNECTIONS, 64, 64);
 const waitQuietS = num(values['wait-quiet'], process.env.BENCH_WAIT_QUIET, 5, 60);
-const rateTools: RateTool[] = values['rate-tool'] === 'both' ? ['paced', 'autocannon'] : [values['rate-tool'] as RateTool];
-if (!rateTools.every((t) => t === 'paced' || t === 'autocannon')) throw new Error('--rate-tool must be paced, autocannon or both');
+const rateTools: RateTool[] =
+  values['rate-tool'] === 'both' ? ['paced', 'autocannon'] : [values['rate-tool'] as RateTool];
+if (!rateTools.every((t) => t === 'paced' || t === 'autocannon'))
+  throw new Error('--rate-tool must be paced, autocannon or both');
 const wrk = wrkVersion();
 const loadgen: SaturationTool = (values.loadgen as SaturationTool | undefined) ?? (wrk ? 'wrk' : 'autocannon');
 if (loadgen === 'wrk' && !wrk) throw new Error('--loadgen wrk: wrk is not installed (apt-get install -y wrk)');
@@ -148,7 +168,10 @@ async function waitQuiet(maxS: number): Promise<number> {
     const busy = Math.max(0, ...Object.values(coreBusy(before, coreTimes())));
     const waited = (performance.now() - start) / 1000;
     if (busy < 0.1 || waited >= maxS) {
-      if (waited > 1.5) console.log(`  (waited ${waited.toFixed(0)} s for other processes to go idle${busy >= 0.1 ? `; still ${(busy * 100).toFixed(0)}% busy, going ahead` : ''})`);
+      if (waited > 1.5)
+        console.log(
+          `  (waited ${waited.toFixed(0)} s for other processes to go idle${busy >= 0.1 ? `; still ${(busy * 100).toFixed(0)}% busy, going ahead` : ''})`,
+        );
       return busy;
     }
   }
@@ -160,24 +183,39 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
   // The orchestrator itself mostly waits; keep it off the proxy's core anyway.
   if (pin) spawnSync('taskset', ['-a', '-p', '-c', String(LOAD_CORE), String(process.pid)], { stdio: 'ignore' });
-  const watchdog = setTimeout(() => {
-    console.error('bench: watchdog expired, stopping');
-    void stopAll().finally(() => process.exit(1));
-  }, estimateSeconds() * 2000 + 300_000);
+  const watchdog = setTimeout(
+    () => {
+      console.error('bench: watchdog expired, stopping');
+      void stopAll().finally(() => process.exit(1));
+    },
+    estimateSeconds() * 2000 + 300_000,
+  );
 
   const started = new Date();
   const host = machine();
-  console.log(`bench: ${proxies.join(', ')} · ${rounds} round(s) · warm-up ${warmup}s · saturation ${duration}s · fixed rate ${rateDuration}s · ${connections} connections`);
-  console.log(`bench: saturation load generator ${loadgen === 'wrk' ? wrk : wrk ? 'autocannon (--loadgen autocannon)' : 'autocannon (wrk not installed)'}; fixed rate: ${rateTools.join(' + ')}; pinning ${pin ? `proxy → core ${PROXY_CORE}, load generator + upstream → core ${LOAD_CORE}` : 'OFF (taskset missing or < 2 cores)'}`);
-  console.log(`bench: estimated ${Math.round(estimateSeconds())} s (plus waits for an idle machine) · source ${host.source.commit}${host.source.uncommittedSrc.length ? ` + ${host.source.uncommittedSrc.length} uncommitted file(s) in src/` : ''}`);
+  console.log(
+    `bench: ${proxies.join(', ')} · ${rounds} round(s) · warm-up ${warmup}s · saturation ${duration}s · fixed rate ${rateDuration}s · ${connections} connections`,
+  );
+  console.log(
+    `bench: saturation load generator ${loadgen === 'wrk' ? wrk : wrk ? 'autocannon (--loadgen autocannon)' : 'autocannon (wrk not installed)'}; fixed rate: ${rateTools.join(' + ')}; pinning ${pin ? `proxy → core ${PROXY_CORE}, load generator + upstream → core ${LOAD_CORE}` : 'OFF (taskset missing or < 2 cores)'}`,
+  );
+  console.log(
+    `bench: estimated ${Math.round(estimateSeconds())} s (plus waits for an idle machine) · source ${host.source.commit}${host.source.uncommittedSrc.length ? ` + ${host.source.uncommittedSrc.length} uncommitted file(s) in src/` : ''}`,
+  );
 
   const upstreamPort = await freePort();
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
-  upstream = spawnBounded('upstream', NODE, ['bench/upstream.ts', '--port', String(upstreamPort)], { core: LOAD_CORE, maxSeconds: estimateSeconds() * 2 + 600 });
+  upstream = spawnBounded('upstream', NODE, ['bench/upstream.ts', '--port', String(upstreamPort)], {
+    core: LOAD_CORE,
+    maxSeconds: estimateSeconds() * 2 + 600,
+  });
   await waitForHttp(upstream, `${upstreamUrl}/__bench/last`, {});
   const expectedBody = (await get(`${upstreamUrl}${LOAD_PATH}`)).body;
   const gh = writeGatehouseConfig(tmp, upstreamUrl, values['gatehouse-log-level']);
-  if (values['gatehouse-log-level'] !== 'info') console.log(`bench: gatehouse log level ${values['gatehouse-log-level']} (NOT the configuration the targets are defined for: no access log)`);
+  if (values['gatehouse-log-level'] !== 'info')
+    console.log(
+      `bench: gatehouse log level ${values['gatehouse-log-level']} (NOT the configuration the targets are defined for: no access log)`,
+    );
   const headers = { Authorization: `Bearer ${gh.key}` };
 
   const runs: Run[] = [];
@@ -193,23 +231,49 @@ async function main(): Promise<void> {
       child = spawnBounded(
         'gatehouse',
         NODE,
-        [...extraNodeArgs, 'src/cli/main.ts', 'gateway', 'run', '--config', gh.file, '--port', String(port), '--ops-port', String(opsPort), '--host', '127.0.0.1'],
+        [
+          ...extraNodeArgs,
+          'src/cli/main.ts',
+          'gateway',
+          'run',
+          '--config',
+          gh.file,
+          '--port',
+          String(port),
+          '--ops-port',
+          String(opsPort),
+          '--host',
+          '127.0.0.1',
+        ],
         { core: PROXY_CORE, maxSeconds, stdout: fd },
       );
       closeSync(fd);
     } else {
       const script = name === 'bare-headers' ? ['bench/bare-proxy.ts', '--same-headers'] : [`bench/${name}-proxy.ts`];
-      child = spawnBounded(name, NODE, [...extraNodeArgs, ...script, '--port', String(port), '--upstream', upstreamUrl], { core: PROXY_CORE, maxSeconds });
+      child = spawnBounded(
+        name,
+        NODE,
+        [...extraNodeArgs, ...script, '--port', String(port), '--upstream', upstreamUrl],
+        { core: PROXY_CORE, maxSeconds },
+      );
     }
     const url = `http://127.0.0.1:${port}${LOAD_PATH}`;
     const answer = await waitForHttp(child, url, headers);
     if (answer.body !== expectedBody) throw new Error(`${name}: unexpected body ${JSON.stringify(answer.body)}`);
-    if (name === 'gatehouse' && (process.env.BENCH_GH_VARIANT ?? 'full') === 'full') await checkGatehouseChain(answer.headers, upstreamUrl, gh.key);
+    if (name === 'gatehouse' && (process.env.BENCH_GH_VARIANT ?? 'full') === 'full')
+      await checkGatehouseChain(answer.headers, upstreamUrl, gh.key);
     const target: LoadTarget = { url, headers, connections, core: LOAD_CORE };
     return { child, target, logFile };
   };
 
-  const measure = async (name: Run['proxy'], round: number, kind: Run['kind'], child: Bounded | undefined, logFile: string | undefined, load: () => Promise<LoadResult>) => {
+  const measure = async (
+    name: Run['proxy'],
+    round: number,
+    kind: Run['kind'],
+    child: Bounded | undefined,
+    logFile: string | undefined,
+    load: () => Promise<LoadResult>,
+  ) => {
     const noisy = (r: Run) => (r.foreignOnProxyCore ?? 0) > NOISY || (r.foreignOnLoadCore ?? 0) > NOISY;
     let run = await measureOnce(name, round, kind, child, logFile, load);
     for (let attempt = 1; attempt <= RETRIES && noisy(run); attempt++) {
@@ -219,7 +283,14 @@ async function main(): Promise<void> {
     }
     return run;
   };
-  const measureOnce = async (name: Run['proxy'], round: number, kind: Run['kind'], child: Bounded | undefined, logFile: string | undefined, load: () => Promise<LoadResult>) => {
+  const measureOnce = async (
+    name: Run['proxy'],
+    round: number,
+    kind: Run['kind'],
+    child: Bounded | undefined,
+    logFile: string | undefined,
+    load: () => Promise<LoadResult>,
+  ) => {
     await waitQuiet(waitQuietS);
     const pid = child?.programPid();
     const lines0 = logFile ? await countLines(logFile) : 0;
@@ -231,7 +302,8 @@ async function main(): Promise<void> {
     // The load generator is a fresh child: sample its CPU while it runs (the last sample is ≤ 250 ms short).
     const loadgenCpu = new Map<Bounded, number>();
     const sampler = setInterval(() => {
-      for (const c of liveChildren()) if (c !== upstream && c !== child) loadgenCpu.set(c, cpuSeconds(c.programPid()) ?? loadgenCpu.get(c) ?? 0);
+      for (const c of liveChildren())
+        if (c !== upstream && c !== child) loadgenCpu.set(c, cpuSeconds(c.programPid()) ?? loadgenCpu.get(c) ?? 0);
     }, 250);
     let result: LoadResult;
     try {
@@ -250,11 +322,25 @@ async function main(): Promise<void> {
     const ours = (upstreamCpu + [...loadgenCpu.values()].reduce((a, b) => a + b, 0)) / wall;
     const foreignLoad = loadCore === undefined ? undefined : Math.max(0, loadCore - ours);
     const rpsPerProxyCpu = kind === 'saturation' && proxyCpu ? result.rps / proxyCpu : undefined;
-    const run: Run = { proxy: name, round, kind, result, proxyCpu, foreignOnProxyCore: foreign, foreignOnLoadCore: foreignLoad, rpsPerProxyCpu, cores };
+    const run: Run = {
+      proxy: name,
+      round,
+      kind,
+      result,
+      proxyCpu,
+      foreignOnProxyCore: foreign,
+      foreignOnLoadCore: foreignLoad,
+      rpsPerProxyCpu,
+      cores,
+    };
     if (logFile) run.accessLogLines = (await countLines(logFile)) - lines0;
-    if (result.non2xx > 0 || result.errors > 0) console.warn(`  ! ${name}: ${result.non2xx} non-2xx answers, ${result.errors} socket errors`);
+    if (result.non2xx > 0 || result.errors > 0)
+      console.warn(`  ! ${name}: ${result.non2xx} non-2xx answers, ${result.errors} socket errors`);
     const worst = Math.max(foreign ?? 0, foreignLoad ?? 0);
-    if (worst > 0.05 && worst <= NOISY) console.warn(`  ! ${name}: other processes used up to ${(worst * 100).toFixed(0)}% of a core during this run (noise)`);
+    if (worst > 0.05 && worst <= NOISY)
+      console.warn(
+        `  ! ${name}: other processes used up to ${(worst * 100).toFixed(0)}% of a core during this run (noise)`,
+      );
     runs.push(run);
     console.log(`  ${formatRun(run)}`);
     return run;
@@ -281,7 +367,9 @@ async function main(): Promise<void> {
   }
 
   // Phase 2: fixed rate at a fifth of the bare proxy's median maximum.
-  const bareMax = median(runs.filter((r) => r.proxy === 'bare' && r.kind === 'saturation' && !r.discarded).map((r) => r.result.rps));
+  const bareMax = median(
+    runs.filter((r) => r.proxy === 'bare' && r.kind === 'saturation' && !r.discarded).map((r) => r.result.rps),
+  );
   const rate = values.rate ? Number(values.rate) : Number.isFinite(bareMax) ? Math.round(bareMax / 5) : undefined;
   if (!values['skip-fixed-rate']) {
     if (rate === undefined) throw new Error('fixed rate: no bare saturation result to derive it from; pass --rate N');
@@ -290,7 +378,9 @@ async function main(): Promise<void> {
         console.log(`fixed rate ${rate} req/s (${tool}), round ${round}/${rounds}`);
         // The floor: the same generator straight to the upstream (which shares the load core with it).
         const direct: LoadTarget = { url: `${upstreamUrl}${LOAD_PATH}`, headers, connections, core: LOAD_CORE };
-        await measure('direct', round, 'fixed-rate', undefined, undefined, () => fixedRate(tool, direct, rate, rateDuration));
+        await measure('direct', round, 'fixed-rate', undefined, undefined, () =>
+          fixedRate(tool, direct, rate, rateDuration),
+        );
         for (const name of roundOrder(proxies, round)) {
           const { child, target, logFile } = await startProxy(name, `rate-${round}`);
           await saturate(loadgen, target, warmup, tmp);
@@ -306,7 +396,9 @@ async function main(): Promise<void> {
   let profile: { file: string; summary: string; comparison: string | undefined; rps: number } | undefined;
   if (values.profile) {
     const dir = join(OUT, `profile-${stamp(started)}`);
-    const profiled: Partial<Record<ProxyName, { file: string; summary: ProfileSummary; requests: number; rps: number }>> = {};
+    const profiled: Partial<
+      Record<ProxyName, { file: string; summary: ProfileSummary; requests: number; rps: number }>
+    > = {};
     for (const name of ['bare', 'gatehouse'] as const) {
       const into = join(dir, name);
       mkdirSync(into, { recursive: true });
@@ -321,17 +413,26 @@ async function main(): Promise<void> {
       if (logFile) rmSync(logFile, { force: true });
       const files = readdirSync(into).filter((f) => f.endsWith('.cpuprofile'));
       if (files.length === 0) {
-        console.warn(`  ! no .cpuprofile written (${name} exit: ${JSON.stringify(await child.exited)})\n${child.tail()}`);
+        console.warn(
+          `  ! no .cpuprofile written (${name} exit: ${JSON.stringify(await child.exited)})\n${child.tail()}`,
+        );
         continue;
       }
       const file = join(into, files[0]!);
-      profiled[name] = { file, summary: summarize(JSON.parse(readFileSync(file, 'utf8')), 25, skipMs), requests: result.requests, rps: result.rps };
+      profiled[name] = {
+        file,
+        summary: summarize(JSON.parse(readFileSync(file, 'utf8')), 25, skipMs),
+        requests: result.requests,
+        rps: result.rps,
+      };
       console.log(`  req/s under the profiler: ${result.rps.toFixed(0)} (not comparable with the runs above)`);
     }
     const g = profiled.gatehouse;
     const b = profiled.bare;
     if (g) {
-      const comparison = b ? formatComparison('bare', b.summary, b.requests, 'gatehouse', g.summary, g.requests) : undefined;
+      const comparison = b
+        ? formatComparison('bare', b.summary, b.requests, 'gatehouse', g.summary, g.requests)
+        : undefined;
       profile = { file: g.file, summary: formatSummary(g.summary), comparison, rps: g.rps };
       console.log(`\nGatehouse profile:\n${profile.summary}`);
       if (comparison) console.log(`\nGatehouse vs bare proxy, per request:\n${comparison}`);
@@ -347,13 +448,23 @@ async function main(): Promise<void> {
   const report = {
     date: started.toISOString(),
     machine: host,
-    loadGenerator: { saturation: loadgen === 'wrk' ? wrk : wrk ? 'autocannon 9 (--loadgen autocannon)' : 'autocannon 9 (wrk not installed)', fixedRate: rateTools, connections, threads: loadgen === 'wrk' ? 1 : undefined },
+    loadGenerator: {
+      saturation:
+        loadgen === 'wrk' ? wrk : wrk ? 'autocannon 9 (--loadgen autocannon)' : 'autocannon 9 (wrk not installed)',
+      fixedRate: rateTools,
+      connections,
+      threads: loadgen === 'wrk' ? 1 : undefined,
+    },
     pinning: pin ? { proxy: PROXY_CORE, loadGeneratorAndUpstream: LOAD_CORE } : null,
     options: { rounds, warmupS: warmup, durationS: duration, rateDurationS: rateDuration, quick: values.quick },
     gatehouse: {
-      chain: 'canonical path → route → ip-allow → authenticate (Bearer key) → authorize → rate limit (key+client+org) → token exchange (EdDSA) → proxy',
+      chain:
+        'canonical path → route → ip-allow → authenticate (Bearer key) → authorize → rate limit (key+client+org) → token exchange (EdDSA) → proxy',
       logLevel: values['gatehouse-log-level'],
-      accessLog: values['gatehouse-log-level'] === 'info' ? 'on (level info), one line per request to a file: cost included' : 'off',
+      accessLog:
+        values['gatehouse-log-level'] === 'info'
+          ? 'on (level info), one line per request to a file: cost included'
+          : 'off',
     },
     summary,
     runs,
@@ -361,19 +472,31 @@ async function main(): Promise<void> {
   };
   const out = join(OUT, `proxy-${stamp(started)}.json`);
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-  if (profile) writeFileSync(join(OUT, `profile-${stamp(started)}.txt`), `${profile.summary}\n\nGatehouse vs bare proxy, per request:\n${profile.comparison ?? '(no bare profile)'}\n`);
+  if (profile)
+    writeFileSync(
+      join(OUT, `profile-${stamp(started)}.txt`),
+      `${profile.summary}\n\nGatehouse vs bare proxy, per request:\n${profile.comparison ?? '(no bare profile)'}\n`,
+    );
   console.log(`\nwrote ${out}`);
 }
 
-async function checkGatehouseChain(responseHeaders: Record<string, string | string[] | undefined>, upstreamUrl: string, key: string): Promise<void> {
-  if (responseHeaders['ratelimit'] === undefined) throw new Error('gatehouse: no RateLimit header: the rate-limit policy is not in the chain');
+async function checkGatehouseChain(
+  responseHeaders: Record<string, string | string[] | undefined>,
+  upstreamUrl: string,
+  key: string,
+): Promise<void> {
+  if (responseHeaders['ratelimit'] === undefined)
+    throw new Error('gatehouse: no RateLimit header: the rate-limit policy is not in the chain');
   const seen = JSON.parse((await get(`${upstreamUrl}/__bench/last`)).body) as { headers: Record<string, string> };
   const auth = seen.headers.authorization ?? '';
   if (!/^Bearer eyJ[\w-]+\.[\w-]+\.[\w-]+$/.test(auth) || JSON.stringify(seen).includes(key)) {
-    throw new Error(`gatehouse: the upstream did not receive a minted JWT in place of the key (authorization: ${auth.slice(0, 20)}…)`);
+    throw new Error(
+      `gatehouse: the upstream did not receive a minted JWT in place of the key (authorization: ${auth.slice(0, 20)}…)`,
+    );
   }
   const claims = JSON.parse(Buffer.from(auth.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
-  if (claims.client_id !== 'bench-client') throw new Error(`gatehouse: unexpected JWT claims ${JSON.stringify(claims)}`);
+  if (claims.client_id !== 'bench-client')
+    throw new Error(`gatehouse: unexpected JWT claims ${JSON.stringify(claims)}`);
 }
 
 async function countLines(file: string): Promise<number> {
@@ -387,7 +510,11 @@ async function countLines(file: string): Promise<number> {
 function estimateSeconds(): number {
   const startStop = 3;
   const sat = values['skip-saturation'] ? 0 : rounds * proxies.length * (warmup + duration + startStop);
-  const fixed = values['skip-fixed-rate'] ? 0 : rateTools.length * rounds * ((proxies.length + 1) * (rateDuration + 1) + proxies.length * (warmup + 1 + startStop));
+  const fixed = values['skip-fixed-rate']
+    ? 0
+    : rateTools.length *
+      rounds *
+      ((proxies.length + 1) * (rateDuration + 1) + proxies.length * (warmup + 1 + startStop));
   return sat + fixed + (values.profile ? 2 * (warmup + duration + 10) : 0);
 }
 
@@ -399,8 +526,20 @@ function median(xs: number[]): number {
 }
 
 interface ProxySummary {
-  saturation?: { rps: number; rpsMin: number; rpsMax: number; p50: number; p99: number; proxyCpu: number | undefined; rpsPerProxyCpu: number | undefined; loadCoreBusy: number | undefined };
-  fixedRate?: Record<string, { rate: number; achieved: number; p50: number; p99: number; intendedP99: number | undefined }>;
+  saturation?: {
+    rps: number;
+    rpsMin: number;
+    rpsMax: number;
+    p50: number;
+    p99: number;
+    proxyCpu: number | undefined;
+    rpsPerProxyCpu: number | undefined;
+    loadCoreBusy: number | undefined;
+  };
+  fixedRate?: Record<
+    string,
+    { rate: number; achieved: number; p50: number; p99: number; intendedP99: number | undefined }
+  >;
 }
 
 function summarise(all: Run[], rate: number | undefined) {
@@ -443,10 +582,20 @@ function summarise(all: Run[], rate: number | undefined) {
     if (s.saturation || s.fixedRate) perProxy[p] = s;
   }
 
-  const perRound = (kind: Run['kind'], a: ProxyName, b: ProxyName, tool: string | undefined, f: (x: Run, y: Run) => number) => {
+  const perRound = (
+    kind: Run['kind'],
+    a: ProxyName,
+    b: ProxyName,
+    tool: string | undefined,
+    f: (x: Run, y: Run) => number,
+  ) => {
     const out: number[] = [];
     for (let round = 1; round <= rounds; round++) {
-      const pick = (p: ProxyName) => runs.find((r) => r.proxy === p && r.kind === kind && r.round === round && (tool === undefined || r.result.tool === tool));
+      const pick = (p: ProxyName) =>
+        runs.find(
+          (r) =>
+            r.proxy === p && r.kind === kind && r.round === round && (tool === undefined || r.result.tool === tool),
+        );
       const x = pick(a);
       const y = pick(b);
       if (x && y) out.push(f(x, y));
@@ -458,7 +607,13 @@ function summarise(all: Run[], rate: number | undefined) {
     return rs.length ? { median: median(rs), perRound: rs } : undefined;
   };
   const cpuRatio = (p: ProxyName) => {
-    const rs = perRound('saturation', p, 'bare', undefined, (x, y) => (x.rpsPerProxyCpu ?? NaN) / (y.rpsPerProxyCpu ?? NaN)).filter(Number.isFinite);
+    const rs = perRound(
+      'saturation',
+      p,
+      'bare',
+      undefined,
+      (x, y) => (x.rpsPerProxyCpu ?? NaN) / (y.rpsPerProxyCpu ?? NaN),
+    ).filter(Number.isFinite);
     return rs.length ? { median: median(rs), perRound: rs } : undefined;
   };
   /** Diagnosis: Gatehouse against a proxy that sends the same header bytes with no policies behind them. */
@@ -468,22 +623,52 @@ function summarise(all: Run[], rate: number | undefined) {
   };
   const deltas: Record<string, { medianMs: number; perRoundMs: number[]; intendedMedianMs: number | undefined }> = {};
   for (const tool of new Set(runs.filter((r) => r.kind === 'fixed-rate').map((r) => r.result.tool))) {
-    const d = perRound('fixed-rate', 'gatehouse', 'bare', tool, (x, y) => x.result.latencyMs.p99 - y.result.latencyMs.p99);
-    const di = perRound('fixed-rate', 'gatehouse', 'bare', tool, (x, y) => (x.result.intendedLatencyMs?.p99 ?? NaN) - (y.result.intendedLatencyMs?.p99 ?? NaN)).filter(Number.isFinite);
-    if (d.length) deltas[tool] = { medianMs: median(d), perRoundMs: d, intendedMedianMs: di.length ? median(di) : undefined };
+    const d = perRound(
+      'fixed-rate',
+      'gatehouse',
+      'bare',
+      tool,
+      (x, y) => x.result.latencyMs.p99 - y.result.latencyMs.p99,
+    );
+    const di = perRound(
+      'fixed-rate',
+      'gatehouse',
+      'bare',
+      tool,
+      (x, y) => (x.result.intendedLatencyMs?.p99 ?? NaN) - (y.result.intendedLatencyMs?.p99 ?? NaN),
+    ).filter(Number.isFinite);
+    if (d.length)
+      deltas[tool] = { medianMs: median(d), perRoundMs: d, intendedMedianMs: di.length ? median(di) : undefined };
   }
   const gatehouseRatio = ratio('gatehouse');
   const primaryDelta = deltas['paced-load'] ?? Object.values(deltas)[0];
   return {
     fixedRate: rate,
     perProxy,
-    ratios: { gatehouseOverBare: gatehouseRatio, fastifyOverBare: ratio('fastify'), bareHeadersOverBare: ratio('bare-headers'), gatehouseOverBareHeaders: gatehouseOverBareHeaders() },
+    ratios: {
+      gatehouseOverBare: gatehouseRatio,
+      fastifyOverBare: ratio('fastify'),
+      bareHeadersOverBare: ratio('bare-headers'),
+      gatehouseOverBareHeaders: gatehouseOverBareHeaders(),
+    },
     /** The same ratios on requests per second of proxy CPU time: what each proxy costs per request. */
-    cpuNormalisedRatios: { gatehouseOverBare: cpuRatio('gatehouse'), fastifyOverBare: cpuRatio('fastify'), bareHeadersOverBare: cpuRatio('bare-headers') },
+    cpuNormalisedRatios: {
+      gatehouseOverBare: cpuRatio('gatehouse'),
+      fastifyOverBare: cpuRatio('fastify'),
+      bareHeadersOverBare: cpuRatio('bare-headers'),
+    },
     fixedRateP99DeltaGatehouseMinusBare: deltas,
     targets: {
-      saturation: { target: '≥ 0.85× bare req/s', value: gatehouseRatio?.median, met: gatehouseRatio ? gatehouseRatio.median >= 0.85 : undefined },
-      fixedRateP99: { target: 'gatehouse p99 ≤ bare p99 + 0.5 ms', valueMs: primaryDelta?.medianMs, met: primaryDelta ? primaryDelta.medianMs <= 0.5 : undefined },
+      saturation: {
+        target: '≥ 0.85× bare req/s',
+        value: gatehouseRatio?.median,
+        met: gatehouseRatio ? gatehouseRatio.median >= 0.85 : undefined,
+      },
+      fixedRateP99: {
+        target: 'gatehouse p99 ≤ bare p99 + 0.5 ms',
+        valueMs: primaryDelta?.medianMs,
+        met: primaryDelta ? primaryDelta.medianMs <= 0.5 : undefined,
+      },
     },
   };
 }
@@ -494,8 +679,13 @@ function f1(x: number | undefined, digits = 2): string {
 
 function formatRun(r: Run): string {
   const l = r.result.latencyMs;
-  const cores = Object.entries(r.cores).map(([c, v]) => `${c} ${(v * 100).toFixed(0)}%`).join(' ');
-  const extra = r.kind === 'fixed-rate' && r.result.intendedLatencyMs ? ` (from due time: p99 ${f1(r.result.intendedLatencyMs.p99, 3)} ms, max queue ${r.result.maxQueue})` : '';
+  const cores = Object.entries(r.cores)
+    .map(([c, v]) => `${c} ${(v * 100).toFixed(0)}%`)
+    .join(' ');
+  const extra =
+    r.kind === 'fixed-rate' && r.result.intendedLatencyMs
+      ? ` (from due time: p99 ${f1(r.result.intendedLatencyMs.p99, 3)} ms, max queue ${r.result.maxQueue})`
+      : '';
   const noise = `other load: core0 ${f1((r.foreignOnProxyCore ?? NaN) * 100, 0)}% core1 ${f1((r.foreignOnLoadCore ?? NaN) * 100, 0)}%`;
   return `${r.proxy.padEnd(9)} ${r.result.rps.toFixed(0).padStart(7)} req/s  p50 ${f1(l.p50, 3).padStart(7)} ms  p99 ${f1(l.p99, 3).padStart(7)} ms${extra}  · proxy CPU ${r.proxyCpu === undefined ? '—' : `${(r.proxyCpu * 100).toFixed(0)}%`} · ${cores} · ${noise}${r.accessLogLines !== undefined ? ` · ${r.accessLogLines} log lines` : ''}`;
 }
@@ -503,12 +693,28 @@ function formatRun(r: Run): string {
 function formatTable(s: ReturnType<typeof summarise>): string {
   const lines: string[] = [];
   lines.push(`Saturation (${loadgen}, ${connections} connections, median of ${rounds} rounds)`);
-  lines.push(`  ${'proxy'.padEnd(10)} ${'req/s'.padStart(8)} ${'min–max'.padStart(15)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'ratio'.padStart(7)}  proxy CPU  req/CPU-s  ratio`);
+  lines.push(
+    `  ${'proxy'.padEnd(10)} ${'req/s'.padStart(8)} ${'min–max'.padStart(15)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'ratio'.padStart(7)}  proxy CPU  req/CPU-s  ratio`,
+  );
   for (const p of proxies) {
     const sat = s.perProxy[p]?.saturation;
     if (!sat) continue;
-    const ratio = p === 'bare' ? 1 : p === 'gatehouse' ? s.ratios.gatehouseOverBare?.median : p === 'fastify' ? s.ratios.fastifyOverBare?.median : s.ratios.bareHeadersOverBare?.median;
-    const cpu = p === 'bare' ? 1 : p === 'gatehouse' ? s.cpuNormalisedRatios.gatehouseOverBare?.median : p === 'fastify' ? s.cpuNormalisedRatios.fastifyOverBare?.median : s.cpuNormalisedRatios.bareHeadersOverBare?.median;
+    const ratio =
+      p === 'bare'
+        ? 1
+        : p === 'gatehouse'
+          ? s.ratios.gatehouseOverBare?.median
+          : p === 'fastify'
+            ? s.ratios.fastifyOverBare?.median
+            : s.ratios.bareHeadersOverBare?.median;
+    const cpu =
+      p === 'bare'
+        ? 1
+        : p === 'gatehouse'
+          ? s.cpuNormalisedRatios.gatehouseOverBare?.median
+          : p === 'fastify'
+            ? s.cpuNormalisedRatios.fastifyOverBare?.median
+            : s.cpuNormalisedRatios.bareHeadersOverBare?.median;
     lines.push(
       `  ${p.padEnd(10)} ${sat.rps.toFixed(0).padStart(8)} ${`${sat.rpsMin.toFixed(0)}–${sat.rpsMax.toFixed(0)}`.padStart(15)} ${f1(sat.p50).padStart(8)} ${f1(sat.p99).padStart(8)} ${f1(ratio).padStart(7)}  ${(sat.proxyCpu === undefined ? '—' : `${(sat.proxyCpu * 100).toFixed(0)}%`).padStart(9)}  ${f1(sat.rpsPerProxyCpu, 0).padStart(9)}  ${f1(cpu).padStart(5)}`,
     );
@@ -518,26 +724,52 @@ function formatTable(s: ReturnType<typeof summarise>): string {
   for (const tool of tools) {
     lines.push('');
     lines.push(`Fixed rate ${s.fixedRate} req/s (${tool}, median of ${rounds} rounds)`);
-    lines.push(`  ${'proxy'.padEnd(10)} ${'achieved'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'p99 from due'.padStart(13)}`);
+    lines.push(
+      `  ${'proxy'.padEnd(10)} ${'achieved'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'p99 from due'.padStart(13)}`,
+    );
     for (const p of rows) {
       const fr = s.perProxy[p]?.fixedRate?.[tool];
-      if (fr) lines.push(`  ${(p === 'direct' ? 'no proxy' : p).padEnd(10)} ${fr.achieved.toFixed(0).padStart(9)} ${f1(fr.p50, 3).padStart(8)} ${f1(fr.p99, 3).padStart(8)} ${f1(fr.intendedP99, 3).padStart(13)}`);
+      if (fr)
+        lines.push(
+          `  ${(p === 'direct' ? 'no proxy' : p).padEnd(10)} ${fr.achieved.toFixed(0).padStart(9)} ${f1(fr.p50, 3).padStart(8)} ${f1(fr.p99, 3).padStart(8)} ${f1(fr.intendedP99, 3).padStart(13)}`,
+        );
     }
     const d = s.fixedRateP99DeltaGatehouseMinusBare[tool];
-    if (d) lines.push(`  p99 delta gatehouse − bare: median ${f1(d.medianMs, 3)} ms (per round: ${d.perRoundMs.map((x) => x.toFixed(3)).join(', ')})`);
+    if (d)
+      lines.push(
+        `  p99 delta gatehouse − bare: median ${f1(d.medianMs, 3)} ms (per round: ${d.perRoundMs.map((x) => x.toFixed(3)).join(', ')})`,
+      );
   }
   lines.push('');
   const t = s.targets;
   const mark = (met: boolean | undefined) => (met === undefined ? 'n/a' : met ? 'MET' : 'MISSED');
-  if (s.ratios.gatehouseOverBare) lines.push(`gatehouse/bare req/s: ${f1(t.saturation.value)} (per round ${s.ratios.gatehouseOverBare.perRound.map((x) => x.toFixed(2)).join(', ')}) — target ≥ 0.85: ${mark(t.saturation.met)}`);
-  if (s.ratios.fastifyOverBare) lines.push(`fastify/bare req/s:   ${f1(s.ratios.fastifyOverBare.median)} (per round ${s.ratios.fastifyOverBare.perRound.map((x) => x.toFixed(2)).join(', ')})`);
+  if (s.ratios.gatehouseOverBare)
+    lines.push(
+      `gatehouse/bare req/s: ${f1(t.saturation.value)} (per round ${s.ratios.gatehouseOverBare.perRound.map((x) => x.toFixed(2)).join(', ')}) — target ≥ 0.85: ${mark(t.saturation.met)}`,
+    );
+  if (s.ratios.fastifyOverBare)
+    lines.push(
+      `fastify/bare req/s:   ${f1(s.ratios.fastifyOverBare.median)} (per round ${s.ratios.fastifyOverBare.perRound.map((x) => x.toFixed(2)).join(', ')})`,
+    );
   const bh = s.ratios.bareHeadersOverBare;
   const gbh = s.ratios.gatehouseOverBareHeaders;
-  if (bh) lines.push(`bare-headers/bare req/s: ${f1(bh.median)} (per round ${bh.perRound.map((x) => x.toFixed(2)).join(', ')}): the ceiling for any proxy sending Gatehouse's headers (diagnosis)`);
-  if (gbh) lines.push(`gatehouse/bare-headers req/s: ${f1(gbh.median)} (per round ${gbh.perRound.map((x) => x.toFixed(2)).join(', ')}): the policies' own cost (diagnosis)`);
+  if (bh)
+    lines.push(
+      `bare-headers/bare req/s: ${f1(bh.median)} (per round ${bh.perRound.map((x) => x.toFixed(2)).join(', ')}): the ceiling for any proxy sending Gatehouse's headers (diagnosis)`,
+    );
+  if (gbh)
+    lines.push(
+      `gatehouse/bare-headers req/s: ${f1(gbh.median)} (per round ${gbh.perRound.map((x) => x.toFixed(2)).join(', ')}): the policies' own cost (diagnosis)`,
+    );
   const cr = s.cpuNormalisedRatios.gatehouseOverBare;
-  if (cr) lines.push(`gatehouse/bare requests per CPU-second: ${f1(cr.median)} (per round ${cr.perRound.map((x) => x.toFixed(2)).join(', ')})`);
-  if (t.fixedRateP99.valueMs !== undefined) lines.push(`fixed-rate p99 delta: ${f1(t.fixedRateP99.valueMs, 3)} ms — target ≤ 0.5 ms: ${mark(t.fixedRateP99.met)}`);
+  if (cr)
+    lines.push(
+      `gatehouse/bare requests per CPU-second: ${f1(cr.median)} (per round ${cr.perRound.map((x) => x.toFixed(2)).join(', ')})`,
+    );
+  if (t.fixedRateP99.valueMs !== undefined)
+    lines.push(
+      `fixed-rate p99 delta: ${f1(t.fixedRateP99.valueMs, 3)} ms — target ≤ 0.5 ms: ${mark(t.fixedRateP99.met)}`,
+    );
   lines.push(
     values['gatehouse-log-level'] === 'info'
       ? 'Gatehouse runs include its access log (server.log.level info: one JSON line per request, written to a file).'
@@ -551,9 +783,19 @@ function machine() {
   const nodeVersion = spawnSync(NODE, ['--version'], { encoding: 'utf8' }).stdout.trim();
   // The code measured: the commit plus any uncommitted changes under src/ (read-only git commands).
   const git = (...args: string[]) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() ?? '';
-  const source = { commit: git('rev-parse', '--short', 'HEAD'), uncommittedSrc: git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean) };
+  const source = {
+    commit: git('rev-parse', '--short', 'HEAD'),
+    uncommittedSrc: git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean),
+  };
   // cpus(), not availableParallelism(): this process has pinned itself to one core by now.
-  return { nproc: cpus().length, cpu, node: nodeVersion, kernel: safeRead('/proc/sys/kernel/osrelease').trim(), loadavgAtStart: loadavg(), source };
+  return {
+    nproc: cpus().length,
+    cpu,
+    node: nodeVersion,
+    kernel: safeRead('/proc/sys/kernel/osrelease').trim(),
+    loadavgAtStart: loadavg(),
+    source,
+  };
 }
 
 function safeRead(file: string): string {

@@ -5,7 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { newKey, parseRaw, rawRequest, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream } from './helpers.ts';
+import {
+  newKey,
+  parseRaw,
+  rawRequest,
+  startGateway,
+  startUpstream,
+  TOKEN_EXCHANGE,
+  type GatewayProcess,
+  type Upstream,
+} from './helpers.ts';
 
 const key = newKey();
 
@@ -24,7 +33,12 @@ describe('canonical path on a running gateway', () => {
 
   before(async () => {
     upstream = await startUpstream();
-    const collection = (name: string, basePath: string, upstreamPath: string, endpoints: { method: string; path: string }[]) => ({
+    const collection = (
+      name: string,
+      basePath: string,
+      upstreamPath: string,
+      endpoints: { method: string; path: string }[],
+    ) => ({
       name,
       basePath,
       upstream: `${upstream.url}${upstreamPath}`,
@@ -46,7 +60,15 @@ describe('canonical path on a running gateway', () => {
       ],
       // The client may call everything, so a refusal below is the canonical path's doing, never authorization's.
       roles: [{ name: 'everything', permissions: ['*'] }],
-      clients: [{ id: 'all-access', role: 'everything', environments: ['PROD'], projects: ['payments'], keys: [{ hash: key.hash }] }],
+      clients: [
+        {
+          id: 'all-access',
+          role: 'everything',
+          environments: ['PROD'],
+          projects: ['payments'],
+          keys: [{ hash: key.hash }],
+        },
+      ],
     });
   });
 
@@ -56,7 +78,10 @@ describe('canonical path on a running gateway', () => {
   });
 
   /** Sends `method target` on a raw socket with the key, Host (unless `host` is null) and `headers`. */
-  async function send(target: string, options: { method?: string; host?: string | null; headers?: Record<string, string> } = {}) {
+  async function send(
+    target: string,
+    options: { method?: string; host?: string | null; headers?: Record<string, string> } = {},
+  ) {
     const host = options.host === undefined ? `127.0.0.1:${gw.port}` : options.host;
     const lines = [`${options.method ?? 'GET'} ${target} HTTP/1.1`];
     if (host !== null) lines.push(`Host: ${host}`);
@@ -164,7 +189,10 @@ describe('canonical path on a running gateway', () => {
 
   it('refuses an absolute-form target whose authority disagrees with Host', async () => {
     await refused('http://admin.internal/billing/orgs/acme/invoices', 'GH_ERR_REQUEST_HOST_MISMATCH');
-    await refused(`http://127.0.0.1:${gw.port + 1 === 65536 ? 1 : gw.port + 1}/billing/orgs/acme/invoices`, 'GH_ERR_REQUEST_HOST_MISMATCH');
+    await refused(
+      `http://127.0.0.1:${gw.port + 1 === 65536 ? 1 : gw.port + 1}/billing/orgs/acme/invoices`,
+      'GH_ERR_REQUEST_HOST_MISMATCH',
+    );
     await refused('http://127.0.0.1/billing/orgs/acme/invoices', 'GH_ERR_REQUEST_HOST_MISMATCH');
   });
 
@@ -182,7 +210,10 @@ describe('canonical path on a running gateway', () => {
     it(`refuses the method-override header ${name} with GH_ERR_REQUEST_METHOD_OVERRIDE`, async () => {
       // The key may DELETE too: the refusal is about the header, not about what it asks for.
       await refused('/billing/orgs/acme/invoices', 'GH_ERR_REQUEST_METHOD_OVERRIDE', { headers: { [name]: 'DELETE' } });
-      await refused('/billing/orgs/acme/invoices', 'GH_ERR_REQUEST_METHOD_OVERRIDE', { method: 'POST', headers: { [name.toLowerCase()]: 'GET', 'Content-Length': '0' } });
+      await refused('/billing/orgs/acme/invoices', 'GH_ERR_REQUEST_METHOD_OVERRIDE', {
+        method: 'POST',
+        headers: { [name.toLowerCase()]: 'GET', 'Content-Length': '0' },
+      });
     });
   }
 

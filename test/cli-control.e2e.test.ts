@@ -49,7 +49,10 @@ describe('gatehouse CLI against a control plane', () => {
     cp = await startControlPlane();
     admin = cp.api();
     dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-control-'));
-    gh = (args, env = {}) => runCli(args, { env: { GATEHOUSE_URL: cp.adminUrl, GATEHOUSE_TOKEN: cp.token, GATEHOUSE_WORKSPACE: undefined, ...env } });
+    gh = (args, env = {}) =>
+      runCli(args, {
+        env: { GATEHOUSE_URL: cp.adminUrl, GATEHOUSE_TOKEN: cp.token, GATEHOUSE_WORKSPACE: undefined, ...env },
+      });
   });
   after(async () => {
     await cp?.stop();
@@ -61,9 +64,23 @@ describe('gatehouse CLI against a control plane', () => {
     let token: string;
 
     it('role create makes a role that role list shows', async () => {
-      const created = await gh(['role', 'create', '--name', 'deployer', '--permission', 'admin:collections:read,admin:clients:read', '--permission', 'orders:read', '--description', 'CI']);
+      const created = await gh([
+        'role',
+        'create',
+        '--name',
+        'deployer',
+        '--permission',
+        'admin:collections:read,admin:clients:read',
+        '--permission',
+        'orders:read',
+        '--description',
+        'CI',
+      ]);
       assert.equal(created.code, 0, created.stderr);
-      assert.match(created.stdout, /Created role "deployer" \(rol_\w+\) in workspace default with permissions admin:collections:read, admin:clients:read, orders:read/);
+      assert.match(
+        created.stdout,
+        /Created role "deployer" \(rol_\w+\) in workspace default with permissions admin:collections:read, admin:clients:read, orders:read/,
+      );
       const list = await gh(['role', 'list']);
       assert.equal(list.code, 0, list.stderr);
       assert.match(list.stdout, /^NAME\s+PERMISSIONS\s+ENDPOINTS\s+DESCRIPTION$/m);
@@ -71,7 +88,22 @@ describe('gatehouse CLI against a control plane', () => {
     });
 
     it('client create prints the token once, with the warning to store it now', async () => {
-      const { code, stdout, stderr } = await gh(['client', 'create', '--name', 'ci', '--role', 'deployer', '--env', 'DEV,TEST', '--project', 'default', '--allow-ip', '127.0.0.1/32,::1/128', '--user-id', 'u-1']);
+      const { code, stdout, stderr } = await gh([
+        'client',
+        'create',
+        '--name',
+        'ci',
+        '--role',
+        'deployer',
+        '--env',
+        'DEV,TEST',
+        '--project',
+        'default',
+        '--allow-ip',
+        '127.0.0.1/32,::1/128',
+        '--user-id',
+        'u-1',
+      ]);
       assert.equal(code, 0, stderr);
       const tokens = stdout.match(TOKEN) ?? [];
       assert.equal(tokens.length, 1, stdout);
@@ -103,7 +135,10 @@ describe('gatehouse CLI against a control plane', () => {
       assert.equal(body.id, clientId);
       assert.deepEqual(body.environments, ['DEV', 'TEST']);
       // The role reads clients but may not create them: the admin API's refusal, exit 2.
-      const refused = await gh(['client', 'create', '--name', 'x', '--role', 'deployer', '--env', 'DEV', '--project', 'default'], { GATEHOUSE_TOKEN: token });
+      const refused = await gh(
+        ['client', 'create', '--name', 'x', '--role', 'deployer', '--env', 'DEV', '--project', 'default'],
+        { GATEHOUSE_TOKEN: token },
+      );
       assert.equal(refused.code, 2);
       assert.match(refused.stderr, /^gatehouse: this caller's role does not grant admin:clients:write/);
       // --token overrides the environment.
@@ -149,7 +184,19 @@ describe('gatehouse CLI against a control plane', () => {
     });
 
     it('client create --json prints the admin API answer', async () => {
-      const { code, stdout, stderr } = await gh(['client', 'create', '--name', 'script', '--role', 'deployer', '--env', 'DEV', '--project', '*', '--json']);
+      const { code, stdout, stderr } = await gh([
+        'client',
+        'create',
+        '--name',
+        'script',
+        '--role',
+        'deployer',
+        '--env',
+        'DEV',
+        '--project',
+        '*',
+        '--json',
+      ]);
       assert.equal(code, 0, stderr);
       const answer = JSON.parse(stdout) as { client: { name: string; projects: string[] }; token: string };
       assert.equal(answer.client.name, 'script');
@@ -160,23 +207,57 @@ describe('gatehouse CLI against a control plane', () => {
 
   describe('mistakes', () => {
     it('a missing flag names the command and the flag, exit 2', async () => {
-      const { code, stdout, stderr } = await gh(['client', 'create', '--role', 'deployer', '--env', 'DEV', '--project', 'default']);
+      const { code, stdout, stderr } = await gh([
+        'client',
+        'create',
+        '--role',
+        'deployer',
+        '--env',
+        'DEV',
+        '--project',
+        'default',
+      ]);
       assert.equal(code, 2);
       assert.equal(stdout, '');
       assert.equal(stderr, 'gatehouse: client create: --name is required\n');
     });
 
     it('a bad flag value is refused locally, naming the flag and the value', async () => {
-      const { code, stderr } = await gh(['client', 'create', '--name', 'x', '--role', 'deployer', '--env', 'DEV,prod', '--project', 'default']);
+      const { code, stderr } = await gh([
+        'client',
+        'create',
+        '--name',
+        'x',
+        '--role',
+        'deployer',
+        '--env',
+        'DEV,prod',
+        '--project',
+        'default',
+      ]);
       assert.equal(code, 2);
-      assert.match(stderr, /^gatehouse: client create: --env: must be an upper-case environment name such as DEV, TEST or PROD \(got "prod"\)$/m);
+      assert.match(
+        stderr,
+        /^gatehouse: client create: --env: must be an upper-case environment name such as DEV, TEST or PROD \(got "prod"\)$/m,
+      );
       const grace = await gh(['client', 'regenerate', 'cli_whatever1', '--grace-period', 'soon']);
       assert.equal(grace.code, 2);
       assert.match(grace.stderr, /^gatehouse: client regenerate: --grace-period: invalid duration "soon"/);
     });
 
     it('an admin API refusal prints its detail and field path, exit 2, no stack trace', async () => {
-      const { code, stderr } = await gh(['client', 'create', '--name', 'x', '--role', 'nope', '--env', 'DEV', '--project', 'default']);
+      const { code, stderr } = await gh([
+        'client',
+        'create',
+        '--name',
+        'x',
+        '--role',
+        'nope',
+        '--env',
+        'DEV',
+        '--project',
+        'default',
+      ]);
       assert.equal(code, 2);
       assert.equal(stderr, 'gatehouse: body.role: unknown role "nope"\n');
       const env = await gh(['collection', 'list', '--env', 'STAGING']);
@@ -201,7 +282,13 @@ describe('gatehouse CLI against a control plane', () => {
       const { code, stdout, stderr } = await gh(['client', 'list'], { GATEHOUSE_URL: `http://127.0.0.1:${port}` });
       assert.equal(code, 2);
       assert.equal(stdout, '');
-      assert.match(stderr, new RegExp(`^gatehouse: cannot reach the control plane at http://127\\.0\\.0\\.1:${port}: is \`gatehouse control start\` running\\? \\(ECONNREFUSED\\)$`, 'm'));
+      assert.match(
+        stderr,
+        new RegExp(
+          `^gatehouse: cannot reach the control plane at http://127\\.0\\.0\\.1:${port}: is \`gatehouse control start\` running\\? \\(ECONNREFUSED\\)$`,
+          'm',
+        ),
+      );
       assert.doesNotMatch(stderr, STACK_FRAME);
     });
 
@@ -209,7 +296,11 @@ describe('gatehouse CLI against a control plane', () => {
       const fake = createHttpServer((req, res) => {
         req.resume();
         if (req.url === '/api/v1/me') {
-          const body = JSON.stringify({ code: 'GH_ERR_GATEWAY_INTERNAL', status: 500, detail: 'an internal error occurred; it is logged under this request id' });
+          const body = JSON.stringify({
+            code: 'GH_ERR_GATEWAY_INTERNAL',
+            status: 500,
+            detail: 'an internal error occurred; it is logged under this request id',
+          });
           res.writeHead(500, { 'content-type': 'application/problem+json', 'x-request-id': 'req-1234' }).end(body);
         } else {
           res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>nope</h1>');
@@ -220,10 +311,16 @@ describe('gatehouse CLI against a control plane', () => {
       try {
         const failed = await gh(['client', 'list'], { GATEHOUSE_URL: url });
         assert.equal(failed.code, 1);
-        assert.equal(failed.stderr, 'gatehouse: the control plane failed on GET /api/v1/me: an internal error occurred; it is logged under this request id (request id req-1234)\n');
+        assert.equal(
+          failed.stderr,
+          'gatehouse: the control plane failed on GET /api/v1/me: an internal error occurred; it is logged under this request id (request id req-1234)\n',
+        );
         const other = await gh(['client', 'list', '--workspace', 'default'], { GATEHOUSE_URL: url });
         assert.equal(other.code, 2);
-        assert.equal(other.stderr, `gatehouse: ${url} answered 404 Not Found to GET /api/v1/workspaces/default/clients: is --url the admin API of a Gatehouse control plane?\n`);
+        assert.equal(
+          other.stderr,
+          `gatehouse: ${url} answered 404 Not Found to GET /api/v1/workspaces/default/clients: is --url the admin API of a Gatehouse control plane?\n`,
+        );
       } finally {
         await new Promise<void>((r) => fake.close(() => r()));
       }
@@ -237,29 +334,42 @@ describe('gatehouse CLI against a control plane', () => {
   });
 
   describe('collections', () => {
-    const versions = async (name: string) => ((await admin.get(`${DEV}/collections/${name}/versions`)).body as { items: unknown[] }).items.length;
+    const versions = async (name: string) =>
+      ((await admin.get(`${DEV}/collections/${name}/versions`)).body as { items: unknown[] }).items.length;
 
     it('collection create makes a draft from a file; collection list shows it', async () => {
       const path = await file('single.json', collection('legacy'));
       const created = await gh(['collection', 'create', '--env', 'DEV', '-f', path]);
       assert.equal(created.code, 0, created.stderr);
-      assert.match(created.stdout, /Created collection "legacy" \(col_\w+\) in DEV of workspace default: a draft until published/);
+      assert.match(
+        created.stdout,
+        /Created collection "legacy" \(col_\w+\) in DEV of workspace default: a draft until published/,
+      );
       const list = await gh(['collection', 'list', '--env', 'DEV']);
       assert.equal(list.code, 0, list.stderr);
       assert.match(list.stdout, /^legacy\s+default\s+\/legacy\s+http:\/\/127\.0\.0\.1:9\/legacy\s+1\s+draft$/m);
       const json = await gh(['collection', 'list', '--env', 'DEV', '--json']);
-      assert.deepEqual((JSON.parse(json.stdout) as { name: string }[]).map((c) => c.name), ['legacy']);
+      assert.deepEqual(
+        (JSON.parse(json.stdout) as { name: string }[]).map((c) => c.name),
+        ['legacy'],
+      );
     });
 
     it('collection create with a bad file names the file and the field, exit 2', async () => {
       const path = await file('bad-single.yaml', collection('x', { basePath: 'no-slash' }));
       const { code, stderr } = await gh(['collection', 'create', '--env', 'DEV', '-f', path]);
       assert.equal(code, 2);
-      assert.equal(stderr, `gatehouse: ${path}: basePath: must be "/" or literal segments such as "/billing/v1", without a trailing "/"\n`);
+      assert.equal(
+        stderr,
+        `gatehouse: ${path}: basePath: must be "/" or literal segments such as "/billing/v1", without a trailing "/"\n`,
+      );
     });
 
     it('collection apply creates and publishes, then a second apply changes nothing', async () => {
-      const path = await file('apply.yaml', { environment: 'DEV', collections: [collection('billing'), collection('orders'), collection('users')] });
+      const path = await file('apply.yaml', {
+        environment: 'DEV',
+        collections: [collection('billing'), collection('orders'), collection('users')],
+      });
       const first = await gh(['collection', 'apply', '-f', path]);
       assert.equal(first.code, 0, first.stderr);
       for (const name of ['billing', 'orders', 'users']) {
@@ -271,16 +381,26 @@ describe('gatehouse CLI against a control plane', () => {
 
       const second = await gh(['collection', 'apply', '-f', path]);
       assert.equal(second.code, 0, second.stderr);
-      assert.match(second.stdout, /Summary: 0 created, 0 updated, 0 published, 0 deleted, 3 unchanged: nothing to change$/m);
-      for (const name of ['billing', 'orders', 'users']) assert.match(second.stdout, new RegExp(`^  unchanged ${name}$`, 'm'));
-      for (const name of ['billing', 'orders', 'users']) assert.equal(await versions(name), 1, `${name} got a new version`);
+      assert.match(
+        second.stdout,
+        /Summary: 0 created, 0 updated, 0 published, 0 deleted, 3 unchanged: nothing to change$/m,
+      );
+      for (const name of ['billing', 'orders', 'users'])
+        assert.match(second.stdout, new RegExp(`^  unchanged ${name}$`, 'm'));
+      for (const name of ['billing', 'orders', 'users'])
+        assert.equal(await versions(name), 1, `${name} got a new version`);
       const orders = await admin.get(`${DEV}/collections/orders`);
       assert.equal(orders.body.revision, 1, 'the second apply wrote the draft');
     });
 
     it('collection apply --dry-run shows the plan for an edited file without writing; apply then updates and publishes v2', async () => {
-      const edited = collection('orders', { endpoints: [...collection('orders').endpoints, { method: 'POST', path: '/items', permission: 'orders:write' }] });
-      const path = await file('apply-edited.yaml', { environment: 'DEV', collections: [collection('billing'), edited, collection('users')] });
+      const edited = collection('orders', {
+        endpoints: [...collection('orders').endpoints, { method: 'POST', path: '/items', permission: 'orders:write' }],
+      });
+      const path = await file('apply-edited.yaml', {
+        environment: 'DEV',
+        collections: [collection('billing'), edited, collection('users')],
+      });
 
       const human = await gh(['collection', 'apply', '-f', path, '--dry-run']);
       assert.equal(human.code, 0, human.stderr);
@@ -317,7 +437,11 @@ describe('gatehouse CLI against a control plane', () => {
       // Someone edits the draft of billing through the admin API; the file still says the old thing.
       const put = await admin.put(`${DEV}/collections/billing`, collection('billing', { basePath: '/billing-v2' }));
       assert.equal(put.status, 200, JSON.stringify(put.body));
-      const path = await file('apply-prune.json', { environment: 'DEV', prune: true, collections: [collection('billing'), collection('users')] });
+      const path = await file('apply-prune.json', {
+        environment: 'DEV',
+        prune: true,
+        collections: [collection('billing'), collection('users')],
+      });
       const { code, stdout, stderr } = await gh(['collection', 'apply', '-f', path, '--json']);
       assert.equal(code, 0, stderr);
       const result = JSON.parse(stdout) as Record<string, unknown>;
@@ -332,7 +456,11 @@ describe('gatehouse CLI against a control plane', () => {
     });
 
     it('collection apply with publish: false leaves drafts unpublished', async () => {
-      const path = await file('apply-draft.yaml', { environment: 'DEV', publish: false, collections: [collection('billing'), collection('users'), collection('drafts')] });
+      const path = await file('apply-draft.yaml', {
+        environment: 'DEV',
+        publish: false,
+        collections: [collection('billing'), collection('users'), collection('drafts')],
+      });
       const { code, stdout, stderr } = await gh(['collection', 'apply', '-f', path]);
       assert.equal(code, 0, stderr);
       assert.match(stdout, /^ {2}created drafts$/m);
@@ -342,7 +470,13 @@ describe('gatehouse CLI against a control plane', () => {
     });
 
     it('a bad apply file is refused before any request, naming the file and the field path, exit 2', async () => {
-      const path = await file('bad.yaml', { environment: 'dev', collections: [collection('ok'), collection('bad', { endpoints: [{ method: 'FETCH', path: '/x', permission: 'x' }] })] });
+      const path = await file('bad.yaml', {
+        environment: 'dev',
+        collections: [
+          collection('ok'),
+          collection('bad', { endpoints: [{ method: 'FETCH', path: '/x', permission: 'x' }] }),
+        ],
+      });
       const { code, stdout, stderr } = await gh(['collection', 'apply', '-f', path]);
       assert.equal(code, 2);
       assert.equal(stdout, '');
@@ -354,7 +488,10 @@ describe('gatehouse CLI against a control plane', () => {
       const dup = await file('dup.yaml', { environment: 'DEV', collections: [collection('ok'), collection('ok')] });
       const twice = await gh(['collection', 'apply', '-f', dup]);
       assert.equal(twice.code, 2);
-      assert.equal(twice.stderr, `gatehouse: ${dup}: collections[1].name: "ok" is listed twice (also collections[0])\n`);
+      assert.equal(
+        twice.stderr,
+        `gatehouse: ${dup}: collections[1].name: "ok" is listed twice (also collections[0])\n`,
+      );
 
       const noFile = await gh(['collection', 'apply']);
       assert.equal(noFile.code, 2);
@@ -367,10 +504,21 @@ describe('gatehouse CLI against a control plane', () => {
 
     it('an apply the admin API refuses names the collection and the step', async () => {
       // Two collections on one base path: the second create is refused (409).
-      const path = await file('clash.yaml', { environment: 'DEV', collections: [collection('billing'), collection('users'), collection('drafts'), collection('clash', { basePath: '/users' })] });
+      const path = await file('clash.yaml', {
+        environment: 'DEV',
+        collections: [
+          collection('billing'),
+          collection('users'),
+          collection('drafts'),
+          collection('clash', { basePath: '/users' }),
+        ],
+      });
       const { code, stderr } = await gh(['collection', 'apply', '-f', path]);
       assert.equal(code, 2);
-      assert.match(stderr, /^gatehouse: creating collection "clash": body\.basePath: "\/users" is already served by collection "users" on the same gateway$/m);
+      assert.match(
+        stderr,
+        /^gatehouse: creating collection "clash": body\.basePath: "\/users" is already served by collection "users" on the same gateway$/m,
+      );
     });
   });
 });

@@ -38,7 +38,10 @@ describe('the CLI loads only the code of the command that runs', () => {
     assert.match(r.stdout, /^\d+\.\d+\.\d+/);
     const loaded = await ourModules(trace);
     assert.ok(loaded.includes('src/cli/main.ts'), loaded.join(', '));
-    assert.deepEqual(loaded.filter((p) => !['src/cli/main.ts', 'src/cli/command.ts', 'src/config/redact-url.ts'].includes(p)), []);
+    assert.deepEqual(
+      loaded.filter((p) => !['src/cli/main.ts', 'src/cli/command.ts', 'src/config/redact-url.ts'].includes(p)),
+      [],
+    );
   });
 
   it('gatehouse --help lists every command without loading any', async () => {
@@ -47,7 +50,12 @@ describe('the CLI loads only the code of the command that runs', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^ {2}gateway run +run a gateway: /m);
     assert.match(r.stdout, /^ {2}control start +start the control plane/m);
-    assert.deepEqual((await ourModules(trace)).filter((p) => !p.startsWith('src/cli/main.ts') && p !== 'src/cli/command.ts' && p !== 'src/config/redact-url.ts'), []);
+    assert.deepEqual(
+      (await ourModules(trace)).filter(
+        (p) => !p.startsWith('src/cli/main.ts') && p !== 'src/cli/command.ts' && p !== 'src/config/redact-url.ts',
+      ),
+      [],
+    );
   });
 
   describe('an edge gateway', () => {
@@ -64,11 +72,27 @@ describe('the CLI loads only the code of the command that runs', () => {
 
     it('gatehouse gateway run, started, synced and stopped, never loads control-plane code', async () => {
       const trace = join(work, 'gateway-run.txt');
-      const child = spawn(process.execPath, [join(REPO_ROOT, 'src/cli/main.ts'), 'gateway', 'run', '--config', dir, '--port', '0', '--ops-port', '0', '--host', '127.0.0.1'], {
-        cwd: REPO_ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, NODE_OPTIONS: `--import=${HOOK}`, GATEHOUSE_MODULE_TRACE: trace },
-      });
+      const child = spawn(
+        process.execPath,
+        [
+          join(REPO_ROOT, 'src/cli/main.ts'),
+          'gateway',
+          'run',
+          '--config',
+          dir,
+          '--port',
+          '0',
+          '--ops-port',
+          '0',
+          '--host',
+          '127.0.0.1',
+        ],
+        {
+          cwd: REPO_ROOT,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, NODE_OPTIONS: `--import=${HOOK}`, GATEHOUSE_MODULE_TRACE: trace },
+        },
+      );
       const kill = setTimeout(() => child.kill('SIGKILL'), 60_000);
       const output: string[] = [];
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
@@ -89,12 +113,26 @@ describe('the CLI loads only the code of the command that runs', () => {
       }
       const loaded = await ourModules(trace);
       assert.ok(loaded.includes('src/gateway/sync/sync-client.ts'), 'the trace covers the whole run');
-      assert.deepEqual(loaded.filter((p) => p.startsWith('src/control/')), []);
-      assert.deepEqual(loaded.filter((p) => p.startsWith('src/cli/')).sort(), ['src/cli/command.ts', 'src/cli/gateway-run.ts', 'src/cli/logger.ts', 'src/cli/main.ts']);
+      assert.deepEqual(
+        loaded.filter((p) => p.startsWith('src/control/')),
+        [],
+      );
+      assert.deepEqual(loaded.filter((p) => p.startsWith('src/cli/')).sort(), [
+        'src/cli/command.ts',
+        'src/cli/gateway-run.ts',
+        'src/cli/logger.ts',
+        'src/cli/main.ts',
+      ]);
       // Reading its certificates needs no X.509 library (~0.1 s to load): only making a CSR (renewal) loads it.
-      assert.deepEqual(loaded.filter((p) => p === 'src/gateway/sync/x509.ts' || p === 'src/gateway/sync/bootstrap.ts'), []);
+      assert.deepEqual(
+        loaded.filter((p) => p === 'src/gateway/sync/x509.ts' || p === 'src/gateway/sync/bootstrap.ts'),
+        [],
+      );
       const all = (await readFile(trace, 'utf8')).split('\n');
-      assert.deepEqual(all.filter((u) => u.includes('/@peculiar/') || u.includes('/reflect-metadata/') || u.includes('/tsyringe/')), []);
+      assert.deepEqual(
+        all.filter((u) => u.includes('/@peculiar/') || u.includes('/reflect-metadata/') || u.includes('/tsyringe/')),
+        [],
+      );
     });
   });
 });

@@ -88,7 +88,12 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
   });
 
   it('config check accepts the bundled example and exits 0', async () => {
-    const { code, stdout, stderr } = await runCli(['config', 'check', '--config', join(REPO_ROOT, 'examples/gateway.yaml')]);
+    const { code, stdout, stderr } = await runCli([
+      'config',
+      'check',
+      '--config',
+      join(REPO_ROOT, 'examples/gateway.yaml'),
+    ]);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /examples\/gateway\.yaml: valid \(1 collections, 2 roles, 3 clients, 3 keys\)/);
   });
@@ -134,7 +139,10 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
     await writeFile(file, 'tokenExchange:\n  issuer: x\n  audience: [a, b\nroles: []\n');
     const { code, stderr } = await runCli(['config', 'check', '--config', file]);
     assert.equal(code, 2, stderr);
-    assert.match(stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid YAML at line \\d+, column \\d+`));
+    assert.match(
+      stderr,
+      new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid YAML at line \\d+, column \\d+`),
+    );
     assert.doesNotMatch(stderr, STACK_FRAME);
   });
 
@@ -149,7 +157,16 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
 
   it('gateway run with a missing config file exits 2 with a clear message', async () => {
     const file = join(dir, 'does-not-exist.yaml');
-    const { code, stdout, stderr } = await runCli(['gateway', 'run', '--config', file, '--port', '0', '--ops-port', '0']);
+    const { code, stdout, stderr } = await runCli([
+      'gateway',
+      'run',
+      '--config',
+      file,
+      '--port',
+      '0',
+      '--ops-port',
+      '0',
+    ]);
     assert.equal(code, 2, stdout + stderr);
     assert.equal(stderr.trim(), `gatehouse: ${file}: cannot read the config file (ENOENT)`);
     assert.doesNotMatch(stderr, STACK_FRAME);
@@ -157,8 +174,20 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
 
   it('gateway run with an invalid config file exits 2 before listening', async () => {
     const file = join(dir, 'run-invalid.yaml');
-    await writeFile(file, 'tokenExchange:\n  issuer: x\n  audience: y\nclients:\n  - id: c\n    role: ghost\n    environments: [PROD]\n    projects: [p]\n    keys: [{ hash: "0000000000000000000000000000000000000000000000000000000000000000" }]\n');
-    const { code, stdout, stderr } = await runCli(['gateway', 'run', '--config', file, '--port', '0', '--ops-port', '0']);
+    await writeFile(
+      file,
+      'tokenExchange:\n  issuer: x\n  audience: y\nclients:\n  - id: c\n    role: ghost\n    environments: [PROD]\n    projects: [p]\n    keys: [{ hash: "0000000000000000000000000000000000000000000000000000000000000000" }]\n',
+    );
+    const { code, stdout, stderr } = await runCli([
+      'gateway',
+      'run',
+      '--config',
+      file,
+      '--port',
+      '0',
+      '--ops-port',
+      '0',
+    ]);
     assert.equal(code, 2, stdout + stderr);
     assert.match(stderr, /clients\[0\]\.role: unknown role "ghost"/);
     assert.doesNotMatch(stdout, /gateway listening/);
@@ -187,7 +216,17 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
     ];
     for (const [flag, value] of cases) {
       const other = flag === '--port' ? '--ops-port' : '--port';
-      const { code, stdout, stderr } = await runCli(['gateway', 'run', '--config', valid, '--host', '127.0.0.1', other, '0', `${flag}=${value}`]);
+      const { code, stdout, stderr } = await runCli([
+        'gateway',
+        'run',
+        '--config',
+        valid,
+        '--host',
+        '127.0.0.1',
+        other,
+        '0',
+        `${flag}=${value}`,
+      ]);
       assert.equal(code, 2, `${flag} "${value}":\n${stdout}${stderr}`);
       assert.equal(stderr, `gatehouse: gateway run: ${flag} must be a whole number from 0 to 65535, got "${value}"\n`);
       assert.doesNotMatch(stdout, /gateway listening/);
@@ -195,9 +234,25 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
   });
 
   it('gateway run with a config file refuses --log-level (the file sets server.log.level) and exits 2', async () => {
-    const { code, stdout, stderr } = await runCli(['gateway', 'run', '--config', valid, '--host', '127.0.0.1', '--port', '0', '--ops-port', '0', '--log-level', 'debug']);
+    const { code, stdout, stderr } = await runCli([
+      'gateway',
+      'run',
+      '--config',
+      valid,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--ops-port',
+      '0',
+      '--log-level',
+      'debug',
+    ]);
     assert.equal(code, 2, stdout + stderr);
-    assert.equal(stderr, 'gatehouse: gateway run: --log-level applies to edge gateways; a config file sets server.log.level\n');
+    assert.equal(
+      stderr,
+      'gatehouse: gateway run: --log-level applies to edge gateways; a config file sets server.log.level\n',
+    );
     assert.doesNotMatch(stdout, /gateway listening/);
   });
 
@@ -222,18 +277,30 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
     const edge = join(dir, 'edge-redis');
     await mkdir(edge, { recursive: true });
     await writeFile(join(edge, 'gateway.json'), '{}');
-    const { code, stdout, stderr } = await runCli(['gateway', 'run', '--config', edge], { env: { GATEHOUSE_RATE_LIMIT_REDIS_URL: 'http://user:s3cret@cache:6379' } });
+    const { code, stdout, stderr } = await runCli(['gateway', 'run', '--config', edge], {
+      env: { GATEHOUSE_RATE_LIMIT_REDIS_URL: 'http://user:s3cret@cache:6379' },
+    });
     assert.equal(code, 2, `${stdout}${stderr}`);
-    assert.equal(stderr, 'gatehouse: gateway run: GATEHOUSE_RATE_LIMIT_REDIS_URL must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379\n');
+    assert.equal(
+      stderr,
+      'gatehouse: gateway run: GATEHOUSE_RATE_LIMIT_REDIS_URL must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379\n',
+    );
   });
 
   it('an admin command pointed at a server that answers 200 "hello" exits 2: not a Gatehouse control plane', async () => {
     const url = urlOf(hello);
-    for (const args of [['client', 'list'], ['client', 'create', '--name', 'ci', '--role', 'reader', '--env', 'PROD', '--project', 'shop'], ['client', 'delete', 'cl_1', '--workspace', 'default']]) {
+    for (const args of [
+      ['client', 'list'],
+      ['client', 'create', '--name', 'ci', '--role', 'reader', '--env', 'PROD', '--project', 'shop'],
+      ['client', 'delete', 'cl_1', '--workspace', 'default'],
+    ]) {
       const { code, stdout, stderr } = await runCli([...args, '--url', url], { env: ADMIN_ENV });
       assert.equal(code, 2, `${args.join(' ')}:\n${stdout}${stderr}`);
       const path = args[1] === 'delete' ? 'DELETE /api/v1/workspaces/default/clients/cl_1' : 'GET /api/v1/me';
-      assert.equal(stderr, `gatehouse: ${url}: the answer to ${path} is not a Gatehouse control plane's (not JSON): is --url the admin API of a Gatehouse control plane?\n`);
+      assert.equal(
+        stderr,
+        `gatehouse: ${url}: the answer to ${path} is not a Gatehouse control plane's (not JSON): is --url the admin API of a Gatehouse control plane?\n`,
+      );
       assert.equal(stdout, '');
     }
   });
@@ -241,16 +308,44 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
   it('an admin command pointed at a server that answers 200 "{}" exits 2 and names what the answer lacks', async () => {
     const url = urlOf(emptyJson);
     const cases = [
-      [['client', 'create', '--name', 'ci', '--role', 'reader', '--env', 'PROD', '--project', 'shop'], 'GET /api/v1/me', 'no string workspace.name'],
+      [
+        ['client', 'create', '--name', 'ci', '--role', 'reader', '--env', 'PROD', '--project', 'shop'],
+        'GET /api/v1/me',
+        'no string workspace.name',
+      ],
       [['client', 'list', '--workspace', 'default'], 'GET /api/v1/workspaces/default/clients', 'no list items'],
-      [['client', 'create', '--name', 'ci', '--role', 'reader', '--env', 'PROD', '--project', 'shop', '--workspace', 'default'], 'POST /api/v1/workspaces/default/clients', 'no string client.id'],
-      [['role', 'create', '--name', 'reader', '--workspace', 'default'], 'POST /api/v1/workspaces/default/roles', 'no string id'],
+      [
+        [
+          'client',
+          'create',
+          '--name',
+          'ci',
+          '--role',
+          'reader',
+          '--env',
+          'PROD',
+          '--project',
+          'shop',
+          '--workspace',
+          'default',
+        ],
+        'POST /api/v1/workspaces/default/clients',
+        'no string client.id',
+      ],
+      [
+        ['role', 'create', '--name', 'reader', '--workspace', 'default'],
+        'POST /api/v1/workspaces/default/roles',
+        'no string id',
+      ],
       [['gateway', 'list', '--workspace', 'default'], 'GET /api/v1/workspaces/default/gateways', 'no list items'],
     ] as const;
     for (const [args, request, lack] of cases) {
       const { code, stdout, stderr } = await runCli([...args, '--url', url], { env: ADMIN_ENV });
       assert.equal(code, 2, `${args.join(' ')}:\n${stdout}${stderr}`);
-      assert.equal(stderr, `gatehouse: ${url}: the answer to ${request} is not a Gatehouse control plane's (${lack}): is --url the admin API of a Gatehouse control plane?\n`);
+      assert.equal(
+        stderr,
+        `gatehouse: ${url}: the answer to ${request} is not a Gatehouse control plane's (${lack}): is --url the admin API of a Gatehouse control plane?\n`,
+      );
       assert.doesNotMatch(stderr, STACK_FRAME);
     }
   });
@@ -258,10 +353,47 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
   it('never prints the password of a control plane URL', async () => {
     const cases = [
       // fetch() refuses a URL with credentials: said as such, not as "cannot reach the control plane".
-      [['client', 'create', '--name', 'ci', '--role', 'reader', '--env', 'PROD', '--project', 'shop', '--url', 'http://user:s3cret-pw@127.0.0.1:18999'], 'client create: --url must not hold a user name or password (the token authenticates), got "http://user:***@127.0.0.1:18999"'],
-      [['client', 'list', '--url', 'ftp://user:s3cret-pw@127.0.0.1'], 'client list: --url must be an http:// or https:// URL such as http://127.0.0.1:8081, got "ftp://user:***@127.0.0.1"'],
-      [['client', 'list', '--url', `${urlOf(hello)}/?password=s3cret-pw`], `${urlOf(hello)}/?password=***: the answer to GET /api/v1/me is not a Gatehouse control plane's (not JSON): is --url the admin API of a Gatehouse control plane?`],
-      [['gateway', 'bootstrap', '-t', `ghr_${'a'.repeat(32)}`, '--ca-pin', `sha256:${'0'.repeat(64)}`, '--url', 'http://user:s3cret-pw@cp.example.com:8443', '-o', join(dir, 'never-written'), 'standalone'], 'gateway bootstrap: --url: must be an https:// URL (got "http://user:***@cp.example.com:8443")'],
+      [
+        [
+          'client',
+          'create',
+          '--name',
+          'ci',
+          '--role',
+          'reader',
+          '--env',
+          'PROD',
+          '--project',
+          'shop',
+          '--url',
+          'http://user:s3cret-pw@127.0.0.1:18999',
+        ],
+        'client create: --url must not hold a user name or password (the token authenticates), got "http://user:***@127.0.0.1:18999"',
+      ],
+      [
+        ['client', 'list', '--url', 'ftp://user:s3cret-pw@127.0.0.1'],
+        'client list: --url must be an http:// or https:// URL such as http://127.0.0.1:8081, got "ftp://user:***@127.0.0.1"',
+      ],
+      [
+        ['client', 'list', '--url', `${urlOf(hello)}/?password=s3cret-pw`],
+        `${urlOf(hello)}/?password=***: the answer to GET /api/v1/me is not a Gatehouse control plane's (not JSON): is --url the admin API of a Gatehouse control plane?`,
+      ],
+      [
+        [
+          'gateway',
+          'bootstrap',
+          '-t',
+          `ghr_${'a'.repeat(32)}`,
+          '--ca-pin',
+          `sha256:${'0'.repeat(64)}`,
+          '--url',
+          'http://user:s3cret-pw@cp.example.com:8443',
+          '-o',
+          join(dir, 'never-written'),
+          'standalone',
+        ],
+        'gateway bootstrap: --url: must be an https:// URL (got "http://user:***@cp.example.com:8443")',
+      ],
     ] as const;
     for (const [args, message] of cases) {
       const { code, stdout, stderr } = await runCli([...args], { env: ADMIN_ENV });
@@ -272,7 +404,10 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
   });
 
   it('gateway run on an API port already in use exits with a message naming the address, without a stack trace', async () => {
-    const { code, signal, stdout, stderr } = await runCli(['gateway', 'run', '--config', valid, '--host', '127.0.0.1', '--port', String(occupiedPort), '--ops-port', '0'], { timeoutMs: 8_000 });
+    const { code, signal, stdout, stderr } = await runCli(
+      ['gateway', 'run', '--config', valid, '--host', '127.0.0.1', '--port', String(occupiedPort), '--ops-port', '0'],
+      { timeoutMs: 8_000 },
+    );
     assert.equal(signal, null, `still running after 8 s:\n${stdout}${stderr}`);
     assert.notEqual(code, 0);
     assert.ok(stderr.includes(`127.0.0.1:${occupiedPort}`), stderr);
@@ -281,7 +416,10 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
   });
 
   it('gateway run on an ops port already in use exits (instead of serving traffic without health checks) with a clear message', async () => {
-    const { code, signal, stdout, stderr } = await runCli(['gateway', 'run', '--config', valid, '--host', '127.0.0.1', '--port', '0', '--ops-port', String(occupiedPort)], { timeoutMs: 8_000 });
+    const { code, signal, stdout, stderr } = await runCli(
+      ['gateway', 'run', '--config', valid, '--host', '127.0.0.1', '--port', '0', '--ops-port', String(occupiedPort)],
+      { timeoutMs: 8_000 },
+    );
     assert.equal(signal, null, `still running 8 s after failing to listen on the ops port:\n${stdout}${stderr}`);
     assert.notEqual(code, 0);
     assert.ok(stderr.includes(`127.0.0.1:${occupiedPort}`), stderr);
@@ -304,10 +442,11 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
     assert.doesNotMatch(stderr, STACK_FRAME);
   });
 
-  it('--help exits 0 and lists the commands; a command\'s --help shows its options', async () => {
+  it("--help exits 0 and lists the commands; a command's --help shows its options", async () => {
     const top = await runCli(['--help']);
     assert.equal(top.code, 0);
-    for (const command of ['gateway run', 'key generate', 'config check']) assert.ok(top.stdout.includes(command), `--help does not list ${command}`);
+    for (const command of ['gateway run', 'key generate', 'config check'])
+      assert.ok(top.stdout.includes(command), `--help does not list ${command}`);
     const run = await runCli(['gateway', 'run', '--help']);
     assert.equal(run.code, 0);
     assert.match(run.stdout, /^Usage: gatehouse gateway run --config FILE/);

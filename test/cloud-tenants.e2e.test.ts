@@ -14,7 +14,14 @@ import { startUpstream, type Upstream } from './helpers.ts';
 const AUDIENCE = 'urn:gatehouse:default:dev';
 
 function collection(name: string, basePath: string, upstream: string, more: Record<string, unknown> = {}) {
-  return { name, basePath, upstream, project: 'default', endpoints: [{ method: 'GET', path: '/invoices', permission: 'invoices:read' }], ...more };
+  return {
+    name,
+    basePath,
+    upstream,
+    project: 'default',
+    endpoints: [{ method: 'GET', path: '/invoices', permission: 'invoices:read' }],
+    ...more,
+  };
 }
 
 /** Creates and publishes a collection in the workspace's DEV environment. */
@@ -28,8 +35,18 @@ async function publish(admin: AdminApi, workspace: string, spec: ReturnType<type
 
 /** A client of the workspace with the same org and user ids in every workspace: tenants choose them freely. */
 async function client(admin: AdminApi, workspace: string): Promise<string> {
-  assert.equal((await admin.post(`/workspaces/${workspace}/roles`, { name: 'reader', permissions: ['invoices:read'] })).status, 201);
-  const created = await admin.post(`/workspaces/${workspace}/clients`, { name: 'app', role: 'reader', environments: ['DEV'], projects: ['default'], orgId: 'acme', userId: 'u-1' });
+  assert.equal(
+    (await admin.post(`/workspaces/${workspace}/roles`, { name: 'reader', permissions: ['invoices:read'] })).status,
+    201,
+  );
+  const created = await admin.post(`/workspaces/${workspace}/clients`, {
+    name: 'app',
+    role: 'reader',
+    environments: ['DEV'],
+    projects: ['default'],
+    orgId: 'acme',
+    userId: 'u-1',
+  });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   return created.body.token as string;
 }
@@ -56,7 +73,11 @@ describe('cloud gateway: tenants with the same collection name and org id', () =
     assert.equal((await admin.post('/workspaces', { name: 'tenant-b' })).status, 201);
     for (const ws of ['default', 'tenant-b']) {
       await publish(admin, ws, collection('billing', '/billing', upstream.url));
-      await publish(admin, ws, collection('metered', '/metered', upstream.url, { rateLimits: { org: { limit: 3, window: '1h' } } }));
+      await publish(
+        admin,
+        ws,
+        collection('metered', '/metered', upstream.url, { rateLimits: { org: { limit: 3, window: '1h' } } }),
+      );
     }
     tokenA = await client(admin, 'default');
     tokenB = await client(admin, 'tenant-b');
@@ -71,7 +92,7 @@ describe('cloud gateway: tenants with the same collection name and org id', () =
     const issuerB = `${cp.gatewayUrl}/tenant-b/dev`;
     assert.match(cp.gatewayUrl, /^http:\/\/127\.0\.0\.1:\d+$/, 'the issuer names the bound port, not a placeholder');
     const snapshot = await admin.get('/workspaces/default/environments/DEV/snapshot');
-    assert.equal(snapshot.body.snapshot.tokenExchange.issuer, issuerA, 'the scope\'s snapshot carries its issuer');
+    assert.equal(snapshot.body.snapshot.tokenExchange.issuer, issuerA, "the scope's snapshot carries its issuer");
 
     const resA = await call('default', '/billing/invoices', tokenA);
     const resB = await call('tenant-b', '/billing/invoices', tokenB);
@@ -87,26 +108,46 @@ describe('cloud gateway: tenants with the same collection name and org id', () =
     assert.equal(a.payload.iss, issuerA);
     assert.equal(b.payload.iss, issuerB);
     assert.deepEqual([a.payload.org_id, a.payload.user_id], [b.payload.org_id, b.payload.user_id]);
-    await assert.rejects(jwtVerify(jwtB, jwks, { issuer: issuerA }), (error: Error & { code?: string; claim?: string }) => {
-      assert.equal(error.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED');
-      assert.equal(error.claim, 'iss');
-      return true;
-    });
+    await assert.rejects(
+      jwtVerify(jwtB, jwks, { issuer: issuerA }),
+      (error: Error & { code?: string; claim?: string }) => {
+        assert.equal(error.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED');
+        assert.equal(error.claim, 'iss');
+        return true;
+      },
+    );
     // Each workspace environment has its own audience too: a backend that checks only `aud` against the union
     // JWKS still refuses the other tenant's token.
     assert.equal(a.payload.aud, AUDIENCE);
-    await assert.rejects(jwtVerify(jwtB, jwks, { audience: AUDIENCE }), (error: Error & { code?: string; claim?: string }) => {
-      assert.equal(error.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED');
-      assert.equal(error.claim, 'aud');
-      return true;
-    });
+    await assert.rejects(
+      jwtVerify(jwtB, jwks, { audience: AUDIENCE }),
+      (error: Error & { code?: string; claim?: string }) => {
+        assert.equal(error.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED');
+        assert.equal(error.claim, 'aud');
+        return true;
+      },
+    );
   });
 
   it("lets tenant A's backend (the demo upstream) refuse a token replayed from tenant B", async () => {
-    const backend = await startDemoUpstream({ host: '127.0.0.1', port: 0, jwksUrl: `${cp.gatewayUrl}/.well-known/jwks.json`, issuer: `${cp.gatewayUrl}/default/dev`, audience: AUDIENCE });
+    const backend = await startDemoUpstream({
+      host: '127.0.0.1',
+      port: 0,
+      jwksUrl: `${cp.gatewayUrl}/.well-known/jwks.json`,
+      issuer: `${cp.gatewayUrl}/default/dev`,
+      audience: AUDIENCE,
+    });
     try {
-      const replay = async (token: string) => (await fetch(`http://127.0.0.1:${backend.address.port}/billing/invoices`, { headers: { authorization: `Bearer ${token}` } })).status;
-      const jwtOf = async (tenant: string, token: string) => jwtSeenBy((await (await call(tenant, '/billing/invoices', token)).json()) as { headers: Record<string, string> });
+      const replay = async (token: string) =>
+        (
+          await fetch(`http://127.0.0.1:${backend.address.port}/billing/invoices`, {
+            headers: { authorization: `Bearer ${token}` },
+          })
+        ).status;
+      const jwtOf = async (tenant: string, token: string) =>
+        jwtSeenBy(
+          (await (await call(tenant, '/billing/invoices', token)).json()) as { headers: Record<string, string> },
+        );
       assert.equal(await replay(await jwtOf('default', tokenA)), 200);
       assert.equal(await replay(await jwtOf('tenant-b', tokenB)), 401);
     } finally {
@@ -132,24 +173,50 @@ describe('cloud gateway: tenants with the same collection name and org id', () =
 
   it("refuses an upstream on the admin API's port, by address or by a name resolving to loopback, and logs it with the collection", async () => {
     const adminPort = new URL(cp.adminUrl).port;
-    await publish(admin, 'tenant-b', collection('probe', '/probe', `http://127.0.0.1:${adminPort}/api/v1`, { authRequired: false }));
-    await publish(admin, 'tenant-b', collection('probe-name', '/probe-name', `http://localhost:${adminPort}/api/v1`, { authRequired: false }));
+    await publish(
+      admin,
+      'tenant-b',
+      collection('probe', '/probe', `http://127.0.0.1:${adminPort}/api/v1`, { authRequired: false }),
+    );
+    await publish(
+      admin,
+      'tenant-b',
+      collection('probe-name', '/probe-name', `http://localhost:${adminPort}/api/v1`, { authRequired: false }),
+    );
     assert.equal(await problem(await call('tenant-b', '/probe/invoices')), '502 GH_ERR_UPSTREAM_EGRESS_DENIED');
     assert.equal(await problem(await call('tenant-b', '/probe-name/invoices')), '502 GH_ERR_UPSTREAM_EGRESS_DENIED');
     // The log is written in batches: wait for the lines.
-    const logged = () => cp.output.filter((l) => l.includes('"msg":"upstream connection refused by the egress policy"')).map((l) => JSON.parse(l) as Record<string, string>);
-    await eventually(async () => logged().some((l) => l.collection === 'probe' && l.basePath === '/tenant-b/dev/probe'), 10_000, 'the refusal of "probe" logged');
-    await eventually(async () => logged().some((l) => l.collection === 'probe-name' && /localhost \(127\.0\.0\.1\)/.test(l.reason!)), 10_000, 'the refusal of "probe-name" logged');
+    const logged = () =>
+      cp.output
+        .filter((l) => l.includes('"msg":"upstream connection refused by the egress policy"'))
+        .map((l) => JSON.parse(l) as Record<string, string>);
+    await eventually(
+      async () => logged().some((l) => l.collection === 'probe' && l.basePath === '/tenant-b/dev/probe'),
+      10_000,
+      'the refusal of "probe" logged',
+    );
+    await eventually(
+      async () => logged().some((l) => l.collection === 'probe-name' && /localhost \(127\.0\.0\.1\)/.test(l.reason!)),
+      10_000,
+      'the refusal of "probe-name" logged',
+    );
   });
 
   it('refuses a link-local upstream (cloud metadata) at once, without trying to connect', async () => {
-    await publish(admin, 'tenant-b', collection('metadata', '/metadata', 'http://169.254.169.254/latest/meta-data', { authRequired: false, upstream: { url: 'http://169.254.169.254/latest/meta-data', connectTimeout: '20s' } }));
+    await publish(
+      admin,
+      'tenant-b',
+      collection('metadata', '/metadata', 'http://169.254.169.254/latest/meta-data', {
+        authRequired: false,
+        upstream: { url: 'http://169.254.169.254/latest/meta-data', connectTimeout: '20s' },
+      }),
+    );
     const started = Date.now();
     assert.equal(await problem(await call('tenant-b', '/metadata/invoices')), '502 GH_ERR_UPSTREAM_EGRESS_DENIED');
     assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms: a connection was attempted`);
   });
 
-  it('still reaches a loopback upstream on another port by default (the quickstart\'s 127.0.0.1:9000)', async () => {
+  it("still reaches a loopback upstream on another port by default (the quickstart's 127.0.0.1:9000)", async () => {
     assert.equal((await call('default', '/billing/invoices', tokenA)).status, 200);
   });
 });
@@ -172,9 +239,17 @@ describe('cloud gateway with --cloud-egress public', () => {
   it('refuses loopback upstreams, by address at once and by name at connect time, and never reaches them', async () => {
     const admin = cp.api();
     await publish(admin, 'default', collection('by-address', '/by-address', upstream.url, { authRequired: false }));
-    await publish(admin, 'default', collection('by-name', '/by-name', `http://localhost:${upstream.port}`, { authRequired: false }));
+    await publish(
+      admin,
+      'default',
+      collection('by-name', '/by-name', `http://localhost:${upstream.port}`, { authRequired: false }),
+    );
     for (const base of ['/by-address', '/by-name']) {
-      assert.equal(await problem(await fetch(`${cp.gatewayUrl}/default/dev${base}/invoices`)), '502 GH_ERR_UPSTREAM_EGRESS_DENIED', base);
+      assert.equal(
+        await problem(await fetch(`${cp.gatewayUrl}/default/dev${base}/invoices`)),
+        '502 GH_ERR_UPSTREAM_EGRESS_DENIED',
+        base,
+      );
     }
     assert.equal(connections, 0);
     assert.equal(upstream.requests.length, 0);

@@ -42,12 +42,20 @@ export interface AdminApi {
   delete(path: string): Promise<AdminResponse>;
 }
 
-export function adminApi(baseUrl: string, token: string | undefined, extraHeaders: Record<string, string> = {}): AdminApi {
+export function adminApi(
+  baseUrl: string,
+  token: string | undefined,
+  extraHeaders: Record<string, string> = {},
+): AdminApi {
   const call = async (method: string, path: string, body?: unknown): Promise<AdminResponse> => {
     const headers: Record<string, string> = { ...extraHeaders };
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${baseUrl}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${baseUrl}/api/v1${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const text = await res.text();
     return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined, headers: res.headers };
   };
@@ -60,9 +68,30 @@ export function adminApi(baseUrl: string, token: string | undefined, extraHeader
   };
 }
 
-export async function startControlPlane(options: { databaseUrl?: string; dataDir?: string; extraArgs?: string[]; env?: Record<string, string> } = {}): Promise<ControlProcess> {
+export async function startControlPlane(
+  options: { databaseUrl?: string; dataDir?: string; extraArgs?: string[]; env?: Record<string, string> } = {},
+): Promise<ControlProcess> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'gatehouse-cp-')));
-  const args = [MAIN, 'control', 'start', '--data-dir', dataDir, '--admin-port', '0', '--gateway-port', '0', '--ops-port', '0', '--bootstrap-port', '0', '--sync-port', '0', '--host', '127.0.0.1', ...(options.extraArgs ?? [])];
+  const args = [
+    MAIN,
+    'control',
+    'start',
+    '--data-dir',
+    dataDir,
+    '--admin-port',
+    '0',
+    '--gateway-port',
+    '0',
+    '--ops-port',
+    '0',
+    '--bootstrap-port',
+    '0',
+    '--sync-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    ...(options.extraArgs ?? []),
+  ];
   // Every admin API response is checked against its operation's schema: a body the schema does not describe is a 500.
   const env: NodeJS.ProcessEnv = { ...process.env, GATEHOUSE_CHECK_RESPONSES: '1', ...options.env };
   delete env.DATABASE_URL;
@@ -73,14 +102,22 @@ export async function startControlPlane(options: { databaseUrl?: string; dataDir
   const output: string[] = [];
   let resolveReady: (v: { admin: string; gateway: string }) => void;
   let rejectReady: (e: Error) => void;
-  const ready = new Promise<{ admin: string; gateway: string }>((res, rej) => ((resolveReady = res), (rejectReady = rej)));
+  const ready = new Promise<{ admin: string; gateway: string }>(
+    (res, rej) => ((resolveReady = res), (rejectReady = rej)),
+  );
   const onLine = (line: string) => {
     output.push(line);
-    if (line.includes('"control plane listening"')) resolveReady(JSON.parse(line) as { admin: string; gateway: string });
+    if (line.includes('"control plane listening"'))
+      resolveReady(JSON.parse(line) as { admin: string; gateway: string });
   };
   onLines(child, onLine);
-  child.once('exit', (code) => rejectReady(new Error(`control plane exited with ${code} before listening:\n${output.join('\n')}`)));
-  const timer = setTimeout(() => rejectReady(new Error(`control plane did not start in 60 s:\n${output.join('\n')}`)), 60_000);
+  child.once('exit', (code) =>
+    rejectReady(new Error(`control plane exited with ${code} before listening:\n${output.join('\n')}`)),
+  );
+  const timer = setTimeout(
+    () => rejectReady(new Error(`control plane did not start in 60 s:\n${output.join('\n')}`)),
+    60_000,
+  );
   let addresses: { admin: string; gateway: string };
   try {
     addresses = await ready;

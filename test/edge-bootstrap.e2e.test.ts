@@ -30,8 +30,25 @@ function argsOf(command: string): { token: string; pin: string; url: string } {
   return { token: m[1]!, pin: m[2]!, url: m[3]! };
 }
 
-function bootstrapArgs(install: Pick<InstallCommand, 'token' | 'caPin' | 'bootstrapUrl'>, dir: string, mode = 'standalone', overrides: { token?: string; pin?: string } = {}): string[] {
-  return ['gateway', 'bootstrap', '-t', overrides.token ?? install.token, '--ca-pin', overrides.pin ?? install.caPin, '--url', install.bootstrapUrl, '-o', dir, mode];
+function bootstrapArgs(
+  install: Pick<InstallCommand, 'token' | 'caPin' | 'bootstrapUrl'>,
+  dir: string,
+  mode = 'standalone',
+  overrides: { token?: string; pin?: string } = {},
+): string[] {
+  return [
+    'gateway',
+    'bootstrap',
+    '-t',
+    overrides.token ?? install.token,
+    '--ca-pin',
+    overrides.pin ?? install.caPin,
+    '--url',
+    install.bootstrapUrl,
+    '-o',
+    dir,
+    mode,
+  ];
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -81,24 +98,30 @@ describe('edge gateways: management and bootstrap', () => {
     install = created.body.install;
     gatewayId = gateway.id;
     assert.match(gateway.id, /^gw_/);
-    assert.deepEqual({ ...gateway, id: undefined, createdAt: undefined, updatedAt: undefined }, {
-      id: undefined,
-      name: 'eu-1',
-      environment: 'PROD',
-      installMethod: 'docker',
-      instancesOnline: 0,
-      versions: [],
-      instances: [],
-      createdAt: undefined,
-      updatedAt: undefined,
-    });
+    assert.deepEqual(
+      { ...gateway, id: undefined, createdAt: undefined, updatedAt: undefined },
+      {
+        id: undefined,
+        name: 'eu-1',
+        environment: 'PROD',
+        installMethod: 'docker',
+        instancesOnline: 0,
+        versions: [],
+        instances: [],
+        createdAt: undefined,
+        updatedAt: undefined,
+      },
+    );
 
     assert.match(install.token, /^ghr_[A-Za-z0-9]{32}$/);
     assert.equal(install.caPin, caPin(caPem), 'the pin is that of the CA in the data directory');
     assert.match(install.bootstrapUrl, /^https:\/\/127\.0\.0\.1:\d+$/);
     assert.notEqual(new URL(install.bootstrapUrl).port, '0', 'the advertised port is the bound one');
     const expires = Date.parse(install.expiresAt);
-    assert.ok(expires >= before + REGISTRATION_TOKEN_TTL_MS - 1000 && expires <= Date.now() + REGISTRATION_TOKEN_TTL_MS + 1000, install.expiresAt);
+    assert.ok(
+      expires >= before + REGISTRATION_TOKEN_TTL_MS - 1000 && expires <= Date.now() + REGISTRATION_TOKEN_TTL_MS + 1000,
+      install.expiresAt,
+    );
 
     // Docker: bootstrap into a named volume, then run the gateway from it.
     const bootstrap = `gateway bootstrap -t ${install.token} --ca-pin ${install.caPin} --url ${install.bootstrapUrl} -o /etc/gatehouse standalone`;
@@ -106,8 +129,15 @@ describe('edge gateways: management and bootstrap', () => {
       install.command,
       `docker run --rm -v gatehouse-eu-1:/etc/gatehouse gatehouse/gatehouse:0.1.0 ${bootstrap} && docker run -d --name gatehouse-eu-1 --restart unless-stopped -v gatehouse-eu-1:/etc/gatehouse -p 8080:8080 gatehouse/gatehouse:0.1.0 gateway run --config /etc/gatehouse --host 0.0.0.0`,
     );
-    assert.equal(install.localCommand, `gatehouse gateway bootstrap -t ${install.token} --ca-pin ${install.caPin} --url ${install.bootstrapUrl} -o ./gatehouse-eu-1 standalone`);
-    assert.deepEqual(argsOf(install.localCommand), { token: install.token, pin: install.caPin, url: install.bootstrapUrl });
+    assert.equal(
+      install.localCommand,
+      `gatehouse gateway bootstrap -t ${install.token} --ca-pin ${install.caPin} --url ${install.bootstrapUrl} -o ./gatehouse-eu-1 standalone`,
+    );
+    assert.deepEqual(argsOf(install.localCommand), {
+      token: install.token,
+      pin: install.caPin,
+      url: install.bootstrapUrl,
+    });
 
     // Its edge scope exists before it first connects.
     const snapshot = await admin.get(`${WS}/environments/PROD/snapshot?target=edge:eu-1`);
@@ -119,7 +149,11 @@ describe('edge gateways: management and bootstrap', () => {
     assert.equal(JSON.stringify(read.body).includes(install.token), false);
     const db = await readFile(join(cp.dataDir, 'gatehouse.db')).catch(() => Buffer.alloc(0));
     const wal = await readFile(join(cp.dataDir, 'gatehouse.db-wal')).catch(() => Buffer.alloc(0));
-    assert.equal(Buffer.concat([db, wal]).includes(Buffer.from(install.token)), false, 'the registration token is in the database in clear');
+    assert.equal(
+      Buffer.concat([db, wal]).includes(Buffer.from(install.token)),
+      false,
+      'the registration token is in the database in clear',
+    );
   });
 
   it('prints the bootstrap URL and CA pin in the control start banner', () => {
@@ -137,8 +171,16 @@ describe('edge gateways: management and bootstrap', () => {
     assert.match(taken.body.detail, /body\.name: an edge gateway with this name already exists/);
     const unknown = await admin.post(`${WS}/gateways`, { name: 'x', environment: 'STAGING', installMethod: 'docker' });
     assert.equal(unknown.status, 400);
-    assert.deepEqual(unknown.body.errors.map((e: { path: string }) => e.path), ['body.environment']);
-    const extra = await admin.post(`${WS}/gateways`, { name: 'x', environment: 'TEST', installMethod: 'podman', region: 'eu' });
+    assert.deepEqual(
+      unknown.body.errors.map((e: { path: string }) => e.path),
+      ['body.environment'],
+    );
+    const extra = await admin.post(`${WS}/gateways`, {
+      name: 'x',
+      environment: 'TEST',
+      installMethod: 'podman',
+      region: 'eu',
+    });
     assert.equal(extra.status, 400);
     assert.deepEqual(extra.body.errors.map((e: { path: string }) => e.path).sort(), ['body', 'body.installMethod']);
   });
@@ -153,7 +195,11 @@ describe('edge gateways: management and bootstrap', () => {
       `gatehouse: gateway bootstrap: the control plane at ${install.bootstrapUrl} presented a CA whose pin is ${install.caPin}, not the expected ${wrong}: refusing to continue`,
     );
     assert.equal(await exists(out), false, 'the directory was created');
-    assert.equal((await store.getRegistrationToken(await sha256(install.token)))?.usedAt, undefined, 'the token was spent');
+    assert.equal(
+      (await store.getRegistrationToken(await sha256(install.token)))?.usedAt,
+      undefined,
+      'the token was spent',
+    );
   });
 
   it('bootstraps with the install command: identity, certificate, key with mode 0600, directories 0700', async () => {
@@ -163,7 +209,11 @@ describe('edge gateways: management and bootstrap', () => {
     assert.equal(r.stdout.includes(install.token) || r.stderr.includes(install.token), false, 'the token was printed');
     assert.match(r.stdout, /Bootstrapped edge gateway "eu-1" \(gw_\w+\) of workspace default, environment PROD, into /);
     assert.match(r.stdout, /Next: gatehouse gateway run --config /);
-    assert.equal(cp.output.some((l) => l.includes(install.token)), false, 'the control plane logged the token');
+    assert.equal(
+      cp.output.some((l) => l.includes(install.token)),
+      false,
+      'the control plane logged the token',
+    );
 
     assert.deepEqual((await readdir(out)).sort(), ['gateway.json', 'tls']);
     assert.deepEqual((await readdir(join(out, 'tls'))).sort(), ['ca.pem', 'gateway.crt', 'gateway.key']);
@@ -185,13 +235,22 @@ describe('edge gateways: management and bootstrap', () => {
     const certPem = await readFile(join(out, 'tls/gateway.crt'), 'utf8');
     const cert = describeCertificate(certPem);
     assert.deepEqual(cert.uris, [gatewayUri({ gatewayId, workspaceId: identity.workspaceId, environment: 'PROD' })]);
-    assert.ok(await new x509.X509Certificate(certPem).verify({ publicKey: new x509.X509Certificate(caPem).publicKey, signatureOnly: true }), 'not signed by the CA');
+    assert.ok(
+      await new x509.X509Certificate(certPem).verify({
+        publicKey: new x509.X509Certificate(caPem).publicKey,
+        signatureOnly: true,
+      }),
+      'not signed by the CA',
+    );
     const validity = cert.notAfter.getTime() - Date.now();
     assert.ok(validity > 23 * 3_600_000 && validity <= 24 * 3_600_000, `valid for ${validity} ms`);
     // The key in the directory is the certificate's.
     const key = await readFile(join(out, 'tls/gateway.key'), 'utf8');
     const { createPrivateKey, createPublicKey } = await import('node:crypto');
-    assert.equal(createPublicKey(createPrivateKey(key)).export({ type: 'spki', format: 'pem' }), createPublicKey(certPem).export({ type: 'spki', format: 'pem' }));
+    assert.equal(
+      createPublicKey(createPrivateKey(key)).export({ type: 'spki', format: 'pem' }),
+      createPublicKey(certPem).export({ type: 'spki', format: 'pem' }),
+    );
 
     const record = await store.getGatewayCertificate(cert.serial);
     assert.equal(record?.gatewayId, gatewayId);
@@ -203,7 +262,10 @@ describe('edge gateways: management and bootstrap', () => {
     const out = dir('reused');
     const r = await runCli(bootstrapArgs(install, out));
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /^gatehouse: gateway bootstrap: the control plane refused the registration: this registration token was already used \(at .+\); regenerate the install command/);
+    assert.match(
+      r.stderr,
+      /^gatehouse: gateway bootstrap: the control plane refused the registration: this registration token was already used \(at .+\); regenerate the install command/,
+    );
     assert.equal(r.stderr.includes(install.token), false);
     assert.equal(await exists(out), false);
   });
@@ -212,7 +274,10 @@ describe('edge gateways: management and bootstrap', () => {
     const out = dir('unknown');
     const r = await runCli(bootstrapArgs(install, out, 'standalone', { token: `ghr_${'A'.repeat(32)}` }));
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /the control plane refused the registration: unknown registration token: it was never issued, was replaced by a newer install command, or its gateway was deleted; regenerate the install command/);
+    assert.match(
+      r.stderr,
+      /the control plane refused the registration: unknown registration token: it was never issued, was replaced by a newer install command, or its gateway was deleted; regenerate the install command/,
+    );
     assert.equal(await exists(out), false);
   });
 
@@ -225,7 +290,12 @@ describe('edge gateways: management and bootstrap', () => {
     const out = dir('expired');
     const r = await runCli(bootstrapArgs(install, out, 'standalone', { token }));
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, new RegExp(`this registration token expired at ${expiresAt.replaceAll('.', '\\.')}; regenerate the install command`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `this registration token expired at ${expiresAt.replaceAll('.', '\\.')}; regenerate the install command`,
+      ),
+    );
     assert.equal(await exists(out), false);
     assert.equal((await store.getRegistrationToken(await sha256(token)))?.usedAt, undefined);
   });
@@ -252,7 +322,10 @@ describe('edge gateways: management and bootstrap', () => {
     const out = dir('gatehouse-eu-1');
     const r = await runCli(bootstrapArgs(next, out));
     assert.equal(r.code, 2);
-    assert.equal(r.stderr.trim(), `gatehouse: gateway bootstrap: ${out} is already bootstrapped (it holds gateway.json); delete ${out} to bootstrap again with a new token`);
+    assert.equal(
+      r.stderr.trim(),
+      `gatehouse: gateway bootstrap: ${out} is already bootstrapped (it holds gateway.json); delete ${out} to bootstrap again with a new token`,
+    );
     assert.equal((await store.getRegistrationToken(await sha256(next.token)))?.usedAt, undefined);
 
     // A directory that exists but is empty (a container volume) is fine.
@@ -264,12 +337,76 @@ describe('edge gateways: management and bootstrap', () => {
 
   it('refuses bad arguments with exit 2, naming the flag and never echoing the token', async () => {
     const cases: [string[], RegExp][] = [
-      [['gateway', 'bootstrap', '--ca-pin', install.caPin, '--url', install.bootstrapUrl, '-o', dir('a'), 'standalone'], /-t\/--token is required/],
-      [['gateway', 'bootstrap', '-t', 'ghr_short-and-secret', '--ca-pin', install.caPin, '--url', install.bootstrapUrl, '-o', dir('a'), 'standalone'], /-t\/--token: not a registration token/],
-      [bootstrapArgs(install, dir('a'), 'standalone', { pin: 'sha256:ABC' }), /--ca-pin: must be "sha256:" followed by 64 lower-case hex digits/],
-      [['gateway', 'bootstrap', '-t', install.token, '--ca-pin', install.caPin, '--url', 'http://127.0.0.1:1', '-o', dir('a'), 'standalone'], /--url: must be an https:\/\/ URL/],
-      [bootstrapArgs(install, dir('a'), 'kubernetes'), /give the mode, standalone or helm, as the one argument \(got "kubernetes"\)/],
-      [['gateway', 'bootstrap', '-t', install.token, '--ca-pin', install.caPin, '--url', 'https://127.0.0.1:1', '-o', dir('a'), 'standalone'], /cannot reach the control plane's bootstrap endpoint at https:\/\/127\.0\.0\.1:1: ECONNREFUSED/],
+      [
+        [
+          'gateway',
+          'bootstrap',
+          '--ca-pin',
+          install.caPin,
+          '--url',
+          install.bootstrapUrl,
+          '-o',
+          dir('a'),
+          'standalone',
+        ],
+        /-t\/--token is required/,
+      ],
+      [
+        [
+          'gateway',
+          'bootstrap',
+          '-t',
+          'ghr_short-and-secret',
+          '--ca-pin',
+          install.caPin,
+          '--url',
+          install.bootstrapUrl,
+          '-o',
+          dir('a'),
+          'standalone',
+        ],
+        /-t\/--token: not a registration token/,
+      ],
+      [
+        bootstrapArgs(install, dir('a'), 'standalone', { pin: 'sha256:ABC' }),
+        /--ca-pin: must be "sha256:" followed by 64 lower-case hex digits/,
+      ],
+      [
+        [
+          'gateway',
+          'bootstrap',
+          '-t',
+          install.token,
+          '--ca-pin',
+          install.caPin,
+          '--url',
+          'http://127.0.0.1:1',
+          '-o',
+          dir('a'),
+          'standalone',
+        ],
+        /--url: must be an https:\/\/ URL/,
+      ],
+      [
+        bootstrapArgs(install, dir('a'), 'kubernetes'),
+        /give the mode, standalone or helm, as the one argument \(got "kubernetes"\)/,
+      ],
+      [
+        [
+          'gateway',
+          'bootstrap',
+          '-t',
+          install.token,
+          '--ca-pin',
+          install.caPin,
+          '--url',
+          'https://127.0.0.1:1',
+          '-o',
+          dir('a'),
+          'standalone',
+        ],
+        /cannot reach the control plane's bootstrap endpoint at https:\/\/127\.0\.0\.1:1: ECONNREFUSED/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = await runCli(args);
@@ -287,12 +424,17 @@ describe('edge gateways: management and bootstrap', () => {
     assert.equal(JSON.parse(malformed.body).code, 'GH_ERR_BOOTSTRAP_INVALID_REQUEST');
 
     const next = (await admin.post(`${WS}/gateways/eu-1/install-command`)).body.install as InstallCommand;
-    const bad = await https(install.bootstrapUrl, '/v1/register', { token: next.token, csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----' });
+    const bad = await https(install.bootstrapUrl, '/v1/register', {
+      token: next.token,
+      csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----',
+    });
     assert.equal(bad.status, 400, bad.body);
     assert.match(JSON.parse(bad.body).detail, /^body\.csr: /);
     // The token still works, exactly once, even when two requests race for it.
     const { csrPem } = await createKeyAndCsr('race');
-    const answers = await Promise.all([1, 2, 3].map(() => https(install.bootstrapUrl, '/v1/register', { token: next.token, csr: csrPem })));
+    const answers = await Promise.all(
+      [1, 2, 3].map(() => https(install.bootstrapUrl, '/v1/register', { token: next.token, csr: csrPem })),
+    );
     assert.deepEqual(answers.map((a) => a.status).sort(), [200, 401, 401]);
     assert.equal(JSON.parse(answers.find((a) => a.status === 401)!.body).code, 'GH_ERR_BOOTSTRAP_TOKEN_REFUSED');
   });
@@ -321,19 +463,59 @@ describe('edge gateways: management and bootstrap', () => {
   it('lists gateways with instances online, versions, last synced and an update command when an instance is behind', async () => {
     const now = new Date().toISOString();
     // Instances as the sync channel records them: one current and online, one behind and online, one gone.
-    await store.upsertGatewayInstance({ gatewayId, instanceId: 'i-new', hostname: 'edge-a', softwareVersion: '0.1.0', appliedVersion: 3, connected: true, firstSeenAt: now, lastSeenAt: now, lastSyncedAt: now });
-    await store.upsertGatewayInstance({ gatewayId, instanceId: 'i-old', softwareVersion: '0.0.9', appliedVersion: 2, connected: true, firstSeenAt: now, lastSeenAt: now, lastSyncedAt: '2020-01-01T00:00:00.000Z' });
-    await store.upsertGatewayInstance({ gatewayId, instanceId: 'i-gone', softwareVersion: '0.0.1', appliedVersion: 1, connected: true, firstSeenAt: '2020-01-01T00:00:00.000Z', lastSeenAt: '2020-01-01T00:00:00.000Z' });
+    await store.upsertGatewayInstance({
+      gatewayId,
+      instanceId: 'i-new',
+      hostname: 'edge-a',
+      softwareVersion: '0.1.0',
+      appliedVersion: 3,
+      connected: true,
+      firstSeenAt: now,
+      lastSeenAt: now,
+      lastSyncedAt: now,
+    });
+    await store.upsertGatewayInstance({
+      gatewayId,
+      instanceId: 'i-old',
+      softwareVersion: '0.0.9',
+      appliedVersion: 2,
+      connected: true,
+      firstSeenAt: now,
+      lastSeenAt: now,
+      lastSyncedAt: '2020-01-01T00:00:00.000Z',
+    });
+    await store.upsertGatewayInstance({
+      gatewayId,
+      instanceId: 'i-gone',
+      softwareVersion: '0.0.1',
+      appliedVersion: 1,
+      connected: true,
+      firstSeenAt: '2020-01-01T00:00:00.000Z',
+      lastSeenAt: '2020-01-01T00:00:00.000Z',
+    });
     const list = await admin.get(`${WS}/gateways`);
     assert.equal(list.status, 200);
-    assert.deepEqual(list.body.items.map((g: { name: string; environment: string }) => `${g.name}/${g.environment}`), ['eu-1/PROD', 'k8s/TEST']);
+    assert.deepEqual(
+      list.body.items.map((g: { name: string; environment: string }) => `${g.name}/${g.environment}`),
+      ['eu-1/PROD', 'k8s/TEST'],
+    );
     const eu = list.body.items[0];
     assert.equal(eu.instancesOnline, 2);
     assert.deepEqual(eu.versions, ['0.0.9', '0.1.0']);
     assert.equal(eu.lastSyncedAt, now);
-    assert.deepEqual(eu.instances.map((i: { instanceId: string; online: boolean }) => [i.instanceId, i.online]), [['i-gone', false], ['i-new', true], ['i-old', true]]);
+    assert.deepEqual(
+      eu.instances.map((i: { instanceId: string; online: boolean }) => [i.instanceId, i.online]),
+      [
+        ['i-gone', false],
+        ['i-new', true],
+        ['i-old', true],
+      ],
+    );
     assert.equal(eu.updateAvailable.version, '0.1.0');
-    assert.match(eu.updateAvailable.command, /^docker pull gatehouse\/gatehouse:0\.1\.0 && docker rm -f gatehouse-eu-1 && docker run -d --name gatehouse-eu-1 /);
+    assert.match(
+      eu.updateAvailable.command,
+      /^docker pull gatehouse\/gatehouse:0\.1\.0 && docker rm -f gatehouse-eu-1 && docker run -d --name gatehouse-eu-1 /,
+    );
     assert.equal(eu.updateAvailable.releaseNotes, 'https://gatehouse.dev/changelog#v0.1.0');
     const k8s = list.body.items[1];
     assert.equal(k8s.updateAvailable, undefined);
@@ -351,7 +533,10 @@ describe('edge gateways: management and bootstrap', () => {
     });
     const elsewhere = await admin.post(`${WS}/environments/PROD/collections`, spec('k8s'));
     assert.equal(elsewhere.status, 400);
-    assert.match(elsewhere.body.detail, /no edge gateway "k8s" in PROD: the edge gateway must exist in this environment/);
+    assert.match(
+      elsewhere.body.detail,
+      /no edge gateway "k8s" in PROD: the edge gateway must exist in this environment/,
+    );
     const created = await admin.post(`${WS}/environments/PROD/collections`, spec('eu-1'));
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.equal((await admin.post(`${WS}/environments/PROD/collections/orders/publish`)).status, 201);
@@ -366,7 +551,16 @@ describe('edge gateways: management and bootstrap', () => {
     assert.equal(orders.body.unpublishedChanges, false);
     const versions = await admin.get(`${WS}/environments/PROD/collections/orders/versions`);
     assert.equal(versions.status, 200);
-    assert.deepEqual(versions.body.items.map((v: { version: number; spec: { target: { gateway: string } } }) => [v.version, v.spec.target.gateway]), [[2, 'eu-west'], [1, 'eu-1']]);
+    assert.deepEqual(
+      versions.body.items.map((v: { version: number; spec: { target: { gateway: string } } }) => [
+        v.version,
+        v.spec.target.gateway,
+      ]),
+      [
+        [2, 'eu-west'],
+        [1, 'eu-1'],
+      ],
+    );
     // Rolling back to version 1 would target a gateway that no longer exists.
     const rollback = await admin.post(`${WS}/environments/PROD/collections/orders/publish`, { version: 1 });
     assert.equal(rollback.status, 400);
@@ -375,7 +569,10 @@ describe('edge gateways: management and bootstrap', () => {
     assert.equal((await admin.get(`${WS}/gateways/eu-1`)).status, 404);
     const edge = await admin.get(`${WS}/environments/PROD/snapshot?target=edge:eu-west`);
     assert.equal(edge.status, 200, JSON.stringify(edge.body));
-    assert.deepEqual(edge.body.snapshot.collections.map((c: { name: string }) => c.name), ['orders']);
+    assert.deepEqual(
+      edge.body.snapshot.collections.map((c: { name: string }) => c.name),
+      ['orders'],
+    );
     const taken = await admin.patch(`${WS}/gateways/eu-west`, { name: 'k8s' });
     assert.equal(taken.status, 409);
   });
@@ -383,21 +580,38 @@ describe('edge gateways: management and bootstrap', () => {
   it("shows and manages only the gateways of the caller's environments", async () => {
     const role = await admin.post(`${WS}/roles`, { name: 'gateway-admin', permissions: ['admin:gateways:*'] });
     assert.equal(role.status, 201, JSON.stringify(role.body));
-    const client = await admin.post(`${WS}/clients`, { name: 'test ops', role: 'gateway-admin', environments: ['TEST'], projects: ['*'] });
+    const client = await admin.post(`${WS}/clients`, {
+      name: 'test ops',
+      role: 'gateway-admin',
+      environments: ['TEST'],
+      projects: ['*'],
+    });
     assert.equal(client.status, 201, JSON.stringify(client.body));
     const testOnly = cp.api(client.body.token);
     const list = await testOnly.get(`${WS}/gateways`);
-    assert.deepEqual(list.body.items.map((g: { name: string }) => g.name), ['k8s']);
+    assert.deepEqual(
+      list.body.items.map((g: { name: string }) => g.name),
+      ['k8s'],
+    );
     assert.equal((await testOnly.get(`${WS}/gateways/eu-west`)).status, 404);
     assert.equal((await testOnly.delete(`${WS}/gateways/eu-west`)).status, 404);
     assert.equal((await testOnly.post(`${WS}/gateways/eu-west/install-command`)).status, 404);
-    const outside = await testOnly.post(`${WS}/gateways`, { name: 'dev-gw', environment: 'DEV', installMethod: 'docker' });
+    const outside = await testOnly.post(`${WS}/gateways`, {
+      name: 'dev-gw',
+      environment: 'DEV',
+      installMethod: 'docker',
+    });
     assert.equal(outside.status, 403);
     assert.equal(outside.body.code, 'GH_ERR_ADMIN_OUT_OF_SCOPE');
 
     const reader = await admin.post(`${WS}/roles`, { name: 'collections-only', permissions: ['admin:collections:*'] });
     assert.equal(reader.status, 201);
-    const noGateways = await admin.post(`${WS}/clients`, { name: 'no gateways', role: 'collections-only', environments: ['*'], projects: ['*'] });
+    const noGateways = await admin.post(`${WS}/clients`, {
+      name: 'no gateways',
+      role: 'collections-only',
+      environments: ['*'],
+      projects: ['*'],
+    });
     assert.equal((await cp.api(noGateways.body.token).get(`${WS}/gateways`)).status, 403);
   });
 
@@ -425,8 +639,18 @@ describe('edge gateways: management and bootstrap', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^Created edge gateway "cli-gw" \(gw_\w+\) for environment DEV in workspace default/);
       const { token, pin, url } = argsOf(r.stdout);
-      assert.match(r.stdout, new RegExp(`docker run --rm -v gatehouse-cli-gw:/etc/gatehouse gatehouse/gatehouse:0\\.1\\.0 gateway bootstrap -t ${token}`));
-      assert.ok(r.stdout.includes(`gatehouse gateway bootstrap -t ${token} --ca-pin ${pin} --url ${url} -o ./gatehouse-cli-gw standalone`), r.stdout);
+      assert.match(
+        r.stdout,
+        new RegExp(
+          `docker run --rm -v gatehouse-cli-gw:/etc/gatehouse gatehouse/gatehouse:0\\.1\\.0 gateway bootstrap -t ${token}`,
+        ),
+      );
+      assert.ok(
+        r.stdout.includes(
+          `gatehouse gateway bootstrap -t ${token} --ca-pin ${pin} --url ${url} -o ./gatehouse-cli-gw standalone`,
+        ),
+        r.stdout,
+      );
       assert.ok(r.stdout.includes('gatehouse gateway run --config ./gatehouse-cli-gw'));
       // The printed command works.
       const boot = await runCli(bootstrapArgs({ token, caPin: pin, bootstrapUrl: url }, dir('cli-gw')));
@@ -438,7 +662,10 @@ describe('edge gateways: management and bootstrap', () => {
       assert.equal(list.code, 0, list.stderr);
       const lines = list.stdout.split('\n');
       assert.match(lines[0]!, /^NAME\s+ENVIRONMENT\s+INSTALL\s+ONLINE\s+VERSIONS\s+LAST SYNCED\s+UPDATE$/);
-      assert.ok(lines.some((l) => /^cli-gw\s+DEV\s+docker\s+0\s+-\s+never\s+-$/.test(l)), list.stdout);
+      assert.ok(
+        lines.some((l) => /^cli-gw\s+DEV\s+docker\s+0\s+-\s+never\s+-$/.test(l)),
+        list.stdout,
+      );
 
       const renamed = await cli('rename', 'cli-gw', 'cli-gw2');
       assert.equal(renamed.code, 0, renamed.stderr);
@@ -481,12 +708,23 @@ async function sha256(text: string): Promise<string> {
 function https(base: string, path: string, body: unknown): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
     const text = JSON.stringify(body);
-    const req = request(new URL(path, base), { method: 'POST', rejectUnauthorized: false, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (data += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body: data }));
-    });
+    const req = request(
+      new URL(path, base),
+      {
+        method: 'POST',
+        rejectUnauthorized: false,
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+      },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (data += d));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body: data }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(text);
   });

@@ -24,7 +24,11 @@ export interface EdgeProcess {
 
 /** `gatehouse gateway run --config DIR` on ephemeral loopback ports. */
 export async function startEdge(dir: string, extraArgs: readonly string[] = []): Promise<EdgeProcess> {
-  const child = spawn(process.execPath, [MAIN, 'gateway', 'run', '--config', dir, '--port', '0', '--ops-port', '0', '--host', '127.0.0.1', ...extraArgs], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'gateway', 'run', '--config', dir, '--port', '0', '--ops-port', '0', '--host', '127.0.0.1', ...extraArgs],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const kill = setTimeout(() => child.kill('SIGKILL'), 5 * 60_000);
   kill.unref();
   const output: string[] = [];
@@ -34,7 +38,8 @@ export async function startEdge(dir: string, extraArgs: readonly string[] = []):
     for (;;) {
       const line = output.slice(from).find((l) => pattern.test(l));
       if (line) return line;
-      if (child.exitCode !== null) throw new Error(`the edge gateway exited with ${child.exitCode} before ${pattern}:\n${output.join('\n')}`);
+      if (child.exitCode !== null)
+        throw new Error(`the edge gateway exited with ${child.exitCode} before ${pattern}:\n${output.join('\n')}`);
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${output.join('\n')}`);
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -58,21 +63,44 @@ export async function startEdge(dir: string, extraArgs: readonly string[] = []):
 }
 
 /** Creates gateway `name` (in PROD unless told) and bootstraps `dir` for it with the real command. */
-export async function createAndBootstrap(admin: AdminApi, name: string, dir: string, environment = 'PROD'): Promise<string> {
+export async function createAndBootstrap(
+  admin: AdminApi,
+  name: string,
+  dir: string,
+  environment = 'PROD',
+): Promise<string> {
   const created = await admin.post(`${WS}/gateways`, { name, environment, installMethod: 'docker' });
   assert.equal(created.status, 201, JSON.stringify(created.body));
-  const { install, gateway } = created.body as { install: { token: string; caPin: string; bootstrapUrl: string }; gateway: { id: string } };
-  const r = await runCli(['gateway', 'bootstrap', '-t', install.token, '--ca-pin', install.caPin, '--url', install.bootstrapUrl, '-o', dir, 'standalone']);
+  const { install, gateway } = created.body as {
+    install: { token: string; caPin: string; bootstrapUrl: string };
+    gateway: { id: string };
+  };
+  const r = await runCli([
+    'gateway',
+    'bootstrap',
+    '-t',
+    install.token,
+    '--ca-pin',
+    install.caPin,
+    '--url',
+    install.bootstrapUrl,
+    '-o',
+    dir,
+    'standalone',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   return gateway.id;
 }
-
 
 /**
  * Publishes the collection `orders` (`GET /orders/items`, permission `orders:read`) in PROD, deployed to edge
  * gateway `gateway`, plus the role `order-reader` and a client holding it; returns the client's token and id.
  */
-export async function deployOrders(admin: AdminApi, upstreamUrl: string, gateway: string): Promise<{ token: string; clientId: string }> {
+export async function deployOrders(
+  admin: AdminApi,
+  upstreamUrl: string,
+  gateway: string,
+): Promise<{ token: string; clientId: string }> {
   const prod = `${WS}/environments/PROD`;
   const collection = await admin.post(`${prod}/collections`, {
     name: 'orders',
@@ -85,7 +113,12 @@ export async function deployOrders(admin: AdminApi, upstreamUrl: string, gateway
   assert.equal(collection.status, 201, JSON.stringify(collection.body));
   assert.equal((await admin.post(`${prod}/collections/orders/publish`)).status, 201);
   assert.equal((await admin.post(`${WS}/roles`, { name: 'order-reader', permissions: ['orders:read'] })).status, 201);
-  const client = await admin.post(`${WS}/clients`, { name: 'shop', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
+  const client = await admin.post(`${WS}/clients`, {
+    name: 'shop',
+    role: 'order-reader',
+    environments: ['PROD'],
+    projects: ['default'],
+  });
   assert.equal(client.status, 201, JSON.stringify(client.body));
   return { token: client.body.token as string, clientId: client.body.client.id as string };
 }

@@ -59,16 +59,24 @@ describe('edge gateways: signing keys shared by every replica and the cloud gate
   });
 
   it('both replicas serve the same JWKS, also served by the cloud gateway at ${iss}/.well-known/jwks.json', async () => {
-    const [one, two] = await Promise.all(edges.map(async (e) => (await fetch(`${e.url}/.well-known/jwks.json`)).text()));
+    const [one, two] = await Promise.all(
+      edges.map(async (e) => (await fetch(`${e.url}/.well-known/jwks.json`)).text()),
+    );
     assert.equal(one, two);
     const keys = (JSON.parse(one!) as { keys: { kid: string; d?: string }[] }).keys;
     assert.equal(keys.length, 1);
     assert.equal(keys[0]!.d, undefined, 'no private part in a JWKS');
     const issuer = `${cp.gatewayUrl}/default/prod`;
     const tenant = (await (await fetch(`${issuer}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
-    assert.deepEqual(tenant.keys.map((k) => k.kid), [keys[0]!.kid]);
+    assert.deepEqual(
+      tenant.keys.map((k) => k.kid),
+      [keys[0]!.kid],
+    );
     const all = (await (await fetch(`${cp.gatewayUrl}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
-    assert.ok(all.keys.some((k) => k.kid === keys[0]!.kid), 'the cloud gateway JWKS holds every tenant key');
+    assert.ok(
+      all.keys.some((k) => k.kid === keys[0]!.kid),
+      'the cloud gateway JWKS holds every tenant key',
+    );
     assert.equal((await fetch(`${cp.gatewayUrl}/nobody/prod/.well-known/jwks.json`)).status, 404);
   });
 
@@ -77,16 +85,27 @@ describe('edge gateways: signing keys shared by every replica and the cloud gate
     const jwksOf = (url: string) => createRemoteJWKSet(new URL(`${url}/.well-known/jwks.json`));
     const [jwt1, jwt2] = [await jwtThrough(edges[0]!), await jwtThrough(edges[1]!)];
     assert.equal(decodeProtectedHeader(jwt1).kid, decodeProtectedHeader(jwt2).kid);
-    for (const [jwt, other] of [[jwt1, edges[1]!], [jwt2, edges[0]!]] as const) {
+    for (const [jwt, other] of [
+      [jwt1, edges[1]!],
+      [jwt2, edges[0]!],
+    ] as const) {
       for (const jwks of [jwksOf(other.url), jwksOf(issuer), jwksOf(cp.gatewayUrl)]) {
         const { payload } = await jwtVerify(jwt, jwks, { issuer, audience: AUDIENCE });
         assert.equal(payload.iss, issuer);
       }
     }
     // The demo upstream verifying against the cloud gateway's JWKS accepts a token minted at the edge.
-    const backend = await startDemoUpstream({ host: '127.0.0.1', port: 0, jwksUrl: `${cp.gatewayUrl}/.well-known/jwks.json`, issuer, audience: AUDIENCE });
+    const backend = await startDemoUpstream({
+      host: '127.0.0.1',
+      port: 0,
+      jwksUrl: `${cp.gatewayUrl}/.well-known/jwks.json`,
+      issuer,
+      audience: AUDIENCE,
+    });
     try {
-      const res = await fetch(`http://127.0.0.1:${backend.address.port}/orders/items`, { headers: { authorization: `Bearer ${jwt1}` } });
+      const res = await fetch(`http://127.0.0.1:${backend.address.port}/orders/items`, {
+        headers: { authorization: `Bearer ${jwt1}` },
+      });
       await res.arrayBuffer();
       assert.equal(res.status, 200);
     } finally {
@@ -101,7 +120,10 @@ describe('edge gateways: signing keys shared by every replica and the cloud gate
       const text = JSON.stringify(res.body);
       assert.doesNotMatch(text, /"d":/, `no private JWK member in the ${target} snapshot`);
       assert.doesNotMatch(text, /privateJwk/);
-      const keys = res.body.snapshot.signingKeys as { active: string; keys: { kid: string; publicJwk: { x: string } }[] };
+      const keys = res.body.snapshot.signingKeys as {
+        active: string;
+        keys: { kid: string; publicJwk: { x: string } }[];
+      };
       assert.equal(keys.keys[0]!.kid, keys.active);
       assert.ok(keys.keys[0]!.publicJwk.x);
     }

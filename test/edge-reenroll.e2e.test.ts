@@ -42,16 +42,31 @@ async function readDir(dir: string): Promise<GatewayDir> {
 }
 
 /** POST /v1/renew over a connection that trusts only the pinned CA, as the gateway does. */
-function postRenew(g: GatewayDir, body: unknown, contentType = 'application/json'): Promise<{ status: number; json: Record<string, unknown> }> {
+function postRenew(
+  g: GatewayDir,
+  body: unknown,
+  contentType = 'application/json',
+): Promise<{ status: number; json: Record<string, unknown> }> {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
       new URL('/v1/renew', g.identity.controlPlane.bootstrap),
-      { method: 'POST', ca: g.caPem, servername: 'gatehouse-control-plane', agent: false, headers: { 'content-type': contentType, 'content-length': Buffer.byteLength(text) } },
+      {
+        method: 'POST',
+        ca: g.caPem,
+        servername: 'gatehouse-control-plane',
+        agent: false,
+        headers: { 'content-type': contentType, 'content-length': Buffer.byteLength(text) },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown> }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
+          }),
+        );
       },
     );
     req.on('error', reject);
@@ -111,7 +126,12 @@ describe('edge gateways: re-enrollment with an expired certificate', () => {
     adminToken = cp.token;
     admin = cp.api();
     assert.equal((await admin.post(`${WS}/roles`, { name: 'order-reader', permissions: ['orders:read'] })).status, 201);
-    const client = await admin.post(`${WS}/clients`, { name: 'shop', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
+    const client = await admin.post(`${WS}/clients`, {
+      name: 'shop',
+      role: 'order-reader',
+      environments: ['PROD'],
+      projects: ['default'],
+    });
     assert.equal(client.status, 201, JSON.stringify(client.body));
     token = client.body.token;
   });
@@ -132,20 +152,36 @@ describe('edge gateways: re-enrollment with an expired certificate', () => {
     await edge.stop();
 
     // While it is down: its certificate expires, and a client is created.
-    const temporary = await admin.post(`${WS}/clients`, { name: 'temporary', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
+    const temporary = await admin.post(`${WS}/clients`, {
+      name: 'temporary',
+      role: 'order-reader',
+      environments: ['PROD'],
+      projects: ['default'],
+    });
     assert.equal(temporary.status, 201);
     const before = await readDir(dir);
     const expiredAt = await untilExpired(dir);
 
     const cpFrom = cp.output.length;
     edge = await start(dir);
-    const warned = JSON.parse(await edge.waitFor(/re-enrolling with the control plane/)) as { level: number; msg: string; notAfter: string };
+    const warned = JSON.parse(await edge.waitFor(/re-enrolling with the control plane/)) as {
+      level: number;
+      msg: string;
+      notAfter: string;
+    };
     assert.equal(warned.level, 40);
-    assert.equal(warned.msg, `the gateway certificate expired at ${expiredAt.toISOString()}; re-enrolling with the control plane`);
+    assert.equal(
+      warned.msg,
+      `the gateway certificate expired at ${expiredAt.toISOString()}; re-enrolling with the control plane`,
+    );
     const reenrolled = JSON.parse(await edge.waitFor(/"re-enrolled with the control plane/)) as { serial: string };
     await edge.waitFor(/"connected to the control plane"/);
     // The change made meanwhile arrives: the temporary client created while it was down is accepted.
-    await eventually(async () => (await statusAt(edge, temporary.body.token)) === 200, 10_000, 'the client created meanwhile reaches the edge');
+    await eventually(
+      async () => (await statusAt(edge, temporary.body.token)) === 200,
+      10_000,
+      'the client created meanwhile reaches the edge',
+    );
     assert.equal(await statusAt(edge), 200);
 
     // On disk: a certificate valid now (the re-enrolled one, or a renewal of it over the live channel, every 2 s
@@ -155,10 +191,19 @@ describe('edge gateways: re-enrollment with an expired certificate', () => {
     assert.notEqual(current.serial, describeCertificate(before.certPem).serial);
     assert.ok(current.notAfter.getTime() > Date.now() - 1000, 'a current certificate');
     assert.equal((await stat(join(dir, 'tls', 'gateway.crt'))).mode & 0o777, 0o600);
-    assert.ok(cp.output.slice(cpFrom).some((l) => /"re-enrolled a gateway"/.test(l) && l.includes(reenrolled.serial)), 'the control plane logged the re-enrollment');
+    assert.ok(
+      cp.output.slice(cpFrom).some((l) => /"re-enrolled a gateway"/.test(l) && l.includes(reenrolled.serial)),
+      'the control plane logged the re-enrollment',
+    );
 
-    await eventually(async () => ((await admin.get(`${WS}/gateways/eu-1`)).body as { instancesOnline: number }).instancesOnline === 1, 10_000, 'the instance is online');
-    const view = (await admin.get(`${WS}/gateways/eu-1`)).body as { instances: { online: boolean; appliedVersion: number }[] };
+    await eventually(
+      async () => ((await admin.get(`${WS}/gateways/eu-1`)).body as { instancesOnline: number }).instancesOnline === 1,
+      10_000,
+      'the instance is online',
+    );
+    const view = (await admin.get(`${WS}/gateways/eu-1`)).body as {
+      instances: { online: boolean; appliedVersion: number }[];
+    };
     assert.ok(view.instances.some((i) => i.online && i.appliedVersion >= 1));
     assert.equal(edge.output.filter((l) => /"gateway listening"/.test(l)).length, 1, 'no restart');
     await edge.stop();
@@ -175,19 +220,30 @@ describe('edge gateways: re-enrollment with an expired certificate', () => {
     const edge = await start(dir);
     await edge.waitFor(/the gateway certificate expired at .*; re-enrolling with the control plane/);
     await edge.waitFor(/serving from the cached snapshot v\d+/);
-    const unreachable = JSON.parse(await edge.waitFor(/cannot re-enroll with the control plane yet/)) as { level: number; retryInMs: number; reason: string };
+    const unreachable = JSON.parse(await edge.waitFor(/cannot re-enroll with the control plane yet/)) as {
+      level: number;
+      retryInMs: number;
+      reason: string;
+    };
     assert.equal(unreachable.level, 40);
     assert.match(unreachable.reason, /ECONNREFUSED/);
     assert.equal(await statusAt(edge), 200, 'served from the cache');
     assert.equal((await fetch(`${edge.opsUrl}/readyz`)).status, 200);
     assert.ok(!edge.output.some((l) => /"connected to the control plane"/.test(l)));
 
-    cp = await startControlPlane({ dataDir, extraArgs: [...CP_ARGS, '--bootstrap-port', bootstrapPort, '--sync-port', syncPort] });
+    cp = await startControlPlane({
+      dataDir,
+      extraArgs: [...CP_ARGS, '--bootstrap-port', bootstrapPort, '--sync-port', syncPort],
+    });
     admin = adminApi(cp.adminUrl, adminToken);
     // Jittered backoff after a few failures: allow for its ceiling.
     await edge.waitFor(/"re-enrolled with the control plane/, 40_000);
     await edge.waitFor(/"connected to the control plane"/, 10_000);
-    await eventually(async () => ((await admin.get(`${WS}/gateways/eu-1`)).body as { instancesOnline: number }).instancesOnline === 1, 10_000, 'the instance is online');
+    await eventually(
+      async () => ((await admin.get(`${WS}/gateways/eu-1`)).body as { instancesOnline: number }).instancesOnline === 1,
+      10_000,
+      'the instance is online',
+    );
     assert.equal(await statusAt(edge), 200);
     await edge.stop();
   });
@@ -205,7 +261,12 @@ describe('edge gateways: re-enrollment with an expired certificate', () => {
     });
     assert.equal(collection.status, 201, JSON.stringify(collection.body));
     assert.equal((await admin.post(`${WS}/environments/TEST/collections/orders/publish`)).status, 201);
-    const client = await admin.post(`${WS}/clients`, { name: 'tester', role: 'order-reader', environments: ['TEST'], projects: ['default'] });
+    const client = await admin.post(`${WS}/clients`, {
+      name: 'tester',
+      role: 'order-reader',
+      environments: ['TEST'],
+      projects: ['default'],
+    });
     let edge = await start(dir);
     await edge.waitFor(/"config applied from the control plane"/);
     assert.equal(await statusAt(edge, client.body.token), 200);
@@ -222,7 +283,9 @@ describe('edge gateways: re-enrollment with an expired certificate', () => {
 
     edge = await start(dir);
     await edge.waitFor(/serving from the cached snapshot/);
-    const deactivated = JSON.parse(await edge.waitFor(/this gateway was deleted in the control plane/)) as { reason: string };
+    const deactivated = JSON.parse(await edge.waitFor(/this gateway was deleted in the control plane/)) as {
+      reason: string;
+    };
     assert.match(deactivated.reason, /revoked/);
     await eventually(async () => (await statusAt(edge, client.body.token)) === 404, 10_000, 'endpoints deactivated');
     await assert.rejects(stat(join(dir, 'cache', 'snapshot.json')), { code: 'ENOENT' });
@@ -247,8 +310,15 @@ describe('edge gateways: re-enrollment with an expired certificate', () => {
     const otherCaDir = await mkdtemp(join(tmpdir(), 'gatehouse-other-ca-'));
     try {
       const foreignCa = await openCertificateAuthority(otherCaDir);
-      const forged = await foreignCa.signGatewayCsr(other.csrPem, { gatewayId, workspaceId: g.identity.workspaceId, environment: 'DEV' }, 3600_000);
-      const foreign = await postRenew(g, { certificate: forged.certPem, csr: await createCsrForKey(other.keyPem, 'forged') });
+      const forged = await foreignCa.signGatewayCsr(
+        other.csrPem,
+        { gatewayId, workspaceId: g.identity.workspaceId, environment: 'DEV' },
+        3600_000,
+      );
+      const foreign = await postRenew(g, {
+        certificate: forged.certPem,
+        csr: await createCsrForKey(other.keyPem, 'forged'),
+      });
       assert.equal(foreign.status, 401);
       assert.equal(foreign.json.code, 'GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED');
       assert.match(foreign.json.detail as string, /was not issued by this control plane's CA/);
@@ -276,7 +346,10 @@ describe('edge gateways: re-enrollment with an expired certificate', () => {
     assert.deepEqual(Object.keys(accepted.json).sort(), ['ca', 'certificate']);
     assert.equal(accepted.json.ca, g.caPem);
     assert.deepEqual(spki(accepted.json.certificate as string), spki(g.certPem));
-    assert.notEqual(describeCertificate(accepted.json.certificate as string).serial, describeCertificate(g.certPem).serial);
+    assert.notEqual(
+      describeCertificate(accepted.json.certificate as string).serial,
+      describeCertificate(g.certPem).serial,
+    );
   });
 });
 
@@ -303,11 +376,18 @@ describe('edge gateways: the re-enrollment window', () => {
     const refused = await postRenew(g, { certificate: g.certPem, csr: await createCsrForKey(g.keyPem, 'late') });
     assert.equal(refused.status, 401);
     assert.equal(refused.json.code, 'GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED');
-    assert.match(refused.json.detail as string, /expired at .*, longer ago than the re-enrollment window \(1s\); bootstrap the gateway again/);
+    assert.match(
+      refused.json.detail as string,
+      /expired at .*, longer ago than the re-enrollment window \(1s\); bootstrap the gateway again/,
+    );
     assert.equal(refused.json.gatewayStatus, undefined);
 
     edge = await startEdge(dir);
-    const line = JSON.parse(await edge.waitFor(/the control plane refuses to re-enroll this gateway/)) as { level: number; reason: string; retryInMs: number };
+    const line = JSON.parse(await edge.waitFor(/the control plane refuses to re-enroll this gateway/)) as {
+      level: number;
+      reason: string;
+      retryInMs: number;
+    };
     assert.equal(line.level, 50);
     assert.match(line.reason, /longer ago than the re-enrollment window/);
     assert.ok(line.retryInMs >= 15_000, `retries slowly: ${line.retryInMs} ms`);
@@ -315,7 +395,14 @@ describe('edge gateways: the re-enrollment window', () => {
   });
 
   it('refuses a --gateway-reenroll-window that is not a duration', async () => {
-    const r = await runCli(['control', 'start', '--data-dir', join(work, 'unused'), '--gateway-reenroll-window', 'forever']);
+    const r = await runCli([
+      'control',
+      'start',
+      '--data-dir',
+      join(work, 'unused'),
+      '--gateway-reenroll-window',
+      'forever',
+    ]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--gateway-reenroll-window must be a duration such as 30d or 12h/);
   });

@@ -45,7 +45,14 @@ describe('edge telemetry and alerts', () => {
     cp = await startControlPlane({ extraArgs: ['--alert-webhook', hook, '--alert-auth-failures', '10'] });
     admin = cp.api();
     await createAndBootstrap(admin, 'edge-1', join(work, 'gw'), 'DEV');
-    const collection = { name: 'orders', basePath: '/orders', upstream: upstream.url, project: 'default', target: { type: 'edge', gateway: 'edge-1' }, endpoints: [{ method: 'GET', path: '/list', permission: 'orders:read' }] };
+    const collection = {
+      name: 'orders',
+      basePath: '/orders',
+      upstream: upstream.url,
+      project: 'default',
+      target: { type: 'edge', gateway: 'edge-1' },
+      endpoints: [{ method: 'GET', path: '/list', permission: 'orders:read' }],
+    };
     assert.equal((await admin.post(`${WS}/environments/DEV/collections`, collection)).status, 201);
     assert.equal((await admin.post(`${WS}/environments/DEV/collections/orders/publish`)).status, 201);
     edge = await startEdge(join(work, 'gw'));
@@ -60,12 +67,30 @@ describe('edge telemetry and alerts', () => {
 
   it('streams request counts and authentication failures, and raises an alert on a burst of bad keys', async () => {
     await admin.post(`${WS}/roles`, { name: 'orders', permissions: ['orders:read'] });
-    const { body } = await admin.post(`${WS}/clients`, { name: 'shop', role: 'orders', environments: ['DEV'], projects: ['default'] });
+    const { body } = await admin.post(`${WS}/clients`, {
+      name: 'shop',
+      role: 'orders',
+      environments: ['DEV'],
+      projects: ['default'],
+    });
     const token = body.token as string;
     const clientId = body.client.id as string;
-    await eventually(async () => (await fetch(`${edge.url}/orders/list`, { headers: { authorization: `Bearer ${token}` } })).status === 200, 10_000, 'the edge serves the client');
-    for (let i = 0; i < 4; i++) assert.equal((await fetch(`${edge.url}/orders/list`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
-    for (let i = 0; i < 15; i++) assert.equal((await fetch(`${edge.url}/orders/list`, { headers: { authorization: `Bearer ${BAD_KEY}` } })).status, 401);
+    await eventually(
+      async () =>
+        (await fetch(`${edge.url}/orders/list`, { headers: { authorization: `Bearer ${token}` } })).status === 200,
+      10_000,
+      'the edge serves the client',
+    );
+    for (let i = 0; i < 4; i++)
+      assert.equal(
+        (await fetch(`${edge.url}/orders/list`, { headers: { authorization: `Bearer ${token}` } })).status,
+        200,
+      );
+    for (let i = 0; i < 15; i++)
+      assert.equal(
+        (await fetch(`${edge.url}/orders/list`, { headers: { authorization: `Bearer ${BAD_KEY}` } })).status,
+        401,
+      );
 
     const since = new Date(Date.now() - 5 * 60_000).toISOString();
     // Request counts per collection, endpoint, client and status.
@@ -84,13 +109,31 @@ describe('edge telemetry and alerts', () => {
     const events = await admin.get(`${WS}/security-events?since=${encodeURIComponent(since)}`);
     assert.equal(events.status, 200, JSON.stringify(events.body));
     const failures = (events.body.items as { reason: string }[]).filter((e) => e.reason === 'GH_ERR_AUTH_INVALID_KEY');
-    assert.ok(failures.length >= 15, `${failures.length} security events: ${JSON.stringify(events.body).slice(0, 600)}`);
+    assert.ok(
+      failures.length >= 15,
+      `${failures.length} security events: ${JSON.stringify(events.body).slice(0, 600)}`,
+    );
     assert.equal(JSON.stringify(events.body).includes(BAD_KEY), false, 'a key reached the control plane');
 
     // The alert is raised and delivered to the webhook.
-    await eventually(async () => ((await admin.get(`${WS}/alerts?open=true`)).body?.items ?? []).some((a: { kind: string }) => a.kind === 'auth_failure_spike'), 20_000, 'alert raised');
-    await eventually(async () => delivered.some((d) => d.kind === 'auth_failure_spike'), 20_000, 'alert delivered to the webhook');
+    await eventually(
+      async () =>
+        ((await admin.get(`${WS}/alerts?open=true`)).body?.items ?? []).some(
+          (a: { kind: string }) => a.kind === 'auth_failure_spike',
+        ),
+      20_000,
+      'alert raised',
+    );
+    await eventually(
+      async () => delivered.some((d) => d.kind === 'auth_failure_spike'),
+      20_000,
+      'alert delivered to the webhook',
+    );
     assert.equal(JSON.stringify(delivered).includes(BAD_KEY), false);
-    assert.equal(cp.output.some((l) => l.includes(BAD_KEY)) || edge.output.some((l) => l.includes(BAD_KEY)), false, 'a key reached a log');
+    assert.equal(
+      cp.output.some((l) => l.includes(BAD_KEY)) || edge.output.some((l) => l.includes(BAD_KEY)),
+      false,
+      'a key reached a log',
+    );
   });
 });

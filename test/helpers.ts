@@ -5,7 +5,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +37,9 @@ export interface Upstream {
 }
 
 /** An upstream that records each request and answers JSON `{method, url, headers}` unless `handler` answers. */
-export async function startUpstream(handler?: (req: IncomingMessage, res: ServerResponse) => boolean | void): Promise<Upstream> {
+export async function startUpstream(
+  handler?: (req: IncomingMessage, res: ServerResponse) => boolean | void,
+): Promise<Upstream> {
   const requests: SeenRequest[] = [];
   const server = createServer((req, res) => {
     requests.push({ method: req.method!, url: req.url!, headers: req.headers });
@@ -73,15 +81,35 @@ export interface GatewayProcess {
 }
 
 /** Starts `gatehouse gateway run` on a YAML config written to a fresh temp dir. */
-export async function startGateway(config: Record<string, unknown>, options: { extraArgs?: string[]; format?: 'yaml' | 'json' } = {}): Promise<GatewayProcess> {
+export async function startGateway(
+  config: Record<string, unknown>,
+  options: { extraArgs?: string[]; format?: 'yaml' | 'json' } = {},
+): Promise<GatewayProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-e2e-'));
   const configFile = join(dir, options.format === 'json' ? 'gateway.json' : 'gateway.yaml');
   const write = (c: unknown) => writeFile(configFile, options.format === 'json' ? JSON.stringify(c) : stringify(c));
   await write(withServer(config));
-  const child = spawn(process.execPath, [MAIN, 'gateway', 'run', '--config', configFile, '--port', '0', '--ops-port', '0', '--host', '127.0.0.1', ...(options.extraArgs ?? [])], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      MAIN,
+      'gateway',
+      'run',
+      '--config',
+      configFile,
+      '--port',
+      '0',
+      '--ops-port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      ...(options.extraArgs ?? []),
+    ],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const kill = setTimeout(() => child.kill('SIGKILL'), 10 * 60_000);
   kill.unref();
   const output: string[] = [];
@@ -100,9 +128,18 @@ export async function startGateway(config: Record<string, unknown>, options: { e
     const seen = output.find((l) => pattern.test(l));
     if (seen) return Promise.resolve(seen);
     return new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} in gateway output:\n${output.join('\n')}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`timed out waiting for ${pattern} in gateway output:\n${output.join('\n')}`)),
+        timeoutMs,
+      );
       waiters.push({ pattern, resolve: (l) => (clearTimeout(timer), resolve(l)) });
-      child.once('exit', (code) => (clearTimeout(timer), reject(new Error(`gateway exited with ${code} before ${pattern}:\n${output.join('\n')}`))));
+      child.once(
+        'exit',
+        (code) => (
+          clearTimeout(timer),
+          reject(new Error(`gateway exited with ${code} before ${pattern}:\n${output.join('\n')}`))
+        ),
+      );
     });
   };
   let listening: { api: string; ops: string };
@@ -179,7 +216,12 @@ export function rawRequest(port: number, raw: string): Promise<string> {
 }
 
 /** Status code and parsed problem body of a raw HTTP response. */
-export function parseRaw(response: string): { status: number; headers: string; body: string; json: Record<string, unknown> | undefined } {
+export function parseRaw(response: string): {
+  status: number;
+  headers: string;
+  body: string;
+  json: Record<string, unknown> | undefined;
+} {
   const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1]);
   const split = response.indexOf('\r\n\r\n');
   const headers = response.slice(0, split);
@@ -211,13 +253,20 @@ export async function metricValue(opsUrl: string, sample: string): Promise<numbe
 }
 
 /** Resolves with the first output line matching `pattern` at index `from` or later (default: lines yet to come). */
-export async function waitForLine(gw: GatewayProcess, pattern: RegExp, from = gw.output.length, timeoutMs = 30_000): Promise<string> {
+export async function waitForLine(
+  gw: GatewayProcess,
+  pattern: RegExp,
+  from = gw.output.length,
+  timeoutMs = 30_000,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const line = gw.output.slice(from).find((l) => pattern.test(l));
     if (line !== undefined) return line;
-    if (gw.child.exitCode !== null) throw new Error(`gateway exited with ${gw.child.exitCode} before ${pattern}:\n${gw.output.join('\n')}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern} in gateway output:\n${gw.output.slice(from).join('\n')}`);
+    if (gw.child.exitCode !== null)
+      throw new Error(`gateway exited with ${gw.child.exitCode} before ${pattern}:\n${gw.output.join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${pattern} in gateway output:\n${gw.output.slice(from).join('\n')}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -230,7 +279,10 @@ export interface CliResult {
 }
 
 /** Runs `gatehouse ARGS…` (src/cli/main.ts) to completion, as a user would; killed after `timeoutMs`. `env` adds to (or, with undefined, removes from) the environment. */
-export function runCli(args: string[], options: { timeoutMs?: number; env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  options: { timeoutMs?: number; env?: Record<string, string | undefined> } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const env = options.env ? { ...process.env, ...options.env } : process.env;
     const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -263,7 +315,10 @@ export async function expectProblem(res: Response, status: number, code: string)
   assert.equal(body.status, status);
   assert.match(String(body.instance), /^urn:gatehouse:request:[0-9a-f]{12}[0-9a-z]{8}$/);
   assert.equal(res.headers.get('x-request-id'), String(body.instance).split(':').pop());
-  assert.deepEqual(Object.keys(body).filter((k) => k !== 'detail'), ['type', 'title', 'status', 'code', 'instance']);
+  assert.deepEqual(
+    Object.keys(body).filter((k) => k !== 'detail'),
+    ['type', 'title', 'status', 'code', 'instance'],
+  );
   assert.doesNotMatch(text, /127\.0\.0\.1|ECONNREFUSED|UND_ERR|Error|at /, 'internal details leaked');
   return body;
 }

@@ -31,7 +31,12 @@ async function selfSigned(): Promise<{ certPem: string; keyPem: string }> {
   return { certPem: cert.toString('pem'), keyPem: await exportPrivateKey(keys.privateKey) };
 }
 
-function httpsGet(port: number, path: string, headers: Record<string, string>, ca: string): Promise<{ status: number; body: string }> {
+function httpsGet(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  ca: string,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, headers, ca, agent: false }, (res) => {
       let body = '';
@@ -59,7 +64,16 @@ describe('the API listener over TLS', () => {
     const config = (dir: string) => ({
       server: { tls: { cert: `${dir}/server.crt`, key: `${dir}/server.key` } },
       tokenExchange: TOKEN_EXCHANGE,
-      collections: [{ name: 'tls', basePath: '/tls', upstream: upstream.url, project: 'p', environment: 'PROD', endpoints: [{ method: 'GET', path: '/thing', permission: 'thing:read' }] }],
+      collections: [
+        {
+          name: 'tls',
+          basePath: '/tls',
+          upstream: upstream.url,
+          project: 'p',
+          environment: 'PROD',
+          endpoints: [{ method: 'GET', path: '/thing', permission: 'thing:read' }],
+        },
+      ],
       roles: [{ name: 'reader', permissions: ['thing:read'] }],
       clients: [{ id: 'tls-client', role: 'reader', environments: ['PROD'], projects: ['p'], keys: [{ hash }] }],
     });
@@ -112,7 +126,10 @@ describe('the API listener over TLS', () => {
       startGateway({ server: { tls: { cert: missing, key: missing } }, tokenExchange: TOKEN_EXCHANGE }),
       (error: Error) => {
         assert.match(error.message, /gateway exited with 2 /);
-        assert.ok(error.message.includes(`gatehouse: server.tls.cert: cannot read ${missing} (no such file)`), error.message);
+        assert.ok(
+          error.message.includes(`gatehouse: server.tls.cert: cannot read ${missing} (no such file)`),
+          error.message,
+        );
         assert.doesNotMatch(error.message, /ENOENT|at async/, 'a configuration mistake is one line, not a stack trace');
         return true;
       },
@@ -123,10 +140,18 @@ describe('the API listener over TLS', () => {
     const other = await selfSigned();
     await writeFile(`${dir}/other.key`, other.keyPem, { mode: 0o600 });
     await assert.rejects(
-      startGateway({ server: { tls: { cert: `${dir}/server.crt`, key: `${dir}/other.key` } }, tokenExchange: TOKEN_EXCHANGE }),
+      startGateway({
+        server: { tls: { cert: `${dir}/server.crt`, key: `${dir}/other.key` } },
+        tokenExchange: TOKEN_EXCHANGE,
+      }),
       (error: Error) => {
         assert.match(error.message, /gateway exited with 2 /);
-        assert.ok(error.message.includes(`gatehouse: server.tls: cannot serve with the certificate ${dir}/server.crt and the key ${dir}/other.key (`), error.message);
+        assert.ok(
+          error.message.includes(
+            `gatehouse: server.tls: cannot serve with the certificate ${dir}/server.crt and the key ${dir}/other.key (`,
+          ),
+          error.message,
+        );
         assert.ok(!error.message.includes('PRIVATE KEY'), 'the key never appears in the message');
         return true;
       },

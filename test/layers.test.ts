@@ -11,7 +11,9 @@ const eslint = new ESLint({ cwd: REPO_ROOT });
 
 async function lint(file: string, code: string): Promise<string[]> {
   const [result] = await eslint.lintText(code, { filePath: `${REPO_ROOT}/${file}` });
-  return result!.messages.filter((m) => m.ruleId === 'no-restricted-imports' || m.ruleId === 'no-restricted-syntax').map((m) => m.message);
+  return result!.messages
+    .filter((m) => m.ruleId === 'no-restricted-imports' || m.ruleId === 'no-restricted-syntax')
+    .map((m) => m.message);
 }
 
 describe('the layering rule', () => {
@@ -26,7 +28,10 @@ describe('the layering rule', () => {
     it(`refuses an import of src/${above}/ from ${file}`, async () => {
       const messages = await lint(file, `import { x } from '${specifier}';\nexport const y = x;\n`);
       assert.equal(messages.length, 1, JSON.stringify(messages));
-      assert.match(messages[0]!, new RegExp(`must not import src/${above}/: the layers are shared ← config ← gateway ← control ← cli`));
+      assert.match(
+        messages[0]!,
+        new RegExp(`must not import src/${above}/: the layers are shared ← config ← gateway ← control ← cli`),
+      );
     });
   }
 
@@ -37,13 +42,29 @@ describe('the layering rule', () => {
   });
 
   it('lets a module import its own layer and those below it', async () => {
-    assert.deepEqual(await lint('src/control/x.ts', `import { a } from '../gateway/instance.ts';\nimport { b } from '../config/schema.ts';\nimport { c } from '../shared/errors.ts';\nimport { d } from './plane.ts';\nexport const e = [a, b, c, d];\n`), []);
-    assert.deepEqual(await lint('src/cli/x.ts', `import { a } from '../control/plane.ts';\nimport { b } from '../demo/upstream.ts';\nexport const c = [a, b];\n`), []);
+    assert.deepEqual(
+      await lint(
+        'src/control/x.ts',
+        `import { a } from '../gateway/instance.ts';\nimport { b } from '../config/schema.ts';\nimport { c } from '../shared/errors.ts';\nimport { d } from './plane.ts';\nexport const e = [a, b, c, d];\n`,
+      ),
+      [],
+    );
+    assert.deepEqual(
+      await lint(
+        'src/cli/x.ts',
+        `import { a } from '../control/plane.ts';\nimport { b } from '../demo/upstream.ts';\nexport const c = [a, b];\n`,
+      ),
+      [],
+    );
   });
 
   it('holds for the whole tree as it is', async () => {
     const results = await eslint.lintFiles(['src']);
-    const upward = results.flatMap((r) => r.messages.filter((m) => m.ruleId === 'no-restricted-imports' || m.ruleId === 'no-restricted-syntax').map((m) => `${r.filePath}:${m.line} ${m.message}`));
+    const upward = results.flatMap((r) =>
+      r.messages
+        .filter((m) => m.ruleId === 'no-restricted-imports' || m.ruleId === 'no-restricted-syntax')
+        .map((m) => `${r.filePath}:${m.line} ${m.message}`),
+    );
     assert.deepEqual(upward, []);
   });
 });

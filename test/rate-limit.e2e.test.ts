@@ -68,7 +68,8 @@ describe('rate limits on a running gateway', () => {
     await upstream?.close();
   });
 
-  const get = (path: string, key: { key: string }) => fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${key.key}` } });
+  const get = (path: string, key: { key: string }) =>
+    fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${key.key}` } });
 
   /** How many requests the upstream saw under `prefix`. */
   const seen = (prefix: string) => upstream.requests.filter((r) => r.url.startsWith(prefix)).length;
@@ -178,12 +179,19 @@ describe('rate limits on a running gateway', () => {
   it('counts refusals by scope and collection in /metrics', async () => {
     const metrics = await (await fetch(`${gw.opsUrl}/metrics`)).text();
     const count = (scope: string, collection: string) =>
-      Number(new RegExp(`^gatehouse_rate_limited_total\\{scope="${scope}",collection="${collection}"\\} (\\d+)$`, 'm').exec(metrics)?.[1]);
+      Number(
+        new RegExp(`^gatehouse_rate_limited_total\\{scope="${scope}",collection="${collection}"\\} (\\d+)$`, 'm').exec(
+          metrics,
+        )?.[1],
+      );
     assert.equal(count('key', 'per-key'), 2);
     assert.equal(count('client', 'per-client'), 2);
     assert.equal(count('org', 'per-org'), 2);
     assert.equal(count('key', 'override'), 1);
     assert.equal(count('key', 'open'), 1);
-    assert.match(metrics, /gatehouse_requests_total\{collection="per-key",route="\/things\/\{id\}",method="GET",status="429"\} 2/);
+    assert.match(
+      metrics,
+      /gatehouse_requests_total\{collection="per-key",route="\/things\/\{id\}",method="GET",status="429"\} 2/,
+    );
   });
 });

@@ -10,7 +10,16 @@ import { request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { metricValue, newKey, startGateway, startUpstream, TOKEN_EXCHANGE, waitForLine, type GatewayProcess, type Upstream } from './helpers.ts';
+import {
+  metricValue,
+  newKey,
+  startGateway,
+  startUpstream,
+  TOKEN_EXCHANGE,
+  waitForLine,
+  type GatewayProcess,
+  type Upstream,
+} from './helpers.ts';
 
 const first = newKey();
 const second = newKey();
@@ -43,7 +52,13 @@ function config({ upstream, clients, watch }: Options): Record<string, unknown> 
       },
     ],
     roles: [{ name: 'reader', permissions: ['orders:read'] }],
-    clients: clients.map((c) => ({ id: c.id, role: c.role ?? 'reader', environments: ['PROD'], projects: ['shop'], keys: [{ hash: c.hash }] })),
+    clients: clients.map((c) => ({
+      id: c.id,
+      role: c.role ?? 'reader',
+      environments: ['PROD'],
+      projects: ['shop'],
+      keys: [{ hash: c.hash }],
+    })),
   };
 }
 
@@ -69,8 +84,12 @@ describe('reloading the config of a running gateway', () => {
   before(async () => {
     upstream = await startUpstream(slow);
     other = await startUpstream();
-    gw = await startGateway(config({ upstream: upstream.url, clients: [{ id: 'first', hash: first.hash }], watch: false }));
-    watched = await startGateway(config({ upstream: upstream.url, clients: [{ id: 'first', hash: first.hash }], watch: true }));
+    gw = await startGateway(
+      config({ upstream: upstream.url, clients: [{ id: 'first', hash: first.hash }], watch: false }),
+    );
+    watched = await startGateway(
+      config({ upstream: upstream.url, clients: [{ id: 'first', hash: first.hash }], watch: true }),
+    );
   });
 
   after(async () => {
@@ -109,12 +128,16 @@ describe('reloading the config of a running gateway', () => {
     const fromWatched = watched.output.length;
     await Promise.all([
       gw.writeConfig(config({ upstream: upstream.url, clients: [{ id: 'second', hash: second.hash }], watch: false })),
-      watched.writeConfig(config({ upstream: upstream.url, clients: [{ id: 'second', hash: second.hash }], watch: true })),
+      watched.writeConfig(
+        config({ upstream: upstream.url, clients: [{ id: 'second', hash: second.hash }], watch: true }),
+      ),
     ]);
     await waitForLine(watched, /"config applied"/, fromWatched);
     assert.equal(await status(gw, second.key), 401);
     const back = watched.output.length;
-    await watched.writeConfig(config({ upstream: upstream.url, clients: [{ id: 'first', hash: first.hash }], watch: true }));
+    await watched.writeConfig(
+      config({ upstream: upstream.url, clients: [{ id: 'first', hash: first.hash }], watch: true }),
+    );
     await waitForLine(watched, /"config applied"/, back);
 
     const line = await hup(gw);
@@ -127,7 +150,9 @@ describe('reloading the config of a running gateway', () => {
   it('rejects a file with an unknown role on SIGHUP, saying which file and field, and keeps the old config', async () => {
     const rejected = await metricValue(gw.opsUrl, REJECTED);
     const applied = await metricValue(gw.opsUrl, APPLIED);
-    await gw.writeConfig(config({ upstream: upstream.url, clients: [{ id: 'third', hash: third.hash, role: 'nobody' }], watch: false }));
+    await gw.writeConfig(
+      config({ upstream: upstream.url, clients: [{ id: 'third', hash: third.hash, role: 'nobody' }], watch: false }),
+    );
 
     const line = await hup(gw);
     assert.equal(line.level, 50, JSON.stringify(line));
@@ -146,7 +171,18 @@ describe('reloading the config of a running gateway', () => {
 
   it('rejects a YAML syntax error on SIGHUP with the file, line and column, and keeps the old config', async () => {
     const rejected = await metricValue(gw.opsUrl, REJECTED);
-    await writeFile(gw.configFile, ['tokenExchange:', '  issuer: https://gatehouse.test', '  audience: e2e-api', 'clients:', '  - id: broken', '   role: reader', ''].join('\n'));
+    await writeFile(
+      gw.configFile,
+      [
+        'tokenExchange:',
+        '  issuer: https://gatehouse.test',
+        '  audience: e2e-api',
+        'clients:',
+        '  - id: broken',
+        '   role: reader',
+        '',
+      ].join('\n'),
+    );
 
     const line = await hup(gw);
     const msg = String(line.msg);
@@ -158,11 +194,26 @@ describe('reloading the config of a running gateway', () => {
 
   it('rejects on SIGHUP a file above 32 MB, an alias to no anchor and an alias bomb, and keeps serving the old config', async () => {
     const rejected = await metricValue(gw.opsUrl, REJECTED);
-    const good = stringify(config({ upstream: upstream.url, clients: [{ id: 'third', hash: third.hash }], watch: false }));
+    const good = stringify(
+      config({ upstream: upstream.url, clients: [{ id: 'third', hash: third.hash }], watch: false }),
+    );
     let bomb = 'x-a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n';
-    for (const [name, previous] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd'], ['f', 'e'], ['g', 'f'], ['h', 'g'], ['i', 'h']]) bomb += `x-${name}: &${name} [${Array(9).fill(`*${previous}`).join(', ')}]\n`;
+    for (const [name, previous] of [
+      ['b', 'a'],
+      ['c', 'b'],
+      ['d', 'c'],
+      ['e', 'd'],
+      ['f', 'e'],
+      ['g', 'f'],
+      ['h', 'g'],
+      ['i', 'h'],
+    ])
+      bomb += `x-${name}: &${name} [${Array(9).fill(`*${previous}`).join(', ')}]\n`;
     const cases: [string, string][] = [
-      [`${good}version: "${'x'.repeat(40 * 2 ** 20)}"\n`, `${gw.configFile}: the config file is 40 MB, above the 32 MB limit; put large client sets in clientsFile (NDJSON)`],
+      [
+        `${good}version: "${'x'.repeat(40 * 2 ** 20)}"\n`,
+        `${gw.configFile}: the config file is 40 MB, above the 32 MB limit; put large client sets in clientsFile (NDJSON)`,
+      ],
       [good.replace('issuer: https://gatehouse.test', 'issuer: *nope'), `${gw.configFile}: invalid YAML at line `],
       [bomb + good, `${gw.configFile}: invalid YAML: its aliases (*name) expand to more than 1000 copies`],
     ];
@@ -180,7 +231,16 @@ describe('reloading the config of a running gateway', () => {
   });
 
   it('applies a fixed file after a rejected one', async () => {
-    await gw.writeConfig(config({ upstream: upstream.url, clients: [{ id: 'second', hash: second.hash }, { id: 'third', hash: third.hash }], watch: false }));
+    await gw.writeConfig(
+      config({
+        upstream: upstream.url,
+        clients: [
+          { id: 'second', hash: second.hash },
+          { id: 'third', hash: third.hash },
+        ],
+        watch: false,
+      }),
+    );
     const line = await hup(gw);
     assert.equal(line.msg, 'config applied', JSON.stringify(line));
     assert.equal(await status(gw, second.key), 200);
@@ -190,7 +250,9 @@ describe('reloading the config of a running gateway', () => {
   it('picks up a changed file without a signal when watching', async () => {
     assert.equal(await status(watched, first.key), 200);
     const from = watched.output.length;
-    await watched.writeConfig(config({ upstream: upstream.url, clients: [{ id: 'second', hash: second.hash }], watch: true }));
+    await watched.writeConfig(
+      config({ upstream: upstream.url, clients: [{ id: 'second', hash: second.hash }], watch: true }),
+    );
     await waitForLine(watched, /"config applied"/, from);
     assert.equal(await status(watched, second.key), 200);
     assert.equal(await status(watched, first.key), 401);
@@ -199,7 +261,9 @@ describe('reloading the config of a running gateway', () => {
   it('rejects a bad file written to a watched path, and the old config stays in force', async () => {
     const rejected = await metricValue(watched.opsUrl, REJECTED);
     const from = watched.output.length;
-    await watched.writeConfig(config({ upstream: upstream.url, clients: [{ id: 'third', hash: third.hash, role: 'nobody' }], watch: true }));
+    await watched.writeConfig(
+      config({ upstream: upstream.url, clients: [{ id: 'third', hash: third.hash, role: 'nobody' }], watch: true }),
+    );
     const line = await waitForLine(watched, /"config rejected/, from);
     assert.ok(line.includes('clients[0].role'), line);
     assert.equal(await status(watched, second.key), 200);
@@ -210,7 +274,13 @@ describe('reloading the config of a running gateway', () => {
   it('picks up a file replaced by an atomic rename, as editors save it', async () => {
     const from = watched.output.length;
     const temp = `${watched.configFile}.tmp`;
-    await writeFile(temp, stringify({ ...config({ upstream: upstream.url, clients: [{ id: 'first', hash: first.hash }], watch: true }), server: { watch: true, log: { level: 'info' } } }));
+    await writeFile(
+      temp,
+      stringify({
+        ...config({ upstream: upstream.url, clients: [{ id: 'first', hash: first.hash }], watch: true }),
+        server: { watch: true, log: { level: 'info' } },
+      }),
+    );
     await rename(temp, watched.configFile);
     await waitForLine(watched, /"config applied"/, from);
     assert.equal(await status(watched, first.key), 200);
@@ -222,9 +292,15 @@ describe('reloading the config of a running gateway', () => {
     const dir = watched.dir;
     const version = async (name: string, c: Record<string, unknown>) => {
       await mkdir(join(dir, name));
-      await writeFile(join(dir, name, 'gateway.yaml'), stringify({ ...c, server: { watch: true, log: { level: 'info' } } }));
+      await writeFile(
+        join(dir, name, 'gateway.yaml'),
+        stringify({ ...c, server: { watch: true, log: { level: 'info' } } }),
+      );
     };
-    await version('..v1', config({ upstream: upstream.url, clients: [{ id: 'first', hash: first.hash }], watch: true }));
+    await version(
+      '..v1',
+      config({ upstream: upstream.url, clients: [{ id: 'first', hash: first.hash }], watch: true }),
+    );
     await symlink('..v1', join(dir, '..data'));
     await symlink('..data/gateway.yaml', join(dir, 'gateway.yaml.link'));
     await rename(join(dir, 'gateway.yaml.link'), watched.configFile);
@@ -234,7 +310,10 @@ describe('reloading the config of a running gateway', () => {
 
     // The update: a new timestamped directory, then "..data" swapped to it by renaming a fresh link over it.
     const from = watched.output.length;
-    await version('..v2', config({ upstream: upstream.url, clients: [{ id: 'third', hash: third.hash }], watch: true }));
+    await version(
+      '..v2',
+      config({ upstream: upstream.url, clients: [{ id: 'third', hash: third.hash }], watch: true }),
+    );
     await symlink('..v2', join(dir, '..data_tmp'));
     await rename(join(dir, '..data_tmp'), join(dir, '..data'));
     await waitForLine(watched, /"config (applied|rejected)/, from);
@@ -242,31 +321,43 @@ describe('reloading the config of a running gateway', () => {
     assert.equal(await status(watched, first.key), 401);
   });
 
-  it('lets a request in flight during a reload complete with 200, while new requests see the new config', { timeout: 15_000 }, async () => {
-    const before = held.length;
-    const req = request({ host: '127.0.0.1', port: gw.port, path: '/orders/slow', agent: false, headers: { authorization: `Bearer ${third.key}` } });
-    req.end();
-    const [res] = (await once(req, 'response')) as [IncomingMessage];
-    assert.equal(res.statusCode, 200);
-    res.setEncoding('utf8');
-    let body = '';
-    res.on('data', (chunk: string) => (body += chunk));
-    const ended = once(res, 'end');
-    while (held.length === before) await new Promise((r) => setTimeout(r, 10));
+  it(
+    'lets a request in flight during a reload complete with 200, while new requests see the new config',
+    { timeout: 15_000 },
+    async () => {
+      const before = held.length;
+      const req = request({
+        host: '127.0.0.1',
+        port: gw.port,
+        path: '/orders/slow',
+        agent: false,
+        headers: { authorization: `Bearer ${third.key}` },
+      });
+      req.end();
+      const [res] = (await once(req, 'response')) as [IncomingMessage];
+      assert.equal(res.statusCode, 200);
+      res.setEncoding('utf8');
+      let body = '';
+      res.on('data', (chunk: string) => (body += chunk));
+      const ended = once(res, 'end');
+      while (held.length === before) await new Promise((r) => setTimeout(r, 10));
 
-    // The reload removes the caller's key and moves the collection to another upstream: the old pool closes.
-    await gw.writeConfig(config({ upstream: other.url, clients: [{ id: 'second', hash: second.hash }], watch: false }));
-    const line = await hup(gw);
-    assert.equal(line.msg, 'config applied', JSON.stringify(line));
-    assert.equal(await status(gw, third.key), 401);
-    const moved = await fetch(`${gw.url}/orders/list`, { headers: { authorization: `Bearer ${second.key}` } });
-    assert.equal(moved.status, 200);
-    assert.equal(((await moved.json()) as { url: string }).url, '/list');
-    assert.equal(other.requests.length, 1, 'the new upstream did not get the new request');
+      // The reload removes the caller's key and moves the collection to another upstream: the old pool closes.
+      await gw.writeConfig(
+        config({ upstream: other.url, clients: [{ id: 'second', hash: second.hash }], watch: false }),
+      );
+      const line = await hup(gw);
+      assert.equal(line.msg, 'config applied', JSON.stringify(line));
+      assert.equal(await status(gw, third.key), 401);
+      const moved = await fetch(`${gw.url}/orders/list`, { headers: { authorization: `Bearer ${second.key}` } });
+      assert.equal(moved.status, 200);
+      assert.equal(((await moved.json()) as { url: string }).url, '/list');
+      assert.equal(other.requests.length, 1, 'the new upstream did not get the new request');
 
-    held.at(-1)!.end('finished');
-    await ended;
-    assert.equal(body, 'started;finished');
-    assert.equal(res.complete, true);
-  });
+      held.at(-1)!.end('finished');
+      await ended;
+      assert.equal(body, 'started;finished');
+      assert.equal(res.complete, true);
+    },
+  );
 });

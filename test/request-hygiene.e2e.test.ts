@@ -9,7 +9,16 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { REFUSED_METHOD_OVERRIDES, STRIPPED } from '../src/gateway/http/header-rules.ts';
-import { newKey, parseRaw, rawRequest, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream } from './helpers.ts';
+import {
+  newKey,
+  parseRaw,
+  rawRequest,
+  startGateway,
+  startUpstream,
+  TOKEN_EXCHANGE,
+  type GatewayProcess,
+  type Upstream,
+} from './helpers.ts';
 
 const key = newKey();
 const LEGACY_KEY = 'legacy-7f3a9c1e5b';
@@ -49,9 +58,24 @@ describe('request hygiene on a running gateway', () => {
       collection('reports', '/reports', { audience: 'urn:example:reports-api' }),
     ],
     roles: [{ name: 'reader', permissions: ['billing:read', 'partner:read', 'reports:read'] }],
-    clients: [{ id: 'reader-client', role: 'reader', environments: ['PROD'], projects: ['payments'], keys: [{ hash: key.hash }] }],
+    clients: [
+      {
+        id: 'reader-client',
+        role: 'reader',
+        environments: ['PROD'],
+        projects: ['payments'],
+        keys: [{ hash: key.hash }],
+      },
+    ],
     legacyClients: [
-      { id: 'legacy-client', role: 'reader', environments: ['PROD'], projects: ['payments'], email: LEGACY_EMAIL, keyHash: `sha256:${createHash('sha256').update(LEGACY_KEY).digest('hex')}` },
+      {
+        id: 'legacy-client',
+        role: 'reader',
+        environments: ['PROD'],
+        projects: ['payments'],
+        email: LEGACY_EMAIL,
+        keyHash: `sha256:${createHash('sha256').update(LEGACY_KEY).digest('hex')}`,
+      },
     ],
     ...(Object.keys(server).length > 0 ? { server } : {}),
   });
@@ -59,7 +83,9 @@ describe('request hygiene on a running gateway', () => {
   before(async () => {
     upstream = await startUpstream();
     gw = await startGateway(config());
-    vouching = await startGateway(config({ publicHosts: ['api.example.test', '*.tenant.test', 'edge.example.test:8443'] }));
+    vouching = await startGateway(
+      config({ publicHosts: ['api.example.test', '*.tenant.test', 'edge.example.test:8443'] }),
+    );
   });
 
   after(async () => {
@@ -69,7 +95,17 @@ describe('request hygiene on a running gateway', () => {
   });
 
   /** Sends a raw request; `headers` are written as given (null Host: none). */
-  async function send(target: string, options: { method?: string; version?: string; host?: string | null; headers?: [string, string][]; key?: string | null; to?: GatewayProcess } = {}): Promise<Sent> {
+  async function send(
+    target: string,
+    options: {
+      method?: string;
+      version?: string;
+      host?: string | null;
+      headers?: [string, string][];
+      key?: string | null;
+      to?: GatewayProcess;
+    } = {},
+  ): Promise<Sent> {
     const to = options.to ?? gw;
     const host = options.host === undefined ? `127.0.0.1:${to.port}` : options.host;
     const lines = [`${options.method ?? 'GET'} ${target} ${options.version ?? 'HTTP/1.1'}`];
@@ -81,7 +117,12 @@ describe('request hygiene on a running gateway', () => {
     const before = upstream.requests.length;
     const res = parseRaw(await rawRequest(to.port, lines.join('\r\n')));
     const seen = upstream.requests.length > before ? upstream.requests.at(-1) : undefined;
-    return { status: res.status, json: res.json, headers: res.headers, seen: seen && { url: seen.url, headers: seen.headers as Record<string, string> } };
+    return {
+      status: res.status,
+      json: res.json,
+      headers: res.headers,
+      seen: seen && { url: seen.url, headers: seen.headers as Record<string, string> },
+    };
   }
 
   async function refused(sent: Promise<Sent>, status: number, code: string): Promise<Sent> {
@@ -94,7 +135,12 @@ describe('request hygiene on a running gateway', () => {
 
   describe('headers', () => {
     it('never forwards X-Original-URL or X-Rewrite-URL on a granted request', async () => {
-      const res = await send('/billing/orgs/acme/invoices', { headers: [['X-Original-URL', '/admin/users'], ['X-Rewrite-URL', '/admin/users']] });
+      const res = await send('/billing/orgs/acme/invoices', {
+        headers: [
+          ['X-Original-URL', '/admin/users'],
+          ['X-Rewrite-URL', '/admin/users'],
+        ],
+      });
       assert.equal(res.status, 200);
       assert.equal(res.seen?.url, '/orgs/acme/invoices');
       assert.equal(res.seen?.headers['x-original-url'], undefined);
@@ -104,7 +150,9 @@ describe('request hygiene on a running gateway', () => {
     it('strips every listed rewrite, address, identity and hop-by-hop header, and every listed prefix', async () => {
       const sent: [string, string][] = [];
       for (const rule of STRIPPED) {
-        for (const name of rule.names) if (!['host', 'connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'keep-alive'].includes(name)) sent.push([name, 'attacker']);
+        for (const name of rule.names)
+          if (!['host', 'connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'keep-alive'].includes(name))
+            sent.push([name, 'attacker']);
         for (const prefix of rule.prefixes ?? []) sent.push([`${prefix}id`, 'attacker']);
       }
       const res = await send('/billing/orgs/acme/invoices', { headers: sent });
@@ -119,7 +167,13 @@ describe('request hygiene on a running gateway', () => {
     });
 
     it('forwards ordinary headers untouched', async () => {
-      const res = await send('/billing/orgs/acme/invoices', { headers: [['Accept-Language', 'de'], ['X-Tenant-Hint', 'acme'], ['X-Originally', 'kept']] });
+      const res = await send('/billing/orgs/acme/invoices', {
+        headers: [
+          ['Accept-Language', 'de'],
+          ['X-Tenant-Hint', 'acme'],
+          ['X-Originally', 'kept'],
+        ],
+      });
       assert.equal(res.seen?.headers['accept-language'], 'de');
       assert.equal(res.seen?.headers['x-tenant-hint'], 'acme');
       assert.equal(res.seen?.headers['x-originally'], 'kept');
@@ -127,7 +181,11 @@ describe('request hygiene on a running gateway', () => {
 
     for (const name of REFUSED_METHOD_OVERRIDES) {
       it(`refuses the method override ${name}`, async () => {
-        await refused(send('/billing/orgs/acme/invoices', { headers: [[name, 'DELETE']] }), 400, 'GH_ERR_REQUEST_METHOD_OVERRIDE');
+        await refused(
+          send('/billing/orgs/acme/invoices', { headers: [[name, 'DELETE']] }),
+          400,
+          'GH_ERR_REQUEST_METHOD_OVERRIDE',
+        );
       });
     }
   });
@@ -164,7 +222,11 @@ describe('request hygiene on a running gateway', () => {
 
     it('refuses a key in the query alone, percent-encoded, behind other parameters, or in the path', async () => {
       const encoded = key.key.replace('g', '%67').replace('_', '%5F');
-      await refused(send(`/billing/orgs/acme/invoices?api_key=${key.key}`, { key: null }), 400, 'GH_ERR_AUTH_KEY_IN_URL');
+      await refused(
+        send(`/billing/orgs/acme/invoices?api_key=${key.key}`, { key: null }),
+        400,
+        'GH_ERR_AUTH_KEY_IN_URL',
+      );
       await refused(send(`/billing/orgs/acme/invoices?page=2&token=${encoded}`), 400, 'GH_ERR_AUTH_KEY_IN_URL');
       await refused(send(`/billing/orgs/acme/invoices?q=100%&k=${key.key}`), 400, 'GH_ERR_AUTH_KEY_IN_URL');
       await refused(send(`/billing/files/${key.key}`), 400, 'GH_ERR_AUTH_KEY_IN_URL');
@@ -172,7 +234,12 @@ describe('request hygiene on a running gateway', () => {
     });
 
     it('forwards neither Authorization, X-API-Key nor the legacy pair when all are sent together', async () => {
-      const res = await send('/billing/orgs/acme/invoices', { headers: [['X-API-Key', key.key], ['X-API-Email', LEGACY_EMAIL]] });
+      const res = await send('/billing/orgs/acme/invoices', {
+        headers: [
+          ['X-API-Key', key.key],
+          ['X-API-Email', LEGACY_EMAIL],
+        ],
+      });
       assert.equal(res.status, 200);
       assert.equal(res.seen?.headers['x-api-key'], undefined);
       assert.equal(res.seen?.headers['x-api-email'], undefined);
@@ -180,7 +247,13 @@ describe('request hygiene on a running gateway', () => {
     });
 
     it('forwards no legacy pair after authenticating with it', async () => {
-      const res = await send('/billing/orgs/acme/invoices', { key: null, headers: [['X-API-Key', LEGACY_KEY], ['X-API-Email', LEGACY_EMAIL]] });
+      const res = await send('/billing/orgs/acme/invoices', {
+        key: null,
+        headers: [
+          ['X-API-Key', LEGACY_KEY],
+          ['X-API-Email', LEGACY_EMAIL],
+        ],
+      });
       assert.equal(res.status, 200);
       assert.equal(res.seen?.headers['x-api-key'], undefined);
       assert.equal(res.seen?.headers['x-api-email'], undefined);
@@ -191,17 +264,30 @@ describe('request hygiene on a running gateway', () => {
       assert.equal(withKey.status, 200);
       assert.equal(withKey.seen?.headers.authorization, undefined);
       assert.equal(withKey.seen?.headers['x-api-key'], undefined);
-      const legacy = await send('/status/orgs/acme/invoices', { key: null, headers: [['X-API-Key', LEGACY_KEY], ['X-API-Email', LEGACY_EMAIL]] });
+      const legacy = await send('/status/orgs/acme/invoices', {
+        key: null,
+        headers: [
+          ['X-API-Key', LEGACY_KEY],
+          ['X-API-Email', LEGACY_EMAIL],
+        ],
+      });
       assert.equal(legacy.seen?.headers['x-api-key'], undefined);
       assert.equal(legacy.seen?.headers['x-api-email'], undefined);
-      const own = await send('/status/orgs/acme/invoices', { key: null, headers: [['Authorization', 'Basic dXNlcjpwYXNz'], ['X-API-Key', 'backend-own-key']] });
+      const own = await send('/status/orgs/acme/invoices', {
+        key: null,
+        headers: [
+          ['Authorization', 'Basic dXNlcjpwYXNz'],
+          ['X-API-Key', 'backend-own-key'],
+        ],
+      });
       assert.equal(own.seen?.headers.authorization, 'Basic dXNlcjpwYXNz');
       assert.equal(own.seen?.headers['x-api-key'], 'backend-own-key');
     });
   });
 
   describe('the audience of the forwarded token', () => {
-    const claims = (authorization: string | undefined) => JSON.parse(Buffer.from(authorization!.split('.')[1]!, 'base64url').toString()) as { aud: unknown; iss: string };
+    const claims = (authorization: string | undefined) =>
+      JSON.parse(Buffer.from(authorization!.split('.')[1]!, 'base64url').toString()) as { aud: unknown; iss: string };
 
     it("is tokenExchange.audience by default, and a collection's own audience where it names one", async () => {
       const billing = await send('/billing/orgs/acme/invoices');
@@ -210,7 +296,10 @@ describe('request hygiene on a running gateway', () => {
       assert.equal(claims(reports.seen?.headers.authorization).aud, 'urn:example:reports-api');
       // The same key on the same connection gets one token per audience, never the other collection's cached one.
       assert.notEqual(billing.seen?.headers.authorization, reports.seen?.headers.authorization);
-      assert.equal(claims((await send('/billing/orgs/acme/invoices')).seen?.headers.authorization).aud, TOKEN_EXCHANGE.audience);
+      assert.equal(
+        claims((await send('/billing/orgs/acme/invoices')).seen?.headers.authorization).aud,
+        TOKEN_EXCHANGE.audience,
+      );
     });
   });
 
@@ -224,10 +313,26 @@ describe('request hygiene on a running gateway', () => {
     });
 
     it('refuses a Host that is not a public host with 421, without contacting the upstream', async () => {
-      await refused(send('/billing/orgs/acme/invoices', { host: 'evil.example', to: vouching }), 421, 'GH_ERR_REQUEST_UNKNOWN_HOST');
-      await refused(send('/billing/orgs/acme/invoices', { host: 'tenant.test', to: vouching }), 421, 'GH_ERR_REQUEST_UNKNOWN_HOST');
-      await refused(send('/billing/orgs/acme/invoices', { host: 'edge.example.test:9443', to: vouching }), 421, 'GH_ERR_REQUEST_UNKNOWN_HOST');
-      await refused(send('/billing/orgs/acme/invoices', { host: null, version: 'HTTP/1.0', to: vouching }), 421, 'GH_ERR_REQUEST_UNKNOWN_HOST');
+      await refused(
+        send('/billing/orgs/acme/invoices', { host: 'evil.example', to: vouching }),
+        421,
+        'GH_ERR_REQUEST_UNKNOWN_HOST',
+      );
+      await refused(
+        send('/billing/orgs/acme/invoices', { host: 'tenant.test', to: vouching }),
+        421,
+        'GH_ERR_REQUEST_UNKNOWN_HOST',
+      );
+      await refused(
+        send('/billing/orgs/acme/invoices', { host: 'edge.example.test:9443', to: vouching }),
+        421,
+        'GH_ERR_REQUEST_UNKNOWN_HOST',
+      );
+      await refused(
+        send('/billing/orgs/acme/invoices', { host: null, version: 'HTTP/1.0', to: vouching }),
+        421,
+        'GH_ERR_REQUEST_UNKNOWN_HOST',
+      );
     });
 
     it('forwards a public host, by name with any port, by wildcard, or by name and port', async () => {
@@ -239,7 +344,7 @@ describe('request hygiene on a running gateway', () => {
       }
     });
 
-    it("forwards the host a collection names, also on a gateway with public hosts", async () => {
+    it('forwards the host a collection names, also on a gateway with public hosts', async () => {
       const res = await send('/partner/orgs/acme/invoices', { host: 'partner.example.test', to: vouching });
       assert.equal(res.status, 200);
       assert.equal(res.seen?.headers['x-forwarded-host'], 'partner.example.test');
@@ -260,12 +365,20 @@ describe('request hygiene on a running gateway', () => {
     });
 
     it('answers CONNECT with 501 problem+json instead of closing the connection', async () => {
-      const res = await refused(send(`127.0.0.1:${upstream.port}`, { method: 'CONNECT' }), 501, 'GH_ERR_REQUEST_METHOD_NOT_SUPPORTED');
+      const res = await refused(
+        send(`127.0.0.1:${upstream.port}`, { method: 'CONNECT' }),
+        501,
+        'GH_ERR_REQUEST_METHOD_NOT_SUPPORTED',
+      );
       assert.match(res.headers, /content-type: application\/problem\+json/i);
     });
 
     it('refuses TRACE with 501, on a route and off one', async () => {
-      await refused(send('/billing/orgs/acme/invoices', { method: 'TRACE' }), 501, 'GH_ERR_REQUEST_METHOD_NOT_SUPPORTED');
+      await refused(
+        send('/billing/orgs/acme/invoices', { method: 'TRACE' }),
+        501,
+        'GH_ERR_REQUEST_METHOD_NOT_SUPPORTED',
+      );
       await refused(send('/nowhere', { method: 'TRACE' }), 501, 'GH_ERR_REQUEST_METHOD_NOT_SUPPORTED');
     });
 

@@ -16,7 +16,17 @@ import { eventually, waitForValue } from '../src/testing/eventually.ts';
 import { probeRedis, recordSyncs, REDIS_HOW_TO, TEST_REDIS_URL } from '../src/testing/redis.ts';
 import { startBlackHole, type FaultServer } from '../src/testing/redis-faults.ts';
 import { startControlPlane } from './control-helpers.ts';
-import { expectProblem, metricValue, newKey, startGateway, startUpstream, TOKEN_EXCHANGE, waitForLine, type GatewayProcess, type Upstream } from './helpers.ts';
+import {
+  expectProblem,
+  metricValue,
+  newKey,
+  startGateway,
+  startUpstream,
+  TOKEN_EXCHANGE,
+  waitForLine,
+  type GatewayProcess,
+  type Upstream,
+} from './helpers.ts';
 
 const unreachable = await probeRedis();
 const caller = newKey();
@@ -26,15 +36,32 @@ function config(upstream: Upstream, rateLimitStore: Record<string, unknown>) {
     server: { rateLimitStore },
     tokenExchange: TOKEN_EXCHANGE,
     collections: [
-      { name: 'shared', basePath: '/shared', upstream: upstream.url, project: 'p', environment: 'PROD', rateLimits: { key: { limit: 5, window: '1m' } }, endpoints: [{ method: 'GET', path: '/things', permission: 'things:read' }] },
-      { name: 'strict', basePath: '/strict', upstream: upstream.url, project: 'p', environment: 'PROD', rateLimits: { key: { limit: 5, window: '1m', onStoreFailure: 'closed' } }, endpoints: [{ method: 'GET', path: '/things', permission: 'things:read' }] },
+      {
+        name: 'shared',
+        basePath: '/shared',
+        upstream: upstream.url,
+        project: 'p',
+        environment: 'PROD',
+        rateLimits: { key: { limit: 5, window: '1m' } },
+        endpoints: [{ method: 'GET', path: '/things', permission: 'things:read' }],
+      },
+      {
+        name: 'strict',
+        basePath: '/strict',
+        upstream: upstream.url,
+        project: 'p',
+        environment: 'PROD',
+        rateLimits: { key: { limit: 5, window: '1m', onStoreFailure: 'closed' } },
+        endpoints: [{ method: 'GET', path: '/things', permission: 'things:read' }],
+      },
     ],
     roles: [{ name: 'reader', permissions: ['things:read'] }],
     clients: [{ id: 'sharer', role: 'reader', environments: ['PROD'], projects: ['p'], keys: [{ hash: caller.hash }] }],
   };
 }
 
-const get = (gw: GatewayProcess, collection = 'shared') => fetch(`${gw.url}/${collection}/things`, { headers: { authorization: `Bearer ${caller.key}` } });
+const get = (gw: GatewayProcess, collection = 'shared') =>
+  fetch(`${gw.url}/${collection}/things`, { headers: { authorization: `Bearer ${caller.key}` } });
 
 interface Readyz {
   status: string;
@@ -58,8 +85,14 @@ if (unreachable === undefined) {
       // The default interval: a gateway keeps reading a key's total for ten syncs after its last hit of it, so the
       // interval must stay long next to a request's latency on a busy machine (at 20 ms it lapsed between hits).
       const settings = { type: 'redis', url: TEST_REDIS_URL, prefix, syncInterval: '100ms' };
-      [one, two] = await Promise.all([startGateway(config(upstream, settings)), startGateway(config(upstream, settings))]);
-      await Promise.all([waitForLine(one, /rate-limit store connected/, 0), waitForLine(two, /rate-limit store connected/, 0)]);
+      [one, two] = await Promise.all([
+        startGateway(config(upstream, settings)),
+        startGateway(config(upstream, settings)),
+      ]);
+      await Promise.all([
+        waitForLine(one, /rate-limit store connected/, 0),
+        waitForLine(two, /rate-limit store connected/, 0),
+      ]);
     });
     after(async () => {
       await Promise.all([one?.stop(), two?.stop()]);
@@ -86,14 +119,23 @@ if (unreachable === undefined) {
           // Wait on the gateways, not for a while: the sync that carries this hit to Redis, then two syncs of that
           // counter by the other gateway (the first reads the new total; a store runs one sync at a time, so the
           // second shows the first's answer applied). A gateway that never saw the key does not sync it.
-          const sent = await waitForValue(() => {
-            const at = recorder.syncs.findIndex((s, j) => j >= from && s.hits > 0);
-            return at === -1 ? undefined : at;
-          }, 10_000, `the sync carrying hit ${i}`);
+          const sent = await waitForValue(
+            () => {
+              const at = recorder.syncs.findIndex((s, j) => j >= from && s.hits > 0);
+              return at === -1 ? undefined : at;
+            },
+            10_000,
+            `the sync carrying hit ${i}`,
+          );
           const { source, key } = recorder.syncs[sent]!;
           sources.set(gw, source);
           const heard = sources.get(other);
-          if (heard !== undefined) await eventually(() => recorder.syncs.slice(sent + 1).filter((s) => s.source === heard && s.key === key).length >= 2, 10_000, `the other gateway's view of hit ${i}`);
+          if (heard !== undefined)
+            await eventually(
+              () => recorder.syncs.slice(sent + 1).filter((s) => s.source === heard && s.key === key).length >= 2,
+              10_000,
+              `the other gateway's view of hit ${i}`,
+            );
         }
       } finally {
         recorder.close();
@@ -105,15 +147,22 @@ if (unreachable === undefined) {
     it('keeps only hashes and ids in Redis, never the key', async () => {
       const keys = await admin.keys(`${prefix}*`);
       assert.ok(keys.length > 0);
-      assert.ok(keys.some((k) => k.includes(caller.hash.replace(/^sha256:/, ''))), "counted by the key's hash");
+      assert.ok(
+        keys.some((k) => k.includes(caller.hash.replace(/^sha256:/, ''))),
+        "counted by the key's hash",
+      );
       assert.ok(keys.every((k) => !k.includes(caller.key)));
     });
   });
 
-  it('the control plane\'s cloud gateway uses the Redis named by GATEHOUSE_RATE_LIMIT_REDIS_URL', async () => {
+  it("the control plane's cloud gateway uses the Redis named by GATEHOUSE_RATE_LIMIT_REDIS_URL", async () => {
     const plane = await startControlPlane({ env: { GATEHOUSE_RATE_LIMIT_REDIS_URL: TEST_REDIS_URL } });
     try {
-      await eventually(() => plane.output.some((l) => l.includes('rate-limit store connected')), 10_000, 'the store connected').catch(() => {});
+      await eventually(
+        () => plane.output.some((l) => l.includes('rate-limit store connected')),
+        10_000,
+        'the store connected',
+      ).catch(() => {});
       const line = plane.output.find((l) => l.includes('rate-limit store connected'));
       assert.ok(line, plane.output.join('\n'));
       assert.equal((JSON.parse(line) as Record<string, unknown>).store, redactUrl(TEST_REDIS_URL));
@@ -171,7 +220,15 @@ if (unreachable === undefined) {
       upstream = await startUpstream();
       hole = await startBlackHole();
       // A long command timeout: requests must not wait for it.
-      gw = await startGateway(config(upstream, { type: 'redis', url: hole.url, syncInterval: '20ms', commandTimeout: '1500ms', connectTimeout: '1s' }));
+      gw = await startGateway(
+        config(upstream, {
+          type: 'redis',
+          url: hole.url,
+          syncInterval: '20ms',
+          commandTimeout: '1500ms',
+          connectTimeout: '1s',
+        }),
+      );
     });
     after(async () => {
       await gw?.stop();
@@ -201,7 +258,10 @@ if (unreachable === undefined) {
       assert.equal(ready.status, 200, JSON.stringify(ready.body));
       assert.equal(ready.body.status, 'ready');
       assert.equal(ready.body.checks.rateLimitStore?.status, 'degraded');
-      assert.match(ready.body.checks.rateLimitStore!.detail!, /no answer within 1500ms.*counting locally.*onStoreFailure: closed refuse with 503/);
+      assert.match(
+        ready.body.checks.rateLimitStore!.detail!,
+        /no answer within 1500ms.*counting locally.*onStoreFailure: closed refuse with 503/,
+      );
     });
 
     it('refuses requests under a limit that fails closed with 503 and a clear code, and serves the others', async () => {

@@ -19,7 +19,11 @@ describe('mistakes that stop a gateway at start', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function failsWith(config: Record<string, unknown>, expected: string, extraArgs: string[] = []): Promise<string> {
+  async function failsWith(
+    config: Record<string, unknown>,
+    expected: string,
+    extraArgs: string[] = [],
+  ): Promise<string> {
     let message = '';
     await assert.rejects(startGateway({ tokenExchange: TOKEN_EXCHANGE, ...config }, { extraArgs }), (error: Error) => {
       message = error.message;
@@ -42,7 +46,10 @@ describe('mistakes that stop a gateway at start', () => {
   it('names a corrupt signing-keys file without quoting it', async () => {
     const file = join(dir, 'keys.json');
     await writeFile(file, '{"keys": [{"d": "c2VjcmV0LXByaXZhdGUta2V5LW1hdGVyaWFs"', { mode: 0o600 });
-    const message = await failsWith({ server: { signingKeysFile: file } }, `signing keys file ${file} is corrupt: not valid JSON`);
+    const message = await failsWith(
+      { server: { signingKeysFile: file } },
+      `signing keys file ${file} is corrupt: not valid JSON`,
+    );
     assert.ok(!message.includes('c2VjcmV0'), 'the file content is not quoted');
   });
 });

@@ -7,7 +7,15 @@ import { once } from 'node:events';
 import { request, type IncomingMessage, type RequestOptions, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Readable } from 'node:stream';
-import { newKey, rssBytes, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream } from './helpers.ts';
+import {
+  newKey,
+  rssBytes,
+  startGateway,
+  startUpstream,
+  TOKEN_EXCHANGE,
+  type GatewayProcess,
+  type Upstream,
+} from './helpers.ts';
 
 const caller = newKey();
 const CHUNK = Buffer.alloc(64 * 1024, 'gatehouse streaming test ');
@@ -100,7 +108,9 @@ describe('streaming through a running gateway', () => {
         },
       ],
       roles: [{ name: 'rw', permissions: ['files:read', 'files:write'] }],
-      clients: [{ id: 'streamer', role: 'rw', environments: ['PROD'], projects: ['storage'], keys: [{ hash: caller.hash }] }],
+      clients: [
+        { id: 'streamer', role: 'rw', environments: ['PROD'], projects: ['storage'], keys: [{ hash: caller.hash }] },
+      ],
     });
   });
 
@@ -129,7 +139,9 @@ describe('streaming through a running gateway', () => {
 
   /** Upload `total` bytes to /files/upload; resolves with the byte count the upstream reports. */
   async function upload(total: number): Promise<{ status: number | undefined; body: string }> {
-    const req = request(options('POST', '/files/upload', { 'content-length': total, 'content-type': 'application/octet-stream' }));
+    const req = request(
+      options('POST', '/files/upload', { 'content-length': total, 'content-type': 'application/octet-stream' }),
+    );
     repeated(total).pipe(req);
     const [res] = (await once(req, 'response')) as [IncomingMessage];
     return { status: res.statusCode, body: await text(res) };
@@ -154,130 +166,171 @@ describe('streaming through a running gateway', () => {
       return { idle, streamingPeak };
     })());
 
-  it('passes a 1 GiB upload through to the upstream without the gateway buffering it', { timeout: 120_000 }, async () => {
-    const { idle, streamingPeak } = await warmUp();
-    const pid = gw.child.pid!;
-    const sampler = sampleRss(pid);
-    const started = performance.now();
-    const { status, body } = await upload(GIB);
-    const seconds = (performance.now() - started) / 1000;
-    const peak = Math.max(await sampler.stop(), await rssBytes(pid));
+  it(
+    'passes a 1 GiB upload through to the upstream without the gateway buffering it',
+    { timeout: 120_000 },
+    async () => {
+      const { idle, streamingPeak } = await warmUp();
+      const pid = gw.child.pid!;
+      const sampler = sampleRss(pid);
+      const started = performance.now();
+      const { status, body } = await upload(GIB);
+      const seconds = (performance.now() - started) / 1000;
+      const peak = Math.max(await sampler.stop(), await rssBytes(pid));
 
-    assert.equal(status, 200, body);
-    assert.deepEqual(JSON.parse(body), { bytes: GIB });
-    const growth = peak - streamingPeak;
-    console.log(
-      `1 GiB upload: ${seconds.toFixed(1)} s (${(1024 / seconds).toFixed(0)} MiB/s); gateway RSS ${mb(idle)} MiB idle, ` +
-        `${mb(streamingPeak)} MiB peak while 256 MiB streamed, ${mb(peak)} MiB peak while 1 GiB streamed: ` +
-        `${mb(growth)} MiB above the 256 MiB plateau, ${mb(peak - idle)} MiB above idle`,
-    );
-    assert.ok(growth < 50 * MIB, `gateway RSS peaked ${mb(growth)} MiB higher for 1 GiB than for 256 MiB (${mb(streamingPeak)} → ${mb(peak)} MiB): memory grows with the body`);
-    // From idle, V8's young generation adds some 80 MiB under any streaming load (the bare proxy: about the same).
-    assert.ok(peak - idle < 128 * MIB, `gateway RSS grew by ${mb(peak - idle)} MiB from idle while streaming 1 GiB (${mb(idle)} → ${mb(peak)} MiB)`);
-  });
+      assert.equal(status, 200, body);
+      assert.deepEqual(JSON.parse(body), { bytes: GIB });
+      const growth = peak - streamingPeak;
+      console.log(
+        `1 GiB upload: ${seconds.toFixed(1)} s (${(1024 / seconds).toFixed(0)} MiB/s); gateway RSS ${mb(idle)} MiB idle, ` +
+          `${mb(streamingPeak)} MiB peak while 256 MiB streamed, ${mb(peak)} MiB peak while 1 GiB streamed: ` +
+          `${mb(growth)} MiB above the 256 MiB plateau, ${mb(peak - idle)} MiB above idle`,
+      );
+      assert.ok(
+        growth < 50 * MIB,
+        `gateway RSS peaked ${mb(growth)} MiB higher for 1 GiB than for 256 MiB (${mb(streamingPeak)} → ${mb(peak)} MiB): memory grows with the body`,
+      );
+      // From idle, V8's young generation adds some 80 MiB under any streaming load (the bare proxy: about the same).
+      assert.ok(
+        peak - idle < 128 * MIB,
+        `gateway RSS grew by ${mb(peak - idle)} MiB from idle while streaming 1 GiB (${mb(idle)} → ${mb(peak)} MiB)`,
+      );
+    },
+  );
 
-  it('forwards the first chunk of a request body to the upstream before the client has finished sending', { timeout: 10_000 }, async () => {
-    let firstChunkSeen!: () => void;
-    const seenFirst = new Promise<void>((r) => (firstChunkSeen = r));
-    handlers.set('/trickle', (req, res) => {
-      const chunks: string[] = [];
-      req.setEncoding('utf8');
-      req.on('data', (chunk: string) => {
-        chunks.push(chunk);
-        if (chunks.length === 1) firstChunkSeen();
+  it(
+    'forwards the first chunk of a request body to the upstream before the client has finished sending',
+    { timeout: 10_000 },
+    async () => {
+      let firstChunkSeen!: () => void;
+      const seenFirst = new Promise<void>((r) => (firstChunkSeen = r));
+      handlers.set('/trickle', (req, res) => {
+        const chunks: string[] = [];
+        req.setEncoding('utf8');
+        req.on('data', (chunk: string) => {
+          chunks.push(chunk);
+          if (chunks.length === 1) firstChunkSeen();
+        });
+        req.on('end', () => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ body: chunks.join('') }));
+        });
       });
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ body: chunks.join('') }));
+      const req = request(
+        options('POST', '/files/trickle', { 'transfer-encoding': 'chunked', 'content-type': 'text/plain' }),
+      );
+      let responded = false;
+      const response = once(req, 'response').then(([r]) => ((responded = true), r as IncomingMessage));
+      req.write('first-chunk;');
+      await withTimeout(seenFirst, 5_000, 'the upstream never saw the first chunk while the request was still open');
+      assert.equal(req.writableEnded, false);
+      assert.equal(responded, false);
+      req.end('second-chunk');
+      const res = await response;
+      assert.equal(res.statusCode, 200);
+      assert.deepEqual(JSON.parse(await text(res)), { body: 'first-chunk;second-chunk' });
+    },
+  );
+
+  it(
+    'delivers the first chunk of a response while the upstream is still holding the response open',
+    { timeout: 10_000 },
+    async () => {
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let upstreamEnded = false;
+      handlers.set('/hold', (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('early;');
+        void released.then(() => {
+          upstreamEnded = true;
+          res.end('late');
+        });
       });
-    });
-    const req = request(options('POST', '/files/trickle', { 'transfer-encoding': 'chunked', 'content-type': 'text/plain' }));
-    let responded = false;
-    const response = once(req, 'response').then(([r]) => ((responded = true), r as IncomingMessage));
-    req.write('first-chunk;');
-    await withTimeout(seenFirst, 5_000, 'the upstream never saw the first chunk while the request was still open');
-    assert.equal(req.writableEnded, false);
-    assert.equal(responded, false);
-    req.end('second-chunk');
-    const res = await response;
-    assert.equal(res.statusCode, 200);
-    assert.deepEqual(JSON.parse(await text(res)), { body: 'first-chunk;second-chunk' });
-  });
+      const req = request(options('GET', '/files/hold'));
+      req.end();
+      const [res] = (await withTimeout(
+        once(req, 'response'),
+        5_000,
+        'no response headers while the upstream held the body open',
+      )) as [IncomingMessage];
+      assert.equal(res.statusCode, 200);
+      res.setEncoding('utf8');
+      const [first] = (await withTimeout(
+        once(res, 'data'),
+        5_000,
+        'the first chunk did not arrive while the upstream held the response open',
+      )) as [string];
+      assert.equal(first, 'early;');
+      assert.equal(upstreamEnded, false);
+      release();
+      let rest = '';
+      for await (const chunk of res) rest += chunk;
+      assert.equal(rest, 'late');
+    },
+  );
 
-  it('delivers the first chunk of a response while the upstream is still holding the response open', { timeout: 10_000 }, async () => {
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let upstreamEnded = false;
-    handlers.set('/hold', (req, res) => {
-      req.resume();
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.write('early;');
-      void released.then(() => {
-        upstreamEnded = true;
-        res.end('late');
+  it(
+    "applies backpressure: a 200 MB response read slowly neither runs ahead of the client nor grows the gateway's memory",
+    { timeout: 60_000 },
+    async () => {
+      const TOTAL = 200 * MIB;
+      let written = 0;
+      let upstreamDone = false;
+      handlers.set('/big', (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': TOTAL });
+        const source = repeated(TOTAL);
+        source.on('data', (chunk: Buffer) => (written += chunk.length));
+        source.on('end', () => (upstreamDone = true));
+        source.pipe(res);
       });
-    });
-    const req = request(options('GET', '/files/hold'));
-    req.end();
-    const [res] = (await withTimeout(once(req, 'response'), 5_000, 'no response headers while the upstream held the body open')) as [IncomingMessage];
-    assert.equal(res.statusCode, 200);
-    res.setEncoding('utf8');
-    const [first] = (await withTimeout(once(res, 'data'), 5_000, 'the first chunk did not arrive while the upstream held the response open')) as [string];
-    assert.equal(first, 'early;');
-    assert.equal(upstreamEnded, false);
-    release();
-    let rest = '';
-    for await (const chunk of res) rest += chunk;
-    assert.equal(rest, 'late');
-  });
+      await warmUp();
+      const pid = gw.child.pid!;
+      const before = await baselineRss(pid);
+      const sampler = sampleRss(pid);
 
-  it('applies backpressure: a 200 MB response read slowly neither runs ahead of the client nor grows the gateway\'s memory', { timeout: 60_000 }, async () => {
-    const TOTAL = 200 * MIB;
-    let written = 0;
-    let upstreamDone = false;
-    handlers.set('/big', (req, res) => {
-      req.resume();
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': TOTAL });
-      const source = repeated(TOTAL);
-      source.on('data', (chunk: Buffer) => (written += chunk.length));
-      source.on('end', () => (upstreamDone = true));
-      source.pipe(res);
-    });
-    await warmUp();
-    const pid = gw.child.pid!;
-    const before = await baselineRss(pid);
-    const sampler = sampleRss(pid);
-
-    const req = request(options('GET', '/files/big'));
-    req.end();
-    const [res] = (await once(req, 'response')) as [IncomingMessage];
-    assert.equal(res.statusCode, 200);
-    let received = 0;
-    // A slow reader: what is buffered (at most a high-water mark) every 10 ms for two seconds, then a pause of one second…
-    res.pause();
-    const readSlowly = async (ms: number) => {
-      const until = Date.now() + ms;
-      while (Date.now() < until) {
-        const chunk = res.read() as Buffer | null;
-        if (chunk) received += chunk.length;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    };
-    await readSlowly(2_000);
-    await new Promise((r) => setTimeout(r, 1_000));
-    const aheadWhileSlow = written - received;
-    assert.equal(upstreamDone, false, 'the upstream wrote the whole 200 MB while the client had read a few MB: nothing held it back');
-    assert.ok(aheadWhileSlow < 64 * MIB, `the upstream ran ${mb(aheadWhileSlow)} MiB ahead of a slow client`);
-    // …then the rest at full speed.
-    res.on('data', (chunk: Buffer) => (received += chunk.length));
-    res.resume();
-    await once(res, 'end');
-    const peak = Math.max(await sampler.stop(), await rssBytes(pid));
-    assert.equal(received, TOTAL);
-    const growth = peak - before;
-    console.log(`200 MiB slow download: upstream ran at most ${mb(aheadWhileSlow)} MiB ahead of the reader; gateway RSS ${mb(before)} MiB before, ${mb(peak)} MiB peak, growth ${mb(growth)} MiB`);
-    assert.ok(growth < 50 * MIB, `gateway RSS grew by ${mb(growth)} MiB while a slow client read 200 MB (from ${mb(before)} to ${mb(peak)} MiB)`);
-  });
+      const req = request(options('GET', '/files/big'));
+      req.end();
+      const [res] = (await once(req, 'response')) as [IncomingMessage];
+      assert.equal(res.statusCode, 200);
+      let received = 0;
+      // A slow reader: what is buffered (at most a high-water mark) every 10 ms for two seconds, then a pause of one second…
+      res.pause();
+      const readSlowly = async (ms: number) => {
+        const until = Date.now() + ms;
+        while (Date.now() < until) {
+          const chunk = res.read() as Buffer | null;
+          if (chunk) received += chunk.length;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      };
+      await readSlowly(2_000);
+      await new Promise((r) => setTimeout(r, 1_000));
+      const aheadWhileSlow = written - received;
+      assert.equal(
+        upstreamDone,
+        false,
+        'the upstream wrote the whole 200 MB while the client had read a few MB: nothing held it back',
+      );
+      assert.ok(aheadWhileSlow < 64 * MIB, `the upstream ran ${mb(aheadWhileSlow)} MiB ahead of a slow client`);
+      // …then the rest at full speed.
+      res.on('data', (chunk: Buffer) => (received += chunk.length));
+      res.resume();
+      await once(res, 'end');
+      const peak = Math.max(await sampler.stop(), await rssBytes(pid));
+      assert.equal(received, TOTAL);
+      const growth = peak - before;
+      console.log(
+        `200 MiB slow download: upstream ran at most ${mb(aheadWhileSlow)} MiB ahead of the reader; gateway RSS ${mb(before)} MiB before, ${mb(peak)} MiB peak, growth ${mb(growth)} MiB`,
+      );
+      assert.ok(
+        growth < 50 * MIB,
+        `gateway RSS grew by ${mb(growth)} MiB while a slow client read 200 MB (from ${mb(before)} to ${mb(peak)} MiB)`,
+      );
+    },
+  );
 });
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

@@ -11,7 +11,17 @@ import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually } from '../src/testing/eventually.ts';
-import { parseRaw, rawRequest, startGateway, startUpstream, TOKEN_EXCHANGE, type GatewayProcess, type Upstream, expectProblem, waitForLine } from './helpers.ts';
+import {
+  parseRaw,
+  rawRequest,
+  startGateway,
+  startUpstream,
+  TOKEN_EXCHANGE,
+  type GatewayProcess,
+  type Upstream,
+  expectProblem,
+  waitForLine,
+} from './helpers.ts';
 
 /** A loopback port nothing listens on: bound once, then closed. */
 async function deadPort(): Promise<number> {
@@ -83,7 +93,9 @@ describe('proxying to upstreams on a running gateway', () => {
         req.on('end', () => {
           const body = Buffer.concat(chunks);
           res.writeHead(201, { 'content-type': 'application/json', location: '/things/42' });
-          res.end(JSON.stringify({ id: 42, length: body.length, sha256: createHash('sha256').update(body).digest('hex') }));
+          res.end(
+            JSON.stringify({ id: 42, length: body.length, sha256: createHash('sha256').update(body).digest('hex') }),
+          );
         });
         return true;
       }
@@ -118,7 +130,13 @@ describe('proxying to upstreams on a running gateway', () => {
       }
       return false;
     });
-    const collection = (name: string, basePath: string, up: unknown, endpoints: [string, string][], extra: Record<string, unknown> = {}) => ({
+    const collection = (
+      name: string,
+      basePath: string,
+      up: unknown,
+      endpoints: [string, string][],
+      extra: Record<string, unknown> = {},
+    ) => ({
       name,
       basePath,
       upstream: up,
@@ -160,7 +178,6 @@ describe('proxying to upstreams on a running gateway', () => {
 
   const problem = expectProblem;
 
-
   /** Asserts that /metrics has `line` (a regular expression source matched against whole lines). */
   async function metric(line: string): Promise<void> {
     const metrics = await (await fetch(`${gw.opsUrl}/metrics`)).text();
@@ -177,7 +194,9 @@ describe('proxying to upstreams on a running gateway', () => {
     const before = upstream.requests.length;
     const started = performance.now();
     // Bounded wait: the gateway must answer well within 2 s; a hung request must fail this test, not stall the file.
-    const res = await fetch(`${gw.url}/slow/wait`, { signal: AbortSignal.timeout(2_500) }).catch((error: Error) => error);
+    const res = await fetch(`${gw.url}/slow/wait`, { signal: AbortSignal.timeout(2_500) }).catch(
+      (error: Error) => error,
+    );
     const elapsed = performance.now() - started;
     assert.ok(
       res instanceof Response,
@@ -220,7 +239,10 @@ describe('proxying to upstreams on a running gateway', () => {
   });
 
   it('removes hop-by-hop headers, and those the upstream lists in Connection, from the response', async () => {
-    const raw = await rawRequest(gw.port, `GET /svc/hop HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nConnection: close\r\n\r\n`);
+    const raw = await rawRequest(
+      gw.port,
+      `GET /svc/hop HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nConnection: close\r\n\r\n`,
+    );
     const res = parseRaw(raw);
     assert.equal(res.status, 200);
     const lines = headerLines(res.headers);
@@ -228,9 +250,15 @@ describe('proxying to upstreams on a running gateway', () => {
     assert.equal(lines.find(([name]) => name === 'x-up-custom')?.[1], 'end-to-end');
     assert.ok(!names.includes('upgrade'), 'upgrade reached the client');
     assert.ok(!names.includes('proxy-connection'), 'proxy-connection reached the client');
-    assert.ok(!lines.some(([, value]) => value === 'timeout=7, max=77'), "the upstream's keep-alive reached the client");
+    assert.ok(
+      !lines.some(([, value]) => value === 'timeout=7, max=77'),
+      "the upstream's keep-alive reached the client",
+    );
     // The gateway answers with its own connection management only.
-    assert.deepEqual(lines.filter(([name]) => name === 'connection'), [['connection', 'close']]);
+    assert.deepEqual(
+      lines.filter(([name]) => name === 'connection'),
+      [['connection', 'close']],
+    );
     // The gateway re-frames the body itself; what arrives is the whole body, once.
     assert.ok(res.body.includes('hop ') && res.body.includes('done'));
     // RFC 9110 §7.6.1: a proxy must remove the header fields the upstream named in its Connection header.
@@ -244,7 +272,11 @@ describe('proxying to upstreams on a running gateway', () => {
   it('passes several Set-Cookie headers from the upstream through intact', async () => {
     const res = await fetch(`${gw.url}/svc/cookies`);
     assert.equal(res.status, 200);
-    assert.deepEqual(res.headers.getSetCookie(), ['a=1; Path=/; HttpOnly', 'b=2; Path=/svc; Secure; SameSite=Strict', 'c=3; Expires=Wed, 21 Oct 2037 07:28:00 GMT']);
+    assert.deepEqual(res.headers.getSetCookie(), [
+      'a=1; Path=/; HttpOnly',
+      'b=2; Path=/svc; Secure; SameSite=Strict',
+      'c=3; Expires=Wed, 21 Oct 2037 07:28:00 GMT',
+    ]);
     await res.arrayBuffer();
   });
 
@@ -252,7 +284,7 @@ describe('proxying to upstreams on a running gateway', () => {
     const res = await fetch(`${gw.url}/svc/cookies`);
     await res.arrayBuffer();
     const id = res.headers.get('x-request-id');
-    assert.match(String(id), /^[0-9a-f]{12}[0-9a-z]{8}$/, 'one value, not the upstream\'s joined to it');
+    assert.match(String(id), /^[0-9a-f]{12}[0-9a-z]{8}$/, "one value, not the upstream's joined to it");
     assert.equal(upstream.requests.at(-1)!.headers['x-request-id'], id);
   });
 
@@ -280,11 +312,19 @@ describe('proxying to upstreams on a running gateway', () => {
   });
 
   it('passes a 201 with its body and headers through', async () => {
-    const res = await fetch(`${gw.url}/svc/things`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"x"}' });
+    const res = await fetch(`${gw.url}/svc/things`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"name":"x"}',
+    });
     assert.equal(res.status, 201);
     assert.equal(res.headers.get('location'), '/things/42');
     assert.equal(res.headers.get('content-type'), 'application/json');
-    assert.deepEqual(await res.json(), { id: 42, length: 12, sha256: createHash('sha256').update('{"name":"x"}').digest('hex') });
+    assert.deepEqual(await res.json(), {
+      id: 42,
+      length: 12,
+      sha256: createHash('sha256').update('{"name":"x"}').digest('hex'),
+    });
   });
 
   it("passes the upstream's own 404 and its body through instead of a gateway problem", async () => {
@@ -311,7 +351,11 @@ describe('proxying to upstreams on a running gateway', () => {
   it('forwards a POST body of a few KB intact, with a length and chunked', async () => {
     const body = randomBytes(48 * 1024);
     const digest = createHash('sha256').update(body).digest('hex');
-    const sized = await fetch(`${gw.url}/svc/things`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body });
+    const sized = await fetch(`${gw.url}/svc/things`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body,
+    });
     assert.equal(sized.status, 201);
     assert.deepEqual(await sized.json(), { id: 42, length: body.length, sha256: digest });
     assert.equal(upstream.requests.at(-1)!.headers['content-length'], String(body.length));
@@ -322,7 +366,11 @@ describe('proxying to upstreams on a running gateway', () => {
         controller.close();
       },
     });
-    const chunked = await fetch(`${gw.url}/svc/things`, { method: 'POST', body: stream, duplex: 'half' } as RequestInit);
+    const chunked = await fetch(`${gw.url}/svc/things`, {
+      method: 'POST',
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
     assert.equal(chunked.status, 201);
     assert.deepEqual(await chunked.json(), { id: 42, length: body.length, sha256: digest });
   });
@@ -386,13 +434,22 @@ describe('a standalone gateway with server.egress: public', () => {
     upstream = await startUpstream();
     upstream.server.on('connection', () => connections++);
     const collection = (name: string, url: string, extra: Record<string, unknown> = {}) => ({
-      name, basePath: `/${name}`, upstream: url, project: 'payments', environment: 'PROD', authRequired: false,
-      endpoints: [{ method: 'GET', path: '/x', permission: `${name}:call` }], ...extra,
+      name,
+      basePath: `/${name}`,
+      upstream: url,
+      project: 'payments',
+      environment: 'PROD',
+      authRequired: false,
+      endpoints: [{ method: 'GET', path: '/x', permission: `${name}:call` }],
+      ...extra,
     });
     gw = await startGateway({
       server: { egress: 'public' },
       tokenExchange: TOKEN_EXCHANGE,
-      collections: [collection('literal', upstream.url), collection('named', `http://localhost:${upstream.port}`, { websocket: true })],
+      collections: [
+        collection('literal', upstream.url),
+        collection('named', `http://localhost:${upstream.port}`, { websocket: true }),
+      ],
     });
   });
   after(async () => {
@@ -403,7 +460,12 @@ describe('a standalone gateway with server.egress: public', () => {
   it('refuses loopback upstreams, by address or by a name resolving to loopback, HTTP and WebSocket alike', async () => {
     await expectProblem(await fetch(`${gw.url}/literal/x`), 502, 'GH_ERR_UPSTREAM_EGRESS_DENIED');
     await expectProblem(await fetch(`${gw.url}/named/x`), 502, 'GH_ERR_UPSTREAM_EGRESS_DENIED');
-    const upgrade = parseRaw(await rawRequest(gw.port, `GET /named/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`));
+    const upgrade = parseRaw(
+      await rawRequest(
+        gw.port,
+        `GET /named/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+      ),
+    );
     assert.equal(upgrade.status, 502);
     assert.equal(upgrade.json?.code, 'GH_ERR_UPSTREAM_EGRESS_DENIED');
     assert.equal(connections, 0, 'the upstream saw a connection');

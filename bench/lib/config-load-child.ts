@@ -30,7 +30,8 @@ const [mode, file] = process.argv.slice(2);
 // GC pauses, attributed to steps afterwards by their start time (entries arrive asynchronously).
 const gcEntries: PerformanceEntry[] = [];
 new PerformanceObserver((list) => void gcEntries.push(...list.getEntries())).observe({ entryTypes: ['gc'] });
-const gcBetween = (from: number, to: number) => gcEntries.filter((e) => e.startTime >= from && e.startTime < to).reduce((a, e) => a + e.duration, 0);
+const gcBetween = (from: number, to: number) =>
+  gcEntries.filter((e) => e.startTime >= from && e.startTime < to).reduce((a, e) => a + e.duration, 0);
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 if ((mode !== 'gateway' && mode !== 'phases') || !file) {
   console.error('usage: config-load-child.ts gateway|phases FILE');
@@ -73,12 +74,29 @@ if (mode === 'gateway') {
     () => process.exit(0),
   );
 } else {
-  const steps: { step: string; ms: number; gcMs?: number; from: number; to: number; peakRssMb: number; rssMb: number; heapUsedMb: number }[] = [];
+  const steps: {
+    step: string;
+    ms: number;
+    gcMs?: number;
+    from: number;
+    to: number;
+    peakRssMb: number;
+    rssMb: number;
+    heapUsedMb: number;
+  }[] = [];
   let t = 0; // performance.now() counts from process start: the first step is Node start-up + module loading
   const step = (name: string) => {
     const now = performance.now();
     const m = memory();
-    steps.push({ step: name, ms: now - t, from: t, to: now, peakRssMb: m.peakRssMb, rssMb: m.rssMb, heapUsedMb: m.heapUsedMb });
+    steps.push({
+      step: name,
+      ms: now - t,
+      from: t,
+      to: now,
+      peakRssMb: m.peakRssMb,
+      rssMb: m.rssMb,
+      heapUsedMb: m.heapUsedMb,
+    });
     t = performance.now();
   };
   step('node start + module loading');
@@ -90,8 +108,17 @@ if (mode === 'gateway') {
   if (!result.success) throw new Error(`invalid config: ${result.error.message.slice(0, 500)}`);
   step('zod validation (GatewayFileSchema)');
   const config = result.data;
-  const keys = await openSigningKeyStore({ algorithm: config.tokenExchange.algorithm, tokenTtlMs: config.tokenExchange.ttl });
-  const minter = createMinter({ issuer: config.tokenExchange.issuer, audience: config.tokenExchange.audience, ttlMs: config.tokenExchange.ttl, claims: config.tokenExchange.claims, keys });
+  const keys = await openSigningKeyStore({
+    algorithm: config.tokenExchange.algorithm,
+    tokenTtlMs: config.tokenExchange.ttl,
+  });
+  const minter = createMinter({
+    issuer: config.tokenExchange.issuer,
+    audience: config.tokenExchange.audience,
+    ttlMs: config.tokenExchange.ttl,
+    claims: config.tokenExchange.claims,
+    keys,
+  });
   const pools = new UpstreamPools();
   const rateLimitStore = createMemoryStore();
   step('signing keys, minter, pools');
@@ -126,14 +153,20 @@ if (mode === 'gateway') {
   await pools.close();
   rateLimitStore.close();
   keys.close();
-  process.stdout.write(`${JSON.stringify({ mode, keys: keyCount, textMb: mb(Buffer.byteLength(text)), steps, breakdown })}\n`, () => process.exit(0));
+  process.stdout.write(
+    `${JSON.stringify({ mode, keys: keyCount, textMb: mb(Buffer.byteLength(text)), steps, breakdown })}\n`,
+    () => process.exit(0),
+  );
 }
 
 /** Reads an NDJSON file in 1 MB chunks and JSON.parses every line, nothing else: the floor of any line loader. */
 async function parseLinesOnly(path: string): Promise<number> {
   let rest = '';
   let lines = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, encoding: 'utf8' }) as AsyncIterable<string>) {
+  for await (const chunk of createReadStream(path, {
+    highWaterMark: 1 << 20,
+    encoding: 'utf8',
+  }) as AsyncIterable<string>) {
     const text = rest + chunk;
     let start = 0;
     for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {

@@ -40,7 +40,13 @@ export function controlArgs(syncPort: string): string[] {
   return ['--bootstrap-port', '0', '--sync-port', syncPort];
 }
 
-export async function prepareEdgeFixture(options: { work: string; dataDir: string; upstreamUrl: string; clients: number; log?: (line: string) => void }): Promise<EdgeFixture> {
+export async function prepareEdgeFixture(options: {
+  work: string;
+  dataDir: string;
+  upstreamUrl: string;
+  clients: number;
+  log?: (line: string) => void;
+}): Promise<EdgeFixture> {
   const log = options.log ?? (() => {});
   let cp = await startControlPlane({ dataDir: options.dataDir });
   const adminToken = cp.token;
@@ -72,8 +78,14 @@ export async function prepareEdgeFixture(options: { work: string; dataDir: strin
 
   cp = await startControlPlane({ dataDir: options.dataDir, extraArgs: controlArgs(syncPort) });
   admin = adminApi(cp.adminUrl, adminToken);
-  const last = await admin.post(`${WS}/clients`, { name: 'client-last', role: 'order-reader', environments: ['PROD'], projects: ['default'] });
-  if (last.status !== 201) throw new Error(`creating the last client: HTTP ${last.status} ${JSON.stringify(last.body)}`);
+  const last = await admin.post(`${WS}/clients`, {
+    name: 'client-last',
+    role: 'order-reader',
+    environments: ['PROD'],
+    projects: ['default'],
+  });
+  if (last.status !== 201)
+    throw new Error(`creating the last client: HTTP ${last.status} ${JSON.stringify(last.body)}`);
 
   const edge = await startEdge(dir);
   const cacheFile = join(dir, 'cache', 'snapshot.json');
@@ -83,7 +95,10 @@ export async function prepareEdgeFixture(options: { work: string; dataDir: strin
     for (;;) {
       cached = await readCache(cacheFile);
       if (cached && cached.clients >= options.clients) break;
-      if (Date.now() > deadline) throw new Error(`the edge cache did not reach ${options.clients} clients in 120 s (has ${cached?.clients ?? 0})`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `the edge cache did not reach ${options.clients} clients in 120 s (has ${cached?.clients ?? 0})`,
+        );
       await new Promise((r) => setTimeout(r, 100));
     }
   } finally {

@@ -73,7 +73,12 @@ export function writeGatehouseConfig(dir: string, upstreamUrl: string, logLevel 
   // the shared store costs a request (BENCH_GH_REDIS_SYNC sets its syncInterval; the sync's cost is per interval,
   // not per request). Counters go under a prefix of their own, expiring after two windows.
   if (process.env.BENCH_GH_RATE_LIMIT_STORE === 'redis') {
-    (config.server as Record<string, unknown>).rateLimitStore = { type: 'redis', url: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: `gatehouse-bench:${process.pid}:`, syncInterval: process.env.BENCH_GH_REDIS_SYNC ?? '100ms' };
+    (config.server as Record<string, unknown>).rateLimitStore = {
+      type: 'redis',
+      url: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+      prefix: `gatehouse-bench:${process.pid}:`,
+      syncInterval: process.env.BENCH_GH_REDIS_SYNC ?? '100ms',
+    };
   }
   const file = join(dir, 'gatehouse-bench.json');
   writeFileSync(file, JSON.stringify(config, null, 2));

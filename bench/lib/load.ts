@@ -58,10 +58,16 @@ done = function(summary, latency, requests)
 end
 `;
 
-const headerArgs = (headers: Record<string, string>) => Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
+const headerArgs = (headers: Record<string, string>) =>
+  Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
 
 /** Closed-loop saturation for `seconds`. */
-export async function saturate(tool: SaturationTool, target: LoadTarget, seconds: number, tmpDir: string): Promise<LoadResult> {
+export async function saturate(
+  tool: SaturationTool,
+  target: LoadTarget,
+  seconds: number,
+  tmpDir: string,
+): Promise<LoadResult> {
   if (tool === 'wrk') {
     const script = join(tmpDir, 'wrk-report.lua');
     writeFileSync(script, WRK_LUA);
@@ -82,27 +88,75 @@ export async function saturate(tool: SaturationTool, target: LoadTarget, seconds
       durationS,
       non2xx: r.non2xx!,
       errors: r.connectErrors! + r.readErrors! + r.writeErrors! + r.timeouts!,
-      latencyMs: { p50: ms(r.p50!), p90: ms(r.p90!), p99: ms(r.p99!), p999: ms(r.p999!), max: ms(r.max!), mean: ms(r.mean!) },
+      latencyMs: {
+        p50: ms(r.p50!),
+        p90: ms(r.p90!),
+        p99: ms(r.p99!),
+        p999: ms(r.p999!),
+        max: ms(r.max!),
+        mean: ms(r.mean!),
+      },
     };
   }
   return autocannon(target, seconds, undefined);
 }
 
 async function autocannon(target: LoadTarget, seconds: number, rate: number | undefined): Promise<LoadResult> {
-  const args = ['bench/lib/autocannon-run.ts', '--url', target.url, '--duration', String(seconds), '--connections', String(target.connections)];
+  const args = [
+    'bench/lib/autocannon-run.ts',
+    '--url',
+    target.url,
+    '--duration',
+    String(seconds),
+    '--connections',
+    String(target.connections),
+  ];
   if (rate !== undefined) args.push('--rate', String(rate));
   for (const h of headerArgs(target.headers)) args.push('--header', h);
   const out = await runToCompletion('autocannon', NODE, args, { core: target.core, maxSeconds: seconds + 60 });
-  const r = JSON.parse(out.trim().split('\n').pop()!) as { rps: number; requests: number; durationS: number; non2xx: number; errors: number; timeouts: number; latencyMs: Latency };
-  return { tool: rate === undefined ? 'autocannon' : 'autocannon overallRate', rps: r.rps, requests: r.requests, durationS: r.durationS, non2xx: r.non2xx, errors: r.errors + r.timeouts, latencyMs: r.latencyMs, targetRate: rate };
+  const r = JSON.parse(out.trim().split('\n').pop()!) as {
+    rps: number;
+    requests: number;
+    durationS: number;
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+    latencyMs: Latency;
+  };
+  return {
+    tool: rate === undefined ? 'autocannon' : 'autocannon overallRate',
+    rps: r.rps,
+    requests: r.requests,
+    durationS: r.durationS,
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+    latencyMs: r.latencyMs,
+    targetRate: rate,
+  };
 }
 
 export type RateTool = 'paced' | 'autocannon';
 
 /** Open-loop fixed rate for `seconds`. */
-export async function fixedRate(tool: RateTool, target: LoadTarget, rate: number, seconds: number): Promise<LoadResult> {
-  if (tool === 'autocannon') return autocannon({ ...target, connections: Math.min(target.connections, 32) }, seconds, rate);
-  const args = ['bench/lib/paced-load.ts', '--url', target.url, '--rate', String(rate), '--duration', String(seconds), '--connections', '32'];
+export async function fixedRate(
+  tool: RateTool,
+  target: LoadTarget,
+  rate: number,
+  seconds: number,
+): Promise<LoadResult> {
+  if (tool === 'autocannon')
+    return autocannon({ ...target, connections: Math.min(target.connections, 32) }, seconds, rate);
+  const args = [
+    'bench/lib/paced-load.ts',
+    '--url',
+    target.url,
+    '--rate',
+    String(rate),
+    '--duration',
+    String(seconds),
+    '--connections',
+    '32',
+  ];
   for (const h of headerArgs(target.headers)) args.push('--header', h);
   const out = await runToCompletion('paced-load', NODE, args, { core: target.core, maxSeconds: seconds + 60 });
   const r = JSON.parse(out.trim().split('\n').pop()!) as {

@@ -34,7 +34,8 @@ const url = new URL(values.url!);
 const rate = Number(values.rate);
 const durationS = Number(values.duration);
 const connectionCount = Number(values.connections);
-if (!(rate > 0 && durationS > 0 && connectionCount > 0)) throw new Error('--rate, --duration and --connections must be positive');
+if (!(rate > 0 && durationS > 0 && connectionCount > 0))
+  throw new Error('--rate, --duration and --connections must be positive');
 
 const REQUEST = Buffer.from(
   `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n${values.header.map((h) => `${h}\r\n`).join('')}User-Agent: paced-load\r\n\r\n`,
@@ -119,7 +120,11 @@ function onData(conn: Conn, chunk: Buffer): void {
     if ((status < 200 || status > 299) && answered >= warmupCount) non2xx++;
     if (answered++ >= warmupCount && completed < total) {
       service[completed] = now - conn.sentAt;
-      if (slowMs !== undefined && now - conn.sentAt > slowMs && slow.length < 1000) slow.push([Math.round(conn.sentAt - t0) / 1000 - warmupCount / rate, Math.round((now - conn.sentAt) * 10) / 10]);
+      if (slowMs !== undefined && now - conn.sentAt > slowMs && slow.length < 1000)
+        slow.push([
+          Math.round(conn.sentAt - t0) / 1000 - warmupCount / rate,
+          Math.round((now - conn.sentAt) * 10) / 10,
+        ]);
       intended[completed] = now - conn.dueAt;
       completed++;
     }

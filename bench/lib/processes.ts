@@ -123,7 +123,12 @@ export function installCleanup(): void {
 }
 
 /** Runs a bounded child to completion and returns its stdout. Rejects on a non-zero exit. */
-export async function runToCompletion(name: string, command: string, args: readonly string[], options: SpawnOptions): Promise<string> {
+export async function runToCompletion(
+  name: string,
+  command: string,
+  args: readonly string[],
+  options: SpawnOptions,
+): Promise<string> {
   const child = spawnBounded(name, command, args, { ...options, stdout: 'pipe' });
   let out = '';
   child.proc.stdout!.on('data', (chunk: Buffer) => {
@@ -166,7 +171,13 @@ export function get(url: string, headers: Record<string, string> = {}, timeoutMs
 }
 
 /** Polls `url` until it answers `expect`, the child exits, or `timeoutMs` passes. */
-export async function waitForHttp(child: Bounded, url: string, headers: Record<string, string>, expect = 200, timeoutMs = 30_000): Promise<HttpAnswer> {
+export async function waitForHttp(
+  child: Bounded,
+  url: string,
+  headers: Record<string, string>,
+  expect = 200,
+  timeoutMs = 30_000,
+): Promise<HttpAnswer> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   let exited = false;
@@ -222,7 +233,10 @@ export function coreTimes(): Map<string, { busy: number; total: number }> {
 }
 
 /** Busy share per core between two coreTimes() samples. */
-export function coreBusy(before: ReturnType<typeof coreTimes>, after: ReturnType<typeof coreTimes>): Record<string, number> {
+export function coreBusy(
+  before: ReturnType<typeof coreTimes>,
+  after: ReturnType<typeof coreTimes>,
+): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, a] of after) {
     const b = before.get(name);

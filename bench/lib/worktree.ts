@@ -32,6 +32,7 @@ export function checkoutWorktree(rev: string): Worktree {
 /** The commit this checkout runs, with `+dirty` when src/ has uncommitted changes. */
 export function currentCommit(): string {
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-  const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+  const dirty =
+    execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
   return dirty ? `${commit}+dirty` : commit;
 }

@@ -70,8 +70,18 @@ export const LIST: Expected = { items: 'array' };
 function shapeProblem(value: unknown, expected: Expected = {}): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
   for (const [path, kind] of Object.entries(expected)) {
-    const found = path.split('.').reduce<unknown>((v, key) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[key] : undefined), value);
-    const ok = kind === 'array' ? Array.isArray(found) : kind === 'object' ? typeof found === 'object' && found !== null && !Array.isArray(found) : typeof found === kind;
+    const found = path
+      .split('.')
+      .reduce<unknown>(
+        (v, key) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[key] : undefined),
+        value,
+      );
+    const ok =
+      kind === 'array'
+        ? Array.isArray(found)
+        : kind === 'object'
+          ? typeof found === 'object' && found !== null && !Array.isArray(found)
+          : typeof found === kind;
     if (!ok) return `no ${kind === 'array' ? 'list' : kind} ${path}`;
   }
   return undefined;
@@ -117,13 +127,23 @@ export class AdminClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(`${this.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(TIMEOUT_MS) });
+      res = await fetch(`${this.url}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      });
     } catch (error) {
-      if ((error as Error).name === 'TimeoutError') throw new ControlPlaneError(`the control plane at ${this.shownUrl} did not answer ${method} ${path} within ${TIMEOUT_MS / 1000} s`);
+      if ((error as Error).name === 'TimeoutError')
+        throw new ControlPlaneError(
+          `the control plane at ${this.shownUrl} did not answer ${method} ${path} within ${TIMEOUT_MS / 1000} s`,
+        );
       // ECONNREFUSED, ENOTFOUND, …; or the Fetch standard's reason, e.g. "bad port" for ports fetch never uses.
       const cause = (error as Error).cause as NodeJS.ErrnoException | undefined;
       const reason = cause?.code ?? cause?.message;
-      throw new UsageError(`cannot reach the control plane at ${this.shownUrl}: is \`gatehouse control start\` running?${reason ? ` (${reason})` : ''}`);
+      throw new UsageError(
+        `cannot reach the control plane at ${this.shownUrl}: is \`gatehouse control start\` running?${reason ? ` (${reason})` : ''}`,
+      );
     }
     const text = await res.text();
     let json: unknown;
@@ -135,7 +155,10 @@ export class AdminClient {
     if (res.ok) {
       if (text === '' && expected === undefined) return undefined as T;
       const problem = text === '' ? 'an empty answer' : json === undefined ? 'not JSON' : shapeProblem(json, expected);
-      if (problem) throw new UsageError(`${this.shownUrl}: the answer to ${method} ${path} is not a Gatehouse control plane's (${problem}): is --url the admin API of a Gatehouse control plane?`);
+      if (problem)
+        throw new UsageError(
+          `${this.shownUrl}: the answer to ${method} ${path} is not a Gatehouse control plane's (${problem}): is --url the admin API of a Gatehouse control plane?`,
+        );
       return json as T;
     }
     const requestId = res.headers.get('x-request-id') ?? 'unknown';
@@ -143,14 +166,19 @@ export class AdminClient {
       const detail = isProblem(json) ? json.detail : `${res.status} ${res.statusText}`;
       throw new ControlPlaneError(`the control plane failed on ${method} ${path}: ${detail} (request id ${requestId})`);
     }
-    if (!isProblem(json)) throw new UsageError(`${this.shownUrl} answered ${res.status} ${res.statusText} to ${method} ${path}: is --url the admin API of a Gatehouse control plane?`);
+    if (!isProblem(json))
+      throw new UsageError(
+        `${this.shownUrl} answered ${res.status} ${res.statusText} to ${method} ${path}: is --url the admin API of a Gatehouse control plane?`,
+      );
     throw new AdminRequestError(res.status, json.code ?? String(res.status), json.detail!, json.errors ?? []);
   }
 
   /** The workspace to act on: as given, else the caller's own (from `GET /api/v1/me`). */
   async workspace(): Promise<string> {
     if (this.#workspace === undefined) {
-      const me = await this.request<{ workspace: { name: string } }>('GET', '/api/v1/me', undefined, { 'workspace.name': 'string' });
+      const me = await this.request<{ workspace: { name: string } }>('GET', '/api/v1/me', undefined, {
+        'workspace.name': 'string',
+      });
       this.#workspace = me.workspace.name;
     }
     return this.#workspace;
@@ -170,14 +198,19 @@ export function connect(command: string, values: ConnectionValues): AdminClient 
     parsed = new URL(url);
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('not http');
   } catch {
-    throw new UsageError(`${command}: --url must be an http:// or https:// URL such as ${DEFAULT_URL}, got "${shownUrl(url)}"`);
+    throw new UsageError(
+      `${command}: --url must be an http:// or https:// URL such as ${DEFAULT_URL}, got "${shownUrl(url)}"`,
+    );
   }
   // fetch() refuses such a URL outright, which would read as "cannot reach the control plane".
   if (parsed.username !== '' || parsed.password !== '') {
-    throw new UsageError(`${command}: --url must not hold a user name or password (the token authenticates), got "${shownUrl(url)}"`);
+    throw new UsageError(
+      `${command}: --url must not hold a user name or password (the token authenticates), got "${shownUrl(url)}"`,
+    );
   }
   const token = values.token ?? fromEnv('GATEHOUSE_TOKEN');
-  if (token === undefined) throw new UsageError(`${command}: no API client token: set GATEHOUSE_TOKEN (or pass --token)`);
+  if (token === undefined)
+    throw new UsageError(`${command}: no API client token: set GATEHOUSE_TOKEN (or pass --token)`);
   return new AdminClient(url, token, values.workspace ?? fromEnv('GATEHOUSE_WORKSPACE'));
 }
 

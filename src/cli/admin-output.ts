@@ -5,14 +5,18 @@ import { UsageError } from './command.ts';
 /** A repeatable flag whose values may also be comma lists: `--env DEV,PROD --env TEST` → DEV, PROD, TEST. */
 export function listValues(values: readonly string[] | undefined): string[] | undefined {
   if (values === undefined) return undefined;
-  return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  return values
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
 }
 
 /** Throws `<command>: --<flag> is required` for the first flag without a value. */
 export function requireFlags(command: string, values: Record<string, unknown>, names: readonly string[]): void {
   for (const name of names) {
     const v = values[name];
-    if (v === undefined || v === '' || (Array.isArray(v) && v.length === 0)) throw new UsageError(`${command}: --${name} is required`);
+    if (v === undefined || v === '' || (Array.isArray(v) && v.length === 0))
+      throw new UsageError(`${command}: --${name} is required`);
   }
 }
 
@@ -41,7 +45,11 @@ export function printJson(value: unknown): void {
 /** A plain text table: upper-case headers, columns padded to their widest cell. */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(headers.map((h) => h.toUpperCase())), ...rows.map(line)].join('\n');
 }
 

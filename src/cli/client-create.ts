@@ -1,5 +1,12 @@
 import { ClientInputSchema, type ClientResource } from '../config/resources.ts';
-import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect, type Expected } from './admin-client.ts';
+import {
+  adminCommand,
+  CONNECTION_HELP,
+  CONNECTION_OPTIONS,
+  CONNECTION_USAGE,
+  connect,
+  type Expected,
+} from './admin-client.ts';
 import { checkBody, listValues, printJson, requireFlags, tokenLines } from './admin-output.ts';
 import { parse } from './command.ts';
 
@@ -23,7 +30,14 @@ export interface ClientWithToken {
 }
 
 /** What a `ClientWithToken` answer must hold (create and regenerate). */
-export const CLIENT_WITH_TOKEN: Expected = { 'client.id': 'string', 'client.name': 'string', 'client.environments': 'array', 'client.projects': 'array', 'client.keys': 'array', token: 'string' };
+export const CLIENT_WITH_TOKEN: Expected = {
+  'client.id': 'string',
+  'client.name': 'string',
+  'client.environments': 'array',
+  'client.projects': 'array',
+  'client.keys': 'array',
+  token: 'string',
+};
 
 /** The human lines describing a client: name, id, role and scope. */
 function describeClient(c: ClientResource): string[] {
@@ -71,13 +85,24 @@ export const clientCreate = adminCommand({
       CLIENT_FLAGS,
     );
     const api = connect(NAME, values);
-    const answer = await api.request<ClientWithToken>('POST', await api.workspacePath('clients'), body, CLIENT_WITH_TOKEN);
+    const answer = await api.request<ClientWithToken>(
+      'POST',
+      await api.workspacePath('clients'),
+      body,
+      CLIENT_WITH_TOKEN,
+    );
     if (values.json) {
       printJson(answer);
       return 0;
     }
     const { client, token } = answer;
-    console.log([`Created API client "${client.name}" (${client.id}) in workspace ${await api.workspace()}`, ...describeClient(client), ...tokenLines(token)].join('\n'));
+    console.log(
+      [
+        `Created API client "${client.name}" (${client.id}) in workspace ${await api.workspace()}`,
+        ...describeClient(client),
+        ...tokenLines(token),
+      ].join('\n'),
+    );
     return 0;
   },
 });

@@ -8,7 +8,10 @@ export const clientDelete = adminCommand({
   usage: `ID ${CONNECTION_USAGE}\n\n${CONNECTION_HELP}`,
   async run(args) {
     const { values, positionals } = parse(NAME, args, CONNECTION_OPTIONS, true);
-    if (positionals.length !== 1) throw new UsageError(`${NAME}: give exactly one client id (see \`gatehouse client list\`), got ${positionals.length}`);
+    if (positionals.length !== 1)
+      throw new UsageError(
+        `${NAME}: give exactly one client id (see \`gatehouse client list\`), got ${positionals.length}`,
+      );
     const id = positionals[0]!;
     const api = connect(NAME, values);
     await api.request('DELETE', await api.workspacePath('clients', id));

@@ -16,7 +16,12 @@ export const clientList = adminCommand({
   async run(args) {
     const { values } = parse(NAME, args, CONNECTION_OPTIONS);
     const api = connect(NAME, values);
-    const { items } = await api.request<{ items: ClientResource[] }>('GET', await api.workspacePath('clients'), undefined, LIST);
+    const { items } = await api.request<{ items: ClientResource[] }>(
+      'GET',
+      await api.workspacePath('clients'),
+      undefined,
+      LIST,
+    );
     if (values.json) {
       printJson(items);
       return 0;
@@ -26,7 +31,14 @@ export const clientList = adminCommand({
       return 0;
     }
     const now = Date.now();
-    const rows = items.map((c) => [c.id, c.name, c.role, c.environments.join(','), c.projects.join(','), status(c, now)]);
+    const rows = items.map((c) => [
+      c.id,
+      c.name,
+      c.role,
+      c.environments.join(','),
+      c.projects.join(','),
+      status(c, now),
+    ]);
     console.log(table(['id', 'name', 'role', 'environments', 'projects', 'status'], rows));
     return 0;
   },

@@ -7,8 +7,23 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { ConfigError } from '../config/load.ts';
-import { ApplyFileSchema, CollectionInputSchema, type ApplyFile, type CollectionResource, type CollectionVersion } from '../config/resources.ts';
-import { adminCommand, type AdminClient, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, ControlPlaneError, connect, LIST } from './admin-client.ts';
+import {
+  ApplyFileSchema,
+  CollectionInputSchema,
+  type ApplyFile,
+  type CollectionResource,
+  type CollectionVersion,
+} from '../config/resources.ts';
+import {
+  adminCommand,
+  type AdminClient,
+  CONNECTION_HELP,
+  CONNECTION_OPTIONS,
+  CONNECTION_USAGE,
+  ControlPlaneError,
+  connect,
+  LIST,
+} from './admin-client.ts';
 import { printJson } from './admin-output.ts';
 import { loadFile } from './collection-file.ts';
 import { COLLECTION } from './collection-list.ts';
@@ -54,7 +69,14 @@ interface Line {
   text: string;
 }
 
-const PLANNED: Record<Verb, string> = { created: 'would create', updated: 'would update', published: 'would publish', deleted: 'would delete', unchanged: 'unchanged', kept: 'kept' };
+const PLANNED: Record<Verb, string> = {
+  created: 'would create',
+  updated: 'would update',
+  published: 'would publish',
+  deleted: 'would delete',
+  unchanged: 'unchanged',
+  kept: 'kept',
+};
 
 function render(line: Line, dryRun = false): string {
   return `${dryRun ? PLANNED[line.verb] : line.verb} ${line.text}`;
@@ -64,7 +86,10 @@ function checkUniqueNames(file: string, spec: ApplyFile): void {
   const seen = new Map<string, number>();
   spec.collections.forEach((c, i) => {
     const first = seen.get(c.name);
-    if (first !== undefined) throw new ConfigError(`${file}: collections[${i}].name: "${c.name}" is listed twice (also collections[${first}])`);
+    if (first !== undefined)
+      throw new ConfigError(
+        `${file}: collections[${i}].name: "${c.name}" is listed twice (also collections[${first}])`,
+      );
     seen.set(c.name, i);
   });
 }
@@ -73,21 +98,38 @@ export const collectionApply = adminCommand({
   usage: `-f FILE [--dry-run] ${CONNECTION_USAGE}\n\nFILE (YAML or JSON; "-" reads stdin): environment, collections, publish (default true), prune (default false).
 --dry-run prints the plan without changing anything.\n\n${CONNECTION_HELP}`,
   async run(args) {
-    const { values } = parse(NAME, args, { ...CONNECTION_OPTIONS, file: { type: 'string', short: 'f' }, 'dry-run': { type: 'boolean' } });
+    const { values } = parse(NAME, args, {
+      ...CONNECTION_OPTIONS,
+      file: { type: 'string', short: 'f' },
+      'dry-run': { type: 'boolean' },
+    });
     if (!values.file) throw new UsageError(`${NAME}: -f FILE is required`);
     const file = values.file;
     const { raw, value: spec } = await loadFile(file, ApplyFileSchema);
     checkUniqueNames(file, spec);
     const api = connect(NAME, values);
     const dryRun = values['dry-run'] ?? false;
-    const result: ApplyResult = { workspace: await api.workspace(), environment: spec.environment, dryRun, created: [], updated: [], published: [], deleted: [], unchanged: [], kept: [] };
+    const result: ApplyResult = {
+      workspace: await api.workspace(),
+      environment: spec.environment,
+      dryRun,
+      created: [],
+      updated: [],
+      published: [],
+      deleted: [],
+      unchanged: [],
+      kept: [],
+    };
     const lines: Line[] = [];
     try {
       await apply(api, spec, (raw as { collections?: unknown[] }).collections ?? [], result, lines);
     } catch (error) {
-      if (!(error instanceof UsageError || error instanceof ControlPlaneError) || dryRun || lines.length === 0) throw error;
+      if (!(error instanceof UsageError || error instanceof ControlPlaneError) || dryRun || lines.length === 0)
+        throw error;
       const done = `\nalready applied before this error: ${lines.map((l) => render(l)).join('; ')}`;
-      throw error instanceof UsageError ? new UsageError(error.message + done) : new ControlPlaneError(error.message + done);
+      throw error instanceof UsageError
+        ? new UsageError(error.message + done)
+        : new ControlPlaneError(error.message + done);
     }
     if (values.json) {
       printJson(result);
@@ -106,7 +148,13 @@ export const collectionApply = adminCommand({
   },
 });
 
-async function apply(api: AdminClient, spec: ApplyFile, bodies: unknown[], result: ApplyResult, lines: Line[]): Promise<void> {
+async function apply(
+  api: AdminClient,
+  spec: ApplyFile,
+  bodies: unknown[],
+  result: ApplyResult,
+  lines: Line[],
+): Promise<void> {
   const base = await api.workspacePath('environments', spec.environment, 'collections');
   const { items } = await api.request<{ items: CollectionResource[] }>('GET', base, undefined, LIST);
   const current = new Map(items.map((c) => [c.name, c]));
@@ -119,11 +167,14 @@ async function apply(api: AdminClient, spec: ApplyFile, bodies: unknown[], resul
     let changed = true;
     let after: CollectionResource | undefined;
     if (!existing) {
-      if (!result.dryRun) after = await step('creating', () => api.request<CollectionResource>('POST', base, bodies[i], COLLECTION));
+      if (!result.dryRun)
+        after = await step('creating', () => api.request<CollectionResource>('POST', base, bodies[i], COLLECTION));
       result.created.push(name);
       lines.push({ verb: 'created', text: name });
     } else if (!sameInput(existing, desired)) {
-      after = result.dryRun ? undefined : await step('updating', () => api.request<CollectionResource>('PUT', path, bodies[i], COLLECTION));
+      after = result.dryRun
+        ? undefined
+        : await step('updating', () => api.request<CollectionResource>('PUT', path, bodies[i], COLLECTION));
       // The server keeps the revision when the draft did not really change (e.g. a default it fills in differently).
       if (after && after.revision === existing.revision) changed = false;
       else {
@@ -136,7 +187,9 @@ async function apply(api: AdminClient, spec: ApplyFile, bodies: unknown[], resul
     }
 
     if (spec.publish) {
-      const version = result.dryRun ? await plannedVersion(api, path, existing, desired, changed) : await publishDraft(api, path, after!, step);
+      const version = result.dryRun
+        ? await plannedVersion(api, path, existing, desired, changed)
+        : await publishDraft(api, path, after!, step);
       if (version !== undefined) {
         result.published.push({ name, version });
         lines.push({ verb: 'published', text: `${name} v${version}` });
@@ -157,24 +210,42 @@ async function apply(api: AdminClient, spec: ApplyFile, bodies: unknown[], resul
       lines.push({ verb: 'kept', text: `${c.name} (not in the file; set prune: true to delete it)` });
       continue;
     }
-    if (!result.dryRun) await withContext(`deleting collection "${c.name}"`, () => api.request('DELETE', `${base}/${encodeURIComponent(c.name)}`));
+    if (!result.dryRun)
+      await withContext(`deleting collection "${c.name}"`, () =>
+        api.request('DELETE', `${base}/${encodeURIComponent(c.name)}`),
+      );
     result.deleted.push(c.name);
     lines.push({ verb: 'deleted', text: c.name });
   }
 }
 
 /** Publishes the draft if it differs from the published version; the new version's number, or undefined. */
-async function publishDraft(api: AdminClient, path: string, collection: CollectionResource, step: <T>(what: string, request: () => Promise<T>) => Promise<T>): Promise<number | undefined> {
+async function publishDraft(
+  api: AdminClient,
+  path: string,
+  collection: CollectionResource,
+  step: <T>(what: string, request: () => Promise<T>) => Promise<T>,
+): Promise<number | undefined> {
   if (!collection.unpublishedChanges) return undefined;
-  const version = await step('publishing', () => api.request<CollectionVersion>('POST', `${path}/publish`, {}, { version: 'number' }));
+  const version = await step('publishing', () =>
+    api.request<CollectionVersion>('POST', `${path}/publish`, {}, { version: 'number' }),
+  );
   return version.version === collection.publishedVersion ? undefined : version.version;
 }
 
 /** The version a publish would create (dry run), or undefined when the draft would equal the published version. */
-async function plannedVersion(api: AdminClient, path: string, existing: CollectionResource | undefined, desired: object, draftChanges: boolean): Promise<number | undefined> {
+async function plannedVersion(
+  api: AdminClient,
+  path: string,
+  existing: CollectionResource | undefined,
+  desired: object,
+  draftChanges: boolean,
+): Promise<number | undefined> {
   if (!existing) return 1;
   if (!draftChanges && !existing.unpublishedChanges) return undefined;
-  const { items } = await withContext(`reading the versions of collection "${existing.name}"`, () => api.request<{ items: CollectionVersion[] }>('GET', `${path}/versions`, undefined, LIST));
+  const { items } = await withContext(`reading the versions of collection "${existing.name}"`, () =>
+    api.request<{ items: CollectionVersion[] }>('GET', `${path}/versions`, undefined, LIST),
+  );
   const published = items.find((v) => v.version === existing.publishedVersion);
   if (published && sameInput(published.spec, desired)) return undefined;
   return Math.max(0, ...items.map((v) => v.version)) + 1;

@@ -21,7 +21,9 @@ export async function loadFile<S extends z.ZodType>(file: string, schema: S): Pr
       text = await readStdin();
     } catch (error) {
       if (error instanceof ConfigError) throw error;
-      throw new ConfigError(`${file}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      throw new ConfigError(
+        `${file}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      );
     }
   } else {
     // Regular files only, within the config size limit (a device or a huge file is refused before it is read).
@@ -29,10 +31,15 @@ export async function loadFile<S extends z.ZodType>(file: string, schema: S): Pr
   }
   const raw = parseConfigText(text, file);
   const result = schema.safeParse(raw);
-  if (!result.success) throw new ConfigError(formatIssues(result.error).split('\n').map((line) => `${file}: ${line}`).join('\n'));
+  if (!result.success)
+    throw new ConfigError(
+      formatIssues(result.error)
+        .split('\n')
+        .map((line) => `${file}: ${line}`)
+        .join('\n'),
+    );
   return { raw, value: result.data };
 }
-
 
 /** Standard input, up to the config size limit (beyond it the read stops with a ConfigError). */
 async function readStdin(): Promise<string> {
@@ -40,7 +47,10 @@ async function readStdin(): Promise<string> {
   let size = 0;
   for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_CONFIG_BYTES) throw new ConfigError(`-: standard input is over the ${MAX_CONFIG_BYTES / 1024 / 1024} MB limit for a config file`);
+    if (size > MAX_CONFIG_BYTES)
+      throw new ConfigError(
+        `-: standard input is over the ${MAX_CONFIG_BYTES / 1024 / 1024} MB limit for a config file`,
+      );
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');

@@ -4,15 +4,39 @@ import { portOption, shownUrl, UsageError } from './command.ts';
 
 describe('portOption', () => {
   it('takes decimal whole numbers from 0 to 65535', () => {
-    for (const [value, port] of [['0', 0], ['80', 80], ['08080', 8080], ['65535', 65535]] as const) assert.equal(portOption('gateway run', 'port', value), port);
+    for (const [value, port] of [
+      ['0', 0],
+      ['80', 80],
+      ['08080', 8080],
+      ['65535', 65535],
+    ] as const)
+      assert.equal(portOption('gateway run', 'port', value), port);
     assert.equal(portOption('gateway run', 'port', undefined), undefined);
   });
 
   it('refuses what Number() would take but is not a port as written: empty, hex, exponent, blanks, fractions, signs', () => {
-    for (const value of ['', ' ', '0x50', '0o17', '0b1', '1e3', ' 80', '80 ', '8.0', '+80', '-1', '65536', '100000', 'Infinity', '８０']) {
+    for (const value of [
+      '',
+      ' ',
+      '0x50',
+      '0o17',
+      '0b1',
+      '1e3',
+      ' 80',
+      '80 ',
+      '8.0',
+      '+80',
+      '-1',
+      '65536',
+      '100000',
+      'Infinity',
+      '８０',
+    ]) {
       assert.throws(
         () => portOption('gateway run', 'ops-port', value),
-        (error: unknown) => error instanceof UsageError && error.message === `gateway run: --ops-port must be a whole number from 0 to 65535, got "${value}"`,
+        (error: unknown) =>
+          error instanceof UsageError &&
+          error.message === `gateway run: --ops-port must be a whole number from 0 to 65535, got "${value}"`,
         JSON.stringify(value),
       );
     }

@@ -14,7 +14,12 @@ export class UsageError extends Error {
 }
 
 /** node:util parseArgs, with its errors turned into UsageErrors that name the command. */
-export function parse<T extends NonNullable<ParseArgsConfig['options']>>(command: string, args: string[], options: T, allowPositionals = false) {
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(
+  command: string,
+  args: string[],
+  options: T,
+  allowPositionals = false,
+) {
   try {
     return parseArgs({ args, options, allowPositionals, strict: true });
   } catch (error) {
@@ -32,6 +37,7 @@ export function shownUrl(url: string): string {
 export function portOption(command: string, name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
-  if (!(port >= 0 && port <= 65535)) throw new UsageError(`${command}: --${name} must be a whole number from 0 to 65535, got "${value}"`);
+  if (!(port >= 0 && port <= 65535))
+    throw new UsageError(`${command}: --${name} must be a whole number from 0 to 65535, got "${value}"`);
   return port;
 }

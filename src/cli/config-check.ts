@@ -13,7 +13,9 @@ export const configCheck: Command = {
     const clients = config.clients.length + config.legacyClients.length + fromFile.clients;
     const keys = config.clients.reduce((n, c) => n + c.keys.length, 0) + config.legacyClients.length + fromFile.keys;
     const source = clientsFile ? ` (${fromFile.clients} from ${clientsFile})` : '';
-    console.log(`${values.config}: valid (${config.collections.length} collections, ${config.roles.length} roles, ${clients} clients${source}, ${keys} keys)`);
+    console.log(
+      `${values.config}: valid (${config.collections.length} collections, ${config.roles.length} roles, ${clients} clients${source}, ${keys} keys)`,
+    );
     return 0;
   },
 };

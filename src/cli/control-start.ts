@@ -9,7 +9,8 @@ import { waitForSignal } from './gateway-run.ts';
 import { createLogger, logLevelOption } from './logger.ts';
 
 export const controlStart: Command = {
-  usage: '[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--gateway-reenroll-window DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--cloud-egress any|public] [--public-url URL] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--gateway-reenroll-window: how long after its expiry a gateway certificate may still be traded for a new one\n(an instance that was down, a pod started from its Helm Secret; default 30d).\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).\n--cloud-egress: which addresses the cloud gateway\'s upstreams may reach. Link-local addresses and the control\nplane\'s own ports are always refused; `public` refuses loopback and private addresses too (recommended when\nworkspaces belong to different customers). Default `any`.\n--public-url: the cloud gateway\'s URL as clients and backends see it (e.g. https://api.example.com); each\nworkspace environment\'s token issuer is <public URL>/<workspace>/<environment>. Default: the bound address.\nGATEHOUSE_RATE_LIMIT_REDIS_URL=redis://… shares the cloud gateway\'s rate-limit counters between control-plane\nreplicas (in the environment, so that its password does not show in the process list).',
+  usage:
+    "[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--gateway-reenroll-window DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--cloud-egress any|public] [--public-url URL] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--gateway-reenroll-window: how long after its expiry a gateway certificate may still be traded for a new one\n(an instance that was down, a pod started from its Helm Secret; default 30d).\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).\n--cloud-egress: which addresses the cloud gateway's upstreams may reach. Link-local addresses and the control\nplane's own ports are always refused; `public` refuses loopback and private addresses too (recommended when\nworkspaces belong to different customers). Default `any`.\n--public-url: the cloud gateway's URL as clients and backends see it (e.g. https://api.example.com); each\nworkspace environment's token issuer is <public URL>/<workspace>/<environment>. Default: the bound address.\nGATEHOUSE_RATE_LIMIT_REDIS_URL=redis://… shares the cloud gateway's rate-limit counters between control-plane\nreplicas (in the environment, so that its password does not show in the process list).",
   async run(args) {
     const { values } = parse('control start', args, {
       'data-dir': { type: 'string', default: 'data' },
@@ -72,7 +73,9 @@ export const controlStart: Command = {
         ...(settings.publicUrl ? { tokenExchange: { issuer: settings.publicUrl } } : {}),
         alerts: { webhookUrl: settings.alertWebhook, authFailureThreshold: settings.alertAuthFailures },
         cloudEgress: settings.cloudEgress,
-        cloudRateLimitStore: settings.cloudRateLimitRedisUrl ? { type: 'redis', url: settings.cloudRateLimitRedisUrl } : undefined,
+        cloudRateLimitStore: settings.cloudRateLimitRedisUrl
+          ? { type: 'redis', url: settings.cloudRateLimitRedisUrl }
+          : undefined,
       });
     } catch (error) {
       if (error instanceof StoreOpenError) throw new ConfigError(error.message);
@@ -138,5 +141,7 @@ function settingError(raw: Flags, issue: z.core.$ZodIssue): UsageError {
   const source = SOURCES[key];
   if (source.env) return new UsageError(`control start: ${source.env} ${issue.message}`);
   const value = raw[key] ?? '';
-  return new UsageError(`control start: --${source.flag} ${issue.message}, got "${source.url ? shownUrl(value) : value}"`);
+  return new UsageError(
+    `control start: --${source.flag} ${issue.message}, got "${source.url ? shownUrl(value) : value}"`,
+  );
 }

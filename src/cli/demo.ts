@@ -25,7 +25,10 @@ export const demo: Command = {
       audience: config.tokenExchange.audience,
     });
     let logger: Logger | undefined;
-    const runtime = await startGateway({ configFile: values.config, logger: (level) => (logger = createLogger(level)) });
+    const runtime = await startGateway({
+      configFile: values.config,
+      logger: (level) => (logger = createLogger(level)),
+    });
     console.error(`
 Gatehouse demo is running.
   gateway:  ${gatewayUrl}   (ops: http://127.0.0.1:${runtime.ops.port}/metrics)
@@ -47,7 +50,8 @@ Ctrl-C stops.
 
 /** The demo upstream alone, trusting the control plane's cloud gateway: for the control-plane quickstart. */
 export const demoUpstream: Command = {
-  usage: '[--port 9000] [--gateway http://127.0.0.1:8080] [--issuer http://127.0.0.1:8080/default/dev] [--audience urn:gatehouse:default:dev]\n\n--issuer: the `iss` tokens must carry: the workspace environment whose collections may call this backend\n(default: the gateway URL + /default/dev).\n--audience: the `aud` tokens must carry (default: that workspace environment\'s, urn:gatehouse:<workspace>:<environment>).',
+  usage:
+    "[--port 9000] [--gateway http://127.0.0.1:8080] [--issuer http://127.0.0.1:8080/default/dev] [--audience urn:gatehouse:default:dev]\n\n--issuer: the `iss` tokens must carry: the workspace environment whose collections may call this backend\n(default: the gateway URL + /default/dev).\n--audience: the `aud` tokens must carry (default: that workspace environment's, urn:gatehouse:<workspace>:<environment>).",
   async run(args) {
     const { values } = parse('demo upstream', args, {
       port: { type: 'string', default: '9000' },
@@ -60,15 +64,27 @@ export const demoUpstream: Command = {
     try {
       gateway = new URL(values.gateway);
     } catch {
-      throw new UsageError(`demo upstream: --gateway must be a URL such as http://127.0.0.1:8080, got "${values.gateway}"`);
+      throw new UsageError(
+        `demo upstream: --gateway must be a URL such as http://127.0.0.1:8080, got "${values.gateway}"`,
+      );
     }
     // Every workspace environment is its own issuer: checking it is what keeps another tenant's tokens out.
     const issuer = values.issuer ?? `${gateway.origin}/default/dev`;
     // …and so is its audience: the last two segments of the issuer's path name the workspace and the environment.
-    const [workspace = 'default', environment = 'dev'] = URL.canParse(issuer) ? new URL(issuer).pathname.split('/').filter(Boolean).slice(-2) : [];
+    const [workspace = 'default', environment = 'dev'] = URL.canParse(issuer)
+      ? new URL(issuer).pathname.split('/').filter(Boolean).slice(-2)
+      : [];
     const audience = values.audience ?? tenantAudience(workspace, environment);
-    const { server } = await startDemoUpstream({ host: '127.0.0.1', port, jwksUrl: new URL('/.well-known/jwks.json', gateway).href, issuer, audience });
-    console.error(`Demo upstream on http://127.0.0.1:${port}: it answers only requests carrying a JWT with issuer ${issuer} and audience ${audience}, signed by a key of ${gateway.origin}/.well-known/jwks.json. Ctrl-C stops.`);
+    const { server } = await startDemoUpstream({
+      host: '127.0.0.1',
+      port,
+      jwksUrl: new URL('/.well-known/jwks.json', gateway).href,
+      issuer,
+      audience,
+    });
+    console.error(
+      `Demo upstream on http://127.0.0.1:${port}: it answers only requests carrying a JWT with issuer ${issuer} and audience ${audience}, signed by a key of ${gateway.origin}/.well-known/jwks.json. Ctrl-C stops.`,
+    );
     await waitForSignal();
     await new Promise<void>((r) => server.close(() => r()));
     return 0;

@@ -26,28 +26,49 @@ values.yaml for deploy/helm/gatehouse. An already bootstrapped DIR is refused: d
       },
       true,
     );
-    for (const [flag, value] of [['-t/--token', values.token], ['--ca-pin', values['ca-pin']], ['--url', values.url], ['-o/--output', values.output]] as const) {
-      if (value === undefined || value === '') throw new UsageError(`${NAME}: ${flag} is required (the install command holds it)`);
+    for (const [flag, value] of [
+      ['-t/--token', values.token],
+      ['--ca-pin', values['ca-pin']],
+      ['--url', values.url],
+      ['-o/--output', values.output],
+    ] as const) {
+      if (value === undefined || value === '')
+        throw new UsageError(`${NAME}: ${flag} is required (the install command holds it)`);
     }
     // Never echo the token, not even a malformed one: it may be a real one mistyped.
-    if (!REGISTRATION_TOKEN_PATTERN.test(values.token!)) throw new UsageError(`${NAME}: -t/--token: not a registration token (expected "ghr_" and 32 letters and digits, as in the install command)`);
+    if (!REGISTRATION_TOKEN_PATTERN.test(values.token!))
+      throw new UsageError(
+        `${NAME}: -t/--token: not a registration token (expected "ghr_" and 32 letters and digits, as in the install command)`,
+      );
     const pin = CaPinSchema.safeParse(values['ca-pin']);
-    if (!pin.success) throw new UsageError(`${NAME}: --ca-pin: ${pin.error.issues[0]!.message} (got "${values['ca-pin']}")`);
+    if (!pin.success)
+      throw new UsageError(`${NAME}: --ca-pin: ${pin.error.issues[0]!.message} (got "${values['ca-pin']}")`);
     let url: URL;
     try {
       url = new URL(values.url!);
     } catch {
-      throw new UsageError(`${NAME}: --url: not a URL (got "${shownUrl(values.url!)}"); it is the control plane's bootstrap endpoint, e.g. https://cp.example.com:8443`);
+      throw new UsageError(
+        `${NAME}: --url: not a URL (got "${shownUrl(values.url!)}"); it is the control plane's bootstrap endpoint, e.g. https://cp.example.com:8443`,
+      );
     }
-    if (url.protocol !== 'https:') throw new UsageError(`${NAME}: --url: must be an https:// URL (got "${shownUrl(values.url!)}")`);
+    if (url.protocol !== 'https:')
+      throw new UsageError(`${NAME}: --url: must be an https:// URL (got "${shownUrl(values.url!)}")`);
     if (positionals.length !== 1 || !(MODES as readonly string[]).includes(positionals[0]!)) {
-      throw new UsageError(`${NAME}: give the mode, standalone or helm, as the one argument (got ${positionals.length === 0 ? 'none' : positionals.map((p) => `"${p}"`).join(' ')})`);
+      throw new UsageError(
+        `${NAME}: give the mode, standalone or helm, as the one argument (got ${positionals.length === 0 ? 'none' : positionals.map((p) => `"${p}"`).join(' ')})`,
+      );
     }
     const mode = positionals[0] as (typeof MODES)[number];
 
     let result;
     try {
-      result = await bootstrapGateway({ token: values.token!, caPin: pin.data, url: url.href, dir: values.output!, mode });
+      result = await bootstrapGateway({
+        token: values.token!,
+        caPin: pin.data,
+        url: url.href,
+        dir: values.output!,
+        mode,
+      });
     } catch (error) {
       if (!(error instanceof BootstrapError)) throw error;
       if (error.userMistake) throw new UsageError(`${NAME}: ${error.message}`);
@@ -55,12 +76,27 @@ values.yaml for deploy/helm/gatehouse. An already bootstrapped DIR is refused: d
       return 1;
     }
     if (values.json) {
-      console.log(JSON.stringify({ dir: result.dir, identity: result.identity, files: result.files, certificate: { serial: result.certificate.serial, notAfter: result.certificate.notAfter.toISOString() } }, null, 2));
+      console.log(
+        JSON.stringify(
+          {
+            dir: result.dir,
+            identity: result.identity,
+            files: result.files,
+            certificate: { serial: result.certificate.serial, notAfter: result.certificate.notAfter.toISOString() },
+          },
+          null,
+          2,
+        ),
+      );
       return 0;
     }
     const { identity } = result;
     const shown = relative(process.cwd(), result.dir) || '.';
-    const dir = shown.startsWith('..') ? result.dir : shown.startsWith('.') || shown.startsWith('/') ? shown : `./${shown}`;
+    const dir = shown.startsWith('..')
+      ? result.dir
+      : shown.startsWith('.') || shown.startsWith('/')
+        ? shown
+        : `./${shown}`;
     const lines = [
       `Bootstrapped edge gateway "${identity.gatewayName}" (${identity.gatewayId}) of workspace ${identity.workspaceName}, environment ${identity.environment}, into ${dir}`,
       `  certificate    serial ${result.certificate.serial}, valid until ${result.certificate.notAfter.toISOString()} (renewed over the live channel)`,

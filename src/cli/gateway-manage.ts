@@ -1,7 +1,15 @@
 /** `gatehouse gateway list|create|rename|delete|install-command`: edge gateways through the admin API. */
 import { z } from 'zod';
 import { EnvironmentSchema, NameSchema } from '../config/schema.ts';
-import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect, type Expected, LIST } from './admin-client.ts';
+import {
+  adminCommand,
+  CONNECTION_HELP,
+  CONNECTION_OPTIONS,
+  CONNECTION_USAGE,
+  connect,
+  type Expected,
+  LIST,
+} from './admin-client.ts';
 import { checkBody, printJson, requireFlags, table } from './admin-output.ts';
 import { parse, UsageError } from './command.ts';
 
@@ -14,7 +22,16 @@ interface GatewayResource {
   versions: string[];
   lastSyncedAt?: string;
   updateAvailable?: { version: string; command: string; releaseNotes: string };
-  instances: { instanceId: string; hostname?: string; online: boolean; softwareVersion: string; appliedVersion: number; lastSeenAt: string; lastError?: string; nackedVersion?: number }[];
+  instances: {
+    instanceId: string;
+    hostname?: string;
+    online: boolean;
+    softwareVersion: string;
+    appliedVersion: number;
+    lastSeenAt: string;
+    lastError?: string;
+    nackedVersion?: number;
+  }[];
 }
 
 interface InstallCommand {
@@ -31,10 +48,21 @@ interface GatewayWithInstall {
 
 /** What a gateway answer, and one with an install command, must hold. */
 const GATEWAY: Expected = { id: 'string', name: 'string', environment: 'string' };
-const GATEWAY_WITH_INSTALL: Expected = { 'gateway.id': 'string', 'gateway.name': 'string', 'gateway.environment': 'string', 'install.command': 'string', 'install.localCommand': 'string', 'install.expiresAt': 'string' };
+const GATEWAY_WITH_INSTALL: Expected = {
+  'gateway.id': 'string',
+  'gateway.name': 'string',
+  'gateway.environment': 'string',
+  'install.command': 'string',
+  'install.localCommand': 'string',
+  'install.expiresAt': 'string',
+};
 
 /** Local check of the create body (the admin API checks again), so that mistakes name the flag. */
-const CreateBodySchema = z.strictObject({ name: NameSchema, environment: EnvironmentSchema, installMethod: z.enum(['docker', 'helm']) });
+const CreateBodySchema = z.strictObject({
+  name: NameSchema,
+  environment: EnvironmentSchema,
+  installMethod: z.enum(['docker', 'helm']),
+});
 
 function installLines(gateway: GatewayResource, install: InstallCommand): string[] {
   const dir = `./gatehouse-${gateway.name}`;
@@ -54,8 +82,14 @@ function installLines(gateway: GatewayResource, install: InstallCommand): string
 }
 
 /** One positional argument: the gateway's name (or id). */
-function gatewayArgument(command: string, positionals: string[], count = 1, what = 'the gateway name (see `gatehouse gateway list`)'): string[] {
-  if (positionals.length !== count) throw new UsageError(`${command}: give ${what}, got ${positionals.length} argument(s)`);
+function gatewayArgument(
+  command: string,
+  positionals: string[],
+  count = 1,
+  what = 'the gateway name (see `gatehouse gateway list`)',
+): string[] {
+  if (positionals.length !== count)
+    throw new UsageError(`${command}: give ${what}, got ${positionals.length} argument(s)`);
   return positionals;
 }
 
@@ -63,17 +97,37 @@ export const gatewayCreate = adminCommand({
   usage: `--name NAME --env ENV [--install-method docker|helm] ${CONNECTION_USAGE}\n\nOne gateway per environment; it may run any number of instances. --install-method defaults to docker.\n\n${CONNECTION_HELP}`,
   async run(args) {
     const NAME = 'gateway create';
-    const { values } = parse(NAME, args, { ...CONNECTION_OPTIONS, name: { type: 'string' }, env: { type: 'string' }, 'install-method': { type: 'string', default: 'docker' } });
+    const { values } = parse(NAME, args, {
+      ...CONNECTION_OPTIONS,
+      name: { type: 'string' },
+      env: { type: 'string' },
+      'install-method': { type: 'string', default: 'docker' },
+    });
     requireFlags(NAME, values, ['name', 'env']);
-    const body = checkBody(NAME, CreateBodySchema, { name: values.name, environment: values.env, installMethod: values['install-method'] }, { name: 'name', environment: 'env', installMethod: 'install-method' });
+    const body = checkBody(
+      NAME,
+      CreateBodySchema,
+      { name: values.name, environment: values.env, installMethod: values['install-method'] },
+      { name: 'name', environment: 'env', installMethod: 'install-method' },
+    );
     const api = connect(NAME, values);
-    const answer = await api.request<GatewayWithInstall>('POST', await api.workspacePath('gateways'), body, GATEWAY_WITH_INSTALL);
+    const answer = await api.request<GatewayWithInstall>(
+      'POST',
+      await api.workspacePath('gateways'),
+      body,
+      GATEWAY_WITH_INSTALL,
+    );
     if (values.json) {
       printJson(answer);
       return 0;
     }
     const { gateway, install } = answer;
-    console.log([`Created edge gateway "${gateway.name}" (${gateway.id}) for environment ${gateway.environment} in workspace ${await api.workspace()}`, ...installLines(gateway, install)].join('\n'));
+    console.log(
+      [
+        `Created edge gateway "${gateway.name}" (${gateway.id}) for environment ${gateway.environment} in workspace ${await api.workspace()}`,
+        ...installLines(gateway, install),
+      ].join('\n'),
+    );
     return 0;
   },
 });
@@ -85,12 +139,22 @@ export const gatewayInstallCommand = adminCommand({
     const { values, positionals } = parse(NAME, args, CONNECTION_OPTIONS, true);
     const [name] = gatewayArgument(NAME, positionals);
     const api = connect(NAME, values);
-    const answer = await api.request<GatewayWithInstall>('POST', await api.workspacePath('gateways', name!, 'install-command'), {}, GATEWAY_WITH_INSTALL);
+    const answer = await api.request<GatewayWithInstall>(
+      'POST',
+      await api.workspacePath('gateways', name!, 'install-command'),
+      {},
+      GATEWAY_WITH_INSTALL,
+    );
     if (values.json) {
       printJson(answer);
       return 0;
     }
-    console.log([`New install command for edge gateway "${answer.gateway.name}" (${answer.gateway.id}); earlier unused tokens no longer work.`, ...installLines(answer.gateway, answer.install)].join('\n'));
+    console.log(
+      [
+        `New install command for edge gateway "${answer.gateway.name}" (${answer.gateway.id}); earlier unused tokens no longer work.`,
+        ...installLines(answer.gateway, answer.install),
+      ].join('\n'),
+    );
     return 0;
   },
 });
@@ -101,13 +165,20 @@ export const gatewayList = adminCommand({
     const NAME = 'gateway list';
     const { values } = parse(NAME, args, CONNECTION_OPTIONS);
     const api = connect(NAME, values);
-    const { items } = await api.request<{ items: GatewayResource[] }>('GET', await api.workspacePath('gateways'), undefined, LIST);
+    const { items } = await api.request<{ items: GatewayResource[] }>(
+      'GET',
+      await api.workspacePath('gateways'),
+      undefined,
+      LIST,
+    );
     if (values.json) {
       printJson(items);
       return 0;
     }
     if (items.length === 0) {
-      console.log(`No edge gateways in workspace ${await api.workspace()} (within your environments). Create one: gatehouse gateway create --name NAME --env ENV`);
+      console.log(
+        `No edge gateways in workspace ${await api.workspace()} (within your environments). Create one: gatehouse gateway create --name NAME --env ENV`,
+      );
       return 0;
     }
     const rows = items.map((g) => [
@@ -121,11 +192,29 @@ export const gatewayList = adminCommand({
     ]);
     const lines = [table(['name', 'environment', 'install', 'online', 'versions', 'last synced', 'update'], rows)];
     const instances = items.flatMap((g) =>
-      g.instances.map((i) => [g.name, i.instanceId, i.hostname ?? '-', i.softwareVersion, String(i.appliedVersion), i.online ? 'online' : 'offline', i.lastSeenAt, i.lastError ? `NACK v${i.nackedVersion ?? '?'}: ${i.lastError}` : '-']),
+      g.instances.map((i) => [
+        g.name,
+        i.instanceId,
+        i.hostname ?? '-',
+        i.softwareVersion,
+        String(i.appliedVersion),
+        i.online ? 'online' : 'offline',
+        i.lastSeenAt,
+        i.lastError ? `NACK v${i.nackedVersion ?? '?'}: ${i.lastError}` : '-',
+      ]),
     );
-    if (instances.length > 0) lines.push('', table(['gateway', 'instance', 'host', 'version', 'config', 'status', 'last seen', 'error'], instances));
+    if (instances.length > 0)
+      lines.push(
+        '',
+        table(['gateway', 'instance', 'host', 'version', 'config', 'status', 'last seen', 'error'], instances),
+      );
     for (const g of items) {
-      if (g.updateAvailable) lines.push('', `Update available for "${g.name}": Gatehouse ${g.updateAvailable.version} (release notes: ${g.updateAvailable.releaseNotes}). Instances keep their config directory across the update:`, `  ${g.updateAvailable.command}`);
+      if (g.updateAvailable)
+        lines.push(
+          '',
+          `Update available for "${g.name}": Gatehouse ${g.updateAvailable.version} (release notes: ${g.updateAvailable.releaseNotes}). Instances keep their config directory across the update:`,
+          `  ${g.updateAvailable.command}`,
+        );
     }
     console.log(lines.join('\n'));
     return 0;
@@ -140,9 +229,17 @@ export const gatewayRename = adminCommand({
     const [from, to] = gatewayArgument(NAME, positionals, 2, 'the gateway name and its new name');
     const body = checkBody(NAME, z.strictObject({ name: NameSchema }), { name: to }, { name: 'NEW-NAME' });
     const api = connect(NAME, values);
-    const gateway = await api.request<GatewayResource>('PATCH', await api.workspacePath('gateways', from!), body, GATEWAY);
+    const gateway = await api.request<GatewayResource>(
+      'PATCH',
+      await api.workspacePath('gateways', from!),
+      body,
+      GATEWAY,
+    );
     if (values.json) printJson(gateway);
-    else console.log(`Renamed edge gateway "${from}" (${gateway.id}) to "${gateway.name}". Running instances keep their identity; no new bootstrap is needed.`);
+    else
+      console.log(
+        `Renamed edge gateway "${from}" (${gateway.id}) to "${gateway.name}". Running instances keep their identity; no new bootstrap is needed.`,
+      );
     return 0;
   },
 });
@@ -156,7 +253,10 @@ export const gatewayDelete = adminCommand({
     const api = connect(NAME, values);
     await api.request('DELETE', await api.workspacePath('gateways', name!));
     if (values.json) printJson({ deleted: name });
-    else console.log(`Deleted edge gateway "${name}": its certificates are revoked and its instances disconnected. Collections deployed to it are served nowhere until retargeted.`);
+    else
+      console.log(
+        `Deleted edge gateway "${name}": its certificates are revoked and its instances disconnected. Collections deployed to it are served nowhere until retargeted.`,
+      );
     return 0;
   },
 });

@@ -17,7 +17,7 @@ export const gatewayRun: Command = {
     '(a config file sets server.log.level), and so does --egress: `public` refuses upstreams on loopback, private\n' +
     'and link-local addresses (a config file sets server.egress).\n\n' +
     'Environment: GATEHOUSE_RATE_LIMIT_REDIS_URL=redis://… makes an edge gateway share rate-limit counters with the\n' +
-    "other instances that name the same Redis (a config file sets server.rateLimitStore); in the environment, so that\n" +
+    'other instances that name the same Redis (a config file sets server.rateLimitStore); in the environment, so that\n' +
     'a password in it does not show in the process list.',
   async run(args) {
     const { values } = parse('gateway run', args, {
@@ -29,32 +29,57 @@ export const gatewayRun: Command = {
       egress: { type: 'string' },
     });
     const egress = values.egress;
-    if (egress !== undefined && egress !== 'any' && egress !== 'public') throw new UsageError(`gateway run: --egress must be any or public, got "${egress}"`);
-    if (!values.config) throw new UsageError('gateway run: --config FILE is required (a config file, or a directory written by `gatehouse gateway bootstrap`)');
+    if (egress !== undefined && egress !== 'any' && egress !== 'public')
+      throw new UsageError(`gateway run: --egress must be any or public, got "${egress}"`);
+    if (!values.config)
+      throw new UsageError(
+        'gateway run: --config FILE is required (a config file, or a directory written by `gatehouse gateway bootstrap`)',
+      );
     const port = portOption('gateway run', 'port', values.port);
     const opsPort = portOption('gateway run', 'ops-port', values['ops-port']);
     const logLevel = values['log-level'] === undefined ? undefined : logLevelOption('gateway run', values['log-level']);
     if (await isDirectory(values.config)) {
       if (!(await isFile(join(values.config, 'gateway.json')))) {
-        throw new ConfigError(`${values.config}: a directory without gateway.json; write one with \`gatehouse gateway bootstrap -t TOKEN -o ${values.config} standalone\`, or pass a config file`);
+        throw new ConfigError(
+          `${values.config}: a directory without gateway.json; write one with \`gatehouse gateway bootstrap -t TOKEN -o ${values.config} standalone\`, or pass a config file`,
+        );
       }
       const logger = createLogger(logLevel ?? 'info');
       const redisUrl = process.env.GATEHOUSE_RATE_LIMIT_REDIS_URL;
       const rateLimitStore = redisUrl ? { type: 'redis' as const, url: redisUrl } : undefined;
       if (rateLimitStore && !RateLimitStoreSchema.safeParse(rateLimitStore).success) {
-        throw new UsageError('gateway run: GATEHOUSE_RATE_LIMIT_REDIS_URL must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379');
+        throw new UsageError(
+          'gateway run: GATEHOUSE_RATE_LIMIT_REDIS_URL must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379',
+        );
       }
-      const edge = await startEdgeGateway({ dir: values.config, logger, port, opsPort, host: values.host, opsHost: values.host, egress, rateLimitStore });
+      const edge = await startEdgeGateway({
+        dir: values.config,
+        logger,
+        port,
+        opsPort,
+        host: values.host,
+        opsHost: values.host,
+        egress,
+        rateLimitStore,
+      });
       await waitForSignal();
       logger.info('shutting down');
       await edge.close();
       logger.flush();
       return 0;
     }
-    if (egress !== undefined) throw new UsageError('gateway run: --egress applies to edge gateways; a config file sets server.egress');
-    if (logLevel !== undefined) throw new UsageError('gateway run: --log-level applies to edge gateways; a config file sets server.log.level');
+    if (egress !== undefined)
+      throw new UsageError('gateway run: --egress applies to edge gateways; a config file sets server.egress');
+    if (logLevel !== undefined)
+      throw new UsageError('gateway run: --log-level applies to edge gateways; a config file sets server.log.level');
     let logger: Logger | undefined;
-    const runtime = await startGateway({ configFile: values.config, logger: (level) => (logger = createLogger(level)), port, opsPort, host: values.host });
+    const runtime = await startGateway({
+      configFile: values.config,
+      logger: (level) => (logger = createLogger(level)),
+      port,
+      opsPort,
+      host: values.host,
+    });
     await waitForSignal();
     logger?.info('shutting down');
     await runtime.close();

@@ -7,7 +7,10 @@ export const keyGenerate: Command = {
     const { values } = parse('key generate', args, { json: { type: 'boolean' } });
     const { key, hash } = generateKey();
     if (values.json) console.log(JSON.stringify({ key, hash: `sha256:${hash}` }));
-    else console.log(`key:  ${key}\nhash: sha256:${hash}\n\nThe key is shown once: give it to the client. Put only the hash in the config (clients[].keys[].hash).`);
+    else
+      console.log(
+        `key:  ${key}\nhash: sha256:${hash}\n\nThe key is shown once: give it to the client. Put only the hash in the config (clients[].keys[].hash).`,
+      );
     return 0;
   },
 };

@@ -8,7 +8,8 @@ export const LOG_LEVELS: readonly string[] = ServerSchema.shape.log.unwrap().sha
 
 /** A `--log-level` value, checked here because pino throws (with a stack trace) on a level it does not know. */
 export function logLevelOption(command: string, value: string): string {
-  if (!LOG_LEVELS.includes(value)) throw new UsageError(`${command}: --log-level must be one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
+  if (!LOG_LEVELS.includes(value))
+    throw new UsageError(`${command}: --log-level must be one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
   return value;
 }
 
@@ -22,7 +23,15 @@ export function createLogger(level: string): Logger {
     {
       level,
       base: { pid: process.pid },
-      redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'headers.authorization', 'headers["x-api-key"]'], censor: '[redacted]' },
+      redact: {
+        paths: [
+          'req.headers.authorization',
+          'req.headers["x-api-key"]',
+          'headers.authorization',
+          'headers["x-api-key"]',
+        ],
+        censor: '[redacted]',
+      },
     },
     sink,
   );

@@ -16,9 +16,18 @@ export const roleCreate = adminCommand({
       description: { type: 'string' },
     });
     requireFlags(NAME, values, ['name']);
-    const body = checkBody(NAME, RoleInputSchema, { name: values.name, description: values.description, permissions: listValues(values.permission) ?? [] }, { permissions: 'permission' });
+    const body = checkBody(
+      NAME,
+      RoleInputSchema,
+      { name: values.name, description: values.description, permissions: listValues(values.permission) ?? [] },
+      { permissions: 'permission' },
+    );
     const api = connect(NAME, values);
-    const role = await api.request<RoleResource>('POST', await api.workspacePath('roles'), body, { id: 'string', name: 'string', permissions: 'array' });
+    const role = await api.request<RoleResource>('POST', await api.workspacePath('roles'), body, {
+      id: 'string',
+      name: 'string',
+      permissions: 'array',
+    });
     if (values.json) {
       printJson(role);
       return 0;

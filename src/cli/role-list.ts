@@ -10,12 +10,22 @@ export const roleList = adminCommand({
   async run(args) {
     const { values } = parse(NAME, args, CONNECTION_OPTIONS);
     const api = connect(NAME, values);
-    const { items } = await api.request<{ items: RoleResource[] }>('GET', await api.workspacePath('roles'), undefined, LIST);
+    const { items } = await api.request<{ items: RoleResource[] }>(
+      'GET',
+      await api.workspacePath('roles'),
+      undefined,
+      LIST,
+    );
     if (values.json) {
       printJson(items);
       return 0;
     }
-    const rows = items.map((r) => [r.name, r.permissions.join(',') || '-', String(r.endpoints.length), r.description ?? '']);
+    const rows = items.map((r) => [
+      r.name,
+      r.permissions.join(',') || '-',
+      String(r.endpoints.length),
+      r.description ?? '',
+    ]);
     console.log(table(['name', 'permissions', 'endpoints', 'description'], rows));
     return 0;
   },

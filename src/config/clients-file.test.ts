@@ -3,7 +3,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { clientsFilePath, type ClientsFileReferences, type ClientsFileTarget, fastClient, parseClientLine, readClientsFile } from './clients-file.ts';
+import {
+  clientsFilePath,
+  type ClientsFileReferences,
+  type ClientsFileTarget,
+  fastClient,
+  parseClientLine,
+  readClientsFile,
+} from './clients-file.ts';
 import { ConfigError, parseGatewayFile } from './load.ts';
 import { type Client, ClientSchema, formatPath } from './schema.ts';
 import { prng } from '../testing/prng.ts';
@@ -12,14 +19,114 @@ const HEX = 'a3f1c2d4e5b60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90';
 
 /** Values for each field: mostly valid ones, and the invalid ones a hand-written check is likely to get wrong. */
 const VALUES = {
-  name: ['c1', 'Client.one_2-x', '9lives', 'x'.repeat(128), '', '-x', '.x', 'a b', 'x'.repeat(129), 'é', 'a/b', 5, null, true, ['c1'], {}],
+  name: [
+    'c1',
+    'Client.one_2-x',
+    '9lives',
+    'x'.repeat(128),
+    '',
+    '-x',
+    '.x',
+    'a b',
+    'x'.repeat(129),
+    'é',
+    'a/b',
+    5,
+    null,
+    true,
+    ['c1'],
+    {},
+  ],
   label: ['ACME Corp', '', 'x'.repeat(256), 'x'.repeat(257), 'é'.repeat(256), 7, null, ['x']],
-  environments: [['PROD'], ['PROD', 'DEV'], ['TEST_2'], ['A'.repeat(32)], ['*'], ['*', 'PROD'], [], ['prod'], ['Prod'], ['A'.repeat(33)], ['1PROD'], ['PROD', 7], ['**'], [' *'], ['*', 'prod'], '*', 'PROD', null, [['PROD']], [null]],
-  projects: [['p'], ['billing', 'shop.v2'], ['*'], ['p', '*'], [], ['-p'], ['p q'], ['p*'], ['**'], ['*', '-p'], 'p', '*', [1], ['x'.repeat(129)], [null]],
-  allowedIps: [['10.0.0.0/8'], ['2001:db8::/32', '192.168.1.0/24'], [], ['10.0.0.0/33'], ['1.2.3.4'], ['::1/129'], 'x', [7], ['256.0.0.0/8'], ['10.1.2.3/8'], ['2001:db8::1/32']],
-  metadata: [{ plan: 'pro', seats: 5, beta: true }, {}, { n: 1.5 }, { x: null }, { x: [] }, { ['k'.repeat(128)]: 'v' }, { ['k'.repeat(129)]: 'v' }, { v: 'x'.repeat(1024) }, { v: 'x'.repeat(1025) }, [], 'x', 3, { x: {} }],
-  rateLimits: [{ key: { limit: 10, window: '1m' } }, { client: { limit: 5, window: 30 } }, {}, { org: { limit: 1, window: '1m' } }, { key: { limit: 0, window: '1m' } }, { key: { limit: 1.5, window: '1m' } }, { key: { limit: 1, window: '10 minutes' } }, { key: { limit: 1 } }, 'x'],
-  datetime: ['2027-06-30T00:00:00Z', '2027-06-30T00:00:00.123Z', '2027-06-30T00:00:00+02:00', '2027-06-30', '2027-06-30T00:00:00', '2027-02-30T00:00:00Z', 'soon', 5, null],
+  environments: [
+    ['PROD'],
+    ['PROD', 'DEV'],
+    ['TEST_2'],
+    ['A'.repeat(32)],
+    ['*'],
+    ['*', 'PROD'],
+    [],
+    ['prod'],
+    ['Prod'],
+    ['A'.repeat(33)],
+    ['1PROD'],
+    ['PROD', 7],
+    ['**'],
+    [' *'],
+    ['*', 'prod'],
+    '*',
+    'PROD',
+    null,
+    [['PROD']],
+    [null],
+  ],
+  projects: [
+    ['p'],
+    ['billing', 'shop.v2'],
+    ['*'],
+    ['p', '*'],
+    [],
+    ['-p'],
+    ['p q'],
+    ['p*'],
+    ['**'],
+    ['*', '-p'],
+    'p',
+    '*',
+    [1],
+    ['x'.repeat(129)],
+    [null],
+  ],
+  allowedIps: [
+    ['10.0.0.0/8'],
+    ['2001:db8::/32', '192.168.1.0/24'],
+    [],
+    ['10.0.0.0/33'],
+    ['1.2.3.4'],
+    ['::1/129'],
+    'x',
+    [7],
+    ['256.0.0.0/8'],
+    ['10.1.2.3/8'],
+    ['2001:db8::1/32'],
+  ],
+  metadata: [
+    { plan: 'pro', seats: 5, beta: true },
+    {},
+    { n: 1.5 },
+    { x: null },
+    { x: [] },
+    { ['k'.repeat(128)]: 'v' },
+    { ['k'.repeat(129)]: 'v' },
+    { v: 'x'.repeat(1024) },
+    { v: 'x'.repeat(1025) },
+    [],
+    'x',
+    3,
+    { x: {} },
+  ],
+  rateLimits: [
+    { key: { limit: 10, window: '1m' } },
+    { client: { limit: 5, window: 30 } },
+    {},
+    { org: { limit: 1, window: '1m' } },
+    { key: { limit: 0, window: '1m' } },
+    { key: { limit: 1.5, window: '1m' } },
+    { key: { limit: 1, window: '10 minutes' } },
+    { key: { limit: 1 } },
+    'x',
+  ],
+  datetime: [
+    '2027-06-30T00:00:00Z',
+    '2027-06-30T00:00:00.123Z',
+    '2027-06-30T00:00:00+02:00',
+    '2027-06-30',
+    '2027-06-30T00:00:00',
+    '2027-02-30T00:00:00Z',
+    'soon',
+    5,
+    null,
+  ],
   status: ['active', 'disabled', 'ACTIVE', 'Active', '', null, 1],
   hash: [
     HEX,
@@ -44,7 +151,16 @@ const VALUES = {
     64,
     null,
   ],
-  keyId: ['abc123', '', 'x'.repeat(64), 'x'.repeat(65), 1, null, 'ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB', 'key ghk_OYD2bW6pY21H'],
+  keyId: [
+    'abc123',
+    '',
+    'x'.repeat(64),
+    'x'.repeat(65),
+    1,
+    null,
+    'ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB',
+    'key ghk_OYD2bW6pY21H',
+  ],
 };
 
 function pick<T>(random: () => number, values: readonly T[]): T {
@@ -54,7 +170,8 @@ function pick<T>(random: () => number, values: readonly T[]): T {
 /** A client-like object: required fields usually present and usually valid, optional ones sometimes, now and then an unknown key. */
 function generate(random: () => number): Record<string, unknown> {
   const valid = random() < 0.5; // half the cases stay in the valid range of each value list
-  const value = <T,>(values: readonly T[], goodCount: number): T => pick(random, valid ? values.slice(0, goodCount) : values);
+  const value = <T>(values: readonly T[], goodCount: number): T =>
+    pick(random, valid ? values.slice(0, goodCount) : values);
   const maybe = (p: number) => random() < p;
   const client: Record<string, unknown> = {};
   if (maybe(0.97)) client.id = value(VALUES.name, 4);
@@ -90,7 +207,12 @@ function generate(random: () => number): Record<string, unknown> {
 /** What zod says about a line: the output, or the problems formatted as the loader formats them. */
 function zodLine(line: string) {
   const result = ClientSchema.safeParse(JSON.parse(line));
-  return result.success ? { ok: true as const, client: result.data } : { ok: false as const, problems: result.error.issues.map((i) => `${formatPath(i.path) || '(root)'}: ${i.message}`) };
+  return result.success
+    ? { ok: true as const, client: result.data }
+    : {
+        ok: false as const,
+        problems: result.error.issues.map((i) => `${formatPath(i.path) || '(root)'}: ${i.message}`),
+      };
 }
 
 describe('a line of a clients file', () => {
@@ -118,18 +240,38 @@ describe('a line of a clients file', () => {
   it('never lets the fast path accept what zod refuses, whatever a single field holds', () => {
     const base = { id: 'c1', role: 'r', environments: ['PROD'], projects: ['p'], keys: [{ hash: HEX }] };
     const fields: Record<string, readonly unknown[]> = {
-      id: VALUES.name, name: VALUES.label, role: VALUES.name, environments: VALUES.environments, projects: VALUES.projects,
-      allowedIps: VALUES.allowedIps, userId: VALUES.label, orgId: VALUES.label, metadata: VALUES.metadata,
-      rateLimits: VALUES.rateLimits, expiresAt: VALUES.datetime, status: VALUES.status,
+      id: VALUES.name,
+      name: VALUES.label,
+      role: VALUES.name,
+      environments: VALUES.environments,
+      projects: VALUES.projects,
+      allowedIps: VALUES.allowedIps,
+      userId: VALUES.label,
+      orgId: VALUES.label,
+      metadata: VALUES.metadata,
+      rateLimits: VALUES.rateLimits,
+      expiresAt: VALUES.datetime,
+      status: VALUES.status,
     };
     const lines: string[] = [];
-    for (const [field, values] of Object.entries(fields)) for (const v of values) lines.push(JSON.stringify({ ...base, [field]: v }));
+    for (const [field, values] of Object.entries(fields))
+      for (const v of values) lines.push(JSON.stringify({ ...base, [field]: v }));
     for (const hash of VALUES.hash) lines.push(JSON.stringify({ ...base, keys: [{ hash }] }));
     for (const id of VALUES.keyId) lines.push(JSON.stringify({ ...base, keys: [{ hash: HEX, id }] }));
     for (const expiresAt of VALUES.datetime) lines.push(JSON.stringify({ ...base, keys: [{ hash: HEX, expiresAt }] }));
-    lines.push('{"id":"c1","role":"r","environments":["PROD"],"projects":["p"],"keys":[{"hash":"' + HEX + '"}],"__proto__":{"x":1}}');
-    lines.push('{"id":"c1","role":"r","environments":["PROD"],"projects":["p"],"keys":[{"hash":"' + HEX + '"}],"metadata":{"__proto__":"x","a":1}}');
-    lines.push('{"id":"c1","id":"c2","role":"r","environments":["PROD"],"projects":["p"],"keys":[{"hash":"' + HEX + '"}]}');
+    lines.push(
+      '{"id":"c1","role":"r","environments":["PROD"],"projects":["p"],"keys":[{"hash":"' +
+        HEX +
+        '"}],"__proto__":{"x":1}}',
+    );
+    lines.push(
+      '{"id":"c1","role":"r","environments":["PROD"],"projects":["p"],"keys":[{"hash":"' +
+        HEX +
+        '"}],"metadata":{"__proto__":"x","a":1}}',
+    );
+    lines.push(
+      '{"id":"c1","id":"c2","role":"r","environments":["PROD"],"projects":["p"],"keys":[{"hash":"' + HEX + '"}]}',
+    );
     lines.push('[]', 'null', '"c1"', '{}', `{"keys":[{"hash":"${HEX}"}]}`);
     for (const line of lines) {
       const expected = zodLine(line);
@@ -143,7 +285,13 @@ describe('a line of a clients file', () => {
   });
 
   it('normalizes the hash as zod does: lower case, without "sha256:"', () => {
-    const line = JSON.stringify({ id: 'c1', role: 'r', environments: ['PROD'], projects: ['p'], keys: [{ hash: `SHA256:${HEX.toUpperCase()}` }] });
+    const line = JSON.stringify({
+      id: 'c1',
+      role: 'r',
+      environments: ['PROD'],
+      projects: ['p'],
+      keys: [{ hash: `SHA256:${HEX.toUpperCase()}` }],
+    });
     const parsed = parseClientLine(line);
     assert.ok(parsed.ok);
     assert.equal(parsed.client.keys[0]!.hash, HEX);
@@ -166,7 +314,10 @@ describe('a line of a clients file', () => {
     const key = 'ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB';
     for (const [line, expected] of [
       [`not json ${key}`, 'invalid JSON at column 2: expected null'],
-      [`{"id": "c1", "keys": [{"hash": ${key}}]}`, 'invalid JSON at column 32: expected a value (an object, array, string, number, true, false or null)'],
+      [
+        `{"id": "c1", "keys": [{"hash": ${key}}]}`,
+        'invalid JSON at column 32: expected a value (an object, array, string, number, true, false or null)',
+      ],
       [`{"id": "${key}`, 'invalid JSON at column 51: unexpected end of the file: a string is not closed'],
     ]) {
       assert.deepEqual(parseClientLine(line!), { ok: false, problems: [expected] }, line);
@@ -175,7 +326,9 @@ describe('a line of a clients file', () => {
 
   it('refuses a key label that is the key itself, on the fast path too, without repeating it', () => {
     const key = 'ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB';
-    const parsed = parseClientLine(JSON.stringify({ id: 'c1', role: 'r', environments: ['PROD'], projects: ['p'], keys: [{ hash: HEX, id: key }] }));
+    const parsed = parseClientLine(
+      JSON.stringify({ id: 'c1', role: 'r', environments: ['PROD'], projects: ['p'], keys: [{ hash: HEX, id: key }] }),
+    );
     assert.ok(!parsed.ok);
     assert.match(parsed.problems.join('\n'), /^keys\[0\]\.id: must not be the key itself/);
     assert.ok(!parsed.problems.join('\n').includes(key.slice(0, 13)));
@@ -186,11 +339,27 @@ describe('a clients file', () => {
   let dir: string;
   const refs: ClientsFileReferences = {
     roles: [{ name: 'reader', permissions: [], endpoints: [] }],
-    clients: [{ id: 'inline', role: 'reader', environments: ['PROD'], projects: ['p'], status: 'active', keys: [{ hash: 'f'.repeat(64) }] }],
+    clients: [
+      {
+        id: 'inline',
+        role: 'reader',
+        environments: ['PROD'],
+        projects: ['p'],
+        status: 'active',
+        keys: [{ hash: 'f'.repeat(64) }],
+      },
+    ],
     legacyClients: [],
   };
   const hash = (i: number) => i.toString(16).padStart(64, '0');
-  const client = (i: number, extra: Record<string, unknown> = {}) => ({ id: `c${i}`, role: 'reader', environments: ['PROD'], projects: ['p'], keys: [{ hash: `sha256:${hash(i)}` }], ...extra });
+  const client = (i: number, extra: Record<string, unknown> = {}) => ({
+    id: `c${i}`,
+    role: 'reader',
+    environments: ['PROD'],
+    projects: ['p'],
+    keys: [{ hash: `sha256:${hash(i)}` }],
+    ...extra,
+  });
   const lines = (...xs: unknown[]) => xs.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join('\n');
 
   before(async () => {
@@ -242,8 +411,16 @@ describe('a clients file', () => {
   it('yields every client as ClientSchema outputs it, skipping blank lines and comments', async () => {
     const text = `\uFEFF# clients of tenant A\n${lines(client(1), '', '   ', '  # indented comment', client(2, { status: 'disabled', allowedIps: ['10.0.0.0/8'] }))}\r\n${JSON.stringify(client(3))}`;
     const { clients, summary } = await read('valid.ndjson', text);
-    assert.deepEqual(clients.map((c) => c.id), ['c1', 'c2', 'c3']);
-    assert.deepEqual(clients, [client(1), client(2, { status: 'disabled', allowedIps: ['10.0.0.0/8'] }), client(3)].map((c) => ClientSchema.parse(c)));
+    assert.deepEqual(
+      clients.map((c) => c.id),
+      ['c1', 'c2', 'c3'],
+    );
+    assert.deepEqual(
+      clients,
+      [client(1), client(2, { status: 'disabled', allowedIps: ['10.0.0.0/8'] }), client(3)].map((c) =>
+        ClientSchema.parse(c),
+      ),
+    );
     assert.equal(clients[0]!.keys[0]!.hash, hash(1));
     assert.equal(summary.clients, 3);
     assert.equal(summary.keys, 3);
@@ -259,20 +436,41 @@ describe('a clients file', () => {
 
     // The last line, longer than the pieces it is decoded in, without a final newline.
     const huge = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, 'v'.repeat(1000)])); // a 100 KB line
-    const { clients: two } = await read('huge-last.ndjson', `${JSON.stringify(client(1))}\n${JSON.stringify(client(2, { metadata: huge }))}`);
-    assert.deepEqual(two.map((c) => c.id), ['c1', 'c2']);
+    const { clients: two } = await read(
+      'huge-last.ndjson',
+      `${JSON.stringify(client(1))}\n${JSON.stringify(client(2, { metadata: huge }))}`,
+    );
+    assert.deepEqual(
+      two.map((c) => c.id),
+      ['c1', 'c2'],
+    );
   });
 
-  it('names the file, line and field of a bad line, in zod\'s words', async () => {
-    const { file, message, calls } = await errorOf('bad-hash.ndjson', lines('# first line', client(1), client(2, { keys: [{ hash: 'abc' }] })));
+  it("names the file, line and field of a bad line, in zod's words", async () => {
+    const { file, message, calls } = await errorOf(
+      'bad-hash.ndjson',
+      lines('# first line', client(1), client(2, { keys: [{ hash: 'abc' }] })),
+    );
     assert.match(message, /invalid clients file/);
-    assert.ok(message.includes(`${file}:3: keys[0].hash: must be a SHA-256 hash: 64 hex digits, optionally prefixed "sha256:"`), message);
+    assert.ok(
+      message.includes(`${file}:3: keys[0].hash: must be a SHA-256 hash: 64 hex digits, optionally prefixed "sha256:"`),
+      message,
+    );
     assert.equal(calls, 1, 'clients after the first problem are not handed on');
   });
 
   it('refuses a key hash already used in the config file, earlier in the file or in the same client', async () => {
     const twice = { keys: [{ hash: hash(4) }, { hash: `SHA256:${hash(4)}` }] };
-    const { file, message } = await errorOf('dup-hash.ndjson', lines(client(2), client(1, { keys: [{ hash: 'F'.repeat(64) }] }), client(3, { keys: [{ hash: hash(2) }] }), client(4, twice), client(5, { keys: [{ hash: hash(4) }] })));
+    const { file, message } = await errorOf(
+      'dup-hash.ndjson',
+      lines(
+        client(2),
+        client(1, { keys: [{ hash: 'F'.repeat(64) }] }),
+        client(3, { keys: [{ hash: hash(2) }] }),
+        client(4, twice),
+        client(5, { keys: [{ hash: hash(4) }] }),
+      ),
+    );
     assert.ok(message.includes(`${file}:2: keys[0].hash: this key hash is already used by another key`), message);
     assert.ok(message.includes(`${file}:3: keys[0].hash: this key hash is already used by another key`), message);
     assert.ok(message.includes(`${file}:4: keys[1].hash: this key hash is already used by another key`), message);
@@ -281,7 +479,10 @@ describe('a clients file', () => {
   });
 
   it('refuses duplicate client ids, within the file and against the config file', async () => {
-    const { file, message } = await errorOf('dup-id.ndjson', lines(client(1, { id: 'inline' }), client(2), client(3, { id: 'c2' })));
+    const { file, message } = await errorOf(
+      'dup-id.ndjson',
+      lines(client(1, { id: 'inline' }), client(2), client(3, { id: 'c2' })),
+    );
     assert.ok(message.includes(`${file}:1: id: duplicate client id "inline" (also in the config file)`), message);
     assert.ok(message.includes(`${file}:3: id: duplicate client id "c2"`), message);
   });
@@ -292,7 +493,10 @@ describe('a clients file', () => {
   });
 
   it('reports JSON syntax errors and unknown fields with their line', async () => {
-    const { file, message } = await errorOf('syntax.ndjson', lines(client(1), '{"id": "c2",', client(3, { extra: true })));
+    const { file, message } = await errorOf(
+      'syntax.ndjson',
+      lines(client(1), '{"id": "c2",', client(3, { extra: true })),
+    );
     assert.ok(message.includes(`${file}:2: invalid JSON at column 13: unexpected end of the file`), message);
     assert.ok(message.includes(`${file}:3: (root): Unrecognized key: "extra"`), message);
   });
@@ -306,7 +510,10 @@ describe('a clients file', () => {
 
   it('refuses a line longer than 16 MiB, skipping it without holding it, and goes on counting lines', async () => {
     const long = JSON.stringify(client(2, { name: 'x'.repeat(16 * 2 ** 20) }));
-    const { file, message } = await errorOf('long-line.ndjson', lines(client(1), long, client(3, { role: 'nobody' }), `{"id":"c4","name":"${'y'.repeat(17 * 2 ** 20)}`));
+    const { file, message } = await errorOf(
+      'long-line.ndjson',
+      lines(client(1), long, client(3, { role: 'nobody' }), `{"id":"c4","name":"${'y'.repeat(17 * 2 ** 20)}`),
+    );
     assert.ok(message.includes(`${file}:2: the line is longer than the 16 MiB limit`), message);
     assert.ok(message.includes(`${file}:3: role: unknown role "nobody"`), message);
     assert.ok(message.includes(`${file}:4: the line is longer than the 16 MiB limit`), message);
@@ -315,20 +522,39 @@ describe('a clients file', () => {
     const near = JSON.stringify(client(5, { metadata }));
     assert.ok(near.length > 16_000_000 && near.length < 16 * 2 ** 20);
     const { clients } = await read('near-limit.ndjson', `${near}\n${JSON.stringify(client(6))}\n`);
-    assert.deepEqual(clients.map((c) => c.id), ['c5', 'c6']);
+    assert.deepEqual(
+      clients.map((c) => c.id),
+      ['c5', 'c6'],
+    );
   });
 
   it('refuses what is not a regular file, clearly', async () => {
-    await assert.rejects(readClientsFile('/dev/zero', refs), (error: Error) => error instanceof ConfigError && error.message === '/dev/zero: the clients file is a character device, not a regular file');
-    await assert.rejects(readClientsFile(dir, refs), (error: Error) => error instanceof ConfigError && error.message === `${dir}: the clients file is a directory, not a regular file`);
+    await assert.rejects(
+      readClientsFile('/dev/zero', refs),
+      (error: Error) =>
+        error instanceof ConfigError &&
+        error.message === '/dev/zero: the clients file is a character device, not a regular file',
+    );
+    await assert.rejects(
+      readClientsFile(dir, refs),
+      (error: Error) =>
+        error instanceof ConfigError && error.message === `${dir}: the clients file is a directory, not a regular file`,
+    );
   });
 
   it('says so when the file cannot be read', async () => {
-    await assert.rejects(readClientsFile(join(dir, 'missing.ndjson'), refs), (error: Error) => error instanceof ConfigError && /missing\.ndjson: cannot read the clients file \(ENOENT\)/.test(error.message));
+    await assert.rejects(
+      readClientsFile(join(dir, 'missing.ndjson'), refs),
+      (error: Error) =>
+        error instanceof ConfigError && /missing\.ndjson: cannot read the clients file \(ENOENT\)/.test(error.message),
+    );
   });
 
   it('is found relative to the config file', () => {
-    const config = parseGatewayFile(JSON.stringify({ tokenExchange: { issuer: 'i', audience: 'a' }, clientsFile: 'clients.ndjson' }), 'conf/gw.json');
+    const config = parseGatewayFile(
+      JSON.stringify({ tokenExchange: { issuer: 'i', audience: 'a' }, clientsFile: 'clients.ndjson' }),
+      'conf/gw.json',
+    );
     assert.equal(clientsFilePath('conf/gw.json', config), join('conf', 'clients.ndjson'));
     assert.equal(clientsFilePath('conf/gw.json', { clientsFile: '/data/clients.ndjson' }), '/data/clients.ndjson');
     assert.equal(clientsFilePath('conf/gw.json', {}), undefined);

@@ -12,7 +12,18 @@ import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { checkRegularFile, ConfigError, scanJson } from './load.ts';
-import { type Client, ClientKeySchema, ClientSchema, ENVIRONMENT_PATTERN, formatPath, type GatewayFile, KEY_IN_LABEL, type LegacyClient, NAME_PATTERN, type Role } from './schema.ts';
+import {
+  type Client,
+  ClientKeySchema,
+  ClientSchema,
+  ENVIRONMENT_PATTERN,
+  formatPath,
+  type GatewayFile,
+  KEY_IN_LABEL,
+  type LegacyClient,
+  NAME_PATTERN,
+  type Role,
+} from './schema.ts';
 import { WILDCARD } from '../shared/permissions.ts';
 import { StringSet } from './string-set.ts';
 
@@ -62,13 +73,19 @@ export const MAX_LINE_BYTES = 16 * 2 ** 20;
  * cross-reference rule: the role must exist, client ids and key hashes must be unique across the config file and
  * the clients file. After the first problem nothing more is added, so callers discard what they built.
  */
-export async function readClientsFile(file: string, refs: ClientsFileReferences, target?: ClientsFileTarget): Promise<ClientsFileSummary> {
+export async function readClientsFile(
+  file: string,
+  refs: ClientsFileReferences,
+  target?: ClientsFileTarget,
+): Promise<ClientsFileSummary> {
   let handle: FileHandle;
   try {
     // Non-blocking: a named pipe is refused below instead of waiting for a writer.
     handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    throw new ConfigError(`${file}: cannot read the clients file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new ConfigError(
+      `${file}: cannot read the clients file (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   const checker = new ClientsChecker(file, refs, target);
   try {
@@ -132,7 +149,13 @@ export async function readClientsFile(file: string, refs: ClientsFileReferences,
 }
 
 /** The identity of a file's current content as far as `stat` can tell. */
-export function fileSignature(stat: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
+export function fileSignature(stat: {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}): string {
   return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
 }
 
@@ -165,7 +188,7 @@ class ClientsChecker {
 
   /** Checks the next lines: `text` holds whole lines, each ending with '\n' but for the last line of the file. */
   lines(text: string): void {
-    for (let start = 0; start < text.length; ) {
+    for (let start = 0; start < text.length;) {
       let end = text.indexOf('\n', start);
       if (end < 0) end = text.length;
       const line = ++this.#line;
@@ -184,12 +207,19 @@ class ClientsChecker {
     let ok = true;
     if (!this.#roles.has(client.role)) ok = this.#error(line, `role: unknown role "${client.role}"`);
     if (!this.#ids.add(client.id)) {
-      ok = this.#error(line, `id: duplicate client id "${client.id}"${this.#inlineIds.has(client.id) ? ' (also in the config file)' : ''}`);
+      ok = this.#error(
+        line,
+        `id: duplicate client id "${client.id}"${this.#inlineIds.has(client.id) ? ' (also in the config file)' : ''}`,
+      );
     }
     const keys = client.keys;
     for (let j = 0; j < keys.length; j++) {
       const hash = keys[j]!.hash;
-      if (this.#target?.hasKey(hash) || (this.#hashes.size > 0 && this.#hashes.has(hash)) || (j > 0 && keys.some((k, i) => i < j && k.hash === hash))) {
+      if (
+        this.#target?.hasKey(hash) ||
+        (this.#hashes.size > 0 && this.#hashes.has(hash)) ||
+        (j > 0 && keys.some((k, i) => i < j && k.hash === hash))
+      ) {
         ok = this.#error(line, `keys[${j}].hash: this key hash is already used by another key`);
       }
     }
@@ -239,7 +269,10 @@ export function parseClientLine(source: string): ClientLine {
   } catch {
     // Not JSON.parse's message: it quotes the text around the error, which may be a key.
     const problem = scanJson(source, false);
-    return { ok: false, problems: [problem ? `invalid JSON at column ${problem.offset + 1}: ${problem.message}` : 'invalid JSON'] };
+    return {
+      ok: false,
+      problems: [problem ? `invalid JSON at column ${problem.offset + 1}: ${problem.message}` : 'invalid JSON'],
+    };
   }
   const client = fastClient(value);
   if (client) return { ok: true, client };
@@ -255,7 +288,12 @@ export function parseClientLine(source: string): ClientLine {
  * or any value a check refuses, sends the whole line to `ClientSchema`.
  */
 
-const { allowedIps: AllowedIps, metadata: Metadata, rateLimits: ClientRateLimits, expiresAt: ExpiresAt } = ClientSchema.shape;
+const {
+  allowedIps: AllowedIps,
+  metadata: Metadata,
+  rateLimits: ClientRateLimits,
+  expiresAt: ExpiresAt,
+} = ClientSchema.shape;
 const KeyExpiresAt = ClientKeySchema.shape.expiresAt;
 const CLIENT_FIELDS = new Set(Object.keys(ClientSchema.shape));
 
@@ -263,7 +301,21 @@ const CLIENT_FIELDS = new Set(Object.keys(ClientSchema.shape));
 export function fastClient(value: unknown): Client | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const input = value as Record<string, unknown>;
-  const { id, name, role, environments, projects, allowedIps, userId, orgId, metadata, rateLimits, expiresAt, status, keys } = input;
+  const {
+    id,
+    name,
+    role,
+    environments,
+    projects,
+    allowedIps,
+    userId,
+    orgId,
+    metadata,
+    rateLimits,
+    expiresAt,
+    status,
+    keys,
+  } = input;
   for (const field in input) if (!CLIENT_FIELDS.has(field)) return undefined;
 
   if (!isString(id) || !NAME_PATTERN.test(id) || !isString(role) || !NAMES.test(role)) return undefined;
@@ -316,7 +368,8 @@ function fastKey(value: unknown): Client['keys'][number] | undefined {
   for (const field in input) if (field !== 'hash' && field !== 'id' && field !== 'expiresAt') return undefined;
   const { hash, id, expiresAt } = input;
   const normalized = typeof hash === 'string' ? keyHash(hash) : undefined;
-  if (normalized === undefined || !isOptionalString(id, 64) || (id !== undefined && KEY_IN_LABEL.test(id as string))) return undefined;
+  if (normalized === undefined || !isOptionalString(id, 64) || (id !== undefined && KEY_IN_LABEL.test(id as string)))
+    return undefined;
   const out: Client['keys'][number] = { hash: normalized };
   if (id !== undefined) out.id = id as string;
   if (expiresAt !== undefined) {
@@ -396,6 +449,7 @@ function isOptionalString(value: unknown, max: number): boolean {
 /** A client's `environments` or `projects`: a non-empty array of names matching `pattern`, or `*`. */
 function isScopeList(value: unknown, pattern: RecentMatches): boolean {
   if (!Array.isArray(value) || value.length === 0) return false;
-  for (const item of value as unknown[]) if (typeof item !== 'string' || (item !== WILDCARD && !pattern.test(item))) return false;
+  for (const item of value as unknown[])
+    if (typeof item !== 'string' || (item !== WILDCARD && !pattern.test(item))) return false;
   return true;
 }

@@ -34,11 +34,18 @@ export const ControlPlaneSettingsSchema = z.strictObject({
   /** Bind address of every listener. */
   host: z.string().default('127.0.0.1'),
   /** How long certificates issued to edge gateways are valid (renewed after two thirds of it). */
-  gatewayCertificateValidity: durationFlag('must be a duration of at least 1s such as 24h or 30m', { minMs: 1000 }).optional(),
+  gatewayCertificateValidity: durationFlag('must be a duration of at least 1s such as 24h or 30m', {
+    minMs: 1000,
+  }).optional(),
   /** How long after its expiry a gateway certificate may still be traded for a new one; 0: only unexpired ones. */
-  gatewayReenrollWindow: durationFlag('must be a duration such as 30d or 12h (0: only certificates not expired yet)', { zero: true }).optional(),
+  gatewayReenrollWindow: durationFlag('must be a duration such as 30d or 12h (0: only certificates not expired yet)', {
+    zero: true,
+  }).optional(),
   /** Every raised and resolved alert is POSTed there as JSON. */
-  alertWebhook: z.string().regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL').optional(),
+  alertWebhook: z
+    .string()
+    .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
+    .optional(),
   /** Authentication failures per minute and gateway that raise an alert. */
   alertAuthFailures: z
     .string()
@@ -50,15 +57,27 @@ export const ControlPlaneSettingsSchema = z.strictObject({
     })
     .optional(),
   /** The host name or address edge gateways dial (written into install commands); default: `host`. */
-  advertiseHost: z.string().regex(/^[A-Za-z0-9.:-]+$/, 'must be a host name or IP address').optional(),
+  advertiseHost: z
+    .string()
+    .regex(/^[A-Za-z0-9.:-]+$/, 'must be a host name or IP address')
+    .optional(),
   /** The cloud gateway's URL as clients and backends see it: the base of each environment's token issuer. */
-  publicUrl: z.string().regex(/^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*[^\s?#/])?$/, 'must be an http:// or https:// URL without a query or trailing "/"').optional(),
+  publicUrl: z
+    .string()
+    .regex(
+      /^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*[^\s?#/])?$/,
+      'must be an http:// or https:// URL without a query or trailing "/"',
+    )
+    .optional(),
   /** Which addresses the cloud gateway's upstreams may reach (link-local and the control plane's ports never). */
   cloudEgress: z.enum(['any', 'public'], { error: 'must be any or public' }).default('any'),
   /** A Redis shared by control-plane replicas for the cloud gateway's rate limits (`GATEHOUSE_RATE_LIMIT_REDIS_URL`). */
   cloudRateLimitRedisUrl: z
     .string()
-    .refine((url) => RateLimitStoreSchema.safeParse({ type: 'redis', url }).success, 'must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379')
+    .refine(
+      (url) => RateLimitStoreSchema.safeParse({ type: 'redis', url }).success,
+      'must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379',
+    )
     .optional(),
   adminPort: PortSchema.optional(),
   gatewayPort: PortSchema.optional(),

@@ -17,10 +17,14 @@ import { z } from 'zod';
 import { EnvironmentSchema, NameSchema } from './schema.ts';
 
 /** `sha256:<64 hex>` of the CA certificate's SubjectPublicKeyInfo (DER), as kubeadm pins its CA. */
-export const CaPinSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" followed by 64 lower-case hex digits');
+export const CaPinSchema = z
+  .string()
+  .regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" followed by 64 lower-case hex digits');
 
 /** `host:port` of a gRPC endpoint. */
-export const GrpcEndpointSchema = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port');
+export const GrpcEndpointSchema = z
+  .string()
+  .regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port');
 
 export const ControlPlaneEndpointsSchema = z.strictObject({
   /** HTTPS base URL of the bootstrap endpoint (only needed while bootstrapping). */

@@ -63,12 +63,17 @@ export async function readConfigFile(file: string): Promise<string> {
 /** Refuses a directory, device, pipe or socket: reading one fails obscurely, blocks or never ends (`/dev/zero`). */
 export function checkRegularFile(stat: Stats, file: string, what: string): void {
   if (stat.isFile()) return;
-  const kind = stat.isDirectory() ? 'a directory'
-    : stat.isCharacterDevice() ? 'a character device'
-    : stat.isBlockDevice() ? 'a block device'
-    : stat.isFIFO() ? 'a named pipe'
-    : stat.isSocket() ? 'a socket'
-    : 'not a regular file';
+  const kind = stat.isDirectory()
+    ? 'a directory'
+    : stat.isCharacterDevice()
+      ? 'a character device'
+      : stat.isBlockDevice()
+        ? 'a block device'
+        : stat.isFIFO()
+          ? 'a named pipe'
+          : stat.isSocket()
+            ? 'a socket'
+            : 'not a regular file';
   throw new ConfigError(`${file}: the ${what} is ${kind}, not a regular file`);
 }
 
@@ -76,13 +81,18 @@ function tooLarge(file: string, bytes: number): ConfigError {
   const limit = MAX_CONFIG_BYTES / 2 ** 20;
   const mb = Math.floor((bytes / 2 ** 20) * 10) / 10;
   const size = mb > limit ? `${mb} MB` : `${bytes} bytes`;
-  return new ConfigError(`${file}: the config file is ${size}, above the ${limit} MB limit; put large client sets in clientsFile (NDJSON)`);
+  return new ConfigError(
+    `${file}: the config file is ${size}, above the ${limit} MB limit; put large client sets in clientsFile (NDJSON)`,
+  );
 }
 
 /** The size limit for text read by callers themselves (a reload, `collection apply -f -`). */
 function checkConfigSize(text: string, file: string): void {
   // A UTF-8 encoding is never shorter than the UTF-16 length, nor longer than 3 times it.
-  if (text.length > MAX_CONFIG_BYTES || (text.length * 3 > MAX_CONFIG_BYTES && Buffer.byteLength(text, 'utf8') > MAX_CONFIG_BYTES)) {
+  if (
+    text.length > MAX_CONFIG_BYTES ||
+    (text.length * 3 > MAX_CONFIG_BYTES && Buffer.byteLength(text, 'utf8') > MAX_CONFIG_BYTES)
+  ) {
     throw tooLarge(file, Buffer.byteLength(text, 'utf8'));
   }
 }
@@ -106,7 +116,9 @@ function parseYaml(text: string, file: string): unknown {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
   const first = doc.errors[0] ?? doc.warnings.find((w) => YAML_WARNINGS_REFUSED.has(w.code));
   if (first) {
-    const where = first.linePos?.[0] ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}` : 'unknown position';
+    const where = first.linePos?.[0]
+      ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}`
+      : 'unknown position';
     const message = first.message
       .split('\n')[0]!
       .replace(/ at line \d+, column \d+:?$/, '')
@@ -121,10 +133,14 @@ function parseYaml(text: string, file: string): unknown {
     const unresolved = unresolvedAlias(doc);
     if (unresolved) {
       const { line, col } = lineCounter.linePos(unresolved.offset);
-      throw new ConfigError(`${file}: invalid YAML at line ${line}, column ${col}: the alias *${unresolved.name} names no anchor (&${unresolved.name}) set before it`);
+      throw new ConfigError(
+        `${file}: invalid YAML at line ${line}, column ${col}: the alias *${unresolved.name} names no anchor (&${unresolved.name}) set before it`,
+      );
     }
     if (/excessive alias count/i.test(error.message)) {
-      throw new ConfigError(`${file}: invalid YAML: its aliases (*name) expand to more than ${MAX_ALIAS_COUNT} copies of anchored values (a guard against alias bombs); write those values out, or use fewer aliases`);
+      throw new ConfigError(
+        `${file}: invalid YAML: its aliases (*name) expand to more than ${MAX_ALIAS_COUNT} copies of anchored values (a guard against alias bombs); write those values out, or use fewer aliases`,
+      );
     }
     throw new ConfigError(`${file}: invalid YAML: ${error.message}`);
   }
@@ -161,10 +177,13 @@ function parseJson(text: string, file: string): unknown {
     value = JSON.parse(text);
   } catch (error) {
     const problem = scanJson(text, false) ?? syntaxErrorAt(error);
-    throw new ConfigError(`${file}: invalid JSON${problem.offset >= 0 ? ` at ${lineAndColumn(text, problem.offset)}` : ''}: ${problem.message}`);
+    throw new ConfigError(
+      `${file}: invalid JSON${problem.offset >= 0 ? ` at ${lineAndColumn(text, problem.offset)}` : ''}: ${problem.message}`,
+    );
   }
   const problem = scanJson(text);
-  if (problem) throw new ConfigError(`${file}: invalid JSON at ${lineAndColumn(text, problem.offset)}: ${problem.message}`);
+  if (problem)
+    throw new ConfigError(`${file}: invalid JSON at ${lineAndColumn(text, problem.offset)}: ${problem.message}`);
   return value;
 }
 
@@ -205,8 +224,14 @@ export const MAX_JSON_DEPTH = 1000;
  * with verbatimModuleSyntax cannot read); the others say a token is not what was expected there.
  */
 export const JSONC_ERRORS = {
-  InvalidSymbol: 1, InvalidNumberFormat: 2, InvalidCommentToken: 10, UnexpectedEndOfString: 12, UnexpectedEndOfNumber: 13,
-  InvalidUnicode: 14, InvalidEscapeCharacter: 15, InvalidCharacter: 16,
+  InvalidSymbol: 1,
+  InvalidNumberFormat: 2,
+  InvalidCommentToken: 10,
+  UnexpectedEndOfString: 12,
+  UnexpectedEndOfNumber: 13,
+  InvalidUnicode: 14,
+  InvalidEscapeCharacter: 15,
+  InvalidCharacter: 16,
 } as const;
 
 /** Thrown from a visitor callback to stop jsonc-parser's `visit` at the first problem. */
@@ -233,14 +258,24 @@ export function scanJson(text: string, duplicates = true): JsonProblem | undefin
   const unexpected = (offset: number): never => {
     if (offset >= n) return stop(n, 'unexpected end of the file');
     const top = open.at(-1);
-    return stop(offset, expecting === 'value' ? 'expected a value (an object, array, string, number, true, false or null)'
-      : expecting === 'key' ? 'expected a property name in double quotes'
-      : expecting === 'colon' ? 'expected ":" after a property name'
-      : top === undefined ? 'unexpected content after the end of the JSON value'
-      : top ? 'expected "," or "}"' : 'expected "," or "]"');
+    return stop(
+      offset,
+      expecting === 'value'
+        ? 'expected a value (an object, array, string, number, true, false or null)'
+        : expecting === 'key'
+          ? 'expected a property name in double quotes'
+          : expecting === 'colon'
+            ? 'expected ":" after a property name'
+            : top === undefined
+              ? 'unexpected content after the end of the JSON value'
+              : top
+                ? 'expected "," or "}"'
+                : 'expected "," or "]"',
+    );
   };
   const begin = (offset: number, keys: Set<string> | null) => {
-    if (open.length === MAX_JSON_DEPTH) stop(offset, `objects and arrays nested more than ${MAX_JSON_DEPTH} levels deep`);
+    if (open.length === MAX_JSON_DEPTH)
+      stop(offset, `objects and arrays nested more than ${MAX_JSON_DEPTH} levels deep`);
     open.push(keys);
     expecting = keys ? 'key' : 'value';
   };
@@ -250,65 +285,87 @@ export function scanJson(text: string, duplicates = true): JsonProblem | undefin
   };
   const NO_KEYS = new Set<string>();
   try {
-    visitJson(text, {
-      onObjectBegin: (offset) => begin(offset, duplicates ? new Set() : NO_KEYS),
-      onArrayBegin: (offset) => begin(offset, null),
-      onObjectEnd: end,
-      onArrayEnd: end,
-      onObjectProperty(key, offset, _length, _line, _column, path) {
-        if (duplicates) {
-          const keys = open.at(-1)!;
-          if (keys.has(key)) stop(offset, `the key ${formatPath([...path(), key])} appears twice`);
-          keys.add(key);
-        }
-        expecting = 'colon';
-      },
-      onSeparator(separator) {
-        expecting = separator === ':' || !open.at(-1) ? 'value' : 'key';
-      },
-      onLiteralValue() {
-        expecting = 'next';
-      },
-      onError(code: number, offset, length) {
-        // Codes 12 to 16 are errors inside a string or number, found as it is scanned: before the parser sees
-        // whether that string or number may stand there at all (a value where a value is expected, a string as a key).
-        if (code >= JSONC_ERRORS.UnexpectedEndOfString && expecting !== 'value' && !(expecting === 'key' && code !== JSONC_ERRORS.UnexpectedEndOfNumber)) {
-          return unexpected(offset);
-        }
-        switch (code) {
-          case JSONC_ERRORS.UnexpectedEndOfString: // ended by the end of the file, or a line break
-            return offset + length >= n ? stop(n, 'unexpected end of the file: a string is not closed')
-              : stop(offset + length, 'a line break inside a string: close the string before it, or write it as \\n');
-          case JSONC_ERRORS.InvalidCharacter:
-            return stop(offset, 'a control character (such as a tab) inside the string that starts here: write it escaped');
-          case JSONC_ERRORS.InvalidEscapeCharacter:
-            return stop(offset, 'an invalid escape inside the string that starts here: a backslash must be followed by one of " \\ / b f n r t u');
-          case JSONC_ERRORS.InvalidUnicode:
-            return stop(offset, 'an invalid \\u escape inside the string that starts here: it needs 4 hex digits');
-          case JSONC_ERRORS.UnexpectedEndOfNumber: // the number token ends where a digit is missing
-            return stop(offset + length, `invalid number: digits must follow the ${text.charCodeAt(offset + length - 1) === 0x2e ? 'decimal point' : 'exponent'}`);
-          case JSONC_ERRORS.InvalidNumberFormat:
-            return stop(offset, 'invalid number');
-          case JSONC_ERRORS.InvalidCommentToken:
-            return stop(offset, 'a comment, which JSON does not allow');
-          case JSONC_ERRORS.InvalidSymbol: // a word that is not true, false or null, or a character that starts no token
-            if (expecting === 'value') {
-              if (text.charCodeAt(offset) === 0x2d) return stop(offset + 1, 'invalid number: a digit must follow the minus sign');
-              const literal = ['true', 'false', 'null'].find((word) => word.charCodeAt(0) === text.charCodeAt(offset));
-              if (literal) {
-                let k = 1;
-                while (k < literal.length && text.charCodeAt(offset + k) === literal.charCodeAt(k)) k++;
-                if (k < literal.length) return offset + k >= n ? unexpected(n) : stop(offset + k, `expected ${literal}`);
-                expecting = 'next'; // the literal, then more letters
-                return unexpected(offset + k);
+    visitJson(
+      text,
+      {
+        onObjectBegin: (offset) => begin(offset, duplicates ? new Set() : NO_KEYS),
+        onArrayBegin: (offset) => begin(offset, null),
+        onObjectEnd: end,
+        onArrayEnd: end,
+        onObjectProperty(key, offset, _length, _line, _column, path) {
+          if (duplicates) {
+            const keys = open.at(-1)!;
+            if (keys.has(key)) stop(offset, `the key ${formatPath([...path(), key])} appears twice`);
+            keys.add(key);
+          }
+          expecting = 'colon';
+        },
+        onSeparator(separator) {
+          expecting = separator === ':' || !open.at(-1) ? 'value' : 'key';
+        },
+        onLiteralValue() {
+          expecting = 'next';
+        },
+        onError(code: number, offset, length) {
+          // Codes 12 to 16 are errors inside a string or number, found as it is scanned: before the parser sees
+          // whether that string or number may stand there at all (a value where a value is expected, a string as a key).
+          if (
+            code >= JSONC_ERRORS.UnexpectedEndOfString &&
+            expecting !== 'value' &&
+            !(expecting === 'key' && code !== JSONC_ERRORS.UnexpectedEndOfNumber)
+          ) {
+            return unexpected(offset);
+          }
+          switch (code) {
+            case JSONC_ERRORS.UnexpectedEndOfString: // ended by the end of the file, or a line break
+              return offset + length >= n
+                ? stop(n, 'unexpected end of the file: a string is not closed')
+                : stop(offset + length, 'a line break inside a string: close the string before it, or write it as \\n');
+            case JSONC_ERRORS.InvalidCharacter:
+              return stop(
+                offset,
+                'a control character (such as a tab) inside the string that starts here: write it escaped',
+              );
+            case JSONC_ERRORS.InvalidEscapeCharacter:
+              return stop(
+                offset,
+                'an invalid escape inside the string that starts here: a backslash must be followed by one of " \\ / b f n r t u',
+              );
+            case JSONC_ERRORS.InvalidUnicode:
+              return stop(offset, 'an invalid \\u escape inside the string that starts here: it needs 4 hex digits');
+            case JSONC_ERRORS.UnexpectedEndOfNumber: // the number token ends where a digit is missing
+              return stop(
+                offset + length,
+                `invalid number: digits must follow the ${text.charCodeAt(offset + length - 1) === 0x2e ? 'decimal point' : 'exponent'}`,
+              );
+            case JSONC_ERRORS.InvalidNumberFormat:
+              return stop(offset, 'invalid number');
+            case JSONC_ERRORS.InvalidCommentToken:
+              return stop(offset, 'a comment, which JSON does not allow');
+            case JSONC_ERRORS.InvalidSymbol: // a word that is not true, false or null, or a character that starts no token
+              if (expecting === 'value') {
+                if (text.charCodeAt(offset) === 0x2d)
+                  return stop(offset + 1, 'invalid number: a digit must follow the minus sign');
+                const literal = ['true', 'false', 'null'].find(
+                  (word) => word.charCodeAt(0) === text.charCodeAt(offset),
+                );
+                if (literal) {
+                  let k = 1;
+                  while (k < literal.length && text.charCodeAt(offset + k) === literal.charCodeAt(k)) k++;
+                  if (k < literal.length)
+                    return offset + k >= n ? unexpected(n) : stop(offset + k, `expected ${literal}`);
+                  expecting = 'next'; // the literal, then more letters
+                  return unexpected(offset + k);
+                }
               }
-            }
-            return unexpected(offset);
-          default: // a token where another was expected (or the end of the file)
-            return unexpected(offset);
-        }
+              return unexpected(offset);
+            default: // a token where another was expected (or the end of the file)
+              return unexpected(offset);
+          }
+        },
       },
-    }, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+      { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false },
+    );
   } catch (error) {
     if (error !== STOP) throw error;
   }
@@ -316,5 +373,8 @@ export function scanJson(text: string, duplicates = true): JsonProblem | undefin
 }
 
 function indent(text: string): string {
-  return text.split('\n').map((l) => `  ${l}`).join('\n');
+  return text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
 }

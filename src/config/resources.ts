@@ -139,7 +139,10 @@ const ClientFieldsSchema = ClientBaseSchema.omit({ id: true }).extend({
 export const ClientInputSchema = ClientFieldsSchema;
 export type ClientInput = z.output<typeof ClientInputSchema>;
 /** Every field optional and without defaults: a PATCH changes only what it names (no silent re-enable). */
-export const ClientPatchSchema = ClientFieldsSchema.extend({ status: ClientStatusSchema, operator: z.boolean() }).partial();
+export const ClientPatchSchema = ClientFieldsSchema.extend({
+  status: ClientStatusSchema,
+  operator: z.boolean(),
+}).partial();
 
 /** A migrated client authenticating with an existing API key plus an email header. Never regenerable. */
 export const LegacyClientInputSchema = ClientFieldsSchema.extend({

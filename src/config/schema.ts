@@ -35,7 +35,10 @@ export type HttpMethod = z.infer<typeof HttpMethodSchema>;
 export const DurationSchema = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
   const ms = parseDuration(value);
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(value)}: use seconds or "250ms", "30s", "5m", "2h", "7d"` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `invalid duration ${JSON.stringify(value)}: use seconds or "250ms", "30s", "5m", "2h", "7d"`,
+    });
     return z.NEVER;
   }
   if (!Number.isSafeInteger(ms)) {
@@ -73,8 +76,17 @@ export const PathTemplateSchema = z.string().superRefine((value, ctx) => {
     if (param) {
       if (names.has(param[1]!)) ctx.addIssue({ code: 'custom', message: `parameter {${param[1]}} appears twice` });
       names.add(param[1]!);
-    } else if (segment === '' || segment === '.' || segment === '..' || !SEGMENT.test(segment) || AMBIGUOUS_ESCAPE.test(segment)) {
-      ctx.addIssue({ code: 'custom', message: `invalid segment ${JSON.stringify(segment)}: use literal characters or {param}` });
+    } else if (
+      segment === '' ||
+      segment === '.' ||
+      segment === '..' ||
+      !SEGMENT.test(segment) ||
+      AMBIGUOUS_ESCAPE.test(segment)
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `invalid segment ${JSON.stringify(segment)}: use literal characters or {param}`,
+      });
     }
   }
 });
@@ -82,14 +94,27 @@ export const PathTemplateSchema = z.string().superRefine((value, ctx) => {
 /** A base path: `/` or `/seg/seg` with literal segments only. */
 export const BasePathSchema = z.string().superRefine((value, ctx) => {
   if (value === '/') return;
-  if (!value.startsWith('/') || value.endsWith('/') || value.slice(1).split('/').some((s) => s === '.' || s === '..' || !SEGMENT.test(s) || s.includes('%'))) {
-    ctx.addIssue({ code: 'custom', message: 'must be "/" or literal segments such as "/billing/v1", without a trailing "/"' });
+  if (
+    !value.startsWith('/') ||
+    value.endsWith('/') ||
+    value
+      .slice(1)
+      .split('/')
+      .some((s) => s === '.' || s === '..' || !SEGMENT.test(s) || s.includes('%'))
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'must be "/" or literal segments such as "/billing/v1", without a trailing "/"',
+    });
   }
 });
 
 export const HostSchema = z
   .string()
-  .regex(/^(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/, 'must be a lower-case host name (optionally "*.example.com"), without port');
+  .regex(
+    /^(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/,
+    'must be a lower-case host name (optionally "*.example.com"), without port',
+  );
 
 /** An upstream URL. Messages never repeat it: a URL that does not parse may still hold a password. */
 export const HttpUrlSchema = z.string().superRefine((value, ctx) => {
@@ -97,19 +122,25 @@ export const HttpUrlSchema = z.string().superRefine((value, ctx) => {
   try {
     url = new URL(value);
   } catch {
-    ctx.addIssue({ code: 'custom', message: 'invalid URL (not repeated here, as it may hold credentials): check the scheme, host and port' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'invalid URL (not repeated here, as it may hold credentials): check the scheme, host and port',
+    });
     return;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL' });
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL' });
   if (url.search || url.hash) ctx.addIssue({ code: 'custom', message: 'must not carry a query or fragment' });
   if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not carry credentials' });
 });
 
 /** A CIDR range, written as its network address: `10.1.2.3/8` is refused (did you mean 10.0.0.0/8?). */
-export const CidrSchema = z.union([z.cidrv4(), z.cidrv6()], { error: 'must be a CIDR range such as 10.0.0.0/8 or 2001:db8::/32' }).superRefine((value, ctx) => {
-  const network = networkOf(value);
-  if (network !== value) ctx.addIssue({ code: 'custom', message: `has host bits set: did you mean ${network}?` });
-});
+export const CidrSchema = z
+  .union([z.cidrv4(), z.cidrv6()], { error: 'must be a CIDR range such as 10.0.0.0/8 or 2001:db8::/32' })
+  .superRefine((value, ctx) => {
+    const network = networkOf(value);
+    if (network !== value) ctx.addIssue({ code: 'custom', message: `has host bits set: did you mean ${network}?` });
+  });
 
 /** The CIDR range written with its network address (host bits cleared); `value` itself when it already is. */
 export function networkOf(value: string): string {
@@ -121,7 +152,9 @@ export function networkOf(value: string): string {
     const n = ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
     const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
     const network = (n & mask) >>> 0;
-    return network === n ? value : `${[network >>> 24, (network >>> 16) & 255, (network >>> 8) & 255, network & 255].join('.')}/${bits}`;
+    return network === n
+      ? value
+      : `${[network >>> 24, (network >>> 16) & 255, (network >>> 8) & 255, network & 255].join('.')}/${bits}`;
   }
   const groups = ipv6Groups(address);
   let changed = false;
@@ -158,7 +191,7 @@ function ipv6Groups(address: string): number[] {
 function formatIpv6(groups: number[]): string {
   let best = -1;
   let bestLength = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -196,7 +229,9 @@ export const RateLimitPoliciesSchema = z.strictObject({
 export type RateLimitPolicies = z.output<typeof RateLimitPoliciesSchema>;
 
 /** A permission name such as `invoices:read`; in a role's grants `prefix:*` and `*` are wildcards. */
-export const PermissionNameSchema = z.string().regex(/^[A-Za-z0-9._:*-]{1,128}$/, 'must be 1-128 characters: letters, digits, ".", "_", ":", "-", "*"');
+export const PermissionNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9._:*-]{1,128}$/, 'must be 1-128 characters: letters, digits, ".", "_", ":", "-", "*"');
 
 export const EndpointSchema = z.strictObject({
   method: HttpMethodSchema,
@@ -281,7 +316,10 @@ export const ClientKeySchema = z.strictObject({
   id: z
     .string()
     .max(64)
-    .refine((id) => !KEY_IN_LABEL.test(id), `must not be the key itself (it is written to every access-log line): use its first 12 characters, e.g. "${KEY_PREFIX}Ab12Cd34...", as \`gatehouse key generate\` prints them`)
+    .refine(
+      (id) => !KEY_IN_LABEL.test(id),
+      `must not be the key itself (it is written to every access-log line): use its first 12 characters, e.g. "${KEY_PREFIX}Ab12Cd34...", as \`gatehouse key generate\` prints them`,
+    )
     .optional(),
   /** When this key stops working (used for a regeneration grace period). */
   expiresAt: z.iso.datetime({ offset: true }).optional(),
@@ -329,13 +367,23 @@ export const LegacyClientSchema = ClientBaseSchema.extend({
 });
 export type LegacyClient = z.output<typeof LegacyClientSchema>;
 
-export const ClaimNameSchema = z.enum(['client_id', 'user_id', 'org_id', 'permissions', 'environment', 'project', 'metadata']);
+export const ClaimNameSchema = z.enum([
+  'client_id',
+  'user_id',
+  'org_id',
+  'permissions',
+  'environment',
+  'project',
+  'metadata',
+]);
 
 export const TokenExchangeSchema = z.strictObject({
   issuer: z.string().min(1),
   audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
   /** Lifetime of minted tokens (at least 1s: tokens carry whole seconds). */
-  ttl: DurationSchema.pipe(z.number().min(1_000, 'must be at least 1s').max(MAX_TOKEN_TTL_MS, 'must be at most 24h')).default(300_000),
+  ttl: DurationSchema.pipe(
+    z.number().min(1_000, 'must be at least 1s').max(MAX_TOKEN_TTL_MS, 'must be at most 24h'),
+  ).default(300_000),
   algorithm: z.enum(['EdDSA', 'ES256']).default('EdDSA'),
   /** Claims added to each token besides iss, aud, sub, iat, exp, jti. */
   claims: z.array(ClaimNameSchema).default(['client_id', 'user_id', 'org_id', 'permissions', 'environment']),
@@ -358,23 +406,48 @@ export function tenantAudience(workspaceName: string, environment: string): stri
  * authenticated collection, whichever client sent it.
  */
 const GATEWAY_HEADERS = new Set([
-  'authorization', 'proxy-authorization', 'cookie', 'host', 'content-length', 'content-type', 'connection', 'keep-alive', 'proxy-connection', 'te',
-  'trailer', 'transfer-encoding', 'upgrade', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port',
-  'x-forwarded-prefix', 'x-real-ip', 'x-request-id',
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'host',
+  'content-length',
+  'content-type',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-real-ip',
+  'x-request-id',
 ]);
 const LegacyHeaderSchema = z
   .string()
   .regex(/^[a-z0-9-]+$/, 'must be a lower-case header name')
-  .refine((name) => !GATEWAY_HEADERS.has(name) && !name.startsWith('x-gatehouse-'), 'is a header HTTP or the gateway itself uses: choose one of its own (the legacy headers are removed from every forwarded request)');
+  .refine(
+    (name) => !GATEWAY_HEADERS.has(name) && !name.startsWith('x-gatehouse-'),
+    'is a header HTTP or the gateway itself uses: choose one of its own (the legacy headers are removed from every forwarded request)',
+  );
 
 export const LegacyAuthSchema = z
   .strictObject({
     keyHeader: LegacyHeaderSchema.default('x-api-key'),
     /** Not `x-api-key`, which carries keys (Gatehouse keys, or the legacy one with the default `keyHeader`). */
-    emailHeader: LegacyHeaderSchema.refine((name) => name !== 'x-api-key', 'must not be x-api-key, which carries keys').default('x-api-email'),
+    emailHeader: LegacyHeaderSchema.refine(
+      (name) => name !== 'x-api-key',
+      'must not be x-api-key, which carries keys',
+    ).default('x-api-email'),
   })
   .superRefine((value, ctx) => {
-    if (value.keyHeader === value.emailHeader) ctx.addIssue({ code: 'custom', path: ['emailHeader'], message: 'must differ from keyHeader' });
+    if (value.keyHeader === value.emailHeader)
+      ctx.addIssue({ code: 'custom', path: ['emailHeader'], message: 'must differ from keyHeader' });
   });
 
 /**
@@ -404,28 +477,34 @@ export const PublicSigningJwkSchema = SigningJwkSchema.omit({ d: true });
 export const SigningKeysSchema = z.strictObject({
   active: z.string().min(1),
   keys: z
-    .array(z.strictObject({ kid: z.string().min(1).max(128), alg: z.enum(['EdDSA', 'ES256']), privateJwk: PrivateSigningJwkSchema }))
+    .array(
+      z.strictObject({
+        kid: z.string().min(1).max(128),
+        alg: z.enum(['EdDSA', 'ES256']),
+        privateJwk: PrivateSigningJwkSchema,
+      }),
+    )
     .min(1)
     .max(16),
 });
 export type SigningKeys = z.output<typeof SigningKeysSchema>;
 
 const SnapshotShape = z.strictObject({
-    /** Opaque version of this snapshot (the control plane sets a monotonically increasing number). */
-    version: z.union([z.int().nonnegative(), z.string().max(128)]).optional(),
-    collections: z.array(CollectionSchema).default([]),
-    roles: z.array(RoleSchema).default([]),
-    clients: z.array(ClientSchema).default([]),
-    legacyClients: z.array(LegacyClientSchema).default([]),
-    legacyAuth: LegacyAuthSchema.default({ keyHeader: 'x-api-key', emailHeader: 'x-api-email' }),
-    tokenExchange: TokenExchangeSchema,
-    /** Defaults for every collection; a collection's own `rateLimits` and a client's override these. */
-    rateLimits: RateLimitPoliciesSchema.default({}),
-    /**
-     * Token-signing keys set by the control plane. Absent (standalone config files): the gateway signs with its
-     * own local key store (`server.signingKeysFile`).
-     */
-    signingKeys: SigningKeysSchema.optional(),
+  /** Opaque version of this snapshot (the control plane sets a monotonically increasing number). */
+  version: z.union([z.int().nonnegative(), z.string().max(128)]).optional(),
+  collections: z.array(CollectionSchema).default([]),
+  roles: z.array(RoleSchema).default([]),
+  clients: z.array(ClientSchema).default([]),
+  legacyClients: z.array(LegacyClientSchema).default([]),
+  legacyAuth: LegacyAuthSchema.default({ keyHeader: 'x-api-key', emailHeader: 'x-api-email' }),
+  tokenExchange: TokenExchangeSchema,
+  /** Defaults for every collection; a collection's own `rateLimits` and a client's override these. */
+  rateLimits: RateLimitPoliciesSchema.default({}),
+  /**
+   * Token-signing keys set by the control plane. Absent (standalone config files): the gateway signs with its
+   * own local key store (`server.signingKeysFile`).
+   */
+  signingKeys: SigningKeysSchema.optional(),
 });
 
 /** What a gateway serves. The control plane compiles this same shape. */
@@ -453,7 +532,10 @@ const RedisUrlSchema = z.string().superRefine((value, ctx) => {
     url = undefined;
   }
   if (url === undefined || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
-    ctx.addIssue({ code: 'custom', message: 'must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379',
+    });
   }
 });
 
@@ -471,9 +553,15 @@ export const RateLimitStoreSchema = z.discriminatedUnion('type', [
      * counts as degraded and the connection is dialled again. Requests never wait for Redis, so this bounds how
      * long a hung Redis goes unnoticed, not request latency.
      */
-    commandTimeout: DurationSchema.default(500).refine((ms) => ms >= 10 && ms <= 60_000, 'must be between 10ms and 60s'),
+    commandTimeout: DurationSchema.default(500).refine(
+      (ms) => ms >= 10 && ms <= 60_000,
+      'must be between 10ms and 60s',
+    ),
     /** How long connecting to Redis (TCP, and TLS for rediss://) may take. */
-    connectTimeout: DurationSchema.default(2_000).refine((ms) => ms >= 10 && ms <= 60_000, 'must be between 10ms and 60s'),
+    connectTimeout: DurationSchema.default(2_000).refine(
+      (ms) => ms >= 10 && ms <= 60_000,
+      'must be between 10ms and 60s',
+    ),
   }),
 ]);
 export type RateLimitStoreSettings = z.output<typeof RateLimitStoreSchema>;
@@ -482,7 +570,10 @@ export type RateLimitStoreSettings = z.output<typeof RateLimitStoreSchema>;
 const PublicHostSchema = z
   .string()
   .max(260)
-  .regex(/^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/, 'must be a host name or IP address with an optional port (e.g. api.example.com, api.example.com:8443, *.example.com)');
+  .regex(
+    /^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/,
+    'must be a host name or IP address with an optional port (e.g. api.example.com, api.example.com:8443, *.example.com)',
+  );
 
 export const ServerSchema = z.strictObject({
   listen: ListenSchema.default({ host: '0.0.0.0', port: 8080 }),
@@ -507,7 +598,9 @@ export const ServerSchema = z.strictObject({
    * link-local and other non-public addresses, checked at connect time (every address a host name resolves to).
    */
   egress: z.enum(['any', 'public']).default('any'),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  log: z
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .default({ level: 'info' }),
   /** Watch the config file and reload on change (SIGHUP always reloads). */
   watch: z.boolean().default(true),
   /**
@@ -519,15 +612,17 @@ export const ServerSchema = z.strictObject({
 export type ServerSettings = z.output<typeof ServerSchema>;
 
 /** The declarative gateway config file: the snapshot's fields plus local `server` settings and `clientsFile`. */
-export const GatewayFileSchema = SnapshotShape.omit({ signingKeys: true }).extend({
-  server: ServerSchema.default(() => ServerSchema.parse({})),
-  /**
-   * An NDJSON file of more API clients, one `clients[]` entry per line, for client sets too large for the config
-   * file (see `clients-file.ts`). Relative to the config file's directory. Not part of the snapshot: the gateway
-   * merges its clients into the snapshot it compiles.
-   */
-  clientsFile: z.string().min(1).optional(),
-}).superRefine(checkReferences);
+export const GatewayFileSchema = SnapshotShape.omit({ signingKeys: true })
+  .extend({
+    server: ServerSchema.default(() => ServerSchema.parse({})),
+    /**
+     * An NDJSON file of more API clients, one `clients[]` entry per line, for client sets too large for the config
+     * file (see `clients-file.ts`). Relative to the config file's directory. Not part of the snapshot: the gateway
+     * merges its clients into the snapshot it compiles.
+     */
+    clientsFile: z.string().min(1).optional(),
+  })
+  .superRefine(checkReferences);
 export type GatewayFile = z.output<typeof GatewayFileSchema>;
 
 function endpointKey(collection: string, method: string, path: string): string {
@@ -546,7 +641,10 @@ type Ctx = z.core.$RefinementCtx<{
   legacyClients: LegacyClient[];
 }>;
 
-function checkReferences(value: { collections: Collection[]; roles: Role[]; clients: Client[]; legacyClients: LegacyClient[] }, ctx: Ctx): void {
+function checkReferences(
+  value: { collections: Collection[]; roles: Role[]; clients: Client[]; legacyClients: LegacyClient[] },
+  ctx: Ctx,
+): void {
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
 
   const collections = new Map<string, Collection>();
@@ -557,7 +655,11 @@ function checkReferences(value: { collections: Collection[]; roles: Role[]; clie
     collections.set(c.name, c);
     const route = `${c.host ?? '*'} ${c.basePath}`;
     const other = routes.get(route);
-    if (other) issue(['collections', i, 'basePath'], `base path "${c.basePath}"${c.host ? ` on host ${c.host}` : ''} is already used by collection "${other}"`);
+    if (other)
+      issue(
+        ['collections', i, 'basePath'],
+        `base path "${c.basePath}"${c.host ? ` on host ${c.host}` : ''} is already used by collection "${other}"`,
+      );
     routes.set(route, c.name);
     const seen = new Set<string>();
     c.endpoints.forEach((e, j) => {
@@ -573,8 +675,10 @@ function checkReferences(value: { collections: Collection[]; roles: Role[]; clie
     if (roles.has(r.name)) issue(['roles', i, 'name'], `duplicate role name "${r.name}"`);
     roles.add(r.name);
     r.endpoints.forEach((e, j) => {
-      if (!collections.has(e.collection)) issue(['roles', i, 'endpoints', j, 'collection'], `unknown collection "${e.collection}"`);
-      else if (!endpoints.has(endpointKey(e.collection, e.method, e.path))) issue(['roles', i, 'endpoints', j], `collection "${e.collection}" has no endpoint ${e.method} ${e.path}`);
+      if (!collections.has(e.collection))
+        issue(['roles', i, 'endpoints', j, 'collection'], `unknown collection "${e.collection}"`);
+      else if (!endpoints.has(endpointKey(e.collection, e.method, e.path)))
+        issue(['roles', i, 'endpoints', j], `collection "${e.collection}" has no endpoint ${e.method} ${e.path}`);
     });
   });
 
@@ -603,20 +707,29 @@ function checkReferences(value: { collections: Collection[]; roles: Role[]; clie
  * The distributed signing keys must be usable as they are: the active key is listed and has the token exchange's
  * algorithm, kids are unique, and each key's type fits its algorithm. Messages never quote key material.
  */
-function checkSigningKeys(value: { tokenExchange: TokenExchange; signingKeys?: SigningKeys | undefined }, ctx: z.core.$RefinementCtx<{ tokenExchange: TokenExchange; signingKeys?: SigningKeys | undefined }>): void {
+function checkSigningKeys(
+  value: { tokenExchange: TokenExchange; signingKeys?: SigningKeys | undefined },
+  ctx: z.core.$RefinementCtx<{ tokenExchange: TokenExchange; signingKeys?: SigningKeys | undefined }>,
+): void {
   const keys = value.signingKeys;
   if (keys === undefined) return;
-  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path: ['signingKeys', ...path], message });
+  const issue = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: 'custom', path: ['signingKeys', ...path], message });
   const kids = new Set<string>();
   keys.keys.forEach((k, i) => {
     if (kids.has(k.kid)) issue(['keys', i, 'kid'], `duplicate kid "${k.kid}"`);
     kids.add(k.kid);
     const [kty, crv] = k.alg === 'EdDSA' ? ['OKP', 'Ed25519'] : ['EC', 'P-256'];
-    if (k.privateJwk.kty !== kty || k.privateJwk.crv !== crv || (kty === 'EC') !== (k.privateJwk.y !== undefined)) issue(['keys', i, 'privateJwk'], `is not an ${k.alg} key (expected kty ${kty}, crv ${crv})`);
+    if (k.privateJwk.kty !== kty || k.privateJwk.crv !== crv || (kty === 'EC') !== (k.privateJwk.y !== undefined))
+      issue(['keys', i, 'privateJwk'], `is not an ${k.alg} key (expected kty ${kty}, crv ${crv})`);
   });
   const active = keys.keys.find((k) => k.kid === keys.active);
   if (active === undefined) issue(['active'], `names no key of signingKeys.keys ("${keys.active}")`);
-  else if (active.alg !== value.tokenExchange.algorithm) issue(['keys', keys.keys.indexOf(active), 'alg'], `the active key is ${active.alg}, but tokenExchange.algorithm is ${value.tokenExchange.algorithm}`);
+  else if (active.alg !== value.tokenExchange.algorithm)
+    issue(
+      ['keys', keys.keys.indexOf(active), 'alg'],
+      `the active key is ${active.alg}, but tokenExchange.algorithm is ${value.tokenExchange.algorithm}`,
+    );
 }
 
 /** Formats zod issues as `where: what` lines, e.g. `snapshot.clients[3].role: unknown role "x"`. */

@@ -15,7 +15,15 @@ import {
   SnapshotSchema,
   TokenExchangeSchema,
 } from './schema.ts';
-import { applyDelta, diffSnapshots, encodeDelta, isEmptyDelta, type SnapshotDelta, SnapshotDeltaError, SnapshotDeltaSchema } from './snapshot-delta.ts';
+import {
+  applyDelta,
+  diffSnapshots,
+  encodeDelta,
+  isEmptyDelta,
+  type SnapshotDelta,
+  SnapshotDeltaError,
+  SnapshotDeltaSchema,
+} from './snapshot-delta.ts';
 import { encodeSnapshot, inCanonicalOrder } from './snapshot-encoding.ts';
 import { prng } from '../testing/prng.ts';
 
@@ -57,8 +65,20 @@ class Model {
     else if (roll < 0.45) this.editRole();
     else if (roll < 0.8) this.editClient();
     else if (roll < 0.9) this.editLegacyClient();
-    else if (roll < 0.95) this.tokenExchange = TokenExchangeSchema.parse({ issuer: 'https://gatehouse', audience: this.pick(['api', 'other']), ttl: this.pick(['5m', 60, '1h']) });
-    else this.rateLimits = RateLimitPoliciesSchema.parse(this.pick([{}, { key: { limit: 10, window: '1m' } }, { org: { limit: 1000, window: '1h' }, client: { limit: 5, window: 2.5 } }]));
+    else if (roll < 0.95)
+      this.tokenExchange = TokenExchangeSchema.parse({
+        issuer: 'https://gatehouse',
+        audience: this.pick(['api', 'other']),
+        ttl: this.pick(['5m', 60, '1h']),
+      });
+    else
+      this.rateLimits = RateLimitPoliciesSchema.parse(
+        this.pick([
+          {},
+          { key: { limit: 10, window: '1m' } },
+          { org: { limit: 1000, window: '1h' }, client: { limit: 5, window: 2.5 } },
+        ]),
+      );
   }
 
   private editCollection(): void {
@@ -68,36 +88,54 @@ class Model {
       for (const role of this.roles.values()) role.endpoints = role.endpoints.filter((e) => e.collection !== name);
       return;
     }
-    this.collections.set(name, CollectionSchema.parse({
+    this.collections.set(
       name,
-      basePath: `/${name}`,
-      upstream: this.pick(['http://127.0.0.1:9000', { url: 'http://api.internal', headersTimeout: '10s', bodyTimeout: 1.5 }]),
-      project: this.pick(['shop', 'billing']),
-      environment: 'PROD',
-      authRequired: this.random() < 0.9,
-      ...(this.random() < 0.3 && { rateLimits: { key: { limit: 1 + Math.floor(this.random() * 50), window: '30s' } } }),
-      endpoints: this.pick([
-        [{ method: 'GET', path: '/items/{id}', permission: 'items:read' }],
-        [{ method: 'GET', path: '/items/{id}', permission: 'items:read' }, { method: 'POST', path: '/items', permission: 'items:write' }],
-      ]),
-    }));
-    for (const role of this.roles.values()) role.endpoints = role.endpoints.filter((e) => e.collection !== name || e.method === 'GET');
+      CollectionSchema.parse({
+        name,
+        basePath: `/${name}`,
+        upstream: this.pick([
+          'http://127.0.0.1:9000',
+          { url: 'http://api.internal', headersTimeout: '10s', bodyTimeout: 1.5 },
+        ]),
+        project: this.pick(['shop', 'billing']),
+        environment: 'PROD',
+        authRequired: this.random() < 0.9,
+        ...(this.random() < 0.3 && {
+          rateLimits: { key: { limit: 1 + Math.floor(this.random() * 50), window: '30s' } },
+        }),
+        endpoints: this.pick([
+          [{ method: 'GET', path: '/items/{id}', permission: 'items:read' }],
+          [
+            { method: 'GET', path: '/items/{id}', permission: 'items:read' },
+            { method: 'POST', path: '/items', permission: 'items:write' },
+          ],
+        ]),
+      }),
+    );
+    for (const role of this.roles.values())
+      role.endpoints = role.endpoints.filter((e) => e.collection !== name || e.method === 'GET');
   }
 
   private editRole(): void {
     const name = this.existingOr(this.roles, 'role');
     if (this.roles.has(name) && this.random() < 0.3) {
       this.roles.delete(name);
-      for (const list of [this.clients, this.legacyClients]) for (const [id, c] of list) if (c.role === name) list.delete(id);
+      for (const list of [this.clients, this.legacyClients])
+        for (const [id, c] of list) if (c.role === name) list.delete(id);
       return;
     }
-    const grants = [...this.collections.keys()].filter(() => this.random() < 0.5).map((collection) => ({ collection, method: 'GET', path: '/items/{itemId}' }));
-    this.roles.set(name, RoleSchema.parse({
+    const grants = [...this.collections.keys()]
+      .filter(() => this.random() < 0.5)
+      .map((collection) => ({ collection, method: 'GET', path: '/items/{itemId}' }));
+    this.roles.set(
       name,
-      permissions: this.pick([[], ['items:read'], ['items:*', 'admin:clients:read'], ['*']]),
-      endpoints: grants,
-      ...(this.random() < 0.3 && { description: `role ${this.serial}` }),
-    }));
+      RoleSchema.parse({
+        name,
+        permissions: this.pick([[], ['items:read'], ['items:*', 'admin:clients:read'], ['*']]),
+        endpoints: grants,
+        ...(this.random() < 0.3 && { description: `role ${this.serial}` }),
+      }),
+    );
   }
 
   private editClient(): void {
@@ -120,7 +158,10 @@ class Model {
       this.legacyClients.delete(id);
       return;
     }
-    this.legacyClients.set(id, LegacyClientSchema.parse({ ...this.clientFields(id), email: `${id}@example.com`, keyHash: this.hash() }));
+    this.legacyClients.set(
+      id,
+      LegacyClientSchema.parse({ ...this.clientFields(id), email: `${id}@example.com`, keyHash: this.hash() }),
+    );
   }
 
   private clientFields(id: string) {
@@ -130,9 +171,15 @@ class Model {
       environments: this.pick([['PROD'], ['DEV', 'PROD']]),
       projects: this.pick([['shop'], ['shop', 'billing']]),
       status: this.pick(['active', 'disabled']),
-      ...(this.random() < 0.3 && { metadata: { plan: this.pick(['free', 'pro']), seats: Math.floor(this.random() * 10), '10': true, '9': 'x' } }),
+      ...(this.random() < 0.3 && {
+        metadata: { plan: this.pick(['free', 'pro']), seats: Math.floor(this.random() * 10), '10': true, '9': 'x' },
+      }),
       ...(this.random() < 0.3 && { rateLimits: { client: { limit: 100, window: this.pick(['1m', 90, '250ms']) } } }),
-      ...(this.random() < 0.2 && { allowedIps: ['10.0.0.0/8', '2001:db8::/32'], orgId: 'org-1', userId: `user-${this.serial}` }),
+      ...(this.random() < 0.2 && {
+        allowedIps: ['10.0.0.0/8', '2001:db8::/32'],
+        orgId: 'org-1',
+        userId: `user-${this.serial}`,
+      }),
       ...(this.random() < 0.1 && { expiresAt: '2027-06-30T00:00:00.000Z' }),
     };
   }
@@ -154,13 +201,20 @@ class Model {
 
 /** Each section's names, for readable failures. */
 function summary(delta: SnapshotDelta) {
-  const names = <T,>(s: { upsert: T[]; remove: string[] }, key: (e: T) => string) => ({ upsert: s.upsert.map(key), remove: s.remove });
+  const names = <T>(s: { upsert: T[]; remove: string[] }, key: (e: T) => string) => ({
+    upsert: s.upsert.map(key),
+    remove: s.remove,
+  });
   return {
     collections: names(delta.collections, (c) => c.name),
     roles: names(delta.roles, (r) => r.name),
     clients: names(delta.clients, (c) => c.id),
     legacyClients: names(delta.legacyClients, (c) => c.id),
-    settings: [delta.tokenExchange && 'tokenExchange', delta.legacyAuth && 'legacyAuth', delta.rateLimits && 'rateLimits'].filter(Boolean),
+    settings: [
+      delta.tokenExchange && 'tokenExchange',
+      delta.legacyAuth && 'legacyAuth',
+      delta.rateLimits && 'rateLimits',
+    ].filter(Boolean),
   };
 }
 
@@ -178,7 +232,11 @@ describe('snapshot deltas', () => {
       const delta = diffSnapshots(prev, next);
       assert.deepEqual(applyDelta(prev, delta), next, `round ${round}: ${JSON.stringify(summary(delta))}`);
       // What goes over the wire reads back as the same delta, durations included.
-      assert.deepEqual(SnapshotDeltaSchema.parse(JSON.parse(JSON.stringify(encodeDelta(delta)))), delta, `round ${round}`);
+      assert.deepEqual(
+        SnapshotDeltaSchema.parse(JSON.parse(JSON.stringify(encodeDelta(delta)))),
+        delta,
+        `round ${round}`,
+      );
       if (!isEmptyDelta(delta)) changed++;
       for (const [section, names] of Object.entries(summary(delta))) {
         if (Array.isArray(names)) names.forEach((n) => seen.add(`${n}`));
@@ -188,9 +246,16 @@ describe('snapshot deltas', () => {
     }
     assert.ok(changed > 150, `only ${changed} rounds changed anything: the generator is too timid`);
     const kinds = ['collections', 'roles', 'clients', 'legacyClients'].flatMap((s) => [`upsert ${s}`, `remove ${s}`]);
-    assert.deepEqual(kinds.filter((k) => !seen.has(k)), [], 'some kind of change never happened');
+    assert.deepEqual(
+      kinds.filter((k) => !seen.has(k)),
+      [],
+      'some kind of change never happened',
+    );
     assert.ok(seen.has('tokenExchange') && seen.has('rateLimits'), 'the settings never changed');
-    assert.ok(prev.collections.length > 0 && prev.roles.length > 0 && prev.clients.length > 0, 'the model stayed empty');
+    assert.ok(
+      prev.collections.length > 0 && prev.roles.length > 0 && prev.clients.length > 0,
+      'the model stayed empty',
+    );
   });
 
   it('carry only what changed: the upserted entries, the removed names and the changed settings', () => {
@@ -199,12 +264,14 @@ describe('snapshot deltas', () => {
     const a = SnapshotSchema.parse(encodeSnapshot(model.snapshot(1)));
     const [first, second] = a.clients;
     assert.ok(first && second, 'the generator made fewer than two clients');
-    const b = SnapshotSchema.parse(encodeSnapshot({
-      ...a,
-      version: 2,
-      clients: [{ ...first, status: first.status === 'active' ? 'disabled' : 'active' }, ...a.clients.slice(2)],
-      tokenExchange: { ...a.tokenExchange, ttl: 60_000 },
-    }));
+    const b = SnapshotSchema.parse(
+      encodeSnapshot({
+        ...a,
+        version: 2,
+        clients: [{ ...first, status: first.status === 'active' ? 'disabled' : 'active' }, ...a.clients.slice(2)],
+        tokenExchange: { ...a.tokenExchange, ttl: 60_000 },
+      }),
+    );
     const delta = diffSnapshots(a, b);
     assert.deepEqual(summary(delta), {
       collections: { upsert: [], remove: [] },
@@ -224,7 +291,14 @@ describe('snapshot deltas', () => {
     const delta = diffSnapshots(a, { ...structuredClone(a), version: 'v5' });
     assert.ok(isEmptyDelta(delta), JSON.stringify(summary(delta)));
     assert.deepEqual(applyDelta(a, delta), { ...a, version: 'v5' });
-    assert.deepEqual(encodeDelta(delta), { fromVersion: 4, toVersion: 'v5', collections: { upsert: [], remove: [] }, roles: { upsert: [], remove: [] }, clients: { upsert: [], remove: [] }, legacyClients: { upsert: [], remove: [] } });
+    assert.deepEqual(encodeDelta(delta), {
+      fromVersion: 4,
+      toVersion: 'v5',
+      collections: { upsert: [], remove: [] },
+      roles: { upsert: [], remove: [] },
+      clients: { upsert: [], remove: [] },
+      legacyClients: { upsert: [], remove: [] },
+    });
   });
 
   it('refuse a snapshot at another version than the one they start from', () => {
@@ -233,13 +307,20 @@ describe('snapshot deltas', () => {
     const a = SnapshotSchema.parse(encodeSnapshot(model.snapshot(1)));
     const b = SnapshotSchema.parse(encodeSnapshot(model.snapshot(2)));
     const delta = diffSnapshots(a, b);
-    for (const at of [{ ...a, version: 3 }, { ...a, version: '1' }, { ...a, version: undefined }]) {
-      assert.throws(() => applyDelta(at, delta), (error: unknown) => {
-        assert.ok(error instanceof SnapshotDeltaError);
-        assert.equal(error.reason, 'version-mismatch');
-        assert.match(error.message, /^cannot apply the delta from version 1 to 2: the snapshot is at version/);
-        return true;
-      });
+    for (const at of [
+      { ...a, version: 3 },
+      { ...a, version: '1' },
+      { ...a, version: undefined },
+    ]) {
+      assert.throws(
+        () => applyDelta(at, delta),
+        (error: unknown) => {
+          assert.ok(error instanceof SnapshotDeltaError);
+          assert.equal(error.reason, 'version-mismatch');
+          assert.match(error.message, /^cannot apply the delta from version 1 to 2: the snapshot is at version/);
+          return true;
+        },
+      );
     }
   });
 
@@ -250,16 +331,23 @@ describe('snapshot deltas', () => {
     const used = a.clients[0]?.role;
     assert.ok(used, 'the generator made no client');
     const delta: SnapshotDelta = { ...diffSnapshots(a, { ...a, version: 2 }), roles: { upsert: [], remove: [used] } };
-    assert.throws(() => applyDelta(a, delta), (error: unknown) => {
-      assert.ok(error instanceof SnapshotDeltaError);
-      assert.equal(error.reason, 'invalid-result');
-      assert.match(error.message, new RegExp(`clients\\[\\d+\\]\\.role: unknown role "${used}"`));
-      return true;
-    });
+    assert.throws(
+      () => applyDelta(a, delta),
+      (error: unknown) => {
+        assert.ok(error instanceof SnapshotDeltaError);
+        assert.equal(error.reason, 'invalid-result');
+        assert.match(error.message, new RegExp(`clients\\[\\d+\\]\\.role: unknown role "${used}"`));
+        return true;
+      },
+    );
   });
 
   it('refuse a delta that names an entry twice', () => {
-    const result = SnapshotDeltaSchema.safeParse({ fromVersion: 1, toVersion: 2, roles: { upsert: [{ name: 'r' }], remove: ['r'] } });
+    const result = SnapshotDeltaSchema.safeParse({
+      fromVersion: 1,
+      toVersion: 2,
+      roles: { upsert: [{ name: 'r' }], remove: ['r'] },
+    });
     assert.equal(result.success, false);
     assert.match(result.error!.issues[0]!.message, /"r" appears twice in this delta/);
     assert.deepEqual(result.error!.issues[0]!.path, ['roles', 'remove', 0]);
@@ -276,7 +364,10 @@ describe('the snapshot encoding', () => {
     const model = new Model(13);
     for (let i = 0; i < 200; i++) model.edit();
     const snapshot = SnapshotSchema.parse(encodeSnapshot(model.snapshot(1)));
-    assert.ok(snapshot.collections.some((c) => c.upstream.headersTimeout === 10_000), 'no collection with a 10s timeout was generated');
+    assert.ok(
+      snapshot.collections.some((c) => c.upstream.headersTimeout === 10_000),
+      'no collection with a 10s timeout was generated',
+    );
     assert.deepEqual(SnapshotSchema.parse(JSON.parse(JSON.stringify(encodeSnapshot(snapshot)))), snapshot);
   });
 });

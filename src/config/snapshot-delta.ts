@@ -21,7 +21,15 @@ import {
   SnapshotSchema,
   TokenExchangeSchema,
 } from './schema.ts';
-import { canonicalJson, encodeClient, encodeCollection, encodeRateLimits, encodeSnapshot, encodeTokenExchange, inCanonicalOrder } from './snapshot-encoding.ts';
+import {
+  canonicalJson,
+  encodeClient,
+  encodeCollection,
+  encodeRateLimits,
+  encodeSnapshot,
+  encodeTokenExchange,
+  inCanonicalOrder,
+} from './snapshot-encoding.ts';
 
 /** A snapshot version, as in `Snapshot.version`. */
 export const SnapshotVersionSchema = z.union([z.int().nonnegative(), z.string().max(128)]);
@@ -92,11 +100,15 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot): SnapshotDelta {
     clients: diffEntries(prev.clients, next.clients, (c) => c.id),
     legacyClients: diffEntries(prev.legacyClients, next.legacyClients, (c) => c.id),
   };
-  if (canonicalJson(prev.tokenExchange) !== canonicalJson(next.tokenExchange)) delta.tokenExchange = structuredClone(next.tokenExchange);
-  if (canonicalJson(prev.legacyAuth) !== canonicalJson(next.legacyAuth)) delta.legacyAuth = structuredClone(next.legacyAuth);
-  if (canonicalJson(prev.rateLimits) !== canonicalJson(next.rateLimits)) delta.rateLimits = structuredClone(next.rateLimits);
+  if (canonicalJson(prev.tokenExchange) !== canonicalJson(next.tokenExchange))
+    delta.tokenExchange = structuredClone(next.tokenExchange);
+  if (canonicalJson(prev.legacyAuth) !== canonicalJson(next.legacyAuth))
+    delta.legacyAuth = structuredClone(next.legacyAuth);
+  if (canonicalJson(prev.rateLimits) !== canonicalJson(next.rateLimits))
+    delta.rateLimits = structuredClone(next.rateLimits);
   if (canonicalJson(prev.signingKeys) !== canonicalJson(next.signingKeys)) {
-    if (next.signingKeys === undefined) throw new TypeError('diffSnapshots cannot express removed signing keys: send a full snapshot');
+    if (next.signingKeys === undefined)
+      throw new TypeError('diffSnapshots cannot express removed signing keys: send a full snapshot');
     delta.signingKeys = structuredClone(next.signingKeys);
   }
   return delta;

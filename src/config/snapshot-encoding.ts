@@ -106,7 +106,9 @@ export function encodeCollection(collection: Collection): z.input<typeof Collect
 
 export function encodeClient(client: Client): z.input<typeof ClientSchema>;
 export function encodeClient(client: LegacyClient): z.input<typeof LegacyClientSchema>;
-export function encodeClient(client: Client | LegacyClient): z.input<typeof ClientSchema> | z.input<typeof LegacyClientSchema> {
+export function encodeClient(
+  client: Client | LegacyClient,
+): z.input<typeof ClientSchema> | z.input<typeof LegacyClientSchema> {
   return client.rateLimits ? { ...client, rateLimits: encodeRateLimits(client.rateLimits) } : client;
 }
 

@@ -8,14 +8,40 @@ const hex = (n: number) => n.toString(16).padStart(64, '0');
 function snapshot(): Record<string, unknown> {
   return {
     version: 3,
-    collections: [{ name: 'orders', basePath: '/orders', upstream: 'http://127.0.0.1:9', project: 'p', environment: 'PROD', endpoints: [{ method: 'GET', path: '/items', permission: 'orders:read' }] }],
+    collections: [
+      {
+        name: 'orders',
+        basePath: '/orders',
+        upstream: 'http://127.0.0.1:9',
+        project: 'p',
+        environment: 'PROD',
+        endpoints: [{ method: 'GET', path: '/items', permission: 'orders:read' }],
+      },
+    ],
     roles: [{ name: 'reader', permissions: ['orders:read'] }],
     clients: [
       { id: 'c1', role: 'reader', environments: ['PROD'], projects: ['p'], keys: [{ hash: hex(1) }] },
-      { id: 'c2', name: 'two', role: 'reader', environments: ['PROD'], projects: ['p'], status: 'disabled', keys: [{ hash: `SHA256:${hex(2).toUpperCase()}`, id: 'ghk_abc' }] },
-      { id: 'c3', role: 'reader', environments: ['PROD'], projects: ['p'], rateLimits: { key: { limit: 5, window: '1m' } }, keys: [{ hash: hex(3) }, { hash: hex(4) }] },
+      {
+        id: 'c2',
+        name: 'two',
+        role: 'reader',
+        environments: ['PROD'],
+        projects: ['p'],
+        status: 'disabled',
+        keys: [{ hash: `SHA256:${hex(2).toUpperCase()}`, id: 'ghk_abc' }],
+      },
+      {
+        id: 'c3',
+        role: 'reader',
+        environments: ['PROD'],
+        projects: ['p'],
+        rateLimits: { key: { limit: 5, window: '1m' } },
+        keys: [{ hash: hex(3) }, { hash: hex(4) }],
+      },
     ],
-    legacyClients: [{ id: 'l1', role: 'reader', environments: ['PROD'], projects: ['p'], email: 'a@example.com', keyHash: hex(9) }],
+    legacyClients: [
+      { id: 'l1', role: 'reader', environments: ['PROD'], projects: ['p'], email: 'a@example.com', keyHash: hex(9) },
+    ],
     tokenExchange: { issuer: 'https://gatehouse', audience: 'api', ttl: '5m' },
   };
 }

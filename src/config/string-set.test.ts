@@ -17,8 +17,10 @@ describe('a string set', () => {
   it('compares whole strings, not only their hashes', () => {
     const set = new StringSet();
     // Strings that differ in one character, in length, or only beyond the ASCII range.
-    for (const s of ['', 'a', 'b', 'ab', 'ba', 'a\u0000', 'é', 'e\u0301', '\ud83d\ude00']) assert.equal(set.add(s), true, JSON.stringify(s));
-    for (const s of ['', 'a', 'b', 'ab', 'ba', 'a\u0000', 'é', 'e\u0301', '\ud83d\ude00']) assert.equal(set.has(s), true, JSON.stringify(s));
+    for (const s of ['', 'a', 'b', 'ab', 'ba', 'a\u0000', 'é', 'e\u0301', '\ud83d\ude00'])
+      assert.equal(set.add(s), true, JSON.stringify(s));
+    for (const s of ['', 'a', 'b', 'ab', 'ba', 'a\u0000', 'é', 'e\u0301', '\ud83d\ude00'])
+      assert.equal(set.has(s), true, JSON.stringify(s));
     assert.equal(set.has('abc'), false);
   });
 });

@@ -26,7 +26,13 @@ type Fields<T> = Record<keyof T, true>;
 // `satisfies` makes tsc fail when an interface gains or loses a field these lists do not; the test below fails when
 // the proto does. Together they keep the hand-written interfaces equal to the proto.
 const MESSAGES = {
-  Hello: { instanceId: true, softwareVersion: true, appliedVersion: true, appliedHash: true, hostname: true } satisfies Fields<HelloMessage>,
+  Hello: {
+    instanceId: true,
+    softwareVersion: true,
+    appliedVersion: true,
+    appliedHash: true,
+    hostname: true,
+  } satisfies Fields<HelloMessage>,
   Ack: { version: true, hash: true } satisfies Fields<AckMessage>,
   Nack: { version: true, error: true } satisfies Fields<NackMessage>,
   Heartbeat: { appliedVersion: true } satisfies Fields<HeartbeatMessage>,
@@ -35,16 +41,52 @@ const MESSAGES = {
   Notice: { kind: true, message: true } satisfies Fields<NoticeMessage>,
   RenewCertificateRequest: { csrPem: true } satisfies Fields<RenewCertificateRequestMessage>,
   RenewCertificateResponse: { certificatePem: true, caPem: true } satisfies Fields<RenewCertificateResponseMessage>,
-  TelemetryBatch: { instanceId: true, sequence: true, requests: true, securityEvents: true, accessEvents: true, dropped: true } satisfies Fields<TelemetryBatchMessage>,
-  RequestCount: { minute: true, collection: true, endpoint: true, clientId: true, status: true, count: true, durationMsSum: true, durationMsMax: true } satisfies Fields<RequestCountMessage>,
-  SecurityEvent: { at: true, kind: true, reason: true, collection: true, clientId: true, keyLabel: true, ip: true } satisfies Fields<SecurityEventMessage>,
-  AccessEvent: { at: true, requestId: true, method: true, path: true, status: true, durationMs: true, clientId: true, collection: true } satisfies Fields<AccessEventMessage>,
+  TelemetryBatch: {
+    instanceId: true,
+    sequence: true,
+    requests: true,
+    securityEvents: true,
+    accessEvents: true,
+    dropped: true,
+  } satisfies Fields<TelemetryBatchMessage>,
+  RequestCount: {
+    minute: true,
+    collection: true,
+    endpoint: true,
+    clientId: true,
+    status: true,
+    count: true,
+    durationMsSum: true,
+    durationMsMax: true,
+  } satisfies Fields<RequestCountMessage>,
+  SecurityEvent: {
+    at: true,
+    kind: true,
+    reason: true,
+    collection: true,
+    clientId: true,
+    keyLabel: true,
+    ip: true,
+  } satisfies Fields<SecurityEventMessage>,
+  AccessEvent: {
+    at: true,
+    requestId: true,
+    method: true,
+    path: true,
+    status: true,
+    durationMs: true,
+    clientId: true,
+    collection: true,
+  } satisfies Fields<AccessEventMessage>,
   TelemetryAck: { sequence: true } satisfies Fields<TelemetryAckMessage>,
 };
 
 describe('sync proto', () => {
   it('the message interfaces name exactly the fields of the proto', () => {
-    const definition = loadSync(SYNC_PROTO_FILE, PROTO_LOADER_OPTIONS) as unknown as Record<string, { type?: { field: { name: string }[] } }>;
+    const definition = loadSync(SYNC_PROTO_FILE, PROTO_LOADER_OPTIONS) as unknown as Record<
+      string,
+      { type?: { field: { name: string }[] } }
+    >;
     for (const [name, fields] of Object.entries(MESSAGES)) {
       const type = definition[`gatehouse.v1.${name}`]?.type;
       assert.ok(type, `gatehouse.v1.${name} is not in the proto`);
@@ -54,11 +96,15 @@ describe('sync proto', () => {
 
   it('round-trips a Sync request and response through the service definition', () => {
     const sync = loadSyncProto().ConfigSync.service.Sync!;
-    const request = sync.requestDeserialize(sync.requestSerialize({ hello: { instanceId: 'i-1', appliedVersion: 2 ** 40 } })) as { message: string; hello: HelloMessage };
+    const request = sync.requestDeserialize(
+      sync.requestSerialize({ hello: { instanceId: 'i-1', appliedVersion: 2 ** 40 } }),
+    ) as { message: string; hello: HelloMessage };
     assert.equal(request.message, 'hello');
     assert.equal(request.hello.instanceId, 'i-1');
     assert.equal(request.hello.appliedVersion, 2 ** 40, 'uint64 arrives as a number');
-    const response = sync.responseDeserialize(sync.responseSerialize({ delta: { fromVersion: 1, toVersion: 2, hash: 'h', body: Buffer.from('{}') } })) as { message: string; delta: DeltaMessage };
+    const response = sync.responseDeserialize(
+      sync.responseSerialize({ delta: { fromVersion: 1, toVersion: 2, hash: 'h', body: Buffer.from('{}') } }),
+    ) as { message: string; delta: DeltaMessage };
     assert.equal(response.message, 'delta');
     assert.ok(Buffer.isBuffer(response.delta.body));
   });

@@ -16,7 +16,14 @@ import type { AccessEvent, RequestCount, SecurityEvent, TelemetryBatch } from '.
 export const SYNC_PROTO_FILE = fileURLToPath(new URL('../../proto/gatehouse/v1/sync.proto', import.meta.url));
 
 /** How messages are turned into objects: camelCase names, uint64 as numbers, bytes as Buffers, oneof names. */
-export const PROTO_LOADER_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, bytes: Buffer } as const;
+export const PROTO_LOADER_OPTIONS = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+  bytes: Buffer,
+} as const;
 
 /**
  * Trailer of a refused or ended call, `deleted` when the gateway no longer exists in the control plane: its edge
@@ -38,8 +45,12 @@ let loaded: SyncProto | undefined;
 export function loadSyncProto(): SyncProto {
   if (loaded) return loaded;
   const definition = loadSync(SYNC_PROTO_FILE, PROTO_LOADER_OPTIONS);
-  const v1 = (loadPackageDefinition(definition) as unknown as { gatehouse: { v1: Record<string, unknown> } }).gatehouse.v1;
-  loaded = { ConfigSync: v1.ConfigSync as ServiceClientConstructor, Telemetry: v1.Telemetry as ServiceClientConstructor };
+  const v1 = (loadPackageDefinition(definition) as unknown as { gatehouse: { v1: Record<string, unknown> } }).gatehouse
+    .v1;
+  loaded = {
+    ConfigSync: v1.ConfigSync as ServiceClientConstructor,
+    Telemetry: v1.Telemetry as ServiceClientConstructor,
+  };
   return loaded;
 }
 
@@ -71,7 +82,8 @@ export interface HeartbeatMessage {
 }
 
 /** What a gateway sends on the Sync stream: exactly one member set. */
-export type SyncRequestMessage = { hello: HelloMessage } | { ack: AckMessage } | { nack: NackMessage } | { heartbeat: HeartbeatMessage };
+export type SyncRequestMessage =
+  { hello: HelloMessage } | { ack: AckMessage } | { nack: NackMessage } | { heartbeat: HeartbeatMessage };
 /** A received SyncRequest: the oneof's member is named in `message`. */
 export interface ReceivedSyncRequest {
   message?: 'hello' | 'ack' | 'nack' | 'heartbeat';

@@ -11,41 +11,119 @@ const batch: TelemetryBatch = {
   instanceId: 'i-1',
   sequence: 2 ** 40,
   requests: [
-    { minute: '2026-03-01T10:00:00.000Z', collection: 'billing', endpoint: 'GET /invoices/{id}', clientId: 'alice', status: 200, count: 3, durationMsSum: 4.25, durationMsMax: 2.5 },
-    { minute: '2026-03-01T10:00:00.000Z', collection: '-', endpoint: '-', clientId: '-', status: 404, count: 1, durationMsSum: 0.125, durationMsMax: 0.125 },
+    {
+      minute: '2026-03-01T10:00:00.000Z',
+      collection: 'billing',
+      endpoint: 'GET /invoices/{id}',
+      clientId: 'alice',
+      status: 200,
+      count: 3,
+      durationMsSum: 4.25,
+      durationMsMax: 2.5,
+    },
+    {
+      minute: '2026-03-01T10:00:00.000Z',
+      collection: '-',
+      endpoint: '-',
+      clientId: '-',
+      status: 404,
+      count: 1,
+      durationMsSum: 0.125,
+      durationMsMax: 0.125,
+    },
   ],
-  securityEvents: [{ at: '2026-03-01T10:00:01.123Z', kind: 'auth_failure', reason: 'GH_ERR_AUTH_INVALID_KEY', collection: 'billing', clientId: '', keyLabel: 'ghk_AbCd…', ip: '::1' }],
-  accessEvents: [{ at: '2026-03-01T10:00:01.000Z', requestId: 'r-1', method: 'GET', path: '/invoices/{id}', status: 200, durationMs: 1.5, clientId: 'alice', collection: 'billing' }],
+  securityEvents: [
+    {
+      at: '2026-03-01T10:00:01.123Z',
+      kind: 'auth_failure',
+      reason: 'GH_ERR_AUTH_INVALID_KEY',
+      collection: 'billing',
+      clientId: '',
+      keyLabel: 'ghk_AbCd…',
+      ip: '::1',
+    },
+  ],
+  accessEvents: [
+    {
+      at: '2026-03-01T10:00:01.000Z',
+      requestId: 'r-1',
+      method: 'GET',
+      path: '/invoices/{id}',
+      status: 200,
+      durationMs: 1.5,
+      clientId: 'alice',
+      collection: 'billing',
+    },
+  ],
   dropped: 7,
 };
 
 describe('the telemetry batch contract', () => {
   it('survives the wire: encoded and decoded with the channel options it parses to itself', () => {
     const definition = loadSync(PROTO, { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
-    const telemetry = (loadPackageDefinition(definition) as unknown as { gatehouse: { v1: { Telemetry: ServiceClientConstructor } } }).gatehouse.v1.Telemetry;
+    const telemetry = (
+      loadPackageDefinition(definition) as unknown as { gatehouse: { v1: { Telemetry: ServiceClientConstructor } } }
+    ).gatehouse.v1.Telemetry;
     const report = telemetry.service.Report!;
     const received = report.requestDeserialize(report.requestSerialize(batch));
     assert.deepEqual(TelemetryBatchSchema.parse(received), batch);
 
-    const longsAsStrings = loadSync(PROTO, { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true });
-    const asStrings = (loadPackageDefinition(longsAsStrings) as unknown as { gatehouse: { v1: { Telemetry: ServiceClientConstructor } } }).gatehouse.v1.Telemetry.service.Report!;
-    assert.deepEqual(TelemetryBatchSchema.parse(asStrings.requestDeserialize(asStrings.requestSerialize(batch))), batch);
+    const longsAsStrings = loadSync(PROTO, {
+      keepCase: false,
+      longs: String,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    });
+    const asStrings = (
+      loadPackageDefinition(longsAsStrings) as unknown as { gatehouse: { v1: { Telemetry: ServiceClientConstructor } } }
+    ).gatehouse.v1.Telemetry.service.Report!;
+    assert.deepEqual(
+      TelemetryBatchSchema.parse(asStrings.requestDeserialize(asStrings.requestSerialize(batch))),
+      batch,
+    );
   });
 
   it('reads proto3 defaults as "none" and accepts a sparse batch', () => {
-    const parsed = TelemetryBatchSchema.parse({ instanceId: 'i-1', sequence: '3', requests: [{ ...batch.requests[0], collection: '', endpoint: '', clientId: '' }] });
+    const parsed = TelemetryBatchSchema.parse({
+      instanceId: 'i-1',
+      sequence: '3',
+      requests: [{ ...batch.requests[0], collection: '', endpoint: '', clientId: '' }],
+    });
     assert.deepEqual(parsed.requests[0], { ...batch.requests[0], collection: '-', endpoint: '-', clientId: '-' });
     assert.deepEqual([parsed.sequence, parsed.securityEvents, parsed.accessEvents, parsed.dropped], [3, [], [], 0]);
   });
 
   it('refuses a batch that carries a whole API key anywhere, or garbage', () => {
     const key = `ghk_${'a'.repeat(38)}`;
-    assert.equal(TelemetryBatchSchema.safeParse({ ...batch, securityEvents: [{ ...batch.securityEvents[0], keyLabel: key }] }).success, false);
-    assert.equal(TelemetryBatchSchema.safeParse({ ...batch, accessEvents: [{ ...batch.accessEvents[0], path: `/x/${key}` }] }).success, false);
-    assert.equal(TelemetryBatchSchema.safeParse({ ...batch, requests: [{ ...batch.requests[0], minute: '2026-03-01T10:00:30.000Z' }] }).success, false, 'not a minute');
+    assert.equal(
+      TelemetryBatchSchema.safeParse({ ...batch, securityEvents: [{ ...batch.securityEvents[0], keyLabel: key }] })
+        .success,
+      false,
+    );
+    assert.equal(
+      TelemetryBatchSchema.safeParse({ ...batch, accessEvents: [{ ...batch.accessEvents[0], path: `/x/${key}` }] })
+        .success,
+      false,
+    );
+    assert.equal(
+      TelemetryBatchSchema.safeParse({
+        ...batch,
+        requests: [{ ...batch.requests[0], minute: '2026-03-01T10:00:30.000Z' }],
+      }).success,
+      false,
+      'not a minute',
+    );
     assert.equal(TelemetryBatchSchema.safeParse({ ...batch, sequence: 0 }).success, false);
-    assert.equal(TelemetryBatchSchema.safeParse({ ...batch, requests: [{ ...batch.requests[0], count: -1 }] }).success, false);
-    assert.equal(TelemetryBatchSchema.safeParse({ ...batch, securityEvents: [{ ...batch.securityEvents[0], ip: '1'.repeat(65) }] }).success, false);
+    assert.equal(
+      TelemetryBatchSchema.safeParse({ ...batch, requests: [{ ...batch.requests[0], count: -1 }] }).success,
+      false,
+    );
+    assert.equal(
+      TelemetryBatchSchema.safeParse({ ...batch, securityEvents: [{ ...batch.securityEvents[0], ip: '1'.repeat(65) }] })
+        .success,
+      false,
+    );
     assert.equal(TelemetryBatchSchema.safeParse('nonsense').success, false);
   });
 

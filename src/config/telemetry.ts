@@ -52,18 +52,34 @@ export function containsKey(s: string): boolean {
 }
 const MAX_EVENTS = 50_000;
 
-const text = (max: number) => z.string().max(max).refine((s) => !containsKey(s), 'must not contain an API key');
+const text = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((s) => !containsKey(s), 'must not contain an API key');
 /** uint64: a number with `longs: Number`, a decimal string with `longs: String`. */
-const uint64 = z.union([z.int().min(0).max(Number.MAX_SAFE_INTEGER), z.string().regex(/^\d{1,15}$/).transform(Number)]);
+const uint64 = z.union([
+  z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  z
+    .string()
+    .regex(/^\d{1,15}$/)
+    .transform(Number),
+]);
 const uint32 = z.int().min(0).max(0xffff_ffff);
 const ms = z.number().min(0).max(1e12);
 /** An ISO minute as `Date.prototype.toISOString()` writes it: the store adds up rows with equal minutes. */
-const minute = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:00\.000Z$/, 'must be an ISO minute such as 2026-01-31T08:35:00.000Z');
+const minute = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:00\.000Z$/, 'must be an ISO minute such as 2026-01-31T08:35:00.000Z');
 const at = z.iso.datetime();
 /** A collection name, or `-`; `''` (the proto3 default) reads as `-`. */
-const collectionOrNone = z.union([z.string().regex(NAME_PATTERN), z.literal(NONE), z.literal('')]).transform((s) => s || NONE);
+const collectionOrNone = z
+  .union([z.string().regex(NAME_PATTERN), z.literal(NONE), z.literal('')])
+  .transform((s) => s || NONE);
 /** `METHOD /template`, or `-`. */
-const endpoint = z.union([z.string().regex(/^[A-Z]{1,16} \/\S{0,2047}$/), z.literal(NONE), z.literal('')]).transform((s) => s || NONE);
+const endpoint = z
+  .union([z.string().regex(/^[A-Z]{1,16} \/\S{0,2047}$/), z.literal(NONE), z.literal('')])
+  .transform((s) => s || NONE);
 const clientIdOrNone = text(256).transform((s) => s || NONE);
 const optionalCollection = z.union([z.string().regex(NAME_PATTERN), z.literal('')]);
 /** The client address as the gateway resolved it; behind a trusted proxy it comes from X-Forwarded-For. */

@@ -52,9 +52,19 @@ export class CloudGateway {
   }
 
   static async create(options: CloudGatewayOptions): Promise<CloudGateway> {
-    const tokenExchange: TokenExchange = { ...TokenExchangeSchema.parse({ issuer: 'urn:gatehouse:cloud-gateway', audience: 'urn:gatehouse:cloud-gateway' }), ...options.signing };
+    const tokenExchange: TokenExchange = {
+      ...TokenExchangeSchema.parse({ issuer: 'urn:gatehouse:cloud-gateway', audience: 'urn:gatehouse:cloud-gateway' }),
+      ...options.signing,
+    };
     const jwks = new TenantJwks();
-    const instance = await createGatewayInstance({ logger: options.logger, server: options.server, tokenExchange, egress: options.egress, baseDir: options.baseDir, jwks: (prefix) => jwks.body(prefix) });
+    const instance = await createGatewayInstance({
+      logger: options.logger,
+      server: options.server,
+      tokenExchange,
+      egress: options.egress,
+      baseDir: options.baseDir,
+      jwks: (prefix) => jwks.body(prefix),
+    });
     jwks.local = instance.keys;
     return new CloudGateway(instance, tokenExchange, jwks);
   }
@@ -146,9 +156,23 @@ function issuerPrefix(issuer: string): string | undefined {
  * minter of their own, made with the tenant's token settings (its issuer above all) over the tenant's keys,
  * and made anew at every compilation: no cached token outlives an applied change.
  */
-function mergedCompilation(version: string, tenants: readonly Snapshot[], tenantKeys: readonly SigningKeyStore[], tokenExchange: TokenExchange): SnapshotCompilation {
+function mergedCompilation(
+  version: string,
+  tenants: readonly Snapshot[],
+  tenantKeys: readonly SigningKeyStore[],
+  tokenExchange: TokenExchange,
+): SnapshotCompilation {
   const parts = tenants.map((s) => startCompile(s));
-  const snapshot: Snapshot = { version, collections: [], roles: [], clients: [], legacyClients: [], legacyAuth: tenants[0]?.legacyAuth ?? { keyHeader: 'x-api-key', emailHeader: 'x-api-email' }, tokenExchange, rateLimits: {} };
+  const snapshot: Snapshot = {
+    version,
+    collections: [],
+    roles: [],
+    clients: [],
+    legacyClients: [],
+    legacyAuth: tenants[0]?.legacyAuth ?? { keyHeader: 'x-api-key', emailHeader: 'x-api-email' },
+    tokenExchange,
+    rateLimits: {},
+  };
   return {
     snapshot,
     add() {
@@ -158,7 +182,13 @@ function mergedCompilation(version: string, tenants: readonly Snapshot[], tenant
     finish(deps): RouteTable {
       const tables = parts.map((p, i) => {
         const t = p.snapshot.tokenExchange;
-        const minter = createMinter({ issuer: t.issuer, audience: t.audience, ttlMs: t.ttl, claims: t.claims, keys: tenantKeys[i]! });
+        const minter = createMinter({
+          issuer: t.issuer,
+          audience: t.audience,
+          ttlMs: t.ttl,
+          claims: t.claims,
+          keys: tenantKeys[i]!,
+        });
         return p.finish({ ...deps, minter });
       });
       const router = new CollectionRouter<CompiledCollection>();
@@ -173,7 +203,15 @@ function mergedCompilation(version: string, tenants: readonly Snapshot[], tenant
         for (const [h, k] of t.keys) keys.set(h, k);
         for (const [h, k] of t.legacyKeys) legacyKeys.set(h, k);
       }
-      return { version, router, collections, keys, legacyKeys, legacyKeyHeader: snapshot.legacyAuth.keyHeader, legacyEmailHeader: snapshot.legacyAuth.emailHeader };
+      return {
+        version,
+        router,
+        collections,
+        keys,
+        legacyKeys,
+        legacyKeyHeader: snapshot.legacyAuth.keyHeader,
+        legacyEmailHeader: snapshot.legacyAuth.emailHeader,
+      };
     },
   };
 }

@@ -59,35 +59,95 @@ export interface InstallCommand {
 }
 
 /** Issues a fresh registration token for the gateway (deleting its unused ones) and the commands that carry it. */
-export async function issueInstallCommand(store: StoreOps, gateway: GatewayRecord, edge: InstallContext, now: number): Promise<InstallCommand> {
+export async function issueInstallCommand(
+  store: StoreOps,
+  gateway: GatewayRecord,
+  edge: InstallContext,
+  now: number,
+): Promise<InstallCommand> {
   const { token, hash } = generateRegistrationToken();
   const expiresAt = nowIso(now + REGISTRATION_TOKEN_TTL_MS);
   await store.deleteRegistrationTokens(gateway.id);
   await store.insertRegistrationToken({ hash, gatewayId: gateway.id, createdAt: nowIso(now), expiresAt });
   const bootstrapUrl = edge.endpoints.bootstrap;
-  const bootstrap = (dir: string, mode: 'standalone' | 'helm') => ['gateway', 'bootstrap', '-t', token, '--ca-pin', edge.caPin, '--url', bootstrapUrl, '-o', dir, mode];
+  const bootstrap = (dir: string, mode: 'standalone' | 'helm') => [
+    'gateway',
+    'bootstrap',
+    '-t',
+    token,
+    '--ca-pin',
+    edge.caPin,
+    '--url',
+    bootstrapUrl,
+    '-o',
+    dir,
+    mode,
+  ];
   const localDir = `./gatehouse-${gateway.name}`;
   const command =
     gateway.installMethod === 'docker'
       ? [
-          shell(['docker', 'run', '--rm', ...volume(gateway), image(edge.softwareVersion), ...bootstrap(CONTAINER_CONFIG_DIR, 'standalone')]),
+          shell([
+            'docker',
+            'run',
+            '--rm',
+            ...volume(gateway),
+            image(edge.softwareVersion),
+            ...bootstrap(CONTAINER_CONFIG_DIR, 'standalone'),
+          ]),
           dockerRun(gateway, edge.softwareVersion),
         ].join(' && ')
-      : [shell(['gatehouse', ...bootstrap(localDir, 'helm')]), shell(['helm', 'install', helmRelease(gateway.name), HELM_CHART, '-f', `${localDir}/values.yaml`])].join(' && ');
-  return { token, expiresAt, caPin: edge.caPin, bootstrapUrl, command, localCommand: shell(['gatehouse', ...bootstrap(localDir, 'standalone')]) };
+      : [
+          shell(['gatehouse', ...bootstrap(localDir, 'helm')]),
+          shell(['helm', 'install', helmRelease(gateway.name), HELM_CHART, '-f', `${localDir}/values.yaml`]),
+        ].join(' && ');
+  return {
+    token,
+    expiresAt,
+    caPin: edge.caPin,
+    bootstrapUrl,
+    command,
+    localCommand: shell(['gatehouse', ...bootstrap(localDir, 'standalone')]),
+  };
 }
 
 /** The command that moves a gateway's instances to `version`, for its install method. */
 export function updateCommand(gateway: GatewayRecord, version: string): string {
-  if (gateway.installMethod === 'helm') return shell(['helm', 'upgrade', helmRelease(gateway.name), HELM_CHART, '--reuse-values', '--set', `image.tag=${version}`]);
+  if (gateway.installMethod === 'helm')
+    return shell([
+      'helm',
+      'upgrade',
+      helmRelease(gateway.name),
+      HELM_CHART,
+      '--reuse-values',
+      '--set',
+      `image.tag=${version}`,
+    ]);
   const container = `gatehouse-${gateway.name}`;
-  return [shell(['docker', 'pull', image(version)]), shell(['docker', 'rm', '-f', container]), dockerRun(gateway, version)].join(' && ');
+  return [
+    shell(['docker', 'pull', image(version)]),
+    shell(['docker', 'rm', '-f', container]),
+    dockerRun(gateway, version),
+  ].join(' && ');
 }
 
 /** The long-running container: the config directory in a named volume, restarted with the machine. */
 function dockerRun(gateway: GatewayRecord, version: string): string {
   const run = ['gateway', 'run', '--config', CONTAINER_CONFIG_DIR, '--host', '0.0.0.0'];
-  return shell(['docker', 'run', '-d', '--name', `gatehouse-${gateway.name}`, '--restart', 'unless-stopped', ...volume(gateway), '-p', '8080:8080', image(version), ...run]);
+  return shell([
+    'docker',
+    'run',
+    '-d',
+    '--name',
+    `gatehouse-${gateway.name}`,
+    '--restart',
+    'unless-stopped',
+    ...volume(gateway),
+    '-p',
+    '8080:8080',
+    image(version),
+    ...run,
+  ]);
 }
 
 function volume(gateway: GatewayRecord): string[] {
@@ -100,7 +160,11 @@ function image(version: string): string {
 
 /** A Helm release name (DNS-1123 label, at most 53 characters) for the gateway: `gatehouse-<name>` in lower case. */
 export function helmRelease(name: string): string {
-  const label = `gatehouse-${name}`.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 53).replace(/-+$/, '');
+  const label = `gatehouse-${name}`
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .slice(0, 53)
+    .replace(/-+$/, '');
   return label;
 }
 
@@ -143,7 +207,12 @@ export function releaseNotesUrl(version: string): string {
 }
 
 /** A gateway as the admin API shows it. */
-export function describeGateway(gateway: GatewayRecord, instances: readonly GatewayInstanceRecord[], edge: Pick<EdgeContext, 'softwareVersion'>, now: number) {
+export function describeGateway(
+  gateway: GatewayRecord,
+  instances: readonly GatewayInstanceRecord[],
+  edge: Pick<EdgeContext, 'softwareVersion'>,
+  now: number,
+) {
   const rows = instances.map((i) => ({
     instanceId: i.instanceId,
     ...(i.hostname !== undefined ? { hostname: i.hostname } : {}),
@@ -159,7 +228,11 @@ export function describeGateway(gateway: GatewayRecord, instances: readonly Gate
   const online = rows.filter((r) => r.online);
   const versions = [...new Set(online.map((r) => r.softwareVersion))].sort(compareVersions);
   const behind = versions.filter((v) => compareVersions(v, edge.softwareVersion) < 0);
-  const lastSyncedAt = instances.map((i) => i.lastSyncedAt).filter((t) => t !== undefined).sort().at(-1);
+  const lastSyncedAt = instances
+    .map((i) => i.lastSyncedAt)
+    .filter((t) => t !== undefined)
+    .sort()
+    .at(-1);
   return {
     id: gateway.id,
     name: gateway.name,
@@ -189,13 +262,23 @@ export function describeGateway(gateway: GatewayRecord, instances: readonly Gate
  * target changed (published versions are history and are never rewritten; a rollback to an older version targets a
  * name that no longer exists and is refused). Returns the names of the collections that were retargeted.
  */
-export async function renameGateway(tx: StoreOps, gateway: GatewayRecord, name: string, by: string, now: number): Promise<{ gateway: GatewayRecord; retargeted: string[] }> {
+export async function renameGateway(
+  tx: StoreOps,
+  gateway: GatewayRecord,
+  name: string,
+  by: string,
+  now: number,
+): Promise<{ gateway: GatewayRecord; retargeted: string[] }> {
   if (name === gateway.name) return { gateway, retargeted: [] };
   const at = nowIso(now);
   const renamed: GatewayRecord = { ...gateway, name, updatedAt: at };
   await tx.updateGateway(renamed);
-  const targets = (c: { target: CollectionRecord['target'] }) => c.target.type === 'edge' && c.target.gateway === gateway.name;
-  const retarget = <T extends { target: CollectionRecord['target'] }>(spec: T): T => ({ ...spec, target: { type: 'edge' as const, gateway: name } });
+  const targets = (c: { target: CollectionRecord['target'] }) =>
+    c.target.type === 'edge' && c.target.gateway === gateway.name;
+  const retarget = <T extends { target: CollectionRecord['target'] }>(spec: T): T => ({
+    ...spec,
+    target: { type: 'edge' as const, gateway: name },
+  });
   const retargeted: string[] = [];
   for (const c of await tx.listCollections(gateway.workspaceId, { environment: gateway.environment })) {
     const versions = c.publishedVersion !== undefined ? await tx.listCollectionVersions(c.id) : [];
@@ -205,7 +288,13 @@ export async function renameGateway(tx: StoreOps, gateway: GatewayRecord, name: 
     if (targets(c.spec)) next = { ...next, spec: retarget(c.spec) };
     if (published && targets(published.spec)) {
       const version = (versions[0]?.version ?? 0) + 1;
-      await tx.insertCollectionVersion({ collectionId: c.id, version, spec: retarget(published.spec), publishedAt: at, publishedBy: by });
+      await tx.insertCollectionVersion({
+        collectionId: c.id,
+        version,
+        spec: retarget(published.spec),
+        publishedAt: at,
+        publishedBy: by,
+      });
       next = { ...next, publishedVersion: version };
     }
     await tx.updateCollection(next, c.revision);

@@ -121,23 +121,52 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ops: { host, port: options.opsPort ?? 9090 },
       ...(options.cloudRateLimitStore ? { rateLimitStore: options.cloudRateLimitStore } : {}),
       // With a public URL (`--public-url`), the cloud gateway answers for its host only and forwards it upstream.
-      ...(options.tokenExchange?.issuer && URL.canParse(options.tokenExchange.issuer) ? { publicHosts: [new URL(options.tokenExchange.issuer).host] } : {}),
+      ...(options.tokenExchange?.issuer && URL.canParse(options.tokenExchange.issuer)
+        ? { publicHosts: [new URL(options.tokenExchange.issuer).host] }
+        : {}),
     });
     // No tenant's upstream may reach the control plane's own listeners; ports bound as 0 are added once known.
-    const controlPorts = new Set([options.adminPort ?? 8081, gatewayPort, options.opsPort ?? 9090, options.bootstrapPort ?? 8443, options.syncPort ?? 8444].filter((p) => p > 0));
-    const egress = new EgressPolicy({ mode: options.cloudEgress ?? 'any', denyLinkLocal: true, localPorts: controlPorts });
+    const controlPorts = new Set(
+      [
+        options.adminPort ?? 8081,
+        gatewayPort,
+        options.opsPort ?? 9090,
+        options.bootstrapPort ?? 8443,
+        options.syncPort ?? 8444,
+      ].filter((p) => p > 0),
+    );
+    const egress = new EgressPolicy({
+      mode: options.cloudEgress ?? 'any',
+      denyLinkLocal: true,
+      localPorts: controlPorts,
+    });
     cloud = await CloudGateway.create({ logger, server, signing: tokenExchange, egress });
     // The cloud gateway listens before the first compile: every tenant's issuer names its bound address.
-    const listening = await cloud.instance.listen({ port: gatewayPort, host, ops: options.opsPort !== -1, opsPort: options.opsPort ?? 9090, opsHost: host });
+    const listening = await cloud.instance.listen({
+      port: gatewayPort,
+      host,
+      ops: options.opsPort !== -1,
+      opsPort: options.opsPort ?? 9090,
+      opsHost: host,
+    });
     const cloudUrl = `http://${formatHost(listening.api)}`;
     const audience = options.tokenExchange?.audience;
-    const publisher = new Publisher({ store, cloud, logger, tokenExchange: audience === undefined ? tokenExchange : { ...tokenExchange, audience }, issuerBase: options.tokenExchange?.issuer ?? cloudUrl, now });
+    const publisher = new Publisher({
+      store,
+      cloud,
+      logger,
+      tokenExchange: audience === undefined ? tokenExchange : { ...tokenExchange, audience },
+      issuerBase: options.tokenExchange?.issuer ?? cloudUrl,
+      now,
+    });
 
     const bootstrap = await bootstrapInstallation(store, now());
     // Replicas sharing PostgreSQL: a change made through another replica is compiled here too, for this
     // replica's cloud gateway and the edge instances connected to it. (SQLite: one process, nothing to hear.)
     const recompile = (workspaceId: string) =>
-      void (workspaceId === '*' ? publisher.publishAll() : publisher.changed(workspaceId)).catch((err: unknown) => logger.error({ err, workspace: workspaceId }, 'compiling a workspace changed by another replica failed'));
+      void (workspaceId === '*' ? publisher.publishAll() : publisher.changed(workspaceId)).catch((err: unknown) =>
+        logger.error({ err, workspace: workspaceId }, 'compiling a workspace changed by another replica failed'),
+      );
     stopRemoteChanges = await store.onRemoteChange(recompile);
     await publisher.publishAll();
     if (!cloud.instance.ready()) await cloud.update(new Map()); // no workspace at all: serve an empty table, be ready
@@ -154,10 +183,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     };
     const streams = new Set<(gatewayId: string) => void>();
     // The control plane's TLS certificate for the edge endpoints, valid for the advertised host and loopback.
-    const serverTls = await ca.issueServerCertificate([...new Set(['gatehouse-control-plane', 'localhost', '127.0.0.1', '::1', advertise])]);
+    const serverTls = await ca.issueServerCertificate([
+      ...new Set(['gatehouse-control-plane', 'localhost', '127.0.0.1', '::1', advertise]),
+    ]);
     // The bootstrap endpoint listens before the admin API hands out install commands naming it; with port 0 the
     // advertised port is the bound one.
-    bootstrapServer = createBootstrapServer({ store, ca, tls: serverTls, endpoints, logger, now, certificateValidityMs: options.gatewayCertificateValidityMs, reenrollWindowMs: options.gatewayReenrollWindowMs });
+    bootstrapServer = createBootstrapServer({
+      store,
+      ca,
+      tls: serverTls,
+      endpoints,
+      logger,
+      now,
+      certificateValidityMs: options.gatewayCertificateValidityMs,
+      reenrollWindowMs: options.gatewayReenrollWindowMs,
+    });
     const bootstrapAddress = await new Promise<AddressInfo>((ok, fail) => {
       bootstrapServer!.once('error', fail);
       bootstrapServer!.listen(options.bootstrapPort ?? 8443, host, () => ok(bootstrapServer!.address() as AddressInfo));
@@ -167,8 +207,27 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // Telemetry of edge gateways (through the sync server) and of the cloud gateway, and the alerts raised from it.
     alerting = startAlerting({ store, logger, now, softwareVersion: pkg.version, ...options.alerts });
     const telemetry = createTelemetryIngest({ store, logger, now, alerts: alerting });
-    cloudTelemetry = startCloudTelemetry({ gateway: cloud.instance, ingest: telemetry, store, logger, now, intervalMs: options.cloudTelemetryIntervalMs });
-    syncServer = await startSyncServer({ store, publisher, ca, tls: serverTls, logger, host, port: options.syncPort ?? 8444, softwareVersion: pkg.version, now, certificateValidityMs: options.gatewayCertificateValidityMs, telemetry });
+    cloudTelemetry = startCloudTelemetry({
+      gateway: cloud.instance,
+      ingest: telemetry,
+      store,
+      logger,
+      now,
+      intervalMs: options.cloudTelemetryIntervalMs,
+    });
+    syncServer = await startSyncServer({
+      store,
+      publisher,
+      ca,
+      tls: serverTls,
+      logger,
+      host,
+      port: options.syncPort ?? 8444,
+      softwareVersion: pkg.version,
+      now,
+      certificateValidityMs: options.gatewayCertificateValidityMs,
+      telemetry,
+    });
     endpoints.sync = endpoints.telemetry = hostPort(advertise, syncServer.port);
     const sync = syncServer;
     streams.add((gatewayId) => void sync.disconnectGateway(gatewayId));
@@ -191,8 +250,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       async changed(workspaceId) {
         // The write is committed; a failed compile must not turn the answer into an error. It is logged, and the
         // cloud gateway keeps serving the previous snapshot.
-        await publisher.changed(workspaceId).catch((err: unknown) => logger.error({ err, workspace: workspaceId }, 'compiling the workspace failed'));
-        await store.notifyChange(workspaceId).catch((err: unknown) => logger.error({ err, workspace: workspaceId }, 'telling the other control-plane replicas failed'));
+        await publisher
+          .changed(workspaceId)
+          .catch((err: unknown) => logger.error({ err, workspace: workspaceId }, 'compiling the workspace failed'));
+        await store
+          .notifyChange(workspaceId)
+          .catch((err: unknown) =>
+            logger.error({ err, workspace: workspaceId }, 'telling the other control-plane replicas failed'),
+          );
       },
     };
     const openapi = buildOpenApi(OPERATIONS, pkg.version);
@@ -201,8 +266,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       admin!.once('error', fail);
       admin!.listen(options.adminPort ?? 8081, host, () => ok(admin!.address() as AddressInfo));
     });
-    for (const port of [listening.api.port, listening.ops?.port, bootstrapAddress.port, sync.port, adminAddress.port]) if (port) controlPorts.add(port);
-    logger.info({ admin: formatHost(adminAddress), gateway: formatHost(listening.api), bootstrap: endpoints.bootstrap, sync: endpoints.sync, store: store.kind }, 'control plane listening');
+    for (const port of [listening.api.port, listening.ops?.port, bootstrapAddress.port, sync.port, adminAddress.port])
+      if (port) controlPorts.add(port);
+    logger.info(
+      {
+        admin: formatHost(adminAddress),
+        gateway: formatHost(listening.api),
+        bootstrap: endpoints.bootstrap,
+        sync: endpoints.sync,
+        store: store.kind,
+      },
+      'control plane listening',
+    );
     const adminServer = admin;
     const bootstrapHttps = bootstrapServer;
     const cloudGateway = cloud;

@@ -65,10 +65,12 @@ export class Publisher {
     if (pending) return pending; // a compile is already queued behind the running one: it will see this change
     const running = this.#running.get(workspaceId);
     if (!running) return this.#start(workspaceId);
-    const next = running.catch(() => {}).then(() => {
-      this.#pending.delete(workspaceId);
-      return this.#start(workspaceId);
-    });
+    const next = running
+      .catch(() => {})
+      .then(() => {
+        this.#pending.delete(workspaceId);
+        return this.#start(workspaceId);
+      });
     this.#pending.set(workspaceId, next);
     return next;
   }
@@ -93,13 +95,27 @@ export class Publisher {
       const edgeGateways: Record<string, string[]> = {};
       for (const g of await store.listGateways(workspaceId)) (edgeGateways[g.environment] ??= []).push(g.name);
       const signingKeys: Record<string, SigningKeys> = {};
-      for (const environment of state.workspace.environments) signingKeys[environment] = await tenantSigningKeys(store, workspaceId, environment, this.#options.tokenExchange.algorithm, now);
-      const scopes = compileWorkspace(state, { tokenExchange: this.#options.tokenExchange, issuerBase: this.#options.issuerBase, now, edgeGateways, signingKeys });
+      for (const environment of state.workspace.environments)
+        signingKeys[environment] = await tenantSigningKeys(
+          store,
+          workspaceId,
+          environment,
+          this.#options.tokenExchange.algorithm,
+          now,
+        );
+      const scopes = compileWorkspace(state, {
+        tokenExchange: this.#options.tokenExchange,
+        issuerBase: this.#options.issuerBase,
+        now,
+        edgeGateways,
+        signingKeys,
+      });
       for (const [scope, snapshot] of scopes) {
         const record = await recordSnapshot(store, scope, snapshot, now);
         const versioned = { ...snapshot, version: record.version };
         if (record.created) published.push({ scope, version: record.version, hash: record.hash, snapshot: versioned });
-        if (scope.endsWith('/cloud') && (record.created || !previousCloud.has(scope))) cloudChanges.set(scope, versioned);
+        if (scope.endsWith('/cloud') && (record.created || !previousCloud.has(scope)))
+          cloudChanges.set(scope, versioned);
       }
       const cloudNow = new Set([...scopes.keys()].filter((s) => s.endsWith('/cloud')));
       for (const gone of previousCloud) if (!cloudNow.has(gone)) cloudChanges.set(gone, undefined);
@@ -111,8 +127,20 @@ export class Publisher {
 
     if (cloudChanges.size) {
       const result = await this.#options.cloud.update(cloudChanges);
-      if (!result.applied) logger.error({ workspace: workspaceId, error: result.error }, 'the cloud gateway rejected a compiled snapshot; it keeps the previous one');
-      else logger.info({ workspace: workspaceId, scopes: [...cloudChanges.keys()], versions: published.map((p) => `${p.scope}@${p.version}`) }, 'cloud gateway updated');
+      if (!result.applied)
+        logger.error(
+          { workspace: workspaceId, error: result.error },
+          'the cloud gateway rejected a compiled snapshot; it keeps the previous one',
+        );
+      else
+        logger.info(
+          {
+            workspace: workspaceId,
+            scopes: [...cloudChanges.keys()],
+            versions: published.map((p) => `${p.scope}@${p.version}`),
+          },
+          'cloud gateway updated',
+        );
     }
     for (const listener of this.#listeners) listener(published);
   }
@@ -125,9 +153,16 @@ export class Publisher {
  * agree on one set. A set of another algorithm than the configured one is replaced (tokens it signed stop
  * verifying). Rotation is not done yet: the set is a list so that an old key can stay published after it.
  */
-export async function tenantSigningKeys(store: Store, workspaceId: string, environment: string, algorithm: TokenExchange['algorithm'], now = Date.now()): Promise<SigningKeys> {
+export async function tenantSigningKeys(
+  store: Store,
+  workspaceId: string,
+  environment: string,
+  algorithm: TokenExchange['algorithm'],
+  now = Date.now(),
+): Promise<SigningKeys> {
   const name = signingKeysSetting(workspaceId, environment);
-  const usable = (keys: SigningKeys | undefined) => (keys && keys.keys.find((k) => k.kid === keys.active)?.alg === algorithm ? keys : undefined);
+  const usable = (keys: SigningKeys | undefined) =>
+    keys && keys.keys.find((k) => k.kid === keys.active)?.alg === algorithm ? keys : undefined;
   return store.transaction(async (tx) => {
     // Keys retired by a rotation are dropped once their tokens have expired.
     const stored = usable((await currentSigningKeys(tx, workspaceId, environment, now)).keys);
@@ -149,18 +184,36 @@ export async function loadState(store: StoreOps, workspaceId: string): Promise<W
     const v = await store.getCollectionVersion(c.id, c.publishedVersion);
     if (v) published.set(c.id, v);
   }
-  return { workspace, collections, published, roles: await store.listRoles(workspaceId), clients: await store.listClients(workspaceId), keys: await store.listWorkspaceKeys(workspaceId) };
+  return {
+    workspace,
+    collections,
+    published,
+    roles: await store.listRoles(workspaceId),
+    clients: await store.listClients(workspaceId),
+    keys: await store.listWorkspaceKeys(workspaceId),
+  };
 }
 
 /** Stores the snapshot as the scope's next version unless its content equals the newest one. */
-async function recordSnapshot(store: Store, scope: string, snapshot: Snapshot, now: number): Promise<{ version: number; hash: string; created: boolean }> {
+async function recordSnapshot(
+  store: Store,
+  scope: string,
+  snapshot: Snapshot,
+  now: number,
+): Promise<{ version: number; hash: string; created: boolean }> {
   const hash = snapshotHash(snapshot);
   for (let attempt = 0; ; attempt++) {
     const latest = await store.getLatestSnapshot(scope);
     if (latest?.hash === hash) return { version: latest.version, hash, created: false };
     const version = (latest?.version ?? 0) + 1;
     try {
-      await store.insertSnapshot({ scope, version, hash, body: canonicalJson(encodeSnapshot({ ...snapshot, version })), createdAt: nowIso(now) });
+      await store.insertSnapshot({
+        scope,
+        version,
+        hash,
+        body: canonicalJson(encodeSnapshot({ ...snapshot, version })),
+        createdAt: nowIso(now),
+      });
     } catch (error) {
       // Another control-plane replica recorded this version first: look again.
       if (error instanceof StoreConflictError && attempt < 5) continue;

@@ -47,12 +47,20 @@ export interface RotationResult {
 }
 
 /** Makes a new key active; the old ones stay published until their tokens have expired. Call inside a transaction. */
-export async function rotateSigningKeys(tx: StoreOps, workspaceId: string, environment: string, settings: Pick<TokenExchange, 'algorithm' | 'ttl'>, now: number): Promise<RotationResult> {
+export async function rotateSigningKeys(
+  tx: StoreOps,
+  workspaceId: string,
+  environment: string,
+  settings: Pick<TokenExchange, 'algorithm' | 'ttl'>,
+  now: number,
+): Promise<RotationResult> {
   const current = parse(await tx.getSetting(signingKeysSetting(workspaceId, environment)));
   const retiring = parseRetiring(await tx.getSetting(retiringSetting(workspaceId, environment)));
   const fresh = await generateSigningKeys(settings.algorithm);
   const until = nowIso(now + settings.ttl + SKEW_MS);
-  const kept = (current?.keys ?? []).filter((k) => k.kid === current?.active || (retiring[k.kid] !== undefined && Date.parse(retiring[k.kid]!) > now));
+  const kept = (current?.keys ?? []).filter(
+    (k) => k.kid === current?.active || (retiring[k.kid] !== undefined && Date.parse(retiring[k.kid]!) > now),
+  );
   if (current) retiring[current.active] = until;
   const keys = [...fresh.keys, ...kept].slice(0, MAX_KEYS);
   const next: SigningKeys = { active: fresh.active, keys };
@@ -63,11 +71,18 @@ export async function rotateSigningKeys(tx: StoreOps, workspaceId: string, envir
 }
 
 /** The keys in force, without the ones whose tokens have all expired (dropped from the store too). */
-export async function currentSigningKeys(tx: StoreOps, workspaceId: string, environment: string, now: number): Promise<{ keys: SigningKeys | undefined; retiring: Record<string, string> }> {
+export async function currentSigningKeys(
+  tx: StoreOps,
+  workspaceId: string,
+  environment: string,
+  now: number,
+): Promise<{ keys: SigningKeys | undefined; retiring: Record<string, string> }> {
   const keys = parse(await tx.getSetting(signingKeysSetting(workspaceId, environment)));
   const retiring = parseRetiring(await tx.getSetting(retiringSetting(workspaceId, environment)));
   if (!keys) return { keys, retiring };
-  const live = keys.keys.filter((k) => k.kid === keys.active || retiring[k.kid] === undefined || Date.parse(retiring[k.kid]!) > now);
+  const live = keys.keys.filter(
+    (k) => k.kid === keys.active || retiring[k.kid] === undefined || Date.parse(retiring[k.kid]!) > now,
+  );
   if (live.length === keys.keys.length) return { keys, retiring };
   const next = { active: keys.active, keys: live };
   const published = Object.fromEntries(Object.entries(retiring).filter(([kid]) => live.some((k) => k.kid === kid)));
@@ -77,5 +92,12 @@ export async function currentSigningKeys(tx: StoreOps, workspaceId: string, envi
 }
 
 export function describe(keys: SigningKeys, retiring: Record<string, string>): RotationResult {
-  return { active: keys.active, keys: keys.keys.map((k) => ({ kid: k.kid, alg: k.alg, ...(k.kid !== keys.active && retiring[k.kid] ? { retiresAt: retiring[k.kid] } : {}) })) };
+  return {
+    active: keys.active,
+    keys: keys.keys.map((k) => ({
+      kid: k.kid,
+      alg: k.alg,
+      ...(k.kid !== keys.active && retiring[k.kid] ? { retiresAt: retiring[k.kid] } : {}),
+    })),
+  };
 }

@@ -15,7 +15,9 @@ export interface DemoUpstreamOptions {
   audience: string | string[];
 }
 
-export async function startDemoUpstream(options: DemoUpstreamOptions): Promise<{ server: Server; address: AddressInfo }> {
+export async function startDemoUpstream(
+  options: DemoUpstreamOptions,
+): Promise<{ server: Server; address: AddressInfo }> {
   const jwks = createRemoteJWKSet(new URL(options.jwksUrl));
   const server = createServer(async (req, res) => {
     const auth = req.headers.authorization;
@@ -32,7 +34,17 @@ export async function startDemoUpstream(options: DemoUpstreamOptions): Promise<{
         claims = { error: `token rejected: ${(error as Error).message}` };
       }
     }
-    const body = JSON.stringify({ upstream: 'demo', method: req.method, path: req.url, tokenClaims: claims, requestId: req.headers['x-request-id'] }, null, 2);
+    const body = JSON.stringify(
+      {
+        upstream: 'demo',
+        method: req.method,
+        path: req.url,
+        tokenClaims: claims,
+        requestId: req.headers['x-request-id'],
+      },
+      null,
+      2,
+    );
     req.resume();
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(`${body}\n`);

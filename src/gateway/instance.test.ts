@@ -26,20 +26,45 @@ describe('a gateway instance fed snapshots', () => {
   let ops = '';
 
   /** A snapshot with one collection; `clients` are [id, key] pairs with the role `reader` unless given. */
-  const snapshot = (version: number, clients: [string, { hash: string }, string?][], overrides: Partial<SnapshotInput> = {}): Snapshot =>
+  const snapshot = (
+    version: number,
+    clients: [string, { hash: string }, string?][],
+    overrides: Partial<SnapshotInput> = {},
+  ): Snapshot =>
     SnapshotSchema.parse({
       version,
       tokenExchange: TOKEN_EXCHANGE,
-      collections: [{
-        name: 'billing', basePath: '/billing', upstream: upstreamUrl, project: 'payments', environment: 'PROD',
-        endpoints: [{ method: 'GET', path: '/invoices', permission: 'invoices:read' }, { method: 'POST', path: '/invoices', permission: 'invoices:write' }],
-      }],
-      roles: [{ name: 'reader', permissions: ['invoices:read'] }, { name: 'writer', permissions: ['invoices:read', 'invoices:write'] }],
-      clients: clients.map(([id, key, role]) => ({ id, role: role ?? 'reader', environments: ['PROD'], projects: ['payments'], keys: [{ hash: key.hash }] })),
+      collections: [
+        {
+          name: 'billing',
+          basePath: '/billing',
+          upstream: upstreamUrl,
+          project: 'payments',
+          environment: 'PROD',
+          endpoints: [
+            { method: 'GET', path: '/invoices', permission: 'invoices:read' },
+            { method: 'POST', path: '/invoices', permission: 'invoices:write' },
+          ],
+        },
+      ],
+      roles: [
+        { name: 'reader', permissions: ['invoices:read'] },
+        { name: 'writer', permissions: ['invoices:read', 'invoices:write'] },
+      ],
+      clients: clients.map(([id, key, role]) => ({
+        id,
+        role: role ?? 'reader',
+        environments: ['PROD'],
+        projects: ['payments'],
+        keys: [{ hash: key.hash }],
+      })),
       ...overrides,
     });
   const call = async (key: string | undefined, method = 'GET') => {
-    const res = await fetch(`${api}/billing/invoices`, { method, headers: key ? { authorization: `Bearer ${key}` } : {} });
+    const res = await fetch(`${api}/billing/invoices`, {
+      method,
+      headers: key ? { authorization: `Bearer ${key}` } : {},
+    });
     const body = (await res.json()) as { code?: string };
     return { status: res.status, code: body.code };
   };
@@ -56,13 +81,21 @@ describe('a gateway instance fed snapshots', () => {
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-    const logger = pino({ level: 'info' }, new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    }));
-    gateway = await createGatewayInstance({ logger, server: ServerSchema.parse({}), tokenExchange: SnapshotSchema.shape.tokenExchange.parse(TOKEN_EXCHANGE) });
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          for (const line of chunk.toString().split('\n'))
+            if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+          done();
+        },
+      }),
+    );
+    gateway = await createGatewayInstance({
+      logger,
+      server: ServerSchema.parse({}),
+      tokenExchange: SnapshotSchema.shape.tokenExchange.parse(TOKEN_EXCHANGE),
+    });
     const addresses = await gateway.listen({ port: 0, host: '127.0.0.1', opsPort: 0, opsHost: '127.0.0.1' });
     api = `http://127.0.0.1:${addresses.api.port}`;
     ops = `http://127.0.0.1:${addresses.ops!.port}`;
@@ -86,14 +119,23 @@ describe('a gateway instance fed snapshots', () => {
     assert.equal(early.headers.get('retry-after'), '2');
     assert.equal(((await early.json()) as { code: string }).code, 'GH_ERR_GATEWAY_NOT_READY');
     gateway.setCheck('config', { status: 'failing', detail: 'waiting for the control plane' });
-    const body = (await (await fetch(`${ops}/readyz`)).json()) as { status: string; checks: Record<string, { status: string; detail?: string }> };
-    assert.deepEqual(body, { status: 'not ready', checks: { config: { status: 'failing', detail: 'waiting for the control plane' } } });
+    const body = (await (await fetch(`${ops}/readyz`)).json()) as {
+      status: string;
+      checks: Record<string, { status: string; detail?: string }>;
+    };
+    assert.deepEqual(body, {
+      status: 'not ready',
+      checks: { config: { status: 'failing', detail: 'waiting for the control plane' } },
+    });
     const explained = (await (await fetch(`${api}/billing/invoices`)).json()) as { detail: string };
     assert.match(explained.detail, /\(waiting for the control plane\)/);
     gateway.setCheck('config', undefined);
 
     const broken = snapshot(0, [['alice', alice]]);
-    const result = await gateway.apply({ ...broken, collections: [{ ...broken.collections[0]!, upstream: { ...broken.collections[0]!.upstream, url: 'not a URL' } }] });
+    const result = await gateway.apply({
+      ...broken,
+      collections: [{ ...broken.collections[0]!, upstream: { ...broken.collections[0]!.upstream, url: 'not a URL' } }],
+    });
     assert.equal(result.applied, false);
     assert.match(result.error ?? '', /^the configuration cannot be compiled: /);
     assert.match(String(logs.at(-1)?.msg), /^config rejected, no config is in force yet: /);
@@ -105,10 +147,20 @@ describe('a gateway instance fed snapshots', () => {
     assert.deepEqual(result, { applied: true, version: '1' });
     assert.equal(gateway.version, '1');
     assert.equal(await readyz(), 200);
-    assert.deepEqual(logs.at(-1), { ...logs.at(-1), msg: 'config applied', origin: 'test', version: '1', collections: 1, keys: 1 });
+    assert.deepEqual(logs.at(-1), {
+      ...logs.at(-1),
+      msg: 'config applied',
+      origin: 'test',
+      version: '1',
+      collections: 1,
+      keys: 1,
+    });
 
     assert.equal((await call(alice.key)).status, 200);
-    const { payload } = await jwtVerify(lastToken(), createLocalJWKSet(await jwks()), { issuer: TOKEN_EXCHANGE.issuer, audience: TOKEN_EXCHANGE.audience });
+    const { payload } = await jwtVerify(lastToken(), createLocalJWKSet(await jwks()), {
+      issuer: TOKEN_EXCHANGE.issuer,
+      audience: TOKEN_EXCHANGE.audience,
+    });
     assert.equal(payload.client_id, 'alice');
     assert.deepEqual(payload.permissions, ['invoices:read']);
     assert.equal((await call(bob.key)).status, 401);
@@ -137,7 +189,10 @@ describe('a gateway instance fed snapshots', () => {
     const kid = gateway.keys.current().kid;
     const rejectedBefore = logs.filter((l) => String(l.msg).startsWith('config rejected')).length;
     const next = snapshot(4, [['alice', alice]], { tokenExchange: { ...TOKEN_EXCHANGE, algorithm: 'ES256' } });
-    const broken = { ...next, collections: [{ ...next.collections[0]!, upstream: { ...next.collections[0]!.upstream, url: 'not a URL' } }] };
+    const broken = {
+      ...next,
+      collections: [{ ...next.collections[0]!, upstream: { ...next.collections[0]!.upstream, url: 'not a URL' } }],
+    };
 
     const result = await gateway.apply(broken, { source: 'control plane v4' });
     assert.equal(result.applied, false);
@@ -154,9 +209,12 @@ describe('a gateway instance fed snapshots', () => {
   });
 
   it('rejects what a source function throws, and does nothing when it has nothing new', async () => {
-    const thrown = await gateway.apply(async () => {
-      throw new ConfigError('gateway.yaml: invalid configuration');
-    }, { source: 'gateway.yaml' });
+    const thrown = await gateway.apply(
+      async () => {
+        throw new ConfigError('gateway.yaml: invalid configuration');
+      },
+      { source: 'gateway.yaml' },
+    );
     assert.deepEqual(thrown, { applied: false, version: '3', error: 'gateway.yaml: invalid configuration' });
 
     const logged = logs.length;
@@ -166,7 +224,14 @@ describe('a gateway instance fed snapshots', () => {
     // A source function streams clients into a compilation it started.
     const result = await gateway.apply(async () => {
       const compilation = startCompile(snapshot(5, [['bob', bob]]));
-      compilation.add({ id: 'alice', role: 'reader', environments: ['PROD'], projects: ['payments'], status: 'active', keys: [{ hash: alice.hash }] });
+      compilation.add({
+        id: 'alice',
+        role: 'reader',
+        environments: ['PROD'],
+        projects: ['payments'],
+        status: 'active',
+        keys: [{ hash: alice.hash }],
+      });
       return compilation;
     });
     assert.deepEqual(result, { applied: true, version: '5' });
@@ -183,7 +248,10 @@ describe('a gateway instance fed snapshots', () => {
       }),
       gateway.apply(snapshot(7, [['bob', bob]])),
     ]);
-    assert.deepEqual(results.map((r) => r.version), ['6', '7']);
+    assert.deepEqual(
+      results.map((r) => r.version),
+      ['6', '7'],
+    );
     assert.equal(gateway.version, '7');
     assert.equal((await call(alice.key)).status, 401);
     assert.equal((await call(bob.key)).status, 200);
@@ -191,11 +259,16 @@ describe('a gateway instance fed snapshots', () => {
 
   it('signs with a key of the new algorithm once a snapshot that changes it is applied', async () => {
     assert.equal(gateway.keys.current().alg, 'EdDSA');
-    const result = await gateway.apply(snapshot(8, [['bob', bob]], { tokenExchange: { ...TOKEN_EXCHANGE, algorithm: 'ES256' } }));
+    const result = await gateway.apply(
+      snapshot(8, [['bob', bob]], { tokenExchange: { ...TOKEN_EXCHANGE, algorithm: 'ES256' } }),
+    );
     assert.equal(result.applied, true);
     assert.equal(gateway.keys.current().alg, 'ES256');
     assert.equal((await call(bob.key)).status, 200);
-    const { protectedHeader } = await jwtVerify(lastToken(), createLocalJWKSet(await jwks()), { issuer: TOKEN_EXCHANGE.issuer, audience: TOKEN_EXCHANGE.audience });
+    const { protectedHeader } = await jwtVerify(lastToken(), createLocalJWKSet(await jwks()), {
+      issuer: TOKEN_EXCHANGE.issuer,
+      audience: TOKEN_EXCHANGE.audience,
+    });
     assert.equal(protectedHeader.alg, 'ES256');
   });
 

@@ -167,7 +167,10 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
   };
 
   /** What the signing-key store is configured for. */
-  let signing: Pick<TokenExchange, 'algorithm' | 'ttl'> = { algorithm: options.tokenExchange?.algorithm ?? 'EdDSA', ttl: options.tokenExchange?.ttl ?? 300_000 };
+  let signing: Pick<TokenExchange, 'algorithm' | 'ttl'> = {
+    algorithm: options.tokenExchange?.algorithm ?? 'EdDSA',
+    ttl: options.tokenExchange?.ttl ?? 300_000,
+  };
   try {
     const store = await openSigningKeyStore({
       algorithm: signing.algorithm,
@@ -178,12 +181,22 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
     });
     keys = store;
     for (const warning of store.warnings) logger.warn(warning);
-    if (!settings.signingKeysFile) logger.warn('server.signingKeysFile is not set: token-signing keys live in memory and change at every restart');
+    if (!settings.signingKeysFile)
+      logger.warn('server.signingKeysFile is not set: token-signing keys live in memory and change at every restart');
     server = new GatewayServer({
       accessLog: createAccessLog(logger),
       onError: (err, reqId) => logger.error({ err, reqId }, 'request failed inside the gateway'),
       onEgressDenied: (err, collection, reqId) =>
-        logger.warn({ reqId, collection: collection.name, basePath: collection.basePath, upstream: collection.upstream.origin, reason: err.message }, 'upstream connection refused by the egress policy'),
+        logger.warn(
+          {
+            reqId,
+            collection: collection.name,
+            basePath: collection.basePath,
+            upstream: collection.upstream.origin,
+            reason: err.message,
+          },
+          'upstream connection refused by the egress policy',
+        ),
       metrics,
       jwks: () => options.jwks?.('') ?? signer.store.jwks(),
       tenantJwks: options.jwks,
@@ -203,7 +216,8 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
    */
   let signer: { store: SigningKeyStore; source: string | undefined } = { store, source: undefined };
 
-  const onTokenError = (error: unknown, ctx: { requestId: string }) => logger.error({ reqId: ctx.requestId, err: error }, 'token exchange failed');
+  const onTokenError = (error: unknown, ctx: { requestId: string }) =>
+    logger.error({ reqId: ctx.requestId, err: error }, 'token exchange failed');
   /** The minter of the snapshot in force and the token settings it was made for; undefined before the first. */
   let minting: { minter: Minter; settings: TokenExchange } | undefined;
   let closing = false;
@@ -222,7 +236,11 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       const inForce = server.table;
       // A failed compile may have opened pools for new upstreams.
       pools.retainOnly(poolsOf(inForce));
-      if (log) logger.error(log, `config rejected, ${inForce ? 'the previous config stays in force' : 'no config is in force yet'}: ${message}`);
+      if (log)
+        logger.error(
+          log,
+          `config rejected, ${inForce ? 'the previous config stays in force' : 'no config is in force yet'}: ${message}`,
+        );
       return { applied: false, version: inForce?.version, error: message };
     };
     if (closing) return { applied: false, version: server.table?.version, error: 'the gateway is shutting down' };
@@ -237,17 +255,27 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       const keySource = distributed === undefined ? undefined : canonicalJson(distributed);
       if (keySource !== signer.source) {
         try {
-          nextSigner = { store: keySource === undefined ? store : await openDistributedKeyStore(distributed!), source: keySource };
+          nextSigner = {
+            store: keySource === undefined ? store : await openDistributedKeyStore(distributed!),
+            source: keySource,
+          };
         } catch (error) {
           return reject(`${prefix}${(error as Error).message}`);
         }
       }
       const wanted = compilation.snapshot.tokenExchange;
       // Compile with the minter the table will use; a new one only when the token settings or the keys changed.
-      next = minting !== undefined && nextSigner === signer && JSON.stringify(wanted) === JSON.stringify(minting.settings) ? undefined : { minter: newMinter(wanted, nextSigner.store), settings: wanted };
+      next =
+        minting !== undefined && nextSigner === signer && JSON.stringify(wanted) === JSON.stringify(minting.settings)
+          ? undefined
+          : { minter: newMinter(wanted, nextSigner.store), settings: wanted };
       table = compilation.finish({ pools, rateLimitStore, minter: (next ?? minting)!.minter, onTokenError });
     } catch (error) {
-      return reject(error instanceof ConfigError ? error.message : `${prefix}the configuration cannot be compiled: ${(error as Error).message}`);
+      return reject(
+        error instanceof ConfigError
+          ? error.message
+          : `${prefix}the configuration cannot be compiled: ${(error as Error).message}`,
+      );
     }
     if (closing) return { applied: false, version: server.table?.version, error: 'the gateway is shutting down' }; // close() releases the pools
 
@@ -275,7 +303,11 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
     const keyCount = table.keys.size + table.legacyKeys.size;
     metrics.configReloads.labels('applied').inc();
     metrics.setConfig(table.version, keyCount);
-    if (log) logger.info({ ...log, version: table.version, collections: table.collections.length, keys: keyCount }, 'config applied');
+    if (log)
+      logger.info(
+        { ...log, version: table.version, collections: table.collections.length, keys: keyCount },
+        'config applied',
+      );
     return { applied: true, version: table.version };
   }
 
@@ -296,12 +328,22 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
     async listen(options = {}) {
       if (listening) throw new Error('the gateway instance is already listening');
       listening = true;
-      const api = await listenOrExplain('API', (port, host) => server.listen(port, host), options.port ?? settings.listen.port, options.host ?? settings.listen.host);
+      const api = await listenOrExplain(
+        'API',
+        (port, host) => server.listen(port, host),
+        options.port ?? settings.listen.port,
+        options.host ?? settings.listen.host,
+      );
       let opsAddress: AddressInfo | undefined;
       if (options.ops !== false) {
         const opsServer = createOpsServer(metrics, () => instance.readiness());
         try {
-          opsAddress = await listenOrExplain('ops', (port, host) => listenOn(opsServer, port, host), options.opsPort ?? settings.ops.port, options.opsHost ?? settings.ops.host);
+          opsAddress = await listenOrExplain(
+            'ops',
+            (port, host) => listenOn(opsServer, port, host),
+            options.opsPort ?? settings.ops.port,
+            options.opsHost ?? settings.ops.host,
+          );
         } catch (error) {
           await server.close(0);
           throw error;
@@ -309,13 +351,16 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
         ops = opsServer;
       }
       const table = server.table;
-      logger.info({
-        api: `${api.address}:${api.port}`,
-        ...(opsAddress ? { ops: `${opsAddress.address}:${opsAddress.port}` } : {}),
-        version: table?.version,
-        collections: table?.collections.length ?? 0,
-        keys: table ? table.keys.size + table.legacyKeys.size : 0,
-      }, 'gateway listening');
+      logger.info(
+        {
+          api: `${api.address}:${api.port}`,
+          ...(opsAddress ? { ops: `${opsAddress.address}:${opsAddress.port}` } : {}),
+          version: table?.version,
+          collections: table?.collections.length ?? 0,
+          keys: table ? table.keys.size + table.legacyKeys.size : 0,
+        },
+        'gateway listening',
+      );
       return { api, ops: opsAddress };
     },
     ready: () => instance.readiness().ready,
@@ -323,7 +368,10 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       const table = server.table;
       const waiting = checks.get('config');
       const out: Record<string, ReadinessCheck> = {
-        config: table !== undefined ? { status: 'ok', detail: `version ${table.version} in force` } : { status: 'failing', detail: waiting?.detail ?? 'no configuration applied yet' },
+        config:
+          table !== undefined
+            ? { status: 'ok', detail: `version ${table.version} in force` }
+            : { status: 'failing', detail: waiting?.detail ?? 'no configuration applied yet' },
       };
       let ready = !closing && table !== undefined;
       for (const [name, check] of checks) {
@@ -358,5 +406,11 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
 }
 
 function newMinter(settings: TokenExchange, keys: SigningKeyStore): Minter {
-  return createMinter({ issuer: settings.issuer, audience: settings.audience, ttlMs: settings.ttl, claims: settings.claims, keys });
+  return createMinter({
+    issuer: settings.issuer,
+    audience: settings.audience,
+    ttlMs: settings.ttl,
+    claims: settings.claims,
+    keys,
+  });
 }

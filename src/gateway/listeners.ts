@@ -19,7 +19,14 @@ export async function loadTls(certFile: string, keyFile: string): Promise<{ cert
       return await readFile(file);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory, not a file' : (code ?? 'error');
+      const reason =
+        code === 'ENOENT'
+          ? 'no such file'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'EISDIR'
+              ? 'a directory, not a file'
+              : (code ?? 'error');
       throw new ConfigError(`server.tls.${setting}: cannot read ${file} (${reason})`);
     }
   };
@@ -29,23 +36,34 @@ export async function loadTls(certFile: string, keyFile: string): Promise<{ cert
     createSecureContext({ cert, key });
   } catch (error) {
     const reason = (error as Error).message.replace(/^error:[0-9A-F]+:/, '');
-    throw new ConfigError(`server.tls: cannot serve with the certificate ${certFile} and the key ${keyFile} (${reason})`);
+    throw new ConfigError(
+      `server.tls: cannot serve with the certificate ${certFile} and the key ${keyFile} (${reason})`,
+    );
   }
   return { cert, key };
 }
 
 /** A listen failure the operator can fix (port taken, no permission, no such address) is a ConfigError. */
-export async function listenOrExplain(what: string, fn: (port: number, host: string) => Promise<AddressInfo>, port: number, host: string): Promise<AddressInfo> {
+export async function listenOrExplain(
+  what: string,
+  fn: (port: number, host: string) => Promise<AddressInfo>,
+  port: number,
+  host: string,
+): Promise<AddressInfo> {
   try {
     return await fn(port, host);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const reason =
-      code === 'EADDRINUSE' ? 'address already in use'
-      : code === 'EACCES' ? 'permission denied'
-      : code === 'EADDRNOTAVAIL' ? 'address not available on this machine'
-      : code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL' ? 'no such host name or address'
-      : undefined;
+      code === 'EADDRINUSE'
+        ? 'address already in use'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EADDRNOTAVAIL'
+            ? 'address not available on this machine'
+            : code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL'
+              ? 'no such host name or address'
+              : undefined;
     if (reason) throw new ConfigError(`cannot listen for ${what} traffic on ${host}:${port}: ${reason}`);
     throw error;
   }

@@ -45,24 +45,37 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const config = parseGatewayFile(text, file);
   const settings = config.server;
   const logger = typeof options.logger === 'function' ? options.logger(settings.log.level) : options.logger;
-  const instance = await createGatewayInstance({ logger, server: settings, tokenExchange: config.tokenExchange, baseDir: dirname(file) });
+  const instance = await createGatewayInstance({
+    logger,
+    server: settings,
+    tokenExchange: config.tokenExchange,
+    baseDir: dirname(file),
+  });
 
   /** Starts compiling a parsed file and streams its clients file, if any, into the compilation. */
-  const compileFile = async (parsed: GatewayFile): Promise<{ compilation: SnapshotCompilation; clients: ClientsFileState | undefined }> => {
+  const compileFile = async (
+    parsed: GatewayFile,
+  ): Promise<{ compilation: SnapshotCompilation; clients: ClientsFileState | undefined }> => {
     const compilation = startCompile(toSnapshot(parsed));
     const clientsFile = clientsFilePath(file, parsed);
     const summary = clientsFile ? await readClientsFile(clientsFile, parsed, compilation) : undefined;
-    return { compilation, clients: clientsFile && summary ? { file: clientsFile, signature: summary.signature } : undefined };
+    return {
+      compilation,
+      clients: clientsFile && summary ? { file: clientsFile, signature: summary.signature } : undefined,
+    };
   };
 
   // What is in force: the config file's hash and the clients file as it was when read.
   let lastHash = hash(text);
   let clientsState: ClientsFileState | undefined;
-  const first = await instance.apply(async () => {
-    const { compilation, clients } = await compileFile(config);
-    clientsState = clients;
-    return compilation;
-  }, { source: file, log: false }); // a first file that cannot be compiled ends the start: the caller reports it
+  const first = await instance.apply(
+    async () => {
+      const { compilation, clients } = await compileFile(config);
+      clientsState = clients;
+      return compilation;
+    },
+    { source: file, log: false },
+  ); // a first file that cannot be compiled ends the start: the caller reports it
   let addresses: Awaited<ReturnType<typeof instance.listen>>;
   try {
     if (!first.applied) throw new ConfigError(first.error ?? `${file}: the configuration cannot be compiled`);
@@ -83,24 +96,34 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   let rejected = false;
   const reload = async (): Promise<ApplyResult> => {
     let read: { hash: string; clients: ClientsFileState | undefined; server: ServerSettings } | undefined;
-    const result = await instance.apply(async () => {
-      const next = await readConfigFile(file);
-      const h = hash(next);
-      if (h === lastHash && !(clientsState && (await hasChanged(clientsState)))) {
-        if (rejected) logger.info({ file, version: instance.server.table?.version }, 'the config file is back to the configuration in force');
-        rejected = false;
-        return undefined;
-      }
-      const parsed = parseGatewayFile(next, file);
-      const { compilation, clients } = await compileFile(parsed);
-      read = { hash: h, clients, server: parsed.server };
-      return compilation;
-    }, { source: file, log: { file } });
+    const result = await instance.apply(
+      async () => {
+        const next = await readConfigFile(file);
+        const h = hash(next);
+        if (h === lastHash && !(clientsState && (await hasChanged(clientsState)))) {
+          if (rejected)
+            logger.info(
+              { file, version: instance.server.table?.version },
+              'the config file is back to the configuration in force',
+            );
+          rejected = false;
+          return undefined;
+        }
+        const parsed = parseGatewayFile(next, file);
+        const { compilation, clients } = await compileFile(parsed);
+        read = { hash: h, clients, server: parsed.server };
+        return compilation;
+      },
+      { source: file, log: { file } },
+    );
     if (result.error !== undefined) rejected = true;
     else if (result.applied) rejected = false;
     if (result.applied && read) {
       if (JSON.stringify(read.server) !== JSON.stringify(settings)) {
-        logger.warn({ file }, 'the server section changed: listeners, TLS, logging and signing-key settings apply at the next restart');
+        logger.warn(
+          { file },
+          'the server section changed: listeners, TLS, logging and signing-key settings apply at the next restart',
+        );
       }
       lastHash = read.hash;
       clientsState = read.clients;
@@ -119,7 +142,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const onHup = () => void serialReload();
   process.on('SIGHUP', onHup);
   if (settings.watch) {
-    watcher = new FileWatcher(() => void serialReload(), (dir, error) => logger.warn({ dir, err: error }, 'cannot watch this directory for config changes (SIGHUP still reloads)'));
+    watcher = new FileWatcher(
+      () => void serialReload(),
+      (dir, error) =>
+        logger.warn({ dir, err: error }, 'cannot watch this directory for config changes (SIGHUP still reloads)'),
+    );
     watcher.watch(watchedFiles());
   }
 

@@ -108,7 +108,14 @@ describe('API keys', () => {
   });
 
   it('never shows more than 8 characters of any input when redacting', () => {
-    const inputs = [generateKey().key, 'sk_live_0123456789abcdefghijklmnop', 'short', 'abcdefghijklmnopqrstuvwx', '', 'x'.repeat(5000)];
+    const inputs = [
+      generateKey().key,
+      'sk_live_0123456789abcdefghijklmnop',
+      'short',
+      'abcdefghijklmnopqrstuvwx',
+      '',
+      'x'.repeat(5000),
+    ];
     for (const input of inputs) {
       const redacted = redactKey(input);
       assert.ok(redacted.endsWith('…'));

@@ -59,7 +59,8 @@ for (let n = 0; n < 256; n++) {
 
 /** Cheap structural + checksum check, no lookup: length, prefix, charset, CRC32. */
 export function isWellFormedKey(candidate: string): boolean {
-  if (typeof candidate !== 'string' || candidate.length !== KEY_LENGTH || !candidate.startsWith(KEY_PREFIX)) return false;
+  if (typeof candidate !== 'string' || candidate.length !== KEY_LENGTH || !candidate.startsWith(KEY_PREFIX))
+    return false;
   let crc = -1;
   for (let i = 0; i < KEY_PREFIX.length; i++) crc = CRC_TABLE[(crc ^ candidate.charCodeAt(i)) & 0xff]! ^ (crc >>> 8);
   let checksum = 0;

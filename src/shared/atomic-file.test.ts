@@ -23,15 +23,21 @@ function systemError(code: string): NodeJS.ErrnoException {
  * temporary file as `TEMP`), and throws `fail.error` from the call named `fail.call` on `fail.path`. `modes`: the
  * mode of each file when its content started to be written.
  */
-function observe(dir: string, fail?: { call: 'open' | HandleCall | 'rename'; path: string; error: Error }): { events: string[]; modes: Map<string, number> } {
+function observe(
+  dir: string,
+  fail?: { call: 'open' | HandleCall | 'rename'; path: string; error: Error },
+): { events: string[]; modes: Map<string, number> } {
   const events: string[] = [];
   const modes = new Map<string, number>();
-  const name = (path: string) => (path === dir ? '.' : /\.\d+\.[0-9a-f]{12}\.tmp$/.test(path) ? 'TEMP' : path.slice(dir.length + 1));
+  const name = (path: string) =>
+    path === dir ? '.' : /\.\d+\.[0-9a-f]{12}\.tmp$/.test(path) ? 'TEMP' : path.slice(dir.length + 1);
   const failing = (call: string, path: string) => fail !== undefined && fail.call === call && fail.path === name(path);
 
   const open = fs.open;
   mock.method(fs, 'open', async (path: string, flags: number, mode?: number) => {
-    events.push(`open ${name(path)}${flags & constants.O_EXCL ? ' O_EXCL' : ''}${mode === undefined ? '' : ` ${mode.toString(8)}`}`);
+    events.push(
+      `open ${name(path)}${flags & constants.O_EXCL ? ' O_EXCL' : ''}${mode === undefined ? '' : ` ${mode.toString(8)}`}`,
+    );
     if (failing('open', path)) throw fail!.error;
     const handle = await open(path, flags, mode);
     for (const call of ['writeFile', 'sync', 'close'] as const) {
@@ -111,7 +117,16 @@ describe('writeFileAtomic', () => {
     const { dir, target } = await setup('old');
     const seen = observe(dir);
     await writeFileAtomic(target, 'new');
-    assert.deepEqual(seen.events, ['open TEMP O_EXCL 600', 'writeFile TEMP', 'sync TEMP', 'close TEMP', 'rename TEMP secret.key', `open .`, 'sync .', 'close .']);
+    assert.deepEqual(seen.events, [
+      'open TEMP O_EXCL 600',
+      'writeFile TEMP',
+      'sync TEMP',
+      'close TEMP',
+      'rename TEMP secret.key',
+      `open .`,
+      'sync .',
+      'close .',
+    ]);
   });
 
   for (const [call, code, step] of [
@@ -144,7 +159,10 @@ describe('writeFileAtomic', () => {
   it('fails in a directory that does not exist, creating nothing', async () => {
     const { dir } = await setup();
     const target = join(dir, 'missing', 'x.key');
-    await assert.rejects(writeFileAtomic(target, 'x'), (e: AtomicWriteError) => e.step === 'create' && e.code === 'ENOENT' && e.message.includes(target));
+    await assert.rejects(
+      writeFileAtomic(target, 'x'),
+      (e: AtomicWriteError) => e.step === 'create' && e.code === 'ENOENT' && e.message.includes(target),
+    );
     assert.deepEqual(await fs.readdir(dir), []);
   });
 
@@ -160,7 +178,10 @@ describe('writeFileAtomic', () => {
       }
       return open(path, flags, mode);
     });
-    await assert.rejects(writeFileAtomic(target, 'new'), (e: AtomicWriteError) => e.step === 'create' && e.code === 'EEXIST');
+    await assert.rejects(
+      writeFileAtomic(target, 'new'),
+      (e: AtomicWriteError) => e.step === 'create' && e.code === 'EEXIST',
+    );
     mock.restoreAll();
     assert.equal(await fs.readFile(taken[0]!, 'utf8'), 'someone else');
     assert.equal(await fs.readFile(target, 'utf8'), 'old');
@@ -170,7 +191,11 @@ describe('writeFileAtomic', () => {
   it('reports a directory that cannot be fsynced, with the new content already in place', async () => {
     const { dir, target } = await setup('old');
     observe(dir, { call: 'sync', path: '.', error: systemError('EIO') });
-    await assert.rejects(writeFileAtomic(target, 'new'), (e: AtomicWriteError) => e.step === 'fsync-directory' && e.code === 'EIO' && /may not survive a power loss/.test(e.message));
+    await assert.rejects(
+      writeFileAtomic(target, 'new'),
+      (e: AtomicWriteError) =>
+        e.step === 'fsync-directory' && e.code === 'EIO' && /may not survive a power loss/.test(e.message),
+    );
     mock.restoreAll();
     assert.equal(await fs.readFile(target, 'utf8'), 'new');
     assert.deepEqual(await fs.readdir(dir), ['secret.key']);

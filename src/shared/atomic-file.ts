@@ -43,7 +43,8 @@ const STEPS: Record<AtomicWriteStep, string> = {
   fsync: 'flushing the temporary file to disk (fsync)',
   close: 'closing the temporary file',
   rename: 'renaming the temporary file over it',
-  'fsync-directory': 'flushing its directory to disk (fsync); the new content is in place but may not survive a power loss',
+  'fsync-directory':
+    'flushing its directory to disk (fsync); the new content is in place but may not survive a power loss',
 };
 
 /** A write that did not complete. `path` is the target; `code` the system error code (EACCES, ENOSPC, …) when there is one. */
@@ -54,7 +55,10 @@ export class AtomicWriteError extends Error {
 
   constructor(path: string, step: AtomicWriteStep, cause: unknown) {
     const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-    super(`cannot write ${path}: ${STEPS[step]} failed (${code ?? (cause as Error | undefined)?.message ?? String(cause)})`, { cause });
+    super(
+      `cannot write ${path}: ${STEPS[step]} failed (${code ?? (cause as Error | undefined)?.message ?? String(cause)})`,
+      { cause },
+    );
     this.name = 'AtomicWriteError';
     this.path = path;
     this.step = step;
@@ -71,7 +75,11 @@ const DIRECTORY_SYNC_UNSUPPORTED = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP']);
  *
  * @example await writeFileAtomic(join(dir, 'tls', 'gateway.key'), keyPem, { mode: 0o600 });
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, options: WriteFileAtomicOptions = {}): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: WriteFileAtomicOptions = {},
+): Promise<void> {
   const mode = options.mode ?? 0o600;
   const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   let step: AtomicWriteStep = 'create';
@@ -107,7 +115,8 @@ async function syncDirectory(path: string): Promise<void> {
     handle = await fs.open(dirname(path), constants.O_RDONLY | (constants.O_DIRECTORY ?? 0));
     await handle.sync();
   } catch (error) {
-    if (!DIRECTORY_SYNC_UNSUPPORTED.has((error as NodeJS.ErrnoException).code ?? '')) throw new AtomicWriteError(path, 'fsync-directory', error);
+    if (!DIRECTORY_SYNC_UNSUPPORTED.has((error as NodeJS.ErrnoException).code ?? ''))
+      throw new AtomicWriteError(path, 'fsync-directory', error);
   } finally {
     await handle?.close().catch(() => {});
   }

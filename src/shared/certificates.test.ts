@@ -19,7 +19,9 @@ async function certificate(serialNumber: string, uris: string[]): Promise<string
     notAfter: new Date('2027-01-01T00:00:00Z'),
     keys,
     signingAlgorithm: ALGORITHM,
-    extensions: uris.length ? [new x509.SubjectAlternativeNameExtension(uris.map((value) => ({ type: 'url' as const, value })))] : [],
+    extensions: uris.length
+      ? [new x509.SubjectAlternativeNameExtension(uris.map((value) => ({ type: 'url' as const, value })))]
+      : [],
   });
   return cert.toString('pem');
 }
@@ -53,14 +55,28 @@ describe('certificate readers without @peculiar/x509', () => {
     assert.equal(singleCertificate(`${pem}\n${pem}`).ok, false);
     assert.equal(singleCertificate('').ok, false);
     const lines = pem.split('\n');
-    assert.equal(singleCertificate([...lines.slice(0, 2), ...lines.slice(3)].join('\n')).ok, false, 'a line of the certificate missing');
-    assert.equal(singleCertificate(pem.replace('-----END CERTIFICATE-----', 'AAAA\n-----END CERTIFICATE-----')).ok, false, 'data after the certificate');
-    assert.equal(singleCertificate(pem.replace('-----BEGIN CERTIFICATE-----', '-----BEGIN CERTIFICATE-----\nnot base64!')).ok, false);
+    assert.equal(
+      singleCertificate([...lines.slice(0, 2), ...lines.slice(3)].join('\n')).ok,
+      false,
+      'a line of the certificate missing',
+    );
+    assert.equal(
+      singleCertificate(pem.replace('-----END CERTIFICATE-----', 'AAAA\n-----END CERTIFICATE-----')).ok,
+      false,
+      'data after the certificate',
+    );
+    assert.equal(
+      singleCertificate(pem.replace('-----BEGIN CERTIFICATE-----', '-----BEGIN CERTIFICATE-----\nnot base64!')).ok,
+      false,
+    );
   });
 
   it('write private keys as @peculiar/x509 did', async () => {
     const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
     const ours = await exportPrivateKey(keys.privateKey);
-    assert.equal(ours, x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'));
+    assert.equal(
+      ours,
+      x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'),
+    );
   });
 });

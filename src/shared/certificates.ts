@@ -80,18 +80,26 @@ function pemOf(der: Uint8Array | ArrayBuffer, label: string): string {
  * text would trust every certificate in it — an attacker's CA appended to the real one would pass the pin check and
  * become a trust anchor. The re-encoded PEM holds the certificate's DER and nothing else, so it is what callers trust.
  */
-export function singleCertificate(text: string): { ok: true; pem: string; pin: string; certificate: X509Certificate } | { ok: false; count: number; reason: string } {
+export function singleCertificate(
+  text: string,
+): { ok: true; pem: string; pin: string; certificate: X509Certificate } | { ok: false; count: number; reason: string } {
   // Every BEGIN line counts, whatever its label or shape: OpenSSL, which builds the trust store, is more lenient
   // than a strict PEM parser, so a block only OpenSSL reads must not go unseen.
   const labels = [...text.matchAll(/-----BEGIN ([^-\r\n]*)/g)].map((m) => m[1]!.trim());
   const count = labels.length;
   if (count === 0) return { ok: false, count, reason: 'holds no PEM certificate' };
-  if (count > 1) return { ok: false, count, reason: `holds ${count} ${labels.every((l) => l === 'CERTIFICATE') ? 'certificates' : 'PEM blocks'}, not one` };
+  if (count > 1)
+    return {
+      ok: false,
+      count,
+      reason: `holds ${count} ${labels.every((l) => l === 'CERTIFICATE') ? 'certificates' : 'PEM blocks'}, not one`,
+    };
   const block = PEM_BLOCK.exec(text.trimStart());
   if (block === null) return { ok: false, count, reason: 'holds no readable PEM certificate' };
   const base64 = block[1]!.replace(/\s+/g, '');
   // Strict base64: Node's decoder would stop at '=' padding and ignore what follows.
-  if (base64.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(base64)) return { ok: false, count, reason: 'holds no readable PEM certificate' };
+  if (base64.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(base64))
+    return { ok: false, count, reason: 'holds no readable PEM certificate' };
   const der = Buffer.from(base64, 'base64');
   let certificate: X509Certificate;
   try {
@@ -107,7 +115,11 @@ export function singleCertificate(text: string): { ok: true; pem: string; pin: s
 export async function createKeyAndCsr(commonName: string): Promise<{ keyPem: string; csrPem: string }> {
   const x509 = await peculiar();
   const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${commonName}`, keys, signingAlgorithm: ALGORITHM });
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${commonName}`,
+    keys,
+    signingAlgorithm: ALGORITHM,
+  });
   return { keyPem: await exportPrivateKey(keys.privateKey), csrPem: csr.toString('pem') };
 }
 
@@ -118,14 +130,35 @@ export async function createKeyAndCsr(commonName: string): Promise<{ keyPem: str
 export async function createCsrForKey(keyPem: string, commonName: string): Promise<string> {
   const x509 = await peculiar();
   const key = createPrivateKey(keyPem);
-  const privateKey = await webcrypto.subtle.importKey('pkcs8', key.export({ type: 'pkcs8', format: 'der' }), ALGORITHM, false, ['sign']);
-  const publicKey = await webcrypto.subtle.importKey('spki', createPublicKey(key).export({ type: 'spki', format: 'der' }), ALGORITHM, true, ['verify']);
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${commonName}`, keys: { privateKey, publicKey }, signingAlgorithm: ALGORITHM });
+  const privateKey = await webcrypto.subtle.importKey(
+    'pkcs8',
+    key.export({ type: 'pkcs8', format: 'der' }),
+    ALGORITHM,
+    false,
+    ['sign'],
+  );
+  const publicKey = await webcrypto.subtle.importKey(
+    'spki',
+    createPublicKey(key).export({ type: 'spki', format: 'der' }),
+    ALGORITHM,
+    true,
+    ['verify'],
+  );
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${commonName}`,
+    keys: { privateKey, publicKey },
+    signingAlgorithm: ALGORITHM,
+  });
   return csr.toString('pem');
 }
 
 /** The URI SAN, serial and validity of a PEM certificate. */
-export function describeCertificate(certPem: string): { serial: string; uris: string[]; notBefore: Date; notAfter: Date } {
+export function describeCertificate(certPem: string): {
+  serial: string;
+  uris: string[];
+  notBefore: Date;
+  notAfter: Date;
+} {
   const cert = new X509Certificate(certPem);
   const uris: string[] = [];
   // Node prints the SAN as `URI:…, DNS:…`; a value holding ", " or a quote comes JSON-quoted.
@@ -135,7 +168,12 @@ export function describeCertificate(certPem: string): { serial: string; uris: st
     const value = entry.slice(colon + 1);
     uris.push(value.startsWith('"') ? (JSON.parse(value) as string) : value);
   }
-  return { serial: tbsFields(cert.raw).serial.toString('hex'), uris, notBefore: cert.validFromDate, notAfter: cert.validToDate };
+  return {
+    serial: tbsFields(cert.raw).serial.toString('hex'),
+    uris,
+    notBefore: cert.validFromDate,
+    notAfter: cert.validToDate,
+  };
 }
 
 export async function exportPrivateKey(key: webcrypto.CryptoKey): Promise<string> {

@@ -23,8 +23,19 @@ describe('the one problem writer', () => {
     const { createServer } = await import('node:http');
     const { sendProblem } = await import('./errors.ts');
     const server = createServer((req, res) => {
-      if (req.url === '/admin') sendProblem(res, { code: 'GH_ERR_ADMIN_INVALID_BODY', detail: 'body.name: required', extensions: { errors: [{ path: 'body.name', message: 'required' }] } }, 'r1', 'gatehouse-admin');
-      else if (req.url === '/admin-401') sendProblem(res, { code: 'GH_ERR_ADMIN_UNAUTHENTICATED' }, 'r2', 'gatehouse-admin');
+      if (req.url === '/admin')
+        sendProblem(
+          res,
+          {
+            code: 'GH_ERR_ADMIN_INVALID_BODY',
+            detail: 'body.name: required',
+            extensions: { errors: [{ path: 'body.name', message: 'required' }] },
+          },
+          'r1',
+          'gatehouse-admin',
+        );
+      else if (req.url === '/admin-401')
+        sendProblem(res, { code: 'GH_ERR_ADMIN_UNAUTHENTICATED' }, 'r2', 'gatehouse-admin');
       else sendProblem(res, { code: 'GH_ERR_RATE_LIMITED', headers: { 'retry-after': '3' } }, 'r3');
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -50,7 +61,7 @@ describe('the one problem writer', () => {
     }
   });
 
-  it('has an internal-error code per server, so a control-plane fault is not reported as the gateway\'s', () => {
+  it("has an internal-error code per server, so a control-plane fault is not reported as the gateway's", () => {
     assert.equal(ERRORS.GH_ERR_ADMIN_INTERNAL.status, 500);
     assert.equal(ERRORS.GH_ERR_BOOTSTRAP_INTERNAL.status, 500);
     assert.equal(ERRORS.GH_ERR_GATEWAY_INTERNAL.status, 500);

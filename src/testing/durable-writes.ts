@@ -45,7 +45,14 @@ export function recordDurableWrites(): { writes: DurableWrite[]; stop(): void } 
     mock.method(fs, 'rename', async (from: string, to: string) => {
       await rename(from, to);
       const temp = temps.get(from);
-      if (temp) writes.push({ path: to, mode: temp.mode, exclusive: temp.exclusive, fileSynced: temp.synced, directorySynced: false });
+      if (temp)
+        writes.push({
+          path: to,
+          mode: temp.mode,
+          exclusive: temp.exclusive,
+          fileSynced: temp.synced,
+          directorySynced: false,
+        });
     }),
   ];
   return {

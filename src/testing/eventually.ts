@@ -14,7 +14,12 @@ export const DEFAULT_DEADLINE_MS = 10_000;
  * Polls `condition` every `intervalMs` (10 ms) until it returns true; resolves with the milliseconds it took.
  * Rejects after `timeoutMs` with `what` did not hold, or with the error the condition threw on its last call.
  */
-export async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs = DEFAULT_DEADLINE_MS, what = 'condition', intervalMs = 10): Promise<number> {
+export async function eventually(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = DEFAULT_DEADLINE_MS,
+  what = 'condition',
+  intervalMs = 10,
+): Promise<number> {
   const started = Date.now();
   for (;;) {
     if (await condition()) return Date.now() - started;
@@ -27,7 +32,12 @@ export async function eventually(condition: () => boolean | Promise<boolean>, ti
  * Polls `read` until it returns something other than undefined; resolves with that value. Rejects after
  * `timeoutMs` with `what` did not appear.
  */
-export async function waitForValue<T>(read: () => T | undefined | Promise<T | undefined>, timeoutMs = DEFAULT_DEADLINE_MS, what = 'value', intervalMs = 10): Promise<T> {
+export async function waitForValue<T>(
+  read: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = DEFAULT_DEADLINE_MS,
+  what = 'value',
+  intervalMs = 10,
+): Promise<T> {
   const started = Date.now();
   for (;;) {
     const value = await read();

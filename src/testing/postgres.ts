@@ -10,7 +10,8 @@ import { probeService, type ProbeOptions } from './probe.ts';
 export const TEST_DATABASE_URL = process.env.GATEHOUSE_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 
 /** What to do when no PostgreSQL answers. */
-export const POSTGRES_HOW_TO = 'start one (.ci/run starts the local cluster when it can) or set GATEHOUSE_TEST_DATABASE_URL';
+export const POSTGRES_HOW_TO =
+  'start one (.ci/run starts the local cluster when it can) or set GATEHOUSE_TEST_DATABASE_URL';
 
 export function probePostgres(url: string = TEST_DATABASE_URL, options?: ProbeOptions): Promise<string | undefined> {
   return probeService(

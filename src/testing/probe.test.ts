@@ -34,7 +34,11 @@ describe('probeService', () => {
     await once(server, 'listening');
     let attempts = 0;
     try {
-      const why = await probeService('TCP', (timeoutMs) => (attempts++, tcpAttempt((server.address() as AddressInfo).port, timeoutMs)), { deadlineMs: 5_000 });
+      const why = await probeService(
+        'TCP',
+        (timeoutMs) => (attempts++, tcpAttempt((server.address() as AddressInfo).port, timeoutMs)),
+        { deadlineMs: 5_000 },
+      );
       assert.equal(why, undefined);
       assert.equal(attempts, 1);
     } finally {
@@ -49,7 +53,9 @@ describe('probeService', () => {
     const late = sleep(2_000).then(() => server.listen(port, '127.0.0.1'));
     let attempts = 0;
     try {
-      const why = await probeService('TCP', (timeoutMs) => (attempts++, tcpAttempt(port, timeoutMs)), { deadlineMs: 30_000 });
+      const why = await probeService('TCP', (timeoutMs) => (attempts++, tcpAttempt(port, timeoutMs)), {
+        deadlineMs: 30_000,
+      });
       assert.equal(why, undefined);
       assert.ok(attempts > 1, `${attempts} attempts`);
     } finally {
@@ -62,14 +68,21 @@ describe('probeService', () => {
     const port = await freePort();
     const times: number[] = [];
     const started = Date.now();
-    const why = await probeService('TCP', (timeoutMs) => (times.push(Date.now() - started), tcpAttempt(port, timeoutMs)), { deadlineMs: 1_500, initialDelayMs: 100 });
+    const why = await probeService(
+      'TCP',
+      (timeoutMs) => (times.push(Date.now() - started), tcpAttempt(port, timeoutMs)),
+      { deadlineMs: 1_500, initialDelayMs: 100 },
+    );
     const elapsed = Date.now() - started;
     assert.match(why ?? '', /ECONNREFUSED.*\(TCP probed \d+ times in \d+\.\d s\)$/);
     assert.ok(elapsed < 1_500 + 1_000, `gave up after ${elapsed} ms`);
     assert.ok(times.length >= 3, `${times.length} attempts`);
     // The pauses grow (the last one is cut short by the deadline, so it is left out).
     const gaps = times.slice(1, -1).map((t, i) => t - times[i]!);
-    assert.ok(gaps.every((gap, i) => i === 0 || gap >= gaps[i - 1]!), `the pauses grow: ${gaps.join(', ')} ms`);
+    assert.ok(
+      gaps.every((gap, i) => i === 0 || gap >= gaps[i - 1]!),
+      `the pauses grow: ${gaps.join(', ')} ms`,
+    );
   });
 
   it('takes its default deadline from GATEHOUSE_TEST_PROBE_DEADLINE_MS, else 30 s', () => {

@@ -27,7 +27,11 @@ export function defaultProbeDeadlineMs(): number {
  * Resolves undefined when the service answered, else with why not: the last error, then how many attempts were made
  * on `name` and for how long.
  */
-export async function probeService(name: string, attempt: (timeoutMs: number) => Promise<void>, options: ProbeOptions = {}): Promise<string | undefined> {
+export async function probeService(
+  name: string,
+  attempt: (timeoutMs: number) => Promise<void>,
+  options: ProbeOptions = {},
+): Promise<string | undefined> {
   const deadlineMs = options.deadlineMs ?? defaultProbeDeadlineMs();
   const maxDelayMs = options.maxDelayMs ?? 2_000;
   let delayMs = options.initialDelayMs ?? 100;

@@ -11,13 +11,20 @@ import { probeService, type ProbeOptions } from './probe.ts';
 export const TEST_REDIS_URL = process.env.GATEHOUSE_TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 
 /** What to do when no Redis answers. */
-export const REDIS_HOW_TO = 'start one (redis-server) or set GATEHOUSE_TEST_REDIS_URL; .ci/run starts a local one when it can';
+export const REDIS_HOW_TO =
+  'start one (redis-server) or set GATEHOUSE_TEST_REDIS_URL; .ci/run starts a local one when it can';
 
 export function probeRedis(url: string = TEST_REDIS_URL, options?: ProbeOptions): Promise<string | undefined> {
   return probeService(
     'Redis',
     async (timeoutMs) => {
-      const client = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const client = new Redis(url, {
+        lazyConnect: true,
+        connectTimeout: timeoutMs,
+        commandTimeout: timeoutMs,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
       client.on('error', () => {});
       try {
         await client.connect();
@@ -45,7 +52,10 @@ export interface RedisSync {
  * connection of its own, which nothing reconnects: a failure rejects and leaves nothing open). Tests wait on these instead of sleeping: a sync run after another's increment has read
  * it, and since a store runs one sync at a time, its next sync starts only once that answer is applied.
  */
-export async function recordSyncs(prefix: string, url: string = TEST_REDIS_URL): Promise<{ readonly syncs: RedisSync[]; close(): void }> {
+export async function recordSyncs(
+  prefix: string,
+  url: string = TEST_REDIS_URL,
+): Promise<{ readonly syncs: RedisSync[]; close(): void }> {
   // A plain socket speaking RESP, not ioredis: its monitor mode starts only a tick after MONITOR's +OK, so on a
   // busy Redis the first monitored line can arrive before and fail with "Command queue state error".
   const target = new URL(url);
@@ -71,7 +81,12 @@ export async function recordSyncs(prefix: string, url: string = TEST_REDIS_URL):
     const source = /^\+\S+ \[\d+ ([^\]]+)\]/.exec(line)?.[1];
     const args = [...line.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!);
     const command = args[0]?.toLowerCase();
-    if (source !== undefined && (command === 'evalsha' || command === 'eval') && args[2] === '2' && args[3]?.startsWith(prefix)) {
+    if (
+      source !== undefined &&
+      (command === 'evalsha' || command === 'eval') &&
+      args[2] === '2' &&
+      args[3]?.startsWith(prefix)
+    ) {
       syncs.push({ source, key: args[3], hits: Number(args[5]) });
     }
   };

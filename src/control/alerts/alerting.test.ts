@@ -6,7 +6,13 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
 import { nowIso } from '../ids.ts';
 import { openStore } from '../store/open.ts';
-import type { GatewayInstanceRecord, GatewayRecord, SecurityEventRecord, Store, WorkspaceRecord } from '../store/store.ts';
+import type {
+  GatewayInstanceRecord,
+  GatewayRecord,
+  SecurityEventRecord,
+  Store,
+  WorkspaceRecord,
+} from '../store/store.ts';
 import { createWorkspace } from '../workspaces.ts';
 import { startAlerting, type Alerting, type AlertingOptions } from './alerting.ts';
 import { isSupportedVersion } from './version-skew.ts';
@@ -28,14 +34,40 @@ describe('alerting', () => {
   let alerting: Alerting | undefined;
   let events = 0;
 
-  const start = (options: Partial<AlertingOptions> = {}) => (alerting = startAlerting({ store, logger, now: () => clock, softwareVersion: '1.4.2', webhookUrl, intervalMs: 0, ...options }));
+  const start = (options: Partial<AlertingOptions> = {}) =>
+    (alerting = startAlerting({
+      store,
+      logger,
+      now: () => clock,
+      softwareVersion: '1.4.2',
+      webhookUrl,
+      intervalMs: 0,
+      ...options,
+    }));
   const failures = async (n: number, kind = 'auth_failure', gatewayId = gateway.id) => {
     const at = nowIso(clock - 1000);
-    const rows: SecurityEventRecord[] = Array.from({ length: n }, () => ({ id: `sev-${++events}`, workspaceId: workspace.id, gatewayId, at, kind, reason: 'GH_ERR_AUTH_INVALID_KEY', keyLabel: 'ghk_AbCd…' }));
+    const rows: SecurityEventRecord[] = Array.from({ length: n }, () => ({
+      id: `sev-${++events}`,
+      workspaceId: workspace.id,
+      gatewayId,
+      at,
+      kind,
+      reason: 'GH_ERR_AUTH_INVALID_KEY',
+      keyLabel: 'ghk_AbCd…',
+    }));
     await store.insertSecurityEvents(rows);
   };
   const instance = async (instanceId: string, fields: Partial<GatewayInstanceRecord>) => {
-    await store.upsertGatewayInstance({ gatewayId: gateway.id, instanceId, softwareVersion: '1.4.0', appliedVersion: 1, connected: true, firstSeenAt: nowIso(T0), lastSeenAt: nowIso(clock), ...fields });
+    await store.upsertGatewayInstance({
+      gatewayId: gateway.id,
+      instanceId,
+      softwareVersion: '1.4.0',
+      appliedVersion: 1,
+      connected: true,
+      firstSeenAt: nowIso(T0),
+      lastSeenAt: nowIso(clock),
+      ...fields,
+    });
   };
   const open = async () => (await store.listAlerts(workspace.id, { open: true })).map((a) => a.kind).sort();
 
@@ -59,8 +91,22 @@ describe('alerting', () => {
     await store?.close();
     store = await openStore({ databaseUrl: ':memory:' });
     clock = T0;
-    workspace = await store.transaction((tx) => createWorkspace(tx, { name: 'acme', environments: ['DEV', 'PROD'], devEnvironment: 'DEV', projects: ['default'] }, T0));
-    gateway = { id: 'gw_eu1', workspaceId: workspace.id, environment: 'PROD', name: 'eu-1', installMethod: 'docker', createdAt: nowIso(T0), updatedAt: nowIso(T0) };
+    workspace = await store.transaction((tx) =>
+      createWorkspace(
+        tx,
+        { name: 'acme', environments: ['DEV', 'PROD'], devEnvironment: 'DEV', projects: ['default'] },
+        T0,
+      ),
+    );
+    gateway = {
+      id: 'gw_eu1',
+      workspaceId: workspace.id,
+      environment: 'PROD',
+      name: 'eu-1',
+      installMethod: 'docker',
+      createdAt: nowIso(T0),
+      updatedAt: nowIso(T0),
+    };
     await store.insertGateway(gateway);
     received = [];
     answer = (res) => res.writeHead(204).end();
@@ -93,7 +139,11 @@ describe('alerting', () => {
 
     await failures(20, 'auth_failure', 'cloud');
     await alerts.evaluate(workspace.id);
-    assert.deepEqual((await store.listAlerts(workspace.id, { open: true })).map((a) => a.gatewayId).sort(), ['cloud', gateway.id], 'the cloud gateway has its own');
+    assert.deepEqual(
+      (await store.listAlerts(workspace.id, { open: true })).map((a) => a.gatewayId).sort(),
+      ['cloud', gateway.id],
+      'the cloud gateway has its own',
+    );
 
     clock += 61_000; // the burst leaves the window
     await failures(9); // fewer than half the threshold
@@ -104,8 +154,20 @@ describe('alerting', () => {
 
     await alerts.deliver();
     const hooks = received.filter((p) => p.id === spike!.id);
-    const payload = { id: spike!.id, kind: 'auth_failure_spike', message: spike!.message, workspace: workspace.id, gateway: gateway.id, raisedAt: spike!.raisedAt, details: spike!.details };
-    assert.deepEqual(hooks, [payload, { ...payload, resolvedAt: resolved.resolvedAt }], 'POSTed when raised and when resolved');
+    const payload = {
+      id: spike!.id,
+      kind: 'auth_failure_spike',
+      message: spike!.message,
+      workspace: workspace.id,
+      gateway: gateway.id,
+      raisedAt: spike!.raisedAt,
+      details: spike!.details,
+    };
+    assert.deepEqual(
+      hooks,
+      [payload, { ...payload, resolvedAt: resolved.resolvedAt }],
+      'POSTed when raised and when resolved',
+    );
   });
 
   it('keeps a spike open while the rate stays between half the threshold and the threshold', async () => {
@@ -131,7 +193,10 @@ describe('alerting', () => {
     const [mismatch] = await store.listAlerts(workspace.id, { open: true });
     assert.equal(mismatch!.kind, 'version_mismatch');
     assert.match(mismatch!.message, /gateway "eu-1": 2 online instance\(s\) run 1\.2\.0, 1\.5\.0/);
-    assert.deepEqual(mismatch!.details!.instances, [{ instanceId: 'b', softwareVersion: '1.2.0' }, { instanceId: 'c', softwareVersion: '1.5.0' }]);
+    assert.deepEqual(mismatch!.details!.instances, [
+      { instanceId: 'b', softwareVersion: '1.2.0' },
+      { instanceId: 'c', softwareVersion: '1.5.0' },
+    ]);
 
     await instance('b', { softwareVersion: '1.4.2' });
     await instance('c', { softwareVersion: '1.4.0', connected: false });
@@ -242,7 +307,16 @@ describe('alerting', () => {
   it('raises a rate-limit store alert while a gateway reports its store degraded, and resolves it once the reports stop', async () => {
     const alerts = start();
     const report = async () => {
-      await store.insertSecurityEvents([{ id: `sev-${++events}`, workspaceId: workspace.id, gatewayId: gateway.id, at: nowIso(clock - 1000), kind: 'rate_limit_store_degraded', reason: 'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE' }]);
+      await store.insertSecurityEvents([
+        {
+          id: `sev-${++events}`,
+          workspaceId: workspace.id,
+          gatewayId: gateway.id,
+          at: nowIso(clock - 1000),
+          kind: 'rate_limit_store_degraded',
+          reason: 'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE',
+        },
+      ]);
     };
     await alerts.evaluate(workspace.id);
     assert.deepEqual(await open(), []);

@@ -95,7 +95,15 @@ export function startAlerting(options: AlertingOptions): Alerting {
   const minorsBehind = options.supportedMinorsBehind ?? 1;
   const intervalMs = options.intervalMs ?? 15_000;
   const webhook: WebhookDelivery | undefined = options.webhookUrl
-    ? createWebhookDelivery({ store, logger, url: options.webhookUrl, now, timeoutMs: options.webhookTimeoutMs, maxAttempts: options.webhookMaxAttempts, retryBaseMs: options.webhookRetryBaseMs })
+    ? createWebhookDelivery({
+        store,
+        logger,
+        url: options.webhookUrl,
+        now,
+        timeoutMs: options.webhookTimeoutMs,
+        maxAttempts: options.webhookMaxAttempts,
+        retryBaseMs: options.webhookRetryBaseMs,
+      })
     : undefined;
   const running = new Map<string, Promise<void>>();
   const queued = new Map<string, Promise<void>>();
@@ -109,7 +117,11 @@ export function startAlerting(options: AlertingOptions): Alerting {
     for (const gateway of [...gateways, undefined]) {
       const gatewayId = gateway?.id ?? CLOUD_GATEWAY_ID;
       const name = gateway?.name ?? CLOUD_GATEWAY_ID;
-      const failures = await store.countSecurityEvents(workspaceId, { since, gatewayId, kind: SecurityEventKind.authFailure });
+      const failures = await store.countSecurityEvents(workspaceId, {
+        since,
+        gatewayId,
+        kind: SecurityEventKind.authFailure,
+      });
       out.push({
         kind: AlertKind.authFailureSpike,
         gatewayId,
@@ -119,7 +131,11 @@ export function startAlerting(options: AlertingOptions): Alerting {
       });
       if (gateway === undefined) continue;
       out.push(...instanceConditions(gateway, await store.listGatewayInstances(gateway.id), t));
-      const reports = await store.countSecurityEvents(workspaceId, { since: nowIso(t - storeDegradedWindowMs), gatewayId, kind: SecurityEventKind.rateLimitStoreDegraded });
+      const reports = await store.countSecurityEvents(workspaceId, {
+        since: nowIso(t - storeDegradedWindowMs),
+        gatewayId,
+        kind: SecurityEventKind.rateLimitStoreDegraded,
+      });
       out.push({
         kind: AlertKind.rateLimitStoreDegraded,
         gatewayId,
@@ -131,11 +147,18 @@ export function startAlerting(options: AlertingOptions): Alerting {
     return out;
   }
 
-  function instanceConditions(gateway: GatewayRecord, instances: readonly GatewayInstanceRecord[], t: number): Condition[] {
+  function instanceConditions(
+    gateway: GatewayRecord,
+    instances: readonly GatewayInstanceRecord[],
+    t: number,
+  ): Condition[] {
     const fresh = (i: GatewayInstanceRecord) => t - Date.parse(i.lastSeenAt) < offlineAfterMs;
     const online = instances.filter((i) => i.connected && fresh(i));
     const outside = online.filter((i) => !isSupportedVersion(i.softwareVersion, softwareVersion, minorsBehind));
-    const lastSeenAt = instances.map((i) => i.lastSeenAt).sort().at(-1);
+    const lastSeenAt = instances
+      .map((i) => i.lastSeenAt)
+      .sort()
+      .at(-1);
     const versions = [...new Set(outside.map((i) => i.softwareVersion))].sort();
     return [
       {
@@ -143,7 +166,11 @@ export function startAlerting(options: AlertingOptions): Alerting {
         gatewayId: gateway.id,
         active: outside.length > 0,
         message: `gateway "${gateway.name}": ${outside.length} online instance(s) run ${versions.join(', ')}, outside the versions control plane ${softwareVersion} supports (same major, at most ${minorsBehind} minor behind)`,
-        details: { gatewayName: gateway.name, controlPlaneVersion: softwareVersion, instances: outside.map((i) => ({ instanceId: i.instanceId, softwareVersion: i.softwareVersion })) },
+        details: {
+          gatewayName: gateway.name,
+          controlPlaneVersion: softwareVersion,
+          instances: outside.map((i) => ({ instanceId: i.instanceId, softwareVersion: i.softwareVersion })),
+        },
       },
       {
         kind: AlertKind.connectivityLost,
@@ -196,12 +223,19 @@ export function startAlerting(options: AlertingOptions): Alerting {
   async function evaluateNow(workspaceId: string): Promise<void> {
     let changed = false;
     const gateways = await store.listGateways(workspaceId);
-    for (const condition of await conditions(workspaceId, gateways)) changed = (await apply(workspaceId, condition)) || changed;
+    for (const condition of await conditions(workspaceId, gateways))
+      changed = (await apply(workspaceId, condition)) || changed;
     // Open alerts of gateways deleted since they were raised.
     const known = new Set([CLOUD_GATEWAY_ID, ...gateways.map((g) => g.id)]);
     for (const open of await store.listAlerts(workspaceId, { open: true })) {
       if (open.gatewayId === undefined || known.has(open.gatewayId)) continue;
-      changed = (await apply(workspaceId, { kind: open.kind as AlertKind, gatewayId: open.gatewayId, active: false, message: open.message })) || changed;
+      changed =
+        (await apply(workspaceId, {
+          kind: open.kind as AlertKind,
+          gatewayId: open.gatewayId,
+          active: false,
+          message: open.message,
+        })) || changed;
     }
     if (changed) void webhook?.deliver();
   }
@@ -239,14 +273,15 @@ export function startAlerting(options: AlertingOptions): Alerting {
     }
   }
 
-  const timer = intervalMs > 0
-    ? setInterval(() => {
-        sweep ??= (async () => {
-          await checkConnectivity();
-          await webhook?.deliver();
-        })().finally(() => (sweep = undefined));
-      }, intervalMs)
-    : undefined;
+  const timer =
+    intervalMs > 0
+      ? setInterval(() => {
+          sweep ??= (async () => {
+            await checkConnectivity();
+            await webhook?.deliver();
+          })().finally(() => (sweep = undefined));
+        }, intervalMs)
+      : undefined;
   timer?.unref();
 
   return {

@@ -87,9 +87,16 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
       });
       await res.body?.cancel();
       if (res.ok) return true;
-      logger.warn({ alert: alert.id, status: res.status, attempt: alert.deliveryAttempts + 1 }, 'the alert webhook refused an alert');
+      logger.warn(
+        { alert: alert.id, status: res.status, attempt: alert.deliveryAttempts + 1 },
+        'the alert webhook refused an alert',
+      );
     } catch (err) {
-      if (!closing.signal.aborted) logger.warn({ alert: alert.id, err: (err as Error).message, attempt: alert.deliveryAttempts + 1 }, 'the alert webhook is unreachable');
+      if (!closing.signal.aborted)
+        logger.warn(
+          { alert: alert.id, err: (err as Error).message, attempt: alert.deliveryAttempts + 1 },
+          'the alert webhook is unreachable',
+        );
     }
     return false;
   }
@@ -104,12 +111,18 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
       } else {
         current = sent; // a resolved alert changes no more, except by delivery
       }
-      await tx.updateAlert({ ...current, deliveryAttempts: current.deliveryAttempts + 1, ...(delivered ? { deliveredAt: nowIso(now()) } : {}) });
+      await tx.updateAlert({
+        ...current,
+        deliveryAttempts: current.deliveryAttempts + 1,
+        ...(delivered ? { deliveredAt: nowIso(now()) } : {}),
+      });
     });
   }
 
   async function run(): Promise<void> {
-    const due = (await store.listUndeliveredAlerts(BATCH)).filter((a) => a.deliveryAttempts < maxAttempts && (notBefore.get(stateKey(a)) ?? 0) <= now());
+    const due = (await store.listUndeliveredAlerts(BATCH)).filter(
+      (a) => a.deliveryAttempts < maxAttempts && (notBefore.get(stateKey(a)) ?? 0) <= now(),
+    );
     for (const alert of due) {
       if (closing.signal.aborted) return;
       const delivered = await attempt(alert);
@@ -119,7 +132,8 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
         notBefore.delete(key);
       } else {
         const attempts = alert.deliveryAttempts + 1;
-        if (attempts >= maxAttempts) logger.error({ alert: alert.id, attempts }, 'gave up delivering an alert to the webhook');
+        if (attempts >= maxAttempts)
+          logger.error({ alert: alert.id, attempts }, 'gave up delivering an alert to the webhook');
         const delay = Math.min(retryBaseMs * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS);
         notBefore.set(key, now() + delay * (0.8 + Math.random() * 0.4));
       }

@@ -34,12 +34,18 @@ export async function authenticate(req: IncomingMessage, store: Store, now: numb
   throw unauthenticated('send an API client token as "Authorization: Bearer <token>", or log in');
 }
 
-async function authenticateToken(token: string, address: string | undefined, store: Store, now: number): Promise<Caller> {
+async function authenticateToken(
+  token: string,
+  address: string | undefined,
+  store: Store,
+  now: number,
+): Promise<Caller> {
   if (!isWellFormedKey(token)) throw unauthenticated('the token is malformed (not a Gatehouse API client token)');
   const found = await store.findKey(hashKey(token));
   if (!found) throw unauthenticated('unknown token: it was never issued, was regenerated, or its client was deleted');
   const { key, client } = found;
-  if (key.expiresAt && Date.parse(key.expiresAt) <= now) throw unauthenticated('the token has expired (it was regenerated)');
+  if (key.expiresAt && Date.parse(key.expiresAt) <= now)
+    throw unauthenticated('the token has expired (it was regenerated)');
   if (client.expiresAt && Date.parse(client.expiresAt) <= now) throw unauthenticated('the API client has expired');
   if (client.kind === 'legacy') throw unauthenticated('legacy clients cannot use the admin API');
   if (client.status !== 'active') throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', 'the API client is disabled');
@@ -65,7 +71,15 @@ async function authenticateSession(value: string, store: Store, now: number): Pr
   const user = await store.getUser({ id: session.userId });
   if (!user) throw unauthenticated('the user was removed from the workspace');
   const permissions = await userPermissions(store, user.workspaceId, user.role);
-  return { kind: 'user', id: user.id, workspaceId: user.workspaceId, operator: false, permissions, environments: ['*'], projects: ['*'] };
+  return {
+    kind: 'user',
+    id: user.id,
+    workspaceId: user.workspaceId,
+    operator: false,
+    permissions,
+    environments: ['*'],
+    projects: ['*'],
+  };
 }
 
 export async function userPermissions(store: Store, workspaceId: string, roleName: string): Promise<string[]> {

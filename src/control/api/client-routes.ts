@@ -33,25 +33,43 @@ async function toClient(tx: StoreOps, c: ClientRecord, roles?: Map<string, RoleR
     ...(rest.rateLimits ? { rateLimits: encodeRateLimits(rest.rateLimits) } : {}),
     workspace: workspaceId,
     role: role?.name ?? `(deleted role ${c.roleId})`,
-    keys: (keys ?? (await tx.listKeys(c.id))).map((k) => ({ id: k.id, createdAt: k.createdAt, ...(k.expiresAt ? { expiresAt: k.expiresAt } : {}) })),
+    keys: (keys ?? (await tx.listKeys(c.id))).map((k) => ({
+      id: k.id,
+      createdAt: k.createdAt,
+      ...(k.expiresAt ? { expiresAt: k.expiresAt } : {}),
+    })),
   };
 }
 
 type ClientScopeFields = Pick<ClientInput, 'role' | 'environments' | 'projects' | 'operator'>;
 
 /** Validates references and scope of a client's role, environments, projects and operator flag; returns the role. */
-async function checkClient(tx: StoreOps, caller: Caller, workspace: WorkspaceRecord, c: ClientScopeFields): Promise<RoleRecord> {
+async function checkClient(
+  tx: StoreOps,
+  caller: Caller,
+  workspace: WorkspaceRecord,
+  c: ClientScopeFields,
+): Promise<RoleRecord> {
   const role = await tx.getRole({ workspaceId: workspace.id, name: c.role });
   if (!role) throw invalid('body.role', `unknown role "${c.role}"`);
   c.environments.forEach((e, i) => {
-    if (e !== '*' && !workspace.environments.includes(e)) throw invalid(`body.environments[${i}]`, `unknown environment "${e}" (environments: ${workspace.environments.join(', ')})`);
+    if (e !== '*' && !workspace.environments.includes(e))
+      throw invalid(
+        `body.environments[${i}]`,
+        `unknown environment "${e}" (environments: ${workspace.environments.join(', ')})`,
+      );
   });
   const projects = new Set((await tx.listProjects(workspace.id)).map((p) => p.name));
   c.projects.forEach((p, i) => {
     if (p !== '*' && !projects.has(p)) throw invalid(`body.projects[${i}]`, `unknown project "${p}"`);
   });
-  if (!clientInScope(caller, c)) throw new AdminError('GH_ERR_ADMIN_OUT_OF_SCOPE', "body: the client's environments and projects must lie within the caller's own");
-  if (c.operator && !caller.operator) throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', 'body.operator: only an operator client creates operator clients');
+  if (!clientInScope(caller, c))
+    throw new AdminError(
+      'GH_ERR_ADMIN_OUT_OF_SCOPE',
+      "body: the client's environments and projects must lie within the caller's own",
+    );
+  if (c.operator && !caller.operator)
+    throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', 'body.operator: only an operator client creates operator clients');
   checkGrantable(caller, role.permissions, `role "${role.name}" permissions`);
   return role;
 }
@@ -62,20 +80,41 @@ async function checkClient(tx: StoreOps, caller: Caller, workspace: WorkspaceRec
  * allowed to manage clients could take over a stronger client's token (regenerate) or remove it.
  */
 async function checkManageable(tx: StoreOps, caller: Caller, client: ClientRecord): Promise<void> {
-  if (client.operator && !caller.operator) throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', 'only an operator client manages operator clients');
+  if (client.operator && !caller.operator)
+    throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', 'only an operator client manages operator clients');
   const role = await tx.getRole({ id: client.roleId });
   if (role) checkGrantable(caller, role.permissions, `the client's role "${role.name}" permissions`);
 }
 
-async function visibleClient(tx: StoreOps, caller: Caller, workspace: WorkspaceRecord, id: string): Promise<ClientRecord> {
+async function visibleClient(
+  tx: StoreOps,
+  caller: Caller,
+  workspace: WorkspaceRecord,
+  id: string,
+): Promise<ClientRecord> {
   const c = await tx.getClient(id);
   if (!c || c.workspaceId !== workspace.id || !clientInScope(caller, c)) throw notFound(`API client "${id}"`);
   return c;
 }
 
-function record(workspace: WorkspaceRecord, input: ClientInput, role: RoleRecord, kind: ClientRecord['kind'], at: string, email?: string): ClientRecord {
+function record(
+  workspace: WorkspaceRecord,
+  input: ClientInput,
+  role: RoleRecord,
+  kind: ClientRecord['kind'],
+  at: string,
+  email?: string,
+): ClientRecord {
   const { role: _role, ...fields } = input;
-  const out: ClientRecord = { id: newId('cli'), workspaceId: workspace.id, kind, ...fields, roleId: role.id, createdAt: at, updatedAt: at };
+  const out: ClientRecord = {
+    id: newId('cli'),
+    workspaceId: workspace.id,
+    kind,
+    ...fields,
+    roleId: role.id,
+    createdAt: at,
+    updatedAt: at,
+  };
   if (email) out.email = email;
   return stripUndefined(out);
 }
@@ -98,7 +137,8 @@ export const clientOperations: Operation[] = [
       const roles = new Map((await plane.store.listRoles(workspace.id)).map((r) => [r.id, r]));
       const keys = Map.groupBy(await plane.store.listWorkspaceKeys(workspace.id), (k) => k.clientId);
       const items = [];
-      for (const c of await plane.store.listClients(workspace.id)) if (clientInScope(caller, c)) items.push(await toClient(plane.store, c, roles, keys.get(c.id) ?? []));
+      for (const c of await plane.store.listClients(workspace.id))
+        if (clientInScope(caller, c)) items.push(await toClient(plane.store, c, roles, keys.get(c.id) ?? []));
       return { items };
     },
   }),
@@ -143,9 +183,11 @@ export const clientOperations: Operation[] = [
         const role = await checkClient(tx, caller, workspace, input);
         const c = record(workspace, input, role, 'legacy', nowIso(plane.now()), email);
         await tx.insertClient(c);
-        await tx.insertKey({ id: 'legacy', clientId: c.id, hash: hashKey(key), createdAt: c.createdAt }).catch((e: unknown) => {
-          throw (e as Error).name === 'StoreConflictError' ? conflict('body.key: this key is already in use') : e;
-        });
+        await tx
+          .insertKey({ id: 'legacy', clientId: c.id, hash: hashKey(key), createdAt: c.createdAt })
+          .catch((e: unknown) => {
+            throw (e as Error).name === 'StoreConflictError' ? conflict('body.key: this key is already in use') : e;
+          });
         return toClient(tx, c);
       });
       await plane.changed(workspace.id);
@@ -180,7 +222,12 @@ export const clientOperations: Operation[] = [
         const current = await visibleClient(tx, caller, workspace, params.client!);
         await checkManageable(tx, caller, current);
         const currentRole = await tx.getRole({ id: current.roleId });
-        const merged = { role: body.role ?? currentRole?.name ?? '', environments: body.environments ?? current.environments, projects: body.projects ?? current.projects, operator: body.operator ?? current.operator };
+        const merged = {
+          role: body.role ?? currentRole?.name ?? '',
+          environments: body.environments ?? current.environments,
+          projects: body.projects ?? current.projects,
+          operator: body.operator ?? current.operator,
+        };
         const role = await checkClient(tx, caller, workspace, merged);
         const { role: _r, ...changes } = body;
         const next = stripUndefined({ ...current, ...changes, roleId: role.id, updatedAt: nowIso(plane.now()) });
@@ -223,12 +270,14 @@ export const clientOperations: Operation[] = [
       const client = await plane.store.transaction(async (tx) => {
         const c = await visibleClient(tx, caller, workspace, params.client!);
         await checkManageable(tx, caller, c);
-        if (c.kind === 'legacy') throw conflict('legacy clients cannot be regenerated: delete the client and create a standard one');
+        if (c.kind === 'legacy')
+          throw conflict('legacy clients cannot be regenerated: delete the client and create a standard one');
         const now = plane.now();
         for (const old of await tx.listKeys(c.id)) {
           if (body.gracePeriod) {
             const until = now + body.gracePeriod;
-            if (!old.expiresAt || Date.parse(old.expiresAt) > until) await tx.updateKeyExpiry(c.id, old.id, nowIso(until));
+            if (!old.expiresAt || Date.parse(old.expiresAt) > until)
+              await tx.updateKeyExpiry(c.id, old.id, nowIso(until));
           } else {
             await tx.deleteKey(c.id, old.id);
           }

@@ -34,7 +34,11 @@ function sameSpec(a: CollectionSpec, b: CollectionSpec): boolean {
  */
 function encodeSpec(spec: CollectionSpec) {
   const { environment: _e, ...encoded } = encodeCollection({ ...spec, environment: 'DEV' });
-  return { ...encoded, target: spec.target, ...(spec.description !== undefined ? { description: spec.description } : {}) };
+  return {
+    ...encoded,
+    target: spec.target,
+    ...(spec.description !== undefined ? { description: spec.description } : {}),
+  };
 }
 
 async function toResource(tx: StoreOps, c: CollectionRecord) {
@@ -61,34 +65,65 @@ function sameTarget(a: DeploymentTarget, b: DeploymentTarget): boolean {
 }
 
 /** Checks the spec's project and target, and that no other collection of the same gateway serves its base path. */
-async function checkSpec(tx: StoreOps, caller: Caller, workspace: WorkspaceRecord, environment: string, spec: CollectionSpec, selfId?: string): Promise<void> {
+async function checkSpec(
+  tx: StoreOps,
+  caller: Caller,
+  workspace: WorkspaceRecord,
+  environment: string,
+  spec: CollectionSpec,
+  selfId?: string,
+): Promise<void> {
   requireProject(caller, spec.project);
   const projects = await tx.listProjects(workspace.id);
-  if (!projects.some((p) => p.name === spec.project)) throw invalid('body.project', `unknown project "${spec.project}" (projects: ${projects.map((p) => p.name).join(', ')})`);
+  if (!projects.some((p) => p.name === spec.project))
+    throw invalid(
+      'body.project',
+      `unknown project "${spec.project}" (projects: ${projects.map((p) => p.name).join(', ')})`,
+    );
   if (spec.target.type === 'edge') {
     const gateway = await tx.getGateway({ workspaceId: workspace.id, name: spec.target.gateway });
-    if (!gateway || gateway.environment !== environment) throw invalid('body.target.gateway', `no edge gateway "${spec.target.gateway}" in ${environment}: the edge gateway must exist in this environment (create it first)`);
+    if (!gateway || gateway.environment !== environment)
+      throw invalid(
+        'body.target.gateway',
+        `no edge gateway "${spec.target.gateway}" in ${environment}: the edge gateway must exist in this environment (create it first)`,
+      );
   }
   for (const other of await tx.listCollections(workspace.id, { environment })) {
     if (other.id === selfId) continue;
-    const published = other.publishedVersion ? await tx.getCollectionVersion(other.id, other.publishedVersion) : undefined;
+    const published = other.publishedVersion
+      ? await tx.getCollectionVersion(other.id, other.publishedVersion)
+      : undefined;
     for (const s of published ? [other.spec, published.spec] : [other.spec]) {
       if (sameTarget(s.target, spec.target) && s.basePath === spec.basePath && (s.host ?? '') === (spec.host ?? '')) {
-        throw conflict(`body.basePath: "${spec.basePath}"${spec.host ? ` on host ${spec.host}` : ''} is already served by collection "${other.name}" on the same gateway`);
+        throw conflict(
+          `body.basePath: "${spec.basePath}"${spec.host ? ` on host ${spec.host}` : ''} is already served by collection "${other.name}" on the same gateway`,
+        );
       }
     }
   }
 }
 
 /** The collection named in the path, if the caller may see it (others are "not found"). */
-async function visibleCollection(tx: StoreOps, caller: Caller, workspace: WorkspaceRecord, environment: string, name: string): Promise<CollectionRecord> {
+async function visibleCollection(
+  tx: StoreOps,
+  caller: Caller,
+  workspace: WorkspaceRecord,
+  environment: string,
+  name: string,
+): Promise<CollectionRecord> {
   const c = await tx.getCollection({ workspaceId: workspace.id, environment, name });
   if (!c || !hasProject(caller, c.project)) throw notFound(`collection "${name}" in ${environment}`);
   return c;
 }
 
 /** Publishes the draft (or republishes `version`) as the next version; no new version when nothing changed. */
-async function publish(tx: StoreOps, c: CollectionRecord, by: string, now: number, version?: number): Promise<{ version: CollectionVersionRecord; created: boolean }> {
+async function publish(
+  tx: StoreOps,
+  c: CollectionRecord,
+  by: string,
+  now: number,
+  version?: number,
+): Promise<{ version: CollectionVersionRecord; created: boolean }> {
   const versions = await tx.listCollectionVersions(c.id);
   const current = versions.find((v) => v.version === c.publishedVersion);
   let spec = c.spec;
@@ -109,7 +144,12 @@ async function publish(tx: StoreOps, c: CollectionRecord, by: string, now: numbe
   };
   await tx.insertCollectionVersion(record);
   const draftReset = version !== undefined && !sameSpec(spec, c.spec);
-  const next: CollectionRecord = { ...c, publishedVersion: record.version, ...(draftReset ? { spec, revision: c.revision + 1 } : {}), updatedAt: nowIso(now) };
+  const next: CollectionRecord = {
+    ...c,
+    publishedVersion: record.version,
+    ...(draftReset ? { spec, revision: c.revision + 1 } : {}),
+    updatedAt: nowIso(now),
+  };
   if (!(await tx.updateCollection(next, c.revision))) throw conflict(`collection "${c.name}" changed meanwhile; retry`);
   return { version: record, created: true };
 }
@@ -128,7 +168,9 @@ export const collectionOperations: Operation[] = [
       const project = query.get('project');
       const all = await plane.store.listCollections(workspace.id, { environment });
       const items = [];
-      for (const c of all) if (hasProject(caller, c.project) && (!project || c.project === project)) items.push(await toResource(plane.store, c));
+      for (const c of all)
+        if (hasProject(caller, c.project) && (!project || c.project === project))
+          items.push(await toResource(plane.store, c));
       return { items };
     },
   }),
@@ -145,10 +187,22 @@ export const collectionOperations: Operation[] = [
     status: 201,
     async handler({ caller, workspace, environment, body, plane }) {
       return plane.store.transaction(async (tx) => {
-        if (await tx.getCollection({ workspaceId: workspace.id, environment, name: body.name })) throw conflict(`body.name: collection "${body.name}" already exists in ${environment}`);
+        if (await tx.getCollection({ workspaceId: workspace.id, environment, name: body.name }))
+          throw conflict(`body.name: collection "${body.name}" already exists in ${environment}`);
         await checkSpec(tx, caller, workspace, environment, body);
         const at = nowIso(plane.now());
-        const record: CollectionRecord = { id: newId('col'), workspaceId: workspace.id, environment, name: body.name, project: body.project, target: body.target, spec: body, revision: 1, createdAt: at, updatedAt: at };
+        const record: CollectionRecord = {
+          id: newId('col'),
+          workspaceId: workspace.id,
+          environment,
+          name: body.name,
+          project: body.project,
+          target: body.target,
+          spec: body,
+          revision: 1,
+          createdAt: at,
+          updatedAt: at,
+        };
         await tx.insertCollection(record);
         return toResource(tx, record);
       });
@@ -164,7 +218,10 @@ export const collectionOperations: Operation[] = [
     response: CollectionSchemaOut,
     responseForm: 'input',
     async handler({ caller, workspace, environment, params, plane }) {
-      return toResource(plane.store, await visibleCollection(plane.store, caller, workspace, environment, params.collection!));
+      return toResource(
+        plane.store,
+        await visibleCollection(plane.store, caller, workspace, environment, params.collection!),
+      );
     },
   }),
   operation({
@@ -178,13 +235,25 @@ export const collectionOperations: Operation[] = [
     response: CollectionSchemaOut,
     responseForm: 'input',
     async handler({ caller, workspace, environment, params, body, plane }) {
-      if (body.name !== params.collection) throw invalid('body.name', `must equal the collection name in the path ("${params.collection}"); collections are not renamed`);
+      if (body.name !== params.collection)
+        throw invalid(
+          'body.name',
+          `must equal the collection name in the path ("${params.collection}"); collections are not renamed`,
+        );
       return plane.store.transaction(async (tx) => {
         const c = await visibleCollection(tx, caller, workspace, environment, params.collection!);
         await checkSpec(tx, caller, workspace, environment, body, c.id);
         if (sameSpec(c.spec, body)) return toResource(tx, c);
-        const next: CollectionRecord = { ...c, project: body.project, target: body.target, spec: body, revision: c.revision + 1, updatedAt: nowIso(plane.now()) };
-        if (!(await tx.updateCollection(next, c.revision))) throw conflict(`collection "${c.name}" changed meanwhile; retry`);
+        const next: CollectionRecord = {
+          ...c,
+          project: body.project,
+          target: body.target,
+          spec: body,
+          revision: c.revision + 1,
+          updatedAt: nowIso(plane.now()),
+        };
+        if (!(await tx.updateCollection(next, c.revision)))
+          throw conflict(`collection "${c.name}" changed meanwhile; retry`);
         return toResource(tx, next);
       });
     },
@@ -263,23 +332,42 @@ export const collectionOperations: Operation[] = [
     id: 'deployProject',
     method: 'POST',
     path: `${E}/projects/{project}/deploy`,
-    summary: "Deploy a project: promote its published collections from the development environment to another, atomically",
+    summary:
+      'Deploy a project: promote its published collections from the development environment to another, atomically',
     tag: 'Collections',
     permission: 'admin:deploy',
     devOnly: true,
     body: DeployInputSchema,
-    response: z.object({ environment: z.string(), deployed: z.array(z.object({ name: z.string(), version: z.int() })) }),
+    response: z.object({
+      environment: z.string(),
+      deployed: z.array(z.object({ name: z.string(), version: z.int() })),
+    }),
     async handler({ caller, workspace, environment, params, body, plane }) {
       const project = params.project!;
       if (!hasProject(caller, project)) throw notFound(`project "${project}"`);
       if (body.to === environment) throw invalid('body.to', `must be another environment than ${environment}`);
-      if (!workspace.environments.includes(body.to)) throw invalid('body.to', `unknown environment "${body.to}" (environments: ${workspace.environments.join(', ')})`);
-      if (!hasEnvironment(caller, body.to)) throw new AdminError('GH_ERR_ADMIN_OUT_OF_SCOPE', `body.to: environment "${body.to}" is not among this caller's environments`);
+      if (!workspace.environments.includes(body.to))
+        throw invalid(
+          'body.to',
+          `unknown environment "${body.to}" (environments: ${workspace.environments.join(', ')})`,
+        );
+      if (!hasEnvironment(caller, body.to))
+        throw new AdminError(
+          'GH_ERR_ADMIN_OUT_OF_SCOPE',
+          `body.to: environment "${body.to}" is not among this caller's environments`,
+        );
       const deployed = await plane.store.transaction(async (tx) => {
-        const sources = (await tx.listCollections(workspace.id, { environment })).filter((c) => c.project === project && c.publishedVersion);
+        const sources = (await tx.listCollections(workspace.id, { environment })).filter(
+          (c) => c.project === project && c.publishedVersion,
+        );
         const wanted = body.collections ? new Set(body.collections) : undefined;
         if (wanted) {
-          for (const name of wanted) if (!sources.some((c) => c.name === name)) throw invalid('body.collections', `"${name}" is not a published collection of project "${project}" in ${environment}`);
+          for (const name of wanted)
+            if (!sources.some((c) => c.name === name))
+              throw invalid(
+                'body.collections',
+                `"${name}" is not a published collection of project "${project}" in ${environment}`,
+              );
         }
         const out: { name: string; version: number }[] = [];
         for (const source of sources) {
@@ -288,21 +376,43 @@ export const collectionOperations: Operation[] = [
           let target = await tx.getCollection({ workspaceId: workspace.id, environment: body.to, name: source.name });
           // Deployment never moves a collection between projects: another project's collection of the same name
           // in the target environment is not overwritten.
-          if (target && target.project !== project) throw conflict(`collection "${source.name}" already exists in ${body.to} in another project; rename one of them`);
+          if (target && target.project !== project)
+            throw conflict(
+              `collection "${source.name}" already exists in ${body.to} in another project; rename one of them`,
+            );
           await checkSpec(tx, caller, workspace, body.to, spec, target?.id);
           const at = nowIso(plane.now());
           if (!target) {
-            target = { id: newId('col'), workspaceId: workspace.id, environment: body.to, name: source.name, project, target: spec.target, spec, revision: 1, createdAt: at, updatedAt: at };
+            target = {
+              id: newId('col'),
+              workspaceId: workspace.id,
+              environment: body.to,
+              name: source.name,
+              project,
+              target: spec.target,
+              spec,
+              revision: 1,
+              createdAt: at,
+              updatedAt: at,
+            };
             await tx.insertCollection(target);
           } else if (!sameSpec(target.spec, spec)) {
-            const next = { ...target, project, target: spec.target, spec, revision: target.revision + 1, updatedAt: at };
+            const next = {
+              ...target,
+              project,
+              target: spec.target,
+              spec,
+              revision: target.revision + 1,
+              updatedAt: at,
+            };
             await tx.updateCollection(next);
             target = next;
           }
           const { version } = await publish(tx, target, caller.id, plane.now());
           out.push({ name: source.name, version: version.version });
         }
-        if (!out.length) throw invalid('path.project', `project "${project}" has no published collections in ${environment}`);
+        if (!out.length)
+          throw invalid('path.project', `project "${project}" has no published collections in ${environment}`);
         return out;
       });
       await plane.changed(workspace.id);

@@ -45,7 +45,11 @@ export function fromZod(root: string, error: z.ZodError): AdminError {
     const p = formatPath(i.path);
     return { path: p === '' ? root : p.startsWith('[') ? root + p : `${root}.${p}`, message: i.message };
   });
-  const detail = errors.slice(0, 5).map((e) => `${e.path}: ${e.message}`).join('; ') + (errors.length > 5 ? `; … and ${errors.length - 5} more` : '');
+  const detail =
+    errors
+      .slice(0, 5)
+      .map((e) => `${e.path}: ${e.message}`)
+      .join('; ') + (errors.length > 5 ? `; … and ${errors.length - 5} more` : '');
   return new AdminError('GH_ERR_ADMIN_INVALID_BODY', detail, errors);
 }
 

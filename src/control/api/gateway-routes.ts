@@ -85,13 +85,20 @@ export const GatewayWithInstallSchema = z.strictObject({ gateway: GatewaySchemaO
 
 const STORE_CONFLICTS = {
   'gateway.name': 'body.name: an edge gateway with this name already exists in this workspace',
-  'gateway.environment': 'body.environment: this environment already has an edge gateway (one per environment; it may run any number of instances)',
+  'gateway.environment':
+    'body.environment: this environment already has an edge gateway (one per environment; it may run any number of instances)',
 };
 
 /** The gateway named (or identified) in the path, if the caller may see it; others are "not found". */
-async function visibleGateway(tx: StoreOps, caller: Caller, workspace: WorkspaceRecord, ref: string): Promise<GatewayRecord> {
+async function visibleGateway(
+  tx: StoreOps,
+  caller: Caller,
+  workspace: WorkspaceRecord,
+  ref: string,
+): Promise<GatewayRecord> {
   const g = (await tx.getGateway({ workspaceId: workspace.id, name: ref })) ?? (await tx.getGateway({ id: ref }));
-  if (!g || g.workspaceId !== workspace.id || !hasEnvironment(caller, g.environment)) throw notFound(`edge gateway "${ref}"`);
+  if (!g || g.workspaceId !== workspace.id || !hasEnvironment(caller, g.environment))
+    throw notFound(`edge gateway "${ref}"`);
   return g;
 }
 
@@ -104,13 +111,15 @@ export const gatewayOperations: Operation[] = [
     id: 'listGateways',
     method: 'GET',
     path: `${W}/gateways`,
-    summary: "List the edge gateways of the caller's environments: instances online, versions, update availability, last synced",
+    summary:
+      "List the edge gateways of the caller's environments: instances online, versions, update availability, last synced",
     tag: 'Gateways',
     permission: 'admin:gateways:read',
     response: z.object({ items: z.array(GatewaySchemaOut) }),
     async handler({ caller, workspace, plane }) {
       const items = [];
-      for (const g of await plane.store.listGateways(workspace.id)) if (hasEnvironment(caller, g.environment)) items.push(await toResource(plane, g));
+      for (const g of await plane.store.listGateways(workspace.id))
+        if (hasEnvironment(caller, g.environment)) items.push(await toResource(plane, g));
       return { items };
     },
   }),
@@ -118,7 +127,8 @@ export const gatewayOperations: Operation[] = [
     id: 'createGateway',
     method: 'POST',
     path: `${W}/gateways`,
-    summary: 'Create the edge gateway of an environment; the answer holds its install command with a one-time registration token (5 minutes)',
+    summary:
+      'Create the edge gateway of an environment; the answer holds its install command with a one-time registration token (5 minutes)',
     tag: 'Gateways',
     permission: 'admin:gateways:write',
     body: GatewayInputSchema,
@@ -126,16 +136,30 @@ export const gatewayOperations: Operation[] = [
     status: 201,
     async handler({ caller, workspace, body, plane }) {
       if (!workspace.environments.includes(body.environment)) {
-        throw invalid('body.environment', `unknown environment "${body.environment}" (environments: ${workspace.environments.join(', ')})`);
+        throw invalid(
+          'body.environment',
+          `unknown environment "${body.environment}" (environments: ${workspace.environments.join(', ')})`,
+        );
       }
       requireEnvironment(caller, body.environment);
       const now = plane.now();
       const { gateway, install } = await plane.store
         .transaction(async (tx) => {
           const existing = await tx.getGateway({ workspaceId: workspace.id, environment: body.environment });
-          if (existing) throw conflict(`body.environment: ${body.environment} already has an edge gateway, "${existing.name}" (one per environment; it may run any number of instances)`);
+          if (existing)
+            throw conflict(
+              `body.environment: ${body.environment} already has an edge gateway, "${existing.name}" (one per environment; it may run any number of instances)`,
+            );
           const at = nowIso(now);
-          const g: GatewayRecord = { id: newId('gw'), workspaceId: workspace.id, environment: body.environment, name: body.name, installMethod: body.installMethod, createdAt: at, updatedAt: at };
+          const g: GatewayRecord = {
+            id: newId('gw'),
+            workspaceId: workspace.id,
+            environment: body.environment,
+            name: body.name,
+            installMethod: body.installMethod,
+            createdAt: at,
+            updatedAt: at,
+          };
           await tx.insertGateway(g);
           return { gateway: g, install: await issueInstallCommand(tx, g, plane.edge, now) };
         })
@@ -163,14 +187,23 @@ export const gatewayOperations: Operation[] = [
     id: 'renameGateway',
     method: 'PATCH',
     path: G,
-    summary: "Rename an edge gateway; collections deployed to it follow (drafts edited, published versions republished with the new target)",
+    summary:
+      'Rename an edge gateway; collections deployed to it follow (drafts edited, published versions republished with the new target)',
     tag: 'Gateways',
     permission: 'admin:gateways:write',
     body: GatewayPatchSchema,
     response: GatewaySchemaOut,
     async handler({ caller, workspace, params, body, plane }) {
       const { gateway } = await plane.store
-        .transaction(async (tx) => renameGateway(tx, await visibleGateway(tx, caller, workspace, params.gateway!), body.name, caller.id, plane.now()))
+        .transaction(async (tx) =>
+          renameGateway(
+            tx,
+            await visibleGateway(tx, caller, workspace, params.gateway!),
+            body.name,
+            caller.id,
+            plane.now(),
+          ),
+        )
         .catch((error: unknown) => {
           throw fromStore(error, STORE_CONFLICTS);
         });
@@ -183,7 +216,8 @@ export const gatewayOperations: Operation[] = [
     id: 'deleteGateway',
     method: 'DELETE',
     path: G,
-    summary: 'Delete an edge gateway: its certificates are revoked and its instances disconnected at once; collections deployed to it are served nowhere',
+    summary:
+      'Delete an edge gateway: its certificates are revoked and its instances disconnected at once; collections deployed to it are served nowhere',
     tag: 'Gateways',
     permission: 'admin:gateways:write',
     status: 204,
@@ -199,7 +233,8 @@ export const gatewayOperations: Operation[] = [
     id: 'regenerateGatewayInstallCommand',
     method: 'POST',
     path: `${G}/install-command`,
-    summary: "Issue a new install command (a fresh one-time registration token); the gateway's unused tokens stop working",
+    summary:
+      "Issue a new install command (a fresh one-time registration token); the gateway's unused tokens stop working",
     tag: 'Gateways',
     permission: 'admin:gateways:write',
     response: GatewayWithInstallSchema,

@@ -16,7 +16,10 @@ export class LoginThrottle {
 
   /** Milliseconds until another attempt is allowed, or undefined when it is allowed now. */
   blocked(account: string, address: string, now: number): number | undefined {
-    const waits = [this.#wait(`a\0${account}`, MAX_PER_ACCOUNT, now), this.#wait(`i\0${address}`, MAX_PER_ADDRESS, now)].filter((w) => w !== undefined);
+    const waits = [
+      this.#wait(`a\0${account}`, MAX_PER_ACCOUNT, now),
+      this.#wait(`i\0${address}`, MAX_PER_ADDRESS, now),
+    ].filter((w) => w !== undefined);
     return waits.length ? Math.max(...waits) : undefined;
   }
 

@@ -15,7 +15,10 @@ const PROBLEM = {
     status: { type: 'integer' },
     code: { type: 'string', enum: Object.keys(ERRORS).filter((c) => c.startsWith('GH_ERR_ADMIN_')) },
     detail: { type: 'string' },
-    errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
+    errors: {
+      type: 'array',
+      items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } },
+    },
     instance: { type: 'string' },
   },
 };
@@ -27,21 +30,41 @@ function schema(s: z.ZodType, io: 'input' | 'output'): unknown {
 export function buildOpenApi(operations: readonly Operation[], version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of operations) {
-    const params = [...op.path.matchAll(/\{([A-Za-z]+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const params = [...op.path.matchAll(/\{([A-Za-z]+)\}/g)].map((m) => ({
+      name: m[1],
+      in: 'path',
+      required: true,
+      schema: { type: 'string' },
+    }));
     const status = String(op.status ?? 200);
     const responses: Record<string, unknown> = {
-      [status]: status === '204' ? { description: 'Done' } : { description: 'Success', content: { 'application/json': { schema: op.response ? schema(op.response, op.responseForm ?? 'output') : {} } } },
-      default: { description: 'An error (RFC 9457 problem details)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
+      [status]:
+        status === '204'
+          ? { description: 'Done' }
+          : {
+              description: 'Success',
+              content: {
+                'application/json': { schema: op.response ? schema(op.response, op.responseForm ?? 'output') : {} },
+              },
+            },
+      default: {
+        description: 'An error (RFC 9457 problem details)',
+        content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+      },
     };
     (paths[op.path] ??= {})[op.method.toLowerCase()] = {
       operationId: op.id,
       summary: op.summary,
       tags: [op.tag],
       ...(params.length ? { parameters: params } : {}),
-      ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: schema(op.body, 'input') } } } } : {}),
+      ...(op.body
+        ? { requestBody: { required: true, content: { 'application/json': { schema: schema(op.body, 'input') } } } }
+        : {}),
       responses,
       ...(op.permission === 'public' ? { security: [] } : {}),
-      ...(typeof op.permission === 'string' && op.permission !== 'public' ? { 'x-gatehouse-permission': op.permission } : {}),
+      ...(typeof op.permission === 'string' && op.permission !== 'public'
+        ? { 'x-gatehouse-permission': op.permission }
+        : {}),
       ...(op.devOnly ? { 'x-gatehouse-dev-only': true } : {}),
     };
   }
@@ -51,7 +74,7 @@ export function buildOpenApi(operations: readonly Operation[], version: string):
       title: 'Gatehouse admin API',
       version,
       description:
-        'Manage workspaces, API collections, client roles and API clients. Authenticate with an API client token (`Authorization: Bearer <token>`); the client\'s role must grant each operation\'s `x-gatehouse-permission` (patterns: exact, `prefix:*`, `*`).',
+        "Manage workspaces, API collections, client roles and API clients. Authenticate with an API client token (`Authorization: Bearer <token>`); the client's role must grant each operation's `x-gatehouse-permission` (patterns: exact, `prefix:*`, `*`).",
     },
     servers: [{ url: '/' }],
     security: [{ apiClientToken: [] }, { session: [] }],

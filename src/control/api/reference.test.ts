@@ -19,13 +19,25 @@ describe('admin API reference', () => {
   });
 
   it('names every permission admin:<area>[:<verb>]', () => {
-    for (const o of OPERATIONS) if (typeof o.permission === 'string' && o.permission !== 'public') assert.match(o.permission, /^admin:[a-z]+(?::[a-z]+)?$/, o.id);
+    for (const o of OPERATIONS)
+      if (typeof o.permission === 'string' && o.permission !== 'public')
+        assert.match(o.permission, /^admin:[a-z]+(?::[a-z]+)?$/, o.id);
   });
 
   it('builds an OpenAPI 3.1 document whose bodies are JSON Schemas', () => {
-    const doc = buildOpenApi(OPERATIONS, '1.2.3') as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { type?: string; properties?: object } }> } }>> };
+    const doc = buildOpenApi(OPERATIONS, '1.2.3') as {
+      openapi: string;
+      paths: Record<
+        string,
+        Record<
+          string,
+          { requestBody?: { content: Record<string, { schema: { type?: string; properties?: object } }> } }
+        >
+      >;
+    };
     assert.equal(doc.openapi, '3.1.0');
-    const body = doc.paths['/api/v1/workspaces/{workspace}/clients']!.post!.requestBody!.content['application/json']!.schema;
+    const body =
+      doc.paths['/api/v1/workspaces/{workspace}/clients']!.post!.requestBody!.content['application/json']!.schema;
     assert.equal(body.type, 'object');
     assert.ok(body.properties && 'role' in body.properties);
     assert.ok(Object.keys(ERRORS).some((c) => c.startsWith('GH_ERR_ADMIN_')));

@@ -17,8 +17,11 @@ export function renderAdminApiReference(operations: readonly Operation[]): strin
   for (const tag of tags) {
     lines.push(`## ${tag}`, '', '| Operation | Permission | What it does |', '| --- | --- | --- |');
     for (const o of operations.filter((op) => op.tag === tag)) {
-      const permission = o.permission === null ? 'any caller' : o.permission === 'public' ? 'public' : `\`${o.permission}\``;
-      lines.push(`| \`${o.method} ${o.path.replace('/api/v1', '')}\` | ${permission}${o.devOnly ? ' (DEV only)' : ''} | ${o.summary} |`);
+      const permission =
+        o.permission === null ? 'any caller' : o.permission === 'public' ? 'public' : `\`${o.permission}\``;
+      lines.push(
+        `| \`${o.method} ${o.path.replace('/api/v1', '')}\` | ${permission}${o.devOnly ? ' (DEV only)' : ''} | ${o.summary} |`,
+      );
     }
     lines.push('');
   }

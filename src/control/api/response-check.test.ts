@@ -9,7 +9,12 @@ import { OPERATIONS } from './operations.ts';
 import { responseCheckEnabled, responseProblems } from './response-check.ts';
 import { createAdminServer } from './server.ts';
 
-const Thing = z.object({ id: z.string(), count: z.int(), note: z.string().optional(), tags: z.array(z.enum(['a', 'b'])) });
+const Thing = z.object({
+  id: z.string(),
+  count: z.int(),
+  note: z.string().optional(),
+  tags: z.array(z.enum(['a', 'b'])),
+});
 
 describe('admin API response checking', () => {
   it('accepts a body its schema describes, after a JSON round trip', () => {
@@ -17,9 +22,16 @@ describe('admin API response checking', () => {
   });
 
   it('names a member the schema does not declare, a wrong type, a missing field and a value outside an enum', () => {
-    assert.deepEqual(responseProblems(Thing, { id: 'x', count: 2, tags: ['a'], secret: 'y' }), ['secret: is not in the schema']);
-    assert.deepEqual(responseProblems(Thing, { id: 'x', count: 2.5, tags: [] }), ['count: is number, the schema says integer']);
-    assert.deepEqual(responseProblems(Thing, { count: 2, tags: ['c'] }), ['id: is missing', 'tags[0]: "c" is not one of "a", "b"']);
+    assert.deepEqual(responseProblems(Thing, { id: 'x', count: 2, tags: ['a'], secret: 'y' }), [
+      'secret: is not in the schema',
+    ]);
+    assert.deepEqual(responseProblems(Thing, { id: 'x', count: 2.5, tags: [] }), [
+      'count: is number, the schema says integer',
+    ]);
+    assert.deepEqual(responseProblems(Thing, { count: 2, tags: ['c'] }), [
+      'id: is missing',
+      'tags[0]: "c" is not one of "a", "b"',
+    ]);
     assert.deepEqual(responseProblems(z.object({ items: z.array(Thing) }), undefined), ['(body): is missing']);
   });
 
@@ -29,19 +41,39 @@ describe('admin API response checking', () => {
     assert.equal(RateLimitSchema.safeParse({ limit: 10, window: 86_400_000 }).success, false);
   });
 
-  it('describes the admin API\'s resources as it answers them: windows as written, a deleted role by its id', () => {
+  it("describes the admin API's resources as it answers them: windows as written, a deleted role by its id", () => {
     const getClient = OPERATIONS.find((o) => o.id === 'getClient')!;
     const client = {
-      id: 'cli_0123456789abcdefghij', workspace: 'wsp_0123456789abcdefghij', kind: 'standard', name: 'shop', role: '(deleted role rol_0123456789abcdefghij)',
-      environments: ['PROD'], projects: ['default'], rateLimits: { key: { limit: 5, window: '1m' } }, status: 'active', operator: false, keys: [],
-      createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z',
+      id: 'cli_0123456789abcdefghij',
+      workspace: 'wsp_0123456789abcdefghij',
+      kind: 'standard',
+      name: 'shop',
+      role: '(deleted role rol_0123456789abcdefghij)',
+      environments: ['PROD'],
+      projects: ['default'],
+      rateLimits: { key: { limit: 5, window: '1m' } },
+      status: 'active',
+      operator: false,
+      keys: [],
+      createdAt: '2026-01-01T00:00:00.000Z',
+      updatedAt: '2026-01-01T00:00:00.000Z',
     };
     assert.deepEqual(responseProblems(getClient.response!, client, getClient.responseForm), []);
     const getCollection = OPERATIONS.find((o) => o.id === 'getCollection')!;
     const collection = {
-      id: 'col_0123456789abcdefghij', environment: 'DEV', name: 'billing', basePath: '/billing', upstream: { url: 'http://127.0.0.1:9000', connectTimeout: '2s' }, project: 'default',
-      rateLimits: { key: { limit: 5, window: '1m' } }, endpoints: [{ method: 'GET', path: '/x', permission: 'x:read' }], target: { type: 'cloud' },
-      revision: 1, unpublishedChanges: true, createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z',
+      id: 'col_0123456789abcdefghij',
+      environment: 'DEV',
+      name: 'billing',
+      basePath: '/billing',
+      upstream: { url: 'http://127.0.0.1:9000', connectTimeout: '2s' },
+      project: 'default',
+      rateLimits: { key: { limit: 5, window: '1m' } },
+      endpoints: [{ method: 'GET', path: '/x', permission: 'x:read' }],
+      target: { type: 'cloud' },
+      revision: 1,
+      unpublishedChanges: true,
+      createdAt: '2026-01-01T00:00:00.000Z',
+      updatedAt: '2026-01-01T00:00:00.000Z',
     };
     assert.deepEqual(responseProblems(getCollection.response!, collection, getCollection.responseForm), []);
   });

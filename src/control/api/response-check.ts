@@ -30,7 +30,12 @@ const cache = { input: new WeakMap<z.ZodType, JsonSchema>(), output: new WeakMap
  * The problems of `body` (as it goes on the wire: after a JSON round trip) against one side of `schema` (see
  * `Operation.responseForm`), as `where: what` lines; empty when it matches.
  */
-export function responseProblems(schema: z.ZodType, body: unknown, form: 'input' | 'output' = 'output', max = 10): string[] {
+export function responseProblems(
+  schema: z.ZodType,
+  body: unknown,
+  form: 'input' | 'output' = 'output',
+  max = 10,
+): string[] {
   let json = cache[form].get(schema);
   if (json === undefined) {
     json = z.toJSONSchema(schema, { io: form, unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema;
@@ -43,9 +48,17 @@ export function responseProblems(schema: z.ZodType, body: unknown, form: 'input'
 }
 
 /** Throws `ResponseMismatchError` naming the operation and the first problems when `body` does not match. */
-export function assertResponse(operationId: string, schema: z.ZodType, body: unknown, form: 'input' | 'output' = 'output'): void {
+export function assertResponse(
+  operationId: string,
+  schema: z.ZodType,
+  body: unknown,
+  form: 'input' | 'output' = 'output',
+): void {
   const problems = responseProblems(schema, body, form);
-  if (problems.length > 0) throw new ResponseMismatchError(`the response of ${operationId} does not match its schema:\n${problems.join('\n')}`);
+  if (problems.length > 0)
+    throw new ResponseMismatchError(
+      `the response of ${operationId} does not match its schema:\n${problems.join('\n')}`,
+    );
 }
 
 function typeOf(value: unknown): string {
@@ -59,7 +72,8 @@ function resolve(root: JsonSchema, ref: string): JsonSchema {
   if (ref === '#') return root;
   if (!ref.startsWith('#/')) throw new Error(`unsupported $ref ${ref}`);
   let node: unknown = root;
-  for (const part of ref.slice(2).split('/')) node = (node as Record<string, unknown>)[part.replaceAll('~1', '/').replaceAll('~0', '~')];
+  for (const part of ref.slice(2).split('/'))
+    node = (node as Record<string, unknown>)[part.replaceAll('~1', '/').replaceAll('~0', '~')];
   return node as JsonSchema;
 }
 
@@ -75,10 +89,16 @@ function check(root: JsonSchema, schema: JsonSchema, value: unknown, at: string,
   const actual = typeOf(value);
   if (s.type !== undefined) {
     const types = Array.isArray(s.type) ? (s.type as string[]) : [s.type as string];
-    if (!types.includes(actual) && !(actual === 'integer' && types.includes('number'))) return fail(out, `${where}: is ${actual}, the schema says ${types.join(' or ')}`);
+    if (!types.includes(actual) && !(actual === 'integer' && types.includes('number')))
+      return fail(out, `${where}: is ${actual}, the schema says ${types.join(' or ')}`);
   }
-  if ('const' in s && JSON.stringify(s.const) !== JSON.stringify(value)) return fail(out, `${where}: must be ${JSON.stringify(s.const)}`);
-  if (Array.isArray(s.enum) && !s.enum.some((e) => JSON.stringify(e) === JSON.stringify(value))) return fail(out, `${where}: ${JSON.stringify(value)} is not one of ${s.enum.map((e) => JSON.stringify(e)).join(', ')}`);
+  if ('const' in s && JSON.stringify(s.const) !== JSON.stringify(value))
+    return fail(out, `${where}: must be ${JSON.stringify(s.const)}`);
+  if (Array.isArray(s.enum) && !s.enum.some((e) => JSON.stringify(e) === JSON.stringify(value)))
+    return fail(
+      out,
+      `${where}: ${JSON.stringify(value)} is not one of ${s.enum.map((e) => JSON.stringify(e)).join(', ')}`,
+    );
   for (const key of ['anyOf', 'oneOf'] as const) {
     const options = s[key];
     if (Array.isArray(options) && !options.some((o: JsonSchema) => check(root, o, value, at, []))) {
@@ -95,19 +115,26 @@ function check(root: JsonSchema, schema: JsonSchema, value: unknown, at: string,
   }
   if (Array.isArray(s.allOf)) for (const part of s.allOf as JsonSchema[]) check(root, part, value, at, out);
   if (typeof value === 'string') {
-    if (typeof s.minLength === 'number' && [...value].length < s.minLength) out.push(`${where}: shorter than ${s.minLength} characters`);
-    if (typeof s.maxLength === 'number' && [...value].length > s.maxLength) out.push(`${where}: longer than ${s.maxLength} characters`);
-    if (typeof s.pattern === 'string' && !new RegExp(s.pattern).test(value)) out.push(`${where}: ${JSON.stringify(value.slice(0, 64))} does not match ${s.pattern}`);
+    if (typeof s.minLength === 'number' && [...value].length < s.minLength)
+      out.push(`${where}: shorter than ${s.minLength} characters`);
+    if (typeof s.maxLength === 'number' && [...value].length > s.maxLength)
+      out.push(`${where}: longer than ${s.maxLength} characters`);
+    if (typeof s.pattern === 'string' && !new RegExp(s.pattern).test(value))
+      out.push(`${where}: ${JSON.stringify(value.slice(0, 64))} does not match ${s.pattern}`);
   }
   if (typeof value === 'number') {
     if (typeof s.minimum === 'number' && value < s.minimum) out.push(`${where}: ${value} is below ${s.minimum}`);
     if (typeof s.maximum === 'number' && value > s.maximum) out.push(`${where}: ${value} is above ${s.maximum}`);
-    if (typeof s.exclusiveMinimum === 'number' && value <= s.exclusiveMinimum) out.push(`${where}: ${value} is not above ${s.exclusiveMinimum}`);
-    if (typeof s.exclusiveMaximum === 'number' && value >= s.exclusiveMaximum) out.push(`${where}: ${value} is not below ${s.exclusiveMaximum}`);
+    if (typeof s.exclusiveMinimum === 'number' && value <= s.exclusiveMinimum)
+      out.push(`${where}: ${value} is not above ${s.exclusiveMinimum}`);
+    if (typeof s.exclusiveMaximum === 'number' && value >= s.exclusiveMaximum)
+      out.push(`${where}: ${value} is not below ${s.exclusiveMaximum}`);
   }
   if (Array.isArray(value)) {
-    if (typeof s.minItems === 'number' && value.length < s.minItems) out.push(`${where}: fewer than ${s.minItems} items`);
-    if (typeof s.maxItems === 'number' && value.length > s.maxItems) out.push(`${where}: more than ${s.maxItems} items`);
+    if (typeof s.minItems === 'number' && value.length < s.minItems)
+      out.push(`${where}: fewer than ${s.minItems} items`);
+    if (typeof s.maxItems === 'number' && value.length > s.maxItems)
+      out.push(`${where}: more than ${s.maxItems} items`);
     const prefix = Array.isArray(s.prefixItems) ? (s.prefixItems as JsonSchema[]) : [];
     value.forEach((item, i) => {
       const itemSchema = i < prefix.length ? prefix[i] : (s.items as JsonSchema | undefined);

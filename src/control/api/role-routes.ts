@@ -23,13 +23,20 @@ function toRole(r: RoleRecord) {
 export function checkGrantable(caller: Caller, permissions: readonly string[], where: string): void {
   permissions.forEach((p, i) => {
     if (isAdminPattern(p) && !caller.permissions.some((held) => covers(held, p))) {
-      throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', `${where}[${i}]: "${p}" grants admin API operations this caller does not hold itself`);
+      throw new AdminError(
+        'GH_ERR_ADMIN_FORBIDDEN',
+        `${where}[${i}]: "${p}" grants admin API operations this caller does not hold itself`,
+      );
     }
   });
 }
 
 /** Every endpoint reference must name an existing collection endpoint of the workspace (draft or published). */
-async function checkEndpoints(tx: StoreOps, workspace: WorkspaceRecord, endpoints: RoleRecord['endpoints']): Promise<void> {
+async function checkEndpoints(
+  tx: StoreOps,
+  workspace: WorkspaceRecord,
+  endpoints: RoleRecord['endpoints'],
+): Promise<void> {
   if (!endpoints.length) return;
   const collections = await tx.listCollections(workspace.id);
   const shape = (p: string) => p.replace(/\{[^}]+\}/g, '{}');
@@ -79,10 +86,17 @@ export const roleOperations: Operation[] = [
     async handler({ caller, workspace, body, plane }) {
       checkGrantable(caller, body.permissions, 'body.permissions');
       const role = await plane.store.transaction(async (tx) => {
-        if (await tx.getRole({ workspaceId: workspace.id, name: body.name })) throw conflict(`body.name: role "${body.name}" already exists`);
+        if (await tx.getRole({ workspaceId: workspace.id, name: body.name }))
+          throw conflict(`body.name: role "${body.name}" already exists`);
         await checkEndpoints(tx, workspace, body.endpoints);
         const at = nowIso(plane.now());
-        const record: RoleRecord = { id: newId('rol'), workspaceId: workspace.id, ...body, createdAt: at, updatedAt: at };
+        const record: RoleRecord = {
+          id: newId('rol'),
+          workspaceId: workspace.id,
+          ...body,
+          createdAt: at,
+          updatedAt: at,
+        };
         await tx.insertRole(record);
         return record;
       });
@@ -114,10 +128,19 @@ export const roleOperations: Operation[] = [
       if (body.permissions) checkGrantable(caller, body.permissions, 'body.permissions');
       const role = await plane.store.transaction(async (tx) => {
         const current = await findRole(tx, workspace, params.role!);
-        checkGrantable(caller, current.permissions, 'the role\'s current permissions');
-        if (body.name && body.name !== current.name && (await tx.getRole({ workspaceId: workspace.id, name: body.name }))) throw conflict(`body.name: role "${body.name}" already exists`);
+        checkGrantable(caller, current.permissions, "the role's current permissions");
+        if (
+          body.name &&
+          body.name !== current.name &&
+          (await tx.getRole({ workspaceId: workspace.id, name: body.name }))
+        )
+          throw conflict(`body.name: role "${body.name}" already exists`);
         if (body.endpoints) await checkEndpoints(tx, workspace, body.endpoints);
-        const next: RoleRecord = { ...current, ...Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)), updatedAt: nowIso(plane.now()) };
+        const next: RoleRecord = {
+          ...current,
+          ...Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)),
+          updatedAt: nowIso(plane.now()),
+        };
         await tx.updateRole(next);
         return next;
       });
@@ -136,7 +159,7 @@ export const roleOperations: Operation[] = [
     async handler({ caller, workspace, params, plane }) {
       const role = await findRole(plane.store, workspace, params.role!);
       if (role.name === 'admin') throw conflict('the built-in admin role cannot be deleted');
-      checkGrantable(caller, role.permissions, 'the role\'s permissions');
+      checkGrantable(caller, role.permissions, "the role's permissions");
       await plane.store.deleteRole(role.id);
       await plane.changed(workspace.id);
       return undefined;

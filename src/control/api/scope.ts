@@ -20,14 +20,25 @@ export function within(held: readonly string[], scope: readonly string[]): boole
   return scope.every((s) => s !== '*' && held.includes(s));
 }
 
-export function clientInScope(caller: Caller, client: { environments: readonly string[]; projects: readonly string[] }): boolean {
+export function clientInScope(
+  caller: Caller,
+  client: { environments: readonly string[]; projects: readonly string[] },
+): boolean {
   return within(caller.environments, client.environments) && within(caller.projects, client.projects);
 }
 
 export function requireProject(caller: Caller, project: string, where = 'body.project'): void {
-  if (!hasProject(caller, project)) throw new AdminError('GH_ERR_ADMIN_OUT_OF_SCOPE', `${where}: project "${project}" is not among this caller's projects`);
+  if (!hasProject(caller, project))
+    throw new AdminError(
+      'GH_ERR_ADMIN_OUT_OF_SCOPE',
+      `${where}: project "${project}" is not among this caller's projects`,
+    );
 }
 
 export function requireEnvironment(caller: Caller, environment: string): void {
-  if (!hasEnvironment(caller, environment)) throw new AdminError('GH_ERR_ADMIN_OUT_OF_SCOPE', `environment "${environment}" is not among this caller's environments`);
+  if (!hasEnvironment(caller, environment))
+    throw new AdminError(
+      'GH_ERR_ADMIN_OUT_OF_SCOPE',
+      `environment "${environment}" is not among this caller's environments`,
+    );
 }

@@ -48,24 +48,52 @@ export function createAdminServer(options: AdminServerOptions): Server {
     let caller: Caller | undefined;
     handle(req, res, requestId, (c) => (caller = c)).then(
       (status) => {
-        plane.logger.info({ reqId: requestId, method: req.method, path: pathOf(req), status, caller: caller?.id, ms: Math.round(performance.now() - started) }, 'admin request');
+        plane.logger.info(
+          {
+            reqId: requestId,
+            method: req.method,
+            path: pathOf(req),
+            status,
+            caller: caller?.id,
+            ms: Math.round(performance.now() - started),
+          },
+          'admin request',
+        );
       },
       (error: unknown) => {
         plane.logger.error({ reqId: requestId, err: error }, 'admin request failed');
-        if (!res.headersSent) problem(res, requestId, new AdminError('GH_ERR_ADMIN_INTERNAL', 'an internal error occurred; it is logged under this request id'));
+        if (!res.headersSent)
+          problem(
+            res,
+            requestId,
+            new AdminError('GH_ERR_ADMIN_INTERNAL', 'an internal error occurred; it is logged under this request id'),
+          );
         else res.destroy();
       },
     );
   });
 
-  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string, setCaller: (c: Caller) => void): Promise<number> {
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    setCaller: (c: Caller) => void,
+  ): Promise<number> {
     try {
       const path = pathOf(req);
       const document = documents[path];
       if (document && (req.method === 'GET' || req.method === 'HEAD')) return send(res, requestId, 200, document());
       const match = route(routes, req.method ?? 'GET', path);
       if (Array.isArray(match)) {
-        return problem(res, requestId, new AdminError('GH_ERR_ROUTE_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; allowed: ${match.join(', ')}`), { allow: match.join(', ') });
+        return problem(
+          res,
+          requestId,
+          new AdminError(
+            'GH_ERR_ROUTE_METHOD_NOT_ALLOWED',
+            `${req.method} is not allowed on ${path}; allowed: ${match.join(', ')}`,
+          ),
+          { allow: match.join(', ') },
+        );
       }
       if (!match) throw notFound(`admin API route ${path}`);
       const { op, params } = match;
@@ -76,22 +104,42 @@ export function createAdminServer(options: AdminServerOptions): Server {
         caller = await authenticate(req, plane.store, now);
         setCaller(caller);
         if (op.permission !== null && !anyGrants(caller.permissions, op.permission)) {
-          throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', `this caller's role does not grant ${op.permission} (${op.method} ${op.path})`);
+          throw new AdminError(
+            'GH_ERR_ADMIN_FORBIDDEN',
+            `this caller's role does not grant ${op.permission} (${op.method} ${op.path})`,
+          );
         }
       }
       // A browser session (cookie) must send state-changing requests as JSON: a cross-site form cannot, and a
       // cross-site fetch with that content type needs a CORS preflight this API never grants.
-      if (req.method !== 'GET' && req.method !== 'HEAD' && req.headers.cookie !== undefined && req.headers.authorization === undefined && req.headers['x-api-key'] === undefined && !isJson(req)) {
-        throw new AdminError('GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', 'requests made with a session cookie must send Content-Type: application/json (cross-site request protection)');
+      if (
+        req.method !== 'GET' &&
+        req.method !== 'HEAD' &&
+        req.headers.cookie !== undefined &&
+        req.headers.authorization === undefined &&
+        req.headers['x-api-key'] === undefined &&
+        !isJson(req)
+      ) {
+        throw new AdminError(
+          'GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE',
+          'requests made with a session cookie must send Content-Type: application/json (cross-site request protection)',
+        );
       }
       const workspace = params.workspace !== undefined ? await resolveWorkspace(params.workspace, caller) : undefined;
       let environment = '';
       if (params.environment !== undefined) {
         environment = params.environment;
         if (!workspace!.environments.includes(environment)) throw notFound(`environment "${environment}"`);
-        if (caller && !hasEnvironment(caller, environment)) throw new AdminError('GH_ERR_ADMIN_OUT_OF_SCOPE', `environment "${environment}" is not among this caller's environments`);
+        if (caller && !hasEnvironment(caller, environment))
+          throw new AdminError(
+            'GH_ERR_ADMIN_OUT_OF_SCOPE',
+            `environment "${environment}" is not among this caller's environments`,
+          );
         if (op.devOnly && environment !== workspace!.devEnvironment) {
-          throw new AdminError('GH_ERR_ADMIN_DEV_ONLY', `${op.id} (${op.method} ${op.path}) exists only in the development environment ${workspace!.devEnvironment}, not in ${environment}`);
+          throw new AdminError(
+            'GH_ERR_ADMIN_DEV_ONLY',
+            `${op.id} (${op.method} ${op.path}) exists only in the development environment ${workspace!.devEnvironment}, not in ${environment}`,
+          );
         }
       }
       const body = op.body ? await readBody(req, op.body) : undefined;
@@ -110,12 +158,14 @@ export function createAdminServer(options: AdminServerOptions): Server {
         requestId,
       });
       const reply = result instanceof Reply ? result : new Reply(op.status ?? 200, result);
-      if (checkResponses && op.response && reply.status !== 204 && reply.status >= 200 && reply.status < 300) assertResponse(op.id, op.response, reply.body, op.responseForm);
+      if (checkResponses && op.response && reply.status !== 204 && reply.status >= 200 && reply.status < 300)
+        assertResponse(op.id, op.response, reply.body, op.responseForm);
       return send(res, requestId, reply.status, reply.body, reply.headers);
     } catch (error) {
       const mapped = fromStore(error);
       if (mapped instanceof AdminError) return problem(res, requestId, mapped);
-      if (error instanceof StoreConflictError) return problem(res, requestId, new AdminError('GH_ERR_ADMIN_CONFLICT', error.message));
+      if (error instanceof StoreConflictError)
+        return problem(res, requestId, new AdminError('GH_ERR_ADMIN_CONFLICT', error.message));
       throw error;
     }
   }
@@ -138,7 +188,11 @@ function compileRoute(op: Operation): Route {
 }
 
 /** The operation and its path parameters; the allowed methods when only the method is wrong; undefined when no path matches. */
-function route(routes: readonly Route[], method: string, path: string): { op: Operation; params: Record<string, string> } | string[] | undefined {
+function route(
+  routes: readonly Route[],
+  method: string,
+  path: string,
+): { op: Operation; params: Record<string, string> } | string[] | undefined {
   const allowed: string[] = [];
   for (const r of routes) {
     const m = r.pattern.exec(path);
@@ -174,7 +228,11 @@ function isJson(req: IncomingMessage): boolean {
 async function readBody(req: IncomingMessage, schema: z.ZodType): Promise<unknown> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   const length = Number(req.headers['content-length'] ?? '0');
-  if (length > MAX_BODY) throw new AdminError('GH_ERR_ADMIN_BODY_TOO_LARGE', `the body has ${length} bytes; at most ${MAX_BODY} are accepted`);
+  if (length > MAX_BODY)
+    throw new AdminError(
+      'GH_ERR_ADMIN_BODY_TOO_LARGE',
+      `the body has ${length} bytes; at most ${MAX_BODY} are accepted`,
+    );
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -185,11 +243,17 @@ async function readBody(req: IncomingMessage, schema: z.ZodType): Promise<unknow
   const text = Buffer.concat(chunks).toString('utf8');
   let value: unknown = {};
   if (text.trim() !== '') {
-    if (type !== 'application/json' && !type.endsWith('+json')) throw new AdminError('GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', `send the body as application/json, not ${type || 'an untyped body'}`);
+    if (type !== 'application/json' && !type.endsWith('+json'))
+      throw new AdminError(
+        'GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE',
+        `send the body as application/json, not ${type || 'an untyped body'}`,
+      );
     try {
       value = JSON.parse(text);
     } catch (error) {
-      throw new AdminError('GH_ERR_ADMIN_INVALID_BODY', `body: not valid JSON (${(error as Error).message})`, [{ path: 'body', message: 'not valid JSON' }]);
+      throw new AdminError('GH_ERR_ADMIN_INVALID_BODY', `body: not valid JSON (${(error as Error).message})`, [
+        { path: 'body', message: 'not valid JSON' },
+      ]);
     }
   }
   const parsed = schema.safeParse(value);
@@ -197,7 +261,13 @@ async function readBody(req: IncomingMessage, schema: z.ZodType): Promise<unknow
   return parsed.data;
 }
 
-function send(res: ServerResponse, requestId: string, status: number, body: unknown, headers: Record<string, string> = {}): number {
+function send(
+  res: ServerResponse,
+  requestId: string,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): number {
   const base = { 'cache-control': 'no-store', 'x-request-id': requestId, ...headers };
   if (status === 204 || body === undefined) {
     res.writeHead(status === 200 ? 204 : status, base);
@@ -210,6 +280,21 @@ function send(res: ServerResponse, requestId: string, status: number, body: unkn
   return status;
 }
 
-function problem(res: ServerResponse, requestId: string, error: AdminError, extraHeaders: Record<string, string> = {}): number {
-  return sendProblem(res, { code: error.code, detail: error.message, headers: { ...error.headers, ...extraHeaders }, ...(error.errors ? { extensions: { errors: error.errors } } : {}) }, requestId, 'gatehouse-admin');
+function problem(
+  res: ServerResponse,
+  requestId: string,
+  error: AdminError,
+  extraHeaders: Record<string, string> = {},
+): number {
+  return sendProblem(
+    res,
+    {
+      code: error.code,
+      detail: error.message,
+      headers: { ...error.headers, ...extraHeaders },
+      ...(error.errors ? { extensions: { errors: error.errors } } : {}),
+    },
+    requestId,
+    'gatehouse-admin',
+  );
 }

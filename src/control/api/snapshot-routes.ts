@@ -23,13 +23,22 @@ export const snapshotOperations: Operation[] = [
     async handler({ caller, workspace, environment, query, plane }) {
       // A snapshot holds every project's collections and every client: only callers scoped to all see it.
       if (!caller.environments.includes('*') || !caller.projects.includes('*')) {
-        throw new AdminError('GH_ERR_ADMIN_OUT_OF_SCOPE', 'a snapshot spans every project of the environment: only callers scoped to all environments and projects ("*") read it');
+        throw new AdminError(
+          'GH_ERR_ADMIN_OUT_OF_SCOPE',
+          'a snapshot spans every project of the environment: only callers scoped to all environments and projects ("*") read it',
+        );
       }
       const target = query.get('target') ?? 'cloud';
       const scope = `${workspace.id}/${environment}/${target}`;
       const record = await plane.store.getLatestSnapshot(scope);
       if (!record) throw notFound(`snapshot ${scope}`);
-      return { scope, version: record.version, hash: record.hash, createdAt: record.createdAt, snapshot: redactKeys(JSON.parse(record.body) as Record<string, unknown>) };
+      return {
+        scope,
+        version: record.version,
+        hash: record.hash,
+        createdAt: record.createdAt,
+        snapshot: redactKeys(JSON.parse(record.body) as Record<string, unknown>),
+      };
     },
   }),
 ];
@@ -39,12 +48,27 @@ export const snapshotOperations: Operation[] = [
  * signing keys never leave it: each `privateJwk` is shown as its public part (`kty`, `crv`, `x`, `y`).
  */
 function redactKeys(snapshot: Record<string, unknown>): Record<string, unknown> {
-  const clients = (snapshot.clients as { keys?: { hash: string }[] }[] | undefined)?.map((c) => ({ ...c, keys: c.keys?.map((k) => ({ ...k, hash: 'redacted' })) }));
-  const legacyClients = (snapshot.legacyClients as { keyHash?: string }[] | undefined)?.map((c) => ({ ...c, keyHash: 'redacted' }));
-  const distributed = snapshot.signingKeys as { active: string; keys: { privateJwk: Record<string, unknown> }[] } | undefined;
+  const clients = (snapshot.clients as { keys?: { hash: string }[] }[] | undefined)?.map((c) => ({
+    ...c,
+    keys: c.keys?.map((k) => ({ ...k, hash: 'redacted' })),
+  }));
+  const legacyClients = (snapshot.legacyClients as { keyHash?: string }[] | undefined)?.map((c) => ({
+    ...c,
+    keyHash: 'redacted',
+  }));
+  const distributed = snapshot.signingKeys as
+    { active: string; keys: { privateJwk: Record<string, unknown> }[] } | undefined;
   const signingKeys = distributed && {
     ...distributed,
-    keys: distributed.keys.map(({ privateJwk, ...k }) => ({ ...k, publicJwk: { kty: privateJwk.kty, crv: privateJwk.crv, x: privateJwk.x, y: privateJwk.y } })),
+    keys: distributed.keys.map(({ privateJwk, ...k }) => ({
+      ...k,
+      publicJwk: { kty: privateJwk.kty, crv: privateJwk.crv, x: privateJwk.x, y: privateJwk.y },
+    })),
   };
-  return { ...snapshot, ...(clients ? { clients } : {}), ...(legacyClients ? { legacyClients } : {}), ...(signingKeys ? { signingKeys } : {}) };
+  return {
+    ...snapshot,
+    ...(clients ? { clients } : {}),
+    ...(legacyClients ? { legacyClients } : {}),
+    ...(signingKeys ? { signingKeys } : {}),
+  };
 }

@@ -28,22 +28,63 @@ describe('the telemetry admin API', () => {
   let watcher = '';
   /** Holds no telemetry permission. */
   let outsider = '';
-  const eu1: GatewayRecord = { id: 'gw_eu1', workspaceId: '', environment: 'PROD', name: 'eu-1', installMethod: 'docker', createdAt: nowIso(T0), updatedAt: nowIso(T0) };
+  const eu1: GatewayRecord = {
+    id: 'gw_eu1',
+    workspaceId: '',
+    environment: 'PROD',
+    name: 'eu-1',
+    installMethod: 'docker',
+    createdAt: nowIso(T0),
+    updatedAt: nowIso(T0),
+  };
   const dev1: GatewayRecord = { ...eu1, id: 'gw_dev1', environment: 'DEV', name: 'dev-1' };
 
   const get = async (path: string, token: string) => {
     const res = await fetch(`${base}/api/v1/workspaces/acme${path}`, { headers: { authorization: `Bearer ${token}` } });
-    return { status: res.status, body: (await res.json()) as { items: Record<string, unknown>[]; gateways?: Record<string, unknown>[]; code?: string; detail?: string } };
+    return {
+      status: res.status,
+      body: (await res.json()) as {
+        items: Record<string, unknown>[];
+        gateways?: Record<string, unknown>[];
+        code?: string;
+        detail?: string;
+      },
+    };
   };
-  const rows = (items: Record<string, unknown>[]) => items.map((r) => `${r.gatewayName} ${r.collection} ${r.endpoint} ${r.status} ×${r.count}`);
+  const rows = (items: Record<string, unknown>[]) =>
+    items.map((r) => `${r.gatewayName} ${r.collection} ${r.endpoint} ${r.status} ×${r.count}`);
 
   before(async () => {
     store = await openStore({ databaseUrl: ':memory:' });
-    ws = await store.transaction((tx) => createWorkspace(tx, { name: 'acme', environments: ['DEV', 'PROD'], devEnvironment: 'DEV', projects: ['payments', 'hr'] }, T0));
+    ws = await store.transaction((tx) =>
+      createWorkspace(
+        tx,
+        { name: 'acme', environments: ['DEV', 'PROD'], devEnvironment: 'DEV', projects: ['payments', 'hr'] },
+        T0,
+      ),
+    );
     for (const g of [eu1, dev1]) await store.insertGateway({ ...g, workspaceId: ws.id });
     const collection = async (environment: string, name: string, project: string, target: unknown) => {
-      const spec = CollectionInputSchema.parse({ name, basePath: `/${name}`, upstream: 'http://127.0.0.1:1', project, target, endpoints: [{ method: 'GET', path: '/x', permission: 'x:read' }] });
-      await store.insertCollection({ id: newId('col'), workspaceId: ws.id, environment, name, project, target: spec.target, spec, revision: 1, createdAt: nowIso(T0), updatedAt: nowIso(T0) });
+      const spec = CollectionInputSchema.parse({
+        name,
+        basePath: `/${name}`,
+        upstream: 'http://127.0.0.1:1',
+        project,
+        target,
+        endpoints: [{ method: 'GET', path: '/x', permission: 'x:read' }],
+      });
+      await store.insertCollection({
+        id: newId('col'),
+        workspaceId: ws.id,
+        environment,
+        name,
+        project,
+        target: spec.target,
+        spec,
+        revision: 1,
+        createdAt: nowIso(T0),
+        updatedAt: nowIso(T0),
+      });
     };
     await collection('PROD', 'billing', 'payments', { type: 'edge', gateway: 'eu-1' });
     await collection('PROD', 'people', 'hr', { type: 'edge', gateway: 'eu-1' });
@@ -57,9 +98,29 @@ describe('the telemetry admin API', () => {
     admin = (await store.transaction((tx) => createAdminClient(tx, ws, { name: 'admin' }, T0))).token;
     const client = async (permissions: string[]) => {
       const roleId = newId('rol');
-      await store.insertRole({ id: roleId, workspaceId: ws.id, name: `r-${roleId}`, permissions, endpoints: [], createdAt: nowIso(T0), updatedAt: nowIso(T0) });
+      await store.insertRole({
+        id: roleId,
+        workspaceId: ws.id,
+        name: `r-${roleId}`,
+        permissions,
+        endpoints: [],
+        createdAt: nowIso(T0),
+        updatedAt: nowIso(T0),
+      });
       const id = newId('cli');
-      await store.insertClient({ id, workspaceId: ws.id, kind: 'standard', name: id, roleId, environments: ['PROD'], projects: ['payments'], status: 'active', operator: false, createdAt: nowIso(T0), updatedAt: nowIso(T0) });
+      await store.insertClient({
+        id,
+        workspaceId: ws.id,
+        kind: 'standard',
+        name: id,
+        roleId,
+        environments: ['PROD'],
+        projects: ['payments'],
+        status: 'active',
+        operator: false,
+        createdAt: nowIso(T0),
+        updatedAt: nowIso(T0),
+      });
       const key = generateKey();
       await store.insertKey({ id: key.id, clientId: id, hash: key.hash, createdAt: nowIso(T0) });
       return key.key;
@@ -67,8 +128,25 @@ describe('the telemetry admin API', () => {
     watcher = await client(['admin:telemetry:read']);
     outsider = await client(['admin:workspaces:read']);
 
-    const row = (gatewayId: string, minute: string, collection: string, endpoint: string, status: number, count: number) =>
-      ({ workspaceId: ws.id, gatewayId, minute, collection, endpoint, clientId: '-', status, count, durationMsSum: count, durationMsMax: 1 });
+    const row = (
+      gatewayId: string,
+      minute: string,
+      collection: string,
+      endpoint: string,
+      status: number,
+      count: number,
+    ) => ({
+      workspaceId: ws.id,
+      gatewayId,
+      minute,
+      collection,
+      endpoint,
+      clientId: '-',
+      status,
+      count,
+      durationMsSum: count,
+      durationMsMax: 1,
+    });
     await store.addTelemetry([
       row('gw_eu1', M(5), 'billing', 'GET /x', 200, 10),
       row('gw_eu1', M(5), 'people', 'GET /x', 200, 4),
@@ -80,20 +158,77 @@ describe('the telemetry admin API', () => {
       row('cloud', M(5), 'mixed', 'GET /x', 200, 7),
       row('gw_eu1', M(90), 'billing', 'GET /x', 200, 100),
     ]);
-    const event = (gatewayId: string, collection: string | undefined, at: string) => ({ id: newId('col'), workspaceId: ws.id, gatewayId, at, kind: 'auth_failure', reason: 'GH_ERR_AUTH_INVALID_KEY', ...(collection ? { collection } : {}), keyLabel: 'ghk_AbCd…', ip: '203.0.113.7' });
-    await store.insertSecurityEvents([event('gw_eu1', 'billing', M(3)), event('gw_eu1', 'people', M(2)), event('cloud', 'reports', M(1)), event('gw_dev1', 'billing', M(0.5)), event('gw_eu1', 'billing', M(60 * 30))]);
-    const alert = (gatewayId: string, kind: string, minutesAgo: number, resolved = false) => ({ id: newId('col'), workspaceId: ws.id, gatewayId, kind, key: `${kind}:${gatewayId}`, message: `${kind} on ${gatewayId}`, raisedAt: M(minutesAgo), ...(resolved ? { resolvedAt: M(0) } : {}), deliveryAttempts: 0 });
+    const event = (gatewayId: string, collection: string | undefined, at: string) => ({
+      id: newId('col'),
+      workspaceId: ws.id,
+      gatewayId,
+      at,
+      kind: 'auth_failure',
+      reason: 'GH_ERR_AUTH_INVALID_KEY',
+      ...(collection ? { collection } : {}),
+      keyLabel: 'ghk_AbCd…',
+      ip: '203.0.113.7',
+    });
+    await store.insertSecurityEvents([
+      event('gw_eu1', 'billing', M(3)),
+      event('gw_eu1', 'people', M(2)),
+      event('cloud', 'reports', M(1)),
+      event('gw_dev1', 'billing', M(0.5)),
+      event('gw_eu1', 'billing', M(60 * 30)),
+    ]);
+    const alert = (gatewayId: string, kind: string, minutesAgo: number, resolved = false) => ({
+      id: newId('col'),
+      workspaceId: ws.id,
+      gatewayId,
+      kind,
+      key: `${kind}:${gatewayId}`,
+      message: `${kind} on ${gatewayId}`,
+      raisedAt: M(minutesAgo),
+      ...(resolved ? { resolvedAt: M(0) } : {}),
+      deliveryAttempts: 0,
+    });
     await store.insertAlert(alert('gw_eu1', 'connectivity_lost', 3));
     await store.insertAlert(alert('gw_dev1', 'version_mismatch', 2));
     await store.insertAlert(alert('cloud', 'auth_failure_spike', 1, true));
 
     const ingest = createTelemetryIngest({ store, logger: pino({ level: 'silent' }), now: () => T0 });
-    const access = (requestId: string, collection: string) => ({ at: nowIso(T0), requestId, method: 'GET', path: '/x', status: 200, durationMs: 1, clientId: '', collection });
-    await ingest.ingest({ ...eu1, workspaceId: ws.id }, 'i-1', { instanceId: 'i-1', sequence: 1, requests: [], securityEvents: [], accessEvents: [access('r-1', 'billing'), access('r-2', 'people'), access('r-3', '')], dropped: 12 });
+    const access = (requestId: string, collection: string) => ({
+      at: nowIso(T0),
+      requestId,
+      method: 'GET',
+      path: '/x',
+      status: 200,
+      durationMs: 1,
+      clientId: '',
+      collection,
+    });
+    await ingest.ingest({ ...eu1, workspaceId: ws.id }, 'i-1', {
+      instanceId: 'i-1',
+      sequence: 1,
+      requests: [],
+      securityEvents: [],
+      accessEvents: [access('r-1', 'billing'), access('r-2', 'people'), access('r-3', '')],
+      dropped: 12,
+    });
 
     const plane = {
-      store, logger: pino({ level: 'silent' }), now: () => T0, cloudUrl: 'http://127.0.0.1:1', changed: async () => {}, telemetry: ingest,
-      edge: { caPin: `sha256:${'0'.repeat(64)}`, endpoints: { bootstrap: 'https://127.0.0.1:1', sync: '127.0.0.1:2', telemetry: '127.0.0.1:2', serverName: 'gatehouse-control-plane' }, softwareVersion: '1.0.0', disconnectGateway: () => {} },
+      store,
+      logger: pino({ level: 'silent' }),
+      now: () => T0,
+      cloudUrl: 'http://127.0.0.1:1',
+      changed: async () => {},
+      telemetry: ingest,
+      edge: {
+        caPin: `sha256:${'0'.repeat(64)}`,
+        endpoints: {
+          bootstrap: 'https://127.0.0.1:1',
+          sync: '127.0.0.1:2',
+          telemetry: '127.0.0.1:2',
+          serverName: 'gatehouse-control-plane',
+        },
+        softwareVersion: '1.0.0',
+        disconnectGateway: () => {},
+      },
     } satisfies ControlContext;
     server = createAdminServer({ plane, operations: OPERATIONS, checkResponses: true });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -119,45 +254,101 @@ describe('the telemetry admin API', () => {
       'eu-1 deleted GET /x 200 ×1',
       'eu-1 people GET /x 200 ×4',
     ]);
-    assert.deepEqual(body.gateways, [{ gateway: 'gw_eu1', gatewayName: 'eu-1', batches: 1, lastBatchAt: nowIso(T0), dropped: 12 }]);
+    assert.deepEqual(body.gateways, [
+      { gateway: 'gw_eu1', gatewayName: 'eu-1', batches: 1, lastBatchAt: nowIso(T0), dropped: 12 },
+    ]);
     assert.equal(rows((await get('/telemetry?since=2h', admin)).body.items).length, 9);
-    assert.equal(rows((await get(`/telemetry?since=${encodeURIComponent(M(90))}&gateway=eu-1`, admin)).body.items).length, 5);
-    assert.deepEqual(rows((await get('/telemetry?gateway=cloud', admin)).body.items).sort(), ['cloud mixed GET /x 200 ×7', 'cloud reports GET /x 200 ×5', 'cloud shared GET /x 200 ×6']);
+    assert.equal(
+      rows((await get(`/telemetry?since=${encodeURIComponent(M(90))}&gateway=eu-1`, admin)).body.items).length,
+      5,
+    );
+    assert.deepEqual(rows((await get('/telemetry?gateway=cloud', admin)).body.items).sort(), [
+      'cloud mixed GET /x 200 ×7',
+      'cloud reports GET /x 200 ×5',
+      'cloud shared GET /x 200 ×6',
+    ]);
   });
 
-  it("shows a scoped caller only the collections within its environments and projects", async () => {
+  it('shows a scoped caller only the collections within its environments and projects', async () => {
     const { body } = await get('/telemetry', watcher);
     // shared: one of its cloud collections (DEV) is outside the caller's environments; mixed: one is in project hr.
     assert.deepEqual(rows(body.items).sort(), ['cloud reports GET /x 200 ×5', 'eu-1 billing GET /x 200 ×10']);
-    assert.equal((await get('/telemetry?gateway=dev-1', watcher)).status, 404, "another environment's gateway does not exist for it");
-    assert.deepEqual((await get('/security-events', watcher)).body.items.map((e) => `${e.gatewayName} ${e.collection}`), ['cloud reports', 'eu-1 billing']);
-    assert.deepEqual((await get('/access-events', watcher)).body.items.map((e) => e.requestId), ['r-1']);
-    assert.deepEqual((await get('/alerts', watcher)).body.items.map((a) => `${a.kind} ${a.gatewayName}`), ['auth_failure_spike cloud', 'connectivity_lost eu-1']);
+    assert.equal(
+      (await get('/telemetry?gateway=dev-1', watcher)).status,
+      404,
+      "another environment's gateway does not exist for it",
+    );
+    assert.deepEqual(
+      (await get('/security-events', watcher)).body.items.map((e) => `${e.gatewayName} ${e.collection}`),
+      ['cloud reports', 'eu-1 billing'],
+    );
+    assert.deepEqual(
+      (await get('/access-events', watcher)).body.items.map((e) => e.requestId),
+      ['r-1'],
+    );
+    assert.deepEqual(
+      (await get('/alerts', watcher)).body.items.map((a) => `${a.kind} ${a.gatewayName}`),
+      ['auth_failure_spike cloud', 'connectivity_lost eu-1'],
+    );
   });
 
   it('lists security events newest first, from the last 24 hours by default, never with a key', async () => {
     const { body } = await get('/security-events', admin);
-    assert.deepEqual(body.items.map((e) => `${e.gatewayName} ${e.collection}`), ['dev-1 billing', 'cloud reports', 'eu-1 people', 'eu-1 billing']);
-    assert.deepEqual(Object.keys(body.items[0]!).sort(), ['at', 'collection', 'gateway', 'gatewayName', 'id', 'ip', 'keyLabel', 'kind', 'reason']);
+    assert.deepEqual(
+      body.items.map((e) => `${e.gatewayName} ${e.collection}`),
+      ['dev-1 billing', 'cloud reports', 'eu-1 people', 'eu-1 billing'],
+    );
+    assert.deepEqual(Object.keys(body.items[0]!).sort(), [
+      'at',
+      'collection',
+      'gateway',
+      'gatewayName',
+      'id',
+      'ip',
+      'keyLabel',
+      'kind',
+      'reason',
+    ]);
     assert.equal((await get('/security-events?since=30d&limit=2', admin)).body.items.length, 2);
     assert.equal((await get('/security-events?since=30d', admin)).body.items.length, 5);
   });
 
   it('lists alerts, open ones only when asked', async () => {
-    assert.deepEqual((await get('/alerts', admin)).body.items.map((a) => a.kind), ['auth_failure_spike', 'version_mismatch', 'connectivity_lost']);
+    assert.deepEqual(
+      (await get('/alerts', admin)).body.items.map((a) => a.kind),
+      ['auth_failure_spike', 'version_mismatch', 'connectivity_lost'],
+    );
     const open = (await get('/alerts?open=true', admin)).body.items;
-    assert.deepEqual(open.map((a) => a.kind), ['version_mismatch', 'connectivity_lost']);
-    assert.deepEqual(Object.keys(open[0]!).sort(), ['deliveryAttempts', 'gateway', 'gatewayName', 'id', 'kind', 'message', 'raisedAt']);
-    assert.deepEqual((await get('/alerts?open=false', admin)).body.items.map((a) => a.kind), ['auth_failure_spike']);
+    assert.deepEqual(
+      open.map((a) => a.kind),
+      ['version_mismatch', 'connectivity_lost'],
+    );
+    assert.deepEqual(Object.keys(open[0]!).sort(), [
+      'deliveryAttempts',
+      'gateway',
+      'gatewayName',
+      'id',
+      'kind',
+      'message',
+      'raisedAt',
+    ]);
+    assert.deepEqual(
+      (await get('/alerts?open=false', admin)).body.items.map((a) => a.kind),
+      ['auth_failure_spike'],
+    );
   });
 
   it('needs admin:telemetry:read and checks its query', async () => {
-    for (const path of ['/telemetry', '/security-events', '/access-events', '/alerts']) assert.equal((await get(path, outsider)).status, 403, path);
+    for (const path of ['/telemetry', '/security-events', '/access-events', '/alerts'])
+      assert.equal((await get(path, outsider)).status, 403, path);
     const bad = async (path: string) => {
       const { status, body } = await get(path, admin);
       return `${status} ${body.detail}`;
     };
-    assert.match(await bad('/telemetry?since=yesterday'), /^400 query\.since: must be an ISO 8601 timestamp or a duration/);
+    assert.match(
+      await bad('/telemetry?since=yesterday'),
+      /^400 query\.since: must be an ISO 8601 timestamp or a duration/,
+    );
     assert.match(await bad('/security-events?limit=0'), /^400 query\.limit/);
     assert.match(await bad('/alerts?open=maybe'), /^400 query\.open/);
     assert.match(await bad('/telemetry?gateway=nope'), /^404 edge gateway "nope" not found/);

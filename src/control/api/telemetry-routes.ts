@@ -27,7 +27,10 @@ const SCAN_LIMIT = 5 * MAX_LIMIT;
 const GatewayRef = { gateway: z.string().describe('Gateway id, or `cloud`'), gatewayName: z.string() };
 
 /** A telemetry row as the store keeps it (`TelemetryRowSchema`), named by gateway rather than by workspace. */
-export const TelemetryRowSchemaOut = z.object({ ...GatewayRef, ...TelemetryRowSchema.omit({ workspaceId: true, gatewayId: true }).shape });
+export const TelemetryRowSchemaOut = z.object({
+  ...GatewayRef,
+  ...TelemetryRowSchema.omit({ workspaceId: true, gatewayId: true }).shape,
+});
 
 export const GatewayTelemetryStatsSchema = z.object({
   ...GatewayRef,
@@ -63,7 +66,9 @@ export const AccessEventSchemaOut = z.object({
 
 export const AlertSchemaOut = z.object({
   id: z.string(),
-  kind: z.string().describe('`auth_failure_spike`, `version_mismatch`, `connectivity_lost`, `rate_limit_store_degraded`'),
+  kind: z
+    .string()
+    .describe('`auth_failure_spike`, `version_mismatch`, `connectivity_lost`, `rate_limit_store_degraded`'),
   message: z.string(),
   gateway: z.string().optional(),
   gatewayName: z.string().optional(),
@@ -93,14 +98,18 @@ async function visibility(store: StoreOps, caller: Caller, workspace: WorkspaceR
     return g === undefined ? allEnvironments : hasEnvironment(caller, g.environment);
   };
   return {
-    gatewayName: (id) => gateways.get(id)?.name ?? (id === CLOUD_GATEWAY_ID ? CLOUD_GATEWAY_ID : `(deleted gateway ${id})`),
+    gatewayName: (id) =>
+      gateways.get(id)?.name ?? (id === CLOUD_GATEWAY_ID ? CLOUD_GATEWAY_ID : `(deleted gateway ${id})`),
     gatewayVisible,
     rowVisible(gatewayId, collection) {
       if (!gatewayVisible(gatewayId)) return false;
       const edge: GatewayRecord | undefined = gateways.get(gatewayId);
-      const candidates = collection === undefined || collection === NONE
-        ? []
-        : (byName.get(collection) ?? []).filter((c) => (edge ? c.environment === edge.environment : c.target.type === 'cloud'));
+      const candidates =
+        collection === undefined || collection === NONE
+          ? []
+          : (byName.get(collection) ?? []).filter((c) =>
+              edge ? c.environment === edge.environment : c.target.type === 'cloud',
+            );
       if (candidates.length === 0) return allProjects && (edge !== undefined || allEnvironments);
       return candidates.every(inScope);
     },
@@ -108,12 +117,18 @@ async function visibility(store: StoreOps, caller: Caller, workspace: WorkspaceR
 }
 
 /** `?gateway=` as a gateway id (a name or id of the workspace's, or `cloud`); undefined when absent. */
-async function gatewayFilter(store: StoreOps, caller: Caller, workspace: WorkspaceRecord, query: URLSearchParams): Promise<string | undefined> {
+async function gatewayFilter(
+  store: StoreOps,
+  caller: Caller,
+  workspace: WorkspaceRecord,
+  query: URLSearchParams,
+): Promise<string | undefined> {
   const ref = query.get('gateway');
   if (ref === null || ref === '') return undefined;
   if (ref === CLOUD_GATEWAY_ID) return CLOUD_GATEWAY_ID;
   const g = (await store.getGateway({ workspaceId: workspace.id, name: ref })) ?? (await store.getGateway({ id: ref }));
-  if (!g || g.workspaceId !== workspace.id || !hasEnvironment(caller, g.environment)) throw notFound(`edge gateway "${ref}"`);
+  if (!g || g.workspaceId !== workspace.id || !hasEnvironment(caller, g.environment))
+    throw notFound(`edge gateway "${ref}"`);
   return g.id;
 }
 
@@ -124,14 +139,16 @@ function since(query: URLSearchParams, now: number, fallbackMs: number): string 
   const ago = parseDuration(value);
   if (ago !== undefined) return new Date(now - ago).toISOString();
   const at = Date.parse(value);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(at)) throw invalid('query.since', 'must be an ISO 8601 timestamp or a duration such as "15m", "2h" or "7d"');
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(at))
+    throw invalid('query.since', 'must be an ISO 8601 timestamp or a duration such as "15m", "2h" or "7d"');
   return new Date(at).toISOString();
 }
 
 function limit(query: URLSearchParams, fallback: number): number {
   const value = query.get('limit');
   if (value === null || value === '') return fallback;
-  if (!/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > MAX_LIMIT) throw invalid('query.limit', `must be an integer from 1 to ${MAX_LIMIT}`);
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > MAX_LIMIT)
+    throw invalid('query.limit', `must be an integer from 1 to ${MAX_LIMIT}`);
   return Number(value);
 }
 
@@ -140,25 +157,42 @@ export const telemetryOperations: Operation[] = [
     id: 'getTelemetry',
     method: 'GET',
     path: `${W}/telemetry`,
-    summary: 'Request counts per minute, gateway, collection, endpoint, client and status (`?since=` ISO time or duration, default 1h; `?gateway=` name, id or `cloud`)',
+    summary:
+      'Request counts per minute, gateway, collection, endpoint, client and status (`?since=` ISO time or duration, default 1h; `?gateway=` name, id or `cloud`)',
     tag: 'Telemetry',
     permission: PERMISSION,
-    response: z.object({ since: z.string(), items: z.array(TelemetryRowSchemaOut), gateways: z.array(GatewayTelemetryStatsSchema) }),
+    response: z.object({
+      since: z.string(),
+      items: z.array(TelemetryRowSchemaOut),
+      gateways: z.array(GatewayTelemetryStatsSchema),
+    }),
     async handler({ caller, workspace, query, plane }) {
       const from = since(query, plane.now(), 3600_000);
       const gatewayId = await gatewayFilter(plane.store, caller, workspace, query);
       const view = await visibility(plane.store, caller, workspace);
       const items = [];
-      for (const r of await plane.store.listTelemetry(workspace.id, { since: from, ...(gatewayId ? { gatewayId } : {}) })) {
+      for (const r of await plane.store.listTelemetry(workspace.id, {
+        since: from,
+        ...(gatewayId ? { gatewayId } : {}),
+      })) {
         if (!view.rowVisible(r.gatewayId, r.collection)) continue;
         const { workspaceId: _w, gatewayId: gateway, ...rest } = r;
         items.push({ gateway, gatewayName: view.gatewayName(gateway), ...rest });
       }
       const gateways = [];
-      const ids = gatewayId ? [gatewayId] : [CLOUD_GATEWAY_ID, ...(await plane.store.listGateways(workspace.id)).map((g) => g.id)];
+      const ids = gatewayId
+        ? [gatewayId]
+        : [CLOUD_GATEWAY_ID, ...(await plane.store.listGateways(workspace.id)).map((g) => g.id)];
       for (const id of ids) {
         const stats = view.gatewayVisible(id) ? plane.telemetry?.stats(id) : undefined;
-        if (stats) gateways.push({ gateway: id, gatewayName: view.gatewayName(id), batches: stats.batches, lastBatchAt: stats.lastBatchAt, dropped: stats.dropped });
+        if (stats)
+          gateways.push({
+            gateway: id,
+            gatewayName: view.gatewayName(id),
+            batches: stats.batches,
+            lastBatchAt: stats.lastBatchAt,
+            dropped: stats.dropped,
+          });
       }
       return { since: from, items, gateways };
     },
@@ -167,7 +201,8 @@ export const telemetryOperations: Operation[] = [
     id: 'listSecurityEvents',
     method: 'GET',
     path: `${W}/security-events`,
-    summary: 'Authentication failures and other refusals reported by gateways, newest first (`?since=` default 24h, `?gateway=`, `?limit=` default 100)',
+    summary:
+      'Authentication failures and other refusals reported by gateways, newest first (`?since=` default 24h, `?gateway=`, `?limit=` default 100)',
     tag: 'Telemetry',
     permission: PERMISSION,
     response: z.object({ items: z.array(SecurityEventSchemaOut) }),
@@ -178,7 +213,11 @@ export const telemetryOperations: Operation[] = [
       const view = await visibility(plane.store, caller, workspace);
       const items = [];
       // More than the limit is read, so that events the caller may not see do not leave its page short.
-      const events = await plane.store.listSecurityEvents(workspace.id, { since: from, ...(gatewayId ? { gatewayId } : {}), limit: SCAN_LIMIT });
+      const events = await plane.store.listSecurityEvents(workspace.id, {
+        since: from,
+        ...(gatewayId ? { gatewayId } : {}),
+        limit: SCAN_LIMIT,
+      });
       for (const e of events) {
         if (items.length === max) break;
         if (!view.rowVisible(e.gatewayId, e.collection)) continue;
@@ -192,7 +231,8 @@ export const telemetryOperations: Operation[] = [
     id: 'listAccessEvents',
     method: 'GET',
     path: `${W}/access-events`,
-    summary: 'A sample of recent requests reported by gateways, newest first; held in memory by the control-plane process that received them (`?gateway=`, `?limit=` default 100)',
+    summary:
+      'A sample of recent requests reported by gateways, newest first; held in memory by the control-plane process that received them (`?gateway=`, `?limit=` default 100)',
     tag: 'Telemetry',
     permission: PERMISSION,
     response: z.object({ items: z.array(AccessEventSchemaOut) }),
@@ -214,22 +254,30 @@ export const telemetryOperations: Operation[] = [
     id: 'listAlerts',
     method: 'GET',
     path: `${W}/alerts`,
-    summary: 'Alerts (authentication-failure spikes, version mismatch, connectivity loss, a degraded rate-limit store), newest first (`?open=true` or `false`, `?limit=` default 100)',
+    summary:
+      'Alerts (authentication-failure spikes, version mismatch, connectivity loss, a degraded rate-limit store), newest first (`?open=true` or `false`, `?limit=` default 100)',
     tag: 'Telemetry',
     permission: PERMISSION,
     response: z.object({ items: z.array(AlertSchemaOut) }),
     async handler({ caller, workspace, query, plane }) {
       const open = query.get('open');
-      if (open !== null && open !== 'true' && open !== 'false') throw invalid('query.open', 'must be "true" or "false"');
+      if (open !== null && open !== 'true' && open !== 'false')
+        throw invalid('query.open', 'must be "true" or "false"');
       const max = limit(query, 100);
       const view = await visibility(plane.store, caller, workspace);
-      const alerts = await plane.store.listAlerts(workspace.id, { ...(open !== null ? { open: open === 'true' } : {}), limit: SCAN_LIMIT });
+      const alerts = await plane.store.listAlerts(workspace.id, {
+        ...(open !== null ? { open: open === 'true' } : {}),
+        limit: SCAN_LIMIT,
+      });
       const items = [];
       for (const a of alerts) {
         if (items.length === max) break;
         if (!view.gatewayVisible(a.gatewayId)) continue;
         const { workspaceId: _w, key: _k, gatewayId, ...rest } = a;
-        items.push({ ...rest, ...(gatewayId !== undefined ? { gateway: gatewayId, gatewayName: view.gatewayName(gatewayId) } : {}) });
+        items.push({
+          ...rest,
+          ...(gatewayId !== undefined ? { gateway: gatewayId, gatewayName: view.gatewayName(gatewayId) } : {}),
+        });
       }
       return { items };
     },

@@ -5,7 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { LoginInputSchema, UserInputSchema, UserRoleInputSchema, UserRoleSchemaOut, UserSchemaOut } from '../../config/resources.ts';
+import {
+  LoginInputSchema,
+  UserInputSchema,
+  UserRoleInputSchema,
+  UserRoleSchemaOut,
+  UserSchemaOut,
+} from '../../config/resources.ts';
 import { hashKey } from '../../shared/api-key.ts';
 import { newId, nowIso } from '../ids.ts';
 import { DUMMY_HASH, hashPassword, verifyPassword } from '../passwords.ts';
@@ -28,7 +34,10 @@ const throttle = new LoginThrottle();
  */
 async function checkUserGrantable(caller: Caller, permissions: readonly string[], what: string): Promise<void> {
   if (!caller.environments.includes('*') || !caller.projects.includes('*')) {
-    throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', `${what}: console users reach every environment and project, so only a caller scoped to all ("*") manages them`);
+    throw new AdminError(
+      'GH_ERR_ADMIN_FORBIDDEN',
+      `${what}: console users reach every environment and project, so only a caller scoped to all ("*") manages them`,
+    );
   }
   checkGrantable(caller, permissions, what);
 }
@@ -52,7 +61,12 @@ export const userOperations: Operation[] = [
       const account = `${body.workspace}\0${body.email.toLowerCase()}`;
       const wait = throttle.blocked(account, ip, plane.now());
       if (wait !== undefined) {
-        throw new AdminError('GH_ERR_ADMIN_TOO_MANY_ATTEMPTS', `too many failed logins for this account or address; retry in ${Math.ceil(wait / 1000)} s`, undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
+        throw new AdminError(
+          'GH_ERR_ADMIN_TOO_MANY_ATTEMPTS',
+          `too many failed logins for this account or address; retry in ${Math.ceil(wait / 1000)} s`,
+          undefined,
+          { 'retry-after': String(Math.ceil(wait / 1000)) },
+        );
       }
       const ws = await plane.store.getWorkspace({ name: body.workspace });
       const user = ws ? await plane.store.getUser({ workspaceId: ws.id, email: body.email.toLowerCase() }) : undefined;
@@ -66,11 +80,21 @@ export const userOperations: Operation[] = [
       const value = randomBytes(32).toString('base64url');
       const now = plane.now();
       const expiresAt = nowIso(now + SESSION_TTL_MS);
-      await plane.store.insertSession({ hash: hashKey(value), userId: user.id, workspaceId: user.workspaceId, createdAt: nowIso(now), expiresAt });
-      await plane.store.deleteExpiredSessions(nowIso(now));
-      return new Reply(200, { user: toUser(user), expiresAt }, {
-        'set-cookie': `${SESSION_COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=/api; Max-Age=${SESSION_TTL_MS / 1000}`,
+      await plane.store.insertSession({
+        hash: hashKey(value),
+        userId: user.id,
+        workspaceId: user.workspaceId,
+        createdAt: nowIso(now),
+        expiresAt,
       });
+      await plane.store.deleteExpiredSessions(nowIso(now));
+      return new Reply(
+        200,
+        { user: toUser(user), expiresAt },
+        {
+          'set-cookie': `${SESSION_COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=/api; Max-Age=${SESSION_TTL_MS / 1000}`,
+        },
+      );
     },
   }),
   operation({
@@ -84,7 +108,9 @@ export const userOperations: Operation[] = [
     async handler({ headers, plane }) {
       const value = cookie({ headers }, SESSION_COOKIE);
       if (value) await plane.store.deleteSession(hashKey(value));
-      return new Reply(204, undefined, { 'set-cookie': `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/api; Max-Age=0` });
+      return new Reply(204, undefined, {
+        'set-cookie': `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/api; Max-Age=0`,
+      });
     },
   }),
   operation({
@@ -110,8 +136,13 @@ export const userOperations: Operation[] = [
     response: UserRoleSchemaOut,
     status: 201,
     async handler({ caller, workspace, body, plane }) {
-      await checkUserGrantable(caller, body.privileges.flatMap((p) => PRIVILEGE_PERMISSIONS[p]), 'body.privileges');
-      if ((await plane.store.listUserRoles(workspace.id)).some((r) => r.name === body.name)) throw conflict(`body.name: user role "${body.name}" already exists`);
+      await checkUserGrantable(
+        caller,
+        body.privileges.flatMap((p) => PRIVILEGE_PERMISSIONS[p]),
+        'body.privileges',
+      );
+      if ((await plane.store.listUserRoles(workspace.id)).some((r) => r.name === body.name))
+        throw conflict(`body.name: user role "${body.name}" already exists`);
       const role = { workspaceId: workspace.id, ...body, builtIn: false };
       await plane.store.insertUserRole(role);
       return { name: role.name, privileges: role.privileges, builtIn: false };
@@ -142,8 +173,13 @@ export const userOperations: Operation[] = [
     response: UserSchemaOut,
     status: 201,
     async handler({ caller, workspace, body, plane }) {
-      if (!(await plane.store.listUserRoles(workspace.id)).some((r) => r.name === body.role)) throw invalid('body.role', `unknown user role "${body.role}"`);
-      await checkUserGrantable(caller, await userPermissions(plane.store, workspace.id, body.role), `body.role "${body.role}"`);
+      if (!(await plane.store.listUserRoles(workspace.id)).some((r) => r.name === body.role))
+        throw invalid('body.role', `unknown user role "${body.role}"`);
+      await checkUserGrantable(
+        caller,
+        await userPermissions(plane.store, workspace.id, body.role),
+        `body.role "${body.role}"`,
+      );
       const user: UserRecord = {
         id: newId('usr'),
         workspaceId: workspace.id,
@@ -154,7 +190,9 @@ export const userOperations: Operation[] = [
         createdAt: nowIso(plane.now()),
       };
       await plane.store.insertUser(user).catch((e: unknown) => {
-        throw (e as Error).name === 'StoreConflictError' ? conflict(`body.email: a user with email ${user.email} already exists`) : e;
+        throw (e as Error).name === 'StoreConflictError'
+          ? conflict(`body.email: a user with email ${user.email} already exists`)
+          : e;
       });
       return toUser(user);
     },
@@ -171,7 +209,11 @@ export const userOperations: Operation[] = [
     async handler({ caller, workspace, params, plane }) {
       const user = await plane.store.getUser({ id: params.user! });
       if (!user || user.workspaceId !== workspace.id) throw notFound(`user "${params.user}"`);
-      await checkUserGrantable(caller, await userPermissions(plane.store, workspace.id, user.role), `user "${user.email}" with role "${user.role}"`);
+      await checkUserGrantable(
+        caller,
+        await userPermissions(plane.store, workspace.id, user.role),
+        `user "${user.email}" with role "${user.role}"`,
+      );
       await plane.store.deleteUser(user.id);
       return undefined;
     },

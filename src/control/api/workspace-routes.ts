@@ -1,6 +1,12 @@
 /** Admin API: the caller, workspaces, environments and projects. */
 import { z } from 'zod';
-import { EnvironmentInputSchema, ProjectInputSchema, ProjectSchema, WorkspaceInputSchema, WorkspaceSchema } from '../../config/resources.ts';
+import {
+  EnvironmentInputSchema,
+  ProjectInputSchema,
+  ProjectSchema,
+  WorkspaceInputSchema,
+  WorkspaceSchema,
+} from '../../config/resources.ts';
 import { nowIso } from '../ids.ts';
 import type { WorkspaceRecord } from '../store/store.ts';
 import { createWorkspace } from '../workspaces.ts';
@@ -11,7 +17,13 @@ import { hasProject } from './scope.ts';
 const W = '/api/v1/workspaces/{workspace}';
 
 export function toWorkspace(w: WorkspaceRecord) {
-  return { id: w.id, name: w.name, environments: w.environments, devEnvironment: w.devEnvironment, createdAt: w.createdAt };
+  return {
+    id: w.id,
+    name: w.name,
+    environments: w.environments,
+    devEnvironment: w.devEnvironment,
+    createdAt: w.createdAt,
+  };
 }
 
 export const MeSchema = z.strictObject({
@@ -36,7 +48,15 @@ export const workspaceOperations: Operation[] = [
     async handler({ caller, plane }) {
       const ws = await plane.store.getWorkspace({ id: caller.workspaceId });
       if (!ws) throw notFound('workspace');
-      return { kind: caller.kind, id: caller.id, workspace: toWorkspace(ws), operator: caller.operator, permissions: caller.permissions, environments: caller.environments, projects: caller.projects };
+      return {
+        kind: caller.kind,
+        id: caller.id,
+        workspace: toWorkspace(ws),
+        operator: caller.operator,
+        permissions: caller.permissions,
+        environments: caller.environments,
+        projects: caller.projects,
+      };
     },
   }),
   operation({
@@ -64,7 +84,8 @@ export const workspaceOperations: Operation[] = [
     status: 201,
     async handler({ caller, body, plane }) {
       if (!caller.operator) throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', 'only operator clients create workspaces');
-      if (await plane.store.getWorkspace({ name: body.name })) throw conflict(`body.name: a workspace named "${body.name}" already exists`);
+      if (await plane.store.getWorkspace({ name: body.name }))
+        throw conflict(`body.name: a workspace named "${body.name}" already exists`);
       const ws = await plane.store.transaction((tx) => createWorkspace(tx, body, plane.now()));
       await plane.changed(ws.id);
       return toWorkspace(ws);
@@ -93,7 +114,8 @@ export const workspaceOperations: Operation[] = [
     response: WorkspaceSchema,
     status: 201,
     async handler({ workspace, body, plane }) {
-      if (workspace.environments.includes(body.name)) throw conflict(`body.name: environment "${body.name}" already exists`);
+      if (workspace.environments.includes(body.name))
+        throw conflict(`body.name: environment "${body.name}" already exists`);
       const next = { ...workspace, environments: [...workspace.environments, body.name] };
       await plane.store.updateWorkspace(next);
       await plane.changed(workspace.id);
@@ -124,10 +146,13 @@ export const workspaceOperations: Operation[] = [
     response: ProjectSchema,
     status: 201,
     async handler({ caller, workspace, body, plane }) {
-      if (!caller.projects.includes('*')) throw new AdminError('GH_ERR_ADMIN_OUT_OF_SCOPE', 'only callers scoped to every project ("*") create projects');
+      if (!caller.projects.includes('*'))
+        throw new AdminError('GH_ERR_ADMIN_OUT_OF_SCOPE', 'only callers scoped to every project ("*") create projects');
       const project = { workspaceId: workspace.id, ...body, createdAt: nowIso(plane.now()) };
       await plane.store.insertProject(project).catch((e: unknown) => {
-        throw (e as Error).name === 'StoreConflictError' ? conflict(`body.name: project "${body.name}" already exists`) : e;
+        throw (e as Error).name === 'StoreConflictError'
+          ? conflict(`body.name: project "${body.name}" already exists`)
+          : e;
       });
       const { workspaceId: _w, ...out } = project;
       return out;
@@ -144,8 +169,12 @@ export const workspaceOperations: Operation[] = [
     async handler({ caller, workspace, params, plane }) {
       if (!hasProject(caller, params.project!)) throw notFound(`project "${params.project}"`);
       const used = (await plane.store.listCollections(workspace.id)).filter((c) => c.project === params.project);
-      if (used.length) throw conflict(`project "${params.project}" still holds collections: ${used.map((c) => `${c.environment}/${c.name}`).join(', ')}`);
-      if (!(await plane.store.deleteProject(workspace.id, params.project!))) throw notFound(`project "${params.project}"`);
+      if (used.length)
+        throw conflict(
+          `project "${params.project}" still holds collections: ${used.map((c) => `${c.environment}/${c.name}`).join(', ')}`,
+        );
+      if (!(await plane.store.deleteProject(workspace.id, params.project!)))
+        throw notFound(`project "${params.project}"`);
       return undefined;
     },
   }),

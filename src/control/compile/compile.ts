@@ -22,7 +22,14 @@ import {
   type TokenExchange,
 } from '../../config/schema.ts';
 import { compareStrings, encodeSnapshot, inCanonicalOrder } from '../../config/snapshot-encoding.ts';
-import type { ClientRecord, CollectionRecord, CollectionVersionRecord, KeyRecord, RoleRecord, WorkspaceRecord } from '../store/store.ts';
+import type {
+  ClientRecord,
+  CollectionRecord,
+  CollectionVersionRecord,
+  KeyRecord,
+  RoleRecord,
+  WorkspaceRecord,
+} from '../store/store.ts';
 
 /** Everything of one workspace that its snapshots are made of. */
 export interface WorkspaceState {
@@ -148,7 +155,8 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
       });
       // Encoded first: parsed durations are milliseconds, and a number given to the schema means seconds.
       const result = SnapshotSchema.safeParse(encodeSnapshot(draft));
-      if (!result.success) throw new Error(`the compiled snapshot of ${scope} is invalid:\n${formatIssues(result.error)}`);
+      if (!result.success)
+        throw new Error(`the compiled snapshot of ${scope} is invalid:\n${formatIssues(result.error)}`);
       snapshots.set(scope, result.data);
     }
   }
@@ -218,7 +226,9 @@ function compileClients(
   for (const record of records) {
     if (!record.environments.includes(environment) && !record.environments.includes('*')) continue;
     const role = roleNames.get(record.roleId);
-    const keys = [...(keysByClient.get(record.id) ?? [])].sort((a, b) => compareStrings(a.createdAt, b.createdAt) || compareStrings(a.id, b.id));
+    const keys = [...(keysByClient.get(record.id) ?? [])].sort(
+      (a, b) => compareStrings(a.createdAt, b.createdAt) || compareStrings(a.id, b.id),
+    );
     if (role === undefined || keys.length === 0) continue;
     const common = defined({
       id: record.id,

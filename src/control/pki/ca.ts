@@ -56,7 +56,6 @@ export function parseGatewayUri(uri: string): GatewaySubject | undefined {
   return m ? { workspaceId: m[1]!, environment: m[2]!, gatewayId: m[3]! } : undefined;
 }
 
-
 /** Loads the CA from `dir` (ca.crt, ca.key), creating it on first use. */
 export async function openCertificateAuthority(dir: string): Promise<CertificateAuthority> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -69,7 +68,8 @@ export async function openCertificateAuthority(dir: string): Promise<Certificate
     const keyPem = await readFile(keyFile, 'utf8');
     privateKey = await importPrivateKey(keyPem);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot load the control plane CA from ${dir}: ${(error as Error).message}`, { cause: error });
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new Error(`cannot load the control plane CA from ${dir}: ${(error as Error).message}`, { cause: error });
     const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
     const now = Date.now();
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -94,7 +94,12 @@ export async function openCertificateAuthority(dir: string): Promise<Certificate
   const caCert = new x509.X509Certificate(certPem);
   const pin = caPin(certPem);
 
-  async function issue(publicKey: x509.PublicKey | webcrypto.CryptoKey, subject: string, validityMs: number, extensions: x509.Extension[]): Promise<IssuedCertificate> {
+  async function issue(
+    publicKey: x509.PublicKey | webcrypto.CryptoKey,
+    subject: string,
+    validityMs: number,
+    extensions: x509.Extension[],
+  ): Promise<IssuedCertificate> {
     const now = Date.now();
     const notBefore = new Date(now - BACKDATE_MS);
     const notAfter = new Date(now + validityMs);
@@ -108,7 +113,11 @@ export async function openCertificateAuthority(dir: string): Promise<Certificate
       publicKey,
       signingKey: privateKey,
       signingAlgorithm: ALGORITHM,
-      extensions: [new x509.BasicConstraintsExtension(false, undefined, true), await x509.AuthorityKeyIdentifierExtension.create(caCert), ...extensions],
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        await x509.AuthorityKeyIdentifierExtension.create(caCert),
+        ...extensions,
+      ],
     });
     return { certPem: cert.toString('pem'), serial: cert.serialNumber.toLowerCase(), notBefore, notAfter };
   }
@@ -118,7 +127,9 @@ export async function openCertificateAuthority(dir: string): Promise<Certificate
     pin,
     async issueServerCertificate(names, validityMs = 365 * 86_400_000) {
       const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-      const san = new x509.SubjectAlternativeNameExtension(names.map((n) => (isIP(n) ? { type: 'ip' as const, value: n } : { type: 'dns' as const, value: n })));
+      const san = new x509.SubjectAlternativeNameExtension(
+        names.map((n) => (isIP(n) ? { type: 'ip' as const, value: n } : { type: 'dns' as const, value: n })),
+      );
       const { certPem: leaf } = await issue(keys.publicKey, `CN=${names[0] ?? 'gatehouse-control-plane'}`, validityMs, [
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
@@ -135,7 +146,8 @@ export async function openCertificateAuthority(dir: string): Promise<Certificate
       }
       if (!(await csr.verify())) throw new CsrError('the certificate signing request is not signed by its own key');
       const algorithm = csr.publicKey.algorithm as webcrypto.EcKeyAlgorithm;
-      if (algorithm.name !== 'ECDSA' || algorithm.namedCurve !== 'P-256') throw new CsrError('the certificate signing request must carry an ECDSA P-256 key');
+      if (algorithm.name !== 'ECDSA' || algorithm.namedCurve !== 'P-256')
+        throw new CsrError('the certificate signing request must carry an ECDSA P-256 key');
       return issue(csr.publicKey, `CN=gateway ${subject.gatewayId}`, validityMs, [
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
@@ -149,9 +161,6 @@ export async function openCertificateAuthority(dir: string): Promise<Certificate
 export class CsrError extends Error {
   override readonly name = 'CsrError';
 }
-
-
-
 
 async function importPrivateKey(pem: string): Promise<webcrypto.CryptoKey> {
   const der = x509.PemConverter.decode(pem)[0];

@@ -19,7 +19,10 @@ export class MigrationError extends Error {
   readonly migration: string | undefined;
   constructor(migration: string | undefined, cause: unknown) {
     const reason = cause instanceof Error ? cause.message : String(cause);
-    super(migration === undefined ? `migrating the database failed: ${reason}` : `migration ${migration} failed: ${reason}`, { cause });
+    super(
+      migration === undefined ? `migrating the database failed: ${reason}` : `migration ${migration} failed: ${reason}`,
+      { cause },
+    );
     this.migration = migration;
   }
 }
@@ -38,9 +41,15 @@ export async function migrateToLatest(db: Kysely<unknown>, kind: 'sqlite' | 'pos
   });
   const { error, results = [] } = await migrator.migrateToLatest();
   if (error !== undefined) {
-    const unknown = error instanceof Error ? /previously executed migration (\S+) is missing/.exec(error.message)?.[1] : undefined;
+    const unknown =
+      error instanceof Error ? /previously executed migration (\S+) is missing/.exec(error.message)?.[1] : undefined;
     if (unknown !== undefined) {
-      throw new MigrationError(undefined, new Error(`the database was migrated by a newer Gatehouse (migration ${unknown} is unknown to this version); upgrade, or restore a backup taken before the upgrade`));
+      throw new MigrationError(
+        undefined,
+        new Error(
+          `the database was migrated by a newer Gatehouse (migration ${unknown} is unknown to this version); upgrade, or restore a backup taken before the upgrade`,
+        ),
+      );
     }
     throw new MigrationError(results.find((r) => r.status === 'Error')?.migrationName, error);
   }
@@ -50,7 +59,11 @@ export async function migrateToLatest(db: Kysely<unknown>, kind: 'sqlite' | 'pos
 async function currentSchema(db: Kysely<unknown>): Promise<string> {
   const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
   const schema = rows[0]?.schema;
-  if (!schema) throw new MigrationError(undefined, new Error('no schema of the search_path exists (create it, or fix the search_path)'));
+  if (!schema)
+    throw new MigrationError(
+      undefined,
+      new Error('no schema of the search_path exists (create it, or fix the search_path)'),
+    );
   return schema;
 }
 
@@ -157,7 +170,11 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .addColumn('created_at', text, (c) => c.notNull())
           .addColumn('updated_at', text, (c) => c.notNull())
           .execute();
-        await db.schema.createIndex('clients_workspace_id_created_at_idx').on('clients').columns(['workspace_id', 'created_at', 'id']).execute();
+        await db.schema
+          .createIndex('clients_workspace_id_created_at_idx')
+          .on('clients')
+          .columns(['workspace_id', 'created_at', 'id'])
+          .execute();
         await db.schema.createIndex('clients_role_id_idx').on('clients').column('role_id').execute();
 
         await db.schema
@@ -240,7 +257,11 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .addColumn('expires_at', text, (c) => c.notNull())
           .addColumn('used_at', text)
           .execute();
-        await db.schema.createIndex('registration_tokens_gateway_id_idx').on('registration_tokens').column('gateway_id').execute();
+        await db.schema
+          .createIndex('registration_tokens_gateway_id_idx')
+          .on('registration_tokens')
+          .column('gateway_id')
+          .execute();
 
         // No foreign key on purpose: a deleted gateway's certificates stay, marked revoked, so that a gateway
         // presenting one is told it was revoked rather than that it is unknown.
@@ -252,7 +273,11 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .addColumn('not_after', text, (c) => c.notNull())
           .addColumn('revoked_at', text)
           .execute();
-        await db.schema.createIndex('gateway_certificates_gateway_id_idx').on('gateway_certificates').column('gateway_id').execute();
+        await db.schema
+          .createIndex('gateway_certificates_gateway_id_idx')
+          .on('gateway_certificates')
+          .column('gateway_id')
+          .execute();
 
         await db.schema
           .createTable('gateway_instances')
@@ -284,9 +309,21 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .addColumn('count', 'integer', (c) => c.notNull())
           .addColumn('duration_ms_sum', 'double precision', (c) => c.notNull())
           .addColumn('duration_ms_max', 'double precision', (c) => c.notNull())
-          .addPrimaryKeyConstraint('telemetry_pkey', ['workspace_id', 'gateway_id', 'minute', 'collection', 'endpoint', 'client_id', 'status'])
+          .addPrimaryKeyConstraint('telemetry_pkey', [
+            'workspace_id',
+            'gateway_id',
+            'minute',
+            'collection',
+            'endpoint',
+            'client_id',
+            'status',
+          ])
           .execute();
-        await db.schema.createIndex('telemetry_workspace_id_minute_idx').on('telemetry').columns(['workspace_id', 'minute']).execute();
+        await db.schema
+          .createIndex('telemetry_workspace_id_minute_idx')
+          .on('telemetry')
+          .columns(['workspace_id', 'minute'])
+          .execute();
         await db.schema.createIndex('telemetry_minute_idx').on('telemetry').column('minute').execute();
 
         await db.schema
@@ -302,7 +339,11 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .addColumn('key_label', text)
           .addColumn('ip', text)
           .execute();
-        await db.schema.createIndex('security_events_workspace_id_at_idx').on('security_events').columns(['workspace_id', 'at']).execute();
+        await db.schema
+          .createIndex('security_events_workspace_id_at_idx')
+          .on('security_events')
+          .columns(['workspace_id', 'at'])
+          .execute();
 
         await db.schema
           .createTable('alerts')
@@ -318,7 +359,11 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .addColumn('delivered_at', text)
           .addColumn('delivery_attempts', 'integer', (c) => c.notNull())
           .execute();
-        await db.schema.createIndex('alerts_workspace_id_raised_at_idx').on('alerts').columns(['workspace_id', 'raised_at']).execute();
+        await db.schema
+          .createIndex('alerts_workspace_id_raised_at_idx')
+          .on('alerts')
+          .columns(['workspace_id', 'raised_at'])
+          .execute();
         // One open alert per key, kept by the database too: two raisers racing cannot both open one.
         await db.schema
           .createIndex('alerts_workspace_id_key_open_key')

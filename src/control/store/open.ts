@@ -37,7 +37,9 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
   const url = options.databaseUrl?.trim() ?? '';
   if (isPostgresUrl(url)) return openPostgres(url);
   if (url !== '' && url !== ':memory:') {
-    throw new StoreOpenError(`unsupported database URL ${redactUrl(url)}: use postgres://… or postgresql://…, or leave it unset for SQLite`);
+    throw new StoreOpenError(
+      `unsupported database URL ${redactUrl(url)}: use postgres://… or postgresql://…, or leave it unset for SQLite`,
+    );
   }
   const dataDir = options.dataDir ?? DEFAULT_DATA_DIR;
   return openSqlite(url === ':memory:' || dataDir === ':memory:' ? ':memory:' : dataDir);
@@ -47,14 +49,15 @@ export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//i.test(url);
 }
 
-
 async function openSqlite(dir: string): Promise<Store> {
   let filename = ':memory:';
   if (dir !== ':memory:') {
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     } catch (error) {
-      throw new StoreOpenError(`cannot create the data directory ${dir}: ${(error as Error).message}`, { cause: error });
+      throw new StoreOpenError(`cannot create the data directory ${dir}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     filename = join(dir, SQLITE_FILE_NAME);
   }
@@ -63,7 +66,9 @@ async function openSqlite(dir: string): Promise<Store> {
     await sql`select 1`.execute(db);
   } catch (error) {
     await db.destroy().catch(() => {});
-    throw new StoreOpenError(`cannot open the SQLite database ${filename}: ${(error as Error).message}`, { cause: error });
+    throw new StoreOpenError(`cannot open the SQLite database ${filename}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   await migrate(db, 'sqlite', filename);
   return new SqlStore(db, 'sqlite');
@@ -102,7 +107,8 @@ async function migrate(db: Kysely<Database>, kind: Store['kind'], where: string)
 
 /** An error's message without the URL's password, should a driver ever echo it. */
 function scrub(error: unknown, url: string): string {
-  const message = error instanceof Error ? error.message || (error as NodeJS.ErrnoException).code || error.name : String(error);
+  const message =
+    error instanceof Error ? error.message || (error as NodeJS.ErrnoException).code || error.name : String(error);
   let password = '';
   try {
     password = decodeURIComponent(new URL(url).password);

@@ -139,7 +139,10 @@ export class SqlStore extends WithOps implements Store {
   /** One channel per schema, so two installations in two schemas of one database do not hear each other. */
   async #channel(): Promise<string> {
     const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(this.#db);
-    return `gatehouse_${createHash('sha256').update(rows[0]?.schema ?? 'public').digest('hex').slice(0, 16)}`;
+    return `gatehouse_${createHash('sha256')
+      .update(rows[0]?.schema ?? 'public')
+      .digest('hex')
+      .slice(0, 16)}`;
   }
 
   async transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {

@@ -55,11 +55,17 @@ describe('openStore', () => {
     const dir = freshDir();
     await (await openStore({ dataDir: dir })).close();
     const db = new DatabaseSync(join(dir, SQLITE_FILE_NAME));
-    db.prepare('insert into gatehouse_migration (name, timestamp) values (?, ?)').run('9999-from-the-future', new Date().toISOString());
+    db.prepare('insert into gatehouse_migration (name, timestamp) values (?, ?)').run(
+      '9999-from-the-future',
+      new Date().toISOString(),
+    );
     db.close();
     await assert.rejects(openStore({ dataDir: dir }), (error: unknown) => {
       assert.ok(error instanceof StoreOpenError);
-      assert.match(error.message, /migrated by a newer Gatehouse \(migration 9999-from-the-future is unknown to this version\)/);
+      assert.match(
+        error.message,
+        /migrated by a newer Gatehouse \(migration 9999-from-the-future is unknown to this version\)/,
+      );
       return true;
     });
   });
@@ -94,7 +100,10 @@ describe('openStore', () => {
   });
 
   it('redacts the password of a URL in the authority and in a password parameter', () => {
-    assert.equal(redactUrl('postgres://gh:p%40ss@db:5432/gh?sslmode=require'), 'postgres://gh:***@db:5432/gh?sslmode=require');
+    assert.equal(
+      redactUrl('postgres://gh:p%40ss@db:5432/gh?sslmode=require'),
+      'postgres://gh:***@db:5432/gh?sslmode=require',
+    );
     assert.equal(redactUrl('postgresql://db/gh?user=gh&password=hunter2'), 'postgresql://db/gh?user=gh&password=***');
     assert.equal(redactUrl('postgres://db/gh'), 'postgres://db/gh');
   });
@@ -137,7 +146,10 @@ if (unreachable === undefined) {
         await a.setSetting('k', 'v');
         assert.equal(await b.getSetting('k'), 'v');
         const { rows } = await admin.query(`select name from "${schemas.at(-1)}".gatehouse_migration order by name`);
-        assert.deepEqual(rows.map((r: { name: string }) => r.name), migrationNames());
+        assert.deepEqual(
+          rows.map((r: { name: string }) => r.name),
+          migrationNames(),
+        );
       } finally {
         await Promise.all([a.close(), b.close()]);
       }
@@ -179,7 +191,11 @@ if (unreachable === undefined) {
         // anything it should not have heard (its own, the other schema's) would have arrived before it.
         await b.notifyChange('marker_b');
         await a.notifyChange('marker_a');
-        await eventually(() => heardByA.includes('marker_b') && heardByB.includes('marker_a'), 10_000, 'the markers heard');
+        await eventually(
+          () => heardByA.includes('marker_b') && heardByB.includes('marker_a'),
+          10_000,
+          'the markers heard',
+        );
         assert.deepEqual(heardByA, ['wsp_from_b', 'marker_b']);
         assert.deepEqual(heardByB, ['wsp_from_a', 'marker_a']);
         await stopA();
@@ -196,7 +212,9 @@ if (unreachable === undefined) {
   });
 } else if (process.env.CI) {
   it('runs the store contract on PostgreSQL', () => {
-    assert.fail(`PostgreSQL not reachable at ${redactUrl(pgUrl)} (${unreachable}); under CI the PostgreSQL store suite must run: ${POSTGRES_HOW_TO}`);
+    assert.fail(
+      `PostgreSQL not reachable at ${redactUrl(pgUrl)} (${unreachable}); under CI the PostgreSQL store suite must run: ${POSTGRES_HOW_TO}`,
+    );
   });
 } else {
   it('runs the store contract on PostgreSQL', (t) => {

@@ -268,7 +268,9 @@ export interface CollectionOps {
   insertCollection(c: CollectionRecord): Promise<void>;
   /** Writes the whole record; when `expectedRevision` is given, only if the stored revision equals it. Returns whether a row changed. */
   updateCollection(c: CollectionRecord, expectedRevision?: number): Promise<boolean>;
-  getCollection(by: { id: string } | { workspaceId: string; environment: string; name: string }): Promise<CollectionRecord | undefined>;
+  getCollection(
+    by: { id: string } | { workspaceId: string; environment: string; name: string },
+  ): Promise<CollectionRecord | undefined>;
   /** Sorted by environment, then name. */
   listCollections(workspaceId: string, filter?: { environment?: string }): Promise<CollectionRecord[]>;
   /** Deletes the collection and its versions. */
@@ -337,7 +339,9 @@ export interface UserOps {
 export interface GatewayOps {
   insertGateway(g: GatewayRecord): Promise<void>;
   updateGateway(g: GatewayRecord): Promise<boolean>;
-  getGateway(by: { id: string } | { workspaceId: string; name: string } | { workspaceId: string; environment: string }): Promise<GatewayRecord | undefined>;
+  getGateway(
+    by: { id: string } | { workspaceId: string; name: string } | { workspaceId: string; environment: string },
+  ): Promise<GatewayRecord | undefined>;
   /** Sorted by environment, then name. */
   listGateways(workspaceId: string): Promise<GatewayRecord[]>;
   /** Deletes the gateway, its registration tokens and instances; its certificates are marked revoked (not deleted). */
@@ -371,8 +375,14 @@ export interface TelemetryOps {
 
   insertSecurityEvents(events: readonly SecurityEventRecord[]): Promise<void>;
   /** From `since` (inclusive), newest first. */
-  listSecurityEvents(workspaceId: string, filter: { since: string; gatewayId?: string; limit?: number }): Promise<SecurityEventRecord[]>;
-  countSecurityEvents(workspaceId: string, filter: { since: string; gatewayId?: string; kind?: string }): Promise<number>;
+  listSecurityEvents(
+    workspaceId: string,
+    filter: { since: string; gatewayId?: string; limit?: number },
+  ): Promise<SecurityEventRecord[]>;
+  countSecurityEvents(
+    workspaceId: string,
+    filter: { since: string; gatewayId?: string; kind?: string },
+  ): Promise<number>;
   /** Deletes the security events (of every workspace) that happened before `before`; returns how many. */
   pruneSecurityEvents(before: string): Promise<number>;
 }
@@ -401,7 +411,8 @@ export interface SnapshotOps {
 
 /** Reads and writes; the same methods inside and outside a transaction. */
 export interface StoreOps
-  extends SettingOps,
+  extends
+    SettingOps,
     WorkspaceOps,
     CollectionOps,
     RoleOps,

@@ -20,7 +20,14 @@ import { randomUUID, X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Logger } from 'pino';
-import { REGISTRATION_TOKEN_PATTERN, RegisterRequestSchema, RenewRequestSchema, type ControlPlaneEndpoints, type RegisterResponse, type RenewResponse } from '../../config/edge.ts';
+import {
+  REGISTRATION_TOKEN_PATTERN,
+  RegisterRequestSchema,
+  RenewRequestSchema,
+  type ControlPlaneEndpoints,
+  type RegisterResponse,
+  type RenewResponse,
+} from '../../config/edge.ts';
 import { formatDuration } from '../../config/duration.ts';
 import { formatPath } from '../../config/schema.ts';
 import { sendProblem } from '../../shared/errors.ts';
@@ -85,8 +92,10 @@ class BootstrapRefusal extends Error {
   }
 }
 
-const REGENERATE = 'regenerate the install command (`gatehouse gateway install-command <gateway>`, or POST …/gateways/{gateway}/install-command)';
-const BOOTSTRAP_AGAIN = 'bootstrap the gateway again with a new install command (`gatehouse gateway install-command <gateway>`)';
+const REGENERATE =
+  'regenerate the install command (`gatehouse gateway install-command <gateway>`, or POST …/gateways/{gateway}/install-command)';
+const BOOTSTRAP_AGAIN =
+  'bootstrap the gateway again with a new install command (`gatehouse gateway install-command <gateway>`)';
 
 /** An HTTPS server (not yet listening) for the bootstrap endpoint. */
 export function createBootstrapServer(options: BootstrapServerOptions): Server {
@@ -101,15 +110,41 @@ export function createBootstrapServer(options: BootstrapServerOptions): Server {
     const started = performance.now();
     const log: Record<string, unknown> = {};
     handle(req, res, log).then(
-      (status) => logger.info({ reqId: requestId, method: req.method, path: req.url, status, ...log, ms: Math.round(performance.now() - started) }, 'bootstrap request'),
+      (status) =>
+        logger.info(
+          {
+            reqId: requestId,
+            method: req.method,
+            path: req.url,
+            status,
+            ...log,
+            ms: Math.round(performance.now() - started),
+          },
+          'bootstrap request',
+        ),
       (error: unknown) => {
         if (error instanceof BootstrapRefusal) {
-          const status = problem(res, requestId, error.code, error.message, error.gatewayStatus && { gatewayStatus: error.gatewayStatus });
-          logger.info({ reqId: requestId, method: req.method, path: req.url, status, refused: error.reason, ...log }, 'bootstrap request refused');
+          const status = problem(
+            res,
+            requestId,
+            error.code,
+            error.message,
+            error.gatewayStatus && { gatewayStatus: error.gatewayStatus },
+          );
+          logger.info(
+            { reqId: requestId, method: req.method, path: req.url, status, refused: error.reason, ...log },
+            'bootstrap request refused',
+          );
           return;
         }
         logger.error({ reqId: requestId, err: error }, 'bootstrap request failed');
-        if (!res.headersSent) problem(res, requestId, 'GH_ERR_BOOTSTRAP_INTERNAL', 'an internal error occurred; it is logged under this request id');
+        if (!res.headersSent)
+          problem(
+            res,
+            requestId,
+            'GH_ERR_BOOTSTRAP_INTERNAL',
+            'an internal error occurred; it is logged under this request id',
+          );
         else res.destroy();
       },
     );
@@ -118,14 +153,29 @@ export function createBootstrapServer(options: BootstrapServerOptions): Server {
   async function handle(req: IncomingMessage, res: ServerResponse, log: Record<string, unknown>): Promise<number> {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path === '/v1/ca') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') throw new BootstrapRefusal('GH_ERR_ROUTE_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`, 'method');
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        throw new BootstrapRefusal(
+          'GH_ERR_ROUTE_METHOD_NOT_ALLOWED',
+          `${req.method} is not allowed on ${path}`,
+          'method',
+        );
       req.resume();
-      res.writeHead(200, { 'content-type': 'application/x-pem-file', 'content-length': Buffer.byteLength(ca.certPem), 'cache-control': 'no-store' });
+      res.writeHead(200, {
+        'content-type': 'application/x-pem-file',
+        'content-length': Buffer.byteLength(ca.certPem),
+        'cache-control': 'no-store',
+      });
       res.end(req.method === 'HEAD' ? undefined : ca.certPem);
       return 200;
     }
-    if (path !== '/v1/register' && path !== '/v1/renew') throw new BootstrapRefusal('GH_ERR_ROUTE_NOT_FOUND', `no bootstrap route ${path}`, 'route');
-    if (req.method !== 'POST') throw new BootstrapRefusal('GH_ERR_ROUTE_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`, 'method');
+    if (path !== '/v1/register' && path !== '/v1/renew')
+      throw new BootstrapRefusal('GH_ERR_ROUTE_NOT_FOUND', `no bootstrap route ${path}`, 'route');
+    if (req.method !== 'POST')
+      throw new BootstrapRefusal(
+        'GH_ERR_ROUTE_METHOD_NOT_ALLOWED',
+        `${req.method} is not allowed on ${path}`,
+        'method',
+      );
     return path === '/v1/register' ? register(req, res, log) : renew(req, res, log);
   }
 
@@ -135,42 +185,78 @@ export function createBootstrapServer(options: BootstrapServerOptions): Server {
     const { token, csr, hostname } = parsed.data;
     if (hostname !== undefined) log.hostname = hostname;
     if (!REGISTRATION_TOKEN_PATTERN.test(token)) {
-      throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', 'body.token: malformed registration token (expected "ghr_" and 32 letters and digits, as in the install command)', 'malformed token');
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_INVALID_REQUEST',
+        'body.token: malformed registration token (expected "ghr_" and 32 letters and digits, as in the install command)',
+        'malformed token',
+      );
     }
     const hash = hashRegistrationToken(token);
     const at = now();
     const record = await store.getRegistrationToken(hash);
-    if (!record) throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_TOKEN_REFUSED', `unknown registration token: it was never issued, was replaced by a newer install command, or its gateway was deleted; ${REGENERATE}`, 'unknown token');
+    if (!record)
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_TOKEN_REFUSED',
+        `unknown registration token: it was never issued, was replaced by a newer install command, or its gateway was deleted; ${REGENERATE}`,
+        'unknown token',
+      );
     log.gateway = record.gatewayId;
     refuseSpent(record.usedAt, record.expiresAt, at);
     const gateway = await store.getGateway({ id: record.gatewayId });
     const workspace = gateway && (await store.getWorkspace({ id: gateway.workspaceId }));
-    if (!gateway || !workspace) throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_TOKEN_REFUSED', `unknown registration token: its gateway was deleted; ${REGENERATE}`, 'gateway deleted');
+    if (!gateway || !workspace)
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_TOKEN_REFUSED',
+        `unknown registration token: its gateway was deleted; ${REGENERATE}`,
+        'gateway deleted',
+      );
 
     // Sign before consuming: a bad CSR must not burn the token. The certificate leaves only if the token is ours.
     let issued;
     try {
-      issued = await ca.signGatewayCsr(csr, { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment }, validityMs);
+      issued = await ca.signGatewayCsr(
+        csr,
+        { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment },
+        validityMs,
+      );
     } catch (error) {
-      if (error instanceof CsrError) throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', `body.csr: ${error.message}`, 'bad csr');
+      if (error instanceof CsrError)
+        throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', `body.csr: ${error.message}`, 'bad csr');
       throw error;
     }
     const consumed = await store.transaction(async (tx) => {
       if (!(await tx.consumeRegistrationToken(hash, nowIso(at)))) return false;
-      await tx.insertGatewayCertificate({ serial: issued.serial, gatewayId: gateway.id, notBefore: issued.notBefore.toISOString(), notAfter: issued.notAfter.toISOString() });
+      await tx.insertGatewayCertificate({
+        serial: issued.serial,
+        gatewayId: gateway.id,
+        notBefore: issued.notBefore.toISOString(),
+        notAfter: issued.notAfter.toISOString(),
+      });
       return true;
     });
     if (!consumed) {
       // Another request used it a moment ago (or it expired meanwhile): say which.
       const again = await store.getRegistrationToken(hash);
-      if (!again) throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_TOKEN_REFUSED', `unknown registration token: it was replaced by a newer install command meanwhile; ${REGENERATE}`, 'unknown token');
+      if (!again)
+        throw new BootstrapRefusal(
+          'GH_ERR_BOOTSTRAP_TOKEN_REFUSED',
+          `unknown registration token: it was replaced by a newer install command meanwhile; ${REGENERATE}`,
+          'unknown token',
+        );
       refuseSpent(again.usedAt ?? nowIso(at), again.expiresAt, at);
     }
     log.serial = issued.serial;
     const answer: RegisterResponse = {
       certificate: issued.certPem,
       ca: ca.certPem,
-      gateway: { id: gateway.id, name: gateway.name, workspaceId: workspace.id, workspaceName: workspace.name, environment: gateway.environment, installMethod: gateway.installMethod },
+      gateway: {
+        id: gateway.id,
+        name: gateway.name,
+        workspaceId: workspace.id,
+        workspaceName: workspace.name,
+        environment: gateway.environment,
+        installMethod: gateway.installMethod,
+      },
       controlPlane: { ...endpoints },
     };
     return json(res, answer);
@@ -191,37 +277,88 @@ export function createBootstrapServer(options: BootstrapServerOptions): Server {
       certificate = new X509Certificate(certPem);
       described = describeCertificate(certPem);
     } catch {
-      throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', 'body.certificate: not a PEM X.509 certificate', 'bad certificate');
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_INVALID_REQUEST',
+        'body.certificate: not a PEM X.509 certificate',
+        'bad certificate',
+      );
     }
     log.previous = described.serial;
-    if (!certificate.verify(caPublicKey)) throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED', `certificate ${described.serial} was not issued by this control plane's CA; ${BOOTSTRAP_AGAIN}`, 'foreign certificate');
+    if (!certificate.verify(caPublicKey))
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED',
+        `certificate ${described.serial} was not issued by this control plane's CA; ${BOOTSTRAP_AGAIN}`,
+        'foreign certificate',
+      );
     const subject = described.uris.map(parseGatewayUri).find((s) => s !== undefined);
-    if (!subject) throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED', `certificate ${described.serial} names no gateway`, 'no gateway');
+    if (!subject)
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED',
+        `certificate ${described.serial} names no gateway`,
+        'no gateway',
+      );
     log.gateway = subject.gatewayId;
 
     let csr: x509.Pkcs10CertificateRequest;
     try {
       csr = new x509.Pkcs10CertificateRequest(csrPem);
     } catch {
-      throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', 'body.csr: the certificate signing request is not a valid PEM PKCS#10 request', 'bad csr');
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_INVALID_REQUEST',
+        'body.csr: the certificate signing request is not a valid PEM PKCS#10 request',
+        'bad csr',
+      );
     }
-    if (!(await csr.verify())) throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', 'body.csr: the certificate signing request is not signed by its own key', 'bad csr');
+    if (!(await csr.verify()))
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_INVALID_REQUEST',
+        'body.csr: the certificate signing request is not signed by its own key',
+        'bad csr',
+      );
     // The CSR is signed with the key it carries; that key must be the certificate's: proof of possession.
-    if (Buffer.compare(Buffer.from(csr.publicKey.rawData), certificate.publicKey.export({ type: 'spki', format: 'der' })) !== 0) {
-      throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED', `the certificate signing request is for another key than certificate ${described.serial}: re-enrolling takes a CSR signed with the certificate's own key`, 'other key');
+    if (
+      Buffer.compare(
+        Buffer.from(csr.publicKey.rawData),
+        certificate.publicKey.export({ type: 'spki', format: 'der' }),
+      ) !== 0
+    ) {
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED',
+        `the certificate signing request is for another key than certificate ${described.serial}: re-enrolling takes a CSR signed with the certificate's own key`,
+        'other key',
+      );
     }
 
     const record = await store.getGatewayCertificate(described.serial);
     if (!record || record.gatewayId !== subject.gatewayId) {
-      throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED', `certificate ${described.serial} was not issued by this control plane to gateway ${subject.gatewayId}; ${BOOTSTRAP_AGAIN}`, 'unknown certificate');
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED',
+        `certificate ${described.serial} was not issued by this control plane to gateway ${subject.gatewayId}; ${BOOTSTRAP_AGAIN}`,
+        'unknown certificate',
+      );
     }
     if (record.revokedAt !== undefined) {
-      throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED', `the certificate of gateway ${subject.gatewayId} was revoked at ${record.revokedAt} (gateway deleted)`, 'revoked', 'deleted');
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED',
+        `the certificate of gateway ${subject.gatewayId} was revoked at ${record.revokedAt} (gateway deleted)`,
+        'revoked',
+        'deleted',
+      );
     }
     const gateway = await store.getGateway({ id: subject.gatewayId });
-    if (!gateway) throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED', `gateway ${subject.gatewayId} was deleted`, 'gateway deleted', 'deleted');
+    if (!gateway)
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED',
+        `gateway ${subject.gatewayId} was deleted`,
+        'gateway deleted',
+        'deleted',
+      );
     if (gateway.workspaceId !== subject.workspaceId || gateway.environment !== subject.environment) {
-      throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED', `the certificate names workspace ${subject.workspaceId} environment ${subject.environment}, but gateway ${gateway.id} belongs to workspace ${gateway.workspaceId} environment ${gateway.environment}; ${BOOTSTRAP_AGAIN}`, 'other scope');
+      throw new BootstrapRefusal(
+        'GH_ERR_BOOTSTRAP_CERTIFICATE_REFUSED',
+        `the certificate names workspace ${subject.workspaceId} environment ${subject.environment}, but gateway ${gateway.id} belongs to workspace ${gateway.workspaceId} environment ${gateway.environment}; ${BOOTSTRAP_AGAIN}`,
+        'other scope',
+      );
     }
     const at = now();
     const expiredFor = at - Date.parse(record.notAfter);
@@ -235,47 +372,87 @@ export function createBootstrapServer(options: BootstrapServerOptions): Server {
 
     let issued;
     try {
-      issued = await ca.signGatewayCsr(csrPem, { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment }, validityMs);
+      issued = await ca.signGatewayCsr(
+        csrPem,
+        { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment },
+        validityMs,
+      );
     } catch (error) {
-      if (error instanceof CsrError) throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', `body.csr: ${error.message}`, 'bad csr');
+      if (error instanceof CsrError)
+        throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', `body.csr: ${error.message}`, 'bad csr');
       throw error;
     }
-    await store.insertGatewayCertificate({ serial: issued.serial, gatewayId: gateway.id, notBefore: issued.notBefore.toISOString(), notAfter: issued.notAfter.toISOString() });
+    await store.insertGatewayCertificate({
+      serial: issued.serial,
+      gatewayId: gateway.id,
+      notBefore: issued.notBefore.toISOString(),
+      notAfter: issued.notAfter.toISOString(),
+    });
     log.serial = issued.serial;
-    logger.info({ gateway: gateway.id, serial: issued.serial, previous: described.serial, expiredAt: record.notAfter, notAfter: issued.notAfter.toISOString() }, 're-enrolled a gateway');
+    logger.info(
+      {
+        gateway: gateway.id,
+        serial: issued.serial,
+        previous: described.serial,
+        expiredAt: record.notAfter,
+        notAfter: issued.notAfter.toISOString(),
+      },
+      're-enrolled a gateway',
+    );
     const answer: RenewResponse = { certificate: issued.certPem, ca: ca.certPem };
     return json(res, answer);
   }
 }
 
 function invalidBody(issues: readonly { path: readonly PropertyKey[]; message: string }[]): BootstrapRefusal {
-  const detail = issues.map((i) => `body${formatPath(i.path) ? `.${formatPath(i.path)}` : ''}: ${i.message}`).join('; ');
+  const detail = issues
+    .map((i) => `body${formatPath(i.path) ? `.${formatPath(i.path)}` : ''}: ${i.message}`)
+    .join('; ');
   return new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', detail, 'invalid body');
 }
 
 function json(res: ServerResponse, answer: unknown): number {
   const text = JSON.stringify(answer);
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.writeHead(200, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
   res.end(text);
   return 200;
 }
 
 function refuseSpent(usedAt: string | undefined, expiresAt: string, now: number): void {
-  if (usedAt !== undefined) throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_TOKEN_REFUSED', `this registration token was already used (at ${usedAt}); ${REGENERATE}`, 'used token');
-  if (Date.parse(expiresAt) <= now) throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_TOKEN_REFUSED', `this registration token expired at ${expiresAt}; ${REGENERATE}`, 'expired token');
+  if (usedAt !== undefined)
+    throw new BootstrapRefusal(
+      'GH_ERR_BOOTSTRAP_TOKEN_REFUSED',
+      `this registration token was already used (at ${usedAt}); ${REGENERATE}`,
+      'used token',
+    );
+  if (Date.parse(expiresAt) <= now)
+    throw new BootstrapRefusal(
+      'GH_ERR_BOOTSTRAP_TOKEN_REFUSED',
+      `this registration token expired at ${expiresAt}; ${REGENERATE}`,
+      'expired token',
+    );
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const type = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
     req.resume();
-    throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', `send the body as application/json, not ${type || 'an untyped body'}`, 'content type');
+    throw new BootstrapRefusal(
+      'GH_ERR_BOOTSTRAP_INVALID_REQUEST',
+      `send the body as application/json, not ${type || 'an untyped body'}`,
+      'content type',
+    );
   }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY) throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', `the body exceeds ${MAX_BODY} bytes`, 'too large');
+    if (size > MAX_BODY)
+      throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', `the body exceeds ${MAX_BODY} bytes`, 'too large');
     chunks.push(chunk);
   }
   try {
@@ -285,6 +462,12 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function problem(res: ServerResponse, requestId: string, code: ProblemCode, detail: string, extensions?: Record<string, string>): number {
+function problem(
+  res: ServerResponse,
+  requestId: string,
+  code: ProblemCode,
+  detail: string,
+  extensions?: Record<string, string>,
+): number {
   return sendProblem(res, { code, detail, ...(extensions && { extensions }) }, requestId);
 }

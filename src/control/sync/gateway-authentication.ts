@@ -42,7 +42,11 @@ export function createGatewayAuthenticator(store: Store, now: () => number): Gat
   return {
     async authenticate(call) {
       const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
-      if (!raw || raw.length === 0) return { code: status.UNAUTHENTICATED, message: 'a client certificate issued by this control plane is required' };
+      if (!raw || raw.length === 0)
+        return {
+          code: status.UNAUTHENTICATED,
+          message: 'a client certificate issued by this control plane is required',
+        };
       let described: ReturnType<typeof describeCertificate>;
       try {
         described = describeCertificate(x509.PemConverter.encode(Uint8Array.from(raw), 'CERTIFICATE'));
@@ -53,16 +57,31 @@ export function createGatewayAuthenticator(store: Store, now: () => number): Gat
       if (!subject) return { code: status.UNAUTHENTICATED, message: 'the client certificate names no gateway' };
       const record = await store.getGatewayCertificate(described.serial);
       if (!record || record.gatewayId !== subject.gatewayId) {
-        return { code: status.UNAUTHENTICATED, message: `certificate ${described.serial} was not issued by this control plane to gateway ${subject.gatewayId}` };
+        return {
+          code: status.UNAUTHENTICATED,
+          message: `certificate ${described.serial} was not issued by this control plane to gateway ${subject.gatewayId}`,
+        };
       }
-      if (record.revokedAt) return { code: status.PERMISSION_DENIED, message: `the certificate of gateway ${subject.gatewayId} was revoked at ${record.revokedAt} (gateway deleted)`, deleted: true };
+      if (record.revokedAt)
+        return {
+          code: status.PERMISSION_DENIED,
+          message: `the certificate of gateway ${subject.gatewayId} was revoked at ${record.revokedAt} (gateway deleted)`,
+          deleted: true,
+        };
       if (Date.parse(record.notAfter) <= now()) {
-        return { code: status.UNAUTHENTICATED, message: `the certificate of gateway ${subject.gatewayId} expired at ${record.notAfter}: it re-enrolls at the bootstrap endpoint (POST /v1/renew), within the re-enrollment window` };
+        return {
+          code: status.UNAUTHENTICATED,
+          message: `the certificate of gateway ${subject.gatewayId} expired at ${record.notAfter}: it re-enrolls at the bootstrap endpoint (POST /v1/renew), within the re-enrollment window`,
+        };
       }
       const gateway = await store.getGateway({ id: subject.gatewayId });
-      if (!gateway) return { code: status.PERMISSION_DENIED, message: `gateway ${subject.gatewayId} was deleted`, deleted: true };
+      if (!gateway)
+        return { code: status.PERMISSION_DENIED, message: `gateway ${subject.gatewayId} was deleted`, deleted: true };
       if (gateway.workspaceId !== subject.workspaceId || gateway.environment !== subject.environment) {
-        return { code: status.PERMISSION_DENIED, message: `the certificate names workspace ${subject.workspaceId} environment ${subject.environment}, but gateway ${gateway.id} belongs to workspace ${gateway.workspaceId} environment ${gateway.environment}` };
+        return {
+          code: status.PERMISSION_DENIED,
+          message: `the certificate names workspace ${subject.workspaceId} environment ${subject.environment}, but gateway ${gateway.id} belongs to workspace ${gateway.workspaceId} environment ${gateway.environment}`,
+        };
       }
       return { gateway, serial: described.serial };
     },
@@ -70,8 +89,14 @@ export function createGatewayAuthenticator(store: Store, now: () => number): Gat
     async revalidate(auth) {
       const id = auth.gateway.id;
       const record = await store.getGatewayCertificate(auth.serial);
-      if (!record || record.revokedAt) return { code: status.PERMISSION_DENIED, message: `the certificate of gateway ${id} was revoked${record?.revokedAt ? ` at ${record.revokedAt}` : ''} (gateway deleted)`, deleted: true };
-      if (!(await store.getGateway({ id }))) return { code: status.PERMISSION_DENIED, message: `gateway ${id} was deleted`, deleted: true };
+      if (!record || record.revokedAt)
+        return {
+          code: status.PERMISSION_DENIED,
+          message: `the certificate of gateway ${id} was revoked${record?.revokedAt ? ` at ${record.revokedAt}` : ''} (gateway deleted)`,
+          deleted: true,
+        };
+      if (!(await store.getGateway({ id })))
+        return { code: status.PERMISSION_DENIED, message: `gateway ${id} was deleted`, deleted: true };
       return undefined;
     },
   };

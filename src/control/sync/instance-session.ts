@@ -11,7 +11,12 @@ import type { ReceivedSyncRequest, SyncResponseMessage } from '../../config/sync
 import { nowIso } from '../ids.ts';
 import type { Publisher } from '../publisher.ts';
 import type { GatewayInstanceRecord, GatewayRecord, Store } from '../store/store.ts';
-import { type AuthenticatedGateway, denialTrailers, type GatewayAuthenticator, type SyncDenial } from './gateway-authentication.ts';
+import {
+  type AuthenticatedGateway,
+  denialTrailers,
+  type GatewayAuthenticator,
+  type SyncDenial,
+} from './gateway-authentication.ts';
 import type { LiveStream, SyncRegistry } from './registry.ts';
 import { type SnapshotCache, SnapshotStream } from './snapshot-stream.ts';
 
@@ -74,24 +79,35 @@ export class InstanceSession {
 
   #run(step: () => Promise<unknown>): void {
     this.#chain = this.#d.track(
-      this.#chain.then(() => (this.#ended ? undefined : step())).catch((error: unknown) => {
-        this.#d.logger.error({ err: error, gateway: this.#gateway?.id, instance: this.#record?.instanceId }, 'gateway sync stream failed');
-        this.#fail(status.INTERNAL, 'internal error in the control plane');
-      }),
+      this.#chain
+        .then(() => (this.#ended ? undefined : step()))
+        .catch((error: unknown) => {
+          this.#d.logger.error(
+            { err: error, gateway: this.#gateway?.id, instance: this.#record?.instanceId },
+            'gateway sync stream failed',
+          );
+          this.#fail(status.INTERNAL, 'internal error in the control plane');
+        }),
     );
   }
 
   #touch(): void {
     clearTimeout(this.#idle);
     if (this.#ended) return;
-    this.#idle = setTimeout(() => this.#fail(status.UNAVAILABLE, `nothing received for ${this.#d.idleTimeoutMs} ms (no heartbeat)`), this.#d.idleTimeoutMs);
+    this.#idle = setTimeout(
+      () => this.#fail(status.UNAVAILABLE, `nothing received for ${this.#d.idleTimeoutMs} ms (no heartbeat)`),
+      this.#d.idleTimeoutMs,
+    );
     this.#idle.unref();
   }
 
   async #receive(message: ReceivedSyncRequest): Promise<void> {
     if (!this.#record) {
       if (message.message !== 'hello' || !message.hello?.instanceId || message.hello.instanceId.length > 128) {
-        return this.#fail(status.INVALID_ARGUMENT, 'the first message of a Sync stream must be a Hello with an instance id (at most 128 characters)');
+        return this.#fail(
+          status.INVALID_ARGUMENT,
+          'the first message of a Sync stream must be a Hello with an instance id (at most 128 characters)',
+        );
       }
       return this.#hello(message.hello);
     }
@@ -104,9 +120,17 @@ export class InstanceSession {
       await this.#save({ ...rest, appliedVersion: version, appliedHash: hash, lastSyncedAt: at, lastSeenAt: at });
     } else if (message.message === 'nack' && message.nack) {
       const { version, error } = message.nack;
-      this.#d.logger.warn({ gateway: this.#gateway!.id, instance: this.#record.instanceId, version, error }, 'a gateway instance refused a snapshot (NACK); it keeps serving the previous one');
+      this.#d.logger.warn(
+        { gateway: this.#gateway!.id, instance: this.#record.instanceId, version, error },
+        'a gateway instance refused a snapshot (NACK); it keeps serving the previous one',
+      );
       this.#stream!.nacked();
-      await this.#save({ ...this.#record, nackedVersion: version, lastError: error.slice(0, 4000) || 'refused without a reason', lastSeenAt: at });
+      await this.#save({
+        ...this.#record,
+        nackedVersion: version,
+        lastError: error.slice(0, 4000) || 'refused without a reason',
+        lastSeenAt: at,
+      });
     } else if (message.message === 'heartbeat') {
       await this.#save({ ...this.#record, lastSeenAt: at });
     } else if (message.message === 'hello') {
@@ -135,7 +159,10 @@ export class InstanceSession {
     const denial = await this.#d.revalidate(this.#auth!);
     if (this.#ended) return;
     if (denial) {
-      logger.warn({ gateway: gateway.id, instance: hello.instanceId, peer: call.getPeer(), reason: denial.message }, 'refused a gateway sync stream');
+      logger.warn(
+        { gateway: gateway.id, instance: hello.instanceId, peer: call.getPeer(), reason: denial.message },
+        'refused a gateway sync stream',
+      );
       if (denial.deleted) this.#deleted = true;
       return this.#fail(denial.code, denial.message, denial.deleted);
     }
@@ -175,10 +202,24 @@ export class InstanceSession {
 
     this.#cleanups.push(this.#d.publisher.onPublish((scopes) => stream.published(scopes)));
     call.sendMetadata(new Metadata()); // accepted: the instance counts itself connected from here
-    logger.info({ gateway: gateway.id, instance: hello.instanceId, version: hello.softwareVersion, applied: hello.appliedVersion, peer: call.getPeer() }, 'gateway instance connected');
+    logger.info(
+      {
+        gateway: gateway.id,
+        instance: hello.instanceId,
+        version: hello.softwareVersion,
+        applied: hello.appliedVersion,
+        peer: call.getPeer(),
+      },
+      'gateway instance connected',
+    );
 
     if (hello.softwareVersion && newer(this.#d.softwareVersion, hello.softwareVersion)) {
-      call.write({ notice: { kind: 'update_available', message: `Gatehouse ${this.#d.softwareVersion} is available (this instance runs ${hello.softwareVersion}); update the gateway image to it.` } });
+      call.write({
+        notice: {
+          kind: 'update_available',
+          message: `Gatehouse ${this.#d.softwareVersion} is available (this instance runs ${hello.softwareVersion}); update the gateway image to it.`,
+        },
+      });
     }
     await stream.sendLatest();
   }
@@ -211,11 +252,18 @@ export class InstanceSession {
     if (this.#record?.connected) {
       const record = { ...this.#record, connected: false, lastSeenAt: nowIso(this.#d.now()) };
       this.#record = record;
-      this.#d.logger.info({ gateway: record.gatewayId, instance: record.instanceId, applied: record.appliedVersion }, 'gateway instance disconnected');
+      this.#d.logger.info(
+        { gateway: record.gatewayId, instance: record.instanceId, applied: record.appliedVersion },
+        'gateway instance disconnected',
+      );
       if (!this.#deleted) {
         // After whatever the session still had queued, so that this is the last write.
         this.#chain = this.#d.track(
-          this.#chain.then(() => this.#d.store.upsertGatewayInstance(record)).catch((err: unknown) => this.#d.logger.debug({ err }, 'could not mark the instance disconnected (gateway gone?)')),
+          this.#chain
+            .then(() => this.#d.store.upsertGatewayInstance(record))
+            .catch((err: unknown) =>
+              this.#d.logger.debug({ err }, 'could not mark the instance disconnected (gateway gone?)'),
+            ),
         );
       }
     }

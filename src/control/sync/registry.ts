@@ -42,7 +42,8 @@ export class SyncRegistry {
   /** Instance id → the version it last ACKed, for every instance of the gateway connected here. */
   appliedVersions(gatewayId: string): Map<string, number> {
     const out = new Map<string, number>();
-    for (const s of this.#streams.get(gatewayId) ?? []) out.set(s.instanceId, Math.max(out.get(s.instanceId) ?? 0, s.appliedVersion));
+    for (const s of this.#streams.get(gatewayId) ?? [])
+      out.set(s.instanceId, Math.max(out.get(s.instanceId) ?? 0, s.appliedVersion));
     return out;
   }
 
@@ -55,7 +56,8 @@ export class SyncRegistry {
 
   /** Ends every live stream (shutdown). */
   disconnectAll(code: number, message: string): void {
-    for (const gatewayId of new Set([...this.#streams.keys(), ...this.#telemetry.keys()])) this.disconnect(gatewayId, code, message);
+    for (const gatewayId of new Set([...this.#streams.keys(), ...this.#telemetry.keys()]))
+      this.disconnect(gatewayId, code, message);
   }
 
   /** Live Sync streams. */

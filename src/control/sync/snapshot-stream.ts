@@ -61,9 +61,16 @@ export class SnapshotStream {
   acked(version: number, hash: string): void {
     const expected = this.#expected;
     if (expected?.version === version && expected.hash !== hash) {
-      this.#d.logger.warn({ gateway: this.#gateway.id, instance: this.#d.instanceId, version, sent: expected.hash, acked: hash }, 'an instance ACKed a version with another hash than the one sent');
+      this.#d.logger.warn(
+        { gateway: this.#gateway.id, instance: this.#d.instanceId, version, sent: expected.hash, acked: hash },
+        'an instance ACKed a version with another hash than the one sent',
+      );
     }
-    this.#acked = { version, hash, snapshot: expected?.version === version && expected.hash === hash ? expected.snapshot : undefined };
+    this.#acked = {
+      version,
+      hash,
+      snapshot: expected?.version === version && expected.hash === hash ? expected.snapshot : undefined,
+    };
   }
 
   /** The instance NACKed what it was sent: it kept what it had, and later deltas start from there. */
@@ -78,11 +85,18 @@ export class SnapshotStream {
     let latest = await store.getLatestSnapshot(this.#scope);
     if (!latest) {
       // A new gateway whose workspace was not compiled since it was created: compile now.
-      await publisher.changed(gateway.workspaceId).catch((err: unknown) => logger.error({ err, workspace: gateway.workspaceId }, 'compiling the workspace failed'));
+      await publisher
+        .changed(gateway.workspaceId)
+        .catch((err: unknown) =>
+          logger.error({ err, workspace: gateway.workspaceId }, 'compiling the workspace failed'),
+        );
       latest = await store.getLatestSnapshot(this.#scope);
     }
     if (!latest) {
-      logger.warn({ gateway: gateway.id, scope: this.#scope }, 'no snapshot for this gateway yet; it gets one when the workspace is next published');
+      logger.warn(
+        { gateway: gateway.id, scope: this.#scope },
+        'no snapshot for this gateway yet; it gets one when the workspace is next published',
+      );
       return;
     }
     await this.#sendUpTo({ version: latest.version, hash: latest.hash }, true);
@@ -92,7 +106,8 @@ export class SnapshotStream {
   published(scopes: readonly PublishedScope[]): void {
     const gateway = this.#gateway;
     const mine = scopes.find((s) => s.scope === this.#scope);
-    if (mine) return this.#d.run(() => this.#sendUpTo({ version: mine.version, hash: mine.hash, snapshot: mine.snapshot }));
+    if (mine)
+      return this.#d.run(() => this.#sendUpTo({ version: mine.version, hash: mine.hash, snapshot: mine.snapshot }));
     // A renamed gateway's snapshots move to a scope under its new name.
     const prefix = `${gateway.workspaceId}/${gateway.environment}/edge:`;
     if (!scopes.some((s) => s.scope.startsWith(prefix))) return;
@@ -122,13 +137,23 @@ export class SnapshotStream {
     if (base && base.version > 0 && base.version < target.version) {
       const body = await snapshots.delta(this.#scope, base, { ...target, snapshot: next.snapshot });
       if (body !== undefined && body.length < next.body.length) {
-        message = { delta: { fromVersion: base.version, toVersion: target.version, hash: target.hash, body: Buffer.from(body) } };
+        message = {
+          delta: { fromVersion: base.version, toVersion: target.version, hash: target.hash, body: Buffer.from(body) },
+        };
       }
     }
     message ??= { snapshot: { version: target.version, hash: target.hash, body: Buffer.from(next.body) } };
     if (!this.#d.write(message)) return;
     this.#expected = { ...target, snapshot: next.snapshot };
-    this.#d.logger.debug({ gateway: this.#gateway.id, instance: this.#d.instanceId, version: target.version, kind: 'delta' in message ? 'delta' : 'snapshot' }, 'sent a snapshot version');
+    this.#d.logger.debug(
+      {
+        gateway: this.#gateway.id,
+        instance: this.#d.instanceId,
+        version: target.version,
+        kind: 'delta' in message ? 'delta' : 'snapshot',
+      },
+      'sent a snapshot version',
+    );
   }
 }
 

@@ -8,12 +8,28 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type ClientDuplexStream, credentials as grpcCredentials, Metadata, Server, ServerCredentials, type ServerDuplexStream, type ServiceError, status } from '@grpc/grpc-js';
+import {
+  type ClientDuplexStream,
+  credentials as grpcCredentials,
+  Metadata,
+  Server,
+  ServerCredentials,
+  type ServerDuplexStream,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
 import pino from 'pino';
 import { type Snapshot, SnapshotSchema } from '../../config/schema.ts';
 import { diffSnapshots, encodeDelta } from '../../config/snapshot-delta.ts';
 import { canonicalJson, encodeSnapshot, snapshotHash } from '../../config/snapshot-encoding.ts';
-import { GATEWAY_STATUS_TRAILER, loadSyncProto, type ReceivedSyncResponse, syncServices, type TelemetryAckMessage, type TelemetryBatchMessage } from '../../config/sync-proto.ts';
+import {
+  GATEWAY_STATUS_TRAILER,
+  loadSyncProto,
+  type ReceivedSyncResponse,
+  syncServices,
+  type TelemetryAckMessage,
+  type TelemetryBatchMessage,
+} from '../../config/sync-proto.ts';
 import { createKeyAndCsr } from '../../shared/certificates.ts';
 import { startEdgeGateway } from '../../gateway/sync/edge-runtime.ts';
 import { type CertificateAuthority, openCertificateAuthority } from '../pki/ca.ts';
@@ -26,7 +42,24 @@ import { startSyncServer, type SyncServer } from './sync-server.ts';
 
 const WS = 'wsp_edge0000000000000001';
 const T0 = '2026-01-01T00:00:00.000Z';
-const ENVIRONMENTS = ['PROD', 'E2', 'E3', 'E4', 'E5', 'E6', 'E7', 'E8', 'E9', 'E10', 'E11', 'E12', 'E13', 'E14', 'E15', 'E16'];
+const ENVIRONMENTS = [
+  'PROD',
+  'E2',
+  'E3',
+  'E4',
+  'E5',
+  'E6',
+  'E7',
+  'E8',
+  'E9',
+  'E10',
+  'E11',
+  'E12',
+  'E13',
+  'E14',
+  'E15',
+  'E16',
+];
 /** The minute telemetry batches count requests in: a current one (the ingest prunes counts older than 7 days). */
 const MINUTE = new Date(Math.floor(Date.now() / 60_000) * 60_000).toISOString();
 const SERVER_NAMES = ['gatehouse-control-plane', 'localhost', '127.0.0.1', '::1'];
@@ -64,17 +97,40 @@ class FakePublisher {
   /** Stores `s` as its version; `hash` overrides the content hash (a corrupt record). */
   async publish(scope: string, s: Snapshot, hash = snapshotHash(s)) {
     const version = s.version as number;
-    await this.store.insertSnapshot({ scope, version, hash, body: canonicalJson(encodeSnapshot(s)), createdAt: new Date().toISOString() });
+    await this.store.insertSnapshot({
+      scope,
+      version,
+      hash,
+      body: canonicalJson(encodeSnapshot(s)),
+      createdAt: new Date().toISOString(),
+    });
     for (const l of this.listeners) l([{ scope, version, hash, snapshot: s }]);
   }
 }
 
 /** A config directory as `gatehouse gateway bootstrap` writes it, with a certificate recorded in the store. */
-async function gatewayDir(store: Store, ca: CertificateAuthority, gateway: GatewayRecord, sync: string, validityMs = 3600_000, signer = ca): Promise<string> {
+async function gatewayDir(
+  store: Store,
+  ca: CertificateAuthority,
+  gateway: GatewayRecord,
+  sync: string,
+  validityMs = 3600_000,
+  signer = ca,
+): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-edge-'));
   const { keyPem, csrPem } = await createKeyAndCsr(`gateway ${gateway.id}`);
-  const issued = await signer.signGatewayCsr(csrPem, { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment }, validityMs);
-  if (signer === ca) await store.insertGatewayCertificate({ serial: issued.serial, gatewayId: gateway.id, notBefore: issued.notBefore.toISOString(), notAfter: issued.notAfter.toISOString() });
+  const issued = await signer.signGatewayCsr(
+    csrPem,
+    { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment },
+    validityMs,
+  );
+  if (signer === ca)
+    await store.insertGatewayCertificate({
+      serial: issued.serial,
+      gatewayId: gateway.id,
+      notBefore: issued.notBefore.toISOString(),
+      notAfter: issued.notAfter.toISOString(),
+    });
   await mkdir(join(dir, 'tls'), { recursive: true });
   await writeFile(join(dir, 'tls', 'ca.pem'), ca.certPem);
   await writeFile(join(dir, 'tls', 'gateway.crt'), issued.certPem);
@@ -99,7 +155,10 @@ async function gatewayDir(store: Store, ca: CertificateAuthority, gateway: Gatew
 /** A logger whose lines the test can read. */
 function memoryLogger() {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const logger = pino(
+    { level: 'debug' },
+    { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
   return { logger, lines };
 }
 
@@ -119,7 +178,15 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     // One gateway per environment: every test gets its own.
     const name = `gw-${++n}`;
     const environment = ENVIRONMENTS[n - 1]!;
-    const gateway: GatewayRecord = { id: `gw_test${n}`, workspaceId: WS, environment, name, installMethod: 'docker', createdAt: T0, updatedAt: T0 };
+    const gateway: GatewayRecord = {
+      id: `gw_test${n}`,
+      workspaceId: WS,
+      environment,
+      name,
+      installMethod: 'docker',
+      createdAt: T0,
+      updatedAt: T0,
+    };
     await store.insertGateway(gateway);
     const scope = `${WS}/${environment}/edge:${name}`;
     await publisher.publish(scope, snapshot(1, ['/a']));
@@ -128,7 +195,17 @@ describe('gateway sync: control-plane server and edge runtime', () => {
 
   async function edge(dir: string, extra: Partial<Parameters<typeof startEdgeGateway>[0]> = {}) {
     const log = memoryLogger();
-    const gw = await startEdgeGateway({ dir, logger: log.logger, port: 0, host: '127.0.0.1', opsPort: 0, reconnect: { initialMs: 20, maxMs: 200 }, heartbeatMs: 200, telemetry: false, ...extra });
+    const gw = await startEdgeGateway({
+      dir,
+      logger: log.logger,
+      port: 0,
+      host: '127.0.0.1',
+      opsPort: 0,
+      reconnect: { initialMs: 20, maxMs: 200 },
+      heartbeatMs: 200,
+      telemetry: false,
+      ...extra,
+    });
     cleanup.push(() => gw.close());
     return { gw, log };
   }
@@ -139,10 +216,26 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     store = await openStore({ databaseUrl: ':memory:' });
     pkiDir = await mkdtemp(join(tmpdir(), 'gatehouse-pki-'));
     ca = await openCertificateAuthority(pkiDir);
-    await store.insertWorkspace({ id: WS, name: 'acme', environments: ENVIRONMENTS, devEnvironment: 'PROD', createdAt: T0 });
+    await store.insertWorkspace({
+      id: WS,
+      name: 'acme',
+      environments: ENVIRONMENTS,
+      devEnvironment: 'PROD',
+      createdAt: T0,
+    });
     publisher = new FakePublisher(store);
     const telemetry = createTelemetryIngest({ store, logger: serverLog.logger });
-    server = await startSyncServer({ store, publisher, ca, tls: await ca.issueServerCertificate(SERVER_NAMES), logger: serverLog.logger, host: '127.0.0.1', port: 0, softwareVersion: '0.1.0', telemetry });
+    server = await startSyncServer({
+      store,
+      publisher,
+      ca,
+      tls: await ca.issueServerCertificate(SERVER_NAMES),
+      logger: serverLog.logger,
+      host: '127.0.0.1',
+      port: 0,
+      softwareVersion: '0.1.0',
+      telemetry,
+    });
     sync = `127.0.0.1:${server.port}`;
   });
   after(async () => {
@@ -169,10 +262,16 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     await publisher.publish(scope, snapshot(2, ['/a', '/b']));
     await eventually(() => gw.state().appliedVersion === 2, 10_000, 'v2 applied');
     assert.ok(
-      serverLog.lines.some((l) => l.msg === 'sent a snapshot version' && l.gateway === gateway.id && l.version === 2 && l.kind === 'delta'),
+      serverLog.lines.some(
+        (l) => l.msg === 'sent a snapshot version' && l.gateway === gateway.id && l.version === 2 && l.kind === 'delta',
+      ),
       'v2 travelled as a delta',
     );
-    await eventually(() => server.registry.appliedVersions(gateway.id).get(gw.state().instanceId) === 2, 10_000, 'the registry knows v2');
+    await eventually(
+      () => server.registry.appliedVersions(gateway.id).get(gw.state().instanceId) === 2,
+      10_000,
+      'the registry knows v2',
+    );
     const cached = JSON.parse(await readFile(join(dir, 'cache', 'snapshot.json'), 'utf8')) as { version: number };
     assert.equal(cached.version, 2, 'the applied snapshot is cached');
   });
@@ -196,7 +295,12 @@ describe('gateway sync: control-plane server and edge runtime', () => {
 
     await publisher.publish(scope, snapshot(3, ['/a', '/c']));
     await eventually(() => gw.state().appliedVersion === 3, 10_000, 'v3 applied');
-    assert.ok(serverLog.lines.some((l) => l.msg === 'sent a snapshot version' && l.gateway === gateway.id && l.version === 3 && l.kind === 'delta'), 'v3 came as a delta from v1');
+    assert.ok(
+      serverLog.lines.some(
+        (l) => l.msg === 'sent a snapshot version' && l.gateway === gateway.id && l.version === 3 && l.kind === 'delta',
+      ),
+      'v3 came as a delta from v1',
+    );
     await eventually(async () => (await instances(gateway.id))[0]?.appliedVersion === 3, 10_000, 'v3 ACK recorded');
     const [later] = await instances(gateway.id);
     assert.equal(later!.nackedVersion, undefined, 'an ACK of a newer version clears the error');
@@ -214,9 +318,15 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     const second = await edge(dir);
     assert.equal(second.gw.state().appliedVersion, 1, 'serves the cache at once');
     assert.equal(second.gw.state().source, 'cache');
-    assert.ok(second.log.lines.some((l) => l.msg === 'serving from the cached snapshot v1 (control plane not reached yet)'));
+    assert.ok(
+      second.log.lines.some((l) => l.msg === 'serving from the cached snapshot v1 (control plane not reached yet)'),
+    );
     await eventually(() => second.gw.state().appliedVersion === 2, 10_000, 'v2 applied');
-    assert.ok(serverLog.lines.some((l) => l.msg === 'sent a snapshot version' && l.gateway === gateway.id && l.version === 2 && l.kind === 'delta'));
+    assert.ok(
+      serverLog.lines.some(
+        (l) => l.msg === 'sent a snapshot version' && l.gateway === gateway.id && l.version === 2 && l.kind === 'delta',
+      ),
+    );
   });
 
   it('refuses a tampered cache with a log line naming the file, even when the attacker recomputes the content hash', async () => {
@@ -231,20 +341,33 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     await eventually(() => gw.state().appliedVersion === 1, 10_000, 'v1 applied');
     await gw.close();
     await mkdir(join(dir, 'cache'));
-    const original = JSON.parse(await readFile(join(good, 'cache', 'snapshot.json'), 'utf8')) as { body: string; hash: string };
+    const original = JSON.parse(await readFile(join(good, 'cache', 'snapshot.json'), 'utf8')) as {
+      body: string;
+      hash: string;
+    };
 
     // Cached under another gateway key: its MAC does not verify here.
     await writeFile(file, JSON.stringify(original));
     let started = await edge(dir);
     assert.equal(started.gw.state().appliedVersion, 0);
     assert.equal(started.gw.instance.ready(), false);
-    assert.ok(started.log.lines.some((l) => l.level === 50 && String(l.msg).includes(`refusing the cached snapshot ${file}`) && /integrity check/.test(String(l.msg))));
+    assert.ok(
+      started.log.lines.some(
+        (l) =>
+          l.level === 50 &&
+          String(l.msg).includes(`refusing the cached snapshot ${file}`) &&
+          /integrity check/.test(String(l.msg)),
+      ),
+    );
     await started.gw.close();
 
     // The attacker's edit with a recomputed content hash: the MAC still fails.
     const tampered = SnapshotSchema.parse(JSON.parse(original.body));
     tampered.collections[0]!.upstream.url = 'http://attacker.example';
-    await writeFile(file, JSON.stringify({ ...original, body: canonicalJson(encodeSnapshot(tampered)), hash: snapshotHash(tampered) }));
+    await writeFile(
+      file,
+      JSON.stringify({ ...original, body: canonicalJson(encodeSnapshot(tampered)), hash: snapshotHash(tampered) }),
+    );
     started = await edge(dir);
     assert.equal(started.gw.state().appliedVersion, 0);
     assert.ok(started.log.lines.some((l) => String(l.msg).includes(`refusing the cached snapshot ${file}`)));
@@ -252,7 +375,11 @@ describe('gateway sync: control-plane server and edge runtime', () => {
 
     await writeFile(file, '{"format":"gatehouse-snapshot-cache/1", "trunc');
     started = await edge(dir);
-    assert.ok(started.log.lines.some((l) => String(l.msg).includes(`refusing the cached snapshot ${file}: it is not valid JSON`)));
+    assert.ok(
+      started.log.lines.some((l) =>
+        String(l.msg).includes(`refusing the cached snapshot ${file}: it is not valid JSON`),
+      ),
+    );
   });
 
   it('refuses a client certificate issued by another CA, and accepts one this CA issued and recorded', async () => {
@@ -285,11 +412,19 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     assert.equal(server.disconnectGateway(gateway.id), 1);
     await eventually(() => !gw.state().connected, 10_000, 'stream cut');
     assert.ok(Date.now() - t0 < 1000);
-    await eventually(() => /revoked|deleted/.test(gw.state().lastError ?? '') && gw.state().attempts >= 2, 10_000, 'reconnects refused');
+    await eventually(
+      () => /revoked|deleted/.test(gw.state().lastError ?? '') && gw.state().attempts >= 2,
+      10_000,
+      'reconnects refused',
+    );
     assert.equal(gw.state().connected, false);
     await eventually(() => gw.instance.version === 'deleted', 10_000, 'endpoints deactivated');
     assert.equal(gw.instance.server.table?.collections.length, 0);
-    await assert.rejects(readFile(join(dir, 'cache', 'snapshot.json')), { code: 'ENOENT' }, 'the cache is gone: a restart serves nothing');
+    await assert.rejects(
+      readFile(join(dir, 'cache', 'snapshot.json')),
+      { code: 'ENOENT' },
+      'the cache is gone: a restart serves nothing',
+    );
   });
 
   it('renews the certificate over the live channel before it expires and reconnects with it, without a restart', async () => {
@@ -306,7 +441,11 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     const after = await readFile(join(dir, 'tls', 'gateway.crt'), 'utf8');
     assert.notEqual(after, before);
     assert.ok(await store.getGatewayCertificate(gw.state().certificate.serial), 'the renewed certificate is recorded');
-    await eventually(() => gw.state().connected && gw.state().connections >= 2, 10_000, 'reconnected with the new certificate');
+    await eventually(
+      () => gw.state().connected && gw.state().connections >= 2,
+      10_000,
+      'reconnected with the new certificate',
+    );
     await publisher.publish(scope, snapshot(2, ['/a', '/renewed']));
     await eventually(() => gw.state().appliedVersion === 2, 10_000, 'v2 over the new channel');
 
@@ -318,11 +457,22 @@ describe('gateway sync: control-plane server and edge runtime', () => {
   });
 
   /** Opens a Sync stream with the directory's credentials (or `certPem`), sends a Hello, and reports how it went. */
-  async function callSync(dir: string, certPem?: string, hangUpWhenAccepted = false, endpoint = sync): Promise<{ code: status; details: string; accepted: boolean; received: ReceivedSyncResponse[] }> {
+  async function callSync(
+    dir: string,
+    certPem?: string,
+    hangUpWhenAccepted = false,
+    endpoint = sync,
+  ): Promise<{ code: status; details: string; accepted: boolean; received: ReceivedSyncResponse[] }> {
     const proto = loadSyncProto();
     const read = (f: string) => readFile(join(dir, 'tls', f));
-    const creds = grpcCredentials.createSsl(await read('ca.pem'), await read('gateway.key'), certPem ? Buffer.from(certPem) : await read('gateway.crt'));
-    const client = new proto.ConfigSync(endpoint, creds, { 'grpc.ssl_target_name_override': 'gatehouse-control-plane' }) as unknown as {
+    const creds = grpcCredentials.createSsl(
+      await read('ca.pem'),
+      await read('gateway.key'),
+      certPem ? Buffer.from(certPem) : await read('gateway.crt'),
+    );
+    const client = new proto.ConfigSync(endpoint, creds, {
+      'grpc.ssl_target_name_override': 'gatehouse-control-plane',
+    }) as unknown as {
       Sync(): import('@grpc/grpc-js').ClientDuplexStream<unknown, ReceivedSyncResponse>;
       close(): void;
     };
@@ -337,7 +487,11 @@ describe('gateway sync: control-plane server and edge runtime', () => {
           if (hangUpWhenAccepted) call.end();
         });
         call.on('error', (e: ServiceError) => resolve({ code: e.code, details: e.details, accepted, received }));
-        call.on('status', (s: { code: status; details: string }) => s.code === status.OK && resolve({ code: s.code, details: s.details, accepted, received }));
+        call.on(
+          'status',
+          (s: { code: status; details: string }) =>
+            s.code === status.OK && resolve({ code: s.code, details: s.details, accepted, received }),
+        );
         call.write({ hello: { instanceId: 'probe', softwareVersion: '0.1.0' } });
       });
     } finally {
@@ -358,7 +512,8 @@ describe('gateway sync: control-plane server and edge runtime', () => {
   }
 
   /** Request counts stored for the gateway (what its telemetry batches added up to). */
-  const storedCount = async (gatewayId: string) => (await store.listTelemetry(WS, { since: MINUTE, gatewayId })).reduce((n, r) => n + r.count, 0);
+  const storedCount = async (gatewayId: string) =>
+    (await store.listTelemetry(WS, { since: MINUTE, gatewayId })).reduce((n, r) => n + r.count, 0);
 
   it('ends the Telemetry.Report stream of a deleted gateway at once with PERMISSION_DENIED, and stores no further batch', async () => {
     const { gateway, dir, report } = await reportingGateway();
@@ -390,7 +545,10 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     report.send(2);
     const ended = await report.ended;
     assert.equal(ended.code, status.PERMISSION_DENIED);
-    assert.match(ended.details, new RegExp(`^the certificate of gateway ${gateway.id} was revoked at .* \\(gateway deleted\\)$`));
+    assert.match(
+      ended.details,
+      new RegExp(`^the certificate of gateway ${gateway.id} was revoked at .* \\(gateway deleted\\)$`),
+    );
     assert.equal(ended.deleted, true);
     assert.deepEqual(report.acks, [1]);
     assert.equal(await storedCount(gateway.id), 1, 'the batch after the deletion was stored');
@@ -403,19 +561,43 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     let sequence = 0;
     const acked: number[] = [];
     const source = {
-      takeBatch: () => ({ sequence: ++sequence, requests: [{ minute: MINUTE, collection: 'a', endpoint: 'GET /items', clientId: 'cli_1', status: 200, count: 1, durationMsSum: 1, durationMsMax: 1 }], securityEvents: [], accessEvents: [], dropped: 0 }),
+      takeBatch: () => ({
+        sequence: ++sequence,
+        requests: [
+          {
+            minute: MINUTE,
+            collection: 'a',
+            endpoint: 'GET /items',
+            clientId: 'cli_1',
+            status: 200,
+            count: 1,
+            durationMsSum: 1,
+            durationMsMax: 1,
+          },
+        ],
+        securityEvents: [],
+        accessEvents: [],
+        dropped: 0,
+      }),
       ack: (n: number) => void acked.push(n),
       requeue: () => {},
     };
     // No heartbeat within the test: its store write would fail for a deleted gateway and end the sync stream.
     const { gw, log } = await edge(dir, { telemetry: source, heartbeatMs: 60_000 });
-    await eventually(() => gw.state().appliedVersion === 1 && acked.length > 0, 10_000, 'connected, a batch acknowledged');
+    await eventually(
+      () => gw.state().appliedVersion === 1 && acked.length > 0,
+      10_000,
+      'connected, a batch acknowledged',
+    );
 
     // Deleted in the store only: nothing ends the sync stream here, the next telemetry batch is refused.
     assert.equal(await store.deleteGateway(gateway.id, new Date().toISOString()), true);
     await eventually(() => gw.instance.version === 'deleted', 10_000, 'endpoints deactivated');
     const line = log.lines.find((l) => /this gateway was deleted in the control plane/.test(String(l.msg)));
-    assert.match(String(line?.reason), /^PERMISSION_DENIED: the certificate of gateway .* was revoked at .* \(gateway deleted\)$/);
+    assert.match(
+      String(line?.reason),
+      /^PERMISSION_DENIED: the certificate of gateway .* was revoked at .* \(gateway deleted\)$/,
+    );
     await assert.rejects(readFile(join(dir, 'cache', 'snapshot.json')), { code: 'ENOENT' });
   });
 
@@ -426,7 +608,8 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     const racing = new Proxy(store, {
       get(target, prop) {
         const value = Reflect.get(target, prop, target) as unknown;
-        if (prop !== 'getGateway' || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
+        if (prop !== 'getGateway' || typeof value !== 'function')
+          return typeof value === 'function' ? value.bind(target) : value;
         return async (by: { id: string }) => {
           const found = await target.getGateway(by);
           if (found && by.id === armed) {
@@ -438,7 +621,17 @@ describe('gateway sync: control-plane server and edge runtime', () => {
         };
       },
     });
-    const late = await startSyncServer({ store: racing, publisher, ca, tls: await ca.issueServerCertificate(SERVER_NAMES), logger: serverLog.logger, host: '127.0.0.1', port: 0, softwareVersion: '0.1.0', telemetry: createTelemetryIngest({ store, logger: serverLog.logger }) });
+    const late = await startSyncServer({
+      store: racing,
+      publisher,
+      ca,
+      tls: await ca.issueServerCertificate(SERVER_NAMES),
+      logger: serverLog.logger,
+      host: '127.0.0.1',
+      port: 0,
+      softwareVersion: '0.1.0',
+      telemetry: createTelemetryIngest({ store, logger: serverLog.logger }),
+    });
     cleanup.push(() => late.close());
     const endpoint = `127.0.0.1:${late.port}`;
 
@@ -473,7 +666,11 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     // Same CA, same gateway, but a certificate the control plane never recorded.
     const { keyPem, csrPem } = await createKeyAndCsr('gateway forged');
-    const issued = await ca.signGatewayCsr(csrPem, { gatewayId: gateway.id, workspaceId: WS, environment: gateway.environment }, 3600_000);
+    const issued = await ca.signGatewayCsr(
+      csrPem,
+      { gatewayId: gateway.id, workspaceId: WS, environment: gateway.environment },
+      3600_000,
+    );
     await writeFile(join(dir, 'tls', 'gateway.key'), keyPem);
     const result = await callSync(dir, issued.certPem);
     assert.equal(result.code, status.UNAUTHENTICATED);
@@ -489,7 +686,9 @@ describe('gateway sync: control-plane server and edge runtime', () => {
 async function openReport(dir: string, endpoint: string) {
   const read = (f: string) => readFile(join(dir, 'tls', f));
   const creds = grpcCredentials.createSsl(await read('ca.pem'), await read('gateway.key'), await read('gateway.crt'));
-  const client = new (loadSyncProto().Telemetry)(endpoint, creds, { 'grpc.ssl_target_name_override': 'gatehouse-control-plane' }) as unknown as {
+  const client = new (loadSyncProto().Telemetry)(endpoint, creds, {
+    'grpc.ssl_target_name_override': 'gatehouse-control-plane',
+  }) as unknown as {
     Report(): ClientDuplexStream<Partial<TelemetryBatchMessage>, TelemetryAckMessage>;
     close(): void;
   };
@@ -497,8 +696,14 @@ async function openReport(dir: string, endpoint: string) {
   const acks: number[] = [];
   call.on('data', (ack: TelemetryAckMessage) => acks.push(ack.sequence));
   const ended = new Promise<{ code: status; details: string; deleted: boolean }>((resolve) => {
-    call.on('error', (e: ServiceError) => resolve({ code: e.code, details: e.details, deleted: e.metadata?.get(GATEWAY_STATUS_TRAILER)[0] === 'deleted' }));
-    call.on('status', (s: { code: status; details: string }) => s.code === status.OK && resolve({ code: s.code, details: s.details, deleted: false }));
+    call.on('error', (e: ServiceError) =>
+      resolve({ code: e.code, details: e.details, deleted: e.metadata?.get(GATEWAY_STATUS_TRAILER)[0] === 'deleted' }),
+    );
+    call.on(
+      'status',
+      (s: { code: status; details: string }) =>
+        s.code === status.OK && resolve({ code: s.code, details: s.details, deleted: false }),
+    );
   });
   return {
     acks,
@@ -507,7 +712,18 @@ async function openReport(dir: string, endpoint: string) {
       call.write({
         instanceId: 'i-1',
         sequence,
-        requests: [{ minute: MINUTE, collection: 'a', endpoint: 'GET /items', clientId: 'cli_1', status: 200, count: 1, durationMsSum: 1, durationMsMax: 1 }],
+        requests: [
+          {
+            minute: MINUTE,
+            collection: 'a',
+            endpoint: 'GET /items',
+            clientId: 'cli_1',
+            status: 200,
+            count: 1,
+            durationMsSum: 1,
+            durationMsMax: 1,
+          },
+        ],
         securityEvents: [],
         accessEvents: [],
         dropped: 0,
@@ -525,14 +741,33 @@ describe('edge runtime against a scripted control plane', () => {
     const pki = await mkdtemp(join(tmpdir(), 'gatehouse-pki-script-'));
     const ca = await openCertificateAuthority(pki);
     const store = await openStore({ databaseUrl: ':memory:' }); // only to record the gateway's certificate
-    const gateway: GatewayRecord = { id: 'gw_script', workspaceId: WS, environment: 'PROD', name: 'scripted', installMethod: 'docker', createdAt: T0, updatedAt: T0 };
+    const gateway: GatewayRecord = {
+      id: 'gw_script',
+      workspaceId: WS,
+      environment: 'PROD',
+      name: 'scripted',
+      installMethod: 'docker',
+      createdAt: T0,
+      updatedAt: T0,
+    };
     const received: ReceivedSyncRequestLike[] = [];
     const hellos: number[] = [];
     const v1 = snapshot(1, ['/a']);
     const v2 = snapshot(2, ['/a', '/b']);
-    const full = (s: Snapshot) => ({ snapshot: { version: s.version as number, hash: snapshotHash(s), body: Buffer.from(canonicalJson(encodeSnapshot(s))) } });
+    const full = (s: Snapshot) => ({
+      snapshot: {
+        version: s.version as number,
+        hash: snapshotHash(s),
+        body: Buffer.from(canonicalJson(encodeSnapshot(s))),
+      },
+    });
     const delta = (from: Snapshot, to: Snapshot, fromVersion = from.version as number) => ({
-      delta: { fromVersion, toVersion: to.version as number, hash: snapshotHash(to), body: Buffer.from(canonicalJson(encodeDelta({ ...diffSnapshots(from, to), fromVersion }))) },
+      delta: {
+        fromVersion,
+        toVersion: to.version as number,
+        hash: snapshotHash(to),
+        body: Buffer.from(canonicalJson(encodeDelta({ ...diffSnapshots(from, to), fromVersion }))),
+      },
     });
 
     const server = new Server();
@@ -560,14 +795,43 @@ describe('edge runtime against a scripted control plane', () => {
     });
     const tls = await ca.issueServerCertificate(SERVER_NAMES);
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ cert_chain: Buffer.from(tls.certPem), private_key: Buffer.from(tls.keyPem) }], true), (e, p) => (e ? reject(e) : resolve(p))),
+      server.bindAsync(
+        '127.0.0.1:0',
+        ServerCredentials.createSsl(
+          Buffer.from(ca.certPem),
+          [{ cert_chain: Buffer.from(tls.certPem), private_key: Buffer.from(tls.keyPem) }],
+          true,
+        ),
+        (e, p) => (e ? reject(e) : resolve(p)),
+      ),
     );
     const dir = await gatewayDir(store, ca, gateway, `127.0.0.1:${port}`);
     const log = memoryLogger();
-    const gw = await startEdgeGateway({ dir, logger: log.logger, port: 0, host: '127.0.0.1', opsPort: 0, reconnect: { initialMs: 20, maxMs: 200 }, heartbeatMs: 60_000, telemetry: false });
+    const gw = await startEdgeGateway({
+      dir,
+      logger: log.logger,
+      port: 0,
+      host: '127.0.0.1',
+      opsPort: 0,
+      reconnect: { initialMs: 20, maxMs: 200 },
+      heartbeatMs: 60_000,
+      telemetry: false,
+    });
     try {
-      await eventually(() => received.some((m) => m.message === 'nack' && m.nack!.version === 3), 10_000, 'the third NACK');
-      const answers = received.filter((m) => m.message !== 'heartbeat').map((m) => (m.message === 'hello' ? `hello@${m.hello!.appliedVersion}` : m.message === 'ack' ? `ack ${m.ack!.version}` : `nack ${m.nack!.version}`));
+      await eventually(
+        () => received.some((m) => m.message === 'nack' && m.nack!.version === 3),
+        10_000,
+        'the third NACK',
+      );
+      const answers = received
+        .filter((m) => m.message !== 'heartbeat')
+        .map((m) =>
+          m.message === 'hello'
+            ? `hello@${m.hello!.appliedVersion}`
+            : m.message === 'ack'
+              ? `ack ${m.ack!.version}`
+              : `nack ${m.nack!.version}`,
+        );
       assert.deepEqual(answers, ['hello@0', 'ack 1', 'nack 2', 'hello@1', 'ack 2', 'nack 3']);
       const mismatch = received.find((m) => m.message === 'nack' && m.nack!.version === 2)!;
       assert.match(mismatch.nack!.error, /cannot apply the delta from version 5/);
@@ -591,7 +855,15 @@ describe('edge runtime: certificate renewal against a scripted control plane', (
     const ca = await openCertificateAuthority(join(pki, 'real'));
     const attacker = await openCertificateAuthority(join(pki, 'attacker'));
     const store = await openStore({ databaseUrl: ':memory:' }); // only to record the gateway's certificate
-    const gateway: GatewayRecord = { id: 'gw_renew', workspaceId: WS, environment: 'PROD', name: 'renewing', installMethod: 'docker', createdAt: T0, updatedAt: T0 };
+    const gateway: GatewayRecord = {
+      id: 'gw_renew',
+      workspaceId: WS,
+      environment: 'PROD',
+      name: 'renewing',
+      installMethod: 'docker',
+      createdAt: T0,
+      updatedAt: T0,
+    };
     // Signed by the real CA, for the CSR sent: only the CA that comes with it is wrong.
     const answers = [`${ca.certPem}\n${attacker.certPem}\n`, attacker.certPem];
     const renewals: number[] = [];
@@ -601,30 +873,75 @@ describe('edge runtime: certificate renewal against a scripted control plane', (
         call.sendMetadata(new Metadata());
         call.on('end', () => call.end());
       },
-      RenewCertificate(call: { request: { csrPem: string } }, callback: (e: null, r: { certificatePem: string; caPem: string }) => void) {
-        void ca.signGatewayCsr(call.request.csrPem, { gatewayId: gateway.id, workspaceId: WS, environment: 'PROD' }, 3600_000).then((issued) => {
-          callback(null, { certificatePem: issued.certPem, caPem: answers[Math.min(renewals.length, answers.length - 1)]! });
-          renewals.push(Date.now());
-        });
+      RenewCertificate(
+        call: { request: { csrPem: string } },
+        callback: (e: null, r: { certificatePem: string; caPem: string }) => void,
+      ) {
+        void ca
+          .signGatewayCsr(
+            call.request.csrPem,
+            { gatewayId: gateway.id, workspaceId: WS, environment: 'PROD' },
+            3600_000,
+          )
+          .then((issued) => {
+            callback(null, {
+              certificatePem: issued.certPem,
+              caPem: answers[Math.min(renewals.length, answers.length - 1)]!,
+            });
+            renewals.push(Date.now());
+          });
       },
     });
     const tls = await ca.issueServerCertificate(SERVER_NAMES);
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ cert_chain: Buffer.from(tls.certPem), private_key: Buffer.from(tls.keyPem) }], true), (e, p) => (e ? reject(e) : resolve(p))),
+      server.bindAsync(
+        '127.0.0.1:0',
+        ServerCredentials.createSsl(
+          Buffer.from(ca.certPem),
+          [{ cert_chain: Buffer.from(tls.certPem), private_key: Buffer.from(tls.keyPem) }],
+          true,
+        ),
+        (e, p) => (e ? reject(e) : resolve(p)),
+      ),
     );
     // Valid 10 s, renewed after a tenth of it (1 s), retried a second after a failure.
     const dir = await gatewayDir(store, ca, gateway, `127.0.0.1:${port}`, 10_000);
     const read = (f: string) => readFile(join(dir, 'tls', f), 'utf8');
     const before = await Promise.all(['ca.pem', 'gateway.crt', 'gateway.key'].map(read));
     const log = memoryLogger();
-    const gw = await startEdgeGateway({ dir, logger: log.logger, port: 0, host: '127.0.0.1', opsPort: 0, reconnect: { initialMs: 20, maxMs: 200 }, heartbeatMs: 60_000, renewAfter: 0.1, telemetry: false });
+    const gw = await startEdgeGateway({
+      dir,
+      logger: log.logger,
+      port: 0,
+      host: '127.0.0.1',
+      opsPort: 0,
+      reconnect: { initialMs: 20, maxMs: 200 },
+      heartbeatMs: 60_000,
+      renewAfter: 0.1,
+      telemetry: false,
+    });
     try {
-      await eventually(() => log.lines.filter((l) => l.msg === 'certificate renewal failed; retrying').length >= 2, 10_000, 'two refused renewals');
-      const reasons = log.lines.filter((l) => l.msg === 'certificate renewal failed; retrying').map((l) => (l.err as { message: string }).message);
-      assert.equal(reasons[0], "the CA of the control plane's renewal answer holds 2 certificates, not one; the certificate is not renewed");
-      assert.equal(reasons[1], 'the control plane answered the renewal with another CA than the pinned one (tls/ca.pem); the certificate is not renewed');
+      await eventually(
+        () => log.lines.filter((l) => l.msg === 'certificate renewal failed; retrying').length >= 2,
+        10_000,
+        'two refused renewals',
+      );
+      const reasons = log.lines
+        .filter((l) => l.msg === 'certificate renewal failed; retrying')
+        .map((l) => (l.err as { message: string }).message);
+      assert.equal(
+        reasons[0],
+        "the CA of the control plane's renewal answer holds 2 certificates, not one; the certificate is not renewed",
+      );
+      assert.equal(
+        reasons[1],
+        'the control plane answered the renewal with another CA than the pinned one (tls/ca.pem); the certificate is not renewed',
+      );
       assert.deepEqual(await Promise.all(['ca.pem', 'gateway.crt', 'gateway.key'].map(read)), before, 'a file changed');
-      assert.equal(log.lines.some((l) => /renewed the gateway certificate/.test(String(l.msg))), false);
+      assert.equal(
+        log.lines.some((l) => /renewed the gateway certificate/.test(String(l.msg))),
+        false,
+      );
     } finally {
       await gw.close();
       server.forceShutdown();

@@ -14,7 +14,14 @@
  *
  * Deleting a gateway ends its streams through the registry (`disconnectGateway`), Sync and Telemetry alike.
  */
-import { type sendUnaryData, Server, ServerCredentials, type ServerDuplexStream, type ServerUnaryCall, status } from '@grpc/grpc-js';
+import {
+  type sendUnaryData,
+  Server,
+  ServerCredentials,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  status,
+} from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import {
   type ReceivedSyncRequest,
@@ -88,12 +95,27 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
   };
 
   function sync(call: ServerDuplexStream<ReceivedSyncRequest, SyncResponseMessage>): void {
-    const session = new InstanceSession({ call, store, publisher, logger, now, registry, snapshots, softwareVersion: options.softwareVersion, idleTimeoutMs, track, revalidate: authenticator.revalidate });
+    const session = new InstanceSession({
+      call,
+      store,
+      publisher,
+      logger,
+      now,
+      registry,
+      snapshots,
+      softwareVersion: options.softwareVersion,
+      idleTimeoutMs,
+      track,
+      revalidate: authenticator.revalidate,
+    });
     session.start(authenticator.authenticate(call));
   }
 
   /** A certificate for a new key, for the gateway the current certificate names (renewal over the live channel). */
-  function renewCertificate(call: ServerUnaryCall<RenewCertificateRequestMessage, RenewCertificateResponseMessage>, callback: sendUnaryData<RenewCertificateResponseMessage>): void {
+  function renewCertificate(
+    call: ServerUnaryCall<RenewCertificateRequestMessage, RenewCertificateResponseMessage>,
+    callback: sendUnaryData<RenewCertificateResponseMessage>,
+  ): void {
     void (async () => {
       const auth = await authenticator.authenticate(call);
       if ('code' in auth) {
@@ -101,9 +123,21 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
         return callback({ code: auth.code, details: auth.message, metadata: denialTrailers(auth.deleted) });
       }
       const { gateway } = auth;
-      const issued = await ca.signGatewayCsr(call.request.csrPem, { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment }, validityMs);
-      await store.insertGatewayCertificate({ serial: issued.serial, gatewayId: gateway.id, notBefore: issued.notBefore.toISOString(), notAfter: issued.notAfter.toISOString() });
-      logger.info({ gateway: gateway.id, serial: issued.serial, previous: auth.serial, notAfter: issued.notAfter.toISOString() }, 'renewed a gateway certificate');
+      const issued = await ca.signGatewayCsr(
+        call.request.csrPem,
+        { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment },
+        validityMs,
+      );
+      await store.insertGatewayCertificate({
+        serial: issued.serial,
+        gatewayId: gateway.id,
+        notBefore: issued.notBefore.toISOString(),
+        notAfter: issued.notAfter.toISOString(),
+      });
+      logger.info(
+        { gateway: gateway.id, serial: issued.serial, previous: auth.serial, notAfter: issued.notAfter.toISOString() },
+        'renewed a gateway certificate',
+      );
       callback(null, { certificatePem: issued.certPem, caPem: ca.certPem });
     })().catch((error: unknown) => {
       if (error instanceof CsrError) return callback({ code: status.INVALID_ARGUMENT, details: error.message });
@@ -125,9 +159,15 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
   const services = syncServices();
   server.addService(services.configSync, { Sync: sync, RenewCertificate: renewCertificate });
   server.addService(services.telemetry, { Report: report });
-  const credentials = ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ cert_chain: Buffer.from(options.tls.certPem), private_key: Buffer.from(options.tls.keyPem) }], true);
+  const credentials = ServerCredentials.createSsl(
+    Buffer.from(ca.certPem),
+    [{ cert_chain: Buffer.from(options.tls.certPem), private_key: Buffer.from(options.tls.keyPem) }],
+    true,
+  );
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(hostPort(options.host, options.port), credentials, (error, bound) => (error ? reject(error) : resolve(bound)));
+    server.bindAsync(hostPort(options.host, options.port), credentials, (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    );
   });
   logger.info({ sync: hostPort(options.host, port) }, 'gateway sync listening');
 
@@ -137,7 +177,8 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
     registry,
     disconnectGateway(gatewayId) {
       const n = registry.disconnect(gatewayId, status.PERMISSION_DENIED, 'gateway deleted', true);
-      if (n) logger.info({ gateway: gatewayId, streams: n }, 'ended the sync and telemetry streams of a deleted gateway');
+      if (n)
+        logger.info({ gateway: gatewayId, streams: n }, 'ended the sync and telemetry streams of a deleted gateway');
       return n;
     },
     close() {

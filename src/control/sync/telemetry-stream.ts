@@ -9,7 +9,12 @@ import type { Logger } from 'pino';
 import type { TelemetryAckMessage, TelemetryBatchMessage } from '../../config/sync-proto.ts';
 import type { GatewayRecord } from '../store/store.ts';
 import { TelemetryBatchError } from '../telemetry/ingest.ts';
-import { type AuthenticatedGateway, denialTrailers, type GatewayAuthenticator, type SyncDenial } from './gateway-authentication.ts';
+import {
+  type AuthenticatedGateway,
+  denialTrailers,
+  type GatewayAuthenticator,
+  type SyncDenial,
+} from './gateway-authentication.ts';
 import type { SyncRegistry } from './registry.ts';
 
 /** Where telemetry batches go (the control plane's telemetry service implements it). */
@@ -28,7 +33,10 @@ export interface TelemetryStreamDeps {
   telemetry?: TelemetryIngest;
 }
 
-export function serveTelemetryStream(call: ServerDuplexStream<TelemetryBatchMessage, TelemetryAckMessage>, deps: TelemetryStreamDeps): void {
+export function serveTelemetryStream(
+  call: ServerDuplexStream<TelemetryBatchMessage, TelemetryAckMessage>,
+  deps: TelemetryStreamDeps,
+): void {
   const { authenticator, registry, logger, track } = deps;
   let auth: AuthenticatedGateway | undefined;
   let ended = false;
@@ -51,7 +59,10 @@ export function serveTelemetryStream(call: ServerDuplexStream<TelemetryBatchMess
     authenticator.authenticate(call).then(async (result) => {
       if ('code' in result) return refuse(result);
       if (ended) return;
-      unregister = registry.addTelemetry({ gatewayId: result.gateway.id, end: (code, message, deleted) => fail(code, message, deleted) });
+      unregister = registry.addTelemetry({
+        gatewayId: result.gateway.id,
+        end: (code, message, deleted) => fail(code, message, deleted),
+      });
       // A deletion between authentication and registration found nothing to end: look again.
       const denial = await authenticator.revalidate(result);
       if (denial) return refuse(denial, { gateway: result.gateway.id });
@@ -68,29 +79,38 @@ export function serveTelemetryStream(call: ServerDuplexStream<TelemetryBatchMess
         const { gateway } = auth;
         try {
           const denial = await authenticator.revalidate(auth);
-          if (denial) return refuse(denial, { gateway: gateway.id, instance: batch.instanceId, sequence: batch.sequence });
+          if (denial)
+            return refuse(denial, { gateway: gateway.id, instance: batch.instanceId, sequence: batch.sequence });
           if (ended) return;
           await deps.telemetry?.ingest(gateway, batch.instanceId, batch);
         } catch (error) {
           if (error instanceof TelemetryBatchError) {
             // A batch that breaks the contract would fail again on every retry: refuse it for good (acknowledged,
             // so the gateway drops it) and say so, instead of wedging the stream.
-            logger.warn({ gateway: gateway.id, instance: batch.instanceId, sequence: batch.sequence, reason: error.message }, 'refused a telemetry batch that breaks the contract; it is dropped');
+            logger.warn(
+              { gateway: gateway.id, instance: batch.instanceId, sequence: batch.sequence, reason: error.message },
+              'refused a telemetry batch that breaks the contract; it is dropped',
+            );
           } else {
             logger.error({ err: error, gateway: gateway.id }, 'storing a telemetry batch failed');
-            return fail(status.UNAVAILABLE, 'the control plane could not store the telemetry batch; send it again later');
+            return fail(
+              status.UNAVAILABLE,
+              'the control plane could not store the telemetry batch; send it again later',
+            );
           }
         }
         if (!ended) call.write({ sequence: batch.sequence });
       }),
     );
   });
-  call.on('end', () =>
-    void chain.then(() => {
-      if (ended) return;
-      stop();
-      call.end();
-    }),
+  call.on(
+    'end',
+    () =>
+      void chain.then(() => {
+        if (ended) return;
+        stop();
+        call.end();
+      }),
   );
   call.on('error', stop);
   call.on('cancelled', stop);

@@ -21,12 +21,21 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { formatIssues } from '../../config/schema.ts';
-import { NONE, TelemetryBatchSchema, type AccessEvent, type SecurityEvent, type TelemetryBatch, type TelemetryRow } from '../../config/telemetry.ts';
+import {
+  NONE,
+  TelemetryBatchSchema,
+  type AccessEvent,
+  type SecurityEvent,
+  type TelemetryBatch,
+  type TelemetryRow,
+} from '../../config/telemetry.ts';
 import type { GatewayRecord, SecurityEventRecord, Store, TelemetryRecord } from '../store/store.ts';
 import type { TelemetryTable } from '../store/tables.ts';
 
 /** `durationMsSum` → `duration_ms_sum`. */
-type SnakeCase<S extends string> = S extends `${infer H}${infer T}` ? `${H extends Lowercase<H> ? H : `_${Lowercase<H>}`}${SnakeCase<T>}` : S;
+type SnakeCase<S extends string> = S extends `${infer H}${infer T}`
+  ? `${H extends Lowercase<H> ? H : `_${Lowercase<H>}`}${SnakeCase<T>}`
+  : S;
 type Columns<T> = { [K in keyof T as SnakeCase<K & string>]: T[K] };
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 /**
@@ -134,7 +143,13 @@ export function createTelemetryIngest(options: TelemetryIngestOptions): Telemetr
     sequences.get(`${gatewayId}/${instanceId}`)?.seen.delete(sequence);
   }
 
-  function record(gatewayId: string, instanceId: string, batch: TelemetryBatch, workspaces: Iterable<string>, accessOf: (e: AccessEvent) => { workspaceId: string; event: AccessEvent } | undefined): void {
+  function record(
+    gatewayId: string,
+    instanceId: string,
+    batch: TelemetryBatch,
+    workspaces: Iterable<string>,
+    accessOf: (e: AccessEvent) => { workspaceId: string; event: AccessEvent } | undefined,
+  ): void {
     const at = new Date(now()).toISOString();
     const stats = gatewayStats.get(gatewayId) ?? { gatewayId, batches: 0, lastBatchAt: at, dropped: 0 };
     stats.batches++;
@@ -142,7 +157,10 @@ export function createTelemetryIngest(options: TelemetryIngestOptions): Telemetr
     stats.dropped += batch.dropped;
     gatewayStats.set(gatewayId, stats);
     if (batch.dropped > 0) {
-      logger.warn({ gateway: gatewayId, instance: instanceId, dropped: batch.dropped, workspaces: [...workspaces] }, 'a gateway instance dropped telemetry events: its buffer was full while the control plane was unreachable');
+      logger.warn(
+        { gateway: gatewayId, instance: instanceId, dropped: batch.dropped, workspaces: [...workspaces] },
+        'a gateway instance dropped telemetry events: its buffer was full while the control plane was unreachable',
+      );
     }
     const debug = logger.isLevelEnabled('debug');
     for (const e of batch.accessEvents) {
@@ -181,11 +199,20 @@ export function createTelemetryIngest(options: TelemetryIngestOptions): Telemetr
   return {
     async ingest(gateway, instanceId, input) {
       const parsed = TelemetryBatchSchema.safeParse(input);
-      if (!parsed.success) throw new TelemetryBatchError(`invalid telemetry batch from gateway ${gateway.id}: ${formatIssues(parsed.error, 5).replaceAll('\n', '; ')}`);
+      if (!parsed.success)
+        throw new TelemetryBatchError(
+          `invalid telemetry batch from gateway ${gateway.id}: ${formatIssues(parsed.error, 5).replaceAll('\n', '; ')}`,
+        );
       const batch = parsed.data;
-      if (instanceId !== '' && batch.instanceId !== instanceId) throw new TelemetryBatchError(`telemetry batch of instance ${batch.instanceId} on the stream of instance ${instanceId}`);
+      if (instanceId !== '' && batch.instanceId !== instanceId)
+        throw new TelemetryBatchError(
+          `telemetry batch of instance ${batch.instanceId} on the stream of instance ${instanceId}`,
+        );
       if (!claim(gateway.id, batch.instanceId, batch.sequence)) {
-        logger.debug({ gateway: gateway.id, instance: batch.instanceId, sequence: batch.sequence }, 'telemetry batch already stored (resent)');
+        logger.debug(
+          { gateway: gateway.id, instance: batch.instanceId, sequence: batch.sequence },
+          'telemetry batch already stored (resent)',
+        );
         return;
       }
       const workspaceId = gateway.workspaceId;
@@ -256,7 +283,12 @@ export function createTelemetryIngest(options: TelemetryIngestOptions): Telemetr
   };
 }
 
-function securityRecord(workspaceId: string, gatewayId: string, e: SecurityEvent, collection: string): SecurityEventRecord {
+function securityRecord(
+  workspaceId: string,
+  gatewayId: string,
+  e: SecurityEvent,
+  collection: string,
+): SecurityEventRecord {
   return {
     id: randomUUID(),
     workspaceId,

@@ -11,7 +11,10 @@ function accepted(rawTarget: string, host?: string): CanonicalTarget {
 
 function refused(rawTarget: string, code: ErrorCode, host?: string): string {
   const r = canonicalize(rawTarget, host);
-  if (r.ok) assert.fail(`expected ${JSON.stringify(rawTarget)} to be refused with ${code}, got path ${JSON.stringify(r.value.path)}`);
+  if (r.ok)
+    assert.fail(
+      `expected ${JSON.stringify(rawTarget)} to be refused with ${code}, got path ${JSON.stringify(r.value.path)}`,
+    );
   assert.equal(r.code, code, `${JSON.stringify(rawTarget)}: ${r.detail}`);
   assert.ok(r.detail.length > 0);
   return r.detail;
@@ -19,7 +22,11 @@ function refused(rawTarget: string, code: ErrorCode, host?: string): string {
 
 describe('canonicalize accepts', () => {
   test('a plain path is returned unchanged with no query and no dot-dot depth', () => {
-    assert.deepEqual(accepted('/api/v1/users/42'), { path: '/api/v1/users/42', query: '', minDepthAfterDotDot: Infinity });
+    assert.deepEqual(accepted('/api/v1/users/42'), {
+      path: '/api/v1/users/42',
+      query: '',
+      minDepthAfterDotDot: Infinity,
+    });
   });
 
   test('the root path is returned as is', () => {
@@ -41,7 +48,10 @@ describe('canonicalize accepts', () => {
   });
 
   test('sub-delimiters, colon, at-sign and dots inside segments stay raw', () => {
-    assert.equal(accepted("/a:b/@me/x!$&'()*+,=/v1.2/file.json/.well-known/..x").path, "/a:b/@me/x!$&'()*+,=/v1.2/file.json/.well-known/..x");
+    assert.equal(
+      accepted("/a:b/@me/x!$&'()*+,=/v1.2/file.json/.well-known/..x").path,
+      "/a:b/@me/x!$&'()*+,=/v1.2/file.json/.well-known/..x",
+    );
   });
 
   test('percent-escapes of unreserved characters are decoded', () => {
@@ -119,7 +129,11 @@ describe('canonicalize accepts', () => {
   });
 
   test('an absolute-form target whose authority matches the Host header is accepted', () => {
-    assert.deepEqual(accepted('http://api.example.com/a/b?c=d', 'api.example.com'), { path: '/a/b', query: 'c=d', minDepthAfterDotDot: Infinity });
+    assert.deepEqual(accepted('http://api.example.com/a/b?c=d', 'api.example.com'), {
+      path: '/a/b',
+      query: 'c=d',
+      minDepthAfterDotDot: Infinity,
+    });
   });
 
   test('an absolute-form target is compared with Host case-insensitively and with default ports equal to none', () => {
@@ -314,11 +328,13 @@ describe('canonicalize refuses', () => {
 
 describe('canonicalize refuses what a backend may read differently', () => {
   test('an encoded "#" or "?" in any case, which a decoding backend reads as the end of the path', () => {
-    for (const target of ['/a/%23', '/a/%3F', '/a/%3f/b', '/a/x%23y', '/%23?q=1']) refused(target, 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT');
+    for (const target of ['/a/%23', '/a/%3F', '/a/%3f/b', '/a/x%23y', '/%23?q=1'])
+      refused(target, 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT');
   });
 
   test('segments made only of three or more dots, raw or encoded', () => {
-    for (const target of ['/a/...', '/a/..../b', '/a/%2e%2e%2e', '/a/.%2E.', '/.../x']) refused(target, 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT');
+    for (const target of ['/a/...', '/a/..../b', '/a/%2e%2e%2e', '/a/.%2E.', '/.../x'])
+      refused(target, 'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT');
   });
 
   test('characters that NFKC turns into "/" or "\\", encoded or raw', () => {
@@ -340,7 +356,10 @@ describe('canonicalize refuses what a backend may read differently', () => {
 
   test('names the code point and what it becomes, and still accepts ordinary non-ASCII text', () => {
     assert.match(refused('/a/%EF%BC%8F', 'GH_ERR_REQUEST_ENCODED_SLASH'), /U\+FF0F.*"\/"/);
-    assert.equal(accepted('/caf%C3%A9/%E6%97%A5%E6%9C%AC/%F0%9F%98%80').path, '/caf%C3%A9/%E6%97%A5%E6%9C%AC/%F0%9F%98%80');
+    assert.equal(
+      accepted('/caf%C3%A9/%E6%97%A5%E6%9C%AC/%F0%9F%98%80').path,
+      '/caf%C3%A9/%E6%97%A5%E6%9C%AC/%F0%9F%98%80',
+    );
     assert.equal(accepted('/a/..b/b..').path, '/a/..b/b..');
   });
 });

@@ -159,7 +159,11 @@ function isDotSegmentAt(t: string, i: number, n: number): boolean {
 }
 
 function absoluteForm(t: string, host: string | undefined): CanonicalResult {
-  if (t === '*') return fail('GH_ERR_REQUEST_MALFORMED_TARGET', 'Asterisk-form request targets ("*") are not served by the gateway.');
+  if (t === '*')
+    return fail(
+      'GH_ERR_REQUEST_MALFORMED_TARGET',
+      'Asterisk-form request targets ("*") are not served by the gateway.',
+    );
   let schemeEnd: number;
   let defaultPort: number;
   if (startsWithLower(t, 'http://')) {
@@ -169,7 +173,10 @@ function absoluteForm(t: string, host: string | undefined): CanonicalResult {
     schemeEnd = 8;
     defaultPort = 443;
   } else {
-    return fail('GH_ERR_REQUEST_MALFORMED_TARGET', `The request target ${show(t)} is neither an origin-form path nor an absolute http(s) URL.`);
+    return fail(
+      'GH_ERR_REQUEST_MALFORMED_TARGET',
+      `The request target ${show(t)} is neither an origin-form path nor an absolute http(s) URL.`,
+    );
   }
   const n = t.length;
   let j = schemeEnd;
@@ -178,15 +185,31 @@ function absoluteForm(t: string, host: string | undefined): CanonicalResult {
     if (c === SLASH || c === QUESTION || c === HASH) break;
     j++;
   }
-  if (j < n && t.charCodeAt(j) === HASH) return fail('GH_ERR_REQUEST_MALFORMED_TARGET', 'The request target contains a fragment (#).');
+  if (j < n && t.charCodeAt(j) === HASH)
+    return fail('GH_ERR_REQUEST_MALFORMED_TARGET', 'The request target contains a fragment (#).');
   const authority = t.slice(schemeEnd, j);
-  if (authority.indexOf('@') !== -1) return fail('GH_ERR_REQUEST_MALFORMED_TARGET', 'The absolute-form request target carries userinfo (user@host), which HTTP does not allow.');
+  if (authority.indexOf('@') !== -1)
+    return fail(
+      'GH_ERR_REQUEST_MALFORMED_TARGET',
+      'The absolute-form request target carries userinfo (user@host), which HTTP does not allow.',
+    );
   const target = parseAuthority(authority);
-  if (target === null) return fail('GH_ERR_REQUEST_MALFORMED_TARGET', `The absolute-form request target has an invalid authority ${show(authority)}.`);
+  if (target === null)
+    return fail(
+      'GH_ERR_REQUEST_MALFORMED_TARGET',
+      `The absolute-form request target has an invalid authority ${show(authority)}.`,
+    );
   if (host !== undefined) {
     const header = parseAuthority(host);
-    if (header === null || header.host !== target.host || (header.port ?? defaultPort) !== (target.port ?? defaultPort)) {
-      return fail('GH_ERR_REQUEST_HOST_MISMATCH', `The request target's authority ${show(authority)} differs from the Host header ${show(host)}.`);
+    if (
+      header === null ||
+      header.host !== target.host ||
+      (header.port ?? defaultPort) !== (target.port ?? defaultPort)
+    ) {
+      return fail(
+        'GH_ERR_REQUEST_HOST_MISMATCH',
+        `The request target's authority ${show(authority)} differs from the Host header ${show(host)}.`,
+      );
     }
   }
   if (j === n) return ok('/', '', Infinity);
@@ -253,7 +276,8 @@ function scanQuery(t: string, start: number): Failure | typeof NEEDS_ENCODING | 
           const v = h1 * 16 + h2;
           // Encoded control characters are data inside a query value (a text search may hold %0A) and reach the
           // upstream still encoded; only NUL is refused, since it truncates strings in many backends.
-          if (v === 0) return fail('GH_ERR_REQUEST_CONTROL_CHARACTER', 'The query contains a percent-encoded NUL (%00).');
+          if (v === 0)
+            return fail('GH_ERR_REQUEST_CONTROL_CHARACTER', 'The query contains a percent-encoded NUL (%00).');
           i += 2;
         }
       } else if (c === HASH) {
@@ -275,7 +299,9 @@ function withQuery(t: string, qStart: number, path: string, minDepth: number): C
   if (scanned === null) return ok(path, t.slice(qStart), minDepth);
   if (scanned === NEEDS_ENCODING) {
     const query = encodeNonAscii(t, qStart);
-    return query === null ? fail('GH_ERR_REQUEST_MALFORMED_TARGET', 'The query contains a character that is not valid Unicode.') : ok(path, query, minDepth);
+    return query === null
+      ? fail('GH_ERR_REQUEST_MALFORMED_TARGET', 'The query contains a character that is not valid Unicode.')
+      : ok(path, query, minDepth);
   }
   return scanned;
 }
@@ -301,8 +327,14 @@ function encodeNonAscii(t: string, start: number): string | null {
 function utf8Escapes(cp: number): string | null {
   if (cp < 0x800) return (PCT[0xc0 | (cp >> 6)] as string) + PCT[0x80 | (cp & 0x3f)];
   if (cp >= 0xd800 && cp <= 0xdfff) return null;
-  if (cp < 0x10000) return (PCT[0xe0 | (cp >> 12)] as string) + PCT[0x80 | ((cp >> 6) & 0x3f)] + PCT[0x80 | (cp & 0x3f)];
-  return (PCT[0xf0 | (cp >> 18)] as string) + PCT[0x80 | ((cp >> 12) & 0x3f)] + PCT[0x80 | ((cp >> 6) & 0x3f)] + PCT[0x80 | (cp & 0x3f)];
+  if (cp < 0x10000)
+    return (PCT[0xe0 | (cp >> 12)] as string) + PCT[0x80 | ((cp >> 6) & 0x3f)] + PCT[0x80 | (cp & 0x3f)];
+  return (
+    (PCT[0xf0 | (cp >> 18)] as string) +
+    PCT[0x80 | ((cp >> 12) & 0x3f)] +
+    PCT[0x80 | ((cp >> 6) & 0x3f)] +
+    PCT[0x80 | (cp & 0x3f)]
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -341,7 +373,11 @@ function slowPath(t: string, start: number): CanonicalResult {
       if (c === PERCENT) {
         const h1 = i + 2 < end ? hexAt(t, i + 1) : -1;
         const h2 = i + 2 < end ? hexAt(t, i + 2) : -1;
-        if (h1 < 0 || h2 < 0) return fail('GH_ERR_REQUEST_MALFORMED_TARGET', `The path contains an invalid percent-escape ${show(t.slice(i, Math.min(i + 3, end)))}.`);
+        if (h1 < 0 || h2 < 0)
+          return fail(
+            'GH_ERR_REQUEST_MALFORMED_TARGET',
+            `The path contains an invalid percent-escape ${show(t.slice(i, Math.min(i + 3, end)))}.`,
+          );
         const v = h1 * 16 + h2;
         if (v >= 0x80) {
           if (need > 0) {
@@ -371,10 +407,26 @@ function slowPath(t: string, start: number): CanonicalResult {
           seg += PCT[v];
         } else {
           if (need > 0) return badUtf8();
-          if (v < 0x20 || v === 0x7f) return fail('GH_ERR_REQUEST_CONTROL_CHARACTER', `The path contains a percent-encoded control character (${t.slice(i, i + 3)}).`);
-          if (v === 0x2f || v === 0x5c) return fail('GH_ERR_REQUEST_ENCODED_SLASH', `The path contains an encoded ${v === 0x2f ? 'slash' : 'backslash'} (${t.slice(i, i + 3)}).`);
-          if (v === 0x3b) return fail('GH_ERR_REQUEST_PATH_PARAMETER', `The path contains an encoded semicolon (${t.slice(i, i + 3)}).`);
-          if (v === QUESTION || v === HASH) return fail('GH_ERR_REQUEST_AMBIGUOUS_SEGMENT', `The path contains an encoded ${v === HASH ? "'#'" : "'?'"} (${t.slice(i, i + 3)}): a backend that decodes the path would end it there.`);
+          if (v < 0x20 || v === 0x7f)
+            return fail(
+              'GH_ERR_REQUEST_CONTROL_CHARACTER',
+              `The path contains a percent-encoded control character (${t.slice(i, i + 3)}).`,
+            );
+          if (v === 0x2f || v === 0x5c)
+            return fail(
+              'GH_ERR_REQUEST_ENCODED_SLASH',
+              `The path contains an encoded ${v === 0x2f ? 'slash' : 'backslash'} (${t.slice(i, i + 3)}).`,
+            );
+          if (v === 0x3b)
+            return fail(
+              'GH_ERR_REQUEST_PATH_PARAMETER',
+              `The path contains an encoded semicolon (${t.slice(i, i + 3)}).`,
+            );
+          if (v === QUESTION || v === HASH)
+            return fail(
+              'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT',
+              `The path contains an encoded ${v === HASH ? "'#'" : "'?'"} (${t.slice(i, i + 3)}): a backend that decodes the path would end it there.`,
+            );
           if (v === PERCENT) hasPct25 = true;
           seg += UNRESERVED[v] === 1 ? String.fromCharCode(v) : PCT[v];
         }
@@ -383,14 +435,16 @@ function slowPath(t: string, start: number): CanonicalResult {
         if (need > 0) return badUtf8();
         if (c === 0x5c) return fail('GH_ERR_REQUEST_ENCODED_SLASH', 'The path contains a backslash (\\).');
         if (c === 0x3b) return fail('GH_ERR_REQUEST_PATH_PARAMETER', 'The path contains a semicolon (;).');
-        if (c < 0x20 || c === 0x7f) return fail('GH_ERR_REQUEST_CONTROL_CHARACTER', 'The path contains a control character.');
+        if (c < 0x20 || c === 0x7f)
+          return fail('GH_ERR_REQUEST_CONTROL_CHARACTER', 'The path contains a control character.');
         if (c === HASH) return fail('GH_ERR_REQUEST_MALFORMED_TARGET', 'The request target contains a fragment (#).');
         if (c < 0x80) {
           seg += PCT[c]; // outside pchar: space, '"', '<', '>', '`', '{', '}', '|', '^', '[', ']'
         } else {
           const raw = t.codePointAt(i) as number;
           const enc = utf8Escapes(raw);
-          if (enc === null) return fail('GH_ERR_REQUEST_MALFORMED_TARGET', 'The path contains a character that is not valid Unicode.');
+          if (enc === null)
+            return fail('GH_ERR_REQUEST_MALFORMED_TARGET', 'The path contains a character that is not valid Unicode.');
           const ambiguous = compatibilityDelimiter(raw);
           if (ambiguous !== undefined) return ambiguous;
           seg += enc;
@@ -405,17 +459,25 @@ function slowPath(t: string, start: number): CanonicalResult {
     if (seg === '' || seg === '.') {
       trailingSlash = true; // merged or removed; a trailing one leaves the path ending in '/'
     } else if (seg === '..') {
-      if (stack.length === 0) return fail('GH_ERR_REQUEST_PATH_TRAVERSAL', 'A ".." segment climbs above the root of the path.');
+      if (stack.length === 0)
+        return fail('GH_ERR_REQUEST_PATH_TRAVERSAL', 'A ".." segment climbs above the root of the path.');
       stack.pop();
       if (stack.length < minDepth) minDepth = stack.length;
       trailingSlash = true;
     } else if (onlyDots(seg)) {
       // '...' and longer: Windows and some file servers trim trailing dots ('...' → '..' or ''), others do not.
-      return fail('GH_ERR_REQUEST_AMBIGUOUS_SEGMENT', `The path contains a segment made only of dots (${show(seg)}), which backends read differently.`);
+      return fail(
+        'GH_ERR_REQUEST_AMBIGUOUS_SEGMENT',
+        `The path contains a segment made only of dots (${show(seg)}), which backends read differently.`,
+      );
     } else {
       // '%25' then two hex digits — raw or decoded from escapes ('%25%34%31') — would be read as an escape by an
       // upstream that decodes twice.
-      if (hasPct25 && DOUBLE_ENCODED.test(seg)) return fail('GH_ERR_REQUEST_DOUBLE_ENCODING', 'The path contains %25 followed by two hex digits (double percent-encoding).');
+      if (hasPct25 && DOUBLE_ENCODED.test(seg))
+        return fail(
+          'GH_ERR_REQUEST_DOUBLE_ENCODING',
+          'The path contains %25 followed by two hex digits (double percent-encoding).',
+        );
       stack.push(seg);
       trailingSlash = false;
     }
@@ -461,7 +523,10 @@ function compatibilityDelimiter(cp: number): Failure | undefined {
     for (const [ch, code] of NFKC_DELIMITERS) {
       if (normalized.includes(ch)) {
         const hex = cp.toString(16).toUpperCase().padStart(4, '0');
-        verdict = fail(code, `The path contains U+${hex}, which Unicode compatibility normalisation (NFKC) turns into ${JSON.stringify(normalized)}: a backend may read it as ${JSON.stringify(ch)}.`);
+        verdict = fail(
+          code,
+          `The path contains U+${hex}, which Unicode compatibility normalisation (NFKC) turns into ${JSON.stringify(normalized)}: a backend may read it as ${JSON.stringify(ch)}.`,
+        );
         break;
       }
     }

@@ -45,10 +45,29 @@ const LINK_LOCAL = ['169.254.0.0/16', 'fe80::/10'];
 
 /** Everything that is not a public unicast address: special-purpose registries of RFC 6890 and successors. */
 const NON_PUBLIC = [
-  '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24',
-  '192.0.2.0/24', '192.88.99.0/24', '192.168.0.0/16', '198.18.0.0/15', '198.51.100.0/24', '203.0.113.0/24',
-  '224.0.0.0/4', '240.0.0.0/4',
-  '::/128', '::1/128', '100::/64', '2001:db8::/32', 'fc00::/7', 'fe80::/10', 'fec0::/10', 'ff00::/8',
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.0.0.0/24',
+  '192.0.2.0/24',
+  '192.88.99.0/24',
+  '192.168.0.0/16',
+  '198.18.0.0/15',
+  '198.51.100.0/24',
+  '203.0.113.0/24',
+  '224.0.0.0/4',
+  '240.0.0.0/4',
+  '::/128',
+  '::1/128',
+  '100::/64',
+  '2001:db8::/32',
+  'fc00::/7',
+  'fe80::/10',
+  'fec0::/10',
+  'ff00::/8',
 ];
 
 /** Addresses that reach this machine whatever its interfaces: loopback and the unspecified address. */
@@ -78,8 +97,10 @@ export class EgressPolicy {
     const family = isIPv4(ip) ? 'ipv4' : 'ipv6';
     // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) match the IPv4 rules: BlockList checks them both ways.
     const embedded = family === 'ipv6' ? nat64Embedded(ip) : undefined;
-    if (this.#denied.check(ip, family) || (embedded !== undefined && this.#denied.check(embedded, 'ipv4'))) return this.#deniedReason;
-    if (this.#localPorts?.has(port) && (this.#local.check(ip, family) || isOwnAddress(ip))) return "one of this machine's own addresses, on a port of the control plane";
+    if (this.#denied.check(ip, family) || (embedded !== undefined && this.#denied.check(embedded, 'ipv4')))
+      return this.#deniedReason;
+    if (this.#localPorts?.has(port) && (this.#local.check(ip, family) || isOwnAddress(ip)))
+      return "one of this machine's own addresses, on a port of the control plane";
     return undefined;
   }
 
@@ -119,7 +140,8 @@ export class EgressPolicy {
       // net.connect does not look up an IP literal: check it here.
       if (isIP(options.hostname) !== 0) {
         const reason = this.check(options.hostname, port);
-        if (reason !== undefined) return callback(new EgressDeniedError(options.hostname, options.hostname, port, reason), null);
+        if (reason !== undefined)
+          return callback(new EgressDeniedError(options.hostname, options.hostname, port, reason), null);
       }
       connect(options, callback);
     };
@@ -129,7 +151,6 @@ export class EgressPolicy {
 function portOf(url: URL): number {
   return url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
 }
-
 
 const NAT64 = blockList(['64:ff9b::/96']);
 
@@ -164,7 +185,8 @@ function expandIpv6(ip: string): number[] {
 function isOwnAddress(ip: string): boolean {
   const list = new BlockList();
   for (const addresses of Object.values(networkInterfaces())) {
-    for (const a of addresses ?? []) list.addAddress(a.address.replace(/%.*$/, ''), a.family === 'IPv4' ? 'ipv4' : 'ipv6');
+    for (const a of addresses ?? [])
+      list.addAddress(a.address.replace(/%.*$/, ''), a.family === 'IPv4' ? 'ipv4' : 'ipv6');
   }
   return list.check(ip, isIPv4(ip) ? 'ipv4' : 'ipv6');
 }

@@ -37,7 +37,14 @@ export class Exchange implements RequestContext {
   readonly peerIp: string;
   readonly trustedForwardedFor: string | undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse | null, requestId: string, start: number, routed: Routed, ip: ClientAddress) {
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse | null,
+    requestId: string,
+    start: number,
+    routed: Routed,
+    ip: ClientAddress,
+  ) {
     this.req = req;
     this.res = res;
     this.requestId = requestId;
@@ -69,7 +76,12 @@ export interface ChainEnd<C extends RequestContext> {
 }
 
 /** Runs policies in order, synchronously while they answer synchronously. A policy that throws is a bug: `failed`. */
-export function runChain<C extends RequestContext>(ctx: C, chain: readonly Policy[], from: number, end: ChainEnd<C>): void {
+export function runChain<C extends RequestContext>(
+  ctx: C,
+  chain: readonly Policy[],
+  from: number,
+  end: ChainEnd<C>,
+): void {
   for (let i = from; i < chain.length; i++) {
     let result: PolicyResult | Promise<PolicyResult>;
     try {
@@ -79,10 +91,12 @@ export function runChain<C extends RequestContext>(ctx: C, chain: readonly Polic
     }
     if (result === undefined) continue;
     if (isPromise(result)) {
-      result.then(
-        (r) => (r === undefined ? runChain(ctx, chain, i + 1, end) : end.refused(ctx, r)),
-        (error: unknown) => end.failed(ctx, error),
-      ).catch((error: unknown) => end.failed(ctx, error)); // a throw further down the chain or in the proxy call, after the wait
+      result
+        .then(
+          (r) => (r === undefined ? runChain(ctx, chain, i + 1, end) : end.refused(ctx, r)),
+          (error: unknown) => end.failed(ctx, error),
+        )
+        .catch((error: unknown) => end.failed(ctx, error)); // a throw further down the chain or in the proxy call, after the wait
       return;
     }
     return end.refused(ctx, result);
@@ -96,6 +110,12 @@ function isPromise(value: PolicyResult | Promise<PolicyResult>): value is Promis
 
 export function publishAuthFailure(ctx: RequestContext, code: ErrorCode): void {
   if (code.startsWith('GH_ERR_AUTH_') && channels.authFailure.hasSubscribers) {
-    channels.authFailure.publish({ reason: code, collection: ctx.collection.name, clientIp: ctx.clientIp, clientId: ctx.principal?.id, requestId: ctx.requestId });
+    channels.authFailure.publish({
+      reason: code,
+      collection: ctx.collection.name,
+      clientIp: ctx.clientIp,
+      clientId: ctx.principal?.id,
+      requestId: ctx.requestId,
+    });
   }
 }

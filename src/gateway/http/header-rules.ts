@@ -21,38 +21,110 @@ export interface HeaderRule {
 /** Removed from every forwarded request (HTTP and WebSocket), whatever the collection. */
 export const STRIPPED: readonly HeaderRule[] = [
   {
-    names: ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization'],
+    names: [
+      'connection',
+      'keep-alive',
+      'proxy-connection',
+      'te',
+      'trailer',
+      'transfer-encoding',
+      'upgrade',
+      'proxy-authorization',
+    ],
     why: 'Hop-by-hop (RFC 9110 §7.6.1), plus every header the client lists in `Connection`. `Upgrade` is sent again by the gateway for a WebSocket it tunnels.',
   },
   {
     names: ['host'],
-    why: 'The upstream gets its own host (the collection\'s upstream URL); the client\'s goes into `X-Forwarded-Host` only when the gateway is configured for it (see below).',
+    why: "The upstream gets its own host (the collection's upstream URL); the client's goes into `X-Forwarded-Host` only when the gateway is configured for it (see below).",
   },
   {
     names: [
-      'x-original-url', 'x-rewrite-url', 'x-override-url', 'x-original-uri', 'x-forwarded-uri', 'x-forwarded-path',
-      'x-envoy-original-path', 'x-forwarded-prefix', 'x-original-host', 'x-forwarded-server', 'x-host', 'x-http-host-override',
+      'x-original-url',
+      'x-rewrite-url',
+      'x-override-url',
+      'x-original-uri',
+      'x-forwarded-uri',
+      'x-forwarded-path',
+      'x-envoy-original-path',
+      'x-forwarded-prefix',
+      'x-original-host',
+      'x-forwarded-server',
+      'x-host',
+      'x-http-host-override',
     ],
     why: 'Rewrite headers: IIS, Symfony, Laravel, Spring, nginx and Envoy route by them, so a granted request could reach an endpoint the role does not grant.',
   },
   {
     names: [
-      'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-scheme',
-      'x-forwarded-ssl', 'x-forwarded-protocol', 'x-url-scheme', 'x-scheme', 'front-end-https', 'x-real-ip', 'x-client-ip',
-      'client-ip', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-cluster-client-ip', 'x-originating-ip',
-      'x-remote-ip', 'x-remote-addr', 'x-proxyuser-ip', 'x-envoy-external-address', 'x-forwarded', 'forwarded-for',
+      'forwarded',
+      'x-forwarded-for',
+      'x-forwarded-host',
+      'x-forwarded-proto',
+      'x-forwarded-port',
+      'x-forwarded-scheme',
+      'x-forwarded-ssl',
+      'x-forwarded-protocol',
+      'x-url-scheme',
+      'x-scheme',
+      'front-end-https',
+      'x-real-ip',
+      'x-client-ip',
+      'client-ip',
+      'true-client-ip',
+      'cf-connecting-ip',
+      'fastly-client-ip',
+      'x-cluster-client-ip',
+      'x-originating-ip',
+      'x-remote-ip',
+      'x-remote-addr',
+      'x-proxyuser-ip',
+      'x-envoy-external-address',
+      'x-forwarded',
+      'forwarded-for',
     ],
-    why: 'Client address, scheme and host: the gateway sets `Forwarded`, `X-Forwarded-For` (extending a trusted proxy\'s), `X-Forwarded-Proto` and `X-Forwarded-Host` itself.',
+    why: "Client address, scheme and host: the gateway sets `Forwarded`, `X-Forwarded-For` (extending a trusted proxy's), `X-Forwarded-Proto` and `X-Forwarded-Host` itself.",
   },
   {
-    names: ['x-request-id', 'remote-user', 'x-remote-user', 'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-forwarded-preferred-username', 'x-forwarded-access-token', 'x-user', 'x-user-id', 'x-userinfo', 'x-credential-identifier', 'x-client-cert', 'x-forwarded-client-cert', 'x-ssl-client-cert', 'x-client-dn', 'x-client-verify'],
-    prefixes: ['x-gatehouse-', 'x-consumer-', 'x-authenticated-', 'x-auth-request-', 'x-ssl-client-', 'x-amzn-oidc-', 'x-goog-authenticated-', 'x-ms-client-principal'],
-    why: 'Identity: headers that proxies and auth sidecars (oauth2-proxy, Kong, ALB, IAP, App Service, mTLS terminators) use to tell a backend who the caller is. Only the gateway\'s signed JWT says that.',
+    names: [
+      'x-request-id',
+      'remote-user',
+      'x-remote-user',
+      'x-forwarded-user',
+      'x-forwarded-email',
+      'x-forwarded-groups',
+      'x-forwarded-preferred-username',
+      'x-forwarded-access-token',
+      'x-user',
+      'x-user-id',
+      'x-userinfo',
+      'x-credential-identifier',
+      'x-client-cert',
+      'x-forwarded-client-cert',
+      'x-ssl-client-cert',
+      'x-client-dn',
+      'x-client-verify',
+    ],
+    prefixes: [
+      'x-gatehouse-',
+      'x-consumer-',
+      'x-authenticated-',
+      'x-auth-request-',
+      'x-ssl-client-',
+      'x-amzn-oidc-',
+      'x-goog-authenticated-',
+      'x-ms-client-principal',
+    ],
+    why: "Identity: headers that proxies and auth sidecars (oauth2-proxy, Kong, ALB, IAP, App Service, mTLS terminators) use to tell a backend who the caller is. Only the gateway's signed JWT says that.",
   },
 ];
 
 /** Requests carrying one of these are refused with 400 GH_ERR_REQUEST_METHOD_OVERRIDE before routing. */
-export const REFUSED_METHOD_OVERRIDES: readonly string[] = ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-method'];
+export const REFUSED_METHOD_OVERRIDES: readonly string[] = [
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-original-method',
+];
 
 const exact = new Set<string>();
 const prefixes: string[] = [];
@@ -80,6 +152,8 @@ export function renderHeaderRules(): string {
     const names = [...rule.names.map((n) => `\`${n}\``), ...(rule.prefixes ?? []).map((p) => `\`${p}*\``)];
     lines.push(`- ${names.join(', ')}: ${rule.why}`);
   }
-  lines.push(`- Refused with 400 \`GH_ERR_REQUEST_METHOD_OVERRIDE\`: ${REFUSED_METHOD_OVERRIDES.map((n) => `\`${n}\``).join(', ')}.`);
+  lines.push(
+    `- Refused with 400 \`GH_ERR_REQUEST_METHOD_OVERRIDE\`: ${REFUSED_METHOD_OVERRIDES.map((n) => `\`${n}\``).join(', ')}.`,
+  );
   return lines.join('\n');
 }

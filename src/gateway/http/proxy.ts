@@ -12,8 +12,20 @@ import { ERRORS, type ErrorCode, refusal, sendProblem } from '../../shared/error
 import { isStripped } from './header-rules.ts';
 
 const EGRESS_DENIED = refusal('GH_ERR_UPSTREAM_EGRESS_DENIED');
-const CLIENT_BODY_FAILED = refusal('GH_ERR_REQUEST_MALFORMED', 'The request body ended before its framing said it would, or did not match it.');
-const RESPONSE_STRIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const CLIENT_BODY_FAILED = refusal(
+  'GH_ERR_REQUEST_MALFORMED',
+  'The request body ended before its framing said it would, or did not match it.',
+);
+const RESPONSE_STRIP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 
 export interface ForwardInfo {
   /** Address the gateway saw the request from (the socket peer). */
@@ -31,7 +43,10 @@ export function upstreamHeaders(ctx: RequestContext, info: ForwardInfo): string[
   const incoming: IncomingHttpHeaders = ctx.req.headers;
   const out: string[] = [];
   const connection = incoming.connection;
-  const listed = connection && connection.toLowerCase() !== 'keep-alive' && connection.toLowerCase() !== 'close' ? connectionTokens(connection) : undefined;
+  const listed =
+    connection && connection.toLowerCase() !== 'keep-alive' && connection.toLowerCase() !== 'close'
+      ? connectionTokens(connection)
+      : undefined;
   const credentials = ctx.credentialHeaders;
   for (const name in incoming) {
     // Hop-by-hop, rewrite, address and identity headers (header-rules.ts), and what the client lists in Connection.
@@ -44,9 +59,15 @@ export function upstreamHeaders(ctx: RequestContext, info: ForwardInfo): string[
   }
   // The client's Host only when the gateway vouches for it (the collection's host, or server.publicHosts).
   const host = ctx.forwardedHost;
-  out.push('x-forwarded-for', info.trustedForwardedFor ? `${info.trustedForwardedFor}, ${info.peerIp}` : info.peerIp, 'x-forwarded-proto', info.proto);
+  out.push(
+    'x-forwarded-for',
+    info.trustedForwardedFor ? `${info.trustedForwardedFor}, ${info.peerIp}` : info.peerIp,
+    'x-forwarded-proto',
+    info.proto,
+  );
   if (host) out.push('x-forwarded-host', host);
-  if (ctx.collection.stripBasePath && ctx.collection.basePath !== '/') out.push('x-forwarded-prefix', ctx.collection.basePath);
+  if (ctx.collection.stripBasePath && ctx.collection.basePath !== '/')
+    out.push('x-forwarded-prefix', ctx.collection.basePath);
   out.push('forwarded', forwardedValue(ctx, info.proto, host), 'x-request-id', ctx.requestId);
   if (ctx.upstreamAuthorization !== undefined) out.push('authorization', ctx.upstreamAuthorization);
   return out;
@@ -64,7 +85,8 @@ const forwardedMemo = new WeakMap<object, ForwardedMemo>();
 function forwardedValue(ctx: RequestContext, proto: string, host: string | undefined): string {
   const socket = ctx.req.socket;
   const memo = forwardedMemo.get(socket);
-  if (memo !== undefined && memo.host === host && memo.clientIp === ctx.clientIp && memo.proto === proto) return memo.value;
+  if (memo !== undefined && memo.host === host && memo.clientIp === ctx.clientIp && memo.proto === proto)
+    return memo.value;
   const value = `for=${forwardedNode(ctx.clientIp)};proto=${proto}${host ? `;host="${forwardedHost(host)}"` : ''}`;
   forwardedMemo.set(socket, { clientIp: ctx.clientIp, proto, host, value });
   return value;
@@ -82,7 +104,13 @@ function hasName(pairs: readonly string[], name: string): boolean {
 }
 
 function connectionTokens(value: string | string[]): Set<string> {
-  return new Set((Array.isArray(value) ? value.join(',') : value).toLowerCase().split(',').map((t) => t.trim()).filter(Boolean));
+  return new Set(
+    (Array.isArray(value) ? value.join(',') : value)
+      .toLowerCase()
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
+  );
 }
 
 function forwardedNode(ip: string): string {
@@ -93,7 +121,8 @@ function forwardedNode(ip: string): string {
 export function upstreamPath(ctx: RequestContext, fullPath: string, query: string): string {
   const c = ctx.collection;
   const path = c.stripBasePath ? ctx.forwardPath : fullPath;
-  const joined = c.upstream.pathPrefix === '' ? path : path === '/' ? c.upstream.pathPrefix : c.upstream.pathPrefix + path;
+  const joined =
+    c.upstream.pathPrefix === '' ? path : path === '/' ? c.upstream.pathPrefix : c.upstream.pathPrefix + path;
   return query === '' ? joined : `${joined}?${query}`;
 }
 
@@ -121,7 +150,13 @@ export function proxy<C extends RequestContext>(ctx: C, path: string, headers: s
   const upstream = collection.upstream;
   if (upstream.egressDenied !== undefined) {
     // An IP literal the egress policy refuses: no connection is attempted.
-    if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: collection.name, code: EGRESS_DENIED.code, error: upstream.egressDenied, requestId: ctx.requestId });
+    if (channels.upstreamError.hasSubscribers)
+      channels.upstreamError.publish({
+        collection: collection.name,
+        code: EGRESS_DENIED.code,
+        error: upstream.egressDenied,
+        requestId: ctx.requestId,
+      });
     sendProblem(res, EGRESS_DENIED, ctx.requestId);
     return done.proxyDone(ctx, ERRORS[EGRESS_DENIED.code].status, EGRESS_DENIED.code, upstream.egressDenied);
   }
@@ -145,7 +180,8 @@ export function proxy<C extends RequestContext>(ctx: C, path: string, headers: s
 function onClientClose(this: WithExchange): void {
   const exchange = this[kExchange];
   const controller = exchange?.controller;
-  if (exchange !== undefined && !exchange.finished && controller !== undefined && !controller.aborted) controller.abort(new Error('client closed the connection'));
+  if (exchange !== undefined && !exchange.finished && controller !== undefined && !controller.aborted)
+    controller.abort(new Error('client closed the connection'));
 }
 
 function onClientDrain(this: WithExchange): void {
@@ -173,11 +209,20 @@ class UpstreamExchange<C extends RequestContext> implements Dispatcher.DispatchH
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, responseHeaders: IncomingHttpHeaders): void {
     const out: string[] = [];
     const connection = responseHeaders.connection;
-    const listed = connection === undefined || connection === 'keep-alive' || connection === 'close' ? undefined : connectionTokens(connection);
+    const listed =
+      connection === undefined || connection === 'keep-alive' || connection === 'close'
+        ? undefined
+        : connectionTokens(connection);
     // The gateway's own headers (the request id, a policy's headers) replace the upstream's of the same name.
     const extraHeaders = this.ctx.responseHeaders;
     for (const name in responseHeaders) {
-      if (RESPONSE_STRIP.has(name) || name === 'x-request-id' || listed?.has(name) || (extraHeaders !== undefined && hasName(extraHeaders, name))) continue;
+      if (
+        RESPONSE_STRIP.has(name) ||
+        name === 'x-request-id' ||
+        listed?.has(name) ||
+        (extraHeaders !== undefined && hasName(extraHeaders, name))
+      )
+        continue;
       const value = responseHeaders[name];
       if (value === undefined) continue;
       if (typeof value === 'string') out.push(name, value);
@@ -209,14 +254,25 @@ class UpstreamExchange<C extends RequestContext> implements Dispatcher.DispatchH
       // The client's side failed, not the upstream: its body broke its framing (Node answers the parse error) or
       // it went away mid-upload. Counted as the client's 400, never as an upstream error.
       if (!res.headersSent && !res.destroyed) sendProblem(res, CLIENT_BODY_FAILED, ctx.requestId);
-      this.done.proxyDone(ctx, res.headersSent && res.statusCode < 500 ? res.statusCode : 400, CLIENT_BODY_FAILED.code, error);
+      this.done.proxyDone(
+        ctx,
+        res.headersSent && res.statusCode < 500 ? res.statusCode : 400,
+        CLIENT_BODY_FAILED.code,
+        error,
+      );
       return;
     }
     const code = classify(error);
-    if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: ctx.collection.name, code, error, requestId: ctx.requestId });
+    if (channels.upstreamError.hasSubscribers)
+      channels.upstreamError.publish({ collection: ctx.collection.name, code, error, requestId: ctx.requestId });
     if (res.headersSent) res.destroy();
     else if (!res.destroyed) sendProblem(res, refusal(code), ctx.requestId);
-    this.done.proxyDone(ctx, res.headersSent && res.statusCode < 500 ? res.statusCode : (code === 'GH_ERR_UPSTREAM_TIMEOUT' ? 504 : 502), code, error);
+    this.done.proxyDone(
+      ctx,
+      res.headersSent && res.statusCode < 500 ? res.statusCode : code === 'GH_ERR_UPSTREAM_TIMEOUT' ? 504 : 502,
+      code,
+      error,
+    );
   }
 }
 

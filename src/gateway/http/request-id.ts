@@ -14,4 +14,3 @@ export function nextRequestId(): string {
   const n = (sequence++).toString(36);
   return n.length >= PAD.length ? PREFIX + n : PREFIX + PAD.slice(n.length) + n;
 }
-

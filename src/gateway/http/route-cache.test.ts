@@ -38,8 +38,12 @@ describe('the route cache', () => {
 
   it('gives requests the same key only when method, Host and target are all equal', () => {
     const keys = [
-      routeKey('GET', '/a', 'h'), routeKey('GET', '/a', undefined), routeKey('GET', '/a', 'h2'), routeKey('POST', '/a', 'h'),
-      routeKey('GET', '/a/b', 'h'), routeKey('GET', 'h', '/a'),
+      routeKey('GET', '/a', 'h'),
+      routeKey('GET', '/a', undefined),
+      routeKey('GET', '/a', 'h2'),
+      routeKey('POST', '/a', 'h'),
+      routeKey('GET', '/a/b', 'h'),
+      routeKey('GET', 'h', '/a'),
     ];
     assert.equal(new Set(keys).size, keys.length);
     assert.equal(routeKey('GET', '/a', 'h'), routeKey('GET', '/a', 'h'));

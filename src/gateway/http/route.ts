@@ -22,7 +22,10 @@ export interface Routed {
 }
 
 export const NOT_FOUND = refusal('GH_ERR_ROUTE_NOT_FOUND');
-const TRAVERSAL = refusal('GH_ERR_REQUEST_PATH_TRAVERSAL', 'A ".." segment climbs above the base path of the API collection.');
+const TRAVERSAL = refusal(
+  'GH_ERR_REQUEST_PATH_TRAVERSAL',
+  'A ".." segment climbs above the base path of the API collection.',
+);
 
 /**
  * What is refused whatever the route, before routing: a request line of another HTTP version than 1.0/1.1 (Node's
@@ -36,7 +39,11 @@ export function refuseBeforeRouting(req: IncomingMessage): Refusal | undefined {
 }
 
 /** Canonical path and route match (uncached). */
-export function matchRoute(req: IncomingMessage, table: RouteTable, publicHosts: HostList | undefined): Routed | Refusal {
+export function matchRoute(
+  req: IncomingMessage,
+  table: RouteTable,
+  publicHosts: HostList | undefined,
+): Routed | Refusal {
   const headers = req.headers;
   // Checked here, on a route-cache miss only: a cached route was matched with this exact Host before.
   const host = headers.host;
@@ -69,7 +76,10 @@ const INVALID_HOST = refusal('GH_ERR_REQUEST_INVALID_HOST');
 const UNKNOWN_HOST = refusal('GH_ERR_REQUEST_UNKNOWN_HOST');
 const KEY_IN_URL = refusal('GH_ERR_AUTH_KEY_IN_URL');
 const HTTP_VERSION = refusal('GH_ERR_REQUEST_HTTP_VERSION');
-export const METHOD_NOT_SUPPORTED = refusal('GH_ERR_REQUEST_METHOD_NOT_SUPPORTED', 'The gateway does not serve CONNECT or TRACE.');
+export const METHOD_NOT_SUPPORTED = refusal(
+  'GH_ERR_REQUEST_METHOD_NOT_SUPPORTED',
+  'The gateway does not serve CONNECT or TRACE.',
+);
 
 function hostname(host: string | undefined): string | undefined {
   if (host === undefined) return undefined;

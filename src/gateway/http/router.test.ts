@@ -3,10 +3,22 @@ import { describe, it } from 'node:test';
 import { CollectionRouter, EndpointMatcher, paramValues, relativePath, type RouteEndpoint } from './router.ts';
 
 type C = { name: string; basePath: string; baseDepth: number; host: string | undefined };
-const col = (name: string, basePath: string, host?: string): C => ({ name, basePath, baseDepth: basePath === '/' ? 0 : basePath.split('/').length - 1, host });
+const col = (name: string, basePath: string, host?: string): C => ({
+  name,
+  basePath,
+  baseDepth: basePath === '/' ? 0 : basePath.split('/').length - 1,
+  host,
+});
 
 function endpoint(method: RouteEndpoint<C>['method'], template: string): RouteEndpoint<C> {
-  return { id: `${method} ${template}`, method, template, permission: 'p', collection: col('c', '/'), paramNames: [...template.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!) };
+  return {
+    id: `${method} ${template}`,
+    method,
+    template,
+    permission: 'p',
+    collection: col('c', '/'),
+    paramNames: [...template.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!),
+  };
 }
 
 describe('the endpoint matcher', () => {

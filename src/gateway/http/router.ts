@@ -80,7 +80,13 @@ export interface EndpointMatch<C> {
 }
 
 /** Depth-first: literal before parameter; a branch whose leaf lacks the method is backtracked out of. */
-function walk<C>(n: TrieNode<C>, segments: string[], i: number, params: string[], search: Search<C>): RouteEndpoint<C> | undefined {
+function walk<C>(
+  n: TrieNode<C>,
+  segments: string[],
+  i: number,
+  params: string[],
+  search: Search<C>,
+): RouteEndpoint<C> | undefined {
   if (i === segments.length) {
     if (!n.methods) return undefined;
     const endpoint = n.methods.get(search.method) ?? (search.method === 'HEAD' ? n.methods.get('GET') : undefined);

@@ -11,16 +11,37 @@ describe('the gateway listener', () => {
   const errors: unknown[] = [];
   const metrics = new GatewayMetrics();
   const pools = new UpstreamPools();
-  const server = new GatewayServer({ accessLog: undefined, metrics, jwks: () => '{"keys":[]}', onError: (e) => errors.push(e) });
+  const server = new GatewayServer({
+    accessLog: undefined,
+    metrics,
+    jwks: () => '{"keys":[]}',
+    onError: (e) => errors.push(e),
+  });
   let url = '';
   let table: RouteTable;
 
   before(async () => {
     const endpoints = new EndpointMatcher<CompiledCollection>();
     const collection = {
-      name: 'c', basePath: '/c', baseDepth: 1, host: undefined, project: 'p', environment: 'PROD', stripBasePath: true, websocket: false,
-      authRequired: true, limits: {}, endpoints,
-      upstream: { origin: 'http://127.0.0.1:1', pathPrefix: '', pool: pools.get({ origin: 'http://127.0.0.1:1', connections: 1, connectTimeout: 1000 }), headersTimeout: 1000, bodyTimeout: 1000, egressDenied: undefined },
+      name: 'c',
+      basePath: '/c',
+      baseDepth: 1,
+      host: undefined,
+      project: 'p',
+      environment: 'PROD',
+      stripBasePath: true,
+      websocket: false,
+      authRequired: true,
+      limits: {},
+      endpoints,
+      upstream: {
+        origin: 'http://127.0.0.1:1',
+        pathPrefix: '',
+        pool: pools.get({ origin: 'http://127.0.0.1:1', connections: 1, connectTimeout: 1000 }),
+        headersTimeout: 1000,
+        bodyTimeout: 1000,
+        egressDenied: undefined,
+      },
       chain: [
         function brokenPolicy(): undefined {
           throw new Error('a bug in a policy');
@@ -30,7 +51,15 @@ describe('the gateway listener', () => {
     endpoints.add({ id: 'c GET /x', method: 'GET', template: '/x', permission: 'x', collection, paramNames: [] });
     const router = new CollectionRouter<CompiledCollection>();
     router.add(collection);
-    table = { version: '1', router, collections: [collection], keys: new Map(), legacyKeys: new Map(), legacyKeyHeader: 'x-api-key', legacyEmailHeader: 'x-api-email' };
+    table = {
+      version: '1',
+      router,
+      collections: [collection],
+      keys: new Map(),
+      legacyKeys: new Map(),
+      legacyKeyHeader: 'x-api-key',
+      legacyEmailHeader: 'x-api-email',
+    };
     server.setTable(table);
     const address = await server.listen(0, '127.0.0.1');
     url = `http://127.0.0.1:${address.port}`;

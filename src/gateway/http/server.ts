@@ -46,7 +46,10 @@ export interface GatewayServerOptions {
 }
 
 const UNSUPPORTED_TE = refusal('GH_ERR_REQUEST_UNSUPPORTED_TRANSFER_CODING');
-const METHOD_OVERRIDE = refusal('GH_ERR_REQUEST_METHOD_OVERRIDE', 'Method-override headers are not accepted; send the real method.');
+const METHOD_OVERRIDE = refusal(
+  'GH_ERR_REQUEST_METHOD_OVERRIDE',
+  'Method-override headers are not accepted; send the real method.',
+);
 const WEBSOCKET_NOT_ALLOWED = refusal('GH_ERR_WEBSOCKET_NOT_ALLOWED');
 const JWKS_PATH = '/.well-known/jwks.json';
 const INTERNAL = refusal('GH_ERR_GATEWAY_INTERNAL');
@@ -93,26 +96,43 @@ export class GatewayServer {
     // joinDuplicateHeaders: a header sent twice arrives as one value joined with ", " instead of the first copy
     // winning silently, so a doubled Host fails the Host check and a doubled credential is a malformed key.
     const listenerOptions = { optimizeEmptyRequests: true, joinDuplicateHeaders: true };
-    this.server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, ...listenerOptions }, handler) : createHttpServer(listenerOptions, handler);
+    this.server = options.tls
+      ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, ...listenerOptions }, handler)
+      : createHttpServer(listenerOptions, handler);
     this.server.keepAliveTimeout = 65_000;
     this.server.headersTimeout = 30_000;
     this.server.requestTimeout = 0; // streaming uploads may take long; per-chunk inactivity is bounded by the socket timeout
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     // CONNECT asks for a tunnel: the gateway is no forward proxy. Without a listener Node would close the
     // connection without an answer.
-    this.server.on('connect', (req: IncomingMessage, socket: Duplex) => this.#refuseRaw(req, socket, METHOD_NOT_SUPPORTED));
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex) =>
+      this.#refuseRaw(req, socket, METHOD_NOT_SUPPORTED),
+    );
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
       // A parse error after an answer was started (e.g. a body that breaks its framing while the response to its
       // request is out) must not add a second response to the connection: close it. Node's own handler checks
       // the same internal field.
       const answering = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-      if (!socket.writable || error.code === 'ECONNRESET' || (answering != null && answering.headersSent)) return socket.destroy();
+      if (!socket.writable || error.code === 'ECONNRESET' || (answering != null && answering.headersSent))
+        return socket.destroy();
       const requestId = nextRequestId();
-      const r = refusal(error.code === 'HPE_HEADER_OVERFLOW' ? 'GH_ERR_REQUEST_HEADERS_TOO_LARGE' : 'GH_ERR_REQUEST_MALFORMED');
+      const r = refusal(
+        error.code === 'HPE_HEADER_OVERFLOW' ? 'GH_ERR_REQUEST_HEADERS_TOO_LARGE' : 'GH_ERR_REQUEST_MALFORMED',
+      );
       writeRawProblem(socket, r, requestId);
       const status = ERRORS[r.code].status;
       this.#metrics.observe('', '', '', status, 0);
-      this.#accessLog?.event({ reqId: requestId, method: '', status, code: r.code, ms: 0, ip: unmapIp((socket as Duplex & { remoteAddress?: string }).remoteAddress ?? '') }, 'refused');
+      this.#accessLog?.event(
+        {
+          reqId: requestId,
+          method: '',
+          status,
+          code: r.code,
+          ms: 0,
+          ip: unmapIp((socket as Duplex & { remoteAddress?: string }).remoteAddress ?? ''),
+        },
+        'refused',
+      );
     });
   }
 
@@ -124,7 +144,9 @@ export class GatewayServer {
 
   #notReady(): Refusal {
     const why = this.notReadyDetail === undefined ? '' : ` (${this.notReadyDetail})`;
-    return refusal('GH_ERR_GATEWAY_NOT_READY', `The gateway has no configuration yet${why}. Retry shortly.`, { 'retry-after': String(NOT_READY_RETRY_AFTER_S) });
+    return refusal('GH_ERR_GATEWAY_NOT_READY', `The gateway has no configuration yet${why}. Retry shortly.`, {
+      'retry-after': String(NOT_READY_RETRY_AFTER_S),
+    });
   }
 
   get table(): RouteTable | undefined {
@@ -167,7 +189,8 @@ export class GatewayServer {
     const peerIp = unmapIp(req.socket.remoteAddress ?? '');
     const trusted = this.#trusted;
     const xff = req.headers['x-forwarded-for'];
-    if (trusted === undefined || typeof xff !== 'string' || !isTrusted(trusted, peerIp)) return { clientIp: peerIp, peerIp, trustedForwardedFor: undefined };
+    if (trusted === undefined || typeof xff !== 'string' || !isTrusted(trusted, peerIp))
+      return { clientIp: peerIp, peerIp, trustedForwardedFor: undefined };
     // Walk right to left past trusted proxies: the first untrusted hop is the client.
     const hops = xff.split(',').map((h) => unmapIp(h.trim()));
     let clientIp = peerIp;
@@ -227,7 +250,11 @@ export class GatewayServer {
   /** The end of an HTTP request's chain and of its upstream exchange; one object for all requests. */
   readonly #http: ChainEnd<Exchange> & ProxyDone<Exchange> = {
     passed: (ctx) => {
-      const info: ForwardInfo = { peerIp: ctx.peerIp, trustedForwardedFor: ctx.trustedForwardedFor, proto: this.#proto };
+      const info: ForwardInfo = {
+        peerIp: ctx.peerIp,
+        trustedForwardedFor: ctx.trustedForwardedFor,
+        proto: this.#proto,
+      };
       proxy(ctx, upstreamPath(ctx, ctx.path, ctx.query), upstreamHeaders(ctx, info), this.#http);
     },
     refused: (ctx, r) => this.#refuseCtx(ctx, r, ctx.start),
@@ -236,7 +263,8 @@ export class GatewayServer {
       this.#refuseCtx(ctx, INTERNAL, ctx.start);
     },
     proxyDone: (ctx, status, upstreamError, error) => {
-      if (upstreamError === 'GH_ERR_UPSTREAM_EGRESS_DENIED') this.#onEgressDenied?.(error!, ctx.collection, ctx.requestId);
+      if (upstreamError === 'GH_ERR_UPSTREAM_EGRESS_DENIED')
+        this.#onEgressDenied?.(error!, ctx.collection, ctx.requestId);
       this.#finish(ctx, ctx.method, status, ctx.start, upstreamError);
     },
   };
@@ -264,14 +292,27 @@ export class GatewayServer {
     writeRawProblem(socket, r, requestId);
     const status = ERRORS[r.code].status;
     this.#metrics.observe('', '', req.method ?? '', status, 0);
-    this.#accessLog?.event({ reqId: requestId, method: req.method ?? '', status, code: r.code, ms: 0, ip: this.#clientIp(req).clientIp }, 'refused');
+    this.#accessLog?.event(
+      { reqId: requestId, method: req.method ?? '', status, code: r.code, ms: 0, ip: this.#clientIp(req).clientIp },
+      'refused',
+    );
   }
 
   #refuse(req: IncomingMessage, res: ServerResponse, requestId: string, r: Refusal, start: number): void {
     sendProblem(res, r, requestId);
     const status = ERRORS[r.code].status;
     this.#metrics.observe('', '', req.method ?? 'GET', status, (performance.now() - start) / 1000);
-    this.#accessLog?.event({ reqId: requestId, method: req.method ?? 'GET', status, code: r.code, ms: performance.now() - start, ip: this.#clientIp(req).clientIp }, 'refused');
+    this.#accessLog?.event(
+      {
+        reqId: requestId,
+        method: req.method ?? 'GET',
+        status,
+        code: r.code,
+        ms: performance.now() - start,
+        ip: this.#clientIp(req).clientIp,
+      },
+      'refused',
+    );
     if (channels.requestEnd.hasSubscribers) this.#publishEnd(req, requestId, undefined, status, start, r.code);
   }
 
@@ -289,7 +330,15 @@ export class GatewayServer {
   }
 
   /** Telemetry's view of an answered request (see `RequestEndEvent`); called only when someone subscribes. */
-  #publishEnd(req: IncomingMessage, requestId: string, ctx: RequestContext | undefined, status: number, start: number, code: ErrorCode | undefined, method = req.method ?? 'GET'): void {
+  #publishEnd(
+    req: IncomingMessage,
+    requestId: string,
+    ctx: RequestContext | undefined,
+    status: number,
+    start: number,
+    code: ErrorCode | undefined,
+    method = req.method ?? 'GET',
+  ): void {
     channels.requestEnd.publish({
       server: this,
       requestId,
@@ -320,7 +369,8 @@ export class GatewayServer {
       const ms = performance.now() - start;
       const collection = routedCtx?.collection ?? matched?.collection;
       const endpoint = routedCtx?.endpoint ?? matched?.endpoint;
-      if (collection !== undefined && endpoint !== undefined) this.#metrics.observeEndpoint(endpoint, collection.name, endpoint.template, method, status, ms / 1000);
+      if (collection !== undefined && endpoint !== undefined)
+        this.#metrics.observeEndpoint(endpoint, collection.name, endpoint.template, method, status, ms / 1000);
       else this.#metrics.observe('', '', method, status, ms / 1000);
       this.#accessLog?.event(
         {
@@ -347,10 +397,19 @@ export class GatewayServer {
     if (!routed.collection.websocket) return reject(WEBSOCKET_NOT_ALLOWED, undefined, routed);
     const ctx = new Exchange(req, null, requestId, start, routed, this.#clientIp(req));
     const tunnel = () => {
-      const info: ForwardInfo = { peerIp: ctx.peerIp, trustedForwardedFor: ctx.trustedForwardedFor, proto: this.#proto };
+      const info: ForwardInfo = {
+        peerIp: ctx.peerIp,
+        trustedForwardedFor: ctx.trustedForwardedFor,
+        proto: this.#proto,
+      };
       const headers = upstreamHeaders(ctx, info);
       routed.collection.upstream.pool
-        .upgrade({ path: upstreamPath(ctx, routed.path, routed.query), method: req.method ?? 'GET', headers, protocol: req.headers.upgrade ?? 'websocket' })
+        .upgrade({
+          path: upstreamPath(ctx, routed.path, routed.query),
+          method: req.method ?? 'GET',
+          headers,
+          protocol: req.headers.upgrade ?? 'websocket',
+        })
         .then(({ headers: upstreamResponseHeaders, socket: upstream }) => {
           let head101 = 'HTTP/1.1 101 Switching Protocols\r\n';
           for (const [name, value] of Object.entries(upstreamResponseHeaders)) {
@@ -372,9 +431,13 @@ export class GatewayServer {
           this.#finish(ctx, 'GET', 101, start, undefined);
         })
         .catch((error: Error) => {
-          const code = classify(error) === 'GH_ERR_UPSTREAM_EGRESS_DENIED' ? 'GH_ERR_UPSTREAM_EGRESS_DENIED' : 'GH_ERR_UPSTREAM_WEBSOCKET_REFUSED';
+          const code =
+            classify(error) === 'GH_ERR_UPSTREAM_EGRESS_DENIED'
+              ? 'GH_ERR_UPSTREAM_EGRESS_DENIED'
+              : 'GH_ERR_UPSTREAM_WEBSOCKET_REFUSED';
           if (code === 'GH_ERR_UPSTREAM_EGRESS_DENIED') this.#onEgressDenied?.(error, routed.collection, requestId);
-          if (channels.upstreamError.hasSubscribers) channels.upstreamError.publish({ collection: routed.collection.name, code, error, requestId });
+          if (channels.upstreamError.hasSubscribers)
+            channels.upstreamError.publish({ collection: routed.collection.name, code, error, requestId });
           reject(refusal(code), ctx);
         });
     };

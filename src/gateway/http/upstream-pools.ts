@@ -34,7 +34,9 @@ export class UpstreamPools {
     if (!pool) {
       pool = new Pool(settings.origin, {
         connections: settings.connections,
-        connect: this.#egress ? this.#egress.connector(settings.origin, settings.connectTimeout) : { timeout: settings.connectTimeout },
+        connect: this.#egress
+          ? this.#egress.connector(settings.origin, settings.connectTimeout)
+          : { timeout: settings.connectTimeout },
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 600_000,
         pipelining: 1,

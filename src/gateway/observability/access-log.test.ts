@@ -20,7 +20,10 @@ function capture(write: (log: NonNullable<ReturnType<typeof createAccessLog>>) =
   closeSync(fd);
   const text = readFileSync(file, 'utf8');
   rmSync(file);
-  return text.trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 function context(key: KeyEntry | undefined): RequestContext {
@@ -44,10 +47,24 @@ describe('the access log', () => {
       log.request(context(undefined), 'GET', 401, 0.5, 'GH_ERR_AUTH_MISSING_KEY');
     });
     assert.equal(lines.length, 3);
-    assert.deepEqual({ ...lines[0], time: 0, pid: 0 }, {
-      level: 30, time: 0, pid: 0, reqId: 'req-1', method: 'GET', collection: 'orders', route: '/orders/{id}', status: 200, ms: 1.23,
-      clientId: 'billing-app', key: 'label "quoted" \\ ünïcode', ip: '2001:db8::1', msg: 'request',
-    });
+    assert.deepEqual(
+      { ...lines[0], time: 0, pid: 0 },
+      {
+        level: 30,
+        time: 0,
+        pid: 0,
+        reqId: 'req-1',
+        method: 'GET',
+        collection: 'orders',
+        route: '/orders/{id}',
+        status: 200,
+        ms: 1.23,
+        clientId: 'billing-app',
+        key: 'label "quoted" \\ ünïcode',
+        ip: '2001:db8::1',
+        msg: 'request',
+      },
+    );
     assert.equal(lines[1]!.method, 'HEAD', 'the method is part of the cached endpoint segment, per method');
     assert.equal(lines[1]!.ms, 12);
     assert.equal(lines[2]!.code, 'GH_ERR_AUTH_MISSING_KEY');
@@ -56,7 +73,9 @@ describe('the access log', () => {
   });
 
   it('writes refusals before routing with their code', () => {
-    const [line] = capture((log) => log.event({ reqId: 'r', method: 'GET', status: 404, ms: 0.051, code: 'GH_ERR_ROUTE_NOT_FOUND' }, 'refused'));
+    const [line] = capture((log) =>
+      log.event({ reqId: 'r', method: 'GET', status: 404, ms: 0.051, code: 'GH_ERR_ROUTE_NOT_FOUND' }, 'refused'),
+    );
     assert.equal(line!.msg, 'refused');
     assert.equal(line!.ms, 0.05);
     assert.equal(line!.code, 'GH_ERR_ROUTE_NOT_FOUND');
@@ -70,7 +89,16 @@ describe('the access log', () => {
   });
 
   it('prints epoch times as String() does, zeros inside included', () => {
-    for (const ms of [1_796_240_368_123, 1_796_240_000_001, 1_796_240_000_000, 1_000_000, 999_999, 0, 1.5, Number.MAX_SAFE_INTEGER]) {
+    for (const ms of [
+      1_796_240_368_123,
+      1_796_240_000_001,
+      1_796_240_000_000,
+      1_000_000,
+      999_999,
+      0,
+      1.5,
+      Number.MAX_SAFE_INTEGER,
+    ]) {
       assert.equal(epochMsDigits(ms), String(ms));
     }
   });

@@ -38,7 +38,8 @@ export function createAccessLog(logger: Logger): AccessLog | undefined {
   if (!logger.isLevelEnabled('info')) return undefined;
   const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
   if (!(stream instanceof LogSink)) {
-    const info = (event: AccessEvent, msg: string) => logger.info({ ...event, ms: Math.round(event.ms * 100) / 100 }, msg);
+    const info = (event: AccessEvent, msg: string) =>
+      logger.info({ ...event, ms: Math.round(event.ms * 100) / 100 }, msg);
     return {
       request: (ctx, method, status, ms, code) => info(requestEvent(ctx, method, status, ms, code), 'request'),
       event: info,
@@ -75,7 +76,7 @@ export function createAccessLog(logger: Logger): AccessLog | undefined {
         endpointPart = `","method":"${method}","collection":"${ctx.collection.name}","route":"${ctx.endpoint.template}"`;
         byMethod.set(method, endpointPart);
       }
-      const statusPart = statusParts[status] ??= `,"status":${status},"ms":`;
+      const statusPart = (statusParts[status] ??= `,"status":${status},"ms":`);
       let line = head() + ctx.requestId + endpointPart + statusPart + formatMs(ms);
       const entry = ctx.key;
       if (entry !== undefined) {
@@ -86,7 +87,10 @@ export function createAccessLog(logger: Logger): AccessLog | undefined {
         }
         line += keyPart;
       }
-      line += code === undefined ? `,"ip":"${ctx.clientIp}","msg":"request"}\n` : `,"ip":"${ctx.clientIp}","code":"${code}","msg":"request"}\n`;
+      line +=
+        code === undefined
+          ? `,"ip":"${ctx.clientIp}","msg":"request"}\n`
+          : `,"ip":"${ctx.clientIp}","code":"${code}","msg":"request"}\n`;
       stream.write(line);
     },
     event(e, msg) {
@@ -102,7 +106,13 @@ export function createAccessLog(logger: Logger): AccessLog | undefined {
   };
 }
 
-function requestEvent(ctx: RequestContext, method: string, status: number, ms: number, code: string | undefined): AccessEvent {
+function requestEvent(
+  ctx: RequestContext,
+  method: string,
+  status: number,
+  ms: number,
+  code: string | undefined,
+): AccessEvent {
   return {
     reqId: ctx.requestId,
     method,

@@ -61,7 +61,10 @@ describe('the log sink', () => {
     closeSync(fd);
     const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
     rmSync(file);
-    assert.deepEqual(lines, Array.from({ length: 100 }, (_, i) => `{"n":${i}}`));
+    assert.deepEqual(
+      lines,
+      Array.from({ length: 100 }, (_, i) => `{"n":${i}}`),
+    );
   });
 
   it('holds a bounded number of chunk buffers while its output is stuck (a pipe nobody reads)', async () => {

@@ -143,10 +143,14 @@ export class LogSink {
       if (error) {
         // EAGAIN on a non-blocking pipe: try again shortly; anything else: the output is gone, drop the chunk.
         if (error.code === 'EAGAIN') {
-          this.#retry = { chunk, offset, timer: setTimeout(() => {
-            this.#retry = undefined;
-            this.#writeChunk(chunk, offset);
-          }, 5) };
+          this.#retry = {
+            chunk,
+            offset,
+            timer: setTimeout(() => {
+              this.#retry = undefined;
+              this.#writeChunk(chunk, offset);
+            }, 5),
+          };
           this.#retry.timer.unref();
           return;
         }
@@ -162,7 +166,8 @@ export class LogSink {
     this.#pending -= chunk.length;
     // A chunk buffer of the sink's own is kept for reuse; a buffer made for one large line (which may be a slice
     // of Node's shared pool) is not.
-    if (this.#own.has(chunk.buffer) && this.#spare.length < SPARE_CHUNKS) this.#spare.push(Buffer.from(chunk.buffer, 0, this.#chunkSize));
+    if (this.#own.has(chunk.buffer) && this.#spare.length < SPARE_CHUNKS)
+      this.#spare.push(Buffer.from(chunk.buffer, 0, this.#chunkSize));
     this.#writing = false;
     this.#next();
   }

@@ -60,16 +60,57 @@ export class GatewayMetrics {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_process_' });
     this.registry.registerMetric(this.#requestsMetric() as unknown as client.Metric);
     this.registry.registerMetric(this.#durationMetric() as unknown as client.Metric);
-    this.authFailures = new client.Counter({ name: 'gatehouse_auth_failures_total', help: 'Requests refused by authentication or authorization, by reason (error code).', labelNames: ['reason', 'collection'], registers });
-    this.rateLimited = new client.Counter({ name: 'gatehouse_rate_limited_total', help: 'Requests refused by a rate limit, by scope (key, client, org).', labelNames: ['scope', 'collection'], registers });
-    this.upstreamErrors = new client.Counter({ name: 'gatehouse_upstream_errors_total', help: 'Upstream connection failures and timeouts, by error code.', labelNames: ['collection', 'code'], registers });
-    this.rateLimitStoreErrors = new client.Counter({ name: 'gatehouse_rate_limit_store_errors_total', help: 'Failures of the shared rate-limit store, by kind (timeout, connection, reply: an error answer such as READONLY or OOM); it counts locally meanwhile.', labelNames: ['kind'], registers });
-    this.rateLimitStoreDegraded = new client.Gauge({ name: 'gatehouse_rate_limit_store_degraded', help: '1 while the shared rate-limit store is degraded: limits are counted on this instance alone (or refused, for limits with onStoreFailure: closed).', registers });
-    this.configReloads = new client.Counter({ name: 'gatehouse_config_reloads_total', help: 'Configuration applications, by result (applied, rejected).', labelNames: ['result'], registers });
-    this.configInfo = new client.Gauge({ name: 'gatehouse_config_info', help: 'The configuration version in force (value is always 1).', labelNames: ['version'], registers });
-    this.keys = new client.Gauge({ name: 'gatehouse_api_keys', help: 'API keys in the configuration in force.', registers });
+    this.authFailures = new client.Counter({
+      name: 'gatehouse_auth_failures_total',
+      help: 'Requests refused by authentication or authorization, by reason (error code).',
+      labelNames: ['reason', 'collection'],
+      registers,
+    });
+    this.rateLimited = new client.Counter({
+      name: 'gatehouse_rate_limited_total',
+      help: 'Requests refused by a rate limit, by scope (key, client, org).',
+      labelNames: ['scope', 'collection'],
+      registers,
+    });
+    this.upstreamErrors = new client.Counter({
+      name: 'gatehouse_upstream_errors_total',
+      help: 'Upstream connection failures and timeouts, by error code.',
+      labelNames: ['collection', 'code'],
+      registers,
+    });
+    this.rateLimitStoreErrors = new client.Counter({
+      name: 'gatehouse_rate_limit_store_errors_total',
+      help: 'Failures of the shared rate-limit store, by kind (timeout, connection, reply: an error answer such as READONLY or OOM); it counts locally meanwhile.',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.rateLimitStoreDegraded = new client.Gauge({
+      name: 'gatehouse_rate_limit_store_degraded',
+      help: '1 while the shared rate-limit store is degraded: limits are counted on this instance alone (or refused, for limits with onStoreFailure: closed).',
+      registers,
+    });
+    this.configReloads = new client.Counter({
+      name: 'gatehouse_config_reloads_total',
+      help: 'Configuration applications, by result (applied, rejected).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.configInfo = new client.Gauge({
+      name: 'gatehouse_config_info',
+      help: 'The configuration version in force (value is always 1).',
+      labelNames: ['version'],
+      registers,
+    });
+    this.keys = new client.Gauge({
+      name: 'gatehouse_api_keys',
+      help: 'API keys in the configuration in force.',
+      registers,
+    });
 
-    const sub = <T>(channel: { subscribe(fn: (m: unknown) => void): void; unsubscribe(fn: (m: unknown) => void): void }, fn: (event: T) => void) => {
+    const sub = <T>(
+      channel: { subscribe(fn: (m: unknown) => void): void; unsubscribe(fn: (m: unknown) => void): void },
+      fn: (event: T) => void,
+    ) => {
       const listener = (m: unknown) => fn(m as T);
       channel.subscribe(listener);
       this.#unsubscribe.push(() => channel.unsubscribe(listener));
@@ -88,7 +129,14 @@ export class GatewayMetrics {
    * The same for a request that matched `endpoint` (any object standing for one collection's route template): its
    * records are found through the object, so no id string is built and hashed per request.
    */
-  observeEndpoint(endpoint: object, collection: string, route: string, method: string, status: number, seconds: number): void {
+  observeEndpoint(
+    endpoint: object,
+    collection: string,
+    route: string,
+    method: string,
+    status: number,
+    seconds: number,
+  ): void {
     let byMethod = this.#byEndpoint.get(endpoint);
     if (byMethod === undefined) {
       byMethod = new Map();
@@ -106,35 +154,59 @@ export class GatewayMetrics {
     const id = `${collection} ${method} ${route}`;
     let stats = this.#routes.get(id);
     if (stats === undefined) {
-      stats = { collection, route, method, buckets: new Float64Array(LATENCY_BUCKETS.length + 1), sum: 0, count: 0, byStatus: new Map() };
+      stats = {
+        collection,
+        route,
+        method,
+        buckets: new Float64Array(LATENCY_BUCKETS.length + 1),
+        sum: 0,
+        count: 0,
+        byStatus: new Map(),
+      };
       this.#routes.set(id, stats);
     }
     return stats;
   }
 
   #requestsMetric(): CustomMetric {
-    return this.#customMetric('gatehouse_requests_total', 'Requests handled, by collection, route template, method and status.', 'counter', (r, values) => {
-      for (const [status, value] of r.byStatus) values.push({ labels: { collection: r.collection, route: r.route, method: r.method, status }, value });
-    });
+    return this.#customMetric(
+      'gatehouse_requests_total',
+      'Requests handled, by collection, route template, method and status.',
+      'counter',
+      (r, values) => {
+        for (const [status, value] of r.byStatus)
+          values.push({ labels: { collection: r.collection, route: r.route, method: r.method, status }, value });
+      },
+    );
   }
 
   #durationMetric(): CustomMetric {
     const name = 'gatehouse_request_duration_seconds';
-    return this.#customMetric(name, 'Time from request to the end of the response, by collection, route template and method.', 'histogram', (r, values) => {
-      const labels = { collection: r.collection, route: r.route, method: r.method };
-      let cumulative = 0;
-      LATENCY_BUCKETS.forEach((le, i) => {
-        cumulative += r.buckets[i]!;
-        values.push({ labels: { ...labels, le }, value: cumulative, metricName: `${name}_bucket` });
-      });
-      values.push({ labels: { ...labels, le: '+Inf' }, value: r.count, metricName: `${name}_bucket` });
-      values.push({ labels, value: r.sum, metricName: `${name}_sum` });
-      values.push({ labels, value: r.count, metricName: `${name}_count` });
-    });
+    return this.#customMetric(
+      name,
+      'Time from request to the end of the response, by collection, route template and method.',
+      'histogram',
+      (r, values) => {
+        const labels = { collection: r.collection, route: r.route, method: r.method };
+        let cumulative = 0;
+        LATENCY_BUCKETS.forEach((le, i) => {
+          cumulative += r.buckets[i]!;
+          values.push({ labels: { ...labels, le }, value: cumulative, metricName: `${name}_bucket` });
+        });
+        values.push({ labels: { ...labels, le: '+Inf' }, value: r.count, metricName: `${name}_bucket` });
+        values.push({ labels, value: r.sum, metricName: `${name}_sum` });
+        values.push({ labels, value: r.count, metricName: `${name}_count` });
+      },
+    );
   }
 
   /** A metric prom-client reads at scrape time from the per-route records. */
-  #customMetric(name: string, help: string, type: CustomMetric['type'], collect: (r: RouteStats, values: MetricValue[]) => void): CustomMetric {
+  #customMetric(
+    name: string,
+    help: string,
+    type: CustomMetric['type'],
+    collect: (r: RouteStats, values: MetricValue[]) => void,
+  ): CustomMetric {
     const routes = this.#routes;
     const meta = { name, help, type, aggregator: 'sum' } as const;
     return {

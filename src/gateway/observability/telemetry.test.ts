@@ -57,19 +57,52 @@ describe('the telemetry collector of a gateway instance', () => {
     const snapshot = SnapshotSchema.parse({
       version: 1,
       tokenExchange: TOKEN_EXCHANGE,
-      collections: [{
-        name: 'billing', basePath: '/billing', upstream: upstreamUrl, project: 'payments', environment: 'PROD',
-        endpoints: [{ method: 'GET', path: '/invoices/{id}', permission: 'invoices:read' }, { method: 'POST', path: '/invoices', permission: 'invoices:write' }],
-      }],
+      collections: [
+        {
+          name: 'billing',
+          basePath: '/billing',
+          upstream: upstreamUrl,
+          project: 'payments',
+          environment: 'PROD',
+          endpoints: [
+            { method: 'GET', path: '/invoices/{id}', permission: 'invoices:read' },
+            { method: 'POST', path: '/invoices', permission: 'invoices:write' },
+          ],
+        },
+      ],
       roles: [{ name: 'reader', permissions: ['invoices:read'] }],
       clients: [
-        { id: 'alice', role: 'reader', environments: ['PROD'], projects: ['payments'], keys: [{ id: 'alice-key', hash: alice.hash }] },
-        { id: 'walled', role: 'reader', environments: ['PROD'], projects: ['payments'], allowedIps: ['10.0.0.0/8'], keys: [{ hash: walled.hash }] },
-        { id: 'gone', role: 'reader', environments: ['PROD'], projects: ['payments'], status: 'disabled', keys: [{ hash: disabled.hash }] },
+        {
+          id: 'alice',
+          role: 'reader',
+          environments: ['PROD'],
+          projects: ['payments'],
+          keys: [{ id: 'alice-key', hash: alice.hash }],
+        },
+        {
+          id: 'walled',
+          role: 'reader',
+          environments: ['PROD'],
+          projects: ['payments'],
+          allowedIps: ['10.0.0.0/8'],
+          keys: [{ hash: walled.hash }],
+        },
+        {
+          id: 'gone',
+          role: 'reader',
+          environments: ['PROD'],
+          projects: ['payments'],
+          status: 'disabled',
+          keys: [{ hash: disabled.hash }],
+        },
       ],
     });
     const open = async () => {
-      const instance = await createGatewayInstance({ logger: pino({ level: 'silent' }), server: ServerSchema.parse({}), tokenExchange: SnapshotSchema.shape.tokenExchange.parse(TOKEN_EXCHANGE) });
+      const instance = await createGatewayInstance({
+        logger: pino({ level: 'silent' }),
+        server: ServerSchema.parse({}),
+        tokenExchange: SnapshotSchema.shape.tokenExchange.parse(TOKEN_EXCHANGE),
+      });
       assert.equal((await instance.apply(snapshot)).applied, true);
       const { api: address } = await instance.listen({ port: 0, host: '127.0.0.1', ops: false });
       return { instance, url: `http://127.0.0.1:${address.port}` };
@@ -117,19 +150,39 @@ describe('the telemetry collector of a gateway instance', () => {
     });
     const m0 = '2026-03-01T10:00:00.000Z';
     const m1 = '2026-03-01T10:01:00.000Z';
-    const row = (minute: string, collection: string, endpoint: string, clientId: string, status: number, count: number) => ({ minute, collection, endpoint, clientId, status, count });
-    assert.deepEqual(rows.map((r) => JSON.stringify(r)).sort(), [
-      row(m0, 'billing', 'GET /invoices/{id}', 'alice', 200, 3),
-      row(m0, 'billing', 'POST /invoices', 'alice', 403, 1),
-      row(m0, 'billing', 'GET /invoices/{id}', '-', 401, 4),
-      row(m0, 'billing', 'GET /invoices/{id}', 'walled', 403, 1),
-      row(m0, 'billing', 'GET /invoices/{id}', 'gone', 403, 1),
-      row(m0, '-', '-', '-', 404, 1),
-      row(m1, 'billing', 'GET /invoices/{id}', 'alice', 200, 1),
-    ].map((r) => JSON.stringify(r)).sort());
+    const row = (
+      minute: string,
+      collection: string,
+      endpoint: string,
+      clientId: string,
+      status: number,
+      count: number,
+    ) => ({ minute, collection, endpoint, clientId, status, count });
+    assert.deepEqual(
+      rows.map((r) => JSON.stringify(r)).sort(),
+      [
+        row(m0, 'billing', 'GET /invoices/{id}', 'alice', 200, 3),
+        row(m0, 'billing', 'POST /invoices', 'alice', 403, 1),
+        row(m0, 'billing', 'GET /invoices/{id}', '-', 401, 4),
+        row(m0, 'billing', 'GET /invoices/{id}', 'walled', 403, 1),
+        row(m0, 'billing', 'GET /invoices/{id}', 'gone', 403, 1),
+        row(m0, '-', '-', '-', 404, 1),
+        row(m1, 'billing', 'GET /invoices/{id}', 'alice', 200, 1),
+      ]
+        .map((r) => JSON.stringify(r))
+        .sort(),
+    );
 
     const at = new Date(T0 + 5_000).toISOString();
-    const event = (kind: string, reason: string, clientId: string, keyLabel: string) => ({ at, kind, reason, collection: 'billing', clientId, keyLabel, ip: '127.0.0.1' });
+    const event = (kind: string, reason: string, clientId: string, keyLabel: string) => ({
+      at,
+      kind,
+      reason,
+      collection: 'billing',
+      clientId,
+      keyLabel,
+      ip: '127.0.0.1',
+    });
     assert.deepEqual(batch.securityEvents, [
       event('forbidden', 'GH_ERR_AUTH_FORBIDDEN_ENDPOINT', 'alice', 'alice-key'),
       event('auth_failure', 'GH_ERR_AUTH_INVALID_KEY', '', redactKey(stranger.key)),
@@ -141,23 +194,37 @@ describe('the telemetry collector of a gateway instance', () => {
     ]);
 
     assert.equal(batch.accessEvents.length, 12, 'every request of this gateway, fewer than the sample size');
-    assert.deepEqual(batch.accessEvents.map((e) => `${e.method} ${e.path} ${e.status} ${e.clientId || '-'} ${e.collection || '-'}`).sort(), [
-      'GET - 404 - -',
-      'GET /invoices/{id} 200 alice billing',
-      'GET /invoices/{id} 200 alice billing',
-      'GET /invoices/{id} 200 alice billing',
-      'GET /invoices/{id} 200 alice billing',
-      'GET /invoices/{id} 401 - billing',
-      'GET /invoices/{id} 401 - billing',
-      'GET /invoices/{id} 401 - billing',
-      'GET /invoices/{id} 401 - billing',
-      'GET /invoices/{id} 403 gone billing',
-      'GET /invoices/{id} 403 walled billing',
-      'POST /invoices 403 alice billing',
-    ]);
+    assert.deepEqual(
+      batch.accessEvents
+        .map((e) => `${e.method} ${e.path} ${e.status} ${e.clientId || '-'} ${e.collection || '-'}`)
+        .sort(),
+      [
+        'GET - 404 - -',
+        'GET /invoices/{id} 200 alice billing',
+        'GET /invoices/{id} 200 alice billing',
+        'GET /invoices/{id} 200 alice billing',
+        'GET /invoices/{id} 200 alice billing',
+        'GET /invoices/{id} 401 - billing',
+        'GET /invoices/{id} 401 - billing',
+        'GET /invoices/{id} 401 - billing',
+        'GET /invoices/{id} 401 - billing',
+        'GET /invoices/{id} 403 gone billing',
+        'GET /invoices/{id} 403 walled billing',
+        'POST /invoices 403 alice billing',
+      ],
+    );
 
     const json = JSON.stringify(batch);
-    for (const secret of [alice.key, walled.key, disabled.key, stranger.key, alice.key.slice(0, -1), alice.hash, stranger.hash]) assert.ok(!json.includes(secret), 'no key (or key hash) in the batch');
+    for (const secret of [
+      alice.key,
+      walled.key,
+      disabled.key,
+      stranger.key,
+      alice.key.slice(0, -1),
+      alice.hash,
+      stranger.hash,
+    ])
+      assert.ok(!json.includes(secret), 'no key (or key hash) in the batch');
     assert.deepEqual(TelemetryBatchSchema.parse(batch), batch, 'the control plane accepts it as it is');
     assert.equal(telemetry.takeBatch(), undefined, 'nothing new');
   });
@@ -183,7 +250,10 @@ describe('the telemetry collector of a gateway instance', () => {
     assert.equal(telemetry.ack(2), true);
     assert.equal(telemetry.ack(2), false, 'once');
     telemetry.requeue();
-    assert.deepEqual([telemetry.takeBatch()?.sequence, telemetry.takeBatch()?.sequence, telemetry.takeBatch()], [1, 3, undefined]);
+    assert.deepEqual(
+      [telemetry.takeBatch()?.sequence, telemetry.takeBatch()?.sequence, telemetry.takeBatch()],
+      [1, 3, undefined],
+    );
     assert.equal(telemetry.ack(1) && telemetry.ack(3), true);
     assert.equal(telemetry.buffered(), 0);
   });
@@ -197,7 +267,11 @@ describe('the telemetry collector of a gateway instance', () => {
         assert.equal(await call('/billing/invoices/1', alice.key), 200);
       }
       assert.equal(await call('/billing/invoices/1', stranger.key), 401); // a fifth row; its security event is one too many
-      assert.equal(await call('/billing/invoices/1', alice.key), 200, 'adds to an existing row: costs nothing, never dropped');
+      assert.equal(
+        await call('/billing/invoices/1', alice.key),
+        200,
+        'adds to an existing row: costs nothing, never dropped',
+      );
       clock += 60_000;
       assert.equal(await call('/billing/invoices/1', alice.key), 200); // a sixth row: dropped
       assert.equal(telemetry.dropped(), 2);
@@ -206,7 +280,10 @@ describe('the telemetry collector of a gateway instance', () => {
       const batch = telemetry.takeBatch()!;
       assert.equal(batch.dropped, 2);
       assert.equal(batch.requests.length, 5);
-      assert.equal(batch.requests.reduce((n, r) => n + r.count, 0), 6);
+      assert.equal(
+        batch.requests.reduce((n, r) => n + r.count, 0),
+        6,
+      );
       assert.equal(batch.securityEvents.length, 0);
 
       // Taken but not acknowledged (the control plane is unreachable): still counts against the bound.
@@ -217,7 +294,11 @@ describe('the telemetry collector of a gateway instance', () => {
       assert.match(text, /gatehouse_telemetry_dropped_total\{kind="security"\} 1/);
 
       const next = telemetry.takeBatch()!;
-      assert.deepEqual({ dropped: next.dropped, requests: next.requests.length }, { dropped: 1, requests: 0 }, 'the drop count travels on its own');
+      assert.deepEqual(
+        { dropped: next.dropped, requests: next.requests.length },
+        { dropped: 1, requests: 0 },
+        'the drop count travels on its own',
+      );
       telemetry.ack(batch.sequence);
       telemetry.ack(next.sequence);
       assert.equal(await call('/billing/invoices/1', alice.key), 200);
@@ -246,17 +327,38 @@ describe('the telemetry collector of a gateway instance', () => {
   });
 });
 
-
 describe('telemetry of a gateway instance whose shared rate-limit store is degraded', () => {
   it('sends a rate_limit_store_degraded event for its own instance only, which the control plane accepts', async () => {
     const hole = await startBlackHole();
-    const server = ServerSchema.parse({ rateLimitStore: { type: 'redis', url: hole.url, syncInterval: '20ms', commandTimeout: '100ms', connectTimeout: '200ms' } });
-    const degraded = await createGatewayInstance({ logger: pino({ level: 'silent' }), server, tokenExchange: SnapshotSchema.shape.tokenExchange.parse(TOKEN_EXCHANGE) });
-    const healthy = await createGatewayInstance({ logger: pino({ level: 'silent' }), server: ServerSchema.parse({}), tokenExchange: SnapshotSchema.shape.tokenExchange.parse(TOKEN_EXCHANGE) });
+    const server = ServerSchema.parse({
+      rateLimitStore: {
+        type: 'redis',
+        url: hole.url,
+        syncInterval: '20ms',
+        commandTimeout: '100ms',
+        connectTimeout: '200ms',
+      },
+    });
+    const degraded = await createGatewayInstance({
+      logger: pino({ level: 'silent' }),
+      server,
+      tokenExchange: SnapshotSchema.shape.tokenExchange.parse(TOKEN_EXCHANGE),
+    });
+    const healthy = await createGatewayInstance({
+      logger: pino({ level: 'silent' }),
+      server: ServerSchema.parse({}),
+      tokenExchange: SnapshotSchema.shape.tokenExchange.parse(TOKEN_EXCHANGE),
+    });
     const mine = createTelemetryCollector({ instanceId: 'i-degraded', server: degraded.server });
     const theirs = createTelemetryCollector({ instanceId: 'i-healthy', server: healthy.server });
     try {
-      await eventually(() => degraded.readiness().checks.rateLimitStore?.status === 'degraded' && /no answer within 100ms/.test(degraded.readiness().checks.rateLimitStore?.detail ?? ''), 5_000, 'the readiness check says degraded, and why');
+      await eventually(
+        () =>
+          degraded.readiness().checks.rateLimitStore?.status === 'degraded' &&
+          /no answer within 100ms/.test(degraded.readiness().checks.rateLimitStore?.detail ?? ''),
+        5_000,
+        'the readiness check says degraded, and why',
+      );
       let batch = mine.takeBatch();
       // The first report may precede the collector (it repeats every 15 s): wait for either.
       if (batch === undefined) {

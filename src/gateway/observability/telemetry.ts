@@ -24,7 +24,17 @@
  * pending batch go out again, in sequence order. A batch holds at most `maxBufferedEvents` events.
  */
 import client from 'prom-client';
-import { batchSize, containsKey, NONE, SecurityEventKind, securityEventKind, type AccessEvent, type RequestCount, type SecurityEvent, type TelemetryBatch } from '../../config/telemetry.ts';
+import {
+  batchSize,
+  containsKey,
+  NONE,
+  SecurityEventKind,
+  securityEventKind,
+  type AccessEvent,
+  type RequestCount,
+  type SecurityEvent,
+  type TelemetryBatch,
+} from '../../config/telemetry.ts';
 import type { CompiledCollection } from '../snapshot/compiled.ts';
 import { channels, type KeyRefusedEvent, type RateLimitStoreStateEvent, type RequestEndEvent } from './channels.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -126,7 +136,16 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
     } else if (buffered() >= maxBuffered) {
       drop('request');
     } else {
-      rows.set(key, { minute: minuteIso, collection, endpoint, clientId, status: e.status, count: 1, durationMsSum: e.ms, durationMsMax: e.ms });
+      rows.set(key, {
+        minute: minuteIso,
+        collection,
+        endpoint,
+        clientId,
+        status: e.status,
+        count: 1,
+        durationMsSum: e.ms,
+        durationMsMax: e.ms,
+      });
     }
 
     const kind = e.code === undefined ? undefined : securityEventKind(e.code);
@@ -139,7 +158,16 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
       if (containsKey(keyLabel)) keyLabel = ''; // a configured key id that is a key: never sent
 
       if (buffered() >= maxBuffered) drop('security');
-      else security.push({ at: new Date(t).toISOString(), kind, reason: e.code!, collection: e.collection === undefined ? '' : collection, clientId: e.principal?.id ?? '', keyLabel, ip: e.clientIp.slice(0, 64) });
+      else
+        security.push({
+          at: new Date(t).toISOString(),
+          kind,
+          reason: e.code!,
+          collection: e.collection === undefined ? '' : collection,
+          clientId: e.principal?.id ?? '',
+          keyLabel,
+          ip: e.clientIp.slice(0, 64),
+        });
     }
 
     if (sampleSize > 0) {
@@ -169,7 +197,15 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
     const e = message as RateLimitStoreStateEvent;
     if (e.status !== 'degraded' || (server !== undefined && e.server !== server)) return;
     if (buffered() >= maxBuffered) return drop('security');
-    security.push({ at: new Date(now()).toISOString(), kind: SecurityEventKind.rateLimitStoreDegraded, reason: 'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE', collection: '', clientId: '', keyLabel: '', ip: '' });
+    security.push({
+      at: new Date(now()).toISOString(),
+      kind: SecurityEventKind.rateLimitStoreDegraded,
+      reason: 'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE',
+      collection: '',
+      clientId: '',
+      keyLabel: '',
+      ip: '',
+    });
   }
 
   channels.keyRefused.subscribe(onKeyRefused);
@@ -184,7 +220,14 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
         return again;
       }
       if (rows.size === 0 && security.length === 0 && access.length === 0 && droppedSinceBatch === 0) return undefined;
-      const batch: TelemetryBatch = { instanceId, sequence: ++sequence, requests: [...rows.values()], securityEvents: security, accessEvents: access, dropped: droppedSinceBatch };
+      const batch: TelemetryBatch = {
+        instanceId,
+        sequence: ++sequence,
+        requests: [...rows.values()],
+        securityEvents: security,
+        accessEvents: access,
+        dropped: droppedSinceBatch,
+      };
       rows = new Map();
       security = [];
       access = [];

@@ -59,7 +59,12 @@ export function authenticate(options: AuthenticateOptions): Policy {
     const socket = req.socket;
     const known = connectionKeys.get(socket);
     if (known !== undefined && known !== SHARED) {
-      const value = known.header === 'authorization' ? authorization : authorization === undefined ? headers['x-api-key'] : undefined;
+      const value =
+        known.header === 'authorization'
+          ? authorization
+          : authorization === undefined
+            ? headers['x-api-key']
+            : undefined;
       if (value === known.value) return accept(ctx, known.entry);
       connectionKeys.set(socket, SHARED);
     }
@@ -67,7 +72,11 @@ export function authenticate(options: AuthenticateOptions): Policy {
     let from = 'authorization';
     if (authorization !== undefined) {
       // The scheme is case-insensitive (RFC 9110 §11.1); the common spelling is checked without allocating.
-      if (authorization.length > 7 && (authorization.startsWith('Bearer ') || authorization.slice(0, 7).toLowerCase() === 'bearer ')) key = authorization.slice(7).trim();
+      if (
+        authorization.length > 7 &&
+        (authorization.startsWith('Bearer ') || authorization.slice(0, 7).toLowerCase() === 'bearer ')
+      )
+        key = authorization.slice(7).trim();
     }
     if (key === undefined) {
       const header = headers['x-api-key'];
@@ -82,7 +91,12 @@ export function authenticate(options: AuthenticateOptions): Policy {
       if (!isWellFormedKey(key)) return keyRefused(ctx, key, MALFORMED);
       entry = keys.get(hashKey(key));
       if (!entry) return keyRefused(ctx, key, INVALID);
-      if (known === undefined) connectionKeys.set(socket, { header: from, value: from === 'authorization' ? authorization! : (headers['x-api-key'] as string), entry });
+      if (known === undefined)
+        connectionKeys.set(socket, {
+          header: from,
+          value: from === 'authorization' ? authorization! : (headers['x-api-key'] as string),
+          entry,
+        });
     } else {
       // Legacy pair: a key of any format plus the email it was issued to.
       const legacyKey = headers[legacyKeyHeader];
@@ -115,7 +129,9 @@ export function authenticate(options: AuthenticateOptions): Policy {
  * Gatehouse key in `Authorization` or `X-API-Key`, and a legacy key + email pair that names a known legacy
  * client. Other `Authorization` values (the backend's own scheme) pass. The policy never refuses.
  */
-export function stripCredentials(options: Pick<AuthenticateOptions, 'legacyKeys' | 'legacyKeyHeader' | 'legacyEmailHeader'>): Policy {
+export function stripCredentials(
+  options: Pick<AuthenticateOptions, 'legacyKeys' | 'legacyKeyHeader' | 'legacyEmailHeader'>,
+): Policy {
   const { legacyKeys, legacyKeyHeader, legacyEmailHeader } = options;
   return function stripCredentialsPolicy(ctx: RequestContext) {
     const headers = ctx.req.headers;
@@ -125,7 +141,13 @@ export function stripCredentials(options: Pick<AuthenticateOptions, 'legacyKeys'
     const apiKey = headers['x-api-key'];
     if (typeof apiKey === 'string' && apiKey.includes(KEY_PREFIX)) (strip ??= []).push('x-api-key');
     const legacyKey = headers[legacyKeyHeader];
-    if (typeof legacyKey === 'string' && legacyKey.length > 0 && legacyKey.length <= 512 && legacyKeys.has(hashKey(legacyKey))) (strip ??= []).push(legacyKeyHeader, legacyEmailHeader);
+    if (
+      typeof legacyKey === 'string' &&
+      legacyKey.length > 0 &&
+      legacyKey.length <= 512 &&
+      legacyKeys.has(hashKey(legacyKey))
+    )
+      (strip ??= []).push(legacyKeyHeader, legacyEmailHeader);
     if (strip !== undefined) ctx.credentialHeaders = strip;
     return undefined;
   };
@@ -133,7 +155,8 @@ export function stripCredentials(options: Pick<AuthenticateOptions, 'legacyKeys'
 
 /** Telemetry learns which key was tried, by its display prefix only; nothing is built without a subscriber. */
 function keyRefused(ctx: RequestContext, key: string, r: Refusal): Refusal {
-  if (channels.keyRefused.hasSubscribers) channels.keyRefused.publish({ requestId: ctx.requestId, keyPrefix: redactKey(key) });
+  if (channels.keyRefused.hasSubscribers)
+    channels.keyRefused.publish({ requestId: ctx.requestId, keyPrefix: redactKey(key) });
   return r;
 }
 

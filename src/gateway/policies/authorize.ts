@@ -15,7 +15,11 @@ export function authorize(): Policy {
     const principal = ctx.principal!;
     const collection = ctx.collection;
     const { environments, projects } = principal;
-    if (!(environments.has(collection.environment) || environments.has(WILDCARD)) || !(projects.has(collection.project) || projects.has(WILDCARD))) return SCOPE;
+    if (
+      !(environments.has(collection.environment) || environments.has(WILDCARD)) ||
+      !(projects.has(collection.project) || projects.has(WILDCARD))
+    )
+      return SCOPE;
     return principal.role.endpointIds.has(ctx.endpoint.id) ? undefined : ENDPOINT;
   };
 }

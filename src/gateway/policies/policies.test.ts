@@ -28,12 +28,35 @@ describe('the compiled policy chain', async () => {
 
   const snapshot = SnapshotSchema.parse({
     tokenExchange: { issuer: 'i', audience: 'a' },
-    collections: [{ name: 'c', basePath: '/c', upstream: 'http://127.0.0.1:1', project: 'p', environment: 'PROD', endpoints: [{ method: 'GET', path: '/x', permission: 'x:read' }] }],
+    collections: [
+      {
+        name: 'c',
+        basePath: '/c',
+        upstream: 'http://127.0.0.1:1',
+        project: 'p',
+        environment: 'PROD',
+        endpoints: [{ method: 'GET', path: '/x', permission: 'x:read' }],
+      },
+    ],
     roles: [{ name: 'r', permissions: ['x:read'] }],
     rateLimits: { key: { limit: 2, window: '1m' } },
     clients: [
-      { id: 'v6-client', role: 'r', environments: ['PROD'], projects: ['p'], allowedIps: ['2001:db8::/32', '::1/128'], keys: [{ hash: v6.hash }] },
-      { id: 'v4-client', role: 'r', environments: ['PROD'], projects: ['p'], allowedIps: ['192.168.0.0/16'], keys: [{ hash: v4.hash }] },
+      {
+        id: 'v6-client',
+        role: 'r',
+        environments: ['PROD'],
+        projects: ['p'],
+        allowedIps: ['2001:db8::/32', '::1/128'],
+        keys: [{ hash: v6.hash }],
+      },
+      {
+        id: 'v4-client',
+        role: 'r',
+        environments: ['PROD'],
+        projects: ['p'],
+        allowedIps: ['192.168.0.0/16'],
+        keys: [{ hash: v4.hash }],
+      },
       { id: 'kept-client', role: 'r', environments: ['PROD'], projects: ['p'], keys: [{ hash: kept.hash }] },
     ],
   });
@@ -44,11 +67,26 @@ describe('the compiled policy chain', async () => {
   const endpoint = match.endpoint;
 
   /** One policy-chain run; `socket` stands for the client connection (a new one per call unless given). */
-  async function run(key: string, clientIp: string, socket: object = {}, headers: Record<string, string> = { authorization: `Bearer ${key}` }) {
+  async function run(
+    key: string,
+    clientIp: string,
+    socket: object = {},
+    headers: Record<string, string> = { authorization: `Bearer ${key}` },
+  ) {
     const ctx: RequestContext = {
       req: { headers, socket } as unknown as IncomingMessage,
-      res: null, requestId: 'r', clientIp, collection, endpoint, forwardPath: '/x',
-      principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamAuthorization: undefined, forwardedHost: undefined,
+      res: null,
+      requestId: 'r',
+      clientIp,
+      collection,
+      endpoint,
+      forwardPath: '/x',
+      principal: undefined,
+      key: undefined,
+      credentialHeaders: undefined,
+      responseHeaders: undefined,
+      upstreamAuthorization: undefined,
+      forwardedHost: undefined,
     };
     for (const policy of collection.chain) {
       const result = await policy(ctx);
@@ -102,25 +140,49 @@ describe('the compiled policy chain', async () => {
       const unknown = await run(other.key, '192.168.1.1', connection);
       assert.equal(unknown.code, 'GH_ERR_AUTH_INVALID_KEY');
       assert.equal(unknown.ctx.principal, undefined);
-      const malformed = await run(`${v4.key.slice(0, -1)}${v4.key.endsWith('x') ? 'y' : 'x'}`, '192.168.1.1', connection);
+      const malformed = await run(
+        `${v4.key.slice(0, -1)}${v4.key.endsWith('x') ? 'y' : 'x'}`,
+        '192.168.1.1',
+        connection,
+      );
       assert.equal(malformed.code, 'GH_ERR_AUTH_MALFORMED_KEY');
     });
 
     it('does not take an X-API-Key for the Authorization value it remembered, or the other way round', async () => {
       const connection = {};
       await run(v6.key, '::2', connection, { 'x-api-key': v6.key });
-      const both = await run(other.key, '::2', connection, { authorization: `Bearer ${other.key}`, 'x-api-key': v6.key });
-      assert.equal(both.code, 'GH_ERR_AUTH_INVALID_KEY', 'Authorization wins over X-API-Key, as without a remembered key');
+      const both = await run(other.key, '::2', connection, {
+        authorization: `Bearer ${other.key}`,
+        'x-api-key': v6.key,
+      });
+      assert.equal(
+        both.code,
+        'GH_ERR_AUTH_INVALID_KEY',
+        'Authorization wins over X-API-Key, as without a remembered key',
+      );
     });
 
     it('does not serve a key from an older snapshot', async () => {
       const connection = {};
       await run(v4.key, '192.168.1.1', connection);
-      const revoked = compileSnapshot({ ...snapshot, clients: snapshot.clients.filter((c) => c.id !== 'v4-client') }, { pools, rateLimitStore: store, minter, onTokenError: () => {} });
+      const revoked = compileSnapshot(
+        { ...snapshot, clients: snapshot.clients.filter((c) => c.id !== 'v4-client') },
+        { pools, rateLimitStore: store, minter, onTokenError: () => {} },
+      );
       const ctx: RequestContext = {
         req: { headers: { authorization: `Bearer ${v4.key}` }, socket: connection } as unknown as IncomingMessage,
-        res: null, requestId: 'r', clientIp: '192.168.1.1', collection: revoked.collections[0]!, endpoint, forwardPath: '/x',
-        principal: undefined, key: undefined, credentialHeaders: undefined, responseHeaders: undefined, upstreamAuthorization: undefined, forwardedHost: undefined,
+        res: null,
+        requestId: 'r',
+        clientIp: '192.168.1.1',
+        collection: revoked.collections[0]!,
+        endpoint,
+        forwardPath: '/x',
+        principal: undefined,
+        key: undefined,
+        credentialHeaders: undefined,
+        responseHeaders: undefined,
+        upstreamAuthorization: undefined,
+        forwardedHost: undefined,
       };
       assert.equal((await revoked.collections[0]!.chain[0]!(ctx))?.code, 'GH_ERR_AUTH_INVALID_KEY');
     });

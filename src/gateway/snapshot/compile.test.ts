@@ -13,7 +13,9 @@ import { openSigningKeyStore } from '../tokens/keystore.ts';
 import { createMinter } from '../tokens/minter.ts';
 import { compileSnapshot } from './compile.ts';
 
-const keys = Object.fromEntries(['invoicer', 'admin', 'all', 'everywhere', 'prodOnly', 'legacy'].map((n) => [n, generateKey()]));
+const keys = Object.fromEntries(
+  ['invoicer', 'admin', 'all', 'everywhere', 'prodOnly', 'legacy'].map((n) => [n, generateKey()]),
+);
 
 describe('a compiled snapshot', async () => {
   const pools = new UpstreamPools();
@@ -26,31 +28,69 @@ describe('a compiled snapshot', async () => {
   });
 
   const collection = (name: string, environment: string, project: string, permissions: string[]) => ({
-    name, basePath: `/${name}`, upstream: 'http://127.0.0.1:1', project, environment,
+    name,
+    basePath: `/${name}`,
+    upstream: 'http://127.0.0.1:1',
+    project,
+    environment,
     endpoints: permissions.map((permission, i) => ({ method: 'GET', path: `/e${i}`, permission })),
   });
-  const client = (id: string, role: string, environments: string[], projects: string[]) => ({ id, role, environments, projects, keys: [{ hash: keys[id]!.hash }] });
-  const table = compileSnapshot(SnapshotSchema.parse({
-    tokenExchange: { issuer: 'i', audience: 'a' },
-    collections: [
-      collection('billing', 'PROD', 'payments', ['invoices:read', 'invoices:write', 'invoices:items:read', 'invoicesx:read', 'invoices']),
-      collection('admin', 'PROD', 'gatehouse', ['admin:clients:read', 'admin:clients:write', 'admin:roles:read', 'audit:read']),
-      collection('billing-test', 'TEST', 'payments', ['invoices:read']),
-    ],
-    roles: [
-      { name: 'invoicer', permissions: ['invoices:*'] },
-      { name: 'client-admin', permissions: ['admin:clients:*', 'audit:read'] },
-      { name: 'all', permissions: ['*'] },
-    ],
-    clients: [
-      client('invoicer', 'invoicer', ['PROD'], ['payments']),
-      client('admin', 'client-admin', ['PROD'], ['gatehouse']),
-      client('all', 'all', ['PROD'], ['payments', 'gatehouse']),
-      client('everywhere', 'invoicer', ['*'], ['*']),
-      client('prodOnly', 'invoicer', ['PROD'], ['*']),
-    ],
-    legacyClients: [{ id: 'legacy', role: 'invoicer', environments: ['*'], projects: ['payments'], email: 'a@b.example', keyHash: keys.legacy!.hash }],
-  }), { pools, rateLimitStore: store, minter: createMinter({ issuer: 'i', audience: 'a', ttlMs: 60_000, claims: [], keys: signing }), onTokenError: () => {} });
+  const client = (id: string, role: string, environments: string[], projects: string[]) => ({
+    id,
+    role,
+    environments,
+    projects,
+    keys: [{ hash: keys[id]!.hash }],
+  });
+  const table = compileSnapshot(
+    SnapshotSchema.parse({
+      tokenExchange: { issuer: 'i', audience: 'a' },
+      collections: [
+        collection('billing', 'PROD', 'payments', [
+          'invoices:read',
+          'invoices:write',
+          'invoices:items:read',
+          'invoicesx:read',
+          'invoices',
+        ]),
+        collection('admin', 'PROD', 'gatehouse', [
+          'admin:clients:read',
+          'admin:clients:write',
+          'admin:roles:read',
+          'audit:read',
+        ]),
+        collection('billing-test', 'TEST', 'payments', ['invoices:read']),
+      ],
+      roles: [
+        { name: 'invoicer', permissions: ['invoices:*'] },
+        { name: 'client-admin', permissions: ['admin:clients:*', 'audit:read'] },
+        { name: 'all', permissions: ['*'] },
+      ],
+      clients: [
+        client('invoicer', 'invoicer', ['PROD'], ['payments']),
+        client('admin', 'client-admin', ['PROD'], ['gatehouse']),
+        client('all', 'all', ['PROD'], ['payments', 'gatehouse']),
+        client('everywhere', 'invoicer', ['*'], ['*']),
+        client('prodOnly', 'invoicer', ['PROD'], ['*']),
+      ],
+      legacyClients: [
+        {
+          id: 'legacy',
+          role: 'invoicer',
+          environments: ['*'],
+          projects: ['payments'],
+          email: 'a@b.example',
+          keyHash: keys.legacy!.hash,
+        },
+      ],
+    }),
+    {
+      pools,
+      rateLimitStore: store,
+      minter: createMinter({ issuer: 'i', audience: 'a', ttlMs: 60_000, claims: [], keys: signing }),
+      onTokenError: () => {},
+    },
+  );
 
   const granted = (role: string) => [...table.keys.get(keys[role]!.hash)!.principal.role.endpointIds].sort();
   /** Runs the authorize policy for `who` on endpoint `/e<n>` of `collectionName`. */
@@ -59,12 +99,22 @@ describe('a compiled snapshot', async () => {
     const c = table.collections.find((x) => x.name === collectionName)!;
     const match = c.endpoints.match('GET', `/e${n}`);
     assert.ok(match && 'endpoint' in match);
-    const ctx = { req: {} as IncomingMessage, collection: c, endpoint: match.endpoint, principal: entry.principal } as RequestContext;
+    const ctx = {
+      req: {} as IncomingMessage,
+      collection: c,
+      endpoint: match.endpoint,
+      principal: entry.principal,
+    } as RequestContext;
     return (authorize()(ctx) as Refusal | undefined)?.code ?? 'ok'; // authorize answers synchronously
   };
 
   it('expands "invoices:*" to every endpoint whose permission starts with "invoices:", in every collection', () => {
-    assert.deepEqual(granted('invoicer'), ['billing GET /e0', 'billing GET /e1', 'billing GET /e2', 'billing-test GET /e0']);
+    assert.deepEqual(granted('invoicer'), [
+      'billing GET /e0',
+      'billing GET /e1',
+      'billing GET /e2',
+      'billing-test GET /e0',
+    ]);
   });
 
   it('expands "admin:clients:*" next to an exact permission', () => {
@@ -92,7 +142,7 @@ describe('a compiled snapshot', async () => {
     assert.equal(authorized('all', 'billing-test'), 'GH_ERR_AUTH_FORBIDDEN_SCOPE');
   });
 
-  it('keeps the role\'s permissions as written for the token', () => {
+  it("keeps the role's permissions as written for the token", () => {
     assert.deepEqual(table.keys.get(keys.invoicer!.hash)!.principal.role.permissions, ['invoices:*']);
   });
 });

@@ -17,7 +17,14 @@ import type { RateLimitStore } from '../../shared/rate-limit-store.ts';
 import { rateLimit } from '../policies/rate-limit/policy.ts';
 import { tokenExchange } from '../policies/token-exchange.ts';
 import type { Minter } from '../tokens/minter.ts';
-import { type CompiledCollection, type CompiledEndpoint, type CompiledRole, KeyEntry, type Principal, type RouteTable } from './compiled.ts';
+import {
+  type CompiledCollection,
+  type CompiledEndpoint,
+  type CompiledRole,
+  KeyEntry,
+  type Principal,
+  type RouteTable,
+} from './compiled.ts';
 
 export interface CompileDeps {
   pools: UpstreamPools;
@@ -83,7 +90,13 @@ export function startCompile(snapshot: Snapshot): SnapshotCompilation {
   };
 }
 
-function finishCompile(snapshot: Snapshot, deps: CompileDeps, keys: Map<string, KeyEntry>, legacyKeys: Map<string, KeyEntry>, clientLimits: boolean): RouteTable {
+function finishCompile(
+  snapshot: Snapshot,
+  deps: CompileDeps,
+  keys: Map<string, KeyEntry>,
+  legacyKeys: Map<string, KeyEntry>,
+  clientLimits: boolean,
+): RouteTable {
   const auth = authenticate({
     keys,
     legacyKeys,
@@ -91,7 +104,11 @@ function finishCompile(snapshot: Snapshot, deps: CompileDeps, keys: Map<string, 
     legacyEmailHeader: snapshot.legacyAuth.emailHeader,
     now: deps.now,
   });
-  const strip = stripCredentials({ legacyKeys, legacyKeyHeader: snapshot.legacyAuth.keyHeader, legacyEmailHeader: snapshot.legacyAuth.emailHeader });
+  const strip = stripCredentials({
+    legacyKeys,
+    legacyKeyHeader: snapshot.legacyAuth.keyHeader,
+    legacyEmailHeader: snapshot.legacyAuth.emailHeader,
+  });
   const ip = ipAllow();
   const authz = authorize();
 
@@ -104,9 +121,24 @@ function finishCompile(snapshot: Snapshot, deps: CompileDeps, keys: Map<string, 
     if (c.authRequired) {
       chain.push(auth, ip, authz);
       if (limits.key || limits.client || limits.org || clientLimits) {
-        chain.push(rateLimit({ store: deps.rateLimitStore, limits, collection: c.name, route: `${c.host ?? '*'} ${c.basePath}` }));
+        chain.push(
+          rateLimit({
+            store: deps.rateLimitStore,
+            limits,
+            collection: c.name,
+            route: `${c.host ?? '*'} ${c.basePath}`,
+          }),
+        );
       }
-      chain.push(tokenExchange({ minter: deps.minter, environment: c.environment, project: c.project, audience: c.audience, onError: deps.onTokenError }));
+      chain.push(
+        tokenExchange({
+          minter: deps.minter,
+          environment: c.environment,
+          project: c.project,
+          audience: c.audience,
+          onError: deps.onTokenError,
+        }),
+      );
     } else {
       chain.push(strip);
     }
@@ -124,7 +156,11 @@ function finishCompile(snapshot: Snapshot, deps: CompileDeps, keys: Map<string, 
       upstream: {
         origin: url.origin,
         pathPrefix: url.pathname.replace(/\/+$/, ''),
-        pool: deps.pools.get({ origin: url.origin, connections: c.upstream.connections, connectTimeout: c.upstream.connectTimeout }),
+        pool: deps.pools.get({
+          origin: url.origin,
+          connections: c.upstream.connections,
+          connectTimeout: c.upstream.connectTimeout,
+        }),
         headersTimeout: c.upstream.headersTimeout,
         bodyTimeout: c.upstream.bodyTimeout,
         egressDenied: deps.pools.literalRefusal(url),
@@ -179,7 +215,8 @@ function compileRoles(snapshot: Snapshot): Map<string, CompiledRole> {
       if (p === WILDCARD) {
         for (const id of all) ids.add(id);
       } else if (p.endsWith(':*')) {
-        for (const [permission, list] of byPermission) if (grantsPermission(p, permission)) for (const id of list) ids.add(id);
+        for (const [permission, list] of byPermission)
+          if (grantsPermission(p, permission)) for (const id of list) ids.add(id);
       } else {
         for (const id of byPermission.get(p) ?? []) ids.add(id);
       }
@@ -188,10 +225,15 @@ function compileRoles(snapshot: Snapshot): Map<string, CompiledRole> {
       // Match by template shape, so a grant survives a renamed path parameter.
       const shape = e.path.replace(/\{[^}]+\}/g, '{}');
       const collection = snapshot.collections.find((c) => c.name === e.collection);
-      const target = collection?.endpoints.find((x) => x.method === e.method && x.path.replace(/\{[^}]+\}/g, '{}') === shape);
+      const target = collection?.endpoints.find(
+        (x) => x.method === e.method && x.path.replace(/\{[^}]+\}/g, '{}') === shape,
+      );
       if (target) ids.add(endpointId(e.collection, target.method, target.path));
     }
-    roles.set(r.name, Object.freeze({ name: r.name, permissions: Object.freeze([...r.permissions]), endpointIds: ids }));
+    roles.set(
+      r.name,
+      Object.freeze({ name: r.name, permissions: Object.freeze([...r.permissions]), endpointIds: ids }),
+    );
   }
   return roles;
 }
@@ -211,7 +253,12 @@ class Interner {
   }
 }
 
-function compilePrincipal(kind: 'client' | 'legacy', c: Client | LegacyClient, roles: Map<string, CompiledRole>, interned: Interner): Principal | undefined {
+function compilePrincipal(
+  kind: 'client' | 'legacy',
+  c: Client | LegacyClient,
+  roles: Map<string, CompiledRole>,
+  interned: Interner,
+): Principal | undefined {
   const role = roles.get(c.role);
   if (!role) return undefined; // the schema refuses unknown roles; a role deleted under a client fails closed
   return Object.freeze({
@@ -232,7 +279,6 @@ function compilePrincipal(kind: 'client' | 'legacy', c: Client | LegacyClient, r
 }
 
 const NO_LIMITS = Object.freeze({});
-
 
 function mergeLimits(defaults: RateLimitPolicies, own: RateLimitPolicies | undefined): RateLimitPolicies {
   return { key: own?.key ?? defaults.key, client: own?.client ?? defaults.client, org: own?.org ?? defaults.org };

@@ -16,7 +16,12 @@ export interface ReconnectBackoff {
   shortOutageMs?: number;
 }
 
-export const DEFAULT_RECONNECT: Required<ReconnectBackoff> = { initialMs: 250, maxMs: 30_000, shortOutageCapMs: 1000, shortOutageMs: 60_000 };
+export const DEFAULT_RECONNECT: Required<ReconnectBackoff> = {
+  initialMs: 250,
+  maxMs: 30_000,
+  shortOutageCapMs: 1000,
+  shortOutageMs: 60_000,
+};
 
 /** The longest delay before attempt `attempt` (failures in a row) after `outageMs` without a connection. */
 export function reconnectCeiling(backoff: ReconnectBackoff, attempt: number, outageMs: number): number {

@@ -20,7 +20,14 @@ import { caPin, singleCertificate } from '../../shared/certificates.ts';
 import { startEdgeGateway } from './edge-runtime.ts';
 
 const SERVER_NAMES = ['gatehouse-control-plane', 'localhost', '127.0.0.1'];
-const GATEWAY = { id: 'gw_boot1', name: 'eu-1', workspaceId: 'wsp_boot0000000000000001', workspaceName: 'acme', environment: 'PROD', installMethod: 'docker' } as const;
+const GATEWAY = {
+  id: 'gw_boot1',
+  name: 'eu-1',
+  workspaceId: 'wsp_boot0000000000000001',
+  workspaceName: 'acme',
+  environment: 'PROD',
+  installMethod: 'docker',
+} as const;
 const TOKEN = `ghr_${'T'.repeat(32)}`;
 
 interface Seen {
@@ -104,37 +111,82 @@ describe('bootstrap trusts exactly the pinned CA', () => {
   };
   /** A register answer as the control plane gives it, with the certificate signed by `signer`. */
   const registerAnswer = (signer: CertificateAuthority, ca: string, url: string) => async (body: { csr: string }) => ({
-    certificate: (await signer.signGatewayCsr(body.csr, { gatewayId: GATEWAY.id, workspaceId: GATEWAY.workspaceId, environment: GATEWAY.environment }, 3600_000)).certPem,
+    certificate: (
+      await signer.signGatewayCsr(
+        body.csr,
+        { gatewayId: GATEWAY.id, workspaceId: GATEWAY.workspaceId, environment: GATEWAY.environment },
+        3600_000,
+      )
+    ).certPem,
     ca,
     gateway: GATEWAY,
-    controlPlane: { bootstrap: url, sync: '127.0.0.1:1', telemetry: '127.0.0.1:1', serverName: 'gatehouse-control-plane' },
+    controlPlane: {
+      bootstrap: url,
+      sync: '127.0.0.1:1',
+      telemetry: '127.0.0.1:1',
+      serverName: 'gatehouse-control-plane',
+    },
   });
-  const options = (url: string, dir: string): BootstrapOptions => ({ token: TOKEN, caPin: real.pin, url, dir: join(work, dir), mode: 'standalone', timeoutMs: 5000 });
+  const options = (url: string, dir: string): BootstrapOptions => ({
+    token: TOKEN,
+    caPin: real.pin,
+    url,
+    dir: join(work, dir),
+    mode: 'standalone',
+    timeoutMs: 5000,
+  });
 
   it('refuses a CA answer holding the real CA followed by another one, before the token is sent, and writes nothing', async () => {
     // A network attacker answering in the control plane's place: its own TLS certificate, the real CA (which passes
     // the pin) and its own CA after it (which would otherwise become a trust anchor).
-    const e = await endpoint({ tls: attackerTls, ca: both(), register: registerAnswer(attacker, both(), 'https://attacker.example') });
+    const e = await endpoint({
+      tls: attackerTls,
+      ca: both(),
+      register: registerAnswer(attacker, both(), 'https://attacker.example'),
+    });
     const error = await bootstrapGateway(options(e.url, 'two-cas')).then(
       () => assert.fail('bootstrapped against an attacker'),
       (err: unknown) => err,
     );
     assert.ok(error instanceof BootstrapError, String(error));
     assert.equal(error.userMistake, false);
-    assert.equal(error.message, `the control plane at ${e.url} answered GET /v1/ca with a text that holds 2 certificates, not one: a CA is exactly one certificate; refusing to continue`);
-    assert.deepEqual(e.seen.map((s) => `${s.method} ${s.path}`), ['GET /v1/ca'], 'the token was sent');
+    assert.equal(
+      error.message,
+      `the control plane at ${e.url} answered GET /v1/ca with a text that holds 2 certificates, not one: a CA is exactly one certificate; refusing to continue`,
+    );
+    assert.deepEqual(
+      e.seen.map((s) => `${s.method} ${s.path}`),
+      ['GET /v1/ca'],
+      'the token was sent',
+    );
     assert.equal(await exists(join(work, 'two-cas')), false, 'the directory was created');
   });
 
   it('refuses a register answer whose CA is another one, holds an extra certificate, or whose certificate the pinned CA did not sign', async () => {
     const cases: [string, Script['register'], RegExp][] = [
-      ['other-ca', async (body) => ({ ...(await registerAnswer(real, attacker.certPem, 'https://x.example')(body)) }), /it came with a CA other than the pinned one/],
-      ['extra-ca', async (body) => ({ ...(await registerAnswer(real, both(), 'https://x.example')(body)) }), /the CA it came with holds 2 certificates, not one/],
-      ['foreign-cert', registerAnswer(attacker, real.certPem, 'https://x.example'), /it is not signed by the pinned CA/],
-      ['two-certs', async (body) => {
-        const answer = await registerAnswer(real, real.certPem, 'https://x.example')(body);
-        return { ...answer, certificate: `${answer.certificate}\n${attacker.certPem}\n` };
-      }, /the certificate holds 2 certificates, not one/],
+      [
+        'other-ca',
+        async (body) => ({ ...(await registerAnswer(real, attacker.certPem, 'https://x.example')(body)) }),
+        /it came with a CA other than the pinned one/,
+      ],
+      [
+        'extra-ca',
+        async (body) => ({ ...(await registerAnswer(real, both(), 'https://x.example')(body)) }),
+        /the CA it came with holds 2 certificates, not one/,
+      ],
+      [
+        'foreign-cert',
+        registerAnswer(attacker, real.certPem, 'https://x.example'),
+        /it is not signed by the pinned CA/,
+      ],
+      [
+        'two-certs',
+        async (body) => {
+          const answer = await registerAnswer(real, real.certPem, 'https://x.example')(body);
+          return { ...answer, certificate: `${answer.certificate}\n${attacker.certPem}\n` };
+        },
+        /the certificate holds 2 certificates, not one/,
+      ],
     ];
     for (const [dir, register, message] of cases) {
       const e = await endpoint({ tls: realTls, ca: real.certPem, register });
@@ -151,7 +203,11 @@ describe('bootstrap trusts exactly the pinned CA', () => {
 
   it('bootstraps against a genuine answer, writing the pinned CA as the one certificate of tls/ca.pem', async () => {
     let url = '';
-    const e = await endpoint({ tls: realTls, ca: `${real.certPem}\n`, register: (body) => registerAnswer(real, real.certPem, url)(body) });
+    const e = await endpoint({
+      tls: realTls,
+      ca: `${real.certPem}\n`,
+      register: (body) => registerAnswer(real, real.certPem, url)(body),
+    });
     url = e.url;
     const result = await bootstrapGateway(options(e.url, 'genuine'));
     assert.deepEqual(result.files, ['tls/gateway.key', 'tls/gateway.crt', 'tls/ca.pem', 'gateway.json']);
@@ -160,12 +216,19 @@ describe('bootstrap trusts exactly the pinned CA', () => {
     const single = singleCertificate(caPem);
     assert.ok(single.ok);
     assert.equal(single.pem, caPem);
-    assert.deepEqual(e.seen.map((s) => `${s.method} ${s.path}`), ['GET /v1/ca', 'POST /v1/register']);
+    assert.deepEqual(
+      e.seen.map((s) => `${s.method} ${s.path}`),
+      ['GET /v1/ca', 'POST /v1/register'],
+    );
   });
 
   it('writes every file of the config directory through the atomic-write helper, the key and values.yaml with mode 0600', async () => {
     let url = '';
-    const e = await endpoint({ tls: realTls, ca: `${real.certPem}\n`, register: (body) => registerAnswer(real, real.certPem, url)(body) });
+    const e = await endpoint({
+      tls: realTls,
+      ca: `${real.certPem}\n`,
+      register: (body) => registerAnswer(real, real.certPem, url)(body),
+    });
     url = e.url;
     const recorder = recordDurableWrites();
     try {
@@ -174,19 +237,36 @@ describe('bootstrap trusts exactly the pinned CA', () => {
       recorder.stop();
     }
     const dir = join(work, 'durable');
-    const modes = { 'tls/gateway.key': 0o600, 'tls/gateway.crt': 0o644, 'tls/ca.pem': 0o644, 'values.yaml': 0o600, 'gateway.json': 0o644 };
+    const modes = {
+      'tls/gateway.key': 0o600,
+      'tls/gateway.crt': 0o644,
+      'tls/ca.pem': 0o644,
+      'values.yaml': 0o600,
+      'gateway.json': 0o644,
+    };
     assert.deepEqual(
       recorder.writes,
-      Object.entries(modes).map(([name, mode]) => ({ path: join(dir, name), mode, exclusive: true, fileSynced: true, directorySynced: true })),
+      Object.entries(modes).map(([name, mode]) => ({
+        path: join(dir, name),
+        mode,
+        exclusive: true,
+        fileSynced: true,
+        directorySynced: true,
+      })),
     );
-    for (const [name, mode] of Object.entries(modes)) assert.equal((await stat(join(dir, name))).mode & 0o777, mode, name);
+    for (const [name, mode] of Object.entries(modes))
+      assert.equal((await stat(join(dir, name))).mode & 0o777, mode, name);
     assert.deepEqual((await readdir(dir)).sort(), ['gateway.json', 'tls', 'values.yaml']);
     assert.deepEqual((await readdir(join(dir, 'tls'))).sort(), ['ca.pem', 'gateway.crt', 'gateway.key']);
   });
 
   it('a config directory whose writing fails holds no gateway.json, and the error says what failed and what to do', async () => {
     let url = '';
-    const e = await endpoint({ tls: realTls, ca: `${real.certPem}\n`, register: (body) => registerAnswer(real, real.certPem, url)(body) });
+    const e = await endpoint({
+      tls: realTls,
+      ca: `${real.certPem}\n`,
+      register: (body) => registerAnswer(real, real.certPem, url)(body),
+    });
     url = e.url;
     const rename = fs.rename;
     mock.method(fs, 'rename', async (from: string, to: string) => {
@@ -215,7 +295,14 @@ describe('bootstrap trusts exactly the pinned CA', () => {
     const logger = pino({ level: 'silent' });
     /** Starts the gateway, which must refuse with `message`. */
     const refusesToStart = async (message: string) => {
-      const outcome = await startEdgeGateway({ dir, logger, port: 0, host: '127.0.0.1', opsPort: 0, telemetry: false }).catch((err: unknown) => err);
+      const outcome = await startEdgeGateway({
+        dir,
+        logger,
+        port: 0,
+        host: '127.0.0.1',
+        opsPort: 0,
+        telemetry: false,
+      }).catch((err: unknown) => err);
       if (!(outcome instanceof Error)) {
         await (outcome as { close(): Promise<void> }).close();
         assert.fail('the gateway started');
@@ -225,25 +312,50 @@ describe('bootstrap trusts exactly the pinned CA', () => {
     };
 
     await writeFile(file, both());
-    await refusesToStart(`${file}: the control plane's CA certificate must be exactly one certificate, and this file holds 2; restore it from the bootstrap (or bootstrap again)`);
+    await refusesToStart(
+      `${file}: the control plane's CA certificate must be exactly one certificate, and this file holds 2; restore it from the bootstrap (or bootstrap again)`,
+    );
     await writeFile(file, attacker.certPem);
-    await refusesToStart(`${file}: the control plane's CA certificate has the pin ${attacker.pin}, not ${real.pin} (gateway.json); restore it from the bootstrap (or bootstrap again)`);
+    await refusesToStart(
+      `${file}: the control plane's CA certificate has the pin ${attacker.pin}, not ${real.pin} (gateway.json); restore it from the bootstrap (or bootstrap again)`,
+    );
     await writeFile(file, real.certPem);
   });
 
   it('re-enrollment trusts only a CA of one certificate, and refuses an answer with another CA or an extra one', async () => {
     const dir = join(work, 'genuine');
-    const [certificatePem, keyPem] = await Promise.all(['gateway.crt', 'gateway.key'].map((f) => readFile(join(dir, 'tls', f), 'utf8')));
+    const [certificatePem, keyPem] = await Promise.all(
+      ['gateway.crt', 'gateway.key'].map((f) => readFile(join(dir, 'tls', f), 'utf8')),
+    );
     const renewWith = (ca: string) => async (body: { csr: string }) => ({
-      certificate: (await real.signGatewayCsr(body.csr, { gatewayId: GATEWAY.id, workspaceId: GATEWAY.workspaceId, environment: GATEWAY.environment }, 3600_000)).certPem,
+      certificate: (
+        await real.signGatewayCsr(
+          body.csr,
+          { gatewayId: GATEWAY.id, workspaceId: GATEWAY.workspaceId, environment: GATEWAY.environment },
+          3600_000,
+        )
+      ).certPem,
       ca,
     });
-    const reenroll = (url: string, caPem = real.certPem) => reenrollGateway({ url, caPem, certificatePem: certificatePem!, keyPem: keyPem!, commonName: 'gateway gw_boot1', timeoutMs: 5000 });
+    const reenroll = (url: string, caPem = real.certPem) =>
+      reenrollGateway({
+        url,
+        caPem,
+        certificatePem: certificatePem!,
+        keyPem: keyPem!,
+        commonName: 'gateway gw_boot1',
+        timeoutMs: 5000,
+      });
 
     // A pinned CA of two certificates is refused before anything is sent.
     const unused = await endpoint({ tls: attackerTls, ca: attacker.certPem, renew: renewWith(attacker.certPem) });
     const twoPinned = await reenroll(unused.url, both());
-    assert.deepEqual(twoPinned, { ok: false, kind: 'failed', message: "the control plane's CA certificate (tls/ca.pem) must be exactly one certificate, and it holds 2", deleted: false });
+    assert.deepEqual(twoPinned, {
+      ok: false,
+      kind: 'failed',
+      message: "the control plane's CA certificate (tls/ca.pem) must be exactly one certificate, and it holds 2",
+      deleted: false,
+    });
     assert.deepEqual(unused.seen, []);
 
     for (const [ca, message] of [

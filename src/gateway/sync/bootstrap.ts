@@ -27,7 +27,14 @@ import { request } from 'node:https';
 import { hostname as osHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { EdgeIdentitySchema, RegisterResponseSchema, RenewResponseSchema, type EdgeIdentity, type RegisterResponse, type RenewResponse } from '../../config/edge.ts';
+import {
+  EdgeIdentitySchema,
+  RegisterResponseSchema,
+  RenewResponseSchema,
+  type EdgeIdentity,
+  type RegisterResponse,
+  type RenewResponse,
+} from '../../config/edge.ts';
 import { writeFileAtomic } from '../../shared/atomic-file.ts';
 import { createCsrForKey, createKeyAndCsr, describeCertificate, singleCertificate } from '../../shared/certificates.ts';
 import { x509 } from '../../shared/x509.ts';
@@ -91,27 +98,52 @@ export async function bootstrapGateway(options: BootstrapOptions): Promise<Boots
   // Step 1: the CA, over a connection not trusted yet. Only its pin decides whether we go on, and the pin covers
   // one certificate: a text with more is refused, and only the one certificate, re-encoded, is trusted from here on.
   const caAnswer = await send(new URL('/v1/ca', base), { method: 'GET', insecure: true, timeoutMs }, where);
-  if (caAnswer.status !== 200) throw new BootstrapError(`${where} answered ${caAnswer.status} to GET /v1/ca: is --url the bootstrap endpoint of a Gatehouse control plane?`, true);
+  if (caAnswer.status !== 200)
+    throw new BootstrapError(
+      `${where} answered ${caAnswer.status} to GET /v1/ca: is --url the bootstrap endpoint of a Gatehouse control plane?`,
+      true,
+    );
   const ca = singleCertificate(caAnswer.text);
   if (!ca.ok && ca.count > 1) {
-    throw new BootstrapError(`the control plane at ${where} answered GET /v1/ca with a text that ${ca.reason}: a CA is exactly one certificate; refusing to continue`, false);
+    throw new BootstrapError(
+      `the control plane at ${where} answered GET /v1/ca with a text that ${ca.reason}: a CA is exactly one certificate; refusing to continue`,
+      false,
+    );
   }
-  if (!ca.ok) throw new BootstrapError(`${where} did not answer a CA certificate on GET /v1/ca: is --url the bootstrap endpoint of a Gatehouse control plane?`, true);
+  if (!ca.ok)
+    throw new BootstrapError(
+      `${where} did not answer a CA certificate on GET /v1/ca: is --url the bootstrap endpoint of a Gatehouse control plane?`,
+      true,
+    );
   if (ca.pin !== options.caPin) {
-    throw new BootstrapError(`the control plane at ${where} presented a CA whose pin is ${ca.pin}, not the expected ${options.caPin}: refusing to continue`, false);
+    throw new BootstrapError(
+      `the control plane at ${where} presented a CA whose pin is ${ca.pin}, not the expected ${options.caPin}: refusing to continue`,
+      false,
+    );
   }
   const caPem = ca.pem;
 
   // Step 2: register, trusting only the pinned CA.
   const body = JSON.stringify({ token: options.token, csr: csrPem, hostname: options.hostname ?? osHostname() });
   const answer = await send(new URL('/v1/register', base), { method: 'POST', body, ca: caPem, timeoutMs }, where);
-  if (answer.status >= 400 && answer.status < 500) throw new BootstrapError(`the control plane refused the registration: ${problemDetail(answer.text) ?? `${answer.status}`}`, true);
-  if (answer.status !== 200) throw new BootstrapError(`the control plane failed to register the gateway: ${problemDetail(answer.text) ?? `${answer.status}`}`, false);
+  if (answer.status >= 400 && answer.status < 500)
+    throw new BootstrapError(
+      `the control plane refused the registration: ${problemDetail(answer.text) ?? `${answer.status}`}`,
+      true,
+    );
+  if (answer.status !== 200)
+    throw new BootstrapError(
+      `the control plane failed to register the gateway: ${problemDetail(answer.text) ?? `${answer.status}`}`,
+      false,
+    );
   let registered: RegisterResponse;
   try {
     registered = RegisterResponseSchema.parse(JSON.parse(answer.text));
   } catch (error) {
-    throw new BootstrapError(`the control plane's registration answer is not what this version expects (${(error as Error).message.split('\n', 1)[0]}): is it the same Gatehouse version?`, false);
+    throw new BootstrapError(
+      `the control plane's registration answer is not what this version expects (${(error as Error).message.split('\n', 1)[0]}): is it the same Gatehouse version?`,
+      false,
+    );
   }
   const certificatePem = checkCertificate(registered, csrPem, ca);
 
@@ -140,11 +172,19 @@ export async function bootstrapGateway(options: BootstrapOptions): Promise<Boots
     await write(TLS_FILES.key, keyPem, 0o600);
     await write(TLS_FILES.certificate, certificatePem, 0o644);
     await write(TLS_FILES.ca, caPem, 0o644);
-    if (options.mode === 'helm') await write(HELM_VALUES_FILE, helmValues(identity, { ca: caPem, certificate: certificatePem, key: keyPem }), 0o600);
+    if (options.mode === 'helm')
+      await write(
+        HELM_VALUES_FILE,
+        helmValues(identity, { ca: caPem, certificate: certificatePem, key: keyPem }),
+        0o600,
+      );
     await write(IDENTITY_FILE, `${JSON.stringify(identity, null, 2)}\n`, 0o644);
   } catch (error) {
     // A full disk or an I/O error, not a bug: say what failed and the way out (the token is spent).
-    throw new BootstrapError(`the gateway is registered, but writing its config directory failed: ${(error as Error).message}. Fix that and bootstrap again into ${dir} with a new token (this one is used up)`, false);
+    throw new BootstrapError(
+      `the gateway is registered, but writing its config directory failed: ${(error as Error).message}. Fix that and bootstrap again into ${dir} with a new token (this one is used up)`,
+      false,
+    );
   }
   const described = describeCertificate(certificatePem);
   return { dir, identity, files, certificate: { serial: described.serial, notAfter: described.notAfter } };
@@ -182,28 +222,58 @@ export async function reenrollGateway(options: ReenrollOptions): Promise<Reenrol
   const where = new URL(options.url).origin;
   const pinned = singleCertificate(options.caPem);
   if (!pinned.ok) {
-    return { ok: false, kind: 'failed', message: `the control plane's CA certificate (tls/ca.pem) must be exactly one certificate, and it ${pinned.count > 1 ? `holds ${pinned.count}` : pinned.reason}`, deleted: false };
+    return {
+      ok: false,
+      kind: 'failed',
+      message: `the control plane's CA certificate (tls/ca.pem) must be exactly one certificate, and it ${pinned.count > 1 ? `holds ${pinned.count}` : pinned.reason}`,
+      deleted: false,
+    };
   }
   const csr = await createCsrForKey(options.keyPem, options.commonName);
   const body = JSON.stringify({ certificate: options.certificatePem, csr });
   let answer: Answer;
   try {
-    answer = await send(new URL('/v1/renew', options.url), { method: 'POST', body, ca: pinned.pem, timeoutMs: options.timeoutMs ?? 30_000 }, where);
+    answer = await send(
+      new URL('/v1/renew', options.url),
+      { method: 'POST', body, ca: pinned.pem, timeoutMs: options.timeoutMs ?? 30_000 },
+      where,
+    );
   } catch (error) {
     return { ok: false, kind: 'unreachable', message: (error as Error).message, deleted: false };
   }
   if (answer.status >= 400 && answer.status < 500) {
     const problem = parseProblem(answer.text);
-    return { ok: false, kind: 'refused', message: problem?.detail ?? `${where} answered ${answer.status}`, deleted: problem?.gatewayStatus === 'deleted' };
+    return {
+      ok: false,
+      kind: 'refused',
+      message: problem?.detail ?? `${where} answered ${answer.status}`,
+      deleted: problem?.gatewayStatus === 'deleted',
+    };
   }
-  if (answer.status !== 200) return { ok: false, kind: 'failed', message: `the control plane failed to re-enroll the gateway: ${parseProblem(answer.text)?.detail ?? `${answer.status}`}`, deleted: false };
+  if (answer.status !== 200)
+    return {
+      ok: false,
+      kind: 'failed',
+      message: `the control plane failed to re-enroll the gateway: ${parseProblem(answer.text)?.detail ?? `${answer.status}`}`,
+      deleted: false,
+    };
   let renewed: RenewResponse;
   try {
     renewed = RenewResponseSchema.parse(JSON.parse(answer.text));
   } catch (error) {
-    return { ok: false, kind: 'failed', message: `the control plane's re-enrollment answer is not what this version expects (${(error as Error).message.split('\n', 1)[0]})`, deleted: false };
+    return {
+      ok: false,
+      kind: 'failed',
+      message: `the control plane's re-enrollment answer is not what this version expects (${(error as Error).message.split('\n', 1)[0]})`,
+      deleted: false,
+    };
   }
-  const unusable = (problem: string): ReenrollResult => ({ ok: false, kind: 'failed', message: `the control plane answered a certificate this gateway cannot use: ${problem}`, deleted: false });
+  const unusable = (problem: string): ReenrollResult => ({
+    ok: false,
+    kind: 'failed',
+    message: `the control plane answered a certificate this gateway cannot use: ${problem}`,
+    deleted: false,
+  });
   const certificate = singleCertificate(renewed.certificate);
   if (!certificate.ok) return unusable(`the certificate ${certificate.reason}`);
   const problem = sameCa(renewed.ca, pinned.pem);
@@ -225,7 +295,8 @@ async function checkDirectory(dir: string): Promise<void> {
     for (;;) {
       const found = await stat(ancestor).catch(() => undefined);
       if (found) {
-        if (!found.isDirectory()) throw new BootstrapError(`cannot create ${dir}: ${ancestor} is not a directory`, true);
+        if (!found.isDirectory())
+          throw new BootstrapError(`cannot create ${dir}: ${ancestor} is not a directory`, true);
         break;
       }
       if (dirname(ancestor) === ancestor) break;
@@ -236,7 +307,11 @@ async function checkDirectory(dir: string): Promise<void> {
     });
     return;
   }
-  if (entries.includes(IDENTITY_FILE)) throw new BootstrapError(`${dir} is already bootstrapped (it holds ${IDENTITY_FILE}); delete ${dir} to bootstrap again with a new token`, true);
+  if (entries.includes(IDENTITY_FILE))
+    throw new BootstrapError(
+      `${dir} is already bootstrapped (it holds ${IDENTITY_FILE}); delete ${dir} to bootstrap again with a new token`,
+      true,
+    );
   await access(dir, constants.W_OK).catch(() => {
     throw new BootstrapError(`cannot write to ${dir}`, true);
   });
@@ -246,20 +321,30 @@ async function checkDirectory(dir: string): Promise<void> {
  * The certificate must be one certificate, for our key, signed by the pinned CA, name a gateway, and come with the
  * pinned CA (exactly it, nothing more). Returns the certificate re-encoded: what is written.
  */
-function checkCertificate(registered: RegisterResponse, csrPem: string, ca: { pem: string; certificate: X509Certificate }): string {
+function checkCertificate(
+  registered: RegisterResponse,
+  csrPem: string,
+  ca: { pem: string; certificate: X509Certificate },
+): string {
   try {
     const single = singleCertificate(registered.certificate);
     if (!single.ok) throw new Error(`the certificate ${single.reason}`);
     const certificate = new x509.X509Certificate(single.pem);
     const csr = new x509.Pkcs10CertificateRequest(csrPem);
-    if (Buffer.compare(Buffer.from(certificate.publicKey.rawData), Buffer.from(csr.publicKey.rawData)) !== 0) throw new Error('it is not for the key this gateway generated');
-    if (!single.certificate.checkIssued(ca.certificate) || !single.certificate.verify(ca.certificate.publicKey)) throw new Error('it is not signed by the pinned CA');
-    if (!describeCertificate(single.pem).uris.some((u) => u.startsWith('spiffe://gatehouse/'))) throw new Error('it names no gateway');
+    if (Buffer.compare(Buffer.from(certificate.publicKey.rawData), Buffer.from(csr.publicKey.rawData)) !== 0)
+      throw new Error('it is not for the key this gateway generated');
+    if (!single.certificate.checkIssued(ca.certificate) || !single.certificate.verify(ca.certificate.publicKey))
+      throw new Error('it is not signed by the pinned CA');
+    if (!describeCertificate(single.pem).uris.some((u) => u.startsWith('spiffe://gatehouse/')))
+      throw new Error('it names no gateway');
     const problem = sameCa(registered.ca, ca.pem);
     if (problem !== undefined) throw new Error(problem);
     return single.pem;
   } catch (error) {
-    throw new BootstrapError(`the control plane answered a certificate this gateway cannot use: ${(error as Error).message}`, false);
+    throw new BootstrapError(
+      `the control plane answered a certificate this gateway cannot use: ${(error as Error).message}`,
+      false,
+    );
   }
 }
 
@@ -276,7 +361,7 @@ function helmValues(identity: EdgeIdentity, tls: { ca: string; certificate: stri
   const header = [
     `# Values for the Gatehouse Helm chart (deploy/helm/gatehouse), written by \`gatehouse gateway bootstrap\` for the`,
     `# edge gateway "${identity.gatewayName}" (workspace ${identity.workspaceName}, environment ${identity.environment}).`,
-    '# It holds the gateway\'s private key: keep it as secret as the key itself.',
+    "# It holds the gateway's private key: keep it as secret as the key itself.",
     '#   helm install RELEASE deploy/helm/gatehouse -f values.yaml',
     '',
   ].join('\n');
@@ -297,7 +382,11 @@ interface Answer {
 }
 
 /** One HTTPS request. `insecure` accepts any server certificate (the CA fetch only); otherwise `ca` is the only trust anchor. */
-function send(url: URL, init: { method: string; body?: string; ca?: string; insecure?: boolean; timeoutMs: number }, where: string): Promise<Answer> {
+function send(
+  url: URL,
+  init: { method: string; body?: string; ca?: string; insecure?: boolean; timeoutMs: number },
+  where: string,
+): Promise<Answer> {
   return new Promise((resolvePromise, reject) => {
     const req = request(
       url,
@@ -305,8 +394,15 @@ function send(url: URL, init: { method: string; body?: string; ca?: string; inse
         method: init.method,
         agent: false,
         timeout: init.timeoutMs,
-        headers: { accept: 'application/json, application/x-pem-file', ...(init.body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(init.body) } : {}) },
-        ...(init.insecure ? { rejectUnauthorized: false } : { ca: init.ca, servername: CONTROL_PLANE_SERVER_NAME, rejectUnauthorized: true }),
+        headers: {
+          accept: 'application/json, application/x-pem-file',
+          ...(init.body !== undefined
+            ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(init.body) }
+            : {}),
+        },
+        ...(init.insecure
+          ? { rejectUnauthorized: false }
+          : { ca: init.ca, servername: CONTROL_PLANE_SERVER_NAME, rejectUnauthorized: true }),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -316,11 +412,15 @@ function send(url: URL, init: { method: string; body?: string; ca?: string; inse
           if (size > 1024 * 1024) req.destroy(new Error('the answer exceeds 1 MiB'));
           else chunks.push(chunk);
         });
-        res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolvePromise({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        );
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${init.timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })));
+    req.on('timeout', () =>
+      req.destroy(Object.assign(new Error(`no answer within ${init.timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })),
+    );
     req.on('error', (error: NodeJS.ErrnoException) => reject(connectionError(error, where, init.insecure === true)));
     req.end(init.body);
   });
@@ -328,10 +428,23 @@ function send(url: URL, init: { method: string; body?: string; ca?: string; inse
 
 function connectionError(error: NodeJS.ErrnoException, where: string, insecure: boolean): BootstrapError {
   const code = error.code ?? '';
-  if (!insecure && (code.startsWith('ERR_TLS_') || code.includes('CERT') || code.includes('SIGNATURE') || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')) {
-    return new BootstrapError(`the control plane at ${where} did not prove it holds a certificate of the pinned CA (${code}: ${error.message}): refusing to continue`, false);
+  if (
+    !insecure &&
+    (code.startsWith('ERR_TLS_') ||
+      code.includes('CERT') ||
+      code.includes('SIGNATURE') ||
+      code === 'SELF_SIGNED_CERT_IN_CHAIN' ||
+      code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')
+  ) {
+    return new BootstrapError(
+      `the control plane at ${where} did not prove it holds a certificate of the pinned CA (${code}: ${error.message}): refusing to continue`,
+      false,
+    );
   }
-  return new BootstrapError(`cannot reach the control plane's bootstrap endpoint at ${where}: ${code || error.message}${code && error.message && !error.message.includes(code) ? ` (${error.message})` : ''}`, true);
+  return new BootstrapError(
+    `cannot reach the control plane's bootstrap endpoint at ${where}: ${code || error.message}${code && error.message && !error.message.includes(code) ? ` (${error.message})` : ''}`,
+    true,
+  );
 }
 
 function problemDetail(text: string): string | undefined {
@@ -341,7 +454,10 @@ function problemDetail(text: string): string | undefined {
 function parseProblem(text: string): { detail?: string; gatewayStatus?: string } | undefined {
   try {
     const { detail, gatewayStatus } = JSON.parse(text) as { detail?: unknown; gatewayStatus?: unknown };
-    return { ...(typeof detail === 'string' ? { detail } : {}), ...(typeof gatewayStatus === 'string' ? { gatewayStatus } : {}) };
+    return {
+      ...(typeof detail === 'string' ? { detail } : {}),
+      ...(typeof gatewayStatus === 'string' ? { gatewayStatus } : {}),
+    };
   } catch {
     return undefined;
   }

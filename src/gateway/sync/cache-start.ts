@@ -11,22 +11,35 @@ import type { ConfigInForce } from './config-in-force.ts';
  * Applies the cached snapshot, if there is a good one, as the configuration in force. Returns what became of the
  * cache, for the readiness check `config` while no configuration is in force.
  */
-export async function startFromCache(config: ConfigInForce, instance: GatewayInstance, logger: Logger): Promise<string> {
+export async function startFromCache(
+  config: ConfigInForce,
+  instance: GatewayInstance,
+  logger: Logger,
+): Promise<string> {
   const { cache } = config;
   const read = await cache.read();
   if (read.status === 'refused') {
-    logger.error({ file: cache.file, reason: read.reason }, `refusing the cached snapshot ${cache.file}: it ${read.reason}; it is not applied — the gateway waits for the control plane (not ready until then)`);
+    logger.error(
+      { file: cache.file, reason: read.reason },
+      `refusing the cached snapshot ${cache.file}: it ${read.reason}; it is not applied — the gateway waits for the control plane (not ready until then)`,
+    );
     return `the cached configuration ${cache.file} was refused: it ${read.reason}`;
   }
   if (read.status === 'ok') {
     const { cached } = read;
     const applied = await instance.apply(cached.snapshot, { source: cache.file, log: false });
     if (!applied.applied) {
-      logger.error({ file: cache.file, error: applied.error }, `the cached snapshot ${cache.file} cannot be applied; the gateway waits for the control plane`);
+      logger.error(
+        { file: cache.file, error: applied.error },
+        `the cached snapshot ${cache.file} cannot be applied; the gateway waits for the control plane`,
+      );
       return `the cached configuration ${cache.file} cannot be applied: ${applied.error ?? 'unknown error'}`;
     }
     config.current = { snapshot: cached.snapshot, version: cached.version, hash: cached.hash, source: 'cache' };
-    logger.info({ file: cache.file, version: cached.version, savedAt: cached.savedAt }, `serving from the cached snapshot v${cached.version} (control plane not reached yet)`);
+    logger.info(
+      { file: cache.file, version: cached.version, savedAt: cached.savedAt },
+      `serving from the cached snapshot v${cached.version} (control plane not reached yet)`,
+    );
   }
   return `no cached configuration yet (${cache.file} does not exist)`;
 }

@@ -12,14 +12,26 @@ import { openSnapshotCache, writeFileAtomic } from './cache.ts';
 function snapshot(version: number): Snapshot {
   return SnapshotSchema.parse({
     version,
-    collections: [{ name: 'shop', basePath: '/shop', upstream: 'http://127.0.0.1:9', project: 'shop', environment: 'PROD', endpoints: [{ method: 'GET', path: '/items', permission: 'items:read' }] }],
+    collections: [
+      {
+        name: 'shop',
+        basePath: '/shop',
+        upstream: 'http://127.0.0.1:9',
+        project: 'shop',
+        environment: 'PROD',
+        endpoints: [{ method: 'GET', path: '/items', permission: 'items:read' }],
+      },
+    ],
     tokenExchange: { issuer: 'https://gatehouse.test', audience: 'api' },
   });
 }
 
 describe('snapshot cache file', () => {
   let dir: string;
-  const keyPem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  const keyPem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+    type: 'pkcs8',
+    format: 'pem',
+  }) as string;
   before(async () => {
     dir = await fs.mkdtemp(join(tmpdir(), 'gatehouse-cache-'));
   });
@@ -34,7 +46,9 @@ describe('snapshot cache file', () => {
     } finally {
       recorder.stop();
     }
-    assert.deepEqual(recorder.writes, [{ path: cache.file, mode: 0o600, exclusive: true, fileSynced: true, directorySynced: true }]);
+    assert.deepEqual(recorder.writes, [
+      { path: cache.file, mode: 0o600, exclusive: true, fileSynced: true, directorySynced: true },
+    ]);
     assert.equal((await fs.stat(cache.file)).mode & 0o777, 0o600);
     assert.deepEqual(await fs.readdir(join(dir, 'cache')), ['snapshot.json']);
     const read = await cache.read();
@@ -51,7 +65,10 @@ describe('snapshot cache file', () => {
     });
     const s5 = snapshot(5);
     try {
-      await assert.rejects(cache.write(s5, snapshotHash(s5)), /cannot write .*snapshot\.json: renaming the temporary file over it failed \(ENOSPC\)/);
+      await assert.rejects(
+        cache.write(s5, snapshotHash(s5)),
+        /cannot write .*snapshot\.json: renaming the temporary file over it failed \(ENOSPC\)/,
+      );
     } finally {
       mock.restoreAll();
     }
@@ -68,7 +85,9 @@ describe('snapshot cache file', () => {
     } finally {
       recorder.stop();
     }
-    assert.deepEqual(recorder.writes, [{ path: file, mode: 0o600, exclusive: true, fileSynced: true, directorySynced: true }]);
+    assert.deepEqual(recorder.writes, [
+      { path: file, mode: 0o600, exclusive: true, fileSynced: true, directorySynced: true },
+    ]);
     assert.equal(await fs.readFile(file, 'utf8'), keyPem);
   });
 });

@@ -32,7 +32,8 @@ export interface CachedSnapshot {
   savedAt: string;
 }
 
-export type CacheRead = { status: 'missing' } | { status: 'ok'; cached: CachedSnapshot } | { status: 'refused'; reason: string };
+export type CacheRead =
+  { status: 'missing' } | { status: 'ok'; cached: CachedSnapshot } | { status: 'refused'; reason: string };
 
 export interface SnapshotCacheFile {
   readonly file: string;
@@ -49,7 +50,8 @@ export function openSnapshotCache(dir: string, keyPem: string): SnapshotCacheFil
   const cacheDir = join(dir, 'cache');
   const file = join(cacheDir, 'snapshot.json');
   let key = deriveCacheKey(keyPem);
-  const mac = (version: number, hash: string, body: string) => createHmac('sha256', key).update(`${FORMAT}\n${version}\n${hash}\n${body}`).digest();
+  const mac = (version: number, hash: string, body: string) =>
+    createHmac('sha256', key).update(`${FORMAT}\n${version}\n${hash}\n${body}`).digest();
 
   return {
     file,
@@ -85,23 +87,38 @@ export function openSnapshotCache(dir: string, keyPem: string): SnapshotCacheFil
       const expected = mac(version, entry.hash, entry.body);
       const given = Buffer.from(entry.mac, 'hex');
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-        return { status: 'refused', reason: 'failed its integrity check (the file was modified, or written with another gateway key)' };
+        return {
+          status: 'refused',
+          reason: 'failed its integrity check (the file was modified, or written with another gateway key)',
+        };
       }
       let snapshot: Snapshot;
       try {
         const result = parseSnapshot(JSON.parse(entry.body));
-        if (!result.success) return { status: 'refused', reason: `holds an invalid snapshot: ${formatIssues(result.error, 3).replaceAll('\n', '; ')}` };
+        if (!result.success)
+          return {
+            status: 'refused',
+            reason: `holds an invalid snapshot: ${formatIssues(result.error, 3).replaceAll('\n', '; ')}`,
+          };
         snapshot = result.data;
       } catch {
         return { status: 'refused', reason: 'holds a snapshot that is not valid JSON' };
       }
-      if (snapshot.version !== version) return { status: 'refused', reason: `says version ${version} but holds version ${String(snapshot.version)}` };
+      if (snapshot.version !== version)
+        return { status: 'refused', reason: `says version ${version} but holds version ${String(snapshot.version)}` };
       return { status: 'ok', cached: { snapshot, version, hash: entry.hash, savedAt: entry.savedAt } };
     },
     async write(snapshot, hash) {
       if (typeof snapshot.version !== 'number') throw new TypeError('a cached snapshot needs a numeric version');
       const body = canonicalJson(encodeSnapshot(snapshot));
-      const text = JSON.stringify({ format: FORMAT, version: snapshot.version, hash, savedAt: new Date().toISOString(), mac: mac(snapshot.version, hash, body).toString('hex'), body });
+      const text = JSON.stringify({
+        format: FORMAT,
+        version: snapshot.version,
+        hash,
+        savedAt: new Date().toISOString(),
+        mac: mac(snapshot.version, hash, body).toString('hex'),
+        body,
+      });
       await mkdir(cacheDir, { recursive: true, mode: 0o700 });
       await writeFileAtomic(file, text, 0o600);
     },

@@ -90,11 +90,17 @@ export class CertificateRenewal {
         if (!nearExpiry(credentials)) {
           const left = credentials.certificate.notAfter.getTime() - Date.now();
           const retry = Math.min(60_000, Math.max(1000, left / 10));
-          logger.warn({ err: error, notAfter: credentials.certificate.notAfter.toISOString(), retryInMs: retry }, 'certificate renewal failed; retrying');
+          logger.warn(
+            { err: error, notAfter: credentials.certificate.notAfter.toISOString(), retryInMs: retry },
+            'certificate renewal failed; retrying',
+          );
           this.schedule(retry);
           return;
         }
-        logger.warn({ err: error, notAfter: credentials.certificate.notAfter.toISOString() }, 'certificate renewal over the live channel failed and the certificate is about to expire; re-enrolling with the control plane');
+        logger.warn(
+          { err: error, notAfter: credentials.certificate.notAfter.toISOString() },
+          'certificate renewal over the live channel failed and the certificate is about to expire; re-enrolling with the control plane',
+        );
       }
     }
     await this.#reenroll();
@@ -109,8 +115,12 @@ export class CertificateRenewal {
     // The CA is pinned for good: an answer naming another one (or more than one) is refused, not adopted.
     if (response.caPem) {
       const ca = singleCertificate(response.caPem);
-      if (!ca.ok) throw new Error(`the CA of the control plane's renewal answer ${ca.reason}; the certificate is not renewed`);
-      if (ca.pem !== credentials.pems.caPem) throw new Error('the control plane answered the renewal with another CA than the pinned one (tls/ca.pem); the certificate is not renewed');
+      if (!ca.ok)
+        throw new Error(`the CA of the control plane's renewal answer ${ca.reason}; the certificate is not renewed`);
+      if (ca.pem !== credentials.pems.caPem)
+        throw new Error(
+          'the control plane answered the renewal with another CA than the pinned one (tls/ca.pem); the certificate is not renewed',
+        );
     }
     const renewed = singleCertificate(response.certificatePem);
     if (!renewed.ok) throw new Error(`the renewed certificate ${renewed.reason}`);
@@ -123,7 +133,10 @@ export class CertificateRenewal {
     await this.#d.rekeyCache(keyPem);
     credentials.certificate = described;
     credentials.issuedAt = Math.min(Date.now(), described.notAfter.getTime());
-    logger.info({ serial: described.serial, notAfter: described.notAfter.toISOString() }, 'renewed the gateway certificate; reconnecting with it');
+    logger.info(
+      { serial: described.serial, notAfter: described.notAfter.toISOString() },
+      'renewed the gateway certificate; reconnecting with it',
+    );
     client.reconnect();
     this.schedule();
   }
@@ -138,8 +151,20 @@ export class CertificateRenewal {
     // Loaded only when needed: bootstrap.ts brings @peculiar/x509, which a start from the cache never needs.
     const { reenrollGateway } = await import('./bootstrap.ts');
     const { pems } = credentials;
-    const result = await reenrollGateway({ url: identity.controlPlane.bootstrap, caPem: pems.caPem, certificatePem: pems.certPem, keyPem: pems.keyPem, commonName: `gateway ${identity.gatewayId}` }).catch(
-      (error: unknown) => ({ ok: false, kind: 'failed', message: `cannot re-enroll: ${(error as Error).message}`, deleted: false }) as const,
+    const result = await reenrollGateway({
+      url: identity.controlPlane.bootstrap,
+      caPem: pems.caPem,
+      certificatePem: pems.certPem,
+      keyPem: pems.keyPem,
+      commonName: `gateway ${identity.gatewayId}`,
+    }).catch(
+      (error: unknown) =>
+        ({
+          ok: false,
+          kind: 'failed',
+          message: `cannot re-enroll: ${(error as Error).message}`,
+          deleted: false,
+        }) as const,
     );
     if (this.#d.deactivated() || this.#d.closing()) return;
     let failure: { kind: 'unreachable' | 'refused' | 'failed'; message: string };
@@ -147,7 +172,10 @@ export class CertificateRenewal {
       try {
         const next = { ...credentials.pems, certPem: result.certificatePem };
         const described = checkCertificate(next, identity, 'the re-enrolled certificate');
-        if (described.notAfter.getTime() <= Date.now()) throw new Error(`the re-enrolled certificate expired already (at ${described.notAfter.toISOString()}): is this machine's clock right?`);
+        if (described.notAfter.getTime() <= Date.now())
+          throw new Error(
+            `the re-enrolled certificate expired already (at ${described.notAfter.toISOString()}): is this machine's clock right?`,
+          );
         await writeFileAtomic(files.cert, next.certPem, 0o600);
         credentials.pems = next;
         credentials.certificate = described;
@@ -155,7 +183,10 @@ export class CertificateRenewal {
         this.#attempts = 0;
         this.#error = undefined;
         this.#d.onProgress();
-        logger.info({ serial: described.serial, notAfter: described.notAfter.toISOString() }, 're-enrolled with the control plane; connecting with the new certificate');
+        logger.info(
+          { serial: described.serial, notAfter: described.notAfter.toISOString() },
+          're-enrolled with the control plane; connecting with the new certificate',
+        );
         const client = this.#d.client();
         if (client) client.reconnect();
         else this.#d.connect();
@@ -174,17 +205,27 @@ export class CertificateRenewal {
     this.#attempts++;
     this.#error = failure.message;
     this.#d.onProgress();
-    const fields = { attempt: this.#attempts, bootstrap: identity.controlPlane.bootstrap, notAfter: credentials.certificate.notAfter.toISOString(), reason: failure.message };
+    const fields = {
+      attempt: this.#attempts,
+      bootstrap: identity.controlPlane.bootstrap,
+      notAfter: credentials.certificate.notAfter.toISOString(),
+      reason: failure.message,
+    };
     if (failure.kind === 'refused') {
       const delay = Math.round(backoff.maxMs * (0.5 + Math.random() / 2));
-      logger.error({ ...fields, retryInMs: delay }, 'the control plane refuses to re-enroll this gateway; bootstrap it again with a new token (serving the last good snapshot meanwhile)');
+      logger.error(
+        { ...fields, retryInMs: delay },
+        'the control plane refuses to re-enroll this gateway; bootstrap it again with a new token (serving the last good snapshot meanwhile)',
+      );
       this.schedule(delay);
       return;
     }
     const delay = Math.round(Math.random() * reconnectCeiling(backoff, this.#attempts, Date.now() - this.#d.startedAt));
     const log = this.#attempts > 1 ? logger.debug.bind(logger) : logger.warn.bind(logger);
-    log({ ...fields, retryInMs: delay }, 'cannot re-enroll with the control plane yet; serving the last good snapshot and retrying');
+    log(
+      { ...fields, retryInMs: delay },
+      'cannot re-enroll with the control plane yet; serving the last good snapshot and retrying',
+    );
     this.schedule(delay);
   }
 }
-

@@ -33,7 +33,14 @@ export class ConfigInForce {
 
   /** Writes the snapshot to the fallback cache after the writes queued before it; a failure is logged. */
   save(snapshot: Snapshot, hash: string): Promise<unknown> {
-    const run = this.#queue.then(() => this.cache.write(snapshot, hash)).catch((err: unknown) => this.#logger.error({ err, file: this.cache.file }, 'cannot write the fallback cache; the gateway keeps serving, but a restart without the control plane would find an older snapshot'));
+    const run = this.#queue
+      .then(() => this.cache.write(snapshot, hash))
+      .catch((err: unknown) =>
+        this.#logger.error(
+          { err, file: this.cache.file },
+          'cannot write the fallback cache; the gateway keeps serving, but a restart without the control plane would find an older snapshot',
+        ),
+      );
     this.#queue = run;
     return run;
   }
@@ -56,11 +63,16 @@ export class ConfigInForce {
   async deactivate(instance: GatewayInstance): Promise<void> {
     this.deactivated = true;
     await this.#queue;
-    await rm(this.cache.file, { force: true }).catch((err: unknown) => this.#logger.error({ err, file: this.cache.file }, 'cannot remove the cached snapshot'));
+    await rm(this.cache.file, { force: true }).catch((err: unknown) =>
+      this.#logger.error({ err, file: this.cache.file }, 'cannot remove the cached snapshot'),
+    );
     if (this.current) {
       const { snapshot } = this.current;
       this.current = undefined;
-      await instance.apply({ ...snapshot, version: 'deleted', collections: [], roles: [], clients: [], legacyClients: [] }, { source: 'deactivation', log: false });
+      await instance.apply(
+        { ...snapshot, version: 'deleted', collections: [], roles: [], clients: [], legacyClients: [] },
+        { source: 'deactivation', log: false },
+      );
     }
   }
 }

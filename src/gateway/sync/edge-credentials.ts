@@ -90,11 +90,16 @@ export function checkCertificate(pems: SyncCredentials, identity: EdgeIdentity, 
   } catch {
     throw new ConfigError(`${what}: not a PEM certificate`);
   }
-  if (!cert.verify(new X509Certificate(pems.caPem).publicKey)) throw new ConfigError(`${what}: not issued by the control plane's CA (tls/ca.pem)`);
-  if (!cert.checkPrivateKey(createPrivateKey(pems.keyPem))) throw new ConfigError(`${what}: does not belong to the private key (tls/gateway.key)`);
+  if (!cert.verify(new X509Certificate(pems.caPem).publicKey))
+    throw new ConfigError(`${what}: not issued by the control plane's CA (tls/ca.pem)`);
+  if (!cert.checkPrivateKey(createPrivateKey(pems.keyPem)))
+    throw new ConfigError(`${what}: does not belong to the private key (tls/gateway.key)`);
   const described = describeCertificate(pems.certPem);
   const uri = `spiffe://gatehouse/workspace/${identity.workspaceId}/environment/${identity.environment}/gateway/${identity.gatewayId}`;
-  if (!described.uris.includes(uri)) throw new ConfigError(`${what}: issued to ${described.uris.join(', ') || 'no gateway'}, not to gateway ${identity.gatewayId} (gateway.json)`);
+  if (!described.uris.includes(uri))
+    throw new ConfigError(
+      `${what}: issued to ${described.uris.join(', ') || 'no gateway'}, not to gateway ${identity.gatewayId} (gateway.json)`,
+    );
   return described;
 }
 
@@ -105,8 +110,14 @@ export function checkCertificate(pems: SyncCredentials, identity: EdgeIdentity, 
 async function readPinnedCa(file: string, identity: EdgeIdentity): Promise<string> {
   const ca = singleCertificate(await readText(file, "the control plane's CA certificate"));
   const restore = 'restore it from the bootstrap (or bootstrap again)';
-  if (!ca.ok) throw new ConfigError(`${file}: the control plane's CA certificate must be exactly one certificate, and this file ${ca.count > 1 ? `holds ${ca.count}` : ca.reason}; ${restore}`);
-  if (ca.pin !== identity.caPin) throw new ConfigError(`${file}: the control plane's CA certificate has the pin ${ca.pin}, not ${identity.caPin} (gateway.json); ${restore}`);
+  if (!ca.ok)
+    throw new ConfigError(
+      `${file}: the control plane's CA certificate must be exactly one certificate, and this file ${ca.count > 1 ? `holds ${ca.count}` : ca.reason}; ${restore}`,
+    );
+  if (ca.pin !== identity.caPin)
+    throw new ConfigError(
+      `${file}: the control plane's CA certificate has the pin ${ca.pin}, not ${identity.caPin} (gateway.json); ${restore}`,
+    );
   return ca.pem;
 }
 
@@ -115,6 +126,8 @@ async function readText(file: string, what: string): Promise<string> {
     return await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(`${file}: cannot read ${what} (${code ?? 'error'})${code === 'ENOENT' ? ': is this a directory written by `gatehouse gateway bootstrap`?' : ''}`);
+    throw new ConfigError(
+      `${file}: cannot read ${what} (${code ?? 'error'})${code === 'ENOENT' ? ': is this a directory written by `gatehouse gateway bootstrap`?' : ''}`,
+    );
   }
 }

@@ -115,7 +115,8 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
     egress: options.egress ?? 'any',
     ...(options.rateLimitStore === undefined ? {} : { rateLimitStore: options.rateLimitStore }),
   });
-  if (!parsedServer.success) throw new ConfigError(`invalid gateway settings\n${formatIssues(parsedServer.error).replace(/^/gm, '  ')}`);
+  if (!parsedServer.success)
+    throw new ConfigError(`invalid gateway settings\n${formatIssues(parsedServer.error).replace(/^/gm, '  ')}`);
   const server = parsedServer.data;
   const instance = await createGatewayInstance({ logger, server, baseDir: dir });
 
@@ -143,13 +144,21 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
       onDeleted: (reason) => void deactivate(reason),
     });
     sync.updateConfigCheck();
-    addresses = await instance.listen({ port: server.listen.port, host: server.listen.host, opsPort: server.ops.port, opsHost: server.ops.host });
+    addresses = await instance.listen({
+      port: server.listen.port,
+      host: server.listen.host,
+      opsPort: server.ops.port,
+      opsHost: server.ops.host,
+    });
   } catch (error) {
     await instance.close({ drainMs: 0 });
     throw error;
   }
 
-  const collector: TelemetryCollector | undefined = options.telemetry === undefined ? createTelemetryCollector({ instanceId, server: instance.server, metrics: instance.metrics }) : undefined;
+  const collector: TelemetryCollector | undefined =
+    options.telemetry === undefined
+      ? createTelemetryCollector({ instanceId, server: instance.server, metrics: instance.metrics })
+      : undefined;
   const telemetry = options.telemetry === false ? undefined : (options.telemetry ?? collector);
   const renewal = new CertificateRenewal({
     identity,
@@ -178,7 +187,10 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
    */
   async function deactivate(reason: string): Promise<void> {
     renewal.stop();
-    logger.error({ reason }, 'this gateway was deleted in the control plane: its endpoints are deactivated and its cached snapshot removed; bootstrap a new gateway to serve again');
+    logger.error(
+      { reason },
+      'this gateway was deleted in the control plane: its endpoints are deactivated and its cached snapshot removed; bootstrap a new gateway to serve again',
+    );
     await config.deactivate(instance);
   }
 
@@ -195,7 +207,12 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
       const { certificate } = credentials;
       const { current } = config;
       return {
-        ...(sync.client?.state() ?? { connected: false, attempts: reenroll.attempts, connections: 0, ...(reenroll.error !== undefined ? { lastError: reenroll.error } : {}) }),
+        ...(sync.client?.state() ?? {
+          connected: false,
+          attempts: reenroll.attempts,
+          connections: 0,
+          ...(reenroll.error !== undefined ? { lastError: reenroll.error } : {}),
+        }),
         instanceId,
         appliedVersion: current?.version ?? 0,
         appliedHash: current?.hash,

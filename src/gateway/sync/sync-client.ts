@@ -15,7 +15,14 @@
  * next attempt.
  */
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import { Channel, type ChannelOptions, type ClientDuplexStream, credentials as grpcCredentials, type ServiceError, status } from '@grpc/grpc-js';
+import {
+  Channel,
+  type ChannelOptions,
+  type ClientDuplexStream,
+  credentials as grpcCredentials,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import {
   GATEWAY_STATUS_TRAILER,
@@ -35,7 +42,8 @@ export type SyncUpdate =
   | { kind: 'delta'; fromVersion: number; toVersion: number; hash: string; body: Buffer };
 
 /** The outcome of one update: ACK it, or NACK it with the error; `resync` also reopens the stream for a full snapshot. */
-export type HandleResult = { ok: true; version: number; hash: string } | { ok: false; version: number; error: string; resync?: boolean };
+export type HandleResult =
+  { ok: true; version: number; hash: string } | { ok: false; version: number; error: string; resync?: boolean };
 
 /**
  * Where telemetry batches come from (the gateway's telemetry buffer). One batch is in flight at a time: the next
@@ -111,7 +119,11 @@ export interface SyncClient {
 type Duplex<Req, Res> = ClientDuplexStream<Req, Res>;
 interface ConfigSyncClient {
   Sync(): Duplex<SyncRequestMessage, ReceivedSyncResponse>;
-  RenewCertificate(request: { csrPem: string }, options: { deadline: number }, callback: (error: ServiceError | null, response?: RenewCertificateResponseMessage) => void): void;
+  RenewCertificate(
+    request: { csrPem: string },
+    options: { deadline: number },
+    callback: (error: ServiceError | null, response?: RenewCertificateResponseMessage) => void,
+  ): void;
   close(): void;
 }
 interface TelemetryClient {
@@ -161,17 +173,33 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
 
   function openChannels(): void {
     const creds = options.credentials();
-    const channelCredentials = grpcCredentials.createSsl(Buffer.from(creds.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem), {
-      // The control plane's certificate must carry the configured server name, whatever address was dialled.
-      checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(options.serverName, cert),
-    });
-    const channelOptions = { ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName };
+    const channelCredentials = grpcCredentials.createSsl(
+      Buffer.from(creds.caPem),
+      Buffer.from(creds.keyPem),
+      Buffer.from(creds.certPem),
+      {
+        // The control plane's certificate must carry the configured server name, whatever address was dialled.
+        checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(options.serverName, cert),
+      },
+    );
+    const channelOptions = {
+      ...CHANNEL_OPTIONS,
+      'grpc.ssl_target_name_override': options.serverName,
+      'grpc.default_authority': options.serverName,
+    };
     const syncChannel = new Channel(options.endpoint, channelCredentials, channelOptions);
     const telemetryEndpoint = options.telemetryEndpoint ?? options.endpoint;
-    const telemetryChannel = telemetryEndpoint === options.endpoint ? syncChannel : new Channel(telemetryEndpoint, channelCredentials, channelOptions);
+    const telemetryChannel =
+      telemetryEndpoint === options.endpoint
+        ? syncChannel
+        : new Channel(telemetryEndpoint, channelCredentials, channelOptions);
     channels = telemetryChannel === syncChannel ? [syncChannel] : [syncChannel, telemetryChannel];
-    sync = new proto.ConfigSync(options.endpoint, channelCredentials, { channelOverride: syncChannel }) as unknown as ConfigSyncClient;
-    telemetry = new proto.Telemetry(telemetryEndpoint, channelCredentials, { channelOverride: telemetryChannel }) as unknown as TelemetryClient;
+    sync = new proto.ConfigSync(options.endpoint, channelCredentials, {
+      channelOverride: syncChannel,
+    }) as unknown as ConfigSyncClient;
+    telemetry = new proto.Telemetry(telemetryEndpoint, channelCredentials, {
+      channelOverride: telemetryChannel,
+    }) as unknown as TelemetryClient;
   }
 
   function closeChannels(): void {
@@ -200,7 +228,11 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
         if (call === stream) call = undefined;
         if (connected && !closed && !toldDeleted) {
           if (immediate) logger.info({ reason }, 'sync stream ended to reconnect at once');
-          else logger.warn({ reason }, 'disconnected from the control plane; serving the last good snapshot until it is back');
+          else
+            logger.warn(
+              { reason },
+              'disconnected from the control plane; serving the last good snapshot until it is back',
+            );
         }
         if (connected) outageSince = Date.now();
         connected = false;
@@ -220,11 +252,25 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
         attempts = 0;
         connectedSince = new Date().toISOString();
         lastError = undefined;
-        logger.info({ endpoint: options.endpoint, applied: options.applied()?.version ?? 0 }, 'connected to the control plane');
+        logger.info(
+          { endpoint: options.endpoint, applied: options.applied()?.version ?? 0 },
+          'connected to the control plane',
+        );
         changed();
-        heartbeat = setInterval(() => send({ heartbeat: { appliedVersion: options.applied()?.version ?? 0 } }), heartbeatMs);
+        heartbeat = setInterval(
+          () => send({ heartbeat: { appliedVersion: options.applied()?.version ?? 0 } }),
+          heartbeatMs,
+        );
         heartbeat.unref();
-        if (options.telemetry && telemetry) pump = new TelemetryPump(telemetry, options.telemetry, options.instanceId, options.telemetryIntervalMs ?? 1000, logger, deleted);
+        if (options.telemetry && telemetry)
+          pump = new TelemetryPump(
+            telemetry,
+            options.telemetry,
+            options.instanceId,
+            options.telemetryIntervalMs ?? 1000,
+            logger,
+            deleted,
+          );
       });
       stream.on('data', (message: ReceivedSyncResponse) => {
         queue = queue.then(async () => {
@@ -241,7 +287,11 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
           try {
             result = await options.handle(update);
           } catch (error) {
-            result = { ok: false, version: update.kind === 'snapshot' ? update.version : update.toVersion, error: `internal error: ${(error as Error).message}` };
+            result = {
+              ok: false,
+              version: update.kind === 'snapshot' ? update.version : update.toVersion,
+              error: `internal error: ${(error as Error).message}`,
+            };
           }
           if (result.ok) return send({ ack: { version: result.version, hash: result.hash } });
           send({ nack: { version: result.version, error: result.error } });
@@ -257,11 +307,21 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
         if (isDeleted(error)) deleted(describeError(error));
         finish(describeError(error));
       });
-      stream.on('status', (s: { code: status; details: string }) => finish(s.code === status.OK ? undefined : `${status[s.code] ?? s.code}: ${s.details}`));
+      stream.on('status', (s: { code: status; details: string }) =>
+        finish(s.code === status.OK ? undefined : `${status[s.code] ?? s.code}: ${s.details}`),
+      );
       stream.on('close', () => finish(undefined));
 
       const applied = options.applied();
-      send({ hello: { instanceId: options.instanceId, softwareVersion: options.softwareVersion, appliedVersion: applied?.version ?? 0, appliedHash: applied?.hash ?? '', hostname: options.hostname } });
+      send({
+        hello: {
+          instanceId: options.instanceId,
+          softwareVersion: options.softwareVersion,
+          appliedVersion: applied?.version ?? 0,
+          appliedHash: applied?.hash ?? '',
+          hostname: options.hostname,
+        },
+      });
     });
   }
 
@@ -283,10 +343,16 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
         // Refused, not unreachable: retrying soon cannot help, but the operator may fix it (e.g. a clock), so keep
         // trying at the slowest pace.
         delay = Math.round(backoff.maxMs * (0.5 + Math.random() / 2));
-        logger.error({ attempt: attempts, retryInMs: delay, reason: lastError }, 'the control plane refuses this gateway (deleted, or its certificate revoked or expired?); bootstrap it again with a new token if it was deleted');
+        logger.error(
+          { attempt: attempts, retryInMs: delay, reason: lastError },
+          'the control plane refuses this gateway (deleted, or its certificate revoked or expired?); bootstrap it again with a new token if it was deleted',
+        );
       } else {
         const log = attempts > 1 ? logger.debug.bind(logger) : logger.warn.bind(logger);
-        log({ attempt: attempts, retryInMs: delay, reason: lastError }, accepted ? 'the sync stream ended; reconnecting' : 'cannot reach the control plane; retrying');
+        log(
+          { attempt: attempts, retryInMs: delay, reason: lastError },
+          accepted ? 'the sync stream ended; reconnecting' : 'cannot reach the control plane; retrying',
+        );
       }
       refused = false;
       await new Promise<void>((r) => {
@@ -352,7 +418,14 @@ class TelemetryPump {
   #inFlight: number | undefined;
   #stopped = false;
 
-  constructor(client: TelemetryClient, source: TelemetrySource, instanceId: string, intervalMs: number, logger: Logger, onDeleted: (reason: string) => void) {
+  constructor(
+    client: TelemetryClient,
+    source: TelemetrySource,
+    instanceId: string,
+    intervalMs: number,
+    logger: Logger,
+    onDeleted: (reason: string) => void,
+  ) {
     this.#client = client;
     this.#onDeleted = onDeleted;
     this.#source = source;

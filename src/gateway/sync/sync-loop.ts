@@ -94,7 +94,9 @@ export class SyncLoop {
           onState: (state) => this.updateConfigCheck(state),
         });
       })
-      .catch((err: unknown) => logger.error({ err }, 'cannot start the sync client; the gateway serves what it has but does not sync'));
+      .catch((err: unknown) =>
+        logger.error({ err }, 'cannot start the sync client; the gateway serves what it has but does not sync'),
+      );
   }
 
   /** Sets the readiness check `config`: failing, with the reason, while no configuration is in force. */
@@ -145,7 +147,10 @@ export class SyncLoop {
     const version = updateVersion(update);
     if (config.deactivated) return { ok: false, version, error: 'this gateway was deleted' };
     const nack = (error: string, resync = false): HandleResult => {
-      logger.error({ version, kind: update.kind, error }, `refusing snapshot v${version} from the control plane (NACK); the previous one stays in force`);
+      logger.error(
+        { version, kind: update.kind, error },
+        `refusing snapshot v${version} from the control plane (NACK); the previous one stays in force`,
+      );
       this.#lastNack = `v${version}: ${error.split('\n')[0]}`;
       this.updateConfigCheck();
       return { ok: false, version, error, resync };
@@ -164,7 +169,15 @@ export class SyncLoop {
     config.current = { snapshot, version, hash, source: 'control-plane' };
     this.#lastNack = undefined;
     this.updateConfigCheck();
-    logger.info({ version, kind: update.kind, collections: snapshot.collections.length, clients: snapshot.clients.length + snapshot.legacyClients.length }, 'config applied from the control plane');
+    logger.info(
+      {
+        version,
+        kind: update.kind,
+        collections: snapshot.collections.length,
+        clients: snapshot.clients.length + snapshot.legacyClients.length,
+      },
+      'config applied from the control plane',
+    );
     await config.save(snapshot, hash);
     return { ok: true, version, hash };
   }

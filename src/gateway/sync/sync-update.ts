@@ -10,7 +10,8 @@ import { parseSnapshot } from '../../config/snapshot-parse.ts';
 import type { SyncUpdate } from './sync-client.ts';
 
 /** The snapshot an update brings, or why it is refused (`resync`: ask for a full snapshot). */
-export type DecodedUpdate = { ok: true; snapshot: Snapshot; hash: string } | { ok: false; error: string; resync?: boolean };
+export type DecodedUpdate =
+  { ok: true; snapshot: Snapshot; hash: string } | { ok: false; error: string; resync?: boolean };
 
 /** The version an update brings the gateway to. */
 export function updateVersion(update: SyncUpdate): number {
@@ -31,7 +32,8 @@ export function decodeUpdate(update: SyncUpdate, inForce: Snapshot | undefined):
     } else {
       const parsed = SnapshotDeltaSchema.safeParse(json);
       if (!parsed.success) return refuse(`the delta is invalid:\n${formatIssues(parsed.error)}`);
-      if (parsed.data.fromVersion !== update.fromVersion || parsed.data.toVersion !== update.toVersion) return refuse('the delta body names other versions than its message');
+      if (parsed.data.fromVersion !== update.fromVersion || parsed.data.toVersion !== update.toVersion)
+        return refuse('the delta body names other versions than its message');
       if (!inForce) return refuse('received a delta, but no snapshot is in force', true);
       snapshot = applyDelta(inForce, parsed.data);
     }
@@ -39,8 +41,12 @@ export function decodeUpdate(update: SyncUpdate, inForce: Snapshot | undefined):
     if (error instanceof SnapshotDeltaError) return refuse(error.message, error.reason === 'version-mismatch');
     return refuse(`the ${update.kind} is not valid JSON: ${(error as Error).message}`);
   }
-  if (snapshot.version !== version) return refuse(`the snapshot says version ${String(snapshot.version)}, the message ${version}`);
+  if (snapshot.version !== version)
+    return refuse(`the snapshot says version ${String(snapshot.version)}, the message ${version}`);
   const hash = snapshotHash(snapshot);
-  if (hash !== update.hash) return refuse(`content hash mismatch: the control plane sent ${update.hash}, the snapshot received hashes to ${hash}`);
+  if (hash !== update.hash)
+    return refuse(
+      `content hash mismatch: the control plane sent ${update.hash}, the snapshot received hashes to ${hash}`,
+    );
   return { ok: true, snapshot, hash };
 }

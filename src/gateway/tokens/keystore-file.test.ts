@@ -41,16 +41,23 @@ describe('signing keys file', () => {
     const open = fs.open;
     mock.method(fs, 'open', async (path: string, flags: number, mode?: number) => {
       const handle = await open(path, flags, mode);
-      if (flags & constants.O_EXCL) handle.sync = () => Promise.reject(Object.assign(new Error('EIO: injected'), { code: 'EIO' }));
+      if (flags & constants.O_EXCL)
+        handle.sync = () => Promise.reject(Object.assign(new Error('EIO: injected'), { code: 'EIO' }));
       return handle;
     });
     try {
-      await assert.rejects(store.rotate(), (e: Error) => e instanceof ConfigError && e.message === `cannot write signing keys file ${file}: EIO`);
+      await assert.rejects(
+        store.rotate(),
+        (e: Error) => e instanceof ConfigError && e.message === `cannot write signing keys file ${file}: EIO`,
+      );
     } finally {
       mock.restoreAll();
       store.close();
     }
     assert.equal(await fs.readFile(file, 'utf8'), before);
-    assert.deepEqual((await fs.readdir(dir)).filter((f) => f.startsWith('failing')), ['failing.json']);
+    assert.deepEqual(
+      (await fs.readdir(dir)).filter((f) => f.startsWith('failing')),
+      ['failing.json'],
+    );
   });
 });

@@ -22,7 +22,11 @@ function kids(store: SigningKeyStore): string[] {
 async function sign(store: SigningKeyStore, now: number): Promise<string> {
   const key = store.current();
   const iat = Math.floor(now / 1000);
-  return new SignJWT({ sub: 'c1' }).setProtectedHeader({ alg: key.alg, kid: key.kid }).setIssuedAt(iat).setExpirationTime(iat + TTL / 1000).sign(key.privateKey);
+  return new SignJWT({ sub: 'c1' })
+    .setProtectedHeader({ alg: key.alg, kid: key.kid })
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + TTL / 1000)
+    .sign(key.privateKey);
 }
 
 async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
@@ -31,7 +35,9 @@ async function until(condition: () => boolean | Promise<boolean>): Promise<void>
 
 async function verifies(store: SigningKeyStore, token: string, now: number): Promise<boolean> {
   try {
-    await jwtVerify(token, createLocalJWKSet(JSON.parse(store.jwks()) as JSONWebKeySet), { currentDate: new Date(now) });
+    await jwtVerify(token, createLocalJWKSet(JSON.parse(store.jwks()) as JSONWebKeySet), {
+      currentDate: new Date(now),
+    });
     return true;
   } catch {
     return false;
@@ -95,7 +101,12 @@ describe('signing key store', () => {
 
   it('rotates automatically in current() once the key is older than rotateEveryMs, to a key published in advance', async () => {
     const c = clock();
-    const store = await openSigningKeyStore({ algorithm: 'ES256', tokenTtlMs: TTL, rotateEveryMs: 60 * MINUTE, now: c.now });
+    const store = await openSigningKeyStore({
+      algorithm: 'ES256',
+      tokenTtlMs: TTL,
+      rotateEveryMs: 60 * MINUTE,
+      now: c.now,
+    });
     const first = store.current().kid;
     const published = kids(store);
     assert.equal(published.length, 2, 'current and next key');
@@ -117,11 +128,20 @@ describe('signing key store', () => {
     const sub = join(dir, 'auto');
     const file = join(sub, 'keys.json');
     const errors: Error[] = [];
-    const options = { algorithm: 'EdDSA', tokenTtlMs: TTL, rotateEveryMs: 60 * MINUTE, file, now: c.now, onError: (e: Error) => errors.push(e) } as const;
+    const options = {
+      algorithm: 'EdDSA',
+      tokenTtlMs: TTL,
+      rotateEveryMs: 60 * MINUTE,
+      file,
+      now: c.now,
+      onError: (e: Error) => errors.push(e),
+    } as const;
     const store = await openSigningKeyStore(options);
     c.t += 60 * MINUTE;
     const rotated = store.current().kid;
-    await until(async () => ((JSON.parse(await readFile(file, 'utf8')) as { keys: { kid: string }[] }).keys[0]!.kid === rotated));
+    await until(
+      async () => (JSON.parse(await readFile(file, 'utf8')) as { keys: { kid: string }[] }).keys[0]!.kid === rotated,
+    );
 
     // Make the directory unwritable in a way that also holds for root: replace it with a plain file.
     await rm(sub, { recursive: true });
@@ -144,12 +164,22 @@ describe('signing key store', () => {
 
   it('reopens a keys file with the same current key', async () => {
     const file = join(dir, 'reopen', 'keys.json');
-    const first = await openSigningKeyStore({ algorithm: 'EdDSA', tokenTtlMs: TTL, rotateEveryMs: 24 * 60 * MINUTE, file });
+    const first = await openSigningKeyStore({
+      algorithm: 'EdDSA',
+      tokenTtlMs: TTL,
+      rotateEveryMs: 24 * 60 * MINUTE,
+      file,
+    });
     const token = await sign(first, Date.now());
     const jwks = first.jwks();
     first.close();
 
-    const second = await openSigningKeyStore({ algorithm: 'EdDSA', tokenTtlMs: TTL, rotateEveryMs: 24 * 60 * MINUTE, file });
+    const second = await openSigningKeyStore({
+      algorithm: 'EdDSA',
+      tokenTtlMs: TTL,
+      rotateEveryMs: 24 * 60 * MINUTE,
+      file,
+    });
     assert.equal(second.current().kid, JSON.parse(jwks).keys[0].kid);
     assert.equal(second.jwks(), jwks);
     assert.ok(await verifies(second, token, Date.now()));
@@ -184,7 +214,13 @@ describe('signing key store', () => {
     await store.rotate();
     assert.equal((await stat(file)).mode & 0o777, 0o600);
     const saved = JSON.parse(await readFile(file, 'utf8')) as { keys: { state: string; jwk: { d?: string } }[] };
-    assert.deepEqual(saved.keys.map((k) => [k.state, k.jwk.d !== undefined]), [['current', true], ['retired', false]]);
+    assert.deepEqual(
+      saved.keys.map((k) => [k.state, k.jwk.d !== undefined]),
+      [
+        ['current', true],
+        ['retired', false],
+      ],
+    );
     store.close();
   });
 
@@ -233,13 +269,22 @@ describe('signing key store', () => {
     const saved = JSON.parse(await readFile(file2, 'utf8')) as { keys: { jwk: { d: string } }[] };
     saved.keys[0]!.jwk.d = other.keys[0]!.jwk.d;
     await writeFile(file2, JSON.stringify(saved));
-    await assert.rejects(openSigningKeyStore({ algorithm: 'EdDSA', tokenTtlMs: TTL, file: file2 }), /does not match the public part/);
+    await assert.rejects(
+      openSigningKeyStore({ algorithm: 'EdDSA', tokenTtlMs: TTL, file: file2 }),
+      /does not match the public part/,
+    );
   });
 
   it('rotates to a key of the new algorithm on reconfigure and persists it', async () => {
     const c = clock();
     const file = join(dir, 'reconfigure.json');
-    const store = await openSigningKeyStore({ algorithm: 'EdDSA', tokenTtlMs: TTL, rotateEveryMs: 60 * MINUTE, file, now: c.now });
+    const store = await openSigningKeyStore({
+      algorithm: 'EdDSA',
+      tokenTtlMs: TTL,
+      rotateEveryMs: 60 * MINUTE,
+      file,
+      now: c.now,
+    });
     const old = store.current().kid;
     const token = await sign(store, c.t);
 
@@ -247,13 +292,23 @@ describe('signing key store', () => {
     assert.equal(store.current().alg, 'ES256');
     assert.notEqual(store.current().kid, old);
     const { keys } = JSON.parse(store.jwks()) as JSONWebKeySet;
-    assert.deepEqual(keys.map((k) => k.alg), ['ES256', 'ES256', 'EdDSA'], 'current, next, and the retired EdDSA key; the unused EdDSA next key is gone');
+    assert.deepEqual(
+      keys.map((k) => k.alg),
+      ['ES256', 'ES256', 'EdDSA'],
+      'current, next, and the retired EdDSA key; the unused EdDSA next key is gone',
+    );
     assert.ok(await verifies(store, token, c.t));
     assert.ok(await verifies(store, await sign(store, c.t), c.t));
     const kid = store.current().kid;
     store.close();
 
-    const reopened = await openSigningKeyStore({ algorithm: 'ES256', tokenTtlMs: TTL, rotateEveryMs: 60 * MINUTE, file, now: c.now });
+    const reopened = await openSigningKeyStore({
+      algorithm: 'ES256',
+      tokenTtlMs: TTL,
+      rotateEveryMs: 60 * MINUTE,
+      file,
+      now: c.now,
+    });
     assert.equal(reopened.current().kid, kid);
     reopened.close();
   });
@@ -285,6 +340,9 @@ describe('signing key store', () => {
   it('refuses invalid options', async () => {
     await assert.rejects(openSigningKeyStore({ algorithm: 'RS256' as 'EdDSA', tokenTtlMs: TTL }), /EdDSA or ES256/);
     await assert.rejects(openSigningKeyStore({ algorithm: 'EdDSA', tokenTtlMs: 0 }), /tokenTtlMs/);
-    await assert.rejects(openSigningKeyStore({ algorithm: 'EdDSA', tokenTtlMs: TTL, rotateEveryMs: -1 }), /rotateEveryMs/);
+    await assert.rejects(
+      openSigningKeyStore({ algorithm: 'EdDSA', tokenTtlMs: TTL, rotateEveryMs: -1 }),
+      /rotateEveryMs/,
+    );
   });
 });

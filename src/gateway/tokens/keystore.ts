@@ -16,7 +16,17 @@
  */
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { calculateJwkThumbprint, CompactSign, compactVerify, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type KeyObject } from 'jose';
+import {
+  calculateJwkThumbprint,
+  CompactSign,
+  compactVerify,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  type CryptoKey,
+  type JWK,
+  type KeyObject,
+} from 'jose';
 import { z } from 'zod';
 import { ConfigError } from '../../config/load.ts';
 import { formatIssues, SigningJwkSchema, type SigningKeys, type TokenExchange } from '../../config/schema.ts';
@@ -73,9 +83,31 @@ const AlgorithmSchema = z.enum(['EdDSA', 'ES256']);
 const JwkSchema = z.object(SigningJwkSchema.shape);
 const Timestamp = z.iso.datetime({ offset: true });
 const EntrySchema = z.discriminatedUnion('state', [
-  z.object({ state: z.literal('current'), kid: z.string().min(1), alg: AlgorithmSchema, createdAt: Timestamp, activatedAt: Timestamp, maxTokenTtlMs: z.number().positive(), jwk: JwkSchema }),
-  z.object({ state: z.literal('next'), kid: z.string().min(1), alg: AlgorithmSchema, createdAt: Timestamp, jwk: JwkSchema }),
-  z.object({ state: z.literal('retired'), kid: z.string().min(1), alg: AlgorithmSchema, createdAt: Timestamp, retiredAt: Timestamp, publishUntil: Timestamp, jwk: JwkSchema }),
+  z.object({
+    state: z.literal('current'),
+    kid: z.string().min(1),
+    alg: AlgorithmSchema,
+    createdAt: Timestamp,
+    activatedAt: Timestamp,
+    maxTokenTtlMs: z.number().positive(),
+    jwk: JwkSchema,
+  }),
+  z.object({
+    state: z.literal('next'),
+    kid: z.string().min(1),
+    alg: AlgorithmSchema,
+    createdAt: Timestamp,
+    jwk: JwkSchema,
+  }),
+  z.object({
+    state: z.literal('retired'),
+    kid: z.string().min(1),
+    alg: AlgorithmSchema,
+    createdAt: Timestamp,
+    retiredAt: Timestamp,
+    publishUntil: Timestamp,
+    jwk: JwkSchema,
+  }),
 ]);
 const FileSchema = z.object({ version: z.literal(FILE_VERSION), keys: z.array(EntrySchema).min(1) });
 type Entry = z.output<typeof EntrySchema>;
@@ -120,8 +152,10 @@ export async function openSigningKeyStore(options: SigningKeyStoreOptions): Prom
 }
 
 function checkOptions(options: Omit<SigningKeyStoreOptions, 'file' | 'now' | 'onError'>): void {
-  if (options.algorithm !== 'EdDSA' && options.algorithm !== 'ES256') throw new TypeError(`signing algorithm must be EdDSA or ES256, got ${String(options.algorithm)}`);
-  if (!(Number.isFinite(options.tokenTtlMs) && options.tokenTtlMs > 0)) throw new TypeError('tokenTtlMs must be a positive number of milliseconds');
+  if (options.algorithm !== 'EdDSA' && options.algorithm !== 'ES256')
+    throw new TypeError(`signing algorithm must be EdDSA or ES256, got ${String(options.algorithm)}`);
+  if (!(Number.isFinite(options.tokenTtlMs) && options.tokenTtlMs > 0))
+    throw new TypeError('tokenTtlMs must be a positive number of milliseconds');
   if (options.rotateEveryMs !== undefined && !(Number.isFinite(options.rotateEveryMs) && options.rotateEveryMs > 0)) {
     throw new TypeError('rotateEveryMs must be a positive number of milliseconds');
   }
@@ -248,7 +282,8 @@ class KeyStore implements SigningKeyStore {
   #act(): void {
     const now = this.#now();
     this.#actAt = Infinity;
-    if (this.#rotateDue(now) && this.#next !== undefined && this.#next.signing.alg === this.#algorithm) this.#promote(this.#next);
+    if (this.#rotateDue(now) && this.#next !== undefined && this.#next.signing.alg === this.#algorithm)
+      this.#promote(this.#next);
     if (this.#backgroundPending) return;
     this.#backgroundPending = true;
     this.#enqueue(async () => {
@@ -339,10 +374,24 @@ class KeyStore implements SigningKeyStore {
       jwk: current.jwk,
     });
     if (this.#next !== undefined) {
-      entries.push({ state: 'next', kid: this.#next.signing.kid, alg: this.#next.signing.alg, createdAt: iso(this.#next.createdAt), jwk: this.#next.jwk });
+      entries.push({
+        state: 'next',
+        kid: this.#next.signing.kid,
+        alg: this.#next.signing.alg,
+        createdAt: iso(this.#next.createdAt),
+        jwk: this.#next.jwk,
+      });
     }
     for (const k of this.#retired) {
-      entries.push({ state: 'retired', kid: k.kid, alg: k.alg, createdAt: iso(k.createdAt), retiredAt: iso(k.retiredAt), publishUntil: iso(k.publishUntil), jwk: k.publicJwk });
+      entries.push({
+        state: 'retired',
+        kid: k.kid,
+        alg: k.alg,
+        createdAt: iso(k.createdAt),
+        retiredAt: iso(k.retiredAt),
+        publishUntil: iso(k.publishUntil),
+        jwk: k.publicJwk,
+      });
     }
     await writeKeysFile(this.#file, `${JSON.stringify({ version: FILE_VERSION, keys: entries }, null, 2)}\n`);
   }
@@ -362,9 +411,11 @@ export async function openDistributedKeyStore(keys: SigningKeys): Promise<Signin
   for (const entry of keys.keys) {
     const jwk = toJwk(entry.privateJwk);
     const publicJwk = publicPart(jwk);
-    if ((await calculateJwkThumbprint(publicJwk)) !== entry.kid) throw new Error(`signing key ${entry.kid}: the kid is not the key's thumbprint`);
+    if ((await calculateJwkThumbprint(publicJwk)) !== entry.kid)
+      throw new Error(`signing key ${entry.kid}: the kid is not the key's thumbprint`);
     const privateKey = await importPrivate(jwk, publicJwk, entry.alg);
-    if (privateKey === undefined) throw new Error(`signing key ${entry.kid}: the private part does not match the public part`);
+    if (privateKey === undefined)
+      throw new Error(`signing key ${entry.kid}: the private part does not match the public part`);
     if (entry.kid === keys.active) active = Object.freeze({ kid: entry.kid, alg: entry.alg, privateKey });
     published.push({ ...publicJwk, kid: entry.kid, alg: entry.alg, use: 'sig' });
   }
@@ -377,7 +428,8 @@ export async function openDistributedKeyStore(keys: SigningKeys): Promise<Signin
     rotate: () => Promise.reject(new Error('these signing keys are distributed by the control plane: it rotates them')),
     reconfigure: async (options) => {
       checkOptions(options);
-      if (options.algorithm !== signing.alg) throw new Error(`the distributed signing key is ${signing.alg}, not ${options.algorithm}`);
+      if (options.algorithm !== signing.alg)
+        throw new Error(`the distributed signing key is ${signing.alg}, not ${options.algorithm}`);
     },
     warnings: [],
     close() {},
@@ -389,7 +441,10 @@ export async function generateSigningKeys(alg: SigningAlgorithm): Promise<Signin
   const key = await generate(alg, Date.now());
   const { kty, crv, x, y, d } = key.jwk;
   if (d === undefined) throw new Error('generated a key without its private part');
-  return { active: key.signing.kid, keys: [{ kid: key.signing.kid, alg, privateJwk: y === undefined ? { kty, crv, x, d } : { kty, crv, x, y, d } }] };
+  return {
+    active: key.signing.kid,
+    keys: [{ kid: key.signing.kid, alg, privateJwk: y === undefined ? { kty, crv, x, d } : { kty, crv, x, y, d } }],
+  };
 }
 
 async function generate(alg: SigningAlgorithm, now: number): Promise<PrivateKey> {
@@ -410,7 +465,9 @@ function toJwk(jwk: JWK): Jwk {
 }
 
 function publicPart(jwk: Jwk): Jwk {
-  return jwk.y === undefined ? { kty: jwk.kty, crv: jwk.crv, x: jwk.x } : { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y };
+  return jwk.y === undefined
+    ? { kty: jwk.kty, crv: jwk.crv, x: jwk.x }
+    : { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y };
 }
 
 function iso(ms: number): string {
@@ -431,18 +488,26 @@ async function readKeysFile(file: string, warnings: string[]): Promise<string | 
     const info = await stat(file);
     if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
       await chmod(file, 0o600);
-      warnings.push(`signing keys file ${file} was accessible to group or others (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')}); changed it to 0600`);
+      warnings.push(
+        `signing keys file ${file} was accessible to group or others (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')}); changed it to 0600`,
+      );
     }
     return await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new ConfigError(`cannot read signing keys file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`, { cause: error });
+    throw new ConfigError(
+      `cannot read signing keys file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`,
+      { cause: error },
+    );
   }
 }
 
 /** Validates and imports the file's keys. Error messages name the file and the entry, never key material. */
 async function parseKeysFile(file: string, text: string): Promise<LoadedKeys> {
-  const corrupt = (what: string) => new ConfigError(`signing keys file ${file} is corrupt: ${what}. Restore it from a backup, or delete it to start with new keys (tokens signed with the old keys will stop verifying).`);
+  const corrupt = (what: string) =>
+    new ConfigError(
+      `signing keys file ${file} is corrupt: ${what}. Restore it from a backup, or delete it to start with new keys (tokens signed with the old keys will stop verifying).`,
+    );
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -462,18 +527,32 @@ async function parseKeysFile(file: string, text: string): Promise<LoadedKeys> {
     if (kids.has(entry.kid)) throw corrupt(`${where}: kid appears twice`);
     kids.add(entry.kid);
     const [kty, crv] = entry.alg === 'EdDSA' ? ['OKP', 'Ed25519'] : ['EC', 'P-256'];
-    if (entry.jwk.kty !== kty || entry.jwk.crv !== crv || (kty === 'EC') !== (entry.jwk.y !== undefined)) throw corrupt(`${where}: the key is not an ${entry.alg} key`);
+    if (entry.jwk.kty !== kty || entry.jwk.crv !== crv || (kty === 'EC') !== (entry.jwk.y !== undefined))
+      throw corrupt(`${where}: the key is not an ${entry.alg} key`);
     const publicJwk = publicPart(entry.jwk);
-    if ((await calculateJwkThumbprint(publicJwk)) !== entry.kid) throw corrupt(`${where}: kid does not match the key's thumbprint`);
+    if ((await calculateJwkThumbprint(publicJwk)) !== entry.kid)
+      throw corrupt(`${where}: kid does not match the key's thumbprint`);
     if (entry.state === 'retired') {
       if (entry.jwk.d !== undefined) throw corrupt(`${where}: a retired key must not hold a private part`);
-      retired.push({ kid: entry.kid, alg: entry.alg, publicJwk, createdAt: Date.parse(entry.createdAt), retiredAt: Date.parse(entry.retiredAt), publishUntil: Date.parse(entry.publishUntil) });
+      retired.push({
+        kid: entry.kid,
+        alg: entry.alg,
+        publicJwk,
+        createdAt: Date.parse(entry.createdAt),
+        retiredAt: Date.parse(entry.retiredAt),
+        publishUntil: Date.parse(entry.publishUntil),
+      });
       continue;
     }
     if (entry.jwk.d === undefined) throw corrupt(`${where}: the ${entry.state} key has no private part`);
     const key = await importPrivate(entry.jwk, publicJwk, entry.alg);
     if (key === undefined) throw corrupt(`${where}: the private part does not match the public part`);
-    const base: PrivateKey = { signing: Object.freeze({ kid: entry.kid, alg: entry.alg, privateKey: key }), jwk: entry.jwk, publicJwk, createdAt: Date.parse(entry.createdAt) };
+    const base: PrivateKey = {
+      signing: Object.freeze({ kid: entry.kid, alg: entry.alg, privateKey: key }),
+      jwk: entry.jwk,
+      publicJwk,
+      createdAt: Date.parse(entry.createdAt),
+    };
     if (entry.state === 'current') {
       if (current !== undefined) throw corrupt(`${where}: more than one current key`);
       current = { ...base, activatedAt: Date.parse(entry.activatedAt), maxTokenTtlMs: entry.maxTokenTtlMs };
@@ -491,7 +570,9 @@ async function parseKeysFile(file: string, text: string): Promise<LoadedKeys> {
 async function importPrivate(jwk: Jwk, publicJwk: Jwk, alg: SigningAlgorithm): Promise<CryptoKey | undefined> {
   try {
     const privateKey = await importJWK(jwk, alg);
-    const probe = await new CompactSign(new TextEncoder().encode('gatehouse key check')).setProtectedHeader({ alg }).sign(privateKey);
+    const probe = await new CompactSign(new TextEncoder().encode('gatehouse key check'))
+      .setProtectedHeader({ alg })
+      .sign(privateKey);
     await compactVerify(probe, await importJWK(publicJwk, alg));
     return privateKey;
   } catch {
@@ -505,6 +586,9 @@ async function writeKeysFile(file: string, data: string): Promise<void> {
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
     await writeFileAtomic(file, data, { mode: 0o600 });
   } catch (error) {
-    throw new ConfigError(`cannot write signing keys file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`, { cause: error });
+    throw new ConfigError(
+      `cannot write signing keys file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`,
+      { cause: error },
+    );
   }
 }

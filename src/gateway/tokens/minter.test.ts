@@ -26,7 +26,15 @@ function clock(start = Date.parse('2030-01-01T00:00:00Z')) {
 async function setup(overrides: Partial<MinterOptions> & { algorithm?: 'EdDSA' | 'ES256' } = {}) {
   const c = clock();
   const keys = await openSigningKeyStore({ algorithm: overrides.algorithm ?? 'EdDSA', tokenTtlMs: TTL, now: c.now });
-  const minter = createMinter({ issuer: 'https://gw.example.com', audience: 'billing-api', ttlMs: TTL, claims: ALL_CLAIMS, keys, now: c.now, ...overrides });
+  const minter = createMinter({
+    issuer: 'https://gw.example.com',
+    audience: 'billing-api',
+    ttlMs: TTL,
+    claims: ALL_CLAIMS,
+    keys,
+    now: c.now,
+    ...overrides,
+  });
   return { c, keys, minter };
 }
 
@@ -72,10 +80,22 @@ describe('token minter', () => {
   }
 
   it('adds only the configured claims and leaves out absent optional values', async () => {
-    const { c, keys, minter } = await setup({ claims: ['client_id', 'user_id', 'org_id', 'permissions'], audience: ['a', 'b'] });
+    const { c, keys, minter } = await setup({
+      claims: ['client_id', 'user_id', 'org_id', 'permissions'],
+      audience: ['a', 'b'],
+    });
     const token = await minter.token('k', { clientId: 'c1', permissions: [], environment: 'DEV', project: 'p' });
     const { payload } = await verify(keys, token, c.t, 'b');
-    assert.deepEqual(Object.keys(payload).sort(), ['aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'permissions', 'sub']);
+    assert.deepEqual(Object.keys(payload).sort(), [
+      'aud',
+      'client_id',
+      'exp',
+      'iat',
+      'iss',
+      'jti',
+      'permissions',
+      'sub',
+    ]);
     assert.deepEqual(payload.aud, ['a', 'b']);
     assert.deepEqual(payload.permissions, []);
     keys.close();
@@ -143,8 +163,20 @@ describe('token minter', () => {
 
   it('mints a new token after an automatic rotation in the store', async () => {
     const c = clock();
-    const keys = await openSigningKeyStore({ algorithm: 'ES256', tokenTtlMs: TTL, rotateEveryMs: 60 * MINUTE, now: c.now });
-    const minter = createMinter({ issuer: 'https://gw.example.com', audience: 'billing-api', ttlMs: TTL, claims: ALL_CLAIMS, keys, now: c.now });
+    const keys = await openSigningKeyStore({
+      algorithm: 'ES256',
+      tokenTtlMs: TTL,
+      rotateEveryMs: 60 * MINUTE,
+      now: c.now,
+    });
+    const minter = createMinter({
+      issuer: 'https://gw.example.com',
+      audience: 'billing-api',
+      ttlMs: TTL,
+      claims: ALL_CLAIMS,
+      keys,
+      now: c.now,
+    });
     const token = await minter.token('k', subject);
     c.t += 60 * MINUTE;
     // The token expired anyway by now; refresh it just before rotation to see the kid check at work.

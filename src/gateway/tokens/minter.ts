@@ -75,10 +75,15 @@ const DEFAULT_MAX_ENTRIES = 100_000;
 export function createMinter(options: MinterOptions): Minter {
   const { issuer, audience, ttlMs, keys } = options;
   if (typeof issuer !== 'string' || issuer === '') throw new TypeError('issuer must be a non-empty string');
-  if (Array.isArray(audience) ? audience.length === 0 || audience.some((a) => typeof a !== 'string' || a === '') : typeof audience !== 'string' || audience === '') {
+  if (
+    Array.isArray(audience)
+      ? audience.length === 0 || audience.some((a) => typeof a !== 'string' || a === '')
+      : typeof audience !== 'string' || audience === ''
+  ) {
     throw new TypeError('audience must be a non-empty string or a non-empty array of them');
   }
-  if (!(Number.isFinite(ttlMs) && ttlMs >= 1_000)) throw new TypeError('ttlMs must be at least 1000 (tokens carry whole seconds)');
+  if (!(Number.isFinite(ttlMs) && ttlMs >= 1_000))
+    throw new TypeError('ttlMs must be at least 1000 (tokens carry whole seconds)');
   const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
   if (!(Number.isInteger(maxEntries) && maxEntries > 0)) throw new TypeError('maxEntries must be a positive integer');
   const now = options.now ?? Date.now;
@@ -110,7 +115,8 @@ export function createMinter(options: MinterOptions): Minter {
     const minting = mint(subject).then(
       ({ token, kid, expMs }) => {
         if (inFlight.get(cacheKey) === minting) inFlight.delete(cacheKey);
-        if (started === generation) remember(cacheKey, { token, authorization: `Bearer ${token}`, kid, refreshAt: expMs - refreshBefore });
+        if (started === generation)
+          remember(cacheKey, { token, authorization: `Bearer ${token}`, kid, refreshAt: expMs - refreshBefore });
         return token;
       },
       (error: unknown) => {
@@ -139,8 +145,20 @@ export function createMinter(options: MinterOptions): Minter {
     const exp = iat + Math.floor(ttlMs / 1000);
     // No nbf: it would equal iat. jti: 128 random bits, base64url (22 characters): the token travels with every request
     // to the backend, so its size matters.
-    const audience = subject.audience === undefined ? aud : typeof subject.audience === 'string' ? subject.audience : [...subject.audience];
-    const payload: JWTPayload = { iss: issuer, aud: audience, sub: subject.clientId, iat, exp, jti: randomBytes(16).toString('base64url') };
+    const audience =
+      subject.audience === undefined
+        ? aud
+        : typeof subject.audience === 'string'
+          ? subject.audience
+          : [...subject.audience];
+    const payload: JWTPayload = {
+      iss: issuer,
+      aud: audience,
+      sub: subject.clientId,
+      iat,
+      exp,
+      jti: randomBytes(16).toString('base64url'),
+    };
     if (claims.has('client_id')) payload.client_id = subject.clientId;
     if (claims.has('user_id') && subject.userId !== undefined) payload.user_id = subject.userId;
     if (claims.has('org_id') && subject.orgId !== undefined) payload.org_id = subject.orgId;
@@ -148,7 +166,9 @@ export function createMinter(options: MinterOptions): Minter {
     if (claims.has('environment')) payload.environment = subject.environment;
     if (claims.has('project')) payload.project = subject.project;
     if (claims.has('metadata') && subject.metadata !== undefined) payload.metadata = { ...subject.metadata };
-    const token = await new SignJWT(payload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' }).sign(key.privateKey);
+    const token = await new SignJWT(payload)
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
+      .sign(key.privateKey);
     return { token, kid: key.kid, expMs: exp * 1000 };
   }
 

@@ -28,7 +28,10 @@ export function clientsContract(store: Store): void {
       await store.insertClient(client({ id: 'cli_bbbbbbbbbbbbbbbbbbbb', createdAt: T1 }));
       await store.insertClient(client({ id: 'cli_zzzzzzzzzzzzzzzzzzzz', createdAt: T0 }));
       await store.insertClient(client({ id: 'cli_wwwwwwwwwwwwwwwwwwww', workspaceId: WS2 }));
-      assert.deepEqual((await store.listClients(WS)).map((c) => c.id), ['cli_zzzzzzzzzzzzzzzzzzzz', 'cli_bbbbbbbbbbbbbbbbbbbb', 'cli_cccccccccccccccccccc']);
+      assert.deepEqual(
+        (await store.listClients(WS)).map((c) => c.id),
+        ['cli_zzzzzzzzzzzzzzzzzzzz', 'cli_bbbbbbbbbbbbbbbbbbbb', 'cli_cccccccccccccccccccc'],
+      );
     });
 
     it('updates a client, dropping optional fields it no longer has', async () => {
@@ -60,7 +63,10 @@ export function clientsContract(store: Store): void {
       await store.insertClient(client());
       await store.insertClient(client({ id: 'cli_bbbbbbbbbbbbbbbbbbbb', workspaceId: WS2 }));
       await store.insertKey(key());
-      await rejectsWithConflict(store.insertKey(key({ id: 'gh_live_other', clientId: 'cli_bbbbbbbbbbbbbbbbbbbb' })), 'key.hash');
+      await rejectsWithConflict(
+        store.insertKey(key({ id: 'gh_live_other', clientId: 'cli_bbbbbbbbbbbbbbbbbbbb' })),
+        'key.hash',
+      );
     });
 
     it('refuses a second key with the same id for one client', async () => {
@@ -70,7 +76,7 @@ export function clientsContract(store: Store): void {
       await rejectsWithConflict(store.insertKey(key({ hash: 'b'.repeat(64) })), 'key.id');
     });
 
-    it('lists a client\'s keys oldest first, sets and clears a key\'s expiry, and deletes one key', async () => {
+    it("lists a client's keys oldest first, sets and clears a key's expiry, and deletes one key", async () => {
       await withWorkspaces(store);
       await store.insertClient(client());
       const older = key({ id: 'gh_live_old', hash: '1'.repeat(64), createdAt: T0 });

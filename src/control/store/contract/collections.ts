@@ -13,7 +13,11 @@ export function collectionsContract(store: Store): void {
         name: 'orders',
         environment: 'PROD',
         target: { type: 'edge', gateway: 'eu-1' },
-        spec: spec('orders', { host: 'api.example.com', description: 'Orders', rateLimits: { org: { limit: 5, window: 1000 } } }),
+        spec: spec('orders', {
+          host: 'api.example.com',
+          description: 'Orders',
+          rateLimits: { org: { limit: 5, window: 1000 } },
+        }),
         revision: 7,
         publishedVersion: 3,
         updatedAt: T1,
@@ -29,7 +33,10 @@ export function collectionsContract(store: Store): void {
     it('finds a collection by workspace, environment and name', async () => {
       await withWorkspaces(store);
       await store.insertCollection(collection());
-      assert.deepEqual(await store.getCollection({ workspaceId: WS, environment: 'DEV', name: 'billing' }), collection());
+      assert.deepEqual(
+        await store.getCollection({ workspaceId: WS, environment: 'DEV', name: 'billing' }),
+        collection(),
+      );
       assert.equal(await store.getCollection({ workspaceId: WS, environment: 'PROD', name: 'billing' }), undefined);
       assert.equal(await store.getCollection({ workspaceId: WS2, environment: 'DEV', name: 'billing' }), undefined);
     });
@@ -45,7 +52,12 @@ export function collectionsContract(store: Store): void {
     it('updates a collection only while its revision is the expected one', async () => {
       await withWorkspaces(store);
       await store.insertCollection(collection());
-      const second = collection({ revision: 2, spec: spec('billing', { websocket: true }), publishedVersion: 1, updatedAt: T1 });
+      const second = collection({
+        revision: 2,
+        spec: spec('billing', { websocket: true }),
+        publishedVersion: 1,
+        updatedAt: T1,
+      });
       assert.equal(await store.updateCollection(second, 1), true);
       assert.deepEqual(await store.getCollection({ id: second.id }), second);
 
@@ -63,7 +75,10 @@ export function collectionsContract(store: Store): void {
       await withWorkspaces(store);
       await store.insertCollection(collection());
       await store.insertCollection(collection({ name: 'orders' }));
-      await rejectsWithConflict(store.updateCollection(collection({ id: collection().id, name: 'orders' })), 'collection.name');
+      await rejectsWithConflict(
+        store.updateCollection(collection({ id: collection().id, name: 'orders' })),
+        'collection.name',
+      );
     });
 
     it('lists collections by environment, then name, optionally of one environment', async () => {
@@ -74,9 +89,15 @@ export function collectionsContract(store: Store): void {
       await store.insertCollection(collection({ name: 'audit' }));
       await store.insertCollection(collection({ name: 'elsewhere', workspaceId: WS2 }));
       const all = await store.listCollections(WS);
-      assert.deepEqual(all.map((c) => `${c.environment}/${c.name}`), ['DEV/audit', 'DEV/orders', 'PROD/billing', 'PROD/orders']);
+      assert.deepEqual(
+        all.map((c) => `${c.environment}/${c.name}`),
+        ['DEV/audit', 'DEV/orders', 'PROD/billing', 'PROD/orders'],
+      );
       const prod = await store.listCollections(WS, { environment: 'PROD' });
-      assert.deepEqual(prod.map((c) => c.name), ['billing', 'orders']);
+      assert.deepEqual(
+        prod.map((c) => c.name),
+        ['billing', 'orders'],
+      );
       assert.deepEqual(prod[1], collection({ name: 'orders', environment: 'PROD' }));
     });
 
@@ -85,8 +106,21 @@ export function collectionsContract(store: Store): void {
       const c = collection();
       await store.insertCollection(c);
       const v1: CollectionVersionRecord = { collectionId: c.id, version: 1, spec: spec('billing'), publishedAt: T0 };
-      const v2: CollectionVersionRecord = { collectionId: c.id, version: 2, spec: spec('billing', { websocket: true }), publishedAt: T1, publishedBy: 'usr_aaaaaaaaaaaaaaaaaaaa' };
-      const v3: CollectionVersionRecord = { collectionId: c.id, version: 3, spec: spec('billing'), publishedAt: T2, publishedBy: 'cli_aaaaaaaaaaaaaaaaaaaa', restoredFrom: 1 };
+      const v2: CollectionVersionRecord = {
+        collectionId: c.id,
+        version: 2,
+        spec: spec('billing', { websocket: true }),
+        publishedAt: T1,
+        publishedBy: 'usr_aaaaaaaaaaaaaaaaaaaa',
+      };
+      const v3: CollectionVersionRecord = {
+        collectionId: c.id,
+        version: 3,
+        spec: spec('billing'),
+        publishedAt: T2,
+        publishedBy: 'cli_aaaaaaaaaaaaaaaaaaaa',
+        restoredFrom: 1,
+      };
       await store.insertCollectionVersion(v1);
       await store.insertCollectionVersion(v3);
       await store.insertCollectionVersion(v2);
@@ -98,7 +132,12 @@ export function collectionsContract(store: Store): void {
     it('refuses a second version with the same number', async () => {
       await withWorkspaces(store);
       await store.insertCollection(collection());
-      const v1: CollectionVersionRecord = { collectionId: collection().id, version: 1, spec: spec('billing'), publishedAt: T0 };
+      const v1: CollectionVersionRecord = {
+        collectionId: collection().id,
+        version: 1,
+        spec: spec('billing'),
+        publishedAt: T0,
+      };
       await store.insertCollectionVersion(v1);
       await rejectsWithConflict(store.insertCollectionVersion({ ...v1, publishedAt: T1 }), 'collectionVersion.version');
     });

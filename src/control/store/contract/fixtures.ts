@@ -26,7 +26,14 @@ export const T1 = '2025-01-02T00:00:00.000Z';
 export const T2 = '2025-01-03T00:00:00.000Z';
 
 export function workspace(over: Partial<WorkspaceRecord> = {}): WorkspaceRecord {
-  return { id: 'wsp_aaaaaaaaaaaaaaaaaaaa', name: 'acme', environments: ['DEV', 'TEST', 'PROD'], devEnvironment: 'DEV', createdAt: T0, ...over };
+  return {
+    id: 'wsp_aaaaaaaaaaaaaaaaaaaa',
+    name: 'acme',
+    environments: ['DEV', 'TEST', 'PROD'],
+    devEnvironment: 'DEV',
+    createdAt: T0,
+    ...over,
+  };
 }
 export const WS = 'wsp_aaaaaaaaaaaaaaaaaaaa';
 export const WS2 = 'wsp_bbbbbbbbbbbbbbbbbbbb';
@@ -35,7 +42,13 @@ export function spec(name: string, over: Partial<CollectionSpec> = {}): Collecti
   return {
     name,
     basePath: `/${name}/v1`,
-    upstream: { url: 'http://127.0.0.1:9000', connectTimeout: 5000, headersTimeout: 30000, bodyTimeout: 30000, connections: 128 },
+    upstream: {
+      url: 'http://127.0.0.1:9000',
+      connectTimeout: 5000,
+      headersTimeout: 30000,
+      bodyTimeout: 30000,
+      connections: 128,
+    },
     project: 'default',
     stripBasePath: true,
     websocket: false,
@@ -128,7 +141,14 @@ export function user(over: Partial<UserRecord> = {}): UserRecord {
 }
 
 export function session(over: Partial<SessionRecord> = {}): SessionRecord {
-  return { hash: 'c'.repeat(64), userId: 'usr_aaaaaaaaaaaaaaaaaaaa', workspaceId: WS, createdAt: T0, expiresAt: T1, ...over };
+  return {
+    hash: 'c'.repeat(64),
+    userId: 'usr_aaaaaaaaaaaaaaaaaaaa',
+    workspaceId: WS,
+    createdAt: T0,
+    expiresAt: T1,
+    ...over,
+  };
 }
 
 export function snapshot(version: number, scope = `${WS}/PROD/cloud`): SnapshotRecord {
@@ -139,7 +159,16 @@ export function snapshot(version: number, scope = `${WS}/PROD/cloud`): SnapshotR
 export const GW = 'gtw_aaaaaaaaaaaaaaaaaaaa';
 
 export function gateway(over: Partial<GatewayRecord> = {}): GatewayRecord {
-  return { id: GW, workspaceId: WS, environment: 'PROD', name: 'eu-1', installMethod: 'docker', createdAt: T0, updatedAt: T0, ...over };
+  return {
+    id: GW,
+    workspaceId: WS,
+    environment: 'PROD',
+    name: 'eu-1',
+    installMethod: 'docker',
+    createdAt: T0,
+    updatedAt: T0,
+    ...over,
+  };
 }
 
 export function registrationToken(over: Partial<RegistrationTokenRecord> = {}): RegistrationTokenRecord {
@@ -180,7 +209,15 @@ export function telemetry(over: Partial<TelemetryRecord> = {}): TelemetryRecord 
 }
 
 export function securityEvent(over: Partial<SecurityEventRecord> = {}): SecurityEventRecord {
-  return { id: 'sev_aaaaaaaaaaaaaaaaaaaa', workspaceId: WS, gatewayId: GW, at: T0, kind: 'auth_failure', reason: 'GH_ERR_AUTH_INVALID_KEY', ...over };
+  return {
+    id: 'sev_aaaaaaaaaaaaaaaaaaaa',
+    workspaceId: WS,
+    gatewayId: GW,
+    at: T0,
+    kind: 'auth_failure',
+    reason: 'GH_ERR_AUTH_INVALID_KEY',
+    ...over,
+  };
 }
 
 export function alert(over: Partial<AlertRecord> = {}): AlertRecord {

@@ -2,7 +2,20 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Store } from '../store.ts';
-import { T0, T1, T2, WS, WS2, GW, gateway, registrationToken, certificate, instance, rejectsWithConflict, withWorkspaces } from './fixtures.ts';
+import {
+  T0,
+  T1,
+  T2,
+  WS,
+  WS2,
+  GW,
+  gateway,
+  registrationToken,
+  certificate,
+  instance,
+  rejectsWithConflict,
+  withWorkspaces,
+} from './fixtures.ts';
 
 export function gatewaysContract(store: Store): void {
   describe('edge gateways', () => {
@@ -20,14 +33,20 @@ export function gatewaysContract(store: Store): void {
     it('refuses a second gateway with the same name in one workspace but not in another', async () => {
       await withWorkspaces(store);
       await store.insertGateway(gateway());
-      await rejectsWithConflict(store.insertGateway(gateway({ id: 'gtw_bbbbbbbbbbbbbbbbbbbb', environment: 'TEST' })), 'gateway.name');
+      await rejectsWithConflict(
+        store.insertGateway(gateway({ id: 'gtw_bbbbbbbbbbbbbbbbbbbb', environment: 'TEST' })),
+        'gateway.name',
+      );
       await store.insertGateway(gateway({ id: 'gtw_cccccccccccccccccccc', workspaceId: WS2 }));
     });
 
     it('refuses a second gateway in the same environment', async () => {
       await withWorkspaces(store);
       await store.insertGateway(gateway());
-      await rejectsWithConflict(store.insertGateway(gateway({ id: 'gtw_bbbbbbbbbbbbbbbbbbbb', name: 'eu-2' })), 'gateway.environment');
+      await rejectsWithConflict(
+        store.insertGateway(gateway({ id: 'gtw_bbbbbbbbbbbbbbbbbbbb', name: 'eu-2' })),
+        'gateway.environment',
+      );
       await rejectsWithConflict(store.insertGateway(gateway({ name: 'eu-3', environment: 'TEST' })), 'gateway.id');
     });
 
@@ -41,7 +60,10 @@ export function gatewaysContract(store: Store): void {
       assert.equal(await store.updateGateway(renamed), true);
       assert.equal(await store.updateGateway(gateway({ id: 'gtw_missingmissingmiss' })), false);
       const list = await store.listGateways(WS);
-      assert.deepEqual(list.map((g) => `${g.environment}/${g.name}`), ['DEV/zz-dev', 'PROD/eu-central', 'TEST/aa-test']);
+      assert.deepEqual(
+        list.map((g) => `${g.environment}/${g.name}`),
+        ['DEV/zz-dev', 'PROD/eu-central', 'TEST/aa-test'],
+      );
       assert.deepEqual(list[1], renamed);
       await rejectsWithConflict(store.updateGateway({ ...renamed, name: 'zz-dev' }), 'gateway.name');
     });
@@ -67,7 +89,11 @@ export function gatewaysContract(store: Store): void {
       await store.insertRegistrationToken(registrationToken());
       assert.equal(await store.consumeRegistrationToken(registrationToken().hash, T0), true);
       assert.deepEqual(await store.getRegistrationToken(registrationToken().hash), registrationToken({ usedAt: T0 }));
-      assert.equal(await store.consumeRegistrationToken(registrationToken().hash, T0), false, 'a used token is refused');
+      assert.equal(
+        await store.consumeRegistrationToken(registrationToken().hash, T0),
+        false,
+        'a used token is refused',
+      );
       assert.equal(await store.consumeRegistrationToken('f'.repeat(64), T0), false, 'an unknown token is refused');
     });
 
@@ -75,7 +101,11 @@ export function gatewaysContract(store: Store): void {
       await withWorkspaces(store);
       await store.insertGateway(gateway());
       await store.insertRegistrationToken(registrationToken({ expiresAt: T1 }));
-      assert.equal(await store.consumeRegistrationToken(registrationToken().hash, T1), false, 'expired at its expiry time');
+      assert.equal(
+        await store.consumeRegistrationToken(registrationToken().hash, T1),
+        false,
+        'expired at its expiry time',
+      );
       assert.equal(await store.consumeRegistrationToken(registrationToken().hash, T2), false);
       assert.equal(Object.hasOwn((await store.getRegistrationToken(registrationToken().hash))!, 'usedAt'), false);
     });
@@ -86,7 +116,10 @@ export function gatewaysContract(store: Store): void {
       for (const n of [1, 2, 3, 4, 5]) {
         const hash = String(n).repeat(64);
         await store.insertRegistrationToken(registrationToken({ hash }));
-        const results = await Promise.all([store.consumeRegistrationToken(hash, T0), store.consumeRegistrationToken(hash, T0)]);
+        const results = await Promise.all([
+          store.consumeRegistrationToken(hash, T0),
+          store.consumeRegistrationToken(hash, T0),
+        ]);
         assert.deepEqual(results.toSorted(), [false, true], `token ${n}: ${results.join(', ')}`);
       }
     });
@@ -98,7 +131,9 @@ export function gatewaysContract(store: Store): void {
       await store.insertRegistrationToken(registrationToken({ hash: '1'.repeat(64) }));
       await store.insertRegistrationToken(registrationToken({ hash: '2'.repeat(64) }));
       await store.insertRegistrationToken(registrationToken({ hash: '3'.repeat(64), usedAt: T0 }));
-      await store.insertRegistrationToken(registrationToken({ hash: '4'.repeat(64), gatewayId: 'gtw_bbbbbbbbbbbbbbbbbbbb' }));
+      await store.insertRegistrationToken(
+        registrationToken({ hash: '4'.repeat(64), gatewayId: 'gtw_bbbbbbbbbbbbbbbbbbbb' }),
+      );
       assert.equal(await store.deleteRegistrationTokens(GW), 2);
       assert.equal(await store.getRegistrationToken('1'.repeat(64)), undefined);
       assert.ok(await store.getRegistrationToken('3'.repeat(64)));
@@ -130,7 +165,11 @@ export function gatewaysContract(store: Store): void {
       await store.insertGatewayCertificate(certificate({ serial: '03ef', gatewayId: 'gtw_bbbbbbbbbbbbbbbbbbbb' }));
       assert.equal(await store.deleteGateway(GW, T2), true);
       assert.deepEqual(await store.getGatewayCertificate('01ab'), certificate({ revokedAt: T2 }));
-      assert.deepEqual(await store.getGatewayCertificate('02cd'), certificate({ serial: '02cd', revokedAt: T0 }), 'an earlier revocation stands');
+      assert.deepEqual(
+        await store.getGatewayCertificate('02cd'),
+        certificate({ serial: '02cd', revokedAt: T0 }),
+        'an earlier revocation stands',
+      );
       assert.deepEqual(
         await store.getGatewayCertificate('03ef'),
         certificate({ serial: '03ef', gatewayId: 'gtw_bbbbbbbbbbbbbbbbbbbb' }),
@@ -178,8 +217,17 @@ export function gatewaysContract(store: Store): void {
     it('replaces an instance on upsert, clearing fields no longer set', async () => {
       await withWorkspaces(store);
       await store.insertGateway(gateway());
-      await store.upsertGatewayInstance(instance({ hostname: 'gw-0', appliedVersion: 3, nackedVersion: 4, lastError: 'bad snapshot' }));
-      const replaced = instance({ softwareVersion: '0.2.0', appliedVersion: 4, appliedHash: 'b'.repeat(64), connected: false, lastSeenAt: T1, lastSyncedAt: T1 });
+      await store.upsertGatewayInstance(
+        instance({ hostname: 'gw-0', appliedVersion: 3, nackedVersion: 4, lastError: 'bad snapshot' }),
+      );
+      const replaced = instance({
+        softwareVersion: '0.2.0',
+        appliedVersion: 4,
+        appliedHash: 'b'.repeat(64),
+        connected: false,
+        lastSeenAt: T1,
+        lastSyncedAt: T1,
+      });
       await store.upsertGatewayInstance(replaced);
       assert.deepEqual(await store.listGatewayInstances(GW), [replaced]);
     });
@@ -191,7 +239,10 @@ export function gatewaysContract(store: Store): void {
       await store.upsertGatewayInstance(instance({ instanceId: 'old-connected', connected: true, lastSeenAt: T0 }));
       await store.upsertGatewayInstance(instance({ instanceId: 'recent-gone', connected: false, lastSeenAt: T1 }));
       assert.equal(await store.pruneGatewayInstances(T1), 1);
-      assert.deepEqual((await store.listGatewayInstances(GW)).map((i) => i.instanceId), ['old-connected', 'recent-gone']);
+      assert.deepEqual(
+        (await store.listGatewayInstances(GW)).map((i) => i.instanceId),
+        ['old-connected', 'recent-gone'],
+      );
       assert.equal(await store.pruneGatewayInstances(T1), 0);
     });
   });

@@ -9,7 +9,13 @@ export function rolesContract(store: Store): void {
     it('round-trips a role with and without a description', async () => {
       await withWorkspaces(store);
       const plain = role();
-      const described = role({ id: 'rol_bbbbbbbbbbbbbbbbbbbb', name: 'writer', description: 'Can write', permissions: ['*'], endpoints: [] });
+      const described = role({
+        id: 'rol_bbbbbbbbbbbbbbbbbbbb',
+        name: 'writer',
+        description: 'Can write',
+        permissions: ['*'],
+        endpoints: [],
+      });
       await store.insertRole(plain);
       await store.insertRole(described);
       assert.deepEqual(await store.getRole({ id: plain.id }), plain);

@@ -38,7 +38,9 @@ export function snapshotsContract(store: Store): void {
     });
 
     it('round-trips a large snapshot body byte for byte', async () => {
-      const body = JSON.stringify({ collections: Array.from({ length: 2000 }, (_, i) => ({ name: `c${i}`, note: 'ünïcødé ✓ \u2028' })) });
+      const body = JSON.stringify({
+        collections: Array.from({ length: 2000 }, (_, i) => ({ name: `c${i}`, note: 'ünïcødé ✓ \u2028' })),
+      });
       const s = { ...snapshot(1), body };
       await store.insertSnapshot(s);
       assert.equal((await store.getLatestSnapshot(s.scope))!.body, body);

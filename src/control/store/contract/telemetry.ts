@@ -2,7 +2,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { StoreConflictError, type Store } from '../store.ts';
-import { T0, T1, T2, WS, WS2, GW, telemetry, securityEvent, alert, rejectsWithConflict, withWorkspaces } from './fixtures.ts';
+import {
+  T0,
+  T1,
+  T2,
+  WS,
+  WS2,
+  GW,
+  telemetry,
+  securityEvent,
+  alert,
+  rejectsWithConflict,
+  withWorkspaces,
+} from './fixtures.ts';
 
 export function telemetryContract(store: Store): void {
   describe('telemetry, security events and alerts', () => {
@@ -34,7 +46,14 @@ export function telemetryContract(store: Store): void {
 
     it('adds a large batch of telemetry in one call', async () => {
       await withWorkspaces(store);
-      const rows = Array.from({ length: 1200 }, (_, i) => telemetry({ endpoint: `GET /e${String(i % 600).padStart(3, '0')}`, count: 1, durationMsSum: 2, durationMsMax: i }));
+      const rows = Array.from({ length: 1200 }, (_, i) =>
+        telemetry({
+          endpoint: `GET /e${String(i % 600).padStart(3, '0')}`,
+          count: 1,
+          durationMsSum: 2,
+          durationMsMax: i,
+        }),
+      );
       await store.addTelemetry(rows);
       const listed = await store.listTelemetry(WS, { since: M0 });
       assert.equal(listed.length, 600);
@@ -59,8 +78,21 @@ export function telemetryContract(store: Store): void {
     it('round-trips security events with and without optional fields, newest first, filtered and limited', async () => {
       await withWorkspaces(store);
       const bare = securityEvent();
-      const full = securityEvent({ id: 'sev_bbbbbbbbbbbbbbbbbbbb', at: T1, collection: 'billing', clientId: 'cli_aaaaaaaaaaaaaaaaaaaa', keyLabel: 'gh_live_abcd', ip: '203.0.113.9' });
-      const cloud = securityEvent({ id: 'sev_cccccccccccccccccccc', gatewayId: 'cloud', at: T2, kind: 'forbidden', reason: 'GH_ERR_AUTH_FORBIDDEN' });
+      const full = securityEvent({
+        id: 'sev_bbbbbbbbbbbbbbbbbbbb',
+        at: T1,
+        collection: 'billing',
+        clientId: 'cli_aaaaaaaaaaaaaaaaaaaa',
+        keyLabel: 'gh_live_abcd',
+        ip: '203.0.113.9',
+      });
+      const cloud = securityEvent({
+        id: 'sev_cccccccccccccccccccc',
+        gatewayId: 'cloud',
+        at: T2,
+        kind: 'forbidden',
+        reason: 'GH_ERR_AUTH_FORBIDDEN',
+      });
       const other = securityEvent({ id: 'sev_dddddddddddddddddddd', workspaceId: WS2 });
       await store.insertSecurityEvents([bare, full, cloud, other]);
       await store.insertSecurityEvents([]);
@@ -118,7 +150,15 @@ export function telemetryContract(store: Store): void {
       await store.insertAlert(full);
       const listed = await store.listAlerts(WS);
       assert.deepEqual(listed, [full, bare], 'raised at the same time: by id, descending');
-      for (const field of ['gatewayId', 'details', 'resolvedAt', 'deliveredAt']) assert.equal(Object.hasOwn(listed.find((a) => a.id === bare.id)!, field), false, field);
+      for (const field of ['gatewayId', 'details', 'resolvedAt', 'deliveredAt'])
+        assert.equal(
+          Object.hasOwn(
+            listed.find((a) => a.id === bare.id)!,
+            field,
+          ),
+          false,
+          field,
+        );
       await rejectsWithConflict(store.insertAlert(alert({ key: 'other' })), 'alert.id');
     });
 
@@ -128,7 +168,10 @@ export function telemetryContract(store: Store): void {
       await store.insertAlert(first);
       assert.deepEqual(await store.getOpenAlert(WS, first.key), first);
       assert.equal(await store.getOpenAlert(WS2, first.key), undefined);
-      await rejectsWithConflict(store.insertAlert(alert({ id: 'alr_bbbbbbbbbbbbbbbbbbbb', raisedAt: T1 })), 'alert.key');
+      await rejectsWithConflict(
+        store.insertAlert(alert({ id: 'alr_bbbbbbbbbbbbbbbbbbbb', raisedAt: T1 })),
+        'alert.key',
+      );
 
       const resolved = { ...first, resolvedAt: T1 };
       assert.equal(await store.updateAlert(resolved), true);
@@ -170,7 +213,10 @@ export function telemetryContract(store: Store): void {
 
     it('refuses telemetry, security events and alerts of a workspace that does not exist', async () => {
       await assert.rejects(store.addTelemetry([telemetry()]), (error) => !(error instanceof StoreConflictError));
-      await assert.rejects(store.insertSecurityEvents([securityEvent()]), (error) => !(error instanceof StoreConflictError));
+      await assert.rejects(
+        store.insertSecurityEvents([securityEvent()]),
+        (error) => !(error instanceof StoreConflictError),
+      );
       await assert.rejects(store.insertAlert(alert()), (error) => !(error instanceof StoreConflictError));
     });
   });

@@ -9,22 +9,43 @@ export function usersContract(store: Store): void {
     it('round-trips user roles sorted by name, refuses a duplicate name, and deletes one', async () => {
       await withWorkspaces(store);
       await store.insertUserRole({ workspaceId: WS, name: 'viewer', privileges: [], builtIn: false });
-      await store.insertUserRole({ workspaceId: WS, name: 'admin', privileges: ['clients', 'roles', 'collections', 'deploy', 'collaborators', 'gateways'], builtIn: true });
+      await store.insertUserRole({
+        workspaceId: WS,
+        name: 'admin',
+        privileges: ['clients', 'roles', 'collections', 'deploy', 'collaborators', 'gateways'],
+        builtIn: true,
+      });
       await store.insertUserRole({ workspaceId: WS2, name: 'viewer', privileges: ['gateways'], builtIn: false });
       assert.deepEqual(await store.listUserRoles(WS), [
-        { workspaceId: WS, name: 'admin', privileges: ['clients', 'roles', 'collections', 'deploy', 'collaborators', 'gateways'], builtIn: true },
+        {
+          workspaceId: WS,
+          name: 'admin',
+          privileges: ['clients', 'roles', 'collections', 'deploy', 'collaborators', 'gateways'],
+          builtIn: true,
+        },
         { workspaceId: WS, name: 'viewer', privileges: [], builtIn: false },
       ]);
-      await rejectsWithConflict(store.insertUserRole({ workspaceId: WS, name: 'viewer', privileges: [], builtIn: false }), 'userRole.name');
+      await rejectsWithConflict(
+        store.insertUserRole({ workspaceId: WS, name: 'viewer', privileges: [], builtIn: false }),
+        'userRole.name',
+      );
       assert.equal(await store.deleteUserRole(WS, 'viewer'), true);
       assert.equal(await store.deleteUserRole(WS, 'viewer'), false);
-      assert.deepEqual((await store.listUserRoles(WS2)).map((r) => r.name), ['viewer']);
+      assert.deepEqual(
+        (await store.listUserRoles(WS2)).map((r) => r.name),
+        ['viewer'],
+      );
     });
 
     it('round-trips a user with and without a name and finds one by id and by email', async () => {
       await withWorkspaces(store);
       const nameless = user();
-      const named = user({ id: 'usr_bbbbbbbbbbbbbbbbbbbb', email: 'grace@example.com', name: 'Grace Hopper', role: 'viewer' });
+      const named = user({
+        id: 'usr_bbbbbbbbbbbbbbbbbbbb',
+        email: 'grace@example.com',
+        name: 'Grace Hopper',
+        role: 'viewer',
+      });
       await store.insertUser(named);
       await store.insertUser(nameless);
       assert.deepEqual(await store.getUser({ id: nameless.id }), nameless);
@@ -44,7 +65,11 @@ export function usersContract(store: Store): void {
     it('updates a user', async () => {
       await withWorkspaces(store);
       await store.insertUser(user({ name: 'Ada' }));
-      const changed = user({ email: 'ada@lovelace.example', role: 'viewer', passwordHash: 'scrypt$16384$8$1$bmV3$bmV3' });
+      const changed = user({
+        email: 'ada@lovelace.example',
+        role: 'viewer',
+        passwordHash: 'scrypt$16384$8$1$bmV3$bmV3',
+      });
       assert.equal(await store.updateUser(changed), true);
       assert.deepEqual(await store.getUser({ id: changed.id }), changed);
       assert.equal(await store.updateUser(user({ id: 'usr_missingmissingmiss' })), false);

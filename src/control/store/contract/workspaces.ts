@@ -30,12 +30,20 @@ export function workspacesContract(store: Store): void {
       await store.insertWorkspace(workspace({ id: 'wsp_cccccccccccccccccccc', name: 'zeta' }));
       await store.insertWorkspace(workspace({ id: 'wsp_dddddddddddddddddddd', name: 'Zeta' }));
       await store.insertWorkspace(workspace({ id: 'wsp_eeeeeeeeeeeeeeeeeeee', name: 'alpha' }));
-      assert.deepEqual((await store.listWorkspaces()).map((w) => w.name), ['Zeta', 'alpha', 'zeta']);
+      assert.deepEqual(
+        (await store.listWorkspaces()).map((w) => w.name),
+        ['Zeta', 'alpha', 'zeta'],
+      );
     });
 
     it('round-trips projects with and without a description, sorted by name', async () => {
       await withWorkspaces(store);
-      await store.insertProject({ workspaceId: WS, name: 'payments', description: 'Money in, money out', createdAt: T1 });
+      await store.insertProject({
+        workspaceId: WS,
+        name: 'payments',
+        description: 'Money in, money out',
+        createdAt: T1,
+      });
       await store.insertProject({ workspaceId: WS, name: 'default', createdAt: T0 });
       await store.insertProject({ workspaceId: WS2, name: 'other', createdAt: T0 });
       assert.deepEqual(await store.listProjects(WS), [
@@ -47,7 +55,10 @@ export function workspacesContract(store: Store): void {
     it('refuses a second project with the same name in one workspace but not in another', async () => {
       await withWorkspaces(store);
       await store.insertProject({ workspaceId: WS, name: 'default', createdAt: T0 });
-      await rejectsWithConflict(store.insertProject({ workspaceId: WS, name: 'default', createdAt: T1 }), 'project.name');
+      await rejectsWithConflict(
+        store.insertProject({ workspaceId: WS, name: 'default', createdAt: T1 }),
+        'project.name',
+      );
       await store.insertProject({ workspaceId: WS2, name: 'default', createdAt: T0 });
     });
 
@@ -60,7 +71,10 @@ export function workspacesContract(store: Store): void {
     });
 
     it('refuses records of a workspace that does not exist', async () => {
-      await assert.rejects(store.insertProject({ workspaceId: WS, name: 'default', createdAt: T0 }), (error) => !(error instanceof StoreConflictError));
+      await assert.rejects(
+        store.insertProject({ workspaceId: WS, name: 'default', createdAt: T0 }),
+        (error) => !(error instanceof StoreConflictError),
+      );
     });
   });
 }

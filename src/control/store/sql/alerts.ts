@@ -22,7 +22,13 @@ export function alertQueries(run: Run): AlertOps {
 
     async getOpenAlert(workspaceId: string, key: string): Promise<AlertRecord | undefined> {
       const row = await run((db) =>
-        db.selectFrom('alerts').selectAll().where('workspace_id', '=', workspaceId).where('key', '=', key).where('resolved_at', 'is', null).executeTakeFirst(),
+        db
+          .selectFrom('alerts')
+          .selectAll()
+          .where('workspace_id', '=', workspaceId)
+          .where('key', '=', key)
+          .where('resolved_at', 'is', null)
+          .executeTakeFirst(),
       );
       return row && toAlert(row);
     },

@@ -24,7 +24,13 @@ export function clientQueries(run: Run): ClientOps {
 
     async listClients(workspaceId: string): Promise<ClientRecord[]> {
       const rows = await run((db) =>
-        db.selectFrom('clients').selectAll().where('workspace_id', '=', workspaceId).orderBy('created_at').orderBy('id').execute(),
+        db
+          .selectFrom('clients')
+          .selectAll()
+          .where('workspace_id', '=', workspaceId)
+          .orderBy('created_at')
+          .orderBy('id')
+          .execute(),
       );
       return rows.map(toClient);
     },
@@ -39,14 +45,26 @@ export function clientQueries(run: Run): ClientOps {
       await run((db) =>
         db
           .insertInto('client_keys')
-          .values({ client_id: k.clientId, id: k.id, hash: k.hash, created_at: k.createdAt, expires_at: k.expiresAt ?? null })
+          .values({
+            client_id: k.clientId,
+            id: k.id,
+            hash: k.hash,
+            created_at: k.createdAt,
+            expires_at: k.expiresAt ?? null,
+          })
           .execute(),
       );
     },
 
     async listKeys(clientId: string): Promise<KeyRecord[]> {
       const rows = await run((db) =>
-        db.selectFrom('client_keys').selectAll().where('client_id', '=', clientId).orderBy('created_at').orderBy('id').execute(),
+        db
+          .selectFrom('client_keys')
+          .selectAll()
+          .where('client_id', '=', clientId)
+          .orderBy('created_at')
+          .orderBy('id')
+          .execute(),
       );
       return rows.map(toKey);
     },
@@ -79,7 +97,9 @@ export function clientQueries(run: Run): ClientOps {
     },
 
     async deleteKey(clientId: string, keyId: string): Promise<boolean> {
-      const result = await run((db) => db.deleteFrom('client_keys').where('client_id', '=', clientId).where('id', '=', keyId).executeTakeFirst());
+      const result = await run((db) =>
+        db.deleteFrom('client_keys').where('client_id', '=', clientId).where('id', '=', keyId).executeTakeFirst(),
+      );
       return result.numDeletedRows > 0n;
     },
 
@@ -102,7 +122,13 @@ export function clientQueries(run: Run): ClientOps {
       if (row === undefined) return undefined;
       const { key_id, key_client_id, key_hash, key_created_at, key_expires_at, ...client } = row;
       return {
-        key: toKey({ id: key_id, client_id: key_client_id, hash: key_hash, created_at: key_created_at, expires_at: key_expires_at }),
+        key: toKey({
+          id: key_id,
+          client_id: key_client_id,
+          hash: key_hash,
+          created_at: key_created_at,
+          expires_at: key_expires_at,
+        }),
         client: toClient(client),
       };
     },
@@ -160,5 +186,8 @@ function toClient(r: Selectable<ClientsTable>): ClientRecord {
 }
 
 function toKey(r: Selectable<ClientKeysTable>): KeyRecord {
-  return withOptional({ id: r.id, clientId: r.client_id, hash: r.hash, createdAt: r.created_at }, { expiresAt: r.expires_at });
+  return withOptional(
+    { id: r.id, clientId: r.client_id, hash: r.hash, createdAt: r.created_at },
+    { expiresAt: r.expires_at },
+  );
 }

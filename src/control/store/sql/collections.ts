@@ -21,13 +21,18 @@ export function collectionQueries(run: Run): CollectionOps {
       return result.numUpdatedRows > 0n;
     },
 
-    async getCollection(by: { id: string } | { workspaceId: string; environment: string; name: string }): Promise<CollectionRecord | undefined> {
+    async getCollection(
+      by: { id: string } | { workspaceId: string; environment: string; name: string },
+    ): Promise<CollectionRecord | undefined> {
       const row = await run((db) => {
         const q = db.selectFrom('collections').selectAll();
         return (
           'id' in by
             ? q.where('id', '=', by.id)
-            : q.where('workspace_id', '=', by.workspaceId).where('environment', '=', by.environment).where('name', '=', by.name)
+            : q
+                .where('workspace_id', '=', by.workspaceId)
+                .where('environment', '=', by.environment)
+                .where('name', '=', by.name)
         ).executeTakeFirst();
       });
       return row && toCollection(row);
@@ -66,14 +71,24 @@ export function collectionQueries(run: Run): CollectionOps {
 
     async listCollectionVersions(collectionId: string): Promise<CollectionVersionRecord[]> {
       const rows = await run((db) =>
-        db.selectFrom('collection_versions').selectAll().where('collection_id', '=', collectionId).orderBy('version', 'desc').execute(),
+        db
+          .selectFrom('collection_versions')
+          .selectAll()
+          .where('collection_id', '=', collectionId)
+          .orderBy('version', 'desc')
+          .execute(),
       );
       return rows.map(toCollectionVersion);
     },
 
     async getCollectionVersion(collectionId: string, version: number): Promise<CollectionVersionRecord | undefined> {
       const row = await run((db) =>
-        db.selectFrom('collection_versions').selectAll().where('collection_id', '=', collectionId).where('version', '=', version).executeTakeFirst(),
+        db
+          .selectFrom('collection_versions')
+          .selectAll()
+          .where('collection_id', '=', collectionId)
+          .where('version', '=', version)
+          .executeTakeFirst(),
       );
       return row && toCollectionVersion(row);
     },

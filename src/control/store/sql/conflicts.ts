@@ -45,7 +45,9 @@ export function toStoreError(error: unknown, kind: Store['kind']): unknown {
   const e = error as { errcode?: unknown; code?: unknown; constraint?: unknown; message?: unknown };
   if (kind === 'sqlite' && (e.errcode === SQLITE_CONSTRAINT_UNIQUE || e.errcode === SQLITE_CONSTRAINT_PRIMARYKEY)) {
     // "UNIQUE constraint failed: roles.workspace_id, roles.name"
-    const columns = String(e.message).replace(/^.*constraint failed: /, '').split(', ');
+    const columns = String(e.message)
+      .replace(/^.*constraint failed: /, '')
+      .split(', ');
     const table = columns[0]?.split('.')[0] ?? '';
     const key = `${table}(${columns.map((c) => c.slice(table.length + 1)).join(',')})`;
     const name = BY_SQLITE_COLUMNS.get(key) ?? key;

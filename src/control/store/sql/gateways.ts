@@ -3,7 +3,13 @@
  * mapping between their rows and records.
  */
 import type { Insertable, Selectable } from 'kysely';
-import type { GatewayCertificateRecord, GatewayInstanceRecord, GatewayOps, GatewayRecord, RegistrationTokenRecord } from '../store.ts';
+import type {
+  GatewayCertificateRecord,
+  GatewayInstanceRecord,
+  GatewayOps,
+  GatewayRecord,
+  RegistrationTokenRecord,
+} from '../store.ts';
 import type { GatewayInstancesTable, GatewaysTable } from '../tables.ts';
 import { withOptional } from './rows.ts';
 import type { Run } from './statement-runner.ts';
@@ -27,14 +33,22 @@ export function gatewayQueries(run: Run): GatewayOps {
         const q = db.selectFrom('gateways').selectAll();
         if ('id' in by) return q.where('id', '=', by.id).executeTakeFirst();
         const inWorkspace = q.where('workspace_id', '=', by.workspaceId);
-        return ('name' in by ? inWorkspace.where('name', '=', by.name) : inWorkspace.where('environment', '=', by.environment)).executeTakeFirst();
+        return (
+          'name' in by ? inWorkspace.where('name', '=', by.name) : inWorkspace.where('environment', '=', by.environment)
+        ).executeTakeFirst();
       });
       return row && toGateway(row);
     },
 
     async listGateways(workspaceId: string): Promise<GatewayRecord[]> {
       const rows = await run((db) =>
-        db.selectFrom('gateways').selectAll().where('workspace_id', '=', workspaceId).orderBy('environment').orderBy('name').execute(),
+        db
+          .selectFrom('gateways')
+          .selectAll()
+          .where('workspace_id', '=', workspaceId)
+          .orderBy('environment')
+          .orderBy('name')
+          .execute(),
       );
       return rows.map(toGateway);
     },
@@ -42,7 +56,12 @@ export function gatewayQueries(run: Run): GatewayOps {
     async deleteGateway(id: string, revokedAt: string): Promise<boolean> {
       // Revoke first: should the delete not happen, a certificate revoked too early is safer than one left valid.
       await run((db) =>
-        db.updateTable('gateway_certificates').set({ revoked_at: revokedAt }).where('gateway_id', '=', id).where('revoked_at', 'is', null).execute(),
+        db
+          .updateTable('gateway_certificates')
+          .set({ revoked_at: revokedAt })
+          .where('gateway_id', '=', id)
+          .where('revoked_at', 'is', null)
+          .execute(),
       );
       // Its registration tokens and instances go with it (ON DELETE CASCADE).
       const result = await run((db) => db.deleteFrom('gateways').where('id', '=', id).executeTakeFirst());
@@ -53,14 +72,28 @@ export function gatewayQueries(run: Run): GatewayOps {
       await run((db) =>
         db
           .insertInto('registration_tokens')
-          .values({ hash: t.hash, gateway_id: t.gatewayId, created_at: t.createdAt, expires_at: t.expiresAt, used_at: t.usedAt ?? null })
+          .values({
+            hash: t.hash,
+            gateway_id: t.gatewayId,
+            created_at: t.createdAt,
+            expires_at: t.expiresAt,
+            used_at: t.usedAt ?? null,
+          })
           .execute(),
       );
     },
 
     async getRegistrationToken(hash: string): Promise<RegistrationTokenRecord | undefined> {
-      const r = await run((db) => db.selectFrom('registration_tokens').selectAll().where('hash', '=', hash).executeTakeFirst());
-      return r && withOptional({ hash: r.hash, gatewayId: r.gateway_id, createdAt: r.created_at, expiresAt: r.expires_at }, { usedAt: r.used_at });
+      const r = await run((db) =>
+        db.selectFrom('registration_tokens').selectAll().where('hash', '=', hash).executeTakeFirst(),
+      );
+      return (
+        r &&
+        withOptional(
+          { hash: r.hash, gatewayId: r.gateway_id, createdAt: r.created_at, expiresAt: r.expires_at },
+          { usedAt: r.used_at },
+        )
+      );
     },
 
     async consumeRegistrationToken(hash: string, now: string): Promise<boolean> {
@@ -79,7 +112,11 @@ export function gatewayQueries(run: Run): GatewayOps {
 
     async deleteRegistrationTokens(gatewayId: string): Promise<number> {
       const result = await run((db) =>
-        db.deleteFrom('registration_tokens').where('gateway_id', '=', gatewayId).where('used_at', 'is', null).executeTakeFirst(),
+        db
+          .deleteFrom('registration_tokens')
+          .where('gateway_id', '=', gatewayId)
+          .where('used_at', 'is', null)
+          .executeTakeFirst(),
       );
       return Number(result.numDeletedRows);
     },
@@ -88,14 +125,28 @@ export function gatewayQueries(run: Run): GatewayOps {
       await run((db) =>
         db
           .insertInto('gateway_certificates')
-          .values({ serial: c.serial, gateway_id: c.gatewayId, not_before: c.notBefore, not_after: c.notAfter, revoked_at: c.revokedAt ?? null })
+          .values({
+            serial: c.serial,
+            gateway_id: c.gatewayId,
+            not_before: c.notBefore,
+            not_after: c.notAfter,
+            revoked_at: c.revokedAt ?? null,
+          })
           .execute(),
       );
     },
 
     async getGatewayCertificate(serial: string): Promise<GatewayCertificateRecord | undefined> {
-      const r = await run((db) => db.selectFrom('gateway_certificates').selectAll().where('serial', '=', serial).executeTakeFirst());
-      return r && withOptional({ serial: r.serial, gatewayId: r.gateway_id, notBefore: r.not_before, notAfter: r.not_after }, { revokedAt: r.revoked_at });
+      const r = await run((db) =>
+        db.selectFrom('gateway_certificates').selectAll().where('serial', '=', serial).executeTakeFirst(),
+      );
+      return (
+        r &&
+        withOptional(
+          { serial: r.serial, gatewayId: r.gateway_id, notBefore: r.not_before, notAfter: r.not_after },
+          { revokedAt: r.revoked_at },
+        )
+      );
     },
 
     async upsertGatewayInstance(i: GatewayInstanceRecord): Promise<void> {
@@ -112,14 +163,23 @@ export function gatewayQueries(run: Run): GatewayOps {
 
     async listGatewayInstances(gatewayId: string): Promise<GatewayInstanceRecord[]> {
       const rows = await run((db) =>
-        db.selectFrom('gateway_instances').selectAll().where('gateway_id', '=', gatewayId).orderBy('instance_id').execute(),
+        db
+          .selectFrom('gateway_instances')
+          .selectAll()
+          .where('gateway_id', '=', gatewayId)
+          .orderBy('instance_id')
+          .execute(),
       );
       return rows.map(toGatewayInstance);
     },
 
     async pruneGatewayInstances(before: string): Promise<number> {
       const result = await run((db) =>
-        db.deleteFrom('gateway_instances').where('last_seen_at', '<', before).where('connected', '=', false).executeTakeFirst(),
+        db
+          .deleteFrom('gateway_instances')
+          .where('last_seen_at', '<', before)
+          .where('connected', '=', false)
+          .executeTakeFirst(),
       );
       return Number(result.numDeletedRows);
     },
@@ -178,6 +238,12 @@ function toGatewayInstance(r: Selectable<GatewayInstancesTable>): GatewayInstanc
       firstSeenAt: r.first_seen_at,
       lastSeenAt: r.last_seen_at,
     },
-    { hostname: r.hostname, appliedHash: r.applied_hash, nackedVersion: r.nacked_version, lastError: r.last_error, lastSyncedAt: r.last_synced_at },
+    {
+      hostname: r.hostname,
+      appliedHash: r.applied_hash,
+      nackedVersion: r.nacked_version,
+      lastError: r.last_error,
+      lastSyncedAt: r.last_synced_at,
+    },
   );
 }

@@ -20,13 +20,19 @@ export function roleQueries(run: Run): RoleOps {
     async getRole(by: { id: string } | { workspaceId: string; name: string }): Promise<RoleRecord | undefined> {
       const row = await run((db) => {
         const q = db.selectFrom('roles').selectAll();
-        return ('id' in by ? q.where('id', '=', by.id) : q.where('workspace_id', '=', by.workspaceId).where('name', '=', by.name)).executeTakeFirst();
+        return (
+          'id' in by
+            ? q.where('id', '=', by.id)
+            : q.where('workspace_id', '=', by.workspaceId).where('name', '=', by.name)
+        ).executeTakeFirst();
       });
       return row && toRole(row);
     },
 
     async listRoles(workspaceId: string): Promise<RoleRecord[]> {
-      const rows = await run((db) => db.selectFrom('roles').selectAll().where('workspace_id', '=', workspaceId).orderBy('name').execute());
+      const rows = await run((db) =>
+        db.selectFrom('roles').selectAll().where('workspace_id', '=', workspaceId).orderBy('name').execute(),
+      );
       return rows.map(toRole);
     },
 

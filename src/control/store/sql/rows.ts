@@ -4,7 +4,10 @@
  */
 
 /** Adds each optional field whose column is not NULL, so that absent fields stay absent (deep-equal round trips). */
-export function withOptional<T extends object, O extends Record<string, unknown>>(record: T, optional: O): T & { [K in keyof O]?: NonNullable<O[K]> } {
+export function withOptional<T extends object, O extends Record<string, unknown>>(
+  record: T,
+  optional: O,
+): T & { [K in keyof O]?: NonNullable<O[K]> } {
   const out: Record<string, unknown> = record as Record<string, unknown>;
   for (const [key, value] of Object.entries(optional)) if (value !== null && value !== undefined) out[key] = value;
   return out as T & { [K in keyof O]?: NonNullable<O[K]> };

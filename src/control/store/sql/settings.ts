@@ -5,7 +5,9 @@ import type { Run } from './statement-runner.ts';
 export function settingQueries(run: Run): SettingOps {
   return {
     async getSetting(key: string): Promise<string | undefined> {
-      const row = await run((db) => db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst());
+      const row = await run((db) =>
+        db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst(),
+      );
       return row?.value;
     },
 

@@ -8,19 +8,35 @@ export function snapshotQueries(run: Run): SnapshotOps {
   return {
     async getLatestSnapshot(scope: string): Promise<SnapshotRecord | undefined> {
       const row = await run((db) =>
-        db.selectFrom('snapshots').selectAll().where('scope', '=', scope).orderBy('version', 'desc').limit(1).executeTakeFirst(),
+        db
+          .selectFrom('snapshots')
+          .selectAll()
+          .where('scope', '=', scope)
+          .orderBy('version', 'desc')
+          .limit(1)
+          .executeTakeFirst(),
       );
       return row && toSnapshot(row);
     },
 
     async getSnapshot(scope: string, version: number): Promise<SnapshotRecord | undefined> {
-      const row = await run((db) => db.selectFrom('snapshots').selectAll().where('scope', '=', scope).where('version', '=', version).executeTakeFirst());
+      const row = await run((db) =>
+        db
+          .selectFrom('snapshots')
+          .selectAll()
+          .where('scope', '=', scope)
+          .where('version', '=', version)
+          .executeTakeFirst(),
+      );
       return row && toSnapshot(row);
     },
 
     async insertSnapshot(s: SnapshotRecord): Promise<void> {
       await run((db) =>
-        db.insertInto('snapshots').values({ scope: s.scope, version: s.version, hash: s.hash, body: s.body, created_at: s.createdAt }).execute(),
+        db
+          .insertInto('snapshots')
+          .values({ scope: s.scope, version: s.version, hash: s.hash, body: s.body, created_at: s.createdAt })
+          .execute(),
       );
     },
 
@@ -29,7 +45,16 @@ export function snapshotQueries(run: Run): SnapshotOps {
         db
           .deleteFrom('snapshots')
           .where('scope', '=', scope)
-          .where('version', 'not in', db.selectFrom('snapshots').select('version').where('scope', '=', scope).orderBy('version', 'desc').limit(Math.max(0, Math.trunc(keep))))
+          .where(
+            'version',
+            'not in',
+            db
+              .selectFrom('snapshots')
+              .select('version')
+              .where('scope', '=', scope)
+              .orderBy('version', 'desc')
+              .limit(Math.max(0, Math.trunc(keep))),
+          )
           .executeTakeFirst(),
       );
       return Number(result.numDeletedRows);

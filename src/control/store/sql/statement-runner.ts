@@ -29,7 +29,8 @@ export class StatementRunner {
 
   /** Every statement runs through here: checks the transaction is usable, maps errors, and poisons it on failure. */
   readonly run: Run = async (query) => {
-    if (this.#unusable !== undefined) throw new Error(`store transaction ${this.#unusable}; nothing more can run in it`, { cause: this.#failure });
+    if (this.#unusable !== undefined)
+      throw new Error(`store transaction ${this.#unusable}; nothing more can run in it`, { cause: this.#failure });
     try {
       return await query(this.#db);
     } catch (error) {

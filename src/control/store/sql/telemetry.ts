@@ -20,28 +20,44 @@ export function telemetryQueries(run: Run): TelemetryOps {
             .insertInto('telemetry')
             .values(batch)
             .onConflict((oc) =>
-              oc.columns(['workspace_id', 'gateway_id', 'minute', 'collection', 'endpoint', 'client_id', 'status']).doUpdateSet((eb) => ({
-                count: eb(eb.ref('telemetry.count'), '+', eb.ref('excluded.count')),
-                duration_ms_sum: eb(eb.ref('telemetry.duration_ms_sum'), '+', eb.ref('excluded.duration_ms_sum')),
-                // CASE rather than greatest() (PostgreSQL) or max() (SQLite): the same SQL on both.
-                duration_ms_max: eb
-                  .case()
-                  .when(eb.ref('excluded.duration_ms_max'), '>', eb.ref('telemetry.duration_ms_max'))
-                  .then(eb.ref('excluded.duration_ms_max'))
-                  .else(eb.ref('telemetry.duration_ms_max'))
-                  .end(),
-              })),
+              oc
+                .columns(['workspace_id', 'gateway_id', 'minute', 'collection', 'endpoint', 'client_id', 'status'])
+                .doUpdateSet((eb) => ({
+                  count: eb(eb.ref('telemetry.count'), '+', eb.ref('excluded.count')),
+                  duration_ms_sum: eb(eb.ref('telemetry.duration_ms_sum'), '+', eb.ref('excluded.duration_ms_sum')),
+                  // CASE rather than greatest() (PostgreSQL) or max() (SQLite): the same SQL on both.
+                  duration_ms_max: eb
+                    .case()
+                    .when(eb.ref('excluded.duration_ms_max'), '>', eb.ref('telemetry.duration_ms_max'))
+                    .then(eb.ref('excluded.duration_ms_max'))
+                    .else(eb.ref('telemetry.duration_ms_max'))
+                    .end(),
+                })),
             )
             .execute(),
         );
       }
     },
 
-    async listTelemetry(workspaceId: string, filter: { since: string; gatewayId?: string }): Promise<TelemetryRecord[]> {
+    async listTelemetry(
+      workspaceId: string,
+      filter: { since: string; gatewayId?: string },
+    ): Promise<TelemetryRecord[]> {
       const rows = await run((db) => {
-        let q = db.selectFrom('telemetry').selectAll().where('workspace_id', '=', workspaceId).where('minute', '>=', filter.since);
+        let q = db
+          .selectFrom('telemetry')
+          .selectAll()
+          .where('workspace_id', '=', workspaceId)
+          .where('minute', '>=', filter.since);
         if (filter.gatewayId !== undefined) q = q.where('gateway_id', '=', filter.gatewayId);
-        return q.orderBy('minute').orderBy('gateway_id').orderBy('collection').orderBy('endpoint').orderBy('client_id').orderBy('status').execute();
+        return q
+          .orderBy('minute')
+          .orderBy('gateway_id')
+          .orderBy('collection')
+          .orderBy('endpoint')
+          .orderBy('client_id')
+          .orderBy('status')
+          .execute();
       });
       return rows.map(toTelemetry);
     },
@@ -58,9 +74,16 @@ export function telemetryQueries(run: Run): TelemetryOps {
       }
     },
 
-    async listSecurityEvents(workspaceId: string, filter: { since: string; gatewayId?: string; limit?: number }): Promise<SecurityEventRecord[]> {
+    async listSecurityEvents(
+      workspaceId: string,
+      filter: { since: string; gatewayId?: string; limit?: number },
+    ): Promise<SecurityEventRecord[]> {
       const rows = await run((db) => {
-        let q = db.selectFrom('security_events').selectAll().where('workspace_id', '=', workspaceId).where('at', '>=', filter.since);
+        let q = db
+          .selectFrom('security_events')
+          .selectAll()
+          .where('workspace_id', '=', workspaceId)
+          .where('at', '>=', filter.since);
         if (filter.gatewayId !== undefined) q = q.where('gateway_id', '=', filter.gatewayId);
         q = q.orderBy('at', 'desc').orderBy('id', 'desc');
         if (filter.limit !== undefined) q = q.limit(Math.max(0, Math.trunc(filter.limit)));
@@ -69,7 +92,10 @@ export function telemetryQueries(run: Run): TelemetryOps {
       return rows.map(toSecurityEvent);
     },
 
-    async countSecurityEvents(workspaceId: string, filter: { since: string; gatewayId?: string; kind?: string }): Promise<number> {
+    async countSecurityEvents(
+      workspaceId: string,
+      filter: { since: string; gatewayId?: string; kind?: string },
+    ): Promise<number> {
       const row = await run((db) => {
         let q = db
           .selectFrom('security_events')

@@ -11,18 +11,32 @@ export function userQueries(run: Run): UserOps {
       await run((db) =>
         db
           .insertInto('user_roles')
-          .values({ workspace_id: r.workspaceId, name: r.name, privileges: JSON.stringify(r.privileges), built_in: r.builtIn })
+          .values({
+            workspace_id: r.workspaceId,
+            name: r.name,
+            privileges: JSON.stringify(r.privileges),
+            built_in: r.builtIn,
+          })
           .execute(),
       );
     },
 
     async listUserRoles(workspaceId: string): Promise<UserRoleRecord[]> {
-      const rows = await run((db) => db.selectFrom('user_roles').selectAll().where('workspace_id', '=', workspaceId).orderBy('name').execute());
-      return rows.map((r) => ({ workspaceId: r.workspace_id, name: r.name, privileges: JSON.parse(r.privileges), builtIn: Boolean(r.built_in) }));
+      const rows = await run((db) =>
+        db.selectFrom('user_roles').selectAll().where('workspace_id', '=', workspaceId).orderBy('name').execute(),
+      );
+      return rows.map((r) => ({
+        workspaceId: r.workspace_id,
+        name: r.name,
+        privileges: JSON.parse(r.privileges),
+        builtIn: Boolean(r.built_in),
+      }));
     },
 
     async deleteUserRole(workspaceId: string, name: string): Promise<boolean> {
-      const result = await run((db) => db.deleteFrom('user_roles').where('workspace_id', '=', workspaceId).where('name', '=', name).executeTakeFirst());
+      const result = await run((db) =>
+        db.deleteFrom('user_roles').where('workspace_id', '=', workspaceId).where('name', '=', name).executeTakeFirst(),
+      );
       return result.numDeletedRows > 0n;
     },
 
@@ -39,13 +53,19 @@ export function userQueries(run: Run): UserOps {
     async getUser(by: { id: string } | { workspaceId: string; email: string }): Promise<UserRecord | undefined> {
       const row = await run((db) => {
         const q = db.selectFrom('users').selectAll();
-        return ('id' in by ? q.where('id', '=', by.id) : q.where('workspace_id', '=', by.workspaceId).where('email', '=', by.email)).executeTakeFirst();
+        return (
+          'id' in by
+            ? q.where('id', '=', by.id)
+            : q.where('workspace_id', '=', by.workspaceId).where('email', '=', by.email)
+        ).executeTakeFirst();
       });
       return row && toUser(row);
     },
 
     async listUsers(workspaceId: string): Promise<UserRecord[]> {
-      const rows = await run((db) => db.selectFrom('users').selectAll().where('workspace_id', '=', workspaceId).orderBy('email').execute());
+      const rows = await run((db) =>
+        db.selectFrom('users').selectAll().where('workspace_id', '=', workspaceId).orderBy('email').execute(),
+      );
       return rows.map(toUser);
     },
 
@@ -59,14 +79,28 @@ export function userQueries(run: Run): UserOps {
       await run((db) =>
         db
           .insertInto('sessions')
-          .values({ hash: s.hash, user_id: s.userId, workspace_id: s.workspaceId, created_at: s.createdAt, expires_at: s.expiresAt })
+          .values({
+            hash: s.hash,
+            user_id: s.userId,
+            workspace_id: s.workspaceId,
+            created_at: s.createdAt,
+            expires_at: s.expiresAt,
+          })
           .execute(),
       );
     },
 
     async getSession(hash: string): Promise<SessionRecord | undefined> {
       const r = await run((db) => db.selectFrom('sessions').selectAll().where('hash', '=', hash).executeTakeFirst());
-      return r && { hash: r.hash, userId: r.user_id, workspaceId: r.workspace_id, createdAt: r.created_at, expiresAt: r.expires_at };
+      return (
+        r && {
+          hash: r.hash,
+          userId: r.user_id,
+          workspaceId: r.workspace_id,
+          createdAt: r.created_at,
+          expiresAt: r.expires_at,
+        }
+      );
     },
 
     async deleteSession(hash: string): Promise<boolean> {
@@ -95,7 +129,14 @@ function userRow(u: UserRecord): UsersTable {
 
 function toUser(r: Selectable<UsersTable>): UserRecord {
   return withOptional(
-    { id: r.id, workspaceId: r.workspace_id, email: r.email, role: r.role, passwordHash: r.password_hash, createdAt: r.created_at },
+    {
+      id: r.id,
+      workspaceId: r.workspace_id,
+      email: r.email,
+      role: r.role,
+      passwordHash: r.password_hash,
+      createdAt: r.created_at,
+    },
     { name: r.name },
   );
 }

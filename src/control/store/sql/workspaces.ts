@@ -33,27 +33,53 @@ export function workspaceQueries(run: Run): WorkspaceOps {
       await run((db) =>
         db
           .insertInto('projects')
-          .values({ workspace_id: p.workspaceId, name: p.name, description: p.description ?? null, created_at: p.createdAt })
+          .values({
+            workspace_id: p.workspaceId,
+            name: p.name,
+            description: p.description ?? null,
+            created_at: p.createdAt,
+          })
           .execute(),
       );
     },
 
     async listProjects(workspaceId: string): Promise<ProjectRecord[]> {
-      const rows = await run((db) => db.selectFrom('projects').selectAll().where('workspace_id', '=', workspaceId).orderBy('name').execute());
-      return rows.map((r) => withOptional({ workspaceId: r.workspace_id, name: r.name, createdAt: r.created_at }, { description: r.description }));
+      const rows = await run((db) =>
+        db.selectFrom('projects').selectAll().where('workspace_id', '=', workspaceId).orderBy('name').execute(),
+      );
+      return rows.map((r) =>
+        withOptional(
+          { workspaceId: r.workspace_id, name: r.name, createdAt: r.created_at },
+          { description: r.description },
+        ),
+      );
     },
 
     async deleteProject(workspaceId: string, name: string): Promise<boolean> {
-      const result = await run((db) => db.deleteFrom('projects').where('workspace_id', '=', workspaceId).where('name', '=', name).executeTakeFirst());
+      const result = await run((db) =>
+        db.deleteFrom('projects').where('workspace_id', '=', workspaceId).where('name', '=', name).executeTakeFirst(),
+      );
       return result.numDeletedRows > 0n;
     },
   };
 }
 
 function workspaceRow(w: WorkspaceRecord): WorkspacesTable {
-  return { id: w.id, name: w.name, environments: json(w.environments), dev_environment: w.devEnvironment, created_at: w.createdAt };
+  return {
+    id: w.id,
+    name: w.name,
+    environments: json(w.environments),
+    dev_environment: w.devEnvironment,
+    created_at: w.createdAt,
+  };
 }
 
 function toWorkspace(r: Selectable<WorkspacesTable>): WorkspaceRecord {
-  return { id: r.id, name: r.name, environments: JSON.parse(r.environments), devEnvironment: r.dev_environment, createdAt: r.created_at };
+  return {
+    id: r.id,
+    name: r.name,
+    environments: JSON.parse(r.environments),
+    devEnvironment: r.dev_environment,
+    createdAt: r.created_at,
+  };
 }

@@ -2,13 +2,23 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type AppliedLimit, rateLimitHeaders } from './headers.ts';
 
-function applied(name: AppliedLimit['name'], limit: number, windowMs: number, remaining: number, resetMs: number, retryAfterMs = 0): AppliedLimit {
+function applied(
+  name: AppliedLimit['name'],
+  limit: number,
+  windowMs: number,
+  remaining: number,
+  resetMs: number,
+  retryAfterMs = 0,
+): AppliedLimit {
   return { name, limit, windowMs, decision: { allowed: retryAfterMs === 0, limit, remaining, retryAfterMs, resetMs } };
 }
 
 describe('rate-limit headers', () => {
   it('lists every policy and reports the one with the least remaining', () => {
-    const headers = rateLimitHeaders([applied('key', 100, 60_000, 42, 16_200), applied('client', 1000, 3_600_000, 900, 3_000_000)], undefined);
+    const headers = rateLimitHeaders(
+      [applied('key', 100, 60_000, 42, 16_200), applied('client', 1000, 3_600_000, 900, 3_000_000)],
+      undefined,
+    );
     assert.deepEqual(headers, {
       'ratelimit-policy': '"key";q=100;w=60, "client";q=1000;w=3600',
       ratelimit: '"key";r=42;t=17',
@@ -16,7 +26,14 @@ describe('rate-limit headers', () => {
   });
 
   it('reports the policy that resets last when two have the same remaining', () => {
-    const headers = rateLimitHeaders([applied('key', 10, 60_000, 3, 30_000), applied('org', 10_000, 86_400_000, 3, 50_000_000), applied('client', 50, 60_000, 3, 1_000)], undefined);
+    const headers = rateLimitHeaders(
+      [
+        applied('key', 10, 60_000, 3, 30_000),
+        applied('org', 10_000, 86_400_000, 3, 50_000_000),
+        applied('client', 50, 60_000, 3, 1_000),
+      ],
+      undefined,
+    );
     assert.equal(headers.ratelimit, '"org";r=3;t=50000');
   });
 
@@ -48,7 +65,10 @@ describe('rate-limit headers', () => {
   });
 
   it('rounds windows that are not whole seconds up', () => {
-    assert.equal(rateLimitHeaders([applied('key', 10, 1_500, 9, 2_000)], undefined)['ratelimit-policy'], '"key";q=10;w=2');
+    assert.equal(
+      rateLimitHeaders([applied('key', 10, 1_500, 9, 2_000)], undefined)['ratelimit-policy'],
+      '"key";q=10;w=2',
+    );
     assert.equal(rateLimitHeaders([applied('key', 10, 250, 9, 400)], undefined)['ratelimit-policy'], '"key";q=10;w=1');
   });
 

@@ -22,7 +22,10 @@ export interface AppliedLimit {
  * rounded up, at least 1). Header names are lower-case; no limits, no headers.
  * @param refused the limit that refused the request, if one did (normally also in `applied`).
  */
-export function rateLimitHeaders(applied: readonly AppliedLimit[], refused: AppliedLimit | undefined): Record<string, string> {
+export function rateLimitHeaders(
+  applied: readonly AppliedLimit[],
+  refused: AppliedLimit | undefined,
+): Record<string, string> {
   const limits = refused === undefined || applied.includes(refused) ? applied : [...applied, refused];
   if (limits.length === 0) return {};
 
@@ -45,7 +48,9 @@ export function rateLimitHeaders(applied: readonly AppliedLimit[], refused: Appl
  * The `RateLimit-Policy` value for these limits, in order. It depends only on the configuration, so the rate-limit
  * policy computes it once per key and collection.
  */
-export function rateLimitPolicyHeader(limits: readonly { name: AppliedLimit['name']; limit: number; windowMs: number }[]): string {
+export function rateLimitPolicyHeader(
+  limits: readonly { name: AppliedLimit['name']; limit: number; windowMs: number }[],
+): string {
   let policy = '';
   // Structured-field integers: a window that is not a whole number of seconds is shown rounded up.
   for (const a of limits) policy += `${policy === '' ? '' : ', '}"${a.name}";q=${a.limit};w=${seconds(a.windowMs)}`;

@@ -42,7 +42,8 @@ const SWEEP_CHUNK = 5_000;
 export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryRateLimitStore {
   const maxKeys = options.maxKeys ?? 1_000_000;
   const sweepIntervalMs = options.sweepIntervalMs ?? 30_000;
-  if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
+  if (!Number.isInteger(maxKeys) || maxKeys < 1)
+    throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
   if (!(sweepIntervalMs >= 1)) throw new RangeError(`sweepIntervalMs must be at least 1, got ${sweepIntervalMs}`);
   const evictBatch = Math.ceil(maxKeys / 64);
 

@@ -29,21 +29,41 @@ const DEGRADED_EVENT_EVERY_MS = 15_000;
  * line at every change (and every 30 s while it lasts, with the URL's password masked), and a diagnostics-channel
  * event that telemetry carries to the control plane's alerting.
  */
-export async function openRateLimitStore(settings: RateLimitStoreSettings, logger: Logger, metrics: GatewayMetrics, hooks: RateLimitStoreHooks): Promise<RateLimitStore> {
+export async function openRateLimitStore(
+  settings: RateLimitStoreSettings,
+  logger: Logger,
+  metrics: GatewayMetrics,
+  hooks: RateLimitStoreHooks,
+): Promise<RateLimitStore> {
   if (settings.type === 'memory') return createMemoryStore();
   // Loaded only when configured: a gateway without Redis never loads the client.
   const { createSharedStore, storeErrorKind } = await import('./shared-store.ts');
   const where = redactUrl(settings.url);
-  const fields = { store: where, prefix: settings.prefix, syncIntervalMs: settings.syncInterval, commandTimeoutMs: settings.commandTimeout };
-  const whileDegraded = 'counting locally until it answers: limits hold per instance, and limits with onStoreFailure: closed refuse with 503';
+  const fields = {
+    store: where,
+    prefix: settings.prefix,
+    syncIntervalMs: settings.syncInterval,
+    commandTimeoutMs: settings.commandTimeout,
+  };
+  const whileDegraded =
+    'counting locally until it answers: limits hold per instance, and limits with onStoreFailure: closed refuse with 503';
   let lastLogged = 0;
   let lastEvent = 0;
   let errorsSinceLog = 0;
   let connectedOnce = false;
   const publish = (status: 'ok' | 'degraded', reason: string | undefined, since: number) => {
-    if (channels.rateLimitStore.hasSubscribers) channels.rateLimitStore.publish({ server: hooks.server(), status, reason, since } satisfies RateLimitStoreStateEvent);
+    if (channels.rateLimitStore.hasSubscribers)
+      channels.rateLimitStore.publish({
+        server: hooks.server(),
+        status,
+        reason,
+        since,
+      } satisfies RateLimitStoreStateEvent);
   };
-  hooks.setCheck({ status: 'degraded', detail: `connecting to ${where}; limits are counted on this instance alone until it answers` });
+  hooks.setCheck({
+    status: 'degraded',
+    detail: `connecting to ${where}; limits are counted on this instance alone until it answers`,
+  });
   const store = createSharedStore({
     url: settings.url,
     prefix: settings.prefix,
@@ -58,8 +78,14 @@ export async function openRateLimitStore(settings: RateLimitStoreSettings, logge
       const now = Date.now();
       if (state.status === 'degraded') {
         metrics.rateLimitStoreDegraded.set(1);
-        hooks.setCheck({ status: 'degraded', detail: `${where}: ${state.reason} (since ${new Date(state.since).toISOString()}); ${whileDegraded}` });
-        logger.warn({ ...fields, reason: state.reason, kind: state.kind }, `rate-limit store degraded: ${whileDegraded}`);
+        hooks.setCheck({
+          status: 'degraded',
+          detail: `${where}: ${state.reason} (since ${new Date(state.since).toISOString()}); ${whileDegraded}`,
+        });
+        logger.warn(
+          { ...fields, reason: state.reason, kind: state.kind },
+          `rate-limit store degraded: ${whileDegraded}`,
+        );
         lastLogged = now;
         lastEvent = now;
         errorsSinceLog = 0;
@@ -68,7 +94,10 @@ export async function openRateLimitStore(settings: RateLimitStoreSettings, logge
         metrics.rateLimitStoreDegraded.set(0);
         hooks.setCheck({ status: 'ok', detail: `${where}: synced every ${settings.syncInterval}ms` });
         if (lastLogged > 0) {
-          logger.info({ ...fields, degradedMs: now - lastLogged }, 'rate-limit store recovered: limits are shared again');
+          logger.info(
+            { ...fields, degradedMs: now - lastLogged },
+            'rate-limit store recovered: limits are shared again',
+          );
           publish('ok', undefined, state.since);
         }
         lastLogged = 0;
@@ -85,7 +114,16 @@ export async function openRateLimitStore(settings: RateLimitStoreSettings, logge
         publish('degraded', state.reason, state.since);
       }
       if (now - lastLogged >= DEGRADED_LOG_EVERY_MS) {
-        logger.warn({ ...fields, reason: state.reason, error: error.message, errors: errorsSinceLog, degradedMs: now - state.since }, `rate-limit store still degraded: ${whileDegraded}`);
+        logger.warn(
+          {
+            ...fields,
+            reason: state.reason,
+            error: error.message,
+            errors: errorsSinceLog,
+            degradedMs: now - state.since,
+          },
+          `rate-limit store still degraded: ${whileDegraded}`,
+        );
         lastLogged = now;
         errorsSinceLog = 0;
       }

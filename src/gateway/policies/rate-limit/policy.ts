@@ -64,7 +64,9 @@ export function rateLimit(options: RateLimitOptions): Policy {
     if (key) policy.push({ name: 'key', limit: key.limit, windowMs: key.window });
     if (client) policy.push({ name: 'client', limit: client.limit, windowMs: client.window });
     if (org) policy.push({ name: 'org', limit: org.limit, windowMs: org.window });
-    const closed = (['key', 'client', 'org'] as const).filter((name) => ({ key, client, org })[name]?.onStoreFailure === 'closed');
+    const closed = (['key', 'client', 'org'] as const).filter(
+      (name) => ({ key, client, org })[name]?.onStoreFailure === 'closed',
+    );
     return {
       key,
       client,
@@ -86,7 +88,11 @@ export function rateLimit(options: RateLimitOptions): Policy {
     }
     if (s === null) return undefined;
     if (s.closed.length > 0 && store.degraded === true) {
-      return refusal('GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE', `The ${s.closed.join(' and ')} rate limit${s.closed.length > 1 ? 's' : ''} cannot be checked: the shared rate-limit store is unavailable and ${s.closed.length > 1 ? 'they are' : 'it is'} configured to fail closed (onStoreFailure: closed).`, { 'retry-after': '1' });
+      return refusal(
+        'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE',
+        `The ${s.closed.join(' and ')} rate limit${s.closed.length > 1 ? 's' : ''} cannot be checked: the shared rate-limit store is unavailable and ${s.closed.length > 1 ? 'they are' : 'it is'} configured to fail closed (onStoreFailure: closed).`,
+        { 'retry-after': '1' },
+      );
     }
 
     // Narrowest first: a refused hit is not counted, so a key over its limit does not drain its org's budget.
@@ -121,16 +127,31 @@ export function rateLimit(options: RateLimitOptions): Policy {
   };
 
   /** The refusal by the last decision given, with headers for every limit checked up to it. */
-  function refuse(ctx: RequestContext, s: KeyLimits, key: RateLimitDecision | undefined, client: RateLimitDecision | undefined, org: RateLimitDecision | undefined) {
+  function refuse(
+    ctx: RequestContext,
+    s: KeyLimits,
+    key: RateLimitDecision | undefined,
+    client: RateLimitDecision | undefined,
+    org: RateLimitDecision | undefined,
+  ) {
     const applied: AppliedLimit[] = [];
     if (key) applied.push({ name: 'key', limit: s.key!.limit, windowMs: s.key!.window, decision: key });
     if (client) applied.push({ name: 'client', limit: s.client!.limit, windowMs: s.client!.window, decision: client });
     if (org) applied.push({ name: 'org', limit: s.org!.limit, windowMs: s.org!.window, decision: org });
     const refused = applied[applied.length - 1]!;
     if (channels.rateLimited.hasSubscribers) {
-      channels.rateLimited.publish({ scope: refused.name, collection, clientId: ctx.principal!.id, requestId: ctx.requestId });
+      channels.rateLimited.publish({
+        scope: refused.name,
+        collection,
+        clientId: ctx.principal!.id,
+        requestId: ctx.requestId,
+      });
     }
-    return refusal('GH_ERR_RATE_LIMITED', `The ${refused.name} rate limit of ${refused.limit} requests per ${refused.windowMs / 1000}s is exhausted.`, rateLimitHeaders(applied, refused));
+    return refusal(
+      'GH_ERR_RATE_LIMITED',
+      `The ${refused.name} rate limit of ${refused.limit} requests per ${refused.windowMs / 1000}s is exhausted.`,
+      rateLimitHeaders(applied, refused),
+    );
   }
 }
 

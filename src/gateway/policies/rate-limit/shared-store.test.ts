@@ -11,7 +11,13 @@ import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../../../config/redact-url.ts';
-import { createSharedStore, storeErrorKind, type SharedRateLimitStore, type SharedStoreOptions, type SharedStoreState } from './shared-store.ts';
+import {
+  createSharedStore,
+  storeErrorKind,
+  type SharedRateLimitStore,
+  type SharedStoreOptions,
+  type SharedStoreState,
+} from './shared-store.ts';
 import { probeRedis, recordSyncs, REDIS_HOW_TO, TEST_REDIS_URL } from '../../../testing/redis.ts';
 import { resp, startBlackHole, startRedisProxy, startScriptedRedis } from '../../../testing/redis-faults.ts';
 import { rateLimitStoreContract } from './store-contract.ts';
@@ -37,9 +43,15 @@ if (unreachable === undefined) {
   rateLimitStoreContract('shared (Redis)', () => createSharedStore({ url: redisUrl, prefix: freshPrefix() }));
 
   /** Stores on one prefix, as gateways that share limits; closed at the end of the test. */
-  async function sharing<T>(n: number, fn: (stores: SharedRateLimitStore[], prefix: string) => Promise<T>, errors?: Error[]): Promise<T> {
+  async function sharing<T>(
+    n: number,
+    fn: (stores: SharedRateLimitStore[], prefix: string) => Promise<T>,
+    errors?: Error[],
+  ): Promise<T> {
     const prefix = freshPrefix();
-    const all = Array.from({ length: n }, () => createSharedStore({ url: redisUrl, prefix, syncIntervalMs: 60_000, onError: (e) => errors?.push(e) }));
+    const all = Array.from({ length: n }, () =>
+      createSharedStore({ url: redisUrl, prefix, syncIntervalMs: 60_000, onError: (e) => errors?.push(e) }),
+    );
     try {
       await Promise.all(all.map((s) => s.sync()));
       await ready(all);
@@ -63,7 +75,15 @@ if (unreachable === undefined) {
         assert.equal(b!.hit('k', 10, MINUTE, T + 2_000).remaining, 9);
         await b!.sync();
         const decisions = [1, 2, 3, 4].map(() => b!.hit('k', 10, MINUTE, T + 3_000));
-        assert.deepEqual(decisions.map((d) => [d.allowed, d.remaining]), [[true, 2], [true, 1], [true, 0], [false, 0]]);
+        assert.deepEqual(
+          decisions.map((d) => [d.allowed, d.remaining]),
+          [
+            [true, 2],
+            [true, 1],
+            [true, 0],
+            [false, 0],
+          ],
+        );
         await b!.sync();
         await a!.sync();
         const last = a!.hit('k', 10, MINUTE, T + 4_000);
@@ -130,7 +150,10 @@ if (unreachable === undefined) {
     it('syncs by itself every syncInterval', async () => {
       const prefix = freshPrefix();
       const recorder = await recordSyncs(prefix, redisUrl);
-      const [a, b] = [createSharedStore({ url: redisUrl, prefix, syncIntervalMs: 20 }), createSharedStore({ url: redisUrl, prefix, syncIntervalMs: 20 })];
+      const [a, b] = [
+        createSharedStore({ url: redisUrl, prefix, syncIntervalMs: 20 }),
+        createSharedStore({ url: redisUrl, prefix, syncIntervalMs: 20 }),
+      ];
       try {
         await ready([a, b]);
         for (let i = 0; i < 4; i++) a.hit('auto', 5, MINUTE, T + 1_000);
@@ -140,9 +163,14 @@ if (unreachable === undefined) {
         assert.equal(b.hit('auto', 5, MINUTE, T + 1_000).remaining, 4);
         await until("b's timer sent its hit", async () => (await admin.get(counter)) === '5');
         // The sync that sent it read the total (5) back; b's next sync (one at a time) shows that answer applied.
-        await until('MONITOR saw both syncs with hits', () => recorder.syncs.filter((s) => s.hits > 0).reduce((n, s) => n + s.hits, 0) === 5);
+        await until(
+          'MONITOR saw both syncs with hits',
+          () => recorder.syncs.filter((s) => s.hits > 0).reduce((n, s) => n + s.hits, 0) === 5,
+        );
         const sent = recorder.syncs.findLastIndex((s) => s.hits > 0);
-        await until("b's next sync", () => recorder.syncs.slice(sent + 1).some((s) => s.source === recorder.syncs[sent]!.source));
+        await until("b's next sync", () =>
+          recorder.syncs.slice(sent + 1).some((s) => s.source === recorder.syncs[sent]!.source),
+        );
         assert.equal(b.hit('auto', 5, MINUTE, T + 1_000).allowed, false, "b's timer brought a's hits");
       } finally {
         recorder.close();
@@ -155,10 +183,18 @@ if (unreachable === undefined) {
     it('goes on deciding locally, reports the error, and closes at once', async () => {
       const port = await closedPort();
       const errors: Error[] = [];
-      const store = createSharedStore({ url: `redis://127.0.0.1:${port}`, prefix: freshPrefix(), syncIntervalMs: 10, onError: (e) => errors.push(e) });
+      const store = createSharedStore({
+        url: `redis://127.0.0.1:${port}`,
+        prefix: freshPrefix(),
+        syncIntervalMs: 10,
+        onError: (e) => errors.push(e),
+      });
       try {
         const decisions = Array.from({ length: 4 }, () => store.hit('k', 3, MINUTE, T));
-        assert.deepEqual(decisions.map((d) => d.allowed), [true, true, true, false]);
+        assert.deepEqual(
+          decisions.map((d) => d.allowed),
+          [true, true, true, false],
+        );
         await store.sync();
         await until('the connection failure was reported', () => errors.length > 0);
         assert.ok(errors.every((e) => !e.message.includes('password')));
@@ -180,9 +216,20 @@ if (unreachable === undefined) {
   }
 
   /** A store that records its errors and state changes; closed at the end of the test. */
-  async function watched(options: Partial<SharedStoreOptions> & { url: string }, fn: (store: SharedRateLimitStore, seen: { errors: Error[]; states: SharedStoreState[] }) => Promise<void>): Promise<void> {
+  async function watched(
+    options: Partial<SharedStoreOptions> & { url: string },
+    fn: (store: SharedRateLimitStore, seen: { errors: Error[]; states: SharedStoreState[] }) => Promise<void>,
+  ): Promise<void> {
     const seen = { errors: [] as Error[], states: [] as SharedStoreState[] };
-    const store = createSharedStore({ prefix: freshPrefix(), syncIntervalMs: 20, commandTimeoutMs: 200, connectTimeoutMs: 300, ...options, onError: (e) => seen.errors.push(e), onStateChange: (s) => seen.states.push(s) });
+    const store = createSharedStore({
+      prefix: freshPrefix(),
+      syncIntervalMs: 20,
+      commandTimeoutMs: 200,
+      connectTimeoutMs: 300,
+      ...options,
+      onError: (e) => seen.errors.push(e),
+      onStateChange: (s) => seen.states.push(s),
+    });
     try {
       await fn(store, seen);
     } finally {
@@ -217,8 +264,15 @@ if (unreachable === undefined) {
           const state = store.state();
           assert.equal(state.kind, 'timeout', JSON.stringify(state));
           assert.match(state.reason!, /no answer within 200ms|within \d+ms/);
-          assert.ok(seen.errors.some((e) => storeErrorKind(e) === 'timeout'), seen.errors.map((e) => e.message).join('; '));
-          assert.deepEqual(seen.states.map((s) => s.status), ['degraded'], 'reported once, not once per error');
+          assert.ok(
+            seen.errors.some((e) => storeErrorKind(e) === 'timeout'),
+            seen.errors.map((e) => e.message).join('; '),
+          );
+          assert.deepEqual(
+            seen.states.map((s) => s.status),
+            ['degraded'],
+            'reported once, not once per error',
+          );
           // It keeps trying: the hole sees new connections.
           const before = hole.accepted;
           await until('it dials again', () => hole.accepted > before);
@@ -232,11 +286,17 @@ if (unreachable === undefined) {
     it('gives up a connection whose TLS handshake never completes after connectTimeout', async () => {
       const hole = await startBlackHole();
       try {
-        await watched({ url: `rediss://127.0.0.1:${hole.port}`, connectTimeoutMs: 300, commandTimeoutMs: 5_000 }, async (store, seen) => {
-          await until('the store is degraded', () => store.degraded);
-          assert.equal(store.state().kind, 'timeout');
-          assert.ok(seen.errors.some((e) => /ETIMEDOUT/.test(e.message)), seen.errors.map((e) => e.message).join('; '));
-        });
+        await watched(
+          { url: `rediss://127.0.0.1:${hole.port}`, connectTimeoutMs: 300, commandTimeoutMs: 5_000 },
+          async (store, seen) => {
+            await until('the store is degraded', () => store.degraded);
+            assert.equal(store.state().kind, 'timeout');
+            assert.ok(
+              seen.errors.some((e) => /ETIMEDOUT/.test(e.message)),
+              seen.errors.map((e) => e.message).join('; '),
+            );
+          },
+        );
       } finally {
         await hole.close();
       }
@@ -270,7 +330,10 @@ if (unreachable === undefined) {
             return store.state().status === 'ok';
           });
           assert.equal(await admin.get(counter), '5', 'the three hits went out once, neither lost nor resent twice');
-          assert.deepEqual(seen.states.map((s) => s.status), ['ok', 'degraded', 'ok']);
+          assert.deepEqual(
+            seen.states.map((s) => s.status),
+            ['ok', 'degraded', 'ok'],
+          );
         });
       } finally {
         await proxy.close();
@@ -346,7 +409,7 @@ if (unreachable === undefined) {
 
     for (const [answer, extra] of [
       ['NOSCRIPT No matching script. Please use EVAL.', ''],
-      ['READONLY You can\'t write against a read only replica.', ' and dials again (a failover left it on a replica)'],
+      ["READONLY You can't write against a read only replica.", ' and dials again (a failover left it on a replica)'],
       ["OOM command not allowed when used memory > 'maxmemory'.", ''],
     ] as const) {
       const code = answer.split(' ')[0]!;
@@ -377,7 +440,11 @@ if (unreachable === undefined) {
               return store.state().status === 'ok';
             });
             // Later syncs re-read the key with 0 new hits.
-            assert.deepEqual(sent.filter((n) => n > 0), [3], 'the three hits went out once, after the failures');
+            assert.deepEqual(
+              sent.filter((n) => n > 0),
+              [3],
+              'the three hits went out once, after the failures',
+            );
           });
         } finally {
           await fake.close();

@@ -91,7 +91,8 @@ export function storeErrorKind(error: Error): StoreErrorKind {
 /** What an error says to an operator: the reply's error code, or the message (connection errors hold no secret). */
 function describeError(error: Error, commandTimeoutMs: number): string {
   if (error.name === 'ReplyError') return `Redis answered ${/^[A-Z][A-Z_-]*/.exec(error.message)?.[0] ?? 'an error'}`;
-  if (error.message === 'Command timed out' || error.message.startsWith('Socket timeout')) return `no answer within ${commandTimeoutMs}ms`;
+  if (error.message === 'Command timed out' || error.message.startsWith('Socket timeout'))
+    return `no answer within ${commandTimeoutMs}ms`;
   return error.message.slice(0, 200);
 }
 
@@ -164,7 +165,8 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
   const commandTimeoutMs = options.commandTimeoutMs ?? 500;
   const connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
   if (!(syncIntervalMs >= 1)) throw new RangeError(`syncIntervalMs must be at least 1, got ${syncIntervalMs}`);
-  if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
+  if (!Number.isInteger(maxKeys) || maxKeys < 1)
+    throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
   if (!(commandTimeoutMs >= 1)) throw new RangeError(`commandTimeoutMs must be at least 1, got ${commandTimeoutMs}`);
   if (!(connectTimeoutMs >= 1)) throw new RangeError(`connectTimeoutMs must be at least 1, got ${connectTimeoutMs}`);
   const onErrorOption = options.onError ?? (() => {});
@@ -203,7 +205,8 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
     socketTimeout: commandTimeoutMs,
     // A failover left this connection on a replica: dial again (DNS or the proxy now name the new primary).
     reconnectOnError: (error: Error) => error.message.startsWith('READONLY'),
-    retryStrategy: (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 10), 2_000) + Math.floor(Math.random() * 100),
+    retryStrategy: (attempt: number) =>
+      Math.min(50 * 2 ** Math.min(attempt, 10), 2_000) + Math.floor(Math.random() * 100),
     lazyConnect: false,
   });
   redis.on('error', (error: Error) => onError(error));
@@ -240,7 +243,11 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
       notReadySince ??= now;
       // ioredis reports failed attempts itself; this is the backstop for a connection that neither fails nor completes.
       if (state.status !== 'degraded' && now - notReadySince > connectTimeoutMs + commandTimeoutMs) {
-        onError(Object.assign(new Error(`no connection to Redis within ${connectTimeoutMs + commandTimeoutMs}ms`), { code: 'ETIMEDOUT' }));
+        onError(
+          Object.assign(new Error(`no connection to Redis within ${connectTimeoutMs + commandTimeoutMs}ms`), {
+            code: 'ETIMEDOUT',
+          }),
+        );
       }
     }
     if (syncing === undefined) void sync();
@@ -356,7 +363,12 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
       c.pending = 0;
       c.inflight += hits;
       sent.push({ key, c, start: c.start, windowMs: c.windowMs, hits });
-      (pipeline as unknown as WithSyncCommand).gatehouseRateSync(redisKey(key, c.windowMs, c.start), redisKey(key, c.windowMs, c.start - c.windowMs), hits, ttlOf(c.windowMs));
+      (pipeline as unknown as WithSyncCommand).gatehouseRateSync(
+        redisKey(key, c.windowMs, c.start),
+        redisKey(key, c.windowMs, c.start - c.windowMs),
+        hits,
+        ttlOf(c.windowMs),
+      );
     }
     let results: [Error | null, unknown][] | null;
     try {
@@ -379,7 +391,8 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
       const [error, reply] = results?.[offset + i] ?? [new Error('the sync did not complete'), undefined];
       if (counters.get(key) !== c) {
         // Dropped meanwhile (eviction, clear): its unsent hits are gone with it, the sent ones are in Redis or not.
-        if (error !== null && hits > 0 && leftovers.length < MAX_LEFTOVERS) leftovers.push({ redisKey: redisKey(key, windowMs, start), hits, ttlMs: ttlOf(windowMs) });
+        if (error !== null && hits > 0 && leftovers.length < MAX_LEFTOVERS)
+          leftovers.push({ redisKey: redisKey(key, windowMs, start), hits, ttlMs: ttlOf(windowMs) });
         continue;
       }
       if (error !== null) {
@@ -415,7 +428,9 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
       await sync();
     },
     connected() {
-      return redis.status === 'ready' ? Promise.resolve() : new Promise((resolve) => redis.once('ready', () => resolve()));
+      return redis.status === 'ready'
+        ? Promise.resolve()
+        : new Promise((resolve) => redis.once('ready', () => resolve()));
     },
     get size() {
       return counters.size;
@@ -440,7 +455,10 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
         await syncing;
         for (const [key, c] of counters) if (c.pending > 0) active.set(key, generation);
         const flushed = sync();
-        const waited = await Promise.race([flushed.then(() => true), new Promise<false>((r) => setTimeout(r, 1_000, false).unref())]);
+        const waited = await Promise.race([
+          flushed.then(() => true),
+          new Promise<false>((r) => setTimeout(r, 1_000, false).unref()),
+        ]);
         if (waited) {
           await redis.quit().catch(() => redis.disconnect());
           counters.clear();

@@ -18,7 +18,8 @@ export interface Counter {
 
 /** `limit` and `windowMs` come from validated configuration: anything else is a bug. */
 export function checkLimit(limit: number, windowMs: number): void {
-  if (!(limit >= 1) || !(windowMs >= 1)) throw new RangeError(`rate limit needs limit >= 1 and windowMs >= 1, got ${limit} per ${windowMs}ms`);
+  if (!(limit >= 1) || !(windowMs >= 1))
+    throw new RangeError(`rate limit needs limit >= 1 and windowMs >= 1, got ${limit} per ${windowMs}ms`);
 }
 
 export function windowStart(windowMs: number, now: number): number {

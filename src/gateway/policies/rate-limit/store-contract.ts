@@ -27,7 +27,13 @@ export function rateLimitStoreContract(name: string, makeStore: () => RateLimitS
     });
 
     /** `n` hits at the same instant. */
-    async function hits(key: string, n: number, limit: number, windowMs: number, now: number): Promise<RateLimitDecision[]> {
+    async function hits(
+      key: string,
+      n: number,
+      limit: number,
+      windowMs: number,
+      now: number,
+    ): Promise<RateLimitDecision[]> {
       const out: RateLimitDecision[] = [];
       for (let i = 0; i < n; i++) out.push(await store.hit(key, limit, windowMs, now));
       return out;
@@ -37,7 +43,13 @@ export function rateLimitStoreContract(name: string, makeStore: () => RateLimitS
       const decisions = await hits('k', 5, 5, MINUTE, T + 10 * SECOND);
       assert.deepEqual(
         decisions.map((d) => [d.allowed, d.remaining, d.retryAfterMs, d.limit]),
-        [[true, 4, 0, 5], [true, 3, 0, 5], [true, 2, 0, 5], [true, 1, 0, 5], [true, 0, 0, 5]],
+        [
+          [true, 4, 0, 5],
+          [true, 3, 0, 5],
+          [true, 2, 0, 5],
+          [true, 1, 0, 5],
+          [true, 0, 0, 5],
+        ],
       );
     });
 
@@ -68,7 +80,11 @@ export function rateLimitStoreContract(name: string, makeStore: () => RateLimitS
       const decisions = await hits('k', 3, 10, MINUTE, T + MINUTE + 15 * SECOND);
       assert.deepEqual(
         decisions.map((d) => [d.allowed, d.remaining]),
-        [[true, 1], [true, 0], [false, 0]],
+        [
+          [true, 1],
+          [true, 0],
+          [false, 0],
+        ],
       );
     });
 
@@ -96,9 +112,25 @@ export function rateLimitStoreContract(name: string, makeStore: () => RateLimitS
         // Full in the current window, nothing before.
         { limit: 10, windowMs: MINUTE, setup: [[0, 10]], at: 20 * SECOND },
         // Room in the current window; the previous window's weight blocks.
-        { limit: 10, windowMs: MINUTE, setup: [[0, 10], [MINUTE + 1, 2]], at: MINUTE + 5 * SECOND },
+        {
+          limit: 10,
+          windowMs: MINUTE,
+          setup: [
+            [0, 10],
+            [MINUTE + 1, 2],
+          ],
+          at: MINUTE + 5 * SECOND,
+        },
         // The previous window was full and the current one filled up while it still weighed a little.
-        { limit: 7, windowMs: SECOND, setup: [[0, 7], [SECOND + 900, 6]], at: SECOND + 950 },
+        {
+          limit: 7,
+          windowMs: SECOND,
+          setup: [
+            [0, 7],
+            [SECOND + 900, 6],
+          ],
+          at: SECOND + 950,
+        },
         // A window that does not divide evenly: the previous hits weigh 3 × left / 7000.
         { limit: 3, windowMs: 7_000, setup: [[6_999, 3]], at: 7_001 },
       ];
@@ -107,15 +139,26 @@ export function rateLimitStoreContract(name: string, makeStore: () => RateLimitS
         for (const [offset, n] of s.setup) await hits(key, n, s.limit, s.windowMs, T + offset);
         const refused = await store.hit(key, s.limit, s.windowMs, T + s.at);
         assert.equal(refused.allowed, false, `scenario ${i} should be refused`);
-        assert.ok(Number.isInteger(refused.retryAfterMs) && refused.retryAfterMs > 0, `scenario ${i}: ${refused.retryAfterMs}`);
-        assert.equal((await store.hit(key, s.limit, s.windowMs, T + s.at + refused.retryAfterMs - 1)).allowed, false, `scenario ${i}: too early`);
-        assert.equal((await store.hit(key, s.limit, s.windowMs, T + s.at + refused.retryAfterMs)).allowed, true, `scenario ${i}: on time`);
+        assert.ok(
+          Number.isInteger(refused.retryAfterMs) && refused.retryAfterMs > 0,
+          `scenario ${i}: ${refused.retryAfterMs}`,
+        );
+        assert.equal(
+          (await store.hit(key, s.limit, s.windowMs, T + s.at + refused.retryAfterMs - 1)).allowed,
+          false,
+          `scenario ${i}: too early`,
+        );
+        assert.equal(
+          (await store.hit(key, s.limit, s.windowMs, T + s.at + refused.retryAfterMs)).allowed,
+          true,
+          `scenario ${i}: on time`,
+        );
       }
     });
 
     it('gives a retry delay that is right for random histories', async () => {
       let seed = 42;
-      const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+      const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
       for (let round = 0; round < 200; round++) {
         const key = `random-${round}`;
         const limit = 1 + Math.floor(random() * 20);
@@ -188,7 +231,8 @@ export function rateLimitStoreContract(name: string, makeStore: () => RateLimitS
       for (let i = 0; i < 300; i++) {
         now += 137;
         const d = await store.hit('k', 7, 3_000, now);
-        for (const value of [d.remaining, d.retryAfterMs, d.resetMs]) assert.ok(Number.isInteger(value) && value >= 0, JSON.stringify(d));
+        for (const value of [d.remaining, d.retryAfterMs, d.resetMs])
+          assert.ok(Number.isInteger(value) && value >= 0, JSON.stringify(d));
         assert.ok(d.remaining < d.limit);
         assert.equal(d.retryAfterMs === 0, d.allowed);
       }
