@@ -20,7 +20,21 @@ const layerRules = LAYERS.map((layer, i) => {
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: above.map((a) => ({ group: [`**/${a}/**`, `**/${a}`], message: layerMessage(layer, a) })) },
+        {
+          patterns: [
+            ...above.map((a) => ({ group: [`**/${a}/**`, `**/${a}`], message: layerMessage(layer, a) })),
+            // The control plane embeds the data plane through its one public entry point.
+            ...(layer === 'control'
+              ? [
+                  {
+                    group: ['**/gateway/**', '!**/gateway/index.ts'],
+                    message:
+                      'src/control/ uses the data plane through its public entry point src/gateway/index.ts only: export what it needs there.',
+                  },
+                ]
+              : []),
+          ],
+        },
       ],
       // The same for `await import(…)`, which no-restricted-imports does not see.
       'no-restricted-syntax': [

@@ -38,14 +38,26 @@ describe('the layering rule', () => {
   it('refuses a re-export and a dynamic import of a layer above too', async () => {
     assert.equal((await lint('src/config/x.ts', `export { x } from '../control/plane.ts';\n`)).length, 1);
     assert.equal((await lint('src/gateway/x.ts', `export const m = await import('../control/plane.ts');\n`)).length, 1);
-    assert.deepEqual(await lint('src/control/x.ts', `export const m = await import('../gateway/instance.ts');\n`), []);
+    assert.deepEqual(await lint('src/control/x.ts', `export const m = await import('../gateway/index.ts');\n`), []);
+  });
+
+  it('lets src/control/ use the data plane through src/gateway/index.ts only', async () => {
+    const [internal] = await lint(
+      'src/control/x.ts',
+      `import { a } from '../gateway/instance.ts';\nexport const b = a;\n`,
+    );
+    assert.match(internal ?? '', /public entry point src\/gateway\/index\.ts/);
+    assert.deepEqual(
+      await lint('src/control/api/x.ts', `import { a } from '../../gateway/index.ts';\nexport const b = a;\n`),
+      [],
+    );
   });
 
   it('lets a module import its own layer and those below it', async () => {
     assert.deepEqual(
       await lint(
         'src/control/x.ts',
-        `import { a } from '../gateway/instance.ts';\nimport { b } from '../config/schema.ts';\nimport { c } from '../shared/errors.ts';\nimport { d } from './plane.ts';\nexport const e = [a, b, c, d];\n`,
+        `import { a } from '../gateway/index.ts';\nimport { b } from '../config/schema.ts';\nimport { c } from '../shared/errors.ts';\nimport { d } from './plane.ts';\nexport const e = [a, b, c, d];\n`,
       ),
       [],
     );

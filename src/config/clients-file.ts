@@ -1,4 +1,7 @@
 /**
+ * Length (about 450 lines formatted): the line reader, its fast check and its error positions are one
+ * streaming parser.
+ *
  * The clients file: API clients as NDJSON, one `clients[]` entry (`ClientSchema`) per line, referenced from the
  * config file's `clientsFile`. Meant for client sets too large for one JSON or YAML document: a million clients
  * load in a few seconds because no line is ever part of a large parse, and each validated client is handed to the

@@ -1,4 +1,8 @@
 /**
+ * Length (about 750 lines formatted): the snapshot contract — every field of the gateway file and the snapshot, each
+ * with its documentation comment — read as one document; resources.ts, telemetry.ts and control-plane.ts derive
+ * from it.
+ *
  * The configuration contract of Gatehouse.
  *
  * `SnapshotSchema` is what a gateway serves: API collections, client roles, API clients, legacy clients,

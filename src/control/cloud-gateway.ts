@@ -12,14 +12,21 @@
  */
 import type { Logger } from 'pino';
 import { type ServerSettings, type Snapshot, type TokenExchange, TokenExchangeSchema } from '../config/schema.ts';
-import type { EgressPolicy } from '../gateway/http/egress.ts';
-import { CollectionRouter } from '../gateway/http/router.ts';
-import { createGatewayInstance, type GatewayInstance } from '../gateway/instance.ts';
-import type { CompiledCollection, KeyEntry, RouteTable } from '../gateway/snapshot/compiled.ts';
-import { startCompile, type SnapshotCompilation } from '../gateway/snapshot/compile.ts';
+import {
+  CollectionRouter,
+  type CompiledCollection,
+  createGatewayInstance,
+  createMinter,
+  type EgressPolicy,
+  type GatewayInstance,
+  type KeyEntry,
+  openDistributedKeyStore,
+  type RouteTable,
+  type SigningKeyStore,
+  type SnapshotCompilation,
+  startCompile,
+} from '../gateway/index.ts';
 import { canonicalJson } from '../config/snapshot-encoding.ts';
-import { openDistributedKeyStore, type SigningKeyStore } from '../gateway/tokens/keystore.ts';
-import { createMinter } from '../gateway/tokens/minter.ts';
 
 export interface CloudGatewayOptions {
   logger: Logger;

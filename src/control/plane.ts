@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { type RateLimitStoreSchema, ServerSchema, TokenExchangeSchema, type TokenExchange } from '../config/schema.ts';
 import type { ControlPlaneEndpoints } from '../config/edge.ts';
-import { EgressPolicy, type EgressMode } from '../gateway/http/egress.ts';
+import { EgressPolicy, type EgressMode } from '../gateway/index.ts';
 import { createAdminServer } from './api/server.ts';
 import { buildOpenApi } from './api/openapi.ts';
 import type { ControlContext } from './api/operation.ts';

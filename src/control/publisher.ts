@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { type SigningKeys, type Snapshot, type TokenExchange } from '../config/schema.ts';
-import { generateSigningKeys } from '../gateway/tokens/keystore.ts';
+import { generateSigningKeys } from '../gateway/index.ts';
 import { canonicalJson, encodeSnapshot, snapshotHash } from '../config/snapshot-encoding.ts';
 import type { CloudGateway } from './cloud-gateway.ts';
 import { compileWorkspace, type TenantTokenSettings, type WorkspaceState } from './compile/compile.ts';

@@ -5,7 +5,7 @@
  * signed has expired (token lifetime + one minute of clock skew), then a later compile drops them.
  */
 import { type SigningKeys, SigningKeysSchema, type TokenExchange } from '../config/schema.ts';
-import { generateSigningKeys } from '../gateway/tokens/keystore.ts';
+import { generateSigningKeys } from '../gateway/index.ts';
 import { nowIso } from './ids.ts';
 import type { StoreOps } from './store/store.ts';
 

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Privilege } from '../../config/resources.ts';
-import { blockList, inBlockList } from '../../gateway/http/block-list.ts';
+import { blockList, inBlockList } from '../../shared/block-list.ts';
 import { hashKey, isWellFormedKey } from '../../shared/api-key.ts';
 import type { Store } from '../store/store.ts';
 import { AdminError } from './errors.ts';

@@ -1,4 +1,7 @@
 /**
+ * Length (about 420 lines formatted): the collection operations (draft, publish, rollback, deploy, delete) share
+ * their reference and scope checks.
+ *
  * Admin API: API collections of one environment. Drafts are edited freely; `publish` freezes the draft as the
  * next numbered version, which is what gateways serve. Publishing an earlier version is a rollback: it becomes the
  * newest version again (history is never rewritten). Project deployment copies a project's published collections

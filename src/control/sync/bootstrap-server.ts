@@ -1,4 +1,7 @@
 /**
+ * Length (about 470 lines formatted): the endpoint's two exchanges (register, re-enroll) and the checks each
+ * makes, kept beside each other because they must refuse the same things the same way.
+ *
  * The bootstrap endpoint (HTTPS, JSON): where `gatehouse gateway bootstrap` trades a one-time registration token
  * and a certificate signing request for the gateway's first certificate.
  *
@@ -212,18 +215,7 @@ export function createBootstrapServer(options: BootstrapServerOptions): Server {
       );
 
     // Sign before consuming: a bad CSR must not burn the token. The certificate leaves only if the token is ours.
-    let issued;
-    try {
-      issued = await ca.signGatewayCsr(
-        csr,
-        { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment },
-        validityMs,
-      );
-    } catch (error) {
-      if (error instanceof CsrError)
-        throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', `body.csr: ${error.message}`, 'bad csr');
-      throw error;
-    }
+    const issued = await signCsr(ca, csr, gateway, validityMs);
     const consumed = await store.transaction(async (tx) => {
       if (!(await tx.consumeRegistrationToken(hash, nowIso(at)))) return false;
       await tx.insertGatewayCertificate({
@@ -370,18 +362,7 @@ export function createBootstrapServer(options: BootstrapServerOptions): Server {
       );
     }
 
-    let issued;
-    try {
-      issued = await ca.signGatewayCsr(
-        csrPem,
-        { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment },
-        validityMs,
-      );
-    } catch (error) {
-      if (error instanceof CsrError)
-        throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', `body.csr: ${error.message}`, 'bad csr');
-      throw error;
-    }
+    const issued = await signCsr(ca, csrPem, gateway, validityMs);
     await store.insertGatewayCertificate({
       serial: issued.serial,
       gatewayId: gateway.id,
@@ -459,6 +440,26 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch {
     throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', 'body: not valid JSON', 'invalid json');
+  }
+}
+
+/** Signs a gateway's CSR for `gateway`; a CSR the CA refuses is the caller's 400, anything else a fault. */
+async function signCsr(
+  ca: CertificateAuthority,
+  csrPem: string,
+  gateway: { id: string; workspaceId: string; environment: string },
+  validityMs: number,
+): Promise<Awaited<ReturnType<CertificateAuthority['signGatewayCsr']>>> {
+  try {
+    return await ca.signGatewayCsr(
+      csrPem,
+      { gatewayId: gateway.id, workspaceId: gateway.workspaceId, environment: gateway.environment },
+      validityMs,
+    );
+  } catch (error) {
+    if (error instanceof CsrError)
+      throw new BootstrapRefusal('GH_ERR_BOOTSTRAP_INVALID_REQUEST', `body.csr: ${error.message}`, 'bad csr');
+    throw error;
   }
 }
 

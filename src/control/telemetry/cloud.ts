@@ -9,9 +9,12 @@
  * are not told apart: the aggregates of a name used in two environments of one workspace add up.
  */
 import type { Logger } from 'pino';
-import type { GatewayInstance } from '../../gateway/instance.ts';
-import { createTelemetryCollector, type TelemetryCollector } from '../../gateway/observability/telemetry.ts';
-import type { CompiledCollection } from '../../gateway/snapshot/compiled.ts';
+import {
+  type CompiledCollection,
+  createTelemetryCollector,
+  type GatewayInstance,
+  type TelemetryCollector,
+} from '../../gateway/index.ts';
 import type { Store } from '../store/store.ts';
 import type { CollectionOwner, TelemetryIngest } from './ingest.ts';
 

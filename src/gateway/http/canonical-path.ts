@@ -1,5 +1,5 @@
 /**
- * Length (about 480 lines): one hand-written parser whose rules are read side by side with docs/canonical-path.md;
+ * Length (about 550 lines formatted): one hand-written parser whose rules are read side by side with docs/canonical-path.md;
  * splitting the fast path from the full parser would separate code that must agree character for character.
  *
  * Canonical path first: turns the raw request target into the one path string that the router matches *and* the

@@ -5,7 +5,7 @@
  * get around it. IP-literal hosts skip `lookup` in `net.connect`, so the connector checks them itself, and
  * compilation checks them too (`literalRefusal`) so that their requests are refused without touching a pool.
  */
-import { blockList } from './block-list.ts';
+import { blockList } from '../../shared/block-list.ts';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, isIPv4, type LookupFunction } from 'node:net';
 import { networkInterfaces } from 'node:os';

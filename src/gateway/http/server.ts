@@ -1,9 +1,13 @@
 /**
+ * Length (about 460 lines formatted): the listener class and the three ways a request ends (proxied, refused,
+ * upgraded to a WebSocket tunnel), which share its private state; routing (route.ts) and the request and its
+ * policy chain (exchange.ts) live apart.
+ *
  * The data-plane listener: canonical path → route match → the collection's frozen policy chain → proxy.
  * The route table is one reference; applying a snapshot swaps it, requests in flight keep the table they
  * started with.
  */
-import { blockList } from './block-list.ts';
+import { blockList } from '../../shared/block-list.ts';
 import { nextRequestId } from './request-id.ts';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';

@@ -3,7 +3,7 @@
  * roles expanded to endpoint-id sets (wildcard permissions included, so authorization stays one Set lookup), per-collection frozen policy chains. Runs once per snapshot; applying a
  * new snapshot is then one reference swap.
  */
-import { blockList } from '../http/block-list.ts';
+import { blockList } from '../../shared/block-list.ts';
 import type { Client, LegacyClient, RateLimitPolicies, Snapshot } from '../../config/schema.ts';
 import { grantsPermission, WILDCARD } from '../../shared/permissions.ts';
 import { segmentDepth } from '../http/canonical-path.ts';

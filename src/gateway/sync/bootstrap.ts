@@ -1,4 +1,6 @@
 /**
+ * Length (about 460 lines formatted): the steps below, in order, each with the refusal that names what to do.
+ *
  * `gatehouse gateway bootstrap`: turns a one-time registration token into a gateway's config directory.
  *
  * 1. Refuse a directory that is already bootstrapped (it holds gateway.json), before anything else.

@@ -1,5 +1,5 @@
 /**
- * Length (about 500 lines): one state machine (current, next and retired keys, rotation, persistence and its
+ * Length (about 600 lines formatted): one state machine (current, next and retired keys, rotation, persistence and its
  * retries) that reads best in one place; the file format and the distributed (read-only) store are at the end.
  *
  * Token-signing keys with rotation.

@@ -1,5 +1,5 @@
 /**
- * Length (about 450 lines): the store, its Lua script and its fault handling (timeouts, degraded state,
+ * Length (about 470 lines formatted): the store, its Lua script and its fault handling (timeouts, degraded state,
  * reconnection) are one protocol with Redis; the window math is shared with the memory store (sliding-window.ts).
  *
  * The shared rate-limit store: counters that hold across gateway instances, kept in Redis, with a local fast path.
