@@ -21,7 +21,7 @@ import { CloudGateway } from './cloud-gateway.ts';
 import { openCertificateAuthority, type CertificateAuthority } from './pki/ca.ts';
 import { Publisher } from './publisher.ts';
 import { createBootstrapServer } from './sync/bootstrap-server.ts';
-import { startSyncServer, type SyncServer } from './sync/sync-server.ts';
+import { hostPort, startSyncServer, type SyncServer } from './sync/sync-server.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
 import { startCloudTelemetry, type CloudTelemetry } from './telemetry/cloud.ts';
@@ -322,10 +322,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await store.close();
     throw error;
   }
-}
-
-function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function formatHost(a: AddressInfo): string {

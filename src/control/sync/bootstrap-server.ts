@@ -40,9 +40,8 @@ import { describeCertificate } from '../../shared/certificates.ts';
 import { x509 } from '../../shared/x509.ts';
 import { CsrError, parseGatewayUri, type CertificateAuthority } from '../pki/ca.ts';
 import type { Store } from '../store/store.ts';
+import { GATEWAY_CERTIFICATE_VALIDITY_MS } from './sync-server.ts';
 
-/** Gateway certificates are short-lived and renewed over the live channel. */
-export const DEFAULT_GATEWAY_CERTIFICATE_VALIDITY_MS = 24 * 3_600_000;
 /** How long after its expiry a gateway certificate may still be traded for a new one at `POST /v1/renew`. */
 export const DEFAULT_GATEWAY_REENROLL_WINDOW_MS = 30 * 86_400_000;
 const MAX_BODY = 64 * 1024;
@@ -104,7 +103,7 @@ const BOOTSTRAP_AGAIN =
 export function createBootstrapServer(options: BootstrapServerOptions): Server {
   const { store, ca, logger, endpoints } = options;
   const now = options.now ?? Date.now;
-  const validityMs = options.certificateValidityMs ?? DEFAULT_GATEWAY_CERTIFICATE_VALIDITY_MS;
+  const validityMs = options.certificateValidityMs ?? GATEWAY_CERTIFICATE_VALIDITY_MS;
   const reenrollWindowMs = options.reenrollWindowMs ?? DEFAULT_GATEWAY_REENROLL_WINDOW_MS;
   const caPublicKey = new X509Certificate(ca.certPem).publicKey;
 

@@ -198,6 +198,7 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
   };
 }
 
+/** `host:port` as gRPC and URLs take it: an IPv6 address in brackets. */
 export function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
