@@ -18,7 +18,8 @@ import { generateKey, hashKey } from '../../shared/api-key.ts';
 import { encodeRateLimits } from '../../config/snapshot-encoding.ts';
 import { newId, nowIso } from '../ids.ts';
 import type { ClientRecord, KeyRecord, RoleRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
-import { AdminError, conflict, invalid, notFound } from './errors.ts';
+import { AdminError, conflict, fromStore, invalid } from './errors.ts';
+import { requireKnownEnvironment, visibleClient } from './lookup.ts';
 import { operation, type Caller, type Operation } from './operation.ts';
 import { checkGrantable } from './role-routes.ts';
 import { clientInScope } from './scope.ts';
@@ -53,11 +54,7 @@ async function checkClient(
   const role = await tx.getRole({ workspaceId: workspace.id, name: c.role });
   if (!role) throw invalid('body.role', `unknown role "${c.role}"`);
   c.environments.forEach((e, i) => {
-    if (e !== '*' && !workspace.environments.includes(e))
-      throw invalid(
-        `body.environments[${i}]`,
-        `unknown environment "${e}" (environments: ${workspace.environments.join(', ')})`,
-      );
+    if (e !== '*') requireKnownEnvironment(workspace, e, `body.environments[${i}]`);
   });
   const projects = new Set((await tx.listProjects(workspace.id)).map((p) => p.name));
   c.projects.forEach((p, i) => {
@@ -84,17 +81,6 @@ async function checkManageable(tx: StoreOps, caller: Caller, client: ClientRecor
     throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', 'only an operator client manages operator clients');
   const role = await tx.getRole({ id: client.roleId });
   if (role) checkGrantable(caller, role.permissions, `the client's role "${role.name}" permissions`);
-}
-
-async function visibleClient(
-  tx: StoreOps,
-  caller: Caller,
-  workspace: WorkspaceRecord,
-  id: string,
-): Promise<ClientRecord> {
-  const c = await tx.getClient(id);
-  if (!c || c.workspaceId !== workspace.id || !clientInScope(caller, c)) throw notFound(`API client "${id}"`);
-  return c;
 }
 
 function record(
@@ -186,7 +172,7 @@ export const clientOperations: Operation[] = [
         await tx
           .insertKey({ id: 'legacy', clientId: c.id, hash: hashKey(key), createdAt: c.createdAt })
           .catch((e: unknown) => {
-            throw (e as Error).name === 'StoreConflictError' ? conflict('body.key: this key is already in use') : e;
+            throw fromStore(e, { 'key.hash': 'body.key: this key is already in use' });
           });
         return toClient(tx, c);
       });

@@ -20,9 +20,10 @@ import {
 import { encodeCollection } from '../../config/snapshot-encoding.ts';
 import { newId, nowIso } from '../ids.ts';
 import type { CollectionRecord, CollectionVersionRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
-import { AdminError, conflict, invalid, notFound } from './errors.ts';
+import { conflict, invalid, notFound } from './errors.ts';
+import { requireKnownEnvironment, requireVisibleProject, visibleCollection } from './lookup.ts';
 import { operation, Reply, type Caller, type Operation } from './operation.ts';
-import { hasEnvironment, hasProject, requireProject } from './scope.ts';
+import { hasProject, requireEnvironment, requireProject } from './scope.ts';
 
 const E = '/api/v1/workspaces/{workspace}/environments/{environment}';
 const C = `${E}/collections/{collection}`;
@@ -104,19 +105,6 @@ async function checkSpec(
       }
     }
   }
-}
-
-/** The collection named in the path, if the caller may see it (others are "not found"). */
-async function visibleCollection(
-  tx: StoreOps,
-  caller: Caller,
-  workspace: WorkspaceRecord,
-  environment: string,
-  name: string,
-): Promise<CollectionRecord> {
-  const c = await tx.getCollection({ workspaceId: workspace.id, environment, name });
-  if (!c || !hasProject(caller, c.project)) throw notFound(`collection "${name}" in ${environment}`);
-  return c;
 }
 
 /** Publishes the draft (or republishes `version`) as the next version; no new version when nothing changed. */
@@ -347,18 +335,10 @@ export const collectionOperations: Operation[] = [
     }),
     async handler({ caller, workspace, environment, params, body, plane }) {
       const project = params.project!;
-      if (!hasProject(caller, project)) throw notFound(`project "${project}"`);
+      requireVisibleProject(caller, project);
       if (body.to === environment) throw invalid('body.to', `must be another environment than ${environment}`);
-      if (!workspace.environments.includes(body.to))
-        throw invalid(
-          'body.to',
-          `unknown environment "${body.to}" (environments: ${workspace.environments.join(', ')})`,
-        );
-      if (!hasEnvironment(caller, body.to))
-        throw new AdminError(
-          'GH_ERR_ADMIN_OUT_OF_SCOPE',
-          `body.to: environment "${body.to}" is not among this caller's environments`,
-        );
+      requireKnownEnvironment(workspace, body.to, 'body.to');
+      requireEnvironment(caller, body.to, 'body.to');
       const deployed = await plane.store.transaction(async (tx) => {
         const sources = (await tx.listCollections(workspace.id, { environment })).filter(
           (c) => c.project === project && c.publishedVersion,

@@ -10,9 +10,10 @@ import { CaPinSchema } from '../../config/edge.ts';
 import { EnvironmentSchema, NameSchema } from '../../config/schema.ts';
 import { describeGateway, issueInstallCommand, renameGateway } from '../gateways.ts';
 import { newId, nowIso } from '../ids.ts';
-import type { GatewayRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
-import { conflict, fromStore, invalid, notFound } from './errors.ts';
-import { operation, type Caller, type ControlContext, type Operation } from './operation.ts';
+import type { GatewayRecord } from '../store/store.ts';
+import { conflict, fromStore } from './errors.ts';
+import { requireKnownEnvironment, visibleGateway } from './lookup.ts';
+import { operation, type ControlContext, type Operation } from './operation.ts';
 import { hasEnvironment, requireEnvironment } from './scope.ts';
 
 const W = '/api/v1/workspaces/{workspace}';
@@ -89,19 +90,6 @@ const STORE_CONFLICTS = {
     'body.environment: this environment already has an edge gateway (one per environment; it may run any number of instances)',
 };
 
-/** The gateway named (or identified) in the path, if the caller may see it; others are "not found". */
-async function visibleGateway(
-  tx: StoreOps,
-  caller: Caller,
-  workspace: WorkspaceRecord,
-  ref: string,
-): Promise<GatewayRecord> {
-  const g = (await tx.getGateway({ workspaceId: workspace.id, name: ref })) ?? (await tx.getGateway({ id: ref }));
-  if (!g || g.workspaceId !== workspace.id || !hasEnvironment(caller, g.environment))
-    throw notFound(`edge gateway "${ref}"`);
-  return g;
-}
-
 async function toResource(plane: ControlContext, g: GatewayRecord) {
   return describeGateway(g, await plane.store.listGatewayInstances(g.id), plane.edge, plane.now());
 }
@@ -135,12 +123,7 @@ export const gatewayOperations: Operation[] = [
     response: GatewayWithInstallSchema,
     status: 201,
     async handler({ caller, workspace, body, plane }) {
-      if (!workspace.environments.includes(body.environment)) {
-        throw invalid(
-          'body.environment',
-          `unknown environment "${body.environment}" (environments: ${workspace.environments.join(', ')})`,
-        );
-      }
+      requireKnownEnvironment(workspace, body.environment, 'body.environment');
       requireEnvironment(caller, body.environment);
       const now = plane.now();
       const { gateway, install } = await plane.store

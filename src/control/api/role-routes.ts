@@ -8,7 +8,8 @@ import { z } from 'zod';
 import { RoleInputSchema, RolePatchSchema, RoleSchemaOut } from '../../config/resources.ts';
 import { newId, nowIso } from '../ids.ts';
 import type { RoleRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
-import { AdminError, conflict, invalid, notFound } from './errors.ts';
+import { AdminError, conflict, invalid } from './errors.ts';
+import { findRole } from './lookup.ts';
 import { operation, type Caller, type Operation } from './operation.ts';
 import { covers, isAdminPattern } from './permissions.ts';
 
@@ -52,12 +53,6 @@ async function checkEndpoints(
       throw invalid(`body.endpoints[${i}]`, `collection "${ref.collection}" has no endpoint ${ref.method} ${ref.path}`);
     }
   }
-}
-
-async function findRole(tx: StoreOps, workspace: WorkspaceRecord, name: string): Promise<RoleRecord> {
-  const role = await tx.getRole({ workspaceId: workspace.id, name });
-  if (!role) throw notFound(`role "${name}"`);
-  return role;
 }
 
 export const roleOperations: Operation[] = [

@@ -35,10 +35,16 @@ export function requireProject(caller: Caller, project: string, where = 'body.pr
     );
 }
 
-export function requireEnvironment(caller: Caller, environment: string): void {
+/** Refuses an environment outside the caller's scope; `where` (e.g. `body.to`) leads the message when given. */
+export function requireEnvironment(caller: Caller, environment: string, where?: string): void {
   if (!hasEnvironment(caller, environment))
     throw new AdminError(
       'GH_ERR_ADMIN_OUT_OF_SCOPE',
-      `environment "${environment}" is not among this caller's environments`,
+      `${where ? `${where}: ` : ''}environment "${environment}" is not among this caller's environments`,
     );
+}
+
+/** Whether the caller reaches every environment and every project (`*` for both). */
+export function scopedToAll(caller: Caller): boolean {
+  return caller.environments.includes('*') && caller.projects.includes('*');
 }

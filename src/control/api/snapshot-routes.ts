@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { AdminError, notFound } from './errors.ts';
 import { operation, type Operation } from './operation.ts';
+import { scopedToAll } from './scope.ts';
 
 export const SnapshotInfoSchema = z.object({
   scope: z.string(),
@@ -22,7 +23,7 @@ export const snapshotOperations: Operation[] = [
     response: SnapshotInfoSchema,
     async handler({ caller, workspace, environment, query, plane }) {
       // A snapshot holds every project's collections and every client: only callers scoped to all see it.
-      if (!caller.environments.includes('*') || !caller.projects.includes('*')) {
+      if (!scopedToAll(caller)) {
         throw new AdminError(
           'GH_ERR_ADMIN_OUT_OF_SCOPE',
           'a snapshot spans every project of the environment: only callers scoped to all environments and projects ("*") read it',

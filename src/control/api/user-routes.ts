@@ -17,10 +17,12 @@ import { newId, nowIso } from '../ids.ts';
 import { DUMMY_HASH, hashPassword, verifyPassword } from '../passwords.ts';
 import type { UserRecord } from '../store/store.ts';
 import { cookie, PRIVILEGE_PERMISSIONS, SESSION_COOKIE, userPermissions } from './auth.ts';
-import { AdminError, conflict, invalid, notFound } from './errors.ts';
+import { AdminError, conflict, fromStore, invalid } from './errors.ts';
+import { findUser } from './lookup.ts';
 import { operation, Reply, type Caller, type Operation } from './operation.ts';
 import { checkGrantable } from './role-routes.ts';
 import { LoginThrottle } from './login-throttle.ts';
+import { scopedToAll } from './scope.ts';
 
 const W = '/api/v1/workspaces/{workspace}';
 const COLLAB = `${W}/environments/{environment}/collaborators`;
@@ -33,7 +35,7 @@ const throttle = new LoginThrottle();
  * caller holding all of that itself may create such a user, give it a role, or remove it.
  */
 async function checkUserGrantable(caller: Caller, permissions: readonly string[], what: string): Promise<void> {
-  if (!caller.environments.includes('*') || !caller.projects.includes('*')) {
+  if (!scopedToAll(caller)) {
     throw new AdminError(
       'GH_ERR_ADMIN_FORBIDDEN',
       `${what}: console users reach every environment and project, so only a caller scoped to all ("*") manages them`,
@@ -190,9 +192,7 @@ export const userOperations: Operation[] = [
         createdAt: nowIso(plane.now()),
       };
       await plane.store.insertUser(user).catch((e: unknown) => {
-        throw (e as Error).name === 'StoreConflictError'
-          ? conflict(`body.email: a user with email ${user.email} already exists`)
-          : e;
+        throw fromStore(e, { 'user.email': `body.email: a user with email ${user.email} already exists` });
       });
       return toUser(user);
     },
@@ -207,8 +207,7 @@ export const userOperations: Operation[] = [
     devOnly: true,
     status: 204,
     async handler({ caller, workspace, params, plane }) {
-      const user = await plane.store.getUser({ id: params.user! });
-      if (!user || user.workspaceId !== workspace.id) throw notFound(`user "${params.user}"`);
+      const user = await findUser(plane.store, workspace, params.user!);
       await checkUserGrantable(
         caller,
         await userPermissions(plane.store, workspace.id, user.role),

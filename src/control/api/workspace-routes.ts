@@ -10,7 +10,8 @@ import {
 import { nowIso } from '../ids.ts';
 import type { WorkspaceRecord } from '../store/store.ts';
 import { createWorkspace } from '../workspaces.ts';
-import { AdminError, conflict, notFound } from './errors.ts';
+import { AdminError, conflict, fromStore, notFound } from './errors.ts';
+import { requireVisibleProject } from './lookup.ts';
 import { operation, type Operation } from './operation.ts';
 import { hasProject } from './scope.ts';
 
@@ -150,9 +151,7 @@ export const workspaceOperations: Operation[] = [
         throw new AdminError('GH_ERR_ADMIN_OUT_OF_SCOPE', 'only callers scoped to every project ("*") create projects');
       const project = { workspaceId: workspace.id, ...body, createdAt: nowIso(plane.now()) };
       await plane.store.insertProject(project).catch((e: unknown) => {
-        throw (e as Error).name === 'StoreConflictError'
-          ? conflict(`body.name: project "${body.name}" already exists`)
-          : e;
+        throw fromStore(e, { 'project.name': `body.name: project "${body.name}" already exists` });
       });
       const { workspaceId: _w, ...out } = project;
       return out;
@@ -167,7 +166,7 @@ export const workspaceOperations: Operation[] = [
     permission: 'admin:projects:write',
     status: 204,
     async handler({ caller, workspace, params, plane }) {
-      if (!hasProject(caller, params.project!)) throw notFound(`project "${params.project}"`);
+      requireVisibleProject(caller, params.project!);
       const used = (await plane.store.listCollections(workspace.id)).filter((c) => c.project === params.project);
       if (used.length)
         throw conflict(
