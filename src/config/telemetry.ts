@@ -141,6 +141,45 @@ export const AccessEventSchema = z.object({
 });
 export type AccessEvent = z.output<typeof AccessEventSchema>;
 
+/**
+ * A security event as the control plane stores it (the store's `SecurityEventRecord`) and the admin API returns
+ * it (named by gateway rather than by workspace): a `SecurityEvent` with an id, its workspace and gateway, and
+ * its optional fields absent rather than `''`. The one schema of it; the SQL table and `SecurityEventSchema` are
+ * checked against it at compile time (`src/control/telemetry/ingest.ts`).
+ */
+export const SecurityEventRecordSchema = z.object({
+  id: z.string(),
+  workspaceId: z.string(),
+  gatewayId: z.string().describe('Gateway id, or `cloud`'),
+  at: z.string(),
+  kind: z.string().describe('`auth_failure`, `ip_not_allowed`, `forbidden`'),
+  reason: z.string().describe('The error code, e.g. `GH_ERR_AUTH_INVALID_KEY`'),
+  collection: z.string().optional(),
+  clientId: z.string().optional(),
+  keyLabel: z.string().optional().describe("The key's label or display prefix; never the key"),
+  ip: z.string().optional(),
+});
+export type SecurityEventRecord = z.output<typeof SecurityEventRecordSchema>;
+
+/**
+ * An access event as the control plane keeps it in memory (`TelemetryIngest.accessEvents`) and the admin API
+ * returns it (plus the gateway's name): an `AccessEvent` with the gateway and instance that sent it. The one
+ * schema of it; `AccessEventSchema` is checked against it at compile time (`src/control/telemetry/ingest.ts`).
+ */
+export const ReceivedAccessEventSchema = z.object({
+  gatewayId: z.string().describe('Gateway id, or `cloud`'),
+  instanceId: z.string(),
+  at: z.string(),
+  requestId: z.string(),
+  method: z.string(),
+  path: z.string().describe('The endpoint template, or `-`'),
+  status: z.int(),
+  durationMs: z.number(),
+  clientId: z.string(),
+  collection: z.string(),
+});
+export type ReceivedAccessEvent = z.output<typeof ReceivedAccessEventSchema>;
+
 export const TelemetryBatchSchema = z.object({
   instanceId: z.string().min(1).max(128),
   /** Increases by one per batch of an instance, from 1; a resent batch keeps its sequence. */

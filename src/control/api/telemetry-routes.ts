@@ -11,7 +11,12 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../../config/duration.ts';
-import { NONE, TelemetryRowSchema } from '../../config/telemetry.ts';
+import {
+  NONE,
+  ReceivedAccessEventSchema,
+  SecurityEventRecordSchema,
+  TelemetryRowSchema,
+} from '../../config/telemetry.ts';
 import type { CollectionRecord, GatewayRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
 import { CLOUD_GATEWAY_ID } from '../telemetry/ingest.ts';
 import { invalid, notFound } from './errors.ts';
@@ -39,29 +44,17 @@ export const GatewayTelemetryStatsSchema = z.object({
   dropped: z.int().describe("Events the gateway's instances dropped because their buffer was full while disconnected"),
 });
 
+/** A stored security event (`SecurityEventRecordSchema`), named by gateway rather than by workspace. */
 export const SecurityEventSchemaOut = z.object({
-  id: z.string(),
+  ...SecurityEventRecordSchema.pick({ id: true }).shape,
   ...GatewayRef,
-  at: z.string(),
-  kind: z.string().describe('`auth_failure`, `ip_not_allowed`, `forbidden`'),
-  reason: z.string().describe('The error code, e.g. `GH_ERR_AUTH_INVALID_KEY`'),
-  collection: z.string().optional(),
-  clientId: z.string().optional(),
-  keyLabel: z.string().optional().describe("The key's label or display prefix; never the key"),
-  ip: z.string().optional(),
+  ...SecurityEventRecordSchema.omit({ id: true, workspaceId: true, gatewayId: true }).shape,
 });
 
+/** An access event as this process keeps it (`ReceivedAccessEventSchema`), plus the gateway's name. */
 export const AccessEventSchemaOut = z.object({
   ...GatewayRef,
-  instanceId: z.string(),
-  at: z.string(),
-  requestId: z.string(),
-  method: z.string(),
-  path: z.string().describe('The endpoint template, or `-`'),
-  status: z.int(),
-  durationMs: z.number(),
-  clientId: z.string(),
-  collection: z.string(),
+  ...ReceivedAccessEventSchema.omit({ gatewayId: true }).shape,
 });
 
 export const AlertSchemaOut = z.object({

@@ -13,7 +13,7 @@
  */
 import type { CollectionSpec, DeploymentTarget, Privilege } from '../../config/resources.ts';
 import type { EndpointRef, RateLimitPolicies } from '../../config/schema.ts';
-import type { TelemetryRow } from '../../config/telemetry.ts';
+import type { SecurityEventRecord, TelemetryRow } from '../../config/telemetry.ts';
 
 export interface WorkspaceRecord {
   id: string;
@@ -199,21 +199,7 @@ export interface GatewayInstanceRecord {
 export type TelemetryRecord = TelemetryRow;
 
 /** A security event reported by a gateway: an authentication failure and its reason, never the secret. */
-export interface SecurityEventRecord {
-  id: string;
-  workspaceId: string;
-  gatewayId: string;
-  at: string;
-  /** e.g. `auth_failure`. */
-  kind: string;
-  /** The error code, e.g. `GH_ERR_AUTH_INVALID_KEY`. */
-  reason: string;
-  collection?: string;
-  clientId?: string;
-  /** A key label (prefix), never the key. */
-  keyLabel?: string;
-  ip?: string;
-}
+export type { SecurityEventRecord } from '../../config/telemetry.ts';
 
 export interface AlertRecord {
   id: string;

@@ -25,12 +25,15 @@ import {
   NONE,
   TelemetryBatchSchema,
   type AccessEvent,
+  type ReceivedAccessEvent,
   type SecurityEvent,
   type TelemetryBatch,
   type TelemetryRow,
 } from '../../config/telemetry.ts';
 import type { GatewayRecord, SecurityEventRecord, Store, TelemetryRecord } from '../store/store.ts';
-import type { TelemetryTable } from '../store/tables.ts';
+import type { SecurityEventsTable, TelemetryTable } from '../store/tables.ts';
+
+export type { ReceivedAccessEvent } from '../../config/telemetry.ts';
 
 /** `durationMsSum` → `duration_ms_sum`. */
 type SnakeCase<S extends string> = S extends `${infer H}${infer T}`
@@ -44,6 +47,30 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
  */
 const TELEMETRY_TABLE_MATCHES_ROW: Same<TelemetryTable, Columns<TelemetryRow>> = true;
 void TELEMETRY_TABLE_MATCHES_ROW;
+
+/** An optional field's column is nullable. */
+type NullableColumns<T> = {
+  [K in keyof T as SnakeCase<K & string>]-?: undefined extends T[K] ? Exclude<T[K], undefined> | null : T[K];
+};
+/** Each field present, `''` where the stored form leaves it out (as a telemetry batch carries it). */
+type Present<T> = { [K in keyof T]-?: Exclude<T[K], undefined> };
+/**
+ * Likewise the security events table and the config's `SecurityEventRecordSchema` (an optional field: a nullable
+ * column); a stored security event is a batch's `SecurityEvent` plus id, workspace and gateway; an access event
+ * kept in memory is a batch's `AccessEvent` plus gateway and instance.
+ */
+const SECURITY_EVENTS_TABLE_MATCHES_RECORD: Same<SecurityEventsTable, NullableColumns<SecurityEventRecord>> = true;
+const SECURITY_EVENT_RECORD_MATCHES_BATCH: Same<
+  Present<Omit<SecurityEventRecord, 'id' | 'workspaceId' | 'gatewayId'>>,
+  SecurityEvent
+> = true;
+const RECEIVED_ACCESS_EVENT_MATCHES_BATCH: Same<
+  Omit<ReceivedAccessEvent, 'gatewayId' | 'instanceId'>,
+  AccessEvent
+> = true;
+void SECURITY_EVENTS_TABLE_MATCHES_RECORD;
+void SECURITY_EVENT_RECORD_MATCHES_BATCH;
+void RECEIVED_ACCESS_EVENT_MATCHES_BATCH;
 
 /** The batch does not match the contract: the sync server answers INVALID_ARGUMENT (resending it cannot help). */
 export class TelemetryBatchError extends Error {
@@ -78,11 +105,6 @@ export interface GatewayTelemetryStats {
   lastBatchAt: string;
   /** Events the gateway's instances reported dropped (buffer full while disconnected). */
   dropped: number;
-}
-
-export interface ReceivedAccessEvent extends AccessEvent {
-  gatewayId: string;
-  instanceId: string;
 }
 
 export interface TelemetryIngest {
