@@ -1,6 +1,6 @@
 /**
- * Length (about 420 lines formatted): the collection operations (draft, publish, rollback, deploy, delete) share
- * their reference and scope checks.
+ * Length (about 400 lines formatted): the collection operations (draft, publish, rollback, deploy, delete) share
+ * their reference and scope checks and the record helpers below.
  *
  * Admin API: API collections of one environment. Drafts are edited freely; `publish` freezes the draft as the
  * next numbered version, which is what gateways serve. Publishing an earlier version is a rollback: it becomes the
@@ -107,6 +107,34 @@ async function checkSpec(
   }
 }
 
+/** A new collection holding `spec` as its draft (revision 1; nothing published yet). */
+function newCollection(
+  workspace: WorkspaceRecord,
+  environment: string,
+  name: string,
+  project: string,
+  spec: CollectionSpec,
+  at: string,
+): CollectionRecord {
+  return {
+    id: newId('col'),
+    workspaceId: workspace.id,
+    environment,
+    name,
+    project,
+    target: spec.target,
+    spec,
+    revision: 1,
+    createdAt: at,
+    updatedAt: at,
+  };
+}
+
+/** The collection with `spec` as its next draft revision (the published version is unchanged). */
+function nextDraft(c: CollectionRecord, project: string, spec: CollectionSpec, at: string): CollectionRecord {
+  return { ...c, project, target: spec.target, spec, revision: c.revision + 1, updatedAt: at };
+}
+
 /** Publishes the draft (or republishes `version`) as the next version; no new version when nothing changed. */
 async function publish(
   tx: StoreOps,
@@ -181,19 +209,7 @@ export const collectionOperations: Operation[] = [
         if (await tx.getCollection({ workspaceId: workspace.id, environment, name: body.name }))
           throw conflict(`body.name: collection "${body.name}" already exists in ${environment}`);
         await checkSpec(tx, caller, workspace, environment, body);
-        const at = nowIso(plane.now());
-        const record: CollectionRecord = {
-          id: newId('col'),
-          workspaceId: workspace.id,
-          environment,
-          name: body.name,
-          project: body.project,
-          target: body.target,
-          spec: body,
-          revision: 1,
-          createdAt: at,
-          updatedAt: at,
-        };
+        const record = newCollection(workspace, environment, body.name, body.project, body, nowIso(plane.now()));
         await tx.insertCollection(record);
         return toResource(tx, record);
       });
@@ -235,14 +251,7 @@ export const collectionOperations: Operation[] = [
         const c = await visibleCollection(tx, caller, workspace, environment, params.collection!);
         await checkSpec(tx, caller, workspace, environment, body, c.id);
         if (sameSpec(c.spec, body)) return toResource(tx, c);
-        const next: CollectionRecord = {
-          ...c,
-          project: body.project,
-          target: body.target,
-          spec: body,
-          revision: c.revision + 1,
-          updatedAt: nowIso(plane.now()),
-        };
+        const next = nextDraft(c, body.project, body, nowIso(plane.now()));
         if (!(await tx.updateCollection(next, c.revision)))
           throw conflict(`collection "${c.name}" changed meanwhile; retry`);
         return toResource(tx, next);
@@ -366,28 +375,10 @@ export const collectionOperations: Operation[] = [
           await checkSpec(tx, caller, workspace, body.to, spec, target?.id);
           const at = nowIso(plane.now());
           if (!target) {
-            target = {
-              id: newId('col'),
-              workspaceId: workspace.id,
-              environment: body.to,
-              name: source.name,
-              project,
-              target: spec.target,
-              spec,
-              revision: 1,
-              createdAt: at,
-              updatedAt: at,
-            };
+            target = newCollection(workspace, body.to, source.name, project, spec, at);
             await tx.insertCollection(target);
           } else if (!sameSpec(target.spec, spec)) {
-            const next = {
-              ...target,
-              project,
-              target: spec.target,
-              spec,
-              revision: target.revision + 1,
-              updatedAt: at,
-            };
+            const next = nextDraft(target, project, spec, at);
             await tx.updateCollection(next);
             target = next;
           }
