@@ -190,6 +190,63 @@ describe('request hygiene on a running gateway', () => {
     }
   });
 
+  describe('header names spelled with underscores (CGI, WSGI and Rack read _ as -)', () => {
+    it('strips rewrite, address, identity and request-id headers in every spelling', async () => {
+      const res = await send('/billing/orgs/acme/invoices', {
+        headers: [
+          ['X_Original_URL', '/admin/users'],
+          ['X-Rewrite_URL', '/admin/users'],
+          ['X_Forwarded_Host', 'evil.example'],
+          ['X_Forwarded_For', '6.6.6.6'],
+          ['X_Forwarded_User', 'admin'],
+          ['X_Request_Id', 'forged'],
+          ['X_Consumer_Username', 'admin'],
+          ['x_gatehouse_client', 'admin'],
+        ],
+      });
+      assert.equal(res.status, 200);
+      for (const [name, value] of Object.entries(res.seen!.headers)) {
+        assert.ok(!name.includes('_'), `${name} reached the upstream`);
+        assert.ok(
+          !['/admin/users', 'evil.example', 'admin', 'forged'].includes(value) && !value.includes('6.6.6.6'),
+          `${name}: ${value}`,
+        );
+      }
+    });
+
+    it('refuses a method override in any spelling', async () => {
+      for (const name of ['X_HTTP_Method_Override', 'x-http_method', 'X_Original_Method']) {
+        await refused(
+          send('/billing/orgs/acme/invoices', { headers: [[name, 'DELETE']] }),
+          400,
+          'GH_ERR_REQUEST_METHOD_OVERRIDE',
+        );
+      }
+    });
+
+    it('strips an underscore spelling of X-API-Key on an authenticated and on a public collection', async () => {
+      const authenticated = await send('/billing/orgs/acme/invoices', { headers: [['X_API_Key', key.key]] });
+      assert.equal(authenticated.status, 200);
+      assert.ok(!JSON.stringify(authenticated.seen?.headers).includes(key.key));
+      const open = await send('/status/orgs/acme/invoices', { key: null, headers: [['X_API_Key', key.key]] });
+      assert.equal(open.status, 200);
+      assert.ok(!JSON.stringify(open.seen?.headers).includes(key.key));
+    });
+  });
+
+  describe('method overrides in the query', () => {
+    it('refuses a _method parameter, raw or encoded, in any case', async () => {
+      for (const query of ['_method=DELETE', 'a=1&_method=DELETE', '%5Fmethod=DELETE', '_METHOD=delete', '_method']) {
+        await refused(send(`/billing/orgs/acme/invoices?${query}`), 400, 'GH_ERR_REQUEST_METHOD_OVERRIDE');
+      }
+    });
+
+    it('still forwards parameters that merely look alike', async () => {
+      const res = await send('/billing/orgs/acme/invoices?method=card&payment_method=x&_methods=1');
+      assert.equal(res.status, 200);
+    });
+  });
+
   describe('paths a backend may read differently', () => {
     for (const [target, code] of [
       ['/billing/files/a%EF%BC%8Fb', 'GH_ERR_REQUEST_ENCODED_SLASH'], // U+FF0F FULLWIDTH SOLIDUS
@@ -231,6 +288,9 @@ describe('request hygiene on a running gateway', () => {
       await refused(send(`/billing/orgs/acme/invoices?q=100%&k=${key.key}`), 400, 'GH_ERR_AUTH_KEY_IN_URL');
       await refused(send(`/billing/files/${key.key}`), 400, 'GH_ERR_AUTH_KEY_IN_URL');
       await refused(send(`/status/orgs/acme/invoices?key=${key.key}`, { key: null }), 400, 'GH_ERR_AUTH_KEY_IN_URL');
+      // Encoded twice: the key to a backend that decodes twice, and readable in every log on the way.
+      await refused(send(`/billing/orgs/acme/invoices?x=%2567${key.key.slice(1)}`), 400, 'GH_ERR_AUTH_KEY_IN_URL');
+      await refused(send(`/billing/orgs/acme/invoices?x=%252567${key.key.slice(1)}`), 400, 'GH_ERR_AUTH_KEY_IN_URL');
     });
 
     it('forwards neither Authorization, X-API-Key nor the legacy pair when all are sent together', async () => {
@@ -333,6 +393,17 @@ describe('request hygiene on a running gateway', () => {
         421,
         'GH_ERR_REQUEST_UNKNOWN_HOST',
       );
+    });
+
+    it('refuses a key in the Host, and host names with empty or hyphen-led labels', async () => {
+      await refused(
+        send('/billing/orgs/acme/invoices', { host: `${key.key.toLowerCase()}.tenant.test`, to: vouching }),
+        400,
+        'GH_ERR_AUTH_KEY_IN_URL',
+      );
+      for (const host of ['..tenant.test', '-.tenant.test', 'a..tenant.test', '.tenant.test']) {
+        await refused(send('/billing/orgs/acme/invoices', { host, to: vouching }), 400, 'GH_ERR_REQUEST_INVALID_HOST');
+      }
     });
 
     it('forwards a public host, by name with any port, by wildcard, or by name and port', async () => {

@@ -85,15 +85,22 @@ const KEY_INSIDE = /ghk_[0-9A-Za-z]{32}/;
  */
 export function carriesKey(part: string): boolean {
   if (part.indexOf(KEY_PREFIX) !== -1 && KEY_INSIDE.test(part)) return true;
-  if (part.indexOf('%') === -1) return false;
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(part);
-  } catch {
-    // A stray '%' (allowed in a query): decode the well-formed escapes only.
-    decoded = part.replace(/%[0-9A-Fa-f]{2}/g, (escape) => String.fromCharCode(parseInt(escape.slice(1), 16)));
+  // Decoded again while escapes remain (`%2567hk_…` is the key to a backend that decodes twice), a few rounds at most.
+  let decoded = part;
+  for (let round = 0; round < 4 && decoded.indexOf('%') !== -1; round++) {
+    decoded = decodeEscapes(decoded.replaceAll('+', ' '));
+    if (KEY_INSIDE.test(decoded)) return true;
   }
-  return KEY_INSIDE.test(decoded);
+  return false;
+}
+
+/** The well-formed `%XX` escapes decoded as UTF-8 where they can be, byte by byte otherwise (a stray `%` stays). */
+function decodeEscapes(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s.replace(/%[0-9A-Fa-f]{2}/g, (escape) => String.fromCharCode(parseInt(escape.slice(1), 16)));
+  }
 }
 
 /** SHA-256 of the key (UTF-8) as 64 lower-case hex digits. */

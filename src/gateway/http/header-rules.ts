@@ -137,8 +137,28 @@ export const STRIPPED_NAMES: ReadonlySet<string> = exact;
 /** Stripped name prefixes; all start with `x-`, so only such names are compared with them. */
 export const STRIPPED_PREFIXES: readonly string[] = prefixes;
 
-/** Whether a lower-case request header name is removed before forwarding. */
-export function isStripped(name: string): boolean {
+/**
+ * A header name as CGI, WSGI and Rack servers (and nginx with `underscores_in_headers on`) read it: `_` and `-`
+ * are one character there (`X_Original_URL` and `X-Original-URL` both become `HTTP_X_ORIGINAL_URL`), so every rule
+ * compares names with `_` read as `-`.
+ */
+export function headerKey(name: string): string {
+  return name.indexOf('_') === -1 ? name : name.replaceAll('_', '-');
+}
+
+const REFUSED = new Set(REFUSED_METHOD_OVERRIDES);
+
+/** The method-override header of a request, in any spelling (`X-HTTP-Method-Override`, `x_http_method_override`), if any. */
+export function methodOverride(headers: Readonly<Record<string, unknown>>): string | undefined {
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 0x78 /* x */ && REFUSED.has(headerKey(name))) return name;
+  }
+  return undefined;
+}
+
+/** Whether a lower-case request header name (any spelling, see `headerKey`) is removed before forwarding. */
+export function isStripped(raw: string): boolean {
+  const name = headerKey(raw);
   if (exact.has(name)) return true;
   if (name.charCodeAt(0) !== 0x78 /* x */) return false;
   for (const prefix of prefixes) if (name.startsWith(prefix)) return true;

@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import { channels } from '../observability/channels.ts';
 import type { RequestContext } from '../policies/policy.ts';
 import { ERRORS, type ErrorCode, refusal, sendProblem } from '../../shared/errors.ts';
-import { isStripped } from './header-rules.ts';
+import { headerKey, isStripped } from './header-rules.ts';
 
 const EGRESS_DENIED = refusal('GH_ERR_UPSTREAM_EGRESS_DENIED');
 const CLIENT_BODY_FAILED = refusal(
@@ -51,7 +51,7 @@ export function upstreamHeaders(ctx: RequestContext, info: ForwardInfo): string[
   for (const name in incoming) {
     // Hop-by-hop, rewrite, address and identity headers (header-rules.ts), and what the client lists in Connection.
     if (isStripped(name) || listed?.has(name)) continue;
-    if (credentials !== undefined && credentials.includes(name)) continue;
+    if (credentials !== undefined && credentials.includes(headerKey(name))) continue;
     const value = incoming[name];
     if (value === undefined) continue;
     if (typeof value === 'string') out.push(name, value);

@@ -52,7 +52,10 @@ export function matchRoute(
   if (!canonical.ok) return refusal(canonical.code, canonical.detail);
   const { path, query, minDepthAfterDotDot } = canonical.value;
   // A key in the URL would reach the upstream, its logs and every cache on the way: refused wherever it sits.
-  if (carriesKey(path) || (query !== '' && carriesKey(query))) return KEY_IN_URL;
+  if (carriesKey(path) || (query !== '' && carriesKey(query)) || (host !== undefined && carriesKey(host)))
+    return KEY_IN_URL;
+  // `_method=DELETE` in the query: Symfony and Laravel run that method instead of the one authorized.
+  if (query !== '' && hasMethodOverrideParameter(query)) return METHOD_OVERRIDE_PARAMETER;
   const collection = table.router.match(hostname(host), path);
   if (collection === undefined) return NOT_FOUND;
   if (minDepthAfterDotDot < collection.baseDepth) return TRAVERSAL;
@@ -71,10 +74,34 @@ export function matchRoute(
 }
 
 /** A Host value: a host name (letters, digits, '.', '-', '_'), an IPv4 address or a bracketed IPv6 one, and an optional port. */
-const HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+const HOST =
+  /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
 const INVALID_HOST = refusal('GH_ERR_REQUEST_INVALID_HOST');
 const UNKNOWN_HOST = refusal('GH_ERR_REQUEST_UNKNOWN_HOST');
 const KEY_IN_URL = refusal('GH_ERR_AUTH_KEY_IN_URL');
+const METHOD_OVERRIDE_PARAMETER = refusal(
+  'GH_ERR_REQUEST_METHOD_OVERRIDE',
+  'A `_method` query parameter is not accepted: frameworks read it as another method than the one authorized. Send the real method.',
+);
+
+/** Whether a raw query holds a parameter named `_method` (any case, raw or percent-encoded). */
+function hasMethodOverrideParameter(query: string): boolean {
+  const lower = query.toLowerCase();
+  if (lower.indexOf('method') === -1 && lower.indexOf('%') === -1) return false;
+  for (const pair of query.split('&')) {
+    const eq = pair.indexOf('=');
+    let name = eq === -1 ? pair : pair.slice(0, eq);
+    if (name.indexOf('%') !== -1) {
+      try {
+        name = decodeURIComponent(name);
+      } catch {
+        continue;
+      }
+    }
+    if (name.toLowerCase() === '_method') return true;
+  }
+  return false;
+}
 const HTTP_VERSION = refusal('GH_ERR_REQUEST_HTTP_VERSION');
 export const METHOD_NOT_SUPPORTED = refusal(
   'GH_ERR_REQUEST_METHOD_NOT_SUPPORTED',

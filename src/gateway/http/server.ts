@@ -20,7 +20,7 @@ import type { RequestContext } from '../policies/policy.ts';
 import type { CompiledCollection, RouteTable } from '../snapshot/compiled.ts';
 import { type ChainEnd, type ClientAddress, Exchange, publishAuthFailure, runChain } from './exchange.ts';
 import { ERRORS, type ErrorCode, type Refusal, refusal, sendProblem, writeRawProblem } from '../../shared/errors.ts';
-import { REFUSED_METHOD_OVERRIDES } from './header-rules.ts';
+import { methodOverride } from './header-rules.ts';
 import { HostList } from './host-list.ts';
 import { classify, type ForwardInfo, proxy, type ProxyDone, upstreamHeaders, upstreamPath } from './proxy.ts';
 import { RouteCache, routeKey } from './route-cache.ts';
@@ -208,7 +208,7 @@ export class GatewayServer {
   /** Shared by HTTP requests and upgrades: canonical path and route match. */
   #route(req: IncomingMessage, table: RouteTable): Routed | Refusal {
     const headers = req.headers;
-    for (const name of REFUSED_METHOD_OVERRIDES) if (headers[name] !== undefined) return METHOD_OVERRIDE;
+    if (methodOverride(headers) !== undefined) return METHOD_OVERRIDE;
     // Only matches are cached: refused targets (scans, attacks) would only push the real routes out.
     const routes = this.#routes;
     const key = routeKey(req.method ?? 'GET', req.url ?? '', headers.host);

@@ -6,6 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { refusal, type Refusal } from '../../shared/errors.ts';
 import { hashKey, isWellFormedKey, KEY_PREFIX, redactKey } from '../../shared/api-key.ts';
+import { headerKey } from '../http/header-rules.ts';
 import { channels } from '../observability/channels.ts';
 import type { KeyEntry } from '../snapshot/compiled.ts';
 import type { Policy, RequestContext } from './policy.ts';
@@ -136,18 +137,15 @@ export function stripCredentials(
   return function stripCredentialsPolicy(ctx: RequestContext) {
     const headers = ctx.req.headers;
     let strip: string[] | undefined;
-    const authorization = headers.authorization;
-    if (authorization !== undefined && authorization.includes(KEY_PREFIX)) (strip ??= []).push('authorization');
-    const apiKey = headers['x-api-key'];
-    if (typeof apiKey === 'string' && apiKey.includes(KEY_PREFIX)) (strip ??= []).push('x-api-key');
-    const legacyKey = headers[legacyKeyHeader];
-    if (
-      typeof legacyKey === 'string' &&
-      legacyKey.length > 0 &&
-      legacyKey.length <= 512 &&
-      legacyKeys.has(hashKey(legacyKey))
-    )
-      (strip ??= []).push(legacyKeyHeader, legacyEmailHeader);
+    // Every spelling counts: a backend behind CGI, WSGI or Rack reads `X_API_Key` as `X-API-Key` (headerKey).
+    for (const raw in headers) {
+      const value = headers[raw];
+      if (typeof value !== 'string') continue;
+      const name = headerKey(raw);
+      if ((name === 'authorization' || name === 'x-api-key') && value.includes(KEY_PREFIX)) (strip ??= []).push(name);
+      else if (name === legacyKeyHeader && value.length > 0 && value.length <= 512 && legacyKeys.has(hashKey(value)))
+        (strip ??= []).push(legacyKeyHeader, legacyEmailHeader);
+    }
     if (strip !== undefined) ctx.credentialHeaders = strip;
     return undefined;
   };
