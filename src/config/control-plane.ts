@@ -29,7 +29,7 @@ function durationFlag(message: string, options: { minMs?: number; zero?: boolean
 export const ControlPlaneSettingsSchema = z.strictObject({
   /** SQLite data directory (also holds the cloud gateway's signing keys). */
   dataDir: z.string().default('data'),
-  /** `postgres://…` to store state in PostgreSQL instead of SQLite (`DATABASE_URL`). */
+  /** `postgres://…` to store state in PostgreSQL instead of SQLite (`DATABASE_URL`). Default: SQLite in `dataDir`. */
   databaseUrl: z.string().optional(),
   /** Bind address of every listener. */
   host: z.string().default('127.0.0.1'),
@@ -69,7 +69,11 @@ export const ControlPlaneSettingsSchema = z.strictObject({
       'must be an http:// or https:// URL without a query or trailing "/"',
     )
     .optional(),
-  /** Which addresses the cloud gateway's upstreams may reach (link-local and the control plane's ports never). */
+  /**
+   * Which addresses the cloud gateway's upstream connections may reach. Link-local addresses (cloud metadata) and
+   * the control plane's own ports on this machine are refused always; `public` also refuses loopback and private
+   * addresses — use it when tenants you do not fully trust write collections.
+   */
   cloudEgress: z.enum(['any', 'public'], { error: 'must be any or public' }).default('any'),
   /** A Redis shared by control-plane replicas for the cloud gateway's rate limits (`GATEHOUSE_RATE_LIMIT_REDIS_URL`). */
   cloudRateLimitRedisUrl: z
@@ -79,10 +83,15 @@ export const ControlPlaneSettingsSchema = z.strictObject({
       'must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379',
     )
     .optional(),
+  /** Admin API port. Default 8081. */
   adminPort: PortSchema.optional(),
+  /** Cloud gateway API port. Default 8080. */
   gatewayPort: PortSchema.optional(),
+  /** Operations port (/healthz, /readyz, /metrics). Default 9090. */
   opsPort: PortSchema.optional(),
+  /** Bootstrap endpoint (HTTPS) port for edge gateways. Default 8443. */
   bootstrapPort: PortSchema.optional(),
+  /** Config sync and telemetry endpoint (gRPC, mutual TLS) port. Default 8444. */
   syncPort: PortSchema.optional(),
 });
 export type ControlPlaneSettings = z.output<typeof ControlPlaneSettingsSchema>;

@@ -10,8 +10,9 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { type RateLimitStoreSchema, ServerSchema, TokenExchangeSchema, type TokenExchange } from '../config/schema.ts';
+import type { ControlPlaneSettings } from '../config/control-plane.ts';
 import type { ControlPlaneEndpoints } from '../config/edge.ts';
-import { EgressPolicy, type EgressMode } from '../gateway/index.ts';
+import { EgressPolicy } from '../gateway/index.ts';
 import { createAdminServer } from './api/server.ts';
 import { buildOpenApi } from './api/openapi.ts';
 import type { ControlContext } from './api/operation.ts';
@@ -28,44 +29,45 @@ import { startCloudTelemetry, type CloudTelemetry } from './telemetry/cloud.ts';
 import { createTelemetryIngest } from './telemetry/ingest.ts';
 import { bootstrapInstallation } from './workspaces.ts';
 
-export interface ControlPlaneOptions {
+/** The settings `ControlPlaneOptions` takes as they are, under their own names (defaults: the schema's comments). */
+type DirectSettings =
+  | 'dataDir'
+  | 'databaseUrl'
+  | 'host'
+  | 'adminPort'
+  | 'gatewayPort'
+  | 'opsPort'
+  | 'bootstrapPort'
+  | 'syncPort'
+  | 'advertiseHost'
+  | 'cloudEgress';
+/** Durations the options take as `<setting>Ms`. */
+type DurationSettings = 'gatewayCertificateValidity' | 'gatewayReenrollWindow';
+/** Settings `gatehouse control start` maps into other options (`tokenExchange`, `alerts`, `cloudRateLimitStore`). */
+type MappedSettings = 'publicUrl' | 'alertWebhook' | 'alertAuthFailures' | 'cloudRateLimitRedisUrl';
+type UnplacedSettings = Exclude<keyof ControlPlaneSettings, DirectSettings | DurationSettings | MappedSettings>;
+/** A setting added to the schema fails the typecheck here (naming it) until the options take it. */
+const EVERY_SETTING_PLACED: [UnplacedSettings] extends [never] ? true : UnplacedSettings = true;
+void EVERY_SETTING_PLACED;
+
+/**
+ * What `startControlPlane` takes: the control plane's settings (`ControlPlaneSettingsSchema`, whose types these
+ * are; each optional here), and what embedders and tests set beyond them.
+ */
+export interface ControlPlaneOptions extends Partial<Pick<ControlPlaneSettings, DirectSettings>> {
   logger: Logger;
-  /** SQLite data directory (also holds the cloud gateway's signing keys). Default `data`. */
-  dataDir?: string;
-  /** `postgres://…` to store state in PostgreSQL instead of SQLite. */
-  databaseUrl?: string;
-  /** Bind address of every listener. Default 127.0.0.1. */
-  host?: string;
-  /** Admin API port. Default 8081. */
-  adminPort?: number;
-  /** Cloud gateway API port. Default 8080. */
-  gatewayPort?: number;
-  /** Operations port (/healthz, /readyz, /metrics). Default 9090. */
-  opsPort?: number;
-  /** Bootstrap endpoint (HTTPS) port for edge gateways. Default 8443. */
-  bootstrapPort?: number;
-  /** Config sync and telemetry endpoint (gRPC, mutual TLS) port. Default 8444. */
-  syncPort?: number;
-  /** The host name or address edge gateways dial (written into install commands). Default: `host`. */
-  advertiseHost?: string;
   /** Validity of the certificates issued to edge gateways (bootstrap, renewal, re-enrollment). Default 24 hours. */
-  gatewayCertificateValidityMs?: number;
+  gatewayCertificateValidityMs?: ControlPlaneSettings['gatewayCertificateValidity'];
   /**
    * How long after its expiry an edge gateway's certificate may still be traded for a new one (re-enrollment at
    * the bootstrap endpoint, by proof of possession of its key). Default 30 days.
    */
-  gatewayReenrollWindowMs?: number;
+  gatewayReenrollWindowMs?: ControlPlaneSettings['gatewayReenrollWindow'];
   /**
    * Token exchange of every workspace environment. `issuer` is the base of each environment's own issuer,
    * `<issuer>/<workspace>/<environment in lower case>` (`tenantIssuer`); default: the cloud gateway's bound URL.
    */
   tokenExchange?: Partial<Pick<TokenExchange, 'issuer' | 'audience' | 'ttl' | 'algorithm'>>;
-  /**
-   * Which addresses the cloud gateway's upstream connections may reach. Link-local addresses (cloud metadata) and
-   * the control plane's own ports on this machine are refused always; `public` also refuses loopback and private
-   * addresses — use it when tenants you do not fully trust write collections. Default `any`.
-   */
-  cloudEgress?: EgressMode;
   /**
    * Where the cloud gateway's rate-limit counters live: per process (default), or a Redis shared by every
    * control-plane replica (`{ type: 'redis', url }`, as `server.rateLimitStore` in a gateway config file).
