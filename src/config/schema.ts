@@ -12,6 +12,7 @@
  */
 import { z } from 'zod';
 import { KEY_PREFIX } from '../shared/api-key.ts';
+import { HOP_BY_HOP_HEADERS } from '../shared/hop-by-hop.ts';
 import { WILDCARD } from '../shared/permissions.ts';
 import { parseDuration } from './duration.ts';
 
@@ -410,19 +411,12 @@ export function tenantAudience(workspaceName: string, environment: string): stri
  * authenticated collection, whichever client sent it.
  */
 const GATEWAY_HEADERS = new Set([
+  ...HOP_BY_HOP_HEADERS,
   'authorization',
-  'proxy-authorization',
   'cookie',
   'host',
   'content-length',
   'content-type',
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
   'forwarded',
   'x-forwarded-for',
   'x-forwarded-host',

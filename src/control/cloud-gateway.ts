@@ -13,13 +13,11 @@
 import type { Logger } from 'pino';
 import { type ServerSettings, type Snapshot, type TokenExchange, TokenExchangeSchema } from '../config/schema.ts';
 import {
-  CollectionRouter,
-  type CompiledCollection,
   createGatewayInstance,
   createMinter,
   type EgressPolicy,
   type GatewayInstance,
-  type KeyEntry,
+  mergeRouteTables,
   openDistributedKeyStore,
   type RouteTable,
   type SigningKeyStore,
@@ -198,27 +196,7 @@ function mergedCompilation(
         });
         return p.finish({ ...deps, minter });
       });
-      const router = new CollectionRouter<CompiledCollection>();
-      const collections: CompiledCollection[] = [];
-      const keys = new Map<string, KeyEntry>();
-      const legacyKeys = new Map<string, KeyEntry>();
-      for (const t of tables) {
-        for (const c of t.collections) {
-          router.add(c);
-          collections.push(c);
-        }
-        for (const [h, k] of t.keys) keys.set(h, k);
-        for (const [h, k] of t.legacyKeys) legacyKeys.set(h, k);
-      }
-      return {
-        version,
-        router,
-        collections,
-        keys,
-        legacyKeys,
-        legacyKeyHeader: snapshot.legacyAuth.keyHeader,
-        legacyEmailHeader: snapshot.legacyAuth.emailHeader,
-      };
+      return mergeRouteTables(version, tables, snapshot.legacyAuth);
     },
   };
 }

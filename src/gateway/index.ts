@@ -5,9 +5,8 @@
  */
 export { createGatewayInstance, type GatewayInstance } from './instance.ts';
 export { EgressPolicy, type EgressMode } from './http/egress.ts';
-export { CollectionRouter } from './http/router.ts';
 export type { CompiledCollection, KeyEntry, RouteTable } from './snapshot/compiled.ts';
-export { startCompile, type SnapshotCompilation } from './snapshot/compile.ts';
+export { mergeRouteTables, startCompile, type SnapshotCompilation } from './snapshot/compile.ts';
 export { generateSigningKeys, openDistributedKeyStore, type SigningKeyStore } from './tokens/keystore.ts';
 export { createMinter } from './tokens/minter.ts';
 export { createTelemetryCollector, type TelemetryCollector } from './observability/telemetry.ts';

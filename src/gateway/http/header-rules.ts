@@ -9,6 +9,8 @@
  * one wants another method, and silently dropping it would run the wrong operation.
  */
 
+import { HOP_BY_HOP_HEADERS } from '../../shared/hop-by-hop.ts';
+
 export interface HeaderRule {
   /** Lower-case header names. */
   readonly names: readonly string[];
@@ -21,16 +23,7 @@ export interface HeaderRule {
 /** Removed from every forwarded request (HTTP and WebSocket), whatever the collection. */
 export const STRIPPED: readonly HeaderRule[] = [
   {
-    names: [
-      'connection',
-      'keep-alive',
-      'proxy-connection',
-      'te',
-      'trailer',
-      'transfer-encoding',
-      'upgrade',
-      'proxy-authorization',
-    ],
+    names: HOP_BY_HOP_HEADERS,
     why: 'Hop-by-hop (RFC 9110 §7.6.1), plus every header the client lists in `Connection`. `Upgrade` is sent again by the gateway for a WebSocket it tunnels.',
   },
   {

@@ -195,6 +195,38 @@ function finishCompile(
   });
 }
 
+/**
+ * One route table serving the collections and keys of several compiled ones (the cloud gateway's tenants, each
+ * compiled on its own with its own minter): routers merged, key maps merged.
+ */
+export function mergeRouteTables(
+  version: string,
+  tables: readonly RouteTable[],
+  legacyAuth: { keyHeader: string; emailHeader: string },
+): RouteTable {
+  const router = new CollectionRouter<CompiledCollection>();
+  const collections: CompiledCollection[] = [];
+  const keys = new Map<string, KeyEntry>();
+  const legacyKeys = new Map<string, KeyEntry>();
+  for (const t of tables) {
+    for (const c of t.collections) {
+      router.add(c);
+      collections.push(c);
+    }
+    for (const [h, k] of t.keys) keys.set(h, k);
+    for (const [h, k] of t.legacyKeys) legacyKeys.set(h, k);
+  }
+  return Object.freeze({
+    version,
+    router,
+    collections,
+    keys,
+    legacyKeys,
+    legacyKeyHeader: legacyAuth.keyHeader,
+    legacyEmailHeader: legacyAuth.emailHeader,
+  });
+}
+
 function compileRoles(snapshot: Snapshot): Map<string, CompiledRole> {
   // Permission name → endpoint ids, across all collections.
   const byPermission = new Map<string, string[]>();
