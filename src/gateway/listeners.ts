@@ -8,6 +8,18 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { ConfigError } from '../config/load.ts';
 
+/** What a file or listen error means, in words an operator can act on. */
+const ERRNO_REASONS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EISDIR: 'a directory, not a file',
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'address not available on this machine',
+  ENOTFOUND: 'no such host name or address',
+  EAI_AGAIN: 'no such host name or address',
+  EAI_FAIL: 'no such host name or address',
+};
+
 /**
  * Reads `server.tls`'s certificate chain and private key and checks that they are PEM that belong together, so
  * that a wrong path, an unreadable file, a swapped pair or a key that does not match stops the start with a
@@ -19,15 +31,9 @@ export async function loadTls(certFile: string, keyFile: string): Promise<{ cert
       return await readFile(file);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      const reason =
-        code === 'ENOENT'
-          ? 'no such file'
-          : code === 'EACCES'
-            ? 'permission denied'
-            : code === 'EISDIR'
-              ? 'a directory, not a file'
-              : (code ?? 'error');
-      throw new ConfigError(`server.tls.${setting}: cannot read ${file} (${reason})`);
+      throw new ConfigError(
+        `server.tls.${setting}: cannot read ${file} (${ERRNO_REASONS[code ?? ''] ?? code ?? 'error'})`,
+      );
     }
   };
   const cert = await read('cert', certFile);
@@ -54,16 +60,7 @@ export async function listenOrExplain(
     return await fn(port, host);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason =
-      code === 'EADDRINUSE'
-        ? 'address already in use'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : code === 'EADDRNOTAVAIL'
-            ? 'address not available on this machine'
-            : code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL'
-              ? 'no such host name or address'
-              : undefined;
+    const reason = code === 'ENOENT' || code === 'EISDIR' ? undefined : ERRNO_REASONS[code ?? ''];
     if (reason) throw new ConfigError(`cannot listen for ${what} traffic on ${host}:${port}: ${reason}`);
     throw error;
   }

@@ -21,28 +21,35 @@ export async function eventually(
   intervalMs = 10,
 ): Promise<number> {
   const started = Date.now();
-  for (;;) {
-    if (await condition()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`${what} did not hold within ${timeoutMs} ms`);
-    await sleep(intervalMs);
-  }
+  await poll(async () => ((await condition()) ? true : undefined), timeoutMs, `${what} did not hold`, intervalMs);
+  return Date.now() - started;
 }
 
 /**
  * Polls `read` until it returns something other than undefined; resolves with that value. Rejects after
  * `timeoutMs` with `what` did not appear.
  */
-export async function waitForValue<T>(
+export function waitForValue<T>(
   read: () => T | undefined | Promise<T | undefined>,
   timeoutMs = DEFAULT_DEADLINE_MS,
   what = 'value',
   intervalMs = 10,
 ): Promise<T> {
+  return poll(read, timeoutMs, `${what} did not appear`, intervalMs);
+}
+
+/** Calls `read` every `intervalMs` until it returns a value; rejects with `failure` after `timeoutMs`. */
+async function poll<T>(
+  read: () => T | undefined | Promise<T | undefined>,
+  timeoutMs: number,
+  failure: string,
+  intervalMs: number,
+): Promise<T> {
   const started = Date.now();
   for (;;) {
     const value = await read();
     if (value !== undefined) return value;
-    if (Date.now() - started > timeoutMs) throw new Error(`${what} did not appear within ${timeoutMs} ms`);
+    if (Date.now() - started > timeoutMs) throw new Error(`${failure} within ${timeoutMs} ms`);
     await sleep(intervalMs);
   }
 }

@@ -10,7 +10,7 @@
  *   with what `reply` says: for error replies such as NOSCRIPT, READONLY or OOM that a shared Redis cannot be
  *   made to give without disturbing other tests.
  */
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 
 export interface FaultServer {
   /** `redis://127.0.0.1:<port>`. */
@@ -21,37 +21,42 @@ export interface FaultServer {
   close(): Promise<void>;
 }
 
-async function listen(server: Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return (server.address() as { port: number }).port;
+/** A loopback server that counts and tracks its connections (and the ones `track` is given), closing them all on `close`. */
+interface Served extends FaultServer {
+  readonly sockets: Set<Socket>;
 }
 
-function closer(server: Server, sockets: Set<Socket>): () => Promise<void> {
-  return async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  };
-}
-
-export async function startBlackHole(): Promise<FaultServer> {
+async function serve(onConnection: (socket: Socket, track: (s: Socket) => void) => void): Promise<Served> {
   const sockets = new Set<Socket>();
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  };
   let accepted = 0;
   const server = createServer((socket) => {
     accepted++;
-    sockets.add(socket);
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-    socket.resume(); // read and drop what the client sends
+    track(socket);
+    onConnection(socket, track);
   });
-  const port = await listen(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    sockets,
     get accepted() {
       return accepted;
     },
-    close: closer(server, sockets),
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
+}
+
+export function startBlackHole(): Promise<FaultServer> {
+  return serve((socket) => socket.resume()); // read and drop what the client sends
 }
 
 export type ProxyMode = 'pass' | 'hang' | 'slow' | 'down';
@@ -64,17 +69,8 @@ export interface RedisProxy extends FaultServer {
 
 export async function startRedisProxy(target: string): Promise<RedisProxy> {
   const { hostname, port: targetPort } = new URL(target);
-  const sockets = new Set<Socket>();
-  let accepted = 0;
   const state = { mode: 'pass' as ProxyMode, delayMs: 0 };
-  const track = (s: Socket) => {
-    sockets.add(s);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-  };
-  const server = createServer((client) => {
-    accepted++;
-    track(client);
+  const served = await serve((client, track) => {
     if (state.mode === 'down') {
       client.resetAndDestroy();
       return;
@@ -98,19 +94,19 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
-  const port = await listen(server);
   return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
+    url: served.url,
+    port: served.port,
     get accepted() {
-      return accepted;
+      return served.accepted;
     },
+    close: () => served.close(),
     get mode() {
       return state.mode;
     },
     set mode(mode: ProxyMode) {
       state.mode = mode;
-      if (mode === 'down') for (const s of sockets) s.resetAndDestroy();
+      if (mode === 'down') for (const s of served.sockets) s.resetAndDestroy();
     },
     get delayMs() {
       return state.delayMs;
@@ -118,7 +114,6 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
     set delayMs(ms: number) {
       state.delayMs = ms;
     },
-    close: closer(server, sockets),
   };
 }
 
@@ -143,14 +138,8 @@ export interface ScriptedRedis extends FaultServer {
  * INFO as a master that finished loading, PING, QUIT) and answers everything else with `reply(command)`.
  */
 export async function startScriptedRedis(reply: (command: string[]) => RespReply): Promise<ScriptedRedis> {
-  const sockets = new Set<Socket>();
   const commands: string[][] = [];
-  let accepted = 0;
-  const server = createServer((socket) => {
-    accepted++;
-    sockets.add(socket);
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
+  const served = await serve((socket) => {
     let buffer = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
@@ -174,15 +163,14 @@ export async function startScriptedRedis(reply: (command: string[]) => RespReply
       }
     });
   });
-  const port = await listen(server);
   return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
+    url: served.url,
+    port: served.port,
     commands,
     get accepted() {
-      return accepted;
+      return served.accepted;
     },
-    close: closer(server, sockets),
+    close: () => served.close(),
   };
 }
 
