@@ -13,6 +13,9 @@ export const gatewayRun: Command = {
     '--config FILE|DIR [--port N] [--ops-port N] [--host ADDR] [--log-level LEVEL] [--egress any|public]\n\n' +
     'DIR: a directory written by `gatehouse gateway bootstrap` (it holds gateway.json): an edge gateway that syncs\n' +
     'its configuration from the control plane and serves its cached snapshot while the control plane is out of reach.\n' +
+    'It listens on 127.0.0.1:8080 (ops 127.0.0.1:9090) unless told otherwise: loopback, so that a gateway started by\n' +
+    'hand serves only this machine until you choose an address; --host 0.0.0.0 serves every interface (the container\n' +
+    'image does this, where the container network and its published ports are the boundary).\n' +
     'FILE: a declarative config file (YAML or JSON) for a standalone gateway. --log-level applies to edge gateways\n' +
     '(a config file sets server.log.level), and so does --egress: `public` refuses upstreams on loopback, private\n' +
     'and link-local addresses (a config file sets server.egress).\n\n' +
@@ -61,6 +64,7 @@ export const gatewayRun: Command = {
         opsHost: values.host,
         egress,
         rateLimitStore,
+        change: { port: '--port N', opsPort: '--ops-port N' },
       });
       await waitForSignal();
       logger.info('shutting down');
@@ -79,6 +83,10 @@ export const gatewayRun: Command = {
       port,
       opsPort,
       host: values.host,
+      change: {
+        port: `--port N (or server.listen.port in ${values.config})`,
+        opsPort: `--ops-port N (or server.ops.port in ${values.config})`,
+      },
     });
     await waitForSignal();
     logger?.info('shutting down');

@@ -5,6 +5,7 @@
  */
 export { createGatewayInstance, type GatewayInstance } from './instance.ts';
 export { EgressPolicy, type EgressMode } from './http/egress.ts';
+export { explainListenError, ListenError } from './listeners.ts';
 export type { CompiledCollection, KeyEntry, RouteTable } from './snapshot/compiled.ts';
 export { mergeRouteTables, startCompile, type SnapshotCompilation } from './snapshot/compile.ts';
 export { generateSigningKeys, openDistributedKeyStore, type SigningKeyStore } from './tokens/keystore.ts';

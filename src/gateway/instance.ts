@@ -102,6 +102,8 @@ export interface ListenOptions {
   opsPort?: number;
   /** Default `server.ops.host`. */
   opsHost?: string;
+  /** What changes the API port and the ops port, for the error when one is taken (e.g. `--port N`). */
+  change?: { port?: string; opsPort?: string };
 }
 
 export type { Readiness, ReadinessCheck };
@@ -331,20 +333,22 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       if (listening) throw new Error('the gateway instance is already listening');
       listening = true;
       const api = await listenOrExplain(
-        'API',
+        'API traffic',
         (port, host) => server.listen(port, host),
         options.port ?? settings.listen.port,
         options.host ?? settings.listen.host,
+        options.change?.port,
       );
       let opsAddress: AddressInfo | undefined;
       if (options.ops !== false) {
         const opsServer = createOpsServer(metrics, () => instance.readiness());
         try {
           opsAddress = await listenOrExplain(
-            'ops',
+            'ops traffic',
             (port, host) => listenOn(opsServer, port, host),
             options.opsPort ?? settings.ops.port,
             options.opsHost ?? settings.ops.host,
+            options.change?.opsPort,
           );
         } catch (error) {
           await server.close(0);
