@@ -1,0 +1,324 @@
+/**
+ * The generated admin commands as a user runs them (child processes against a real `gatehouse control start`):
+ * help at every level with an example, suggestions for mistypes, exit codes, `--output json` for every command that
+ * only reads, the commands the hand-written CLI lacked (publish and roll back, deployment target, disable and
+ * enable a client, update and delete a role), and the local recovery of a lost installation admin token.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { adminCommands } from '../src/cli/admin/commands.ts';
+import { LOCAL_COMMANDS } from '../src/cli/registry.ts';
+import { startControlPlane, type ControlProcess } from './control-helpers.ts';
+import { runCli, type CliResult } from './helpers.ts';
+
+const STACK_FRAME = /^\s+at .+/m;
+const TOKEN = /ghk_[A-Za-z0-9]{38}/g;
+
+/** Runs `jobs` at most `width` at a time (each job spawns a process; the machine is shared). */
+async function pool<T>(jobs: (() => Promise<T>)[], width = 4): Promise<T[]> {
+  const results: T[] = new Array(jobs.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < jobs.length) {
+        const i = next++;
+        results[i] = await jobs[i]!();
+      }
+    }),
+  );
+  return results;
+}
+
+const names = [...LOCAL_COMMANDS.map((c) => c.name), ...adminCommands().map((c) => c.name)];
+const nouns = [...new Set(names.map((n) => n.split(' ')[0]!))];
+
+describe('gatehouse help', () => {
+  // Every command's help is checked in-process (src/cli/help.test.ts); here each noun and one command of each,
+  // through the real entry point.
+  it('every noun answers `gatehouse <noun> --help` with its commands, and a command of it its --help with an example', async () => {
+    const jobs = nouns.flatMap((noun) => {
+      const first = names.find((n) => n.split(' ')[0] === noun && n.includes(' ')) ?? noun;
+      return [() => runCli([noun, '--help']), () => runCli([...first.split(' '), '--help'])];
+    });
+    const results = await pool(jobs);
+    nouns.forEach((noun, i) => {
+      const [nounHelp, commandHelp] = [results[2 * i]!, results[2 * i + 1]!];
+      assert.equal(nounHelp.code, 0, `${noun}: ${nounHelp.stderr}`);
+      for (const name of names.filter((n) => n.split(' ')[0] === noun))
+        assert.ok(nounHelp.stdout.includes(name), `${noun} --help lacks ${name}:\n${nounHelp.stdout}`);
+      assert.equal(commandHelp.code, 0, commandHelp.stderr);
+      assert.match(commandHelp.stdout, /^Usage: gatehouse /);
+      assert.match(commandHelp.stdout, /^Examples:\n {2}\S.*gatehouse /m, `${noun}: no example`);
+      assert.match(commandHelp.stdout, /^Exit codes: 0 done; 1 failure/m);
+    });
+    const helpNoun = await runCli(['help', 'client']);
+    assert.equal(helpNoun.code, 0);
+    assert.equal(helpNoun.stdout, results[nouns.indexOf('client') * 2]!.stdout);
+  });
+
+  it('`gatehouse help <noun> <verb>` is the command’s --help', async () => {
+    const [a, b] = await Promise.all([runCli(['help', 'client', 'create']), runCli(['client', 'create', '-h'])]);
+    assert.equal(a.code, 0);
+    assert.equal(a.stdout, b.stdout);
+    assert.match(a.stdout, /--env ENV\[,ENV\] +environments/);
+  });
+
+  it('a mistyped command or option is answered with the nearest one, exit 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [['client', 'lst'], /^gatehouse: unknown command "client lst": did you mean "client list"\?$/m],
+      [['colection', 'list'], /^gatehouse: unknown command "colection list": did you mean "collection list"\?$/m],
+      [['gatway'], /^gatehouse: unknown command "gatway": did you mean "gateway"\?$/m],
+      [
+        ['collection', 'list', '--env', 'DEV', '--projet', 'x'],
+        /^gatehouse: collection list: Unknown option '--projet': did you mean --project\?$/m,
+      ],
+      [
+        ['gateway', 'run', '--confg', 'x.yaml'],
+        /^gatehouse: gateway run: Unknown option '--confg': did you mean --config\?$/m,
+      ],
+      [
+        ['client', 'update', 'cli_x', '--status', 'disabeld'],
+        /^gatehouse: client update: --status: must be one of active, disabled; did you mean disabled\? \(got "disabeld"\)$/m,
+      ],
+    ];
+    const results = await pool(
+      cases.map(
+        ([args]) =>
+          () =>
+            runCli(args, { env: { GATEHOUSE_TOKEN: 'ghk_x' } }),
+      ),
+    );
+    cases.forEach(([args, expected], i) => {
+      const r = results[i]!;
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, expected);
+      assert.doesNotMatch(r.stderr, STACK_FRAME);
+    });
+  });
+
+  it('a noun without a verb says which commands it has, exit 2', async () => {
+    const r = await runCli(['role']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^gatehouse: role: which command\?/);
+    assert.match(r.stderr, /^ {2}role update +change a client role/m);
+  });
+});
+
+describe('generated admin commands against a control plane', () => {
+  let cp: ControlProcess;
+  let dir: string;
+  let gh: (args: string[], env?: Record<string, string | undefined>) => Promise<CliResult>;
+  const ok = async (args: string[]) => {
+    const r = await gh(args);
+    assert.equal(r.code, 0, `${args.join(' ')}:\n${r.stdout}${r.stderr}`);
+    return r.stdout;
+  };
+
+  before(async () => {
+    cp = await startControlPlane();
+    dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-admin-'));
+    gh = (args, env = {}) =>
+      runCli(args, {
+        env: {
+          GATEHOUSE_URL: cp.adminUrl,
+          GATEHOUSE_TOKEN: cp.token,
+          GATEHOUSE_WORKSPACE: undefined,
+          NO_COLOR: '1',
+          ...env,
+        },
+      });
+  });
+  after(async () => {
+    await cp?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('every command that only reads prints JSON with --output json, and a table or lines by default', async () => {
+    const readers = adminCommands().filter(
+      (c) => c.operation.method === 'GET' && c.positionals.every((p) => !p.required),
+    );
+    assert.ok(readers.length >= 12, readers.map((c) => c.name).join(', '));
+    const args = (c: (typeof readers)[number]) => [
+      ...c.name.split(' '),
+      ...(c.flags.some((f) => f.name === 'env') ? ['--env', 'DEV'] : []),
+    ];
+    const json = await pool(readers.map((c) => () => gh([...args(c), '--output', 'json'])));
+    const human = await pool(readers.map((c) => () => gh(args(c))));
+    readers.forEach((c, i) => {
+      assert.equal(json[i]!.code, 0, `${c.name}: ${json[i]!.stderr}`);
+      const value = JSON.parse(json[i]!.stdout) as unknown;
+      if (c.operation.list) assert.ok(Array.isArray(value), `${c.name} --output json is not the items array`);
+      assert.equal(human[i]!.code, 0, `${c.name}: ${human[i]!.stderr}`);
+      assert.throws(() => JSON.parse(human[i]!.stdout), `${c.name} prints JSON by default`);
+    });
+    const bad = await gh(['role', 'list', '--output', 'yaml']);
+    assert.equal(bad.code, 2);
+    assert.equal(bad.stderr, 'gatehouse: role list: --output must be table or json, got "yaml"\n');
+  });
+
+  it('role update and role delete, and a refusal in terms of the flag that was typed', async () => {
+    await ok(['role', 'create', '--name', 'reader', '--permission', 'orders:read']);
+    assert.match(
+      await ok(['role', 'update', 'reader', '--permission', 'orders:read,orders:write']),
+      /^Updated role "reader" \(rol_\w+\) in workspace default with permissions orders:read, orders:write$/m,
+    );
+    const refused = await gh(['role', 'update', 'reader', '--permission', 'orders:read,bad perm']);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /^gatehouse: role update: --permission: .+ \(got "bad perm"\)$/m);
+    assert.match(await ok(['role', 'delete', 'reader']), /^Deleted role "reader"\.$/m);
+    const gone = await gh(['role', 'get', 'reader']);
+    assert.equal(gone.code, 2);
+    assert.match(gone.stderr, /not found/);
+  });
+
+  it('client update disables and enables a client; its token is refused in between', async () => {
+    await ok(['role', 'create', '--name', 'viewer', '--permission', 'admin:roles:read']);
+    const created = await ok([
+      'client',
+      'create',
+      '--name',
+      'app',
+      '--role',
+      'viewer',
+      '--env',
+      'DEV',
+      '--project',
+      '*',
+    ]);
+    const token = created.match(TOKEN)![0];
+    const id = /\((cli_\w+)\)/.exec(created)![1]!;
+    assert.equal((await gh(['role', 'list'], { GATEHOUSE_TOKEN: token })).code, 0);
+    assert.match(await ok(['client', 'update', id, '--status', 'disabled']), /^ {2}status +disabled$/m);
+    const refused = await gh(['role', 'list'], { GATEHOUSE_TOKEN: token });
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /the API client is disabled/);
+    await ok(['client', 'update', id, '--status', 'active']);
+    assert.equal((await gh(['role', 'list'], { GATEHOUSE_TOKEN: token })).code, 0);
+    const json = JSON.parse(await ok(['client', 'get', id, '-o', 'json'])) as { status: string };
+    assert.equal(json.status, 'active');
+  });
+
+  it('collection publish, roll back with --version, a deployment target set by flag, shown by collection list', async () => {
+    const file = join(dir, 'shop.yaml');
+    const spec = (path: string) => ({
+      name: 'shop',
+      basePath: '/shop',
+      upstream: 'http://127.0.0.1:9/shop',
+      project: 'default',
+      endpoints: [{ method: 'GET', path, permission: 'shop:read' }],
+    });
+    await writeFile(file, stringify(spec('/v1')));
+    await ok(['collection', 'create', '--env', 'DEV', '-f', file]);
+    assert.match(await ok(['collection', 'publish', 'shop', '--env', 'DEV']), /^version +1$/m);
+    await writeFile(file, stringify(spec('/v2')));
+    assert.match(
+      await ok(['collection', 'update', 'shop', '--env', 'DEV', '-f', file]),
+      /^Updated collection "shop" \(col_\w+\) in DEV of workspace default: the draft changed/m,
+    );
+    await ok(['collection', 'publish', 'shop', '--env', 'DEV']);
+    const versions = await ok(['collection', 'versions', 'shop', '--env', 'DEV']);
+    assert.match(versions, /^VERSION +PUBLISHED AT +TARGET$/m);
+    assert.match(versions, /^v2 /m);
+    const rollback = JSON.parse(
+      await ok(['collection', 'publish', 'shop', '--env', 'DEV', '--version', '1', '--json']),
+    ) as {
+      spec: { endpoints: { path: string }[] };
+    };
+    assert.equal(rollback.spec.endpoints[0]!.path, '/v1');
+
+    await ok(['gateway', 'create', '--name', 'edge-a', '--env', 'DEV']);
+    await ok(['collection', 'update', 'shop', '--env', 'DEV', '-f', file, '--target', '{type: edge, gateway: edge-a}']);
+    await ok(['collection', 'publish', 'shop', '--env', 'DEV']);
+    const list = await ok(['collection', 'list', '--env', 'DEV']);
+    assert.match(list, /^NAME +PROJECT +BASE PATH +UPSTREAM +TARGET +ENDPOINTS +PUBLISHED$/m);
+    assert.match(list, /^shop +default +\/shop +http:\/\/127\.0\.0\.1:9\/shop +edge:edge-a +1 +v\d+$/m);
+    const badTarget = await gh(['collection', 'update', 'shop', '--env', 'DEV', '-f', file, '--target', '{type: edge']);
+    assert.equal(badTarget.code, 2);
+    assert.match(badTarget.stderr, /^gatehouse: collection update: --target: must be JSON or YAML/m);
+    assert.match(await ok(['collection', 'delete', 'shop', '--env', 'DEV']), /^Deleted collection "shop"\.$/m);
+  });
+
+  it('a required flag, a wrong number of arguments and a bad number are refused before any request, exit 2', async () => {
+    const cases: [string[], string][] = [
+      [['collection', 'publish', 'x'], 'gatehouse: collection publish: --env is required\n'],
+      [
+        ['collection', 'publish', 'x', '--env', 'DEV', '--version', 'two'],
+        'gatehouse: collection publish: --version: must be a whole number (got "two")\n',
+      ],
+      [
+        ['client', 'delete'],
+        "gatehouse: client delete: expected ID, got 0 argument(s). Run 'gatehouse client delete --help'\n",
+      ],
+    ];
+    // An unreachable URL: nothing may be sent.
+    const results = await pool(
+      cases.map(
+        ([args]) =>
+          () =>
+            gh(args, { GATEHOUSE_URL: 'http://127.0.0.1:9' }),
+      ),
+    );
+    cases.forEach(([args, stderr], i) => {
+      assert.equal(results[i]!.code, 2, args.join(' '));
+      assert.equal(results[i]!.stderr, stderr);
+    });
+  });
+});
+
+describe('gatehouse control recover-admin-token', () => {
+  let cp: ControlProcess;
+  before(async () => {
+    cp = await startControlPlane();
+  });
+  after(async () => {
+    await cp?.stop();
+  });
+
+  it('issues a new installation admin token from the data directory; the old one is refused; only its hash is stored', async () => {
+    const old = cp.token;
+    assert.equal((await cp.api(old).get('/me')).status, 200);
+    // No network: no URL and no token are given, and none of the control plane's ports is needed.
+    const r = await runCli(['control', 'recover-admin-token', '--data-dir', cp.dataDir], {
+      env: { GATEHOUSE_URL: undefined, GATEHOUSE_TOKEN: undefined, DATABASE_URL: undefined },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const tokens = [...new Set(r.stdout.match(TOKEN))];
+    assert.equal(tokens.length, 1, r.stdout);
+    const token = tokens[0]!;
+    assert.notEqual(token, old);
+    assert.match(r.stdout, /its 1 earlier token\(s\) no longer work/);
+    assert.match(r.stdout, /store it now, it is not shown again/);
+    assert.equal((await cp.api(old).get('/me')).status, 401, 'the old token still works');
+    const me = await cp.api(token).get('/me');
+    assert.equal(me.status, 200);
+    assert.equal((me.body as { operator: boolean; permissions: string[] }).operator, true);
+    // The database files hold the token's SHA-256, never the token.
+    const { createHash } = await import('node:crypto');
+    const hash = createHash('sha256').update(token).digest('hex');
+    let stored = '';
+    for (const f of await readdir(cp.dataDir)) stored += (await readFile(join(cp.dataDir, f))).toString('latin1');
+    assert.ok(!stored.includes(token), 'the token is stored in the clear');
+    assert.ok(stored.includes(hash), 'the hash of the new token is not where the control plane reads it');
+  });
+
+  it('refuses a directory without a control plane database, creating nothing, exit 2', async () => {
+    const empty = await mkdtemp(join(tmpdir(), 'gatehouse-norecover-'));
+    try {
+      const r = await runCli(['control', 'recover-admin-token', '--data-dir', empty], {
+        env: { DATABASE_URL: undefined },
+      });
+      assert.equal(r.code, 2);
+      assert.match(
+        r.stderr,
+        /^gatehouse: control recover-admin-token: no control plane database in .+ \(gatehouse\.db not found\)/,
+      );
+      assert.deepEqual(await readdir(empty), []);
+    } finally {
+      await rm(empty, { recursive: true, force: true });
+    }
+  });
+});
