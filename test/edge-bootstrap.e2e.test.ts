@@ -447,7 +447,7 @@ describe('edge gateways: management and bootstrap', () => {
     const helm = created.body.install as InstallCommand;
     assert.equal(
       helm.command,
-      `gatehouse gateway bootstrap -t ${helm.token} --ca-pin ${helm.caPin} --url ${helm.bootstrapUrl} -o ./gatehouse-k8s helm && helm install gatehouse-k8s deploy/helm/gatehouse -f ./gatehouse-k8s/values.yaml`,
+      `bin/gatehouse gateway bootstrap -t ${helm.token} --ca-pin ${helm.caPin} --url ${helm.bootstrapUrl} -o "$HOME/gatehouse-k8s" helm && helm install gatehouse-k8s deploy/helm/gatehouse -f "$HOME/gatehouse-k8s/values.yaml"`,
     );
     const out = dir('gatehouse-k8s');
     const r = await runCli(bootstrapArgs(helm, out, 'helm'));
@@ -674,7 +674,7 @@ describe('edge gateways: management and bootstrap', () => {
 
       const regenerated = await cli('install-command', 'cli-gw2');
       assert.equal(regenerated.code, 0, regenerated.stderr);
-      assert.match(regenerated.stdout, /-o \.\/gatehouse-cli-gw2 standalone/);
+      assert.match(regenerated.stdout, /-o \/etc\/edge-gateway standalone/);
       const json = await cli('install-command', 'cli-gw2', '--json');
       assert.match(JSON.parse(json.stdout).install.token, /^ghr_/);
 
