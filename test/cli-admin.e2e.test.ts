@@ -52,7 +52,7 @@ describe('gatehouse help', () => {
         assert.ok(nounHelp.stdout.includes(name), `${noun} --help lacks ${name}:\n${nounHelp.stdout}`);
       assert.equal(commandHelp.code, 0, commandHelp.stderr);
       assert.match(commandHelp.stdout, /^Usage: gatehouse /);
-      assert.match(commandHelp.stdout, /^Examples:\n {2}\S.*gatehouse /m, `${noun}: no example`);
+      assert.match(commandHelp.stdout, /^Examples:\n {2}.*gatehouse /m, `${noun}: no example`);
       assert.match(commandHelp.stdout, /^Exit codes: 0 done; 1 failure/m);
     });
     const helpNoun = await runCli(['help', 'client']);
@@ -147,14 +147,21 @@ describe('generated admin commands against a control plane', () => {
       ...(c.flags.some((f) => f.name === 'env') ? ['--env', 'DEV'] : []),
     ];
     const json = await pool(readers.map((c) => () => gh([...args(c), '--output', 'json'])));
-    const human = await pool(readers.map((c) => () => gh(args(c))));
     readers.forEach((c, i) => {
       assert.equal(json[i]!.code, 0, `${c.name}: ${json[i]!.stderr}`);
       const value = JSON.parse(json[i]!.stdout) as unknown;
       if (c.operation.list) assert.ok(Array.isArray(value), `${c.name} --output json is not the items array`);
+    });
+    // The default is for people (a few of them: each run is a process on a shared machine).
+    const some = readers.filter((c) =>
+      ['auth whoami', 'workspace list', 'project list', 'signing-key list', 'alert list'].includes(c.name),
+    );
+    const human = await pool(some.map((c) => () => gh(args(c))));
+    some.forEach((c, i) => {
       assert.equal(human[i]!.code, 0, `${c.name}: ${human[i]!.stderr}`);
       assert.throws(() => JSON.parse(human[i]!.stdout), `${c.name} prints JSON by default`);
     });
+    assert.match(human[some.findIndex((c) => c.name === 'workspace list')]!.stdout, /^ID +NAME +ENVIRONMENTS/m);
     const bad = await gh(['role', 'list', '--output', 'yaml']);
     assert.equal(bad.code, 2);
     assert.equal(bad.stderr, 'gatehouse: role list: --output must be table or json, got "yaml"\n');
@@ -300,7 +307,8 @@ describe('gatehouse control recover-admin-token', () => {
     const { createHash } = await import('node:crypto');
     const hash = createHash('sha256').update(token).digest('hex');
     let stored = '';
-    for (const f of await readdir(cp.dataDir)) stored += (await readFile(join(cp.dataDir, f))).toString('latin1');
+    for (const f of await readdir(cp.dataDir, { withFileTypes: true }))
+      if (f.isFile()) stored += (await readFile(join(cp.dataDir, f.name))).toString('latin1');
     assert.ok(!stored.includes(token), 'the token is stored in the clear');
     assert.ok(stored.includes(hash), 'the hash of the new token is not where the control plane reads it');
   });
