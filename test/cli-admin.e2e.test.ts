@@ -5,6 +5,8 @@
  * enable a client, update and delete a role), and the local recovery of a lost installation admin token.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +14,11 @@ import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { adminCommands } from '../src/cli/admin/commands.ts';
 import { LOCAL_COMMANDS } from '../src/cli/registry.ts';
-import { startControlPlane, type ControlProcess } from './control-helpers.ts';
-import { runCli, type CliResult } from './helpers.ts';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { probePostgres, TEST_DATABASE_URL } from '../src/testing/postgres.ts';
+import { eventually, startControlPlane, type ControlProcess } from './control-helpers.ts';
+import { REPO_ROOT, runCli, startUpstream, type CliResult, type Upstream } from './helpers.ts';
 
 const STACK_FRAME = /^\s+at .+/m;
 const TOKEN = /ghk_[A-Za-z0-9]{38}/g;
@@ -31,6 +36,26 @@ async function pool<T>(jobs: (() => Promise<T>)[], width = 4): Promise<T[]> {
     }),
   );
   return results;
+}
+
+/**
+ * Runs `gatehouse ARGS…` on a pseudo-terminal (util-linux `script`), as a person at a terminal would; standard
+ * output and error arrive together. Undefined where `script` is missing.
+ */
+function onTerminal(args: string[], env: Record<string, string | undefined> = {}): Promise<string> | undefined {
+  if (!existsSync('/usr/bin/script')) return undefined;
+  const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+  const command = [process.execPath, join(REPO_ROOT, 'src/cli/main.ts'), ...args].map(quote).join(' ');
+  const vars = { ...process.env, CI: undefined, NO_COLOR: undefined, FORCE_COLOR: undefined, ...env };
+  return new Promise((resolve, reject) =>
+    execFile(
+      '/usr/bin/script',
+      ['-qec', command, '/dev/null'],
+      { env: vars, cwd: REPO_ROOT, timeout: 60_000 },
+      (error, stdout) =>
+        error && error.code !== 0 && typeof error.code !== 'number' ? reject(error) : resolve(stdout),
+    ),
+  );
 }
 
 const names = [...LOCAL_COMMANDS.map((c) => c.name), ...adminCommands().map((c) => c.name)];
@@ -98,6 +123,20 @@ describe('gatehouse help', () => {
       assert.match(r.stderr, expected);
       assert.doesNotMatch(r.stderr, STACK_FRAME);
     });
+  });
+
+  it('colours headings only on a terminal, and not with NO_COLOR', async (t) => {
+    const tty = onTerminal(['client', 'create', '--help']);
+    if (!tty) return t.skip('no util-linux script(1) for a pseudo-terminal');
+    assert.ok((await tty).includes('\x1b[1mOptions:'), 'no bold heading on a terminal');
+    assert.ok(
+      !(await onTerminal(['client', 'create', '--help'], { NO_COLOR: '1' }))!.includes('\x1b['),
+      'colour with NO_COLOR',
+    );
+    const piped = await runCli(['client', 'create', '--help'], {
+      env: { NO_COLOR: undefined, FORCE_COLOR: undefined },
+    });
+    assert.ok(!piped.stdout.includes('\x1b['), 'colour into a pipe');
   });
 
   it('a noun without a verb says which commands it has, exit 2', async () => {
@@ -249,6 +288,28 @@ describe('generated admin commands against a control plane', () => {
     assert.match(await ok(['collection', 'delete', 'shop', '--env', 'DEV']), /^Deleted collection "shop"\.$/m);
   });
 
+  it('collection apply shows progress on a terminal only', async (t) => {
+    const file = join(dir, 'progress.yaml');
+    const collection = (name: string) => ({
+      name,
+      basePath: `/${name}`,
+      upstream: `http://127.0.0.1:9/${name}`,
+      project: 'default',
+      endpoints: [{ method: 'GET', path: '/x', permission: `${name}:read` }],
+    });
+    await writeFile(file, stringify({ environment: 'DEV', collections: [collection('p1'), collection('p2')] }));
+    const env = { GATEHOUSE_URL: cp.adminUrl, GATEHOUSE_TOKEN: cp.token, GATEHOUSE_WORKSPACE: undefined };
+    const tty = onTerminal(['collection', 'apply', '-f', file, '--dry-run'], env);
+    if (!tty) return t.skip('no util-linux script(1) for a pseudo-terminal');
+    const shown = await tty;
+    assert.match(shown, /\[1\/2\] p1/);
+    assert.match(shown, /\[2\/2\] p2/);
+    assert.match(shown, /^Summary \(dry run\): 2 created/m);
+    const piped = await gh(['collection', 'apply', '-f', file, '--dry-run']);
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.equal(piped.stderr, '');
+  });
+
   it('a required flag, a wrong number of arguments and a bad number are refused before any request, exit 2', async () => {
     const cases: [string[], string][] = [
       [['collection', 'publish', 'x'], 'gatehouse: collection publish: --env is required\n'],
@@ -330,3 +391,60 @@ describe('gatehouse control recover-admin-token', () => {
     }
   });
 });
+
+const unreachable = await probePostgres(TEST_DATABASE_URL);
+
+describe(
+  'gatehouse control recover-admin-token on PostgreSQL, with the control plane running',
+  { skip: unreachable === undefined ? false : `PostgreSQL not reachable (${unreachable})` },
+  () => {
+    const schema = `gh_recover_${process.pid}_${randomBytes(4).toString('hex')}`;
+    const url = `${TEST_DATABASE_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    let cp: ControlProcess;
+    let upstream: Upstream;
+    before(async () => {
+      const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await client.connect();
+      await client.query(`CREATE SCHEMA ${schema}`).finally(() => client.end());
+      upstream = await startUpstream();
+      cp = await startControlPlane({ databaseUrl: url });
+    });
+    after(async () => {
+      await cp?.stop();
+      await upstream?.close();
+      const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).finally(() => client.end());
+    });
+
+    it('the old token is refused by the admin API at once and by the cloud gateway within seconds', async () => {
+      const admin = cp.api();
+      const dev = '/workspaces/default/environments/DEV';
+      const created = await admin.post(`${dev}/collections`, {
+        name: 'orders',
+        basePath: '/orders',
+        upstream: upstream.url,
+        project: 'default',
+        endpoints: [{ method: 'GET', path: '/list', permission: 'orders:read' }],
+      });
+      assert.equal(created.status, 201);
+      assert.equal((await admin.post(`${dev}/collections/orders/publish`)).status, 201);
+      const call = async (token: string) =>
+        (await fetch(`${cp.gatewayUrl}/default/dev/orders/list`, { headers: { authorization: `Bearer ${token}` } }))
+          .status;
+      // The installation admin client's role grants "*": its token calls APIs through the gateway too.
+      assert.equal(await call(cp.token), 200);
+
+      const r = await runCli(['control', 'recover-admin-token', '--json'], {
+        env: { DATABASE_URL: url, GATEHOUSE_URL: undefined, GATEHOUSE_TOKEN: undefined },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const recovered = JSON.parse(r.stdout) as { token: string; revokedKeys: number };
+      assert.equal(recovered.revokedKeys, 1);
+      assert.equal((await cp.api(cp.token).get('/me')).status, 401);
+      assert.equal((await cp.api(recovered.token).get('/me')).status, 200);
+      await eventually(async () => (await call(cp.token)) === 401, 10_000, 'the gateway refuses the old token');
+      assert.equal(await call(recovered.token), 200);
+    });
+  },
+);
