@@ -4,6 +4,7 @@
  * from src/control/ (eslint.config.js), so that what the control plane relies on is listed here, in one place.
  */
 export { createGatewayInstance, type GatewayInstance } from './instance.ts';
+export type { NotFoundHint } from './http/server.ts';
 export { EgressPolicy, type EgressMode } from './http/egress.ts';
 export { explainListenError, ListenError } from './listeners.ts';
 export type { CompiledCollection, KeyEntry, RouteTable } from './snapshot/compiled.ts';

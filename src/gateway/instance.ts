@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.ts';
 import type { ServerSettings, Snapshot, TokenExchange } from '../config/schema.ts';
 import { EgressPolicy } from './http/egress.ts';
-import { GatewayServer } from './http/server.ts';
+import { GatewayServer, type NotFoundHint } from './http/server.ts';
 import { UpstreamPools } from './http/upstream-pools.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
@@ -61,6 +61,8 @@ export interface GatewayInstanceOptions {
    * Called only for such paths, on the request path: keep it cheap.
    */
   jwks?: (prefix: string) => string | undefined;
+  /** The detail of a 404 that no route matched (the cloud gateway: the tenant prefix the path lacks). */
+  notFoundHint?: NotFoundHint;
 }
 
 /**
@@ -204,6 +206,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       metrics,
       jwks: () => options.jwks?.('') ?? signer.store.jwks(),
       tenantJwks: options.jwks,
+      notFoundHint: options.notFoundHint,
       trustedProxies: settings.trustedProxies,
       publicHosts: settings.publicHosts,
       tls: settings.tls ? await loadTls(path(settings.tls.cert), path(settings.tls.key)) : undefined,
