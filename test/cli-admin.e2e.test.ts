@@ -5,7 +5,7 @@
  * enable a client, update and delete a role), and the local recovery of a lost installation admin token.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -286,6 +286,42 @@ describe('generated admin commands against a control plane', () => {
     assert.equal(badTarget.code, 2);
     assert.match(badTarget.stderr, /^gatehouse: collection update: --target: must be JSON or YAML/m);
     assert.match(await ok(['collection', 'delete', 'shop', '--env', 'DEV']), /^Deleted collection "shop"\.$/m);
+  });
+
+  it('a secret field given as "-" is read from standard input, never from the command line', async () => {
+    const password = `pw-${randomBytes(8).toString('hex')}`;
+    const child = spawn(
+      process.execPath,
+      [
+        join(REPO_ROOT, 'src/cli/main.ts'),
+        'user',
+        'add',
+        '--env',
+        'DEV',
+        '--email',
+        'ana@example.com',
+        '--role',
+        'admin',
+        '--password',
+        '-',
+      ],
+      { cwd: REPO_ROOT, env: { ...process.env, GATEHOUSE_URL: cp.adminUrl, GATEHOUSE_TOKEN: cp.token }, stdio: 'pipe' },
+    );
+    child.stdin.end(`${password}\n`);
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, err);
+    assert.ok(!out.includes(password));
+    // The password is the one read: it logs in.
+    const login = await fetch(`${cp.adminUrl}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ workspace: 'default', email: 'ana@example.com', password }),
+    });
+    assert.equal(login.status, 200, await login.text());
   });
 
   it('collection apply shows progress on a terminal only', async (t) => {

@@ -13,6 +13,7 @@ import { DEFAULT_DATA_DIR, isPostgresUrl, openStore, SQLITE_FILE_NAME, StoreOpen
 import type { StoreOps, WorkspaceRecord } from '../control/store/store.ts';
 import { ConfigError } from '../config/load.ts';
 import { generateKey } from '../shared/api-key.ts';
+import { jsonOutput } from './admin-client.ts';
 import { type Command, parse, UsageError } from './command.ts';
 import { printJson } from './output.ts';
 
@@ -75,7 +76,7 @@ export async function recover(tx: StoreOps, workspace: WorkspaceRecord, now = Da
 }
 
 export const recoverAdminToken: Command = {
-  usage: `[--data-dir DIR] [--database-url postgres://…] [--workspace NAME] [--json]
+  usage: `[--data-dir DIR] [--database-url postgres://…] [--workspace NAME] [--output table|json]
 
 Run it on the control plane's machine, as the user that owns its data: it opens the database itself (the SQLite file
 DIR/${SQLITE_FILE_NAME}, default DIR ./${DEFAULT_DATA_DIR}; or PostgreSQL from --database-url or DATABASE_URL) and needs
@@ -92,7 +93,9 @@ workspace) so that its gateways stop accepting the old token for API calls.`,
       'database-url': { type: 'string' },
       workspace: { type: 'string' },
       json: { type: 'boolean' },
+      output: { type: 'string', short: 'o' },
     });
+    const json = jsonOutput(NAME, values);
     const databaseUrl = values['database-url'] ?? (process.env.DATABASE_URL || undefined);
     const dataDir = values['data-dir'];
     if (!databaseUrl || !isPostgresUrl(databaseUrl)) {
@@ -127,7 +130,7 @@ workspace) so that its gateways stop accepting the old token for API calls.`,
         throw new UsageError(`${NAME}: workspace "${values.workspace ?? 'default'}" not found in this database`);
       await store.notifyChange(result.record.id);
       const r = result.recovered;
-      if (values.json) printJson(r);
+      if (json) printJson(r);
       else
         console.log(
           [
