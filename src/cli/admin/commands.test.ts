@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { buildOpenApi } from '../../control/api/openapi.ts';
 import { type Operation, operation } from '../../control/api/operation.ts';
 import { OPERATIONS } from '../../control/api/operations.ts';
-import { suggest } from '../command.ts';
+import { parse, suggest } from '../command.ts';
+import { optionsOf } from './run.ts';
 import { renderCliDocs, renderManifest } from '../docs-cli.ts';
 import { adminUsage } from '../help.ts';
 import { LOCAL_COMMANDS } from '../registry.ts';
@@ -62,6 +63,20 @@ describe('the CLI covers the admin API', () => {
       assert.ok(c.examples.length > 0, `${c.name} has no example`);
       for (const e of c.examples) assert.ok(e.includes(`gatehouse ${c.name}`), `${c.name}: ${e}`);
     }
+  });
+
+  it('gives examples that parse: known flags, and as many arguments as the command takes', () => {
+    for (const c of adminCommands())
+      for (const example of c.examples) {
+        // The command line itself: after `gatehouse <noun> <verb>`, up to a redirection or the end of `$(…)`.
+        const line = example.slice(example.indexOf(`gatehouse ${c.name}`) + `gatehouse ${c.name}`.length);
+        const words = [...line.split(/ [<|]|\)/)[0]!.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)].map(
+          (m) => m[1] ?? m[2] ?? m[3]!,
+        );
+        const { positionals } = parse(c.name, words, optionsOf(c), true);
+        const least = c.positionals.filter((p) => p.required).length;
+        assert.ok(positionals.length >= least && positionals.length <= c.positionals.length, `${c.name}: ${example}`);
+      }
   });
 
   it('has no override or hidden entry for an operation that does not exist', () => {

@@ -126,7 +126,7 @@ export const OVERRIDES: Record<string, Override> = {
     help: { devEnvironment: 'the development environment, where collections are published first (default DEV)' },
     examples: ['gatehouse workspace create acme --env DEV,TEST,PROD --project default'],
   },
-  getWorkspace: { examples: ['gatehouse workspace get default'] },
+  getWorkspace: { examples: ['gatehouse workspace get', 'gatehouse workspace get --workspace acme --json'] },
   addEnvironment: {
     positionals: ['name'],
     display: { name: 'ENV' },

@@ -13,7 +13,7 @@ import { renderList, renderObject, type RenderContext } from './render.ts';
 type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
 
 /** parseArgs options of a command: its flags and the connection and output options. */
-function optionsOf(command: AdminCommand) {
+export function optionsOf(command: AdminCommand) {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {
     ...CONNECTION_OPTIONS,
   };
