@@ -99,6 +99,7 @@ export const FIELD_HELP: Record<string, string> = {
   operator: 'acts on every workspace (operator clients only)',
   role: 'the role name',
   target: 'where it is deployed (JSON/YAML): {type: cloud} or {type: edge, gateway: NAME}',
+  hidePermissions: 'a 403 does not name the permission the endpoint needs',
 };
 
 /** Operations that are deliberately not commands, with the reason (shown in docs/cli.md). */
