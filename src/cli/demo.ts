@@ -132,7 +132,7 @@ export const demoUpstream: Command = {
       ? new URL(issuer).pathname.split('/').filter(Boolean).slice(-2)
       : [];
     const audience = values.audience ?? tenantAudience(workspace, environment);
-    const { server } = await startDemoUpstream({
+    const { server, address } = await startDemoUpstream({
       host: '127.0.0.1',
       port,
       jwksUrl: new URL('/.well-known/jwks.json', gateway).href,
@@ -142,7 +142,7 @@ export const demoUpstream: Command = {
       throw explainListenError(error, 'the demo upstream', port, '127.0.0.1', '--port N') ?? error;
     });
     console.error(
-      `Demo upstream on http://127.0.0.1:${port}: it answers only requests carrying a JWT with issuer ${issuer} and audience ${audience}, signed by a key of ${gateway.origin}/.well-known/jwks.json. Ctrl-C stops.`,
+      `Demo upstream on http://127.0.0.1:${address.port}: it answers only requests carrying a JWT with issuer ${issuer} and audience ${audience}, signed by a key of ${gateway.origin}/.well-known/jwks.json. Ctrl-C stops.`,
     );
     await waitForSignal();
     await new Promise<void>((r) => server.close(() => r()));
