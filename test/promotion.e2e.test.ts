@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type AdminApi, type ControlProcess, eventually, startControlPlane } from './control-helpers.ts';
 import { createAndBootstrap, startEdge, type EdgeProcess } from './edge-helpers.ts';
-import { startUpstream, type Upstream } from './helpers.ts';
+import { runCli, startUpstream, type Upstream } from './helpers.ts';
 
 const WS = '/workspaces/default';
 const ENVIRONMENTS = ['DEV', 'TEST', 'PROD'] as const;
@@ -99,10 +99,14 @@ describe('promotion DEV → TEST → PROD with an edge gateway in each environme
     await eventually(async () => (await status('TEST', '/orders/items')) === 200);
     assert.equal(await status('PROD', '/orders/items'), 404);
 
-    // TEST → PROD (the next environment), onto PROD's edge gateway.
-    const toProd = await admin.post(`${collections('TEST')}/orders/promote`, {});
-    assert.equal(toProd.status, 201, JSON.stringify(toProd.body));
-    assert.equal(toProd.body.to.target.gateway, 'prod-edge');
+    // TEST → PROD (the next environment), onto PROD's edge gateway, with the CLI command.
+    const cli = await runCli(['collection', 'promote', 'orders', '--env', 'TEST', '--output', 'json'], {
+      env: { GATEHOUSE_URL: cp.adminUrl, GATEHOUSE_TOKEN: cp.token, GATEHOUSE_WORKSPACE: undefined },
+    });
+    assert.equal(cli.code, 0, cli.stderr);
+    const toProd = JSON.parse(cli.stdout) as { to: { environment: string; target: { gateway: string } } };
+    assert.equal(toProd.to.environment, 'PROD');
+    assert.equal(toProd.to.target.gateway, 'prod-edge');
     await eventually(async () => (await status('PROD', '/orders/items')) === 200);
 
     // A second version in DEV: the diff names the new endpoint and nothing else; PROD keeps serving version 1.
