@@ -335,7 +335,7 @@ describe('the gatehouse command', { concurrency: 4 }, () => {
       [
         ['role', 'create', '--name', 'reader', '--workspace', 'default'],
         'POST /api/v1/workspaces/default/roles',
-        'no string id',
+        'no string name',
       ],
       [['gateway', 'list', '--workspace', 'default'], 'GET /api/v1/workspaces/default/gateways', 'no list items'],
     ] as const;

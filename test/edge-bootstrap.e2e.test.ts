@@ -123,15 +123,17 @@ describe('edge gateways: management and bootstrap', () => {
       install.expiresAt,
     );
 
-    // Docker: bootstrap into a named volume, then run the gateway from it.
-    const bootstrap = `gateway bootstrap -t ${install.token} --ca-pin ${install.caPin} --url ${install.bootstrapUrl} -o /etc/gatehouse standalone`;
+    // Docker: bootstrap into a named volume, then run the gateway from it. The control plane advertises loopback,
+    // which a container reaches only on the host's network; the gateway then keeps off the control plane's ports.
+    const credentials = `-t ${install.token} --ca-pin ${install.caPin} --url ${install.bootstrapUrl}`;
     assert.equal(
       install.command,
-      `docker run --rm -v gatehouse-eu-1:/etc/gatehouse gatehouse/gatehouse:0.1.0 ${bootstrap} && docker run -d --name gatehouse-eu-1 --restart unless-stopped -v gatehouse-eu-1:/etc/gatehouse -p 8080:8080 gatehouse/gatehouse:0.1.0 gateway run --config /etc/gatehouse --host 0.0.0.0`,
+      `docker run --rm --network host -v gatehouse-eu-1:/etc/edge-gateway gatehouse/gatehouse:0.1.0 gateway bootstrap ${credentials} -o /etc/edge-gateway standalone && docker run -d --name gatehouse-eu-1 --restart unless-stopped -v gatehouse-eu-1:/etc/edge-gateway --network host gatehouse/gatehouse:0.1.0 gateway run --config /etc/edge-gateway --host 127.0.0.1 --port 8090 --ops-port 9091`,
     );
+    // The plain CLI, from a checkout: the default config directory, then the gateway beside the control plane.
     assert.equal(
       install.localCommand,
-      `gatehouse gateway bootstrap -t ${install.token} --ca-pin ${install.caPin} --url ${install.bootstrapUrl} -o ./gatehouse-eu-1 standalone`,
+      `bin/gatehouse gateway bootstrap ${credentials} standalone && bin/gatehouse gateway run --port 8090 --ops-port 9091`,
     );
     assert.deepEqual(argsOf(install.localCommand), {
       token: install.token,
@@ -208,7 +210,7 @@ describe('edge gateways: management and bootstrap', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.includes(install.token) || r.stderr.includes(install.token), false, 'the token was printed');
     assert.match(r.stdout, /Bootstrapped edge gateway "eu-1" \(gw_\w+\) of workspace default, environment PROD, into /);
-    assert.match(r.stdout, /Next: gatehouse gateway run --config /);
+    assert.match(r.stdout, /Next: (gatehouse|\S*bin\/gatehouse) gateway run --config /);
     assert.equal(
       cp.output.some((l) => l.includes(install.token)),
       false,
@@ -445,7 +447,7 @@ describe('edge gateways: management and bootstrap', () => {
     const helm = created.body.install as InstallCommand;
     assert.equal(
       helm.command,
-      `gatehouse gateway bootstrap -t ${helm.token} --ca-pin ${helm.caPin} --url ${helm.bootstrapUrl} -o ./gatehouse-k8s helm && helm install gatehouse-k8s deploy/helm/gatehouse -f ./gatehouse-k8s/values.yaml`,
+      `bin/gatehouse gateway bootstrap -t ${helm.token} --ca-pin ${helm.caPin} --url ${helm.bootstrapUrl} -o "$HOME/gatehouse-k8s" helm && helm install gatehouse-k8s deploy/helm/gatehouse -f "$HOME/gatehouse-k8s/values.yaml"`,
     );
     const out = dir('gatehouse-k8s');
     const r = await runCli(bootstrapArgs(helm, out, 'helm'));
@@ -642,16 +644,15 @@ describe('edge gateways: management and bootstrap', () => {
       assert.match(
         r.stdout,
         new RegExp(
-          `docker run --rm -v gatehouse-cli-gw:/etc/gatehouse gatehouse/gatehouse:0\\.1\\.0 gateway bootstrap -t ${token}`,
+          `docker run --rm --network host -v gatehouse-cli-gw:/etc/edge-gateway gatehouse/gatehouse:0\\.1\\.0 gateway bootstrap -t ${token}`,
         ),
       );
       assert.ok(
         r.stdout.includes(
-          `gatehouse gateway bootstrap -t ${token} --ca-pin ${pin} --url ${url} -o ./gatehouse-cli-gw standalone`,
+          `bin/gatehouse gateway bootstrap -t ${token} --ca-pin ${pin} --url ${url} standalone && bin/gatehouse gateway run --port 8090 --ops-port 9091`,
         ),
         r.stdout,
       );
-      assert.ok(r.stdout.includes('gatehouse gateway run --config ./gatehouse-cli-gw'));
       // The printed command works.
       const boot = await runCli(bootstrapArgs({ token, caPin: pin, bootstrapUrl: url }, dir('cli-gw')));
       assert.equal(boot.code, 0, boot.stderr);
@@ -673,7 +674,7 @@ describe('edge gateways: management and bootstrap', () => {
 
       const regenerated = await cli('install-command', 'cli-gw2');
       assert.equal(regenerated.code, 0, regenerated.stderr);
-      assert.match(regenerated.stdout, /-o \.\/gatehouse-cli-gw2 standalone/);
+      assert.match(regenerated.stdout, /-o \/etc\/edge-gateway standalone/);
       const json = await cli('install-command', 'cli-gw2', '--json');
       assert.match(JSON.parse(json.stdout).install.token, /^ghr_/);
 
@@ -685,7 +686,7 @@ describe('edge gateways: management and bootstrap', () => {
       assert.match(gone.stderr, /edge gateway "cli-gw2" not found/);
     });
 
-    it('refuses bad flags before any request', async () => {
+    it('refuses bad flags, naming the flag', async () => {
       const r = await cli('create', '--name', 'x', '--env', 'dev');
       assert.equal(r.code, 2);
       assert.match(r.stderr, /gateway create: --env: must be an upper-case environment name/);
@@ -694,7 +695,7 @@ describe('edge gateways: management and bootstrap', () => {
       assert.match(m.stderr, /gateway create: --install-method: /);
       const n = await cli('rename', 'only-one');
       assert.equal(n.code, 2);
-      assert.match(n.stderr, /gateway rename: give the gateway name and its new name/);
+      assert.match(n.stderr, /gateway rename: expected NAME NEW-NAME, got 1 argument\(s\): only-one/);
     });
   });
 });

@@ -17,14 +17,25 @@ export const CONNECTION_OPTIONS = {
   url: { type: 'string' },
   token: { type: 'string' },
   workspace: { type: 'string' },
+  output: { type: 'string', short: 'o' },
   json: { type: 'boolean' },
 } as const;
 
-export const CONNECTION_USAGE = '[--url URL] [--token TOKEN] [--workspace NAME] [--json]';
+export const CONNECTION_USAGE = '[--url URL] [--token TOKEN] [--workspace NAME] [--output table|json]';
 
 export const CONNECTION_HELP = `Connection: --url (default $GATEHOUSE_URL, else ${DEFAULT_URL}), --token (default $GATEHOUSE_TOKEN;
 prefer the variable: a --token shows up in shell history and ps), --workspace (default $GATEHOUSE_WORKSPACE, else
-the token's own workspace). --json prints the admin API's answer for scripts.`;
+the token's own workspace). --output json (or --json) prints the admin API's answer for scripts.`;
+
+/** Whether `--output json` (or `--json`) was asked for; `--output` takes table or json. */
+export function jsonOutput(
+  command: string,
+  values: { output?: string | undefined; json?: boolean | undefined },
+): boolean {
+  if (values.output !== undefined && values.output !== 'json' && values.output !== 'table')
+    throw new UsageError(`${command}: --output must be table or json, got "${values.output}"`);
+  return values.json === true || values.output === 'json';
+}
 
 /** One entry of a problem+json answer's `errors[]`. */
 export interface FieldProblem {

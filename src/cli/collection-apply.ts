@@ -22,14 +22,24 @@ import {
   CONNECTION_USAGE,
   ControlPlaneError,
   connect,
+  jsonOutput,
+  type Expected,
   LIST,
 } from './admin-client.ts';
-import { printJson } from './admin-output.ts';
+import { printJson, progress, type Progress } from './output.ts';
 import { loadFile } from './collection-file.ts';
-import { COLLECTION } from './collection-list.ts';
 import { parse, UsageError } from './command.ts';
 
 const NAME = 'collection apply';
+
+/** What a collection answer must hold. */
+const COLLECTION: Expected = {
+  id: 'string',
+  name: 'string',
+  environment: 'string',
+  revision: 'number',
+  unpublishedChanges: 'boolean',
+};
 
 /** The fields a collection is edited with; the rest of a returned collection (id, revision, …) is the server's. */
 const INPUT_KEYS = Object.keys(CollectionInputSchema.shape);
@@ -103,6 +113,7 @@ export const collectionApply = adminCommand({
       file: { type: 'string', short: 'f' },
       'dry-run': { type: 'boolean' },
     });
+    const json = jsonOutput(NAME, values);
     if (!values.file) throw new UsageError(`${NAME}: -f FILE is required`);
     const file = values.file;
     const { raw, value: spec } = await loadFile(file, ApplyFileSchema);
@@ -121,9 +132,12 @@ export const collectionApply = adminCommand({
       kept: [],
     };
     const lines: Line[] = [];
+    // On a terminal, a progress line on stderr: one step per collection, and per pruned one.
+    const bar = progress(spec.collections.length);
     try {
-      await apply(api, spec, (raw as { collections?: unknown[] }).collections ?? [], result, lines);
+      await apply(api, spec, (raw as { collections?: unknown[] }).collections ?? [], result, lines, bar);
     } catch (error) {
+      bar.done();
       if (!(error instanceof UsageError || error instanceof ControlPlaneError) || dryRun || lines.length === 0)
         throw error;
       const done = `\nalready applied before this error: ${lines.map((l) => render(l)).join('; ')}`;
@@ -131,7 +145,8 @@ export const collectionApply = adminCommand({
         ? new UsageError(error.message + done)
         : new ControlPlaneError(error.message + done);
     }
-    if (values.json) {
+    bar.done();
+    if (json) {
       printJson(result);
       return 0;
     }
@@ -154,6 +169,7 @@ async function apply(
   bodies: unknown[],
   result: ApplyResult,
   lines: Line[],
+  bar: Progress,
 ): Promise<void> {
   const base = await api.workspacePath('environments', spec.environment, 'collections');
   const { items } = await api.request<{ items: CollectionResource[] }>('GET', base, undefined, LIST);
@@ -161,6 +177,7 @@ async function apply(
 
   for (const [i, desired] of spec.collections.entries()) {
     const name = desired.name;
+    bar.step(name);
     const path = `${base}/${encodeURIComponent(name)}`;
     const step = <T>(what: string, request: () => Promise<T>) => withContext(`${what} collection "${name}"`, request);
     const existing = current.get(name);

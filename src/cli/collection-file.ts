@@ -1,5 +1,5 @@
 /**
- * Reading the files of `collection create -f` and `collection apply -f`: YAML, or JSON when the name ends in
+ * Reading the files of `-f FILE` (an admin command's body) and `collection apply -f`: YAML, or JSON when the name ends in
  * `.json`; `-` reads standard input (as YAML, which JSON is a subset of). Every problem is a `ConfigError` (exit 2)
  * that names the file and the field path: `apply.yaml: collections[1].basePath: must be "/" or …`.
  */
@@ -15,6 +15,20 @@ export interface LoadedFile<T> {
 }
 
 export async function loadFile<S extends z.ZodType>(file: string, schema: S): Promise<LoadedFile<z.output<S>>> {
+  const raw = await readDocument(file);
+  const result = schema.safeParse(raw);
+  if (!result.success)
+    throw new ConfigError(
+      formatIssues(result.error)
+        .split('\n')
+        .map((line) => `${file}: ${line}`)
+        .join('\n'),
+    );
+  return { raw, value: result.data };
+}
+
+/** The document in a file (or stdin for "-"), parsed but not checked against any schema. */
+export async function readDocument(file: string): Promise<unknown> {
   let text: string;
   if (file === '-') {
     try {
@@ -29,16 +43,7 @@ export async function loadFile<S extends z.ZodType>(file: string, schema: S): Pr
     // Regular files only, within the config size limit (a device or a huge file is refused before it is read).
     text = await readConfigFile(file);
   }
-  const raw = parseConfigText(text, file);
-  const result = schema.safeParse(raw);
-  if (!result.success)
-    throw new ConfigError(
-      formatIssues(result.error)
-        .split('\n')
-        .map((line) => `${file}: ${line}`)
-        .join('\n'),
-    );
-  return { raw, value: result.data };
+  return parseConfigText(text, file);
 }
 
 /** Standard input, up to the config size limit (beyond it the read stops with a ConfigError). */

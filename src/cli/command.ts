@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import leven from 'leven';
 import { redactUrl } from '../config/redact-url.ts';
 
 /** A command's module exports one of these; its one-line summary is in main.ts's table, read without loading it. */
@@ -13,7 +14,26 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-/** node:util parseArgs, with its errors turned into UsageErrors that name the command. */
+/**
+ * The nearest of `candidates` to a mistyped `input` (Levenshtein distance, from the `leven` package: node has no
+ * public edit-distance function), or undefined when none is near enough to be what was meant: at most a third of
+ * the input's length, and at least 1 edit, apart. A candidate that starts with the input also counts (`--proj`).
+ */
+export function suggest(input: string, candidates: readonly string[]): string | undefined {
+  const limit = Math.max(1, Math.floor(input.length / 3));
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance =
+      candidate.startsWith(input) && input.length >= 3 ? 1 : leven(input, candidate, { maxDistance: limit + 1 });
+    if (distance <= limit && (!best || distance < best.distance)) best = { candidate, distance };
+  }
+  return best?.candidate;
+}
+
+/**
+ * node:util parseArgs, with its errors turned into UsageErrors that name the command; an unknown option is
+ * answered with the nearest known one (`did you mean --project?`). Booleans also take `--no-<name>`.
+ */
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(
   command: string,
   args: string[],
@@ -21,9 +41,21 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(
   allowPositionals = false,
 ) {
   try {
-    return parseArgs({ args, options, allowPositionals, strict: true });
+    return parseArgs({ args, options, allowPositionals, strict: true, allowNegative: true });
   } catch (error) {
-    throw new UsageError(`${command}: ${(error as Error).message}`);
+    const e = error as NodeJS.ErrnoException;
+    const unknown = /^Unknown option '(-{1,2}[^']+)'/.exec(e.message)?.[1];
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && unknown) {
+      const names = Object.entries(options).flatMap(([name, o]) => [
+        `--${name}`,
+        ...(o.type === 'boolean' ? [`--no-${name}`] : []),
+      ]);
+      const near = suggest(unknown.split('=')[0]!, names);
+      throw new UsageError(
+        `${command}: Unknown option '${unknown}'${near ? `: did you mean ${near}?` : ''}\nRun 'gatehouse ${command} --help' for its options.`,
+      );
+    }
+    throw new UsageError(`${command}: ${e.message}`);
   }
 }
 

@@ -3,45 +3,102 @@ import type { Logger } from 'pino';
 import { loadGatewayFile } from '../config/load.ts';
 import { tenantAudience } from '../config/schema.ts';
 import { startDemoUpstream } from '../demo/upstream.ts';
-import { startGateway } from '../gateway/runtime.ts';
+import type { GatewayFile } from '../config/schema.ts';
+import { explainListenError } from '../gateway/listeners.ts';
+import { startGateway, type GatewayRuntime } from '../gateway/runtime.ts';
 import { type Command, parse, portOption, UsageError } from './command.ts';
 import { waitForSignal } from './gateway-run.ts';
 import { createLogger } from './logger.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/gateway.yaml', import.meta.url));
 
+/** What changes each of the demo's ports, as `npm run demo` passes flags. */
+const changeWith = (flag: string) => `${flag} N (npm run demo -- ${flag} N)`;
+
 export const demo: Command = {
-  usage: '[--config FILE]',
+  usage: `[--config FILE] [--port N] [--ops-port N] [--upstream-port N]
+
+--port: the gateway's API port (default: the config file's, 8080 in examples/gateway.yaml).
+--ops-port: its /healthz, /readyz and /metrics port (default: the config file's, 9090).
+--upstream-port: the demo upstream's port (default: the port of the first collection's upstream, 9000); every
+collection of the file that points at the demo upstream follows it.
+A port in use stops the demo with one line naming the port and the flag, exit code 2, and nothing left running.`,
   async run(args) {
-    const { values } = parse('demo', args, { config: { type: 'string', default: EXAMPLE } });
+    const { values } = parse('demo', args, {
+      config: { type: 'string', default: EXAMPLE },
+      port: { type: 'string' },
+      'ops-port': { type: 'string' },
+      'upstream-port': { type: 'string' },
+    });
+    const port = portOption('demo', 'port', values.port);
+    const opsPort = portOption('demo', 'ops-port', values['ops-port']);
     const config = await loadGatewayFile(values.config);
     const upstream = new URL(config.collections[0]!.upstream.url);
-    const gatewayUrl = `http://${config.server.listen.host === '0.0.0.0' ? '127.0.0.1' : config.server.listen.host}:${config.server.listen.port}`;
-    const { server } = await startDemoUpstream({
+    const upstreamPort = portOption('demo', 'upstream-port', values['upstream-port']) ?? Number(upstream.port || 80);
+    const listenHost = config.server.listen.host === '0.0.0.0' ? '127.0.0.1' : config.server.listen.host;
+    const gatewayPort = port ?? config.server.listen.port;
+    const gatewayUrl = `http://${listenHost}:${gatewayPort}`;
+    // The upstream listens first: a port in use ends the demo before anything else holds a port.
+    const { server, address } = await startDemoUpstream({
       host: upstream.hostname,
-      port: Number(upstream.port || 80),
+      port: upstreamPort,
       jwksUrl: `${gatewayUrl}/.well-known/jwks.json`,
       issuer: config.tokenExchange.issuer,
       audience: config.tokenExchange.audience,
+    }).catch((error: unknown) => {
+      throw (
+        explainListenError(
+          error,
+          'the demo upstream',
+          upstreamPort,
+          upstream.hostname,
+          changeWith('--upstream-port'),
+        ) ?? error
+      );
+    });
+    const upstreamOrigin = `http://${upstream.hostname}:${address.port}`;
+    // The collections that point at the demo upstream follow it to the port it got.
+    const adjust = (file: GatewayFile): GatewayFile => ({
+      ...file,
+      collections: file.collections.map((c) => {
+        const url = new URL(c.upstream.url);
+        if (url.host !== upstream.host) return c;
+        url.port = String(address.port);
+        return { ...c, upstream: { ...c.upstream, url: url.href } };
+      }),
     });
     let logger: Logger | undefined;
-    const runtime = await startGateway({
-      configFile: values.config,
-      logger: (level) => (logger = createLogger(level)),
-    });
+    let runtime: GatewayRuntime;
+    try {
+      runtime = await startGateway({
+        configFile: values.config,
+        logger: (level) => (logger = createLogger(level)),
+        port,
+        opsPort,
+        change: { port: changeWith('--port'), opsPort: changeWith('--ops-port') },
+        adjust,
+      });
+    } catch (error) {
+      // Nothing is left running: the upstream closes before the error is reported.
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      throw error;
+    }
+    const shown = `http://${listenHost}:${runtime.api.port}`;
     console.error(`
 Gatehouse demo is running.
-  gateway:  ${gatewayUrl}   (ops: http://127.0.0.1:${runtime.ops.port}/metrics)
-  upstream: ${upstream.origin} (verifies the gateway's JWT against ${gatewayUrl}/.well-known/jwks.json)
+  gateway:  ${shown}   (ops: http://127.0.0.1:${runtime.ops.port}/metrics)
+  upstream: ${upstreamOrigin} (verifies the gateway's JWT against ${shown}/.well-known/jwks.json)
 
 Try:
-  curl -H 'Authorization: Bearer ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB' ${gatewayUrl}/billing/orgs/acme/invoices
-  curl -i ${gatewayUrl}/billing/orgs/acme/invoices            # 401, no key
-  curl -i -X POST -H 'X-API-Key: ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB' ${gatewayUrl}/billing/orgs/acme/invoices   # 403, role lacks invoices:write
+  curl -H 'Authorization: Bearer ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB' ${shown}/billing/orgs/acme/invoices
+  curl -i ${shown}/billing/orgs/acme/invoices            # 401, no key
+  curl -i -X POST -H 'X-API-Key: ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB' ${shown}/billing/orgs/acme/invoices   # 403, role lacks invoices:write
 Ctrl-C stops.
 `);
     await waitForSignal();
     await runtime.close();
+    server.closeAllConnections();
     await new Promise<void>((r) => server.close(() => r()));
     logger?.flush();
     return 0;
@@ -75,15 +132,17 @@ export const demoUpstream: Command = {
       ? new URL(issuer).pathname.split('/').filter(Boolean).slice(-2)
       : [];
     const audience = values.audience ?? tenantAudience(workspace, environment);
-    const { server } = await startDemoUpstream({
+    const { server, address } = await startDemoUpstream({
       host: '127.0.0.1',
       port,
       jwksUrl: new URL('/.well-known/jwks.json', gateway).href,
       issuer,
       audience,
+    }).catch((error: unknown) => {
+      throw explainListenError(error, 'the demo upstream', port, '127.0.0.1', '--port N') ?? error;
     });
     console.error(
-      `Demo upstream on http://127.0.0.1:${port}: it answers only requests carrying a JWT with issuer ${issuer} and audience ${audience}, signed by a key of ${gateway.origin}/.well-known/jwks.json. Ctrl-C stops.`,
+      `Demo upstream on http://127.0.0.1:${address.port}: it answers only requests carrying a JWT with issuer ${issuer} and audience ${audience}, signed by a key of ${gateway.origin}/.well-known/jwks.json. Ctrl-C stops.`,
     );
     await waitForSignal();
     await new Promise<void>((r) => server.close(() => r()));

@@ -1,18 +1,24 @@
-import { relative } from 'node:path';
+import { access, constants } from 'node:fs/promises';
+import { delimiter, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CaPinSchema, REGISTRATION_TOKEN_PATTERN } from '../config/edge.ts';
 import { BootstrapError, bootstrapGateway, HELM_VALUES_FILE } from '../gateway/sync/bootstrap.ts';
+import { defaultConfigDir, gitWorkTree } from '../gateway/sync/config-dir.ts';
 import { type Command, parse, shownUrl, UsageError } from './command.ts';
 
 const NAME = 'gateway bootstrap';
 const MODES = ['standalone', 'helm'] as const;
 
 export const gatewayBootstrap: Command = {
-  usage: `-t TOKEN --ca-pin sha256:HEX --url https://HOST:PORT -o DIR standalone|helm [--json]
+  usage: `-t TOKEN --ca-pin sha256:HEX --url https://HOST:PORT [-o DIR] [--force] standalone|helm [--json]
 
 The install command of \`gatehouse gateway create\` (or \`gateway install-command\`) holds every value. The token
 works once, for 5 minutes. The control plane's CA must match --ca-pin, or nothing is sent and nothing written.
 DIR receives gateway.json, tls/ca.pem, tls/gateway.crt and tls/gateway.key (mode 0600); "helm" also writes
-values.yaml for deploy/helm/gatehouse. An already bootstrapped DIR is refused: delete it to bootstrap again.`,
+values.yaml for deploy/helm/gatehouse. An already bootstrapped DIR is refused: delete it to bootstrap again.
+DIR defaults to $XDG_CONFIG_HOME/gatehouse/edge-gateway (~/.config/gatehouse/edge-gateway), /etc/gatehouse/edge-gateway
+as root, and $GATEHOUSE_CONFIG_DIR when set (the container image: /etc/edge-gateway); \`gateway run\` reads the same
+default. A DIR inside a git work tree is refused (the private key does not belong in a repository) unless --force.`,
   async run(args) {
     const { values, positionals } = parse(
       NAME,
@@ -22,6 +28,7 @@ values.yaml for deploy/helm/gatehouse. An already bootstrapped DIR is refused: d
         'ca-pin': { type: 'string' },
         url: { type: 'string' },
         output: { type: 'string', short: 'o' },
+        force: { type: 'boolean' },
         json: { type: 'boolean' },
       },
       true,
@@ -30,7 +37,6 @@ values.yaml for deploy/helm/gatehouse. An already bootstrapped DIR is refused: d
       ['-t/--token', values.token],
       ['--ca-pin', values['ca-pin']],
       ['--url', values.url],
-      ['-o/--output', values.output],
     ] as const) {
       if (value === undefined || value === '')
         throw new UsageError(`${NAME}: ${flag} is required (the install command holds it)`);
@@ -59,6 +65,14 @@ values.yaml for deploy/helm/gatehouse. An already bootstrapped DIR is refused: d
       );
     }
     const mode = positionals[0] as (typeof MODES)[number];
+    if (values.output === '')
+      throw new UsageError(`${NAME}: -o/--output: give a directory, or leave it out for the default`);
+    const output = values.output ?? defaultConfigDir();
+    const repository = await gitWorkTree(output);
+    if (repository && !values.force)
+      throw new UsageError(
+        `${NAME}: ${resolve(output)} is inside the git work tree ${repository}: the gateway's private key does not belong in a repository. Leave out -o to use ${defaultConfigDir()}, name a directory outside it, or pass --force`,
+      );
 
     let result;
     try {
@@ -66,7 +80,7 @@ values.yaml for deploy/helm/gatehouse. An already bootstrapped DIR is refused: d
         token: values.token!,
         caPin: pin.data,
         url: url.href,
-        dir: values.output!,
+        dir: output,
         mode,
       });
     } catch (error) {
@@ -105,10 +119,29 @@ values.yaml for deploy/helm/gatehouse. An already bootstrapped DIR is refused: d
       '',
       mode === 'helm'
         ? `Next: helm install gatehouse-${identity.gatewayName.toLowerCase().replace(/[^a-z0-9-]+/g, '-')} deploy/helm/gatehouse -f ${dir}/${HELM_VALUES_FILE}`
-        : `Next: gatehouse gateway run --config ${dir}`,
+        : `Next: ${await gatehouseCommand()} gateway run${resolve(result.dir) === defaultConfigDir() ? '' : ` --config ${dir}`}`,
       `Bootstrapping again needs a new token and an empty directory: delete ${dir} first.`,
     ];
     console.log(lines.join('\n'));
     return 0;
   },
 };
+
+/**
+ * How to call gatehouse in a printed command so that it works as printed here: `gatehouse` when it is on the PATH,
+ * otherwise this checkout's bin/gatehouse (relative to the current directory when below it).
+ */
+export async function gatehouseCommand(): Promise<string> {
+  for (const dir of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) {
+    if (
+      await access(join(dir, 'gatehouse'), constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return 'gatehouse';
+  }
+  const bin = fileURLToPath(new URL('../../bin/gatehouse', import.meta.url));
+  const shown = relative(process.cwd(), bin);
+  return shown.startsWith('..') ? bin : shown;
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
- * The `gatehouse` command: `gatehouse <noun> <verb> [options]`. User mistakes (bad arguments, bad config) print
- * what and where and exit 2; bugs print a stack trace and exit 1.
+ * The `gatehouse` command: `gatehouse <noun> <verb> [options]` (registry.ts lists them; help.ts answers `help` and
+ * `--help` at every level). Exit codes: 0 done; 2 a user mistake (bad arguments, bad config, a request the admin
+ * API refused), printed as what and where without a stack trace; 1 a failure (the control plane failed: one line;
+ * a bug: a stack trace).
  *
  * A command's code is loaded only when that command runs (a dynamic import per command): `gatehouse --version`
  * loads nothing else, and `gatehouse gateway run` never loads the control plane. Compiled modules are kept in
@@ -9,7 +11,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { enableCompileCache } from 'node:module';
-import { type Command, UsageError } from './command.ts';
+import { UsageError } from './command.ts';
 
 /** Before any of our modules loads; a cache directory that cannot be written only costs the speed-up. */
 enableCompileCache();
@@ -23,140 +25,71 @@ enableCompileCache();
  */
 void AsyncLocalStorage;
 
-interface Entry {
-  /** One line for `gatehouse --help`; the command's usage is in its module. */
-  summary: string;
-  load(): Promise<Command>;
-}
-
-const COMMANDS: Record<string, Entry> = {
-  'control start': {
-    summary: 'start the control plane: admin API, state store and the embedded cloud gateway',
-    load: async () => (await import('./control-start.ts')).controlStart,
-  },
-  'gateway run': {
-    summary: 'run a gateway: an edge gateway from a bootstrapped directory, or a standalone one from a config file',
-    load: async () => (await import('./gateway-run.ts')).gatewayRun,
-  },
-  'gateway bootstrap': {
-    summary: 'register an edge gateway with a one-time token and write its config directory',
-    load: async () => (await import('./gateway-bootstrap.ts')).gatewayBootstrap,
-  },
-  'gateway create': {
-    summary: 'create the edge gateway of an environment; prints its install command (one-time token) once',
-    load: async () => (await import('./gateway-manage.ts')).gatewayCreate,
-  },
-  'gateway list': {
-    summary: 'list edge gateways: instances online, versions, update availability, last synced',
-    load: async () => (await import('./gateway-manage.ts')).gatewayList,
-  },
-  'gateway rename': {
-    summary: 'rename an edge gateway; collections deployed to it follow',
-    load: async () => (await import('./gateway-manage.ts')).gatewayRename,
-  },
-  'gateway delete': {
-    summary: 'delete an edge gateway: its certificates are revoked and its instances disconnected at once',
-    load: async () => (await import('./gateway-manage.ts')).gatewayDelete,
-  },
-  'gateway install-command': {
-    summary: 'issue a new install command for an edge gateway (a fresh one-time token); its unused tokens stop working',
-    load: async () => (await import('./gateway-manage.ts')).gatewayInstallCommand,
-  },
-  'key generate': {
-    summary: 'print a new API key and the SHA-256 hash to put in the config',
-    load: async () => (await import('./key-generate.ts')).keyGenerate,
-  },
-  'client create': {
-    summary: 'create an API client of the admin API and gateways; prints its token once',
-    load: async () => (await import('./client-create.ts')).clientCreate,
-  },
-  'client list': {
-    summary: "list the workspace's API clients (never their tokens)",
-    load: async () => (await import('./client-list.ts')).clientList,
-  },
-  'client regenerate': {
-    summary: 'issue a new token for an API client; the old one stops working at once or after --grace-period',
-    load: async () => (await import('./client-regenerate.ts')).clientRegenerate,
-  },
-  'client delete': {
-    summary: 'delete an API client; its tokens stop working at once',
-    load: async () => (await import('./client-delete.ts')).clientDelete,
-  },
-  'role create': {
-    summary: 'create a client role: admin API and endpoint permissions',
-    load: async () => (await import('./role-create.ts')).roleCreate,
-  },
-  'role list': {
-    summary: "list the workspace's client roles",
-    load: async () => (await import('./role-list.ts')).roleList,
-  },
-  'collection create': {
-    summary: 'create an API collection (a draft) in an environment from a YAML or JSON file',
-    load: async () => (await import('./collection-create.ts')).collectionCreate,
-  },
-  'collection list': {
-    summary: "list an environment's API collections",
-    load: async () => (await import('./collection-list.ts')).collectionList,
-  },
-  'collection apply': {
-    summary: "make an environment's collections match a file: create, update, publish (and prune)",
-    load: async () => (await import('./collection-apply.ts')).collectionApply,
-  },
-  'config check': {
-    summary: 'validate a gateway config file (and its clients file) and exit (2 when invalid)',
-    load: async () => (await import('./config-check.ts')).configCheck,
-  },
-  'docs errors': {
-    summary: 'write docs/errors.md from the error code table',
-    load: async () => (await import('./docs-errors.ts')).docsErrors,
-  },
-  'docs admin-api': {
-    summary: 'write docs/admin-api.md from the admin API operations',
-    load: async () => (await import('./docs-errors.ts')).docsAdminApi,
-  },
-  'demo upstream': {
-    summary:
-      "run the demo upstream on :9000, trusting JWTs the cloud gateway on :8080 minted for default/DEV (the quickstart's backend)",
-    load: async () => (await import('./demo.ts')).demoUpstream,
-  },
-  demo: {
-    summary: 'run the bundled example: a demo upstream on :9000 and a gateway on :8080 (examples/gateway.yaml)',
-    load: async () => (await import('./demo.ts')).demo,
-  },
-};
-
-const HELP = `gatehouse — API gateway
-
-Usage: gatehouse <command> [options]
-
-Commands:
-${Object.entries(COMMANDS)
-  .map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`)
-  .join('\n')}
-
-Run 'gatehouse <command> --help' for a command's options.`;
-
 async function main(argv: string[]): Promise<number> {
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-    console.log(HELP);
-    return 0;
-  }
   if (argv[0] === '--version') {
     const pkg = await import('../../package.json', { with: { type: 'json' } });
     console.log(pkg.default.version);
     return 0;
   }
-  const two = argv.slice(0, 2).join(' ');
-  const name = COMMANDS[two] ? two : COMMANDS[argv[0]!] ? argv[0]! : undefined;
-  if (!name) throw new UsageError(`unknown command "${argv.slice(0, 2).join(' ')}"\n\n${HELP}`);
-  const entry = COMMANDS[name]!;
-  const command = await entry.load();
-  const rest = argv.slice(name.split(' ').length);
-  if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(`Usage: gatehouse ${name} ${command.usage}\n\n${entry.summary}`);
+  const isHelp = (arg: string) => arg === '--help' || arg === '-h';
+  const helpAsked = (args: readonly string[]) => {
+    const end = args.indexOf('--');
+    return (end === -1 ? args : args.slice(0, end)).some(isHelp);
+  };
+  // A hand-written command runs without loading the table of the others (`gateway run` loads no admin commands).
+  const { LOCAL_COMMANDS, allCommands } = await import('./registry.ts');
+  const local =
+    LOCAL_COMMANDS.find((c) => c.name === argv.slice(0, 2).join(' ')) ??
+    LOCAL_COMMANDS.find((c) => c.name === argv[0] && (argv[1] === undefined || argv[1].startsWith('-')));
+  if (local && !helpAsked(argv)) return (await local.load()).run(argv.slice(local.name.split(' ').length));
+
+  // The command table: the hand-written commands and one per admin API operation (no command's code yet).
+  const help = await import('./help.ts');
+  const entries = await allCommands();
+  const find = (words: readonly string[]) =>
+    entries.find((e) => e.name === words.slice(0, 2).join(' ')) ?? entries.find((e) => e.name === words[0]);
+
+  if (argv.length === 0 || isHelp(argv[0]!) || argv[0] === 'help') {
+    const words = argv[0] === 'help' ? argv.slice(1) : [];
+    if (words.length === 0) {
+      console.log(help.topHelp(entries));
+      return 0;
+    }
+    const entry = find(words);
+    if (entry && entry.name.split(' ').length >= Math.min(words.length, 2)) {
+      console.log(await help.commandHelp(entry));
+      return 0;
+    }
+    if (words.length === 1 && help.nouns(entries).includes(words[0]!)) {
+      console.log(help.nounHelp(words[0]!, entries));
+      return 0;
+    }
+    throw new UsageError(help.unknownCommand(words, entries));
+  }
+
+  const entry = find(argv);
+  const rest = entry ? argv.slice(entry.name.split(' ').length) : [];
+  if (!entry || (entry.name.split(' ').length === 1 && rest[0] !== undefined && !rest[0].startsWith('-'))) {
+    const noun = argv[0]!;
+    const nounOnly = help.nouns(entries).includes(noun) && (argv[1] === undefined || argv[1].startsWith('-'));
+    if (nounOnly && argv.slice(1).some(isHelp)) {
+      console.log(help.nounHelp(noun, entries));
+      return 0;
+    }
+    if (!entry) {
+      if (nounOnly) throw new UsageError(`${noun}: which command?\n\n${help.nounHelp(noun, entries)}`);
+      throw new UsageError(help.unknownCommand(argv.slice(0, argv[1]?.startsWith('-') ? 1 : 2), entries));
+    }
+  }
+  if (helpAsked(rest)) {
+    console.log(await help.commandHelp(entry));
     return 0;
   }
-  return command.run(rest);
+  if (entry.kind === 'admin') {
+    const { runAdminCommand } = await import('./admin/run.ts');
+    return runAdminCommand(entry.command, rest);
+  }
+  return (await entry.load()).run(rest);
 }
 
 main(process.argv.slice(2)).then(
@@ -166,9 +99,14 @@ main(process.argv.slice(2)).then(
   async (error: unknown) => {
     // Loaded here: only commands that read configuration load the config module.
     const { ConfigError } = await import('../config/load.ts');
+    const { errorPrefix } = await import('./output.ts');
     if (error instanceof UsageError || error instanceof ConfigError) {
-      console.error(`gatehouse: ${error.message}`);
+      console.error(`${errorPrefix()} ${error.message}`);
       process.exitCode = 2;
+    } else if ((error as Error).name === 'ControlPlaneError') {
+      // The control plane failed (5xx, no answer in time): one line with the request id, no stack trace.
+      console.error(`${errorPrefix()} ${(error as Error).message}`);
+      process.exitCode = 1;
     } else {
       console.error(error);
       process.exitCode = 1;

@@ -498,7 +498,7 @@ describe('a clients file', () => {
       lines(client(1), '{"id": "c2",', client(3, { extra: true })),
     );
     assert.ok(message.includes(`${file}:2: invalid JSON at column 13: unexpected end of the file`), message);
-    assert.ok(message.includes(`${file}:3: (root): Unrecognized key: "extra"`), message);
+    assert.ok(message.includes(`${file}:3: (root): unknown field "extra": remove it, or check its spelling`), message);
   });
 
   it('lists the first 20 problems and counts the rest', async () => {

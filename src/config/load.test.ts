@@ -169,6 +169,31 @@ describe('a YAML config file', () => {
   });
 });
 
+describe('a YAML file with an unclosed quote or flow collection', () => {
+  // yaml notices these on the line after (at the end of the file here): the error names where they start.
+  it('names the line and column where the unclosed construct starts, not the line after', () => {
+    assert.equal(
+      errorOf('a: 1\nb: "open\n', 'gw.yaml'),
+      'gw.yaml: invalid YAML at line 2, column 4: the quoted string " that starts here is not closed (Missing closing "quote); close it with "',
+    );
+    assert.match(
+      errorOf('server:\n  listen: {port: 8080\ncollections: []\n', 'gw.yaml'),
+      /^gw\.yaml: invalid YAML at line 2, column 11: the flow map \{ that starts here is not closed .*; close it with \}$/,
+    );
+    assert.match(
+      errorOf('x: [1, 2\n', 'gw.yaml'),
+      /^gw\.yaml: invalid YAML at line 1, column 4: the flow sequence \[ that starts here is not closed/,
+    );
+  });
+
+  it('keeps the position yaml gives for other errors (a duplicate key on its own line)', () => {
+    assert.equal(
+      errorOf('a: 1\na: 2\n', 'gw.yaml'),
+      'gw.yaml: invalid YAML at line 2, column 1: Map keys must be unique',
+    );
+  });
+});
+
 describe('a JSON config file', () => {
   const json = JSON.stringify(base, null, 2);
 

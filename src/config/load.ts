@@ -116,13 +116,20 @@ function parseYaml(text: string, file: string): unknown {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
   const first = doc.errors[0] ?? doc.warnings.find((w) => YAML_WARNINGS_REFUSED.has(w.code));
   if (first) {
-    const where = first.linePos?.[0]
-      ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}`
-      : 'unknown position';
     const message = first.message
       .split('\n')[0]!
       .replace(/ at line \d+, column \d+:?$/, '')
       .replace(/^(Block scalar header includes extra characters):.*/, '$1'); // they could be a secret
+    const opened = unclosedOpener(text, first.code, message, first.pos[0]);
+    if (opened !== undefined) {
+      const { line, col } = lineCounter.linePos(opened.offset);
+      throw new ConfigError(
+        `${file}: invalid YAML at line ${line}, column ${col}: the ${opened.what} that starts here is not closed (${message}); close it with ${opened.close}`,
+      );
+    }
+    const where = first.linePos?.[0]
+      ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}`
+      : 'unknown position';
     throw new ConfigError(`${file}: invalid YAML at ${where}: ${message}`);
   }
   try {
@@ -144,6 +151,25 @@ function parseYaml(text: string, file: string): unknown {
     }
     throw new ConfigError(`${file}: invalid YAML: ${error.message}`);
   }
+}
+
+/**
+ * yaml reports an unclosed quote or flow collection where it noticed — the line after it, often the end of the
+ * file — which reads as a line number one too far. This finds where the unclosed construct starts.
+ */
+function unclosedOpener(
+  text: string,
+  code: string,
+  message: string,
+  noticedAt: number,
+): { offset: number; what: string; close: string } | undefined {
+  const closing = /end with an? ([\]}])/.exec(message)?.[1] ?? /^Missing closing (["'])quote/.exec(message)?.[1];
+  if (closing === undefined || (code !== 'MISSING_CHAR' && code !== 'BAD_INDENT')) return undefined;
+  const open = closing === ']' ? '[' : closing === '}' ? '{' : closing;
+  const offset = text.lastIndexOf(open, Math.max(0, noticedAt - 1));
+  if (offset < 0) return undefined;
+  const what = open === '[' ? 'flow sequence [' : open === '{' ? 'flow map {' : `quoted string ${open}`;
+  return { offset, what, close: closing };
 }
 
 /** The first alias without an anchor of its name before it, in the order yaml resolves them. */

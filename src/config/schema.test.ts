@@ -107,7 +107,7 @@ describe('the gateway config file', () => {
       errorOf({ ...base, rateLimits: { key: { limit: 10, window: '10 minutes' } } }),
       /rateLimits\.key\.window: invalid duration/,
     );
-    assert.match(errorOf({ ...base, surprise: true }), /Unrecognized key/);
+    assert.match(errorOf({ ...base, surprise: true }), /unknown field "surprise": remove it, or check its spelling/);
   });
 
   it('accepts "*" for all environments or all projects of a client, and still checks the names beside it', () => {

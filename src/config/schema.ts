@@ -15,6 +15,10 @@ import { KEY_PREFIX } from '../shared/api-key.ts';
 import { HOP_BY_HOP_HEADERS } from '../shared/hop-by-hop.ts';
 import { WILDCARD } from '../shared/permissions.ts';
 import { parseDuration } from './duration.ts';
+import { installZodMessages } from './zod-messages.ts';
+
+// Every schema of Gatehouse is read through this module: zod's own messages become ones written for users.
+installZodMessages();
 
 /** The patterns of names and environments, shared with the fast client validator (`clients-file.ts`). */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -282,6 +286,12 @@ export const CollectionSchema = z.strictObject({
    */
   audience: AudienceSchema.optional(),
   rateLimits: RateLimitPoliciesSchema.optional(),
+  /**
+   * A 403 for an endpoint the client's role does not grant names the permission the endpoint needs (in the problem
+   * detail and as `requiredPermission`), so that the caller can ask for the right role. `true` keeps it out, for
+   * collections whose permission names are not for their callers to see.
+   */
+  hidePermissions: z.boolean().optional(),
   endpoints: z.array(EndpointSchema).min(1),
 });
 export type Collection = z.output<typeof CollectionSchema>;

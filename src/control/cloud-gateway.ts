@@ -69,6 +69,7 @@ export class CloudGateway {
       egress: options.egress,
       baseDir: options.baseDir,
       jwks: (prefix) => jwks.body(prefix),
+      notFoundHint: (path, host, table) => tenantPrefixHint(path, host, table, jwks.tenants.keys()),
     });
     jwks.local = instance.keys;
     return new CloudGateway(instance, tokenExchange, jwks);
@@ -199,4 +200,29 @@ function mergedCompilation(
       return mergeRouteTables(version, tables, snapshot.legacyAuth);
     },
   };
+}
+
+/** At most this many tenants are named in one 404. */
+const HINTS = 3;
+
+/**
+ * The detail of a cloud-gateway 404 for a path that lacks its tenant prefix: every collection sits under its
+ * workspace environment's `/<workspace>/<environment>`, and a path that would match with one of them says so.
+ */
+export function tenantPrefixHint(
+  path: string,
+  host: string | undefined,
+  table: RouteTable,
+  prefixes: Iterable<string>,
+): string | undefined {
+  if (path.length > 512 || !path.startsWith('/')) return undefined;
+  const hits: string[] = [];
+  for (const prefix of prefixes) {
+    if (path === prefix || path.startsWith(`${prefix}/`)) continue;
+    const collection = table.router.match(host, prefix + path);
+    if (collection !== undefined) hits.push(`${prefix}${path} (collection "${collection.name}")`);
+    if (hits.length === HINTS) break;
+  }
+  if (hits.length === 0) return undefined;
+  return `No API collection serves ${path}. On the cloud gateway every collection sits under its workspace and environment, /<workspace>/<environment>: try ${hits.join(' or ')}.`;
 }

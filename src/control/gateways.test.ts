@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import pkg from '../../package.json' with { type: 'json' };
-import { CHANGELOG_URL, describeGateway, releaseNotesUrl } from './gateways.ts';
+import {
+  CHANGELOG_URL,
+  describeGateway,
+  isLoopbackEndpoint,
+  issueInstallCommand,
+  releaseNotesUrl,
+} from './gateways.ts';
 import type { GatewayInstanceRecord, GatewayRecord } from './store/store.ts';
 
 const NOW = Date.parse('2026-11-22T10:00:00.000Z');
@@ -55,5 +61,41 @@ describe('release notes of an available update', () => {
         `the anchor of ${heading}`,
       );
     }
+  });
+});
+
+describe('install commands for a control plane that advertises a routable address', () => {
+  const store = {
+    deleteRegistrationTokens: async () => 0,
+    insertRegistrationToken: async () => {},
+  } as unknown as Parameters<typeof issueInstallCommand>[0];
+  const edge = {
+    caPin: `sha256:${'a'.repeat(64)}`,
+    softwareVersion: '0.1.0',
+    endpoints: {
+      bootstrap: 'https://cp.example.com:8443',
+      sync: 'cp.example.com:8444',
+      telemetry: 'cp.example.com:8444',
+      serverName: 'gatehouse-control-plane',
+    },
+  };
+
+  it('Docker: dials the advertised address from the container, publishes 8090 (not the cloud gateway port 8080)', async () => {
+    const install = await issueInstallCommand(store, gateway, edge, NOW);
+    const [bootstrap, run] = install.command.split(' && ');
+    assert.match(bootstrap!, / --url https:\/\/cp\.example\.com:8443 -o \/etc\/edge-gateway standalone$/);
+    assert.doesNotMatch(install.command, /--network host|127\.0\.0\.1/);
+    assert.match(
+      run!,
+      / -p 8090:8080 gatehouse\/gatehouse:0\.1\.0 gateway run --config \/etc\/edge-gateway --host 0\.0\.0\.0$/,
+    );
+    // The plain CLI: no container, no Docker, the gateway's default ports (it runs on another machine).
+    assert.match(
+      install.localCommand,
+      /^bin\/gatehouse gateway bootstrap .* standalone && bin\/gatehouse gateway run$/,
+    );
+    assert.equal(isLoopbackEndpoint(edge.endpoints.bootstrap), false);
+    for (const url of ['https://127.0.0.1:8443', 'https://localhost:8443', 'https://[::1]:8443', 'https://127.1.2.3:1'])
+      assert.equal(isLoopbackEndpoint(url), true, url);
   });
 });

@@ -15,10 +15,20 @@ import type { CollectionRecord, GatewayInstanceRecord, GatewayRecord, StoreOps }
 
 /** The image the install commands run (deploy/Dockerfile builds it). */
 export const DOCKER_IMAGE = 'gatehouse/gatehouse';
-/** Where the config directory lives inside the container (a named volume). */
-export const CONTAINER_CONFIG_DIR = '/etc/gatehouse';
+/**
+ * Where the config directory lives inside the container (a named volume): the image's default
+ * (`GATEHOUSE_CONFIG_DIR`, src/gateway/sync/config-dir.ts).
+ */
+export const CONTAINER_CONFIG_DIR = '/etc/edge-gateway';
 /** The Helm chart, relative to a checkout of Gatehouse. */
 export const HELM_CHART = 'deploy/helm/gatehouse';
+/** The gatehouse command in printed commands: a checkout's own (run them from its root; with gatehouse on the PATH, `gatehouse` alone). */
+export const GATEHOUSE_COMMAND = 'bin/gatehouse';
+/**
+ * The ports an edge gateway on the control plane's machine listens on: not the cloud gateway's 8080 nor the
+ * control plane's ops 9090 (both of `npm start`).
+ */
+export const LOCAL_EDGE_PORTS = { api: 8090, ops: 9091 } as const;
 /** An instance is online when its stream is connected and it was heard from this recently. */
 export const ONLINE_WINDOW_MS = 30_000;
 
@@ -54,8 +64,17 @@ export interface InstallCommand {
   bootstrapUrl: string;
   /** For the gateway's install method: Docker (bootstrap into a named volume, then run) or Helm (bootstrap, then install the chart). */
   command: string;
-  /** The bootstrap alone, with the `gatehouse` command on the machine that will run the gateway. */
+  /** The plain CLI, no container: bootstrap into the default config directory, then run, from a checkout of Gatehouse. */
   localCommand: string;
+}
+
+/**
+ * Whether the control plane advertises a loopback address: then only processes on its own machine reach it — a
+ * container only with the host's network (`--network host`), and an edge gateway there must keep off its ports.
+ */
+export function isLoopbackEndpoint(url: string): boolean {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** Issues a fresh registration token for the gateway (deleting its unused ones) and the commands that carry it. */
@@ -70,20 +89,11 @@ export async function issueInstallCommand(
   await store.deleteRegistrationTokens(gateway.id);
   await store.insertRegistrationToken({ hash, gatewayId: gateway.id, createdAt: nowIso(now), expiresAt });
   const bootstrapUrl = edge.endpoints.bootstrap;
-  const bootstrap = (dir: string, mode: 'standalone' | 'helm') => [
-    'gateway',
-    'bootstrap',
-    '-t',
-    token,
-    '--ca-pin',
-    edge.caPin,
-    '--url',
-    bootstrapUrl,
-    '-o',
-    dir,
-    mode,
-  ];
-  const localDir = `./gatehouse-${gateway.name}`;
+  const local = isLoopbackEndpoint(bootstrapUrl);
+  const credentials = ['gateway', 'bootstrap', '-t', token, '--ca-pin', edge.caPin, '--url', bootstrapUrl];
+  const bootstrap = (mode: 'standalone' | 'helm', dir?: string) => [...credentials, ...(dir ? ['-o', dir] : []), mode];
+  // Helm: the values file holds the key, so it goes to the home directory, not into the checkout (a git work tree).
+  const helmDir = `$HOME/gatehouse-${gateway.name}`;
   const command =
     gateway.installMethod === 'docker'
       ? [
@@ -91,28 +101,33 @@ export async function issueInstallCommand(
             'docker',
             'run',
             '--rm',
+            ...(local ? ['--network', 'host'] : []),
             ...volume(gateway),
             image(edge.softwareVersion),
-            ...bootstrap(CONTAINER_CONFIG_DIR, 'standalone'),
+            ...bootstrap('standalone', CONTAINER_CONFIG_DIR),
           ]),
-          dockerRun(gateway, edge.softwareVersion),
+          dockerRun(gateway, edge.softwareVersion, local),
         ].join(' && ')
       : [
-          shell(['gatehouse', ...bootstrap(localDir, 'helm')]),
-          shell(['helm', 'install', helmRelease(gateway.name), HELM_CHART, '-f', `${localDir}/values.yaml`]),
+          `${shell([GATEHOUSE_COMMAND, ...credentials, '-o'])} "${helmDir}" helm`,
+          `${shell(['helm', 'install', helmRelease(gateway.name), HELM_CHART, '-f'])} "${helmDir}/values.yaml"`,
         ].join(' && ');
+  const run = [GATEHOUSE_COMMAND, 'gateway', 'run'];
   return {
     token,
     expiresAt,
     caPin: edge.caPin,
     bootstrapUrl,
     command,
-    localCommand: shell(['gatehouse', ...bootstrap(localDir, 'standalone')]),
+    localCommand: [
+      shell([GATEHOUSE_COMMAND, ...bootstrap('standalone')]),
+      shell(local ? [...run, '--port', String(LOCAL_EDGE_PORTS.api), '--ops-port', String(LOCAL_EDGE_PORTS.ops)] : run),
+    ].join(' && '),
   };
 }
 
 /** The command that moves a gateway's instances to `version`, for its install method. */
-export function updateCommand(gateway: GatewayRecord, version: string): string {
+export function updateCommand(gateway: GatewayRecord, version: string, local = false): string {
   if (gateway.installMethod === 'helm')
     return shell([
       'helm',
@@ -127,13 +142,18 @@ export function updateCommand(gateway: GatewayRecord, version: string): string {
   return [
     shell(['docker', 'pull', image(version)]),
     shell(['docker', 'rm', '-f', container]),
-    dockerRun(gateway, version),
+    dockerRun(gateway, version, local),
   ].join(' && ');
 }
 
-/** The long-running container: the config directory in a named volume, restarted with the machine. */
-function dockerRun(gateway: GatewayRecord, version: string): string {
-  const run = ['gateway', 'run', '--config', CONTAINER_CONFIG_DIR, '--host', '0.0.0.0'];
+/**
+ * The long-running container: the config directory in a named volume, restarted with the machine. A control plane
+ * on loopback is reachable from a container only on the host's network: then the gateway shares the host's ports
+ * and keeps off the control plane's (8090, ops 9091, on loopback). Otherwise the container's 8080 is published as the
+ * host's 8090, which does not clash with a cloud gateway on the same machine; the image listens on 0.0.0.0 inside.
+ */
+function dockerRun(gateway: GatewayRecord, version: string, local: boolean): string {
+  const run = ['gateway', 'run', '--config', CONTAINER_CONFIG_DIR];
   return shell([
     'docker',
     'run',
@@ -143,10 +163,12 @@ function dockerRun(gateway: GatewayRecord, version: string): string {
     '--restart',
     'unless-stopped',
     ...volume(gateway),
-    '-p',
-    '8080:8080',
+    ...(local ? ['--network', 'host'] : ['-p', `${LOCAL_EDGE_PORTS.api}:8080`]),
     image(version),
     ...run,
+    ...(local
+      ? ['--host', '127.0.0.1', '--port', String(LOCAL_EDGE_PORTS.api), '--ops-port', String(LOCAL_EDGE_PORTS.ops)]
+      : ['--host', '0.0.0.0']),
   ]);
 }
 
@@ -210,7 +232,7 @@ export function releaseNotesUrl(version: string): string {
 export function describeGateway(
   gateway: GatewayRecord,
   instances: readonly GatewayInstanceRecord[],
-  edge: Pick<EdgeContext, 'softwareVersion'>,
+  edge: Pick<EdgeContext, 'softwareVersion'> & Partial<Pick<EdgeContext, 'endpoints'>>,
   now: number,
 ) {
   const rows = instances.map((i) => ({
@@ -245,7 +267,11 @@ export function describeGateway(
       ? {
           updateAvailable: {
             version: edge.softwareVersion,
-            command: updateCommand(gateway, edge.softwareVersion),
+            command: updateCommand(
+              gateway,
+              edge.softwareVersion,
+              edge.endpoints !== undefined && isLoopbackEndpoint(edge.endpoints.bootstrap),
+            ),
             releaseNotes: releaseNotesUrl(edge.softwareVersion),
           },
         }

@@ -12,7 +12,7 @@ import type { z } from 'zod';
 import { type RateLimitStoreSchema, ServerSchema, TokenExchangeSchema, type TokenExchange } from '../config/schema.ts';
 import type { ControlPlaneSettings } from '../config/control-plane.ts';
 import type { ControlPlaneEndpoints } from '../config/edge.ts';
-import { EgressPolicy } from '../gateway/index.ts';
+import { EgressPolicy, explainListenError } from '../gateway/index.ts';
 import { createAdminServer } from './api/server.ts';
 import { buildOpenApi } from './api/openapi.ts';
 import type { ControlContext } from './api/operation.ts';
@@ -150,6 +150,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ops: options.opsPort !== -1,
       opsPort: options.opsPort ?? 9090,
       opsHost: host,
+      change: { port: changeWith('--gateway-port'), opsPort: changeWith('--ops-port') },
     });
     const cloudUrl = `http://${formatHost(listening.api)}`;
     const audience = options.tokenExchange?.audience;
@@ -200,10 +201,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       certificateValidityMs: options.gatewayCertificateValidityMs,
       reenrollWindowMs: options.gatewayReenrollWindowMs,
     });
-    const bootstrapAddress = await new Promise<AddressInfo>((ok, fail) => {
-      bootstrapServer!.once('error', fail);
-      bootstrapServer!.listen(options.bootstrapPort ?? 8443, host, () => ok(bootstrapServer!.address() as AddressInfo));
-    });
+    const bootstrapAddress = await listenExplained(
+      bootstrapServer,
+      options.bootstrapPort ?? 8443,
+      host,
+      'bootstrap endpoint for edge gateways',
+      '--bootstrap-port',
+    );
     endpoints.bootstrap = `https://${hostPort(advertise, bootstrapAddress.port)}`;
     // Config sync and telemetry (gRPC, mutual TLS) share one port; likewise advertised with the bound port.
     // Telemetry of edge gateways (through the sync server) and of the cloud gateway, and the alerts raised from it.
@@ -218,6 +222,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       intervalMs: options.cloudTelemetryIntervalMs,
     });
     syncServer = await startSyncServer({
+      change: changeWith('--sync-port'),
       store,
       publisher,
       ca,
@@ -264,10 +269,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     };
     const openapi = buildOpenApi(OPERATIONS, pkg.version);
     admin = createAdminServer({ plane, operations: OPERATIONS, documents: { '/api/openapi.json': () => openapi } });
-    const adminAddress = await new Promise<AddressInfo>((ok, fail) => {
-      admin!.once('error', fail);
-      admin!.listen(options.adminPort ?? 8081, host, () => ok(admin!.address() as AddressInfo));
-    });
+    const adminAddress = await listenExplained(admin, options.adminPort ?? 8081, host, 'admin API', '--admin-port');
     for (const port of [listening.api.port, listening.ops?.port, bootstrapAddress.port, sync.port, adminAddress.port])
       if (port) controlPorts.add(port);
     logger.info(
@@ -323,6 +325,32 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await alerting?.close().catch(() => {});
     await store.close();
     throw error;
+  }
+}
+
+/** What changes a port of the control plane: the `control start` flag, also as `npm start` passes it. */
+function changeWith(flag: string): string {
+  return `${flag} N (npm start -- ${flag} N)`;
+}
+
+/** Listens, or fails with a one-line ListenError naming the port and the flag that changes it. */
+async function listenExplained(
+  server: Server | HttpsServer,
+  port: number,
+  host: string,
+  what: string,
+  flag: string,
+): Promise<AddressInfo> {
+  try {
+    return await new Promise<AddressInfo>((ok, fail) => {
+      server.once('error', fail);
+      server.listen(port, host, () => {
+        server.off('error', fail);
+        ok(server.address() as AddressInfo);
+      });
+    });
+  } catch (error) {
+    throw explainListenError(error, what, port, host, changeWith(flag)) ?? error;
   }
 }
 

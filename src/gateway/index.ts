@@ -4,7 +4,9 @@
  * from src/control/ (eslint.config.js), so that what the control plane relies on is listed here, in one place.
  */
 export { createGatewayInstance, type GatewayInstance } from './instance.ts';
+export type { NotFoundHint } from './http/server.ts';
 export { EgressPolicy, type EgressMode } from './http/egress.ts';
+export { explainListenError, ListenError } from './listeners.ts';
 export type { CompiledCollection, KeyEntry, RouteTable } from './snapshot/compiled.ts';
 export { mergeRouteTables, startCompile, type SnapshotCompilation } from './snapshot/compile.ts';
 export { generateSigningKeys, openDistributedKeyStore, type SigningKeyStore } from './tokens/keystore.ts';

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.ts';
 import type { ServerSettings, Snapshot, TokenExchange } from '../config/schema.ts';
 import { EgressPolicy } from './http/egress.ts';
-import { GatewayServer } from './http/server.ts';
+import { GatewayServer, type NotFoundHint } from './http/server.ts';
 import { UpstreamPools } from './http/upstream-pools.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
@@ -61,6 +61,8 @@ export interface GatewayInstanceOptions {
    * Called only for such paths, on the request path: keep it cheap.
    */
   jwks?: (prefix: string) => string | undefined;
+  /** The detail of a 404 that no route matched (the cloud gateway: the tenant prefix the path lacks). */
+  notFoundHint?: NotFoundHint;
 }
 
 /**
@@ -102,6 +104,8 @@ export interface ListenOptions {
   opsPort?: number;
   /** Default `server.ops.host`. */
   opsHost?: string;
+  /** What changes the API port and the ops port, for the error when one is taken (e.g. `--port N`). */
+  change?: { port?: string; opsPort?: string };
 }
 
 export type { Readiness, ReadinessCheck };
@@ -202,6 +206,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       metrics,
       jwks: () => options.jwks?.('') ?? signer.store.jwks(),
       tenantJwks: options.jwks,
+      notFoundHint: options.notFoundHint,
       trustedProxies: settings.trustedProxies,
       publicHosts: settings.publicHosts,
       tls: settings.tls ? await loadTls(path(settings.tls.cert), path(settings.tls.key)) : undefined,
@@ -331,20 +336,22 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       if (listening) throw new Error('the gateway instance is already listening');
       listening = true;
       const api = await listenOrExplain(
-        'API',
+        'API traffic',
         (port, host) => server.listen(port, host),
         options.port ?? settings.listen.port,
         options.host ?? settings.listen.host,
+        options.change?.port,
       );
       let opsAddress: AddressInfo | undefined;
       if (options.ops !== false) {
         const opsServer = createOpsServer(metrics, () => instance.readiness());
         try {
           opsAddress = await listenOrExplain(
-            'ops',
+            'ops traffic',
             (port, host) => listenOn(opsServer, port, host),
             options.opsPort ?? settings.ops.port,
             options.opsHost ?? settings.ops.host,
+            options.change?.opsPort,
           );
         } catch (error) {
           await server.close(0);

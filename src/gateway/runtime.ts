@@ -27,6 +27,10 @@ export interface StartGatewayOptions {
   opsPort?: number;
   /** Overrides both `server.listen.host` and `server.ops.host`. */
   host?: string;
+  /** What changes the API and ops ports, for the error when one is taken (e.g. `--port N`). */
+  change?: { port?: string; opsPort?: string };
+  /** Adjusts the file as parsed, at start and at every reload (the demo points the collections at its upstream). */
+  adjust?: (file: GatewayFile) => GatewayFile;
 }
 
 export interface GatewayRuntime {
@@ -42,7 +46,8 @@ export interface GatewayRuntime {
 export async function startGateway(options: StartGatewayOptions): Promise<GatewayRuntime> {
   const file = resolve(options.configFile);
   const text = await readConfigFile(file);
-  const config = parseGatewayFile(text, file);
+  const adjust = options.adjust ?? ((f: GatewayFile) => f);
+  const config = adjust(parseGatewayFile(text, file));
   const settings = config.server;
   const logger = typeof options.logger === 'function' ? options.logger(settings.log.level) : options.logger;
   const instance = await createGatewayInstance({
@@ -84,6 +89,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       host: options.host,
       opsPort: options.opsPort,
       opsHost: options.host,
+      change: options.change,
     });
   } catch (error) {
     await instance.close({ drainMs: 0 });
@@ -109,7 +115,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
           rejected = false;
           return undefined;
         }
-        const parsed = parseGatewayFile(next, file);
+        const parsed = adjust(parseGatewayFile(next, file));
         const { compilation, clients } = await compileFile(parsed);
         read = { hash: h, clients, server: parsed.server };
         return compilation;

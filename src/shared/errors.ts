@@ -218,6 +218,11 @@ export const ERRORS = {
     title: 'Conflict',
     doc: 'The name is taken, the base path is already served by another collection of the same gateway, or the resource changed meanwhile. Nothing was written.',
   },
+  GH_ERR_ADMIN_NO_DEPLOYMENT_TARGET: {
+    status: 409,
+    title: 'No deployment target in the destination environment',
+    doc: 'A collection served by an edge gateway was promoted to an environment that has no edge gateway, and the promotion named no target there. Create the edge gateway of that environment (`gatehouse gateway create`), or give the target in the destination (`"target": {"type": "cloud"}`). Nothing was written.',
+  },
   GH_ERR_ADMIN_DEV_ONLY: {
     status: 409,
     title: 'Only in the development environment',

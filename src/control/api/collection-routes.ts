@@ -19,6 +19,7 @@ import {
 } from '../../config/resources.ts';
 import { encodeCollection } from '../../config/snapshot-encoding.ts';
 import { newId, nowIso } from '../ids.ts';
+import { destinationTarget } from '../promotion.ts';
 import type { CollectionRecord, CollectionVersionRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
 import { conflict, invalid, notFound } from './errors.ts';
 import { requireKnownEnvironment, requireVisibleProject, visibleCollection } from './lookup.ts';
@@ -28,7 +29,7 @@ import { hasProject, requireEnvironment, requireProject } from './scope.ts';
 const E = '/api/v1/workspaces/{workspace}/environments/{environment}';
 const C = `${E}/collections/{collection}`;
 
-function sameSpec(a: CollectionSpec, b: CollectionSpec): boolean {
+export function sameSpec(a: CollectionSpec, b: CollectionSpec): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
@@ -36,7 +37,7 @@ function sameSpec(a: CollectionSpec, b: CollectionSpec): boolean {
  * A spec in its input form (durations as strings such as "30s"): what GET answers can be PUT back unchanged. The
  * parsed form holds milliseconds, which the schema would read back as seconds.
  */
-function encodeSpec(spec: CollectionSpec) {
+export function encodeSpec(spec: CollectionSpec) {
   const { environment: _e, ...encoded } = encodeCollection({ ...spec, environment: 'DEV' });
   return {
     ...encoded,
@@ -59,7 +60,7 @@ async function toResource(tx: StoreOps, c: CollectionRecord) {
   };
 }
 
-function toVersion(v: CollectionVersionRecord) {
+export function toVersion(v: CollectionVersionRecord) {
   const { collectionId: _c, spec, ...out } = v;
   return { ...out, spec: encodeSpec(spec) };
 }
@@ -69,7 +70,7 @@ function sameTarget(a: DeploymentTarget, b: DeploymentTarget): boolean {
 }
 
 /** Checks the spec's project and target, and that no other collection of the same gateway serves its base path. */
-async function checkSpec(
+export async function checkSpec(
   tx: StoreOps,
   caller: Caller,
   workspace: WorkspaceRecord,
@@ -108,7 +109,7 @@ async function checkSpec(
 }
 
 /** A new collection holding `spec` as its draft (revision 1; nothing published yet). */
-function newCollection(
+export function newCollection(
   workspace: WorkspaceRecord,
   environment: string,
   name: string,
@@ -131,12 +132,12 @@ function newCollection(
 }
 
 /** The collection with `spec` as its next draft revision (the published version is unchanged). */
-function nextDraft(c: CollectionRecord, project: string, spec: CollectionSpec, at: string): CollectionRecord {
+export function nextDraft(c: CollectionRecord, project: string, spec: CollectionSpec, at: string): CollectionRecord {
   return { ...c, project, target: spec.target, spec, revision: c.revision + 1, updatedAt: at };
 }
 
 /** Publishes the draft (or republishes `version`) as the next version; no new version when nothing changed. */
-async function publish(
+export async function publish(
   tx: StoreOps,
   c: CollectionRecord,
   by: string,
@@ -364,7 +365,7 @@ export const collectionOperations: Operation[] = [
         const out: { name: string; version: number }[] = [];
         for (const source of sources) {
           if (wanted && !wanted.has(source.name)) continue;
-          const spec = (await tx.getCollectionVersion(source.id, source.publishedVersion!))!.spec;
+          let spec = (await tx.getCollectionVersion(source.id, source.publishedVersion!))!.spec;
           let target = await tx.getCollection({ workspaceId: workspace.id, environment: body.to, name: source.name });
           // Deployment never moves a collection between projects: another project's collection of the same name
           // in the target environment is not overwritten.
@@ -372,6 +373,9 @@ export const collectionOperations: Operation[] = [
             throw conflict(
               `collection "${source.name}" already exists in ${body.to} in another project; rename one of them`,
             );
+          // The destination keeps its own deployment target (an edge gateway of DEV is not reachable from TEST).
+          const where = await destinationTarget(tx, workspace, body.to, spec.target, target, undefined);
+          spec = { ...spec, target: where };
           await checkSpec(tx, caller, workspace, body.to, spec, target?.id);
           const at = nowIso(plane.now());
           if (!target) {

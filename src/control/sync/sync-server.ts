@@ -14,6 +14,8 @@
  *
  * Deleting a gateway ends its streams through the registry (`disconnectGateway`), Sync and Telemetry alike.
  */
+import { createServer as createNetServer } from 'node:net';
+import { explainListenError } from '../../gateway/index.ts';
 import {
   type sendUnaryData,
   Server,
@@ -58,6 +60,8 @@ export interface SyncServerOptions {
   host: string;
   /** 0 picks a free port (see `SyncServer.port`). */
   port: number;
+  /** What changes the port, for the error when it is taken (e.g. `--sync-port N`). */
+  change?: string;
   /** This control plane's version: instances running another one get an `update_available` notice. */
   softwareVersion: string;
   now?: () => number;
@@ -164,9 +168,16 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
     [{ cert_chain: Buffer.from(options.tls.certPem), private_key: Buffer.from(options.tls.keyPem) }],
     true,
   );
+  // A port in use is found before gRPC tries it: gRPC would also print its own line about it on stderr.
+  if (options.port !== 0) await probePort(options.host, options.port, options.change);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(hostPort(options.host, options.port), credentials, (error, bound) =>
-      error ? reject(error) : resolve(bound),
+      error
+        ? reject(
+            explainListenError(error, 'config sync for edge gateways', options.port, options.host, options.change) ??
+              error,
+          )
+        : resolve(bound),
     );
   });
   logger.info({ sync: hostPort(options.host, port) }, 'gateway sync listening');
@@ -201,4 +212,18 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
 /** `host:port` as gRPC and URLs take it: an IPv6 address in brackets. */
 export function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Listens on host:port and closes again at once: a ListenError when the port cannot be had. */
+async function probePort(host: string, port: number, change: string | undefined): Promise<void> {
+  const probe = createNetServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen({ port, host, exclusive: true }, resolve);
+    });
+  } catch (error) {
+    throw explainListenError(error, 'config sync for edge gateways', port, host, change) ?? error;
+  }
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
 }

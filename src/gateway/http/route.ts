@@ -108,7 +108,8 @@ export const METHOD_NOT_SUPPORTED = refusal(
   'The gateway does not serve CONNECT or TRACE.',
 );
 
-function hostname(host: string | undefined): string | undefined {
+/** The Host header's name, lower case, without the port (as routes are matched). */
+export function hostname(host: string | undefined): string | undefined {
   if (host === undefined) return undefined;
   const end = host.startsWith('[') ? host.indexOf(']') + 1 : host.indexOf(':');
   return (end > 0 ? host.slice(0, end) : host).toLowerCase();

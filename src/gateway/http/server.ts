@@ -24,7 +24,10 @@ import { methodOverride } from './header-rules.ts';
 import { HostList } from './host-list.ts';
 import { classify, type ForwardInfo, proxy, type ProxyDone, upstreamHeaders, upstreamPath } from './proxy.ts';
 import { RouteCache, routeKey } from './route-cache.ts';
-import { matchRoute, METHOD_NOT_SUPPORTED, NOT_FOUND, refuseBeforeRouting, type Routed } from './route.ts';
+import { hostname, matchRoute, METHOD_NOT_SUPPORTED, NOT_FOUND, refuseBeforeRouting, type Routed } from './route.ts';
+
+/** What a 404 says beyond "no route": given the request's path, its Host's name and the table in force. */
+export type NotFoundHint = (path: string, host: string | undefined, table: RouteTable) => string | undefined;
 
 export interface GatewayServerOptions {
   /** One line per request; undefined when the log level is above info. */
@@ -36,6 +39,8 @@ export interface GatewayServerOptions {
   jwks: () => string;
   /** JWKS body for `<prefix>/.well-known/jwks.json` (a tenant's keys on the cloud gateway); undefined: not found. */
   tenantJwks?: (prefix: string) => string | undefined;
+  /** The detail of a 404 (a path that would match elsewhere); called only when no route matched. */
+  notFoundHint?: NotFoundHint;
   /** CIDR ranges of proxies allowed to set X-Forwarded-For. */
   trustedProxies?: readonly string[];
   /**
@@ -71,6 +76,7 @@ export class GatewayServer {
   #metrics: GatewayMetrics;
   #jwks: () => string;
   #tenantJwks: ((prefix: string) => string | undefined) | undefined;
+  #notFoundHint: NotFoundHint | undefined;
   #trusted: BlockList | undefined;
   #publicHosts: HostList | undefined;
   #proto: 'http' | 'https';
@@ -84,6 +90,7 @@ export class GatewayServer {
     this.#metrics = options.metrics;
     this.#jwks = options.jwks;
     this.#tenantJwks = options.tenantJwks;
+    this.#notFoundHint = options.notFoundHint;
     this.#proto = options.tls ? 'https' : 'http';
     if (options.publicHosts?.length) this.#publicHosts = new HostList(options.publicHosts);
     if (options.trustedProxies?.length) {
@@ -243,6 +250,13 @@ export class GatewayServer {
       if (routed === NOT_FOUND && (method === 'GET' || method === 'HEAD') && req.url?.endsWith(JWKS_PATH)) {
         const body = req.url === JWKS_PATH ? this.#jwks() : this.#tenantJwks?.(req.url.slice(0, -JWKS_PATH.length));
         if (body !== undefined) return this.#serveJwks(res, requestId, body);
+      }
+      if (routed === NOT_FOUND && this.#notFoundHint !== undefined) {
+        const url = req.url ?? '/';
+        const q = url.indexOf('?');
+        const detail = this.#notFoundHint(q === -1 ? url : url.slice(0, q), hostname(req.headers.host), table);
+        if (detail !== undefined)
+          return this.#refuse(req, res, requestId, refusal('GH_ERR_ROUTE_NOT_FOUND', detail), start);
       }
       return this.#refuse(req, res, requestId, routed, start);
     }

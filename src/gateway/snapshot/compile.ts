@@ -110,7 +110,8 @@ function finishCompile(
     legacyEmailHeader: snapshot.legacyAuth.emailHeader,
   });
   const ip = ipAllow();
-  const authz = authorize();
+  const authz = authorize({ explain: true });
+  const authzQuiet = authorize({ explain: false });
 
   const router = new CollectionRouter<CompiledCollection>();
   const collections: CompiledCollection[] = [];
@@ -119,7 +120,7 @@ function finishCompile(
     const limits = mergeLimits(snapshot.rateLimits, c.rateLimits);
     const chain: Policy[] = [];
     if (c.authRequired) {
-      chain.push(auth, ip, authz);
+      chain.push(auth, ip, c.hidePermissions ? authzQuiet : authz);
       if (limits.key || limits.client || limits.org || clientLimits) {
         chain.push(
           rateLimit({

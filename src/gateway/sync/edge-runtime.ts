@@ -40,7 +40,11 @@ export interface EdgeGatewayOptions {
   /** The config directory (holds gateway.json, tls/, cache/). */
   dir: string;
   logger: Logger;
-  /** API listener; default 0.0.0.0:8080. 0 picks a free port. */
+  /**
+   * API listener; default 127.0.0.1:8080. 0 picks a free port. Loopback by default: a gateway started by hand serves
+   * only its own machine until told otherwise (`--host 0.0.0.0`); the container image and the install commands pass
+   * 0.0.0.0, since there the container's network namespace and its published ports are the boundary.
+   */
   port?: number;
   host?: string;
   /** Operations listener (/healthz, /readyz, /metrics); default 127.0.0.1:9090. */
@@ -67,6 +71,8 @@ export interface EdgeGatewayOptions {
    * events (`createTelemetryCollector`), bounded while disconnected; false for none.
    */
   telemetry?: TelemetrySource | false;
+  /** What changes the API and ops ports, for the error when one is taken (e.g. `--port N`). */
+  change?: { port?: string; opsPort?: string };
 }
 
 export interface EdgeGatewayState extends SyncClientState {
@@ -110,7 +116,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
 
   const parsedServer = ServerSchema.safeParse({
     signingKeysFile: files.signingKeys,
-    listen: { host: options.host ?? '0.0.0.0', port: options.port ?? 8080 },
+    listen: { host: options.host ?? '127.0.0.1', port: options.port ?? 8080 },
     ops: { host: options.opsHost ?? '127.0.0.1', port: options.opsPort ?? 9090 },
     egress: options.egress ?? 'any',
     ...(options.rateLimitStore === undefined ? {} : { rateLimitStore: options.rateLimitStore }),
@@ -149,6 +155,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
       host: server.listen.host,
       opsPort: server.ops.port,
       opsHost: server.ops.host,
+      change: options.change,
     });
   } catch (error) {
     await instance.close({ drainMs: 0 });
