@@ -114,6 +114,10 @@ const COMMANDS: Record<string, Entry> = {
     summary: 'write docs/admin-api.md from the admin API operations',
     load: async () => (await import('./docs-errors.ts')).docsAdminApi,
   },
+  'docs openapi': {
+    summary: "print the admin API's OpenAPI document (or write it with --out FILE)",
+    load: async () => (await import('./docs-errors.ts')).docsOpenApi,
+  },
   'demo upstream': {
     summary:
       "run the demo upstream on :9000, trusting JWTs the cloud gateway on :8080 minted for default/DEV (the quickstart's backend)",
