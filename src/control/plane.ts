@@ -13,6 +13,7 @@ import { type RateLimitStoreSchema, ServerSchema, TokenExchangeSchema, type Toke
 import type { ControlPlaneSettings } from '../config/control-plane.ts';
 import type { ControlPlaneEndpoints } from '../config/edge.ts';
 import { EgressPolicy } from '../gateway/index.ts';
+import { DEFAULT_SESSION_SETTINGS } from './api/auth.ts';
 import { createAdminServer } from './api/server.ts';
 import { buildOpenApi } from './api/openapi.ts';
 import type { ControlContext } from './api/operation.ts';
@@ -40,9 +41,11 @@ type DirectSettings =
   | 'bootstrapPort'
   | 'syncPort'
   | 'advertiseHost'
-  | 'cloudEgress';
+  | 'cloudEgress'
+  | 'auditRetentionDays';
 /** Durations the options take as `<setting>Ms`. */
-type DurationSettings = 'gatewayCertificateValidity' | 'gatewayReenrollWindow';
+type DurationSettings =
+  'gatewayCertificateValidity' | 'gatewayReenrollWindow' | 'sessionIdleTimeout' | 'sessionLifetime';
 /** Settings `gatehouse control start` maps into other options (`tokenExchange`, `alerts`, `cloudRateLimitStore`). */
 type MappedSettings = 'publicUrl' | 'alertWebhook' | 'alertAuthFailures' | 'cloudRateLimitRedisUrl';
 type UnplacedSettings = Exclude<keyof ControlPlaneSettings, DirectSettings | DurationSettings | MappedSettings>;
@@ -63,6 +66,10 @@ export interface ControlPlaneOptions extends Partial<Pick<ControlPlaneSettings, 
    * the bootstrap endpoint, by proof of possession of its key). Default 30 days.
    */
   gatewayReenrollWindowMs?: ControlPlaneSettings['gatewayReenrollWindow'];
+  /** A console session ends after this long without a request (sliding). Default 30 minutes. */
+  sessionIdleTimeoutMs?: ControlPlaneSettings['sessionIdleTimeout'];
+  /** A console session ends this long after sign-in, however active. Default 12 hours. */
+  sessionLifetimeMs?: ControlPlaneSettings['sessionLifetime'];
   /**
    * Token exchange of every workspace environment. `issuer` is the base of each environment's own issuer,
    * `<issuer>/<workspace>/<environment in lower case>` (`tenantIssuer`); default: the cloud gateway's bound URL.
@@ -248,6 +255,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       now,
       cloudUrl,
       telemetry,
+      sessions: {
+        idleMs: options.sessionIdleTimeoutMs ?? DEFAULT_SESSION_SETTINGS.idleMs,
+        lifetimeMs: options.sessionLifetimeMs ?? DEFAULT_SESSION_SETTINGS.lifetimeMs,
+      },
       tokenSettings: { algorithm: tokenExchange.algorithm, ttl: tokenExchange.ttl },
       async changed(workspaceId) {
         // The write is committed; a failed compile must not turn the answer into an error. It is logged, and the

@@ -16,6 +16,8 @@ export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export interface Caller {
   readonly kind: 'client' | 'user';
   readonly id: string;
+  /** The client's name, or the user's name or email: how the audit log shows who acted. */
+  readonly displayName?: string;
   readonly workspaceId: string;
   /** Acts on every workspace of the installation. */
   readonly operator: boolean;
@@ -24,6 +26,26 @@ export interface Caller {
   /** Environments and projects the caller may see and touch; `*` means all. */
   readonly environments: readonly string[];
   readonly projects: readonly string[];
+  /** Present when the caller signed in with a console session cookie (never for a token). */
+  readonly session?: CallerSession;
+}
+
+/** The console session a user caller came with. */
+export interface CallerSession {
+  /** SHA-256 hex of the cookie's value: the session's key in the store. */
+  readonly hash: string;
+  /** What state-changing requests must send as `X-CSRF-Token` (derived from the cookie's value, never stored). */
+  readonly csrfToken: string;
+  /** When the session ends unless used again (ISO). */
+  readonly idleExpiresAt: string;
+  /** When the session ends however active (ISO). */
+  readonly expiresAt: string;
+}
+
+/** How long console sessions live (control-plane settings `sessionIdleTimeout` and `sessionLifetime`). */
+export interface SessionSettings {
+  readonly idleMs: number;
+  readonly lifetimeMs: number;
 }
 
 /** What the admin API needs of the edge-gateway machinery (CA, endpoints, live streams). */
@@ -50,6 +72,8 @@ export interface ControlContext {
   readonly cloudUrl: string;
   /** What this process heard from gateways (telemetry stats, recent access events); absent: nothing is collected. */
   readonly telemetry?: Pick<TelemetryIngest, 'stats' | 'accessEvents'>;
+  /** Console session expiry; absent: 30 minutes idle, 12 hours absolute. */
+  readonly sessions?: SessionSettings;
   /** The installation's token settings: the algorithm of new signing keys and how long tokens live. */
   readonly tokenSettings?: { readonly algorithm: 'EdDSA' | 'ES256'; readonly ttl: number };
 }
@@ -61,6 +85,8 @@ export interface RequestInfo<B> {
   readonly headers: IncomingHttpHeaders;
   /** The peer's address (the socket's; the admin API trusts no forwarding header). */
   readonly ip: string;
+  /** The request came over TLS (session cookies are then marked Secure). */
+  readonly tls: boolean;
   readonly body: B;
   /** The workspace named by `{workspace}` in the path, already checked against the caller. */
   readonly workspace: WorkspaceRecord;

@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { z } from 'zod';
 import { sendProblem } from '../../shared/errors.ts';
 import { StoreConflictError, type WorkspaceRecord } from '../store/store.ts';
-import { authenticate } from './auth.ts';
+import { authenticate, overTls, requireCsrf } from './auth.ts';
 import { AdminError, fromStore, fromZod, notFound } from './errors.ts';
 import { Reply, type Caller, type ControlContext, type Operation } from './operation.ts';
 import { anyGrants } from './permissions.ts';
@@ -101,8 +101,10 @@ export function createAdminServer(options: AdminServerOptions): Server {
       const now = plane.now();
       let caller: Caller | undefined;
       if (op.permission !== 'public') {
-        caller = await authenticate(req, plane.store, now);
+        caller = await authenticate(req, plane.store, now, plane.sessions);
         setCaller(caller);
+        // A browser session changes state only with its CSRF token: a forged cross-site request cannot know it.
+        if (caller.session && req.method !== 'GET' && req.method !== 'HEAD') requireCsrf(req, caller.session.csrfToken);
         if (op.permission !== null && !anyGrants(caller.permissions, op.permission)) {
           throw new AdminError(
             'GH_ERR_ADMIN_FORBIDDEN',
@@ -151,6 +153,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
         query: new URL(req.url ?? '/', 'http://admin').searchParams,
         headers: req.headers,
         ip: req.socket.remoteAddress ?? '',
+        tls: overTls(req),
         body,
         workspace: workspace as WorkspaceRecord,
         environment,
