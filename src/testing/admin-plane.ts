@@ -56,7 +56,12 @@ export async function freshPostgresSchema(): Promise<{ url: string; drop(): Prom
 }
 
 export async function startAdminPlane(
-  options: { database?: 'sqlite' | 'postgres'; sessions?: SessionSettings; auditRetentionDays?: number } = {},
+  options: {
+    database?: 'sqlite' | 'postgres';
+    sessions?: SessionSettings;
+    /** The console's built files (default: the package's console/dist). */
+    consoleDir?: string;
+  } = {},
 ): Promise<AdminPlane> {
   const pgSchema = options.database === 'postgres' ? await freshPostgresSchema() : undefined;
   const store = await openStore({ databaseUrl: pgSchema?.url ?? ':memory:' });
@@ -93,7 +98,12 @@ export async function startAdminPlane(
     changed: async () => {},
     ...(options.sessions ? { sessions: options.sessions } : {}),
   };
-  const server: Server = createAdminServer({ plane, operations: OPERATIONS, checkResponses: true });
+  const server: Server = createAdminServer({
+    plane,
+    operations: OPERATIONS,
+    checkResponses: true,
+    ...(options.consoleDir !== undefined ? { consoleDir: options.consoleDir } : {}),
+  });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const { port } = server.address() as AddressInfo;
   return {

@@ -10,6 +10,7 @@ import type { z } from 'zod';
 import { sendProblem } from '../../shared/errors.ts';
 import { StoreConflictError, type WorkspaceRecord } from '../store/store.ts';
 import { authenticate, overTls, requireCsrf } from './auth.ts';
+import { consoleStatic } from './console-static.ts';
 import { AdminError, fromStore, fromZod, notFound } from './errors.ts';
 import { Reply, type Caller, type ControlContext, type Operation } from './operation.ts';
 import { anyGrants } from './permissions.ts';
@@ -29,6 +30,8 @@ export interface AdminServerOptions {
   operations: readonly Operation[];
   /** Extra unauthenticated GET documents, e.g. `/api/openapi.json`. */
   documents?: Record<string, () => unknown>;
+  /** Where the console's built files are (default `console/dist` of this package); served at /console/. */
+  consoleDir?: string;
   /**
    * Check every success body against the operation's response schema; a mismatch is a 500 and a logged error
    * (see response-check.ts). Default: on when `NODE_ENV=test` or `GATEHOUSE_CHECK_RESPONSES=1`.
@@ -41,6 +44,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
   const routes = options.operations.map(compileRoute);
   const documents = options.documents ?? {};
   const checkResponses = options.checkResponses ?? responseCheckEnabled();
+  const consoleFiles = consoleStatic(options.consoleDir);
 
   return createServer((req, res) => {
     const started = performance.now();
@@ -81,6 +85,12 @@ export function createAdminServer(options: AdminServerOptions): Server {
   ): Promise<number> {
     try {
       const path = pathOf(req);
+      if (path === '/console' || path.startsWith('/console/')) return await consoleFiles.serve(req, res, path);
+      if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
+        res.writeHead(302, { location: '/console/', 'cache-control': 'no-store', 'content-length': '0' });
+        res.end();
+        return 302;
+      }
       const document = documents[path];
       if (document && (req.method === 'GET' || req.method === 'HEAD')) return send(res, requestId, 200, document());
       const match = route(routes, req.method ?? 'GET', path);
