@@ -19,6 +19,7 @@ import { buildOpenApi } from './api/openapi.ts';
 import type { ControlContext } from './api/operation.ts';
 import { OPERATIONS } from './api/operations.ts';
 import { startAlerting, type Alerting, type AlertingOptions } from './alerts/alerting.ts';
+import { startAuditRetention, type AuditRetention } from './audit-retention.ts';
 import { CloudGateway } from './cloud-gateway.ts';
 import { openCertificateAuthority, type CertificateAuthority } from './pki/ca.ts';
 import { Publisher } from './publisher.ts';
@@ -117,6 +118,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let alerting: Alerting | undefined;
   let stopRemoteChanges: (() => Promise<void>) | undefined;
   let cloudTelemetry: CloudTelemetry | undefined;
+  let auditRetention: AuditRetention | undefined;
   try {
     const gatewayPort = options.gatewayPort ?? 8080;
     // Every scope's issuer, and audience unless one is given for all, is its workspace environment's own.
@@ -273,6 +275,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           );
       },
     };
+    auditRetention = startAuditRetention({ store, logger, now, retentionDays: options.auditRetentionDays });
     const openapi = buildOpenApi(OPERATIONS, pkg.version);
     admin = createAdminServer({ plane, operations: OPERATIONS, documents: { '/api/openapi.json': () => openapi } });
     const adminAddress = await new Promise<AddressInfo>((ok, fail) => {
@@ -297,6 +300,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const alerts = alerting;
     const stopRemote = stopRemoteChanges;
     const cloudTraffic = cloudTelemetry;
+    const retention = auditRetention;
     return {
       admin: adminAddress,
       gateway: listening.api,
@@ -322,6 +326,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         await cloudGateway.instance.close({ drainMs: 2000 });
         await cloudTraffic.close(); // stores what the last requests left
         await alerts.close();
+        await retention.close();
         await store.close();
       },
     };
@@ -332,6 +337,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await cloud?.instance.close({ drainMs: 0 }).catch(() => {});
     await cloudTelemetry?.close().catch(() => {});
     await alerting?.close().catch(() => {});
+    await auditRetention?.close().catch(() => {});
     await store.close();
     throw error;
   }

@@ -53,7 +53,7 @@ export const PRIVILEGE_PERMISSIONS: Record<Privilege, string[]> = {
   roles: ['admin:roles:*'],
   collections: ['admin:collections:*', 'admin:projects:*', 'admin:snapshots:read', 'admin:telemetry:read'],
   deploy: ['admin:deploy'],
-  collaborators: ['admin:collaborators:*'],
+  collaborators: ['admin:collaborators:*', 'admin:audit:read'],
   gateways: ['admin:gateways:*', 'admin:telemetry:read'],
 };
 const USER_BASE = ['admin:workspaces:read', 'admin:roles:read', 'admin:projects:read'];

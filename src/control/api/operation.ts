@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import type { ControlPlaneEndpoints } from '../../config/edge.ts';
 import type { Store, WorkspaceRecord } from '../store/store.ts';
 import type { TelemetryIngest } from '../telemetry/ingest.ts';
+import type { AuditNote } from './audit.ts';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -94,6 +95,8 @@ export interface RequestInfo<B> {
   readonly environment: string;
   readonly plane: ControlContext;
   readonly requestId: string;
+  /** What the handler tells the audit log about its change (resource id, state before and after); see audit.ts. */
+  readonly audit: AuditNote;
 }
 
 /** A handler's answer: a body for the operation's success status, or an explicit status and headers. */
@@ -127,6 +130,11 @@ export interface Operation<B extends z.ZodType = z.ZodType> {
    * The OpenAPI document and the response check (response-check.ts) read the schema on this side.
    */
   readonly responseForm?: 'input' | 'output';
+  /**
+   * What the audit log records a successful change as, when the path does not say it (audit.ts): the resource type,
+   * and the path parameter naming its id (default: the id the answer carries).
+   */
+  readonly audit?: { readonly resourceType: string; readonly idParam?: string };
   /** Success status (default 200; 204 sends no body). */
   readonly status?: number;
   handler(req: RequestInfo<z.output<B>>): Promise<unknown>;

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { z } from 'zod';
 import { sendProblem } from '../../shared/errors.ts';
 import { StoreConflictError, type WorkspaceRecord } from '../store/store.ts';
+import { recordAudit, type AuditNote } from './audit.ts';
 import { authenticate, overTls, requireCsrf } from './auth.ts';
 import { consoleStatic } from './console-static.ts';
 import { AdminError, fromStore, fromZod, notFound } from './errors.ts';
@@ -157,6 +158,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
       const body = op.body ? await readBody(req, op.body) : undefined;
       if (!op.body) req.resume();
 
+      const note: AuditNote = {};
       const result = await op.handler({
         caller: caller as Caller,
         params,
@@ -169,10 +171,24 @@ export function createAdminServer(options: AdminServerOptions): Server {
         environment,
         plane,
         requestId,
+        audit: note,
       });
       const reply = result instanceof Reply ? result : new Reply(op.status ?? 200, result);
-      if (checkResponses && op.response && reply.status !== 204 && reply.status >= 200 && reply.status < 300)
+      const success = reply.status >= 200 && reply.status < 300;
+      if (checkResponses && op.response && reply.status !== 204 && success)
         assertResponse(op.id, op.response, reply.body, op.responseForm);
+      // Every successful change by an authenticated caller is audited, here and only here.
+      if (success && caller && op.method !== 'GET')
+        await recordAudit(plane, {
+          op,
+          caller,
+          workspaceId: workspace?.id ?? caller.workspaceId,
+          params,
+          note,
+          answer: reply.body,
+          requestId,
+          ip: req.socket.remoteAddress ?? '',
+        });
       return send(res, requestId, reply.status, reply.body, reply.headers);
     } catch (error) {
       const mapped = fromStore(error);
