@@ -34,14 +34,9 @@ export const NAV: NavItem[] = [
   { path: '/clients', label: 'API clients', permission: 'admin:clients:read' },
   { path: '/analytics', label: 'Analytics', permission: 'admin:telemetry:read' },
   { path: '/alerts', label: 'Alerts', permission: 'admin:telemetry:read' },
-  { path: '/audit', label: 'Audit log', permission: 'admin:workspaces:read' },
+  { path: '/audit', label: 'Audit log', permission: 'admin:audit:read' },
   { path: '/settings', label: 'Settings', permission: 'admin:workspaces:read' },
 ];
-
-function csrfOf(body: unknown): string | undefined {
-  const t = (body as { csrfToken?: unknown } | undefined)?.csrfToken;
-  return typeof t === 'string' ? t : undefined;
-}
 
 export function App() {
   const [me, setMe] = useState<Me | null>();
@@ -50,7 +45,7 @@ export function App() {
   const refresh = async () => {
     const { data, response } = await api.GET('/api/v1/me');
     if (response.ok && data) {
-      setCsrfToken(csrfOf(data));
+      setCsrfToken(data.csrfToken);
       setMe(data);
     } else {
       setCsrfToken(undefined);
@@ -103,7 +98,7 @@ function SignedIn({ me, onSignedOut }: { me: Me; onSignedOut: () => void }) {
     if (path === '/' || path === '') navigate(nav[0]?.path ?? '/settings', { replace: true });
     setMenuOpen(false);
   }, [path]);
-  const who = (me as { user?: { email?: string } }).user?.email ?? (me as { displayName?: string }).displayName;
+  const who = me.user?.email;
   return (
     <SessionContext.Provider value={session}>
       <div class="shell">

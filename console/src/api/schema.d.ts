@@ -10,7 +10,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who am I: the calling client or user, its workspace, permissions and scope */
+        /** Who am I: the calling client or user, its workspace, effective permissions and scope; for a console session also the user, its CSRF token and the idle and absolute expiry */
         get: operations["getCaller"];
         put?: never;
         post?: never;
@@ -346,7 +346,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** End the current session */
+        /** End the current session: deleted on the server, the cookie cleared. With a live session cookie it needs the session's X-CSRF-Token */
         post: operations["logout"];
         delete?: never;
         options?: never;
@@ -580,6 +580,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{workspace}/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who changed what and when, newest first: `?actor=` (client or user id), `?action=` (operation id), `?resourceType=`, `?resourceId=`, `?since=` and `?until=` (ISO time or a duration back from now), `?limit=` (1–200, default 50), `?cursor=` (the previous page’s nextCursor) */
+        get: operations["listAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -638,6 +655,23 @@ export interface operations {
                         permissions: string[];
                         environments: string[];
                         projects: string[];
+                        /** @description The signed-in console user (session cookie only) */
+                        user?: {
+                            id: string;
+                            workspace: string;
+                            /** Format: email */
+                            email: string;
+                            name?: string;
+                            role: string;
+                            /** Format: date-time */
+                            createdAt: string;
+                        };
+                        /** @description Session cookie only: send as X-CSRF-Token on every state-changing request; keep it in memory only */
+                        csrfToken?: string;
+                        /** @description Session cookie only: when the session ends unless used again */
+                        idleExpiresAt?: string;
+                        /** @description Session cookie only: when the session ends however active */
+                        expiresAt?: string;
                     };
                 };
             };
@@ -2808,6 +2842,11 @@ export interface operations {
                             /** Format: date-time */
                             createdAt: string;
                         };
+                        /** @description Send as X-CSRF-Token on every state-changing request; keep it in memory only */
+                        csrfToken: string;
+                        /** @description When the session ends unless used again (sliding) */
+                        idleExpiresAt: string;
+                        /** @description When the session ends however active */
                         expiresAt: string;
                     };
                 };
@@ -3743,6 +3782,65 @@ export interface operations {
                             deliveredAt?: string;
                             deliveryAttempts: number;
                         }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAuditLog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            id: string;
+                            /** @description When the change was made (ISO 8601) */
+                            at: string;
+                            actor: {
+                                /** @enum {string} */
+                                kind: "client" | "user";
+                                id: string;
+                                /** @description The client's name, or the user's name or email */
+                                name?: string;
+                            };
+                            /** @description The admin API operation id, e.g. `createClient` */
+                            action: string;
+                            /** @description e.g. `client`, `role`, `collection`, `gateway` */
+                            resourceType: string;
+                            resourceId?: string;
+                            /** @description The resource before the change, secrets removed (when recorded) */
+                            before?: unknown;
+                            /** @description The resource after the change, or the answer, secrets removed */
+                            after?: unknown;
+                            /** @description The X-Request-Id of the change */
+                            requestId: string;
+                            /** @description The address the change came from */
+                            ip?: string;
+                        }[];
+                        /** @description Pass as `?cursor=` for the next (older) page; absent on the last page */
+                        nextCursor?: string;
                     };
                 };
             };

@@ -4,7 +4,7 @@ import { api, problemText } from '../api/client';
 import { described, Field, Submit } from '../ui/form';
 import { Alert } from '../ui/states';
 
-export function SignInPage({ notice, onSignedIn }: { notice?: string; onSignedIn: (csrf?: string) => Promise<void> }) {
+export function SignInPage({ notice, onSignedIn }: { notice?: string; onSignedIn: (csrf: string) => Promise<void> }) {
   const [workspace, setWorkspace] = useState('default');
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
@@ -31,8 +31,7 @@ export function SignInPage({ notice, onSignedIn }: { notice?: string; onSignedIn
             setBusy(false);
             return;
           }
-          const csrf = (data as { csrfToken?: string }).csrfToken;
-          await onSignedIn(csrf);
+          await onSignedIn(data.csrfToken);
         }}
       >
         <div class="brand brand-large">

@@ -81,7 +81,7 @@ export function DataTable<T>({
           />
         </label>
         <span class="muted small">
-          {shown.length === rows.length ? `${rows.length}` : `${shown.length} of ${rows.length}`} {label.toLowerCase()}
+          {shown.length === rows.length ? `${rows.length}` : `${shown.length} of ${rows.length}`} {label}
         </span>
       </div>
       <div class="table-scroll">

@@ -5,7 +5,7 @@
  */
 import { lazy, Suspense } from 'preact/compat';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { api, call } from '../../api/client';
+import { api, call, undocumentedQuery } from '../../api/client';
 import { useSession } from '../../session';
 import { described, Field } from '../../ui/form';
 import { useLoad } from '../../ui/load';
@@ -20,11 +20,6 @@ const RANGES = [
   { value: '6h', label: 'Last 6 hours', minutes: 360 },
   { value: '24h', label: 'Last 24 hours', minutes: 1440 },
 ];
-
-/** `?since=` and `?limit=` are read by these operations but not (yet) declared in the OpenAPI document. */
-function undocumentedQuery(query: Record<string, string>): never {
-  return query as never;
-}
 
 export function AnalyticsPage() {
   const { workspace } = useSession();

@@ -8,7 +8,7 @@ import { api, call } from '../../api/client';
 import type { Ok } from '../../api/types';
 import { useSession } from '../../session';
 import { Confirm, Modal } from '../../ui/dialog';
-import { CopyButton, described, Field, formatTime } from '../../ui/form';
+import { CopyButton, described, Field, formatDate } from '../../ui/form';
 import { useLoad } from '../../ui/load';
 import { Alert, Badge, Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
 import { DataTable } from '../../ui/table';
@@ -107,7 +107,7 @@ export function ClientsPage() {
               value: (c) => c.status ?? 'active',
               render: (c) => <Badge tone={c.status === 'disabled' ? 'bad' : 'good'}>{c.status ?? 'active'}</Badge>,
             },
-            { key: 'created', label: 'Created', value: (c) => c.createdAt, render: (c) => formatTime(c.createdAt) },
+            { key: 'created', label: 'Created', value: (c) => c.createdAt, render: (c) => formatDate(c.createdAt) },
             {
               key: 'actions',
               label: 'Actions',
