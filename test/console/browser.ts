@@ -92,7 +92,8 @@ export async function signIn(page: Page, url: string, email: string): Promise<vo
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('navigation', { name: 'Console' }).waitFor();
+  // The navigation is folded behind a Menu button on a phone: wait for the signed-in layout itself.
+  await page.locator('main#main').waitFor();
 }
 
 /** Saves a full-page screenshot as test-results/console/<name>.png. */

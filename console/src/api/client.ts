@@ -8,6 +8,16 @@ import createClient, { type Middleware } from 'openapi-fetch';
 import type { paths } from './schema';
 
 let csrfToken: string | undefined;
+let serverClockOffsetMs = 0;
+
+/**
+ * The control plane's clock as this page sees it: the local clock corrected by the offset measured from the last
+ * response's Date header, so that a countdown to a server-side expiry (a registration token's five minutes) is right
+ * even when this machine's clock is off.
+ */
+export function serverNow(): number {
+  return Date.now() + serverClockOffsetMs;
+}
 const sessionEndedListeners = new Set<(reason: string) => void>();
 
 export function setCsrfToken(token: string | undefined): void {
@@ -32,6 +42,12 @@ const session: Middleware = {
     return request;
   },
   async onResponse({ request, response }) {
+    const date = Date.parse(response.headers.get('date') ?? '');
+    // The Date header has whole seconds: ignore offsets below that resolution.
+    if (!Number.isNaN(date)) {
+      const offset = date - Date.now();
+      serverClockOffsetMs = Math.abs(offset) > 2000 ? offset : 0;
+    }
     if (response.status === 401 && !new URL(request.url).pathname.startsWith('/api/v1/auth/')) {
       const problem = (await response
         .clone()

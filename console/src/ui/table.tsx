@@ -121,7 +121,7 @@ export function DataTable<T>({
               <tr key={rowKey(r)}>
                 {columns.map((c) => (
                   <td key={c.key} class={c.class} data-label={c.label}>
-                    {c.render ? c.render(r) : String(c.value?.(r) ?? '')}
+                    <div class="cell">{c.render ? c.render(r) : String(c.value?.(r) ?? '')}</div>
                   </td>
                 ))}
               </tr>

@@ -3,7 +3,7 @@
  * a regenerate button, and the install commands to copy — the one for the gateway's mode and the plain CLI.
  */
 import { useEffect, useState } from 'preact/hooks';
-import { api, call } from '../../api/client';
+import { api, call, serverNow } from '../../api/client';
 import type { Ok } from '../../api/types';
 import { useSession } from '../../session';
 import { CodeBlock, CopyButton } from '../../ui/form';
@@ -14,9 +14,9 @@ export type Gateway = GatewayWithInstall['gateway'];
 export type Install = GatewayWithInstall['install'];
 
 function useNow(everyMs: number): number {
-  const [now, setNow] = useState(Date.now());
+  const [now, setNow] = useState(serverNow());
   useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), everyMs);
+    const t = setInterval(() => setNow(serverNow()), everyMs);
     return () => clearInterval(t);
   }, [everyMs]);
   return now;
