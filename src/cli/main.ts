@@ -82,6 +82,10 @@ const COMMANDS: Record<string, Entry> = {
     summary: 'delete an API client; its tokens stop working at once',
     load: async () => (await import('./client-delete.ts')).clientDelete,
   },
+  'user create': {
+    summary: 'add a console user (web console at /console/) with a generated password, shown once',
+    load: async () => (await import('./user-create.ts')).userCreate,
+  },
   'role create': {
     summary: 'create a client role: admin API and endpoint permissions',
     load: async () => (await import('./role-create.ts')).roleCreate,

@@ -87,10 +87,10 @@ export async function addConsoleUser(plane: ControlProcess, email: string, role 
   assert.equal(res.status, 201, JSON.stringify(res.body));
 }
 
-export async function signIn(page: Page, url: string, email: string): Promise<void> {
+export async function signIn(page: Page, url: string, email: string, password = PASSWORD): Promise<void> {
   await page.goto(url);
   await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   // The navigation is folded behind a Menu button on a phone: wait for the signed-in layout itself.
   await page.locator('main#main').waitFor();

@@ -8,18 +8,26 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { eventually } from '../../src/testing/eventually.ts';
-import { startUpstream, type Upstream } from '../helpers.ts';
-import { addConsoleUser, shoot, signIn, startConsole, type ConsoleEnv } from './browser.ts';
+import { runCli, startUpstream, type Upstream } from '../helpers.ts';
+import { shoot, signIn, startConsole, type ConsoleEnv } from './browser.ts';
 
 describe('web console: the newcomer flow', { timeout: 180_000 }, () => {
   let env: ConsoleEnv;
   let upstream: Upstream;
   let page: Page;
+  let password = '';
 
   before(async () => {
     upstream = await startUpstream();
     env = await startConsole();
-    await addConsoleUser(env.plane, 'newcomer@example.com');
+    // As the README says on first start: a console user from the installation admin token, its password shown once.
+    const created = await runCli(['user', 'create', '--email', 'newcomer@example.com'], {
+      env: { GATEHOUSE_URL: env.plane.adminUrl, GATEHOUSE_TOKEN: env.plane.token },
+    });
+    assert.equal(created.code, 0, created.stderr);
+    assert.ok(created.stdout.includes(`${env.plane.adminUrl}/console/`), created.stdout);
+    password = /password\s+(\S+)/.exec(created.stdout)?.[1] ?? '';
+    assert.ok(password.length >= 12, created.stdout);
     ({ page } = await env.newPage());
     page.setDefaultTimeout(10_000);
   });
@@ -35,7 +43,7 @@ describe('web console: the newcomer flow', { timeout: 180_000 }, () => {
     await page.goto(env.url);
     await page.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
     await shoot(page, '01-sign-in');
-    await signIn(page, env.url, 'newcomer@example.com');
+    await signIn(page, env.url, 'newcomer@example.com', password);
     await page.getByRole('heading', { name: 'Gateways' }).waitFor();
     await page.getByText('No edge gateways yet').waitFor();
     await shoot(page, '02-gateways-empty');
