@@ -49,7 +49,7 @@ const layerRules = LAYERS.map((layer, i) => {
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.tools/', 'bench/out/', 'data/'] },
+  { ignores: ['node_modules/', '.tools/', 'bench/out/', 'data/', 'console/dist/', 'console/src/api/schema.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -646,7 +646,11 @@ describe('control plane: project, environment and IP scoping', () => {
     assert.equal(login.status, 200);
     const setCookie = login.headers.get('set-cookie')!;
     assert.match(setCookie, /gh_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict/);
-    const session = adminApi(cp.adminUrl, undefined, { cookie: setCookie.split(';')[0]! });
+    // Changes made with the cookie carry the session's CSRF token (GH_ERR_ADMIN_CSRF without it).
+    const session = adminApi(cp.adminUrl, undefined, {
+      cookie: setCookie.split(';')[0]!,
+      'x-csrf-token': login.body.csrfToken as string,
+    });
     assert.equal((await session.get('/me')).body.kind, 'user');
     assert.equal((await session.get(`${DEV}/collections`)).status, 200);
     assert.equal((await session.get('/workspaces/default/clients')).status, 403);

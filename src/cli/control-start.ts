@@ -10,7 +10,7 @@ import { createLogger, logLevelOption } from './logger.ts';
 
 export const controlStart: Command = {
   usage:
-    "[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--gateway-reenroll-window DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--cloud-egress any|public] [--public-url URL] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--gateway-reenroll-window: how long after its expiry a gateway certificate may still be traded for a new one\n(an instance that was down, a pod started from its Helm Secret; default 30d).\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).\n--cloud-egress: which addresses the cloud gateway's upstreams may reach. Link-local addresses and the control\nplane's own ports are always refused; `public` refuses loopback and private addresses too (recommended when\nworkspaces belong to different customers). Default `any`.\n--public-url: the cloud gateway's URL as clients and backends see it (e.g. https://api.example.com); each\nworkspace environment's token issuer is <public URL>/<workspace>/<environment>. Default: the bound address.\nGATEHOUSE_RATE_LIMIT_REDIS_URL=redis://… shares the cloud gateway's rate-limit counters between control-plane\nreplicas (in the environment, so that its password does not show in the process list).",
+    "[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--gateway-reenroll-window DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--cloud-egress any|public] [--public-url URL] [--session-idle-timeout DURATION] [--session-lifetime DURATION] [--audit-retention-days N] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--gateway-reenroll-window: how long after its expiry a gateway certificate may still be traded for a new one\n(an instance that was down, a pod started from its Helm Secret; default 30d).\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).\n--cloud-egress: which addresses the cloud gateway's upstreams may reach. Link-local addresses and the control\nplane's own ports are always refused; `public` refuses loopback and private addresses too (recommended when\nworkspaces belong to different customers). Default `any`.\n--public-url: the cloud gateway's URL as clients and backends see it (e.g. https://api.example.com); each\nworkspace environment's token issuer is <public URL>/<workspace>/<environment>. Default: the bound address.\nGATEHOUSE_RATE_LIMIT_REDIS_URL=redis://… shares the cloud gateway's rate-limit counters between control-plane\nreplicas (in the environment, so that its password does not show in the process list).\n--session-idle-timeout / --session-lifetime: a console session ends after this long without a request\n(default 30m) and this long after sign-in (default 12h). --audit-retention-days: how long the audit log keeps\nan entry (default 90).",
   async run(args) {
     const { values } = parse('control start', args, {
       'data-dir': { type: 'string', default: 'data' },
@@ -28,6 +28,9 @@ export const controlStart: Command = {
       'alert-auth-failures': { type: 'string' },
       'cloud-egress': { type: 'string', default: 'any' },
       'public-url': { type: 'string' },
+      'session-idle-timeout': { type: 'string' },
+      'session-lifetime': { type: 'string' },
+      'audit-retention-days': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
     });
     const raw: Flags = {
@@ -47,6 +50,9 @@ export const controlStart: Command = {
       opsPort: values['ops-port'],
       bootstrapPort: values['bootstrap-port'],
       syncPort: values['sync-port'],
+      sessionIdleTimeout: values['session-idle-timeout'],
+      sessionLifetime: values['session-lifetime'],
+      auditRetentionDays: values['audit-retention-days'],
     };
     const parsed = ControlPlaneSettingsSchema.safeParse(raw);
     const issue = parsed.success ? undefined : parsed.error.issues[0];
@@ -70,6 +76,9 @@ export const controlStart: Command = {
         gatewayCertificateValidityMs: settings.gatewayCertificateValidity,
         gatewayReenrollWindowMs: settings.gatewayReenrollWindow,
         advertiseHost: settings.advertiseHost,
+        sessionIdleTimeoutMs: settings.sessionIdleTimeout,
+        sessionLifetimeMs: settings.sessionLifetime,
+        auditRetentionDays: settings.auditRetentionDays,
         ...(settings.publicUrl ? { tokenExchange: { issuer: settings.publicUrl } } : {}),
         alerts: { webhookUrl: settings.alertWebhook, authFailureThreshold: settings.alertAuthFailures },
         cloudEgress: settings.cloudEgress,
@@ -133,6 +142,9 @@ const SOURCES: Record<keyof ControlPlaneSettingsInput, { flag?: string; env?: st
   opsPort: { flag: 'ops-port' },
   bootstrapPort: { flag: 'bootstrap-port' },
   syncPort: { flag: 'sync-port' },
+  sessionIdleTimeout: { flag: 'session-idle-timeout' },
+  sessionLifetime: { flag: 'session-lifetime' },
+  auditRetentionDays: { flag: 'audit-retention-days' },
 };
 
 /** `control start: --<flag> <what is wrong>, got "<value>"` (an environment variable's value is never repeated). */

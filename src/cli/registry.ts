@@ -107,6 +107,20 @@ export const LOCAL_COMMANDS: readonly LocalCommand[] = [
   },
   {
     kind: 'local',
+    name: 'docs openapi',
+    summary: "print the admin API's OpenAPI document (or write it with --out FILE)",
+    examples: ['gatehouse docs openapi --out console/openapi.json'],
+    load: async () => (await import('./docs-errors.ts')).docsOpenApi,
+  },
+  {
+    kind: 'local',
+    name: 'user create',
+    summary: 'add a console user (web console at /console/) with a generated password, shown once',
+    examples: ['gatehouse user create --email ada@example.com --role admin'],
+    load: async () => (await import('./user-create.ts')).userCreate,
+  },
+  {
+    kind: 'local',
     name: 'demo upstream',
     summary:
       "run the demo upstream on :9000, trusting JWTs the cloud gateway on :8080 minted for default/DEV (the quickstart's backend)",

@@ -83,6 +83,20 @@ export const ControlPlaneSettingsSchema = z.strictObject({
       'must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379',
     )
     .optional(),
+  /** A console session ends after this long without a request (sliding). Default 30m. */
+  sessionIdleTimeout: durationFlag('must be a duration of at least 1m such as 30m or 2h', { minMs: 60_000 }).optional(),
+  /** A console session ends this long after sign-in, however active. Default 12h. */
+  sessionLifetime: durationFlag('must be a duration of at least 1m such as 12h or 7d', { minMs: 60_000 }).optional(),
+  /** Days the audit log keeps an entry; older ones are pruned hourly. Default 90. */
+  auditRetentionDays: z
+    .string()
+    .transform((value, ctx) => {
+      const n = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+      if (n >= 1) return n;
+      ctx.addIssue({ code: 'custom', message: 'must be a whole number of days, at least 1' });
+      return z.NEVER;
+    })
+    .optional(),
   /** Admin API port. Default 8081. */
   adminPort: PortSchema.optional(),
   /** Cloud gateway API port. Default 8080. */

@@ -13,11 +13,13 @@ import { type RateLimitStoreSchema, ServerSchema, TokenExchangeSchema, type Toke
 import type { ControlPlaneSettings } from '../config/control-plane.ts';
 import type { ControlPlaneEndpoints } from '../config/edge.ts';
 import { EgressPolicy, explainListenError } from '../gateway/index.ts';
+import { DEFAULT_SESSION_SETTINGS } from './api/auth.ts';
 import { createAdminServer } from './api/server.ts';
 import { buildOpenApi } from './api/openapi.ts';
 import type { ControlContext } from './api/operation.ts';
 import { OPERATIONS } from './api/operations.ts';
 import { startAlerting, type Alerting, type AlertingOptions } from './alerts/alerting.ts';
+import { startAuditRetention, type AuditRetention } from './audit-retention.ts';
 import { CloudGateway } from './cloud-gateway.ts';
 import { openCertificateAuthority, type CertificateAuthority } from './pki/ca.ts';
 import { Publisher } from './publisher.ts';
@@ -40,9 +42,11 @@ type DirectSettings =
   | 'bootstrapPort'
   | 'syncPort'
   | 'advertiseHost'
-  | 'cloudEgress';
+  | 'cloudEgress'
+  | 'auditRetentionDays';
 /** Durations the options take as `<setting>Ms`. */
-type DurationSettings = 'gatewayCertificateValidity' | 'gatewayReenrollWindow';
+type DurationSettings =
+  'gatewayCertificateValidity' | 'gatewayReenrollWindow' | 'sessionIdleTimeout' | 'sessionLifetime';
 /** Settings `gatehouse control start` maps into other options (`tokenExchange`, `alerts`, `cloudRateLimitStore`). */
 type MappedSettings = 'publicUrl' | 'alertWebhook' | 'alertAuthFailures' | 'cloudRateLimitRedisUrl';
 type UnplacedSettings = Exclude<keyof ControlPlaneSettings, DirectSettings | DurationSettings | MappedSettings>;
@@ -63,6 +67,10 @@ export interface ControlPlaneOptions extends Partial<Pick<ControlPlaneSettings, 
    * the bootstrap endpoint, by proof of possession of its key). Default 30 days.
    */
   gatewayReenrollWindowMs?: ControlPlaneSettings['gatewayReenrollWindow'];
+  /** A console session ends after this long without a request (sliding). Default 30 minutes. */
+  sessionIdleTimeoutMs?: ControlPlaneSettings['sessionIdleTimeout'];
+  /** A console session ends this long after sign-in, however active. Default 12 hours. */
+  sessionLifetimeMs?: ControlPlaneSettings['sessionLifetime'];
   /**
    * Token exchange of every workspace environment. `issuer` is the base of each environment's own issuer,
    * `<issuer>/<workspace>/<environment in lower case>` (`tenantIssuer`); default: the cloud gateway's bound URL.
@@ -110,6 +118,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let alerting: Alerting | undefined;
   let stopRemoteChanges: (() => Promise<void>) | undefined;
   let cloudTelemetry: CloudTelemetry | undefined;
+  let auditRetention: AuditRetention | undefined;
   try {
     const gatewayPort = options.gatewayPort ?? 8080;
     // Every scope's issuer, and audience unless one is given for all, is its workspace environment's own.
@@ -253,6 +262,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       now,
       cloudUrl,
       telemetry,
+      sessions: {
+        idleMs: options.sessionIdleTimeoutMs ?? DEFAULT_SESSION_SETTINGS.idleMs,
+        lifetimeMs: options.sessionLifetimeMs ?? DEFAULT_SESSION_SETTINGS.lifetimeMs,
+      },
       tokenSettings: { algorithm: tokenExchange.algorithm, ttl: tokenExchange.ttl },
       async changed(workspaceId) {
         // The write is committed; a failed compile must not turn the answer into an error. It is logged, and the
@@ -267,6 +280,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           );
       },
     };
+    auditRetention = startAuditRetention({ store, logger, now, retentionDays: options.auditRetentionDays });
     const openapi = buildOpenApi(OPERATIONS, pkg.version);
     admin = createAdminServer({ plane, operations: OPERATIONS, documents: { '/api/openapi.json': () => openapi } });
     const adminAddress = await listenExplained(admin, options.adminPort ?? 8081, host, 'admin API', '--admin-port');
@@ -288,6 +302,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const alerts = alerting;
     const stopRemote = stopRemoteChanges;
     const cloudTraffic = cloudTelemetry;
+    const retention = auditRetention;
     return {
       admin: adminAddress,
       gateway: listening.api,
@@ -313,6 +328,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         await cloudGateway.instance.close({ drainMs: 2000 });
         await cloudTraffic.close(); // stores what the last requests left
         await alerts.close();
+        await retention.close();
         await store.close();
       },
     };
@@ -323,6 +339,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await cloud?.instance.close({ drainMs: 0 }).catch(() => {});
     await cloudTelemetry?.close().catch(() => {});
     await alerting?.close().catch(() => {});
+    await auditRetention?.close().catch(() => {});
     await store.close();
     throw error;
   }

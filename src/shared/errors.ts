@@ -238,6 +238,11 @@ export const ERRORS = {
     title: 'JSON required',
     doc: 'Send the body as `application/json`.',
   },
+  GH_ERR_ADMIN_CSRF: {
+    status: 403,
+    title: 'CSRF token missing or wrong',
+    doc: "A state-changing request authenticated by the console session cookie must send the session's CSRF token as `X-CSRF-Token` (returned by `POST /api/v1/auth/login` and `GET /api/v1/me`). Fetch it again with `GET /api/v1/me`; API clients sending a token in `Authorization` need none.",
+  },
   GH_ERR_ADMIN_BODY_TOO_LARGE: {
     status: 413,
     title: 'Request body too large',

@@ -3,15 +3,49 @@
  * or `X-API-Key`) or a console session cookie. Tokens are looked up by their SHA-256 in the store on every
  * request, so a regenerated, deleted or disabled client — or a deleted role — is refused at once.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Privilege } from '../../config/resources.ts';
 import { blockList, inBlockList } from '../../shared/block-list.ts';
 import { hashKey, isWellFormedKey } from '../../shared/api-key.ts';
 import type { Store } from '../store/store.ts';
 import { AdminError } from './errors.ts';
-import type { Caller } from './operation.ts';
+import { nowIso } from '../ids.ts';
+import type { Caller, SessionSettings } from './operation.ts';
 
 export const SESSION_COOKIE = 'gh_session';
+
+/** Console sessions end after 30 minutes without a request, and 12 hours after sign-in. */
+export const DEFAULT_SESSION_SETTINGS: SessionSettings = { idleMs: 30 * 60_000, lifetimeMs: 12 * 3600_000 };
+/** A request this soon after the recorded last use does not write it again (one write per session per 15 s). */
+const TOUCH_EVERY_MS = 15_000;
+
+/**
+ * The CSRF token of a session: an HMAC of a fixed label keyed by the cookie's value. Only who holds the cookie's
+ * value (the browser, never script: the cookie is HttpOnly) or got the token from the API can know it; the store
+ * keeps neither (only the value's SHA-256), so a copy of the database does not yield it either.
+ */
+export function csrfTokenOf(sessionValue: string): string {
+  return createHmac('sha256', sessionValue).update('gatehouse console csrf v1').digest('base64url');
+}
+
+/** Whether the `X-CSRF-Token` header sent is the session's token (compared in constant time). */
+export function csrfMatches(sent: string | string[] | undefined, expected: string): boolean {
+  if (typeof sent !== 'string') return false;
+  const a = Buffer.from(sent);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The session cookie's attributes: HttpOnly, SameSite=Strict, Path=/, and Secure when the listener is TLS. */
+export function sessionCookie(value: string, maxAgeSeconds: number, secure: boolean): string {
+  return `${SESSION_COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAgeSeconds}${secure ? '; Secure' : ''}`;
+}
+
+/** Whether the request came over TLS (the cookie is then marked Secure). */
+export function overTls(req: Pick<IncomingMessage, 'socket'>): boolean {
+  return (req.socket as { encrypted?: boolean }).encrypted === true;
+}
 
 /** What each user privilege grants in admin API permissions. Every user may read the workspace and roles. */
 export const PRIVILEGE_PERMISSIONS: Record<Privilege, string[]> = {
@@ -19,18 +53,23 @@ export const PRIVILEGE_PERMISSIONS: Record<Privilege, string[]> = {
   roles: ['admin:roles:*'],
   collections: ['admin:collections:*', 'admin:projects:*', 'admin:snapshots:read', 'admin:telemetry:read'],
   deploy: ['admin:deploy'],
-  collaborators: ['admin:collaborators:*'],
+  collaborators: ['admin:collaborators:*', 'admin:audit:read'],
   gateways: ['admin:gateways:*', 'admin:telemetry:read'],
 };
 const USER_BASE = ['admin:workspaces:read', 'admin:roles:read', 'admin:projects:read'];
 
 const unauthenticated = (detail: string) => new AdminError('GH_ERR_ADMIN_UNAUTHENTICATED', detail);
 
-export async function authenticate(req: IncomingMessage, store: Store, now: number): Promise<Caller> {
+export async function authenticate(
+  req: IncomingMessage,
+  store: Store,
+  now: number,
+  sessions: SessionSettings = DEFAULT_SESSION_SETTINGS,
+): Promise<Caller> {
   const token = bearer(req);
   if (token !== undefined) return authenticateToken(token, req.socket.remoteAddress, store, now);
   const session = cookie(req, SESSION_COOKIE);
-  if (session !== undefined) return authenticateSession(session, store, now);
+  if (session !== undefined) return authenticateSession(session, store, now, sessions);
   throw unauthenticated('send an API client token as "Authorization: Bearer <token>", or log in');
 }
 
@@ -57,6 +96,7 @@ async function authenticateToken(
   return {
     kind: 'client',
     id: client.id,
+    displayName: client.name,
     workspaceId: client.workspaceId,
     operator: client.operator,
     permissions: role.permissions,
@@ -65,21 +105,57 @@ async function authenticateToken(
   };
 }
 
-async function authenticateSession(value: string, store: Store, now: number): Promise<Caller> {
-  const session = await store.getSession(hashKey(value));
-  if (!session || Date.parse(session.expiresAt) <= now) throw unauthenticated('the session has expired: log in again');
+/**
+ * A console session: refused once past its absolute expiry (the earlier of what was set at sign-in and sign-in plus
+ * the lifetime now configured) or idle for `idleMs`; an expired session is deleted. Each use slides the idle expiry.
+ */
+async function authenticateSession(
+  value: string,
+  store: Store,
+  now: number,
+  settings: SessionSettings,
+): Promise<Caller> {
+  const hash = hashKey(value);
+  const session = await store.getSession(hash);
+  if (!session) throw unauthenticated('no such session (signed out, or expired and removed): log in again');
+  const expiresAt = Math.min(Date.parse(session.expiresAt), Date.parse(session.createdAt) + settings.lifetimeMs);
+  if (expiresAt <= now) {
+    await store.deleteSession(hash);
+    throw unauthenticated(
+      `the session reached its maximum lifetime (${minutes(settings.lifetimeMs)} after sign-in): log in again`,
+    );
+  }
+  const lastSeen = Date.parse(session.lastSeenAt);
+  if (lastSeen + settings.idleMs <= now) {
+    await store.deleteSession(hash);
+    throw unauthenticated(`the session expired after ${minutes(settings.idleMs)} without a request: log in again`);
+  }
+  const touched = now - lastSeen >= TOUCH_EVERY_MS;
+  if (touched) await store.touchSession(hash, nowIso(now));
   const user = await store.getUser({ id: session.userId });
   if (!user) throw unauthenticated('the user was removed from the workspace');
   const permissions = await userPermissions(store, user.workspaceId, user.role);
   return {
     kind: 'user',
     id: user.id,
+    displayName: user.name ?? user.email,
     workspaceId: user.workspaceId,
     operator: false,
     permissions,
     environments: ['*'],
     projects: ['*'],
+    session: {
+      hash,
+      csrfToken: csrfTokenOf(value),
+      idleExpiresAt: nowIso(Math.min((touched ? now : lastSeen) + settings.idleMs, expiresAt)),
+      expiresAt: nowIso(expiresAt),
+    },
   };
+}
+
+function minutes(ms: number): string {
+  const m = Math.round(ms / 60_000);
+  return m % 60 === 0 ? `${m / 60} h` : `${m} min`;
 }
 
 export async function userPermissions(store: Store, workspaceId: string, roleName: string): Promise<string[]> {
@@ -111,4 +187,19 @@ export function cookie(req: Pick<IncomingMessage, 'headers'>, name: string): str
 
 function ipAllowed(ranges: readonly string[], address: string | undefined): boolean {
   return address !== undefined && inBlockList(blockList(ranges), address);
+}
+
+/** Refuses a request whose `X-CSRF-Token` is missing or not the session's token. */
+export function requireCsrf(req: Pick<IncomingMessage, 'headers'>, expected: string): void {
+  const sent = req.headers['x-csrf-token'];
+  if (sent === undefined)
+    throw new AdminError(
+      'GH_ERR_ADMIN_CSRF',
+      'this request is authenticated by the session cookie and changes state: send the X-CSRF-Token header with the token from GET /api/v1/me',
+    );
+  if (!csrfMatches(sent, expected))
+    throw new AdminError(
+      'GH_ERR_ADMIN_CSRF',
+      "the X-CSRF-Token header is not this session's token: take it from GET /api/v1/me (it changes at every sign-in)",
+    );
 }

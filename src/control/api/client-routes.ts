@@ -203,10 +203,11 @@ export const clientOperations: Operation[] = [
     body: ClientPatchSchema,
     response: ClientSchemaOut,
     responseForm: 'input',
-    async handler({ caller, workspace, params, body, plane }) {
+    async handler({ caller, workspace, params, body, plane, audit }) {
       const client = await plane.store.transaction(async (tx) => {
         const current = await visibleClient(tx, caller, workspace, params.client!);
         await checkManageable(tx, caller, current);
+        audit.before = await toClient(tx, current);
         const currentRole = await tx.getRole({ id: current.roleId });
         const merged = {
           role: body.role ?? currentRole?.name ?? '',
@@ -232,10 +233,11 @@ export const clientOperations: Operation[] = [
     tag: 'Clients',
     permission: 'admin:clients:write',
     status: 204,
-    async handler({ caller, workspace, params, plane }) {
+    async handler({ caller, workspace, params, plane, audit }) {
       const c = await visibleClient(plane.store, caller, workspace, params.client!);
       if (c.id === caller.id) throw conflict('a client cannot delete itself');
       await checkManageable(plane.store, caller, c);
+      audit.before = await toClient(plane.store, c);
       await plane.store.deleteClient(c.id);
       await plane.changed(workspace.id);
       return undefined;
@@ -248,6 +250,7 @@ export const clientOperations: Operation[] = [
     summary: 'Issue a new token; the old one stops working at once or after the grace period',
     tag: 'Clients',
     permission: 'admin:clients:write',
+    audit: { resourceType: 'client', idParam: 'client' },
     body: RegenerateInputSchema,
     response: ClientWithTokenSchema,
     responseForm: 'input',

@@ -281,6 +281,7 @@ export const collectionOperations: Operation[] = [
     summary: 'Publish the draft as a new version, or republish an earlier version (rollback)',
     tag: 'Collections',
     permission: 'admin:collections:publish',
+    audit: { resourceType: 'collection', idParam: 'collection' },
     body: PublishInputSchema,
     response: CollectionVersionSchema,
     responseForm: 'input',
@@ -337,6 +338,7 @@ export const collectionOperations: Operation[] = [
       'Deploy a project: promote its published collections from the development environment to another, atomically',
     tag: 'Collections',
     permission: 'admin:deploy',
+    audit: { resourceType: 'project', idParam: 'project' },
     devOnly: true,
     body: DeployInputSchema,
     response: z.object({

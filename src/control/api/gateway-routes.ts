@@ -220,6 +220,7 @@ export const gatewayOperations: Operation[] = [
       "Issue a new install command (a fresh one-time registration token); the gateway's unused tokens stop working",
     tag: 'Gateways',
     permission: 'admin:gateways:write',
+    audit: { resourceType: 'gateway', idParam: 'gateway' },
     response: GatewayWithInstallSchema,
     async handler({ caller, workspace, params, plane }) {
       const now = plane.now();

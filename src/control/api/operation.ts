@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import type { ControlPlaneEndpoints } from '../../config/edge.ts';
 import type { Store, WorkspaceRecord } from '../store/store.ts';
 import type { TelemetryIngest } from '../telemetry/ingest.ts';
+import type { AuditNote } from './audit.ts';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -16,6 +17,8 @@ export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export interface Caller {
   readonly kind: 'client' | 'user';
   readonly id: string;
+  /** The client's name, or the user's name or email: how the audit log shows who acted. */
+  readonly displayName?: string;
   readonly workspaceId: string;
   /** Acts on every workspace of the installation. */
   readonly operator: boolean;
@@ -24,6 +27,26 @@ export interface Caller {
   /** Environments and projects the caller may see and touch; `*` means all. */
   readonly environments: readonly string[];
   readonly projects: readonly string[];
+  /** Present when the caller signed in with a console session cookie (never for a token). */
+  readonly session?: CallerSession;
+}
+
+/** The console session a user caller came with. */
+export interface CallerSession {
+  /** SHA-256 hex of the cookie's value: the session's key in the store. */
+  readonly hash: string;
+  /** What state-changing requests must send as `X-CSRF-Token` (derived from the cookie's value, never stored). */
+  readonly csrfToken: string;
+  /** When the session ends unless used again (ISO). */
+  readonly idleExpiresAt: string;
+  /** When the session ends however active (ISO). */
+  readonly expiresAt: string;
+}
+
+/** How long console sessions live (control-plane settings `sessionIdleTimeout` and `sessionLifetime`). */
+export interface SessionSettings {
+  readonly idleMs: number;
+  readonly lifetimeMs: number;
 }
 
 /** What the admin API needs of the edge-gateway machinery (CA, endpoints, live streams). */
@@ -50,6 +73,8 @@ export interface ControlContext {
   readonly cloudUrl: string;
   /** What this process heard from gateways (telemetry stats, recent access events); absent: nothing is collected. */
   readonly telemetry?: Pick<TelemetryIngest, 'stats' | 'accessEvents'>;
+  /** Console session expiry; absent: 30 minutes idle, 12 hours absolute. */
+  readonly sessions?: SessionSettings;
   /** The installation's token settings: the algorithm of new signing keys and how long tokens live. */
   readonly tokenSettings?: { readonly algorithm: 'EdDSA' | 'ES256'; readonly ttl: number };
 }
@@ -61,6 +86,8 @@ export interface RequestInfo<B> {
   readonly headers: IncomingHttpHeaders;
   /** The peer's address (the socket's; the admin API trusts no forwarding header). */
   readonly ip: string;
+  /** The request came over TLS (session cookies are then marked Secure). */
+  readonly tls: boolean;
   readonly body: B;
   /** The workspace named by `{workspace}` in the path, already checked against the caller. */
   readonly workspace: WorkspaceRecord;
@@ -68,6 +95,8 @@ export interface RequestInfo<B> {
   readonly environment: string;
   readonly plane: ControlContext;
   readonly requestId: string;
+  /** What the handler tells the audit log about its change (resource id, state before and after); see audit.ts. */
+  readonly audit: AuditNote;
 }
 
 /** A handler's answer: a body for the operation's success status, or an explicit status and headers. */
@@ -101,6 +130,11 @@ export interface Operation<B extends z.ZodType = z.ZodType> {
    * The OpenAPI document and the response check (response-check.ts) read the schema on this side.
    */
   readonly responseForm?: 'input' | 'output';
+  /**
+   * What the audit log records a successful change as, when the path does not say it (audit.ts): the resource type,
+   * and the path parameter naming its id (default: the id the answer carries).
+   */
+  readonly audit?: { readonly resourceType: string; readonly idParam?: string };
   /** Success status (default 200; 204 sends no body). */
   readonly status?: number;
   handler(req: RequestInfo<z.output<B>>): Promise<unknown>;

@@ -1,4 +1,5 @@
 /** Every admin API operation, in the order the OpenAPI document lists them. */
+import { auditOperations } from './audit-routes.ts';
 import { clientOperations } from './client-routes.ts';
 import { collectionOperations } from './collection-routes.ts';
 import { gatewayOperations } from './gateway-routes.ts';
@@ -22,4 +23,5 @@ export const OPERATIONS: readonly Operation[] = [
   ...signingKeyOperations,
   ...gatewayOperations,
   ...telemetryOperations,
+  ...auditOperations,
 ];

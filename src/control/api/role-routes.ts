@@ -119,10 +119,11 @@ export const roleOperations: Operation[] = [
     permission: 'admin:roles:write',
     body: RolePatchSchema,
     response: RoleSchemaOut,
-    async handler({ caller, workspace, params, body, plane }) {
+    async handler({ caller, workspace, params, body, plane, audit }) {
       if (body.permissions) checkGrantable(caller, body.permissions, 'body.permissions');
       const role = await plane.store.transaction(async (tx) => {
         const current = await findRole(tx, workspace, params.role!);
+        audit.before = toRole(current);
         checkGrantable(caller, current.permissions, "the role's current permissions");
         if (
           body.name &&
@@ -151,8 +152,9 @@ export const roleOperations: Operation[] = [
     tag: 'Roles',
     permission: 'admin:roles:write',
     status: 204,
-    async handler({ caller, workspace, params, plane }) {
+    async handler({ caller, workspace, params, plane, audit }) {
       const role = await findRole(plane.store, workspace, params.role!);
+      audit.before = toRole(role);
       if (role.name === 'admin') throw conflict('the built-in admin role cannot be deleted');
       checkGrantable(caller, role.permissions, "the role's permissions");
       await plane.store.deleteRole(role.id);

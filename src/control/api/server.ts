@@ -9,7 +9,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { z } from 'zod';
 import { sendProblem } from '../../shared/errors.ts';
 import { StoreConflictError, type WorkspaceRecord } from '../store/store.ts';
-import { authenticate } from './auth.ts';
+import { recordAudit, type AuditNote } from './audit.ts';
+import { authenticate, overTls, requireCsrf } from './auth.ts';
+import { consoleStatic } from './console-static.ts';
 import { AdminError, fromStore, fromZod, notFound } from './errors.ts';
 import { Reply, type Caller, type ControlContext, type Operation } from './operation.ts';
 import { anyGrants } from './permissions.ts';
@@ -29,6 +31,8 @@ export interface AdminServerOptions {
   operations: readonly Operation[];
   /** Extra unauthenticated GET documents, e.g. `/api/openapi.json`. */
   documents?: Record<string, () => unknown>;
+  /** Where the console's built files are (default `console/dist` of this package); served at /console/. */
+  consoleDir?: string;
   /**
    * Check every success body against the operation's response schema; a mismatch is a 500 and a logged error
    * (see response-check.ts). Default: on when `NODE_ENV=test` or `GATEHOUSE_CHECK_RESPONSES=1`.
@@ -41,6 +45,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
   const routes = options.operations.map(compileRoute);
   const documents = options.documents ?? {};
   const checkResponses = options.checkResponses ?? responseCheckEnabled();
+  const consoleFiles = consoleStatic(options.consoleDir);
 
   return createServer((req, res) => {
     const started = performance.now();
@@ -81,6 +86,12 @@ export function createAdminServer(options: AdminServerOptions): Server {
   ): Promise<number> {
     try {
       const path = pathOf(req);
+      if (path === '/console' || path.startsWith('/console/')) return await consoleFiles.serve(req, res, path);
+      if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
+        res.writeHead(302, { location: '/console/', 'cache-control': 'no-store', 'content-length': '0' });
+        res.end();
+        return 302;
+      }
       const document = documents[path];
       if (document && (req.method === 'GET' || req.method === 'HEAD')) return send(res, requestId, 200, document());
       const match = route(routes, req.method ?? 'GET', path);
@@ -101,8 +112,10 @@ export function createAdminServer(options: AdminServerOptions): Server {
       const now = plane.now();
       let caller: Caller | undefined;
       if (op.permission !== 'public') {
-        caller = await authenticate(req, plane.store, now);
+        caller = await authenticate(req, plane.store, now, plane.sessions);
         setCaller(caller);
+        // A browser session changes state only with its CSRF token: a forged cross-site request cannot know it.
+        if (caller.session && req.method !== 'GET' && req.method !== 'HEAD') requireCsrf(req, caller.session.csrfToken);
         if (op.permission !== null && !anyGrants(caller.permissions, op.permission)) {
           throw new AdminError(
             'GH_ERR_ADMIN_FORBIDDEN',
@@ -145,21 +158,37 @@ export function createAdminServer(options: AdminServerOptions): Server {
       const body = op.body ? await readBody(req, op.body) : undefined;
       if (!op.body) req.resume();
 
+      const note: AuditNote = {};
       const result = await op.handler({
         caller: caller as Caller,
         params,
         query: new URL(req.url ?? '/', 'http://admin').searchParams,
         headers: req.headers,
         ip: req.socket.remoteAddress ?? '',
+        tls: overTls(req),
         body,
         workspace: workspace as WorkspaceRecord,
         environment,
         plane,
         requestId,
+        audit: note,
       });
       const reply = result instanceof Reply ? result : new Reply(op.status ?? 200, result);
-      if (checkResponses && op.response && reply.status !== 204 && reply.status >= 200 && reply.status < 300)
+      const success = reply.status >= 200 && reply.status < 300;
+      if (checkResponses && op.response && reply.status !== 204 && success)
         assertResponse(op.id, op.response, reply.body, op.responseForm);
+      // Every successful change by an authenticated caller is audited, here and only here.
+      if (success && caller && op.method !== 'GET')
+        await recordAudit(plane, {
+          op,
+          caller,
+          workspaceId: workspace?.id ?? caller.workspaceId,
+          params,
+          note,
+          answer: reply.body,
+          requestId,
+          ip: req.socket.remoteAddress ?? '',
+        });
       return send(res, requestId, reply.status, reply.body, reply.headers);
     } catch (error) {
       const mapped = fromStore(error);

@@ -55,6 +55,7 @@ export const signingKeyOperations: Operation[] = [
       'Make a new signing key active at once; the previous ones stay in the JWKS until the tokens they signed have expired',
     tag: 'Signing keys',
     permission: 'admin:workspaces:write',
+    audit: { resourceType: 'signing-key', idParam: 'environment' },
     response: SigningKeysOut,
     async handler({ workspace, environment, plane }) {
       const settings = plane.tokenSettings ?? { algorithm: 'EdDSA' as const, ttl: 300_000 };

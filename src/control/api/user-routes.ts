@@ -16,7 +16,16 @@ import { hashKey } from '../../shared/api-key.ts';
 import { newId, nowIso } from '../ids.ts';
 import { DUMMY_HASH, hashPassword, verifyPassword } from '../passwords.ts';
 import type { UserRecord } from '../store/store.ts';
-import { cookie, PRIVILEGE_PERMISSIONS, SESSION_COOKIE, userPermissions } from './auth.ts';
+import {
+  cookie,
+  csrfTokenOf,
+  DEFAULT_SESSION_SETTINGS,
+  PRIVILEGE_PERMISSIONS,
+  requireCsrf,
+  SESSION_COOKIE,
+  sessionCookie,
+  userPermissions,
+} from './auth.ts';
 import { AdminError, conflict, fromStore, invalid } from './errors.ts';
 import { findUser } from './lookup.ts';
 import { operation, Reply, type Caller, type Operation } from './operation.ts';
@@ -26,7 +35,6 @@ import { scopedToAll } from './scope.ts';
 
 const W = '/api/v1/workspaces/{workspace}';
 const COLLAB = `${W}/environments/{environment}/collaborators`;
-const SESSION_TTL_MS = 12 * 3600_000;
 
 const throttle = new LoginThrottle();
 
@@ -49,6 +57,14 @@ function toUser(u: UserRecord) {
   return { ...rest, workspace: workspaceId };
 }
 
+/** A console session as login answers it: the user, the CSRF token to send on changes, and both expiries. */
+export const SessionSchemaOut = z.object({
+  user: UserSchemaOut,
+  csrfToken: z.string().describe('Send as X-CSRF-Token on every state-changing request; keep it in memory only'),
+  idleExpiresAt: z.string().describe('When the session ends unless used again (sliding)'),
+  expiresAt: z.string().describe('When the session ends however active'),
+});
+
 export const userOperations: Operation[] = [
   operation({
     id: 'login',
@@ -58,8 +74,8 @@ export const userOperations: Operation[] = [
     tag: 'Users',
     permission: 'public',
     body: LoginInputSchema,
-    response: z.object({ user: UserSchemaOut, expiresAt: z.string() }),
-    async handler({ body, plane, ip }) {
+    response: SessionSchemaOut,
+    async handler({ body, plane, ip, tls }) {
       const account = `${body.workspace}\0${body.email.toLowerCase()}`;
       const wait = throttle.blocked(account, ip, plane.now());
       if (wait !== undefined) {
@@ -81,21 +97,26 @@ export const userOperations: Operation[] = [
       throttle.succeeded(account);
       const value = randomBytes(32).toString('base64url');
       const now = plane.now();
-      const expiresAt = nowIso(now + SESSION_TTL_MS);
+      const { idleMs, lifetimeMs } = plane.sessions ?? DEFAULT_SESSION_SETTINGS;
+      const expiresAt = nowIso(now + lifetimeMs);
       await plane.store.insertSession({
         hash: hashKey(value),
         userId: user.id,
         workspaceId: user.workspaceId,
         createdAt: nowIso(now),
         expiresAt,
+        lastSeenAt: nowIso(now),
       });
       await plane.store.deleteExpiredSessions(nowIso(now));
       return new Reply(
         200,
-        { user: toUser(user), expiresAt },
         {
-          'set-cookie': `${SESSION_COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=/api; Max-Age=${SESSION_TTL_MS / 1000}`,
+          user: toUser(user),
+          csrfToken: csrfTokenOf(value),
+          idleExpiresAt: nowIso(now + Math.min(idleMs, lifetimeMs)),
+          expiresAt,
         },
+        { 'set-cookie': sessionCookie(value, Math.floor(lifetimeMs / 1000), tls) },
       );
     },
   }),
@@ -103,16 +124,20 @@ export const userOperations: Operation[] = [
     id: 'logout',
     method: 'POST',
     path: '/api/v1/auth/logout',
-    summary: 'End the current session',
+    summary:
+      "End the current session: deleted on the server, the cookie cleared. With a live session cookie it needs the session's X-CSRF-Token",
     tag: 'Users',
     permission: 'public',
     status: 204,
-    async handler({ headers, plane }) {
+    async handler({ headers, plane, tls }) {
       const value = cookie({ headers }, SESSION_COOKIE);
-      if (value) await plane.store.deleteSession(hashKey(value));
-      return new Reply(204, undefined, {
-        'set-cookie': `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/api; Max-Age=0`,
-      });
+      if (value) {
+        const hash = hashKey(value);
+        // A live session is ended only by its own console (no cross-site sign-out); a dead one is just forgotten.
+        if (await plane.store.getSession(hash)) requireCsrf({ headers }, csrfTokenOf(value));
+        await plane.store.deleteSession(hash);
+      }
+      return new Reply(204, undefined, { 'set-cookie': sessionCookie('', 0, tls) });
     },
   }),
   operation({

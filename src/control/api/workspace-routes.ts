@@ -1,6 +1,7 @@
 /** Admin API: the caller, workspaces, environments and projects. */
 import { z } from 'zod';
 import {
+  UserSchemaOut,
   EnvironmentInputSchema,
   ProjectInputSchema,
   ProjectSchema,
@@ -8,11 +9,11 @@ import {
   WorkspaceSchema,
 } from '../../config/resources.ts';
 import { nowIso } from '../ids.ts';
-import type { WorkspaceRecord } from '../store/store.ts';
+import type { StoreOps, WorkspaceRecord } from '../store/store.ts';
 import { createWorkspace } from '../workspaces.ts';
 import { AdminError, conflict, fromStore, notFound } from './errors.ts';
 import { requireVisibleProject } from './lookup.ts';
-import { operation, type Operation } from './operation.ts';
+import { operation, type CallerSession, type Operation } from './operation.ts';
 import { hasProject } from './scope.ts';
 
 const W = '/api/v1/workspaces/{workspace}';
@@ -27,6 +28,19 @@ export function toWorkspace(w: WorkspaceRecord) {
   };
 }
 
+/** What /me adds for a console session: the user, the CSRF token and both expiries. */
+async function sessionOf(userId: string, session: CallerSession, store: StoreOps) {
+  const user = await store.getUser({ id: userId });
+  if (!user) throw notFound('user');
+  const { workspaceId, passwordHash: _p, ...rest } = user;
+  return {
+    user: { ...rest, workspace: workspaceId },
+    csrfToken: session.csrfToken,
+    idleExpiresAt: session.idleExpiresAt,
+    expiresAt: session.expiresAt,
+  };
+}
+
 export const MeSchema = z.strictObject({
   kind: z.enum(['client', 'user']),
   id: z.string(),
@@ -35,6 +49,14 @@ export const MeSchema = z.strictObject({
   permissions: z.array(z.string()),
   environments: z.array(z.string()),
   projects: z.array(z.string()),
+  /** Console sessions only (absent for API clients). */
+  user: UserSchemaOut.optional().describe('The signed-in console user (session cookie only)'),
+  csrfToken: z
+    .string()
+    .optional()
+    .describe('Session cookie only: send as X-CSRF-Token on every state-changing request; keep it in memory only'),
+  idleExpiresAt: z.string().optional().describe('Session cookie only: when the session ends unless used again'),
+  expiresAt: z.string().optional().describe('Session cookie only: when the session ends however active'),
 });
 
 export const workspaceOperations: Operation[] = [
@@ -42,7 +64,8 @@ export const workspaceOperations: Operation[] = [
     id: 'getCaller',
     method: 'GET',
     path: '/api/v1/me',
-    summary: 'Who am I: the calling client or user, its workspace, permissions and scope',
+    summary:
+      'Who am I: the calling client or user, its workspace, effective permissions and scope; for a console session also the user, its CSRF token and the idle and absolute expiry',
     tag: 'Workspaces',
     permission: null,
     response: MeSchema,
@@ -57,6 +80,7 @@ export const workspaceOperations: Operation[] = [
         permissions: caller.permissions,
         environments: caller.environments,
         projects: caller.projects,
+        ...(caller.session ? await sessionOf(caller.id, caller.session, plane.store) : {}),
       };
     },
   }),

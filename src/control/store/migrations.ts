@@ -381,5 +381,37 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
         await db.schema.createIndex('security_events_at_idx').on('security_events').column('at').execute();
       },
     },
+    '0004-console': {
+      // The web console: sessions expire after a stretch without requests (last_seen_at; NULL on sessions made
+      // before, read as their created_at), and the audit log of every change made through the admin API.
+      async up(db) {
+        await db.schema.alterTable('sessions').addColumn('last_seen_at', text).execute();
+
+        // workspace_id has no foreign key on purpose: the entry recording a workspace's deletion outlives it.
+        await db.schema
+          .createTable('audit_log')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull())
+          .addColumn('at', text, (c) => c.notNull())
+          .addColumn('actor_kind', text, (c) => c.notNull())
+          .addColumn('actor_id', text, (c) => c.notNull())
+          .addColumn('actor_name', text)
+          .addColumn('action', text, (c) => c.notNull())
+          .addColumn('resource_type', text, (c) => c.notNull())
+          .addColumn('resource_id', text)
+          .addColumn('before', text)
+          .addColumn('after', text)
+          .addColumn('request_id', text, (c) => c.notNull())
+          .addColumn('ip', text)
+          .execute();
+        // Pages newest first: (workspace, at, id) is both the order and the cursor.
+        await db.schema
+          .createIndex('audit_log_workspace_id_at_id_idx')
+          .on('audit_log')
+          .columns(['workspace_id', 'at', 'id'])
+          .execute();
+        await db.schema.createIndex('audit_log_at_idx').on('audit_log').column('at').execute();
+      },
+    },
   };
 }

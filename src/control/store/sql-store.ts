@@ -27,6 +27,7 @@ import {
 import type { Store, StoreOps } from './store.ts';
 import type { Database } from './tables.ts';
 import { alertQueries } from './sql/alerts.ts';
+import { auditQueries } from './sql/audit.ts';
 import { clientQueries } from './sql/clients.ts';
 import { collectionQueries } from './sql/collections.ts';
 import { gatewayQueries } from './sql/gateways.ts';
@@ -55,6 +56,7 @@ function sqlOps(run: Run): StoreOps {
     ...gatewayQueries(run),
     ...telemetryQueries(run),
     ...alertQueries(run),
+    ...auditQueries(run),
     ...snapshotQueries(run),
   };
 }

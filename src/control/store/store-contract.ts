@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe } from 'node:test';
 import type { Store } from './store.ts';
+import { auditContract } from './contract/audit.ts';
 import { clientsContract } from './contract/clients.ts';
 import { collectionsContract } from './contract/collections.ts';
 import { gatewaysContract } from './contract/gateways.ts';
@@ -50,6 +51,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     snapshotsContract(store);
     gatewaysContract(store);
     telemetryContract(store);
+    auditContract(store);
     transactionsContract(store);
   });
 }

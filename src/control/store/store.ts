@@ -126,7 +126,40 @@ export interface SessionRecord {
   userId: string;
   workspaceId: string;
   createdAt: string;
+  /** The absolute expiry: the session ends then however active it is. */
   expiresAt: string;
+  /** The last request made with it (the idle expiry counts from here). */
+  lastSeenAt: string;
+}
+
+/** One change made through the admin API: who, what, to which resource, before and after (secrets removed). */
+export interface AuditEntryRecord {
+  id: string;
+  workspaceId: string;
+  at: string;
+  actor: { kind: 'client' | 'user'; id: string; name?: string };
+  /** The admin API operation id, e.g. `createClient`. */
+  action: string;
+  resourceType: string;
+  resourceId?: string;
+  before?: unknown;
+  after?: unknown;
+  requestId: string;
+  ip?: string;
+}
+
+/** Filters of `listAuditLog`; `before` is the cursor: entries strictly older than (at, id). */
+export interface AuditLogFilter {
+  actorId?: string;
+  action?: string;
+  resourceType?: string;
+  resourceId?: string;
+  /** Inclusive. */
+  since?: string;
+  /** Exclusive. */
+  until?: string;
+  before?: { at: string; id: string };
+  limit: number;
 }
 
 /** A compiled snapshot of one (workspace, environment, target) scope, kept for deltas and edge sync. */
@@ -317,6 +350,8 @@ export interface UserOps {
   insertSession(s: SessionRecord): Promise<void>;
   getSession(hash: string): Promise<SessionRecord | undefined>;
   deleteSession(hash: string): Promise<boolean>;
+  /** Sets the session's `lastSeenAt`; false when there is no such session. */
+  touchSession(hash: string, lastSeenAt: string): Promise<boolean>;
   /** Deletes the sessions whose `expiresAt` is at or before `now`; returns how many. */
   deleteExpiredSessions(now: string): Promise<number>;
 }
@@ -385,6 +420,15 @@ export interface AlertOps {
   listUndeliveredAlerts(limit: number): Promise<AlertRecord[]>;
 }
 
+/** The audit log of changes made through the admin API. */
+export interface AuditOps {
+  insertAuditEntry(e: AuditEntryRecord): Promise<void>;
+  /** A workspace's entries, newest first (by `at`, then `id`). */
+  listAuditLog(workspaceId: string, filter: AuditLogFilter): Promise<AuditEntryRecord[]>;
+  /** Deletes the entries (of every workspace) made before `before`; returns how many. */
+  pruneAuditLog(before: string): Promise<number>;
+}
+
 /** Compiled configuration snapshots, per scope. */
 export interface SnapshotOps {
   /** The newest snapshot of a scope. */
@@ -407,6 +451,7 @@ export interface StoreOps
     GatewayOps,
     TelemetryOps,
     AlertOps,
+    AuditOps,
     SnapshotOps {}
 
 export interface Store extends StoreOps {

@@ -28,6 +28,7 @@ export interface Database {
   telemetry: TelemetryTable;
   security_events: SecurityEventsTable;
   alerts: AlertsTable;
+  audit_log: AuditLogTable;
 }
 
 export interface WorkspacesTable {
@@ -134,6 +135,24 @@ export interface SessionsTable {
   workspace_id: string;
   created_at: string;
   expires_at: string;
+  /** NULL for sessions made before migration 0004-console: read as created_at. */
+  last_seen_at: string | null;
+}
+
+export interface AuditLogTable {
+  id: string;
+  workspace_id: string;
+  at: string;
+  actor_kind: string;
+  actor_id: string;
+  actor_name: string | null;
+  action: string;
+  resource_type: string;
+  resource_id: string | null;
+  before: string | null;
+  after: string | null;
+  request_id: string;
+  ip: string | null;
 }
 
 export interface SnapshotsTable {

@@ -147,6 +147,7 @@ export function session(over: Partial<SessionRecord> = {}): SessionRecord {
     workspaceId: WS,
     createdAt: T0,
     expiresAt: T1,
+    lastSeenAt: T0,
     ...over,
   };
 }

@@ -86,6 +86,15 @@ export function usersContract(store: Store): void {
       assert.equal(await store.getSession(session().hash), undefined);
     });
 
+    it('records when a session was last used', async () => {
+      await withWorkspaces(store);
+      await store.insertUser(user());
+      await store.insertSession(session());
+      assert.equal(await store.touchSession(session().hash, T1), true);
+      assert.deepEqual(await store.getSession(session().hash), session({ lastSeenAt: T1 }));
+      assert.equal(await store.touchSession('f'.repeat(64), T1), false);
+    });
+
     it('deletes the sessions that expired by a given time, and only those', async () => {
       await withWorkspaces(store);
       await store.insertUser(user());

@@ -85,6 +85,7 @@ export function userQueries(run: Run): UserOps {
             workspace_id: s.workspaceId,
             created_at: s.createdAt,
             expires_at: s.expiresAt,
+            last_seen_at: s.lastSeenAt,
           })
           .execute(),
       );
@@ -99,6 +100,7 @@ export function userQueries(run: Run): UserOps {
           workspaceId: r.workspace_id,
           createdAt: r.created_at,
           expiresAt: r.expires_at,
+          lastSeenAt: r.last_seen_at ?? r.created_at,
         }
       );
     },
@@ -106,6 +108,13 @@ export function userQueries(run: Run): UserOps {
     async deleteSession(hash: string): Promise<boolean> {
       const result = await run((db) => db.deleteFrom('sessions').where('hash', '=', hash).executeTakeFirst());
       return result.numDeletedRows > 0n;
+    },
+
+    async touchSession(hash: string, lastSeenAt: string): Promise<boolean> {
+      const result = await run((db) =>
+        db.updateTable('sessions').set({ last_seen_at: lastSeenAt }).where('hash', '=', hash).executeTakeFirst(),
+      );
+      return result.numUpdatedRows > 0n;
     },
 
     async deleteExpiredSessions(now: string): Promise<number> {

@@ -1,0 +1,205 @@
+/** The collection form (create and edit): base path, upstream, project, deployment target and the endpoints table. */
+import { useState } from 'preact/hooks';
+import type { BodyOf, Ok } from '../../api/types';
+import { described, Field, Submit } from '../../ui/form';
+import { Alert } from '../../ui/states';
+
+export type Collection = Ok<'getCollection'>;
+export type CollectionInput = BodyOf<'createCollection'>;
+type Endpoint = CollectionInput['endpoints'][number];
+const METHODS: Endpoint['method'][] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+/** The input fields of a collection as the API returns it (what a replace sends back unchanged). */
+export function inputOf(c: Collection): CollectionInput {
+  const {
+    id: _i,
+    environment: _e,
+    revision: _r,
+    publishedVersion: _p,
+    unpublishedChanges: _u,
+    createdAt: _c,
+    updatedAt: _up,
+    ...input
+  } = c;
+  return input;
+}
+
+export function CollectionForm({
+  initial,
+  projects,
+  gateways,
+  submitLabel,
+  onSubmit,
+  onCancel,
+}: {
+  initial?: Collection;
+  projects: string[];
+  /** Edge gateways of this environment, for the deployment target. */
+  gateways: string[];
+  submitLabel: string;
+  onSubmit: (input: CollectionInput) => Promise<void>;
+  onCancel: () => void;
+}) {
+  const [name, setName] = useState(initial?.name ?? '');
+  const [basePath, setBasePath] = useState(initial?.basePath ?? '/');
+  const [upstream, setUpstream] = useState(initial?.upstream.url ?? 'http://127.0.0.1:9000');
+  const [project, setProject] = useState(initial?.project ?? projects[0] ?? 'default');
+  const [target, setTarget] = useState(initial?.target?.type === 'edge' ? initial.target.gateway : 'cloud');
+  const [endpoints, setEndpoints] = useState<Endpoint[]>(
+    initial?.endpoints.map((e) => ({ method: e.method, path: e.path, permission: e.permission })) ?? [
+      { method: 'GET', path: '/', permission: '' },
+    ],
+  );
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  const setEndpoint = (i: number, patch: Partial<Endpoint>) =>
+    setEndpoints(endpoints.map((e, j) => (j === i ? { ...e, ...patch } : e)));
+  return (
+    <form
+      onSubmit={async (e) => {
+        e.preventDefault();
+        setBusy(true);
+        setError(undefined);
+        try {
+          await onSubmit({
+            ...(initial ? inputOf(initial) : {}),
+            name,
+            basePath,
+            upstream: { ...initial?.upstream, url: upstream },
+            project,
+            endpoints,
+            target: target === 'cloud' ? { type: 'cloud' } : { type: 'edge', gateway: target },
+          });
+        } catch (err) {
+          setError((err as Error).message);
+          setBusy(false);
+        }
+      }}
+    >
+      {error && <Alert>{error}</Alert>}
+      <div class="grid-2">
+        <Field label="Name" id="col-name" hint="e.g. billing">
+          <input
+            {...described('col-name', undefined, true)}
+            value={name}
+            required
+            disabled={!!initial}
+            onInput={(e) => setName(e.currentTarget.value)}
+          />
+        </Field>
+        <Field label="Base path" id="col-base" hint="Requests under this path go to this collection.">
+          <input
+            {...described('col-base', undefined, true)}
+            value={basePath}
+            required
+            onInput={(e) => setBasePath(e.currentTarget.value)}
+          />
+        </Field>
+        <Field label="Upstream URL" id="col-upstream" hint="Where the gateway forwards allowed requests.">
+          <input
+            {...described('col-upstream', undefined, true)}
+            type="url"
+            value={upstream}
+            required
+            onInput={(e) => setUpstream(e.currentTarget.value)}
+          />
+        </Field>
+        <Field label="Project" id="col-project">
+          <select {...described('col-project')} value={project} onChange={(e) => setProject(e.currentTarget.value)}>
+            {projects.map((p) => (
+              <option key={p}>{p}</option>
+            ))}
+          </select>
+        </Field>
+        <Field label="Deployment target" id="col-target" hint="The cloud gateway, or this environment's edge gateway.">
+          <select
+            {...described('col-target', undefined, true)}
+            value={target}
+            onChange={(e) => setTarget(e.currentTarget.value)}
+          >
+            <option value="cloud">Cloud gateway</option>
+            {gateways.map((g) => (
+              <option key={g} value={g}>
+                Edge gateway {g}
+              </option>
+            ))}
+          </select>
+        </Field>
+      </div>
+      <fieldset class="endpoints">
+        <legend>Endpoints</legend>
+        <table class="compact">
+          <thead>
+            <tr>
+              <th scope="col">Method</th>
+              <th scope="col">Path</th>
+              <th scope="col">Permission</th>
+              <th scope="col">
+                <span class="sr-only">Remove</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {endpoints.map((ep, i) => (
+              <tr key={i}>
+                <td>
+                  <select
+                    aria-label={`Endpoint ${i + 1} method`}
+                    value={ep.method}
+                    onChange={(e) => setEndpoint(i, { method: e.currentTarget.value as Endpoint['method'] })}
+                  >
+                    {METHODS.map((m) => (
+                      <option key={m}>{m}</option>
+                    ))}
+                  </select>
+                </td>
+                <td>
+                  <input
+                    aria-label={`Endpoint ${i + 1} path`}
+                    value={ep.path}
+                    required
+                    placeholder="/orgs/{org}/invoices"
+                    onInput={(e) => setEndpoint(i, { path: e.currentTarget.value })}
+                  />
+                </td>
+                <td>
+                  <input
+                    aria-label={`Endpoint ${i + 1} permission`}
+                    value={ep.permission}
+                    required
+                    placeholder="invoices:read"
+                    onInput={(e) => setEndpoint(i, { permission: e.currentTarget.value })}
+                  />
+                </td>
+                <td>
+                  <button
+                    type="button"
+                    class="btn btn-ghost btn-small"
+                    disabled={endpoints.length === 1}
+                    aria-label={`Remove endpoint ${i + 1}`}
+                    onClick={() => setEndpoints(endpoints.filter((_, j) => j !== i))}
+                  >
+                    Remove
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        <button
+          type="button"
+          class="btn btn-small"
+          onClick={() => setEndpoints([...endpoints, { method: 'GET', path: '', permission: '' }])}
+        >
+          Add endpoint
+        </button>
+      </fieldset>
+      <div class="form-actions">
+        <button type="button" class="btn" onClick={onCancel}>
+          Cancel
+        </button>
+        <Submit busy={busy}>{busy ? 'Saving…' : submitLabel}</Submit>
+      </div>
+    </form>
+  );
+}

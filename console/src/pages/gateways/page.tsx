@@ -1,0 +1,230 @@
+/** Gateways: the edge gateways with their status, instances, versions, last sync and update badge; set up a new one. */
+import { useState } from 'preact/hooks';
+import { api, call } from '../../api/client';
+import { link } from '../../router';
+import { useSession } from '../../session';
+import { Modal } from '../../ui/dialog';
+import { ago, CodeBlock, described, Field, Submit } from '../../ui/form';
+import { useLoad } from '../../ui/load';
+import { Alert, Badge, Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
+import { DataTable } from '../../ui/table';
+import { InstallStep, type Gateway, type GatewayWithInstall } from './install';
+
+export function gatewayStatus(g: Gateway): { label: string; tone: 'good' | 'bad' | 'warn' | 'neutral' } {
+  if (g.instances.length === 0) return { label: 'not installed', tone: 'neutral' };
+  if (g.instances.some((i) => i.online && i.nackedVersion !== undefined)) return { label: 'fallback', tone: 'warn' };
+  if (g.instancesOnline > 0) return { label: 'online', tone: 'good' };
+  return { label: 'offline', tone: 'bad' };
+}
+
+export function UpdateBadge({ gateway }: { gateway: Gateway }) {
+  const [open, setOpen] = useState(false);
+  const u = gateway.updateAvailable;
+  if (!u) return null;
+  return (
+    <>
+      <button type="button" class="badge badge-info badge-button" onClick={() => setOpen(true)}>
+        Update to v{u.version}
+      </button>
+      {open && (
+        <Modal title={`Update ${gateway.name} to v${u.version}`} onClose={() => setOpen(false)}>
+          <p>
+            Run this where the gateway is installed ({gateway.installMethod === 'helm' ? 'Helm' : 'Docker'}); instances
+            restart one at a time and keep serving their last configuration meanwhile.
+          </p>
+          <CodeBlock label="Update command" text={u.command} />
+          <p>
+            <a href={u.releaseNotes} target="_blank" rel="noreferrer">
+              Release notes for v{u.version}
+            </a>
+          </p>
+        </Modal>
+      )}
+    </>
+  );
+}
+
+export function GatewaysPage() {
+  const { workspace, can, me } = useSession();
+  const [setup, setSetup] = useState(false);
+  const gateways = useLoad(
+    async () =>
+      (await call(api.GET('/api/v1/workspaces/{workspace}/gateways', { params: { path: { workspace } } }))).items,
+    [workspace],
+  );
+  const taken = new Set(gateways.data?.map((g) => g.environment));
+  const free = me.workspace.environments.filter((e) => !taken.has(e));
+  return (
+    <>
+      <PageHeader
+        title="Gateways"
+        description="Edge gateways run in your infrastructure and get their configuration from this control plane. The cloud gateway is built in."
+        actions={
+          can('admin:gateways:write') && (
+            <button type="button" class="btn btn-primary" onClick={() => setSetup(true)}>
+              Set up gateway
+            </button>
+          )
+        }
+      />
+      {gateways.state === 'loading' && !gateways.data && <Loading what="gateways" />}
+      {gateways.state === 'error' && <ErrorState message={gateways.error} retry={gateways.reload} />}
+      {gateways.data && (
+        <DataTable
+          label="Gateways"
+          rows={gateways.data}
+          rowKey={(g) => g.id}
+          initialSort={{ key: 'name', dir: 'asc' }}
+          empty={
+            <Empty title="No edge gateways yet">
+              Collections deployed to the cloud are served by the built-in cloud gateway. Set up an edge gateway to
+              serve traffic from your own infrastructure.
+            </Empty>
+          }
+          columns={[
+            {
+              key: 'name',
+              label: 'Name',
+              value: (g) => g.name,
+              render: (g) => <a {...link(`/gateways/${g.id}`)}>{g.name}</a>,
+            },
+            { key: 'env', label: 'Environment', value: (g) => g.environment },
+            {
+              key: 'status',
+              label: 'Status',
+              value: (g) => gatewayStatus(g).label,
+              render: (g) => {
+                const s = gatewayStatus(g);
+                return <Badge tone={s.tone}>{s.label}</Badge>;
+              },
+            },
+            {
+              key: 'instances',
+              label: 'Instances',
+              value: (g) => g.instancesOnline,
+              render: (g) => `${g.instancesOnline} online / ${g.instances.length}`,
+            },
+            {
+              key: 'version',
+              label: 'Version',
+              value: (g) => g.versions.join(', '),
+              render: (g) => (
+                <>
+                  {g.versions.join(', ') || '—'} <UpdateBadge gateway={g} />
+                </>
+              ),
+            },
+            {
+              key: 'synced',
+              label: 'Last synced',
+              value: (g) => g.lastSyncedAt ?? '',
+              render: (g) => ago(g.lastSyncedAt),
+            },
+            { key: 'mode', label: 'Install', value: (g) => g.installMethod },
+          ]}
+        />
+      )}
+      {setup && (
+        <SetUpGateway
+          environments={free}
+          onClose={() => {
+            setSetup(false);
+            gateways.reload();
+          }}
+        />
+      )}
+    </>
+  );
+}
+
+function SetUpGateway({ environments, onClose }: { environments: string[]; onClose: () => void }) {
+  const { workspace } = useSession();
+  const [name, setName] = useState('');
+  const [environment, setEnvironment] = useState(environments[0] ?? '');
+  const [mode, setMode] = useState<'docker' | 'helm'>('docker');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  const [created, setCreated] = useState<GatewayWithInstall>();
+  if (created)
+    return (
+      <Modal title={`Install ${created.gateway.name}`} onClose={onClose} wide>
+        <Alert kind="success">
+          Gateway <strong>{created.gateway.name}</strong> created for {created.gateway.environment}. Run one of these
+          commands within five minutes; the gateway then appears online in the list.
+        </Alert>
+        <InstallStep gateway={created.gateway} install={created.install} />
+        <div class="form-actions">
+          <button type="button" class="btn btn-primary" onClick={onClose}>
+            Done
+          </button>
+        </div>
+      </Modal>
+    );
+  return (
+    <Modal title="Set up gateway" onClose={onClose}>
+      <form
+        onSubmit={async (e) => {
+          e.preventDefault();
+          setBusy(true);
+          setError(undefined);
+          try {
+            setCreated(
+              await call(
+                api.POST('/api/v1/workspaces/{workspace}/gateways', {
+                  params: { path: { workspace } },
+                  body: { name, environment, installMethod: mode },
+                }),
+              ),
+            );
+          } catch (err) {
+            setError((err as Error).message);
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        {environments.length === 0 && (
+          <Alert kind="info">
+            Every environment already has its edge gateway (one per environment, with any number of instances).
+          </Alert>
+        )}
+        {error && <Alert>{error}</Alert>}
+        <Field label="Name" id="gw-name" hint="Letters, digits, dot, dash and underscore, e.g. eu-west.">
+          <input
+            {...described('gw-name', undefined, true)}
+            value={name}
+            required
+            pattern="[A-Za-z0-9][A-Za-z0-9._\-]{0,127}"
+            onInput={(e) => setName(e.currentTarget.value)}
+          />
+        </Field>
+        <Field label="Environment" id="gw-env">
+          <select {...described('gw-env')} value={environment} onChange={(e) => setEnvironment(e.currentTarget.value)}>
+            {environments.map((env) => (
+              <option key={env} value={env}>
+                {env}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <fieldset class="field">
+          <legend>Mode</legend>
+          <label class="radio">
+            <input type="radio" name="gw-mode" checked={mode === 'docker'} onChange={() => setMode('docker')} />
+            Standalone (Docker or a plain host)
+          </label>
+          <label class="radio">
+            <input type="radio" name="gw-mode" checked={mode === 'helm'} onChange={() => setMode('helm')} />
+            Kubernetes (Helm)
+          </label>
+        </fieldset>
+        <div class="form-actions">
+          <button type="button" class="btn" onClick={onClose}>
+            Cancel
+          </button>
+          <Submit busy={busy}>{busy ? 'Creating…' : 'Create and show install command'}</Submit>
+        </div>
+      </form>
+    </Modal>
+  );
+}

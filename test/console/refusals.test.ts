@@ -1,0 +1,199 @@
+/**
+ * The console's refusal paths in a real browser against a real control plane: an invalid CIDR caught inline, a
+ * duplicate name refused by the server, an expired registration token, a user whose role lacks the permission, an
+ * expired session; a keyboard-only pass through the create-client form; and the pages at a phone's 390 px width.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { after, before, describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { eventually } from '../../src/testing/eventually.ts';
+import { addConsoleUser, shoot, signIn, startConsole, type ConsoleEnv } from './browser.ts';
+
+describe('web console: refusals, keyboard, phone', { timeout: 180_000 }, () => {
+  let env: ConsoleEnv;
+  let page: Page;
+
+  before(async () => {
+    env = await startConsole();
+    await addConsoleUser(env.plane, 'admin@example.com');
+    const api = env.plane.api();
+    assert.equal((await api.post('/workspaces/default/roles', { name: 'reader' })).status, 201);
+    const role = await api.post('/workspaces/default/user-roles', { name: 'client-manager', privileges: ['clients'] });
+    assert.equal(role.status, 201, JSON.stringify(role.body));
+    await addConsoleUser(env.plane, 'limited@example.com', 'client-manager');
+    ({ page } = await env.newPage());
+    page.setDefaultTimeout(10_000);
+    await page.clock.install();
+    await signIn(page, env.url, 'admin@example.com');
+  });
+  after(async () => {
+    await env?.stop();
+  });
+
+  it('validates IP ranges inline as CIDR v4/v6 and sends nothing while one is invalid', async () => {
+    await page.getByRole('link', { name: 'API clients' }).click();
+    await page.getByRole('button', { name: 'Create client' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('bad-ranges');
+    const ips = dialog.getByLabel('Allowed IP ranges');
+    let posted = false;
+    page.on('request', (r) => {
+      if (r.method() === 'POST' && r.url().endsWith('/clients')) posted = true;
+    });
+    await ips.fill('10.0.0.0/33');
+    await ips.blur();
+    await dialog.getByText('an IPv4 prefix is 0–32').waitFor();
+    assert.equal(await ips.getAttribute('aria-invalid'), 'true');
+    await ips.fill('2001:db8::/32, 2001:db8::zz/64');
+    await dialog.getByText('is not a valid IPv6 address').waitFor();
+    await ips.fill('office');
+    await dialog.getByText('is not a CIDR range').waitFor();
+    await shoot(page, '20-refusal-invalid-cidr');
+    await dialog.getByRole('button', { name: 'Create client' }).click();
+    assert.equal(posted, false, 'an invalid range is never sent');
+    await ips.fill('192.0.2.0/24, 2001:db8::/32');
+    assert.equal(await dialog.locator('.field-error').count(), 0);
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+  });
+
+  it('shows the server refusing a duplicate name, and keeps the form', async () => {
+    await page.getByRole('link', { name: 'Client roles' }).click();
+    await page.getByRole('button', { name: 'Create role' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('reader');
+    await dialog.getByRole('button', { name: 'Create role' }).click();
+    await dialog.getByRole('alert').filter({ hasText: 'already exists' }).waitFor();
+    assert.equal(await dialog.getByLabel('Name').inputValue(), 'reader');
+    await shoot(page, '21-refusal-duplicate-name');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+  });
+
+  it('marks an expired registration token and regenerates a fresh one', async () => {
+    await page.getByRole('link', { name: 'Gateways' }).click();
+    await page.getByRole('button', { name: 'Set up gateway' }).click();
+    await page.getByLabel('Name').fill('edge-prod');
+    await page.getByLabel('Environment').selectOption('PROD');
+    await page.getByRole('button', { name: 'Create and show install command' }).click();
+    const countdown = page.getByTestId('countdown');
+    assert.match((await countdown.textContent()) ?? '', /^[45]:[0-5]\d$/);
+    await page.clock.fastForward('05:01');
+    await page.getByText('This registration token expired').waitFor();
+    assert.equal(await countdown.textContent(), 'expired');
+    await shoot(page, '22-refusal-expired-registration-token');
+    const old = await page.getByTestId('registration-token').textContent();
+    await page.getByRole('button', { name: 'Regenerate' }).click();
+    await eventually(async () => (await page.getByTestId('registration-token').textContent()) !== old, 10_000);
+    // Measured against the control plane's clock (the Date header), so the page's clock being ahead does not matter.
+    await eventually(async () => /^[45]:[0-5]\d$/.test((await countdown.textContent()) ?? ''), 5000);
+    assert.equal(await page.getByText('This registration token expired').count(), 0);
+    await page.getByRole('button', { name: 'Done' }).click();
+  });
+
+  it('goes through the create-client form with the keyboard only', async () => {
+    await page.getByRole('link', { name: 'API clients' }).click();
+    await page.getByRole('heading', { name: 'API clients' }).waitFor();
+    const focused = () =>
+      page.evaluate(
+        '(() => { const e = document.activeElement; return e ? (e.getAttribute("aria-label") || e.labels?.[0]?.textContent || e.textContent || "").trim() : ""; })()',
+      ) as Promise<string>;
+    const tabTo = async (name: string | RegExp, limit = 40) => {
+      for (let i = 0; i < limit; i++) {
+        const now = await focused();
+        if (typeof name === 'string' ? now === name : name.test(now)) return;
+        await page.keyboard.press('Tab');
+      }
+      assert.fail(`Tab never reached "${name}" (last: "${await focused()}")`);
+    };
+    await page.locator('body').click({ position: { x: 600, y: 700 } });
+    await tabTo('Create client');
+    const outline = await page.evaluate('getComputedStyle(document.activeElement).outlineStyle');
+    assert.notEqual(outline, 'none', 'the focused control shows a visible focus ring');
+    await page.keyboard.press('Enter');
+    await tabTo('Name');
+    await page.keyboard.type('keyboard-app');
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(), 'Role');
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(), 'DEV');
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(), 'TEST');
+    await page.keyboard.press('Space');
+    await tabTo('Allowed IP ranges');
+    await page.keyboard.type('10.1.0.0/16');
+    await tabTo('Org id');
+    await page.keyboard.type('acme');
+    await shoot(page, '23-keyboard-create-client');
+    await tabTo('Create client');
+    await page.keyboard.press('Enter');
+    await page.getByTestId('client-token').waitFor();
+    await tabTo('Copy token');
+    await page.keyboard.press('Enter');
+    await page.getByText('Copied', { exact: true }).waitFor();
+    await tabTo('I have copied it');
+    await page.keyboard.press('Enter');
+    const clients = (await env.plane.api().get('/workspaces/default/clients')).body.items as {
+      name: string;
+      environments: string[];
+      allowedIps?: string[];
+      orgId?: string;
+    }[];
+    const created = clients.find((c) => c.name === 'keyboard-app');
+    assert.deepEqual(created?.environments.sort(), ['DEV', 'TEST']);
+    assert.deepEqual(created?.allowedIps, ['10.1.0.0/16']);
+    assert.equal(created?.orgId, 'acme');
+  });
+
+  it('fits a 390 px wide phone', async () => {
+    const { page: phone } = await env.newPage({ width: 390, height: 844 });
+    await signIn(phone, env.url, 'admin@example.com');
+    for (const [path, name] of [
+      ['gateways', '24-phone-gateways'],
+      ['clients', '25-phone-clients'],
+      ['analytics', '26-phone-analytics'],
+    ] as const) {
+      await phone.goto(`${env.url}${path}`);
+      await phone.locator('main h1').waitFor();
+      await phone.locator('main [role=status]').first().waitFor({ state: 'detached' });
+      const width = (await phone.evaluate('document.documentElement.scrollWidth')) as number;
+      assert.ok(width <= 390, `${path} is ${width} px wide on a 390 px screen`);
+      await shoot(phone, name);
+    }
+    await phone.getByRole('button', { name: 'Menu' }).click();
+    await phone.getByRole('link', { name: 'Collections' }).click();
+    await phone.getByRole('heading', { name: 'Collections' }).waitFor();
+  });
+
+  it('shows a user only what their role permits, and the server refuses the rest', async () => {
+    const { page: limited } = await env.newPage();
+    await signIn(limited, env.url, 'limited@example.com');
+    const nav = limited.getByRole('navigation', { name: 'Console' });
+    await nav.getByRole('link', { name: 'API clients' }).waitFor();
+    assert.equal(await nav.getByRole('link', { name: 'Gateways' }).count(), 0);
+    assert.equal(await nav.getByRole('link', { name: 'Collections' }).count(), 0);
+    await limited.goto(`${env.url}gateways`);
+    await limited.getByRole('alert').filter({ hasText: 'admin:gateways:read' }).waitFor();
+    await shoot(limited, '27-refusal-no-permission');
+  });
+
+  it('sends the user back to sign-in, saying why, when the session has expired', async () => {
+    const { page: p } = await env.newPage();
+    await signIn(p, env.url, 'limited@example.com');
+    // Age every session past the idle timeout (30 min), as if the user had left the console alone for an hour.
+    const db = new DatabaseSync(join(env.plane.dataDir, 'gatehouse.db'));
+    try {
+      db.prepare('UPDATE sessions SET last_seen_at = ?').run(new Date(Date.now() - 3600_000).toISOString());
+    } finally {
+      db.close();
+    }
+    await p.getByRole('link', { name: 'API clients' }).click();
+    await p.getByText('You were signed out').waitFor();
+    await p.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
+    await shoot(p, '28-refusal-expired-session');
+  });
+
+  it('reported no Content-Security-Policy violation and no page error', () => {
+    assert.deepEqual(env.problems, []);
+  });
+});
