@@ -28,7 +28,7 @@ import { hasProject, requireEnvironment, requireProject } from './scope.ts';
 const E = '/api/v1/workspaces/{workspace}/environments/{environment}';
 const C = `${E}/collections/{collection}`;
 
-function sameSpec(a: CollectionSpec, b: CollectionSpec): boolean {
+export function sameSpec(a: CollectionSpec, b: CollectionSpec): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
@@ -36,7 +36,7 @@ function sameSpec(a: CollectionSpec, b: CollectionSpec): boolean {
  * A spec in its input form (durations as strings such as "30s"): what GET answers can be PUT back unchanged. The
  * parsed form holds milliseconds, which the schema would read back as seconds.
  */
-function encodeSpec(spec: CollectionSpec) {
+export function encodeSpec(spec: CollectionSpec) {
   const { environment: _e, ...encoded } = encodeCollection({ ...spec, environment: 'DEV' });
   return {
     ...encoded,
@@ -45,7 +45,7 @@ function encodeSpec(spec: CollectionSpec) {
   };
 }
 
-async function toResource(tx: StoreOps, c: CollectionRecord) {
+export async function toResource(tx: StoreOps, c: CollectionRecord) {
   const published = c.publishedVersion ? await tx.getCollectionVersion(c.id, c.publishedVersion) : undefined;
   return {
     ...encodeSpec(c.spec),
@@ -69,7 +69,7 @@ function sameTarget(a: DeploymentTarget, b: DeploymentTarget): boolean {
 }
 
 /** Checks the spec's project and target, and that no other collection of the same gateway serves its base path. */
-async function checkSpec(
+export async function checkSpec(
   tx: StoreOps,
   caller: Caller,
   workspace: WorkspaceRecord,
@@ -108,7 +108,7 @@ async function checkSpec(
 }
 
 /** A new collection holding `spec` as its draft (revision 1; nothing published yet). */
-function newCollection(
+export function newCollection(
   workspace: WorkspaceRecord,
   environment: string,
   name: string,
@@ -131,7 +131,7 @@ function newCollection(
 }
 
 /** The collection with `spec` as its next draft revision (the published version is unchanged). */
-function nextDraft(c: CollectionRecord, project: string, spec: CollectionSpec, at: string): CollectionRecord {
+export function nextDraft(c: CollectionRecord, project: string, spec: CollectionSpec, at: string): CollectionRecord {
   return { ...c, project, target: spec.target, spec, revision: c.revision + 1, updatedAt: at };
 }
 

@@ -101,6 +101,8 @@ export interface Operation<B extends z.ZodType = z.ZodType> {
    * The OpenAPI document and the response check (response-check.ts) read the schema on this side.
    */
   readonly responseForm?: 'input' | 'output';
+  /** Largest request body in bytes (default 1 MiB; an OpenAPI import takes more). */
+  readonly maxBody?: number;
   /** Success status (default 200; 204 sends no body). */
   readonly status?: number;
   handler(req: RequestInfo<z.output<B>>): Promise<unknown>;

@@ -2,6 +2,7 @@
 import { clientOperations } from './client-routes.ts';
 import { collectionOperations } from './collection-routes.ts';
 import { gatewayOperations } from './gateway-routes.ts';
+import { openApiOperations } from './openapi-routes.ts';
 import type { Operation } from './operation.ts';
 import { roleOperations } from './role-routes.ts';
 import { signingKeyOperations } from './signing-key-routes.ts';
@@ -13,6 +14,7 @@ import { workspaceOperations } from './workspace-routes.ts';
 export const OPERATIONS: readonly Operation[] = [
   ...workspaceOperations,
   ...collectionOperations,
+  ...openApiOperations,
   ...roleOperations,
   ...clientOperations,
   ...userOperations,
