@@ -8,7 +8,10 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { startControlPlane, type AdminApi, type ControlProcess } from './control-helpers.ts';
-import { startUpstream, type Upstream } from './helpers.ts';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, startUpstream, type Upstream } from './helpers.ts';
 
 const DEV = '/workspaces/default/environments/DEV';
 const PETS = `${DEV}/collections/pets`;
@@ -170,5 +173,97 @@ describe('OpenAPI import through the admin API, enforced by the cloud gateway', 
     assert.equal(draft.body.endpoints.length, 19);
     assert.equal(draft.body.publishedVersion, 1);
     assert.equal(draft.body.unpublishedChanges, true);
+  });
+
+  it('imports a multi-file document with the CLI, and exports it back as a no-op import', async () => {
+    const env = { GATEHOUSE_URL: cp.adminUrl, GATEHOUSE_TOKEN: cp.token };
+    const spec = new URL('fixtures/openapi/petstore-multi/openapi.yaml', import.meta.url).pathname;
+    const dry = await runCli(
+      [
+        'collection',
+        'import',
+        '--env',
+        'DEV',
+        '--spec',
+        spec,
+        '--collection',
+        'multi',
+        '--dry-run',
+        '--project',
+        'default',
+        '--upstream',
+        upstream.url,
+      ],
+      { env },
+    );
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /Dry run: importing into "multi" in DEV would change:/);
+    assert.match(dry.stdout, /\+ PUT \/pet \(read:pets\)/);
+    assert.match(dry.stdout, /overlap: GET \/user\/login wins over \/user\/\{username\}/);
+    const applied = await runCli(
+      [
+        'collection',
+        'import',
+        '--env',
+        'DEV',
+        '--spec',
+        spec,
+        '--collection',
+        'multi',
+        '--project',
+        'default',
+        '--upstream',
+        upstream.url,
+        '--base-path',
+        '/multi',
+      ],
+      { env },
+    );
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.match(applied.stdout, /Created collection "multi" in DEV: draft revision 1/);
+    const draft = await admin.get(`${DEV}/collections/multi`);
+    assert.equal(draft.body.endpoints.length, 20);
+    assert.ok(Object.keys(draft.body.schemas ?? {}).length === 0, 'no schemas kept without request validation');
+
+    const dir = await mkdtemp(join(tmpdir(), 'gatehouse-openapi-'));
+    try {
+      const out = join(dir, 'multi.yaml');
+      const exported = await runCli(['collection', 'export', '--env', 'DEV', '--collection', 'multi', '-o', out], {
+        env,
+      });
+      assert.equal(exported.code, 0, exported.stderr);
+      assert.match(await readFile(out, 'utf8'), /x-gatehouse-permission: get-pet-by-id/);
+      const again = await runCli(['collection', 'import', '--env', 'DEV', '--spec', out, '--collection', 'multi'], {
+        env,
+      });
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /already matches the document: nothing changed/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('prints every problem of a bad document with FILE:LINE:COLUMN and exits 2', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gatehouse-openapi-'));
+    try {
+      const file = join(dir, 'bad.yaml');
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(
+        file,
+        petstore.replace('operationId: getPetById', 'operationId: getPetById\n      x-gatehouse-cost: -1'),
+      );
+      const r = await runCli(['collection', 'import', '--env', 'DEV', '--spec', file, '--collection', 'pets'], {
+        env: { GATEHOUSE_URL: cp.adminUrl, GATEHOUSE_TOKEN: cp.token },
+      });
+      assert.equal(r.code, 2, r.stdout);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `${file}:\\d+:\\d+ /paths/~1pet~1\\{petId\\}/get/x-gatehouse-cost: must be an integer from 1 to 1000`,
+        ),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -98,6 +98,14 @@ const COMMANDS: Record<string, Entry> = {
     summary: "list an environment's API collections",
     load: async () => (await import('./collection-list.ts')).collectionList,
   },
+  'collection import': {
+    summary: "import an OpenAPI document as a collection's endpoints (--dry-run prints the diff)",
+    load: async () => (await import('./collection-import.ts')).collectionImport,
+  },
+  'collection export': {
+    summary: "export a collection's endpoints and permissions as an OpenAPI 3.1 document",
+    load: async () => (await import('./collection-export.ts')).collectionExport,
+  },
   'collection apply': {
     summary: "make an environment's collections match a file: create, update, publish (and prune)",
     load: async () => (await import('./collection-apply.ts')).collectionApply,
