@@ -73,3 +73,12 @@ export function portOption(command: string, name: string, value: string | undefi
     throw new UsageError(`${command}: --${name} must be a whole number from 0 to 65535, got "${value}"`);
   return port;
 }
+
+/** Throws a UsageError naming the first of `names` that has no value (`client create: --env is required`). */
+export function requireFlags(command: string, values: Record<string, unknown>, names: readonly string[]): void {
+  for (const name of names) {
+    const v = values[name];
+    if (v === undefined || v === '' || (Array.isArray(v) && v.length === 0))
+      throw new UsageError(`${command}: --${name} is required`);
+  }
+}

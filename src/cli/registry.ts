@@ -72,6 +72,23 @@ export const LOCAL_COMMANDS: readonly LocalCommand[] = [
   },
   {
     kind: 'local',
+    name: 'collection import',
+    summary: "import an OpenAPI document as a collection's endpoints (--dry-run prints the diff)",
+    examples: [
+      'gatehouse collection import --env DEV --spec openapi.yaml --dry-run',
+      'gatehouse collection import --env DEV --spec openapi.yaml --collection billing',
+    ],
+    load: async () => (await import('./collection-import.ts')).collectionImport,
+  },
+  {
+    kind: 'local',
+    name: 'collection export',
+    summary: "export a collection's endpoints and permissions as an OpenAPI 3.1 document",
+    examples: ['gatehouse collection export --env DEV --collection billing --out billing.yaml'],
+    load: async () => (await import('./collection-export.ts')).collectionExport,
+  },
+  {
+    kind: 'local',
     name: 'key generate',
     summary: 'print a new API key and the SHA-256 hash to put in the config',
     examples: ['gatehouse key generate', 'gatehouse key generate --json'],

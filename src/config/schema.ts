@@ -64,7 +64,7 @@ export const MAX_RATE_LIMIT_WINDOW_MS = 31 * DAY_MS;
 export const MAX_TOKEN_TTL_MS = DAY_MS;
 
 const SEGMENT = /^(?:[A-Za-z0-9\-._~!$&'()*+,=:@]|%[0-9A-Fa-f]{2})+$/;
-const PARAM = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+const PARAM = /^\{([A-Za-z_][A-Za-z0-9_.-]*)\}$/;
 /** Escapes a canonical path never contains: encoded '/', '\\', ';', '%', '.', and control characters. */
 const AMBIGUOUS_ESCAPE = /%(?:2f|5c|3b|25|2e|[01][0-9a-f]|7f)/i;
 
@@ -242,11 +242,54 @@ export const PermissionNameSchema = z
   .string()
   .regex(/^[A-Za-z0-9._:*-]{1,128}$/, 'must be 1-128 characters: letters, digits, ".", "_", ":", "-", "*"');
 
+/** A JSON Schema (2020-12) as OpenAPI 3.1 writes it: an object, or `true`/`false`. */
+export const JsonSchemaSchema = z.union([z.boolean(), z.record(z.string(), z.unknown())]);
+
+/** One parameter an endpoint's request validation checks (OpenAPI's Parameter Object, resolved). */
+export const RequestParameterSchema = z.strictObject({
+  name: z.string().min(1).max(256),
+  in: z.enum(['path', 'query', 'header']),
+  required: z.boolean().optional(),
+  /** OpenAPI's serialisation: `simple` (path, header), `form` (query) by default. */
+  style: z.enum(['simple', 'label', 'matrix', 'form', 'spaceDelimited', 'pipeDelimited', 'deepObject']).optional(),
+  explode: z.boolean().optional(),
+  schema: JsonSchemaSchema.optional(),
+});
+export type RequestParameter = z.output<typeof RequestParameterSchema>;
+
+/** What an endpoint's request is validated against (from the OpenAPI operation; see docs/openapi.md). */
+export const RequestValidationSchema = z.strictObject({
+  parameters: z.array(RequestParameterSchema).max(256).optional(),
+  /** The JSON request body (`application/json` or `+json` media types). */
+  body: z
+    .strictObject({
+      required: z.boolean().optional(),
+      schema: JsonSchemaSchema,
+    })
+    .optional(),
+});
+export type RequestValidation = z.output<typeof RequestValidationSchema>;
+
 export const EndpointSchema = z.strictObject({
   method: HttpMethodSchema,
   path: PathTemplateSchema,
   /** The permission a client's role must grant to call this endpoint, e.g. `invoices:read`. */
   permission: PermissionNameSchema,
+  /**
+   * Alternatives instead of the one `permission` (OpenAPI security semantics): a role may call the endpoint when
+   * it grants every permission of at least one set. `permission` then only names the endpoint in the catalogue.
+   */
+  permissionSets: z.array(z.array(PermissionNameSchema).min(1).max(16)).min(1).max(16).optional(),
+  /** The OpenAPI operation this endpoint came from, and its summary (the permission catalogue shows both). */
+  operationId: z.string().min(1).max(256).optional(),
+  summary: z.string().max(1024).optional(),
+  /** No key, no role check, no token: only in a collection with `publicEndpoints: true`. */
+  public: z.boolean().optional(),
+  /** Rate-limit cost of one call (default 1): the hit counts this many times against every limit. */
+  cost: z.int().min(1).max(1000).optional(),
+  /** Validate requests to this endpoint against `request` (default: the collection's `validateRequests`). */
+  validate: z.boolean().optional(),
+  request: RequestValidationSchema.optional(),
 });
 export type Endpoint = z.output<typeof EndpointSchema>;
 
@@ -292,6 +335,21 @@ export const CollectionSchema = z.strictObject({
    * collections whose permission names are not for their callers to see.
    */
   hidePermissions: z.boolean().optional(),
+  /** Allow endpoints marked `public` (OpenAPI `security: []`); otherwise every endpoint needs a key and a role. */
+  publicEndpoints: z.boolean().optional(),
+  /** Validate requests against each endpoint's `request` (an endpoint's `validate` overrides this). */
+  validateRequests: z.boolean().optional(),
+  /** Largest request body (bytes) read for validation; bigger ones are refused before parsing. Default 1 MiB. */
+  maxBodyBytes: z
+    .int()
+    .positive()
+    .max(64 * 1024 * 1024)
+    .optional(),
+  /**
+   * JSON Schemas the endpoints' request schemas reference as `urn:gatehouse:schemas#/$defs/<key>` (the OpenAPI
+   * document's components, keyed by their JSON pointer in it).
+   */
+  schemas: z.record(z.string(), JsonSchemaSchema).optional(),
   endpoints: z.array(EndpointSchema).min(1),
 });
 export type Collection = z.output<typeof CollectionSchema>;
@@ -673,6 +731,11 @@ function checkReferences(
     c.endpoints.forEach((e, j) => {
       const key = endpointKey(c.name, e.method, e.path);
       if (seen.has(key)) issue(['collections', i, 'endpoints', j], `duplicate endpoint ${e.method} ${e.path}`);
+      if (e.public && !c.publicEndpoints)
+        issue(
+          ['collections', i, 'endpoints', j, 'public'],
+          `endpoint ${e.method} ${e.path} is public, but the collection does not allow public endpoints (set publicEndpoints: true)`,
+        );
       seen.add(key);
       endpoints.add(key);
     });

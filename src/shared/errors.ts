@@ -93,6 +93,16 @@ export const ERRORS = {
     title: 'Method-override header refused',
     doc: 'Headers such as `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override` or `X-Original-Method` would let the upstream see a different method than the gateway authorized. Send the real method.',
   },
+  GH_ERR_REQUEST_VALIDATION: {
+    status: 400,
+    title: 'Request does not match the API description',
+    doc: "The collection validates requests against its OpenAPI operations, and this request's path or query parameters, headers or JSON body do not match. `errors[]` names each failing field by JSON pointer (`/body/items/0/qty`, `/query/limit`, `/header/x-tenant`) and the rule it breaks; the values sent are never repeated. Fix the request to match the API's description.",
+  },
+  GH_ERR_REQUEST_BODY_TOO_LARGE: {
+    status: 413,
+    title: 'Request body too large to validate',
+    doc: "The collection validates request bodies, and this one is larger than the collection's `maxBodyBytes` (default 1 MiB). It was refused before being read in full.",
+  },
   GH_ERR_ROUTE_NOT_FOUND: {
     status: 404,
     title: 'No route matches',
@@ -246,7 +256,12 @@ export const ERRORS = {
   GH_ERR_ADMIN_BODY_TOO_LARGE: {
     status: 413,
     title: 'Request body too large',
-    doc: 'Admin API bodies are limited to 1 MiB.',
+    doc: 'Admin API bodies are limited to 1 MiB (an OpenAPI import to 64 MiB).',
+  },
+  GH_ERR_ADMIN_OPENAPI_INVALID: {
+    status: 422,
+    title: 'OpenAPI document refused',
+    doc: 'The uploaded OpenAPI document cannot be imported: `errors[]` lists every problem at once, each with its JSON pointer (`pointer`) and, for a document sent as text, its `line` and `column`. Nothing was changed. Fix the document (or set `x-gatehouse-permission` where a scope is not a permission name) and import again.',
   },
   GH_ERR_BOOTSTRAP_INVALID_REQUEST: {
     status: 400,

@@ -46,7 +46,7 @@ export function encodeSpec(spec: CollectionSpec) {
   };
 }
 
-async function toResource(tx: StoreOps, c: CollectionRecord) {
+export async function toResource(tx: StoreOps, c: CollectionRecord) {
   const published = c.publishedVersion ? await tx.getCollectionVersion(c.id, c.publishedVersion) : undefined;
   return {
     ...encodeSpec(c.spec),

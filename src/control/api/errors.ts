@@ -11,6 +11,10 @@ import type { ErrorCode } from '../../shared/errors.ts';
 export interface FieldProblem {
   path: string;
   message: string;
+  /** Where in an uploaded document (an OpenAPI import): JSON pointer, and line and column of its text. */
+  pointer?: string;
+  line?: number;
+  column?: number;
 }
 
 export class AdminError extends Error {

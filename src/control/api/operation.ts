@@ -135,6 +135,8 @@ export interface Operation<B extends z.ZodType = z.ZodType> {
    * and the path parameter naming its id (default: the id the answer carries).
    */
   readonly audit?: { readonly resourceType: string; readonly idParam?: string };
+  /** Largest request body in bytes (default 1 MiB; an OpenAPI import takes more). */
+  readonly maxBody?: number;
   /** Success status (default 200; 204 sends no body). */
   readonly status?: number;
   handler(req: RequestInfo<z.output<B>>): Promise<unknown>;

@@ -3,6 +3,7 @@ import { auditOperations } from './audit-routes.ts';
 import { clientOperations } from './client-routes.ts';
 import { collectionOperations } from './collection-routes.ts';
 import { gatewayOperations } from './gateway-routes.ts';
+import { openApiOperations } from './openapi-routes.ts';
 import type { Operation } from './operation.ts';
 import { promotionOperations } from './promotion-routes.ts';
 import { roleOperations } from './role-routes.ts';
@@ -16,6 +17,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...workspaceOperations,
   ...collectionOperations,
   ...promotionOperations,
+  ...openApiOperations,
   ...roleOperations,
   ...clientOperations,
   ...userOperations,

@@ -155,7 +155,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
           );
         }
       }
-      const body = op.body ? await readBody(req, op.body) : undefined;
+      const body = op.body ? await readBody(req, op.body, op.maxBody ?? MAX_BODY) : undefined;
       if (!op.body) req.resume();
 
       const note: AuditNote = {};
@@ -254,19 +254,16 @@ function isJson(req: IncomingMessage): boolean {
   return type === 'application/json' || type.endsWith('+json');
 }
 
-async function readBody(req: IncomingMessage, schema: z.ZodType): Promise<unknown> {
+async function readBody(req: IncomingMessage, schema: z.ZodType, limit: number): Promise<unknown> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   const length = Number(req.headers['content-length'] ?? '0');
-  if (length > MAX_BODY)
-    throw new AdminError(
-      'GH_ERR_ADMIN_BODY_TOO_LARGE',
-      `the body has ${length} bytes; at most ${MAX_BODY} are accepted`,
-    );
+  if (length > limit)
+    throw new AdminError('GH_ERR_ADMIN_BODY_TOO_LARGE', `the body has ${length} bytes; at most ${limit} are accepted`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY) throw new AdminError('GH_ERR_ADMIN_BODY_TOO_LARGE', `the body exceeds ${MAX_BODY} bytes`);
+    if (size > limit) throw new AdminError('GH_ERR_ADMIN_BODY_TOO_LARGE', `the body exceeds ${limit} bytes`);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8');

@@ -15,21 +15,21 @@ export interface RouteEndpoint<C> {
   readonly paramNames: readonly string[];
 }
 
-interface TrieNode<C> {
-  literal: Map<string, TrieNode<C>> | undefined;
-  param: TrieNode<C> | undefined;
-  methods: Map<string, RouteEndpoint<C>> | undefined;
+interface TrieNode<E> {
+  literal: Map<string, TrieNode<E>> | undefined;
+  param: TrieNode<E> | undefined;
+  methods: Map<string, E> | undefined;
 }
 
-function node<C>(): TrieNode<C> {
+function node<E>(): TrieNode<E> {
   return { literal: undefined, param: undefined, methods: undefined };
 }
 
 /** The endpoints of one collection, matched against the path relative to the collection's base path. */
-export class EndpointMatcher<C> {
-  #root: TrieNode<C> = node();
+export class EndpointMatcher<C, E extends RouteEndpoint<C> = RouteEndpoint<C>> {
+  #root: TrieNode<E> = node();
 
-  add(endpoint: RouteEndpoint<C>): void {
+  add(endpoint: E): void {
     let current = this.#root;
     const relative = endpoint.template;
     if (relative !== '/') {
@@ -53,10 +53,10 @@ export class EndpointMatcher<C> {
    * Finds the endpoint for `relativePath` (canonical, starting with '/'). Returns the endpoint and the raw
    * (still-encoded) parameter segments, `allow` when the path exists for other methods only, or undefined.
    */
-  match(method: string, relativePath: string): EndpointMatch<C> | { allow: string[] } | undefined {
+  match(method: string, relativePath: string): EndpointMatch<C, E> | { allow: string[] } | undefined {
     const segments = relativePath === '/' ? [] : relativePath.slice(1).split('/');
     const params: string[] = [];
-    const search: Search<C> = { method, pathOnly: undefined };
+    const search: Search<E> = { method, pathOnly: undefined };
     const endpoint = walk(this.#root, segments, 0, params, search);
     if (endpoint) return { endpoint, params };
     const methods = search.pathOnly?.methods;
@@ -67,26 +67,20 @@ export class EndpointMatcher<C> {
   }
 }
 
-interface Search<C> {
+interface Search<E> {
   method: string;
   /** The first node whose path matched but which lacks the method (for 405 + Allow). */
-  pathOnly: TrieNode<C> | undefined;
+  pathOnly: TrieNode<E> | undefined;
 }
 
-export interface EndpointMatch<C> {
-  endpoint: RouteEndpoint<C>;
+export interface EndpointMatch<C, E extends RouteEndpoint<C> = RouteEndpoint<C>> {
+  endpoint: E;
   /** Raw canonical segments, in template order; decode with `paramValues`. */
   params: string[];
 }
 
 /** Depth-first: literal before parameter; a branch whose leaf lacks the method is backtracked out of. */
-function walk<C>(
-  n: TrieNode<C>,
-  segments: string[],
-  i: number,
-  params: string[],
-  search: Search<C>,
-): RouteEndpoint<C> | undefined {
+function walk<E>(n: TrieNode<E>, segments: string[], i: number, params: string[], search: Search<E>): E | undefined {
   if (i === segments.length) {
     if (!n.methods) return undefined;
     const endpoint = n.methods.get(search.method) ?? (search.method === 'HEAD' ? n.methods.get('GET') : undefined);
@@ -110,7 +104,7 @@ function walk<C>(
 }
 
 /** Decoded parameter values of a match, keyed by template name. */
-export function paramValues<C>(match: EndpointMatch<C>): Record<string, string> {
+export function paramValues<C>(match: { endpoint: RouteEndpoint<C>; params: string[] }): Record<string, string> {
   const out: Record<string, string> = {};
   match.endpoint.paramNames.forEach((name, i) => (out[name] = decodeSegment(match.params[i]!)));
   return out;

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { GatewayMetrics } from '../observability/metrics.ts';
-import type { CompiledCollection, RouteTable } from '../snapshot/compiled.ts';
+import type { CompiledCollection, CompiledEndpoint, RouteTable } from '../snapshot/compiled.ts';
 import { CollectionRouter, EndpointMatcher } from './router.ts';
 import { GatewayServer } from './server.ts';
 import { UpstreamPools } from './upstream-pools.ts';
@@ -21,7 +21,7 @@ describe('the gateway listener', () => {
   let table: RouteTable;
 
   before(async () => {
-    const endpoints = new EndpointMatcher<CompiledCollection>();
+    const endpoints = new EndpointMatcher<CompiledCollection, CompiledEndpoint>();
     const collection = {
       name: 'c',
       basePath: '/c',
@@ -48,7 +48,15 @@ describe('the gateway listener', () => {
         },
       ],
     } satisfies CompiledCollection;
-    endpoints.add({ id: 'c GET /x', method: 'GET', template: '/x', permission: 'x', collection, paramNames: [] });
+    endpoints.add({
+      id: 'c GET /x',
+      method: 'GET',
+      template: '/x',
+      permission: 'x',
+      collection,
+      paramNames: [],
+      chain: collection.chain,
+    });
     const router = new CollectionRouter<CompiledCollection>();
     router.add(collection);
     table = {

@@ -262,7 +262,7 @@ export class GatewayServer {
     }
 
     const ctx = new Exchange(req, res, requestId, start, routed, this.#clientIp(req));
-    runChain(ctx, routed.collection.chain, 0, this.#http);
+    runChain(ctx, routed.endpoint.chain, 0, this.#http);
   }
 
   /** The end of an HTTP request's chain and of its upstream exchange; one object for all requests. */
@@ -459,7 +459,7 @@ export class GatewayServer {
           reject(refusal(code), ctx);
         });
     };
-    runChain(ctx, routed.collection.chain, 0, {
+    runChain(ctx, routed.endpoint.chain, 0, {
       passed: tunnel,
       refused: (_ctx, r) => {
         publishAuthFailure(ctx, r.code);

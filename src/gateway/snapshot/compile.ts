@@ -143,7 +143,7 @@ function finishCompile(
     } else {
       chain.push(strip);
     }
-    const endpoints = new EndpointMatcher<CompiledCollection>();
+    const endpoints = new EndpointMatcher<CompiledCollection, CompiledEndpoint>();
     const collection: CompiledCollection = Object.freeze({
       name: c.name,
       basePath: c.basePath,
@@ -170,6 +170,7 @@ function finishCompile(
       endpoints,
       chain: Object.freeze(chain),
     });
+    const publicChain: readonly Policy[] = Object.freeze([strip]);
     for (const e of c.endpoints) {
       const endpoint: CompiledEndpoint = Object.freeze({
         id: endpointId(c.name, e.method, e.path),
@@ -178,6 +179,8 @@ function finishCompile(
         permission: e.permission,
         collection,
         paramNames: [...e.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!),
+        // A public endpoint (OpenAPI `security: []`) exists only where the collection allows it (schema check).
+        chain: c.authRequired && e.public && c.publicEndpoints ? publicChain : collection.chain,
       });
       endpoints.add(endpoint);
     }
@@ -232,10 +235,16 @@ function compileRoles(snapshot: Snapshot): Map<string, CompiledRole> {
   // Permission name → endpoint ids, across all collections.
   const byPermission = new Map<string, string[]>();
   const all: string[] = [];
+  // Endpoints with permission sets (OpenAPI security: OR of ANDs): a role must grant every permission of one set.
+  const bySets: { id: string; sets: readonly (readonly string[])[] }[] = [];
   for (const c of snapshot.collections) {
     for (const e of c.endpoints) {
       const id = endpointId(c.name, e.method, e.path);
       all.push(id);
+      if (e.permissionSets) {
+        bySets.push({ id, sets: e.permissionSets });
+        continue;
+      }
       let list = byPermission.get(e.permission);
       if (!list) byPermission.set(e.permission, (list = []));
       list.push(id);
@@ -253,6 +262,10 @@ function compileRoles(snapshot: Snapshot): Map<string, CompiledRole> {
       } else {
         for (const id of byPermission.get(p) ?? []) ids.add(id);
       }
+    }
+    for (const { id, sets } of bySets) {
+      if (sets.some((set) => set.every((needed) => r.permissions.some((held) => grantsPermission(held, needed)))))
+        ids.add(id);
     }
     for (const e of r.endpoints) {
       // Match by template shape, so a grant survives a renamed path parameter.

@@ -29,12 +29,18 @@ export interface CompiledCollection {
   readonly authRequired: boolean;
   readonly upstream: CompiledUpstream;
   readonly limits: { readonly key?: RateLimit; readonly client?: RateLimit; readonly org?: RateLimit };
-  readonly endpoints: EndpointMatcher<CompiledCollection>;
-  /** The frozen policy chain every request to this collection runs. */
+  readonly endpoints: EndpointMatcher<CompiledCollection, CompiledEndpoint>;
+  /** The frozen policy chain the collection's endpoints run (an endpoint may have its own: see `CompiledEndpoint`). */
   readonly chain: readonly Policy[];
 }
 
-export type CompiledEndpoint = RouteEndpoint<CompiledCollection>;
+export interface CompiledEndpoint extends RouteEndpoint<CompiledCollection> {
+  /**
+   * The frozen policy chain every request to this endpoint runs: the collection's, or for a public endpoint only
+   * the credential stripping, or the collection's with request validation (OpenAPI) before token exchange.
+   */
+  readonly chain: readonly Policy[];
+}
 
 export interface CompiledRole {
   readonly name: string;
