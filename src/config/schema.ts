@@ -15,6 +15,13 @@ import { KEY_PREFIX } from '../shared/api-key.ts';
 import { HOP_BY_HOP_HEADERS } from '../shared/hop-by-hop.ts';
 import { WILDCARD } from '../shared/permissions.ts';
 import { parseDuration } from './duration.ts';
+import {
+  CollectionPoliciesSchema,
+  EndpointResourceSchema,
+  entityKey,
+  type SnapshotEntity,
+  SnapshotEntitySchema,
+} from './resource-policies.ts';
 
 /** The patterns of names and environments, shared with the fast client validator (`clients-file.ts`). */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -238,12 +245,30 @@ export const PermissionNameSchema = z
   .string()
   .regex(/^[A-Za-z0-9._:*-]{1,128}$/, 'must be 1-128 characters: letters, digits, ".", "_", ":", "-", "*"');
 
-export const EndpointSchema = z.strictObject({
-  method: HttpMethodSchema,
-  path: PathTemplateSchema,
-  /** The permission a client's role must grant to call this endpoint, e.g. `invoices:read`. */
-  permission: PermissionNameSchema,
-});
+export const EndpointSchema = z
+  .strictObject({
+    method: HttpMethodSchema,
+    path: PathTemplateSchema,
+    /** The permission a client's role must grant to call this endpoint, e.g. `invoices:read`. */
+    permission: PermissionNameSchema,
+    /**
+     * The resource a request touches, for the collection's Cedar policies (docs/policies.md): its type and the
+     * path parameter holding its id, and parents from other parameters.
+     */
+    resource: EndpointResourceSchema.optional(),
+  })
+  .superRefine((endpoint, ctx) => {
+    if (endpoint.resource === undefined) return;
+    const params = new Set([...endpoint.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]));
+    [endpoint.resource, ...endpoint.resource.in].forEach((e, i) => {
+      if (!params.has(e.param))
+        ctx.addIssue({
+          code: 'custom',
+          path: i === 0 ? ['resource', 'param'] : ['resource', 'in', i - 1, 'param'],
+          message: `the path ${endpoint.path} has no parameter {${e.param}}`,
+        });
+    });
+  });
 export type Endpoint = z.output<typeof EndpointSchema>;
 
 export const UpstreamSchema = z.strictObject({
@@ -283,6 +308,8 @@ export const CollectionSchema = z.strictObject({
   audience: AudienceSchema.optional(),
   rateLimits: RateLimitPoliciesSchema.optional(),
   endpoints: z.array(EndpointSchema).min(1),
+  /** Resource-level policies in Cedar, evaluated at the gateway on the endpoints they name (docs/policies.md). */
+  policies: CollectionPoliciesSchema.optional(),
 });
 export type Collection = z.output<typeof CollectionSchema>;
 
@@ -503,6 +530,11 @@ const SnapshotShape = z.strictObject({
    * own local key store (`server.signingKeysFile`).
    */
   signingKeys: SigningKeysSchema.optional(),
+  /**
+   * Relationship data of the collections' policies: entities, each of one collection (docs/policies.md). Absent
+   * when there is none, so that snapshots without policies keep their content hash.
+   */
+  entities: z.array(SnapshotEntitySchema).optional(),
 });
 
 /** What a gateway serves. The control plane compiles this same shape. */
@@ -637,10 +669,17 @@ type Ctx = z.core.$RefinementCtx<{
   roles: Role[];
   clients: Client[];
   legacyClients: LegacyClient[];
+  entities?: SnapshotEntity[] | undefined;
 }>;
 
 function checkReferences(
-  value: { collections: Collection[]; roles: Role[]; clients: Client[]; legacyClients: LegacyClient[] },
+  value: {
+    collections: Collection[];
+    roles: Role[];
+    clients: Client[];
+    legacyClients: LegacyClient[];
+    entities?: SnapshotEntity[] | undefined;
+  },
   ctx: Ctx,
 ): void {
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
@@ -698,6 +737,14 @@ function checkReferences(
     checkClient('legacyClients', c, i);
     if (hashes.has(c.keyHash)) issue(['legacyClients', i, 'keyHash'], 'this key hash is already used by another key');
     hashes.add(c.keyHash);
+  });
+
+  const entities = new Set<string>();
+  value.entities?.forEach((e, i) => {
+    if (!collections.has(e.collection)) issue(['entities', i, 'collection'], `unknown collection "${e.collection}"`);
+    const key = entityKey(e);
+    if (entities.has(key)) issue(['entities', i, 'uid'], `duplicate entity ${key}`);
+    entities.add(key);
   });
 }
 

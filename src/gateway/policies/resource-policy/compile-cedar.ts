@@ -6,7 +6,8 @@
  * templates) is evaluated by cedar-wasm as a whole, from a pre-parsed copy; so is a single decision whose values
  * leave the safe integer range. `compile-cedar.test.ts` checks decisions against cedar-wasm's on generated sets.
  */
-import { cedar, type EntityJson, type Expr, formatCedarError, type PolicyJson } from '../../../shared/cedar.ts';
+import { splitPolicies } from '../../../config/cedar-schema.ts';
+import { cedar, type EntityJson, type Expr, type PolicyJson } from '../../../shared/cedar.ts';
 import { type EntityLookup, isDescendant, uidOf } from './entities.ts';
 import {
   type CedarRecord,
@@ -71,22 +72,9 @@ let nextSetId = 0;
 
 /** Parses and compiles a policy set (Cedar text). Ids come from `@id("…")` annotations, else `policy<N>`. */
 export function compilePolicySet(text: string): CompiledPolicySet {
-  const c = cedar();
-  const parts = c.policySetTextToParts(text);
-  if (parts.type === 'failure')
-    throw new CedarPolicyError(parts.errors.map((e) => formatCedarError(e, text)).join('\n'));
-  if (parts.policy_templates.length > 0)
-    throw new CedarPolicyError('templates (policies with ?principal or ?resource slots) are not supported');
-  const policies: CompiledPolicy[] = [];
-  const seen = new Set<string>();
-  parts.policies.forEach((policyText, i) => {
-    const parsed = c.policyToJson(policyText);
-    if (parsed.type === 'failure')
-      throw new CedarPolicyError(parsed.errors.map((e) => formatCedarError(e, policyText)).join('\n'));
-    const json = parsed.json;
-    const id = json.annotations?.id ?? `policy${i}`;
-    if (seen.has(id)) throw new CedarPolicyError(`two policies have the id "${id}": @id annotations must be unique`);
-    seen.add(id);
+  const { policies: parts, errors } = splitPolicies(text);
+  if (errors.length > 0) throw new CedarPolicyError(errors.join('\n'));
+  const policies = parts.map(({ id, text: policyText, json }): CompiledPolicy => {
     let test: CompiledPolicy['test'];
     try {
       test = compilePolicy(json);
@@ -94,7 +82,7 @@ export function compilePolicySet(text: string): CompiledPolicySet {
       if (!(error instanceof Unsupported)) throw error;
       test = undefined;
     }
-    policies.push({ id, text: policyText, forbid: json.effect === 'forbid', json, test });
+    return { id, text: policyText, forbid: json.effect === 'forbid', json, test };
   });
   return policySet(policies);
 }
