@@ -29,6 +29,7 @@ import type { Database } from './tables.ts';
 import { alertQueries } from './sql/alerts.ts';
 import { clientQueries } from './sql/clients.ts';
 import { collectionQueries } from './sql/collections.ts';
+import { entityQueries } from './sql/entities.ts';
 import { gatewayQueries } from './sql/gateways.ts';
 import { roleQueries } from './sql/roles.ts';
 import { settingQueries } from './sql/settings.ts';
@@ -49,6 +50,7 @@ function sqlOps(run: Run): StoreOps {
     ...settingQueries(run),
     ...workspaceQueries(run),
     ...collectionQueries(run),
+    ...entityQueries(run),
     ...roleQueries(run),
     ...clientQueries(run),
     ...userQueries(run),

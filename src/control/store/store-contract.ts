@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe } from 'node:test';
 import type { Store } from './store.ts';
 import { clientsContract } from './contract/clients.ts';
 import { collectionsContract } from './contract/collections.ts';
+import { entitiesContract } from './contract/entities.ts';
 import { gatewaysContract } from './contract/gateways.ts';
 import { rolesContract } from './contract/roles.ts';
 import { settingsContract } from './contract/settings.ts';
@@ -44,6 +45,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     settingsContract(store);
     workspacesContract(store);
     collectionsContract(store);
+    entitiesContract(store);
     rolesContract(store);
     clientsContract(store);
     usersContract(store);
