@@ -114,3 +114,16 @@ export type SnapshotEntity = z.output<typeof SnapshotEntitySchema>;
 export function entityKey(e: { collection: string; uid: EntityUid }): string {
   return `${e.collection} ${e.uid.type}::${JSON.stringify(e.uid.id)}`;
 }
+
+/**
+ * The most entities one collection may hold: a gateway keeps every entity of the collections it serves in
+ * memory (about 0.5 KB each, bench/RESULTS.md "Resource policies"); a write that would go past it is refused.
+ */
+export const MAX_ENTITIES_PER_COLLECTION = 1_000_000;
+
+/** The admin API's batch of entities to write (its bodies are limited to 1 MiB). */
+export const EntityBatchSchema = z.strictObject({ entities: z.array(EntityInputSchema).min(1).max(1000) });
+/** The admin API's batch of entities to delete. */
+export const EntityDeleteBatchSchema = z.strictObject({ uids: z.array(EntityUidSchema).min(1).max(1000) });
+/** An entity as the admin API answers it. */
+export const EntitySchemaOut = EntityInputSchema.extend({ updatedAt: z.iso.datetime({ offset: true }) });

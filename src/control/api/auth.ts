@@ -17,7 +17,13 @@ export const SESSION_COOKIE = 'gh_session';
 export const PRIVILEGE_PERMISSIONS: Record<Privilege, string[]> = {
   clients: ['admin:clients:*'],
   roles: ['admin:roles:*'],
-  collections: ['admin:collections:*', 'admin:projects:*', 'admin:snapshots:read', 'admin:telemetry:read'],
+  collections: [
+    'admin:collections:*',
+    'admin:entities:*',
+    'admin:projects:*',
+    'admin:snapshots:read',
+    'admin:telemetry:read',
+  ],
   deploy: ['admin:deploy'],
   collaborators: ['admin:collaborators:*'],
   gateways: ['admin:gateways:*', 'admin:telemetry:read'],

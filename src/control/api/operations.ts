@@ -1,6 +1,7 @@
 /** Every admin API operation, in the order the OpenAPI document lists them. */
 import { clientOperations } from './client-routes.ts';
 import { collectionOperations } from './collection-routes.ts';
+import { entityOperations } from './entity-routes.ts';
 import { gatewayOperations } from './gateway-routes.ts';
 import type { Operation } from './operation.ts';
 import { roleOperations } from './role-routes.ts';
@@ -13,6 +14,7 @@ import { workspaceOperations } from './workspace-routes.ts';
 export const OPERATIONS: readonly Operation[] = [
   ...workspaceOperations,
   ...collectionOperations,
+  ...entityOperations,
   ...roleOperations,
   ...clientOperations,
   ...userOperations,
