@@ -19,6 +19,13 @@ import { installZodMessages } from './zod-messages.ts';
 
 // Every schema of Gatehouse is read through this module: zod's own messages become ones written for users.
 installZodMessages();
+import {
+  CollectionPoliciesSchema,
+  EndpointResourceSchema,
+  entityKey,
+  type SnapshotEntity,
+  SnapshotEntitySchema,
+} from './resource-policies.ts';
 
 /** The patterns of names and environments, shared with the fast client validator (`clients-file.ts`). */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -270,27 +277,45 @@ export const RequestValidationSchema = z.strictObject({
 });
 export type RequestValidation = z.output<typeof RequestValidationSchema>;
 
-export const EndpointSchema = z.strictObject({
-  method: HttpMethodSchema,
-  path: PathTemplateSchema,
-  /** The permission a client's role must grant to call this endpoint, e.g. `invoices:read`. */
-  permission: PermissionNameSchema,
-  /**
-   * Alternatives instead of the one `permission` (OpenAPI security semantics): a role may call the endpoint when
-   * it grants every permission of at least one set. `permission` then only names the endpoint in the catalogue.
-   */
-  permissionSets: z.array(z.array(PermissionNameSchema).min(1).max(16)).min(1).max(16).optional(),
-  /** The OpenAPI operation this endpoint came from, and its summary (the permission catalogue shows both). */
-  operationId: z.string().min(1).max(256).optional(),
-  summary: z.string().max(1024).optional(),
-  /** No key, no role check, no token: only in a collection with `publicEndpoints: true`. */
-  public: z.boolean().optional(),
-  /** Rate-limit cost of one call (default 1): the hit counts this many times against every limit. */
-  cost: z.int().min(1).max(1000).optional(),
-  /** Validate requests to this endpoint against `request` (default: the collection's `validateRequests`). */
-  validate: z.boolean().optional(),
-  request: RequestValidationSchema.optional(),
-});
+export const EndpointSchema = z
+  .strictObject({
+    method: HttpMethodSchema,
+    path: PathTemplateSchema,
+    /** The permission a client's role must grant to call this endpoint, e.g. `invoices:read`. */
+    permission: PermissionNameSchema,
+    /**
+     * Alternatives instead of the one `permission` (OpenAPI security semantics): a role may call the endpoint when
+     * it grants every permission of at least one set. `permission` then only names the endpoint in the catalogue.
+     */
+    permissionSets: z.array(z.array(PermissionNameSchema).min(1).max(16)).min(1).max(16).optional(),
+    /** The OpenAPI operation this endpoint came from, and its summary (the permission catalogue shows both). */
+    operationId: z.string().min(1).max(256).optional(),
+    summary: z.string().max(1024).optional(),
+    /** No key, no role check, no token: only in a collection with `publicEndpoints: true`. */
+    public: z.boolean().optional(),
+    /** Rate-limit cost of one call (default 1): the hit counts this many times against every limit. */
+    cost: z.int().min(1).max(1000).optional(),
+    /** Validate requests to this endpoint against `request` (default: the collection's `validateRequests`). */
+    validate: z.boolean().optional(),
+    request: RequestValidationSchema.optional(),
+    /**
+     * The resource a request touches, for the collection's Cedar policies (docs/policies.md): its type and the
+     * path parameter holding its id, and parents from other parameters.
+     */
+    resource: EndpointResourceSchema.optional(),
+  })
+  .superRefine((endpoint, ctx) => {
+    if (endpoint.resource === undefined) return;
+    const params = new Set([...endpoint.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]));
+    [endpoint.resource, ...endpoint.resource.in].forEach((e, i) => {
+      if (!params.has(e.param))
+        ctx.addIssue({
+          code: 'custom',
+          path: i === 0 ? ['resource', 'param'] : ['resource', 'in', i - 1, 'param'],
+          message: `the path ${endpoint.path} has no parameter {${e.param}}`,
+        });
+    });
+  });
 export type Endpoint = z.output<typeof EndpointSchema>;
 
 export const UpstreamSchema = z.strictObject({
@@ -351,6 +376,8 @@ export const CollectionSchema = z.strictObject({
    */
   schemas: z.record(z.string(), JsonSchemaSchema).optional(),
   endpoints: z.array(EndpointSchema).min(1),
+  /** Resource-level policies in Cedar, evaluated at the gateway on the endpoints they name (docs/policies.md). */
+  policies: CollectionPoliciesSchema.optional(),
 });
 export type Collection = z.output<typeof CollectionSchema>;
 
@@ -571,6 +598,11 @@ const SnapshotShape = z.strictObject({
    * own local key store (`server.signingKeysFile`).
    */
   signingKeys: SigningKeysSchema.optional(),
+  /**
+   * Relationship data of the collections' policies: entities, each of one collection (docs/policies.md). Absent
+   * when there is none, so that snapshots without policies keep their content hash.
+   */
+  entities: z.array(SnapshotEntitySchema).optional(),
 });
 
 /** What a gateway serves. The control plane compiles this same shape. */
@@ -705,10 +737,17 @@ type Ctx = z.core.$RefinementCtx<{
   roles: Role[];
   clients: Client[];
   legacyClients: LegacyClient[];
+  entities?: SnapshotEntity[] | undefined;
 }>;
 
 function checkReferences(
-  value: { collections: Collection[]; roles: Role[]; clients: Client[]; legacyClients: LegacyClient[] },
+  value: {
+    collections: Collection[];
+    roles: Role[];
+    clients: Client[];
+    legacyClients: LegacyClient[];
+    entities?: SnapshotEntity[] | undefined;
+  },
   ctx: Ctx,
 ): void {
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
@@ -771,6 +810,14 @@ function checkReferences(
     checkClient('legacyClients', c, i);
     if (hashes.has(c.keyHash)) issue(['legacyClients', i, 'keyHash'], 'this key hash is already used by another key');
     hashes.add(c.keyHash);
+  });
+
+  const entities = new Set<string>();
+  value.entities?.forEach((e, i) => {
+    if (!collections.has(e.collection)) issue(['entities', i, 'collection'], `unknown collection "${e.collection}"`);
+    const key = entityKey(e);
+    if (entities.has(key)) issue(['entities', i, 'uid'], `duplicate entity ${key}`);
+    entities.add(key);
   });
 }
 

@@ -30,6 +30,7 @@ import {
   encodeTokenExchange,
   inCanonicalOrder,
 } from './snapshot-encoding.ts';
+import { entityKey, EntityUidSchema, type SnapshotEntity, SnapshotEntitySchema } from './resource-policies.ts';
 
 /** A snapshot version, as in `Snapshot.version`. */
 export const SnapshotVersionSchema = z.union([z.int().nonnegative(), z.string().max(128)]);
@@ -70,6 +71,16 @@ export const SnapshotDeltaSchema = z.strictObject({
   rateLimits: RateLimitPoliciesSchema.optional(),
   /** Present only when changed. Keys are never removed by a delta: the control plane always sends them. */
   signingKeys: SigningKeysSchema.optional(),
+  /**
+   * Relationship data, present only when it changed (so that gateways that predate it read every other delta):
+   * entities upserted whole, and removed by collection and uid.
+   */
+  entities: z
+    .strictObject({
+      upsert: z.array(SnapshotEntitySchema).default([]),
+      remove: z.array(z.strictObject({ collection: NameSchema, uid: EntityUidSchema })).default([]),
+    })
+    .optional(),
 });
 export type SnapshotDelta = z.output<typeof SnapshotDeltaSchema>;
 export type SnapshotDeltaInput = z.input<typeof SnapshotDeltaSchema>;
@@ -100,6 +111,8 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot): SnapshotDelta {
     clients: diffEntries(prev.clients, next.clients, (c) => c.id),
     legacyClients: diffEntries(prev.legacyClients, next.legacyClients, (c) => c.id),
   };
+  const entities = diffEntities(prev.entities ?? [], next.entities ?? []);
+  if (entities.upsert.length > 0 || entities.remove.length > 0) delta.entities = entities;
   if (canonicalJson(prev.tokenExchange) !== canonicalJson(next.tokenExchange))
     delta.tokenExchange = structuredClone(next.tokenExchange);
   if (canonicalJson(prev.legacyAuth) !== canonicalJson(next.legacyAuth))
@@ -119,6 +132,7 @@ export function isEmptyDelta(delta: SnapshotDelta): boolean {
   const sections = [delta.collections, delta.roles, delta.clients, delta.legacyClients];
   return (
     sections.every((s) => s.upsert.length === 0 && s.remove.length === 0) &&
+    (delta.entities === undefined || (delta.entities.upsert.length === 0 && delta.entities.remove.length === 0)) &&
     delta.tokenExchange === undefined &&
     delta.legacyAuth === undefined &&
     delta.rateLimits === undefined &&
@@ -148,6 +162,7 @@ export function applyDelta(prev: Snapshot, delta: SnapshotDelta): Snapshot {
     legacyAuth: delta.legacyAuth ?? prev.legacyAuth,
     rateLimits: delta.rateLimits ?? prev.rateLimits,
     ...((delta.signingKeys ?? prev.signingKeys) && { signingKeys: delta.signingKeys ?? prev.signingKeys }),
+    ...entitiesAfter(prev.entities ?? [], delta.entities),
   });
   // Parsing builds fresh objects, so the result shares nothing with `prev` or `delta`.
   const result = SnapshotSchema.safeParse(encodeSnapshot(next));
@@ -192,4 +207,26 @@ function applyEntries<T>(prev: T[], changes: { upsert: T[]; remove: string[] }, 
   for (const name of changes.remove) entries.delete(name);
   for (const entry of changes.upsert) entries.set(key(entry), entry);
   return [...entries.values()];
+}
+
+/** Entities compared by their content (canonical JSON); removals named by collection and uid. */
+function diffEntities(prev: SnapshotEntity[], next: SnapshotEntity[]): NonNullable<SnapshotDelta['entities']> {
+  const { upsert, remove } = diffEntries(prev, next, entityKey);
+  const gone = new Set(remove);
+  return {
+    upsert,
+    remove: prev.filter((e) => gone.has(entityKey(e))).map((e) => ({ collection: e.collection, uid: { ...e.uid } })),
+  };
+}
+
+/** `{ entities }` after the delta, or nothing when no entity is left (a snapshot without any has none). */
+function entitiesAfter(prev: SnapshotEntity[], changes: SnapshotDelta['entities']): { entities?: SnapshotEntity[] } {
+  if (changes === undefined) return prev.length === 0 ? {} : { entities: prev };
+  if (prev.length === 0 && changes.upsert.length === 0) return {};
+  const entities = applyEntries(
+    prev,
+    { upsert: changes.upsert, remove: changes.remove.map((r) => entityKey(r)) },
+    entityKey,
+  );
+  return entities.length === 0 ? {} : { entities };
 }

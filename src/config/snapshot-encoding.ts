@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { formatDuration } from './duration.ts';
+import { entityKey } from './resource-policies.ts';
 import type {
   Client,
   ClientSchema,
@@ -75,6 +76,9 @@ export function inCanonicalOrder(snapshot: Snapshot): Snapshot {
     roles: [...snapshot.roles].sort((a, b) => compareStrings(a.name, b.name)),
     clients: [...snapshot.clients].sort((a, b) => compareStrings(a.id, b.id)),
     legacyClients: [...snapshot.legacyClients].sort((a, b) => compareStrings(a.id, b.id)),
+    ...(snapshot.entities && {
+      entities: [...snapshot.entities].sort((a, b) => compareStrings(entityKey(a), entityKey(b))),
+    }),
   };
 }
 

@@ -13,7 +13,7 @@ import type { CloudGateway } from './cloud-gateway.ts';
 import { compileWorkspace, type TenantTokenSettings, type WorkspaceState } from './compile/compile.ts';
 import { nowIso } from './ids.ts';
 import { currentSigningKeys, signingKeysSetting } from './signing-keys.ts';
-import type { CollectionVersionRecord, Store, StoreOps } from './store/store.ts';
+import type { CollectionVersionRecord, EntityRecord, Store, StoreOps } from './store/store.ts';
 import { StoreConflictError } from './store/store.ts';
 
 /** Snapshots kept per scope (for deltas to gateways that are a few versions behind). */
@@ -179,10 +179,12 @@ export async function loadState(store: StoreOps, workspaceId: string): Promise<W
   if (!workspace) return undefined;
   const collections = await store.listCollections(workspaceId);
   const published = new Map<string, CollectionVersionRecord>();
+  const entities = new Map<string, EntityRecord[]>();
   for (const c of collections) {
     if (!c.publishedVersion) continue;
     const v = await store.getCollectionVersion(c.id, c.publishedVersion);
     if (v) published.set(c.id, v);
+    if (v?.spec.policies) entities.set(c.id, await store.listEntities(c.id));
   }
   return {
     workspace,
@@ -191,6 +193,7 @@ export async function loadState(store: StoreOps, workspaceId: string): Promise<W
     roles: await store.listRoles(workspaceId),
     clients: await store.listClients(workspaceId),
     keys: await store.listWorkspaceKeys(workspaceId),
+    entities,
   };
 }
 

@@ -25,6 +25,8 @@ import { openRateLimitStore } from './policies/rate-limit/open-store.ts';
 import { createOpsServer, type Readiness, type ReadinessCheck } from './readiness.ts';
 import { listenOn, listenOrExplain, loadTls } from './listeners.ts';
 import type { RouteTable } from './snapshot/compiled.ts';
+import type { RequestContext } from './policies/policy.ts';
+import type { Decision } from './policies/resource-policy/compile-cedar.ts';
 import { type SnapshotCompilation, startCompile } from './snapshot/compile.ts';
 import { canonicalJson } from '../config/snapshot-encoding.ts';
 import { openDistributedKeyStore, openSigningKeyStore, type SigningKeyStore } from './tokens/keystore.ts';
@@ -225,6 +227,18 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
 
   const onTokenError = (error: unknown, ctx: { requestId: string }) =>
     logger.error({ reqId: ctx.requestId, err: error }, 'token exchange failed');
+  const onResourceDenied = (ctx: RequestContext, decision: Decision) =>
+    logger.info(
+      {
+        reqId: ctx.requestId,
+        collection: ctx.collection.name,
+        client: ctx.principal?.id,
+        policies: decision.reasons,
+        errored: decision.errors.length > 0 ? decision.errors : undefined,
+        evaluator: decision.evaluator,
+      },
+      'resource policy denied the request',
+    );
   /** The minter of the snapshot in force and the token settings it was made for; undefined before the first. */
   let minting: { minter: Minter; settings: TokenExchange } | undefined;
   let closing = false;
@@ -276,7 +290,13 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
         minting !== undefined && nextSigner === signer && JSON.stringify(wanted) === JSON.stringify(minting.settings)
           ? undefined
           : { minter: newMinter(wanted, nextSigner.store), settings: wanted };
-      table = compilation.finish({ pools, rateLimitStore, minter: (next ?? minting)!.minter, onTokenError });
+      table = compilation.finish({
+        pools,
+        rateLimitStore,
+        minter: (next ?? minting)!.minter,
+        onTokenError,
+        onResourceDenied,
+      });
     } catch (error) {
       return reject(
         error instanceof ConfigError

@@ -158,6 +158,11 @@ export const ERRORS = {
     title: 'Environment or project not granted',
     doc: "The collection's environment or project is not among the API client's.",
   },
+  GH_ERR_AUTH_FORBIDDEN_RESOURCE: {
+    status: 403,
+    title: 'Resource not granted by policy',
+    doc: "The collection's resource policies (Cedar) deny this client this operation on this resource: a `forbid` policy applied, or no `permit` policy did. The gateway logs the ids of the deciding policies; the body lists them in `policies` only when the collection sets `policies.exposeDecidingPolicies`. Ask the API's owner for access, or check the policies with `gatehouse policy test`.",
+  },
   GH_ERR_RATE_LIMITED: {
     status: 429,
     title: 'Rate limit exceeded',

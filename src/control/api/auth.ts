@@ -51,7 +51,13 @@ export function overTls(req: Pick<IncomingMessage, 'socket'>): boolean {
 export const PRIVILEGE_PERMISSIONS: Record<Privilege, string[]> = {
   clients: ['admin:clients:*'],
   roles: ['admin:roles:*'],
-  collections: ['admin:collections:*', 'admin:projects:*', 'admin:snapshots:read', 'admin:telemetry:read'],
+  collections: [
+    'admin:collections:*',
+    'admin:entities:*',
+    'admin:projects:*',
+    'admin:snapshots:read',
+    'admin:telemetry:read',
+  ],
   deploy: ['admin:deploy'],
   collaborators: ['admin:collaborators:*', 'admin:audit:read'],
   gateways: ['admin:gateways:*', 'admin:telemetry:read'],

@@ -21,7 +21,8 @@ import { encodeCollection } from '../../config/snapshot-encoding.ts';
 import { newId, nowIso } from '../ids.ts';
 import { destinationTarget } from '../promotion.ts';
 import type { CollectionRecord, CollectionVersionRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
-import { conflict, invalid, notFound } from './errors.ts';
+import { validateCollectionPolicies } from '../../config/cedar-schema.ts';
+import { AdminError, conflict, invalid, notFound } from './errors.ts';
 import { requireKnownEnvironment, requireVisibleProject, visibleCollection } from './lookup.ts';
 import { operation, Reply, type Caller, type Operation } from './operation.ts';
 import { hasProject, requireEnvironment, requireProject } from './scope.ts';
@@ -154,6 +155,15 @@ export async function publish(
   } else if (current && sameSpec(current.spec, spec)) {
     return { version: current, created: false };
   }
+  // Policies that do not validate against the collection's Cedar schema are never published: the version in
+  // force stays (docs/policies.md).
+  const problems = validateCollectionPolicies(spec);
+  if (problems.length > 0)
+    throw new AdminError(
+      'GH_ERR_ADMIN_INVALID_BODY',
+      `the policies of collection "${c.name}" do not validate; nothing was published: ${problems.slice(0, 3).join('; ')}`,
+      problems.map((message) => ({ path: 'collection.policies.cedar', message })),
+    );
   const record: CollectionVersionRecord = {
     collectionId: c.id,
     version: (versions[0]?.version ?? 0) + 1,

@@ -2,6 +2,7 @@
 import { auditOperations } from './audit-routes.ts';
 import { clientOperations } from './client-routes.ts';
 import { collectionOperations } from './collection-routes.ts';
+import { entityOperations } from './entity-routes.ts';
 import { gatewayOperations } from './gateway-routes.ts';
 import { openApiOperations } from './openapi-routes.ts';
 import type { Operation } from './operation.ts';
@@ -18,6 +19,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...collectionOperations,
   ...promotionOperations,
   ...openApiOperations,
+  ...entityOperations,
   ...roleOperations,
   ...clientOperations,
   ...userOperations,

@@ -22,8 +22,10 @@ import {
   type TokenExchange,
 } from '../../config/schema.ts';
 import { compareStrings, encodeSnapshot, inCanonicalOrder } from '../../config/snapshot-encoding.ts';
+import type { SnapshotEntity } from '../../config/resource-policies.ts';
 import type {
   ClientRecord,
+  EntityRecord,
   CollectionRecord,
   CollectionVersionRecord,
   KeyRecord,
@@ -42,6 +44,8 @@ export interface WorkspaceState {
   clients: ClientRecord[];
   /** The keys of the workspace's clients. */
   keys: KeyRecord[];
+  /** Collection id → its relationship data (read only for published collections that have policies). */
+  entities?: Map<string, EntityRecord[]>;
 }
 
 export interface CompileOptions {
@@ -129,7 +133,7 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
   for (const environment of [...workspace.environments].sort(compareStrings)) {
     const served = publishedSpecs(state, environment);
     const targets = new Map<string, DeploymentTarget>([[targetName({ type: 'cloud' }), { type: 'cloud' }]]);
-    for (const spec of served) targets.set(targetName(spec.target), spec.target);
+    for (const { spec } of served) targets.set(targetName(spec.target), spec.target);
     for (const gateway of options.edgeGateways?.[environment] ?? []) targets.set(gateway, { type: 'edge', gateway });
 
     const { clients, legacyClients } = compileClients(state.clients, environment, roleNames, keysByClient);
@@ -140,9 +144,11 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
     };
     for (const [name, target] of [...targets].sort(([a], [b]) => compareStrings(a, b))) {
       const scope = snapshotScope(workspace.id, environment, target);
-      const collections = served
-        .filter((spec) => targetName(spec.target) === name)
-        .map((spec) => toCollection(spec, environment, target.type === 'cloud' ? workspace.name : undefined));
+      const specs = served.filter(({ spec }) => targetName(spec.target) === name);
+      const collections = specs.map(({ spec }) =>
+        toCollection(spec, environment, target.type === 'cloud' ? workspace.name : undefined),
+      );
+      const entities = compileEntities(state, specs);
       const draft: Snapshot = inCanonicalOrder({
         collections,
         roles: compileRoles(state.roles, collections),
@@ -152,6 +158,7 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
         tokenExchange,
         rateLimits,
         ...(options.signingKeys?.[environment] && { signingKeys: options.signingKeys[environment] }),
+        ...(entities.length > 0 && { entities }),
       });
       // Encoded first: parsed durations are milliseconds, and a number given to the schema means seconds.
       const result = SnapshotSchema.safeParse(encodeSnapshot(draft));
@@ -168,15 +175,26 @@ function targetName(target: DeploymentTarget): string {
   return target.type === 'cloud' ? '/cloud' : target.gateway;
 }
 
-/** The published specs of an environment's collections (drafts are never served). */
-function publishedSpecs(state: WorkspaceState, environment: string): CollectionSpec[] {
-  const specs: CollectionSpec[] = [];
+/** The published specs of an environment's collections (drafts are never served), with their collection ids. */
+function publishedSpecs(state: WorkspaceState, environment: string): { id: string; spec: CollectionSpec }[] {
+  const specs: { id: string; spec: CollectionSpec }[] = [];
   for (const record of state.collections) {
     if (record.environment !== environment) continue;
     const version = state.published.get(record.id);
-    if (version) specs.push(version.spec);
+    if (version) specs.push({ id: record.id, spec: version.spec });
   }
   return specs;
+}
+
+/** The relationship data of the served collections that have policies (the others' is never sent). */
+function compileEntities(state: WorkspaceState, specs: { id: string; spec: CollectionSpec }[]): SnapshotEntity[] {
+  const out: SnapshotEntity[] = [];
+  for (const { id, spec } of specs) {
+    if (spec.policies === undefined) continue;
+    for (const e of state.entities?.get(id) ?? [])
+      out.push({ collection: spec.name, uid: { type: e.type, id: e.id }, attrs: e.attrs, parents: e.parents });
+  }
+  return out;
 }
 
 function toCollection(spec: CollectionSpec, environment: string, cloudWorkspace: string | undefined): Collection {

@@ -413,5 +413,20 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
         await db.schema.createIndex('audit_log_at_idx').on('audit_log').column('at').execute();
       },
     },
+    '0007-policies': {
+      // Relationship data of resource policies: entities per collection, gone with their collection.
+      async up(db) {
+        await db.schema
+          .createTable('policy_entities')
+          .addColumn('collection_id', text, (c) => c.notNull().references('collections.id').onDelete('cascade'))
+          .addColumn('entity_type', text, (c) => c.notNull())
+          .addColumn('entity_id', text, (c) => c.notNull())
+          .addColumn('attrs', text, (c) => c.notNull())
+          .addColumn('parents', text, (c) => c.notNull())
+          .addColumn('updated_at', text, (c) => c.notNull())
+          .addPrimaryKeyConstraint('policy_entities_pkey', ['collection_id', 'entity_type', 'entity_id'])
+          .execute();
+      },
+    },
   };
 }

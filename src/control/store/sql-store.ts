@@ -30,6 +30,7 @@ import { alertQueries } from './sql/alerts.ts';
 import { auditQueries } from './sql/audit.ts';
 import { clientQueries } from './sql/clients.ts';
 import { collectionQueries } from './sql/collections.ts';
+import { entityQueries } from './sql/entities.ts';
 import { gatewayQueries } from './sql/gateways.ts';
 import { roleQueries } from './sql/roles.ts';
 import { settingQueries } from './sql/settings.ts';
@@ -50,6 +51,7 @@ function sqlOps(run: Run): StoreOps {
     ...settingQueries(run),
     ...workspaceQueries(run),
     ...collectionQueries(run),
+    ...entityQueries(run),
     ...roleQueries(run),
     ...clientQueries(run),
     ...userQueries(run),

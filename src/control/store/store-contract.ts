@@ -8,6 +8,7 @@ import type { Store } from './store.ts';
 import { auditContract } from './contract/audit.ts';
 import { clientsContract } from './contract/clients.ts';
 import { collectionsContract } from './contract/collections.ts';
+import { entitiesContract } from './contract/entities.ts';
 import { gatewaysContract } from './contract/gateways.ts';
 import { rolesContract } from './contract/roles.ts';
 import { settingsContract } from './contract/settings.ts';
@@ -45,6 +46,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     settingsContract(store);
     workspacesContract(store);
     collectionsContract(store);
+    entitiesContract(store);
     rolesContract(store);
     clientsContract(store);
     usersContract(store);

@@ -12,6 +12,7 @@
  * joins them), read as one by the services and by the implementation in `sql/`; it holds declarations only.
  */
 import type { CollectionSpec, DeploymentTarget, Privilege } from '../../config/resources.ts';
+import type { EntityAttributeValue, EntityUid } from '../../config/resource-policies.ts';
 import type { EndpointRef, RateLimitPolicies } from '../../config/schema.ts';
 import type { SecurityEventRecord, TelemetryRow } from '../../config/telemetry.ts';
 
@@ -439,9 +440,31 @@ export interface SnapshotOps {
   pruneSnapshots(scope: string, keep: number): Promise<number>;
 }
 
+/** One entity of a collection's relationship data (docs/policies.md), as stored. */
+export interface EntityRecord {
+  collectionId: string;
+  type: string;
+  id: string;
+  attrs: Record<string, EntityAttributeValue>;
+  parents: EntityUid[];
+  updatedAt: string;
+}
+
+export interface EntityOps {
+  /** Inserts each entity, or replaces the one with the same collection, type and id (idempotent). */
+  upsertEntities(entities: readonly EntityRecord[]): Promise<void>;
+  /** Deletes these entities of the collection (absent ones are no error); resolves with how many were deleted. */
+  deleteEntities(collectionId: string, uids: readonly EntityUid[]): Promise<number>;
+  /** The collection's entities ordered by type and id, `offset` first skipped, at most `limit` (default all). */
+  listEntities(collectionId: string, page?: { offset?: number; limit?: number }): Promise<EntityRecord[]>;
+  getEntity(collectionId: string, uid: EntityUid): Promise<EntityRecord | undefined>;
+  countEntities(collectionId: string): Promise<number>;
+}
+
 /** Reads and writes; the same methods inside and outside a transaction. */
 export interface StoreOps
   extends
+    EntityOps,
     SettingOps,
     WorkspaceOps,
     CollectionOps,

@@ -29,6 +29,19 @@ export interface Database {
   security_events: SecurityEventsTable;
   alerts: AlertsTable;
   audit_log: AuditLogTable;
+  policy_entities: PolicyEntitiesTable;
+}
+
+/** Relationship data of a collection's resource policies: one row per entity (migration 0007-policies). */
+export interface PolicyEntitiesTable {
+  collection_id: string;
+  entity_type: string;
+  entity_id: string;
+  /** JSON object: the entity's attributes in Cedar's JSON form. */
+  attrs: string;
+  /** JSON array of `{ type, id }`. */
+  parents: string;
+  updated_at: string;
 }
 
 export interface WorkspacesTable {

@@ -22,6 +22,7 @@ export class Exchange implements RequestContext {
   readonly endpoint: CompiledEndpoint;
   readonly forwardPath: string;
   readonly forwardedHost: string | undefined;
+  readonly params: readonly string[];
   principal: Principal | undefined = undefined;
   key: KeyEntry | undefined = undefined;
   credentialHeaders: string[] | undefined = undefined;
@@ -53,6 +54,7 @@ export class Exchange implements RequestContext {
     this.endpoint = routed.endpoint;
     this.forwardPath = routed.forwardPath;
     this.forwardedHost = routed.forwardedHost;
+    this.params = routed.params;
     this.start = start;
     this.method = req.method ?? 'GET';
     this.path = routed.path;

@@ -19,6 +19,8 @@ export interface Routed {
   forwardPath: string;
   /** The Host to forward, when the gateway vouches for it. */
   forwardedHost: string | undefined;
+  /** The endpoint's path parameters: raw canonical segments, in template order. */
+  params: readonly string[];
 }
 
 export const NOT_FOUND = refusal('GH_ERR_ROUTE_NOT_FOUND');
@@ -70,7 +72,7 @@ export function matchRoute(
   const match = collection.endpoints.match(req.method ?? 'GET', forwardPath);
   if (match === undefined) return NOT_FOUND;
   if ('allow' in match) return refusal('GH_ERR_ROUTE_METHOD_NOT_ALLOWED', undefined, { allow: match.allow.join(', ') });
-  return { collection, endpoint: match.endpoint, path, query, forwardPath, forwardedHost };
+  return { collection, endpoint: match.endpoint, path, query, forwardPath, forwardedHost, params: match.params };
 }
 
 /** A Host value: a host name (letters, digits, '.', '-', '_'), an IPv4 address or a bracketed IPv6 one, and an optional port. */

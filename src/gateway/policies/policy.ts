@@ -23,6 +23,10 @@ export interface RequestContext {
    * collection names its host, or the Host is one of `server.publicHosts`. Undefined: no host is forwarded.
    */
   readonly forwardedHost: string | undefined;
+  /** The raw (canonical, still encoded) path parameter segments, in template order; read with `comparableParam`. */
+  readonly params?: readonly string[] | undefined;
+  /** The raw query string, without `?` ('' for none). */
+  readonly query?: string | undefined;
   /** Set by `authenticate`. */
   principal: Principal | undefined;
   key: KeyEntry | undefined;

@@ -16,6 +16,10 @@ import type { Policy, RequestContext } from '../policies/policy.ts';
 import type { RateLimitStore } from '../../shared/rate-limit-store.ts';
 import { rateLimit } from '../policies/rate-limit/policy.ts';
 import { tokenExchange } from '../policies/token-exchange.ts';
+import { compilePolicySet, type Decision } from '../policies/resource-policy/compile-cedar.ts';
+import { entityStore } from '../policies/resource-policy/entities.ts';
+import { resourcePolicy } from '../policies/resource-policy/policy.ts';
+import type { EntityJson } from '../../shared/cedar.ts';
 import type { Minter } from '../tokens/minter.ts';
 import {
   type CompiledCollection,
@@ -31,6 +35,8 @@ export interface CompileDeps {
   rateLimitStore: RateLimitStore;
   minter: Minter;
   onTokenError: (error: unknown, ctx: RequestContext) => void;
+  /** Called when a collection's resource policies deny a request (the log names the deciding policies). */
+  onResourceDenied?: ((ctx: RequestContext, decision: Decision) => void) | undefined;
   now?: () => number;
 }
 
@@ -115,12 +121,28 @@ function finishCompile(
 
   const router = new CollectionRouter<CompiledCollection>();
   const collections: CompiledCollection[] = [];
+  const entitiesOf = new Map<string, EntityJson[]>();
+  for (const e of snapshot.entities ?? []) {
+    let list = entitiesOf.get(e.collection);
+    if (!list) entitiesOf.set(e.collection, (list = []));
+    list.push({ uid: e.uid, attrs: e.attrs, parents: e.parents } as EntityJson);
+  }
   for (const c of snapshot.collections) {
     const url = new URL(c.upstream.url);
     const limits = mergeLimits(snapshot.rateLimits, c.rateLimits);
     const chain: Policy[] = [];
     if (c.authRequired) {
       chain.push(auth, ip, c.hidePermissions ? authzQuiet : authz);
+      // Throws on a policy set that does not parse: the snapshot is refused and the last good one stays.
+      if (c.policies && c.policies.cedar.trim() !== '')
+        chain.push(
+          resourcePolicy({
+            collection: c,
+            policies: compilePolicySet(c.policies.cedar),
+            entities: entityStore(entitiesOf.get(c.name)),
+            onDeny: deps.onResourceDenied,
+          }),
+        );
       if (limits.key || limits.client || limits.org || clientLimits) {
         chain.push(
           rateLimit({

@@ -67,7 +67,7 @@ export class ConfigInForce {
       this.#logger.error({ err, file: this.cache.file }, 'cannot remove the cached snapshot'),
     );
     if (this.current) {
-      const { snapshot } = this.current;
+      const { entities: _entities, ...snapshot } = this.current.snapshot;
       this.current = undefined;
       await instance.apply(
         { ...snapshot, version: 'deleted', collections: [], roles: [], clients: [], legacyClients: [] },

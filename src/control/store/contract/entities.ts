@@ -1,0 +1,61 @@
+/** The store contract: relationship data of resource policies (entities per collection). */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { EntityRecord, Store } from '../store.ts';
+import { T0, T1, collection, withWorkspaces } from './fixtures.ts';
+
+function entity(over: Partial<EntityRecord> = {}): EntityRecord {
+  return {
+    collectionId: collection().id,
+    type: 'Document',
+    id: '9',
+    attrs: { owner: { __entity: { type: 'User', id: '7' } }, tags: ['a', 'b'], meta: { level: 3, open: true } },
+    parents: [{ type: 'Org', id: 'acme' }],
+    updatedAt: T0,
+    ...over,
+  };
+}
+
+export function entitiesContract(store: Store): void {
+  describe('policy entities', () => {
+    it('round-trips entities, replaces one upserted again (idempotent), and lists them by type and id', async () => {
+      await withWorkspaces(store);
+      await store.insertCollection(collection());
+      const doc = entity();
+      const org = entity({ type: 'Org', id: 'acme', attrs: {}, parents: [] });
+      await store.upsertEntities([doc, org]);
+      await store.upsertEntities([doc]);
+      assert.deepEqual(await store.listEntities(doc.collectionId), [doc, org]);
+      const changed = entity({ attrs: {}, parents: [], updatedAt: T1 });
+      await store.upsertEntities([changed]);
+      assert.deepEqual(await store.getEntity(doc.collectionId, { type: 'Document', id: '9' }), changed);
+      assert.equal(await store.countEntities(doc.collectionId), 2);
+      assert.deepEqual(await store.listEntities(doc.collectionId, { offset: 1, limit: 1 }), [org]);
+    });
+
+    it('writes batches larger than one statement', async () => {
+      await withWorkspaces(store);
+      await store.insertCollection(collection());
+      const many = Array.from({ length: 1234 }, (_, i) => entity({ id: String(i).padStart(5, '0') }));
+      await store.upsertEntities(many);
+      assert.equal(await store.countEntities(collection().id), 1234);
+    });
+
+    it('deletes by uid, absent ones being no error, and with their collection', async () => {
+      await withWorkspaces(store);
+      await store.insertCollection(collection());
+      await store.upsertEntities([entity(), entity({ id: '10' })]);
+      assert.equal(
+        await store.deleteEntities(collection().id, [
+          { type: 'Document', id: '9' },
+          { type: 'Document', id: 'nope' },
+        ]),
+        1,
+      );
+      assert.equal(await store.deleteEntities(collection().id, [{ type: 'Document', id: '9' }]), 0);
+      assert.equal(await store.countEntities(collection().id), 1);
+      await store.deleteCollection(collection().id);
+      assert.equal(await store.countEntities(collection().id), 0);
+    });
+  });
+}

@@ -1,0 +1,188 @@
+/**
+ * Resource policy: a collection's Cedar policies, decided in-process after authorization (docs/policies.md). Built
+ * once per snapshot: the policy set compiled (`compile-cedar.ts`), sliced per endpoint by its permission, and the
+ * collection's relationship data converted. An endpoint that no policy can apply to pays one Map lookup; for the
+ * others, the request builds only what a decision reads: the principal once per client and snapshot, the
+ * resource from the path parameters, and the context (method, declared query parameters and headers) only when a
+ * policy reads it. A deny is 403 `GH_ERR_AUTH_FORBIDDEN_RESOURCE`; the ids of the policies that denied are
+ * logged, and sent to the caller only when the collection sets `exposeDecidingPolicies`.
+ */
+import type { Collection } from '../../../config/schema.ts';
+import { refusal, type Refusal } from '../../../shared/errors.ts';
+import { comparableParam } from '../../http/canonical-path.ts';
+import type { CompiledEndpoint, Principal } from '../../snapshot/compiled.ts';
+import type { Policy, RequestContext } from '../policy.ts';
+import type { CedarEnv, CompiledPolicySet, Decision } from './compile-cedar.ts';
+import { type Entity, type EntityLookup, type EntityStore, reachableEntities } from './entities.ts';
+import { type CedarRecord, Uid } from './values.ts';
+
+export interface ResourcePolicyOptions {
+  collection: Collection;
+  policies: CompiledPolicySet;
+  entities: EntityStore;
+  /** Called on every deny, with the deciding policies (for the log). */
+  onDeny?: ((ctx: RequestContext, decision: Decision) => void) | undefined;
+}
+
+/** What one endpoint's decisions need, prepared when the snapshot is compiled. */
+interface EndpointGuard {
+  readonly slice: CompiledPolicySet;
+  readonly action: Uid;
+  /** Index of the resource's id among the path parameters, and its type; undefined: `Collection::"<name>"`. */
+  readonly resource: { readonly type: string; readonly index: number } | undefined;
+  readonly parents: readonly { readonly type: string; readonly index: number }[];
+}
+
+const DENIED = refusal('GH_ERR_AUTH_FORBIDDEN_RESOURCE');
+const EMPTY: CedarRecord = new Map();
+
+export function resourcePolicy(options: ResourcePolicyOptions): Policy {
+  const { collection, policies, entities, onDeny } = options;
+  const settings = collection.policies!;
+  const expose = settings.exposeDecidingPolicies;
+  const queryNames = new Set(settings.context.query);
+  const headerNames = settings.context.headers;
+  const collectionUid = new Uid('Collection', collection.name);
+
+  const guards = new Map<string, EndpointGuard>();
+  for (const e of collection.endpoints) {
+    const slice = policies.slice(e.permission);
+    if (slice === undefined) continue;
+    const params = [...e.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!);
+    const at = (param: string) => params.indexOf(param);
+    guards.set(`${e.method} ${e.path}`, {
+      slice,
+      action: new Uid('Action', e.permission),
+      resource: e.resource && { type: e.resource.type, index: at(e.resource.param) },
+      parents: e.resource?.in.map((p) => ({ type: p.type, index: at(p.param) })) ?? [],
+    });
+  }
+  const byEndpoint = new WeakMap<CompiledEndpoint, EndpointGuard | null>();
+  const principals = new WeakMap<Principal, Entity>();
+
+  const principalEntity = (p: Principal): Entity => {
+    let entity = principals.get(p);
+    if (entity) return entity;
+    const attrs: CedarRecord = new Map();
+    const org = p.orgId === undefined ? undefined : new Uid('Org', p.orgId);
+    if (org) attrs.set('org', org);
+    if (p.userId !== undefined) attrs.set('user', new Uid('User', p.userId));
+    attrs.set('role', p.role.name);
+    attrs.set('environment', collection.environment);
+    attrs.set('project', collection.project);
+    const metadata: CedarRecord = new Map();
+    for (const [k, v] of Object.entries(p.metadata ?? {}))
+      if (typeof v !== 'number' || Number.isSafeInteger(v)) metadata.set(k, v);
+    attrs.set('metadata', metadata);
+    entity = { uid: new Uid('Client', p.id), attrs, parents: org ? [org] : [] };
+    principals.set(p, entity);
+    return entity;
+  };
+
+  return function resourcePolicyCheck(ctx: RequestContext): Refusal | undefined {
+    let guard = byEndpoint.get(ctx.endpoint);
+    if (guard === undefined) {
+      guard = guards.get(`${ctx.endpoint.method} ${ctx.endpoint.template}`) ?? null;
+      byEndpoint.set(ctx.endpoint, guard);
+    }
+    if (guard === null) return undefined;
+    const params = ctx.params ?? [];
+    let resource: Entity;
+    if (guard.resource === undefined) {
+      resource = entities.get(collectionUid.key) ?? { uid: collectionUid, attrs: EMPTY, parents: [] };
+    } else {
+      const id = comparableParam(params[guard.resource.index] ?? '');
+      if (id === undefined) return deny(ctx, undefined); // a value NFKC would change names no resource
+      const uid = new Uid(guard.resource.type, id);
+      const stored = entities.get(uid.key);
+      // Parents from the relationship data and from the path (`/orgs/{orgId}/…` puts the resource in that Org).
+      const parents: Uid[] = stored ? [...stored.parents] : [];
+      for (const p of guard.parents) {
+        const parentId = comparableParam(params[p.index] ?? '');
+        if (parentId === undefined) return deny(ctx, undefined);
+        parents.push(new Uid(p.type, parentId));
+      }
+      resource = { uid, attrs: stored?.attrs ?? EMPTY, parents };
+    }
+    const env = new RequestEnv(
+      ctx,
+      principalEntity(ctx.principal!),
+      guard.action,
+      resource,
+      entities,
+      queryNames,
+      headerNames,
+    );
+    const decision = guard.slice.decide(env, () => reachableEntities([env.principal, env.resource], env.lookup));
+    return decision.allowed ? undefined : deny(ctx, decision);
+  };
+
+  function deny(ctx: RequestContext, decision: Decision | undefined): Refusal {
+    if (decision !== undefined) onDeny?.(ctx, decision);
+    if (!expose || decision === undefined) return DENIED;
+    return { code: DENIED.code, extensions: { policies: decision.reasons } };
+  }
+}
+
+/** One decision's request: entities looked up request-first, and the context built only when read. */
+class RequestEnv implements CedarEnv, EntityLookup {
+  readonly principal: Uid;
+  readonly action: Uid;
+  readonly resource: Uid;
+  readonly lookup: EntityLookup = this;
+  readonly #principal: Entity;
+  readonly #resource: Entity;
+  readonly #store: EntityStore;
+  readonly #ctx: RequestContext;
+  readonly #query: ReadonlySet<string>;
+  readonly #headers: readonly string[];
+  #context: CedarRecord | undefined;
+
+  constructor(
+    ctx: RequestContext,
+    principal: Entity,
+    action: Uid,
+    resource: Entity,
+    store: EntityStore,
+    query: ReadonlySet<string>,
+    headers: readonly string[],
+  ) {
+    this.#ctx = ctx;
+    this.#principal = principal;
+    this.#resource = resource;
+    this.principal = principal.uid;
+    this.action = action;
+    this.resource = resource.uid;
+    this.#store = store;
+    this.#query = query;
+    this.#headers = headers;
+  }
+
+  get(key: string): Entity | undefined {
+    if (key === this.#principal.uid.key) return this.#principal;
+    if (key === this.#resource.uid.key) return this.#resource;
+    return this.#store.get(key);
+  }
+
+  get context(): CedarRecord {
+    if (this.#context) return this.#context;
+    const query: CedarRecord = new Map();
+    const raw = this.#ctx.query ?? '';
+    if (raw !== '' && this.#query.size > 0) {
+      for (const [name, value] of new URLSearchParams(raw))
+        if (this.#query.has(name) && !query.has(name)) query.set(name, value);
+    }
+    const headers: CedarRecord = new Map();
+    const sent = this.#ctx.req.headers;
+    for (const name of this.#headers) {
+      const value = sent[name];
+      if (typeof value === 'string') headers.set(name, value);
+      else if (Array.isArray(value) && value.length > 0) headers.set(name, value.join(', '));
+    }
+    return (this.#context = new Map<string, CedarRecord | string>([
+      ['method', this.#ctx.req.method ?? 'GET'],
+      ['query', query],
+      ['headers', headers],
+    ]));
+  }
+}
