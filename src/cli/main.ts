@@ -34,6 +34,14 @@ const COMMANDS: Record<string, Entry> = {
     summary: 'start the control plane: admin API, state store and the embedded cloud gateway',
     load: async () => (await import('./control-start.ts')).controlStart,
   },
+  'control migrate-ca': {
+    summary: "copy an installation's CA from its data directory into the store (shared by every replica)",
+    load: async () => (await import('./control-secrets.ts')).controlMigrateCa,
+  },
+  'control rotate-key': {
+    summary: "re-encrypt the store's secrets with the first key of GATEHOUSE_ENCRYPTION_KEY (key rotation)",
+    load: async () => (await import('./control-secrets.ts')).controlRotateKey,
+  },
   'gateway run': {
     summary: 'run a gateway: an edge gateway from a bootstrapped directory, or a standalone one from a config file',
     load: async () => (await import('./gateway-run.ts')).gatewayRun,

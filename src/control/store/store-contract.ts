@@ -9,6 +9,7 @@ import { clientsContract } from './contract/clients.ts';
 import { collectionsContract } from './contract/collections.ts';
 import { gatewaysContract } from './contract/gateways.ts';
 import { rolesContract } from './contract/roles.ts';
+import { replicasContract } from './contract/replicas.ts';
 import { settingsContract } from './contract/settings.ts';
 import { snapshotsContract } from './contract/snapshots.ts';
 import { telemetryContract } from './contract/telemetry.ts';
@@ -42,6 +43,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
 
     settingsContract(store);
+    replicasContract(store);
     workspacesContract(store);
     collectionsContract(store);
     rolesContract(store);
