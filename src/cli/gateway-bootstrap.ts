@@ -101,6 +101,11 @@ values.yaml for deploy/helm/gatehouse. An already bootstrapped DIR is refused: d
       `Bootstrapped edge gateway "${identity.gatewayName}" (${identity.gatewayId}) of workspace ${identity.workspaceName}, environment ${identity.environment}, into ${dir}`,
       `  certificate    serial ${result.certificate.serial}, valid until ${result.certificate.notAfter.toISOString()} (renewed over the live channel)`,
       `  control plane  sync ${identity.controlPlane.sync}, telemetry ${identity.controlPlane.telemetry}`,
+      ...(identity.controlPlane.alternates?.length
+        ? [
+            `  other replicas ${identity.controlPlane.alternates.map((r) => r.sync).join(', ')} (dialled in turn when one is lost)`,
+          ]
+        : []),
       `  files          ${result.files.join(', ')} (the key${mode === 'helm' ? ` and ${HELM_VALUES_FILE}` : ''} with mode 0600)`,
       '',
       mode === 'helm'
