@@ -12,6 +12,9 @@ import { onLines, REPO_ROOT } from './helpers.ts';
 
 const MAIN = join(REPO_ROOT, 'src/cli/main.ts');
 
+/** The encryption key of test control planes on PostgreSQL (32 bytes, base64; a test key, never a real one). */
+export const TEST_ENCRYPTION_KEY = Buffer.alloc(32, 7).toString('base64');
+
 export interface ControlProcess {
   /** Admin API base, e.g. `http://127.0.0.1:41234` (paths start with /api/v1). */
   adminUrl: string;
@@ -96,6 +99,8 @@ export async function startControlPlane(
   const env: NodeJS.ProcessEnv = { ...process.env, GATEHOUSE_CHECK_RESPONSES: '1', ...options.env };
   delete env.DATABASE_URL;
   if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl;
+  // Replicas on PostgreSQL need the key their secrets are sealed with: the same one for every test process.
+  if (options.databaseUrl && !env.GATEHOUSE_ENCRYPTION_KEY_FILE) env.GATEHOUSE_ENCRYPTION_KEY ??= TEST_ENCRYPTION_KEY;
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
   const kill = setTimeout(() => child.kill('SIGKILL'), 10 * 60_000);
   kill.unref();

@@ -81,7 +81,8 @@ describe('edge gateways: management and bootstrap', () => {
     admin = cp.api();
     // The control plane's own store, opened beside it (SQLite in WAL mode), to look at what it recorded.
     store = await openStore({ dataDir: cp.dataDir });
-    caPem = await readFile(join(cp.dataDir, 'pki', 'ca.crt'), 'utf8');
+    // The CA lives in the store (its certificate in the clear, its key sealed), shared by every replica.
+    caPem = (await store.getSetting('ca:certificate'))!;
   });
   after(async () => {
     await store?.close();

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { startControlPlane } from '../control/plane.ts';
 import { StoreOpenError } from '../control/store/open.ts';
+import { KeyRingError, keyRingFromEnv } from '../control/secrets/key-ring.ts';
 import { ConfigError } from '../config/load.ts';
 import { ControlPlaneSettingsSchema, type ControlPlaneSettingsInput } from '../config/control-plane.ts';
 import type { z } from 'zod';
@@ -10,7 +11,7 @@ import { createLogger, logLevelOption } from './logger.ts';
 
 export const controlStart: Command = {
   usage:
-    "[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--gateway-reenroll-window DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--cloud-egress any|public] [--public-url URL] [--session-idle-timeout DURATION] [--session-lifetime DURATION] [--audit-retention-days N] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--gateway-reenroll-window: how long after its expiry a gateway certificate may still be traded for a new one\n(an instance that was down, a pod started from its Helm Secret; default 30d).\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).\n--cloud-egress: which addresses the cloud gateway's upstreams may reach. Link-local addresses and the control\nplane's own ports are always refused; `public` refuses loopback and private addresses too (recommended when\nworkspaces belong to different customers). Default `any`.\n--public-url: the cloud gateway's URL as clients and backends see it (e.g. https://api.example.com); each\nworkspace environment's token issuer is <public URL>/<workspace>/<environment>. Default: the bound address.\nGATEHOUSE_RATE_LIMIT_REDIS_URL=redis://… shares the cloud gateway's rate-limit counters between control-plane\nreplicas (in the environment, so that its password does not show in the process list).\n--session-idle-timeout / --session-lifetime: a console session ends after this long without a request\n(default 30m) and this long after sign-in (default 12h). --audit-retention-days: how long the audit log keeps\nan entry (default 90).",
+    "[--data-dir DIR] [--database-url postgres://…] [--host ADDR] [--admin-port N] [--gateway-port N] [--ops-port N] [--bootstrap-port N] [--sync-port N] [--advertise-host HOST] [--gateway-cert-validity DURATION] [--gateway-reenroll-window DURATION] [--alert-webhook URL] [--alert-auth-failures N] [--cloud-egress any|public] [--public-url URL] [--session-idle-timeout DURATION] [--session-lifetime DURATION] [--audit-retention-days N] [--shutdown-delay DURATION] [--drain-timeout DURATION] [--log-level LEVEL]\n\nDATABASE_URL=postgres://… stores state in PostgreSQL instead of SQLite under --data-dir (default ./data).\n--gateway-cert-validity: how long certificates issued to edge gateways are valid (default 24h); they are renewed\nover the live channel after two thirds of it.\n--gateway-reenroll-window: how long after its expiry a gateway certificate may still be traded for a new one\n(an instance that was down, a pod started from its Helm Secret; default 30d).\n--advertise-host: the host name or address edge gateways dial (written into install commands; default --host).\n--alert-webhook: POST every raised and resolved alert there as JSON. --alert-auth-failures: authentication\nfailures per minute and gateway that raise an alert (default 20).\n--cloud-egress: which addresses the cloud gateway's upstreams may reach. Link-local addresses and the control\nplane's own ports are always refused; `public` refuses loopback and private addresses too (recommended when\nworkspaces belong to different customers). Default `any`.\n--public-url: the cloud gateway's URL as clients and backends see it (e.g. https://api.example.com); each\nworkspace environment's token issuer is <public URL>/<workspace>/<environment>. Default: the bound address.\nGATEHOUSE_RATE_LIMIT_REDIS_URL=redis://… shares the cloud gateway's rate-limit counters between control-plane\nreplicas (in the environment, so that its password does not show in the process list).\nGATEHOUSE_ENCRYPTION_KEY (or GATEHOUSE_ENCRYPTION_KEY_FILE): the key the secrets in the store are encrypted with\n(required with PostgreSQL, the same on every replica; docs/high-availability.md).\n--session-idle-timeout / --session-lifetime: a console session ends after this long without a request\n(default 30m) and this long after sign-in (default 12h). --audit-retention-days: how long the audit log keeps\nan entry (default 90).\n--shutdown-delay: on SIGTERM, keep serving this long while /readyz answers 503 (default 0). --drain-timeout: then\nlet requests in flight finish for up to this long (default 10s); edge gateways move to another replica at once.",
   async run(args) {
     const { values } = parse('control start', args, {
       'data-dir': { type: 'string', default: 'data' },
@@ -31,6 +32,8 @@ export const controlStart: Command = {
       'session-idle-timeout': { type: 'string' },
       'session-lifetime': { type: 'string' },
       'audit-retention-days': { type: 'string' },
+      'shutdown-delay': { type: 'string' },
+      'drain-timeout': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
     });
     const raw: Flags = {
@@ -43,6 +46,8 @@ export const controlStart: Command = {
       alertAuthFailures: values['alert-auth-failures'],
       advertiseHost: values['advertise-host'],
       publicUrl: values['public-url'],
+      shutdownDelay: values['shutdown-delay'],
+      drainTimeout: values['drain-timeout'],
       cloudEgress: values['cloud-egress'],
       cloudRateLimitRedisUrl: process.env.GATEHOUSE_RATE_LIMIT_REDIS_URL || undefined,
       adminPort: values['admin-port'],
@@ -75,6 +80,9 @@ export const controlStart: Command = {
         syncPort: settings.syncPort ?? 8444,
         gatewayCertificateValidityMs: settings.gatewayCertificateValidity,
         gatewayReenrollWindowMs: settings.gatewayReenrollWindow,
+        shutdownDelayMs: settings.shutdownDelay,
+        drainTimeoutMs: settings.drainTimeout,
+        keyRing: keyRingFromEnv(),
         advertiseHost: settings.advertiseHost,
         sessionIdleTimeoutMs: settings.sessionIdleTimeout,
         sessionLifetimeMs: settings.sessionLifetime,
@@ -87,7 +95,7 @@ export const controlStart: Command = {
           : undefined,
       });
     } catch (error) {
-      if (error instanceof StoreOpenError) throw new ConfigError(error.message);
+      if (error instanceof StoreOpenError || error instanceof KeyRingError) throw new ConfigError(error.message);
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'EADDRINUSE') throw new ConfigError(`cannot listen: ${(error as Error).message}`);
       throw error;
@@ -135,6 +143,8 @@ const SOURCES: Record<keyof ControlPlaneSettingsInput, { flag?: string; env?: st
   alertAuthFailures: { flag: 'alert-auth-failures' },
   advertiseHost: { flag: 'advertise-host' },
   publicUrl: { flag: 'public-url', url: true },
+  shutdownDelay: { flag: 'shutdown-delay' },
+  drainTimeout: { flag: 'drain-timeout' },
   cloudEgress: { flag: 'cloud-egress' },
   cloudRateLimitRedisUrl: { env: 'GATEHOUSE_RATE_LIMIT_REDIS_URL' },
   adminPort: { flag: 'admin-port' },

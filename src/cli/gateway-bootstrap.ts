@@ -115,6 +115,11 @@ default. A DIR inside a git work tree is refused (the private key does not belon
       `Bootstrapped edge gateway "${identity.gatewayName}" (${identity.gatewayId}) of workspace ${identity.workspaceName}, environment ${identity.environment}, into ${dir}`,
       `  certificate    serial ${result.certificate.serial}, valid until ${result.certificate.notAfter.toISOString()} (renewed over the live channel)`,
       `  control plane  sync ${identity.controlPlane.sync}, telemetry ${identity.controlPlane.telemetry}`,
+      ...(identity.controlPlane.alternates?.length
+        ? [
+            `  other replicas ${identity.controlPlane.alternates.map((r) => r.sync).join(', ')} (dialled in turn when one is lost)`,
+          ]
+        : []),
       `  files          ${result.files.join(', ')} (the key${mode === 'helm' ? ` and ${HELM_VALUES_FILE}` : ''} with mode 0600)`,
       '',
       mode === 'helm'

@@ -42,6 +42,22 @@ export const LOCAL_COMMANDS: readonly LocalCommand[] = [
   },
   {
     kind: 'local',
+    name: 'control migrate-ca',
+    summary: "copy an installation's CA from its data directory into the store (shared by every replica)",
+    examples: ['GATEHOUSE_ENCRYPTION_KEY_FILE=/run/secrets/key gatehouse control migrate-ca --data-dir ./data'],
+    load: async () => (await import('./control-secrets.ts')).controlMigrateCa,
+  },
+  {
+    kind: 'local',
+    name: 'control rotate-key',
+    summary: "re-encrypt the store's secrets with the first key of GATEHOUSE_ENCRYPTION_KEY (key rotation)",
+    examples: [
+      'GATEHOUSE_ENCRYPTION_KEY="$NEW_KEY,$OLD_KEY" gatehouse control rotate-key --database-url "$DATABASE_URL"',
+    ],
+    load: async () => (await import('./control-secrets.ts')).controlRotateKey,
+  },
+  {
+    kind: 'local',
     name: 'gateway run',
     summary: 'run a gateway: an edge gateway from a bootstrapped directory, or a standalone one from a config file',
     examples: [

@@ -97,6 +97,13 @@ export const ControlPlaneSettingsSchema = z.strictObject({
       return z.NEVER;
     })
     .optional(),
+  /**
+   * On SIGTERM: how long the replica keeps serving while `/readyz` answers 503, so that load balancers take it out
+   * of rotation before its listeners close (a Kubernetes Service needs a few seconds). Default 0.
+   */
+  shutdownDelay: durationFlag('must be a duration such as 5s (0: close at once)', { zero: true }).optional(),
+  /** On SIGTERM: how long admin API and cloud gateway requests in flight may take to finish. Default 10 s. */
+  drainTimeout: durationFlag('must be a duration such as 10s (0: do not wait)', { zero: true }).optional(),
   /** Admin API port. Default 8081. */
   adminPort: PortSchema.optional(),
   /** Cloud gateway API port. Default 8080. */

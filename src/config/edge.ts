@@ -26,17 +26,37 @@ export const GrpcEndpointSchema = z
   .string()
   .regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port');
 
-export const ControlPlaneEndpointsSchema = z.strictObject({
-  /** HTTPS base URL of the bootstrap endpoint (only needed while bootstrapping). */
+/** Where one control-plane replica is reached. */
+export const ReplicaEndpointsSchema = z.strictObject({
+  /** HTTPS base URL of the bootstrap endpoint (registration, and re-enrollment of an expired certificate). */
   bootstrap: z.url({ protocol: /^https$/ }),
   /** gRPC endpoint of config sync. */
   sync: GrpcEndpointSchema,
   /** gRPC endpoint of telemetry (may equal `sync`). */
   telemetry: GrpcEndpointSchema,
+});
+export type ReplicaEndpoints = z.output<typeof ReplicaEndpointsSchema>;
+
+export const ControlPlaneEndpointsSchema = ReplicaEndpointsSchema.extend({
   /** The name the control plane's server certificate carries (TLS server name). */
   serverName: z.string().min(1).default('gatehouse-control-plane'),
+  /**
+   * The other control-plane replicas (high availability): an edge gateway that loses the replica it is connected
+   * to dials the next one in turn. Absent with a single replica (or one address that load-balances, such as a DNS
+   * name resolving to every replica).
+   */
+  alternates: z.array(ReplicaEndpointsSchema).max(32).optional(),
 });
 export type ControlPlaneEndpoints = z.output<typeof ControlPlaneEndpointsSchema>;
+
+/** Every replica of an identity's control plane, the one it was bootstrapped through first. */
+export function replicaEndpoints(endpoints: ControlPlaneEndpoints): ReplicaEndpoints[] {
+  const all = [
+    { bootstrap: endpoints.bootstrap, sync: endpoints.sync, telemetry: endpoints.telemetry },
+    ...(endpoints.alternates ?? []),
+  ];
+  return all.filter((e, i) => all.findIndex((o) => o.sync === e.sync) === i);
+}
 
 /** DIR/gateway.json */
 export const EdgeIdentitySchema = z.strictObject({

@@ -21,11 +21,14 @@ import { OPERATIONS } from './api/operations.ts';
 import { startAlerting, type Alerting, type AlertingOptions } from './alerts/alerting.ts';
 import { startAuditRetention, type AuditRetention } from './audit-retention.ts';
 import { CloudGateway } from './cloud-gateway.ts';
-import { openCertificateAuthority, type CertificateAuthority } from './pki/ca.ts';
+import type { CertificateAuthority } from './pki/ca.ts';
+import { openStoredCertificateAuthority } from './pki/stored-ca.ts';
+import { startReplicaPresence, type ReplicaPresence } from './replicas.ts';
+import { type KeyRing, KeyRingError, localKeyRing } from './secrets/key-ring.ts';
 import { Publisher } from './publisher.ts';
 import { createBootstrapServer } from './sync/bootstrap-server.ts';
 import { hostPort, startSyncServer, type SyncServer } from './sync/sync-server.ts';
-import { openStore } from './store/open.ts';
+import { isPostgresUrl, openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
 import { startCloudTelemetry, type CloudTelemetry } from './telemetry/cloud.ts';
 import { createTelemetryIngest } from './telemetry/ingest.ts';
@@ -46,7 +49,12 @@ type DirectSettings =
   | 'auditRetentionDays';
 /** Durations the options take as `<setting>Ms`. */
 type DurationSettings =
-  'gatewayCertificateValidity' | 'gatewayReenrollWindow' | 'sessionIdleTimeout' | 'sessionLifetime';
+  | 'gatewayCertificateValidity'
+  | 'gatewayReenrollWindow'
+  | 'sessionIdleTimeout'
+  | 'sessionLifetime'
+  | 'shutdownDelay'
+  | 'drainTimeout';
 /** Settings `gatehouse control start` maps into other options (`tokenExchange`, `alerts`, `cloudRateLimitStore`). */
 type MappedSettings = 'publicUrl' | 'alertWebhook' | 'alertAuthFailures' | 'cloudRateLimitRedisUrl';
 type UnplacedSettings = Exclude<keyof ControlPlaneSettings, DirectSettings | DurationSettings | MappedSettings>;
@@ -71,6 +79,19 @@ export interface ControlPlaneOptions extends Partial<Pick<ControlPlaneSettings, 
   sessionIdleTimeoutMs?: ControlPlaneSettings['sessionIdleTimeout'];
   /** A console session ends this long after sign-in, however active. Default 12 hours. */
   sessionLifetimeMs?: ControlPlaneSettings['sessionLifetime'];
+  /**
+   * On `close()`: how long the replica keeps serving while reporting not ready (`/readyz` 503), so that load
+   * balancers stop sending it traffic before its listeners close. Default 0.
+   */
+  shutdownDelayMs?: ControlPlaneSettings['shutdownDelay'];
+  /** On `close()`: how long requests in flight (admin API, cloud gateway) may take to finish. Default 10 s. */
+  drainTimeoutMs?: ControlPlaneSettings['drainTimeout'];
+  /**
+   * Seals the secrets in the store (CA key, token-signing keys) with AES-256-GCM (`GATEHOUSE_ENCRYPTION_KEY` or
+   * `GATEHOUSE_ENCRYPTION_KEY_FILE`; see secrets/key-ring.ts). Required with PostgreSQL. Default with SQLite: a
+   * key generated once into `<dataDir>/encryption.key` (mode 0600), beside the database file it protects.
+   */
+  keyRing?: KeyRing;
   /**
    * Token exchange of every workspace environment. `issuer` is the base of each environment's own issuer,
    * `<issuer>/<workspace>/<environment in lower case>` (`tenantIssuer`); default: the cloud gateway's bound URL.
@@ -110,7 +131,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const host = options.host ?? '127.0.0.1';
   const dataDir = resolve(options.dataDir ?? 'data');
   const now = options.now ?? Date.now;
-  const store = await openStore({ databaseUrl: options.databaseUrl, dataDir });
+  let keyRing = options.keyRing;
+  if (!keyRing && isPostgresUrl(options.databaseUrl?.trim() ?? ''))
+    throw new KeyRingError(
+      'a control plane on PostgreSQL needs the encryption key of its secrets: set GATEHOUSE_ENCRYPTION_KEY (or GATEHOUSE_ENCRYPTION_KEY_FILE) to the same key on every replica (generate one with `openssl rand -base64 32`; docs/high-availability.md)',
+    );
+  keyRing ??= await localKeyRing(dataDir);
+  const store = await openStore({ databaseUrl: options.databaseUrl, dataDir, keyRing });
   let cloud: CloudGateway | undefined;
   let admin: Server | undefined;
   let bootstrapServer: HttpsServer | undefined;
@@ -119,6 +146,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let stopRemoteChanges: (() => Promise<void>) | undefined;
   let cloudTelemetry: CloudTelemetry | undefined;
   let auditRetention: AuditRetention | undefined;
+  let presence: ReplicaPresence | undefined;
   try {
     const gatewayPort = options.gatewayPort ?? 8080;
     // Every scope's issuer, and audience unless one is given for all, is its workspace environment's own.
@@ -184,8 +212,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (!cloud.instance.ready()) await cloud.update(new Map()); // no workspace at all: serve an empty table, be ready
 
     const pkg = (await import('../../package.json', { with: { type: 'json' } })).default;
-    // The edge-gateway channel: the control plane's own CA (in the data directory, key mode 0600).
-    const ca = await openCertificateAuthority(join(dataDir, 'pki'));
+    // The edge-gateway channel: the control plane's own CA, in the store (its key sealed), shared by every replica.
+    // An installation whose CA is still in the data directory has it imported (`gatehouse control migrate-ca`).
+    const ca = await openStoredCertificateAuthority(store, { legacyDir: join(dataDir, 'pki'), logger });
     const advertise = options.advertiseHost ?? host;
     const endpoints: ControlPlaneEndpoints = {
       bootstrap: `https://${hostPort(advertise, options.bootstrapPort ?? 8443)}`,
@@ -205,6 +234,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ca,
       tls: serverTls,
       endpoints,
+      alternates: async () => (presence ? presence.alternates() : []),
       logger,
       now,
       certificateValidityMs: options.gatewayCertificateValidityMs,
@@ -246,6 +276,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     endpoints.sync = endpoints.telemetry = hostPort(advertise, syncServer.port);
     const sync = syncServer;
+    // Where edge gateways reach this replica, for the gateways that register through the others.
+    presence = await startReplicaPresence({ store, endpoints, logger, now });
+    const replica = presence;
     streams.add((gatewayId) => void sync.disconnectGateway(gatewayId));
 
     const plane: ControlContext = {
@@ -303,6 +336,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const stopRemote = stopRemoteChanges;
     const cloudTraffic = cloudTelemetry;
     const retention = auditRetention;
+    let closing: Promise<void> | undefined;
     return {
       admin: adminAddress,
       gateway: listening.api,
@@ -314,22 +348,32 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       endpoints,
       sync,
       bootstrapToken: bootstrap?.token,
-      async close() {
-        await new Promise<void>((r) => {
-          adminServer.close(() => r());
-          adminServer.closeIdleConnections();
-        });
-        await new Promise<void>((r) => {
-          bootstrapHttps.close(() => r());
-          bootstrapHttps.closeIdleConnections();
-        });
-        await stopRemote();
-        await sync.close();
-        await cloudGateway.instance.close({ drainMs: 2000 });
-        await cloudTraffic.close(); // stores what the last requests left
-        await alerts.close();
-        await retention.close();
-        await store.close();
+      close() {
+        closing ??= (async () => {
+          const drainMs = options.drainTimeoutMs ?? 10_000;
+          // Not ready first (load balancers stop sending traffic here), still serving for the shutdown delay.
+          cloudGateway.instance.setCheck('shutdown', {
+            status: 'failing',
+            detail: 'the control plane is shutting down',
+          });
+          if (options.shutdownDelayMs) await new Promise((r) => setTimeout(r, options.shutdownDelayMs));
+          logger.info(
+            { drainMs },
+            'draining: gateway streams end (they reconnect to another replica), requests finish',
+          );
+          await replica.close(); // gateways registering elsewhere are no longer told of this replica
+          // Edge gateways serve on from memory while they reconnect: ending their streams first moves them at once.
+          const streamsClosed = sync.close();
+          const adminClosed = drain(adminServer, drainMs);
+          const bootstrapClosed = drain(bootstrapHttps, drainMs);
+          await Promise.all([streamsClosed, adminClosed, bootstrapClosed, cloudGateway.instance.close({ drainMs })]);
+          await stopRemote();
+          await cloudTraffic.close(); // stores what the last requests left
+          await alerts.close();
+          await retention.close();
+          await store.close();
+        })();
+        return closing;
       },
     };
   } catch (error) {
@@ -340,6 +384,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await cloudTelemetry?.close().catch(() => {});
     await alerting?.close().catch(() => {});
     await auditRetention?.close().catch(() => {});
+    await presence?.close().catch(() => {});
     await store.close();
     throw error;
   }
@@ -369,6 +414,18 @@ async function listenExplained(
   } catch (error) {
     throw explainListenError(error, what, port, host, changeWith(flag)) ?? error;
   }
+}
+
+/** Stops accepting; requests in flight finish within `drainMs`, then their connections are closed. */
+async function drain(server: Server | HttpsServer, drainMs: number): Promise<void> {
+  const closed = new Promise<void>((r) => server.close(() => r()));
+  server.closeIdleConnections();
+  const force = setTimeout(() => server.closeAllConnections(), drainMs);
+  // Keep-alive connections go idle as their last request ends: close them then, not at the deadline.
+  const idle = setInterval(() => server.closeIdleConnections(), 50);
+  await closed;
+  clearTimeout(force);
+  clearInterval(idle);
 }
 
 function formatHost(a: AddressInfo): string {

@@ -43,6 +43,11 @@ export class Publisher {
   readonly #pending = new Map<string, Promise<void>>();
   /** Scopes whose snapshot the cloud gateway holds, per workspace. */
   readonly #cloudScopes = new Map<string, Set<string>>();
+  /**
+   * Per scope, the version this process last handed on (to the cloud gateway or the edge streams). With several
+   * replicas, another one may have recorded a version first: it is new here all the same.
+   */
+  readonly #handedOn = new Map<string, string>();
   readonly #listeners = new Set<(scopes: readonly PublishedScope[]) => void>();
 
   constructor(options: PublisherOptions) {
@@ -113,9 +118,11 @@ export class Publisher {
       for (const [scope, snapshot] of scopes) {
         const record = await recordSnapshot(store, scope, snapshot, now);
         const versioned = { ...snapshot, version: record.version };
-        if (record.created) published.push({ scope, version: record.version, hash: record.hash, snapshot: versioned });
-        if (scope.endsWith('/cloud') && (record.created || !previousCloud.has(scope)))
-          cloudChanges.set(scope, versioned);
+        const handed = `${record.version}#${record.hash}`;
+        const isNew = record.created || this.#handedOn.get(scope) !== handed;
+        this.#handedOn.set(scope, handed);
+        if (isNew) published.push({ scope, version: record.version, hash: record.hash, snapshot: versioned });
+        if (scope.endsWith('/cloud') && (isNew || !previousCloud.has(scope))) cloudChanges.set(scope, versioned);
       }
       const cloudNow = new Set([...scopes.keys()].filter((s) => s.endsWith('/cloud')));
       for (const gone of previousCloud) if (!cloudNow.has(gone)) cloudChanges.set(gone, undefined);

@@ -4,7 +4,7 @@
  * certificates from their CSRs. The CA key lives in the data directory with mode 0600; the CA is pinned by
  * gateways as `sha256:<hex>` of its SubjectPublicKeyInfo, as kubeadm pins its cluster CA.
  */
-import { randomBytes, webcrypto } from 'node:crypto';
+import { createPublicKey, type KeyObject, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -56,41 +56,73 @@ export function parseGatewayUri(uri: string): GatewaySubject | undefined {
   return m ? { workspaceId: m[1]!, environment: m[2]!, gatewayId: m[3]! } : undefined;
 }
 
-/** Loads the CA from `dir` (ca.crt, ca.key), creating it on first use. */
+/** A CA's certificate and private key, PEM (the key PKCS#8). */
+export interface CaMaterial {
+  certPem: string;
+  keyPem: string;
+}
+
+/** A new self-signed CA (ECDSA P-256, valid 10 years). */
+export async function createCaMaterial(): Promise<CaMaterial> {
+  const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: 'CN=Gatehouse control plane CA',
+    notBefore: new Date(now - BACKDATE_MS),
+    notAfter: new Date(now + CA_VALIDITY_MS),
+    keys,
+    signingAlgorithm: ALGORITHM,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await exportPrivateKey(keys.privateKey) };
+}
+
+/** The CA files of a data directory (`<dataDir>/pki`) as installations before 0009-replicas kept them. */
+export function caFiles(dir: string): { cert: string; key: string } {
+  return { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
+}
+
+/** Reads a CA from `dir` (ca.crt, ca.key); undefined when there is none. */
+export async function readCaFiles(dir: string): Promise<CaMaterial | undefined> {
+  const files = caFiles(dir);
+  try {
+    return { certPem: await readFile(files.cert, 'utf8'), keyPem: await readFile(files.key, 'utf8') };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`cannot load the control plane CA from ${dir}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Loads the CA from `dir` (ca.crt, ca.key), creating it on first use (tests; the control plane keeps it in its store). */
 export async function openCertificateAuthority(dir: string): Promise<CertificateAuthority> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const certFile = join(dir, 'ca.crt');
-  const keyFile = join(dir, 'ca.key');
-  let certPem: string;
+  let material = await readCaFiles(dir);
+  if (!material) {
+    material = await createCaMaterial();
+    const files = caFiles(dir);
+    // Atomic and durable (fsync of the file and the directory); the key is 0600 from the moment its file exists.
+    await writeFileAtomic(files.key, material.keyPem, { mode: 0o600 });
+    await writeFileAtomic(files.cert, material.certPem, { mode: 0o644 });
+  }
+  return certificateAuthority(material);
+}
+
+/** The CA of the given certificate and key (checked to belong together). */
+export async function certificateAuthority({ certPem, keyPem }: CaMaterial): Promise<CertificateAuthority> {
   let privateKey: webcrypto.CryptoKey;
   try {
-    certPem = await readFile(certFile, 'utf8');
-    const keyPem = await readFile(keyFile, 'utf8');
     privateKey = await importPrivateKey(keyPem);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
-      throw new Error(`cannot load the control plane CA from ${dir}: ${(error as Error).message}`, { cause: error });
-    const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-    const now = Date.now();
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: serial(),
-      name: 'CN=Gatehouse control plane CA',
-      notBefore: new Date(now - BACKDATE_MS),
-      notAfter: new Date(now + CA_VALIDITY_MS),
-      keys,
-      signingAlgorithm: ALGORITHM,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      ],
-    });
-    certPem = cert.toString('pem');
-    privateKey = keys.privateKey;
-    // Atomic and durable (fsync of the file and the directory); the key is 0600 from the moment its file exists.
-    await writeFileAtomic(keyFile, await exportPrivateKey(keys.privateKey), { mode: 0o600 });
-    await writeFileAtomic(certFile, certPem, { mode: 0o644 });
+    throw new Error(`the control plane CA key cannot be read: ${(error as Error).message}`, { cause: error });
   }
+  const spki = (key: KeyObject) => key.export({ type: 'spki', format: 'der' });
+  if (!spki(createPublicKey(keyPem)).equals(spki(new X509Certificate(certPem).publicKey)))
+    throw new Error('the control plane CA key does not belong to its certificate');
   const caCert = new x509.X509Certificate(certPem);
   const pin = caPin(certPem);
 

@@ -6,7 +6,7 @@
  * the order they run. Column types are the few both databases share: text (also for JSON and ISO timestamps),
  * integer, boolean, and double precision for measured durations (fractional milliseconds).
  */
-import { sql, type Kysely } from 'kysely';
+import { sql, type DatabaseIntrospector, type Kysely } from 'kysely';
 import { Migrator, type Migration } from 'kysely/migration';
 
 /** Where kysely records which migrations ran (own names, so another kysely app in the same schema is no clash). */
@@ -27,8 +27,27 @@ export class MigrationError extends Error {
   }
 }
 
-/** Runs every migration not yet applied, in one transaction. Concurrent starts wait for each other. */
+/**
+ * Runs every migration not yet applied, in one transaction. Concurrent starts wait for each other: on PostgreSQL
+ * the whole run — kysely's creation of its own tables included, which it does before taking its lock — holds a
+ * session advisory lock of the schema on one connection, so two replicas starting at once never both migrate
+ * (the second finds nothing left to do). Kysely's migrator reads the catalog of every schema of the database
+ * (and `has_schema_privilege` fails on a schema dropped meanwhile): here it sees the store's schema only.
+ */
 export async function migrateToLatest(db: Kysely<unknown>, kind: 'sqlite' | 'postgres'): Promise<string[]> {
+  if (kind === 'sqlite') return runMigrator(db, kind, undefined);
+  const schema = await currentSchema(db);
+  return db.connection().execute(async (connection) => {
+    await sql`select pg_advisory_lock(hashtext(${`gatehouse-migrate:${schema}`}))`.execute(connection);
+    try {
+      return await runMigrator(withSchemaIntrospection(connection, schema), kind, schema);
+    } finally {
+      await sql`select pg_advisory_unlock(hashtext(${`gatehouse-migrate:${schema}`}))`.execute(connection);
+    }
+  });
+}
+
+async function runMigrator(db: Kysely<unknown>, kind: 'sqlite' | 'postgres', schema: string | undefined) {
   const all = migrations(kind);
   const migrator = new Migrator({
     db,
@@ -37,7 +56,7 @@ export async function migrateToLatest(db: Kysely<unknown>, kind: 'sqlite' | 'pos
     migrationLockTableName: MIGRATION_LOCK_TABLE,
     // Kysely looks for its tables in every schema unless told which one: with two installations in two schemas
     // of one database, the second would believe the first one's tables were its own.
-    migrationTableSchema: kind === 'postgres' ? await currentSchema(db) : undefined,
+    migrationTableSchema: schema,
   });
   const { error, results = [] } = await migrator.migrateToLatest();
   if (error !== undefined) {
@@ -54,6 +73,35 @@ export async function migrateToLatest(db: Kysely<unknown>, kind: 'sqlite' | 'pos
     throw new MigrationError(results.find((r) => r.status === 'Error')?.migrationName, error);
   }
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * `db` whose `introspection` sees one schema: the migrator asks it whether its tables and their schema exist.
+ * (Kysely's PostgreSQL introspector lists the tables of every schema, and fails when another installation drops
+ * a schema while it reads.) Everything else is `db`'s own, bound to it (its fields are private).
+ */
+function withSchemaIntrospection(db: Kysely<unknown>, schema: string): Kysely<unknown> {
+  const introspection: DatabaseIntrospector = {
+    async getSchemas() {
+      const { rows } = await sql<{ name: string }>`
+        select nspname as name from pg_catalog.pg_namespace where nspname = ${schema}`.execute(db);
+      return rows;
+    },
+    async getTables() {
+      const { rows } = await sql<{ name: string }>`
+        select c.relname as name from pg_catalog.pg_class c
+        join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = ${schema} and c.relkind in ('r', 'p', 'v', 'f')`.execute(db);
+      return rows.map((r) => ({ name: r.name, schema, isView: false, isForeign: false, columns: [] }));
+    },
+  };
+  return new Proxy(db, {
+    get(target, property) {
+      if (property === 'introspection') return introspection;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 async function currentSchema(db: Kysely<unknown>): Promise<string> {
@@ -425,6 +473,22 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .addColumn('parents', text, (c) => c.notNull())
           .addColumn('updated_at', text, (c) => c.notNull())
           .addPrimaryKeyConstraint('policy_entities_pkey', ['collection_id', 'entity_type', 'entity_id'])
+          .execute();
+      },
+    },
+    '0009-replicas': {
+      // High availability: secrets sealed with the operator's key carry the key's id (rotation finds the rows
+      // sealed with an older key), and every replica records where edge gateways reach it.
+      async up(db) {
+        await db.schema.alterTable('settings').addColumn('key_id', text).execute();
+        await db.schema
+          .createTable('control_replicas')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('bootstrap', text, (c) => c.notNull())
+          .addColumn('sync', text, (c) => c.notNull())
+          .addColumn('telemetry', text, (c) => c.notNull())
+          .addColumn('started_at', text, (c) => c.notNull())
+          .addColumn('seen_at', text, (c) => c.notNull())
           .execute();
       },
     },

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { redactUrl } from '../../config/redact-url.ts';
+import type { KeyRing } from '../secrets/key-ring.ts';
 import { migrateToLatest } from './migrations.ts';
 import { NodeSqliteDialect } from './sqlite-dialect.ts';
 import { SqlStore } from './sql-store.ts';
@@ -22,6 +23,8 @@ export interface OpenStoreOptions {
   databaseUrl?: string;
   /** The directory of the SQLite file `gatehouse.db`, created with mode 0700 if missing. Default `data`. */
   dataDir?: string;
+  /** Seals secret settings (the CA key, signing keys) at rest; without one they are stored as given. */
+  keyRing?: KeyRing;
 }
 
 /** The store could not be opened: PostgreSQL unreachable, the SQLite file unusable, or a migration failed. */
@@ -33,23 +36,23 @@ export const DEFAULT_DATA_DIR = 'data';
 export const SQLITE_FILE_NAME = 'gatehouse.db';
 
 /** Opens (and migrates) the store the options point at. Throws `StoreOpenError` with the URL's password redacted. */
-export async function openStore(options: OpenStoreOptions = {}): Promise<Store> {
+export async function openStore(options: OpenStoreOptions = {}): Promise<SqlStore> {
   const url = options.databaseUrl?.trim() ?? '';
-  if (isPostgresUrl(url)) return openPostgres(url);
+  if (isPostgresUrl(url)) return openPostgres(url, options.keyRing);
   if (url !== '' && url !== ':memory:') {
     throw new StoreOpenError(
       `unsupported database URL ${redactUrl(url)}: use postgres://… or postgresql://…, or leave it unset for SQLite`,
     );
   }
   const dataDir = options.dataDir ?? DEFAULT_DATA_DIR;
-  return openSqlite(url === ':memory:' || dataDir === ':memory:' ? ':memory:' : dataDir);
+  return openSqlite(url === ':memory:' || dataDir === ':memory:' ? ':memory:' : dataDir, options.keyRing);
 }
 
 export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//i.test(url);
 }
 
-async function openSqlite(dir: string): Promise<Store> {
+async function openSqlite(dir: string, ring: KeyRing | undefined): Promise<SqlStore> {
   let filename = ':memory:';
   if (dir !== ':memory:') {
     try {
@@ -71,10 +74,10 @@ async function openSqlite(dir: string): Promise<Store> {
     });
   }
   await migrate(db, 'sqlite', filename);
-  return new SqlStore(db, 'sqlite');
+  return new SqlStore(db, 'sqlite', undefined, ring);
 }
 
-async function openPostgres(url: string): Promise<Store> {
+async function openPostgres(url: string, ring: KeyRing | undefined): Promise<SqlStore> {
   const where = redactUrl(url);
   const pool = new pg.Pool({ connectionString: url, connectionTimeoutMillis: 10_000 });
   // An idle connection that breaks (server restart, network) is dropped from the pool and replaced on next use;
@@ -93,7 +96,7 @@ async function openPostgres(url: string): Promise<Store> {
     await client.connect();
     return client;
   };
-  return new SqlStore(db, 'postgres', listen);
+  return new SqlStore(db, 'postgres', listen, ring);
 }
 
 async function migrate(db: Kysely<Database>, kind: Store['kind'], where: string): Promise<void> {

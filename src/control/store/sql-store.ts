@@ -24,6 +24,7 @@ import {
   type RootOperationNode,
   type UnknownRow,
 } from 'kysely';
+import type { KeyRing } from '../secrets/key-ring.ts';
 import type { Store, StoreOps } from './store.ts';
 import type { Database } from './tables.ts';
 import { alertQueries } from './sql/alerts.ts';
@@ -33,7 +34,8 @@ import { collectionQueries } from './sql/collections.ts';
 import { entityQueries } from './sql/entities.ts';
 import { gatewayQueries } from './sql/gateways.ts';
 import { roleQueries } from './sql/roles.ts';
-import { settingQueries } from './sql/settings.ts';
+import { replicaQueries } from './sql/replicas.ts';
+import { isSecretSetting, settingQueries } from './sql/settings.ts';
 import { snapshotQueries } from './sql/snapshots.ts';
 import { StatementRunner, type Run } from './sql/statement-runner.ts';
 import { telemetryQueries } from './sql/telemetry.ts';
@@ -46,9 +48,10 @@ type Kind = Store['kind'];
 const openTransaction = new AsyncLocalStorage<{ open: boolean }>();
 
 /** Every read and write, each resource's from its module, all running their statements through `run`. */
-function sqlOps(run: Run): StoreOps {
+function sqlOps(run: Run, ring: KeyRing | undefined): StoreOps {
   return {
-    ...settingQueries(run),
+    ...settingQueries(run, ring),
+    ...replicaQueries(run),
     ...workspaceQueries(run),
     ...collectionQueries(run),
     ...entityQueries(run),
@@ -78,16 +81,39 @@ export class SqlStore extends WithOps implements Store {
   /** Tags this process's notifications, so it ignores its own. */
   readonly #replica = randomUUID();
   readonly #listeners = new Set<() => Promise<void>>();
+  readonly #ring: KeyRing | undefined;
 
   /**
    * `db` is owned by the store from now on: `close()` destroys it. Its schema must be migrated (`migrateToLatest`).
-   * `listenConnection` (PostgreSQL) opens a dedicated connection for LISTEN.
+   * `listenConnection` (PostgreSQL) opens a dedicated connection for LISTEN. `ring` seals secret settings.
    */
-  constructor(db: Kysely<Database>, kind: Kind, listenConnection?: () => Promise<ListenConnection>) {
-    super(sqlOps(new StatementRunner(db.withPlugin(new OutsideTransactionGuard()), kind, false).run));
+  constructor(db: Kysely<Database>, kind: Kind, listenConnection?: () => Promise<ListenConnection>, ring?: KeyRing) {
+    super(sqlOps(new StatementRunner(db.withPlugin(new OutsideTransactionGuard()), kind, false).run, ring));
     this.#db = db;
     this.kind = kind;
     this.#listenConnection = listenConnection;
+    this.#ring = ring;
+  }
+
+  /**
+   * Seals every secret setting again with the key ring's active key: those sealed with an older key and those
+   * stored before encryption at rest (plaintext). One transaction; returns how many were rewritten.
+   */
+  async resealSecrets(): Promise<number> {
+    const ring = this.#ring;
+    if (!ring) throw new Error('the store has no encryption key ring to seal with');
+    const rows = await this.#db.selectFrom('settings').select(['key', 'key_id']).execute();
+    const stale = rows.filter((r) => isSecretSetting(r.key) && r.key_id !== ring.activeKid).map((r) => r.key);
+    return this.transaction(async (tx) => {
+      let n = 0;
+      for (const key of stale) {
+        const value = await tx.getSetting(key); // opens it with whichever key of the ring sealed it
+        if (value === undefined) continue;
+        await tx.setSetting(key, value);
+        n++;
+      }
+      return n;
+    });
   }
 
   async notifyChange(workspaceId: string): Promise<void> {
@@ -159,7 +185,7 @@ export class SqlStore extends WithOps implements Store {
       const runner = new StatementRunner(trx, this.kind, true);
       const context = { open: true };
       try {
-        const result = await openTransaction.run(context, () => fn(sqlOps(runner.run)));
+        const result = await openTransaction.run(context, () => fn(sqlOps(runner.run, this.#ring)));
         runner.settle();
         return result;
       } finally {

@@ -11,6 +11,7 @@ import { collectionsContract } from './contract/collections.ts';
 import { entitiesContract } from './contract/entities.ts';
 import { gatewaysContract } from './contract/gateways.ts';
 import { rolesContract } from './contract/roles.ts';
+import { replicasContract } from './contract/replicas.ts';
 import { settingsContract } from './contract/settings.ts';
 import { snapshotsContract } from './contract/snapshots.ts';
 import { telemetryContract } from './contract/telemetry.ts';
@@ -44,6 +45,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
 
     settingsContract(store);
+    replicasContract(store);
     workspacesContract(store);
     collectionsContract(store);
     entitiesContract(store);

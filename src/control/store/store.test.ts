@@ -155,6 +155,37 @@ if (unreachable === undefined) {
       }
     });
 
+    it('migrates once while other installations create and drop their schemas (kysely reads this schema only)', async () => {
+      const url = await freshSchema();
+      // Another installation's schemas come and go meanwhile: kysely's own introspection of every schema fails
+      // with "schema … does not exist" when one is dropped while it reads the catalog.
+      let churning = true;
+      const churn = (async () => {
+        const client = new pg.Client({ connectionString: pgUrl });
+        await client.connect();
+        for (let i = 0; churning; i++) {
+          const name = `${prefix}_churn_${i}`;
+          // Separate statements, each committed: the schema is visible to the migrator between them.
+          await client.query(`create schema "${name}"`);
+          await client.query(`create table "${name}".t (a int)`);
+          await client.query(`drop schema "${name}" cascade`);
+        }
+        await client.end();
+      })();
+      try {
+        const stores = await Promise.all([1, 2, 3, 4].map(() => openStore({ databaseUrl: url })));
+        await Promise.all(stores.map((s) => s.close()));
+        const { rows } = await admin.query(`select name from "${schemas.at(-1)}".gatehouse_migration order by name`);
+        assert.deepEqual(
+          rows.map((r: { name: string }) => r.name),
+          migrationNames(),
+        );
+      } finally {
+        churning = false;
+        await churn;
+      }
+    });
+
     it('serializes the transactions of two stores sharing one database (two replicas)', async () => {
       const url = await freshSchema();
       const [a, b] = await Promise.all([openStore({ databaseUrl: url }), openStore({ databaseUrl: url })]);

@@ -263,10 +263,36 @@ export class StoreConflictError extends Error {
   }
 }
 
-/** Installation settings: small key/value pairs, e.g. the installation id. */
+/**
+ * Installation settings: small key/value pairs, e.g. the installation id. Secret settings (`isSecretSetting`: the
+ * CA key, token-signing keys) are sealed with the store's encryption key ring when it has one (AES-256-GCM,
+ * secrets/key-ring.ts) and opened on read; callers see plaintext either way.
+ */
 export interface SettingOps {
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
+}
+
+/** A control-plane replica as the others see it: where edge gateways reach it, and when it was last alive. */
+export interface ReplicaRecord {
+  id: string;
+  /** HTTPS base URL of its bootstrap endpoint. */
+  bootstrap: string;
+  /** `host:port` of its config sync (gRPC). */
+  sync: string;
+  /** `host:port` of its telemetry (gRPC). */
+  telemetry: string;
+  startedAt: string;
+  seenAt: string;
+}
+
+/** The control-plane replicas sharing the database (PostgreSQL): each records itself and refreshes `seenAt`. */
+export interface ReplicaOps {
+  /** Inserts the replica or updates its endpoints and `seenAt`. */
+  upsertReplica(r: ReplicaRecord): Promise<void>;
+  /** Replicas seen at or after `seenSince` (ISO), oldest start first. */
+  listReplicas(seenSince: string): Promise<ReplicaRecord[]>;
+  deleteReplica(id: string): Promise<void>;
 }
 
 /** Workspaces and their projects. */
@@ -466,6 +492,7 @@ export interface StoreOps
   extends
     EntityOps,
     SettingOps,
+    ReplicaOps,
     WorkspaceOps,
     CollectionOps,
     RoleOps,

@@ -9,7 +9,9 @@ import type { ColumnType } from 'kysely';
 type Bool = ColumnType<boolean | number, boolean, boolean>;
 
 export interface Database {
-  settings: { key: string; value: string };
+  /** `key_id`: the encryption key a sealed value was sealed with (NULL for plaintext), for rotation. */
+  settings: { key: string; value: string; key_id: ColumnType<string | null, string | null | undefined, string | null> };
+  control_replicas: ControlReplicasTable;
   workspaces: WorkspacesTable;
   projects: ProjectsTable;
   collections: CollectionsTable;
@@ -256,4 +258,13 @@ export interface AlertsTable {
   resolved_at: string | null;
   delivered_at: string | null;
   delivery_attempts: number;
+}
+
+export interface ControlReplicasTable {
+  id: string;
+  bootstrap: string;
+  sync: string;
+  telemetry: string;
+  started_at: string;
+  seen_at: string;
 }

@@ -28,6 +28,7 @@ import {
   RegisterRequestSchema,
   RenewRequestSchema,
   type ControlPlaneEndpoints,
+  type ReplicaEndpoints,
   type RegisterResponse,
   type RenewResponse,
 } from '../../config/edge.ts';
@@ -56,6 +57,8 @@ export interface BootstrapServerOptions {
    * after listening (port 0).
    */
   endpoints: ControlPlaneEndpoints;
+  /** The other control-plane replicas' endpoints, handed to every gateway that registers (failover). */
+  alternates?: () => Promise<ReplicaEndpoints[]>;
   logger: Logger;
   now?: () => number;
   /** Validity of the certificates issued here. Default 24 hours. */
@@ -237,6 +240,11 @@ export function createBootstrapServer(options: BootstrapServerOptions): Server {
       refuseSpent(again.usedAt ?? nowIso(at), again.expiresAt, at);
     }
     log.serial = issued.serial;
+    const alternates =
+      (await options.alternates?.().catch((err: unknown) => {
+        logger.warn({ err }, 'cannot list the other control-plane replicas; the gateway is told of this one only');
+        return [];
+      })) ?? [];
     const answer: RegisterResponse = {
       certificate: issued.certPem,
       ca: ca.certPem,
@@ -248,7 +256,7 @@ export function createBootstrapServer(options: BootstrapServerOptions): Server {
         environment: gateway.environment,
         installMethod: gateway.installMethod,
       },
-      controlPlane: { ...endpoints },
+      controlPlane: { ...endpoints, ...(alternates.length ? { alternates } : {}) },
     };
     return json(res, answer);
   }

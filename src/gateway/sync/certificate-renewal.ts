@@ -9,7 +9,7 @@
  * or a Kubernetes pod started from the certificate in its Secret, comes back by itself.
  */
 import type { Logger } from 'pino';
-import type { EdgeIdentity } from '../../config/edge.ts';
+import { type EdgeIdentity, replicaEndpoints } from '../../config/edge.ts';
 import { createKeyAndCsr, singleCertificate } from '../../shared/certificates.ts';
 import { type ReconnectBackoff, reconnectCeiling } from './backoff.ts';
 import { writeFileAtomic } from './cache.ts';
@@ -151,8 +151,11 @@ export class CertificateRenewal {
     // Loaded only when needed: bootstrap.ts brings @peculiar/x509, which a start from the cache never needs.
     const { reenrollGateway } = await import('./bootstrap.ts');
     const { pems } = credentials;
+    // With several control-plane replicas, each attempt goes to the next one's bootstrap endpoint.
+    const replicas = replicaEndpoints(identity.controlPlane);
+    const bootstrapUrl = replicas[this.#attempts % replicas.length]!.bootstrap;
     const result = await reenrollGateway({
-      url: identity.controlPlane.bootstrap,
+      url: bootstrapUrl,
       caPem: pems.caPem,
       certificatePem: pems.certPem,
       keyPem: pems.keyPem,
@@ -207,7 +210,7 @@ export class CertificateRenewal {
     this.#d.onProgress();
     const fields = {
       attempt: this.#attempts,
-      bootstrap: identity.controlPlane.bootstrap,
+      bootstrap: bootstrapUrl,
       notAfter: credentials.certificate.notAfter.toISOString(),
       reason: failure.message,
     };

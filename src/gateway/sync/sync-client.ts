@@ -69,6 +69,11 @@ export interface SyncClientOptions {
   endpoint: string;
   /** `host:port` of telemetry; default `endpoint`. */
   telemetryEndpoint?: string;
+  /**
+   * Other control-plane replicas (`host:port` of sync and telemetry), dialled in turn: a stream that ends, or an
+   * attempt that fails, moves on to the next one, so that losing a replica costs one reconnect, not an outage.
+   */
+  alternates?: readonly { sync: string; telemetry: string }[];
   /** The name the control plane's server certificate carries. */
   serverName: string;
   /** The current credentials, read at every connection attempt. */
@@ -148,6 +153,14 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
   const proto = loadSyncProto();
   /** Since when the gateway has had no accepted stream (start-up counts as the start of an outage). */
   let outageSince = Date.now();
+  /** Every replica, the configured one first; `target` is the one dialled now. */
+  const targets = [
+    { sync: options.endpoint, telemetry: options.telemetryEndpoint ?? options.endpoint },
+    ...(options.alternates ?? []).filter((a) => a.sync !== options.endpoint),
+  ];
+  let target = 0;
+  /** Replicas tried since the last accepted stream: until each was tried once, the next one is dialled at once. */
+  let triedInOutage = 0;
   const changed = () => options.onState?.({ connected, connectedSince, lastError, attempts, connections });
 
   let closed = false;
@@ -187,14 +200,14 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
       'grpc.ssl_target_name_override': options.serverName,
       'grpc.default_authority': options.serverName,
     };
-    const syncChannel = new Channel(options.endpoint, channelCredentials, channelOptions);
-    const telemetryEndpoint = options.telemetryEndpoint ?? options.endpoint;
+    const { sync: syncEndpoint, telemetry: telemetryEndpoint } = targets[target]!;
+    const syncChannel = new Channel(syncEndpoint, channelCredentials, channelOptions);
     const telemetryChannel =
-      telemetryEndpoint === options.endpoint
+      telemetryEndpoint === syncEndpoint
         ? syncChannel
         : new Channel(telemetryEndpoint, channelCredentials, channelOptions);
     channels = telemetryChannel === syncChannel ? [syncChannel] : [syncChannel, telemetryChannel];
-    sync = new proto.ConfigSync(options.endpoint, channelCredentials, {
+    sync = new proto.ConfigSync(syncEndpoint, channelCredentials, {
       channelOverride: syncChannel,
     }) as unknown as ConfigSyncClient;
     telemetry = new proto.Telemetry(telemetryEndpoint, channelCredentials, {
@@ -252,8 +265,9 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
         attempts = 0;
         connectedSince = new Date().toISOString();
         lastError = undefined;
+        triedInOutage = 0;
         logger.info(
-          { endpoint: options.endpoint, applied: options.applied()?.version ?? 0 },
+          { endpoint: targets[target]!.sync, applied: options.applied()?.version ?? 0 },
           'connected to the control plane',
         );
         changed();
@@ -339,6 +353,12 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
       if (!accepted) attempts++;
       changed();
       let delay = Math.round(Math.random() * reconnectCeiling(backoff, attempts, Date.now() - outageSince));
+      if (targets.length > 1) {
+        // Another replica is likely up: dial the next one after a short jitter (spreading the gateways that lost
+        // the same replica), and back off only once every replica was tried in this outage.
+        target = (target + 1) % targets.length;
+        if (++triedInOutage < targets.length) delay = Math.round(Math.random() * Math.min(backoff.initialMs, 250));
+      }
       if (refused && !accepted) {
         // Refused, not unreachable: retrying soon cannot help, but the operator may fix it (e.g. a clock), so keep
         // trying at the slowest pace.
@@ -350,7 +370,7 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
       } else {
         const log = attempts > 1 ? logger.debug.bind(logger) : logger.warn.bind(logger);
         log(
-          { attempt: attempts, retryInMs: delay, reason: lastError },
+          { attempt: attempts, retryInMs: delay, reason: lastError, next: targets[target]!.sync },
           accepted ? 'the sync stream ended; reconnecting' : 'cannot reach the control plane; retrying',
         );
       }

@@ -79,6 +79,7 @@ export class SyncLoop {
         this.#client = startSyncClient({
           endpoint: identity.controlPlane.sync,
           telemetryEndpoint: identity.controlPlane.telemetry,
+          alternates: identity.controlPlane.alternates,
           serverName: identity.controlPlane.serverName,
           credentials: () => this.#d.credentials.pems,
           logger,
