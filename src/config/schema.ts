@@ -542,6 +542,18 @@ export const RateLimitStoreSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('redis'),
     url: RedisUrlSchema,
+    /**
+     * `lease` (default): exact across instances — each instance leases a share of what a limit still allows from
+     * Redis, spends it locally and gives back what it does not spend (docs/limits.md). `sync`: decided on each
+     * instance's view of the totals, synced every `syncInterval` (cheaper, and over-admits by what the other
+     * instances admit within one interval).
+     */
+    mode: z.enum(['lease', 'sync']).default('lease'),
+    /**
+     * How long a lease of rate-limit units or concurrency slots lives without renewal (mode `lease`, and
+     * concurrency caps): a gateway that dies gives back what it held after at most this.
+     */
+    leaseTtl: DurationSchema.default(2_000).refine((ms) => ms >= 200 && ms <= 60_000, 'must be between 200ms and 60s'),
     /** Prefix of the counters' Redis keys: gateways that share limits use the same one. */
     prefix: z.string().min(1).max(200).default('gatehouse:rl:'),
     /** How often each instance sends its hits and reads the totals: the bound on how stale its view can be. */
