@@ -21,13 +21,15 @@
  * spent) refuses the waiting requests and is remembered for at most 250 ms (less if the window frees sooner),
  * so a key over its limit is refused locally and re-checked four times a second.
  *
- * **When Redis is slow or down.** A call that takes longer than `commandTimeoutMs` fails; the store is then
- * degraded until a call or a PING succeeds. Units already leased are still spent until their lease ends (they are
- * counted in Redis, so this is still exact). Beyond them, `onStoreFailure: open` limits (the default) count on
- * each instance alone with a share of the limit, `⌈limit / instances⌉` (instances holding a lease at the last
- * answer), so the total stays near the limit while the instances are evenly loaded; `closed` limits are refused
- * with 503 by the policy (it reads `degraded`). So a slow Redis delays only requests that found no unit, by at most
- * `commandTimeoutMs`.
+ * **When Redis is slow or down.** A lease call that gets no answer within `commandTimeoutMs` fails (the deadline
+ * tolerates a blocked event loop: see redis-leases.ts) and the connection is dialled again; the store is degraded
+ * until a call or a PING succeeds. Units already leased are still spent until their lease ends (they are counted in
+ * Redis, so this stays exact). Beyond them, `onStoreFailure: open` limits (the default) let each instance admit
+ * alone a budget fixed at its first such decision in the window: what the window still allowed at the last answer
+ * divided among the instances seen — so the total stays near the limit when Redis fails mid-window, while with
+ * Redis down since before the window each instance admits up to the whole limit (as the memory store would).
+ * `closed` limits are refused with 503 by the policy (it reads `degraded`). A slow Redis delays only requests that
+ * found no unit, by at most `commandTimeoutMs`; hits admitted alone are not added to the shared count.
  */
 import { randomBytes } from 'node:crypto';
 import type { RateLimitDecision, RateLimitStore } from '../../../shared/rate-limit-store.ts';
@@ -90,6 +92,9 @@ interface Lease {
   expiresAt: number;
   /** Units spent while a call was out (its answer reports what was held when it was sent). */
   spentDuringCall: number;
+  /** Units spent since the last report Redis acknowledged, and when that was (performance.now()). */
+  unreported: number;
+  lastReport: number;
   calling: boolean;
   waiters: Waiter[];
   /** Hits per ms, exponentially weighted, and when it was last updated (performance.now()). */
@@ -105,8 +110,8 @@ interface Lease {
   refusal: RateLimitDecision | undefined;
   refusedAt: number;
   refusedUntil: number;
-  /** Local counting while Redis fails (onStoreFailure: open). */
-  local: Counter | undefined;
+  /** What this instance may still admit alone in this window while Redis fails (set at the first such hit). */
+  localBudget: number | undefined;
 }
 
 export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStore {
@@ -117,6 +122,9 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
   const connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
   const maxKeys = options.maxKeys ?? 1_000_000;
   if (!(leaseTtlMs >= 100)) throw new RangeError(`leaseTtlMs must be at least 100, got ${leaseTtlMs}`);
+  // Units are spent during the first half of a lease only: the second half is the time the spending has to reach
+  // Redis (a busy event loop, a slow network) before Redis, seeing the lease end, gives back its holding as unspent.
+  const usableMs = leaseTtlMs / 2;
   const instance = randomBytes(9).toString('base64url');
   let closed = false;
   let state: SharedStoreState = { status: 'connecting', since: Date.now() };
@@ -152,6 +160,9 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
   });
 
   const leases = new Map<string, Lease>();
+  /** The most instances active on any key at the last answers (decays by one every lease period without more). */
+  let instancesSeen = 1;
+  let instancesSeenAt = 0;
   let clearing: Promise<void> | undefined;
 
   const base = (l: { key: string; windowMs: number }, start: number) =>
@@ -167,6 +178,8 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
       units: 0,
       expiresAt: 0,
       spentDuringCall: 0,
+      unreported: 0,
+      lastReport: performance.now(),
       calling: false,
       waiters: [],
       rate: 0,
@@ -179,29 +192,60 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
       refusal: undefined,
       refusedAt: 0,
       refusedUntil: 0,
-      local: undefined,
+      localBudget: undefined,
     };
+  }
+
+  /**
+   * One lease call for `l`'s window starting at `start`: reports the units held and those spent since the last
+   * report, gives back `release` of them, asks for `want` more.
+   */
+  function call(l: Lease, start: number, held: number, release: number, want: number, leftMs: number) {
+    const b = base(l, start);
+    const pb = base(l, start - l.windowMs);
+    const spent = l.unreported;
+    l.unreported = 0;
+    return link
+      .lease({
+        count: b,
+        holdings: `${b}\u0000h`,
+        previousCount: pb,
+        previousHoldings: `${pb}\u0000h`,
+        held,
+        release,
+        want,
+        limit: l.limit,
+        windowMs: l.windowMs,
+        leftMs,
+        keyTtlMs: keyTtl(l.windowMs),
+        spent,
+      })
+      .then(
+        (answer) => {
+          onSuccess();
+          l.lastReport = performance.now();
+          return answer;
+        },
+        (error: unknown) => {
+          l.unreported += spent;
+          onError(error as Error);
+          throw error;
+        },
+      );
+  }
+
+  function seen(holders: number): void {
+    const t = performance.now();
+    if (holders >= instancesSeen || t - instancesSeenAt > leaseTtlMs) {
+      instancesSeen = holders >= instancesSeen ? holders : instancesSeen - 1;
+      instancesSeenAt = t;
+    }
   }
 
   /** Gives back a lease's unspent units (its window ended, its limit changed, or it went idle). */
   function giveBack(l: Lease, start: number, units: number): void {
-    if (units <= 0 || !link.ready()) return;
-    const b = base(l, start);
-    link
-      .lease({
-        count: b,
-        holdings: `${b}\u0000h`,
-        previousCount: base(l, start - l.windowMs),
-        previousHoldings: `${base(l, start - l.windowMs)}\u0000h`,
-        held: units,
-        release: units,
-        want: 0,
-        limit: l.limit,
-        windowMs: l.windowMs,
-        leftMs: 0,
-        keyTtlMs: keyTtl(l.windowMs),
-      })
-      .then(onSuccess, onError);
+    if ((units <= 0 && l.unreported === 0) || !link.ready()) return;
+    call(l, start, units, units, 0, 0).catch(() => {});
   }
 
   function hit(
@@ -235,6 +279,7 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
 
     if (l.units > 0 && t < l.expiresAt) {
       l.units--;
+      l.unreported++;
       if (l.calling) l.spentDuringCall++;
       else if (l.units <= l.lastGrant / 4) void refill(l, now);
       return allowed(l, now);
@@ -272,13 +317,26 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
     return d.allowed ? { allowed: false, limit: l.limit, remaining: 0, retryAfterMs: 1, resetMs: d.resetMs } : d;
   }
 
-  /** Counting on this instance alone, with its share of the limit (Redis failed, or the store is closing). */
+  /**
+   * Deciding on this instance alone (Redis failed, or the store is closing): a budget for the rest of the window,
+   * fixed at the first such decision — what the window still allowed at the last answer, divided among the
+   * instances seen (with no answer yet, the whole limit). So a timeout in the middle of a burst (a saturated event
+   * loop, a slow Redis) cannot open a second allowance, and a Redis that flaps cannot refill the budget.
+   */
   function local(l: Lease, now: number): RateLimitDecision {
-    const share = Math.max(1, Math.ceil(l.limit / Math.max(1, l.holders)));
-    if (l.local === undefined || l.local.start !== l.start)
-      l.local = { start: l.start, windowMs: l.windowMs, current: 0, previous: 0 };
-    const d = decide(l.local, share, now);
-    return { ...d, limit: l.limit };
+    l.localBudget ??= Math.floor(l.available / Math.max(1, l.holders, instancesSeen));
+    const left = l.start + l.windowMs - now;
+    if (l.localBudget > 0) {
+      l.localBudget--;
+      return { allowed: true, limit: l.limit, remaining: l.localBudget, retryAfterMs: 0, resetMs: left + l.windowMs };
+    }
+    return {
+      allowed: false,
+      limit: l.limit,
+      remaining: 0,
+      retryAfterMs: Math.max(1, left),
+      resetMs: left + l.windowMs,
+    };
   }
 
   async function refill(l: Lease, now: number): Promise<void> {
@@ -290,26 +348,14 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
     if (!link.ready() && state.status === 'connecting') await untilReady();
     const sentAt = performance.now();
     const sentStart = l.start;
-    const b = base(l, l.start);
-    const pb = base(l, l.start - l.windowMs);
     let answer: LeaseAnswer | undefined;
     try {
-      answer = await link.lease({
-        count: b,
-        holdings: `${b}\u0000h`,
-        previousCount: pb,
-        previousHoldings: `${pb}\u0000h`,
-        held: sentAt < l.expiresAt ? l.units : 0,
-        release: 0,
-        want,
-        limit: l.limit,
-        windowMs: l.windowMs,
-        leftMs: l.start + l.windowMs - Math.max(now, l.start),
-        keyTtlMs: keyTtl(l.windowMs),
-      });
-      onSuccess();
-    } catch (error) {
-      onError(error as Error);
+      // Units past their local expiry are reported too: Redis keeps them if the holding is still alive (and the
+      // answer makes them usable again), or has given them back already.
+      const held = l.units;
+      answer = await call(l, l.start, held, 0, want, l.start + l.windowMs - Math.max(now, l.start));
+    } catch {
+      answer = undefined;
     }
     l.calling = false;
     const waiters = l.waiters;
@@ -326,15 +372,17 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
       return;
     }
     l.units = Math.max(0, answer.held - l.spentDuringCall);
-    l.expiresAt = sentAt + leaseTtlMs;
+    l.expiresAt = sentAt + usableMs;
     l.available = answer.available;
     l.count = answer.count;
     l.previous = answer.previous;
     l.holders = answer.holders;
+    seen(answer.holders);
     if (answer.granted > 0) l.lastGrant = answer.granted;
     let i = 0;
     for (; i < waiters.length && l.units > 0; i++) {
       l.units--;
+      l.unreported++;
       waiters[i]!.resolve(allowed(l, waiters[i]!.now));
     }
     const rest = waiters.slice(i);
@@ -378,7 +426,7 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
 
   async function ping(): Promise<void> {
     try {
-      await link.redis.ping();
+      await link.ping();
       onSuccess();
     } catch (error) {
       onError(error as Error);
@@ -392,12 +440,14 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
     if (!link.ready()) {
       notReadySince ??= t;
       // ioredis reports failed attempts itself; this is the backstop for a connection that neither fails nor completes.
-      if (state.status !== 'degraded' && t - notReadySince > connectTimeoutMs + commandTimeoutMs)
+      if (state.status !== 'degraded' && t - notReadySince > connectTimeoutMs + commandTimeoutMs) {
+        link.redis.disconnect(true);
         onError(
           Object.assign(new Error(`no connection to Redis within ${connectTimeoutMs + commandTimeoutMs}ms`), {
             code: 'ETIMEDOUT',
           }),
         );
+      }
     } else notReadySince = undefined;
     if (link.ready() && (state.status !== 'ok' || Date.now() - lastContact > PING_EVERY_MS) && t - lastPing > tickMs) {
       lastPing = t;
@@ -406,49 +456,39 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
     const now = Date.now();
     for (const [key, l] of leases) {
       if (l.calling) continue;
-      if (l.units > 0 && t >= l.expiresAt) l.units = 0;
       if (l.units > 0 && t - l.lastHit > IDLE_RETURN_MS) {
         giveBack(l, l.start, l.units);
         l.units = 0;
-      } else if (l.units > 0 && l.expiresAt - t < leaseTtlMs / 2 && state.status === 'ok') {
+      } else if (
+        state.status === 'ok' &&
+        ((l.units > 0 && l.expiresAt - t < usableMs / 2) || (l.unreported > 0 && t - l.lastReport > usableMs / 4))
+      ) {
+        // Renewed before it ends, and spending reported well within the lease period: Redis gives back the
+        // holding of a lease that ends, as unspent, so what was spent must be known to it first.
         void renew(l, now);
-      } else if (l.units === 0 && l.waiters.length === 0 && now >= l.start + 2 * l.windowMs) {
+      } else if (l.units === 0 && l.unreported === 0 && l.waiters.length === 0 && now >= l.start + 2 * l.windowMs) {
         leases.delete(key);
       }
     }
   }, tickMs);
   timer.unref();
 
-  /** Extends a lease still in use without asking for more. */
+  /** Reports what a lease spent and extends it, without asking for more. */
   async function renew(l: Lease, now: number): Promise<void> {
     l.calling = true;
     l.spentDuringCall = 0;
     const sentAt = performance.now();
     const start = l.start;
-    const b = base(l, start);
     try {
-      const answer = await link.lease({
-        count: b,
-        holdings: `${b}\u0000h`,
-        previousCount: base(l, start - l.windowMs),
-        previousHoldings: `${base(l, start - l.windowMs)}\u0000h`,
-        held: l.units,
-        release: 0,
-        want: 0,
-        limit: l.limit,
-        windowMs: l.windowMs,
-        leftMs: start + l.windowMs - Math.max(now, start),
-        keyTtlMs: keyTtl(l.windowMs),
-      });
-      onSuccess();
+      const answer = await call(l, start, l.units, 0, 0, start + l.windowMs - Math.max(now, start));
       if (leases.get(l.key) === l && l.start === start) {
         l.units = Math.max(0, answer.held - l.spentDuringCall);
-        l.expiresAt = sentAt + leaseTtlMs;
+        l.expiresAt = sentAt + usableMs;
         l.available = answer.available;
         l.holders = answer.holders;
       } else giveBack(l, start, answer.held);
-    } catch (error) {
-      onError(error as Error);
+    } catch {
+      // Reported as an error by `call`; the units stay usable until the lease ends.
     } finally {
       l.calling = false;
     }
@@ -489,25 +529,8 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
         // Unspent units go back now rather than when their lease expires.
         const returns: Promise<unknown>[] = [];
         for (const l of leases.values()) {
-          if (l.units <= 0) continue;
-          const b = base(l, l.start);
-          returns.push(
-            link
-              .lease({
-                count: b,
-                holdings: `${b}\u0000h`,
-                held: l.units,
-                release: l.units,
-                want: 0,
-                limit: l.limit,
-                windowMs: l.windowMs,
-                leftMs: 0,
-                keyTtlMs: keyTtl(l.windowMs),
-                previousCount: base(l, l.start - l.windowMs),
-                previousHoldings: `${base(l, l.start - l.windowMs)}\u0000h`,
-              })
-              .catch(() => {}),
-          );
+          if (l.units <= 0 && l.unreported === 0) continue;
+          returns.push(call(l, l.start, l.units, l.units, 0, 0).catch(() => {}));
         }
         await Promise.race([Promise.all(returns), new Promise((r) => setTimeout(r, 1_000).unref())]);
         await link.redis.quit().catch(() => link.redis.disconnect());

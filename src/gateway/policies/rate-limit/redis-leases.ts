@@ -11,9 +11,9 @@
  * 2. takes this instance's report: the units it still holds (`held`; for a window, what it did not spend — the
  *    difference stays counted as spent; for slots, what it keeps — the difference is given back) and `release`;
  * 3. grants at most `want` more, never beyond what the limit allows now, and at most a fair share:
- *    `max(1, ⌊available / (2 × holders)⌋)`. So an instance's share follows its own demand (the caller asks for
- *    its recent rate × a horizon), shrinks as more instances hold leases, and near the limit the last units go
- *    out one at a time;
+ *    `max(1, ⌊available / (2 × active instances)⌋)` (instances that called for it within a lease period). So an
+ *    instance's share follows its own demand (the caller asks for its recent rate × a horizon), shrinks as more
+ *    instances are active, and near the limit the last units go out one at a time;
  * 4. renews this instance's holding for one lease period.
  *
  * Time in the script is Redis's (`TIME`), so lease expiry does not depend on gateway clocks agreeing; the window
@@ -25,7 +25,9 @@ import { Redis } from 'ioredis';
 
 /**
  * KEYS: 1 count, 2 holdings, 3 previous window's count, 4 previous window's holdings (3 and 4 unused for slots).
- * ARGV: 1 instance, 2 held, 3 release, 4 want, 5 limit, 6 window ms (0: slots), 7 left ms, 8 lease ms, 9 key ttl ms.
+ * ARGV: 1 instance, 2 held, 3 release, 4 want, 5 limit, 6 window ms (0: slots), 7 left ms, 8 lease ms, 9 key ttl ms,
+ * 10 units spent since the instance's last report (windows: counted again if its holding had expired and been swept,
+ * since the sweep gave them back as if unspent).
  * Returns {granted, held now, count, previous count, available after the grant, holders}.
  */
 const LEASE_SCRIPT = `
@@ -63,6 +65,7 @@ if v then old = units(v) else holders = holders + 1 end
 local held = math.min(tonumber(ARGV[2]), old)
 local release = math.min(tonumber(ARGV[3]), held)
 local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if not v and not slots then count = count + tonumber(ARGV[10]) end
 local drop = release
 if slots then drop = drop + old - held end
 held = held - release
@@ -83,12 +86,9 @@ end
 count = count + grant
 held = held + grant
 redis.call('SET', KEYS[1], count, 'PX', ARGV[9])
-if held > 0 then
-  redis.call('HSET', KEYS[2], inst, held .. ':' .. (now + tonumber(ARGV[8])))
-  redis.call('PEXPIRE', KEYS[2], ARGV[9])
-else
-  redis.call('HDEL', KEYS[2], inst)
-end
+-- Kept at 0 units too: the entry says this instance is active on the key (holders), until its lease period ends.
+redis.call('HSET', KEYS[2], inst, held .. ':' .. (now + tonumber(ARGV[8])))
+redis.call('PEXPIRE', KEYS[2], ARGV[9])
 return {grant, held, count, prev, math.max(0, avail - grant), holders}
 `;
 
@@ -110,6 +110,8 @@ export interface LeaseRequest {
   leftMs: number;
   /** How long the keys live after this call. */
   keyTtlMs: number;
+  /** Units spent since this instance's last acknowledged report (windows). */
+  spent?: number;
 }
 
 export interface LeaseAnswer {
@@ -120,7 +122,7 @@ export interface LeaseAnswer {
   previous: number;
   /** What the limit still allows after the grant, all instances together. */
   available: number;
-  /** Instances holding a lease on this counted thing, this one included. */
+  /** Instances active on this counted thing within a lease period (holding units or not), this one included. */
   holders: number;
 }
 
@@ -139,6 +141,8 @@ export interface RedisLeaseOptions {
 export interface RedisLeases {
   readonly redis: Redis;
   lease(request: LeaseRequest): Promise<LeaseAnswer>;
+  /** A PING with the same deadline as lease calls. */
+  ping(): Promise<void>;
   ready(): boolean;
 }
 
@@ -154,8 +158,9 @@ export function connectLeases(options: RedisLeaseOptions): RedisLeases {
     // A lease call sent again after a reconnection could grant twice; the caller asks again instead.
     autoResendUnfulfilledCommands: false,
     connectTimeout: options.connectTimeoutMs,
-    commandTimeout: options.commandTimeoutMs,
-    socketTimeout: options.commandTimeoutMs,
+    // No commandTimeout or socketTimeout: both are timers that a blocked event loop fires before the socket is
+    // read. Calls have their own deadline (`withDeadline`); a call that misses it drops the connection, which is
+    // dialled again (the caller's backstop does the same for a handshake that never completes).
     reconnectOnError: (error: Error) => error.message.startsWith('READONLY'),
     retryStrategy: (attempt: number) =>
       Math.min(50 * 2 ** Math.min(attempt, 10), 2_000) + Math.floor(Math.random() * 100),
@@ -164,24 +169,29 @@ export function connectLeases(options: RedisLeaseOptions): RedisLeases {
   redis.on('ready', () => options.onReady());
   redis.defineCommand('gatehouseLease', { numberOfKeys: 4, lua: LEASE_SCRIPT });
   const command = redis as unknown as WithLeaseCommand;
+
   return {
     redis,
     ready: () => redis.status === 'ready',
+    ping: () => withDeadline(options.commandTimeoutMs, redis, () => redis.ping()).then(() => undefined),
     async lease(r) {
-      const reply = await command.gatehouseLease(
-        r.count,
-        r.holdings,
-        r.previousCount ?? r.count,
-        r.previousHoldings ?? r.holdings,
-        options.instance,
-        r.held,
-        r.release,
-        r.want,
-        r.limit,
-        r.windowMs,
-        Math.max(0, Math.ceil(r.leftMs)),
-        options.leaseTtlMs,
-        r.keyTtlMs,
+      const reply = await withDeadline(options.commandTimeoutMs, redis, () =>
+        command.gatehouseLease(
+          r.count,
+          r.holdings,
+          r.previousCount ?? r.count,
+          r.previousHoldings ?? r.holdings,
+          options.instance,
+          r.held,
+          r.release,
+          r.want,
+          r.limit,
+          r.windowMs,
+          Math.max(0, Math.ceil(r.leftMs)),
+          options.leaseTtlMs,
+          r.keyTtlMs,
+          r.spent ?? 0,
+        ),
       );
       const [granted, held, count, previous, available, holders] = reply.map(Number) as [
         number,
@@ -194,4 +204,42 @@ export function connectLeases(options: RedisLeaseOptions): RedisLeases {
       return { granted, held, count, previous, available, holders };
     },
   };
+}
+
+/**
+ * `fn()` with a deadline that tolerates a blocked event loop: ioredis's command timeout is a timer, and after the
+ * loop was blocked (a saturated gateway) timers run before sockets are read, so an answer that arrived in time
+ * would count as late — and the store would fall back to counting alone in the middle of a burst. Here the
+ * deadline, once reached, waits one more turn of the loop (setImmediate runs after the poll phase reads sockets)
+ * before it fails the call.
+ */
+function withDeadline<T>(ms: number, redis: Redis, fn: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (settled) return;
+          settled = true;
+          // A peer that stopped answering would otherwise keep the connection until TCP gives up, minutes later.
+          redis.disconnect(true);
+          reject(Object.assign(new Error('Command timed out'), { code: 'ETIMEDOUT' }));
+        }),
+      ms,
+    );
+    fn().then(
+      (value) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(error as Error);
+      },
+    );
+  });
 }
