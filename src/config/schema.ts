@@ -233,6 +233,36 @@ export const RateLimitPoliciesSchema = z.strictObject({
 });
 export type RateLimitPolicies = z.output<typeof RateLimitPoliciesSchema>;
 
+/** A cap on requests in flight at once, across every gateway instance sharing the limit store. */
+export const ConcurrencyCapSchema = z.strictObject({
+  /** Requests in flight at once. */
+  max: z.int().positive().max(1_000_000),
+  /**
+   * While the shared store (`server.rateLimitStore: redis`) is unavailable: `open` (the default) goes on with a
+   * local share of the cap (⌈max / instances⌉); `closed` refuses with 503 `GH_ERR_CONCURRENCY_STORE_UNAVAILABLE`.
+   */
+  onStoreFailure: z.enum(['open', 'closed']).optional(),
+});
+export type ConcurrencyCap = z.output<typeof ConcurrencyCapSchema>;
+
+/** Concurrency caps by who is counted (one key, all keys of a client, all clients of an org), and the wait queue. */
+export const ConcurrencyPoliciesSchema = z.strictObject({
+  key: ConcurrencyCapSchema.optional(),
+  client: ConcurrencyCapSchema.optional(),
+  org: ConcurrencyCapSchema.optional(),
+  /**
+   * Over a cap, wait for a slot instead of being refused at once: at most `maxWait` (up to 30 s), with at most
+   * `maxLength` requests waiting per cap and gateway instance. Absent: refused at once with 429.
+   */
+  queue: z
+    .strictObject({
+      maxWait: DurationSchema.pipe(z.number().max(30_000, 'must be at most 30s')),
+      maxLength: z.int().positive().max(100_000),
+    })
+    .optional(),
+});
+export type ConcurrencyPolicies = z.output<typeof ConcurrencyPoliciesSchema>;
+
 /** A permission name such as `invoices:read`; in a role's grants `prefix:*` and `*` are wildcards. */
 export const PermissionNameSchema = z
   .string()
@@ -282,6 +312,8 @@ export const CollectionSchema = z.strictObject({
    */
   audience: AudienceSchema.optional(),
   rateLimits: RateLimitPoliciesSchema.optional(),
+  /** Caps on requests in flight; each field overrides the snapshot's `concurrency` default. */
+  concurrency: ConcurrencyPoliciesSchema.optional(),
   endpoints: z.array(EndpointSchema).min(1),
 });
 export type Collection = z.output<typeof CollectionSchema>;
@@ -498,6 +530,8 @@ const SnapshotShape = z.strictObject({
   tokenExchange: TokenExchangeSchema,
   /** Defaults for every collection; a collection's own `rateLimits` and a client's override these. */
   rateLimits: RateLimitPoliciesSchema.default({}),
+  /** Default concurrency caps of every collection; a collection's own `concurrency` fields override these. */
+  concurrency: ConcurrencyPoliciesSchema.optional(),
   /**
    * Token-signing keys set by the control plane. Absent (standalone config files): the gateway signs with its
    * own local key store (`server.signingKeysFile`).
