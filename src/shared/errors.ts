@@ -168,16 +168,6 @@ export const ERRORS = {
     title: 'Concurrency cap cannot be checked',
     doc: 'A concurrency cap configured with `onStoreFailure: closed` governs this request, and the shared limit store (Redis) is not answering, so the gateway refuses rather than count on this instance alone. Retry after the number of seconds in `Retry-After`.',
   },
-  GH_ERR_QUOTA_EXCEEDED: {
-    status: 429,
-    title: 'Quota exhausted',
-    doc: "The daily or monthly quota of this client or organisation is used up for the current period (requests count by their endpoint's cost). The detail and `Retry-After` say when the period ends and the quota resets; `RateLimit-Policy` lists the quota policies.",
-  },
-  GH_ERR_QUOTA_STORE_UNAVAILABLE: {
-    status: 503,
-    title: 'Quota cannot be checked',
-    doc: "A quota governs this request and the shared limit store (Redis) is not answering; quotas fail closed, since counting on one instance alone could spend a whole period's quota several times over. Retry after the number of seconds in `Retry-After`.",
-  },
   GH_ERR_UPSTREAM_UNAVAILABLE: {
     status: 502,
     title: 'Upstream unavailable',
