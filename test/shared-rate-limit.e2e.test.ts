@@ -84,7 +84,7 @@ if (unreachable === undefined) {
       upstream = await startUpstream();
       // The default interval: a gateway keeps reading a key's total for ten syncs after its last hit of it, so the
       // interval must stay long next to a request's latency on a busy machine (at 20 ms it lapsed between hits).
-      const settings = { type: 'redis', url: TEST_REDIS_URL, prefix, syncInterval: '100ms' };
+      const settings = { type: 'redis', url: TEST_REDIS_URL, prefix, mode: 'sync', syncInterval: '100ms' };
       [one, two] = await Promise.all([
         startGateway(config(upstream, settings)),
         startGateway(config(upstream, settings)),
@@ -219,11 +219,13 @@ if (unreachable === undefined) {
     before(async () => {
       upstream = await startUpstream();
       hole = await startBlackHole();
-      // A long command timeout: requests must not wait for it.
+      // A long command timeout: requests must not wait for it (mode sync: no request ever waits for Redis; the
+      // lease mode's wait, at most one command timeout per key, is tested in exact-limits.e2e.test.ts).
       gw = await startGateway(
         config(upstream, {
           type: 'redis',
           url: hole.url,
+          mode: 'sync',
           syncInterval: '20ms',
           commandTimeout: '1500ms',
           connectTimeout: '1s',

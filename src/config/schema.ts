@@ -244,6 +244,36 @@ export const RateLimitPoliciesSchema = z.strictObject({
 });
 export type RateLimitPolicies = z.output<typeof RateLimitPoliciesSchema>;
 
+/** A cap on requests in flight at once, across every gateway instance sharing the limit store. */
+export const ConcurrencyCapSchema = z.strictObject({
+  /** Requests in flight at once. */
+  max: z.int().positive().max(1_000_000),
+  /**
+   * While the shared store (`server.rateLimitStore: redis`) is unavailable: `open` (the default) goes on with a
+   * local share of the cap (⌈max / instances⌉); `closed` refuses with 503 `GH_ERR_CONCURRENCY_STORE_UNAVAILABLE`.
+   */
+  onStoreFailure: z.enum(['open', 'closed']).optional(),
+});
+export type ConcurrencyCap = z.output<typeof ConcurrencyCapSchema>;
+
+/** Concurrency caps by who is counted (one key, all keys of a client, all clients of an org), and the wait queue. */
+export const ConcurrencyPoliciesSchema = z.strictObject({
+  key: ConcurrencyCapSchema.optional(),
+  client: ConcurrencyCapSchema.optional(),
+  org: ConcurrencyCapSchema.optional(),
+  /**
+   * Over a cap, wait for a slot instead of being refused at once: at most `maxWait` (up to 30 s), with at most
+   * `maxLength` requests waiting per cap and gateway instance. Absent: refused at once with 429.
+   */
+  queue: z
+    .strictObject({
+      maxWait: DurationSchema.pipe(z.number().max(30_000, 'must be at most 30s')),
+      maxLength: z.int().positive().max(100_000),
+    })
+    .optional(),
+});
+export type ConcurrencyPolicies = z.output<typeof ConcurrencyPoliciesSchema>;
+
 /** A permission name such as `invoices:read`; in a role's grants `prefix:*` and `*` are wildcards. */
 export const PermissionNameSchema = z
   .string()
@@ -375,6 +405,8 @@ export const CollectionSchema = z.strictObject({
    * document's components, keyed by their JSON pointer in it).
    */
   schemas: z.record(z.string(), JsonSchemaSchema).optional(),
+  /** Caps on requests in flight; each field overrides the snapshot's `concurrency` default. */
+  concurrency: ConcurrencyPoliciesSchema.optional(),
   endpoints: z.array(EndpointSchema).min(1),
   /** Resource-level policies in Cedar, evaluated at the gateway on the endpoints they name (docs/policies.md). */
   policies: CollectionPoliciesSchema.optional(),
@@ -593,6 +625,8 @@ const SnapshotShape = z.strictObject({
   tokenExchange: TokenExchangeSchema,
   /** Defaults for every collection; a collection's own `rateLimits` and a client's override these. */
   rateLimits: RateLimitPoliciesSchema.default({}),
+  /** Default concurrency caps of every collection; a collection's own `concurrency` fields override these. */
+  concurrency: ConcurrencyPoliciesSchema.optional(),
   /**
    * Token-signing keys set by the control plane. Absent (standalone config files): the gateway signs with its
    * own local key store (`server.signingKeysFile`).
@@ -642,6 +676,18 @@ export const RateLimitStoreSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('redis'),
     url: RedisUrlSchema,
+    /**
+     * `lease` (default): exact across instances — each instance leases a share of what a limit still allows from
+     * Redis, spends it locally and gives back what it does not spend (docs/limits.md). `sync`: decided on each
+     * instance's view of the totals, synced every `syncInterval` (cheaper, and over-admits by what the other
+     * instances admit within one interval).
+     */
+    mode: z.enum(['lease', 'sync']).default('lease'),
+    /**
+     * How long a lease of rate-limit units or concurrency slots lives without renewal (mode `lease`, and
+     * concurrency caps): a gateway that dies gives back what it held after at most this.
+     */
+    leaseTtl: DurationSchema.default(2_000).refine((ms) => ms >= 200 && ms <= 60_000, 'must be between 200ms and 60s'),
     /** Prefix of the counters' Redis keys: gateways that share limits use the same one. */
     prefix: z.string().min(1).max(200).default('gatehouse:rl:'),
     /** How often each instance sends its hits and reads the totals: the bound on how stale its view can be. */

@@ -21,6 +21,7 @@ import { UpstreamPools } from './http/upstream-pools.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import type { RateLimitStore } from '../shared/rate-limit-store.ts';
+import { openConcurrencyStore } from './policies/concurrency/open-slots.ts';
 import { openRateLimitStore } from './policies/rate-limit/open-store.ts';
 import { createOpsServer, type Readiness, type ReadinessCheck } from './readiness.ts';
 import { listenOn, listenOrExplain, loadTls } from './listeners.ts';
@@ -165,11 +166,13 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
     setCheck: (check) => checks.set('rateLimitStore', check),
     server: () => owner,
   });
+  const concurrencyStore = await openConcurrencyStore(settings.rateLimitStore, logger);
   let keys: SigningKeyStore | undefined;
   let server: GatewayServer;
   const release = async () => {
     await pools.close();
     await rateLimitStore.close();
+    await concurrencyStore.close();
     keys?.close();
     if (options.metrics === undefined) metrics.close();
   };
@@ -293,6 +296,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
       table = compilation.finish({
         pools,
         rateLimitStore,
+        concurrencyStore,
         minter: (next ?? minting)!.minter,
         onTokenError,
         onResourceDenied,

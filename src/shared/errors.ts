@@ -173,6 +173,16 @@ export const ERRORS = {
     title: 'Rate limit cannot be checked',
     doc: "A rate limit configured with `onStoreFailure: closed` governs this request, and the shared rate-limit store (Redis) is not answering, so the gateway refuses rather than count on this instance alone. Retry after the number of seconds in `Retry-After`; the gateway's `/readyz` check `rateLimitStore` says what is wrong.",
   },
+  GH_ERR_CONCURRENCY_LIMITED: {
+    status: 429,
+    title: 'Too many requests in flight',
+    doc: "A concurrency cap for this key, client or organisation is reached: that many of its requests are in flight at once, across every gateway instance. Retry after the number of seconds in `Retry-After`, or once one of your requests in flight has finished; the collection's `concurrency.queue` lets requests wait for a slot instead.",
+  },
+  GH_ERR_CONCURRENCY_STORE_UNAVAILABLE: {
+    status: 503,
+    title: 'Concurrency cap cannot be checked',
+    doc: 'A concurrency cap configured with `onStoreFailure: closed` governs this request, and the shared limit store (Redis) is not answering, so the gateway refuses rather than count on this instance alone. Retry after the number of seconds in `Retry-After`.',
+  },
   GH_ERR_UPSTREAM_UNAVAILABLE: {
     status: 502,
     title: 'Upstream unavailable',

@@ -1,6 +1,7 @@
 /**
  * The rate-limit store contract: what the rate-limit policy asks of a store, implemented in process
- * (`gateway/policies/rate-limit/memory-store.ts`) and shared through Redis (`shared-store.ts`);
+ * (`gateway/policies/rate-limit/memory-store.ts`) and shared through Redis (`lease-store.ts`, exact; `shared-store.ts`,
+ * synced);
  * `store-contract.ts` tests both. A home of its own so that neither store defines the other's interface.
  */
 
@@ -23,12 +24,13 @@ export interface RateLimitDecision {
 export interface RateLimitStore {
   /**
    * Counts one hit for `key` against `limit` per `windowMs` and decides. A refused hit is not counted. Synchronous
-   * for the in-memory store. `limit` and `windowMs` come from validated configuration; invalid values (< 1, NaN)
+   * for the in-memory store and the sync-mode shared store; the lease store answers synchronously while it holds
+   * units of the key and returns a promise only when it must ask Redis for more. `limit` and `windowMs` come from validated configuration; invalid values (< 1, NaN)
    * are a bug and throw a RangeError. Windows are aligned to multiples of `windowMs` since the epoch; a key hit with
    * a different `windowMs` than before starts afresh.
    * @param now ms since the epoch (default `Date.now()`); injectable for tests.
    */
-  hit(key: string, limit: number, windowMs: number, now?: number): RateLimitDecision;
+  hit(key: string, limit: number, windowMs: number, now?: number): RateLimitDecision | Promise<RateLimitDecision>;
   /** Drops all state (tests; a reload with changed limits works without it). */
   clear(): void;
   /**

@@ -7,6 +7,7 @@
  * is now one Map lookup, a bucket search and a few additions.
  */
 import client from 'prom-client';
+import { concurrencyStats, type ClientConcurrency } from '../policies/concurrency/stats.ts';
 import { channels, type AuthFailureEvent, type RateLimitedEvent, type UpstreamErrorEvent } from './channels.ts';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -106,6 +107,48 @@ export class GatewayMetrics {
       help: 'API keys in the configuration in force.',
       registers,
     });
+
+    // Concurrency caps, per client, read from the policy's plain counters at scrape time.
+    const perClient = (
+      Metric: typeof client.Gauge | typeof client.Counter,
+      name: string,
+      help: string,
+      field: keyof ClientConcurrency,
+    ) =>
+      new Metric({
+        name,
+        help,
+        labelNames: ['client'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [id, c] of concurrencyStats.byClient) if (c[field] > 0) this.inc({ client: id }, c[field]);
+        },
+      });
+    perClient(
+      client.Gauge,
+      'gatehouse_concurrency_in_flight',
+      'Requests in flight under a concurrency cap, by client (this instance).',
+      'inFlight',
+    );
+    perClient(
+      client.Counter,
+      'gatehouse_concurrency_refused_total',
+      'Requests refused by a concurrency cap (at once or after waiting), by client.',
+      'refused',
+    );
+    perClient(
+      client.Gauge,
+      'gatehouse_concurrency_queued',
+      'Requests waiting for a concurrency slot now, by client.',
+      'queued',
+    );
+    perClient(
+      client.Counter,
+      'gatehouse_concurrency_queued_total',
+      'Requests that waited for a concurrency slot, by client.',
+      'queuedTotal',
+    );
 
     const sub = <T>(
       channel: { subscribe(fn: (m: unknown) => void): void; unsubscribe(fn: (m: unknown) => void): void },

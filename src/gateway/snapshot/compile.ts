@@ -4,7 +4,11 @@
  * new snapshot is then one reference swap.
  */
 import { blockList } from '../../shared/block-list.ts';
-import type { Client, LegacyClient, RateLimitPolicies, Snapshot } from '../../config/schema.ts';
+import type { Client, ConcurrencyPolicies, LegacyClient, RateLimitPolicies, Snapshot } from '../../config/schema.ts';
+import type { ConcurrencyStore } from '../../shared/concurrency-store.ts';
+import { concurrency } from '../policies/concurrency/policy.ts';
+import { defaultSlots } from '../policies/concurrency/memory-slots.ts';
+import { concurrencyStats } from '../policies/concurrency/stats.ts';
 import { grantsPermission, WILDCARD } from '../../shared/permissions.ts';
 import { segmentDepth } from '../http/canonical-path.ts';
 import { CollectionRouter, EndpointMatcher } from '../http/router.ts';
@@ -33,6 +37,8 @@ import {
 export interface CompileDeps {
   pools: UpstreamPools;
   rateLimitStore: RateLimitStore;
+  /** Where concurrency slots are counted; default: in this process (one store for every table, so a reload keeps the count). */
+  concurrencyStore?: ConcurrencyStore;
   minter: Minter;
   onTokenError: (error: unknown, ctx: RequestContext) => void;
   /** Called when a collection's resource policies deny a request (the log names the deciding policies). */
@@ -150,6 +156,17 @@ function finishCompile(
             limits,
             collection: c.name,
             route: `${c.host ?? '*'} ${c.basePath}`,
+          }),
+        );
+      }
+      const caps = mergeCaps(snapshot.concurrency, c.concurrency);
+      if (caps.key || caps.client || caps.org) {
+        chain.push(
+          concurrency({
+            store: deps.concurrencyStore ?? defaultSlots,
+            caps,
+            route: `${c.host ?? '*'} ${c.basePath}`,
+            stats: concurrencyStats,
           }),
         );
       }
@@ -350,6 +367,18 @@ const NO_LIMITS = Object.freeze({});
 
 function mergeLimits(defaults: RateLimitPolicies, own: RateLimitPolicies | undefined): RateLimitPolicies {
   return { key: own?.key ?? defaults.key, client: own?.client ?? defaults.client, org: own?.org ?? defaults.org };
+}
+
+function mergeCaps(
+  defaults: ConcurrencyPolicies | undefined,
+  own: ConcurrencyPolicies | undefined,
+): ConcurrencyPolicies {
+  return {
+    key: own?.key ?? defaults?.key,
+    client: own?.client ?? defaults?.client,
+    org: own?.org ?? defaults?.org,
+    queue: own?.queue ?? defaults?.queue,
+  };
 }
 
 function epoch(iso: string | undefined): number {

@@ -30,6 +30,8 @@ export interface MemoryStoreOptions {
 }
 
 export interface MemoryRateLimitStore extends RateLimitStore {
+  /** Always synchronous. */
+  hit(key: string, limit: number, windowMs: number, now?: number): RateLimitDecision;
   /** Keys currently tracked. */
   readonly size: number;
   /** Drops every key whose hits no longer weigh at `now` and returns how many. Also runs on the sweep timer. */

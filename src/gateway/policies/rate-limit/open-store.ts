@@ -10,6 +10,7 @@ import { channels, type RateLimitStoreStateEvent } from '../../observability/cha
 import type { GatewayMetrics } from '../../observability/metrics.ts';
 import type { ReadinessCheck } from '../../readiness.ts';
 import { createMemoryStore } from './memory-store.ts';
+import type { SharedStoreOptions } from './shared-store.ts';
 
 /** What the instance gives the rate-limit store's owner: its readiness check, and its API server for events. */
 export interface RateLimitStoreHooks {
@@ -38,11 +39,13 @@ export async function openRateLimitStore(
   if (settings.type === 'memory') return createMemoryStore();
   // Loaded only when configured: a gateway without Redis never loads the client.
   const { createSharedStore, storeErrorKind } = await import('./shared-store.ts');
+  const { createLeaseStore } = await import('./lease-store.ts');
   const where = redactUrl(settings.url);
   const fields = {
     store: where,
     prefix: settings.prefix,
-    syncIntervalMs: settings.syncInterval,
+    mode: settings.mode,
+    ...(settings.mode === 'lease' ? { leaseTtlMs: settings.leaseTtl } : { syncIntervalMs: settings.syncInterval }),
     commandTimeoutMs: settings.commandTimeout,
   };
   const whileDegraded =
@@ -64,12 +67,25 @@ export async function openRateLimitStore(
     status: 'degraded',
     detail: `connecting to ${where}; limits are counted on this instance alone until it answers`,
   });
-  const store = createSharedStore({
-    url: settings.url,
-    prefix: settings.prefix,
-    syncIntervalMs: settings.syncInterval,
-    commandTimeoutMs: settings.commandTimeout,
-    connectTimeoutMs: settings.connectTimeout,
+  const open = (hooks: Pick<SharedStoreOptions, 'onConnect' | 'onStateChange' | 'onError'>) =>
+    settings.mode === 'lease'
+      ? createLeaseStore({
+          url: settings.url,
+          prefix: settings.prefix,
+          leaseTtlMs: settings.leaseTtl,
+          commandTimeoutMs: settings.commandTimeout,
+          connectTimeoutMs: settings.connectTimeout,
+          ...hooks,
+        })
+      : createSharedStore({
+          url: settings.url,
+          prefix: settings.prefix,
+          syncIntervalMs: settings.syncInterval,
+          commandTimeoutMs: settings.commandTimeout,
+          connectTimeoutMs: settings.connectTimeout,
+          ...hooks,
+        });
+  const store = open({
     onConnect: () => {
       logger.info(fields, connectedOnce ? 'rate-limit store reconnected' : 'rate-limit store connected');
       connectedOnce = true;
@@ -92,7 +108,13 @@ export async function openRateLimitStore(
         publish('degraded', state.reason, state.since);
       } else if (state.status === 'ok') {
         metrics.rateLimitStoreDegraded.set(0);
-        hooks.setCheck({ status: 'ok', detail: `${where}: synced every ${settings.syncInterval}ms` });
+        hooks.setCheck({
+          status: 'ok',
+          detail:
+            settings.mode === 'lease'
+              ? `${where}: leases of ${settings.leaseTtl}ms`
+              : `${where}: synced every ${settings.syncInterval}ms`,
+        });
         if (lastLogged > 0) {
           logger.info(
             { ...fields, degradedMs: now - lastLogged },

@@ -9,9 +9,9 @@
  * hit is counted; `open` limits (the default) go on, held per instance. The check reads one field of the store.
  */
 import type { RateLimit } from '../../../config/schema.ts';
-import { refusal } from '../../../shared/errors.ts';
+import { refusal, type Refusal } from '../../../shared/errors.ts';
 import { channels } from '../../observability/channels.ts';
-import type { Policy, RequestContext } from '../policy.ts';
+import type { Policy, PolicyResult, RequestContext } from '../policy.ts';
 import type { KeyEntry } from '../../snapshot/compiled.ts';
 import { rateLimitHeader, rateLimitHeaders, rateLimitPolicyHeader, type AppliedLimit } from './headers.ts';
 import type { RateLimitDecision, RateLimitStore } from '../../../shared/rate-limit-store.ts';
@@ -96,35 +96,79 @@ export function rateLimit(options: RateLimitOptions): Policy {
     }
 
     // Narrowest first: a refused hit is not counted, so a key over its limit does not drain its org's budget.
-    const now = Date.now();
-    let tightest: RateLimitDecision | undefined;
+    // Decided synchronously while the store answers synchronously (the memory store; a lease store holding units);
+    // a hit that has to wait for the shared store continues in `decideFrom`.
+    return decideFrom(ctx, s, Date.now(), 0, undefined, undefined);
+  };
+
+  /**
+   * Hits the limits from `step` on (0 key, 1 client, 2 org), given the decisions made so far; returns a promise
+   * only when the store does.
+   */
+  function decideFrom(
+    ctx: RequestContext,
+    s: KeyLimits,
+    now: number,
+    step: number,
+    key: RateLimitDecision | undefined,
+    client: RateLimitDecision | undefined,
+  ): PolicyResult | Promise<PolicyResult> {
+    let org: RateLimitDecision | undefined;
+    for (; step < 3; step++) {
+      const limit = step === 0 ? s.key : step === 1 ? s.client : s.org;
+      if (limit === undefined) continue;
+      const counter = step === 0 ? s.keyCounter : step === 1 ? s.clientCounter : s.orgCounter;
+      const result = store.hit(counter, limit.limit, limit.window, now);
+      if (result instanceof Promise) {
+        const at = step;
+        return result.then((d) => {
+          if (!d.allowed) return refuseAt(ctx, s, at, d, key, client);
+          if (at === 2) return finish(ctx, s, key, client, d);
+          return decideFrom(ctx, s, now, at + 1, at === 0 ? d : key, at === 1 ? d : client);
+        });
+      }
+      if (!result.allowed) return refuseAt(ctx, s, step, result, key, client);
+      if (step === 0) key = result;
+      else if (step === 1) client = result;
+      else org = result;
+    }
+    return finish(ctx, s, key, client, org);
+  }
+
+  function refuseAt(
+    ctx: RequestContext,
+    s: KeyLimits,
+    step: number,
+    d: RateLimitDecision,
+    key: RateLimitDecision | undefined,
+    client: RateLimitDecision | undefined,
+  ): Refusal {
+    if (step === 0) return refuse(ctx, s, d, undefined, undefined);
+    if (step === 1) return refuse(ctx, s, key, d, undefined);
+    return refuse(ctx, s, key, client, d);
+  }
+
+  /** Sets the RateLimit headers of an admitted request: the most restrictive decision names itself. */
+  function finish(
+    ctx: RequestContext,
+    s: KeyLimits,
+    key: RateLimitDecision | undefined,
+    client: RateLimitDecision | undefined,
+    org: RateLimitDecision | undefined,
+  ): undefined {
+    let tightest: RateLimitDecision | undefined = key;
     let tightestName: AppliedLimit['name'] = 'key';
-    let keyDecision: RateLimitDecision | undefined;
-    let clientDecision: RateLimitDecision | undefined;
-    if (s.key) {
-      keyDecision = store.hit(s.keyCounter, s.key.limit, s.key.window, now);
-      if (!keyDecision.allowed) return refuse(ctx, s, keyDecision, undefined, undefined);
-      tightest = keyDecision;
+    if (client !== undefined && (tightest === undefined || tighter(client, tightest))) {
+      tightest = client;
+      tightestName = 'client';
     }
-    if (s.client) {
-      clientDecision = store.hit(s.clientCounter, s.client.limit, s.client.window, now);
-      if (!clientDecision.allowed) return refuse(ctx, s, keyDecision, clientDecision, undefined);
-      if (tightest === undefined || tighter(clientDecision, tightest)) {
-        tightest = clientDecision;
-        tightestName = 'client';
-      }
-    }
-    if (s.org) {
-      const orgDecision = store.hit(s.orgCounter, s.org.limit, s.org.window, now);
-      if (!orgDecision.allowed) return refuse(ctx, s, keyDecision, clientDecision, orgDecision);
-      if (tightest === undefined || tighter(orgDecision, tightest)) {
-        tightest = orgDecision;
-        tightestName = 'org';
-      }
+    if (org !== undefined && (tightest === undefined || tighter(org, tightest))) {
+      tightest = org;
+      tightestName = 'org';
     }
     ctx.responseHeaders = ['ratelimit-policy', s.policyHeader, 'ratelimit', rateLimitHeader(tightestName, tightest!)];
     return undefined;
-  };
+  }
 
   /** The refusal by the last decision given, with headers for every limit checked up to it. */
   function refuse(

@@ -89,7 +89,7 @@ export function storeErrorKind(error: Error): StoreErrorKind {
 }
 
 /** What an error says to an operator: the reply's error code, or the message (connection errors hold no secret). */
-function describeError(error: Error, commandTimeoutMs: number): string {
+export function describeError(error: Error, commandTimeoutMs: number): string {
   if (error.name === 'ReplyError') return `Redis answered ${/^[A-Z][A-Z_-]*/.exec(error.message)?.[0] ?? 'an error'}`;
   if (error.message === 'Command timed out' || error.message.startsWith('Socket timeout'))
     return `no answer within ${commandTimeoutMs}ms`;
@@ -97,6 +97,8 @@ function describeError(error: Error, commandTimeoutMs: number): string {
 }
 
 export interface SharedRateLimitStore extends RateLimitStore {
+  /** Always synchronous. */
+  hit(key: string, limit: number, windowMs: number, now?: number): RateLimitDecision;
   /** Keys tracked in process. */
   readonly size: number;
   /**

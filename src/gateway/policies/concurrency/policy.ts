@@ -1,0 +1,209 @@
+/**
+ * Concurrency caps per API key, per client and per org: at most `max` requests in flight at once, across every
+ * gateway instance that shares the limit store. A request takes a slot of each cap that applies (narrowest first)
+ * and gives them back when its response ends or its connection closes (a WebSocket holds its slots while open).
+ *
+ * Over a cap: 429 `GH_ERR_CONCURRENCY_LIMITED` with `Retry-After: 1`, or, when the collection sets
+ * `concurrency.queue`, a wait for a slot of at most `maxWait` with at most `maxLength` requests waiting per cap on
+ * this instance (woken when a request of the same cap ends here, and re-checked every 20 ms for slots freed on
+ * other instances). While the shared store is unavailable, caps with `onStoreFailure: closed` refuse with 503
+ * `GH_ERR_CONCURRENCY_STORE_UNAVAILABLE`.
+ */
+import type { ConcurrencyCap, ConcurrencyPolicies } from '../../../config/schema.ts';
+import type { ConcurrencyStore } from '../../../shared/concurrency-store.ts';
+import { refusal, type Refusal } from '../../../shared/errors.ts';
+import type { KeyEntry } from '../../snapshot/compiled.ts';
+import type { Policy, PolicyResult, RequestContext } from '../policy.ts';
+import type { ClientConcurrency, ConcurrencyStats } from './stats.ts';
+
+export interface ConcurrencyOptions {
+  store: ConcurrencyStore;
+  /** The collection's caps (merged with the snapshot defaults). */
+  caps: ConcurrencyPolicies;
+  /** The collection's route (host and base path): every counter is keyed by it, as rate-limit counters are. */
+  route: string;
+  stats: ConcurrencyStats;
+}
+
+const SCOPES = ['key', 'client', 'org'] as const;
+type Scope = (typeof SCOPES)[number];
+/** How often a queued request re-checks the store for slots freed on other instances. */
+const QUEUE_POLL_MS = 20;
+
+/** One key's caps on this collection, resolved on its first request. */
+interface KeyCaps {
+  caps: (ConcurrencyCap | undefined)[];
+  counters: string[];
+  closed: Scope[];
+  client: ClientConcurrency;
+}
+
+/** One request's slots: which it holds, and whether it has ended. */
+interface Held {
+  taken: boolean[];
+  ended: boolean;
+  counted: boolean;
+}
+
+export function concurrency(options: ConcurrencyOptions): Policy {
+  const { store, caps, route, stats } = options;
+  const queue = caps.queue;
+  const resolved = new WeakMap<KeyEntry, KeyCaps | null>();
+  /** Per counter, the queued requests to wake when a slot of it is released here. */
+  const waiting = new Map<string, (() => void)[]>();
+
+  function resolve(entry: KeyEntry): KeyCaps | null {
+    const p = entry.principal;
+    const applied = [caps.key, caps.client, p.orgId !== undefined ? caps.org : undefined];
+    if (applied.every((c) => c === undefined)) return null;
+    return {
+      caps: applied,
+      counters: [
+        `${route}\u0000key\u0000${entry.hash}`,
+        `${route}\u0000client\u0000${p.id}`,
+        p.orgId !== undefined ? `${route}\u0000org\u0000${p.orgId}` : '',
+      ],
+      closed: SCOPES.filter((_, i) => applied[i]?.onStoreFailure === 'closed'),
+      client: stats.of(p.id),
+    };
+  }
+
+  function releaseAll(s: KeyCaps, held: Held): void {
+    for (let i = 0; i < 3; i++) {
+      if (!held.taken[i]) continue;
+      held.taken[i] = false;
+      store.release(s.counters[i]!);
+      waiting.get(s.counters[i]!)?.shift()?.();
+    }
+    if (held.counted) {
+      held.counted = false;
+      s.client.inFlight--;
+    }
+  }
+
+  function refuse(s: KeyCaps, step: number, queued: boolean): Refusal {
+    s.client.refused++;
+    const scope = SCOPES[step]!;
+    return refusal(
+      'GH_ERR_CONCURRENCY_LIMITED',
+      `The ${scope} concurrency cap of ${s.caps[step]!.max} request${s.caps[step]!.max === 1 ? '' : 's'} in flight is reached${queued ? `, and no slot freed within ${queue!.maxWait / 1000}s` : ''}.`,
+      { 'retry-after': '1' },
+    );
+  }
+
+  /** Takes the slots from `step` on; a promise only when the store (or the queue) makes the request wait. */
+  function takeFrom(s: KeyCaps, held: Held, step: number): PolicyResult | Promise<PolicyResult> {
+    for (; step < 3; step++) {
+      const cap = s.caps[step];
+      if (cap === undefined) continue;
+      const r = store.acquire(s.counters[step]!, cap.max);
+      if (r === true) {
+        held.taken[step] = true;
+        continue;
+      }
+      const at = step;
+      const next = (taken: boolean): PolicyResult | Promise<PolicyResult> => {
+        if (held.ended) {
+          if (taken) store.release(s.counters[at]!);
+          releaseAll(s, held);
+          return undefined;
+        }
+        if (taken) {
+          held.taken[at] = true;
+          return takeFrom(s, held, at + 1);
+        }
+        if (queue === undefined) {
+          releaseAll(s, held);
+          return refuse(s, at, false);
+        }
+        return wait(s, held, at);
+      };
+      return r === false ? next(false) : r.then(next);
+    }
+    s.client.inFlight++;
+    held.counted = true;
+    return undefined;
+  }
+
+  /** Waits in the cap's queue for a slot, up to `queue.maxWait`. */
+  function wait(s: KeyCaps, held: Held, step: number): PolicyResult | Promise<PolicyResult> {
+    const counter = s.counters[step]!;
+    let list = waiting.get(counter);
+    if (list === undefined) waiting.set(counter, (list = []));
+    if (list.length >= queue!.maxLength) {
+      releaseAll(s, held);
+      return refuse(s, step, false);
+    }
+    s.client.queued++;
+    s.client.queuedTotal++;
+    const deadline = performance.now() + queue!.maxWait;
+    const queued = list;
+    return new Promise<PolicyResult>((done) => {
+      let timer: NodeJS.Timeout | undefined;
+      let trying = false;
+      const leave = () => {
+        clearTimeout(timer);
+        const i = queued.indexOf(wake);
+        if (i >= 0) queued.splice(i, 1);
+        if (queued.length === 0 && waiting.get(counter) === queued) waiting.delete(counter);
+        s.client.queued--;
+      };
+      const attempt = async () => {
+        if (trying) return;
+        trying = true;
+        const taken = await store.acquire(counter, s.caps[step]!.max);
+        trying = false;
+        if (held.ended) {
+          if (taken) store.release(counter);
+          leave();
+          releaseAll(s, held);
+          return done(undefined);
+        }
+        if (taken) {
+          leave();
+          held.taken[step] = true;
+          return done(takeFrom(s, held, step + 1));
+        }
+        if (performance.now() >= deadline) {
+          leave();
+          releaseAll(s, held);
+          return done(refuse(s, step, true));
+        }
+        timer = setTimeout(() => void attempt(), Math.min(QUEUE_POLL_MS, Math.max(1, deadline - performance.now())));
+      };
+      const wake = () => {
+        clearTimeout(timer);
+        void attempt();
+      };
+      queued.push(wake);
+      timer = setTimeout(() => void attempt(), QUEUE_POLL_MS);
+    });
+  }
+
+  return function concurrencyPolicy(ctx: RequestContext) {
+    const entry = ctx.key!;
+    let s = resolved.get(entry);
+    if (s === undefined) {
+      s = resolve(entry);
+      resolved.set(entry, s);
+    }
+    if (s === null) return undefined;
+    if (s.closed.length > 0 && store.degraded === true) {
+      return refusal(
+        'GH_ERR_CONCURRENCY_STORE_UNAVAILABLE',
+        `The ${s.closed.join(' and ')} concurrency cap${s.closed.length > 1 ? 's' : ''} cannot be checked: the shared limit store is unavailable and configured to fail closed (onStoreFailure: closed).`,
+        { 'retry-after': '1' },
+      );
+    }
+    const held: Held = { taken: [false, false, false], ended: false, counted: false };
+    const keyCaps = s;
+    const end = () => {
+      held.ended = true;
+      releaseAll(keyCaps, held);
+    };
+    // The slots go back when the answer is complete or the connection closes, whichever comes first.
+    if (ctx.res !== null) ctx.res.once('close', end);
+    else ctx.req.socket.once('close', end);
+    return takeFrom(s, held, 0);
+  };
+}
