@@ -212,6 +212,112 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{workspace}/environments/{environment}/collections/{collection}/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Promote a published collection version to the next environment (or `to`), keeping the destination its own deployment target; `dryRun` answers the diff only */
+        post: operations["promoteCollection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/environments/{environment}/collections/{collection}/openapi": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export the collection's draft (or ?version=N, a published version) as an OpenAPI 3.1 document */
+        get: operations["exportCollectionOpenApi"];
+        put?: never;
+        /** Import an OpenAPI document as the collection's endpoints: the diff, and (unless dryRun) a new draft revision */
+        post: operations["importCollectionOpenApi"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/environments/{environment}/collections/{collection}/permissions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The collection's permission catalogue: every permission its draft's endpoints use, with their operations */
+        get: operations["getCollectionPermissions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/environments/{environment}/collections/{collection}/entities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List a collection's relationship data (entities), by type and id; `offset` and `limit` (≤ 10000) page */
+        get: operations["listEntities"];
+        /** Write up to 1000 entities at once, each replaced whole (idempotent); gateways serve them on return */
+        put: operations["upsertEntities"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/environments/{environment}/collections/{collection}/entities/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Delete up to 1000 entities at once (absent ones are no error) */
+        post: operations["deleteEntities"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/environments/{environment}/collections/{collection}/entities/{type}/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get one entity of the relationship data */
+        get: operations["getEntity"];
+        /** Write one entity (its attributes and parents), replacing what was there (idempotent) */
+        put: operations["putEntity"];
+        post?: never;
+        /** Delete one entity (an absent one is no error: 204 either way) */
+        delete: operations["deleteEntity"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{workspace}/roles": {
         parameters: {
             query?: never;
@@ -607,13 +713,53 @@ export interface components {
             title: string;
             status: number;
             /** @enum {string} */
-            code: "GH_ERR_ADMIN_UNAUTHENTICATED" | "GH_ERR_ADMIN_FORBIDDEN" | "GH_ERR_ADMIN_OUT_OF_SCOPE" | "GH_ERR_ADMIN_NOT_FOUND" | "GH_ERR_ADMIN_INVALID_BODY" | "GH_ERR_ADMIN_CONFLICT" | "GH_ERR_ADMIN_DEV_ONLY" | "GH_ERR_ADMIN_TOO_MANY_ATTEMPTS" | "GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE" | "GH_ERR_ADMIN_CSRF" | "GH_ERR_ADMIN_BODY_TOO_LARGE" | "GH_ERR_ADMIN_INTERNAL";
+            code: "GH_ERR_ADMIN_UNAUTHENTICATED" | "GH_ERR_ADMIN_FORBIDDEN" | "GH_ERR_ADMIN_OUT_OF_SCOPE" | "GH_ERR_ADMIN_NOT_FOUND" | "GH_ERR_ADMIN_INVALID_BODY" | "GH_ERR_ADMIN_CONFLICT" | "GH_ERR_ADMIN_NO_DEPLOYMENT_TARGET" | "GH_ERR_ADMIN_DEV_ONLY" | "GH_ERR_ADMIN_TOO_MANY_ATTEMPTS" | "GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE" | "GH_ERR_ADMIN_CSRF" | "GH_ERR_ADMIN_BODY_TOO_LARGE" | "GH_ERR_ADMIN_OPENAPI_INVALID" | "GH_ERR_ADMIN_INTERNAL";
             detail?: string;
             errors?: {
                 path?: string;
                 message?: string;
             }[];
             instance?: string;
+        };
+        listEntities_response___schema0: string | number | boolean | {
+            __entity: {
+                type: string;
+                id: string;
+            };
+        } | components["schemas"]["listEntities_response___schema0"][] | {
+            [key: string]: components["schemas"]["listEntities_response___schema0"];
+        };
+        upsertEntities_body___schema0: string | number | boolean | {
+            __entity: {
+                type: string;
+                id: string;
+            };
+        } | components["schemas"]["upsertEntities_body___schema0"][] | {
+            [key: string]: components["schemas"]["upsertEntities_body___schema0"];
+        };
+        getEntity_response___schema0: string | number | boolean | {
+            __entity: {
+                type: string;
+                id: string;
+            };
+        } | components["schemas"]["getEntity_response___schema0"][] | {
+            [key: string]: components["schemas"]["getEntity_response___schema0"];
+        };
+        putEntity_response___schema0: string | number | boolean | {
+            __entity: {
+                type: string;
+                id: string;
+            };
+        } | components["schemas"]["putEntity_response___schema0"][] | {
+            [key: string]: components["schemas"]["putEntity_response___schema0"];
+        };
+        putEntity_body___schema0: string | number | boolean | {
+            __entity: {
+                type: string;
+                id: string;
+            };
+        } | components["schemas"]["putEntity_body___schema0"][] | {
+            [key: string]: components["schemas"]["putEntity_body___schema0"];
         };
     };
     responses: never;
@@ -1034,12 +1180,117 @@ export interface operations {
                                     onStoreFailure?: "open" | "closed";
                                 };
                             };
+                            hidePermissions?: boolean;
+                            publicEndpoints?: boolean;
+                            validateRequests?: boolean;
+                            maxBodyBytes?: number;
+                            schemas?: {
+                                [key: string]: boolean | {
+                                    [key: string]: unknown;
+                                };
+                            };
+                            concurrency?: {
+                                key?: {
+                                    max: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                client?: {
+                                    max: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                org?: {
+                                    max: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                queue?: {
+                                    maxWait: number | string;
+                                    maxLength: number;
+                                };
+                            };
                             endpoints: {
                                 /** @enum {string} */
                                 method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
                                 path: string;
                                 permission: string;
+                                permissionSets?: string[][];
+                                operationId?: string;
+                                summary?: string;
+                                public?: boolean;
+                                cost?: number;
+                                validate?: boolean;
+                                request?: {
+                                    parameters?: {
+                                        name: string;
+                                        /** @enum {string} */
+                                        in: "path" | "query" | "header";
+                                        required?: boolean;
+                                        /** @enum {string} */
+                                        style?: "simple" | "label" | "matrix" | "form" | "spaceDelimited" | "pipeDelimited" | "deepObject";
+                                        explode?: boolean;
+                                        schema?: boolean | {
+                                            [key: string]: unknown;
+                                        };
+                                    }[];
+                                    body?: {
+                                        required?: boolean;
+                                        schema: boolean | {
+                                            [key: string]: unknown;
+                                        };
+                                    };
+                                };
+                                resource?: {
+                                    type: string;
+                                    param: string;
+                                    /** @default [] */
+                                    in: {
+                                        type: string;
+                                        param: string;
+                                    }[];
+                                };
                             }[];
+                            policies?: {
+                                cedar: string;
+                                /** @default {} */
+                                entityTypes: {
+                                    [key: string]: {
+                                        /** @default [] */
+                                        memberOf: string[];
+                                        /** @default {} */
+                                        attributes: {
+                                            [key: string]: {
+                                                type: string;
+                                            } & {
+                                                [key: string]: unknown;
+                                            };
+                                        };
+                                    };
+                                };
+                                /**
+                                 * @default {
+                                 *       "query": [],
+                                 *       "headers": []
+                                 *     }
+                                 */
+                                context: {
+                                    /** @default [] */
+                                    query: string[];
+                                    /** @default [] */
+                                    headers: string[];
+                                };
+                                /** @default {} */
+                                metadata: {
+                                    [key: string]: {
+                                        type: string;
+                                    } & {
+                                        [key: string]: unknown;
+                                    };
+                                };
+                                /** @default false */
+                                exposeDecidingPolicies: boolean;
+                            };
                             description?: string;
                             /**
                              * @default {
@@ -1130,12 +1381,117 @@ export interface operations {
                             onStoreFailure?: "open" | "closed";
                         };
                     };
+                    hidePermissions?: boolean;
+                    publicEndpoints?: boolean;
+                    validateRequests?: boolean;
+                    maxBodyBytes?: number;
+                    schemas?: {
+                        [key: string]: boolean | {
+                            [key: string]: unknown;
+                        };
+                    };
+                    concurrency?: {
+                        key?: {
+                            max: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        client?: {
+                            max: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        org?: {
+                            max: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        queue?: {
+                            maxWait: number | string;
+                            maxLength: number;
+                        };
+                    };
                     endpoints: {
                         /** @enum {string} */
                         method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
                         path: string;
                         permission: string;
+                        permissionSets?: string[][];
+                        operationId?: string;
+                        summary?: string;
+                        public?: boolean;
+                        cost?: number;
+                        validate?: boolean;
+                        request?: {
+                            parameters?: {
+                                name: string;
+                                /** @enum {string} */
+                                in: "path" | "query" | "header";
+                                required?: boolean;
+                                /** @enum {string} */
+                                style?: "simple" | "label" | "matrix" | "form" | "spaceDelimited" | "pipeDelimited" | "deepObject";
+                                explode?: boolean;
+                                schema?: boolean | {
+                                    [key: string]: unknown;
+                                };
+                            }[];
+                            body?: {
+                                required?: boolean;
+                                schema: boolean | {
+                                    [key: string]: unknown;
+                                };
+                            };
+                        };
+                        resource?: {
+                            type: string;
+                            param: string;
+                            /** @default [] */
+                            in?: {
+                                type: string;
+                                param: string;
+                            }[];
+                        };
                     }[];
+                    policies?: {
+                        cedar: string;
+                        /** @default {} */
+                        entityTypes?: {
+                            [key: string]: {
+                                /** @default [] */
+                                memberOf?: string[];
+                                /** @default {} */
+                                attributes?: {
+                                    [key: string]: {
+                                        type: string;
+                                    } & {
+                                        [key: string]: unknown;
+                                    };
+                                };
+                            };
+                        };
+                        /**
+                         * @default {
+                         *       "query": [],
+                         *       "headers": []
+                         *     }
+                         */
+                        context?: {
+                            /** @default [] */
+                            query?: string[];
+                            /** @default [] */
+                            headers?: string[];
+                        };
+                        /** @default {} */
+                        metadata?: {
+                            [key: string]: {
+                                type: string;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        };
+                        /** @default false */
+                        exposeDecidingPolicies?: boolean;
+                    };
                     description?: string;
                     /**
                      * @default {
@@ -1200,12 +1556,117 @@ export interface operations {
                                 onStoreFailure?: "open" | "closed";
                             };
                         };
+                        hidePermissions?: boolean;
+                        publicEndpoints?: boolean;
+                        validateRequests?: boolean;
+                        maxBodyBytes?: number;
+                        schemas?: {
+                            [key: string]: boolean | {
+                                [key: string]: unknown;
+                            };
+                        };
+                        concurrency?: {
+                            key?: {
+                                max: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            client?: {
+                                max: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            org?: {
+                                max: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            queue?: {
+                                maxWait: number | string;
+                                maxLength: number;
+                            };
+                        };
                         endpoints: {
                             /** @enum {string} */
                             method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
                             path: string;
                             permission: string;
+                            permissionSets?: string[][];
+                            operationId?: string;
+                            summary?: string;
+                            public?: boolean;
+                            cost?: number;
+                            validate?: boolean;
+                            request?: {
+                                parameters?: {
+                                    name: string;
+                                    /** @enum {string} */
+                                    in: "path" | "query" | "header";
+                                    required?: boolean;
+                                    /** @enum {string} */
+                                    style?: "simple" | "label" | "matrix" | "form" | "spaceDelimited" | "pipeDelimited" | "deepObject";
+                                    explode?: boolean;
+                                    schema?: boolean | {
+                                        [key: string]: unknown;
+                                    };
+                                }[];
+                                body?: {
+                                    required?: boolean;
+                                    schema: boolean | {
+                                        [key: string]: unknown;
+                                    };
+                                };
+                            };
+                            resource?: {
+                                type: string;
+                                param: string;
+                                /** @default [] */
+                                in: {
+                                    type: string;
+                                    param: string;
+                                }[];
+                            };
                         }[];
+                        policies?: {
+                            cedar: string;
+                            /** @default {} */
+                            entityTypes: {
+                                [key: string]: {
+                                    /** @default [] */
+                                    memberOf: string[];
+                                    /** @default {} */
+                                    attributes: {
+                                        [key: string]: {
+                                            type: string;
+                                        } & {
+                                            [key: string]: unknown;
+                                        };
+                                    };
+                                };
+                            };
+                            /**
+                             * @default {
+                             *       "query": [],
+                             *       "headers": []
+                             *     }
+                             */
+                            context: {
+                                /** @default [] */
+                                query: string[];
+                                /** @default [] */
+                                headers: string[];
+                            };
+                            /** @default {} */
+                            metadata: {
+                                [key: string]: {
+                                    type: string;
+                                } & {
+                                    [key: string]: unknown;
+                                };
+                            };
+                            /** @default false */
+                            exposeDecidingPolicies: boolean;
+                        };
                         description?: string;
                         /**
                          * @default {
@@ -1302,12 +1763,117 @@ export interface operations {
                                 onStoreFailure?: "open" | "closed";
                             };
                         };
+                        hidePermissions?: boolean;
+                        publicEndpoints?: boolean;
+                        validateRequests?: boolean;
+                        maxBodyBytes?: number;
+                        schemas?: {
+                            [key: string]: boolean | {
+                                [key: string]: unknown;
+                            };
+                        };
+                        concurrency?: {
+                            key?: {
+                                max: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            client?: {
+                                max: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            org?: {
+                                max: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            queue?: {
+                                maxWait: number | string;
+                                maxLength: number;
+                            };
+                        };
                         endpoints: {
                             /** @enum {string} */
                             method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
                             path: string;
                             permission: string;
+                            permissionSets?: string[][];
+                            operationId?: string;
+                            summary?: string;
+                            public?: boolean;
+                            cost?: number;
+                            validate?: boolean;
+                            request?: {
+                                parameters?: {
+                                    name: string;
+                                    /** @enum {string} */
+                                    in: "path" | "query" | "header";
+                                    required?: boolean;
+                                    /** @enum {string} */
+                                    style?: "simple" | "label" | "matrix" | "form" | "spaceDelimited" | "pipeDelimited" | "deepObject";
+                                    explode?: boolean;
+                                    schema?: boolean | {
+                                        [key: string]: unknown;
+                                    };
+                                }[];
+                                body?: {
+                                    required?: boolean;
+                                    schema: boolean | {
+                                        [key: string]: unknown;
+                                    };
+                                };
+                            };
+                            resource?: {
+                                type: string;
+                                param: string;
+                                /** @default [] */
+                                in: {
+                                    type: string;
+                                    param: string;
+                                }[];
+                            };
                         }[];
+                        policies?: {
+                            cedar: string;
+                            /** @default {} */
+                            entityTypes: {
+                                [key: string]: {
+                                    /** @default [] */
+                                    memberOf: string[];
+                                    /** @default {} */
+                                    attributes: {
+                                        [key: string]: {
+                                            type: string;
+                                        } & {
+                                            [key: string]: unknown;
+                                        };
+                                    };
+                                };
+                            };
+                            /**
+                             * @default {
+                             *       "query": [],
+                             *       "headers": []
+                             *     }
+                             */
+                            context: {
+                                /** @default [] */
+                                query: string[];
+                                /** @default [] */
+                                headers: string[];
+                            };
+                            /** @default {} */
+                            metadata: {
+                                [key: string]: {
+                                    type: string;
+                                } & {
+                                    [key: string]: unknown;
+                                };
+                            };
+                            /** @default false */
+                            exposeDecidingPolicies: boolean;
+                        };
                         description?: string;
                         /**
                          * @default {
@@ -1398,12 +1964,117 @@ export interface operations {
                             onStoreFailure?: "open" | "closed";
                         };
                     };
+                    hidePermissions?: boolean;
+                    publicEndpoints?: boolean;
+                    validateRequests?: boolean;
+                    maxBodyBytes?: number;
+                    schemas?: {
+                        [key: string]: boolean | {
+                            [key: string]: unknown;
+                        };
+                    };
+                    concurrency?: {
+                        key?: {
+                            max: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        client?: {
+                            max: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        org?: {
+                            max: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        queue?: {
+                            maxWait: number | string;
+                            maxLength: number;
+                        };
+                    };
                     endpoints: {
                         /** @enum {string} */
                         method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
                         path: string;
                         permission: string;
+                        permissionSets?: string[][];
+                        operationId?: string;
+                        summary?: string;
+                        public?: boolean;
+                        cost?: number;
+                        validate?: boolean;
+                        request?: {
+                            parameters?: {
+                                name: string;
+                                /** @enum {string} */
+                                in: "path" | "query" | "header";
+                                required?: boolean;
+                                /** @enum {string} */
+                                style?: "simple" | "label" | "matrix" | "form" | "spaceDelimited" | "pipeDelimited" | "deepObject";
+                                explode?: boolean;
+                                schema?: boolean | {
+                                    [key: string]: unknown;
+                                };
+                            }[];
+                            body?: {
+                                required?: boolean;
+                                schema: boolean | {
+                                    [key: string]: unknown;
+                                };
+                            };
+                        };
+                        resource?: {
+                            type: string;
+                            param: string;
+                            /** @default [] */
+                            in?: {
+                                type: string;
+                                param: string;
+                            }[];
+                        };
                     }[];
+                    policies?: {
+                        cedar: string;
+                        /** @default {} */
+                        entityTypes?: {
+                            [key: string]: {
+                                /** @default [] */
+                                memberOf?: string[];
+                                /** @default {} */
+                                attributes?: {
+                                    [key: string]: {
+                                        type: string;
+                                    } & {
+                                        [key: string]: unknown;
+                                    };
+                                };
+                            };
+                        };
+                        /**
+                         * @default {
+                         *       "query": [],
+                         *       "headers": []
+                         *     }
+                         */
+                        context?: {
+                            /** @default [] */
+                            query?: string[];
+                            /** @default [] */
+                            headers?: string[];
+                        };
+                        /** @default {} */
+                        metadata?: {
+                            [key: string]: {
+                                type: string;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        };
+                        /** @default false */
+                        exposeDecidingPolicies?: boolean;
+                    };
                     description?: string;
                     /**
                      * @default {
@@ -1468,12 +2139,117 @@ export interface operations {
                                 onStoreFailure?: "open" | "closed";
                             };
                         };
+                        hidePermissions?: boolean;
+                        publicEndpoints?: boolean;
+                        validateRequests?: boolean;
+                        maxBodyBytes?: number;
+                        schemas?: {
+                            [key: string]: boolean | {
+                                [key: string]: unknown;
+                            };
+                        };
+                        concurrency?: {
+                            key?: {
+                                max: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            client?: {
+                                max: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            org?: {
+                                max: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            queue?: {
+                                maxWait: number | string;
+                                maxLength: number;
+                            };
+                        };
                         endpoints: {
                             /** @enum {string} */
                             method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
                             path: string;
                             permission: string;
+                            permissionSets?: string[][];
+                            operationId?: string;
+                            summary?: string;
+                            public?: boolean;
+                            cost?: number;
+                            validate?: boolean;
+                            request?: {
+                                parameters?: {
+                                    name: string;
+                                    /** @enum {string} */
+                                    in: "path" | "query" | "header";
+                                    required?: boolean;
+                                    /** @enum {string} */
+                                    style?: "simple" | "label" | "matrix" | "form" | "spaceDelimited" | "pipeDelimited" | "deepObject";
+                                    explode?: boolean;
+                                    schema?: boolean | {
+                                        [key: string]: unknown;
+                                    };
+                                }[];
+                                body?: {
+                                    required?: boolean;
+                                    schema: boolean | {
+                                        [key: string]: unknown;
+                                    };
+                                };
+                            };
+                            resource?: {
+                                type: string;
+                                param: string;
+                                /** @default [] */
+                                in: {
+                                    type: string;
+                                    param: string;
+                                }[];
+                            };
                         }[];
+                        policies?: {
+                            cedar: string;
+                            /** @default {} */
+                            entityTypes: {
+                                [key: string]: {
+                                    /** @default [] */
+                                    memberOf: string[];
+                                    /** @default {} */
+                                    attributes: {
+                                        [key: string]: {
+                                            type: string;
+                                        } & {
+                                            [key: string]: unknown;
+                                        };
+                                    };
+                                };
+                            };
+                            /**
+                             * @default {
+                             *       "query": [],
+                             *       "headers": []
+                             *     }
+                             */
+                            context: {
+                                /** @default [] */
+                                query: string[];
+                                /** @default [] */
+                                headers: string[];
+                            };
+                            /** @default {} */
+                            metadata: {
+                                [key: string]: {
+                                    type: string;
+                                } & {
+                                    [key: string]: unknown;
+                                };
+                            };
+                            /** @default false */
+                            exposeDecidingPolicies: boolean;
+                        };
                         description?: string;
                         /**
                          * @default {
@@ -1609,12 +2385,117 @@ export interface operations {
                                     onStoreFailure?: "open" | "closed";
                                 };
                             };
+                            hidePermissions?: boolean;
+                            publicEndpoints?: boolean;
+                            validateRequests?: boolean;
+                            maxBodyBytes?: number;
+                            schemas?: {
+                                [key: string]: boolean | {
+                                    [key: string]: unknown;
+                                };
+                            };
+                            concurrency?: {
+                                key?: {
+                                    max: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                client?: {
+                                    max: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                org?: {
+                                    max: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                queue?: {
+                                    maxWait: number | string;
+                                    maxLength: number;
+                                };
+                            };
                             endpoints: {
                                 /** @enum {string} */
                                 method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
                                 path: string;
                                 permission: string;
+                                permissionSets?: string[][];
+                                operationId?: string;
+                                summary?: string;
+                                public?: boolean;
+                                cost?: number;
+                                validate?: boolean;
+                                request?: {
+                                    parameters?: {
+                                        name: string;
+                                        /** @enum {string} */
+                                        in: "path" | "query" | "header";
+                                        required?: boolean;
+                                        /** @enum {string} */
+                                        style?: "simple" | "label" | "matrix" | "form" | "spaceDelimited" | "pipeDelimited" | "deepObject";
+                                        explode?: boolean;
+                                        schema?: boolean | {
+                                            [key: string]: unknown;
+                                        };
+                                    }[];
+                                    body?: {
+                                        required?: boolean;
+                                        schema: boolean | {
+                                            [key: string]: unknown;
+                                        };
+                                    };
+                                };
+                                resource?: {
+                                    type: string;
+                                    param: string;
+                                    /** @default [] */
+                                    in: {
+                                        type: string;
+                                        param: string;
+                                    }[];
+                                };
                             }[];
+                            policies?: {
+                                cedar: string;
+                                /** @default {} */
+                                entityTypes: {
+                                    [key: string]: {
+                                        /** @default [] */
+                                        memberOf: string[];
+                                        /** @default {} */
+                                        attributes: {
+                                            [key: string]: {
+                                                type: string;
+                                            } & {
+                                                [key: string]: unknown;
+                                            };
+                                        };
+                                    };
+                                };
+                                /**
+                                 * @default {
+                                 *       "query": [],
+                                 *       "headers": []
+                                 *     }
+                                 */
+                                context: {
+                                    /** @default [] */
+                                    query: string[];
+                                    /** @default [] */
+                                    headers: string[];
+                                };
+                                /** @default {} */
+                                metadata: {
+                                    [key: string]: {
+                                        type: string;
+                                    } & {
+                                        [key: string]: unknown;
+                                    };
+                                };
+                                /** @default false */
+                                exposeDecidingPolicies: boolean;
+                            };
                             description?: string;
                             /**
                              * @default {
@@ -1710,12 +2591,117 @@ export interface operations {
                                         onStoreFailure?: "open" | "closed";
                                     };
                                 };
+                                hidePermissions?: boolean;
+                                publicEndpoints?: boolean;
+                                validateRequests?: boolean;
+                                maxBodyBytes?: number;
+                                schemas?: {
+                                    [key: string]: boolean | {
+                                        [key: string]: unknown;
+                                    };
+                                };
+                                concurrency?: {
+                                    key?: {
+                                        max: number;
+                                        /** @enum {string} */
+                                        onStoreFailure?: "open" | "closed";
+                                    };
+                                    client?: {
+                                        max: number;
+                                        /** @enum {string} */
+                                        onStoreFailure?: "open" | "closed";
+                                    };
+                                    org?: {
+                                        max: number;
+                                        /** @enum {string} */
+                                        onStoreFailure?: "open" | "closed";
+                                    };
+                                    queue?: {
+                                        maxWait: number | string;
+                                        maxLength: number;
+                                    };
+                                };
                                 endpoints: {
                                     /** @enum {string} */
                                     method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
                                     path: string;
                                     permission: string;
+                                    permissionSets?: string[][];
+                                    operationId?: string;
+                                    summary?: string;
+                                    public?: boolean;
+                                    cost?: number;
+                                    validate?: boolean;
+                                    request?: {
+                                        parameters?: {
+                                            name: string;
+                                            /** @enum {string} */
+                                            in: "path" | "query" | "header";
+                                            required?: boolean;
+                                            /** @enum {string} */
+                                            style?: "simple" | "label" | "matrix" | "form" | "spaceDelimited" | "pipeDelimited" | "deepObject";
+                                            explode?: boolean;
+                                            schema?: boolean | {
+                                                [key: string]: unknown;
+                                            };
+                                        }[];
+                                        body?: {
+                                            required?: boolean;
+                                            schema: boolean | {
+                                                [key: string]: unknown;
+                                            };
+                                        };
+                                    };
+                                    resource?: {
+                                        type: string;
+                                        param: string;
+                                        /** @default [] */
+                                        in: {
+                                            type: string;
+                                            param: string;
+                                        }[];
+                                    };
                                 }[];
+                                policies?: {
+                                    cedar: string;
+                                    /** @default {} */
+                                    entityTypes: {
+                                        [key: string]: {
+                                            /** @default [] */
+                                            memberOf: string[];
+                                            /** @default {} */
+                                            attributes: {
+                                                [key: string]: {
+                                                    type: string;
+                                                } & {
+                                                    [key: string]: unknown;
+                                                };
+                                            };
+                                        };
+                                    };
+                                    /**
+                                     * @default {
+                                     *       "query": [],
+                                     *       "headers": []
+                                     *     }
+                                     */
+                                    context: {
+                                        /** @default [] */
+                                        query: string[];
+                                        /** @default [] */
+                                        headers: string[];
+                                    };
+                                    /** @default {} */
+                                    metadata: {
+                                        [key: string]: {
+                                            type: string;
+                                        } & {
+                                            [key: string]: unknown;
+                                        };
+                                    };
+                                    /** @default false */
+                                    exposeDecidingPolicies: boolean;
+                                };
                                 description?: string;
                                 /**
                                  * @default {
@@ -1812,12 +2798,117 @@ export interface operations {
                                     onStoreFailure?: "open" | "closed";
                                 };
                             };
+                            hidePermissions?: boolean;
+                            publicEndpoints?: boolean;
+                            validateRequests?: boolean;
+                            maxBodyBytes?: number;
+                            schemas?: {
+                                [key: string]: boolean | {
+                                    [key: string]: unknown;
+                                };
+                            };
+                            concurrency?: {
+                                key?: {
+                                    max: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                client?: {
+                                    max: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                org?: {
+                                    max: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                queue?: {
+                                    maxWait: number | string;
+                                    maxLength: number;
+                                };
+                            };
                             endpoints: {
                                 /** @enum {string} */
                                 method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
                                 path: string;
                                 permission: string;
+                                permissionSets?: string[][];
+                                operationId?: string;
+                                summary?: string;
+                                public?: boolean;
+                                cost?: number;
+                                validate?: boolean;
+                                request?: {
+                                    parameters?: {
+                                        name: string;
+                                        /** @enum {string} */
+                                        in: "path" | "query" | "header";
+                                        required?: boolean;
+                                        /** @enum {string} */
+                                        style?: "simple" | "label" | "matrix" | "form" | "spaceDelimited" | "pipeDelimited" | "deepObject";
+                                        explode?: boolean;
+                                        schema?: boolean | {
+                                            [key: string]: unknown;
+                                        };
+                                    }[];
+                                    body?: {
+                                        required?: boolean;
+                                        schema: boolean | {
+                                            [key: string]: unknown;
+                                        };
+                                    };
+                                };
+                                resource?: {
+                                    type: string;
+                                    param: string;
+                                    /** @default [] */
+                                    in: {
+                                        type: string;
+                                        param: string;
+                                    }[];
+                                };
                             }[];
+                            policies?: {
+                                cedar: string;
+                                /** @default {} */
+                                entityTypes: {
+                                    [key: string]: {
+                                        /** @default [] */
+                                        memberOf: string[];
+                                        /** @default {} */
+                                        attributes: {
+                                            [key: string]: {
+                                                type: string;
+                                            } & {
+                                                [key: string]: unknown;
+                                            };
+                                        };
+                                    };
+                                };
+                                /**
+                                 * @default {
+                                 *       "query": [],
+                                 *       "headers": []
+                                 *     }
+                                 */
+                                context: {
+                                    /** @default [] */
+                                    query: string[];
+                                    /** @default [] */
+                                    headers: string[];
+                                };
+                                /** @default {} */
+                                metadata: {
+                                    [key: string]: {
+                                        type: string;
+                                    } & {
+                                        [key: string]: unknown;
+                                    };
+                                };
+                                /** @default false */
+                                exposeDecidingPolicies: boolean;
+                            };
                             description?: string;
                             /**
                              * @default {
@@ -1885,6 +2976,579 @@ export interface operations {
                         }[];
                     };
                 };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    promoteCollection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                environment: string;
+                collection: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    to?: string;
+                    version?: number;
+                    target?: {
+                        /** @constant */
+                        type: "cloud";
+                    } | {
+                        /** @constant */
+                        type: "edge";
+                        gateway: string;
+                    };
+                    /** @default false */
+                    dryRun?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        collection: string;
+                        project: string;
+                        from: {
+                            environment: string;
+                            version: number;
+                        };
+                        to: {
+                            environment: string;
+                            target: {
+                                /** @constant */
+                                type: "cloud";
+                            } | {
+                                /** @constant */
+                                type: "edge";
+                                gateway: string;
+                            };
+                            previousVersion?: number;
+                            version?: number;
+                        };
+                        dryRun: boolean;
+                        changed: boolean;
+                        draftReplaced: boolean;
+                        changes: {
+                            path: string;
+                            /** @enum {string} */
+                            change: "added" | "removed" | "changed";
+                            from?: unknown;
+                            to?: unknown;
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportCollectionOpenApi: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                environment: string;
+                collection: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    importCollectionOpenApi: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                environment: string;
+                collection: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    spec: string | {
+                        [key: string]: unknown;
+                    };
+                    /** @default false */
+                    dryRun?: boolean;
+                    create?: {
+                        project: string;
+                        upstream: string;
+                        basePath?: string;
+                        host?: string;
+                        publicEndpoints?: boolean;
+                        validateRequests?: boolean;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        dryRun: boolean;
+                        applied: boolean;
+                        created: boolean;
+                        revision?: number;
+                        /** @enum {string} */
+                        version: "2.0" | "3.0" | "3.1";
+                        serverBasePath?: string;
+                        diff: {
+                            operations: {
+                                added: {
+                                    /** @enum {string} */
+                                    method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
+                                    path: string;
+                                    operationId?: string;
+                                    permission: string;
+                                }[];
+                                removed: {
+                                    /** @enum {string} */
+                                    method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
+                                    path: string;
+                                    operationId?: string;
+                                    permission: string;
+                                }[];
+                                changed: {
+                                    /** @enum {string} */
+                                    method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
+                                    path: string;
+                                    operationId?: string;
+                                    permission: string;
+                                    fields: string[];
+                                }[];
+                            };
+                            permissions: {
+                                added: string[];
+                                removed: string[];
+                            };
+                            roles: {
+                                role: string;
+                                permissions: string[];
+                                endpoints: {
+                                    /** @enum {string} */
+                                    method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
+                                    path: string;
+                                }[];
+                            }[];
+                            empty: boolean;
+                        };
+                        overlaps: {
+                            method: string;
+                            wins: string;
+                            other: string;
+                        }[];
+                        warnings: {
+                            pointer: string;
+                            message: string;
+                            line?: number;
+                            column?: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getCollectionPermissions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                environment: string;
+                collection: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            permission: string;
+                            operations: {
+                                /** @enum {string} */
+                                method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
+                                path: string;
+                                operationId?: string;
+                                summary?: string;
+                                together?: string[];
+                                public?: boolean;
+                            }[];
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listEntities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                environment: string;
+                collection: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            uid: {
+                                type: string;
+                                id: string;
+                            };
+                            /** @default {} */
+                            attrs: {
+                                [key: string]: components["schemas"]["listEntities_response___schema0"];
+                            };
+                            /** @default [] */
+                            parents: {
+                                type: string;
+                                id: string;
+                            }[];
+                            /** Format: date-time */
+                            updatedAt: string;
+                        }[];
+                        total: number;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    upsertEntities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                environment: string;
+                collection: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    entities: {
+                        uid: {
+                            type: string;
+                            id: string;
+                        };
+                        /** @default {} */
+                        attrs?: {
+                            [key: string]: components["schemas"]["upsertEntities_body___schema0"];
+                        };
+                        /** @default [] */
+                        parents?: {
+                            type: string;
+                            id: string;
+                        }[];
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        upserted: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteEntities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                environment: string;
+                collection: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    uids: {
+                        type: string;
+                        id: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        deleted: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getEntity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                environment: string;
+                collection: string;
+                type: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        uid: {
+                            type: string;
+                            id: string;
+                        };
+                        /** @default {} */
+                        attrs: {
+                            [key: string]: components["schemas"]["getEntity_response___schema0"];
+                        };
+                        /** @default [] */
+                        parents: {
+                            type: string;
+                            id: string;
+                        }[];
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    putEntity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                environment: string;
+                collection: string;
+                type: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default {} */
+                    attrs?: {
+                        [key: string]: components["schemas"]["putEntity_body___schema0"];
+                    };
+                    /** @default [] */
+                    parents?: {
+                        type: string;
+                        id: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        uid: {
+                            type: string;
+                            id: string;
+                        };
+                        /** @default {} */
+                        attrs: {
+                            [key: string]: components["schemas"]["putEntity_response___schema0"];
+                        };
+                        /** @default [] */
+                        parents: {
+                            type: string;
+                            id: string;
+                        }[];
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteEntity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                environment: string;
+                collection: string;
+                type: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description An error (RFC 9457 problem details) */
             default: {

@@ -23,12 +23,35 @@ const PROBLEM = {
   },
 };
 
-function schema(s: z.ZodType, io: 'input' | 'output'): unknown {
-  return z.toJSONSchema(s, { io, unrepresentable: 'any', target: 'draft-2020-12' });
+/**
+ * The JSON Schema of `s`. A recursive schema comes out of zod with `$defs` and `$ref: "#/$defs/…"`, which in an
+ * OpenAPI document would resolve against the document's root: those definitions move to `components.schemas`
+ * (named `<operation>_<part>_<def>`) and their references follow, so that every `$ref` of the document resolves.
+ */
+function schema(s: z.ZodType, io: 'input' | 'output', name: string, components: Record<string, unknown>): unknown {
+  const json = z.toJSONSchema(s, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
+  const defs = json.$defs as Record<string, unknown> | undefined;
+  if (defs === undefined) return json;
+  delete json.$defs;
+  const component = (def: string) => `${name}_${def.replace(/[^A-Za-z0-9_]/g, '')}`;
+  const rewrite = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(rewrite);
+    if (value === null || typeof value !== 'object') return value;
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) =>
+        k === '$ref' && typeof v === 'string' && v.startsWith('#/$defs/')
+          ? [k, `#/components/schemas/${component(v.slice('#/$defs/'.length))}`]
+          : [k, rewrite(v)],
+      ),
+    );
+  };
+  for (const [def, body] of Object.entries(defs)) components[component(def)] = rewrite(body);
+  return rewrite(json);
 }
 
 export function buildOpenApi(operations: readonly Operation[], version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
+  const schemas: Record<string, unknown> = { Problem: PROBLEM };
   for (const op of operations) {
     const params = [...op.path.matchAll(/\{([A-Za-z]+)\}/g)].map((m) => ({
       name: m[1],
@@ -44,7 +67,11 @@ export function buildOpenApi(operations: readonly Operation[], version: string):
           : {
               description: 'Success',
               content: {
-                'application/json': { schema: op.response ? schema(op.response, op.responseForm ?? 'output') : {} },
+                'application/json': {
+                  schema: op.response
+                    ? schema(op.response, op.responseForm ?? 'output', `${op.id}_response`, schemas)
+                    : {},
+                },
               },
             },
       default: {
@@ -58,7 +85,12 @@ export function buildOpenApi(operations: readonly Operation[], version: string):
       tags: [op.tag],
       ...(params.length ? { parameters: params } : {}),
       ...(op.body
-        ? { requestBody: { required: true, content: { 'application/json': { schema: schema(op.body, 'input') } } } }
+        ? {
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: schema(op.body, 'input', `${op.id}_body`, schemas) } },
+            },
+          }
         : {}),
       responses,
       ...(op.permission === 'public' ? { security: [] } : {}),
@@ -83,7 +115,7 @@ export function buildOpenApi(operations: readonly Operation[], version: string):
         apiClientToken: { type: 'http', scheme: 'bearer', description: 'An API client token (ghk_…)' },
         session: { type: 'apiKey', in: 'cookie', name: 'gh_session' },
       },
-      schemas: { Problem: PROBLEM },
+      schemas,
     },
     paths,
   };
