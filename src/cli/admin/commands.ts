@@ -86,8 +86,8 @@ export function nounAndVerb(id: string): { noun: string; verb: string } {
 function describe(field: ApiField): string {
   const kinds: Record<FieldKind, string> = {
     string: '',
-    integer: 'a whole number',
-    number: 'a number',
+    integer: '',
+    number: '',
     boolean: '',
     list: 'comma list, repeatable',
     'number-or-string': '',

@@ -78,6 +78,8 @@ export const FIELD_PLACEHOLDERS: Record<string, string> = {
   environments: 'ENV',
   environment: 'ENV',
   projects: 'PROJECT',
+  to: 'ENV',
+  devEnvironment: 'ENV',
 };
 
 /** Help of fields that mean the same in every command. */
