@@ -3,11 +3,13 @@
  * and verb, which path parameters or body fields are positional arguments, flag names and help, query flags (the
  * operation objects do not describe their query parameters), examples, table columns and the human rendering of
  * the answer. Everything not said here is derived from the operation (commands.ts). An operation that is not a
- * command says why in HIDDEN. Keys are operation ids.
+ * command says why in HIDDEN. Keys are operation ids. A table of one entry per operation: it grows with the admin
+ * API, and reads best in one place (about 400 lines).
  */
 import type { FieldKind } from './manifest.ts';
 import {
   clientDone,
+  clientStatus,
   collectionDone,
   gatewayInstall,
   gatewayListing,
@@ -402,9 +404,3 @@ export const OVERRIDES: Record<string, Override> = {
     examples: ['gatehouse alert list --open'],
   },
 };
-
-/** `active`, `disabled`, or `expired` once its expiry has passed; legacy clients are marked. */
-function clientStatus(c: Record<string, unknown>, now: number): string {
-  if (c.status === 'active' && typeof c.expiresAt === 'string' && Date.parse(c.expiresAt) <= now) return 'expired';
-  return c.kind === 'legacy' ? `${c.status as string} (legacy)` : String(c.status);
-}
