@@ -158,7 +158,7 @@ export function adminCommandOf(op: ApiOperation, override: Override = OVERRIDES[
     const name = flagName(field);
     taken.add(name);
     const extra = describe(f);
-    const text = help(field, f.description ?? `body field ${field}`);
+    const text = help(field, f.description ?? `the request's ${field} field`);
     flags.push({
       name,
       kind: f.kind,

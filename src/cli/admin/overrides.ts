@@ -104,6 +104,7 @@ export const FIELD_HELP: Record<string, string> = {
   role: 'the role name',
   target: 'where it is deployed (JSON/YAML): {type: cloud} or {type: edge, gateway: NAME}',
   hidePermissions: 'a 403 does not name the permission the endpoint needs',
+  email: 'an email address',
 };
 
 /** Operations that are deliberately not commands, with the reason (shown in docs/cli.md). */
@@ -317,7 +318,10 @@ export const OVERRIDES: Record<string, Override> = {
   addCollaborator: {
     noun: 'user',
     summary: 'add a console user with a role',
-    help: { password: 'the initial password, at least 12 characters ("-" reads it from stdin: a flag shows in ps)' },
+    help: {
+      password: 'the initial password, at least 12 characters ("-" reads it from stdin: a flag shows in ps)',
+      role: 'its console user role (see `gatehouse user-role list`)',
+    },
     examples: ['gatehouse user add --env DEV --email ana@example.com --role admin --password - < password.txt'],
   },
   removeCollaborator: {
