@@ -19,7 +19,7 @@ async function holdPort(): Promise<{ port: number; server: Server }> {
   return { port: (server.address() as { port: number }).port, server };
 }
 
-/** The command exits by itself (runCli kills it after 30 s: a half-started process would show as SIGKILL). */
+/** The command exits by itself (runCli kills it after 90 s: a half-started process would show as SIGKILL). */
 function assertOneLine(r: CliResult, expected: string): void {
   assert.equal(r.signal, null, `the command kept running:\n${r.stderr}`);
   assert.equal(r.code, 2, r.stderr);
@@ -40,7 +40,7 @@ describe('a port in use', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
   const demo = (args: string[]) =>
-    runCli(['demo', '--config', join(REPO_ROOT, 'examples/gateway.yaml'), ...args], { timeoutMs: 30_000 });
+    runCli(['demo', '--config', join(REPO_ROOT, 'examples/gateway.yaml'), ...args], { timeoutMs: 90_000 });
 
   it('stops the demo when the gateway port is taken, after freeing the upstream port it had opened', async () => {
     const upstream = await holdPort();
@@ -48,7 +48,7 @@ describe('a port in use', () => {
     const r = await demo(['--port', String(held.port), '--ops-port', '0', '--upstream-port', String(upstream.port)]);
     assertOneLine(
       r,
-      `port ${held.port} on 127.0.0.1 (API traffic) is already in use: stop what holds it, or choose another port with --port N (npm run demo -- --port N)`,
+      `127.0.0.1:${held.port} (API traffic) is already in use: stop what holds it, or choose another port with --port N (npm run demo -- --port N)`,
     );
     // …and the upstream's port is free again.
     const again = createServer();
@@ -63,7 +63,7 @@ describe('a port in use', () => {
     const r = await demo(['--port', '0', '--ops-port', '0', '--upstream-port', String(held.port)]);
     assertOneLine(
       r,
-      `port ${held.port} on 127.0.0.1 (the demo upstream) is already in use: stop what holds it, or choose another port with --upstream-port N (npm run demo -- --upstream-port N)`,
+      `127.0.0.1:${held.port} (the demo upstream) is already in use: stop what holds it, or choose another port with --upstream-port N (npm run demo -- --upstream-port N)`,
     );
   });
 
@@ -71,15 +71,15 @@ describe('a port in use', () => {
     const r = await demo(['--port', '0', '--ops-port', String(held.port), '--upstream-port', '0']);
     assertOneLine(
       r,
-      `port ${held.port} on 127.0.0.1 (ops traffic) is already in use: stop what holds it, or choose another port with --ops-port N (npm run demo -- --ops-port N)`,
+      `127.0.0.1:${held.port} (ops traffic) is already in use: stop what holds it, or choose another port with --ops-port N (npm run demo -- --ops-port N)`,
     );
   });
 
   it('stops `demo upstream` naming its --port', async () => {
-    const r = await runCli(['demo', 'upstream', '--port', String(held.port)], { timeoutMs: 30_000 });
+    const r = await runCli(['demo', 'upstream', '--port', String(held.port)], { timeoutMs: 90_000 });
     assertOneLine(
       r,
-      `port ${held.port} on 127.0.0.1 (the demo upstream) is already in use: stop what holds it, or choose another port with --port N`,
+      `127.0.0.1:${held.port} (the demo upstream) is already in use: stop what holds it, or choose another port with --port N`,
     );
   });
 
@@ -89,7 +89,7 @@ describe('a port in use', () => {
       f === flag ? String(held.port) : '0',
     ]);
     return runCli(['control', 'start', '--data-dir', dataDir, '--host', '127.0.0.1', ...ports], {
-      timeoutMs: 30_000,
+      timeoutMs: 90_000,
     });
   };
 
@@ -105,7 +105,7 @@ describe('a port in use', () => {
       // The first start prints nothing else before its listeners are up (the banner follows them).
       assertOneLine(
         r,
-        `port ${held.port} on 127.0.0.1 (${what}) is already in use: stop what holds it, or choose another port with ${flag} N (npm start -- ${flag} N)`,
+        `127.0.0.1:${held.port} (${what}) is already in use: stop what holds it, or choose another port with ${flag} N (npm start -- ${flag} N)`,
       );
     });
   }

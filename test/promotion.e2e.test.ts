@@ -156,12 +156,34 @@ describe('promotion DEV → TEST → PROD with an edge gateway in each environme
       });
   });
 
-  it('refuses an edge collection promoted to an environment without an edge gateway, naming what to do', async () => {
+  it('refuses an edge collection promoted to an environment without an edge gateway, naming what to do; project deployment targets like promotion', async () => {
     assert.equal((await admin.post(`${WS}/environments`, { name: 'STAGE' })).status, 201);
     const res = await admin.post(`${collections('DEV')}/orders/promote`, { to: 'STAGE', dryRun: true });
     assert.equal(res.status, 409, JSON.stringify(res.body));
     assert.equal(res.body.code, 'GH_ERR_ADMIN_NO_DEPLOYMENT_TARGET');
     assert.match(res.body.detail, /STAGE has no edge gateway: create one/);
+    // Project deployment from DEV resolves targets the same way: onto PROD's own edge gateway.
+    const invoices = {
+      name: 'invoices',
+      basePath: '/invoices',
+      upstream: upstream.url,
+      project: 'default',
+      target: { type: 'edge', gateway: gatewayName('DEV') },
+      endpoints: [{ method: 'GET', path: '/', permission: 'orders:read' }],
+    };
+    assert.equal((await admin.post(collections('DEV'), invoices)).status, 201);
+    assert.equal((await admin.post(`${collections('DEV')}/invoices/publish`)).status, 201);
+    const deployed = await admin.post(`${WS}/environments/DEV/projects/default/deploy`, {
+      to: 'PROD',
+      collections: ['invoices'],
+    });
+    assert.equal(deployed.status, 200, JSON.stringify(deployed.body));
+    assert.deepEqual((await admin.get(`${collections('PROD')}/invoices`)).body.target, {
+      type: 'edge',
+      gateway: 'prod-edge',
+    });
+    await eventually(async () => (await status('PROD', '/invoices/')) === 200);
+
     const cloud = await admin.post(`${collections('DEV')}/orders/promote`, { to: 'STAGE', target: { type: 'cloud' } });
     assert.equal(cloud.status, 201, JSON.stringify(cloud.body));
     await eventually(async () => {

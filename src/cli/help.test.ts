@@ -14,7 +14,8 @@ describe('help', () => {
       assert.match(text, /^Exit codes: 0 done; 1 failure .*; 2 usage /m, entry.name);
       if (entry.kind === 'admin') {
         assert.match(text, /^ {2}-o, --output table\|json +/m, entry.name);
-        for (const f of entry.command.flags) assert.match(text, new RegExp(`(--|\\])${f.name} `), `${entry.name}: --${f.name}`);
+        for (const f of entry.command.flags)
+          assert.match(text, new RegExp(`(--|\\])${f.name} `), `${entry.name}: --${f.name}`);
       }
     }
   });

@@ -64,8 +64,8 @@ export function adminOptionRows(c: AdminCommand): [string, string][] {
   return [
     ...c.positionals.map((p): [string, string] => [p.display, `${p.help}${p.required ? '' : ' (optional)'}`]),
     ...c.flags.map((f): [string, string] => [
-      f.kind === 'boolean' ? `--[no-]${f.name}` : flagSynopsis(f),
-      `${f.help}${f.required ? ' (required)' : ''}`,
+      flagSynopsis(f),
+      `${f.help}${f.kind === 'boolean' ? ` (--no-${f.name}: false)` : ''}${f.required ? ' (required)' : ''}`,
     ]),
     OUTPUT_ROW,
   ];

@@ -71,8 +71,8 @@ const LISTEN_REASONS: Readonly<Record<string, string>> = {
 };
 
 /**
- * The ListenError for `error` (undefined when the operator cannot fix it). A port in use reads "port 8080 on
- * 127.0.0.1 (API traffic) is already in use: stop what holds it, or choose another port with --port N", where
+ * The ListenError for `error` (undefined when the operator cannot fix it). A port in use reads "127.0.0.1:8080
+ * (API traffic) is already in use: stop what holds it, or choose another port with --port N", where
  * `change` names the flag or variable; other causes "cannot listen for API traffic on HOST:PORT: <reason>".
  */
 export function explainListenError(
@@ -90,7 +90,7 @@ export function explainListenError(
   if (!code || !reason) return undefined;
   if (code === 'EADDRINUSE')
     return new ListenError(
-      `port ${port} on ${host} (${what}) is already in use: stop what holds it${change ? `, or choose another port with ${change}` : ''}`,
+      `${host.includes(':') ? `[${host}]` : host}:${port} (${what}) is already in use: stop what holds it${change ? `, or choose another port with ${change}` : ''}`,
       port,
       host,
       code,

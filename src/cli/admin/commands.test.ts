@@ -154,6 +154,49 @@ describe('a new operation gets a command without code', () => {
     assert.deepEqual(api!.expect, { id: 'string', rows: 'number' });
   });
 
+  it('takes the query parameters the OpenAPI document describes as flags', () => {
+    const doc = {
+      paths: {
+        '/api/v1/workspaces/{workspace}/audit-events': {
+          get: {
+            operationId: 'listAuditEvents',
+            summary: 'List audit events',
+            tags: ['Audit'],
+            'x-gatehouse-permission': 'admin:audit:read',
+            parameters: [
+              { name: 'workspace', in: 'path', required: true, schema: { type: 'string' } },
+              { name: 'actor', in: 'query', schema: { type: 'string' }, description: 'only this actor' },
+              { name: 'limit', in: 'query', schema: { type: 'integer' } },
+              { name: 'kind', in: 'query', schema: { type: 'string', enum: ['create', 'delete'] } },
+            ],
+            responses: {
+              '200': {
+                content: {
+                  'application/json': {
+                    schema: { type: 'object', properties: { items: { type: 'array' } }, required: ['items'] },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    };
+    const [listed] = buildManifest(doc).operations;
+    const c = adminCommandOf(listed!, {});
+    assert.equal(c.name, 'audit-event list');
+    assert.deepEqual(
+      c.flags.map((f) => [f.name, f.kind, f.to, f.help]),
+      [
+        ['actor', 'string', 'query', 'only this actor'],
+        ['limit', 'integer', 'query', 'the limit query parameter'],
+        ['kind', 'string', 'query', 'the kind query parameter'],
+      ],
+    );
+    assert.deepEqual(c.flags[2]!.choices, ['create', 'delete']);
+    assert.equal(listed!.list, true);
+  });
+
   it('derives nouns and verbs from operation ids', () => {
     assert.deepEqual(nounAndVerb('listClients'), { noun: 'client', verb: 'list' });
     assert.deepEqual(nounAndVerb('rotateSigningKeys'), { noun: 'signing-key', verb: 'rotate' });

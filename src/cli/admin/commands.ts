@@ -86,8 +86,8 @@ export function nounAndVerb(id: string): { noun: string; verb: string } {
 function describe(field: ApiField): string {
   const kinds: Record<FieldKind, string> = {
     string: '',
-    integer: 'a whole number',
-    number: 'a number',
+    integer: '',
+    number: '',
     boolean: '',
     list: 'comma list, repeatable',
     'number-or-string': '',
@@ -158,7 +158,7 @@ export function adminCommandOf(op: ApiOperation, override: Override = OVERRIDES[
     const name = flagName(field);
     taken.add(name);
     const extra = describe(f);
-    const text = help(field, f.description ?? `body field ${field}`);
+    const text = help(field, f.description ?? `the request's ${field} field`);
     flags.push({
       name,
       kind: f.kind,
@@ -170,13 +170,18 @@ export function adminCommandOf(op: ApiOperation, override: Override = OVERRIDES[
       ...(SECRET.test(field) ? { secret: true } : {}),
     });
   }
-  for (const [field, q] of Object.entries(override.query ?? {})) {
+  // Query parameters: from the OpenAPI document where it describes them, else (and over it) from the overrides.
+  const query: Record<string, { kind: FieldKind; help: string; choices?: string[]; required?: boolean }> = {};
+  for (const [field, q] of Object.entries(op.query ?? {}))
+    query[field] = { ...q, help: help(field, q.description ?? `the ${field} query parameter`) };
+  Object.assign(query, override.query);
+  for (const [field, q] of Object.entries(query)) {
     const name = taken.has(field) ? `query-${field}` : field;
     taken.add(name);
     flags.push({
       name,
       kind: q.kind,
-      required: false,
+      required: q.required ?? false,
       ...(q.choices ? { choices: q.choices } : {}),
       help: q.help,
       to: 'query',

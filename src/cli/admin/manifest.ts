@@ -46,6 +46,8 @@ export interface ApiOperation {
   params: string[];
   /** Top-level request body fields, in schema order; absent: the operation takes no body. */
   body?: Record<string, ApiField>;
+  /** Query parameters, when the OpenAPI document describes them (otherwise the overrides name them). */
+  query?: Record<string, ApiField>;
   /** Success status (204: no answer body). */
   status: number;
   /** The answer is `{ items: [...] }`. */
@@ -82,7 +84,7 @@ interface OpenApiOperation {
   tags: string[];
   security?: unknown[];
   'x-gatehouse-permission'?: string;
-  parameters?: { name: string; in: string }[];
+  parameters?: { name: string; in: string; required?: boolean; description?: string; schema?: JsonSchema }[];
   requestBody?: { content: Record<string, { schema: JsonSchema }> };
   responses: Record<string, { content?: Record<string, { schema: JsonSchema }> }>;
 }
@@ -170,6 +172,22 @@ export function buildManifest(openapi: { paths: Record<string, Record<string, un
           };
         }
       }
+      const queryParams = (op.parameters ?? []).filter((p) => p.in === 'query');
+      const query = Object.fromEntries(
+        queryParams.map((p): [string, ApiField] => {
+          const kind = p.schema ? fieldKind(p.schema) : 'string';
+          const choices = p.schema && choicesOf(p.schema);
+          return [
+            p.name,
+            {
+              kind: kind === 'structured' ? 'string' : kind,
+              required: p.required ?? false,
+              ...(choices && choices.length > 1 ? { choices } : {}),
+              ...(p.description ? { description: p.description } : {}),
+            },
+          ];
+        }),
+      );
       operations.push({
         id: op.operationId,
         method: method.toUpperCase(),
@@ -179,6 +197,7 @@ export function buildManifest(openapi: { paths: Record<string, Record<string, un
         permission: op.security?.length === 0 ? 'public' : (op['x-gatehouse-permission'] ?? null),
         params: (op.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name),
         ...(body ? { body } : {}),
+        ...(queryParams.length ? { query } : {}),
         status: Number(status ?? 200),
         list: answer?.properties?.items?.type === 'array',
         expect: status === '204' ? {} : expected(answer),

@@ -3,11 +3,13 @@
  * and verb, which path parameters or body fields are positional arguments, flag names and help, query flags (the
  * operation objects do not describe their query parameters), examples, table columns and the human rendering of
  * the answer. Everything not said here is derived from the operation (commands.ts). An operation that is not a
- * command says why in HIDDEN. Keys are operation ids.
+ * command says why in HIDDEN. Keys are operation ids. A table of one entry per operation: it grows with the admin
+ * API, and reads best in one place (about 400 lines).
  */
 import type { FieldKind } from './manifest.ts';
 import {
   clientDone,
+  clientStatus,
   collectionDone,
   gatewayInstall,
   gatewayListing,
@@ -78,6 +80,8 @@ export const FIELD_PLACEHOLDERS: Record<string, string> = {
   environments: 'ENV',
   environment: 'ENV',
   projects: 'PROJECT',
+  to: 'ENV',
+  devEnvironment: 'ENV',
 };
 
 /** Help of fields that mean the same in every command. */
@@ -100,6 +104,7 @@ export const FIELD_HELP: Record<string, string> = {
   role: 'the role name',
   target: 'where it is deployed (JSON/YAML): {type: cloud} or {type: edge, gateway: NAME}',
   hidePermissions: 'a 403 does not name the permission the endpoint needs',
+  email: 'an email address',
 };
 
 /** Operations that are deliberately not commands, with the reason (shown in docs/cli.md). */
@@ -313,7 +318,10 @@ export const OVERRIDES: Record<string, Override> = {
   addCollaborator: {
     noun: 'user',
     summary: 'add a console user with a role',
-    help: { password: 'the initial password, at least 12 characters ("-" reads it from stdin: a flag shows in ps)' },
+    help: {
+      password: 'the initial password, at least 12 characters ("-" reads it from stdin: a flag shows in ps)',
+      role: 'its console user role (see `gatehouse user-role list`)',
+    },
     examples: ['gatehouse user add --env DEV --email ana@example.com --role admin --password - < password.txt'],
   },
   removeCollaborator: {
@@ -400,9 +408,3 @@ export const OVERRIDES: Record<string, Override> = {
     examples: ['gatehouse alert list --open'],
   },
 };
-
-/** `active`, `disabled`, or `expired` once its expiry has passed; legacy clients are marked. */
-function clientStatus(c: Record<string, unknown>, now: number): string {
-  if (c.status === 'active' && typeof c.expiresAt === 'string' && Date.parse(c.expiresAt) <= now) return 'expired';
-  return c.kind === 'legacy' ? `${c.status as string} (legacy)` : String(c.status);
-}

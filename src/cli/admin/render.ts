@@ -267,3 +267,9 @@ export const promotion: Render = (answer) => {
       : []),
   ].join('\n');
 };
+
+/** `active`, `disabled`, or `expired` once its expiry has passed; legacy clients are marked. */
+export function clientStatus(c: Record<string, unknown>, now: number): string {
+  if (c.status === 'active' && typeof c.expiresAt === 'string' && Date.parse(c.expiresAt) <= now) return 'expired';
+  return c.kind === 'legacy' ? `${c.status as string} (legacy)` : String(c.status);
+}
