@@ -119,6 +119,8 @@ const LIMIT: QueryFlag = { kind: 'integer', help: 'at most this many (default 10
 const ENV_ARG = { collection: 'NAME' };
 
 export const OVERRIDES: Record<string, Override> = {
+  // deleteEntity is `entity delete TYPE ID`; this one takes a list in one request.
+  deleteEntities: { verb: 'delete-many' },
   getCaller: {
     noun: 'auth',
     verb: 'whoami',
