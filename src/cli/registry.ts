@@ -60,19 +60,14 @@ export const LOCAL_COMMANDS: readonly LocalCommand[] = [
     kind: 'local',
     name: 'gateway run',
     summary: 'run a gateway: an edge gateway from a bootstrapped directory, or a standalone one from a config file',
-    examples: [
-      'gatehouse gateway run --config ./gatehouse-local --port 8090 --ops-port 9091',
-      'gatehouse gateway run --config gateway.yaml',
-    ],
+    examples: ['gatehouse gateway run --port 8090 --ops-port 9091', 'gatehouse gateway run --config gateway.yaml'],
     load: async () => (await import('./gateway-run.ts')).gatewayRun,
   },
   {
     kind: 'local',
     name: 'gateway bootstrap',
     summary: 'register an edge gateway with a one-time token and write its config directory',
-    examples: [
-      'gatehouse gateway bootstrap -t ghr_… --ca-pin sha256:… --url https://127.0.0.1:8443 -o ./gatehouse-local standalone',
-    ],
+    examples: ['gatehouse gateway bootstrap -t ghr_… --ca-pin sha256:… --url https://127.0.0.1:8443 standalone'],
     load: async () => (await import('./gateway-bootstrap.ts')).gatewayBootstrap,
   },
   {

@@ -185,7 +185,6 @@ export function gatewayInstall(how: 'create' | 'regenerate'): Render {
       'Or, on a machine with the gatehouse command:',
       '',
       `  ${install.localCommand}`,
-      `  gatehouse gateway run --config ./gatehouse-${gateway.name}`,
       '',
       `A new token: gatehouse gateway install-command ${gateway.name}`,
     ].join('\n');
