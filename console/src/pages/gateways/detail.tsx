@@ -130,7 +130,13 @@ export function GatewayDetailPage({ id }: { id: string }) {
             value: (i) => i.appliedVersion,
             render: (i) => `v${i.appliedVersion}`,
           },
-          { key: 'seen', label: 'Last heartbeat', value: (i) => i.lastSeenAt, render: (i) => ago(i.lastSeenAt) },
+          {
+            key: 'seen',
+            label: 'Last heartbeat',
+            class: 'nowrap',
+            value: (i) => i.lastSeenAt,
+            render: (i) => ago(i.lastSeenAt),
+          },
           { key: 'error', label: 'Last error', value: (i) => i.lastError ?? '', render: (i) => i.lastError ?? '—' },
         ]}
       />
