@@ -11,7 +11,7 @@ import { eventually } from '../../src/testing/eventually.ts';
 import { runCli, startUpstream, type Upstream } from '../helpers.ts';
 import { shoot, signIn, startConsole, type ConsoleEnv } from './browser.ts';
 
-describe('web console: the newcomer flow', { timeout: 180_000 }, () => {
+describe('web console: the newcomer flow', { timeout: 300_000 }, () => {
   let env: ConsoleEnv;
   let upstream: Upstream;
   let page: Page;
@@ -29,7 +29,7 @@ describe('web console: the newcomer flow', { timeout: 180_000 }, () => {
     password = /password\s+(\S+)/.exec(created.stdout)?.[1] ?? '';
     assert.ok(password.length >= 12, created.stdout);
     ({ page } = await env.newPage());
-    page.setDefaultTimeout(10_000);
+    page.setDefaultTimeout(20_000);
   });
   after(async () => {
     await env?.stop();

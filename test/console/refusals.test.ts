@@ -11,7 +11,7 @@ import type { Page } from 'playwright-core';
 import { eventually } from '../../src/testing/eventually.ts';
 import { addConsoleUser, shoot, signIn, startConsole, type ConsoleEnv } from './browser.ts';
 
-describe('web console: refusals, keyboard, phone', { timeout: 180_000 }, () => {
+describe('web console: refusals, keyboard, phone', { timeout: 300_000 }, () => {
   let env: ConsoleEnv;
   let page: Page;
 
@@ -24,7 +24,7 @@ describe('web console: refusals, keyboard, phone', { timeout: 180_000 }, () => {
     assert.equal(role.status, 201, JSON.stringify(role.body));
     await addConsoleUser(env.plane, 'limited@example.com', 'client-manager');
     ({ page } = await env.newPage());
-    page.setDefaultTimeout(10_000);
+    page.setDefaultTimeout(20_000);
     await page.clock.install();
     await signIn(page, env.url, 'admin@example.com');
   });
