@@ -1,4 +1,5 @@
 /** Every admin API operation, in the order the OpenAPI document lists them. */
+import { analyticsOperations } from './analytics-routes.ts';
 import { auditOperations } from './audit-routes.ts';
 import { clientOperations } from './client-routes.ts';
 import { collectionOperations } from './collection-routes.ts';
@@ -21,5 +22,6 @@ export const OPERATIONS: readonly Operation[] = [
   ...signingKeyOperations,
   ...gatewayOperations,
   ...telemetryOperations,
+  ...analyticsOperations,
   ...auditOperations,
 ];

@@ -27,6 +27,7 @@ import {
 import type { Store, StoreOps } from './store.ts';
 import type { Database } from './tables.ts';
 import { alertQueries } from './sql/alerts.ts';
+import { analyticsQueries } from './sql/analytics.ts';
 import { auditQueries } from './sql/audit.ts';
 import { clientQueries } from './sql/clients.ts';
 import { collectionQueries } from './sql/collections.ts';
@@ -57,6 +58,7 @@ function sqlOps(run: Run): StoreOps {
     ...telemetryQueries(run),
     ...alertQueries(run),
     ...auditQueries(run),
+    ...analyticsQueries(run),
     ...snapshotQueries(run),
   };
 }
