@@ -170,11 +170,18 @@ describe('web console: the newcomer flow', { timeout: 300_000 }, () => {
     assert.equal((await call(fresh)).status, 200);
   });
 
+  it('lists the refused old token among the top refusals, with its error code', async () => {
+    await page.getByRole('link', { name: 'Analytics' }).click();
+    const refusals = page.getByRole('table', { name: 'Top refusals' });
+    await eventually(async () => (await refusals.getByText(/GH_ERR_AUTH_/).count()) > 0, 40_000, 'the refusal', 250);
+    await shoot(page, '13-analytics-refusals');
+  });
+
   it('shows the other pages', async () => {
     for (const [link, heading, name] of [
-      ['Alerts', 'Alerts', '13-alerts'],
-      ['Audit log', 'Audit log', '14-audit'],
-      ['Settings', 'Settings', '15-settings'],
+      ['Alerts', 'Alerts', '14-alerts'],
+      ['Audit log', 'Audit log', '15-audit'],
+      ['Settings', 'Settings', '16-settings'],
     ] as const) {
       await page.getByRole('link', { name: link }).click();
       await page.getByRole('heading', { name: heading, exact: true }).waitFor();
@@ -187,7 +194,7 @@ describe('web console: the newcomer flow', { timeout: 300_000 }, () => {
     }
     await page.getByRole('link', { name: 'Gateways' }).click();
     await page.getByRole('link', { name: 'edge-test' }).waitFor();
-    await shoot(page, '16-gateways');
+    await shoot(page, '17-gateways');
   });
 
   it('reported no Content-Security-Policy violation and no page error', () => {
