@@ -5,6 +5,7 @@ import { clientOperations } from './client-routes.ts';
 import { collectionOperations } from './collection-routes.ts';
 import { gatewayOperations } from './gateway-routes.ts';
 import type { Operation } from './operation.ts';
+import { releaseNotesOperations } from './release-notes-routes.ts';
 import { roleOperations } from './role-routes.ts';
 import { signingKeyOperations } from './signing-key-routes.ts';
 import { snapshotOperations } from './snapshot-routes.ts';
@@ -22,6 +23,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...signingKeyOperations,
   ...gatewayOperations,
   ...telemetryOperations,
+  ...releaseNotesOperations,
   ...analyticsOperations,
   ...auditOperations,
 ];

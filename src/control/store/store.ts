@@ -377,6 +377,8 @@ export interface GatewayOps {
 
   insertGatewayCertificate(c: GatewayCertificateRecord): Promise<void>;
   getGatewayCertificate(serial: string): Promise<GatewayCertificateRecord | undefined>;
+  /** The gateway's certificates, latest expiry first. */
+  listGatewayCertificates(gatewayId: string): Promise<GatewayCertificateRecord[]>;
 
   /** Inserts or replaces the instance (gateway id + instance id). */
   upsertGatewayInstance(i: GatewayInstanceRecord): Promise<void>;
