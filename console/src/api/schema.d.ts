@@ -580,6 +580,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/release-notes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The release notes of the versions after `?since=` (e.g. the version a gateway runs) up to this control plane's, newest first, from its own CHANGELOG.md; without `since`, every released version */
+        get: operations["listReleaseNotes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{workspace}/analytics/series": {
         parameters: {
             query?: never;
@@ -3300,18 +3317,28 @@ export interface operations {
                             environment: string;
                             /** @enum {string} */
                             installMethod: "docker" | "helm";
+                            /** @enum {string} */
+                            status: "online" | "offline" | "fallback";
                             instancesOnline: number;
                             versions: string[];
+                            configVersion: number;
                             lastSyncedAt?: string;
+                            certificateExpiresAt?: string;
                             updateAvailable?: {
                                 version: string;
                                 command: string;
+                                commands: {
+                                    docker: string;
+                                    helm: string;
+                                };
                                 releaseNotes: string;
+                                releaseNotesPath: string;
                             };
                             instances: {
                                 instanceId: string;
                                 hostname?: string;
                                 online: boolean;
+                                fallback: boolean;
                                 softwareVersion: string;
                                 appliedVersion: number;
                                 nackedVersion?: number;
@@ -3373,18 +3400,28 @@ export interface operations {
                             environment: string;
                             /** @enum {string} */
                             installMethod: "docker" | "helm";
+                            /** @enum {string} */
+                            status: "online" | "offline" | "fallback";
                             instancesOnline: number;
                             versions: string[];
+                            configVersion: number;
                             lastSyncedAt?: string;
+                            certificateExpiresAt?: string;
                             updateAvailable?: {
                                 version: string;
                                 command: string;
+                                commands: {
+                                    docker: string;
+                                    helm: string;
+                                };
                                 releaseNotes: string;
+                                releaseNotesPath: string;
                             };
                             instances: {
                                 instanceId: string;
                                 hostname?: string;
                                 online: boolean;
+                                fallback: boolean;
                                 softwareVersion: string;
                                 appliedVersion: number;
                                 nackedVersion?: number;
@@ -3442,18 +3479,28 @@ export interface operations {
                         environment: string;
                         /** @enum {string} */
                         installMethod: "docker" | "helm";
+                        /** @enum {string} */
+                        status: "online" | "offline" | "fallback";
                         instancesOnline: number;
                         versions: string[];
+                        configVersion: number;
                         lastSyncedAt?: string;
+                        certificateExpiresAt?: string;
                         updateAvailable?: {
                             version: string;
                             command: string;
+                            commands: {
+                                docker: string;
+                                helm: string;
+                            };
                             releaseNotes: string;
+                            releaseNotesPath: string;
                         };
                         instances: {
                             instanceId: string;
                             hostname?: string;
                             online: boolean;
+                            fallback: boolean;
                             softwareVersion: string;
                             appliedVersion: number;
                             nackedVersion?: number;
@@ -3538,18 +3585,28 @@ export interface operations {
                         environment: string;
                         /** @enum {string} */
                         installMethod: "docker" | "helm";
+                        /** @enum {string} */
+                        status: "online" | "offline" | "fallback";
                         instancesOnline: number;
                         versions: string[];
+                        configVersion: number;
                         lastSyncedAt?: string;
+                        certificateExpiresAt?: string;
                         updateAvailable?: {
                             version: string;
                             command: string;
+                            commands: {
+                                docker: string;
+                                helm: string;
+                            };
                             releaseNotes: string;
+                            releaseNotesPath: string;
                         };
                         instances: {
                             instanceId: string;
                             hostname?: string;
                             online: boolean;
+                            fallback: boolean;
                             softwareVersion: string;
                             appliedVersion: number;
                             nackedVersion?: number;
@@ -3599,18 +3656,28 @@ export interface operations {
                             environment: string;
                             /** @enum {string} */
                             installMethod: "docker" | "helm";
+                            /** @enum {string} */
+                            status: "online" | "offline" | "fallback";
                             instancesOnline: number;
                             versions: string[];
+                            configVersion: number;
                             lastSyncedAt?: string;
+                            certificateExpiresAt?: string;
                             updateAvailable?: {
                                 version: string;
                                 command: string;
+                                commands: {
+                                    docker: string;
+                                    helm: string;
+                                };
                                 releaseNotes: string;
+                                releaseNotesPath: string;
                             };
                             instances: {
                                 instanceId: string;
                                 hostname?: string;
                                 online: boolean;
+                                fallback: boolean;
                                 softwareVersion: string;
                                 appliedVersion: number;
                                 nackedVersion?: number;
@@ -3832,6 +3899,46 @@ export interface operations {
                             /** @description When the webhook accepted the latest state */
                             deliveredAt?: string;
                             deliveryAttempts: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listReleaseNotes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This control plane's version */
+                        current: string;
+                        items: {
+                            version: string;
+                            date?: string;
+                            /** @description `v<version>`: the anchor of the section in CHANGELOG.md */
+                            anchor: string;
+                            /** @description The section as written in CHANGELOG.md (Markdown, without its heading) */
+                            markdown: string;
                         }[];
                     };
                 };
