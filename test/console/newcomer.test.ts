@@ -42,6 +42,7 @@ describe('web console: the newcomer flow', { timeout: 300_000 }, () => {
   it('signs in with a console user', async () => {
     await page.goto(env.url);
     await page.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
+    assert.equal(await page.getByText('You were signed out').count(), 0, 'a first visit is not a signed-out session');
     await shoot(page, '01-sign-in');
     await signIn(page, env.url, 'newcomer@example.com', password);
     await page.getByRole('heading', { name: 'Gateways' }).waitFor();
