@@ -3,7 +3,7 @@
  * and sends the user back to sign-in, saying why, when a request finds the session ended.
  */
 import type { ComponentChildren } from 'preact';
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, onSessionEnded, setCsrfToken } from './api/client';
 import { AlertsPage } from './pages/alerts/page';
 import { AnalyticsPage } from './pages/analytics/page';
@@ -41,6 +41,9 @@ export const NAV: NavItem[] = [
 export function App() {
   const [me, setMe] = useState<Me | null>();
   const [notice, setNotice] = useState<string>();
+  // Only a session that was signed in can end: a first visit's 401 from /me is not "signed out".
+  const signedIn = useRef(false);
+  signedIn.current = !!me;
 
   const refresh = async () => {
     const { data, response } = await api.GET('/api/v1/me');
@@ -56,6 +59,7 @@ export function App() {
   useEffect(() => {
     refresh().catch(() => setMe(null));
     return onSessionEnded((reason) => {
+      if (!signedIn.current) return;
       setCsrfToken(undefined);
       setMe(null);
       setNotice(`You were signed out: ${reason}`);

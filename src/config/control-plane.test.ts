@@ -11,6 +11,9 @@ describe('control plane settings', () => {
         alertAuthFailures: '5',
         adminPort: '0',
         syncPort: '8444',
+        sessionIdleTimeout: '30m',
+        sessionLifetime: '12h',
+        auditRetentionDays: '90',
       }),
       {
         dataDir: 'data',
@@ -21,6 +24,9 @@ describe('control plane settings', () => {
         alertAuthFailures: 5,
         adminPort: 0,
         syncPort: 8444,
+        sessionIdleTimeout: 1_800_000,
+        sessionLifetime: 43_200_000,
+        auditRetentionDays: 90,
       },
     );
   });
@@ -41,6 +47,15 @@ describe('control plane settings', () => {
     );
     assert.equal(message({ alertAuthFailures: '1.5' }), 'alertAuthFailures must be a positive whole number');
     assert.equal(message({ cloudEgress: 'none' }), 'cloudEgress must be any or public');
+    assert.equal(
+      message({ sessionIdleTimeout: '30s' }),
+      'sessionIdleTimeout must be a duration of at least 1m such as 30m or 2h',
+    );
+    assert.equal(
+      message({ sessionLifetime: 'long' }),
+      'sessionLifetime must be a duration of at least 1m such as 12h or 7d',
+    );
+    assert.equal(message({ auditRetentionDays: '0' }), 'auditRetentionDays must be a whole number of days, at least 1');
     assert.equal(message({ adminPort: '0x50' }), 'adminPort must be a whole number from 0 to 65535');
     assert.equal(
       message({ publicUrl: 'https://api.example.com/' }),

@@ -99,3 +99,39 @@ describe('install commands for a control plane that advertises a routable addres
       assert.equal(isLoopbackEndpoint(url), true, url);
   });
 });
+
+describe('what the gateways page shows of a gateway', () => {
+  it('is online with a connected instance, in fallback while a disconnected one was seen in the last day, else offline', () => {
+    const away = (hours: number): GatewayInstanceRecord => ({
+      ...instance('i-away', '0.1.0'),
+      connected: false,
+      lastSeenAt: new Date(NOW - hours * 3600_000).toISOString(),
+    });
+    const status = (instances: GatewayInstanceRecord[]) =>
+      describeGateway(gateway, instances, { softwareVersion: '0.1.0' }, NOW).status;
+    assert.equal(status([instance('i-1', '0.1.0'), away(1)]), 'online');
+    assert.equal(status([away(1)]), 'fallback');
+    assert.equal(status([away(25)]), 'offline');
+    assert.equal(status([]), 'offline');
+    const described = describeGateway(gateway, [away(1)], { softwareVersion: '0.1.0' }, NOW);
+    assert.equal(described.instances[0]!.fallback, true);
+    assert.equal(described.configVersion, 0, 'no online instance serves a configuration');
+  });
+
+  it('offers the update command of each install method and the release notes from the control plane', () => {
+    const described = describeGateway(
+      gateway,
+      [{ ...instance('i-1', '0.0.9'), appliedVersion: 7 }],
+      { softwareVersion: '0.1.0' },
+      NOW,
+      { certificateExpiresAt: '2026-11-23T10:00:00.000Z' },
+    );
+    assert.equal(described.configVersion, 7);
+    assert.equal(described.certificateExpiresAt, '2026-11-23T10:00:00.000Z');
+    const update = described.updateAvailable!;
+    assert.equal(update.command, update.commands.docker);
+    assert.match(update.commands.docker, /^docker pull .*:0\.1\.0 /);
+    assert.match(update.commands.helm, /^helm upgrade gatehouse-eu-1 .* --set image\.tag=0\.1\.0$/);
+    assert.equal(update.releaseNotesPath, '/api/v1/release-notes?since=0.0.9');
+  });
+});

@@ -228,17 +228,32 @@ export function releaseNotesUrl(version: string): string {
   return `${CHANGELOG_URL}#v${version}`;
 }
 
+/**
+ * How long a disconnected instance counts as serving from its cached snapshot (fallback mode) rather than being
+ * gone: an edge gateway keeps serving its last good configuration while cut off, and nothing tells the control
+ * plane it stopped.
+ */
+export const FALLBACK_WINDOW_MS = 24 * 3600_000;
+
+/** Online: an instance is connected; fallback: none is, but one was seen within FALLBACK_WINDOW_MS; else offline. */
+export function gatewayStatus(instances: readonly { online: boolean; fallback: boolean }[]) {
+  if (instances.some((i) => i.online)) return 'online' as const;
+  return instances.some((i) => i.fallback) ? ('fallback' as const) : ('offline' as const);
+}
+
 /** A gateway as the admin API shows it. */
 export function describeGateway(
   gateway: GatewayRecord,
   instances: readonly GatewayInstanceRecord[],
   edge: Pick<EdgeContext, 'softwareVersion'> & Partial<Pick<EdgeContext, 'endpoints'>>,
   now: number,
+  extra: { certificateExpiresAt?: string } = {},
 ) {
   const rows = instances.map((i) => ({
     instanceId: i.instanceId,
     ...(i.hostname !== undefined ? { hostname: i.hostname } : {}),
     online: isOnline(i, now),
+    fallback: !isOnline(i, now) && now - Date.parse(i.lastSeenAt) <= FALLBACK_WINDOW_MS,
     softwareVersion: i.softwareVersion,
     appliedVersion: i.appliedVersion,
     ...(i.nackedVersion !== undefined ? { nackedVersion: i.nackedVersion } : {}),
@@ -255,24 +270,30 @@ export function describeGateway(
     .filter((t) => t !== undefined)
     .sort()
     .at(-1);
+  const configVersion = Math.max(0, ...online.map((r) => r.appliedVersion));
+  const loopback = edge.endpoints !== undefined && isLoopbackEndpoint(edge.endpoints.bootstrap);
   return {
     id: gateway.id,
     name: gateway.name,
     environment: gateway.environment,
     installMethod: gateway.installMethod,
+    status: gatewayStatus(rows),
     instancesOnline: online.length,
     versions,
+    configVersion,
     ...(lastSyncedAt !== undefined ? { lastSyncedAt } : {}),
+    ...(extra.certificateExpiresAt !== undefined ? { certificateExpiresAt: extra.certificateExpiresAt } : {}),
     ...(behind.length > 0
       ? {
           updateAvailable: {
             version: edge.softwareVersion,
-            command: updateCommand(
-              gateway,
-              edge.softwareVersion,
-              edge.endpoints !== undefined && isLoopbackEndpoint(edge.endpoints.bootstrap),
-            ),
+            command: updateCommand(gateway, edge.softwareVersion, loopback),
+            commands: {
+              docker: updateCommand({ ...gateway, installMethod: 'docker' }, edge.softwareVersion, loopback),
+              helm: updateCommand({ ...gateway, installMethod: 'helm' }, edge.softwareVersion, loopback),
+            },
             releaseNotes: releaseNotesUrl(edge.softwareVersion),
+            releaseNotesPath: `/api/v1/release-notes?since=${encodeURIComponent(behind[0]!)}`,
           },
         }
       : {}),

@@ -61,6 +61,8 @@ export async function startAdminPlane(
     sessions?: SessionSettings;
     /** The console's built files (default: the package's console/dist). */
     consoleDir?: string;
+    /** The control plane's version (default 0.0.0-test). */
+    softwareVersion?: string;
   } = {},
 ): Promise<AdminPlane> {
   const pgSchema = options.database === 'postgres' ? await freshPostgresSchema() : undefined;
@@ -88,7 +90,7 @@ export async function startAdminPlane(
     edge: {
       caPin: 'sha256:' + '0'.repeat(64),
       endpoints: { bootstrap: 'https://127.0.0.1:1', sync: '127.0.0.1:1', telemetry: '127.0.0.1:1', serverName: 'x' },
-      softwareVersion: '0.0.0-test',
+      softwareVersion: options.softwareVersion ?? '0.0.0-test',
       disconnectGateway: () => {},
     },
     store,

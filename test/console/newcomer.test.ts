@@ -11,7 +11,7 @@ import { eventually } from '../../src/testing/eventually.ts';
 import { runCli, startUpstream, type Upstream } from '../helpers.ts';
 import { shoot, signIn, startConsole, type ConsoleEnv } from './browser.ts';
 
-describe('web console: the newcomer flow', { timeout: 180_000 }, () => {
+describe('web console: the newcomer flow', { timeout: 300_000 }, () => {
   let env: ConsoleEnv;
   let upstream: Upstream;
   let page: Page;
@@ -29,7 +29,7 @@ describe('web console: the newcomer flow', { timeout: 180_000 }, () => {
     password = /password\s+(\S+)/.exec(created.stdout)?.[1] ?? '';
     assert.ok(password.length >= 12, created.stdout);
     ({ page } = await env.newPage());
-    page.setDefaultTimeout(10_000);
+    page.setDefaultTimeout(20_000);
   });
   after(async () => {
     await env?.stop();
@@ -42,6 +42,7 @@ describe('web console: the newcomer flow', { timeout: 180_000 }, () => {
   it('signs in with a console user', async () => {
     await page.goto(env.url);
     await page.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
+    assert.equal(await page.getByText('You were signed out').count(), 0, 'a first visit is not a signed-out session');
     await shoot(page, '01-sign-in');
     await signIn(page, env.url, 'newcomer@example.com', password);
     await page.getByRole('heading', { name: 'Gateways' }).waitFor();
@@ -170,11 +171,18 @@ describe('web console: the newcomer flow', { timeout: 180_000 }, () => {
     assert.equal((await call(fresh)).status, 200);
   });
 
+  it('lists the refused old token among the top refusals, with its error code', async () => {
+    await page.getByRole('link', { name: 'Analytics' }).click();
+    const refusals = page.getByRole('table', { name: 'Top refusals' });
+    await eventually(async () => (await refusals.getByText(/GH_ERR_AUTH_/).count()) > 0, 40_000, 'the refusal', 250);
+    await shoot(page, '13-analytics-refusals');
+  });
+
   it('shows the other pages', async () => {
     for (const [link, heading, name] of [
-      ['Alerts', 'Alerts', '13-alerts'],
-      ['Audit log', 'Audit log', '14-audit'],
-      ['Settings', 'Settings', '15-settings'],
+      ['Alerts', 'Alerts', '14-alerts'],
+      ['Audit log', 'Audit log', '15-audit'],
+      ['Settings', 'Settings', '16-settings'],
     ] as const) {
       await page.getByRole('link', { name: link }).click();
       await page.getByRole('heading', { name: heading, exact: true }).waitFor();
@@ -187,7 +195,7 @@ describe('web console: the newcomer flow', { timeout: 180_000 }, () => {
     }
     await page.getByRole('link', { name: 'Gateways' }).click();
     await page.getByRole('link', { name: 'edge-test' }).waitFor();
-    await shoot(page, '16-gateways');
+    await shoot(page, '17-gateways');
   });
 
   it('reported no Content-Security-Policy violation and no page error', () => {

@@ -11,7 +11,7 @@ import type { Page } from 'playwright-core';
 import { eventually } from '../../src/testing/eventually.ts';
 import { addConsoleUser, shoot, signIn, startConsole, type ConsoleEnv } from './browser.ts';
 
-describe('web console: refusals, keyboard, phone', { timeout: 180_000 }, () => {
+describe('web console: refusals, keyboard, phone, collection history', { timeout: 300_000 }, () => {
   let env: ConsoleEnv;
   let page: Page;
 
@@ -24,7 +24,7 @@ describe('web console: refusals, keyboard, phone', { timeout: 180_000 }, () => {
     assert.equal(role.status, 201, JSON.stringify(role.body));
     await addConsoleUser(env.plane, 'limited@example.com', 'client-manager');
     ({ page } = await env.newPage());
-    page.setDefaultTimeout(10_000);
+    page.setDefaultTimeout(20_000);
     await page.clock.install();
     await signIn(page, env.url, 'admin@example.com');
   });
@@ -177,10 +177,68 @@ describe('web console: refusals, keyboard, phone', { timeout: 180_000 }, () => {
     await shoot(limited, '27-refusal-no-permission');
   });
 
+  it('refuses to delete a role that clients use, naming them', async () => {
+    const api = env.plane.api();
+    const client = await api.post('/workspaces/default/clients', {
+      name: 'reporting-job',
+      role: 'reader',
+      environments: ['DEV'],
+      projects: ['default'],
+    });
+    assert.equal(client.status, 201, JSON.stringify(client.body));
+    await page.getByRole('link', { name: 'Client roles' }).click();
+    await page.getByRole('button', { name: 'Delete reader', exact: true }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText('It cannot be deleted while API clients use it: reporting-job').waitFor();
+    await shoot(page, '29-refusal-role-in-use');
+    await dialog.getByRole('button', { name: 'Close' }).last().click();
+    assert.equal((await api.get('/workspaces/default/roles/reader')).status, 200);
+  });
+
+  it('edits a collection, publishes, diffs two versions and rolls back', async () => {
+    const api = env.plane.api();
+    const created = await api.post('/workspaces/default/environments/DEV/collections', {
+      name: 'orders',
+      basePath: '/orders',
+      upstream: { url: 'http://127.0.0.1:9' },
+      project: 'default',
+      endpoints: [{ method: 'GET', path: '/{id}', permission: 'orders:read' }],
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const published = await api.post('/workspaces/default/environments/DEV/collections/orders/publish', {});
+    assert.ok(published.status < 300, JSON.stringify(published.body));
+    await page.goto(`${env.url}collections/DEV/orders`);
+    await page.getByRole('heading', { name: 'orders' }).waitFor();
+    await page.getByRole('button', { name: 'Edit' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByRole('button', { name: 'Add endpoint' }).click();
+    await dialog.getByLabel('Endpoint 2 method').selectOption('POST');
+    await dialog.getByLabel('Endpoint 2 path').fill('/');
+    await dialog.getByLabel('Endpoint 2 permission').fill('orders:write');
+    await dialog.getByRole('button', { name: 'Save draft' }).click();
+    await page.getByText('Draft saved').waitFor();
+    await page.getByRole('button', { name: 'Publish', exact: true }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Publish' }).click();
+    await page.getByText(/^Published v2:/).waitFor();
+    await page.getByRole('button', { name: 'Diff with v1' }).click();
+    await page.getByRole('dialog').locator('.diff .add').filter({ hasText: 'orders:write' }).waitFor();
+    await shoot(page, '30-collection-diff');
+    await page.keyboard.press('Escape');
+    await page.getByRole('button', { name: 'Roll back to v1' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Roll back to v1' }).click();
+    await page.getByText('Rolled back: v3 restores v1').waitFor();
+    const live = await api.get('/workspaces/default/environments/DEV/collections/orders/versions');
+    const v3 = (live.body.items as { version: number; spec: { endpoints: unknown[] } }[]).find((v) => v.version === 3);
+    assert.equal(v3?.spec.endpoints.length, 1);
+  });
+
   it('sends the user back to sign-in, saying why, when the session has expired', async () => {
     const { page: p } = await env.newPage();
     await signIn(p, env.url, 'limited@example.com');
-    // Age every session past the idle timeout (30 min), as if the user had left the console alone for an hour.
+    await p.getByRole('heading', { name: 'Client roles' }).waitFor();
+    await p.getByRole('table', { name: 'Roles' }).waitFor();
+    // Age every session past the idle timeout (30 min), as if the user had left the console alone for an hour
+    // (the other pages' sessions too: this test runs last).
     const db = new DatabaseSync(join(env.plane.dataDir, 'gatehouse.db'));
     try {
       db.prepare('UPDATE sessions SET last_seen_at = ?').run(new Date(Date.now() - 3600_000).toISOString());

@@ -686,6 +686,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/release-notes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The release notes of the versions after `?since=` (e.g. the version a gateway runs) up to this control plane's, newest first, from its own CHANGELOG.md; without `since`, every released version */
+        get: operations["listReleaseNotes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/analytics/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Requests, errors, 4xx, 5xx, 429s and latency (avg, p50, p95, p99, max) over time: `?from=` `?to=` (ISO or a duration back, default the last 24h), `?bucket=` 1m|5m|15m|1h|6h|1d (default 5m; at most 1440 buckets), filters `?gateway=` `?collection=` `?endpoint=` `?client=`, `?groupBy=` gateway|collection|endpoint|client with `?top=` (default 5, at most 20) series */
+        get: operations["getAnalyticsSeries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/analytics/top-clients": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The clients with the most requests, with their errors, 429s and latency: `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 10, at most 100), filters `?gateway=` `?collection=` `?endpoint=` */
+        get: operations["getTopClients"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/analytics/refusals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The most frequent refused requests with their error codes (security events per code, collection and client; 429s and other answers of 400 and above per collection and endpoint): `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 20, at most 100), filters `?gateway=` `?collection=` */
+        get: operations["getTopRefusals"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{workspace}/audit-log": {
         parameters: {
             query?: never;
@@ -4913,18 +4981,28 @@ export interface operations {
                             environment: string;
                             /** @enum {string} */
                             installMethod: "docker" | "helm";
+                            /** @enum {string} */
+                            status: "online" | "offline" | "fallback";
                             instancesOnline: number;
                             versions: string[];
+                            configVersion: number;
                             lastSyncedAt?: string;
+                            certificateExpiresAt?: string;
                             updateAvailable?: {
                                 version: string;
                                 command: string;
+                                commands: {
+                                    docker: string;
+                                    helm: string;
+                                };
                                 releaseNotes: string;
+                                releaseNotesPath: string;
                             };
                             instances: {
                                 instanceId: string;
                                 hostname?: string;
                                 online: boolean;
+                                fallback: boolean;
                                 softwareVersion: string;
                                 appliedVersion: number;
                                 nackedVersion?: number;
@@ -4986,18 +5064,28 @@ export interface operations {
                             environment: string;
                             /** @enum {string} */
                             installMethod: "docker" | "helm";
+                            /** @enum {string} */
+                            status: "online" | "offline" | "fallback";
                             instancesOnline: number;
                             versions: string[];
+                            configVersion: number;
                             lastSyncedAt?: string;
+                            certificateExpiresAt?: string;
                             updateAvailable?: {
                                 version: string;
                                 command: string;
+                                commands: {
+                                    docker: string;
+                                    helm: string;
+                                };
                                 releaseNotes: string;
+                                releaseNotesPath: string;
                             };
                             instances: {
                                 instanceId: string;
                                 hostname?: string;
                                 online: boolean;
+                                fallback: boolean;
                                 softwareVersion: string;
                                 appliedVersion: number;
                                 nackedVersion?: number;
@@ -5055,18 +5143,28 @@ export interface operations {
                         environment: string;
                         /** @enum {string} */
                         installMethod: "docker" | "helm";
+                        /** @enum {string} */
+                        status: "online" | "offline" | "fallback";
                         instancesOnline: number;
                         versions: string[];
+                        configVersion: number;
                         lastSyncedAt?: string;
+                        certificateExpiresAt?: string;
                         updateAvailable?: {
                             version: string;
                             command: string;
+                            commands: {
+                                docker: string;
+                                helm: string;
+                            };
                             releaseNotes: string;
+                            releaseNotesPath: string;
                         };
                         instances: {
                             instanceId: string;
                             hostname?: string;
                             online: boolean;
+                            fallback: boolean;
                             softwareVersion: string;
                             appliedVersion: number;
                             nackedVersion?: number;
@@ -5151,18 +5249,28 @@ export interface operations {
                         environment: string;
                         /** @enum {string} */
                         installMethod: "docker" | "helm";
+                        /** @enum {string} */
+                        status: "online" | "offline" | "fallback";
                         instancesOnline: number;
                         versions: string[];
+                        configVersion: number;
                         lastSyncedAt?: string;
+                        certificateExpiresAt?: string;
                         updateAvailable?: {
                             version: string;
                             command: string;
+                            commands: {
+                                docker: string;
+                                helm: string;
+                            };
                             releaseNotes: string;
+                            releaseNotesPath: string;
                         };
                         instances: {
                             instanceId: string;
                             hostname?: string;
                             online: boolean;
+                            fallback: boolean;
                             softwareVersion: string;
                             appliedVersion: number;
                             nackedVersion?: number;
@@ -5212,18 +5320,28 @@ export interface operations {
                             environment: string;
                             /** @enum {string} */
                             installMethod: "docker" | "helm";
+                            /** @enum {string} */
+                            status: "online" | "offline" | "fallback";
                             instancesOnline: number;
                             versions: string[];
+                            configVersion: number;
                             lastSyncedAt?: string;
+                            certificateExpiresAt?: string;
                             updateAvailable?: {
                                 version: string;
                                 command: string;
+                                commands: {
+                                    docker: string;
+                                    helm: string;
+                                };
                                 releaseNotes: string;
+                                releaseNotesPath: string;
                             };
                             instances: {
                                 instanceId: string;
                                 hostname?: string;
                                 online: boolean;
+                                fallback: boolean;
                                 softwareVersion: string;
                                 appliedVersion: number;
                                 nackedVersion?: number;
@@ -5445,6 +5563,235 @@ export interface operations {
                             /** @description When the webhook accepted the latest state */
                             deliveredAt?: string;
                             deliveryAttempts: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listReleaseNotes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This control plane's version */
+                        current: string;
+                        items: {
+                            version: string;
+                            date?: string;
+                            /** @description `v<version>`: the anchor of the section in CHANGELOG.md */
+                            anchor: string;
+                            /** @description The section as written in CHANGELOG.md (Markdown, without its heading) */
+                            markdown: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getAnalyticsSeries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        from: string;
+                        to: string;
+                        /** @enum {string} */
+                        bucket: "1m" | "5m" | "15m" | "1h" | "6h" | "1d";
+                        /** @enum {string} */
+                        groupBy?: "gateway" | "collection" | "endpoint" | "client";
+                        series: {
+                            /** @description Gateway id (or `cloud`), collection, endpoint or client id */
+                            group?: string;
+                            /** @description The gateway's or client's name, when it still exists */
+                            groupName?: string;
+                            points: {
+                                /** @description Start of the bucket */
+                                at: string;
+                                requests: number;
+                                /** @description Answers with status 400 or above */
+                                errors: number;
+                                status4xx: number;
+                                status5xx: number;
+                                /** @description Answers with status 429 */
+                                rateLimited: number;
+                                /** @description errors ÷ requests */
+                                errorRate: number;
+                                /** @description Milliseconds; percentiles are estimated from per-minute aggregates (exact when each holds one request) */
+                                latencyMs: {
+                                    avg: number;
+                                    p50: number;
+                                    p95: number;
+                                    p99: number;
+                                    max: number;
+                                };
+                            }[];
+                            totals: {
+                                requests: number;
+                                /** @description Answers with status 400 or above */
+                                errors: number;
+                                status4xx: number;
+                                status5xx: number;
+                                /** @description Answers with status 429 */
+                                rateLimited: number;
+                                /** @description errors ÷ requests */
+                                errorRate: number;
+                                /** @description Milliseconds; percentiles are estimated from per-minute aggregates (exact when each holds one request) */
+                                latencyMs: {
+                                    avg: number;
+                                    p50: number;
+                                    p95: number;
+                                    p99: number;
+                                    max: number;
+                                };
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTopClients: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        from: string;
+                        to: string;
+                        items: {
+                            /** @description Client id, or `-` for requests without a recognised key */
+                            clientId: string;
+                            clientName?: string;
+                            requests: number;
+                            /** @description Answers with status 400 or above */
+                            errors: number;
+                            status4xx: number;
+                            status5xx: number;
+                            /** @description Answers with status 429 */
+                            rateLimited: number;
+                            /** @description errors ÷ requests */
+                            errorRate: number;
+                            /** @description Milliseconds; percentiles are estimated from per-minute aggregates (exact when each holds one request) */
+                            latencyMs: {
+                                avg: number;
+                                p50: number;
+                                p95: number;
+                                p99: number;
+                                max: number;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTopRefusals: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        from: string;
+                        to: string;
+                        items: {
+                            /** @description The error code (`GH_ERR_…`); from request counts, which carry no code, 429 reads GH_ERR_RATE_LIMITED and other statuses GH_HTTP_<status> */
+                            code: string;
+                            status?: number;
+                            /** @enum {string} */
+                            source: "security_event" | "status";
+                            /** @description The security event kind */
+                            kind?: string;
+                            collection?: string;
+                            endpoint?: string;
+                            clientId?: string;
+                            clientName?: string;
+                            count: number;
+                            lastAt: string;
                         }[];
                     };
                 };

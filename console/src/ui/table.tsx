@@ -81,7 +81,7 @@ export function DataTable<T>({
           />
         </label>
         <span class="muted small">
-          {shown.length === rows.length ? `${rows.length}` : `${shown.length} of ${rows.length}`} {label}
+          {shown.length === rows.length ? `${rows.length} in all` : `${shown.length} of ${rows.length} match`}
         </span>
       </div>
       <div class="table-scroll">

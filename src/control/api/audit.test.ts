@@ -135,6 +135,19 @@ for (const database of ['sqlite', 'postgres'] as const) {
       assert.equal(/ghk_[0-9A-Za-z]{38}/.test(text), false);
     });
 
+    it("keeps a gateway's registration token, inside its install command too, out of the log", async () => {
+      const created = await call(cp.base, 'POST', '/workspaces/acme/gateways', asAdmin, {
+        name: 'eu-1',
+        environment: 'PROD',
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.match(created.body.install.command, /ghr_/);
+      const [entry] = (await log('?action=createGateway')).body.items as Json[];
+      assert.equal(entry.resourceId, created.body.gateway.id);
+      assert.equal(entry.after.gateway.name, 'eu-1');
+      assert.equal(JSON.stringify(entry).includes('ghr_'), false);
+    });
+
     it('records the state before a deletion', async () => {
       const role = await call(cp.base, 'POST', '/workspaces/acme/roles', asAdmin, { name: 'temp', permissions: [] });
       assert.equal((await call(cp.base, 'DELETE', `/workspaces/acme/roles/${role.body.name}`, asUser)).status, 204);
@@ -222,8 +235,14 @@ describe('audit redaction', () => {
         passwordHash: 'h',
         nested: [{ privateKey: 'k', clientSecret: 's', note: `leaked ${key}` }],
         keyPrefix: 'ghk_AbCd',
+        install: { command: `docker run gatehouse gateway bootstrap -t ghr_${'b'.repeat(32)}`, expiresAt: 'soon' },
       }),
-      { name: 'x', nested: [{ note: REDACTED }], keyPrefix: 'ghk_AbCd' },
+      {
+        name: 'x',
+        nested: [{ note: REDACTED }],
+        keyPrefix: 'ghk_AbCd',
+        install: { command: REDACTED, expiresAt: 'soon' },
+      },
     );
   });
 });

@@ -5,7 +5,7 @@
  * on `/clients` → client, the answer's `id`), unless the operation says otherwise (`Operation.audit`) or the handler
  * notes the id, the state before or after (`RequestInfo.audit`). By default "after" is the operation's answer.
  * Secrets never reach the log: fields named like tokens, passwords, hashes, secrets or private keys are dropped,
- * and any string that holds a whole API key is replaced.
+ * and any string that holds a whole API key or a gateway registration token (install commands) is replaced.
  */
 import { containsKey } from '../../config/telemetry.ts';
 import { newId, nowIso } from '../ids.ts';
@@ -21,6 +21,8 @@ export interface AuditNote {
 
 /** Field names whose values are secrets (or derived from one) and never stored. */
 const SECRET_FIELD = /(?:token|password|secret|hash|privatekey|private_key|keypem|^key$|^jwk$|^d$|credential)/i;
+/** A gateway registration token (`ghr_` + 32 characters, see config/edge.ts) anywhere in a string, e.g. a command. */
+const REGISTRATION_TOKEN = /ghr_[A-Za-z0-9]{32}/;
 /** What a redacted value becomes (so that the entry still says the field was there). */
 export const REDACTED = '[redacted]';
 /** Path parameters that scope a resource rather than name it. */
@@ -29,7 +31,7 @@ const SCOPE_PARAMS = new Set(['workspace', 'environment']);
 /** `value` with every secret removed: secret-named fields dropped, strings holding an API key replaced. */
 export function redact(value: unknown, depth = 0): unknown {
   if (depth > 20) return REDACTED;
-  if (typeof value === 'string') return containsKey(value) ? REDACTED : value;
+  if (typeof value === 'string') return containsKey(value) || REGISTRATION_TOKEN.test(value) ? REDACTED : value;
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};

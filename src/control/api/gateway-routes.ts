@@ -35,6 +35,8 @@ export const GatewayInstanceSchemaOut = z.strictObject({
   hostname: z.string().optional(),
   /** Connected, and heard from within the last 30 seconds. */
   online: z.boolean(),
+  /** Not online but seen within the last 24 hours: it keeps serving its cached snapshot (fallback mode). */
+  fallback: z.boolean(),
   softwareVersion: z.string(),
   /** The snapshot version it serves (0: none yet). */
   appliedVersion: z.number().int(),
@@ -50,18 +52,29 @@ export const GatewaySchemaOut = z.strictObject({
   name: NameSchema,
   environment: EnvironmentSchema,
   installMethod: InstallMethodSchema,
+  /** online: an instance is connected; fallback: none is, but one was seen in the last 24 hours; else offline. */
+  status: z.enum(['online', 'offline', 'fallback']),
   instancesOnline: z.number().int(),
   /** Software versions of the online instances. */
   versions: z.array(z.string()),
+  /** The newest configuration (snapshot) version an online instance serves; 0: none. */
+  configVersion: z.number().int(),
   /** When an instance last applied a snapshot. */
   lastSyncedAt: z.string().optional(),
+  /** When the gateway's newest unrevoked certificate expires (renewed over the live channel before that). */
+  certificateExpiresAt: z.string().optional(),
   /** Present when an online instance runs a version older than the control plane's. */
   updateAvailable: z
     .strictObject({
       version: z.string(),
       /** The command for the gateway's install method. */
       command: z.string(),
+      /** The command for each install method. */
+      commands: z.strictObject({ docker: z.string(), helm: z.string() }),
+      /** The release notes on the web. */
       releaseNotes: z.string(),
+      /** The release notes from this control plane (listReleaseNotes since the oldest version running). */
+      releaseNotesPath: z.string(),
     })
     .optional(),
   instances: z.array(GatewayInstanceSchemaOut),
@@ -91,7 +104,13 @@ const STORE_CONFLICTS = {
 };
 
 async function toResource(plane: ControlContext, g: GatewayRecord) {
-  return describeGateway(g, await plane.store.listGatewayInstances(g.id), plane.edge, plane.now());
+  const now = plane.now();
+  const certificate = (await plane.store.listGatewayCertificates(g.id)).find(
+    (c) => c.revokedAt === undefined && Date.parse(c.notAfter) > now,
+  );
+  return describeGateway(g, await plane.store.listGatewayInstances(g.id), plane.edge, now, {
+    ...(certificate ? { certificateExpiresAt: certificate.notAfter } : {}),
+  });
 }
 
 export const gatewayOperations: Operation[] = [

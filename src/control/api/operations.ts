@@ -1,4 +1,5 @@
 /** Every admin API operation, in the order the OpenAPI document lists them. */
+import { analyticsOperations } from './analytics-routes.ts';
 import { auditOperations } from './audit-routes.ts';
 import { clientOperations } from './client-routes.ts';
 import { collectionOperations } from './collection-routes.ts';
@@ -7,6 +8,7 @@ import { gatewayOperations } from './gateway-routes.ts';
 import { openApiOperations } from './openapi-routes.ts';
 import type { Operation } from './operation.ts';
 import { promotionOperations } from './promotion-routes.ts';
+import { releaseNotesOperations } from './release-notes-routes.ts';
 import { roleOperations } from './role-routes.ts';
 import { signingKeyOperations } from './signing-key-routes.ts';
 import { snapshotOperations } from './snapshot-routes.ts';
@@ -27,5 +29,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...signingKeyOperations,
   ...gatewayOperations,
   ...telemetryOperations,
+  ...releaseNotesOperations,
+  ...analyticsOperations,
   ...auditOperations,
 ];

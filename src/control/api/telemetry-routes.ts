@@ -110,7 +110,7 @@ async function visibility(store: StoreOps, caller: Caller, workspace: WorkspaceR
 }
 
 /** `?gateway=` as a gateway id (a name or id of the workspace's, or `cloud`); undefined when absent. */
-async function gatewayFilter(
+export async function gatewayFilter(
   store: StoreOps,
   caller: Caller,
   workspace: WorkspaceRecord,

@@ -8,6 +8,7 @@
  */
 import { sql, type DatabaseIntrospector, type Kysely } from 'kysely';
 import { Migrator, type Migration } from 'kysely/migration';
+import { createRollupTables } from './sql/rollups.ts';
 
 /** Where kysely records which migrations ran (own names, so another kysely app in the same schema is no clash). */
 const MIGRATION_TABLE = 'gatehouse_migration';
@@ -459,6 +460,9 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .columns(['workspace_id', 'at', 'id'])
           .execute();
         await db.schema.createIndex('audit_log_at_idx').on('audit_log').column('at').execute();
+
+        // The console's analytics read roll-ups of telemetry (sql/rollups.ts), filled by addTelemetry from now on.
+        await createRollupTables(db, text);
       },
     },
     '0007-policies': {

@@ -28,6 +28,7 @@ import type { KeyRing } from '../secrets/key-ring.ts';
 import type { Store, StoreOps } from './store.ts';
 import type { Database } from './tables.ts';
 import { alertQueries } from './sql/alerts.ts';
+import { analyticsQueries } from './sql/analytics.ts';
 import { auditQueries } from './sql/audit.ts';
 import { clientQueries } from './sql/clients.ts';
 import { collectionQueries } from './sql/collections.ts';
@@ -62,6 +63,7 @@ function sqlOps(run: Run, ring: KeyRing | undefined): StoreOps {
     ...telemetryQueries(run),
     ...alertQueries(run),
     ...auditQueries(run),
+    ...analyticsQueries(run),
     ...snapshotQueries(run),
   };
 }

@@ -404,6 +404,8 @@ export interface GatewayOps {
 
   insertGatewayCertificate(c: GatewayCertificateRecord): Promise<void>;
   getGatewayCertificate(serial: string): Promise<GatewayCertificateRecord | undefined>;
+  /** The gateway's certificates, latest expiry first. */
+  listGatewayCertificates(gatewayId: string): Promise<GatewayCertificateRecord[]>;
 
   /** Inserts or replaces the instance (gateway id + instance id). */
   upsertGatewayInstance(i: GatewayInstanceRecord): Promise<void>;
@@ -445,6 +447,61 @@ export interface AlertOps {
   listAlerts(workspaceId: string, filter?: { open?: boolean; limit?: number }): Promise<AlertRecord[]>;
   /** Alerts of every workspace not yet delivered, oldest first (webhook delivery). */
   listUndeliveredAlerts(limit: number): Promise<AlertRecord[]>;
+}
+
+/** What analytics filter telemetry by: a time range (minutes from `from` inclusive to `to` exclusive) and keys. */
+export interface AnalyticsFilter {
+  from: string;
+  to: string;
+  gatewayId?: string;
+  collection?: string;
+  endpoint?: string;
+  clientId?: string;
+}
+export type AnalyticsDimension = 'gateway' | 'collection' | 'endpoint' | 'client';
+
+/** Sums over telemetry rows; `below[i]`: requests in rows whose mean duration is under `LATENCY_BOUNDS_MS[i]`. */
+export interface AnalyticsAggregate {
+  requests: number;
+  status4xx: number;
+  status5xx: number;
+  rateLimited: number;
+  durationMsSum: number;
+  durationMsMax: number;
+  below: number[];
+}
+
+/** The console's analytics, aggregated in the database (sql/analytics.ts). */
+export interface AnalyticsOps {
+  /**
+   * Per bucket of the source read (sorted; `minute` is the bucket's start), optionally per value of one dimension
+   * among `values`. The source's buckets nest in buckets of `everyMinutes` (default 1) aligned like the range.
+   */
+  analyticsByMinute(
+    workspaceId: string,
+    filter: AnalyticsFilter,
+    groupBy?: { dimension: AnalyticsDimension; values: readonly string[] },
+    everyMinutes?: number,
+  ): Promise<(AnalyticsAggregate & { minute: string; group?: string })[]>;
+  /** Totals per value of a dimension, most requests first (`onlyStatus`: rows of that status only). */
+  analyticsTop(
+    workspaceId: string,
+    filter: AnalyticsFilter,
+    dimension: AnalyticsDimension,
+    options: { limit: number; onlyStatus?: number },
+  ): Promise<(AnalyticsAggregate & { key: string })[]>;
+  /** Requests answered 400 or above, per status, collection and endpoint; most first (`lastBucket`: latest hour or minute). */
+  analyticsRefusedByStatus(
+    workspaceId: string,
+    filter: AnalyticsFilter,
+    limit: number,
+  ): Promise<{ status: number; collection: string; endpoint: string; count: number; lastBucket: string }[]>;
+  /** Security events per error code, kind, collection and client; most first. */
+  analyticsRefusedByReason(
+    workspaceId: string,
+    filter: AnalyticsFilter,
+    limit: number,
+  ): Promise<{ reason: string; kind: string; collection?: string; clientId?: string; count: number; lastAt: string }[]>;
 }
 
 /** The audit log of changes made through the admin API. */
@@ -502,6 +559,7 @@ export interface StoreOps
     TelemetryOps,
     AlertOps,
     AuditOps,
+    AnalyticsOps,
     SnapshotOps {}
 
 export interface Store extends StoreOps {

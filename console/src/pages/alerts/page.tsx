@@ -45,7 +45,13 @@ export function AlertsPage() {
             { key: 'kind', label: 'Kind', value: (a) => a.kind, render: (a) => <code>{a.kind}</code> },
             { key: 'message', label: 'Message', value: (a) => a.message },
             { key: 'gateway', label: 'Gateway', value: (a) => a.gatewayName ?? a.gateway ?? '' },
-            { key: 'raised', label: 'Raised', value: (a) => a.raisedAt, render: (a) => formatTime(a.raisedAt) },
+            {
+              key: 'raised',
+              label: 'Raised',
+              class: 'nowrap',
+              value: (a) => a.raisedAt,
+              render: (a) => formatTime(a.raisedAt),
+            },
             {
               key: 'delivered',
               label: 'Webhook',

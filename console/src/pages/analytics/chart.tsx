@@ -41,11 +41,14 @@ export default function Chart({
           {
             stroke: '#64748b',
             grid: { stroke: '#eef2f7' },
-            size: 56,
+            size: 70,
             values: (_u, ticks) => ticks.map((t) => `${+t.toFixed(2)}${unit ?? ''}`),
           },
         ],
-        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, points: { show: false } }))],
+        series: [
+          {},
+          ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, points: { show: true, size: 5 } })),
+        ],
       },
       [times, ...series.map((s) => s.values)],
       el,

@@ -1,13 +1,14 @@
 /**
- * Analytics: requests, error rate, latency and 429s over time from the gateways' telemetry, with a range picker,
- * auto-refresh, the top clients and the top refused requests with their error codes. Uses the per-minute telemetry
- * operation (counts, duration sums and maxima per minute); percentiles need the analytics operation.
+ * Analytics: requests, error rate, latency (p50, p95, p99) and 429s over time from the control plane's analytics
+ * operations, optionally split by gateway, collection, endpoint or client; a time-range picker and auto-refresh;
+ * the top clients and the top refused requests with their error codes.
  */
 import { lazy, Suspense } from 'preact/compat';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, call, undocumentedQuery } from '../../api/client';
+import type { Ok } from '../../api/types';
 import { useSession } from '../../session';
-import { described, Field } from '../../ui/form';
+import { described, Field, formatTime } from '../../ui/form';
 import { useLoad } from '../../ui/load';
 import { Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
 import { DataTable } from '../../ui/table';
@@ -15,35 +16,57 @@ import { DataTable } from '../../ui/table';
 const Chart = lazy(() => import('./chart'));
 
 const RANGES = [
-  { value: '15m', label: 'Last 15 minutes', minutes: 15 },
-  { value: '1h', label: 'Last hour', minutes: 60 },
-  { value: '6h', label: 'Last 6 hours', minutes: 360 },
-  { value: '24h', label: 'Last 24 hours', minutes: 1440 },
+  { value: '15m', label: 'Last 15 minutes', bucket: '1m' },
+  { value: '1h', label: 'Last hour', bucket: '1m' },
+  { value: '6h', label: 'Last 6 hours', bucket: '5m' },
+  { value: '24h', label: 'Last 24 hours', bucket: '15m' },
+  { value: '7d', label: 'Last 7 days', bucket: '1h' },
 ];
+const GROUPS = [
+  { value: '', label: 'All traffic' },
+  { value: 'gateway', label: 'By gateway' },
+  { value: 'collection', label: 'By collection' },
+  { value: 'endpoint', label: 'By endpoint' },
+  { value: 'client', label: 'By client' },
+];
+const COLORS = ['#2563eb', '#16a34a', '#d97706', '#9333ea', '#0891b2', '#dc2626', '#64748b'];
+
+type SeriesResult = Ok<'getAnalyticsSeries'>;
 
 export function AnalyticsPage() {
   const { workspace } = useSession();
   const [range, setRange] = useState('1h');
+  const [groupBy, setGroupBy] = useState('');
   const [auto, setAuto] = useState(true);
-  const minutes = RANGES.find((r) => r.value === range)!.minutes;
+  const bucket = RANGES.find((r) => r.value === range)!.bucket;
   const data = useLoad(async () => {
-    const [telemetry, refusals, clients] = await Promise.all([
+    const path = { workspace };
+    const [total, grouped, clients, refusals] = await Promise.all([
       call(
-        api.GET('/api/v1/workspaces/{workspace}/telemetry', {
-          params: { path: { workspace }, query: undocumentedQuery({ since: range }) },
+        api.GET('/api/v1/workspaces/{workspace}/analytics/series', {
+          params: { path, query: undocumentedQuery({ from: range, bucket }) },
+        }),
+      ),
+      groupBy
+        ? call(
+            api.GET('/api/v1/workspaces/{workspace}/analytics/series', {
+              params: { path, query: undocumentedQuery({ from: range, bucket, groupBy }) },
+            }),
+          )
+        : Promise.resolve(undefined),
+      call(
+        api.GET('/api/v1/workspaces/{workspace}/analytics/top-clients', {
+          params: { path, query: undocumentedQuery({ from: range }) },
         }),
       ),
       call(
-        api.GET('/api/v1/workspaces/{workspace}/security-events', {
-          params: { path: { workspace }, query: undocumentedQuery({ since: range, limit: '1000' }) },
+        api.GET('/api/v1/workspaces/{workspace}/analytics/refusals', {
+          params: { path, query: undocumentedQuery({ from: range }) },
         }),
       ),
-      call(api.GET('/api/v1/workspaces/{workspace}/clients', { params: { path: { workspace } } })).catch(() => ({
-        items: [],
-      })),
     ]);
-    return { telemetry, refusals: refusals.items, clients: clients.items };
-  }, [range]);
+    return { total, grouped, clients: clients.items, refusals: refusals.items };
+  }, [range, bucket, groupBy]);
   useEffect(() => {
     if (!auto) return;
     const t = setInterval(() => data.reload(), 10_000);
@@ -51,62 +74,35 @@ export function AnalyticsPage() {
   }, [auto, data.reload]);
   const view = useMemo(() => {
     if (!data.data) return undefined;
-    const rows = data.data.telemetry.items;
-    const end = Math.ceil(Date.now() / 60_000) * 60;
-    const start = end - minutes * 60;
-    const times: number[] = [];
-    for (let t = start; t < end; t += 60) times.push(t);
-    const index = new Map(times.map((t, i) => [t, i]));
-    const zero = () => times.map(() => 0);
-    const requests = zero();
-    const errors = zero();
-    const limited = zero();
-    const durationSum = zero();
-    const durationMax = zero();
-    const byClient = new Map<string, { requests: number; errors: number }>();
-    for (const r of rows) {
-      const i = index.get(Date.parse(r.minute) / 1000);
-      if (i === undefined) continue;
-      requests[i]! += r.count;
-      if (r.status >= 400) errors[i]! += r.count;
-      if (r.status === 429) limited[i]! += r.count;
-      durationSum[i]! += r.durationMsSum;
-      durationMax[i] = Math.max(durationMax[i]!, r.durationMsMax);
-      const c = byClient.get(r.clientId) ?? { requests: 0, errors: 0 };
-      c.requests += r.count;
-      if (r.status >= 400) c.errors += r.count;
-      byClient.set(r.clientId, c);
-    }
-    const names = new Map(data.data.clients.map((c) => [c.id, c.name]));
-    const refusals = new Map<string, { reason: string; kind: string; count: number; last: string }>();
-    for (const e of data.data.refusals) {
-      const r = refusals.get(e.reason) ?? { reason: e.reason, kind: e.kind, count: 0, last: e.at };
-      r.count++;
-      if (e.at > r.last) r.last = e.at;
-      refusals.set(e.reason, r);
-    }
-    const total = requests.reduce((a, b) => a + b, 0);
+    const main = data.data.total.series[0];
+    const points = main?.points ?? [];
+    const times = points.map((p) => Date.parse(p.at) / 1000);
+    const pick = (f: (p: SeriesResult['series'][number]['points'][number]) => number | null) => points.map(f);
+    const byGroup = data.data.grouped?.series.map((s, i) => {
+      const at = new Map(s.points.map((p) => [p.at, p.requests]));
+      return {
+        label: s.groupName ?? s.group ?? '(none)',
+        values: points.map((p) => at.get(p.at) ?? 0),
+        color: COLORS[i % COLORS.length]!,
+      };
+    });
     return {
       times,
-      total,
-      errorsTotal: errors.reduce((a, b) => a + b, 0),
-      limitedTotal: limited.reduce((a, b) => a + b, 0),
-      requests,
-      errorRate: requests.map((n, i) => (n ? (100 * errors[i]!) / n : null)),
-      avg: requests.map((n, i) => (n ? durationSum[i]! / n : null)),
-      max: requests.map((n, i) => (n ? durationMax[i]! : null)),
-      limited,
-      topClients: [...byClient]
-        .map(([id, v]) => ({ id, name: id === '-' ? '(no key recognised)' : (names.get(id) ?? id), ...v }))
-        .sort((a, b) => b.requests - a.requests),
-      topRefusals: [...refusals.values()].sort((a, b) => b.count - a.count),
+      totals: main?.totals,
+      requests: byGroup ?? [{ label: 'requests', values: pick((p) => p.requests), color: COLORS[0]! }],
+      errorRate: pick((p) => (p.requests ? 100 * p.errorRate : null)),
+      p50: pick((p) => (p.requests ? p.latencyMs.p50 : null)),
+      p95: pick((p) => (p.requests ? p.latencyMs.p95 : null)),
+      p99: pick((p) => (p.requests ? p.latencyMs.p99 : null)),
+      limited: pick((p) => p.rateLimited),
     };
-  }, [data.data, minutes]);
+  }, [data.data]);
+  const totals = view?.totals;
   return (
     <>
       <PageHeader
         title="Analytics"
-        description="Traffic through the cloud gateway and the edge gateways, per minute."
+        description="Traffic through the cloud gateway and the edge gateways."
         actions={
           <div class="toolbar">
             <Field label="Time range" id="range">
@@ -114,6 +110,15 @@ export function AnalyticsPage() {
                 {RANGES.map((r) => (
                   <option key={r.value} value={r.value}>
                     {r.label}
+                  </option>
+                ))}
+              </select>
+            </Field>
+            <Field label="Split" id="group">
+              <select {...described('group')} value={groupBy} onChange={(e) => setGroupBy(e.currentTarget.value)}>
+                {GROUPS.map((g) => (
+                  <option key={g.value} value={g.value}>
+                    {g.label}
                   </option>
                 ))}
               </select>
@@ -136,36 +141,30 @@ export function AnalyticsPage() {
             <div class="card stat">
               <div class="small muted">Requests</div>
               <div class="stat-value" data-testid="requests-total">
-                {view.total}
+                {totals?.requests ?? 0}
               </div>
             </div>
             <div class="card stat">
               <div class="small muted">Error rate</div>
-              <div class="stat-value">
-                {view.total ? `${((100 * view.errorsTotal) / view.total).toFixed(1)} %` : '—'}
-              </div>
+              <div class="stat-value">{totals?.requests ? `${(100 * totals.errorRate).toFixed(1)} %` : '—'}</div>
+            </div>
+            <div class="card stat">
+              <div class="small muted">Latency p95</div>
+              <div class="stat-value">{totals?.requests ? `${totals.latencyMs.p95.toFixed(0)} ms` : '—'}</div>
             </div>
             <div class="card stat">
               <div class="small muted">Rate limited (429)</div>
-              <div class="stat-value">{view.limitedTotal}</div>
-            </div>
-            <div class="card stat">
-              <div class="small muted">Refused requests</div>
-              <div class="stat-value">{data.data!.refusals.length}</div>
+              <div class="stat-value">{totals?.rateLimited ?? 0}</div>
             </div>
           </div>
-          {view.total === 0 ? (
+          {!totals?.requests ? (
             <Empty title="No requests in this range">
               Call an API through a gateway with a client's token; requests appear here within a few seconds.
             </Empty>
           ) : (
             <Suspense fallback={<Loading what="charts" />}>
               <div class="charts">
-                <Chart
-                  title="Requests per minute"
-                  times={view.times}
-                  series={[{ label: 'requests', values: view.requests, color: '#2563eb' }]}
-                />
+                <Chart title={`Requests per ${bucket}`} times={view.times} series={view.requests} />
                 <Chart
                   title="Error rate"
                   unit=" %"
@@ -177,8 +176,9 @@ export function AnalyticsPage() {
                   unit=" ms"
                   times={view.times}
                   series={[
-                    { label: 'average', values: view.avg, color: '#0891b2' },
-                    { label: 'max', values: view.max, color: '#9333ea' },
+                    { label: 'p50', values: view.p50, color: '#0891b2' },
+                    { label: 'p95', values: view.p95, color: '#9333ea' },
+                    { label: 'p99', values: view.p99, color: '#d97706' },
                   ]}
                 />
                 <Chart
@@ -194,15 +194,30 @@ export function AnalyticsPage() {
               <h2>Top clients</h2>
               <DataTable
                 label="Top clients"
-                rows={view.topClients}
-                rowKey={(c) => c.id}
+                rows={data.data!.clients}
+                rowKey={(c) => c.clientId}
                 pageSize={10}
                 initialSort={{ key: 'requests', dir: 'desc' }}
                 empty={<Empty title="No client traffic" />}
                 columns={[
-                  { key: 'name', label: 'Client', value: (c) => c.name },
+                  {
+                    key: 'name',
+                    label: 'Client',
+                    value: (c) => (c.clientId === '-' ? '(no key recognised)' : (c.clientName ?? c.clientId)),
+                  },
                   { key: 'requests', label: 'Requests', value: (c) => c.requests },
-                  { key: 'errors', label: 'Errors', value: (c) => c.errors },
+                  {
+                    key: 'errors',
+                    label: 'Error rate',
+                    value: (c) => c.errorRate,
+                    render: (c) => `${(100 * c.errorRate).toFixed(1)} %`,
+                  },
+                  {
+                    key: 'p95',
+                    label: 'p95',
+                    value: (c) => c.latencyMs.p95,
+                    render: (c) => `${c.latencyMs.p95.toFixed(0)} ms`,
+                  },
                 ]}
               />
             </section>
@@ -210,20 +225,26 @@ export function AnalyticsPage() {
               <h2>Top refusals</h2>
               <DataTable
                 label="Top refusals"
-                rows={view.topRefusals}
-                rowKey={(r) => r.reason}
+                rows={data.data!.refusals}
+                rowKey={(r) => `${r.code} ${r.source} ${r.collection ?? ''} ${r.endpoint ?? ''} ${r.clientId ?? ''}`}
                 pageSize={10}
                 initialSort={{ key: 'count', dir: 'desc' }}
                 empty={<Empty title="No refused requests" />}
                 columns={[
+                  { key: 'code', label: 'Error code', value: (r) => r.code, render: (r) => <code>{r.code}</code> },
                   {
-                    key: 'reason',
-                    label: 'Error code',
-                    value: (r) => r.reason,
-                    render: (r) => <code>{r.reason}</code>,
+                    key: 'where',
+                    label: 'Where',
+                    value: (r) => `${r.collection ?? ''} ${r.endpoint ?? ''} ${r.clientName ?? r.clientId ?? ''}`,
                   },
-                  { key: 'kind', label: 'Kind', value: (r) => r.kind },
                   { key: 'count', label: 'Count', value: (r) => r.count },
+                  {
+                    key: 'last',
+                    label: 'Last',
+                    class: 'nowrap',
+                    value: (r) => r.lastAt,
+                    render: (r) => formatTime(r.lastAt),
+                  },
                 ]}
               />
             </section>

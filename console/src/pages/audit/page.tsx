@@ -91,7 +91,7 @@ export function AuditPage() {
               <Empty title="No changes recorded">Changes made through the admin API or this console appear here.</Empty>
             }
             columns={[
-              { key: 'at', label: 'When', value: (e) => e.at, render: (e) => formatTime(e.at) },
+              { key: 'at', label: 'When', class: 'nowrap', value: (e) => e.at, render: (e) => formatTime(e.at) },
               {
                 key: 'actor',
                 label: 'Who',

@@ -107,7 +107,13 @@ export function ClientsPage() {
               value: (c) => c.status ?? 'active',
               render: (c) => <Badge tone={c.status === 'disabled' ? 'bad' : 'good'}>{c.status ?? 'active'}</Badge>,
             },
-            { key: 'created', label: 'Created', value: (c) => c.createdAt, render: (c) => formatDate(c.createdAt) },
+            {
+              key: 'created',
+              label: 'Created',
+              class: 'nowrap',
+              value: (c) => c.createdAt,
+              render: (c) => formatDate(c.createdAt),
+            },
             {
               key: 'actions',
               label: 'Actions',

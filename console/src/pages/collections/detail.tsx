@@ -171,7 +171,13 @@ export function CollectionDetailPage({ env, name }: { env: string; name: string 
                 </>
               ),
             },
-            { key: 'at', label: 'Published', value: (v) => v.publishedAt, render: (v) => formatTime(v.publishedAt) },
+            {
+              key: 'at',
+              label: 'Published',
+              class: 'nowrap',
+              value: (v) => v.publishedAt,
+              render: (v) => formatTime(v.publishedAt),
+            },
             { key: 'by', label: 'By', value: (v) => v.publishedBy ?? '' },
             {
               key: 'actions',

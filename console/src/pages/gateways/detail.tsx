@@ -4,7 +4,7 @@ import { api, call } from '../../api/client';
 import { link, navigate } from '../../router';
 import { useSession } from '../../session';
 import { Confirm, Modal } from '../../ui/dialog';
-import { ago, described, Field, Submit } from '../../ui/form';
+import { ago, described, Field, formatTime, Submit } from '../../ui/form';
 import { useLoad } from '../../ui/load';
 import { Alert, Badge, Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
 import { DataTable } from '../../ui/table';
@@ -99,6 +99,14 @@ export function GatewayDetailPage({ id }: { id: string }) {
           <div class="small muted">Last synced</div>
           <div>{ago(g.lastSyncedAt)}</div>
         </div>
+        <div class="card stat">
+          <div class="small muted">Configuration</div>
+          <div>{g.configVersion ? `v${g.configVersion}` : 'none served yet'}</div>
+        </div>
+        <div class="card stat">
+          <div class="small muted">Certificate expires</div>
+          <div>{formatTime(g.certificateExpiresAt)}</div>
+        </div>
       </div>
       <h2>Instances</h2>
       <DataTable
@@ -119,7 +127,7 @@ export function GatewayDetailPage({ id }: { id: string }) {
             render: (i) => (
               <>
                 <Badge tone={i.online ? 'good' : 'bad'}>{i.online ? 'online' : 'offline'}</Badge>{' '}
-                {i.nackedVersion !== undefined && <Badge tone="warn">fallback</Badge>}
+                {i.fallback && <Badge tone="warn">fallback</Badge>}
               </>
             ),
           },
@@ -130,7 +138,13 @@ export function GatewayDetailPage({ id }: { id: string }) {
             value: (i) => i.appliedVersion,
             render: (i) => `v${i.appliedVersion}`,
           },
-          { key: 'seen', label: 'Last heartbeat', value: (i) => i.lastSeenAt, render: (i) => ago(i.lastSeenAt) },
+          {
+            key: 'seen',
+            label: 'Last heartbeat',
+            class: 'nowrap',
+            value: (i) => i.lastSeenAt,
+            render: (i) => ago(i.lastSeenAt),
+          },
           { key: 'error', label: 'Last error', value: (i) => i.lastError ?? '', render: (i) => i.lastError ?? '—' },
         ]}
       />

@@ -1,6 +1,6 @@
 /** Gateways: the edge gateways with their status, instances, versions, last sync and update badge; set up a new one. */
 import { useState } from 'preact/hooks';
-import { api, call } from '../../api/client';
+import { api, call, undocumentedQuery } from '../../api/client';
 import { link } from '../../router';
 import { useSession } from '../../session';
 import { Modal } from '../../ui/dialog';
@@ -12,8 +12,8 @@ import { InstallStep, type Gateway, type GatewayWithInstall } from './install';
 
 export function gatewayStatus(g: Gateway): { label: string; tone: 'good' | 'bad' | 'warn' | 'neutral' } {
   if (g.instances.length === 0) return { label: 'not installed', tone: 'neutral' };
-  if (g.instances.some((i) => i.online && i.nackedVersion !== undefined)) return { label: 'fallback', tone: 'warn' };
-  if (g.instancesOnline > 0) return { label: 'online', tone: 'good' };
+  if (g.status === 'online') return { label: 'online', tone: 'good' };
+  if (g.status === 'fallback') return { label: 'fallback', tone: 'warn' };
   return { label: 'offline', tone: 'bad' };
 }
 
@@ -27,20 +27,63 @@ export function UpdateBadge({ gateway }: { gateway: Gateway }) {
         Update to v{u.version}
       </button>
       {open && (
-        <Modal title={`Update ${gateway.name} to v${u.version}`} onClose={() => setOpen(false)}>
+        <Modal title={`Update ${gateway.name} to v${u.version}`} onClose={() => setOpen(false)} wide>
           <p>
-            Run this where the gateway is installed ({gateway.installMethod === 'helm' ? 'Helm' : 'Docker'}); instances
-            restart one at a time and keep serving their last configuration meanwhile.
+            Run the command for the way the gateway is installed; instances restart one at a time and keep serving their
+            last configuration meanwhile.
           </p>
-          <CodeBlock label="Update command" text={u.command} />
-          <p>
-            <a href={u.releaseNotes} target="_blank" rel="noreferrer">
-              Release notes for v{u.version}
-            </a>
-          </p>
+          <CodeBlock
+            label={gateway.installMethod === 'helm' ? 'Helm (how this gateway is installed)' : 'Helm'}
+            text={u.commands.helm}
+          />
+          <CodeBlock
+            label={gateway.installMethod === 'docker' ? 'Docker (how this gateway is installed)' : 'Docker'}
+            text={u.commands.docker}
+          />
+          <ReleaseNotes since={oldest(gateway.versions)} />
         </Modal>
       )}
     </>
+  );
+}
+
+/** The oldest of the versions the gateway's instances run (the release notes start after it). */
+function oldest(versions: string[]): string | undefined {
+  const parse = (v: string) => v.split(/[.+-]/).slice(0, 3).map(Number);
+  return [...versions].sort((a, b) => {
+    const [x, y] = [parse(a), parse(b)];
+    for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return (x[i] ?? 0) - (y[i] ?? 0);
+    return 0;
+  })[0];
+}
+
+/** The release notes from the control plane's own changelog (no outside web site: many control planes are offline). */
+function ReleaseNotes({ since }: { since: string | undefined }) {
+  const notes = useLoad(
+    () =>
+      call(
+        api.GET('/api/v1/release-notes', {
+          params: { query: undocumentedQuery({ since }) },
+        }),
+      ),
+    [since],
+  );
+  if (notes.state === 'error') return <ErrorState message={notes.error} retry={notes.reload} />;
+  if (!notes.data) return <Loading what="release notes" />;
+  return (
+    <section>
+      <h3>Release notes{since ? ` since v${since}` : ''}</h3>
+      {notes.data.items.length === 0 && <Empty title="No release notes" />}
+      {notes.data.items.map((n) => (
+        <details key={n.version} open={n.version === notes.data!.items[0]?.version}>
+          <summary>
+            v{n.version}
+            {n.date ? ` · ${n.date}` : ''}
+          </summary>
+          <pre class="notes">{n.markdown}</pre>
+        </details>
+      ))}
+    </section>
   );
 }
 
@@ -119,6 +162,12 @@ export function GatewaysPage() {
               label: 'Last synced',
               value: (g) => g.lastSyncedAt ?? '',
               render: (g) => ago(g.lastSyncedAt),
+            },
+            {
+              key: 'config',
+              label: 'Configuration',
+              value: (g) => g.configVersion,
+              render: (g) => (g.configVersion ? `v${g.configVersion}` : '—'),
             },
             { key: 'mode', label: 'Install', value: (g) => g.installMethod },
           ]}

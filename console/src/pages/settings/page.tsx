@@ -111,7 +111,13 @@ function Workspaces() {
           columns={[
             { key: 'name', label: 'Name', value: (w) => w.name },
             { key: 'envs', label: 'Environments', value: (w) => w.environments.join(', ') },
-            { key: 'created', label: 'Created', value: (w) => w.createdAt, render: (w) => formatTime(w.createdAt) },
+            {
+              key: 'created',
+              label: 'Created',
+              class: 'nowrap',
+              value: (w) => w.createdAt,
+              render: (w) => formatTime(w.createdAt),
+            },
           ]}
         />
       )}
@@ -167,7 +173,13 @@ function Projects() {
           columns={[
             { key: 'name', label: 'Name', value: (p) => p.name },
             { key: 'description', label: 'Description', value: (p) => p.description ?? '' },
-            { key: 'created', label: 'Created', value: (p) => p.createdAt, render: (p) => formatTime(p.createdAt) },
+            {
+              key: 'created',
+              label: 'Created',
+              class: 'nowrap',
+              value: (p) => p.createdAt,
+              render: (p) => formatTime(p.createdAt),
+            },
             {
               key: 'actions',
               label: 'Actions',

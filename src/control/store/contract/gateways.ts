@@ -156,6 +156,18 @@ export function gatewaysContract(store: Store): void {
       await rejectsWithConflict(store.insertGatewayCertificate(valid), 'certificate.serial');
     });
 
+    it("lists a gateway's certificates, latest expiry first", async () => {
+      await withWorkspaces(store);
+      await store.insertGateway(gateway());
+      const older = certificate({ serial: '01ab', notAfter: T1 });
+      const newer = certificate({ serial: '02cd', notAfter: T2, revokedAt: T1 });
+      await store.insertGatewayCertificate(older);
+      await store.insertGatewayCertificate(newer);
+      await store.insertGatewayCertificate(certificate({ serial: '03ef', gatewayId: 'gtw_other' }));
+      assert.deepEqual(await store.listGatewayCertificates(GW), [newer, older]);
+      assert.deepEqual(await store.listGatewayCertificates('gtw_none'), []);
+    });
+
     it("marks a deleted gateway's certificates revoked", async () => {
       await withWorkspaces(store);
       await store.insertGateway(gateway());

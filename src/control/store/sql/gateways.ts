@@ -136,6 +136,24 @@ export function gatewayQueries(run: Run): GatewayOps {
       );
     },
 
+    async listGatewayCertificates(gatewayId: string): Promise<GatewayCertificateRecord[]> {
+      const rows = await run((db) =>
+        db
+          .selectFrom('gateway_certificates')
+          .selectAll()
+          .where('gateway_id', '=', gatewayId)
+          .orderBy('not_after', 'desc')
+          .orderBy('serial')
+          .execute(),
+      );
+      return rows.map((r) =>
+        withOptional(
+          { serial: r.serial, gatewayId: r.gateway_id, notBefore: r.not_before, notAfter: r.not_after },
+          { revokedAt: r.revoked_at },
+        ),
+      );
+    },
+
     async getGatewayCertificate(serial: string): Promise<GatewayCertificateRecord | undefined> {
       const r = await run((db) =>
         db.selectFrom('gateway_certificates').selectAll().where('serial', '=', serial).executeTakeFirst(),

@@ -5,6 +5,7 @@
 import type { Selectable } from 'kysely';
 import type { SecurityEventRecord, TelemetryOps, TelemetryRecord } from '../store.ts';
 import type { SecurityEventsTable, TelemetryTable } from '../tables.ts';
+import { addToRollups, pruneRollups } from './rollups.ts';
 import { withOptional } from './rows.ts';
 import type { Run } from './statement-runner.ts';
 
@@ -37,6 +38,7 @@ export function telemetryQueries(run: Run): TelemetryOps {
             .execute(),
         );
       }
+      await addToRollups(run, rows);
     },
 
     async listTelemetry(
@@ -64,6 +66,7 @@ export function telemetryQueries(run: Run): TelemetryOps {
 
     async pruneTelemetry(before: string): Promise<number> {
       const result = await run((db) => db.deleteFrom('telemetry').where('minute', '<', before).executeTakeFirst());
+      await pruneRollups(run, before);
       return Number(result.numDeletedRows);
     },
 

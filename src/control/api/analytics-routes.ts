@@ -1,0 +1,266 @@
+/**
+ * Admin API: the console's analytics over the telemetry gateways report (telemetry/analytics.ts) — time series in
+ * buckets, optionally one per gateway, collection, endpoint or client; the top clients; the top refused requests
+ * with their error codes. Ranges are widened to whole buckets (series) or whole hours (top lists), the grain of
+ * the roll-ups they read (store/sql/rollups.ts).
+ *
+ * Totals mix every collection, so only callers scoped to every environment and project read them (console users
+ * are); a narrower API client reads its own part with getTelemetry.
+ */
+import { z } from 'zod';
+import { parseDuration } from '../../config/duration.ts';
+import type { AnalyticsDimension, AnalyticsFilter, StoreOps, WorkspaceRecord } from '../store/store.ts';
+import { analyticsSeries, BUCKETS_MS, MAX_BUCKETS, topClients, topRefusals } from '../telemetry/analytics.ts';
+import { CLOUD_GATEWAY_ID } from '../telemetry/ingest.ts';
+import { AdminError, invalid } from './errors.ts';
+import { operation, type Caller, type Operation } from './operation.ts';
+import { scopedToAll } from './scope.ts';
+import { gatewayFilter } from './telemetry-routes.ts';
+
+const A = '/api/v1/workspaces/{workspace}/analytics';
+const PERMISSION = 'admin:telemetry:read';
+const MINUTE = 60_000;
+const MAX_RANGE_MS = 31 * 1440 * MINUTE;
+
+const LatencySchema = z.strictObject({
+  avg: z.number(),
+  p50: z.number(),
+  p95: z.number(),
+  p99: z.number(),
+  max: z.number(),
+});
+const TotalsShape = {
+  requests: z.int(),
+  errors: z.int().describe('Answers with status 400 or above'),
+  status4xx: z.int(),
+  status5xx: z.int(),
+  rateLimited: z.int().describe('Answers with status 429'),
+  errorRate: z.number().describe('errors ÷ requests'),
+  latencyMs: LatencySchema.describe(
+    'Milliseconds; percentiles are estimated from per-minute aggregates (exact when each holds one request)',
+  ),
+};
+export const AnalyticsTotalsSchema = z.strictObject(TotalsShape);
+export const AnalyticsSeriesSchema = z.strictObject({
+  from: z.string(),
+  to: z.string(),
+  bucket: z.enum(['1m', '5m', '15m', '1h', '6h', '1d']),
+  groupBy: z.enum(['gateway', 'collection', 'endpoint', 'client']).optional(),
+  series: z.array(
+    z.strictObject({
+      group: z.string().optional().describe('Gateway id (or `cloud`), collection, endpoint or client id'),
+      groupName: z.string().optional().describe("The gateway's or client's name, when it still exists"),
+      points: z.array(z.strictObject({ at: z.string().describe('Start of the bucket'), ...TotalsShape })),
+      totals: AnalyticsTotalsSchema,
+    }),
+  ),
+});
+export const TopClientsSchema = z.strictObject({
+  from: z.string(),
+  to: z.string(),
+  items: z.array(
+    z.strictObject({
+      clientId: z.string().describe('Client id, or `-` for requests without a recognised key'),
+      clientName: z.string().optional(),
+      ...TotalsShape,
+    }),
+  ),
+});
+export const TopRefusalsSchema = z.strictObject({
+  from: z.string(),
+  to: z.string(),
+  items: z.array(
+    z.strictObject({
+      code: z
+        .string()
+        .describe(
+          'The error code (`GH_ERR_…`); from request counts, which carry no code, 429 reads GH_ERR_RATE_LIMITED and other statuses GH_HTTP_<status>',
+        ),
+      status: z.int().optional(),
+      source: z.enum(['security_event', 'status']),
+      kind: z.string().optional().describe('The security event kind'),
+      collection: z.string().optional(),
+      endpoint: z.string().optional(),
+      clientId: z.string().optional(),
+      clientName: z.string().optional(),
+      count: z.int(),
+      lastAt: z.string(),
+    }),
+  ),
+});
+
+/** `?name=` as an ISO time or a duration back from now; `fallback` when absent. */
+function time(query: URLSearchParams, name: string, now: number, fallback: number): number {
+  const value = query.get(name);
+  if (value === null || value === '') return fallback;
+  const ago = parseDuration(value);
+  if (ago !== undefined) return now - ago;
+  const at = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(at))
+    throw invalid(`query.${name}`, 'must be an ISO 8601 timestamp or a duration back from now such as "24h" or "7d"');
+  return at;
+}
+
+function int(query: URLSearchParams, name: string, fallback: number, max: number): number {
+  const value = query.get(name);
+  if (value === null || value === '') return fallback;
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > max)
+    throw invalid(`query.${name}`, `must be an integer from 1 to ${max}`);
+  return Number(value);
+}
+
+/** The range (default the last 24 hours) widened to whole `grainMs`, and the filters of the query. */
+async function rangeAndFilter(
+  store: StoreOps,
+  caller: Caller,
+  workspace: WorkspaceRecord,
+  query: URLSearchParams,
+  now: number,
+  grainMs: number,
+): Promise<AnalyticsFilter> {
+  if (!scopedToAll(caller))
+    throw new AdminError(
+      'GH_ERR_ADMIN_OUT_OF_SCOPE',
+      'analytics add up every environment and project: only a caller scoped to all ("*") reads them; read your part with GET …/telemetry',
+    );
+  const to = time(query, 'to', now, now);
+  const from = time(query, 'from', now, to - 1440 * MINUTE);
+  if (from >= to) throw invalid('query.from', 'must be before query.to');
+  if (to - from > MAX_RANGE_MS) throw invalid('query.from', 'the range may span at most 31 days');
+  const text = (name: string) => {
+    const v = query.get(name);
+    return v === null || v === '' ? undefined : v;
+  };
+  const gatewayId = await gatewayFilter(store, caller, workspace, query);
+  const filter: AnalyticsFilter = {
+    from: new Date(from - (from % grainMs)).toISOString(),
+    to: new Date(Math.ceil(to / grainMs) * grainMs).toISOString(),
+  };
+  if (gatewayId !== undefined) filter.gatewayId = gatewayId;
+  const collection = text('collection');
+  if (collection !== undefined) filter.collection = collection;
+  const endpoint = text('endpoint');
+  if (endpoint !== undefined) filter.endpoint = endpoint;
+  const client = text('client');
+  if (client !== undefined) filter.clientId = client;
+  return filter;
+}
+
+/** Names of the clients among `ids` that still exist. */
+async function clientNames(store: StoreOps, workspace: WorkspaceRecord, ids: readonly string[]) {
+  const names = new Map<string, string>();
+  for (const id of new Set(ids)) {
+    const c = id === '-' ? undefined : await store.getClient(id);
+    if (c && c.workspaceId === workspace.id) names.set(id, c.name);
+  }
+  return names;
+}
+
+export const analyticsOperations: Operation[] = [
+  operation({
+    id: 'getAnalyticsSeries',
+    method: 'GET',
+    path: `${A}/series`,
+    summary:
+      'Requests, errors, 4xx, 5xx, 429s and latency (avg, p50, p95, p99, max) over time: `?from=` `?to=` (ISO or a duration back, default the last 24h), `?bucket=` 1m|5m|15m|1h|6h|1d (default 5m; at most 1440 buckets), filters `?gateway=` `?collection=` `?endpoint=` `?client=`, `?groupBy=` gateway|collection|endpoint|client with `?top=` (default 5, at most 20) series',
+    tag: 'Analytics',
+    permission: PERMISSION,
+    response: AnalyticsSeriesSchema,
+    async handler({ caller, workspace, query, plane }) {
+      const bucket = query.get('bucket') ?? '5m';
+      const bucketMs = BUCKETS_MS[bucket];
+      if (bucketMs === undefined) throw invalid('query.bucket', `must be one of ${Object.keys(BUCKETS_MS).join(', ')}`);
+      const groupBy = query.get('groupBy') ?? undefined;
+      if (groupBy !== undefined && !['gateway', 'collection', 'endpoint', 'client'].includes(groupBy))
+        throw invalid('query.groupBy', 'must be gateway, collection, endpoint or client');
+      const top = int(query, 'top', 5, 20);
+      const filter = await rangeAndFilter(plane.store, caller, workspace, query, plane.now(), bucketMs);
+      const buckets = (Date.parse(filter.to) - Date.parse(filter.from)) / bucketMs;
+      if (buckets > MAX_BUCKETS)
+        throw invalid('query.bucket', `the range holds ${buckets} buckets of ${bucket}; at most ${MAX_BUCKETS}`);
+      const series = await analyticsSeries(plane.store, workspace.id, {
+        filter,
+        bucketMs,
+        ...(groupBy ? { groupBy: groupBy as AnalyticsDimension, top } : {}),
+      });
+      const names = new Map<string, string>();
+      if (groupBy === 'client')
+        for (const [k, v] of await clientNames(
+          plane.store,
+          workspace,
+          series.map((s) => s.group!),
+        ))
+          names.set(k, v);
+      if (groupBy === 'gateway') {
+        names.set(CLOUD_GATEWAY_ID, CLOUD_GATEWAY_ID);
+        for (const g of await plane.store.listGateways(workspace.id)) names.set(g.id, g.name);
+      }
+      return {
+        from: filter.from,
+        to: filter.to,
+        bucket: bucket as z.output<typeof AnalyticsSeriesSchema>['bucket'],
+        ...(groupBy ? { groupBy: groupBy as AnalyticsDimension } : {}),
+        series: series.map((s) => ({
+          ...s,
+          ...(s.group !== undefined && names.has(s.group) ? { groupName: names.get(s.group)! } : {}),
+        })),
+      };
+    },
+  }),
+  operation({
+    id: 'getTopClients',
+    method: 'GET',
+    path: `${A}/top-clients`,
+    summary:
+      'The clients with the most requests, with their errors, 429s and latency: `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 10, at most 100), filters `?gateway=` `?collection=` `?endpoint=`',
+    tag: 'Analytics',
+    permission: PERMISSION,
+    response: TopClientsSchema,
+    async handler({ caller, workspace, query, plane }) {
+      const limit = int(query, 'limit', 10, 100);
+      const filter = await rangeAndFilter(plane.store, caller, workspace, query, plane.now(), 60 * MINUTE);
+      const items = await topClients(plane.store, workspace.id, filter, limit);
+      const names = await clientNames(
+        plane.store,
+        workspace,
+        items.map((i) => i.clientId),
+      );
+      return {
+        from: filter.from,
+        to: filter.to,
+        items: items.map((i) => ({
+          ...i,
+          ...(names.has(i.clientId) ? { clientName: names.get(i.clientId)! } : {}),
+        })),
+      };
+    },
+  }),
+  operation({
+    id: 'getTopRefusals',
+    method: 'GET',
+    path: `${A}/refusals`,
+    summary:
+      'The most frequent refused requests with their error codes (security events per code, collection and client; 429s and other answers of 400 and above per collection and endpoint): `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 20, at most 100), filters `?gateway=` `?collection=`',
+    tag: 'Analytics',
+    permission: PERMISSION,
+    response: TopRefusalsSchema,
+    async handler({ caller, workspace, query, plane }) {
+      const limit = int(query, 'limit', 20, 100);
+      const filter = await rangeAndFilter(plane.store, caller, workspace, query, plane.now(), 60 * MINUTE);
+      const items = await topRefusals(plane.store, workspace.id, filter, limit);
+      const names = await clientNames(
+        plane.store,
+        workspace,
+        items.flatMap((i) => (i.clientId ? [i.clientId] : [])),
+      );
+      return {
+        from: filter.from,
+        to: filter.to,
+        items: items.map((i) => ({
+          ...i,
+          ...(i.clientId && names.has(i.clientId) ? { clientName: names.get(i.clientId)! } : {}),
+        })),
+      };
+    },
+  }),
+];
