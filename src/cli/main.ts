@@ -62,6 +62,10 @@ const COMMANDS: Record<string, Entry> = {
     summary: 'issue a new install command for an edge gateway (a fresh one-time token); its unused tokens stop working',
     load: async () => (await import('./gateway-manage.ts')).gatewayInstallCommand,
   },
+  'policy test': {
+    summary: "decide one request against a collection's published resource policies; prints the deciding policies",
+    load: async () => (await import('./policy-test.ts')).policyTest,
+  },
   'key generate': {
     summary: 'print a new API key and the SHA-256 hash to put in the config',
     load: async () => (await import('./key-generate.ts')).keyGenerate,
