@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { eventually, startControlPlane, type AdminApi, type ControlProcess } from './control-helpers.ts';
-import { startUpstream, type Upstream } from './helpers.ts';
+import { runCli, startUpstream, type Upstream } from './helpers.ts';
 
 const ENV = '/workspaces/default/environments/DEV';
 const BILLING = `${ENV}/collections/billing`;
@@ -43,6 +43,7 @@ describe('resource policies through the control plane', () => {
   let upstream: Upstream;
   let admin: AdminApi;
   let globexToken: string;
+  let globexId: string;
   const call = (token: string, path: string) =>
     fetch(`${cp.gatewayUrl}/default/dev/billing${path}`, { headers: { authorization: `Bearer ${token}` } });
 
@@ -66,6 +67,7 @@ describe('resource policies through the control plane', () => {
     });
     assert.equal(client.status, 201, JSON.stringify(client.body));
     globexToken = client.body.token as string;
+    globexId = client.body.client.id as string;
     const project = await admin.put(`${BILLING}/entities/Project/3`, {
       attrs: { sharedWith: [] },
       parents: [{ type: 'Org', id: 'acme' }],
@@ -149,5 +151,35 @@ describe('resource policies through the control plane', () => {
       ],
     });
     assert.deepEqual(deleted.body, { deleted: 1, total: 2 });
+  });
+
+  it('decides a request against the published policies with `gatehouse policy test`', async () => {
+    const policyTest = (path: string) =>
+      runCli([
+        'policy',
+        'test',
+        '--url',
+        cp.adminUrl,
+        '--token',
+        cp.token,
+        '--env',
+        'DEV',
+        '--collection',
+        'billing',
+        '--client',
+        globexId,
+        '--path',
+        path,
+      ]);
+    const denied = await policyTest('/projects/3');
+    assert.equal(denied.code, 0, denied.stderr);
+    assert.equal(denied.stdout.trim(), 'DENY: no permit policy applies');
+    await admin.put(`${BILLING}/entities/Project/3`, {
+      attrs: { sharedWith: [{ __entity: { type: 'Org', id: 'globex' } }] },
+      parents: [{ type: 'Org', id: 'acme' }],
+    });
+    const allowed = await policyTest('/projects/3');
+    assert.equal(allowed.stdout.trim(), 'ALLOW: permitted by shared');
+    assert.equal((await call(globexToken, '/projects/3')).status, 200); // the gateway agrees
   });
 });

@@ -25,6 +25,9 @@ permit (principal, action == Action::"invoices:write", resource is Invoice)
 permit (principal, action == Action::"invoices:read", resource is Invoice)
   when { principal has org && resource has sharedWith && resource.sharedWith.contains(principal.org) };
 
+@id("frozen")
+forbid (principal, action in [Action::"invoices:read", Action::"invoices:write"], resource == Invoice::"1");
+
 @id("no-interns-delete")
 forbid (principal, action == Action::"invoices:write", resource)
   when { principal.role == "intern" && context.method == "DELETE" };
@@ -164,6 +167,14 @@ describe('resource policies at the gateway', () => {
     const res = await call(intern.key, 'DELETE', '/invoices/9');
     assert.equal(res.status, 403);
     assert.deepEqual(((await res.json()) as { policies: string[] }).policies, ['no-interns-delete']);
+  });
+
+  it('denies a path parameter that Unicode normalisation would change: it cannot dodge a forbid', async () => {
+    assert.equal((await call(acme.key, 'GET', '/orgs/acme/invoices/1')).status, 403); // frozen
+    // U+FF11 FULLWIDTH DIGIT ONE: a backend that normalises reads invoice 1.
+    const res = await call(acme.key, 'GET', '/orgs/acme/invoices/%EF%BC%91');
+    assert.equal(res.status, 403);
+    assert.equal(((await res.json()) as { code: string }).code, 'GH_ERR_AUTH_FORBIDDEN_RESOURCE');
   });
 
   it('leaves operations without policies to the role alone', async () => {

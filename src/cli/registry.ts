@@ -100,6 +100,15 @@ export const LOCAL_COMMANDS: readonly LocalCommand[] = [
   },
   {
     kind: 'local',
+    name: 'policy test',
+    summary: "decide one request against a collection's published resource policies; prints the deciding policies",
+    examples: [
+      'gatehouse policy test --env DEV --collection billing --client cl_… --method GET --path /orgs/acme/invoices/42',
+    ],
+    load: async () => (await import('./policy-test.ts')).policyTest,
+  },
+  {
+    kind: 'local',
     name: 'key generate',
     summary: 'print a new API key and the SHA-256 hash to put in the config',
     examples: ['gatehouse key generate', 'gatehouse key generate --json'],

@@ -116,10 +116,12 @@ export function entityKey(e: { collection: string; uid: EntityUid }): string {
 }
 
 /**
- * The most entities one collection may hold: a gateway keeps every entity of the collections it serves in
- * memory (about 0.5 KB each, bench/RESULTS.md "Resource policies"); a write that would go past it is refused.
+ * The most entities one collection may hold; a write that would go past it is refused whole (409). Relationship
+ * data travels inside the snapshot today, so every update re-validates, hashes and diffs the whole set: the bound
+ * keeps one update within seconds (bench/RESULTS.md "Resource policies": 1,000,000 entities take minutes per
+ * update and ~650 MB of gateway memory; an incremental entity stream is the next step).
  */
-export const MAX_ENTITIES_PER_COLLECTION = 1_000_000;
+export const MAX_ENTITIES_PER_COLLECTION = 10_000;
 
 /** The admin API's batch of entities to write (its bodies are limited to 1 MiB). */
 export const EntityBatchSchema = z.strictObject({ entities: z.array(EntityInputSchema).min(1).max(1000) });

@@ -34,9 +34,22 @@ interface EndpointGuard {
 }
 
 const DENIED = refusal('GH_ERR_AUTH_FORBIDDEN_RESOURCE');
+export const NO_RESOURCE = Symbol('no resource');
 const EMPTY: CedarRecord = new Map();
 
+/** The policy for the chain; `resourceDecisions` gives the decisions themselves (for `gatehouse policy test`). */
 export function resourcePolicy(options: ResourcePolicyOptions): Policy {
+  return resourceDecisions(options).check;
+}
+
+/**
+ * Decides a request: undefined when no policy can apply to its endpoint, `NO_RESOURCE` when a path parameter names
+ * no resource (a value NFKC would change: denied), else Cedar's decision.
+ */
+export function resourceDecisions(options: ResourcePolicyOptions): {
+  check: Policy;
+  decide: (ctx: RequestContext) => Decision | typeof NO_RESOURCE | undefined;
+} {
   const { collection, policies, entities, onDeny } = options;
   const settings = collection.policies!;
   const expose = settings.exposeDecidingPolicies;
@@ -79,7 +92,7 @@ export function resourcePolicy(options: ResourcePolicyOptions): Policy {
     return entity;
   };
 
-  return function resourcePolicyCheck(ctx: RequestContext): Refusal | undefined {
+  const decide = (ctx: RequestContext): Decision | typeof NO_RESOURCE | undefined => {
     let guard = byEndpoint.get(ctx.endpoint);
     if (guard === undefined) {
       guard = guards.get(`${ctx.endpoint.method} ${ctx.endpoint.template}`) ?? null;
@@ -92,14 +105,14 @@ export function resourcePolicy(options: ResourcePolicyOptions): Policy {
       resource = entities.get(collectionUid.key) ?? { uid: collectionUid, attrs: EMPTY, parents: [] };
     } else {
       const id = comparableParam(params[guard.resource.index] ?? '');
-      if (id === undefined) return deny(ctx, undefined); // a value NFKC would change names no resource
+      if (id === undefined) return NO_RESOURCE; // a value NFKC would change names no resource
       const uid = new Uid(guard.resource.type, id);
       const stored = entities.get(uid.key);
       // Parents from the relationship data and from the path (`/orgs/{orgId}/…` puts the resource in that Org).
       const parents: Uid[] = stored ? [...stored.parents] : [];
       for (const p of guard.parents) {
         const parentId = comparableParam(params[p.index] ?? '');
-        if (parentId === undefined) return deny(ctx, undefined);
+        if (parentId === undefined) return NO_RESOURCE;
         parents.push(new Uid(p.type, parentId));
       }
       resource = { uid, attrs: stored?.attrs ?? EMPTY, parents };
@@ -113,15 +126,17 @@ export function resourcePolicy(options: ResourcePolicyOptions): Policy {
       queryNames,
       headerNames,
     );
-    const decision = guard.slice.decide(env, () => reachableEntities([env.principal, env.resource], env.lookup));
-    return decision.allowed ? undefined : deny(ctx, decision);
+    return guard.slice.decide(env, () => reachableEntities([env.principal, env.resource], env.lookup));
   };
 
-  function deny(ctx: RequestContext, decision: Decision | undefined): Refusal {
-    if (decision !== undefined) onDeny?.(ctx, decision);
-    if (!expose || decision === undefined) return DENIED;
-    return { code: DENIED.code, extensions: { policies: decision.reasons } };
-  }
+  const check = function resourcePolicyCheck(ctx: RequestContext): Refusal | undefined {
+    const decision = decide(ctx);
+    if (decision === undefined || (decision !== NO_RESOURCE && decision.allowed)) return undefined;
+    if (decision === NO_RESOURCE) return DENIED;
+    onDeny?.(ctx, decision);
+    return expose ? { code: DENIED.code, extensions: { policies: decision.reasons } } : DENIED;
+  };
+  return { check, decide };
 }
 
 /** One decision's request: entities looked up request-first, and the context built only when read. */
