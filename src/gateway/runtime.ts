@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { basename, dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { clientsFilePath, fileSignature, readClientsFile } from '../config/clients-file.ts';
-import { ConfigError, parseGatewayFile, readConfigFile } from '../config/load.ts';
+import { ConfigError, parseGatewayFileAndSpecs, readConfigFile } from '../config/load.ts';
 import type { GatewayFile, ServerSettings, Snapshot } from '../config/schema.ts';
 import { type ApplyResult, createGatewayInstance } from './instance.ts';
 import type { GatewayMetrics } from './observability/metrics.ts';
@@ -42,7 +42,7 @@ export interface GatewayRuntime {
 export async function startGateway(options: StartGatewayOptions): Promise<GatewayRuntime> {
   const file = resolve(options.configFile);
   const text = await readConfigFile(file);
-  const config = parseGatewayFile(text, file);
+  const config = await parseGatewayFileAndSpecs(text, file);
   const settings = config.server;
   const logger = typeof options.logger === 'function' ? options.logger(settings.log.level) : options.logger;
   const instance = await createGatewayInstance({
@@ -109,7 +109,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
           rejected = false;
           return undefined;
         }
-        const parsed = parseGatewayFile(next, file);
+        const parsed = await parseGatewayFileAndSpecs(next, file);
         const { compilation, clients } = await compileFile(parsed);
         read = { hash: h, clients, server: parsed.server };
         return compilation;

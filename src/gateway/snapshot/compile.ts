@@ -4,7 +4,7 @@
  * new snapshot is then one reference swap.
  */
 import { blockList } from '../../shared/block-list.ts';
-import type { Client, LegacyClient, RateLimitPolicies, Snapshot } from '../../config/schema.ts';
+import type { Client, Endpoint, LegacyClient, RateLimitPolicies, Snapshot } from '../../config/schema.ts';
 import { grantsPermission, WILDCARD } from '../../shared/permissions.ts';
 import { segmentDepth } from '../http/canonical-path.ts';
 import { CollectionRouter, EndpointMatcher } from '../http/router.ts';
@@ -16,6 +16,7 @@ import type { Policy, RequestContext } from '../policies/policy.ts';
 import type { RateLimitStore } from '../../shared/rate-limit-store.ts';
 import { rateLimit } from '../policies/rate-limit/policy.ts';
 import { tokenExchange } from '../policies/token-exchange.ts';
+import { CollectionValidators } from '../policies/validate-request.ts';
 import type { Minter } from '../tokens/minter.ts';
 import {
   type CompiledCollection,
@@ -170,6 +171,20 @@ function finishCompile(
       chain: Object.freeze(chain),
     });
     const publicChain: readonly Policy[] = Object.freeze([strip]);
+    let validators: CollectionValidators | undefined;
+    const chainOf = (e: Endpoint): readonly Policy[] => {
+      const base = c.authRequired && e.public && c.publicEndpoints ? publicChain : collection.chain;
+      if (!(e.validate ?? c.validateRequests) || !e.request) return base;
+      validators ??= new CollectionValidators(c.schemas);
+      const check = validators.policy(e, c.maxBodyBytes);
+      if (!check) return base;
+      // Validation runs after authorization and rate limiting (an unauthorized caller learns nothing about the
+      // schema and cannot spend the gateway's CPU for free), before a token is minted.
+      const last = base[base.length - 1];
+      return Object.freeze(
+        base === collection.chain && c.authRequired ? [...base.slice(0, -1), check, last!] : [...base, check],
+      );
+    };
     for (const e of c.endpoints) {
       const endpoint: CompiledEndpoint = Object.freeze({
         id: endpointId(c.name, e.method, e.path),
@@ -179,7 +194,7 @@ function finishCompile(
         collection,
         paramNames: [...e.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!),
         // A public endpoint (OpenAPI `security: []`) exists only where the collection allows it (schema check).
-        chain: c.authRequired && e.public && c.publicEndpoints ? publicChain : collection.chain,
+        chain: chainOf(e),
       });
       endpoints.add(endpoint);
     }
