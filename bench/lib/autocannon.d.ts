@@ -14,6 +14,8 @@ declare module 'autocannon' {
     connections: number;
     headers?: Record<string, string>;
     overallRate?: number;
+    method?: string;
+    body?: string;
   }
   interface Result {
     '2xx': number;

@@ -5,7 +5,7 @@
  */
 import { constants, type Stats } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { dirname, extname } from 'node:path';
 import { visit as visitJson } from 'jsonc-parser';
 import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { formatIssues, formatPath, GatewayFileSchema, type GatewayFile } from './schema.ts';
@@ -31,7 +31,23 @@ export const MAX_ALIAS_COUNT = 1000;
 const YAML_WARNINGS_REFUSED = new Set(['TAG_RESOLVE_FAILED', 'BAD_COLLECTION_TYPE', 'BAD_ALIAS']);
 
 export async function loadGatewayFile(file: string): Promise<GatewayFile> {
-  return parseGatewayFile(await readConfigFile(file), file);
+  return parseGatewayFileAndSpecs(await readConfigFile(file), file);
+}
+
+/** `parseGatewayFile`, after importing the OpenAPI documents that collections name (`openapi: FILE`). */
+export async function parseGatewayFileAndSpecs(text: string, file: string): Promise<GatewayFile> {
+  const data = parseConfigText(text, file);
+  const collections = (data as { collections?: unknown } | null)?.collections;
+  // The OpenAPI parser loads only for a file that names a document.
+  const named =
+    Array.isArray(collections) && collections.some((c) => c !== null && typeof c === 'object' && 'openapi' in c);
+  const problems = named
+    ? await (await import('./openapi/expand.ts')).expandOpenApiCollections(data, dirname(file))
+    : [];
+  if (problems.length > 0) throw new ConfigError(`${file}: invalid configuration\n${indent(problems.join('\n'))}`);
+  const result = GatewayFileSchema.safeParse(data);
+  if (!result.success) throw new ConfigError(`${file}: invalid configuration\n${indent(formatIssues(result.error))}`);
+  return result.data;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { basename, dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { clientsFilePath, fileSignature, readClientsFile } from '../config/clients-file.ts';
-import { ConfigError, parseGatewayFile, readConfigFile } from '../config/load.ts';
+import { ConfigError, parseGatewayFileAndSpecs, readConfigFile } from '../config/load.ts';
 import type { GatewayFile, ServerSettings, Snapshot } from '../config/schema.ts';
 import { type ApplyResult, createGatewayInstance } from './instance.ts';
 import type { GatewayMetrics } from './observability/metrics.ts';
@@ -47,7 +47,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const file = resolve(options.configFile);
   const text = await readConfigFile(file);
   const adjust = options.adjust ?? ((f: GatewayFile) => f);
-  const config = adjust(parseGatewayFile(text, file));
+  const config = adjust(await parseGatewayFileAndSpecs(text, file));
   const settings = config.server;
   const logger = typeof options.logger === 'function' ? options.logger(settings.log.level) : options.logger;
   const instance = await createGatewayInstance({
@@ -115,7 +115,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
           rejected = false;
           return undefined;
         }
-        const parsed = adjust(parseGatewayFile(next, file));
+        const parsed = adjust(await parseGatewayFileAndSpecs(next, file));
         const { compilation, clients } = await compileFile(parsed);
         read = { hash: h, clients, server: parsed.server };
         return compilation;

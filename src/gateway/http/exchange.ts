@@ -28,6 +28,7 @@ export class Exchange implements RequestContext {
   credentialHeaders: string[] | undefined = undefined;
   responseHeaders: string[] | undefined = undefined;
   upstreamAuthorization: string | undefined = undefined;
+  requestBody: Buffer | undefined = undefined;
   /** performance.now() when the request arrived. */
   readonly start: number;
   readonly method: string;

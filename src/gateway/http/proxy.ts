@@ -168,7 +168,7 @@ export function proxy<C extends RequestContext>(ctx: C, path: string, headers: s
       path,
       method: req.method as Dispatcher.HttpMethod,
       headers,
-      body: hasBody(req.headers) ? req : null,
+      body: ctx.requestBody ?? (hasBody(req.headers) ? req : null),
       headersTimeout: upstream.headersTimeout,
       bodyTimeout: upstream.bodyTimeout,
     },

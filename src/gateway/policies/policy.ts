@@ -36,6 +36,8 @@ export interface RequestContext {
   responseHeaders: string[] | undefined;
   /** The Authorization value the upstream receives (`Bearer <minted JWT>`), set by token exchange. */
   upstreamAuthorization: string | undefined;
+  /** The request body, when request validation read it whole: forwarded instead of the (consumed) stream. */
+  requestBody?: Buffer | undefined;
 }
 
 export type PolicyResult = Refusal | undefined;

@@ -4,7 +4,14 @@
  * new snapshot is then one reference swap.
  */
 import { blockList } from '../../shared/block-list.ts';
-import type { Client, ConcurrencyPolicies, LegacyClient, RateLimitPolicies, Snapshot } from '../../config/schema.ts';
+import type {
+  Client,
+  ConcurrencyPolicies,
+  Endpoint,
+  LegacyClient,
+  RateLimitPolicies,
+  Snapshot,
+} from '../../config/schema.ts';
 import type { ConcurrencyStore } from '../../shared/concurrency-store.ts';
 import { concurrency } from '../policies/concurrency/policy.ts';
 import { defaultSlots } from '../policies/concurrency/memory-slots.ts';
@@ -24,6 +31,7 @@ import { compilePolicySet, type Decision } from '../policies/resource-policy/com
 import { entityStore } from '../policies/resource-policy/entities.ts';
 import { resourcePolicy } from '../policies/resource-policy/policy.ts';
 import type { EntityJson } from '../../shared/cedar.ts';
+import { CollectionValidators } from '../policies/validate-request.ts';
 import type { Minter } from '../tokens/minter.ts';
 import {
   type CompiledCollection,
@@ -210,6 +218,20 @@ function finishCompile(
       chain: Object.freeze(chain),
     });
     const publicChain: readonly Policy[] = Object.freeze([strip]);
+    let validators: CollectionValidators | undefined;
+    const chainOf = (e: Endpoint): readonly Policy[] => {
+      const base = c.authRequired && e.public && c.publicEndpoints ? publicChain : collection.chain;
+      if (!(e.validate ?? c.validateRequests) || !e.request) return base;
+      validators ??= new CollectionValidators(c.schemas);
+      const check = validators.policy(e, c.maxBodyBytes);
+      if (!check) return base;
+      // Validation runs after authorization and rate limiting (an unauthorized caller learns nothing about the
+      // schema and cannot spend the gateway's CPU for free), before a token is minted.
+      const last = base[base.length - 1];
+      return Object.freeze(
+        base === collection.chain && c.authRequired ? [...base.slice(0, -1), check, last!] : [...base, check],
+      );
+    };
     for (const e of c.endpoints) {
       const endpoint: CompiledEndpoint = Object.freeze({
         id: endpointId(c.name, e.method, e.path),
@@ -219,7 +241,7 @@ function finishCompile(
         collection,
         paramNames: [...e.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!),
         // A public endpoint (OpenAPI `security: []`) exists only where the collection allows it (schema check).
-        chain: c.authRequired && e.public && c.publicEndpoints ? publicChain : collection.chain,
+        chain: chainOf(e),
       });
       endpoints.add(endpoint);
     }
