@@ -166,6 +166,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       localPorts: controlPorts,
     });
     cloud = await CloudGateway.create({ logger, server, signing: tokenExchange, egress });
+    // Not ready (/readyz 503) until every listener is up: a load balancer must not send admin API or bootstrap
+    // requests to a replica that does not listen on them yet.
+    cloud.instance.setCheck('startup', { status: 'failing', detail: 'the control plane is starting' });
     // The cloud gateway listens before the first compile: every tenant's issuer names its bound address.
     const listening = await cloud.instance.listen({
       port: gatewayPort,
@@ -298,6 +301,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     for (const port of [listening.api.port, listening.ops?.port, bootstrapAddress.port, sync.port, adminAddress.port])
       if (port) controlPorts.add(port);
+    cloud.instance.setCheck('startup', undefined);
     logger.info(
       {
         admin: formatHost(adminAddress),
