@@ -1,11 +1,12 @@
 /**
  * High availability on real processes and a real PostgreSQL: two `gatehouse control start` replicas sharing one
  * schema and one encryption key, an edge gateway bootstrapped through replica A, and steady traffic through the
- * edge gateway and both replicas' cloud gateways (through a load balancer of this test that, like a Kubernetes
- * Service, sends to the replicas whose /readyz answers 200).
+ * edge gateway, and both replicas' cloud gateways and admin APIs through a load balancer of this test that, like
+ * a Kubernetes Service, sends to the replicas whose /readyz answers 200.
  *
- * 1. Replica A is killed (SIGKILL): the edge gateway syncs through B within 2 s, a change made through B reaches
- *    it, and its certificate is renewed through B.
+ * 1. The replica the edge gateway is connected to is killed (SIGKILL): the gateway syncs through the other within
+ *    2 s, resuming from its version (deltas only), a change made through that replica reaches it, and its
+ *    certificate is renewed through it.
  * 2. Both replicas are restarted one after the other (SIGTERM, start again) under that traffic: no request fails,
  *    and no request is served on a configuration older than the one the edge gateway acknowledged before.
  */
@@ -191,17 +192,25 @@ describe(
         await Promise.all([poll, ...traffic]);
       };
       let turn = 0;
-      const traffic = [0, 1, 2].map(async (worker) => {
+      const adminCall = async (replica: Replica) =>
+        (
+          await fetch(`http://127.0.0.1:${replica.ports.admin}/api/v1/me`, {
+            headers: { authorization: `Bearer ${token}` },
+          })
+        ).status;
+      const traffic = [0, 1, 2, 3].map(async (worker) => {
         while (running) {
           if (worker === 0) await record('edge', () => edgeCall(shopToken), 200);
           else if (worker === 1) await record('edge revoked', () => edgeCall(revoked.body.token as string), 401);
           else {
             const targets = [...inRotation];
-            if (targets.length === 0) stats.failed.push('cloud: no replica ready');
+            if (targets.length === 0) stats.failed.push('balancer: no replica ready');
             else {
               const target = targets[turn++ % targets.length]!;
               inFlight.set(target, (inFlight.get(target) ?? 0) + 1);
-              await record(`cloud ${target.name}`, () => cloudCall(target, shopToken), 200);
+              // Worker 3: the admin API behind the same balancer.
+              if (worker === 3) await record(`admin ${target.name}`, () => adminCall(target), 200);
+              else await record(`cloud ${target.name}`, () => cloudCall(target, shopToken), 200);
               inFlight.set(target, inFlight.get(target)! - 1);
             }
           }
@@ -250,6 +259,9 @@ describe(
           10_000,
           'the change through the surviving replica',
         );
+        // Resumed from the version it held: the change came as a delta, no full snapshot was sent.
+        const applied = edge.output.slice(from).filter((l) => l.includes('"config applied from the control plane"'));
+        assert.ok(applied.length > 0 && applied.every((l) => l.includes('"kind":"delta"')), applied.join('\n'));
         // Its certificate (valid 12 s, renewed at two thirds) is renewed through the surviving replica.
         await edge.waitFor(/renewed the gateway certificate/, 20_000, from);
         await dead.process!.stop();

@@ -3,6 +3,7 @@
  * that compiles changes into snapshots, and the embedded cloud gateway. On first start it creates the `default`
  * workspace and an installation admin client, whose token is returned once for the caller to print.
  */
+import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -24,7 +25,7 @@ import { CloudGateway } from './cloud-gateway.ts';
 import type { CertificateAuthority } from './pki/ca.ts';
 import { openStoredCertificateAuthority } from './pki/stored-ca.ts';
 import { startReplicaPresence, type ReplicaPresence } from './replicas.ts';
-import { type KeyRing, KeyRingError, localKeyRing } from './secrets/key-ring.ts';
+import { createKeyRing, type KeyRing, KeyRingError, localKeyRing } from './secrets/key-ring.ts';
 import { Publisher } from './publisher.ts';
 import { createBootstrapServer } from './sync/bootstrap-server.ts';
 import { hostPort, startSyncServer, type SyncServer } from './sync/sync-server.ts';
@@ -136,7 +137,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     throw new KeyRingError(
       'a control plane on PostgreSQL needs the encryption key of its secrets: set GATEHOUSE_ENCRYPTION_KEY (or GATEHOUSE_ENCRYPTION_KEY_FILE) to the same key on every replica (generate one with `openssl rand -base64 32`; docs/high-availability.md)',
     );
-  keyRing ??= await localKeyRing(dataDir);
+  // An in-memory database (tests) gets a key that lives as long as it does; a SQLite file, one beside it.
+  keyRing ??=
+    options.databaseUrl?.trim() === ':memory:' ? createKeyRing([randomBytes(32)]) : await localKeyRing(dataDir);
   const store = await openStore({ databaseUrl: options.databaseUrl, dataDir, keyRing });
   let cloud: CloudGateway | undefined;
   let admin: Server | undefined;
@@ -180,6 +183,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       localPorts: controlPorts,
     });
     cloud = await CloudGateway.create({ logger, server, signing: tokenExchange, egress });
+    // Not ready (/readyz 503) until every listener is up: a load balancer must not send admin API or bootstrap
+    // requests to a replica that does not listen on them yet.
+    cloud.instance.setCheck('startup', { status: 'failing', detail: 'the control plane is starting' });
     // The cloud gateway listens before the first compile: every tenant's issuer names its bound address.
     const listening = await cloud.instance.listen({
       port: gatewayPort,
@@ -319,6 +325,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const adminAddress = await listenExplained(admin, options.adminPort ?? 8081, host, 'admin API', '--admin-port');
     for (const port of [listening.api.port, listening.ops?.port, bootstrapAddress.port, sync.port, adminAddress.port])
       if (port) controlPorts.add(port);
+    cloud.instance.setCheck('startup', undefined);
     logger.info(
       {
         admin: formatHost(adminAddress),
