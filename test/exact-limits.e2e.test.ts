@@ -153,21 +153,24 @@ if (unreachable === undefined) {
       letGo();
       const statuses = await Promise.all(answers.map(async (a) => (await a).status));
       assert.equal(statuses.filter((s) => s === 200).length, 4);
-      // Slots go back when the answers end: four more fit.
-      const again = await Promise.all(
-        [0, 1, 2, 3].map((i) => fetch(`${gateways[i % 3]!.url}/capped/now`, { headers: auth(keys.capped) })),
-      );
-      assert.deepEqual(
-        again.map((r) => r.status),
-        [200, 200, 200, 200],
+      // Slots go back when the answers end: four more fit (a slot freed on one gateway reaches another after one
+      // Redis round trip, so the first try may come too early).
+      await eventually(
+        async () => {
+          const again = await Promise.all(
+            [0, 1, 2, 3].map((i) => fetch(`${gateways[i % 3]!.url}/capped/now`, { headers: auth(keys.capped) })),
+          );
+          await Promise.all(again.map((r) => r.text()));
+          return again.every((r) => r.status === 200);
+        },
+        10_000,
+        'four more requests to fit',
+        50,
       );
       const metrics = await Promise.all(
         gateways.map((g) => metricValue(g.opsUrl, 'gatehouse_concurrency_refused_total{client="capped"}')),
       );
-      assert.equal(
-        metrics.reduce((a, b) => a + b, 0),
-        8,
-      );
+      assert.ok(metrics.reduce((a, b) => a + b, 0) >= 8, `refusals counted: ${metrics.join(', ')}`);
     });
 
     it('lets a request wait in the queue for a slot instead of refusing it', async () => {

@@ -132,8 +132,8 @@ export function createSharedSlots(options: SharedSlotsOptions): SharedSlots {
     if (rest.length === 0) return;
     if (failing) {
       for (const w of rest) w(takeLocal(s));
-    } else if (!s.contended && want > 0) {
-      // The fair-share cap granted fewer than were waiting: ask again.
+    } else if (!s.contended) {
+      // The fair-share cap granted fewer than were waiting, or they came during a renewal or a give-back: ask.
       s.waiters = rest;
       void lease(s, s.held, rest.length);
     } else {

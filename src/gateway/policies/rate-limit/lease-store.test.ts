@@ -139,7 +139,7 @@ if (unreachable === undefined) {
   });
 
   describe('the lease store without Redis', () => {
-    it('counts alone with its share of the limit, degraded, and decides without waiting', async () => {
+    it('waits at most a lease period, then counts alone with its share of the limit, without waiting', async () => {
       const port = await closedPort();
       const errors: Error[] = [];
       const store = createLeaseStore({
@@ -147,19 +147,26 @@ if (unreachable === undefined) {
         prefix: freshPrefix(),
         connectTimeoutMs: 100,
         commandTimeoutMs: 100,
+        leaseTtlMs: 200,
         onError: (e) => errors.push(e),
       });
       try {
-        await eventually(() => store.degraded, 5_000, 'the store to be degraded');
+        // A first hit waits while the failure is younger than a lease period, then is decided alone.
+        assert.equal((await store.hit('k', 3, MINUTE)).allowed, true);
+        await eventually(
+          () => store.degraded && Date.now() - store.state().since >= 200,
+          5_000,
+          'the store to be degraded for a lease period',
+        );
         const decisions = [];
-        for (let i = 0; i < 4; i++) decisions.push(store.hit('k', 3, MINUTE));
+        for (let i = 0; i < 3; i++) decisions.push(store.hit('k', 3, MINUTE));
         assert.ok(
           decisions.every((d) => !(d instanceof Promise)),
-          'no hit waits for an absent Redis',
+          'no hit waits for Redis any longer',
         );
         assert.deepEqual(
           decisions.map((d) => (d as { allowed: boolean }).allowed),
-          [true, true, true, false],
+          [true, true, false],
         );
         assert.ok(errors.length > 0);
       } finally {

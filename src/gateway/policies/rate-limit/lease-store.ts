@@ -24,12 +24,15 @@
  * **When Redis is slow or down.** A lease call that gets no answer within `commandTimeoutMs` fails (the deadline
  * tolerates a blocked event loop: see redis-leases.ts) and the connection is dialled again; the store is degraded
  * until a call or a PING succeeds. Units already leased are still spent until their lease ends (they are counted in
- * Redis, so this stays exact). Beyond them, `onStoreFailure: open` limits (the default) let each instance admit
+ * Redis, so this stays exact). A request that needs more waits while the failure is shorter than a lease period
+ * (`leaseTtlMs`; refills are retried every 50 ms): a timeout may be a slow Redis or a saturated event loop, and
+ * deciding alone then would admit units other instances are spending. After that, `onStoreFailure: open` limits
+ * (the default) let each instance admit
  * alone a budget fixed at its first such decision in the window: what the window still allowed at the last answer
  * divided among the instances seen — so the total stays near the limit when Redis fails mid-window, while with
  * Redis down since before the window each instance admits up to the whole limit (as the memory store would).
- * `closed` limits are refused with 503 by the policy (it reads `degraded`). A slow Redis delays only requests that
- * found no unit, by at most `commandTimeoutMs`; hits admitted alone are not added to the shared count.
+ * `closed` limits are refused with 503 by the policy (it reads `degraded`). A slow or failing Redis delays only
+ * requests that found no unit, by at most one lease period; hits admitted alone are not added to the shared count.
  */
 import { randomBytes } from 'node:crypto';
 import type { RateLimitDecision, RateLimitStore } from '../../../shared/rate-limit-store.ts';
@@ -75,6 +78,8 @@ const IDLE_RETURN_MS = 1_000;
 /** The rate estimate's memory. */
 const RATE_HALF_LIFE_MS = 500;
 const PING_EVERY_MS = 1_000;
+/** While Redis fails for less than a lease period, a waiting request's refill is tried again this often. */
+const RETRY_MS = 50;
 
 interface Waiter {
   now: number;
@@ -242,6 +247,11 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
     }
   }
 
+  /** Whether Redis has failed for a lease period or more: hits without units are then decided alone. */
+  function failedLong(): boolean {
+    return state.status === 'degraded' && Date.now() - state.since >= leaseTtlMs;
+  }
+
   /** Gives back a lease's unspent units (its window ended, its limit changed, or it went idle). */
   function giveBack(l: Lease, start: number, units: number): void {
     if ((units <= 0 && l.unreported === 0) || !link.ready()) return;
@@ -292,7 +302,7 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
         resetMs: Math.max(1, l.refusal.resetMs - elapsed),
       };
     }
-    if (state.status === 'degraded' || closed) return local(l, now);
+    if (closed || failedLong()) return local(l, now);
     return new Promise<RateLimitDecision>((resolve) => {
       l.waiters.push({ now, resolve });
       if (!l.calling) void refill(l, now);
@@ -360,8 +370,16 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
     l.calling = false;
     const waiters = l.waiters;
     if (answer === undefined) {
-      l.waiters = [];
-      for (const w of waiters) w.resolve(local(l, w.now));
+      if (failedLong() || closed) {
+        l.waiters = [];
+        for (const w of waiters) w.resolve(local(l, w.now));
+      } else {
+        // A failure shorter than a lease period may be a slow Redis or a saturated event loop rather than an
+        // outage: deciding alone now would admit units other instances are spending. Ask again shortly.
+        setTimeout(() => {
+          if (l.waiters.length > 0 && !l.calling) void refill(l, l.waiters[0]!.now);
+        }, RETRY_MS).unref();
+      }
       return;
     }
     if (leases.get(l.key) !== l || l.start !== sentStart) {
