@@ -10,6 +10,8 @@ import { headerKey } from '../http/header-rules.ts';
 import { channels } from '../observability/channels.ts';
 import type { KeyEntry } from '../snapshot/compiled.ts';
 import type { Policy, RequestContext } from './policy.ts';
+import { DERIVED_PREFIX } from '../tokens/derived.ts';
+import type { DerivedVerifier } from '../tokens/token-endpoint.ts';
 
 export interface AuthenticateOptions {
   keys: ReadonlyMap<string, KeyEntry>;
@@ -17,6 +19,8 @@ export interface AuthenticateOptions {
   /** Lower-case header names of the legacy pair. */
   legacyKeyHeader: string;
   legacyEmailHeader: string;
+  /** Verifies derived credentials (`ghd_…`) against the same keys; undefined: they are refused as malformed. */
+  derived?: DerivedVerifier;
   now?: () => number;
 }
 
@@ -47,7 +51,7 @@ interface ConnectionKey {
 }
 
 export function authenticate(options: AuthenticateOptions): Policy {
-  const { keys, legacyKeys, legacyKeyHeader, legacyEmailHeader } = options;
+  const { keys, legacyKeys, legacyKeyHeader, legacyEmailHeader, derived } = options;
   const now = options.now ?? Date.now;
   // Every header that may carry a credential is removed before forwarding, not only the one that was used.
   const credentialHeaders = [...new Set(['authorization', 'x-api-key', legacyKeyHeader, legacyEmailHeader])];
@@ -88,6 +92,14 @@ export function authenticate(options: AuthenticateOptions): Policy {
     }
 
     let entry: KeyEntry | undefined;
+    if (key !== undefined && key.startsWith(DERIVED_PREFIX)) {
+      // A derived credential: its root key's entry decides like the key itself, its own claims narrow it.
+      if (derived === undefined) return keyRefused(ctx, key, MALFORMED);
+      const resolved = derived.resolve(key);
+      if ('code' in resolved) return keyRefused(ctx, key, refusal(resolved.code));
+      ctx.derived = resolved.claims;
+      return accept(ctx, resolved.entry);
+    }
     if (key !== undefined && key.startsWith(KEY_PREFIX)) {
       if (!isWellFormedKey(key)) return keyRefused(ctx, key, MALFORMED);
       entry = keys.get(hashKey(key));
