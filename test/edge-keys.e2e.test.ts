@@ -113,6 +113,45 @@ describe('edge gateways: signing keys shared by every replica and the cloud gate
     }
   });
 
+  it('a derived credential minted at the cloud gateway or one replica is verified in-process by every gateway of the environment', async () => {
+    const mint = async (url: string, subject: string, agent: string) => {
+      const res = await fetch(`${url}/oauth2/token`, {
+        method: 'POST',
+        body: new URLSearchParams({
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: subject,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          agent_id: agent,
+          scope: 'orders:read',
+        }),
+      });
+      const body = (await res.json()) as Record<string, unknown>;
+      assert.equal(res.status, 200, JSON.stringify(body));
+      return String(body.access_token);
+    };
+    const issuer = `${cp.gatewayUrl}/default/prod`;
+    const atCloud = await mint(issuer, token, 'cloud-agent');
+    // The cloud gateway answers only under a tenant's prefix.
+    assert.equal((await fetch(`${cp.gatewayUrl}/nobody/prod/oauth2/token`, { method: 'POST' })).status, 404);
+    const atEdge = await mint(edges[0]!.url, token, 'edge-agent');
+    for (const [credential, agent] of [
+      [atCloud, 'cloud-agent'],
+      [atEdge, 'edge-agent'],
+    ] as const) {
+      for (const edge of edges) {
+        const res = await fetch(`${edge.url}/orders/items`, { headers: { authorization: `Bearer ${credential}` } });
+        const body = await res.text();
+        assert.equal(res.status, 200, body);
+        const jwt = (JSON.parse(body) as { headers: { authorization: string } }).headers.authorization.slice(7);
+        const { payload } = await jwtVerify(jwt, createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`)), {
+          issuer,
+          audience: AUDIENCE,
+        });
+        assert.deepEqual(payload.act, { sub: agent });
+      }
+    }
+  });
+
   it('the admin snapshot endpoint shows the public keys only', async () => {
     for (const target of ['cloud', 'edge:eu-1']) {
       const res = await admin.get(`${PROD}/snapshot?target=${target}`);
