@@ -10,7 +10,7 @@ import { headerKey } from '../http/header-rules.ts';
 import { channels } from '../observability/channels.ts';
 import type { KeyEntry } from '../snapshot/compiled.ts';
 import type { Policy, RequestContext } from './policy.ts';
-import { DERIVED_PREFIX } from '../tokens/derived.ts';
+import { DERIVED_PREFIX, type DerivedClaims } from '../tokens/derived.ts';
 import type { DerivedVerifier } from '../tokens/token-endpoint.ts';
 
 export interface AuthenticateOptions {
@@ -48,6 +48,8 @@ interface ConnectionKey {
   /** That header's whole value. */
   value: string;
   entry: KeyEntry;
+  /** The claims when the value is a derived credential (its expiry is checked again on every request). */
+  derived?: DerivedClaims | undefined;
 }
 
 export function authenticate(options: AuthenticateOptions): Policy {
@@ -70,7 +72,12 @@ export function authenticate(options: AuthenticateOptions): Policy {
           : authorization === undefined
             ? headers['x-api-key']
             : undefined;
-      if (value === known.value) return accept(ctx, known.entry);
+      if (value === known.value) {
+        if (known.derived === undefined) return accept(ctx, known.entry);
+        if (now() >= known.derived.e * 1000) return refusal('GH_ERR_DERIVED_EXPIRED');
+        ctx.derived = known.derived;
+        return accept(ctx, known.entry);
+      }
       connectionKeys.set(socket, SHARED);
     }
     let key: string | undefined;
@@ -98,6 +105,13 @@ export function authenticate(options: AuthenticateOptions): Policy {
       const resolved = derived.resolve(key);
       if ('code' in resolved) return keyRefused(ctx, key, refusal(resolved.code));
       ctx.derived = resolved.claims;
+      if (known === undefined)
+        connectionKeys.set(socket, {
+          header: from,
+          value: from === 'authorization' ? authorization! : (headers['x-api-key'] as string),
+          entry: resolved.entry,
+          derived: resolved.claims,
+        });
       return accept(ctx, resolved.entry);
     }
     if (key !== undefined && key.startsWith(KEY_PREFIX)) {
