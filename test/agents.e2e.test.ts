@@ -119,6 +119,11 @@ describe('derived credentials for agents', () => {
     assert.deepEqual(payload.permissions, ['invoices:read']);
     assert.deepEqual(payload.act, { sub: 'agent-42', session: 's-1' });
 
+    // The access log attributes the request to the agent and its session.
+    const logged = JSON.parse(await gw.waitFor(/"agent":"agent-42","session":"s-1"/)) as Record<string, unknown>;
+    assert.equal(logged.clientId, 'billing-client');
+    assert.equal(logged.status, 200);
+
     // The API key's own token is a different one: full permissions, no act.
     const direct = (await (await call(billing.key)).json()) as { headers: Record<string, string> };
     const own = await jwtVerify(direct.headers.authorization!.slice(7), jwks);
