@@ -24,7 +24,7 @@ const regenerated = newKey();
 const doomed = newKey();
 const fenced = newKey();
 
-function config(keys: { billing: { hash: string }; doomed?: { hash: string } }) {
+function config(keys: { billing: { hash: string }; doomed?: { hash: string }; fencedDisabled?: boolean }) {
   const client = (id: string, key: { hash: string }, extra: Record<string, unknown> = {}) => ({
     id,
     role: 'billing',
@@ -53,7 +53,10 @@ function config(keys: { billing: { hash: string }; doomed?: { hash: string } }) 
     clients: [
       client('billing-client', keys.billing, { userId: 'u-7', orgId: 'acme' }),
       ...(keys.doomed ? [client('doomed-client', keys.doomed)] : []),
-      client('fenced-client', fenced, { allowedIps: ['127.0.0.0/8'] }),
+      client('fenced-client', fenced, {
+        allowedIps: ['127.0.0.0/8'],
+        ...(keys.fencedDisabled && { status: 'disabled' }),
+      }),
     ],
   };
 }
@@ -248,8 +251,10 @@ describe('derived credentials for agents', () => {
         })
       ).body.access_token,
     );
+    const fromFenced = String((await exchange(fenced.key, { scope: 'customers:read' })).body.access_token);
     assert.equal((await call(fromBilling)).status, 200);
     assert.equal((await call(delegated, '/billing/customers')).status, 200);
+    assert.equal((await call(fromFenced, '/billing/customers')).status, 200);
 
     // Traffic with the derived credentials while the config changes: billing's key regenerated, doomed deleted.
     const statuses: { before: boolean; status: number; code?: string }[] = [];
@@ -269,7 +274,7 @@ describe('derived credentials for agents', () => {
       }
     })();
     const from = gw.output.length;
-    await gw.writeConfig(config({ billing: regenerated }));
+    await gw.writeConfig(config({ billing: regenerated, fencedDisabled: true }));
     gw.child.kill('SIGHUP');
     await waitForLine(gw, /"config applied/, from);
     applied = true;
@@ -283,6 +288,8 @@ describe('derived credentials for agents', () => {
       'traffic passed before the change',
     );
     for (const s of afterward) assert.deepEqual([s.status, s.code], [401, 'GH_ERR_DERIVED_PARENT_REVOKED']);
+    // Disabling the parent client ends its credentials too.
+    await expectProblem(await call(fromFenced, '/billing/customers'), 403, 'GH_ERR_AUTH_CLIENT_DISABLED');
     // The regenerated key mints and calls again.
     const fresh = await exchange(regenerated.key);
     assert.equal((await call(String(fresh.body.access_token))).status, 200);
