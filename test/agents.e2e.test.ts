@@ -48,6 +48,15 @@ function config(keys: { billing: { hash: string }; doomed?: { hash: string }; fe
           { method: 'GET', path: '/customers', permission: 'customers:read' },
         ],
       },
+      {
+        name: 'status',
+        basePath: '/status',
+        upstream: upstream.url,
+        project: 'payments',
+        environment: 'PROD',
+        authRequired: false,
+        endpoints: [{ method: 'GET', path: '/', permission: 'status:read' }],
+      },
     ],
     roles: [{ name: 'billing', permissions: ['invoices:*', 'customers:read'] }],
     clients: [
@@ -121,6 +130,10 @@ describe('derived credentials for agents', () => {
     assert.equal(payload.org_id, 'acme');
     assert.deepEqual(payload.permissions, ['invoices:read']);
     assert.deepEqual(payload.act, { sub: 'agent-42', session: 's-1' });
+
+    // Sent to a collection that needs no key, the credential is removed before forwarding, like a key.
+    const open = (await (await call(credential, '/status/')).json()) as { headers: Record<string, string> };
+    assert.equal(open.headers.authorization, undefined);
 
     // The access log attributes the request to the agent and its session.
     const logged = JSON.parse(await gw.waitFor(/"agent":"agent-42","session":"s-1"/)) as Record<string, unknown>;

@@ -153,7 +153,7 @@ export function authenticate(options: AuthenticateOptions): Policy {
 
 /**
  * On a collection that needs no key, a credential a client sends anyway still never reaches the upstream: a
- * Gatehouse key in `Authorization` or `X-API-Key`, and a legacy key + email pair that names a known legacy
+ * Gatehouse key or derived credential in `Authorization` or `X-API-Key`, and a legacy key + email pair that names a known legacy
  * client. Other `Authorization` values (the backend's own scheme) pass. The policy never refuses.
  */
 export function stripCredentials(
@@ -168,7 +168,11 @@ export function stripCredentials(
       const value = headers[raw];
       if (typeof value !== 'string') continue;
       const name = headerKey(raw);
-      if ((name === 'authorization' || name === 'x-api-key') && value.includes(KEY_PREFIX)) (strip ??= []).push(name);
+      if (
+        (name === 'authorization' || name === 'x-api-key') &&
+        (value.includes(KEY_PREFIX) || value.includes(DERIVED_PREFIX))
+      )
+        (strip ??= []).push(name);
       else if (name === legacyKeyHeader && value.length > 0 && value.length <= 512 && legacyKeys.has(hashKey(value)))
         (strip ??= []).push(legacyKeyHeader, legacyEmailHeader);
     }
