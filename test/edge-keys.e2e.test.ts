@@ -14,6 +14,7 @@ import { startDemoUpstream } from '../src/demo/upstream.ts';
 import { type AdminApi, type ControlProcess, startControlPlane } from './control-helpers.ts';
 import { createAndBootstrap, deployOrders, type EdgeProcess, startEdge } from './edge-helpers.ts';
 import { startUpstream, type Upstream } from './helpers.ts';
+import { eventually } from '../src/testing/eventually.ts';
 
 const WS = '/workspaces/default';
 const PROD = `${WS}/environments/PROD`;
@@ -113,6 +114,45 @@ describe('edge gateways: signing keys shared by every replica and the cloud gate
     }
   });
 
+  it('a derived credential minted at the cloud gateway or one replica is verified in-process by every gateway of the environment', async () => {
+    const mint = async (url: string, subject: string, agent: string) => {
+      const res = await fetch(`${url}/oauth2/token`, {
+        method: 'POST',
+        body: new URLSearchParams({
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: subject,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          agent_id: agent,
+          scope: 'orders:read',
+        }),
+      });
+      const body = (await res.json()) as Record<string, unknown>;
+      assert.equal(res.status, 200, JSON.stringify(body));
+      return String(body.access_token);
+    };
+    const issuer = `${cp.gatewayUrl}/default/prod`;
+    const atCloud = await mint(issuer, token, 'cloud-agent');
+    // The cloud gateway answers only under a tenant's prefix.
+    assert.equal((await fetch(`${cp.gatewayUrl}/nobody/prod/oauth2/token`, { method: 'POST' })).status, 404);
+    const atEdge = await mint(edges[0]!.url, token, 'edge-agent');
+    for (const [credential, agent] of [
+      [atCloud, 'cloud-agent'],
+      [atEdge, 'edge-agent'],
+    ] as const) {
+      for (const edge of edges) {
+        const res = await fetch(`${edge.url}/orders/items`, { headers: { authorization: `Bearer ${credential}` } });
+        const body = await res.text();
+        assert.equal(res.status, 200, body);
+        const jwt = (JSON.parse(body) as { headers: { authorization: string } }).headers.authorization.slice(7);
+        const { payload } = await jwtVerify(jwt, createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`)), {
+          issuer,
+          audience: AUDIENCE,
+        });
+        assert.deepEqual(payload.act, { sub: agent });
+      }
+    }
+  });
+
   it('the admin snapshot endpoint shows the public keys only', async () => {
     for (const target of ['cloud', 'edge:eu-1']) {
       const res = await admin.get(`${PROD}/snapshot?target=${target}`);
@@ -127,5 +167,33 @@ describe('edge gateways: signing keys shared by every replica and the cloud gate
       assert.equal(keys.keys[0]!.kid, keys.active);
       assert.ok(keys.keys[0]!.publicJwk.x);
     }
+  });
+
+  it('regenerating the parent key through the admin API ends its derived credentials at every replica', async () => {
+    const res = await fetch(`${edges[0]!.url}/oauth2/token`, {
+      method: 'POST',
+      body: new URLSearchParams({
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: token,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        agent_id: 'doomed-agent',
+      }),
+    });
+    const credential = String(((await res.json()) as { access_token: string }).access_token);
+    const codeAt = async (edge: EdgeProcess) => {
+      const r = await fetch(`${edge.url}/orders/items`, { headers: { authorization: `Bearer ${credential}` } });
+      return `${r.status} ${((await r.json()) as { code?: string }).code ?? ''}`.trim();
+    };
+    for (const edge of edges) assert.equal(await codeAt(edge), '200');
+    const clients = (await admin.get(`${WS}/clients`)).body.items as { id: string; name: string }[];
+    const clientId = clients.find((c) => c.name === 'shop')!.id;
+    const regenerated = await admin.post(`${WS}/clients/${clientId}/regenerate`);
+    assert.equal(regenerated.status, 200, JSON.stringify(regenerated.body));
+    const ms = await eventually(
+      async () => (await Promise.all(edges.map(codeAt))).every((c) => c === '401 GH_ERR_DERIVED_PARENT_REVOKED'),
+      10_000,
+      'the derived credential refused at both replicas',
+    );
+    assert.ok(ms < 10_000);
   });
 });

@@ -519,6 +519,17 @@ export const TokenExchangeSchema = z.strictObject({
   algorithm: z.enum(['EdDSA', 'ES256']).default('EdDSA'),
   /** Claims added to each token besides iss, aud, sub, iat, exp, jti. */
   claims: z.array(ClaimNameSchema).default(['client_id', 'user_id', 'org_id', 'permissions', 'environment']),
+  /** Derived credentials for agents (docs/agents.md): absent, the defaults (1h, depth 3). */
+  derived: z
+    .strictObject({
+      /** Longest lifetime of a derived credential. Default 1h. */
+      maxTtl: DurationSchema.pipe(
+        z.number().min(1_000, 'must be at least 1s').max(MAX_TOKEN_TTL_MS, 'must be at most 24h'),
+      ).optional(),
+      /** Longest delegation chain: 1 lets only API keys mint, 2 lets a derived credential mint once more, … Default 3. */
+      maxDepth: z.number().int().min(1).max(5).optional(),
+    })
+    .optional(),
 });
 export type TokenExchange = z.output<typeof TokenExchangeSchema>;
 

@@ -197,7 +197,8 @@ function mergedCompilation(
         });
         return p.finish({ ...deps, minter });
       });
-      return mergeRouteTables(version, tables, snapshot.legacyAuth);
+      const prefixes = parts.map((p) => issuerPrefix(p.snapshot.tokenExchange.issuer));
+      return mergeRouteTables(version, tables, snapshot.legacyAuth, prefixes);
     },
   };
 }

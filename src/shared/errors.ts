@@ -113,6 +113,41 @@ export const ERRORS = {
     title: 'Method not allowed',
     doc: 'The endpoint exists but not for this method; the `Allow` header lists the methods it has.',
   },
+  GH_ERR_DERIVED_INVALID: {
+    status: 401,
+    title: 'Derived credential invalid',
+    doc: 'The `ghd_` credential is malformed, altered, or was minted with a signing key no longer in force (keys rotate): mint a new one at the token endpoint (see docs/agents.md).',
+  },
+  GH_ERR_DERIVED_EXPIRED: {
+    status: 401,
+    title: 'Derived credential expired',
+    doc: 'The derived credential outlived its `expires_in`: mint a new one from the API key (or the credential it was derived from).',
+  },
+  GH_ERR_DERIVED_PARENT_REVOKED: {
+    status: 401,
+    title: 'Parent API key no longer valid',
+    doc: 'The API key this credential was derived from was revoked, regenerated or deleted: every credential derived from it ends with it. Mint a new one from a valid key.',
+  },
+  GH_ERR_DERIVED_FORBIDDEN: {
+    status: 403,
+    title: 'Outside the derived credential',
+    doc: "The endpoint needs a permission the derived credential was not minted with, or a path parameter differs from the value the credential is pinned to (`resource_pin`). Mint a credential with that scope (within the parent's).",
+  },
+  GH_ERR_DERIVED_WIDENING: {
+    status: 400,
+    title: 'Derived credential would be wider than its parent',
+    doc: 'A token-exchange request asked for more than the parent credential has: a permission it lacks (`invalid_scope`), a lifetime beyond its expiry or the `tokenExchange.derived.maxTtl` cap, IP ranges outside its own, or a changed resource pin (`invalid_target`). Ask for a subset.',
+  },
+  GH_ERR_DERIVED_DEPTH: {
+    status: 400,
+    title: 'Delegation too deep',
+    doc: 'The subject token is a derived credential already at the delegation depth limit (`tokenExchange.derived.maxDepth`): mint from a shallower credential.',
+  },
+  GH_ERR_DERIVED_REQUEST_INVALID: {
+    status: 400,
+    title: 'Token-exchange request invalid',
+    doc: 'The token endpoint needs `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`, `subject_token`, `subject_token_type=urn:ietf:params:oauth:token-type:access_token` and `agent_id`, form-encoded in a POST; the description names what is missing or malformed.',
+  },
   GH_ERR_AUTH_IP_NOT_ALLOWED: {
     status: 403,
     title: 'Client IP address not allowed',

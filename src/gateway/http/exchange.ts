@@ -2,6 +2,7 @@
  * One request on its way through the gateway (`Exchange`) and the loop that runs a collection's frozen policy
  * chain over it, synchronously while the policies answer synchronously.
  */
+import type { DerivedClaims } from '../tokens/derived.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode, Refusal } from '../../shared/errors.ts';
 import { channels } from '../observability/channels.ts';
@@ -25,6 +26,7 @@ export class Exchange implements RequestContext {
   readonly params: readonly string[];
   principal: Principal | undefined = undefined;
   key: KeyEntry | undefined = undefined;
+  derived: DerivedClaims | undefined = undefined;
   credentialHeaders: string[] | undefined = undefined;
   responseHeaders: string[] | undefined = undefined;
   upstreamAuthorization: string | undefined = undefined;

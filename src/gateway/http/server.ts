@@ -21,6 +21,7 @@ import type { CompiledCollection, RouteTable } from '../snapshot/compiled.ts';
 import { type ChainEnd, type ClientAddress, Exchange, publishAuthFailure, runChain } from './exchange.ts';
 import { ERRORS, type ErrorCode, type Refusal, refusal, sendProblem, writeRawProblem } from '../../shared/errors.ts';
 import { methodOverride } from './header-rules.ts';
+import { type TokenAnswer, type TokenEndpoint, TOKEN_PATH } from '../tokens/token-endpoint.ts';
 import { HostList } from './host-list.ts';
 import { classify, type ForwardInfo, proxy, type ProxyDone, upstreamHeaders, upstreamPath } from './proxy.ts';
 import { RouteCache, routeKey } from './route-cache.ts';
@@ -62,6 +63,8 @@ const METHOD_OVERRIDE = refusal(
 const WEBSOCKET_NOT_ALLOWED = refusal('GH_ERR_WEBSOCKET_NOT_ALLOWED');
 const JWKS_PATH = '/.well-known/jwks.json';
 const INTERNAL = refusal('GH_ERR_GATEWAY_INTERNAL');
+/** Largest token request body accepted (bytes). */
+const TOKEN_BODY_MAX = 16_384;
 /** Seconds a client is told to wait while the gateway has no configuration yet. */
 const NOT_READY_RETRY_AFTER_S = 2;
 
@@ -247,6 +250,8 @@ export class GatewayServer {
     }
     const routed = this.#route(req, table);
     if ('code' in routed) {
+      const tokenEndpoint = routed === NOT_FOUND ? tokenEndpointOf(table, req.url ?? '/') : undefined;
+      if (tokenEndpoint !== undefined) return this.#serveToken(req, res, requestId, tokenEndpoint, start);
       if (routed === NOT_FOUND && (method === 'GET' || method === 'HEAD') && req.url?.endsWith(JWKS_PATH)) {
         const body = req.url === JWKS_PATH ? this.#jwks() : this.#tenantJwks?.(req.url.slice(0, -JWKS_PATH.length));
         if (body !== undefined) return this.#serveJwks(res, requestId, body);
@@ -302,6 +307,67 @@ export class GatewayServer {
       'x-request-id': requestId,
     });
     res.end(body);
+  }
+
+  /**
+   * The token endpoint (tokens/token-endpoint.ts): a form-encoded POST of at most 16 KiB, answered with RFC 8693
+   * JSON or RFC 6749 error JSON, never cached.
+   */
+  #serveToken(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    endpoint: TokenEndpoint,
+    start: number,
+  ): void {
+    const clientIp = this.#clientIp(req).clientIp;
+    const answer = (a: TokenAnswer, extra: Record<string, string> = {}) => {
+      const body = JSON.stringify(a.body);
+      res.writeHead(a.status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'cache-control': 'no-store',
+        pragma: 'no-cache',
+        'x-request-id': requestId,
+        ...extra,
+      });
+      res.end(body);
+      const ms = performance.now() - start;
+      this.#metrics.observe('', '', req.method ?? 'POST', a.status, ms / 1000);
+      this.#accessLog?.event(
+        { reqId: requestId, method: req.method ?? 'POST', status: a.status, code: a.code, ms, ip: clientIp },
+        'token exchange',
+      );
+    };
+    const invalid = (description: string): TokenAnswer => ({
+      status: 400,
+      body: { error: 'invalid_request', error_description: description, code: 'GH_ERR_DERIVED_REQUEST_INVALID' },
+      code: 'GH_ERR_DERIVED_REQUEST_INVALID',
+    });
+    if (req.method !== 'POST') {
+      req.resume();
+      return answer({ ...invalid('The token endpoint takes POST only.'), status: 405 }, { allow: 'POST' });
+    }
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/x-www-form-urlencoded') {
+      req.resume();
+      return answer(invalid('Send the parameters as application/x-www-form-urlencoded.'));
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= TOKEN_BODY_MAX) chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (size > TOKEN_BODY_MAX) return answer(invalid(`The request body exceeds ${TOKEN_BODY_MAX} bytes.`));
+      try {
+        answer(endpoint.exchange(new URLSearchParams(Buffer.concat(chunks).toString()), clientIp));
+      } catch (error) {
+        this.#internalError(res, error);
+      }
+    });
+    req.on('error', () => res.destroy());
   }
 
   /** Refuses a request answered on its raw socket (CONNECT): counted and logged like any refusal. */
@@ -471,6 +537,16 @@ export class GatewayServer {
       },
     });
   }
+}
+
+/** The token endpoint a path names (`<prefix>/oauth2/token`, query ignored), if the table has one there. */
+function tokenEndpointOf(table: RouteTable, url: string): TokenEndpoint | undefined {
+  const endpoints = table.tokenEndpoints;
+  if (endpoints === undefined) return undefined;
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  if (!path.endsWith(TOKEN_PATH)) return undefined;
+  return endpoints.get(path.slice(0, -TOKEN_PATH.length));
 }
 
 function unmapIp(ip: string): string {

@@ -6,6 +6,7 @@
  * and route of an endpoint; client id and key label of a key; the status) are made once and reused, so a line is
  * a handful of concatenations.
  */
+import type { DerivedClaims } from '../tokens/derived.ts';
 import type { Logger } from 'pino';
 import pino from 'pino';
 import type { RequestContext } from '../policies/policy.ts';
@@ -22,6 +23,9 @@ export interface AccessEvent {
   route?: string;
   clientId?: string;
   key?: string;
+  /** A derived credential's agent and session (`act.sub`, `act.session`). */
+  agent?: string;
+  session?: string;
   ip?: string;
   code?: string;
 }
@@ -30,7 +34,7 @@ export interface AccessLog {
   /** A request that matched a route, answered by the upstream or refused by a policy. */
   request(ctx: RequestContext, method: string, status: number, ms: number, code: string | undefined): void;
   /** A request refused before it matched a route, or a refused WebSocket upgrade. */
-  event(event: AccessEvent, msg: 'refused' | 'upgrade refused'): void;
+  event(event: AccessEvent, msg: 'refused' | 'upgrade refused' | 'token exchange'): void;
 }
 
 /** An access log writing to the logger's own output: directly when that is a LogSink, else through pino. */
@@ -62,6 +66,7 @@ export function createAccessLog(logger: Logger): AccessLog | undefined {
   // free text and does.
   const endpointParts = new WeakMap<CompiledEndpoint, Map<string, string>>();
   const keyParts = new WeakMap<KeyEntry, string>();
+  const agentParts = new WeakMap<DerivedClaims, string>();
   const statusParts: string[] = [];
 
   return {
@@ -86,6 +91,16 @@ export function createAccessLog(logger: Logger): AccessLog | undefined {
           keyParts.set(entry, keyPart);
         }
         line += keyPart;
+      }
+      const derived = ctx.derived;
+      if (derived !== undefined) {
+        let agentPart = agentParts.get(derived);
+        if (agentPart === undefined) {
+          agentPart = `,"agent":${JSON.stringify(derived.a.sub)}`;
+          if (derived.a.session !== undefined) agentPart += `,"session":${JSON.stringify(derived.a.session)}`;
+          agentParts.set(derived, agentPart);
+        }
+        line += agentPart;
       }
       line +=
         code === undefined
@@ -122,6 +137,7 @@ function requestEvent(
     ms,
     clientId: ctx.principal?.id,
     key: ctx.key?.label,
+    ...(ctx.derived !== undefined && { agent: ctx.derived.a.sub, session: ctx.derived.a.session }),
     ip: ctx.clientIp,
     code,
   };

@@ -10,6 +10,8 @@ import { headerKey } from '../http/header-rules.ts';
 import { channels } from '../observability/channels.ts';
 import type { KeyEntry } from '../snapshot/compiled.ts';
 import type { Policy, RequestContext } from './policy.ts';
+import { DERIVED_PREFIX, type DerivedClaims } from '../tokens/derived.ts';
+import type { DerivedVerifier } from '../tokens/token-endpoint.ts';
 
 export interface AuthenticateOptions {
   keys: ReadonlyMap<string, KeyEntry>;
@@ -17,6 +19,8 @@ export interface AuthenticateOptions {
   /** Lower-case header names of the legacy pair. */
   legacyKeyHeader: string;
   legacyEmailHeader: string;
+  /** Verifies derived credentials (`ghd_…`) against the same keys; undefined: they are refused as malformed. */
+  derived?: DerivedVerifier;
   now?: () => number;
 }
 
@@ -44,10 +48,12 @@ interface ConnectionKey {
   /** That header's whole value. */
   value: string;
   entry: KeyEntry;
+  /** The claims when the value is a derived credential (its expiry is checked again on every request). */
+  derived?: DerivedClaims | undefined;
 }
 
 export function authenticate(options: AuthenticateOptions): Policy {
-  const { keys, legacyKeys, legacyKeyHeader, legacyEmailHeader } = options;
+  const { keys, legacyKeys, legacyKeyHeader, legacyEmailHeader, derived } = options;
   const now = options.now ?? Date.now;
   // Every header that may carry a credential is removed before forwarding, not only the one that was used.
   const credentialHeaders = [...new Set(['authorization', 'x-api-key', legacyKeyHeader, legacyEmailHeader])];
@@ -66,7 +72,12 @@ export function authenticate(options: AuthenticateOptions): Policy {
           : authorization === undefined
             ? headers['x-api-key']
             : undefined;
-      if (value === known.value) return accept(ctx, known.entry);
+      if (value === known.value) {
+        if (known.derived === undefined) return accept(ctx, known.entry);
+        if (now() >= known.derived.e * 1000) return refusal('GH_ERR_DERIVED_EXPIRED');
+        ctx.derived = known.derived;
+        return accept(ctx, known.entry);
+      }
       connectionKeys.set(socket, SHARED);
     }
     let key: string | undefined;
@@ -88,6 +99,21 @@ export function authenticate(options: AuthenticateOptions): Policy {
     }
 
     let entry: KeyEntry | undefined;
+    if (key !== undefined && key.startsWith(DERIVED_PREFIX)) {
+      // A derived credential: its root key's entry decides like the key itself, its own claims narrow it.
+      if (derived === undefined) return keyRefused(ctx, key, MALFORMED);
+      const resolved = derived.resolve(key);
+      if ('code' in resolved) return keyRefused(ctx, key, refusal(resolved.code));
+      ctx.derived = resolved.claims;
+      if (known === undefined)
+        connectionKeys.set(socket, {
+          header: from,
+          value: from === 'authorization' ? authorization! : (headers['x-api-key'] as string),
+          entry: resolved.entry,
+          derived: resolved.claims,
+        });
+      return accept(ctx, resolved.entry);
+    }
     if (key !== undefined && key.startsWith(KEY_PREFIX)) {
       if (!isWellFormedKey(key)) return keyRefused(ctx, key, MALFORMED);
       entry = keys.get(hashKey(key));
@@ -127,7 +153,7 @@ export function authenticate(options: AuthenticateOptions): Policy {
 
 /**
  * On a collection that needs no key, a credential a client sends anyway still never reaches the upstream: a
- * Gatehouse key in `Authorization` or `X-API-Key`, and a legacy key + email pair that names a known legacy
+ * Gatehouse key or derived credential in `Authorization` or `X-API-Key`, and a legacy key + email pair that names a known legacy
  * client. Other `Authorization` values (the backend's own scheme) pass. The policy never refuses.
  */
 export function stripCredentials(
@@ -142,7 +168,11 @@ export function stripCredentials(
       const value = headers[raw];
       if (typeof value !== 'string') continue;
       const name = headerKey(raw);
-      if ((name === 'authorization' || name === 'x-api-key') && value.includes(KEY_PREFIX)) (strip ??= []).push(name);
+      if (
+        (name === 'authorization' || name === 'x-api-key') &&
+        (value.includes(KEY_PREFIX) || value.includes(DERIVED_PREFIX))
+      )
+        (strip ??= []).push(name);
       else if (name === legacyKeyHeader && value.length > 0 && value.length <= 512 && legacyKeys.has(hashKey(value)))
         (strip ??= []).push(legacyKeyHeader, legacyEmailHeader);
     }

@@ -7,6 +7,38 @@ import { WILDCARD } from '../../shared/permissions.ts';
 import { type Refusal, refusal } from '../../shared/errors.ts';
 import type { CompiledEndpoint } from '../snapshot/compiled.ts';
 import type { Policy, RequestContext } from './policy.ts';
+import { comparableParam } from '../http/canonical-path.ts';
+import type { DerivedClaims } from '../tokens/derived.ts';
+import { grantsPermission } from '../../shared/permissions.ts';
+
+const DERIVED_FORBIDDEN = refusal('GH_ERR_DERIVED_FORBIDDEN');
+
+/**
+ * A derived credential narrows its root key further: one of its permissions must grant the endpoint's, and every
+ * path parameter it is pinned to must be in the path with that value (an endpoint without the parameter is
+ * refused: a pin fails closed).
+ */
+function narrowed(ctx: RequestContext, claims: DerivedClaims, explain: boolean): Refusal | undefined {
+  const endpoint = ctx.endpoint;
+  if (!claims.s.some((s) => grantsPermission(s, endpoint.permission)))
+    return explain
+      ? refusal(
+          'GH_ERR_DERIVED_FORBIDDEN',
+          `This endpoint needs the permission "${endpoint.permission}", which the derived credential was not minted with.`,
+        )
+      : DERIVED_FORBIDDEN;
+  if (claims.r !== undefined) {
+    for (const name in claims.r) {
+      const i = endpoint.paramNames.indexOf(name);
+      const raw = i === -1 ? undefined : ctx.params?.[i];
+      if (raw === undefined || comparableParam(raw) !== claims.r[name])
+        return explain
+          ? refusal('GH_ERR_DERIVED_FORBIDDEN', `The derived credential is pinned to ${name}=${claims.r[name]}.`)
+          : DERIVED_FORBIDDEN;
+    }
+  }
+  return undefined;
+}
 
 const SCOPE = refusal('GH_ERR_AUTH_FORBIDDEN_SCOPE');
 const ENDPOINT = refusal('GH_ERR_AUTH_FORBIDDEN_ENDPOINT');
@@ -39,6 +71,7 @@ export function authorize(options: { explain: boolean } = { explain: true }): Po
       !(projects.has(collection.project) || projects.has(WILDCARD))
     )
       return SCOPE;
-    return principal.role.endpointIds.has(ctx.endpoint.id) ? undefined : forbidden(ctx.endpoint);
+    if (!principal.role.endpointIds.has(ctx.endpoint.id)) return forbidden(ctx.endpoint);
+    return ctx.derived === undefined ? undefined : narrowed(ctx, ctx.derived, options.explain);
   };
 }

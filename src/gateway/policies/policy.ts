@@ -4,6 +4,7 @@
  * A policy may return a promise only when it truly has to wait (e.g. minting a token on a cache miss).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DerivedClaims } from '../tokens/derived.ts';
 import type { Refusal } from '../../shared/errors.ts';
 import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal } from '../snapshot/compiled.ts';
 
@@ -30,6 +31,8 @@ export interface RequestContext {
   /** Set by `authenticate`. */
   principal: Principal | undefined;
   key: KeyEntry | undefined;
+  /** Set by `authenticate` when the credential is a derived one (`key` is then its root API key). */
+  derived?: DerivedClaims | undefined;
   /** Header names (lower-case) that carry or may carry a credential, removed before forwarding. */
   credentialHeaders: string[] | undefined;
   /** Response headers a policy wants on the final answer (rate-limit headers), as flat name/value pairs. */

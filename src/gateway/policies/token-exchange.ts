@@ -5,6 +5,7 @@
  */
 import { refusal } from '../../shared/errors.ts';
 import type { KeyEntry } from '../snapshot/compiled.ts';
+import type { DerivedClaims } from '../tokens/derived.ts';
 import type { Minter, TokenSubject } from '../tokens/minter.ts';
 import type { Policy, RequestContext } from './policy.ts';
 
@@ -27,12 +28,16 @@ export function tokenExchange(options: TokenExchangeOptions): Policy {
   // The cache key of each key entry, built once (the entry belongs to the snapshot this policy was compiled with).
   const cacheKeys = new WeakMap<KeyEntry, string>();
 
+  const derivedKeys = new WeakMap<DerivedClaims, string>();
+
   return function tokenExchangePolicy(ctx: RequestContext) {
     const entry = ctx.key!;
-    let cacheKey = cacheKeys.get(entry);
+    const derived = ctx.derived;
+    let cacheKey = derived === undefined ? cacheKeys.get(entry) : derivedKeys.get(derived);
     if (cacheKey === undefined) {
-      cacheKey = entry.hash + suffix;
-      cacheKeys.set(entry, cacheKey);
+      // A derived credential's token carries its narrowed permissions and `act`: cached per credential.
+      if (derived === undefined) cacheKeys.set(entry, (cacheKey = entry.hash + suffix));
+      else derivedKeys.set(derived, (cacheKey = `${derived.j}\u0000derived${suffix}`));
     }
     const cached = minter.cachedAuthorization(cacheKey);
     if (cached !== undefined) {
@@ -44,11 +49,12 @@ export function tokenExchange(options: TokenExchangeOptions): Policy {
       clientId: p.id,
       userId: p.userId,
       orgId: p.orgId,
-      permissions: p.role.permissions,
+      permissions: derived === undefined ? p.role.permissions : derived.s,
       environment,
       project,
       metadata: p.metadata,
       ...(audience !== undefined && { audience }),
+      ...(derived !== undefined && { actor: derived.a }),
     };
     try {
       const minted = minter.token(cacheKey, subject);

@@ -23,6 +23,7 @@ import type { UpstreamPools } from '../http/upstream-pools.ts';
 import { authenticate, stripCredentials } from '../policies/authenticate.ts';
 import { authorize } from '../policies/authorize.ts';
 import { ipAllow } from '../policies/ip-allow.ts';
+import { DEFAULT_DERIVED, DerivedVerifier, TokenEndpoint } from '../tokens/token-endpoint.ts';
 import type { Policy, RequestContext } from '../policies/policy.ts';
 import type { RateLimitStore } from '../../shared/rate-limit-store.ts';
 import { rateLimit } from '../policies/rate-limit/policy.ts';
@@ -117,7 +118,20 @@ function finishCompile(
   legacyKeys: Map<string, KeyEntry>,
   clientLimits: boolean,
 ): RouteTable {
+  const derivedSettings = snapshot.tokenExchange.derived;
+  const verifier = new DerivedVerifier(keys, deps.minter.keys, deps.now);
+  const tokenEndpoint = new TokenEndpoint(
+    keys,
+    deps.minter.keys,
+    {
+      maxTtlMs: derivedSettings?.maxTtl ?? DEFAULT_DERIVED.maxTtlMs,
+      maxDepth: derivedSettings?.maxDepth ?? DEFAULT_DERIVED.maxDepth,
+    },
+    verifier,
+    deps.now,
+  );
   const auth = authenticate({
+    derived: verifier,
     keys,
     legacyKeys,
     legacyKeyHeader: snapshot.legacyAuth.keyHeader,
@@ -129,7 +143,7 @@ function finishCompile(
     legacyKeyHeader: snapshot.legacyAuth.keyHeader,
     legacyEmailHeader: snapshot.legacyAuth.emailHeader,
   });
-  const ip = ipAllow();
+  const ip = ipAllow(verifier);
   const authz = authorize({ explain: true });
   const authzQuiet = authorize({ explain: false });
 
@@ -257,6 +271,7 @@ function finishCompile(
     legacyKeys,
     legacyKeyHeader: snapshot.legacyAuth.keyHeader,
     legacyEmailHeader: snapshot.legacyAuth.emailHeader,
+    tokenEndpoints: new Map([['', tokenEndpoint]]),
   });
 }
 
@@ -268,7 +283,15 @@ export function mergeRouteTables(
   version: string,
   tables: readonly RouteTable[],
   legacyAuth: { keyHeader: string; emailHeader: string },
+  /** Each table's path prefix (`/<workspace>/<environment>`), where its token endpoint answers; undefined: none. */
+  prefixes: readonly (string | undefined)[] = [],
 ): RouteTable {
+  const tokenEndpoints = new Map<string, TokenEndpoint>();
+  tables.forEach((t, i) => {
+    const endpoint = t.tokenEndpoints?.get('');
+    const prefix = prefixes[i];
+    if (endpoint !== undefined && prefix !== undefined) tokenEndpoints.set(prefix, endpoint);
+  });
   const router = new CollectionRouter<CompiledCollection>();
   const collections: CompiledCollection[] = [];
   const keys = new Map<string, KeyEntry>();
@@ -289,6 +312,7 @@ export function mergeRouteTables(
     legacyKeys,
     legacyKeyHeader: legacyAuth.keyHeader,
     legacyEmailHeader: legacyAuth.emailHeader,
+    tokenEndpoints,
   });
 }
 
@@ -375,6 +399,7 @@ function compilePrincipal(
     environments: interned.set(c.environments),
     projects: interned.set(c.projects),
     allowedIps: c.allowedIps?.length ? blockList(c.allowedIps) : undefined,
+    allowedIpRanges: c.allowedIps?.length ? c.allowedIps : undefined,
     userId: c.userId,
     orgId: c.orgId,
     metadata: c.metadata,

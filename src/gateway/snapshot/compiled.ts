@@ -1,4 +1,5 @@
 /** The compiled, immutable form of a snapshot that the request path reads. */
+import type { TokenEndpoint } from '../tokens/token-endpoint.ts';
 import type { BlockList } from 'node:net';
 import type { Pool } from 'undici';
 import type { RateLimit } from '../../config/schema.ts';
@@ -60,6 +61,8 @@ export interface Principal {
   /** Holds `*` when the client may call collections of every project. */
   readonly projects: ReadonlySet<string>;
   readonly allowedIps: BlockList | undefined;
+  /** The same ranges as written (CIDR): derived credentials may only narrow them. */
+  readonly allowedIpRanges?: readonly string[] | undefined;
   readonly userId: string | undefined;
   readonly orgId: string | undefined;
   readonly metadata: Record<string, string | number | boolean> | undefined;
@@ -103,4 +106,9 @@ export interface RouteTable {
   readonly legacyKeys: ReadonlyMap<string, KeyEntry>;
   readonly legacyKeyHeader: string;
   readonly legacyEmailHeader: string;
+  /**
+   * Token endpoints (derived credentials) by path prefix: '' on an edge gateway, `/<workspace>/<environment>` per
+   * tenant on the cloud gateway.
+   */
+  readonly tokenEndpoints?: ReadonlyMap<string, TokenEndpoint>;
 }

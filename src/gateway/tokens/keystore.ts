@@ -31,6 +31,7 @@ import { z } from 'zod';
 import { ConfigError } from '../../config/load.ts';
 import { formatIssues, SigningJwkSchema, type SigningKeys, type TokenExchange } from '../../config/schema.ts';
 import { writeFileAtomic } from '../../shared/atomic-file.ts';
+import { derivationSecret } from './derived.ts';
 
 export type SigningAlgorithm = TokenExchange['algorithm'];
 
@@ -55,6 +56,8 @@ export interface SigningKey {
   readonly kid: string;
   readonly alg: SigningAlgorithm;
   readonly privateKey: CryptoKey | KeyObject;
+  /** HMAC secret of derived credentials (derived.ts), made from the private part; absent: none can be minted. */
+  readonly secret?: Buffer;
 }
 
 export interface SigningKeyStore {
@@ -416,7 +419,13 @@ export async function openDistributedKeyStore(keys: SigningKeys): Promise<Signin
     const privateKey = await importPrivate(jwk, publicJwk, entry.alg);
     if (privateKey === undefined)
       throw new Error(`signing key ${entry.kid}: the private part does not match the public part`);
-    if (entry.kid === keys.active) active = Object.freeze({ kid: entry.kid, alg: entry.alg, privateKey });
+    if (entry.kid === keys.active)
+      active = Object.freeze({
+        kid: entry.kid,
+        alg: entry.alg,
+        privateKey,
+        secret: derivationSecret(jwk.d!, entry.kid),
+      });
     published.push({ ...publicJwk, kid: entry.kid, alg: entry.alg, use: 'sig' });
   }
   if (active === undefined) throw new Error(`signing keys: the active kid ${keys.active} is not among the keys`);
@@ -454,7 +463,12 @@ async function generate(alg: SigningAlgorithm, now: number): Promise<PrivateKey>
   const kid = await calculateJwkThumbprint(publicJwk);
   // The signing key itself need not be extractable: the file is written from `jwk`.
   const privateKey = await importJWK(jwk, alg);
-  return { signing: Object.freeze({ kid, alg, privateKey }), jwk, publicJwk, createdAt: now };
+  return {
+    signing: Object.freeze({ kid, alg, privateKey, secret: derivationSecret(jwk.d!, kid) }),
+    jwk,
+    publicJwk,
+    createdAt: now,
+  };
 }
 
 function toJwk(jwk: JWK): Jwk {
@@ -548,7 +562,12 @@ async function parseKeysFile(file: string, text: string): Promise<LoadedKeys> {
     const key = await importPrivate(entry.jwk, publicJwk, entry.alg);
     if (key === undefined) throw corrupt(`${where}: the private part does not match the public part`);
     const base: PrivateKey = {
-      signing: Object.freeze({ kid: entry.kid, alg: entry.alg, privateKey: key }),
+      signing: Object.freeze({
+        kid: entry.kid,
+        alg: entry.alg,
+        privateKey: key,
+        secret: derivationSecret(entry.jwk.d, entry.kid),
+      }),
       jwk: entry.jwk,
       publicJwk,
       createdAt: Date.parse(entry.createdAt),

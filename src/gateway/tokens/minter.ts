@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT, type JWTPayload } from 'jose';
 import type { TokenExchange } from '../../config/schema.ts';
+import type { Actor } from './derived.ts';
 import type { SigningKeyStore } from './keystore.ts';
 
 export type ClaimName = TokenExchange['claims'][number];
@@ -21,6 +22,8 @@ export interface TokenSubject {
   metadata?: Record<string, string | number | boolean>;
   /** `aud` for this token instead of the minter's (a collection's own audience). */
   audience?: string | readonly string[];
+  /** RFC 8693 `act`: the agent (and session) a derived credential was minted for. */
+  actor?: Actor;
 }
 
 export interface MinterOptions {
@@ -56,6 +59,8 @@ export interface Minter {
   /** Drops cached tokens and forgets mints in flight (config reload: a changed role must not keep old permissions). */
   clear(): void;
   readonly size: number;
+  /** The keys it signs with (derived credentials are MAC'd with a secret derived from the current one). */
+  readonly keys: SigningKeyStore;
 }
 
 interface CacheEntry {
@@ -166,6 +171,7 @@ export function createMinter(options: MinterOptions): Minter {
     if (claims.has('environment')) payload.environment = subject.environment;
     if (claims.has('project')) payload.project = subject.project;
     if (claims.has('metadata') && subject.metadata !== undefined) payload.metadata = { ...subject.metadata };
+    if (subject.actor !== undefined) payload.act = { ...subject.actor };
     const token = await new SignJWT(payload)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
       .sign(key.privateKey);
@@ -186,5 +192,6 @@ export function createMinter(options: MinterOptions): Minter {
     get size() {
       return cache.size;
     },
+    keys,
   };
 }

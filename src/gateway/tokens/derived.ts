@@ -1,0 +1,108 @@
+/**
+ * Derived credentials: short-lived, attenuated credentials an API client mints for an agent at the gateway's token
+ * endpoint (OAuth 2.0 Token Exchange, RFC 8693; see token-endpoint.ts).
+ *
+ * Shape: `ghd_<payload>.<mac>`, both base64url; the payload is JSON (claims below), the MAC is HMAC-SHA256 over
+ * the payload's base64url text with a secret derived (HKDF) from the environment's current token-signing key. Every
+ * gateway of the environment already holds that key (the snapshot's `signingKeys`, or the shared keys file), so any
+ * of them verifies a credential in-process, without a network hop, at the cost of one HMAC — and a verified
+ * credential is remembered by its text, so a repeat costs one Map lookup.
+ *
+ * A credential names the SHA-256 of its root API key (`p`): the key's entry in the snapshot decides on every
+ * request, so revoking, regenerating, disabling or deleting that key (a snapshot delta) ends every credential
+ * derived from it, delegated ones included. A signing-key rotation ends them too (mint again).
+ */
+import { hash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export const DERIVED_PREFIX = 'ghd_';
+
+/** Who a credential was minted for: RFC 8693's `act` claim (nested for delegation chains). */
+export interface Actor {
+  readonly sub: string;
+  readonly session?: string;
+  readonly act?: Actor;
+}
+
+export interface DerivedClaims {
+  /** Format version. */
+  readonly v: 1;
+  /** kid of the signing key whose derived secret made the MAC. */
+  readonly k: string;
+  /** SHA-256 hex of the root API key. */
+  readonly p: string;
+  /** Expiry, epoch seconds. */
+  readonly e: number;
+  /** Permissions (a subset of the parent's). */
+  readonly s: readonly string[];
+  /** Delegation depth: 1 minted from an API key, 2 from a depth-1 credential, … */
+  readonly d: number;
+  /** Unique id (16 random bytes, base64url): the token cache key and the log's handle. */
+  readonly j: string;
+  readonly a: Actor;
+  /** Allowed client IP ranges (CIDR), when narrowed. */
+  readonly ip?: readonly string[];
+  /** Path parameter values the credential is pinned to. */
+  readonly r?: Readonly<Record<string, string>>;
+}
+
+/** The secret MACs are made with, derived from a signing key's private part `d` (base64url) and its kid. */
+export function derivationSecret(d: string, kid: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', Buffer.from(d, 'base64url'), kid, 'gatehouse derived credential v1', 32));
+}
+
+/** The HMAC pads of each secret (RFC 2104), made once. */
+const pads = new WeakMap<Buffer, { inner: Buffer; outer: Buffer }>();
+
+/**
+ * HMAC-SHA256 (RFC 2104) as two one-shot `hash` calls over precomputed pads: the same bytes as `createHmac`, which
+ * costs several times more per call (a test ties the two).
+ */
+export function hmacSha256(secret: Buffer, message: string): Buffer {
+  let p = pads.get(secret);
+  if (p === undefined) {
+    const inner = Buffer.alloc(64, 0x36);
+    const outer = Buffer.alloc(64, 0x5c);
+    for (let i = 0; i < secret.length; i++) {
+      inner[i]! ^= secret[i]!;
+      outer[i]! ^= secret[i]!;
+    }
+    pads.set(secret, (p = { inner, outer }));
+  }
+  const innerHash = hash('sha256', Buffer.concat([p.inner, Buffer.from(message, 'latin1')]), 'buffer');
+  return hash('sha256', Buffer.concat([p.outer, innerHash]), 'buffer');
+}
+
+export function encodeDerived(
+  claims: Omit<DerivedClaims, 'j' | 'v'>,
+  secret: Buffer,
+): DerivedClaims & { token: string } {
+  const full: DerivedClaims = { v: 1, ...claims, j: randomBytes(16).toString('base64url') };
+  const payload = Buffer.from(JSON.stringify(full)).toString('base64url');
+  const mac = hmacSha256(secret, payload).toString('base64url');
+  return { ...full, token: `${DERIVED_PREFIX}${payload}.${mac}` };
+}
+
+/** Longest credential accepted (a delegation chain of a few actors and pins stays far below). */
+const MAX_LENGTH = 4096;
+
+/**
+ * The claims of a well-formed credential whose MAC checks out with `secret` (made for `kid`), else undefined.
+ * Expiry and the parent key are the caller's to check.
+ */
+export function verifyDerived(token: string, kid: string, secret: Buffer): DerivedClaims | undefined {
+  if (token.length > MAX_LENGTH || !token.startsWith(DERIVED_PREFIX)) return undefined;
+  const dot = token.indexOf('.', DERIVED_PREFIX.length);
+  if (dot === -1) return undefined;
+  const payload = token.slice(DERIVED_PREFIX.length, dot);
+  const given = Buffer.from(token.slice(dot + 1), 'base64url');
+  const expected = hmacSha256(secret, payload);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+  let claims: DerivedClaims;
+  try {
+    claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as DerivedClaims;
+  } catch {
+    return undefined;
+  }
+  // The MAC vouches for the content; the kid must be the one the secret belongs to.
+  return claims.v === 1 && claims.k === kid ? claims : undefined;
+}

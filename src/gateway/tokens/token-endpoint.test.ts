@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { generateKey } from '../../shared/api-key.ts';
+import { blockList } from '../../shared/block-list.ts';
+import { KeyEntry, type Principal } from '../snapshot/compiled.ts';
+import { openSigningKeyStore } from './keystore.ts';
+import { DerivedVerifier, TokenEndpoint } from './token-endpoint.ts';
+
+const NOW = 1_800_000_000_000;
+const store = await openSigningKeyStore({ algorithm: 'EdDSA', tokenTtlMs: 300_000, now: () => NOW });
+after(() => store.close());
+
+function setup(principal: Partial<Principal>, keyExpiresAt = Infinity) {
+  const { key, hash } = generateKey();
+  const p = {
+    kind: 'client',
+    id: 'c-1',
+    role: { name: 'r', permissions: ['invoices:*'], endpointIds: new Set<string>() },
+    environments: new Set(['PROD']),
+    projects: new Set(['p']),
+    allowedIps: undefined,
+    userId: undefined,
+    orgId: undefined,
+    metadata: undefined,
+    limits: {},
+    expiresAt: Infinity,
+    disabled: false,
+    email: undefined,
+    ...principal,
+  } as Principal;
+  const keys = new Map([[hash, new KeyEntry(p, hash, keyExpiresAt, undefined)]]);
+  const verifier = new DerivedVerifier(keys, store, () => NOW);
+  const endpoint = new TokenEndpoint(keys, store, { maxTtlMs: 3_600_000, maxDepth: 2 }, verifier, () => NOW);
+  const exchange = (subject: string, extra: Record<string, string> = {}, ip = '127.0.0.1') =>
+    endpoint.exchange(
+      new URLSearchParams({
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: subject,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        agent_id: 'a',
+        ...extra,
+      }),
+      ip,
+    );
+  return { key, exchange, verifier };
+}
+
+describe('token endpoint', () => {
+  it("refuses a lifetime beyond the parent key's expiry and defaults to what is left of it", () => {
+    const { key, exchange } = setup({}, NOW + 100_000);
+    const refused = exchange(key, { expires_in: '200' });
+    assert.equal(refused.status, 400);
+    assert.match(String(refused.body.error_description), /outlives the parent credential, which expires in 100s/);
+    assert.equal(exchange(key).body.expires_in, 100);
+    // A client that expires sooner bounds it too.
+    const sooner = setup({ expiresAt: NOW + 30_000 });
+    assert.equal(sooner.exchange(sooner.key).body.expires_in, 30);
+  });
+
+  it("keeps IPv4 and IPv6 ranges within the parent's, and refuses a mint from outside them", () => {
+    const { key, exchange } = setup({
+      allowedIps: blockList(['10.0.0.0/8', '2001:db8::/32']),
+      allowedIpRanges: ['10.0.0.0/8', '2001:db8::/32'],
+    });
+    assert.equal(exchange(key, { ip_ranges: '10.1.0.0/16 2001:db8:1::/48 10.2.3.4' }, '10.0.0.1').status, 200);
+    for (const wider of ['10.0.0.0/7', '11.0.0.0/8', '2001:db8::/31', '::/0', '0.0.0.0/0'])
+      assert.equal(exchange(key, { ip_ranges: wider }, '10.0.0.1').body.code, 'GH_ERR_DERIVED_WIDENING', wider);
+    assert.equal(exchange(key, { ip_ranges: '10.0.0.0/33' }, '10.0.0.1').body.code, 'GH_ERR_DERIVED_REQUEST_INVALID');
+    assert.equal(exchange(key, {}, '192.0.2.1').body.code, 'GH_ERR_AUTH_IP_NOT_ALLOWED');
+  });
+
+  it('narrows a delegated credential within its parent credential, not the key', () => {
+    const { key, exchange, verifier } = setup({});
+    const first = String(
+      exchange(key, { scope: 'invoices:read', expires_in: '60', ip_ranges: '10.0.0.0/24' }).body.access_token,
+    );
+    const resolved = verifier.resolve(first);
+    assert.ok(!('code' in resolved));
+    assert.equal(exchange(first, { scope: 'invoices:write' }, '10.0.0.1').body.error, 'invalid_scope');
+    assert.equal(exchange(first, { expires_in: '61' }, '10.0.0.1').body.code, 'GH_ERR_DERIVED_WIDENING');
+    assert.equal(exchange(first, { ip_ranges: '10.0.0.0/16' }, '10.0.0.1').body.code, 'GH_ERR_DERIVED_WIDENING');
+    assert.equal(exchange(first, {}, '10.0.1.1').body.code, 'GH_ERR_AUTH_IP_NOT_ALLOWED');
+    const second = exchange(first, {}, '10.0.0.1');
+    assert.equal(second.status, 200);
+    assert.equal(second.body.scope, 'invoices:read');
+    assert.equal(second.body.expires_in, 60);
+    assert.equal(exchange(String(second.body.access_token), {}, '10.0.0.1').body.code, 'GH_ERR_DERIVED_DEPTH');
+  });
+});
