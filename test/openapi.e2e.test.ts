@@ -228,7 +228,7 @@ describe('OpenAPI import through the admin API, enforced by the cloud gateway', 
     const dir = await mkdtemp(join(tmpdir(), 'gatehouse-openapi-'));
     try {
       const out = join(dir, 'multi.yaml');
-      const exported = await runCli(['collection', 'export', '--env', 'DEV', '--collection', 'multi', '-o', out], {
+      const exported = await runCli(['collection', 'export', '--env', 'DEV', '--collection', 'multi', '--out', out], {
         env,
       });
       assert.equal(exported.code, 0, exported.stderr);

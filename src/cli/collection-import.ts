@@ -18,7 +18,7 @@ import {
   connect,
   jsonOutput,
 } from './admin-client.ts';
-import { printJson } from './output.ts';
+import { printJson, progress } from './output.ts';
 import { parse, requireFlags, UsageError } from './command.ts';
 
 const NAME = 'collection import';
@@ -45,8 +45,14 @@ exist yet. The mapping rules are in docs/openapi.md.\n\n${CONNECTION_HELP}`,
     const collection = values.collection ?? basename(file, extname(file));
     if (!NAME_PATTERN.test(collection))
       throw new UsageError(`${NAME}: "${collection}" is not a collection name: give one with --collection NAME`);
+    // A large document takes a while to bundle and for the control plane to parse: say what is happening.
+    const shown = progress(2);
+    shown.step(`reading ${file} and the files it references`);
     const bundled = await bundleSpecFile(file);
-    if (!bundled.ok) throw new UsageError(formatProblems(file, bundled.problems));
+    if (!bundled.ok) {
+      shown.done();
+      throw new UsageError(formatProblems(file, bundled.problems));
+    }
     const api = connect(NAME, values);
     const create =
       values.project !== undefined || values.upstream !== undefined
@@ -57,6 +63,8 @@ exist yet. The mapping rules are in docs/openapi.md.\n\n${CONNECTION_HELP}`,
           }
         : undefined;
     let result: OpenApiImportResult;
+    const size = Buffer.byteLength(bundled.text ?? JSON.stringify(bundled.document));
+    shown.step(`${values['dry-run'] ? 'checking' : 'importing'} ${(size / 1024).toFixed(0)} KB on the control plane`);
     try {
       result = await api.request<OpenApiImportResult>(
         'POST',
@@ -68,6 +76,8 @@ exist yet. The mapping rules are in docs/openapi.md.\n\n${CONNECTION_HELP}`,
       if (error instanceof AdminRequestError && error.code === 'GH_ERR_ADMIN_OPENAPI_INVALID')
         throw new UsageError(formatProblems(file, error.errors as unknown as SpecProblem[]));
       throw error;
+    } finally {
+      shown.done();
     }
     if (jsonOutput(NAME, values)) printJson(result);
     else console.log(summary(collection, values.env!, result).join('\n'));

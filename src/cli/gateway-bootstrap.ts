@@ -5,6 +5,7 @@ import { CaPinSchema, REGISTRATION_TOKEN_PATTERN } from '../config/edge.ts';
 import { BootstrapError, bootstrapGateway, HELM_VALUES_FILE } from '../gateway/sync/bootstrap.ts';
 import { defaultConfigDir, gitWorkTree } from '../gateway/sync/config-dir.ts';
 import { type Command, parse, shownUrl, UsageError } from './command.ts';
+import { progress } from './output.ts';
 
 const NAME = 'gateway bootstrap';
 const MODES = ['standalone', 'helm'] as const;
@@ -75,6 +76,9 @@ default. A DIR inside a git work tree is refused (the private key does not belon
       );
 
     let result;
+    // Key generation, registration and the files: a few seconds on a slow machine or link.
+    const steps = progress(1);
+    steps.step(`registering with ${url.host}: key pair, certificate, configuration`);
     try {
       result = await bootstrapGateway({
         token: values.token!,
@@ -88,6 +92,8 @@ default. A DIR inside a git work tree is refused (the private key does not belon
       if (error.userMistake) throw new UsageError(`${NAME}: ${error.message}`);
       console.error(`gatehouse: ${NAME}: ${error.message}`);
       return 1;
+    } finally {
+      steps.done();
     }
     if (values.json) {
       console.log(
