@@ -59,7 +59,9 @@ export const PRIVILEGE_PERMISSIONS: Record<Privilege, string[]> = {
     'admin:telemetry:read',
   ],
   deploy: ['admin:deploy'],
-  collaborators: ['admin:collaborators:*', 'admin:audit:read'],
+  // Not admin:audit:read: a user manager could then create users it cannot itself be (escalation check); the
+  // audit log is for admin users and API clients whose role grants admin:audit:read.
+  collaborators: ['admin:collaborators:*'],
   gateways: ['admin:gateways:*', 'admin:telemetry:read'],
 };
 const USER_BASE = ['admin:workspaces:read', 'admin:roles:read', 'admin:projects:read'];
