@@ -11,7 +11,8 @@
  * Usage: scripts/node bench/openapi.ts [--part import|apply|route|validation]… [--seconds 5]
  *        scripts/node bench/openapi.ts --child FILE   (one import, prints JSON; used by part 1)
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -31,8 +32,23 @@ import { openSigningKeyStore } from '../src/gateway/tokens/keystore.ts';
 import { createMinter } from '../src/gateway/tokens/minter.ts';
 import { NODE, ROOT } from './lib/processes.ts';
 
+/**
+ * GitHub's REST descriptions (`@octokit/openapi`, about 385 MB unpacked): installed on the first run into
+ * bench/out/specs, not by `npm ci`, so that installing Gatehouse and running its tests do not carry them.
+ */
+const SPEC_PACKAGE = '@octokit/openapi@23.0.2';
+const SPEC_DIR = join(ROOT, 'bench/out/specs');
+const SPEC_FILES = join(SPEC_DIR, 'node_modules/@octokit/openapi/generated');
+if (!existsSync(SPEC_FILES)) {
+  console.error(`bench/openapi: installing ${SPEC_PACKAGE} into bench/out/specs (the specs measured; once)`);
+  execFileSync(
+    'npm',
+    ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--prefix', SPEC_DIR, SPEC_PACKAGE],
+    { stdio: 'inherit' },
+  );
+}
 const SPECS = ['api.github.com', 'ghec', 'ghes-3.19', 'ghes-3.18', 'ghes-3.17'].map((n) =>
-  join(ROOT, `node_modules/@octokit/openapi/generated/${n}.json`),
+  join(SPEC_FILES, `${n}.json`),
 );
 /** GitHub describes compare both as `{basehead}` and `{base}...{head}`: one segment for the router, so one goes. */
 const DUPLICATE = '/repos/{owner}/{repo}/compare/{base}...{head}';
