@@ -83,18 +83,28 @@ describe(
       await client.end();
       upstream = await startUpstream();
       work = await mkdtemp(join(tmpdir(), 'gatehouse-ha-'));
+      const freePorts = async () => ({
+        admin: await freePort(),
+        gateway: await freePort(),
+        ops: await freePort(),
+        bootstrap: await freePort(),
+        sync: await freePort(),
+      });
       for (const name of ['A', 'B']) {
-        const ports = {
-          admin: await freePort(),
-          gateway: await freePort(),
-          ops: await freePort(),
-          bootstrap: await freePort(),
-          sync: await freePort(),
-        };
-        replicas.push({ name, ports });
+        const replica: Replica = { name, ports: await freePorts() };
+        replicas.push(replica);
+        // Another test may take a port between freePort() releasing it and the replica binding it: then the replica
+        // exits at once naming the port, and it starts again on other ports (they stay fixed from then on).
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await start(replica);
+            break;
+          } catch (error) {
+            if (attempt >= 5 || !/is already in use/.test(String((error as Error).message))) throw error;
+            replica.ports = await freePorts();
+          }
+        }
       }
-      await start(replicas[0]!);
-      await start(replicas[1]!);
     });
     after(async () => {
       await edge?.stop();
