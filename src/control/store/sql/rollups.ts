@@ -39,7 +39,7 @@ export interface RollupDef {
   readonly minutes: number;
   /** Key columns besides workspace_id and bucket. */
   readonly keys: readonly ('gateway_id' | 'collection' | 'endpoint' | 'client_id' | 'status')[];
-  /** Only rows for which this holds (the refusals: status 400 and above). */
+  /** A filter, not a stub: the roll-up counts only rows for which it holds (telemetry_refused: status 400 and up). */
   readonly only?: (r: TelemetryRecord) => boolean;
 }
 
