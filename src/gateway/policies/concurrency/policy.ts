@@ -14,6 +14,7 @@ import type { ConcurrencyStore } from '../../../shared/concurrency-store.ts';
 import { refusal, type Refusal } from '../../../shared/errors.ts';
 import type { KeyEntry } from '../../snapshot/compiled.ts';
 import type { Policy, PolicyResult, RequestContext } from '../policy.ts';
+import { failClosed, perKeyEntry } from '../per-key.ts';
 import type { ClientConcurrency, ConcurrencyStats } from './stats.ts';
 
 export interface ConcurrencyOptions {
@@ -48,7 +49,7 @@ interface Held {
 export function concurrency(options: ConcurrencyOptions): Policy {
   const { store, caps, route, stats } = options;
   const queue = caps.queue;
-  const resolved = new WeakMap<KeyEntry, KeyCaps | null>();
+  const capsOf = perKeyEntry(resolve);
   /** Per counter, the queued requests to wake when a slot of it is released here. */
   const waiting = new Map<string, (() => void)[]>();
 
@@ -181,20 +182,16 @@ export function concurrency(options: ConcurrencyOptions): Policy {
   }
 
   return function concurrencyPolicy(ctx: RequestContext) {
-    const entry = ctx.key!;
-    let s = resolved.get(entry);
-    if (s === undefined) {
-      s = resolve(entry);
-      resolved.set(entry, s);
-    }
+    const s = capsOf(ctx.key!);
     if (s === null) return undefined;
-    if (s.closed.length > 0 && store.degraded === true) {
-      return refusal(
-        'GH_ERR_CONCURRENCY_STORE_UNAVAILABLE',
-        `The ${s.closed.join(' and ')} concurrency cap${s.closed.length > 1 ? 's' : ''} cannot be checked: the shared limit store is unavailable and configured to fail closed (onStoreFailure: closed).`,
-        { 'retry-after': '1' },
-      );
-    }
+    const unavailable = failClosed(
+      store,
+      s.closed,
+      'GH_ERR_CONCURRENCY_STORE_UNAVAILABLE',
+      'concurrency cap',
+      'limit store',
+    );
+    if (unavailable) return unavailable;
     const held: Held = { taken: [false, false, false], ended: false, counted: false };
     const keyCaps = s;
     const end = () => {

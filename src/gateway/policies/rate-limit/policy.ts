@@ -12,6 +12,7 @@ import type { RateLimit } from '../../../config/schema.ts';
 import { refusal, type Refusal } from '../../../shared/errors.ts';
 import { channels } from '../../observability/channels.ts';
 import type { Policy, PolicyResult, RequestContext } from '../policy.ts';
+import { failClosed, perKeyEntry } from '../per-key.ts';
 import type { KeyEntry } from '../../snapshot/compiled.ts';
 import { rateLimitHeader, rateLimitHeaders, rateLimitPolicyHeader, type AppliedLimit } from './headers.ts';
 import type { RateLimitDecision, RateLimitStore } from '../../../shared/rate-limit-store.ts';
@@ -50,9 +51,7 @@ export function rateLimit(options: RateLimitOptions): Policy {
   const keyPrefix = `${route}\u0000key\u0000`;
   const clientPrefix = `${route}\u0000client\u0000`;
   const orgPrefix = `${route}\u0000org\u0000`;
-  // Per key entry of the snapshot this policy was compiled with: both are replaced together, so entries of an
-  // older snapshot are collected with it. null: no limit applies to this key.
-  const resolved = new WeakMap<KeyEntry, KeyLimits | null>();
+  const limitsOf = perKeyEntry(resolve);
 
   function resolve(entry: KeyEntry): KeyLimits | null {
     const principal = entry.principal;
@@ -80,20 +79,16 @@ export function rateLimit(options: RateLimitOptions): Policy {
   }
 
   return function rateLimitPolicy(ctx: RequestContext) {
-    const entry = ctx.key!;
-    let s = resolved.get(entry);
-    if (s === undefined) {
-      s = resolve(entry);
-      resolved.set(entry, s);
-    }
+    const s = limitsOf(ctx.key!);
     if (s === null) return undefined;
-    if (s.closed.length > 0 && store.degraded === true) {
-      return refusal(
-        'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE',
-        `The ${s.closed.join(' and ')} rate limit${s.closed.length > 1 ? 's' : ''} cannot be checked: the shared rate-limit store is unavailable and ${s.closed.length > 1 ? 'they are' : 'it is'} configured to fail closed (onStoreFailure: closed).`,
-        { 'retry-after': '1' },
-      );
-    }
+    const unavailable = failClosed(
+      store,
+      s.closed,
+      'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE',
+      'rate limit',
+      'rate-limit store',
+    );
+    if (unavailable) return unavailable;
 
     // Narrowest first: a refused hit is not counted, so a key over its limit does not drain its org's budget.
     // Decided synchronously while the store answers synchronously (the memory store; a lease store holding units);
