@@ -21,22 +21,29 @@ export function perKeyEntry<T extends object>(resolve: (entry: KeyEntry) => T | 
   };
 }
 
+/** How a policy's refusal names its limits and its store when the store is unavailable. */
+export interface StoreUnavailable {
+  code: ErrorCode;
+  /** One limit, e.g. "rate limit". */
+  what: string;
+  /** The store, e.g. "rate-limit store". */
+  store: string;
+}
+
 /**
  * The 503 (`Retry-After: 1`) for the `closed` limits (by scope name, `onStoreFailure: closed`) while `store` is
- * degraded; undefined when none applies. `what` names one limit ("rate limit"), `storeName` the store.
+ * degraded; undefined when none applies.
  */
 export function failClosed(
   store: { readonly degraded?: boolean },
   closed: readonly string[],
-  code: ErrorCode,
-  what: string,
-  storeName: string,
+  names: StoreUnavailable,
 ): Refusal | undefined {
   if (closed.length === 0 || store.degraded !== true) return undefined;
   const many = closed.length > 1;
   return refusal(
-    code,
-    `The ${closed.join(' and ')} ${what}${many ? 's' : ''} cannot be checked: the shared ${storeName} is unavailable and ${many ? 'they are' : 'it is'} configured to fail closed (onStoreFailure: closed).`,
+    names.code,
+    `The ${closed.join(' and ')} ${names.what}${many ? 's' : ''} cannot be checked: the shared ${names.store} is unavailable and ${many ? 'they are' : 'it is'} configured to fail closed (onStoreFailure: closed).`,
     { 'retry-after': '1' },
   );
 }

@@ -14,7 +14,7 @@ import type { ConcurrencyStore } from '../../../shared/concurrency-store.ts';
 import { refusal, type Refusal } from '../../../shared/errors.ts';
 import type { KeyEntry } from '../../snapshot/compiled.ts';
 import type { Policy, PolicyResult, RequestContext } from '../policy.ts';
-import { failClosed, perKeyEntry } from '../per-key.ts';
+import { failClosed, perKeyEntry, type StoreUnavailable } from '../per-key.ts';
 import type { ClientConcurrency, ConcurrencyStats } from './stats.ts';
 
 export interface ConcurrencyOptions {
@@ -30,6 +30,12 @@ const SCOPES = ['key', 'client', 'org'] as const;
 type Scope = (typeof SCOPES)[number];
 /** How often a queued request re-checks the store for slots freed on other instances. */
 const QUEUE_POLL_MS = 20;
+
+const STORE_UNAVAILABLE: StoreUnavailable = {
+  code: 'GH_ERR_CONCURRENCY_STORE_UNAVAILABLE',
+  what: 'concurrency cap',
+  store: 'limit store',
+};
 
 /** One key's caps on this collection, resolved on its first request. */
 interface KeyCaps {
@@ -184,13 +190,7 @@ export function concurrency(options: ConcurrencyOptions): Policy {
   return function concurrencyPolicy(ctx: RequestContext) {
     const s = capsOf(ctx.key!);
     if (s === null) return undefined;
-    const unavailable = failClosed(
-      store,
-      s.closed,
-      'GH_ERR_CONCURRENCY_STORE_UNAVAILABLE',
-      'concurrency cap',
-      'limit store',
-    );
+    const unavailable = failClosed(store, s.closed, STORE_UNAVAILABLE);
     if (unavailable) return unavailable;
     const held: Held = { taken: [false, false, false], ended: false, counted: false };
     const keyCaps = s;

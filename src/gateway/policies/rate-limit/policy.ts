@@ -12,7 +12,7 @@ import type { RateLimit } from '../../../config/schema.ts';
 import { refusal, type Refusal } from '../../../shared/errors.ts';
 import { channels } from '../../observability/channels.ts';
 import type { Policy, PolicyResult, RequestContext } from '../policy.ts';
-import { failClosed, perKeyEntry } from '../per-key.ts';
+import { failClosed, perKeyEntry, type StoreUnavailable } from '../per-key.ts';
 import type { KeyEntry } from '../../snapshot/compiled.ts';
 import { rateLimitHeader, rateLimitHeaders, rateLimitPolicyHeader, type AppliedLimit } from './headers.ts';
 import type { RateLimitDecision, RateLimitStore } from '../../../shared/rate-limit-store.ts';
@@ -30,6 +30,12 @@ export interface RateLimitOptions {
    */
   route: string;
 }
+
+const STORE_UNAVAILABLE: StoreUnavailable = {
+  code: 'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE',
+  what: 'rate limit',
+  store: 'rate-limit store',
+};
 
 /** What one key's requests to one collection are counted against; resolved on its first request. */
 interface KeyLimits {
@@ -81,13 +87,7 @@ export function rateLimit(options: RateLimitOptions): Policy {
   return function rateLimitPolicy(ctx: RequestContext) {
     const s = limitsOf(ctx.key!);
     if (s === null) return undefined;
-    const unavailable = failClosed(
-      store,
-      s.closed,
-      'GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE',
-      'rate limit',
-      'rate-limit store',
-    );
+    const unavailable = failClosed(store, s.closed, STORE_UNAVAILABLE);
     if (unavailable) return unavailable;
 
     // Narrowest first: a refused hit is not counted, so a key over its limit does not drain its org's budget.
