@@ -11,31 +11,47 @@ import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal } from '
 import type { Routed } from './route.ts';
 
 /**
- * One request on its way through the gateway: the policies' context plus what forwarding and the access log need.
- * One object per request (the policy chain, the proxy and the log all work on it).
+ * One request on its way through the gateway: the policies' context (`RequestContext`, a view of this class) plus
+ * what forwarding and the access log need. One object per request (the policy chain, the proxy and the log all work
+ * on it).
  */
-export class Exchange implements RequestContext {
+export class Exchange {
   readonly req: IncomingMessage;
+  /** Null for WebSocket upgrades (the answer is written to the raw socket). */
   readonly res: ServerResponse | null;
   readonly requestId: string;
+  /** Client address after trusted-proxy resolution (IPv4-mapped IPv6 unwrapped). */
   readonly clientIp: string;
   readonly collection: CompiledCollection;
   readonly endpoint: CompiledEndpoint;
+  /** Canonical path relative to the collection's base path (what is forwarded after the upstream's own path). */
   readonly forwardPath: string;
+  /**
+   * The client's Host, forwarded in `X-Forwarded-Host` and `Forwarded`, when the gateway vouches for it: the
+   * collection names its host, or the Host is one of `server.publicHosts`. Undefined: no host is forwarded.
+   */
   readonly forwardedHost: string | undefined;
+  /** The raw (canonical, still encoded) path parameter segments, in template order; read with `comparableParam`. */
   readonly params: readonly string[];
+  /** Set by `authenticate`. */
   principal: Principal | undefined = undefined;
   key: KeyEntry | undefined = undefined;
+  /** Set by `authenticate` when the credential is a derived one (`key` is then its root API key). */
   derived: DerivedClaims | undefined = undefined;
+  /** Header names (lower-case) that carry or may carry a credential, removed before forwarding. */
   credentialHeaders: string[] | undefined = undefined;
+  /** Response headers a policy wants on the final answer (rate-limit headers), as flat name/value pairs. */
   responseHeaders: string[] | undefined = undefined;
+  /** The Authorization value the upstream receives (`Bearer <minted JWT>`), set by token exchange. */
   upstreamAuthorization: string | undefined = undefined;
+  /** The request body, when request validation read it whole: forwarded instead of the (consumed) stream. */
   requestBody: Buffer | undefined = undefined;
   /** performance.now() when the request arrived. */
   readonly start: number;
   readonly method: string;
-  /** Canonical path and raw query. */
+  /** Canonical path. */
   readonly path: string;
+  /** The raw query string, without `?` ('' for none). */
   readonly query: string;
   /** The socket peer, and the X-Forwarded-For to extend when that peer is a trusted proxy. */
   readonly peerIp: string;

@@ -3,45 +3,30 @@
  * a named function that either lets the request continue (returns undefined) or ends it with a Refusal.
  * A policy may return a promise only when it truly has to wait (e.g. minting a token on a cache miss).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DerivedClaims } from '../tokens/derived.ts';
 import type { Refusal } from '../../shared/errors.ts';
-import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal } from '../snapshot/compiled.ts';
+import type { Exchange } from '../http/exchange.ts';
 
-export interface RequestContext {
-  readonly req: IncomingMessage;
-  /** Null for WebSocket upgrades (the answer is written to the raw socket). */
-  readonly res: ServerResponse | null;
-  readonly requestId: string;
-  /** Client address after trusted-proxy resolution (IPv4-mapped IPv6 unwrapped). */
-  readonly clientIp: string;
-  readonly collection: CompiledCollection;
-  readonly endpoint: CompiledEndpoint;
-  /** Canonical path relative to the collection's base path (what is forwarded after the upstream's own path). */
-  readonly forwardPath: string;
-  /**
-   * The client's Host, forwarded in `X-Forwarded-Host` and `Forwarded`, when the gateway vouches for it: the
-   * collection names its host, or the Host is one of `server.publicHosts`. Undefined: no host is forwarded.
-   */
-  readonly forwardedHost: string | undefined;
-  /** The raw (canonical, still encoded) path parameter segments, in template order; read with `comparableParam`. */
-  readonly params?: readonly string[] | undefined;
-  /** The raw query string, without `?` ('' for none). */
-  readonly query?: string | undefined;
-  /** Set by `authenticate`. */
-  principal: Principal | undefined;
-  key: KeyEntry | undefined;
-  /** Set by `authenticate` when the credential is a derived one (`key` is then its root API key). */
-  derived?: DerivedClaims | undefined;
-  /** Header names (lower-case) that carry or may carry a credential, removed before forwarding. */
-  credentialHeaders: string[] | undefined;
-  /** Response headers a policy wants on the final answer (rate-limit headers), as flat name/value pairs. */
-  responseHeaders: string[] | undefined;
-  /** The Authorization value the upstream receives (`Bearer <minted JWT>`), set by token exchange. */
-  upstreamAuthorization: string | undefined;
-  /** The request body, when request validation read it whole: forwarded instead of the (consumed) stream. */
-  requestBody?: Buffer | undefined;
-}
+/**
+ * What a policy sees of a request: a view of the gateway's `Exchange` (where each field is described). `params`,
+ * `query`, `derived` and `requestBody` are optional so that a context can be written out by hand in a test.
+ */
+export type RequestContext = Pick<
+  Exchange,
+  | 'req'
+  | 'res'
+  | 'requestId'
+  | 'clientIp'
+  | 'collection'
+  | 'endpoint'
+  | 'forwardPath'
+  | 'forwardedHost'
+  | 'principal'
+  | 'key'
+  | 'credentialHeaders'
+  | 'responseHeaders'
+  | 'upstreamAuthorization'
+> &
+  Partial<Pick<Exchange, 'params' | 'query' | 'derived' | 'requestBody'>>;
 
 export type PolicyResult = Refusal | undefined;
 export type Policy = (ctx: RequestContext) => PolicyResult | Promise<PolicyResult>;
