@@ -156,6 +156,48 @@ async function clientNames(store: StoreOps, workspace: WorkspaceRecord, ids: rea
   return names;
 }
 
+/** `items`, each with its client's name (`clientName`) when its `clientId` names a client of the workspace. */
+async function withClientNames<T extends { clientId?: string | undefined }>(
+  store: StoreOps,
+  workspace: WorkspaceRecord,
+  items: T[],
+): Promise<(T & { clientName?: string })[]> {
+  const names = await clientNames(
+    store,
+    workspace,
+    items.flatMap((i) => (i.clientId ? [i.clientId] : [])),
+  );
+  return items.map((i) => (i.clientId && names.has(i.clientId) ? { ...i, clientName: names.get(i.clientId)! } : i));
+}
+
+/**
+ * A list of the workspace's telemetry over whole hours (`?limit=`, default `defaultLimit`, at most 100), each item
+ * with its client's name.
+ */
+function topList(
+  op: Pick<Operation, 'id' | 'path' | 'summary' | 'response'>,
+  defaultLimit: number,
+  list: (
+    store: StoreOps,
+    workspaceId: string,
+    filter: AnalyticsFilter,
+    limit: number,
+  ) => Promise<{ clientId?: string | undefined }[]>,
+): Operation {
+  return operation({
+    ...op,
+    method: 'GET',
+    tag: 'Analytics',
+    permission: PERMISSION,
+    async handler({ caller, workspace, query, plane }) {
+      const limit = int(query, 'limit', defaultLimit, 100);
+      const filter = await rangeAndFilter(plane.store, caller, workspace, query, plane.now(), 60 * MINUTE);
+      const items = await list(plane.store, workspace.id, filter, limit);
+      return { from: filter.from, to: filter.to, items: await withClientNames(plane.store, workspace, items) };
+    },
+  });
+}
+
 export const analyticsOperations: Operation[] = [
   operation({
     id: 'getAnalyticsSeries',
@@ -207,60 +249,26 @@ export const analyticsOperations: Operation[] = [
       };
     },
   }),
-  operation({
-    id: 'getTopClients',
-    method: 'GET',
-    path: `${A}/top-clients`,
-    summary:
-      'The clients with the most requests, with their errors, 429s and latency: `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 10, at most 100), filters `?gateway=` `?collection=` `?endpoint=`',
-    tag: 'Analytics',
-    permission: PERMISSION,
-    response: TopClientsSchema,
-    async handler({ caller, workspace, query, plane }) {
-      const limit = int(query, 'limit', 10, 100);
-      const filter = await rangeAndFilter(plane.store, caller, workspace, query, plane.now(), 60 * MINUTE);
-      const items = await topClients(plane.store, workspace.id, filter, limit);
-      const names = await clientNames(
-        plane.store,
-        workspace,
-        items.map((i) => i.clientId),
-      );
-      return {
-        from: filter.from,
-        to: filter.to,
-        items: items.map((i) => ({
-          ...i,
-          ...(names.has(i.clientId) ? { clientName: names.get(i.clientId)! } : {}),
-        })),
-      };
+  topList(
+    {
+      id: 'getTopClients',
+      path: `${A}/top-clients`,
+      summary:
+        'The clients with the most requests, with their errors, 429s and latency: `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 10, at most 100), filters `?gateway=` `?collection=` `?endpoint=`',
+      response: TopClientsSchema,
     },
-  }),
-  operation({
-    id: 'getTopRefusals',
-    method: 'GET',
-    path: `${A}/refusals`,
-    summary:
-      'The most frequent refused requests with their error codes (security events per code, collection and client; 429s and other answers of 400 and above per collection and endpoint): `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 20, at most 100), filters `?gateway=` `?collection=`',
-    tag: 'Analytics',
-    permission: PERMISSION,
-    response: TopRefusalsSchema,
-    async handler({ caller, workspace, query, plane }) {
-      const limit = int(query, 'limit', 20, 100);
-      const filter = await rangeAndFilter(plane.store, caller, workspace, query, plane.now(), 60 * MINUTE);
-      const items = await topRefusals(plane.store, workspace.id, filter, limit);
-      const names = await clientNames(
-        plane.store,
-        workspace,
-        items.flatMap((i) => (i.clientId ? [i.clientId] : [])),
-      );
-      return {
-        from: filter.from,
-        to: filter.to,
-        items: items.map((i) => ({
-          ...i,
-          ...(i.clientId && names.has(i.clientId) ? { clientName: names.get(i.clientId)! } : {}),
-        })),
-      };
+    10,
+    topClients,
+  ),
+  topList(
+    {
+      id: 'getTopRefusals',
+      path: `${A}/refusals`,
+      summary:
+        'The most frequent refused requests with their error codes (security events per code, collection and client; 429s and other answers of 400 and above per collection and endpoint): `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 20, at most 100), filters `?gateway=` `?collection=`',
+      response: TopRefusalsSchema,
     },
-  }),
+    20,
+    topRefusals,
+  ),
 ];
