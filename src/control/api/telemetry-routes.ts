@@ -109,6 +109,33 @@ async function visibility(store: StoreOps, caller: Caller, workspace: WorkspaceR
   };
 }
 
+/** The `?gateway=` filter (`gatewayFilter`) and what the caller may see (`visibility`). */
+async function gatewayAndView(store: StoreOps, caller: Caller, workspace: WorkspaceRecord, query: URLSearchParams) {
+  return {
+    gatewayId: await gatewayFilter(store, caller, workspace, query),
+    view: await visibility(store, caller, workspace),
+  };
+}
+
+/**
+ * The rows the caller may see, at most `max`: each named by gateway (`gateway`, `gatewayName`) rather than by
+ * `gatewayId`, and without its `workspaceId`. A row of no collection ('') is one of none (NONE).
+ */
+function visibleRows<T extends { gatewayId: string; collection?: string | undefined; workspaceId?: string }>(
+  view: Visibility,
+  rows: Iterable<T>,
+  max = Infinity,
+): (Omit<T, 'gatewayId' | 'workspaceId'> & { gateway: string; gatewayName: string })[] {
+  const items: (Omit<T, 'gatewayId' | 'workspaceId'> & { gateway: string; gatewayName: string })[] = [];
+  for (const r of rows) {
+    if (items.length === max) break;
+    if (!view.rowVisible(r.gatewayId, r.collection || NONE)) continue;
+    const { workspaceId: _w, gatewayId: gateway, ...rest } = r;
+    items.push({ gateway, gatewayName: view.gatewayName(gateway), ...rest });
+  }
+  return items;
+}
+
 /** `?gateway=` as a gateway id (a name or id of the workspace's, or `cloud`); undefined when absent. */
 export async function gatewayFilter(
   store: StoreOps,
@@ -161,17 +188,9 @@ export const telemetryOperations: Operation[] = [
     }),
     async handler({ caller, workspace, query, plane }) {
       const from = since(query, plane.now(), 3600_000);
-      const gatewayId = await gatewayFilter(plane.store, caller, workspace, query);
-      const view = await visibility(plane.store, caller, workspace);
-      const items = [];
-      for (const r of await plane.store.listTelemetry(workspace.id, {
-        since: from,
-        ...(gatewayId ? { gatewayId } : {}),
-      })) {
-        if (!view.rowVisible(r.gatewayId, r.collection)) continue;
-        const { workspaceId: _w, gatewayId: gateway, ...rest } = r;
-        items.push({ gateway, gatewayName: view.gatewayName(gateway), ...rest });
-      }
+      const { gatewayId, view } = await gatewayAndView(plane.store, caller, workspace, query);
+      const rows = await plane.store.listTelemetry(workspace.id, { since: from, ...(gatewayId ? { gatewayId } : {}) });
+      const items = visibleRows(view, rows);
       const gateways = [];
       const ids = gatewayId
         ? [gatewayId]
@@ -202,22 +221,14 @@ export const telemetryOperations: Operation[] = [
     async handler({ caller, workspace, query, plane }) {
       const from = since(query, plane.now(), 24 * 3600_000);
       const max = limit(query, 100);
-      const gatewayId = await gatewayFilter(plane.store, caller, workspace, query);
-      const view = await visibility(plane.store, caller, workspace);
-      const items = [];
+      const { gatewayId, view } = await gatewayAndView(plane.store, caller, workspace, query);
       // More than the limit is read, so that events the caller may not see do not leave its page short.
       const events = await plane.store.listSecurityEvents(workspace.id, {
         since: from,
         ...(gatewayId ? { gatewayId } : {}),
         limit: SCAN_LIMIT,
       });
-      for (const e of events) {
-        if (items.length === max) break;
-        if (!view.rowVisible(e.gatewayId, e.collection)) continue;
-        const { workspaceId: _w, gatewayId: gateway, ...rest } = e;
-        items.push({ ...rest, gateway, gatewayName: view.gatewayName(gateway) });
-      }
-      return { items };
+      return { items: visibleRows(view, events, max) };
     },
   }),
   operation({
@@ -231,16 +242,9 @@ export const telemetryOperations: Operation[] = [
     response: z.object({ items: z.array(AccessEventSchemaOut) }),
     async handler({ caller, workspace, query, plane }) {
       const max = limit(query, 100);
-      const gatewayId = await gatewayFilter(plane.store, caller, workspace, query);
-      const view = await visibility(plane.store, caller, workspace);
-      const items = [];
-      for (const e of plane.telemetry?.accessEvents(workspace.id, gatewayId ? { gatewayId } : {}) ?? []) {
-        if (items.length === max) break;
-        if (!view.rowVisible(e.gatewayId, e.collection || NONE)) continue;
-        const { gatewayId: gateway, ...rest } = e;
-        items.push({ gateway, gatewayName: view.gatewayName(gateway), ...rest });
-      }
-      return { items };
+      const { gatewayId, view } = await gatewayAndView(plane.store, caller, workspace, query);
+      const events = plane.telemetry?.accessEvents(workspace.id, gatewayId ? { gatewayId } : {}) ?? [];
+      return { items: visibleRows(view, events, max) };
     },
   }),
   operation({
