@@ -14,7 +14,8 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { checkRegularFile, ConfigError, scanJson } from './load.ts';
+import { scanJson } from './json-scan.ts';
+import { checkRegularFile, ConfigError } from './load.ts';
 import {
   type Client,
   ClientKeySchema,

@@ -5,16 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { printParseErrorCode } from 'jsonc-parser';
-import {
-  ConfigError,
-  JSONC_ERRORS,
-  loadGatewayFile,
-  MAX_JSON_DEPTH,
-  parseConfigText,
-  parseGatewayFile,
-  scanJson,
-  syntaxErrorAt,
-} from './load.ts';
+import { JSONC_ERRORS, MAX_JSON_DEPTH, scanJson, syntaxErrorAt } from './json-scan.ts';
+import { ConfigError, loadGatewayFile, parseConfigText, parseGatewayFile } from './load.ts';
 import { prng } from '../testing/prng.ts';
 
 const KEY = 'ghk_OYD2bW6pY21HpMITxjvPCsGSwSb2qSlk17CIdB';
