@@ -10,6 +10,9 @@
  * Lines are validated by a hand-written check of the common shapes, which builds exactly what `ClientSchema`
  * outputs; a line it does not accept goes through `ClientSchema.safeParse`, so zod stays the source of truth and
  * says what is wrong. Errors name the file and line: `clients.ndjson:12: keys[0].hash: must be a SHA-256 hash…`.
+ *
+ * Over 400 lines on purpose: the reader and its fast check of one client line belong together: the fast path must
+ * build exactly what `ClientSchema` outputs, and is read against it.
  */
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';

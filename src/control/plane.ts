@@ -2,6 +2,10 @@
  * The control plane process: the store (SQLite by default, PostgreSQL with a URL), the admin API, the publisher
  * that compiles changes into snapshots, and the embedded cloud gateway. On first start it creates the `default`
  * workspace and an installation admin client, whose token is returned once for the caller to print.
+ *
+ * Over 400 lines on purpose: `startControlPlane` builds the process in order (store, keys, servers, publisher, cloud
+ * gateway, shutdown) and each step uses what the steps before it built; the parts themselves live in their own
+ * modules.
  */
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';

@@ -8,6 +8,9 @@
  * `apply` compiles a snapshot completely before touching anything in force, then swaps one reference: a rejected
  * snapshot changes nothing, signing keys included. Applications run one at a time, and every applied snapshot
  * empties the token cache, so that no token outlives the permissions it carries.
+ *
+ * Over 400 lines on purpose: `createGatewayInstance` is one closure over the state in force (route table, keys, pools,
+ * counters), which apply, listen and close all change; the parts live in their own modules.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

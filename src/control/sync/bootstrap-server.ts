@@ -18,6 +18,9 @@
  *   to anyone without it (the next renewal over the live channel moves to a new key).
  *
  * Refusals are problem+json. Tokens are never logged, not even in part.
+ *
+ * Over 400 lines on purpose: one endpoint, whose two flows (enrolment, re-enrolment) share its validation, CA and
+ * refusals.
  */
 import { randomUUID, X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';

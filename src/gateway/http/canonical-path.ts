@@ -11,6 +11,9 @@
  *
  * Hot path: a plain ASCII target (no `%`, no dot segment, no `//`, no character outside the safe pchar set) is
  * checked by one charCode loop and returned as a slice of the input; everything else takes the full parser.
+ *
+ * Over 400 lines on purpose: one parser: its fast path and its full path stay side by side, to be read and tested
+ * against each other.
  */
 import type { ErrorCode } from '../../shared/errors.ts';
 

@@ -2,6 +2,8 @@
  * Compiles a validated snapshot into the immutable route table the request path reads: routers, key index,
  * roles expanded to endpoint-id sets (wildcard permissions included, so authorization stays one Set lookup), per-collection frozen policy chains. Runs once per snapshot; applying a
  * new snapshot is then one reference swap.
+ *
+ * Over 400 lines on purpose: one compilation pass over a snapshot; the helpers below it serve only that pass.
  */
 import { blockList } from '../../shared/block-list.ts';
 import type {

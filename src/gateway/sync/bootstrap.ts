@@ -21,6 +21,9 @@
  *
  * `reenrollGateway` is the way back for a gateway whose certificate expired (see certificate-renewal.ts): the same
  * endpoint and trust, with proof of possession of the certificate's key instead of a token.
+ *
+ * Over 400 lines on purpose: the two ways in (a token, re-enrolment with an expired certificate) and the directory,
+ * TLS and HTTP steps they share.
  */
 import type { X509Certificate } from 'node:crypto';
 import { constants } from 'node:fs';

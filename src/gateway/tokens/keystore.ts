@@ -13,6 +13,9 @@
  * With `file` set, the keys live in a JSON file (mode 0600, written atomically and durably by
  * src/shared/atomic-file.ts). The file holds private parts only for the current and next key; retired keys keep
  * their public part only.
+ *
+ * Over 400 lines on purpose: the key store and its file (read, checked, written atomically) are one unit; the file's
+ * format is this store's alone.
  */
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';

@@ -5,6 +5,9 @@
  * A policy set holding a construct not compiled here (extension functions such as `ip()` or `decimal()`, tags,
  * templates) is evaluated by cedar-wasm as a whole, from a pre-parsed copy; so is a single decision whose values
  * leave the safe integer range. `compile-cedar.test.ts` checks decisions against cedar-wasm's on generated sets.
+ *
+ * Over 400 lines on purpose: one compiler, a closure per Cedar construct; the constructs nest in one another and share
+ * the value helpers, so they read together.
  */
 import { splitPolicies } from '../../../config/cedar-schema.ts';
 import { cedar, type EntityJson, type Expr, type PolicyJson } from '../../../shared/cedar.ts';
