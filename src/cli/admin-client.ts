@@ -7,12 +7,13 @@
  * the control plane's log). A success answer without the expected shape means --url is not a Gatehouse control
  * plane (a `UsageError`, like no answer at all). Messages show the URL with its password masked.
  */
-import { type Command, shownUrl, UsageError } from './command.ts';
+import type { ParseArgsConfig } from 'node:util';
+import { type Command, parse, shownUrl, UsageError } from './command.ts';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8081';
 const TIMEOUT_MS = 30_000;
 
-/** The options every admin command accepts (spread into its `parse()` options). */
+/** The options every admin command accepts (`adminCommand` adds them to the command's own). */
 export const CONNECTION_OPTIONS = {
   url: { type: 'string' },
   token: { type: 'string' },
@@ -225,13 +226,33 @@ export function connect(command: string, values: ConnectionValues): AdminClient 
   return new AdminClient(url, token, values.workspace ?? fromEnv('GATEHOUSE_WORKSPACE'));
 }
 
-/** Wraps an admin command so that a control plane failure prints one line and exits 1, without a stack trace. */
-export function adminCommand(command: Command): Command {
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** An admin command's flags as parsed: its own options and the connection options. */
+export type AdminValues<T extends Options> = ReturnType<typeof parse<typeof CONNECTION_OPTIONS & T>>['values'];
+
+/** An admin command: its own options, taken beside the connection options, and its usage around theirs. */
+export interface AdminCommand<T extends Options> {
+  /** As typed after `gatehouse` (in its usage errors). */
+  name: string;
+  /** The command's own arguments, first in the usage line (the connection options follow). */
+  args: string;
+  /** The usage text after the usage line (the connection options' help follows). */
+  help: string;
+  options: T;
+  run(values: AdminValues<T>): Promise<number>;
+}
+
+/**
+ * The command for an admin command: its flags parsed with the connection options, and a control plane failure
+ * printed as one line with exit 1, without a stack trace.
+ */
+export function adminCommand<T extends Options>(command: AdminCommand<T>): Command {
   return {
-    usage: command.usage,
+    usage: `${command.args} ${CONNECTION_USAGE}\n\n${command.help}\n\n${CONNECTION_HELP}`,
     async run(args) {
       try {
-        return await command.run(args);
+        return await command.run(parse(command.name, args, { ...CONNECTION_OPTIONS, ...command.options }).values);
       } catch (error) {
         if (!(error instanceof ControlPlaneError)) throw error;
         console.error(`gatehouse: ${error.message}`);

@@ -17,9 +17,6 @@ import {
 import {
   adminCommand,
   type AdminClient,
-  CONNECTION_HELP,
-  CONNECTION_OPTIONS,
-  CONNECTION_USAGE,
   ControlPlaneError,
   connect,
   jsonOutput,
@@ -28,7 +25,7 @@ import {
 } from './admin-client.ts';
 import { printJson, progress, type Progress } from './output.ts';
 import { loadFile } from './collection-file.ts';
-import { parse, UsageError } from './command.ts';
+import { UsageError } from './command.ts';
 
 const NAME = 'collection apply';
 
@@ -105,14 +102,15 @@ function checkUniqueNames(file: string, spec: ApplyFile): void {
 }
 
 export const collectionApply = adminCommand({
-  usage: `-f FILE [--dry-run] ${CONNECTION_USAGE}\n\nFILE (YAML or JSON; "-" reads stdin): environment, collections, publish (default true), prune (default false).
---dry-run prints the plan without changing anything.\n\n${CONNECTION_HELP}`,
-  async run(args) {
-    const { values } = parse(NAME, args, {
-      ...CONNECTION_OPTIONS,
-      file: { type: 'string', short: 'f' },
-      'dry-run': { type: 'boolean' },
-    });
+  name: NAME,
+  args: `-f FILE [--dry-run]`,
+  help: `FILE (YAML or JSON; "-" reads stdin): environment, collections, publish (default true), prune (default false).
+--dry-run prints the plan without changing anything.`,
+  options: {
+    file: { type: 'string', short: 'f' },
+    'dry-run': { type: 'boolean' },
+  },
+  async run(values) {
     const json = jsonOutput(NAME, values);
     if (!values.file) throw new UsageError(`${NAME}: -f FILE is required`);
     const file = values.file;

@@ -1,25 +1,24 @@
 /** `gatehouse collection export`: a collection's endpoints and permissions as an OpenAPI 3.1 document. */
 import { writeFile } from 'node:fs/promises';
 import { stringify } from 'yaml';
-import { adminCommand, CONNECTION_HELP, CONNECTION_OPTIONS, CONNECTION_USAGE, connect } from './admin-client.ts';
-import { parse, requireFlags } from './command.ts';
+import { adminCommand, connect } from './admin-client.ts';
+import { requireFlags } from './command.ts';
 
 const NAME = 'collection export';
 
 export const collectionExport = adminCommand({
-  usage: `--env ENV --collection NAME [--version N] [--format yaml|json] [--out FILE] ${CONNECTION_USAGE}
-
-Writes the draft (or published version N) as OpenAPI 3.1 with x-gatehouse-permission on each operation;
-\`gatehouse collection import\` of that document changes nothing.\n\n${CONNECTION_HELP}`,
-  async run(args) {
-    const { values } = parse(NAME, args, {
-      ...CONNECTION_OPTIONS,
-      env: { type: 'string' },
-      collection: { type: 'string' },
-      version: { type: 'string' },
-      format: { type: 'string', default: 'yaml' },
-      out: { type: 'string' },
-    });
+  name: NAME,
+  args: `--env ENV --collection NAME [--version N] [--format yaml|json] [--out FILE]`,
+  help: `Writes the draft (or published version N) as OpenAPI 3.1 with x-gatehouse-permission on each operation;
+\`gatehouse collection import\` of that document changes nothing.`,
+  options: {
+    env: { type: 'string' },
+    collection: { type: 'string' },
+    version: { type: 'string' },
+    format: { type: 'string', default: 'yaml' },
+    out: { type: 'string' },
+  },
+  async run(values) {
     requireFlags(NAME, values, ['env', 'collection']);
     const api = connect(NAME, values);
     const path = await api.workspacePath('environments', values.env!, 'collections', values.collection!, 'openapi');

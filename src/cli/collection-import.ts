@@ -9,37 +9,28 @@ import type { OpenApiImportResult } from '../config/openapi/api.ts';
 import { bundleSpecFile } from '../config/openapi/bundle.ts';
 import type { SpecProblem } from '../config/openapi/source.ts';
 import { NAME_PATTERN } from '../config/schema.ts';
-import {
-  adminCommand,
-  AdminRequestError,
-  CONNECTION_HELP,
-  CONNECTION_OPTIONS,
-  CONNECTION_USAGE,
-  connect,
-  jsonOutput,
-} from './admin-client.ts';
+import { adminCommand, AdminRequestError, connect, jsonOutput } from './admin-client.ts';
 import { printJson, progress } from './output.ts';
-import { parse, requireFlags, UsageError } from './command.ts';
+import { requireFlags, UsageError } from './command.ts';
 
 const NAME = 'collection import';
 
 export const collectionImport = adminCommand({
-  usage: `--env ENV --spec FILE [--collection NAME] [--dry-run] [--project NAME --upstream URL [--base-path PATH]] ${CONNECTION_USAGE}
-
-FILE is an OpenAPI 3.1, 3.0 or Swagger 2.0 document (JSON or YAML); files it references by relative $ref are
+  name: NAME,
+  args: `--env ENV --spec FILE [--collection NAME] [--dry-run] [--project NAME --upstream URL [--base-path PATH]]`,
+  help: `FILE is an OpenAPI 3.1, 3.0 or Swagger 2.0 document (JSON or YAML); files it references by relative $ref are
 bundled in. NAME defaults to the file's name. --project and --upstream create the collection when it does not
-exist yet. The mapping rules are in docs/openapi.md.\n\n${CONNECTION_HELP}`,
-  async run(args) {
-    const { values } = parse(NAME, args, {
-      ...CONNECTION_OPTIONS,
-      env: { type: 'string' },
-      spec: { type: 'string' },
-      collection: { type: 'string' },
-      'dry-run': { type: 'boolean', default: false },
-      project: { type: 'string' },
-      upstream: { type: 'string' },
-      'base-path': { type: 'string' },
-    });
+exist yet. The mapping rules are in docs/openapi.md.`,
+  options: {
+    env: { type: 'string' },
+    spec: { type: 'string' },
+    collection: { type: 'string' },
+    'dry-run': { type: 'boolean', default: false },
+    project: { type: 'string' },
+    upstream: { type: 'string' },
+    'base-path': { type: 'string' },
+  },
+  async run(values) {
     requireFlags(NAME, values, ['env', 'spec']);
     const file = values.spec!;
     const collection = values.collection ?? basename(file, extname(file));

@@ -12,37 +12,27 @@ import { compilePolicySet } from '../gateway/policies/resource-policy/compile-ce
 import { entityStore } from '../gateway/policies/resource-policy/entities.ts';
 import { NO_RESOURCE, resourceDecisions } from '../gateway/policies/resource-policy/policy.ts';
 import type { EntityJson } from '../shared/cedar.ts';
-import {
-  adminCommand,
-  CONNECTION_HELP,
-  CONNECTION_OPTIONS,
-  CONNECTION_USAGE,
-  connect,
-  jsonOutput,
-} from './admin-client.ts';
+import { adminCommand, connect, jsonOutput } from './admin-client.ts';
 import { printJson } from './output.ts';
-import { parse, requireFlags, UsageError } from './command.ts';
+import { requireFlags, UsageError } from './command.ts';
 
 const NAME = 'policy test';
 
 export const policyTest = adminCommand({
-  usage: `--env ENV --collection NAME --client CLIENT_ID --method METHOD --path PATH [--query QUERY] [--header "name: value" ...] ${CONNECTION_USAGE}
-
-PATH is relative to the collection's base path (/orgs/acme/invoices/42). Prints ALLOW or DENY and the deciding
-policies: the permits that allowed, or the forbids that denied (none: no permit applied).
-
-${CONNECTION_HELP}`,
-  async run(args) {
-    const { values } = parse(NAME, args, {
-      ...CONNECTION_OPTIONS,
-      env: { type: 'string' },
-      collection: { type: 'string' },
-      client: { type: 'string' },
-      method: { type: 'string', default: 'GET' },
-      path: { type: 'string' },
-      query: { type: 'string', default: '' },
-      header: { type: 'string', multiple: true },
-    });
+  name: NAME,
+  args: `--env ENV --collection NAME --client CLIENT_ID --method METHOD --path PATH [--query QUERY] [--header "name: value" ...]`,
+  help: `PATH is relative to the collection's base path (/orgs/acme/invoices/42). Prints ALLOW or DENY and the deciding
+policies: the permits that allowed, or the forbids that denied (none: no permit applied).`,
+  options: {
+    env: { type: 'string' },
+    collection: { type: 'string' },
+    client: { type: 'string' },
+    method: { type: 'string', default: 'GET' },
+    path: { type: 'string' },
+    query: { type: 'string', default: '' },
+    header: { type: 'string', multiple: true },
+  },
+  async run(values) {
     requireFlags(NAME, values, ['env', 'collection', 'client', 'path']);
     const api = connect(NAME, values);
     const base = await api.workspacePath('environments', values.env!, 'collections', values.collection!);

@@ -5,29 +5,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import { UserInputSchema, type UserResource } from '../config/resources.ts';
-import {
-  adminCommand,
-  CONNECTION_HELP,
-  CONNECTION_OPTIONS,
-  CONNECTION_USAGE,
-  connect,
-  jsonOutput,
-} from './admin-client.ts';
+import { adminCommand, connect, jsonOutput } from './admin-client.ts';
 import { printJson } from './output.ts';
-import { parse, UsageError } from './command.ts';
+import { UsageError } from './command.ts';
 
 const NAME = 'user create';
 
 export const userCreate = adminCommand({
-  usage: `--email EMAIL [--role admin|ROLE] [--name NAME] ${CONNECTION_USAGE}\n\nAdds a console user with a role (default admin: every privilege) and prints a generated password once.
-Sign in at <admin URL>/console/ with the workspace, the email and that password.\n\n${CONNECTION_HELP}`,
-  async run(args) {
-    const { values } = parse(NAME, args, {
-      ...CONNECTION_OPTIONS,
-      email: { type: 'string' },
-      role: { type: 'string', default: 'admin' },
-      name: { type: 'string' },
-    });
+  name: NAME,
+  args: `--email EMAIL [--role admin|ROLE] [--name NAME]`,
+  help: `Adds a console user with a role (default admin: every privilege) and prints a generated password once.
+Sign in at <admin URL>/console/ with the workspace, the email and that password.`,
+  options: {
+    email: { type: 'string' },
+    role: { type: 'string', default: 'admin' },
+    name: { type: 'string' },
+  },
+  async run(values) {
     if (values.email === undefined) throw new UsageError(`${NAME}: --email is required (the user's sign-in email)`);
     const json = jsonOutput(NAME, values);
     const password = randomBytes(18).toString('base64url');
