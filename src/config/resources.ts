@@ -14,6 +14,7 @@ import {
   DurationSchema,
   EnvironmentSchema,
   LegacyClientSchema,
+  NamedSchema,
   NameSchema,
   RoleSchema,
 } from './schema.ts';
@@ -44,10 +45,7 @@ export const WorkspaceSchema = z.strictObject({
 });
 export type Workspace = z.output<typeof WorkspaceSchema>;
 
-export const ProjectInputSchema = z.strictObject({
-  name: NameSchema,
-  description: z.string().max(1024).optional(),
-});
+export const ProjectInputSchema = NamedSchema;
 export const ProjectSchema = ProjectInputSchema.extend({ createdAt: Timestamp });
 export type Project = z.output<typeof ProjectSchema>;
 

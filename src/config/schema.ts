@@ -36,6 +36,12 @@ export const NameSchema = z
   .string()
   .regex(NAME_PATTERN, 'must be 1-128 characters: letters, digits, ".", "_" or "-", starting with a letter or digit');
 
+/** What a resource that people name and describe (a project, a role) starts with. */
+export const NamedSchema = z.strictObject({
+  name: NameSchema,
+  description: z.string().max(1024).optional(),
+});
+
 /** Environments are upper-case names such as DEV, TEST, PROD. */
 export const EnvironmentSchema = z
   .string()
@@ -420,9 +426,7 @@ export const EndpointRefSchema = z.strictObject({
 });
 export type EndpointRef = z.output<typeof EndpointRefSchema>;
 
-export const RoleSchema = z.strictObject({
-  name: NameSchema,
-  description: z.string().max(1024).optional(),
+export const RoleSchema = NamedSchema.extend({
   /** Permission names granted; `*` grants every endpoint, `invoices:*` every endpoint whose permission starts with `invoices:`. */
   permissions: z.array(PermissionNameSchema).default([]),
   /** Individual endpoints granted. */
