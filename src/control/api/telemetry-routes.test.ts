@@ -11,6 +11,7 @@ import { openStore } from '../store/open.ts';
 import type { GatewayRecord, Store, WorkspaceRecord } from '../store/store.ts';
 import { createTelemetryIngest } from '../telemetry/ingest.ts';
 import { createAdminClient, createWorkspace } from '../workspaces.ts';
+import { newCollection } from './collection-routes.ts';
 import type { ControlContext } from './operation.ts';
 import { OPERATIONS } from './operations.ts';
 import { createAdminServer } from './server.ts';
@@ -73,18 +74,7 @@ describe('the telemetry admin API', () => {
         target,
         endpoints: [{ method: 'GET', path: '/x', permission: 'x:read' }],
       });
-      await store.insertCollection({
-        id: newId('col'),
-        workspaceId: ws.id,
-        environment,
-        name,
-        project,
-        target: spec.target,
-        spec,
-        revision: 1,
-        createdAt: nowIso(T0),
-        updatedAt: nowIso(T0),
-      });
+      await store.insertCollection(newCollection(ws, environment, name, project, spec, nowIso(T0)));
     };
     await collection('PROD', 'billing', 'payments', { type: 'edge', gateway: 'eu-1' });
     await collection('PROD', 'people', 'hr', { type: 'edge', gateway: 'eu-1' });
