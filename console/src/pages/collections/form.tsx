@@ -1,7 +1,8 @@
 /** The collection form (create and edit): base path, upstream, project, deployment target and the endpoints table. */
 import { useState } from 'preact/hooks';
 import type { BodyOf, Ok } from '../../api/types';
-import { described, Field, Submit } from '../../ui/form';
+import { described, Field } from '../../ui/form';
+import { FormActions, TextField } from '../../ui/text-field';
 import { Alert } from '../../ui/states';
 
 export type Collection = Ok<'getCollection'>;
@@ -78,32 +79,32 @@ export function CollectionForm({
     >
       {error && <Alert>{error}</Alert>}
       <div class="grid-2">
-        <Field label="Name" id="col-name" hint="e.g. billing">
-          <input
-            {...described('col-name', undefined, true)}
-            value={name}
-            required
-            disabled={!!initial}
-            onInput={(e) => setName(e.currentTarget.value)}
-          />
-        </Field>
-        <Field label="Base path" id="col-base" hint="Requests under this path go to this collection.">
-          <input
-            {...described('col-base', undefined, true)}
-            value={basePath}
-            required
-            onInput={(e) => setBasePath(e.currentTarget.value)}
-          />
-        </Field>
-        <Field label="Upstream URL" id="col-upstream" hint="Where the gateway forwards allowed requests.">
-          <input
-            {...described('col-upstream', undefined, true)}
-            type="url"
-            value={upstream}
-            required
-            onInput={(e) => setUpstream(e.currentTarget.value)}
-          />
-        </Field>
+        <TextField
+          label="Name"
+          id="col-name"
+          hint="e.g. billing"
+          required
+          disabled={!!initial}
+          value={name}
+          onValue={setName}
+        />
+        <TextField
+          label="Base path"
+          id="col-base"
+          hint="Requests under this path go to this collection."
+          required
+          value={basePath}
+          onValue={setBasePath}
+        />
+        <TextField
+          label="Upstream URL"
+          id="col-upstream"
+          hint="Where the gateway forwards allowed requests."
+          type="url"
+          required
+          value={upstream}
+          onValue={setUpstream}
+        />
         <Field label="Project" id="col-project">
           <select {...described('col-project')} value={project} onChange={(e) => setProject(e.currentTarget.value)}>
             {projects.map((p) => (
@@ -194,12 +195,9 @@ export function CollectionForm({
           Add endpoint
         </button>
       </fieldset>
-      <div class="form-actions">
-        <button type="button" class="btn" onClick={onCancel}>
-          Cancel
-        </button>
-        <Submit busy={busy}>{busy ? 'Saving…' : submitLabel}</Submit>
-      </div>
+      <FormActions busy={busy} onCancel={onCancel}>
+        {busy ? 'Saving…' : submitLabel}
+      </FormActions>
     </form>
   );
 }

@@ -4,7 +4,8 @@ import { api, call } from '../../api/client';
 import { link, navigate } from '../../router';
 import { useSession } from '../../session';
 import { Confirm, Modal } from '../../ui/dialog';
-import { ago, described, Field, formatTime, Submit } from '../../ui/form';
+import { ago, formatTime } from '../../ui/form';
+import { FormActions, TextField } from '../../ui/text-field';
 import { useLoad } from '../../ui/load';
 import { Alert, Badge, Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
 import { DataTable } from '../../ui/table';
@@ -211,20 +212,17 @@ function Rename({
         }}
       >
         {error && <Alert>{error}</Alert>}
-        <Field label="New name" id="gw-rename" hint="Collections deployed to this gateway follow the new name.">
-          <input
-            {...described('gw-rename', undefined, true)}
-            value={name}
-            required
-            onInput={(e) => setName(e.currentTarget.value)}
-          />
-        </Field>
-        <div class="form-actions">
-          <button type="button" class="btn" onClick={onClose}>
-            Cancel
-          </button>
-          <Submit busy={busy}>Rename</Submit>
-        </div>
+        <TextField
+          label="New name"
+          id="gw-rename"
+          hint="Collections deployed to this gateway follow the new name."
+          required
+          value={name}
+          onValue={setName}
+        />
+        <FormActions busy={busy} onCancel={onClose}>
+          Rename
+        </FormActions>
       </form>
     </Modal>
   );

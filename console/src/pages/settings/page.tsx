@@ -3,7 +3,8 @@ import { useState } from 'preact/hooks';
 import { api, call } from '../../api/client';
 import { useSession } from '../../session';
 import { Confirm, Modal } from '../../ui/dialog';
-import { described, Field, formatTime, Submit } from '../../ui/form';
+import { described, Field, formatTime } from '../../ui/form';
+import { FormActions, TextField } from '../../ui/text-field';
 import { useLoad } from '../../ui/load';
 import { Alert, Badge, Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
 import { DataTable } from '../../ui/table';
@@ -43,20 +44,10 @@ function NameDialog({
         }}
       >
         {error && <Alert>{error}</Alert>}
-        <Field label={label} id="name-dialog" hint={hint}>
-          <input
-            {...described('name-dialog', undefined, true)}
-            value={name}
-            required
-            onInput={(e) => setName(e.currentTarget.value)}
-          />
-        </Field>
-        <div class="form-actions">
-          <button type="button" class="btn" onClick={onClose}>
-            Cancel
-          </button>
-          <Submit busy={busy}>Create</Submit>
-        </div>
+        <TextField label={label} id="name-dialog" hint={hint} required value={name} onValue={setName} />
+        <FormActions busy={busy} onCancel={onClose}>
+          Create
+        </FormActions>
       </form>
     </Modal>
   );
@@ -356,15 +347,7 @@ function AddUser({ roles, onClose }: { roles: string[]; onClose: () => void }) {
         }}
       >
         {error && <Alert>{error}</Alert>}
-        <Field label="Email" id="user-email">
-          <input
-            {...described('user-email')}
-            type="email"
-            value={email}
-            required
-            onInput={(e) => setEmail(e.currentTarget.value)}
-          />
-        </Field>
+        <TextField label="Email" id="user-email" type="email" required value={email} onValue={setEmail} />
         <Field label="Role" id="user-role">
           <select {...described('user-role')} value={role} onChange={(e) => setRole(e.currentTarget.value)}>
             {roles.map((r) => (
@@ -372,27 +355,20 @@ function AddUser({ roles, onClose }: { roles: string[]; onClose: () => void }) {
             ))}
           </select>
         </Field>
-        <Field
+        <TextField
           label="Initial password"
           id="user-password"
           hint="At least 12 characters; share it with the user over a safe channel."
-        >
-          <input
-            {...described('user-password', undefined, true)}
-            type="password"
-            autoComplete="new-password"
-            minLength={12}
-            value={password}
-            required
-            onInput={(e) => setPassword(e.currentTarget.value)}
-          />
-        </Field>
-        <div class="form-actions">
-          <button type="button" class="btn" onClick={onClose}>
-            Cancel
-          </button>
-          <Submit busy={busy}>Add user</Submit>
-        </div>
+          type="password"
+          autoComplete="new-password"
+          minLength={12}
+          required
+          value={password}
+          onValue={setPassword}
+        />
+        <FormActions busy={busy} onCancel={onClose}>
+          Add user
+        </FormActions>
       </form>
     </Modal>
   );

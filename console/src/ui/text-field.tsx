@@ -1,0 +1,60 @@
+/** A labelled text input and a dialog form's buttons: the pieces every form of the console repeats. */
+import type { ComponentChildren, InputHTMLAttributes, PartialInputHTMLAttributes } from 'preact';
+import { described, Field, Submit } from './form';
+
+/**
+ * An `<input>` in a `<Field>`, tied to its hint and error (aria-describedby); the caller holds the value. Other
+ * attributes (type, required, pattern, disabled, …) go to the input.
+ */
+export function TextField({
+  label,
+  id,
+  hint,
+  error,
+  value,
+  onValue,
+  ...input
+}: {
+  label: string;
+  id: string;
+  hint?: ComponentChildren;
+  error?: string | undefined;
+  value: string;
+  onValue: (value: string) => void;
+} & Pick<
+  PartialInputHTMLAttributes<HTMLInputElement>,
+  'required' | 'disabled' | 'pattern' | 'autoComplete' | 'minLength' | 'maxLength' | 'placeholder'
+> & { type?: 'text' | 'email' | 'url' | 'password' }) {
+  return (
+    <Field label={label} id={id} hint={hint} error={error}>
+      <input
+        {...described(id, error, hint !== undefined)}
+        // preact pairs each input `type` with the ARIA roles it allows; these inputs set no role.
+        {...(input as InputHTMLAttributes<HTMLInputElement>)}
+        value={value}
+        onInput={(e) => onValue(e.currentTarget.value)}
+      />
+    </Field>
+  );
+}
+
+/** A dialog form's Cancel and submit buttons. */
+export function FormActions({
+  busy,
+  onCancel,
+  children,
+}: {
+  busy: boolean;
+  onCancel: () => void;
+  /** The submit button's label. */
+  children: ComponentChildren;
+}) {
+  return (
+    <div class="form-actions">
+      <button type="button" class="btn" onClick={onCancel}>
+        Cancel
+      </button>
+      <Submit busy={busy}>{children}</Submit>
+    </div>
+  );
+}
