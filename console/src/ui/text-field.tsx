@@ -1,4 +1,4 @@
-/** A labelled text input and a dialog form's buttons: the pieces every form of the console repeats. */
+/** A labelled text input, a labelled choice and a dialog form's buttons: the pieces every form of the console repeats. */
 import type { ComponentChildren, InputHTMLAttributes, PartialInputHTMLAttributes } from 'preact';
 import { described, Field, Submit } from './form';
 
@@ -34,6 +34,43 @@ export function TextField({
         value={value}
         onInput={(e) => onValue(e.currentTarget.value)}
       />
+    </Field>
+  );
+}
+
+/** A `<select>` in a `<Field>`, tied to its hint: one option per value, or per `{ value, label }`. */
+export function SelectField({
+  label,
+  id,
+  hint,
+  value,
+  onValue,
+  options,
+}: {
+  label: string;
+  id: string;
+  hint?: ComponentChildren;
+  value: string;
+  onValue: (value: string) => void;
+  options: readonly (string | { value: string; label: string })[];
+}) {
+  return (
+    <Field label={label} id={id} hint={hint}>
+      <select
+        {...described(id, undefined, hint !== undefined)}
+        value={value}
+        onChange={(e) => onValue(e.currentTarget.value)}
+      >
+        {options.map((o) =>
+          typeof o === 'string' ? (
+            <option key={o}>{o}</option>
+          ) : (
+            <option key={o.value} value={o.value}>
+              {o.label}
+            </option>
+          ),
+        )}
+      </select>
     </Field>
   );
 }

@@ -2,7 +2,7 @@
 import { useState } from 'preact/hooks';
 import type { BodyOf, Ok } from '../../api/types';
 import { described, Field } from '../../ui/form';
-import { FormActions, TextField } from '../../ui/text-field';
+import { FormActions, SelectField, TextField } from '../../ui/text-field';
 import { Alert } from '../../ui/states';
 
 export type Collection = Ok<'getCollection'>;
@@ -105,13 +105,7 @@ export function CollectionForm({
           value={upstream}
           onValue={setUpstream}
         />
-        <Field label="Project" id="col-project">
-          <select {...described('col-project')} value={project} onChange={(e) => setProject(e.currentTarget.value)}>
-            {projects.map((p) => (
-              <option key={p}>{p}</option>
-            ))}
-          </select>
-        </Field>
+        <SelectField label="Project" id="col-project" value={project} onValue={setProject} options={projects} />
         <Field label="Deployment target" id="col-target" hint="The cloud gateway, or this environment's edge gateway.">
           <select
             {...described('col-target', undefined, true)}

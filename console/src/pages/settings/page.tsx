@@ -3,8 +3,8 @@ import { useState } from 'preact/hooks';
 import { api, call } from '../../api/client';
 import { useSession } from '../../session';
 import { Confirm, Modal } from '../../ui/dialog';
-import { described, Field, formatTime } from '../../ui/form';
-import { FormActions, TextField } from '../../ui/text-field';
+import { formatTime } from '../../ui/form';
+import { FormActions, SelectField, TextField } from '../../ui/text-field';
 import { useLoad } from '../../ui/load';
 import { Alert, Badge, Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
 import { DataTable } from '../../ui/table';
@@ -348,13 +348,7 @@ function AddUser({ roles, onClose }: { roles: string[]; onClose: () => void }) {
       >
         {error && <Alert>{error}</Alert>}
         <TextField label="Email" id="user-email" type="email" required value={email} onValue={setEmail} />
-        <Field label="Role" id="user-role">
-          <select {...described('user-role')} value={role} onChange={(e) => setRole(e.currentTarget.value)}>
-            {roles.map((r) => (
-              <option key={r}>{r}</option>
-            ))}
-          </select>
-        </Field>
+        <SelectField label="Role" id="user-role" value={role} onValue={setRole} options={roles} />
         <TextField
           label="Initial password"
           id="user-password"
