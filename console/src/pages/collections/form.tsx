@@ -2,7 +2,7 @@
 import { useState } from 'preact/hooks';
 import type { BodyOf, Ok } from '../../api/types';
 import { described, Field } from '../../ui/form';
-import { FormActions, SelectField, TextField } from '../../ui/text-field';
+import { FormActions, SelectField, TextField, useSubmit } from '../../ui/fields';
 import { Alert } from '../../ui/states';
 
 export type Collection = Ok<'getCollection'>;
@@ -51,32 +51,21 @@ export function CollectionForm({
       { method: 'GET', path: '/', permission: '' },
     ],
   );
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string>();
+  const { busy, error, submit } = useSubmit(async () => {
+    await onSubmit({
+      ...(initial ? inputOf(initial) : {}),
+      name,
+      basePath,
+      upstream: { ...initial?.upstream, url: upstream },
+      project,
+      endpoints,
+      target: target === 'cloud' ? { type: 'cloud' } : { type: 'edge', gateway: target },
+    });
+  });
   const setEndpoint = (i: number, patch: Partial<Endpoint>) =>
     setEndpoints(endpoints.map((e, j) => (j === i ? { ...e, ...patch } : e)));
   return (
-    <form
-      onSubmit={async (e) => {
-        e.preventDefault();
-        setBusy(true);
-        setError(undefined);
-        try {
-          await onSubmit({
-            ...(initial ? inputOf(initial) : {}),
-            name,
-            basePath,
-            upstream: { ...initial?.upstream, url: upstream },
-            project,
-            endpoints,
-            target: target === 'cloud' ? { type: 'cloud' } : { type: 'edge', gateway: target },
-          });
-        } catch (err) {
-          setError((err as Error).message);
-          setBusy(false);
-        }
-      }}
-    >
+    <form onSubmit={submit}>
       {error && <Alert>{error}</Alert>}
       <div class="grid-2">
         <TextField

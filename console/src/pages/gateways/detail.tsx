@@ -5,7 +5,7 @@ import { link, navigate } from '../../router';
 import { useSession } from '../../session';
 import { Confirm, Modal } from '../../ui/dialog';
 import { ago, formatTime } from '../../ui/form';
-import { FormActions, TextField } from '../../ui/text-field';
+import { FormActions, TextField, useSubmit } from '../../ui/fields';
 import { useLoad } from '../../ui/load';
 import { Alert, Badge, Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
 import { DataTable } from '../../ui/table';
@@ -192,25 +192,13 @@ function Rename({
   onClose: () => void;
 }) {
   const [name, setName] = useState(old);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string>();
+  const { busy, error, submit } = useSubmit(async () => {
+    await call(api.PATCH('/api/v1/workspaces/{workspace}/gateways/{gateway}', { params: { path }, body: { name } }));
+    onClose();
+  });
   return (
     <Modal title={`Rename ${old}`} onClose={onClose}>
-      <form
-        onSubmit={async (e) => {
-          e.preventDefault();
-          setBusy(true);
-          try {
-            await call(
-              api.PATCH('/api/v1/workspaces/{workspace}/gateways/{gateway}', { params: { path }, body: { name } }),
-            );
-            onClose();
-          } catch (err) {
-            setError((err as Error).message);
-            setBusy(false);
-          }
-        }}
-      >
+      <form onSubmit={submit}>
         {error && <Alert>{error}</Alert>}
         <TextField
           label="New name"

@@ -4,7 +4,7 @@ import { api, call } from '../../api/client';
 import { useSession } from '../../session';
 import { Confirm, Modal } from '../../ui/dialog';
 import { formatTime } from '../../ui/form';
-import { FormActions, SelectField, TextField } from '../../ui/text-field';
+import { FormActions, SelectField, TextField, useSubmit } from '../../ui/fields';
 import { useLoad } from '../../ui/load';
 import { Alert, Badge, Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
 import { DataTable } from '../../ui/table';
@@ -25,24 +25,13 @@ function NameDialog({
   onClose: () => void;
 }) {
   const [name, setName] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string>();
+  const { busy, error, submit } = useSubmit(async () => {
+    await onSubmit(name);
+    onClose();
+  });
   return (
     <Modal title={title} onClose={onClose}>
-      <form
-        onSubmit={async (e) => {
-          e.preventDefault();
-          setBusy(true);
-          setError(undefined);
-          try {
-            await onSubmit(name);
-            onClose();
-          } catch (err) {
-            setError((err as Error).message);
-            setBusy(false);
-          }
-        }}
-      >
+      <form onSubmit={submit}>
         {error && <Alert>{error}</Alert>}
         <TextField label={label} id="name-dialog" hint={hint} required value={name} onValue={setName} />
         <FormActions busy={busy} onCancel={onClose}>
@@ -323,29 +312,18 @@ function AddUser({ roles, onClose }: { roles: string[]; onClose: () => void }) {
   const [email, setEmail] = useState('');
   const [role, setRole] = useState(roles[0] ?? 'admin');
   const [password, setPassword] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string>();
+  const { busy, error, submit } = useSubmit(async () => {
+    await call(
+      api.POST('/api/v1/workspaces/{workspace}/environments/{environment}/collaborators', {
+        params: { path: { workspace, environment: me.workspace.devEnvironment } },
+        body: { email, role, password },
+      }),
+    );
+    onClose();
+  });
   return (
     <Modal title="Add console user" onClose={onClose}>
-      <form
-        onSubmit={async (e) => {
-          e.preventDefault();
-          setBusy(true);
-          setError(undefined);
-          try {
-            await call(
-              api.POST('/api/v1/workspaces/{workspace}/environments/{environment}/collaborators', {
-                params: { path: { workspace, environment: me.workspace.devEnvironment } },
-                body: { email, role, password },
-              }),
-            );
-            onClose();
-          } catch (err) {
-            setError((err as Error).message);
-            setBusy(false);
-          }
-        }}
-      >
+      <form onSubmit={submit}>
         {error && <Alert>{error}</Alert>}
         <TextField label="Email" id="user-email" type="email" required value={email} onValue={setEmail} />
         <SelectField label="Role" id="user-role" value={role} onValue={setRole} options={roles} />

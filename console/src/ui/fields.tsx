@@ -1,5 +1,9 @@
-/** A labelled text input, a labelled choice and a dialog form's buttons: the pieces every form of the console repeats. */
+/**
+ * The pieces every form of the console repeats: a labelled text input, a labelled choice, the Cancel and submit
+ * buttons, and the submit handler with its busy flag and error.
+ */
 import type { ComponentChildren, InputHTMLAttributes, PartialInputHTMLAttributes } from 'preact';
+import { useState } from 'preact/hooks';
 import { described, Field, Submit } from './form';
 
 /**
@@ -94,4 +98,26 @@ export function FormActions({
       <Submit busy={busy}>{children}</Submit>
     </div>
   );
+}
+
+/**
+ * A form's submit handler: `run` is awaited with `busy` set (the submit button shows progress); when it throws, its
+ * message is the form's `error` and the form can be sent again. On success `busy` stays set: the form is done
+ * (its dialog closes, or the page moves on).
+ */
+export function useSubmit(run: () => Promise<unknown>) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    try {
+      await run();
+    } catch (err) {
+      setError((err as Error).message);
+      setBusy(false);
+    }
+  };
+  return { busy, error, submit };
 }
