@@ -49,6 +49,7 @@ export const openApiOperations: Operation[] = [
       const outcome = await importOpenApi(body.spec, {
         publicEndpoints: existing ? existing.spec.publicEndpoints : body.create?.publicEndpoints,
         validateRequests: existing ? existing.spec.validateRequests : body.create?.validateRequests,
+        mcp: existing?.spec.mcp?.enabled === true,
       });
       if (!outcome.ok)
         throw new AdminError(
