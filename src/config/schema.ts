@@ -371,9 +371,10 @@ export const McpSettingsSchema = z.strictObject({
   /** Serve the MCP endpoint (default true when `mcp` is given). */
   enabled: z.boolean().default(true),
   /** Where, relative to the collection's base path: literal segments, e.g. `/mcp` (the default). */
-  path: BasePathSchema.refine((p) => p !== '/', 'must not be "/": the base path itself belongs to the upstream').default(
-    '/mcp',
-  ),
+  path: BasePathSchema.refine(
+    (p) => p !== '/',
+    'must not be "/": the base path itself belongs to the upstream',
+  ).default('/mcp'),
   /** What the server tells clients it is (`serverInfo.name`, default the collection's name). */
   name: z.string().min(1).max(128).optional(),
   /** Guidance for the agent about this API (`instructions` of the initialize answer). */

@@ -327,7 +327,13 @@ export class GatewayServer {
    * (`/.well-known/oauth-protected-resource<basePath><mcp.path>`), or the gateway's RFC 8414 metadata
    * (`/.well-known/oauth-authorization-server<token endpoint prefix>`): true when the request was one of them.
    */
-  #serveMcpOrMetadata(req: IncomingMessage, res: ServerResponse, requestId: string, table: RouteTable, start: number): boolean {
+  #serveMcpOrMetadata(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    table: RouteTable,
+    start: number,
+  ): boolean {
     const canonical = canonicalize(req.url ?? '/', req.headers.host);
     if (!canonical.ok) return false;
     const path = canonical.value.path;

@@ -175,7 +175,9 @@ export function serveMcp(
       return readJson(req).then((body) => {
         if (body === TOO_LARGE) {
           res.shouldKeepAlive = false;
-          return refuse(refusal('GH_ERR_REQUEST_BODY_TOO_LARGE', `An MCP message may be at most ${MCP_BODY_MAX} bytes.`));
+          return refuse(
+            refusal('GH_ERR_REQUEST_BODY_TOO_LARGE', `An MCP message may be at most ${MCP_BODY_MAX} bytes.`),
+          );
         }
         if (body === INVALID_JSON) return rpcParseError(res, requestId, deps, req, start);
         return answer(req, res, requestId, start, target, self, ip, forwardedHost, body, deps);
@@ -218,8 +220,16 @@ function rpcParseError(
   req: IncomingMessage,
   start: number,
 ): void {
-  const body = JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: RpcError.ParseError, message: 'Parse error: the body is not JSON' } });
-  res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId });
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: null,
+    error: { code: RpcError.ParseError, message: 'Parse error: the body is not JSON' },
+  });
+  res.writeHead(400, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-request-id': requestId,
+  });
   res.end(body);
   deps.answered(req, requestId, 400, start, undefined);
 }
@@ -277,7 +287,8 @@ async function callTool(
   // The same canonical path and route a plain request would have: a value that changes the route is refused.
   const full = `${collection.basePath === '/' ? '' : collection.basePath}${built.path}`;
   const canonical = canonicalize(built.query === '' ? full : `${full}?${built.query}`, undefined);
-  if (!canonical.ok) throw new McpError(RpcError.InvalidParams, `The arguments make an invalid path: ${canonical.detail}`);
+  if (!canonical.ok)
+    throw new McpError(RpcError.InvalidParams, `The arguments make an invalid path: ${canonical.detail}`);
   const forwardPath = relativePath(collection.basePath, canonical.value.path);
   const match = collection.endpoints.match(endpoint.method, forwardPath);
   if (match === undefined || 'allow' in match || match.endpoint !== endpoint)
@@ -368,7 +379,10 @@ export function buildRequest(tool: McpTool, args: Record<string, unknown>): Buil
     } else if (b.in === 'query') addQuery(query, b.name, value, b.explode, b.argument);
     else {
       if (isStripped(b.name)) continue; // the gateway sets or drops that header itself
-      headers.push([b.name, Array.isArray(value) ? value.map((v) => scalar(v, b.argument)).join(',') : scalar(value, b.argument)]);
+      headers.push([
+        b.name,
+        Array.isArray(value) ? value.map((v) => scalar(v, b.argument)).join(',') : scalar(value, b.argument),
+      ]);
     }
   }
   if (tool.freeQuery && args.query !== undefined && args.query !== null) {
@@ -398,12 +412,19 @@ function addQuery(out: string[], name: string, value: unknown, explode: boolean,
     if (explode) for (const item of items) out.push(`${key}=${item}`);
     else out.push(`${key}=${items.join(',')}`);
   } else if (value !== undefined && value !== null) {
-    out.push(`${key}=${encodeURIComponent(typeof value === 'object' ? JSON.stringify(value) : scalar(value, argument))}`);
+    out.push(
+      `${key}=${encodeURIComponent(typeof value === 'object' ? JSON.stringify(value) : scalar(value, argument))}`,
+    );
   }
 }
 
 /** The upstream exchange of a tool call; its answer (at most TOOL_RESULT_MAX bytes) is the tool's result. */
-async function forward(ctx: McpContext, path: string, body: Buffer | undefined, deps: McpServeDeps): Promise<CallToolResult> {
+async function forward(
+  ctx: McpContext,
+  path: string,
+  body: Buffer | undefined,
+  deps: McpServeDeps,
+): Promise<CallToolResult> {
   const { collection, endpoint } = ctx;
   const upstream = collection.upstream;
   if (upstream.egressDenied !== undefined) {
@@ -460,11 +481,19 @@ async function forward(ctx: McpContext, path: string, body: Buffer | undefined, 
   if (size > TOOL_RESULT_MAX)
     return {
       isError: true,
-      content: [{ type: 'text', text: `The API's answer (status ${status}) exceeds ${TOOL_RESULT_MAX} bytes: narrow the request.` }],
+      content: [
+        {
+          type: 'text',
+          text: `The API's answer (status ${status}) exceeds ${TOOL_RESULT_MAX} bytes: narrow the request.`,
+        },
+      ],
       _meta: meta,
     };
   const bytes = Buffer.concat(chunks);
-  const type = String(response.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const type = String(response.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim()
+    .toLowerCase();
   const result: CallToolResult = { isError: status >= 400, content: [], _meta: meta };
   if (type.startsWith('image/')) {
     result.content.push({ type: 'image', data: bytes.toString('base64'), mimeType: type });

@@ -196,7 +196,7 @@ function buildTool(name: string, e: Endpoint, endpoint: CompiledEndpoint, collec
   const defs: Record<string, unknown> = {};
   const inputSchema: Record<string, unknown> = {
     type: 'object',
-    properties: localRefs(properties, collection.schemas, defs),
+    properties: localRefs(properties, collection.schemas, defs) as Record<string, unknown>,
     ...(required.length > 0 && { required }),
     additionalProperties: false,
   };
@@ -234,7 +234,11 @@ function buildTool(name: string, e: Endpoint, endpoint: CompiledEndpoint, collec
  * A copy of `schema` whose references into the collection's `schemas` point at the tool's own `$defs` (an MCP
  * client sees each tool's schema alone), the referenced definitions copied into `defs`, transitively.
  */
-function localRefs(schema: unknown, schemas: Record<string, unknown> | undefined, defs: Record<string, unknown>): any {
+function localRefs(
+  schema: unknown,
+  schemas: Record<string, unknown> | undefined,
+  defs: Record<string, unknown>,
+): unknown {
   if (Array.isArray(schema)) return schema.map((s) => localRefs(s, schemas, defs));
   if (schema === null || typeof schema !== 'object') return schema;
   const out: Record<string, unknown> = {};
