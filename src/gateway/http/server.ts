@@ -28,7 +28,7 @@ import { RouteCache, routeKey } from './route-cache.ts';
 import { hostname, matchRoute, METHOD_NOT_SUPPORTED, NOT_FOUND, refuseBeforeRouting, type Routed } from './route.ts';
 import { canonicalize } from './canonical-path.ts';
 import { relativePath } from './router.ts';
-import { type McpServeDeps, serveMcp } from '../mcp/endpoint.ts';
+import type { McpServeDeps } from '../mcp/endpoint.ts';
 import {
   AUTHORIZATION_SERVER_PATH,
   authorizationServerMetadata,
@@ -182,6 +182,7 @@ export class GatewayServer {
   /** Swaps the route table: one reference assignment. */
   setTable(table: RouteTable): void {
     this.#table = table;
+    if (table.collections.some((c) => c.mcp !== undefined)) void loadMcp().catch(() => undefined); // warm up
     this.#routes = new RouteCache();
   }
 
@@ -372,20 +373,24 @@ export class GatewayServer {
     const target = this.#mcpTarget(req, table, path);
     if (target === undefined) return false;
     const o = origin();
-    serveMcp(
-      req,
-      res,
-      requestId,
-      start,
-      {
-        collection: target.collection,
-        tools: target.collection.mcp!.tools,
-        resource: `${o}${path}`,
-        metadataUrl: metadataUrl(o, path),
-      },
-      ip,
-      target.forwardedHost,
-      this.#mcpDeps,
+    loadMcp().then(
+      ({ serveMcp }) =>
+        serveMcp(
+          req,
+          res,
+          requestId,
+          start,
+          {
+            collection: target.collection,
+            tools: target.collection.mcp!.tools,
+            resource: `${o}${path}`,
+            metadataUrl: metadataUrl(o, path),
+          },
+          ip,
+          target.forwardedHost,
+          this.#mcpDeps,
+        ),
+      (error: unknown) => this.#internalError(res, error),
     );
     return true;
   }
@@ -652,6 +657,16 @@ export class GatewayServer {
       },
     });
   }
+}
+
+let mcpEndpoint: Promise<typeof import('../mcp/endpoint.ts')> | undefined;
+
+/**
+ * The MCP endpoint's code and the SDK it runs on, loaded when a snapshot first serves a collection as an MCP server:
+ * a gateway without one never loads them.
+ */
+function loadMcp(): Promise<typeof import('../mcp/endpoint.ts')> {
+  return (mcpEndpoint ??= import('../mcp/endpoint.ts'));
 }
 
 /**
