@@ -81,7 +81,18 @@ function config(upstream: Upstream, specFile: string) {
         project: 'payments',
         environment: 'PROD',
         mcp: { path: '/agents/mcp' },
+        validateRequests: true,
         openapi: specFile,
+      },
+      {
+        name: 'slow',
+        basePath: '/slow',
+        upstream: upstream.url,
+        project: 'payments',
+        environment: 'PROD',
+        concurrency: { key: { max: 1 } },
+        mcp: {},
+        endpoints: [{ method: 'GET', path: '/report', permission: 'invoices:read' }],
       },
       {
         name: 'plain',
@@ -120,9 +131,18 @@ describe('a collection served as an MCP server', () => {
   let upstream: Upstream;
   let gw: GatewayProcess;
   const clients: Client[] = [];
+  /** Requests to the slow collection's /report wait here until released. */
+  const held: (() => void)[] = [];
+  let arrived: (() => void) | undefined;
 
   before(async () => {
-    upstream = await startUpstream();
+    upstream = await startUpstream((req, res) => {
+      if (req.url !== '/report') return false;
+      req.resume();
+      held.push(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('report'));
+      arrived?.();
+      return true;
+    });
     const dir = await mkdtemp(join(tmpdir(), 'gatehouse-mcp-'));
     const specFile = join(dir, 'books.json');
     await writeFile(specFile, JSON.stringify(SPEC));
@@ -234,6 +254,28 @@ describe('a collection served as an MCP server', () => {
     assert.ok(Number(meta['gatehouse.dev/retryAfter']) >= 1);
   });
 
+  it(
+    'holds a concurrency cap across tool calls, and a finished call gives its slot back',
+    { timeout: 15_000 },
+    async () => {
+      const client = await open('/slow/mcp', reader.key);
+      const call = () => client.callTool({ name: 'get_report', arguments: {} });
+      const first = call();
+      await new Promise<void>((resolve) => (arrived = resolve));
+      const second = await call();
+      assert.equal(second.isError, true);
+      assert.equal((second._meta as Record<string, unknown>)['gatehouse.dev/code'], 'GH_ERR_CONCURRENCY_LIMITED');
+      held.shift()!();
+      assert.equal(textOf(await first), 'report');
+      const third = call();
+      await new Promise<void>((resolve) => (arrived = resolve));
+      held.shift()!();
+      const result = await third;
+      assert.equal(result.isError, false, textOf(result));
+      assert.equal(result.structuredContent, undefined, 'a text answer is only text');
+    },
+  );
+
   it('names tools after the OpenAPI operations, with their schemas, and sends the body as JSON', async () => {
     const client = await open('/books-api/agents/mcp', writer.key);
     const { tools } = await client.listTools();
@@ -257,6 +299,12 @@ describe('a collection served as an MCP server', () => {
     assert.equal(seen.method, 'POST');
     assert.equal(seen.headers['content-type'], 'application/json');
     await assert.rejects(client.callTool({ name: 'add_book', arguments: {} }), /"body" is required/);
+    // The endpoint's request validation is in its chain: an invalid body is refused before the upstream.
+    const count = upstream.requests.length;
+    const invalid = await client.callTool({ name: 'add_book', arguments: { body: { pages: 3 } } });
+    assert.equal(invalid.isError, true);
+    assert.equal((JSON.parse(textOf(invalid)) as { code: string }).code, 'GH_ERR_REQUEST_VALIDATION');
+    assert.equal(upstream.requests.length, count);
   });
 
   it('answers 401 with the RFC 9728 metadata URL, and serves that metadata pointing at the token endpoint', async () => {
