@@ -22,7 +22,7 @@ import type { Dispatcher } from 'undici';
 import { ERRORS, type ErrorCode, problemBody, type Refusal, refusal, sendProblem } from '../../shared/errors.ts';
 import { type ChainEnd, type ClientAddress, publishAuthFailure, runChain } from '../http/exchange.ts';
 import { canonicalize, comparableParam } from '../http/canonical-path.ts';
-import { isStripped } from '../http/header-rules.ts';
+import { headerKey, isStripped } from '../http/header-rules.ts';
 import { classify, upstreamHeaders, upstreamPath } from '../http/proxy.ts';
 import { nextRequestId } from '../http/request-id.ts';
 import { relativePath } from '../http/router.ts';
@@ -50,6 +50,8 @@ const TRANSPORT_HEADERS = new Set([
   'last-event-id',
 ]);
 const META = 'gatehouse.dev/';
+/** Header arguments never set: the credential is the MCP request's own. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'cookie']);
 
 export interface McpServeDeps {
   proto: 'http' | 'https';
@@ -378,7 +380,8 @@ export function buildRequest(tool: McpTool, args: Record<string, unknown>): Buil
       path.set(b.name, encodeURIComponent(text));
     } else if (b.in === 'query') addQuery(query, b.name, value, b.explode, b.argument);
     else {
-      if (isStripped(b.name)) continue; // the gateway sets or drops that header itself
+      // The gateway sets or drops that header itself, or it carries a credential: the MCP request's decides.
+      if (isStripped(b.name) || CREDENTIAL_HEADERS.has(headerKey(b.name))) continue;
       headers.push([
         b.name,
         Array.isArray(value) ? value.map((v) => scalar(v, b.argument)).join(',') : scalar(value, b.argument),
