@@ -95,6 +95,26 @@ function config(upstream: Upstream, specFile: string) {
         endpoints: [{ method: 'GET', path: '/report', permission: 'invoices:read' }],
       },
       {
+        name: 'orgs',
+        basePath: '/orgs',
+        upstream: upstream.url,
+        project: 'payments',
+        environment: 'PROD',
+        mcp: {},
+        endpoints: [
+          {
+            method: 'GET',
+            path: '/{orgId}/profile',
+            permission: 'orgs:read',
+            resource: { type: 'Org', param: 'orgId' },
+          },
+        ],
+        policies: {
+          cedar:
+            'permit (principal, action == Action::"orgs:read", resource is Org) when { principal has org && resource == principal.org };',
+        },
+      },
+      {
         name: 'plain',
         basePath: '/plain',
         upstream: upstream.url,
@@ -105,7 +125,7 @@ function config(upstream: Upstream, specFile: string) {
     ],
     roles: [
       { name: 'reader', permissions: ['invoices:read', 'books:read'] },
-      { name: 'writer', permissions: ['invoices:*', 'customers:read', 'books:*'] },
+      { name: 'writer', permissions: ['invoices:*', 'customers:read', 'books:*', 'orgs:read'] },
     ],
     clients: [
       client('reader-client', 'reader', reader),
@@ -275,6 +295,15 @@ describe('a collection served as an MCP server', () => {
       assert.equal(result.structuredContent, undefined, 'a text answer is only text');
     },
   );
+
+  it('applies the collection’s resource policies (Cedar) to each call', async () => {
+    const client = await open('/orgs/mcp', writer.key);
+    const own = await client.callTool({ name: 'get_orgId_profile', arguments: { orgId: 'acme' } });
+    assert.equal(own.isError, false, textOf(own));
+    const other = await client.callTool({ name: 'get_orgId_profile', arguments: { orgId: 'globex' } });
+    assert.equal(other.isError, true);
+    assert.equal((JSON.parse(textOf(other)) as { code: string }).code, 'GH_ERR_AUTH_FORBIDDEN_RESOURCE');
+  });
 
   it('names tools after the OpenAPI operations, with their schemas, and sends the body as JSON', async () => {
     const client = await open('/books-api/agents/mcp', writer.key);
