@@ -18,6 +18,7 @@ import {
   ListToolsRequestSchema,
   McpError,
 } from '@modelcontextprotocol/sdk/types.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { Dispatcher } from 'undici';
 import { ERRORS, type ErrorCode, problemBody, type Refusal, refusal, sendProblem } from '../../shared/errors.ts';
 import { type ChainEnd, type ClientAddress, publishAuthFailure, runChain } from '../http/exchange.ts';
@@ -50,6 +51,11 @@ const TRANSPORT_HEADERS = new Set([
   'last-event-id',
 ]);
 const META = 'gatehouse.dev/';
+/**
+ * The SDK server's JSON Schema validator (used only for elicitation, which these servers never ask for): one for the
+ * process. By default every `Server` builds its own Ajv instance, which was 15 % of a tool call's CPU time.
+ */
+const SCHEMA_VALIDATOR = new AjvJsonSchemaValidator();
 /** Header arguments never set: the credential is the MCP request's own. */
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'cookie']);
 
@@ -254,6 +260,7 @@ async function answer(
     { name: tools.serverName, version: GATEWAY_VERSION },
     {
       capabilities: { tools: { listChanged: false } },
+      jsonSchemaValidator: SCHEMA_VALIDATOR,
       ...(tools.settings.instructions !== undefined && { instructions: tools.settings.instructions }),
     },
   );
