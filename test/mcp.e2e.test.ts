@@ -115,6 +115,16 @@ function config(upstream: Upstream, specFile: string) {
         },
       },
       {
+        name: 'status',
+        basePath: '/status',
+        upstream: upstream.url,
+        project: 'payments',
+        environment: 'PROD',
+        authRequired: false,
+        mcp: { name: 'status-page' },
+        endpoints: [{ method: 'GET', path: '/health', permission: 'status:read' }],
+      },
+      {
         name: 'plain',
         basePath: '/plain',
         upstream: upstream.url,
@@ -135,10 +145,10 @@ function config(upstream: Upstream, specFile: string) {
   };
 }
 
-async function connect(url: string, credential: string): Promise<Client> {
+async function connect(url: string, credential: string | undefined): Promise<Client> {
   const client = new Client({ name: 'e2e-agent', version: '1.0.0' });
   const transport = new StreamableHTTPClientTransport(new URL(url), {
-    requestInit: { headers: { authorization: `Bearer ${credential}` } },
+    requestInit: { headers: credential === undefined ? {} : { authorization: `Bearer ${credential}` } },
   });
   await client.connect(transport);
   return client;
@@ -173,7 +183,7 @@ describe('a collection served as an MCP server', () => {
     await gw?.stop();
     await upstream?.close();
   });
-  const open = async (path: string, credential: string) => {
+  const open = async (path: string, credential: string | undefined) => {
     const c = await connect(`${gw.url}${path}`, credential);
     clients.push(c);
     return c;
@@ -334,6 +344,23 @@ describe('a collection served as an MCP server', () => {
     assert.equal(invalid.isError, true);
     assert.equal((JSON.parse(textOf(invalid)) as { code: string }).code, 'GH_ERR_REQUEST_VALIDATION');
     assert.equal(upstream.requests.length, count);
+  });
+
+  it('serves a public collection to anyone, every tool listed, no credential forwarded', async () => {
+    const client = await open('/status/mcp', undefined);
+    assert.equal(client.getServerVersion()?.name, 'status-page');
+    assert.deepEqual(
+      (await client.listTools()).tools.map((t) => t.name),
+      ['get_health'],
+    );
+    const result = await client.callTool({ name: 'get_health', arguments: {} });
+    assert.equal(result.isError, false, textOf(result));
+    assert.equal((JSON.parse(textOf(result)) as { url: string }).url, '/health');
+    const keyed = await open('/status/mcp', reader.key);
+    const seen = JSON.parse(textOf(await keyed.callTool({ name: 'get_health', arguments: {} }))) as {
+      headers: Record<string, string>;
+    };
+    assert.equal(seen.headers.authorization, undefined, 'a key sent to a public collection is not forwarded');
   });
 
   it('answers 401 with the RFC 9728 metadata URL, and serves that metadata pointing at the token endpoint', async () => {
