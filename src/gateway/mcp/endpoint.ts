@@ -22,7 +22,7 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import type { Dispatcher } from 'undici';
 import { ERRORS, type ErrorCode, problemBody, type Refusal, refusal, sendProblem } from '../../shared/errors.ts';
 import { type ChainEnd, type ClientAddress, publishAuthFailure, runChain } from '../http/exchange.ts';
-import { canonicalize, comparableParam } from '../http/canonical-path.ts';
+import { canonicalize } from '../http/canonical-path.ts';
 import { headerKey, isStripped } from '../http/header-rules.ts';
 import { classify, upstreamHeaders, upstreamPath } from '../http/proxy.ts';
 import { nextRequestId } from '../http/request-id.ts';
@@ -45,6 +45,8 @@ const TRANSPORT_HEADERS = new Set([
   'accept-encoding',
   'content-length',
   'content-type',
+  'content-encoding',
+  'expect',
   'transfer-encoding',
   'mcp-session-id',
   'mcp-protocol-version',
@@ -302,9 +304,6 @@ async function callTool(
   const match = collection.endpoints.match(endpoint.method, forwardPath);
   if (match === undefined || 'allow' in match || match.endpoint !== endpoint)
     throw new McpError(RpcError.InvalidParams, 'A path argument changes which endpoint is called: send plain values.');
-  for (const raw of match.params)
-    if (comparableParam(raw) === undefined)
-      throw new McpError(RpcError.InvalidParams, 'A path argument is not in normalised (NFKC) form.');
 
   const requestId = nextRequestId();
   const headers: Record<string, string | string[]> = {};
