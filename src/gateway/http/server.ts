@@ -311,11 +311,19 @@ export class GatewayServer {
   readonly #mcpDeps: McpServeDeps = {
     proto: 'http', // set in the constructor, once the listener's scheme is known
     finish: (ctx, method, status, start, code) => this.#finish(ctx, method, status, start, code),
-    answered: (req, requestId, status, start, code) => {
+    answered: (req, requestId, status, start, code, collection) => {
       const ms = performance.now() - start;
-      this.#metrics.observe('', '', req.method ?? 'POST', status, ms / 1000);
+      this.#metrics.observe(collection ?? '', '', req.method ?? 'POST', status, ms / 1000);
       this.#accessLog?.event(
-        { reqId: requestId, method: req.method ?? 'POST', status, code, ms, ip: this.#clientIp(req).clientIp },
+        {
+          reqId: requestId,
+          method: req.method ?? 'POST',
+          status,
+          code,
+          ms,
+          collection,
+          ip: this.#clientIp(req).clientIp,
+        },
         'mcp',
       );
     },

@@ -65,8 +65,15 @@ export interface McpServeDeps {
   proto: 'http' | 'https';
   /** A tool call's exchange ended (metrics, access log, telemetry), as a proxied request's does. */
   finish(ctx: RequestContext, method: string, status: number, start: number, code: ErrorCode | undefined): void;
-  /** The MCP request itself ended (not a tool call): for the access log and metrics. */
-  answered(req: IncomingMessage, requestId: string, status: number, start: number, code: ErrorCode | undefined): void;
+  /** The MCP request itself ended (not a tool call): for the access log and metrics, with its collection's name. */
+  answered(
+    req: IncomingMessage,
+    requestId: string,
+    status: number,
+    start: number,
+    code: ErrorCode | undefined,
+    collection?: string,
+  ): void;
   onError(error: unknown, requestId: string): void;
   onEgressDenied?: ((error: Error, collection: CompiledCollection, requestId: string) => void) | undefined;
 }
@@ -154,7 +161,7 @@ export function serveMcp(
 ): void {
   const refuse = (r: Refusal) => {
     const status = sendProblem(res, r, requestId);
-    deps.answered(req, requestId, status, start, r.code);
+    deps.answered(req, requestId, status, start, r.code, target.collection.name);
   };
   if (req.method !== 'POST') {
     // Stateless: no server-initiated stream to GET, no session to DELETE (the transport allows 405 for both).
@@ -189,7 +196,7 @@ export function serveMcp(
             refusal('GH_ERR_REQUEST_BODY_TOO_LARGE', `An MCP message may be at most ${MCP_BODY_MAX} bytes.`),
           );
         }
-        if (body === INVALID_JSON) return rpcParseError(res, requestId, deps, req, start);
+        if (body === INVALID_JSON) return rpcParseError(res, requestId, deps, req, start, target.collection.name);
         return answer(req, res, requestId, start, target, self, ip, forwardedHost, body, deps);
       });
     })
@@ -229,6 +236,7 @@ function rpcParseError(
   deps: McpServeDeps,
   req: IncomingMessage,
   start: number,
+  collection: string,
 ): void {
   const body = JSON.stringify({
     jsonrpc: '2.0',
@@ -241,7 +249,7 @@ function rpcParseError(
     'x-request-id': requestId,
   });
   res.end(body);
-  deps.answered(req, requestId, 400, start, undefined);
+  deps.answered(req, requestId, 400, start, undefined, collection);
 }
 
 /** The SDK answers the (authenticated) message; one server and transport per request (stateless mode). */
@@ -280,7 +288,7 @@ async function answer(
   res.setHeader('x-request-id', requestId);
   await server.connect(transport);
   await transport.handleRequest(req, res, body);
-  deps.answered(req, requestId, res.statusCode, start, undefined);
+  deps.answered(req, requestId, res.statusCode, start, undefined, target.collection.name);
 }
 
 /** A tool call: one request to its endpoint through the endpoint's policy chain, then to the upstream. */
