@@ -164,12 +164,17 @@ describe('a collection served as an MCP server', () => {
   /** Requests to the slow collection's /report wait here until released. */
   const held: (() => void)[] = [];
   let arrived: (() => void) | undefined;
+  /** Called when a held request's connection closes before it was answered. */
+  let abandoned: (() => void) | undefined;
 
   before(async () => {
     upstream = await startUpstream((req, res) => {
       if (req.url !== '/report') return false;
       req.resume();
       held.push(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('report'));
+      res.once('close', () => {
+        if (!res.writableEnded) abandoned?.();
+      });
       arrived?.();
       return true;
     });
@@ -303,6 +308,40 @@ describe('a collection served as an MCP server', () => {
       const result = await third;
       assert.equal(result.isError, false, textOf(result));
       assert.equal(result.structuredContent, undefined, 'a text answer is only text');
+    },
+  );
+
+  it(
+    'abandons the upstream request of a call whose MCP client went away, and frees its slot',
+    { timeout: 20_000 },
+    async () => {
+      const stop = new AbortController();
+      const sent = fetch(`${gw.url}/slow/mcp`, {
+        method: 'POST',
+        signal: stop.signal,
+        headers: {
+          authorization: `Bearer ${reader.key}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name: 'get_report', arguments: {} },
+        }),
+      }).catch(() => undefined);
+      await new Promise<void>((resolve) => (arrived = resolve));
+      const upstreamGone = new Promise<void>((resolve) => (abandoned = resolve));
+      stop.abort();
+      await sent;
+      await upstreamGone;
+      held.shift();
+      const client = await open('/slow/mcp', reader.key);
+      const next = client.callTool({ name: 'get_report', arguments: {} });
+      await new Promise<void>((resolve) => (arrived = resolve));
+      held.shift()!();
+      assert.equal(textOf(await next), 'report');
     },
   );
 

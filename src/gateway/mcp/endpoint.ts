@@ -278,10 +278,13 @@ async function answer(
   server.setRequestHandler(CallToolRequestSchema, async (request) => {
     const tool = tools.byName.get(request.params.name);
     if (tool === undefined) throw new McpError(RpcError.InvalidParams, `Unknown tool: ${request.params.name}`);
-    return callTool(req, tool, request.params.arguments ?? {}, ip, forwardedHost, deps);
+    return callTool(req, tool, request.params.arguments ?? {}, ip, forwardedHost, deps, gone.signal);
   });
   const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+  // The client went away (or the answer is out): calls still waiting for their upstream are abandoned.
+  const gone = new AbortController();
   res.once('close', () => {
+    gone.abort();
     void transport.close();
     void server.close();
   });
@@ -299,6 +302,7 @@ async function callTool(
   ip: ClientAddress,
   forwardedHost: string | undefined,
   deps: McpServeDeps,
+  signal: AbortSignal,
 ): Promise<CallToolResult> {
   const built = buildRequest(tool, args);
   const endpoint = tool.endpoint;
@@ -353,7 +357,7 @@ async function callTool(
       deps.finish(ctx, endpoint.method, ERRORS[r.code].status, ctx.start, r.code);
       return refusalResult(r, requestId);
     }
-    return await forward(ctx, canonical.value.path, built.body, deps);
+    return await forward(ctx, canonical.value.path, built.body, deps, signal);
   } catch (error) {
     deps.onError(error, requestId);
     deps.finish(ctx, endpoint.method, 500, ctx.start, 'GH_ERR_GATEWAY_INTERNAL');
@@ -441,6 +445,7 @@ async function forward(
   path: string,
   body: Buffer | undefined,
   deps: McpServeDeps,
+  signal: AbortSignal,
 ): Promise<CallToolResult> {
   const { collection, endpoint } = ctx;
   const upstream = collection.upstream;
@@ -463,6 +468,7 @@ async function forward(
       body: ctx.requestBody ?? body ?? null,
       headersTimeout: upstream.headersTimeout,
       bodyTimeout: upstream.bodyTimeout,
+      signal,
     });
   } catch (error) {
     const code = classify(error as Error);
