@@ -17,6 +17,7 @@ describe('MCP on the cloud gateway', () => {
   let upstream: Upstream;
   let token: string;
   let client: Client | undefined;
+  const others: Client[] = [];
 
   before(async () => {
     upstream = await startUpstream();
@@ -50,6 +51,7 @@ describe('MCP on the cloud gateway', () => {
     token = c.body.token as string;
   });
   after(async () => {
+    for (const c of others) await c.close();
     await client?.close();
     await cp?.stop();
     await upstream?.close();
@@ -85,5 +87,49 @@ describe('MCP on the cloud gateway', () => {
       await fetch(`${cp.gatewayUrl}/.well-known/oauth-authorization-server/default/dev`)
     ).json()) as Record<string, unknown>;
     assert.equal(server.token_endpoint, `${cp.gatewayUrl}/default/dev/oauth2/token`);
+  });
+
+  it('creates a collection from an OpenAPI import with mcp on, and its tools take the document’s schemas', async () => {
+    const admin = cp.api();
+    const imported = await admin.post(`${ENV}/collections/books/openapi`, {
+      spec: {
+        openapi: '3.1.0',
+        info: { title: 'Books', version: '1' },
+        paths: {
+          '/books/{id}': {
+            get: {
+              operationId: 'getBook',
+              'x-gatehouse-permission': 'invoices:read',
+              parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }],
+              responses: { '200': { description: 'ok' } },
+            },
+          },
+        },
+      },
+      create: { project: 'default', upstream: upstream.url, mcp: {} },
+    });
+    assert.equal(imported.status, 200, JSON.stringify(imported.body));
+    assert.equal((await admin.post(`${ENV}/collections/books/publish`)).status, 201);
+    const url = `${cp.gatewayUrl}/default/dev/books/mcp`;
+    await eventually(
+      async () => (await fetch(url, { method: 'POST', body: '{}' })).status === 401,
+      10_000,
+      'the MCP endpoint is served',
+    );
+    const books = new Client({ name: 'e2e', version: '1.0.0' });
+    others.push(books);
+    await books.connect(
+      new StreamableHTTPClientTransport(new URL(url), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    );
+    const { tools } = await books.listTools();
+    assert.deepEqual(
+      tools.map((t) => t.name),
+      ['getBook'],
+    );
+    assert.deepEqual(tools[0]!.inputSchema.properties, { id: { type: 'integer' } });
+    const result = await books.callTool({ name: 'getBook', arguments: { id: 3 } });
+    assert.equal((result.structuredContent as { url: string }).url, '/books/3');
   });
 });

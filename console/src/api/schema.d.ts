@@ -3269,6 +3269,14 @@ export interface operations {
                         host?: string;
                         publicEndpoints?: boolean;
                         validateRequests?: boolean;
+                        mcp?: {
+                            /** @default true */
+                            enabled?: boolean;
+                            /** @default /mcp */
+                            path?: string;
+                            name?: string;
+                            instructions?: string;
+                        };
                     };
                 };
             };
