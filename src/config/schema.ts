@@ -369,6 +369,25 @@ export const UpstreamSchema = z.strictObject({
 /** `aud` of one or more upstreams: a string or a non-empty list. */
 export const AudienceSchema = z.union([z.string().min(1).max(512), z.array(z.string().min(1).max(512)).min(1).max(32)]);
 
+/**
+ * A collection served to agents as a Model Context Protocol server (docs/mcp.md): one tool per endpoint, at
+ * `<basePath><path>` over Streamable HTTP. A collection endpoint at the same path wins over it.
+ */
+export const McpSettingsSchema = z.strictObject({
+  /** Serve the MCP endpoint (default true when `mcp` is given). */
+  enabled: z.boolean().default(true),
+  /** Where, relative to the collection's base path: literal segments, e.g. `/mcp` (the default). */
+  path: BasePathSchema.refine(
+    (p) => p !== '/',
+    'must not be "/": the base path itself belongs to the upstream',
+  ).default('/mcp'),
+  /** What the server tells clients it is (`serverInfo.name`, default the collection's name). */
+  name: z.string().min(1).max(128).optional(),
+  /** Guidance for the agent about this API (`instructions` of the initialize answer). */
+  instructions: z.string().max(4096).optional(),
+});
+export type McpSettings = z.output<typeof McpSettingsSchema>;
+
 export const CollectionSchema = z.strictObject({
   name: NameSchema,
   /** Requests whose canonical path starts with this base path (and whose Host matches `host`, if set) belong here. */
@@ -416,6 +435,8 @@ export const CollectionSchema = z.strictObject({
   endpoints: z.array(EndpointSchema).min(1),
   /** Resource-level policies in Cedar, evaluated at the gateway on the endpoints they name (docs/policies.md). */
   policies: CollectionPoliciesSchema.optional(),
+  /** Serve the collection to agents as an MCP server (docs/mcp.md). */
+  mcp: McpSettingsSchema.optional(),
 });
 export type Collection = z.output<typeof CollectionSchema>;
 

@@ -410,7 +410,9 @@ export function sendProblem(res: ServerResponse, r: Refusal, requestId: string, 
     'x-request-id': requestId,
     ...r.headers,
   };
-  if (def.status === 401) headers['www-authenticate'] = `Bearer realm="${realm}"`;
+  // A refusal may carry its own challenge (an MCP endpoint's `resource_metadata`, RFC 9728 §5.1).
+  if (def.status === 401 && r.headers?.['www-authenticate'] === undefined)
+    headers['www-authenticate'] = `Bearer realm="${realm}"`;
   res.writeHead(def.status, headers);
   res.end(body);
   return def.status;

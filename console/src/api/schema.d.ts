@@ -1359,6 +1359,14 @@ export interface operations {
                                 /** @default false */
                                 exposeDecidingPolicies: boolean;
                             };
+                            mcp?: {
+                                /** @default true */
+                                enabled: boolean;
+                                /** @default /mcp */
+                                path: string;
+                                name?: string;
+                                instructions?: string;
+                            };
                             description?: string;
                             /**
                              * @default {
@@ -1560,6 +1568,14 @@ export interface operations {
                         /** @default false */
                         exposeDecidingPolicies?: boolean;
                     };
+                    mcp?: {
+                        /** @default true */
+                        enabled?: boolean;
+                        /** @default /mcp */
+                        path?: string;
+                        name?: string;
+                        instructions?: string;
+                    };
                     description?: string;
                     /**
                      * @default {
@@ -1734,6 +1750,14 @@ export interface operations {
                             };
                             /** @default false */
                             exposeDecidingPolicies: boolean;
+                        };
+                        mcp?: {
+                            /** @default true */
+                            enabled: boolean;
+                            /** @default /mcp */
+                            path: string;
+                            name?: string;
+                            instructions?: string;
                         };
                         description?: string;
                         /**
@@ -1942,6 +1966,14 @@ export interface operations {
                             /** @default false */
                             exposeDecidingPolicies: boolean;
                         };
+                        mcp?: {
+                            /** @default true */
+                            enabled: boolean;
+                            /** @default /mcp */
+                            path: string;
+                            name?: string;
+                            instructions?: string;
+                        };
                         description?: string;
                         /**
                          * @default {
@@ -2143,6 +2175,14 @@ export interface operations {
                         /** @default false */
                         exposeDecidingPolicies?: boolean;
                     };
+                    mcp?: {
+                        /** @default true */
+                        enabled?: boolean;
+                        /** @default /mcp */
+                        path?: string;
+                        name?: string;
+                        instructions?: string;
+                    };
                     description?: string;
                     /**
                      * @default {
@@ -2317,6 +2357,14 @@ export interface operations {
                             };
                             /** @default false */
                             exposeDecidingPolicies: boolean;
+                        };
+                        mcp?: {
+                            /** @default true */
+                            enabled: boolean;
+                            /** @default /mcp */
+                            path: string;
+                            name?: string;
+                            instructions?: string;
                         };
                         description?: string;
                         /**
@@ -2564,6 +2612,14 @@ export interface operations {
                                 /** @default false */
                                 exposeDecidingPolicies: boolean;
                             };
+                            mcp?: {
+                                /** @default true */
+                                enabled: boolean;
+                                /** @default /mcp */
+                                path: string;
+                                name?: string;
+                                instructions?: string;
+                            };
                             description?: string;
                             /**
                              * @default {
@@ -2769,6 +2825,14 @@ export interface operations {
                                     };
                                     /** @default false */
                                     exposeDecidingPolicies: boolean;
+                                };
+                                mcp?: {
+                                    /** @default true */
+                                    enabled: boolean;
+                                    /** @default /mcp */
+                                    path: string;
+                                    name?: string;
+                                    instructions?: string;
                                 };
                                 description?: string;
                                 /**
@@ -2976,6 +3040,14 @@ export interface operations {
                                 };
                                 /** @default false */
                                 exposeDecidingPolicies: boolean;
+                            };
+                            mcp?: {
+                                /** @default true */
+                                enabled: boolean;
+                                /** @default /mcp */
+                                path: string;
+                                name?: string;
+                                instructions?: string;
                             };
                             description?: string;
                             /**
@@ -3197,6 +3269,14 @@ export interface operations {
                         host?: string;
                         publicEndpoints?: boolean;
                         validateRequests?: boolean;
+                        mcp?: {
+                            /** @default true */
+                            enabled?: boolean;
+                            /** @default /mcp */
+                            path?: string;
+                            name?: string;
+                            instructions?: string;
+                        };
                     };
                 };
             };

@@ -3,7 +3,14 @@
  * One schema each; the admin API's own OpenAPI document and the CLI read them.
  */
 import { z } from 'zod';
-import { BasePathSchema, HostSchema, HttpMethodSchema, HttpUrlSchema, NameSchema } from '../schema.ts';
+import {
+  BasePathSchema,
+  HostSchema,
+  HttpMethodSchema,
+  HttpUrlSchema,
+  McpSettingsSchema,
+  NameSchema,
+} from '../schema.ts';
 
 /** Largest OpenAPI document an import takes (the GitHub REST description is ~13 MB). */
 export const MAX_OPENAPI_BYTES = 64 * 1024 * 1024;
@@ -27,6 +34,8 @@ export const OpenApiImportInputSchema = z.strictObject({
       host: HostSchema.optional(),
       publicEndpoints: z.boolean().optional(),
       validateRequests: z.boolean().optional(),
+      /** Serve the new collection as an MCP server (docs/mcp.md): the import keeps every operation's request schemas. */
+      mcp: McpSettingsSchema.optional(),
     })
     .optional(),
 });

@@ -36,6 +36,7 @@ export async function expandOpenApiCollections(data: unknown, baseDir: string): 
     const outcome = await importOpenApi(bundled.text ?? bundled.document, {
       publicEndpoints: collection.publicEndpoints === true,
       validateRequests: collection.validateRequests === true,
+      mcp: isMcpEnabled(collection.mcp),
     });
     if (!outcome.ok) {
       problems.push(...outcome.problems.map(show));
@@ -46,4 +47,9 @@ export async function expandOpenApiCollections(data: unknown, baseDir: string): 
     if (outcome.spec.schemas) collection.schemas = outcome.spec.schemas;
   }
   return problems;
+}
+
+/** Whether a collection's raw `mcp` setting (before validation) turns the MCP server on. */
+function isMcpEnabled(mcp: unknown): boolean {
+  return mcp !== null && typeof mcp === 'object' && (mcp as { enabled?: unknown }).enabled !== false;
 }

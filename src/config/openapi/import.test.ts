@@ -299,6 +299,23 @@ describe('bad documents', () => {
   });
 });
 
+describe('an import into a collection served as an MCP server', () => {
+  it('keeps every operation’s request schemas, without turning validation on', async () => {
+    const document = doc({
+      '/a/{id}': { get: op({ parameters: [{ name: 'q', in: 'query', schema: { type: 'integer' } }] }) },
+    });
+    const plain = await endpoints(document);
+    assert.equal(plain.endpoints[0]!.request, undefined);
+    const mcp = await endpoints(document, { mcp: true });
+    const e = mcp.endpoints[0]!;
+    assert.deepEqual(
+      e.request?.parameters?.map((p) => `${p.in} ${p.name}`),
+      ['path id', 'query q'],
+    );
+    assert.equal(e.validate, undefined);
+  });
+});
+
 describe('real public documents', () => {
   it('imports the Swagger Petstore (OpenAPI 3.0, YAML): scopes as AND sets, operationIds, the server path', async () => {
     const spec = await endpoints(fixture('petstore.yaml'));

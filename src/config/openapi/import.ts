@@ -29,6 +29,11 @@ export interface ImportOptions {
   publicEndpoints?: boolean;
   /** The collection validates requests (`validateRequests: true`): request schemas are kept for every operation. */
   validateRequests?: boolean;
+  /**
+   * The collection is served as an MCP server (`mcp.enabled`): request schemas are kept for every operation, as the
+   * tools' input schemas, without turning validation on.
+   */
+  mcp?: boolean;
 }
 
 export interface ImportedSpec {
@@ -287,7 +292,7 @@ function mapOperation(
     problems.push({ pointer: `${at}/x-gatehouse-validation`, message: 'must be true or false' });
   if (typeof validation === 'boolean' && validation !== (options.validateRequests ?? false))
     endpoint.validate = validation;
-  if (validation === true || (validation === undefined && options.validateRequests)) {
+  if (validation === true || (validation === undefined && options.validateRequests) || options.mcp) {
     const request = requestValidation(document, item, op, pathPointer, at, collector, problems);
     if (request) endpoint.request = request;
   }

@@ -49,6 +49,7 @@ export const openApiOperations: Operation[] = [
       const outcome = await importOpenApi(body.spec, {
         publicEndpoints: existing ? existing.spec.publicEndpoints : body.create?.publicEndpoints,
         validateRequests: existing ? existing.spec.validateRequests : body.create?.validateRequests,
+        mcp: existing ? existing.spec.mcp?.enabled === true : body.create?.mcp?.enabled === true,
       });
       if (!outcome.ok)
         throw new AdminError(
@@ -82,6 +83,7 @@ export const openApiOperations: Operation[] = [
             ...(basePath === imported.serverBasePath && create.basePath === undefined ? { stripBasePath: false } : {}),
             ...(create.publicEndpoints !== undefined ? { publicEndpoints: create.publicEndpoints } : {}),
             ...(create.validateRequests !== undefined ? { validateRequests: create.validateRequests } : {}),
+            ...(create.mcp !== undefined ? { mcp: create.mcp } : {}),
             ...(imported.schemas ? { schemas: imported.schemas } : {}),
             endpoints: imported.endpoints,
           });

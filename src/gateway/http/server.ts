@@ -26,6 +26,17 @@ import { HostList } from './host-list.ts';
 import { classify, type ForwardInfo, proxy, type ProxyDone, upstreamHeaders, upstreamPath } from './proxy.ts';
 import { RouteCache, routeKey } from './route-cache.ts';
 import { hostname, matchRoute, METHOD_NOT_SUPPORTED, NOT_FOUND, refuseBeforeRouting, type Routed } from './route.ts';
+import { canonicalize } from './canonical-path.ts';
+import { relativePath } from './router.ts';
+import type { McpServeDeps } from '../mcp/endpoint.ts';
+import {
+  AUTHORIZATION_SERVER_PATH,
+  authorizationServerMetadata,
+  metadataUrl,
+  PROTECTED_RESOURCE_PATH,
+  protectedResourceMetadata,
+  publicOrigin,
+} from '../mcp/metadata.ts';
 
 /** What a 404 says beyond "no route": given the request's path, its Host's name and the table in force. */
 export type NotFoundHint = (path: string, host: string | undefined, table: RouteTable) => string | undefined;
@@ -95,6 +106,7 @@ export class GatewayServer {
     this.#tenantJwks = options.tenantJwks;
     this.#notFoundHint = options.notFoundHint;
     this.#proto = options.tls ? 'https' : 'http';
+    this.#mcpDeps.proto = this.#proto;
     if (options.publicHosts?.length) this.#publicHosts = new HostList(options.publicHosts);
     if (options.trustedProxies?.length) {
       this.#trusted = blockList(options.trustedProxies);
@@ -170,6 +182,7 @@ export class GatewayServer {
   /** Swaps the route table: one reference assignment. */
   setTable(table: RouteTable): void {
     this.#table = table;
+    if (table.collections.some((c) => c.mcp !== undefined)) void loadMcp().catch(() => undefined); // warm up
     this.#routes = new RouteCache();
   }
 
@@ -250,6 +263,8 @@ export class GatewayServer {
     }
     const routed = this.#route(req, table);
     if ('code' in routed) {
+      // A collection's own route wins over the MCP endpoint and the OAuth metadata: looked for only on a 404.
+      if (routed === NOT_FOUND && this.#serveMcpOrMetadata(req, res, requestId, table, start)) return;
       const tokenEndpoint = routed === NOT_FOUND ? tokenEndpointOf(table, req.url ?? '/') : undefined;
       if (tokenEndpoint !== undefined) return this.#serveToken(req, res, requestId, tokenEndpoint, start);
       if (routed === NOT_FOUND && (method === 'GET' || method === 'HEAD') && req.url?.endsWith(JWKS_PATH)) {
@@ -291,6 +306,119 @@ export class GatewayServer {
       this.#finish(ctx, ctx.method, status, ctx.start, upstreamError);
     },
   };
+
+  /** What the MCP endpoints need from the listener: its scheme, and the ends of their requests and tool calls. */
+  readonly #mcpDeps: McpServeDeps = {
+    proto: 'http', // set in the constructor, once the listener's scheme is known
+    finish: (ctx, method, status, start, code) => this.#finish(ctx, method, status, start, code),
+    answered: (req, requestId, status, start, code, collection) => {
+      const ms = performance.now() - start;
+      this.#metrics.observe(collection ?? '', '', req.method ?? 'POST', status, ms / 1000);
+      this.#accessLog?.event(
+        {
+          reqId: requestId,
+          method: req.method ?? 'POST',
+          status,
+          code,
+          ms,
+          collection,
+          ip: this.#clientIp(req).clientIp,
+        },
+        'mcp',
+      );
+    },
+    onError: (error, requestId) => this.#onError(error, requestId),
+    onEgressDenied: (error, collection, requestId) => this.#onEgressDenied?.(error, collection, requestId),
+  };
+
+  /**
+   * A collection's MCP endpoint (`<basePath><mcp.path>`), its RFC 9728 metadata
+   * (`/.well-known/oauth-protected-resource<basePath><mcp.path>`), or the gateway's RFC 8414 metadata
+   * (`/.well-known/oauth-authorization-server<token endpoint prefix>`): true when the request was one of them.
+   */
+  #serveMcpOrMetadata(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    table: RouteTable,
+    start: number,
+  ): boolean {
+    const canonical = canonicalize(req.url ?? '/', req.headers.host);
+    if (!canonical.ok) return false;
+    const path = canonical.value.path;
+    const ip = this.#clientIp(req);
+    const origin = () => publicOrigin(req, this.#proto, ip.trustedForwardedFor !== undefined);
+    if (path.startsWith(PROTECTED_RESOURCE_PATH) || path.startsWith(AUTHORIZATION_SERVER_PATH)) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+      let document: Record<string, unknown> | undefined;
+      if (path.startsWith(PROTECTED_RESOURCE_PATH)) {
+        const resourcePath = path.slice(PROTECTED_RESOURCE_PATH.length);
+        const target = resourcePath === '' ? undefined : this.#mcpTarget(req, table, resourcePath);
+        if (target === undefined) return false;
+        const { collection } = target;
+        document = protectedResourceMetadata(
+          origin(),
+          resourcePath,
+          issuerPrefix(table, collection.basePath),
+          collection.mcp!.tools.serverName,
+        );
+      } else {
+        const prefix = path.slice(AUTHORIZATION_SERVER_PATH.length);
+        if (table.tokenEndpoints?.get(prefix) === undefined) return false;
+        document = authorizationServerMetadata(origin(), prefix);
+      }
+      const body = JSON.stringify(document);
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'cache-control': 'no-store',
+        'x-request-id': requestId,
+      });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      this.#mcpDeps.answered(req, requestId, 200, start, undefined);
+      return true;
+    }
+    const target = this.#mcpTarget(req, table, path);
+    if (target === undefined) return false;
+    const o = origin();
+    loadMcp().then(
+      ({ serveMcp }) =>
+        serveMcp(
+          req,
+          res,
+          requestId,
+          start,
+          {
+            collection: target.collection,
+            tools: target.collection.mcp!.tools,
+            resource: `${o}${path}`,
+            metadataUrl: metadataUrl(o, path),
+          },
+          ip,
+          target.forwardedHost,
+          this.#mcpDeps,
+        ),
+      (error: unknown) => this.#internalError(res, error),
+    );
+    return true;
+  }
+
+  /** The collection whose MCP endpoint is at `path` (canonical) for this request's Host, as routing would find it. */
+  #mcpTarget(
+    req: IncomingMessage,
+    table: RouteTable,
+    path: string,
+  ): { collection: CompiledCollection; forwardedHost: string | undefined } | undefined {
+    const host = req.headers.host;
+    const collection = table.router.match(hostname(host), path);
+    const mcp = collection?.mcp;
+    if (collection === undefined || mcp === undefined || relativePath(collection.basePath, path) !== mcp.path)
+      return undefined;
+    if (collection.host !== undefined) return { collection, forwardedHost: host };
+    if (this.#publicHosts === undefined) return { collection, forwardedHost: undefined };
+    if (host === undefined || !this.#publicHosts.has(host)) return undefined;
+    return { collection, forwardedHost: host };
+  }
 
   #internalError(res: ServerResponse, error: unknown): void {
     const requestId = (res.getHeader('x-request-id') as string | undefined) ?? nextRequestId();
@@ -537,6 +665,27 @@ export class GatewayServer {
       },
     });
   }
+}
+
+let mcpEndpoint: Promise<typeof import('../mcp/endpoint.ts')> | undefined;
+
+/**
+ * The MCP endpoint's code and the SDK it runs on, loaded when a snapshot first serves a collection as an MCP server:
+ * a gateway without one never loads them.
+ */
+function loadMcp(): Promise<typeof import('../mcp/endpoint.ts')> {
+  return (mcpEndpoint ??= import('../mcp/endpoint.ts'));
+}
+
+/**
+ * The prefix of the token endpoint that serves a collection's clients: '' on an edge gateway, the tenant's
+ * `/<workspace>/<environment>` (which begins its collections' base paths) on the cloud gateway.
+ */
+function issuerPrefix(table: RouteTable, basePath: string): string {
+  let best = '';
+  for (const prefix of table.tokenEndpoints?.keys() ?? [])
+    if (prefix.length > best.length && (basePath === prefix || basePath.startsWith(`${prefix}/`))) best = prefix;
+  return best;
 }
 
 /** The token endpoint a path names (`<prefix>/oauth2/token`, query ignored), if the table has one there. */

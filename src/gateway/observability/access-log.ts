@@ -34,7 +34,7 @@ export interface AccessLog {
   /** A request that matched a route, answered by the upstream or refused by a policy. */
   request(ctx: RequestContext, method: string, status: number, ms: number, code: string | undefined): void;
   /** A request refused before it matched a route, or a refused WebSocket upgrade. */
-  event(event: AccessEvent, msg: 'refused' | 'upgrade refused' | 'token exchange'): void;
+  event(event: AccessEvent, msg: 'refused' | 'upgrade refused' | 'token exchange' | 'mcp'): void;
 }
 
 /** An access log writing to the logger's own output: directly when that is a LogSink, else through pino. */

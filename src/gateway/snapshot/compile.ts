@@ -36,6 +36,7 @@ import { resourcePolicy } from '../policies/resource-policy/policy.ts';
 import type { EntityJson } from '../../shared/cedar.ts';
 import { CollectionValidators } from '../policies/validate-request.ts';
 import type { Minter } from '../tokens/minter.ts';
+import { buildToolSet, type McpToolSet } from '../mcp/tools.ts';
 import {
   type CompiledCollection,
   type CompiledEndpoint,
@@ -207,6 +208,8 @@ function finishCompile(
       chain.push(strip);
     }
     const endpoints = new EndpointMatcher<CompiledCollection, CompiledEndpoint>();
+    // Filled in once the endpoints are compiled (the tools point at them); frozen with it.
+    const mcp = c.mcp?.enabled ? { path: c.mcp.path, tools: undefined as unknown as McpToolSet } : undefined;
     const collection: CompiledCollection = Object.freeze({
       name: c.name,
       basePath: c.basePath,
@@ -232,6 +235,7 @@ function finishCompile(
       limits,
       endpoints,
       chain: Object.freeze(chain),
+      mcp,
     });
     const publicChain: readonly Policy[] = Object.freeze([strip]);
     let validators: CollectionValidators | undefined;
@@ -248,6 +252,7 @@ function finishCompile(
         base === collection.chain && c.authRequired ? [...base.slice(0, -1), check, last!] : [...base, check],
       );
     };
+    const compiledEndpoints: CompiledEndpoint[] = [];
     for (const e of c.endpoints) {
       const endpoint: CompiledEndpoint = Object.freeze({
         id: endpointId(c.name, e.method, e.path),
@@ -260,6 +265,12 @@ function finishCompile(
         chain: chainOf(e),
       });
       endpoints.add(endpoint);
+      compiledEndpoints.push(endpoint);
+    }
+    if (mcp !== undefined) {
+      // The MCP request authenticates as the collection's requests do (the tools run their endpoints' chains).
+      mcp.tools = buildToolSet(c, c.mcp!, compiledEndpoints, c.authRequired ? [auth, ip] : []);
+      Object.freeze(mcp);
     }
     router.add(collection);
     collections.push(collection);

@@ -6,6 +6,7 @@ import type { RateLimit } from '../../config/schema.ts';
 import type { EgressDeniedError } from '../http/egress.ts';
 import type { Policy } from '../policies/policy.ts';
 import type { CollectionRouter, EndpointMatcher, RouteEndpoint } from '../http/router.ts';
+import type { McpToolSet } from '../mcp/tools.ts';
 
 export interface CompiledUpstream {
   readonly origin: string;
@@ -33,6 +34,8 @@ export interface CompiledCollection {
   readonly endpoints: EndpointMatcher<CompiledCollection, CompiledEndpoint>;
   /** The frozen policy chain the collection's endpoints run (an endpoint may have its own: see `CompiledEndpoint`). */
   readonly chain: readonly Policy[];
+  /** The MCP server's tools, when the collection is served as one (`mcp`), and its path relative to the base path. */
+  readonly mcp?: { readonly path: string; readonly tools: McpToolSet } | undefined;
 }
 
 export interface CompiledEndpoint extends RouteEndpoint<CompiledCollection> {
