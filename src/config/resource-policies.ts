@@ -110,6 +110,9 @@ export type EntityInput = z.output<typeof EntityInputSchema>;
 export const SnapshotEntitySchema = EntityInputSchema.extend({ collection: z.string().min(1).max(128) });
 export type SnapshotEntity = z.output<typeof SnapshotEntitySchema>;
 
+/** The id of a collection's entity set (the collection's id in the control plane). */
+export const EntitySetIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be an entity set id');
+
 /** The identity of a snapshot entity: `<collection> <Type>::"<id>"`. */
 export function entityKey(e: { collection: string; uid: EntityUid }): string {
   return `${e.collection} ${e.uid.type}::${JSON.stringify(e.uid.id)}`;

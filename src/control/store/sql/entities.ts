@@ -1,17 +1,27 @@
 /** Relationship data of resource policies (entities per collection) in SQL, and the mapping of its rows. */
-import type { Selectable } from 'kysely';
-import type { EntityOps, EntityRecord } from '../store.ts';
+import type { Insertable, Selectable } from 'kysely';
+import type { EntityChange, EntityOps, EntityRecord } from '../store.ts';
 import type { PolicyEntitiesTable } from '../tables.ts';
 import type { Run } from './statement-runner.ts';
 
-/** Rows per INSERT: 6 parameters each stays far below both databases' parameter limits. */
+/** Rows per INSERT: 8 parameters each stays far below both databases' parameter limits. */
 const CHUNK = 500;
+/**
+ * Tombstones are kept for this many versions of a collection's relationship data: a gateway further behind gets
+ * the full set. Pruned every `PRUNE_EVERY` versions (the prune reads the collection's old rows).
+ */
+export const KEEP_VERSIONS = 10_000;
+const PRUNE_EVERY = 1000;
 
 export function entityQueries(run: Run): EntityOps {
   return {
     async upsertEntities(entities: readonly EntityRecord[]): Promise<void> {
+      const versions = new Map<string, number>();
       for (let i = 0; i < entities.length; i += CHUNK) {
-        const rows = entities.slice(i, i + CHUNK).map(entityRow);
+        const chunk = entities.slice(i, i + CHUNK);
+        for (const e of chunk)
+          if (!versions.has(e.collectionId)) versions.set(e.collectionId, await nextVersion(run, e.collectionId));
+        const rows = chunk.map((e) => entityRow(e, versions.get(e.collectionId)!));
         await run((db) =>
           db
             .insertInto('policy_entities')
@@ -21,6 +31,8 @@ export function entityQueries(run: Run): EntityOps {
                 attrs: eb.ref('excluded.attrs'),
                 parents: eb.ref('excluded.parents'),
                 updated_at: eb.ref('excluded.updated_at'),
+                seq: eb.ref('excluded.seq'),
+                deleted: eb.ref('excluded.deleted'),
               })),
             )
             .execute(),
@@ -29,19 +41,63 @@ export function entityQueries(run: Run): EntityOps {
     },
 
     async deleteEntities(collectionId, uids): Promise<number> {
+      if (uids.length === 0) return 0;
+      const version = await nextVersion(run, collectionId);
       let deleted = 0;
       for (const uid of uids) {
         const result = await run((db) =>
           db
-            .deleteFrom('policy_entities')
+            .updateTable('policy_entities')
+            .set({ deleted: true, seq: version, attrs: '{}', parents: '[]' })
             .where('collection_id', '=', collectionId)
             .where('entity_type', '=', uid.type)
             .where('entity_id', '=', uid.id)
+            .where('deleted', '=', false)
             .executeTakeFirst(),
         );
-        deleted += Number(result.numDeletedRows);
+        deleted += Number(result.numUpdatedRows);
       }
       return deleted;
+    },
+
+    async entitySetVersion(collectionId) {
+      const row = await run((db) =>
+        db
+          .selectFrom('policy_entity_sets')
+          .select(['version', 'floor'])
+          .where('collection_id', '=', collectionId)
+          .executeTakeFirst(),
+      );
+      return { version: Number(row?.version ?? 0), floor: Number(row?.floor ?? 0) };
+    },
+
+    async entityChangesSince(collectionId, since, limit): Promise<EntityChange[]> {
+      const page = await run((db) =>
+        db
+          .selectFrom('policy_entities')
+          .selectAll()
+          .where('collection_id', '=', collectionId)
+          .where('seq', '>', since)
+          .orderBy('seq')
+          .orderBy('entity_type')
+          .orderBy('entity_id')
+          .limit(limit)
+          .execute(),
+      );
+      if (page.length < limit || page.length === 0) return page.map(toChange);
+      // The page may end inside a version: complete that version (a batch is at most 1000 entities).
+      const last = page[page.length - 1]!.seq;
+      const rest = await run((db) =>
+        db
+          .selectFrom('policy_entities')
+          .selectAll()
+          .where('collection_id', '=', collectionId)
+          .where('seq', '=', last)
+          .orderBy('entity_type')
+          .orderBy('entity_id')
+          .execute(),
+      );
+      return [...page.filter((r) => r.seq !== last), ...rest].map(toChange);
     },
 
     async listEntities(collectionId, page): Promise<EntityRecord[]> {
@@ -50,6 +106,7 @@ export function entityQueries(run: Run): EntityOps {
           .selectFrom('policy_entities')
           .selectAll()
           .where('collection_id', '=', collectionId)
+          .where('deleted', '=', false)
           .orderBy('entity_type')
           .orderBy('entity_id');
         if (page?.limit !== undefined) q = q.limit(page.limit);
@@ -67,6 +124,7 @@ export function entityQueries(run: Run): EntityOps {
           .where('collection_id', '=', collectionId)
           .where('entity_type', '=', uid.type)
           .where('entity_id', '=', uid.id)
+          .where('deleted', '=', false)
           .executeTakeFirst(),
       );
       return row && toEntity(row);
@@ -78,6 +136,7 @@ export function entityQueries(run: Run): EntityOps {
           .selectFrom('policy_entities')
           .select((eb) => eb.fn.countAll().as('n'))
           .where('collection_id', '=', collectionId)
+          .where('deleted', '=', false)
           .executeTakeFirstOrThrow(),
       );
       return Number(row.n);
@@ -85,14 +144,61 @@ export function entityQueries(run: Run): EntityOps {
   };
 }
 
-function entityRow(e: EntityRecord): PolicyEntitiesTable {
+/**
+ * Takes the collection's next entity version. Transactions are serialized (store.ts), so versions commit in order:
+ * a reader never sees version N+1 without N. Every `PRUNE_EVERY` versions, tombstones older than `KEEP_VERSIONS`
+ * are pruned and the floor raised.
+ */
+async function nextVersion(run: Run, collectionId: string): Promise<number> {
+  const row = await run((db) =>
+    db
+      .insertInto('policy_entity_sets')
+      .values({ collection_id: collectionId, version: 1, floor: 0 })
+      .onConflict((oc) =>
+        oc.column('collection_id').doUpdateSet((eb) => ({ version: eb('policy_entity_sets.version', '+', 1) })),
+      )
+      .returning('version')
+      .executeTakeFirstOrThrow(),
+  );
+  const version = Number(row.version);
+  if (version > KEEP_VERSIONS && version % PRUNE_EVERY === 0) {
+    const floor = version - KEEP_VERSIONS;
+    await run((db) =>
+      db
+        .deleteFrom('policy_entities')
+        .where('collection_id', '=', collectionId)
+        .where('deleted', '=', true)
+        .where('seq', '<=', floor)
+        .execute(),
+    );
+    await run((db) =>
+      db.updateTable('policy_entity_sets').set({ floor }).where('collection_id', '=', collectionId).execute(),
+    );
+  }
+  return version;
+}
+
+function entityRow(e: EntityRecord, seq: number): Insertable<PolicyEntitiesTable> {
   return {
+    seq,
+    deleted: false,
     collection_id: e.collectionId,
     entity_type: e.type,
     entity_id: e.id,
     attrs: JSON.stringify(e.attrs),
     parents: JSON.stringify(e.parents),
     updated_at: e.updatedAt,
+  };
+}
+
+function toChange(r: Selectable<PolicyEntitiesTable>): EntityChange {
+  return {
+    type: r.entity_type,
+    id: r.entity_id,
+    version: Number(r.seq),
+    deleted: Boolean(r.deleted),
+    attrs: JSON.parse(r.attrs) as EntityChange['attrs'],
+    parents: JSON.parse(r.parents) as EntityChange['parents'],
   };
 }
 
