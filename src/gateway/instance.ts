@@ -9,6 +9,7 @@
  * snapshot changes nothing, signing keys included. Applications run one at a time, and every applied snapshot
  * empties the token cache, so that no token outlives the permissions it carries.
  */
+import { EntitySets } from './policies/resource-policy/entity-sets.ts';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
@@ -121,6 +122,11 @@ export interface GatewayInstance {
    */
   readonly keys: SigningKeyStore;
   readonly server: GatewayServer;
+  /**
+   * Relationship data of the collections whose snapshot names an entity set (`entitySets`): kept across
+   * snapshots and changed in place by the entity stream (entity-sets.ts).
+   */
+  readonly entitySets: EntitySets;
   /** The version of the snapshot in force; undefined until one is applied. */
   readonly version: string | undefined;
   /**
@@ -228,6 +234,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
    */
   let signer: { store: SigningKeyStore; source: string | undefined } = { store, source: undefined };
 
+  const entitySets = new EntitySets();
   const onTokenError = (error: unknown, ctx: { requestId: string }) =>
     logger.error({ reqId: ctx.requestId, err: error }, 'token exchange failed');
   const onResourceDenied = (ctx: RequestContext, decision: Decision) =>
@@ -300,6 +307,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
         minter: (next ?? minting)!.minter,
         onTokenError,
         onResourceDenied,
+        entitySets,
       });
     } catch (error) {
       return reject(
@@ -343,6 +351,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
   }
 
   const instance: GatewayInstance = {
+    entitySets,
     metrics,
     get keys() {
       return signer.store;

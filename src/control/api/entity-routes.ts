@@ -81,11 +81,12 @@ export const entityOperations: Operation[] = [
     body: EntityBatchSchema,
     response: z.object({ upserted: z.int(), total: z.int() }),
     async handler({ caller, workspace, environment, params, body, plane }) {
-      const { total, served } = await plane.store.transaction(async (tx) => {
+      const { total, served, id } = await plane.store.transaction(async (tx) => {
         const c = await visibleCollection(tx, caller, workspace, environment, params.collection!);
-        return { total: await upsert(tx, c, body.entities, plane.now()), served: await servedWithPolicies(tx, c) };
+        const total = await upsert(tx, c, body.entities, plane.now());
+        return { total, served: await servedWithPolicies(tx, c), id: c.id };
       });
-      if (served) await plane.changed(workspace.id);
+      if (served) await plane.entitiesChanged(id);
       return { upserted: body.entities.length, total };
     },
   }),
@@ -99,12 +100,12 @@ export const entityOperations: Operation[] = [
     body: EntityDeleteBatchSchema,
     response: z.object({ deleted: z.int(), total: z.int() }),
     async handler({ caller, workspace, environment, params, body, plane }) {
-      const { deleted, total, served } = await plane.store.transaction(async (tx) => {
+      const { deleted, total, served, id } = await plane.store.transaction(async (tx) => {
         const c = await visibleCollection(tx, caller, workspace, environment, params.collection!);
         const deleted = await tx.deleteEntities(c.id, body.uids);
-        return { deleted, total: await tx.countEntities(c.id), served: await servedWithPolicies(tx, c) };
+        return { deleted, total: await tx.countEntities(c.id), served: await servedWithPolicies(tx, c), id: c.id };
       });
-      if (served && deleted > 0) await plane.changed(workspace.id);
+      if (served && deleted > 0) await plane.entitiesChanged(id);
       return { deleted, total };
     },
   }),
@@ -134,12 +135,12 @@ export const entityOperations: Operation[] = [
     response: EntitySchemaOut,
     async handler({ caller, workspace, environment, params, body, plane }) {
       const uid = EntityInputSchema.shape.uid.parse({ type: params.type, id: params.id });
-      const { entity, served } = await plane.store.transaction(async (tx) => {
+      const { entity, served, id } = await plane.store.transaction(async (tx) => {
         const c = await visibleCollection(tx, caller, workspace, environment, params.collection!);
         await upsert(tx, c, [{ uid, ...body }], plane.now());
-        return { entity: (await tx.getEntity(c.id, uid))!, served: await servedWithPolicies(tx, c) };
+        return { entity: (await tx.getEntity(c.id, uid))!, served: await servedWithPolicies(tx, c), id: c.id };
       });
-      if (served) await plane.changed(workspace.id);
+      if (served) await plane.entitiesChanged(id);
       return toOut(entity);
     },
   }),
@@ -152,12 +153,12 @@ export const entityOperations: Operation[] = [
     permission: WRITE,
     status: 204,
     async handler({ caller, workspace, environment, params, plane }) {
-      const { deleted, served } = await plane.store.transaction(async (tx) => {
+      const { deleted, served, id } = await plane.store.transaction(async (tx) => {
         const c = await visibleCollection(tx, caller, workspace, environment, params.collection!);
         const deleted = await tx.deleteEntities(c.id, [{ type: params.type!, id: params.id! }]);
-        return { deleted, served: await servedWithPolicies(tx, c) };
+        return { deleted, served: await servedWithPolicies(tx, c), id: c.id };
       });
-      if (served && deleted > 0) await plane.changed(workspace.id);
+      if (served && deleted > 0) await plane.entitiesChanged(id);
       return undefined;
     },
   }),

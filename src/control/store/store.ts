@@ -570,8 +570,14 @@ export interface EntityOps {
    * order; whole versions only, stopping after the version that reaches `limit` rows. Empty when nothing did.
    */
   entityChangesSince(collectionId: string, since: number, limit: number): Promise<EntityChange[]>;
-  /** The collection's entities ordered by type and id, `offset` first skipped, at most `limit` (default all). */
-  listEntities(collectionId: string, page?: { offset?: number; limit?: number }): Promise<EntityRecord[]>;
+  /**
+   * The collection's entities ordered by type and id, those up to `after` (keyset paging) and the `offset` first
+   * skipped, at most `limit` (default all).
+   */
+  listEntities(
+    collectionId: string,
+    page?: { offset?: number; limit?: number; after?: EntityUid },
+  ): Promise<EntityRecord[]>;
   getEntity(collectionId: string, uid: EntityUid): Promise<EntityRecord | undefined>;
   countEntities(collectionId: string): Promise<number>;
 }

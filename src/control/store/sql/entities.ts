@@ -109,6 +109,14 @@ export function entityQueries(run: Run): EntityOps {
           .where('deleted', '=', false)
           .orderBy('entity_type')
           .orderBy('entity_id');
+        const after = page?.after;
+        if (after !== undefined)
+          q = q.where((eb) =>
+            eb.or([
+              eb('entity_type', '>', after.type),
+              eb.and([eb('entity_type', '=', after.type), eb('entity_id', '>', after.id)]),
+            ]),
+          );
         if (page?.limit !== undefined) q = q.limit(page.limit);
         if (page?.offset) q = q.offset(page.offset);
         return q.execute();

@@ -118,6 +118,10 @@ export class IndexedEntityStore implements EntityStore {
     for (const e of entities) this.put(e);
   }
 
+  values(): MapIterator<Entity> {
+    return this.#entities.values();
+  }
+
   ancestors(key: string): ReadonlySet<string> {
     const memo = this.#memo.get(key);
     if (memo !== undefined) return memo;
