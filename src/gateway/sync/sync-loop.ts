@@ -155,7 +155,12 @@ export class SyncLoop {
       return result;
     }
     void config.entityCache?.record(message, instance.entitySets);
-    if (!message.more)
+    if (!message.more && message.fromVersion === 0)
+      logger.info(
+        { set: message.set, version: message.toVersion, entities: instance.entitySets.get(message.set).size },
+        'received an entity set whole',
+      );
+    else if (!message.more)
       logger.debug(
         { set: message.set, version: message.toVersion, changed: result.applied },
         'relationship data applied from the control plane',
