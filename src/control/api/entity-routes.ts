@@ -1,8 +1,9 @@
 /**
  * Admin API: the relationship data of a collection's resource policies (docs/policies.md): entities such as
  * `Document::"9"` with their attributes and parents. Writes are idempotent (an entity is upserted whole, a delete
- * of an absent entity is no error) and reach every gateway serving the collection like any other configuration
- * change; a collection holds at most `MAX_ENTITIES_PER_COLLECTION`.
+ * of an absent entity is no error); each takes the collection's next entity version and reaches every gateway
+ * serving the collection on the entity stream (entity-feed.ts) — the cloud gateway before the call returns; a
+ * collection holds at most `MAX_ENTITIES_PER_COLLECTION`.
  */
 import { z } from 'zod';
 import {
@@ -15,7 +16,7 @@ import {
 } from '../../config/resource-policies.ts';
 import { nowIso } from '../ids.ts';
 import type { CollectionRecord, EntityRecord, StoreOps } from '../store/store.ts';
-import { conflict, notFound } from './errors.ts';
+import { AdminError, notFound } from './errors.ts';
 import { visibleCollection } from './lookup.ts';
 import { operation, type Operation } from './operation.ts';
 
@@ -42,7 +43,8 @@ async function upsert(tx: StoreOps, c: CollectionRecord, entities: readonly Enti
   );
   const total = await tx.countEntities(c.id);
   if (total > MAX_ENTITIES_PER_COLLECTION)
-    throw conflict(
+    throw new AdminError(
+      'GH_ERR_ADMIN_ENTITY_LIMIT',
       `collection "${c.name}" would hold ${total} entities, more than the ${MAX_ENTITIES_PER_COLLECTION} a collection may hold; nothing was written. Delete entities first, or split the data across collections`,
     );
   return total;

@@ -524,6 +524,24 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .addColumn('collection_id', text, (c) => c.primaryKey().references('collections.id').onDelete('cascade'))
           .addColumn('version', 'integer', (c) => c.notNull())
           .addColumn('floor', 'integer', (c) => c.notNull())
+          .addColumn('count', 'integer', (c) => c.notNull())
+          .execute();
+        // Entities written before: version 1 of their collection's set.
+        await db.updateTable('policy_entities').set({ seq: 1 }).execute();
+        await db
+          .insertInto('policy_entity_sets')
+          .columns(['collection_id', 'version', 'floor', 'count'])
+          .expression((eb) =>
+            eb
+              .selectFrom('policy_entities')
+              .select((s) => [
+                'collection_id',
+                sql<number>`1`.as('version'),
+                sql<number>`0`.as('floor'),
+                s.fn.countAll<number>().as('count'),
+              ])
+              .groupBy('collection_id'),
+          )
           .execute();
       },
     },

@@ -56,6 +56,8 @@ export interface PolicyEntitySetsTable {
   collection_id: string;
   version: number;
   floor: number;
+  /** Entities held (tombstones not counted), kept with every write so that the bound is checked in O(1). */
+  count: number;
 }
 
 export interface WorkspacesTable {

@@ -76,6 +76,11 @@ export function entitiesContract(store: Store): void {
       assert.equal(await store.countEntities(id), 2);
       await store.upsertEntities([entity()]);
       assert.equal(await store.countEntities(id), 3);
+      // The same entity twice in one call: written once, the last one wins, counted once.
+      await store.upsertEntities([entity({ id: '12' }), entity({ id: '12', attrs: { last: true } })]);
+      assert.equal(await store.countEntities(id), 4);
+      assert.deepEqual((await store.getEntity(id, { type: 'Document', id: '12' }))?.attrs, { last: true });
+      await store.deleteEntities(id, [{ type: 'Document', id: '12' }]);
       // A page ends on a whole version, and keyset paging lists what follows a uid.
       assert.deepEqual(
         (await store.entityChangesSince(id, 0, 1)).map((c) => c.id),

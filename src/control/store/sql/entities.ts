@@ -19,24 +19,36 @@ export function entityQueries(run: Run): EntityOps {
       const versions = new Map<string, number>();
       for (let i = 0; i < entities.length; i += CHUNK) {
         const chunk = entities.slice(i, i + CHUNK);
-        for (const e of chunk)
-          if (!versions.has(e.collectionId)) versions.set(e.collectionId, await nextVersion(run, e.collectionId));
-        const rows = chunk.map((e) => entityRow(e, versions.get(e.collectionId)!));
-        await run((db) =>
-          db
-            .insertInto('policy_entities')
-            .values(rows)
-            .onConflict((oc) =>
-              oc.columns(['collection_id', 'entity_type', 'entity_id']).doUpdateSet((eb) => ({
-                attrs: eb.ref('excluded.attrs'),
-                parents: eb.ref('excluded.parents'),
-                updated_at: eb.ref('excluded.updated_at'),
-                seq: eb.ref('excluded.seq'),
-                deleted: eb.ref('excluded.deleted'),
-              })),
-            )
-            .execute(),
-        );
+        // The last of the same entity written twice in one call wins (one row may be written once per statement).
+        const byCollection = new Map<string, Map<string, EntityRecord>>();
+        for (const e of chunk) {
+          let same = byCollection.get(e.collectionId);
+          if (!same) byCollection.set(e.collectionId, (same = new Map()));
+          same.set(`${e.type}::${e.id}`, e);
+        }
+        for (const [collectionId, latest] of byCollection) {
+          const records = [...latest.values()];
+          let version = versions.get(collectionId);
+          if (version === undefined) versions.set(collectionId, (version = await nextVersion(run, collectionId)));
+          const added = records.length - (await countPresent(run, collectionId, records));
+          const rows = records.map((e) => entityRow(e, version));
+          await run((db) =>
+            db
+              .insertInto('policy_entities')
+              .values(rows)
+              .onConflict((oc) =>
+                oc.columns(['collection_id', 'entity_type', 'entity_id']).doUpdateSet((eb) => ({
+                  attrs: eb.ref('excluded.attrs'),
+                  parents: eb.ref('excluded.parents'),
+                  updated_at: eb.ref('excluded.updated_at'),
+                  seq: eb.ref('excluded.seq'),
+                  deleted: eb.ref('excluded.deleted'),
+                })),
+              )
+              .execute(),
+          );
+          if (added !== 0) await addCount(run, collectionId, added);
+        }
       }
     },
 
@@ -57,6 +69,7 @@ export function entityQueries(run: Run): EntityOps {
         );
         deleted += Number(result.numUpdatedRows);
       }
+      if (deleted !== 0) await addCount(run, collectionId, -deleted);
       return deleted;
     },
 
@@ -141,13 +154,12 @@ export function entityQueries(run: Run): EntityOps {
     async countEntities(collectionId): Promise<number> {
       const row = await run((db) =>
         db
-          .selectFrom('policy_entities')
-          .select((eb) => eb.fn.countAll().as('n'))
+          .selectFrom('policy_entity_sets')
+          .select('count')
           .where('collection_id', '=', collectionId)
-          .where('deleted', '=', false)
-          .executeTakeFirstOrThrow(),
+          .executeTakeFirst(),
       );
-      return Number(row.n);
+      return Number(row?.count ?? 0);
     },
   };
 }
@@ -161,7 +173,7 @@ async function nextVersion(run: Run, collectionId: string): Promise<number> {
   const row = await run((db) =>
     db
       .insertInto('policy_entity_sets')
-      .values({ collection_id: collectionId, version: 1, floor: 0 })
+      .values({ collection_id: collectionId, version: 1, floor: 0, count: 0 })
       .onConflict((oc) =>
         oc.column('collection_id').doUpdateSet((eb) => ({ version: eb('policy_entity_sets.version', '+', 1) })),
       )
@@ -184,6 +196,41 @@ async function nextVersion(run: Run, collectionId: string): Promise<number> {
     );
   }
   return version;
+}
+
+/** How many of `records` (all of one collection, each once) are held now (not deleted): indexed reads, one per type. */
+async function countPresent(run: Run, collectionId: string, records: readonly EntityRecord[]): Promise<number> {
+  const byType = new Map<string, string[]>();
+  for (const r of records) {
+    const ids = byType.get(r.type);
+    if (ids) ids.push(r.id);
+    else byType.set(r.type, [r.id]);
+  }
+  let present = 0;
+  for (const [type, ids] of byType) {
+    const row = await run((db) =>
+      db
+        .selectFrom('policy_entities')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .where('collection_id', '=', collectionId)
+        .where('entity_type', '=', type)
+        .where('entity_id', 'in', ids)
+        .where('deleted', '=', false)
+        .executeTakeFirstOrThrow(),
+    );
+    present += Number(row.n);
+  }
+  return present;
+}
+
+async function addCount(run: Run, collectionId: string, delta: number): Promise<void> {
+  await run((db) =>
+    db
+      .updateTable('policy_entity_sets')
+      .set((eb) => ({ count: eb('count', '+', delta) }))
+      .where('collection_id', '=', collectionId)
+      .execute(),
+  );
 }
 
 function entityRow(e: EntityRecord, seq: number): Insertable<PolicyEntitiesTable> {
