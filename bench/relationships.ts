@@ -60,7 +60,8 @@ const time = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
   return [out, performance.now() - t];
 };
 const ms = (v: number) => Math.round(v);
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 
 /** Documents in folders in folders in orgs: entity i of N. */
 function entity(i: number, folder = i % FOLDERS): EntityRecord {
@@ -185,7 +186,9 @@ try {
           endpoints: [
             { method: 'GET', path: '/docs/{id}', permission: 'docs:read', resource: { type: 'Document', param: 'id' } },
           ],
-          policies: { cedar: 'permit (principal, action, resource) when { principal has org && resource in principal.org };' },
+          policies: {
+            cedar: 'permit (principal, action, resource) when { principal has org && resource in principal.org };',
+          },
         },
       ],
       entitySets: { docs: COLLECTION },
@@ -221,7 +224,12 @@ try {
         environment,
         installMethod: 'docker',
         caPin: ca.pin,
-        controlPlane: { bootstrap: 'https://127.0.0.1:1', sync, telemetry: sync, serverName: 'gatehouse-control-plane' },
+        controlPlane: {
+          bootstrap: 'https://127.0.0.1:1',
+          sync,
+          telemetry: sync,
+          serverName: 'gatehouse-control-plane',
+        },
         bootstrappedAt: T0,
       }),
     );
@@ -296,7 +304,9 @@ try {
     console.log(
       `gateway memory: ${result.fullSet.gatewayHeapMB} MB (${result.fullSet.bytesPerEntity} B/entity, ${Math.round((result.fullSet.bytesPerEntity * 1e6) / 1e6)} MB per million)`,
     );
-    console.log(`initial sync over gRPC, per gateway: ${result.initialSyncMs.map((t) => `${(t / 1000).toFixed(1)} s`).join(', ')}`);
+    console.log(
+      `initial sync over gRPC, per gateway: ${result.initialSyncMs.map((t) => `${(t / 1000).toFixed(1)} s`).join(', ')}`,
+    );
     console.log(
       `one relationship update reaching every gateway (${U} updates): p50 ${result.update.p50Ms} ms, p99 ${result.update.p99Ms} ms, max ${result.update.maxMs} ms`,
     );
