@@ -51,6 +51,8 @@ export async function* entityMessages(
       };
       if (last) break;
       first = false;
+      // Reading a large set takes a while: let the stream's heartbeats and other sessions through between parts.
+      await new Promise((resolve) => setImmediate(resolve));
       const end = page[page.length - 1]!;
       after = { type: end.type, id: end.id };
     }
@@ -61,6 +63,7 @@ export async function* entityMessages(
     if (changes.length === 0) return;
     const to = changes[changes.length - 1]!.version;
     yield { set, fromVersion: from, toVersion: to, reset: false, more: false, body: changesBody(changes) };
+    if (changes.length >= ENTITY_PART) await new Promise((resolve) => setImmediate(resolve));
     from = to;
   }
 }

@@ -60,9 +60,9 @@ export class ConfigInForce {
     if (this.current) await this.save(this.current.snapshot, this.current.hash);
   }
 
-  /** Resolves once the queued cache writes are done. */
+  /** Resolves once the queued cache writes (the snapshot's and the entity sets') are done. */
   settled(): Promise<unknown> {
-    return this.#queue;
+    return Promise.all([this.#queue, this.entityCache?.settled()]);
   }
 
   /**

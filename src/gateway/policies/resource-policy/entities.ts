@@ -36,10 +36,17 @@ export function uidOf(json: { type: string; id: string } | { __entity: { type: s
 
 /** Converts one entity from Cedar's JSON form (throws `NeedsCedarWasm` for extension values). */
 export function entityFromJson(json: EntityJson): Entity {
-  const attrs: CedarRecord = new Map();
-  for (const [k, v] of Object.entries(json.attrs ?? {})) attrs.set(k, fromJson(v));
+  const entries = Object.entries(json.attrs ?? {});
+  let attrs = NO_ATTRS;
+  if (entries.length > 0) {
+    attrs = new Map();
+    for (const [k, v] of entries) attrs.set(k, fromJson(v));
+  }
   return { uid: uidOf(json.uid), attrs, parents: (json.parents ?? []).map(uidOf) };
 }
+
+/** The attributes of every entity that has none (shared: entities are never changed in place). */
+const NO_ATTRS: CedarRecord = new Map();
 
 export function entityToJson(entity: Entity): EntityJson {
   const attrs: Record<string, unknown> = {};
@@ -67,8 +74,11 @@ const MAX_INVALIDATE = 10_000;
  */
 export class IndexedEntityStore implements EntityStore {
   #entities = new Map<string, Entity>();
-  /** parent key → keys of the entities that name it as a parent. */
-  #children = new Map<string, Set<string>>();
+  /**
+   * parent key → the parent's uid, shared by every entity that names it (a million documents in ten thousand
+   * folders hold ten thousand folder uids, not a million), and the keys of those entities.
+   */
+  #children = new Map<string, { uid: Uid; keys: Set<string> }>();
   #memo = new Map<string, Set<string>>();
 
   get size(): number {
@@ -88,12 +98,18 @@ export class IndexedEntityStore implements EntityStore {
     const key = entity.uid.key;
     const before = this.#entities.get(key);
     this.#entities.set(key, entity);
-    if (before !== undefined && sameParents(before.parents, entity.parents)) return;
+    if (before !== undefined && sameParents(before.parents, entity.parents)) {
+      (entity.parents as Uid[]).splice(0, entity.parents.length, ...before.parents);
+      return;
+    }
     if (before !== undefined) this.#unlink(key, before.parents);
-    for (const p of entity.parents) {
-      let children = this.#children.get(p.key);
-      if (children === undefined) this.#children.set(p.key, (children = new Set()));
-      children.add(key);
+    const parents = entity.parents as Uid[]; // made for this entity by `entityFromJson`: shared uids go in
+    for (let i = 0; i < parents.length; i++) {
+      const p = parents[i]!;
+      let node = this.#children.get(p.key);
+      if (node === undefined) this.#children.set(p.key, (node = { uid: p, keys: new Set() }));
+      parents[i] = node.uid;
+      node.keys.add(key);
     }
     this.#invalidate(key);
   }
@@ -148,10 +164,10 @@ export class IndexedEntityStore implements EntityStore {
 
   #unlink(key: string, parents: readonly Uid[]): void {
     for (const p of parents) {
-      const children = this.#children.get(p.key);
-      if (children === undefined) continue;
-      children.delete(key);
-      if (children.size === 0) this.#children.delete(p.key);
+      const node = this.#children.get(p.key);
+      if (node === undefined) continue;
+      node.keys.delete(key);
+      if (node.keys.size === 0) this.#children.delete(p.key);
     }
   }
 
@@ -163,7 +179,7 @@ export class IndexedEntityStore implements EntityStore {
     while (stack.length > 0) {
       const next = stack.pop()!;
       this.#memo.delete(next);
-      for (const child of this.#children.get(next) ?? NONE) {
+      for (const child of this.#children.get(next)?.keys ?? NONE) {
         if (seen.has(child)) continue;
         if (seen.size >= MAX_INVALIDATE) {
           this.#memo = new Map();
