@@ -110,18 +110,21 @@ export type EntityInput = z.output<typeof EntityInputSchema>;
 export const SnapshotEntitySchema = EntityInputSchema.extend({ collection: z.string().min(1).max(128) });
 export type SnapshotEntity = z.output<typeof SnapshotEntitySchema>;
 
+/** The id of a collection's entity set (the collection's id in the control plane). */
+export const EntitySetIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be an entity set id');
+
 /** The identity of a snapshot entity: `<collection> <Type>::"<id>"`. */
 export function entityKey(e: { collection: string; uid: EntityUid }): string {
   return `${e.collection} ${e.uid.type}::${JSON.stringify(e.uid.id)}`;
 }
 
 /**
- * The most entities one collection may hold; a write that would go past it is refused whole (409). Relationship
- * data travels inside the snapshot today, so every update re-validates, hashes and diffs the whole set: the bound
- * keeps one update within seconds (bench/RESULTS.md "Resource policies": 1,000,000 entities take minutes per
- * update and ~650 MB of gateway memory; an incremental entity stream is the next step).
+ * The most entities one collection may hold; a write that would go past it is refused whole (409
+ * `GH_ERR_ADMIN_ENTITY_LIMIT`). Relationship data travels on its own incremental stream (one update costs
+ * O(changed entities)), so the bound is the gateway's memory: bench/RESULTS.md "Relationship data at scale"
+ * measures a million entities held by a gateway and the time a full set takes to sync.
  */
-export const MAX_ENTITIES_PER_COLLECTION = 10_000;
+export const MAX_ENTITIES_PER_COLLECTION = 1_000_000;
 
 /** The admin API's batch of entities to write (its bodies are limited to 1 MiB). */
 export const EntityBatchSchema = z.strictObject({ entities: z.array(EntityInputSchema).min(1).max(1000) });

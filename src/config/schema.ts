@@ -22,6 +22,7 @@ installZodMessages();
 import {
   CollectionPoliciesSchema,
   EndpointResourceSchema,
+  EntitySetIdSchema,
   entityKey,
   type SnapshotEntity,
   SnapshotEntitySchema,
@@ -673,6 +674,11 @@ const SnapshotShape = z.strictObject({
    * when there is none, so that snapshots without policies keep their content hash.
    */
   entities: z.array(SnapshotEntitySchema).optional(),
+  /**
+   * Collections whose relationship data arrives over the entity stream instead (sync.proto `EntityChanges`, sent
+   * by the control plane): collection name → id of its entity set. Absent when none.
+   */
+  entitySets: z.record(NameSchema, EntitySetIdSchema).optional(),
 });
 
 /** What a gateway serves. The control plane compiles this same shape. */

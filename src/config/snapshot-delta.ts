@@ -30,7 +30,13 @@ import {
   encodeTokenExchange,
   inCanonicalOrder,
 } from './snapshot-encoding.ts';
-import { entityKey, EntityUidSchema, type SnapshotEntity, SnapshotEntitySchema } from './resource-policies.ts';
+import {
+  entityKey,
+  EntitySetIdSchema,
+  EntityUidSchema,
+  type SnapshotEntity,
+  SnapshotEntitySchema,
+} from './resource-policies.ts';
 
 /** A snapshot version, as in `Snapshot.version`. */
 export const SnapshotVersionSchema = z.union([z.int().nonnegative(), z.string().max(128)]);
@@ -81,6 +87,8 @@ export const SnapshotDeltaSchema = z.strictObject({
       remove: z.array(z.strictObject({ collection: NameSchema, uid: EntityUidSchema })).default([]),
     })
     .optional(),
+  /** Present only when changed; replaces the whole map (`{}`: no collection has an entity set any more). */
+  entitySets: z.record(NameSchema, EntitySetIdSchema).optional(),
 });
 export type SnapshotDelta = z.output<typeof SnapshotDeltaSchema>;
 export type SnapshotDeltaInput = z.input<typeof SnapshotDeltaSchema>;
@@ -113,6 +121,8 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot): SnapshotDelta {
   };
   const entities = diffEntities(prev.entities ?? [], next.entities ?? []);
   if (entities.upsert.length > 0 || entities.remove.length > 0) delta.entities = entities;
+  if (canonicalJson(prev.entitySets ?? {}) !== canonicalJson(next.entitySets ?? {}))
+    delta.entitySets = { ...next.entitySets };
   if (canonicalJson(prev.tokenExchange) !== canonicalJson(next.tokenExchange))
     delta.tokenExchange = structuredClone(next.tokenExchange);
   if (canonicalJson(prev.legacyAuth) !== canonicalJson(next.legacyAuth))
@@ -134,6 +144,7 @@ export function isEmptyDelta(delta: SnapshotDelta): boolean {
     sections.every((s) => s.upsert.length === 0 && s.remove.length === 0) &&
     (delta.entities === undefined || (delta.entities.upsert.length === 0 && delta.entities.remove.length === 0)) &&
     delta.tokenExchange === undefined &&
+    delta.entitySets === undefined &&
     delta.legacyAuth === undefined &&
     delta.rateLimits === undefined &&
     delta.signingKeys === undefined
@@ -163,6 +174,7 @@ export function applyDelta(prev: Snapshot, delta: SnapshotDelta): Snapshot {
     rateLimits: delta.rateLimits ?? prev.rateLimits,
     ...((delta.signingKeys ?? prev.signingKeys) && { signingKeys: delta.signingKeys ?? prev.signingKeys }),
     ...entitiesAfter(prev.entities ?? [], delta.entities),
+    ...entitySetsAfter(prev.entitySets, delta.entitySets),
   });
   // Parsing builds fresh objects, so the result shares nothing with `prev` or `delta`.
   const result = SnapshotSchema.safeParse(encodeSnapshot(next));
@@ -229,4 +241,13 @@ function entitiesAfter(prev: SnapshotEntity[], changes: SnapshotDelta['entities'
     entityKey,
   );
   return entities.length === 0 ? {} : { entities };
+}
+
+/** `{ entitySets }` after the delta, or nothing when none is left. */
+function entitySetsAfter(
+  prev: Snapshot['entitySets'],
+  changed: SnapshotDelta['entitySets'],
+): { entitySets?: Record<string, string> } {
+  const sets = changed ?? prev;
+  return sets === undefined || Object.keys(sets).length === 0 ? {} : { entitySets: { ...sets } };
 }

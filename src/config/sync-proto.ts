@@ -68,6 +68,12 @@ export interface HelloMessage {
   appliedVersion: number;
   appliedHash: string;
   hostname: string;
+  /** Sent by gateways that hold relationship data; received as [] when absent. */
+  entitySets?: EntitySetVersionMessage[];
+}
+export interface EntitySetVersionMessage {
+  set: string;
+  version: number;
 }
 export interface AckMessage {
   version: number;
@@ -108,14 +114,27 @@ export interface NoticeMessage {
   kind: string;
   message: string;
 }
+export interface EntityChangesMessage {
+  set: string;
+  fromVersion: number;
+  toVersion: number;
+  reset: boolean;
+  more: boolean;
+  body: Buffer;
+}
 
 /** What the control plane sends on the Sync stream. */
-export type SyncResponseMessage = { snapshot: SnapshotMessage } | { delta: DeltaMessage } | { notice: NoticeMessage };
+export type SyncResponseMessage =
+  | { snapshot: SnapshotMessage }
+  | { delta: DeltaMessage }
+  | { notice: NoticeMessage }
+  | { entities: EntityChangesMessage };
 export interface ReceivedSyncResponse {
-  message?: 'snapshot' | 'delta' | 'notice';
+  message?: 'snapshot' | 'delta' | 'notice' | 'entities';
   snapshot?: SnapshotMessage | null;
   delta?: DeltaMessage | null;
   notice?: NoticeMessage | null;
+  entities?: EntityChangesMessage | null;
 }
 
 export interface RenewCertificateRequestMessage {

@@ -118,6 +118,9 @@ export class CloudGateway {
       { source: 'cloud gateway', log: false },
     );
     this.#jwks.set(result.applied && after !== undefined ? after : before);
+    // Relationship data of collections no tenant serves any more is dropped.
+    if (result.applied)
+      this.instance.entitySets.retain(new Set(tenants.flatMap((t) => Object.values(t.entitySets ?? {}))));
     return { applied: result.applied, error: result.error };
   }
 }

@@ -30,6 +30,7 @@ import type { CertificateAuthority } from './pki/ca.ts';
 import { openStoredCertificateAuthority } from './pki/stored-ca.ts';
 import { startReplicaPresence, type ReplicaPresence } from './replicas.ts';
 import { createKeyRing, type KeyRing, KeyRingError, localKeyRing } from './secrets/key-ring.ts';
+import { EntityFeed } from './entity-feed.ts';
 import { Publisher } from './publisher.ts';
 import { createBootstrapServer } from './sync/bootstrap-server.ts';
 import { hostPort, startSyncServer, type SyncServer } from './sync/sync-server.ts';
@@ -38,6 +39,9 @@ import type { Store } from './store/store.ts';
 import { startCloudTelemetry, type CloudTelemetry } from './telemetry/cloud.ts';
 import { createTelemetryIngest } from './telemetry/ingest.ts';
 import { bootstrapInstallation } from './workspaces.ts';
+
+/** How a replica tells the others that a collection's relationship data changed (the rest are workspace ids). */
+const ENTITIES_NOTICE = 'entities:';
 
 /** The settings `ControlPlaneOptions` takes as they are, under their own names (defaults: the schema's comments). */
 type DirectSettings =
@@ -201,9 +205,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     const cloudUrl = `http://${formatHost(listening.api)}`;
     const audience = options.tokenExchange?.audience;
+    const entityFeed = new EntityFeed({ store, logger, cloud: cloud.instance.entitySets });
     const publisher = new Publisher({
       store,
       cloud,
+      entities: entityFeed,
       logger,
       tokenExchange: audience === undefined ? tokenExchange : { ...tokenExchange, audience },
       issuerBase: options.tokenExchange?.issuer ?? cloudUrl,
@@ -213,10 +219,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const bootstrap = await bootstrapInstallation(store, now());
     // Replicas sharing PostgreSQL: a change made through another replica is compiled here too, for this
     // replica's cloud gateway and the edge instances connected to it. (SQLite: one process, nothing to hear.)
-    const recompile = (workspaceId: string) =>
+    const recompile = (workspaceId: string) => {
+      // Relationship data changed through another replica: `entities:<collection id>`.
+      if (workspaceId.startsWith(ENTITIES_NOTICE))
+        return void entityFeed
+          .changed(workspaceId.slice(ENTITIES_NOTICE.length))
+          .catch((err: unknown) =>
+            logger.error({ err, notice: workspaceId }, 'applying relationship data changed by another replica failed'),
+          );
+      if (workspaceId === '*')
+        void entityFeed
+          .changed('*')
+          .catch((err: unknown) => logger.error({ err }, 'bringing relationship data up to date failed'));
       void (workspaceId === '*' ? publisher.publishAll() : publisher.changed(workspaceId)).catch((err: unknown) =>
         logger.error({ err, workspace: workspaceId }, 'compiling a workspace changed by another replica failed'),
       );
+    };
     stopRemoteChanges = await store.onRemoteChange(recompile);
     await publisher.publishAll();
     if (!cloud.instance.ready()) await cloud.update(new Map()); // no workspace at all: serve an empty table, be ready
@@ -274,6 +292,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       change: changeWith('--sync-port'),
       store,
       publisher,
+      entities: entityFeed,
       ca,
       tls: serverTls,
       logger,
@@ -310,6 +329,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         lifetimeMs: options.sessionLifetimeMs ?? DEFAULT_SESSION_SETTINGS.lifetimeMs,
       },
       tokenSettings: { algorithm: tokenExchange.algorithm, ttl: tokenExchange.ttl },
+      async entitiesChanged(collectionId) {
+        await entityFeed
+          .changed(collectionId)
+          .catch((err: unknown) =>
+            logger.error({ err, collection: collectionId }, 'applying relationship data to the cloud gateway failed'),
+          );
+        await store
+          .notifyChange(`${ENTITIES_NOTICE}${collectionId}`)
+          .catch((err: unknown) =>
+            logger.error({ err, collection: collectionId }, 'telling the other control-plane replicas failed'),
+          );
+      },
       async changed(workspaceId) {
         // The write is committed; a failed compile must not turn the answer into an error. It is logged, and the
         // cloud gateway keeps serving the previous snapshot.

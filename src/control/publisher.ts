@@ -10,10 +10,11 @@ import { type SigningKeys, type Snapshot, type TokenExchange } from '../config/s
 import { generateSigningKeys } from '../gateway/index.ts';
 import { canonicalJson, encodeSnapshot, snapshotHash } from '../config/snapshot-encoding.ts';
 import type { CloudGateway } from './cloud-gateway.ts';
+import type { EntityFeed } from './entity-feed.ts';
 import { compileWorkspace, type TenantTokenSettings, type WorkspaceState } from './compile/compile.ts';
 import { nowIso } from './ids.ts';
 import { currentSigningKeys, signingKeysSetting } from './signing-keys.ts';
-import type { CollectionVersionRecord, EntityRecord, Store, StoreOps } from './store/store.ts';
+import type { CollectionVersionRecord, Store, StoreOps } from './store/store.ts';
 import { StoreConflictError } from './store/store.ts';
 
 /** Snapshots kept per scope (for deltas to gateways that are a few versions behind). */
@@ -27,6 +28,8 @@ export interface PublisherOptions {
   tokenExchange: TenantTokenSettings;
   /** The cloud gateway's base URL, which every environment's issuer starts with (see `tenantIssuer`). */
   issuerBase: string;
+  /** Relationship data: the cloud gateway's entity sets are brought up to date before a snapshot naming them. */
+  entities?: Pick<EntityFeed, 'prepareCloud'>;
   now?: () => number;
 }
 
@@ -133,6 +136,10 @@ export class Publisher {
     }
 
     if (cloudChanges.size) {
+      const sets = new Set<string>();
+      for (const snapshot of cloudChanges.values())
+        for (const set of Object.values(snapshot?.entitySets ?? {})) sets.add(set);
+      await this.#options.entities?.prepareCloud(sets);
       const result = await this.#options.cloud.update(cloudChanges);
       if (!result.applied)
         logger.error(
@@ -186,12 +193,10 @@ export async function loadState(store: StoreOps, workspaceId: string): Promise<W
   if (!workspace) return undefined;
   const collections = await store.listCollections(workspaceId);
   const published = new Map<string, CollectionVersionRecord>();
-  const entities = new Map<string, EntityRecord[]>();
   for (const c of collections) {
     if (!c.publishedVersion) continue;
     const v = await store.getCollectionVersion(c.id, c.publishedVersion);
     if (v) published.set(c.id, v);
-    if (v?.spec.policies) entities.set(c.id, await store.listEntities(c.id));
   }
   return {
     workspace,
@@ -200,7 +205,6 @@ export async function loadState(store: StoreOps, workspaceId: string): Promise<W
     roles: await store.listRoles(workspaceId),
     clients: await store.listClients(workspaceId),
     keys: await store.listWorkspaceKeys(workspaceId),
-    entities,
   };
 }
 

@@ -12,3 +12,9 @@ export { mergeRouteTables, startCompile, type SnapshotCompilation } from './snap
 export { generateSigningKeys, openDistributedKeyStore, type SigningKeyStore } from './tokens/keystore.ts';
 export { createMinter } from './tokens/minter.ts';
 export { createTelemetryCollector, type TelemetryCollector } from './observability/telemetry.ts';
+export {
+  type EntityChangesResult,
+  EntitySet,
+  EntitySets,
+  type EntitySetVersion,
+} from './policies/resource-policy/entity-sets.ts';

@@ -12,6 +12,7 @@
  * Over 400 lines on purpose: `createGatewayInstance` is one closure over the state in force (route table, keys, pools,
  * counters), which apply, listen and close all change; the parts live in their own modules.
  */
+import { EntitySets } from './policies/resource-policy/entity-sets.ts';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
@@ -124,6 +125,11 @@ export interface GatewayInstance {
    */
   readonly keys: SigningKeyStore;
   readonly server: GatewayServer;
+  /**
+   * Relationship data of the collections whose snapshot names an entity set (`entitySets`): kept across
+   * snapshots and changed in place by the entity stream (entity-sets.ts).
+   */
+  readonly entitySets: EntitySets;
   /** The version of the snapshot in force; undefined until one is applied. */
   readonly version: string | undefined;
   /**
@@ -231,6 +237,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
    */
   let signer: { store: SigningKeyStore; source: string | undefined } = { store, source: undefined };
 
+  const entitySets = new EntitySets();
   const onTokenError = (error: unknown, ctx: { requestId: string }) =>
     logger.error({ reqId: ctx.requestId, err: error }, 'token exchange failed');
   const onResourceDenied = (ctx: RequestContext, decision: Decision) =>
@@ -303,6 +310,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
         minter: (next ?? minting)!.minter,
         onTokenError,
         onResourceDenied,
+        entitySets,
       });
     } catch (error) {
       return reject(
@@ -346,6 +354,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
   }
 
   const instance: GatewayInstance = {
+    entitySets,
     metrics,
     get keys() {
       return signer.store;

@@ -281,6 +281,11 @@ export const ERRORS = {
     title: 'Conflict',
     doc: 'The name is taken, the base path is already served by another collection of the same gateway, or the resource changed meanwhile. Nothing was written.',
   },
+  GH_ERR_ADMIN_ENTITY_LIMIT: {
+    status: 409,
+    title: 'Too many entities in the collection',
+    doc: "The write would take the collection's relationship data past the bound a collection may hold (1,000,000 entities; docs/policies.md). Nothing was written: delete entities first, or split the data across collections.",
+  },
   GH_ERR_ADMIN_NO_DEPLOYMENT_TARGET: {
     status: 409,
     title: 'No deployment target in the destination environment',

@@ -98,6 +98,7 @@ export async function startAdminPlane(
     now: () => clock,
     cloudUrl: 'http://127.0.0.1:1',
     changed: async () => {},
+    entitiesChanged: async () => {},
     ...(options.sessions ? { sessions: options.sessions } : {}),
   };
   const server: Server = createAdminServer({

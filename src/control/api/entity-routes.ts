@@ -1,8 +1,9 @@
 /**
  * Admin API: the relationship data of a collection's resource policies (docs/policies.md): entities such as
  * `Document::"9"` with their attributes and parents. Writes are idempotent (an entity is upserted whole, a delete
- * of an absent entity is no error) and reach every gateway serving the collection like any other configuration
- * change; a collection holds at most `MAX_ENTITIES_PER_COLLECTION`.
+ * of an absent entity is no error); each takes the collection's next entity version and reaches every gateway
+ * serving the collection on the entity stream (entity-feed.ts) — the cloud gateway before the call returns; a
+ * collection holds at most `MAX_ENTITIES_PER_COLLECTION`.
  */
 import { z } from 'zod';
 import {
@@ -15,7 +16,7 @@ import {
 } from '../../config/resource-policies.ts';
 import { nowIso } from '../ids.ts';
 import type { CollectionRecord, EntityRecord, StoreOps } from '../store/store.ts';
-import { conflict, notFound } from './errors.ts';
+import { AdminError, notFound } from './errors.ts';
 import { visibleCollection } from './lookup.ts';
 import { operation, type Operation } from './operation.ts';
 
@@ -42,7 +43,8 @@ async function upsert(tx: StoreOps, c: CollectionRecord, entities: readonly Enti
   );
   const total = await tx.countEntities(c.id);
   if (total > MAX_ENTITIES_PER_COLLECTION)
-    throw conflict(
+    throw new AdminError(
+      'GH_ERR_ADMIN_ENTITY_LIMIT',
       `collection "${c.name}" would hold ${total} entities, more than the ${MAX_ENTITIES_PER_COLLECTION} a collection may hold; nothing was written. Delete entities first, or split the data across collections`,
     );
   return total;
@@ -81,11 +83,12 @@ export const entityOperations: Operation[] = [
     body: EntityBatchSchema,
     response: z.object({ upserted: z.int(), total: z.int() }),
     async handler({ caller, workspace, environment, params, body, plane }) {
-      const { total, served } = await plane.store.transaction(async (tx) => {
+      const { total, served, id } = await plane.store.transaction(async (tx) => {
         const c = await visibleCollection(tx, caller, workspace, environment, params.collection!);
-        return { total: await upsert(tx, c, body.entities, plane.now()), served: await servedWithPolicies(tx, c) };
+        const total = await upsert(tx, c, body.entities, plane.now());
+        return { total, served: await servedWithPolicies(tx, c), id: c.id };
       });
-      if (served) await plane.changed(workspace.id);
+      if (served) await plane.entitiesChanged(id);
       return { upserted: body.entities.length, total };
     },
   }),
@@ -99,12 +102,12 @@ export const entityOperations: Operation[] = [
     body: EntityDeleteBatchSchema,
     response: z.object({ deleted: z.int(), total: z.int() }),
     async handler({ caller, workspace, environment, params, body, plane }) {
-      const { deleted, total, served } = await plane.store.transaction(async (tx) => {
+      const { deleted, total, served, id } = await plane.store.transaction(async (tx) => {
         const c = await visibleCollection(tx, caller, workspace, environment, params.collection!);
         const deleted = await tx.deleteEntities(c.id, body.uids);
-        return { deleted, total: await tx.countEntities(c.id), served: await servedWithPolicies(tx, c) };
+        return { deleted, total: await tx.countEntities(c.id), served: await servedWithPolicies(tx, c), id: c.id };
       });
-      if (served && deleted > 0) await plane.changed(workspace.id);
+      if (served && deleted > 0) await plane.entitiesChanged(id);
       return { deleted, total };
     },
   }),
@@ -134,12 +137,12 @@ export const entityOperations: Operation[] = [
     response: EntitySchemaOut,
     async handler({ caller, workspace, environment, params, body, plane }) {
       const uid = EntityInputSchema.shape.uid.parse({ type: params.type, id: params.id });
-      const { entity, served } = await plane.store.transaction(async (tx) => {
+      const { entity, served, id } = await plane.store.transaction(async (tx) => {
         const c = await visibleCollection(tx, caller, workspace, environment, params.collection!);
         await upsert(tx, c, [{ uid, ...body }], plane.now());
-        return { entity: (await tx.getEntity(c.id, uid))!, served: await servedWithPolicies(tx, c) };
+        return { entity: (await tx.getEntity(c.id, uid))!, served: await servedWithPolicies(tx, c), id: c.id };
       });
-      if (served) await plane.changed(workspace.id);
+      if (served) await plane.entitiesChanged(id);
       return toOut(entity);
     },
   }),
@@ -152,12 +155,12 @@ export const entityOperations: Operation[] = [
     permission: WRITE,
     status: 204,
     async handler({ caller, workspace, environment, params, plane }) {
-      const { deleted, served } = await plane.store.transaction(async (tx) => {
+      const { deleted, served, id } = await plane.store.transaction(async (tx) => {
         const c = await visibleCollection(tx, caller, workspace, environment, params.collection!);
         const deleted = await tx.deleteEntities(c.id, [{ type: params.type!, id: params.id! }]);
-        return { deleted, served: await servedWithPolicies(tx, c) };
+        return { deleted, served: await servedWithPolicies(tx, c), id: c.id };
       });
-      if (served && deleted > 0) await plane.changed(workspace.id);
+      if (served && deleted > 0) await plane.entitiesChanged(id);
       return undefined;
     },
   }),

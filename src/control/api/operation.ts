@@ -68,6 +68,11 @@ export interface ControlContext {
   readonly logger: Logger;
   /** Recompiles the workspace's snapshots and resolves once the cloud gateway serves them. */
   changed(workspaceId: string): Promise<void>;
+  /**
+   * A collection's relationship data changed (committed): resolves once the cloud gateway serves it; edge
+   * gateways and the other replicas are told (entity-feed.ts).
+   */
+  entitiesChanged(collectionId: string): Promise<void>;
   now(): number;
   /** Base URL of the cloud gateway, for links in responses (e.g. `http://127.0.0.1:8080`). */
   readonly cloudUrl: string;

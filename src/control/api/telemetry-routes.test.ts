@@ -207,6 +207,7 @@ describe('the telemetry admin API', () => {
       now: () => T0,
       cloudUrl: 'http://127.0.0.1:1',
       changed: async () => {},
+      entitiesChanged: async () => {},
       telemetry: ingest,
       edge: {
         caPin: `sha256:${'0'.repeat(64)}`,

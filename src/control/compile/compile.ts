@@ -22,10 +22,8 @@ import {
   type TokenExchange,
 } from '../../config/schema.ts';
 import { compareStrings, encodeSnapshot, inCanonicalOrder } from '../../config/snapshot-encoding.ts';
-import type { SnapshotEntity } from '../../config/resource-policies.ts';
 import type {
   ClientRecord,
-  EntityRecord,
   CollectionRecord,
   CollectionVersionRecord,
   KeyRecord,
@@ -44,8 +42,6 @@ export interface WorkspaceState {
   clients: ClientRecord[];
   /** The keys of the workspace's clients. */
   keys: KeyRecord[];
-  /** Collection id → its relationship data (read only for published collections that have policies). */
-  entities?: Map<string, EntityRecord[]>;
 }
 
 export interface CompileOptions {
@@ -148,7 +144,7 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
       const collections = specs.map(({ spec }) =>
         toCollection(spec, environment, target.type === 'cloud' ? workspace.name : undefined),
       );
-      const entities = compileEntities(state, specs);
+      const entitySets = compileEntitySets(specs);
       const draft: Snapshot = inCanonicalOrder({
         collections,
         roles: compileRoles(state.roles, collections),
@@ -158,7 +154,7 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
         tokenExchange,
         rateLimits,
         ...(options.signingKeys?.[environment] && { signingKeys: options.signingKeys[environment] }),
-        ...(entities.length > 0 && { entities }),
+        ...(Object.keys(entitySets).length > 0 && { entitySets }),
       });
       // Encoded first: parsed durations are milliseconds, and a number given to the schema means seconds.
       const result = SnapshotSchema.safeParse(encodeSnapshot(draft));
@@ -186,14 +182,13 @@ function publishedSpecs(state: WorkspaceState, environment: string): { id: strin
   return specs;
 }
 
-/** The relationship data of the served collections that have policies (the others' is never sent). */
-function compileEntities(state: WorkspaceState, specs: { id: string; spec: CollectionSpec }[]): SnapshotEntity[] {
-  const out: SnapshotEntity[] = [];
-  for (const { id, spec } of specs) {
-    if (spec.policies === undefined) continue;
-    for (const e of state.entities?.get(id) ?? [])
-      out.push({ collection: spec.name, uid: { type: e.type, id: e.id }, attrs: e.attrs, parents: e.parents });
-  }
+/**
+ * The entity sets of the served collections that have policies (the others' relationship data is never sent): the
+ * entities travel beside the snapshot, on the entity stream (entity-feed.ts).
+ */
+function compileEntitySets(specs: { id: string; spec: CollectionSpec }[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const { id, spec } of specs) if (spec.policies !== undefined) out[spec.name] = id;
   return out;
 }
 

@@ -499,5 +499,51 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .execute();
       },
     },
+    '0010-entity-stream': {
+      // Relationship data travels to gateways as its own incremental stream (docs/policies.md): every write to a
+      // collection's entities takes the collection's next entity version, in the same transaction, and stamps the
+      // rows it touches with it; a delete leaves a tombstone, so that "what changed since version N" is one
+      // indexed read of the changed rows. `floor`: tombstones up to it were pruned, so a gateway behind it needs
+      // the full set.
+      async up(db) {
+        await db.schema
+          .alterTable('policy_entities')
+          .addColumn('seq', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .alterTable('policy_entities')
+          .addColumn('deleted', 'boolean', (c) => c.notNull().defaultTo(false))
+          .execute();
+        await db.schema
+          .createIndex('policy_entities_collection_id_seq_idx')
+          .on('policy_entities')
+          .columns(['collection_id', 'seq'])
+          .execute();
+        await db.schema
+          .createTable('policy_entity_sets')
+          .addColumn('collection_id', text, (c) => c.primaryKey().references('collections.id').onDelete('cascade'))
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('floor', 'integer', (c) => c.notNull())
+          .addColumn('count', 'integer', (c) => c.notNull())
+          .execute();
+        // Entities written before: version 1 of their collection's set.
+        await db.updateTable('policy_entities').set({ seq: 1 }).execute();
+        await db
+          .insertInto('policy_entity_sets')
+          .columns(['collection_id', 'version', 'floor', 'count'])
+          .expression((eb) =>
+            eb
+              .selectFrom('policy_entities')
+              .select((s) => [
+                'collection_id',
+                sql<number>`1`.as('version'),
+                sql<number>`0`.as('floor'),
+                s.fn.countAll<number>().as('count'),
+              ])
+              .groupBy('collection_id'),
+          )
+          .execute();
+      },
+    },
   };
 }

@@ -533,13 +533,51 @@ export interface EntityRecord {
   updatedAt: string;
 }
 
+/** One entity as it changed at a version of its collection's relationship data: its new content, or deleted. */
+export interface EntityChange {
+  type: string;
+  id: string;
+  /** The collection's entity version that made this change. */
+  version: number;
+  /** Deleted at `version` (then `attrs` and `parents` are empty). */
+  deleted: boolean;
+  attrs: Record<string, EntityAttributeValue>;
+  parents: EntityUid[];
+}
+
+/** A collection's relationship data version: 0 before any write; one more per write (a batch is one). */
+export interface EntitySetVersion {
+  version: number;
+  /** Deletions up to this version were forgotten: a gateway that holds an older version needs the full set. */
+  floor: number;
+}
+
 export interface EntityOps {
-  /** Inserts each entity, or replaces the one with the same collection, type and id (idempotent). */
+  /**
+   * Inserts each entity, or replaces the one with the same collection, type and id (idempotent). Each collection
+   * written takes its next entity version, stamped on the rows written (`entityChangesSince`).
+   */
   upsertEntities(entities: readonly EntityRecord[]): Promise<void>;
-  /** Deletes these entities of the collection (absent ones are no error); resolves with how many were deleted. */
+  /**
+   * Deletes these entities of the collection (absent ones are no error); resolves with how many were deleted.
+   * When any was, the collection takes its next entity version and keeps a tombstone of each for gateways behind.
+   */
   deleteEntities(collectionId: string, uids: readonly EntityUid[]): Promise<number>;
-  /** The collection's entities ordered by type and id, `offset` first skipped, at most `limit` (default all). */
-  listEntities(collectionId: string, page?: { offset?: number; limit?: number }): Promise<EntityRecord[]>;
+  /** The collection's entity version and tombstone floor. */
+  entitySetVersion(collectionId: string): Promise<EntitySetVersion>;
+  /**
+   * What changed after version `since`: each entity written or deleted since, once, as it is now, in version
+   * order; whole versions only, stopping after the version that reaches `limit` rows. Empty when nothing did.
+   */
+  entityChangesSince(collectionId: string, since: number, limit: number): Promise<EntityChange[]>;
+  /**
+   * The collection's entities ordered by type and id, those up to `after` (keyset paging) and the `offset` first
+   * skipped, at most `limit` (default all).
+   */
+  listEntities(
+    collectionId: string,
+    page?: { offset?: number; limit?: number; after?: EntityUid },
+  ): Promise<EntityRecord[]>;
   getEntity(collectionId: string, uid: EntityUid): Promise<EntityRecord | undefined>;
   countEntities(collectionId: string): Promise<number>;
 }

@@ -32,6 +32,7 @@ export interface Database {
   alerts: AlertsTable;
   audit_log: AuditLogTable;
   policy_entities: PolicyEntitiesTable;
+  policy_entity_sets: PolicyEntitySetsTable;
 }
 
 /** Relationship data of a collection's resource policies: one row per entity (migration 0007-policies). */
@@ -44,6 +45,19 @@ export interface PolicyEntitiesTable {
   /** JSON array of `{ type, id }`. */
   parents: string;
   updated_at: string;
+  /** The collection's entity version that last wrote the row (migration 0010-entity-stream). */
+  seq: number;
+  /** A tombstone: the entity was deleted at version `seq` (kept so that gateways behind hear of it). */
+  deleted: Bool;
+}
+
+/** Per collection, its relationship data's version and the version up to which tombstones were pruned. */
+export interface PolicyEntitySetsTable {
+  collection_id: string;
+  version: number;
+  floor: number;
+  /** Entities held (tombstones not counted), kept with every write so that the bound is checked in O(1). */
+  count: number;
 }
 
 export interface WorkspacesTable {

@@ -9,6 +9,7 @@ import { Metadata, type ServerDuplexStream, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { ReceivedSyncRequest, SyncResponseMessage } from '../../config/sync-proto.ts';
 import { nowIso } from '../ids.ts';
+import type { EntityFeed } from '../entity-feed.ts';
 import type { Publisher } from '../publisher.ts';
 import type { GatewayInstanceRecord, GatewayRecord, Store } from '../store/store.ts';
 import {
@@ -24,6 +25,7 @@ export interface InstanceSessionDeps {
   call: ServerDuplexStream<ReceivedSyncRequest, SyncResponseMessage>;
   store: Store;
   publisher: Pick<Publisher, 'changed' | 'onPublish'>;
+  entities?: Pick<EntityFeed, 'onChange'> | undefined;
   logger: Logger;
   now: () => number;
   registry: SyncRegistry;
@@ -199,8 +201,10 @@ export class InstanceSession {
     await this.#save(this.#record);
     if (this.#ended) return;
     if (hello.appliedVersion > 0 && hello.appliedHash) stream.resume(hello.appliedVersion, hello.appliedHash);
+    stream.resumeEntities(hello.entitySets ?? []);
 
     this.#cleanups.push(this.#d.publisher.onPublish((scopes) => stream.published(scopes)));
+    if (this.#d.entities) this.#cleanups.push(this.#d.entities.onChange((set) => stream.entitiesChanged(set)));
     call.sendMetadata(new Metadata()); // accepted: the instance counts itself connected from here
     logger.info(
       {

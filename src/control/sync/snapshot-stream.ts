@@ -12,6 +12,7 @@ import { diffSnapshots, encodeDelta } from '../../config/snapshot-delta.ts';
 import { canonicalJson, encodeSnapshot } from '../../config/snapshot-encoding.ts';
 import type { SyncResponseMessage } from '../../config/sync-proto.ts';
 import { snapshotScope } from '../compile/compile.ts';
+import { entityMessages } from '../entity-feed.ts';
 import type { PublishedScope, Publisher } from '../publisher.ts';
 import type { GatewayRecord, Store } from '../store/store.ts';
 
@@ -45,6 +46,10 @@ export class SnapshotStream {
   #expected: Held | undefined;
   /** What it last ACKed (or reported in its Hello). */
   #acked: Held | undefined;
+  /** The entity sets the scope's latest snapshot names (those it is kept up to date on). */
+  #sets = new Set<string>();
+  /** Per entity set, the version the instance will hold once it has processed everything sent. */
+  readonly #setVersions = new Map<string, number>();
 
   constructor(deps: SnapshotStreamDeps) {
     this.#d = deps;
@@ -55,6 +60,35 @@ export class SnapshotStream {
   /** The version the instance reported in its Hello: deltas may start from it. */
   resume(version: number, hash: string): void {
     this.#acked = this.#expected = { version, hash };
+  }
+
+  /** The entity sets and versions the instance reported in its Hello: changes start from them. */
+  resumeEntities(sets: readonly { set: string; version: number }[]): void {
+    for (const { set, version } of sets) this.#setVersions.set(set, version);
+  }
+
+  /** A set's relationship data changed (`*`: any may have): the instance gets what it lacks, if it holds the set. */
+  entitiesChanged(set: string): void {
+    if (set !== '*' && !this.#sets.has(set)) return;
+    this.#d.run(() => this.#sendEntities(set === '*' ? [...this.#sets] : [set]));
+  }
+
+  /** Brings the instance's copy of these sets to their latest versions (entity-feed.ts `entityMessages`). */
+  async #sendEntities(sets: Iterable<string>): Promise<void> {
+    for (const set of sets) {
+      if (!this.#sets.has(set)) continue;
+      let sent = 0;
+      for await (const message of entityMessages(this.#d.store, set, this.#setVersions.get(set) ?? 0)) {
+        if (!this.#d.write({ entities: message })) return;
+        if (!message.more) this.#setVersions.set(set, message.toVersion);
+        sent++;
+      }
+      if (sent > 0)
+        this.#d.logger.debug(
+          { gateway: this.#gateway.id, instance: this.#d.instanceId, set, version: this.#setVersions.get(set) },
+          'sent relationship data',
+        );
+    }
   }
 
   /** The instance ACKed `version`. */
@@ -129,10 +163,13 @@ export class SnapshotStream {
   async #sendUpTo(target: Held, first = false): Promise<void> {
     const { snapshots } = this.#d;
     const base = this.#expected;
-    if (base && base.version === target.version && base.hash === target.hash) return;
     if (base && !first && target.version < base.version) return;
     const next = await snapshots.get(this.#scope, target);
     if (!next) return; // pruned already: a newer version follows
+    // Relationship data first: the snapshot that names a set is enforced with the set's entities in place.
+    this.#sets = new Set(Object.values(next.snapshot.entitySets ?? {}));
+    await this.#sendEntities(this.#sets);
+    if (base && base.version === target.version && base.hash === target.hash) return;
     let message: SyncResponseMessage | undefined;
     if (base && base.version > 0 && base.version < target.version) {
       const body = await snapshots.delta(this.#scope, base, { ...target, snapshot: next.snapshot });

@@ -35,6 +35,7 @@ import {
   type TelemetryBatchMessage,
 } from '../../config/sync-proto.ts';
 import { type CertificateAuthority, CsrError } from '../pki/ca.ts';
+import type { EntityFeed } from '../entity-feed.ts';
 import type { Publisher } from '../publisher.ts';
 import type { Store } from '../store/store.ts';
 import { createGatewayAuthenticator, denialTrailers } from './gateway-authentication.ts';
@@ -53,6 +54,8 @@ export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 export interface SyncServerOptions {
   store: Store;
   publisher: Pick<Publisher, 'changed' | 'onPublish'>;
+  /** Relationship data changes (entity-feed.ts); without it, entity sets are sent only with each snapshot. */
+  entities?: Pick<EntityFeed, 'onChange'>;
   ca: CertificateAuthority;
   /** The control plane's server certificate (issued by `ca`) and its key, PEM. */
   tls: { certPem: string; keyPem: string };
@@ -103,6 +106,7 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
       call,
       store,
       publisher,
+      entities: options.entities,
       logger,
       now,
       registry,

@@ -32,6 +32,7 @@ import { rateLimit } from '../policies/rate-limit/policy.ts';
 import { tokenExchange } from '../policies/token-exchange.ts';
 import { compilePolicySet, type Decision } from '../policies/resource-policy/compile-cedar.ts';
 import { entityStore } from '../policies/resource-policy/entities.ts';
+import type { EntitySets } from '../policies/resource-policy/entity-sets.ts';
 import { resourcePolicy } from '../policies/resource-policy/policy.ts';
 import type { EntityJson } from '../../shared/cedar.ts';
 import { CollectionValidators } from '../policies/validate-request.ts';
@@ -55,6 +56,8 @@ export interface CompileDeps {
   onTokenError: (error: unknown, ctx: RequestContext) => void;
   /** Called when a collection's resource policies deny a request (the log names the deciding policies). */
   onResourceDenied?: ((ctx: RequestContext, decision: Decision) => void) | undefined;
+  /** Relationship data of the collections the snapshot's `entitySets` names (kept across snapshots). */
+  entitySets?: EntitySets;
   now?: () => number;
 }
 
@@ -158,6 +161,12 @@ function finishCompile(
     if (!list) entitiesOf.set(e.collection, (list = []));
     list.push({ uid: e.uid, attrs: e.attrs, parents: e.parents } as EntityJson);
   }
+  // A collection named in `entitySets` reads the set the entity stream keeps; one of a static snapshot, its own.
+  const entitiesFor = (collection: string) => {
+    const set = snapshot.entitySets?.[collection];
+    if (set !== undefined && deps.entitySets !== undefined) return deps.entitySets.get(set);
+    return entityStore(entitiesOf.get(collection));
+  };
   for (const c of snapshot.collections) {
     const url = new URL(c.upstream.url);
     const limits = mergeLimits(snapshot.rateLimits, c.rateLimits);
@@ -170,7 +179,7 @@ function finishCompile(
           resourcePolicy({
             collection: c,
             policies: compilePolicySet(c.policies.cedar),
-            entities: entityStore(entitiesOf.get(c.name)),
+            entities: entitiesFor(c.name),
             onDeny: deps.onResourceDenied,
           }),
         );

@@ -17,6 +17,15 @@ export async function startFromCache(
   logger: Logger,
 ): Promise<string> {
   const { cache } = config;
+  // Relationship data first: the cached snapshot that names a set is enforced with its entities in place.
+  if (config.entityCache && config.entitySets) {
+    const sets = await config.entityCache.load(config.entitySets);
+    if (sets > 0)
+      logger.info(
+        { dir: config.entityCache.dir, sets: config.entitySets.versions() },
+        'relationship data restored from the cache',
+      );
+  }
   const read = await cache.read();
   if (read.status === 'refused') {
     logger.error(

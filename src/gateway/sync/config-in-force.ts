@@ -7,7 +7,9 @@ import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Snapshot } from '../../config/schema.ts';
 import type { GatewayInstance } from '../instance.ts';
+import type { EntitySets } from '../policies/resource-policy/entity-sets.ts';
 import type { SnapshotCacheFile } from './cache.ts';
+import type { EntityCacheFile } from './entity-cache.ts';
 
 /** The snapshot in force, for deltas and the Hello, and where it came from. */
 export interface InForce {
@@ -26,9 +28,15 @@ export class ConfigInForce {
   /** Cache writes and re-keying, one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(cache: SnapshotCacheFile, logger: Logger) {
+  /** The relationship data held (the gateway instance's) and its cache; absent in tests that need neither. */
+  readonly entityCache: EntityCacheFile | undefined;
+  readonly entitySets: EntitySets | undefined;
+
+  constructor(cache: SnapshotCacheFile, logger: Logger, entityCache?: EntityCacheFile, entitySets?: EntitySets) {
     this.cache = cache;
     this.#logger = logger;
+    this.entityCache = entityCache;
+    this.entitySets = entitySets;
   }
 
   /** Writes the snapshot to the fallback cache after the writes queued before it; a failure is logged. */
@@ -47,13 +55,14 @@ export class ConfigInForce {
 
   /** The cache MAC is keyed by the private key: after a renewal the snapshot in force is written again under the new one. */
   async rekey(keyPem: string): Promise<void> {
+    if (this.entityCache && this.entitySets) void this.entityCache.rekey(keyPem, this.entitySets);
     this.#queue = this.#queue.then(() => this.cache.rekey(keyPem));
     if (this.current) await this.save(this.current.snapshot, this.current.hash);
   }
 
-  /** Resolves once the queued cache writes are done. */
+  /** Resolves once the queued cache writes (the snapshot's and the entity sets') are done. */
   settled(): Promise<unknown> {
-    return this.#queue;
+    return Promise.all([this.#queue, this.entityCache?.settled()]);
   }
 
   /**
@@ -63,6 +72,7 @@ export class ConfigInForce {
   async deactivate(instance: GatewayInstance): Promise<void> {
     this.deactivated = true;
     await this.#queue;
+    await this.entityCache?.remove();
     await rm(this.cache.file, { force: true }).catch((err: unknown) =>
       this.#logger.error({ err, file: this.cache.file }, 'cannot remove the cached snapshot'),
     );

@@ -30,6 +30,7 @@ import { startFromCache } from './cache-start.ts';
 import { openSnapshotCache } from './cache.ts';
 import { CertificateRenewal } from './certificate-renewal.ts';
 import { ConfigInForce } from './config-in-force.ts';
+import { EntityCacheFile } from './entity-cache.ts';
 import { edgeFiles, nearExpiry, readEdgeCredentials, readEdgeIdentity } from './edge-credentials.ts';
 import type { SyncClientState, TelemetrySource } from './sync-client.ts';
 import { type ReenrollmentProgress, SyncLoop } from './sync-loop.ts';
@@ -127,7 +128,12 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
   const instance = await createGatewayInstance({ logger, server, baseDir: dir });
 
   let closing = false;
-  const config = new ConfigInForce(openSnapshotCache(dir, credentials.pems.keyPem), logger);
+  const config = new ConfigInForce(
+    openSnapshotCache(dir, credentials.pems.keyPem),
+    logger,
+    new EntityCacheFile(dir, credentials.pems.keyPem, logger),
+    instance.entitySets,
+  );
   let sync: SyncLoop;
   /** How re-enrollment goes: not begun until the listeners are up and certificate renewal starts. */
   let reenrollment = (): ReenrollmentProgress => ({ first: reenrollFirst, attempts: 0, error: undefined });

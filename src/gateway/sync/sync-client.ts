@@ -26,6 +26,8 @@ import {
 import type { Logger } from 'pino';
 import {
   GATEWAY_STATUS_TRAILER,
+  type EntityChangesMessage,
+  type EntitySetVersionMessage,
   loadSyncProto,
   type NoticeMessage,
   type ReceivedSyncResponse,
@@ -86,6 +88,13 @@ export interface SyncClientOptions {
   applied(): { version: number; hash: string } | undefined;
   /** Applies one update. Updates are handed over one at a time, in the order they arrived. */
   handle(update: SyncUpdate): Promise<HandleResult>;
+  /** The entity sets held and their versions (the Hello reports them); default none. */
+  entitySets?(): EntitySetVersionMessage[];
+  /**
+   * Applies one message of the entity stream, in order with the updates; `resync`: reconnect, so that the Hello
+   * asks for what is missing.
+   */
+  handleEntities?(message: EntityChangesMessage): Promise<{ ok: true } | { ok: false; resync: boolean }>;
   /** Default 5 s. */
   heartbeatMs?: number;
   /** Reconnect backoff (see `ReconnectBackoff`). Default 250 ms doubling, capped at 1 s for the first minute of an outage, then up to 30 s. */
@@ -289,6 +298,14 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
       stream.on('data', (message: ReceivedSyncResponse) => {
         queue = queue.then(async () => {
           if (done) return;
+          if (message.message === 'entities' && message.entities && options.handleEntities) {
+            const outcome = await options.handleEntities(message.entities);
+            if (!outcome.ok && outcome.resync && !done) {
+              immediate = true;
+              stream.end();
+            }
+            return;
+          }
           const update = toUpdate(message);
           if (!update) {
             if (message.message === 'notice' && message.notice) {
@@ -334,6 +351,7 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
           appliedVersion: applied?.version ?? 0,
           appliedHash: applied?.hash ?? '',
           hostname: options.hostname,
+          entitySets: options.entitySets?.() ?? [],
         },
       });
     });

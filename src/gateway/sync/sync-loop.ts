@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { EdgeIdentity } from '../../config/edge.ts';
+import type { EntityChangesMessage } from '../../config/sync-proto.ts';
 import type { GatewayInstance } from '../instance.ts';
 import type { ReconnectBackoff } from './backoff.ts';
 import type { ConfigInForce } from './config-in-force.ts';
@@ -72,7 +73,7 @@ export class SyncLoop {
 
   /** Starts the sync client (once). */
   connect(): void {
-    const { identity, logger, config } = this.#d;
+    const { identity, logger, config, instance } = this.#d;
     this.#connecting ??= this.#load()
       .then(({ startSyncClient }) => {
         if (this.#d.closing() || config.deactivated) return;
@@ -88,6 +89,8 @@ export class SyncLoop {
           hostname: hostname(),
           applied: () => config.current && { version: config.current.version, hash: config.current.hash },
           handle: (update) => this.#handle(update),
+          entitySets: () => instance.entitySets.versions(),
+          handleEntities: async (message) => this.#handleEntities(message),
           heartbeatMs: this.#d.heartbeatMs,
           reconnect: this.#d.reconnect,
           telemetry: this.#telemetry,
@@ -142,6 +145,29 @@ export class SyncLoop {
     return `${this.#d.cacheProblem}; ${channel}`;
   }
 
+  /** Applies one message of the entity stream to the sets held, and records it in the cache. */
+  #handleEntities(message: EntityChangesMessage): { ok: true } | { ok: false; resync: boolean } {
+    const { config, instance, logger } = this.#d;
+    if (config.deactivated) return { ok: true };
+    const result = instance.entitySets.apply(message);
+    if (!result.ok) {
+      logger.warn({ set: message.set, error: result.error }, 'asking the control plane for an entity set again');
+      return result;
+    }
+    void config.entityCache?.record(message, instance.entitySets);
+    if (!message.more && message.fromVersion === 0)
+      logger.info(
+        { set: message.set, version: message.toVersion, entities: instance.entitySets.get(message.set).size },
+        'received an entity set whole',
+      );
+    else if (!message.more)
+      logger.debug(
+        { set: message.set, version: message.toVersion, changed: result.applied },
+        'relationship data applied from the control plane',
+      );
+    return { ok: true };
+  }
+
   /** Checks, applies and caches one update; the sync client ACKs or NACKs it with the result. */
   async #handle(update: SyncUpdate): Promise<HandleResult> {
     const { config, instance, logger } = this.#d;
@@ -168,6 +194,7 @@ export class SyncLoop {
     if (!result.applied) return nack(result.error ?? 'the gateway could not apply the snapshot');
     if (config.deactivated) return { ok: false, version, error: 'this gateway was deleted' };
     config.current = { snapshot, version, hash, source: 'control-plane' };
+    instance.entitySets.retain(new Set(Object.values(snapshot.entitySets ?? {})));
     this.#lastNack = undefined;
     this.updateConfigCheck();
     logger.info(

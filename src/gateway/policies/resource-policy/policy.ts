@@ -179,6 +179,15 @@ class RequestEnv implements CedarEnv, EntityLookup {
     return this.#store.get(key);
   }
 
+  ancestors(key: string): ReadonlySet<string> | undefined {
+    // The request's principal and resource are not the store's: a chain through them is walked instead.
+    const principal = this.#principal.uid.key;
+    const resource = this.#resource.uid.key;
+    if (key === principal || key === resource) return undefined;
+    const above = this.#store.ancestors?.(key);
+    return above === undefined || above.has(principal) || above.has(resource) ? undefined : above;
+  }
+
   get context(): CedarRecord {
     if (this.#context) return this.#context;
     const query: CedarRecord = new Map();
