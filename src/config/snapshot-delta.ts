@@ -31,6 +31,7 @@ import {
   inCanonicalOrder,
 } from './snapshot-encoding.ts';
 import { entityKey, EntityUidSchema, type SnapshotEntity, SnapshotEntitySchema } from './resource-policies.ts';
+import { type RevokedCredential, RevokedCredentialSchema } from './revocations.ts';
 
 /** A snapshot version, as in `Snapshot.version`. */
 export const SnapshotVersionSchema = z.union([z.int().nonnegative(), z.string().max(128)]);
@@ -81,6 +82,16 @@ export const SnapshotDeltaSchema = z.strictObject({
       remove: z.array(z.strictObject({ collection: NameSchema, uid: EntityUidSchema })).default([]),
     })
     .optional(),
+  /**
+   * Revocations of single derived credentials, present only when they changed (like `entities`): upserted whole,
+   * removed by id (when they expire).
+   */
+  revokedCredentials: z
+    .strictObject({
+      upsert: z.array(RevokedCredentialSchema).default([]),
+      remove: z.array(z.string().min(1).max(128)).default([]),
+    })
+    .optional(),
 });
 export type SnapshotDelta = z.output<typeof SnapshotDeltaSchema>;
 export type SnapshotDeltaInput = z.input<typeof SnapshotDeltaSchema>;
@@ -113,6 +124,8 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot): SnapshotDelta {
   };
   const entities = diffEntities(prev.entities ?? [], next.entities ?? []);
   if (entities.upsert.length > 0 || entities.remove.length > 0) delta.entities = entities;
+  const revoked = diffEntries(prev.revokedCredentials ?? [], next.revokedCredentials ?? [], (r) => r.id);
+  if (revoked.upsert.length > 0 || revoked.remove.length > 0) delta.revokedCredentials = revoked;
   if (canonicalJson(prev.tokenExchange) !== canonicalJson(next.tokenExchange))
     delta.tokenExchange = structuredClone(next.tokenExchange);
   if (canonicalJson(prev.legacyAuth) !== canonicalJson(next.legacyAuth))
@@ -133,6 +146,8 @@ export function isEmptyDelta(delta: SnapshotDelta): boolean {
   return (
     sections.every((s) => s.upsert.length === 0 && s.remove.length === 0) &&
     (delta.entities === undefined || (delta.entities.upsert.length === 0 && delta.entities.remove.length === 0)) &&
+    (delta.revokedCredentials === undefined ||
+      (delta.revokedCredentials.upsert.length === 0 && delta.revokedCredentials.remove.length === 0)) &&
     delta.tokenExchange === undefined &&
     delta.legacyAuth === undefined &&
     delta.rateLimits === undefined &&
@@ -163,6 +178,7 @@ export function applyDelta(prev: Snapshot, delta: SnapshotDelta): Snapshot {
     rateLimits: delta.rateLimits ?? prev.rateLimits,
     ...((delta.signingKeys ?? prev.signingKeys) && { signingKeys: delta.signingKeys ?? prev.signingKeys }),
     ...entitiesAfter(prev.entities ?? [], delta.entities),
+    ...revokedAfter(prev.revokedCredentials ?? [], delta.revokedCredentials),
   });
   // Parsing builds fresh objects, so the result shares nothing with `prev` or `delta`.
   const result = SnapshotSchema.safeParse(encodeSnapshot(next));
@@ -229,4 +245,13 @@ function entitiesAfter(prev: SnapshotEntity[], changes: SnapshotDelta['entities'
     entityKey,
   );
   return entities.length === 0 ? {} : { entities };
+}
+
+/** `{ revokedCredentials }` after the delta, or nothing when none is left. */
+function revokedAfter(
+  prev: RevokedCredential[],
+  changes: SnapshotDelta['revokedCredentials'],
+): { revokedCredentials?: RevokedCredential[] } {
+  const list = changes === undefined ? prev : applyEntries(prev, changes, (r) => r.id);
+  return list.length === 0 ? {} : { revokedCredentials: list };
 }

@@ -34,6 +34,7 @@ import { resourcePolicy } from '../policies/resource-policy/policy.ts';
 import type { EntityJson } from '../../shared/cedar.ts';
 import { CollectionValidators } from '../policies/validate-request.ts';
 import type { Minter } from '../tokens/minter.ts';
+import { CredentialRevocations } from '../tokens/revocations.ts';
 import {
   type CompiledCollection,
   type CompiledEndpoint,
@@ -119,7 +120,12 @@ function finishCompile(
   clientLimits: boolean,
 ): RouteTable {
   const derivedSettings = snapshot.tokenExchange.derived;
-  const verifier = new DerivedVerifier(keys, deps.minter.keys, deps.now);
+  const verifier = new DerivedVerifier(
+    keys,
+    deps.minter.keys,
+    deps.now,
+    new CredentialRevocations(snapshot.revokedCredentials, deps.now),
+  );
   const tokenEndpoint = new TokenEndpoint(
     keys,
     deps.minter.keys,
