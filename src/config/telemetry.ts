@@ -81,6 +81,14 @@ const endpoint = z
   .union([z.string().regex(/^[A-Z]{1,16} \/\S{0,2047}$/), z.literal(NONE), z.literal('')])
   .transform((s) => s || NONE);
 const clientIdOrNone = text(256).transform((s) => s || NONE);
+/**
+ * The agent (`act.sub`) or session (`act.session`) of a derived credential; absent when the request carried none.
+ * `''` and `-` (the proto3 default, also what gateways that predate agents send) read as absent.
+ */
+const optionalAgent = text(200)
+  .optional()
+  .transform((s) => (s === '' || s === NONE ? undefined : s))
+  .optional();
 const optionalCollection = z.union([z.string().regex(NAME_PATTERN), z.literal('')]);
 /** The client address as the gateway resolved it; behind a trusted proxy it comes from X-Forwarded-For. */
 const ip = text(64);
@@ -96,6 +104,8 @@ export const RequestCountSchema = z.object({
   collection: collectionOrNone.pipe(z.string()).describe('Collection name, or `-` when none matched'),
   endpoint: endpoint.pipe(z.string()).describe('`METHOD /template`, or `-` when none matched'),
   clientId: clientIdOrNone.pipe(z.string()).describe('Client id, or `-` when no key was recognised'),
+  agent: optionalAgent.describe("The derived credential's agent (`act.sub`); absent for other credentials"),
+  session: optionalAgent.describe("The derived credential's session (`act.session`); absent when it names none"),
   status: uint32.max(999),
   count: uint64.pipe(z.int().min(1)),
   /** Sum and maximum of the request durations in milliseconds. */
@@ -122,6 +132,9 @@ export const SecurityEventSchema = z.object({
   /** The key's label (its configured id, or `<client>#<hash prefix>`) or its display prefix; never the key. */
   keyLabel: text(256),
   ip,
+  /** The derived credential's agent and session, when the refused request carried one. */
+  agent: optionalAgent,
+  session: optionalAgent,
 });
 export type SecurityEvent = z.output<typeof SecurityEventSchema>;
 
@@ -138,6 +151,9 @@ export const AccessEventSchema = z.object({
   durationMs: ms,
   clientId: text(256),
   collection: optionalCollection,
+  /** The derived credential's agent and session, when the request carried one. */
+  agent: optionalAgent,
+  session: optionalAgent,
 });
 export type AccessEvent = z.output<typeof AccessEventSchema>;
 
@@ -158,6 +174,8 @@ export const SecurityEventRecordSchema = z.object({
   clientId: z.string().optional(),
   keyLabel: z.string().optional().describe("The key's label or display prefix; never the key"),
   ip: z.string().optional(),
+  agent: z.string().optional().describe("The derived credential's agent (`act.sub`), when the request carried one"),
+  session: z.string().optional().describe("The derived credential's session (`act.session`)"),
 });
 export type SecurityEventRecord = z.output<typeof SecurityEventRecordSchema>;
 
@@ -177,6 +195,8 @@ export const ReceivedAccessEventSchema = z.object({
   durationMs: z.number(),
   clientId: z.string(),
   collection: z.string(),
+  agent: z.string().optional().describe("The derived credential's agent, when the request carried one"),
+  session: z.string().optional().describe("The derived credential's session"),
 });
 export type ReceivedAccessEvent = z.output<typeof ReceivedAccessEventSchema>;
 

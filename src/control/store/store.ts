@@ -544,9 +544,37 @@ export interface EntityOps {
   countEntities(collectionId: string): Promise<number>;
 }
 
+/** A derived credential revoked on its own (docs/agents.md), as stored; see config/revocations.ts. */
+export interface DerivedRevocationRecord {
+  id: string;
+  workspaceId: string;
+  clientId: string;
+  /** One credential by id; or `agent` (optionally `session`) with `issuedBefore`. */
+  credential?: string;
+  agent?: string;
+  session?: string;
+  issuedBefore?: string;
+  reason?: string;
+  revokedAt: string;
+  /** When the row may be dropped: every credential it can match has expired. */
+  expiresAt: string;
+}
+
+export interface RevocationOps {
+  insertDerivedRevocation(r: DerivedRevocationRecord): Promise<void>;
+  /** A workspace's revocations still in force at `now` (expiring after it), optionally of one client; oldest first. */
+  listDerivedRevocations(
+    workspaceId: string,
+    filter: { now: string; clientId?: string },
+  ): Promise<DerivedRevocationRecord[]>;
+  /** Deletes the revocations (of every workspace) that expired at or before `now`; returns how many. */
+  pruneDerivedRevocations(now: string): Promise<number>;
+}
+
 /** Reads and writes; the same methods inside and outside a transaction. */
 export interface StoreOps
   extends
+    RevocationOps,
     EntityOps,
     SettingOps,
     ReplicaOps,
