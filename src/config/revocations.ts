@@ -12,6 +12,12 @@
  */
 import { z } from 'zod';
 
+/**
+ * The longest lifetime of a derived credential when `tokenExchange.derived.maxTtl` is not set (always, under the
+ * control plane): a revocation made now has matched every credential it can once this much time has passed.
+ */
+export const DEFAULT_DERIVED_MAX_TTL_MS = 3_600_000;
+
 /** A derived credential's id: 16 random bytes, base64url (the `j` of its payload). */
 export const CredentialIdSchema = z
   .string()

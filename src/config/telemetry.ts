@@ -20,11 +20,17 @@ export const NONE = '-';
 
 /** Security event kinds. */
 export const SecurityEventKind = {
-  /** The key was missing, malformed, unknown or expired, or its client is disabled (`GH_ERR_AUTH_*`). */
+  /**
+   * The key was missing, malformed, unknown or expired, or its client is disabled (`GH_ERR_AUTH_*`); or a derived
+   * credential was invalid, expired or revoked (`GH_ERR_DERIVED_*`).
+   */
   authFailure: 'auth_failure',
   /** A known client called from outside its allowed IP ranges (`GH_ERR_AUTH_IP_NOT_ALLOWED`). */
   ipNotAllowed: 'ip_not_allowed',
-  /** A known client called an endpoint, environment or project it is not granted (`GH_ERR_AUTH_FORBIDDEN_*`). */
+  /**
+   * A known client called an endpoint, environment or project it is not granted (`GH_ERR_AUTH_FORBIDDEN_*`), or a
+   * derived credential went beyond its scope or pins (`GH_ERR_DERIVED_FORBIDDEN`).
+   */
   forbidden: 'forbidden',
   /**
    * Not a refusal: the instance's shared rate-limit store is degraded, so its limits hold per instance (or refuse,
@@ -35,8 +41,22 @@ export const SecurityEventKind = {
 } as const;
 export type SecurityEventKind = (typeof SecurityEventKind)[keyof typeof SecurityEventKind];
 
+const DERIVED_AUTH_FAILURES: ReadonlySet<string> = new Set([
+  'GH_ERR_DERIVED_INVALID',
+  'GH_ERR_DERIVED_EXPIRED',
+  'GH_ERR_DERIVED_PARENT_REVOKED',
+  'GH_ERR_DERIVED_REVOKED',
+]);
+
 /** The security event kind of a refusal's error code; undefined for refusals that are not security events. */
 export function securityEventKind(code: string): SecurityEventKind | undefined {
+  // A derived credential refused (invalid, expired, revoked, its parent key gone), or used outside its scope.
+  if (code.startsWith('GH_ERR_DERIVED_'))
+    return code === 'GH_ERR_DERIVED_FORBIDDEN'
+      ? SecurityEventKind.forbidden
+      : DERIVED_AUTH_FAILURES.has(code)
+        ? SecurityEventKind.authFailure
+        : undefined;
   if (!code.startsWith('GH_ERR_AUTH_')) return undefined;
   if (code === 'GH_ERR_AUTH_IP_NOT_ALLOWED') return SecurityEventKind.ipNotAllowed;
   if (code.startsWith('GH_ERR_AUTH_FORBIDDEN')) return SecurityEventKind.forbidden;

@@ -23,8 +23,10 @@ import {
 } from '../../config/schema.ts';
 import { compareStrings, encodeSnapshot, inCanonicalOrder } from '../../config/snapshot-encoding.ts';
 import type { SnapshotEntity } from '../../config/resource-policies.ts';
+import type { RevokedCredential } from '../../config/revocations.ts';
 import type {
   ClientRecord,
+  DerivedRevocationRecord,
   EntityRecord,
   CollectionRecord,
   CollectionVersionRecord,
@@ -46,6 +48,8 @@ export interface WorkspaceState {
   keys: KeyRecord[];
   /** Collection id → its relationship data (read only for published collections that have policies). */
   entities?: Map<string, EntityRecord[]>;
+  /** Derived credentials revoked on their own; those expired by `now` are left out. */
+  revocations?: DerivedRevocationRecord[];
 }
 
 export interface CompileOptions {
@@ -149,6 +153,7 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
         toCollection(spec, environment, target.type === 'cloud' ? workspace.name : undefined),
       );
       const entities = compileEntities(state, specs);
+      const revokedCredentials = compileRevocations(state, clients, now);
       const draft: Snapshot = inCanonicalOrder({
         collections,
         roles: compileRoles(state.roles, collections),
@@ -159,6 +164,7 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
         rateLimits,
         ...(options.signingKeys?.[environment] && { signingKeys: options.signingKeys[environment] }),
         ...(entities.length > 0 && { entities }),
+        ...(revokedCredentials.length > 0 && { revokedCredentials }),
       });
       // Encoded first: parsed durations are milliseconds, and a number given to the schema means seconds.
       const result = SnapshotSchema.safeParse(encodeSnapshot(draft));
@@ -195,6 +201,25 @@ function compileEntities(state: WorkspaceState, specs: { id: string; spec: Colle
       out.push({ collection: spec.name, uid: { type: e.type, id: e.id }, attrs: e.attrs, parents: e.parents });
   }
   return out;
+}
+
+/** The revocations in force of the environment's clients (a credential is only ever of its root key's client). */
+function compileRevocations(state: WorkspaceState, clients: Client[], now: number): RevokedCredential[] {
+  if (!state.revocations?.length) return [];
+  const ids = new Set(clients.map((c) => c.id));
+  return state.revocations
+    .filter((r) => ids.has(r.clientId) && Date.parse(r.expiresAt) > now)
+    .map((r) =>
+      defined({
+        id: r.id,
+        client: r.clientId,
+        credential: r.credential,
+        agent: r.agent,
+        session: r.session,
+        issuedBefore: r.issuedBefore,
+        expiresAt: r.expiresAt,
+      }),
+    );
 }
 
 function toCollection(spec: CollectionSpec, environment: string, cloudWorkspace: string | undefined): Collection {

@@ -13,6 +13,7 @@
  * - `ip_ranges` (space-separated CIDR), `resource_pin` (repeatable `name=value`: a path parameter's value)
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { DEFAULT_DERIVED_MAX_TTL_MS } from '../../config/revocations.ts';
 import { ERRORS, type ErrorCode } from '../../shared/errors.ts';
 import { hashKey, isWellFormedKey, KEY_PREFIX } from '../../shared/api-key.ts';
 import { blockList } from '../../shared/block-list.ts';
@@ -27,7 +28,7 @@ export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exch
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 /** Lifetime when the request names none (capped by the settings and the parent). */
 const DEFAULT_TTL_S = 900;
-export const DEFAULT_DERIVED = { maxTtlMs: 3_600_000, maxDepth: 3 } as const;
+export const DEFAULT_DERIVED = { maxTtlMs: DEFAULT_DERIVED_MAX_TTL_MS, maxDepth: 3 } as const;
 /** Verified credentials remembered per table; past this many the memory starts over. */
 const CACHE_MAX = 10_000;
 

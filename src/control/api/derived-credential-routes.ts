@@ -1,0 +1,82 @@
+/**
+ * Admin API: revoking single derived credentials (docs/agents.md#revoking-one-credential) of an API client — one
+ * credential by its id, or every credential the client minted for an agent (or one session of it) until now —
+ * without touching the client's key or its other credentials. A revocation reaches every gateway of the client's
+ * environments with the next snapshot, like a key revocation; the answer comes once the cloud gateway enforces it.
+ * It is kept until every credential it can match has expired (the longest lifetime of a derived credential), then
+ * dropped.
+ */
+import { z } from 'zod';
+import {
+  DEFAULT_DERIVED_MAX_TTL_MS,
+  DerivedRevocationSchema,
+  RevokeDerivedInputSchema,
+  type DerivedRevocation,
+} from '../../config/revocations.ts';
+import { newId, nowIso } from '../ids.ts';
+import type { DerivedRevocationRecord } from '../store/store.ts';
+import { visibleClient } from './lookup.ts';
+import { operation, type Operation } from './operation.ts';
+
+const C = '/api/v1/workspaces/{workspace}/clients/{client}/derived-credentials';
+
+function toRevocation(r: DerivedRevocationRecord): DerivedRevocation {
+  const { workspaceId: _w, clientId, ...rest } = r;
+  return { ...rest, client: clientId };
+}
+
+export const derivedCredentialOperations: Operation[] = [
+  operation({
+    id: 'revokeDerivedCredentials',
+    method: 'POST',
+    path: `${C}/revoke`,
+    summary:
+      "Revoke one derived credential (by its id) or an agent's (or one session's) credentials minted until now; the client's key and its other credentials keep working",
+    tag: 'Clients',
+    permission: 'admin:clients:write',
+    audit: { resourceType: 'client', idParam: 'client' },
+    body: RevokeDerivedInputSchema,
+    response: DerivedRevocationSchema,
+    status: 201,
+    async handler({ caller, workspace, params, body, plane }) {
+      const now = plane.now();
+      const record = await plane.store.transaction(async (tx) => {
+        const client = await visibleClient(tx, caller, workspace, params.client!);
+        await tx.pruneDerivedRevocations(nowIso(now));
+        const r: DerivedRevocationRecord = {
+          id: newId('drv'),
+          workspaceId: workspace.id,
+          clientId: client.id,
+          ...(body.credential !== undefined && { credential: body.credential }),
+          ...(body.agent !== undefined && { agent: body.agent, issuedBefore: nowIso(now) }),
+          ...(body.session !== undefined && { session: body.session }),
+          ...(body.reason !== undefined && { reason: body.reason }),
+          revokedAt: nowIso(now),
+          // Every credential minted until now has expired by then (gateways of this control plane use the default cap).
+          expiresAt: nowIso(now + DEFAULT_DERIVED_MAX_TTL_MS),
+        };
+        await tx.insertDerivedRevocation(r);
+        return r;
+      });
+      await plane.changed(workspace.id);
+      return toRevocation(record);
+    },
+  }),
+  operation({
+    id: 'listDerivedCredentialRevocations',
+    method: 'GET',
+    path: `${C}/revocations`,
+    summary: "The client's derived-credential revocations still in force, oldest first",
+    tag: 'Clients',
+    permission: 'admin:clients:read',
+    response: z.object({ items: z.array(DerivedRevocationSchema) }),
+    async handler({ caller, workspace, params, plane }) {
+      const client = await visibleClient(plane.store, caller, workspace, params.client!);
+      const list = await plane.store.listDerivedRevocations(workspace.id, {
+        now: nowIso(plane.now()),
+        clientId: client.id,
+      });
+      return { items: list.map(toRevocation) };
+    },
+  }),
+];
