@@ -103,12 +103,18 @@ const endpoint = z
 const clientIdOrNone = text(256).transform((s) => s || NONE);
 /**
  * The agent (`act.sub`) or session (`act.session`) of a derived credential; absent when the request carried none.
- * `''` and `-` (the proto3 default, also what gateways that predate agents send) read as absent.
+ * On the wire `''` (the proto3 default, also what gateways that predate agents send) and `-` stand for absent:
+ * `withoutEmptyAgent` drops them before the object is parsed, so that a parsed message has no such key.
  */
-const optionalAgent = text(200)
-  .optional()
-  .transform((s) => (s === '' || s === NONE ? undefined : s))
-  .optional();
+const optionalAgent = text(200).optional();
+function withoutEmptyAgent(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const v = value as Record<string, unknown>;
+  const empty = (s: unknown) => s === undefined || s === '' || s === NONE;
+  if (!('agent' in v || 'session' in v) || (!empty(v.agent) && !empty(v.session))) return value;
+  const { agent, session, ...rest } = v;
+  return { ...rest, ...(!empty(agent) && { agent }), ...(!empty(session) && { session }) };
+}
 const optionalCollection = z.union([z.string().regex(NAME_PATTERN), z.literal('')]);
 /** The client address as the gateway resolved it; behind a trusted proxy it comes from X-Forwarded-For. */
 const ip = text(64);
@@ -119,7 +125,7 @@ const ip = text(64);
  * `TelemetryRowSchema` (this plus workspace and gateway; its SQL table is checked against it at compile time, see
  * `src/control/telemetry/ingest.ts`) and the admin API returns it (plus the gateway's name).
  */
-export const RequestCountSchema = z.object({
+const RequestCountShape = z.object({
   minute: minute.describe('ISO minute, e.g. `2026-11-22T08:35:00.000Z`'),
   collection: collectionOrNone.pipe(z.string()).describe('Collection name, or `-` when none matched'),
   endpoint: endpoint.pipe(z.string()).describe('`METHOD /template`, or `-` when none matched'),
@@ -132,17 +138,18 @@ export const RequestCountSchema = z.object({
   durationMsSum: ms,
   durationMsMax: ms,
 });
-export type RequestCount = z.output<typeof RequestCountSchema>;
+export const RequestCountSchema = z.preprocess(withoutEmptyAgent, RequestCountShape);
+export type RequestCount = z.output<typeof RequestCountShape>;
 
 /** A telemetry row as the control plane stores it: a `RequestCount` of one workspace and one gateway. */
-export const TelemetryRowSchema = RequestCountSchema.extend({
+export const TelemetryRowSchema = RequestCountShape.extend({
   workspaceId: z.string(),
   gatewayId: z.string().describe('Gateway id, or `cloud`'),
 });
 export type TelemetryRow = z.output<typeof TelemetryRowSchema>;
 
 /** A refusal worth an operator's attention (see `SecurityEventKind`); optional fields are `''` when unknown. */
-export const SecurityEventSchema = z.object({
+const SecurityEventShape = z.object({
   at,
   kind: z.string().regex(/^[a-z][a-z_]{0,63}$/),
   /** The error code, e.g. `GH_ERR_AUTH_INVALID_KEY`. */
@@ -156,13 +163,14 @@ export const SecurityEventSchema = z.object({
   agent: optionalAgent,
   session: optionalAgent,
 });
-export type SecurityEvent = z.output<typeof SecurityEventSchema>;
+export const SecurityEventSchema = z.preprocess(withoutEmptyAgent, SecurityEventShape);
+export type SecurityEvent = z.output<typeof SecurityEventShape>;
 
 /**
  * One request, from a sample: `path` is the endpoint template that matched (or `-`), not the concrete path,
  * which may carry identifiers or credentials.
  */
-export const AccessEventSchema = z.object({
+const AccessEventShape = z.object({
   at,
   requestId: text(128),
   method: z.string().regex(/^[A-Z]{1,16}$/),
@@ -175,7 +183,8 @@ export const AccessEventSchema = z.object({
   agent: optionalAgent,
   session: optionalAgent,
 });
-export type AccessEvent = z.output<typeof AccessEventSchema>;
+export const AccessEventSchema = z.preprocess(withoutEmptyAgent, AccessEventShape);
+export type AccessEvent = z.output<typeof AccessEventShape>;
 
 /**
  * A security event as the control plane stores it (the store's `SecurityEventRecord`) and the admin API returns
