@@ -322,5 +322,7 @@ function securityRecord(
     ...(e.clientId !== '' ? { clientId: e.clientId } : {}),
     ...(e.keyLabel !== '' ? { keyLabel: e.keyLabel } : {}),
     ...(e.ip !== '' ? { ip: e.ip } : {}),
+    ...(e.agent !== undefined ? { agent: e.agent } : {}),
+    ...(e.session !== undefined ? { session: e.session } : {}),
   };
 }
