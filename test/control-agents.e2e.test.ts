@@ -102,7 +102,7 @@ describe('agent credentials through the control plane', () => {
     try {
       await eventually(() => seen.length > 4);
       const revokedAt = performance.now();
-      const revoked = await admin.post(`${W}/clients/${clientId}/derived-credentials/revoke`, {
+      const revoked = await admin.post(`${W}/clients/${clientId}/derived-credential-revocations`, {
         credential: doomed.id,
         reason: 'test',
       });
@@ -138,7 +138,7 @@ describe('agent credentials through the control plane', () => {
     });
     assert.equal(((await refused.json()) as { code: string }).code, 'GH_ERR_DERIVED_REVOKED');
 
-    const list = await admin.get(`${W}/clients/${clientId}/derived-credentials/revocations`);
+    const list = await admin.get(`${W}/clients/${clientId}/derived-credential-revocations`);
     assert.equal(list.status, 200);
     assert.deepEqual(
       list.body.items.map((r: { credential?: string }) => r.credential),
@@ -150,7 +150,7 @@ describe('agent credentials through the control plane', () => {
   it("revokes an agent's session: its credentials minted until now end, a new one works", async () => {
     const one = await mint(key, 'summarizer', 'tab-9');
     const other = await mint(key, 'summarizer', 'tab-10');
-    const revoked = await admin.post(`${W}/clients/${clientId}/derived-credentials/revoke`, {
+    const revoked = await admin.post(`${W}/clients/${clientId}/derived-credential-revocations`, {
       agent: 'summarizer',
       session: 'tab-9',
     });
@@ -158,7 +158,7 @@ describe('agent credentials through the control plane', () => {
     assert.deepEqual(await call(one.token), { status: 401, code: 'GH_ERR_DERIVED_REVOKED' });
     assert.equal((await call(other.token)).status, 200);
     assert.equal((await call((await mint(key, 'summarizer', 'tab-9')).token)).status, 200);
-    const bad = await admin.post(`${W}/clients/${clientId}/derived-credentials/revoke`, {
+    const bad = await admin.post(`${W}/clients/${clientId}/derived-credential-revocations`, {
       credential: one.id,
       agent: 'summarizer',
     });

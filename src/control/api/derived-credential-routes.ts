@@ -18,7 +18,7 @@ import type { DerivedRevocationRecord } from '../store/store.ts';
 import { visibleClient } from './lookup.ts';
 import { operation, type Operation } from './operation.ts';
 
-const C = '/api/v1/workspaces/{workspace}/clients/{client}/derived-credentials';
+const C = '/api/v1/workspaces/{workspace}/clients/{client}/derived-credential-revocations';
 
 function toRevocation(r: DerivedRevocationRecord): DerivedRevocation {
   const { workspaceId: _w, clientId, ...rest } = r;
@@ -29,7 +29,7 @@ export const derivedCredentialOperations: Operation[] = [
   operation({
     id: 'revokeDerivedCredentials',
     method: 'POST',
-    path: `${C}/revoke`,
+    path: C,
     summary:
       "Revoke one derived credential (by its id) or an agent's (or one session's) credentials minted until now; the client's key and its other credentials keep working",
     tag: 'Clients',
@@ -65,7 +65,7 @@ export const derivedCredentialOperations: Operation[] = [
   operation({
     id: 'listDerivedCredentialRevocations',
     method: 'GET',
-    path: `${C}/revocations`,
+    path: C,
     summary: "The client's derived-credential revocations still in force, oldest first",
     tag: 'Clients',
     permission: 'admin:clients:read',
