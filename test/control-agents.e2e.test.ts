@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { eventually, startControlPlane, type AdminApi, type ControlProcess } from './control-helpers.ts';
-import { startUpstream, type Upstream } from './helpers.ts';
+import { runCli, startUpstream, type Upstream } from './helpers.ts';
 
 const W = '/workspaces/default';
 const ENV = `${W}/environments/DEV`;
@@ -172,6 +172,31 @@ describe('agent credentials through the control plane', () => {
     assert.deepEqual(await call(reader.token, 'POST'), { status: 403, code: 'GH_ERR_AUTH_FORBIDDEN_RESOURCE' });
     assert.equal((await call(writer.token, 'POST')).status, 200);
     assert.equal((await call(key, 'POST')).status, 200, 'the key itself is no agent');
+    // `gatehouse policy test` decides the same, given the agent.
+    const policyTest = (...extra: string[]) =>
+      runCli([
+        'policy',
+        'test',
+        '--url',
+        cp.adminUrl,
+        '--token',
+        cp.token,
+        '--env',
+        'DEV',
+        '--collection',
+        'billing',
+        '--client',
+        clientId,
+        '--method',
+        'POST',
+        '--path',
+        '/invoices',
+        ...extra,
+      ]);
+    const denied = await policyTest('--agent', 'reader-bot', '--session', 'run-1');
+    assert.equal(denied.code, 0, denied.stderr);
+    assert.equal(denied.stdout.trim(), 'DENY: forbidden by reader-bot-reads-only');
+    assert.equal((await policyTest()).stdout.trim(), 'ALLOW: permitted by everyone');
   });
 
   it('attributes traffic and refusals to agents and sessions in analytics', async () => {
