@@ -15,8 +15,15 @@ import {
 } from '../../config/revocations.ts';
 import { newId, nowIso } from '../ids.ts';
 import type { DerivedRevocationRecord } from '../store/store.ts';
+import { conflict } from './errors.ts';
 import { visibleClient } from './lookup.ts';
 import { operation, type Operation } from './operation.ts';
+
+/**
+ * Revocations in force per workspace at most: each is in every snapshot of its client's environments until it
+ * expires (an hour), so the bound keeps snapshots small. Revoking the API key (regenerate) ends every credential.
+ */
+export const MAX_REVOCATIONS = 10_000;
 
 const C = '/api/v1/workspaces/{workspace}/clients/{client}/derived-credential-revocations';
 
@@ -43,6 +50,10 @@ export const derivedCredentialOperations: Operation[] = [
       const record = await plane.store.transaction(async (tx) => {
         const client = await visibleClient(tx, caller, workspace, params.client!);
         await tx.pruneDerivedRevocations(nowIso(now));
+        if ((await tx.listDerivedRevocations(workspace.id, { now: nowIso(now) })).length >= MAX_REVOCATIONS)
+          throw conflict(
+            `the workspace already has ${MAX_REVOCATIONS} derived-credential revocations in force (each lasts until the credentials it matches have expired): revoke by agent or session instead of one credential at a time, or regenerate the client's key`,
+          );
         const r: DerivedRevocationRecord = {
           id: newId('drv'),
           workspaceId: workspace.id,
