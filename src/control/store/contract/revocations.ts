@@ -66,5 +66,62 @@ export function revocationsContract(store: Store): void {
       await store.insertSecurityEvents([event]);
       assert.deepEqual(await store.listSecurityEvents(WS, { since: T0 }), [event]);
     });
+
+    it('answers analytics by agent and session: top agents, a filtered series, refusals with their agent', async () => {
+      await withWorkspaces(store);
+      await store.addTelemetry([
+        telemetry({ agent: 'planner', session: 's-1', count: 2 }),
+        telemetry({ agent: 'planner', session: 's-2', count: 1 }),
+        telemetry({ agent: 'planner', session: 's-2', status: 429, count: 4 }),
+        telemetry({ agent: 'summarizer', count: 1 }),
+        telemetry({ count: 3 }),
+      ]);
+      await store.insertSecurityEvents([
+        securityEvent({ id: 'sev_1', agent: 'planner', session: 's-1', reason: 'GH_ERR_DERIVED_REVOKED' }),
+        securityEvent({ id: 'sev_2' }),
+      ]);
+      const range = { from: '2025-01-01T00:00:00.000Z', to: '2025-01-01T01:00:00.000Z' };
+      const top = await store.analyticsTop(WS, range, 'agent', { limit: 10 });
+      assert.deepEqual(
+        top.map((t) => [t.key, t.requests, t.rateLimited]),
+        [
+          ['planner', 7, 4],
+          ['-', 3, 0],
+          ['summarizer', 1, 0],
+        ],
+      );
+      const series = await store.analyticsByMinute(
+        WS,
+        { ...range, agent: 'planner' },
+        { dimension: 'session', values: ['s-1', 's-2'] },
+      );
+      assert.deepEqual(
+        series.map((r) => [r.group, r.requests]),
+        [
+          ['s-1', 2],
+          ['s-2', 5],
+        ],
+      );
+      const none = await store.analyticsTop(WS, { ...range, agent: '-' }, 'client', { limit: 10 });
+      assert.deepEqual(
+        none.map((t) => t.requests),
+        [3],
+      );
+      const refused = await store.analyticsRefusedByStatus(WS, range, 10, { byAgent: true });
+      assert.deepEqual(
+        refused.map((r) => [r.status, r.agent, r.session, r.count]),
+        [[429, 'planner', 's-2', 4]],
+      );
+      const reasons = await store.analyticsRefusedByReason(WS, range, 10);
+      assert.deepEqual(reasons.map((r) => [r.reason, r.agent, r.session, r.count]).sort(), [
+        ['GH_ERR_AUTH_INVALID_KEY', undefined, undefined, 1],
+        ['GH_ERR_DERIVED_REVOKED', 'planner', 's-1', 1],
+      ]);
+      const planner = await store.analyticsRefusedByReason(WS, { ...range, agent: 'planner' }, 10);
+      assert.deepEqual(
+        planner.map((r) => r.reason),
+        ['GH_ERR_DERIVED_REVOKED'],
+      );
+    });
   });
 }
