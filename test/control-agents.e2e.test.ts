@@ -165,6 +165,30 @@ describe('agent credentials through the control plane', () => {
     assert.equal(bad.status, 400);
   });
 
+  it('lets the holder of the parent key revoke a credential it minted, and no other client', async () => {
+    const own = await mint(key, 'self-service');
+    const self = cp.api(key); // the client's own key: its role grants no admin permission
+    const revoked = await self.post(`${W}/clients/${clientId}/derived-credential-revocations`, {
+      credential: own.id,
+    });
+    assert.equal(revoked.status, 201, JSON.stringify(revoked.body));
+    assert.deepEqual(await call(own.token), { status: 401, code: 'GH_ERR_DERIVED_REVOKED' });
+    assert.equal((await self.get(`${W}/clients/${clientId}/derived-credential-revocations`)).status, 200);
+    const other = await admin.post(`${W}/clients`, {
+      name: 'other-app',
+      role: 'billing',
+      environments: ['DEV'],
+      projects: ['default'],
+    });
+    assert.equal(other.status, 201, JSON.stringify(other.body));
+    const stranger = cp.api(other.body.token as string);
+    const refused = await stranger.post(`${W}/clients/${clientId}/derived-credential-revocations`, {
+      agent: 'planner',
+    });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assert.equal(refused.body.code, 'GH_ERR_ADMIN_FORBIDDEN');
+  });
+
   it('lets a Cedar policy decide by the acting agent: reader-bot may read but not write', async () => {
     const reader = await mint(key, 'reader-bot', 'run-1');
     const writer = await mint(key, 'writer-bot');

@@ -433,10 +433,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The client's derived-credential revocations still in force, oldest first */
+        /** The client's derived-credential revocations still in force, oldest first. Needs admin:clients:read, or the caller is the client itself */
         get: operations["listDerivedCredentialRevocations"];
         put?: never;
-        /** Revoke one derived credential (by its id) or an agent's (or one session's) credentials minted until now; the client's key and its other credentials keep working */
+        /** Revoke one derived credential (by its id) or an agent's (or one session's) credentials minted until now; the client's key and its other credentials keep working. Needs admin:clients:write, or the caller is the client itself (its own key) */
         post: operations["revokeDerivedCredentials"];
         delete?: never;
         options?: never;
