@@ -197,7 +197,10 @@ export const analyticsOperations: Operation[] = [
       const bucketMs = BUCKETS_MS[bucket];
       if (bucketMs === undefined) throw invalid('query.bucket', `must be one of ${Object.keys(BUCKETS_MS).join(', ')}`);
       const groupBy = query.get('groupBy') ?? undefined;
-      if (groupBy !== undefined && !['gateway', 'collection', 'endpoint', 'client', 'agent', 'session'].includes(groupBy))
+      if (
+        groupBy !== undefined &&
+        !['gateway', 'collection', 'endpoint', 'client', 'agent', 'session'].includes(groupBy)
+      )
         throw invalid('query.groupBy', 'must be gateway, collection, endpoint, client, agent or session');
       const top = int(query, 'top', 5, 20);
       const filter = await rangeAndFilter(plane.store, caller, workspace, query, plane.now(), bucketMs);
@@ -266,7 +269,7 @@ export const analyticsOperations: Operation[] = [
     method: 'GET',
     path: `${A}/top-agents`,
     summary:
-      'The agents (of derived credentials) with the most requests, with their errors, 429s and latency: `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 10, at most 100), filters `?gateway=` `?collection=` `?endpoint=` `?client=` (agent names are chosen by each client: filter by client to see one client\'s agents) `?session=`',
+      "The agents (of derived credentials) with the most requests, with their errors, 429s and latency: `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 10, at most 100), filters `?gateway=` `?collection=` `?endpoint=` `?client=` (agent names are chosen by each client: filter by client to see one client's agents) `?session=`",
     tag: 'Analytics',
     permission: PERMISSION,
     response: TopAgentsSchema,
