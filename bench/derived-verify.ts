@@ -6,6 +6,7 @@
  * - API key: isWellFormedKey + SHA-256 + Map.get (the baseline)
  * - derived, cold: HMAC-SHA256 + JSON.parse + parent Map.get (a credential the verifier has not seen)
  * - derived, warm: DerivedVerifier.resolve on a credential already verified (Map.get by text + expiry + parent)
+ * - derived, warm, with 1,000 single revocations in force (500 by id, 500 by agent) that do not match
  * - the whole authenticate policy with each
  * - mint: TokenEndpoint.exchange from an API key (scope, lifetime, agent)
  *
@@ -19,6 +20,7 @@ import type { RequestContext } from '../src/gateway/policies/policy.ts';
 import type { KeyEntry } from '../src/gateway/snapshot/compiled.ts';
 import { openSigningKeyStore } from '../src/gateway/tokens/keystore.ts';
 import { verifyDerived } from '../src/gateway/tokens/derived.ts';
+import { CredentialRevocations } from '../src/gateway/tokens/revocations.ts';
 import { DerivedVerifier, TokenEndpoint } from '../src/gateway/tokens/token-endpoint.ts';
 
 const KEYS = 100_000;
@@ -58,6 +60,16 @@ const derived = probes.map((p) => String(endpoint.exchange(form(p.key), '127.0.0
 const signing = store.current();
 const warm = new DerivedVerifier(keys, store);
 for (const d of derived) warm.resolve(d);
+const inAnHour = new Date(Date.now() + 3_600_000).toISOString();
+const revocations = new CredentialRevocations(
+  Array.from({ length: 1000 }, (_, i) =>
+    i % 2 === 0
+      ? { id: `r${i}`, client: 'c', credential: randomBytes(16).toString('base64url'), expiresAt: inAnHour }
+      : { id: `r${i}`, client: 'c', agent: `agent-${i}`, issuedBefore: inAnHour, expiresAt: inAnHour },
+  ),
+);
+const warmRevoking = new DerivedVerifier(keys, store, Date.now, revocations);
+for (const d of derived) warmRevoking.resolve(d);
 
 const apiKeys = probes.map((p) => p.key);
 const ctxFor = (credential: string) =>
@@ -95,6 +107,10 @@ const CASES: ReadonlyArray<readonly [string, (i: number) => void]> = [
   [
     'derived, warm: DerivedVerifier.resolve',
     (i) => (sink += 'code' in warm.resolve(derived[i & (PROBES - 1)]!) ? 0 : 1),
+  ],
+  [
+    'derived, warm, 1,000 revocations in force',
+    (i) => (sink += 'code' in warmRevoking.resolve(derived[i & (PROBES - 1)]!) ? 0 : 1),
   ],
   ['authenticate policy, API key', (i) => (sink += keyPolicy(keyContexts[i & (PROBES - 1)]!) === undefined ? 1 : 0)],
   [

@@ -24,7 +24,12 @@ const regenerated = newKey();
 const doomed = newKey();
 const fenced = newKey();
 
-function config(keys: { billing: { hash: string }; doomed?: { hash: string }; fencedDisabled?: boolean }) {
+function config(keys: {
+  billing: { hash: string };
+  doomed?: { hash: string };
+  fencedDisabled?: boolean;
+  revokedCredentials?: unknown[];
+}) {
   const client = (id: string, key: { hash: string }, extra: Record<string, unknown> = {}) => ({
     id,
     role: 'billing',
@@ -67,6 +72,7 @@ function config(keys: { billing: { hash: string }; doomed?: { hash: string }; fe
         ...(keys.fencedDisabled && { status: 'disabled' }),
       }),
     ],
+    ...(keys.revokedCredentials && { revokedCredentials: keys.revokedCredentials }),
   };
 }
 
@@ -103,6 +109,7 @@ describe('derived credentials for agents', () => {
     assert.equal(minted.status, 200, JSON.stringify(minted.body));
     assert.deepEqual(Object.keys(minted.body).sort(), [
       'access_token',
+      'credential_id',
       'expires_in',
       'issued_token_type',
       'scope',
@@ -138,6 +145,7 @@ describe('derived credentials for agents', () => {
     // The access log attributes the request to the agent and its session.
     const logged = JSON.parse(await gw.waitFor(/"agent":"agent-42","session":"s-1"/)) as Record<string, unknown>;
     assert.equal(logged.clientId, 'billing-client');
+    assert.equal(logged.credential, minted.body.credential_id, 'the id the admin API revokes it by');
     assert.equal(logged.status, 200);
 
     // The API key's own token is a different one: full permissions, no act.
@@ -306,5 +314,26 @@ describe('derived credentials for agents', () => {
     // The regenerated key mints and calls again.
     const fresh = await exchange(regenerated.key);
     assert.equal((await call(String(fresh.body.access_token))).status, 200);
+  });
+
+  it("revokes one credential listed in a standalone gateway's revokedCredentials; its sibling keeps working", async () => {
+    const one = await exchange(regenerated.key, { agent_session: 'tab-1' });
+    const other = await exchange(regenerated.key, { agent_session: 'tab-2' });
+    for (const c of [one, other]) assert.equal((await call(String(c.body.access_token))).status, 200);
+    const from = gw.output.length;
+    const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+    await gw.writeConfig(
+      config({
+        billing: regenerated,
+        fencedDisabled: true,
+        revokedCredentials: [
+          { id: 'leaked-1', client: 'billing-client', credential: one.body.credential_id, expiresAt },
+        ],
+      }),
+    );
+    gw.child.kill('SIGHUP');
+    await waitForLine(gw, /"config applied/, from);
+    await expectProblem(await call(String(one.body.access_token)), 401, 'GH_ERR_DERIVED_REVOKED');
+    assert.equal((await call(String(other.body.access_token))).status, 200);
   });
 });

@@ -169,6 +169,46 @@ describe('edge gateways: signing keys shared by every replica and the cloud gate
     }
   });
 
+  it('revoking one derived credential through the admin API ends it at every replica within 1 s; its sibling works', async () => {
+    const mint = async (agent: string) => {
+      const res = await fetch(`${edges[0]!.url}/oauth2/token`, {
+        method: 'POST',
+        body: new URLSearchParams({
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: token,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          agent_id: agent,
+        }),
+      });
+      return (await res.json()) as { access_token: string; credential_id: string };
+    };
+    const [doomed, sibling] = [await mint('leaky-agent'), await mint('careful-agent')];
+    const codeAt = async (edge: EdgeProcess, credential: string) => {
+      const r = await fetch(`${edge.url}/orders/items`, { headers: { authorization: `Bearer ${credential}` } });
+      return `${r.status} ${((await r.json()) as { code?: string }).code ?? ''}`.trim();
+    };
+    for (const edge of edges) assert.equal(await codeAt(edge, doomed.access_token), '200');
+    const clients = (await admin.get(`${WS}/clients`)).body.items as { id: string; name: string }[];
+    const clientId = clients.find((c) => c.name === 'shop')!.id;
+    const started = performance.now();
+    const revoked = await admin.post(`${WS}/clients/${clientId}/derived-credential-revocations`, {
+      credential: doomed.credential_id,
+    });
+    assert.equal(revoked.status, 201, JSON.stringify(revoked.body));
+    await eventually(
+      async () =>
+        (await Promise.all(edges.map((e) => codeAt(e, doomed.access_token)))).every(
+          (c) => c === '401 GH_ERR_DERIVED_REVOKED',
+        ),
+      10_000,
+      'the revoked credential refused at both replicas',
+      5,
+    );
+    const ms = performance.now() - started;
+    assert.ok(ms < 1000, `refused at every replica ${Math.round(ms)} ms after the revocation was asked for`);
+    for (const edge of edges) assert.equal(await codeAt(edge, sibling.access_token), '200');
+  });
+
   it('regenerating the parent key through the admin API ends its derived credentials at every replica', async () => {
     const res = await fetch(`${edges[0]!.url}/oauth2/token`, {
       method: 'POST',

@@ -20,9 +20,11 @@ const NAME = 'policy test';
 
 export const policyTest = adminCommand({
   name: NAME,
-  args: `--env ENV --collection NAME --client CLIENT_ID --method METHOD --path PATH [--query QUERY] [--header "name: value" ...]`,
+  args: `--env ENV --collection NAME --client CLIENT_ID --method METHOD --path PATH [--query QUERY] [--header "name: value" ...] [--agent AGENT [--session SESSION]]`,
   help: `PATH is relative to the collection's base path (/orgs/acme/invoices/42). Prints ALLOW or DENY and the deciding
-policies: the permits that allowed, or the forbids that denied (none: no permit applied).`,
+policies: the permits that allowed, or the forbids that denied (none: no permit applied). --agent (and --session)
+decide the request as made with a derived credential of that agent acting for the client (principal.agent,
+principal.session).`,
   options: {
     env: { type: 'string' },
     collection: { type: 'string' },
@@ -31,8 +33,12 @@ policies: the permits that allowed, or the forbids that denied (none: no permit 
     path: { type: 'string' },
     query: { type: 'string', default: '' },
     header: { type: 'string', multiple: true },
+    agent: { type: 'string' },
+    session: { type: 'string' },
   },
   async run(values) {
+    if (values.session !== undefined && values.agent === undefined)
+      throw new UsageError(`${NAME}: --session needs --agent (the agent whose session it is)`);
     requireFlags(NAME, values, ['env', 'collection', 'client', 'path']);
     const api = connect(NAME, values);
     const base = await api.workspacePath('environments', values.env!, 'collections', values.collection!);
@@ -104,6 +110,9 @@ policies: the permits that allowed, or the forbids that denied (none: no permit 
       params: match.params,
       query: values.query!.replace(/^\?/, ''),
       req: { method, headers },
+      ...(values.agent !== undefined && {
+        derived: { a: { sub: values.agent, ...(values.session !== undefined && { session: values.session }) } },
+      }),
     } as unknown as RequestContext;
     const decision = decide(ctx);
     if (decision === undefined)

@@ -104,6 +104,7 @@ export const LOCAL_COMMANDS: readonly LocalCommand[] = [
     summary: "decide one request against a collection's published resource policies; prints the deciding policies",
     examples: [
       'gatehouse policy test --env DEV --collection billing --client cl_… --method GET --path /orgs/acme/invoices/42',
+      'gatehouse policy test --env DEV --collection billing --client cl_… --method POST --path /invoices --agent reader-bot',
     ],
     load: async () => (await import('./policy-test.ts')).policyTest,
   },

@@ -3,7 +3,9 @@
  * plane validates a collection's policies against when it is published (docs/policies.md has the model).
  *
  * - `Client` (the principal): `org` (Org), `user` (User), `role`, `environment`, `project` (strings) and
- *   `metadata` (the declared keys); a member of its `Org`.
+ *   `metadata` (the declared keys); a member of its `Org`. A request made with a derived credential (an agent
+ *   acting for the client) also has `agent` and, when the credential names one, `session` (optional strings:
+ *   test them with `has`).
  * - `Org` and `User` always exist; the collection declares its other types (`policies.entityTypes`), and may
  *   declare attributes and parents for `Org` and `User` too.
  * - One action per permission of the collection's endpoints, `Action::"invoices:read"`, applying to `Client` and
@@ -50,6 +52,8 @@ export function cedarSchemaOf(collection: CollectionShape): SchemaJson<string> {
         environment: { type: 'String' },
         project: { type: 'String' },
         metadata: { type: 'Record', attributes: metadata },
+        agent: optionalString,
+        session: optionalString,
       },
     },
   };

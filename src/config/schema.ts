@@ -16,6 +16,7 @@ import { HOP_BY_HOP_HEADERS } from '../shared/hop-by-hop.ts';
 import { WILDCARD } from '../shared/permissions.ts';
 import { parseDuration } from './duration.ts';
 import { installZodMessages } from './zod-messages.ts';
+import { RevokedCredentialSchema } from './revocations.ts';
 
 // Every schema of Gatehouse is read through this module: zod's own messages become ones written for users.
 installZodMessages();
@@ -679,6 +680,22 @@ const SnapshotShape = z.strictObject({
    * by the control plane): collection name → id of its entity set. Absent when none.
    */
   entitySets: z.record(NameSchema, EntitySetIdSchema).optional(),
+  /**
+   * Derived credentials revoked on their own (docs/agents.md#revoking-one-credential), each until every
+   * credential it can match has expired. Absent when there is none, so that other snapshots keep their hash.
+   */
+  revokedCredentials: z
+    .array(RevokedCredentialSchema)
+    .max(100_000)
+    .optional()
+    .superRefine((list, ctx) => {
+      const ids = new Set<string>();
+      list?.forEach((r, i) => {
+        if (ids.has(r.id))
+          ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate revocation id "${r.id}"` });
+        ids.add(r.id);
+      });
+    }),
 });
 
 /** What a gateway serves. The control plane compiles this same shape. */

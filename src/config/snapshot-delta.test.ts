@@ -301,6 +301,33 @@ describe('snapshot deltas', () => {
     });
   });
 
+  it('carry revocations of derived credentials only when they changed, and drop the list when none is left', () => {
+    const model = new Model(5);
+    for (let i = 0; i < 10; i++) model.edit();
+    const a = SnapshotSchema.parse(encodeSnapshot(model.snapshot(1)));
+    const client = a.clients[0]?.id ?? 'c-1';
+    const expiresAt = '2030-01-01T00:00:00.000Z';
+    const one = { id: 'r1', client, credential: 'AAAAAAAAAAAAAAAAAAAAAA', expiresAt };
+    const two = { id: 'r2', client, agent: 'planner', session: 's-1', issuedBefore: '2029-12-31T23:00:00Z', expiresAt };
+    const b = SnapshotSchema.parse(encodeSnapshot({ ...a, version: 2, revokedCredentials: [one, two] }));
+    const added = diffSnapshots(a, b);
+    assert.deepEqual(added.revokedCredentials, { upsert: [one, two], remove: [] });
+    assert.ok(!isEmptyDelta(added));
+    const received = SnapshotDeltaSchema.parse(JSON.parse(JSON.stringify(encodeDelta(added))));
+    assert.deepEqual(applyDelta(a, received), b);
+    const c = SnapshotSchema.parse(encodeSnapshot({ ...b, version: 3, revokedCredentials: [two] }));
+    assert.deepEqual(diffSnapshots(b, c).revokedCredentials, { upsert: [], remove: ['r1'] });
+    const { revokedCredentials: _gone, ...d } = { ...c, version: 4 };
+    const emptied = applyDelta(c, diffSnapshots(c, d));
+    assert.equal('revokedCredentials' in emptied, false, 'no empty list: other snapshots keep their hash');
+    // Unchanged revocations travel no more; a malformed one is refused.
+    assert.equal(diffSnapshots(b, { ...b, version: 5 }).revokedCredentials, undefined);
+    assert.equal(
+      SnapshotSchema.safeParse(encodeSnapshot({ ...a, revokedCredentials: [{ ...one, agent: 'x' }] })).success,
+      false,
+    );
+  });
+
   it('refuse a snapshot at another version than the one they start from', () => {
     const model = new Model(5);
     for (let i = 0; i < 10; i++) model.edit();

@@ -37,6 +37,7 @@ import {
   type SnapshotEntity,
   SnapshotEntitySchema,
 } from './resource-policies.ts';
+import { type RevokedCredential, RevokedCredentialSchema } from './revocations.ts';
 
 /** A snapshot version, as in `Snapshot.version`. */
 export const SnapshotVersionSchema = z.union([z.int().nonnegative(), z.string().max(128)]);
@@ -89,6 +90,16 @@ export const SnapshotDeltaSchema = z.strictObject({
     .optional(),
   /** Present only when changed; replaces the whole map (`{}`: no collection has an entity set any more). */
   entitySets: z.record(NameSchema, EntitySetIdSchema).optional(),
+  /**
+   * Revocations of single derived credentials, present only when they changed (like `entities`): upserted whole,
+   * removed by id (when they expire).
+   */
+  revokedCredentials: z
+    .strictObject({
+      upsert: z.array(RevokedCredentialSchema).default([]),
+      remove: z.array(z.string().min(1).max(128)).default([]),
+    })
+    .optional(),
 });
 export type SnapshotDelta = z.output<typeof SnapshotDeltaSchema>;
 export type SnapshotDeltaInput = z.input<typeof SnapshotDeltaSchema>;
@@ -123,6 +134,8 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot): SnapshotDelta {
   if (entities.upsert.length > 0 || entities.remove.length > 0) delta.entities = entities;
   if (canonicalJson(prev.entitySets ?? {}) !== canonicalJson(next.entitySets ?? {}))
     delta.entitySets = { ...next.entitySets };
+  const revoked = diffEntries(prev.revokedCredentials ?? [], next.revokedCredentials ?? [], (r) => r.id);
+  if (revoked.upsert.length > 0 || revoked.remove.length > 0) delta.revokedCredentials = revoked;
   if (canonicalJson(prev.tokenExchange) !== canonicalJson(next.tokenExchange))
     delta.tokenExchange = structuredClone(next.tokenExchange);
   if (canonicalJson(prev.legacyAuth) !== canonicalJson(next.legacyAuth))
@@ -143,6 +156,8 @@ export function isEmptyDelta(delta: SnapshotDelta): boolean {
   return (
     sections.every((s) => s.upsert.length === 0 && s.remove.length === 0) &&
     (delta.entities === undefined || (delta.entities.upsert.length === 0 && delta.entities.remove.length === 0)) &&
+    (delta.revokedCredentials === undefined ||
+      (delta.revokedCredentials.upsert.length === 0 && delta.revokedCredentials.remove.length === 0)) &&
     delta.tokenExchange === undefined &&
     delta.entitySets === undefined &&
     delta.legacyAuth === undefined &&
@@ -175,6 +190,7 @@ export function applyDelta(prev: Snapshot, delta: SnapshotDelta): Snapshot {
     ...((delta.signingKeys ?? prev.signingKeys) && { signingKeys: delta.signingKeys ?? prev.signingKeys }),
     ...entitiesAfter(prev.entities ?? [], delta.entities),
     ...entitySetsAfter(prev.entitySets, delta.entitySets),
+    ...revokedAfter(prev.revokedCredentials ?? [], delta.revokedCredentials),
   });
   // Parsing builds fresh objects, so the result shares nothing with `prev` or `delta`.
   const result = SnapshotSchema.safeParse(encodeSnapshot(next));
@@ -250,4 +266,13 @@ function entitySetsAfter(
 ): { entitySets?: Record<string, string> } {
   const sets = changed ?? prev;
   return sets === undefined || Object.keys(sets).length === 0 ? {} : { entitySets: { ...sets } };
+}
+
+/** `{ revokedCredentials }` after the delta, or nothing when none is left. */
+function revokedAfter(
+  prev: RevokedCredential[],
+  changes: SnapshotDelta['revokedCredentials'],
+): { revokedCredentials?: RevokedCredential[] } {
+  const list = changes === undefined ? prev : applyEntries(prev, changes, (r) => r.id);
+  return list.length === 0 ? {} : { revokedCredentials: list };
 }

@@ -79,6 +79,9 @@ export function inCanonicalOrder(snapshot: Snapshot): Snapshot {
     ...(snapshot.entities && {
       entities: [...snapshot.entities].sort((a, b) => compareStrings(entityKey(a), entityKey(b))),
     }),
+    ...(snapshot.revokedCredentials && {
+      revokedCredentials: [...snapshot.revokedCredentials].sort((a, b) => compareStrings(a.id, b.id)),
+    }),
   };
 }
 

@@ -70,6 +70,8 @@ const MESSAGES = {
     count: true,
     durationMsSum: true,
     durationMsMax: true,
+    agent: true,
+    session: true,
   } satisfies Fields<RequestCountMessage>,
   SecurityEvent: {
     at: true,
@@ -79,6 +81,8 @@ const MESSAGES = {
     clientId: true,
     keyLabel: true,
     ip: true,
+    agent: true,
+    session: true,
   } satisfies Fields<SecurityEventMessage>,
   AccessEvent: {
     at: true,
@@ -89,6 +93,8 @@ const MESSAGES = {
     durationMs: true,
     clientId: true,
     collection: true,
+    agent: true,
+    session: true,
   } satisfies Fields<AccessEventMessage>,
   TelemetryAck: { sequence: true } satisfies Fields<TelemetryAckMessage>,
 };

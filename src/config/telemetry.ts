@@ -20,11 +20,17 @@ export const NONE = '-';
 
 /** Security event kinds. */
 export const SecurityEventKind = {
-  /** The key was missing, malformed, unknown or expired, or its client is disabled (`GH_ERR_AUTH_*`). */
+  /**
+   * The key was missing, malformed, unknown or expired, or its client is disabled (`GH_ERR_AUTH_*`); or a derived
+   * credential was invalid, expired or revoked (`GH_ERR_DERIVED_*`).
+   */
   authFailure: 'auth_failure',
   /** A known client called from outside its allowed IP ranges (`GH_ERR_AUTH_IP_NOT_ALLOWED`). */
   ipNotAllowed: 'ip_not_allowed',
-  /** A known client called an endpoint, environment or project it is not granted (`GH_ERR_AUTH_FORBIDDEN_*`). */
+  /**
+   * A known client called an endpoint, environment or project it is not granted (`GH_ERR_AUTH_FORBIDDEN_*`), or a
+   * derived credential went beyond its scope or pins (`GH_ERR_DERIVED_FORBIDDEN`).
+   */
   forbidden: 'forbidden',
   /**
    * Not a refusal: the instance's shared rate-limit store is degraded, so its limits hold per instance (or refuse,
@@ -35,8 +41,22 @@ export const SecurityEventKind = {
 } as const;
 export type SecurityEventKind = (typeof SecurityEventKind)[keyof typeof SecurityEventKind];
 
+const DERIVED_AUTH_FAILURES: ReadonlySet<string> = new Set([
+  'GH_ERR_DERIVED_INVALID',
+  'GH_ERR_DERIVED_EXPIRED',
+  'GH_ERR_DERIVED_PARENT_REVOKED',
+  'GH_ERR_DERIVED_REVOKED',
+]);
+
 /** The security event kind of a refusal's error code; undefined for refusals that are not security events. */
 export function securityEventKind(code: string): SecurityEventKind | undefined {
+  // A derived credential refused (invalid, expired, revoked, its parent key gone), or used outside its scope.
+  if (code.startsWith('GH_ERR_DERIVED_'))
+    return code === 'GH_ERR_DERIVED_FORBIDDEN'
+      ? SecurityEventKind.forbidden
+      : DERIVED_AUTH_FAILURES.has(code)
+        ? SecurityEventKind.authFailure
+        : undefined;
   if (!code.startsWith('GH_ERR_AUTH_')) return undefined;
   if (code === 'GH_ERR_AUTH_IP_NOT_ALLOWED') return SecurityEventKind.ipNotAllowed;
   if (code.startsWith('GH_ERR_AUTH_FORBIDDEN')) return SecurityEventKind.forbidden;
@@ -81,6 +101,20 @@ const endpoint = z
   .union([z.string().regex(/^[A-Z]{1,16} \/\S{0,2047}$/), z.literal(NONE), z.literal('')])
   .transform((s) => s || NONE);
 const clientIdOrNone = text(256).transform((s) => s || NONE);
+/**
+ * The agent (`act.sub`) or session (`act.session`) of a derived credential; absent when the request carried none.
+ * On the wire `''` (the proto3 default, also what gateways that predate agents send) and `-` stand for absent:
+ * `withoutEmptyAgent` drops them before the object is parsed, so that a parsed message has no such key.
+ */
+const optionalAgent = text(200).optional();
+function withoutEmptyAgent(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const v = value as Record<string, unknown>;
+  const empty = (s: unknown) => s === undefined || s === '' || s === NONE;
+  if (!('agent' in v || 'session' in v) || (!empty(v.agent) && !empty(v.session))) return value;
+  const { agent, session, ...rest } = v;
+  return { ...rest, ...(!empty(agent) && { agent }), ...(!empty(session) && { session }) };
+}
 const optionalCollection = z.union([z.string().regex(NAME_PATTERN), z.literal('')]);
 /** The client address as the gateway resolved it; behind a trusted proxy it comes from X-Forwarded-For. */
 const ip = text(64);
@@ -91,28 +125,31 @@ const ip = text(64);
  * `TelemetryRowSchema` (this plus workspace and gateway; its SQL table is checked against it at compile time, see
  * `src/control/telemetry/ingest.ts`) and the admin API returns it (plus the gateway's name).
  */
-export const RequestCountSchema = z.object({
+const RequestCountShape = z.object({
   minute: minute.describe('ISO minute, e.g. `2026-11-22T08:35:00.000Z`'),
   collection: collectionOrNone.pipe(z.string()).describe('Collection name, or `-` when none matched'),
   endpoint: endpoint.pipe(z.string()).describe('`METHOD /template`, or `-` when none matched'),
   clientId: clientIdOrNone.pipe(z.string()).describe('Client id, or `-` when no key was recognised'),
+  agent: optionalAgent.describe("The derived credential's agent (`act.sub`); absent for other credentials"),
+  session: optionalAgent.describe("The derived credential's session (`act.session`); absent when it names none"),
   status: uint32.max(999),
   count: uint64.pipe(z.int().min(1)),
   /** Sum and maximum of the request durations in milliseconds. */
   durationMsSum: ms,
   durationMsMax: ms,
 });
-export type RequestCount = z.output<typeof RequestCountSchema>;
+export const RequestCountSchema = z.preprocess(withoutEmptyAgent, RequestCountShape);
+export type RequestCount = z.output<typeof RequestCountShape>;
 
 /** A telemetry row as the control plane stores it: a `RequestCount` of one workspace and one gateway. */
-export const TelemetryRowSchema = RequestCountSchema.extend({
+export const TelemetryRowSchema = RequestCountShape.extend({
   workspaceId: z.string(),
   gatewayId: z.string().describe('Gateway id, or `cloud`'),
 });
 export type TelemetryRow = z.output<typeof TelemetryRowSchema>;
 
 /** A refusal worth an operator's attention (see `SecurityEventKind`); optional fields are `''` when unknown. */
-export const SecurityEventSchema = z.object({
+const SecurityEventShape = z.object({
   at,
   kind: z.string().regex(/^[a-z][a-z_]{0,63}$/),
   /** The error code, e.g. `GH_ERR_AUTH_INVALID_KEY`. */
@@ -122,14 +159,18 @@ export const SecurityEventSchema = z.object({
   /** The key's label (its configured id, or `<client>#<hash prefix>`) or its display prefix; never the key. */
   keyLabel: text(256),
   ip,
+  /** The derived credential's agent and session, when the refused request carried one. */
+  agent: optionalAgent,
+  session: optionalAgent,
 });
-export type SecurityEvent = z.output<typeof SecurityEventSchema>;
+export const SecurityEventSchema = z.preprocess(withoutEmptyAgent, SecurityEventShape);
+export type SecurityEvent = z.output<typeof SecurityEventShape>;
 
 /**
  * One request, from a sample: `path` is the endpoint template that matched (or `-`), not the concrete path,
  * which may carry identifiers or credentials.
  */
-export const AccessEventSchema = z.object({
+const AccessEventShape = z.object({
   at,
   requestId: text(128),
   method: z.string().regex(/^[A-Z]{1,16}$/),
@@ -138,8 +179,12 @@ export const AccessEventSchema = z.object({
   durationMs: ms,
   clientId: text(256),
   collection: optionalCollection,
+  /** The derived credential's agent and session, when the request carried one. */
+  agent: optionalAgent,
+  session: optionalAgent,
 });
-export type AccessEvent = z.output<typeof AccessEventSchema>;
+export const AccessEventSchema = z.preprocess(withoutEmptyAgent, AccessEventShape);
+export type AccessEvent = z.output<typeof AccessEventShape>;
 
 /**
  * A security event as the control plane stores it (the store's `SecurityEventRecord`) and the admin API returns
@@ -158,6 +203,8 @@ export const SecurityEventRecordSchema = z.object({
   clientId: z.string().optional(),
   keyLabel: z.string().optional().describe("The key's label or display prefix; never the key"),
   ip: z.string().optional(),
+  agent: z.string().optional().describe("The derived credential's agent (`act.sub`), when the request carried one"),
+  session: z.string().optional().describe("The derived credential's session (`act.session`)"),
 });
 export type SecurityEventRecord = z.output<typeof SecurityEventRecordSchema>;
 
@@ -177,6 +224,8 @@ export const ReceivedAccessEventSchema = z.object({
   durationMs: z.number(),
   clientId: z.string(),
   collection: z.string(),
+  agent: z.string().optional().describe("The derived credential's agent, when the request carried one"),
+  session: z.string().optional().describe("The derived credential's session"),
 });
 export type ReceivedAccessEvent = z.output<typeof ReceivedAccessEventSchema>;
 

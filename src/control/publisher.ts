@@ -94,7 +94,7 @@ export class Publisher {
   async #publish(workspaceId: string): Promise<void> {
     const { store, logger } = this.#options;
     const now = this.#options.now?.() ?? Date.now();
-    const state = await loadState(store, workspaceId);
+    const state = await loadState(store, workspaceId, now);
     const previousCloud = this.#cloudScopes.get(workspaceId) ?? new Set<string>();
     const cloudChanges = new Map<string, Snapshot | undefined>();
     const published: PublishedScope[] = [];
@@ -188,7 +188,11 @@ export async function tenantSigningKeys(
 }
 
 /** Reads everything one workspace's snapshots are made of; undefined when the workspace is gone. */
-export async function loadState(store: StoreOps, workspaceId: string): Promise<WorkspaceState | undefined> {
+export async function loadState(
+  store: StoreOps,
+  workspaceId: string,
+  now = Date.now(),
+): Promise<WorkspaceState | undefined> {
   const workspace = await store.getWorkspace({ id: workspaceId });
   if (!workspace) return undefined;
   const collections = await store.listCollections(workspaceId);
@@ -205,6 +209,7 @@ export async function loadState(store: StoreOps, workspaceId: string): Promise<W
     roles: await store.listRoles(workspaceId),
     clients: await store.listClients(workspaceId),
     keys: await store.listWorkspaceKeys(workspaceId),
+    revocations: await store.listDerivedRevocations(workspaceId, { now: nowIso(now) }),
   };
 }
 

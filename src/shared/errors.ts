@@ -131,6 +131,11 @@ export const ERRORS = {
     title: 'Parent API key no longer valid',
     doc: 'The API key this credential was derived from was revoked, regenerated or deleted: every credential derived from it ends with it. Mint a new one from a valid key.',
   },
+  GH_ERR_DERIVED_REVOKED: {
+    status: 401,
+    title: 'Derived credential revoked',
+    doc: "This derived credential was revoked on its own (by its id, or every credential of its agent or session) through the admin API (`POST /api/v1/workspaces/{workspace}/clients/{client}/derived-credential-revocations`) or a standalone gateway's `revokedCredentials`; credentials delegated from it end with it. Other credentials of the same API key keep working: mint a new one if the agent should go on.",
+  },
   GH_ERR_DERIVED_FORBIDDEN: {
     status: 403,
     title: 'Outside the derived credential',

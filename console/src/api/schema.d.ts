@@ -426,6 +426,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{workspace}/clients/{client}/derived-credential-revocations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The client's derived-credential revocations still in force, oldest first. Needs admin:clients:read, or the caller is the client itself */
+        get: operations["listDerivedCredentialRevocations"];
+        put?: never;
+        /** Revoke one derived credential (by its id) or an agent's (or one session's) credentials minted until now; the client's key and its other credentials keep working. Needs admin:clients:write, or the caller is the client itself (its own key) */
+        post: operations["revokeDerivedCredentials"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -710,7 +728,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Requests, errors, 4xx, 5xx, 429s and latency (avg, p50, p95, p99, max) over time: `?from=` `?to=` (ISO or a duration back, default the last 24h), `?bucket=` 1m|5m|15m|1h|6h|1d (default 5m; at most 1440 buckets), filters `?gateway=` `?collection=` `?endpoint=` `?client=`, `?groupBy=` gateway|collection|endpoint|client with `?top=` (default 5, at most 20) series */
+        /** Requests, errors, 4xx, 5xx, 429s and latency (avg, p50, p95, p99, max) over time: `?from=` `?to=` (ISO or a duration back, default the last 24h), `?bucket=` 1m|5m|15m|1h|6h|1d (default 5m; at most 1440 buckets), filters `?gateway=` `?collection=` `?endpoint=` `?client=` `?agent=` `?session=` (`-`: requests without a derived credential), `?groupBy=` gateway|collection|endpoint|client|agent|session with `?top=` (default 5, at most 20) series */
         get: operations["getAnalyticsSeries"];
         put?: never;
         post?: never;
@@ -737,6 +755,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{workspace}/analytics/top-agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The agents (of derived credentials) with the most requests, with their errors, 429s and latency: `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 10, at most 100), filters `?gateway=` `?collection=` `?endpoint=` `?client=` (agent names are chosen by each client: filter by client to see one client's agents) `?session=` */
+        get: operations["getTopAgents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{workspace}/analytics/refusals": {
         parameters: {
             query?: never;
@@ -744,7 +779,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The most frequent refused requests with their error codes (security events per code, collection and client; 429s and other answers of 400 and above per collection and endpoint): `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 20, at most 100), filters `?gateway=` `?collection=` */
+        /** The most frequent refused requests with their error codes (security events per code, collection and client; 429s and other answers of 400 and above per collection and endpoint): `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 20, at most 100), filters `?gateway=` `?collection=` `?client=` `?agent=` `?session=`; `?by=agent` splits the counted refusals per agent and session too (security events always name theirs) */
         get: operations["getTopRefusals"];
         put?: never;
         post?: never;
@@ -4619,6 +4654,109 @@ export interface operations {
             };
         };
     };
+    listDerivedCredentialRevocations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                client: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            id: string;
+                            /** @description The API client id */
+                            client: string;
+                            credential?: string;
+                            agent?: string;
+                            session?: string;
+                            issuedBefore?: string;
+                            reason?: string;
+                            revokedAt: string;
+                            /** @description When the revocation is dropped: every credential it can match has expired by then */
+                            expiresAt: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeDerivedCredentials: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                client: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The id of one derived credential (the `jti` of its payload, the `credential` of the access log) */
+                    credential?: string;
+                    /** @description Revoke every credential the client minted for this agent (`agent_id`) until now */
+                    agent?: string;
+                    /** @description With `agent`: only the credentials of this session (`agent_session`) */
+                    session?: string;
+                    /** @description Why, for the audit log */
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @description The API client id */
+                        client: string;
+                        credential?: string;
+                        agent?: string;
+                        session?: string;
+                        issuedBefore?: string;
+                        reason?: string;
+                        revokedAt: string;
+                        /** @description When the revocation is dropped: every credential it can match has expired by then */
+                        expiresAt: string;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -5486,6 +5624,10 @@ export interface operations {
                             endpoint: string;
                             /** @description Client id, or `-` when no key was recognised */
                             clientId: string;
+                            /** @description The derived credential's agent (`act.sub`); absent for other credentials */
+                            agent?: string;
+                            /** @description The derived credential's session (`act.session`); absent when it names none */
+                            session?: string;
                             status: number;
                             count: number;
                             durationMsSum: number;
@@ -5548,6 +5690,10 @@ export interface operations {
                             /** @description The key's label or display prefix; never the key */
                             keyLabel?: string;
                             ip?: string;
+                            /** @description The derived credential's agent (`act.sub`), when the request carried one */
+                            agent?: string;
+                            /** @description The derived credential's session (`act.session`) */
+                            session?: string;
                         }[];
                     };
                 };
@@ -5595,6 +5741,10 @@ export interface operations {
                             durationMs: number;
                             clientId: string;
                             collection: string;
+                            /** @description The derived credential's agent, when the request carried one */
+                            agent?: string;
+                            /** @description The derived credential's session */
+                            session?: string;
                         }[];
                     };
                 };
@@ -5721,9 +5871,9 @@ export interface operations {
                         /** @enum {string} */
                         bucket: "1m" | "5m" | "15m" | "1h" | "6h" | "1d";
                         /** @enum {string} */
-                        groupBy?: "gateway" | "collection" | "endpoint" | "client";
+                        groupBy?: "gateway" | "collection" | "endpoint" | "client" | "agent" | "session";
                         series: {
-                            /** @description Gateway id (or `cloud`), collection, endpoint or client id */
+                            /** @description Gateway id (or `cloud`), collection, endpoint, client id, agent or session (`-`: none) */
                             group?: string;
                             /** @description The gateway's or client's name, when it still exists */
                             groupName?: string;
@@ -5838,6 +5988,61 @@ export interface operations {
             };
         };
     };
+    getTopAgents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        from: string;
+                        to: string;
+                        items: {
+                            /** @description A derived credential's agent (`act.sub`), or `-` for requests made with a key */
+                            agent: string;
+                            requests: number;
+                            /** @description Answers with status 400 or above */
+                            errors: number;
+                            status4xx: number;
+                            status5xx: number;
+                            /** @description Answers with status 429 */
+                            rateLimited: number;
+                            /** @description errors ÷ requests */
+                            errorRate: number;
+                            /** @description Milliseconds; percentiles are estimated from per-minute aggregates (exact when each holds one request) */
+                            latencyMs: {
+                                avg: number;
+                                p50: number;
+                                p95: number;
+                                p99: number;
+                                max: number;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getTopRefusals: {
         parameters: {
             query?: never;
@@ -5870,6 +6075,10 @@ export interface operations {
                             endpoint?: string;
                             clientId?: string;
                             clientName?: string;
+                            /** @description The derived credential's agent, when the refused requests carried one */
+                            agent?: string;
+                            /** @description The derived credential's session */
+                            session?: string;
                             count: number;
                             lastAt: string;
                         }[];

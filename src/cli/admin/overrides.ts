@@ -305,6 +305,21 @@ export const OVERRIDES: Record<string, Override> = {
     render: withToken('regenerate'),
     examples: ['gatehouse client regenerate cli_4fQ…', 'gatehouse client regenerate cli_4fQ… --grace-period 1h'],
   },
+  revokeDerivedCredentials: {
+    noun: 'agent-credential',
+    verb: 'revoke',
+    display: { client: 'ID' },
+    examples: [
+      'gatehouse agent-credential revoke cli_4fQ… --credential 3q2-7wEjRUW9s1FbfQ0k1A --reason "leaked in a transcript"',
+      'gatehouse agent-credential revoke cli_4fQ… --agent invoice-assistant --session chat-7f3a',
+    ],
+  },
+  listDerivedCredentialRevocations: {
+    noun: 'agent-credential',
+    verb: 'revocations',
+    display: { client: 'ID' },
+    examples: ['gatehouse agent-credential revocations cli_4fQ…'],
+  },
   listUserRoles: { noun: 'user-role', examples: ['gatehouse user-role list'] },
   createUserRole: {
     noun: 'user-role',

@@ -10,7 +10,14 @@
 import { z } from 'zod';
 import { parseDuration } from '../../config/duration.ts';
 import type { AnalyticsDimension, AnalyticsFilter, StoreOps, WorkspaceRecord } from '../store/store.ts';
-import { analyticsSeries, BUCKETS_MS, MAX_BUCKETS, topClients, topRefusals } from '../telemetry/analytics.ts';
+import {
+  analyticsSeries,
+  BUCKETS_MS,
+  MAX_BUCKETS,
+  topAgents,
+  topClients,
+  topRefusals,
+} from '../telemetry/analytics.ts';
 import { CLOUD_GATEWAY_ID } from '../telemetry/ingest.ts';
 import { AdminError, invalid } from './errors.ts';
 import { operation, type Caller, type Operation } from './operation.ts';
@@ -45,10 +52,13 @@ export const AnalyticsSeriesSchema = z.strictObject({
   from: z.string(),
   to: z.string(),
   bucket: z.enum(['1m', '5m', '15m', '1h', '6h', '1d']),
-  groupBy: z.enum(['gateway', 'collection', 'endpoint', 'client']).optional(),
+  groupBy: z.enum(['gateway', 'collection', 'endpoint', 'client', 'agent', 'session']).optional(),
   series: z.array(
     z.strictObject({
-      group: z.string().optional().describe('Gateway id (or `cloud`), collection, endpoint or client id'),
+      group: z
+        .string()
+        .optional()
+        .describe('Gateway id (or `cloud`), collection, endpoint, client id, agent or session (`-`: none)'),
       groupName: z.string().optional().describe("The gateway's or client's name, when it still exists"),
       points: z.array(z.strictObject({ at: z.string().describe('Start of the bucket'), ...TotalsShape })),
       totals: AnalyticsTotalsSchema,
@@ -62,6 +72,16 @@ export const TopClientsSchema = z.strictObject({
     z.strictObject({
       clientId: z.string().describe('Client id, or `-` for requests without a recognised key'),
       clientName: z.string().optional(),
+      ...TotalsShape,
+    }),
+  ),
+});
+export const TopAgentsSchema = z.strictObject({
+  from: z.string(),
+  to: z.string(),
+  items: z.array(
+    z.strictObject({
+      agent: z.string().describe("A derived credential's agent (`act.sub`), or `-` for requests made with a key"),
       ...TotalsShape,
     }),
   ),
@@ -83,6 +103,8 @@ export const TopRefusalsSchema = z.strictObject({
       endpoint: z.string().optional(),
       clientId: z.string().optional(),
       clientName: z.string().optional(),
+      agent: z.string().optional().describe("The derived credential's agent, when the refused requests carried one"),
+      session: z.string().optional().describe("The derived credential's session"),
       count: z.int(),
       lastAt: z.string(),
     }),
@@ -143,6 +165,10 @@ async function rangeAndFilter(
   if (endpoint !== undefined) filter.endpoint = endpoint;
   const client = text('client');
   if (client !== undefined) filter.clientId = client;
+  const agent = text('agent');
+  if (agent !== undefined) filter.agent = agent;
+  const session = text('session');
+  if (session !== undefined) filter.session = session;
   return filter;
 }
 
@@ -182,6 +208,7 @@ function topList(
     workspaceId: string,
     filter: AnalyticsFilter,
     limit: number,
+    query: URLSearchParams,
   ) => Promise<{ clientId?: string | undefined }[]>,
 ): Operation {
   return operation({
@@ -192,7 +219,7 @@ function topList(
     async handler({ caller, workspace, query, plane }) {
       const limit = int(query, 'limit', defaultLimit, 100);
       const filter = await rangeAndFilter(plane.store, caller, workspace, query, plane.now(), 60 * MINUTE);
-      const items = await list(plane.store, workspace.id, filter, limit);
+      const items = await list(plane.store, workspace.id, filter, limit, query);
       return { from: filter.from, to: filter.to, items: await withClientNames(plane.store, workspace, items) };
     },
   });
@@ -204,7 +231,7 @@ export const analyticsOperations: Operation[] = [
     method: 'GET',
     path: `${A}/series`,
     summary:
-      'Requests, errors, 4xx, 5xx, 429s and latency (avg, p50, p95, p99, max) over time: `?from=` `?to=` (ISO or a duration back, default the last 24h), `?bucket=` 1m|5m|15m|1h|6h|1d (default 5m; at most 1440 buckets), filters `?gateway=` `?collection=` `?endpoint=` `?client=`, `?groupBy=` gateway|collection|endpoint|client with `?top=` (default 5, at most 20) series',
+      'Requests, errors, 4xx, 5xx, 429s and latency (avg, p50, p95, p99, max) over time: `?from=` `?to=` (ISO or a duration back, default the last 24h), `?bucket=` 1m|5m|15m|1h|6h|1d (default 5m; at most 1440 buckets), filters `?gateway=` `?collection=` `?endpoint=` `?client=` `?agent=` `?session=` (`-`: requests without a derived credential), `?groupBy=` gateway|collection|endpoint|client|agent|session with `?top=` (default 5, at most 20) series',
     tag: 'Analytics',
     permission: PERMISSION,
     response: AnalyticsSeriesSchema,
@@ -213,8 +240,11 @@ export const analyticsOperations: Operation[] = [
       const bucketMs = BUCKETS_MS[bucket];
       if (bucketMs === undefined) throw invalid('query.bucket', `must be one of ${Object.keys(BUCKETS_MS).join(', ')}`);
       const groupBy = query.get('groupBy') ?? undefined;
-      if (groupBy !== undefined && !['gateway', 'collection', 'endpoint', 'client'].includes(groupBy))
-        throw invalid('query.groupBy', 'must be gateway, collection, endpoint or client');
+      if (
+        groupBy !== undefined &&
+        !['gateway', 'collection', 'endpoint', 'client', 'agent', 'session'].includes(groupBy)
+      )
+        throw invalid('query.groupBy', 'must be gateway, collection, endpoint, client, agent or session');
       const top = int(query, 'top', 5, 20);
       const filter = await rangeAndFilter(plane.store, caller, workspace, query, plane.now(), bucketMs);
       const buckets = (Date.parse(filter.to) - Date.parse(filter.from)) / bucketMs;
@@ -262,13 +292,30 @@ export const analyticsOperations: Operation[] = [
   ),
   topList(
     {
+      id: 'getTopAgents',
+      path: `${A}/top-agents`,
+      summary:
+        "The agents (of derived credentials) with the most requests, with their errors, 429s and latency: `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 10, at most 100), filters `?gateway=` `?collection=` `?endpoint=` `?client=` (agent names are chosen by each client: filter by client to see one client's agents) `?session=`",
+      response: TopAgentsSchema,
+    },
+    10,
+    // An agent's row carries no client id (agent names are chosen per client): there is no client to name.
+    (store, workspaceId, filter, limit) =>
+      topAgents(store, workspaceId, filter, limit) as Promise<{ clientId?: string | undefined }[]>,
+  ),
+  topList(
+    {
       id: 'getTopRefusals',
       path: `${A}/refusals`,
       summary:
-        'The most frequent refused requests with their error codes (security events per code, collection and client; 429s and other answers of 400 and above per collection and endpoint): `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 20, at most 100), filters `?gateway=` `?collection=`',
+        'The most frequent refused requests with their error codes (security events per code, collection and client; 429s and other answers of 400 and above per collection and endpoint): `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 20, at most 100), filters `?gateway=` `?collection=` `?client=` `?agent=` `?session=`; `?by=agent` splits the counted refusals per agent and session too (security events always name theirs)',
       response: TopRefusalsSchema,
     },
     20,
-    topRefusals,
+    (store, workspaceId, filter, limit, query) => {
+      const by = query.get('by');
+      if (by !== null && by !== 'agent') throw invalid('query.by', 'must be "agent" (or absent)');
+      return topRefusals(store, workspaceId, filter, limit, { byAgent: by === 'agent' });
+    },
   ),
 ];

@@ -3,6 +3,7 @@ import { analyticsOperations } from './analytics-routes.ts';
 import { auditOperations } from './audit-routes.ts';
 import { clientOperations } from './client-routes.ts';
 import { collectionOperations } from './collection-routes.ts';
+import { derivedCredentialOperations } from './derived-credential-routes.ts';
 import { entityOperations } from './entity-routes.ts';
 import { gatewayOperations } from './gateway-routes.ts';
 import { openApiOperations } from './openapi-routes.ts';
@@ -24,6 +25,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...entityOperations,
   ...roleOperations,
   ...clientOperations,
+  ...derivedCredentialOperations,
   ...userOperations,
   ...snapshotOperations,
   ...signingKeyOperations,

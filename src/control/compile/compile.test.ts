@@ -165,6 +165,38 @@ function busyWorkspace(): WorkspaceState {
 }
 
 describe('compiling a workspace into snapshots', () => {
+  it("puts the revocations in force of an environment's clients into its snapshots, and leaves out expired ones", () => {
+    const state = workspace();
+    addCollection(state, 'col_billing000000000001', 'PROD', spec('billing'), spec('billing'));
+    addRole(state, 'rol_1', 'reader');
+    addClient(state, 'cli_prod', 'rol_1');
+    addClient(state, 'cli_test', 'rol_1', { environments: ['TEST'] });
+    const revocation = (id: string, clientId: string, expiresAt: string) => ({
+      id,
+      workspaceId: WS,
+      clientId,
+      credential: 'AAAAAAAAAAAAAAAAAAAAAA',
+      revokedAt: T0,
+      expiresAt,
+    });
+    state.revocations = [
+      revocation('drv_live', 'cli_prod', '2026-06-01T01:00:00.000Z'),
+      revocation('drv_expired', 'cli_prod', '2026-06-01T00:00:00.000Z'),
+      revocation('drv_other_env', 'cli_test', '2026-06-01T01:00:00.000Z'),
+    ];
+    const snapshots = compileWorkspace(state, options);
+    assert.deepEqual(only(snapshots, 'PROD').revokedCredentials, [
+      {
+        id: 'drv_live',
+        client: 'cli_prod',
+        credential: 'AAAAAAAAAAAAAAAAAAAAAA',
+        expiresAt: '2026-06-01T01:00:00.000Z',
+      },
+    ]);
+    state.revocations = [];
+    assert.equal(only(compileWorkspace(state, options), 'PROD').revokedCredentials, undefined);
+  });
+
   it('serves the published version of a collection, never its draft', () => {
     const state = workspace();
     const published = spec('billing', { upstream: 'http://published.internal:8080' });

@@ -22,8 +22,10 @@ import {
   type TokenExchange,
 } from '../../config/schema.ts';
 import { compareStrings, encodeSnapshot, inCanonicalOrder } from '../../config/snapshot-encoding.ts';
+import type { RevokedCredential } from '../../config/revocations.ts';
 import type {
   ClientRecord,
+  DerivedRevocationRecord,
   CollectionRecord,
   CollectionVersionRecord,
   KeyRecord,
@@ -42,6 +44,8 @@ export interface WorkspaceState {
   clients: ClientRecord[];
   /** The keys of the workspace's clients. */
   keys: KeyRecord[];
+  /** Derived credentials revoked on their own; those expired by `now` are left out. */
+  revocations?: DerivedRevocationRecord[];
 }
 
 export interface CompileOptions {
@@ -145,6 +149,7 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
         toCollection(spec, environment, target.type === 'cloud' ? workspace.name : undefined),
       );
       const entitySets = compileEntitySets(specs);
+      const revokedCredentials = compileRevocations(state, clients, now);
       const draft: Snapshot = inCanonicalOrder({
         collections,
         roles: compileRoles(state.roles, collections),
@@ -155,6 +160,7 @@ export function compileWorkspace(state: WorkspaceState, options: CompileOptions)
         rateLimits,
         ...(options.signingKeys?.[environment] && { signingKeys: options.signingKeys[environment] }),
         ...(Object.keys(entitySets).length > 0 && { entitySets }),
+        ...(revokedCredentials.length > 0 && { revokedCredentials }),
       });
       // Encoded first: parsed durations are milliseconds, and a number given to the schema means seconds.
       const result = SnapshotSchema.safeParse(encodeSnapshot(draft));
@@ -190,6 +196,25 @@ function compileEntitySets(specs: { id: string; spec: CollectionSpec }[]): Recor
   const out: Record<string, string> = {};
   for (const { id, spec } of specs) if (spec.policies !== undefined) out[spec.name] = id;
   return out;
+}
+
+/** The revocations in force of the environment's clients (a credential is only ever of its root key's client). */
+function compileRevocations(state: WorkspaceState, clients: Client[], now: number): RevokedCredential[] {
+  if (!state.revocations?.length) return [];
+  const ids = new Set(clients.map((c) => c.id));
+  return state.revocations
+    .filter((r) => ids.has(r.clientId) && Date.parse(r.expiresAt) > now)
+    .map((r) =>
+      defined({
+        id: r.id,
+        client: r.clientId,
+        credential: r.credential,
+        agent: r.agent,
+        session: r.session,
+        issuedBefore: r.issuedBefore,
+        expiresAt: r.expiresAt,
+      }),
+    );
 }
 
 function toCollection(spec: CollectionSpec, environment: string, cloudWorkspace: string | undefined): Collection {

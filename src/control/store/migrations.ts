@@ -545,5 +545,78 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .execute();
       },
     },
+    '0012-agents': {
+      // Agent credentials: traffic is attributed per agent and session (telemetry rows get both in their key,
+      // security events carry them), and single derived credentials can be revoked, each row until every
+      // credential it matches has expired.
+      async up(db) {
+        const key = ['workspace_id', 'gateway_id', 'minute', 'collection', 'endpoint', 'client_id'] as const;
+        if (kind === 'postgres') {
+          await db.schema
+            .alterTable('telemetry')
+            .addColumn('agent', text, (c) => c.notNull().defaultTo('-'))
+            .execute();
+          await db.schema
+            .alterTable('telemetry')
+            .addColumn('session', text, (c) => c.notNull().defaultTo('-'))
+            .execute();
+          await db.schema.alterTable('telemetry').dropConstraint('telemetry_pkey').execute();
+          await db.schema
+            .alterTable('telemetry')
+            .addPrimaryKeyConstraint('telemetry_pkey', [...key, 'agent', 'session', 'status'])
+            .execute();
+        } else {
+          // SQLite cannot change a primary key: the table is made again and its rows copied.
+          await sql`alter table telemetry rename to telemetry_before_agents`.execute(db);
+          await db.schema
+            .createTable('telemetry')
+            .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+            .addColumn('gateway_id', text, (c) => c.notNull())
+            .addColumn('minute', text, (c) => c.notNull())
+            .addColumn('collection', text, (c) => c.notNull())
+            .addColumn('endpoint', text, (c) => c.notNull())
+            .addColumn('client_id', text, (c) => c.notNull())
+            .addColumn('agent', text, (c) => c.notNull().defaultTo('-'))
+            .addColumn('session', text, (c) => c.notNull().defaultTo('-'))
+            .addColumn('status', 'integer', (c) => c.notNull())
+            .addColumn('count', 'integer', (c) => c.notNull())
+            .addColumn('duration_ms_sum', 'double precision', (c) => c.notNull())
+            .addColumn('duration_ms_max', 'double precision', (c) => c.notNull())
+            .addPrimaryKeyConstraint('telemetry_pkey', [...key, 'agent', 'session', 'status'])
+            .execute();
+          await sql`insert into telemetry (workspace_id, gateway_id, minute, collection, endpoint, client_id, status, count, duration_ms_sum, duration_ms_max)
+            select workspace_id, gateway_id, minute, collection, endpoint, client_id, status, count, duration_ms_sum, duration_ms_max
+            from telemetry_before_agents`.execute(db);
+          await sql`drop table telemetry_before_agents`.execute(db);
+          await db.schema
+            .createIndex('telemetry_workspace_id_minute_idx')
+            .on('telemetry')
+            .columns(['workspace_id', 'minute'])
+            .execute();
+          await db.schema.createIndex('telemetry_minute_idx').on('telemetry').column('minute').execute();
+        }
+        await db.schema.alterTable('security_events').addColumn('agent', text).execute();
+        await db.schema.alterTable('security_events').addColumn('session', text).execute();
+
+        await db.schema
+          .createTable('derived_revocations')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('client_id', text, (c) => c.notNull().references('clients.id').onDelete('cascade'))
+          .addColumn('credential', text)
+          .addColumn('agent', text)
+          .addColumn('session', text)
+          .addColumn('issued_before', text)
+          .addColumn('reason', text)
+          .addColumn('revoked_at', text, (c) => c.notNull())
+          .addColumn('expires_at', text, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('derived_revocations_workspace_id_expires_at_idx')
+          .on('derived_revocations')
+          .columns(['workspace_id', 'expires_at'])
+          .execute();
+      },
+    },
   };
 }

@@ -37,6 +37,7 @@ import { gatewayQueries } from './sql/gateways.ts';
 import { roleQueries } from './sql/roles.ts';
 import { replicaQueries } from './sql/replicas.ts';
 import { isSecretSetting, settingQueries } from './sql/settings.ts';
+import { revocationQueries } from './sql/revocations.ts';
 import { snapshotQueries } from './sql/snapshots.ts';
 import { StatementRunner, type Run } from './sql/statement-runner.ts';
 import { telemetryQueries } from './sql/telemetry.ts';
@@ -56,6 +57,7 @@ function sqlOps(run: Run, ring: KeyRing | undefined): StoreOps {
     ...workspaceQueries(run),
     ...collectionQueries(run),
     ...entityQueries(run),
+    ...revocationQueries(run),
     ...roleQueries(run),
     ...clientQueries(run),
     ...userQueries(run),

@@ -12,6 +12,7 @@ import { entitiesContract } from './contract/entities.ts';
 import { gatewaysContract } from './contract/gateways.ts';
 import { rolesContract } from './contract/roles.ts';
 import { replicasContract } from './contract/replicas.ts';
+import { revocationsContract } from './contract/revocations.ts';
 import { settingsContract } from './contract/settings.ts';
 import { snapshotsContract } from './contract/snapshots.ts';
 import { telemetryContract } from './contract/telemetry.ts';
@@ -55,6 +56,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     snapshotsContract(store);
     gatewaysContract(store);
     telemetryContract(store);
+    revocationsContract(store);
     auditContract(store);
     transactionsContract(store);
   });

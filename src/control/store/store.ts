@@ -457,8 +457,11 @@ export interface AnalyticsFilter {
   collection?: string;
   endpoint?: string;
   clientId?: string;
+  /** A derived credential's agent, or session: `-` for the requests that carried none. Read from the raw table. */
+  agent?: string;
+  session?: string;
 }
-export type AnalyticsDimension = 'gateway' | 'collection' | 'endpoint' | 'client';
+export type AnalyticsDimension = 'gateway' | 'collection' | 'endpoint' | 'client' | 'agent' | 'session';
 
 /** Sums over telemetry rows; `below[i]`: requests in rows whose mean duration is under `LATENCY_BOUNDS_MS[i]`. */
 export interface AnalyticsAggregate {
@@ -490,18 +493,43 @@ export interface AnalyticsOps {
     dimension: AnalyticsDimension,
     options: { limit: number; onlyStatus?: number },
   ): Promise<(AnalyticsAggregate & { key: string })[]>;
-  /** Requests answered 400 or above, per status, collection and endpoint; most first (`lastBucket`: latest hour or minute). */
+  /**
+   * Requests answered 400 or above, per status, collection and endpoint (`byAgent`: and agent and session, read
+   * from the raw table); most first (`lastBucket`: latest hour or minute).
+   */
   analyticsRefusedByStatus(
     workspaceId: string,
     filter: AnalyticsFilter,
     limit: number,
-  ): Promise<{ status: number; collection: string; endpoint: string; count: number; lastBucket: string }[]>;
+    options?: { byAgent?: boolean },
+  ): Promise<
+    {
+      status: number;
+      collection: string;
+      endpoint: string;
+      agent?: string;
+      session?: string;
+      count: number;
+      lastBucket: string;
+    }[]
+  >;
   /** Security events per error code, kind, collection and client; most first. */
   analyticsRefusedByReason(
     workspaceId: string,
     filter: AnalyticsFilter,
     limit: number,
-  ): Promise<{ reason: string; kind: string; collection?: string; clientId?: string; count: number; lastAt: string }[]>;
+  ): Promise<
+    {
+      reason: string;
+      kind: string;
+      collection?: string;
+      clientId?: string;
+      agent?: string;
+      session?: string;
+      count: number;
+      lastAt: string;
+    }[]
+  >;
 }
 
 /** The audit log of changes made through the admin API. */
@@ -582,9 +610,37 @@ export interface EntityOps {
   countEntities(collectionId: string): Promise<number>;
 }
 
+/** A derived credential revoked on its own (docs/agents.md), as stored; see config/revocations.ts. */
+export interface DerivedRevocationRecord {
+  id: string;
+  workspaceId: string;
+  clientId: string;
+  /** One credential by id; or `agent` (optionally `session`) with `issuedBefore`. */
+  credential?: string;
+  agent?: string;
+  session?: string;
+  issuedBefore?: string;
+  reason?: string;
+  revokedAt: string;
+  /** When the row may be dropped: every credential it can match has expired. */
+  expiresAt: string;
+}
+
+export interface RevocationOps {
+  insertDerivedRevocation(r: DerivedRevocationRecord): Promise<void>;
+  /** A workspace's revocations still in force at `now` (expiring after it), optionally of one client; oldest first. */
+  listDerivedRevocations(
+    workspaceId: string,
+    filter: { now: string; clientId?: string },
+  ): Promise<DerivedRevocationRecord[]>;
+  /** Deletes the revocations (of every workspace) that expired at or before `now`; returns how many. */
+  pruneDerivedRevocations(now: string): Promise<number>;
+}
+
 /** Reads and writes; the same methods inside and outside a transaction. */
 export interface StoreOps
   extends
+    RevocationOps,
     EntityOps,
     SettingOps,
     ReplicaOps,

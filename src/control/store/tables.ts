@@ -33,6 +33,21 @@ export interface Database {
   audit_log: AuditLogTable;
   policy_entities: PolicyEntitiesTable;
   policy_entity_sets: PolicyEntitySetsTable;
+  derived_revocations: DerivedRevocationsTable;
+}
+
+/** Derived credentials revoked on their own (migration 0012-agents); a row is dropped once it expires. */
+export interface DerivedRevocationsTable {
+  id: string;
+  workspace_id: string;
+  client_id: string;
+  credential: string | null;
+  agent: string | null;
+  session: string | null;
+  issued_before: string | null;
+  reason: string | null;
+  revoked_at: string;
+  expires_at: string;
 }
 
 /** Relationship data of a collection's resource policies: one row per entity (migration 0007-policies). */
@@ -240,6 +255,9 @@ export interface TelemetryTable {
   collection: string;
   endpoint: string;
   client_id: string;
+  /** A derived credential's agent and session, `-` for none (migration 0012-agents). */
+  agent: string;
+  session: string;
   status: number;
   count: number;
   duration_ms_sum: number;
@@ -257,6 +275,8 @@ export interface SecurityEventsTable {
   client_id: string | null;
   key_label: string | null;
   ip: string | null;
+  agent: string | null;
+  session: string | null;
 }
 
 export interface AlertsTable {

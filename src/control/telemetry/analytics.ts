@@ -156,6 +156,17 @@ export async function topClients(
   return rows.map((r) => ({ clientId: r.key, ...totals(r) }));
 }
 
+/** The agents of derived credentials with the most requests (`-`: requests made without one). */
+export async function topAgents(
+  store: Pick<StoreOps, 'analyticsTop'>,
+  workspaceId: string,
+  filter: AnalyticsFilter,
+  limit: number,
+): Promise<({ agent: string } & Totals)[]> {
+  const rows = await store.analyticsTop(workspaceId, filter, 'agent', { limit });
+  return rows.map((r) => ({ agent: r.key, ...totals(r) }));
+}
+
 export interface Refusal {
   /** The error code: from the security event, or the one the status stands for (429: GH_ERR_RATE_LIMITED). */
   code: string;
@@ -166,6 +177,9 @@ export interface Refusal {
   collection?: string;
   endpoint?: string;
   clientId?: string;
+  /** The derived credential's agent and session (security events; request counts with `byAgent`). */
+  agent?: string;
+  session?: string;
   count: number;
   /** The latest (ISO; for counts the start of the latest hour, or minute, they fall in). */
   lastAt: string;
@@ -181,16 +195,24 @@ export async function topRefusals(
   workspaceId: string,
   filter: AnalyticsFilter,
   limit: number,
+  options: { byAgent?: boolean } = {},
 ): Promise<Refusal[]> {
   const events = await store.analyticsRefusedByReason(workspaceId, filter, limit);
   // Statuses the security events already account for (401/403 of authentication and authorization).
-  const counted = await store.analyticsRefusedByStatus(workspaceId, filter, limit * 3);
+  const counted = await store.analyticsRefusedByStatus(
+    workspaceId,
+    filter,
+    limit * 3,
+    options.byAgent ? { byAgent: true } : undefined,
+  );
   const out: Refusal[] = events.map((e) => ({
     code: e.reason,
     source: 'security_event' as const,
     kind: e.kind,
     ...(e.collection !== undefined ? { collection: e.collection } : {}),
     ...(e.clientId !== undefined ? { clientId: e.clientId } : {}),
+    ...(e.agent !== undefined ? { agent: e.agent } : {}),
+    ...(e.session !== undefined ? { session: e.session } : {}),
     count: e.count,
     lastAt: e.lastAt,
   }));
@@ -202,6 +224,8 @@ export async function topRefusals(
       source: 'status',
       collection: r.collection,
       endpoint: r.endpoint,
+      ...(r.agent !== undefined ? { agent: r.agent } : {}),
+      ...(r.session !== undefined ? { session: r.session } : {}),
       count: r.count,
       lastAt: r.lastBucket,
     });

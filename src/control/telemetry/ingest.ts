@@ -45,7 +45,7 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
  * The SQL table of telemetry rows has a column for each field of the config's `TelemetryRowSchema`, of the same
  * type, and no other: adding a field to one and not the other fails the typecheck here.
  */
-const TELEMETRY_TABLE_MATCHES_ROW: Same<TelemetryTable, Columns<TelemetryRow>> = true;
+const TELEMETRY_TABLE_MATCHES_ROW: Same<TelemetryTable, Columns<Present<TelemetryRow>>> = true;
 void TELEMETRY_TABLE_MATCHES_ROW;
 
 /** An optional field's column is nullable. */
@@ -62,7 +62,7 @@ type Present<T> = { [K in keyof T]-?: Exclude<T[K], undefined> };
 const SECURITY_EVENTS_TABLE_MATCHES_RECORD: Same<SecurityEventsTable, NullableColumns<SecurityEventRecord>> = true;
 const SECURITY_EVENT_RECORD_MATCHES_BATCH: Same<
   Present<Omit<SecurityEventRecord, 'id' | 'workspaceId' | 'gatewayId'>>,
-  SecurityEvent
+  Present<SecurityEvent>
 > = true;
 const RECEIVED_ACCESS_EVENT_MATCHES_BATCH: Same<
   Omit<ReceivedAccessEvent, 'gatewayId' | 'instanceId'>,
@@ -322,5 +322,7 @@ function securityRecord(
     ...(e.clientId !== '' ? { clientId: e.clientId } : {}),
     ...(e.keyLabel !== '' ? { keyLabel: e.keyLabel } : {}),
     ...(e.ip !== '' ? { ip: e.ip } : {}),
+    ...(e.agent !== undefined ? { agent: e.agent } : {}),
+    ...(e.session !== undefined ? { session: e.session } : {}),
   };
 }

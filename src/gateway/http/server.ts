@@ -561,6 +561,7 @@ export class GatewayServer {
       ms: performance.now() - start,
       principal: ctx?.principal,
       key: ctx?.key,
+      derived: ctx?.derived,
       clientIp: ctx?.clientIp ?? this.#clientIp(req).clientIp,
       code,
     });

@@ -26,6 +26,8 @@ export interface AccessEvent {
   /** A derived credential's agent and session (`act.sub`, `act.session`). */
   agent?: string;
   session?: string;
+  /** The derived credential's id (its `jti`): what the admin API revokes it by. */
+  credential?: string;
   ip?: string;
   code?: string;
 }
@@ -98,6 +100,8 @@ export function createAccessLog(logger: Logger): AccessLog | undefined {
         if (agentPart === undefined) {
           agentPart = `,"agent":${JSON.stringify(derived.a.sub)}`;
           if (derived.a.session !== undefined) agentPart += `,"session":${JSON.stringify(derived.a.session)}`;
+          // Its id (base64url: no escaping), which the admin API revokes this one credential by.
+          agentPart += `,"credential":"${derived.j}"`;
           agentParts.set(derived, agentPart);
         }
         line += agentPart;
@@ -137,7 +141,11 @@ function requestEvent(
     ms,
     clientId: ctx.principal?.id,
     key: ctx.key?.label,
-    ...(ctx.derived !== undefined && { agent: ctx.derived.a.sub, session: ctx.derived.a.session }),
+    ...(ctx.derived !== undefined && {
+      agent: ctx.derived.a.sub,
+      session: ctx.derived.a.session,
+      credential: ctx.derived.j,
+    }),
     ip: ctx.clientIp,
     code,
   };

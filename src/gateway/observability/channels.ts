@@ -5,6 +5,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import type { ErrorCode } from '../../shared/errors.ts';
 import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal } from '../snapshot/compiled.ts';
+import type { DerivedClaims } from '../tokens/derived.ts';
 
 export interface AuthFailureEvent {
   readonly reason: ErrorCode;
@@ -46,6 +47,8 @@ export interface RequestEndEvent {
   /** The client whose key was found (also when it was then refused). */
   readonly principal: Principal | undefined;
   readonly key: KeyEntry | undefined;
+  /** The derived credential the request carried (also when it was refused, once its MAC checked out). */
+  readonly derived: DerivedClaims | undefined;
   readonly clientIp: string;
   /** The refusal's or upstream failure's error code. */
   readonly code: ErrorCode | undefined;

@@ -229,6 +229,43 @@ describe('the telemetry collector of a gateway instance', () => {
     assert.equal(telemetry.takeBatch(), undefined, 'nothing new');
   });
 
+  it("attributes a derived credential's requests and refusals to its agent and session", async () => {
+    clock = T0 + 125_000;
+    const telemetry = collector();
+    const mint = async (session: string) => {
+      const res = await fetch(`${api}/oauth2/token`, {
+        method: 'POST',
+        body: new URLSearchParams({
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: alice.key,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          agent_id: 'planner',
+          agent_session: session,
+        }),
+      });
+      assert.equal(res.status, 200);
+      return ((await res.json()) as { access_token: string }).access_token;
+    };
+    const [one, two] = [await mint('s-1'), await mint('s-2')];
+    assert.equal(await call('/billing/invoices/1', one), 200);
+    assert.equal(await call('/billing/invoices/2', one), 200);
+    assert.equal(await call('/billing/invoices/1', two), 200);
+    assert.equal(await call('/billing/invoices', two, 'POST'), 403);
+    assert.equal(await call('/billing/invoices/1', alice.key), 200);
+    const batch = TelemetryBatchSchema.parse(JSON.parse(JSON.stringify(telemetry.takeBatch())));
+    const rows = batch.requests.map((r) => [r.endpoint, r.agent, r.session, r.status, r.count]);
+    assert.deepEqual(rows, [
+      ['GET /invoices/{id}', 'planner', 's-1', 200, 2],
+      ['GET /invoices/{id}', 'planner', 's-2', 200, 1],
+      ['POST /invoices', 'planner', 's-2', 403, 1],
+      ['GET /invoices/{id}', undefined, undefined, 200, 1],
+    ]);
+    assert.deepEqual(
+      batch.securityEvents.map((e) => [e.reason, e.clientId, e.agent, e.session]),
+      [['GH_ERR_AUTH_FORBIDDEN_ENDPOINT', 'alice', 'planner', 's-2']],
+    );
+  });
+
   it('keeps a taken batch until it is acknowledged, and resends unacknowledged ones in order after requeue', async () => {
     clock = T0;
     const telemetry = collector();

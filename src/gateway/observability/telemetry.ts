@@ -3,7 +3,7 @@
  * into `TelemetryBatch`es (src/config/telemetry.ts) for the control plane.
  *
  * - **Request counts**, aggregated per minute × collection × endpoint (`METHOD /template` or `-`) × client id (or
- *   `-`) × status: count, duration sum and maximum. A burst of a million requests to one endpoint is one row.
+ *   `-`) × status (× agent × session for a derived credential's requests): count, duration sum and maximum. A burst of a million requests to one endpoint is one row.
  * - **Security events**, one per refusal worth an operator's attention (`securityEventKind`): the reason (the
  *   `GH_ERR_*` code), collection, client id when the key was found, client IP, and the key's label — or, for an
  *   unknown or malformed Gatehouse key, its display prefix (`ghk_AbCd…`). Never the key.
@@ -127,7 +127,13 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
     const collection = e.collection === undefined ? NONE : labelOf(e.collection);
     const endpoint = e.endpoint === undefined ? NONE : `${e.endpoint.method} ${e.endpoint.template}`;
     const clientId = e.principal?.id ?? NONE;
-    const key = `${minuteIso}\n${collection}\n${endpoint}\n${clientId}\n${e.status}`;
+    // A derived credential's traffic is its agent's (the acting one: the last of a delegation chain) and session's.
+    const agent = e.derived?.a.sub;
+    const session = e.derived?.a.session;
+    const key =
+      agent === undefined
+        ? `${minuteIso}\n${collection}\n${endpoint}\n${clientId}\n${e.status}`
+        : `${minuteIso}\n${collection}\n${endpoint}\n${clientId}\n${e.status}\n${agent}\n${session ?? ''}`;
     const row = rows.get(key);
     if (row !== undefined) {
       row.count++;
@@ -141,6 +147,8 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
         collection,
         endpoint,
         clientId,
+        ...(agent !== undefined && { agent }),
+        ...(session !== undefined && { session }),
         status: e.status,
         count: 1,
         durationMsSum: e.ms,
@@ -167,6 +175,8 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
           clientId: e.principal?.id ?? '',
           keyLabel,
           ip: e.clientIp.slice(0, 64),
+          ...(agent !== undefined && { agent }),
+          ...(session !== undefined && { session }),
         });
     }
 
@@ -189,6 +199,8 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
         durationMs: Math.round(e.ms * 100) / 100,
         clientId: e.principal?.id ?? '',
         collection: e.collection === undefined ? '' : collection,
+        ...(agent !== undefined && { agent }),
+        ...(session !== undefined && { session }),
       };
     }
   }

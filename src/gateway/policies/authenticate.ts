@@ -103,7 +103,15 @@ export function authenticate(options: AuthenticateOptions): Policy {
       // A derived credential: its root key's entry decides like the key itself, its own claims narrow it.
       if (derived === undefined) return keyRefused(ctx, key, MALFORMED);
       const resolved = derived.resolve(key);
-      if ('code' in resolved) return keyRefused(ctx, key, refusal(resolved.code));
+      if ('code' in resolved) {
+        // Attributed to its agent (and client, when its key is known) in the log and telemetry.
+        if (resolved.claims !== undefined) ctx.derived = resolved.claims;
+        if (resolved.entry !== undefined) {
+          ctx.principal = resolved.entry.principal;
+          ctx.key = resolved.entry;
+        }
+        return keyRefused(ctx, key, refusal(resolved.code));
+      }
       ctx.derived = resolved.claims;
       if (known === undefined)
         connectionKeys.set(socket, {

@@ -38,6 +38,7 @@ import type { EntityJson } from '../../shared/cedar.ts';
 import { CollectionValidators } from '../policies/validate-request.ts';
 import type { Minter } from '../tokens/minter.ts';
 import { buildToolSet, type McpToolSet } from '../mcp/tools.ts';
+import { CredentialRevocations } from '../tokens/revocations.ts';
 import {
   type CompiledCollection,
   type CompiledEndpoint,
@@ -125,7 +126,12 @@ function finishCompile(
   clientLimits: boolean,
 ): RouteTable {
   const derivedSettings = snapshot.tokenExchange.derived;
-  const verifier = new DerivedVerifier(keys, deps.minter.keys, deps.now);
+  const verifier = new DerivedVerifier(
+    keys,
+    deps.minter.keys,
+    deps.now,
+    new CredentialRevocations(snapshot.revokedCredentials, deps.now),
+  );
   const tokenEndpoint = new TokenEndpoint(
     keys,
     deps.minter.keys,

@@ -10,7 +10,9 @@
  *
  * A credential names the SHA-256 of its root API key (`p`): the key's entry in the snapshot decides on every
  * request, so revoking, regenerating, disabling or deleting that key (a snapshot delta) ends every credential
- * derived from it, delegated ones included. A signing-key rotation ends them too (mint again).
+ * derived from it, delegated ones included. A signing-key rotation ends them too (mint again). A single credential
+ * is revoked by its id `j` (the snapshot's `revokedCredentials`), which also ends those delegated from it: they
+ * carry their ancestors' ids (`c`).
  */
 import { hash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -43,6 +45,10 @@ export interface DerivedClaims {
   readonly ip?: readonly string[];
   /** Path parameter values the credential is pinned to. */
   readonly r?: Readonly<Record<string, string>>;
+  /** When it was minted, epoch ms (absent on credentials minted before revocations existed). */
+  readonly i?: number;
+  /** The ids (`j`) of the credentials it was delegated from, root first: revoking one of them ends this one. */
+  readonly c?: readonly string[];
 }
 
 /** The secret MACs are made with, derived from a signing key's private part `d` (base64url) and its kid. */

@@ -4,6 +4,7 @@ import { generateKey } from '../../shared/api-key.ts';
 import { blockList } from '../../shared/block-list.ts';
 import { KeyEntry, type Principal } from '../snapshot/compiled.ts';
 import { openSigningKeyStore } from './keystore.ts';
+import { CredentialRevocations } from './revocations.ts';
 import { DerivedVerifier, TokenEndpoint } from './token-endpoint.ts';
 
 const NOW = 1_800_000_000_000;
@@ -42,7 +43,7 @@ function setup(principal: Partial<Principal>, keyExpiresAt = Infinity) {
       }),
       ip,
     );
-  return { key, exchange, verifier };
+  return { key, exchange, verifier, keys };
 }
 
 describe('token endpoint', () => {
@@ -85,5 +86,41 @@ describe('token endpoint', () => {
     assert.equal(second.body.scope, 'invoices:read');
     assert.equal(second.body.expires_in, 60);
     assert.equal(exchange(String(second.body.access_token), {}, '10.0.0.1').body.code, 'GH_ERR_DERIVED_DEPTH');
+  });
+
+  it('revokes one credential by id with those delegated from it, or an agent (session) minted before a moment', () => {
+    const { key, exchange, keys } = setup({});
+    const mint = (subject: string, extra: Record<string, string> = {}) => {
+      const body = exchange(subject, extra).body;
+      return { token: String(body.access_token), id: String(body.credential_id) };
+    };
+    const one = mint(key, { agent_id: 'planner', agent_session: 's-1' });
+    const other = mint(key, { agent_id: 'planner', agent_session: 's-2' });
+    const child = mint(one.token, { agent_id: 'renderer' });
+    const at = (ms: number) => new Date(NOW + ms).toISOString();
+    const later = at(3_600_000);
+    const decide = (list: ConstructorParameters<typeof CredentialRevocations>[0], token: string) => {
+      const resolved = new DerivedVerifier(keys, store, () => NOW, new CredentialRevocations(list, () => NOW)).resolve(
+        token,
+      );
+      return 'code' in resolved ? resolved.code : 'ok';
+    };
+    const byId = [{ id: 'r1', client: 'c-1', credential: one.id, expiresAt: later }];
+    assert.equal(decide(byId, one.token), 'GH_ERR_DERIVED_REVOKED');
+    assert.equal(decide(byId, child.token), 'GH_ERR_DERIVED_REVOKED', 'delegated from a revoked credential');
+    assert.equal(decide(byId, other.token), 'ok');
+    // Another client's revocation, or one past its expiry, matches nothing.
+    assert.equal(decide([{ ...byId[0]!, client: 'c-2' }], one.token), 'ok');
+    assert.equal(decide([{ ...byId[0]!, expiresAt: at(0) }], one.token), 'ok');
+
+    const session = [
+      { id: 'r2', client: 'c-1', agent: 'planner', session: 's-2', issuedBefore: at(1), expiresAt: later },
+    ];
+    assert.equal(decide(session, other.token), 'GH_ERR_DERIVED_REVOKED');
+    assert.equal(decide(session, one.token), 'ok', 'another session of the agent');
+    const agent = [{ id: 'r3', client: 'c-1', agent: 'planner', issuedBefore: at(1), expiresAt: later }];
+    for (const t of [one, other, child]) assert.equal(decide(agent, t.token), 'GH_ERR_DERIVED_REVOKED');
+    // Minted at or after the moment: a new credential for the same agent works.
+    assert.equal(decide([{ ...agent[0]!, issuedBefore: at(0) }], one.token), 'ok');
   });
 });

@@ -13,6 +13,7 @@
  * - `ip_ranges` (space-separated CIDR), `resource_pin` (repeatable `name=value`: a path parameter's value)
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { DEFAULT_DERIVED_MAX_TTL_MS } from '../../config/revocations.ts';
 import { ERRORS, type ErrorCode } from '../../shared/errors.ts';
 import { hashKey, isWellFormedKey, KEY_PREFIX } from '../../shared/api-key.ts';
 import { blockList } from '../../shared/block-list.ts';
@@ -20,13 +21,14 @@ import { coversPattern } from '../../shared/permissions.ts';
 import type { KeyEntry } from '../snapshot/compiled.ts';
 import { type Actor, DERIVED_PREFIX, type DerivedClaims, encodeDerived, verifyDerived } from './derived.ts';
 import type { SigningKeyStore } from './keystore.ts';
+import { CredentialRevocations } from './revocations.ts';
 
 export const TOKEN_PATH = '/oauth2/token';
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 /** Lifetime when the request names none (capped by the settings and the parent). */
 const DEFAULT_TTL_S = 900;
-export const DEFAULT_DERIVED = { maxTtlMs: 3_600_000, maxDepth: 3 } as const;
+export const DEFAULT_DERIVED = { maxTtlMs: DEFAULT_DERIVED_MAX_TTL_MS, maxDepth: 3 } as const;
 /** Verified credentials remembered per table; past this many the memory starts over. */
 const CACHE_MAX = 10_000;
 
@@ -37,8 +39,13 @@ export interface DerivedSettings {
   maxDepth: number;
 }
 
-/** A verified derived credential and its root API key's entry; or why it is refused. */
-export type Resolved = { claims: DerivedClaims; entry: KeyEntry } | { code: ErrorCode };
+/**
+ * A verified derived credential and its root API key's entry; or why it is refused, with the claims (and entry)
+ * when its MAC checked out, so that the refusal is attributed to its agent.
+ */
+export type Resolved =
+  | { claims: DerivedClaims; entry: KeyEntry }
+  | { code: ErrorCode; claims?: DerivedClaims | undefined; entry?: KeyEntry | undefined };
 
 /** Verifies derived credentials against one table's keys: one HMAC, then a Map lookup for repeats. */
 export class DerivedVerifier {
@@ -47,11 +54,20 @@ export class DerivedVerifier {
   readonly #now: () => number;
   #cache = new Map<string, DerivedClaims>();
   readonly #ranges = new WeakMap<DerivedClaims, BlockList>();
+  readonly #revocations: CredentialRevocations;
+  /** Revocation decisions per credential (the revocations are this snapshot's: they never change here). */
+  readonly #revoked = new WeakMap<DerivedClaims, boolean>();
 
-  constructor(keys: ReadonlyMap<string, KeyEntry>, store: SigningKeyStore, now: () => number = Date.now) {
+  constructor(
+    keys: ReadonlyMap<string, KeyEntry>,
+    store: SigningKeyStore,
+    now: () => number = Date.now,
+    revocations: CredentialRevocations = new CredentialRevocations(),
+  ) {
     this.#keys = keys;
     this.#store = store;
     this.#now = now;
+    this.#revocations = revocations;
   }
 
   resolve(token: string): Resolved {
@@ -63,9 +79,15 @@ export class DerivedVerifier {
       if (this.#cache.size >= CACHE_MAX) this.#cache = new Map();
       this.#cache.set(token, claims);
     }
-    if (this.#now() >= claims.e * 1000) return { code: 'GH_ERR_DERIVED_EXPIRED' };
+    if (this.#now() >= claims.e * 1000) return { code: 'GH_ERR_DERIVED_EXPIRED', claims };
     const entry = this.#keys.get(claims.p);
-    if (entry === undefined) return { code: 'GH_ERR_DERIVED_PARENT_REVOKED' };
+    if (entry === undefined) return { code: 'GH_ERR_DERIVED_PARENT_REVOKED', claims };
+    if (this.#revocations.size > 0) {
+      let revoked = this.#revoked.get(claims);
+      if (revoked === undefined)
+        this.#revoked.set(claims, (revoked = this.#revocations.revoked(claims, entry.principal.id)));
+      if (revoked) return { code: 'GH_ERR_DERIVED_REVOKED', claims, entry };
+    }
     return { claims, entry };
   }
 
@@ -275,6 +297,8 @@ export class TokenEndpoint {
         a: actor,
         ...(ip !== undefined && { ip }),
         ...(Object.keys(pins).length > 0 && { r: pins }),
+        i: now,
+        ...(parent !== undefined && { c: [...(parent.c ?? []), parent.j] }),
       },
       signing.secret,
     );
@@ -286,6 +310,8 @@ export class TokenEndpoint {
         token_type: 'Bearer',
         expires_in: ttlS,
         scope: scope.join(' '),
+        // Not an RFC 8693 member (RFC 6749 §5.1 allows more): what the admin API revokes this one credential by.
+        credential_id: minted.j,
       },
     };
   }

@@ -13,12 +13,14 @@ import type { Run } from './statement-runner.ts';
 
 export { LATENCY_BOUNDS_MS };
 
-type Column = 'gateway_id' | 'collection' | 'endpoint' | 'client_id' | 'status';
+type Column = 'gateway_id' | 'collection' | 'endpoint' | 'client_id' | 'status' | 'agent' | 'session';
 const COLUMN: Record<AnalyticsDimension, Column> = {
   gateway: 'gateway_id',
   collection: 'collection',
   endpoint: 'endpoint',
   client: 'client_id',
+  agent: 'agent',
+  session: 'session',
 };
 
 /** Where a query reads: a roll-up, or the raw table (every key, one-minute buckets, measures computed per row). */
@@ -33,7 +35,8 @@ const RAW: Source = {
   table: 'telemetry',
   bucket: 'minute',
   minutes: 1,
-  keys: ['gateway_id', 'collection', 'endpoint', 'client_id', 'status'],
+  // Agents and sessions are in the raw table only: a query by either reads it.
+  keys: ['gateway_id', 'collection', 'endpoint', 'client_id', 'status', 'agent', 'session'],
   raw: true,
 };
 const fromRollup = (d: RollupDef): Source => ({
@@ -59,7 +62,7 @@ function source(
     const size = d.minutes * 60_000;
     if (everyMinutes !== undefined && everyMinutes % d.minutes !== 0) continue;
     if (Date.parse(filter.from) % size !== 0 || Date.parse(filter.to) % size !== 0) continue;
-    if (columns.every((c) => d.keys.includes(c))) return fromRollup(d);
+    if (columns.every((c) => (d.keys as readonly Column[]).includes(c))) return fromRollup(d);
   }
   return RAW;
 }
@@ -70,6 +73,8 @@ function filterColumns(f: AnalyticsFilter): Column[] {
   if (f.collection !== undefined) out.push('collection');
   if (f.endpoint !== undefined) out.push('endpoint');
   if (f.clientId !== undefined) out.push('client_id');
+  if (f.agent !== undefined) out.push('agent');
+  if (f.session !== undefined) out.push('session');
   return out;
 }
 
@@ -126,6 +131,8 @@ function base(db: AnyDb, s: Source, workspaceId: string, f: AnalyticsFilter) {
   if (f.collection !== undefined) q = q.where('collection', '=', f.collection);
   if (f.endpoint !== undefined) q = q.where('endpoint', '=', f.endpoint);
   if (f.clientId !== undefined) q = q.where('client_id', '=', f.clientId);
+  if (f.agent !== undefined) q = q.where('agent', '=', f.agent);
+  if (f.session !== undefined) q = q.where('session', '=', f.session);
   return q;
 }
 
@@ -170,8 +177,10 @@ export function analyticsQueries(run: Run): AnalyticsOps {
       return rows.map((r) => ({ key: String(r.grp), ...toAggregate(r) }));
     },
 
-    async analyticsRefusedByStatus(workspaceId, filter, limit) {
-      const s = source(filterColumns(filter), filter, undefined, 'telemetry_refused');
+    async analyticsRefusedByStatus(workspaceId, filter, limit, options) {
+      const byAgent = options?.byAgent === true;
+      const agentColumns: Column[] = byAgent ? ['agent', 'session'] : [];
+      const s = source([...filterColumns(filter), ...agentColumns], filter, undefined, 'telemetry_refused');
       const rows = await run((db) => {
         let q = base(db as unknown as AnyDb, s, workspaceId, filter);
         if (s.raw) q = q.where('status', '>=', 400);
@@ -180,10 +189,11 @@ export function analyticsQueries(run: Run): AnalyticsOps {
             'status',
             'collection',
             'endpoint',
+            ...agentColumns,
             sql`sum(${sql.ref('count')})`.as('requests'),
             sql`max(${sql.ref(s.bucket)})`.as('last_bucket'),
           ] as never)
-          .groupBy(['status', 'collection', 'endpoint'])
+          .groupBy(['status', 'collection', 'endpoint', ...agentColumns])
           .orderBy(sql`sum(${sql.ref('count')})`, 'desc')
           .orderBy('status')
           .orderBy('collection')
@@ -195,6 +205,8 @@ export function analyticsQueries(run: Run): AnalyticsOps {
         status: Number(r.status),
         collection: String(r.collection),
         endpoint: String(r.endpoint),
+        ...(byAgent && r.agent !== '-' ? { agent: String(r.agent) } : {}),
+        ...(byAgent && r.session !== '-' ? { session: String(r.session) } : {}),
         count: Number(r.requests),
         lastBucket: String(r.last_bucket),
       }));
@@ -209,16 +221,22 @@ export function analyticsQueries(run: Run): AnalyticsOps {
         if (filter.gatewayId !== undefined) q = q.where('gateway_id', '=', filter.gatewayId);
         if (filter.collection !== undefined) q = q.where('collection', '=', filter.collection);
         if (filter.clientId !== undefined) q = q.where('client_id', '=', filter.clientId);
+        if (filter.agent !== undefined)
+          q = filter.agent === '-' ? q.where('agent', 'is', null) : q.where('agent', '=', filter.agent);
+        if (filter.session !== undefined)
+          q = filter.session === '-' ? q.where('session', 'is', null) : q.where('session', '=', filter.session);
         return q
           .select((eb) => [
             'reason',
             'kind',
             'collection',
             'client_id',
+            'agent',
+            'session',
             eb.fn.countAll().as('n'),
             eb.fn.max('at').as('last_at'),
           ])
-          .groupBy(['reason', 'kind', 'collection', 'client_id'])
+          .groupBy(['reason', 'kind', 'collection', 'client_id', 'agent', 'session'])
           .orderBy(sql`count(*)`, 'desc')
           .orderBy('reason')
           .limit(Math.max(1, Math.trunc(limit)))
@@ -229,6 +247,8 @@ export function analyticsQueries(run: Run): AnalyticsOps {
         kind: r.kind,
         ...(r.collection !== null ? { collection: r.collection } : {}),
         ...(r.client_id !== null ? { clientId: r.client_id } : {}),
+        ...(r.agent !== null ? { agent: r.agent } : {}),
+        ...(r.session !== null ? { session: r.session } : {}),
         count: Number(r.n),
         lastAt: String(r.last_at),
       }));

@@ -3,6 +3,7 @@
  * mapping between their rows and records.
  */
 import type { Selectable } from 'kysely';
+import { NONE } from '../../../config/telemetry.ts';
 import type { SecurityEventRecord, TelemetryOps, TelemetryRecord } from '../store.ts';
 import type { SecurityEventsTable, TelemetryTable } from '../tables.ts';
 import { addToRollups, pruneRollups } from './rollups.ts';
@@ -22,7 +23,17 @@ export function telemetryQueries(run: Run): TelemetryOps {
             .values(batch)
             .onConflict((oc) =>
               oc
-                .columns(['workspace_id', 'gateway_id', 'minute', 'collection', 'endpoint', 'client_id', 'status'])
+                .columns([
+                  'workspace_id',
+                  'gateway_id',
+                  'minute',
+                  'collection',
+                  'endpoint',
+                  'client_id',
+                  'agent',
+                  'session',
+                  'status',
+                ])
                 .doUpdateSet((eb) => ({
                   count: eb(eb.ref('telemetry.count'), '+', eb.ref('excluded.count')),
                   duration_ms_sum: eb(eb.ref('telemetry.duration_ms_sum'), '+', eb.ref('excluded.duration_ms_sum')),
@@ -58,6 +69,8 @@ export function telemetryQueries(run: Run): TelemetryOps {
           .orderBy('collection')
           .orderBy('endpoint')
           .orderBy('client_id')
+          .orderBy('agent')
+          .orderBy('session')
           .orderBy('status')
           .execute();
       });
@@ -129,7 +142,19 @@ const SECURITY_EVENT_BATCH = 500;
 function mergeTelemetry(rows: readonly TelemetryRecord[]): TelemetryTable[] {
   const byKey = new Map<string, TelemetryTable>();
   for (const t of rows) {
-    const key = JSON.stringify([t.workspaceId, t.gatewayId, t.minute, t.collection, t.endpoint, t.clientId, t.status]);
+    const agent = t.agent ?? NONE;
+    const session = t.session ?? NONE;
+    const key = JSON.stringify([
+      t.workspaceId,
+      t.gatewayId,
+      t.minute,
+      t.collection,
+      t.endpoint,
+      t.clientId,
+      agent,
+      session,
+      t.status,
+    ]);
     const seen = byKey.get(key);
     if (seen === undefined) {
       byKey.set(key, {
@@ -139,6 +164,8 @@ function mergeTelemetry(rows: readonly TelemetryRecord[]): TelemetryTable[] {
         collection: t.collection,
         endpoint: t.endpoint,
         client_id: t.clientId,
+        agent,
+        session,
         status: t.status,
         count: t.count,
         duration_ms_sum: t.durationMsSum,
@@ -161,6 +188,8 @@ function toTelemetry(r: Selectable<TelemetryTable>): TelemetryRecord {
     collection: r.collection,
     endpoint: r.endpoint,
     clientId: r.client_id,
+    ...(r.agent !== NONE && { agent: r.agent }),
+    ...(r.session !== NONE && { session: r.session }),
     status: r.status,
     count: r.count,
     durationMsSum: r.duration_ms_sum,
@@ -180,12 +209,21 @@ function securityEventRow(e: SecurityEventRecord): SecurityEventsTable {
     client_id: e.clientId ?? null,
     key_label: e.keyLabel ?? null,
     ip: e.ip ?? null,
+    agent: e.agent ?? null,
+    session: e.session ?? null,
   };
 }
 
 function toSecurityEvent(r: Selectable<SecurityEventsTable>): SecurityEventRecord {
   return withOptional(
     { id: r.id, workspaceId: r.workspace_id, gatewayId: r.gateway_id, at: r.at, kind: r.kind, reason: r.reason },
-    { collection: r.collection, clientId: r.client_id, keyLabel: r.key_label, ip: r.ip },
+    {
+      collection: r.collection,
+      clientId: r.client_id,
+      keyLabel: r.key_label,
+      ip: r.ip,
+      agent: r.agent,
+      session: r.session,
+    },
   );
 }

@@ -12,6 +12,7 @@ import { refusal, type Refusal } from '../../../shared/errors.ts';
 import { comparableParam } from '../../http/canonical-path.ts';
 import type { CompiledEndpoint, Principal } from '../../snapshot/compiled.ts';
 import type { Policy, RequestContext } from '../policy.ts';
+import type { DerivedClaims } from '../../tokens/derived.ts';
 import type { CedarEnv, CompiledPolicySet, Decision } from './compile-cedar.ts';
 import { type Entity, type EntityLookup, type EntityStore, reachableEntities } from './entities.ts';
 import { type CedarRecord, Uid } from './values.ts';
@@ -73,6 +74,23 @@ export function resourceDecisions(options: ResourcePolicyOptions): {
   const byEndpoint = new WeakMap<CompiledEndpoint, EndpointGuard | null>();
   const principals = new WeakMap<Principal, Entity>();
 
+  const agentPrincipals = new WeakMap<DerivedClaims, Entity>();
+
+  /** With a derived credential: the client's entity plus the acting agent and its session (once per credential). */
+  const principalOf = (ctx: RequestContext): Entity => {
+    const client = principalEntity(ctx.principal!);
+    const derived = ctx.derived;
+    if (derived === undefined) return client;
+    let entity = agentPrincipals.get(derived);
+    if (entity) return entity;
+    const attrs: CedarRecord = new Map(client.attrs);
+    attrs.set('agent', derived.a.sub);
+    if (derived.a.session !== undefined) attrs.set('session', derived.a.session);
+    entity = { uid: client.uid, attrs, parents: client.parents };
+    agentPrincipals.set(derived, entity);
+    return entity;
+  };
+
   const principalEntity = (p: Principal): Entity => {
     let entity = principals.get(p);
     if (entity) return entity;
@@ -117,15 +135,7 @@ export function resourceDecisions(options: ResourcePolicyOptions): {
       }
       resource = { uid, attrs: stored?.attrs ?? EMPTY, parents };
     }
-    const env = new RequestEnv(
-      ctx,
-      principalEntity(ctx.principal!),
-      guard.action,
-      resource,
-      entities,
-      queryNames,
-      headerNames,
-    );
+    const env = new RequestEnv(ctx, principalOf(ctx), guard.action, resource, entities, queryNames, headerNames);
     return guard.slice.decide(env, () => reachableEntities([env.principal, env.resource], env.lookup));
   };
 
