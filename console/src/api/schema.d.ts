@@ -1191,7 +1191,10 @@ export interface operations {
     };
     listCollections: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only the collections of this project */
+                project?: string;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -3138,7 +3141,10 @@ export interface operations {
     };
     exportCollectionOpenApi: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Export this published version instead of the draft */
+                version?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -3329,7 +3335,12 @@ export interface operations {
     };
     listEntities: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description At most this many (default 1000) */
+                limit?: number;
+                /** @description Skip this many (default 0) */
+                offset?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -4827,7 +4838,10 @@ export interface operations {
     };
     getSnapshot: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The snapshot of `cloud` (default) or of `edge:<gateway name>` */
+                target?: string;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5377,7 +5391,12 @@ export interface operations {
     };
     getTelemetry: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description From this ISO 8601 time, or this long ago (30m, 24h); default 1h */
+                since?: string;
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5437,7 +5456,14 @@ export interface operations {
     };
     listSecurityEvents: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description From this ISO 8601 time, or this long ago (30m, 24h); default 24h */
+                since?: string;
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+                /** @description At most this many (default 100) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5485,7 +5511,12 @@ export interface operations {
     };
     listAccessEvents: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+                /** @description At most this many (default 100) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5532,7 +5563,12 @@ export interface operations {
     };
     listAlerts: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only open alerts (true) or only resolved ones (false); default both */
+                open?: boolean;
+                /** @description At most this many (default 100) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5580,7 +5616,10 @@ export interface operations {
     };
     listReleaseNotes: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only the versions after this one (e.g. the version a gateway runs) */
+                since?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -5620,7 +5659,26 @@ export interface operations {
     };
     getAnalyticsSeries: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Start of the range: an ISO 8601 time or a duration back from now (default 24h before `to`) */
+                from?: string;
+                /** @description End of the range: an ISO 8601 time or a duration back from now (default now) */
+                to?: string;
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+                /** @description Only this collection */
+                collection?: string;
+                /** @description Only this endpoint (`METHOD /path`) */
+                endpoint?: string;
+                /** @description Only this client id */
+                client?: string;
+                /** @description The width of each point (default 5m; at most 1440 buckets in the range) */
+                bucket?: "1m" | "5m" | "15m" | "1h" | "6h" | "1d";
+                /** @description One series per gateway, collection, endpoint or client (the busiest `top`) */
+                groupBy?: "gateway" | "collection" | "endpoint" | "client";
+                /** @description How many series with groupBy (default 5) */
+                top?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5704,7 +5762,22 @@ export interface operations {
     };
     getTopClients: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Start of the range: an ISO 8601 time or a duration back from now (default 24h before `to`) */
+                from?: string;
+                /** @description End of the range: an ISO 8601 time or a duration back from now (default now) */
+                to?: string;
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+                /** @description Only this collection */
+                collection?: string;
+                /** @description Only this endpoint (`METHOD /path`) */
+                endpoint?: string;
+                /** @description Only this client id */
+                client?: string;
+                /** @description At most this many clients (default 10) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5760,7 +5833,22 @@ export interface operations {
     };
     getTopRefusals: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Start of the range: an ISO 8601 time or a duration back from now (default 24h before `to`) */
+                from?: string;
+                /** @description End of the range: an ISO 8601 time or a duration back from now (default now) */
+                to?: string;
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+                /** @description Only this collection */
+                collection?: string;
+                /** @description Only this endpoint (`METHOD /path`) */
+                endpoint?: string;
+                /** @description Only this client id */
+                client?: string;
+                /** @description At most this many rows (default 20) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5809,7 +5897,24 @@ export interface operations {
     };
     listAuditLog: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only changes by this client or user id */
+                actor?: string;
+                /** @description Only this operation id (e.g. createClient) */
+                action?: string;
+                /** @description Only this resource type (e.g. client) */
+                resourceType?: string;
+                /** @description Only this resource id */
+                resourceId?: string;
+                /** @description From this ISO 8601 time, or this long ago (15m, 7d) */
+                since?: string;
+                /** @description Up to this ISO 8601 time, or this long ago */
+                until?: string;
+                /** @description At most this many (default 50) */
+                limit?: number;
+                /** @description The previous page's nextCursor */
+                cursor?: string;
+            };
             header?: never;
             path: {
                 workspace: string;

@@ -14,6 +14,7 @@ import { analyticsSeries, BUCKETS_MS, MAX_BUCKETS, topClients, topRefusals } fro
 import { CLOUD_GATEWAY_ID } from '../telemetry/ingest.ts';
 import { AdminError, invalid } from './errors.ts';
 import { operation, type Caller, type Operation } from './operation.ts';
+import { GATEWAY_QUERY, queryInt, queryText, queryTime } from './query.ts';
 import { scopedToAll } from './scope.ts';
 import { gatewayFilter } from './telemetry-routes.ts';
 
@@ -88,6 +89,16 @@ export const TopRefusalsSchema = z.strictObject({
     }),
   ),
 });
+
+/** The range and filters every analytics operation reads (see rangeAndFilter). */
+const RangeQuery = {
+  from: queryTime('Start of the range: an ISO 8601 time or a duration back from now (default 24h before `to`)'),
+  to: queryTime('End of the range: an ISO 8601 time or a duration back from now (default now)'),
+  gateway: GATEWAY_QUERY,
+  collection: queryText('Only this collection'),
+  endpoint: queryText('Only this endpoint (`METHOD /path`)'),
+  client: queryText('Only this client id'),
+};
 
 /** `?name=` as an ISO time or a duration back from now; `fallback` when absent. */
 function time(query: URLSearchParams, name: string, now: number, fallback: number): number {
@@ -165,6 +176,18 @@ export const analyticsOperations: Operation[] = [
       'Requests, errors, 4xx, 5xx, 429s and latency (avg, p50, p95, p99, max) over time: `?from=` `?to=` (ISO or a duration back, default the last 24h), `?bucket=` 1m|5m|15m|1h|6h|1d (default 5m; at most 1440 buckets), filters `?gateway=` `?collection=` `?endpoint=` `?client=`, `?groupBy=` gateway|collection|endpoint|client with `?top=` (default 5, at most 20) series',
     tag: 'Analytics',
     permission: PERMISSION,
+    query: z.object({
+      ...RangeQuery,
+      bucket: z
+        .enum(['1m', '5m', '15m', '1h', '6h', '1d'])
+        .optional()
+        .describe('The width of each point (default 5m; at most 1440 buckets in the range)'),
+      groupBy: z
+        .enum(['gateway', 'collection', 'endpoint', 'client'])
+        .optional()
+        .describe('One series per gateway, collection, endpoint or client (the busiest `top`)'),
+      top: queryInt(20, 'How many series with groupBy (default 5)'),
+    }),
     response: AnalyticsSeriesSchema,
     async handler({ caller, workspace, query, plane }) {
       const bucket = query.get('bucket') ?? '5m';
@@ -215,6 +238,7 @@ export const analyticsOperations: Operation[] = [
       'The clients with the most requests, with their errors, 429s and latency: `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 10, at most 100), filters `?gateway=` `?collection=` `?endpoint=`',
     tag: 'Analytics',
     permission: PERMISSION,
+    query: z.object({ ...RangeQuery, limit: queryInt(100, 'At most this many clients (default 10)') }),
     response: TopClientsSchema,
     async handler({ caller, workspace, query, plane }) {
       const limit = int(query, 'limit', 10, 100);
@@ -243,6 +267,7 @@ export const analyticsOperations: Operation[] = [
       'The most frequent refused requests with their error codes (security events per code, collection and client; 429s and other answers of 400 and above per collection and endpoint): `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 20, at most 100), filters `?gateway=` `?collection=`',
     tag: 'Analytics',
     permission: PERMISSION,
+    query: z.object({ ...RangeQuery, limit: queryInt(100, 'At most this many rows (default 20)') }),
     response: TopRefusalsSchema,
     async handler({ caller, workspace, query, plane }) {
       const limit = int(query, 'limit', 20, 100);
