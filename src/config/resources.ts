@@ -172,6 +172,9 @@ export const ClientSchemaOut = z.strictObject({
   keys: z.array(ClientKeyInfoSchema),
   createdAt: Timestamp,
   updatedAt: Timestamp,
+  lastUsedAt: Timestamp.optional().describe(
+    "The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)",
+  ),
 });
 export type ClientResource = z.output<typeof ClientSchemaOut>;
 

@@ -3967,6 +3967,11 @@ export interface operations {
                             createdAt: string;
                             /** Format: date-time */
                             updatedAt: string;
+                            /**
+                             * Format: date-time
+                             * @description The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)
+                             */
+                            lastUsedAt?: string;
                         }[];
                     };
                 };
@@ -4089,6 +4094,11 @@ export interface operations {
                             createdAt: string;
                             /** Format: date-time */
                             updatedAt: string;
+                            /**
+                             * Format: date-time
+                             * @description The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)
+                             */
+                            lastUsedAt?: string;
                         };
                         token: string;
                     };
@@ -4214,6 +4224,11 @@ export interface operations {
                         createdAt: string;
                         /** Format: date-time */
                         updatedAt: string;
+                        /**
+                         * Format: date-time
+                         * @description The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)
+                         */
+                        lastUsedAt?: string;
                     };
                 };
             };
@@ -4297,6 +4312,11 @@ export interface operations {
                         createdAt: string;
                         /** Format: date-time */
                         updatedAt: string;
+                        /**
+                         * Format: date-time
+                         * @description The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)
+                         */
+                        lastUsedAt?: string;
                     };
                 };
             };
@@ -4444,6 +4464,11 @@ export interface operations {
                         createdAt: string;
                         /** Format: date-time */
                         updatedAt: string;
+                        /**
+                         * Format: date-time
+                         * @description The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)
+                         */
+                        lastUsedAt?: string;
                     };
                 };
             };
@@ -4534,6 +4559,11 @@ export interface operations {
                             createdAt: string;
                             /** Format: date-time */
                             updatedAt: string;
+                            /**
+                             * Format: date-time
+                             * @description The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)
+                             */
+                            lastUsedAt?: string;
                         };
                         token: string;
                     };

@@ -249,6 +249,7 @@ export const OVERRIDES: Record<string, Override> = {
       { header: 'environments', get: (c) => (c.environments as string[]).join(',') },
       { header: 'projects', get: (c) => (c.projects as string[]).join(',') },
       { header: 'status', get: (c, now) => clientStatus(c, now) },
+      { header: 'last used', get: (c) => String(c.lastUsedAt ?? 'never') },
     ],
     empty: 'No API clients (within your environments and projects).',
     examples: ['gatehouse client list', 'gatehouse client list --json'],

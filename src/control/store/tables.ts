@@ -32,6 +32,14 @@ export interface Database {
   alerts: AlertsTable;
   audit_log: AuditLogTable;
   policy_entities: PolicyEntitiesTable;
+  client_usage: ClientUsageTable;
+}
+
+/** When each API client last made a request a gateway reported (migration 0010-client-usage). */
+export interface ClientUsageTable {
+  client_id: string;
+  /** The minute (ISO) of the client's latest reported request. */
+  last_used_at: string;
 }
 
 /** Relationship data of a collection's resource policies: one row per entity (migration 0007-policies). */
