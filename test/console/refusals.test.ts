@@ -194,6 +194,54 @@ describe('web console: refusals, keyboard, phone, collection history', { timeout
     await shoot(page, '29-refusal-role-in-use');
     await dialog.getByRole('button', { name: 'Close' }).last().click();
     assert.equal((await api.get('/workspaces/default/roles/reader')).status, 200);
+    // The control plane refuses too (409, naming the clients), also when a client took the role after the page
+    // loaded: the confirmation shows that refusal.
+    const refused = await api.delete('/workspaces/default/roles/reader');
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.code, 'GH_ERR_ADMIN_ROLE_IN_USE');
+    assert.deepEqual(
+      (refused.body.clients as { name: string }[]).map((c) => c.name),
+      ['reporting-job'],
+    );
+    assert.equal((await api.post('/workspaces/default/roles', { name: 'auditor' })).status, 201);
+    await page.getByRole('link', { name: 'API clients' }).click();
+    await page.getByRole('link', { name: 'Client roles' }).click();
+    await page
+      .getByRole('row', { name: /auditor/ })
+      .getByText('no clients')
+      .waitFor();
+    const late = await api.post('/workspaces/default/clients', {
+      name: 'late-job',
+      role: 'auditor',
+      environments: ['DEV'],
+      projects: ['default'],
+    });
+    assert.equal(late.status, 201, JSON.stringify(late.body));
+    await page.getByRole('button', { name: 'Delete auditor', exact: true }).click();
+    await dialog.getByRole('button', { name: 'Delete role' }).click();
+    await dialog
+      .getByRole('alert')
+      .filter({ hasText: 'role "auditor" is held by 1 API client(s): late-job' })
+      .waitFor();
+    await shoot(page, '33-refusal-role-in-use-server');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await page
+      .getByRole('row', { name: /auditor/ })
+      .getByText('late-job')
+      .waitFor();
+    assert.equal((await api.get('/workspaces/default/roles/auditor')).status, 200);
+    // Once no client holds it, the console deletes it (a DELETE made with the session cookie).
+    assert.equal((await api.delete(`/workspaces/default/clients/${late.body.client.id as string}`)).status, 204);
+    await page.getByRole('link', { name: 'API clients' }).click();
+    await page.getByRole('link', { name: 'Client roles' }).click();
+    await page
+      .getByRole('row', { name: /auditor/ })
+      .getByText('no clients')
+      .waitFor();
+    await page.getByRole('button', { name: 'Delete auditor', exact: true }).click();
+    await dialog.getByRole('button', { name: 'Delete role' }).click();
+    await page.getByRole('row', { name: /auditor/ }).waitFor({ state: 'detached' });
+    assert.equal((await api.get('/workspaces/default/roles/auditor')).status, 404);
   });
 
   it('edits a collection, publishes, diffs two versions and rolls back', async () => {

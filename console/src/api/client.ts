@@ -39,6 +39,9 @@ const session: Middleware = {
       request.headers.set('content-type', 'application/json');
       return new Request(request, { body: '{}' });
     }
+    // A change made with the session cookie must say application/json, even without a body (a DELETE): the
+    // control plane's cross-site request protection refuses it otherwise.
+    if (!request.headers.has('content-type')) request.headers.set('content-type', 'application/json');
     return request;
   },
   async onResponse({ request, response }) {

@@ -347,7 +347,7 @@ export interface paths {
         get: operations["getRole"];
         put?: never;
         post?: never;
-        /** Delete a client role; its clients' requests fail at once */
+        /** Delete a client role; refused (409 GH_ERR_ADMIN_ROLE_IN_USE, naming them) while API clients hold it, unless `?force=true` (their requests then fail at once) */
         delete: operations["deleteRole"];
         options?: never;
         head?: never;
@@ -781,13 +781,18 @@ export interface components {
             title: string;
             status: number;
             /** @enum {string} */
-            code: "GH_ERR_ADMIN_UNAUTHENTICATED" | "GH_ERR_ADMIN_FORBIDDEN" | "GH_ERR_ADMIN_OUT_OF_SCOPE" | "GH_ERR_ADMIN_NOT_FOUND" | "GH_ERR_ADMIN_INVALID_BODY" | "GH_ERR_ADMIN_CONFLICT" | "GH_ERR_ADMIN_NO_DEPLOYMENT_TARGET" | "GH_ERR_ADMIN_DEV_ONLY" | "GH_ERR_ADMIN_TOO_MANY_ATTEMPTS" | "GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE" | "GH_ERR_ADMIN_CSRF" | "GH_ERR_ADMIN_BODY_TOO_LARGE" | "GH_ERR_ADMIN_OPENAPI_INVALID" | "GH_ERR_ADMIN_INTERNAL";
+            code: "GH_ERR_ADMIN_UNAUTHENTICATED" | "GH_ERR_ADMIN_FORBIDDEN" | "GH_ERR_ADMIN_OUT_OF_SCOPE" | "GH_ERR_ADMIN_NOT_FOUND" | "GH_ERR_ADMIN_INVALID_BODY" | "GH_ERR_ADMIN_CONFLICT" | "GH_ERR_ADMIN_ROLE_IN_USE" | "GH_ERR_ADMIN_NO_DEPLOYMENT_TARGET" | "GH_ERR_ADMIN_DEV_ONLY" | "GH_ERR_ADMIN_TOO_MANY_ATTEMPTS" | "GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE" | "GH_ERR_ADMIN_CSRF" | "GH_ERR_ADMIN_BODY_TOO_LARGE" | "GH_ERR_ADMIN_OPENAPI_INVALID" | "GH_ERR_ADMIN_INTERNAL";
             detail?: string;
             errors?: {
                 path?: string;
                 message?: string;
             }[];
             instance?: string;
+            /** @description GH_ERR_ADMIN_ROLE_IN_USE: the API clients holding the role (within the caller’s scope) */
+            clients?: {
+                id: string;
+                name: string;
+            }[];
         };
         listEntities_response___schema0: string | number | boolean | {
             __entity: {
@@ -3805,7 +3810,10 @@ export interface operations {
     };
     deleteRole: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Delete even while API clients hold the role: their requests are refused from then on (default false) */
+                force?: boolean;
+            };
             header?: never;
             path: {
                 workspace: string;

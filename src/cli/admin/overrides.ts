@@ -239,7 +239,11 @@ export const OVERRIDES: Record<string, Override> = {
     render: roleDone('Updated'),
     examples: ['gatehouse role update deployer --permission admin:collections:read'],
   },
-  deleteRole: { examples: ['gatehouse role delete deployer'] },
+  deleteRole: {
+    summary: 'delete a client role; refused while API clients hold it (it names them), unless --force',
+    help: { force: 'delete even while API clients hold it: their requests are refused from then on' },
+    examples: ['gatehouse role delete deployer', 'gatehouse role delete deployer --force'],
+  },
   listClients: {
     summary: "list the workspace's API clients (never their tokens)",
     columns: [

@@ -20,6 +20,15 @@ const PROBLEM = {
       items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } },
     },
     instance: { type: 'string' },
+    clients: {
+      description: 'GH_ERR_ADMIN_ROLE_IN_USE: the API clients holding the role (within the caller’s scope)',
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id', 'name'],
+        properties: { id: { type: 'string' }, name: { type: 'string' } },
+      },
+    },
   },
 };
 

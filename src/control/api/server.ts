@@ -320,7 +320,7 @@ function problem(
       code: error.code,
       detail: error.message,
       headers: { ...error.headers, ...extraHeaders },
-      ...(error.errors ? { extensions: { errors: error.errors } } : {}),
+      extensions: { ...error.extensions, ...(error.errors ? { errors: error.errors } : {}) },
     },
     requestId,
     'gatehouse-admin',
