@@ -173,7 +173,7 @@ export const ClientSchemaOut = z.strictObject({
   createdAt: Timestamp,
   updatedAt: Timestamp,
   lastUsedAt: Timestamp.optional().describe(
-    "The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)",
+    "The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet",
   ),
 });
 export type ClientResource = z.output<typeof ClientSchemaOut>;

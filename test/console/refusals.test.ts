@@ -2,7 +2,8 @@
  * The console's refusal paths in a real browser against a real control plane: an invalid CIDR caught inline, a
  * duplicate name refused by the server, an expired registration token, a user whose role lacks the permission, an
  * expired session; a keyboard-only pass through the create-client form; the pages at a phone's 390 px width; and the
- * OpenAPI import (a broken document's problems with their lines, the dry-run diff, apply).
+ * OpenAPI import (a broken document's problems with their lines, the dry-run diff, apply); admin API tokens in
+ * Settings (created and shown once, revoked).
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -352,6 +353,34 @@ describe('web console: refusals, keyboard, phone, collection history', { timeout
       (after.body.endpoints as { method: string; path: string }[]).map((e) => `${e.method} ${e.path}`).sort(),
       ['DELETE /{id}', 'GET /{id}'],
     );
+  });
+
+  it('creates an admin API token in Settings, shown once, and revokes it', async () => {
+    const me = (t: string) =>
+      fetch(`${env.plane.adminUrl}/api/v1/me`, { headers: { authorization: `Bearer ${t}` } }).then((r) => r.status);
+    await page.getByRole('link', { name: 'Settings' }).click();
+    const tokens = page.getByRole('table', { name: 'Admin API tokens' });
+    // The installation admin token printed at first start is one.
+    await tokens.getByRole('row', { name: /installation/ }).waitFor();
+    await page.getByRole('button', { name: 'Create admin token' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Token name').fill('ci-deploy');
+    await dialog.getByLabel('Role').selectOption('admin');
+    await dialog.getByRole('button', { name: 'Create token' }).click();
+    const token = (await page.getByTestId('client-token').textContent()) ?? '';
+    assert.match(token, /^ghk_/);
+    await page.getByRole('button', { name: 'Copy token' }).click();
+    await page.getByText('Copied', { exact: true }).waitFor();
+    await shoot(page, '34-admin-token-once');
+    await page.getByRole('button', { name: 'I have copied it' }).click();
+    assert.equal(await me(token), 200, 'the admin token authenticates the admin API');
+    await tokens.getByRole('row', { name: /ci-deploy/ }).waitFor();
+    await shoot(page, '35-settings-admin-tokens');
+    await page.getByRole('button', { name: 'Revoke admin token ci-deploy' }).click();
+    await dialog.getByText('its token is refused at once').waitFor();
+    await dialog.getByRole('button', { name: 'Revoke token' }).click();
+    await tokens.getByRole('row', { name: /ci-deploy/ }).waitFor({ state: 'detached' });
+    assert.equal(await me(token), 401, 'a revoked admin token is refused');
   });
 
   it('sends the user back to sign-in, saying why, when the session has expired', async () => {

@@ -3977,7 +3977,7 @@ export interface operations {
                             updatedAt: string;
                             /**
                              * Format: date-time
-                             * @description The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)
+                             * @description The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet
                              */
                             lastUsedAt?: string;
                         }[];
@@ -4104,7 +4104,7 @@ export interface operations {
                             updatedAt: string;
                             /**
                              * Format: date-time
-                             * @description The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)
+                             * @description The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet
                              */
                             lastUsedAt?: string;
                         };
@@ -4234,7 +4234,7 @@ export interface operations {
                         updatedAt: string;
                         /**
                          * Format: date-time
-                         * @description The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)
+                         * @description The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet
                          */
                         lastUsedAt?: string;
                     };
@@ -4322,7 +4322,7 @@ export interface operations {
                         updatedAt: string;
                         /**
                          * Format: date-time
-                         * @description The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)
+                         * @description The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet
                          */
                         lastUsedAt?: string;
                     };
@@ -4474,7 +4474,7 @@ export interface operations {
                         updatedAt: string;
                         /**
                          * Format: date-time
-                         * @description The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)
+                         * @description The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet
                          */
                         lastUsedAt?: string;
                     };
@@ -4569,7 +4569,7 @@ export interface operations {
                             updatedAt: string;
                             /**
                              * Format: date-time
-                             * @description The minute of the client's latest request reported by a gateway; absent: none reported (admin API calls are not counted)
+                             * @description The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet
                              */
                             lastUsedAt?: string;
                         };
