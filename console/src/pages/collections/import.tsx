@@ -189,7 +189,7 @@ export function ImportOpenApiPage({ env, name }: { env: string; name: string }) 
                   },
                   {
                     key: 'line',
-                    label: 'Line',
+                    label: 'Line:column',
                     value: (p) => p.line ?? 0,
                     render: (p) => (p.line !== undefined ? `${p.line}:${p.column ?? 1}` : ''),
                   },
