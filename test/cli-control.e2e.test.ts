@@ -117,8 +117,11 @@ describe('gatehouse CLI against a control plane', () => {
     it('client list shows the client but never its token', async () => {
       const { code, stdout, stderr } = await gh(['client', 'list']);
       assert.equal(code, 0, stderr);
-      assert.match(stdout, /^ID\s+NAME\s+ROLE\s+ENVIRONMENTS\s+PROJECTS\s+STATUS$/m);
-      assert.match(stdout, new RegExp(`^${clientId}\\s+ci\\s+deployer\\s+DEV,TEST\\s+default\\s+active$`, 'm'));
+      assert.match(stdout, /^ID\s+NAME\s+ROLE\s+ENVIRONMENTS\s+PROJECTS\s+STATUS\s+LAST USED$/m);
+      assert.match(
+        stdout,
+        new RegExp(`^${clientId}\\s+ci\\s+deployer\\s+DEV,TEST\\s+default\\s+active\\s+never$`, 'm'),
+      );
       assert.doesNotMatch(stdout, TOKEN);
       const json = await gh(['client', 'list', '--json']);
       assert.equal(json.code, 0, json.stderr);

@@ -104,7 +104,7 @@ describe(
       assert.equal(cp.token, '', 'the admin token is printed only on the very first start');
       cp.token = token;
       assert.equal(await call(regenerated.body.token), 200);
-      assert.equal((await cp.api(token).delete('/workspaces/default/roles/orders')).status, 204);
+      assert.equal((await cp.api(token).delete('/workspaces/default/roles/orders?force=true')).status, 204);
       await eventually(async () => (await call(regenerated.body.token)) === 401, 10_000, 'deleted role refused');
     });
 

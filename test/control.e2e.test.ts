@@ -136,7 +136,7 @@ describe('control plane: clients, roles and the cloud gateway', () => {
     assert.equal(await statusOf('/invoices', newToken), 200);
     assert.equal((await gw('/invoices', newToken, { method: 'POST' })).status, 200, 'invoices:* grants invoices:write');
 
-    assert.equal((await admin.delete('/workspaces/default/roles/rotating')).status, 204);
+    assert.equal((await admin.delete('/workspaces/default/roles/rotating?force=true')).status, 204);
     const roleRefusedAfter = await eventually(
       async () => [401, 403].includes(await statusOf('/invoices', newToken)),
       10_000,

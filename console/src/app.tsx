@@ -10,6 +10,7 @@ import { AnalyticsPage } from './pages/analytics/page';
 import { AuditPage } from './pages/audit/page';
 import { ClientsPage } from './pages/clients/page';
 import { CollectionDetailPage } from './pages/collections/detail';
+import { ImportOpenApiPage } from './pages/collections/import';
 import { CollectionsPage } from './pages/collections/page';
 import { GatewayDetailPage } from './pages/gateways/detail';
 import { GatewaysPage } from './pages/gateways/page';
@@ -159,6 +160,7 @@ function Route({ path }: { path: string }): ComponentChildren {
   if ((p = match('/gateways/:id', path))) return <GatewayDetailPage id={p.id!} />;
   if (match('/collections', path)) return <CollectionsPage />;
   if ((p = match('/collections/:env/:name', path))) return <CollectionDetailPage env={p.env!} name={p.name!} />;
+  if ((p = match('/collections/:env/:name/import', path))) return <ImportOpenApiPage env={p.env!} name={p.name!} />;
   if (match('/roles', path)) return <RolesPage />;
   if (match('/clients', path)) return <ClientsPage />;
   if (match('/analytics', path)) return <AnalyticsPage />;

@@ -170,6 +170,9 @@ export const ClientSchemaOut = z.strictObject({
   keys: z.array(ClientKeyInfoSchema),
   createdAt: Timestamp,
   updatedAt: Timestamp,
+  lastUsedAt: Timestamp.optional().describe(
+    "The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet",
+  ),
 });
 export type ClientResource = z.output<typeof ClientSchemaOut>;
 

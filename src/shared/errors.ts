@@ -291,6 +291,11 @@ export const ERRORS = {
     title: 'Too many entities in the collection',
     doc: "The write would take the collection's relationship data past the bound a collection may hold (1,000,000 entities; docs/policies.md). Nothing was written: delete entities first, or split the data across collections.",
   },
+  GH_ERR_ADMIN_ROLE_IN_USE: {
+    status: 409,
+    title: 'The role is in use',
+    doc: "API clients hold the role: deleting it would make their requests fail. `clients[]` lists them (`id`, `name`; those outside the caller's environments and projects are only counted in the detail). Give them another role or delete them first, or delete with `?force=true` (`gatehouse role delete NAME --force`) to refuse their requests from then on. Nothing was deleted.",
+  },
   GH_ERR_ADMIN_NO_DEPLOYMENT_TARGET: {
     status: 409,
     title: 'No deployment target in the destination environment',

@@ -130,7 +130,10 @@ describe('web console: the newcomer flow', { timeout: 300_000 }, () => {
     assert.equal(await page.evaluate('navigator.clipboard.readText()'), token);
     await shoot(page, '10-client-token-once');
     await page.getByRole('button', { name: 'I have copied it' }).click();
-    await page.getByRole('row', { name: /my-app/ }).waitFor();
+    await page
+      .getByRole('row', { name: /my-app/ })
+      .getByText('never', { exact: true })
+      .waitFor();
     await shoot(page, '11-clients');
     await eventually(
       async () => (await call(token)).status === 200,
@@ -160,6 +163,13 @@ describe('web console: the newcomer flow', { timeout: 300_000 }, () => {
 
   it('regenerates the token: the old one is refused, the new one works', async () => {
     await page.getByRole('link', { name: 'API clients' }).click();
+    // Analytics showed the request: its telemetry is stored, and with it the client's last use.
+    await page
+      .getByRole('row', { name: /my-app/ })
+      .locator('time')
+      .filter({ hasText: /^\d+ (s|min) ago$/ })
+      .waitFor();
+    await shoot(page, '18-clients-last-used');
     await page.getByRole('button', { name: 'Regenerate token of my-app' }).click();
     await page.getByText('The old token is refused at once').waitFor();
     await page.getByRole('dialog').getByRole('button', { name: 'Regenerate token', exact: true }).click();

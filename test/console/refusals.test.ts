@@ -1,7 +1,9 @@
 /**
  * The console's refusal paths in a real browser against a real control plane: an invalid CIDR caught inline, a
  * duplicate name refused by the server, an expired registration token, a user whose role lacks the permission, an
- * expired session; a keyboard-only pass through the create-client form; and the pages at a phone's 390 px width.
+ * expired session; a keyboard-only pass through the create-client form; the pages at a phone's 390 px width; and the
+ * OpenAPI import (a broken document's problems with their lines, the dry-run diff, apply); admin API tokens in
+ * Settings (created and shown once, revoked).
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -193,6 +195,54 @@ describe('web console: refusals, keyboard, phone, collection history', { timeout
     await shoot(page, '29-refusal-role-in-use');
     await dialog.getByRole('button', { name: 'Close' }).last().click();
     assert.equal((await api.get('/workspaces/default/roles/reader')).status, 200);
+    // The control plane refuses too (409, naming the clients), also when a client took the role after the page
+    // loaded: the confirmation shows that refusal.
+    const refused = await api.delete('/workspaces/default/roles/reader');
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.code, 'GH_ERR_ADMIN_ROLE_IN_USE');
+    assert.deepEqual(
+      (refused.body.clients as { name: string }[]).map((c) => c.name),
+      ['reporting-job'],
+    );
+    assert.equal((await api.post('/workspaces/default/roles', { name: 'auditor' })).status, 201);
+    await page.getByRole('link', { name: 'API clients' }).click();
+    await page.getByRole('link', { name: 'Client roles' }).click();
+    await page
+      .getByRole('row', { name: /auditor/ })
+      .getByText('no clients')
+      .waitFor();
+    const late = await api.post('/workspaces/default/clients', {
+      name: 'late-job',
+      role: 'auditor',
+      environments: ['DEV'],
+      projects: ['default'],
+    });
+    assert.equal(late.status, 201, JSON.stringify(late.body));
+    await page.getByRole('button', { name: 'Delete auditor', exact: true }).click();
+    await dialog.getByRole('button', { name: 'Delete role' }).click();
+    await dialog
+      .getByRole('alert')
+      .filter({ hasText: 'role "auditor" is held by 1 API client(s): late-job' })
+      .waitFor();
+    await shoot(page, '33-refusal-role-in-use-server');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await page
+      .getByRole('row', { name: /auditor/ })
+      .getByText('late-job')
+      .waitFor();
+    assert.equal((await api.get('/workspaces/default/roles/auditor')).status, 200);
+    // Once no client holds it, the console deletes it (a DELETE made with the session cookie).
+    assert.equal((await api.delete(`/workspaces/default/clients/${late.body.client.id as string}`)).status, 204);
+    await page.getByRole('link', { name: 'API clients' }).click();
+    await page.getByRole('link', { name: 'Client roles' }).click();
+    await page
+      .getByRole('row', { name: /auditor/ })
+      .getByText('no clients')
+      .waitFor();
+    await page.getByRole('button', { name: 'Delete auditor', exact: true }).click();
+    await dialog.getByRole('button', { name: 'Delete role' }).click();
+    await page.getByRole('row', { name: /auditor/ }).waitFor({ state: 'detached' });
+    assert.equal((await api.get('/workspaces/default/roles/auditor')).status, 404);
   });
 
   it('edits a collection, publishes, diffs two versions and rolls back', async () => {
@@ -230,6 +280,107 @@ describe('web console: refusals, keyboard, phone, collection history', { timeout
     const live = await api.get('/workspaces/default/environments/DEV/collections/orders/versions');
     const v3 = (live.body.items as { version: number; spec: { endpoints: unknown[] } }[]).find((v) => v.version === 3);
     assert.equal(v3?.spec.endpoints.length, 1);
+  });
+
+  it('imports an OpenAPI document: lists the problems of a broken one, previews the diff, applies it', async () => {
+    const api = env.plane.api();
+    const created = await api.post('/workspaces/default/environments/DEV/collections', {
+      name: 'shipments',
+      basePath: '/shipments',
+      upstream: { url: 'http://127.0.0.1:9' },
+      project: 'default',
+      endpoints: [
+        { method: 'GET', path: '/{id}', permission: 'shipments:read' },
+        { method: 'POST', path: '/', permission: 'shipments:write' },
+      ],
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const writer = await api.post('/workspaces/default/roles', { name: 'shipper', permissions: ['shipments:write'] });
+    assert.equal(writer.status, 201, JSON.stringify(writer.body));
+    await page.goto(`${env.url}collections/DEV/shipments`);
+    await page.getByRole('link', { name: 'Import OpenAPI…' }).click();
+    await page.getByRole('heading', { name: 'Import OpenAPI into shipments' }).waitFor();
+    const picker = page.getByLabel('OpenAPI document');
+    const head = "openapi: 3.1.0\ninfo: {title: Shipments, version: '2'}\npaths:\n";
+    await picker.setInputFiles({
+      name: 'broken.yaml',
+      mimeType: 'application/yaml',
+      buffer: Buffer.from(
+        `${head}  /{id}:\n    get:\n      x-gatehouse-permission: 'not a permission!'\n      responses: {'200': {description: ok}}\n`,
+      ),
+    });
+    await page.getByRole('button', { name: 'Preview changes' }).click();
+    const problems = page.getByRole('table', { name: 'Problems in the document' });
+    await problems.waitFor();
+    assert.match((await problems.textContent()) ?? '', /x-gatehouse-permission/);
+    const row = problems.locator('tbody tr', { hasText: 'x-gatehouse-permission' });
+    assert.match(
+      (await row.textContent()) ?? '',
+      /^\/paths\/~1\{id\}\/get\/x-gatehouse-permission6:31/,
+      'pointer, line:column',
+    );
+    await shoot(page, '31-import-openapi-problems');
+    let applied = false;
+    page.on('request', (r) => {
+      if (r.method() === 'POST' && r.url().endsWith('/openapi') && !(r.postData() ?? '').includes('"dryRun":true'))
+        applied = true;
+    });
+    await picker.setInputFiles({
+      name: 'shipments.yaml',
+      mimeType: 'application/yaml',
+      buffer: Buffer.from(
+        `${head}  /{id}:\n    parameters: [{name: id, in: path, required: true, schema: {type: string}}]\n` +
+          "    get: {operationId: getShipment, x-gatehouse-permission: shipments:read, responses: {'200': {description: ok}}}\n" +
+          "    delete: {operationId: cancelShipment, x-gatehouse-permission: shipments:cancel, responses: {'204': {description: gone}}}\n",
+      ),
+    });
+    await page.getByRole('button', { name: 'Preview changes' }).click();
+    const ops = page.getByRole('table', { name: 'Operations' });
+    await ops.waitFor();
+    await ops.locator('tr', { hasText: 'DELETE' }).filter({ hasText: 'added' }).waitFor();
+    await ops.locator('tr', { hasText: 'POST' }).filter({ hasText: 'removed' }).waitFor();
+    await page.getByText('shipments:cancel').first().waitFor();
+    await page.getByRole('heading', { name: 'Roles affected' }).waitFor();
+    await page.getByText('shipper').waitFor();
+    await shoot(page, '32-import-openapi-diff');
+    assert.equal(applied, false, 'the preview is a dry run');
+    const before = await api.get('/workspaces/default/environments/DEV/collections/shipments');
+    assert.equal((before.body.endpoints as unknown[]).length, 2);
+    await page.getByRole('button', { name: 'Apply as a new draft' }).click();
+    await page.getByText(/^Imported: the draft changed/).waitFor();
+    const after = await api.get('/workspaces/default/environments/DEV/collections/shipments');
+    assert.deepEqual(
+      (after.body.endpoints as { method: string; path: string }[]).map((e) => `${e.method} ${e.path}`).sort(),
+      ['DELETE /{id}', 'GET /{id}'],
+    );
+  });
+
+  it('creates an admin API token in Settings, shown once, and revokes it', async () => {
+    const me = (t: string) =>
+      fetch(`${env.plane.adminUrl}/api/v1/me`, { headers: { authorization: `Bearer ${t}` } }).then((r) => r.status);
+    await page.getByRole('link', { name: 'Settings' }).click();
+    const tokens = page.getByRole('table', { name: 'Admin API tokens' });
+    // The installation admin token printed at first start is one.
+    await tokens.getByRole('row', { name: /installation/ }).waitFor();
+    await page.getByRole('button', { name: 'Create admin token' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Token name').fill('ci-deploy');
+    await dialog.getByLabel('Role').selectOption('admin');
+    await dialog.getByRole('button', { name: 'Create token' }).click();
+    const token = (await page.getByTestId('client-token').textContent()) ?? '';
+    assert.match(token, /^ghk_/);
+    await page.getByRole('button', { name: 'Copy token' }).click();
+    await page.getByText('Copied', { exact: true }).waitFor();
+    await shoot(page, '34-admin-token-once');
+    await page.getByRole('button', { name: 'I have copied it' }).click();
+    assert.equal(await me(token), 200, 'the admin token authenticates the admin API');
+    await tokens.getByRole('row', { name: /ci-deploy/ }).waitFor();
+    await shoot(page, '35-settings-admin-tokens');
+    await page.getByRole('button', { name: 'Revoke admin token ci-deploy' }).click();
+    await dialog.getByText('its token is refused at once').waitFor();
+    await dialog.getByRole('button', { name: 'Revoke token' }).click();
+    await tokens.getByRole('row', { name: /ci-deploy/ }).waitFor({ state: 'detached' });
+    assert.equal(await me(token), 401, 'a revoked admin token is refused');
   });
 
   it('sends the user back to sign-in, saying why, when the session has expired', async () => {

@@ -39,6 +39,9 @@ const session: Middleware = {
       request.headers.set('content-type', 'application/json');
       return new Request(request, { body: '{}' });
     }
+    // A change made with the session cookie must say application/json, even without a body (a DELETE): the
+    // control plane's cross-site request protection refuses it otherwise.
+    if (!request.headers.has('content-type')) request.headers.set('content-type', 'application/json');
     return request;
   },
   async onResponse({ request, response }) {
@@ -84,8 +87,23 @@ export async function call<T>(
   promise: Promise<{ data?: T; error?: unknown; response: Response }>,
 ): Promise<NonNullable<T>> {
   const { data, error, response } = await promise;
-  if (error !== undefined || !response.ok) throw new ApiError(problemText(error), problemCode(error), response.status);
+  if (error !== undefined || !response.ok)
+    throw new ApiError(problemText(error), problemCode(error), response.status, problemErrors(error));
   return data as NonNullable<T>;
+}
+
+/** One problem of a refusal's `errors[]`: where (`body.name`; in an uploaded document its pointer, line, column). */
+export interface FieldProblem {
+  path: string;
+  message: string;
+  pointer?: string;
+  line?: number;
+  column?: number;
+}
+
+function problemErrors(error: unknown): FieldProblem[] {
+  const errors = (error as { errors?: unknown } | undefined)?.errors;
+  return Array.isArray(errors) ? (errors as FieldProblem[]) : [];
 }
 
 export class ApiError extends Error {
@@ -94,15 +112,9 @@ export class ApiError extends Error {
     message: string,
     readonly code: string | undefined,
     readonly status: number,
+    /** Every problem the server listed (validation: one per field). */
+    readonly errors: FieldProblem[] = [],
   ) {
     super(message);
   }
-}
-
-/**
- * Query parameters an operation reads but its OpenAPI entry does not declare yet (`?since=`, `?limit=`,
- * `?cursor=`…): passed through untyped, in this one place.
- */
-export function undocumentedQuery(query: Record<string, string | undefined>): never {
-  return Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined && v !== '')) as never;
 }

@@ -347,7 +347,7 @@ export interface paths {
         get: operations["getRole"];
         put?: never;
         post?: never;
-        /** Delete a client role; its clients' requests fail at once */
+        /** Delete a client role; refused (409 GH_ERR_ADMIN_ROLE_IN_USE, naming them) while API clients hold it, unless `?force=true` (their requests then fail at once) */
         delete: operations["deleteRole"];
         options?: never;
         head?: never;
@@ -816,13 +816,18 @@ export interface components {
             title: string;
             status: number;
             /** @enum {string} */
-            code: "GH_ERR_ADMIN_UNAUTHENTICATED" | "GH_ERR_ADMIN_FORBIDDEN" | "GH_ERR_ADMIN_OUT_OF_SCOPE" | "GH_ERR_ADMIN_NOT_FOUND" | "GH_ERR_ADMIN_INVALID_BODY" | "GH_ERR_ADMIN_CONFLICT" | "GH_ERR_ADMIN_ENTITY_LIMIT" | "GH_ERR_ADMIN_NO_DEPLOYMENT_TARGET" | "GH_ERR_ADMIN_DEV_ONLY" | "GH_ERR_ADMIN_TOO_MANY_ATTEMPTS" | "GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE" | "GH_ERR_ADMIN_CSRF" | "GH_ERR_ADMIN_BODY_TOO_LARGE" | "GH_ERR_ADMIN_OPENAPI_INVALID" | "GH_ERR_ADMIN_INTERNAL";
+            code: "GH_ERR_ADMIN_UNAUTHENTICATED" | "GH_ERR_ADMIN_FORBIDDEN" | "GH_ERR_ADMIN_OUT_OF_SCOPE" | "GH_ERR_ADMIN_NOT_FOUND" | "GH_ERR_ADMIN_INVALID_BODY" | "GH_ERR_ADMIN_CONFLICT" | "GH_ERR_ADMIN_ENTITY_LIMIT" | "GH_ERR_ADMIN_ROLE_IN_USE" | "GH_ERR_ADMIN_NO_DEPLOYMENT_TARGET" | "GH_ERR_ADMIN_DEV_ONLY" | "GH_ERR_ADMIN_TOO_MANY_ATTEMPTS" | "GH_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE" | "GH_ERR_ADMIN_CSRF" | "GH_ERR_ADMIN_BODY_TOO_LARGE" | "GH_ERR_ADMIN_OPENAPI_INVALID" | "GH_ERR_ADMIN_INTERNAL";
             detail?: string;
             errors?: {
                 path?: string;
                 message?: string;
             }[];
             instance?: string;
+            /** @description GH_ERR_ADMIN_ROLE_IN_USE: the API clients holding the role (within the caller’s scope) */
+            clients?: {
+                id: string;
+                name: string;
+            }[];
         };
         listEntities_response___schema0: string | number | boolean | {
             __entity: {
@@ -1226,7 +1231,10 @@ export interface operations {
     };
     listCollections: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only the collections of this project */
+                project?: string;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -3245,7 +3253,10 @@ export interface operations {
     };
     exportCollectionOpenApi: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Export this published version instead of the draft */
+                version?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -3444,7 +3455,12 @@ export interface operations {
     };
     listEntities: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description At most this many (default 1000) */
+                limit?: number;
+                /** @description Skip this many (default 0) */
+                offset?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -3909,7 +3925,10 @@ export interface operations {
     };
     deleteRole: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Delete even while API clients hold the role: their requests are refused from then on (default false) */
+                force?: boolean;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -4071,6 +4090,11 @@ export interface operations {
                             createdAt: string;
                             /** Format: date-time */
                             updatedAt: string;
+                            /**
+                             * Format: date-time
+                             * @description The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet
+                             */
+                            lastUsedAt?: string;
                         }[];
                     };
                 };
@@ -4193,6 +4217,11 @@ export interface operations {
                             createdAt: string;
                             /** Format: date-time */
                             updatedAt: string;
+                            /**
+                             * Format: date-time
+                             * @description The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet
+                             */
+                            lastUsedAt?: string;
                         };
                         token: string;
                     };
@@ -4318,6 +4347,11 @@ export interface operations {
                         createdAt: string;
                         /** Format: date-time */
                         updatedAt: string;
+                        /**
+                         * Format: date-time
+                         * @description The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet
+                         */
+                        lastUsedAt?: string;
                     };
                 };
             };
@@ -4401,6 +4435,11 @@ export interface operations {
                         createdAt: string;
                         /** Format: date-time */
                         updatedAt: string;
+                        /**
+                         * Format: date-time
+                         * @description The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet
+                         */
+                        lastUsedAt?: string;
                     };
                 };
             };
@@ -4548,6 +4587,11 @@ export interface operations {
                         createdAt: string;
                         /** Format: date-time */
                         updatedAt: string;
+                        /**
+                         * Format: date-time
+                         * @description The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet
+                         */
+                        lastUsedAt?: string;
                     };
                 };
             };
@@ -4638,6 +4682,11 @@ export interface operations {
                             createdAt: string;
                             /** Format: date-time */
                             updatedAt: string;
+                            /**
+                             * Format: date-time
+                             * @description The minute of the client's latest request: reported by a gateway, or made to the admin API with its token; absent: none yet
+                             */
+                            lastUsedAt?: string;
                         };
                         token: string;
                     };
@@ -5045,7 +5094,10 @@ export interface operations {
     };
     getSnapshot: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The snapshot of `cloud` (default) or of `edge:<gateway name>` */
+                target?: string;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5595,7 +5647,12 @@ export interface operations {
     };
     getTelemetry: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description From this ISO 8601 time, or this long ago (30m, 24h); default 1h */
+                since?: string;
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5659,7 +5716,14 @@ export interface operations {
     };
     listSecurityEvents: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description From this ISO 8601 time, or this long ago (30m, 24h); default 24h */
+                since?: string;
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+                /** @description At most this many (default 100) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5711,7 +5775,12 @@ export interface operations {
     };
     listAccessEvents: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+                /** @description At most this many (default 100) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5762,7 +5831,12 @@ export interface operations {
     };
     listAlerts: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only open alerts (true) or only resolved ones (false); default both */
+                open?: boolean;
+                /** @description At most this many (default 100) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5810,7 +5884,10 @@ export interface operations {
     };
     listReleaseNotes: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only the versions after this one (e.g. the version a gateway runs) */
+                since?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -5850,7 +5927,30 @@ export interface operations {
     };
     getAnalyticsSeries: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Start of the range: an ISO 8601 time or a duration back from now (default 24h before `to`) */
+                from?: string;
+                /** @description End of the range: an ISO 8601 time or a duration back from now (default now) */
+                to?: string;
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+                /** @description Only this collection */
+                collection?: string;
+                /** @description Only this endpoint (`METHOD /path`) */
+                endpoint?: string;
+                /** @description Only this client id */
+                client?: string;
+                /** @description Only this agent (a derived credential's `act.sub`; `-`: requests made with a key) */
+                agent?: string;
+                /** @description Only this session of a derived credential (`-`: none) */
+                session?: string;
+                /** @description The width of each point (default 5m; at most 1440 buckets in the range) */
+                bucket?: "1m" | "5m" | "15m" | "1h" | "6h" | "1d";
+                /** @description One series per gateway, collection, endpoint, client, agent or session (the busiest `top`) */
+                groupBy?: "gateway" | "collection" | "endpoint" | "client" | "agent" | "session";
+                /** @description How many series with groupBy (default 5) */
+                top?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5934,7 +6034,26 @@ export interface operations {
     };
     getTopClients: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Start of the range: an ISO 8601 time or a duration back from now (default 24h before `to`) */
+                from?: string;
+                /** @description End of the range: an ISO 8601 time or a duration back from now (default now) */
+                to?: string;
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+                /** @description Only this collection */
+                collection?: string;
+                /** @description Only this endpoint (`METHOD /path`) */
+                endpoint?: string;
+                /** @description Only this client id */
+                client?: string;
+                /** @description Only this agent (a derived credential's `act.sub`; `-`: requests made with a key) */
+                agent?: string;
+                /** @description Only this session of a derived credential (`-`: none) */
+                session?: string;
+                /** @description At most this many clients (default 10) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5990,7 +6109,26 @@ export interface operations {
     };
     getTopAgents: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Start of the range: an ISO 8601 time or a duration back from now (default 24h before `to`) */
+                from?: string;
+                /** @description End of the range: an ISO 8601 time or a duration back from now (default now) */
+                to?: string;
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+                /** @description Only this collection */
+                collection?: string;
+                /** @description Only this endpoint (`METHOD /path`) */
+                endpoint?: string;
+                /** @description Only this client id */
+                client?: string;
+                /** @description Only this agent (a derived credential's `act.sub`; `-`: requests made with a key) */
+                agent?: string;
+                /** @description Only this session of a derived credential (`-`: none) */
+                session?: string;
+                /** @description At most this many agents (default 10) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -6045,7 +6183,28 @@ export interface operations {
     };
     getTopRefusals: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Start of the range: an ISO 8601 time or a duration back from now (default 24h before `to`) */
+                from?: string;
+                /** @description End of the range: an ISO 8601 time or a duration back from now (default now) */
+                to?: string;
+                /** @description Only this gateway: an edge gateway name or id, or `cloud` */
+                gateway?: string;
+                /** @description Only this collection */
+                collection?: string;
+                /** @description Only this endpoint (`METHOD /path`) */
+                endpoint?: string;
+                /** @description Only this client id */
+                client?: string;
+                /** @description Only this agent (a derived credential's `act.sub`; `-`: requests made with a key) */
+                agent?: string;
+                /** @description Only this session of a derived credential (`-`: none) */
+                session?: string;
+                /** @description At most this many rows (default 20) */
+                limit?: number;
+                /** @description `agent`: split the counted refusals per agent and session too */
+                by?: "agent";
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -6098,7 +6257,24 @@ export interface operations {
     };
     listAuditLog: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only changes by this client or user id */
+                actor?: string;
+                /** @description Only this operation id (e.g. createClient) */
+                action?: string;
+                /** @description Only this resource type (e.g. client) */
+                resourceType?: string;
+                /** @description Only this resource id */
+                resourceId?: string;
+                /** @description From this ISO 8601 time, or this long ago (15m, 7d) */
+                since?: string;
+                /** @description Up to this ISO 8601 time, or this long ago */
+                until?: string;
+                /** @description At most this many (default 50) */
+                limit?: number;
+                /** @description The previous page's nextCursor */
+                cursor?: string;
+            };
             header?: never;
             path: {
                 workspace: string;

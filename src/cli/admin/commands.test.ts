@@ -104,6 +104,24 @@ describe('the CLI covers the admin API', () => {
     assert.ok(byName.get('collection list')!.flags.some((f) => f.name === 'project' && f.to === 'query'));
     assert.ok(byName.get('gateway create')!.flags.some((f) => f.name === 'install-method' && f.choices?.length === 2));
   });
+
+  it('takes the query flags from the OpenAPI document, under the names they always had', () => {
+    const byName = new Map(adminCommands().map((c) => [c.name, c]));
+    const query = (name: string) =>
+      byName
+        .get(name)!
+        .flags.filter((f) => f.to === 'query')
+        .map((f) => `${f.name}:${f.kind}`);
+    assert.deepEqual(query('collection list'), ['project:string']);
+    assert.deepEqual(query('snapshot get'), ['target:string']);
+    assert.deepEqual(query('telemetry get'), ['since:string', 'gateway:string']);
+    assert.deepEqual(query('security-event list'), ['since:string', 'gateway:string', 'limit:integer']);
+    assert.deepEqual(query('access-event list'), ['gateway:string', 'limit:integer']);
+    assert.deepEqual(query('alert list'), ['open:boolean', 'limit:integer']);
+    assert.deepEqual(query('role delete'), ['force:boolean']);
+    const series = [...byName.values()].find((c) => c.operation.id === 'getAnalyticsSeries');
+    assert.ok(series!.flags.some((f) => f.name === 'group-by' && f.field === 'groupBy' && f.choices?.length === 4));
+  });
 });
 
 describe('a new operation gets a command without code', () => {

@@ -8,7 +8,8 @@
  * - each top-level body field a flag of its kind (string, number, boolean with `--no-…`, repeatable comma list,
  *   JSON/YAML for structured values), required when the schema requires it; with a body, `-f FILE` (or `-` for
  *   stdin) gives the whole body, flags override its fields;
- * - query parameters, examples, table columns and renderings from the overrides.
+ * - each query parameter the OpenAPI document describes a flag of its name and kind;
+ * - examples, table columns and renderings from the overrides.
  *
  * A new operation gets a command without code; `commands.test.ts` fails when one has none (or clashes).
  */
@@ -102,7 +103,8 @@ function placeholderFor(flag: AdminFlag): string {
   if (flag.choices) return flag.choices.join('|');
   if (flag.kind === 'structured') return 'JSON';
   if (flag.kind === 'integer' || flag.kind === 'number') return 'N';
-  const base = FIELD_PLACEHOLDERS[flag.field] ?? flag.name.toUpperCase().replace(/-/g, '_');
+  const known = flag.to === 'query' ? undefined : FIELD_PLACEHOLDERS[flag.field];
+  const base = known ?? flag.name.toUpperCase().replace(/-/g, '_');
   return flag.kind === 'list' || flag.kind === 'string-or-list' ? `${base}[,${base}]` : base;
 }
 
@@ -170,20 +172,16 @@ export function adminCommandOf(op: ApiOperation, override: Override = OVERRIDES[
       ...(SECRET.test(field) ? { secret: true } : {}),
     });
   }
-  // Query parameters: from the OpenAPI document where it describes them, else (and over it) from the overrides.
-  const query: Record<string, { kind: FieldKind; help: string; choices?: string[]; required?: boolean }> = {};
-  for (const [field, q] of Object.entries(op.query ?? {}))
-    query[field] = { ...q, help: help(field, q.description ?? `the ${field} query parameter`) };
-  Object.assign(query, override.query);
-  for (const [field, q] of Object.entries(query)) {
-    const name = taken.has(field) ? `query-${field}` : field;
+  // Query parameters: those the OpenAPI document describes, each a flag of its own name.
+  for (const [field, q] of Object.entries(op.query ?? {})) {
+    const name = taken.has(kebab(field)) ? `query-${kebab(field)}` : kebab(field);
     taken.add(name);
     flags.push({
       name,
       kind: q.kind,
-      required: q.required ?? false,
+      required: q.required,
       ...(q.choices ? { choices: q.choices } : {}),
-      help: q.help,
+      help: help(field, q.description ? lowerFirst(q.description) : `the ${field} query parameter`),
       to: 'query',
       field,
     });

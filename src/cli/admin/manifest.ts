@@ -46,7 +46,7 @@ export interface ApiOperation {
   params: string[];
   /** Top-level request body fields, in schema order; absent: the operation takes no body. */
   body?: Record<string, ApiField>;
-  /** Query parameters, when the OpenAPI document describes them (otherwise the overrides name them). */
+  /** Query parameters, as the OpenAPI document describes them. */
   query?: Record<string, ApiField>;
   /** Success status (204: no answer body). */
   status: number;

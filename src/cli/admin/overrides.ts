@@ -1,12 +1,11 @@
 /**
  * Where the command generated from an admin operation reads badly, this table says how it should read: its noun
- * and verb, which path parameters or body fields are positional arguments, flag names and help, query flags (the
- * operation objects do not describe their query parameters), examples, table columns and the human rendering of
- * the answer. Everything not said here is derived from the operation (commands.ts). An operation that is not a
+ * and verb, which path parameters or body fields are positional arguments, flag names and help (of body fields,
+ * path and query parameters: the query parameters themselves come from the OpenAPI document), examples, table
+ * columns and the human rendering of the answer. Everything not said here is derived from the operation (commands.ts). An operation that is not a
  * command says why in HIDDEN. Keys are operation ids. A table of one entry per operation: it grows with the admin
  * API, and reads best in one place (about 400 lines).
  */
-import type { FieldKind } from './manifest.ts';
 import {
   clientDone,
   clientStatus,
@@ -23,12 +22,6 @@ import {
   type RenderContext,
 } from './render.ts';
 
-export interface QueryFlag {
-  kind: FieldKind;
-  help: string;
-  choices?: string[];
-}
-
 export interface Override {
   noun?: string;
   verb?: string;
@@ -42,8 +35,6 @@ export interface Override {
   flags?: Record<string, string>;
   /** Help of a positional argument or flag, by field or parameter name. */
   help?: Record<string, string>;
-  /** Query parameters the operation reads, as flags. */
-  query?: Record<string, QueryFlag>;
   /** At least one; commands without any get a generated one. */
   examples?: string[];
   /** Text after the options in help and docs. */
@@ -113,9 +104,9 @@ export const HIDDEN: Record<string, string> = {
   logout: 'console sessions (cookies); the CLI authenticates with API client tokens',
 };
 
-const SINCE: QueryFlag = { kind: 'string', help: 'from this ISO time, or this long ago (30m, 24h)' };
-const GATEWAY: QueryFlag = { kind: 'string', help: 'only this gateway (name, id, or "cloud")' };
-const LIMIT: QueryFlag = { kind: 'integer', help: 'at most this many (default 100)' };
+const SINCE = 'from this ISO time, or this long ago (30m, 24h)';
+const GATEWAY = 'only this gateway (name, id, or "cloud")';
+const LIMIT = 'at most this many (default 100)';
 const ENV_ARG = { collection: 'NAME' };
 
 export const OVERRIDES: Record<string, Override> = {
@@ -151,7 +142,7 @@ export const OVERRIDES: Record<string, Override> = {
   },
   listCollections: {
     summary: "list an environment's collections: base path, upstream, deployment target, what is published",
-    query: { project: { kind: 'string', help: 'only this project' } },
+    help: { project: 'only this project' },
     columns: [
       { header: 'name', get: (c) => String(c.name) },
       { header: 'project', get: (c) => String(c.project) },
@@ -248,7 +239,11 @@ export const OVERRIDES: Record<string, Override> = {
     render: roleDone('Updated'),
     examples: ['gatehouse role update deployer --permission admin:collections:read'],
   },
-  deleteRole: { examples: ['gatehouse role delete deployer'] },
+  deleteRole: {
+    summary: 'delete a client role; refused while API clients hold it (it names them), unless --force',
+    help: { force: 'delete even while API clients hold it: their requests are refused from then on' },
+    examples: ['gatehouse role delete deployer', 'gatehouse role delete deployer --force'],
+  },
   listClients: {
     summary: "list the workspace's API clients (never their tokens)",
     columns: [
@@ -258,6 +253,7 @@ export const OVERRIDES: Record<string, Override> = {
       { header: 'environments', get: (c) => (c.environments as string[]).join(',') },
       { header: 'projects', get: (c) => (c.projects as string[]).join(',') },
       { header: 'status', get: (c, now) => clientStatus(c, now) },
+      { header: 'last used', get: (c) => String(c.lastUsedAt ?? 'never') },
     ],
     empty: 'No API clients (within your environments and projects).',
     examples: ['gatehouse client list', 'gatehouse client list --json'],
@@ -348,7 +344,7 @@ export const OVERRIDES: Record<string, Override> = {
   },
   getSnapshot: {
     summary: 'show the snapshot a gateway of this environment serves',
-    query: { target: { kind: 'string', help: '"cloud" (default) or "edge:<gateway>"' } },
+    help: { target: '"cloud" (default) or "edge:<gateway>"' },
     examples: [
       'gatehouse snapshot get --env DEV --json',
       'gatehouse snapshot get --env PROD --target edge:local --json',
@@ -406,22 +402,22 @@ export const OVERRIDES: Record<string, Override> = {
   },
   getTelemetry: {
     summary: 'request counts per minute, gateway, collection, endpoint, client and status',
-    query: { since: SINCE, gateway: GATEWAY },
+    help: { since: SINCE, gateway: GATEWAY },
     examples: ['gatehouse telemetry get --since 15m', 'gatehouse telemetry get --gateway cloud --json'],
   },
   listSecurityEvents: {
     summary: 'authentication failures and other refusals reported by gateways, newest first',
-    query: { since: SINCE, gateway: GATEWAY, limit: LIMIT },
+    help: { since: SINCE, gateway: GATEWAY, limit: LIMIT },
     examples: ['gatehouse security-event list --since 1h --limit 20'],
   },
   listAccessEvents: {
     summary: 'a sample of recent requests reported by gateways, newest first',
-    query: { gateway: GATEWAY, limit: LIMIT },
+    help: { gateway: GATEWAY, limit: LIMIT },
     examples: ['gatehouse access-event list --gateway local'],
   },
   listAlerts: {
     summary: 'alerts (auth-failure spikes, version mismatch, connectivity loss, degraded rate limits), newest first',
-    query: { open: { kind: 'boolean', help: 'only open alerts (--no-open: only resolved ones)' }, limit: LIMIT },
+    help: { open: 'only open alerts (--no-open: only resolved ones)', limit: LIMIT },
     examples: ['gatehouse alert list --open'],
   },
 };

@@ -21,6 +21,7 @@ import {
 import { CLOUD_GATEWAY_ID } from '../telemetry/ingest.ts';
 import { AdminError, invalid } from './errors.ts';
 import { operation, type Caller, type Operation } from './operation.ts';
+import { GATEWAY_QUERY, queryInt, queryText, queryTime } from './query.ts';
 import { scopedToAll } from './scope.ts';
 import { gatewayFilter } from './telemetry-routes.ts';
 
@@ -110,6 +111,18 @@ export const TopRefusalsSchema = z.strictObject({
     }),
   ),
 });
+
+/** The range and filters every analytics operation reads (see rangeAndFilter). */
+const RangeQuery = {
+  from: queryTime('Start of the range: an ISO 8601 time or a duration back from now (default 24h before `to`)'),
+  to: queryTime('End of the range: an ISO 8601 time or a duration back from now (default now)'),
+  gateway: GATEWAY_QUERY,
+  collection: queryText('Only this collection'),
+  endpoint: queryText('Only this endpoint (`METHOD /path`)'),
+  client: queryText('Only this client id'),
+  agent: queryText("Only this agent (a derived credential's `act.sub`; `-`: requests made with a key)"),
+  session: queryText('Only this session of a derived credential (`-`: none)'),
+};
 
 /** `?name=` as an ISO time or a duration back from now; `fallback` when absent. */
 function time(query: URLSearchParams, name: string, now: number, fallback: number): number {
@@ -201,7 +214,7 @@ async function withClientNames<T extends { clientId?: string | undefined }>(
  * with its client's name.
  */
 function topList(
-  op: Pick<Operation, 'id' | 'path' | 'summary' | 'response'>,
+  op: Pick<Operation, 'id' | 'path' | 'summary' | 'query' | 'response'>,
   defaultLimit: number,
   list: (
     store: StoreOps,
@@ -234,6 +247,18 @@ export const analyticsOperations: Operation[] = [
       'Requests, errors, 4xx, 5xx, 429s and latency (avg, p50, p95, p99, max) over time: `?from=` `?to=` (ISO or a duration back, default the last 24h), `?bucket=` 1m|5m|15m|1h|6h|1d (default 5m; at most 1440 buckets), filters `?gateway=` `?collection=` `?endpoint=` `?client=` `?agent=` `?session=` (`-`: requests without a derived credential), `?groupBy=` gateway|collection|endpoint|client|agent|session with `?top=` (default 5, at most 20) series',
     tag: 'Analytics',
     permission: PERMISSION,
+    query: z.object({
+      ...RangeQuery,
+      bucket: z
+        .enum(['1m', '5m', '15m', '1h', '6h', '1d'])
+        .optional()
+        .describe('The width of each point (default 5m; at most 1440 buckets in the range)'),
+      groupBy: z
+        .enum(['gateway', 'collection', 'endpoint', 'client', 'agent', 'session'])
+        .optional()
+        .describe('One series per gateway, collection, endpoint, client, agent or session (the busiest `top`)'),
+      top: queryInt(20, 'How many series with groupBy (default 5)'),
+    }),
     response: AnalyticsSeriesSchema,
     async handler({ caller, workspace, query, plane }) {
       const bucket = query.get('bucket') ?? '5m';
@@ -285,6 +310,7 @@ export const analyticsOperations: Operation[] = [
       path: `${A}/top-clients`,
       summary:
         'The clients with the most requests, with their errors, 429s and latency: `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 10, at most 100), filters `?gateway=` `?collection=` `?endpoint=`',
+      query: z.object({ ...RangeQuery, limit: queryInt(100, 'At most this many clients (default 10)') }),
       response: TopClientsSchema,
     },
     10,
@@ -296,6 +322,7 @@ export const analyticsOperations: Operation[] = [
       path: `${A}/top-agents`,
       summary:
         "The agents (of derived credentials) with the most requests, with their errors, 429s and latency: `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 10, at most 100), filters `?gateway=` `?collection=` `?endpoint=` `?client=` (agent names are chosen by each client: filter by client to see one client's agents) `?session=`",
+      query: z.object({ ...RangeQuery, limit: queryInt(100, 'At most this many agents (default 10)') }),
       response: TopAgentsSchema,
     },
     10,
@@ -309,6 +336,11 @@ export const analyticsOperations: Operation[] = [
       path: `${A}/refusals`,
       summary:
         'The most frequent refused requests with their error codes (security events per code, collection and client; 429s and other answers of 400 and above per collection and endpoint): `?from=` `?to=` (default the last 24h, widened to whole hours), `?limit=` (default 20, at most 100), filters `?gateway=` `?collection=` `?client=` `?agent=` `?session=`; `?by=agent` splits the counted refusals per agent and session too (security events always name theirs)',
+      query: z.object({
+        ...RangeQuery,
+        limit: queryInt(100, 'At most this many rows (default 20)'),
+        by: z.enum(['agent']).optional().describe('`agent`: split the counted refusals per agent and session too'),
+      }),
       response: TopRefusalsSchema,
     },
     20,

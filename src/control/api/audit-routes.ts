@@ -7,6 +7,7 @@ import { parseDuration } from '../../config/duration.ts';
 import type { AuditEntryRecord } from '../store/store.ts';
 import { invalid } from './errors.ts';
 import { operation, type Operation } from './operation.ts';
+import { queryInt, queryText, queryTime } from './query.ts';
 
 const W = '/api/v1/workspaces/{workspace}';
 export const AUDIT_PERMISSION = 'admin:audit:read';
@@ -76,6 +77,16 @@ export const auditOperations: Operation[] = [
       'Who changed what and when, newest first: `?actor=` (client or user id), `?action=` (operation id), `?resourceType=`, `?resourceId=`, `?since=` and `?until=` (ISO time or a duration back from now), `?limit=` (1–200, default 50), `?cursor=` (the previous page’s nextCursor)',
     tag: 'Audit',
     permission: AUDIT_PERMISSION,
+    query: z.object({
+      actor: queryText('Only changes by this client or user id'),
+      action: queryText('Only this operation id (e.g. createClient)'),
+      resourceType: queryText('Only this resource type (e.g. client)'),
+      resourceId: queryText('Only this resource id'),
+      since: queryTime('From this ISO 8601 time, or this long ago (15m, 7d)'),
+      until: queryTime('Up to this ISO 8601 time, or this long ago'),
+      limit: queryInt(MAX_LIMIT, `At most this many (default ${DEFAULT_LIMIT})`),
+      cursor: queryText("The previous page's nextCursor"),
+    }),
     response: AuditLogPageSchema,
     async handler({ workspace, query, plane }) {
       const raw = query.get('limit');

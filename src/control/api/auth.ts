@@ -81,6 +81,17 @@ export async function authenticate(
   throw unauthenticated('send an API client token as "Authorization: Bearer <token>", or log in');
 }
 
+/** The minute each client last recorded as used by this process: at most one write per client and minute. */
+const recordedUse = new Map<string, string>();
+
+/** A token's use of the admin API counts as its client's last use, as a gateway's reported requests do. */
+async function recordAdminUse(store: Store, clientId: string, now: number): Promise<void> {
+  const minute = new Date(now - (now % 60_000)).toISOString();
+  if (recordedUse.get(clientId) === minute) return;
+  await store.recordClientUse([{ clientId, at: minute }]);
+  recordedUse.set(clientId, minute);
+}
+
 async function authenticateToken(
   token: string,
   address: string | undefined,
@@ -101,6 +112,7 @@ async function authenticateToken(
   if (client.allowedIps?.length && !ipAllowed(client.allowedIps, address)) {
     throw new AdminError('GH_ERR_ADMIN_FORBIDDEN', 'requests from this IP address are not allowed for this API client');
   }
+  await recordAdminUse(store, client.id, now);
   return {
     kind: 'client',
     id: client.id,

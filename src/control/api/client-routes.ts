@@ -26,11 +26,19 @@ import { clientInScope } from './scope.ts';
 
 const W = '/api/v1/workspaces/{workspace}';
 
-async function toClient(tx: StoreOps, c: ClientRecord, roles?: Map<string, RoleRecord>, keys?: KeyRecord[]) {
+async function toClient(
+  tx: StoreOps,
+  c: ClientRecord,
+  roles?: Map<string, RoleRecord>,
+  keys?: KeyRecord[],
+  usage?: Map<string, string>,
+) {
   const role = roles ? roles.get(c.roleId) : await tx.getRole({ id: c.roleId });
   const { workspaceId, roleId: _r, ...rest } = c;
+  const lastUsedAt = (usage ?? (await tx.listClientUsage(workspaceId))).get(c.id);
   return {
     ...rest,
+    ...(lastUsedAt !== undefined ? { lastUsedAt } : {}),
     ...(rest.rateLimits ? { rateLimits: encodeRateLimits(rest.rateLimits) } : {}),
     workspace: workspaceId,
     role: role?.name ?? `(deleted role ${c.roleId})`,
@@ -122,9 +130,10 @@ export const clientOperations: Operation[] = [
     async handler({ caller, workspace, plane }) {
       const roles = new Map((await plane.store.listRoles(workspace.id)).map((r) => [r.id, r]));
       const keys = Map.groupBy(await plane.store.listWorkspaceKeys(workspace.id), (k) => k.clientId);
+      const usage = await plane.store.listClientUsage(workspace.id);
       const items = [];
       for (const c of await plane.store.listClients(workspace.id))
-        if (clientInScope(caller, c)) items.push(await toClient(plane.store, c, roles, keys.get(c.id) ?? []));
+        if (clientInScope(caller, c)) items.push(await toClient(plane.store, c, roles, keys.get(c.id) ?? [], usage));
       return { items };
     },
   }),

@@ -25,6 +25,7 @@ import { validateCollectionPolicies } from '../../config/cedar-schema.ts';
 import { AdminError, conflict, invalid, notFound } from './errors.ts';
 import { requireKnownEnvironment, requireVisibleProject, visibleCollection } from './lookup.ts';
 import { operation, Reply, type Caller, type Operation } from './operation.ts';
+import { queryText } from './query.ts';
 import { hasProject, requireEnvironment, requireProject } from './scope.ts';
 
 const E = '/api/v1/workspaces/{workspace}/environments/{environment}';
@@ -192,6 +193,7 @@ export const collectionOperations: Operation[] = [
     summary: "List an environment's collections within the caller's projects",
     tag: 'Collections',
     permission: 'admin:collections:read',
+    query: z.object({ project: queryText('Only the collections of this project') }),
     response: z.object({ items: z.array(CollectionSchemaOut) }),
     responseForm: 'input',
     async handler({ caller, workspace, environment, query, plane }) {

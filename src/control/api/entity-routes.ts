@@ -19,6 +19,7 @@ import type { CollectionRecord, EntityRecord, StoreOps } from '../store/store.ts
 import { AdminError, notFound } from './errors.ts';
 import { visibleCollection } from './lookup.ts';
 import { operation, type Operation } from './operation.ts';
+import { queryInt } from './query.ts';
 
 const C = '/api/v1/workspaces/{workspace}/environments/{environment}/collections/{collection}';
 const READ = 'admin:entities:read';
@@ -64,6 +65,10 @@ export const entityOperations: Operation[] = [
     summary: "List a collection's relationship data (entities), by type and id; `offset` and `limit` (≤ 10000) page",
     tag: 'Resource policies',
     permission: READ,
+    query: z.object({
+      limit: queryInt(10_000, 'At most this many (default 1000)'),
+      offset: queryInt(Number.MAX_SAFE_INTEGER, 'Skip this many (default 0)', 0),
+    }),
     response: z.object({ items: z.array(EntitySchemaOut), total: z.int() }),
     async handler({ caller, workspace, environment, params, query, plane }) {
       const c = await visibleCollection(plane.store, caller, workspace, environment, params.collection!);

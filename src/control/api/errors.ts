@@ -23,11 +23,20 @@ export class AdminError extends Error {
   readonly errors: FieldProblem[] | undefined;
   /** Extra response headers, e.g. `retry-after`. */
   readonly headers: Readonly<Record<string, string>>;
-  constructor(code: ErrorCode, detail: string, errors?: FieldProblem[], headers: Record<string, string> = {}) {
+  /** Extra members of the problem document (e.g. `clients` of GH_ERR_ADMIN_ROLE_IN_USE). */
+  readonly extensions: Readonly<Record<string, unknown>>;
+  constructor(
+    code: ErrorCode,
+    detail: string,
+    errors?: FieldProblem[],
+    headers: Record<string, string> = {},
+    extensions: Record<string, unknown> = {},
+  ) {
     super(detail);
     this.code = code;
     this.errors = errors;
     this.headers = headers;
+    this.extensions = extensions;
   }
 }
 

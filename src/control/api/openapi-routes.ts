@@ -3,6 +3,7 @@
  * revision, never published by the import itself), export the collection as OpenAPI 3.1, and list its
  * permission catalogue for the role editor. The mapping rules live in src/config/openapi/ (docs/openapi.md).
  */
+import { z } from 'zod';
 import {
   MAX_OPENAPI_BYTES,
   OpenApiDocumentSchema,
@@ -20,6 +21,7 @@ import { checkSpec, newCollection, nextDraft, sameSpec } from './collection-rout
 import { AdminError, conflict, fromZod, invalid } from './errors.ts';
 import { visibleCollection } from './lookup.ts';
 import { operation, type Operation } from './operation.ts';
+import { queryInt } from './query.ts';
 import { requireProject } from './scope.ts';
 
 const C = '/api/v1/workspaces/{workspace}/environments/{environment}/collections/{collection}';
@@ -130,6 +132,9 @@ export const openApiOperations: Operation[] = [
     summary: "Export the collection's draft (or ?version=N, a published version) as an OpenAPI 3.1 document",
     tag: 'Collections',
     permission: 'admin:collections:read',
+    query: z.object({
+      version: queryInt(Number.MAX_SAFE_INTEGER, 'Export this published version instead of the draft'),
+    }),
     response: OpenApiDocumentSchema,
     async handler({ caller, workspace, environment, params, query, plane }) {
       const c = await visibleCollection(plane.store, caller, workspace, environment, params.collection!);

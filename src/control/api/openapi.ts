@@ -20,6 +20,15 @@ const PROBLEM = {
       items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } },
     },
     instance: { type: 'string' },
+    clients: {
+      description: 'GH_ERR_ADMIN_ROLE_IN_USE: the API clients holding the role (within the caller’s scope)',
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id', 'name'],
+        properties: { id: { type: 'string' }, name: { type: 'string' } },
+      },
+    },
   },
 };
 
@@ -49,16 +58,32 @@ function schema(s: z.ZodType, io: 'input' | 'output', name: string, components: 
   return rewrite(json);
 }
 
+/** An operation's query schema as OpenAPI `in: query` parameters, each with its own schema and description. */
+function queryParameters(s: z.ZodObject, name: string, components: Record<string, unknown>): Record<string, unknown>[] {
+  const json = schema(s, 'input', name, components) as {
+    properties?: Record<string, Record<string, unknown>>;
+    required?: string[];
+  };
+  return Object.entries(json.properties ?? {}).map(([param, { description, ...rest }]) => ({
+    name: param,
+    in: 'query',
+    required: json.required?.includes(param) ?? false,
+    ...(typeof description === 'string' ? { description } : {}),
+    schema: rest,
+  }));
+}
+
 export function buildOpenApi(operations: readonly Operation[], version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   const schemas: Record<string, unknown> = { Problem: PROBLEM };
   for (const op of operations) {
-    const params = [...op.path.matchAll(/\{([A-Za-z]+)\}/g)].map((m) => ({
+    const params: Record<string, unknown>[] = [...op.path.matchAll(/\{([A-Za-z]+)\}/g)].map((m) => ({
       name: m[1],
       in: 'path',
       required: true,
       schema: { type: 'string' },
     }));
+    if (op.query) params.push(...queryParameters(op.query, `${op.id}_query`, schemas));
     const status = String(op.status ?? 200);
     const responses: Record<string, unknown> = {
       [status]:

@@ -87,6 +87,7 @@ export interface ControlContext {
 export interface RequestInfo<B> {
   readonly caller: Caller;
   readonly params: Readonly<Record<string, string>>;
+  /** The query string, already checked against the operation's `query` schema. */
   readonly query: URLSearchParams;
   readonly headers: IncomingHttpHeaders;
   /** The peer's address (the socket's; the admin API trusts no forwarding header). */
@@ -128,6 +129,11 @@ export interface Operation<B extends z.ZodType = z.ZodType> {
   /** Exists only in the workspace's development environment (`{environment}` must be it). */
   readonly devOnly?: boolean;
   readonly body?: B;
+  /**
+   * The query parameters it reads, as string-valued fields (see query.ts): checked before the handler runs (the
+   * handler reads them from `query`) and listed in the OpenAPI document. Absent: it takes none.
+   */
+  readonly query?: z.ZodObject;
   readonly response?: z.ZodType;
   /**
    * Which side of `response` the body is: `output` (default), or `input` for a resource answered in the form it

@@ -19,8 +19,10 @@ export function renderAdminApiReference(operations: readonly Operation[]): strin
     for (const o of operations.filter((op) => op.tag === tag)) {
       const permission =
         o.permission === null ? 'any caller' : o.permission === 'public' ? 'public' : `\`${o.permission}\``;
+      const query = o.query ? Object.keys(o.query.shape) : [];
+      const takes = query.length ? ` — query parameters: ${query.map((q) => `\`${q}\``).join(', ')}` : '';
       lines.push(
-        `| \`${o.method} ${o.path.replace('/api/v1', '')}\` | ${permission}${o.devOnly ? ' (DEV only)' : ''} | ${o.summary} |`,
+        `| \`${o.method} ${o.path.replace('/api/v1', '')}\` | ${permission}${o.devOnly ? ' (DEV only)' : ''} | ${o.summary}${takes} |`,
       );
     }
     lines.push('');

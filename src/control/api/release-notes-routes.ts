@@ -60,6 +60,13 @@ export const releaseNotesOperations: Operation[] = [
       "The release notes of the versions after `?since=` (e.g. the version a gateway runs) up to this control plane's, newest first, from its own CHANGELOG.md; without `since`, every released version",
     tag: 'Gateways',
     permission: null,
+    query: z.object({
+      since: z
+        .string()
+        .regex(/^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/, { error: 'must be a version such as 0.1.0' })
+        .optional()
+        .describe('Only the versions after this one (e.g. the version a gateway runs)'),
+    }),
     response: ReleaseNotesSchema,
     async handler({ query, plane }) {
       const since = query.get('since') ?? undefined;

@@ -12,6 +12,8 @@ import { AdminError, conflict, invalid } from './errors.ts';
 import { findRole } from './lookup.ts';
 import { operation, type Caller, type Operation } from './operation.ts';
 import { covers, isAdminPattern } from './permissions.ts';
+import { queryBoolean } from './query.ts';
+import { clientInScope } from './scope.ts';
 
 const W = '/api/v1/workspaces/{workspace}';
 
@@ -148,15 +150,39 @@ export const roleOperations: Operation[] = [
     id: 'deleteRole',
     method: 'DELETE',
     path: `${W}/roles/{role}`,
-    summary: "Delete a client role; its clients' requests fail at once",
+    summary:
+      'Delete a client role; refused (409 GH_ERR_ADMIN_ROLE_IN_USE, naming them) while API clients hold it, unless `?force=true` (their requests then fail at once)',
     tag: 'Roles',
     permission: 'admin:roles:write',
+    query: z.object({
+      force: queryBoolean(
+        'Delete even while API clients hold the role: their requests are refused from then on (default false)',
+      ),
+    }),
     status: 204,
-    async handler({ caller, workspace, params, plane, audit }) {
+    async handler({ caller, workspace, params, query, plane, audit }) {
       const role = await findRole(plane.store, workspace, params.role!);
       audit.before = toRole(role);
       if (role.name === 'admin') throw conflict('the built-in admin role cannot be deleted');
       checkGrantable(caller, role.permissions, "the role's permissions");
+      if (query.get('force') !== 'true') {
+        const holders = (await plane.store.listClients(workspace.id)).filter((c) => c.roleId === role.id);
+        if (holders.length > 0) {
+          const shown = holders.filter((c) => clientInScope(caller, c));
+          const hidden = holders.length - shown.length;
+          const names = [
+            ...shown.map((c) => `${c.name} (${c.id})`),
+            ...(hidden ? [`${hidden} more outside your environments and projects`] : []),
+          ];
+          throw new AdminError(
+            'GH_ERR_ADMIN_ROLE_IN_USE',
+            `role "${role.name}" is held by ${holders.length} API client(s): ${names.join(', ')}. Give them another role or delete them first, or delete with ?force=true to refuse their requests from then on`,
+            undefined,
+            {},
+            { clients: shown.map((c) => ({ id: c.id, name: c.name })) },
+          );
+        }
+      }
       await plane.store.deleteRole(role.id);
       await plane.changed(workspace.id);
       return undefined;

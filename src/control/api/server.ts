@@ -15,6 +15,7 @@ import { consoleStatic } from './console-static.ts';
 import { AdminError, fromStore, fromZod, notFound } from './errors.ts';
 import { Reply, type Caller, type ControlContext, type Operation } from './operation.ts';
 import { anyGrants } from './permissions.ts';
+import { checkQuery } from './query.ts';
 import { assertResponse, responseCheckEnabled } from './response-check.ts';
 import { hasEnvironment } from './scope.ts';
 
@@ -155,6 +156,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
           );
         }
       }
+      const query = checkQuery(new URL(req.url ?? '/', 'http://admin').searchParams, op.query);
       const body = op.body ? await readBody(req, op.body, op.maxBody ?? MAX_BODY) : undefined;
       if (!op.body) req.resume();
 
@@ -162,7 +164,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
       const result = await op.handler({
         caller: caller as Caller,
         params,
-        query: new URL(req.url ?? '/', 'http://admin').searchParams,
+        query,
         headers: req.headers,
         ip: req.socket.remoteAddress ?? '',
         tls: overTls(req),
@@ -318,7 +320,7 @@ function problem(
       code: error.code,
       detail: error.message,
       headers: { ...error.headers, ...extraHeaders },
-      ...(error.errors ? { extensions: { errors: error.errors } } : {}),
+      extensions: { ...error.extensions, ...(error.errors ? { errors: error.errors } : {}) },
     },
     requestId,
     'gatehouse-admin',

@@ -20,6 +20,13 @@ export const snapshotOperations: Operation[] = [
     summary: 'The snapshot a gateway of this environment serves (`?target=cloud` or `edge:<gateway>`)',
     tag: 'Snapshots',
     permission: 'admin:snapshots:read',
+    query: z.object({
+      target: z
+        .string()
+        .regex(/^(cloud|edge:.+)$/, { error: 'must be "cloud" or "edge:<gateway name>"' })
+        .optional()
+        .describe('The snapshot of `cloud` (default) or of `edge:<gateway name>`'),
+    }),
     response: SnapshotInfoSchema,
     async handler({ caller, workspace, environment, query, plane }) {
       // A snapshot holds every project's collections and every client: only callers scoped to all see it.

@@ -21,6 +21,7 @@ import type { CollectionRecord, GatewayRecord, StoreOps, WorkspaceRecord } from 
 import { CLOUD_GATEWAY_ID } from '../telemetry/ingest.ts';
 import { invalid, notFound } from './errors.ts';
 import { operation, type Caller, type Operation } from './operation.ts';
+import { GATEWAY_QUERY, queryBoolean, queryInt, queryTime } from './query.ts';
 import { hasEnvironment, hasProject } from './scope.ts';
 
 const W = '/api/v1/workspaces/{workspace}';
@@ -172,6 +173,10 @@ function limit(query: URLSearchParams, fallback: number): number {
   return Number(value);
 }
 
+const SINCE_QUERY = (fallback: string) =>
+  queryTime(`From this ISO 8601 time, or this long ago (30m, 24h); default ${fallback}`);
+const LIMIT_QUERY = queryInt(MAX_LIMIT, 'At most this many (default 100)');
+
 export const telemetryOperations: Operation[] = [
   operation({
     id: 'getTelemetry',
@@ -181,6 +186,7 @@ export const telemetryOperations: Operation[] = [
       'Request counts per minute, gateway, collection, endpoint, client and status (`?since=` ISO time or duration, default 1h; `?gateway=` name, id or `cloud`)',
     tag: 'Telemetry',
     permission: PERMISSION,
+    query: z.object({ since: SINCE_QUERY('1h'), gateway: GATEWAY_QUERY }),
     response: z.object({
       since: z.string(),
       items: z.array(TelemetryRowSchemaOut),
@@ -217,6 +223,7 @@ export const telemetryOperations: Operation[] = [
       'Authentication failures and other refusals reported by gateways, newest first (`?since=` default 24h, `?gateway=`, `?limit=` default 100)',
     tag: 'Telemetry',
     permission: PERMISSION,
+    query: z.object({ since: SINCE_QUERY('24h'), gateway: GATEWAY_QUERY, limit: LIMIT_QUERY }),
     response: z.object({ items: z.array(SecurityEventSchemaOut) }),
     async handler({ caller, workspace, query, plane }) {
       const from = since(query, plane.now(), 24 * 3600_000);
@@ -239,6 +246,7 @@ export const telemetryOperations: Operation[] = [
       'A sample of recent requests reported by gateways, newest first; held in memory by the control-plane process that received them (`?gateway=`, `?limit=` default 100)',
     tag: 'Telemetry',
     permission: PERMISSION,
+    query: z.object({ gateway: GATEWAY_QUERY, limit: LIMIT_QUERY }),
     response: z.object({ items: z.array(AccessEventSchemaOut) }),
     async handler({ caller, workspace, query, plane }) {
       const max = limit(query, 100);
@@ -255,6 +263,10 @@ export const telemetryOperations: Operation[] = [
       'Alerts (authentication-failure spikes, version mismatch, connectivity loss, a degraded rate-limit store), newest first (`?open=true` or `false`, `?limit=` default 100)',
     tag: 'Telemetry',
     permission: PERMISSION,
+    query: z.object({
+      open: queryBoolean('Only open alerts (true) or only resolved ones (false); default both'),
+      limit: LIMIT_QUERY,
+    }),
     response: z.object({ items: z.array(AlertSchemaOut) }),
     async handler({ caller, workspace, query, plane }) {
       const open = query.get('open');

@@ -618,5 +618,16 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .execute();
       },
     },
+    '0013-client-usage': {
+      // "Last used" of API clients, from the telemetry gateways report: one row per client that made a request,
+      // gone with the client.
+      async up(db) {
+        await db.schema
+          .createTable('client_usage')
+          .addColumn('client_id', text, (c) => c.primaryKey().references('clients.id').onDelete('cascade'))
+          .addColumn('last_used_at', text, (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }

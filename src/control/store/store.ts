@@ -347,6 +347,13 @@ export interface ClientOps {
   listClients(workspaceId: string): Promise<ClientRecord[]>;
   /** Deletes the client and all its keys. */
   deleteClient(id: string): Promise<boolean>;
+  /**
+   * Records that clients made requests (at the minute given, from telemetry): each existing client's last use moves
+   * forward, never back; ids of clients that do not exist (any more) are ignored.
+   */
+  recordClientUse(uses: readonly { clientId: string; at: string }[]): Promise<void>;
+  /** When each client of the workspace that was ever used last was (client id → ISO minute). */
+  listClientUsage(workspaceId: string): Promise<Map<string, string>>;
 
   insertKey(k: KeyRecord): Promise<void>;
   /** Sorted by creation time, then id. */

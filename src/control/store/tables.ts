@@ -34,6 +34,7 @@ export interface Database {
   policy_entities: PolicyEntitiesTable;
   policy_entity_sets: PolicyEntitySetsTable;
   derived_revocations: DerivedRevocationsTable;
+  client_usage: ClientUsageTable;
 }
 
 /** Derived credentials revoked on their own (migration 0012-agents); a row is dropped once it expires. */
@@ -48,6 +49,13 @@ export interface DerivedRevocationsTable {
   reason: string | null;
   revoked_at: string;
   expires_at: string;
+}
+
+/** When each API client last made a request a gateway reported (migration 0013-client-usage). */
+export interface ClientUsageTable {
+  client_id: string;
+  /** The minute (ISO) of the client's latest reported request. */
+  last_used_at: string;
 }
 
 /** Relationship data of a collection's resource policies: one row per entity (migration 0007-policies). */

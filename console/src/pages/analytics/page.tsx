@@ -5,7 +5,7 @@
  */
 import { lazy, Suspense } from 'preact/compat';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { api, call, undocumentedQuery } from '../../api/client';
+import { api, call } from '../../api/client';
 import type { Ok } from '../../api/types';
 import { useSession } from '../../session';
 import { described, Field, formatTime } from '../../ui/form';
@@ -21,7 +21,7 @@ const RANGES = [
   { value: '6h', label: 'Last 6 hours', bucket: '5m' },
   { value: '24h', label: 'Last 24 hours', bucket: '15m' },
   { value: '7d', label: 'Last 7 days', bucket: '1h' },
-];
+] as const;
 const GROUPS = [
   { value: '', label: 'All traffic' },
   { value: 'gateway', label: 'By gateway' },
@@ -32,6 +32,7 @@ const GROUPS = [
 const COLORS = ['#2563eb', '#16a34a', '#d97706', '#9333ea', '#0891b2', '#dc2626', '#64748b'];
 
 type SeriesResult = Ok<'getAnalyticsSeries'>;
+type Dimension = NonNullable<SeriesResult['groupBy']>;
 
 export function AnalyticsPage() {
   const { workspace } = useSession();
@@ -44,24 +45,24 @@ export function AnalyticsPage() {
     const [total, grouped, clients, refusals] = await Promise.all([
       call(
         api.GET('/api/v1/workspaces/{workspace}/analytics/series', {
-          params: { path, query: undocumentedQuery({ from: range, bucket }) },
+          params: { path, query: { from: range, bucket } },
         }),
       ),
       groupBy
         ? call(
             api.GET('/api/v1/workspaces/{workspace}/analytics/series', {
-              params: { path, query: undocumentedQuery({ from: range, bucket, groupBy }) },
+              params: { path, query: { from: range, bucket, groupBy: groupBy as Dimension } },
             }),
           )
         : Promise.resolve(undefined),
       call(
         api.GET('/api/v1/workspaces/{workspace}/analytics/top-clients', {
-          params: { path, query: undocumentedQuery({ from: range }) },
+          params: { path, query: { from: range } },
         }),
       ),
       call(
         api.GET('/api/v1/workspaces/{workspace}/analytics/refusals', {
-          params: { path, query: undocumentedQuery({ from: range }) },
+          params: { path, query: { from: range } },
         }),
       ),
     ]);

@@ -1,6 +1,6 @@
 /** Audit log: who changed what and when, filterable by actor, action and resource, with before and after. */
 import { useState } from 'preact/hooks';
-import { api, call, undocumentedQuery } from '../../api/client';
+import { api, call } from '../../api/client';
 import type { Ok } from '../../api/types';
 import { useSession } from '../../session';
 import { Modal } from '../../ui/dialog';
@@ -27,7 +27,7 @@ export function AuditPage() {
     for (let i = 0; i <= pages.length; i++) {
       const r = await call(
         api.GET('/api/v1/workspaces/{workspace}/audit-log', {
-          params: { path: { workspace }, query: undocumentedQuery({ ...applied, cursor, limit: '100' }) },
+          params: { path: { workspace }, query: { ...applied, cursor, limit: 100 } },
         }),
       );
       items.push(...r.items);

@@ -4,11 +4,11 @@
  * enable, delete.
  */
 import { useState } from 'preact/hooks';
-import { api, call } from '../../api/client';
+import { api, call, serverNow } from '../../api/client';
 import type { Ok } from '../../api/types';
 import { useSession } from '../../session';
 import { Confirm, Modal } from '../../ui/dialog';
-import { CopyButton, described, Field, formatDate } from '../../ui/form';
+import { ago, CopyButton, described, Field, formatDate, formatTime } from '../../ui/form';
 import { useLoad } from '../../ui/load';
 import { Alert, Badge, Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
 import { DataTable } from '../../ui/table';
@@ -106,6 +106,22 @@ export function ClientsPage() {
               label: 'Status',
               value: (c) => c.status ?? 'active',
               render: (c) => <Badge tone={c.status === 'disabled' ? 'bad' : 'good'}>{c.status ?? 'active'}</Badge>,
+            },
+            {
+              key: 'used',
+              label: 'Last used',
+              class: 'nowrap',
+              value: (c) => c.lastUsedAt ?? '',
+              render: (c) =>
+                c.lastUsedAt ? (
+                  <time dateTime={c.lastUsedAt} title={formatTime(c.lastUsedAt)}>
+                    {ago(c.lastUsedAt, serverNow())}
+                  </time>
+                ) : (
+                  <span class="muted" title="No request through a gateway reported yet">
+                    never
+                  </span>
+                ),
             },
             {
               key: 'created',

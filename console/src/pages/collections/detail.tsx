@@ -96,6 +96,11 @@ export function CollectionDetailPage({ env, name }: { env: string; name: string 
                 Edit
               </button>
             )}
+            {writable && (
+              <a class="btn" {...link(`/collections/${env}/${encodeURIComponent(name)}/import`)}>
+                Import OpenAPI…
+              </a>
+            )}
             {can('admin:collections:publish') && (
               <button
                 type="button"

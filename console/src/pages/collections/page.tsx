@@ -4,6 +4,7 @@ import { api, call } from '../../api/client';
 import { link, navigate } from '../../router';
 import { useSession } from '../../session';
 import { Modal } from '../../ui/dialog';
+import { described, Field } from '../../ui/form';
 import { useLoad } from '../../ui/load';
 import { Badge, Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
 import { DataTable } from '../../ui/table';
@@ -55,6 +56,7 @@ export function CollectionsPage() {
     () => new URLSearchParams(location.search).get('env') ?? me.workspace.devEnvironment,
   );
   const [creating, setCreating] = useState(false);
+  const [importing, setImporting] = useState(false);
   const collections = useLoad(
     async () =>
       (
@@ -75,9 +77,14 @@ export function CollectionsPage() {
         description="API collections: the endpoints a gateway serves, each with the permission a client's role must grant. Edit a draft, then publish."
         actions={
           can('admin:collections:write') && (
-            <button type="button" class="btn btn-primary" onClick={() => setCreating(true)}>
-              Create collection
-            </button>
+            <>
+              <button type="button" class="btn" onClick={() => setImporting(true)}>
+                Import OpenAPI
+              </button>
+              <button type="button" class="btn btn-primary" onClick={() => setCreating(true)}>
+                Create collection
+              </button>
+            </>
           )
         }
       />
@@ -125,6 +132,15 @@ export function CollectionsPage() {
           ]}
         />
       )}
+      {importing && (
+        <Modal title={`Import OpenAPI in ${environment}`} onClose={() => setImporting(false)}>
+          <ImportTarget
+            environment={environment}
+            names={(collections.data ?? []).map((c) => c.name)}
+            onCancel={() => setImporting(false)}
+          />
+        </Modal>
+      )}
       {creating && (
         <Modal title={`Create collection in ${environment}`} onClose={() => setCreating(false)} wide>
           <CollectionForm
@@ -146,5 +162,55 @@ export function CollectionsPage() {
         </Modal>
       )}
     </>
+  );
+}
+
+/** Which collection an OpenAPI import goes into: an existing one, or a new one the import creates. */
+function ImportTarget({
+  environment,
+  names,
+  onCancel,
+}: {
+  environment: string;
+  names: string[];
+  onCancel: () => void;
+}) {
+  const [name, setName] = useState(names[0] ?? '');
+  const valid = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name);
+  return (
+    <form
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (valid) navigate(`/collections/${environment}/${encodeURIComponent(name)}/import`);
+      }}
+    >
+      <Field
+        label="Collection"
+        id="import-target"
+        hint="An existing collection's endpoints are replaced by the document's (as a draft); a new name creates it."
+        error={name && !valid ? '1-128 letters, digits, ".", "_" or "-", starting with a letter or digit' : undefined}
+      >
+        <input
+          {...described('import-target', name && !valid ? 'invalid' : undefined, true)}
+          list="import-target-names"
+          required
+          value={name}
+          onInput={(e) => setName(e.currentTarget.value)}
+        />
+        <datalist id="import-target-names">
+          {names.map((n) => (
+            <option key={n} value={n} />
+          ))}
+        </datalist>
+      </Field>
+      <div class="form-actions">
+        <button type="button" class="btn" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="submit" class="btn btn-primary" disabled={!valid}>
+          Continue
+        </button>
+      </div>
+    </form>
   );
 }

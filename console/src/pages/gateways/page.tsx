@@ -1,6 +1,6 @@
 /** Gateways: the edge gateways with their status, instances, versions, last sync and update badge; set up a new one. */
 import { useState } from 'preact/hooks';
-import { api, call, undocumentedQuery } from '../../api/client';
+import { api, call } from '../../api/client';
 import { link } from '../../router';
 import { useSession } from '../../session';
 import { Modal } from '../../ui/dialog';
@@ -63,7 +63,7 @@ function ReleaseNotes({ since }: { since: string | undefined }) {
     () =>
       call(
         api.GET('/api/v1/release-notes', {
-          params: { query: undocumentedQuery({ since }) },
+          params: { query: { since } },
         }),
       ),
     [since],

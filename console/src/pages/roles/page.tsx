@@ -3,7 +3,7 @@
  * each role; delete is refused while clients use it, naming them.
  */
 import { useMemo, useState } from 'preact/hooks';
-import { api, call } from '../../api/client';
+import { api, ApiError, call } from '../../api/client';
 import type { Ok } from '../../api/types';
 import { useSession } from '../../session';
 import { Confirm, Modal } from '../../ui/dialog';
@@ -52,6 +52,7 @@ export function RolesPage() {
   const { workspace, can } = useSession();
   const [editing, setEditing] = useState<Role | 'new'>();
   const [deleting, setDeleting] = useState<Role>();
+  const [stale, setStale] = useState(false);
   const roles = useLoad(
     async () =>
       (await call(api.GET('/api/v1/workspaces/{workspace}/roles', { params: { path: { workspace } } }))).items,
@@ -160,17 +161,31 @@ export function RolesPage() {
           <Confirm
             title={`Delete role ${deleting.name}?`}
             confirmLabel="Delete role"
-            onClose={() => setDeleting(undefined)}
+            onClose={() => {
+              setDeleting(undefined);
+              if (stale) clients.reload();
+              setStale(false);
+            }}
             onConfirm={async () => {
-              await call(
-                api.DELETE('/api/v1/workspaces/{workspace}/roles/{role}', {
-                  params: { path: { workspace, role: deleting.name } },
-                }),
-              );
+              try {
+                await call(
+                  api.DELETE('/api/v1/workspaces/{workspace}/roles/{role}', {
+                    params: { path: { workspace, role: deleting.name } },
+                  }),
+                );
+              } catch (e) {
+                // A client took the role since the page loaded: the control plane refused, naming it (shown here);
+                // the list learns of it when the dialog closes.
+                if (e instanceof ApiError && e.code === 'GH_ERR_ADMIN_ROLE_IN_USE') setStale(true);
+                throw e;
+              }
               roles.reload();
             }}
           >
-            <p>No client uses it. The role and its {deleting.endpoints.length} endpoint grant(s) are removed.</p>
+            <p>
+              No client uses it. The role and its {deleting.endpoints.length} endpoint grant(s) are removed. (Should a
+              client have taken it meanwhile, the control plane refuses and names it.)
+            </p>
           </Confirm>
         ))}
     </>

@@ -9,6 +9,7 @@ import { useLoad } from '../../ui/load';
 import { Alert, Badge, Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
 import { DataTable } from '../../ui/table';
 import { EnvironmentTabs } from '../collections/page';
+import { AdminTokens } from './admin-tokens';
 
 /** A one-field create form in a modal (environment, project…). */
 function NameDialog({
@@ -48,12 +49,13 @@ export function SettingsPage() {
     <>
       <PageHeader
         title="Settings"
-        description="The workspace, its environments and projects, console users and signing keys."
+        description="The workspace, its environments and projects, console users, signing keys and admin API tokens."
       />
       <Workspaces />
       <Projects />
       {can('admin:collaborators:read') && <Users />}
       <SigningKeys />
+      {can('admin:clients:read') && can('admin:roles:read') && <AdminTokens />}
     </>
   );
 }

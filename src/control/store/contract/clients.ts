@@ -2,7 +2,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Store } from '../store.ts';
-import { T0, T1, T2, WS, WS2, client, fullClient, key, rejectsWithConflict, withWorkspaces } from './fixtures.ts';
+import {
+  T0,
+  T1,
+  T2,
+  WS,
+  WS2,
+  client,
+  fullClient,
+  key,
+  rejectsWithConflict,
+  telemetry,
+  withWorkspaces,
+} from './fixtures.ts';
 
 export function clientsContract(store: Store): void {
   describe('API clients and keys', () => {
@@ -41,6 +53,31 @@ export function clientsContract(store: Store): void {
       assert.equal(await store.updateClient(trimmed), true);
       assert.deepEqual(await store.getClient(trimmed.id), trimmed);
       assert.equal(await store.updateClient(client({ id: 'cli_missingmissingmiss' })), false);
+    });
+
+    it("keeps each client's last use from the telemetry reported: forward only, per workspace, gone with it", async () => {
+      const M0 = '2025-01-01T00:00:00.000Z';
+      const M1 = '2025-01-01T00:01:00.000Z';
+      const M2 = '2025-01-01T00:02:00.000Z';
+      const other = client({ id: 'cli_wwwwwwwwwwwwwwwwwwww', workspaceId: WS2 });
+      await withWorkspaces(store);
+      await store.insertClient(client());
+      await store.insertClient(other);
+      assert.deepEqual(await store.listClientUsage(WS), new Map());
+      await store.addTelemetry([
+        telemetry({ clientId: client().id, minute: M1 }),
+        telemetry({ clientId: client().id, minute: M0, endpoint: 'GET /other' }),
+        telemetry({ clientId: 'cli_gonegonegonegonegone', minute: M2 }),
+        telemetry({ clientId: '', minute: M2, status: 401 }),
+      ]);
+      assert.deepEqual(await store.listClientUsage(WS), new Map([[client().id, M1]]));
+      await store.addTelemetry([telemetry({ clientId: client().id, minute: M0 })]);
+      assert.deepEqual(await store.listClientUsage(WS), new Map([[client().id, M1]]), 'an older report moves nothing');
+      await store.recordClientUse([{ clientId: other.id, at: M2 }]);
+      assert.deepEqual(await store.listClientUsage(WS2), new Map([[other.id, M2]]));
+      assert.deepEqual(await store.listClientUsage(WS), new Map([[client().id, M1]]));
+      await store.deleteClient(client().id);
+      assert.deepEqual(await store.listClientUsage(WS), new Map());
     });
 
     it('refuses a second client with the same id', async () => {

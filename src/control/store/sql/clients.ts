@@ -41,6 +41,47 @@ export function clientQueries(run: Run): ClientOps {
       return result.numDeletedRows > 0n;
     },
 
+    async recordClientUse(uses: readonly { clientId: string; at: string }[]): Promise<void> {
+      const latest = new Map<string, string>();
+      for (const u of uses) if ((latest.get(u.clientId) ?? '') < u.at) latest.set(u.clientId, u.at);
+      for (const [clientId, at] of latest)
+        await run((db) =>
+          db
+            .insertInto('client_usage')
+            .columns(['client_id', 'last_used_at'])
+            .expression(
+              db
+                .selectFrom('clients')
+                .select((eb) => ['id', eb.val(at).as('last_used_at')])
+                .where('id', '=', clientId),
+            )
+            .onConflict((oc) =>
+              oc.column('client_id').doUpdateSet((eb) => ({
+                // CASE rather than greatest() (PostgreSQL) or max() (SQLite): the same SQL on both.
+                last_used_at: eb
+                  .case()
+                  .when(eb.ref('excluded.last_used_at'), '>', eb.ref('client_usage.last_used_at'))
+                  .then(eb.ref('excluded.last_used_at'))
+                  .else(eb.ref('client_usage.last_used_at'))
+                  .end(),
+              })),
+            )
+            .execute(),
+        );
+    },
+
+    async listClientUsage(workspaceId: string): Promise<Map<string, string>> {
+      const rows = await run((db) =>
+        db
+          .selectFrom('client_usage')
+          .innerJoin('clients', 'clients.id', 'client_usage.client_id')
+          .select(['client_usage.client_id', 'client_usage.last_used_at'])
+          .where('clients.workspace_id', '=', workspaceId)
+          .execute(),
+      );
+      return new Map(rows.map((r) => [r.client_id, r.last_used_at]));
+    },
+
     async insertKey(k: KeyRecord): Promise<void> {
       await run((db) =>
         db

@@ -6,9 +6,15 @@ import type { Selectable } from 'kysely';
 import { NONE } from '../../../config/telemetry.ts';
 import type { SecurityEventRecord, TelemetryOps, TelemetryRecord } from '../store.ts';
 import type { SecurityEventsTable, TelemetryTable } from '../tables.ts';
+import { clientQueries } from './clients.ts';
 import { addToRollups, pruneRollups } from './rollups.ts';
 import { withOptional } from './rows.ts';
 import type { Run } from './statement-runner.ts';
+
+/** Each client's "last used" follows the requests reported (clients.ts). */
+function recordUse(run: Run, uses: { clientId: string; at: string }[]): Promise<void> {
+  return clientQueries(run).recordClientUse(uses);
+}
 
 export function telemetryQueries(run: Run): TelemetryOps {
   return {
@@ -50,6 +56,10 @@ export function telemetryQueries(run: Run): TelemetryOps {
         );
       }
       await addToRollups(run, rows);
+      await recordUse(
+        run,
+        rows.map((r) => ({ clientId: r.clientId, at: r.minute })),
+      );
     },
 
     async listTelemetry(
