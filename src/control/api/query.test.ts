@@ -85,7 +85,7 @@ describe('admin API query parameters', () => {
     const series = byId.get('getAnalyticsSeries')!;
     assert.deepEqual(
       series.map((p) => p.name),
-      ['from', 'to', 'gateway', 'collection', 'endpoint', 'client', 'bucket', 'groupBy', 'top'],
+      ['from', 'to', 'gateway', 'collection', 'endpoint', 'client', 'agent', 'session', 'bucket', 'groupBy', 'top'],
     );
     assert.deepEqual((series.find((p) => p.name === 'bucket')!.schema as { enum: string[] }).enum, [
       '1m',
