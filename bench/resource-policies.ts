@@ -5,7 +5,7 @@
  *   - `guarded10`: a typical set of 10 policies, one of which reads one relationship (the resource's owner);
  *   - `guarded100`: 100 policies on the operation.
  * Reports req/s and p50 per collection and the median per-round ratio guarded/open. The per-request cost of the
- * decision itself (µs, too small for a load generator's millisecond latencies) is `bench/cedar.ts --policy-check`.
+ * decision itself (µs, too small for a load generator's millisecond latencies) is `bench/cedar.ts` (its "gateway check" lines).
  *
  * Usage: scripts/node bench/resource-policies.ts [--rounds 3] [--duration 8] [--connections 64] [--json]
  */

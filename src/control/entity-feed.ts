@@ -26,7 +26,7 @@ export type EntitySetListener = (set: string) => void;
  * that; the changes since when it can; else the full set in parts, then the changes made while it was read.
  */
 export async function* entityMessages(
-  store: Pick<StoreOps, 'entitySetVersion' | 'entityChangesSince' | 'listEntities'>,
+  store: Pick<StoreOps, 'entitySetVersion' | 'entityChangesSince' | 'listEntitiesJson'>,
   set: string,
   held: number,
 ): AsyncGenerator<EntityChangesMessage> {
@@ -38,16 +38,15 @@ export async function* entityMessages(
     let after: { type: string; id: string } | undefined;
     let first = true;
     for (;;) {
-      const page = await store.listEntities(set, { after, limit: ENTITY_PART });
+      const page = await store.listEntitiesJson(set, { after, limit: ENTITY_PART });
       const last = page.length < ENTITY_PART;
-      const upsert = page.map((e) => ({ uid: { type: e.type, id: e.id }, attrs: e.attrs, parents: e.parents }));
       yield {
         set,
         fromVersion: 0,
         toVersion: last ? version : 0,
         reset: first,
         more: !last,
-        body: Buffer.from(JSON.stringify({ upsert, remove: [] })),
+        body: Buffer.from(`{"upsert":[${page.map((e) => e.json).join(',')}],"remove":[]}`),
       };
       if (last) break;
       first = false;
@@ -79,7 +78,7 @@ function changesBody(changes: readonly EntityChange[]): Buffer {
 }
 
 export interface EntityFeedOptions {
-  store: Pick<StoreOps, 'entitySetVersion' | 'entityChangesSince' | 'listEntities'>;
+  store: Pick<StoreOps, 'entitySetVersion' | 'entityChangesSince' | 'listEntitiesJson'>;
   logger: Logger;
   /** The cloud gateway's entity sets (absent: no cloud gateway). */
   cloud?: EntitySets;

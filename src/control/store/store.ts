@@ -598,6 +598,14 @@ export interface EntityOps {
    * When any was, the collection takes its next entity version and keeps a tombstone of each for gateways behind.
    */
   deleteEntities(collectionId: string, uids: readonly EntityUid[]): Promise<number>;
+  /**
+   * The collection's entities after `after` in type and id order, at most `limit`, each as its JSON text in Cedar's
+   * form (`{"uid":…,"attrs":…,"parents":…}`), written from the stored JSON without parsing it: full sets for gateways.
+   */
+  listEntitiesJson(
+    collectionId: string,
+    page: { after?: EntityUid; limit: number },
+  ): Promise<{ type: string; id: string; json: string }[]>;
   /** The collection's entity version and tombstone floor. */
   entitySetVersion(collectionId: string): Promise<EntitySetVersion>;
   /**

@@ -91,6 +91,11 @@ export function entitiesContract(store: Store): void {
         (await store.listEntities(id, { after: { type: 'Document', id: '10' } })).map((e) => e.id),
         ['11', '9'],
       );
+      const json = await store.listEntitiesJson(id, { after: { type: 'Document', id: '10' }, limit: 1 });
+      assert.deepEqual(
+        json.map((e) => JSON.parse(e.json) as unknown),
+        [{ uid: { type: 'Document', id: '11' }, attrs: entity().attrs, parents: entity().parents }],
+      );
     });
 
     it('deletes by uid, absent ones being no error, and with their collection', async () => {

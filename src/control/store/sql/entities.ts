@@ -1,5 +1,5 @@
 /** Relationship data of resource policies (entities per collection) in SQL, and the mapping of its rows. */
-import type { Insertable, Selectable } from 'kysely';
+import { type Insertable, type Selectable, sql } from 'kysely';
 import type { EntityChange, EntityOps, EntityRecord } from '../store.ts';
 import type { PolicyEntitiesTable } from '../tables.ts';
 import type { Run } from './statement-runner.ts';
@@ -73,6 +73,28 @@ export function entityQueries(run: Run): EntityOps {
       return deleted;
     },
 
+    async listEntitiesJson(collectionId, page) {
+      const rows = await run((db) => {
+        let q = db
+          .selectFrom('policy_entities')
+          .select(['entity_type', 'entity_id', 'attrs', 'parents'])
+          .where('collection_id', '=', collectionId)
+          .where('deleted', '=', false)
+          .orderBy('entity_type')
+          .orderBy('entity_id')
+          .limit(page.limit);
+        const after = page.after;
+        // A row-value comparison: both databases walk the primary key from there.
+        if (after !== undefined) q = q.where(sql<boolean>`(entity_type, entity_id) > (${after.type}, ${after.id})`);
+        return q.execute();
+      });
+      return rows.map((r) => ({
+        type: r.entity_type,
+        id: r.entity_id,
+        json: `{"uid":${JSON.stringify({ type: r.entity_type, id: r.entity_id })},"attrs":${r.attrs},"parents":${r.parents}}`,
+      }));
+    },
+
     async entitySetVersion(collectionId) {
       const row = await run((db) =>
         db
@@ -123,13 +145,7 @@ export function entityQueries(run: Run): EntityOps {
           .orderBy('entity_type')
           .orderBy('entity_id');
         const after = page?.after;
-        if (after !== undefined)
-          q = q.where((eb) =>
-            eb.or([
-              eb('entity_type', '>', after.type),
-              eb.and([eb('entity_type', '=', after.type), eb('entity_id', '>', after.id)]),
-            ]),
-          );
+        if (after !== undefined) q = q.where(sql<boolean>`(entity_type, entity_id) > (${after.type}, ${after.id})`);
         if (page?.limit !== undefined) q = q.limit(page.limit);
         if (page?.offset) q = q.offset(page.offset);
         return q.execute();
