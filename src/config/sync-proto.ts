@@ -109,13 +109,20 @@ export interface NoticeMessage {
   message: string;
 }
 
+/** The control-plane replicas that are up now (high availability). */
+export interface ReplicasMessage {
+  replicas: { bootstrap: string; sync: string; telemetry: string }[];
+}
+
 /** What the control plane sends on the Sync stream. */
-export type SyncResponseMessage = { snapshot: SnapshotMessage } | { delta: DeltaMessage } | { notice: NoticeMessage };
+export type SyncResponseMessage =
+  { snapshot: SnapshotMessage } | { delta: DeltaMessage } | { notice: NoticeMessage } | { replicas: ReplicasMessage };
 export interface ReceivedSyncResponse {
-  message?: 'snapshot' | 'delta' | 'notice';
+  message?: 'snapshot' | 'delta' | 'notice' | 'replicas';
   snapshot?: SnapshotMessage | null;
   delta?: DeltaMessage | null;
   notice?: NoticeMessage | null;
+  replicas?: ReplicasMessage | null;
 }
 
 export interface RenewCertificateRequestMessage {

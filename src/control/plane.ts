@@ -285,6 +285,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // Where edge gateways reach this replica, for the gateways that register through the others.
     presence = await startReplicaPresence({ store, endpoints, logger, now });
     const replica = presence;
+    // Connected gateways learn the replicas that are up (a replica added since they bootstrapped included).
+    sync.advertiseReplicas(replica.all());
+    replica.onChange((replicas) => sync.advertiseReplicas(replicas));
     streams.add((gatewayId) => void sync.disconnectGateway(gatewayId));
 
     const plane: ControlContext = {

@@ -19,6 +19,10 @@ export interface ReplicaPresence {
   readonly id: string;
   /** The endpoints of the other live replicas (deduplicated, without this one's). */
   alternates(): Promise<ReplicaEndpoints[]>;
+  /** Every live replica's endpoints, this one first (deduplicated by sync endpoint), as of the last refresh. */
+  all(): ReplicaEndpoints[];
+  /** Called with `all()` whenever the set changes (checked at every refresh); returns the unsubscribe function. */
+  onChange(listener: (replicas: ReplicaEndpoints[]) => void): () => void;
   /** Stops refreshing and removes this replica's record. */
   close(): Promise<void>;
 }
@@ -42,30 +46,55 @@ export async function startReplicaPresence(options: {
     startedAt,
     seenAt: nowIso(now()),
   });
-  await store.upsertReplica(record());
+  const self: ReplicaEndpoints = {
+    bootstrap: endpoints.bootstrap,
+    sync: endpoints.sync,
+    telemetry: endpoints.telemetry,
+  };
+  const alternates = async () => {
+    const live = await store.listReplicas(nowIso(now() - REPLICA_STALE_MS));
+    const seen = new Set([endpoints.sync]);
+    const out: ReplicaEndpoints[] = [];
+    for (const r of live) {
+      if (seen.has(r.sync)) continue;
+      seen.add(r.sync);
+      out.push({ bootstrap: r.bootstrap, sync: r.sync, telemetry: r.telemetry });
+    }
+    return out;
+  };
+  const listeners = new Set<(replicas: ReplicaEndpoints[]) => void>();
+  let current: ReplicaEndpoints[] = [self];
+  let currentKey = JSON.stringify(current);
+  const refresh = async () => {
+    await store.upsertReplica(record());
+    const next = [self, ...(await alternates())];
+    const key = JSON.stringify(next);
+    if (key === currentKey) return;
+    current = next;
+    currentKey = key;
+    logger.info({ replicas: next.map((r) => r.sync) }, 'the set of control-plane replicas changed');
+    for (const listener of listeners) listener(next);
+  };
+  await refresh();
   const timer = setInterval(
     () =>
-      void store
-        .upsertReplica(record())
-        .catch((err: unknown) => logger.warn({ err }, 'cannot refresh this replica in the store; retrying')),
+      void refresh().catch((err: unknown) =>
+        logger.warn({ err }, 'cannot refresh this replica in the store; retrying'),
+      ),
     options.intervalMs ?? REPLICA_REFRESH_MS,
   );
   timer.unref();
   return {
     id,
-    async alternates() {
-      const live = await store.listReplicas(nowIso(now() - REPLICA_STALE_MS));
-      const seen = new Set([endpoints.sync]);
-      const out: ReplicaEndpoints[] = [];
-      for (const r of live) {
-        if (seen.has(r.sync)) continue;
-        seen.add(r.sync);
-        out.push({ bootstrap: r.bootstrap, sync: r.sync, telemetry: r.telemetry });
-      }
-      return out;
+    alternates,
+    all: () => current,
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
     async close() {
       clearInterval(timer);
+      listeners.clear();
       await store.deleteReplica(id).catch(() => {});
     },
   };

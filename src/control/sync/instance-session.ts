@@ -7,6 +7,7 @@
  */
 import { Metadata, type ServerDuplexStream, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { ReplicaEndpoints } from '../../config/edge.ts';
 import type { ReceivedSyncRequest, SyncResponseMessage } from '../../config/sync-proto.ts';
 import { nowIso } from '../ids.ts';
 import type { Publisher } from '../publisher.ts';
@@ -31,6 +32,8 @@ export interface InstanceSessionDeps {
   /** This control plane's version: instances running another one get an `update_available` notice. */
   softwareVersion: string;
   idleTimeoutMs: number;
+  /** The control-plane replicas that are up now (empty: none advertised, e.g. SQLite). */
+  replicas: () => readonly ReplicaEndpoints[];
   /** Registers a store write that the server's close() waits for. */
   track: <T>(p: Promise<T>) => Promise<T>;
   revalidate: GatewayAuthenticator['revalidate'];
@@ -50,6 +53,7 @@ export class InstanceSession {
   #cleanups: (() => void)[] = [];
   #idle: NodeJS.Timeout | undefined;
   #deleted = false;
+  #accepted = false;
 
   constructor(deps: InstanceSessionDeps) {
     this.#d = deps;
@@ -153,6 +157,10 @@ export class InstanceSession {
         if (deleted) this.#deleted = true;
         this.#fail(code, message, deleted);
       },
+      // Not before the stream is accepted: the metadata goes first (`#accepted`).
+      advertise: (replicas) => {
+        if (this.#accepted && !this.#ended) this.#advertise(replicas);
+      },
     };
     this.#live = live;
     this.#cleanups.push(this.#d.registry.add(live));
@@ -202,6 +210,9 @@ export class InstanceSession {
 
     this.#cleanups.push(this.#d.publisher.onPublish((scopes) => stream.published(scopes)));
     call.sendMetadata(new Metadata()); // accepted: the instance counts itself connected from here
+    this.#accepted = true;
+    const replicas = this.#d.replicas();
+    if (replicas.length) this.#advertise(replicas);
     logger.info(
       {
         gateway: gateway.id,
@@ -222,6 +233,12 @@ export class InstanceSession {
       });
     }
     await stream.sendLatest();
+  }
+
+  #advertise(replicas: readonly ReplicaEndpoints[]): void {
+    this.#d.call.write({
+      replicas: { replicas: replicas.map((r) => ({ bootstrap: r.bootstrap, sync: r.sync, telemetry: r.telemetry })) },
+    });
   }
 
   async #save(record: GatewayInstanceRecord): Promise<void> {
