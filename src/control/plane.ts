@@ -24,7 +24,7 @@ import { startAuditRetention, type AuditRetention } from './audit-retention.ts';
 import { CloudGateway } from './cloud-gateway.ts';
 import type { CertificateAuthority } from './pki/ca.ts';
 import { openStoredCertificateAuthority } from './pki/stored-ca.ts';
-import { startReplicaPresence, type ReplicaPresence } from './replicas.ts';
+import { REPLICAS_CHANGED, startReplicaPresence, type ReplicaPresence } from './replicas.ts';
 import { createKeyRing, type KeyRing, KeyRingError, localKeyRing } from './secrets/key-ring.ts';
 import { Publisher } from './publisher.ts';
 import { createBootstrapServer } from './sync/bootstrap-server.ts';
@@ -209,10 +209,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const bootstrap = await bootstrapInstallation(store, now());
     // Replicas sharing PostgreSQL: a change made through another replica is compiled here too, for this
     // replica's cloud gateway and the edge instances connected to it. (SQLite: one process, nothing to hear.)
-    const recompile = (workspaceId: string) =>
+    const recompile = (workspaceId: string) => {
+      // A replica started or stopped (or notifications may have been missed): the set advertised to gateways.
+      if (workspaceId === REPLICAS_CHANGED || workspaceId === '*')
+        void presence
+          ?.refresh()
+          .catch((err: unknown) => logger.warn({ err }, 'cannot read the control-plane replicas; retrying'));
+      if (workspaceId === REPLICAS_CHANGED) return;
       void (workspaceId === '*' ? publisher.publishAll() : publisher.changed(workspaceId)).catch((err: unknown) =>
         logger.error({ err, workspace: workspaceId }, 'compiling a workspace changed by another replica failed'),
       );
+    };
     stopRemoteChanges = await store.onRemoteChange(recompile);
     await publisher.publishAll();
     if (!cloud.instance.ready()) await cloud.update(new Map()); // no workspace at all: serve an empty table, be ready
