@@ -46,6 +46,7 @@ const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '20' },
     gateways: { type: 'string', default: '1000' },
+    'per-gateway': { type: 'string', default: '20' },
     workers: { type: 'string', default: `${Math.max(2, availableParallelism())}` },
     only: { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -53,6 +54,7 @@ const { values } = parseArgs({
 });
 const ROUNDS = Number(values.rounds);
 const GATEWAYS = Number(values.gateways);
+const PER_GATEWAY = Math.max(1, Number(values['per-gateway']));
 const WORKERS = Math.max(1, Math.min(Number(values.workers), GATEWAYS));
 if (values.only !== undefined && values.only !== 'failover' && values.only !== 'storm')
   throw new Error(`--only ${values.only}: must be failover or storm`);
@@ -146,51 +148,61 @@ try {
       keyRing: createKeyRing([Buffer.from(TEST_ENCRYPTION_KEY, 'base64')]),
     });
     const registerAt = Date.now();
+    // One gateway per workspace environment (the data model: an environment has at most one gateway, which scales
+    // by running more instances), PER_GATEWAY instances each.
+    const environments = Array.from({ length: Math.ceil(GATEWAYS / PER_GATEWAY) }, (_, i) => `STORM_${i + 1}`);
+    const stormAdmin = adminApi(a.process!.adminUrl, token);
+    for (const name of environments) {
+      const added = await stormAdmin.post('/workspaces/default/environments', { name });
+      if (added.status !== 201) throw new Error(`adding environment ${name} failed: ${added.status}`);
+    }
     const workspace = (await store.getWorkspace({ name: 'default' }))!;
     const ca = await openStoredCertificateAuthority(store);
     const shared = await createKeyAndCsr('gatehouse bench storm');
-    const gateways: { id: string; certPem: string }[] = [];
-    for (let from = 0; from < GATEWAYS; from += 100) {
-      const batch = await Promise.all(
-        Array.from({ length: Math.min(100, GATEWAYS - from) }, async (_, k) => {
-          const id = newId('gw');
-          const subject = { gatewayId: id, workspaceId: workspace.id, environment: 'PROD' };
-          const issued = await ca.signGatewayCsr(shared.csrPem, subject, 24 * 3600_000);
-          return { id, name: `storm-${from + k}`, issued };
-        }),
-      );
-      await store.transaction(async (tx) => {
-        for (const g of batch) {
-          const at = nowIso();
-          await tx.insertGateway({
-            id: g.id,
-            workspaceId: workspace.id,
-            environment: 'PROD',
-            name: g.name,
-            installMethod: 'docker',
-            createdAt: at,
-            updatedAt: at,
-          });
-          await tx.insertGatewayCertificate({
-            serial: g.issued.serial,
-            gatewayId: g.id,
-            notBefore: g.issued.notBefore.toISOString(),
-            notAfter: g.issued.notAfter.toISOString(),
-          });
-        }
-      });
-      for (const g of batch) gateways.push({ id: g.id, certPem: g.issued.certPem });
-    }
+    const registered = await Promise.all(
+      environments.map(async (environment, i) => {
+        const id = newId('gw');
+        const subject = { gatewayId: id, workspaceId: workspace.id, environment };
+        const issued = await ca.signGatewayCsr(shared.csrPem, subject, 24 * 3600_000);
+        return { id, name: `storm-${i + 1}`, environment, issued };
+      }),
+    );
+    await store.transaction(async (tx) => {
+      for (const g of registered) {
+        const at = nowIso();
+        await tx.insertGateway({
+          id: g.id,
+          workspaceId: workspace.id,
+          environment: g.environment,
+          name: g.name,
+          installMethod: 'docker',
+          createdAt: at,
+          updatedAt: at,
+        });
+        await tx.insertGatewayCertificate({
+          serial: g.issued.serial,
+          gatewayId: g.id,
+          notBefore: g.issued.notBefore.toISOString(),
+          notAfter: g.issued.notAfter.toISOString(),
+        });
+      }
+    });
+    /** Instance i belongs to gateway i mod the number of gateways. */
+    const instances = Array.from({ length: GATEWAYS }, (_, i) => {
+      const g = registered[i % registered.length]!;
+      return { id: `${g.id}-${i}`, certPem: g.issued.certPem };
+    });
     const registeredMs = Date.now() - registerAt;
     // Both replicas compile the new scopes (one per gateway) when told; the bench waits for the last one.
     const compileAt = Date.now();
     await store.notifyChange(workspace.id);
-    const lastScope = snapshotScope(workspace.id, 'PROD', { type: 'edge', gateway: `storm-${GATEWAYS - 1}` });
+    const last = registered.at(-1)!;
+    const lastScope = snapshotScope(workspace.id, last.environment, { type: 'edge', gateway: last.name });
     await eventually(async () => (await store.getLatestSnapshot(lastScope)) !== undefined, 600_000, 'compiled');
     const compiledMs = Date.now() - compileAt;
     await store.close();
     process.stderr.write(
-      `storm: ${GATEWAYS} gateways registered in ${registeredMs} ms, compiled in ${compiledMs} ms\n`,
+      `storm: ${registered.length} gateways registered in ${registeredMs} ms, compiled in ${compiledMs} ms\n`,
     );
 
     // The workers, each with its share of the gateways.
@@ -215,26 +227,34 @@ try {
     const send = (command: StormCommand) => {
       for (const w of workers) w.send(command);
     };
-    const sum = (key: 'connected' | 'applied' | 'reconnected' | 'updated', mark = 0) => {
+    const sum = (key: 'connected' | 'applied' | 'reconnected' | 'updated' | 'onB', mark = 0) => {
       let n = 0;
       for (const s of statuses.values()) if (s.mark === mark) n += s[key];
       return statuses.size === WORKERS ? n : -1;
     };
+    const progress = setInterval(() => {
+      const totals = { connected: 0, applied: 0, reconnected: 0, updated: 0, onB: 0 };
+      for (const st of statuses.values())
+        for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += st[k];
+      process.stderr.write(`storm: ${JSON.stringify(totals)}\n`);
+    }, 5000);
+    progress.unref();
     const coldAt = Date.now();
     workers.forEach((w, i) =>
       w.send({
         type: 'start',
-        gateways: gateways.filter((_, k) => k % WORKERS === i),
+        instances: instances.filter((_, k) => k % WORKERS === i),
         keyPem: shared.keyPem,
         caPem: ca.certPem,
         endpoint: `127.0.0.1:${a.sync}`,
+        b: `127.0.0.1:${b.sync}`,
         alternates: [{ sync: `127.0.0.1:${b.sync}`, telemetry: `127.0.0.1:${b.sync}` }],
       } satisfies StormCommand),
     );
     await eventually(
       () => sum('connected') === GATEWAYS && sum('applied') === GATEWAYS,
       600_000,
-      'every gateway connected to A and in sync',
+      'every instance connected to A and in sync',
     );
     const coldMs = Date.now() - coldAt;
     const aRss = await rssBytes(a.process!.child.pid!);
@@ -244,6 +264,9 @@ try {
 
     send({ type: 'mark', id: 1 });
     await eventually(() => sum('connected', 1) === GATEWAYS, 60_000, 'mark 1');
+    // Under load some instances give up on A during the cold start (not accepted within the accept timeout) and
+    // connect to B instead: the storm is the instances on A when it dies.
+    const onA = GATEWAYS - sum('onB', 1);
     let bPeak = bRssBefore;
     const sampler = setInterval(
       () =>
@@ -255,7 +278,11 @@ try {
     );
     const killedAt = Date.now();
     a.process!.child.kill('SIGKILL');
-    await eventually(() => sum('reconnected', 1) === GATEWAYS, 600_000, 'every gateway connected to B');
+    await eventually(
+      () => sum('connected', 1) === GATEWAYS && sum('onB', 1) === GATEWAYS,
+      600_000,
+      'every instance connected to B',
+    );
     const reconnectMs = Date.now() - killedAt;
     process.stderr.write(`storm: every gateway on B ${reconnectMs} ms after A was killed\n`);
 
@@ -266,7 +293,7 @@ try {
     const change = await adminApi(b.process!.adminUrl, token).post('/workspaces/default/clients', {
       name: 'storm',
       role: 'order-reader',
-      environments: ['PROD'],
+      environments,
       projects: ['default'],
     });
     if (change.status !== 201) throw new Error(`the change failed: ${change.status}`);
@@ -276,7 +303,9 @@ try {
     const bRssAfter = await rssBytes(b.process!.child.pid!);
     const mib = (n: number) => Math.round(n / 2 ** 20);
     result.storm = {
-      gateways: GATEWAYS,
+      instances: GATEWAYS,
+      gateways: registered.length,
+      onAWhenKilled: onA,
       workers: WORKERS,
       registeredMs,
       compiledMs,

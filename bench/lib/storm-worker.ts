@@ -1,14 +1,14 @@
 /**
- * Child of bench/failover.ts (the reconnect storm): runs a share of the edge gateways in one process, each with the
- * gateway's real sync client (`startSyncClient`: its own gRPC channel, TLS connection with its own client
+ * Child of bench/failover.ts (the reconnect storm): runs a share of the edge gateway instances in one process, each
+ * with the gateway's real sync client (`startSyncClient`: its own gRPC channel, TLS connection with its own client
  * certificate, Hello, heartbeats, ACKs; updates are ACKed without being applied, so the process measures the
  * channel, not the gateway's compile). Started with `fork`, driven over IPC:
  *
- *   parent → { type: 'start', gateways: [{ id, certPem }], keyPem, caPem, endpoint, alternates }
+ *   parent → { type: 'start', instances: [{ id, certPem }], keyPem, caPem, endpoint, alternates }
  *   child  → { type: 'ready' }   once it listens for commands
  *   parent → { type: 'mark', id } remembers every client's connections and applied version now
  *   parent → { type: 'close' }   closes every client and exits
- *   child  → { type: 'status', total, connected, applied, reconnected, updated, rssBytes } every 50 ms, where
+ *   child  → { type: 'status', total, connected, applied, reconnected, updated, onB, rssBytes } every 50 ms, where
  *            `applied`: clients that ACKed at least one version; `reconnected`/`updated`: clients whose stream was
  *            accepted again / that ACKed a newer version since the last mark (`mark`: its id).
  */
@@ -17,10 +17,13 @@ import { startSyncClient, type SyncClient } from '../../src/gateway/sync/sync-cl
 
 export interface StormStart {
   type: 'start';
-  gateways: { id: string; certPem: string }[];
+  /** Instance ids and the certificate of each one's gateway (instances of one gateway share it). */
+  instances: { id: string; certPem: string }[];
   keyPem: string;
   caPem: string;
   endpoint: string;
+  /** Replica B: `onB` counts the instances connected to it. */
+  b: string;
   alternates: { sync: string; telemetry: string }[];
 }
 export type StormCommand = StormStart | { type: 'mark'; id: number } | { type: 'close' };
@@ -31,6 +34,8 @@ export interface StormStatus {
   applied: number;
   reconnected: number;
   updated: number;
+  /** Instances connected to B. */
+  onB: number;
   rssBytes: number;
   /** The last mark taken. */
   mark: number;
@@ -40,6 +45,7 @@ const clients: SyncClient[] = [];
 const applied: number[] = [];
 const hashes: string[] = [];
 let markId = 0;
+let b = '';
 let marks: { connections: number; version: number }[] = [];
 let timer: NodeJS.Timeout | undefined;
 
@@ -48,9 +54,11 @@ function report(): void {
   let withVersion = 0;
   let reconnected = 0;
   let updated = 0;
+  let onB = 0;
   clients.forEach((c, i) => {
     const s = c.state();
     if (s.connected) connected++;
+    if (s.connected && s.endpoint === b) onB++;
     if ((applied[i] ?? 0) > 0) withVersion++;
     const mark = marks[i];
     if (mark && s.connected && s.connections > mark.connections) reconnected++;
@@ -63,6 +71,7 @@ function report(): void {
     applied: withVersion,
     reconnected,
     updated,
+    onB,
     rssBytes: process.memoryUsage.rss(),
     mark: markId,
   };
@@ -72,7 +81,8 @@ function report(): void {
 process.on('message', (command: StormCommand) => {
   if (command.type === 'start') {
     const logger = pino({ level: 'silent' });
-    for (const [i, gateway] of command.gateways.entries()) {
+    b = command.b;
+    for (const [i, gateway] of command.instances.entries()) {
       const pems = { caPem: command.caPem, certPem: gateway.certPem, keyPem: command.keyPem };
       clients.push(
         startSyncClient({

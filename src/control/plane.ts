@@ -157,8 +157,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ...(options.tokenExchange?.ttl ? { ttl: options.tokenExchange.ttl / 1000 } : {}),
       ...(options.tokenExchange?.algorithm ? { algorithm: options.tokenExchange.algorithm } : {}),
     });
+    // No signing-keys file: every tenant's keys are in the store (cloud-gateway.ts), nothing per replica on disk.
     const server = ServerSchema.parse({
-      signingKeysFile: join(dataDir, 'signing-keys.json'),
       listen: { host, port: gatewayPort },
       ops: { host, port: options.opsPort ?? 9090 },
       ...(options.cloudRateLimitStore ? { rateLimitStore: options.cloudRateLimitStore } : {}),

@@ -19,9 +19,10 @@
  *   deleted), and within `keepalive.intervalMs + keepalive.timeoutMs` (2 s by default) when it vanishes silently
  *   (power loss, partition, a wedged process): HTTP/2 pings, which the server answers below its application code;
  * - the next replica is dialled after a jitter of at most 100 ms (no backoff until every replica was tried once);
- * - an attempt that is not accepted within `acceptTimeoutMs` (3 s, longer after failed rounds) is given up for the
- *   next replica, so that a replica whose address swallows packets does not hold the gateway for gRPC's 20 s
- *   connect timeout.
+ * - an attempt whose connection is not even established within `acceptTimeoutMs` (3 s, longer after failed rounds)
+ *   is given up for the next replica, so that a replica whose address swallows packets does not hold the gateway
+ *   for gRPC's 20 s connect timeout (a connected replica that is slow to accept, as in a reconnect storm, is waited
+ *   for).
  * The control plane tells the client which replicas are up (`Replicas` on the stream); they replace the alternates
  * written at bootstrap (`onReplicas` lets the gateway keep them in its config directory).
  */
@@ -29,6 +30,7 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import {
   Channel,
   type ChannelOptions,
+  connectivityState,
   type ClientDuplexStream,
   credentials as grpcCredentials,
   type ServiceError,
@@ -109,9 +111,9 @@ export interface SyncClientOptions {
    */
   keepalive?: { intervalMs: number; timeoutMs: number };
   /**
-   * An attempt whose stream is not accepted within this long is given up (the next replica is tried); it grows by
-   * this much with each failed round, up to 30 s, so that a control plane slow under a reconnect storm is not
-   * abandoned in a loop. Default 3 s.
+   * An attempt whose connection (TCP and TLS) is not established within this long is given up (the next replica is
+   * tried); it grows by this much with each failed round, up to 30 s, so that a control plane slow under a
+   * reconnect storm is not abandoned in a loop. A connected replica is waited for. Default 3 s.
    */
   acceptTimeoutMs?: number;
   /**
@@ -139,6 +141,8 @@ export interface SyncClientState {
   attempts: number;
   /** Accepted streams since start. */
   connections: number;
+  /** The replica (`host:port` of config sync) connected to, or dialled now; undefined before the client starts. */
+  endpoint?: string;
 }
 
 export interface SyncClient {
@@ -215,7 +219,15 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
   };
   /** Replicas tried since the last accepted stream: until each was tried once, the next one is dialled at once. */
   let triedInOutage = 0;
-  const changed = () => options.onState?.({ connected, connectedSince, lastError, attempts, connections });
+  const snapshotState = (): SyncClientState => ({
+    connected,
+    connectedSince,
+    lastError,
+    attempts,
+    connections,
+    endpoint: targets[target]!.sync,
+  });
+  const changed = () => options.onState?.(snapshotState());
 
   let closed = false;
   let connected = false;
@@ -291,8 +303,12 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
       // Not accepted in time: given up for the next replica (the timeout grows with failed rounds).
       const acceptWithin = Math.min(30_000, acceptTimeoutMs * (1 + Math.floor(attempts / targets.length)));
       let timedOut = false;
+      const channel = channels[0];
       const acceptTimer = setTimeout(() => {
         if (accepted || done) return;
+        // Connected (TLS done) but not accepted yet: the replica is alive and busy (a reconnect storm); giving up
+        // would waste the handshake it made. A wedged one is caught by the keepalive pings instead.
+        if (channel?.getConnectivityState(false) === connectivityState.READY) return;
         timedOut = true;
         stream.cancel();
       }, acceptWithin);
@@ -456,7 +472,7 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
   })();
 
   return {
-    state: () => ({ connected, connectedSince, lastError, attempts, connections }),
+    state: snapshotState,
     renewCertificate(csrPem) {
       return new Promise((resolve, reject) => {
         if (!connected || !sync) return reject(new Error('not connected to the control plane'));
