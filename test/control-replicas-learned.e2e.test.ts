@@ -3,10 +3,12 @@
  * PostgreSQL: a gateway bootstrapped through replica A while A was alone knows no other replica; replica B is
  * started afterwards; A tells the gateway (within one replica refresh, 10 s), the gateway keeps B in its config
  * directory (replicas.json), and when A is killed (SIGKILL) it syncs through B — also after a restart of the
- * gateway while A is still down, from replicas.json alone.
+ * gateway while A is still down, from replicas.json alone. On the way: neither replica has a signing-keys file, and
+ * both publish the same keys (those in the store).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,6 +94,16 @@ describe(
       await eventually(async () => (await learned()).includes(syncB), 30_000, 'the gateway learns of B');
       assert.deepEqual(new Set(await learned()), new Set([syncA, syncB]));
       assert.equal((await stat(file)).mode & 0o777, 0o644, 'replicas.json has gateway.json mode');
+
+      // Nothing per replica on disk: no signing-keys file, and both replicas publish the same keys.
+      for (const r of [a, b]) assert.equal(existsSync(join(r.dataDir, 'signing-keys.json')), false, r.dataDir);
+      const kids = async (r: ControlProcess) =>
+        ((await (await fetch(`${r.gatewayUrl}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys
+          .map((k) => k.kid)
+          .sort();
+      const kidsA = await kids(a);
+      assert.ok(kidsA.length > 0);
+      assert.deepEqual(await kids(b), kidsA, 'both replicas sign with the keys in the store');
 
       // ── A dies: the gateway syncs through B, which it was never given at bootstrap ───────────────────────────
       const from = edge.output.length;
