@@ -5,15 +5,17 @@
  *    both. Each round kills (SIGKILL) the replica it is connected to and times, from the kill, until the gateway
  *    logs that it is connected to the other one; the killed replica is then started again on the same ports.
  *    p50/p90/p99 over the rounds. Baseline in the same run: the gateway's first connection, from its process start.
- * 2. Reconnect storm: N distinct gateways (registered in bulk through the store: gateway rows and certificates
- *    signed by the stored CA for one shared key, not N runs of the bootstrap command), each one instance running
- *    the gateway's real sync client (own gRPC channel, TLS connection and client certificate), spread over W worker
- *    processes (bench/lib/storm-worker.ts). From a cold start every gateway connects to A and ACKs its snapshot
- *    (baseline); A is SIGKILLed, and the time until every gateway is connected to B (in sync: each resumes from the
- *    version it holds), then until every gateway has ACKed a change made through B, are taken, with A's and B's
- *    resident memory (B sampled every 250 ms for its peak).
+ * 2. Reconnect storm: N gateway instances of N / PER_GATEWAY distinct gateways (one per workspace environment, as
+ *    the data model has it; registered in bulk: environments through the admin API, gateway rows and certificates
+ *    signed by the stored CA for one shared key through the store, not N runs of the bootstrap command), each
+ *    instance running the gateway's real sync client (own gRPC channel, TLS connection, its gateway's client
+ *    certificate), spread over W worker processes (bench/lib/storm-worker.ts). From a cold start every instance
+ *    connects to A, ACKs its snapshot and is told of B by A (`Replicas`; nothing else tells it of B): the baseline.
+ *    A is SIGKILLed; the time until every instance is connected to B (in sync: each resumes from the version it
+ *    holds), then until every instance has ACKed a change made through B, are taken, with A's and B's resident
+ *    memory (B sampled every 250 ms for its peak).
  *
- * Usage: scripts/node bench/failover.ts [--rounds 20] [--gateways 1000] [--workers 4] [--only failover|storm] [--json]
+ * Usage: scripts/node bench/failover.ts [--rounds 20] [--gateways 1000] [--per-gateway 20] [--workers N] [--only failover|storm] [--json]
  * Needs PostgreSQL (GATEHOUSE_TEST_DATABASE_URL, default the local server).
  */
 import { randomBytes } from 'node:crypto';
@@ -227,16 +229,19 @@ try {
     const send = (command: StormCommand) => {
       for (const w of workers) w.send(command);
     };
-    const sum = (key: 'connected' | 'applied' | 'reconnected' | 'updated' | 'onB', mark = 0) => {
+    const sum = (key: 'connected' | 'applied' | 'reconnected' | 'updated' | 'onB' | 'learned', mark = 0) => {
       let n = 0;
       for (const s of statuses.values()) if (s.mark === mark) n += s[key];
       return statuses.size === WORKERS ? n : -1;
     };
     const progress = setInterval(() => {
-      const totals = { connected: 0, applied: 0, reconnected: 0, updated: 0, onB: 0 };
-      for (const st of statuses.values())
+      const totals = { connected: 0, applied: 0, learned: 0, reconnected: 0, updated: 0, onB: 0 };
+      const waiting: Record<string, number> = {};
+      for (const st of statuses.values()) {
         for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += st[k];
-      process.stderr.write(`storm: ${JSON.stringify(totals)}\n`);
+        for (const [why, n] of Object.entries(st.waiting)) waiting[why] = (waiting[why] ?? 0) + n;
+      }
+      process.stderr.write(`storm: ${JSON.stringify({ ...totals, waiting })}\n`);
     }, 5000);
     progress.unref();
     const coldAt = Date.now();
@@ -248,11 +253,12 @@ try {
         caPem: ca.certPem,
         endpoint: `127.0.0.1:${a.sync}`,
         b: `127.0.0.1:${b.sync}`,
-        alternates: [{ sync: `127.0.0.1:${b.sync}`, telemetry: `127.0.0.1:${b.sync}` }],
+        // None written at bootstrap: each instance learns B from A's advertisement once connected.
+        alternates: [],
       } satisfies StormCommand),
     );
     await eventually(
-      () => sum('connected') === GATEWAYS && sum('applied') === GATEWAYS,
+      () => sum('connected') === GATEWAYS && sum('applied') === GATEWAYS && sum('learned') === GATEWAYS,
       600_000,
       'every instance connected to A and in sync',
     );

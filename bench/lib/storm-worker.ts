@@ -36,6 +36,10 @@ export interface StormStatus {
   updated: number;
   /** Instances connected to B. */
   onB: number;
+  /** Instances that were told of B by A (the `Replicas` advertisement). */
+  learned: number;
+  /** Why the instances that are not connected are not (the start of `lastError`), and how many each. */
+  waiting: Record<string, number>;
   rssBytes: number;
   /** The last mark taken. */
   mark: number;
@@ -44,6 +48,7 @@ export interface StormStatus {
 const clients: SyncClient[] = [];
 const applied: number[] = [];
 const hashes: string[] = [];
+const learned: boolean[] = [];
 let markId = 0;
 let b = '';
 let marks: { connections: number; version: number }[] = [];
@@ -55,8 +60,13 @@ function report(): void {
   let reconnected = 0;
   let updated = 0;
   let onB = 0;
+  const waiting: Record<string, number> = {};
   clients.forEach((c, i) => {
     const s = c.state();
+    if (!s.connected) {
+      const why = (s.lastError ?? 'connecting').slice(0, 60);
+      waiting[why] = (waiting[why] ?? 0) + 1;
+    }
     if (s.connected) connected++;
     if (s.connected && s.endpoint === b) onB++;
     if ((applied[i] ?? 0) > 0) withVersion++;
@@ -72,6 +82,8 @@ function report(): void {
     reconnected,
     updated,
     onB,
+    learned: learned.filter(Boolean).length,
+    waiting,
     rssBytes: process.memoryUsage.rss(),
     mark: markId,
   };
@@ -96,6 +108,7 @@ process.on('message', (command: StormCommand) => {
           hostname: `storm-${i}`,
           heartbeatMs: 5000,
           applied: () => (applied[i] ? { version: applied[i], hash: hashes[i]! } : undefined),
+          onReplicas: (replicas) => (learned[i] = replicas.some((r) => r.sync === b)),
           handle: async (update) => {
             const version = update.kind === 'snapshot' ? update.version : update.toVersion;
             applied[i] = version;

@@ -20,9 +20,9 @@
  *   (power loss, partition, a wedged process): HTTP/2 pings, which the server answers below its application code;
  * - the next replica is dialled after a jitter of at most 100 ms (no backoff until every replica was tried once);
  * - an attempt whose connection is not even established within `acceptTimeoutMs` (3 s, longer after failed rounds)
- *   is given up for the next replica, so that a replica whose address swallows packets does not hold the gateway
- *   for gRPC's 20 s connect timeout (a connected replica that is slow to accept, as in a reconnect storm, is waited
- *   for).
+ *   is given up for the next untried replica, so that a replica whose address swallows packets does not hold the
+ *   gateway for the OS's connect timeout (about 2 min); the last untried replica gets 30 s, and a connected replica
+ *   that is slow to accept (a reconnect storm) is waited for.
  * The control plane tells the client which replicas are up (`Replicas` on the stream); they replace the alternates
  * written at bootstrap (`onReplicas` lets the gateway keep them in its config directory).
  */
@@ -111,9 +111,10 @@ export interface SyncClientOptions {
    */
   keepalive?: { intervalMs: number; timeoutMs: number };
   /**
-   * An attempt whose connection (TCP and TLS) is not established within this long is given up (the next replica is
-   * tried); it grows by this much with each failed round, up to 30 s, so that a control plane slow under a
-   * reconnect storm is not abandoned in a loop. A connected replica is waited for. Default 3 s.
+   * An attempt whose connection (TCP and TLS) is not established within this long is given up for the next
+   * replica, while one of this round through the list is still untried; it grows by this much with each round, up
+   * to 30 s. The last untried replica of a round gets 30 s, and a connected replica is waited for, so that a control
+   * plane slow under a reconnect storm is not abandoned in a loop. Default 3 s.
    */
   acceptTimeoutMs?: number;
   /**
@@ -173,6 +174,8 @@ interface TelemetryClient {
 export const DEFAULT_KEEPALIVE = { intervalMs: 1000, timeoutMs: 1000 } as const;
 /** Default of `acceptTimeoutMs`. */
 export const DEFAULT_ACCEPT_TIMEOUT_MS = 3000;
+/** The accept timeout of the last untried replica of a round (and the cap): the OS's own connect timeout is ~2 min. */
+const MAX_ACCEPT_TIMEOUT_MS = 30_000;
 /** Jitter before dialling the next replica after losing one: spreads the gateways that lost the same replica. */
 const FAILOVER_JITTER_MS = 100;
 const MAX_REPLICAS = 32;
@@ -301,7 +304,13 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
       const stream = sync!.Sync();
       call = stream;
       // Not accepted in time: given up for the next replica (the timeout grows with failed rounds).
-      const acceptWithin = Math.min(30_000, acceptTimeoutMs * (1 + Math.floor(attempts / targets.length)));
+      // Short while another replica of this round through the list is still untried (it is likely up); the last
+      // one of a round is given 30 s, so that a storm of gateways on the one replica left is not abandoned in a loop.
+      const othersUntried = triedInOutage % targets.length < targets.length - 1;
+      const round = Math.floor(triedInOutage / targets.length);
+      const acceptWithin = othersUntried
+        ? Math.min(MAX_ACCEPT_TIMEOUT_MS, acceptTimeoutMs * (1 + round))
+        : MAX_ACCEPT_TIMEOUT_MS;
       let timedOut = false;
       const channel = channels[0];
       const acceptTimer = setTimeout(() => {
