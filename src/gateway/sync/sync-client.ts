@@ -16,7 +16,7 @@
  *
  * Failover between control-plane replicas is fast by design (docs/high-availability.md, "Failover timing"):
  * - a replica that dies is noticed at once when its host resets the connection (a crash, a SIGKILL, a pod
- *   deleted), and within `keepalive.intervalMs + keepalive.timeoutMs` (2 s by default) when it vanishes silently
+ *   deleted), and within `keepalive.intervalMs + keepalive.timeoutMs` (4 s by default) when it vanishes silently
  *   (power loss, partition, a wedged process): HTTP/2 pings, which the server answers below its application code;
  * - the next replica is dialled after a jitter of at most 100 ms (no backoff until every replica was tried once);
  * - an attempt whose connection is not even established within `acceptTimeoutMs` (3 s, longer after failed rounds)
@@ -107,7 +107,7 @@ export interface SyncClientOptions {
   reconnect?: ReconnectBackoff;
   /**
    * HTTP/2 keepalive: a ping every `intervalMs` while connected; no answer within `timeoutMs` ends the connection
-   * and moves to the next replica. Default 1 s and 1 s.
+   * and moves to the next replica. Default 1 s and 3 s.
    */
   keepalive?: { intervalMs: number; timeoutMs: number };
   /**
@@ -170,8 +170,12 @@ interface TelemetryClient {
   close(): void;
 }
 
-/** Defaults of `keepalive`: a silently lost replica is noticed within 2 s. */
-export const DEFAULT_KEEPALIVE = { intervalMs: 1000, timeoutMs: 1000 } as const;
+/**
+ * Defaults of `keepalive`: a silently lost replica is noticed within 4 s. The timeout is not shorter because a
+ * process whose event loop stalls (a replica handshaking a reconnect storm, a gateway in a long GC) would read the
+ * answer late and drop a healthy connection, and many at once would feed the storm.
+ */
+export const DEFAULT_KEEPALIVE = { intervalMs: 1000, timeoutMs: 3000 } as const;
 /** Default of `acceptTimeoutMs`. */
 export const DEFAULT_ACCEPT_TIMEOUT_MS = 3000;
 /** The accept timeout of the last untried replica of a round (and the cap): the OS's own connect timeout is ~2 min. */
