@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -62,6 +62,7 @@ const ENVIRONMENTS = [
   'E16',
   'E17',
   'E18',
+  'E19',
 ];
 /** The minute telemetry batches count requests in: a current one (the ingest prunes counts older than 7 days). */
 const MINUTE = new Date(Math.floor(Date.now() / 60_000) * 60_000).toISOString();
@@ -701,6 +702,42 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     await eventually(async () => JSON.stringify(await saved()) === JSON.stringify([self, third]), 10_000, 'updated');
     assert.deepEqual(gw.identity.controlPlane.alternates, [third]);
     server.advertiseReplicas([]);
+  });
+
+  it('notices a replica that stops answering (no reset: keepalive pings go unanswered) and moves to the next one', async () => {
+    const { gateway } = await newGateway();
+    // A TCP relay to the sync server that can freeze: from then on nothing passes either way and nothing is closed,
+    // as when a replica's host loses power or the network partitions.
+    const sockets: Socket[] = [];
+    let frozen = false;
+    const relay = createNetServer((inbound) => {
+      const outbound = connect(server.port, '127.0.0.1');
+      sockets.push(inbound, outbound);
+      inbound.on('data', (d) => void (frozen || outbound.write(d)));
+      outbound.on('data', (d) => void (frozen || inbound.write(d)));
+      inbound.on('error', () => outbound.destroy());
+      outbound.on('error', () => inbound.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    cleanup.push(async () => {
+      for (const x of sockets) x.destroy();
+      await new Promise((resolve) => relay.close(resolve));
+    });
+    const relayed = `127.0.0.1:${(relay.address() as AddressInfo).port}`;
+    const dir = await gatewayDir(store, ca, gateway, relayed);
+    const identity = JSON.parse(await readFile(join(dir, 'gateway.json'), 'utf8')) as {
+      controlPlane: Record<string, unknown>;
+    };
+    identity.controlPlane.alternates = [{ bootstrap: 'https://127.0.0.1:1', sync, telemetry: sync }];
+    await writeFile(join(dir, 'gateway.json'), JSON.stringify(identity));
+    const { gw } = await edge(dir);
+    await eventually(() => gw.state().connected && gw.state().endpoint === relayed, 10_000, 'connected via the relay');
+    const frozenAt = Date.now();
+    frozen = true;
+    await eventually(() => gw.state().connected && gw.state().endpoint === sync, 20_000, 'moved to the next replica');
+    const took = Date.now() - frozenAt;
+    // A ping every 1 s, 3 s to answer: noticed after 3 to 4 s (more on a loaded machine), never at once.
+    assert.ok(took >= 3000, `moved on after the keepalive timeout, not before (${took} ms)`);
   });
 
   it('gives up a replica whose address accepts TCP but never completes TLS, and connects to the next one', async () => {
