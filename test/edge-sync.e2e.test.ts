@@ -45,7 +45,9 @@ async function probeSync(
       let accepted = false;
       let received = 0;
       call.on('metadata', () => (accepted = true));
-      call.on('data', () => {
+      // Snapshots only: the control plane also tells the replica set (`replicas`) right after the Hello.
+      call.on('data', (m: { message?: string }) => {
+        if (m.message !== 'snapshot') return;
         received++;
         call.end();
       });

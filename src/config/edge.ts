@@ -6,6 +6,7 @@
  * ```
  * DIR/
  *   gateway.json        EdgeIdentitySchema: who this gateway is and where its control plane is
+ *   replicas.json       LearnedReplicasSchema: the control-plane replicas it was last told of (written by the gateway)
  *   tls/ca.pem          the control plane's CA certificate (trust anchor of the channel)
  *   tls/gateway.crt     this gateway's certificate (short-lived; renewed over the live channel)
  *   tls/gateway.key     its private key, mode 0600
@@ -56,6 +57,29 @@ export function replicaEndpoints(endpoints: ControlPlaneEndpoints): ReplicaEndpo
     ...(endpoints.alternates ?? []),
   ];
   return all.filter((e, i) => all.findIndex((o) => o.sync === e.sync) === i);
+}
+
+/**
+ * DIR/replicas.json: the control-plane replicas that were up when the control plane last told this gateway (over
+ * the sync stream). Read at start-up, they replace `controlPlane.alternates` of gateway.json, so that a replica added
+ * after the bootstrap is a failover target, and one removed since is not dialled any more.
+ */
+export const LearnedReplicasSchema = z.strictObject({
+  learnedAt: z.iso.datetime({ offset: true }),
+  replicas: z.array(ReplicaEndpointsSchema).min(1).max(32),
+});
+export type LearnedReplicas = z.output<typeof LearnedReplicasSchema>;
+
+/**
+ * The endpoints to use: those of gateway.json, with the alternates replaced by the replicas learned since (the
+ * configured primary stays first: it may be a load balancer or a DNS name that no replica advertises).
+ */
+export function withLearnedReplicas(
+  endpoints: ControlPlaneEndpoints,
+  learned: readonly ReplicaEndpoints[],
+): ControlPlaneEndpoints {
+  if (!learned.length) return endpoints;
+  return { ...endpoints, alternates: learned.filter((r) => r.sync !== endpoints.sync).slice(0, 32) };
 }
 
 /** DIR/gateway.json */

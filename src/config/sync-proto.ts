@@ -123,18 +123,25 @@ export interface EntityChangesMessage {
   body: Buffer;
 }
 
+/** The control-plane replicas that are up now (high availability). */
+export interface ReplicasMessage {
+  replicas: { bootstrap: string; sync: string; telemetry: string }[];
+}
+
 /** What the control plane sends on the Sync stream. */
 export type SyncResponseMessage =
   | { snapshot: SnapshotMessage }
   | { delta: DeltaMessage }
   | { notice: NoticeMessage }
-  | { entities: EntityChangesMessage };
+  | { entities: EntityChangesMessage }
+  | { replicas: ReplicasMessage };
 export interface ReceivedSyncResponse {
-  message?: 'snapshot' | 'delta' | 'notice' | 'entities';
+  message?: 'snapshot' | 'delta' | 'notice' | 'entities' | 'replicas';
   snapshot?: SnapshotMessage | null;
   delta?: DeltaMessage | null;
   notice?: NoticeMessage | null;
   entities?: EntityChangesMessage | null;
+  replicas?: ReplicasMessage | null;
 }
 
 export interface RenewCertificateRequestMessage {

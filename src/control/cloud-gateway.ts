@@ -7,8 +7,12 @@
  * tenant's keys. Each tenant's minter stamps its tenant's own issuer (`iss`) and signs with its tenant's keys
  * (`signingKeys` of its snapshot, owned by the control plane and shared with the environment's edge gateways):
  * a token minted for one tenant does not pass the issuer or signature check of another tenant's backend.
- * `/.well-known/jwks.json` serves every tenant's public keys (and the local store's, which signs for a tenant
- * snapshot without keys); `<prefix>/.well-known/jwks.json` — that is `${iss}/.well-known/jwks.json` — one tenant's.
+ * `/.well-known/jwks.json` serves every tenant's public keys (and the local store's while a tenant snapshot without
+ * keys uses it); `<prefix>/.well-known/jwks.json` — that is `${iss}/.well-known/jwks.json` — one tenant's.
+ *
+ * Nothing of it is on disk: the local store is in memory. The publisher gives every tenant snapshot its
+ * environment's keys from the store (sealed there like every secret), so every replica signs with the same keys and
+ * serves the same JWKS; a per-replica key file would only add a key that signs nothing and differs per replica.
  */
 import type { Logger } from 'pino';
 import { type ServerSettings, type Snapshot, type TokenExchange, TokenExchangeSchema } from '../config/schema.ts';
@@ -70,8 +74,8 @@ export class CloudGateway {
       baseDir: options.baseDir,
       jwks: (prefix) => jwks.body(prefix),
       notFoundHint: (path, host, table) => tenantPrefixHint(path, host, table, jwks.tenants.keys()),
+      keysFromSnapshots: true,
     });
-    jwks.local = instance.keys;
     return new CloudGateway(instance, tokenExchange, jwks);
   }
 
@@ -111,6 +115,8 @@ export class CloudGateway {
           if (prefix !== undefined) after.set(prefix, store);
         }
         this.#stores = stores;
+        // The local (in-memory) keys are published only while a tenant signs with them.
+        this.#jwks.local = tenantKeys.includes(local) ? local : undefined;
         // New keys are published before the table that signs with them is in force (old ones stay until after).
         this.#jwks.set(new Map([...before, ...after]));
         return mergedCompilation(version, tenants, tenantKeys, this.#tokenExchange);
@@ -127,7 +133,8 @@ export class CloudGateway {
 
 /**
  * The JWKS bodies the cloud gateway serves: per tenant prefix (`/<workspace>/<environment>`), and the union of
- * every tenant's and the local store's keys at `/.well-known/jwks.json`, computed once per change.
+ * every tenant's keys (and the local store's, while a tenant uses it) at `/.well-known/jwks.json`, computed once
+ * per change.
  */
 class TenantJwks {
   local: SigningKeyStore | undefined;

@@ -28,7 +28,7 @@ import { startAuditRetention, type AuditRetention } from './audit-retention.ts';
 import { CloudGateway } from './cloud-gateway.ts';
 import type { CertificateAuthority } from './pki/ca.ts';
 import { openStoredCertificateAuthority } from './pki/stored-ca.ts';
-import { startReplicaPresence, type ReplicaPresence } from './replicas.ts';
+import { REPLICAS_CHANGED, startReplicaPresence, type ReplicaPresence } from './replicas.ts';
 import { createKeyRing, type KeyRing, KeyRingError, localKeyRing } from './secrets/key-ring.ts';
 import { EntityFeed } from './entity-feed.ts';
 import { Publisher } from './publisher.ts';
@@ -165,8 +165,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ...(options.tokenExchange?.ttl ? { ttl: options.tokenExchange.ttl / 1000 } : {}),
       ...(options.tokenExchange?.algorithm ? { algorithm: options.tokenExchange.algorithm } : {}),
     });
+    // No signing-keys file: every tenant's keys are in the store (cloud-gateway.ts), nothing per replica on disk.
     const server = ServerSchema.parse({
-      signingKeysFile: join(dataDir, 'signing-keys.json'),
       listen: { host, port: gatewayPort },
       ops: { host, port: options.opsPort ?? 9090 },
       ...(options.cloudRateLimitStore ? { rateLimitStore: options.cloudRateLimitStore } : {}),
@@ -231,6 +231,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         void entityFeed
           .changed('*')
           .catch((err: unknown) => logger.error({ err }, 'bringing relationship data up to date failed'));
+      // A replica started or stopped (or notifications may have been missed): the set advertised to gateways.
+      if (workspaceId === REPLICAS_CHANGED || workspaceId === '*')
+        void presence
+          ?.refresh()
+          .catch((err: unknown) => logger.warn({ err }, 'cannot read the control-plane replicas; retrying'));
+      if (workspaceId === REPLICAS_CHANGED) return;
       void (workspaceId === '*' ? publisher.publishAll() : publisher.changed(workspaceId)).catch((err: unknown) =>
         logger.error({ err, workspace: workspaceId }, 'compiling a workspace changed by another replica failed'),
       );
@@ -308,6 +314,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // Where edge gateways reach this replica, for the gateways that register through the others.
     presence = await startReplicaPresence({ store, endpoints, logger, now });
     const replica = presence;
+    // Connected gateways learn the replicas that are up (a replica added since they bootstrapped included).
+    sync.advertiseReplicas(replica.all());
+    replica.onChange((replicas) => sync.advertiseReplicas(replicas));
     streams.add((gatewayId) => void sync.disconnectGateway(gatewayId));
 
     const plane: ControlContext = {

@@ -70,6 +70,11 @@ export interface GatewayInstanceOptions {
   jwks?: (prefix: string) => string | undefined;
   /** The detail of a 404 that no route matched (the cloud gateway: the tenant prefix the path lacks). */
   notFoundHint?: NotFoundHint;
+  /**
+   * The snapshots carry the signing keys (the cloud gateway: each tenant's, from the control plane's store), so
+   * the local key store is a fallback that may live in memory: no warning when `server.signingKeysFile` is unset.
+   */
+  keysFromSnapshots?: boolean;
 }
 
 /**
@@ -201,7 +206,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
     });
     keys = store;
     for (const warning of store.warnings) logger.warn(warning);
-    if (!settings.signingKeysFile)
+    if (!settings.signingKeysFile && !options.keysFromSnapshots)
       logger.warn('server.signingKeysFile is not set: token-signing keys live in memory and change at every restart');
     server = new GatewayServer({
       accessLog: createAccessLog(logger),

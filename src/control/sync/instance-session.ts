@@ -7,6 +7,7 @@
  */
 import { Metadata, type ServerDuplexStream, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { ReplicaEndpoints } from '../../config/edge.ts';
 import type { ReceivedSyncRequest, SyncResponseMessage } from '../../config/sync-proto.ts';
 import { nowIso } from '../ids.ts';
 import type { EntityFeed } from '../entity-feed.ts';
@@ -33,6 +34,8 @@ export interface InstanceSessionDeps {
   /** This control plane's version: instances running another one get an `update_available` notice. */
   softwareVersion: string;
   idleTimeoutMs: number;
+  /** The control-plane replicas that are up now (empty: none advertised, e.g. SQLite). */
+  replicas: () => readonly ReplicaEndpoints[];
   /** Registers a store write that the server's close() waits for. */
   track: <T>(p: Promise<T>) => Promise<T>;
   revalidate: GatewayAuthenticator['revalidate'];
@@ -52,6 +55,7 @@ export class InstanceSession {
   #cleanups: (() => void)[] = [];
   #idle: NodeJS.Timeout | undefined;
   #deleted = false;
+  #accepted = false;
 
   constructor(deps: InstanceSessionDeps) {
     this.#d = deps;
@@ -155,6 +159,10 @@ export class InstanceSession {
         if (deleted) this.#deleted = true;
         this.#fail(code, message, deleted);
       },
+      // Not before the stream is accepted: the metadata goes first (`#accepted`).
+      advertise: (replicas) => {
+        if (this.#accepted && !this.#ended) this.#advertise(replicas);
+      },
     };
     this.#live = live;
     this.#cleanups.push(this.#d.registry.add(live));
@@ -206,6 +214,9 @@ export class InstanceSession {
     this.#cleanups.push(this.#d.publisher.onPublish((scopes) => stream.published(scopes)));
     if (this.#d.entities) this.#cleanups.push(this.#d.entities.onChange((set) => stream.entitiesChanged(set)));
     call.sendMetadata(new Metadata()); // accepted: the instance counts itself connected from here
+    this.#accepted = true;
+    const replicas = this.#d.replicas();
+    if (replicas.length) this.#advertise(replicas);
     logger.info(
       {
         gateway: gateway.id,
@@ -226,6 +237,12 @@ export class InstanceSession {
       });
     }
     await stream.sendLatest();
+  }
+
+  #advertise(replicas: readonly ReplicaEndpoints[]): void {
+    this.#d.call.write({
+      replicas: { replicas: replicas.map((r) => ({ bootstrap: r.bootstrap, sync: r.sync, telemetry: r.telemetry })) },
+    });
   }
 
   async #save(record: GatewayInstanceRecord): Promise<void> {

@@ -6,6 +6,8 @@
  * only what is connected here and now.
  */
 
+import type { ReplicaEndpoints } from '../../config/edge.ts';
+
 /** A stream the registry can end: `deleted` tells the gateway that it was deleted (the `GATEWAY_STATUS_TRAILER` of config/sync-proto.ts). */
 export interface EndableStream {
   readonly gatewayId: string;
@@ -18,6 +20,8 @@ export interface LiveStream extends EndableStream {
   readonly instanceId: string;
   /** The version the instance last ACKed (0 before its first ACK, or the version its Hello reported). */
   appliedVersion: number;
+  /** Tells the instance the current set of control-plane replicas (high availability). */
+  advertise?(replicas: readonly ReplicaEndpoints[]): void;
 }
 
 export class SyncRegistry {
@@ -45,6 +49,11 @@ export class SyncRegistry {
     for (const s of this.#streams.get(gatewayId) ?? [])
       out.set(s.instanceId, Math.max(out.get(s.instanceId) ?? 0, s.appliedVersion));
     return out;
+  }
+
+  /** Every live Sync stream, of every gateway. */
+  *all(): IterableIterator<LiveStream> {
+    for (const set of this.#streams.values()) yield* set;
   }
 
   /** Ends every live stream of the gateway, Sync and Telemetry, with `code`; returns how many. */

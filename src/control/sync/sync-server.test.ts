@@ -4,7 +4,8 @@
  * records snapshots the way the real one does, so that each test decides exactly which versions exist.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -59,6 +60,9 @@ const ENVIRONMENTS = [
   'E14',
   'E15',
   'E16',
+  'E17',
+  'E18',
+  'E19',
 ];
 /** The minute telemetry batches count requests in: a current one (the ingest prunes counts older than 7 days). */
 const MINUTE = new Date(Math.floor(Date.now() / 60_000) * 60_000).toISOString();
@@ -676,6 +680,96 @@ describe('gateway sync: control-plane server and edge runtime', () => {
     assert.equal(result.code, status.UNAUTHENTICATED);
     assert.match(result.details, /not issued by this control plane/);
     assert.equal(result.accepted, false);
+  });
+
+  it('tells connected instances the replicas that are up; the gateway keeps them in replicas.json and dials them', async () => {
+    const { gateway } = await newGateway();
+    const dir = await gatewayDir(store, ca, gateway, sync);
+    const other = { bootstrap: 'https://127.0.0.1:2', sync: '127.0.0.1:3', telemetry: '127.0.0.1:3' };
+    const self = { bootstrap: 'https://127.0.0.1:1', sync, telemetry: sync };
+    server.advertiseReplicas([self, other]);
+    const { gw } = await edge(dir);
+    const file = join(dir, 'replicas.json');
+    const saved = async () =>
+      (JSON.parse(await readFile(file, 'utf8').catch(() => '{}')) as { replicas?: unknown[] }).replicas;
+    await eventually(async () => (await saved())?.length === 2, 10_000, 'replicas.json written');
+    assert.deepEqual(await saved(), [self, other]);
+    assert.equal((await stat(file)).mode & 0o777, 0o644);
+    assert.deepEqual(gw.identity.controlPlane.alternates, [other], 'failover (and re-enrollment) use them now');
+    // The set changes while connected: told at once, and the file follows.
+    const third = { bootstrap: 'https://127.0.0.1:4', sync: '127.0.0.1:5', telemetry: '127.0.0.1:5' };
+    server.advertiseReplicas([self, third]);
+    await eventually(async () => JSON.stringify(await saved()) === JSON.stringify([self, third]), 10_000, 'updated');
+    assert.deepEqual(gw.identity.controlPlane.alternates, [third]);
+    server.advertiseReplicas([]);
+  });
+
+  it('notices a replica that stops answering (no reset: keepalive pings go unanswered) and moves to the next one', async () => {
+    const { gateway } = await newGateway();
+    // A TCP relay to the sync server that can freeze: from then on nothing passes either way and nothing is closed,
+    // as when a replica's host loses power or the network partitions.
+    const sockets: Socket[] = [];
+    let frozen = false;
+    const relay = createNetServer((inbound) => {
+      const outbound = connect(server.port, '127.0.0.1');
+      sockets.push(inbound, outbound);
+      inbound.on('data', (d) => void (frozen || outbound.write(d)));
+      outbound.on('data', (d) => void (frozen || inbound.write(d)));
+      inbound.on('error', () => outbound.destroy());
+      outbound.on('error', () => inbound.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    cleanup.push(async () => {
+      for (const x of sockets) x.destroy();
+      await new Promise((resolve) => relay.close(resolve));
+    });
+    const relayed = `127.0.0.1:${(relay.address() as AddressInfo).port}`;
+    const dir = await gatewayDir(store, ca, gateway, relayed);
+    const identity = JSON.parse(await readFile(join(dir, 'gateway.json'), 'utf8')) as {
+      controlPlane: Record<string, unknown>;
+    };
+    identity.controlPlane.alternates = [{ bootstrap: 'https://127.0.0.1:1', sync, telemetry: sync }];
+    await writeFile(join(dir, 'gateway.json'), JSON.stringify(identity));
+    const { gw } = await edge(dir);
+    await eventually(() => gw.state().connected && gw.state().endpoint === relayed, 10_000, 'connected via the relay');
+    const frozenAt = Date.now();
+    frozen = true;
+    await eventually(() => gw.state().connected && gw.state().endpoint === sync, 20_000, 'moved to the next replica');
+    const took = Date.now() - frozenAt;
+    // A ping every 1 s, 3 s to answer: noticed after 3 to 4 s (more on a loaded machine), never at once.
+    assert.ok(took >= 3000, `moved on after the keepalive timeout, not before (${took} ms)`);
+  });
+
+  it('gives up a replica whose address accepts TCP but never completes TLS, and connects to the next one', async () => {
+    const { gateway } = await newGateway();
+    // A black hole: connections are accepted and then nothing happens (as behind a firewall that drops packets,
+    // but without waiting for the kernel's connect timeout).
+    const held: Socket[] = [];
+    const hole = createNetServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve));
+    cleanup.push(async () => {
+      for (const s of held) s.destroy();
+      await new Promise((resolve) => hole.close(resolve));
+    });
+    const blackhole = `127.0.0.1:${(hole.address() as AddressInfo).port}`;
+    const dir = await gatewayDir(store, ca, gateway, blackhole);
+    const identity = JSON.parse(await readFile(join(dir, 'gateway.json'), 'utf8')) as {
+      controlPlane: Record<string, unknown>;
+    };
+    identity.controlPlane.alternates = [{ bootstrap: 'https://127.0.0.1:1', sync, telemetry: sync }];
+    await writeFile(join(dir, 'gateway.json'), JSON.stringify(identity));
+    const startedAt = Date.now();
+    const { gw, log } = await edge(dir);
+    // gRPC alone would wait 20 s for the handshake; the accept timeout (3 s) moves on well before.
+    await eventually(() => gw.state().connected, 15_000, 'connected to the next replica');
+    const took = Date.now() - startedAt;
+    assert.equal(gw.state().endpoint, sync);
+    assert.ok(held.length >= 1, 'the black hole was dialled first');
+    assert.ok(
+      log.lines.some((l) => String(l.reason).startsWith('not accepted within 3000 ms')),
+      JSON.stringify(log.lines.filter((l) => l.reason)),
+    );
+    assert.ok(took >= 3000, `moved on after the accept timeout, not before (${took} ms)`);
   });
 });
 

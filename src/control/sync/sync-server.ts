@@ -25,6 +25,7 @@ import {
   status,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { ReplicaEndpoints } from '../../config/edge.ts';
 import {
   type ReceivedSyncRequest,
   type RenewCertificateRequestMessage,
@@ -76,9 +77,17 @@ export interface SyncServerOptions {
   idleTimeoutMs?: number;
 }
 
+/** HTTP/2 keepalive the server sends on its own (the gateways ping every second; see sync-client.ts). */
+const SERVER_KEEPALIVE = { 'grpc.keepalive_time_ms': 20_000, 'grpc.keepalive_timeout_ms': 10_000 };
+
 export interface SyncServer {
   readonly port: number;
   readonly registry: SyncRegistry;
+  /**
+   * The control-plane replicas that are up now (this one included): sent to every connected instance at once, and
+   * to every instance that connects from now on, right after its Hello is accepted.
+   */
+  advertiseReplicas(replicas: readonly ReplicaEndpoints[]): void;
   /** Ends every live stream of the gateway at once, Sync and Telemetry (PERMISSION_DENIED "gateway deleted"); returns how many. */
   disconnectGateway(gatewayId: string): number;
   /** Ends every stream, waits for their last store writes, stops listening. */
@@ -91,6 +100,7 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
   const validityMs = options.certificateValidityMs ?? GATEWAY_CERTIFICATE_VALIDITY_MS;
   const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
   const registry = new SyncRegistry();
+  let replicas: readonly ReplicaEndpoints[] = [];
   const snapshots = new SnapshotCache(store);
   const authenticator = createGatewayAuthenticator(store, now);
   /** Store writes still running per stream: close() waits for them before the store closes. */
@@ -113,6 +123,7 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
       snapshots,
       softwareVersion: options.softwareVersion,
       idleTimeoutMs,
+      replicas: () => replicas,
       track,
       revalidate: authenticator.revalidate,
     });
@@ -161,8 +172,7 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
   const server = new Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-    'grpc.keepalive_time_ms': 20_000,
-    'grpc.keepalive_timeout_ms': 10_000,
+    ...SERVER_KEEPALIVE,
   });
   const services = syncServices();
   server.addService(services.configSync, { Sync: sync, RenewCertificate: renewCertificate });
@@ -190,6 +200,10 @@ export async function startSyncServer(options: SyncServerOptions): Promise<SyncS
   return {
     port,
     registry,
+    advertiseReplicas(next) {
+      replicas = next;
+      for (const live of registry.all()) live.advertise?.(next);
+    },
     disconnectGateway(gatewayId) {
       const n = registry.disconnect(gatewayId, status.PERMISSION_DENIED, 'gateway deleted', true);
       if (n)

@@ -27,6 +27,7 @@ export function edgeFiles(dir: string) {
     cert: join(dir, 'tls', 'gateway.crt'),
     key: join(dir, 'tls', 'gateway.key'),
     signingKeys: join(dir, 'signing-keys.json'),
+    replicas: join(dir, 'replicas.json'),
   };
 }
 

@@ -11,7 +11,8 @@
  *    check `config`;
  * 3. the listeners, then the sync loop (sync-loop.ts, which loads gRPC only now): every snapshot the control plane
  *    sends is checked (sync-update.ts), applied, cached (config-in-force.ts) and ACKed, or NACKed with the reason;
- * 4. telemetry of this gateway's requests, streamed while connected;
+ * 4. telemetry of this gateway's requests, streamed while connected; the control-plane replicas it is told of,
+ *    kept in DIR/replicas.json and used for failover (learned-replicas.ts);
  * 5. certificate renewal over the live channel at two thirds of its lifetime (certificate-renewal.ts).
  *
  * A gateway the control plane says was deleted is deactivated: it serves and caches nothing any more.
@@ -20,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import type { EdgeIdentity } from '../../config/edge.ts';
+import { type EdgeIdentity, withLearnedReplicas } from '../../config/edge.ts';
 import { ConfigError } from '../../config/load.ts';
 import { formatIssues, type RateLimitStoreSchema, ServerSchema } from '../../config/schema.ts';
 import { createGatewayInstance, type GatewayInstance } from '../instance.ts';
@@ -32,6 +33,7 @@ import { CertificateRenewal } from './certificate-renewal.ts';
 import { ConfigInForce } from './config-in-force.ts';
 import { EntityCacheFile } from './entity-cache.ts';
 import { edgeFiles, nearExpiry, readEdgeCredentials, readEdgeIdentity } from './edge-credentials.ts';
+import { LearnedReplicasFile, readLearnedReplicas } from './learned-replicas.ts';
 import type { SyncClientState, TelemetrySource } from './sync-client.ts';
 import { type ReenrollmentProgress, SyncLoop } from './sync-loop.ts';
 
@@ -99,6 +101,10 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
   const { dir, logger } = options;
   const files = edgeFiles(dir);
   const identity = await readEdgeIdentity(dir);
+  // The replicas the control plane told of last time replace the alternates written at bootstrap.
+  const learned = await readLearnedReplicas(files.replicas, logger);
+  identity.controlPlane = withLearnedReplicas(identity.controlPlane, learned);
+  const replicasFile = new LearnedReplicasFile(files.replicas, learned, logger);
   const credentials = await readEdgeCredentials(files, identity);
   /** Re-enroll before dialling: a handshake with an expired certificate fails. */
   const reenrollFirst = nearExpiry(credentials);
@@ -154,6 +160,11 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
       reenrollment: () => reenrollment(),
       closing: () => closing,
       onDeleted: (reason) => void deactivate(reason),
+      onReplicas: (replicas) => {
+        // Failover and re-enrollment use them from now on (certificate-renewal.ts reads `identity` each time).
+        identity.controlPlane = withLearnedReplicas(identity.controlPlane, replicas);
+        void replicasFile.save(replicas);
+      },
     });
     sync.updateConfigCheck();
     addresses = await instance.listen({
@@ -241,6 +252,7 @@ export async function startEdgeGateway(options: EdgeGatewayOptions): Promise<Edg
         collector?.close();
         await instance.close();
         await config.settled();
+        await replicasFile.settled();
       })();
       return closed;
     },

@@ -13,11 +13,24 @@
  * so that gateways cut off for long do not keep dialling a control plane that is gone. Each attempt builds a fresh
  * channel: the delay is this client's, not gRPC's own reconnect backoff, and renewed credentials take effect at the
  * next attempt.
+ *
+ * Failover between control-plane replicas is fast by design (docs/high-availability.md, "Failover timing"):
+ * - a replica that dies is noticed at once when its host resets the connection (a crash, a SIGKILL, a pod
+ *   deleted), and within `keepalive.intervalMs + keepalive.timeoutMs` (4 s by default) when it vanishes silently
+ *   (power loss, partition, a wedged process): HTTP/2 pings, which the server answers below its application code;
+ * - the next replica is dialled after a jitter of at most 100 ms (no backoff until every replica was tried once);
+ * - an attempt whose connection is not even established within `acceptTimeoutMs` (3 s, longer after failed rounds)
+ *   is given up for the next untried replica, so that a replica whose address swallows packets does not hold the
+ *   gateway for the OS's connect timeout (about 2 min); the last untried replica gets 30 s, and a connected replica
+ *   that is slow to accept (a reconnect storm) is waited for.
+ * The control plane tells the client which replicas are up (`Replicas` on the stream); they replace the alternates
+ * written at bootstrap (`onReplicas` lets the gateway keep them in its config directory).
  */
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import {
   Channel,
   type ChannelOptions,
+  connectivityState,
   type ClientDuplexStream,
   credentials as grpcCredentials,
   type ServiceError,
@@ -31,11 +44,13 @@ import {
   loadSyncProto,
   type NoticeMessage,
   type ReceivedSyncResponse,
+  type ReplicasMessage,
   type RenewCertificateResponseMessage,
   type SyncRequestMessage,
   type TelemetryAckMessage,
   type TelemetryBatchMessage,
 } from '../../config/sync-proto.ts';
+import { type ReplicaEndpoints, ReplicaEndpointsSchema } from '../../config/edge.ts';
 import { DEFAULT_RECONNECT, type ReconnectBackoff, reconnectCeiling } from './backoff.ts';
 
 /** What the gateway received: a full snapshot or a delta, with the body as sent (JSON). */
@@ -99,6 +114,23 @@ export interface SyncClientOptions {
   heartbeatMs?: number;
   /** Reconnect backoff (see `ReconnectBackoff`). Default 250 ms doubling, capped at 1 s for the first minute of an outage, then up to 30 s. */
   reconnect?: ReconnectBackoff;
+  /**
+   * HTTP/2 keepalive: a ping every `intervalMs` while connected; no answer within `timeoutMs` ends the connection
+   * and moves to the next replica. Default 1 s and 3 s.
+   */
+  keepalive?: { intervalMs: number; timeoutMs: number };
+  /**
+   * An attempt whose connection (TCP and TLS) is not established within this long is given up for the next
+   * replica, while one of this round through the list is still untried; it grows by this much with each round, up
+   * to 30 s. The last untried replica of a round gets 30 s, and a connected replica is waited for, so that a control
+   * plane slow under a reconnect storm is not abandoned in a loop. Default 3 s.
+   */
+  acceptTimeoutMs?: number;
+  /**
+   * The control plane advertised the replicas that are up now (already validated, at most 32): the client dials
+   * them from now on, besides `endpoint`; the gateway persists them for its next start.
+   */
+  onReplicas?(replicas: ReplicaEndpoints[]): void;
   /** Called whenever `state()` changes: a stream accepted or ended, an attempt failed. */
   onState?(state: SyncClientState): void;
   telemetry?: TelemetrySource;
@@ -119,6 +151,8 @@ export interface SyncClientState {
   attempts: number;
   /** Accepted streams since start. */
   connections: number;
+  /** The replica (`host:port` of config sync) connected to, or dialled now; undefined before the client starts. */
+  endpoint?: string;
 }
 
 export interface SyncClient {
@@ -145,11 +179,23 @@ interface TelemetryClient {
   close(): void;
 }
 
+/**
+ * Defaults of `keepalive`: a silently lost replica is noticed within 4 s. The timeout is not shorter because a
+ * process whose event loop stalls (a replica handshaking a reconnect storm, a gateway in a long GC) would read the
+ * answer late and drop a healthy connection, and many at once would feed the storm.
+ */
+export const DEFAULT_KEEPALIVE = { intervalMs: 1000, timeoutMs: 3000 } as const;
+/** Default of `acceptTimeoutMs`. */
+export const DEFAULT_ACCEPT_TIMEOUT_MS = 3000;
+/** The accept timeout of the last untried replica of a round (and the cap): the OS's own connect timeout is ~2 min. */
+const MAX_ACCEPT_TIMEOUT_MS = 30_000;
+/** Jitter before dialling the next replica after losing one: spreads the gateways that lost the same replica. */
+const FAILOVER_JITTER_MS = 100;
+const MAX_REPLICAS = 32;
+
 const CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.max_receive_message_length': 256 * 1024 * 1024,
   'grpc.max_send_message_length': 256 * 1024 * 1024,
-  'grpc.keepalive_time_ms': 20_000,
-  'grpc.keepalive_timeout_ms': 10_000,
   // One attempt per channel: this client's backoff decides when to dial again.
   'grpc.initial_reconnect_backoff_ms': 1000,
   'grpc.max_reconnect_backoff_ms': 5000,
@@ -163,14 +209,41 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
   /** Since when the gateway has had no accepted stream (start-up counts as the start of an outage). */
   let outageSince = Date.now();
   /** Every replica, the configured one first; `target` is the one dialled now. */
-  const targets = [
-    { sync: options.endpoint, telemetry: options.telemetryEndpoint ?? options.endpoint },
-    ...(options.alternates ?? []).filter((a) => a.sync !== options.endpoint),
-  ];
+  const primary = { sync: options.endpoint, telemetry: options.telemetryEndpoint ?? options.endpoint };
+  let targets = [primary, ...(options.alternates ?? []).filter((a) => a.sync !== options.endpoint)];
   let target = 0;
+  const keepalive = options.keepalive ?? DEFAULT_KEEPALIVE;
+  const acceptTimeoutMs = options.acceptTimeoutMs ?? DEFAULT_ACCEPT_TIMEOUT_MS;
+  /** The replicas the control plane advertised replace the alternates; the configured endpoint stays first. */
+  const learn = (advertised: ReplicasMessage) => {
+    const valid = (advertised.replicas ?? [])
+      .map((r) => ReplicaEndpointsSchema.safeParse(r))
+      .flatMap((r) => (r.success ? [r.data] : []))
+      .slice(0, MAX_REPLICAS);
+    if (!valid.length) return;
+    const current = targets[target]!;
+    const next = [primary, ...valid].filter((t, i, all) => all.findIndex((o) => o.sync === t.sync) === i);
+    let index = next.findIndex((t) => t.sync === current.sync);
+    if (index < 0) {
+      next.unshift(current); // no longer advertised, but dialled now: kept until the gateway moves on
+      index = 0;
+    }
+    targets = next.map((t) => ({ sync: t.sync, telemetry: t.telemetry }));
+    target = index;
+    logger.debug({ replicas: valid.map((r) => r.sync) }, 'the control plane advertised its replicas');
+    options.onReplicas?.(valid);
+  };
   /** Replicas tried since the last accepted stream: until each was tried once, the next one is dialled at once. */
   let triedInOutage = 0;
-  const changed = () => options.onState?.({ connected, connectedSince, lastError, attempts, connections });
+  const snapshotState = (): SyncClientState => ({
+    connected,
+    connectedSince,
+    lastError,
+    attempts,
+    connections,
+    endpoint: targets[target]!.sync,
+  });
+  const changed = () => options.onState?.(snapshotState());
 
   let closed = false;
   let connected = false;
@@ -206,6 +279,8 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
     );
     const channelOptions = {
       ...CHANNEL_OPTIONS,
+      'grpc.keepalive_time_ms': keepalive.intervalMs,
+      'grpc.keepalive_timeout_ms': keepalive.timeoutMs,
       'grpc.ssl_target_name_override': options.serverName,
       'grpc.default_authority': options.serverName,
     };
@@ -241,10 +316,29 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
       let queue: Promise<unknown> = Promise.resolve();
       const stream = sync!.Sync();
       call = stream;
+      // Not accepted in time: given up for the next replica (the timeout grows with failed rounds).
+      // Short while another replica of this round through the list is still untried (it is likely up); the last
+      // one of a round is given 30 s, so that a storm of gateways on the one replica left is not abandoned in a loop.
+      const othersUntried = triedInOutage % targets.length < targets.length - 1;
+      const round = Math.floor(triedInOutage / targets.length);
+      const acceptWithin = othersUntried
+        ? Math.min(MAX_ACCEPT_TIMEOUT_MS, acceptTimeoutMs * (1 + round))
+        : MAX_ACCEPT_TIMEOUT_MS;
+      let timedOut = false;
+      const channel = channels[0];
+      const acceptTimer = setTimeout(() => {
+        if (accepted || done) return;
+        // Connected (TLS done) but not accepted yet: the replica is alive and busy (a reconnect storm); giving up
+        // would waste the handshake it made. A wedged one is caught by the keepalive pings instead.
+        if (channel?.getConnectivityState(false) === connectivityState.READY) return;
+        timedOut = true;
+        stream.cancel();
+      }, acceptWithin);
 
       const finish = (reason: string | undefined) => {
         if (done) return;
         done = true;
+        clearTimeout(acceptTimer);
         clearInterval(heartbeat);
         pump?.stop();
         if (call === stream) call = undefined;
@@ -259,6 +353,7 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
         if (connected) outageSince = Date.now();
         connected = false;
         connectedSince = undefined;
+        if (timedOut) reason = `not accepted within ${acceptWithin} ms`;
         if (reason) lastError = reason;
         resolve(accepted);
       };
@@ -269,6 +364,7 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
       stream.on('metadata', () => {
         if (done || accepted) return;
         accepted = true;
+        clearTimeout(acceptTimer);
         connected = true;
         connections++;
         attempts = 0;
@@ -306,6 +402,7 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
             }
             return;
           }
+          if (message.message === 'replicas' && message.replicas) return learn(message.replicas);
           const update = toUpdate(message);
           if (!update) {
             if (message.message === 'notice' && message.notice) {
@@ -375,7 +472,8 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
         // Another replica is likely up: dial the next one after a short jitter (spreading the gateways that lost
         // the same replica), and back off only once every replica was tried in this outage.
         target = (target + 1) % targets.length;
-        if (++triedInOutage < targets.length) delay = Math.round(Math.random() * Math.min(backoff.initialMs, 250));
+        if (++triedInOutage < targets.length)
+          delay = Math.round(Math.random() * Math.min(backoff.initialMs, FAILOVER_JITTER_MS));
       }
       if (refused && !accepted) {
         // Refused, not unreachable: retrying soon cannot help, but the operator may fix it (e.g. a clock), so keep
@@ -405,7 +503,7 @@ export function startSyncClient(options: SyncClientOptions): SyncClient {
   })();
 
   return {
-    state: () => ({ connected, connectedSince, lastError, attempts, connections }),
+    state: snapshotState,
     renewCertificate(csrPem) {
       return new Promise((resolve, reject) => {
         if (!connected || !sync) return reject(new Error('not connected to the control plane'));

@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import type { EdgeIdentity } from '../../config/edge.ts';
+import type { EdgeIdentity, ReplicaEndpoints } from '../../config/edge.ts';
 import type { EntityChangesMessage } from '../../config/sync-proto.ts';
 import type { GatewayInstance } from '../instance.ts';
 import type { ReconnectBackoff } from './backoff.ts';
@@ -42,6 +42,8 @@ export interface SyncLoopDeps {
   closing(): boolean;
   /** The control plane says this gateway was deleted. */
   onDeleted(reason: string): void;
+  /** The control plane advertised the replicas that are up now (validated). */
+  onReplicas?(replicas: ReplicaEndpoints[]): void;
 }
 
 export class SyncLoop {
@@ -95,6 +97,7 @@ export class SyncLoop {
           reconnect: this.#d.reconnect,
           telemetry: this.#telemetry,
           onDeleted: (reason) => this.#d.onDeleted(reason),
+          onReplicas: this.#d.onReplicas,
           onState: (state) => this.updateConfigCheck(state),
         });
       })
