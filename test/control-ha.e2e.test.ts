@@ -270,6 +270,8 @@ describe(
           'the change through the surviving replica',
         );
         // Resumed from the version it held: the change came as a delta, no full snapshot was sent.
+        // The gateway logs after it applied: the line may reach this process after the request it made possible.
+        await edge.waitFor(/"config applied from the control plane"/, 10_000, from);
         const applied = edge.output.slice(from).filter((l) => l.includes('"config applied from the control plane"'));
         assert.ok(applied.length > 0 && applied.every((l) => l.includes('"kind":"delta"')), applied.join('\n'));
         // Its certificate (valid 12 s, renewed at two thirds) is renewed through the surviving replica.
