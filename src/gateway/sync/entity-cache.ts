@@ -96,12 +96,14 @@ export class EntityCacheFile {
   }
 
   #enqueue(step: () => Promise<unknown>): Promise<unknown> {
-    const run = this.#queue.then(step).catch((err: unknown) =>
-      this.#logger.error(
-        { err, dir: this.dir },
-        'cannot write the entity cache; the gateway keeps serving, but a restart would ask for the full sets',
-      ),
-    );
+    const run = this.#queue
+      .then(step)
+      .catch((err: unknown) =>
+        this.#logger.error(
+          { err, dir: this.dir },
+          'cannot write the entity cache; the gateway keeps serving, but a restart would ask for the full sets',
+        ),
+      );
     this.#queue = run;
     return run;
   }
