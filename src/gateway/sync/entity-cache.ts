@@ -85,6 +85,25 @@ export class EntityCacheFile {
     });
   }
 
+  /** Drops the files of the sets not in `keep` (no snapshot in force names them any more). */
+  retain(keep: ReadonlySet<string>): Promise<unknown> {
+    return this.#enqueue(async () => {
+      let names: string[];
+      try {
+        names = await readdir(this.dir);
+      } catch {
+        return;
+      }
+      for (const name of names) {
+        const set = name.replace(/\.log(\.part)?$/, '');
+        if (set !== name && !keep.has(set)) {
+          await rm(join(this.dir, name), { force: true });
+          this.#sizes.delete(set);
+        }
+      }
+    });
+  }
+
   /** Drops every set's file (the gateway was deleted). */
   remove(): Promise<unknown> {
     return this.#enqueue(() => rm(this.dir, { recursive: true, force: true }));

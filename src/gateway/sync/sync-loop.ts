@@ -197,7 +197,9 @@ export class SyncLoop {
     if (!result.applied) return nack(result.error ?? 'the gateway could not apply the snapshot');
     if (config.deactivated) return { ok: false, version, error: 'this gateway was deleted' };
     config.current = { snapshot, version, hash, source: 'control-plane' };
-    instance.entitySets.retain(new Set(Object.values(snapshot.entitySets ?? {})));
+    const sets = new Set(Object.values(snapshot.entitySets ?? {}));
+    instance.entitySets.retain(sets);
+    void config.entityCache?.retain(sets);
     this.#lastNack = undefined;
     this.updateConfigCheck();
     logger.info(
