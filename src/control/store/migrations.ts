@@ -499,5 +499,61 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .execute();
       },
     },
+    '0011-alert-rules': {
+      // Alerts routed by rules to webhook destinations of each workspace, with a durable queue of deliveries.
+      async up(db) {
+        await db.schema
+          .createTable('alert_destinations')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('url', text, (c) => c.notNull())
+          .addColumn('secret', text, (c) => c.notNull())
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addColumn('updated_at', text, (c) => c.notNull())
+          .addUniqueConstraint('alert_destinations_workspace_id_name_key', ['workspace_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('alert_rules')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('kind', text, (c) => c.notNull())
+          .addColumn('gateway_id', text)
+          .addColumn('threshold', 'integer')
+          .addColumn('destination_ids', text, (c) => c.notNull())
+          .addColumn('enabled', 'boolean', (c) => c.notNull())
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addColumn('updated_at', text, (c) => c.notNull())
+          .addUniqueConstraint('alert_rules_workspace_id_name_key', ['workspace_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('alert_deliveries')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('alert_id', text, (c) => c.notNull().references('alerts.id').onDelete('cascade'))
+          .addColumn('destination_id', text, (c) => c.notNull().references('alert_destinations.id').onDelete('cascade'))
+          .addColumn('state', text, (c) => c.notNull())
+          .addColumn('payload', text, (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull())
+          .addColumn('next_attempt_at', text, (c) => c.notNull())
+          .addColumn('delivered_at', text)
+          .addColumn('last_status', 'integer')
+          .addColumn('last_error', text)
+          .addColumn('created_at', text, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('alert_deliveries_due_idx')
+          .on('alert_deliveries')
+          .columns(['next_attempt_at'])
+          .where(sql.ref('delivered_at'), 'is', null)
+          .execute();
+        await db.schema
+          .createIndex('alert_deliveries_alert_id_idx')
+          .on('alert_deliveries')
+          .column('alert_id')
+          .execute();
+      },
+    },
   };
 }

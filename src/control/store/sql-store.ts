@@ -61,7 +61,7 @@ function sqlOps(run: Run, ring: KeyRing | undefined): StoreOps {
     ...userQueries(run),
     ...gatewayQueries(run),
     ...telemetryQueries(run),
-    ...alertQueries(run),
+    ...alertQueries(run, ring),
     ...auditQueries(run),
     ...analyticsQueries(run),
     ...snapshotQueries(run),
