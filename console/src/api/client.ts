@@ -39,6 +39,8 @@ const session: Middleware = {
       request.headers.set('content-type', 'application/json');
       return new Request(request, { body: '{}' });
     }
+    // A session's state-changing requests must say JSON even without a body (DELETE): the server's CSRF check.
+    if (!request.headers.has('content-type')) request.headers.set('content-type', 'application/json');
     return request;
   },
   async onResponse({ request, response }) {
