@@ -5076,6 +5076,12 @@ export interface operations {
                             instancesOnline: number;
                             versions: string[];
                             configVersion: number;
+                            configSync: {
+                                /** @enum {string} */
+                                state: "in_sync" | "behind" | "unknown";
+                                latestVersion: number;
+                                behindBy: number;
+                            };
                             lastSyncedAt?: string;
                             certificateExpiresAt?: string;
                             updateAvailable?: {
@@ -5100,6 +5106,7 @@ export interface operations {
                                 firstSeenAt: string;
                                 lastSeenAt: string;
                                 lastSyncedAt?: string;
+                                configBehindBy: number;
                             }[];
                             createdAt: string;
                             updatedAt: string;
@@ -5159,6 +5166,12 @@ export interface operations {
                             instancesOnline: number;
                             versions: string[];
                             configVersion: number;
+                            configSync: {
+                                /** @enum {string} */
+                                state: "in_sync" | "behind" | "unknown";
+                                latestVersion: number;
+                                behindBy: number;
+                            };
                             lastSyncedAt?: string;
                             certificateExpiresAt?: string;
                             updateAvailable?: {
@@ -5183,6 +5196,7 @@ export interface operations {
                                 firstSeenAt: string;
                                 lastSeenAt: string;
                                 lastSyncedAt?: string;
+                                configBehindBy: number;
                             }[];
                             createdAt: string;
                             updatedAt: string;
@@ -5238,6 +5252,12 @@ export interface operations {
                         instancesOnline: number;
                         versions: string[];
                         configVersion: number;
+                        configSync: {
+                            /** @enum {string} */
+                            state: "in_sync" | "behind" | "unknown";
+                            latestVersion: number;
+                            behindBy: number;
+                        };
                         lastSyncedAt?: string;
                         certificateExpiresAt?: string;
                         updateAvailable?: {
@@ -5262,6 +5282,7 @@ export interface operations {
                             firstSeenAt: string;
                             lastSeenAt: string;
                             lastSyncedAt?: string;
+                            configBehindBy: number;
                         }[];
                         createdAt: string;
                         updatedAt: string;
@@ -5344,6 +5365,12 @@ export interface operations {
                         instancesOnline: number;
                         versions: string[];
                         configVersion: number;
+                        configSync: {
+                            /** @enum {string} */
+                            state: "in_sync" | "behind" | "unknown";
+                            latestVersion: number;
+                            behindBy: number;
+                        };
                         lastSyncedAt?: string;
                         certificateExpiresAt?: string;
                         updateAvailable?: {
@@ -5368,6 +5395,7 @@ export interface operations {
                             firstSeenAt: string;
                             lastSeenAt: string;
                             lastSyncedAt?: string;
+                            configBehindBy: number;
                         }[];
                         createdAt: string;
                         updatedAt: string;
@@ -5415,6 +5443,12 @@ export interface operations {
                             instancesOnline: number;
                             versions: string[];
                             configVersion: number;
+                            configSync: {
+                                /** @enum {string} */
+                                state: "in_sync" | "behind" | "unknown";
+                                latestVersion: number;
+                                behindBy: number;
+                            };
                             lastSyncedAt?: string;
                             certificateExpiresAt?: string;
                             updateAvailable?: {
@@ -5439,6 +5473,7 @@ export interface operations {
                                 firstSeenAt: string;
                                 lastSeenAt: string;
                                 lastSyncedAt?: string;
+                                configBehindBy: number;
                             }[];
                             createdAt: string;
                             updatedAt: string;

@@ -90,4 +90,58 @@ describe('the gateways page', () => {
       ['0.1.0'],
     );
   });
+
+  it('says whether each gateway and instance serves the newest configuration published to it, or how far behind', async () => {
+    const headers = { authorization: `Bearer ${cp.token}` };
+    const list = async () =>
+      ((await (await fetch(`${cp.base}/api/v1/workspaces/acme/gateways`, { headers })).json()) as Json).items;
+    const scope = `${cp.workspace.id}/PROD/edge:eu-1`;
+    const publish = (version: number) =>
+      cp.store.insertSnapshot({ scope, version, hash: `h${version}`, body: '{}', createdAt: nowIso(cp.now()) });
+    // A second gateway in DEV with one instance, so the list covers several gateways in one read.
+    await cp.store.insertGateway({
+      id: 'gw_dev1',
+      workspaceId: cp.workspace.id,
+      environment: 'DEV',
+      name: 'dev-1',
+      installMethod: 'docker',
+      createdAt: nowIso(cp.now()),
+      updatedAt: nowIso(cp.now()),
+    });
+    await cp.store.upsertGatewayInstance({
+      gatewayId: 'gw_dev1',
+      instanceId: 'd-1',
+      softwareVersion: '0.1.0',
+      appliedVersion: 2,
+      connected: true,
+      firstSeenAt: nowIso(cp.now()),
+      lastSeenAt: nowIso(cp.now()),
+    });
+    await cp.store.insertSnapshot({
+      scope: `${cp.workspace.id}/DEV/edge:dev-1`,
+      version: 2,
+      hash: 'd2',
+      body: '{}',
+      createdAt: nowIso(cp.now()),
+    });
+    await publish(4);
+    let [dev, eu] = await list();
+    assert.equal(eu.name, 'eu-1');
+    assert.deepEqual(eu.configSync, { state: 'in_sync', latestVersion: 4, behindBy: 0 });
+    assert.deepEqual(dev.configSync, { state: 'in_sync', latestVersion: 2, behindBy: 0 });
+    await publish(5);
+    await publish(6);
+    [dev, eu] = await list();
+    assert.deepEqual(eu.configSync, { state: 'behind', latestVersion: 6, behindBy: 2 });
+    assert.equal(eu.instances[0].configBehindBy, 2);
+    assert.deepEqual(dev.configSync, { state: 'in_sync', latestVersion: 2, behindBy: 0 });
+    // Offline: the gateway's state is unknown, its instance still says how far behind it was.
+    await cp.store.upsertGatewayInstance({
+      ...(await cp.store.listGatewayInstances('gw_eu1'))[0]!,
+      connected: false,
+    });
+    [, eu] = await list();
+    assert.equal(eu.configSync.state, 'unknown');
+    assert.equal(eu.instances[0].configBehindBy, 2);
+  });
 });

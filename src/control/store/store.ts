@@ -464,6 +464,10 @@ export interface GatewayOps {
   listGatewayInstances(gatewayId: string): Promise<GatewayInstanceRecord[]>;
   /** Removes instances not seen since `before` and not connected. */
   pruneGatewayInstances(before: string): Promise<number>;
+  /** The instances of every gateway of the workspace in one read, sorted by gateway id, then instance id. */
+  listWorkspaceGatewayInstances(workspaceId: string): Promise<GatewayInstanceRecord[]>;
+  /** The certificates of every gateway of the workspace in one read, latest expiry first. */
+  listWorkspaceGatewayCertificates(workspaceId: string): Promise<GatewayCertificateRecord[]>;
 }
 
 /** What gateways report: request counts per minute and security events. */
@@ -595,6 +599,8 @@ export interface SnapshotOps {
   getLatestSnapshot(scope: string): Promise<SnapshotRecord | undefined>;
   getSnapshot(scope: string, version: number): Promise<SnapshotRecord | undefined>;
   insertSnapshot(s: SnapshotRecord): Promise<void>;
+  /** The newest version of each of these scopes that has a snapshot, in one read (no bodies). */
+  latestSnapshotVersions(scopes: readonly string[]): Promise<Map<string, number>>;
   /** Keeps the newest `keep` snapshots of a scope. */
   pruneSnapshots(scope: string, keep: number): Promise<number>;
 }

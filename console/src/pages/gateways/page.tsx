@@ -47,6 +47,29 @@ export function UpdateBadge({ gateway }: { gateway: Gateway }) {
   );
 }
 
+/** "in sync" or "behind by N / vX" against the newest configuration published to the gateway. */
+export function ConfigSync({ gateway: g }: { gateway: Gateway }) {
+  const s = g.configSync;
+  if (s.state === 'in_sync')
+    return (
+      <span data-testid={`config-${g.name}`}>
+        <Badge tone="good">in sync</Badge> v{s.latestVersion}
+      </span>
+    );
+  if (s.state === 'behind')
+    return (
+      <span data-testid={`config-${g.name}`}>
+        <Badge tone="warn">behind by {s.behindBy}</Badge> v{g.configVersion} / v{s.latestVersion}
+      </span>
+    );
+  return (
+    <span data-testid={`config-${g.name}`} class="muted">
+      {g.configVersion ? `v${g.configVersion}` : '—'}
+      {s.latestVersion ? ` (latest v${s.latestVersion})` : ''}
+    </span>
+  );
+}
+
 /** The oldest of the versions the gateway's instances run (the release notes start after it). */
 function oldest(versions: string[]): string | undefined {
   const parse = (v: string) => v.split(/[.+-]/).slice(0, 3).map(Number);
@@ -166,8 +189,8 @@ export function GatewaysPage() {
             {
               key: 'config',
               label: 'Configuration',
-              value: (g) => g.configVersion,
-              render: (g) => (g.configVersion ? `v${g.configVersion}` : '—'),
+              value: (g) => `${g.configSync.state} ${g.configSync.behindBy} ${g.configVersion}`,
+              render: (g) => <ConfigSync gateway={g} />,
             },
             { key: 'mode', label: 'Install', value: (g) => g.installMethod },
           ]}
