@@ -30,7 +30,7 @@ try {
     if (r.status !== 201) throw new Error(`createGateway: ${r.status} ${JSON.stringify(r.body)}`);
     ids.push(r.body.gateway.id as string);
   }
-  const db = new DatabaseSync(join(env.plane.dataDir, 'gatehouse.db'));
+  const db = new DatabaseSync(join(env.plane.dataDir, 'gatehouse.db'), { timeout: 10_000 });
   const now = new Date().toISOString();
   const insert = db.prepare(
     `INSERT INTO gateway_instances (gateway_id, instance_id, hostname, software_version, applied_version, applied_hash,

@@ -20,7 +20,7 @@ describe('web console: gateways configuration in sync or behind', { timeout: 120
     await addConsoleUser(env.plane, 'sync@example.com');
     ({ page } = await env.newPage());
     page.setDefaultTimeout(20_000);
-    db = new DatabaseSync(join(env.plane.dataDir, 'gatehouse.db'));
+    db = new DatabaseSync(join(env.plane.dataDir, 'gatehouse.db'), { timeout: 10_000 });
   });
   after(async () => {
     db?.close();

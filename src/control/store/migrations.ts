@@ -11,7 +11,7 @@
  */
 import { sql, type DatabaseIntrospector, type Kysely } from 'kysely';
 import { Migrator, type Migration } from 'kysely/migration';
-import { createRollupTables } from './sql/rollups.ts';
+import { BELOW_COLUMNS, createRollupTables } from './sql/rollups.ts';
 
 /** Where kysely records which migrations ran (own names, so another kysely app in the same schema is no clash). */
 const MIGRATION_TABLE = 'gatehouse_migration';
@@ -553,6 +553,23 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .on('alert_deliveries')
           .column('alert_id')
           .execute();
+      },
+    },
+    '0012-rollup-totals': {
+      // Roll-ups of a workspace's whole traffic per 5 minutes and per minute (sql/rollups.ts), filled from the
+      // existing roll-ups by gateway and collection, and by addTelemetry from now on.
+      async up(db) {
+        await createRollupTables(db, text, '0012-rollup-totals');
+        const sums = ['count', 's4xx', 's5xx', 's429', 'duration_ms_sum', ...BELOW_COLUMNS];
+        for (const [to, from] of [
+          ['telemetry_total_minute', 'telemetry_by_minute'],
+          ['telemetry_total_5m', 'telemetry_by_5m'],
+        ] as const) {
+          const columns = ['workspace_id', 'bucket', ...sums, 'duration_ms_max'];
+          await sql`insert into ${sql.table(to)} (${sql.join(columns.map((c) => sql.ref(c)))})
+            select workspace_id, bucket, ${sql.join(sums.map((c) => sql`sum(${sql.ref(c)})`))}, max(duration_ms_max)
+            from ${sql.table(from)} group by workspace_id, bucket`.execute(db);
+        }
       },
     },
   };
