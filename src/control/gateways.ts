@@ -294,6 +294,7 @@ export function describeGateway(
     installMethod: gateway.installMethod,
     status: gatewayStatus(rows),
     instancesOnline: online.length,
+    instancesTotal: rows.length,
     versions,
     configVersion,
     configSync,

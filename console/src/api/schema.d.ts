@@ -571,7 +571,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the edge gateways of the caller's environments: instances online, versions, update availability, last synced */
+        /** List the edge gateways of the caller's environments: instances online, versions, update availability, configuration in sync, last synced (`?instances=none`: each gateway's `instances` left empty, for a summary of many gateways; `instancesTotal` still counts them) */
         get: operations["listGateways"];
         put?: never;
         /** Create the edge gateway of an environment; the answer holds its install command with a one-time registration token (5 minutes) */
@@ -5074,6 +5074,7 @@ export interface operations {
                             /** @enum {string} */
                             status: "online" | "offline" | "fallback";
                             instancesOnline: number;
+                            instancesTotal: number;
                             versions: string[];
                             configVersion: number;
                             configSync: {
@@ -5164,6 +5165,7 @@ export interface operations {
                             /** @enum {string} */
                             status: "online" | "offline" | "fallback";
                             instancesOnline: number;
+                            instancesTotal: number;
                             versions: string[];
                             configVersion: number;
                             configSync: {
@@ -5250,6 +5252,7 @@ export interface operations {
                         /** @enum {string} */
                         status: "online" | "offline" | "fallback";
                         instancesOnline: number;
+                        instancesTotal: number;
                         versions: string[];
                         configVersion: number;
                         configSync: {
@@ -5363,6 +5366,7 @@ export interface operations {
                         /** @enum {string} */
                         status: "online" | "offline" | "fallback";
                         instancesOnline: number;
+                        instancesTotal: number;
                         versions: string[];
                         configVersion: number;
                         configSync: {
@@ -5441,6 +5445,7 @@ export interface operations {
                             /** @enum {string} */
                             status: "online" | "offline" | "fallback";
                             instancesOnline: number;
+                            instancesTotal: number;
                             versions: string[];
                             configVersion: number;
                             configSync: {

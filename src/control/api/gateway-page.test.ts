@@ -143,5 +143,19 @@ describe('the gateways page', () => {
     [, eu] = await list();
     assert.equal(eu.configSync.state, 'unknown');
     assert.equal(eu.instances[0].configBehindBy, 2);
+    // The summary the console's list reads: counts without the instance rows.
+    const summary = (await (
+      await fetch(`${cp.base}/api/v1/workspaces/acme/gateways?instances=none`, { headers })
+    ).json()) as Json;
+    assert.deepEqual(
+      summary.items.map((g: Json) => [g.name, g.instancesTotal, g.instances.length, g.configSync.state]),
+      [
+        ['dev-1', 1, 0, 'in_sync'],
+        ['eu-1', 1, 0, 'unknown'],
+      ],
+    );
+    const bad = await fetch(`${cp.base}/api/v1/workspaces/acme/gateways?instances=some`, { headers });
+    assert.equal(bad.status, 400);
+    assert.match(((await bad.json()) as Json).detail, /query\.instances/);
   });
 });

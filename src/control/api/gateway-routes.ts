@@ -12,7 +12,7 @@ import { snapshotScope } from '../compile/compile.ts';
 import { describeGateway, issueInstallCommand, renameGateway } from '../gateways.ts';
 import { newId, nowIso } from '../ids.ts';
 import type { GatewayRecord } from '../store/store.ts';
-import { conflict, fromStore } from './errors.ts';
+import { conflict, fromStore, invalid } from './errors.ts';
 import { requireKnownEnvironment, visibleGateway } from './lookup.ts';
 import { operation, type ControlContext, type Operation } from './operation.ts';
 import { hasEnvironment, requireEnvironment } from './scope.ts';
@@ -68,6 +68,8 @@ export const GatewaySchemaOut = z.strictObject({
   /** online: an instance is connected; fallback: none is, but one was seen in the last 24 hours; else offline. */
   status: z.enum(['online', 'offline', 'fallback']),
   instancesOnline: z.number().int(),
+  /** Instances known (online, in fallback or offline); `instances` lists them unless the list was asked without. */
+  instancesTotal: z.number().int(),
   /** Software versions of the online instances. */
   versions: z.array(z.string()),
   /** The newest configuration (snapshot) version an online instance serves; 0: none. */
@@ -156,15 +158,19 @@ export const gatewayOperations: Operation[] = [
     method: 'GET',
     path: `${W}/gateways`,
     summary:
-      "List the edge gateways of the caller's environments: instances online, versions, update availability, last synced",
+      "List the edge gateways of the caller's environments: instances online, versions, update availability, configuration in sync, last synced (`?instances=none`: each gateway's `instances` left empty, for a summary of many gateways; `instancesTotal` still counts them)",
     tag: 'Gateways',
     permission: 'admin:gateways:read',
     response: z.object({ items: z.array(GatewaySchemaOut) }),
-    async handler({ caller, workspace, plane }) {
+    async handler({ caller, workspace, plane, query }) {
+      const instances = query.get('instances');
+      if (instances !== null && instances !== 'none' && instances !== 'all')
+        throw invalid('query.instances', 'must be "none" (no instance rows) or "all" (the default)');
       const visible = (await plane.store.listGateways(workspace.id)).filter((g) =>
         hasEnvironment(caller, g.environment),
       );
-      return { items: await toResources(plane, visible, workspace.id) };
+      const items = await toResources(plane, visible, workspace.id);
+      return { items: instances === 'none' ? items.map((g) => ({ ...g, instances: [] })) : items };
     },
   }),
   operation({
