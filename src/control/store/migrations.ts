@@ -561,14 +561,17 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
       async up(db) {
         await createRollupTables(db, text, '0012-rollup-totals');
         const sums = ['count', 's4xx', 's5xx', 's429', 'duration_ms_sum', ...BELOW_COLUMNS];
-        for (const [to, from] of [
-          ['telemetry_total_minute', 'telemetry_by_minute'],
-          ['telemetry_total_5m', 'telemetry_by_5m'],
+        for (const [to, from, keys] of [
+          ['telemetry_total_minute', 'telemetry_by_minute', []],
+          ['telemetry_total_5m', 'telemetry_by_5m', []],
+          ['telemetry_by_gateway_5m', 'telemetry_by_5m', ['gateway_id']],
         ] as const) {
-          const columns = ['workspace_id', 'bucket', ...sums, 'duration_ms_max'];
+          const group = ['workspace_id', 'bucket', ...keys];
+          const columns = [...group, ...sums, 'duration_ms_max'];
           await sql`insert into ${sql.table(to)} (${sql.join(columns.map((c) => sql.ref(c)))})
-            select workspace_id, bucket, ${sql.join(sums.map((c) => sql`sum(${sql.ref(c)})`))}, max(duration_ms_max)
-            from ${sql.table(from)} group by workspace_id, bucket`.execute(db);
+            select ${sql.join(group.map((c) => sql.ref(c)))}, ${sql.join(sums.map((c) => sql`sum(${sql.ref(c)})`))},
+              max(duration_ms_max)
+            from ${sql.table(from)} group by ${sql.join(group.map((c) => sql.ref(c)))}`.execute(db);
         }
       },
     },

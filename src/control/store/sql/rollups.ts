@@ -25,6 +25,7 @@ export const BELOW_COLUMNS = LATENCY_BOUNDS_MS.map((_b, i) => `below_${i}`);
 
 export type RollupTable =
   | 'telemetry_total_5m'
+  | 'telemetry_by_gateway_5m'
   | 'telemetry_total_minute'
   | 'telemetry_by_hour'
   | 'telemetry_by_5m'
@@ -53,6 +54,8 @@ export const ROLLUPS: readonly RollupDef[] = [
   // The workspace's whole traffic per 5 minutes and per minute: an unfiltered series reads one row per bucket
   // (1,440 for 24 hours of minutes) instead of one per bucket, gateway and collection.
   { table: 'telemetry_total_5m', minutes: 5, keys: [], migration: '0012-rollup-totals' },
+  // Series by gateway: one row per bucket and gateway rather than per bucket, gateway and collection.
+  { table: 'telemetry_by_gateway_5m', minutes: 5, keys: ['gateway_id'], migration: '0012-rollup-totals' },
   { table: 'telemetry_by_5m', minutes: 5, keys: ['gateway_id', 'collection'] },
   { table: 'telemetry_total_minute', minutes: 1, keys: [], migration: '0012-rollup-totals' },
   { table: 'telemetry_by_minute', minutes: 1, keys: ['gateway_id', 'collection'] },
