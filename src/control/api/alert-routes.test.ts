@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { startAdminPlane, type AdminPlane } from '../../testing/admin-plane.ts';
 import { startAlerting } from '../alerts/alerting.ts';
-import { nowIso } from '../ids.ts';
+import { generateKey } from '../../shared/api-key.ts';
+import { newId, nowIso } from '../ids.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are read loosely and checked by value
 type Json = Record<string, any>;
@@ -26,11 +27,11 @@ for (const database of ['sqlite', 'postgres'] as const) {
     const received: Received[] = [];
     const waiters: (() => void)[] = [];
 
-    const call = async (method: string, path: string, body?: unknown) => {
+    const call = async (method: string, path: string, body?: unknown, token = plane.token) => {
       const res = await fetch(`${plane.base}/api/v1/workspaces/acme${path}`, {
         method,
         headers: {
-          authorization: `Bearer ${plane.token}`,
+          authorization: `Bearer ${token}`,
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -201,6 +202,66 @@ for (const database of ['sqlite', 'postgres'] as const) {
       } finally {
         await alerting.close();
       }
+    });
+
+    it("shows a rule about an edge gateway only to callers of that gateway's environment", async () => {
+      await plane.store.insertGateway({
+        id: `gw_dev_${database}`,
+        workspaceId: plane.workspace.id,
+        environment: 'DEV',
+        name: 'dev-edge',
+        installMethod: 'docker',
+        createdAt: nowIso(plane.now()),
+        updatedAt: nowIso(plane.now()),
+      });
+      const rule = await call('POST', '/alert-rules', {
+        name: 'dev-offline',
+        kind: 'connectivity_lost',
+        gateway: 'dev-edge',
+      });
+      assert.equal(rule.status, 201, JSON.stringify(rule.body));
+      assert.equal(rule.body.gatewayName, 'dev-edge');
+      // A PROD-only caller holding every alerts permission.
+      const roleId = newId('rol');
+      await plane.store.insertRole({
+        id: roleId,
+        workspaceId: plane.workspace.id,
+        name: `alerts-${database}`,
+        permissions: ['admin:alerts:*'],
+        endpoints: [],
+        createdAt: nowIso(plane.now()),
+        updatedAt: nowIso(plane.now()),
+      });
+      const clientId = newId('cli');
+      await plane.store.insertClient({
+        id: clientId,
+        workspaceId: plane.workspace.id,
+        kind: 'standard',
+        name: clientId,
+        roleId,
+        environments: ['PROD'],
+        projects: ['*'],
+        status: 'active',
+        operator: false,
+        createdAt: nowIso(plane.now()),
+        updatedAt: nowIso(plane.now()),
+      });
+      const key = generateKey();
+      await plane.store.insertKey({ id: key.id, clientId, hash: key.hash, createdAt: nowIso(plane.now()) });
+      const listed = await call('GET', '/alert-rules', undefined, key.key);
+      assert.equal(listed.status, 200);
+      const names = listed.body.items.map((r: { name: string }) => r.name);
+      assert.ok(names.includes('auth-spikes') && !names.includes('dev-offline'), names.join(', '));
+      assert.equal((await call('GET', '/alert-rules/dev-offline', undefined, key.key)).status, 404);
+      assert.equal((await call('DELETE', '/alert-rules/dev-offline', undefined, key.key)).status, 404);
+      const refused = await call(
+        'POST',
+        '/alert-rules',
+        { name: 'sneaky', kind: 'connectivity_lost', gateway: 'dev-edge' },
+        key.key,
+      );
+      assert.equal(refused.status, 400);
+      assert.equal((await call('DELETE', '/alert-rules/dev-offline')).status, 204);
     });
 
     it('pages the alert history with a cursor', async () => {

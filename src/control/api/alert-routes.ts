@@ -16,6 +16,7 @@ import { CLOUD_GATEWAY_ID } from '../telemetry/ingest.ts';
 import { fromStore, invalid, notFound } from './errors.ts';
 import { visibleGateway } from './lookup.ts';
 import { operation, type Caller, type Operation } from './operation.ts';
+import { hasEnvironment } from './scope.ts';
 
 const W = '/api/v1/workspaces/{workspace}';
 const READ = 'admin:alerts:read';
@@ -108,9 +109,24 @@ const STORE_CONFLICTS = {
   'alertDestination.name': 'body.name: an alert destination with this name already exists in this workspace',
 };
 
-async function findRule(tx: StoreOps, workspace: WorkspaceRecord, ref: string): Promise<AlertRuleRecord> {
+/**
+ * Whether the caller may see the rule: a rule about one edge gateway is visible to callers of that gateway's
+ * environment (as its alerts are); every other rule to every caller with the permission.
+ */
+async function ruleVisible(tx: StoreOps, caller: Caller, r: AlertRuleRecord): Promise<boolean> {
+  if (r.gatewayId === undefined || r.gatewayId === CLOUD_GATEWAY_ID) return true;
+  const g = await tx.getGateway({ id: r.gatewayId });
+  return g === undefined ? caller.environments.includes('*') : hasEnvironment(caller, g.environment);
+}
+
+async function findRule(
+  tx: StoreOps,
+  caller: Caller,
+  workspace: WorkspaceRecord,
+  ref: string,
+): Promise<AlertRuleRecord> {
   const r = (await tx.getAlertRule(workspace.id, { name: ref })) ?? (await tx.getAlertRule(workspace.id, { id: ref }));
-  if (!r) throw notFound(`alert rule "${ref}"`);
+  if (!r || !(await ruleVisible(tx, caller, r))) throw notFound(`alert rule "${ref}"`);
   return r;
 }
 
@@ -203,9 +219,10 @@ export const alertOperations: Operation[] = [
     tag: 'Alerts',
     permission: READ,
     response: z.object({ items: z.array(AlertRuleSchemaOut) }),
-    async handler({ workspace, plane }) {
+    async handler({ caller, workspace, plane }) {
       const items = [];
-      for (const r of await plane.store.listAlertRules(workspace.id)) items.push(await toRule(plane.store, r));
+      for (const r of await plane.store.listAlertRules(workspace.id))
+        if (await ruleVisible(plane.store, caller, r)) items.push(await toRule(plane.store, r));
       return { items };
     },
   }),
@@ -246,8 +263,8 @@ export const alertOperations: Operation[] = [
     tag: 'Alerts',
     permission: READ,
     response: AlertRuleSchemaOut,
-    async handler({ workspace, params, plane }) {
-      return toRule(plane.store, await findRule(plane.store, workspace, params.rule!));
+    async handler({ caller, workspace, params, plane }) {
+      return toRule(plane.store, await findRule(plane.store, caller, workspace, params.rule!));
     },
   }),
   operation({
@@ -262,7 +279,7 @@ export const alertOperations: Operation[] = [
     async handler({ caller, workspace, params, body, plane, audit }) {
       return plane.store
         .transaction(async (tx) => {
-          const current = await findRule(tx, workspace, params.rule!);
+          const current = await findRule(tx, caller, workspace, params.rule!);
           audit.before = await toRule(tx, current);
           const rule: AlertRuleRecord = {
             id: current.id,
@@ -287,9 +304,9 @@ export const alertOperations: Operation[] = [
     tag: 'Alerts',
     permission: WRITE,
     status: 204,
-    async handler({ workspace, params, plane, audit }) {
+    async handler({ caller, workspace, params, plane, audit }) {
       await plane.store.transaction(async (tx) => {
-        const rule = await findRule(tx, workspace, params.rule!);
+        const rule = await findRule(tx, caller, workspace, params.rule!);
         audit.before = await toRule(tx, rule);
         await tx.deleteAlertRule(workspace.id, rule.id);
       });
