@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { addConsoleUser, shoot, signIn, startConsole, type ConsoleEnv } from './browser.ts';
@@ -131,7 +133,47 @@ describe('web console: alerts', { timeout: 180_000 }, () => {
       .getByTestId('send-test-broken')
       .getByText(/Failed: the receiver answered HTTP 500/)
       .waitFor();
+    assert.deepEqual(env.problems, []);
+  });
+
+  it('pages the history of fired alerts and shows each delivery’s outcome', async () => {
+    const workspace = await env.plane.api().get('/workspaces/default');
+    assert.equal(workspace.status, 200);
+    const wsId = workspace.body.id as string;
+    // Alerts as the control plane raised them before: written into its store (SQLite, waiting on its lock).
+    const db = new DatabaseSync(join(env.plane.dataDir, 'gatehouse.db'), { timeout: 10_000 });
+    try {
+      const destination = (
+        db.prepare(`SELECT id FROM alert_destinations WHERE name = 'broken'`).get() as { id: string }
+      ).id;
+      const t0 = Date.now() - 3600_000;
+      const insert = db.prepare(
+        `INSERT INTO alerts (id, workspace_id, gateway_id, kind, key, message, details, raised_at, resolved_at,
+           delivered_at, delivery_attempts) VALUES (?, ?, 'cloud', 'auth_failure_spike', ?, ?, NULL, ?, ?, NULL, 0)`,
+      );
+      for (let i = 0; i < 60; i++) {
+        const at = new Date(t0 + i * 1000).toISOString();
+        insert.run(`alt_hist_${String(i).padStart(2, '0')}`, wsId, `k${i}`, `spike number ${i}`, at, at);
+      }
+      db.prepare(
+        `INSERT INTO alert_deliveries (id, workspace_id, alert_id, destination_id, state, payload, attempts,
+           next_attempt_at, delivered_at, last_status, last_error, created_at)
+         VALUES ('dlv_hist', ?, 'alt_hist_59', ?, 'raised', '{}', 3, ?, NULL, 500, 'the receiver answered HTTP 500', ?)`,
+      ).run(wsId, destination, new Date(t0 + 3600_000 * 24).toISOString(), new Date(t0).toISOString());
+    } finally {
+      db.close();
+    }
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    const history = page.getByRole('table', { name: 'Alerts' });
+    await history.getByText('spike number 59', { exact: true }).waitFor();
+    await page.getByText('50 in all').waitFor();
+    const newest = history.getByRole('row', { name: /spike number 59/ });
+    await newest.getByText(/broken \(raised\)/).waitFor();
+    await newest.getByText('HTTP 500 ×3').waitFor();
     await shoot(page, 'alerts');
+    await page.getByRole('button', { name: 'Load 50 older alerts' }).click();
+    await page.getByText('60 in all').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Load 50 older alerts' }).count(), 0, 'no more pages');
     assert.deepEqual(env.problems, []);
   });
 });
