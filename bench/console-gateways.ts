@@ -5,7 +5,9 @@
  * come from live gateway connections); Debian's Chromium then loads /console/gateways, signed in, and we measure
  * from navigation start to the first page of the table on screen, and the time a filter takes to apply.
  * Usage: npm run console:build && scripts/node bench/console-gateways.ts [runs=5]
+ * Also times the list API as the CLI reads it (every instance) against `?instances=none` (what the page reads).
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { addConsoleUser, signIn, startConsole } from '../test/console/browser.ts';
@@ -30,7 +32,7 @@ try {
     if (r.status !== 201) throw new Error(`createGateway: ${r.status} ${JSON.stringify(r.body)}`);
     ids.push(r.body.gateway.id as string);
   }
-  const db = new DatabaseSync(join(env.plane.dataDir, 'gatehouse.db'));
+  const db = new DatabaseSync(join(env.plane.dataDir, 'gatehouse.db'), { timeout: 10_000 });
   const now = new Date().toISOString();
   const insert = db.prepare(
     `INSERT INTO gateway_instances (gateway_id, instance_id, hostname, software_version, applied_version, applied_hash,
@@ -41,10 +43,37 @@ try {
     for (let j = 0; j < INSTANCES_PER_GATEWAY; j++) insert.run(id, `${id}-i${j}`, `host-${j}.example`, now, now, now);
   db.close();
 
-  const t = performance.now();
-  const list = await api.get('/workspaces/default/gateways');
-  const apiMs = performance.now() - t;
-  const instances = (list.body.items as { instances: unknown[] }[]).reduce((n, g) => n + g.instances.length, 0);
+  // The list as the CLI reads it (every instance row) and as the page reads it (`?instances=none`: counts only),
+  // alternating, median of RUNS each: the time and the size of the answer.
+  const timeList = async (query: string) => {
+    const t = performance.now();
+    const res = await fetch(`${env.plane.adminUrl}/api/v1/workspaces/default/gateways${query}`, {
+      headers: { authorization: `Bearer ${env.plane.token}` },
+    });
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`listGateways${query}: ${res.status} ${text}`);
+    return {
+      ms: performance.now() - t,
+      bytes: Buffer.byteLength(text),
+      body: JSON.parse(text) as { items: { instances: unknown[] }[] },
+    };
+  };
+  const full: number[] = [];
+  const summary: number[] = [];
+  let fullBytes = 0;
+  let summaryBytes = 0;
+  let instances = 0;
+  let listed = 0;
+  for (let run = 0; run < Math.max(3, RUNS); run++) {
+    const a = await timeList('');
+    const b = await timeList('?instances=none');
+    full.push(a.ms);
+    summary.push(b.ms);
+    fullBytes = a.bytes;
+    summaryBytes = b.bytes;
+    listed = a.body.items.length;
+    instances = a.body.items.reduce((n, g) => n + g.instances.length, 0);
+  }
 
   await addConsoleUser(env.plane, 'bench@example.com');
   const { page } = await env.newPage();
@@ -68,9 +97,11 @@ try {
   console.log(
     JSON.stringify(
       {
-        gateways: list.body.items.length,
+        gateways: listed,
         instances,
-        listGatewaysApiMs: Math.round(apiMs),
+        listGatewaysApiMs: { allInstances: Math.round(median(full)), instancesNone: Math.round(median(summary)) },
+        listGatewaysBytes: { allInstances: fullBytes, instancesNone: summaryBytes },
+        loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
         pageInteractiveMs: { median: Math.round(median(loads)), runs: loads.map(Math.round) },
         filterMs: { median: Math.round(median(filters)), runs: filters.map(Math.round) },
       },

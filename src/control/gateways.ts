@@ -247,8 +247,13 @@ export function describeGateway(
   instances: readonly GatewayInstanceRecord[],
   edge: Pick<EdgeContext, 'softwareVersion'> & Partial<Pick<EdgeContext, 'endpoints'>>,
   now: number,
-  extra: { certificateExpiresAt?: string } = {},
+  extra: {
+    certificateExpiresAt?: string;
+    /** The newest snapshot version published to the gateway's scope (0 or absent: none yet). */
+    latestConfigVersion?: number;
+  } = {},
 ) {
+  const latest = extra.latestConfigVersion ?? 0;
   const rows = instances.map((i) => ({
     instanceId: i.instanceId,
     ...(i.hostname !== undefined ? { hostname: i.hostname } : {}),
@@ -261,6 +266,7 @@ export function describeGateway(
     firstSeenAt: i.firstSeenAt,
     lastSeenAt: i.lastSeenAt,
     ...(i.lastSyncedAt !== undefined ? { lastSyncedAt: i.lastSyncedAt } : {}),
+    configBehindBy: Math.max(0, latest - i.appliedVersion),
   }));
   const online = rows.filter((r) => r.online);
   const versions = [...new Set(online.map((r) => r.softwareVersion))].sort(compareVersions);
@@ -271,6 +277,15 @@ export function describeGateway(
     .sort()
     .at(-1);
   const configVersion = Math.max(0, ...online.map((r) => r.appliedVersion));
+  // In sync when every online instance serves the newest snapshot; behind by the laggard's distance. Without an
+  // online instance (or a snapshot) nothing can be said: what the offline ones ran is in their instance rows.
+  const lowest = Math.min(...online.map((r) => r.appliedVersion));
+  const configSync =
+    latest === 0 || online.length === 0
+      ? { state: 'unknown' as const, latestVersion: latest, behindBy: 0 }
+      : lowest >= latest
+        ? { state: 'in_sync' as const, latestVersion: latest, behindBy: 0 }
+        : { state: 'behind' as const, latestVersion: latest, behindBy: latest - lowest };
   const loopback = edge.endpoints !== undefined && isLoopbackEndpoint(edge.endpoints.bootstrap);
   return {
     id: gateway.id,
@@ -279,8 +294,10 @@ export function describeGateway(
     installMethod: gateway.installMethod,
     status: gatewayStatus(rows),
     instancesOnline: online.length,
+    instancesTotal: rows.length,
     versions,
     configVersion,
+    configSync,
     ...(lastSyncedAt !== undefined ? { lastSyncedAt } : {}),
     ...(extra.certificateExpiresAt !== undefined ? { certificateExpiresAt: extra.certificateExpiresAt } : {}),
     ...(behind.length > 0

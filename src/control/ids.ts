@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
-export type IdPrefix = 'wsp' | 'col' | 'rol' | 'cli' | 'usr' | 'gw' | 'aud' | 'drv';
+export type IdPrefix = 'wsp' | 'col' | 'rol' | 'cli' | 'usr' | 'gw' | 'aud' | 'drv' | 'alr' | 'ald';
 
 export function newId(prefix: IdPrefix): string {
   let out = '';

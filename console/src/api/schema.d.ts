@@ -589,7 +589,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the edge gateways of the caller's environments: instances online, versions, update availability, last synced */
+        /** List the edge gateways of the caller's environments: instances online, versions, update availability, configuration in sync, last synced (`?instances=none`: each gateway's `instances` left empty, for a summary of many gateways; `instancesTotal` still counts them) */
         get: operations["listGateways"];
         put?: never;
         /** Create the edge gateway of an environment; the answer holds its install command with a one-time registration token (5 minutes) */
@@ -694,10 +694,100 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Alerts (authentication-failure spikes, version mismatch, connectivity loss, a degraded rate-limit store), newest first (`?open=true` or `false`, `?limit=` default 100) */
+        /** Alerts (authentication-failure spikes, version mismatch, connectivity loss, a degraded rate-limit store) and their deliveries, newest first (`?open=true` or `false`, `?limit=` default 100, `?before=` the `next` cursor of the previous page) */
         get: operations["listAlerts"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/alert-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the alert rules: which alerts (kind, gateway, threshold) go to which destinations */
+        get: operations["listAlertRules"];
+        put?: never;
+        /** Create an alert rule */
+        post: operations["createAlertRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/alert-rules/{rule}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an alert rule */
+        get: operations["getAlertRule"];
+        /** Replace an alert rule (every field; absent optional ones are removed) */
+        put: operations["updateAlertRule"];
+        post?: never;
+        /** Delete an alert rule: its alerts are still raised and listed, but no longer sent to its destinations */
+        delete: operations["deleteAlertRule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/alert-destinations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the webhook destinations of alerts (their signing secrets are never shown again) */
+        get: operations["listAlertDestinations"];
+        put?: never;
+        /** Create a webhook destination; the answer holds its signing secret (HMAC-SHA256 of each body), shown this once */
+        post: operations["createAlertDestination"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/alert-destinations/{destination}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a webhook destination: the rules sending to it stop doing so (they stay), and its pending deliveries are dropped */
+        delete: operations["deleteAlertDestination"];
+        options?: never;
+        head?: never;
+        /** Rename a destination, change its URL, or rotate its signing secret (the new one is answered this once) */
+        patch: operations["updateAlertDestination"];
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/alert-destinations/{destination}/send-test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** POST a signed test alert (kind `test`) to a destination now and answer how the receiver answered (status, or the error) */
+        post: operations["sendTestAlert"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5229,7 +5319,10 @@ export interface operations {
     };
     listGateways: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `none`: each gateway without its instance rows (counts only), for a summary of many gateways */
+                instances?: "all" | "none";
+            };
             header?: never;
             path: {
                 workspace: string;
@@ -5254,8 +5347,15 @@ export interface operations {
                             /** @enum {string} */
                             status: "online" | "offline" | "fallback";
                             instancesOnline: number;
+                            instancesTotal: number;
                             versions: string[];
                             configVersion: number;
+                            configSync: {
+                                /** @enum {string} */
+                                state: "in_sync" | "behind" | "unknown";
+                                latestVersion: number;
+                                behindBy: number;
+                            };
                             lastSyncedAt?: string;
                             certificateExpiresAt?: string;
                             updateAvailable?: {
@@ -5280,6 +5380,7 @@ export interface operations {
                                 firstSeenAt: string;
                                 lastSeenAt: string;
                                 lastSyncedAt?: string;
+                                configBehindBy: number;
                             }[];
                             createdAt: string;
                             updatedAt: string;
@@ -5337,8 +5438,15 @@ export interface operations {
                             /** @enum {string} */
                             status: "online" | "offline" | "fallback";
                             instancesOnline: number;
+                            instancesTotal: number;
                             versions: string[];
                             configVersion: number;
+                            configSync: {
+                                /** @enum {string} */
+                                state: "in_sync" | "behind" | "unknown";
+                                latestVersion: number;
+                                behindBy: number;
+                            };
                             lastSyncedAt?: string;
                             certificateExpiresAt?: string;
                             updateAvailable?: {
@@ -5363,6 +5471,7 @@ export interface operations {
                                 firstSeenAt: string;
                                 lastSeenAt: string;
                                 lastSyncedAt?: string;
+                                configBehindBy: number;
                             }[];
                             createdAt: string;
                             updatedAt: string;
@@ -5416,8 +5525,15 @@ export interface operations {
                         /** @enum {string} */
                         status: "online" | "offline" | "fallback";
                         instancesOnline: number;
+                        instancesTotal: number;
                         versions: string[];
                         configVersion: number;
+                        configSync: {
+                            /** @enum {string} */
+                            state: "in_sync" | "behind" | "unknown";
+                            latestVersion: number;
+                            behindBy: number;
+                        };
                         lastSyncedAt?: string;
                         certificateExpiresAt?: string;
                         updateAvailable?: {
@@ -5442,6 +5558,7 @@ export interface operations {
                             firstSeenAt: string;
                             lastSeenAt: string;
                             lastSyncedAt?: string;
+                            configBehindBy: number;
                         }[];
                         createdAt: string;
                         updatedAt: string;
@@ -5522,8 +5639,15 @@ export interface operations {
                         /** @enum {string} */
                         status: "online" | "offline" | "fallback";
                         instancesOnline: number;
+                        instancesTotal: number;
                         versions: string[];
                         configVersion: number;
+                        configSync: {
+                            /** @enum {string} */
+                            state: "in_sync" | "behind" | "unknown";
+                            latestVersion: number;
+                            behindBy: number;
+                        };
                         lastSyncedAt?: string;
                         certificateExpiresAt?: string;
                         updateAvailable?: {
@@ -5548,6 +5672,7 @@ export interface operations {
                             firstSeenAt: string;
                             lastSeenAt: string;
                             lastSyncedAt?: string;
+                            configBehindBy: number;
                         }[];
                         createdAt: string;
                         updatedAt: string;
@@ -5593,8 +5718,15 @@ export interface operations {
                             /** @enum {string} */
                             status: "online" | "offline" | "fallback";
                             instancesOnline: number;
+                            instancesTotal: number;
                             versions: string[];
                             configVersion: number;
+                            configSync: {
+                                /** @enum {string} */
+                                state: "in_sync" | "behind" | "unknown";
+                                latestVersion: number;
+                                behindBy: number;
+                            };
                             lastSyncedAt?: string;
                             certificateExpiresAt?: string;
                             updateAvailable?: {
@@ -5619,6 +5751,7 @@ export interface operations {
                                 firstSeenAt: string;
                                 lastSeenAt: string;
                                 lastSyncedAt?: string;
+                                configBehindBy: number;
                             }[];
                             createdAt: string;
                             updatedAt: string;
@@ -5836,6 +5969,8 @@ export interface operations {
                 open?: boolean;
                 /** @description At most this many (default 100) */
                 limit?: number;
+                /** @description The `next` cursor of the previous page: the older alerts */
+                before?: string;
             };
             header?: never;
             path: {
@@ -5867,7 +6002,489 @@ export interface operations {
                             /** @description When the webhook accepted the latest state */
                             deliveredAt?: string;
                             deliveryAttempts: number;
+                            deliveries?: {
+                                destination: string;
+                                destinationName: string;
+                                /** @enum {string} */
+                                state: "raised" | "resolved";
+                                attempts: number;
+                                deliveredAt?: string;
+                                lastStatus?: number;
+                                lastError?: string;
+                            }[];
                         }[];
+                        /** @description Pass as `?before=` for the next (older) page; absent on the last page */
+                        next?: string;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAlertRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            id: string;
+                            name: string;
+                            kind: string;
+                            gateway?: string;
+                            gatewayName?: string;
+                            threshold?: number;
+                            destinations: {
+                                id: string;
+                                name: string;
+                            }[];
+                            enabled: boolean;
+                            createdAt: string;
+                            updatedAt: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createAlertRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    /**
+                     * @description The alert kind the rule matches
+                     * @enum {string}
+                     */
+                    kind: "auth_failure_spike" | "version_mismatch" | "connectivity_lost" | "rate_limit_store_degraded";
+                    /** @description Only the alerts of this edge gateway (name or id) or of the cloud gateway (`cloud`); absent: all */
+                    gateway?: string;
+                    /** @description `auth_failure_spike` only: authentication failures per minute from which it matches (the lowest enabled rule threshold raises the alert) */
+                    threshold?: number;
+                    /**
+                     * @description Destination names or ids
+                     * @default []
+                     */
+                    destinations?: string[];
+                    /** @default true */
+                    enabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        kind: string;
+                        gateway?: string;
+                        gatewayName?: string;
+                        threshold?: number;
+                        destinations: {
+                            id: string;
+                            name: string;
+                        }[];
+                        enabled: boolean;
+                        createdAt: string;
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getAlertRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                rule: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        kind: string;
+                        gateway?: string;
+                        gatewayName?: string;
+                        threshold?: number;
+                        destinations: {
+                            id: string;
+                            name: string;
+                        }[];
+                        enabled: boolean;
+                        createdAt: string;
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateAlertRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                rule: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    /**
+                     * @description The alert kind the rule matches
+                     * @enum {string}
+                     */
+                    kind: "auth_failure_spike" | "version_mismatch" | "connectivity_lost" | "rate_limit_store_degraded";
+                    /** @description Only the alerts of this edge gateway (name or id) or of the cloud gateway (`cloud`); absent: all */
+                    gateway?: string;
+                    /** @description `auth_failure_spike` only: authentication failures per minute from which it matches (the lowest enabled rule threshold raises the alert) */
+                    threshold?: number;
+                    /**
+                     * @description Destination names or ids
+                     * @default []
+                     */
+                    destinations?: string[];
+                    /** @default true */
+                    enabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        kind: string;
+                        gateway?: string;
+                        gatewayName?: string;
+                        threshold?: number;
+                        destinations: {
+                            id: string;
+                            name: string;
+                        }[];
+                        enabled: boolean;
+                        createdAt: string;
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteAlertRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                rule: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAlertDestinations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            id: string;
+                            name: string;
+                            url: string;
+                            rules: string[];
+                            createdAt: string;
+                            updatedAt: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createAlertDestination: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    /** @description Where alerts are POSTed (http or https; redirects are not followed) */
+                    url: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        destination: {
+                            id: string;
+                            name: string;
+                            url: string;
+                            rules: string[];
+                            createdAt: string;
+                            updatedAt: string;
+                        };
+                        secret: string;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteAlertDestination: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                destination: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateAlertDestination: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                destination: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    url?: string;
+                    /** @description Issue a new signing secret (answered this once) */
+                    rotateSecret?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        destination: {
+                            id: string;
+                            name: string;
+                            url: string;
+                            rules: string[];
+                            createdAt: string;
+                            updatedAt: string;
+                        };
+                        secret?: string;
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    sendTestAlert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                destination: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The receiver answered 2xx */
+                        ok: boolean;
+                        /** @description The HTTP status it answered */
+                        status?: number;
+                        /** @description Why it failed: the status, a timeout or the network error */
+                        error?: string;
+                        durationMs: number;
+                        /** @description Sent as `X-Gatehouse-Delivery` */
+                        deliveryId: string;
                     };
                 };
             };

@@ -364,6 +364,7 @@ export const OVERRIDES: Record<string, Override> = {
   },
   listGateways: {
     summary: 'list edge gateways: instances online, versions, update availability, last synced',
+    help: { instances: 'none: counts only, without the instance rows' },
     render: gatewayListing,
     examples: ['gatehouse gateway list'],
   },
@@ -417,7 +418,61 @@ export const OVERRIDES: Record<string, Override> = {
   },
   listAlerts: {
     summary: 'alerts (auth-failure spikes, version mismatch, connectivity loss, degraded rate limits), newest first',
-    help: { open: 'only open alerts (--no-open: only resolved ones)', limit: LIMIT },
-    examples: ['gatehouse alert list --open'],
+    help: {
+      open: 'only open alerts (--no-open: only resolved ones)',
+      limit: LIMIT,
+      before: 'the `next` cursor of the previous page: the older alerts',
+    },
+    examples: ['gatehouse alert list --open', 'gatehouse alert list --limit 50 --before CURSOR'],
+  },
+  listAlertRules: {
+    summary: 'list the alert rules: which alerts go to which webhook destinations',
+    examples: ['gatehouse alert-rule list'],
+  },
+  createAlertRule: {
+    summary: 'create an alert rule sending an alert kind to webhook destinations',
+    examples: [
+      'gatehouse alert-rule create --name auth-spikes --kind auth_failure_spike --threshold 10 --destinations ops',
+    ],
+  },
+  getAlertRule: { display: { rule: 'NAME' }, examples: ['gatehouse alert-rule get auth-spikes'] },
+  updateAlertRule: {
+    display: { rule: 'NAME' },
+    summary: 'replace an alert rule (every field; absent optional ones are removed)',
+    examples: [
+      'gatehouse alert-rule update auth-spikes --name auth-spikes --kind auth_failure_spike --threshold 20 --destinations ops',
+    ],
+  },
+  deleteAlertRule: {
+    display: { rule: 'NAME' },
+    summary: 'delete an alert rule; its alerts are still raised and listed',
+    examples: ['gatehouse alert-rule delete auth-spikes'],
+  },
+  listAlertDestinations: {
+    summary: 'list the webhook destinations of alerts',
+    examples: ['gatehouse alert-destination list'],
+  },
+  createAlertDestination: {
+    summary: 'create a webhook destination; prints its signing secret once',
+    flags: { url: 'webhook-url' },
+    examples: ['gatehouse alert-destination create --name ops --webhook-url https://hooks.example.com/gatehouse'],
+  },
+  updateAlertDestination: {
+    display: { destination: 'NAME' },
+    flags: { url: 'webhook-url' },
+    summary: 'rename a webhook destination, change its URL or rotate its signing secret',
+    examples: ['gatehouse alert-destination update ops --rotate-secret'],
+  },
+  deleteAlertDestination: {
+    display: { destination: 'NAME' },
+    summary: 'delete a webhook destination; the rules sending to it stop doing so',
+    examples: ['gatehouse alert-destination delete ops'],
+  },
+  sendTestAlert: {
+    noun: 'alert-destination',
+    verb: 'send-test',
+    display: { destination: 'NAME' },
+    summary: 'send a signed test alert to a destination now and print how the receiver answered',
+    examples: ['gatehouse alert-destination send-test ops'],
   },
 };

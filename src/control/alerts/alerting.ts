@@ -16,6 +16,9 @@
  *   keeps `lastSeenAt` fresh with heartbeats, so this must exceed the heartbeat interval). Resolved when an
  *   instance is connected and heard from again. Open alerts of a deleted gateway are resolved.
  *
+ * Alert rules of the workspace (destinations.ts) route each raised and resolved alert to webhook destinations; the
+ * lowest threshold of the enabled `auth_failure_spike` rules that set one replaces `authFailureThreshold` there.
+ *
  * There is one open alert per `key` (`<kind>:<gateway id>`); raising and resolving run in a store transaction, so
  * several control-plane replicas evaluating at once still raise it once. `evaluate(workspace)` runs after every
  * telemetry batch (calls for one workspace coalesce); a timer evaluates every workspace every `intervalMs`, which is
@@ -28,6 +31,7 @@ import { nowIso } from '../ids.ts';
 import type { AlertRecord, GatewayInstanceRecord, GatewayRecord, Store } from '../store/store.ts';
 import { CLOUD_GATEWAY_ID } from '../telemetry/ingest.ts';
 import { isSupportedVersion } from './version-skew.ts';
+import { createDestinationDelivery, routeAlert } from './destinations.ts';
 import { createWebhookDelivery, type WebhookDelivery } from './webhook.ts';
 
 export const AlertKind = {
@@ -89,7 +93,7 @@ interface Condition {
 export function startAlerting(options: AlertingOptions): Alerting {
   const { store, logger, softwareVersion } = options;
   const now = options.now ?? Date.now;
-  const threshold = options.authFailureThreshold ?? 20;
+  const defaultThreshold = options.authFailureThreshold ?? 20;
   const offlineAfterMs = options.offlineAfterMs ?? 60_000;
   const storeDegradedWindowMs = options.storeDegradedWindowMs ?? 60_000;
   const minorsBehind = options.supportedMinorsBehind ?? 1;
@@ -105,6 +109,14 @@ export function startAlerting(options: AlertingOptions): Alerting {
         retryBaseMs: options.webhookRetryBaseMs,
       })
     : undefined;
+  const destinations = createDestinationDelivery({
+    store,
+    logger,
+    now,
+    timeoutMs: options.webhookTimeoutMs,
+    maxAttempts: options.webhookMaxAttempts,
+    retryBaseMs: options.webhookRetryBaseMs,
+  });
   const running = new Map<string, Promise<void>>();
   const queued = new Map<string, Promise<void>>();
   let closed = false;
@@ -112,6 +124,10 @@ export function startAlerting(options: AlertingOptions): Alerting {
 
   async function conditions(workspaceId: string, gateways: readonly GatewayRecord[]): Promise<Condition[]> {
     const t = now();
+    const ruleThresholds = (await store.listAlertRules(workspaceId))
+      .filter((r) => r.enabled && r.kind === AlertKind.authFailureSpike && r.threshold !== undefined)
+      .map((r) => r.threshold!);
+    const threshold = ruleThresholds.length > 0 ? Math.min(...ruleThresholds) : defaultThreshold;
     const since = nowIso(t - 60_000);
     const out: Condition[] = [];
     for (const gateway of [...gateways, undefined]) {
@@ -202,6 +218,7 @@ export function startAlerting(options: AlertingOptions): Alerting {
           deliveryAttempts: 0,
         };
         await tx.insertAlert(alert);
+        await routeAlert(tx, alert, at);
         return alert;
       }
       if (!condition.active && open !== undefined) {
@@ -209,6 +226,7 @@ export function startAlerting(options: AlertingOptions): Alerting {
         const { deliveredAt: _delivered, ...rest } = open;
         const resolved: AlertRecord = { ...rest, resolvedAt: at, deliveryAttempts: 0 };
         await tx.updateAlert(resolved);
+        await routeAlert(tx, resolved, at);
         return resolved;
       }
       return undefined;
@@ -237,7 +255,10 @@ export function startAlerting(options: AlertingOptions): Alerting {
           message: open.message,
         })) || changed;
     }
-    if (changed) void webhook?.deliver();
+    if (changed) {
+      void webhook?.deliver();
+      void destinations.deliver();
+    }
   }
 
   function start(workspaceId: string): Promise<void> {
@@ -279,6 +300,7 @@ export function startAlerting(options: AlertingOptions): Alerting {
           sweep ??= (async () => {
             await checkConnectivity();
             await webhook?.deliver();
+            await destinations.deliver();
           })().finally(() => (sweep = undefined));
         }, intervalMs)
       : undefined;
@@ -289,6 +311,7 @@ export function startAlerting(options: AlertingOptions): Alerting {
     checkConnectivity,
     deliver: async () => {
       await webhook?.deliver();
+      await destinations.deliver();
     },
     async close() {
       closed = true;
@@ -296,6 +319,7 @@ export function startAlerting(options: AlertingOptions): Alerting {
       await sweep;
       await Promise.all([...running.values(), ...queued.values()]);
       await webhook?.close();
+      await destinations.close();
     },
   };
 }

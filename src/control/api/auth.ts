@@ -62,7 +62,7 @@ export const PRIVILEGE_PERMISSIONS: Record<Privilege, string[]> = {
   // Not admin:audit:read: a user manager could then create users it cannot itself be (escalation check); the
   // audit log is for admin users and API clients whose role grants admin:audit:read.
   collaborators: ['admin:collaborators:*'],
-  gateways: ['admin:gateways:*', 'admin:telemetry:read'],
+  gateways: ['admin:gateways:*', 'admin:telemetry:read', 'admin:alerts:*'],
 };
 const USER_BASE = ['admin:workspaces:read', 'admin:roles:read', 'admin:projects:read'];
 

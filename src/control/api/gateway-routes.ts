@@ -8,10 +8,11 @@
 import { z } from 'zod';
 import { CaPinSchema } from '../../config/edge.ts';
 import { EnvironmentSchema, NameSchema } from '../../config/schema.ts';
+import { snapshotScope } from '../compile/compile.ts';
 import { describeGateway, issueInstallCommand, renameGateway } from '../gateways.ts';
 import { newId, nowIso } from '../ids.ts';
 import type { GatewayRecord } from '../store/store.ts';
-import { conflict, fromStore } from './errors.ts';
+import { conflict, fromStore, invalid } from './errors.ts';
 import { requireKnownEnvironment, visibleGateway } from './lookup.ts';
 import { operation, type ControlContext, type Operation } from './operation.ts';
 import { hasEnvironment, requireEnvironment } from './scope.ts';
@@ -45,6 +46,18 @@ export const GatewayInstanceSchemaOut = z.strictObject({
   firstSeenAt: z.string(),
   lastSeenAt: z.string(),
   lastSyncedAt: z.string().optional(),
+  /** How many snapshot versions it is behind the newest published to its gateway (0: in sync). */
+  configBehindBy: z.number().int(),
+});
+
+/** The gateway's configuration against the newest snapshot published to it. */
+export const ConfigSyncSchemaOut = z.strictObject({
+  /** in_sync: every online instance serves the newest; behind: one does not; unknown: no instance online or no snapshot. */
+  state: z.enum(['in_sync', 'behind', 'unknown']),
+  /** The newest snapshot version published to the gateway (its environment's collections deployed to it); 0: none. */
+  latestVersion: z.number().int(),
+  /** Versions the furthest-behind online instance lags. */
+  behindBy: z.number().int(),
 });
 
 export const GatewaySchemaOut = z.strictObject({
@@ -55,10 +68,13 @@ export const GatewaySchemaOut = z.strictObject({
   /** online: an instance is connected; fallback: none is, but one was seen in the last 24 hours; else offline. */
   status: z.enum(['online', 'offline', 'fallback']),
   instancesOnline: z.number().int(),
+  /** Instances known (online, in fallback or offline); `instances` lists them unless the list was asked without. */
+  instancesTotal: z.number().int(),
   /** Software versions of the online instances. */
   versions: z.array(z.string()),
   /** The newest configuration (snapshot) version an online instance serves; 0: none. */
   configVersion: z.number().int(),
+  configSync: ConfigSyncSchemaOut,
   /** When an instance last applied a snapshot. */
   lastSyncedAt: z.string().optional(),
   /** When the gateway's newest unrevoked certificate expires (renewed over the live channel before that). */
@@ -103,14 +119,37 @@ const STORE_CONFLICTS = {
     'body.environment: this environment already has an edge gateway (one per environment; it may run any number of instances)',
 };
 
-async function toResource(plane: ControlContext, g: GatewayRecord) {
+function scopeOf(g: GatewayRecord): string {
+  return snapshotScope(g.workspaceId, g.environment, { type: 'edge', gateway: g.name });
+}
+
+/** Gateways as the API answers them, in a fixed number of reads whatever their count (no read per gateway). */
+async function toResources(plane: ControlContext, gateways: readonly GatewayRecord[], workspaceId: string) {
+  if (gateways.length === 0) return [];
   const now = plane.now();
-  const certificate = (await plane.store.listGatewayCertificates(g.id)).find(
-    (c) => c.revokedAt === undefined && Date.parse(c.notAfter) > now,
-  );
-  return describeGateway(g, await plane.store.listGatewayInstances(g.id), plane.edge, now, {
-    ...(certificate ? { certificateExpiresAt: certificate.notAfter } : {}),
+  const one = gateways.length === 1 ? gateways[0]! : undefined;
+  const [instances, certificates, latest] = await Promise.all([
+    one ? plane.store.listGatewayInstances(one.id) : plane.store.listWorkspaceGatewayInstances(workspaceId),
+    one ? plane.store.listGatewayCertificates(one.id) : plane.store.listWorkspaceGatewayCertificates(workspaceId),
+    plane.store.latestSnapshotVersions(gateways.map(scopeOf)),
+  ]);
+  const instancesOf = Map.groupBy(instances, (i) => i.gatewayId);
+  const certificateOf = new Map<string, string>();
+  // Latest expiry first: the first valid one of each gateway is its newest.
+  for (const c of certificates)
+    if (c.revokedAt === undefined && Date.parse(c.notAfter) > now && !certificateOf.has(c.gatewayId))
+      certificateOf.set(c.gatewayId, c.notAfter);
+  return gateways.map((g) => {
+    const certificateExpiresAt = certificateOf.get(g.id);
+    return describeGateway(g, instancesOf.get(g.id) ?? [], plane.edge, now, {
+      ...(certificateExpiresAt ? { certificateExpiresAt } : {}),
+      latestConfigVersion: latest.get(scopeOf(g)) ?? 0,
+    });
   });
+}
+
+async function toResource(plane: ControlContext, g: GatewayRecord) {
+  return (await toResources(plane, [g], g.workspaceId))[0]!;
 }
 
 export const gatewayOperations: Operation[] = [
@@ -119,15 +158,25 @@ export const gatewayOperations: Operation[] = [
     method: 'GET',
     path: `${W}/gateways`,
     summary:
-      "List the edge gateways of the caller's environments: instances online, versions, update availability, last synced",
+      "List the edge gateways of the caller's environments: instances online, versions, update availability, configuration in sync, last synced (`?instances=none`: each gateway's `instances` left empty, for a summary of many gateways; `instancesTotal` still counts them)",
     tag: 'Gateways',
     permission: 'admin:gateways:read',
+    query: z.object({
+      instances: z
+        .enum(['all', 'none'])
+        .optional()
+        .describe('`none`: each gateway without its instance rows (counts only), for a summary of many gateways'),
+    }),
     response: z.object({ items: z.array(GatewaySchemaOut) }),
-    async handler({ caller, workspace, plane }) {
-      const items = [];
-      for (const g of await plane.store.listGateways(workspace.id))
-        if (hasEnvironment(caller, g.environment)) items.push(await toResource(plane, g));
-      return { items };
+    async handler({ caller, workspace, plane, query }) {
+      const instances = query.get('instances');
+      if (instances !== null && instances !== 'none' && instances !== 'all')
+        throw invalid('query.instances', 'must be "none" (no instance rows) or "all" (the default)');
+      const visible = (await plane.store.listGateways(workspace.id)).filter((g) =>
+        hasEnvironment(caller, g.environment),
+      );
+      const items = await toResources(plane, visible, workspace.id);
+      return { items: instances === 'none' ? items.map((g) => ({ ...g, instances: [] })) : items };
     },
   }),
   operation({

@@ -1,4 +1,5 @@
 /** Every admin API operation, in the order the OpenAPI document lists them. */
+import { alertOperations } from './alert-routes.ts';
 import { analyticsOperations } from './analytics-routes.ts';
 import { auditOperations } from './audit-routes.ts';
 import { clientOperations } from './client-routes.ts';
@@ -31,6 +32,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...signingKeyOperations,
   ...gatewayOperations,
   ...telemetryOperations,
+  ...alertOperations,
   ...releaseNotesOperations,
   ...analyticsOperations,
   ...auditOperations,

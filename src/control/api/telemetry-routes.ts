@@ -21,7 +21,7 @@ import type { CollectionRecord, GatewayRecord, StoreOps, WorkspaceRecord } from 
 import { CLOUD_GATEWAY_ID } from '../telemetry/ingest.ts';
 import { invalid, notFound } from './errors.ts';
 import { operation, type Caller, type Operation } from './operation.ts';
-import { GATEWAY_QUERY, queryBoolean, queryInt, queryTime } from './query.ts';
+import { GATEWAY_QUERY, queryBoolean, queryInt, queryText, queryTime } from './query.ts';
 import { hasEnvironment, hasProject } from './scope.ts';
 
 const W = '/api/v1/workspaces/{workspace}';
@@ -71,7 +71,36 @@ export const AlertSchemaOut = z.object({
   resolvedAt: z.string().optional(),
   deliveredAt: z.string().optional().describe('When the webhook accepted the latest state'),
   deliveryAttempts: z.int(),
+  /** Its deliveries to the destinations of the alert rules it matched, oldest first. */
+  deliveries: z
+    .array(
+      z.strictObject({
+        destination: z.string(),
+        destinationName: z.string(),
+        state: z.enum(['raised', 'resolved']),
+        attempts: z.int(),
+        deliveredAt: z.string().optional(),
+        lastStatus: z.int().optional(),
+        lastError: z.string().optional(),
+      }),
+    )
+    .optional(),
 });
+
+/** An opaque cursor for the next page of alerts: the last alert's raise time and id. */
+function alertCursor(a: { raisedAt: string; id: string }): string {
+  return Buffer.from(JSON.stringify([a.raisedAt, a.id])).toString('base64url');
+}
+
+function parseAlertCursor(value: string): { at: string; id: string } {
+  try {
+    const [at, id] = JSON.parse(Buffer.from(value, 'base64url').toString()) as unknown[];
+    if (typeof at === 'string' && typeof id === 'string') return { at, id };
+  } catch {
+    // reported below
+  }
+  throw invalid('query.before', 'must be the `next` cursor of a previous page');
+}
 
 /** What a caller may see of one workspace's telemetry. */
 interface Visibility {
@@ -260,35 +289,74 @@ export const telemetryOperations: Operation[] = [
     method: 'GET',
     path: `${W}/alerts`,
     summary:
-      'Alerts (authentication-failure spikes, version mismatch, connectivity loss, a degraded rate-limit store), newest first (`?open=true` or `false`, `?limit=` default 100)',
+      'Alerts (authentication-failure spikes, version mismatch, connectivity loss, a degraded rate-limit store) and their deliveries, newest first (`?open=true` or `false`, `?limit=` default 100, `?before=` the `next` cursor of the previous page)',
     tag: 'Telemetry',
     permission: PERMISSION,
     query: z.object({
       open: queryBoolean('Only open alerts (true) or only resolved ones (false); default both'),
       limit: LIMIT_QUERY,
+      before: queryText('The `next` cursor of the previous page: the older alerts'),
     }),
-    response: z.object({ items: z.array(AlertSchemaOut) }),
+    response: z.object({
+      items: z.array(AlertSchemaOut),
+      next: z.string().optional().describe('Pass as `?before=` for the next (older) page; absent on the last page'),
+    }),
     async handler({ caller, workspace, query, plane }) {
       const open = query.get('open');
       if (open !== null && open !== 'true' && open !== 'false')
         throw invalid('query.open', 'must be "true" or "false"');
       const max = limit(query, 100);
+      const beforeParam = query.get('before');
+      const before = beforeParam ? parseAlertCursor(beforeParam) : undefined;
       const view = await visibility(plane.store, caller, workspace);
       const alerts = await plane.store.listAlerts(workspace.id, {
         ...(open !== null ? { open: open === 'true' } : {}),
+        ...(before ? { before } : {}),
         limit: SCAN_LIMIT,
       });
-      const items = [];
+      const page = [];
+      let last: (typeof alerts)[number] | undefined;
+      let more = false;
       for (const a of alerts) {
-        if (items.length === max) break;
-        if (!view.gatewayVisible(a.gatewayId)) continue;
+        if (page.length === max) {
+          more = true;
+          break;
+        }
+        last = a;
+        if (view.gatewayVisible(a.gatewayId)) page.push(a);
+      }
+      // A full scan that ended on invisible alerts still has older ones to look at.
+      if (!more && alerts.length === SCAN_LIMIT) more = true;
+      const deliveries = Map.groupBy(
+        await plane.store.listAlertDeliveries(
+          workspace.id,
+          page.map((a) => a.id),
+        ),
+        (d) => d.alertId,
+      );
+      const destinations = new Map((await plane.store.listAlertDestinations(workspace.id)).map((d) => [d.id, d.name]));
+      const items = page.map((a) => {
         const { workspaceId: _w, key: _k, gatewayId, ...rest } = a;
-        items.push({
+        const sent = deliveries.get(a.id) ?? [];
+        return {
           ...rest,
           ...(gatewayId !== undefined ? { gateway: gatewayId, gatewayName: view.gatewayName(gatewayId) } : {}),
-        });
-      }
-      return { items };
+          ...(sent.length > 0
+            ? {
+                deliveries: sent.map((d) => ({
+                  destination: d.destinationId,
+                  destinationName: destinations.get(d.destinationId) ?? d.destinationId,
+                  state: d.state,
+                  attempts: d.attempts,
+                  ...(d.deliveredAt !== undefined ? { deliveredAt: d.deliveredAt } : {}),
+                  ...(d.lastStatus !== undefined ? { lastStatus: d.lastStatus } : {}),
+                  ...(d.lastError !== undefined ? { lastError: d.lastError } : {}),
+                })),
+              }
+            : {}),
+        };
+      });
+      return { items, ...(more && last ? { next: alertCursor(last) } : {}) };
     },
   }),
 ];

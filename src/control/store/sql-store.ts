@@ -63,7 +63,7 @@ function sqlOps(run: Run, ring: KeyRing | undefined): StoreOps {
     ...userQueries(run),
     ...gatewayQueries(run),
     ...telemetryQueries(run),
-    ...alertQueries(run),
+    ...alertQueries(run, ring),
     ...auditQueries(run),
     ...analyticsQueries(run),
     ...snapshotQueries(run),
@@ -108,12 +108,22 @@ export class SqlStore extends WithOps implements Store {
     if (!ring) throw new Error('the store has no encryption key ring to seal with');
     const rows = await this.#db.selectFrom('settings').select(['key', 'key_id']).execute();
     const stale = rows.filter((r) => isSecretSetting(r.key) && r.key_id !== ring.activeKid).map((r) => r.key);
+    // Alert destinations' signing secrets: sealed with another key, or stored before encryption at rest.
+    const destinations = (
+      await this.#db.selectFrom('alert_destinations').select(['id', 'workspace_id', 'secret']).execute()
+    ).filter((d) => ring.kidOf(d.secret) !== ring.activeKid);
     return this.transaction(async (tx) => {
       let n = 0;
       for (const key of stale) {
         const value = await tx.getSetting(key); // opens it with whichever key of the ring sealed it
         if (value === undefined) continue;
         await tx.setSetting(key, value);
+        n++;
+      }
+      for (const row of destinations) {
+        const d = await tx.getAlertDestination(row.workspace_id, { id: row.id }); // opened like a setting
+        if (d === undefined) continue;
+        await tx.updateAlertDestination(d); // sealed again with the active key
         n++;
       }
       return n;

@@ -252,6 +252,57 @@ export interface AlertRecord {
   deliveryAttempts: number;
 }
 
+/** What an alert rule matches: an alert kind, optionally of one gateway, and where its alerts are sent. */
+export interface AlertRuleRecord {
+  id: string;
+  workspaceId: string;
+  /** Unique per workspace. */
+  name: string;
+  /** The alert kind it matches (`auth_failure_spike`, …). */
+  kind: string;
+  /** Only the alerts of this gateway (an id, or `cloud`); absent: every gateway. */
+  gatewayId?: string;
+  /** `auth_failure_spike` only: failures per minute that raise it (the lowest enabled rule's sets the workspace's). */
+  threshold?: number;
+  /** Alert destinations (ids) its alerts are POSTed to when raised and when resolved. */
+  destinationIds: string[];
+  enabled: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A webhook alerts are POSTed to, each body signed with the destination's secret (HMAC-SHA256). */
+export interface AlertDestinationRecord {
+  id: string;
+  workspaceId: string;
+  /** Unique per workspace. */
+  name: string;
+  url: string;
+  /** The signing secret (sealed at rest when the store has a key ring). */
+  secret: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One alert state (raised or resolved) to deliver to one destination: the durable queue of webhook deliveries. */
+export interface AlertDeliveryRecord {
+  id: string;
+  workspaceId: string;
+  alertId: string;
+  destinationId: string;
+  state: 'raised' | 'resolved';
+  /** The JSON body to POST (the alert as it was in that state). */
+  payload: string;
+  attempts: number;
+  /** Not attempted before this time. */
+  nextAttemptAt: string;
+  deliveredAt?: string;
+  /** The last attempt's HTTP status, and its error when it failed. */
+  lastStatus?: number;
+  lastError?: string;
+  createdAt: string;
+}
+
 /** A unique constraint was violated (e.g. a name already taken). Services turn it into a 409. */
 export class StoreConflictError extends Error {
   override readonly name = 'StoreConflictError';
@@ -420,6 +471,10 @@ export interface GatewayOps {
   listGatewayInstances(gatewayId: string): Promise<GatewayInstanceRecord[]>;
   /** Removes instances not seen since `before` and not connected. */
   pruneGatewayInstances(before: string): Promise<number>;
+  /** The instances of every gateway of the workspace in one read, sorted by gateway id, then instance id. */
+  listWorkspaceGatewayInstances(workspaceId: string): Promise<GatewayInstanceRecord[]>;
+  /** The certificates of every gateway of the workspace in one read, latest expiry first. */
+  listWorkspaceGatewayCertificates(workspaceId: string): Promise<GatewayCertificateRecord[]>;
 }
 
 /** What gateways report: request counts per minute and security events. */
@@ -451,9 +506,34 @@ export interface AlertOps {
   /** The open (unresolved) alert with this key, if any. */
   getOpenAlert(workspaceId: string, key: string): Promise<AlertRecord | undefined>;
   /** Newest first; `open: true` only unresolved alerts, `open: false` only resolved ones. */
-  listAlerts(workspaceId: string, filter?: { open?: boolean; limit?: number }): Promise<AlertRecord[]>;
+  listAlerts(
+    workspaceId: string,
+    filter?: { open?: boolean; limit?: number; before?: { at: string; id: string } },
+  ): Promise<AlertRecord[]>;
   /** Alerts of every workspace not yet delivered, oldest first (webhook delivery). */
   listUndeliveredAlerts(limit: number): Promise<AlertRecord[]>;
+  /** Sorted by name. */
+  listAlertRules(workspaceId: string): Promise<AlertRuleRecord[]>;
+  getAlertRule(workspaceId: string, ref: { id?: string; name?: string }): Promise<AlertRuleRecord | undefined>;
+  insertAlertRule(r: AlertRuleRecord): Promise<void>;
+  updateAlertRule(r: AlertRuleRecord): Promise<boolean>;
+  deleteAlertRule(workspaceId: string, id: string): Promise<boolean>;
+  /** Sorted by name. */
+  listAlertDestinations(workspaceId: string): Promise<AlertDestinationRecord[]>;
+  getAlertDestination(
+    workspaceId: string,
+    ref: { id?: string; name?: string },
+  ): Promise<AlertDestinationRecord | undefined>;
+  insertAlertDestination(d: AlertDestinationRecord): Promise<void>;
+  updateAlertDestination(d: AlertDestinationRecord): Promise<boolean>;
+  /** Its pending deliveries go with it. */
+  deleteAlertDestination(workspaceId: string, id: string): Promise<boolean>;
+  insertAlertDelivery(d: AlertDeliveryRecord): Promise<void>;
+  updateAlertDelivery(d: AlertDeliveryRecord): Promise<boolean>;
+  /** Undelivered, with fewer than `maxAttempts` attempts and due at `now`, of every workspace, oldest first. */
+  listDueAlertDeliveries(now: string, maxAttempts: number, limit: number): Promise<AlertDeliveryRecord[]>;
+  /** The deliveries of these alerts, oldest first. */
+  listAlertDeliveries(workspaceId: string, alertIds: readonly string[]): Promise<AlertDeliveryRecord[]>;
 }
 
 /** What analytics filter telemetry by: a time range (minutes from `from` inclusive to `to` exclusive) and keys. */
@@ -554,6 +634,8 @@ export interface SnapshotOps {
   getLatestSnapshot(scope: string): Promise<SnapshotRecord | undefined>;
   getSnapshot(scope: string, version: number): Promise<SnapshotRecord | undefined>;
   insertSnapshot(s: SnapshotRecord): Promise<void>;
+  /** The newest version of each of these scopes that has a snapshot, in one read (no bodies). */
+  latestSnapshotVersions(scopes: readonly string[]): Promise<Map<string, number>>;
   /** Keeps the newest `keep` snapshots of a scope. */
   pruneSnapshots(scope: string, keep: number): Promise<number>;
 }

@@ -30,6 +30,9 @@ export interface Database {
   telemetry: TelemetryTable;
   security_events: SecurityEventsTable;
   alerts: AlertsTable;
+  alert_rules: AlertRulesTable;
+  alert_destinations: AlertDestinationsTable;
+  alert_deliveries: AlertDeliveriesTable;
   audit_log: AuditLogTable;
   policy_entities: PolicyEntitiesTable;
   policy_entity_sets: PolicyEntitySetsTable;
@@ -300,6 +303,47 @@ export interface AlertsTable {
   resolved_at: string | null;
   delivered_at: string | null;
   delivery_attempts: number;
+}
+
+/** Alert rules (migration 0011-alert-rules). */
+export interface AlertRulesTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  kind: string;
+  gateway_id: string | null;
+  threshold: number | null;
+  /** JSON array of destination ids. */
+  destination_ids: string;
+  enabled: Bool;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AlertDestinationsTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  url: string;
+  /** Sealed (gh-sealed:v1:…) when the store has a key ring. */
+  secret: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AlertDeliveriesTable {
+  id: string;
+  workspace_id: string;
+  alert_id: string;
+  destination_id: string;
+  state: string;
+  payload: string;
+  attempts: number;
+  next_attempt_at: string;
+  delivered_at: string | null;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: string;
 }
 
 export interface ControlReplicasTable {

@@ -10,7 +10,7 @@ import { useLoad } from '../../ui/load';
 import { Alert, Badge, Empty, ErrorState, Loading, PageHeader } from '../../ui/states';
 import { DataTable } from '../../ui/table';
 import { InstallStep, type GatewayWithInstall } from './install';
-import { gatewayStatus, UpdateBadge } from './page';
+import { ConfigSync, gatewayStatus, UpdateBadge } from './page';
 
 export function GatewayDetailPage({ id }: { id: string }) {
   const { workspace, can } = useSession();
@@ -102,7 +102,7 @@ export function GatewayDetailPage({ id }: { id: string }) {
         </div>
         <div class="card stat">
           <div class="small muted">Configuration</div>
-          <div>{g.configVersion ? `v${g.configVersion}` : 'none served yet'}</div>
+          <div>{g.configVersion || g.configSync.latestVersion ? <ConfigSync gateway={g} /> : 'none served yet'}</div>
         </div>
         <div class="card stat">
           <div class="small muted">Certificate expires</div>
@@ -137,7 +137,18 @@ export function GatewayDetailPage({ id }: { id: string }) {
             key: 'config',
             label: 'Configuration',
             value: (i) => i.appliedVersion,
-            render: (i) => `v${i.appliedVersion}`,
+            render: (i) =>
+              i.configBehindBy > 0 ? (
+                <>
+                  v{i.appliedVersion} <Badge tone="warn">behind by {i.configBehindBy}</Badge>
+                </>
+              ) : g.configSync.latestVersion > 0 ? (
+                <>
+                  v{i.appliedVersion} <Badge tone="good">in sync</Badge>
+                </>
+              ) : (
+                `v${i.appliedVersion}`
+              ),
           },
           {
             key: 'seen',

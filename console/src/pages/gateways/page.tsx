@@ -11,7 +11,7 @@ import { DataTable } from '../../ui/table';
 import { InstallStep, type Gateway, type GatewayWithInstall } from './install';
 
 export function gatewayStatus(g: Gateway): { label: string; tone: 'good' | 'bad' | 'warn' | 'neutral' } {
-  if (g.instances.length === 0) return { label: 'not installed', tone: 'neutral' };
+  if (g.instancesTotal === 0) return { label: 'not installed', tone: 'neutral' };
   if (g.status === 'online') return { label: 'online', tone: 'good' };
   if (g.status === 'fallback') return { label: 'fallback', tone: 'warn' };
   return { label: 'offline', tone: 'bad' };
@@ -44,6 +44,29 @@ export function UpdateBadge({ gateway }: { gateway: Gateway }) {
         </Modal>
       )}
     </>
+  );
+}
+
+/** "in sync" or "behind by N / vX" against the newest configuration published to the gateway. */
+export function ConfigSync({ gateway: g }: { gateway: Gateway }) {
+  const s = g.configSync;
+  if (s.state === 'in_sync')
+    return (
+      <span data-testid={`config-${g.name}`}>
+        <Badge tone="good">in sync</Badge> v{s.latestVersion}
+      </span>
+    );
+  if (s.state === 'behind')
+    return (
+      <span data-testid={`config-${g.name}`}>
+        <Badge tone="warn">behind by {s.behindBy}</Badge> v{g.configVersion} / v{s.latestVersion}
+      </span>
+    );
+  return (
+    <span data-testid={`config-${g.name}`} class="muted">
+      {g.configVersion ? `v${g.configVersion}` : '—'}
+      {s.latestVersion ? ` (latest v${s.latestVersion})` : ''}
+    </span>
   );
 }
 
@@ -92,7 +115,14 @@ export function GatewaysPage() {
   const [setup, setSetup] = useState(false);
   const gateways = useLoad(
     async () =>
-      (await call(api.GET('/api/v1/workspaces/{workspace}/gateways', { params: { path: { workspace } } }))).items,
+      (
+        await call(
+          api.GET('/api/v1/workspaces/{workspace}/gateways', {
+            // The list shows counts only: the instance rows of every gateway are the bulk of the answer.
+            params: { path: { workspace }, query: { instances: 'none' } },
+          }),
+        )
+      ).items,
     [workspace],
   );
   const taken = new Set(gateways.data?.map((g) => g.environment));
@@ -145,7 +175,7 @@ export function GatewaysPage() {
               key: 'instances',
               label: 'Instances',
               value: (g) => g.instancesOnline,
-              render: (g) => `${g.instancesOnline} online / ${g.instances.length}`,
+              render: (g) => `${g.instancesOnline} online / ${g.instancesTotal}`,
             },
             {
               key: 'version',
@@ -166,8 +196,8 @@ export function GatewaysPage() {
             {
               key: 'config',
               label: 'Configuration',
-              value: (g) => g.configVersion,
-              render: (g) => (g.configVersion ? `v${g.configVersion}` : '—'),
+              value: (g) => `${g.configSync.state} ${g.configSync.behindBy} ${g.configVersion}`,
+              render: (g) => <ConfigSync gateway={g} />,
             },
             { key: 'mode', label: 'Install', value: (g) => g.installMethod },
           ]}

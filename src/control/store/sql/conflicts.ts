@@ -31,6 +31,8 @@ const CONSTRAINTS: ReadonlyArray<readonly [string, string, string, string]> = [
   ['security_events', 'id', 'security_events_pkey', 'securityEvent.id'],
   ['alerts', 'id', 'alerts_pkey', 'alert.id'],
   ['alerts', 'workspace_id,key', 'alerts_workspace_id_key_open_key', 'alert.key'],
+  ['alert_rules', 'workspace_id,name', 'alert_rules_workspace_id_name_key', 'alertRule.name'],
+  ['alert_destinations', 'workspace_id,name', 'alert_destinations_workspace_id_name_key', 'alertDestination.name'],
 ];
 const BY_SQLITE_COLUMNS = new Map(CONSTRAINTS.map(([table, columns, , name]) => [`${table}(${columns})`, name]));
 const BY_PG_CONSTRAINT = new Map(CONSTRAINTS.map(([, , pg, name]) => [pg, name]));

@@ -179,6 +179,39 @@ export function gatewayQueries(run: Run): GatewayOps {
       );
     },
 
+    async listWorkspaceGatewayInstances(workspaceId: string): Promise<GatewayInstanceRecord[]> {
+      const rows = await run((db) =>
+        db
+          .selectFrom('gateway_instances')
+          .selectAll('gateway_instances')
+          .innerJoin('gateways', 'gateways.id', 'gateway_instances.gateway_id')
+          .where('gateways.workspace_id', '=', workspaceId)
+          .orderBy('gateway_instances.gateway_id')
+          .orderBy('gateway_instances.instance_id')
+          .execute(),
+      );
+      return rows.map(toGatewayInstance);
+    },
+
+    async listWorkspaceGatewayCertificates(workspaceId: string): Promise<GatewayCertificateRecord[]> {
+      const rows = await run((db) =>
+        db
+          .selectFrom('gateway_certificates')
+          .selectAll('gateway_certificates')
+          .innerJoin('gateways', 'gateways.id', 'gateway_certificates.gateway_id')
+          .where('gateways.workspace_id', '=', workspaceId)
+          .orderBy('gateway_certificates.not_after', 'desc')
+          .orderBy('gateway_certificates.serial')
+          .execute(),
+      );
+      return rows.map((r) =>
+        withOptional(
+          { serial: r.serial, gatewayId: r.gateway_id, notBefore: r.not_before, notAfter: r.not_after },
+          { revokedAt: r.revoked_at },
+        ),
+      );
+    },
+
     async listGatewayInstances(gatewayId: string): Promise<GatewayInstanceRecord[]> {
       const rows = await run((db) =>
         db

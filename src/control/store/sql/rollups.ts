@@ -24,6 +24,9 @@ export const LATENCY_BOUNDS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500
 export const BELOW_COLUMNS = LATENCY_BOUNDS_MS.map((_b, i) => `below_${i}`);
 
 export type RollupTable =
+  | 'telemetry_total_5m'
+  | 'telemetry_by_gateway_5m'
+  | 'telemetry_total_minute'
   | 'telemetry_by_hour'
   | 'telemetry_by_5m'
   | 'telemetry_by_minute'
@@ -39,6 +42,8 @@ export interface RollupDef {
   readonly minutes: number;
   /** Key columns besides workspace_id and bucket. */
   readonly keys: readonly ('gateway_id' | 'collection' | 'endpoint' | 'client_id' | 'status')[];
+  /** The migration that creates it. */
+  readonly migration?: '0014-rollup-totals';
   /** A filter, not a stub: the roll-up counts only rows for which it holds (telemetry_refused: status 400 and up). */
   readonly only?: (r: TelemetryRecord) => boolean;
 }
@@ -46,7 +51,13 @@ export interface RollupDef {
 /** Coarsest first: a query reads the first one that holds its columns and fits its buckets and range. */
 export const ROLLUPS: readonly RollupDef[] = [
   { table: 'telemetry_by_hour', minutes: 60, keys: ['gateway_id', 'collection'] },
+  // The workspace's whole traffic per 5 minutes and per minute: an unfiltered series reads one row per bucket
+  // (1,440 for 24 hours of minutes) instead of one per bucket, gateway and collection.
+  { table: 'telemetry_total_5m', minutes: 5, keys: [], migration: '0014-rollup-totals' },
+  // Series by gateway: one row per bucket and gateway rather than per bucket, gateway and collection.
+  { table: 'telemetry_by_gateway_5m', minutes: 5, keys: ['gateway_id'], migration: '0014-rollup-totals' },
   { table: 'telemetry_by_5m', minutes: 5, keys: ['gateway_id', 'collection'] },
+  { table: 'telemetry_total_minute', minutes: 1, keys: [], migration: '0014-rollup-totals' },
   { table: 'telemetry_by_minute', minutes: 1, keys: ['gateway_id', 'collection'] },
   { table: 'telemetry_by_client_hour', minutes: 60, keys: ['client_id'] },
   { table: 'telemetry_by_client', minutes: 5, keys: ['client_id'] },
@@ -143,9 +154,17 @@ export async function pruneRollups(run: Run, before: string): Promise<void> {
   }
 }
 
-/** The migration's part: the four tables with their primary keys (which are also the indexes the reads use). */
-export async function createRollupTables(db: Kysely<unknown>, text: ReturnType<typeof sql>): Promise<void> {
+/**
+ * A migration's part: the roll-up tables it introduced (`migration`; 0004-console made those without one), with
+ * their primary keys (which are also the indexes the reads use).
+ */
+export async function createRollupTables(
+  db: Kysely<unknown>,
+  text: ReturnType<typeof sql>,
+  migration?: RollupDef['migration'],
+): Promise<void> {
   for (const def of ROLLUPS) {
+    if (def.migration !== migration) continue;
     // Column names are built from the definition: kysely's builder types cannot follow them.
     let t: CreateTableBuilder<string, string> = db.schema
       .createTable(def.table)
@@ -161,6 +180,7 @@ export async function createRollupTables(db: Kysely<unknown>, text: ReturnType<t
     // Pruning across workspaces.
     await db.schema.createIndex(`${def.table}_bucket_idx`).on(def.table).column('bucket').execute();
     // A series of a few values (the top clients, one collection): their rows, not every row of the range.
+    if (def.keys.length === 0) continue;
     await db.schema
       .createIndex(`${def.table}_${def.keys.at(-1)}_idx`)
       .on(def.table)

@@ -19,6 +19,19 @@ export function snapshotQueries(run: Run): SnapshotOps {
       return row && toSnapshot(row);
     },
 
+    async latestSnapshotVersions(scopes: readonly string[]): Promise<Map<string, number>> {
+      if (scopes.length === 0) return new Map();
+      const rows = await run((db) =>
+        db
+          .selectFrom('snapshots')
+          .select(['scope', (eb) => eb.fn.max('version').as('version')])
+          .where('scope', 'in', scopes)
+          .groupBy('scope')
+          .execute(),
+      );
+      return new Map(rows.map((r) => [r.scope, Number(r.version)]));
+    },
+
     async getSnapshot(scope: string, version: number): Promise<SnapshotRecord | undefined> {
       const row = await run((db) =>
         db

@@ -1,0 +1,98 @@
+/**
+ * Migration 0014-rollup-totals on an installation that already has telemetry: the new roll-ups (the workspace's
+ * whole traffic per minute and per 5 minutes, per gateway per 5 minutes) are filled from the existing ones, so the
+ * analytics read the same totals before and after the upgrade — on SQLite and PostgreSQL.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { freshPostgresSchema } from '../../testing/admin-plane.ts';
+import { createWorkspace } from '../workspaces.ts';
+import { openStore } from './open.ts';
+import type { Store, TelemetryRecord } from './store.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'gatehouse-rollup-totals-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const TABLES = ['telemetry_total_minute', 'telemetry_total_5m', 'telemetry_by_gateway_5m'];
+
+for (const database of ['sqlite', 'postgres'] as const) {
+  describe(`migration 0014-rollup-totals (${database})`, () => {
+    it('fills the new roll-ups from the existing ones', async () => {
+      const pg = database === 'postgres' ? await freshPostgresSchema() : undefined;
+      const url = pg?.url;
+      const open = () => (url ? openStore({ databaseUrl: url }) : openStore({ dataDir: join(tmp, database) }));
+      try {
+        let store = await open();
+        const ws = await store.transaction((tx) =>
+          createWorkspace(tx, { name: 'acme', environments: ['DEV'], devEnvironment: 'DEV', projects: ['p'] }, 0),
+        );
+        const rows: TelemetryRecord[] = [];
+        for (let m = 0; m < 12; m++)
+          for (const gatewayId of ['cloud', 'gw_a'])
+            for (const collection of ['c1', 'c2'])
+              rows.push({
+                workspaceId: ws.id,
+                gatewayId,
+                minute: new Date(Date.parse('2026-03-01T10:00:00.000Z') + m * 60_000).toISOString(),
+                collection,
+                endpoint: 'GET /x',
+                clientId: 'cli_1',
+                status: m % 4 === 0 ? 500 : 200,
+                count: m + 1,
+                durationMsSum: (m + 1) * 7,
+                durationMsMax: m + 3,
+              });
+        await store.addTelemetry(rows);
+        const filter = { from: '2026-03-01T10:00:00.000Z', to: '2026-03-01T10:15:00.000Z' };
+        const read = async (s: Store) => ({
+          minute: await s.analyticsByMinute(ws.id, filter, undefined, 1),
+          five: await s.analyticsByMinute(ws.id, filter, undefined, 5),
+          gateways: await s.analyticsByMinute(ws.id, filter, { dimension: 'gateway', values: ['cloud', 'gw_a'] }, 5),
+        });
+        const expected = await read(store);
+        assert.equal(expected.minute.length, 12);
+        assert.equal(expected.gateways.length, 3 * 2);
+        // Back to an installation before 0012: its tables gone, its run forgotten.
+        await store.close();
+        await rewind(url, join(tmp, database, 'gatehouse.db'));
+        store = await open(); // migrates 0012 again: creates and fills the tables
+        try {
+          assert.deepEqual(await read(store), expected);
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await pg?.drop();
+      }
+    });
+  });
+}
+
+/** Drops the tables of 0012 and its record, as on a database migrated up to 0011. */
+async function rewind(pgUrl: string | undefined, sqliteFile: string): Promise<void> {
+  const statements = [
+    ...TABLES.map((t) => `DROP TABLE ${t}`),
+    `DELETE FROM gatehouse_migration WHERE name = '0014-rollup-totals'`,
+  ];
+  if (pgUrl) {
+    const pg = await import('pg');
+    const client = new pg.default.Client({ connectionString: pgUrl });
+    await client.connect();
+    try {
+      for (const s of statements) await client.query(s);
+    } finally {
+      await client.end();
+    }
+    return;
+  }
+  const { DatabaseSync } = await import('node:sqlite');
+  const db = new DatabaseSync(sqliteFile);
+  try {
+    for (const s of statements) db.exec(s);
+  } finally {
+    db.close();
+  }
+}
