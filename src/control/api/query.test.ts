@@ -48,7 +48,7 @@ describe('admin API query parameters', () => {
   it('refuses an unknown or repeated parameter, saying which ones the operation takes', async () => {
     const typo = await alerts('?limt=5');
     assert.equal(typo.status, 400);
-    assert.equal(typo.body.detail, 'query.limt: unknown query parameter; this operation takes open, limit');
+    assert.equal(typo.body.detail, 'query.limt: unknown query parameter; this operation takes open, limit, before');
     const twice = await alerts('?limit=5&limit=6');
     assert.equal(twice.status, 400);
     assert.equal(twice.body.detail, 'query.limit: given 2 times; give it once');
