@@ -256,6 +256,7 @@ function finishCompile(
         paramNames: [...e.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!),
         // A public endpoint (OpenAPI `security: []`) exists only where the collection allows it (schema check).
         chain: chainOf(e),
+        cost: e.cost ?? 1,
       });
       endpoints.add(endpoint);
     }

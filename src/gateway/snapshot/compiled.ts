@@ -41,6 +41,8 @@ export interface CompiledEndpoint extends RouteEndpoint<CompiledCollection> {
    * the credential stripping, or the collection's with request validation (OpenAPI) before token exchange.
    */
   readonly chain: readonly Policy[];
+  /** Units one call spends of every rate limit and quota (the endpoint's `cost`, or `x-gatehouse-cost`): 1 by default. */
+  readonly cost: number;
 }
 
 export interface CompiledRole {

@@ -2,7 +2,8 @@
  * Rate limit per API key, per client and per org (customer), before traffic reaches the upstream. Limits come
  * from the client's overrides, else the collection's, else the snapshot defaults; counters are per collection
  * (its route: host and base path).
- * Every answer carries IETF RateLimit-Policy / RateLimit headers; a refusal is 429 with Retry-After.
+ * Every answer carries IETF RateLimit-Policy / RateLimit headers; a refusal is 429 with Retry-After. A request spends
+ * its endpoint's `cost` (default 1) of every limit, so an expensive operation uses a limit up faster.
  *
  * While a shared store is degraded (Redis unreachable, it counts locally), a limit with `onStoreFailure: closed`
  * refuses the requests it governs with 503 GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE and `Retry-After: 1`, before any
@@ -118,7 +119,7 @@ export function rateLimit(options: RateLimitOptions): Policy {
       const limit = step === 0 ? s.key : step === 1 ? s.client : s.org;
       if (limit === undefined) continue;
       const counter = step === 0 ? s.keyCounter : step === 1 ? s.clientCounter : s.orgCounter;
-      const result = store.hit(counter, limit.limit, limit.window, now);
+      const result = store.hit(counter, limit.limit, limit.window, now, ctx.endpoint.cost);
       if (result instanceof Promise) {
         const at = step;
         return result.then((d) => {
@@ -191,9 +192,16 @@ export function rateLimit(options: RateLimitOptions): Policy {
         requestId: ctx.requestId,
       });
     }
+    const cost = ctx.endpoint.cost;
+    const what =
+      cost === 1
+        ? ''
+        : cost > refused.limit
+          ? ` This operation costs ${cost} units, more than the whole limit: it can never pass under it.`
+          : ` This operation costs ${cost} units.`;
     return refusal(
       'GH_ERR_RATE_LIMITED',
-      `The ${refused.name} rate limit of ${refused.limit} requests per ${refused.windowMs / 1000}s is exhausted.`,
+      `The ${refused.name} rate limit of ${refused.limit} requests per ${refused.windowMs / 1000}s is exhausted.${what}`,
       rateLimitHeaders(applied, refused),
     );
   }
