@@ -219,7 +219,7 @@ export function connectLeases(options: RedisLeaseOptions): RedisLeases {
  * deadline, once reached, waits one more turn of the loop (setImmediate runs after the poll phase reads sockets)
  * before it fails the call.
  */
-function withDeadline<T>(ms: number, redis: Redis, fn: () => Promise<T>): Promise<T> {
+export function withDeadline<T>(ms: number, redis: Redis, fn: () => Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     const timer = setTimeout(
