@@ -1278,6 +1278,21 @@ export interface operations {
                                     maxLength: number;
                                 };
                             };
+                            quotas?: {
+                                client?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                org?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                timeZone?: string;
+                            };
                             endpoints: {
                                 /** @enum {string} */
                                 method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
@@ -1479,6 +1494,21 @@ export interface operations {
                             maxLength: number;
                         };
                     };
+                    quotas?: {
+                        client?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        org?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        timeZone?: string;
+                    };
                     endpoints: {
                         /** @enum {string} */
                         method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
@@ -1653,6 +1683,21 @@ export interface operations {
                                 maxWait: number | string;
                                 maxLength: number;
                             };
+                        };
+                        quotas?: {
+                            client?: {
+                                daily?: number;
+                                monthly?: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            org?: {
+                                daily?: number;
+                                monthly?: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            timeZone?: string;
                         };
                         endpoints: {
                             /** @enum {string} */
@@ -1861,6 +1906,21 @@ export interface operations {
                                 maxLength: number;
                             };
                         };
+                        quotas?: {
+                            client?: {
+                                daily?: number;
+                                monthly?: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            org?: {
+                                daily?: number;
+                                monthly?: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            timeZone?: string;
+                        };
                         endpoints: {
                             /** @enum {string} */
                             method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
@@ -2062,6 +2122,21 @@ export interface operations {
                             maxLength: number;
                         };
                     };
+                    quotas?: {
+                        client?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        org?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        timeZone?: string;
+                    };
                     endpoints: {
                         /** @enum {string} */
                         method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
@@ -2236,6 +2311,21 @@ export interface operations {
                                 maxWait: number | string;
                                 maxLength: number;
                             };
+                        };
+                        quotas?: {
+                            client?: {
+                                daily?: number;
+                                monthly?: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            org?: {
+                                daily?: number;
+                                monthly?: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            timeZone?: string;
                         };
                         endpoints: {
                             /** @enum {string} */
@@ -2483,6 +2573,21 @@ export interface operations {
                                     maxLength: number;
                                 };
                             };
+                            quotas?: {
+                                client?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                org?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                timeZone?: string;
+                            };
                             endpoints: {
                                 /** @enum {string} */
                                 method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
@@ -2688,6 +2793,21 @@ export interface operations {
                                         maxWait: number | string;
                                         maxLength: number;
                                     };
+                                };
+                                quotas?: {
+                                    client?: {
+                                        daily?: number;
+                                        monthly?: number;
+                                        /** @enum {string} */
+                                        onStoreFailure?: "open" | "closed";
+                                    };
+                                    org?: {
+                                        daily?: number;
+                                        monthly?: number;
+                                        /** @enum {string} */
+                                        onStoreFailure?: "open" | "closed";
+                                    };
+                                    timeZone?: string;
                                 };
                                 endpoints: {
                                     /** @enum {string} */
@@ -2895,6 +3015,21 @@ export interface operations {
                                     maxWait: number | string;
                                     maxLength: number;
                                 };
+                            };
+                            quotas?: {
+                                client?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                org?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                timeZone?: string;
                             };
                             endpoints: {
                                 /** @enum {string} */

@@ -22,6 +22,14 @@ export interface RateLimitedEvent {
   readonly requestId: string;
 }
 
+/** A request refused because a quota is used up (GH_ERR_QUOTA_EXHAUSTED). */
+export interface QuotaExhaustedEvent {
+  readonly scope: 'client' | 'org';
+  readonly period: 'daily' | 'monthly';
+  readonly collection: string;
+  readonly clientId: string;
+}
+
 export interface UpstreamErrorEvent {
   readonly collection: string;
   readonly code: ErrorCode;
@@ -77,6 +85,7 @@ export interface RateLimitStoreStateEvent {
 export const channels = {
   authFailure: diagnostics.channel('gatehouse:policy:auth-failure'),
   rateLimited: diagnostics.channel('gatehouse:policy:rate-limited'),
+  quotaExhausted: diagnostics.channel('gatehouse:policy:quota-exhausted'),
   upstreamError: diagnostics.channel('gatehouse:upstream:error'),
   keyRefused: diagnostics.channel('gatehouse:policy:key-refused'),
   requestEnd: diagnostics.channel('gatehouse:request:end'),

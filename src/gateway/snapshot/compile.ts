@@ -7,6 +7,7 @@ import { blockList } from '../../shared/block-list.ts';
 import type {
   Client,
   ConcurrencyPolicies,
+  QuotaPolicies,
   Endpoint,
   LegacyClient,
   RateLimitPolicies,
@@ -16,6 +17,9 @@ import type { ConcurrencyStore } from '../../shared/concurrency-store.ts';
 import { concurrency } from '../policies/concurrency/policy.ts';
 import { defaultSlots } from '../policies/concurrency/memory-slots.ts';
 import { concurrencyStats } from '../policies/concurrency/stats.ts';
+import type { QuotaStore } from '../../shared/quota-store.ts';
+import { createMemoryQuotas } from '../policies/quota/memory-quotas.ts';
+import { quota, type QuotaUsageEvent } from '../policies/quota/policy.ts';
 import { grantsPermission, WILDCARD } from '../../shared/permissions.ts';
 import { segmentDepth } from '../http/canonical-path.ts';
 import { CollectionRouter, EndpointMatcher } from '../http/router.ts';
@@ -43,11 +47,18 @@ import {
   type RouteTable,
 } from './compiled.ts';
 
+/** The in-process quota store of tables compiled without one (made on first use: most snapshots have no quotas). */
+let defaultQuotas: QuotaStore | undefined;
+
 export interface CompileDeps {
   pools: UpstreamPools;
   rateLimitStore: RateLimitStore;
   /** Where concurrency slots are counted; default: in this process (one store for every table, so a reload keeps the count). */
   concurrencyStore?: ConcurrencyStore;
+  /** Where quotas are counted; default: in this process (one store for every table, so a reload keeps the count). */
+  quotaStore?: QuotaStore;
+  /** Told of every admitted quota debit (usage reported to the control plane). */
+  onQuotaUsage?: (usage: QuotaUsageEvent) => void;
   minter: Minter;
   onTokenError: (error: unknown, ctx: RequestContext) => void;
   /** Called when a collection's resource policies deny a request (the log names the deciding policies). */
@@ -189,6 +200,18 @@ function finishCompile(
             caps,
             route: `${c.host ?? '*'} ${c.basePath}`,
             stats: concurrencyStats,
+          }),
+        );
+      }
+      const quotas = mergeQuotas(snapshot.quotas, c.quotas);
+      if (quotas.client || quotas.org) {
+        chain.push(
+          quota({
+            store: deps.quotaStore ?? (defaultQuotas ??= createMemoryQuotas()),
+            quotas,
+            collection: c.name,
+            route: `${c.host ?? '*'} ${c.basePath}`,
+            ...(deps.onQuotaUsage ? { onUsage: deps.onQuotaUsage } : {}),
           }),
         );
       }
@@ -415,6 +438,15 @@ const NO_LIMITS = Object.freeze({});
 
 function mergeLimits(defaults: RateLimitPolicies, own: RateLimitPolicies | undefined): RateLimitPolicies {
   return { key: own?.key ?? defaults.key, client: own?.client ?? defaults.client, org: own?.org ?? defaults.org };
+}
+
+function mergeQuotas(defaults: QuotaPolicies | undefined, own: QuotaPolicies | undefined): QuotaPolicies {
+  const timeZone = own?.timeZone ?? defaults?.timeZone;
+  return {
+    client: own?.client ?? defaults?.client,
+    org: own?.org ?? defaults?.org,
+    ...(timeZone !== undefined ? { timeZone } : {}),
+  };
 }
 
 function mergeCaps(

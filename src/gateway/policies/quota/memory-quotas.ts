@@ -3,7 +3,7 @@
  * gateway instance. Counts are lost when the process ends; quotas that must survive restarts or be shared between
  * instances need the Redis store (`redis-quotas.ts`).
  */
-import type { QuotaDecision, QuotaStore } from '../../../shared/quota-store.ts';
+import type { QuotaCounter, QuotaDecision, QuotaStore } from '../../../shared/quota-store.ts';
 
 interface Count {
   period: string;
@@ -22,14 +22,20 @@ export function createMemoryQuotas(): QuotaStore & { readonly size: number } {
   }, SWEEP_EVERY_MS);
   timer.unref();
 
+  function countOf(q: QuotaCounter): Count {
+    let c = counts.get(q.key);
+    if (c === undefined || c.period !== q.period)
+      counts.set(q.key, (c = { period: q.period, endsAt: q.endsAt, used: 0 }));
+    return c;
+  }
+
   return {
-    debit(key, limit, period, endsAt, cost): QuotaDecision {
-      checkDebit(limit, cost);
-      let c = counts.get(key);
-      if (c === undefined || c.period !== period) counts.set(key, (c = { period, endsAt, used: 0 }));
-      if (c.used + cost > limit) return { allowed: false, limit, used: c.used, remaining: Math.max(0, limit - c.used) };
-      c.used += cost;
-      return { allowed: true, limit, used: c.used, remaining: limit - c.used };
+    debit(counters, cost): QuotaDecision {
+      checkDebit(counters, cost);
+      const found = counters.map(countOf);
+      const refused = found.findIndex((c, i) => c.used + cost > counters[i]!.limit);
+      if (refused === -1) for (const c of found) c.used += cost;
+      return { allowed: refused === -1, used: found.map((c) => c.used), refused };
     },
     get size() {
       return counts.size;
@@ -44,8 +50,9 @@ export function createMemoryQuotas(): QuotaStore & { readonly size: number } {
   };
 }
 
-/** `limit` and `cost` come from validated configuration: anything else is a bug. */
-export function checkDebit(limit: number, cost: number): void {
-  if (!(limit >= 1) || !Number.isInteger(cost) || cost < 1)
-    throw new RangeError(`a quota debit needs limit >= 1 and a whole cost >= 1, got ${cost} of ${limit}`);
+/** Limits and the cost come from validated configuration: anything else is a bug. */
+export function checkDebit(counters: readonly QuotaCounter[], cost: number): void {
+  if (!Number.isInteger(cost) || cost < 1) throw new RangeError(`a quota debit needs a whole cost >= 1, got ${cost}`);
+  for (const q of counters)
+    if (!(q.limit >= 1)) throw new RangeError(`a quota needs a limit >= 1, got ${q.limit} for ${q.key}`);
 }

@@ -12,13 +12,12 @@ import { Redis } from 'ioredis';
 import { redactUrl } from '../../../config/redact-url.ts';
 import { eventually } from '../../../testing/eventually.ts';
 import { probeRedis, REDIS_HOW_TO, TEST_REDIS_URL } from '../../../testing/redis.ts';
-import { quotaStoreContract } from './quota-contract.ts';
+import { counter, quotaStoreContract } from './quota-contract.ts';
 import { createRedisQuotas, type RedisQuotaStore } from './redis-quotas.ts';
 
 const runPrefix = `gatehouse-quota-test:${process.pid}:${randomBytes(4).toString('hex')}:`;
 let stores = 0;
 const freshPrefix = () => `${runPrefix}${stores++}:`;
-const END = Date.now() + 86_400_000;
 const unreachable = await probeRedis(TEST_REDIS_URL);
 
 if (unreachable === undefined) {
@@ -38,14 +37,14 @@ if (unreachable === undefined) {
       try {
         await Promise.all(all.map((s) => s.connected()));
         const decisions = await Promise.all(
-          Array.from({ length: 300 }, (_, i) => all[i % 3]!.debit('burst', 100, 'd1', END, 1 + (i % 3), true)),
+          Array.from({ length: 300 }, (_, i) => all[i % 3]!.debit([counter('burst', 100)], 1 + (i % 3), true)),
         );
         const admitted = decisions.reduce((sum, d, i) => (d.allowed ? sum + 1 + (i % 3) : sum), 0);
         const used = Number(await admin.get(`${prefix}burst\u0000d1`));
         assert.equal(admitted, used, 'every admitted unit is counted once');
         assert.ok(used <= 100, `${used} units admitted of 100`);
         assert.ok(used >= 98, `${used}: the quota is used up to within one costly debit`);
-        assert.equal(Math.max(...decisions.map((d) => d.used)), used);
+        assert.equal(Math.max(...decisions.map((d) => d.used[0]!)), used);
       } finally {
         await Promise.all(all.map((s) => s.close()));
       }
@@ -54,13 +53,13 @@ if (unreachable === undefined) {
     it('goes on from the count Redis kept when a store is opened again (a gateway restart)', async () => {
       const prefix = freshPrefix();
       const first = createRedisQuotas({ url: TEST_REDIS_URL, prefix });
-      for (let i = 0; i < 4; i++) assert.equal((await first.debit('k', 10, 'd1', END, 2, true)).allowed, true);
+      for (let i = 0; i < 4; i++) assert.equal((await first.debit([counter('k', 10)], 2, true)).allowed, true);
       await first.close();
       const second = createRedisQuotas({ url: TEST_REDIS_URL, prefix });
       try {
-        const d = await second.debit('k', 10, 'd1', END, 2, true);
-        assert.deepEqual([d.allowed, d.used, d.remaining], [true, 10, 0]);
-        assert.equal((await second.debit('k', 10, 'd1', END, 1, true)).allowed, false);
+        const d = await second.debit([counter('k', 10)], 2, true);
+        assert.deepEqual([d.allowed, d.used], [true, [10]]);
+        assert.equal((await second.debit([counter('k', 10)], 1, true)).allowed, false);
         assert.ok((await admin.pttl(`${prefix}k\u0000d1`)) > 86_400_000, 'kept a day past the end of its period');
       } finally {
         await second.close();
@@ -80,20 +79,20 @@ if (unreachable === undefined) {
       });
       try {
         await store.connected();
-        for (let i = 0; i < 3; i++) assert.equal((await store.debit('k', 10, 'd1', END, 2, true)).allowed, true);
+        for (let i = 0; i < 3; i++) assert.equal((await store.debit([counter('k', 10)], 2, true)).allowed, true);
         proxy.cut();
         await eventually(
           async () => {
-            await store.debit('probe', 10, 'd1', END, 1, true);
+            await store.debit([counter('probe', 10)], 1, true);
             return store.degraded;
           },
           5_000,
           'the store to notice',
         );
-        const closed = await store.debit('k', 10, 'd1', END, 1, false);
+        const closed = await store.debit([counter('k', 10)], 1, false);
         assert.deepEqual([closed.allowed, closed.unavailable], [false, true]);
         // Open: decided here from the last known usage (6 of 10), without waiting for Redis.
-        const open = [store.debit('k', 10, 'd1', END, 2, true), store.debit('k', 10, 'd1', END, 2, true)];
+        const open = [store.debit([counter('k', 10)], 2, true), store.debit([counter('k', 10)], 2, true)];
         assert.ok(
           open.every((d) => !(d instanceof Promise)),
           'no debit waits for Redis while it is down',
@@ -102,7 +101,7 @@ if (unreachable === undefined) {
           open.map((d) => (d as { allowed: boolean }).allowed),
           [true, true],
         );
-        assert.equal((store.debit('k', 10, 'd1', END, 1, true) as { allowed: boolean }).allowed, false);
+        assert.equal((store.debit([counter('k', 10)], 1, true) as { allowed: boolean }).allowed, false);
         assert.ok(store.pending() >= 4);
         await proxy.restore();
         await eventually(() => !store.degraded && store.pending() === 0, 10_000, 'the store to recover');

@@ -21,27 +21,33 @@
  * (so a unit may be counted twice, never missed).
  */
 import { Redis } from 'ioredis';
-import type { QuotaDecision, QuotaStore } from '../../../shared/quota-store.ts';
+import type { QuotaCounter, QuotaDecision, QuotaStore } from '../../../shared/quota-store.ts';
 import { withDeadline } from '../rate-limit/redis-leases.ts';
 import { describeError, type SharedStoreState, storeErrorKind } from '../rate-limit/shared-store.ts';
 import { checkDebit } from './memory-quotas.ts';
 
 /**
- * KEYS[1]: the period's count. ARGV: 1 limit, 2 cost, 3 expiry (ms since the epoch), 4 force (1: add without
- * checking, for units admitted while Redis was unreachable). Returns {allowed (1/0), used}.
+ * KEYS: the counters of one request's quotas. ARGV: 1 cost, 2 force (1: add without checking, for units admitted
+ * while Redis was unreachable), then per key its limit and expiry (ms since the epoch). All or nothing: when one
+ * counter has no room, nothing is added anywhere. Returns {refused (1-based index, 0: allowed), used of each}.
  */
 const QUOTA_SCRIPT = `
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-local cost = tonumber(ARGV[2])
-if ARGV[4] ~= '1' and used + cost > tonumber(ARGV[1]) then return {0, used} end
-used = redis.call('INCRBY', KEYS[1], cost)
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-return {1, used}
+local cost = tonumber(ARGV[1])
+local used = {}
+local refused = 0
+for i = 1, #KEYS do
+  used[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if refused == 0 and ARGV[2] ~= '1' and used[i] + cost > tonumber(ARGV[1 + 2 * i]) then refused = i end
+end
+if refused == 0 then
+  for i = 1, #KEYS do
+    used[i] = redis.call('INCRBY', KEYS[i], cost)
+    redis.call('PEXPIREAT', KEYS[i], ARGV[2 + 2 * i])
+  end
+end
+table.insert(used, 1, refused)
+return used
 `;
-
-interface WithQuotaCommand {
-  gatehouseQuota(key: string, limit: number, cost: number, expireAt: number, force: number): Promise<number[]>;
-}
 
 export interface RedisQuotaOptions {
   url: string;
@@ -65,17 +71,17 @@ export interface RedisQuotaStore extends QuotaStore {
   close(): Promise<void>;
 }
 
-/** What this instance knows of one key's period. */
+/** What this instance knows of one counter's period. */
 interface Known {
   period: string;
   endsAt: number;
+  limit: number;
   /** Usage at Redis's last answer. */
   used: number;
   /** Units admitted here while Redis failed, not yet added to it. */
   pending: number;
-  /** A refusal stands (locally) until then (performance.now()). */
+  /** A refusal by this counter stands (locally) until then (performance.now()). */
   refusedUntil: number;
-  limit: number;
 }
 
 /** An exhausted quota is re-checked with Redis at most this often. */
@@ -84,6 +90,10 @@ const RECHECK_MS = 1_000;
 const PING_EVERY_MS = 250;
 /** Counters are kept this long after their period ends (late reports, clock skew between instances). */
 const KEEP_AFTER_END_MS = 86_400_000;
+
+interface WithQuotaCommand {
+  gatehouseQuota(keys: number, ...args: (string | number)[]): Promise<number[]>;
+}
 
 export function createRedisQuotas(options: RedisQuotaOptions): RedisQuotaStore {
   const prefix = options.prefix ?? 'gatehouse:rl:q:';
@@ -119,13 +129,27 @@ export function createRedisQuotas(options: RedisQuotaOptions): RedisQuotaStore {
     retryStrategy: (attempt: number) =>
       Math.min(50 * 2 ** Math.min(attempt, 10), 2_000) + Math.floor(Math.random() * 100),
   });
-  redis.defineCommand('gatehouseQuota', { numberOfKeys: 1, lua: QUOTA_SCRIPT });
+  // The number of keys varies per call: given with each call (numberOfKeys omitted).
+  redis.defineCommand('gatehouseQuota', { lua: QUOTA_SCRIPT });
   const command = redis as unknown as WithQuotaCommand;
   redis.on('error', onError);
   redis.on('ready', () => void recover());
 
   const known = new Map<string, Known>();
   let recovering = false;
+
+  const call = (
+    counters: readonly { key: string; period: string; limit: number; endsAt: number }[],
+    cost: number,
+    force: boolean,
+  ) => {
+    const args: (string | number)[] = counters.map((q) => prefix + q.key + '\u0000' + q.period);
+    args.push(cost, force ? 1 : 0);
+    for (const q of counters) args.push(q.limit, q.endsAt + KEEP_AFTER_END_MS);
+    return withDeadline(commandTimeoutMs, redis, () => command.gatehouseQuota(counters.length, ...args)).then((reply) =>
+      reply.map(Number),
+    );
+  };
 
   /** Adds what was admitted locally, then declares the store healthy again. */
   async function recover(): Promise<void> {
@@ -136,13 +160,9 @@ export function createRedisQuotas(options: RedisQuotaOptions): RedisQuotaStore {
       for (const [key, k] of known) {
         if (k.pending === 0) continue;
         const units = k.pending;
-        const [, used] = (
-          await withDeadline(commandTimeoutMs, redis, () =>
-            command.gatehouseQuota(prefix + key + '\u0000' + k.period, k.limit, units, k.endsAt + KEEP_AFTER_END_MS, 1),
-          )
-        ).map(Number) as [number, number];
+        const [, used] = await call([{ key, period: k.period, limit: k.limit, endsAt: k.endsAt }], units, true);
         k.pending -= units;
-        k.used = used;
+        k.used = used!;
       }
       if (state.status !== 'ok' && !closed) setState({ status: 'ok', since: Date.now() });
     } catch (error) {
@@ -159,46 +179,76 @@ export function createRedisQuotas(options: RedisQuotaOptions): RedisQuotaStore {
   }, PING_EVERY_MS);
   timer.unref();
 
-  function entry(key: string, limit: number, period: string, endsAt: number): Known {
-    let k = known.get(key);
-    if (k === undefined || k.period !== period) {
-      k = { period, endsAt, used: 0, pending: 0, refusedUntil: 0, limit };
-      known.set(key, k);
+  function knownOf(q: QuotaCounter): Known {
+    let k = known.get(q.key);
+    if (k === undefined || k.period !== q.period) {
+      k = { period: q.period, endsAt: q.endsAt, limit: q.limit, used: 0, pending: 0, refusedUntil: 0 };
+      known.set(q.key, k);
     }
-    k.limit = limit;
+    k.limit = q.limit;
     return k;
   }
 
-  function local(k: Known, limit: number, cost: number, failOpen: boolean): QuotaDecision {
-    const used = k.used + k.pending;
-    if (!failOpen) return { allowed: false, limit, used, remaining: Math.max(0, limit - used), unavailable: true };
-    if (used + cost > limit) return { allowed: false, limit, used, remaining: Math.max(0, limit - used) };
-    k.pending += cost;
-    return { allowed: true, limit, used: used + cost, remaining: limit - used - cost };
+  /** Decided on this instance alone: from the last known usage and what was admitted here since. */
+  function local(found: Known[], counters: readonly QuotaCounter[], cost: number, failOpen: boolean): QuotaDecision {
+    const used = found.map((k) => k.used + k.pending);
+    if (!failOpen) return { allowed: false, used, refused: -1, unavailable: true };
+    const refused = used.findIndex((u, i) => u + cost > counters[i]!.limit);
+    if (refused !== -1) return { allowed: false, used, refused };
+    for (const k of found) k.pending += cost;
+    return { allowed: true, used: used.map((u) => u + cost), refused };
+  }
+
+  async function remote(
+    found: Known[],
+    counters: readonly QuotaCounter[],
+    cost: number,
+    failOpen: boolean,
+  ): Promise<QuotaDecision> {
+    let reply: number[];
+    try {
+      reply = await call(counters, cost, false);
+    } catch (error) {
+      onError(error as Error);
+      return local(found, counters, cost, failOpen);
+    }
+    if (state.status === 'connecting' && !closed) setState({ status: 'ok', since: Date.now() });
+    const refused = reply[0]! - 1;
+    const used = reply.slice(1);
+    found.forEach((k, i) => {
+      if (k.period === counters[i]!.period) k.used = Math.max(k.used, used[i]!);
+    });
+    if (refused !== -1) found[refused]!.refusedUntil = performance.now() + RECHECK_MS;
+    return { allowed: refused === -1, used, refused };
+  }
+
+  function untilConnected(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        redis.off('ready', done);
+        resolve();
+      };
+      const t = setTimeout(done, connectTimeoutMs);
+      redis.once('ready', done);
+    });
   }
 
   return {
-    debit(key, limit, period, endsAt, cost, failOpen): QuotaDecision | Promise<QuotaDecision> {
-      checkDebit(limit, cost);
-      const k = entry(key, limit, period, endsAt);
-      if (performance.now() < k.refusedUntil && k.used + k.pending + cost > limit)
-        return { allowed: false, limit, used: k.used, remaining: Math.max(0, limit - k.used - k.pending) };
-      if (state.status === 'degraded' || closed || redis.status !== 'ready') {
-        if (state.status === 'connecting' && !closed)
-          return new Promise<void>((resolve) => {
-            const done = () => {
-              clearTimeout(t);
-              redis.off('ready', done);
-              resolve();
-            };
-            const t = setTimeout(done, connectTimeoutMs);
-            redis.once('ready', done);
-          }).then(() =>
-            redis.status === 'ready' ? remote(k, key, limit, cost, failOpen) : local(k, limit, cost, failOpen),
-          );
-        return local(k, limit, cost, failOpen);
-      }
-      return remote(k, key, limit, cost, failOpen);
+    debit(counters, cost, failOpen): QuotaDecision | Promise<QuotaDecision> {
+      checkDebit(counters, cost);
+      const found = counters.map(knownOf);
+      // A quota used up is refused here until its re-check is due (it only comes back with a raise or a new period).
+      const t = performance.now();
+      const stands = found.findIndex((k, i) => t < k.refusedUntil && k.used + k.pending + cost > counters[i]!.limit);
+      if (stands !== -1) return { allowed: false, used: found.map((k) => k.used + k.pending), refused: stands };
+      if (state.status === 'connecting' && !closed && redis.status !== 'ready')
+        return untilConnected().then(() =>
+          redis.status === 'ready' ? remote(found, counters, cost, failOpen) : local(found, counters, cost, failOpen),
+        );
+      if (state.status === 'degraded' || closed || redis.status !== 'ready')
+        return local(found, counters, cost, failOpen);
+      return remote(found, counters, cost, failOpen);
     },
     get degraded() {
       return state.status === 'degraded';
@@ -229,30 +279,4 @@ export function createRedisQuotas(options: RedisQuotaOptions): RedisQuotaStore {
       await redis.quit().catch(() => redis.disconnect());
     },
   };
-
-  async function remote(k: Known, key: string, limit: number, cost: number, failOpen: boolean): Promise<QuotaDecision> {
-    const period = k.period;
-    let reply: [number, number];
-    try {
-      reply = (
-        await withDeadline(commandTimeoutMs, redis, () =>
-          command.gatehouseQuota(prefix + key + '\u0000' + period, limit, cost, k.endsAt + KEEP_AFTER_END_MS, 0),
-        )
-      ).map(Number) as [number, number];
-    } catch (error) {
-      onError(error as Error);
-      return local(k, limit, cost, failOpen);
-    }
-    if (state.status !== 'ok' && !closed) {
-      if (state.status === 'connecting') setState({ status: 'ok', since: Date.now() });
-      else void recover();
-    }
-    const [ok, used] = reply;
-    if (k.period === period) k.used = Math.max(k.used, used);
-    if (ok !== 1) {
-      k.refusedUntil = performance.now() + RECHECK_MS;
-      return { allowed: false, limit, used, remaining: Math.max(0, limit - used) };
-    }
-    return { allowed: true, limit, used, remaining: Math.max(0, limit - used) };
-  }
 }
