@@ -186,6 +186,112 @@ describe('quotas on a running gateway (memory store)', () => {
   });
 });
 
+const owner = newKey();
+
+describe("a derived credential's share of its parent's rate limit and quota", () => {
+  let upstream: Upstream;
+  let gw: GatewayProcess;
+  const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+  const ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
+
+  before(async () => {
+    upstream = await startUpstream();
+    const collection = (name: string, extra: Record<string, unknown>) => ({
+      name,
+      basePath: `/${name}`,
+      upstream: upstream.url,
+      project: 'p',
+      environment: 'PROD',
+      endpoints: [{ method: 'GET', path: '/things', permission: 'things:read' }],
+      ...extra,
+    });
+    gw = await startGateway({
+      tokenExchange: { ...TOKEN_EXCHANGE, derived: { maxTtl: '1h', maxDepth: 3 } },
+      collections: [
+        collection('limited', { rateLimits: { key: { limit: 10, window: '1m' } } }),
+        collection('quota', { quotas: { client: { daily: 10 } } }),
+      ],
+      roles: [{ name: 'reader', permissions: ['things:read'] }],
+      clients: clients([['owner', owner]]),
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await upstream?.close();
+  });
+
+  async function exchange(subject: string, extra: Record<string, string> = {}) {
+    const form = new URLSearchParams({
+      grant_type: GRANT,
+      subject_token: subject,
+      subject_token_type: ACCESS,
+      agent_id: 'agent-7',
+      ...extra,
+    });
+    const res = await fetch(`${gw.url}/oauth2/token`, { method: 'POST', body: form });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  }
+  const call = (credential: string, path: string) =>
+    fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${credential}` } });
+
+  it('refuses a share wider than the parent, and multiplies shares along a delegation chain', async () => {
+    for (const wide of ['1.5', '2']) {
+      const r = await exchange(owner.key, { limit_share: wide });
+      assert.equal(r.status, 400);
+      assert.deepEqual([r.body.error, r.body.code], ['invalid_request', 'GH_ERR_DERIVED_WIDENING']);
+    }
+    for (const bad of ['0', '-1', 'half', '']) {
+      const r = await exchange(owner.key, { limit_share: bad });
+      assert.equal(r.status, 400);
+      assert.equal(r.body.code, 'GH_ERR_DERIVED_REQUEST_INVALID');
+    }
+    const parent = await exchange(owner.key, { limit_share: '0.5' });
+    assert.equal(parent.body.limit_share, 0.5);
+    const child = await exchange(String(parent.body.access_token), { limit_share: '0.5' });
+    assert.equal(child.body.limit_share, 0.25);
+    const inherited = await exchange(String(parent.body.access_token));
+    assert.equal(inherited.body.limit_share, 0.5, 'a delegated credential keeps its parent share by default');
+  });
+
+  it("limits an agent to its share of the key's rate limit, and counts its calls against the key", async () => {
+    const minted = await exchange(owner.key, { limit_share: '0.3' });
+    const agent = String(minted.body.access_token);
+    for (let i = 0; i < 3; i++) {
+      const res = await call(agent, '/limited/things');
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('ratelimit-policy') ?? '', /^"agent";q=3;w=60, "key";q=10;w=60$/);
+      assert.equal(live(res.headers.get('ratelimit')).get('agent')!.r, 2 - i);
+      await res.arrayBuffer();
+    }
+    const refused = await call(agent, '/limited/things');
+    const body = await expectProblem(refused, 429, 'GH_ERR_RATE_LIMITED');
+    assert.match(String(body.detail), /agent's share of the rate limit, 3 requests per 60s/);
+    // The key itself spent 3 of its 10 through the agent.
+    const own = await call(owner.key, '/limited/things');
+    assert.equal(own.status, 200);
+    assert.equal(live(own.headers.get('ratelimit')).get('key')!.r, 6);
+    await own.arrayBuffer();
+  });
+
+  it("limits an agent to its share of the client's daily quota, debited with the client's", async () => {
+    const minted = await exchange(owner.key, { limit_share: '0.5' });
+    const agent = String(minted.body.access_token);
+    for (let i = 0; i < 5; i++) {
+      const res = await call(agent, '/quota/things');
+      assert.equal(res.status, 200);
+      const fields = live(res.headers.get('ratelimit'));
+      assert.deepEqual([fields.get('agent-daily')!.r, fields.get('client-daily')!.r], [4 - i, 9 - i]);
+      await res.arrayBuffer();
+    }
+    const body = await expectProblem(await call(agent, '/quota/things'), 429, 'GH_ERR_QUOTA_EXHAUSTED');
+    assert.equal(body.quota, 'agent-daily');
+    const own = await call(owner.key, '/quota/things');
+    assert.equal(own.status, 200);
+    assert.equal(live(own.headers.get('ratelimit')).get('client-daily')!.r, 4);
+    await own.arrayBuffer();
+  });
+});
+
 const unreachable = await probeRedis();
 
 function redisConfig(upstream: Upstream, prefix: string) {

@@ -16,7 +16,7 @@ export interface AuthFailureEvent {
 }
 
 export interface RateLimitedEvent {
-  readonly scope: 'key' | 'client' | 'org';
+  readonly scope: 'key' | 'client' | 'org' | 'agent';
   readonly collection: string;
   readonly clientId: string;
   readonly requestId: string;
@@ -24,7 +24,7 @@ export interface RateLimitedEvent {
 
 /** A request refused because a quota is used up (GH_ERR_QUOTA_EXHAUSTED). */
 export interface QuotaExhaustedEvent {
-  readonly scope: 'client' | 'org';
+  readonly scope: 'client' | 'org' | 'agent';
   readonly period: 'daily' | 'monthly';
   readonly collection: string;
   readonly clientId: string;

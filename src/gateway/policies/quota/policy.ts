@@ -45,7 +45,7 @@ export interface QuotaUsageEvent {
 interface Applied {
   /** `client-daily`, `org-monthly`: the name in the RateLimit fields and in refusals. */
   name: string;
-  scope: 'client' | 'org';
+  scope: 'client' | 'org' | 'agent';
   subject: string;
   kind: PeriodKind;
   limit: number;
@@ -102,6 +102,8 @@ export function quota(options: QuotaOptions): Policy {
     }
     if (r === null) return undefined;
     if (r.closed.length > 0 && store.degraded === true) return unavailable(r);
+    const share = ctx.derived?.l;
+    if (share !== undefined) r = withShare(r, ctx.derived!.j, share);
     const now = Date.now();
     const periods: Period[] = [];
     const counters: QuotaCounter[] = [];
@@ -117,6 +119,25 @@ export function quota(options: QuotaOptions): Policy {
       ? d.then((decision) => decide(ctx, s, periods, decision, now, cost))
       : decide(ctx, s, periods, d, now, cost);
   };
+
+  /**
+   * The quotas of a derived credential with a limit share: its own counters (a share of its client's quotas, else of
+   * its org's) come first, and are debited together with its parent's, all or nothing.
+   */
+  function withShare(r: Resolved, id: string, share: number): Resolved {
+    const scope = r.applied.some((a) => a.scope === 'client') ? 'client' : 'org';
+    const own: Applied[] = r.applied
+      .filter((a) => a.scope === scope)
+      .map((a) => ({
+        ...a,
+        name: `agent-${a.kind}`,
+        scope: 'agent',
+        subject: id,
+        limit: Math.max(1, Math.floor(a.limit * share)),
+        key: `${route}\u0000quota\u0000agent\u0000${id}\u0000${a.kind}`,
+      }));
+    return { applied: [...own, ...r.applied], closed: r.closed };
+  }
 
   function decide(
     ctx: RequestContext,
@@ -141,6 +162,7 @@ export function quota(options: QuotaOptions): Policy {
     if (onUsage !== undefined)
       for (let i = 0; i < r.applied.length; i++) {
         const a = r.applied[i]!;
+        if (a.scope === 'agent') continue;
         onUsage({
           collection,
           scope: a.scope,
