@@ -40,6 +40,7 @@ import { isSecretSetting, settingQueries } from './sql/settings.ts';
 import { snapshotQueries } from './sql/snapshots.ts';
 import { StatementRunner, type Run } from './sql/statement-runner.ts';
 import { telemetryQueries } from './sql/telemetry.ts';
+import { quotaUsageQueries } from './sql/quota-usage.ts';
 import { userQueries } from './sql/users.ts';
 import { workspaceQueries } from './sql/workspaces.ts';
 
@@ -61,6 +62,7 @@ function sqlOps(run: Run, ring: KeyRing | undefined): StoreOps {
     ...userQueries(run),
     ...gatewayQueries(run),
     ...telemetryQueries(run),
+    ...quotaUsageQueries(run),
     ...alertQueries(run),
     ...auditQueries(run),
     ...analyticsQueries(run),

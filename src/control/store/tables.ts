@@ -32,6 +32,23 @@ export interface Database {
   alerts: AlertsTable;
   audit_log: AuditLogTable;
   policy_entities: PolicyEntitiesTable;
+  quota_usage: QuotaUsageTable;
+}
+
+/**
+ * Quota units gateways admitted, per workspace, collection, scope (client or org), subject (the client or org id)
+ * and calendar period: the authoritative usage (migration 0010-quota-usage). `units` is a bigint column: read back
+ * as a number (PostgreSQL returns a string).
+ */
+export interface QuotaUsageTable {
+  workspace_id: string;
+  collection: string;
+  scope: string;
+  subject: string;
+  period: string;
+  period_id: string;
+  units: ColumnType<number | string, number, number>;
+  updated_at: string;
 }
 
 /** Relationship data of a collection's resource policies: one row per entity (migration 0007-policies). */

@@ -30,6 +30,21 @@ export interface QuotaExhaustedEvent {
   readonly clientId: string;
 }
 
+/**
+ * One admitted request's debit of one quota, published on `gatehouse:policy:quota-usage` for usage reporting
+ * (telemetry adds them up per batch).
+ */
+export interface QuotaUsageEvent {
+  collection: string;
+  scope: 'client' | 'org' | 'agent';
+  /** The client id or org id. */
+  subject: string;
+  period: 'daily' | 'monthly';
+  /** The period's id (`2026-12-07`, `2026-12`) in the quotas' time zone. */
+  periodId: string;
+  units: number;
+}
+
 export interface UpstreamErrorEvent {
   readonly collection: string;
   readonly code: ErrorCode;
@@ -86,6 +101,8 @@ export const channels = {
   authFailure: diagnostics.channel('gatehouse:policy:auth-failure'),
   rateLimited: diagnostics.channel('gatehouse:policy:rate-limited'),
   quotaExhausted: diagnostics.channel('gatehouse:policy:quota-exhausted'),
+  /** Units of one quota admitted (a `QuotaUsageEvent` of quota/policy.ts per applicable quota and request). */
+  quotaUsage: diagnostics.channel('gatehouse:policy:quota-usage'),
   upstreamError: diagnostics.channel('gatehouse:upstream:error'),
   keyRefused: diagnostics.channel('gatehouse:policy:key-refused'),
   requestEnd: diagnostics.channel('gatehouse:request:end'),

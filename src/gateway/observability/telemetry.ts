@@ -31,12 +31,19 @@ import {
   SecurityEventKind,
   securityEventKind,
   type AccessEvent,
+  type QuotaUsage,
   type RequestCount,
   type SecurityEvent,
   type TelemetryBatch,
 } from '../../config/telemetry.ts';
 import type { CompiledCollection } from '../snapshot/compiled.ts';
-import { channels, type KeyRefusedEvent, type RateLimitStoreStateEvent, type RequestEndEvent } from './channels.ts';
+import {
+  channels,
+  type KeyRefusedEvent,
+  type QuotaUsageEvent,
+  type RateLimitStoreStateEvent,
+  type RequestEndEvent,
+} from './channels.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export interface TelemetryCollectorOptions {
@@ -88,6 +95,8 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
   const droppedCounter = options.metrics ? droppedMetric(options.metrics.registry) : undefined;
 
   let rows = new Map<string, RequestCount>();
+  /** Quota units admitted since the last batch, per collection, scope, subject and period. */
+  let usage = new Map<string, QuotaUsage>();
   let security: SecurityEvent[] = [];
   let access: AccessEvent[] = [];
   /** Requests offered to the access-event sample since the last batch. */
@@ -105,7 +114,7 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
   /** The display prefix of the key the current refusal is about (published just before its request end). */
   let refusedKey: KeyRefusedEvent | undefined;
 
-  const buffered = () => rows.size + security.length + access.length + pendingEvents;
+  const buffered = () => rows.size + security.length + access.length + usage.size + pendingEvents;
   const drop = (kind: DropKind) => {
     droppedSinceBatch++;
     droppedTotal++;
@@ -208,9 +217,31 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
     });
   }
 
+  function onQuotaUsage(message: unknown): void {
+    const e = message as QuotaUsageEvent;
+    if (e.scope === 'agent') return;
+    const key = `${e.collection}\u0000${e.scope}\u0000${e.subject}\u0000${e.period}\u0000${e.periodId}`;
+    const row = usage.get(key);
+    if (row !== undefined) {
+      row.units += e.units;
+      return;
+    }
+    // Usage is what the control plane bills by: it is kept over other events, up to twice the buffer.
+    if (buffered() >= 2 * maxBuffered) return drop('request');
+    usage.set(key, {
+      collection: e.collection,
+      scope: e.scope,
+      subject: e.subject,
+      period: e.period,
+      periodId: e.periodId,
+      units: e.units,
+    });
+  }
+
   channels.keyRefused.subscribe(onKeyRefused);
   channels.requestEnd.subscribe(onRequestEnd);
   channels.rateLimitStore.subscribe(onRateLimitStore);
+  channels.quotaUsage.subscribe(onQuotaUsage);
 
   return {
     takeBatch() {
@@ -219,7 +250,14 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
         pending.push(again);
         return again;
       }
-      if (rows.size === 0 && security.length === 0 && access.length === 0 && droppedSinceBatch === 0) return undefined;
+      if (
+        rows.size === 0 &&
+        security.length === 0 &&
+        access.length === 0 &&
+        usage.size === 0 &&
+        droppedSinceBatch === 0
+      )
+        return undefined;
       const batch: TelemetryBatch = {
         instanceId,
         sequence: ++sequence,
@@ -227,8 +265,10 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
         securityEvents: security,
         accessEvents: access,
         dropped: droppedSinceBatch,
+        quotaUsage: [...usage.values()],
       };
       rows = new Map();
+      usage = new Map();
       security = [];
       access = [];
       accessSeen = 0;
@@ -258,6 +298,7 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
       channels.keyRefused.unsubscribe(onKeyRefused);
       channels.requestEnd.unsubscribe(onRequestEnd);
       channels.rateLimitStore.unsubscribe(onRateLimitStore);
+      channels.quotaUsage.unsubscribe(onQuotaUsage);
     },
   };
 }

@@ -19,7 +19,7 @@ import { defaultSlots } from '../policies/concurrency/memory-slots.ts';
 import { concurrencyStats } from '../policies/concurrency/stats.ts';
 import type { QuotaStore } from '../../shared/quota-store.ts';
 import { createMemoryQuotas } from '../policies/quota/memory-quotas.ts';
-import { quota, type QuotaUsageEvent } from '../policies/quota/policy.ts';
+import { quota } from '../policies/quota/policy.ts';
 import { grantsPermission, WILDCARD } from '../../shared/permissions.ts';
 import { segmentDepth } from '../http/canonical-path.ts';
 import { CollectionRouter, EndpointMatcher } from '../http/router.ts';
@@ -57,8 +57,6 @@ export interface CompileDeps {
   concurrencyStore?: ConcurrencyStore;
   /** Where quotas are counted; default: in this process (one store for every table, so a reload keeps the count). */
   quotaStore?: QuotaStore;
-  /** Told of every admitted quota debit (usage reported to the control plane). */
-  onQuotaUsage?: (usage: QuotaUsageEvent) => void;
   minter: Minter;
   onTokenError: (error: unknown, ctx: RequestContext) => void;
   /** Called when a collection's resource policies deny a request (the log names the deciding policies). */
@@ -211,7 +209,6 @@ function finishCompile(
             quotas,
             collection: c.name,
             route: `${c.host ?? '*'} ${c.basePath}`,
-            ...(deps.onQuotaUsage ? { onUsage: deps.onQuotaUsage } : {}),
           }),
         );
       }

@@ -13,7 +13,7 @@
 import type { QuotaPolicies } from '../../../config/schema.ts';
 import type { Refusal } from '../../../shared/errors.ts';
 import type { QuotaCounter, QuotaDecision, QuotaStore } from '../../../shared/quota-store.ts';
-import { channels } from '../../observability/channels.ts';
+import { channels, type QuotaUsageEvent } from '../../observability/channels.ts';
 import type { Principal } from '../../snapshot/compiled.ts';
 import type { Policy, PolicyResult, RequestContext } from '../policy.ts';
 import { periodClock, type Period, type PeriodKind } from './periods.ts';
@@ -26,21 +26,8 @@ export interface QuotaOptions {
   collection: string;
   /** The collection's entry in the route table: counters are keyed by it, as rate limits are. */
   route: string;
-  /** Told of every admitted debit (usage reported to the control plane); must not throw. */
-  onUsage?: (usage: QuotaUsageEvent) => void;
 }
 
-/** One admitted request's debit of one quota, for usage reporting. */
-export interface QuotaUsageEvent {
-  collection: string;
-  scope: 'client' | 'org';
-  /** The client id or org id. */
-  subject: string;
-  period: PeriodKind;
-  /** The period's id (`2026-12-07`, `2026-12`) in the quotas' time zone. */
-  periodId: string;
-  units: number;
-}
 
 interface Applied {
   /** `client-daily`, `org-monthly`: the name in the RateLimit fields and in refusals. */
@@ -62,7 +49,7 @@ interface Resolved {
 const KINDS: readonly PeriodKind[] = ['daily', 'monthly'];
 
 export function quota(options: QuotaOptions): Policy {
-  const { store, quotas, collection, route, onUsage } = options;
+  const { store, quotas, collection, route } = options;
   const timeZone = quotas.timeZone ?? 'UTC';
   const clocks = { daily: periodClock('daily', timeZone), monthly: periodClock('monthly', timeZone) };
   const resolved = new WeakMap<Principal, Resolved | null>();
@@ -159,11 +146,11 @@ export function quota(options: QuotaOptions): Policy {
     }
     if (!d.allowed) return refuse(ctx, r, periods[d.refused]!, d, now, cost, policy, live);
     addHeaders(ctx, policy, live);
-    if (onUsage !== undefined)
+    if (channels.quotaUsage.hasSubscribers)
       for (let i = 0; i < r.applied.length; i++) {
         const a = r.applied[i]!;
         if (a.scope === 'agent') continue;
-        onUsage({
+        channels.quotaUsage.publish({
           collection,
           scope: a.scope,
           subject: a.subject,
