@@ -618,6 +618,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{workspace}/clients/{client}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A client's quota usage per collection and calendar period, as gateways reported it: the authoritative count, newest period first (`?period=daily|monthly`, `?limit=` default 100) */
+        get: operations["getClientUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/orgs/{org}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An org's quota usage (all its clients) per collection and calendar period, as gateways reported it, newest period first (`?period=daily|monthly`, `?limit=` default 100) */
+        get: operations["getOrgUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{workspace}/telemetry": {
         parameters: {
             query?: never;
@@ -5496,6 +5530,98 @@ export interface operations {
                             command: string;
                             localCommand: string;
                         };
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getClientUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                client: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        client: string;
+                        items: {
+                            /** @description The collection whose quota it is (quotas are counted per collection) */
+                            collection: string;
+                            /** @enum {string} */
+                            period: "daily" | "monthly";
+                            /** @description `2026-12-07` (daily) or `2026-12` (monthly), in the quotas' time zone */
+                            periodId: string;
+                            /** @description Units admitted in the period, as gateways reported them (each request counts its cost) */
+                            units: number;
+                            /** @description When gateways last reported units of this row */
+                            updatedAt: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getOrgUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        org: string;
+                        items: {
+                            /** @description The collection whose quota it is (quotas are counted per collection) */
+                            collection: string;
+                            /** @enum {string} */
+                            period: "daily" | "monthly";
+                            /** @description `2026-12-07` (daily) or `2026-12` (monthly), in the quotas' time zone */
+                            periodId: string;
+                            /** @description Units admitted in the period, as gateways reported them (each request counts its cost) */
+                            units: number;
+                            /** @description When gateways last reported units of this row */
+                            updatedAt: string;
+                        }[];
                     };
                 };
             };

@@ -28,7 +28,6 @@ export interface QuotaOptions {
   route: string;
 }
 
-
 interface Applied {
   /** `client-daily`, `org-monthly`: the name in the RateLimit fields and in refusals. */
   name: string;
@@ -157,7 +156,7 @@ export function quota(options: QuotaOptions): Policy {
           period: a.kind,
           periodId: periods[i]!.id,
           units: cost,
-        });
+        } satisfies QuotaUsageEvent);
       }
     return undefined;
   }
