@@ -35,7 +35,8 @@ export interface QuotaExhaustedEvent {
  * (telemetry adds them up per batch).
  */
 export interface QuotaUsageEvent {
-  collection: string;
+  /** The collection whose quota it is (telemetry labels it as it labels request counts). */
+  collection: CompiledCollection;
   scope: 'client' | 'org' | 'agent';
   /** The client id or org id. */
   subject: string;

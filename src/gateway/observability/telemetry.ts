@@ -220,7 +220,8 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
   function onQuotaUsage(message: unknown): void {
     const e = message as QuotaUsageEvent;
     if (e.scope === 'agent') return;
-    const key = `${e.collection}\u0000${e.scope}\u0000${e.subject}\u0000${e.period}\u0000${e.periodId}`;
+    const collection = labelOf(e.collection);
+    const key = `${collection}\u0000${e.scope}\u0000${e.subject}\u0000${e.period}\u0000${e.periodId}`;
     const row = usage.get(key);
     if (row !== undefined) {
       row.units += e.units;
@@ -229,7 +230,7 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
     // Usage is what the control plane bills by: it is kept over other events, up to twice the buffer.
     if (buffered() >= 2 * maxBuffered) return drop('request');
     usage.set(key, {
-      collection: e.collection,
+      collection,
       scope: e.scope,
       subject: e.subject,
       period: e.period,

@@ -150,7 +150,7 @@ export function quota(options: QuotaOptions): Policy {
         const a = r.applied[i]!;
         if (a.scope === 'agent') continue;
         channels.quotaUsage.publish({
-          collection,
+          collection: ctx.collection,
           scope: a.scope,
           subject: a.subject,
           period: a.kind,
