@@ -43,6 +43,34 @@ interface Resolved {
   applied: Applied[];
   /** Names of the quotas that refuse while the store is degraded (`onStoreFailure: closed`). */
   closed: string[];
+  /** The current periods' counters and RateLimit-Policy value, built once per period (not per request). */
+  current?: Current | undefined;
+}
+
+interface Current {
+  periods: Period[];
+  counters: QuotaCounter[];
+  policy: string;
+  /** Valid from `from` (inclusive) to `until` (exclusive): the latest start and the earliest end of its periods. */
+  from: number;
+  until: number;
+}
+
+function build(r: Resolved, now: number): Current {
+  const periods: Period[] = [];
+  const counters: QuotaCounter[] = [];
+  let policy = '';
+  let from = -Infinity;
+  let until = Infinity;
+  for (const a of r.applied) {
+    const p = a.clock(now);
+    periods.push(p);
+    counters.push({ key: a.key, limit: a.limit, period: p.id, endsAt: p.end });
+    policy += `${policy === '' ? '' : ', '}"${a.name}";q=${a.limit};w=${Math.ceil((p.end - p.start) / 1000)}`;
+    from = Math.max(from, p.start);
+    until = Math.min(until, p.end);
+  }
+  return { periods, counters, policy, from, until };
 }
 
 const KINDS: readonly PeriodKind[] = ['daily', 'monthly'];
@@ -91,19 +119,15 @@ export function quota(options: QuotaOptions): Policy {
     const share = ctx.derived?.l;
     if (share !== undefined) r = withShare(r, ctx.derived!.j, share);
     const now = Date.now();
-    const periods: Period[] = [];
-    const counters: QuotaCounter[] = [];
-    for (const a of r.applied) {
-      const p = a.clock(now);
-      periods.push(p);
-      counters.push({ key: a.key, limit: a.limit, period: p.id, endsAt: p.end });
-    }
+    let c = r.current;
+    if (c === undefined || now >= c.until || now < c.from) r.current = c = build(r, now);
     const cost = ctx.endpoint.cost;
-    const d = store.debit(counters, cost, r.closed.length === 0);
+    const d = store.debit(c.counters, cost, r.closed.length === 0);
     const s = r;
+    const current = c;
     return d instanceof Promise
-      ? d.then((decision) => decide(ctx, s, periods, decision, now, cost))
-      : decide(ctx, s, periods, d, now, cost);
+      ? d.then((decision) => decide(ctx, s, current, decision, now, cost))
+      : decide(ctx, s, current, d, now, cost);
   };
 
   /**
@@ -128,20 +152,18 @@ export function quota(options: QuotaOptions): Policy {
   function decide(
     ctx: RequestContext,
     r: Resolved,
-    periods: Period[],
+    current: Current,
     d: QuotaDecision,
     now: number,
     cost: number,
   ): PolicyResult {
     if (d.unavailable === true) return unavailable(r);
-    let policy = '';
+    const { periods, policy } = current;
     let live = '';
     for (let i = 0; i < r.applied.length; i++) {
       const a = r.applied[i]!;
-      const p = periods[i]!;
       const sep = i === 0 ? '' : ', ';
-      policy += `${sep}"${a.name}";q=${a.limit};w=${Math.ceil((p.end - p.start) / 1000)}`;
-      live += `${sep}"${a.name}";r=${Math.max(0, a.limit - d.used[i]!)};t=${Math.max(1, Math.ceil((p.end - now) / 1000))}`;
+      live += `${sep}"${a.name}";r=${Math.max(0, a.limit - d.used[i]!)};t=${Math.max(1, Math.ceil((periods[i]!.end - now) / 1000))}`;
     }
     if (!d.allowed) return refuse(ctx, r, periods[d.refused]!, d, now, cost, policy, live);
     addHeaders(ctx, policy, live);
