@@ -7,9 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../src/config/redact-url.ts';
+import { eventually } from '../src/testing/eventually.ts';
 import { periodOf } from '../src/gateway/policies/quota/periods.ts';
 import { probeRedis, REDIS_HOW_TO, TEST_REDIS_URL } from '../src/testing/redis.ts';
 import {
@@ -194,8 +196,18 @@ describe("a derived credential's share of its parent's rate limit and quota", ()
   const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
   const ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
 
+  /** Requests to /capped/hold wait at the upstream until `letGo`. */
+  const held: ServerResponse[] = [];
+  const letGo = () => {
+    for (const res of held.splice(0)) if (!res.destroyed) res.end('{}');
+  };
+
   before(async () => {
-    upstream = await startUpstream();
+    upstream = await startUpstream((req: IncomingMessage, res: ServerResponse) => {
+      if (!req.url!.endsWith('/hold')) return false;
+      held.push(res);
+      return true;
+    });
     const collection = (name: string, extra: Record<string, unknown>) => ({
       name,
       basePath: `/${name}`,
@@ -210,12 +222,17 @@ describe("a derived credential's share of its parent's rate limit and quota", ()
       collections: [
         collection('limited', { rateLimits: { key: { limit: 10, window: '1m' } } }),
         collection('quota', { quotas: { client: { daily: 10 } } }),
+        {
+          ...collection('capped', { concurrency: { key: { max: 4 } } }),
+          endpoints: [{ method: 'GET', path: '/hold', permission: 'things:read' }],
+        },
       ],
       roles: [{ name: 'reader', permissions: ['things:read'] }],
       clients: clients([['owner', owner]]),
     });
   });
   after(async () => {
+    letGo();
     await gw?.stop();
     await upstream?.close();
   });
@@ -271,6 +288,22 @@ describe("a derived credential's share of its parent's rate limit and quota", ()
     assert.equal(own.status, 200);
     assert.equal(live(own.headers.get('ratelimit')).get('key')!.r, 6);
     await own.arrayBuffer();
+  });
+
+  it("limits an agent to its share of the key's concurrency cap, its slots counting against the key's", async () => {
+    const agent = String((await exchange(owner.key, { limit_share: '0.5' })).body.access_token);
+    const agentCalls = [0, 1, 2].map(() => call(agent, '/capped/hold'));
+    const first = await Promise.race(agentCalls);
+    const refused = await expectProblem(first, 429, 'GH_ERR_CONCURRENCY_LIMITED');
+    assert.match(String(refused.detail), /agent's share of the concurrency cap, 2 requests in flight/);
+    await eventually(() => held.length === 2, 10_000, 'two agent requests at the upstream');
+    // The key's cap of 4 has 2 slots left: the agent's two count against it.
+    const ownCalls = [0, 1, 2].map(() => call(owner.key, '/capped/hold'));
+    await expectProblem(await Promise.race(ownCalls), 429, 'GH_ERR_CONCURRENCY_LIMITED');
+    await eventually(() => held.length === 4, 10_000, 'two more requests of the key at the upstream');
+    letGo();
+    const statuses = (await Promise.all([...agentCalls, ...ownCalls])).map((r) => r.status).sort();
+    assert.deepEqual(statuses, [200, 200, 200, 200, 429, 429]);
   });
 
   it("limits an agent to its share of the client's daily quota, debited with the client's", async () => {
