@@ -435,6 +435,7 @@ export class GatewayServer {
       key: ctx?.key,
       clientIp: ctx?.clientIp ?? this.#clientIp(req).clientIp,
       code,
+      quota: ctx?.quotaDebit,
     });
   }
 

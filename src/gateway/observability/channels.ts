@@ -4,6 +4,7 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { ErrorCode } from '../../shared/errors.ts';
+import type { QuotaDebit } from '../policies/policy.ts';
 import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal } from '../snapshot/compiled.ts';
 
 export interface AuthFailureEvent {
@@ -28,22 +29,6 @@ export interface QuotaExhaustedEvent {
   readonly period: 'daily' | 'monthly';
   readonly collection: string;
   readonly clientId: string;
-}
-
-/**
- * One admitted request's debit of one quota, published on `gatehouse:policy:quota-usage` for usage reporting
- * (telemetry adds them up per batch).
- */
-export interface QuotaUsageEvent {
-  /** The collection whose quota it is (telemetry labels it as it labels request counts). */
-  collection: CompiledCollection;
-  scope: 'client' | 'org' | 'agent';
-  /** The client id or org id. */
-  subject: string;
-  period: 'daily' | 'monthly';
-  /** The period's id (`2026-12-07`, `2026-12`) in the quotas' time zone. */
-  periodId: string;
-  units: number;
 }
 
 export interface UpstreamErrorEvent {
@@ -73,6 +58,8 @@ export interface RequestEndEvent {
   readonly clientIp: string;
   /** The refusal's or upstream failure's error code. */
   readonly code: ErrorCode | undefined;
+  /** The quotas the request was admitted against (set by the quota policy): telemetry reports their usage. */
+  readonly quota?: QuotaDebit | undefined;
 }
 
 /**
@@ -102,8 +89,6 @@ export const channels = {
   authFailure: diagnostics.channel('gatehouse:policy:auth-failure'),
   rateLimited: diagnostics.channel('gatehouse:policy:rate-limited'),
   quotaExhausted: diagnostics.channel('gatehouse:policy:quota-exhausted'),
-  /** Units of one quota admitted (a `QuotaUsageEvent` of quota/policy.ts per applicable quota and request). */
-  quotaUsage: diagnostics.channel('gatehouse:policy:quota-usage'),
   upstreamError: diagnostics.channel('gatehouse:upstream:error'),
   keyRefused: diagnostics.channel('gatehouse:policy:key-refused'),
   requestEnd: diagnostics.channel('gatehouse:request:end'),

@@ -36,14 +36,9 @@ import {
   type SecurityEvent,
   type TelemetryBatch,
 } from '../../config/telemetry.ts';
+import type { QuotaDebit } from '../policies/policy.ts';
 import type { CompiledCollection } from '../snapshot/compiled.ts';
-import {
-  channels,
-  type KeyRefusedEvent,
-  type QuotaUsageEvent,
-  type RateLimitStoreStateEvent,
-  type RequestEndEvent,
-} from './channels.ts';
+import { channels, type KeyRefusedEvent, type RateLimitStoreStateEvent, type RequestEndEvent } from './channels.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export interface TelemetryCollectorOptions {
@@ -134,6 +129,7 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
       minuteIso = new Date(minuteStart).toISOString();
     }
     const collection = e.collection === undefined ? NONE : labelOf(e.collection);
+    if (e.quota !== undefined && e.collection !== undefined) addUsage(collection, e.quota);
     const endpoint = e.endpoint === undefined ? NONE : `${e.endpoint.method} ${e.endpoint.template}`;
     const clientId = e.principal?.id ?? NONE;
     const key = `${minuteIso}\n${collection}\n${endpoint}\n${clientId}\n${e.status}`;
@@ -217,32 +213,27 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
     });
   }
 
-  function onQuotaUsage(message: unknown): void {
-    const e = message as QuotaUsageEvent;
-    if (e.scope === 'agent') return;
-    const collection = labelOf(e.collection);
-    const key = `${collection}\u0000${e.scope}\u0000${e.subject}\u0000${e.period}\u0000${e.periodId}`;
-    const row = usage.get(key);
-    if (row !== undefined) {
-      row.units += e.units;
-      return;
+  /** Adds an admitted request's quota units to the batch's usage rows. */
+  function addUsage(collection: string, debit: QuotaDebit): void {
+    for (const q of debit.quotas) {
+      const key = `${collection}\u0000${q.scope}\u0000${q.subject}\u0000${q.period}\u0000${q.periodId}`;
+      const row = usage.get(key);
+      if (row !== undefined) {
+        row.units += debit.units;
+        continue;
+      }
+      // Usage is what the control plane bills by: it is kept over other events, up to twice the buffer.
+      if (buffered() >= 2 * maxBuffered) {
+        drop('request');
+        continue;
+      }
+      usage.set(key, { collection, ...q, units: debit.units });
     }
-    // Usage is what the control plane bills by: it is kept over other events, up to twice the buffer.
-    if (buffered() >= 2 * maxBuffered) return drop('request');
-    usage.set(key, {
-      collection,
-      scope: e.scope,
-      subject: e.subject,
-      period: e.period,
-      periodId: e.periodId,
-      units: e.units,
-    });
   }
 
   channels.keyRefused.subscribe(onKeyRefused);
   channels.requestEnd.subscribe(onRequestEnd);
   channels.rateLimitStore.subscribe(onRateLimitStore);
-  channels.quotaUsage.subscribe(onQuotaUsage);
 
   return {
     takeBatch() {
@@ -299,7 +290,6 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
       channels.keyRefused.unsubscribe(onKeyRefused);
       channels.requestEnd.unsubscribe(onRequestEnd);
       channels.rateLimitStore.unsubscribe(onRateLimitStore);
-      channels.quotaUsage.unsubscribe(onQuotaUsage);
     },
   };
 }

@@ -39,8 +39,24 @@ export interface RequestContext {
   responseHeaders: string[] | undefined;
   /** The Authorization value the upstream receives (`Bearer <minted JWT>`), set by token exchange. */
   upstreamAuthorization: string | undefined;
+  /** The quotas this request was admitted against, and its cost (set by the quota policy; telemetry reports it). */
+  quotaDebit?: QuotaDebit | undefined;
   /** The request body, when request validation read it whole: forwarded instead of the (consumed) stream. */
   requestBody?: Buffer | undefined;
+}
+
+/** One admitted request's debit of its quotas (a derived credential's own share is not in it: its client's is). */
+export interface QuotaDebit {
+  /** The quotas, each of one calendar period: built once per period by the quota policy, shared by requests. */
+  readonly quotas: readonly {
+    readonly scope: 'client' | 'org';
+    /** The client id or org id. */
+    readonly subject: string;
+    readonly period: 'daily' | 'monthly';
+    /** `2026-12-07` or `2026-12` in the quotas' time zone. */
+    readonly periodId: string;
+  }[];
+  readonly units: number;
 }
 
 export type PolicyResult = Refusal | undefined;

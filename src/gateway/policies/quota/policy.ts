@@ -13,9 +13,9 @@
 import type { QuotaPolicies } from '../../../config/schema.ts';
 import type { Refusal } from '../../../shared/errors.ts';
 import type { QuotaCounter, QuotaDecision, QuotaStore } from '../../../shared/quota-store.ts';
-import { channels, type QuotaUsageEvent } from '../../observability/channels.ts';
+import { channels } from '../../observability/channels.ts';
 import type { Principal } from '../../snapshot/compiled.ts';
-import type { Policy, PolicyResult, RequestContext } from '../policy.ts';
+import type { Policy, PolicyResult, QuotaDebit, RequestContext } from '../policy.ts';
 import { periodClock, type Period, type PeriodKind } from './periods.ts';
 
 export interface QuotaOptions {
@@ -49,6 +49,8 @@ interface Resolved {
 
 interface Current {
   periods: Period[];
+  /** What telemetry reports of each admitted request (the client's and org's quotas, not an agent's share). */
+  usage: QuotaDebit['quotas'];
   counters: QuotaCounter[];
   policy: string;
   /** Valid from `from` (inclusive) to `until` (exclusive): the latest start and the earliest end of its periods. */
@@ -59,6 +61,7 @@ interface Current {
 function build(r: Resolved, now: number): Current {
   const periods: Period[] = [];
   const counters: QuotaCounter[] = [];
+  const usage: { scope: 'client' | 'org'; subject: string; period: PeriodKind; periodId: string }[] = [];
   let policy = '';
   let from = -Infinity;
   let until = Infinity;
@@ -66,11 +69,12 @@ function build(r: Resolved, now: number): Current {
     const p = a.clock(now);
     periods.push(p);
     counters.push({ key: a.key, limit: a.limit, period: p.id, endsAt: p.end });
+    if (a.scope !== 'agent') usage.push({ scope: a.scope, subject: a.subject, period: a.kind, periodId: p.id });
     policy += `${policy === '' ? '' : ', '}"${a.name}";q=${a.limit};w=${Math.ceil((p.end - p.start) / 1000)}`;
     from = Math.max(from, p.start);
     until = Math.min(until, p.end);
   }
-  return { periods, counters, policy, from, until };
+  return { periods, usage, counters, policy, from, until };
 }
 
 const KINDS: readonly PeriodKind[] = ['daily', 'monthly'];
@@ -167,19 +171,7 @@ export function quota(options: QuotaOptions): Policy {
     }
     if (!d.allowed) return refuse(ctx, r, periods[d.refused]!, d, now, cost, policy, live);
     addHeaders(ctx, policy, live);
-    if (channels.quotaUsage.hasSubscribers)
-      for (let i = 0; i < r.applied.length; i++) {
-        const a = r.applied[i]!;
-        if (a.scope === 'agent') continue;
-        channels.quotaUsage.publish({
-          collection: ctx.collection,
-          scope: a.scope,
-          subject: a.subject,
-          period: a.kind,
-          periodId: periods[i]!.id,
-          units: cost,
-        } satisfies QuotaUsageEvent);
-      }
+    ctx.quotaDebit = { quotas: current.usage, units: cost };
     return undefined;
   }
 
