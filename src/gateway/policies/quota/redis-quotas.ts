@@ -173,7 +173,10 @@ export function createRedisQuotas(options: RedisQuotaOptions): RedisQuotaStore {
   }
 
   const timer = setInterval(() => {
-    if (state.status !== 'ok') void recover();
+    // Also when units admitted alone while a recovery ran are still to be added.
+    let pending = false;
+    if (state.status === 'ok') for (const k of known.values()) if (k.pending > 0) pending = true;
+    if (state.status !== 'ok' || pending) void recover();
     const now = Date.now();
     for (const [key, k] of known) if (k.endsAt + KEEP_AFTER_END_MS <= now && k.pending === 0) known.delete(key);
   }, PING_EVERY_MS);
