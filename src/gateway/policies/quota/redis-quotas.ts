@@ -73,6 +73,8 @@ export interface RedisQuotaStore extends QuotaStore {
 
 /** What this instance knows of one counter's period. */
 interface Known {
+  /** The counter's name (without its period). */
+  key: string;
   period: string;
   endsAt: number;
   limit: number;
@@ -86,6 +88,8 @@ interface Known {
 
 /** An exhausted quota is re-checked with Redis at most this often. */
 const RECHECK_MS = 1_000;
+/** Counters of ended periods are dropped this often. */
+const SWEEP_EVERY_MS = 60_000;
 /** While degraded, a PING this often tells when Redis is back. */
 const PING_EVERY_MS = 250;
 /** Counters are kept this long after their period ends (late reports, clock skew between instances). */
@@ -137,6 +141,11 @@ export function createRedisQuotas(options: RedisQuotaOptions): RedisQuotaStore {
 
   const known = new Map<string, Known>();
   let recovering = false;
+  /** The sum of every counter's `pending` (read every tick without a walk over the counters). */
+  let pendingUnits = 0;
+  /** Counters with units admitted alone, still to be added to Redis (also of periods since left). */
+  const withPending = new Set<Known>();
+  let lastSweep = Date.now();
 
   const call = (
     counters: readonly { key: string; period: string; limit: number; endsAt: number }[],
@@ -157,12 +166,13 @@ export function createRedisQuotas(options: RedisQuotaOptions): RedisQuotaStore {
     recovering = true;
     try {
       await withDeadline(commandTimeoutMs, redis, () => redis.ping());
-      for (const [key, k] of known) {
-        if (k.pending === 0) continue;
+      for (const k of withPending) {
         const units = k.pending;
-        const [, used] = await call([{ key, period: k.period, limit: k.limit, endsAt: k.endsAt }], units, true);
+        const [, used] = await call([{ key: k.key, period: k.period, limit: k.limit, endsAt: k.endsAt }], units, true);
         k.pending -= units;
+        pendingUnits -= units;
         k.used = used!;
+        if (k.pending === 0) withPending.delete(k);
       }
       if (state.status !== 'ok' && !closed) setState({ status: 'ok', since: Date.now() });
     } catch (error) {
@@ -174,18 +184,19 @@ export function createRedisQuotas(options: RedisQuotaOptions): RedisQuotaStore {
 
   const timer = setInterval(() => {
     // Also when units admitted alone while a recovery ran are still to be added.
-    let pending = false;
-    if (state.status === 'ok') for (const k of known.values()) if (k.pending > 0) pending = true;
-    if (state.status !== 'ok' || pending) void recover();
+    if (state.status !== 'ok' || pendingUnits > 0) void recover();
     const now = Date.now();
-    for (const [key, k] of known) if (k.endsAt + KEEP_AFTER_END_MS <= now && k.pending === 0) known.delete(key);
+    if (now - lastSweep < SWEEP_EVERY_MS) return;
+    lastSweep = now;
+    for (const [key, k] of known) if (k.endsAt + KEEP_AFTER_END_MS <= now) known.delete(key);
   }, PING_EVERY_MS);
   timer.unref();
 
   function knownOf(q: QuotaCounter): Known {
     let k = known.get(q.key);
     if (k === undefined || k.period !== q.period) {
-      k = { period: q.period, endsAt: q.endsAt, limit: q.limit, used: 0, pending: 0, refusedUntil: 0 };
+      // A counter of a period left behind with units still pending stays in `withPending` until they are added.
+      k = { key: q.key, period: q.period, endsAt: q.endsAt, limit: q.limit, used: 0, pending: 0, refusedUntil: 0 };
       known.set(q.key, k);
     }
     k.limit = q.limit;
@@ -198,7 +209,11 @@ export function createRedisQuotas(options: RedisQuotaOptions): RedisQuotaStore {
     if (!failOpen) return { allowed: false, used, refused: -1, unavailable: true };
     const refused = used.findIndex((u, i) => u + cost > counters[i]!.limit);
     if (refused !== -1) return { allowed: false, used, refused };
-    for (const k of found) k.pending += cost;
+    for (const k of found) {
+      k.pending += cost;
+      withPending.add(k);
+    }
+    pendingUnits += cost * found.length;
     return { allowed: true, used: used.map((u) => u + cost), refused };
   }
 
@@ -260,13 +275,11 @@ export function createRedisQuotas(options: RedisQuotaOptions): RedisQuotaStore {
     connected() {
       return redis.status === 'ready' ? Promise.resolve() : new Promise((r) => redis.once('ready', () => r()));
     },
-    pending() {
-      let n = 0;
-      for (const k of known.values()) n += k.pending;
-      return n;
-    },
+    pending: () => pendingUnits,
     async clear() {
       known.clear();
+      withPending.clear();
+      pendingUnits = 0;
       if (redis.status !== 'ready') return;
       let cursor = '0';
       do {
