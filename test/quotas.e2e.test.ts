@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../src/config/redact-url.ts';
@@ -322,6 +322,62 @@ describe("a derived credential's share of its parent's rate limit and quota", ()
     assert.equal(own.status, 200);
     assert.equal(live(own.headers.get('ratelimit')).get('client-daily')!.r, 4);
     await own.arrayBuffer();
+  });
+});
+
+const stranded = newKey();
+
+describe('quotas while the shared store cannot be reached', () => {
+  let upstream: Upstream;
+  let gw: GatewayProcess;
+
+  before(async () => {
+    upstream = await startUpstream();
+    // A port nothing listens on: Redis never answers.
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const { port } = closed.address() as { port: number };
+    await new Promise<void>((r) => closed.close(() => r()));
+    const collection = (name: string, onStoreFailure: 'open' | 'closed') => ({
+      name,
+      basePath: `/${name}`,
+      upstream: upstream.url,
+      project: 'p',
+      environment: 'PROD',
+      quotas: { client: { daily: 2, onStoreFailure } },
+      endpoints: [{ method: 'GET', path: '/things', permission: 'things:read' }],
+    });
+    gw = await startGateway({
+      server: {
+        rateLimitStore: {
+          type: 'redis',
+          url: `redis://127.0.0.1:${port}`,
+          connectTimeout: '200ms',
+          commandTimeout: '200ms',
+        },
+      },
+      tokenExchange: TOKEN_EXCHANGE,
+      collections: [collection('failing-open', 'open'), collection('failing-closed', 'closed')],
+      roles: [{ name: 'reader', permissions: ['things:read'] }],
+      clients: clients([['stranded', stranded]]),
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await upstream?.close();
+  });
+
+  it('refuses a closed quota with 503 and counts an open one on the instance alone', async () => {
+    const get = (path: string) => fetch(`${gw.url}${path}`, { headers: auth(stranded) });
+    const refused = await get('/failing-closed/things');
+    await expectProblem(refused, 503, 'GH_ERR_QUOTA_STORE_UNAVAILABLE');
+    assert.equal(refused.headers.get('retry-after'), '1');
+    for (let i = 0; i < 2; i++) {
+      const res = await get('/failing-open/things');
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    }
+    await expectProblem(await get('/failing-open/things'), 429, 'GH_ERR_QUOTA_EXHAUSTED');
   });
 });
 
