@@ -91,6 +91,28 @@ describe('quota usage reported to the control plane', () => {
     );
   });
 
+  it("applies a client's own quota, set through the admin API, instead of the collection's", async () => {
+    const created = await admin.post('/workspaces/default/clients', {
+      name: 'tiny app',
+      role: 'reader',
+      environments: ['DEV'],
+      projects: ['default'],
+      quotas: { client: { daily: 1 } },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const { token: tiny, client } = created.body as { token: string; client: { id: string; quotas: unknown } };
+    assert.deepEqual(client.quotas, { client: { daily: 1 } });
+    assert.deepEqual(
+      ((await admin.get(`/workspaces/default/clients/${client.id}`)).body as { quotas: unknown }).quotas,
+      { client: { daily: 1 } },
+    );
+    const get = () =>
+      fetch(`${cp.gatewayUrl}/default/dev/search/items`, { headers: { authorization: `Bearer ${tiny}` } });
+    await eventually(async () => (await get()).status === 200, 10_000, 'the client to be enforced');
+    const refused = await expectProblem(await get(), 429, 'GH_ERR_QUOTA_EXHAUSTED');
+    assert.equal(refused.limit, 1);
+  });
+
   it('refuses once the daily quota is used up, counting the cost of each call', async () => {
     const refused = await call('/query', 'POST');
     const body = await expectProblem(refused, 429, 'GH_ERR_QUOTA_EXHAUSTED');

@@ -28,6 +28,7 @@ import {
 import { burst, closeLoad, paced } from './limits-load.ts';
 
 const alice = newKey();
+const small = newKey();
 const acmeOne = newKey();
 const acmeTwo = newKey();
 const burster = newKey();
@@ -92,6 +93,7 @@ describe('quotas on a running gateway (memory store)', () => {
       roles: [{ name: 'reader', permissions: ['things:read'] }],
       clients: clients([
         ['alice', alice],
+        ['small', small, { quotas: { client: { daily: 1 } } }],
         ['acme-one', acmeOne, { orgId: 'acme' }],
         ['acme-two', acmeTwo, { orgId: 'acme' }],
       ]),
@@ -170,13 +172,22 @@ describe('quotas on a running gateway (memory store)', () => {
     assert.match(String(body.detail), /^The org's monthly quota of 5 units is used up .*Pacific\/Auckland/);
   });
 
+  it("applies a client's own quota instead of the collection's", async () => {
+    const first = await read('/metered/things', small);
+    assert.equal(first.status, 200);
+    assert.equal(first.headers.get('ratelimit-policy'), '"client-daily";q=1;w=86400');
+    await first.arrayBuffer();
+    const body = await expectProblem(await read('/metered/things', small), 429, 'GH_ERR_QUOTA_EXHAUSTED');
+    assert.equal(body.limit, 1);
+  });
+
   it('counts refusals by scope and period in /metrics', async () => {
     assert.equal(
       await metricValue(
         gw.opsUrl,
         'gatehouse_quota_exhausted_total{scope="client",period="daily",collection="metered"}',
       ),
-      2,
+      3,
     );
     assert.equal(
       await metricValue(

@@ -524,6 +524,8 @@ export const ClientBaseSchema = z.strictObject({
   orgId: z.string().max(256).optional(),
   metadata: MetadataSchema.optional(),
   rateLimits: RateLimitPoliciesSchema.omit({ org: true }).optional(),
+  /** This client's own daily/monthly quota, instead of the collections' `quotas.client` (docs/limits.md). */
+  quotas: QuotaPoliciesSchema.pick({ client: true }).optional(),
   expiresAt: z.iso.datetime({ offset: true }).optional(),
   status: ClientStatusSchema.default('active'),
 });

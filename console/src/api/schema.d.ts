@@ -4103,6 +4103,14 @@ export interface operations {
                                     onStoreFailure?: "open" | "closed";
                                 };
                             };
+                            quotas?: {
+                                client?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                            };
                             /** Format: date-time */
                             expiresAt?: string;
                             /**
@@ -4176,6 +4184,14 @@ export interface operations {
                             onStoreFailure?: "open" | "closed";
                         };
                     };
+                    quotas?: {
+                        client?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                    };
                     /** Format: date-time */
                     expiresAt?: string;
                     /**
@@ -4221,6 +4237,14 @@ export interface operations {
                                 client?: {
                                     limit: number;
                                     window: number | string;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                            };
+                            quotas?: {
+                                client?: {
+                                    daily?: number;
+                                    monthly?: number;
                                     /** @enum {string} */
                                     onStoreFailure?: "open" | "closed";
                                 };
@@ -4299,6 +4323,14 @@ export interface operations {
                             onStoreFailure?: "open" | "closed";
                         };
                     };
+                    quotas?: {
+                        client?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                    };
                     /** Format: date-time */
                     expiresAt?: string;
                     /**
@@ -4346,6 +4378,14 @@ export interface operations {
                             client?: {
                                 limit: number;
                                 window: number | string;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                        };
+                        quotas?: {
+                            client?: {
+                                daily?: number;
+                                monthly?: number;
                                 /** @enum {string} */
                                 onStoreFailure?: "open" | "closed";
                             };
@@ -4429,6 +4469,14 @@ export interface operations {
                             client?: {
                                 limit: number;
                                 window: number | string;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                        };
+                        quotas?: {
+                            client?: {
+                                daily?: number;
+                                monthly?: number;
                                 /** @enum {string} */
                                 onStoreFailure?: "open" | "closed";
                             };
@@ -4536,6 +4584,14 @@ export interface operations {
                             onStoreFailure?: "open" | "closed";
                         };
                     };
+                    quotas?: {
+                        client?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                    };
                     /** Format: date-time */
                     expiresAt?: string;
                     /** @enum {string} */
@@ -4576,6 +4632,14 @@ export interface operations {
                             client?: {
                                 limit: number;
                                 window: number | string;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                        };
+                        quotas?: {
+                            client?: {
+                                daily?: number;
+                                monthly?: number;
                                 /** @enum {string} */
                                 onStoreFailure?: "open" | "closed";
                             };
@@ -4666,6 +4730,14 @@ export interface operations {
                                 client?: {
                                     limit: number;
                                     window: number | string;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                            };
+                            quotas?: {
+                                client?: {
+                                    daily?: number;
+                                    monthly?: number;
                                     /** @enum {string} */
                                     onStoreFailure?: "open" | "closed";
                                 };

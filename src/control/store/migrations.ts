@@ -500,8 +500,10 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
       },
     },
     '0010-quota-usage': {
-      // Quota usage per calendar period as gateways report it (telemetry): the authoritative count.
+      // Quota usage per calendar period as gateways report it (telemetry): the authoritative count; and a client's
+      // own quota.
       async up(db) {
+        await db.schema.alterTable('clients').addColumn('quotas', text).execute();
         await db.schema
           .createTable('quota_usage')
           .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))

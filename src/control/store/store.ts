@@ -13,7 +13,7 @@
  */
 import type { CollectionSpec, DeploymentTarget, Privilege } from '../../config/resources.ts';
 import type { EntityAttributeValue, EntityUid } from '../../config/resource-policies.ts';
-import type { EndpointRef, RateLimitPolicies } from '../../config/schema.ts';
+import type { EndpointRef, QuotaPolicies, RateLimitPolicies } from '../../config/schema.ts';
 import type { SecurityEventRecord, TelemetryRow } from '../../config/telemetry.ts';
 
 export interface WorkspaceRecord {
@@ -83,6 +83,8 @@ export interface ClientRecord {
   orgId?: string;
   metadata?: Record<string, string | number | boolean>;
   rateLimits?: Omit<RateLimitPolicies, 'org'>;
+  /** The client's own quota (overrides the collections' `quotas.client`). */
+  quotas?: Pick<QuotaPolicies, 'client'>;
   expiresAt?: string;
   status: 'active' | 'disabled';
   operator: boolean;

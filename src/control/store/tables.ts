@@ -128,6 +128,8 @@ export interface ClientsTable {
   org_id: string | null;
   metadata: string | null;
   rate_limits: string | null;
+  /** JSON `{ client: { daily?, monthly?, onStoreFailure? } }` (migration 0010-quota-usage). */
+  quotas: ColumnType<string | null, string | null | undefined, string | null>;
   expires_at: string | null;
   status: string;
   operator: Bool;

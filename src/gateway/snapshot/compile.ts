@@ -95,9 +95,11 @@ export function startCompile(snapshot: Snapshot): SnapshotCompilation {
   const keys = new Map<string, KeyEntry>();
   const legacyKeys = new Map<string, KeyEntry>();
   let clientLimits = false;
+  let clientQuotas = false;
 
   const addClient = (client: Client) => {
     if (client.rateLimits && (client.rateLimits.key || client.rateLimits.client)) clientLimits = true;
+    if (client.quotas?.client) clientQuotas = true;
     const principal = compilePrincipal('client', client, roles, interned);
     if (!principal) return;
     for (const key of client.keys) {
@@ -107,6 +109,7 @@ export function startCompile(snapshot: Snapshot): SnapshotCompilation {
   for (const client of snapshot.clients) addClient(client);
   for (const client of snapshot.legacyClients) {
     if (client.rateLimits && (client.rateLimits.key || client.rateLimits.client)) clientLimits = true;
+    if (client.quotas?.client) clientQuotas = true;
     const principal = compilePrincipal('legacy', client, roles, interned);
     if (!principal) continue;
     legacyKeys.set(client.keyHash, new KeyEntry(principal, client.keyHash, Infinity, undefined));
@@ -116,7 +119,7 @@ export function startCompile(snapshot: Snapshot): SnapshotCompilation {
     snapshot,
     add: addClient,
     hasKey: (hash) => keys.has(hash) || legacyKeys.has(hash),
-    finish: (deps) => finishCompile(snapshot, deps, keys, legacyKeys, clientLimits),
+    finish: (deps) => finishCompile(snapshot, deps, keys, legacyKeys, clientLimits, clientQuotas),
   };
 }
 
@@ -126,6 +129,7 @@ function finishCompile(
   keys: Map<string, KeyEntry>,
   legacyKeys: Map<string, KeyEntry>,
   clientLimits: boolean,
+  clientQuotas: boolean,
 ): RouteTable {
   const derivedSettings = snapshot.tokenExchange.derived;
   const verifier = new DerivedVerifier(keys, deps.minter.keys, deps.now);
@@ -202,7 +206,7 @@ function finishCompile(
         );
       }
       const quotas = mergeQuotas(snapshot.quotas, c.quotas);
-      if (quotas.client || quotas.org) {
+      if (quotas.client || quotas.org || clientQuotas) {
         chain.push(
           quota({
             store: deps.quotaStore ?? (defaultQuotas ??= createMemoryQuotas()),
@@ -425,6 +429,7 @@ function compilePrincipal(
     orgId: c.orgId,
     metadata: c.metadata,
     limits: c.rateLimits ? { key: c.rateLimits.key, client: c.rateLimits.client } : NO_LIMITS,
+    quota: c.quotas?.client,
     expiresAt: epoch(c.expiresAt),
     disabled: c.status === 'disabled',
     email: 'email' in c ? c.email.toLowerCase() : undefined,

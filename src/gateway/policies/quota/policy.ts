@@ -89,7 +89,7 @@ export function quota(options: QuotaOptions): Policy {
     const applied: Applied[] = [];
     const closed: string[] = [];
     for (const scope of ['client', 'org'] as const) {
-      const q = quotas[scope];
+      const q = scope === 'client' ? (principal.quota ?? quotas.client) : quotas.org;
       const subject = scope === 'client' ? principal.id : principal.orgId;
       if (q === undefined || subject === undefined) continue;
       for (const kind of KINDS) {
