@@ -5,8 +5,10 @@
  *    600 requests, then 600 paced at 300/s, then 240 paced at 60/s (each on a fresh key), spread round-robin over
  *    the three. Admitted requests for `mode: sync` (the baseline) and `mode: lease`.
  * 2. **Cost at saturation** (one gateway, closed loop): the chain with a rate limit only (memory store) is the
- *    baseline; then with concurrency caps per key, client and org added (memory store); then the same with the
- *    Redis lease store. Rounds alternate between configurations; the ratios are of medians.
+ *    baseline; then with concurrency caps per key, client and org added (memory store); then caps plus daily and
+ *    monthly quotas per client and org (memory store: the issue's "caps and quotas on ≥ 0.95× off"); then caps with
+ *    the Redis lease store, and caps plus quotas on Redis (one Lua debit per request). Rounds alternate between
+ *    configurations; the ratios are of medians.
  *
  * Usage: scripts/node bench/exact-limits.ts [--rounds 3] [--seconds 5] [--connections 32] [--skip-saturation]
  *   [--skip-over-admission]
@@ -51,7 +53,7 @@ const redis = new Redis(TEST_REDIS_URL);
 
 function config(
   rateLimitStore: Record<string, unknown>,
-  options: { limit: number; caps?: boolean } = { limit: 100 },
+  options: { limit: number; caps?: boolean; quotas?: boolean } = { limit: 100 },
 ): Record<string, unknown> {
   return {
     server: { rateLimitStore },
@@ -66,6 +68,10 @@ function config(
         rateLimits: { key: { limit: options.limit, window: '1m' } },
         ...(options.caps
           ? { concurrency: { key: { max: 10_000 }, client: { max: 10_000 }, org: { max: 10_000 } } }
+          : {}),
+        // Never reached: every request is counted and answered with the quota fields, none refused.
+        ...(options.quotas
+          ? { quotas: { client: { daily: 1e12, monthly: 1e13 }, org: { daily: 1e12, monthly: 1e13 } } }
           : {}),
         endpoints: [{ method: 'GET', path: '/items/{id}', permission: 'items:read' }],
       },
@@ -122,13 +128,19 @@ async function saturation(): Promise<Record<string, unknown>> {
   const setups = {
     rateLimitOnly: config({ type: 'memory' }, { limit: 1_000_000_000 }),
     withCaps: config({ type: 'memory' }, { limit: 1_000_000_000, caps: true }),
+    withCapsQuotas: config({ type: 'memory' }, { limit: 1_000_000_000, caps: true, quotas: true }),
     withCapsRedis: config({ type: 'redis', url: TEST_REDIS_URL, prefix }, { limit: 1_000_000_000, caps: true }),
+    withCapsQuotasRedis: config(
+      { type: 'redis', url: TEST_REDIS_URL, prefix },
+      { limit: 1_000_000_000, caps: true, quotas: true },
+    ),
   };
   const tool = wrkVersion() === undefined ? 'autocannon' : 'wrk';
   const tmp = await mkdtemp(join(tmpdir(), 'gatehouse-bench-'));
-  const rps: Record<string, number[]> = { rateLimitOnly: [], withCaps: [], withCapsRedis: [] };
+  const names = Object.keys(setups);
+  const rps: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   /** The gateway's CPU ms per request (user + system, /proc): far steadier than req/s on a shared, busy machine. */
-  const cpu: Record<string, number[]> = { rateLimitOnly: [], withCaps: [], withCapsRedis: [] };
+  const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   /** Non-2xx answers and errors per configuration (all runs): must be 0. */
   const failures: Record<string, number> = {};
   try {
@@ -168,10 +180,14 @@ async function saturation(): Promise<Record<string, unknown>> {
     medians: Object.fromEntries(Object.entries(rps).map(([k, v]) => [k, Math.round(median(v))])),
     ratioCapsMemory: +(median(rps.withCaps!) / base).toFixed(3),
     ratioCapsRedis: +(median(rps.withCapsRedis!) / base).toFixed(3),
+    ratioCapsQuotasMemory: +(median(rps.withCapsQuotas!) / base).toFixed(3),
+    ratioCapsQuotasRedis: +(median(rps.withCapsQuotasRedis!) / base).toFixed(3),
     cpuUsPerRequest: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Math.round(median(v) * 1000)])),
     /** Requests per CPU-second relative to the baseline (the saturation ratio on a machine of one's own). */
     cpuRatioCapsMemory: +(median(cpu.rateLimitOnly!) / median(cpu.withCaps!)).toFixed(3),
     cpuRatioCapsRedis: +(median(cpu.rateLimitOnly!) / median(cpu.withCapsRedis!)).toFixed(3),
+    cpuRatioCapsQuotasMemory: +(median(cpu.rateLimitOnly!) / median(cpu.withCapsQuotas!)).toFixed(3),
+    cpuRatioCapsQuotasRedis: +(median(cpu.rateLimitOnly!) / median(cpu.withCapsQuotasRedis!)).toFixed(3),
   };
 }
 

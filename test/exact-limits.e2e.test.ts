@@ -33,6 +33,7 @@ const keys = {
   burst: newKey(),
   fast: newKey(),
   slow: newKey(),
+  costly: newKey(),
   capped: newKey(),
   killed: newKey(),
   queued: newKey(),
@@ -62,7 +63,10 @@ function config(upstream: Upstream, prefix: string) {
         project: 'p',
         environment: 'PROD',
         rateLimits: { key: { limit: 100, window: '1m' } },
-        endpoints: [{ method: 'GET', path: '/things', permission: 'things:read' }],
+        endpoints: [
+          { method: 'GET', path: '/things', permission: 'things:read' },
+          { method: 'GET', path: '/costly', permission: 'things:read', cost: 3 },
+        ],
       },
       {
         name: 'capped',
@@ -135,6 +139,17 @@ if (unreachable === undefined) {
     it('admits 100 of 180 requests paced at 60 per second', async () => {
       const count = await paced(urls(), 60, 180, auth(keys.slow));
       assert.ok(count.admitted >= 98 && count.admitted <= 102, `admitted ${count.admitted}`);
+    });
+
+    it('admits 33 of a burst of 300 requests of cost 3 (99 units of 100): an expensive operation spends faster', async () => {
+      const count = await burst(
+        gateways.map((g) => `${g.url}/exact/costly`),
+        300,
+        auth(keys.costly),
+      );
+      // Never over the limit (34 × 3 = 102 > 100); a unit or two may be left in a lease that arrived too late.
+      assert.ok(count.admitted >= 32 && count.admitted <= 33, `admitted ${count.admitted}`);
+      assert.equal(count.statuses.get(429), 300 - count.admitted);
     });
 
     it('holds a concurrency cap of 4 across the three gateways: 4 reach the upstream, the others get 429', async () => {

@@ -320,8 +320,16 @@ export async function expectProblem(res: Response, status: number, code: string)
     assert.equal(code, 'GH_ERR_AUTH_FORBIDDEN_ENDPOINT');
     assert.equal(typeof body.requiredPermission, 'string');
   }
+  // A quota refusal says which quota, how much of it is used and when it resets (GH_ERR_QUOTA_EXHAUSTED only).
+  const quotaMembers = ['quota', 'limit', 'used', 'period', 'resetsAt'];
+  if (code === 'GH_ERR_QUOTA_EXHAUSTED') for (const m of quotaMembers) assert.ok(m in body, `${m} missing`);
   assert.deepEqual(
-    Object.keys(body).filter((k) => k !== 'detail' && k !== 'requiredPermission'),
+    Object.keys(body).filter(
+      (k) =>
+        k !== 'detail' &&
+        k !== 'requiredPermission' &&
+        !(code === 'GH_ERR_QUOTA_EXHAUSTED' && quotaMembers.includes(k)),
+    ),
     ['type', 'title', 'status', 'code', 'instance'],
   );
   // A stack frame reads "at fn (file:line)"; the words "that" or "at once" in a detail are no leak.

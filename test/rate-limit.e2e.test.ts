@@ -15,6 +15,8 @@ const acmeTwo = newKey();
 const globex = newKey();
 const strict = newKey();
 const unlimited = newKey();
+const searcher = newKey();
+const reader = newKey();
 
 const MINUTE = { limit: 3, window: '1m' };
 
@@ -24,14 +26,18 @@ describe('rate limits on a running gateway', () => {
 
   before(async () => {
     upstream = await startUpstream();
-    const collection = (name: string, rateLimits: Record<string, unknown> | undefined) => ({
+    const collection = (
+      name: string,
+      rateLimits: Record<string, unknown> | undefined,
+      endpoints: Record<string, unknown>[] = [{ method: 'GET', path: '/things/{id}', permission: 'things:read' }],
+    ) => ({
       name,
       basePath: `/${name}`,
       upstream: `${upstream.url}/${name}`,
       project: 'payments',
       environment: 'PROD',
       ...(rateLimits ? { rateLimits } : {}),
-      endpoints: [{ method: 'GET', path: '/things/{id}', permission: 'things:read' }],
+      endpoints,
     });
     const client = (id: string, keys: { hash: string }[], extra: Record<string, unknown> = {}) => ({
       id,
@@ -49,6 +55,10 @@ describe('rate limits on a running gateway', () => {
         collection('per-org', { org: MINUTE }),
         collection('override', { key: { limit: 100, window: '1m' } }),
         collection('open', undefined),
+        collection('costly', { key: { limit: 10, window: '1m' } }, [
+          { method: 'GET', path: '/things/{id}', permission: 'things:read' },
+          { method: 'POST', path: '/search', permission: 'things:read', cost: 4 },
+        ]),
       ],
       roles: [{ name: 'reader', permissions: ['things:read'] }],
       clients: [
@@ -59,6 +69,8 @@ describe('rate limits on a running gateway', () => {
         client('globex', [globex], { orgId: 'globex' }),
         client('strict', [strict], { rateLimits: { key: { limit: 2, window: '1m' } } }),
         client('unlimited', [unlimited]),
+        client('searcher', [searcher]),
+        client('reader', [reader]),
       ],
     });
   });
@@ -174,6 +186,33 @@ describe('rate limits on a running gateway', () => {
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('ratelimit-policy'), null);
     await res.arrayBuffer();
+  });
+
+  it("spends an operation's cost: a search of cost 4 uses a limit of 10 up after two, reads after ten", async () => {
+    const policy = '"key";q=10;w=60';
+    const search = () =>
+      fetch(`${gw.url}/costly/search`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${searcher.key}`, 'content-type': 'application/json' },
+        body: '{"q":"x"}',
+      });
+    await allowed(await search(), policy, 'key', 6);
+    await allowed(await search(), policy, 'key', 2);
+    const refused = await search();
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get('x-upstream'), null);
+    const body = (await refused.json()) as { code: string; detail: string };
+    assert.equal(body.code, 'GH_ERR_RATE_LIMITED');
+    assert.match(body.detail, /This operation costs 4 units\.$/);
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+    // The refused search was not counted: the two units left still admit two cheap reads.
+    await allowed(await get('/costly/things/1', searcher), policy, 'key', 1);
+    await allowed(await get('/costly/things/2', searcher), policy, 'key', 0);
+    await limited(await get('/costly/things/3', searcher), policy, 'key');
+    // A key that only reads gets ten calls out of the same limit.
+    for (let i = 0; i < 10; i++) await allowed(await get(`/costly/things/${i}`, reader), policy, 'key', 9 - i);
+    await limited(await get('/costly/things/10', reader), policy, 'key');
+    assert.equal(seen('/costly/search'), 2, 'the refused search reached the upstream');
   });
 
   it('counts refusals by scope and collection in /metrics', async () => {

@@ -282,6 +282,45 @@ export const ConcurrencyPoliciesSchema = z.strictObject({
 });
 export type ConcurrencyPolicies = z.output<typeof ConcurrencyPoliciesSchema>;
 
+/** A quota of one scope: units per calendar day and/or per calendar month (each request spends its endpoint's `cost`). */
+export const QuotaSchema = z
+  .strictObject({
+    /** Units per calendar day (midnight to midnight in the quotas' `timeZone`). */
+    daily: z.int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+    /** Units per calendar month (the 1st, midnight, to the next 1st in the quotas' `timeZone`). */
+    monthly: z.int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+    /**
+     * While the shared store (`server.rateLimitStore: redis`) is unavailable: `open` (the default) goes on counting
+     * on each instance from the last usage Redis reported, and adds what it admitted to Redis once it answers
+     * again; `closed` refuses with 503 `GH_ERR_QUOTA_STORE_UNAVAILABLE`. No effect with the memory store.
+     */
+    onStoreFailure: z.enum(['open', 'closed']).optional(),
+  })
+  .refine((q) => q.daily !== undefined || q.monthly !== undefined, 'needs "daily", "monthly" or both');
+export type Quota = z.output<typeof QuotaSchema>;
+
+/** An IANA time zone name such as `Europe/Berlin`, or `UTC`. */
+export const TimeZoneSchema = z
+  .string()
+  .max(64)
+  .refine((zone) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: zone });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be an IANA time zone name such as "UTC" or "Europe/Berlin"');
+
+/** Quotas by who is counted (all keys of one client, all clients of one org), and the time zone of their periods. */
+export const QuotaPoliciesSchema = z.strictObject({
+  client: QuotaSchema.optional(),
+  org: QuotaSchema.optional(),
+  /** Where calendar days and months begin: an IANA time zone. @default 'UTC' */
+  timeZone: TimeZoneSchema.optional(),
+});
+export type QuotaPolicies = z.output<typeof QuotaPoliciesSchema>;
+
 /** A permission name such as `invoices:read`; in a role's grants `prefix:*` and `*` are wildcards. */
 export const PermissionNameSchema = z
   .string()
@@ -434,6 +473,8 @@ export const CollectionSchema = z.strictObject({
   schemas: z.record(z.string(), JsonSchemaSchema).optional(),
   /** Caps on requests in flight; each field overrides the snapshot's `concurrency` default. */
   concurrency: ConcurrencyPoliciesSchema.optional(),
+  /** Daily and monthly quotas (cost-weighted); each field overrides the snapshot's `quotas` default. */
+  quotas: QuotaPoliciesSchema.optional(),
   endpoints: z.array(EndpointSchema).min(1),
   /** Resource-level policies in Cedar, evaluated at the gateway on the endpoints they name (docs/policies.md). */
   policies: CollectionPoliciesSchema.optional(),
@@ -510,6 +551,8 @@ export const ClientBaseSchema = z.strictObject({
   orgId: z.string().max(256).optional(),
   metadata: MetadataSchema.optional(),
   rateLimits: RateLimitPoliciesSchema.omit({ org: true }).optional(),
+  /** This client's own daily/monthly quota, instead of the collections' `quotas.client` (docs/limits.md). */
+  quotas: QuotaPoliciesSchema.pick({ client: true }).optional(),
   expiresAt: z.iso.datetime({ offset: true }).optional(),
   status: ClientStatusSchema.default('active'),
 });
@@ -665,6 +708,8 @@ const SnapshotShape = z.strictObject({
   rateLimits: RateLimitPoliciesSchema.default({}),
   /** Default concurrency caps of every collection; a collection's own `concurrency` fields override these. */
   concurrency: ConcurrencyPoliciesSchema.optional(),
+  /** Default quotas of every collection; a collection's own `quotas` fields override these. */
+  quotas: QuotaPoliciesSchema.optional(),
   /**
    * Token-signing keys set by the control plane. Absent (standalone config files): the gateway signs with its
    * own local key store (`server.signingKeysFile`).

@@ -10,7 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition, type ServiceClientConstructor, type ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import type { AccessEvent, RequestCount, SecurityEvent, TelemetryBatch } from './telemetry.ts';
+import type { AccessEvent, QuotaUsage, RequestCount, SecurityEvent, TelemetryBatch } from './telemetry.ts';
 
 /** The proto file, relative to this module (the repository layout, also in the container image). */
 export const SYNC_PROTO_FILE = fileURLToPath(new URL('../../proto/gatehouse/v1/sync.proto', import.meta.url));
@@ -158,6 +158,7 @@ export type SecurityEventMessage = SecurityEvent;
 export type AccessEventMessage = AccessEvent;
 /** One telemetry batch. Sent with any subset of fields (the rest default); received with every field set. */
 export type TelemetryBatchMessage = TelemetryBatch;
+export type QuotaUsageMessage = QuotaUsage;
 export interface TelemetryAckMessage {
   sequence: number;
 }

@@ -69,6 +69,16 @@ const batch: TelemetryBatch = {
     },
   ],
   dropped: 7,
+  quotaUsage: [
+    {
+      collection: 'billing',
+      scope: 'client',
+      subject: 'alice',
+      period: 'daily',
+      periodId: '2026-03-01',
+      units: 2 ** 40,
+    },
+  ],
 };
 
 describe('the telemetry batch contract', () => {

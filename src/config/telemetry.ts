@@ -229,6 +229,17 @@ export const ReceivedAccessEventSchema = z.object({
 });
 export type ReceivedAccessEvent = z.output<typeof ReceivedAccessEventSchema>;
 
+/** Quota units admitted by one gateway instance since its last batch, for one quota and calendar period. */
+export const QuotaUsageSchema = z.object({
+  collection: z.string().min(1).max(256),
+  scope: z.enum(['client', 'org']),
+  subject: z.string().min(1).max(256),
+  period: z.enum(['daily', 'monthly']),
+  periodId: z.string().regex(/^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$/, 'must be YYYY-MM-DD or YYYY-MM'),
+  units: uint64.pipe(z.int().min(1)),
+});
+export type QuotaUsage = z.output<typeof QuotaUsageSchema>;
+
 export const TelemetryBatchSchema = z.object({
   instanceId: z.string().min(1).max(128),
   /** Increases by one per batch of an instance, from 1; a resent batch keeps its sequence. */
@@ -238,10 +249,16 @@ export const TelemetryBatchSchema = z.object({
   accessEvents: z.array(AccessEventSchema).max(MAX_EVENTS).default([]),
   /** Events dropped since the previous batch because the gateway's bounded buffer was full. */
   dropped: uint64.default(0),
+  /** Quota units admitted since the previous batch (absent from gateways older than quotas). */
+  quotaUsage: z.array(QuotaUsageSchema).max(MAX_EVENTS).default([]),
 });
 export type TelemetryBatch = z.output<typeof TelemetryBatchSchema>;
 
 /** The number of events a batch carries (request rows, security events, access events). */
-export function batchSize(batch: Pick<TelemetryBatch, 'requests' | 'securityEvents' | 'accessEvents'>): number {
-  return batch.requests.length + batch.securityEvents.length + batch.accessEvents.length;
+export function batchSize(
+  batch: Pick<TelemetryBatch, 'requests' | 'securityEvents' | 'accessEvents'> & { quotaUsage?: readonly unknown[] },
+): number {
+  return (
+    batch.requests.length + batch.securityEvents.length + batch.accessEvents.length + (batch.quotaUsage?.length ?? 0)
+  );
 }

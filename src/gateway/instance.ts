@@ -26,6 +26,7 @@ import { createAccessLog } from './observability/access-log.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import type { RateLimitStore } from '../shared/rate-limit-store.ts';
 import { openConcurrencyStore } from './policies/concurrency/open-slots.ts';
+import { openQuotaStore } from './policies/quota/open-quotas.ts';
 import { openRateLimitStore } from './policies/rate-limit/open-store.ts';
 import { createOpsServer, type Readiness, type ReadinessCheck } from './readiness.ts';
 import { listenOn, listenOrExplain, loadTls } from './listeners.ts';
@@ -181,12 +182,14 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
     server: () => owner,
   });
   const concurrencyStore = await openConcurrencyStore(settings.rateLimitStore, logger);
+  const quotaStore = await openQuotaStore(settings.rateLimitStore, logger, (check) => checks.set('quotaStore', check));
   let keys: SigningKeyStore | undefined;
   let server: GatewayServer;
   const release = async () => {
     await pools.close();
     await rateLimitStore.close();
     await concurrencyStore.close();
+    await quotaStore.close();
     keys?.close();
     if (options.metrics === undefined) metrics.close();
   };
@@ -312,6 +315,7 @@ export async function createGatewayInstance(options: GatewayInstanceOptions): Pr
         pools,
         rateLimitStore,
         concurrencyStore,
+        quotaStore,
         minter: (next ?? minting)!.minter,
         onTokenError,
         onResourceDenied,

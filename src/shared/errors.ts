@@ -226,6 +226,16 @@ export const ERRORS = {
     title: 'Concurrency cap cannot be checked',
     doc: 'A concurrency cap configured with `onStoreFailure: closed` governs this request, and the shared limit store (Redis) is not answering, so the gateway refuses rather than count on this instance alone. Retry after the number of seconds in `Retry-After`.',
   },
+  GH_ERR_QUOTA_EXHAUSTED: {
+    status: 429,
+    title: 'Quota exhausted',
+    doc: "The daily or monthly quota of this client or organisation is used up: the requests admitted in the current calendar period (each counting its operation's cost) add up to the quota. The detail names the quota and when it resets (also in the body's `resetsAt`); `Retry-After` is the number of seconds until then, and the `RateLimit` header shows `r=0` for the quota. Periods are calendar days and months in UTC unless the collection's `quotas.timeZone` names another time zone.",
+  },
+  GH_ERR_QUOTA_STORE_UNAVAILABLE: {
+    status: 503,
+    title: 'Quota cannot be checked',
+    doc: "A quota configured with `onStoreFailure: closed` governs this request, and the shared store (Redis) is not answering, so the gateway refuses rather than count on this instance alone. Retry after the number of seconds in `Retry-After`; the gateway's `/readyz` check `quotaStore` says what is wrong.",
+  },
   GH_ERR_UPSTREAM_UNAVAILABLE: {
     status: 502,
     title: 'Upstream unavailable',

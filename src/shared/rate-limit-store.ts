@@ -9,9 +9,9 @@
 export interface RateLimitDecision {
   allowed: boolean;
   limit: number;
-  /** Hits that would still be allowed right now (after this one, when it was allowed). */
+  /** Units that would still be allowed right now (after this hit's cost, when it was allowed): requests of cost 1. */
   remaining: number;
-  /** ms until enough capacity frees for one more request (0 when allowed). */
+  /** ms until enough capacity frees for one more request of the same cost (0 when allowed). */
   retryAfterMs: number;
   /**
    * ms until the full limit is available again, i.e. until every counted hit has stopped weighing (the RateLimit
@@ -23,14 +23,24 @@ export interface RateLimitDecision {
 
 export interface RateLimitStore {
   /**
-   * Counts one hit for `key` against `limit` per `windowMs` and decides. A refused hit is not counted. Synchronous
-   * for the in-memory store and the sync-mode shared store; the lease store answers synchronously while it holds
-   * units of the key and returns a promise only when it must ask Redis for more. `limit` and `windowMs` come from validated configuration; invalid values (< 1, NaN)
-   * are a bug and throw a RangeError. Windows are aligned to multiples of `windowMs` since the epoch; a key hit with
-   * a different `windowMs` than before starts afresh.
+   * Counts one hit of weight `cost` for `key` against `limit` per `windowMs` and decides: the hit is allowed when
+   * `cost` more units fit, and then counts `cost` times (an expensive operation uses a limit up faster); a refused
+   * hit is not counted at all. A cost above the limit never fits. Synchronous for the in-memory store and the
+   * sync-mode shared store; the lease store answers synchronously while it holds enough units of the key and returns
+   * a promise only when it must ask Redis for more. `limit`, `windowMs` and `cost` come from validated
+   * configuration; invalid values (< 1, NaN, a fractional cost) are a bug and throw a RangeError. Windows are
+   * aligned to multiples of `windowMs` since the epoch; a key hit with a different `windowMs` than before starts
+   * afresh.
    * @param now ms since the epoch (default `Date.now()`); injectable for tests.
+   * @param cost units this hit spends (default 1: the operation's `cost`).
    */
-  hit(key: string, limit: number, windowMs: number, now?: number): RateLimitDecision | Promise<RateLimitDecision>;
+  hit(
+    key: string,
+    limit: number,
+    windowMs: number,
+    now?: number,
+    cost?: number,
+  ): RateLimitDecision | Promise<RateLimitDecision>;
   /** Drops all state (tests; a reload with changed limits works without it). */
   clear(): void;
   /**

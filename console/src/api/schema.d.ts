@@ -636,6 +636,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{workspace}/clients/{client}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A client's quota usage per collection and calendar period, as gateways reported it: the authoritative count, newest period first (`?period=daily|monthly`, `?limit=` default 100) */
+        get: operations["getClientUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/orgs/{org}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An org's quota usage (all its clients) per collection and calendar period, as gateways reported it, newest period first (`?period=daily|monthly`, `?limit=` default 100) */
+        get: operations["getOrgUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{workspace}/telemetry": {
         parameters: {
             query?: never;
@@ -1411,6 +1445,21 @@ export interface operations {
                                     maxLength: number;
                                 };
                             };
+                            quotas?: {
+                                client?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                org?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                timeZone?: string;
+                            };
                             endpoints: {
                                 /** @enum {string} */
                                 method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
@@ -1620,6 +1669,21 @@ export interface operations {
                             maxLength: number;
                         };
                     };
+                    quotas?: {
+                        client?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        org?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        timeZone?: string;
+                    };
                     endpoints: {
                         /** @enum {string} */
                         method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
@@ -1802,6 +1866,21 @@ export interface operations {
                                 maxWait: number | string;
                                 maxLength: number;
                             };
+                        };
+                        quotas?: {
+                            client?: {
+                                daily?: number;
+                                monthly?: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            org?: {
+                                daily?: number;
+                                monthly?: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            timeZone?: string;
                         };
                         endpoints: {
                             /** @enum {string} */
@@ -2018,6 +2097,21 @@ export interface operations {
                                 maxLength: number;
                             };
                         };
+                        quotas?: {
+                            client?: {
+                                daily?: number;
+                                monthly?: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            org?: {
+                                daily?: number;
+                                monthly?: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            timeZone?: string;
+                        };
                         endpoints: {
                             /** @enum {string} */
                             method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
@@ -2227,6 +2321,21 @@ export interface operations {
                             maxLength: number;
                         };
                     };
+                    quotas?: {
+                        client?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        org?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                        timeZone?: string;
+                    };
                     endpoints: {
                         /** @enum {string} */
                         method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
@@ -2409,6 +2518,21 @@ export interface operations {
                                 maxWait: number | string;
                                 maxLength: number;
                             };
+                        };
+                        quotas?: {
+                            client?: {
+                                daily?: number;
+                                monthly?: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            org?: {
+                                daily?: number;
+                                monthly?: number;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                            timeZone?: string;
                         };
                         endpoints: {
                             /** @enum {string} */
@@ -2664,6 +2788,21 @@ export interface operations {
                                     maxLength: number;
                                 };
                             };
+                            quotas?: {
+                                client?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                org?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                timeZone?: string;
+                            };
                             endpoints: {
                                 /** @enum {string} */
                                 method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
@@ -2877,6 +3016,21 @@ export interface operations {
                                         maxWait: number | string;
                                         maxLength: number;
                                     };
+                                };
+                                quotas?: {
+                                    client?: {
+                                        daily?: number;
+                                        monthly?: number;
+                                        /** @enum {string} */
+                                        onStoreFailure?: "open" | "closed";
+                                    };
+                                    org?: {
+                                        daily?: number;
+                                        monthly?: number;
+                                        /** @enum {string} */
+                                        onStoreFailure?: "open" | "closed";
+                                    };
+                                    timeZone?: string;
                                 };
                                 endpoints: {
                                     /** @enum {string} */
@@ -3092,6 +3246,21 @@ export interface operations {
                                     maxWait: number | string;
                                     maxLength: number;
                                 };
+                            };
+                            quotas?: {
+                                client?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                org?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                                timeZone?: string;
                             };
                             endpoints: {
                                 /** @enum {string} */
@@ -4158,6 +4327,14 @@ export interface operations {
                                     onStoreFailure?: "open" | "closed";
                                 };
                             };
+                            quotas?: {
+                                client?: {
+                                    daily?: number;
+                                    monthly?: number;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                            };
                             /** Format: date-time */
                             expiresAt?: string;
                             /**
@@ -4236,6 +4413,14 @@ export interface operations {
                             onStoreFailure?: "open" | "closed";
                         };
                     };
+                    quotas?: {
+                        client?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                    };
                     /** Format: date-time */
                     expiresAt?: string;
                     /**
@@ -4281,6 +4466,14 @@ export interface operations {
                                 client?: {
                                     limit: number;
                                     window: number | string;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                            };
+                            quotas?: {
+                                client?: {
+                                    daily?: number;
+                                    monthly?: number;
                                     /** @enum {string} */
                                     onStoreFailure?: "open" | "closed";
                                 };
@@ -4364,6 +4557,14 @@ export interface operations {
                             onStoreFailure?: "open" | "closed";
                         };
                     };
+                    quotas?: {
+                        client?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                    };
                     /** Format: date-time */
                     expiresAt?: string;
                     /**
@@ -4411,6 +4612,14 @@ export interface operations {
                             client?: {
                                 limit: number;
                                 window: number | string;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                        };
+                        quotas?: {
+                            client?: {
+                                daily?: number;
+                                monthly?: number;
                                 /** @enum {string} */
                                 onStoreFailure?: "open" | "closed";
                             };
@@ -4499,6 +4708,14 @@ export interface operations {
                             client?: {
                                 limit: number;
                                 window: number | string;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                        };
+                        quotas?: {
+                            client?: {
+                                daily?: number;
+                                monthly?: number;
                                 /** @enum {string} */
                                 onStoreFailure?: "open" | "closed";
                             };
@@ -4611,6 +4828,14 @@ export interface operations {
                             onStoreFailure?: "open" | "closed";
                         };
                     };
+                    quotas?: {
+                        client?: {
+                            daily?: number;
+                            monthly?: number;
+                            /** @enum {string} */
+                            onStoreFailure?: "open" | "closed";
+                        };
+                    };
                     /** Format: date-time */
                     expiresAt?: string;
                     /** @enum {string} */
@@ -4651,6 +4876,14 @@ export interface operations {
                             client?: {
                                 limit: number;
                                 window: number | string;
+                                /** @enum {string} */
+                                onStoreFailure?: "open" | "closed";
+                            };
+                        };
+                        quotas?: {
+                            client?: {
+                                daily?: number;
+                                monthly?: number;
                                 /** @enum {string} */
                                 onStoreFailure?: "open" | "closed";
                             };
@@ -4746,6 +4979,14 @@ export interface operations {
                                 client?: {
                                     limit: number;
                                     window: number | string;
+                                    /** @enum {string} */
+                                    onStoreFailure?: "open" | "closed";
+                                };
+                            };
+                            quotas?: {
+                                client?: {
+                                    daily?: number;
+                                    monthly?: number;
                                     /** @enum {string} */
                                     onStoreFailure?: "open" | "closed";
                                 };
@@ -5764,6 +6005,108 @@ export interface operations {
                             command: string;
                             localCommand: string;
                         };
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getClientUsage: {
+        parameters: {
+            query?: {
+                /** @description Only daily or only monthly periods (default both) */
+                period?: "daily" | "monthly";
+                /** @description At most this many (default 100) */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+                client: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        client: string;
+                        items: {
+                            /** @description The collection whose quota it is (quotas are counted per collection) */
+                            collection: string;
+                            /** @enum {string} */
+                            period: "daily" | "monthly";
+                            /** @description `2026-12-07` (daily) or `2026-12` (monthly), in the quotas' time zone */
+                            periodId: string;
+                            /** @description Units admitted in the period, as gateways reported them (each request counts its cost) */
+                            units: number;
+                            /** @description When gateways last reported units of this row */
+                            updatedAt: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description An error (RFC 9457 problem details) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getOrgUsage: {
+        parameters: {
+            query?: {
+                /** @description Only daily or only monthly periods (default both) */
+                period?: "daily" | "monthly";
+                /** @description At most this many (default 100) */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        org: string;
+                        items: {
+                            /** @description The collection whose quota it is (quotas are counted per collection) */
+                            collection: string;
+                            /** @enum {string} */
+                            period: "daily" | "monthly";
+                            /** @description `2026-12-07` (daily) or `2026-12` (monthly), in the quotas' time zone */
+                            periodId: string;
+                            /** @description Units admitted in the period, as gateways reported them (each request counts its cost) */
+                            units: number;
+                            /** @description When gateways last reported units of this row */
+                            updatedAt: string;
+                        }[];
                     };
                 };
             };

@@ -29,6 +29,9 @@ describe('the telemetry admin API', () => {
   let watcher = '';
   /** Holds no telemetry permission. */
   let outsider = '';
+  /** The id of the client the last `client(…)` call made. */
+  let lastClientId = '';
+  let watcherId = '';
   const eu1: GatewayRecord = {
     id: 'gw_eu1',
     workspaceId: '',
@@ -113,9 +116,11 @@ describe('the telemetry admin API', () => {
       });
       const key = generateKey();
       await store.insertKey({ id: key.id, clientId: id, hash: key.hash, createdAt: nowIso(T0) });
+      lastClientId = id;
       return key.key;
     };
     watcher = await client(['admin:telemetry:read']);
+    watcherId = lastClientId;
     outsider = await client(['admin:workspaces:read']);
 
     const row = (
@@ -199,6 +204,25 @@ describe('the telemetry admin API', () => {
       securityEvents: [],
       accessEvents: [access('r-1', 'billing'), access('r-2', 'people'), access('r-3', '')],
       dropped: 12,
+      quotaUsage: [
+        {
+          collection: 'billing',
+          scope: 'client',
+          subject: watcherId,
+          period: 'daily',
+          periodId: '2026-03-01',
+          units: 7,
+        },
+        {
+          collection: 'people',
+          scope: 'client',
+          subject: watcherId,
+          period: 'daily',
+          periodId: '2026-03-01',
+          units: 2,
+        },
+        { collection: 'billing', scope: 'org', subject: 'acme-org', period: 'monthly', periodId: '2026-03', units: 40 },
+      ],
     });
 
     const plane = {
@@ -327,6 +351,25 @@ describe('the telemetry admin API', () => {
       (await get('/alerts?open=false', admin)).body.items.map((a) => a.kind),
       ['auth_failure_spike'],
     );
+  });
+
+  it("serves a client's and an org's quota usage per collection and period, within the caller's scope", async () => {
+    const usage = (items: Record<string, unknown>[]) =>
+      items.map((r) => `${r.collection} ${r.period} ${r.periodId} ${r.units}`);
+    const all = await get(`/clients/${watcherId}/usage`, admin);
+    assert.equal(all.status, 200, JSON.stringify(all.body));
+    assert.deepEqual(usage(all.body.items), ['billing daily 2026-03-01 7', 'people daily 2026-03-01 2']);
+    // The watcher holds the project payments only: the hr collection's row stays hidden.
+    assert.deepEqual(usage((await get(`/clients/${watcherId}/usage`, watcher)).body.items), [
+      'billing daily 2026-03-01 7',
+    ]);
+    assert.deepEqual((await get(`/clients/${watcherId}/usage?period=monthly`, admin)).body.items, []);
+    assert.deepEqual(usage((await get('/orgs/acme-org/usage', admin)).body.items), ['billing monthly 2026-03 40']);
+    assert.deepEqual((await get('/orgs/nobody/usage', admin)).body.items, []);
+    const bad = await get(`/clients/${watcherId}/usage?period=weekly`, admin);
+    assert.deepEqual([bad.status, bad.body.code], [400, 'GH_ERR_ADMIN_INVALID_BODY']);
+    assert.equal((await get('/clients/cli_nobody/usage', admin)).status, 404);
+    assert.equal((await get('/orgs/acme-org/usage', outsider)).status, 403);
   });
 
   it('needs admin:telemetry:read and checks its query', async () => {

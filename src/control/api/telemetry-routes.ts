@@ -20,6 +20,7 @@ import {
 import type { CollectionRecord, GatewayRecord, StoreOps, WorkspaceRecord } from '../store/store.ts';
 import { CLOUD_GATEWAY_ID } from '../telemetry/ingest.ts';
 import { invalid, notFound } from './errors.ts';
+import { visibleClient } from './lookup.ts';
 import { operation, type Caller, type Operation } from './operation.ts';
 import { GATEWAY_QUERY, queryBoolean, queryInt, queryText, queryTime } from './query.ts';
 import { hasEnvironment, hasProject } from './scope.ts';
@@ -206,7 +207,98 @@ const SINCE_QUERY = (fallback: string) =>
   queryTime(`From this ISO 8601 time, or this long ago (30m, 24h); default ${fallback}`);
 const LIMIT_QUERY = queryInt(MAX_LIMIT, 'At most this many (default 100)');
 
+/** One row of quota usage as the admin API returns it. */
+const QuotaUsageSchemaOut = z.object({
+  collection: z.string().describe('The collection whose quota it is (quotas are counted per collection)'),
+  period: z.enum(['daily', 'monthly']),
+  periodId: z.string().describe("`2026-12-07` (daily) or `2026-12` (monthly), in the quotas' time zone"),
+  units: z.number().describe('Units admitted in the period, as gateways reported them (each request counts its cost)'),
+  updatedAt: z.string().describe('When gateways last reported units of this row'),
+});
+
+/** `?period=daily|monthly`, or undefined for both. */
+function periodFilter(query: URLSearchParams): 'daily' | 'monthly' | undefined {
+  const value = query.get('period');
+  if (value === null || value === '') return undefined;
+  if (value !== 'daily' && value !== 'monthly') throw invalid('query.period', 'must be "daily" or "monthly"');
+  return value;
+}
+
+/** Usage rows of one client or org that the caller may see (rows of collections within its scope). */
+async function usageOf(
+  store: StoreOps,
+  caller: Caller,
+  workspace: WorkspaceRecord,
+  scope: 'client' | 'org',
+  subject: string,
+  query: URLSearchParams,
+) {
+  const period = periodFilter(query);
+  const max = limit(query, 100);
+  const byName = Map.groupBy(await store.listCollections(workspace.id), (c) => c.name);
+  const visible = (name: string) => {
+    const candidates = byName.get(name) ?? [];
+    return candidates.length === 0
+      ? caller.projects.includes('*') && caller.environments.includes('*')
+      : candidates.some((c) => hasEnvironment(caller, c.environment) && hasProject(caller, c.project));
+  };
+  const rows = await store.listQuotaUsage(workspace.id, {
+    scope,
+    subject,
+    ...(period ? { period } : {}),
+    limit: SCAN_LIMIT,
+  });
+  const items = [];
+  for (const r of rows) {
+    if (items.length === max) break;
+    if (!visible(r.collection)) continue;
+    items.push({
+      collection: r.collection,
+      period: r.period,
+      periodId: r.periodId,
+      units: r.units,
+      updatedAt: r.updatedAt,
+    });
+  }
+  return items;
+}
+
 export const telemetryOperations: Operation[] = [
+  operation({
+    id: 'getClientUsage',
+    method: 'GET',
+    path: `${W}/clients/{client}/usage`,
+    summary:
+      "A client's quota usage per collection and calendar period, as gateways reported it: the authoritative count, newest period first (`?period=daily|monthly`, `?limit=` default 100)",
+    tag: 'Telemetry',
+    permission: PERMISSION,
+    query: z.object({
+      period: z.enum(['daily', 'monthly']).optional().describe('Only daily or only monthly periods (default both)'),
+      limit: LIMIT_QUERY,
+    }),
+    response: z.object({ client: z.string(), items: z.array(QuotaUsageSchemaOut) }),
+    async handler({ caller, workspace, params, query, plane }) {
+      const client = await visibleClient(plane.store, caller, workspace, params.client!);
+      return { client: client.id, items: await usageOf(plane.store, caller, workspace, 'client', client.id, query) };
+    },
+  }),
+  operation({
+    id: 'getOrgUsage',
+    method: 'GET',
+    path: `${W}/orgs/{org}/usage`,
+    summary:
+      "An org's quota usage (all its clients) per collection and calendar period, as gateways reported it, newest period first (`?period=daily|monthly`, `?limit=` default 100)",
+    tag: 'Telemetry',
+    permission: PERMISSION,
+    query: z.object({
+      period: z.enum(['daily', 'monthly']).optional().describe('Only daily or only monthly periods (default both)'),
+      limit: LIMIT_QUERY,
+    }),
+    response: z.object({ org: z.string(), items: z.array(QuotaUsageSchemaOut) }),
+    async handler({ caller, workspace, params, query, plane }) {
+      return { org: params.org!, items: await usageOf(plane.store, caller, workspace, 'org', params.org!, query) };
+    },
+  }),
   operation({
     id: 'getTelemetry',
     method: 'GET',

@@ -280,6 +280,7 @@ function compileClients(
       orgId: record.orgId,
       metadata: record.metadata,
       rateLimits: record.rateLimits,
+      quotas: record.quotas,
       expiresAt: record.expiresAt,
       status: record.status,
     });

@@ -705,5 +705,31 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
         }
       },
     },
+    '0015-quota-usage': {
+      // Quota usage per calendar period as gateways report it (telemetry): the authoritative count; and a client's
+      // own quota.
+      async up(db) {
+        await db.schema.alterTable('clients').addColumn('quotas', text).execute();
+        await db.schema
+          .createTable('quota_usage')
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('collection', text, (c) => c.notNull())
+          .addColumn('scope', text, (c) => c.notNull())
+          .addColumn('subject', text, (c) => c.notNull())
+          .addColumn('period', text, (c) => c.notNull())
+          .addColumn('period_id', text, (c) => c.notNull())
+          .addColumn('units', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', text, (c) => c.notNull())
+          .addPrimaryKeyConstraint('quota_usage_pkey', [
+            'workspace_id',
+            'scope',
+            'subject',
+            'period',
+            'period_id',
+            'collection',
+          ])
+          .execute();
+      },
+    },
   };
 }

@@ -41,6 +41,7 @@ import { revocationQueries } from './sql/revocations.ts';
 import { snapshotQueries } from './sql/snapshots.ts';
 import { StatementRunner, type Run } from './sql/statement-runner.ts';
 import { telemetryQueries } from './sql/telemetry.ts';
+import { quotaUsageQueries } from './sql/quota-usage.ts';
 import { userQueries } from './sql/users.ts';
 import { workspaceQueries } from './sql/workspaces.ts';
 
@@ -64,6 +65,7 @@ function sqlOps(run: Run, ring: KeyRing | undefined): StoreOps {
     ...gatewayQueries(run),
     ...telemetryQueries(run),
     ...alertQueries(run, ring),
+    ...quotaUsageQueries(run),
     ...auditQueries(run),
     ...analyticsQueries(run),
     ...snapshotQueries(run),

@@ -13,7 +13,7 @@
  */
 import type { CollectionSpec, DeploymentTarget, Privilege } from '../../config/resources.ts';
 import type { EntityAttributeValue, EntityUid } from '../../config/resource-policies.ts';
-import type { EndpointRef, RateLimitPolicies } from '../../config/schema.ts';
+import type { EndpointRef, QuotaPolicies, RateLimitPolicies } from '../../config/schema.ts';
 import type { SecurityEventRecord, TelemetryRow } from '../../config/telemetry.ts';
 
 export interface WorkspaceRecord {
@@ -83,6 +83,8 @@ export interface ClientRecord {
   orgId?: string;
   metadata?: Record<string, string | number | boolean>;
   rateLimits?: Omit<RateLimitPolicies, 'org'>;
+  /** The client's own quota (overrides the collections' `quotas.client`). */
+  quotas?: Pick<QuotaPolicies, 'client'>;
   expiresAt?: string;
   status: 'active' | 'disabled';
   operator: boolean;
@@ -478,6 +480,31 @@ export interface GatewayOps {
 }
 
 /** What gateways report: request counts per minute and security events. */
+/** Quota units admitted in one calendar period (see `QuotaUsageTable`). */
+export interface QuotaUsageRecord {
+  workspaceId: string;
+  collection: string;
+  scope: 'client' | 'org';
+  /** The client id or org id. */
+  subject: string;
+  period: 'daily' | 'monthly';
+  /** `2026-12-07` or `2026-12` in the quotas' time zone. */
+  periodId: string;
+  units: number;
+  /** When units were last added (ISO). */
+  updatedAt: string;
+}
+
+export interface QuotaUsageOps {
+  /** Adds the units to existing rows with the same key (workspace, scope, subject, period, period id, collection). */
+  addQuotaUsage(rows: readonly QuotaUsageRecord[]): Promise<void>;
+  /** Usage of one client or org, newest period first, then by collection; `period` narrows to daily or monthly. */
+  listQuotaUsage(
+    workspaceId: string,
+    filter: { scope: 'client' | 'org'; subject: string; period?: 'daily' | 'monthly'; limit?: number },
+  ): Promise<QuotaUsageRecord[]>;
+}
+
 export interface TelemetryOps {
   /** Adds the counts to existing rows with the same key (workspace, gateway, minute, collection, endpoint, client, status). */
   addTelemetry(rows: readonly TelemetryRecord[]): Promise<void>;
@@ -748,6 +775,7 @@ export interface StoreOps
     UserOps,
     GatewayOps,
     TelemetryOps,
+    QuotaUsageOps,
     AlertOps,
     AuditOps,
     AnalyticsOps,

@@ -38,6 +38,7 @@ export interface Database {
   policy_entity_sets: PolicyEntitySetsTable;
   derived_revocations: DerivedRevocationsTable;
   client_usage: ClientUsageTable;
+  quota_usage: QuotaUsageTable;
 }
 
 /** Derived credentials revoked on their own (migration 0012-agents); a row is dropped once it expires. */
@@ -59,6 +60,22 @@ export interface ClientUsageTable {
   client_id: string;
   /** The minute (ISO) of the client's latest reported request. */
   last_used_at: string;
+}
+
+/**
+ * Quota units gateways admitted, per workspace, collection, scope (client or org), subject (the client or org id)
+ * and calendar period: the authoritative usage (migration 0015-quota-usage). `units` is a bigint column: read back
+ * as a number (PostgreSQL returns a string).
+ */
+export interface QuotaUsageTable {
+  workspace_id: string;
+  collection: string;
+  scope: string;
+  subject: string;
+  period: string;
+  period_id: string;
+  units: ColumnType<number | string, number, number>;
+  updated_at: string;
 }
 
 /** Relationship data of a collection's resource policies: one row per entity (migration 0007-policies). */
@@ -151,6 +168,8 @@ export interface ClientsTable {
   org_id: string | null;
   metadata: string | null;
   rate_limits: string | null;
+  /** JSON `{ client: { daily?, monthly?, onStoreFailure? } }` (migration 0015-quota-usage). */
+  quotas: ColumnType<string | null, string | null | undefined, string | null>;
   expires_at: string | null;
   status: string;
   operator: Bool;

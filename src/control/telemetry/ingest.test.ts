@@ -41,6 +41,7 @@ const batch = (sequence: number, fields: Partial<TelemetryBatch> = {}): Telemetr
   securityEvents: [],
   accessEvents: [],
   dropped: 0,
+  quotaUsage: [],
   ...fields,
 });
 const badKey = (i: number) => ({
@@ -123,6 +124,29 @@ describe('telemetry ingest', () => {
     );
     await ingest.ingest(gateway, 'i-2', { ...batch(1), instanceId: 'i-2' }); // another instance of the gateway: its own sequence
     assert.deepEqual(await rows(), [`gw_eu1 billing GET /invoices/{id} cli_alice 200 ×7 sum=17 max=5`]);
+  });
+
+  it('adds up the quota usage gateways report, per client or org and calendar period, skipping resent batches', async () => {
+    const usage = (units: number, periodId = '2026-03-01') => ({
+      collection: 'billing',
+      scope: 'client' as const,
+      subject: 'cli_alice',
+      period: 'daily' as const,
+      periodId,
+      units,
+    });
+    await ingest.ingest(gateway, 'i-1', batch(1, { quotaUsage: [usage(5)] }));
+    await ingest.ingest(gateway, 'i-1', batch(1, { quotaUsage: [usage(5)] })); // resent
+    await ingest.ingest(gateway, 'i-2', {
+      ...batch(1, { quotaUsage: [usage(3), usage(4, '2026-03-02')] }),
+      instanceId: 'i-2',
+    });
+    const stored = await store.listQuotaUsage(workspace.id, { scope: 'client', subject: 'cli_alice' });
+    assert.deepEqual(
+      stored.map((u) => `${u.collection} ${u.period} ${u.periodId} ${u.units}`),
+      ['billing daily 2026-03-02 4', 'billing daily 2026-03-01 8'],
+    );
+    assert.deepEqual(await store.listQuotaUsage(workspace.id, { scope: 'org', subject: 'cli_alice' }), []);
   });
 
   it('accepts the batch as proto-loader decodes it: proto3 defaults, 64-bit integers as strings', async () => {

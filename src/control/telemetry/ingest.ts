@@ -14,6 +14,8 @@
  * - Delivery is at least once: a gateway resends batches it saw no acknowledgement for. Batches already stored are
  *   recognised by (gateway, instance, sequence) and skipped — within this process; a resend that reaches another
  *   control-plane replica is counted twice.
+ * - Quota usage (units per client or org, collection and calendar period) is added to the store's `quota_usage`
+ *   in the same transaction: the authoritative usage the admin API reads (`GET …/clients/{client}/usage`).
  * - Aggregates and security events older than `retentionMs` are deleted (at most hourly, in the background).
  * - A batch with security events then lets alerting evaluate the workspace (nothing else in a batch changes an
  *   alert's condition; alerting's own timer notices silence).
@@ -30,7 +32,7 @@ import {
   type TelemetryBatch,
   type TelemetryRow,
 } from '../../config/telemetry.ts';
-import type { GatewayRecord, SecurityEventRecord, Store, TelemetryRecord } from '../store/store.ts';
+import type { GatewayRecord, QuotaUsageRecord, SecurityEventRecord, Store, TelemetryRecord } from '../store/store.ts';
 import type { SecurityEventsTable, TelemetryTable } from '../store/tables.ts';
 
 export type { ReceivedAccessEvent } from '../../config/telemetry.ts';
@@ -240,10 +242,13 @@ export function createTelemetryIngest(options: TelemetryIngestOptions): Telemetr
       const workspaceId = gateway.workspaceId;
       const rows = batch.requests.map((r): TelemetryRecord => ({ workspaceId, gatewayId: gateway.id, ...r }));
       const events = batch.securityEvents.map((e) => securityRecord(workspaceId, gateway.id, e, e.collection));
+      const updatedAt = new Date().toISOString();
+      const usage = batch.quotaUsage.map((u): QuotaUsageRecord => ({ ...u, workspaceId, updatedAt }));
       try {
         await store.transaction(async (tx) => {
           if (rows.length > 0) await tx.addTelemetry(rows);
           if (events.length > 0) await tx.insertSecurityEvents(events);
+          if (usage.length > 0) await tx.addQuotaUsage(usage);
         });
       } catch (error) {
         release(gateway.id, batch.instanceId, batch.sequence);
@@ -272,10 +277,17 @@ export function createTelemetryIngest(options: TelemetryIngestOptions): Telemetr
         if (o) events.push(securityRecord(o.workspaceId, CLOUD, e, o.collection));
       }
       for (const e of batch.accessEvents) await resolve(e.collection);
-      if (rows.length > 0 || events.length > 0) {
+      const usage: QuotaUsageRecord[] = [];
+      const updatedAt = new Date().toISOString();
+      for (const u of batch.quotaUsage) {
+        const o = await resolve(u.collection);
+        if (o) usage.push({ ...u, workspaceId: o.workspaceId, collection: o.collection, updatedAt });
+      }
+      if (rows.length > 0 || events.length > 0 || usage.length > 0) {
         await store.transaction(async (tx) => {
           if (rows.length > 0) await tx.addTelemetry(rows);
           if (events.length > 0) await tx.insertSecurityEvents(events);
+          if (usage.length > 0) await tx.addQuotaUsage(usage);
         });
       }
       prune();

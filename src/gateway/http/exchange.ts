@@ -3,6 +3,7 @@
  * chain over it, synchronously while the policies answer synchronously.
  */
 import type { DerivedClaims } from '../tokens/derived.ts';
+import type { QuotaDebit } from '../policies/policy.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode, Refusal } from '../../shared/errors.ts';
 import { channels } from '../observability/channels.ts';
@@ -44,6 +45,8 @@ export class Exchange {
   responseHeaders: string[] | undefined = undefined;
   /** The Authorization value the upstream receives (`Bearer <minted JWT>`), set by token exchange. */
   upstreamAuthorization: string | undefined = undefined;
+  /** The quotas this request was admitted against, and its cost (set by the quota policy; telemetry reports it). */
+  quotaDebit: QuotaDebit | undefined = undefined;
   /** The request body, when request validation read it whole: forwarded instead of the (consumed) stream. */
   requestBody: Buffer | undefined = undefined;
   /** performance.now() when the request arrived. */

@@ -53,6 +53,7 @@ describe('the gateway listener', () => {
       method: 'GET',
       template: '/x',
       permission: 'x',
+      cost: 1,
       collection,
       paramNames: [],
       chain: collection.chain,

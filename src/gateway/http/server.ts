@@ -564,6 +564,7 @@ export class GatewayServer {
       derived: ctx?.derived,
       clientIp: ctx?.clientIp ?? this.#clientIp(req).clientIp,
       code,
+      quota: ctx?.quotaDebit,
     });
   }
 

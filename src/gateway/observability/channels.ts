@@ -4,6 +4,7 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { ErrorCode } from '../../shared/errors.ts';
+import type { QuotaDebit } from '../policies/policy.ts';
 import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal } from '../snapshot/compiled.ts';
 import type { DerivedClaims } from '../tokens/derived.ts';
 
@@ -17,10 +18,18 @@ export interface AuthFailureEvent {
 }
 
 export interface RateLimitedEvent {
-  readonly scope: 'key' | 'client' | 'org';
+  readonly scope: 'key' | 'client' | 'org' | 'agent';
   readonly collection: string;
   readonly clientId: string;
   readonly requestId: string;
+}
+
+/** A request refused because a quota is used up (GH_ERR_QUOTA_EXHAUSTED). */
+export interface QuotaExhaustedEvent {
+  readonly scope: 'client' | 'org' | 'agent';
+  readonly period: 'daily' | 'monthly';
+  readonly collection: string;
+  readonly clientId: string;
 }
 
 export interface UpstreamErrorEvent {
@@ -52,6 +61,8 @@ export interface RequestEndEvent {
   readonly clientIp: string;
   /** The refusal's or upstream failure's error code. */
   readonly code: ErrorCode | undefined;
+  /** The quotas the request was admitted against (set by the quota policy): telemetry reports their usage. */
+  readonly quota?: QuotaDebit | undefined;
 }
 
 /**
@@ -80,6 +91,7 @@ export interface RateLimitStoreStateEvent {
 export const channels = {
   authFailure: diagnostics.channel('gatehouse:policy:auth-failure'),
   rateLimited: diagnostics.channel('gatehouse:policy:rate-limited'),
+  quotaExhausted: diagnostics.channel('gatehouse:policy:quota-exhausted'),
   upstreamError: diagnostics.channel('gatehouse:upstream:error'),
   keyRefused: diagnostics.channel('gatehouse:policy:key-refused'),
   requestEnd: diagnostics.channel('gatehouse:request:end'),

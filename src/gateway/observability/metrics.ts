@@ -8,7 +8,13 @@
  */
 import client from 'prom-client';
 import { concurrencyStats, type ClientConcurrency } from '../policies/concurrency/stats.ts';
-import { channels, type AuthFailureEvent, type RateLimitedEvent, type UpstreamErrorEvent } from './channels.ts';
+import {
+  channels,
+  type AuthFailureEvent,
+  type QuotaExhaustedEvent,
+  type RateLimitedEvent,
+  type UpstreamErrorEvent,
+} from './channels.ts';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -43,6 +49,7 @@ export class GatewayMetrics {
   readonly registry = new client.Registry();
   readonly authFailures: client.Counter<'reason' | 'collection'>;
   readonly rateLimited: client.Counter<'scope' | 'collection'>;
+  readonly quotaExhausted: client.Counter<'scope' | 'period' | 'collection'>;
   readonly upstreamErrors: client.Counter<'collection' | 'code'>;
   /** Failures of the shared rate-limit store (server.rateLimitStore: redis), by kind: timeout, connection, reply. */
   readonly rateLimitStoreErrors: client.Counter<'kind'>;
@@ -71,6 +78,12 @@ export class GatewayMetrics {
       name: 'gatehouse_rate_limited_total',
       help: 'Requests refused by a rate limit, by scope (key, client, org).',
       labelNames: ['scope', 'collection'],
+      registers,
+    });
+    this.quotaExhausted = new client.Counter({
+      name: 'gatehouse_quota_exhausted_total',
+      help: 'Requests refused because a quota is used up, by scope (client, org) and period (daily, monthly).',
+      labelNames: ['scope', 'period', 'collection'],
       registers,
     });
     this.upstreamErrors = new client.Counter({
@@ -160,6 +173,9 @@ export class GatewayMetrics {
     };
     sub<AuthFailureEvent>(channels.authFailure, (e) => this.authFailures.labels(e.reason, e.collection).inc());
     sub<RateLimitedEvent>(channels.rateLimited, (e) => this.rateLimited.labels(e.scope, e.collection).inc());
+    sub<QuotaExhaustedEvent>(channels.quotaExhausted, (e) =>
+      this.quotaExhausted.labels(e.scope, e.period, e.collection).inc(),
+    );
     sub<UpstreamErrorEvent>(channels.upstreamError, (e) => this.upstreamErrors.labels(e.collection, e.code).inc());
   }
 

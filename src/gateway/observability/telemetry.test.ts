@@ -69,6 +69,18 @@ describe('the telemetry collector of a gateway instance', () => {
             { method: 'POST', path: '/invoices', permission: 'invoices:write' },
           ],
         },
+        {
+          name: 'metered',
+          basePath: '/metered',
+          upstream: upstreamUrl,
+          project: 'payments',
+          environment: 'PROD',
+          quotas: { client: { daily: 1000, monthly: 10_000 } },
+          endpoints: [
+            { method: 'GET', path: '/items', permission: 'invoices:read' },
+            { method: 'POST', path: '/search', permission: 'invoices:read', cost: 5 },
+          ],
+        },
       ],
       roles: [{ name: 'reader', permissions: ['invoices:read'] }],
       clients: [
@@ -120,6 +132,22 @@ describe('the telemetry collector of a gateway instance', () => {
       upstream.close(() => r());
       upstream.closeAllConnections();
     });
+  });
+
+  it("adds up the quota units this gateway admitted per quota and period, not another gateway's", async () => {
+    const telemetry = collector();
+    assert.equal(await call('/metered/items', alice.key), 200);
+    assert.equal(await call('/metered/search', alice.key, 'POST'), 200);
+    assert.equal(await call('/metered/items', alice.key, 'GET', otherApi), 200, 'another gateway of the process');
+    assert.equal(await call('/billing/invoices/1', alice.key), 200, 'a collection without quotas');
+    const now = new Date();
+    const day = now.toISOString().slice(0, 10);
+    assert.deepEqual(
+      telemetry
+        .takeBatch()!
+        .quotaUsage.map((u) => `${u.collection} ${u.scope} ${u.subject} ${u.period} ${u.periodId} ${u.units}`),
+      [`metered client alice daily ${day} 6`, `metered client alice monthly ${day.slice(0, 7)} 6`],
+    );
   });
 
   it('counts requests per minute, collection, endpoint, client and status, and records refusals as security events', async () => {

@@ -31,10 +31,12 @@ import {
   SecurityEventKind,
   securityEventKind,
   type AccessEvent,
+  type QuotaUsage,
   type RequestCount,
   type SecurityEvent,
   type TelemetryBatch,
 } from '../../config/telemetry.ts';
+import type { QuotaDebit } from '../policies/policy.ts';
 import type { CompiledCollection } from '../snapshot/compiled.ts';
 import { channels, type KeyRefusedEvent, type RateLimitStoreStateEvent, type RequestEndEvent } from './channels.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -88,6 +90,8 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
   const droppedCounter = options.metrics ? droppedMetric(options.metrics.registry) : undefined;
 
   let rows = new Map<string, RequestCount>();
+  /** Quota units admitted since the last batch, per collection, scope, subject and period. */
+  let usage = new Map<string, QuotaUsage>();
   let security: SecurityEvent[] = [];
   let access: AccessEvent[] = [];
   /** Requests offered to the access-event sample since the last batch. */
@@ -105,7 +109,7 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
   /** The display prefix of the key the current refusal is about (published just before its request end). */
   let refusedKey: KeyRefusedEvent | undefined;
 
-  const buffered = () => rows.size + security.length + access.length + pendingEvents;
+  const buffered = () => rows.size + security.length + access.length + usage.size + pendingEvents;
   const drop = (kind: DropKind) => {
     droppedSinceBatch++;
     droppedTotal++;
@@ -125,6 +129,7 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
       minuteIso = new Date(minuteStart).toISOString();
     }
     const collection = e.collection === undefined ? NONE : labelOf(e.collection);
+    if (e.quota !== undefined && e.collection !== undefined) addUsage(collection, e.quota);
     const endpoint = e.endpoint === undefined ? NONE : `${e.endpoint.method} ${e.endpoint.template}`;
     const clientId = e.principal?.id ?? NONE;
     // A derived credential's traffic is its agent's (the acting one: the last of a delegation chain) and session's.
@@ -220,6 +225,24 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
     });
   }
 
+  /** Adds an admitted request's quota units to the batch's usage rows. */
+  function addUsage(collection: string, debit: QuotaDebit): void {
+    for (const q of debit.quotas) {
+      const key = `${collection}\u0000${q.scope}\u0000${q.subject}\u0000${q.period}\u0000${q.periodId}`;
+      const row = usage.get(key);
+      if (row !== undefined) {
+        row.units += debit.units;
+        continue;
+      }
+      // Usage is what the control plane bills by: it is kept over other events, up to twice the buffer.
+      if (buffered() >= 2 * maxBuffered) {
+        drop('request');
+        continue;
+      }
+      usage.set(key, { collection, ...q, units: debit.units });
+    }
+  }
+
   channels.keyRefused.subscribe(onKeyRefused);
   channels.requestEnd.subscribe(onRequestEnd);
   channels.rateLimitStore.subscribe(onRateLimitStore);
@@ -231,7 +254,14 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
         pending.push(again);
         return again;
       }
-      if (rows.size === 0 && security.length === 0 && access.length === 0 && droppedSinceBatch === 0) return undefined;
+      if (
+        rows.size === 0 &&
+        security.length === 0 &&
+        access.length === 0 &&
+        usage.size === 0 &&
+        droppedSinceBatch === 0
+      )
+        return undefined;
       const batch: TelemetryBatch = {
         instanceId,
         sequence: ++sequence,
@@ -239,8 +269,10 @@ export function createTelemetryCollector(options: TelemetryCollectorOptions): Te
         securityEvents: security,
         accessEvents: access,
         dropped: droppedSinceBatch,
+        quotaUsage: [...usage.values()],
       };
       rows = new Map();
+      usage = new Map();
       security = [];
       access = [];
       accessSeen = 0;

@@ -9,6 +9,7 @@ import { blockList } from '../../shared/block-list.ts';
 import type {
   Client,
   ConcurrencyPolicies,
+  QuotaPolicies,
   Endpoint,
   LegacyClient,
   RateLimitPolicies,
@@ -18,6 +19,9 @@ import type { ConcurrencyStore } from '../../shared/concurrency-store.ts';
 import { concurrency } from '../policies/concurrency/policy.ts';
 import { defaultSlots } from '../policies/concurrency/memory-slots.ts';
 import { concurrencyStats } from '../policies/concurrency/stats.ts';
+import type { QuotaStore } from '../../shared/quota-store.ts';
+import { createMemoryQuotas } from '../policies/quota/memory-quotas.ts';
+import { quota } from '../policies/quota/policy.ts';
 import { grantsPermission, WILDCARD } from '../../shared/permissions.ts';
 import { segmentDepth } from '../http/canonical-path.ts';
 import { CollectionRouter, EndpointMatcher } from '../http/router.ts';
@@ -48,11 +52,16 @@ import {
   type RouteTable,
 } from './compiled.ts';
 
+/** The in-process quota store of tables compiled without one (made on first use: most snapshots have no quotas). */
+let defaultQuotas: QuotaStore | undefined;
+
 export interface CompileDeps {
   pools: UpstreamPools;
   rateLimitStore: RateLimitStore;
   /** Where concurrency slots are counted; default: in this process (one store for every table, so a reload keeps the count). */
   concurrencyStore?: ConcurrencyStore;
+  /** Where quotas are counted; default: in this process (one store for every table, so a reload keeps the count). */
+  quotaStore?: QuotaStore;
   minter: Minter;
   onTokenError: (error: unknown, ctx: RequestContext) => void;
   /** Called when a collection's resource policies deny a request (the log names the deciding policies). */
@@ -93,9 +102,11 @@ export function startCompile(snapshot: Snapshot): SnapshotCompilation {
   const keys = new Map<string, KeyEntry>();
   const legacyKeys = new Map<string, KeyEntry>();
   let clientLimits = false;
+  let clientQuotas = false;
 
   const addClient = (client: Client) => {
     if (client.rateLimits && (client.rateLimits.key || client.rateLimits.client)) clientLimits = true;
+    if (client.quotas?.client) clientQuotas = true;
     const principal = compilePrincipal('client', client, roles, interned);
     if (!principal) return;
     for (const key of client.keys) {
@@ -105,6 +116,7 @@ export function startCompile(snapshot: Snapshot): SnapshotCompilation {
   for (const client of snapshot.clients) addClient(client);
   for (const client of snapshot.legacyClients) {
     if (client.rateLimits && (client.rateLimits.key || client.rateLimits.client)) clientLimits = true;
+    if (client.quotas?.client) clientQuotas = true;
     const principal = compilePrincipal('legacy', client, roles, interned);
     if (!principal) continue;
     legacyKeys.set(client.keyHash, new KeyEntry(principal, client.keyHash, Infinity, undefined));
@@ -114,7 +126,7 @@ export function startCompile(snapshot: Snapshot): SnapshotCompilation {
     snapshot,
     add: addClient,
     hasKey: (hash) => keys.has(hash) || legacyKeys.has(hash),
-    finish: (deps) => finishCompile(snapshot, deps, keys, legacyKeys, clientLimits),
+    finish: (deps) => finishCompile(snapshot, deps, keys, legacyKeys, clientLimits, clientQuotas),
   };
 }
 
@@ -124,6 +136,7 @@ function finishCompile(
   keys: Map<string, KeyEntry>,
   legacyKeys: Map<string, KeyEntry>,
   clientLimits: boolean,
+  clientQuotas: boolean,
 ): RouteTable {
   const derivedSettings = snapshot.tokenExchange.derived;
   const verifier = new DerivedVerifier(
@@ -210,6 +223,17 @@ function finishCompile(
           }),
         );
       }
+      const quotas = mergeQuotas(snapshot.quotas, c.quotas);
+      if (quotas.client || quotas.org || clientQuotas) {
+        chain.push(
+          quota({
+            store: deps.quotaStore ?? (defaultQuotas ??= createMemoryQuotas()),
+            quotas,
+            collection: c.name,
+            route: `${c.host ?? '*'} ${c.basePath}`,
+          }),
+        );
+      }
       chain.push(
         tokenExchange({
           minter: deps.minter,
@@ -278,6 +302,7 @@ function finishCompile(
         paramNames: [...e.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!),
         // A public endpoint (OpenAPI `security: []`) exists only where the collection allows it (schema check).
         chain: chainOf(e),
+        cost: e.cost ?? 1,
       });
       endpoints.add(endpoint);
       compiledEndpoints.push(endpoint);
@@ -432,6 +457,7 @@ function compilePrincipal(
     orgId: c.orgId,
     metadata: c.metadata,
     limits: c.rateLimits ? { key: c.rateLimits.key, client: c.rateLimits.client } : NO_LIMITS,
+    quota: c.quotas?.client,
     expiresAt: epoch(c.expiresAt),
     disabled: c.status === 'disabled',
     email: 'email' in c ? c.email.toLowerCase() : undefined,
@@ -442,6 +468,15 @@ const NO_LIMITS = Object.freeze({});
 
 function mergeLimits(defaults: RateLimitPolicies, own: RateLimitPolicies | undefined): RateLimitPolicies {
   return { key: own?.key ?? defaults.key, client: own?.client ?? defaults.client, org: own?.org ?? defaults.org };
+}
+
+function mergeQuotas(defaults: QuotaPolicies | undefined, own: QuotaPolicies | undefined): QuotaPolicies {
+  const timeZone = own?.timeZone ?? defaults?.timeZone;
+  return {
+    client: own?.client ?? defaults?.client,
+    org: own?.org ?? defaults?.org,
+    ...(timeZone !== undefined ? { timeZone } : {}),
+  };
 }
 
 function mergeCaps(

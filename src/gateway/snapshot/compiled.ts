@@ -2,7 +2,7 @@
 import type { TokenEndpoint } from '../tokens/token-endpoint.ts';
 import type { BlockList } from 'node:net';
 import type { Pool } from 'undici';
-import type { RateLimit } from '../../config/schema.ts';
+import type { Quota, RateLimit } from '../../config/schema.ts';
 import type { EgressDeniedError } from '../http/egress.ts';
 import type { Policy } from '../policies/policy.ts';
 import type { CollectionRouter, EndpointMatcher, RouteEndpoint } from '../http/router.ts';
@@ -44,6 +44,8 @@ export interface CompiledEndpoint extends RouteEndpoint<CompiledCollection> {
    * the credential stripping, or the collection's with request validation (OpenAPI) before token exchange.
    */
   readonly chain: readonly Policy[];
+  /** Units one call spends of every rate limit and quota (the endpoint's `cost`, or `x-gatehouse-cost`): 1 by default. */
+  readonly cost: number;
 }
 
 export interface CompiledRole {
@@ -70,6 +72,8 @@ export interface Principal {
   readonly orgId: string | undefined;
   readonly metadata: Record<string, string | number | boolean> | undefined;
   readonly limits: { readonly key?: RateLimit; readonly client?: RateLimit };
+  /** The client's own quota, overriding the collections' `quotas.client`. */
+  readonly quota?: Quota | undefined;
   /** Epoch ms, or Infinity. */
   readonly expiresAt: number;
   readonly disabled: boolean;

@@ -49,6 +49,11 @@ export interface DerivedClaims {
   readonly i?: number;
   /** The ids (`j`) of the credentials it was delegated from, root first: revoking one of them ends this one. */
   readonly c?: readonly string[];
+  /**
+   * Its share of the root client's rate limits and quotas, a fraction in (0, 1] (a delegated credential's is its own
+   * request × its parent's). Absent: no share of its own; its traffic counts against the parent's limits only.
+   */
+  readonly l?: number;
 }
 
 /** The secret MACs are made with, derived from a signing key's private part `d` (base64url) and its kid. */

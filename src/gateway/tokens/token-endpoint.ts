@@ -11,6 +11,8 @@
  * - `agent_id` (required) and `agent_session` (optional): who the credential is for, carried in RFC 8693's `act`
  * - `scope` (space-separated permissions; default: the parent's), `expires_in` (seconds; default 15 min)
  * - `ip_ranges` (space-separated CIDR), `resource_pin` (repeatable `name=value`: a path parameter's value)
+ * - `limit_share`: a fraction in (0, 1] (`0.25`) of the parent's rate limits and quotas that the credential may use
+ *   on its own (its traffic still counts against the parent's); a delegated credential's share is of its parent's
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { DEFAULT_DERIVED_MAX_TTL_MS } from '../../config/revocations.ts';
@@ -275,6 +277,21 @@ export class TokenEndpoint {
       pins[name] = value;
     }
 
+    // Limit share: a fraction of the parent's (its own share, else the whole): never more.
+    let share = parent?.l;
+    const shareParam = form.get('limit_share');
+    if (shareParam !== null) {
+      if (!/^[0-9]{1,6}(\.[0-9]{1,6})?$/.test(shareParam) || !(Number(shareParam) > 0))
+        return bad(`limit_share must be a fraction greater than 0 and at most 1 (e.g. 0.25), got "${shareParam}".`);
+      if (Number(shareParam) > 1)
+        return oauthError(
+          'invalid_request',
+          'GH_ERR_DERIVED_WIDENING',
+          `limit_share ${shareParam} is more than the parent's limits: give a fraction of them, at most 1 (e.g. 0.25).`,
+        );
+      share = (parent?.l ?? 1) * Number(shareParam);
+    }
+
     const signing = this.#store.current();
     if (signing.secret === undefined)
       return oauthError(
@@ -299,6 +316,7 @@ export class TokenEndpoint {
         ...(Object.keys(pins).length > 0 && { r: pins }),
         i: now,
         ...(parent !== undefined && { c: [...(parent.c ?? []), parent.j] }),
+        ...(share !== undefined && { l: share }),
       },
       signing.secret,
     );
@@ -312,6 +330,7 @@ export class TokenEndpoint {
         scope: scope.join(' '),
         // Not an RFC 8693 member (RFC 6749 §5.1 allows more): what the admin API revokes this one credential by.
         credential_id: minted.j,
+        ...(share !== undefined && { limit_share: share }),
       },
     };
   }

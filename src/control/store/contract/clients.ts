@@ -23,7 +23,7 @@ export function clientsContract(store: Store): void {
       await store.insertClient(client());
       const got = await store.getClient(client().id);
       assert.deepEqual(got, client());
-      for (const field of ['allowedIps', 'userId', 'orgId', 'metadata', 'rateLimits', 'expiresAt', 'email']) {
+      for (const field of ['allowedIps', 'userId', 'orgId', 'metadata', 'rateLimits', 'quotas', 'expiresAt', 'email']) {
         assert.equal(Object.hasOwn(got!, field), false, `${field} is absent, not undefined or null`);
       }
     });

@@ -116,6 +116,7 @@ export function fullClient(over: Partial<ClientRecord> = {}): ClientRecord {
     orgId: 'org-4',
     metadata: { plan: 'gold', seats: 12, trial: false },
     rateLimits: { key: { limit: 100, window: 60_000 }, client: { limit: 1000, window: 60_000 } },
+    quotas: { client: { daily: 5_000, monthly: 100_000 } },
     expiresAt: T2,
     status: 'disabled',
     operator: true,

@@ -22,6 +22,40 @@ export function telemetryContract(store: Store): void {
     const M1 = '2025-01-01T00:01:00.000Z';
     const M2 = '2025-01-01T00:02:00.000Z';
 
+    it('adds up quota usage per scope, subject, period and collection, and lists it newest period first', async () => {
+      await withWorkspaces(store);
+      const u = (collection: string, periodId: string, units: number, period: 'daily' | 'monthly' = 'daily') => ({
+        workspaceId: WS,
+        collection,
+        scope: 'org' as const,
+        subject: 'acme',
+        period,
+        periodId,
+        units,
+        updatedAt: M0,
+      });
+      await store.addQuotaUsage([
+        u('search', '2025-01-01', 3),
+        u('search', '2025-01-01', 4),
+        u('maps', '2025-01-01', 1),
+      ]);
+      await store.addQuotaUsage([u('search', '2025-01-02', 2 ** 40), u('search', '2025-01', 9, 'monthly')]);
+      await store.addQuotaUsage([{ ...u('search', '2025-01-01', 1), updatedAt: M1 }]);
+      const list = await store.listQuotaUsage(WS, { scope: 'org', subject: 'acme' });
+      assert.deepEqual(
+        list.map((r) => `${r.period} ${r.periodId} ${r.collection} ${r.units}`),
+        [
+          'daily 2025-01-02 search 1099511627776',
+          'daily 2025-01-01 maps 1',
+          'daily 2025-01-01 search 8',
+          'monthly 2025-01 search 9',
+        ],
+      );
+      assert.equal(list.find((r) => r.units === 8)?.updatedAt, M1);
+      assert.equal((await store.listQuotaUsage(WS, { scope: 'org', subject: 'acme', period: 'monthly' })).length, 1);
+      assert.deepEqual(await store.listQuotaUsage(WS2, { scope: 'org', subject: 'acme' }), []);
+    });
+
     it('round-trips telemetry rows, fractional durations included', async () => {
       await withWorkspaces(store);
       await store.addTelemetry([telemetry()]);

@@ -8,6 +8,9 @@
  * this instance (woken when a request of the same cap ends here, and re-checked every 20 ms for slots freed on
  * other instances). While the shared store is unavailable, caps with `onStoreFailure: closed` refuse with 503
  * `GH_ERR_CONCURRENCY_STORE_UNAVAILABLE`.
+ *
+ * A derived credential with a `limit_share` takes a slot of its own cap first — the share of the narrowest cap that
+ * applies, at least 1, never queued — and then its parent's slots, as any request of the key.
  */
 import type { ConcurrencyCap, ConcurrencyPolicies } from '../../../config/schema.ts';
 import type { ConcurrencyStore } from '../../../shared/concurrency-store.ts';
@@ -194,13 +197,39 @@ export function concurrency(options: ConcurrencyOptions): Policy {
     if (unavailable) return unavailable;
     const held: Held = { taken: [false, false, false], ended: false, counted: false };
     const keyCaps = s;
+    const share = ctx.derived?.l;
+    // A derived credential with a limit share: a slot of its own cap (the share of the narrowest cap) first.
+    const agentCounter = share === undefined ? '' : `${route}\u0000agent\u0000${ctx.derived!.j}`;
+    let agentHeld = false;
     const end = () => {
       held.ended = true;
       releaseAll(keyCaps, held);
+      if (agentHeld) {
+        agentHeld = false;
+        store.release(agentCounter);
+      }
     };
     // The slots go back when the answer is complete or the connection closes, whichever comes first.
     if (ctx.res !== null) ctx.res.once('close', end);
     else ctx.req.socket.once('close', end);
-    return takeFrom(s, held, 0);
+    if (share === undefined) return takeFrom(s, held, 0);
+    const narrowest = keyCaps.caps.find((c) => c !== undefined)!;
+    const max = Math.max(1, Math.floor(narrowest.max * share));
+    const next = (taken: boolean): PolicyResult | Promise<PolicyResult> => {
+      if (!taken)
+        return refusal(
+          'GH_ERR_CONCURRENCY_LIMITED',
+          `The agent's share of the concurrency cap, ${max} request${max > 1 ? 's' : ''} in flight, is reached (the derived credential's limit_share).`,
+          { 'retry-after': '1' },
+        );
+      if (held.ended) {
+        store.release(agentCounter);
+        return undefined;
+      }
+      agentHeld = true;
+      return takeFrom(keyCaps, held, 0);
+    };
+    const taken = store.acquire(agentCounter, max);
+    return taken instanceof Promise ? taken.then(next) : next(taken);
   };
 }

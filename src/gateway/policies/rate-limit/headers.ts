@@ -9,8 +9,11 @@
 import type { RateLimitDecision } from '../../../shared/rate-limit-store.ts';
 
 export interface AppliedLimit {
-  /** Who is counted: one API key, all keys of one client, all clients of one org. Also the policy's name. */
-  name: 'key' | 'client' | 'org';
+  /**
+   * Who is counted: one API key, all keys of one client, all clients of one org, or one derived credential's share
+   * (`agent`). Also the policy's name.
+   */
+  name: 'key' | 'client' | 'org' | 'agent';
   limit: number;
   windowMs: number;
   decision: RateLimitDecision;

@@ -83,6 +83,8 @@ const RETRY_MS = 50;
 
 interface Waiter {
   now: number;
+  /** Units this hit spends. */
+  cost: number;
   resolve: (d: RateLimitDecision) => void;
 }
 
@@ -113,6 +115,8 @@ interface Lease {
   lastGrant: number;
   /** A refusal remembered until `refusedUntil` (performance.now()), decided at caller time `refusedAt`. */
   refusal: RateLimitDecision | undefined;
+  /** The cost of the refused hit: a cheaper hit is not refused by it. */
+  refusalCost: number;
   refusedAt: number;
   refusedUntil: number;
   /** What this instance may still admit alone in this window while Redis fails (set at the first such hit). */
@@ -195,6 +199,7 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
       holders: 1,
       lastGrant: 0,
       refusal: undefined,
+      refusalCost: 1,
       refusedAt: 0,
       refusedUntil: 0,
       localBudget: undefined,
@@ -205,7 +210,7 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
    * One lease call for `l`'s window starting at `start`: reports the units held and those spent since the last
    * report, gives back `release` of them, asks for `want` more.
    */
-  function call(l: Lease, start: number, held: number, release: number, want: number, leftMs: number) {
+  function call(l: Lease, start: number, held: number, release: number, want: number, leftMs: number, need = 1) {
     const b = base(l, start);
     const pb = base(l, start - l.windowMs);
     const spent = l.unreported;
@@ -224,6 +229,7 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
         leftMs,
         keyTtlMs: keyTtl(l.windowMs),
         spent,
+        need,
       })
       .then(
         (answer) => {
@@ -263,9 +269,10 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
     limit: number,
     windowMs: number,
     now: number = Date.now(),
+    cost = 1,
   ): RateLimitDecision | Promise<RateLimitDecision> {
-    checkLimit(limit, windowMs);
-    if (clearing !== undefined) return clearing.then(() => hit(key, limit, windowMs, now));
+    checkLimit(limit, windowMs, cost);
+    if (clearing !== undefined) return clearing.then(() => hit(key, limit, windowMs, now, cost));
     let l = leases.get(key);
     if (l === undefined) {
       if (leases.size >= maxKeys) evictIdle();
@@ -284,17 +291,25 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
       l = next;
     }
     const t = performance.now();
-    l.rate = l.rate * 0.5 ** ((t - l.lastHit) / RATE_HALF_LIFE_MS) + Math.LN2 / RATE_HALF_LIFE_MS;
+    // The rate is in units: an expensive operation provisions for what it spends.
+    l.rate = l.rate * 0.5 ** ((t - l.lastHit) / RATE_HALF_LIFE_MS) + (cost * Math.LN2) / RATE_HALF_LIFE_MS;
     l.lastHit = t;
 
-    if (l.units > 0 && t < l.expiresAt) {
-      l.units--;
-      l.unreported++;
-      if (l.calling) l.spentDuringCall++;
+    if (l.units >= cost && t < l.expiresAt) {
+      l.units -= cost;
+      l.unreported += cost;
+      if (l.calling) l.spentDuringCall += cost;
       else if (l.units <= l.lastGrant / 4) void refill(l, now);
       return allowed(l, now);
     }
-    if (l.refusal !== undefined && t < l.refusedUntil && now - l.refusedAt < l.refusal.retryAfterMs) {
+    // More than the whole limit never fits: refused without asking Redis.
+    if (cost > limit) return refused(l, now, cost);
+    if (
+      l.refusal !== undefined &&
+      cost >= l.refusalCost &&
+      t < l.refusedUntil &&
+      now - l.refusedAt < l.refusal.retryAfterMs
+    ) {
       const elapsed = Math.max(0, now - l.refusedAt);
       return {
         ...l.refusal,
@@ -302,9 +317,9 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
         resetMs: Math.max(1, l.refusal.resetMs - elapsed),
       };
     }
-    if (closed || failedLong()) return local(l, now);
+    if (closed || failedLong()) return local(l, now, cost);
     return new Promise<RateLimitDecision>((resolve) => {
-      l.waiters.push({ now, resolve });
+      l.waiters.push({ now, cost, resolve });
       if (!l.calling) void refill(l, now);
     });
   }
@@ -321,9 +336,11 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
   }
 
   /** The refusal of a hit at `now` on the window as Redis last counted it. */
-  function refused(l: Lease, now: number): RateLimitDecision {
-    const c: Counter = { start: l.start, windowMs: l.windowMs, current: l.count, previous: l.previous };
-    const d = decide(c, l.limit, now);
+  function refused(l: Lease, now: number, cost: number): RateLimitDecision {
+    // Units this instance holds are counted in Redis but still spendable here: the next grant needs only the rest.
+    const current = Math.max(0, l.count - l.units);
+    const c: Counter = { start: l.start, windowMs: l.windowMs, current, previous: l.previous };
+    const d = decide(c, l.limit, now, cost);
     return d.allowed ? { allowed: false, limit: l.limit, remaining: 0, retryAfterMs: 1, resetMs: d.resetMs } : d;
   }
 
@@ -333,11 +350,11 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
    * instances seen (with no answer yet, the whole limit). So a timeout in the middle of a burst (a saturated event
    * loop, a slow Redis) cannot open a second allowance, and a Redis that flaps cannot refill the budget.
    */
-  function local(l: Lease, now: number): RateLimitDecision {
+  function local(l: Lease, now: number, cost: number): RateLimitDecision {
     l.localBudget ??= Math.floor(l.available / Math.max(1, l.holders, instancesSeen));
     const left = l.start + l.windowMs - now;
-    if (l.localBudget > 0) {
-      l.localBudget--;
+    if (l.localBudget >= cost) {
+      l.localBudget -= cost;
       return { allowed: true, limit: l.limit, remaining: l.localBudget, retryAfterMs: 0, resetMs: left + l.windowMs };
     }
     return {
@@ -354,7 +371,11 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
     l.calling = true;
     l.spentDuringCall = 0;
     const rateWant = Math.ceil(l.rate * HORIZON_MS);
-    const want = Math.max(1, l.waiters.length + rateWant);
+    let waiting = 0;
+    for (const w of l.waiters) waiting += w.cost;
+    // The first waiter's cost must be granted whole or not at all: a part of it would be held for nothing.
+    const need = l.waiters.length > 0 ? Math.max(1, l.waiters[0]!.cost - l.units) : 1;
+    const want = Math.max(need, waiting - l.units + rateWant);
     if (!link.ready() && state.status === 'connecting') await untilReady();
     const sentAt = performance.now();
     const sentStart = l.start;
@@ -363,7 +384,7 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
       // Units past their local expiry are reported too: Redis keeps them if the holding is still alive (and the
       // answer makes them usable again), or has given them back already.
       const held = l.units;
-      answer = await call(l, l.start, held, 0, want, l.start + l.windowMs - Math.max(now, l.start));
+      answer = await call(l, l.start, held, 0, want, l.start + l.windowMs - Math.max(now, l.start), need);
     } catch {
       answer = undefined;
     }
@@ -372,7 +393,7 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
     if (answer === undefined) {
       if (failedLong() || closed) {
         l.waiters = [];
-        for (const w of waiters) w.resolve(local(l, w.now));
+        for (const w of waiters) w.resolve(local(l, w.now, w.cost));
       } else {
         // A failure shorter than a lease period may be a slow Redis or a saturated event loop rather than an
         // outage: deciding alone now would admit units other instances are spending. Ask again shortly.
@@ -386,7 +407,7 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
       // The key moved on while the call was out: the grant belongs to a window no longer served.
       giveBack(l, sentStart, answer.held);
       l.waiters = [];
-      for (const w of waiters) void Promise.resolve(hit(l.key, l.limit, l.windowMs, w.now)).then(w.resolve);
+      for (const w of waiters) void Promise.resolve(hit(l.key, l.limit, l.windowMs, w.now, w.cost)).then(w.resolve);
       return;
     }
     l.units = Math.max(0, answer.held - l.spentDuringCall);
@@ -398,25 +419,29 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
     seen(answer.holders);
     if (answer.granted > 0) l.lastGrant = answer.granted;
     let i = 0;
-    for (; i < waiters.length && l.units > 0; i++) {
-      l.units--;
-      l.unreported++;
+    // In order of arrival: a cheap hit does not overtake an expensive one that is still owed its units.
+    for (; i < waiters.length && l.units >= waiters[i]!.cost; i++) {
+      l.units -= waiters[i]!.cost;
+      l.unreported += waiters[i]!.cost;
       waiters[i]!.resolve(allowed(l, waiters[i]!.now));
     }
     const rest = waiters.slice(i);
     l.waiters = [];
     if (rest.length === 0) return;
-    if (answer.granted > 0 || answer.available > 0) {
-      // The fair-share cap granted fewer than were waiting: ask again for the rest.
+    if (answer.granted > 0) {
+      // The fair-share cap granted fewer than were waiting: ask again for the rest (the first of them is always
+      // served by the next grant, which is at least its `need`, or refused).
       l.waiters = rest;
       void refill(l, rest[0]!.now);
       return;
     }
-    const d = refused(l, rest[0]!.now);
+    const first = rest[0]!;
+    const d = refused(l, first.now, first.cost);
     l.refusal = d;
-    l.refusedAt = rest[0]!.now;
+    l.refusalCost = first.cost;
+    l.refusedAt = first.now;
     l.refusedUntil = performance.now() + Math.min(RECHECK_MS, d.retryAfterMs);
-    for (const w of rest) w.resolve(w.now === l.refusedAt ? d : refused(l, w.now));
+    for (const w of rest) w.resolve(w.now === l.refusedAt && w.cost === first.cost ? d : refused(l, w.now, w.cost));
   }
 
   function evictIdle(): void {

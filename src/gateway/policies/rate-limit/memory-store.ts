@@ -31,7 +31,7 @@ export interface MemoryStoreOptions {
 
 export interface MemoryRateLimitStore extends RateLimitStore {
   /** Always synchronous. */
-  hit(key: string, limit: number, windowMs: number, now?: number): RateLimitDecision;
+  hit(key: string, limit: number, windowMs: number, now?: number, cost?: number): RateLimitDecision;
   /** Keys currently tracked. */
   readonly size: number;
   /** Drops every key whose hits no longer weigh at `now` and returns how many. Also runs on the sweep timer. */
@@ -78,8 +78,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryRateL
     resume.unref();
   }
 
-  function hit(key: string, limit: number, windowMs: number, now: number = Date.now()): RateLimitDecision {
-    checkLimit(limit, windowMs);
+  function hit(key: string, limit: number, windowMs: number, now: number = Date.now(), cost = 1): RateLimitDecision {
+    checkLimit(limit, windowMs, cost);
     let c = counters.get(key);
     if (c === undefined) {
       if (counters.size >= maxKeys) evictOldest();
@@ -89,7 +89,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryRateL
       counters.delete(key);
       counters.set(key, c);
     }
-    return decide(c, limit, now);
+    return decide(c, limit, now, cost);
   }
 
   /** Drops keys idle longest (front of the Map). Only runs when a new key arrives at `maxKeys`. */

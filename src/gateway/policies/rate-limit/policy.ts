@@ -2,7 +2,8 @@
  * Rate limit per API key, per client and per org (customer), before traffic reaches the upstream. Limits come
  * from the client's overrides, else the collection's, else the snapshot defaults; counters are per collection
  * (its route: host and base path).
- * Every answer carries IETF RateLimit-Policy / RateLimit headers; a refusal is 429 with Retry-After.
+ * Every answer carries IETF RateLimit-Policy / RateLimit headers; a refusal is 429 with Retry-After. A request spends
+ * its endpoint's `cost` (default 1) of every limit, so an expensive operation uses a limit up faster.
  *
  * While a shared store is degraded (Redis unreachable, it counts locally), a limit with `onStoreFailure: closed`
  * refuses the requests it governs with 503 GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE and `Retry-After: 1`, before any
@@ -57,6 +58,7 @@ export function rateLimit(options: RateLimitOptions): Policy {
   const keyPrefix = `${route}\u0000key\u0000`;
   const clientPrefix = `${route}\u0000client\u0000`;
   const orgPrefix = `${route}\u0000org\u0000`;
+  const agentPrefix = `${route}\u0000agent\u0000`;
   const limitsOf = perKeyEntry(resolve);
 
   function resolve(entry: KeyEntry): KeyLimits | null {
@@ -93,8 +95,59 @@ export function rateLimit(options: RateLimitOptions): Policy {
     // Narrowest first: a refused hit is not counted, so a key over its limit does not drain its org's budget.
     // Decided synchronously while the store answers synchronously (the memory store; a lease store holding units);
     // a hit that has to wait for the shared store continues in `decideFrom`.
-    return decideFrom(ctx, s, Date.now(), 0, undefined, undefined);
+    const now = Date.now();
+    const share = ctx.derived?.l;
+    if (share === undefined) return decideFrom(ctx, s, now, 0, undefined, undefined);
+    // A derived credential with a limit share: its own counter first (the narrowest), then its parent's limits,
+    // which its traffic still counts against.
+    const base = (s.key ?? s.client ?? s.org)!;
+    const agentLimit = Math.max(1, Math.floor(base.limit * share));
+    const agent = store.hit(agentPrefix + ctx.derived!.j, agentLimit, base.window, now, ctx.endpoint.cost);
+    const keyLimits = s;
+    const then = (d: RateLimitDecision): PolicyResult | Promise<PolicyResult> => {
+      if (!d.allowed) return refuseAgent(ctx, agentLimit, base.window, d);
+      const r = decideFrom(ctx, keyLimits, now, 0, undefined, undefined);
+      return r instanceof Promise
+        ? r.then((x) => withAgent(ctx, x, agentLimit, base.window, d))
+        : withAgent(ctx, r, agentLimit, base.window, d);
+    };
+    return agent instanceof Promise ? agent.then(then) : then(agent);
   };
+
+  /** Adds the agent's share to the RateLimit fields of an admitted request. */
+  function withAgent(
+    ctx: RequestContext,
+    result: PolicyResult,
+    limit: number,
+    windowMs: number,
+    d: RateLimitDecision,
+  ): PolicyResult {
+    if (result !== undefined) return result;
+    const h = ctx.responseHeaders!;
+    h[1] = `${rateLimitPolicyHeader([{ name: 'agent', limit, windowMs }])}, ${h[1]}`;
+    h[3] = `${rateLimitHeader('agent', d)}, ${h[3]}`;
+    return undefined;
+  }
+
+  function refuseAgent(ctx: RequestContext, limit: number, windowMs: number, d: RateLimitDecision): Refusal {
+    if (channels.rateLimited.hasSubscribers)
+      channels.rateLimited.publish({
+        scope: 'agent',
+        collection,
+        clientId: ctx.principal!.id,
+        requestId: ctx.requestId,
+      });
+    return refusal(
+      'GH_ERR_RATE_LIMITED',
+      `The agent's share of the rate limit, ${limit} requests per ${windowMs / 1000}s, is exhausted (the derived credential's limit_share).`,
+      rateLimitHeaders([{ name: 'agent', limit, windowMs, decision: d }], {
+        name: 'agent',
+        limit,
+        windowMs,
+        decision: d,
+      }),
+    );
+  }
 
   /**
    * Hits the limits from `step` on (0 key, 1 client, 2 org), given the decisions made so far; returns a promise
@@ -113,7 +166,7 @@ export function rateLimit(options: RateLimitOptions): Policy {
       const limit = step === 0 ? s.key : step === 1 ? s.client : s.org;
       if (limit === undefined) continue;
       const counter = step === 0 ? s.keyCounter : step === 1 ? s.clientCounter : s.orgCounter;
-      const result = store.hit(counter, limit.limit, limit.window, now);
+      const result = store.hit(counter, limit.limit, limit.window, now, ctx.endpoint.cost);
       if (result instanceof Promise) {
         const at = step;
         return result.then((d) => {
@@ -186,9 +239,16 @@ export function rateLimit(options: RateLimitOptions): Policy {
         requestId: ctx.requestId,
       });
     }
+    const cost = ctx.endpoint.cost;
+    const what =
+      cost === 1
+        ? ''
+        : cost > refused.limit
+          ? ` This operation costs ${cost} units, more than the whole limit: it can never pass under it.`
+          : ` This operation costs ${cost} units.`;
     return refusal(
       'GH_ERR_RATE_LIMITED',
-      `The ${refused.name} rate limit of ${refused.limit} requests per ${refused.windowMs / 1000}s is exhausted.`,
+      `The ${refused.name} rate limit of ${refused.limit} requests per ${refused.windowMs / 1000}s is exhausted.${what}`,
       rateLimitHeaders(applied, refused),
     );
   }

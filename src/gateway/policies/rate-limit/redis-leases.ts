@@ -11,7 +11,8 @@
  * 2. takes this instance's report: the units it still holds (`held`; for a window, what it did not spend — the
  *    difference stays counted as spent; for slots, what it keeps — the difference is given back) and `release`;
  * 3. grants at most `want` more, never beyond what the limit allows now, and at most a fair share:
- *    `max(1, ⌊available / (2 × active instances)⌋)` (instances that called for it within a lease period). So an
+ *    `max(need, ⌊available / (2 × active instances)⌋)` (`need`: the units the caller's next hit lacks, 1 unless
+ *    an operation costs more; if fewer than `need` are available, nothing is granted) (instances that called for it within a lease period). So an
  *    instance's share follows its own demand (the caller asks for its recent rate × a horizon), shrinks as more
  *    instances are active, and near the limit the last units go out one at a time;
  * 4. renews this instance's holding for one lease period.
@@ -27,7 +28,8 @@ import { Redis } from 'ioredis';
  * KEYS: 1 count, 2 holdings, 3 previous window's count, 4 previous window's holdings (3 and 4 unused for slots).
  * ARGV: 1 instance, 2 held, 3 release, 4 want, 5 limit, 6 window ms (0: slots), 7 left ms, 8 lease ms, 9 key ttl ms,
  * 10 units spent since the instance's last report (windows: counted again if its holding had expired and been swept,
- * since the sweep gave them back as if unspent).
+ * since the sweep gave them back as if unspent), 11 need: the fewest units worth granting (a hit of cost c that
+ * holds h units needs c − h; less than that is granted as nothing, since a part would be held for no use).
  * Returns {granted, held now, count, previous count, available after the grant, holders}.
  */
 const LEASE_SCRIPT = `
@@ -79,9 +81,10 @@ else
   avail = math.floor((limit * w - prev * tonumber(ARGV[7])) / w) - count
 end
 local want = tonumber(ARGV[4])
+local need = math.max(1, tonumber(ARGV[11] or '1'))
 local grant = 0
-if want > 0 and avail > 0 then
-  grant = math.min(want, avail, math.max(1, math.floor(avail / (2 * holders))))
+if want > 0 and avail >= need then
+  grant = math.min(math.max(want, need), avail, math.max(need, math.floor(avail / (2 * holders))))
 end
 count = count + grant
 held = held + grant
@@ -112,6 +115,8 @@ export interface LeaseRequest {
   keyTtlMs: number;
   /** Units spent since this instance's last acknowledged report (windows). */
   spent?: number;
+  /** The fewest units worth granting (default 1): less than this grants nothing. */
+  need?: number;
 }
 
 export interface LeaseAnswer {
@@ -191,6 +196,7 @@ export function connectLeases(options: RedisLeaseOptions): RedisLeases {
           options.leaseTtlMs,
           r.keyTtlMs,
           r.spent ?? 0,
+          r.need ?? 1,
         ),
       );
       const [granted, held, count, previous, available, holders] = reply.map(Number) as [
@@ -213,7 +219,7 @@ export function connectLeases(options: RedisLeaseOptions): RedisLeases {
  * deadline, once reached, waits one more turn of the loop (setImmediate runs after the poll phase reads sockets)
  * before it fails the call.
  */
-function withDeadline<T>(ms: number, redis: Redis, fn: () => Promise<T>): Promise<T> {
+export function withDeadline<T>(ms: number, redis: Redis, fn: () => Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     const timer = setTimeout(

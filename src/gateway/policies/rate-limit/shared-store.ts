@@ -98,7 +98,7 @@ export function describeError(error: Error, commandTimeoutMs: number): string {
 
 export interface SharedRateLimitStore extends RateLimitStore {
   /** Always synchronous. */
-  hit(key: string, limit: number, windowMs: number, now?: number): RateLimitDecision;
+  hit(key: string, limit: number, windowMs: number, now?: number, cost?: number): RateLimitDecision;
   /** Keys tracked in process. */
   readonly size: number;
   /**
@@ -271,8 +271,8 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
     leftovers.push({ redisKey: redisKey(key, c.windowMs, c.start), hits: c.pending, ttlMs: ttlOf(c.windowMs) });
   }
 
-  function hit(key: string, limit: number, windowMs: number, now: number = Date.now()): RateLimitDecision {
-    checkLimit(limit, windowMs);
+  function hit(key: string, limit: number, windowMs: number, now: number = Date.now(), cost = 1): RateLimitDecision {
+    checkLimit(limit, windowMs, cost);
     let c = counters.get(key);
     if (c === undefined) {
       if (counters.size >= maxKeys) evictOldest();
@@ -288,8 +288,8 @@ export function createSharedStore(options: SharedStoreOptions): SharedRateLimitS
         counters.set(key, c);
       }
     }
-    const decision = decide(c, limit, now);
-    if (decision.allowed) c.pending++;
+    const decision = decide(c, limit, now, cost);
+    if (decision.allowed) c.pending += cost;
     active.set(key, generation);
     return decision;
   }

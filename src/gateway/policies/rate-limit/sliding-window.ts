@@ -16,10 +16,12 @@ export interface Counter {
   previous: number;
 }
 
-/** `limit` and `windowMs` come from validated configuration: anything else is a bug. */
-export function checkLimit(limit: number, windowMs: number): void {
+/** `limit`, `windowMs` and `cost` come from validated configuration: anything else is a bug. */
+export function checkLimit(limit: number, windowMs: number, cost = 1): void {
   if (!(limit >= 1) || !(windowMs >= 1))
     throw new RangeError(`rate limit needs limit >= 1 and windowMs >= 1, got ${limit} per ${windowMs}ms`);
+  if (!Number.isInteger(cost) || cost < 1)
+    throw new RangeError(`a hit's cost must be a whole number >= 1, got ${cost}`);
 }
 
 export function windowStart(windowMs: number, now: number): number {
@@ -51,8 +53,12 @@ export function advance(c: Counter, windowMs: number, now: number): boolean {
   return true;
 }
 
-/** Decides one hit on a counter already moved to `now`'s window; an allowed hit is counted, a refused one not. */
-export function decide(c: Counter, limit: number, now: number): RateLimitDecision {
+/**
+ * Decides one hit of weight `cost` on a counter already moved to `now`'s window; an allowed hit is counted `cost`
+ * times, a refused one not at all. A cost above the limit never fits: refused, with the delay until the full limit
+ * is free again.
+ */
+export function decide(c: Counter, limit: number, now: number, cost = 1): RateLimitDecision {
   const windowMs = c.windowMs;
   // A clock stepped back keeps the window it had; treat "now" as its start rather than count negative time.
   const elapsed = now > c.start ? now - c.start : 0;
@@ -60,13 +66,14 @@ export function decide(c: Counter, limit: number, now: number): RateLimitDecisio
   // Everything scaled by windowMs so the test is exact in integers: previous × left/W + current + 1 ≤ limit.
   const capacity = limit * windowMs;
   const used = c.previous * left + c.current * windowMs;
+  const weight = cost * windowMs;
 
-  if (used + windowMs <= capacity) {
-    c.current++;
+  if (used + weight <= capacity) {
+    c.current += cost;
     return {
       allowed: true,
       limit,
-      remaining: Math.floor((capacity - used - windowMs) / windowMs),
+      remaining: Math.floor((capacity - used - weight) / windowMs),
       retryAfterMs: 0,
       resetMs: left + windowMs,
     };
@@ -75,7 +82,7 @@ export function decide(c: Counter, limit: number, now: number): RateLimitDecisio
     allowed: false,
     limit,
     remaining: 0,
-    retryAfterMs: retryAfter(c, limit, left),
+    retryAfterMs: cost > limit ? Math.max(1, c.current > 0 ? left + windowMs : left) : retryAfter(c, limit, left, cost),
     resetMs: c.current > 0 ? left + windowMs : left,
   };
 }
@@ -93,15 +100,15 @@ export function isSpent(c: Counter, now: number): boolean {
  * the current window has room, that is when the previous window's weight has shrunk enough; otherwise it is in the
  * next window, once this window's hits (then the previous ones) weigh little enough.
  */
-function retryAfter(c: Counter, limit: number, left: number): number {
+function retryAfter(c: Counter, limit: number, left: number, cost: number): number {
   const w = c.windowMs;
-  const slack = limit - 1 - c.current;
+  const slack = limit - cost - c.current;
   if (slack >= 0 && c.previous > 0) {
     // previous × left' ≤ slack × W  ⇒  left' = ⌊slack × W / previous⌋ (< left, as the hit is refused now).
     const leftNeeded = Math.floor((slack * w) / c.previous);
     if (leftNeeded > 0) return left - leftNeeded;
   }
-  // In the next window: current × (W − e) ≤ (limit − 1) × W  ⇒  e = W − ⌊(limit − 1) × W / current⌋.
-  const into = c.current > 0 ? Math.max(0, w - Math.floor(((limit - 1) * w) / c.current)) : 0;
+  // In the next window: current × (W − e) ≤ (limit − cost) × W  ⇒  e = W − ⌊(limit − cost) × W / current⌋.
+  const into = c.current > 0 ? Math.max(0, w - Math.floor(((limit - cost) * w) / c.current)) : 0;
   return left + into;
 }

@@ -238,6 +238,76 @@ export function rateLimitStoreContract(name: string, makeStore: () => RateLimitS
       }
     });
 
+    it('spends the cost of a hit: a hit of cost 3 counts three times, and remaining says so', async () => {
+      const decisions: RateLimitDecision[] = [];
+      for (let i = 0; i < 4; i++) decisions.push(await store.hit('k', 10, MINUTE, T + SECOND, 3));
+      assert.deepEqual(
+        decisions.map((d) => [d.allowed, d.remaining]),
+        [
+          [true, 7],
+          [true, 4],
+          [true, 1],
+          [false, 0],
+        ],
+      );
+      // The refused hit of cost 3 was not counted: one unit is left for a hit of cost 1.
+      const cheap = await store.hit('k', 10, MINUTE, T + SECOND, 1);
+      assert.deepEqual([cheap.allowed, cheap.remaining], [true, 0]);
+      assert.equal((await store.hit('k', 10, MINUTE, T + SECOND, 1)).allowed, false);
+    });
+
+    it('refuses a hit whose cost exceeds what remains, until exactly retryAfterMs has passed', async () => {
+      await store.hit('k', 5, SECOND, T, 2);
+      await store.hit('k', 5, SECOND, T, 2);
+      const refused = await store.hit('k', 5, SECOND, T + 100, 2);
+      assert.equal(refused.allowed, false);
+      assert.equal(refused.remaining, 0);
+      assert.ok(refused.retryAfterMs > 0 && Number.isInteger(refused.retryAfterMs), String(refused.retryAfterMs));
+      // Next window, the previous 4 units weigh 4 × left/1000: a hit of 2 fits once that is ≤ 3, at 250ms in.
+      assert.equal(refused.retryAfterMs, SECOND + 250 - 100);
+      assert.equal((await store.hit('k', 5, SECOND, T + 100 + refused.retryAfterMs - 1, 2)).allowed, false);
+      const onTime = await store.hit('k', 5, SECOND, T + 100 + refused.retryAfterMs, 2);
+      assert.deepEqual([onTime.allowed, onTime.remaining], [true, 0]);
+    });
+
+    it('never allows a hit that costs more than the whole limit, and does not count it', async () => {
+      const refused = await store.hit('k', 3, MINUTE, T, 4);
+      assert.equal(refused.allowed, false);
+      assert.ok(refused.retryAfterMs > 0);
+      const d = await store.hit('k', 3, MINUTE, T, 3);
+      assert.deepEqual([d.allowed, d.remaining], [true, 0]);
+    });
+
+    it('gives a retry delay that is right for random histories of hits of random costs', async () => {
+      let seed = 7;
+      const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+      for (let round = 0; round < 100; round++) {
+        const key = `costly-${round}`;
+        const limit = 4 + Math.floor(random() * 20);
+        const windowMs = 100 + Math.floor(random() * 5_000);
+        let now = T + Math.floor(random() * windowMs);
+        let refused: RateLimitDecision | undefined;
+        let cost = 1;
+        for (let i = 0; i < 200 && refused === undefined; i++) {
+          now += Math.floor(random() * (windowMs / limit) * 3);
+          cost = 1 + Math.floor(random() * 4);
+          const d = await store.hit(key, limit, windowMs, now, cost);
+          if (!d.allowed) refused = d;
+          else assert.ok(d.remaining <= limit - cost, `round ${round}: ${JSON.stringify(d)} after a hit of ${cost}`);
+        }
+        if (refused === undefined) continue;
+        const early = await store.hit(key, limit, windowMs, now + refused.retryAfterMs - 1, cost);
+        assert.equal(early.allowed, false, `round ${round}: allowed before retryAfterMs=${refused.retryAfterMs}`);
+        const onTime = await store.hit(key, limit, windowMs, now + refused.retryAfterMs, cost);
+        assert.equal(onTime.allowed, true, `round ${round}: refused after retryAfterMs=${refused.retryAfterMs}`);
+      }
+    });
+
+    it('refuses a cost that is not a whole number of at least 1 as a bug', async () => {
+      for (const cost of [0, -1, 1.5, Number.NaN])
+        await assert.rejects(async () => store.hit('k', 5, MINUTE, T, cost), RangeError);
+    });
+
     it('can be closed twice', async () => {
       await store.close();
       await store.close();

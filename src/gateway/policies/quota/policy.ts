@@ -1,0 +1,231 @@
+/**
+ * Daily and monthly quotas per client (all its keys, and every credential derived from them) and per org (all its
+ * clients), counted per collection (its route) in calendar periods of the collection's `quotas.timeZone` (UTC by
+ * default). A request spends its endpoint's `cost` of every quota that applies, all or nothing: a request refused
+ * by one quota takes nothing from the others.
+ *
+ * Runs after rate limits and concurrency caps, so a request they refuse spends no quota. Every admitted answer
+ * carries the quotas in the IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers), appended to the rate
+ * limits' own: `RateLimit-Policy: "client-daily";q=1000;w=86400` and `RateLimit: "client-daily";r=990;t=3600` (`w`:
+ * the period's length in seconds; `t`: seconds until it ends). A refusal is 429 `GH_ERR_QUOTA_EXHAUSTED` naming the
+ * quota and when it resets, with `Retry-After`.
+ */
+import type { QuotaPolicies } from '../../../config/schema.ts';
+import type { Refusal } from '../../../shared/errors.ts';
+import type { QuotaCounter, QuotaDecision, QuotaStore } from '../../../shared/quota-store.ts';
+import { channels } from '../../observability/channels.ts';
+import type { Principal } from '../../snapshot/compiled.ts';
+import type { Policy, PolicyResult, QuotaDebit, RequestContext } from '../policy.ts';
+import { periodClock, type Period, type PeriodKind } from './periods.ts';
+
+export interface QuotaOptions {
+  store: QuotaStore;
+  /** The collection's quotas, merged with the snapshot defaults. */
+  quotas: QuotaPolicies;
+  /** The collection's name (events). */
+  collection: string;
+  /** The collection's entry in the route table: counters are keyed by it, as rate limits are. */
+  route: string;
+}
+
+interface Applied {
+  /** `client-daily`, `org-monthly`: the name in the RateLimit fields and in refusals. */
+  name: string;
+  scope: 'client' | 'org' | 'agent';
+  subject: string;
+  kind: PeriodKind;
+  limit: number;
+  key: string;
+  clock: (now: number) => Period;
+}
+
+interface Resolved {
+  applied: Applied[];
+  /** Names of the quotas that refuse while the store is degraded (`onStoreFailure: closed`). */
+  closed: string[];
+  /** The current periods' counters and RateLimit-Policy value, built once per period (not per request). */
+  current?: Current | undefined;
+}
+
+interface Current {
+  periods: Period[];
+  /** What telemetry reports of each admitted request (the client's and org's quotas, not an agent's share). */
+  usage: QuotaDebit['quotas'];
+  counters: QuotaCounter[];
+  policy: string;
+  /** Valid from `from` (inclusive) to `until` (exclusive): the latest start and the earliest end of its periods. */
+  from: number;
+  until: number;
+}
+
+function build(r: Resolved, now: number): Current {
+  const periods: Period[] = [];
+  const counters: QuotaCounter[] = [];
+  const usage: { scope: 'client' | 'org'; subject: string; period: PeriodKind; periodId: string }[] = [];
+  let policy = '';
+  let from = -Infinity;
+  let until = Infinity;
+  for (const a of r.applied) {
+    const p = a.clock(now);
+    periods.push(p);
+    counters.push({ key: a.key, limit: a.limit, period: p.id, endsAt: p.end });
+    if (a.scope !== 'agent') usage.push({ scope: a.scope, subject: a.subject, period: a.kind, periodId: p.id });
+    policy += `${policy === '' ? '' : ', '}"${a.name}";q=${a.limit};w=${Math.ceil((p.end - p.start) / 1000)}`;
+    from = Math.max(from, p.start);
+    until = Math.min(until, p.end);
+  }
+  return { periods, usage, counters, policy, from, until };
+}
+
+const KINDS: readonly PeriodKind[] = ['daily', 'monthly'];
+
+export function quota(options: QuotaOptions): Policy {
+  const { store, quotas, collection, route } = options;
+  const timeZone = quotas.timeZone ?? 'UTC';
+  const clocks = { daily: periodClock('daily', timeZone), monthly: periodClock('monthly', timeZone) };
+  const resolved = new WeakMap<Principal, Resolved | null>();
+
+  function resolve(principal: Principal): Resolved | null {
+    const applied: Applied[] = [];
+    const closed: string[] = [];
+    for (const scope of ['client', 'org'] as const) {
+      const q = scope === 'client' ? (principal.quota ?? quotas.client) : quotas.org;
+      const subject = scope === 'client' ? principal.id : principal.orgId;
+      if (q === undefined || subject === undefined) continue;
+      for (const kind of KINDS) {
+        const limit = q[kind];
+        if (limit === undefined) continue;
+        const name = `${scope}-${kind}`;
+        applied.push({
+          name,
+          scope,
+          subject,
+          kind,
+          limit,
+          key: `${route}\u0000quota\u0000${scope}\u0000${subject}\u0000${kind}`,
+          clock: clocks[kind],
+        });
+        if (q.onStoreFailure === 'closed') closed.push(name);
+      }
+    }
+    return applied.length === 0 ? null : { applied, closed };
+  }
+
+  return function quotaPolicy(ctx: RequestContext): PolicyResult | Promise<PolicyResult> {
+    const principal = ctx.principal!;
+    let r = resolved.get(principal);
+    if (r === undefined) {
+      r = resolve(principal);
+      resolved.set(principal, r);
+    }
+    if (r === null) return undefined;
+    if (r.closed.length > 0 && store.degraded === true) return unavailable(r);
+    const share = ctx.derived?.l;
+    if (share !== undefined) r = withShare(r, ctx.derived!.j, share);
+    const now = Date.now();
+    let c = r.current;
+    if (c === undefined || now >= c.until || now < c.from) r.current = c = build(r, now);
+    const cost = ctx.endpoint.cost;
+    const d = store.debit(c.counters, cost, r.closed.length === 0);
+    const s = r;
+    const current = c;
+    return d instanceof Promise
+      ? d.then((decision) => decide(ctx, s, current, decision, now, cost))
+      : decide(ctx, s, current, d, now, cost);
+  };
+
+  /**
+   * The quotas of a derived credential with a limit share: its own counters (a share of its client's quotas, else of
+   * its org's) come first, and are debited together with its parent's, all or nothing.
+   */
+  function withShare(r: Resolved, id: string, share: number): Resolved {
+    const scope = r.applied.some((a) => a.scope === 'client') ? 'client' : 'org';
+    const own: Applied[] = r.applied
+      .filter((a) => a.scope === scope)
+      .map((a) => ({
+        ...a,
+        name: `agent-${a.kind}`,
+        scope: 'agent',
+        subject: id,
+        limit: Math.max(1, Math.floor(a.limit * share)),
+        key: `${route}\u0000quota\u0000agent\u0000${id}\u0000${a.kind}`,
+      }));
+    return { applied: [...own, ...r.applied], closed: r.closed };
+  }
+
+  function decide(
+    ctx: RequestContext,
+    r: Resolved,
+    current: Current,
+    d: QuotaDecision,
+    now: number,
+    cost: number,
+  ): PolicyResult {
+    if (d.unavailable === true) return unavailable(r);
+    const { periods, policy } = current;
+    let live = '';
+    for (let i = 0; i < r.applied.length; i++) {
+      const a = r.applied[i]!;
+      const sep = i === 0 ? '' : ', ';
+      live += `${sep}"${a.name}";r=${Math.max(0, a.limit - d.used[i]!)};t=${Math.max(1, Math.ceil((periods[i]!.end - now) / 1000))}`;
+    }
+    if (!d.allowed) return refuse(ctx, r, periods[d.refused]!, d, now, cost, policy, live);
+    addHeaders(ctx, policy, live);
+    ctx.quotaDebit = { quotas: current.usage, units: cost };
+    return undefined;
+  }
+
+  function refuse(
+    ctx: RequestContext,
+    r: Resolved,
+    period: Period,
+    d: QuotaDecision,
+    now: number,
+    cost: number,
+    policy: string,
+    live: string,
+  ): Refusal {
+    const a = r.applied[d.refused]!;
+    const headers: Record<string, string> = {};
+    const h = ctx.responseHeaders;
+    if (h !== undefined) for (let i = 0; i < h.length; i += 2) headers[h[i]!] = h[i + 1]!;
+    headers['ratelimit-policy'] = headers['ratelimit-policy'] ? `${headers['ratelimit-policy']}, ${policy}` : policy;
+    headers.ratelimit = headers.ratelimit ? `${headers.ratelimit}, ${live}` : live;
+    headers['retry-after'] = String(Math.max(1, Math.ceil((period.end - now) / 1000)));
+    const resetsAt = new Date(period.end).toISOString();
+    const used = d.used[d.refused]!;
+    const costs = cost === 1 ? '' : ` This operation costs ${cost} units.`;
+    if (channels.quotaExhausted.hasSubscribers)
+      channels.quotaExhausted.publish({ scope: a.scope, period: a.kind, collection, clientId: ctx.principal!.id });
+    return {
+      code: 'GH_ERR_QUOTA_EXHAUSTED',
+      detail: `The ${a.scope}'s ${a.kind} quota of ${a.limit} units is used up (${used} used in ${period.id}, ${timeZone}); it resets at ${resetsAt}.${costs}`,
+      headers,
+      extensions: { quota: a.name, limit: a.limit, used, period: period.id, resetsAt },
+    };
+  }
+
+  function unavailable(r: Resolved): Refusal {
+    const names = r.closed.join(' and ');
+    return {
+      code: 'GH_ERR_QUOTA_STORE_UNAVAILABLE',
+      detail: `The ${names} quota${r.closed.length > 1 ? 's' : ''} cannot be checked: the shared quota store is unavailable and ${r.closed.length > 1 ? 'they are' : 'it is'} configured to fail closed (onStoreFailure: closed).`,
+      headers: { 'retry-after': '1' },
+    };
+  }
+}
+
+/** Appends the quotas to the RateLimit fields a rate limit may have set already (one list per field). */
+function addHeaders(ctx: RequestContext, policy: string, live: string): void {
+  const h = ctx.responseHeaders;
+  if (h === undefined) {
+    ctx.responseHeaders = ['ratelimit-policy', policy, 'ratelimit', live];
+    return;
+  }
+  const p = h.indexOf('ratelimit-policy');
+  if (p === -1) h.push('ratelimit-policy', policy);
+  else h[p + 1] = `${h[p + 1]}, ${policy}`;
+  const l = h.indexOf('ratelimit');
+  if (l === -1) h.push('ratelimit', live);
+  else h[l + 1] = `${h[l + 1]}, ${live}`;
+}
