@@ -117,7 +117,7 @@ describe('the CLI covers the admin API', () => {
     assert.deepEqual(query('telemetry get'), ['since:string', 'gateway:string']);
     assert.deepEqual(query('security-event list'), ['since:string', 'gateway:string', 'limit:integer']);
     assert.deepEqual(query('access-event list'), ['gateway:string', 'limit:integer']);
-    assert.deepEqual(query('alert list'), ['open:boolean', 'limit:integer']);
+    assert.deepEqual(query('alert list'), ['open:boolean', 'limit:integer', 'before:string']);
     assert.deepEqual(query('role delete'), ['force:boolean']);
     const series = [...byName.values()].find((c) => c.operation.id === 'getAnalyticsSeries');
     assert.ok(series!.flags.some((f) => f.name === 'group-by' && f.field === 'groupBy' && f.choices?.length === 4));

@@ -81,6 +81,13 @@ describe('admin API query parameters', () => {
         description: 'At most this many (default 100)',
         schema: { type: 'integer', minimum: 1, maximum: 1000 },
       },
+      {
+        name: 'before',
+        in: 'query',
+        required: false,
+        description: 'The `next` cursor of the previous page: the older alerts',
+        schema: { type: 'string', maxLength: 500 },
+      },
     ]);
     const series = byId.get('getAnalyticsSeries')!;
     assert.deepEqual(

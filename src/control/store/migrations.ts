@@ -545,6 +545,62 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .execute();
       },
     },
+    '0011-alert-rules': {
+      // Alerts routed by rules to webhook destinations of each workspace, with a durable queue of deliveries.
+      async up(db) {
+        await db.schema
+          .createTable('alert_destinations')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('url', text, (c) => c.notNull())
+          .addColumn('secret', text, (c) => c.notNull())
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addColumn('updated_at', text, (c) => c.notNull())
+          .addUniqueConstraint('alert_destinations_workspace_id_name_key', ['workspace_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('alert_rules')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('kind', text, (c) => c.notNull())
+          .addColumn('gateway_id', text)
+          .addColumn('threshold', 'integer')
+          .addColumn('destination_ids', text, (c) => c.notNull())
+          .addColumn('enabled', 'boolean', (c) => c.notNull())
+          .addColumn('created_at', text, (c) => c.notNull())
+          .addColumn('updated_at', text, (c) => c.notNull())
+          .addUniqueConstraint('alert_rules_workspace_id_name_key', ['workspace_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('alert_deliveries')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
+          .addColumn('alert_id', text, (c) => c.notNull().references('alerts.id').onDelete('cascade'))
+          .addColumn('destination_id', text, (c) => c.notNull().references('alert_destinations.id').onDelete('cascade'))
+          .addColumn('state', text, (c) => c.notNull())
+          .addColumn('payload', text, (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull())
+          .addColumn('next_attempt_at', text, (c) => c.notNull())
+          .addColumn('delivered_at', text)
+          .addColumn('last_status', 'integer')
+          .addColumn('last_error', text)
+          .addColumn('created_at', text, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('alert_deliveries_due_idx')
+          .on('alert_deliveries')
+          .columns(['next_attempt_at'])
+          .where(sql.ref('delivered_at'), 'is', null)
+          .execute();
+        await db.schema
+          .createIndex('alert_deliveries_alert_id_idx')
+          .on('alert_deliveries')
+          .column('alert_id')
+          .execute();
+      },
+    },
     '0012-agents': {
       // Agent credentials: traffic is attributed per agent and session (telemetry rows get both in their key,
       // security events carry them), and single derived credentials can be revoked, each row until every
@@ -629,83 +685,7 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
           .execute();
       },
     },
-    '0011-alert-rules': {
-      // Alerts routed by rules to webhook destinations of each workspace, with a durable queue of deliveries.
-      async up(db) {
-        await db.schema
-          .createTable('alert_destinations')
-          .addColumn('id', text, (c) => c.primaryKey())
-          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
-          .addColumn('name', text, (c) => c.notNull())
-          .addColumn('url', text, (c) => c.notNull())
-          .addColumn('secret', text, (c) => c.notNull())
-          .addColumn('created_at', text, (c) => c.notNull())
-          .addColumn('updated_at', text, (c) => c.notNull())
-          .addUniqueConstraint('alert_destinations_workspace_id_name_key', ['workspace_id', 'name'])
-          .execute();
-        await db.schema
-          .createTable('alert_rules')
-          .addColumn('id', text, (c) => c.primaryKey())
-          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
-          .addColumn('name', text, (c) => c.notNull())
-          .addColumn('kind', text, (c) => c.notNull())
-          .addColumn('gateway_id', text)
-          .addColumn('threshold', 'integer')
-          .addColumn('destination_ids', text, (c) => c.notNull())
-          .addColumn('enabled', 'boolean', (c) => c.notNull())
-          .addColumn('created_at', text, (c) => c.notNull())
-          .addColumn('updated_at', text, (c) => c.notNull())
-          .addUniqueConstraint('alert_rules_workspace_id_name_key', ['workspace_id', 'name'])
-          .execute();
-        await db.schema
-          .createTable('alert_deliveries')
-          .addColumn('id', text, (c) => c.primaryKey())
-          .addColumn('workspace_id', text, (c) => c.notNull().references('workspaces.id').onDelete('cascade'))
-          .addColumn('alert_id', text, (c) => c.notNull().references('alerts.id').onDelete('cascade'))
-          .addColumn('destination_id', text, (c) => c.notNull().references('alert_destinations.id').onDelete('cascade'))
-          .addColumn('state', text, (c) => c.notNull())
-          .addColumn('payload', text, (c) => c.notNull())
-          .addColumn('attempts', 'integer', (c) => c.notNull())
-          .addColumn('next_attempt_at', text, (c) => c.notNull())
-          .addColumn('delivered_at', text)
-          .addColumn('last_status', 'integer')
-          .addColumn('last_error', text)
-          .addColumn('created_at', text, (c) => c.notNull())
-          .execute();
-        await db.schema
-          .createIndex('alert_deliveries_due_idx')
-          .on('alert_deliveries')
-          .columns(['next_attempt_at'])
-          .where(sql.ref('delivered_at'), 'is', null)
-          .execute();
-        await db.schema
-          .createIndex('alert_deliveries_alert_id_idx')
-          .on('alert_deliveries')
-          .column('alert_id')
-          .execute();
-      },
-    },
-    '0014-rollup-totals': {
-      // Roll-ups of a workspace's whole traffic per 5 minutes and per minute (sql/rollups.ts), filled from the
-      // existing roll-ups by gateway and collection, and by addTelemetry from now on.
-      async up(db) {
-        await createRollupTables(db, text, '0014-rollup-totals');
-        const sums = ['count', 's4xx', 's5xx', 's429', 'duration_ms_sum', ...BELOW_COLUMNS];
-        for (const [to, from, keys] of [
-          ['telemetry_total_minute', 'telemetry_by_minute', []],
-          ['telemetry_total_5m', 'telemetry_by_5m', []],
-          ['telemetry_by_gateway_5m', 'telemetry_by_5m', ['gateway_id']],
-        ] as const) {
-          const group = ['workspace_id', 'bucket', ...keys];
-          const columns = [...group, ...sums, 'duration_ms_max'];
-          await sql`insert into ${sql.table(to)} (${sql.join(columns.map((c) => sql.ref(c)))})
-            select ${sql.join(group.map((c) => sql.ref(c)))}, ${sql.join(sums.map((c) => sql`sum(${sql.ref(c)})`))},
-              max(duration_ms_max)
-            from ${sql.table(from)} group by ${sql.join(group.map((c) => sql.ref(c)))}`.execute(db);
-        }
-      },
-    },
-    '0015-quota-usage': {
+    '0014-quota-usage': {
       // Quota usage per calendar period as gateways report it (telemetry): the authoritative count; and a client's
       // own quota.
       async up(db) {
@@ -729,6 +709,26 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
             'collection',
           ])
           .execute();
+      },
+    },
+    '0015-rollup-totals': {
+      // Roll-ups of a workspace's whole traffic per 5 minutes and per minute (sql/rollups.ts), filled from the
+      // existing roll-ups by gateway and collection, and by addTelemetry from now on.
+      async up(db) {
+        await createRollupTables(db, text, '0015-rollup-totals');
+        const sums = ['count', 's4xx', 's5xx', 's429', 'duration_ms_sum', ...BELOW_COLUMNS];
+        for (const [to, from, keys] of [
+          ['telemetry_total_minute', 'telemetry_by_minute', []],
+          ['telemetry_total_5m', 'telemetry_by_5m', []],
+          ['telemetry_by_gateway_5m', 'telemetry_by_5m', ['gateway_id']],
+        ] as const) {
+          const group = ['workspace_id', 'bucket', ...keys];
+          const columns = [...group, ...sums, 'duration_ms_max'];
+          await sql`insert into ${sql.table(to)} (${sql.join(columns.map((c) => sql.ref(c)))})
+            select ${sql.join(group.map((c) => sql.ref(c)))}, ${sql.join(sums.map((c) => sql`sum(${sql.ref(c)})`))},
+              max(duration_ms_max)
+            from ${sql.table(from)} group by ${sql.join(group.map((c) => sql.ref(c)))}`.execute(db);
+        }
       },
     },
   };

@@ -1,5 +1,5 @@
 /**
- * Migration 0014-rollup-totals on an installation that already has telemetry: the new roll-ups (the workspace's
+ * Migration 0015-rollup-totals on an installation that already has telemetry: the new roll-ups (the workspace's
  * whole traffic per minute and per 5 minutes, per gateway per 5 minutes) are filled from the existing ones, so the
  * analytics read the same totals before and after the upgrade — on SQLite and PostgreSQL.
  */
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { freshPostgresSchema } from '../../testing/admin-plane.ts';
 import { createWorkspace } from '../workspaces.ts';
+import { migrationNames } from './migrations.ts';
 import { openStore } from './open.ts';
 import type { Store, TelemetryRecord } from './store.ts';
 
@@ -19,7 +20,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 const TABLES = ['telemetry_total_minute', 'telemetry_total_5m', 'telemetry_by_gateway_5m'];
 
 for (const database of ['sqlite', 'postgres'] as const) {
-  describe(`migration 0014-rollup-totals (${database})`, () => {
+  describe(`migration 0015-rollup-totals (${database})`, () => {
     it('fills the new roll-ups from the existing ones', async () => {
       const pg = database === 'postgres' ? await freshPostgresSchema() : undefined;
       const url = pg?.url;
@@ -55,10 +56,12 @@ for (const database of ['sqlite', 'postgres'] as const) {
         const expected = await read(store);
         assert.equal(expected.minute.length, 12);
         assert.equal(expected.gateways.length, 3 * 2);
-        // Back to an installation before 0012: its tables gone, its run forgotten.
+        // Back to an installation before it: its tables gone, its run forgotten (only the last migration can be
+        // undone this way: the migrator refuses a gap before a migration that ran).
+        assert.equal(migrationNames().at(-1), '0015-rollup-totals', 'the migration this test rewinds must be the last');
         await store.close();
         await rewind(url, join(tmp, database, 'gatehouse.db'));
-        store = await open(); // migrates 0012 again: creates and fills the tables
+        store = await open(); // migrates it again: creates and fills the tables
         try {
           assert.deepEqual(await read(store), expected);
         } finally {
@@ -71,11 +74,11 @@ for (const database of ['sqlite', 'postgres'] as const) {
   });
 }
 
-/** Drops the tables of 0012 and its record, as on a database migrated up to 0011. */
+/** Drops the tables of 0015-rollup-totals and its record, as on a database migrated up to the one before. */
 async function rewind(pgUrl: string | undefined, sqliteFile: string): Promise<void> {
   const statements = [
     ...TABLES.map((t) => `DROP TABLE ${t}`),
-    `DELETE FROM gatehouse_migration WHERE name = '0014-rollup-totals'`,
+    `DELETE FROM gatehouse_migration WHERE name = '0015-rollup-totals'`,
   ];
   if (pgUrl) {
     const pg = await import('pg');

@@ -64,7 +64,7 @@ export interface ClientUsageTable {
 
 /**
  * Quota units gateways admitted, per workspace, collection, scope (client or org), subject (the client or org id)
- * and calendar period: the authoritative usage (migration 0015-quota-usage). `units` is a bigint column: read back
+ * and calendar period: the authoritative usage (migration 0014-quota-usage). `units` is a bigint column: read back
  * as a number (PostgreSQL returns a string).
  */
 export interface QuotaUsageTable {
@@ -168,7 +168,7 @@ export interface ClientsTable {
   org_id: string | null;
   metadata: string | null;
   rate_limits: string | null;
-  /** JSON `{ client: { daily?, monthly?, onStoreFailure? } }` (migration 0015-quota-usage). */
+  /** JSON `{ client: { daily?, monthly?, onStoreFailure? } }` (migration 0014-quota-usage). */
   quotas: ColumnType<string | null, string | null | undefined, string | null>;
   expires_at: string | null;
   status: string;

@@ -43,7 +43,7 @@ export interface RollupDef {
   /** Key columns besides workspace_id and bucket. */
   readonly keys: readonly ('gateway_id' | 'collection' | 'endpoint' | 'client_id' | 'status')[];
   /** The migration that creates it. */
-  readonly migration?: '0014-rollup-totals';
+  readonly migration?: '0015-rollup-totals';
   /** A filter, not a stub: the roll-up counts only rows for which it holds (telemetry_refused: status 400 and up). */
   readonly only?: (r: TelemetryRecord) => boolean;
 }
@@ -53,11 +53,11 @@ export const ROLLUPS: readonly RollupDef[] = [
   { table: 'telemetry_by_hour', minutes: 60, keys: ['gateway_id', 'collection'] },
   // The workspace's whole traffic per 5 minutes and per minute: an unfiltered series reads one row per bucket
   // (1,440 for 24 hours of minutes) instead of one per bucket, gateway and collection.
-  { table: 'telemetry_total_5m', minutes: 5, keys: [], migration: '0014-rollup-totals' },
+  { table: 'telemetry_total_5m', minutes: 5, keys: [], migration: '0015-rollup-totals' },
   // Series by gateway: one row per bucket and gateway rather than per bucket, gateway and collection.
-  { table: 'telemetry_by_gateway_5m', minutes: 5, keys: ['gateway_id'], migration: '0014-rollup-totals' },
+  { table: 'telemetry_by_gateway_5m', minutes: 5, keys: ['gateway_id'], migration: '0015-rollup-totals' },
   { table: 'telemetry_by_5m', minutes: 5, keys: ['gateway_id', 'collection'] },
-  { table: 'telemetry_total_minute', minutes: 1, keys: [], migration: '0014-rollup-totals' },
+  { table: 'telemetry_total_minute', minutes: 1, keys: [], migration: '0015-rollup-totals' },
   { table: 'telemetry_by_minute', minutes: 1, keys: ['gateway_id', 'collection'] },
   { table: 'telemetry_by_client_hour', minutes: 60, keys: ['client_id'] },
   { table: 'telemetry_by_client', minutes: 5, keys: ['client_id'] },
