@@ -120,7 +120,7 @@ describe('the CLI covers the admin API', () => {
     assert.deepEqual(query('alert list'), ['open:boolean', 'limit:integer', 'before:string']);
     assert.deepEqual(query('role delete'), ['force:boolean']);
     const series = [...byName.values()].find((c) => c.operation.id === 'getAnalyticsSeries');
-    assert.ok(series!.flags.some((f) => f.name === 'group-by' && f.field === 'groupBy' && f.choices?.length === 4));
+    assert.ok(series!.flags.some((f) => f.name === 'group-by' && f.field === 'groupBy' && f.choices?.length === 6));
   });
 });
 
