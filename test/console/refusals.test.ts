@@ -316,8 +316,8 @@ describe('web console: refusals, keyboard, phone, collection history', { timeout
     const row = problems.locator('tbody tr', { hasText: 'x-gatehouse-permission' });
     assert.match(
       (await row.textContent()) ?? '',
-      /^\/paths\/~1\{id\}\/get\/x-gatehouse-permission6:31/,
-      'pointer, line:column',
+      /^paths › \/\{id\} › get › x-gatehouse-permission6:31/,
+      'the pointer decoded and readable, line:column',
     );
     await shoot(page, '31-import-openapi-problems');
     let applied = false;
