@@ -171,7 +171,11 @@ export function ImportOpenApiPage({ env, name }: { env: string; name: string }) 
       </form>
       {error && (
         <section aria-labelledby="import-errors">
-          <Alert>{error.message}</Alert>
+          <Alert>
+            {error.problems.length > 0
+              ? `The document has ${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}; nothing was changed. Each is listed below with where it is in the document.`
+              : error.message}
+          </Alert>
           {error.problems.length > 0 && (
             <>
               <h2 id="import-errors">Problems ({error.problems.length})</h2>
