@@ -177,7 +177,7 @@ describe('web console: refusals, keyboard, phone, collection history', { timeout
     const card = await desk.locator('main .table-wrap').boundingBox();
     const button = await regenerate.boundingBox();
     assert.ok(card && button && button.x + button.width <= card.x + card.width, 'Regenerate inside the table card');
-    await shoot(desk, '28-desktop-clients');
+    await shoot(desk, '36-desktop-clients');
     await desk.goto(`${env.url}collections`);
     const importButton = desk.getByRole('button', { name: 'Import OpenAPI' });
     const create = desk.getByRole('button', { name: 'Create collection' });
@@ -196,7 +196,7 @@ describe('web console: refusals, keyboard, phone, collection history', { timeout
     await refresh.waitFor();
     const [r, t] = [await refresh.boundingBox(), await range.boundingBox()];
     assert.ok(r && t && Math.abs(r.y + r.height / 2 - (t.y + t.height / 2)) < 8, 'Refresh on the line of the filters');
-    await shoot(desk, '29-desktop-analytics');
+    await shoot(desk, '37-desktop-analytics');
   });
 
   it('shows a user only what their role permits, and the server refuses the rest', async () => {
