@@ -47,6 +47,11 @@ describe('web console: the newcomer flow', { timeout: 300_000 }, () => {
     await signIn(page, env.url, 'newcomer@example.com', password);
     await page.getByRole('heading', { name: 'Gateways' }).waitFor();
     await page.getByText('No edge gateways yet').waitFor();
+    assert.equal(
+      await page.getByRole('button', { name: 'Menu' }).isVisible(),
+      false,
+      'no Menu toggle at desktop width',
+    );
     await shoot(page, '02-gateways-empty');
   });
 
@@ -93,6 +98,16 @@ describe('web console: the newcomer flow', { timeout: 300_000 }, () => {
     await page.getByText('The draft becomes version 1').waitFor();
     await page.getByRole('dialog').getByRole('button', { name: 'Publish' }).click();
     await page.getByText(/^Published v1:/).waitFor();
+    // Nothing left to publish: the button says why it is disabled, and so does the page.
+    await page
+      .locator('#publish-why')
+      .getByText(/^Nothing to publish/)
+      .waitFor();
+    const publish = page.getByRole('button', { name: 'Publish', exact: true });
+    assert.equal(await publish.isDisabled(), true);
+    assert.match((await publish.getAttribute('title')) ?? '', /^Nothing to publish: the draft equals the published/);
+    // Version history names the publisher as the audit log does, not by its id.
+    await page.getByRole('table', { name: 'Versions' }).getByRole('cell', { name: 'newcomer@example.com' }).waitFor();
     await shoot(page, '07-collection-detail');
   });
 

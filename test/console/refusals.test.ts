@@ -167,6 +167,38 @@ describe('web console: refusals, keyboard, phone, collection history', { timeout
     await phone.getByRole('heading', { name: 'Collections' }).waitFor();
   });
 
+  it('fits a 1280 px window: no Menu toggle, no row or header button spilling or wrapping', async () => {
+    const { page: desk } = await env.newPage({ width: 1280, height: 800 });
+    await signIn(desk, env.url, 'admin@example.com');
+    assert.equal(await desk.getByRole('button', { name: 'Menu' }).isVisible(), false);
+    await desk.goto(`${env.url}clients`);
+    const regenerate = desk.getByRole('button', { name: /^Regenerate token of / }).first();
+    await regenerate.waitFor();
+    const card = await desk.locator('main .table-wrap').boundingBox();
+    const button = await regenerate.boundingBox();
+    assert.ok(card && button && button.x + button.width <= card.x + card.width, 'Regenerate inside the table card');
+    await shoot(desk, '36-desktop-clients');
+    await desk.goto(`${env.url}collections`);
+    const importButton = desk.getByRole('button', { name: 'Import OpenAPI' });
+    const create = desk.getByRole('button', { name: 'Create collection' });
+    await create.waitFor();
+    assert.equal((await importButton.boundingBox())?.y, (await create.boundingBox())?.y, 'header buttons on one line');
+    // The import dialog does not pre-fill an existing collection (its endpoints would be replaced).
+    await importButton.click();
+    const target = desk.getByRole('dialog').getByLabel('Collection');
+    assert.equal(await target.inputValue(), '');
+    await target.fill('reader');
+    await desk.getByRole('dialog').getByRole('button', { name: 'Continue' }).waitFor();
+    await desk.keyboard.press('Escape');
+    await desk.goto(`${env.url}analytics`);
+    const refresh = desk.getByRole('button', { name: /^Refresh/ });
+    const range = desk.getByLabel('Time range');
+    await refresh.waitFor();
+    const [r, t] = [await refresh.boundingBox(), await range.boundingBox()];
+    assert.ok(r && t && Math.abs(r.y + r.height / 2 - (t.y + t.height / 2)) < 8, 'Refresh on the line of the filters');
+    await shoot(desk, '37-desktop-analytics');
+  });
+
   it('shows a user only what their role permits, and the server refuses the rest', async () => {
     const { page: limited } = await env.newPage();
     await signIn(limited, env.url, 'limited@example.com');
@@ -316,8 +348,8 @@ describe('web console: refusals, keyboard, phone, collection history', { timeout
     const row = problems.locator('tbody tr', { hasText: 'x-gatehouse-permission' });
     assert.match(
       (await row.textContent()) ?? '',
-      /^\/paths\/~1\{id\}\/get\/x-gatehouse-permission6:31/,
-      'pointer, line:column',
+      /^paths › \/\{id\} › get › x-gatehouse-permission6:31/,
+      'the pointer decoded and readable, line:column',
     );
     await shoot(page, '31-import-openapi-problems');
     let applied = false;

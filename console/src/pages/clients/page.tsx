@@ -88,7 +88,7 @@ export function ClientsPage() {
                 <>
                   <strong>{c.name}</strong> {c.kind === 'legacy' && <Badge tone="warn">legacy</Badge>}
                   {c.operator && <Badge tone="info">operator</Badge>}
-                  <div class="muted small">{c.id}</div>
+                  <div class="muted small id">{c.id}</div>
                 </>
               ),
             },
@@ -135,7 +135,7 @@ export function ClientsPage() {
               label: 'Actions',
               render: (c) =>
                 writable && (
-                  <div class="row-actions">
+                  <div class="row-actions stack">
                     <button
                       type="button"
                       class="btn btn-small"

@@ -8,6 +8,7 @@ import { api, call } from '../../api/client';
 import type { Ok } from '../../api/types';
 import { link } from '../../router';
 import { useSession } from '../../session';
+import { useActorNames } from '../../ui/actors';
 import { Confirm, Modal } from '../../ui/dialog';
 import { described, Field, formatTime, Submit } from '../../ui/form';
 import { useLoad } from '../../ui/load';
@@ -19,6 +20,8 @@ import { useEdgeGateways, useProjects } from './page';
 type Version = Ok<'listCollectionVersions'>['items'][number];
 
 /** A line diff of two JSON documents (longest common subsequence over lines; collections are small). */
+const NOTHING_TO_PUBLISH = `Nothing to publish: the draft equals the published version. Edit the collection or import an OpenAPI document to change the draft.`;
+
 export function lineDiff(a: string, b: string): { kind: ' ' | '+' | '-'; text: string }[] {
   const x = a.split('\n');
   const y = b.split('\n');
@@ -68,6 +71,7 @@ export function CollectionDetailPage({ env, name }: { env: string; name: string 
       ).items.sort((a, b) => b.version - a.version),
     [env, name],
   );
+  const actorNames = useActorNames((versions.data ?? []).flatMap((v) => (v.publishedBy ? [v.publishedBy] : [])));
   const projects = useProjects();
   const gateways = useEdgeGateways(env);
   const reload = () => (col.reload(), versions.reload());
@@ -79,6 +83,7 @@ export function CollectionDetailPage({ env, name }: { env: string; name: string 
     );
   const c = col.data;
   const writable = can('admin:collections:write');
+  const nothingToPublish = !!c.publishedVersion && !c.unpublishedChanges;
   return (
     <>
       <nav class="crumbs" aria-label="Breadcrumb">
@@ -105,7 +110,9 @@ export function CollectionDetailPage({ env, name }: { env: string; name: string 
               <button
                 type="button"
                 class="btn btn-primary"
-                disabled={!!c.publishedVersion && !c.unpublishedChanges}
+                disabled={nothingToPublish}
+                title={nothingToPublish ? NOTHING_TO_PUBLISH : undefined}
+                aria-describedby={nothingToPublish ? 'publish-why' : undefined}
                 onClick={() => setDialog('publish')}
               >
                 Publish
@@ -125,6 +132,11 @@ export function CollectionDetailPage({ env, name }: { env: string; name: string 
         }
       />
       {notice && <Alert kind="success">{notice}</Alert>}
+      {nothingToPublish && can('admin:collections:publish') && (
+        <p id="publish-why" class="muted small">
+          {NOTHING_TO_PUBLISH}
+        </p>
+      )}
       <p>
         {c.publishedVersion ? (
           <Badge tone="good">published v{c.publishedVersion}</Badge>
@@ -183,7 +195,13 @@ export function CollectionDetailPage({ env, name }: { env: string; name: string 
               value: (v) => v.publishedAt,
               render: (v) => formatTime(v.publishedAt),
             },
-            { key: 'by', label: 'By', value: (v) => v.publishedBy ?? '' },
+            {
+              key: 'by',
+              label: 'By',
+              value: (v) => (v.publishedBy ? (actorNames.get(v.publishedBy) ?? v.publishedBy) : ''),
+              render: (v) =>
+                v.publishedBy && <span title={v.publishedBy}>{actorNames.get(v.publishedBy) ?? v.publishedBy}</span>,
+            },
             {
               key: 'actions',
               label: 'Actions',

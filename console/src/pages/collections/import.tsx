@@ -171,7 +171,11 @@ export function ImportOpenApiPage({ env, name }: { env: string; name: string }) 
       </form>
       {error && (
         <section aria-labelledby="import-errors">
-          <Alert>{error.message}</Alert>
+          <Alert>
+            {error.problems.length > 0
+              ? `The document has ${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}; nothing was changed. Each is listed below with where it is in the document.`
+              : error.message}
+          </Alert>
           {error.problems.length > 0 && (
             <>
               <h2 id="import-errors">Problems ({error.problems.length})</h2>
@@ -185,7 +189,7 @@ export function ImportOpenApiPage({ env, name }: { env: string; name: string }) 
                     key: 'where',
                     label: 'Where',
                     value: (p) => p.pointer ?? p.path,
-                    render: (p) => <code>{p.pointer || p.path || '(root)'}</code>,
+                    render: (p) => <Where pointer={p.pointer} path={p.path} />,
                   },
                   {
                     key: 'line',
@@ -337,8 +341,15 @@ function Preview({
           <ul class="plain-list">
             {result.warnings.map((w) => (
               <li key={`${w.pointer}:${w.message}`}>
-                <code>{w.pointer || '(root)'}</code>
-                {w.line !== undefined && <span class="muted small"> line {w.line}</span>}: {w.message}
+                <Where pointer={w.pointer} />
+                {w.line !== undefined && (
+                  <span class="muted small">
+                    {' '}
+                    line {w.line}
+                    {w.column !== undefined && `:${w.column}`}
+                  </span>
+                )}
+                : {w.message}
               </li>
             ))}
           </ul>
@@ -355,4 +366,23 @@ function Preview({
       </div>
     </section>
   );
+}
+
+/**
+ * A JSON pointer into the uploaded document, readable: `/paths/~1a~1{id}/get` shows as `paths › /a/{id} › get` (RFC
+ * 6901 unescaping: `~1` is `/`, `~0` is `~`), the raw pointer kept as the tooltip. Errors not in the document (a
+ * request field such as `basePath`) show their path as is.
+ */
+export function readablePointer(pointer: string): string {
+  if (pointer === '' || pointer === '/') return '(document root)';
+  return pointer
+    .replace(/^\//, '')
+    .split('/')
+    .map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .join(' › ');
+}
+
+function Where({ pointer, path }: { pointer?: string; path?: string }) {
+  if (pointer === undefined) return <code>{path || '(document root)'}</code>;
+  return <code title={`JSON pointer ${pointer || '(root)'}`}>{readablePointer(pointer)}</code>;
 }

@@ -175,8 +175,10 @@ function ImportTarget({
   names: string[];
   onCancel: () => void;
 }) {
-  const [name, setName] = useState(names[0] ?? '');
+  // Empty by default: a pre-filled existing name made "Continue" replace that collection's endpoints by accident.
+  const [name, setName] = useState('');
   const valid = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name);
+  const exists = names.includes(name);
   return (
     <form
       onSubmit={(e) => {
@@ -187,13 +189,18 @@ function ImportTarget({
       <Field
         label="Collection"
         id="import-target"
-        hint="An existing collection's endpoints are replaced by the document's (as a draft); a new name creates it."
+        hint={
+          exists
+            ? `${name} exists: its endpoints are replaced by the document's in a new draft (you see the changes before applying).`
+            : 'A new name creates the collection from the document; an existing name replaces its endpoints (as a draft).'
+        }
         error={name && !valid ? '1-128 letters, digits, ".", "_" or "-", starting with a letter or digit' : undefined}
       >
         <input
           {...described('import-target', name && !valid ? 'invalid' : undefined, true)}
           list="import-target-names"
           required
+          placeholder="new-collection"
           value={name}
           onInput={(e) => setName(e.currentTarget.value)}
         />
@@ -208,7 +215,7 @@ function ImportTarget({
           Cancel
         </button>
         <button type="submit" class="btn btn-primary" disabled={!valid}>
-          Continue
+          {exists ? `Continue: replace ${name}'s endpoints` : 'Continue'}
         </button>
       </div>
     </form>
