@@ -5,6 +5,9 @@
  * tools the caller may call, and `tools/call` becomes one request to the endpoint that runs the endpoint's own
  * frozen policy chain (authenticate, IP allow-list, authorize, resource policies, rate limits, concurrency caps,
  * request validation, token exchange) and goes to the upstream; the upstream's answer is the tool's result.
+ *
+ * Over 400 lines on purpose: one MCP request's path (authenticate, JSON-RPC, a tool call made a request to its
+ * endpoint, forwarding, the answer as a tool result) in the order it runs; the tool set is in tools.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ServerResponse as NodeServerResponse } from 'node:http';
