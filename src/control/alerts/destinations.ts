@@ -23,7 +23,7 @@ import type {
   Store,
   StoreOps,
 } from '../store/store.ts';
-import { createDeliveryLoop, retryDelayMs, type DeliveryLoop } from './drain.ts';
+import { createDeliveryLoop, retryDelayMs, type DeliveryLoop } from './delivery-loop.ts';
 import { payloadOf } from './webhook.ts';
 
 /** A fresh signing secret: `whsec_` and 32 random bytes, base64url. */

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { AlertRecord, Store } from '../store/store.ts';
 import { nowIso } from '../ids.ts';
-import { createDeliveryLoop, retryDelayMs, type DeliveryLoop } from './drain.ts';
+import { createDeliveryLoop, retryDelayMs, type DeliveryLoop } from './delivery-loop.ts';
 
 /** The JSON body a webhook receives. */
 export interface AlertPayload {
