@@ -1,5 +1,5 @@
 /**
- * Length (about 450 lines formatted): the line reader, its fast check and its error positions are one
+ * Length (about 460 lines): the line reader, its fast check and its error positions are one
  * streaming parser.
  *
  * The clients file: API clients as NDJSON, one `clients[]` entry (`ClientSchema`) per line, referenced from the

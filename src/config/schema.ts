@@ -1,5 +1,5 @@
 /**
- * Length (about 750 lines formatted): the snapshot contract — every field of the gateway file and the snapshot, each
+ * Length (about 1,010 lines): the snapshot contract — every field of the gateway file and the snapshot, each
  * with its documentation comment — read as one document; resources.ts, telemetry.ts and control-plane.ts derive
  * from it.
  *

@@ -1,5 +1,5 @@
 /**
- * Length (about 420 lines formatted): `apply` and `close` share the state they swap (table, minter, keys, pools).
+ * Length (about 470 lines): `apply` and `close` share the state they swap (table, minter, keys, pools).
  *
  * One gateway — API listener, route table, signing keys and token minter, upstream pools, rate-limit counters,
  * operations listener — fed snapshots by whoever owns it: the file runtime (`runtime.ts`), the control plane's

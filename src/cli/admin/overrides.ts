@@ -4,7 +4,7 @@
  * path and query parameters: the query parameters themselves come from the OpenAPI document), examples, table
  * columns and the human rendering of the answer. Everything not said here is derived from the operation (commands.ts). An operation that is not a
  * command says why in HIDDEN. Keys are operation ids. A table of one entry per operation: it grows with the admin
- * API, and reads best in one place (about 400 lines).
+ * API, and reads best in one place (about 480 lines).
  */
 import {
   clientDone,

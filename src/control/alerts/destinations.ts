@@ -23,6 +23,7 @@ import type {
   Store,
   StoreOps,
 } from '../store/store.ts';
+import { createDeliveryLoop, retryDelayMs, type DeliveryLoop } from './delivery-loop.ts';
 import { payloadOf } from './webhook.ts';
 
 /** A fresh signing secret: `whsec_` and 32 random bytes, base64url. */
@@ -140,36 +141,28 @@ export interface DestinationDeliveryOptions {
   retryBaseMs?: number;
 }
 
-export interface DestinationDelivery {
-  /** Attempts every due delivery once (one run at a time: a call during a run waits for one more run). */
-  deliver(): Promise<void>;
-  close(): Promise<void>;
-}
+export type DestinationDelivery = DeliveryLoop;
 
 const BATCH = 100;
-const MAX_RETRY_DELAY_MS = 5 * 60_000;
 
 export function createDestinationDelivery(options: DestinationDeliveryOptions): DestinationDelivery {
   const { store, logger, now } = options;
   const timeoutMs = options.timeoutMs ?? 5_000;
   const maxAttempts = options.maxAttempts ?? 10;
   const retryBaseMs = options.retryBaseMs ?? 1_000;
-  const closing = new AbortController();
-  let running: Promise<void> | undefined;
-  let again: Promise<void> | undefined;
 
-  async function attempt(d: AlertDeliveryRecord): Promise<void> {
+  async function attempt(d: AlertDeliveryRecord, signal: AbortSignal): Promise<void> {
     const destination = await store.getAlertDestination(d.workspaceId, { id: d.destinationId });
     if (!destination) return; // deleted meanwhile: its deliveries went with it
     const outcome = await postSigned(destination, d.payload, {
       deliveryId: d.id,
       now: now(),
       timeoutMs,
-      signal: closing.signal,
+      signal,
     });
-    if (closing.signal.aborted) return;
+    if (signal.aborted) return;
     const attempts = d.attempts + 1;
-    const delay = Math.min(retryBaseMs * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS) * (0.8 + Math.random() * 0.4);
+    const delay = retryDelayMs(retryBaseMs, attempts);
     const { lastError: _e, lastStatus: _s, ...rest } = d;
     await store.updateAlertDelivery({
       ...rest,
@@ -186,38 +179,12 @@ export function createDestinationDelivery(options: DestinationDeliveryOptions): 
     }
   }
 
-  async function run(): Promise<void> {
+  async function run(signal: AbortSignal): Promise<void> {
     for (const d of await store.listDueAlertDeliveries(nowIso(now()), maxAttempts, BATCH)) {
-      if (closing.signal.aborted) return;
-      await attempt(d);
+      if (signal.aborted) return;
+      await attempt(d, signal);
     }
   }
 
-  function start(): Promise<void> {
-    const p = run()
-      .catch((err: unknown) => logger.error({ err }, 'delivering alerts to destinations failed'))
-      .finally(() => {
-        if (running === p) running = undefined;
-      });
-    running = p;
-    return p;
-  }
-
-  return {
-    deliver() {
-      if (closing.signal.aborted) return Promise.resolve();
-      if (again) return again;
-      if (!running) return start();
-      again = running.then(() => {
-        again = undefined;
-        return start();
-      });
-      return again;
-    },
-    async close() {
-      closing.abort();
-      await again;
-      await running;
-    },
-  };
+  return createDeliveryLoop(run, (err) => logger.error({ err }, 'delivering alerts to destinations failed'));
 }

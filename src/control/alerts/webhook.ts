@@ -10,6 +10,7 @@
 import type { Logger } from 'pino';
 import type { AlertRecord, Store } from '../store/store.ts';
 import { nowIso } from '../ids.ts';
+import { createDeliveryLoop, retryDelayMs, type DeliveryLoop } from './delivery-loop.ts';
 
 /** The JSON body a webhook receives. */
 export interface AlertPayload {
@@ -40,15 +41,9 @@ export interface WebhookOptions {
   retryBaseMs?: number;
 }
 
-export interface WebhookDelivery {
-  /** Attempts every due delivery once (one run at a time: a call during a run waits for one more run). */
-  deliver(): Promise<void>;
-  /** Aborts attempts in flight and waits for the run to end. */
-  close(): Promise<void>;
-}
+export type WebhookDelivery = DeliveryLoop;
 
 const BATCH = 100;
-const MAX_RETRY_DELAY_MS = 5 * 60_000;
 
 export function payloadOf(alert: AlertRecord): AlertPayload {
   return {
@@ -68,21 +63,18 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
   const timeoutMs = options.timeoutMs ?? 5_000;
   const maxAttempts = options.maxAttempts ?? 10;
   const retryBaseMs = options.retryBaseMs ?? 1_000;
-  const closing = new AbortController();
   /** Alert id + state → when the next attempt is due (in memory: after a restart every due alert is tried at once). */
   const notBefore = new Map<string, number>();
-  let running: Promise<void> | undefined;
-  let again: Promise<void> | undefined;
 
   const stateKey = (a: AlertRecord) => `${a.id}/${a.resolvedAt ?? 'open'}`;
 
-  async function attempt(alert: AlertRecord): Promise<boolean> {
+  async function attempt(alert: AlertRecord, signal: AbortSignal): Promise<boolean> {
     try {
       const res = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'gatehouse-alerts' },
         body: JSON.stringify(payloadOf(alert)),
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), closing.signal]),
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), signal]),
         redirect: 'error',
       });
       await res.body?.cancel();
@@ -92,7 +84,7 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
         'the alert webhook refused an alert',
       );
     } catch (err) {
-      if (!closing.signal.aborted)
+      if (!signal.aborted)
         logger.warn(
           { alert: alert.id, err: (err as Error).message, attempt: alert.deliveryAttempts + 1 },
           'the alert webhook is unreachable',
@@ -119,14 +111,14 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
     });
   }
 
-  async function run(): Promise<void> {
+  async function run(signal: AbortSignal): Promise<void> {
     const due = (await store.listUndeliveredAlerts(BATCH)).filter(
       (a) => a.deliveryAttempts < maxAttempts && (notBefore.get(stateKey(a)) ?? 0) <= now(),
     );
     for (const alert of due) {
-      if (closing.signal.aborted) return;
-      const delivered = await attempt(alert);
-      if (closing.signal.aborted) return;
+      if (signal.aborted) return;
+      const delivered = await attempt(alert, signal);
+      if (signal.aborted) return;
       const key = stateKey(alert);
       if (delivered) {
         notBefore.delete(key);
@@ -134,38 +126,11 @@ export function createWebhookDelivery(options: WebhookOptions): WebhookDelivery 
         const attempts = alert.deliveryAttempts + 1;
         if (attempts >= maxAttempts)
           logger.error({ alert: alert.id, attempts }, 'gave up delivering an alert to the webhook');
-        const delay = Math.min(retryBaseMs * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS);
-        notBefore.set(key, now() + delay * (0.8 + Math.random() * 0.4));
+        notBefore.set(key, now() + retryDelayMs(retryBaseMs, attempts));
       }
       await record(alert, delivered);
     }
   }
 
-  function start(): Promise<void> {
-    const p = run()
-      .catch((err: unknown) => logger.error({ err }, 'delivering alerts failed'))
-      .finally(() => {
-        if (running === p) running = undefined;
-      });
-    running = p;
-    return p;
-  }
-
-  return {
-    deliver() {
-      if (closing.signal.aborted) return Promise.resolve();
-      if (again) return again;
-      if (!running) return start();
-      again = running.then(() => {
-        again = undefined;
-        return start();
-      });
-      return again;
-    },
-    async close() {
-      closing.abort();
-      await again;
-      await running;
-    },
-  };
+  return createDeliveryLoop(run, (err) => logger.error({ err }, 'delivering alerts failed'));
 }

@@ -1,5 +1,5 @@
 /**
- * Length (about 400 lines formatted): the collection operations (draft, publish, rollback, deploy, delete) share
+ * Length (about 410 lines): the collection operations (draft, publish, rollback, deploy, delete) share
  * their reference and scope checks and the record helpers below.
  *
  * Admin API: API collections of one environment. Drafts are edited freely; `publish` freezes the draft as the

@@ -8,6 +8,9 @@
  * within the caller's scope. Rows of no (or no longer any) collection — unrouted requests, deleted collections —
  * are shown only to callers holding every project. Alerts are about gateways: a caller sees those of the gateways
  * of its environments, and the cloud gateway's.
+ *
+ * Over 400 lines on purpose: these read-only operations share one visibility rule (which rows and alerts a caller's
+ * environments and projects let it see), written once above them.
  */
 import { z } from 'zod';
 import { parseDuration } from '../../config/duration.ts';

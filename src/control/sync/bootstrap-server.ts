@@ -1,5 +1,5 @@
 /**
- * Length (about 470 lines formatted): the endpoint's two exchanges (register, re-enroll) and the checks each
+ * Length (about 480 lines): the endpoint's two exchanges (register, re-enroll) and the checks each
  * makes, kept beside each other because they must refuse the same things the same way.
  *
  * The bootstrap endpoint (HTTPS, JSON): where `gatehouse gateway bootstrap` trades a one-time registration token

@@ -1,5 +1,5 @@
 /**
- * Length (about 460 lines formatted): the listener class and the three ways a request ends (proxied, refused,
+ * Length (about 710 lines): the listener class and the three ways a request ends (proxied, refused,
  * upgraded to a WebSocket tunnel), which share its private state; routing (route.ts) and the request and its
  * policy chain (exchange.ts) live apart.
  *

@@ -5,6 +5,9 @@
  * tools the caller may call, and `tools/call` becomes one request to the endpoint that runs the endpoint's own
  * frozen policy chain (authenticate, IP allow-list, authorize, resource policies, rate limits, concurrency caps,
  * request validation, token exchange) and goes to the upstream; the upstream's answer is the tool's result.
+ *
+ * Over 400 lines on purpose: one MCP request's path (authenticate, JSON-RPC, a tool call made a request to its
+ * endpoint, forwarding, the answer as a tool result) in the order it runs; the tool set is in tools.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ServerResponse as NodeServerResponse } from 'node:http';
@@ -21,15 +24,14 @@ import {
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { Dispatcher } from 'undici';
 import { ERRORS, type ErrorCode, problemBody, type Refusal, refusal, sendProblem } from '../../shared/errors.ts';
-import { type ChainEnd, type ClientAddress, publishAuthFailure, runChain } from '../http/exchange.ts';
+import { type ChainEnd, type ClientAddress, Exchange, publishAuthFailure, runChain } from '../http/exchange.ts';
 import { canonicalize } from '../http/canonical-path.ts';
 import { headerKey, isStripped } from '../http/header-rules.ts';
 import { classify, upstreamHeaders, upstreamPath } from '../http/proxy.ts';
 import { nextRequestId } from '../http/request-id.ts';
 import { relativePath } from '../http/router.ts';
 import type { Policy, RequestContext } from '../policies/policy.ts';
-import type { CompiledCollection, CompiledEndpoint, KeyEntry, Principal } from '../snapshot/compiled.ts';
-import type { DerivedClaims } from '../tokens/derived.ts';
+import type { CompiledCollection, CompiledEndpoint } from '../snapshot/compiled.ts';
 import type { McpTool, McpToolSet } from './tools.ts';
 
 /** Largest MCP request body (bytes): a JSON-RPC message with a tool's arguments. */
@@ -88,55 +90,27 @@ export interface McpTarget {
   metadataUrl: string;
 }
 
-/** One tool call (or the MCP request's own authentication) as the policy chain sees it. */
-class McpContext implements RequestContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse | null;
-  readonly requestId: string;
-  readonly clientIp: string;
-  readonly collection: CompiledCollection;
-  readonly endpoint: CompiledEndpoint;
-  readonly forwardPath: string;
-  readonly forwardedHost: string | undefined;
-  readonly params: readonly string[];
-  readonly query: string;
-  principal: Principal | undefined = undefined;
-  key: KeyEntry | undefined = undefined;
-  derived: DerivedClaims | undefined = undefined;
-  credentialHeaders: string[] | undefined = undefined;
-  responseHeaders: string[] | undefined = undefined;
-  upstreamAuthorization: string | undefined = undefined;
-  requestBody: Buffer | undefined = undefined;
-  readonly start = performance.now();
-
-  constructor(
-    req: IncomingMessage,
-    res: ServerResponse | null,
-    requestId: string,
-    ip: ClientAddress,
-    endpoint: CompiledEndpoint,
-    forwardPath: string,
-    params: readonly string[],
-    query: string,
-    forwardedHost: string | undefined,
-  ) {
-    this.req = req;
-    this.res = res;
-    this.requestId = requestId;
-    this.clientIp = ip.clientIp;
-    this.collection = endpoint.collection;
-    this.endpoint = endpoint;
-    this.forwardPath = forwardPath;
-    this.params = params;
-    this.query = query;
-    this.forwardedHost = forwardedHost;
-  }
+/**
+ * One tool call (or the MCP request's own authentication) as the policy chain sees it: an `Exchange` whose route is
+ * the tool's endpoint (the MCP request's own is its first tool's, at `/`).
+ */
+function mcpExchange(
+  req: IncomingMessage,
+  res: ServerResponse | null,
+  requestId: string,
+  ip: ClientAddress,
+  endpoint: CompiledEndpoint,
+  route: { path: string; forwardPath: string; params: readonly string[]; query: string },
+  forwardedHost: string | undefined,
+): Exchange {
+  const routed = { ...route, collection: endpoint.collection, endpoint, forwardedHost };
+  return new Exchange(req, res, requestId, performance.now(), routed, ip);
 }
 
 /** Runs a chain to its end as a promise: undefined when it passed, else the refusal (a throw is a bug). */
-function chainResult(ctx: McpContext, chain: readonly Policy[]): Promise<Refusal | undefined> {
+function chainResult(ctx: Exchange, chain: readonly Policy[]): Promise<Refusal | undefined> {
   return new Promise((resolve, reject) => {
-    const end: ChainEnd<McpContext> = {
+    const end: ChainEnd<Exchange> = {
       passed: () => resolve(undefined),
       refused: (_c, r) => resolve(r),
       failed: (_c, error) => reject(error),
@@ -174,7 +148,8 @@ export function serveMcp(
   }
   const { tools } = target;
   // The MCP request's own context: authentication reads only the credential headers and the address.
-  const self = new McpContext(req, res, requestId, ip, tools.tools[0]!.endpoint, '/', [], '', forwardedHost);
+  const route = { path: '/', forwardPath: '/', params: [], query: '' };
+  const self = mcpExchange(req, res, requestId, ip, tools.tools[0]!.endpoint, route, forwardedHost);
   chainResult(self, tools.authChain)
     .then((r) => {
       if (r !== undefined) {
@@ -259,7 +234,7 @@ async function answer(
   requestId: string,
   start: number,
   target: McpTarget,
-  self: McpContext,
+  self: Exchange,
   ip: ClientAddress,
   forwardedHost: string | undefined,
   body: unknown,
@@ -339,17 +314,8 @@ async function callTool(
   }) as unknown as IncomingMessage;
   // Its 'close' ends the call for the policies that hold something until the answer is complete (concurrency slots).
   const done = new NodeServerResponse(synthetic);
-  const ctx = new McpContext(
-    synthetic,
-    done,
-    requestId,
-    ip,
-    endpoint,
-    forwardPath,
-    match.params,
-    canonical.value.query,
-    forwardedHost,
-  );
+  const route = { path: canonical.value.path, forwardPath, params: match.params, query: canonical.value.query };
+  const ctx = mcpExchange(synthetic, done, requestId, ip, endpoint, route, forwardedHost);
   try {
     const r = await chainResult(ctx, endpoint.chain);
     if (r !== undefined) {
@@ -441,7 +407,7 @@ function addQuery(out: string[], name: string, value: unknown, explode: boolean,
 
 /** The upstream exchange of a tool call; its answer (at most TOOL_RESULT_MAX bytes) is the tool's result. */
 async function forward(
-  ctx: McpContext,
+  ctx: Exchange,
   path: string,
   body: Buffer | undefined,
   deps: McpServeDeps,

@@ -1,5 +1,5 @@
 /**
- * Length (about 500 lines formatted): one stream's lifecycle (dial, ACK/NACK, heartbeats, renewal, back-off, moving between replicas) as one class.
+ * Length (about 620 lines): one stream's lifecycle (dial, ACK/NACK, heartbeats, renewal, back-off, moving between replicas) as one class.
  *
  * An edge gateway's end of the channel: dials the control plane (outbound only, gRPC over mutual TLS), keeps one
  * `ConfigSync.Sync` stream open, hands every snapshot or delta to `handle` and ACKs or NACKs it, sends heartbeats,

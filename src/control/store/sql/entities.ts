@@ -1,7 +1,7 @@
 /** Relationship data of resource policies (entities per collection) in SQL, and the mapping of its rows. */
-import { type Insertable, type Selectable, sql } from 'kysely';
+import { type Insertable, type Kysely, type Selectable, sql } from 'kysely';
 import type { EntityChange, EntityOps, EntityRecord } from '../store.ts';
-import type { PolicyEntitiesTable } from '../tables.ts';
+import type { Database, PolicyEntitiesTable } from '../tables.ts';
 import type { Run } from './statement-runner.ts';
 
 /** Rows per INSERT: 8 parameters each stays far below both databases' parameter limits. */
@@ -107,31 +107,11 @@ export function entityQueries(run: Run): EntityOps {
     },
 
     async entityChangesSince(collectionId, since, limit): Promise<EntityChange[]> {
-      const page = await run((db) =>
-        db
-          .selectFrom('policy_entities')
-          .selectAll()
-          .where('collection_id', '=', collectionId)
-          .where('seq', '>', since)
-          .orderBy('seq')
-          .orderBy('entity_type')
-          .orderBy('entity_id')
-          .limit(limit)
-          .execute(),
-      );
+      const page = await run((db) => changeRows(db, collectionId, '>', since).limit(limit).execute());
       if (page.length < limit || page.length === 0) return page.map(toChange);
       // The page may end inside a version: complete that version (a batch is at most 1000 entities).
       const last = page[page.length - 1]!.seq;
-      const rest = await run((db) =>
-        db
-          .selectFrom('policy_entities')
-          .selectAll()
-          .where('collection_id', '=', collectionId)
-          .where('seq', '=', last)
-          .orderBy('entity_type')
-          .orderBy('entity_id')
-          .execute(),
-      );
+      const rest = await run((db) => changeRows(db, collectionId, '=', last).execute());
       return [...page.filter((r) => r.seq !== last), ...rest].map(toChange);
     },
 
@@ -262,14 +242,33 @@ function entityRow(e: EntityRecord, seq: number): Insertable<PolicyEntitiesTable
   };
 }
 
+/** A collection's entity rows whose `seq` is `op` `seq`, in change order (version, then type and id). */
+function changeRows(db: Kysely<Database>, collectionId: string, op: '>' | '=', seq: number) {
+  return db
+    .selectFrom('policy_entities')
+    .selectAll()
+    .where('collection_id', '=', collectionId)
+    .where('seq', op, seq)
+    .orderBy('seq')
+    .orderBy('entity_type')
+    .orderBy('entity_id');
+}
+
+/** A row's JSON columns, parsed (the inverse of `entityRow`'s). */
+function entityContent(r: Selectable<PolicyEntitiesTable>): Pick<EntityRecord, 'attrs' | 'parents'> {
+  return {
+    attrs: JSON.parse(r.attrs) as EntityRecord['attrs'],
+    parents: JSON.parse(r.parents) as EntityRecord['parents'],
+  };
+}
+
 function toChange(r: Selectable<PolicyEntitiesTable>): EntityChange {
   return {
     type: r.entity_type,
     id: r.entity_id,
     version: Number(r.seq),
     deleted: Boolean(r.deleted),
-    attrs: JSON.parse(r.attrs) as EntityChange['attrs'],
-    parents: JSON.parse(r.parents) as EntityChange['parents'],
+    ...entityContent(r),
   };
 }
 
@@ -278,8 +277,7 @@ function toEntity(r: Selectable<PolicyEntitiesTable>): EntityRecord {
     collectionId: r.collection_id,
     type: r.entity_type,
     id: r.entity_id,
-    attrs: JSON.parse(r.attrs) as EntityRecord['attrs'],
-    parents: JSON.parse(r.parents) as EntityRecord['parents'],
+    ...entityContent(r),
     updatedAt: r.updated_at,
   };
 }

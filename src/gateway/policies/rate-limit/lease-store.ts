@@ -1,5 +1,5 @@
 /**
- * Length (about 420 lines formatted): the store's local spending, its refills and returns, and its fallback while
+ * Length (about 580 lines): the store's local spending, its refills and returns, and its fallback while
  * Redis fails are one protocol with the lease script (redis-leases.ts); split, each half would explain the other.
  *
  * The exact shared rate-limit store (`server.rateLimitStore: { type: redis, mode: lease }`, the default): limits
