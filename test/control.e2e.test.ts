@@ -65,6 +65,10 @@ describe('control plane: clients, roles and the cloud gateway', () => {
     const { readFile } = await import('node:fs/promises');
     const db = await readFile(`${cp.dataDir}/gatehouse.db`);
     assert.equal(db.includes(Buffer.from(cp.token)), false, 'the token is in the database file');
+    // The banner names the console and how to sign in to it the first time.
+    const banner = cp.output.join('\n');
+    assert.match(banner, new RegExp(`^ {2}console {8}${cp.adminUrl}/console/ `, 'm'));
+    assert.match(banner, /^ {2}gatehouse user create --email you@example\.com$/m);
   });
 
   it('creates a role and a client, shows the token once, and the token calls the cloud gateway', async () => {
