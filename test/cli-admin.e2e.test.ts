@@ -256,6 +256,10 @@ describe('generated admin commands against a control plane', () => {
     assert.equal((await gh(['role', 'list'], { GATEHOUSE_TOKEN: token })).code, 0);
     const json = JSON.parse(await ok(['client', 'get', id, '-o', 'json'])) as { status: string };
     assert.equal(json.status, 'active');
+    // By name as well as by id, as the help says (ID: the client, name or id).
+    const byName = JSON.parse(await ok(['client', 'get', 'app', '-o', 'json'])) as { id: string };
+    assert.equal(byName.id, id);
+    assert.match(await ok(['agent-credential', 'revocations', 'app']), /^(?!.*not found)/);
   });
 
   it('collection publish, roll back with --version, a deployment target set by flag, shown by collection list', async () => {

@@ -65,6 +65,10 @@ describe('control plane: clients, roles and the cloud gateway', () => {
     const { readFile } = await import('node:fs/promises');
     const db = await readFile(`${cp.dataDir}/gatehouse.db`);
     assert.equal(db.includes(Buffer.from(cp.token)), false, 'the token is in the database file');
+    // The banner names the console and how to sign in to it the first time.
+    const banner = cp.output.join('\n');
+    assert.match(banner, new RegExp(`^ {2}console {8}${cp.adminUrl}/console/ `, 'm'));
+    assert.match(banner, /^ {2}gatehouse user create --email you@example\.com$/m);
   });
 
   it('creates a role and a client, shows the token once, and the token calls the cloud gateway', async () => {
@@ -108,6 +112,34 @@ describe('control plane: clients, roles and the cloud gateway', () => {
     const post = await gw('/invoices', token, { method: 'POST' });
     assert.equal(post.status, 403);
     assert.equal(((await post.json()) as { code: string }).code, 'GH_ERR_AUTH_FORBIDDEN_ENDPOINT');
+  });
+
+  it('finds an API client by its id or its name; a name two clients share is refused 409 with their ids', async () => {
+    await admin.post('/workspaces/default/roles', { name: 'by-name', permissions: ['invoices:read'] });
+    const body = { role: 'by-name', environments: ['DEV'], projects: ['default'] };
+    const one = await admin.post('/workspaces/default/clients', { name: 'named-app', ...body });
+    assert.equal(one.status, 201, JSON.stringify(one.body));
+    const id = one.body.client.id as string;
+    const byName = await admin.get('/workspaces/default/clients/named-app');
+    assert.equal(byName.status, 200, JSON.stringify(byName.body));
+    assert.equal(byName.body.id, id);
+    assert.equal((await admin.get(`/workspaces/default/clients/${id}`)).body.id, id);
+    const patched = await admin.patch('/workspaces/default/clients/named-app', { status: 'disabled' });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    assert.equal(patched.body.status, 'disabled');
+    assert.equal((await admin.get('/workspaces/default/clients/no-such-app')).status, 404);
+
+    const two = await admin.post('/workspaces/default/clients', { name: 'named-app', ...body });
+    assert.equal(two.status, 201, JSON.stringify(two.body));
+    const ambiguous = await admin.get('/workspaces/default/clients/named-app');
+    assert.equal(ambiguous.status, 409, JSON.stringify(ambiguous.body));
+    assert.equal(ambiguous.body.code, 'GH_ERR_ADMIN_CONFLICT');
+    assert.match(ambiguous.body.detail, new RegExp(`named "named-app" \\(${id}, ${two.body.client.id}\\)`));
+    // The ids still name each one.
+    assert.equal((await admin.get(`/workspaces/default/clients/${two.body.client.id}`)).status, 200);
+    assert.equal((await admin.delete(`/workspaces/default/clients/${two.body.client.id}`)).status, 204);
+    assert.equal((await admin.delete('/workspaces/default/clients/named-app')).status, 204);
+    assert.equal((await admin.get(`/workspaces/default/clients/${id}`)).status, 404);
   });
 
   it('regenerate: the old token is refused within a second and the new one works; deleting the role refuses it', async () => {

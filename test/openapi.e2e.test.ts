@@ -178,6 +178,19 @@ describe('OpenAPI import through the admin API, enforced by the cloud gateway', 
   it('imports a multi-file document with the CLI, and exports it back as a no-op import', async () => {
     const env = { GATEHOUSE_URL: cp.adminUrl, GATEHOUSE_TOKEN: cp.token };
     const spec = new URL('fixtures/openapi/petstore-multi/openapi.yaml', import.meta.url).pathname;
+    // A collection that does not exist yet: the refusal names this command's flags, not the API body's fields.
+    const base = ['collection', 'import', '--env', 'DEV', '--spec', spec, '--collection', 'multi', '--dry-run'];
+    const missing = await runCli(base, { env });
+    assert.equal(missing.code, 2, missing.stdout);
+    assert.match(
+      missing.stderr,
+      /collection import: collection "multi" does not exist in DEV: give --project NAME and --upstream URL/,
+    );
+    assert.doesNotMatch(missing.stderr, /body\.create/);
+    const half = await runCli([...base, '--project', 'default'], { env });
+    assert.equal(half.code, 2, half.stdout);
+    assert.match(half.stderr, /--upstream: /);
+    assert.doesNotMatch(half.stderr, /body\.create/);
     const dry = await runCli(
       [
         'collection',

@@ -66,7 +66,7 @@ exist yet. The mapping rules are in docs/openapi.md.`,
     } catch (error) {
       if (error instanceof AdminRequestError && error.code === 'GH_ERR_ADMIN_OPENAPI_INVALID')
         throw new UsageError(formatProblems(file, error.errors as unknown as SpecProblem[]));
-      throw error;
+      throw asFlags(error, collection, values.env!);
     } finally {
       shown.done();
     }
@@ -75,6 +75,29 @@ exist yet. The mapping rules are in docs/openapi.md.`,
     return 0;
   },
 });
+
+/** The API body's `create` fields, as this command's flags. */
+const CREATE_FLAGS: Readonly<Record<string, string>> = {
+  'body.create.project': '--project',
+  'body.create.upstream': '--upstream',
+  'body.create.basePath': '--base-path',
+};
+
+/**
+ * A refusal of the import's `create` (the collection does not exist and was not given its project and upstream,
+ * or one of them is bad) in this command's words: its flags, not the admin API body's fields.
+ */
+function asFlags(error: unknown, collection: string, env: string): unknown {
+  if (!(error instanceof AdminRequestError) || error.code !== 'GH_ERR_ADMIN_INVALID_BODY') return error;
+  const problems = error.errors.filter((e) => e.path === 'body.create' || e.path in CREATE_FLAGS);
+  if (problems.length === 0 || problems.length !== error.errors.length) return error;
+  const lines = problems.map((p) =>
+    p.path === 'body.create'
+      ? `${NAME}: collection "${collection}" does not exist in ${env}: give --project NAME and --upstream URL to create it from the document`
+      : `${NAME}: ${CREATE_FLAGS[p.path]}: ${p.message}`,
+  );
+  return new UsageError(lines.join('\n'));
+}
 
 /** `FILE:LINE:COLUMN /pointer: message`, one line per problem (line and column when the text was sent). */
 export function formatProblems(file: string, problems: readonly SpecProblem[]): string {

@@ -1,5 +1,8 @@
 import type { Logger } from 'pino';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { startControlPlane } from '../control/plane.ts';
+import { CONSOLE_DIST } from '../control/api/console-static.ts';
 import { StoreOpenError } from '../control/store/open.ts';
 import { KeyRingError, keyRingFromEnv } from '../control/secrets/key-ring.ts';
 import { ConfigError } from '../config/load.ts';
@@ -106,6 +109,7 @@ export const controlStart: Command = {
       '',
       `Gatehouse control plane (${plane.store.kind})`,
       `  admin API      ${admin}/api/v1   (OpenAPI: ${admin}/api/openapi.json)`,
+      `  console        ${admin}/console/   (${consoleNote()})`,
       `  cloud gateway  ${gateway}/<workspace>/<environment>/<base path>`,
       `  bootstrap      ${plane.endpoints.bootstrap}   (edge gateways: gatehouse gateway bootstrap; CA pin ${plane.ca.pin})`,
       `  config sync    ${plane.endpoints.sync}   (edge gateways, gRPC with mutual TLS; telemetry too)`,
@@ -118,6 +122,11 @@ export const controlStart: Command = {
         `  ${plane.bootstrapToken}`,
         '',
         `  export GATEHOUSE_URL=${admin} GATEHOUSE_TOKEN=${plane.bootstrapToken}`,
+        '',
+        `To sign in to the console, create its first user with that token (the password is shown once), then open`,
+        `${admin}/console/ and sign in with workspace "default", that email and password:`,
+        '',
+        '  gatehouse user create --email you@example.com',
       );
     }
     process.stderr.write(`${lines.join('\n')}\n\n`);
@@ -128,6 +137,13 @@ export const controlStart: Command = {
     return 0;
   },
 };
+
+/** How to use the console, or that it is not built (a checkout without `npm ci`'s build). */
+function consoleNote(): string {
+  return existsSync(join(CONSOLE_DIST, 'index.html'))
+    ? 'sign in as a console user: gatehouse user create'
+    : 'not built: run npm run console:build';
+}
 
 /** Each setting as the command line (or environment) gives it: a string, or absent. */
 type Flags = Record<keyof ControlPlaneSettingsInput, string | undefined>;

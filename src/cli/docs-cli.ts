@@ -121,7 +121,7 @@ export async function renderCliDocs(manifest: ApiManifest): Promise<string> {
       const op = c.operation;
       lines.push('```', `gatehouse ${adminUsage(c)}`, '```', '');
       lines.push(
-        `Admin API: \`${op.method} ${op.path.replace('/api/v1', '')}\`, permission ${op.permission === null ? 'none (any caller)' : `\`${op.permission}\``}.`,
+        `Admin API: \`${op.method} ${op.path.replace('/api/v1', '')}\`, permission ${op.permission !== null ? `\`${op.permission}\`` : c.permission === 'any caller' ? 'none (any caller)' : c.permission}.`,
         '',
       );
       const rows = adminOptionRows(c);

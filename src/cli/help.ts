@@ -27,8 +27,15 @@ export function nouns(entries: readonly Entry[]): string[] {
 export function topHelp(entries: readonly Entry[]): string {
   const width = Math.max(...entries.map((e) => e.name.length)) + 2;
   const lines = ['gatehouse — API gateway', '', 'Usage: gatehouse <command> [options]', ''];
-  for (const noun of nouns(entries)) {
-    for (const e of entries.filter((x) => nounOf(x.name) === noun)) lines.push(`  ${e.name.padEnd(width)}${e.summary}`);
+  const maintainer = (e: Entry) => e.kind === 'local' && e.maintainer === true;
+  const users = entries.filter((e) => !maintainer(e));
+  for (const noun of nouns(users)) {
+    for (const e of users.filter((x) => nounOf(x.name) === noun)) lines.push(`  ${e.name.padEnd(width)}${e.summary}`);
+  }
+  const own = entries.filter(maintainer);
+  if (own.length > 0) {
+    lines.push('', heading("Maintainer commands (Gatehouse's own docs, generated from the code):"));
+    for (const e of own) lines.push(`  ${e.name.padEnd(width)}${e.summary}`);
   }
   lines.push(
     '',
@@ -75,12 +82,11 @@ export function adminHelp(c: AdminCommand): string {
   const rows = adminOptionRows(c);
   const width = Math.min(36, Math.max(...rows.map(([flag]) => flag.length))) + 2;
   const op = c.operation;
-  const permission = op.permission === null ? 'any caller' : op.permission;
   return [
     `Usage: gatehouse ${adminUsage(c)}`,
     '',
     sentence(c.summary),
-    `Admin API: ${op.method} ${op.path} (permission: ${permission})`,
+    `Admin API: ${op.method} ${op.path} — permission: ${c.permission}`,
     '',
     heading('Options:'),
     ...rows.map(([flag, help]) =>

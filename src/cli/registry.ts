@@ -14,6 +14,8 @@ export interface LocalCommand {
   examples: string[];
   /** Talks to the admin API (takes --url, --token, --workspace). */
   admin?: boolean;
+  /** For Gatehouse's own maintainers (regenerating docs/): listed apart, after the commands users need. */
+  maintainer?: boolean;
   load(): Promise<Command>;
 }
 
@@ -125,6 +127,7 @@ export const LOCAL_COMMANDS: readonly LocalCommand[] = [
   {
     kind: 'local',
     name: 'docs errors',
+    maintainer: true,
     summary: 'write docs/errors.md from the error code table',
     examples: ['gatehouse docs errors'],
     load: async () => (await import('./docs-errors.ts')).docsErrors,
@@ -132,6 +135,7 @@ export const LOCAL_COMMANDS: readonly LocalCommand[] = [
   {
     kind: 'local',
     name: 'docs admin-api',
+    maintainer: true,
     summary: 'write docs/admin-api.md from the admin API operations',
     examples: ['gatehouse docs admin-api'],
     load: async () => (await import('./docs-errors.ts')).docsAdminApi,
@@ -139,6 +143,7 @@ export const LOCAL_COMMANDS: readonly LocalCommand[] = [
   {
     kind: 'local',
     name: 'docs cli',
+    maintainer: true,
     summary: "write docs/cli.md and the CLI's copy of the admin API (src/cli/admin/api.json) from the operations",
     examples: ['gatehouse docs cli'],
     load: async () => (await import('./docs-cli.ts')).docsCli,
@@ -146,6 +151,7 @@ export const LOCAL_COMMANDS: readonly LocalCommand[] = [
   {
     kind: 'local',
     name: 'docs openapi',
+    maintainer: true,
     summary: "print the admin API's OpenAPI document (or write it with --out FILE)",
     examples: ['gatehouse docs openapi --out console/openapi.json'],
     load: async () => (await import('./docs-errors.ts')).docsOpenApi,

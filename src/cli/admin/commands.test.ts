@@ -8,9 +8,9 @@ import { OPERATIONS } from '../../control/api/operations.ts';
 import { parse, suggest } from '../command.ts';
 import { optionsOf } from './run.ts';
 import { renderCliDocs, renderManifest } from '../docs-cli.ts';
-import { adminUsage } from '../help.ts';
+import { adminHelp, adminUsage, topHelp } from '../help.ts';
 import { LOCAL_COMMANDS } from '../registry.ts';
-import { adminCommandOf, adminCommands, nounAndVerb } from './commands.ts';
+import { adminCommandOf, adminCommands, inFlags, nounAndVerb } from './commands.ts';
 import { buildManifest, type ApiManifest } from './manifest.ts';
 import { HIDDEN, OVERRIDES } from './overrides.ts';
 
@@ -63,6 +63,60 @@ describe('the CLI covers the admin API', () => {
       assert.ok(c.examples.length > 0, `${c.name} has no example`);
       for (const e of c.examples) assert.ok(e.includes(`gatehouse ${c.name}`), `${c.name}: ${e}`);
     }
+  });
+
+  it('reads as words: no broken singulars, analytics under one noun, no duplicate of a hand-written command', () => {
+    assert.deepEqual(nounAndVerb('getAnalyticsSeries'), { noun: 'analytics-series', verb: 'get' });
+    assert.deepEqual(nounAndVerb('listPolicies'), { noun: 'policy', verb: 'list' });
+    const names = adminCommands().map((c) => c.name);
+    for (const name of ['analytics series', 'analytics top-clients', 'analytics top-agents', 'analytics top-refusals'])
+      assert.ok(names.includes(name), name);
+    assert.deepEqual(
+      names.filter((n) => /sery|top-client get|collection-open-api|collection-permission/.test(n)),
+      [],
+    );
+    const ids = new Set(adminCommands().map((c) => c.operation.id));
+    assert.ok(!ids.has('importCollectionOpenApi') && !ids.has('exportCollectionOpenApi'));
+    assert.ok(LOCAL_COMMANDS.some((c) => c.name === 'collection import'));
+  });
+
+  it('speaks in flags, not query syntax, and says who may call it once', () => {
+    for (const c of adminCommands()) {
+      for (const [, field] of c.summary.matchAll(/`\?([A-Za-z]+)=/g))
+        assert.ok(!c.flags.some((f) => f.to === 'query' && f.field === field), `${c.name}: ${c.summary}`);
+      assert.doesNotMatch(c.summary, /Needs admin:/, c.name);
+    }
+    const revoke = adminCommands().find((c) => c.name === 'agent-credential revoke')!;
+    assert.equal(revoke.permission, 'admin:clients:write, or the caller is the client itself (its own key)');
+    const help = adminHelp(revoke);
+    assert.equal(help.match(/admin:clients:write/g)?.length, 1, help);
+    assert.doesNotMatch(help, /any caller/);
+    const series = adminCommands().find((c) => c.name === 'analytics series')!;
+    assert.match(series.summary, /--bucket/);
+    assert.equal(
+      inFlags('`?from=` `?version=N` `?other=`', [
+        { name: 'from', kind: 'string', required: false, help: '', to: 'query', field: 'from' },
+        { name: 'query-version', kind: 'integer', required: false, help: '', to: 'query', field: 'version' },
+      ]),
+      '`--from` `--query-version N` `?other=`',
+    );
+  });
+
+  it("lists the docs commands apart, under a maintainer heading after the users' commands", () => {
+    const text = topHelp([
+      ...LOCAL_COMMANDS.map((c) => c),
+      ...adminCommands().map((command) => ({
+        kind: 'admin' as const,
+        name: command.name,
+        summary: command.summary,
+        command,
+      })),
+    ]);
+    const [users, maintainers] = text.split(/Maintainer commands[^\n]*\n/);
+    assert.ok(maintainers, text);
+    assert.doesNotMatch(users!, /docs cli/);
+    assert.match(maintainers!, /^ {2}docs cli /m);
+    assert.match(users!, /^ {2}collection import /m);
   });
 
   it('gives examples that parse: known flags, and as many arguments as the command takes', () => {

@@ -47,6 +47,11 @@ export interface AdminCommand {
   noun: string;
   verb: string;
   summary: string;
+  /**
+   * Who may call it, said once: the operation's permission, or for one open to any caller the condition its summary
+   * states (`admin:clients:write, or the caller is the client itself`), which the summary then leaves out.
+   */
+  permission: string;
   operation: ApiOperation;
   positionals: AdminPositional[];
   flags: AdminFlag[];
@@ -68,6 +73,7 @@ function words(id: string): string[] {
 }
 
 function singular(word: string): string {
+  if (word === 'series') return word;
   if (word.endsWith('ies')) return `${word.slice(0, -3)}y`;
   if (word.endsWith('ss') || !word.endsWith('s')) return word;
   return word.slice(0, -1);
@@ -196,11 +202,13 @@ export function adminCommandOf(op: ApiOperation, override: Override = OVERRIDES[
       to: 'file',
       field: '',
     });
+  const who = permissionOf(op, override.summary ?? lowerFirst(op.summary));
   const command: AdminCommand = {
     name: `${noun} ${verb}`,
     noun,
     verb,
-    summary: override.summary ?? lowerFirst(op.summary),
+    summary: inFlags(who.summary, flags),
+    permission: who.permission,
     operation: op,
     positionals,
     flags,
@@ -213,6 +221,25 @@ export function adminCommandOf(op: ApiOperation, override: Override = OVERRIDES[
   };
   command.examples = override.examples ?? [generatedExample(command)];
   return command;
+}
+
+/** An open operation's "Needs X, or Y." sentence as its permission, taken out of the summary. */
+function permissionOf(op: ApiOperation, summary: string): { summary: string; permission: string } {
+  if (op.permission !== null) return { summary, permission: op.permission };
+  const needs = /\.? Needs ([^.]+)\.?$/.exec(summary);
+  if (!needs) return { summary, permission: 'any caller' };
+  return { summary: summary.slice(0, needs.index), permission: needs[1]! };
+}
+
+/**
+ * The API's words for query parameters (`?from=`, `?bucket=` 1m|5m, `?version=N`) as this command's flags
+ * (`--from`, `--bucket` 1m|5m, `--version N`): summaries come from the admin API, help speaks in flags.
+ */
+export function inFlags(summary: string, flags: readonly AdminFlag[]): string {
+  return summary.replace(/`\?([A-Za-z]+)=([^`]*)`/g, (text, field: string, value: string) => {
+    const flag = flags.find((f) => f.to === 'query' && f.field === field);
+    return flag ? `\`--${flag.name}${value ? ` ${value}` : ''}\`` : text;
+  });
 }
 
 function lowerFirst(text: string): string {

@@ -102,6 +102,9 @@ export const FIELD_HELP: Record<string, string> = {
 export const HIDDEN: Record<string, string> = {
   login: 'console sessions (cookies); the CLI authenticates with API client tokens',
   logout: 'console sessions (cookies); the CLI authenticates with API client tokens',
+  importCollectionOpenApi:
+    '`collection import` (hand-written: it bundles a multi-file document and names its problems by file and line)',
+  exportCollectionOpenApi: '`collection export` (hand-written: it writes the document to a file)',
 };
 
 const SINCE = 'from this ISO time, or this long ago (30m, 24h)';
@@ -467,6 +470,55 @@ export const OVERRIDES: Record<string, Override> = {
     display: { destination: 'NAME' },
     summary: 'delete a webhook destination; the rules sending to it stop doing so',
     examples: ['gatehouse alert-destination delete ops'],
+  },
+  getCollectionPermissions: {
+    noun: 'collection',
+    verb: 'permissions',
+    display: ENV_ARG,
+    examples: ['gatehouse collection permissions orders --env DEV'],
+  },
+  // The analytics operations, under one noun (their ids would make `analytics-sery get`, `top-client get`, …).
+  getAnalyticsSeries: {
+    noun: 'analytics',
+    verb: 'series',
+    summary:
+      'requests, errors, 4xx, 5xx, 429s and latency (avg, p50, p95, p99, max) over time, one point per --bucket; --group-by splits it into the --top busiest series',
+    examples: [
+      'gatehouse analytics series --from 6h --bucket 15m',
+      'gatehouse analytics series --collection billing --group-by client --top 10 --json',
+    ],
+  },
+  getTopClients: {
+    noun: 'analytics',
+    verb: 'top-clients',
+    summary: 'the clients with the most requests, with their errors, 429s and latency (default: the last 24h)',
+    examples: ['gatehouse analytics top-clients --from 7d --limit 20'],
+  },
+  getTopAgents: {
+    noun: 'analytics',
+    verb: 'top-agents',
+    summary:
+      "the agents (of derived credentials) with the most requests, with their errors, 429s and latency; --client: one client's agents",
+    examples: ['gatehouse analytics top-agents --client billing-app'],
+  },
+  getTopRefusals: {
+    noun: 'analytics',
+    verb: 'top-refusals',
+    summary:
+      'the most frequent refused requests with their error codes; --by agent splits them per agent and session too',
+    examples: ['gatehouse analytics top-refusals --from 1h --by agent'],
+  },
+  listReleaseNotes: {
+    summary:
+      "the release notes of the versions after --since (e.g. a gateway's version) up to this control plane's, newest first (without --since: every released version)",
+    examples: ['gatehouse release-note list --since 0.1.0'],
+  },
+  listAuditLog: {
+    summary: 'who changed what and when, newest first; --cursor: the previous page’s nextCursor',
+    examples: [
+      'gatehouse audit-log list --since 24h --actor cli_4fQ…',
+      'gatehouse audit-log list --action deleteClient',
+    ],
   },
   sendTestAlert: {
     noun: 'alert-destination',

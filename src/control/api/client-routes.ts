@@ -3,6 +3,7 @@
  * regenerate — and stored only as its SHA-256. Regenerating invalidates the old token at once or after a stated
  * grace period; deleting a client invalidates its tokens at once. A caller sees and manages only clients whose
  * environments and projects lie within its own, and cannot hand out a role with admin permissions it lacks.
+ * `{client}` is the client's id or its name (a name several visible clients share is refused 409, naming their ids).
  */
 import { z } from 'zod';
 import {

@@ -12,7 +12,7 @@ import type {
   UserRecord,
   WorkspaceRecord,
 } from '../store/store.ts';
-import { invalid, notFound } from './errors.ts';
+import { conflict, invalid, notFound } from './errors.ts';
 import type { Caller } from './operation.ts';
 import { clientInScope, hasEnvironment, hasProject } from './scope.ts';
 
@@ -22,18 +22,25 @@ export function found<T>(record: T | undefined, what: string, visible: (r: T) =>
   return record;
 }
 
-/** The API client with this id, if it is the workspace's and within the caller's scope. */
+/**
+ * The API client with this id, or else of this name, if it is the workspace's and within the caller's scope. Names
+ * are not unique: a name that several visible clients share is refused (409) with their ids, so the caller picks one.
+ */
 export async function visibleClient(
   tx: StoreOps,
   caller: Caller,
   workspace: WorkspaceRecord,
-  id: string,
+  ref: string,
 ): Promise<ClientRecord> {
-  return found(
-    await tx.getClient(id),
-    `API client "${id}"`,
-    (c) => c.workspaceId === workspace.id && clientInScope(caller, c),
-  );
+  const visible = (c: ClientRecord): boolean => c.workspaceId === workspace.id && clientInScope(caller, c);
+  const byId = await tx.getClient(ref);
+  if (byId && visible(byId)) return byId;
+  const named = (await tx.listClients(workspace.id)).filter((c) => c.name === ref && visible(c));
+  if (named.length > 1)
+    throw conflict(
+      `${named.length} API clients are named "${ref}" (${named.map((c) => c.id).join(', ')}): name one by its id`,
+    );
+  return found(named[0], `API client "${ref}"`);
 }
 
 /** The collection of this name in the environment, if its project is among the caller's. */
