@@ -219,6 +219,18 @@ describe('cloud gateway: tenants with the same collection name and org id', () =
   it("still reaches a loopback upstream on another port by default (the quickstart's 127.0.0.1:9000)", async () => {
     assert.equal((await call('default', '/billing/invoices', tokenA)).status, 200);
   });
+
+  it('forwards a collection that keeps its base path without the workspace prefix, which X-Forwarded-Prefix names', async () => {
+    await publish(
+      admin,
+      'default',
+      collection('kept', '/kept/v1', `${upstream.url}/api`, { authRequired: false, stripBasePath: false }),
+    );
+    assert.equal((await call('default', '/kept/v1/invoices?page=2')).status, 200);
+    const seen = upstream.requests.at(-1)!;
+    assert.equal(seen.url, '/api/kept/v1/invoices?page=2');
+    assert.equal(seen.headers['x-forwarded-prefix'], '/default/dev');
+  });
 });
 
 describe('cloud gateway with --cloud-egress public', () => {

@@ -440,6 +440,12 @@ export const CollectionSchema = z.strictObject({
   environment: EnvironmentSchema,
   /** Remove the base path before forwarding (the upstream URL's own path is prepended). */
   stripBasePath: z.boolean().default(true),
+  /**
+   * The start of `basePath` that is the gateway's own and never reaches the upstream: the cloud gateway serves a
+   * workspace's collection under `/<workspace>/<env>` (set by the control plane). With `stripBasePath: false` the
+   * upstream receives the path without it, and `X-Forwarded-Prefix` names it.
+   */
+  mountPath: BasePathSchema.optional(),
   /** Let WebSocket upgrades through to the upstream. */
   websocket: z.boolean().default(false),
   /** When false, endpoints are public: no key, no role check, no token exchange. */

@@ -219,10 +219,13 @@ function compileRevocations(state: WorkspaceState, clients: Client[], now: numbe
 
 function toCollection(spec: CollectionSpec, environment: string, cloudWorkspace: string | undefined): Collection {
   const { description: _description, target: _target, ...collection } = spec;
+  if (cloudWorkspace === undefined) return { ...collection, environment };
   return {
     ...collection,
     environment,
-    basePath: cloudWorkspace === undefined ? spec.basePath : cloudBasePath(cloudWorkspace, environment, spec.basePath),
+    basePath: cloudBasePath(cloudWorkspace, environment, spec.basePath),
+    // The prefix is the cloud gateway's: a backend that keeps the base path receives the one it declared.
+    mountPath: cloudBasePath(cloudWorkspace, environment, '/'),
   };
 }
 

@@ -68,6 +68,7 @@ export function upstreamHeaders(ctx: RequestContext, info: ForwardInfo): string[
   if (host) out.push('x-forwarded-host', host);
   if (ctx.collection.stripBasePath && ctx.collection.basePath !== '/')
     out.push('x-forwarded-prefix', ctx.collection.basePath);
+  else if (ctx.collection.mountPath !== '') out.push('x-forwarded-prefix', ctx.collection.mountPath);
   out.push('forwarded', forwardedValue(ctx, info.proto, host), 'x-request-id', ctx.requestId);
   if (ctx.upstreamAuthorization !== undefined) out.push('authorization', ctx.upstreamAuthorization);
   return out;
@@ -120,7 +121,11 @@ function forwardedNode(ip: string): string {
 /** The path sent upstream: the upstream URL's path + the canonical path (without the base path when stripped). */
 export function upstreamPath(ctx: RequestContext, fullPath: string, query: string): string {
   const c = ctx.collection;
-  const path = c.stripBasePath ? ctx.forwardPath : fullPath;
+  const path = c.stripBasePath
+    ? ctx.forwardPath
+    : c.mountPath === ''
+      ? fullPath
+      : fullPath.slice(c.mountPath.length) || '/';
   const joined =
     c.upstream.pathPrefix === '' ? path : path === '/' ? c.upstream.pathPrefix : c.upstream.pathPrefix + path;
   return query === '' ? joined : `${joined}?${query}`;

@@ -30,6 +30,7 @@ describe('the gateway listener', () => {
       project: 'p',
       environment: 'PROD',
       stripBasePath: true,
+      mountPath: '',
       websocket: false,
       authRequired: true,
       limits: {},

@@ -257,6 +257,7 @@ function finishCompile(
       project: c.project,
       environment: c.environment,
       stripBasePath: c.stripBasePath,
+      mountPath: c.mountPath !== undefined && c.mountPath !== '/' ? c.mountPath : '',
       websocket: c.websocket,
       authRequired: c.authRequired,
       upstream: {

@@ -27,6 +27,8 @@ export interface CompiledCollection {
   readonly project: string;
   readonly environment: string;
   readonly stripBasePath: boolean;
+  /** The start of the base path that is the gateway's own (`Collection.mountPath`), '' for none. */
+  readonly mountPath: string;
   readonly websocket: boolean;
   readonly authRequired: boolean;
   readonly upstream: CompiledUpstream;
