@@ -108,8 +108,11 @@ describe('edge gateways: management and bootstrap', () => {
         installMethod: 'docker',
         status: 'offline',
         instancesOnline: 0,
+        instancesTotal: 0,
         versions: [],
         configVersion: 0,
+        // No instance has reported a configuration yet: neither in sync nor behind.
+        configSync: { state: 'unknown', latestVersion: 1, behindBy: 0 },
         instances: [],
         createdAt: undefined,
         updatedAt: undefined,
