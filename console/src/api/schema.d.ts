@@ -1390,6 +1390,7 @@ export interface operations {
                             project: string;
                             /** @default true */
                             stripBasePath: boolean;
+                            mountPath?: string;
                             /** @default false */
                             websocket: boolean;
                             /** @default true */
@@ -1614,6 +1615,7 @@ export interface operations {
                     project: string;
                     /** @default true */
                     stripBasePath?: boolean;
+                    mountPath?: string;
                     /** @default false */
                     websocket?: boolean;
                     /** @default true */
@@ -1812,6 +1814,7 @@ export interface operations {
                         project: string;
                         /** @default true */
                         stripBasePath: boolean;
+                        mountPath?: string;
                         /** @default false */
                         websocket: boolean;
                         /** @default true */
@@ -2042,6 +2045,7 @@ export interface operations {
                         project: string;
                         /** @default true */
                         stripBasePath: boolean;
+                        mountPath?: string;
                         /** @default false */
                         websocket: boolean;
                         /** @default true */
@@ -2266,6 +2270,7 @@ export interface operations {
                     project: string;
                     /** @default true */
                     stripBasePath?: boolean;
+                    mountPath?: string;
                     /** @default false */
                     websocket?: boolean;
                     /** @default true */
@@ -2464,6 +2469,7 @@ export interface operations {
                         project: string;
                         /** @default true */
                         stripBasePath: boolean;
+                        mountPath?: string;
                         /** @default false */
                         websocket: boolean;
                         /** @default true */
@@ -2733,6 +2739,7 @@ export interface operations {
                             project: string;
                             /** @default true */
                             stripBasePath: boolean;
+                            mountPath?: string;
                             /** @default false */
                             websocket: boolean;
                             /** @default true */
@@ -2962,6 +2969,7 @@ export interface operations {
                                 project: string;
                                 /** @default true */
                                 stripBasePath: boolean;
+                                mountPath?: string;
                                 /** @default false */
                                 websocket: boolean;
                                 /** @default true */
@@ -3192,6 +3200,7 @@ export interface operations {
                             project: string;
                             /** @default true */
                             stripBasePath: boolean;
+                            mountPath?: string;
                             /** @default false */
                             websocket: boolean;
                             /** @default true */
