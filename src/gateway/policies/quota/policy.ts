@@ -45,7 +45,12 @@ interface Resolved {
   closed: string[];
   /** The current periods' counters and RateLimit-Policy value, built once per period (not per request). */
   current?: Current | undefined;
+  /** Derived credentials with a limit share → their quotas, so that theirs too are built once per period. */
+  shares?: Map<string, Resolved> | undefined;
 }
+
+/** Credentials with a share remembered per principal; past it the memo starts again (they live minutes). */
+const MAX_SHARES = 10_000;
 
 interface Current {
   periods: Period[];
@@ -121,7 +126,7 @@ export function quota(options: QuotaOptions): Policy {
     if (r === null) return undefined;
     if (r.closed.length > 0 && store.degraded === true) return unavailable(r);
     const share = ctx.derived?.l;
-    if (share !== undefined) r = withShare(r, ctx.derived!.j, share);
+    if (share !== undefined) r = sharedOf(r, ctx.derived!.j, share);
     const now = Date.now();
     let c = r.current;
     if (c === undefined || now >= c.until || now < c.from) r.current = c = build(r, now);
@@ -133,6 +138,17 @@ export function quota(options: QuotaOptions): Policy {
       ? d.then((decision) => decide(ctx, s, current, decision, now, cost))
       : decide(ctx, s, current, d, now, cost);
   };
+
+  /** `withShare`, remembered per credential id (the share is part of the signed credential: one id, one share). */
+  function sharedOf(r: Resolved, id: string, share: number): Resolved {
+    const shares = (r.shares ??= new Map());
+    let own = shares.get(id);
+    if (own === undefined) {
+      if (shares.size >= MAX_SHARES) shares.clear();
+      shares.set(id, (own = withShare(r, id, share)));
+    }
+    return own;
+  }
 
   /**
    * The quotas of a derived credential with a limit share: its own counters (a share of its client's quotas, else of
