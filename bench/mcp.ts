@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { generateKey } from '../src/shared/api-key.ts';
-import { freePort, installCleanup, NODE, spawnBounded, stopAll, waitForHttp } from './lib/processes.ts';
+import { freePort, installCleanup, startUpstreamAndGateway, stopAll, waitForHttp } from './lib/processes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -69,30 +69,7 @@ const config = {
 const file = join(tmp, 'gateway.json');
 writeFileSync(file, JSON.stringify(config));
 
-const upstream = spawnBounded('upstream', NODE, ['bench/upstream.ts', '--port', String(upstreamPort)], {
-  core: 1,
-  maxSeconds: 3600,
-});
-await waitForHttp(upstream, `${upstreamUrl}/__bench/last`, {});
-const port = await freePort();
-const gateway = spawnBounded(
-  'gatehouse',
-  NODE,
-  [
-    'src/cli/main.ts',
-    'gateway',
-    'run',
-    '--config',
-    file,
-    '--port',
-    String(port),
-    '--ops-port',
-    String(await freePort()),
-    '--host',
-    '127.0.0.1',
-  ],
-  { core: 0, maxSeconds: 3600, stdout: 'ignore' },
-);
+const { gateway, port } = await startUpstreamAndGateway(file, upstreamPort);
 const auth = { authorization: `Bearer ${key}` };
 await waitForHttp(gateway, `http://127.0.0.1:${port}/items/items/42`, auth);
 

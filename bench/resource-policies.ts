@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateKey } from '../src/shared/api-key.ts';
 import { type LoadResult, saturate, wrkVersion } from './lib/load.ts';
-import { freePort, installCleanup, NODE, spawnBounded, stopAll, waitForHttp } from './lib/processes.ts';
+import { freePort, installCleanup, startUpstreamAndGateway, stopAll, waitForHttp } from './lib/processes.ts';
 import { typicalPolicies } from './lib/typical-policies.ts';
 
 const { values } = parseArgs({
@@ -88,30 +88,7 @@ const config = {
 const file = join(tmp, 'gateway.json');
 writeFileSync(file, JSON.stringify(config));
 
-const upstream = spawnBounded('upstream', NODE, ['bench/upstream.ts', '--port', String(upstreamPort)], {
-  core: 1,
-  maxSeconds: 3600,
-});
-await waitForHttp(upstream, `${upstreamUrl}/__bench/last`, {});
-const port = await freePort();
-const gateway = spawnBounded(
-  'gatehouse',
-  NODE,
-  [
-    'src/cli/main.ts',
-    'gateway',
-    'run',
-    '--config',
-    file,
-    '--port',
-    String(port),
-    '--ops-port',
-    String(await freePort()),
-    '--host',
-    '127.0.0.1',
-  ],
-  { core: 0, maxSeconds: 3600, stdout: 'ignore' },
-);
+const { gateway, port } = await startUpstreamAndGateway(file, upstreamPort);
 const headers = { Authorization: `Bearer ${key}` };
 const url = (name: string) => `http://127.0.0.1:${port}/${name}/orgs/bench-org/items/42`;
 for (const name of names) await waitForHttp(gateway, url(name), headers);

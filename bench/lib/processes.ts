@@ -245,3 +245,40 @@ export function coreBusy(
   }
   return out;
 }
+
+/**
+ * The benchmark upstream (`bench/upstream.ts` on `upstreamPort`, core 1, ready) and a standalone gateway running
+ * `configFile` on a free loopback port (core 0): what a benchmark of one gateway's request path starts with. The
+ * caller waits for the gateway on a URL of its own config.
+ */
+export async function startUpstreamAndGateway(
+  configFile: string,
+  upstreamPort: number,
+): Promise<{ upstream: Bounded; gateway: Bounded; port: number }> {
+  const upstream = spawnBounded('upstream', NODE, ['bench/upstream.ts', '--port', String(upstreamPort)], {
+    core: 1,
+    maxSeconds: 3600,
+  });
+  await waitForHttp(upstream, `http://127.0.0.1:${upstreamPort}/__bench/last`, {});
+  const port = await freePort();
+  const opsPort = await freePort();
+  const gateway = spawnBounded(
+    'gatehouse',
+    NODE,
+    [
+      'src/cli/main.ts',
+      'gateway',
+      'run',
+      '--config',
+      configFile,
+      '--port',
+      String(port),
+      '--ops-port',
+      String(opsPort),
+      '--host',
+      '127.0.0.1',
+    ],
+    { core: 0, maxSeconds: 3600, stdout: 'ignore' },
+  );
+  return { upstream, gateway, port };
+}
