@@ -13,7 +13,7 @@
  * Usage: scripts/node --expose-gc bench/relationships.ts [--entities 1000000] [--gateways 2] [--updates 100]
  *        [--database-url postgres://…] [--json]
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,7 +27,7 @@ import type { EntityRecord } from '../src/control/store/store.ts';
 import { startSyncServer } from '../src/control/sync/sync-server.ts';
 import { EntitySets } from '../src/gateway/policies/resource-policy/entity-sets.ts';
 import { type EdgeGateway, startEdgeGateway } from '../src/gateway/sync/edge-runtime.ts';
-import { createKeyAndCsr } from '../src/shared/certificates.ts';
+import { writeGatewayTls } from '../src/testing/gateway-tls.ts';
 
 const { values } = parseArgs({
   options: {
@@ -202,18 +202,7 @@ try {
     });
     const dir = join(tmp, name);
     dirs.push(dir);
-    const { keyPem, csrPem } = await createKeyAndCsr(`gateway ${gateway.id}`);
-    const issued = await ca.signGatewayCsr(csrPem, { gatewayId: gateway.id, workspaceId: WS, environment }, 3600_000);
-    await store.insertGatewayCertificate({
-      serial: issued.serial,
-      gatewayId: gateway.id,
-      notBefore: issued.notBefore.toISOString(),
-      notAfter: issued.notAfter.toISOString(),
-    });
-    await mkdir(join(dir, 'tls'), { recursive: true });
-    await writeFile(join(dir, 'tls', 'ca.pem'), ca.certPem);
-    await writeFile(join(dir, 'tls', 'gateway.crt'), issued.certPem);
-    await writeFile(join(dir, 'tls', 'gateway.key'), keyPem, { mode: 0o600 });
+    await writeGatewayTls(dir, ca, store, { gatewayId: gateway.id, workspaceId: WS, environment });
     await writeFile(
       join(dir, 'gateway.json'),
       JSON.stringify({

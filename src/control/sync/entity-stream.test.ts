@@ -5,7 +5,7 @@
  * transaction, then `EntityFeed.changed`); snapshots are recorded the way the publisher records them.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,9 +15,9 @@ import pino from 'pino';
 import { type Snapshot, SnapshotSchema } from '../../config/schema.ts';
 import { canonicalJson, encodeSnapshot, snapshotHash } from '../../config/snapshot-encoding.ts';
 import { generateKey } from '../../shared/api-key.ts';
-import { createKeyAndCsr } from '../../shared/certificates.ts';
 import { startEdgeGateway } from '../../gateway/sync/edge-runtime.ts';
 import { eventually } from '../../testing/eventually.ts';
+import { writeGatewayTls } from '../../testing/gateway-tls.ts';
 import { EntityFeed } from '../entity-feed.ts';
 import { type CertificateAuthority, openCertificateAuthority } from '../pki/ca.ts';
 import type { PublishedScope } from '../publisher.ts';
@@ -127,18 +127,7 @@ describe('relationship data on the entity stream (control plane → edge gateway
     });
     const dir = await mkdtemp(join(tmpdir(), 'gatehouse-edge-entities-'));
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
-    const { keyPem, csrPem } = await createKeyAndCsr(`gateway ${gateway.id}`);
-    const issued = await ca.signGatewayCsr(csrPem, { gatewayId: gateway.id, workspaceId: WS, environment }, 3600_000);
-    await store.insertGatewayCertificate({
-      serial: issued.serial,
-      gatewayId: gateway.id,
-      notBefore: issued.notBefore.toISOString(),
-      notAfter: issued.notAfter.toISOString(),
-    });
-    await mkdir(join(dir, 'tls'), { recursive: true });
-    await writeFile(join(dir, 'tls', 'ca.pem'), ca.certPem);
-    await writeFile(join(dir, 'tls', 'gateway.crt'), issued.certPem);
-    await writeFile(join(dir, 'tls', 'gateway.key'), keyPem, { mode: 0o600 });
+    await writeGatewayTls(dir, ca, store, { gatewayId: gateway.id, workspaceId: WS, environment });
     const sync = `127.0.0.1:${server.port}`;
     await writeFile(
       join(dir, 'gateway.json'),
