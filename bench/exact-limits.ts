@@ -11,7 +11,7 @@
  *    configurations; the ratios are of medians.
  *
  * Usage: scripts/node bench/exact-limits.ts [--rounds 3] [--seconds 5] [--connections 32] [--skip-saturation]
- *   [--skip-over-admission]
+ *   [--skip-over-admission] [--only withCaps,withCapsQuotas]
  * Besides req/s, the saturation part reports the gateway's CPU time per request (/proc), which a busy shared
  * machine disturbs far less than req/s.
  * Needs Redis at GATEHOUSE_TEST_REDIS_URL (default redis://127.0.0.1:6379). Prints one JSON line at the end.
@@ -41,6 +41,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '32' },
     'skip-saturation': { type: 'boolean', default: false },
     'skip-over-admission': { type: 'boolean', default: false },
+    /** Comma-separated saturation configurations to run (default: all); the baseline `rateLimitOnly` always runs. */
+    only: { type: 'string' },
   },
 });
 const rounds = Number(values.rounds);
@@ -121,7 +123,9 @@ async function cpuMs(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The median of a configuration's rounds; NaN for a configuration left out by `--only`. */
+const median = (xs: number[] | undefined) =>
+  xs === undefined || xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function saturation(): Promise<Record<string, unknown>> {
   const prefix = `gatehouse-bench:${randomBytes(4).toString('hex')}:`;
@@ -135,6 +139,10 @@ async function saturation(): Promise<Record<string, unknown>> {
       { limit: 1_000_000_000, caps: true, quotas: true },
     ),
   };
+  if (values.only !== undefined) {
+    const keep = new Set(['rateLimitOnly', ...values.only.split(',')]);
+    for (const name of Object.keys(setups)) if (!keep.has(name)) delete setups[name as keyof typeof setups];
+  }
   const tool = wrkVersion() === undefined ? 'autocannon' : 'wrk';
   const tmp = await mkdtemp(join(tmpdir(), 'gatehouse-bench-'));
   const names = Object.keys(setups);

@@ -14,6 +14,8 @@
  * Usage: scripts/node bench/instructions.ts [--requests 4000] [--warmup 30000] [--top 30] [--same-headers]
  *   --top N          also print the N functions with the largest difference (JIT code named through --perf-basic-prof)
  *   env BENCH_GH_RATE_LIMIT_STORE=redis: Gatehouse with its rate limits in the shared store (a local Redis)
+ *   --against V      measure Gatehouse with BENCH_GH_VARIANT=V in place of the bare proxy (diagnosis: what one part of
+ *                    the chain costs, e.g. BENCH_GH_VARIANT=caps-quotas with --against caps: what quotas add)
  *   --same-headers   also measure the bare proxy sending Gatehouse's header bytes (`bare-proxy.ts --same-headers`,
  *                    diagnosis: how much of the gap is the headers themselves and how much the policies)
  */
@@ -41,6 +43,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '30000' },
     top: { type: 'string', default: '0' },
     'same-headers': { type: 'boolean', default: false },
+    against: { type: 'string' },
   },
 });
 const REQUESTS = Number(values.requests);
@@ -74,7 +77,12 @@ const upstream = spawnBounded('upstream', NODE, ['bench/upstream.ts', '--port', 
 });
 await waitForHttp(upstream, `${upstreamUrl}/__bench/last`, {});
 const gh = writeGatehouseConfig(tmp, upstreamUrl);
-const headers = { authorization: `Bearer ${gh.key}` };
+const against = values.against;
+let ghAgainst: ReturnType<typeof writeGatehouseConfig> | undefined;
+if (against !== undefined) {
+  mkdirSync(join(tmp, 'against'));
+  ghAgainst = writeGatehouseConfig(join(tmp, 'against'), upstreamUrl, 'info', against);
+}
 
 interface Measured {
   name: string;
@@ -86,8 +94,9 @@ async function measure(name: 'bare' | 'bare-same-headers' | 'gatehouse'): Promis
   const port = await freePort();
   const dir = join(tmp, name);
   mkdirSync(dir);
+  const config = name === 'bare' && ghAgainst !== undefined ? ghAgainst : name === 'gatehouse' ? gh : undefined;
   const proxyArgs =
-    name !== 'gatehouse'
+    config === undefined
       ? [
           'bench/bare-proxy.ts',
           '--port',
@@ -101,7 +110,7 @@ async function measure(name: 'bare' | 'bare-same-headers' | 'gatehouse'): Promis
           'gateway',
           'run',
           '--config',
-          gh.file,
+          config.file,
           '--port',
           String(port),
           '--ops-port',
@@ -126,16 +135,17 @@ async function measure(name: 'bare' | 'bare-same-headers' | 'gatehouse'): Promis
     { maxSeconds: 1800, stdout: 'ignore' },
   );
   const url = `http://127.0.0.1:${port}${LOAD_PATH}`;
+  const headers = { authorization: `Bearer ${(config ?? gh).key}` };
   await waitForHttp(child, url, headers, 200, 300_000);
   const pid = child.programPid();
   if (pid === undefined) throw new Error(`${name}: no pid`);
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 16 });
   try {
     process.stdout.write(`${name}: warming up (${WARMUP} requests under valgrind)… `);
-    await load(pool, WARMUP);
+    await load(pool, WARMUP, headers);
     control(pid, '-i', 'on');
     const started = Date.now();
-    await load(pool, REQUESTS);
+    await load(pool, REQUESTS, headers);
     control(pid, '-i', 'off');
     control(pid, '-d');
     process.stdout.write(`measured ${REQUESTS} requests in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
@@ -148,7 +158,7 @@ async function measure(name: 'bare' | 'bare-same-headers' | 'gatehouse'): Promis
 }
 
 /** Sends `n` GET requests, 16 at a time; every answer must be a 200 with the upstream's body. */
-async function load(pool: Pool, n: number): Promise<void> {
+async function load(pool: Pool, n: number, headers: Record<string, string>): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < n) {

@@ -17,7 +17,12 @@ export interface GatehouseBenchConfig {
   key: string;
 }
 
-export function writeGatehouseConfig(dir: string, upstreamUrl: string, logLevel = 'info'): GatehouseBenchConfig {
+export function writeGatehouseConfig(
+  dir: string,
+  upstreamUrl: string,
+  logLevel = 'info',
+  variant = process.env.BENCH_GH_VARIANT ?? 'full',
+): GatehouseBenchConfig {
   const { key, hash, id } = generateKey();
   const never = { limit: 1_000_000_000, window: '1m' };
   const config = {
@@ -63,12 +68,24 @@ export function writeGatehouseConfig(dir: string, upstreamUrl: string, logLevel 
     ],
   };
   // Diagnosis only (BENCH_GH_VARIANT): what parts of the chain cost. Not the configuration the targets are defined for.
-  const variant = process.env.BENCH_GH_VARIANT ?? 'full';
   if (variant === 'no-ratelimit' || variant === 'public') {
     delete (config as Partial<typeof config>).rateLimits;
     delete (config.clients[0] as Partial<(typeof config.clients)[0]>).rateLimits;
   }
   if (variant === 'public') (config.collections[0] as Record<string, unknown>).authRequired = false;
+  // Issue 19's exact limits on top of the full chain: concurrency caps per key, client and org, then also daily and
+  // monthly quotas per client and org (never reached: every request is counted and answered with the quota fields).
+  if (variant === 'caps' || variant === 'caps-quotas')
+    (config.collections[0] as Record<string, unknown>).concurrency = {
+      key: { max: 10_000 },
+      client: { max: 10_000 },
+      org: { max: 10_000 },
+    };
+  if (variant === 'caps-quotas')
+    (config.collections[0] as Record<string, unknown>).quotas = {
+      client: { daily: 1e12, monthly: 1e13 },
+      org: { daily: 1e12, monthly: 1e13 },
+    };
   // Diagnosis (BENCH_GH_RATE_LIMIT_STORE=redis): the same limits in the shared store on a local Redis, to see what
   // the shared store costs a request (BENCH_GH_REDIS_SYNC sets its syncInterval; the sync's cost is per interval,
   // not per request). Counters go under a prefix of their own, expiring after two windows.

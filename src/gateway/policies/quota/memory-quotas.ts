@@ -16,6 +16,7 @@ const SWEEP_EVERY_MS = 60_000;
 
 export function createMemoryQuotas(): QuotaStore & { readonly size: number } {
   const counts = new Map<string, Count>();
+  const found: (Count | undefined)[] = [];
   const timer = setInterval(function sweepQuotas() {
     const now = Date.now();
     for (const [key, c] of counts) if (c.endsAt <= now) counts.delete(key);
@@ -32,10 +33,19 @@ export function createMemoryQuotas(): QuotaStore & { readonly size: number } {
   return {
     debit(counters, cost): QuotaDecision {
       checkDebit(counters, cost);
-      const found = counters.map(countOf);
-      const refused = found.findIndex((c, i) => c.used + cost > counters[i]!.limit);
-      if (refused === -1) for (const c of found) c.used += cost;
-      return { allowed: refused === -1, used: found.map((c) => c.used), refused };
+      // Every request of a quota'd route comes here: plain loops, one array (the answer's), no closures.
+      // (`found` is reused: a debit is synchronous, and what it still holds afterwards is a few small counters.)
+      const n = counters.length;
+      const used = new Array<number>(n);
+      let refused = -1;
+      for (let i = 0; i < n; i++) {
+        const q = counters[i]!;
+        const c = (found[i] = countOf(q));
+        used[i] = c.used;
+        if (refused === -1 && c.used + cost > q.limit) refused = i;
+      }
+      if (refused === -1) for (let i = 0; i < n; i++) used[i] = found[i]!.used += cost;
+      return { allowed: refused === -1, used, refused };
     },
     get size() {
       return counts.size;

@@ -6,9 +6,12 @@
  *
  * Runs after rate limits and concurrency caps, so a request they refuse spends no quota. Every admitted answer
  * carries the quotas in the IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers), appended to the rate
- * limits' own: `RateLimit-Policy: "client-daily";q=1000;w=86400` and `RateLimit: "client-daily";r=990;t=3600` (`w`:
- * the period's length in seconds; `t`: seconds until it ends). A refusal is 429 `GH_ERR_QUOTA_EXHAUSTED` naming the
- * quota and when it resets, with `Retry-After`.
+ * limits' own: `RateLimit-Policy` lists every quota that applies (`"client-daily";q=1000;w=86400`, `w`: the period's
+ * length in seconds) and `RateLimit` the one closest to running out (`"client-daily";r=990;t=3600`, `t`: seconds
+ * until its period ends), as the rate limits name their tightest: the fewest units left is what bounds the caller's
+ * next requests, and one item instead of one per quota keeps every answer short (header bytes are most of what
+ * quotas cost a request). A refusal is 429 `GH_ERR_QUOTA_EXHAUSTED` naming the quota and when it resets, with
+ * `Retry-After`, and lists every quota's state.
  */
 import type { QuotaPolicies } from '../../../config/schema.ts';
 import type { Refusal } from '../../../shared/errors.ts';
@@ -58,6 +61,12 @@ interface Current {
   usage: QuotaDebit['quotas'];
   counters: QuotaCounter[];
   policy: string;
+  /**
+   * The rate limits' `RateLimit-Policy` value last seen before this one, and the two joined: a rate limit's value is
+   * one string per key, so an answer reuses the joined value instead of building (and validating a new copy of) it.
+   */
+  after?: string | undefined;
+  joined?: string | undefined;
   /** Valid from `from` (inclusive) to `until` (exclusive): the latest start and the earliest end of its periods. */
   from: number;
   until: number;
@@ -179,16 +188,27 @@ export function quota(options: QuotaOptions): Policy {
   ): PolicyResult {
     if (d.unavailable === true) return unavailable(r);
     const { periods, policy } = current;
-    let live = '';
-    for (let i = 0; i < r.applied.length; i++) {
-      const a = r.applied[i]!;
-      const sep = i === 0 ? '' : ', ';
-      live += `${sep}"${a.name}";r=${Math.max(0, a.limit - d.used[i]!)};t=${Math.max(1, Math.ceil((periods[i]!.end - now) / 1000))}`;
+    if (!d.allowed) {
+      let live = '';
+      for (let i = 0; i < r.applied.length; i++) live += `${i === 0 ? '' : ', '}${item(r, periods, d, i, now)}`;
+      return refuse(ctx, r, periods[d.refused]!, d, now, cost, policy, live);
     }
-    if (!d.allowed) return refuse(ctx, r, periods[d.refused]!, d, now, cost, policy, live);
-    addHeaders(ctx, policy, live);
+    // The quota with the fewest units left; of equals, the one whose period ends last (the longer wait).
+    let tightest = 0;
+    for (let i = 1; i < r.applied.length; i++) {
+      const left = r.applied[i]!.limit - d.used[i]!;
+      const best = r.applied[tightest]!.limit - d.used[tightest]!;
+      if (left < best || (left === best && periods[i]!.end > periods[tightest]!.end)) tightest = i;
+    }
+    addHeaders(ctx, current, item(r, periods, d, tightest, now));
     ctx.quotaDebit = { quotas: current.usage, units: cost };
     return undefined;
+  }
+
+  /** One quota's `RateLimit` item: units left and whole seconds until its period ends. */
+  function item(r: Resolved, periods: Period[], d: QuotaDecision, i: number, now: number): string {
+    const a = r.applied[i]!;
+    return `"${a.name}";r=${Math.max(0, a.limit - d.used[i]!)};t=${Math.max(1, Math.ceil((periods[i]!.end - now) / 1000))}`;
   }
 
   function refuse(
@@ -232,7 +252,8 @@ export function quota(options: QuotaOptions): Policy {
 }
 
 /** Appends the quotas to the RateLimit fields a rate limit may have set already (one list per field). */
-function addHeaders(ctx: RequestContext, policy: string, live: string): void {
+function addHeaders(ctx: RequestContext, current: Current, live: string): void {
+  const { policy } = current;
   const h = ctx.responseHeaders;
   if (h === undefined) {
     ctx.responseHeaders = ['ratelimit-policy', policy, 'ratelimit', live];
@@ -240,7 +261,14 @@ function addHeaders(ctx: RequestContext, policy: string, live: string): void {
   }
   const p = h.indexOf('ratelimit-policy');
   if (p === -1) h.push('ratelimit-policy', policy);
-  else h[p + 1] = `${h[p + 1]}, ${policy}`;
+  else {
+    const before = h[p + 1]!;
+    if (current.after !== before) {
+      current.after = before;
+      current.joined = `${before}, ${policy}`;
+    }
+    h[p + 1] = current.joined!;
+  }
   const l = h.indexOf('ratelimit');
   if (l === -1) h.push('ratelimit', live);
   else h[l + 1] = `${h[l + 1]}, ${live}`;
