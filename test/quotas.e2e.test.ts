@@ -327,7 +327,7 @@ describe("a derived credential's share of its parent's rate limit and quota", ()
       const fields = live(res.headers.get('ratelimit'));
       assert.equal(fields.get('agent-daily')!.r, 4 - i);
       assert.equal(fields.has('client-daily'), false);
-      assert.match(res.headers.get('ratelimit-policy')!, /"agent-daily";q=5;w=86400, "client-daily";q=10;w=86400/);
+      assert.match(res.headers.get('ratelimit-policy')!, /"agent-daily";q=5;w=86400$/);
       await res.arrayBuffer();
     }
     const body = await expectProblem(await call(agent, '/quota/things'), 429, 'GH_ERR_QUOTA_EXHAUSTED');

@@ -12,6 +12,7 @@
  * A derived credential with a `limit_share` takes a slot of its own cap first — the share of the narrowest cap that
  * applies, at least 1, never queued — and then its parent's slots, as any request of the key.
  */
+import type { ServerResponse } from 'node:http';
 import type { ConcurrencyCap, ConcurrencyPolicies } from '../../../config/schema.ts';
 import type { ConcurrencyStore } from '../../../shared/concurrency-store.ts';
 import { refusal, type Refusal } from '../../../shared/errors.ts';
@@ -53,6 +54,25 @@ interface Held {
   taken: boolean[];
   ended: boolean;
   counted: boolean;
+  caps: KeyCaps;
+  /** A derived credential's own counter ('' for none), and whether it holds a slot of it. */
+  agentCounter: string;
+  agentHeld: boolean;
+  /** The policy's function that gives every slot back (called once: the answer is complete or the connection closed). */
+  end: (held: Held) => void;
+}
+
+/**
+ * The request's `Held`, on its response: one shared 'close' listener finds it there, so a request adds a listener but
+ * allocates no closure or once-wrapper for it (as the proxy's own client-close listener does).
+ */
+const kHeld = Symbol('gatehouse.concurrency.held');
+type WithHeld = ServerResponse & { [kHeld]?: Held | undefined };
+
+function onResponseClose(this: WithHeld): void {
+  const held = this[kHeld];
+  this[kHeld] = undefined;
+  held?.end(held);
 }
 
 export function concurrency(options: ConcurrencyOptions): Policy {
@@ -83,7 +103,7 @@ export function concurrency(options: ConcurrencyOptions): Policy {
       if (!held.taken[i]) continue;
       held.taken[i] = false;
       store.release(s.counters[i]!);
-      waiting.get(s.counters[i]!)?.shift()?.();
+      if (queue !== undefined) waiting.get(s.counters[i]!)?.shift()?.();
     }
     if (held.counted) {
       held.counted = false;
@@ -190,28 +210,35 @@ export function concurrency(options: ConcurrencyOptions): Policy {
     });
   }
 
+  function end(held: Held): void {
+    held.ended = true;
+    releaseAll(held.caps, held);
+    if (held.agentHeld) {
+      held.agentHeld = false;
+      store.release(held.agentCounter);
+    }
+  }
+
   return function concurrencyPolicy(ctx: RequestContext) {
     const s = capsOf(ctx.key!);
     if (s === null) return undefined;
     const unavailable = failClosed(store, s.closed, STORE_UNAVAILABLE);
     if (unavailable) return unavailable;
-    const held: Held = { taken: [false, false, false], ended: false, counted: false };
     const keyCaps = s;
     const share = ctx.derived?.l;
     // A derived credential with a limit share: a slot of its own cap (the share of the narrowest cap) first.
     const agentCounter = share === undefined ? '' : `${route}\u0000agent\u0000${ctx.derived!.j}`;
-    let agentHeld = false;
-    const end = () => {
-      held.ended = true;
-      releaseAll(keyCaps, held);
-      if (agentHeld) {
-        agentHeld = false;
-        store.release(agentCounter);
-      }
+    const held: Held = {
+      taken: [false, false, false],
+      ended: false,
+      counted: false,
+      caps: keyCaps,
+      agentCounter,
+      agentHeld: false,
+      end,
     };
     // The slots go back when the answer is complete or the connection closes, whichever comes first.
-    if (ctx.res !== null) ctx.res.once('close', end);
-    else ctx.req.socket.once('close', end);
+    untilClosed(ctx, held);
     if (share === undefined) return takeFrom(s, held, 0);
     const narrowest = keyCaps.caps.find((c) => c !== undefined)!;
     const max = Math.max(1, Math.floor(narrowest.max * share));
@@ -226,10 +253,21 @@ export function concurrency(options: ConcurrencyOptions): Policy {
         store.release(agentCounter);
         return undefined;
       }
-      agentHeld = true;
+      held.agentHeld = true;
       return takeFrom(keyCaps, held, 0);
     };
     const taken = store.acquire(agentCounter, max);
     return taken instanceof Promise ? taken.then(next) : next(taken);
   };
+}
+
+/** Calls `held.end` once the answer is complete or the connection closes (for an upgrade: its socket closes). */
+function untilClosed(ctx: RequestContext, held: Held): void {
+  const res = ctx.res as WithHeld | null;
+  if (res === null) {
+    ctx.req.socket.once('close', () => held.end(held));
+    return;
+  }
+  res[kHeld] = held;
+  res.on('close', onResponseClose);
 }

@@ -30,6 +30,22 @@ describe('concurrency slots in memory', () => {
     slots.release('k');
     assert.equal(slots.acquire('k', 2), true);
     assert.equal(slots.taken('k'), 2);
+    slots.close();
+  });
+
+  it('keeps a counter at 0 until the sweep drops it, and never goes below 0', () => {
+    const slots = createMemorySlots();
+    assert.equal(slots.acquire('a', 1), true);
+    assert.equal(slots.acquire('b', 1), true);
+    slots.release('a');
+    slots.release('a');
+    assert.equal(slots.taken('a'), 0);
+    assert.equal(slots.size, 2);
+    slots.sweep();
+    assert.equal(slots.size, 1, 'the counter at 0 is dropped, the one in use stays');
+    assert.equal(slots.taken('b'), 1);
+    assert.equal(slots.acquire('a', 1), true);
+    slots.close();
   });
 });
 

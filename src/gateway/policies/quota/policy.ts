@@ -5,13 +5,13 @@
  * by one quota takes nothing from the others.
  *
  * Runs after rate limits and concurrency caps, so a request they refuse spends no quota. Every admitted answer
- * carries the quotas in the IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers), appended to the rate
- * limits' own: `RateLimit-Policy` lists every quota that applies (`"client-daily";q=1000;w=86400`, `w`: the period's
- * length in seconds) and `RateLimit` the one closest to running out (`"client-daily";r=990;t=3600`, `t`: seconds
- * until its period ends), as the rate limits name their tightest: the fewest units left is what bounds the caller's
- * next requests, and one item instead of one per quota keeps every answer short (header bytes are most of what
- * quotas cost a request). A refusal is 429 `GH_ERR_QUOTA_EXHAUSTED` naming the quota and when it resets, with
- * `Retry-After`, and lists every quota's state.
+ * carries a quota in the IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers), appended to the rate limits'
+ * own: the quota with the fewest units left, as the rate limits name their tightest, in `RateLimit-Policy`
+ * (`"client-daily";q=1000;w=86400`, `w`: the period's length in seconds) and in `RateLimit`
+ * (`"client-daily";r=990;t=3600`, `t`: seconds until its period ends). The fewest units left is what bounds the
+ * caller's next requests, and one item instead of one per quota keeps every answer short: header bytes (built,
+ * validated by Node, written and parsed) were most of what quotas cost a request. A refusal is 429
+ * `GH_ERR_QUOTA_EXHAUSTED` naming the quota and when it resets, with `Retry-After`, and lists every quota.
  */
 import type { QuotaPolicies } from '../../../config/schema.ts';
 import type { Refusal } from '../../../shared/errors.ts';
@@ -34,6 +34,8 @@ export interface QuotaOptions {
 interface Applied {
   /** `client-daily`, `org-monthly`: the name in the RateLimit fields and in refusals. */
   name: string;
+  /** The start of its `RateLimit` item: `"client-daily";r=`. */
+  item: string;
   scope: 'client' | 'org' | 'agent';
   subject: string;
   kind: PeriodKind;
@@ -60,13 +62,19 @@ interface Current {
   /** What telemetry reports of each admitted request (the client's and org's quotas, not an agent's share). */
   usage: QuotaDebit['quotas'];
   counters: QuotaCounter[];
+  /** Every quota's `RateLimit-Policy` item (refusals list them all). */
   policy: string;
+  /** Each quota's own item, for the answers that name it. */
+  items: string[];
   /**
-   * The rate limits' `RateLimit-Policy` value last seen before this one, and the two joined: a rate limit's value is
-   * one string per key, so an answer reuses the joined value instead of building (and validating a new copy of) it.
+   * Per quota, the rate limits' `RateLimit-Policy` value last seen before its item, and the two joined: a rate
+   * limit's value is one string per key, so an answer reuses the joined value instead of building (and validating
+   * a new copy of) it.
    */
-  after?: string | undefined;
-  joined?: string | undefined;
+  after: (string | undefined)[];
+  joined: string[];
+  /** The last debit reported (`ctx.quotaDebit`): one object per period and cost, not one per request. */
+  debit?: QuotaDebit | undefined;
   /** Valid from `from` (inclusive) to `until` (exclusive): the latest start and the earliest end of its periods. */
   from: number;
   until: number;
@@ -76,7 +84,7 @@ function build(r: Resolved, now: number): Current {
   const periods: Period[] = [];
   const counters: QuotaCounter[] = [];
   const usage: { scope: 'client' | 'org'; subject: string; period: PeriodKind; periodId: string }[] = [];
-  let policy = '';
+  const items: string[] = [];
   let from = -Infinity;
   let until = Infinity;
   for (const a of r.applied) {
@@ -84,11 +92,11 @@ function build(r: Resolved, now: number): Current {
     periods.push(p);
     counters.push({ key: a.key, limit: a.limit, period: p.id, endsAt: p.end });
     if (a.scope !== 'agent') usage.push({ scope: a.scope, subject: a.subject, period: a.kind, periodId: p.id });
-    policy += `${policy === '' ? '' : ', '}"${a.name}";q=${a.limit};w=${Math.ceil((p.end - p.start) / 1000)}`;
+    items.push(`"${a.name}";q=${a.limit};w=${Math.ceil((p.end - p.start) / 1000)}`);
     from = Math.max(from, p.start);
     until = Math.min(until, p.end);
   }
-  return { periods, usage, counters, policy, from, until };
+  return { periods, usage, counters, policy: items.join(', '), items, after: [], joined: [], from, until };
 }
 
 const KINDS: readonly PeriodKind[] = ['daily', 'monthly'];
@@ -112,6 +120,7 @@ export function quota(options: QuotaOptions): Policy {
         const name = `${scope}-${kind}`;
         applied.push({
           name,
+          item: `"${name}";r=`,
           scope,
           subject,
           kind,
@@ -170,6 +179,7 @@ export function quota(options: QuotaOptions): Policy {
       .map((a) => ({
         ...a,
         name: `agent-${a.kind}`,
+        item: `"agent-${a.kind}";r=`,
         scope: 'agent',
         subject: id,
         limit: Math.max(1, Math.floor(a.limit * share)),
@@ -200,15 +210,18 @@ export function quota(options: QuotaOptions): Policy {
       const best = r.applied[tightest]!.limit - d.used[tightest]!;
       if (left < best || (left === best && periods[i]!.end > periods[tightest]!.end)) tightest = i;
     }
-    addHeaders(ctx, current, item(r, periods, d, tightest, now));
-    ctx.quotaDebit = { quotas: current.usage, units: cost };
+    addHeaders(ctx, current, tightest, item(r, periods, d, tightest, now));
+    let debit = current.debit;
+    if (debit === undefined || debit.units !== cost) current.debit = debit = { quotas: current.usage, units: cost };
+    ctx.quotaDebit = debit;
     return undefined;
   }
 
   /** One quota's `RateLimit` item: units left and whole seconds until its period ends. */
   function item(r: Resolved, periods: Period[], d: QuotaDecision, i: number, now: number): string {
-    const a = r.applied[i]!;
-    return `"${a.name}";r=${Math.max(0, a.limit - d.used[i]!)};t=${Math.max(1, Math.ceil((periods[i]!.end - now) / 1000))}`;
+    // `t` as a small integer (| 0: at most a month of seconds), so that it is printed from V8's number cache.
+    const t = Math.max(1, Math.ceil((periods[i]!.end - now) / 1000)) | 0;
+    return `${r.applied[i]!.item}${Math.max(0, r.applied[i]!.limit - d.used[i]!)};t=${t}`;
   }
 
   function refuse(
@@ -252,8 +265,8 @@ export function quota(options: QuotaOptions): Policy {
 }
 
 /** Appends the quotas to the RateLimit fields a rate limit may have set already (one list per field). */
-function addHeaders(ctx: RequestContext, current: Current, live: string): void {
-  const { policy } = current;
+function addHeaders(ctx: RequestContext, current: Current, named: number, live: string): void {
+  const policy = current.items[named]!;
   const h = ctx.responseHeaders;
   if (h === undefined) {
     ctx.responseHeaders = ['ratelimit-policy', policy, 'ratelimit', live];
@@ -263,11 +276,11 @@ function addHeaders(ctx: RequestContext, current: Current, live: string): void {
   if (p === -1) h.push('ratelimit-policy', policy);
   else {
     const before = h[p + 1]!;
-    if (current.after !== before) {
-      current.after = before;
-      current.joined = `${before}, ${policy}`;
+    if (current.after[named] !== before) {
+      current.after[named] = before;
+      current.joined[named] = `${before}, ${policy}`;
     }
-    h[p + 1] = current.joined!;
+    h[p + 1] = current.joined[named]!;
   }
   const l = h.indexOf('ratelimit');
   if (l === -1) h.push('ratelimit', live);
