@@ -732,5 +732,23 @@ function migrations(kind: 'sqlite' | 'postgres'): Record<string, Migration> {
         }
       },
     },
+    '0016-telemetry-batches': {
+      // The telemetry batches already stored, so that a batch resent to another replica is not counted twice.
+      async up(db) {
+        await db.schema
+          .createTable('telemetry_batches')
+          .addColumn('gateway_id', text, (c) => c.notNull())
+          .addColumn('instance_id', text, (c) => c.notNull())
+          .addColumn('sequence', 'bigint', (c) => c.notNull())
+          .addColumn('received_at', text, (c) => c.notNull())
+          .addPrimaryKeyConstraint('telemetry_batches_pkey', ['gateway_id', 'instance_id', 'sequence'])
+          .execute();
+        await db.schema
+          .createIndex('telemetry_batches_received_at')
+          .on('telemetry_batches')
+          .column('received_at')
+          .execute();
+      },
+    },
   };
 }

@@ -18,6 +18,11 @@ const tmp = mkdtempSync(join(tmpdir(), 'gatehouse-rollup-totals-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 const TABLES = ['telemetry_total_minute', 'telemetry_total_5m', 'telemetry_by_gateway_5m'];
+/** The migrations from 0015-rollup-totals on, with the tables each creates (rewound newest first). */
+const LATER_TABLES: Record<string, string[]> = {
+  '0015-rollup-totals': TABLES,
+  '0016-telemetry-batches': ['telemetry_batches'],
+};
 
 for (const database of ['sqlite', 'postgres'] as const) {
   describe(`migration 0015-rollup-totals (${database})`, () => {
@@ -56,9 +61,13 @@ for (const database of ['sqlite', 'postgres'] as const) {
         const expected = await read(store);
         assert.equal(expected.minute.length, 12);
         assert.equal(expected.gateways.length, 3 * 2);
-        // Back to an installation before it: its tables gone, its run forgotten (only the last migration can be
-        // undone this way: the migrator refuses a gap before a migration that ran).
-        assert.equal(migrationNames().at(-1), '0015-rollup-totals', 'the migration this test rewinds must be the last');
+        // Back to an installation before it: its tables and those of every later migration gone, their runs
+        // forgotten (the migrator refuses a gap before a migration that ran, so everything after it goes too).
+        assert.deepEqual(
+          migrationNames().slice(migrationNames().indexOf('0015-rollup-totals')),
+          Object.keys(LATER_TABLES),
+          'this test must know the tables of every migration after the one it rewinds',
+        );
         await store.close();
         await rewind(url, join(tmp, database, 'gatehouse.db'));
         store = await open(); // migrates it again: creates and fills the tables
@@ -74,12 +83,14 @@ for (const database of ['sqlite', 'postgres'] as const) {
   });
 }
 
-/** Drops the tables of 0015-rollup-totals and its record, as on a database migrated up to the one before. */
+/** Drops the tables of 0015-rollup-totals and later and their records, as on a database migrated up to 0014. */
 async function rewind(pgUrl: string | undefined, sqliteFile: string): Promise<void> {
-  const statements = [
-    ...TABLES.map((t) => `DROP TABLE ${t}`),
-    `DELETE FROM gatehouse_migration WHERE name = '0015-rollup-totals'`,
-  ];
+  const statements = Object.entries(LATER_TABLES)
+    .reverse()
+    .flatMap(([name, tables]) => [
+      ...tables.map((t) => `DROP TABLE ${t}`),
+      `DELETE FROM gatehouse_migration WHERE name = '${name}'`,
+    ]);
   if (pgUrl) {
     const pg = await import('pg');
     const client = new pg.default.Client({ connectionString: pgUrl });

@@ -511,6 +511,14 @@ export interface TelemetryOps {
   /** Rows of a workspace from `since` (inclusive), optionally of one gateway; sorted by minute, then the other keys. */
   listTelemetry(workspaceId: string, filter: { since: string; gatewayId?: string }): Promise<TelemetryRecord[]>;
   pruneTelemetry(before: string): Promise<number>;
+  /**
+   * Records an edge gateway instance's telemetry batch as stored; false when it was recorded before (a resend whose
+   * acknowledgement was lost), on this replica or another sharing the database. Call it in the transaction that
+   * stores the batch, so that the batch and its record are written together or not at all.
+   */
+  claimTelemetryBatch(batch: { gatewayId: string; instanceId: string; sequence: number; at: string }): Promise<boolean>;
+  /** Forgets the batches recorded before `before` (ISO); returns how many. */
+  pruneTelemetryBatches(before: string): Promise<number>;
 
   insertSecurityEvents(events: readonly SecurityEventRecord[]): Promise<void>;
   /** From `since` (inclusive), newest first. */

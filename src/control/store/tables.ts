@@ -39,6 +39,18 @@ export interface Database {
   derived_revocations: DerivedRevocationsTable;
   client_usage: ClientUsageTable;
   quota_usage: QuotaUsageTable;
+  telemetry_batches: TelemetryBatchesTable;
+}
+
+/**
+ * Telemetry batches of edge gateway instances already stored, by (gateway, instance, sequence): a batch resent to
+ * another control-plane replica is recognised there too (migration 0016-telemetry-batches). Kept for a day.
+ */
+export interface TelemetryBatchesTable {
+  gateway_id: string;
+  instance_id: string;
+  sequence: ColumnType<number | string, number, number>;
+  received_at: string;
 }
 
 /** Derived credentials revoked on their own (migration 0012-agents); a row is dropped once it expires. */

@@ -149,6 +149,29 @@ describe('telemetry ingest', () => {
     assert.deepEqual(await store.listQuotaUsage(workspace.id, { scope: 'org', subject: 'cli_alice' }), []);
   });
 
+  it('skips a batch resent to another control-plane replica: its requests and quota units count once', async () => {
+    // Two replicas: two ingests (each with its own memory of sequences) on one store.
+    const other = createTelemetryIngest({ store, logger, now: () => T0, accessEventsKept: 3 });
+    const usage = { collection: 'billing', scope: 'org' as const, subject: 'acme', period: 'monthly' as const };
+    const sent = { ...batch(41, { quotaUsage: [{ ...usage, periodId: '2026-03', units: 6 }] }), instanceId: 'i-9' };
+    await ingest.ingest(gateway, 'i-9', sent);
+    await other.ingest(gateway, 'i-9', sent); // the acknowledgement was lost; the instance reconnected elsewhere
+    const stored = await store.listQuotaUsage(workspace.id, { scope: 'org', subject: 'acme' });
+    assert.deepEqual(
+      stored.map((u) => u.units),
+      [6],
+    );
+    assert.ok(
+      logs.some((l) => /already stored by another replica/.test(String(l.msg))),
+      'the resend is logged as one',
+    );
+    await other.ingest(gateway, 'i-9', { ...sent, sequence: 42 });
+    assert.deepEqual(
+      (await store.listQuotaUsage(workspace.id, { scope: 'org', subject: 'acme' })).map((u) => u.units),
+      [12],
+    );
+  });
+
   it('accepts the batch as proto-loader decodes it: proto3 defaults, 64-bit integers as strings', async () => {
     await ingest.ingest(gateway, 'i-1', {
       instanceId: 'i-1',

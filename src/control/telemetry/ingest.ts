@@ -12,8 +12,11 @@
  * - `dropped` (events a gateway instance could not buffer while disconnected) is logged as a warning and added to
  *   the gateway's in-memory `stats`.
  * - Delivery is at least once: a gateway resends batches it saw no acknowledgement for. Batches already stored are
- *   recognised by (gateway, instance, sequence) and skipped — within this process; a resend that reaches another
- *   control-plane replica is counted twice.
+ *   recognised by (gateway, instance, sequence) and skipped: first in this process's memory, then in the store,
+ *   where the batch's record is written in the transaction that stores it (`claimTelemetryBatch`), so a resend
+ *   that reaches another control-plane replica is skipped there too and request counts and quota usage count once.
+ *   The records are kept for a day (`BATCH_MEMORY_MS`): a resend follows a lost acknowledgement when the instance
+ *   reconnects, normally within seconds; one arriving more than a day after the batch was stored counts again.
  * - Quota usage (units per client or org, collection and calendar period) is added to the store's `quota_usage`
  *   in the same transaction: the authoritative usage the admin API reads (`GET …/clients/{client}/usage`).
  * - Aggregates and security events older than `retentionMs` are deleted (at most hourly, in the background).
@@ -134,6 +137,8 @@ const CLOUD = CLOUD_GATEWAY_ID;
 const SEQUENCES_KEPT = 256;
 /** Instances not heard from this long are forgotten. */
 const INSTANCE_MEMORY_MS = 3600_000;
+/** How long the store remembers a stored batch (see `claimTelemetryBatch`). */
+const BATCH_MEMORY_MS = 24 * 3600_000;
 
 export function createTelemetryIngest(options: TelemetryIngestOptions): TelemetryIngest {
   const { store, logger, alerts } = options;
@@ -213,6 +218,10 @@ export function createTelemetryIngest(options: TelemetryIngestOptions): Telemetr
       (n) => n > 0 && logger.info({ events: n }, 'deleted security events past their retention'),
       (err: unknown) => logger.warn({ err }, 'deleting old security events failed'),
     );
+    store.pruneTelemetryBatches(new Date(t - BATCH_MEMORY_MS).toISOString()).then(
+      (n) => n > 0 && logger.debug({ batches: n }, 'forgot telemetry batches stored more than a day ago'),
+      (err: unknown) => logger.warn({ err }, 'deleting old telemetry batch records failed'),
+    );
   }
 
   async function evaluate(workspaceIds: Iterable<string>): Promise<void> {
@@ -244,15 +253,26 @@ export function createTelemetryIngest(options: TelemetryIngestOptions): Telemetr
       const events = batch.securityEvents.map((e) => securityRecord(workspaceId, gateway.id, e, e.collection));
       const updatedAt = new Date().toISOString();
       const usage = batch.quotaUsage.map((u): QuotaUsageRecord => ({ ...u, workspaceId, updatedAt }));
+      let stored: boolean;
       try {
-        await store.transaction(async (tx) => {
+        stored = await store.transaction(async (tx) => {
+          const claim = { gatewayId: gateway.id, instanceId: batch.instanceId, sequence: batch.sequence };
+          if (!(await tx.claimTelemetryBatch({ ...claim, at: updatedAt }))) return false;
           if (rows.length > 0) await tx.addTelemetry(rows);
           if (events.length > 0) await tx.insertSecurityEvents(events);
           if (usage.length > 0) await tx.addQuotaUsage(usage);
+          return true;
         });
       } catch (error) {
         release(gateway.id, batch.instanceId, batch.sequence);
         throw error;
+      }
+      if (!stored) {
+        logger.debug(
+          { gateway: gateway.id, instance: batch.instanceId, sequence: batch.sequence },
+          'telemetry batch already stored by another replica (resent)',
+        );
+        return;
       }
       record(gateway.id, batch.instanceId, batch, [workspaceId], (event) => ({ workspaceId, event }));
       prune();

@@ -56,6 +56,27 @@ export function telemetryContract(store: Store): void {
       assert.deepEqual(await store.listQuotaUsage(WS2, { scope: 'org', subject: 'acme' }), []);
     });
 
+    it('records a telemetry batch once: a second claim of the same gateway, instance and sequence is refused', async () => {
+      await withWorkspaces(store);
+      const b = { gatewayId: GW, instanceId: 'i-1', sequence: 7, at: T0 };
+      assert.equal(await store.claimTelemetryBatch(b), true);
+      assert.equal(await store.claimTelemetryBatch({ ...b, at: T1 }), false, 'a resend');
+      assert.equal(await store.claimTelemetryBatch({ ...b, sequence: 8 }), true);
+      assert.equal(await store.claimTelemetryBatch({ ...b, instanceId: 'i-2' }), true, "another instance's sequence");
+      assert.equal(await store.claimTelemetryBatch({ ...b, sequence: 2 ** 40 }), true);
+      // Inside a transaction that then fails, the claim is rolled back with the rest: the batch can be stored later.
+      await assert.rejects(
+        store.transaction(async (tx) => {
+          assert.equal(await tx.claimTelemetryBatch({ ...b, sequence: 9 }), true);
+          throw new Error('the batch could not be stored');
+        }),
+        /could not be stored/,
+      );
+      assert.equal(await store.claimTelemetryBatch({ ...b, sequence: 9 }), true);
+      assert.equal(await store.pruneTelemetryBatches(T1), 5);
+      assert.equal(await store.claimTelemetryBatch(b), true, 'forgotten once pruned');
+    });
+
     it('round-trips telemetry rows, fractional durations included', async () => {
       await withWorkspaces(store);
       await store.addTelemetry([telemetry()]);

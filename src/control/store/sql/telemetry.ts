@@ -93,6 +93,29 @@ export function telemetryQueries(run: Run): TelemetryOps {
       return Number(result.numDeletedRows);
     },
 
+    async claimTelemetryBatch(batch): Promise<boolean> {
+      const result = await run((db) =>
+        db
+          .insertInto('telemetry_batches')
+          .values({
+            gateway_id: batch.gatewayId,
+            instance_id: batch.instanceId,
+            sequence: batch.sequence,
+            received_at: batch.at,
+          })
+          .onConflict((oc) => oc.columns(['gateway_id', 'instance_id', 'sequence']).doNothing())
+          .executeTakeFirst(),
+      );
+      return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
+    },
+
+    async pruneTelemetryBatches(before: string): Promise<number> {
+      const result = await run((db) =>
+        db.deleteFrom('telemetry_batches').where('received_at', '<', before).executeTakeFirst(),
+      );
+      return Number(result.numDeletedRows);
+    },
+
     async insertSecurityEvents(events: readonly SecurityEventRecord[]): Promise<void> {
       for (let i = 0; i < events.length; i += SECURITY_EVENT_BATCH) {
         const batch = events.slice(i, i + SECURITY_EVENT_BATCH).map(securityEventRow);
