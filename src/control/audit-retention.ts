@@ -1,7 +1,8 @@
 /**
  * Audit log retention: entries older than the retention (control-plane setting `auditRetentionDays`, default 90)
- * are deleted at start and then on a timer (hourly by default). With several replicas each prunes; the deletes
- * are idempotent.
+ * are deleted at start and then on a timer (hourly by default), and so are the alerts resolved before it, with
+ * their webhook deliveries (the alert history is read like the audit log, and would otherwise grow for ever). Open
+ * alerts stay however old. With several replicas each prunes; the deletes are idempotent.
  */
 import type { Logger } from 'pino';
 import { nowIso } from './ids.ts';
@@ -17,7 +18,7 @@ export interface AuditRetention {
 }
 
 export function startAuditRetention(options: {
-  store: Pick<Store, 'pruneAuditLog'>;
+  store: Pick<Store, 'pruneAuditLog' | 'pruneResolvedAlerts'>;
   logger: Logger;
   now: () => number;
   retentionDays?: number;
@@ -27,8 +28,12 @@ export function startAuditRetention(options: {
   const retentionMs = (options.retentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS) * DAY_MS;
   let running: Promise<number> | undefined;
   const prune = async (): Promise<number> => {
-    const removed = await store.pruneAuditLog(nowIso(now() - retentionMs));
+    const before = nowIso(now() - retentionMs);
+    const removed = await store.pruneAuditLog(before);
     if (removed > 0) logger.info({ removed, retentionDays: retentionMs / DAY_MS }, 'pruned the audit log');
+    const alerts = await store.pruneResolvedAlerts(before);
+    if (alerts > 0)
+      logger.info({ alerts, retentionDays: retentionMs / DAY_MS }, 'pruned alerts resolved before the retention');
     return removed;
   };
   const tick = () => {

@@ -196,8 +196,20 @@ for (const database of ['sqlite', 'postgres'] as const) {
       assert.match(res.body.detail, /admin:audit:read/);
     });
 
-    it('prunes entries older than the retention, on start and on its timer', async () => {
+    it('prunes entries older than the retention, on start and on its timer, and alerts resolved before it', async () => {
       const old = nowIso(cp.now() - 91 * 86_400_000);
+      const alert = (id: string, resolvedAt?: string) => ({
+        id,
+        workspaceId: cp.workspace.id,
+        kind: 'auth_failure_spike',
+        key: id,
+        message: 'authentication failures',
+        raisedAt: old,
+        deliveryAttempts: 0,
+        ...(resolvedAt !== undefined && { resolvedAt }),
+      });
+      await cp.store.insertAlert(alert('alr_resolved_long_ago', old));
+      await cp.store.insertAlert(alert('alr_still_open'));
       await cp.store.insertAuditEntry({
         id: 'aud_old',
         workspaceId: cp.workspace.id,
@@ -215,6 +227,11 @@ for (const database of ['sqlite', 'postgres'] as const) {
       assert.equal(
         afterItems.some((e) => e.id === 'aud_old'),
         false,
+      );
+      assert.deepEqual(
+        (await cp.store.listAlerts(cp.workspace.id)).map((a) => a.id).filter((id) => id.startsWith('alr_')),
+        ['alr_still_open'],
+        'the alert resolved 91 days ago is gone; the open one, raised as long ago, stays',
       );
       assert.equal(
         await startAuditRetention({ store: cp.store, logger: pino({ level: 'silent' }), now: cp.now }).prune(),

@@ -547,6 +547,8 @@ export interface AlertOps {
   ): Promise<AlertRecord[]>;
   /** Alerts of every workspace not yet delivered, oldest first (webhook delivery). */
   listUndeliveredAlerts(limit: number): Promise<AlertRecord[]>;
+  /** Deletes the alerts (of every workspace) resolved before `before`, their deliveries with them; returns how many. */
+  pruneResolvedAlerts(before: string): Promise<number>;
   /** Sorted by name. */
   listAlertRules(workspaceId: string): Promise<AlertRuleRecord[]>;
   getAlertRule(workspaceId: string, ref: { id?: string; name?: string }): Promise<AlertRuleRecord | undefined>;

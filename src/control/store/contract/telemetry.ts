@@ -253,6 +253,49 @@ export function telemetryContract(store: Store): void {
       assert.deepEqual(await store.listAlerts(WS, { limit: 2 }), [c, b]);
     });
 
+    it('prunes the alerts of every workspace resolved before a time, with their deliveries, and only those', async () => {
+      await withWorkspaces(store);
+      const old = alert({ id: 'alr_1', key: 'a', raisedAt: T0, resolvedAt: T0 });
+      const recent = alert({ id: 'alr_2', key: 'b', raisedAt: T0, resolvedAt: T2 });
+      const open = alert({ id: 'alr_3', key: 'c', raisedAt: T0 });
+      const otherWorkspace = alert({ id: 'alr_4', workspaceId: WS2, raisedAt: T0, resolvedAt: T0 });
+      for (const a of [old, recent, open, otherWorkspace]) await store.insertAlert(a);
+      await store.insertAlertDestination({
+        id: 'ald_1',
+        workspaceId: WS,
+        name: 'ops',
+        url: 'https://hooks.example/ops',
+        secret: 'whsec_test',
+        createdAt: T0,
+        updatedAt: T0,
+      });
+      const delivery = (id: string, alertId: string) => ({
+        id,
+        workspaceId: WS,
+        alertId,
+        destinationId: 'ald_1',
+        state: 'resolved' as const,
+        payload: '{}',
+        attempts: 1,
+        nextAttemptAt: T0,
+        deliveredAt: T0,
+        createdAt: T0,
+      });
+      await store.insertAlertDelivery(delivery('dlv_1', old.id));
+      await store.insertAlertDelivery(delivery('dlv_2', recent.id));
+      assert.equal(await store.pruneResolvedAlerts(T1), 2);
+      assert.deepEqual(
+        (await store.listAlerts(WS)).map((a) => a.id),
+        ['alr_3', 'alr_2'],
+      );
+      assert.deepEqual(await store.listAlerts(WS2), []);
+      assert.deepEqual(
+        (await store.listAlertDeliveries(WS, [old.id, recent.id])).map((d) => d.id),
+        ['dlv_2'],
+      );
+      assert.equal(await store.pruneResolvedAlerts(T1), 0);
+    });
+
     it('lists undelivered alerts oldest first', async () => {
       await withWorkspaces(store);
       const newest = alert({ id: 'alr_1', key: 'a', raisedAt: T2 });

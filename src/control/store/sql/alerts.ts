@@ -51,6 +51,18 @@ export function alertQueries(run: Run, ring?: KeyRing): AlertOps {
       return result.numUpdatedRows > 0n;
     },
 
+    async pruneResolvedAlerts(before: string): Promise<number> {
+      // Their deliveries go by the foreign key's ON DELETE CASCADE (on SQLite too: foreign keys are on).
+      const result = await run((db) =>
+        db
+          .deleteFrom('alerts')
+          .where('resolved_at', 'is not', null)
+          .where('resolved_at', '<', before)
+          .executeTakeFirst(),
+      );
+      return Number(result.numDeletedRows);
+    },
+
     async getOpenAlert(workspaceId: string, key: string): Promise<AlertRecord | undefined> {
       const row = await run((db) =>
         db
