@@ -17,7 +17,8 @@ import type { z } from 'zod';
 import { type RateLimitStoreSchema, ServerSchema, TokenExchangeSchema, type TokenExchange } from '../config/schema.ts';
 import type { ControlPlaneSettings } from '../config/control-plane.ts';
 import type { ControlPlaneEndpoints } from '../config/edge.ts';
-import { EgressPolicy, explainListenError } from '../gateway/index.ts';
+import { egressAgent, EgressPolicy, explainListenError } from '../gateway/index.ts';
+import type { Agent } from 'undici';
 import { DEFAULT_SESSION_SETTINGS } from './api/auth.ts';
 import { createAdminServer } from './api/server.ts';
 import { buildOpenApi } from './api/openapi.ts';
@@ -154,6 +155,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let bootstrapServer: HttpsServer | undefined;
   let syncServer: SyncServer | undefined;
   let alerting: Alerting | undefined;
+  let webhookAgent: Agent | undefined;
   let stopRemoteChanges: (() => Promise<void>) | undefined;
   let cloudTelemetry: CloudTelemetry | undefined;
   let auditRetention: AuditRetention | undefined;
@@ -191,6 +193,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       localPorts: controlPorts,
     });
     cloud = await CloudGateway.create({ logger, server, signing: tokenExchange, egress });
+    // Alert destinations' webhooks obey the same policy: workspace admins set their URLs.
+    webhookAgent = egressAgent(egress);
     // Not ready (/readyz 503) until every listener is up: a load balancer must not send admin API or bootstrap
     // requests to a replica that does not listen on them yet.
     cloud.instance.setCheck('startup', { status: 'failing', detail: 'the control plane is starting' });
@@ -284,7 +288,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     endpoints.bootstrap = `https://${hostPort(advertise, bootstrapAddress.port)}`;
     // Config sync and telemetry (gRPC, mutual TLS) share one port; likewise advertised with the bound port.
     // Telemetry of edge gateways (through the sync server) and of the cloud gateway, and the alerts raised from it.
-    alerting = startAlerting({ store, logger, now, softwareVersion: pkg.version, ...options.alerts });
+    alerting = startAlerting({
+      store,
+      logger,
+      now,
+      softwareVersion: pkg.version,
+      ...options.alerts,
+      destinationDispatcher: webhookAgent,
+    });
     const telemetry = createTelemetryIngest({ store, logger, now, alerts: alerting });
     cloudTelemetry = startCloudTelemetry({
       gateway: cloud.instance,
@@ -338,6 +349,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         lifetimeMs: options.sessionLifetimeMs ?? DEFAULT_SESSION_SETTINGS.lifetimeMs,
       },
       tokenSettings: { algorithm: tokenExchange.algorithm, ttl: tokenExchange.ttl },
+      webhookDispatcher: webhookAgent,
       async entitiesChanged(collectionId) {
         await entityFeed
           .changed(collectionId)
@@ -384,6 +396,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const bootstrapHttps = bootstrapServer;
     const cloudGateway = cloud;
     const alerts = alerting;
+    const agent = webhookAgent;
     const stopRemote = stopRemoteChanges;
     const cloudTraffic = cloudTelemetry;
     const retention = auditRetention;
@@ -421,6 +434,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           await stopRemote();
           await cloudTraffic.close(); // stores what the last requests left
           await alerts.close();
+          await agent?.close();
           await retention.close();
           await store.close();
         })();
@@ -434,6 +448,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await cloud?.instance.close({ drainMs: 0 }).catch(() => {});
     await cloudTelemetry?.close().catch(() => {});
     await alerting?.close().catch(() => {});
+    await webhookAgent?.close().catch(() => {});
     await auditRetention?.close().catch(() => {});
     await presence?.close().catch(() => {});
     await store.close();

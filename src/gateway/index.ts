@@ -5,7 +5,7 @@
  */
 export { createGatewayInstance, type GatewayInstance } from './instance.ts';
 export type { NotFoundHint } from './http/server.ts';
-export { EgressPolicy, type EgressMode } from './http/egress.ts';
+export { egressAgent, EgressDeniedError, EgressPolicy, type EgressMode } from './http/egress.ts';
 export { explainListenError, ListenError } from './listeners.ts';
 export type { CompiledCollection, KeyEntry, RouteTable } from './snapshot/compiled.ts';
 export { mergeRouteTables, startCompile, type SnapshotCompilation } from './snapshot/compile.ts';

@@ -26,6 +26,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
 import { SecurityEventKind } from '../../config/telemetry.ts';
 import { nowIso } from '../ids.ts';
 import type { AlertRecord, GatewayInstanceRecord, GatewayRecord, Store } from '../store/store.ts';
@@ -69,6 +70,11 @@ export interface AlertingOptions {
   storeDegradedWindowMs?: number;
   /** Every workspace is evaluated (and due webhooks retried) this often; 0: no timer. Default 15 s. */
   intervalMs?: number;
+  /**
+   * Where the destinations' webhook connections are made: the control plane's egress policy (`egressAgent`), since
+   * workspace admins set those URLs. The operator's own `webhookUrl` is not bound by it.
+   */
+  destinationDispatcher?: Dispatcher;
 }
 
 export interface Alerting {
@@ -116,6 +122,7 @@ export function startAlerting(options: AlertingOptions): Alerting {
     timeoutMs: options.webhookTimeoutMs,
     maxAttempts: options.webhookMaxAttempts,
     retryBaseMs: options.webhookRetryBaseMs,
+    ...(options.destinationDispatcher !== undefined && { dispatcher: options.destinationDispatcher }),
   });
   const running = new Map<string, Promise<void>>();
   const queued = new Map<string, Promise<void>>();

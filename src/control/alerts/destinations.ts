@@ -14,6 +14,8 @@
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { fetch, type Dispatcher } from 'undici';
+import { EgressDeniedError } from '../../gateway/index.ts';
 import { nowIso } from '../ids.ts';
 import type {
   AlertDeliveryRecord,
@@ -51,7 +53,14 @@ export interface PostOutcome {
 export async function postSigned(
   destination: Pick<AlertDestinationRecord, 'url' | 'secret'>,
   body: string,
-  options: { deliveryId: string; now: number; timeoutMs: number; signal?: AbortSignal },
+  options: {
+    deliveryId: string;
+    now: number;
+    timeoutMs: number;
+    signal?: AbortSignal;
+    /** Where connections are made: the control plane's egress policy (`egressAgent`); default undici's global one. */
+    dispatcher?: Dispatcher;
+  },
 ): Promise<PostOutcome> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
@@ -69,6 +78,7 @@ export async function postSigned(
         ? AbortSignal.any([AbortSignal.timeout(options.timeoutMs), options.signal])
         : AbortSignal.timeout(options.timeoutMs),
       redirect: 'manual',
+      ...(options.dispatcher !== undefined && { dispatcher: options.dispatcher }),
     });
     await res.body?.cancel();
     if (res.ok) return { ok: true, status: res.status, durationMs: elapsed() };
@@ -87,6 +97,8 @@ function networkError(err: unknown, timeoutMs: number): string {
   const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
   if (e.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
   if (e.name === 'AbortError') return 'aborted';
+  if (e.cause instanceof EgressDeniedError)
+    return `not attempted: ${e.cause.message} (the control plane's egress policy, --cloud-egress, applies to alert destinations too)`;
   const cause = e.cause?.code ?? e.cause?.message;
   return cause ? `could not reach the receiver: ${cause}` : `could not reach the receiver: ${e.message ?? String(err)}`;
 }
@@ -139,6 +151,8 @@ export interface DestinationDeliveryOptions {
   maxAttempts?: number;
   /** First retry delay; doubles per attempt up to 5 minutes. Default 1 s. */
   retryBaseMs?: number;
+  /** Where connections are made (the egress policy); default undici's global dispatcher. */
+  dispatcher?: Dispatcher;
 }
 
 export type DestinationDelivery = DeliveryLoop;
@@ -159,6 +173,7 @@ export function createDestinationDelivery(options: DestinationDeliveryOptions): 
       now: now(),
       timeoutMs,
       signal,
+      ...(options.dispatcher !== undefined && { dispatcher: options.dispatcher }),
     });
     if (signal.aborted) return;
     const attempts = d.attempts + 1;

@@ -438,7 +438,12 @@ export const alertOperations: Operation[] = [
         raisedAt: nowIso(now),
         details: { test: true, destination: d.name },
       });
-      const outcome = await postSigned(d, body, { deliveryId, now, timeoutMs: TEST_TIMEOUT_MS });
+      const outcome = await postSigned(d, body, {
+        deliveryId,
+        now,
+        timeoutMs: TEST_TIMEOUT_MS,
+        ...(plane.webhookDispatcher !== undefined && { dispatcher: plane.webhookDispatcher }),
+      });
       return { ...outcome, deliveryId };
     },
   }),

@@ -5,6 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
 import type { z } from 'zod';
 import type { ControlPlaneEndpoints } from '../../config/edge.ts';
 import type { Store, WorkspaceRecord } from '../store/store.ts';
@@ -82,6 +83,8 @@ export interface ControlContext {
   readonly sessions?: SessionSettings;
   /** The installation's token settings: the algorithm of new signing keys and how long tokens live. */
   readonly tokenSettings?: { readonly algorithm: 'EdDSA' | 'ES256'; readonly ttl: number };
+  /** Where alert destinations' webhook calls connect (the egress policy); absent: undici's global dispatcher. */
+  readonly webhookDispatcher?: Dispatcher;
 }
 
 export interface RequestInfo<B> {

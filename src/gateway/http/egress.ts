@@ -9,7 +9,7 @@ import { blockList } from '../../shared/block-list.ts';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, isIPv4, type LookupFunction } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { buildConnector } from 'undici';
+import { Agent, buildConnector } from 'undici';
 
 /** `any`: every address (but what `denyLinkLocal` and `localPorts` say); `public`: public addresses only. */
 export type EgressMode = 'any' | 'public';
@@ -146,6 +146,25 @@ export class EgressPolicy {
       connect(options, callback);
     };
   }
+}
+
+/**
+ * An undici dispatcher for connections to any origin that enforces `policy` on each (the control plane's alert
+ * webhooks: their URLs are set through the admin API, so they obey the egress policy the cloud gateway's upstreams
+ * obey). Each connection is checked when it is made (a kept-alive one was checked then).
+ */
+export function egressAgent(policy: EgressPolicy, connectTimeoutMs = 5_000): Agent {
+  return new Agent({
+    connect(options, callback) {
+      const port = options.port === '' ? (options.protocol === 'https:' ? 443 : 80) : Number(options.port);
+      if (isIP(options.hostname) !== 0) {
+        const reason = policy.check(options.hostname, port);
+        if (reason !== undefined)
+          return callback(new EgressDeniedError(options.hostname, options.hostname, port, reason), null);
+      }
+      buildConnector({ timeout: connectTimeoutMs, lookup: policy.lookup(port) })(options, callback);
+    },
+  });
 }
 
 function portOf(url: URL): number {
