@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, afterEach, before, describe, it, mock } from 'node:test';
-import { AtomicWriteError, writeFileAtomic } from './atomic-file.ts';
+import { AtomicWriteError, makeDirectoryDurable, writeFileAtomic } from './atomic-file.ts';
 
 type HandleCall = 'writeFile' | 'sync' | 'close';
 
@@ -217,5 +217,38 @@ describe('writeFileAtomic', () => {
     assert.ok(contents.includes(final), `the file holds ${final.length} characters that are no writer's whole content`);
     assert.deepEqual(await fs.readdir(dir), [basename(target)]);
     assert.equal(dirname(target), dir);
+  });
+});
+
+describe('makeDirectoryDurable', () => {
+  let root: string;
+  before(async () => {
+    root = await fs.mkdtemp(join(tmpdir(), 'gatehouse-mkdir-'));
+  });
+  after(async () => {
+    await fs.rm(root, { recursive: true, force: true });
+  });
+  afterEach(() => mock.restoreAll());
+
+  it('flushes the parent of every directory it creates, deepest first, and nothing when all exist', async () => {
+    const seen = observe(root);
+    await makeDirectoryDurable(join(root, 'a', 'b', 'c'));
+    assert.deepEqual(seen.events, [
+      'open a/b',
+      'sync a/b',
+      'close a/b',
+      'open a',
+      'sync a',
+      'close a',
+      'open .',
+      'sync .',
+      'close .',
+    ]);
+    assert.equal((await fs.stat(join(root, 'a', 'b', 'c'))).mode & 0o777, 0o700);
+    seen.events.length = 0;
+    await makeDirectoryDurable(join(root, 'a', 'b'));
+    assert.deepEqual(seen.events, [], 'an existing directory: no flush');
+    await makeDirectoryDurable(join(root, 'a', 'd'));
+    assert.deepEqual(seen.events, ['open a', 'sync a', 'close a']);
   });
 });

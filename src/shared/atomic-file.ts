@@ -108,6 +108,20 @@ export async function writeFileAtomic(
   await syncDirectory(path);
 }
 
+/**
+ * `mkdir -p` that survives a power loss: each directory it creates is an entry in its parent, so the parents of the
+ * new directories are flushed too (without this, files written atomically into a new directory could vanish with
+ * it). A directory that exists already is left as it is.
+ */
+export async function makeDirectoryDurable(dir: string, mode = 0o700): Promise<void> {
+  const first = await fs.mkdir(dir, { recursive: true, mode });
+  if (first === undefined) return;
+  for (let d = dir; ; d = dirname(d)) {
+    await syncDirectory(d); // flushes dirname(d), where d's entry is
+    if (d === first || dirname(d) === d) break;
+  }
+}
+
 async function syncDirectory(path: string): Promise<void> {
   if (process.platform === 'win32') return; // a directory cannot be opened there; NTFS journals the rename
   let handle: FileHandle | undefined;

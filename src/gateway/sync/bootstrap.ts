@@ -27,7 +27,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, chmod, mkdir, readdir, stat } from 'node:fs/promises';
+import { access, chmod, readdir, stat } from 'node:fs/promises';
 import { request } from 'node:https';
 import { hostname as osHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -40,7 +40,7 @@ import {
   type RegisterResponse,
   type RenewResponse,
 } from '../../config/edge.ts';
-import { writeFileAtomic } from '../../shared/atomic-file.ts';
+import { makeDirectoryDurable, writeFileAtomic } from '../../shared/atomic-file.ts';
 import { createCsrForKey, createKeyAndCsr, describeCertificate, singleCertificate } from '../../shared/certificates.ts';
 import { x509 } from '../../shared/x509.ts';
 
@@ -374,7 +374,7 @@ function helmValues(identity: EdgeIdentity, tls: { ca: string; certificate: stri
 }
 
 async function makeDirectory(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makeDirectoryDurable(dir, 0o700);
   // An existing directory (e.g. a container volume) is tightened too, where we may.
   await chmod(dir, 0o700).catch((error: unknown) => {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
