@@ -1,13 +1,15 @@
 /**
  * Leases of allowance from Redis: one connection and one Lua script that hand each gateway instance a share of
  * what a limit still allows, atomically, and take back what a dead instance held. Used by the exact rate-limit store
- * (`lease-store.ts`: units of a sliding window, spent as requests are admitted) and by concurrency caps
- * (`../concurrency/shared-slots.ts`: slots, given back when requests end).
+ * (`lease-store.ts`: units of a sliding window, spent as requests are admitted), by concurrency caps
+ * (`../concurrency/shared-slots.ts`: slots, given back when requests end) and by quotas
+ * (`../quota/leased-quotas.ts`: units of a day or a month, in the script's quota mode).
  *
  * Per counted thing Redis keeps a **count** (everything leased, plus, for a window, every unit spent) and a hash
  * of **holdings** (instance id → `units:expiresAt`, Redis time). Every call of the script:
  * 1. sweeps expired holdings (an instance that died, or was cut off for longer than the lease period), giving
- *    their units back to the count — this is how a killed gateway's allowance and slots return;
+ *    their units back to the count — this is how a killed gateway's allowance and slots return (a quota's are
+ *    **forfeited** instead: they stay counted, since the instance may have spent them since its last report);
  * 2. takes this instance's report: the units it still holds (`held`; for a window, what it did not spend — the
  *    difference stays counted as spent; for slots, what it keeps — the difference is given back) and `release`;
  * 3. grants at most `want` more, never beyond what the limit allows now, and at most a fair share:
@@ -19,8 +21,9 @@
  *
  * Time in the script is Redis's (`TIME`), so lease expiry does not depend on gateway clocks agreeing; the window
  * arithmetic uses `left` (ms until the caller's window ends), computed by the caller as the rate-limit contract
- * requires. A caller treats its units as void once `leaseTtlMs` has passed since it *sent* the call that granted
- * them, which is always before Redis expires them.
+ * requires. A caller of a window or of slots treats its units as void once `leaseTtlMs` has passed since it
+ * *sent* the call that granted them, which is always before Redis expires them; a quota's units, never given back
+ * by a sweep, stay usable.
  */
 import { Redis } from 'ioredis';
 
