@@ -37,14 +37,14 @@
  *
  * **When Redis is slow or down.** A lease call that gets no answer within `commandTimeoutMs` fails (the deadline
  * tolerates a blocked event loop), the connection is dialled again, and the store is **degraded** until a call or
- * a PING succeeds (tried every 250 ms). Units already leased are still spent (synchronously, exactly). A request
- * lacking units does not wait for Redis meanwhile: a quota with `onStoreFailure: open` (the default) is decided on
- * this instance from the estimated usage above, and what it admitted is added to Redis's count with the next
- * call once Redis answers again (while it lasts, N instances may admit up to N times what was left);
- * `onStoreFailure: closed` is refused as `unavailable` (the policy reads `degraded` first and answers 503). A call
- * whose answer was lost is not known to have counted: units it gave back or was granted are treated as gone (a
- * unit may be lost to the period, never admitted twice), and units admitted alone that it carried are added again
- * (counted twice at worst, never missed).
+ * a PING succeeds (tried every 250 ms). Units already leased are still spent (synchronously, exactly), and a
+ * request lacking units does not wait for Redis meanwhile: with `failOpen` (`onStoreFailure: open`, the default)
+ * it is decided on this instance from the estimated usage above, and what it admitted is added to Redis's count
+ * with the next call once Redis answers again (while it lasts, N instances may admit up to N times what was
+ * left); without, it is refused as `unavailable` (and the policy, which reads `degraded` before it debits, answers
+ * 503 for such quotas whatever this instance holds, as for rate limits). A call whose answer was lost is not known
+ * to have counted: units it gave back or was granted are treated as gone (a unit may be lost to the period, never
+ * admitted twice), and units admitted alone that it carried are added again (counted twice at worst, never missed).
  */
 import { randomBytes } from 'node:crypto';
 import type { QuotaCounter, QuotaDecision, QuotaStore } from '../../../shared/quota-store.ts';
@@ -56,7 +56,10 @@ export interface LeasedQuotaOptions {
   url: string;
   /** Prefix of every Redis key (the rate-limit store's prefix + `q:`). @default 'gatehouse:rl:q:' */
   prefix?: string;
-  /** How long a holding lives in Redis without a call: a dead instance stops counting as a holder after it. @default 5000 */
+  /**
+   * How long a holding lives in Redis without a call: a dead instance's holding is forfeited, and it stops
+   * counting as a holder, after it. @default 5000
+   */
   leaseTtlMs?: number;
   /** Housekeeping: returns of idle holdings, renewals, additions of units admitted alone, health PINGs. @default 100 */
   tickMs?: number;
@@ -225,7 +228,10 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
 
   const usedOf = (l: Lease) => Math.max(0, l.count - l.units) + l.pending;
 
-  /** One lease call: reports the units held, gives back `release` of them, adds the units admitted alone, asks for `want` more. */
+  /**
+   * One lease call: reports the units held, gives back `release` of them, adds the units admitted alone, asks for
+   * `want` more.
+   */
   function call(l: Lease, release: number, want: number, need: number): Promise<LeaseAnswer> {
     const held = l.units;
     l.units -= release;
@@ -313,7 +319,8 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
       const l = ls[i]!;
       l.units -= cost;
       if (l.calling !== undefined) l.spentDuringCall += cost;
-      else if (l.units <= l.lastGrant / 4 && state.status === 'ok' && !closed) void refill(l, 1);
+      else if (l.units <= l.lastGrant / 4 && state.status === 'ok' && !closed && performance.now() >= l.refusedUntil)
+        void refill(l, 1);
       used[i] = usedOf(l);
     }
     return { allowed: true, used, refused: -1 };
@@ -336,7 +343,7 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
 
   const alone = () => closed || state.status === 'degraded' || (!link.ready() && state.status !== 'connecting');
 
-  /** A debit that lacks units: refills of the counters that lack them, then decided (again if others took them first). */
+  /** A debit lacking units: refills of the counters that lack them, then decided (again if others took them first). */
   async function settle(counters: readonly QuotaCounter[], cost: number, failOpen: boolean): Promise<QuotaDecision> {
     for (;;) {
       const ls = counters.map(leaseOf);
