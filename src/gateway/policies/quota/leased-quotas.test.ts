@@ -34,15 +34,15 @@ if (unreachable === undefined) {
   quotaStoreContract('Redis', () => createLeasedQuotas({ url: TEST_REDIS_URL, prefix: freshPrefix() }));
 
   describe('quotas leased from Redis', () => {
-    const three = async (prefix: string) => {
-      const all = Array.from({ length: 3 }, () => createLeasedQuotas({ url: TEST_REDIS_URL, prefix }));
+    const instances = async (prefix: string, n = 3) => {
+      const all = Array.from({ length: n }, () => createLeasedQuotas({ url: TEST_REDIS_URL, prefix }));
       await Promise.all(all.map((s) => s.connected()));
       return all;
     };
 
     it('admits exactly the quota across three instances under a concurrent burst (0 over)', async () => {
       const prefix = freshPrefix();
-      const all = await three(prefix);
+      const all = await instances(prefix);
       try {
         const decisions = await Promise.all(
           Array.from({ length: 600 }, (_, i) => all[i % 3]!.debit([counter('burst', 100)], 1, true)),
@@ -57,7 +57,7 @@ if (unreachable === undefined) {
 
     it('admits no unit over the quota under a burst of costly debits, and counts what it admitted', async () => {
       const prefix = freshPrefix();
-      const all = await three(prefix);
+      const all = await instances(prefix);
       let decisions: QuotaDecision[];
       try {
         decisions = await Promise.all(
@@ -89,6 +89,31 @@ if (unreachable === undefined) {
       } finally {
         await store.close();
       }
+    });
+
+    it('refuses locally while a quota is used up, and re-checks it: units held idle elsewhere come back', async () => {
+      const prefix = freshPrefix();
+      const [a, b] = await instances(prefix, 2);
+      try {
+        assert.equal((await a!.debit([counter('k', 10)], 1, true)).allowed, true);
+        await eventually(() => a!.calls() === 0, 5_000, 'no lease call in flight');
+        const heldByA = a!.held('k', 'd1');
+        assert.ok(heldByA > 0, 'the first instance holds units it has not spent');
+        const first = await b!.debit([counter('k', 10)], 10 - 1 - heldByA + 1, true);
+        assert.equal(first.allowed, false);
+        const again = b!.debit([counter('k', 10)], 10 - 1 - heldByA + 1, true);
+        assert.equal(again instanceof Promise, false, 'a refusal stands on the instance for a while');
+        // Idle, the first instance gives its units back; the second one's re-check then finds them.
+        await eventually(
+          async () => (await b!.debit([counter('k', 10)], 10 - 1 - heldByA + 1, true)).allowed,
+          5_000,
+          'the units held idle to come back',
+        );
+        assert.equal(a!.held('k', 'd1'), 0);
+      } finally {
+        await Promise.all([a, b].map((s) => s!.close()));
+      }
+      assert.equal(await countOf(prefix, 'k'), 10);
     });
 
     it('gives back what a closed instance held, and forfeits what a cut-off one held once its lease ends', async () => {

@@ -236,9 +236,9 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
     const held = l.units;
     l.units -= release;
     l.spentDuringCall = 0;
+    // Still counted by pending() until Redis acknowledges them.
     const added = l.pending;
     l.pending = 0;
-    pendingUnits -= added;
     const count = prefix + l.key + '\u0000' + l.period;
     inFlight++;
     return link
@@ -259,6 +259,7 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
       .then(
         (answer) => {
           onSuccess();
+          pendingUnits = Math.max(0, pendingUnits - added);
           l.units = Math.max(0, answer.held - l.spentDuringCall);
           l.count = answer.count;
           l.available = answer.available;
@@ -269,7 +270,6 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
         (error: unknown) => {
           // Not known to have been added: added again with the next call (counted twice at worst, never missed).
           l.pending += added;
-          pendingUnits += added;
           onError(error as Error);
           throw error;
         },
