@@ -7,7 +7,7 @@
  * 2. **Cost at saturation** (one gateway, closed loop): the chain with a rate limit only (memory store) is the
  *    baseline; then with concurrency caps per key, client and org added (memory store); then caps plus daily and
  *    monthly quotas per client and org (memory store: the issue's "caps and quotas on ≥ 0.95× off"); then caps with
- *    the Redis lease store, and caps plus quotas on Redis (one Lua debit per request). Rounds alternate between
+ *    the Redis lease store, and caps plus quotas on Redis (leased, as rate limits). Rounds alternate between
  *    configurations, each round starting one configuration later; the ratios are of medians.
  *
  * Usage: scripts/node bench/exact-limits.ts [--rounds 3] [--seconds 5] [--connections 32] [--skip-saturation]

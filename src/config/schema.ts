@@ -795,7 +795,8 @@ export const RateLimitStoreSchema = z.discriminatedUnion('type', [
     mode: z.enum(['lease', 'sync']).default('lease'),
     /**
      * How long a lease of rate-limit units or concurrency slots lives without renewal (mode `lease`, and
-     * concurrency caps): a gateway that dies gives back what it held after at most this.
+     * concurrency caps): a gateway that dies gives back what it held after at most this. Quotas (leased in either
+     * mode): a dead gateway's holding expires after this and is forfeited (its units stay counted: 0 over).
      */
     leaseTtl: DurationSchema.default(2_000).refine((ms) => ms >= 200 && ms <= 60_000, 'must be between 200ms and 60s'),
     /** Prefix of the counters' Redis keys: gateways that share limits use the same one. */

@@ -1,7 +1,7 @@
 /**
  * The quota store contract: what the quota policy asks of a store, implemented in process
- * (`gateway/policies/quota/memory-quotas.ts`, one instance) and shared through Redis (`redis-quotas.ts`: an atomic
- * Lua debit, exact across instances and kept across restarts); `quota-contract.ts` tests both.
+ * (`gateway/policies/quota/memory-quotas.ts`, one instance) and shared through Redis (`leased-quotas.ts`: units
+ * leased from Redis and spent locally, exact across instances and kept across restarts); `quota-contract.ts` tests both.
  */
 
 /** One quota a request is counted against: a counter of one period. */

@@ -1,7 +1,7 @@
 /**
  * The in-process quota store (`server.rateLimitStore: memory`): one counter per key and period, for a single
  * gateway instance. Counts are lost when the process ends; quotas that must survive restarts or be shared between
- * instances need the Redis store (`redis-quotas.ts`).
+ * instances need the Redis store (`leased-quotas.ts`).
  */
 import type { QuotaCounter, QuotaDecision, QuotaStore } from '../../../shared/quota-store.ts';
 

@@ -1,7 +1,7 @@
 /**
  * Opening the quota store `server.rateLimitStore` names: in process for `memory` (one instance; counts end with
- * the process), Redis for `redis` (same URL and timeouts as the rate-limit store, keys under its prefix + `q:`, on a
- * connection of its own). Its state is the readiness check `quotaStore` (`degraded`, never `failing`, while Redis
+ * the process), leases of Redis for `redis` (leased-quotas.ts: same URL, timeouts and `leaseTtl` as the rate-limit
+ * store, keys under its prefix + `q:`, on a connection of its own). Its state is the readiness check `quotaStore` (`degraded`, never `failing`, while Redis
  * does not answer) and a log line at every change.
  */
 import type { Logger } from 'pino';
@@ -17,12 +17,13 @@ export async function openQuotaStore(
   setCheck: (check: ReadinessCheck) => void,
 ): Promise<QuotaStore> {
   if (settings.type === 'memory') return createMemoryQuotas();
-  const { createRedisQuotas } = await import('./redis-quotas.ts');
+  const { createLeasedQuotas } = await import('./leased-quotas.ts');
   const where = redactUrl(settings.url);
   setCheck({ status: 'degraded', detail: `connecting to ${where}` });
-  return createRedisQuotas({
+  return createLeasedQuotas({
     url: settings.url,
     prefix: `${settings.prefix}q:`,
+    leaseTtlMs: settings.leaseTtl,
     commandTimeoutMs: settings.commandTimeout,
     connectTimeoutMs: settings.connectTimeout,
     onStateChange: (state) => {
@@ -33,7 +34,7 @@ export async function openQuotaStore(
         });
         logger.warn({ store: where, reason: state.reason }, 'quota store degraded: open quotas are counted locally');
       } else if (state.status === 'ok') {
-        setCheck({ status: 'ok', detail: `${where}: one atomic debit per request` });
+        setCheck({ status: 'ok', detail: `${where}: leases of ${settings.leaseTtl}ms` });
         logger.info({ store: where }, 'quota store connected');
       }
     },

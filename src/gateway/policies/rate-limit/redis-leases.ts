@@ -1,13 +1,15 @@
 /**
  * Leases of allowance from Redis: one connection and one Lua script that hand each gateway instance a share of
  * what a limit still allows, atomically, and take back what a dead instance held. Used by the exact rate-limit store
- * (`lease-store.ts`: units of a sliding window, spent as requests are admitted) and by concurrency caps
- * (`../concurrency/shared-slots.ts`: slots, given back when requests end).
+ * (`lease-store.ts`: units of a sliding window, spent as requests are admitted), by concurrency caps
+ * (`../concurrency/shared-slots.ts`: slots, given back when requests end) and by quotas
+ * (`../quota/leased-quotas.ts`: units of a day or a month, in the script's quota mode).
  *
  * Per counted thing Redis keeps a **count** (everything leased, plus, for a window, every unit spent) and a hash
  * of **holdings** (instance id → `units:expiresAt`, Redis time). Every call of the script:
  * 1. sweeps expired holdings (an instance that died, or was cut off for longer than the lease period), giving
- *    their units back to the count — this is how a killed gateway's allowance and slots return;
+ *    their units back to the count — this is how a killed gateway's allowance and slots return (a quota's are
+ *    **forfeited** instead: they stay counted, since the instance may have spent them since its last report);
  * 2. takes this instance's report: the units it still holds (`held`; for a window, what it did not spend — the
  *    difference stays counted as spent; for slots, what it keeps — the difference is given back) and `release`;
  * 3. grants at most `want` more, never beyond what the limit allows now, and at most a fair share:
@@ -19,17 +21,22 @@
  *
  * Time in the script is Redis's (`TIME`), so lease expiry does not depend on gateway clocks agreeing; the window
  * arithmetic uses `left` (ms until the caller's window ends), computed by the caller as the rate-limit contract
- * requires. A caller treats its units as void once `leaseTtlMs` has passed since it *sent* the call that granted
- * them, which is always before Redis expires them.
+ * requires. A caller of a window or of slots treats its units as void once `leaseTtlMs` has passed since it
+ * *sent* the call that granted them, which is always before Redis expires them; a quota's units, never given back
+ * by a sweep, stay usable.
  */
 import { Redis } from 'ioredis';
 
 /**
- * KEYS: 1 count, 2 holdings, 3 previous window's count, 4 previous window's holdings (3 and 4 unused for slots).
- * ARGV: 1 instance, 2 held, 3 release, 4 want, 5 limit, 6 window ms (0: slots), 7 left ms, 8 lease ms, 9 key ttl ms,
- * 10 units spent since the instance's last report (windows: counted again if its holding had expired and been swept,
- * since the sweep gave them back as if unspent), 11 need: the fewest units worth granting (a hit of cost c that
- * holds h units needs c − h; less than that is granted as nothing, since a part would be held for no use).
+ * KEYS: 1 count, 2 holdings, 3 previous window's count, 4 previous window's holdings (3 and 4 unused for slots and
+ * quotas).
+ * ARGV: 1 instance, 2 held, 3 release, 4 want, 5 limit, 6 window ms (0: slots or a quota), 7 left ms, 8 lease ms,
+ * 9 key ttl ms, 10 units spent since the instance's last report (windows: counted again if its holding had expired
+ * and been swept, since the sweep gave them back as if unspent; quotas: units admitted alone while Redis failed,
+ * added to the count as they are), 11 need: the fewest units worth granting (a hit of cost c that holds h units
+ * needs c − h; less than that is granted as nothing, since a part would be held for no use), 12 mode: `q` for a
+ * quota (a count of a whole period: available = limit − count, and an expired holding is **forfeited** — its units
+ * stay counted, since the dead instance may have spent them since its last report; see quota/leased-quotas.ts).
  * Returns {granted, held now, count, previous count, available after the grant, holders}.
  */
 const LEASE_SCRIPT = `
@@ -39,6 +46,7 @@ local function units(v)
   local sep = string.find(v, ':', 1, true)
   return tonumber(string.sub(v, 1, sep - 1)), tonumber(string.sub(v, sep + 1))
 end
+local quota = ARGV[12] == 'q'
 local function sweep(h, c)
   local all = redis.call('HGETALL', h)
   local live = 0
@@ -46,17 +54,17 @@ local function sweep(h, c)
     local n, exp = units(all[i + 1])
     if exp <= now then
       redis.call('HDEL', h, all[i])
-      if n > 0 then redis.call('DECRBY', c, n) end
+      if n > 0 and not quota then redis.call('DECRBY', c, n) end
     else
       live = live + 1
     end
   end
   return live
 end
-local slots = tonumber(ARGV[6]) == 0
+local slots = tonumber(ARGV[6]) == 0 and not quota
 local holders = sweep(KEYS[2], KEYS[1])
 local prev = 0
-if not slots then
+if not slots and not quota then
   sweep(KEYS[4], KEYS[3])
   prev = math.max(0, tonumber(redis.call('GET', KEYS[3]) or '0'))
 end
@@ -67,14 +75,18 @@ if v then old = units(v) else holders = holders + 1 end
 local held = math.min(tonumber(ARGV[2]), old)
 local release = math.min(tonumber(ARGV[3]), held)
 local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-if not v and not slots then count = count + tonumber(ARGV[10]) end
+if quota then
+  count = count + tonumber(ARGV[10])
+elseif not v and not slots then
+  count = count + tonumber(ARGV[10])
+end
 local drop = release
 if slots then drop = drop + old - held end
 held = held - release
 count = math.max(0, count - drop)
 local limit = tonumber(ARGV[5])
 local avail
-if slots then
+if slots or quota then
   avail = limit - count
 else
   local w = tonumber(ARGV[6])
@@ -117,6 +129,11 @@ export interface LeaseRequest {
   spent?: number;
   /** The fewest units worth granting (default 1): less than this grants nothing. */
   need?: number;
+  /**
+   * A quota's count (a whole period, `windowMs` 0): an expired holding is forfeited rather than given back, and
+   * `spent` is added to the count unconditionally (units admitted alone while Redis failed).
+   */
+  quota?: boolean;
 }
 
 export interface LeaseAnswer {
@@ -197,6 +214,7 @@ export function connectLeases(options: RedisLeaseOptions): RedisLeases {
           r.keyTtlMs,
           r.spent ?? 0,
           r.need ?? 1,
+          r.quota === true ? 'q' : '',
         ),
       );
       const [granted, held, count, previous, available, holders] = reply.map(Number) as [
