@@ -8,6 +8,11 @@
  * While a shared store is degraded (Redis unreachable, it counts locally), a limit with `onStoreFailure: closed`
  * refuses the requests it governs with 503 GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE and `Retry-After: 1`, before any
  * hit is counted; `open` limits (the default) go on, held per instance. The check reads one field of the store.
+ *
+ * A derived credential with a limit share is counted first against its own share, then against the share of every
+ * credential it was delegated from (the `cl` claim), narrowest first like the key's own limits: the share that
+ * refuses, and every limit after it, count nothing; the narrower shares before it have counted the hit (a store hit
+ * is not taken back). Credentials minted without `cl` count against their own share only.
  */
 import type { RateLimit } from '../../../config/schema.ts';
 import { refusal, type Refusal } from '../../../shared/errors.ts';
