@@ -7,12 +7,17 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../src/config/redact-url.ts';
 import { eventually } from '../src/testing/eventually.ts';
 import { periodOf } from '../src/gateway/policies/quota/periods.ts';
+import { encodeDerived, type DerivedClaims } from '../src/gateway/tokens/derived.ts';
+import { openSigningKeyStore } from '../src/gateway/tokens/keystore.ts';
 import { probeRedis, REDIS_HOW_TO, TEST_REDIS_URL } from '../src/testing/redis.ts';
 import {
   expectProblem,
@@ -51,7 +56,7 @@ const auth = (k: { key: string }) => ({ authorization: `Bearer ${k.key}` });
 function live(header: string | null): Map<string, { r: number; t: number }> {
   const out = new Map<string, { r: number; t: number }>();
   for (const item of (header ?? '').split(', ')) {
-    const m = /^"([a-z-]+)";r=(\d+);t=(\d+)$/.exec(item);
+    const m = /^"([a-z0-9-]+)";r=(\d+);t=(\d+)$/.exec(item);
     assert.ok(m, `ratelimit item ${JSON.stringify(item)} in ${header}`);
     out.set(m[1]!, { r: Number(m[2]), t: Number(m[3]) });
   }
@@ -336,6 +341,209 @@ describe("a derived credential's share of its parent's rate limit and quota", ()
     assert.equal(own.status, 200);
     assert.equal(live(own.headers.get('ratelimit')).get('client-daily')!.r, 4);
     await own.arrayBuffer();
+  });
+});
+
+const delegator = newKey();
+
+describe('credentials delegated from one stay within its share together', () => {
+  let upstream: Upstream;
+  let gw: GatewayProcess;
+  let dir: string;
+  /** The gateway's signing key (a keys file written here first): mints a credential as an older gateway did. */
+  let signing: { kid: string; secret: Buffer };
+  const held: ServerResponse[] = [];
+  const letGo = () => {
+    for (const res of held.splice(0)) if (!res.destroyed) res.end('{}');
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gatehouse-chain-'));
+    const keysFile = join(dir, 'signing-keys.json');
+    const store = await openSigningKeyStore({ algorithm: 'EdDSA', tokenTtlMs: 300_000, file: keysFile });
+    const current = store.current();
+    signing = { kid: current.kid, secret: current.secret! };
+    store.close();
+    upstream = await startUpstream((req: IncomingMessage, res: ServerResponse) => {
+      if (!req.url!.endsWith('/hold')) return false;
+      held.push(res);
+      return true;
+    });
+    const collection = (name: string, extra: Record<string, unknown>, path = '/things') => ({
+      name,
+      basePath: `/${name}`,
+      upstream: upstream.url,
+      project: 'p',
+      environment: 'PROD',
+      endpoints: [{ method: 'GET', path, permission: 'things:read' }],
+      ...extra,
+    });
+    gw = await startGateway({
+      server: { signingKeysFile: keysFile },
+      tokenExchange: { ...TOKEN_EXCHANGE, derived: { maxTtl: '1h', maxDepth: 3 } },
+      collections: [
+        collection('limited', { rateLimits: { key: { limit: 20, window: '1m' } } }),
+        collection('quota', { quotas: { client: { daily: 20 } } }),
+        collection('capped', { concurrency: { key: { max: 8 } } }, '/hold'),
+        collection('older', { rateLimits: { key: { limit: 20, window: '1m' } } }),
+      ],
+      roles: [{ name: 'reader', permissions: ['things:read'] }],
+      clients: clients([['delegator', delegator]]),
+    });
+  });
+  after(async () => {
+    letGo();
+    await gw?.stop();
+    await upstream?.close();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function exchange(subject: string, limitShare: string) {
+    const form = new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: subject,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      agent_id: 'planner',
+      limit_share: limitShare,
+    });
+    const res = await fetch(`${gw.url}/oauth2/token`, { method: 'POST', body: form });
+    const body = (await res.json()) as Record<string, unknown>;
+    assert.equal(res.status, 200, JSON.stringify(body));
+    return { token: String(body.access_token), id: String(body.credential_id), share: Number(body.limit_share) };
+  }
+  /** A with half the key's limits, and two credentials delegated from A with all of A's share each (0.5 of the root). */
+  async function family() {
+    const a = await exchange(delegator.key, '0.5');
+    const b1 = await exchange(a.token, '1');
+    const b2 = await exchange(a.token, '1');
+    assert.deepEqual([a.share, b1.share, b2.share], [0.5, 0.5, 0.5]);
+    return { a, b1, b2 };
+  }
+  const call = (credential: string, path: string) =>
+    fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${credential}` } });
+  const namesAncestor = (detail: unknown, id: string) =>
+    assert.ok(
+      String(detail).includes(`share of the credential it was delegated from (${id}, at delegation depth 1)`),
+      String(detail),
+    );
+
+  it("admits no more of the rate limit through two delegates together than their parent's share", async () => {
+    const { a, b1, b2 } = await family();
+    // The key allows 20 a minute, A's share 10, and each delegate's own share 10: A's share binds them together.
+    for (let i = 0; i < 10; i++) {
+      const res = await call(i % 2 === 0 ? b1.token : b2.token, '/limited/things');
+      assert.equal(res.status, 200, `request ${i}`);
+      if (i > 0) {
+        // A's share, counted by both, has fewer left than the delegate's own: the answer names it.
+        assert.match(res.headers.get('ratelimit-policy')!, /^"agent-d1";q=10;w=60, "key";q=20;w=60$/);
+        assert.equal(live(res.headers.get('ratelimit')).get('agent-d1')!.r, 9 - i);
+      }
+      await res.arrayBuffer();
+    }
+    for (const delegate of [b1, b2]) {
+      const body = await expectProblem(await call(delegate.token, '/limited/things'), 429, 'GH_ERR_RATE_LIMITED');
+      namesAncestor(body.detail, a.id);
+    }
+    // A credential delegated from a delegate (0.25 of the root: 5 of its own, none used) is refused by A's share.
+    const grandchild = await exchange(b2.token, '0.5');
+    assert.equal(grandchild.share, 0.25);
+    const refused = await call(grandchild.token, '/limited/things');
+    namesAncestor((await expectProblem(refused, 429, 'GH_ERR_RATE_LIMITED')).detail, a.id);
+    assert.match(refused.headers.get('ratelimit')!, /^"agent-d1";r=0;t=\d+$/);
+    // A itself has used up its share through its delegates; the key has 10 of its 20 left.
+    const own = await expectProblem(await call(a.token, '/limited/things'), 429, 'GH_ERR_RATE_LIMITED');
+    assert.match(String(own.detail), /agent's share of the rate limit, 10 requests per 60s/);
+    const key = await call(delegator.key, '/limited/things');
+    assert.equal(key.status, 200);
+    assert.equal(live(key.headers.get('ratelimit')).get('key')!.r, 9);
+    await key.arrayBuffer();
+  });
+
+  it("admits no more of the daily quota through two delegates together than their parent's share, all or nothing", async () => {
+    const { a, b1, b2 } = await family();
+    for (let i = 0; i < 10; i++) {
+      const res = await call(i % 2 === 0 ? b1.token : b2.token, '/quota/things');
+      assert.equal(res.status, 200, `request ${i}`);
+      // From the second on, A's share (counted by both) has the fewest units left: the answer names it.
+      const name = i === 0 ? 'agent-daily' : 'agent-d1-daily';
+      assert.deepEqual(
+        [...live(res.headers.get('ratelimit')).entries()].map(([n, v]) => [n, v.r]),
+        [[name, 9 - i]],
+      );
+      await res.arrayBuffer();
+    }
+    const body = await expectProblem(await call(b1.token, '/quota/things'), 429, 'GH_ERR_QUOTA_EXHAUSTED');
+    assert.deepEqual([body.quota, body.limit, body.used], ['agent-d1-daily', 10, 10]);
+    namesAncestor(body.detail, a.id);
+    const grandchild = await exchange(b1.token, '0.5');
+    const refused = await expectProblem(await call(grandchild.token, '/quota/things'), 429, 'GH_ERR_QUOTA_EXHAUSTED');
+    namesAncestor(refused.detail, a.id);
+    // The refused requests took nothing from the client's quota: 10 of its 20 were used, by the delegates.
+    const key = await call(delegator.key, '/quota/things');
+    assert.equal(key.status, 200);
+    assert.equal(live(key.headers.get('ratelimit')).get('client-daily')!.r, 9);
+    await key.arrayBuffer();
+  });
+
+  it("holds no more requests in flight through two delegates together than their parent's share of the cap", async () => {
+    const { a, b1, b2 } = await family();
+    // The key's cap is 8, A's share 4, each delegate's own 4: six calls, four reach the upstream.
+    const answered: Response[] = [];
+    const calls = [b1, b1, b1, b2, b2, b2].map((d) =>
+      call(d.token, '/capped/hold').then((res) => (answered.push(res), res)),
+    );
+    await eventually(
+      () => held.length === 4 && answered.length === 2,
+      10_000,
+      'four delegated requests at the upstream, two refused',
+    );
+    for (const res of answered)
+      namesAncestor((await expectProblem(res, 429, 'GH_ERR_CONCURRENCY_LIMITED')).detail, a.id);
+    letGo();
+    assert.deepEqual((await Promise.all(calls)).map((r) => r.status).sort(), [200, 200, 200, 200, 429, 429]);
+    // Their slots, A's included, are given back (with the key's, in the same step): four more fit again.
+    await eventually(
+      async () => (await metricValue(gw.opsUrl, 'gatehouse_concurrency_in_flight{client="delegator"}')) === 0,
+      10_000,
+      'every slot given back',
+    );
+    const again = [b1, b2, b2, b1].map((d) => call(d.token, '/capped/hold'));
+    await eventually(() => held.length === 4, 10_000, 'four delegated requests at the upstream again');
+    letGo();
+    assert.deepEqual(
+      (await Promise.all(again)).map((r) => r.status),
+      [200, 200, 200, 200],
+    );
+  });
+
+  it('keeps a delegated credential minted before ancestor shares existed working, limited by its own share', async () => {
+    const a = await exchange(delegator.key, '0.5');
+    const claims = JSON.parse(
+      Buffer.from(a.token.slice(4, a.token.indexOf('.')), 'base64url').toString(),
+    ) as DerivedClaims;
+    // As an older gateway minted it: its ancestors' ids (`c`) and its own share, no `cl`.
+    const { token } = encodeDerived(
+      {
+        k: signing.kid,
+        p: claims.p,
+        e: claims.e,
+        s: claims.s,
+        d: 2,
+        a: { sub: 'renderer', act: claims.a },
+        i: Date.now(),
+        c: [claims.j],
+        l: 0.25,
+      },
+      signing.secret,
+    );
+    for (let i = 0; i < 5; i++) {
+      const res = await call(token, '/older/things');
+      assert.equal(res.status, 200, `request ${i}`);
+      assert.match(res.headers.get('ratelimit-policy')!, /^"agent";q=5;w=60, "key";q=20;w=60$/);
+      await res.arrayBuffer();
+    }
+    const body = await expectProblem(await call(token, '/older/things'), 429, 'GH_ERR_RATE_LIMITED');
+    assert.match(String(body.detail), /agent's share of the rate limit, 5 requests per 60s/);
   });
 });
 

@@ -54,6 +54,59 @@ export interface DerivedClaims {
    * request × its parent's). Absent: no share of its own; its traffic counts against the parent's limits only.
    */
   readonly l?: number;
+  /**
+   * The limit shares (`l`) of the credentials in `c`, in the same order; null for one without a share. Its traffic
+   * counts against each of them as against its own, so that the credentials delegated from one together stay within
+   * its share. Absent on credentials minted before it existed (and when no ancestor has a share): only its own
+   * share is enforced.
+   */
+  readonly cl?: readonly (number | null)[];
+}
+
+/** A limit share a credential's traffic counts against: its own, or one of the credentials it was delegated from. */
+export interface ShareCounter {
+  /** The credential's id (`j`): its counters are keyed by it. */
+  readonly id: string;
+  /** Its fraction of the root client's limits. */
+  readonly share: number;
+  /** Its delegation depth (`d`): 1 minted from the API key, … */
+  readonly depth: number;
+  /** Whether it is the credential presenting the request (else an ancestor). */
+  readonly own: boolean;
+}
+
+const chains = new WeakMap<DerivedClaims, readonly ShareCounter[]>();
+
+/**
+ * Every limit share a credential's requests count against, narrowest first: its own share, then its parent's, …,
+ * up to the root's nearest child (a share is at most its parent's). Empty for a credential with no share at all.
+ * Built once per credential (the verifier keeps one claims object per credential text).
+ */
+export function shareChain(claims: DerivedClaims): readonly ShareCounter[] {
+  let chain = chains.get(claims);
+  if (chain !== undefined) return chain;
+  const out: ShareCounter[] = [];
+  if (claims.l !== undefined) out.push({ id: claims.j, share: claims.l, depth: claims.d, own: true });
+  const { c, cl } = claims;
+  if (c !== undefined && cl !== undefined)
+    for (let i = Math.min(c.length, cl.length) - 1; i >= 0; i--) {
+      const share = cl[i];
+      // The ancestors are c[0] (depth 1) … c[c.length - 1] (depth d - 1).
+      if (typeof share === 'number') out.push({ id: c[i]!, share, depth: i + 1, own: false });
+    }
+  chains.set(claims, (chain = out));
+  return chain;
+}
+
+/**
+ * The `cl` claim of a credential delegated from `parent`: the parent's ancestors' shares and its own. A parent
+ * minted before `cl` existed contributes its own share only (its ancestors' are not known: null). Undefined when
+ * none of them has a share, so that such a credential stays as short as before.
+ */
+export function ancestorShares(parent: DerivedClaims): (number | null)[] | undefined {
+  const above = parent.cl ?? (parent.c ?? []).map(() => null);
+  const shares = [...above, parent.l ?? null];
+  return shares.some((s) => s !== null) ? shares : undefined;
 }
 
 /** The secret MACs are made with, derived from a signing key's private part `d` (base64url) and its kid. */

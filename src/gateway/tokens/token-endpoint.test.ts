@@ -4,6 +4,7 @@ import { generateKey } from '../../shared/api-key.ts';
 import { blockList } from '../../shared/block-list.ts';
 import { KeyEntry, type Principal } from '../snapshot/compiled.ts';
 import { openSigningKeyStore } from './keystore.ts';
+import { shareChain } from './derived.ts';
 import { CredentialRevocations } from './revocations.ts';
 import { DerivedVerifier, TokenEndpoint } from './token-endpoint.ts';
 
@@ -86,6 +87,31 @@ describe('token endpoint', () => {
     assert.equal(second.body.scope, 'invoices:read');
     assert.equal(second.body.expires_in, 60);
     assert.equal(exchange(String(second.body.access_token), {}, '10.0.0.1').body.code, 'GH_ERR_DERIVED_DEPTH');
+  });
+
+  it("carries the ancestors' limit shares parallel to their ids, so that a delegate counts against each", () => {
+    const { key, exchange, verifier } = setup({});
+    const claimsOf = (token: unknown) => {
+      const resolved = verifier.resolve(String(token));
+      assert.ok(!('code' in resolved), String(token));
+      return resolved.claims;
+    };
+    const parent = exchange(key, { limit_share: '0.5' }).body;
+    assert.equal(claimsOf(parent.access_token).cl, undefined, 'minted from the API key: no ancestor');
+    const child = exchange(String(parent.access_token), { limit_share: '0.5' }).body;
+    const claims = claimsOf(child.access_token);
+    assert.deepEqual([claims.c, claims.cl, claims.l], [[parent.credential_id], [0.5], 0.25]);
+    assert.deepEqual(
+      shareChain(claims).map((c) => [c.id, c.share, c.depth, c.own]),
+      [
+        [child.credential_id, 0.25, 2, true],
+        [parent.credential_id, 0.5, 1, false],
+      ],
+    );
+    // An ancestor without a share takes no place in the chain, and none at all leaves the claim out.
+    const plain = exchange(key).body;
+    const under = claimsOf(exchange(String(plain.access_token), { limit_share: '0.25' }).body.access_token);
+    assert.deepEqual([under.cl, shareChain(under).map((c) => c.share)], [undefined, [0.25]]);
   });
 
   it('revokes one credential by id with those delegated from it, or an agent (session) minted before a moment', () => {

@@ -12,7 +12,8 @@
  * - `scope` (space-separated permissions; default: the parent's), `expires_in` (seconds; default 15 min)
  * - `ip_ranges` (space-separated CIDR), `resource_pin` (repeatable `name=value`: a path parameter's value)
  * - `limit_share`: a fraction in (0, 1] (`0.25`) of the parent's rate limits and quotas that the credential may use
- *   on its own (its traffic still counts against the parent's); a delegated credential's share is of its parent's
+ *   on its own (its traffic still counts against the parent's); a delegated credential's share is of its parent's,
+ *   and its traffic counts against every ancestor's share too (the `cl` claim carries them)
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { DEFAULT_DERIVED_MAX_TTL_MS } from '../../config/revocations.ts';
@@ -21,7 +22,14 @@ import { hashKey, isWellFormedKey, KEY_PREFIX } from '../../shared/api-key.ts';
 import { blockList } from '../../shared/block-list.ts';
 import { coversPattern } from '../../shared/permissions.ts';
 import type { KeyEntry } from '../snapshot/compiled.ts';
-import { type Actor, DERIVED_PREFIX, type DerivedClaims, encodeDerived, verifyDerived } from './derived.ts';
+import {
+  type Actor,
+  ancestorShares,
+  DERIVED_PREFIX,
+  type DerivedClaims,
+  encodeDerived,
+  verifyDerived,
+} from './derived.ts';
 import type { SigningKeyStore } from './keystore.ts';
 import { CredentialRevocations } from './revocations.ts';
 
@@ -292,6 +300,9 @@ export class TokenEndpoint {
       share = (parent?.l ?? 1) * Number(shareParam);
     }
 
+    // The ancestors' shares, parallel to `c`: this credential's traffic counts against each of them too.
+    const shares = parent === undefined ? undefined : ancestorShares(parent);
+
     const signing = this.#store.current();
     if (signing.secret === undefined)
       return oauthError(
@@ -317,6 +328,7 @@ export class TokenEndpoint {
         i: now,
         ...(parent !== undefined && { c: [...(parent.c ?? []), parent.j] }),
         ...(share !== undefined && { l: share }),
+        ...(shares !== undefined && { cl: shares }),
       },
       signing.secret,
     );

@@ -10,7 +10,9 @@
  * `GH_ERR_CONCURRENCY_STORE_UNAVAILABLE`.
  *
  * A derived credential with a `limit_share` takes a slot of its own cap first — the share of the narrowest cap that
- * applies, at least 1, never queued — and then its parent's slots, as any request of the key.
+ * applies, at least 1, never queued — then a slot of the cap of every credential it was delegated from that has a
+ * share (so that the credentials delegated from one stay within its cap together), and then its key's slots, as any
+ * request of the key. A request refused by one of them gives back the slots it took of the others at once.
  */
 import type { ServerResponse } from 'node:http';
 import type { ConcurrencyCap, ConcurrencyPolicies } from '../../../config/schema.ts';
@@ -19,6 +21,7 @@ import { refusal, type Refusal } from '../../../shared/errors.ts';
 import type { KeyEntry } from '../../snapshot/compiled.ts';
 import type { Policy, PolicyResult, RequestContext } from '../policy.ts';
 import { failClosed, perKeyEntry, type StoreUnavailable } from '../per-key.ts';
+import { shareChain, type ShareCounter } from '../../tokens/derived.ts';
 import type { ClientConcurrency, ConcurrencyStats } from './stats.ts';
 
 export interface ConcurrencyOptions {
@@ -32,6 +35,8 @@ export interface ConcurrencyOptions {
 
 const SCOPES = ['key', 'client', 'org'] as const;
 type Scope = (typeof SCOPES)[number];
+const NO_SHARES: readonly ShareCounter[] = [];
+const NO_COUNTERS: readonly string[] = [];
 /** How often a queued request re-checks the store for slots freed on other instances. */
 const QUEUE_POLL_MS = 20;
 
@@ -55,9 +60,11 @@ interface Held {
   ended: boolean;
   counted: boolean;
   caps: KeyCaps;
-  /** A derived credential's own counter ('' for none), and whether it holds a slot of it. */
-  agentCounter: string;
-  agentHeld: boolean;
+  /** A derived credential's shares (its own, then its ancestors'; empty for none) and their counters, in order. */
+  shares: readonly ShareCounter[];
+  shareCounters: readonly string[];
+  /** How many of `shareCounters` (from the first) it holds a slot of. */
+  sharesHeld: number;
   /** The policy's function that gives every slot back (called once: the answer is complete or the connection closed). */
   end: (held: Held) => void;
 }
@@ -81,6 +88,8 @@ export function concurrency(options: ConcurrencyOptions): Policy {
   const capsOf = perKeyEntry(resolve);
   /** Per counter, the queued requests to wake when a slot of it is released here. */
   const waiting = new Map<string, (() => void)[]>();
+  /** Each credential's share counters on this collection, built once per credential (its chain is remembered). */
+  const shareCounters = new WeakMap<readonly ShareCounter[], readonly string[]>();
 
   function resolve(entry: KeyEntry): KeyCaps | null {
     const p = entry.principal;
@@ -109,6 +118,7 @@ export function concurrency(options: ConcurrencyOptions): Policy {
       held.counted = false;
       s.client.inFlight--;
     }
+    if (held.sharesHeld > 0) releaseShares(held);
   }
 
   function refuse(s: KeyCaps, step: number, queued: boolean): Refusal {
@@ -213,10 +223,61 @@ export function concurrency(options: ConcurrencyOptions): Policy {
   function end(held: Held): void {
     held.ended = true;
     releaseAll(held.caps, held);
-    if (held.agentHeld) {
-      held.agentHeld = false;
-      store.release(held.agentCounter);
+  }
+
+  function releaseShares(held: Held): void {
+    for (let i = 0; i < held.sharesHeld; i++) store.release(held.shareCounters[i]!);
+    held.sharesHeld = 0;
+  }
+
+  function countersOf(chain: readonly ShareCounter[]): readonly string[] {
+    let counters = shareCounters.get(chain);
+    if (counters === undefined)
+      shareCounters.set(chain, (counters = chain.map((c) => `${route}\u0000agent\u0000${c.id}`)));
+    return counters;
+  }
+
+  /**
+   * Takes a slot of each share's cap from `step` on (the share of `base`, the narrowest cap, at least 1; never
+   * queued), then the key's slots. A refusal gives back the share slots taken.
+   */
+  function takeShares(s: KeyCaps, held: Held, base: number, step: number): PolicyResult | Promise<PolicyResult> {
+    for (; step < held.shares.length; step++) {
+      const max = Math.max(1, Math.floor(base * held.shares[step]!.share));
+      const counter = held.shareCounters[step]!;
+      const r = store.acquire(counter, max);
+      if (r === true) {
+        held.sharesHeld++;
+        continue;
+      }
+      const at = step;
+      const next = (taken: boolean): PolicyResult | Promise<PolicyResult> => {
+        if (held.ended) {
+          if (taken) store.release(counter);
+          releaseShares(held);
+          return undefined;
+        }
+        if (!taken) {
+          releaseShares(held);
+          return refuseShare(held.shares[at]!, max);
+        }
+        held.sharesHeld++;
+        return takeShares(s, held, base, at + 1);
+      };
+      return r === false ? next(false) : r.then(next);
     }
+    return takeFrom(s, held, 0);
+  }
+
+  function refuseShare(c: ShareCounter, max: number): Refusal {
+    const inFlight = `${max} request${max > 1 ? 's' : ''} in flight`;
+    return refusal(
+      'GH_ERR_CONCURRENCY_LIMITED',
+      c.own
+        ? `The agent's share of the concurrency cap, ${inFlight}, is reached (the derived credential's limit_share).`
+        : `The share of the credential it was delegated from (${c.id}, at delegation depth ${c.depth}) of the concurrency cap, ${inFlight}, is reached: every credential delegated from it counts against it (its limit_share).`,
+      { 'retry-after': '1' },
+    );
   }
 
   return function concurrencyPolicy(ctx: RequestContext) {
@@ -224,40 +285,24 @@ export function concurrency(options: ConcurrencyOptions): Policy {
     if (s === null) return undefined;
     const unavailable = failClosed(store, s.closed, STORE_UNAVAILABLE);
     if (unavailable) return unavailable;
-    const keyCaps = s;
-    const share = ctx.derived?.l;
-    // A derived credential with a limit share: a slot of its own cap (the share of the narrowest cap) first.
-    const agentCounter = share === undefined ? '' : `${route}\u0000agent\u0000${ctx.derived!.j}`;
+    const derived = ctx.derived;
+    // A derived credential with a limit share: a slot of its own cap and of each ancestor's (shares of the narrowest
+    // cap) first.
+    const shares = derived === undefined ? NO_SHARES : shareChain(derived);
     const held: Held = {
       taken: [false, false, false],
       ended: false,
       counted: false,
-      caps: keyCaps,
-      agentCounter,
-      agentHeld: false,
+      caps: s,
+      shares,
+      shareCounters: shares.length === 0 ? NO_COUNTERS : countersOf(shares),
+      sharesHeld: 0,
       end,
     };
     // The slots go back when the answer is complete or the connection closes, whichever comes first.
     untilClosed(ctx, held);
-    if (share === undefined) return takeFrom(s, held, 0);
-    const narrowest = keyCaps.caps.find((c) => c !== undefined)!;
-    const max = Math.max(1, Math.floor(narrowest.max * share));
-    const next = (taken: boolean): PolicyResult | Promise<PolicyResult> => {
-      if (!taken)
-        return refusal(
-          'GH_ERR_CONCURRENCY_LIMITED',
-          `The agent's share of the concurrency cap, ${max} request${max > 1 ? 's' : ''} in flight, is reached (the derived credential's limit_share).`,
-          { 'retry-after': '1' },
-        );
-      if (held.ended) {
-        store.release(agentCounter);
-        return undefined;
-      }
-      held.agentHeld = true;
-      return takeFrom(keyCaps, held, 0);
-    };
-    const taken = store.acquire(agentCounter, max);
-    return taken instanceof Promise ? taken.then(next) : next(taken);
+    if (shares.length === 0) return takeFrom(s, held, 0);
+    return takeShares(s, held, s.caps.find((c) => c !== undefined)!.max, 0);
   };
 }
 

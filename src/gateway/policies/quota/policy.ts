@@ -19,6 +19,7 @@ import type { QuotaCounter, QuotaDecision, QuotaStore } from '../../../shared/qu
 import { channels } from '../../observability/channels.ts';
 import type { Principal } from '../../snapshot/compiled.ts';
 import type { Policy, PolicyResult, QuotaDebit, RequestContext } from '../policy.ts';
+import { shareChain, type DerivedClaims, type ShareCounter } from '../../tokens/derived.ts';
 import { periodClock, type Period, type PeriodKind } from './periods.ts';
 
 export interface QuotaOptions {
@@ -38,6 +39,8 @@ interface Applied {
   item: string;
   scope: 'client' | 'org' | 'agent';
   subject: string;
+  /** For the share of a credential the request's was delegated from: that credential (its refusal names it). */
+  delegatedFrom?: ShareCounter | undefined;
   kind: PeriodKind;
   limit: number;
   key: string;
@@ -143,8 +146,8 @@ export function quota(options: QuotaOptions): Policy {
     }
     if (r === null) return undefined;
     if (r.closed.length > 0 && store.degraded === true) return unavailable(r);
-    const share = ctx.derived?.l;
-    if (share !== undefined) r = sharedOf(r, ctx.derived!.j, share);
+    const derived = ctx.derived;
+    if (derived !== undefined) r = sharedOf(r, derived);
     const now = Date.now();
     let c = r.current;
     if (c === undefined || now >= c.until || now < c.from) r.current = c = build(r, now);
@@ -157,34 +160,46 @@ export function quota(options: QuotaOptions): Policy {
       : decide(ctx, s, current, d, now, cost);
   };
 
-  /** `withShare`, remembered per credential id (the share is part of the signed credential: one id, one share). */
-  function sharedOf(r: Resolved, id: string, share: number): Resolved {
+  /**
+   * `withShare`, remembered per credential id (its shares are part of the signed credential: one id, one set of
+   * shares). A credential without any share resolves to `r` itself, remembered too.
+   */
+  function sharedOf(r: Resolved, derived: DerivedClaims): Resolved {
     const shares = (r.shares ??= new Map());
-    let own = shares.get(id);
+    let own = shares.get(derived.j);
     if (own === undefined) {
       if (shares.size >= MAX_SHARES) shares.clear();
-      shares.set(id, (own = withShare(r, id, share)));
+      const chain = shareChain(derived);
+      shares.set(derived.j, (own = chain.length === 0 ? r : withShare(r, chain)));
     }
     return own;
   }
 
   /**
    * The quotas of a derived credential with a limit share: its own counters (a share of its client's quotas, else of
-   * its org's) come first, and are debited together with its parent's, all or nothing.
+   * its org's) come first, then those of every credential it was delegated from that has a share (so that the
+   * credentials delegated from one stay within its share together), and all are debited together with its client's
+   * and org's, all or nothing.
    */
-  function withShare(r: Resolved, id: string, share: number): Resolved {
+  function withShare(r: Resolved, chain: readonly ShareCounter[]): Resolved {
     const scope = r.applied.some((a) => a.scope === 'client') ? 'client' : 'org';
-    const own: Applied[] = r.applied
-      .filter((a) => a.scope === scope)
-      .map((a) => ({
-        ...a,
-        name: `agent-${a.kind}`,
-        item: `"agent-${a.kind}";r=`,
-        scope: 'agent',
-        subject: id,
-        limit: Math.max(1, Math.floor(a.limit * share)),
-        key: `${route}\u0000quota\u0000agent\u0000${id}\u0000${a.kind}`,
-      }));
+    const own: Applied[] = [];
+    for (const c of chain) {
+      const prefix = c.own ? 'agent' : `agent-d${c.depth}`;
+      for (const a of r.applied) {
+        if (a.scope !== scope) continue;
+        own.push({
+          ...a,
+          name: `${prefix}-${a.kind}`,
+          item: `"${prefix}-${a.kind}";r=`,
+          scope: 'agent',
+          subject: c.id,
+          delegatedFrom: c.own ? undefined : c,
+          limit: Math.max(1, Math.floor(a.limit * c.share)),
+          key: `${route}\u0000quota\u0000agent\u0000${c.id}\u0000${a.kind}`,
+        });
+      }
+    }
     return { applied: [...own, ...r.applied], closed: r.closed };
   }
 
@@ -248,7 +263,13 @@ export function quota(options: QuotaOptions): Policy {
       channels.quotaExhausted.publish({ scope: a.scope, period: a.kind, collection, clientId: ctx.principal!.id });
     return {
       code: 'GH_ERR_QUOTA_EXHAUSTED',
-      detail: `The ${a.scope}'s ${a.kind} quota of ${a.limit} units is used up (${used} used in ${period.id}, ${timeZone}); it resets at ${resetsAt}.${costs}`,
+      detail: `${
+        a.delegatedFrom === undefined
+          ? `The ${a.scope}'s ${a.kind} quota`
+          : `The share of the credential it was delegated from (${a.delegatedFrom.id}, at delegation depth ${a.delegatedFrom.depth}) of the ${a.kind} quota`
+      } of ${a.limit} units is used up (${used} used in ${period.id}, ${timeZone}); it resets at ${resetsAt}.${costs}${
+        a.delegatedFrom === undefined ? '' : ' Every credential delegated from it counts against it (its limit_share).'
+      }`,
       headers,
       extensions: { quota: a.name, limit: a.limit, used, period: period.id, resetsAt },
     };

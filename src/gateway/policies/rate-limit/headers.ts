@@ -10,10 +10,11 @@ import type { RateLimitDecision } from '../../../shared/rate-limit-store.ts';
 
 export interface AppliedLimit {
   /**
-   * Who is counted: one API key, all keys of one client, all clients of one org, or one derived credential's share
-   * (`agent`). Also the policy's name.
+   * Who is counted: one API key, all keys of one client, all clients of one org, one derived credential's share
+   * (`agent`), or the share of a credential it was delegated from (`agent-d1`: the one at delegation depth 1). Also
+   * the policy's name.
    */
-  name: 'key' | 'client' | 'org' | 'agent';
+  name: 'key' | 'client' | 'org' | 'agent' | `agent-d${number}`;
   limit: number;
   windowMs: number;
   decision: RateLimitDecision;

@@ -8,6 +8,11 @@
  * While a shared store is degraded (Redis unreachable, it counts locally), a limit with `onStoreFailure: closed`
  * refuses the requests it governs with 503 GH_ERR_RATE_LIMIT_STORE_UNAVAILABLE and `Retry-After: 1`, before any
  * hit is counted; `open` limits (the default) go on, held per instance. The check reads one field of the store.
+ *
+ * A derived credential with a limit share is counted first against its own share, then against the share of every
+ * credential it was delegated from (the `cl` claim), narrowest first like the key's own limits: the share that
+ * refuses, and every limit after it, count nothing; the narrower shares before it have counted the hit (a store hit
+ * is not taken back). Credentials minted without `cl` count against their own share only.
  */
 import type { RateLimit } from '../../../config/schema.ts';
 import { refusal, type Refusal } from '../../../shared/errors.ts';
@@ -17,6 +22,7 @@ import { failClosed, perKeyEntry, type StoreUnavailable } from '../per-key.ts';
 import type { KeyEntry } from '../../snapshot/compiled.ts';
 import { rateLimitHeader, rateLimitHeaders, rateLimitPolicyHeader, type AppliedLimit } from './headers.ts';
 import type { RateLimitDecision, RateLimitStore } from '../../../shared/rate-limit-store.ts';
+import { shareChain, type ShareCounter } from '../../tokens/derived.ts';
 
 export interface RateLimitOptions {
   store: RateLimitStore;
@@ -96,40 +102,77 @@ export function rateLimit(options: RateLimitOptions): Policy {
     // Decided synchronously while the store answers synchronously (the memory store; a lease store holding units);
     // a hit that has to wait for the shared store continues in `decideFrom`.
     const now = Date.now();
-    const share = ctx.derived?.l;
-    if (share === undefined) return decideFrom(ctx, s, now, 0, undefined, undefined);
-    // A derived credential with a limit share: its own counter first (the narrowest), then its parent's limits,
-    // which its traffic still counts against.
-    const base = (s.key ?? s.client ?? s.org)!;
-    const agentLimit = Math.max(1, Math.floor(base.limit * share));
-    const agent = store.hit(agentPrefix + ctx.derived!.j, agentLimit, base.window, now, ctx.endpoint.cost);
-    const keyLimits = s;
-    const then = (d: RateLimitDecision): PolicyResult | Promise<PolicyResult> => {
-      if (!d.allowed) return refuseAgent(ctx, agentLimit, base.window, d);
-      const r = decideFrom(ctx, keyLimits, now, 0, undefined, undefined);
-      return r instanceof Promise
-        ? r.then((x) => withAgent(ctx, x, agentLimit, base.window, d))
-        : withAgent(ctx, r, agentLimit, base.window, d);
-    };
-    return agent instanceof Promise ? agent.then(then) : then(agent);
+    const derived = ctx.derived;
+    if (derived === undefined) return decideFrom(ctx, s, now, 0, undefined, undefined);
+    const chain = shareChain(derived);
+    if (chain.length === 0) return decideFrom(ctx, s, now, 0, undefined, undefined);
+    // A derived credential with a limit share: its own counter first (the narrowest), then the share of every
+    // credential it was delegated from (so that the credentials delegated from one stay within its share together),
+    // then its root key's limits, which its traffic still counts against.
+    return hitShares(ctx, s, (s.key ?? s.client ?? s.org)!, chain, 0, now, undefined);
   };
 
-  /** Adds the agent's share to the RateLimit fields of an admitted request. */
-  function withAgent(
+  /**
+   * Hits the shares of `chain` from `step` on, then the key's limits; `best` is the tightest share decided so far.
+   * A share's limit is that fraction of the narrowest configured limit, at least 1.
+   */
+  function hitShares(
     ctx: RequestContext,
-    result: PolicyResult,
+    s: KeyLimits,
+    base: RateLimit,
+    chain: readonly ShareCounter[],
+    step: number,
+    now: number,
+    best: AppliedLimit | undefined,
+  ): PolicyResult | Promise<PolicyResult> {
+    for (; step < chain.length; step++) {
+      const c = chain[step]!;
+      const limit = Math.max(1, Math.floor(base.limit * c.share));
+      const r = store.hit(agentPrefix + c.id, limit, base.window, now, ctx.endpoint.cost);
+      if (r instanceof Promise) {
+        const at = step;
+        const before = best;
+        return r.then((d) => {
+          if (!d.allowed) return refuseShare(ctx, c, limit, base.window, d);
+          return hitShares(ctx, s, base, chain, at + 1, now, tightestShare(before, c, limit, base.window, d));
+        });
+      }
+      if (!r.allowed) return refuseShare(ctx, c, limit, base.window, r);
+      best = tightestShare(best, c, limit, base.window, r);
+    }
+    const tightest = best!;
+    const r = decideFrom(ctx, s, now, 0, undefined, undefined);
+    return r instanceof Promise ? r.then((x) => withAgent(ctx, x, tightest)) : withAgent(ctx, r, tightest);
+  }
+
+  /** The tighter of `best` and the share `c` just decided. */
+  function tightestShare(
+    best: AppliedLimit | undefined,
+    c: ShareCounter,
     limit: number,
     windowMs: number,
     d: RateLimitDecision,
-  ): PolicyResult {
+  ): AppliedLimit {
+    if (best !== undefined && !tighter(d, best.decision)) return best;
+    return { name: shareName(c), limit, windowMs, decision: d };
+  }
+
+  /** Adds the tightest share to the RateLimit fields of an admitted request. */
+  function withAgent(ctx: RequestContext, result: PolicyResult, a: AppliedLimit): PolicyResult {
     if (result !== undefined) return result;
     const h = ctx.responseHeaders!;
-    h[1] = `${rateLimitPolicyHeader([{ name: 'agent', limit, windowMs }])}, ${h[1]}`;
-    h[3] = `${rateLimitHeader('agent', d)}, ${h[3]}`;
+    h[1] = `${rateLimitPolicyHeader([a])}, ${h[1]}`;
+    h[3] = `${rateLimitHeader(a.name, a.decision)}, ${h[3]}`;
     return undefined;
   }
 
-  function refuseAgent(ctx: RequestContext, limit: number, windowMs: number, d: RateLimitDecision): Refusal {
+  function refuseShare(
+    ctx: RequestContext,
+    c: ShareCounter,
+    limit: number,
+    windowMs: number,
+    d: RateLimitDecision,
+  ): Refusal {
     if (channels.rateLimited.hasSubscribers)
       channels.rateLimited.publish({
         scope: 'agent',
@@ -137,15 +180,14 @@ export function rateLimit(options: RateLimitOptions): Policy {
         clientId: ctx.principal!.id,
         requestId: ctx.requestId,
       });
+    const applied: AppliedLimit = { name: shareName(c), limit, windowMs, decision: d };
+    const rate = `${limit} requests per ${windowMs / 1000}s`;
     return refusal(
       'GH_ERR_RATE_LIMITED',
-      `The agent's share of the rate limit, ${limit} requests per ${windowMs / 1000}s, is exhausted (the derived credential's limit_share).`,
-      rateLimitHeaders([{ name: 'agent', limit, windowMs, decision: d }], {
-        name: 'agent',
-        limit,
-        windowMs,
-        decision: d,
-      }),
+      c.own
+        ? `The agent's share of the rate limit, ${rate}, is exhausted (the derived credential's limit_share).`
+        : `The share of the credential it was delegated from (${c.id}, at delegation depth ${c.depth}), ${rate}, is used up: every credential delegated from it counts against it (its limit_share).`,
+      rateLimitHeaders([applied], applied),
     );
   }
 
@@ -252,6 +294,11 @@ export function rateLimit(options: RateLimitOptions): Policy {
       rateLimitHeaders(applied, refused),
     );
   }
+}
+
+/** A share's name in the RateLimit fields: `agent` for the credential's own, `agent-d<depth>` for an ancestor's. */
+function shareName(c: ShareCounter): AppliedLimit['name'] {
+  return c.own ? 'agent' : `agent-d${c.depth}`;
 }
 
 /** Whether `a` is more restrictive than `b`: less remaining; on a tie, the later reset. */
