@@ -3,6 +3,7 @@
  * cannot be reached (undefined when it answers PING), retrying with back-off first (see probe.ts). An absent Redis
  * always fails its suites, with `REDIS_HOW_TO`.
  */
+import { randomBytes } from 'node:crypto';
 import { createConnection } from 'node:net';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../config/redact-url.ts';
@@ -120,4 +121,25 @@ export async function recordSyncs(
     throw new Error(`cannot MONITOR ${redactUrl(url)}: ${(error as Error).message}`, { cause: error });
   }
   return { syncs, close: () => socket.destroy() };
+}
+
+/**
+ * Key prefixes for one test file's run — `<name>:<pid>:<random>:<n>:`, a fresh `n` per store, so that runs and
+ * stores never share keys — and the removal of every key of the run (from `after`).
+ */
+export function testPrefixes(name: string): {
+  fresh(): string;
+  readonly run: string;
+  cleanup(admin: Redis): Promise<void>;
+} {
+  const run = `${name}:${process.pid}:${randomBytes(4).toString('hex')}:`;
+  let n = 0;
+  return {
+    run,
+    fresh: () => `${run}${n++}:`,
+    async cleanup(admin) {
+      const keys = await admin.keys(`${run}*`);
+      if (keys.length > 0) await admin.del(...keys);
+    },
+  };
 }

@@ -4,20 +4,18 @@
  * Redis unreachable an instance takes slots from its local share.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../../../config/redact-url.ts';
 import { eventually } from '../../../testing/eventually.ts';
-import { probeRedis, REDIS_HOW_TO, TEST_REDIS_URL } from '../../../testing/redis.ts';
+import { probeRedis, REDIS_HOW_TO, TEST_REDIS_URL, testPrefixes } from '../../../testing/redis.ts';
 import { connectLeases } from '../rate-limit/redis-leases.ts';
 import { createMemorySlots } from './memory-slots.ts';
 import { createSharedSlots, type SharedSlots } from './shared-slots.ts';
 
-const runPrefix = `gatehouse-slots-test:${process.pid}:${randomBytes(4).toString('hex')}:`;
-let n = 0;
-const freshPrefix = () => `${runPrefix}${n++}:`;
+const prefixes = testPrefixes('gatehouse-slots-test');
+const freshPrefix = prefixes.fresh;
 const unreachable = await probeRedis(TEST_REDIS_URL);
 
 describe('concurrency slots in memory', () => {
@@ -52,8 +50,7 @@ describe('concurrency slots in memory', () => {
 if (unreachable === undefined) {
   const admin = new Redis(TEST_REDIS_URL);
   after(async () => {
-    const keys = await admin.keys(`${runPrefix}*`);
-    if (keys.length > 0) await admin.del(...keys);
+    await prefixes.cleanup(admin);
     await admin.quit();
   });
 

@@ -178,11 +178,7 @@ export function createSharedSlots(options: SharedSlotsOptions): SharedSlots {
     if (s.inUse < s.held && usable(s)) return take(s);
     if (!everReady && !failing && !closed) {
       // Starting up: wait for the connection (at most one command timeout) rather than decide alone.
-      return new Promise<void>((resolve) => {
-        const done = () => (clearTimeout(timeout), link.redis.off('ready', done), resolve());
-        const timeout = setTimeout(done, commandTimeoutMs);
-        link.redis.once('ready', done);
-      }).then(() => {
+      return link.untilReady(commandTimeoutMs).then(() => {
         if (!everReady) failing = true;
         return acquire(key, max);
       });
@@ -234,7 +230,7 @@ export function createSharedSlots(options: SharedSlotsOptions): SharedSlots {
     },
     leased: (key) => ({ held: all.get(key)?.held ?? 0, inUse: all.get(key)?.inUse ?? 0 }),
     connected() {
-      return link.ready() ? Promise.resolve() : new Promise((resolve) => link.redis.once('ready', () => resolve()));
+      return link.connected();
     },
     async close() {
       if (closed) return;

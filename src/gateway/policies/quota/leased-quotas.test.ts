@@ -6,27 +6,24 @@
  * open as configured, and what was admitted meanwhile is added to Redis once it answers again.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../../../config/redact-url.ts';
 import type { QuotaDecision } from '../../../shared/quota-store.ts';
 import { eventually } from '../../../testing/eventually.ts';
-import { probeRedis, REDIS_HOW_TO, TEST_REDIS_URL } from '../../../testing/redis.ts';
+import { probeRedis, REDIS_HOW_TO, TEST_REDIS_URL, testPrefixes } from '../../../testing/redis.ts';
 import { createLeasedQuotas, type LeasedQuotaStore } from './leased-quotas.ts';
 import { counter, quotaStoreContract } from './quota-contract.ts';
 
-const runPrefix = `gatehouse-quota-test:${process.pid}:${randomBytes(4).toString('hex')}:`;
-let stores = 0;
-const freshPrefix = () => `${runPrefix}${stores++}:`;
+const prefixes = testPrefixes('gatehouse-quota-test');
+const freshPrefix = prefixes.fresh;
 const unreachable = await probeRedis(TEST_REDIS_URL);
 
 if (unreachable === undefined) {
   const admin = new Redis(TEST_REDIS_URL);
   after(async () => {
-    const keys = await admin.keys(`${runPrefix}*`);
-    if (keys.length > 0) await admin.del(...keys);
+    await prefixes.cleanup(admin);
     await admin.quit();
   });
   const countOf = async (prefix: string, key: string) => Number(await admin.get(`${prefix}${key}\u0000d1`));

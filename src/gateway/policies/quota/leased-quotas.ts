@@ -293,7 +293,7 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
     const need = Math.max(1, cost - l.units);
     const want = Math.max(need, l.waiting - l.units + Math.ceil(l.rate * HORIZON_MS));
     const p = (async () => {
-      if (!link.ready() && state.status === 'connecting') await untilReady();
+      if (!link.ready() && state.status === 'connecting') await link.untilReady(connectTimeoutMs);
       const answer = await call(l, 0, want, need).catch(() => undefined);
       if (answer !== undefined && answer.granted === 0) l.refusedUntil = performance.now() + RECHECK_MS;
     })();
@@ -362,18 +362,6 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
     }
   }
 
-  function untilReady(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        link.redis.off('ready', done);
-        resolve();
-      };
-      const t = setTimeout(done, connectTimeoutMs);
-      link.redis.once('ready', done);
-    });
-  }
-
   async function ping(): Promise<void> {
     try {
       await link.ping();
@@ -435,7 +423,7 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
     },
     state: () => ({ ...state }),
     connected() {
-      return link.ready() ? Promise.resolve() : new Promise((r) => link.redis.once('ready', () => r()));
+      return link.connected();
     },
     pending: () => pendingUnits,
     held(key, period) {

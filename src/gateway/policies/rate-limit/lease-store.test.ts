@@ -4,29 +4,26 @@
  * back after its lease period, and with Redis unreachable each instance counts alone with its share of the limit.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../../../config/redact-url.ts';
 import { eventually } from '../../../testing/eventually.ts';
-import { probeRedis, REDIS_HOW_TO, TEST_REDIS_URL } from '../../../testing/redis.ts';
+import { probeRedis, REDIS_HOW_TO, TEST_REDIS_URL, testPrefixes } from '../../../testing/redis.ts';
 import { createLeaseStore, type LeaseRateLimitStore } from './lease-store.ts';
 import { connectLeases } from './redis-leases.ts';
 import { rateLimitStoreContract } from './store-contract.ts';
 import { windowStart } from './sliding-window.ts';
 
-const runPrefix = `gatehouse-lease-test:${process.pid}:${randomBytes(4).toString('hex')}:`;
-let stores = 0;
-const freshPrefix = () => `${runPrefix}${stores++}:`;
+const prefixes = testPrefixes('gatehouse-lease-test');
+const freshPrefix = prefixes.fresh;
 const MINUTE = 60_000;
 const unreachable = await probeRedis(TEST_REDIS_URL);
 
 if (unreachable === undefined) {
   const admin = new Redis(TEST_REDIS_URL);
   after(async () => {
-    const keys = await admin.keys(`${runPrefix}*`);
-    if (keys.length > 0) await admin.del(...keys);
+    await prefixes.cleanup(admin);
     await admin.quit();
   });
 

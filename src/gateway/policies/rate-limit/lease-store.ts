@@ -376,7 +376,7 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
     // The first waiter's cost must be granted whole or not at all: a part of it would be held for nothing.
     const need = l.waiters.length > 0 ? Math.max(1, l.waiters[0]!.cost - l.units) : 1;
     const want = Math.max(need, waiting - l.units + rateWant);
-    if (!link.ready() && state.status === 'connecting') await untilReady();
+    if (!link.ready() && state.status === 'connecting') await link.untilReady(commandTimeoutMs);
     const sentAt = performance.now();
     const sentStart = l.start;
     let answer: LeaseAnswer | undefined;
@@ -452,19 +452,6 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
       leases.delete(key);
       if (--n === 0) break;
     }
-  }
-
-  /** Waits for the first connection, at most one command timeout (the longest a request ever waits for Redis). */
-  function untilReady(): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timeout);
-        link.redis.off('ready', done);
-        resolve();
-      };
-      const timeout = setTimeout(done, commandTimeoutMs);
-      link.redis.once('ready', done);
-    });
   }
 
   async function ping(): Promise<void> {
@@ -545,7 +532,7 @@ export function createLeaseStore(options: LeaseStoreOptions): LeaseRateLimitStor
     },
     state: () => ({ ...state }),
     connected() {
-      return link.ready() ? Promise.resolve() : new Promise((resolve) => link.redis.once('ready', () => resolve()));
+      return link.connected();
     },
     held: (key) => leases.get(key)?.units ?? 0,
     /** Forgets every lease and deletes this prefix's keys in Redis (tests). */

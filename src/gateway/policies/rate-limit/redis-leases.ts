@@ -166,6 +166,10 @@ export interface RedisLeases {
   /** A PING with the same deadline as lease calls. */
   ping(): Promise<void>;
   ready(): boolean;
+  /** Resolves once the connection is ready. */
+  connected(): Promise<void>;
+  /** Resolves once the connection is ready, or after `ms` (the longest a starting store makes a request wait). */
+  untilReady(ms: number): Promise<void>;
 }
 
 interface WithLeaseCommand {
@@ -195,6 +199,18 @@ export function connectLeases(options: RedisLeaseOptions): RedisLeases {
   return {
     redis,
     ready: () => redis.status === 'ready',
+    connected: () =>
+      redis.status === 'ready' ? Promise.resolve() : new Promise((resolve) => redis.once('ready', () => resolve())),
+    untilReady: (ms) =>
+      new Promise((resolve) => {
+        const done = () => {
+          clearTimeout(timeout);
+          redis.off('ready', done);
+          resolve();
+        };
+        const timeout = setTimeout(done, ms);
+        redis.once('ready', done);
+      }),
     ping: () => withDeadline(options.commandTimeoutMs, redis, () => redis.ping()).then(() => undefined),
     async lease(r) {
       const reply = await withDeadline(options.commandTimeoutMs, redis, () =>

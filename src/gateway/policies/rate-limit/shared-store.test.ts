@@ -6,7 +6,6 @@
  * answers, the run fails with a message saying how to provide one.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
@@ -18,15 +17,14 @@ import {
   type SharedStoreOptions,
   type SharedStoreState,
 } from './shared-store.ts';
-import { probeRedis, recordSyncs, REDIS_HOW_TO, TEST_REDIS_URL } from '../../../testing/redis.ts';
+import { probeRedis, recordSyncs, REDIS_HOW_TO, TEST_REDIS_URL, testPrefixes } from '../../../testing/redis.ts';
 import { resp, startBlackHole, startRedisProxy, startScriptedRedis } from '../../../testing/redis-faults.ts';
 import { rateLimitStoreContract } from './store-contract.ts';
 
 const redisUrl = TEST_REDIS_URL;
-const runPrefix = `gatehouse-test:${process.pid}:${randomBytes(4).toString('hex')}:`;
-let stores = 0;
+const prefixes = testPrefixes('gatehouse-test');
 /** A prefix no other store of this run uses. */
-const freshPrefix = () => `${runPrefix}${stores++}:`;
+const freshPrefix = prefixes.fresh;
 
 const T = 3_600_000 * 470_000;
 const MINUTE = 60_000;
@@ -35,8 +33,7 @@ const unreachable = await probeRedis(redisUrl);
 if (unreachable === undefined) {
   const admin = new Redis(redisUrl);
   after(async () => {
-    const keys = await admin.keys(`${runPrefix}*`);
-    if (keys.length > 0) await admin.del(...keys);
+    await prefixes.cleanup(admin);
     await admin.quit();
   });
 
