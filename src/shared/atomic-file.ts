@@ -117,7 +117,13 @@ export async function makeDirectoryDurable(dir: string, mode = 0o700): Promise<v
   const first = await fs.mkdir(dir, { recursive: true, mode });
   if (first === undefined) return;
   for (let d = dir; ; d = dirname(d)) {
-    await syncDirectory(d); // flushes dirname(d), where d's entry is
+    try {
+      await syncDirectory(d); // flushes dirname(d), where d's entry is
+    } catch (error) {
+      // A parent we may write to but not read (mode 0733) cannot be opened to flush it: the new directory is then as
+      // durable as the file system makes it, as mkdir alone left it.
+      if (!(error instanceof AtomicWriteError && (error.code === 'EACCES' || error.code === 'EPERM'))) throw error;
+    }
     if (d === first || dirname(d) === d) break;
   }
 }

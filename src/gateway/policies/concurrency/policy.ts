@@ -285,6 +285,10 @@ export function concurrency(options: ConcurrencyOptions): Policy {
     if (s === null) return undefined;
     const unavailable = failClosed(store, s.closed, STORE_UNAVAILABLE);
     if (unavailable) return unavailable;
+    // The client went away while an earlier policy waited (e.g. for Redis): its 'close' has fired already, so a slot
+    // taken now would never be given back. Nothing is held; the request ends when it is forwarded (the proxy sees
+    // the closed response and does not call the upstream).
+    if (ctx.res !== null ? ctx.res.closed || ctx.res.destroyed : ctx.req.socket.destroyed) return undefined;
     const derived = ctx.derived;
     // A derived credential with a limit share: a slot of its own cap and of each ancestor's (shares of the narrowest
     // cap) first.

@@ -113,6 +113,33 @@ if (unreachable === undefined) {
       assert.equal(await countOf(prefix, 'k'), 10);
     });
 
+    it('does not strand the last units of two quotas held apart by two instances: unspent, they go back', async () => {
+      const prefix = freshPrefix();
+      const [x, y] = await instances(prefix, 2);
+      try {
+        // Each instance takes one unit of one quota (limit 2) alone, and spends it.
+        assert.equal((await x!.debit([counter('a', 2)], 1, true)).allowed, true);
+        assert.equal((await y!.debit([counter('b', 2)], 1, true)).allowed, true);
+        await eventually(() => x!.calls() === 0 && y!.calls() === 0, 5_000, 'no lease call in flight');
+        // Now both ask for a request that needs a unit of each: one more fits, whoever holds what.
+        await eventually(
+          async () => {
+            const [dx, dy] = await Promise.all([
+              x!.debit([counter('a', 2), counter('b', 2)], 1, true),
+              y!.debit([counter('a', 2), counter('b', 2)], 1, true),
+            ]);
+            return dx.allowed || dy.allowed;
+          },
+          10_000,
+          'one request needing both quotas to be admitted',
+        );
+      } finally {
+        await Promise.all([x, y].map((s) => s!.close()));
+      }
+      assert.equal(await countOf(prefix, 'a'), 2);
+      assert.equal(await countOf(prefix, 'b'), 2);
+    });
+
     it('gives back what a closed instance held, and forfeits what a cut-off one held once its lease ends', async () => {
       const prefix = freshPrefix();
       const proxy = await tcpProxy(TEST_REDIS_URL);

@@ -19,17 +19,22 @@
  * refused refill (fewer units left than the request lacks) refuses the waiting requests and is remembered for
  * `RECHECK_MS` for requests that cost at least as much; so an exhausted quota is refused locally and re-checked
  * twice a second (a raised limit or a new period apply within that). Units another instance holds but does not
- * spend are unavailable to the others until it gives them back: after `IDLE_RETURN_MS` without a debit of the
- * counter, at the end of the period, on a lowered limit and on close(). A request refused by one counter keeps
- * the units already leased for the others (held for the next requests, returned when idle).
+ * spend are unavailable to the others until it gives them back: after `IDLE_RETURN_MS` without spending any (a
+ * refused request does not count: two instances each holding the last unit of one of two quotas a request needs
+ * would otherwise refuse for ever), at the end of the period, on a lowered limit and on close(). A known gap: when
+ * the limit is lowered while a lease call is out, the units that call brings back are spent (up to the old limit)
+ * until they go idle; giving them back first would make requests of the old and the new snapshot undo each other's
+ * leases while both are in flight. A request refused by one counter keeps the units
+ * already leased for the others (held for the next requests, returned when not spent for that long).
  *
  * **A dead instance.** Its holding in Redis expires one lease period (`leaseTtlMs`) after its last call and is
  * **forfeited**: the units stay counted as used for the period, they do not return. The instance may have spent
  * any of them since its last call, and Redis cannot tell which, so giving them back could admit units over the
  * quota. The cost is bounded: what a crashed instance held (its recent rate × 250 ms, and near the limit a unit or
- * two) is lost to the period. An instance that stops normally gives its units back in close(). For the same
- * reason the units this instance leased never expire locally: they are counted, so spending them stays exact
- * even after Redis has forfeited the holding (a holding that was forfeited returns nothing when given back).
+ * two) is lost to the period. An instance that stops normally gives its units back in close(). An instance that
+ * was only cut off for longer than a lease period finds its holding forfeited at its next call, which reports none
+ * held: the units it still held locally are dropped then (the safe side), and what it spent meanwhile was counted
+ * when leased.
  *
  * **`used`.** The decision's usage (it feeds the RateLimit field `r = limit − used`) is an estimate: the count Redis
  * last reported to this instance, minus the units it still holds (leased, not spent), plus what it admitted alone
@@ -102,6 +107,9 @@ interface Lease {
   /** Units per ms, exponentially weighted, and when it was last updated (performance.now()). */
   rate: number;
   lastHit: number;
+  /** When units of it were last spent (performance.now()): units not spent for a while go back. */
+  lastSpend: number;
+
   /** The period's count at Redis's last answer (this instance's holding included), and what was left after it. */
   count: number;
   available: number;
@@ -188,6 +196,7 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
       waiting: 0,
       rate: 0,
       lastHit: t,
+      lastSpend: t,
       count: 0,
       available: q.limit,
       lastGrant: 0,
@@ -220,7 +229,8 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
       const lowered = q.limit < l.limit;
       l.limit = q.limit;
       l.refusedUntil = 0;
-      // Units leased under a higher limit would be spent beyond the lower one: they go back.
+      // Units leased under a higher limit would be spent beyond the lower one: they go back (`call` takes them off
+      // at once). With a call out, what it brings back is spent first (a known gap: see the module doc).
       if (lowered && l.units > 0 && l.calling === undefined && link.ready()) run(l, l.units, 0, 1);
     }
     return l;
@@ -293,7 +303,7 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
     const need = Math.max(1, cost - l.units);
     const want = Math.max(need, l.waiting - l.units + Math.ceil(l.rate * HORIZON_MS));
     const p = (async () => {
-      if (!link.ready() && state.status === 'connecting') await link.untilReady(connectTimeoutMs);
+      if (!link.ready() && state.status === 'connecting') await link.untilReady(commandTimeoutMs);
       const answer = await call(l, 0, want, need).catch(() => undefined);
       if (answer !== undefined && answer.granted === 0) l.refusedUntil = performance.now() + RECHECK_MS;
     })();
@@ -315,9 +325,11 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
   /** Spends `cost` of every lease (each holds at least that). */
   function spend(ls: Lease[], cost: number): QuotaDecision {
     const used = new Array<number>(ls.length);
+    const t = performance.now();
     for (let i = 0; i < ls.length; i++) {
       const l = ls[i]!;
       l.units -= cost;
+      l.lastSpend = t;
       if (l.calling !== undefined) l.spentDuringCall += cost;
       else if (l.units <= l.lastGrant / 4 && state.status === 'ok' && !closed && performance.now() >= l.refusedUntil)
         void refill(l, 1);
@@ -334,6 +346,7 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
     for (const l of ls) {
       const take = Math.min(l.units, cost);
       l.units -= take;
+      l.lastSpend = performance.now();
       if (l.calling !== undefined) l.spentDuringCall += take;
       l.pending += cost - take;
       pendingUnits += cost - take;
@@ -384,11 +397,14 @@ export function createLeasedQuotas(options: LeasedQuotaOptions): LeasedQuotaStor
       if (l.calling !== undefined) continue;
       if (usable && (l.units > 0 || l.pending > 0)) run(l, l.units, 0, 1);
       else if (l.units === 0 && l.pending === 0) retired.delete(l);
-      else if (now >= l.endsAt + KEEP_AFTER_END_MS) retired.delete(l);
+      else if (now >= l.endsAt + KEEP_AFTER_END_MS) {
+        pendingUnits = Math.max(0, pendingUnits - l.pending);
+        retired.delete(l);
+      }
     }
     for (const [key, l] of leases) {
       if (l.calling !== undefined || l.waiting > 0) continue;
-      if (usable && l.units > 0 && (t - l.lastHit > IDLE_RETURN_MS || now >= l.endsAt)) run(l, l.units, 0, 1);
+      if (usable && l.units > 0 && (t - l.lastSpend > IDLE_RETURN_MS || now >= l.endsAt)) run(l, l.units, 0, 1);
       else if (usable && l.pending > 0) run(l, 0, 0, 1);
       // Kept alive while it holds units, so that they can still be given back.
       else if (usable && l.units > 0 && t - l.lastCall > leaseTtlMs / 2) run(l, 0, 0, 1);

@@ -168,7 +168,10 @@ export interface RedisLeases {
   ready(): boolean;
   /** Resolves once the connection is ready. */
   connected(): Promise<void>;
-  /** Resolves once the connection is ready, or after `ms` (the longest a starting store makes a request wait). */
+  /**
+   * Resolves once the connection is ready, or after `ms` (the longest a starting store makes a request wait); calls
+   * while one wait is out share it.
+   */
   untilReady(ms: number): Promise<void>;
 }
 
@@ -195,22 +198,27 @@ export function connectLeases(options: RedisLeaseOptions): RedisLeases {
   redis.on('ready', () => options.onReady());
   redis.defineCommand('gatehouseLease', { numberOfKeys: 4, lua: LEASE_SCRIPT });
   const command = redis as unknown as WithLeaseCommand;
+  let waiting: Promise<void> | undefined;
 
   return {
     redis,
     ready: () => redis.status === 'ready',
     connected: () =>
       redis.status === 'ready' ? Promise.resolve() : new Promise((resolve) => redis.once('ready', () => resolve())),
+    // One wait shared by every caller while the connection is not ready (one listener, one timer, whatever the
+    // number of requests waiting).
     untilReady: (ms) =>
-      new Promise((resolve) => {
+      (waiting ??= new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(timeout);
           redis.off('ready', done);
+          waiting = undefined;
           resolve();
         };
         const timeout = setTimeout(done, ms);
+        timeout.unref();
         redis.once('ready', done);
-      }),
+      })),
     ping: () => withDeadline(options.commandTimeoutMs, redis, () => redis.ping()).then(() => undefined),
     async lease(r) {
       const reply = await withDeadline(options.commandTimeoutMs, redis, () =>
