@@ -71,6 +71,10 @@ describe(
         ],
       });
       token ||= replica.process.token;
+      if (token === '')
+        throw new Error(
+          `replica ${replica.name} started without printing the installation's admin token:\n${replica.process.output.join('\n')}`,
+        );
       return replica.process;
     }
     const ready = async (replica: Replica) =>

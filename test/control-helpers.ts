@@ -138,7 +138,7 @@ export async function startControlPlane(
   const token = await waitForValue(() => {
     if (!output.some((l) => /^\s+config sync\s/.test(l))) return undefined;
     return output.map((l) => /^\s+(ghk_[A-Za-z0-9]+)\s*$/.exec(l)?.[1]).find(Boolean) ?? '';
-  }, 10_000).catch(() => undefined);
+  }, 60_000).catch(() => undefined); // a busy machine (the suite's parallel files) can take a while to print it
   const adminUrl = `http://${addresses.admin}`;
   return {
     adminUrl,
