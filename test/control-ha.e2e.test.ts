@@ -80,11 +80,16 @@ describe(
     const ready = async (replica: Replica) =>
       (await fetch(`http://127.0.0.1:${replica.ports.ops}/readyz`).catch(() => undefined))?.status === 200;
 
-    before(async () => {
+    async function resetSchema(): Promise<void> {
       const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
       await client.connect();
+      await client.query(`drop schema if exists ${SCHEMA} cascade`);
       await client.query(`create schema ${SCHEMA}`);
       await client.end();
+    }
+
+    before(async () => {
+      await resetSchema();
       upstream = await startUpstream();
       work = await mkdtemp(join(tmpdir(), 'gatehouse-ha-'));
       const freePorts = async () => ({
@@ -106,6 +111,9 @@ describe(
           } catch (error) {
             if (attempt >= 5 || !/is already in use/.test(String((error as Error).message))) throw error;
             replica.ports = await freePorts();
+            // The first replica's failed start may have set up the database (and its admin token, shown only once a
+            // start gets as far as its banner): start again on an empty schema, so that the token is shown.
+            if (token === '') await resetSchema();
           }
         }
       }
